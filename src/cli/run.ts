@@ -1,0 +1,83 @@
+/** `understudy [run]`: start this machine, with the setup pages and, for a network role, the peer port. */
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { CONFIG_KEYS, envName, flagName, type ConfigKey } from "../core/config.ts";
+import { createLogger, type LogFormat } from "../log.ts";
+import { MachineNode } from "../node.ts";
+import { vendorPublicKey } from "../vendor-key.ts";
+import { parseCommand, type Options } from "./args.ts";
+
+/** Settings that are never flags: a password on the command line shows in every process list. */
+const NOT_FLAGS: ReadonlySet<ConfigKey> = new Set(["uiPassword"]);
+export const RUN_FLAG_KEYS = CONFIG_KEYS.filter((k) => !NOT_FLAGS.has(k));
+
+export const RUN_HELP = `Usage: understudy [run] [flags]
+
+Starts this machine. With no flags it is stand-alone and serves the setup
+pages on http://127.0.0.1:7400. Flags win over UNDERSTUDY_* environment
+variables, which win over config.json in the data dir (written by the setup
+pages), which wins over the defaults.
+
+  --role ROLE               standalone | client | server | main | backup
+  --name NAME               machine name (default: host name)
+  --data DIR                data dir (default: ~/.understudy; env UNDERSTUDY_DATA)
+  --key FILE                network key file (default: DATA/network.key)
+  --license FILE            license file (default: DATA/license.json)
+  --ui-listen HOST:PORT     setup pages and /api (default 127.0.0.1:7400; beyond
+                            loopback needs UNDERSTUDY_UI_PASSWORD)
+  --peer-listen HOST:PORT   peer port for other machines (default 0.0.0.0:7401)
+  --main HOST:PORT          the main server (clients, backup)
+  --backup HOST:PORT        the backup server (main, clients)
+  --heartbeat-ms N          heartbeat interval (default 100)
+  --failover-timeout-ms N   silence before the backup takes over (default 1000)
+  --sync-timeout-ms N       wait for the backup before a push goes async (default 500)
+  --failback auto|manual    move back to the main on its own or on a click (default auto)
+  --discovery on|off        DNS-SD advertise and browse (default on)
+  --discovery-interface IF  network interface for DNS-SD
+  --log json|pretty         log format on stdout (default pretty)
+`;
+
+export function defaultDataDir(env: Record<string, string | undefined>): string {
+  if (env.UNDERSTUDY_DATA) return env.UNDERSTUDY_DATA;
+  if (process.platform === "win32" && env.ProgramData) return join(env.ProgramData, "understudy");
+  return join(homedir(), ".understudy");
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const options: Options = { data: { type: "string" } };
+  for (const key of RUN_FLAG_KEYS) options[flagName(key)] = { type: "string" };
+  const { values, help } = parseCommand("understudy run", argv, options, { min: 0, max: 0 });
+  if (help) {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  const flags: Partial<Record<ConfigKey, string>> = {};
+  for (const key of RUN_FLAG_KEYS) {
+    const value = values[flagName(key)];
+    if (typeof value === "string") flags[key] = value;
+  }
+  const env = process.env;
+  const dataDir = typeof values.data === "string" ? values.data : defaultDataDir(env);
+  let format: LogFormat = flags.log === "json" || (flags.log === undefined && env[envName("log")] === "json") ? "json" : "pretty";
+  const log = createLogger(() => format);
+  const node = await MachineNode.start({ dataDir, flags, env, vendorPublicKey: vendorPublicKey(), log });
+  format = node.state.snapshot.config.log;
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info("stopping", { signal });
+      node.stop().then(
+        () => resolve(0),
+        (error) => {
+          log.error("stop failed", { message: (error as Error).message });
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+}

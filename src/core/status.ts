@@ -1,0 +1,35 @@
+/**
+ * The status every page's bar shows and `GET /api/status` returns. The zod
+ * schema is the wire contract: `understudy status` parses the answer with it.
+ */
+import { z } from "zod";
+import { LICENSE_TYPES } from "./license.ts";
+import { ROLE_LABELS, ROLES, type Role } from "./roles.ts";
+
+export const CHIP_TEXTS = ["Stand-alone", "No backup", "Backup is idle", "Backup is active", "Main unreachable from backup"] as const;
+export type ChipText = (typeof CHIP_TEXTS)[number];
+
+export const machineStatusSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: z.enum(ROLES),
+  roleLabel: z.string(),
+  chip: z.enum(CHIP_TEXTS),
+  version: z.string(),
+  commit: z.string(),
+  license: z.object({ type: z.enum(LICENSE_TYPES), holder: z.string(), expiresAt: z.string().nullable() }).nullable(),
+  networkKeyFingerprint: z.string().nullable(),
+  main: z.string().nullable(),
+  backup: z.string().nullable(),
+  peerListen: z.string().nullable(),
+});
+export type MachineStatus = z.infer<typeof machineStatusSchema>;
+
+/** The chip before any failover state is known: a machine with no backup paired. */
+export function baseChip(role: Role): ChipText {
+  return role === "standalone" ? "Stand-alone" : "No backup";
+}
+
+export function roleLabel(role: Role): string {
+  return ROLE_LABELS[role];
+}

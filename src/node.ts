@@ -1,0 +1,157 @@
+/**
+ * Composition root: builds a machine's parts for its role and rebuilds them
+ * when the setup pages change the role, without restarting the process.
+ */
+import { LICENSE_TYPE_LABELS } from "./core/license.ts";
+import { formatHostPort, parseHostPort, type ConfigKey } from "./core/config.ts";
+import { roleChoices } from "./core/roles.ts";
+import { baseChip, roleLabel, type MachineStatus } from "./core/status.ts";
+import type { Logger } from "./log.ts";
+import { MachineState, networkKeyFingerprint } from "./machine-state.ts";
+import { COMMIT, VERSION } from "./version.ts";
+import { createWebApp, type MachineControl } from "./web/app.tsx";
+import type { RoleForm } from "./web/forms.ts";
+import { staticAssets } from "./web/static-assets.ts";
+import type { SetupView } from "../views/setup.tsx";
+import { PeerEndpoint } from "./net/peer-endpoint.ts";
+import { listenError } from "./net/listen-error.ts";
+
+export type NodeOptions = {
+  dataDir: string;
+  flags: Partial<Record<ConfigKey, string>>;
+  env: Record<string, string | undefined>;
+  vendorPublicKey: Uint8Array;
+  log: Logger;
+};
+
+export class MachineNode implements MachineControl {
+  readonly state: MachineState;
+  private readonly log: Logger;
+  private web: ReturnType<typeof Bun.serve> | null = null;
+  private peer: PeerEndpoint | null = null;
+
+  private constructor(state: MachineState, log: Logger) {
+    this.state = state;
+    this.log = log;
+  }
+
+  /** Loads the data dir, checks the setup and opens the ports. Throws an AppError saying what is wrong. */
+  static async start(options: NodeOptions): Promise<MachineNode> {
+    const state = new MachineState({ ...options, now: () => Date.now() });
+    const node = new MachineNode(state, options.log);
+    const ui = parseHostPort(state.snapshot.config.uiListen)!;
+    const app = createWebApp(node, staticAssets());
+    try {
+      node.web = Bun.serve({ hostname: ui.host, port: ui.port, fetch: app.fetch, development: false });
+    } catch (error) {
+      throw listenError(error, ui, "--ui-listen");
+    }
+    try {
+      node.applyRole();
+    } catch (error) {
+      await node.web!.stop(true);
+      throw error;
+    }
+    const snap = state.snapshot;
+    options.log.info("started", {
+      name: snap.config.name,
+      id: snap.identity.id,
+      role: snap.config.role,
+      ui: node.uiUrl,
+      peer: node.peer?.address ?? null,
+      data: state.dataDir,
+      version: VERSION,
+    });
+    return node;
+  }
+
+  get uiUrl(): string {
+    const server = this.web!;
+    return `http://${formatHostPort({ host: server.hostname ?? "127.0.0.1", port: server.port ?? 0 })}`;
+  }
+
+  status(): MachineStatus {
+    const { config, identity, license } = this.state.snapshot;
+    return {
+      id: identity.id,
+      name: config.name,
+      role: config.role,
+      roleLabel: roleLabel(config.role),
+      chip: baseChip(config.role),
+      version: VERSION,
+      commit: COMMIT,
+      license: license && { type: license.type, holder: license.holder, expiresAt: license.expiresAt },
+      networkKeyFingerprint: networkKeyFingerprint(this.state.snapshot),
+      main: config.main,
+      backup: config.backup,
+      peerListen: this.peer?.address ?? null,
+    };
+  }
+
+  setupView(): SetupView {
+    const snap = this.state.snapshot;
+    const { config, license, pinned } = snap;
+    return {
+      status: this.status(),
+      license: license && { type: license.type, typeLabel: LICENSE_TYPE_LABELS[license.type], holder: license.holder, expiresAt: license.expiresAt },
+      roles: roleChoices(license, config.name, Date.now()),
+      role: config.role,
+      main: config.main,
+      backup: config.backup,
+      keyFingerprint: networkKeyFingerprint(snap),
+      pinned: { role: pinned.has("role"), main: pinned.has("main"), backup: pinned.has("backup"), license: pinned.has("license"), key: pinned.has("key") },
+    };
+  }
+
+  saveLicense(text: string): void {
+    const snap = this.state.saveLicense(text);
+    this.log.info("license saved", { type: snap.license?.type, holder: snap.license?.holder });
+  }
+
+  saveNetworkKey(text: string | null): void {
+    const snap = this.state.saveNetworkKey(text);
+    this.log.info("network key saved", { fingerprint: networkKeyFingerprint(snap) });
+  }
+
+  async saveRole(form: RoleForm): Promise<void> {
+    const before = this.state.snapshot.config;
+    const changes: Record<string, unknown> = {};
+    for (const key of ["role", "main", "backup"] as const) {
+      if (!this.state.snapshot.pinned.has(key)) changes[key] = form[key];
+    }
+    const snap = this.state.saveSettings(changes);
+    this.applyRole();
+    this.log.info("role applied", { from: before.role, to: snap.config.role, main: snap.config.main, backup: snap.config.backup });
+  }
+
+  uiPassword(): string | null {
+    return this.state.snapshot.config.uiPassword;
+  }
+
+  /** Opens or closes the peer port to match the role: a stand-alone machine does not listen on the network. */
+  private applyRole(): void {
+    const { config } = this.state.snapshot;
+    const wantPeer = config.role !== "standalone";
+    if (!wantPeer && this.peer) {
+      this.peer.stop();
+      this.peer = null;
+    }
+    if (wantPeer && !this.peer) {
+      this.peer = PeerEndpoint.listen(parseHostPort(config.peerListen)!, () => this.peerIdentity());
+    }
+  }
+
+  private peerIdentity() {
+    const s = this.status();
+    return { id: s.id, name: s.name, role: s.role, version: s.version, networkKeyFingerprint: s.networkKeyFingerprint };
+  }
+
+  /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */
+  async stop(): Promise<void> {
+    this.peer?.stop();
+    this.peer = null;
+    await this.web?.stop(true);
+    this.web = null;
+    this.log.info("stopped");
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The setup pages and the local API as one Hono app. Built from its
+ * dependencies so tests drive it with app.request(), without a socket.
+ */
+import { Hono, type Context } from "hono";
+import type { HtmlEscapedString } from "hono/utils/html";
+import { basicAuth } from "hono/basic-auth";
+import { csrf } from "hono/csrf";
+import { zValidator } from "@hono/zod-validator";
+import type { z } from "zod";
+import { AppError, InvalidInput } from "../core/errors.ts";
+import type { MachineStatus } from "../core/status.ts";
+import { KeySection, LicenseSection, RoleSection, SetupPage, type FieldErrors, type SetupView } from "../../views/setup.tsx";
+import { StatusBar } from "../../views/status-bar.tsx";
+import { fieldErrors, keyFormSchema, licenseFormSchema, roleFormSchema, type RoleForm } from "./forms.ts";
+import type { StaticAsset } from "./static-assets.ts";
+
+/** What the web edge needs from the machine. */
+export interface MachineControl {
+  status(): MachineStatus;
+  setupView(): SetupView;
+  saveLicense(text: string): void;
+  saveNetworkKey(text: string | null): void;
+  saveRole(form: RoleForm): Promise<void>;
+  /** Required for every request when the UI listens beyond loopback. */
+  uiPassword(): string | null;
+}
+
+export function createWebApp(machine: MachineControl, assets: Map<string, StaticAsset>): Hono {
+  const app = new Hono();
+
+  app.use("*", async (c, next) => {
+    const password = machine.uiPassword();
+    if (password === null) return next();
+    return basicAuth({ verifyUser: (_user, given) => given === password, realm: "understudy" })(c, next);
+  });
+  app.use("*", csrf());
+
+  app.onError((error, c) => {
+    if (error instanceof AppError) {
+      if (c.req.path.startsWith("/api/")) return c.json({ error: { code: error.code, message: error.message } }, error.status as 400);
+      return c.text(error.message, error.status as 400);
+    }
+    if ("getResponse" in error && typeof error.getResponse === "function") return error.getResponse() as Response;
+    console.error(error);
+    return c.text("Something went wrong inside understudy; the log has the details.", 500);
+  });
+
+  app.get("/", (c) => c.redirect("/setup"));
+  app.get("/setup", (c) => c.html(<SetupPage view={machine.setupView()} />));
+  app.get("/partials/status-bar", (c) => c.html(<StatusBar status={machine.status()} />));
+  app.get("/api/status", (c) => c.json(machine.status()));
+
+  app.get("/static/:name", (c) => {
+    const asset = assets.get(c.req.param("name"));
+    if (!asset) return c.text("Not found", 404);
+    return new Response(Bun.file(asset.path), { headers: { "content-type": asset.type, "cache-control": "no-cache" } });
+  });
+
+  /** Renders a section again: 200 with a note when saved, 400 with errors beside their fields. */
+  const section = (c: Context, render: (errors: FieldErrors | undefined, saved: string | undefined) => HtmlEscapedString | Promise<HtmlEscapedString>) => ({
+    saved: (message: string) => c.html(render(undefined, message)),
+    failed: (errors: FieldErrors) => c.html(render(errors, undefined), 400),
+  });
+  const asFieldErrors = (error: unknown, fallbackField: string): FieldErrors => {
+    if (error instanceof InvalidInput) return { [error.field ?? fallbackField]: error.message };
+    if (error instanceof AppError) return { [fallbackField]: error.message };
+    throw error;
+  };
+
+  app.post(
+    "/setup/license",
+    zValidator("form", licenseFormSchema, (result, c) => {
+      if (!result.success) return section(c, (e) => <LicenseSection view={machine.setupView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
+    }),
+    async (c) => {
+      const form = c.req.valid("form");
+      const text = form.license?.trim() ? form.license : await form.licenseFile!.text();
+      const out = section(c, (e, s) => <LicenseSection view={machine.setupView()} errors={e} saved={s} />);
+      try {
+        machine.saveLicense(text);
+      } catch (error) {
+        return out.failed(asFieldErrors(error, "license"));
+      }
+      return out.saved("License saved.");
+    },
+  );
+
+  app.post(
+    "/setup/key",
+    zValidator("form", keyFormSchema, (result, c) => {
+      if (!result.success) return section(c, (e) => <KeySection view={machine.setupView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
+    }),
+    (c) => {
+      const form = c.req.valid("form");
+      const out = section(c, (e, s) => <KeySection view={machine.setupView()} errors={e} saved={s} />);
+      try {
+        machine.saveNetworkKey(form.action === "paste" ? form.key : null);
+      } catch (error) {
+        return out.failed(asFieldErrors(error, "key"));
+      }
+      return out.saved(form.action === "paste" ? "Network key saved." : "New network key generated and saved.");
+    },
+  );
+
+  app.post(
+    "/setup/role",
+    zValidator("form", roleFormSchema, async (result, c) => {
+      if (!result.success) {
+        const values = Object.fromEntries(Object.entries(await c.req.parseBody()).filter(([, v]) => typeof v === "string")) as Record<string, string>;
+        return section(c, (e) => <RoleSection view={machine.setupView()} errors={e} values={values} />).failed(fieldErrors(result.error as z.ZodError));
+      }
+    }),
+    async (c) => {
+      const form = c.req.valid("form");
+      const values = { role: form.role, main: form.main ?? "", backup: form.backup ?? "" };
+      try {
+        await machine.saveRole(form);
+      } catch (error) {
+        return c.html(<RoleSection view={machine.setupView()} errors={asFieldErrors(error, "role")} values={values} />, 400);
+      }
+      return c.html(<RoleSection view={machine.setupView()} saved="Saved and applied." />);
+    },
+  );
+
+  return app;
+}

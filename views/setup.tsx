@@ -1,0 +1,163 @@
+/**
+ * The local setup page: license, role and network key, each its own form that
+ * htmx swaps in place, with errors shown next to the field they are about.
+ */
+import type { MachineStatus } from "../src/core/status.ts";
+import type { RoleChoice } from "../src/core/roles.ts";
+import { Layout } from "./layout.tsx";
+
+export type FieldErrors = Partial<Record<string, string>>;
+export type LicenseSummary = { type: string; typeLabel: string; holder: string; expiresAt: string | null };
+
+export type SetupView = {
+  status: MachineStatus;
+  license: LicenseSummary | null;
+  roles: RoleChoice[];
+  role: string;
+  main: string | null;
+  backup: string | null;
+  keyFingerprint: string | null;
+  /** Settings fixed by flags or environment, shown read-only with why. */
+  pinned: { role: boolean; main: boolean; backup: boolean; license: boolean; key: boolean };
+};
+
+function FieldError(props: { errors: FieldErrors; field: string }) {
+  const message = props.errors[props.field];
+  return message ? (
+    <p class="field-error" id={`${props.field}-error`} role="alert" data-testid={`${props.field}-error`}>
+      {message}
+    </p>
+  ) : null;
+}
+
+function Saved(props: { message: string | undefined }) {
+  return props.message ? <p class="saved" role="status">{props.message}</p> : null;
+}
+
+export function LicenseSection(props: { view: SetupView; errors?: FieldErrors; saved?: string }) {
+  const { license, pinned } = props.view;
+  const errors = props.errors ?? {};
+  return (
+    <section id="license-section" class="card">
+      <h2>License</h2>
+      {license ? (
+        <dl class="license" data-testid="license-summary">
+          <dt>Type</dt>
+          <dd>{license.typeLabel}</dd>
+          <dt>Holder</dt>
+          <dd>{license.holder === "*" ? "any machine" : license.holder}</dd>
+          <dt>Expires</dt>
+          <dd>{license.expiresAt ? license.expiresAt.slice(0, 10) : "never"}</dd>
+        </dl>
+      ) : (
+        <p>No license yet: this machine can only run stand-alone.</p>
+      )}
+      {pinned.license ? (
+        <p class="pinned">Set by --license on the command line.</p>
+      ) : (
+        <form hx-post="/setup/license" hx-target="#license-section" hx-swap="outerHTML" method="post" action="/setup/license" enctype="multipart/form-data">
+          <label for="license">Paste the license</label>
+          <textarea id="license" name="license" rows={4} aria-invalid={errors.license ? "true" : undefined}></textarea>
+          <label for="licenseFile">or upload the license file</label>
+          <input id="licenseFile" name="licenseFile" type="file" accept=".json,.lic,application/json" />
+          <FieldError errors={errors} field="license" />
+          <button type="submit">Use this license</button>
+          <Saved message={props.saved} />
+        </form>
+      )}
+    </section>
+  );
+}
+
+export function RoleSection(props: { view: SetupView; errors?: FieldErrors; saved?: string; values?: Record<string, string> }) {
+  const { view } = props;
+  const errors = props.errors ?? {};
+  const values = props.values ?? {};
+  const role = values.role ?? view.role;
+  const main = values.main ?? view.main ?? "";
+  const backup = values.backup ?? view.backup ?? "";
+  return (
+    <section id="role-section" class="card">
+      <h2>Role</h2>
+      <form hx-post="/setup/role" hx-target="#role-section" hx-swap="outerHTML" method="post" action="/setup/role">
+        <fieldset disabled={view.pinned.role}>
+          <legend>What this machine does</legend>
+          {view.roles.map((choice) => (
+            <div class={`role-choice${choice.allowed ? "" : " disabled"}`}>
+              <input
+                type="radio"
+                id={`role-${choice.role}`}
+                name="role"
+                value={choice.role}
+                checked={role === choice.role}
+                disabled={!choice.allowed}
+              />
+              <label for={`role-${choice.role}`}>{choice.label}</label>
+              {choice.reason ? <span class="reason" data-testid={`role-${choice.role}-reason`}>{choice.reason}</span> : null}
+            </div>
+          ))}
+          {view.pinned.role ? <p class="pinned">Set by --role on the command line.</p> : null}
+          <FieldError errors={errors} field="role" />
+        </fieldset>
+        <label for="main">Main server's IP (for a client)</label>
+        <input id="main" name="main" value={main} placeholder="10.0.0.1:7401" disabled={view.pinned.main} aria-invalid={errors.main ? "true" : undefined} />
+        <FieldError errors={errors} field="main" />
+        <label for="backup">Connect to a Backup: the backup's IP</label>
+        <input id="backup" name="backup" value={backup} placeholder="10.0.0.2:7401" disabled={view.pinned.backup} aria-invalid={errors.backup ? "true" : undefined} />
+        <FieldError errors={errors} field="backup" />
+        <FieldError errors={errors} field="key" />
+        <button type="submit">Connect</button>
+        <Saved message={props.saved} />
+      </form>
+    </section>
+  );
+}
+
+export function KeySection(props: { view: SetupView; errors?: FieldErrors; saved?: string }) {
+  const { view } = props;
+  const errors = props.errors ?? {};
+  return (
+    <section id="key-section" class="card">
+      <h2>Network key</h2>
+      <p>
+        All machines of one network have the same key.{" "}
+        {view.keyFingerprint ? (
+          <>
+            Fingerprint: <code data-testid="key-fingerprint">{view.keyFingerprint}</code>
+          </>
+        ) : (
+          "This machine has none yet."
+        )}
+      </p>
+      {view.pinned.key ? (
+        <p class="pinned">Set by --key on the command line.</p>
+      ) : (
+        <>
+          <form hx-post="/setup/key" hx-target="#key-section" hx-swap="outerHTML" method="post" action="/setup/key">
+            <input type="hidden" name="action" value="generate" />
+            <button type="submit">Generate a new key here</button>
+          </form>
+          <form hx-post="/setup/key" hx-target="#key-section" hx-swap="outerHTML" method="post" action="/setup/key">
+            <input type="hidden" name="action" value="paste" />
+            <label for="key">or paste the key from the main server</label>
+            <input id="key" name="key" autocomplete="off" aria-invalid={errors.key ? "true" : undefined} />
+            <FieldError errors={errors} field="key" />
+            <button type="submit">Use this key</button>
+          </form>
+        </>
+      )}
+      <Saved message={props.saved} />
+    </section>
+  );
+}
+
+export function SetupPage(props: { view: SetupView }) {
+  return (
+    <Layout title="Setup" status={props.view.status}>
+      <h1>Set up this machine</h1>
+      <LicenseSection view={props.view} />
+      <KeySection view={props.view} />
+      <RoleSection view={props.view} />
+    </Layout>
+  );
+}

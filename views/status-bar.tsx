@@ -1,0 +1,24 @@
+/** Machine name, role and the Status chip; refreshes itself so the chip is never stale for long. */
+import type { MachineStatus } from "../src/core/status.ts";
+
+const CHIP_TONE: Record<MachineStatus["chip"], string> = {
+  "Stand-alone": "neutral",
+  "No backup": "neutral",
+  "Backup is idle": "ok",
+  "Backup is active": "alert",
+  "Main unreachable from backup": "warn",
+};
+
+export function StatusBar(props: { status: MachineStatus }) {
+  const s = props.status;
+  return (
+    <header id="status-bar" class="status-bar" hx-get="/partials/status-bar" hx-trigger="every 1s" hx-swap="outerHTML">
+      <span class="machine-name" data-testid="machine-name">{s.name}</span>
+      <span class="machine-role" data-testid="machine-role">{s.roleLabel}</span>
+      <span class={`chip chip-${CHIP_TONE[s.chip]}`} data-testid="status-chip" role="status">
+        {s.chip}
+      </span>
+      <span class="version">understudy {s.version}</span>
+    </header>
+  );
+}
