@@ -97,9 +97,9 @@ export class MachineState {
         throw new InvalidInput(`This setting is fixed by the command line or environment; change it there and restart.`, key);
       }
     }
-    const file = { ...this.fileStore.read(), ...changes };
-    const next = this.load(file, this.current.identity);
-    this.fileStore.update(changes);
+    const unpinned = Object.fromEntries(Object.entries(changes).filter(([key]) => !this.current.pinned.has(key as ConfigKey)));
+    const next = this.load({ ...this.fileStore.read(), ...unpinned }, this.current.identity);
+    this.fileStore.update(unpinned);
     return (this.current = next);
   }
 

@@ -27,12 +27,15 @@ export type NodeOptions = {
 export class MachineNode implements MachineControl {
   readonly state: MachineState;
   private readonly log: Logger;
+  /** The setup pages and API; tests call app.request() on it. */
+  readonly app: ReturnType<typeof createWebApp>;
   private web: ReturnType<typeof Bun.serve> | null = null;
   private peer: PeerEndpoint | null = null;
 
   private constructor(state: MachineState, log: Logger) {
     this.state = state;
     this.log = log;
+    this.app = createWebApp(this, staticAssets());
   }
 
   /** Loads the data dir, checks the setup and opens the ports. Throws an AppError saying what is wrong. */
@@ -40,9 +43,8 @@ export class MachineNode implements MachineControl {
     const state = new MachineState({ ...options, now: () => Date.now() });
     const node = new MachineNode(state, options.log);
     const ui = parseHostPort(state.snapshot.config.uiListen)!;
-    const app = createWebApp(node, staticAssets());
     try {
-      node.web = Bun.serve({ hostname: ui.host, port: ui.port, fetch: app.fetch, development: false });
+      node.web = Bun.serve({ hostname: ui.host, port: ui.port, fetch: node.app.fetch, development: false });
     } catch (error) {
       throw listenError(error, ui, "--ui-listen");
     }
@@ -115,11 +117,7 @@ export class MachineNode implements MachineControl {
 
   async saveRole(form: RoleForm): Promise<void> {
     const before = this.state.snapshot.config;
-    const changes: Record<string, unknown> = {};
-    for (const key of ["role", "main", "backup"] as const) {
-      if (!this.state.snapshot.pinned.has(key)) changes[key] = form[key];
-    }
-    const snap = this.state.saveSettings(changes);
+    const snap = this.state.saveSettings({ role: form.role, main: form.main, backup: form.backup });
     this.applyRole();
     this.log.info("role applied", { from: before.role, to: snap.config.role, main: snap.config.main, backup: snap.config.backup });
   }

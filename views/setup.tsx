@@ -97,13 +97,14 @@ export function RoleSection(props: { view: SetupView; errors?: FieldErrors; save
             </div>
           ))}
           {view.pinned.role ? <p class="pinned">Set by --role on the command line.</p> : null}
+          {view.pinned.role ? <input type="hidden" name="role" value={view.role} /> : null}
           <FieldError errors={errors} field="role" />
         </fieldset>
         <label for="main">Main server's IP (for a client)</label>
-        <input id="main" name="main" value={main} placeholder="10.0.0.1:7401" disabled={view.pinned.main} aria-invalid={errors.main ? "true" : undefined} />
+        <input id="main" name="main" value={main} placeholder="10.0.0.1:7401" readonly={view.pinned.main} aria-invalid={errors.main ? "true" : undefined} />
         <FieldError errors={errors} field="main" />
         <label for="backup">Connect to a Backup: the backup's IP</label>
-        <input id="backup" name="backup" value={backup} placeholder="10.0.0.2:7401" disabled={view.pinned.backup} aria-invalid={errors.backup ? "true" : undefined} />
+        <input id="backup" name="backup" value={backup} placeholder="10.0.0.2:7401" readonly={view.pinned.backup} aria-invalid={errors.backup ? "true" : undefined} />
         <FieldError errors={errors} field="backup" />
         <FieldError errors={errors} field="key" />
         <button type="submit">Connect</button>
@@ -129,6 +130,7 @@ export function KeySection(props: { view: SetupView; errors?: FieldErrors; saved
           "This machine has none yet."
         )}
       </p>
+      <FieldError errors={errors} field="action" />
       {view.pinned.key ? (
         <p class="pinned">Set by --key on the command line.</p>
       ) : (

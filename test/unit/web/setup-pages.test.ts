@@ -1,0 +1,171 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { formatNetworkKey } from "../../../src/core/keys.ts";
+import type { MachineNode } from "../../../src/node.ts";
+import { devLicenseText } from "../../support/licenses.ts";
+import { formPost, startNode } from "../../support/machine-node.ts";
+import { tempDir } from "../../support/machine-process.ts";
+
+const running: MachineNode[] = [];
+afterEach(async () => {
+  for (const node of running.splice(0)) await node.stop();
+});
+async function fresh(opts: Parameters<typeof startNode>[0] = {}) {
+  const started = await startNode(opts);
+  running.push(started.node);
+  return started;
+}
+const failoverLicense = () => devLicenseText({ type: "server-with-failover", holder: "*", days: 30 });
+
+describe("pages and API of a fresh machine", () => {
+  const cases: { name: string; path: string; status: number; contains: string[]; lacks?: string[] }[] = [
+    { name: "setup page", path: "/setup", status: 200, contains: ["<!DOCTYPE html>", "Set up this machine", 'src="/static/htmx.min.js"', "Stand-alone", 'data-testid="status-chip"'] },
+    { name: "roles without a license are disabled with a reason", path: "/setup", status: 200, contains: ['id="role-client" name="role" value="client" disabled=""', "Client needs a"] },
+    { name: "status bar partial", path: "/partials/status-bar", status: 200, contains: ['id="status-bar"', 'hx-trigger="every 1s"'], lacks: ["<html"] },
+    { name: "htmx from /static", path: "/static/htmx.min.js", status: 200, contains: ["htmx"] },
+    { name: "css", path: "/static/style.css", status: 200, contains: [".status-bar"] },
+    { name: "unknown static file", path: "/static/../../etc/passwd", status: 404, contains: [] },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const { node } = await fresh();
+      const response = await node.app.request(`http://localhost${c.path}`);
+      expect(response.status).toBe(c.status);
+      const text = await response.text();
+      for (const s of c.contains) expect(text).toContain(s);
+      for (const s of c.lacks ?? []) expect(text).not.toContain(s);
+    });
+  }
+
+  test("GET /api/status says who and what the machine is", async () => {
+    const { node } = await fresh();
+    const status = await (await node.app.request("http://localhost/api/status")).json();
+    expect(status).toMatchObject({ role: "standalone", chip: "Stand-alone", license: null, networkKeyFingerprint: null, peerListen: null });
+    expect(status.id).toMatch(/^[0-9a-f]{16}$/);
+  });
+});
+
+describe("setup forms: bad input is shown next to its field and changes nothing", () => {
+  const cases: { name: string; path: string; fields: Record<string, string>; field: string; message: string }[] = [
+    { name: "garbage license", path: "/setup/license", fields: { license: "not a license" }, field: "license", message: "not a license document" },
+    { name: "empty license", path: "/setup/license", fields: { license: "  " }, field: "license", message: "Paste the license or choose its file." },
+    { name: "bad pasted key", path: "/setup/key", fields: { action: "paste", key: "abc" }, field: "key", message: "is not a network key" },
+    { name: "unknown key action", path: "/setup/key", fields: { action: "steal" }, field: "action", message: "" },
+    { name: "unknown role", path: "/setup/role", fields: { role: "primary" }, field: "role", message: "Choose one of the roles above." },
+    { name: "bad main address", path: "/setup/role", fields: { role: "client", main: "10.0.0.1" }, field: "main", message: "Type an address as IP:PORT" },
+    { name: "role the license does not allow", path: "/setup/role", fields: { role: "client", main: "10.0.0.1:7401" }, field: "role", message: "Client needs a" },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const { node, dataDir } = await fresh();
+      const response = await formPost(node, c.path, c.fields);
+      expect(response.status).toBe(400);
+      const html = await response.text();
+      expect(html).toContain(`data-testid="${c.field}-error"`);
+      expect(html).toContain(c.message);
+      expect(existsSync(join(dataDir, "config.json"))).toBe(false);
+      expect(existsSync(join(dataDir, "license.json"))).toBe(false);
+      expect(existsSync(join(dataDir, "network.key"))).toBe(false);
+      expect(node.status().role).toBe("standalone");
+    });
+  }
+
+  test("a form posted from another site is refused (CSRF)", async () => {
+    const { node } = await fresh();
+    const response = await formPost(node, "/setup/key", { action: "generate" }, { origin: "http://evil.example" });
+    expect(response.status).toBe(403);
+    expect(node.status().networkKeyFingerprint).toBeNull();
+  });
+});
+
+describe("setting a machine up", () => {
+  test("license, key, then Client: saved, applied without restart, peer port opened", async () => {
+    const { node, dataDir } = await fresh();
+    let response = await formPost(node, "/setup/license", { license: failoverLicense() });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("Server with failover");
+
+    response = await formPost(node, "/setup/role", { role: "main" });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toContain("needs the network key");
+
+    response = await formPost(node, "/setup/key", { action: "generate" });
+    expect(response.status).toBe(200);
+    const fp = node.status().networkKeyFingerprint!;
+    expect(await response.text()).toContain(fp);
+    expect(statSync(join(dataDir, "network.key")).mode & 0o777).toBe(0o600);
+
+    response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9", backup: "" });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("Saved and applied.");
+    const status = node.status();
+    expect(status).toMatchObject({ role: "client", main: "127.0.0.1:9", backup: null });
+    expect(status.peerListen).not.toBeNull();
+    expect(JSON.parse(readFileSync(join(dataDir, "config.json"), "utf8"))).toEqual({ role: "client", main: "127.0.0.1:9" });
+
+    const bar = await (await node.app.request("http://localhost/partials/status-bar")).text();
+    expect(bar).toContain("Client");
+
+    response = await formPost(node, "/setup/role", { role: "standalone" });
+    expect(response.status).toBe(200);
+    expect(node.status().peerListen).toBeNull();
+  });
+
+  test("a license uploaded as a file works like a pasted one", async () => {
+    const { node } = await fresh();
+    const file = new File([failoverLicense()], "studio.lic", { type: "application/json" });
+    const response = await formPost(node, "/setup/license", { licenseFile: file });
+    expect(response.status).toBe(200);
+    expect(node.status().license?.type).toBe("server-with-failover");
+  });
+
+  test("what was saved is there after a restart", async () => {
+    const first = await fresh();
+    await formPost(first.node, "/setup/license", { license: failoverLicense() });
+    await formPost(first.node, "/setup/key", { action: "generate" });
+    await formPost(first.node, "/setup/role", { role: "backup" });
+    const before = first.node.status();
+    await first.node.stop();
+    running.splice(running.indexOf(first.node), 1);
+    const second = await fresh({ dataDir: first.dataDir });
+    expect(second.node.status()).toMatchObject({ id: before.id, role: "backup", networkKeyFingerprint: before.networkKeyFingerprint });
+  });
+
+  test("settings fixed by a flag are read-only on the page and refused if posted", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "license.json"), failoverLicense());
+    writeFileSync(join(dir, "network.key"), formatNetworkKey(new Uint8Array(32).fill(7)));
+    const { node } = await fresh({ dataDir: dir, flags: { role: "server" } });
+    const page = await (await node.app.request("http://localhost/setup")).text();
+    expect(page).toContain("<fieldset disabled=\"\">");
+    expect(page).toContain("Set by --role on the command line.");
+    const response = await formPost(node, "/setup/role", { role: "standalone" });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toContain("fixed by the command line");
+    expect(node.status().role).toBe("server");
+    expect(existsSync(join(dir, "config.json"))).toBe(false);
+  });
+});
+
+describe("start-up refusals name what to fix", () => {
+  test("a broken config.json stops the start and is left as it was", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "config.json"), '{"heartbeatMs": "often"}');
+    await expect(startNode({ dataDir: dir })).rejects.toThrow(`${join(dir, "config.json")}, field "heartbeatMs"`);
+    expect(readFileSync(join(dir, "config.json"), "utf8")).toBe('{"heartbeatMs": "often"}');
+  });
+
+  test("a role the license does not allow", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "license.json"), devLicenseText({ type: "client", holder: "*" }));
+    await expect(startNode({ dataDir: dir, flags: { role: "backup" } })).rejects.toThrow("must both run server-with-failover");
+  });
+
+  test("the UI password is asked for when set", async () => {
+    const { node } = await fresh({ env: { UNDERSTUDY_UI_PASSWORD: "studio-secret" } });
+    expect((await node.app.request("http://localhost/api/status")).status).toBe(401);
+    const auth = `Basic ${Buffer.from("understudy:studio-secret").toString("base64")}`;
+    expect((await node.app.request("http://localhost/api/status", { headers: { authorization: auth } })).status).toBe(200);
+  });
+});
