@@ -34,10 +34,11 @@ function Saved(props: { message: string | undefined }) {
   return props.message ? <p class="saved" role="status">{props.message}</p> : null;
 }
 
+/** When a license was just saved, also sends the role section out of band: the license decides which roles are enabled. */
 export function LicenseSection(props: { view: SetupView; errors?: FieldErrors; saved?: string }) {
   const { license, pinned } = props.view;
   const errors = props.errors ?? {};
-  return (
+  const section = (
     <section id="license-section" class="card">
       <h2>License</h2>
       {license ? (
@@ -67,9 +68,17 @@ export function LicenseSection(props: { view: SetupView; errors?: FieldErrors; s
       )}
     </section>
   );
+  return props.saved ? (
+    <>
+      {section}
+      <RoleSection view={props.view} outOfBand />
+    </>
+  ) : (
+    section
+  );
 }
 
-export function RoleSection(props: { view: SetupView; errors?: FieldErrors; saved?: string; values?: Record<string, string> }) {
+export function RoleSection(props: { view: SetupView; errors?: FieldErrors; saved?: string; values?: Record<string, string>; outOfBand?: boolean }) {
   const { view } = props;
   const errors = props.errors ?? {};
   const values = props.values ?? {};
@@ -77,7 +86,7 @@ export function RoleSection(props: { view: SetupView; errors?: FieldErrors; save
   const main = values.main ?? view.main ?? "";
   const backup = values.backup ?? view.backup ?? "";
   return (
-    <section id="role-section" class="card">
+    <section id="role-section" class="card" hx-swap-oob={props.outOfBand ? "true" : undefined}>
       <h2>Role</h2>
       <form hx-post="/setup/role" hx-target="#role-section" hx-swap="outerHTML" method="post" action="/setup/role">
         <fieldset disabled={view.pinned.role}>
@@ -106,7 +115,6 @@ export function RoleSection(props: { view: SetupView; errors?: FieldErrors; save
         <label for="backup">Connect to a Backup: the backup's IP</label>
         <input id="backup" name="backup" value={backup} placeholder="10.0.0.2:7401" readonly={view.pinned.backup} aria-invalid={errors.backup ? "true" : undefined} />
         <FieldError errors={errors} field="backup" />
-        <FieldError errors={errors} field="key" />
         <button type="submit">Connect</button>
         <Saved message={props.saved} />
       </form>

@@ -117,7 +117,10 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
       try {
         await machine.saveRole(form);
       } catch (error) {
-        return c.html(<RoleSection view={machine.setupView()} errors={asFieldErrors(error, "role")} values={values} />, 400);
+        // Errors about anything but the form's own fields (the key, the license) are shown with the role choice.
+        const errors = asFieldErrors(error, "role");
+        const shown = Object.fromEntries(Object.entries(errors).map(([field, message]) => [field in values ? field : "role", message]));
+        return c.html(<RoleSection view={machine.setupView()} errors={shown} values={values} />, 400);
       }
       return c.html(<RoleSection view={machine.setupView()} saved="Saved and applied." />);
     },

@@ -41,7 +41,7 @@ describe("the executable alone in an empty folder", () => {
   });
 
   test.each([["--help"], ["run", "--help"], ["keys", "--help"], ["license", "--help"], ["status", "--help"], ["keys", "generate", "--help"]])("%p %p prints help", (...args) => {
-    const { code, out } = run(args.filter(Boolean));
+    const { code, out } = run((args as unknown[]).filter((a): a is string => typeof a === "string"));
     expect(code).toBe(0);
     expect(out).toContain("Usage");
   });

@@ -2,6 +2,8 @@
  * Reads bun test's JUnit file and prints the closing line CI reads:
  * "N passed, N failed, N skipped". Exits 1 when any test failed or none ran.
  */
+export {};
+
 const file = process.argv[2];
 if (!file) {
   console.error("junit-summary: give the JUnit XML file");
