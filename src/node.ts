@@ -15,6 +15,7 @@ import { staticAssets } from "./web/static-assets.ts";
 import type { SetupView } from "../views/setup.tsx";
 import { PeerEndpoint } from "./net/peer-endpoint.ts";
 import { listenError } from "./net/listen-error.ts";
+import { Discovery, type DiscoveredMachine, type MachineAdvert } from "./net/discovery/discovery.ts";
 
 export type NodeOptions = {
   dataDir: string;
@@ -31,6 +32,7 @@ export class MachineNode implements MachineControl {
   readonly app: ReturnType<typeof createWebApp>;
   private web: ReturnType<typeof Bun.serve> | null = null;
   private peer: PeerEndpoint | null = null;
+  private discovery: Discovery | null = null;
 
   private constructor(state: MachineState, log: Logger) {
     this.state = state;
@@ -122,6 +124,12 @@ export class MachineNode implements MachineControl {
     this.log.info("role applied", { from: before.role, to: snap.config.role, main: snap.config.main, backup: snap.config.backup });
   }
 
+  discovered(): { discovery: "on" | "off" | "standalone"; machines: DiscoveredMachine[] } {
+    const { config } = this.state.snapshot;
+    if (config.role === "standalone") return { discovery: "standalone", machines: [] };
+    return { discovery: config.discovery, machines: this.discovery?.list() ?? [] };
+  }
+
   uiPassword(): string | null {
     return this.state.snapshot.config.uiPassword;
   }
@@ -137,6 +145,36 @@ export class MachineNode implements MachineControl {
     if (wantPeer && !this.peer) {
       this.peer = PeerEndpoint.listen(parseHostPort(config.peerListen)!, () => this.peerIdentity());
     }
+    this.applyDiscovery();
+  }
+
+  /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */
+  private applyDiscovery(): void {
+    const { config } = this.state.snapshot;
+    const advert = this.peer && config.discovery === "on" ? this.advert() : null;
+    if (advert === null) {
+      void this.discovery?.stop();
+      this.discovery = null;
+      return;
+    }
+    if (this.discovery) {
+      const { id: _id, ...changes } = advert;
+      this.discovery.update(changes);
+      return;
+    }
+    this.discovery = new Discovery({
+      self: advert,
+      port: Number(this.peer!.address.split(":").pop()),
+      interface: config.discoveryInterface ?? undefined,
+      log: this.log,
+    });
+    this.discovery.start();
+  }
+
+  private advert(): MachineAdvert | null {
+    const s = this.status();
+    if (s.networkKeyFingerprint === null) return null;
+    return { id: s.id, name: s.name, role: s.role, license: s.license?.type ?? "none", version: s.version, fingerprint: s.networkKeyFingerprint, epoch: 0 };
   }
 
   private peerIdentity() {
@@ -146,6 +184,8 @@ export class MachineNode implements MachineControl {
 
   /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */
   async stop(): Promise<void> {
+    await this.discovery?.stop();
+    this.discovery = null;
     this.peer?.stop();
     this.peer = null;
     await this.web?.stop(true);

@@ -18,6 +18,10 @@ export function Layout(props: { title: string; status: MachineStatus; children: 
       </head>
       <body>
         <StatusBar status={props.status} />
+        <nav class="pages">
+          <a href="/setup">Setup</a>
+          <a href="/machines">Machines</a>
+        </nav>
         <main>{props.children}</main>
       </body>
       </html>

@@ -12,6 +12,8 @@ import { AppError, InvalidInput } from "../core/errors.ts";
 import type { MachineStatus } from "../core/status.ts";
 import { KeySection, LicenseSection, RoleSection, SetupPage, type FieldErrors, type SetupView } from "../../views/setup.tsx";
 import { StatusBar } from "../../views/status-bar.tsx";
+import { DiscoveredList, MachinesPage } from "../../views/machines.tsx";
+import type { DiscoveredMachine } from "../net/discovery/discovery.ts";
 import { fieldErrors, keyFormSchema, licenseFormSchema, roleFormSchema, type RoleForm } from "./forms.ts";
 import type { StaticAsset } from "./static-assets.ts";
 
@@ -22,6 +24,8 @@ export interface MachineControl {
   saveLicense(text: string): void;
   saveNetworkKey(text: string | null): void;
   saveRole(form: RoleForm): Promise<void>;
+  /** Machines found by DNS-SD, and whether discovery runs at all. */
+  discovered(): { discovery: "on" | "off" | "standalone"; machines: DiscoveredMachine[] };
   /** Required for every request when the UI listens beyond loopback. */
   uiPassword(): string | null;
 }
@@ -50,6 +54,9 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
   app.get("/setup", (c) => c.html(<SetupPage view={machine.setupView()} />));
   app.get("/partials/status-bar", (c) => c.html(<StatusBar status={machine.status()} />));
   app.get("/api/status", (c) => c.json(machine.status()));
+  app.get("/api/machines/discovered", (c) => c.json(machine.discovered()));
+  app.get("/machines", (c) => c.html(<MachinesPage status={machine.status()} {...machine.discovered()} />));
+  app.get("/partials/discovered", (c) => c.html(<DiscoveredList {...machine.discovered()} />));
 
   app.get("/static/:name", (c) => {
     const asset = assets.get(c.req.param("name"));

@@ -1,0 +1,52 @@
+/** The Machines panel: machines found on the network (DNS-SD), with a key mismatch flagged before anyone tries them. */
+import type { MachineStatus } from "../src/core/status.ts";
+import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
+import { ROLE_LABELS } from "../src/core/roles.ts";
+import { Layout } from "./layout.tsx";
+
+export function DiscoveredList(props: { machines: DiscoveredMachine[]; discovery: "on" | "off" | "standalone" }) {
+  return (
+    <section id="discovered" class="card" hx-get="/partials/discovered" hx-trigger="every 2s" hx-swap="outerHTML">
+      <h2>Found on the network</h2>
+      {props.discovery === "off" ? (
+        <p>Discovery is off (--discovery off): type addresses instead.</p>
+      ) : props.discovery === "standalone" ? (
+        <p>A stand-alone machine does not look for others. Choose a role on the setup page.</p>
+      ) : props.machines.length === 0 ? (
+        <p>No other understudy machine found yet. Typing an address always works.</p>
+      ) : (
+        <table data-testid="discovered-table">
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Role</th>
+              <th>Address</th>
+              <th>Network key</th>
+              <th>Version</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.machines.map((m) => (
+              <tr data-machine-id={m.id} class={m.keyMismatch ? "mismatch" : undefined}>
+                <td>{m.name}</td>
+                <td>{ROLE_LABELS[m.role]}</td>
+                <td>{m.addresses.map((a) => `${a}:${m.port}`).join(", ")}</td>
+                <td>{m.keyMismatch ? <strong class="field-error">different key ({m.fingerprint})</strong> : "same key"}</td>
+                <td>{m.version}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+export function MachinesPage(props: { status: MachineStatus; machines: DiscoveredMachine[]; discovery: "on" | "off" | "standalone" }) {
+  return (
+    <Layout title="Machines" status={props.status}>
+      <h1>Machines</h1>
+      <DiscoveredList machines={props.machines} discovery={props.discovery} />
+    </Layout>
+  );
+}
