@@ -1,0 +1,265 @@
+/**
+ * Data Hub protocol frames: JSON objects with a `type`, exchanged on an
+ * already-secured channel (a SecureChannel to a peer, or loopback between a
+ * local app and its node). These zod schemas are the single source of truth;
+ * the TypeScript types are inferred from them.
+ *
+ * Directions: `ToHubFrame` goes from an app or a client node to a hub (and from
+ * a local app to its node, which speaks the same protocol); `FromHubFrame`
+ * goes back. Unknown fields are ignored (stripped), so a newer peer may add
+ * fields without breaking an older one; unknown types and broken limits are refused.
+ *
+ * Publishers name each pub/set with (origin, seq): `origin` must be unique per
+ * run of the publisher (e.g. app name + random boot id) and `seq` must rise by
+ * publisher. The hub and client nodes de-duplicate on that pair, so a frame
+ * resent after a server switch is delivered once.
+ */
+import { z } from "zod";
+import { MAX_TOPIC_LENGTH, filterProblem, topicProblem } from "../core/topics.ts";
+import { InvalidFrame } from "./hub-errors.ts";
+
+/** `data` of pub/call/reply and `value` of set, measured as UTF-8 JSON. */
+export const MAX_DATA_BYTES = 64 * 1024;
+/** One frame's text before parsing: the data plus room for the other fields. */
+export const MAX_FRAME_BYTES = MAX_DATA_BYTES + 4 * 1024;
+/** Members listed in one presence frame (a studio network has tens). */
+export const MAX_PRESENCE_MEMBERS = 4096;
+/** Frames from a hub may be larger: a presence frame lists up to MAX_PRESENCE_MEMBERS members. */
+export const MAX_FROM_HUB_FRAME_BYTES = 2 * 1024 * 1024;
+/** origin, call/get ids, member ids. */
+export const MAX_ID_LENGTH = 128;
+export const MAX_NAME_LENGTH = 128;
+export const MAX_SERVICE_LENGTH = 128;
+export const MAX_MESSAGE_LENGTH = 1024;
+export { MAX_TOPIC_LENGTH };
+
+// ---------------------------------------------------------------- pieces
+
+const problemCheck = (problem: (s: string) => string | null) =>
+  z.string().superRefine((text, ctx) => {
+    const found = problem(text);
+    if (found) ctx.addIssue({ code: "custom", message: found });
+  });
+
+const topic = problemCheck(topicProblem);
+const filter = problemCheck(filterProblem);
+const id = z.string().min(1, "must not be empty").max(MAX_ID_LENGTH, `at most ${MAX_ID_LENGTH} characters`);
+const name = z.string().max(MAX_NAME_LENGTH, `at most ${MAX_NAME_LENGTH} characters`);
+const service = z.string().min(1, "must not be empty").max(MAX_SERVICE_LENGTH, `at most ${MAX_SERVICE_LENGTH} characters`);
+const seq = z.number().int("must be a whole number").min(1, "must be at least 1").max(Number.MAX_SAFE_INTEGER);
+const message = z.string().max(MAX_MESSAGE_LENGTH);
+
+/** Any JSON value of at most MAX_DATA_BYTES (undefined, functions, cycles and BigInt are refused). */
+const jsonData = z.unknown().superRefine((value, ctx) => {
+  const size = jsonByteLength(value);
+  if (size === null) ctx.addIssue({ code: "custom", message: "must be a JSON value" });
+  else if (size > MAX_DATA_BYTES) ctx.addIssue({ code: "custom", message: `must be at most ${MAX_DATA_BYTES / 1024} KiB of JSON (got ${size} bytes)` });
+});
+
+export const versionSchema = z.object({
+  epoch: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+/** Order of retained writes across servers: epoch first, then the hub's seq within it. (0, 0) = never written. */
+export type Version = z.infer<typeof versionSchema>;
+
+export const remoteErrorSchema = z.object({ code: z.string().min(1).max(64), message });
+export type RemoteError = z.infer<typeof remoteErrorSchema>;
+
+export const memberKindSchema = z.enum(["app", "node"]);
+export type MemberKind = z.infer<typeof memberKindSchema>;
+
+// ---------------------------------------------------------------- to a hub
+
+export const helloFrame = z.object({ type: z.literal("hello"), id, name, kind: memberKindSchema });
+/** `delayMs` is the sender's last measured round trip (from `pong`), shown in presence. */
+export const pingFrame = z.object({ type: z.literal("ping"), sentAt: z.number(), delayMs: z.number().min(0).nullish() });
+export const subFrame = z.object({ type: z.literal("sub"), filter });
+export const unsubFrame = z.object({ type: z.literal("unsub"), filter });
+export const pubFrame = z.object({ type: z.literal("pub"), topic, data: jsonData, origin: id, seq });
+/** Retained write; `value: null` deletes the key. */
+export const setFrame = z.object({ type: z.literal("set"), key: topic, value: jsonData, origin: id, seq });
+export const getFrame = z.object({ type: z.literal("get"), key: topic, id });
+export const offerFrame = z.object({ type: z.literal("offer"), service });
+export const unofferFrame = z.object({ type: z.literal("unoffer"), service });
+export const callFrame = z.object({ type: z.literal("call"), service, id, data: jsonData });
+/** Answer to a `call` (same `id` as the call received); `error` when the service failed. */
+export const replyFrame = z.object({ type: z.literal("reply"), id, data: jsonData.optional(), error: remoteErrorSchema.optional() });
+
+const toHubSchemas = {
+  hello: helloFrame,
+  ping: pingFrame,
+  sub: subFrame,
+  unsub: unsubFrame,
+  pub: pubFrame,
+  set: setFrame,
+  get: getFrame,
+  offer: offerFrame,
+  unoffer: unofferFrame,
+  call: callFrame,
+  reply: replyFrame,
+} as const;
+
+export const toHubFrameSchema = z.discriminatedUnion("type", [
+  helloFrame,
+  pingFrame,
+  subFrame,
+  unsubFrame,
+  pubFrame,
+  setFrame,
+  getFrame,
+  offerFrame,
+  unofferFrame,
+  callFrame,
+  replyFrame,
+]);
+export type ToHubFrame = z.infer<typeof toHubFrameSchema>;
+export type ToHubFrameOf<T extends ToHubFrame["type"]> = Extract<ToHubFrame, { type: T }>;
+
+// ---------------------------------------------------------------- from a hub
+
+/** A published message; `from`/`seq` are the publisher's origin and seq (for de-duplication). */
+export const msgFrame = z.object({ type: z.literal("msg"), topic, data: jsonData, from: id, seq });
+/** The pub/set (origin, seq) was accepted, or was a duplicate of one already accepted. Only then may a node drop it from its queue. */
+export const ackFrame = z.object({ type: z.literal("ack"), origin: id, seq });
+/** A retained value: the answer to `get` (carries its `id`) or a change pushed to matching subscriptions (no `id`). */
+export const valueFrame = z.object({ type: z.literal("value"), key: topic, value: jsonData, version: versionSchema, id: id.optional() });
+/** A call forwarded to the connection offering the service; `from` is the caller's member id. */
+export const incomingCallFrame = z.object({ type: z.literal("call"), service, id, data: jsonData, from: id });
+export const memberSchema = z.object({ id, name, kind: memberKindSchema, delayMs: z.number().min(0).nullable() });
+export type Member = z.infer<typeof memberSchema>;
+export const presenceFrame = z.object({ type: z.literal("presence"), members: z.array(memberSchema).max(MAX_PRESENCE_MEMBERS) });
+export const pongFrame = z.object({ type: z.literal("pong"), sentAt: z.number() });
+/** What a refused frame was, so the sender can match the error to it. */
+export const errorRefSchema = z.object({
+  type: z.string().max(32),
+  origin: id.optional(),
+  seq: z.number().optional(),
+  id: id.optional(),
+  filter: z.string().max(MAX_TOPIC_LENGTH).optional(),
+  key: z.string().max(MAX_TOPIC_LENGTH).optional(),
+  service: z.string().max(MAX_SERVICE_LENGTH).optional(),
+});
+export type ErrorRef = z.infer<typeof errorRefSchema>;
+export const errorFrameSchema = z.object({ type: z.literal("error"), code: z.string().min(1).max(64), message, ref: errorRefSchema.optional() });
+
+const fromHubSchemas = {
+  msg: msgFrame,
+  ack: ackFrame,
+  value: valueFrame,
+  call: incomingCallFrame,
+  reply: replyFrame,
+  presence: presenceFrame,
+  pong: pongFrame,
+  error: errorFrameSchema,
+} as const;
+
+export const fromHubFrameSchema = z.discriminatedUnion("type", [
+  msgFrame,
+  ackFrame,
+  valueFrame,
+  incomingCallFrame,
+  replyFrame,
+  presenceFrame,
+  pongFrame,
+  errorFrameSchema,
+]);
+export type FromHubFrame = z.infer<typeof fromHubFrameSchema>;
+export type FromHubFrameOf<T extends FromHubFrame["type"]> = Extract<FromHubFrame, { type: T }>;
+export type ErrorFrame = FromHubFrameOf<"error">;
+
+// ---------------------------------------------------------------- parsing
+
+export type ParsedFrame<F> = { ok: true; frame: F } | { ok: false; error: InvalidFrame; ref?: ErrorRef };
+
+/** Parses a frame sent to a hub: JSON text (as read from the channel) or an already-parsed value. Never throws. */
+export function parseToHubFrame(input: unknown): ParsedFrame<ToHubFrame> {
+  return parseWith(toHubSchemas, input, MAX_FRAME_BYTES) as ParsedFrame<ToHubFrame>;
+}
+
+/** Parses a frame sent by a hub (a node checks what the server sends, too). Never throws. */
+export function parseFromHubFrame(input: unknown): ParsedFrame<FromHubFrame> {
+  return parseWith(fromHubSchemas, input, MAX_FROM_HUB_FRAME_BYTES) as ParsedFrame<FromHubFrame>;
+}
+
+/** The text the adapter seals: encode once, even for a frame going to many connections. */
+export function encodeFrame(frame: ToHubFrame | FromHubFrame): string {
+  return JSON.stringify(frame);
+}
+
+export function errorFrame(error: { code: string; message: string }, ref?: ErrorRef): ErrorFrame {
+  const message = error.message.length > MAX_MESSAGE_LENGTH ? `${error.message.slice(0, MAX_MESSAGE_LENGTH - 3)}...` : error.message;
+  return ref ? { type: "error", code: error.code, message, ref } : { type: "error", code: error.code, message };
+}
+
+function parseWith(schemas: Record<string, z.ZodType>, input: unknown, maxBytes: number): ParsedFrame<unknown> {
+  let value = input;
+  if (typeof input === "string") {
+    const size = utf8ByteLength(input);
+    if (size > maxBytes) return refuse(`Frame refused: ${size} bytes is more than the ${maxBytes} a frame may have.`);
+    try {
+      value = JSON.parse(input);
+    } catch {
+      return refuse("Frame refused: it is not valid JSON.");
+    }
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return refuse("Frame refused: a frame must be a JSON object with a \"type\".");
+  const type = (value as { type?: unknown }).type;
+  // Looked up directly rather than through the union: faster, and the message can name the known types.
+  const schema = typeof type === "string" && Object.hasOwn(schemas, type) ? schemas[type] : undefined;
+  if (!schema) {
+    const shown = typeof type === "string" ? `"${type.slice(0, 32)}"` : String(type);
+    return refuse(`Frame refused: unknown type ${shown}; expected one of ${Object.keys(schemas).join(", ")}.`, refOf(value));
+  }
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return { ok: true, frame: parsed.data };
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? `, field "${issue.path.join(".")}"` : "";
+  return refuse(`Frame "${type}" refused${where}: ${issue?.message ?? "invalid"}.`, refOf(value));
+}
+
+function refuse(message: string, ref?: ErrorRef): ParsedFrame<never> {
+  return ref ? { ok: false, error: new InvalidFrame(message), ref } : { ok: false, error: new InvalidFrame(message) };
+}
+
+/** Best-effort identity of a refused frame, so a node can drop that exact entry from its queue or fail that call. */
+export function refOf(value: unknown): ErrorRef | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  if (typeof v.type !== "string" || v.type.length > 32) return undefined;
+  const ref: ErrorRef = { type: v.type };
+  const text = (x: unknown, max: number) => (typeof x === "string" && x.length > 0 && x.length <= max ? x : undefined);
+  const origin = text(v.origin, MAX_ID_LENGTH);
+  const requestId = text(v.id, MAX_ID_LENGTH);
+  const filterText = text(v.filter, MAX_TOPIC_LENGTH);
+  const key = text(v.key, MAX_TOPIC_LENGTH);
+  const serviceName = text(v.service, MAX_SERVICE_LENGTH);
+  if (origin !== undefined) ref.origin = origin;
+  if (typeof v.seq === "number" && Number.isFinite(v.seq)) ref.seq = v.seq;
+  if (requestId !== undefined) ref.id = requestId;
+  if (filterText !== undefined) ref.filter = filterText;
+  if (key !== undefined) ref.key = key;
+  if (serviceName !== undefined) ref.service = serviceName;
+  return ref;
+}
+
+/** Size of `value` as UTF-8 JSON, or null when it is not JSON (undefined, a function, a cycle, a BigInt). */
+export function jsonByteLength(value: unknown): number | null {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return null;
+  }
+  return text === undefined ? null : utf8ByteLength(text);
+}
+
+/** UTF-8 length without allocating (this runs for every frame). */
+export function utf8ByteLength(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) bytes += code >= 0x800 && (code < 0xd800 || code > 0xdfff) ? 2 : 1;
+  }
+  return bytes;
+}

@@ -1,0 +1,427 @@
+/**
+ * HubUplink: a client node's side of the Data Hub, pure (no sockets, no timers).
+ *
+ * Local apps talk to their own node (loopback, same frames as to a hub); the
+ * node talks to whichever server is active through one connection, which the
+ * runner attaches and detaches as servers switch. So failover is invisible
+ * to apps (DESIGN.md, "Failover protocol" step 3):
+ *
+ * - subscriptions are the union of the apps' filters, re-sent after a switch;
+ *   services offered by apps are re-offered;
+ * - pub/set frames wait in a bounded queue until the hub acks them, and all
+ *   unacknowledged ones are resent in order to the next server (which
+ *   de-duplicates by origin and seq); a full queue fails new publishes at once;
+ * - incoming messages are de-duplicated by (from, seq), and retained values
+ *   by version, so a switch never delivers the same message twice to an app;
+ * - a call in flight during a switch fails (it may or may not have run);
+ *   gets are simply resent.
+ *
+ * Ids are rewritten on the way through (apps pick their own get/call ids,
+ * the hub picks ids for calls it forwards), so replies find the right app and
+ * a reply meant for the previous server is never sent to the next one.
+ */
+import type { AppError } from "../core/errors.ts";
+import {
+  errorFrame,
+  parseFromHubFrame,
+  parseToHubFrame,
+  refOf,
+  type ErrorFrame,
+  type ErrorRef,
+  type FromHubFrame,
+  type FromHubFrameOf,
+  type ToHubFrame,
+  type ToHubFrameOf,
+} from "./frames.ts";
+import { CallInterrupted, LimitReached, NoService, NotConnected, ProviderGone, QueueFull, ServiceTaken } from "./hub-errors.ts";
+import { OriginMarks, DEFAULT_MAX_TRACKED_ORIGINS } from "./origin-marks.ts";
+import { OutboundQueue } from "./outbound-queue.ts";
+import { NodeValueCache } from "./node-value-cache.ts";
+import { SubscriptionIndex } from "./subscription-index.ts";
+
+export type AppId = string;
+/** Deliver one frame to these local apps (encode once, write to each). */
+export type DeliverToApps = (frame: FromHubFrame, apps: readonly AppId[]) => void;
+export type SendToServer = (frame: ToHubFrame) => void;
+
+export const DEFAULT_MAX_PENDING_REQUESTS = 10_000;
+export const DEFAULT_MAX_FILTERS = 1_000;
+
+export type HubUplinkOptions = {
+  /** This node, as it says hello to the server (machine id and name). */
+  node: { id: string; name: string };
+  deliver: DeliverToApps;
+  maxQueuedFrames?: number;
+  maxQueuedBytes?: number;
+  maxPendingRequests?: number;
+  maxFilters?: number;
+  maxTrackedOrigins?: number;
+  /** Errors from the server that concern no app (for the log). */
+  onServerError?: (frame: ErrorFrame) => void;
+};
+
+type Request =
+  | { kind: "get"; app: AppId; appId: string; frame: ToHubFrameOf<"get"> }
+  | { kind: "call"; app: AppId; appId: string; service: string }
+  | { kind: "resync"; key: string };
+type IncomingCall = { app: AppId; hubId: string; service: string; generation: number };
+
+export class HubUplink {
+  private readonly options: HubUplinkOptions;
+  private readonly apps = new Set<AppId>();
+  private readonly appSubscriptions = new SubscriptionIndex<AppId>();
+  private readonly services = new Map<string, AppId>();
+  private readonly queue: OutboundQueue<AppId>;
+  private readonly requests = new Map<string, Request>();
+  private readonly incomingCalls = new Map<string, IncomingCall>();
+  private readonly seenMessages: OriginMarks;
+  private readonly values = new NodeValueCache();
+  private lastPresence: FromHubFrameOf<"presence"> | null = null;
+  private server: SendToServer | null = null;
+  /** The server refused a write as NOT_ACTIVE: hold writes until the runner attaches the active server. */
+  private writesRefused = false;
+  private generation = 0;
+  private nextId = 1;
+
+  constructor(options: HubUplinkOptions) {
+    this.options = options;
+    this.queue = new OutboundQueue(options.maxQueuedFrames, options.maxQueuedBytes);
+    this.seenMessages = new OriginMarks(options.maxTrackedOrigins ?? DEFAULT_MAX_TRACKED_ORIGINS);
+  }
+
+  get attached(): boolean {
+    return this.server !== null;
+  }
+
+  /** True after the server refused writes as not active: the runner should attach the active server. */
+  get needsReattach(): boolean {
+    return this.writesRefused;
+  }
+
+  get queuedFrames(): number {
+    return this.queue.size;
+  }
+
+  get queuedBytes(): number {
+    return this.queue.bytes;
+  }
+
+  /** The union of the apps' filters: what the node subscribes to upstream. */
+  subscriptions(): string[] {
+    return this.appSubscriptions.filters();
+  }
+
+  // ------------------------------------------------------------ the server side
+
+  /**
+   * A connection to the active server is up (and secured): introduce the node,
+   * subscribe, offer, re-read cached values, resend gets and every unacknowledged write in order.
+   */
+  attachServer(send: SendToServer): void {
+    if (this.server) this.detachServer();
+    this.server = send;
+    this.writesRefused = false;
+    const generation = ++this.generation;
+    const still = () => this.server === send && this.generation === generation;
+    this.toServer({ type: "hello", id: this.options.node.id, name: this.options.node.name, kind: "node" });
+    for (const filter of this.appSubscriptions.filters()) if (still()) this.toServer({ type: "sub", filter });
+    for (const service of this.services.keys()) if (still()) this.toServer({ type: "offer", service });
+    // A value deleted during the switch sends no push: ask for every cached key, the server is the truth.
+    for (const key of this.values.keys()) {
+      if (!still()) return;
+      const id = this.newId("s");
+      this.requests.set(id, { kind: "resync", key });
+      this.toServer({ type: "get", key, id });
+    }
+    for (const [id, request] of [...this.requests]) {
+      if (still() && request.kind === "get" && this.requests.has(id)) this.toServer(request.frame);
+    }
+    this.flushQueue(still);
+  }
+
+  /** The connection to the server is gone. Calls in flight fail; everything else waits for the next server. */
+  detachServer(): void {
+    if (!this.server) return;
+    this.server = null;
+    for (const [id, request] of [...this.requests]) {
+      if (request.kind === "get") continue;
+      this.requests.delete(id);
+      if (request.kind === "call") this.toApp(request.app, replyError(request.appId, new CallInterrupted(request.service)));
+    }
+    // Calls the apps are still working on belong to the old server: their replies are dropped.
+    this.incomingCalls.clear();
+  }
+
+  /** One frame from the server: JSON text or a parsed value. Never throws. */
+  onFrameFromServer(input: unknown): void {
+    const parsed = parseFromHubFrame(input);
+    if (!parsed.ok) {
+      this.options.onServerError?.(errorFrame(parsed.error, parsed.ref));
+      return;
+    }
+    const frame = parsed.frame;
+    switch (frame.type) {
+      case "msg":
+        return this.onMessage(frame);
+      case "ack": {
+        const entry = this.queue.take(frame.origin, frame.seq);
+        if (entry) this.toApp(entry.from, frame);
+        return;
+      }
+      case "value":
+        return frame.id === undefined ? this.onValuePush(frame) : this.onValueAnswer(frame, frame.id);
+      case "call":
+        return this.onIncomingCall(frame);
+      case "reply": {
+        const request = this.requests.get(frame.id);
+        if (request?.kind !== "call") return;
+        this.requests.delete(frame.id);
+        return this.toApp(request.app, { ...frame, id: request.appId });
+      }
+      case "presence":
+        this.lastPresence = frame;
+        if (this.apps.size > 0) this.deliver(frame, [...this.apps]);
+        return;
+      case "pong":
+        return;
+      case "error":
+        return this.onServerError(frame);
+    }
+  }
+
+  // ------------------------------------------------------------ the apps' side
+
+  /**
+   * One frame from a local app: JSON text or a parsed value. Never throws: a
+   * refusal goes to the app as an `error` frame (or, for a call, a `reply`
+   * with `error`) and is also returned, for the log and tests.
+   */
+  fromApp(app: AppId, input: unknown): AppError | null {
+    this.apps.add(app);
+    const parsed = parseToHubFrame(input);
+    if (!parsed.ok) return this.refuse(app, parsed.error, parsed.ref);
+    const frame = parsed.frame;
+    switch (frame.type) {
+      case "hello":
+        if (this.lastPresence) this.toApp(app, this.lastPresence);
+        return null;
+      case "ping":
+        this.toApp(app, { type: "pong", sentAt: frame.sentAt });
+        return null;
+      case "sub":
+        return this.onAppSub(app, frame);
+      case "unsub":
+        this.removeAppFilter(app, frame.filter);
+        return null;
+      case "pub":
+      case "set":
+        return this.onAppWrite(app, frame);
+      case "get": {
+        if (this.requests.size >= this.maxRequests) return this.refuse(app, this.tooManyRequests(), refOf(frame));
+        const id = this.newId("g");
+        const forward: ToHubFrameOf<"get"> = { type: "get", key: frame.key, id };
+        this.requests.set(id, { kind: "get", app, appId: frame.id, frame: forward });
+        if (this.server) this.toServer(forward);
+        return null;
+      }
+      case "offer": {
+        const owner = this.services.get(frame.service);
+        if (owner !== undefined && owner !== app) return this.refuse(app, new ServiceTaken(frame.service, `another app on this machine`), refOf(frame));
+        this.services.set(frame.service, app);
+        if (owner === undefined && this.server) this.toServer(frame);
+        return null;
+      }
+      case "unoffer":
+        if (this.services.get(frame.service) === app) this.withdrawService(frame.service);
+        return null;
+      case "call":
+        return this.onAppCall(app, frame);
+      case "reply": {
+        const call = this.incomingCalls.get(frame.id);
+        if (!call || call.app !== app) return null;
+        this.incomingCalls.delete(frame.id);
+        if (call.generation === this.generation && this.server) this.toServer({ ...frame, id: call.hubId });
+        return null;
+      }
+    }
+  }
+
+  /** A local app disconnected. What it published stays queued: it was accepted by the node. */
+  appGone(app: AppId): void {
+    if (!this.apps.delete(app)) return;
+    for (const filter of this.appSubscriptions.filters()) this.removeAppFilter(app, filter);
+    for (const [service, owner] of [...this.services]) if (owner === app) this.withdrawService(service);
+    for (const [id, request] of [...this.requests]) if (request.kind !== "resync" && request.app === app) this.requests.delete(id);
+    for (const [id, call] of [...this.incomingCalls]) {
+      if (call.app !== app) continue;
+      this.incomingCalls.delete(id);
+      if (call.generation === this.generation && this.server) this.toServer(replyError(call.hubId, new ProviderGone(call.service)));
+    }
+  }
+
+  // ------------------------------------------------------------ handlers
+
+  private onAppSub(app: AppId, frame: ToHubFrameOf<"sub">): AppError | null {
+    const isNewUpstream = !this.appSubscriptions.has(frame.filter);
+    if (isNewUpstream && this.appSubscriptions.filters().length >= (this.options.maxFilters ?? DEFAULT_MAX_FILTERS)) {
+      return this.refuse(app, new LimitReached(`This node holds at most ${this.options.maxFilters ?? DEFAULT_MAX_FILTERS} distinct subscriptions.`), refOf(frame));
+    }
+    this.appSubscriptions.add(frame.filter, app);
+    // Values the node already holds go to the app now; values new to the node come from the server's answer to `sub`.
+    for (const { key, value, version } of this.values.matching(frame.filter)) this.toApp(app, { type: "value", key, value, version });
+    if (isNewUpstream && this.server) this.toServer(frame);
+    return null;
+  }
+
+  private removeAppFilter(app: AppId, filter: string): void {
+    if (!this.appSubscriptions.remove(filter, app)) return;
+    if (this.server) this.toServer({ type: "unsub", filter });
+    this.values.keepOnly((key) => this.appSubscriptions.match(key).length > 0);
+  }
+
+  private onAppWrite(app: AppId, frame: ToHubFrameOf<"pub"> | ToHubFrameOf<"set">): AppError | null {
+    if (this.queue.has(frame.origin, frame.seq)) return null; // the app resent it; it is already on its way
+    if (!this.queue.offer(frame, app)) return this.refuse(app, new QueueFull(this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
+    if (this.server && !this.writesRefused) this.toServer(frame);
+    return null;
+  }
+
+  private onAppCall(app: AppId, frame: ToHubFrameOf<"call">): AppError | null {
+    if (!this.server) return this.failCall(app, frame.id, new NotConnected(frame.service));
+    if (this.requests.size >= this.maxRequests) return this.failCall(app, frame.id, this.tooManyRequests());
+    const id = this.newId("c");
+    this.requests.set(id, { kind: "call", app, appId: frame.id, service: frame.service });
+    this.toServer({ ...frame, id });
+    return null;
+  }
+
+  private onMessage(frame: FromHubFrameOf<"msg">): void {
+    if (this.seenMessages.isDuplicate(frame.from, frame.seq)) return;
+    this.seenMessages.record(frame.from, frame.seq);
+    const apps = this.appSubscriptions.match(frame.topic);
+    if (apps.length > 0) this.deliver(frame, apps);
+  }
+
+  private onValuePush(frame: FromHubFrameOf<"value">): void {
+    // Not news: the same version again, e.g. sent after a re-subscribe.
+    if (this.values.isNews(frame.key, frame.version)) this.applyValue(frame);
+  }
+
+  private onValueAnswer(frame: FromHubFrameOf<"value">, id: string): void {
+    const request = this.requests.get(id);
+    if (!request || request.kind === "call") return;
+    this.requests.delete(id);
+    if (request.kind === "get") return this.toApp(request.app, { ...frame, id: request.appId });
+    if (this.values.differsFromServer(frame.key, frame.value, frame.version)) {
+      this.applyValue({ type: "value", key: frame.key, value: frame.value, version: frame.version });
+    }
+  }
+
+  private applyValue(frame: FromHubFrameOf<"value">): void {
+    const apps = this.appSubscriptions.match(frame.key);
+    if (apps.length === 0) return; // no app follows this key (any more)
+    this.values.remember(frame.key, frame.value, frame.version);
+    this.deliver(frame, apps);
+  }
+
+  private onIncomingCall(frame: FromHubFrameOf<"call">): void {
+    const app = this.services.get(frame.service);
+    if (app === undefined) {
+      this.toServer(replyError(frame.id, new NoService(frame.service)));
+      return;
+    }
+    const id = this.newId("i");
+    this.incomingCalls.set(id, { app, hubId: frame.id, service: frame.service, generation: this.generation });
+    this.toApp(app, { ...frame, id });
+  }
+
+  private onServerError(frame: ErrorFrame): void {
+    const ref = frame.ref;
+    if ((ref?.type === "pub" || ref?.type === "set") && ref.origin !== undefined && ref.seq !== undefined) {
+      if (frame.code === "NOT_ACTIVE") {
+        // Keep it queued; the runner attaches the active server, which gets everything in order.
+        if (this.queue.has(ref.origin, ref.seq)) this.writesRefused = true;
+        return;
+      }
+      const entry = this.queue.take(ref.origin, ref.seq);
+      if (entry) return this.toApp(entry.from, frame);
+    }
+    if (ref?.id !== undefined && (ref.type === "get" || ref.type === "call")) {
+      const request = this.requests.get(ref.id);
+      if (request && request.kind !== "resync") {
+        this.requests.delete(ref.id);
+        return this.toApp(request.app, { ...frame, ref: { ...ref, id: request.appId } });
+      }
+    }
+    if (ref?.type === "sub" && ref.filter !== undefined) {
+      const apps = this.appSubscriptions.subscribersOf(ref.filter).filter((app) => this.apps.has(app));
+      if (apps.length > 0) return this.deliver(frame, apps);
+    }
+    if ((ref?.type === "offer" || ref?.type === "unoffer") && ref.service !== undefined) {
+      const app = this.services.get(ref.service);
+      if (app !== undefined) return this.toApp(app, frame);
+    }
+    this.options.onServerError?.(frame);
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  private flushQueue(still: () => boolean): void {
+    for (const entry of this.queue.inOrder()) {
+      if (!still() || this.writesRefused) return;
+      if (this.queue.has(entry.frame.origin, entry.frame.seq)) this.toServer(entry.frame);
+    }
+  }
+
+  private withdrawService(service: string): void {
+    this.services.delete(service);
+    if (this.server) this.toServer({ type: "unoffer", service });
+  }
+
+  private get maxRequests(): number {
+    return this.options.maxPendingRequests ?? DEFAULT_MAX_PENDING_REQUESTS;
+  }
+
+  private tooManyRequests(): LimitReached {
+    return new LimitReached(`This node has ${this.maxRequests} gets and calls waiting for answers; try again shortly.`);
+  }
+
+  private newId(prefix: string): string {
+    return `${prefix}${this.nextId++}`;
+  }
+
+  private refuse(app: AppId, error: AppError, ref: ErrorRef | undefined): AppError {
+    this.toApp(app, errorFrame(error, ref));
+    return error;
+  }
+
+  private failCall(app: AppId, id: string, error: AppError): AppError {
+    this.toApp(app, replyError(id, error));
+    return error;
+  }
+
+  private toApp(app: AppId, frame: FromHubFrame): void {
+    if (this.apps.has(app)) this.deliver(frame, [app]);
+  }
+
+  private deliver(frame: FromHubFrame, apps: readonly AppId[]): void {
+    try {
+      this.options.deliver(frame, apps);
+    } catch {
+      // An app's socket is closing; the runner calls appGone. The node's state must not depend on it.
+    }
+  }
+
+  private toServer(frame: ToHubFrame): void {
+    try {
+      this.server?.(frame);
+    } catch {
+      // The socket is closing; the runner detaches it and everything unacknowledged stays queued.
+    }
+  }
+}
+
+/** A failed call's answer; the same shape either way (to an app, or to the hub for a call an app cannot take). */
+function replyError(id: string, error: AppError) {
+  return { type: "reply" as const, id, error: { code: error.code, message: error.message } };
+}

@@ -1,0 +1,413 @@
+/**
+ * HubCore: the Data Hub's rules, with no I/O and no timers (DESIGN.md, "Data Hub").
+ *
+ * The adapter (WebSocket `/hub`, or an in-memory network in tests) owns the
+ * sockets. It attaches each connection with a `send` callback for frames
+ * meant for that connection alone (acks, errors, answers, forwarded calls),
+ * hands every received frame to `receive`, and dispatches what `receive`
+ * returns: `Fanout`s, one frame object for many connections, which it encodes
+ * and seals once (broadcast key) and writes as the same bytes to each.
+ *
+ * Writes (`pub`, `set`) are taken only while this server is the active one
+ * (`setWritable(true)`); elsewhere they are refused with NOT_ACTIVE and the
+ * client node keeps them queued. Each write is named by (origin, seq) and
+ * de-duplicated, so a frame resent after a switch is delivered once.
+ *
+ * Nothing here throws on a bad frame: the sender gets an `error` frame.
+ */
+import { compareVersions, RetainedState, ZERO_VERSION, type HubStateChanges, type HubStatePersistence, type RetainedEntry } from "./retained-state.ts";
+import { MAX_PRESENCE_MEMBERS, errorFrame, parseToHubFrame, refOf, type FromHubFrame, type Member, type ToHubFrame, type ToHubFrameOf, type Version } from "./frames.ts";
+import { AlreadyIntroduced, LimitReached, NoService, NotActive, NotIntroduced, ProviderGone, ServiceTaken, StoreFailed } from "./hub-errors.ts";
+import type { AppError } from "../core/errors.ts";
+import { levelsMatch, splitLevels } from "../core/topics.ts";
+import { OriginMarks } from "./origin-marks.ts";
+import { SubscriptionIndex } from "./subscription-index.ts";
+
+/** Opaque to the hub; the adapter picks it (one per socket). */
+export type ConnectionId = string;
+export type SendFrame = (frame: FromHubFrame) => void;
+/** "Deliver this frame to these connections": encode and seal once, write the same bytes to each. */
+export type Fanout = { readonly frame: FromHubFrame; readonly to: readonly ConnectionId[] };
+
+export type HubLimits = {
+  readonly maxFiltersPerConnection: number;
+  readonly maxServicesPerConnection: number;
+  readonly maxPendingCalls: number;
+  readonly maxRetainedKeys: number;
+  readonly maxTrackedOrigins: number;
+};
+
+export const DEFAULT_HUB_LIMITS: HubLimits = {
+  maxFiltersPerConnection: 1_000,
+  maxServicesPerConnection: 100,
+  maxPendingCalls: 10_000,
+  maxRetainedKeys: 100_000,
+  maxTrackedOrigins: 10_000,
+};
+
+export type HubCoreOptions = {
+  /** The epoch this server knows (persisted by the failover layer). Default 0. */
+  epoch?: number;
+  /** Whether this server is the active one and takes writes. Default false. */
+  writable?: boolean;
+  /** Keeps retained state durable; loaded once here. Without it, state is in memory only. */
+  persistence?: HubStatePersistence;
+  limits?: Partial<HubLimits>;
+};
+
+type Connection = {
+  readonly id: ConnectionId;
+  readonly send: SendFrame;
+  /** Who it said it is (`hello`); null until then. */
+  member: { id: string; name: string; kind: Member["kind"] } | null;
+  delayMs: number | null;
+  readonly filters: Set<string>;
+  readonly services: Set<string>;
+  /**
+   * Set once a write on this connection was refused as NOT_ACTIVE; later
+   * writes on it are refused too, even if the server becomes active meanwhile.
+   * Otherwise seq 7 could be taken after seq 6 was refused, and the resent 6
+   * would then look like a duplicate and be lost. The node reconnects and resends in order.
+   */
+  writesRefused: boolean;
+};
+
+type PendingCall = { readonly caller: ConnectionId; readonly callerId: string; readonly provider: ConnectionId; readonly service: string };
+
+export class HubCore {
+  private readonly connections = new Map<ConnectionId, Connection>();
+  private readonly subscriptions = new SubscriptionIndex<ConnectionId>();
+  private readonly providers = new Map<string, ConnectionId>();
+  private readonly pendingCalls = new Map<string, PendingCall>();
+  private readonly seen: OriginMarks;
+  private readonly retained: RetainedState;
+  private readonly limits: HubLimits;
+  private currentEpoch: number;
+  private isWritable: boolean;
+  private nextCallId = 1;
+
+  constructor(options: HubCoreOptions = {}) {
+    this.limits = { ...DEFAULT_HUB_LIMITS, ...options.limits };
+    this.currentEpoch = options.epoch ?? 0;
+    this.isWritable = options.writable ?? false;
+    this.seen = new OriginMarks(this.limits.maxTrackedOrigins);
+    this.retained = new RetainedState(options.persistence, { maxKeys: this.limits.maxRetainedKeys, maxSetMarks: this.limits.maxTrackedOrigins });
+  }
+
+  // ------------------------------------------------------------ runner controls
+
+  get epoch(): number {
+    return this.currentEpoch;
+  }
+
+  get writable(): boolean {
+    return this.isWritable;
+  }
+
+  /** Epochs only rise (DESIGN.md, "Failover protocol"); set it before `setWritable(true)` on a takeover. */
+  setEpoch(epoch: number): void {
+    if (!Number.isSafeInteger(epoch) || epoch < this.currentEpoch) {
+      throw new RangeError(`The hub's epoch may only rise (it is ${this.currentEpoch}; was asked for ${epoch}).`);
+    }
+    this.currentEpoch = epoch;
+  }
+
+  setWritable(writable: boolean): void {
+    this.isWritable = writable;
+  }
+
+  /** The newest retained version held: the standby asks for changes since it. */
+  get lastVersion(): Version {
+    return this.retained.lastVersion;
+  }
+
+  /** Retained entries changed after `since` (with set marks), for the standby, or the main on failback. */
+  exportStateSince(since: Version): HubStateChanges {
+    return this.retained.exportSince(since);
+  }
+
+  /**
+   * Applies another server's changes (newer versions win) and pushes the
+   * changed values to matching subscriptions. Throws what persistence threw;
+   * then nothing was applied and the runner may retry.
+   */
+  importState(changes: HubStateChanges): Fanout[] {
+    return this.retained.import(changes).flatMap((entry) => this.valueFanout(entry));
+  }
+
+  /** Forgets tombstones the standby has confirmed through `version`. */
+  pruneDeletedThrough(version: Version): number {
+    return this.retained.pruneDeletedThrough(version);
+  }
+
+  /** The live retained entry for `key` (for status pages). */
+  retainedEntry(key: string): RetainedEntry | undefined {
+    return this.retained.get(key);
+  }
+
+  /** Round-trip delay of a connection as the runner measured it (heartbeat echo or ping). */
+  setDelay(connection: ConnectionId, delayMs: number | null): void {
+    const conn = this.connections.get(connection);
+    if (conn) conn.delayMs = delayMs;
+  }
+
+  /** Everyone who said hello, in the order they connected (at most MAX_PRESENCE_MEMBERS, so the frame stays bounded). */
+  members(): Member[] {
+    const members: Member[] = [];
+    for (const conn of this.connections.values()) {
+      if (members.length >= MAX_PRESENCE_MEMBERS) break;
+      if (conn.member) members.push({ ...conn.member, delayMs: conn.delayMs });
+    }
+    return members;
+  }
+
+  /** The current presence for every member; the runner sends it when delays changed (membership changes send it already). */
+  presence(): Fanout[] {
+    const to = [...this.connections.values()].filter((c) => c.member).map((c) => c.id);
+    return to.length === 0 ? [] : [{ frame: { type: "presence", members: this.members() }, to }];
+  }
+
+  // ------------------------------------------------------------ connections
+
+  /** A new connection (already authenticated by the adapter). */
+  attach(connection: ConnectionId, send: SendFrame): void {
+    if (this.connections.has(connection)) throw new Error(`Connection id ${connection} is already attached; the adapter must use a fresh id per socket.`);
+    this.connections.set(connection, {
+      id: connection,
+      send,
+      member: null,
+      delayMs: null,
+      filters: new Set(),
+      services: new Set(),
+      writesRefused: false,
+    });
+  }
+
+  /** The connection closed: drop its subscriptions and services, fail calls waiting on it. */
+  detach(connection: ConnectionId): Fanout[] {
+    const conn = this.connections.get(connection);
+    if (!conn) return [];
+    this.connections.delete(connection);
+    for (const filter of conn.filters) this.subscriptions.remove(filter, connection);
+    for (const service of conn.services) if (this.providers.get(service) === connection) this.providers.delete(service);
+    for (const [callId, call] of this.pendingCalls) {
+      if (call.provider === connection) {
+        this.pendingCalls.delete(callId);
+        this.sendTo(call.caller, replyError(call.callerId, new ProviderGone(call.service)));
+      } else if (call.caller === connection) {
+        // Its reply will have no one to go to; the provider's late reply is ignored.
+        this.pendingCalls.delete(callId);
+      }
+    }
+    return conn.member ? this.presence() : [];
+  }
+
+  /**
+   * One frame from a connection: JSON text or an already-parsed value.
+   * Replies go through the connection's `send`; fan-outs are returned.
+   */
+  receive(connection: ConnectionId, input: unknown): Fanout[] {
+    const conn = this.connections.get(connection);
+    if (!conn) return []; // closed while the frame was in flight
+    const parsed = parseToHubFrame(input);
+    if (!parsed.ok) {
+      this.safeSend(conn, errorFrame(parsed.error, parsed.ref));
+      return [];
+    }
+    try {
+      return this.handle(conn, parsed.frame);
+    } catch (error) {
+      // A bug or a failing callback must not take the hub down; the sender learns its frame failed.
+      const message = `The hub could not handle this "${parsed.frame.type}" frame: ${(error as Error)?.message ?? String(error)}`;
+      this.safeSend(conn, errorFrame({ code: "HUB_FAILED", message }, refOf(parsed.frame)));
+      return [];
+    }
+  }
+
+  private handle(conn: Connection, frame: ToHubFrame): Fanout[] {
+    if (frame.type === "ping") return this.onPing(conn, frame);
+    if (frame.type === "hello") return this.onHello(conn, frame);
+    if (!conn.member) return this.refuse(conn, new NotIntroduced(frame.type), frame);
+    switch (frame.type) {
+      case "sub":
+        return this.onSub(conn, frame);
+      case "unsub":
+        if (conn.filters.delete(frame.filter)) this.subscriptions.remove(frame.filter, conn.id);
+        return [];
+      case "pub":
+        return this.onPub(conn, frame);
+      case "set":
+        return this.onSet(conn, frame);
+      case "get":
+        return this.onGet(conn, frame);
+      case "offer":
+        return this.onOffer(conn, frame);
+      case "unoffer":
+        if (this.providers.get(frame.service) === conn.id) this.providers.delete(frame.service);
+        conn.services.delete(frame.service);
+        return [];
+      case "call":
+        return this.onCall(conn, frame);
+      case "reply":
+        return this.onReply(conn, frame);
+    }
+  }
+
+  // ------------------------------------------------------------ handlers
+
+  private onPing(conn: Connection, frame: ToHubFrameOf<"ping">): Fanout[] {
+    if (frame.delayMs !== undefined && frame.delayMs !== null) conn.delayMs = frame.delayMs;
+    this.safeSend(conn, { type: "pong", sentAt: frame.sentAt });
+    return [];
+  }
+
+  private onHello(conn: Connection, frame: ToHubFrameOf<"hello">): Fanout[] {
+    if (conn.member) return this.refuse(conn, new AlreadyIntroduced(), frame);
+    conn.member = { id: frame.id, name: frame.name, kind: frame.kind };
+    return this.presence();
+  }
+
+  private onSub(conn: Connection, frame: ToHubFrameOf<"sub">): Fanout[] {
+    if (conn.filters.has(frame.filter)) return [];
+    if (conn.filters.size >= this.limits.maxFiltersPerConnection) {
+      return this.refuse(conn, new LimitReached(`A connection may hold at most ${this.limits.maxFiltersPerConnection} subscriptions; unsubscribe some first.`), frame);
+    }
+    conn.filters.add(frame.filter);
+    this.subscriptions.add(frame.filter, conn.id);
+    // Like MQTT retained messages: a new subscription starts with the current values it covers.
+    const filterLevels = splitLevels(frame.filter);
+    for (const entry of this.retained.live()) {
+      if (levelsMatch(filterLevels, splitLevels(entry.key))) this.safeSend(conn, { type: "value", key: entry.key, value: entry.value, version: entry.version });
+    }
+    return [];
+  }
+
+  private onPub(conn: Connection, frame: ToHubFrameOf<"pub">): Fanout[] {
+    if (this.refusesWrites(conn)) return this.refuse(conn, new NotActive(), frame);
+    const duplicate = this.seen.isDuplicate(frame.origin, frame.seq);
+    this.seen.record(frame.origin, frame.seq);
+    this.safeSend(conn, { type: "ack", origin: frame.origin, seq: frame.seq });
+    if (duplicate) return [];
+    const to = this.subscriptions.match(frame.topic);
+    return to.length === 0 ? [] : [{ frame: { type: "msg", topic: frame.topic, data: frame.data, from: frame.origin, seq: frame.seq }, to }];
+  }
+
+  private onSet(conn: Connection, frame: ToHubFrameOf<"set">): Fanout[] {
+    if (this.refusesWrites(conn)) return this.refuse(conn, new NotActive(), frame);
+    const ack = () => this.safeSend(conn, { type: "ack", origin: frame.origin, seq: frame.seq });
+    if (this.seen.isDuplicate(frame.origin, frame.seq) || this.retained.isDuplicateSet(frame.origin, frame.seq)) {
+      this.seen.record(frame.origin, frame.seq);
+      ack();
+      return [];
+    }
+    if (this.retained.wouldExceedKeys(frame.key, frame.value)) {
+      return this.refuse(conn, new LimitReached(`The hub holds its maximum of ${this.retained.maxKeyCount} retained keys; delete some (set them to null) first.`), frame);
+    }
+    let entry: RetainedEntry | null;
+    try {
+      entry = this.retained.write(frame.key, frame.value, this.currentEpoch, frame.origin, frame.seq);
+    } catch (error) {
+      return this.refuse(conn, new StoreFailed(frame.key, error), frame);
+    }
+    this.seen.record(frame.origin, frame.seq);
+    ack();
+    return entry ? this.valueFanout(entry) : [];
+  }
+
+  private onGet(conn: Connection, frame: ToHubFrameOf<"get">): Fanout[] {
+    const entry = this.retained.get(frame.key);
+    // A key never set answers null at version (0, 0).
+    this.safeSend(conn, { type: "value", key: frame.key, value: entry?.value ?? null, version: entry?.version ?? ZERO_VERSION, id: frame.id });
+    return [];
+  }
+
+  private onOffer(conn: Connection, frame: ToHubFrameOf<"offer">): Fanout[] {
+    const owner = this.providers.get(frame.service);
+    if (owner === conn.id) return [];
+    const ownerConn = owner === undefined ? undefined : this.connections.get(owner);
+    // The same member offering again is a reconnect whose old socket has not closed yet: the new one wins.
+    if (ownerConn && ownerConn.member?.id !== conn.member?.id) {
+      return this.refuse(conn, new ServiceTaken(frame.service, describe(ownerConn)), frame);
+    }
+    if (conn.services.size >= this.limits.maxServicesPerConnection) {
+      return this.refuse(conn, new LimitReached(`A connection may offer at most ${this.limits.maxServicesPerConnection} services.`), frame);
+    }
+    ownerConn?.services.delete(frame.service);
+    conn.services.add(frame.service);
+    this.providers.set(frame.service, conn.id);
+    return [];
+  }
+
+  private onCall(conn: Connection, frame: ToHubFrameOf<"call">): Fanout[] {
+    const provider = this.connections.get(this.providers.get(frame.service) ?? "");
+    if (!provider) {
+      this.safeSend(conn, replyError(frame.id, new NoService(frame.service)));
+      return [];
+    }
+    if (this.pendingCalls.size >= this.limits.maxPendingCalls) {
+      this.safeSend(conn, replyError(frame.id, new LimitReached(`The hub has ${this.limits.maxPendingCalls} calls waiting for replies; try again shortly.`)));
+      return [];
+    }
+    // The hub's own id: callers pick theirs freely, so two callers' "1" must not collide at the provider.
+    const callId = `c${this.nextCallId++}`;
+    this.pendingCalls.set(callId, { caller: conn.id, callerId: frame.id, provider: provider.id, service: frame.service });
+    this.safeSend(provider, { type: "call", service: frame.service, id: callId, data: frame.data, from: conn.member!.id });
+    return [];
+  }
+
+  private onReply(conn: Connection, frame: ToHubFrameOf<"reply">): Fanout[] {
+    const call = this.pendingCalls.get(frame.id);
+    // A late reply (the caller left) or one from a connection the call was not sent to: nothing to do.
+    if (!call || call.provider !== conn.id) return [];
+    this.pendingCalls.delete(frame.id);
+    const reply: FromHubFrame = { type: "reply", id: call.callerId };
+    if (frame.data !== undefined) reply.data = frame.data;
+    if (frame.error !== undefined) reply.error = frame.error;
+    this.sendTo(call.caller, reply);
+    return [];
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  /** Not the active server, or fenced: it holds a write from a higher epoch than its own, so another server took over. */
+  private refusesWrites(conn: Connection): boolean {
+    if (this.isWritable && this.retained.canWriteAt(this.currentEpoch) && !conn.writesRefused) return false;
+    conn.writesRefused = true;
+    return true;
+  }
+
+  private valueFanout(entry: RetainedEntry): Fanout[] {
+    const to = this.subscriptions.match(entry.key);
+    return to.length === 0 ? [] : [{ frame: { type: "value", key: entry.key, value: entry.value, version: entry.version }, to }];
+  }
+
+  private refuse(conn: Connection, error: AppError, frame: ToHubFrame): Fanout[] {
+    this.safeSend(conn, errorFrame(error, refOf(frame)));
+    return [];
+  }
+
+  private sendTo(connection: ConnectionId, frame: FromHubFrame): void {
+    const conn = this.connections.get(connection);
+    if (conn) this.safeSend(conn, frame);
+  }
+
+  private safeSend(conn: Connection, frame: FromHubFrame): void {
+    try {
+      conn.send(frame);
+    } catch {
+      // The socket is closing; the adapter will detach it. Nothing the hub decides depends on this one frame.
+    }
+  }
+}
+
+function replyError(id: string, error: AppError): FromHubFrame {
+  return { type: "reply", id, error: { code: error.code, message: error.message } };
+}
+
+function describe(conn: Connection): string {
+  return conn.member ? `${conn.member.name} (${conn.member.id})` : "another connection";
+}
+
+// Re-exported so the adapter and runner import the hub's vocabulary from one place.
+export { compareVersions, ZERO_VERSION };
+export type { HubStateChanges, HubStatePersistence, RetainedEntry };

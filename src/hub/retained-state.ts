@@ -1,0 +1,268 @@
+/**
+ * The Data Hub's retained key/value state, with versions (epoch, seq).
+ *
+ * - A write gets the next version: (current epoch, seq + 1), seq restarting at
+ *   1 in a new epoch. Versions order every write across servers, so the
+ *   standby and the main can exchange "what changed since version V".
+ * - A deleted key stays as a tombstone (value null) so the deletion reaches
+ *   the standby; tombstones the standby already has can be pruned.
+ * - Set marks remember, per publisher origin, the highest seq whose `set` was
+ *   applied. They travel with the state, so a `set` resent to the new active
+ *   server after a switch is recognised even when its value was overwritten since
+ *   (re-applying it would undo the later write).
+ *
+ * Durability: every change goes through `HubStatePersistence.apply` (one
+ * transaction) before memory changes, so what was acknowledged survives a crash.
+ * Without persistence (tests, the simulator) state lives in memory only.
+ */
+import { z } from "zod";
+import { versionSchema, type Version } from "./frames.ts";
+
+export const DEFAULT_MAX_RETAINED_KEYS = 100_000;
+export const DEFAULT_MAX_SET_MARKS = 10_000;
+
+export const ZERO_VERSION: Version = Object.freeze({ epoch: 0, seq: 0 });
+
+export function compareVersions(a: Version, b: Version): number {
+  return a.epoch !== b.epoch ? a.epoch - b.epoch : a.seq - b.seq;
+}
+
+export function maxVersion(a: Version, b: Version): Version {
+  return compareVersions(a, b) >= 0 ? a : b;
+}
+
+export const retainedEntrySchema = z.object({
+  key: z.string().min(1).max(256),
+  /** JSON value, or null for a deleted key (tombstone). */
+  value: z.unknown(),
+  version: versionSchema,
+});
+export type RetainedEntry = { readonly key: string; readonly value: unknown; readonly version: Version };
+
+export const setMarkSchema = z.object({ origin: z.string().min(1).max(128), seq: z.number().int().min(1), version: versionSchema });
+/** The highest seq from `origin` whose `set` was applied, and the version of that write. */
+export type SetMark = { readonly origin: string; readonly seq: number; readonly version: Version };
+
+/** Retained changes handed to the standby, or back to the main on failback. Parse with the schema when it arrives from a peer. */
+export const hubStateChangesSchema = z.object({
+  since: versionSchema,
+  /** The exporter's last version: ask "since through" next time. */
+  through: versionSchema,
+  /** True when tombstones after `since` were pruned: the importer drops keys not listed (a full snapshot). */
+  complete: z.boolean(),
+  /** Sorted by version. Tombstones included. */
+  entries: z.array(retainedEntrySchema),
+  setMarks: z.array(setMarkSchema),
+});
+export type HubStateChanges = z.infer<typeof hubStateChangesSchema>;
+
+/** What persistence holds, read once at start. */
+export type PersistedHubState = {
+  readonly entries: readonly RetainedEntry[];
+  readonly setMarks: readonly SetMark[];
+  readonly lastVersion: Version;
+  readonly prunedThrough: Version;
+};
+
+/** One atomic change of the persisted state. */
+export type HubStateChange = {
+  /** Upserts, tombstones included. */
+  readonly entries: readonly RetainedEntry[];
+  /** Keys dropped entirely (pruned tombstones, or missing from a complete snapshot). */
+  readonly removedKeys: readonly string[];
+  readonly setMarks: readonly SetMark[];
+  /** Marks forgotten to keep their number bounded. */
+  readonly removedMarks: readonly string[];
+  readonly lastVersion: Version;
+  readonly prunedThrough: Version;
+};
+
+/**
+ * Where retained state is kept (store/hub-state-store.ts implements it on SQLite).
+ * Contract: `apply` makes the whole change durable in one transaction before it
+ * returns, or throws and leaves nothing of it applied.
+ */
+export interface HubStatePersistence {
+  load(): PersistedHubState;
+  apply(change: HubStateChange): void;
+}
+
+export type RetainedStateLimits = { maxKeys?: number; maxSetMarks?: number };
+
+export class RetainedState {
+  private readonly entries = new Map<string, RetainedEntry>();
+  // Map order is recency order, so the oldest mark is forgotten first.
+  private readonly marks = new Map<string, SetMark>();
+  private readonly persistence: HubStatePersistence | undefined;
+  private readonly maxKeys: number;
+  private readonly maxSetMarks: number;
+  private liveKeys = 0;
+  private last: Version = ZERO_VERSION;
+  private pruned: Version = ZERO_VERSION;
+
+  constructor(persistence?: HubStatePersistence, limits: RetainedStateLimits = {}) {
+    this.persistence = persistence;
+    this.maxKeys = limits.maxKeys ?? DEFAULT_MAX_RETAINED_KEYS;
+    this.maxSetMarks = limits.maxSetMarks ?? DEFAULT_MAX_SET_MARKS;
+    if (!persistence) return;
+    const saved = persistence.load();
+    for (const entry of saved.entries) this.put(entry);
+    for (const mark of [...saved.setMarks].sort((a, b) => compareVersions(a.version, b.version))) this.marks.set(mark.origin, mark);
+    this.last = maxVersion(saved.lastVersion, this.last);
+    this.pruned = saved.prunedThrough;
+  }
+
+  /** The newest version this state holds or has handed out. */
+  get lastVersion(): Version {
+    return this.last;
+  }
+
+  get liveCount(): number {
+    return this.liveKeys;
+  }
+
+  /** The live entry for `key`, or undefined (never set, or deleted). */
+  get(key: string): RetainedEntry | undefined {
+    const entry = this.entries.get(key);
+    return entry && entry.value !== null ? entry : undefined;
+  }
+
+  *live(): IterableIterator<RetainedEntry> {
+    for (const entry of this.entries.values()) if (entry.value !== null) yield entry;
+  }
+
+  /** A server at a lower epoch than a write it already holds has been superseded: it must not write (fencing). */
+  canWriteAt(epoch: number): boolean {
+    return epoch >= this.last.epoch;
+  }
+
+  /** Whether a `set` from (origin, seq) was already applied, here or on the server this state came from. */
+  isDuplicateSet(origin: string, seq: number): boolean {
+    return seq <= (this.marks.get(origin)?.seq ?? 0);
+  }
+
+  /** Whether writing `key` would add a live key beyond the bound. */
+  wouldExceedKeys(key: string, value: unknown): boolean {
+    return value !== null && this.get(key) === undefined && this.liveKeys >= this.maxKeys;
+  }
+
+  get maxKeyCount(): number {
+    return this.maxKeys;
+  }
+
+  /**
+   * Writes `value` (null deletes) at the next version in `epoch`, persisting
+   * first; throws what persistence threw, leaving memory unchanged. Returns
+   * the entry, or null when deleting a key that holds nothing (a no-op).
+   * The caller checks `canWriteAt` first.
+   */
+  write(key: string, value: unknown, epoch: number, origin: string, seq: number): RetainedEntry | null {
+    if (value === null && this.get(key) === undefined) return null;
+    const version: Version = { epoch, seq: epoch === this.last.epoch ? this.last.seq + 1 : 1 };
+    const entry: RetainedEntry = { key, value, version };
+    const mark: SetMark = { origin, seq: Math.max(seq, this.marks.get(origin)?.seq ?? 0), version };
+    const removedMarks = this.marksToForget([mark]);
+    this.persist({ entries: [entry], removedKeys: [], setMarks: [mark], removedMarks, lastVersion: version, prunedThrough: this.pruned });
+    this.put(entry);
+    this.putMark(mark, removedMarks);
+    this.last = version;
+    return entry;
+  }
+
+  /**
+   * Entries and set marks changed after `since`, sorted by version. Scans every
+   * key: call it per replication batch, not per write.
+   */
+  exportSince(since: Version): HubStateChanges {
+    const complete = compareVersions(since, this.pruned) < 0;
+    const entries = [...this.entries.values()]
+      .filter((e) => (complete ? e.value !== null : compareVersions(e.version, since) > 0))
+      .sort((a, b) => compareVersions(a.version, b.version));
+    const setMarks = [...this.marks.values()].filter((m) => compareVersions(m.version, since) > 0);
+    return { since, through: this.last, complete, entries, setMarks };
+  }
+
+  /**
+   * Applies changes exported by another server: an entry wins when its version
+   * is newer than ours (so importing twice, or out of date, changes nothing).
+   * All of it in one transaction. Returns the entries that changed (for fan-out).
+   */
+  import(changes: HubStateChanges): RetainedEntry[] {
+    const changed = changes.entries.filter((e) => {
+      const mine = this.entries.get(e.key);
+      return !mine || compareVersions(e.version, mine.version) > 0;
+    });
+    const removedKeys: string[] = [];
+    if (changes.complete) {
+      // A full snapshot: a key it does not list was deleted there and its tombstone pruned.
+      const listed = new Set(changes.entries.map((e) => e.key));
+      for (const [key, mine] of this.entries) {
+        // Anything written here after the snapshot was taken stays.
+        if (listed.has(key) || compareVersions(mine.version, changes.through) > 0) continue;
+        if (mine.value !== null) changed.push({ key, value: null, version: changes.through });
+        else removedKeys.push(key);
+      }
+    }
+    const marks = changes.setMarks.filter((m) => !this.isDuplicateSet(m.origin, m.seq));
+    const removedMarks = this.marksToForget(marks);
+    const lastVersion = maxVersion(this.last, changes.through);
+    if (changed.length + removedKeys.length + marks.length === 0 && compareVersions(lastVersion, this.last) === 0) return [];
+    this.persist({ entries: changed, removedKeys, setMarks: marks, removedMarks, lastVersion, prunedThrough: this.pruned });
+    for (const entry of changed) this.put(entry);
+    for (const key of removedKeys) this.entries.delete(key);
+    for (const mark of marks) this.putMark(mark, []);
+    for (const origin of removedMarks) this.marks.delete(origin);
+    this.last = lastVersion;
+    return changed;
+  }
+
+  /**
+   * Forgets tombstones at or below `through`: call it with a version the
+   * standby has confirmed, so every deletion reached it. A later export from
+   * an older version becomes a complete snapshot.
+   */
+  pruneDeletedThrough(through: Version): number {
+    const bound = compareVersions(through, this.last) < 0 ? through : this.last;
+    const removedKeys = [...this.entries.values()]
+      .filter((e) => e.value === null && compareVersions(e.version, bound) <= 0)
+      .map((e) => e.key);
+    const prunedThrough = maxVersion(this.pruned, bound);
+    if (removedKeys.length === 0 && compareVersions(prunedThrough, this.pruned) === 0) return 0;
+    this.persist({ entries: [], removedKeys, setMarks: [], removedMarks: [], lastVersion: this.last, prunedThrough });
+    for (const key of removedKeys) this.entries.delete(key);
+    this.pruned = prunedThrough;
+    return removedKeys.length;
+  }
+
+  private persist(change: HubStateChange): void {
+    this.persistence?.apply(change);
+  }
+
+  private put(entry: RetainedEntry): void {
+    const before = this.entries.get(entry.key);
+    if (before && before.value !== null) this.liveKeys--;
+    if (entry.value !== null) this.liveKeys++;
+    this.entries.set(entry.key, entry);
+  }
+
+  private putMark(mark: SetMark, forget: readonly string[]): void {
+    this.marks.delete(mark.origin);
+    this.marks.set(mark.origin, mark);
+    for (const origin of forget) this.marks.delete(origin);
+  }
+
+  /** The oldest marks to drop so that adding `incoming` keeps at most maxSetMarks. */
+  private marksToForget(incoming: readonly SetMark[]): string[] {
+    const fresh = new Set(incoming.map((m) => m.origin).filter((o) => !this.marks.has(o)));
+    let excess = this.marks.size + fresh.size - this.maxSetMarks;
+    const forget: string[] = [];
+    const updated = new Set(incoming.map((m) => m.origin));
+    for (const origin of this.marks.keys()) {
+      if (excess <= 0) break;
+      if (updated.has(origin)) continue;
+      forget.push(origin);
+      excess--;
+    }
+    return forget;
+  }
+}

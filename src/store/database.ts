@@ -1,0 +1,156 @@
+/**
+ * The machine's one SQLite database (DESIGN.md, "Storage and replication"),
+ * opened in one place so the durability rules live in one place.
+ *
+ * Schema changes are an ordered list of migrations. To change the schema,
+ * append a migration with the next version; never edit or reorder one that
+ * has shipped (databases in the field already recorded it as applied).
+ */
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { AppError } from "../core/errors.ts";
+
+export const DATABASE_FILE = "understudy.db";
+
+/** How long a statement waits for another connection's lock before failing with SQLITE_BUSY. */
+export const BUSY_TIMEOUT_MS = 5_000;
+
+export type Migration = {
+  /** 1, 2, 3, ... in order, no gaps. */
+  readonly version: number;
+  /** What it adds, for the log and the schema_version table. */
+  readonly name: string;
+  /** Runs inside the migration's transaction. */
+  readonly up: (db: Database) => void;
+};
+
+/** Every schema change, oldest first. Append only. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "Data Hub retained state",
+    up: (db) =>
+      db.run(`
+        -- One row per retained key. value is JSON text; NULL marks a deleted key (a tombstone,
+        -- kept until the standby has it). (epoch, seq) is the write's version; updated is wall-clock ms for people.
+        CREATE TABLE hub_entries (
+          key     TEXT PRIMARY KEY NOT NULL,
+          value   TEXT,
+          epoch   INTEGER NOT NULL,
+          seq     INTEGER NOT NULL,
+          updated INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        -- Highest seq per publisher origin whose set was applied (de-duplicates resends after a switch).
+        CREATE TABLE hub_set_marks (
+          origin TEXT PRIMARY KEY NOT NULL,
+          seq    INTEGER NOT NULL,
+          epoch  INTEGER NOT NULL,
+          vseq   INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        -- Exactly one row: the last version handed out and how far tombstones were pruned.
+        CREATE TABLE hub_meta (
+          id           INTEGER PRIMARY KEY CHECK (id = 1),
+          last_epoch   INTEGER NOT NULL,
+          last_seq     INTEGER NOT NULL,
+          pruned_epoch INTEGER NOT NULL,
+          pruned_seq   INTEGER NOT NULL
+        );
+        INSERT INTO hub_meta (id, last_epoch, last_seq, pruned_epoch, pruned_seq) VALUES (1, 0, 0, 0, 0);
+      `),
+  },
+];
+
+/** The database was written by a newer understudy: refuse rather than guess at its schema. */
+export class DatabaseTooNew extends AppError {
+  constructor(path: string, found: number, known: number) {
+    super(
+      "DATABASE_TOO_NEW",
+      `${path} has schema version ${found}, but this understudy knows only up to ${known}. Run the newer understudy version on this machine.`,
+      { status: 500 },
+    );
+    this.name = "DatabaseTooNew";
+  }
+}
+
+export class DatabaseOpenFailed extends AppError {
+  constructor(path: string, cause: unknown) {
+    super("DATABASE_OPEN_FAILED", `Could not open the database ${path}: ${(cause as Error)?.message ?? String(cause)}. Check the data dir's permissions and free space.`, {
+      status: 500,
+      cause,
+    });
+    this.name = "DatabaseOpenFailed";
+  }
+}
+
+export function databasePath(dataDir: string): string {
+  return join(dataDir, DATABASE_FILE);
+}
+
+/**
+ * Opens (creating if needed) the database at `path`, sets every pragma, and
+ * applies pending migrations. One writer: the process that opens it.
+ */
+export function openDatabase(path: string, migrations: readonly Migration[] = MIGRATIONS): Database {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  let db: Database;
+  try {
+    db = new Database(path, { create: true, strict: true });
+    // First, so every later statement (the pragmas below included) waits out a lock
+    // held by another process (a backup tool, `sqlite3` in a shell) instead of failing at once.
+    db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // WAL: readers (status pages, replication reads) never block the writer, and a crash
+    // mid-write leaves the last committed state. Persistent: recorded in the file.
+    const mode = db.query("PRAGMA journal_mode = WAL").get() as { journal_mode: string } | null;
+    if (path !== ":memory:" && mode?.journal_mode !== "wal") {
+      throw new Error(`the file system refused write-ahead logging (journal mode is ${mode?.journal_mode ?? "unknown"})`);
+    }
+    // FULL: fsync the WAL at every commit. We acknowledge writes (hub sets, show-file pushes)
+    // only after commit, and an acknowledged write must survive a power cut; NORMAL could lose
+    // the last commits. The cost is one fsync per transaction, so batch writes into one.
+    db.run("PRAGMA synchronous = FULL");
+    // Enforce REFERENCES clauses (off by default in SQLite, for compatibility).
+    db.run("PRAGMA foreign_keys = ON");
+    // Temporary tables and sort spills stay in memory: the data dir may be on a slow disk.
+    db.run("PRAGMA temp_store = MEMORY");
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    throw new DatabaseOpenFailed(path, error);
+  }
+  try {
+    migrate(db, migrations, path);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}
+
+/** The highest migration applied, or 0 for a new database. */
+export function schemaVersion(db: Database): number {
+  const row = db.query("SELECT MAX(version) AS version FROM schema_version").get() as { version: number | null } | null;
+  return row?.version ?? 0;
+}
+
+/** Applies, in order and each in its own transaction, the migrations the database has not seen. */
+export function migrate(db: Database, migrations: readonly Migration[], path = "the database"): number {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`Migration "${m.name}" has version ${m.version}; expected ${i + 1} (versions run 1, 2, 3, ... in list order).`);
+  });
+  db.run(`CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY NOT NULL,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+  )`);
+  const current = schemaVersion(db);
+  if (current > migrations.length) throw new DatabaseTooNew(path, current, migrations.length);
+  const record = db.query("INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)");
+  for (const migration of migrations.slice(current)) {
+    // A migration and its record commit together: a crash leaves it either fully applied or not at all.
+    db.transaction(() => {
+      migration.up(db);
+      record.run(migration.version, migration.name, Date.now());
+    }).immediate();
+  }
+  return schemaVersion(db);
+}

@@ -1,0 +1,102 @@
+import { describe, expect, test } from "bun:test";
+import {
+  MAX_DATA_BYTES,
+  MAX_FRAME_BYTES,
+  encodeFrame,
+  fromHubFrameSchema,
+  jsonByteLength,
+  parseFromHubFrame,
+  parseToHubFrame,
+  toHubFrameSchema,
+  utf8ByteLength,
+  type FromHubFrame,
+  type ToHubFrame,
+} from "../../../src/hub/frames.ts";
+
+const toHub: ToHubFrame[] = [
+  { type: "hello", id: "m-1", name: "Render 1", kind: "node" },
+  { type: "ping", sentAt: 12.5, delayMs: 3 },
+  { type: "sub", filter: "studio/+/tally" },
+  { type: "unsub", filter: "studio/#" },
+  { type: "pub", topic: "studio/cam1/tally", data: { on: true }, origin: "app-a", seq: 1 },
+  { type: "set", key: "studio/rundown", value: [1, 2], origin: "app-a", seq: 2 },
+  { type: "set", key: "studio/rundown", value: null, origin: "app-a", seq: 3 },
+  { type: "get", key: "studio/rundown", id: "g1" },
+  { type: "offer", service: "clip.play" },
+  { type: "unoffer", service: "clip.play" },
+  { type: "call", service: "clip.play", id: "1", data: { clip: 3 } },
+  { type: "reply", id: "c1", data: "ok" },
+  { type: "reply", id: "c2", error: { code: "BUSY", message: "Player busy" } },
+];
+
+const fromHub: FromHubFrame[] = [
+  { type: "msg", topic: "a/b", data: 1, from: "app-a", seq: 9 },
+  { type: "ack", origin: "app-a", seq: 9 },
+  { type: "value", key: "a/b", value: "x", version: { epoch: 2, seq: 7 } },
+  { type: "value", key: "a/b", value: null, version: { epoch: 0, seq: 0 }, id: "g1" },
+  { type: "call", service: "clip.play", id: "c1", data: null, from: "m-2" },
+  { type: "reply", id: "1", data: { done: true } },
+  { type: "presence", members: [{ id: "m-1", name: "Render 1", kind: "node", delayMs: null }] },
+  { type: "pong", sentAt: 12.5 },
+  { type: "error", code: "NOT_ACTIVE", message: "m", ref: { type: "pub", origin: "app-a", seq: 3 } },
+];
+
+describe("every frame survives JSON and both parsers agree with the union schemas", () => {
+  test.each(toHub.map((f) => [f.type, f] as const))("to hub: %s", (_type, frame) => {
+    const parsed = parseToHubFrame(encodeFrame(frame));
+    expect(parsed).toEqual({ ok: true, frame });
+    expect(toHubFrameSchema.parse(frame)).toEqual(frame);
+  });
+  test.each(fromHub.map((f) => [f.type, f] as const))("from hub: %s", (_type, frame) => {
+    expect(parseFromHubFrame(encodeFrame(frame))).toEqual({ ok: true, frame });
+    expect(fromHubFrameSchema.parse(frame)).toEqual(frame);
+  });
+});
+
+describe("bad frames are refused with a message that says what is wrong", () => {
+  const big = "x".repeat(MAX_DATA_BYTES);
+  // [what, input, part of the message]
+  const cases: [string, unknown, string][] = [
+    ["not JSON", "{type:", "not valid JSON"],
+    ["not an object", "[1,2]", "must be a JSON object"],
+    ["no type", { topic: "a" }, "unknown type undefined"],
+    ["unknown type", { type: "publish" }, 'unknown type "publish"; expected one of hello, ping, sub'],
+    ["missing field", { type: "pub", topic: "a", origin: "o", seq: 1 }, 'Frame "pub" refused, field "data": must be a JSON value'],
+    ["wildcard in a topic", { type: "pub", topic: "a/+", data: 1, origin: "o", seq: 1 }, 'cannot contain "+" or "#"'],
+    ["topic too long", { type: "pub", topic: "t".repeat(257), data: 1, origin: "o", seq: 1 }, "at most 256 characters"],
+    ["bad filter", { type: "sub", filter: "a/#/b" }, '"#" may only be the last level'],
+    ["seq zero", { type: "pub", topic: "a", data: 1, origin: "o", seq: 0 }, 'field "seq": must be at least 1'],
+    ["seq fraction", { type: "set", key: "a", value: 1, origin: "o", seq: 1.5 }, 'field "seq": must be a whole number'],
+    ["data too big", { type: "pub", topic: "a", data: big, origin: "o", seq: 1 }, `at most 64 KiB of JSON (got ${MAX_DATA_BYTES + 2} bytes)`],
+    ["data not JSON", { type: "pub", topic: "a", data: 10n, origin: "o", seq: 1 }, "must be a JSON value"],
+    ["empty origin", { type: "pub", topic: "a", data: 1, origin: "", seq: 1 }, 'field "origin": must not be empty'],
+    ["bad kind", { type: "hello", id: "a", name: "b", kind: "server" }, 'Frame "hello" refused, field "kind": Invalid option'],
+    ["frame too big", JSON.stringify({ type: "pub", topic: "a", data: "y".repeat(MAX_FRAME_BYTES), origin: "o", seq: 1 }), "is more than the"],
+  ];
+  test.each(cases)("%s", (_what, input, expected) => {
+    const parsed = parseToHubFrame(input);
+    expect(parsed.ok).toBe(false);
+    if (parsed.ok) return;
+    expect(parsed.error.code).toBe("INVALID_FRAME");
+    expect(parsed.error.message).toContain(expected);
+  });
+
+  test("a refused frame still names itself, so the sender can match the error", () => {
+    const parsed = parseToHubFrame({ type: "pub", topic: "a/#", data: 1, origin: "app-a", seq: 4 });
+    expect(parsed.ok ? null : parsed.ref).toEqual({ type: "pub", origin: "app-a", seq: 4 });
+  });
+
+  test("unknown fields are ignored (a newer peer may add some)", () => {
+    expect(parseToHubFrame({ type: "sub", filter: "a", priority: 3 })).toEqual({ ok: true, frame: { type: "sub", filter: "a" } });
+  });
+});
+
+test("sizes are UTF-8 bytes", () => {
+  expect(utf8ByteLength("abc")).toBe(3);
+  expect(utf8ByteLength("é")).toBe(2);
+  expect(utf8ByteLength("€")).toBe(3);
+  expect(utf8ByteLength("🎬")).toBe(4);
+  expect(utf8ByteLength("a€🎬")).toBe(new TextEncoder().encode("a€🎬").length);
+  expect(jsonByteLength({ a: "é" })).toBe(new TextEncoder().encode('{"a":"é"}').length);
+  expect(jsonByteLength(undefined)).toBeNull();
+});
