@@ -1,0 +1,251 @@
+/**
+ * The main server's failover state machine.
+ *
+ *   rejoining ──(backup heard: copied its state; it is not active, or failback auto)──▶ active
+ *   rejoining ──(backup silent a timeout, and no client says it is active)──▶ active
+ *   rejoining ──(backup idle, but copying from it failed for a timeout)──▶ active
+ *   rejoining ──(copied, backup active, failback manual)──▶ standby ──switchBack──▶ rejoining
+ *   standby   ──(the backup no longer serves)──▶ rejoining
+ *   active    ──(the backup is active at a higher epoch: fencing)──▶ rejoining
+ *
+ * Every start is `rejoining`: the main always asks the backup first, so it
+ * never serves over a backup that took over while it was gone. It copies the
+ * Data Hub state from any backup that is idle or active (copying nothing new
+ * is cheap; missing a term the backup served after a crash is not). It does
+ * not take over while clients say the backup is active but the backup cannot
+ * be reached to copy from: those clients are served, and the data stays whole.
+ */
+import { clampTimings, isDown, watch, type Timings } from "../failure-detector.ts";
+import { claimEpoch } from "./epoch.ts";
+import {
+  absorbHeartbeat,
+  absorbLinkBroken,
+  initBase,
+  learnEpoch,
+  mayClaim,
+  msSinceHeardOther,
+  noteStall,
+  otherActiveEpoch,
+  pruneClients,
+  sendBeats,
+  type ServerBase,
+} from "./server-common.ts";
+import type { BeatBody, Effect, Failback, MainEvent, Peer, Step } from "./types.ts";
+
+export type CatchUp =
+  | { readonly kind: "idle"; readonly retryAt: number }
+  | { readonly kind: "running"; readonly epoch: number }
+  | { readonly kind: "done" };
+
+export type MainPhase =
+  | { readonly kind: "active"; readonly epoch: number; readonly since: number }
+  | {
+      readonly kind: "rejoining";
+      readonly since: number;
+      readonly catchUp: CatchUp;
+      /** When copying from the backup first failed in this rejoin (see decideRejoining). */
+      readonly copyFailingSince: number | null;
+      readonly switchBack: boolean;
+    }
+  | { readonly kind: "standby"; readonly since: number };
+
+export interface MainState extends ServerBase {
+  readonly role: "main";
+  readonly failback: Failback;
+  readonly phase: MainPhase;
+}
+
+export interface MainOptions {
+  readonly timings?: Partial<Timings>;
+  readonly failback?: Failback;
+  /** Whether a backup is paired (persisted by the runner). */
+  readonly paired: boolean;
+  /** The persisted epoch (0 on a fresh data dir). */
+  readonly epoch: number;
+}
+
+function rejoining(now: number, switchBack = false): MainPhase {
+  return { kind: "rejoining", since: now, catchUp: { kind: "idle", retryAt: now }, copyFailingSince: null, switchBack };
+}
+
+/** A (re)started main: `rejoining`, or straight to `active` when no backup is paired. */
+export function startMain(opts: MainOptions, now: number): Step<MainState> {
+  const state: MainState = {
+    ...initBase(clampTimings(opts.timings), Math.max(0, opts.epoch), opts.paired, now),
+    role: "main",
+    failback: opts.failback ?? "auto",
+    phase: rejoining(now),
+  };
+  return settle(null, state, now, [], null, false);
+}
+
+export function mainTransition(prev: MainState, ev: MainEvent, now: number): Step<MainState> {
+  const fx: Effect[] = [];
+  const s = noteStall(prev, now, fx);
+  let replyTo: Peer | null = null;
+  let next: MainState = s;
+  switch (ev.type) {
+    case "tick":
+      next = pruneClients(s, now);
+      break;
+    case "heartbeat": {
+      const r = absorbHeartbeat(s, "main", ev.id, ev.beat, now, fx);
+      next = r.state;
+      replyTo = r.replyTo;
+      break;
+    }
+    case "linkBroken":
+      next = absorbLinkBroken(s, "main", ev.peer, now);
+      break;
+    case "catchUpDone":
+      if (s.phase.kind === "rejoining" && s.phase.catchUp.kind === "running") {
+        next = { ...s, phase: { ...s.phase, catchUp: { kind: "done" } } };
+      }
+      break;
+    case "catchUpFailed":
+      // Retry after a heartbeat, not in a tight loop with a runner that fails at once.
+      if (s.phase.kind === "rejoining" && s.phase.catchUp.kind === "running") {
+        const copyFailingSince = s.phase.copyFailingSince ?? now;
+        next = { ...s, phase: { ...s.phase, catchUp: { kind: "idle", retryAt: now + s.timings.heartbeatMs }, copyFailingSince } };
+      }
+      break;
+    case "switchBack":
+      if (s.phase.kind === "standby") {
+        fx.push({ type: "log", level: "info", message: "Switching back to the main: copying the backup's Data Hub state first." });
+        next = { ...s, phase: rejoining(now, true) };
+      } else if (s.phase.kind === "rejoining") {
+        next = { ...s, phase: { ...s.phase, switchBack: true } };
+      }
+      break;
+    case "paired":
+      next = { ...s, paired: true, other: { live: watch(now), beat: null } };
+      break;
+    case "unpaired":
+      next = { ...s, paired: false };
+      break;
+  }
+  return settle(prev, next, now, fx, replyTo, ev.type === "tick");
+}
+
+/**
+ * Applies the rules until the phase is stable, then sends what is due.
+ * Taking over because the backup is silent happens only on a tick: a runner
+ * handles all input that is waiting (say, datagrams queued while the process
+ * was stopped) before its next tick, so silence is judged on everything it
+ * has. Stepping down, or taking over on the backup's own word, happens at once.
+ */
+function settle(
+  prev: MainState | null,
+  s: MainState,
+  now: number,
+  fx: Effect[],
+  replyTo: Peer | null,
+  onTick: boolean,
+): Step<MainState> {
+  let cur = s;
+  // A few passes at most (active → rejoining → catch-up started); each pass only moves forward.
+  for (let i = 0; i < 4; i++) {
+    const after = decide(cur, now, fx, onTick);
+    const same = after.phase.kind === cur.phase.kind;
+    cur = after;
+    if (same) break;
+  }
+  // Announce any change of what others see (a start counts): state or active epoch.
+  const changed = prev === null || cur.phase.kind !== prev.phase.kind || activeEpoch(cur) !== activeEpoch(prev);
+  const state = sendBeats(cur, mainBeat(cur, now), now, { announce: changed, replyTo }, fx);
+  return { state, effects: fx };
+}
+
+function activeEpoch(s: MainState): number | null {
+  return s.phase.kind === "active" ? s.phase.epoch : null;
+}
+
+function decide(s: MainState, now: number, fx: Effect[], onTick: boolean): MainState {
+  const phase = s.phase;
+  switch (phase.kind) {
+    case "active": {
+      if (!s.paired) return s;
+      const theirs = otherActiveEpoch(s, "main", now);
+      if (theirs === null || theirs <= phase.epoch) return s;
+      fx.push({ type: "stopServing", epoch: phase.epoch });
+      fx.push({ type: "log", level: "warn", message: `The backup is active at epoch ${theirs} (ours ${phase.epoch}): stepping down.` });
+      return { ...s, phase: rejoining(now) };
+    }
+    case "standby": {
+      if (!s.paired) return becomeActive(s, now, fx);
+      // Standby only makes sense while the backup serves; if it stopped, the main must.
+      if (backupServing(s, now)) return s;
+      fx.push({ type: "log", level: "info", message: "The backup is no longer active: the main takes over." });
+      return { ...s, phase: rejoining(now) };
+    }
+    case "rejoining":
+      return decideRejoining(s, phase, now, fx, onTick);
+  }
+}
+
+function backupServing(s: MainState, now: number): boolean {
+  return otherActiveEpoch(s, "main", now) !== null;
+}
+
+function decideRejoining(
+  s: MainState,
+  phase: Extract<MainPhase, { kind: "rejoining" }>,
+  now: number,
+  fx: Effect[],
+  onTick: boolean,
+): MainState {
+  if (!s.paired) return becomeActive(s, now, fx);
+  const beat = s.other.beat;
+  if (isDown(s.other.live, now, s.timings)) {
+    // Backup silent for a timeout: wait while clients say it serves (its state could not be copied), else
+    // take over. A copy still running from a silent backup is abandoned: startServing tells the runner.
+    if (backupServing(s, now) || !onTick || !mayClaim(s, now)) return s;
+    return becomeActive(s, now, fx);
+  }
+  // Asked, no answer yet (a fresh start): give the backup a timeout to answer.
+  if (beat === null) return s;
+  // A backup that never finished a sync has nothing to hand back.
+  if (beat.state === "unpaired" || beat.state === "syncing") return becomeActive(s, now, fx);
+  // An idle backup we hear but cannot copy from (one-way partition, blocked port): nobody serves, so
+  // after a timeout of failed copies the main serves without; the runner hands the rest back later.
+  const failing = phase.copyFailingSince;
+  const gaveUp = failing !== null && now - failing >= s.timings.failoverTimeoutMs;
+  if (beat.state === "idle" && gaveUp && onTick && phase.catchUp.kind !== "done") {
+    fx.push({ type: "log", level: "warn", message: "Cannot copy from the idle backup: the main serves without its latest Data Hub state." });
+    return becomeActive(s, now, fx);
+  }
+  switch (phase.catchUp.kind) {
+    case "idle":
+      if (now < phase.catchUp.retryAt) return s;
+      fx.push({ type: "startCatchUp", epoch: beat.epoch });
+      return { ...s, phase: { ...phase, catchUp: { kind: "running", epoch: beat.epoch } } };
+    case "running":
+      return s;
+    case "done":
+      if (beat.state !== "active" || phase.switchBack || s.failback === "auto") return becomeActive(s, now, fx);
+      fx.push({ type: "log", level: "info", message: "Caught up with the backup; waiting for someone to switch back (failback manual)." });
+      return { ...s, phase: { kind: "standby", since: now } };
+  }
+}
+
+/** Claims a fresh epoch (persisted first), then serves. */
+function becomeActive(s: MainState, now: number, fx: Effect[]): MainState {
+  const epoch = claimEpoch("main", s.epoch);
+  const learned = learnEpoch(s, epoch, fx);
+  fx.push({ type: "startServing", epoch });
+  fx.push({ type: "log", level: "info", message: `The main is active at epoch ${epoch}.` });
+  return { ...learned, phase: { kind: "active", epoch, since: now } };
+}
+
+export function mainBeat(s: MainState, now: number): BeatBody {
+  return {
+    role: "main",
+    state: s.phase.kind,
+    epoch: s.epoch,
+    activeEpoch: activeEpoch(s),
+    msSinceHeardMain: 0,
+    msSinceHeardBackup: msSinceHeardOther(s, now),
+    condition: null,
+    syncProgress: null,
+  };
+}

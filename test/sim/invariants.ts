@@ -1,0 +1,265 @@
+/**
+ * The DESIGN.md failover invariants, checked after every simulator step and
+ * on every effect, before the runner executes it.
+ *
+ *  I1 one server per epoch: an epoch is served by one server incarnation, ever.
+ *  I2 epochs never go backwards on a server (in memory or on disk, across restarts).
+ *  I3 persisted before announced: a heartbeat or startServing never carries an
+ *     epoch above the one on disk.
+ *  I4 the runner serves exactly when the core says active, at its epoch; a
+ *     client's hub follows what its core chose.
+ *  I5 no lasting split brain: while main and backup run and can talk, directly
+ *     (clean link both ways) or through a client with clean links to both,
+ *     both are active for at most one announcement's trip (splitHealMs; twice
+ *     that through a client, which relays on its next heartbeat).
+ *  I6 convergence: after faults stop, every live client follows the one active
+ *     server within failoverTimeout + 2 × heartbeat + allowance (see boundMs).
+ *  I7 (blip and witness families) no failover at all.
+ *  I8 a server takes over only on grounds: the backup after hearing nothing
+ *     from the main for a timeout (or its socket broke); the main after
+ *     copying the backup's state, or when the backup never synced, or after
+ *     hearing nothing from it for a timeout (or its socket broke), or after
+ *     failing for a timeout to copy from an idle backup.
+ *  I9 availability: while the only faulty link is the one between main and
+ *     backup, and the main runs, once nothing changed for availableAfterMs,
+ *     some server is active and every live client follows an active server.
+ */
+import { stallThresholdMs } from "../../src/core/failure-detector.ts";
+import type { Effect } from "../../src/core/failover/index.ts";
+import type { SimNode, World } from "./world.ts";
+
+export interface CheckPlan {
+  /** When faults stop (heal, resume, restarts); convergence is measured from here. */
+  readonly faultsStopAt: number;
+  /** From this time on, the main must stay active at one epoch and clients on it. */
+  readonly noFailoverFrom: number | null;
+}
+
+export class Checker {
+  readonly violations: string[] = [];
+  /** Last time the network was not converged after faults stopped (−1: never). */
+  lastUnconvergedAt = -1;
+  #holder = new Map<number, string>();
+  #maxEpoch = new Map<string, number>();
+  #cleanSince: number | null = null;
+  #topology = -1;
+  #connected = { clean: false, direct: false };
+  #dualSince: number | null = null;
+  #frozenEpoch: number | null = null;
+  /** For the report, and to show the schedules really exercise failover: */
+  maxDualActiveCleanMs = 0;
+  takeovers = { main: 0, backup: 0 };
+  conditionSeen = false;
+
+  #available = { holds: false, since: 0 };
+  /** Longest a client went without an active server while I9's premise held (for the report). */
+  maxUnavailableMs = 0;
+
+  constructor(
+    readonly plan: CheckPlan,
+    readonly splitHealMs: number,
+    readonly availableAfterMs: number,
+  ) {}
+
+  #seen = new Set<string>();
+
+  /** Records a violation once per invariant (its code is the first word), so a report stays short. */
+  fail(world: World, what: string): void {
+    const code = what.split(" ")[0] ?? what;
+    if (this.#seen.has(code)) return;
+    this.#seen.add(code);
+    this.violations.push(`t=${world.now()}: ${what}`);
+  }
+
+  effect(world: World, node: SimNode, fx: Effect): void {
+    switch (fx.type) {
+      case "persistEpoch":
+        if (fx.epoch < node.disk.epoch) this.fail(world, `I2 ${node.name} persisted epoch ${fx.epoch} below ${node.disk.epoch} on disk`);
+        break;
+      case "send": {
+        if (fx.beat.condition !== null) this.conditionSeen = true;
+        const top = Math.max(fx.beat.epoch, fx.beat.activeEpoch ?? 0);
+        if (node.role !== "client" && top > node.disk.epoch) {
+          this.fail(world, `I3 ${node.name} announced epoch ${top} with ${node.disk.epoch} on disk`);
+        }
+        break;
+      }
+      case "startServing": {
+        if (fx.epoch > node.disk.epoch) this.fail(world, `I3 ${node.name} serves epoch ${fx.epoch} with ${node.disk.epoch} on disk`);
+        const who = `${node.name}#${node.inc}`;
+        const had = this.#holder.get(fx.epoch);
+        if (had !== undefined && had !== who) this.fail(world, `I1 epoch ${fx.epoch} served by ${had} and ${who}`);
+        this.#holder.set(fx.epoch, who);
+        this.#checkGrounds(world, node);
+        if (node.role === "main" || node.role === "backup") this.takeovers[node.role] += 1;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  #checkGrounds(world: World, n: SimNode): void {
+    const silentMs = world.now() - Math.max(n.startedAt, n.lastFromOther);
+    // Silence counts only if nothing from the other server sits unread in the inbox, after a
+    // stall the core could notice (a shorter one is like a datagram still on the wire).
+    const noticeable = n.lastFreezeMs > stallThresholdMs(world.cfg.timings);
+    const waiting = noticeable && n.queue.some((m) => m.kind === "beat" && m.beat.role !== "client" && m.beat.role !== n.role);
+    const gone = (silentMs >= world.cfg.timings.failoverTimeoutMs || n.brokenSinceHeard) && !waiting;
+    const noData = n.lastFromOtherState === "unpaired" || n.lastFromOtherState === "syncing";
+    // An idle backup it could not copy from for a timeout: serving without beats nobody serving.
+    const T = world.cfg.timings.failoverTimeoutMs;
+    const copyFailing = n.lastFromOtherState === "idle" && n.copyFailingSince !== null && world.now() - n.copyFailingSince >= T;
+    if (n.role === "backup" && !gone) {
+      this.fail(world, `I8 the backup took over having heard the main ${silentMs} ms ago${waiting ? " (and more waiting)" : ""}`);
+    }
+    if (n.role === "main" && !gone && !n.caughtUp && !noData && !copyFailing) {
+      this.fail(world, `I8 the main took over without copying the backup's state (heard it ${silentMs} ms ago)`);
+    }
+  }
+
+  afterStep(world: World, touched: SimNode | null): void {
+    const now = world.now();
+    if (touched) this.#checkNode(world, touched);
+    else for (const n of world.nodes.values()) this.#checkNode(world, n);
+    const actives: SimNode[] = [];
+    for (const name of ["main", "backup"]) {
+      const n = world.nodes.get(name);
+      if (n?.state && n.serving !== null) actives.push(n);
+    }
+    this.#checkSplit(world, actives);
+    // What follows depends only on who serves and whom clients follow: recompute when that changed.
+    if (this.#version !== world.stateVersion) {
+      this.#version = world.stateVersion;
+      this.#availableNow = available(world, actives);
+      this.#convergedNow = converged(world, actives);
+      if (this.plan.noFailoverFrom !== null && now >= this.plan.noFailoverFrom) this.#checkNoFailover(world);
+    }
+    this.#checkAvailable(world);
+    if (now >= this.plan.faultsStopAt && !this.#convergedNow) this.lastUnconvergedAt = now;
+  }
+
+  #version = -1;
+  #availableNow = false;
+  #convergedNow = false;
+
+  /** I2, I3, I4 for one machine. */
+  #checkNode(world: World, n: SimNode): void {
+    const s = n.state;
+    if (!s) return;
+    if (s.role === "client") {
+      if (s.following !== n.following.server || s.followingEpoch !== n.following.epoch) {
+        this.fail(world, `I4 ${n.name} core follows ${s.following}@${s.followingEpoch}, runner ${n.following.server}@${n.following.epoch}`);
+      }
+      return;
+    }
+    const max = this.#maxEpoch.get(n.name) ?? 0;
+    if (s.epoch < max) this.fail(world, `I2 ${n.name} epoch went back from ${max} to ${s.epoch}`);
+    if (s.epoch > max) this.#maxEpoch.set(n.name, s.epoch);
+    if (s.epoch > n.disk.epoch) this.fail(world, `I3 ${n.name} holds epoch ${s.epoch} with ${n.disk.epoch} on disk`);
+    const active = s.phase.kind === "active" ? s.phase.epoch : null;
+    if (active !== n.serving) this.fail(world, `I4 ${n.name} core active at ${active}, runner serving ${n.serving}`);
+  }
+
+  #checkSplit(world: World, actives: SimNode[]): void {
+    const now = world.now();
+    const m = world.nodes.get("main");
+    const b = world.nodes.get("backup");
+    // Connectivity changes only with links or processes (world.topology); recompute it then.
+    if (this.#topology !== world.topology) {
+      this.#topology = world.topology;
+      const up = (n: SimNode | undefined): boolean => !!n?.state && !n.frozen;
+      const direct = isClean(world, "main", "backup") && isClean(world, "backup", "main");
+      const bridged = [...world.nodes.values()].some(
+        (c) => c.role === "client" && up(c) && ["main", "backup"].every((s) => isClean(world, c.name, s) && isClean(world, s, c.name)),
+      );
+      this.#connected = { clean: up(m) && up(b) && (direct || bridged), direct };
+      this.#available = { holds: this.#premiseOfI9(world), since: now };
+    }
+    const { clean, direct } = this.#connected;
+    const limit = direct ? this.splitHealMs : 2 * this.splitHealMs;
+    if (!clean) this.#cleanSince = null;
+    else if (this.#cleanSince === null) this.#cleanSince = now;
+    if (actives.length < 2) this.#dualSince = null;
+    else if (this.#dualSince === null) this.#dualSince = now;
+    if (this.#cleanSince !== null && this.#dualSince !== null) {
+      // A failback hands over by announcement, so both are active for one message's trip.
+      const ms = now - Math.max(this.#cleanSince, this.#dualSince);
+      this.maxDualActiveCleanMs = Math.max(this.maxDualActiveCleanMs, ms);
+      if (ms > limit) this.fail(world, `I5 main and backup both active for ${ms} ms while connected ${direct ? "directly" : "through a client"}`);
+    }
+  }
+
+  #premiseOfI9(world: World): boolean {
+    const up = (n: SimNode | undefined): boolean => !!n?.state && !n.frozen;
+    const m = world.nodes.get("main");
+    const b = world.nodes.get("backup");
+    if (!up(m)) return false;
+    for (const c of world.nodes.values()) {
+      if (c.role !== "client" || !c.state) continue;
+      if (c.frozen) return false;
+      for (const s of up(b) ? ["main", "backup"] : ["main"]) {
+        if (!isClean(world, c.name, s) || !isClean(world, s, c.name)) return false;
+      }
+    }
+    return true;
+  }
+
+  #checkAvailable(world: World): void {
+    if (!this.#available.holds) return;
+    if (this.#availableNow) {
+      this.#available.since = world.now(); // only unbroken unavailability counts
+      return;
+    }
+    const waited = world.now() - this.#available.since;
+    this.maxUnavailableMs = Math.max(this.maxUnavailableMs, waited);
+    if (waited > this.availableAfterMs) this.fail(world, `I9 no server for every client ${waited} ms into a steady partition between main and backup`);
+  }
+
+  #checkNoFailover(world: World): void {
+    const main = world.node("main").state;
+    const backup = world.node("backup").state;
+    if (main?.role !== "main" || main.phase.kind !== "active") {
+      this.fail(world, `I7 the main left active where no failover is allowed`);
+      return;
+    }
+    this.#frozenEpoch ??= main.phase.epoch;
+    if (main.phase.epoch !== this.#frozenEpoch) this.fail(world, `I7 the main's epoch changed where no failover is allowed`);
+    if (backup?.role === "backup" && backup.phase.kind === "active") this.fail(world, `I7 the backup took over where no failover is allowed`);
+    for (const n of world.nodes.values()) {
+      if (n.role === "client" && n.state && n.following.server !== "main") {
+        this.fail(world, `I7 ${n.name} left the main where no failover is allowed (follows ${n.following.server})`);
+      }
+    }
+  }
+}
+
+function isClean(world: World, a: string, b: string): boolean {
+  const l = world.linkState(a, b);
+  return !l.cut && l.loss === 0 && l.extraDelay === 0;
+}
+
+/** Some server active, and every live client's hub on an active server at its epoch. */
+function available(world: World, actives: SimNode[]): boolean {
+  if (actives.length === 0) return false;
+  for (const c of world.nodes.values()) {
+    if (c.role !== "client" || !c.state) continue;
+    const s = c.following.server === null ? null : world.nodes.get(c.following.server)?.state;
+    if (!s || s.role === "client" || s.phase.kind !== "active" || s.phase.epoch !== c.following.epoch) return false;
+  }
+  return true;
+}
+
+/** One active server, and every live client's hub on it at its epoch. */
+export function converged(world: World, actives?: SimNode[]): boolean {
+  const act = actives ?? [...world.nodes.values()].filter((n) => n.state && n.role !== "client" && n.serving !== null);
+  if (act.length !== 1) return false;
+  const a = act[0]!;
+  const s = a.state;
+  if (!s || s.role === "client" || s.phase.kind !== "active") return false;
+  for (const n of world.nodes.values()) {
+    if (n.role !== "client" || !n.state) continue;
+    if (n.following.server !== a.role || n.following.epoch !== s.phase.epoch) return false;
+  }
+  return true;
+}

@@ -1,0 +1,160 @@
+/**
+ * Runs one seed: builds the world, lays out the seed's fault schedule, stops
+ * faults, and checks the invariants (invariants.ts) all along.
+ *
+ *   bun test test/sim                  # SIM_SEEDS seeds (default 2000)
+ *   SEED=1234 bun test test/sim        # replay one seed and print its trace
+ */
+import { DEFAULT_TIMINGS, FAST_TIMINGS, type Timings } from "../../src/core/failure-detector.ts";
+import { tickPeriodMs, type Failback } from "../../src/core/failover/index.ts";
+import { Checker, converged, type CheckPlan } from "./invariants.ts";
+import { Rng } from "./prng.ts";
+import { blips, chaos, CLIENTS, lateClient, rejoinSplit, witness, type Family } from "./schedules.ts";
+import { World, type SimConfig } from "./world.ts";
+
+export interface SeedResult {
+  readonly seed: number;
+  readonly family: Family;
+  readonly failback: Failback;
+  readonly timings: Timings;
+  readonly violations: readonly string[];
+  /** How long after faults stopped the network last was not converged (0 if it never was). */
+  readonly convergenceMs: number;
+  readonly boundMs: number;
+  readonly maxDualActiveCleanMs: number;
+  /** How many times each server started serving (the first main start counts). */
+  readonly takeovers: { readonly main: number; readonly backup: number };
+  /** Whether the backup ever said "Main unreachable from backup". */
+  readonly conditionSeen: boolean;
+  /** Longest a client went without an active server while I9's premise held. */
+  readonly maxUnavailableMs: number;
+  readonly trace: readonly string[] | null;
+}
+
+/** One-way latency of the healthy simulated network, ms (a LAN with a busy switch). */
+export const LATENCY: readonly [number, number] = [1, 3];
+
+/**
+ * I6's bound: failoverTimeout + 2 × heartbeat, plus an allowance for the
+ * runner's tick and the wire. A decision made on a deadline (timeout, next
+ * heartbeat) waits for the next tick, so each of the two deadline-driven
+ * steps on the slowest path (the backup notices the silence; a client's next
+ * heartbeat brings the answer) may be one tick late, and that path crosses
+ * the wire twice: allowance = 2 × tick + 2 × max latency. With the defaults
+ * that is 1000 + 200 + 40 + 6 = 1246 ms.
+ */
+export function boundMs(t: Timings, tickMs: number): number {
+  return t.failoverTimeoutMs + 2 * t.heartbeatMs + 2 * tickMs + 2 * LATENCY[1];
+}
+
+/**
+ * I9's bound: the same as I6's. The slow path is a main restarting beside an
+ * idle backup it hears but cannot copy from: it hears it (≤ h), its copy
+ * fails (≤ h/2 here), it gives up after a timeout, on a tick; clients hear
+ * the announcement. T + 1.5·h + tick + latency fits within boundMs.
+ */
+export function availableAfterMs(t: Timings, tickMs: number): number {
+  return boundMs(t, tickMs);
+}
+
+/** How long a clean main–backup link may still show two actives (I5): one heartbeat, a tick, the wire. */
+export function splitHealMs(t: Timings, tickMs: number): number {
+  return t.heartbeatMs + tickMs + LATENCY[1];
+}
+
+export function familyOf(seed: number): { family: Family; failback: Failback; timings: Timings } {
+  const r = seed % 10;
+  const family: Family = r < 6 ? "chaos" : r === 6 ? "rejoin-split" : r === 7 ? "blip" : r === 8 ? "witness" : "late-client";
+  const failback: Failback = r === 4 || r === 5 ? "manual" : "auto";
+  // Most seeds use the fast preset (cheaper to simulate); every 11th runs production timings.
+  const timings = seed % 11 === 4 ? DEFAULT_TIMINGS : FAST_TIMINGS;
+  return { family, failback, timings };
+}
+
+export interface WorldOptions {
+  readonly seed: number;
+  readonly timings: Timings;
+  readonly failback: Failback;
+  readonly plan: CheckPlan;
+  readonly tracing?: boolean;
+}
+
+/** A world of main, backup and clients c1..c3, started at t=0, with the checker plugged in. */
+export function newWorld(o: WorldOptions): { world: World; checker: Checker } {
+  const tickMs = tickPeriodMs(o.timings.heartbeatMs);
+  const cfg: SimConfig = { timings: o.timings, failback: o.failback, tickMs, latency: LATENCY, catchUpMs: [2, o.timings.heartbeatMs / 2] };
+  const checker = new Checker(o.plan, splitHealMs(o.timings, tickMs), availableAfterMs(o.timings, tickMs));
+  const world = new World(cfg, new Rng(o.seed ^ 0x9e3779b9), checker, o.tracing ?? false);
+  world.spawn("main", "main");
+  world.spawn("backup", "backup");
+  for (const c of CLIENTS) world.spawn(c, "client");
+  return { world, checker };
+}
+
+export function runSeed(seed: number, tracing = false): SeedResult {
+  const { family, failback, timings } = familyOf(seed);
+  const { heartbeatMs: h, failoverTimeoutMs: T } = timings;
+  const tickMs = tickPeriodMs(h);
+  const sched = new Rng(seed);
+  const warmup = 2 * T;
+  const stopAt = warmup + (family === "late-client" ? 4 * T : 8 * T);
+  const bound = boundMs(timings, tickMs);
+  const quiet = family === "blip" || family === "witness";
+  const plan = { faultsStopAt: stopAt, noFailoverFrom: quiet ? warmup : null };
+  const { world, checker } = newWorld({ seed, timings, failback, plan, tracing });
+  world.log(`seed ${seed}: ${family}, failback ${failback}, heartbeat ${h} ms, timeout ${T} ms, tick ${tickMs} ms`);
+  world.runUntil(warmup - 1);
+  // The warm network must be on the main, or nothing below would mean much.
+  const m = world.node("main").state;
+  if (!converged(world) || m?.role !== "main" || m.phase.kind !== "active") checker.fail(world, "not converged on the main after warm-up");
+
+  const window = { from: warmup, stopAt };
+  let joinAt: number | null = null;
+  let mustReportUnreachable = false;
+  if (family === "chaos") chaos(world, sched, window, failback === "manual");
+  else if (family === "blip") blips(world, sched, window);
+  else if (family === "witness") mustReportUnreachable = witness(world, sched, window);
+  else if (family === "rejoin-split") rejoinSplit(world, sched, window);
+  else joinAt = lateClient(world, sched, window);
+
+  // Faults stop: the network heals, frozen processes resume, crashed ones restart
+  // (now and then one server or one client stays dead: the rest must cope).
+  const keepDead = sched.chance(0.15) ? sched.pick(["main", "backup"]) : sched.chance(0.1) ? sched.pick(CLIENTS) : null;
+  world.at(stopAt, "FAULTS STOP", () => {
+    world.faultsStopped = true;
+    world.healNetwork();
+    for (const n of world.nodes.values()) {
+      world.resume(n.name);
+      if (n.name === keepDead) world.log(`${n.name} stays ${n.state ? "up" : "dead"}`);
+      else world.restart(n.name);
+    }
+  });
+
+  if (joinAt !== null) {
+    // The late client must be on the active backup once it could be: the backup has taken
+    // over (≤ bound after the crash) and the client has had a heartbeat round trip.
+    const checkAt = Math.max(warmup + bound, joinAt + 2 * h);
+    world.at(checkAt, "check c4 follows the backup", () => {
+      const c4 = world.node("c4");
+      const b = world.node("backup").state;
+      const mainDown = !world.node("main").state;
+      if (mainDown && b?.role === "backup" && b.phase.kind === "active" && c4.following.server !== "backup") {
+        checker.fail(world, `late client c4 follows ${c4.following.server}, not the active backup`);
+      }
+      if (mainDown && b?.role === "backup" && b.phase.kind !== "active") checker.fail(world, "the backup did not take over");
+    });
+  }
+
+  const end = stopAt + bound + 2 * T;
+  world.runUntil(end);
+  if (mustReportUnreachable && !checker.conditionSeen) checker.fail(world, "I7 the backup never said \"Main unreachable from backup\"");
+  const convergenceMs = checker.lastUnconvergedAt < 0 ? 0 : checker.lastUnconvergedAt - stopAt;
+  if (!converged(world)) checker.fail(world, `I6 not converged at the end of the run`);
+  else if (convergenceMs > bound) checker.fail(world, `I6 converged ${convergenceMs} ms after faults stopped (bound ${bound})`);
+  return {
+    seed, family, failback, timings, violations: checker.violations, convergenceMs, boundMs: bound,
+    maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
+    maxUnavailableMs: checker.maxUnavailableMs,
+    trace: world.trace,
+  };
+}

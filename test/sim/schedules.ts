@@ -1,0 +1,192 @@
+/**
+ * Seeded fault schedules. Each family says what it injects, between `from`
+ * and `stopAt` (when faults stop); run.ts then heals everything and checks.
+ *
+ *  chaos        crashes, freezes, full / one-way / main-backup partitions,
+ *               loss, delay, overlapping at random; failback auto or manual
+ *               (manual adds random switch-back clicks).
+ *  blip         only faults shorter than the failure detector can see:
+ *               must cause no failover at all.
+ *  rejoin-split the main crashes and restarts while it and the backup are cut
+ *               from each other (one or both ways); clients see both.
+ *  witness      main and backup cut from each other (one or both ways) for
+ *               many timeouts while clients see both: must cause no failover.
+ *  late-client  the main dies; a client set up while it is down (knowing the
+ *               backup's address) joins, then the main may come back.
+ */
+import type { Rng } from "./prng.ts";
+import type { World } from "./world.ts";
+
+export type Family = "chaos" | "rejoin-split" | "blip" | "witness" | "late-client";
+
+export const CLIENTS = ["c1", "c2", "c3"] as const;
+const SERVERS = ["main", "backup"] as const;
+const ALL = [...SERVERS, ...CLIENTS];
+
+export interface Window {
+  readonly from: number;
+  readonly stopAt: number;
+}
+
+/** Schedules an action that only happens while faults are still on. */
+function fault(world: World, t: number, label: string, run: () => void): void {
+  world.at(t, label, () => {
+    if (!world.faultsStopped) run();
+  });
+}
+
+function cut(world: World, t: number, dur: number, pairs: readonly (readonly [string, string])[], label: string): void {
+  fault(world, t, `cut ${label} for ${dur} ms`, () => {
+    for (const [a, b] of pairs) world.link(a, b).cut = true;
+  });
+  fault(world, t + dur, `heal ${label}`, () => {
+    for (const [a, b] of pairs) world.link(a, b).cut = false;
+  });
+}
+
+function both(a: string, b: string): [string, string][] {
+  return [[a, b], [b, a]];
+}
+
+/** Two different machines. */
+function pair(rng: Rng): [string, string] {
+  const a = rng.pick(ALL);
+  return [a, rng.pick(ALL.filter((n) => n !== a))];
+}
+
+function isolate(node: string): [string, string][] {
+  return ALL.filter((n) => n !== node).flatMap((n) => both(node, n));
+}
+
+export function chaos(world: World, rng: Rng, w: Window, manual: boolean): void {
+  const { heartbeatMs: h, failoverTimeoutMs: T } = world.cfg.timings;
+  for (let t = w.from + rng.int(0, 2 * h); t < w.stopAt; t += rng.int(h / 2, 4 * h)) {
+    const dur = rng.chance(0.5) ? rng.int(h / 2, T) : rng.int(T, 3 * T);
+    const roll = rng.next();
+    if (roll < 0.14) {
+      const who = rng.chance(0.8) ? rng.pick(SERVERS) : rng.pick(CLIENTS);
+      fault(world, t, `crash ${who}`, () => world.crash(who));
+      fault(world, t + dur, `restart ${who}`, () => world.restart(who));
+    } else if (roll < 0.26) {
+      const who = rng.pick(ALL);
+      fault(world, t, `freeze ${who} for ${dur} ms`, () => world.freeze(who));
+      fault(world, t + dur, `resume ${who}`, () => world.resume(who));
+    } else if (roll < 0.38) {
+      const who = rng.pick(ALL);
+      cut(world, t, dur, isolate(who), `${who} off`);
+    } else if (roll < 0.52) {
+      cut(world, t, dur, both("main", "backup"), "main<->backup");
+    } else if (roll < 0.6) {
+      const [a, b] = rng.chance(0.5) ? ["main", "backup"] : ["backup", "main"];
+      cut(world, t, dur, [[a, b]], `${a}->${b}`);
+    } else if (roll < 0.74) {
+      const c = rng.pick(CLIENTS);
+      const s = rng.pick(SERVERS);
+      const pairs: [string, string][] = rng.chance(0.6) ? both(c, s) : rng.chance(0.5) ? [[c, s]] : [[s, c]];
+      cut(world, t, dur, pairs, pairs.map(([a, b]) => `${a}->${b}`).join(","));
+    } else if (roll < 0.84) {
+      const [a, b] = pair(rng);
+      const loss = rng.int(10, 90) / 100;
+      fault(world, t, `loss ${loss} ${a}<->${b} for ${dur} ms`, () => {
+        world.link(a, b).loss = loss;
+        world.link(b, a).loss = loss;
+      });
+      fault(world, t + dur, `no loss ${a}<->${b}`, () => {
+        world.link(a, b).loss = 0;
+        world.link(b, a).loss = 0;
+      });
+    } else if (roll < 0.94) {
+      const [a, b] = pair(rng);
+      const extra = rng.int(h, 2 * T);
+      fault(world, t, `delay up to ${extra} ms ${a}->${b} for ${dur} ms`, () => (world.link(a, b).extraDelay = extra));
+      fault(world, t + dur, `no delay ${a}->${b}`, () => (world.link(a, b).extraDelay = 0));
+    } else if (manual) {
+      fault(world, t, "switch back", () => world.switchBack());
+    }
+  }
+}
+
+/**
+ * The longest blip guaranteed to go unnoticed. The detector sees silence, not
+ * the blip: the last heartbeat before it may have been sent almost a period
+ * before it began, and the first one after it up to a period after it ended,
+ * each a tick late and a latency slower. So a blip b is safe when
+ * b + 2·h + 2·tick + latency < timeout; we test blips up to that, which with
+ * the defaults is 757 of 1000 ms (and 126 of 250 with the fast preset).
+ */
+export function longestSafeBlip(world: World): number {
+  const { heartbeatMs: h, failoverTimeoutMs: T } = world.cfg.timings;
+  return T - 2 * h - 2 * world.cfg.tickMs - world.cfg.latency[1] - 1;
+}
+
+export function blips(world: World, rng: Rng, w: Window): void {
+  const { heartbeatMs: h } = world.cfg.timings;
+  const longest = longestSafeBlip(world);
+  // Blips one at a time, with a few heartbeats of calm between so silences never add up.
+  for (let t = w.from; ; ) {
+    const dur = rng.int(1, longest);
+    if (t + dur >= w.stopAt) break;
+    const roll = rng.next();
+    if (roll < 0.3) {
+      const who = rng.pick(ALL);
+      fault(world, t, `freeze ${who} for ${dur} ms`, () => world.freeze(who));
+      fault(world, t + dur, `resume ${who}`, () => world.resume(who));
+    } else if (roll < 0.6) {
+      const who = rng.pick(ALL);
+      cut(world, t, dur, isolate(who), `${who} off`);
+    } else if (roll < 0.8) {
+      cut(world, t, dur, both("main", "backup"), "main<->backup");
+    } else {
+      // The whole network drops for a moment (a switch reboot that comes back fast).
+      cut(world, t, dur, ALL.flatMap((a) => ALL.filter((b) => b !== a).map((b) => [a, b] as [string, string])), "everything");
+    }
+    t += dur + rng.int(3 * h, 6 * h);
+  }
+}
+
+function mainBackupCut(rng: Rng): { pairs: [string, string][]; label: string; mainToBackup: boolean } {
+  const dir = rng.pick(["both", "main->backup", "backup->main"] as const);
+  const pairs: [string, string][] = dir === "both" ? both("main", "backup") : dir === "main->backup" ? [["main", "backup"]] : [["backup", "main"]];
+  return { pairs, label: dir === "both" ? "main<->backup" : dir, mainToBackup: dir !== "backup->main" };
+}
+
+export function rejoinSplit(world: World, rng: Rng, w: Window): void {
+  const { failoverTimeoutMs: T, heartbeatMs: h } = world.cfg.timings;
+  for (let t = w.from; ; ) {
+    const dur = rng.int(3 * T, 6 * T);
+    if (t + dur >= w.stopAt) break;
+    const c = mainBackupCut(rng);
+    cut(world, t, dur, c.pairs, c.label);
+    const crashAt = t + rng.int(0, T);
+    fault(world, crashAt, "crash main", () => world.crash("main"));
+    fault(world, crashAt + rng.int(1, 2 * T), "restart main", () => world.restart("main"));
+    t += dur + rng.int(2 * h, T);
+  }
+}
+
+/** Returns whether the main→backup direction was ever cut (then the backup must say so). */
+export function witness(world: World, rng: Rng, w: Window): boolean {
+  const { failoverTimeoutMs: T, heartbeatMs: h } = world.cfg.timings;
+  let mainToBackupCut = false;
+  for (let t = w.from; ; ) {
+    const dur = rng.int(2 * T, 6 * T);
+    if (t + dur >= w.stopAt) break;
+    const c = mainBackupCut(rng);
+    if (c.mainToBackup) mainToBackupCut = true;
+    cut(world, t, dur, c.pairs, c.label);
+    t += dur + rng.int(2 * h, 2 * T);
+  }
+  return mainToBackupCut;
+}
+
+/** Returns when the late client joins. */
+export function lateClient(world: World, rng: Rng, w: Window): number {
+  const { failoverTimeoutMs: T } = world.cfg.timings;
+  fault(world, w.from, "crash main", () => world.crash("main"));
+  const joinAt = w.from + rng.int(0, 2 * T);
+  world.at(joinAt, "client c4 starts, set up with the main's and the backup's addresses", () => {
+    world.spawn("c4", "client", { main: true, backup: true });
+  });
+  if (rng.chance(0.6)) fault(world, w.stopAt - rng.int(0, T), "restart main", () => world.restart("main"));
+  return joinAt;
+}

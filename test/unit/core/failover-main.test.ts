@@ -1,0 +1,221 @@
+import { describe, expect, test } from "bun:test";
+import { DEFAULT_TIMINGS } from "../../../src/core/failure-detector.ts";
+import {
+  mainTransition,
+  startMain,
+  statusChip,
+  type BeatBody,
+  type Effect,
+  type Failback,
+  type MainEvent,
+  type MainState,
+} from "../../../src/core/failover/index.ts";
+import { ManualClock } from "../../support/clock.ts";
+
+// heartbeat 100 ms, timeout 1000 ms; ticks every 20 ms as index.ts asks.
+const TICK = 20;
+
+const idleBackup: BeatBody = {
+  role: "backup", state: "idle", epoch: 1, activeEpoch: null, msSinceHeardMain: 0, msSinceHeardBackup: 0, condition: null, syncProgress: null,
+};
+const fromBackup = (o: Partial<BeatBody> = {}): MainEvent => ({ type: "heartbeat", id: "b", beat: { ...idleBackup, ...o } });
+const activeBackup = (epoch: number): MainEvent => fromBackup({ state: "active", epoch, activeEpoch: epoch });
+
+/** Drives a main on a ManualClock, keeping every effect for inspection. */
+class Main {
+  readonly clock = new ManualClock(50_000);
+  state: MainState;
+  effects: Effect[] = [];
+  constructor(opts: { paired?: boolean; epoch?: number; failback?: Failback } = {}) {
+    const r = startMain({ timings: DEFAULT_TIMINGS, paired: opts.paired ?? true, epoch: opts.epoch ?? 1, failback: opts.failback }, this.clock.now());
+    this.state = r.state;
+    this.effects.push(...r.effects);
+  }
+  on(ev: MainEvent): Effect[] {
+    const r = mainTransition(this.state, ev, this.clock.now());
+    this.state = r.state;
+    this.effects.push(...r.effects);
+    return [...r.effects];
+  }
+  /** Ticks for `ms`; `beat` (if any) arrives every 100 ms as the backup's heartbeat. */
+  run(ms: number, beat: MainEvent | null = null): void {
+    const end = this.clock.now() + ms;
+    while (this.clock.now() < end) {
+      this.clock.advance(TICK);
+      if (beat && this.clock.now() % 100 === 0) this.on(beat);
+      this.on({ type: "tick" });
+    }
+  }
+  get phase(): string {
+    const p = this.state.phase;
+    return p.kind === "active" ? `active@${p.epoch}` : p.kind;
+  }
+  get chip(): string {
+    return statusChip(this.state, this.clock.now()).text;
+  }
+}
+
+const types = (fx: Effect[]) => fx.filter((e) => e.type !== "log" && e.type !== "send").map((e) => `${e.type}${"epoch" in e ? `:${e.epoch}` : ""}`);
+
+describe("main: starting", () => {
+  test("without a backup it is active at once, the epoch persisted before serving", () => {
+    const m = new Main({ paired: false, epoch: 0 });
+    expect(m.phase).toBe("active@1");
+    expect(types(m.effects)).toEqual(["persistEpoch:1", "startServing:1"]);
+    expect(m.chip).toBe("No backup");
+  });
+
+  test("with a backup it asks first: rejoining until the backup answers or a timeout passes", () => {
+    const m = new Main();
+    expect(m.phase).toBe("rejoining");
+    m.run(980);
+    expect(m.phase).toBe("rejoining");
+    m.run(TICK);
+    expect(m.phase).toBe("active@3"); // a new term: it held 1 before, the main owns odd epochs
+  });
+
+  // what the backup says → what the main does before serving
+  const table: [string, BeatBody["state"], string[]][] = [
+    ["an idle backup: copy what it has, then serve", "idle", ["startCatchUp:1"]],
+    ["a syncing backup has nothing to copy", "syncing", ["persistEpoch:3", "startServing:3"]],
+    ["an unpaired backup has nothing to copy", "unpaired", ["persistEpoch:3", "startServing:3"]],
+  ];
+  for (const [name, state, expected] of table) {
+    test(name, () => {
+      const m = new Main();
+      m.clock.advance(5);
+      expect(types(m.on(fromBackup({ state })))).toEqual(expected);
+    });
+  }
+
+  test("after copying from an idle backup it serves at a new epoch", () => {
+    const m = new Main();
+    m.on(fromBackup());
+    expect(types(m.on({ type: "catchUpDone" }))).toEqual(["persistEpoch:3", "startServing:3"]);
+    expect(m.chip).toBe("Backup is idle");
+  });
+
+  test("an idle backup it hears but cannot copy from: after a timeout of failed copies it serves without", () => {
+    const m = new Main();
+    const failEvery100 = (): void => {
+      for (let i = 0; i < 5; i++) {
+        m.clock.advance(TICK);
+        if (m.clock.now() % 100 === 0) {
+          m.on(fromBackup());
+          m.on({ type: "catchUpFailed" });
+        }
+        m.on({ type: "tick" });
+      }
+    };
+    m.on(fromBackup());
+    m.on({ type: "catchUpFailed" });
+    for (let i = 0; i < 9; i++) failEvery100();
+    expect(m.phase).toBe("rejoining");
+    failEvery100();
+    failEvery100();
+    expect(m.phase).toBe("active@3");
+    expect(m.effects.some((e) => e.type === "log" && e.message.includes("Cannot copy"))).toBe(true);
+  });
+
+  test("a backup that falls silent during the copy: after a timeout the copy is abandoned and the main serves", () => {
+    const m = new Main();
+    m.on(fromBackup());
+    expect(m.state.phase.kind === "rejoining" && m.state.phase.catchUp.kind).toBe("running");
+    m.run(980);
+    expect(m.phase).toBe("rejoining");
+    m.run(40);
+    expect(m.phase).toBe("active@3");
+    expect(types(m.on({ type: "catchUpDone" }))).toEqual([]); // a late answer changes nothing
+  });
+
+  test("a failed copy is retried after a heartbeat, not in a loop", () => {
+    const m = new Main();
+    m.on(fromBackup());
+    expect(types(m.on({ type: "catchUpFailed" }))).toEqual([]);
+    m.run(100, fromBackup());
+    expect(types(m.effects).filter((t) => t.startsWith("startCatchUp"))).toHaveLength(2);
+  });
+});
+
+describe("main: coming back to an active backup", () => {
+  test("failback auto: copy the backup's state, then take over at the next epoch", () => {
+    const m = new Main();
+    expect(types(m.on(activeBackup(2)))).toEqual(["persistEpoch:2", "startCatchUp:2"]);
+    expect(m.chip).toBe("Backup is active");
+    const fx = m.on({ type: "catchUpDone" });
+    expect(types(fx)).toEqual(["persistEpoch:3", "startServing:3"]);
+    // The announcement to the backup carries the new epoch, after it was persisted.
+    const announce = fx.find((e) => e.type === "send" && e.to.role === "backup");
+    expect(announce?.type === "send" && announce.beat.activeEpoch).toBe(3);
+    expect(fx.indexOf(announce!)).toBeGreaterThan(fx.findIndex((e) => e.type === "persistEpoch" && e.epoch === 3));
+  });
+
+  test("failback manual: standby until someone switches back, then copy again and take over", () => {
+    const m = new Main({ failback: "manual" });
+    m.on(activeBackup(2));
+    m.on({ type: "catchUpDone" });
+    expect(m.phase).toBe("standby");
+    m.run(10_000, activeBackup(2));
+    expect(m.phase).toBe("standby");
+    expect(m.chip).toBe("Backup is active");
+    expect(types(m.on({ type: "switchBack" }))).toEqual(["startCatchUp:2"]);
+    expect(types(m.on({ type: "catchUpDone" }))).toEqual(["persistEpoch:3", "startServing:3"]);
+  });
+
+  test("in standby, a backup that stops serving makes the main take over", () => {
+    const m = new Main({ failback: "manual" });
+    m.on(activeBackup(2));
+    m.on({ type: "catchUpDone" });
+    m.clock.advance(TICK);
+    expect(types(m.on(fromBackup({ epoch: 2 })))).toEqual(["startCatchUp:2"]); // restarted backup: idle now
+    m.on({ type: "catchUpDone" });
+    expect(m.phase).toBe("active@3");
+  });
+
+  test("clients say the backup serves but it cannot be reached: wait (its state could not be copied)", () => {
+    const m = new Main();
+    const gossip: MainEvent = {
+      type: "heartbeat", id: "c1",
+      beat: { ...idleBackup, role: "client", state: "follow-backup", epoch: 2, activeEpoch: 2, msSinceHeardMain: null, msSinceHeardBackup: 30 },
+    };
+    m.run(3000, gossip);
+    expect(m.phase).toBe("rejoining");
+    expect(m.chip).toBe("Backup is active");
+    m.run(1200); // the client stops talking: its word goes stale, the backup is silent: take over
+    expect(m.phase).toBe("active@3");
+  });
+});
+
+describe("main: fencing", () => {
+  function activeMain(): Main {
+    const m = new Main({ paired: false, epoch: 0 });
+    m.on({ type: "paired" });
+    m.run(200, fromBackup());
+    expect(m.phase).toBe("active@1");
+    return m;
+  }
+
+  test("the backup active at a higher epoch: stop serving, rejoin and start copying, all at once", () => {
+    const m = activeMain();
+    expect(types(m.on(activeBackup(2)))).toEqual(["persistEpoch:2", "stopServing:1", "startCatchUp:2"]);
+    expect(m.phase).toBe("rejoining");
+  });
+
+  test("the backup active at a lower epoch changes nothing (it is the one fenced)", () => {
+    const m = new Main({ epoch: 4 });
+    m.run(1000);
+    expect(m.phase).toBe("active@5");
+    m.on(activeBackup(4));
+    expect(m.phase).toBe("active@5");
+  });
+
+  test("a client following the backup at a higher epoch fences the main when the backup is unheard", () => {
+    const m = activeMain();
+    m.run(1100); // backup silent: down
+    m.on({
+      type: "heartbeat", id: "c1",
+      beat: { ...idleBackup, role: "client", state: "follow-backup", epoch: 2, activeEpoch: 2, msSinceHeardMain: 10, msSinceHeardBackup: 10 },
+    });
+    expect(m.phase).toBe("rejoining");
+  });
+});
