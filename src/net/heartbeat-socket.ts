@@ -1,0 +1,211 @@
+/**
+ * The UDP edge for heartbeats: a thin adapter on Bun.udpSocket around the pure
+ * HeartbeatCodec and ReplayFilter. It binds, sends sealed heartbeats to given
+ * targets, and hands decoded, validated, non-replayed heartbeats to a callback.
+ * Anything else (garbage, other versions, foreign keys, replays) is counted and
+ * dropped; nothing thrown by a datagram escapes the socket callback.
+ */
+import { formatHostPort, type HostPort } from "../core/config.ts";
+import { AppError } from "../core/errors.ts";
+import type { RandomBytes } from "./crypto.ts";
+import { listenError } from "./listen-error.ts";
+import { HeartbeatCodec, ReplayFilter, type Heartbeat } from "./heartbeat.ts";
+
+/** Where a heartbeat goes to or came from (core/config.ts HostPort). */
+export type UdpEndpoint = HostPort;
+
+/** Why a datagram was dropped. */
+export type HeartbeatDropReason =
+  /** Too short, too long, truncated, or not a heartbeat frame. */
+  | "malformed"
+  /** Another wire version (an older or newer understudy). */
+  | "version"
+  /** Did not open: another network key, or altered on the way. */
+  | "foreign"
+  /** Opened, but the body does not fit the schema. */
+  | "invalid"
+  /** The same sequence number again from the same boot. */
+  | "replay"
+  /** An older sequence number than one already accepted. */
+  | "stale"
+  /** From a boot of the sender that a restart already replaced. */
+  | "old-boot";
+
+/**
+ * A dropped datagram, or ("handler-error") an accepted heartbeat whose
+ * `onHeartbeat` threw: a bug in the caller, reported rather than thrown into Bun.
+ */
+export type HeartbeatDrop = { reason: HeartbeatDropReason | "handler-error"; from: UdpEndpoint; error?: unknown };
+
+/** received = accepted + every dropped count. */
+export type HeartbeatSocketStats = {
+  received: number;
+  accepted: number;
+  /** Accepted heartbeats whose `onHeartbeat` threw. */
+  handlerErrors: number;
+  dropped: Record<HeartbeatDropReason, number>;
+  /** Sends refused at once (buffer full, a host name instead of an IP address, a refusal queued by the kernel). */
+  sendFailures: number;
+  /** Errors the kernel reported later, e.g. ECONNREFUSED after sending to a machine whose port is closed. */
+  socketErrors: number;
+};
+
+export type HeartbeatSocketOptions = {
+  /** Address to bind, e.g. "0.0.0.0" or "127.0.0.1". */
+  host: string;
+  /** Port to bind; 0 picks a free one (see `port`). */
+  port: number;
+  networkKey: Uint8Array;
+  /** Every heartbeat that opened, validated and is not a replay. */
+  onHeartbeat: (heartbeat: Heartbeat, from: UdpEndpoint) => void;
+  /** Every dropped datagram, for logs and counters; optional. */
+  onDrop?: (drop: HeartbeatDrop) => void;
+  /** Nonce source for sealing; tests pass `seededRandom`. */
+  random?: RandomBytes;
+  /** A send failed, now or later (target unknown then); e.g. the main is down. Optional, for logs. */
+  onSendError?: (error: unknown, target: UdpEndpoint | null) => void;
+  /** The setting named when binding fails (heartbeats share the peer port: 7401/udp). */
+  flag?: string;
+};
+
+const ERROR_CODE_REASONS: Record<string, HeartbeatDropReason> = {
+  WIRE_MALFORMED: "malformed",
+  WIRE_VERSION: "version",
+  WIRE_UNSEALED: "foreign",
+  HEARTBEAT_INVALID: "invalid",
+};
+
+export class HeartbeatSocket {
+  private readonly socket: Bun.udp.Socket<"uint8array">;
+  private readonly codec: HeartbeatCodec;
+  private readonly filter: ReplayFilter;
+  private readonly options: HeartbeatSocketOptions;
+  readonly stats: HeartbeatSocketStats;
+
+  /** Binds `host:port` and starts receiving. A failed bind throws an AppError naming the setting (PORT_IN_USE, …). */
+  static async bind(options: HeartbeatSocketOptions): Promise<HeartbeatSocket> {
+    const codec = new HeartbeatCodec(options.networkKey, options.random);
+    let self: HeartbeatSocket | undefined;
+    let socket: Bun.udp.Socket<"uint8array">;
+    try {
+      socket = await Bun.udpSocket({
+        hostname: options.host,
+        port: options.port,
+        binaryType: "uint8array",
+        socket: {
+          // Datagrams are delivered from the event loop, so `self` (set right below the await) is always there.
+          data: (_socket, data, port, address, flags) => self?.receive(data, { host: address, port }, flags.truncated),
+          // Without this handler Bun 1.4 exits the process on the ICMP "port unreachable" a send to a dead
+          // peer brings back — exactly when the main is down. It passes only the error, despite the typings.
+          error: (...args: unknown[]) => self?.socketError(args[args.length - 1]),
+        },
+      });
+    } catch (error) {
+      throw listenError(error, { host: options.host, port: options.port }, options.flag ?? "--peer-listen");
+    }
+    self = new HeartbeatSocket(socket, codec, options);
+    return self;
+  }
+
+  private constructor(socket: Bun.udp.Socket<"uint8array">, codec: HeartbeatCodec, options: HeartbeatSocketOptions) {
+    this.socket = socket;
+    this.codec = codec;
+    this.options = options;
+    this.filter = new ReplayFilter();
+    this.stats = {
+      received: 0,
+      accepted: 0,
+      dropped: { malformed: 0, version: 0, foreign: 0, invalid: 0, replay: 0, stale: 0, "old-boot": 0 },
+      handlerErrors: 0,
+      sendFailures: 0,
+      socketErrors: 0,
+    };
+  }
+
+  /** The bound port (the real one when bound with port 0). */
+  get port(): number {
+    return this.socket.port;
+  }
+
+  get host(): string {
+    return this.socket.hostname;
+  }
+
+  /**
+   * Seals `heartbeat` once and sends it to every target (IP addresses: Bun's
+   * UDP send takes no host names). Returns how many sends the kernel accepted;
+   * never throws for a target.
+   */
+  send(heartbeat: Heartbeat, targets: readonly UdpEndpoint[]): number {
+    const datagram = this.codec.encode(heartbeat);
+    let sent = 0;
+    for (const target of targets) {
+      let error: unknown = null;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        error = null;
+        try {
+          if (this.socket.send(datagram, target.port, target.host)) sent++;
+          else error = new Error("the send buffer is full");
+          break;
+        } catch (thrown) {
+          error = thrown;
+          // Linux hands the ICMP refusal of an earlier send (to a dead peer) back on the next send,
+          // whatever its target, and that datagram is not sent. Reporting it clears it: send again once.
+          if ((thrown as { code?: string }).code !== "ECONNREFUSED") break;
+        }
+      }
+      if (error !== null) {
+        this.stats.sendFailures++;
+        this.notify(() => this.options.onSendError?.(error, target));
+      }
+    }
+    return sent;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  private receive(data: Uint8Array, from: UdpEndpoint, truncated: boolean): void {
+    this.stats.received++;
+    let heartbeat: Heartbeat;
+    try {
+      if (truncated) return this.drop("malformed", from);
+      heartbeat = this.codec.decode(data, formatHostPort(from));
+    } catch (error) {
+      const reason = error instanceof AppError ? ERROR_CODE_REASONS[error.code] : undefined;
+      return this.drop(reason ?? "malformed", from, error);
+    }
+    const verdict = this.filter.check(heartbeat);
+    if (!verdict.accept) return this.drop(verdict.reason, from);
+    this.stats.accepted++;
+    try {
+      this.options.onHeartbeat(heartbeat, from);
+    } catch (error) {
+      this.stats.handlerErrors++;
+      this.report({ reason: "handler-error", from, error });
+    }
+  }
+
+  private drop(reason: HeartbeatDropReason, from: UdpEndpoint, error?: unknown): void {
+    this.stats.dropped[reason]++;
+    this.report({ reason, from, error });
+  }
+
+  private socketError(error: unknown): void {
+    this.stats.socketErrors++;
+    this.notify(() => this.options.onSendError?.(error, null));
+  }
+
+  private report(drop: HeartbeatDrop): void {
+    this.notify(() => this.options.onDrop?.(drop));
+  }
+
+  private notify(callback: () => void): void {
+    try {
+      callback();
+    } catch {
+      // A logging callback that throws must not take the heartbeat socket down with it.
+    }
+  }
+}

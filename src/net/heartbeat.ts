@@ -1,0 +1,174 @@
+/**
+ * Heartbeat datagrams (UDP, every --heartbeat-ms): the body schema, sealing and
+ * opening, and the per-sender replay filter. Pure: no sockets, no clock (the
+ * Bun adapter is heartbeat-socket.ts).
+ *
+ * A heartbeat is JSON, sealed with secretbox under a key derived from the
+ * network key, in the versioned envelope with a random nonce. Anyone with the
+ * network key can open and forge them (signing each one would cost an Ed25519
+ * verify per datagram, too slow in tweetnacl at 10 Hz × every client); an
+ * outsider can only replay them, which the ReplayFilter refuses.
+ */
+import { z } from "zod";
+import type { BeatBody } from "../core/failover/types.ts";
+import { deriveHeartbeatKey, systemRandom, type RandomBytes } from "./crypto.ts";
+import { FrameKind, MIN_ENVELOPE_BYTES, NONCE_BYTES, openEnvelope, sealEnvelope } from "./envelope.ts";
+import { InvalidHeartbeat, MalformedFrame } from "./errors.ts";
+
+/** Stays under a typical 1500-byte MTU so a heartbeat is never fragmented. */
+export const MAX_HEARTBEAT_BYTES = 1200;
+
+const counter = z.int().nonnegative();
+const milliseconds = z.number().finite().nonnegative();
+
+/**
+ * The core's BeatBody (core/failover/types.ts) plus what the transport adds:
+ * id, seq, sentAt, echo, showFileRevision, bootId and name.
+ */
+export const heartbeatSchema = z.object({
+  /** Sender's machine id (fingerprint of its machine key). */
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  role: z.enum(["main", "backup", "client"]),
+  state: z.enum(["active", "rejoining", "standby", "unpaired", "syncing", "idle", "follow-main", "follow-backup", "follow-none"]),
+  /** The highest epoch the sender knows. */
+  epoch: counter,
+  /** Servers: the epoch they accept Data Hub writes at; clients: the epoch of the server they follow. */
+  activeEpoch: counter.nullable(),
+  /** Raised by one per heartbeat within one boot. */
+  seq: counter,
+  /** Sender's clock (Clock.now()) when sent; only meaningful to the sender, who gets it back in `echo`. */
+  sentAt: z.number().finite(),
+  /** The last heartbeat heard from the receiver, echoed so it can measure the round trip. */
+  echo: z.object({ seq: counter, sentAt: z.number().finite() }).nullable(),
+  showFileRevision: counter,
+  /** How long ago the sender last heard the main; null when never. The backup's witness check reads it. */
+  msSinceHeardMain: milliseconds.nullable(),
+  msSinceHeardBackup: milliseconds.nullable(),
+  /** Backup only: why it holds back from taking over. */
+  condition: z.enum(["main-unreachable-from-backup"]).nullable(),
+  /** Backup only, while syncing: 0..1. */
+  syncProgress: z.number().min(0).max(1).nullable(),
+  /** Random per process start: a new bootId means the sender restarted and its seq starts again. */
+  bootId: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/),
+  name: z.string().min(1).max(64),
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
+// Compile-time tie to the failover core: if BeatBody changes, this line stops compiling until the schema follows.
+type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const heartbeatCarriesBeatBody: SameShape<Pick<Heartbeat, keyof BeatBody>, BeatBody> = true;
+void heartbeatCarriesBeatBody;
+
+/** A fresh boot id (16 hex digits) for this process start. */
+export function newBootId(random: RandomBytes = systemRandom): string {
+  return Buffer.from(random(8)).toString("hex");
+}
+
+/** Seals and opens heartbeats under the heartbeat key derived once from the network key. */
+export class HeartbeatCodec {
+  private readonly key: Uint8Array;
+  private readonly random: RandomBytes;
+
+  constructor(networkKey: Uint8Array, random: RandomBytes = systemRandom) {
+    this.key = deriveHeartbeatKey(networkKey);
+    this.random = random;
+  }
+
+  /** The datagram for `heartbeat`. Throws only on our own bugs: a field out of range (ZodError), a datagram too big. */
+  encode(heartbeat: Heartbeat): Uint8Array {
+    const body = new TextEncoder().encode(JSON.stringify(heartbeatSchema.parse(heartbeat)));
+    const datagram = sealEnvelope(this.key, FrameKind.heartbeat, this.random(NONCE_BYTES), body);
+    if (datagram.length > MAX_HEARTBEAT_BYTES) {
+      throw new RangeError(`A heartbeat of ${datagram.length} bytes exceeds ${MAX_HEARTBEAT_BYTES}; shorten the machine name.`);
+    }
+    return datagram;
+  }
+
+  /**
+   * The heartbeat in `datagram`. Throws (each an AppError with a code)
+   * MalformedFrame / UnsupportedWireVersion before any crypto, UnsealFailed for
+   * a foreign or altered datagram, InvalidHeartbeat for a body that does not fit.
+   */
+  decode(datagram: Uint8Array, from: string): Heartbeat {
+    const size = datagram.length;
+    if (size > MAX_HEARTBEAT_BYTES) throw new MalformedFrame(`${from} sent a ${size}-byte datagram, too big to be a heartbeat.`);
+    if (size < MIN_ENVELOPE_BYTES) throw new MalformedFrame(`${from} sent a ${size}-byte datagram, too short to be a heartbeat.`);
+    const body = openEnvelope(this.key, FrameKind.heartbeat, datagram, from);
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+    } catch (error) {
+      throw new InvalidHeartbeat(from, "not JSON", error);
+    }
+    const parsed = heartbeatSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new InvalidHeartbeat(from, issue ? `${issue.path.join(".") || "body"}: ${issue.message}` : "schema", parsed.error);
+    }
+    return parsed.data;
+  }
+}
+
+/** Why the ReplayFilter let a heartbeat through or dropped it. */
+export type ReplayVerdict =
+  | { accept: true; reason: "first" | "next" | "restart" }
+  | { accept: false; reason: "replay" | "stale" | "old-boot" };
+
+/** How many earlier boot ids to remember per sender, so replayed heartbeats from before a restart stay refused. */
+export const RETIRED_BOOTS_KEPT = 8;
+/** Senders remembered at most; the oldest is forgotten first. A network has far fewer machines. */
+export const MAX_TRACKED_SENDERS = 4096;
+
+type SenderState = { bootId: string; seq: number; retired: string[] };
+
+/**
+ * Per sender (machine id + boot id): accepts only sequences above the highest
+ * seen; a new boot id is a restart and starts over, and boot ids it replaced
+ * are refused from then on (else a replayed pre-restart datagram would look
+ * like another restart). Pure, synchronous, no clock.
+ */
+export class ReplayFilter {
+  private readonly senders = new Map<string, SenderState>();
+  private readonly maxSenders: number;
+
+  constructor(maxSenders = MAX_TRACKED_SENDERS) {
+    this.maxSenders = maxSenders;
+  }
+
+  check(heartbeat: Pick<Heartbeat, "id" | "bootId" | "seq">): ReplayVerdict {
+    const { id, bootId, seq } = heartbeat;
+    const sender = this.senders.get(id);
+    if (sender === undefined) {
+      this.remember(id, { bootId, seq, retired: [] });
+      return { accept: true, reason: "first" };
+    }
+    if (sender.bootId === bootId) {
+      if (seq === sender.seq) return { accept: false, reason: "replay" };
+      if (seq < sender.seq) return { accept: false, reason: "stale" };
+      sender.seq = seq;
+      return { accept: true, reason: "next" };
+    }
+    if (sender.retired.includes(bootId)) return { accept: false, reason: "old-boot" };
+    sender.retired = [sender.bootId, ...sender.retired].slice(0, RETIRED_BOOTS_KEPT);
+    sender.bootId = bootId;
+    sender.seq = seq;
+    return { accept: true, reason: "restart" };
+  }
+
+  /** Forget a sender (it was removed from the network). */
+  forget(id: string): void {
+    this.senders.delete(id);
+  }
+
+  get size(): number {
+    return this.senders.size;
+  }
+
+  private remember(id: string, state: SenderState): void {
+    if (this.senders.size >= this.maxSenders) {
+      const oldest = this.senders.keys().next();
+      if (!oldest.done) this.senders.delete(oldest.value);
+    }
+    this.senders.set(id, state);
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * Secure WebSocket connections between machines (and from local apps to their
+ * node): the handshake runs on the first frames, then every frame is sealed on
+ * the connection's SecureChannel. Broadcast frames (sealed once for many
+ * subscribers) pass through as they are and are opened by the receiver.
+ * This is the only place that knows both the handshake and Bun's WebSocket API.
+ */
+import type { ServerWebSocket, WebSocketHandler } from "bun";
+import type { AppError } from "../core/errors.ts";
+import type { SecureChannel, AuthenticatedPeer } from "./channel.ts";
+import { FrameKind, frameKind } from "./envelope.ts";
+import { HandshakeFailed } from "./errors.ts";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeInitiator, HandshakeResponder, type HandshakeStep } from "./handshake.ts";
+
+export type SecureSocketOptions = {
+  networkKey: Uint8Array;
+  machine: { publicKey: Uint8Array; secretKey: Uint8Array };
+  handshakeTimeoutMs?: number;
+};
+
+/** One authenticated connection, whichever side opened it. */
+export interface SecureConnection {
+  readonly peer: AuthenticatedPeer;
+  /** Seals `payload` on this connection's channel and sends it. False when the connection is gone. */
+  send(payload: Uint8Array): boolean;
+  /** Sends bytes already sealed (a broadcast frame). */
+  sendSealed(frame: Uint8Array): boolean;
+  close(code?: number, reason?: string): void;
+  readonly open: boolean;
+}
+
+export type ConnectionEvents = {
+  /** A channel frame, opened. */
+  message(payload: Uint8Array): void;
+  /** A broadcast frame, still sealed (the hub's epoch key opens it). */
+  broadcast?(frame: Uint8Array): void;
+  close(reason: string): void;
+};
+
+/** 4xxx close codes: the reason text is what the other side logs and shows. */
+export const CLOSE_HANDSHAKE_FAILED = 4001;
+export const CLOSE_BAD_FRAME = 4002;
+export const CLOSE_GOING_AWAY = 1001;
+
+type ServerSocketData = {
+  address: string;
+  path: string;
+  responder: HandshakeResponder;
+  timer: ReturnType<typeof setTimeout> | null;
+  connection: ServerConnection | null;
+  events: ConnectionEvents | null;
+};
+
+class ServerConnection implements SecureConnection {
+  constructor(
+    private readonly ws: ServerWebSocket<ServerSocketData>,
+    readonly channel: SecureChannel,
+  ) {}
+  get peer() {
+    return this.channel.peer;
+  }
+  get open() {
+    return this.ws.readyState === 1;
+  }
+  send(payload: Uint8Array): boolean {
+    if (!this.open) return false;
+    return this.ws.sendBinary(this.channel.seal(payload)) >= 0;
+  }
+  sendSealed(frame: Uint8Array): boolean {
+    if (!this.open) return false;
+    return this.ws.sendBinary(frame) >= 0;
+  }
+  /** Bun's native topic publish: one publish reaches every socket subscribed, without N copies in JS. */
+  subscribe(topic: string): void {
+    this.ws.subscribe(topic);
+  }
+  unsubscribe(topic: string): void {
+    this.ws.unsubscribe(topic);
+  }
+  close(code = CLOSE_GOING_AWAY, reason = "closing"): void {
+    this.ws.close(code, reason);
+  }
+}
+export type { ServerConnection };
+
+/**
+ * Bun WebSocket handlers for the responder side. `accept` is called once the
+ * peer is authenticated and returns the handlers for its frames.
+ */
+export function secureServerHandlers(
+  options: SecureSocketOptions,
+  accept: (connection: ServerConnection, path: string) => ConnectionEvents,
+  onRefused: (address: string, error: AppError) => void,
+): WebSocketHandler<ServerSocketData> {
+  const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const fail = (ws: ServerWebSocket<ServerSocketData>, code: number, error: AppError) => {
+    onRefused(ws.data.address, error);
+    ws.close(code, error.message.slice(0, 120));
+  };
+  return {
+    open(ws) {
+      ws.data.timer = setTimeout(() => fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeFailed(ws.data.address, `${ws.data.address} did not finish the handshake in ${timeoutMs} ms.`)), timeoutMs);
+    },
+    message(ws, raw) {
+      const bytes = typeof raw === "string" ? new TextEncoder().encode(raw) : new Uint8Array(raw);
+      const data = ws.data;
+      if (data.connection === null) {
+        const step: HandshakeStep = data.responder.receive(bytes);
+        for (const out of step.send) ws.sendBinary(out);
+        if (step.status === "failed") {
+          if (data.timer) clearTimeout(data.timer);
+          fail(ws, CLOSE_HANDSHAKE_FAILED, step.error);
+        } else if (step.status === "established") {
+          if (data.timer) clearTimeout(data.timer);
+          data.connection = new ServerConnection(ws, step.channel);
+          data.events = accept(data.connection, data.path);
+        }
+        return;
+      }
+      const connection = data.connection;
+      deliver(bytes, connection, data.events!, (error) => fail(ws, CLOSE_BAD_FRAME, error));
+    },
+    close(ws, code, reason) {
+      if (ws.data.timer) clearTimeout(ws.data.timer);
+      ws.data.events?.close(reason || `closed (${code})`);
+    },
+  };
+}
+
+/** Data for `server.upgrade(request, { data })`. */
+export function newServerSocketData(options: SecureSocketOptions, address: string, path: string): ServerSocketData {
+  return {
+    address,
+    path,
+    responder: new HandshakeResponder({ networkKey: options.networkKey, machine: options.machine, peerAddress: address }),
+    timer: null,
+    connection: null,
+    events: null,
+  };
+}
+
+/** Routes one frame by its kind byte: broadcasts go on sealed, channel frames are opened; anything else closes the connection. */
+function deliver(bytes: Uint8Array, connection: { peer: AuthenticatedPeer; channel: SecureChannel }, events: ConnectionEvents, fail: (e: AppError) => void): void {
+  let payload: Uint8Array;
+  try {
+    const kind = frameKind(bytes, connection.peer.address);
+    if (kind === FrameKind.broadcast && events.broadcast) {
+      events.broadcast(bytes);
+      return;
+    }
+    payload = connection.channel.open(bytes);
+  } catch (error) {
+    fail(error as AppError);
+    return;
+  }
+  events.message(payload);
+}
+
+class ClientConnection implements SecureConnection {
+  constructor(
+    private readonly ws: WebSocket,
+    readonly channel: SecureChannel,
+  ) {}
+  get peer() {
+    return this.channel.peer;
+  }
+  get open() {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+  send(payload: Uint8Array): boolean {
+    if (!this.open) return false;
+    this.ws.send(this.channel.seal(payload));
+    return true;
+  }
+  sendSealed(frame: Uint8Array): boolean {
+    if (!this.open) return false;
+    this.ws.send(frame);
+    return true;
+  }
+  close(code = CLOSE_GOING_AWAY, reason = "closing"): void {
+    this.ws.close(code, reason);
+  }
+}
+
+/**
+ * Opens a secure connection to `address` ("host:port") at `path`. Resolves once
+ * authenticated; rejects with the handshake's error (NetworkKeyMismatch names
+ * both fingerprints) or when the socket cannot be opened.
+ */
+export function connectSecure(address: string, path: string, options: SecureSocketOptions, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
+  const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://${address}${path}`);
+    ws.binaryType = "arraybuffer";
+    const initiator = new HandshakeInitiator({ networkKey: options.networkKey, machine: options.machine, peerAddress: address });
+    let connection: ClientConnection | null = null;
+    let handlers: ConnectionEvents | null = null;
+    let settled = false;
+    const settle = (error: AppError | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) {
+        reject(error);
+        ws.close(CLOSE_HANDSHAKE_FAILED, error.message.slice(0, 120));
+      } else resolve(connection!);
+    };
+    const timer = setTimeout(() => settle(new HandshakeFailed(address, `${address} did not finish the handshake in ${timeoutMs} ms.`)), timeoutMs);
+    ws.onopen = () => {
+      ws.send(initiator.start());
+    };
+    ws.onmessage = (event) => {
+      const bytes = new Uint8Array(event.data as ArrayBuffer);
+      if (connection === null) {
+        const step = initiator.receive(bytes);
+        for (const out of step.send) ws.send(out);
+        if (step.status === "failed") settle(step.error);
+        else if (step.status === "established") {
+          connection = new ClientConnection(ws, step.channel);
+          handlers = events(connection);
+          settle(null);
+        }
+        return;
+      }
+      deliver(bytes, connection, handlers!, (error) => ws.close(CLOSE_BAD_FRAME, error.message.slice(0, 120)));
+    };
+    ws.onerror = () => {
+      if (!settled) settle(new HandshakeFailed(address, `Could not connect to ${address}: nothing answers there, or it is not an understudy peer port.`));
+    };
+    ws.onclose = (event) => {
+      if (!settled) settle(new HandshakeFailed(address, `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`));
+      else handlers?.close(event.reason || `closed (${event.code})`);
+    };
+  });
+}

@@ -1,0 +1,114 @@
+/**
+ * Throughput of the wire security layer, single thread. Not a test: run it by
+ * hand (`bun test/bench/crypto.ts`) and compare with FACTS.md.
+ */
+import { createCipheriv } from "node:crypto";
+import nacl from "tweetnacl";
+import { deriveBroadcastKey, seededRandom } from "../../src/net/crypto.ts";
+import { sealBroadcast } from "../../src/net/broadcast.ts";
+import { HandshakeInitiator, HandshakeResponder, type HandshakeStep } from "../../src/net/handshake.ts";
+import { HeartbeatCodec, type Heartbeat } from "../../src/net/heartbeat.ts";
+import type { SecureChannel } from "../../src/net/channel.ts";
+
+const random = seededRandom("bench");
+const networkKey = random(32);
+const MIN_RUN_MS = 500;
+
+/** Runs `work` in growing batches until MIN_RUN_MS has passed; returns operations per second. */
+function rate(work: () => void): number {
+  for (let i = 0; i < 20; i++) work(); // warm up the JIT
+  let operations = 0;
+  const start = performance.now();
+  let batch = 1;
+  while (performance.now() - start < MIN_RUN_MS) {
+    for (let i = 0; i < batch; i++) work();
+    operations += batch;
+    batch = Math.min(batch * 2, 1024);
+  }
+  return operations / ((performance.now() - start) / 1000);
+}
+
+function established(step: HandshakeStep): SecureChannel {
+  if (step.status !== "established") throw new Error(`handshake ${step.status}`);
+  return step.channel;
+}
+
+function handshake(): [SecureChannel, SecureChannel] {
+  const initiator = new HandshakeInitiator({ networkKey, machine: machineA, peerAddress: "b", random });
+  const responder = new HandshakeResponder({ networkKey, machine: machineB, peerAddress: "a", random });
+  const [helloR, authR] = responder.receive(initiator.start()).send;
+  initiator.receive(helloR!);
+  const done = initiator.receive(authR!);
+  return [established(done), established(responder.receive(done.send[0]!))];
+}
+
+const machineA = nacl.sign.keyPair.fromSeed(random(32));
+const machineB = nacl.sign.keyPair.fromSeed(random(32));
+const rows: [string, string][] = [];
+const perSecond = (n: number) => `${Math.round(n).toLocaleString("en")} /s`;
+const mbPerSecond = (n: number, bytes: number) => `${Math.round((n * bytes) / 1e6).toLocaleString("en")} MB/s`;
+
+const small = random(200);
+const chunk = random(1024 * 1024);
+
+{
+  const [a, b] = handshake();
+  rows.push(["channel seal+open, 200 B (secretbox)", perSecond(rate(() => b.open(a.seal(small))))]);
+  rows.push(["channel seal, 200 B", perSecond(rate(() => a.seal(small)))]);
+}
+{
+  const key = deriveBroadcastKey(networkKey, 1);
+  rows.push(["broadcast seal, 200 B (once per N subscribers)", perSecond(rate(() => sealBroadcast(key, small, nacl.randomBytes)))]);
+}
+{
+  const codec = new HeartbeatCodec(networkKey);
+  const heartbeat: Heartbeat = {
+    id: "0123456789abcdef",
+    role: "client",
+    state: "follow-main",
+    epoch: 3,
+    activeEpoch: 3,
+    msSinceHeardBackup: 40,
+    condition: null,
+    syncProgress: null,
+    seq: 1,
+    sentAt: 1000,
+    echo: { seq: 1, sentAt: 900 },
+    showFileRevision: 12,
+    msSinceHeardMain: 40,
+    bootId: "0011223344556677",
+    name: "Render 2",
+  };
+  const datagram = codec.encode(heartbeat);
+  rows.push([`heartbeat encode (${datagram.length} B datagram)`, perSecond(rate(() => codec.encode(heartbeat)))]);
+  rows.push(["heartbeat decode + validate", perSecond(rate(() => codec.decode(datagram, "bench")))]);
+}
+{
+  // Fresh channels per measurement: a seal-only run moves the sender's counter ahead of the receiver's.
+  const sealRate = rate(((a) => () => a.bulk.seal(chunk))(handshake()[0]));
+  const [a, b] = handshake();
+  const roundTrip = rate(() => b.bulk.open(a.bulk.seal(chunk)));
+  rows.push(["bulk lane seal, 1 MiB (AES-256-GCM)", mbPerSecond(sealRate, chunk.length)]);
+  rows.push(["bulk lane seal+open, 1 MiB", mbPerSecond(roundTrip, chunk.length)]);
+  const secretboxRate = rate(() => b.open(a.seal(chunk)));
+  rows.push(["channel seal+open, 1 MiB (secretbox, for comparison)", mbPerSecond(secretboxRate, chunk.length)]);
+}
+{
+  // Raw primitives, to see what the envelope, counters and copies cost on top.
+  const key = random(32);
+  const nonce = random(24);
+  rows.push(["raw nacl.secretbox, 200 B", perSecond(rate(() => nacl.secretbox(small, nonce, key)))]);
+  const iv = random(12);
+  const gcm = () => {
+    const cipher = createCipheriv("aes-256-gcm", key, iv);
+    cipher.update(chunk);
+    cipher.final();
+    cipher.getAuthTag();
+  };
+  rows.push(["raw aes-256-gcm seal, 1 MiB", mbPerSecond(rate(gcm), chunk.length)]);
+}
+rows.push(["full handshake, both sides (2 sign + 2 verify)", perSecond(rate(() => handshake()))]);
+rows.push(["deriveBroadcastKey", perSecond(rate(() => deriveBroadcastKey(networkKey, 9)))]);
+
+const width = Math.max(...rows.map(([name]) => name.length));
+for (const [name, value] of rows) console.log(`${name.padEnd(width)}  ${value.padStart(14)}`);
