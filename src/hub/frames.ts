@@ -71,7 +71,19 @@ export type MemberKind = z.infer<typeof memberKindSchema>;
 
 // ---------------------------------------------------------------- to a hub
 
-export const helloFrame = z.object({ type: z.literal("hello"), id, name, kind: memberKindSchema });
+const epoch = z.number().int("must be a whole number").min(0, "must be at least 0").max(Number.MAX_SAFE_INTEGER);
+/**
+ * `resumeFromEpoch`: the epoch of the hub this connection followed before (from its `welcome`),
+ * absent on a first attach. Lower than the hub's epoch, it asks for a replay of what this hub
+ * accepted in its epoch: the hub then holds back live messages until `resync` (see below).
+ */
+export const helloFrame = z.object({ type: z.literal("hello"), id, name, kind: memberKindSchema, resumeFromEpoch: epoch.optional() });
+/**
+ * Sent after the `sub`s that follow a hello with `resumeFromEpoch`: the hub replays the messages
+ * of its epoch that match the connection's filters, in the order it accepted them, then goes live.
+ * Ignored otherwise.
+ */
+export const resyncFrame = z.object({ type: z.literal("resync") });
 /** `delayMs` is the sender's last measured round trip (from `pong`), shown in presence. */
 export const pingFrame = z.object({ type: z.literal("ping"), sentAt: z.number(), delayMs: z.number().min(0).nullish() });
 export const subFrame = z.object({ type: z.literal("sub"), filter });
@@ -91,6 +103,7 @@ const toHubSchemas = {
   ping: pingFrame,
   sub: subFrame,
   unsub: unsubFrame,
+  resync: resyncFrame,
   pub: pubFrame,
   set: setFrame,
   get: getFrame,
@@ -105,6 +118,7 @@ export const toHubFrameSchema = z.discriminatedUnion("type", [
   pingFrame,
   subFrame,
   unsubFrame,
+  resyncFrame,
   pubFrame,
   setFrame,
   getFrame,
@@ -118,6 +132,8 @@ export type ToHubFrameOf<T extends ToHubFrame["type"]> = Extract<ToHubFrame, { t
 
 // ---------------------------------------------------------------- from a hub
 
+/** The hub's answer to `hello`, before anything else: its epoch, which the node sends back as `resumeFromEpoch` to the next hub. */
+export const welcomeFrame = z.object({ type: z.literal("welcome"), epoch });
 /** A published message; `from`/`seq` are the publisher's origin and seq (for de-duplication). */
 export const msgFrame = z.object({ type: z.literal("msg"), topic, data: jsonData, from: id, seq });
 /** The pub/set (origin, seq) was accepted, or was a duplicate of one already accepted. Only then may a node drop it from its queue. */
@@ -144,6 +160,7 @@ export type ErrorRef = z.infer<typeof errorRefSchema>;
 export const errorFrameSchema = z.object({ type: z.literal("error"), code: z.string().min(1).max(64), message, ref: errorRefSchema.optional() });
 
 const fromHubSchemas = {
+  welcome: welcomeFrame,
   msg: msgFrame,
   ack: ackFrame,
   value: valueFrame,
@@ -155,6 +172,7 @@ const fromHubSchemas = {
 } as const;
 
 export const fromHubFrameSchema = z.discriminatedUnion("type", [
+  welcomeFrame,
   msgFrame,
   ackFrame,
   valueFrame,

@@ -11,8 +11,11 @@
  * - pub/set frames wait in a bounded queue until the hub acks them, and all
  *   unacknowledged ones are resent in order to the next server (which
  *   de-duplicates by origin and seq); a full queue fails new publishes at once;
+ * - the node tells the next server the epoch it followed (`resumeFromEpoch`,
+ *   learnt from `welcome`) and sends `resync` after its subscriptions, so the
+ *   server replays what publishers resent to it before this node arrived;
  * - incoming messages are de-duplicated by (from, seq), and retained values
- *   by version, so a switch never delivers the same message twice to an app;
+ *   by version, so a switch (or a replay) never delivers the same message twice to an app;
  * - a call in flight during a switch fails (it may or may not have run);
  *   gets are simply resent.
  *
@@ -77,6 +80,9 @@ export class HubUplink {
   private readonly seenMessages: OriginMarks;
   private readonly values = new NodeValueCache();
   private lastPresence: FromHubFrameOf<"presence"> | null = null;
+  /** The epoch of the last server that welcomed this node; null before any did. */
+  private lastEpoch: number | null = null;
+  private incompleteReplays = 0;
   private server: SendToServer | null = null;
   /** The server refused a write as NOT_ACTIVE: hold writes until the runner attaches the active server. */
   private writesRefused = false;
@@ -98,6 +104,16 @@ export class HubUplink {
     return this.writesRefused;
   }
 
+  /** The epoch of the last server that welcomed this node (null before any did). */
+  get serverEpoch(): number | null {
+    return this.lastEpoch;
+  }
+
+  /** How many times a server said it could not replay everything this node missed during a switch (REPLAY_INCOMPLETE). */
+  get replaysIncomplete(): number {
+    return this.incompleteReplays;
+  }
+
   get queuedFrames(): number {
     return this.queue.size;
   }
@@ -115,16 +131,23 @@ export class HubUplink {
 
   /**
    * A connection to the active server is up (and secured): introduce the node,
-   * subscribe, offer, re-read cached values, resend gets and every unacknowledged write in order.
+   * subscribe (and ask for a replay of what it missed), offer, re-read cached
+   * values, resend gets and every unacknowledged write in order.
    */
   attachServer(send: SendToServer): void {
     if (this.server) this.detachServer();
+    // Attached before but never welcomed (the server died first): 0 asks for everything the next one kept.
+    const resumeFromEpoch = this.lastEpoch ?? (this.generation > 0 ? 0 : undefined);
     this.server = send;
     this.writesRefused = false;
     const generation = ++this.generation;
     const still = () => this.server === send && this.generation === generation;
-    this.toServer({ type: "hello", id: this.options.node.id, name: this.options.node.name, kind: "node" });
+    const hello: ToHubFrameOf<"hello"> = { type: "hello", id: this.options.node.id, name: this.options.node.name, kind: "node" };
+    if (resumeFromEpoch !== undefined) hello.resumeFromEpoch = resumeFromEpoch;
+    this.toServer(hello);
     for (const filter of this.appSubscriptions.filters()) if (still()) this.toServer({ type: "sub", filter });
+    // Right after the subs: the server holds back live messages until it has replayed (a no-op if it needs no replay).
+    if (resumeFromEpoch !== undefined && still()) this.toServer({ type: "resync" });
     for (const service of this.services.keys()) if (still()) this.toServer({ type: "offer", service });
     // A value deleted during the switch sends no push: ask for every cached key, the server is the truth.
     for (const key of this.values.keys()) {
@@ -161,6 +184,9 @@ export class HubUplink {
     }
     const frame = parsed.frame;
     switch (frame.type) {
+      case "welcome":
+        this.lastEpoch = frame.epoch;
+        return;
       case "msg":
         return this.onMessage(frame);
       case "ack": {
@@ -205,6 +231,8 @@ export class HubUplink {
       case "hello":
         if (this.lastPresence) this.toApp(app, this.lastPresence);
         return null;
+      case "resync":
+        return null; // the node's link to its apps does not break in a switch: nothing to replay
       case "ping":
         this.toApp(app, { type: "pong", sentAt: frame.sentAt });
         return null;
@@ -337,6 +365,7 @@ export class HubUplink {
 
   private onServerError(frame: ErrorFrame): void {
     const ref = frame.ref;
+    if (frame.code === "REPLAY_INCOMPLETE") this.incompleteReplays++;
     if ((ref?.type === "pub" || ref?.type === "set") && ref.origin !== undefined && ref.seq !== undefined) {
       if (frame.code === "NOT_ACTIVE") {
         // Keep it queued; the runner attaches the active server, which gets everything in order.

@@ -13,15 +13,26 @@
  * client node keeps them queued. Each write is named by (origin, seq) and
  * de-duplicated, so a frame resent after a switch is delivered once.
  *
+ * After a switch, nodes reach the new hub at slightly different moments. So
+ * that a subscriber arriving after a publisher resent its queue still gets
+ * those messages, the hub keeps what it accepted in its current epoch (a
+ * bounded ReplayRing, emptied when the epoch rises). A connection whose
+ * `hello` names an older `resumeFromEpoch` gets no live messages until it
+ * sends `resync` (after its `sub`s); the hub then replays the kept messages
+ * matching its filters, in the order it accepted them, and lets it go live.
+ * Everything accepted meanwhile is in the ring, so nothing overtakes and
+ * nothing falls between replay and live; the node drops repeats by (from, seq).
+ *
  * Nothing here throws on a bad frame: the sender gets an `error` frame.
  */
 import { compareVersions, RetainedState, ZERO_VERSION, type HubStateChanges, type HubStatePersistence, type RetainedEntry } from "./retained-state.ts";
-import { MAX_PRESENCE_MEMBERS, errorFrame, parseToHubFrame, refOf, type FromHubFrame, type Member, type ToHubFrame, type ToHubFrameOf, type Version } from "./frames.ts";
-import { AlreadyIntroduced, LimitReached, NoService, NotActive, NotIntroduced, ProviderGone, ServiceTaken, StoreFailed } from "./hub-errors.ts";
+import { MAX_PRESENCE_MEMBERS, errorFrame, parseToHubFrame, refOf, type FromHubFrame, type FromHubFrameOf, type Member, type ToHubFrame, type ToHubFrameOf, type Version } from "./frames.ts";
+import { AlreadyIntroduced, LimitReached, NoService, NotActive, NotIntroduced, ProviderGone, ReplayIncomplete, ServiceTaken, StoreFailed } from "./hub-errors.ts";
 import type { AppError } from "../core/errors.ts";
 import { levelsMatch, splitLevels } from "../core/topics.ts";
 import { OriginMarks } from "./origin-marks.ts";
 import { SubscriptionIndex } from "./subscription-index.ts";
+import { ReplayRing, type ReplayLimits } from "./replay-ring.ts";
 
 /** Opaque to the hub; the adapter picks it (one per socket). */
 export type ConnectionId = string;
@@ -53,6 +64,20 @@ export type HubCoreOptions = {
   /** Keeps retained state durable; loaded once here. Without it, state is in memory only. */
   persistence?: HubStatePersistence;
   limits?: Partial<HubLimits>;
+  /** Bounds of the epoch replay buffer (DEFAULT_REPLAY_LIMITS); `maxAgeMs` applies when the runner calls `trimReplay`. */
+  replay?: Partial<ReplayLimits>;
+};
+
+export type ReplayStats = {
+  /** Messages of the current epoch kept for replay, and their size. */
+  readonly buffered: number;
+  readonly bufferedBytes: number;
+  /** Messages of the current epoch no longer kept (bounds or age). */
+  readonly dropped: number;
+  /** Replays done (since this hub started), the messages they sent, and how many were reported REPLAY_INCOMPLETE. */
+  readonly replays: number;
+  readonly replayedMessages: number;
+  readonly incomplete: number;
 };
 
 type Connection = {
@@ -82,6 +107,10 @@ export class HubCore {
   private readonly seen: OriginMarks;
   private readonly retained: RetainedState;
   private readonly limits: HubLimits;
+  private readonly replay: ReplayRing;
+  /** Connections that asked for a replay (hello with an older `resumeFromEpoch`) and have not sent `resync` yet: no live messages. */
+  private readonly resuming = new Set<ConnectionId>();
+  private readonly replayCounts = { replays: 0, replayedMessages: 0, incomplete: 0 };
   private currentEpoch: number;
   private isWritable: boolean;
   private nextCallId = 1;
@@ -92,6 +121,7 @@ export class HubCore {
     this.isWritable = options.writable ?? false;
     this.seen = new OriginMarks(this.limits.maxTrackedOrigins);
     this.retained = new RetainedState(options.persistence, { maxKeys: this.limits.maxRetainedKeys, maxSetMarks: this.limits.maxTrackedOrigins });
+    this.replay = new ReplayRing(options.replay);
   }
 
   // ------------------------------------------------------------ runner controls
@@ -104,16 +134,26 @@ export class HubCore {
     return this.isWritable;
   }
 
-  /** Epochs only rise (DESIGN.md, "Failover protocol"); set it before `setWritable(true)` on a takeover. */
+  /** Epochs only rise (DESIGN.md, "Failover protocol"); set it before `setWritable(true)` on a takeover. A new epoch empties the replay buffer. */
   setEpoch(epoch: number): void {
     if (!Number.isSafeInteger(epoch) || epoch < this.currentEpoch) {
       throw new RangeError(`The hub's epoch may only rise (it is ${this.currentEpoch}; was asked for ${epoch}).`);
     }
+    if (epoch > this.currentEpoch) this.replay.clear();
     this.currentEpoch = epoch;
   }
 
   setWritable(writable: boolean): void {
     this.isWritable = writable;
+  }
+
+  /** Drops replay-buffer messages older than `replay.maxAgeMs`; the runner calls it now and then with its clock (ms). Returns how many. */
+  trimReplay(now: number): number {
+    return this.replay.trim(now);
+  }
+
+  get replayStats(): ReplayStats {
+    return { buffered: this.replay.size, bufferedBytes: this.replay.bytes, dropped: this.replay.dropped, ...this.replayCounts };
   }
 
   /** The newest retained version held: the standby asks for changes since it. */
@@ -188,6 +228,7 @@ export class HubCore {
     const conn = this.connections.get(connection);
     if (!conn) return [];
     this.connections.delete(connection);
+    this.resuming.delete(connection);
     for (const filter of conn.filters) this.subscriptions.remove(filter, connection);
     for (const service of conn.services) if (this.providers.get(service) === connection) this.providers.delete(service);
     for (const [callId, call] of this.pendingCalls) {
@@ -229,6 +270,8 @@ export class HubCore {
     if (frame.type === "hello") return this.onHello(conn, frame);
     if (!conn.member) return this.refuse(conn, new NotIntroduced(frame.type), frame);
     switch (frame.type) {
+      case "resync":
+        return this.onResync(conn);
       case "sub":
         return this.onSub(conn, frame);
       case "unsub":
@@ -264,7 +307,28 @@ export class HubCore {
   private onHello(conn: Connection, frame: ToHubFrameOf<"hello">): Fanout[] {
     if (conn.member) return this.refuse(conn, new AlreadyIntroduced(), frame);
     conn.member = { id: frame.id, name: frame.name, kind: frame.kind };
+    this.safeSend(conn, { type: "welcome", epoch: this.currentEpoch });
+    if (frame.resumeFromEpoch !== undefined && frame.resumeFromEpoch < this.currentEpoch) this.resuming.add(conn.id);
     return this.presence();
+  }
+
+  /** Replays this epoch's messages matching the connection's filters, oldest first, then lets live ones through. Synchronous, so none overtakes. */
+  private onResync(conn: Connection): Fanout[] {
+    if (!this.resuming.delete(conn.id) || conn.filters.size === 0) return [];
+    this.replayCounts.replays++;
+    if (this.replay.dropped > 0) {
+      this.replayCounts.incomplete++;
+      const { maxMessages, maxBytes, maxAgeMs } = this.replay.limits;
+      const reason =
+        `the hub keeps at most ${maxMessages} messages (${sizeText(maxBytes)}, ${maxAgeMs / 1000} s) for nodes that reconnect late, ` +
+        `and ${this.replay.dropped} of epoch ${this.currentEpoch} were dropped before this node reconnected.`;
+      this.safeSend(conn, errorFrame(new ReplayIncomplete(reason), { type: "resync" }));
+    }
+    for (const frame of this.replay.matching(conn.filters)) {
+      this.safeSend(conn, frame);
+      this.replayCounts.replayedMessages++;
+    }
+    return [];
   }
 
   private onSub(conn: Connection, frame: ToHubFrameOf<"sub">): Fanout[] {
@@ -288,8 +352,12 @@ export class HubCore {
     this.seen.record(frame.origin, frame.seq);
     this.safeSend(conn, { type: "ack", origin: frame.origin, seq: frame.seq });
     if (duplicate) return [];
-    const to = this.subscriptions.match(frame.topic);
-    return to.length === 0 ? [] : [{ frame: { type: "msg", topic: frame.topic, data: frame.data, from: frame.origin, seq: frame.seq }, to }];
+    const msg: FromHubFrameOf<"msg"> = { type: "msg", topic: frame.topic, data: frame.data, from: frame.origin, seq: frame.seq };
+    // Kept even with no subscriber now: right after a switch, the subscriber may not have reconnected yet.
+    this.replay.append(msg);
+    let to = this.subscriptions.match(frame.topic);
+    if (this.resuming.size > 0) to = to.filter((id) => !this.resuming.has(id)); // they get it from the replay, in order
+    return to.length === 0 ? [] : [{ frame: msg, to }];
   }
 
   private onSet(conn: Connection, frame: ToHubFrameOf<"set">): Fanout[] {
@@ -402,6 +470,10 @@ export class HubCore {
 
 function replyError(id: string, error: AppError): FromHubFrame {
   return { type: "reply", id, error: { code: error.code, message: error.message } };
+}
+
+function sizeText(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${+(bytes / (1024 * 1024)).toFixed(1)} MiB` : `${+(bytes / 1024).toFixed(1)} KiB`;
 }
 
 function describe(conn: Connection): string {

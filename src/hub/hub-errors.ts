@@ -110,3 +110,14 @@ export class NotConnected extends AppError {
     this.name = "NotConnected";
   }
 }
+
+/**
+ * A node reached the active hub late after a switch and asked for the messages it missed, but
+ * the hub cannot replay all of them: its replay buffer dropped some, or the node skipped an epoch.
+ */
+export class ReplayIncomplete extends AppError {
+  constructor(reason: string) {
+    super("REPLAY_INCOMPLETE", `Some messages published during the server switch may not have reached this node: ${reason}`, { status: 503 });
+    this.name = "ReplayIncomplete";
+  }
+}

@@ -15,6 +15,8 @@ import {
 
 const toHub: ToHubFrame[] = [
   { type: "hello", id: "m-1", name: "Render 1", kind: "node" },
+  { type: "hello", id: "m-1", name: "Render 1", kind: "node", resumeFromEpoch: 3 },
+  { type: "resync" },
   { type: "ping", sentAt: 12.5, delayMs: 3 },
   { type: "sub", filter: "studio/+/tally" },
   { type: "unsub", filter: "studio/#" },
@@ -30,6 +32,7 @@ const toHub: ToHubFrame[] = [
 ];
 
 const fromHub: FromHubFrame[] = [
+  { type: "welcome", epoch: 4 },
   { type: "msg", topic: "a/b", data: 1, from: "app-a", seq: 9 },
   { type: "ack", origin: "app-a", seq: 9 },
   { type: "value", key: "a/b", value: "x", version: { epoch: 2, seq: 7 } },
@@ -70,6 +73,7 @@ describe("bad frames are refused with a message that says what is wrong", () => 
     ["data too big", { type: "pub", topic: "a", data: big, origin: "o", seq: 1 }, `at most 64 KiB of JSON (got ${MAX_DATA_BYTES + 2} bytes)`],
     ["data not JSON", { type: "pub", topic: "a", data: 10n, origin: "o", seq: 1 }, "must be a JSON value"],
     ["empty origin", { type: "pub", topic: "a", data: 1, origin: "", seq: 1 }, 'field "origin": must not be empty'],
+    ["negative resume epoch", { type: "hello", id: "a", name: "b", kind: "node", resumeFromEpoch: -1 }, 'field "resumeFromEpoch": must be at least 0'],
     ["bad kind", { type: "hello", id: "a", name: "b", kind: "server" }, 'Frame "hello" refused, field "kind": Invalid option'],
     ["frame too big", JSON.stringify({ type: "pub", topic: "a", data: "y".repeat(MAX_FRAME_BYTES), origin: "o", seq: 1 }), "is more than the"],
   ];

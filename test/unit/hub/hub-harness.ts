@@ -128,13 +128,18 @@ export class Wire {
     });
   }
 
-  /** Hands what the node sent to the hub (acks and deliveries wait in the other direction). */
-  pumpUp(): void {
-    while (this.up.length > 0) this.server.receive(this.connectionId, this.up.shift()!);
+  /** Hands what the node sent to the hub (acks and deliveries wait in the other direction); `count` frames at most. */
+  pumpUp(count = Infinity): void {
+    for (let i = 0; i < count && this.up.length > 0; i++) this.server.receive(this.connectionId, this.up.shift()!);
   }
 
-  pumpDown(): void {
-    while (this.down.length > 0) this.node.uplink.onFrameFromServer(this.down.shift()!);
+  pumpDown(count = Infinity): void {
+    for (let i = 0; i < count && this.down.length > 0; i++) this.node.uplink.onFrameFromServer(this.down.shift()!);
+  }
+
+  /** The frames the node sent that the hub has not received yet (parsed), e.g. to check what a reconnect sends. */
+  pendingUp(): ToHubFrame[] {
+    return this.up.map((text) => JSON.parse(text) as ToHubFrame);
   }
 
   get idle(): boolean {
