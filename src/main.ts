@@ -1,6 +1,7 @@
 /** Entry: parse the command line, run the subcommand, turn errors into one line and an exit code. */
 import { AppError } from "./core/errors.ts";
 import { UsageError } from "./cli/args.ts";
+import { hubCommand } from "./cli/hub-commands.ts";
 import { keysCommand } from "./cli/keys.ts";
 import { licenseCommand } from "./cli/license.ts";
 import { runCommand } from "./cli/run.ts";
@@ -16,6 +17,8 @@ Usage: understudy [command] [flags]
   keys generate [--out FILE]    make a network key
   keys fingerprint FILE         print a key's fingerprint
   license show FILE             check and print a license
+  sub FILTER | pub TOPIC JSON   subscribe / publish through this machine's node
+  set KEY JSON | get KEY        retained Data Hub values
   version                       print version and commit
 
 Every command takes --help.
@@ -30,6 +33,11 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case "status":
       return statusCommand(rest);
+    case "pub":
+    case "sub":
+    case "set":
+    case "get":
+      return hubCommand(command, rest);
     case "keys":
       return keysCommand(rest);
     case "license":

@@ -13,7 +13,8 @@ import { createWebApp, type MachineControl } from "./web/app.tsx";
 import type { RoleForm } from "./web/forms.ts";
 import { staticAssets } from "./web/static-assets.ts";
 import type { SetupView } from "../views/setup.tsx";
-import { PeerEndpoint } from "./net/peer-endpoint.ts";
+import { PeerRuntime } from "./peer-runtime.ts";
+import { CHIP_TEXTS, type ChipText } from "./core/status.ts";
 import { listenError } from "./net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "./net/discovery/discovery.ts";
 
@@ -31,7 +32,7 @@ export class MachineNode implements MachineControl {
   /** The setup pages and API; tests call app.request() on it. */
   readonly app: ReturnType<typeof createWebApp>;
   private web: ReturnType<typeof Bun.serve> | null = null;
-  private peer: PeerEndpoint | null = null;
+  private peer: PeerRuntime | null = null;
   private discovery: Discovery | null = null;
 
   private constructor(state: MachineState, log: Logger) {
@@ -51,7 +52,7 @@ export class MachineNode implements MachineControl {
       throw listenError(error, ui, "--ui-listen");
     }
     try {
-      node.applyRole();
+      await node.applyRole();
     } catch (error) {
       await node.web!.stop(true);
       throw error;
@@ -62,7 +63,7 @@ export class MachineNode implements MachineControl {
       id: snap.identity.id,
       role: snap.config.role,
       ui: node.uiUrl,
-      peer: node.peer?.address ?? null,
+      peer: node.peer?.endpoint.address ?? null,
       data: state.dataDir,
       version: VERSION,
     });
@@ -76,19 +77,30 @@ export class MachineNode implements MachineControl {
 
   status(): MachineStatus {
     const { config, identity, license } = this.state.snapshot;
+    const failover = this.peer?.status() ?? null;
+    const chip = failover && (CHIP_TEXTS as readonly string[]).includes(failover.chip) ? (failover.chip as ChipText) : baseChip(config.role);
     return {
       id: identity.id,
       name: config.name,
       role: config.role,
       roleLabel: roleLabel(config.role),
-      chip: baseChip(config.role),
+      chip,
       version: VERSION,
       commit: COMMIT,
       license: license && { type: license.type, holder: license.holder, expiresAt: license.expiresAt },
       networkKeyFingerprint: networkKeyFingerprint(this.state.snapshot),
       main: config.main,
       backup: config.backup,
-      peerListen: this.peer?.address ?? null,
+      peerListen: this.peer?.endpoint.address ?? null,
+      failover: failover && {
+        state: failover.state,
+        epoch: failover.epoch,
+        activeEpoch: failover.activeEpoch,
+        activeServer: failover.activeServer,
+        hubConnected: failover.hubConnected,
+        queued: failover.queued,
+        peers: failover.peers,
+      },
     };
   }
 
@@ -120,7 +132,7 @@ export class MachineNode implements MachineControl {
   async saveRole(form: RoleForm): Promise<void> {
     const before = this.state.snapshot.config;
     const snap = this.state.saveSettings({ role: form.role, main: form.main, backup: form.backup });
-    this.applyRole();
+    await this.applyRole(true);
     this.log.info("role applied", { from: before.role, to: snap.config.role, main: snap.config.main, backup: snap.config.backup });
   }
 
@@ -134,18 +146,30 @@ export class MachineNode implements MachineControl {
     return this.state.snapshot.config.uiPassword;
   }
 
-  /** Opens or closes the peer port to match the role: a stand-alone machine does not listen on the network. */
-  private applyRole(): void {
-    const { config } = this.state.snapshot;
-    const wantPeer = config.role !== "standalone";
-    if (!wantPeer && this.peer) {
+  /** Builds the network runtime for the role (a stand-alone machine does not listen on the network); `rebuild` after a role change. */
+  private async applyRole(rebuild = false): Promise<void> {
+    const snap = this.state.snapshot;
+    const wantPeer = snap.config.role !== "standalone";
+    if (this.peer && (rebuild || !wantPeer)) {
       this.peer.stop();
       this.peer = null;
     }
     if (wantPeer && !this.peer) {
-      this.peer = PeerEndpoint.listen(parseHostPort(config.peerListen)!, () => this.peerIdentity());
+      this.peer = await PeerRuntime.start({
+        config: snap.config,
+        dataDir: this.state.dataDir,
+        identity: snap.identity,
+        networkKey: snap.networkKey!,
+        identityView: () => this.peerIdentity(),
+        log: this.log,
+      });
     }
     this.applyDiscovery();
+  }
+
+  /** Manual failback: the main's own UI (or a level-3 client) allows the switch back. */
+  switchBack(): void {
+    this.peer?.switchBack();
   }
 
   /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */
@@ -164,7 +188,7 @@ export class MachineNode implements MachineControl {
     }
     this.discovery = new Discovery({
       self: advert,
-      port: Number(this.peer!.address.split(":").pop()),
+      port: this.peer!.endpoint.port,
       interface: config.discoveryInterface ?? undefined,
       log: this.log,
     });

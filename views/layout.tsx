@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /** The page frame: head, the status bar every page shows, and the content. */
 import type { Child } from "hono/jsx";
 import { raw } from "hono/html";

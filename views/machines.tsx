@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /** The Machines panel: machines found on the network (DNS-SD), with a key mismatch flagged before anyone tries them. */
 import type { MachineStatus } from "../src/core/status.ts";
 import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";

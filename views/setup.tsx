@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /**
  * The local setup page: license, role and network key, each its own form that
  * htmx swaps in place, with errors shown next to the field they are about.

@@ -1,9 +1,11 @@
+/** @jsxImportSource hono/jsx */
 /** Machine name, role and the Status chip; refreshes itself so the chip is never stale for long. */
 import type { MachineStatus } from "../src/core/status.ts";
 
 const CHIP_TONE: Record<MachineStatus["chip"], string> = {
   "Stand-alone": "neutral",
   "No backup": "neutral",
+  "Backup is syncing": "warn",
   "Backup is idle": "ok",
   "Backup is active": "alert",
   "Main unreachable from backup": "warn",

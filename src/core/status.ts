@@ -6,7 +6,7 @@ import { z } from "zod";
 import { LICENSE_TYPES } from "./license.ts";
 import { ROLE_LABELS, ROLES, type Role } from "./roles.ts";
 
-export const CHIP_TEXTS = ["Stand-alone", "No backup", "Backup is idle", "Backup is active", "Main unreachable from backup"] as const;
+export const CHIP_TEXTS = ["Stand-alone", "No backup", "Backup is syncing", "Backup is idle", "Backup is active", "Main unreachable from backup"] as const;
 export type ChipText = (typeof CHIP_TEXTS)[number];
 
 export const machineStatusSchema = z.object({
@@ -22,6 +22,18 @@ export const machineStatusSchema = z.object({
   main: z.string().nullable(),
   backup: z.string().nullable(),
   peerListen: z.string().nullable(),
+  /** Null while stand-alone. */
+  failover: z
+    .object({
+      state: z.string(),
+      epoch: z.number(),
+      activeEpoch: z.number().nullable(),
+      activeServer: z.enum(["main", "backup", "self"]).nullable(),
+      hubConnected: z.boolean(),
+      queued: z.number(),
+      peers: z.array(z.object({ id: z.string(), name: z.string(), role: z.string(), address: z.string(), delayMs: z.number().nullable(), lastHeardMsAgo: z.number() })),
+    })
+    .nullable(),
 });
 export type MachineStatus = z.infer<typeof machineStatusSchema>;
 

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /**
  * The setup pages and the local API as one Hono app. Built from its
  * dependencies so tests drive it with app.request(), without a socket.

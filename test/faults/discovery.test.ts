@@ -1,32 +1,39 @@
 /**
- * DNS-SD discovery between real processes on a real (virtual) link: five
+ * DNS-SD discovery between real machines on a real (virtual) link: five
  * network namespaces on one bridge (see test/support/netns.ts), nothing on
  * the host's interfaces.
  *
- *   a, b, c  discovery-peer.ts (c holds another network key)
+ *   a, b, c  the compiled executable, `understudy run` (c holds another network key)
  *   x        discovery-hostile.ts (malformed announcements and garbage)
  *   v        avahi-daemon on a private D-Bus (interop both ways)
+ *
+ * Each machine's setup pages listen on 127.0.0.1:7400 inside its own
+ * namespace (each has its own loopback), so the test reads them from inside
+ * (NetnsLab.http with `from`), as a browser on that machine would.
  *
  * Needs root and iproute2; the Avahi part needs avahi-daemon, avahi-utils.
  * Skips (saying why) otherwise.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { MachineStatus } from "../../src/core/status.ts";
 import type { DiscoveredMachine } from "../../src/net/discovery/discovery.ts";
-import { NetnsLab, netnsUnavailable, sweepStaleLabs, type LabProcess } from "../support/netns.ts";
+import { executable } from "../support/executable.ts";
+import { devLicenseText } from "../support/licenses.ts";
+import { must, NetnsLab, netnsUnavailable, sweepStaleLabs, type LabProcess } from "../support/netns.ts";
 import { waitFor } from "../support/wait-for.ts";
 import { avahiUnavailable, startAvahi, type Avahi } from "./discovery-avahi.ts";
 
 const ROOT = "us-disc";
-const HTTP_PORT = 8080;
+/** Each namespace has its own loopback, so every machine uses the default UI address. */
+const UI = "http://127.0.0.1:7400";
 const PEER_PORT = 7401;
-const KEY = "0123456789abcdef";
-const OTHER_KEY = "fedcba9876543210";
+/** What discovery-hostile.ts puts in its well-formed services: no real key has this fingerprint. */
+const HOSTILE_FINGERPRINT = "0123456789abcdef";
 /** The issue's promise: machines list each other within 3 s of starting. */
 const DISCOVERY_BUDGET_MS = 3_000;
-const PEER_SCRIPT = join(import.meta.dir, "discovery-peer.ts");
 const HOSTILE_SCRIPT = join(import.meta.dir, "discovery-hostile.ts");
 
 const skipReason = netnsUnavailable();
@@ -34,66 +41,87 @@ if (skipReason) console.warn(`[discovery faults] skipped: ${skipReason}`);
 const avahiSkip = skipReason ?? avahiUnavailable();
 if (!skipReason && avahiSkip) console.warn(`[discovery faults] Avahi interop skipped: ${avahiSkip}`);
 
-const PEERS = {
-  a: { role: "main", fingerprint: KEY },
-  b: { role: "backup", fingerprint: KEY },
-  c: { role: "client", fingerprint: OTHER_KEY },
+/**
+ * The role goes in config.json, not --role: a flag pins a setting, and the
+ * role-change test changes b's role on its setup page.
+ */
+const MACHINES = {
+  a: { role: "main", key: "shared" },
+  b: { role: "server", key: "shared" },
+  c: { role: "server", key: "other" },
 } as const;
-type PeerName = keyof typeof PEERS;
+type MachineName = keyof typeof MACHINES;
+const MACHINE_NAMES = Object.keys(MACHINES) as MachineName[];
 
-describe.skipIf(skipReason !== null)("discovery across network namespaces", () => {
+type Discovered = { discovery: "on" | "off" | "standalone"; machines: DiscoveredMachine[] };
+
+describe.skipIf(skipReason !== null)("discovery across network namespaces (the real executable)", () => {
   let lab: NetnsLab | undefined;
   let dir: string | undefined;
   let avahi: Avahi | undefined;
-  const peers = new Map<PeerName, LabProcess>();
-  let peersUpAt = 0;
+  const running = new Map<MachineName, LabProcess>();
+  const fingerprints = { shared: "", other: "" };
+  let upAt = 0;
 
   const labOf = () => {
     if (!lab) throw new Error("lab not created");
     return lab;
   };
 
-  async function machines(node: PeerName): Promise<DiscoveredMachine[]> {
-    const l = labOf();
-    const response = await l.httpGet(`http://${l.node(node).address}:${HTTP_PORT}/machines`, { timeoutMs: 1_500 });
-    if (response.status !== 200) throw new Error(`${node}: GET /machines → ${response.status}`);
-    return JSON.parse(response.body) as DiscoveredMachine[];
+  async function getJson<T>(node: MachineName, path: string): Promise<T> {
+    const response = await labOf().http(`${UI}${path}`, { from: node, timeoutMs: 1_500 });
+    if (response.status !== 200) throw new Error(`${node}: GET ${path} → ${response.status}: ${response.body.slice(0, 200)}`);
+    return JSON.parse(response.body) as T;
   }
+  const machines = async (node: MachineName) => (await getJson<Discovered>(node, "/api/machines/discovered")).machines;
   const names = (list: DiscoveredMachine[]) => list.map((m) => m.name).sort();
 
-  /** On failure, show what the peers logged: the test output is all CI keeps. */
+  /** On failure, show what the machines logged: the test output is all CI keeps. */
   async function explained<T>(run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (error) {
-      for (const [name, p] of peers) console.error(`--- peer ${name} ---\n${p.output()}`);
+      for (const [name, p] of running) console.error(`--- machine ${name} (exit ${p.proc.exitCode}) ---\n${p.output()}`);
       throw error;
     }
   }
 
-  function startPeer(node: PeerName): LabProcess {
-    const { role, fingerprint } = PEERS[node];
-    // Silent machines drop out after this (the peer HTTP shows it); goodbyes are much faster.
-    const argv = [process.execPath, PEER_SCRIPT, "--name", `node-${node}`, "--role", role, "--fingerprint", fingerprint];
-    argv.push("--port", String(PEER_PORT), "--interface", labOf().node(node).iface, "--http", String(HTTP_PORT));
-    const p = labOf().spawn(node, argv);
-    peers.set(node, p);
+  function startMachine(exe: string, node: MachineName): LabProcess {
+    const l = labOf();
+    const data = join(dir!, `data-${node}`);
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, "config.json"), `${JSON.stringify({ role: MACHINES[node].role })}\n`);
+    const argv = [exe, "run", "--name", `node-${node}`, "--data", data, "--key", join(dir!, `${MACHINES[node].key}.key`)];
+    argv.push("--license", join(dir!, "license.json"), "--ui-listen", "127.0.0.1:7400", "--peer-listen", `0.0.0.0:${PEER_PORT}`);
+    argv.push("--discovery", "on", "--discovery-interface", l.node(node).iface, "--log", "json");
+    const p = l.spawn(node, argv, { env: { HOME: data } });
+    running.set(node, p);
     return p;
   }
 
   beforeAll(async () => {
+    const exe = await executable();
     sweepStaleLabs(ROOT);
     lab = NetnsLab.create({ prefix: `${ROOT}-${process.pid}`, nodes: ["a", "b", "c", "x", "v"] });
     dir = mkdtempSync(join(tmpdir(), `${ROOT}-${process.pid}-`));
-    for (const node of Object.keys(PEERS) as PeerName[]) startPeer(node);
+    for (const key of ["shared", "other"] as const) {
+      const file = join(dir, `${key}.key`);
+      must([exe, "keys", "generate", "--out", file]);
+      fingerprints[key] = must([exe, "keys", "fingerprint", file]).trim();
+    }
+    writeFileSync(join(dir, "license.json"), devLicenseText({ type: "server-with-failover", holder: "*" }));
+    const spawnedAt = performance.now();
+    for (const node of MACHINE_NAMES) startMachine(exe, node);
     await explained(() =>
-      waitFor("every peer's HTTP server", async () => {
-        const lists = await Promise.all((Object.keys(PEERS) as PeerName[]).map(machines));
-        return lists.length === 3;
+      waitFor("every machine's setup pages", async () => {
+        for (const [node, p] of running) if (p.proc.exitCode !== null) throw new Error(`machine ${node} exited with ${p.proc.exitCode}`);
+        const all = await Promise.all(MACHINE_NAMES.map((n) => getJson<Discovered>(n, "/api/machines/discovered")));
+        return all.every((d) => d.discovery === "on");
       }, 15_000, 50),
     );
-    peersUpAt = performance.now();
-  }, 30_000);
+    upAt = performance.now();
+    console.log(`[discovery faults] three machines answering ${Math.round(upAt - spawnedAt)} ms after spawn`);
+  }, 120_000);
 
   afterAll(async () => {
     await lab?.cleanup();
@@ -108,16 +136,24 @@ describe.skipIf(skipReason !== null)("discovery across network namespaces", () =
           const [a, b, c] = await Promise.all([machines("a"), machines("b"), machines("c")]);
           return names(a).join() === "node-b,node-c" && names(b).join() === "node-a,node-c" && names(c).join() === "node-a,node-b";
         },
-        Math.max(0, peersUpAt + DISCOVERY_BUDGET_MS - performance.now()),
+        Math.max(0, upAt + DISCOVERY_BUDGET_MS - performance.now()),
         50,
       ),
     );
-    console.log(`[discovery faults] full mesh ${Math.round(performance.now() - peersUpAt)} ms after the peers' HTTP came up`);
-    const fromA = await machines("a");
-    const b = fromA.find((m) => m.name === "node-b");
-    expect(b).toMatchObject({ role: "backup", license: "server-with-failover", fingerprint: KEY, epoch: 0, port: PEER_PORT, keyMismatch: false });
+    console.log(`[discovery faults] full mesh ${Math.round(performance.now() - upAt)} ms after the machines' UIs came up`);
+    const bStatus = await getJson<MachineStatus>("b", "/api/status");
+    const b = (await machines("a")).find((m) => m.name === "node-b");
+    expect(b).toMatchObject({
+      id: bStatus.id,
+      role: "server",
+      license: "server-with-failover",
+      version: bStatus.version,
+      fingerprint: fingerprints.shared,
+      epoch: 0,
+      port: PEER_PORT,
+      keyMismatch: false,
+    });
     expect(b?.addresses).toEqual([labOf().node("b").address]);
-    expect(b?.id).toMatch(/^[0-9a-f]{16}$/);
   }, 10_000);
 
   test("a machine holding another network key is listed with keyMismatch, both ways", async () => {
@@ -126,21 +162,30 @@ describe.skipIf(skipReason !== null)("discovery across network namespaces", () =
     expect(mismatch(a)).toEqual({ "node-b": false, "node-c": true });
     expect(mismatch(b)).toEqual({ "node-a": false, "node-c": true });
     expect(mismatch(c)).toEqual({ "node-a": true, "node-b": true });
-    expect(a.find((m) => m.name === "node-c")?.fingerprint).toBe(OTHER_KEY);
+    expect(a.find((m) => m.name === "node-c")?.fingerprint).toBe(fingerprints.other);
+    expect(c.find((m) => m.name === "node-a")?.fingerprint).toBe(fingerprints.shared);
+
+    const page = await labOf().http(`${UI}/machines`, { from: "a" });
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('data-testid="discovered-table"');
+    expect(page.body).toContain(`different key (${fingerprints.other})`);
+    expect(page.body).toContain(`${labOf().node("b").address}:${PEER_PORT}`);
   });
 
-  test("update() re-announces the TXT record: a new epoch and role are seen at once", async () => {
+  test("a role changed on the setup page is re-announced and seen by the others at once", async () => {
     const l = labOf();
     const started = performance.now();
-    const post = await l.http(`http://${l.node("b").address}:${HTTP_PORT}/self`, { json: { role: "main", epoch: 7 } });
-    expect(post.status).toBe(204);
+    const post = await l.http(`${UI}/setup/role`, { from: "b", form: { role: "backup", main: "", backup: "" }, headers: { origin: UI } });
+    expect(post.status).toBe(200);
+    expect(post.body).toContain("Saved and applied.");
+    expect((await getJson<MachineStatus>("b", "/api/status")).role).toBe("backup");
     await explained(() =>
-      waitFor("a and c to see b at epoch 7", async () => {
+      waitFor("a and c to see b as a backup server", async () => {
         const seen = await Promise.all([machines("a"), machines("c")]);
-        return seen.every((list) => list.some((m) => m.name === "node-b" && m.epoch === 7 && m.role === "main"));
+        return seen.every((list) => list.some((m) => m.name === "node-b" && m.role === "backup" && m.epoch === 0));
       }, DISCOVERY_BUDGET_MS, 50),
     );
-    console.log(`[discovery faults] TXT update seen after ${Math.round(performance.now() - started)} ms`);
+    console.log(`[discovery faults] role change seen after ${Math.round(performance.now() - started)} ms`);
   }, 10_000);
 
   test("malformed and hostile announcements are ignored and nobody crashes", async () => {
@@ -153,14 +198,15 @@ describe.skipIf(skipReason !== null)("discovery across network namespaces", () =
       }, 8_000, 100),
     );
     expect(await hostile.exited).toBe(0);
-    for (const node of ["a", "b", "c"] as const) {
+    for (const node of MACHINE_NAMES) {
       const listed = names(await machines(node));
       expect(listed.filter((n) => !n.startsWith("node-"))).toEqual(["hostile-control", "hostile-upper"]);
-      expect(peers.get(node)?.proc.exitCode).toBeNull();
-      expect(peers.get(node)?.output()).toContain('"event":"discovery.ignored"');
+      expect(running.get(node)?.proc.exitCode).toBeNull();
+      expect(running.get(node)?.output()).toContain('"event":"discovery.ignored"');
     }
+    // Upper-case TXT keys are read; the hostile services hold a key nobody here has.
     const upper = (await machines("a")).find((m) => m.name === "hostile-upper");
-    expect(upper).toMatchObject({ id: "00000000000000b2", role: "client", license: "client", epoch: 1, keyMismatch: false });
+    expect(upper).toMatchObject({ id: "00000000000000b2", role: "client", license: "client", epoch: 1, fingerprint: HOSTILE_FINGERPRINT, keyMismatch: true });
   }, 15_000);
 
   test.skipIf(avahiSkip !== null)("Avahi sees our advertisement with its TXT record, and we list Avahi's", async () => {
@@ -171,32 +217,44 @@ describe.skipIf(skipReason !== null)("discovery across network namespaces", () =
       const ours = found.filter((s) => s.name.startsWith("node-"));
       return ours.length >= 3 ? ours : null;
     }, 10_000, 200);
+    const aStatus = await getJson<MachineStatus>("a", "/api/status");
     const a = seen.find((s) => s.name === "node-a");
     expect(a).toMatchObject({ address: l.node("a").address, port: PEER_PORT });
-    expect(a?.txt).toMatchObject({ txtvers: "1", name: "node-a", role: "main", lic: "server-with-failover", fp: KEY, epoch: "0" });
-    expect(a?.txt.id).toMatch(/^[0-9a-f]{16}$/);
+    expect(a?.txt).toEqual({
+      txtvers: "1",
+      id: aStatus.id,
+      name: "node-a",
+      role: "main",
+      lic: "server-with-failover",
+      ver: aStatus.version,
+      fp: fingerprints.shared,
+      epoch: "0",
+    });
+    expect(seen.find((s) => s.name === "node-c")?.txt.fp).toBe(fingerprints.other);
 
-    const txt = ["txtvers=1", "id=00000000000000a1", "name=avahi-machine", "role=client", "lic=client", "ver=0.8", `fp=${KEY}`, "epoch=3"];
+    const txt = ["txtvers=1", "id=00000000000000a1", "name=avahi-machine", "role=client", "lic=client", "ver=0.8", `fp=${fingerprints.shared}`, "epoch=3"];
     avahi.publish("Avahi Machine", "_understudy._tcp", 7409, txt);
     const listed = await explained(() =>
       waitFor("a to list the service avahi-publish announced", async () => (await machines("a")).find((m) => m.name === "avahi-machine"), 5_000, 100),
     );
     expect(listed).toMatchObject({ id: "00000000000000a1", role: "client", epoch: 3, port: 7409, keyMismatch: false, addresses: [l.node("v").address] });
+    expect((await machines("c")).find((m) => m.name === "avahi-machine")?.keyMismatch).toBe(true);
   }, 30_000);
 
   test("a machine that stops says goodbye and leaves every list", async () => {
-    const b = peers.get("b");
-    if (!b) throw new Error("no peer b");
+    const b = running.get("b");
+    if (!b) throw new Error("no machine b");
     const started = performance.now();
     expect(await b.stop("SIGTERM", 5_000)).toBe(0);
-    expect(b.output()).toContain('"event":"peer.stopped"');
+    const exitedMs = Math.round(performance.now() - started);
+    expect(b.output()).toContain('"event":"stopped"');
     await explained(() =>
       waitFor("a and c to drop b", async () => {
         const [a, c] = await Promise.all([machines("a"), machines("c")]);
         return !a.some((m) => m.name === "node-b") && !c.some((m) => m.name === "node-b");
       }, DISCOVERY_BUDGET_MS, 50),
     );
-    console.log(`[discovery faults] b gone from the lists ${Math.round(performance.now() - started)} ms after SIGTERM`);
+    console.log(`[discovery faults] b exited ${exitedMs} ms and was gone from the lists ${Math.round(performance.now() - started)} ms after SIGTERM`);
     expect(names(await machines("a"))).toContain("node-c");
   }, 15_000);
 });

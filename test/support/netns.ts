@@ -65,7 +65,7 @@ const NODE_NAME = /^[a-z][a-z0-9]{0,7}$/;
 const NODE_IFACE = "eth0";
 /** lab.http without curl: the request comes in through the environment. */
 const HTTP_SCRIPT = `const e = process.env;
-const r = await fetch(e.LAB_URL, { method: e.LAB_METHOD, body: e.LAB_BODY || undefined, headers: e.LAB_BODY ? { "content-type": "application/json" } : {}, signal: AbortSignal.timeout(Number(e.LAB_TIMEOUT)) });
+const r = await fetch(e.LAB_URL, { method: e.LAB_METHOD, body: e.LAB_BODY || undefined, headers: JSON.parse(e.LAB_HEADERS || "{}"), signal: AbortSignal.timeout(Number(e.LAB_TIMEOUT)) });
 process.stdout.write((await r.text()) + "\\n" + r.status);`;
 
 /** Why namespace tests cannot run here, or null when they can. */
@@ -271,24 +271,34 @@ export class NetnsLab {
   /**
    * An HTTP request from inside the lab (the bridge namespace by default),
    * since the host has no route into it. Resolves to status and body; rejects
-   * on connection failure or after `timeoutMs`. Uses curl when installed,
-   * else a one-line Bun script.
+   * on connection failure or after `timeoutMs`. `json` or `form` (URL-encoded,
+   * as a browser posts a form) is the body; `headers` are added. Uses curl
+   * when installed, else a one-line Bun script.
    */
   async http(
     url: string,
-    options: { method?: string; json?: unknown; from?: string; timeoutMs?: number } = {},
+    options: { method?: string; json?: unknown; form?: Record<string, string>; headers?: Record<string, string>; from?: string; timeoutMs?: number } = {},
   ): Promise<{ status: number; body: string }> {
     const timeoutMs = options.timeoutMs ?? 2_000;
-    const method = options.method ?? (options.json === undefined ? "GET" : "POST");
-    const body = options.json === undefined ? undefined : JSON.stringify(options.json);
+    const body =
+      options.json !== undefined ? JSON.stringify(options.json) : options.form !== undefined ? new URLSearchParams(options.form).toString() : undefined;
+    const method = options.method ?? (body === undefined ? "GET" : "POST");
+    const headers: Record<string, string> = {
+      ...(options.json !== undefined ? { "content-type": "application/json" } : {}),
+      ...(options.form !== undefined ? { "content-type": "application/x-www-form-urlencoded" } : {}),
+      ...options.headers,
+    };
     const ns = this.nsOf(options.from ?? "br");
     const curl = Bun.which("curl");
     const argv = curl
       ? [curl, "-sS", "--max-time", String(timeoutMs / 1000), "-X", method, "-w", "\n%{http_code}"]
       : [process.execPath, "-e", HTTP_SCRIPT];
-    if (curl && body !== undefined) argv.push("-H", "content-type: application/json", "--data-binary", body);
+    if (curl) for (const [name, value] of Object.entries(headers)) argv.push("-H", `${name}: ${value}`);
+    if (curl && body !== undefined) argv.push("--data-binary", body);
     if (curl) argv.push(url);
-    const env = curl ? undefined : { ...process.env, LAB_URL: url, LAB_METHOD: method, LAB_BODY: body ?? "", LAB_TIMEOUT: String(timeoutMs) };
+    const env = curl
+      ? undefined
+      : { ...process.env, LAB_URL: url, LAB_METHOD: method, LAB_BODY: body ?? "", LAB_HEADERS: JSON.stringify(headers), LAB_TIMEOUT: String(timeoutMs) };
     const proc = Bun.spawn(["ip", "netns", "exec", ns, ...argv], { stdout: "pipe", stderr: "pipe", env, timeout: timeoutMs + 2_000, killSignal: "SIGKILL" });
     const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     if (code !== 0) throw new Error(`${method} ${url} from ${ns} failed: ${err.trim() || `exit ${code}`}`);

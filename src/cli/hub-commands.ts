@@ -1,0 +1,174 @@
+/**
+ * `understudy pub|sub|set|get`: a local app on the command line, talking to
+ * its own node's `/app` path (the node carries it to the active server, so a
+ * failover never interrupts it). For scripts, tests and benchmarks.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import nacl from "tweetnacl";
+import { AppError } from "../core/errors.ts";
+import { parseHostPort } from "../core/config.ts";
+import { parseNetworkKey } from "../core/keys.ts";
+import { encodeFrame, parseFromHubFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
+import { broadcastEpoch, openBroadcast } from "../net/broadcast.ts";
+import { deriveBroadcastKey } from "../net/crypto.ts";
+import { connectSecure, type SecureConnection } from "../net/secure-socket.ts";
+import { parseCommand, UsageError } from "./args.ts";
+import { defaultDataDir } from "./run.ts";
+
+export const HUB_HELP = `Usage:
+  understudy sub FILTER [--count N] [--timeout-ms MS]    print one JSON line per message
+  understudy pub TOPIC JSON [--count N] [--interval-ms MS]
+  understudy set KEY JSON
+  understudy get KEY
+
+Common flags: --node HOST:PORT (default 127.0.0.1:7401, this machine's node)
+              --key FILE (default DATA/network.key; --data DIR or UNDERSTUDY_DATA)
+A message's "seq" numbers a --count stream from 1. JSON that does not parse is sent as a string.
+`;
+
+const common = { node: { type: "string" }, key: { type: "string" }, data: { type: "string" } } as const;
+const text = new TextEncoder();
+const decoder = new TextDecoder();
+
+type AppLink = { connection: SecureConnection; next(): Promise<FromHubFrame | null>; close(): void };
+
+async function openApp(values: Record<string, unknown>, name: string): Promise<AppLink> {
+  const node = typeof values.node === "string" ? values.node : "127.0.0.1:7401";
+  if (!parseHostPort(node)) throw new UsageError(`--node ${node}: expected HOST:PORT, e.g. 127.0.0.1:7401`);
+  const keyFile = typeof values.key === "string" ? values.key : join(typeof values.data === "string" ? values.data : defaultDataDir(process.env), "network.key");
+  if (!existsSync(keyFile)) throw new UsageError(`The network key file ${keyFile} does not exist (give it with --key FILE).`);
+  const networkKey = parseNetworkKey(readFileSync(keyFile, "utf8"), keyFile);
+  const queue: (FromHubFrame | null)[] = [];
+  let wake: (() => void) | null = null;
+  const push = (frame: FromHubFrame | null) => {
+    queue.push(frame);
+    wake?.();
+  };
+  const onPayload = (payload: Uint8Array) => {
+    const parsed = parseFromHubFrame(decoder.decode(payload));
+    if (parsed.ok) push(parsed.frame);
+  };
+  const connection = await connectSecure(node, "/app", { networkKey, machine: nacl.sign.keyPair() }, () => ({
+    message: onPayload,
+    broadcast: (frame) => onPayload(openBroadcast(deriveBroadcastKey(networkKey, broadcastEpoch(frame, node)), frame, node)),
+    close: () => push(null),
+  }));
+  const link: AppLink = {
+    connection,
+    async next() {
+      while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+      return queue.shift()!;
+    },
+    close: () => connection.close(1000, "done"),
+  };
+  send(link, { type: "hello", id: `${name}-${Buffer.from(nacl.randomBytes(6)).toString("hex")}`, name, kind: "app" });
+  return link;
+}
+
+function send(link: AppLink, frame: ToHubFrame): void {
+  link.connection.send(text.encode(encodeFrame(frame)));
+}
+
+function jsonArg(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+function refused(frame: FromHubFrame): never {
+  if (frame.type === "error") throw new AppError(frame.code, frame.message, { status: 409 });
+  throw new AppError("UNEXPECTED", `The node answered with an unexpected ${frame.type} frame.`);
+}
+
+export async function hubCommand(command: "pub" | "sub" | "set" | "get", argv: string[]): Promise<number> {
+  const extra = {
+    pub: { count: { type: "string" }, "interval-ms": { type: "string" } },
+    sub: { count: { type: "string" }, "timeout-ms": { type: "string" } },
+    set: {},
+    get: {},
+  } as const;
+  const arity = command === "pub" || command === "set" ? 2 : 1;
+  const { values, positionals, help } = parseCommand(`understudy ${command}`, argv, { ...common, ...extra[command] }, { min: arity, max: arity });
+  if (help) {
+    process.stdout.write(HUB_HELP);
+    return 0;
+  }
+  const number = (flag: string, fallback: number) => {
+    const raw = (values as Record<string, unknown>)[flag];
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`understudy ${command}: --${flag} must be a whole number, got "${raw}"`);
+    return n;
+  };
+  const link = await openApp(values, `cli-${command}`);
+  try {
+    if (command === "sub") return await subscribe(link, positionals[0]!, number("count", 0), number("timeout-ms", 0));
+    if (command === "pub") return await publish(link, positionals[0]!, jsonArg(positionals[1]!), Math.max(1, number("count", 1)), number("interval-ms", 0));
+    if (command === "set") return await setValue(link, positionals[0]!, jsonArg(positionals[1]!));
+    return await getValue(link, positionals[0]!);
+  } finally {
+    link.close();
+  }
+}
+
+async function subscribe(link: AppLink, filter: string, count: number, timeoutMs: number): Promise<number> {
+  send(link, { type: "sub", filter });
+  let seen = 0;
+  const deadline = timeoutMs > 0 ? Bun.sleep(timeoutMs).then(() => "timeout" as const) : null;
+  for (;;) {
+    const frame = await (deadline ? Promise.race([link.next(), deadline]) : link.next());
+    if (frame === "timeout") return count > 0 && seen < count ? 1 : 0;
+    if (frame === null) throw new AppError("NODE_GONE", "The node closed the connection.", { status: 503 });
+    if (frame.type === "error") refused(frame);
+    if (frame.type !== "msg") continue;
+    process.stdout.write(`${JSON.stringify({ topic: frame.topic, data: frame.data, from: frame.from, seq: frame.seq })}\n`);
+    if (count > 0 && ++seen >= count) return 0;
+  }
+}
+
+async function publish(link: AppLink, topic: string, data: unknown, count: number, intervalMs: number): Promise<number> {
+  const origin = `pub-${Buffer.from(nacl.randomBytes(6)).toString("hex")}`;
+  let acked = 0;
+  const acks = (async () => {
+    while (acked < count) {
+      const frame = await link.next();
+      if (frame === null) throw new AppError("NODE_GONE", `The node closed the connection after ${acked} of ${count} messages were acknowledged.`, { status: 503 });
+      if (frame.type === "ack" && frame.origin === origin) acked = Math.max(acked, frame.seq);
+      else if (frame.type === "error") refused(frame);
+    }
+  })();
+  for (let seq = 1; seq <= count; seq++) {
+    send(link, { type: "pub", topic, data, origin, seq });
+    if (intervalMs > 0 && seq < count) await Bun.sleep(intervalMs);
+  }
+  await acks;
+  return 0;
+}
+
+async function setValue(link: AppLink, key: string, value: unknown): Promise<number> {
+  const origin = `set-${Buffer.from(nacl.randomBytes(6)).toString("hex")}`;
+  send(link, { type: "set", key, value, origin, seq: 1 });
+  for (;;) {
+    const frame = await link.next();
+    if (frame === null) throw new AppError("NODE_GONE", "The node closed the connection before the value was acknowledged.", { status: 503 });
+    if (frame.type === "ack" && frame.origin === origin) return 0;
+    if (frame.type === "error") refused(frame);
+  }
+}
+
+async function getValue(link: AppLink, key: string): Promise<number> {
+  send(link, { type: "get", key, id: "g1" });
+  for (;;) {
+    const frame = await link.next();
+    if (frame === null) throw new AppError("NODE_GONE", "The node closed the connection before answering.", { status: 503 });
+    if (frame.type === "value" && frame.key === key) {
+      process.stdout.write(`${JSON.stringify({ key: frame.key, value: frame.value, version: frame.version })}\n`);
+      return 0;
+    }
+    if (frame.type === "error") refused(frame);
+  }
+}

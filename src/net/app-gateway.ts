@@ -1,0 +1,180 @@
+/**
+ * Every machine's local apps connect to their own node on `/app`; the node
+ * carries their traffic to whichever server is active through one HubUplink.
+ * A failover moves the uplink, never the apps: they never reconnect. While the
+ * uplink has no server, what apps publish waits in the uplink's bounded queue.
+ */
+import type { HostPort } from "../core/config.ts";
+import type { ServerRole } from "../core/failover/index.ts";
+import { encodeFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
+import { HubUplink } from "../hub/hub-client.ts";
+import type { Logger } from "../log.ts";
+import { broadcastEpoch, openBroadcast, sealBroadcast } from "./broadcast.ts";
+import { deriveBroadcastKey, type BroadcastKey } from "./crypto.ts";
+import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
+
+const text = new TextEncoder();
+const decoder = new TextDecoder();
+/** How soon to try again when the server we follow does not answer. */
+export const RECONNECT_MS = 100;
+
+export type UplinkTarget = { role: ServerRole; address: HostPort } | { role: "self" };
+/** This machine's own hub, attached without a socket. */
+export type LocalHub = { attachLocal(deliver: (frame: FromHubFrame) => void): { send(frame: ToHubFrame): void; close(): void } };
+
+export class AppGateway {
+  readonly uplink: HubUplink;
+  private readonly apps = new Map<string, SecureConnection>();
+  private readonly secure: SecureSocketOptions;
+  private readonly log: Logger;
+  private readonly onLinkBroken: (role: ServerRole) => void;
+  private readonly keys = new Map<number, BroadcastKey>();
+  private target: UplinkTarget | null = null;
+  private server: { close(code?: number, reason?: string): void } | null = null;
+  private retry: ReturnType<typeof setTimeout> | null = null;
+  private attempt = 0;
+  private nextApp = 0;
+  private localKey: BroadcastKey;
+
+  private readonly localHub: (() => LocalHub | null) | undefined;
+
+  constructor(options: {
+    node: { id: string; name: string };
+    secure: SecureSocketOptions;
+    log: Logger;
+    onLinkBroken: (role: ServerRole) => void;
+    localHub?: () => LocalHub | null;
+  }) {
+    this.localHub = options.localHub;
+    this.secure = options.secure;
+    this.log = options.log;
+    this.onLinkBroken = options.onLinkBroken;
+    this.localKey = deriveBroadcastKey(options.secure.networkKey, 0);
+    this.uplink = new HubUplink({
+      node: options.node,
+      deliver: (frame, apps) => this.toApps(frame, apps),
+      onServerError: (frame) => this.log.warn("hub refused", { code: frame.code, message: frame.message }),
+    });
+  }
+
+  /** Where the uplink goes now; null while no server is active. Same target: nothing changes. */
+  follow(target: UplinkTarget | null): void {
+    if (JSON.stringify(target) === JSON.stringify(this.target)) return;
+    this.target = target;
+    this.disconnect();
+    if (target) this.connect(target, ++this.attempt);
+  }
+
+  get following(): UplinkTarget | null {
+    return this.target;
+  }
+
+  get connected(): boolean {
+    return this.server !== null;
+  }
+
+  /** Handlers for one local app on `/app`. */
+  acceptApp(connection: SecureConnection): ConnectionEvents {
+    const id = `a${++this.nextApp}`;
+    this.apps.set(id, connection);
+    return {
+      message: (payload) => {
+        this.uplink.fromApp(id, decoder.decode(payload));
+      },
+      close: () => {
+        this.apps.delete(id);
+        this.uplink.appGone(id);
+      },
+    };
+  }
+
+  stop(): void {
+    this.target = null;
+    this.disconnect();
+    for (const app of this.apps.values()) app.close(1001, "The node is shutting down.");
+  }
+
+  private connect(target: UplinkTarget, attempt: number): void {
+    if (target.role === "self") {
+      const hub = this.localHub?.();
+      if (!hub) return;
+      const link = hub.attachLocal((frame) => this.uplink.onFrameFromServer(frame));
+      this.server = { close: () => link.close() };
+      this.uplink.attachServer((frame) => link.send(frame));
+      return;
+    }
+    const address = `${target.address.host}:${target.address.port}`;
+    connectSecure(address, "/hub", this.secure, (connection) => ({
+      message: (payload) => this.uplink.onFrameFromServer(decoder.decode(payload)),
+      broadcast: (frame) => this.fromBroadcast(frame, address),
+      close: (reason) => {
+        if (this.server !== connection) return;
+        this.server = null;
+        this.uplink.detachServer();
+        this.log.warn("hub link closed", { server: address, reason });
+        this.onLinkBroken(target.role);
+        this.scheduleRetry(target, attempt);
+      },
+    })).then(
+      (connection) => {
+        if (attempt !== this.attempt) {
+          connection.close(1001, "Following another server now.");
+          return;
+        }
+        this.server = connection;
+        this.uplink.attachServer((frame) => connection.send(text.encode(encodeFrame(frame))));
+        this.log.info("hub link up", { server: address, role: target.role });
+      },
+      (error) => {
+        if (attempt !== this.attempt) return;
+        this.log.warn("hub link failed", { server: address, message: (error as Error).message });
+        this.scheduleRetry(target, attempt);
+      },
+    );
+  }
+
+  private scheduleRetry(target: Extract<UplinkTarget, { address: HostPort }>, attempt: number): void {
+    if (attempt !== this.attempt || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      if (attempt === this.attempt && this.server === null) this.connect(target, attempt);
+    }, RECONNECT_MS);
+  }
+
+  private disconnect(): void {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    const server = this.server;
+    this.server = null;
+    if (server) {
+      this.uplink.detachServer();
+      server.close(1001, "Following another server now.");
+    }
+  }
+
+  private fromBroadcast(frame: Uint8Array, from: string): void {
+    try {
+      const epoch = broadcastEpoch(frame, from);
+      let key = this.keys.get(epoch);
+      if (!key) {
+        key = deriveBroadcastKey(this.secure.networkKey, epoch);
+        this.keys.clear();
+        this.keys.set(epoch, key);
+      }
+      this.uplink.onFrameFromServer(decoder.decode(openBroadcast(key, frame, from)));
+    } catch (error) {
+      this.log.warn("dropped a hub broadcast", { from, message: (error as Error).message });
+    }
+  }
+
+  /** One frame for many local apps: sealed once, the same bytes to each. */
+  private toApps(frame: FromHubFrame, apps: readonly string[]): void {
+    const payload = text.encode(encodeFrame(frame));
+    if (apps.length === 1) {
+      this.apps.get(apps[0]!)?.send(payload);
+      return;
+    }
+    const sealed = sealBroadcast(this.localKey, payload);
+    for (const id of apps) this.apps.get(id)?.sendSealed(sealed);
+  }
+}

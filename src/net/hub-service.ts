@@ -1,0 +1,141 @@
+/**
+ * The Data Hub on a server's peer port: `/hub` takes node uplinks, each an
+ * authenticated connection attached to the HubCore; `/replicate` lets the
+ * other server copy the retained state ("give me what changed since V").
+ * A fan-out frame is encoded and sealed once (under the epoch's broadcast
+ * key) and the same bytes are written to every subscriber.
+ */
+import { encodeFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
+import { HubCore, type Fanout, type HubStateChanges } from "../hub/hub-core.ts";
+import { hubStateChangesSchema } from "../hub/retained-state.ts";
+import type { Version } from "../hub/frames.ts";
+import type { Logger } from "../log.ts";
+import { sealBroadcast } from "./broadcast.ts";
+import { deriveBroadcastKey, type BroadcastKey } from "./crypto.ts";
+import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
+import { z } from "zod";
+
+const text = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** What the standby asks on /replicate, and the answer. */
+export const replicateRequestSchema = z.object({ type: z.literal("since"), version: z.object({ epoch: z.int().nonnegative(), seq: z.int().nonnegative() }) });
+export const replicateAnswerSchema = z.object({ type: z.literal("changes"), changes: hubStateChangesSchema });
+
+export class HubService {
+  readonly core: HubCore;
+  private readonly networkKey: Uint8Array;
+  private readonly log: Logger;
+  private readonly connections = new Map<string, SecureConnection>();
+  /** This machine's own app gateway, attached in process (a machine does not handshake with itself). */
+  private readonly local = new Map<string, (frame: FromHubFrame) => void>();
+  private broadcastKey: BroadcastKey;
+  private nextId = 0;
+
+  constructor(core: HubCore, networkKey: Uint8Array, log: Logger) {
+    this.core = core;
+    this.networkKey = networkKey;
+    this.log = log;
+    this.broadcastKey = deriveBroadcastKey(networkKey, core.epoch);
+  }
+
+  /** Accept writes at `epoch` (failover `startServing`). */
+  startServing(epoch: number): void {
+    if (epoch > this.core.epoch) this.core.setEpoch(epoch);
+    this.broadcastKey = deriveBroadcastKey(this.networkKey, this.core.epoch);
+    this.core.setWritable(true);
+  }
+
+  /** Refuse writes and close hub sessions so every node moves to the active server. */
+  stopServing(): void {
+    this.core.setWritable(false);
+    for (const connection of this.connections.values()) connection.close(1001, "This server is no longer active.");
+    for (const id of [...this.local.keys()]) {
+      this.local.delete(id);
+      this.fanout(this.core.detach(id));
+    }
+  }
+
+  /** Handlers for one authenticated `/hub` connection. */
+  acceptHub(connection: SecureConnection): ConnectionEvents {
+    const id = `c${++this.nextId}`;
+    this.connections.set(id, connection);
+    this.core.attach(id, (frame) => connection.send(text.encode(encodeFrame(frame))));
+    return {
+      message: (payload) => this.fanout(this.core.receive(id, decoder.decode(payload))),
+      close: () => {
+        this.connections.delete(id);
+        this.fanout(this.core.detach(id));
+      },
+    };
+  }
+
+  /** Attaches this machine's own uplink without a socket; frames pass as objects. */
+  attachLocal(deliver: (frame: FromHubFrame) => void): { send(frame: ToHubFrame): void; close(): void } {
+    const id = `local${++this.nextId}`;
+    this.local.set(id, deliver);
+    this.core.attach(id, deliver);
+    return {
+      send: (frame) => {
+        if (this.local.has(id)) this.fanout(this.core.receive(id, frame));
+      },
+      close: () => {
+        if (!this.local.delete(id)) return;
+        this.fanout(this.core.detach(id));
+      },
+    };
+  }
+
+  /** Handlers for the other server's `/replicate` connection. */
+  acceptReplication(connection: SecureConnection): ConnectionEvents {
+    return {
+      message: (payload) => {
+        const request = replicateRequestSchema.safeParse(safeJson(decoder.decode(payload)));
+        if (!request.success) {
+          connection.close(4002, "Not a replication request.");
+          return;
+        }
+        const changes = this.core.exportStateSince(request.data.version as Version);
+        connection.send(text.encode(JSON.stringify({ type: "changes", changes })));
+      },
+      close: () => {},
+    };
+  }
+
+  /** Imports what the other server changed (catch-up, or the standby's copy). */
+  importChanges(changes: HubStateChanges): void {
+    this.fanout(this.core.importState(changes));
+  }
+
+  private fanout(fanouts: Fanout[]): void {
+    for (const { frame, to } of fanouts) this.deliver(frame, to);
+  }
+
+  private deliver(frame: FromHubFrame, to: readonly string[]): void {
+    // Local deliveries first: they are function calls, the remote ones are sealed once below.
+    if (to.length === 0) return;
+    for (const id of to) this.local.get(id)?.(frame);
+    const remote = to.filter((id) => this.connections.has(id));
+    if (remote.length === 0) return;
+    to = remote;
+    const payload = text.encode(encodeFrame(frame));
+    if (to.length === 1) {
+      this.connections.get(to[0]!)?.send(payload);
+      return;
+    }
+    const sealed = sealBroadcast(this.broadcastKey, payload);
+    for (const id of to) this.connections.get(id)?.sendSealed(sealed);
+  }
+
+  closeAll(): void {
+    for (const connection of this.connections.values()) connection.close(1001, "Shutting down.");
+  }
+}
+
+export function safeJson(textValue: string): unknown {
+  try {
+    return JSON.parse(textValue);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * Everything a machine runs while it is on the network: the peer port, UDP
+ * heartbeats, the failover runner, the app gateway for its local apps, and on
+ * servers the Data Hub with its SQLite state and the replication loop. Built
+ * for one role; a role change stops it and builds a new one.
+ */
+import type { Database } from "bun:sqlite";
+import type { Clock } from "./core/clock.ts";
+import { parseHostPort, type Config, type HostPort } from "./core/config.ts";
+import type { ServerRole } from "./core/failover/index.ts";
+import { HubCore } from "./hub/hub-core.ts";
+import type { Version } from "./hub/frames.ts";
+import type { Logger } from "./log.ts";
+import { AppGateway } from "./net/app-gateway.ts";
+import { FailoverRunner, type PeerDelay } from "./net/failover-runner.ts";
+import { HeartbeatSocket } from "./net/heartbeat-socket.ts";
+import { HubService, replicateAnswerSchema, safeJson } from "./net/hub-service.ts";
+import { PeerEndpoint, type PeerIdentity } from "./net/peer-endpoint.ts";
+import { connectSecure, type SecureConnection, type SecureSocketOptions } from "./net/secure-socket.ts";
+import { databasePath, openDatabase } from "./store/database.ts";
+import { EpochFile } from "./store/epoch-file.ts";
+import { HubStateStore } from "./store/hub-state-store.ts";
+import type { MachineIdentity } from "./store/machine-identity.ts";
+
+const systemClock: Clock = { now: () => performance.now() };
+const text = new TextEncoder();
+const decoder = new TextDecoder();
+
+export type PeerRuntimeOptions = {
+  config: Config;
+  dataDir: string;
+  identity: MachineIdentity;
+  networkKey: Uint8Array;
+  identityView: () => PeerIdentity;
+  log: Logger;
+};
+
+export type FailoverStatus = {
+  state: string;
+  epoch: number;
+  activeEpoch: number | null;
+  chip: string;
+  activeServer: ServerRole | "self" | null;
+  hubConnected: boolean;
+  queued: number;
+  peers: PeerDelay[];
+};
+
+export class PeerRuntime {
+  readonly endpoint: PeerEndpoint;
+  private readonly options: PeerRuntimeOptions;
+  private readonly secure: SecureSocketOptions;
+  private readonly gateway: AppGateway;
+  private readonly hub: HubService | null = null;
+  private readonly db: Database | null = null;
+  private heartbeats: HeartbeatSocket | null = null;
+  private runner: FailoverRunner | null = null;
+  private replication: ReplicationLoop | null = null;
+  private servers: { main: HostPort | null; backup: HostPort | null };
+
+  private constructor(options: PeerRuntimeOptions) {
+    this.options = options;
+    const { config, identity, networkKey, log } = options;
+    this.secure = { networkKey, machine: identity };
+    const isServer = config.role === "server" || config.role === "main" || config.role === "backup";
+    if (isServer) {
+      this.db = openDatabase(databasePath(options.dataDir));
+      this.hub = new HubService(new HubCore({ epoch: new EpochFile(options.dataDir).read(), persistence: new HubStateStore(this.db) }), networkKey, log);
+    }
+    this.gateway = new AppGateway({
+      node: { id: identity.id, name: config.name },
+      secure: this.secure,
+      log,
+      onLinkBroken: (role) => this.runner?.linkBroken(role),
+      localHub: () => this.hub,
+    });
+    this.endpoint = PeerEndpoint.listen({
+      at: parseHostPort(config.peerListen)!,
+      identity: options.identityView,
+      secure: this.secure,
+      accept: (path, connection) => {
+        if (path === "/app") return this.gateway.acceptApp(connection);
+        if (path === "/hub" && this.hub) return this.hub.acceptHub(connection);
+        if (path === "/replicate" && this.hub) return this.hub.acceptReplication(connection);
+        return null;
+      },
+      onRefused: (address, error) => log.warn("peer refused", { from: address, code: error.code, message: error.message }),
+    });
+    const self = { host: "127.0.0.1", port: this.endpoint.port };
+    const main = config.role === "main" || config.role === "server" ? self : config.main ? parseHostPort(config.main) : null;
+    const backup = config.role === "backup" ? self : config.backup ? parseHostPort(config.backup) : null;
+    this.servers = { main, backup };
+  }
+
+  static async start(options: PeerRuntimeOptions): Promise<PeerRuntime> {
+    const runtime = new PeerRuntime(options);
+    try {
+      await runtime.startFailover();
+    } catch (error) {
+      runtime.stop();
+      throw error;
+    }
+    return runtime;
+  }
+
+  private async startFailover(): Promise<void> {
+    const { config, identity, networkKey, log, dataDir } = this.options;
+    const peerAt = parseHostPort(config.peerListen)!;
+    this.heartbeats = await HeartbeatSocket.bind({
+      host: peerAt.host,
+      port: this.endpoint.port,
+      networkKey,
+      onHeartbeat: (hb, from) => this.runner?.onHeartbeat(hb, from),
+      flag: "--peer-listen",
+    });
+    const role = config.role === "server" ? "main" : (config.role as "main" | "backup" | "client");
+    const other = (r: ServerRole) => (r === "main" ? this.servers.main : this.servers.backup);
+    const peerServers = {
+      main: role === "main" ? null : this.servers.main,
+      backup: role === "backup" ? null : this.servers.backup,
+    };
+    this.runner = new FailoverRunner({
+      role,
+      id: identity.id,
+      name: config.name,
+      socket: this.heartbeats,
+      servers: role === "client" ? this.servers : { main: role === "backup" ? this.servers.main : null, backup: role === "main" ? peerServers.backup : null },
+      timings: { heartbeatMs: config.heartbeatMs, failoverTimeoutMs: config.failoverTimeoutMs },
+      failback: config.failback,
+      epochFile: role === "client" ? null : new EpochFile(dataDir),
+      clock: systemClock,
+      log,
+      hooks: {
+        startServing: (epoch) => {
+          this.hub?.startServing(epoch);
+          this.gateway.follow({ role: "self" });
+          log.info("serving the Data Hub", { epoch });
+        },
+        stopServing: (epoch) => {
+          this.hub?.stopServing();
+          const otherRole: ServerRole = role === "main" ? "backup" : "main";
+          const address = other(otherRole);
+          this.gateway.follow(address && otherRole !== role ? { role: otherRole, address } : null);
+          log.info("stopped serving the Data Hub", { epoch });
+        },
+        catchUp: (epoch) => this.catchUp(epoch),
+        follow: (server, epoch) => {
+          const address = server ? other(server) : null;
+          this.gateway.follow(server && address ? { role: server, address } : null);
+          log.info("following", { server, epoch });
+        },
+      },
+    });
+    if (role === "backup" && this.servers.main) {
+      this.replication = new ReplicationLoop(this.servers.main, this.secure, this.hub!, config.heartbeatMs, log, {
+        synced: () => this.runner?.feed({ type: "syncDone" }),
+        broken: () => this.runner?.linkBroken("main"),
+      });
+      this.gateway.follow({ role: "main", address: this.servers.main });
+    }
+    this.runner.start();
+    if (this.hub) {
+      const hub = this.hub;
+      this.trimTimer = setInterval(() => hub.core.trimReplay(systemClock.now()), 1000);
+    }
+  }
+
+  private trimTimer: ReturnType<typeof setInterval> | null = null;
+
+  /** Main back after the backup served: copy what changed there, then the core decides to take over. */
+  private async catchUp(_epoch: number): Promise<void> {
+    const backup = this.servers.backup;
+    if (!backup || !this.hub) return;
+    const changes = await fetchChanges(backup, this.secure, this.hub.core.lastVersion);
+    this.hub.importChanges(changes);
+  }
+
+  status(): FailoverStatus | null {
+    if (!this.runner) return null;
+    const s = this.runner.status();
+    const following = this.gateway.following;
+    return {
+      state: s.state,
+      epoch: s.epoch,
+      activeEpoch: s.activeEpoch,
+      chip: s.chip.text,
+      activeServer: following?.role ?? null,
+      hubConnected: this.gateway.connected,
+      queued: this.gateway.uplink.queuedFrames,
+      peers: s.peers,
+    };
+  }
+
+  /** Someone allowed switching back to the main (manual failback). */
+  switchBack(): void {
+    this.runner?.feed({ type: "switchBack" });
+  }
+
+  stop(): void {
+    if (this.trimTimer) clearInterval(this.trimTimer);
+    this.runner?.stop();
+    this.replication?.stop();
+    this.gateway.stop();
+    this.hub?.closeAll();
+    this.heartbeats?.close();
+    this.endpoint.stop();
+    this.db?.close();
+  }
+}
+
+/** One request on /replicate: what changed since `version`. */
+async function fetchChanges(at: HostPort, secure: SecureSocketOptions, version: Version) {
+  let answer: (value: unknown) => void = () => {};
+  const got = new Promise<unknown>((resolve) => (answer = resolve));
+  const connection = await connectSecure(`${at.host}:${at.port}`, "/replicate", secure, () => ({
+    message: (payload) => answer(safeJson(decoder.decode(payload))),
+    close: () => answer(null),
+  }));
+  connection.send(text.encode(JSON.stringify({ type: "since", version })));
+  const parsed = replicateAnswerSchema.safeParse(await Promise.race([got, Bun.sleep(5000).then(() => null)]));
+  connection.close(1000, "done");
+  if (!parsed.success) throw new Error(`${at.host}:${at.port} did not send its Data Hub state.`);
+  return parsed.data.changes;
+}
+
+/**
+ * The standby's copy of the main's Data Hub state: every heartbeat period it
+ * asks "what changed since my last version" on one held-open connection. That
+ * connection breaking is the immediate "main is down" signal.
+ */
+class ReplicationLoop {
+  private connection: SecureConnection | null = null;
+  private timer: ReturnType<typeof setInterval>;
+  private waiting = false;
+  private syncedOnce = false;
+  private stopped = false;
+
+  constructor(
+    private readonly main: HostPort,
+    private readonly secure: SecureSocketOptions,
+    private readonly hub: HubService,
+    periodMs: number,
+    private readonly log: Logger,
+    private readonly signals: { synced: () => void; broken: () => void },
+  ) {
+    this.timer = setInterval(() => this.step(), periodMs);
+  }
+
+  private step(): void {
+    if (this.stopped) return;
+    if (this.hub.core.writable) return;
+    if (this.connection === null) {
+      if (this.waiting) return;
+      this.waiting = true;
+      connectSecure(`${this.main.host}:${this.main.port}`, "/replicate", this.secure, (connection) => ({
+        message: (payload) => {
+          this.waiting = false;
+          const parsed = replicateAnswerSchema.safeParse(safeJson(decoder.decode(payload)));
+          if (!parsed.success) return;
+          this.hub.importChanges(parsed.data.changes);
+          if (!this.syncedOnce) {
+            this.syncedOnce = true;
+            this.signals.synced();
+          }
+        },
+        close: () => {
+          if (this.connection !== connection) return;
+          this.connection = null;
+          this.waiting = false;
+          if (!this.stopped) this.signals.broken();
+        },
+      })).then(
+        (connection) => {
+          this.connection = connection;
+          this.waiting = false;
+        },
+        () => {
+          this.waiting = false;
+        },
+      );
+      return;
+    }
+    if (this.waiting) return;
+    this.waiting = true;
+    this.connection.send(text.encode(JSON.stringify({ type: "since", version: this.hub.core.lastVersion })));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.connection?.close(1000, "stopping");
+  }
+}

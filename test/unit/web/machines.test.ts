@@ -1,0 +1,111 @@
+/**
+ * The Machines page and its API over real HTTP (the node's own server on a
+ * loopback port), for machines that do not run DNS-SD: a stand-alone machine
+ * and a server started with --discovery off. Discovery itself, across
+ * machines, is test/faults/discovery.test.ts.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import nacl from "tweetnacl";
+import { formatNetworkKey } from "../../../src/core/keys.ts";
+import type { MachineNode } from "../../../src/node.ts";
+import { devLicenseText } from "../../support/licenses.ts";
+import { formPost, startNode } from "../../support/machine-node.ts";
+import { tempDir } from "../../support/machine-process.ts";
+
+const running: MachineNode[] = [];
+afterEach(async () => {
+  for (const node of running.splice(0)) await node.stop();
+});
+async function fresh(opts: Parameters<typeof startNode>[0] = {}) {
+  const started = await startNode(opts);
+  running.push(started.node);
+  return started;
+}
+
+/** A data dir holding a server-with-failover license and a network key, as the setup pages would leave it. */
+function setUpDataDir(): string {
+  const dataDir = tempDir();
+  writeFileSync(join(dataDir, "license.json"), devLicenseText({ type: "server-with-failover", holder: "*", days: 30 }), { mode: 0o600 });
+  writeFileSync(join(dataDir, "network.key"), formatNetworkKey(nacl.randomBytes(32)), { mode: 0o600 });
+  return dataDir;
+}
+
+const get = (node: MachineNode, path: string) => fetch(`${node.uiUrl}${path}`);
+const discoveryEvents = (lines: string[]) => lines.filter((l) => l.includes('"event":"discovery.'));
+
+const cases = [
+  {
+    name: "a stand-alone machine",
+    start: () => fresh(),
+    discovery: "standalone",
+    message: "A stand-alone machine does not look for others.",
+  },
+  {
+    name: "a server started with --discovery off",
+    start: () => fresh({ dataDir: setUpDataDir(), flags: { role: "server", discovery: "off" } }),
+    discovery: "off",
+    message: "Discovery is off (--discovery off): type addresses instead.",
+  },
+] as const;
+
+for (const c of cases) {
+  describe(`Machines for ${c.name}`, () => {
+    test(`GET /api/machines/discovered says "${c.discovery}" with no machines`, async () => {
+      const { node, lines } = await c.start();
+      const response = await get(node, "/api/machines/discovered");
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toContain("application/json");
+      expect(await response.json()).toEqual({ discovery: c.discovery, machines: [] });
+      expect(discoveryEvents(lines)).toEqual([]);
+    });
+
+    test("GET /machines is a full page that says why nothing is listed", async () => {
+      const { node } = await c.start();
+      const response = await get(node, "/machines");
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toContain("text/html");
+      const html = await response.text();
+      for (const s of ["<!DOCTYPE html>", "<h1>Machines</h1>", 'id="discovered"', 'hx-get="/partials/discovered"', 'data-testid="status-chip"', c.message]) {
+        expect(html).toContain(s);
+      }
+      expect(html).not.toContain('data-testid="discovered-table"');
+    });
+
+    test("GET /partials/discovered is the list alone, for htmx to swap in", async () => {
+      const { node } = await c.start();
+      const response = await get(node, "/partials/discovered");
+      expect(response.status).toBe(200);
+      const html = await response.text();
+      expect(html).toContain('id="discovered"');
+      expect(html).toContain(c.message);
+      expect(html).not.toContain("<html");
+    });
+  });
+}
+
+describe("Machines follows the role", () => {
+  test("a stand-alone machine made a server on the setup page, with --discovery off, says off", async () => {
+    const { node, lines } = await fresh({ dataDir: setUpDataDir(), flags: { discovery: "off" } });
+    expect(await (await get(node, "/api/machines/discovered")).json()).toEqual({ discovery: "standalone", machines: [] });
+
+    const response = await formPost(node, "/setup/role", { role: "server" });
+    expect(response.status).toBe(200);
+    expect(await (await get(node, "/api/machines/discovered")).json()).toEqual({ discovery: "off", machines: [] });
+
+    expect((await formPost(node, "/setup/role", { role: "standalone" })).status).toBe(200);
+    expect(await (await get(node, "/api/machines/discovered")).json()).toEqual({ discovery: "standalone", machines: [] });
+    expect(discoveryEvents(lines)).toEqual([]);
+  });
+
+  test("the API is behind the UI password like every other page", async () => {
+    const { node } = await fresh({ env: { UNDERSTUDY_UI_PASSWORD: "correct horse" } });
+    expect((await get(node, "/api/machines/discovered")).status).toBe(401);
+    expect((await get(node, "/machines")).status).toBe(401);
+    const auth = { authorization: `Basic ${Buffer.from("admin:correct horse").toString("base64")}` };
+    const response = await fetch(`${node.uiUrl}/api/machines/discovered`, { headers: auth });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ discovery: "standalone", machines: [] });
+  });
+});
