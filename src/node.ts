@@ -121,11 +121,13 @@ export class MachineNode implements MachineControl {
 
   saveLicense(text: string): void {
     const snap = this.state.saveLicense(text);
+    this.applyDiscovery();
     this.log.info("license saved", { type: snap.license?.type, holder: snap.license?.holder });
   }
 
   saveNetworkKey(text: string | null): void {
     const snap = this.state.saveNetworkKey(text);
+    this.applyDiscovery();
     this.log.info("network key saved", { fingerprint: networkKeyFingerprint(snap) });
   }
 
@@ -193,12 +195,23 @@ export class MachineNode implements MachineControl {
       log: this.log,
     });
     this.discovery.start();
+    // The epoch changes with every failover; the TXT record follows within a second.
+    this.advertTimer ??= setInterval(() => {
+      const advert = this.advert();
+      if (this.discovery && advert && advert.epoch !== this.advertisedEpoch) {
+        this.advertisedEpoch = advert.epoch;
+        this.discovery.update({ epoch: advert.epoch });
+      }
+    }, 1000);
   }
+
+  private advertTimer: ReturnType<typeof setInterval> | null = null;
+  private advertisedEpoch = 0;
 
   private advert(): MachineAdvert | null {
     const s = this.status();
     if (s.networkKeyFingerprint === null) return null;
-    return { id: s.id, name: s.name, role: s.role, license: s.license?.type ?? "none", version: s.version, fingerprint: s.networkKeyFingerprint, epoch: 0 };
+    return { id: s.id, name: s.name, role: s.role, license: s.license?.type ?? "none", version: s.version, fingerprint: s.networkKeyFingerprint, epoch: s.failover?.epoch ?? 0 };
   }
 
   private peerIdentity() {
@@ -208,6 +221,7 @@ export class MachineNode implements MachineControl {
 
   /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */
   async stop(): Promise<void> {
+    if (this.advertTimer) clearInterval(this.advertTimer);
     await this.discovery?.stop();
     this.discovery = null;
     this.peer?.stop();

@@ -47,6 +47,16 @@ export function MachinesPage(props: { status: MachineStatus; machines: Discovere
   return (
     <Layout title="Machines" status={props.status}>
       <h1>Machines</h1>
+      {props.status.role === "main" && props.status.failover?.state === "standby" ? (
+        <section class="card" id="switch-back">
+          <h2>The backup is serving the network</h2>
+          <p>This main server is back and has caught up. It waits for you (--failback manual).</p>
+          <form hx-post="/failover/switch-back" hx-target="#switch-back-result" method="post" action="/failover/switch-back">
+            <button type="submit" data-testid="switch-back">Switch back to the main server</button>
+          </form>
+          <div id="switch-back-result"></div>
+        </section>
+      ) : null}
       <DiscoveredList machines={props.machines} discovery={props.discovery} />
     </Layout>
   );

@@ -27,6 +27,8 @@ export interface MachineControl {
   saveRole(form: RoleForm): Promise<void>;
   /** Machines found by DNS-SD, and whether discovery runs at all. */
   discovered(): { discovery: "on" | "off" | "standalone"; machines: DiscoveredMachine[] };
+  /** Manual failback: let the main take the network back from the backup. */
+  switchBack(): void;
   /** Required for every request when the UI listens beyond loopback. */
   uiPassword(): string | null;
 }
@@ -57,6 +59,14 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
   app.get("/api/status", (c) => c.json(machine.status()));
   app.get("/api/machines/discovered", (c) => c.json(machine.discovered()));
   app.get("/machines", (c) => c.html(<MachinesPage status={machine.status()} {...machine.discovered()} />));
+  app.post("/failover/switch-back", (c) => {
+    const status = machine.status();
+    if (status.role !== "main" || status.failover?.state !== "standby") {
+      return c.html(<p class="field-error" role="alert">Switching back is only possible on a main server that waits in standby (--failback manual).</p>, 409);
+    }
+    machine.switchBack();
+    return c.html(<p class="saved" role="status">Switching back to the main server…</p>);
+  });
   app.get("/partials/discovered", (c) => c.html(<DiscoveredList {...machine.discovered()} />));
 
   app.get("/static/:name", (c) => {
