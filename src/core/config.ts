@@ -6,13 +6,17 @@
 import { z } from "zod";
 import { InvalidInput } from "./errors.ts";
 import { ROLES } from "./roles.ts";
+import {
+  DEFAULT_FAILOVER_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_MS,
+  MIN_FAILOVER_TIMEOUT_MS,
+  MIN_HEARTBEAT_MS,
+  MIN_HEARTBEATS_PER_TIMEOUT,
+} from "./failure-detector.ts";
 
 export const DEFAULT_UI_PORT = 7400;
 export const DEFAULT_PEER_PORT = 7401;
-export const DEFAULT_HEARTBEAT_MS = 100;
-export const DEFAULT_FAILOVER_TIMEOUT_MS = 1000;
 export const DEFAULT_SYNC_TIMEOUT_MS = 500;
-export const MIN_HEARTBEAT_MS = 10;
 export const MAX_HEARTBEAT_MS = 10_000;
 
 export type HostPort = { host: string; port: number };
@@ -50,7 +54,7 @@ export const configSchema = z.strictObject({
   main: hostPort.nullable(),
   backup: hostPort.nullable(),
   heartbeatMs: ms(MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS),
-  failoverTimeoutMs: ms(2 * MIN_HEARTBEAT_MS, 60_000),
+  failoverTimeoutMs: ms(MIN_FAILOVER_TIMEOUT_MS, 60_000),
   syncTimeoutMs: ms(10, 60_000),
   failback: z.enum(["auto", "manual"]),
   discovery: z.enum(["on", "off"]),
@@ -155,9 +159,9 @@ export function resolveConfig(defaults: Config, ...layersHighestFirst: ConfigFil
 
 /** Rules between settings; each message says which setting to change. */
 export function checkConfigRules(config: Config): void {
-  if (config.failoverTimeoutMs < 2 * config.heartbeatMs) {
+  if (config.failoverTimeoutMs < MIN_HEARTBEATS_PER_TIMEOUT * config.heartbeatMs) {
     throw new InvalidInput(
-      `--failover-timeout-ms (${config.failoverTimeoutMs}) must be at least twice --heartbeat-ms (${config.heartbeatMs}), or one lost heartbeat would fail over.`,
+      `--failover-timeout-ms (${config.failoverTimeoutMs}) must be at least ${MIN_HEARTBEATS_PER_TIMEOUT} times --heartbeat-ms (${config.heartbeatMs}), or a lost heartbeat or two would fail over.`,
       "failoverTimeoutMs",
     );
   }

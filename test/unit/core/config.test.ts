@@ -56,7 +56,7 @@ describe("every bad input names its source", () => {
     ["file not an object", () => configFromFileText("[1]", "/d/config.json"), "must hold a JSON object"],
     ["file bad field", () => configFromFileText('{"heartbeatMs":"x"}', "/d/config.json"), '/d/config.json, field "heartbeatMs"'],
     ["file unknown field", () => configFromFileText('{"colour":"red"}', "/d/config.json"), '/d/config.json, field "colour" is not a setting'],
-    ["timeout below two heartbeats", () => resolveConfig(defaults, configFromFlags({ heartbeatMs: "500", failoverTimeoutMs: "600" })), "at least twice --heartbeat-ms"],
+    ["timeout below three heartbeats", () => resolveConfig(defaults, configFromFlags({ heartbeatMs: "500", failoverTimeoutMs: "1200" })), "at least 3 times --heartbeat-ms"],
     ["client without main", () => resolveConfig(defaults, configFromFlags({ role: "client" })), "A client needs the main server's address"],
     ["UI on the network without password", () => resolveConfig(defaults, configFromFlags({ uiListen: "0.0.0.0:7400" })), "a password is required"],
   ];

@@ -1,0 +1,135 @@
+/**
+ * Failover benchmark: one main, one backup, two clients (real executables on
+ * loopback). A publisher on client A sends every 5 ms, a subscriber on client
+ * B listens; the main is killed (-9) or frozen (SIGSTOP). The gap is the time
+ * from the fault to the first message B receives after its longest silence
+ * (messages in flight at the fault still arrive); lost counts messages never received. TRIALS=n (default 20).
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { executable } from "../support/executable.ts";
+import { devLicenseText } from "../support/licenses.ts";
+
+const TRIALS = Number(process.env.TRIALS ?? 20);
+const MESSAGES = 600;
+const INTERVAL_MS = 5;
+const bin = await executable();
+const dir = mkdtempSync(join(tmpdir(), "understudy-bench-"));
+const keyFile = join(dir, "net.key");
+const licFile = join(dir, "lic.json");
+Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
+writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
+
+async function freePort(): Promise<number> {
+  for (;;) {
+    const tcp = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = tcp.port;
+    tcp.stop(true);
+    try {
+      const udp = await Bun.udpSocket({ hostname: "127.0.0.1", port });
+      udp.close();
+      return port;
+    } catch {
+      continue;
+    }
+  }
+}
+
+async function waitFor(probe: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    if (await Promise.resolve().then(probe).catch(() => false)) return;
+    await Bun.sleep(20);
+  }
+  throw new Error("timed out");
+}
+
+type Preset = { name: string; flags: string[]; settleMs: number };
+const PRESETS: Preset[] = [
+  { name: "defaults (heartbeat 100 ms, timeout 1000 ms)", flags: [], settleMs: 2500 },
+  { name: "fast (heartbeat 50 ms, timeout 250 ms)", flags: ["--heartbeat-ms", "50", "--failover-timeout-ms", "250"], settleMs: 1200 },
+];
+
+async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: number; lost: number }> {
+  const [pm, pb, pa, pc, um, ub, ua, uc] = (await Promise.all(Array.from({ length: 8 }, freePort))) as [number, number, number, number, number, number, number, number];
+  const procs: Subprocess[] = [];
+  const machine = (role: string, peer: number, ui: number, extra: string[]) => {
+    const data = mkdtempSync(join(dir, `${role}-`));
+    const p = Bun.spawn([bin, "run", "--role", role, "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--peer-listen", `127.0.0.1:${peer}`, "--ui-listen", `127.0.0.1:${ui}`, ...preset.flags, ...extra], { stdout: "ignore", stderr: "ignore" });
+    procs.push(p);
+    return p;
+  };
+  try {
+    const main = machine("main", pm, um, ["--backup", `127.0.0.1:${pb}`]);
+    machine("backup", pb, ub, ["--main", `127.0.0.1:${pm}`]);
+    const servers = ["--main", `127.0.0.1:${pm}`, "--backup", `127.0.0.1:${pb}`];
+    machine("client", pa, ua, servers);
+    machine("client", pc, uc, servers);
+    const chip = async (ui: number) => ((await (await fetch(`http://127.0.0.1:${ui}/api/status`)).json()) as { chip: string; failover: { hubConnected: boolean } });
+    await waitFor(async () => (await Promise.all([ua, uc, ub].map(chip))).every((s) => s.chip === "Backup is idle" && s.failover.hubConnected), 15_000);
+
+    const received = new Map<number, number>();
+    const sub = Bun.spawn([bin, "sub", "bench/#", "--node", `127.0.0.1:${pc}`, "--key", keyFile, "--count", String(MESSAGES), "--timeout-ms", "30000"], { stdout: "pipe", stderr: "ignore" });
+    procs.push(sub);
+    const reading = (async () => {
+      let buffer = "";
+      for await (const chunk of sub.stdout) {
+        buffer += new TextDecoder().decode(chunk);
+        let nl: number;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const seq = JSON.parse(buffer.slice(0, nl)).seq as number;
+          buffer = buffer.slice(nl + 1);
+          if (!received.has(seq)) received.set(seq, performance.now());
+        }
+      }
+    })();
+    await Bun.sleep(300);
+    const pub = Bun.spawn([bin, "pub", "bench/a", '{"x":1}', "--node", `127.0.0.1:${pa}`, "--key", keyFile, "--count", String(MESSAGES), "--interval-ms", String(INTERVAL_MS)], { stdout: "ignore", stderr: "ignore" });
+    procs.push(pub);
+    await waitFor(() => received.size >= 100, 10_000);
+    const faultAt = performance.now();
+    main.kill(fault === "kill" ? "SIGKILL" : "SIGSTOP");
+    await Promise.race([reading, Bun.sleep(30_000)]);
+    // Messages already in flight still arrive just after the fault; the outage ends with the
+    // first message after the longest silence the subscriber saw once the fault happened.
+    const times = [...received.values()].sort((a, b) => a - b);
+    let resumedAt = Number.NaN;
+    let longest = -1;
+    for (let i = 1; i < times.length; i++) {
+      if (times[i]! <= faultAt) continue;
+      const silence = times[i]! - Math.max(times[i - 1]!, faultAt);
+      if (silence > longest) {
+        longest = silence;
+        resumedAt = times[i]!;
+      }
+    }
+    const gapMs = resumedAt - faultAt;
+    if (fault === "stop") main.kill("SIGCONT");
+    return { gapMs, lost: MESSAGES - received.size };
+  } finally {
+    for (const p of procs) p.kill("SIGKILL");
+    await Promise.all(procs.map((p) => p.exited));
+  }
+}
+
+function stats(values: number[]) {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  return { min: sorted[0] ?? Number.NaN, median: at(0.5), p95: at(0.95), max: sorted[sorted.length - 1] ?? Number.NaN };
+}
+
+const rows: string[] = [];
+for (const preset of PRESETS) {
+  for (const fault of ["kill", "stop"] as const) {
+    const results = [];
+    for (let i = 0; i < TRIALS; i++) results.push(await trial(fault, preset));
+    const s = stats(results.map((r) => r.gapMs));
+    const lost = results.reduce((n, r) => n + r.lost, 0);
+    const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : "-");
+    rows.push(`| ${fault === "kill" ? "kill -9" : "SIGSTOP"} | ${preset.name} | ${TRIALS} | ${f(s.min)} | ${f(s.median)} | ${f(s.p95)} | ${f(s.max)} | ${lost} |`);
+    console.error(rows[rows.length - 1]);
+  }
+}
+console.log(["| fault | preset | trials | min ms | median ms | p95 ms | max ms | lost |", "|---|---|---|---|---|---|---|---|", ...rows].join("\n"));

@@ -1,0 +1,19 @@
+/**
+ * `bun run bench [NAME]`: benchmarks that print tables (never timed
+ * assertions in tests). NAME: failover | crypto (default: all).
+ */
+const benches: Record<string, string> = {
+  failover: `${import.meta.dir}/failover.ts`,
+  crypto: `${import.meta.dir}/crypto.ts`,
+};
+const names = process.argv.slice(2);
+for (const name of names) {
+  if (!(name in benches)) {
+    console.error(`bench: unknown benchmark "${name}" (${Object.keys(benches).join(", ")})`);
+    process.exit(2);
+  }
+}
+for (const name of names.length > 0 ? names : Object.keys(benches)) {
+  const result = Bun.spawnSync([process.execPath, benches[name]!, ...(process.env.BENCH_ARGS?.split(" ").filter(Boolean) ?? [])], { stdout: "inherit", stderr: "inherit" });
+  if (result.exitCode !== 0) process.exit(result.exitCode ?? 1);
+}
