@@ -14,6 +14,7 @@ import type { Logger } from "./log.ts";
 import { AppGateway } from "./net/app-gateway.ts";
 import { FailoverRunner, type PeerDelay } from "./net/failover-runner.ts";
 import { HeartbeatSocket } from "./net/heartbeat-socket.ts";
+import { NetworkKeyMismatch } from "./net/errors.ts";
 import { HubService, replicateAnswerSchema, safeJson } from "./net/hub-service.ts";
 import { PeerEndpoint, type PeerIdentity } from "./net/peer-endpoint.ts";
 import { connectSecure, type SecureConnection, type SecureSocketOptions } from "./net/secure-socket.ts";
@@ -159,6 +160,7 @@ export class PeerRuntime {
       this.gateway.follow({ role: "main", address: this.servers.main });
     }
     this.runner.start();
+    if (role === "client") this.knockTimer = setInterval(() => this.knock(), config.failoverTimeoutMs);
     if (this.hub) {
       const hub = this.hub;
       this.trimTimer = setInterval(() => hub.core.trimReplay(systemClock.now()), 1000);
@@ -166,6 +168,42 @@ export class PeerRuntime {
   }
 
   private trimTimer: ReturnType<typeof setInterval> | null = null;
+  private knockTimer: ReturnType<typeof setInterval> | null = null;
+  /** Servers that answered a knock during the current silence. */
+  private readonly knocked = new Set<string>();
+
+  /**
+   * A client that hears no server cannot tell a server that is down from one
+   * under another network key: heartbeats sealed with another key are dropped
+   * unread, and the hub uplink only dials a server it heard being active. So
+   * after a failover timeout of silence it dials each server's peer port, until
+   * one answers: with another key the handshake fails on both sides and both
+   * logs name both fingerprints ("peer refused"). Hearing a server resets it.
+   */
+  private knock(): void {
+    const { config, log } = this.options;
+    const heard = this.runner?.status().peers.some((p) => p.role !== "client" && p.lastHeardMsAgo < config.failoverTimeoutMs);
+    if (heard) {
+      this.knocked.clear();
+      return;
+    }
+    for (const server of [this.servers.main, this.servers.backup]) {
+      if (!server) continue;
+      const address = `${server.host}:${server.port}`;
+      if (this.knocked.has(address)) continue;
+      connectSecure(address, "/app", this.secure, () => ({ message() {}, close() {} })).then(
+        (connection) => {
+          this.knocked.add(address);
+          connection.close(1000, "Only checking the network key.");
+        },
+        (error) => {
+          if (!(error instanceof NetworkKeyMismatch)) return; // down or unreachable: knock again later
+          this.knocked.add(address);
+          log.warn("peer refused", { from: address, code: error.code, message: error.message });
+        },
+      );
+    }
+  }
 
   /** Main back after the backup served: copy what changed there, then the core decides to take over. */
   private async catchUp(_epoch: number): Promise<void> {
@@ -198,6 +236,7 @@ export class PeerRuntime {
 
   stop(): void {
     if (this.trimTimer) clearInterval(this.trimTimer);
+    if (this.knockTimer) clearInterval(this.knockTimer);
     this.runner?.stop();
     this.replication?.stop();
     this.gateway.stop();

@@ -8,6 +8,7 @@
 import type { Clock } from "../core/clock.ts";
 import type { HostPort } from "../core/config.ts";
 import {
+  otherActiveEpoch,
   startBackup,
   startClient,
   startMain,
@@ -86,6 +87,7 @@ export class FailoverRunner {
           : startClient({ timings, knows: { main: options.servers.main !== null, backup: options.servers.backup !== null } }, now);
     this.state = step.state;
     this.run(step.effects);
+    this.followAsMain();
   }
 
   /** Starts the tick timer. Tests may instead call `tick()` themselves. */
@@ -106,6 +108,30 @@ export class FailoverRunner {
     const step = transition(this.state as never, event as never, this.options.clock.now()) as { state: NodeState; effects: readonly Effect[] };
     this.state = step.state;
     this.run(step.effects);
+    this.followAsMain();
+  }
+
+  /** Where a main that does not serve last sent its local apps ("" = nowhere yet). */
+  private mainFollows = "";
+
+  /**
+   * A main that does not serve (rejoining, standby) is one more client of a
+   * backup that serves: its local apps follow the backup's hub until the main
+   * serves again (startServing moves them to its own). The core emits `follow`
+   * only for clients, so the runner derives it here from the main's state.
+   */
+  private followAsMain(): void {
+    const s = this.state;
+    if (s.role !== "main") return;
+    if (s.phase.kind === "active") {
+      this.mainFollows = "";
+      return;
+    }
+    const epoch = otherActiveEpoch(s, "main", this.options.clock.now());
+    const key = epoch === null ? "none" : `backup@${epoch}`;
+    if (key === this.mainFollows) return;
+    this.mainFollows = key;
+    this.options.hooks.follow(epoch === null ? null : "backup", epoch);
   }
 
   /** A heartbeat arrived on the UDP socket (already authenticated and de-duplicated). */
