@@ -118,15 +118,25 @@ export async function hubCommand(command: "pub" | "sub" | "set" | "get", argv: s
 async function subscribe(link: AppLink, filter: string, count: number, timeoutMs: number): Promise<number> {
   send(link, { type: "sub", filter });
   let seen = 0;
-  const deadline = timeoutMs > 0 ? Bun.sleep(timeoutMs).then(() => "timeout" as const) : null;
-  for (;;) {
-    const frame = await (deadline ? Promise.race([link.next(), deadline]) : link.next());
-    if (frame === "timeout") return count > 0 && seen < count ? 1 : 0;
-    if (frame === null) throw new AppError("NODE_GONE", "The node closed the connection.", { status: 503 });
-    if (frame.type === "error") refused(frame);
-    if (frame.type !== "msg") continue;
-    process.stdout.write(`${JSON.stringify({ topic: frame.topic, data: frame.data, from: frame.from, seq: frame.seq })}\n`);
-    if (count > 0 && ++seen >= count) return 0;
+  // A cancellable timer: a pending sleep would keep the process alive after the last message.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = timeoutMs > 0 ? new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs))) : null;
+  try {
+    return await receive();
+  } finally {
+    clearTimeout(timer);
+  }
+
+  async function receive(): Promise<number> {
+    for (;;) {
+      const frame = await (deadline ? Promise.race([link.next(), deadline]) : link.next());
+      if (frame === "timeout") return count > 0 && seen < count ? 1 : 0;
+      if (frame === null) throw new AppError("NODE_GONE", "The node closed the connection.", { status: 503 });
+      if (frame.type === "error") refused(frame);
+      if (frame.type !== "msg") continue;
+      process.stdout.write(`${JSON.stringify({ topic: frame.topic, data: frame.data, from: frame.from, seq: frame.seq })}\n`);
+      if (count > 0 && ++seen >= count) return 0;
+    }
   }
 }
 
