@@ -5,6 +5,9 @@
  * for one role; a role change stops it and builds a new one.
  */
 import type { Database } from "bun:sqlite";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { AppError } from "./core/errors.ts";
 import type { Clock } from "./core/clock.ts";
 import { parseHostPort, type Config, type HostPort } from "./core/config.ts";
 import type { ServerRole } from "./core/failover/index.ts";
@@ -96,6 +99,7 @@ export class PeerRuntime {
   static async start(options: PeerRuntimeOptions): Promise<PeerRuntime> {
     const runtime = new PeerRuntime(options);
     try {
+      runtime.servers = { main: await resolveHost(runtime.servers.main), backup: await resolveHost(runtime.servers.backup) };
       await runtime.startFailover();
     } catch (error) {
       runtime.stop();
@@ -244,6 +248,17 @@ export class PeerRuntime {
     this.heartbeats?.close();
     this.endpoint.stop();
     this.db?.close();
+  }
+}
+
+/** UDP heartbeats need an IP address: a host name typed for --main/--backup is resolved once at start. */
+async function resolveHost(at: HostPort | null): Promise<HostPort | null> {
+  if (at === null || isIP(at.host) !== 0) return at;
+  try {
+    const { address } = await lookup(at.host);
+    return { host: address, port: at.port };
+  } catch (error) {
+    throw new AppError("HOST_UNKNOWN", `Cannot find the address of "${at.host}": use its IP address, or check the name on the network.`, { cause: error });
   }
 }
 

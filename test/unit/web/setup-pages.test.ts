@@ -169,3 +169,14 @@ describe("start-up refusals name what to fix", () => {
     expect((await node.app.request("http://localhost/api/status", { headers: { authorization: auth } })).status).toBe(200);
   });
 });
+
+describe("server addresses", () => {
+  test("a host name for --main is resolved at start (heartbeats need an IP address)", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "license.json"), failoverLicense());
+    writeFileSync(join(dir, "network.key"), formatNetworkKey(new Uint8Array(32).fill(3)));
+    const { node } = await fresh({ dataDir: dir, flags: { role: "client", main: "localhost:9", heartbeatMs: "50", failoverTimeoutMs: "250" } });
+    expect(node.status().failover?.state).toBeDefined();
+    expect(node.status().main).toBe("localhost:9");
+  });
+});
