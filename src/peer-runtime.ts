@@ -167,7 +167,10 @@ export class PeerRuntime {
     if (role === "client") this.knockTimer = setInterval(() => this.knock(), config.failoverTimeoutMs);
     if (this.hub) {
       const hub = this.hub;
-      this.trimTimer = setInterval(() => hub.core.trimReplay(systemClock.now()), 1000);
+      this.trimTimer = setInterval(() => {
+        hub.core.trimReplay(systemClock.now());
+        hub.announcePresence();
+      }, 1000);
     }
   }
 

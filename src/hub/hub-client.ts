@@ -176,7 +176,7 @@ export class HubUplink {
   }
 
   /** One frame from the server: JSON text or a parsed value. Never throws. */
-  onFrameFromServer(input: unknown): void {
+  onFrameFromServer(input: unknown, now?: number): void {
     const parsed = parseFromHubFrame(input);
     if (!parsed.ok) {
       this.options.onServerError?.(errorFrame(parsed.error, parsed.ref));
@@ -209,6 +209,7 @@ export class HubUplink {
         if (this.apps.size > 0) this.deliver(frame, [...this.apps]);
         return;
       case "pong":
+        if (now !== undefined) this.delayMs = Math.max(0, now - frame.sentAt);
         return;
       case "error":
         return this.onServerError(frame);
@@ -439,6 +440,14 @@ export class HubUplink {
     } catch {
       // An app's socket is closing; the runner calls appGone. The node's state must not depend on it.
     }
+  }
+
+  /** Round trip to the server, measured by `ping`; null until a pong came back. */
+  delayMs: number | null = null;
+
+  /** Measures the round trip (the pong arrives through onFrameFromServer with `now`) and reports the last one, for presence. */
+  ping(now: number): void {
+    if (this.server) this.toServer({ type: "ping", sentAt: now, delayMs: this.delayMs });
   }
 
   private toServer(frame: ToHubFrame): void {

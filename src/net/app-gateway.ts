@@ -17,6 +17,8 @@ const text = new TextEncoder();
 const decoder = new TextDecoder();
 /** How soon to try again when the server we follow does not answer. */
 export const RECONNECT_MS = 100;
+/** How often the node measures its round trip to the hub. */
+export const PING_MS = 1000;
 
 export type UplinkTarget = { role: ServerRole; address: HostPort } | { role: "self" };
 /** This machine's own hub, attached without a socket. */
@@ -35,6 +37,7 @@ export class AppGateway {
   private attempt = 0;
   private nextApp = 0;
   private localKey: BroadcastKey;
+  private readonly pinger: ReturnType<typeof setInterval>;
 
   private readonly localHub: (() => LocalHub | null) | undefined;
 
@@ -50,6 +53,8 @@ export class AppGateway {
     this.log = options.log;
     this.onLinkBroken = options.onLinkBroken;
     this.localKey = deriveBroadcastKey(options.secure.networkKey, 0);
+    // The hub shows each node's delay in presence (the Delays panel).
+    this.pinger = setInterval(() => this.uplink.ping(performance.now()), PING_MS);
     this.uplink = new HubUplink({
       node: options.node,
       deliver: (frame, apps) => this.toApps(frame, apps),
@@ -89,6 +94,7 @@ export class AppGateway {
   }
 
   stop(): void {
+    clearInterval(this.pinger);
     this.target = null;
     this.disconnect();
     for (const app of this.apps.values()) app.close(1001, "The node is shutting down.");
@@ -105,7 +111,7 @@ export class AppGateway {
     }
     const address = `${target.address.host}:${target.address.port}`;
     connectSecure(address, "/hub", this.secure, (connection) => ({
-      message: (payload) => this.uplink.onFrameFromServer(decoder.decode(payload)),
+      message: (payload) => this.uplink.onFrameFromServer(decoder.decode(payload), performance.now()),
       broadcast: (frame) => this.fromBroadcast(frame, address),
       close: (reason) => {
         if (this.server !== connection) return;

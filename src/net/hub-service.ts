@@ -102,6 +102,11 @@ export class HubService {
     };
   }
 
+  /** Sends who is connected, with their delays, to every member (the Delays panel stays fresh). */
+  announcePresence(): void {
+    if (this.core.writable) this.fanout(this.core.presence());
+  }
+
   /** Imports what the other server changed (catch-up, or the standby's copy). */
   importChanges(changes: HubStateChanges): void {
     this.fanout(this.core.importState(changes));
