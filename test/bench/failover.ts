@@ -116,7 +116,8 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
 
 function stats(values: number[]) {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  // Nearest-rank percentile: the smallest value with at least q of the samples at or below it.
+  const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
   return { min: sorted[0] ?? Number.NaN, median: at(0.5), p95: at(0.95), max: sorted[sorted.length - 1] ?? Number.NaN };
 }
 
