@@ -43,6 +43,50 @@ export function DiscoveredList(props: { machines: DiscoveredMachine[]; discovery
   );
 }
 
+/** Who this machine hears and the round trip to each (the echo of their heartbeats). */
+export function PeerList(props: { status: MachineStatus }) {
+  const failover = props.status.failover;
+  return (
+    <section id="peers" class="card" hx-get="/partials/peers" hx-trigger="every 1s" hx-swap="outerHTML">
+      <h2>Heard on the network</h2>
+      {failover === null ? (
+        <p>A stand-alone machine does not talk to others.</p>
+      ) : failover.peers.length === 0 ? (
+        <p>No other machine heard yet.</p>
+      ) : (
+        <table data-testid="peer-table">
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Role</th>
+              <th>Address</th>
+              <th>Delay</th>
+              <th>Last heard</th>
+            </tr>
+          </thead>
+          <tbody>
+            {failover.peers.map((p) => (
+              <tr data-machine-id={p.id} class={p.lastHeardMsAgo > 1000 ? "mismatch" : undefined}>
+                <td>{p.name}</td>
+                <td>{p.role}</td>
+                <td>{p.address}</td>
+                <td>{p.delayMs === null ? "–" : `${p.delayMs.toFixed(1)} ms`}</td>
+                <td>{p.lastHeardMsAgo < 1000 ? "now" : `${(p.lastHeardMsAgo / 1000).toFixed(0)} s ago`}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {failover ? (
+        <p>
+          Epoch {failover.epoch}; Data Hub {failover.hubConnected ? `linked to ${failover.activeServer === "self" ? "this machine" : `the ${failover.activeServer} server`}` : "not linked"}
+          {failover.queued > 0 ? `, ${failover.queued} messages waiting` : ""}.
+        </p>
+      ) : null}
+    </section>
+  );
+}
+
 export function MachinesPage(props: { status: MachineStatus; machines: DiscoveredMachine[]; discovery: "on" | "off" | "standalone" }) {
   return (
     <Layout title="Machines" status={props.status}>
@@ -57,6 +101,7 @@ export function MachinesPage(props: { status: MachineStatus; machines: Discovere
           <div id="switch-back-result"></div>
         </section>
       ) : null}
+      <PeerList status={props.status} />
       <DiscoveredList machines={props.machines} discovery={props.discovery} />
     </Layout>
   );

@@ -13,7 +13,7 @@ import { AppError, InvalidInput } from "../core/errors.ts";
 import type { MachineStatus } from "../core/status.ts";
 import { KeySection, LicenseSection, RoleSection, SetupPage, type FieldErrors, type SetupView } from "../../views/setup.tsx";
 import { StatusBar } from "../../views/status-bar.tsx";
-import { DiscoveredList, MachinesPage } from "../../views/machines.tsx";
+import { DiscoveredList, MachinesPage, PeerList } from "../../views/machines.tsx";
 import type { DiscoveredMachine } from "../net/discovery/discovery.ts";
 import { fieldErrors, keyFormSchema, licenseFormSchema, roleFormSchema, type RoleForm } from "./forms.ts";
 import type { StaticAsset } from "./static-assets.ts";
@@ -67,6 +67,7 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
     machine.switchBack();
     return c.html(<p class="saved" role="status">Switching back to the main server…</p>);
   });
+  app.get("/partials/peers", (c) => c.html(<PeerList status={machine.status()} />));
   app.get("/partials/discovered", (c) => c.html(<DiscoveredList {...machine.discovered()} />));
 
   app.get("/static/:name", (c) => {

@@ -49,17 +49,17 @@ test("a call gets its result, checked against the schema", async () => {
 
 test("a refusal comes back with its code and message", async () => {
   const client = await pair();
-  const error = await client.call("refuse", {}, z.unknown()).catch((e) => e);
+  const error = (await client.call("refuse", {}, z.unknown()).catch((e: unknown) => e)) as AppError;
   expect(error.code).toBe("READ_ONLY");
   expect(error.status).toBe(409);
   expect(error.message).toContain("can't be pushed or pulled");
-  expect((await client.call("nope", {}, z.unknown()).catch((e) => e)).code).toBe("UNKNOWN_METHOD");
+  expect((await client.call("nope", {}, z.unknown()).catch((e: AppError) => e)).code).toBe("UNKNOWN_METHOD");
 });
 
 test("no answer in time is a timeout, and a closed connection fails waiting calls", async () => {
   const client = await pair();
-  expect((await client.call("slow", {}, z.unknown(), 50).catch((e) => e)).code).toBe("TIMEOUT");
+  expect((await client.call("slow", {}, z.unknown(), 50).catch((e: AppError) => e)).code).toBe("TIMEOUT");
   const waiting = client.call("slow", {}, z.unknown());
   client.close();
-  expect((await waiting.catch((e) => e)).code).toBe("CONNECTION_LOST");
+  expect((await waiting.catch((e: AppError) => e)).code).toBe("CONNECTION_LOST");
 });

@@ -109,3 +109,13 @@ describe("Machines follows the role", () => {
     expect(await response.json()).toEqual({ discovery: "standalone", machines: [] });
   });
 });
+
+test("the peers partial of a stand-alone machine says it talks to no one", async () => {
+  const { node } = await startNode();
+  try {
+    const html = await (await node.app.request("http://localhost/partials/peers")).text();
+    expect(html).toContain("does not talk to others");
+  } finally {
+    await node.stop();
+  }
+});
