@@ -59,6 +59,118 @@ export const MIGRATIONS: readonly Migration[] = [
         INSERT INTO hub_meta (id, last_epoch, last_seq, pruned_epoch, pruned_seq) VALUES (1, 0, 0, 0, 0);
       `),
   },
+  {
+    version: 2,
+    name: "Show file, asset cache and replication log",
+    up: (db) =>
+      db.run(`
+        -- Show file. One row per push; revision 0 is the empty show file and has no row.
+        -- parent is the head the revision was written on (always rev - 1); base is the revision the
+        -- pusher had. base < parent means the push was accepted over others' changes to other paths.
+        -- push_id is the client's id for the push, so a retry after a lost acknowledgement finds it.
+        -- log_seq is the replication log entry that carries the revision; snapshots are ordered by it.
+        CREATE TABLE revisions (
+          rev     INTEGER PRIMARY KEY,
+          parent  INTEGER NOT NULL,
+          base    INTEGER NOT NULL,
+          message TEXT NOT NULL,
+          author  TEXT NOT NULL,
+          created INTEGER NOT NULL,
+          push_id TEXT UNIQUE,
+          log_seq INTEGER NOT NULL UNIQUE
+        );
+        -- Show-file contents, addressed (and de-duplicated) by SHA-256, lowercase hex.
+        CREATE TABLE blobs (
+          hash TEXT PRIMARY KEY NOT NULL,
+          size INTEGER NOT NULL,
+          data BLOB NOT NULL
+        );
+        -- History: one row per path a revision changed. A deletion has no hash.
+        CREATE TABLE files (
+          path    TEXT NOT NULL,
+          rev     INTEGER NOT NULL REFERENCES revisions (rev),
+          hash    TEXT REFERENCES blobs (hash),
+          size    INTEGER NOT NULL,
+          deleted INTEGER NOT NULL CHECK (deleted IN (0, 1)),
+          PRIMARY KEY (path, rev),
+          CHECK ((deleted = 1) = (hash IS NULL))
+        ) WITHOUT ROWID;
+        CREATE INDEX files_by_rev ON files (rev);
+        CREATE INDEX files_by_hash ON files (hash);
+        -- The show file at head, derived from files in the same transaction, so reading the current
+        -- show file and finding colliding paths never scans history. fold is showPathFoldKey(path);
+        -- UNIQUE backs up the case-insensitive collision check.
+        CREATE TABLE head_files (
+          path TEXT PRIMARY KEY NOT NULL,
+          fold TEXT NOT NULL UNIQUE,
+          hash TEXT NOT NULL REFERENCES blobs (hash),
+          size INTEGER NOT NULL,
+          rev  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        -- Asset cache: 1 MiB chunks addressed by SHA-256, shared by every asset that contains them.
+        CREATE TABLE chunks (
+          hash TEXT PRIMARY KEY NOT NULL,
+          size INTEGER NOT NULL,
+          data BLOB NOT NULL
+        );
+        -- A committed asset (its manifest). Immutable once written.
+        CREATE TABLE assets (
+          id          TEXT PRIMARY KEY NOT NULL,
+          name        TEXT NOT NULL,
+          size        INTEGER NOT NULL,
+          sha256      TEXT NOT NULL,
+          chunk_count INTEGER NOT NULL,
+          created     INTEGER NOT NULL,
+          log_seq     INTEGER NOT NULL UNIQUE
+        );
+        CREATE TABLE asset_chunks (
+          asset_id TEXT NOT NULL REFERENCES assets (id),
+          idx      INTEGER NOT NULL,
+          hash     TEXT NOT NULL REFERENCES chunks (hash),
+          PRIMARY KEY (asset_id, idx)
+        ) WITHOUT ROWID;
+        CREATE INDEX asset_chunks_by_hash ON asset_chunks (hash);
+        -- Uploads in progress, kept across restarts so a resumed upload sends only missing chunks.
+        CREATE TABLE uploads (
+          id          TEXT PRIMARY KEY NOT NULL,
+          name        TEXT NOT NULL,
+          size        INTEGER NOT NULL,
+          chunk_count INTEGER NOT NULL,
+          created     INTEGER NOT NULL
+        );
+        CREATE TABLE upload_chunks (
+          upload_id TEXT NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+          idx       INTEGER NOT NULL,
+          hash      TEXT NOT NULL REFERENCES chunks (hash),
+          PRIMARY KEY (upload_id, idx)
+        ) WITHOUT ROWID;
+        CREATE INDEX upload_chunks_by_hash ON upload_chunks (hash);
+
+        -- Replication: one ordered log. payload is JSON naming the data the entry carries
+        -- ({"rev":12} or {"assetId":"..."}); the data itself stays in its tables, so trimming the log
+        -- loses nothing. AUTOINCREMENT: a seq is never reused, even after the log is trimmed.
+        -- A backup keeps the main's entries here too (same seq), so it is a full copy.
+        CREATE TABLE replication_log (
+          seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+          kind    TEXT NOT NULL,
+          payload TEXT NOT NULL,
+          created INTEGER NOT NULL
+        );
+        -- Exactly one row. log_id names the history this database holds (random on a new database;
+        -- a backup takes its main's at a snapshot). applied_seq: the last entry of that log whose
+        -- effect is here. snapshot_*: set while a snapshot is being applied, so it resumes after a restart.
+        CREATE TABLE replication_state (
+          id               INTEGER PRIMARY KEY CHECK (id = 1),
+          log_id           TEXT NOT NULL,
+          applied_seq      INTEGER NOT NULL,
+          snapshot_through INTEGER,
+          snapshot_cursor  INTEGER,
+          snapshot_total   INTEGER
+        );
+        INSERT INTO replication_state (id, log_id, applied_seq) VALUES (1, lower(hex(randomblob(16))), 0);
+      `),
+  },
 ];
 
 /** The database was written by a newer understudy: refuse rather than guess at its schema. */

@@ -40,8 +40,8 @@ describe("migrations", () => {
     const ran: number[] = [];
     const later: Migration[] = [
       ...MIGRATIONS,
-      { version: MIGRATIONS.length + 1, name: "show file", up: (db) => (ran.push(1), db.run("CREATE TABLE revisions (rev INTEGER PRIMARY KEY)")) },
-      { version: MIGRATIONS.length + 2, name: "assets", up: (db) => (ran.push(2), db.run("CREATE TABLE chunks (hash TEXT PRIMARY KEY)")) },
+      { version: MIGRATIONS.length + 1, name: "show file", up: (db) => (ran.push(1), db.run("CREATE TABLE later_one (x INTEGER)")) },
+      { version: MIGRATIONS.length + 2, name: "assets", up: (db) => (ran.push(2), db.run("CREATE TABLE later_two (x INTEGER)")) },
     ];
     const db = openDatabase(path, later);
     expect(ran).toEqual([1, 2]);

@@ -1,0 +1,303 @@
+/**
+ * The Asset Hub cache (DESIGN.md, "Storage and replication"): large media split
+ * into 1 MiB chunks addressed by SHA-256, so identical chunks are stored once.
+ *
+ * Uploads stream: `beginUpload` records the upload, each `putChunk` is its own
+ * transaction (a crash loses at most the chunk in flight), and `commit` checks the
+ * whole file's hash, then writes the manifest and its replication log entry in one
+ * transaction. Until then the asset is invisible. Uploads in progress are stored,
+ * so after a restart `missingChunks` tells the uploader what is left to send.
+ *
+ * Every chunk read checks the chunk's hash (CorruptChunk otherwise).
+ */
+import type { Database, Statement } from "bun:sqlite";
+import { randomUUID } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { InvalidInput } from "../core/errors.ts";
+import {
+  ASSET_CHUNK_BYTES,
+  AssetTables,
+  chunkCountFor,
+  chunkLengthAt,
+  type AssetInfo,
+  type AssetManifest,
+} from "./asset-tables.ts";
+import { createSha256, isSha256Hex, sha256Hex } from "./content-hash.ts";
+import { ASSET_MANIFEST } from "./replication-entries.ts";
+import type { ReplicationLog } from "./replication-log.ts";
+import {
+  AssetHashMismatch,
+  AssetNotFound,
+  ChunkNotFound,
+  InvalidChunk,
+  RangeNotSatisfiable,
+  UploadIncomplete,
+  UploadNotFound,
+} from "./store-errors.ts";
+import { writeTransaction } from "./write-transaction.ts";
+
+export { ASSET_CHUNK_BYTES, type AssetInfo, type AssetManifest } from "./asset-tables.ts";
+
+export const MAX_ASSET_NAME_CHARS = 1024;
+/** When commit has to re-read an upload to hash it, it lets other work run after this many bytes. */
+const REHASH_YIELD_BYTES = 16 * ASSET_CHUNK_BYTES;
+
+/** An upload in progress. `id` becomes the asset's id when it is committed. */
+export type UploadHandle = { readonly id: string; readonly name: string; readonly size: number; readonly chunkCount: number; readonly chunkSize: number };
+
+export type ByteRange = { readonly start: number; readonly end: number };
+
+type UploadRow = { id: string; name: string; size: number; chunk_count: number; created: number };
+
+/** The whole-file hash of an upload whose chunks arrived in order in this process, so commit needn't re-read them. */
+type RunningHash = { hash: Hash; next: number };
+
+export class AssetStore {
+  private readonly db: Database;
+  private readonly log: ReplicationLog;
+  private readonly tables: AssetTables;
+  private readonly wallClock: () => number;
+  private readonly runningHashes = new Map<string, RunningHash>();
+  private readonly selectUpload: Statement;
+  private readonly selectUploadChunks: Statement;
+  private readonly selectUploadChunkAt: Statement;
+  private readonly upsertUploadChunk: Statement;
+
+  constructor(db: Database, log: ReplicationLog, wallClock: () => number = Date.now) {
+    this.db = db;
+    this.log = log;
+    this.tables = new AssetTables(db);
+    this.wallClock = wallClock;
+    this.selectUpload = db.query("SELECT * FROM uploads WHERE id = ?");
+    this.selectUploadChunks = db.query("SELECT idx, hash FROM upload_chunks WHERE upload_id = ? ORDER BY idx");
+    this.selectUploadChunkAt = db.query("SELECT hash FROM upload_chunks WHERE upload_id = ? AND idx = ?");
+    this.upsertUploadChunk = db.query(
+      "INSERT INTO upload_chunks (upload_id, idx, hash) VALUES (?, ?, ?) ON CONFLICT (upload_id, idx) DO UPDATE SET hash = excluded.hash",
+    );
+  }
+
+  /** Records a new upload of `size` bytes; send chunks 0..chunkCount-1, each exactly chunkSize bytes but the last. */
+  beginUpload(name: string, size: number): UploadHandle {
+    if (name.length === 0 || name.length > MAX_ASSET_NAME_CHARS || /[\u0000-\u001f\u007f]/.test(name)) {
+      throw new InvalidInput(`An asset name must be 1 to ${MAX_ASSET_NAME_CHARS} characters without control characters.`, "name");
+    }
+    if (!Number.isSafeInteger(size) || size < 0) throw new InvalidInput(`An asset size must be a whole number of bytes, not ${size}.`, "size");
+    const handle: UploadHandle = { id: randomUUID(), name, size, chunkCount: chunkCountFor(size), chunkSize: ASSET_CHUNK_BYTES };
+    writeTransaction(this.db, `the start of the upload of ${JSON.stringify(name)}`, () => {
+      this.db.run("INSERT INTO uploads (id, name, size, chunk_count, created) VALUES (?, ?, ?, ?, ?)", [
+        handle.id,
+        name,
+        size,
+        handle.chunkCount,
+        this.wallClock(),
+      ]);
+    });
+    this.runningHashes.set(handle.id, { hash: createSha256(), next: 0 });
+    return handle;
+  }
+
+  /** The upload `id` in progress, as beginUpload returned it (for an uploader resuming after a restart). */
+  upload(id: string): UploadHandle {
+    const row = this.uploadRow(id);
+    return { id: row.id, name: row.name, size: row.size, chunkCount: row.chunk_count, chunkSize: ASSET_CHUNK_BYTES };
+  }
+
+  /** Every upload in progress, oldest first. */
+  pendingUploads(): UploadHandle[] {
+    const rows = this.db.query("SELECT * FROM uploads ORDER BY created, id").all() as UploadRow[];
+    return rows.map((r) => ({ id: r.id, name: r.name, size: r.size, chunkCount: r.chunk_count, chunkSize: ASSET_CHUNK_BYTES }));
+  }
+
+  /**
+   * Stores chunk `idx` of an upload in its own transaction. Its length must be exactly what
+   * that index needs (so byte offsets map to chunks). A chunk already stored (by any asset)
+   * is not written again: `stored` says whether bytes were written.
+   */
+  putChunk(uploadId: string, idx: number, bytes: Uint8Array): { hash: string; stored: boolean } {
+    const upload = this.uploadRow(uploadId);
+    if (!Number.isSafeInteger(idx) || idx < 0 || idx >= upload.chunk_count) {
+      throw new InvalidChunk(`Chunk index ${idx} is outside upload ${uploadId} (chunks 0 to ${upload.chunk_count - 1}).`);
+    }
+    const expected = chunkLengthAt(upload.size, idx);
+    if (bytes.length !== expected) throw new InvalidChunk(`Chunk ${idx} of upload ${uploadId} has ${bytes.length} bytes; it must have ${expected}.`);
+    const hash = sha256Hex(bytes);
+    const previous = (this.selectUploadChunkAt.get(uploadId, idx) as { hash: string } | null)?.hash;
+    const stored = writeTransaction(this.db, `chunk ${idx} of upload ${uploadId}`, () => {
+      const written = this.tables.insertChunk(hash, bytes);
+      this.upsertUploadChunk.run(uploadId, idx, hash);
+      return written;
+    });
+    this.followRunningHash(uploadId, idx, bytes, previous === undefined || previous === hash);
+    return { hash, stored };
+  }
+
+  /** The chunk indexes the upload still needs, ascending. */
+  missingChunks(uploadId: string): number[] {
+    const upload = this.uploadRow(uploadId);
+    const have = new Set((this.selectUploadChunks.all(uploadId) as { idx: number }[]).map((r) => r.idx));
+    const missing: number[] = [];
+    for (let idx = 0; idx < upload.chunk_count; idx++) if (!have.has(idx)) missing.push(idx);
+    return missing;
+  }
+
+  /**
+   * Checks the whole file hashes to `sha256`, then, in one transaction, writes the manifest and
+   * its log entry and forgets the upload. Async because an upload resumed after a restart is
+   * hashed again from the database, and that must not stall heartbeats for seconds.
+   * Committing an id already committed with the same hash returns that asset (a retried commit).
+   */
+  async commit(uploadId: string, sha256: string): Promise<{ asset: AssetInfo; seq: number }> {
+    if (!isSha256Hex(sha256)) throw new InvalidInput(`${JSON.stringify(sha256)} is not a SHA-256 in lowercase hex.`, "sha256");
+    const committed = this.tables.asset(uploadId);
+    if (committed && committed.sha256 === sha256 && !this.selectUpload.get(uploadId)) {
+      return { asset: committed, seq: this.seqOfAsset(uploadId) };
+    }
+    const upload = this.uploadRow(uploadId);
+    const chunks = this.uploadChunkHashes(upload);
+    const missing = chunks.flatMap((hash, idx) => (hash === undefined ? [idx] : []));
+    if (missing.length > 0) throw new UploadIncomplete(uploadId, missing);
+    const actual = await this.wholeFileHash(upload, chunks as string[]);
+    if (actual !== sha256) throw new AssetHashMismatch(uploadId, sha256, actual);
+    return writeTransaction(this.db, `the asset ${JSON.stringify(upload.name)}`, () => {
+      // A second commit of the same upload may have finished while this one was hashing.
+      const raced = this.tables.asset(uploadId);
+      if (raced && raced.sha256 === sha256 && !this.selectUpload.get(uploadId)) return { asset: raced, seq: this.seqOfAsset(uploadId) };
+      // Re-read inside the transaction: a chunk replaced while the hash was computed must not slip in.
+      const now = this.uploadChunkHashes(this.uploadRow(uploadId));
+      if (now.some((hash, idx) => hash !== chunks[idx])) throw new InvalidChunk(`Upload ${uploadId} changed while it was being committed; commit it again.`);
+      const manifest: AssetManifest = {
+        id: upload.id,
+        name: upload.name,
+        size: upload.size,
+        sha256,
+        chunkCount: upload.chunk_count,
+        created: this.wallClock(),
+        chunks: chunks as string[],
+      };
+      const seq = this.log.append(ASSET_MANIFEST, JSON.stringify({ assetId: manifest.id }), manifest.created);
+      this.tables.writeManifest(manifest, seq);
+      this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]);
+      this.runningHashes.delete(uploadId);
+      const { chunks: _, ...asset } = manifest;
+      return { asset, seq };
+    });
+  }
+
+  /** Forgets an upload in progress. Its chunks stay (other assets may share them). */
+  abortUpload(uploadId: string): void {
+    writeTransaction(this.db, `aborting upload ${uploadId}`, () => this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]));
+    this.runningHashes.delete(uploadId);
+  }
+
+  /**
+   * The bytes [start, end) of an asset (the whole asset by default), one piece per chunk,
+   * each chunk's hash checked as it is read. Range and asset are checked at the call; the
+   * returned iterator reads lazily, so a gigabyte is never in memory at once.
+   */
+  read(id: string, range?: ByteRange): Generator<Uint8Array> {
+    const asset = this.tables.asset(id);
+    if (!asset) throw new AssetNotFound(id);
+    const { start, end } = range ?? { start: 0, end: asset.size };
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end || end > asset.size) {
+      throw new RangeNotSatisfiable(start, end, asset.size);
+    }
+    return this.readChunks(asset, start, end);
+  }
+
+  /** Every asset, in the order they were committed. */
+  list(): AssetInfo[] {
+    return this.tables.list();
+  }
+
+  manifest(id: string): AssetManifest {
+    const manifest = this.tables.manifest(id);
+    if (!manifest) throw new AssetNotFound(id);
+    return manifest;
+  }
+
+  hasChunk(hash: string): boolean {
+    return this.tables.hasChunk(hash);
+  }
+
+  /** The hashes in `hashes` not stored here, each once. */
+  missingChunkHashes(hashes: Iterable<string>): string[] {
+    return this.tables.missingChunks(hashes);
+  }
+
+  /** A stored chunk by hash, checked (the chunk lane on the main serves these). */
+  chunk(hash: string): Uint8Array {
+    const data = this.tables.readChunk(hash, "the chunk lane");
+    if (!data) throw new ChunkNotFound(hash);
+    return data;
+  }
+
+  /** Stores a chunk fetched by hash (the backup's chunk lane) after checking the bytes hash to it. */
+  putChunkByHash(hash: string, bytes: Uint8Array): { stored: boolean } {
+    if (!isSha256Hex(hash)) throw new InvalidChunk(`${JSON.stringify(hash)} is not a SHA-256 in lowercase hex.`);
+    if (bytes.length > ASSET_CHUNK_BYTES) throw new InvalidChunk(`Chunk ${hash} has ${bytes.length} bytes; chunks hold at most ${ASSET_CHUNK_BYTES}.`);
+    const actual = sha256Hex(bytes);
+    if (actual !== hash) throw new InvalidChunk(`The bytes sent as chunk ${hash} hash to ${actual}.`);
+    return { stored: writeTransaction(this.db, `chunk ${hash}`, () => this.tables.insertChunk(hash, bytes)) };
+  }
+
+  private *readChunks(asset: AssetInfo, start: number, end: number): Generator<Uint8Array> {
+    if (start === end) return;
+    const first = Math.floor(start / ASSET_CHUNK_BYTES);
+    const last = Math.floor((end - 1) / ASSET_CHUNK_BYTES);
+    for (let idx = first; idx <= last; idx++) {
+      const where = `asset ${asset.id} (${JSON.stringify(asset.name)}), chunk ${idx}`;
+      const hash = this.tables.chunkHashAt(asset.id, idx);
+      const data = hash === undefined ? undefined : this.tables.readChunk(hash, where);
+      if (hash === undefined || data === undefined) throw new ChunkNotFound(hash ?? `#${idx} of ${asset.id}`);
+      const offset = idx * ASSET_CHUNK_BYTES;
+      yield data.subarray(Math.max(0, start - offset), Math.min(data.length, end - offset));
+    }
+  }
+
+  private uploadRow(id: string): UploadRow {
+    const row = this.selectUpload.get(id) as UploadRow | null;
+    if (!row) throw new UploadNotFound(id);
+    return row;
+  }
+
+  /** The hash stored at each index of an upload, undefined where none is yet. */
+  private uploadChunkHashes(upload: UploadRow): (string | undefined)[] {
+    const hashes = new Array<string | undefined>(upload.chunk_count).fill(undefined);
+    for (const row of this.selectUploadChunks.all(upload.id) as { idx: number; hash: string }[]) hashes[row.idx] = row.hash;
+    return hashes;
+  }
+
+  private seqOfAsset(id: string): number {
+    return (this.db.query("SELECT log_seq FROM assets WHERE id = ?").get(id) as { log_seq: number }).log_seq;
+  }
+
+  /** Keeps the running hash while chunks arrive in order; anything else (a gap, a changed chunk) drops it. */
+  private followRunningHash(uploadId: string, idx: number, bytes: Uint8Array, sameAsBefore: boolean): void {
+    const running = this.runningHashes.get(uploadId);
+    if (!running) return;
+    if (idx === running.next) {
+      running.hash.update(bytes);
+      running.next++;
+    } else if (!(idx < running.next && sameAsBefore)) {
+      this.runningHashes.delete(uploadId);
+    }
+  }
+
+  private async wholeFileHash(upload: UploadRow, chunks: readonly string[]): Promise<string> {
+    const running = this.runningHashes.get(upload.id);
+    if (running && running.next === upload.chunk_count) return running.hash.copy().digest("hex");
+    const hash = createSha256();
+    let sinceYield = 0;
+    for (const [idx, chunk] of chunks.entries()) {
+      const data = this.tables.readChunk(chunk, `upload ${upload.id}, chunk ${idx}`);
+      if (!data) throw new ChunkNotFound(chunk);
+      hash.update(data);
+      sinceYield += data.length;
+      if (sinceYield >= REHASH_YIELD_BYTES) {
+        sinceYield = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    return hash.digest("hex");
+  }
+}

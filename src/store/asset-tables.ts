@@ -1,0 +1,135 @@
+/**
+ * The asset cache's rows: chunks (content-addressed, shared), assets (manifests)
+ * and asset_chunks (which chunk is where). Shared by AssetStore (uploads on the
+ * main) and replication (manifests applied on the backup). Callers run writes
+ * inside a transaction; nothing here starts one.
+ */
+import type { Database, Statement } from "bun:sqlite";
+import { sha256Hex } from "./content-hash.ts";
+import { CorruptChunk } from "./store-errors.ts";
+
+/** Every chunk but an asset's last is exactly this long, so byte offset → chunk index is a division. */
+export const ASSET_CHUNK_BYTES = 1024 * 1024;
+
+export type AssetInfo = {
+  readonly id: string;
+  readonly name: string;
+  readonly size: number;
+  /** SHA-256 of the whole file, lowercase hex. */
+  readonly sha256: string;
+  readonly chunkCount: number;
+  /** Wall-clock ms. */
+  readonly created: number;
+};
+
+/** An asset and its chunks' hashes, in file order. */
+export type AssetManifest = AssetInfo & { readonly chunks: readonly string[] };
+
+type AssetRow = { id: string; name: string; size: number; sha256: string; chunk_count: number; created: number };
+
+const toInfo = (row: AssetRow): AssetInfo => ({
+  id: row.id,
+  name: row.name,
+  size: row.size,
+  sha256: row.sha256,
+  chunkCount: row.chunk_count,
+  created: row.created,
+});
+
+/** How many chunks a file of `size` bytes has (0 for an empty file). */
+export function chunkCountFor(size: number): number {
+  return Math.ceil(size / ASSET_CHUNK_BYTES);
+}
+
+/** The exact length chunk `idx` of a `size`-byte file must have. */
+export function chunkLengthAt(size: number, idx: number): number {
+  return Math.min(ASSET_CHUNK_BYTES, size - idx * ASSET_CHUNK_BYTES);
+}
+
+export class AssetTables {
+  private readonly db: Database;
+  private readonly selectChunk: Statement;
+  private readonly selectChunkExists: Statement;
+  private readonly insertChunkRow: Statement;
+  private readonly selectAsset: Statement;
+  private readonly selectAssetBySeq: Statement;
+  private readonly selectAssetChunks: Statement;
+  private readonly selectChunkHashAt: Statement;
+  private readonly insertAsset: Statement;
+  private readonly insertAssetChunk: Statement;
+
+  constructor(db: Database) {
+    this.db = db;
+    this.selectChunk = db.query("SELECT data FROM chunks WHERE hash = ?");
+    this.selectChunkExists = db.query("SELECT 1 AS found FROM chunks WHERE hash = ?");
+    this.insertChunkRow = db.query("INSERT INTO chunks (hash, size, data) VALUES (?, ?, ?)");
+    this.selectAsset = db.query("SELECT * FROM assets WHERE id = ?");
+    this.selectAssetBySeq = db.query("SELECT id FROM assets WHERE log_seq = ?");
+    this.selectAssetChunks = db.query("SELECT hash FROM asset_chunks WHERE asset_id = ? ORDER BY idx");
+    this.selectChunkHashAt = db.query("SELECT hash FROM asset_chunks WHERE asset_id = ? AND idx = ?");
+    this.insertAsset = db.query("INSERT INTO assets (id, name, size, sha256, chunk_count, created, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    this.insertAssetChunk = db.query("INSERT INTO asset_chunks (asset_id, idx, hash) VALUES (?, ?, ?)");
+  }
+
+  hasChunk(hash: string): boolean {
+    return this.selectChunkExists.get(hash) !== null;
+  }
+
+  /** Stores a chunk unless it is already there (de-duplication). Returns whether bytes were written. */
+  insertChunk(hash: string, data: Uint8Array): boolean {
+    if (this.hasChunk(hash)) return false;
+    this.insertChunkRow.run(hash, data.length, data);
+    return true;
+  }
+
+  /** A chunk's bytes, checked against its hash on every read; undefined if it is not stored. */
+  readChunk(hash: string, where: string): Uint8Array | undefined {
+    const row = this.selectChunk.get(hash) as { data: Uint8Array } | null;
+    if (!row) return undefined;
+    if (sha256Hex(row.data) !== hash) throw new CorruptChunk(hash, where);
+    return row.data;
+  }
+
+  /** The hashes in `hashes` that are not stored, each once, in first-seen order. */
+  missingChunks(hashes: Iterable<string>): string[] {
+    const missing = new Set<string>();
+    for (const hash of hashes) if (!missing.has(hash) && !this.hasChunk(hash)) missing.add(hash);
+    return [...missing];
+  }
+
+  asset(id: string): AssetInfo | undefined {
+    const row = this.selectAsset.get(id) as AssetRow | null;
+    return row ? toInfo(row) : undefined;
+  }
+
+  assetIdBySeq(seq: number): string | undefined {
+    return (this.selectAssetBySeq.get(seq) as { id: string } | null)?.id;
+  }
+
+  manifest(id: string): AssetManifest | undefined {
+    const info = this.asset(id);
+    if (!info) return undefined;
+    const chunks = (this.selectAssetChunks.all(id) as { hash: string }[]).map((r) => r.hash);
+    return { ...info, chunks };
+  }
+
+  chunkHashAt(id: string, idx: number): string | undefined {
+    return (this.selectChunkHashAt.get(id, idx) as { hash: string } | null)?.hash;
+  }
+
+  list(): AssetInfo[] {
+    return (this.db.query("SELECT * FROM assets ORDER BY log_seq").all() as AssetRow[]).map(toInfo);
+  }
+
+  /** Writes a manifest; every chunk it names must already be stored (the foreign key refuses otherwise). */
+  writeManifest(manifest: AssetManifest, logSeq: number): void {
+    const m = manifest;
+    this.insertAsset.run(m.id, m.name, m.size, m.sha256, m.chunkCount, m.created, logSeq);
+    m.chunks.forEach((hash, idx) => this.insertAssetChunk.run(m.id, idx, hash));
+  }
+
+  /** Drops every manifest but keeps the chunks: they are content-addressed, so still valid and worth not fetching again. */
+  clearManifests(): void {
+    for (const table of ["asset_chunks", "assets", "upload_chunks", "uploads"]) this.db.run(`DELETE FROM ${table}`);
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The show file the main server owns (DESIGN.md, "Storage and replication"):
+ * numbered revisions of a folder of files, contents stored once per SHA-256.
+ *
+ * A push names its base, the revision the pusher last pulled. A path that any
+ * revision after the base changed is a conflict: the push is refused naming those
+ * paths, and nothing is written. A base older than head is otherwise accepted,
+ * like a rebase: the push touches only paths nobody else changed since the base,
+ * so it is written on top of head (its revision records both `base` and `parent`).
+ * Each push is one transaction together with its replication log entry.
+ *
+ * Revision 0 is the empty show file. Every read checks the content's hash.
+ */
+import type { Database } from "bun:sqlite";
+import { InvalidInput } from "../core/errors.ts";
+import { ShowPathCollision, findShowPathCollisions, validateShowPath } from "../core/show-paths.ts";
+import { sha256Hex } from "./content-hash.ts";
+import { SHOW_REVISION } from "./replication-entries.ts";
+import type { ReplicationLog } from "./replication-log.ts";
+import {
+  MAX_AUTHOR_CHARS,
+  MAX_PUSH_ID_CHARS,
+  MAX_PUSH_MESSAGE_CHARS,
+  MAX_SHOW_FILE_BYTES,
+  ShowFileTables,
+  type BlobRecord,
+  type FileRecord,
+  type RevisionRecord,
+  type ShowFileEntry,
+} from "./show-file-tables.ts";
+import { PushConflict, ShowFileNotFound, UnknownRevision } from "./store-errors.ts";
+import { readTransaction, writeTransaction } from "./write-transaction.ts";
+
+export type { RevisionRecord, ShowFileEntry } from "./show-file-tables.ts";
+
+/** One path of a push: new content, or null to delete the file. */
+export type ShowFileChange = { readonly path: string; readonly content: Uint8Array | null };
+
+export type PushRequest = {
+  /** The revision the pusher's folder is based on (0 for a new show file). */
+  readonly base: number;
+  readonly changes: readonly ShowFileChange[];
+  readonly message: string;
+  /** Who pushed: a machine or person name, shown in the log. */
+  readonly author: string;
+  /**
+   * Optional id the client makes once per push and resends on retry. A push whose id is
+   * already stored is not applied again; its revision is returned with `duplicate: true`
+   * (so a retry after a lost acknowledgement is not refused as a conflict with itself).
+   */
+  readonly pushId?: string;
+};
+
+export type PushResult = {
+  readonly rev: number;
+  /** The replication log entry carrying it: acknowledge the push once the backup applied this seq. */
+  readonly seq: number;
+  readonly duplicate: boolean;
+};
+
+/** A change since some revision: content (its hash checked) or null for a deleted file. */
+export type PulledChange =
+  | { readonly path: string; readonly content: Uint8Array; readonly hash: string; readonly size: number }
+  | { readonly path: string; readonly content: null };
+
+export type PullResult = { readonly since: number; readonly head: number; readonly changes: PulledChange[] };
+
+export type RevisionInfo = RevisionRecord & { /** How many paths it changed. */ readonly changes: number };
+
+export const DEFAULT_LOG_LIMIT = 50;
+
+export class ShowFileStore {
+  private readonly db: Database;
+  private readonly replication: ReplicationLog;
+  private readonly tables: ShowFileTables;
+  /** Wall-clock ms for `created` (shown to people only); injectable for tests. */
+  private readonly wallClock: () => number;
+
+  constructor(db: Database, log: ReplicationLog, wallClock: () => number = Date.now) {
+    this.db = db;
+    this.replication = log;
+    this.tables = new ShowFileTables(db);
+    this.wallClock = wallClock;
+  }
+
+  /** The newest revision; 0 when nothing was pushed yet. */
+  head(): number {
+    return this.tables.head();
+  }
+
+  /**
+   * Writes `changes` as the next revision, in one transaction with its log entry. Throws,
+   * writing nothing: InvalidShowPath, InvalidInput (no changes, a path twice, deleting a
+   * file that isn't there, limits), UnknownRevision, PushConflict, ShowPathCollision, DiskFull.
+   */
+  push(request: PushRequest): PushResult {
+    const { base, changes, message, author, pushId = null } = request;
+    checkPushShape(request);
+    // Hashing is pure CPU: do it before taking the write lock.
+    const hashed = changes.map((c) => ({ path: c.path, content: c.content, hash: c.content === null ? null : sha256Hex(c.content) }));
+    return writeTransaction(this.db, `the push of ${changes.length} file(s)`, () => {
+      if (pushId !== null) {
+        const earlier = this.tables.revisionByPushId(pushId);
+        if (earlier) return { rev: earlier.rev, seq: earlier.logSeq, duplicate: true };
+      }
+      const head = this.tables.head();
+      if (!Number.isSafeInteger(base) || base < 0 || base > head) throw new UnknownRevision(base, head);
+      const conflicts = hashed.filter((c) => this.tables.lastChange(c.path) > base).map((c) => c.path);
+      if (conflicts.length > 0) throw new PushConflict(conflicts.sort(), base, head);
+      for (const change of hashed) {
+        if (change.content === null && !this.tables.headFile(change.path)) {
+          throw new InvalidInput(`Can't delete ${JSON.stringify(change.path)}: it is not in revision ${head}. Nothing was written.`, change.path);
+        }
+      }
+      this.checkCollisions(hashed);
+      const created = this.wallClock();
+      const rev = head + 1;
+      const seq = this.replication.append(SHOW_REVISION, JSON.stringify({ rev }), created);
+      const files: FileRecord[] = hashed.map((c) => ({ path: c.path, hash: c.hash, size: c.content?.length ?? 0, deleted: c.content === null }));
+      const blobs: BlobRecord[] = hashed.flatMap((c) => (c.content === null || c.hash === null ? [] : [{ hash: c.hash, data: c.content }]));
+      this.tables.writeRevision({ rev, parent: head, base, message, author, created, pushId }, seq, files, blobs);
+      return { rev, seq, duplicate: false };
+    });
+  }
+
+  /** What changed after revision `since`, up to head: each path's content at head, or null if it was deleted. */
+  pull(since: number): PullResult {
+    return readTransaction(this.db, () => {
+      const head = this.checkedRevision(since);
+      const changes: PulledChange[] = [];
+      for (const path of this.tables.pathsChangedAfter(since)) {
+        const now = this.tables.headFile(path);
+        if (now) changes.push({ path, content: this.tables.readBlob(now.hash, path), hash: now.hash, size: now.size });
+        // A file made and deleted after `since` was never in the puller's folder: nothing to say about it.
+        else if (this.tables.fileAt(path, since)) changes.push({ path, content: null });
+      }
+      return { since, head, changes };
+    });
+  }
+
+  /** Every file of revision `rev` (head when omitted), sorted by path. */
+  files(rev?: number): ShowFileEntry[] {
+    return readTransaction(this.db, () => {
+      const head = rev === undefined ? this.tables.head() : this.checkedRevision(rev);
+      return this.tables.filesAt(rev ?? head, head);
+    });
+  }
+
+  /** The content of `path` in revision `rev` (head when omitted), its hash checked (CorruptBlob otherwise). */
+  read(path: string, rev?: number): Uint8Array {
+    return readTransaction(this.db, () => {
+      const head = rev === undefined ? this.tables.head() : this.checkedRevision(rev);
+      const at = rev ?? head;
+      const file = at === head ? this.tables.headFile(path) : this.tables.fileAt(path, at);
+      if (!file) throw new ShowFileNotFound(path, at);
+      return this.tables.readBlob(file.hash, path);
+    });
+  }
+
+  /** The newest `limit` revisions, newest first. */
+  log(limit = DEFAULT_LOG_LIMIT): RevisionInfo[] {
+    const rows = this.db
+      .query(
+        `SELECT r.rev, r.parent, r.base, r.message, r.author, r.created, r.push_id AS pushId,
+                (SELECT COUNT(*) FROM files AS f WHERE f.rev = r.rev) AS changes
+         FROM revisions AS r ORDER BY r.rev DESC LIMIT ?`,
+      )
+      .all(Math.max(0, Math.floor(limit)));
+    return rows as RevisionInfo[];
+  }
+
+  /** Returns head after checking `rev` names a revision here (0..head). */
+  private checkedRevision(rev: number): number {
+    const head = this.tables.head();
+    if (!Number.isSafeInteger(rev) || rev < 0 || rev > head) throw new UnknownRevision(rev, head);
+    return head;
+  }
+
+  /**
+   * Refuses a push that would leave two paths one file on Windows or macOS, or a file where a
+   * folder is needed. Only paths new at head can collide; they are checked against the head
+   * files that could collide with them, minus the ones this push deletes.
+   */
+  private checkCollisions(changes: readonly { path: string; content: Uint8Array | null }[]): void {
+    const added = changes.filter((c) => c.content !== null && !this.tables.headFile(c.path)).map((c) => c.path);
+    if (added.length === 0) return;
+    const deleted = new Set(changes.filter((c) => c.content === null).map((c) => c.path));
+    const neighbours = added.flatMap((path) => this.tables.collisionCandidates(path)).filter((path) => !deleted.has(path));
+    const addedSet = new Set(added);
+    const pairs = findShowPathCollisions([...neighbours, ...added]).filter((p) => addedSet.has(p.path) || addedSet.has(p.other));
+    if (pairs.length > 0) throw new ShowPathCollision(pairs);
+  }
+}
+
+/** Limits and shape, checked before any database work. */
+function checkPushShape(request: PushRequest): void {
+  const { changes, message, author, pushId } = request;
+  if (changes.length === 0) throw new InvalidInput("A push needs at least one changed file; there is nothing to push.", "changes");
+  if (message.length > MAX_PUSH_MESSAGE_CHARS) throw new InvalidInput(`The push message is longer than ${MAX_PUSH_MESSAGE_CHARS} characters.`, "message");
+  if (author.length === 0 || author.length > MAX_AUTHOR_CHARS) throw new InvalidInput(`The author must be 1 to ${MAX_AUTHOR_CHARS} characters.`, "author");
+  if (pushId !== undefined && (pushId.length === 0 || pushId.length > MAX_PUSH_ID_CHARS)) {
+    throw new InvalidInput(`A push id must be 1 to ${MAX_PUSH_ID_CHARS} characters.`, "pushId");
+  }
+  const seen = new Set<string>();
+  for (const change of changes) {
+    validateShowPath(change.path);
+    if (seen.has(change.path)) throw new InvalidInput(`${JSON.stringify(change.path)} appears twice in one push. Nothing was written.`, change.path);
+    seen.add(change.path);
+    if (change.content !== null && change.content.length > MAX_SHOW_FILE_BYTES) {
+      throw new InvalidInput(
+        `${JSON.stringify(change.path)} has ${change.content.length} bytes; show files are limited to ${MAX_SHOW_FILE_BYTES}. Put large media in the Asset Hub.`,
+        change.path,
+      );
+    }
+  }
+}

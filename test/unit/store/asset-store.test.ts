@@ -1,0 +1,271 @@
+/** The Asset Hub cache (store/asset-store.ts): streamed uploads, resume, de-duplication, ranges, damage, full disk. */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import type { Database } from "bun:sqlite";
+import { randomFillSync } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AppError } from "../../../src/core/errors.ts";
+import { ASSET_CHUNK_BYTES, type AssetStore } from "../../../src/store/asset-store.ts";
+import { sha256Hex } from "../../../src/store/content-hash.ts";
+import { databasePath, openDatabase } from "../../../src/store/database.ts";
+import { createStores } from "../../../src/store/stores.ts";
+
+const MiB = ASSET_CHUNK_BYTES;
+let dataDir: string;
+const open: Database[] = [];
+beforeEach(() => {
+  dataDir = mkdtempSync(join(tmpdir(), "understudy-assets-"));
+});
+afterEach(() => {
+  for (const db of open.splice(0)) db.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const NOW = 1_700_000_000_000;
+function openStores() {
+  const db = openDatabase(databasePath(dataDir));
+  open.push(db);
+  return { db, ...createStores(db, () => NOW) };
+}
+function reopen(db: Database) {
+  db.close();
+  open.splice(open.indexOf(db), 1);
+  return openStores();
+}
+const randomBytes = (size: number) => randomFillSync(new Uint8Array(size));
+const chunkOf = (data: Uint8Array, idx: number) => data.subarray(idx * MiB, Math.min(data.length, (idx + 1) * MiB));
+const concat = (pieces: Iterable<Uint8Array>) => Buffer.concat([...pieces]);
+const count = (db: Database, table: string) => (db.query(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+
+async function upload(assets: AssetStore, name: string, data: Uint8Array) {
+  const handle = assets.beginUpload(name, data.length);
+  for (let idx = 0; idx < handle.chunkCount; idx++) assets.putChunk(handle.id, idx, chunkOf(data, idx));
+  return (await assets.commit(handle.id, sha256Hex(data))).asset;
+}
+async function caught(run: () => unknown): Promise<AppError> {
+  try {
+    await run();
+  } catch (error) {
+    if (error instanceof AppError) return error;
+    throw error;
+  }
+  throw new Error("expected an AppError");
+}
+
+describe("upload and read", () => {
+  test("an upload in chunks becomes an asset, with a log entry, readable byte for byte", async () => {
+    const { db, assets, log } = openStores();
+    const data = randomBytes(2 * MiB + 12345);
+    const handle = assets.beginUpload("intro.mov", data.length);
+    expect(handle).toMatchObject({ name: "intro.mov", size: data.length, chunkCount: 3, chunkSize: MiB });
+    for (const idx of [0, 1, 2]) expect(assets.putChunk(handle.id, idx, chunkOf(data, idx))).toEqual({ hash: sha256Hex(chunkOf(data, idx)), stored: true });
+    // Invisible until committed.
+    expect(assets.list()).toEqual([]);
+    expect((await caught(() => assets.read(handle.id))).code).toBe("ASSET_NOT_FOUND");
+    const { asset, seq } = await assets.commit(handle.id, sha256Hex(data));
+    expect(asset).toEqual({ id: handle.id, name: "intro.mov", size: data.length, sha256: sha256Hex(data), chunkCount: 3, created: NOW });
+    expect(seq).toBe(1);
+    expect(log.lastApplied()).toBe(1);
+    expect(db.query("SELECT kind, payload FROM replication_log").all()).toEqual([{ kind: "asset.manifest", payload: JSON.stringify({ assetId: handle.id }) }]);
+    expect(assets.list()).toEqual([asset]);
+    expect(assets.manifest(handle.id).chunks).toEqual([0, 1, 2].map((i) => sha256Hex(chunkOf(data, i))));
+    expect(concat(assets.read(handle.id)).equals(data)).toBe(true);
+    expect(assets.pendingUploads()).toEqual([]);
+  });
+
+  test("an empty file is an asset with no chunks", async () => {
+    const { assets } = openStores();
+    const asset = await upload(assets, "empty.txt", new Uint8Array(0));
+    expect(asset.chunkCount).toBe(0);
+    expect([...assets.read(asset.id)]).toEqual([]);
+  });
+
+  test("byte ranges read across chunk boundaries, one piece per chunk touched", async () => {
+    const { assets } = openStores();
+    const data = randomBytes(3 * MiB + 100);
+    const { id } = await upload(assets, "clip.mxf", data);
+    const ranges: [start: number, end: number, pieces: number][] = [
+      [0, data.length, 4],
+      [MiB - 10, MiB + 10, 2],
+      [MiB - 10, 3 * MiB + 5, 4],
+      [MiB, 2 * MiB, 1],
+      [2 * MiB - 1, 2 * MiB + 1, 2],
+      [data.length - 1, data.length, 1],
+      [5, 5, 0],
+      [data.length, data.length, 0],
+    ];
+    for (const [start, end, pieces] of ranges) {
+      const read = [...assets.read(id, { start, end })];
+      expect(read).toHaveLength(pieces);
+      expect(concat(read).equals(data.subarray(start, end))).toBe(true);
+    }
+    for (const [start, end] of [[-1, 4], [4, 3], [0, data.length + 1], [0.5, 3]]) {
+      const error = await caught(() => assets.read(id, { start: start!, end: end! }));
+      expect(error.code).toBe("RANGE_NOT_SATISFIABLE");
+      expect(error.status).toBe(416);
+    }
+  });
+});
+
+describe("chunks are checked and de-duplicated", () => {
+  test("a chunk of the wrong size or index, or for an unknown upload, is refused", async () => {
+    const { db, assets } = openStores();
+    const handle = assets.beginUpload("a.bin", MiB + 10);
+    const refusals: [() => unknown, string][] = [
+      [() => assets.putChunk(handle.id, 0, new Uint8Array(MiB + 1)), "INVALID_CHUNK"],
+      [() => assets.putChunk(handle.id, 0, new Uint8Array(10)), "INVALID_CHUNK"],
+      [() => assets.putChunk(handle.id, 1, new Uint8Array(11)), "INVALID_CHUNK"],
+      [() => assets.putChunk(handle.id, 2, new Uint8Array(10)), "INVALID_CHUNK"],
+      [() => assets.putChunk(handle.id, -1, new Uint8Array(10)), "INVALID_CHUNK"],
+      [() => assets.putChunk("no-such-upload", 0, new Uint8Array(10)), "UPLOAD_NOT_FOUND"],
+      [() => assets.missingChunks("no-such-upload"), "UPLOAD_NOT_FOUND"],
+    ];
+    for (const [run, code] of refusals) expect((await caught(run)).code).toBe(code);
+    expect(count(db, "chunks")).toBe(0);
+    expect(count(db, "upload_chunks")).toBe(0);
+  });
+
+  test("identical chunks are stored once, within a file and across assets", async () => {
+    const { db, assets } = openStores();
+    const block = randomBytes(MiB);
+    const data = concat([block, block, randomBytes(77)]);
+    await upload(assets, "first.bin", data);
+    expect(count(db, "chunks")).toBe(2);
+    const second = assets.beginUpload("copy.bin", data.length);
+    expect(assets.putChunk(second.id, 0, block).stored).toBe(false);
+    expect(assets.putChunk(second.id, 1, block).stored).toBe(false);
+    expect(assets.putChunk(second.id, 2, chunkOf(data, 2)).stored).toBe(false);
+    await assets.commit(second.id, sha256Hex(data));
+    expect(count(db, "chunks")).toBe(2);
+    expect(assets.list().map((a) => a.name)).toEqual(["first.bin", "copy.bin"]);
+  });
+
+  test("a chunk changed on disk is detected on read; ranges that avoid it still read", async () => {
+    const { db, assets } = openStores();
+    const data = randomBytes(2 * MiB);
+    const { id } = await upload(assets, "damaged.bin", data);
+    const hash = sha256Hex(chunkOf(data, 1));
+    const damaged = new Uint8Array(chunkOf(data, 1));
+    damaged[500] = damaged[500]! ^ 0xff;
+    db.run("UPDATE chunks SET data = ? WHERE hash = ?", [damaged, hash]);
+    expect(concat(assets.read(id, { start: 0, end: MiB })).equals(data.subarray(0, MiB))).toBe(true);
+    const error = await caught(() => [...assets.read(id, { start: MiB - 1, end: MiB + 1 })]);
+    expect(error.code).toBe("CORRUPT_CHUNK");
+    expect(error.message).toContain(hash);
+    expect(error.message).toContain("damaged.bin");
+    expect((await caught(() => assets.chunk(hash))).code).toBe("CORRUPT_CHUNK");
+  });
+
+  test("chunks fetched by hash (the backup's lane) are checked against the hash", async () => {
+    const { assets } = openStores();
+    const bytes = randomBytes(1000);
+    const hash = sha256Hex(bytes);
+    expect(assets.hasChunk(hash)).toBe(false);
+    expect(assets.missingChunkHashes([hash, hash])).toEqual([hash]);
+    expect((await caught(() => assets.putChunkByHash(hash, randomBytes(1000)))).code).toBe("INVALID_CHUNK");
+    expect((await caught(() => assets.putChunkByHash("abc", bytes))).code).toBe("INVALID_CHUNK");
+    expect((await caught(() => assets.putChunkByHash(sha256Hex(new Uint8Array(MiB + 1)), new Uint8Array(MiB + 1)))).code).toBe("INVALID_CHUNK");
+    expect(assets.putChunkByHash(hash, bytes)).toEqual({ stored: true });
+    expect(assets.putChunkByHash(hash, bytes)).toEqual({ stored: false });
+    expect(assets.hasChunk(hash)).toBe(true);
+    expect(assets.missingChunkHashes([hash])).toEqual([]);
+    expect(Buffer.from(assets.chunk(hash)).equals(bytes)).toBe(true);
+    expect((await caught(() => assets.chunk(sha256Hex(randomBytes(5))))).code).toBe("CHUNK_NOT_FOUND");
+  });
+});
+
+describe("commit", () => {
+  test("a commit with chunks missing names them; with the wrong hash it is refused; neither writes an asset", async () => {
+    const { db, assets } = openStores();
+    const data = randomBytes(3 * MiB);
+    const handle = assets.beginUpload("partial.bin", data.length);
+    assets.putChunk(handle.id, 1, chunkOf(data, 1));
+    const incomplete = await caught(() => assets.commit(handle.id, sha256Hex(data)));
+    expect(incomplete.code).toBe("UPLOAD_INCOMPLETE");
+    expect(incomplete).toMatchObject({ missing: [0, 2] });
+    assets.putChunk(handle.id, 0, chunkOf(data, 0));
+    assets.putChunk(handle.id, 2, chunkOf(data, 2));
+    const mismatch = await caught(() => assets.commit(handle.id, sha256Hex(randomBytes(8))));
+    expect(mismatch.code).toBe("ASSET_HASH_MISMATCH");
+    expect((await caught(() => assets.commit(handle.id, "not-a-hash"))).code).toBe("INVALID_INPUT");
+    expect(count(db, "assets")).toBe(0);
+    expect(count(db, "replication_log")).toBe(0);
+    // The upload is still there, and commits once the hash is right.
+    expect(assets.missingChunks(handle.id)).toEqual([]);
+    expect((await assets.commit(handle.id, sha256Hex(data))).asset.size).toBe(data.length);
+  });
+
+  test("chunks sent out of order, or replaced, still give the right whole-file hash", async () => {
+    const { assets } = openStores();
+    const data = randomBytes(3 * MiB);
+    const handle = assets.beginUpload("shuffled.bin", data.length);
+    assets.putChunk(handle.id, 0, randomBytes(MiB)); // wrong bytes first, replaced below
+    for (const idx of [2, 1, 0]) assets.putChunk(handle.id, idx, chunkOf(data, idx));
+    const { asset } = await assets.commit(handle.id, sha256Hex(data));
+    expect(concat(assets.read(asset.id)).equals(data)).toBe(true);
+  });
+
+  test("committing again (a retry after a lost answer) returns the same asset; abort forgets an upload", async () => {
+    const { db, assets } = openStores();
+    const data = randomBytes(100);
+    const handle = assets.beginUpload("retry.bin", data.length);
+    assets.putChunk(handle.id, 0, data);
+    const first = await assets.commit(handle.id, sha256Hex(data));
+    expect(await assets.commit(handle.id, sha256Hex(data))).toEqual(first);
+    expect(count(db, "replication_log")).toBe(1);
+    const other = assets.beginUpload("abandoned.bin", 10);
+    assets.abortUpload(other.id);
+    expect((await caught(() => assets.missingChunks(other.id))).code).toBe("UPLOAD_NOT_FOUND");
+  });
+
+  test("a commit that fails mid-transaction leaves neither the manifest nor its log entry", async () => {
+    const { db, assets } = openStores();
+    const data = randomBytes(MiB + 1);
+    const handle = assets.beginUpload("atomic.bin", data.length);
+    for (const idx of [0, 1]) assets.putChunk(handle.id, idx, chunkOf(data, idx));
+    db.run("CREATE TEMP TRIGGER fail_manifest BEFORE INSERT ON asset_chunks WHEN NEW.idx = 1 BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+    await expect(assets.commit(handle.id, sha256Hex(data))).rejects.toThrow("injected failure");
+    expect(count(db, "assets")).toBe(0);
+    expect(count(db, "asset_chunks")).toBe(0);
+    expect(count(db, "replication_log")).toBe(0);
+    db.run("DROP TRIGGER fail_manifest");
+    expect((await assets.commit(handle.id, sha256Hex(data))).seq).toBe(1);
+  });
+});
+
+describe("restarts and full disks", () => {
+  test("an upload resumes after a restart: only the missing chunks are sent", async () => {
+    const first = openStores();
+    const data = randomBytes(4 * MiB - 3);
+    const handle = first.assets.beginUpload("resumed.mov", data.length);
+    first.assets.putChunk(handle.id, 0, chunkOf(data, 0));
+    first.assets.putChunk(handle.id, 2, chunkOf(data, 2));
+    const { db, assets } = reopen(first.db);
+    expect(assets.pendingUploads()).toEqual([handle]);
+    expect(assets.upload(handle.id)).toEqual(handle);
+    const missing = assets.missingChunks(handle.id);
+    expect(missing).toEqual([1, 3]);
+    for (const idx of missing) assets.putChunk(handle.id, idx, chunkOf(data, idx));
+    const { asset } = await assets.commit(handle.id, sha256Hex(data));
+    expect(concat(assets.read(asset.id)).equals(data)).toBe(true);
+    expect(count(db, "chunks")).toBe(4);
+  });
+
+  test("a full disk refuses a chunk with DISK_FULL and writes none of it; the upload goes on once there is space", async () => {
+    const { db, assets } = openStores();
+    const data = randomBytes(2 * MiB);
+    const handle = assets.beginUpload("big.bin", data.length);
+    assets.putChunk(handle.id, 0, chunkOf(data, 0));
+    const pages = (db.query("PRAGMA page_count").get() as { page_count: number }).page_count;
+    db.run(`PRAGMA max_page_count = ${pages + 4}`);
+    const error = await caught(() => assets.putChunk(handle.id, 1, chunkOf(data, 1)));
+    expect(error.code).toBe("DISK_FULL");
+    expect(error.message).toContain(`chunk 1 of upload ${handle.id}`);
+    expect(assets.hasChunk(sha256Hex(chunkOf(data, 1)))).toBe(false);
+    expect(assets.missingChunks(handle.id)).toEqual([1]);
+    db.run("PRAGMA max_page_count = 1073741823");
+    assets.putChunk(handle.id, 1, chunkOf(data, 1));
+    expect((await assets.commit(handle.id, sha256Hex(data))).asset.chunkCount).toBe(2);
+  });
+});

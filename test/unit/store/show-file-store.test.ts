@@ -1,0 +1,285 @@
+/** The show file (store/show-file-store.ts): every operation and every refusal, against a real database in a temp dir. */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import type { Database } from "bun:sqlite";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AppError } from "../../../src/core/errors.ts";
+import { sha256Hex } from "../../../src/store/content-hash.ts";
+import { databasePath, openDatabase } from "../../../src/store/database.ts";
+import type { PushRequest } from "../../../src/store/show-file-store.ts";
+import { createStores } from "../../../src/store/stores.ts";
+
+let dataDir: string;
+const open: Database[] = [];
+beforeEach(() => {
+  dataDir = mkdtempSync(join(tmpdir(), "understudy-show-file-"));
+});
+afterEach(() => {
+  for (const db of open.splice(0)) db.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const NOW = 1_700_000_000_000;
+function openStores() {
+  const db = openDatabase(databasePath(dataDir));
+  open.push(db);
+  return { db, ...createStores(db, () => NOW) };
+}
+const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (data: Uint8Array) => new TextDecoder().decode(data);
+const push = (base: number, files: Record<string, string | null>, extra: Partial<PushRequest> = {}): PushRequest => ({
+  base,
+  changes: Object.entries(files).map(([path, content]) => ({ path, content: content === null ? null : bytes(content) })),
+  message: "edit",
+  author: "ctrl-1",
+  ...extra,
+});
+function caught(run: () => unknown): AppError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof AppError) return error;
+    throw error;
+  }
+  throw new Error("expected an AppError");
+}
+/** Row counts of every show-file and log table: "nothing was written" means these did not change. */
+const counts = (db: Database) =>
+  Object.fromEntries(
+    ["revisions", "files", "head_files", "blobs", "replication_log"].map((t) => [t, (db.query(`SELECT COUNT(*) AS n FROM ${t}`).get() as { n: number }).n]),
+  );
+
+describe("push, read, files, log", () => {
+  test("a new show file is revision 0 with nothing in it", () => {
+    const { showFile } = openStores();
+    expect(showFile.head()).toBe(0);
+    expect(showFile.files()).toEqual([]);
+    expect(showFile.log()).toEqual([]);
+    expect(showFile.pull(0)).toEqual({ since: 0, head: 0, changes: [] });
+  });
+
+  test("a push becomes the next revision with its log entry, and reads back", () => {
+    const { db, showFile, log } = openStores();
+    const result = showFile.push(push(0, { "scene.json": '{"title":"News"}', "gfx/logo.txt": "logo" }, { message: "first", author: "ctrl-1" }));
+    expect(result).toEqual({ rev: 1, seq: 1, duplicate: false });
+    expect(showFile.head()).toBe(1);
+    expect(text(showFile.read("scene.json"))).toBe('{"title":"News"}');
+    expect(showFile.files()).toEqual([
+      { path: "gfx/logo.txt", hash: sha256Hex(bytes("logo")), size: 4, rev: 1 },
+      { path: "scene.json", hash: sha256Hex(bytes('{"title":"News"}')), size: 16, rev: 1 },
+    ]);
+    expect(showFile.log()).toEqual([{ rev: 1, parent: 0, base: 0, message: "first", author: "ctrl-1", created: NOW, pushId: null, changes: 2 }]);
+    expect(log.lastApplied()).toBe(1);
+    expect(db.query("SELECT seq, kind, payload FROM replication_log").all()).toEqual([{ seq: 1, kind: "show.revision", payload: '{"rev":1}' }]);
+  });
+
+  test("identical contents are stored once", () => {
+    const { db, showFile } = openStores();
+    showFile.push(push(0, { "a.json": "same", "b/c.json": "same" }));
+    showFile.push(push(1, { "d.json": "same" }));
+    expect(counts(db).blobs).toBe(1);
+    expect(text(showFile.read("d.json"))).toBe("same");
+  });
+
+  test("older revisions stay readable; log is newest first and limited", () => {
+    const { showFile } = openStores();
+    showFile.push(push(0, { "a.json": "v1", "b.json": "b" }, { message: "one" }));
+    showFile.push(push(1, { "a.json": "v2" }, { message: "two" }));
+    showFile.push(push(2, { "b.json": null }, { message: "three" }));
+    expect(text(showFile.read("a.json", 1))).toBe("v1");
+    expect(text(showFile.read("a.json"))).toBe("v2");
+    expect(showFile.files(1).map((f) => [f.path, f.rev])).toEqual([["a.json", 1], ["b.json", 1]]);
+    expect(showFile.files(2).map((f) => [f.path, f.rev])).toEqual([["a.json", 2], ["b.json", 1]]);
+    expect(showFile.files(3).map((f) => f.path)).toEqual(["a.json"]);
+    expect(showFile.files(0)).toEqual([]);
+    expect(showFile.log(2).map((r) => [r.rev, r.message, r.changes])).toEqual([[3, "three", 1], [2, "two", 1]]);
+  });
+
+  test("everything survives closing and reopening the database", () => {
+    const first = openStores();
+    first.showFile.push(push(0, { "a.json": "kept" }));
+    first.db.close();
+    open.length = 0;
+    const second = openStores();
+    expect(second.showFile.head()).toBe(1);
+    expect(text(second.showFile.read("a.json"))).toBe("kept");
+    expect(second.showFile.push(push(1, { "a.json": "next" })).rev).toBe(2);
+  });
+});
+
+describe("conflicts and stale bases", () => {
+  test("a path changed after the base is a 409 naming it, and nothing is written", () => {
+    const { db, showFile } = openStores();
+    showFile.push(push(0, { "x.json": "1", "y.json": "1", "z.json": "1" }));
+    showFile.push(push(1, { "x.json": "other machine", "z.json": "other machine" }));
+    const before = counts(db);
+    const error = caught(() => showFile.push(push(1, { "z.json": "mine", "x.json": "mine", "new.json": "brand new" })));
+    expect(error.code).toBe("PUSH_CONFLICT");
+    expect(error.status).toBe(409);
+    expect(error).toMatchObject({ paths: ["x.json", "z.json"], base: 1, head: 2 });
+    expect(error.message).toContain('"x.json", "z.json"');
+    expect(counts(db)).toEqual(before);
+    expect(showFile.head()).toBe(2);
+    expect(text(showFile.read("x.json"))).toBe("other machine");
+  });
+
+  test("a path changed in any revision after the base conflicts, not only the last one", () => {
+    const { showFile } = openStores();
+    showFile.push(push(0, { "x.json": "1", "y.json": "1" }));
+    showFile.push(push(1, { "x.json": "2" }));
+    showFile.push(push(2, { "y.json": "2" }));
+    expect(caught(() => showFile.push(push(1, { "x.json": "mine" }))).code).toBe("PUSH_CONFLICT");
+  });
+
+  test("a path deleted after the base conflicts with a change to it", () => {
+    const { showFile } = openStores();
+    showFile.push(push(0, { "x.json": "1" }));
+    showFile.push(push(1, { "x.json": null }));
+    expect(caught(() => showFile.push(push(1, { "x.json": "mine" }))).code).toBe("PUSH_CONFLICT");
+  });
+
+  test("a stale base is accepted when no path overlaps, like a rebase", () => {
+    const { showFile } = openStores();
+    showFile.push(push(0, { "x.json": "1", "y.json": "1" }));
+    showFile.push(push(1, { "x.json": "2" }));
+    const result = showFile.push(push(1, { "y.json": "2", "new.json": "n" }));
+    expect(result.rev).toBe(3);
+    expect(showFile.log(1)[0]).toMatchObject({ rev: 3, parent: 2, base: 1 });
+    expect(showFile.files().map((f) => [f.path, text(showFile.read(f.path))])).toEqual([
+      ["new.json", "n"],
+      ["x.json", "2"],
+      ["y.json", "2"],
+    ]);
+  });
+
+  test("an unknown base, or revision to read, is UNKNOWN_REVISION", () => {
+    const { db, showFile } = openStores();
+    showFile.push(push(0, { "a.json": "1" }));
+    const before = counts(db);
+    for (const base of [2, -1, 1.5, Number.NaN]) {
+      const error = caught(() => showFile.push(push(base, { "a.json": "x" })));
+      expect(error.code).toBe("UNKNOWN_REVISION");
+      expect(error.status).toBe(404);
+    }
+    expect(counts(db)).toEqual(before);
+    expect(caught(() => showFile.pull(7)).code).toBe("UNKNOWN_REVISION");
+    expect(caught(() => showFile.files(9)).code).toBe("UNKNOWN_REVISION");
+    expect(caught(() => showFile.read("a.json", 3)).code).toBe("UNKNOWN_REVISION");
+  });
+
+  test("a retried push (same push id) is recognised, not refused as a conflict with itself", () => {
+    const { db, showFile } = openStores();
+    const first = showFile.push(push(0, { "a.json": "1" }, { pushId: "ctrl-1/42" }));
+    const before = counts(db);
+    expect(showFile.push(push(0, { "a.json": "1" }, { pushId: "ctrl-1/42" }))).toEqual({ ...first, duplicate: true });
+    expect(counts(db)).toEqual(before);
+  });
+});
+
+describe("pull", () => {
+  test("returns each path changed since a revision: its content at head, or a deletion", () => {
+    const { showFile } = openStores();
+    showFile.push(push(0, { "keep.json": "k", "edit.json": "1", "gone.json": "g" }));
+    showFile.push(push(1, { "edit.json": "2", "gone.json": null, "temp.json": "t" }));
+    showFile.push(push(2, { "edit.json": "3", "temp.json": null, "added.json": "a" }));
+    const pulled = showFile.pull(1);
+    expect(pulled.since).toBe(1);
+    expect(pulled.head).toBe(3);
+    expect(pulled.changes.map((c) => [c.path, c.content === null ? null : text(c.content)])).toEqual([
+      ["added.json", "a"],
+      ["edit.json", "3"],
+      ["gone.json", null],
+      // temp.json was made and deleted after revision 1: the puller never had it.
+    ]);
+    expect(showFile.pull(3).changes).toEqual([]);
+    expect(showFile.pull(0).changes.map((c) => c.path)).toEqual(["added.json", "edit.json", "keep.json"]);
+  });
+});
+
+describe("refused pushes write nothing", () => {
+  const cases: [name: string, request: PushRequest, code: string, mentions: string][] = [
+    ["a path escaping the folder", push(1, { "../x": "evil" }), "INVALID_SHOW_PATH", '"../x"'],
+    ["an absolute path", push(1, { "/etc/passwd": "evil" }), "INVALID_SHOW_PATH", '"/etc/passwd"'],
+    ["an empty folder name", push(1, { "a//b": "x" }), "INVALID_SHOW_PATH", '"a//b"'],
+    ["a Windows drive path", push(1, { "C:\\x": "x" }), "INVALID_SHOW_PATH", "C:"],
+    ["no changes", push(1, {}), "INVALID_INPUT", "nothing to push"],
+    ["deleting a file that is not there", push(1, { "never.json": null }), "INVALID_INPUT", '"never.json"'],
+    ["the same path twice", { ...push(1, { "a.json": "1" }), changes: [{ path: "a.json", content: bytes("1") }, { path: "a.json", content: null }] }, "INVALID_INPUT", "twice"],
+    ["no author", push(1, { "a.json": "1" }, { author: "" }), "INVALID_INPUT", "author"],
+    ["a case-only twin of a file", push(1, { "scene.json": "twin" }), "SHOW_PATH_COLLISION", '"Scene.json" and "scene.json"'],
+    ["a file inside a file", push(1, { "logo/inner.png": "x" }), "SHOW_PATH_COLLISION", '"logo" is a file'],
+    ["a file named like a folder", push(1, { "GFX": "x" }), "SHOW_PATH_COLLISION", '"GFX" is a file but "gfx/a.json"'],
+    ["two new twins in one push", push(1, { "New.json": "1", "new.json": "2" }), "SHOW_PATH_COLLISION", "same file"],
+  ];
+  for (const [name, request, code, mentions] of cases) {
+    test(name, () => {
+      const { db, showFile } = openStores();
+      showFile.push(push(0, { "Scene.json": "s", logo: "l", "gfx/a.json": "a" }));
+      const before = counts(db);
+      const error = caught(() => showFile.push(request));
+      expect(error.code).toBe(code);
+      expect(error.message).toContain(mentions);
+      expect(counts(db)).toEqual(before);
+    });
+  }
+
+  test("content larger than a show file may be is sent to the Asset Hub instead", () => {
+    const { showFile } = openStores();
+    const error = caught(() => showFile.push({ base: 0, changes: [{ path: "huge.mov", content: new Uint8Array(64 * 1024 * 1024 + 1) }], message: "", author: "a" }));
+    expect(error.code).toBe("INVALID_INPUT");
+    expect(error.message).toContain("Asset Hub");
+  });
+
+  test("renaming by letter case in one push (delete + add) is allowed", () => {
+    const { showFile } = openStores();
+    showFile.push(push(0, { "Scene.json": "s" }));
+    showFile.push(push(1, { "Scene.json": null, "scene.json": "s" }));
+    expect(showFile.files().map((f) => f.path)).toEqual(["scene.json"]);
+  });
+});
+
+describe("damage and failures", () => {
+  test("a blob changed on disk is detected on every read, naming the path and hash", () => {
+    const { db, showFile } = openStores();
+    showFile.push(push(0, { "scene.json": "original content" }));
+    const hash = sha256Hex(bytes("original content"));
+    db.run("UPDATE blobs SET data = ? WHERE hash = ?", [bytes("original cONtent"), hash]);
+    for (const read of [() => showFile.read("scene.json"), () => showFile.pull(0)]) {
+      const error = caught(read);
+      expect(error.code).toBe("CORRUPT_BLOB");
+      expect(error).toMatchObject({ path: "scene.json", hash });
+      expect(error.message).toContain(hash);
+    }
+  });
+
+  test("a full disk refuses the push with DISK_FULL, writes nothing, and the store keeps working", () => {
+    const { db, showFile } = openStores();
+    showFile.push(push(0, { "a.json": "small" }));
+    const before = counts(db);
+    const pages = (db.query("PRAGMA page_count").get() as { page_count: number }).page_count;
+    // max_page_count makes SQLite report SQLITE_FULL exactly as a full disk does.
+    db.run(`PRAGMA max_page_count = ${pages + 2}`);
+    const error = caught(() => showFile.push({ base: 1, changes: [{ path: "big.bin", content: new Uint8Array(256 * 1024).fill(7) }], message: "", author: "a" }));
+    expect(error.code).toBe("DISK_FULL");
+    expect(error.status).toBe(507);
+    expect(error.message).toContain("Free space");
+    expect(error.message).toContain("nothing of it was written");
+    expect(counts(db)).toEqual(before);
+    expect(showFile.head()).toBe(1);
+    db.run("PRAGMA max_page_count = 1073741823");
+    expect(showFile.push(push(1, { "b.json": "after space was freed" })).rev).toBe(2);
+  });
+
+  test("a push that fails mid-transaction leaves neither the revision nor its log entry", () => {
+    const { db, showFile, log } = openStores();
+    showFile.push(push(0, { "a.json": "1" }));
+    const before = counts(db);
+    db.run("CREATE TEMP TRIGGER fail_head BEFORE INSERT ON head_files BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+    expect(() => showFile.push(push(1, { "b.json": "2" }))).toThrow("injected failure");
+    expect(counts(db)).toEqual(before);
+    expect(log.lastApplied()).toBe(1);
+    db.run("DROP TRIGGER fail_head");
+    expect(showFile.push(push(1, { "b.json": "2" }))).toEqual({ rev: 2, seq: 2, duplicate: false });
+  });
+});
