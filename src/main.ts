@@ -1,6 +1,7 @@
 /** Entry: parse the command line, run the subcommand, turn errors into one line and an exit code. */
 import { AppError } from "./core/errors.ts";
 import { UsageError } from "./cli/args.ts";
+import { fileCommand } from "./cli/file-commands.ts";
 import { hubCommand } from "./cli/hub-commands.ts";
 import { keysCommand } from "./cli/keys.ts";
 import { licenseCommand } from "./cli/license.ts";
@@ -19,6 +20,9 @@ Usage: understudy [command] [flags]
   license show FILE             check and print a license
   sub FILTER | pub TOPIC JSON   subscribe / publish through this machine's node
   set KEY JSON | get KEY        retained Data Hub values
+  pull DIR                      bring a folder of show files up to the server's revision
+  push DIR [-m MESSAGE]         send the folder's changes as a new revision
+  log [--limit N]               list the show file's revisions
   version                       print version and commit
 
 Every command takes --help.
@@ -38,6 +42,10 @@ async function main(argv: string[]): Promise<number> {
     case "set":
     case "get":
       return hubCommand(command, rest);
+    case "pull":
+    case "push":
+    case "log":
+      return fileCommand(command, rest);
     case "keys":
       return keysCommand(rest);
     case "license":

@@ -3,18 +3,14 @@
  * its own node's `/app` path (the node carries it to the active server, so a
  * failover never interrupts it). For scripts, tests and benchmarks.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import nacl from "tweetnacl";
 import { AppError } from "../core/errors.ts";
-import { parseHostPort } from "../core/config.ts";
-import { parseNetworkKey } from "../core/keys.ts";
 import { encodeFrame, parseFromHubFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { broadcastEpoch, openBroadcast } from "../net/broadcast.ts";
 import { deriveBroadcastKey } from "../net/crypto.ts";
-import { connectSecure, type SecureConnection } from "../net/secure-socket.ts";
+import type { SecureConnection } from "../net/secure-socket.ts";
 import { parseCommand, UsageError } from "./args.ts";
-import { defaultDataDir } from "./run.ts";
+import { connectNode, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
 
 export const HUB_HELP = `Usage:
   understudy sub FILTER [--count N] [--timeout-ms MS]    print one JSON line per message
@@ -27,18 +23,15 @@ Common flags: --node HOST:PORT (default 127.0.0.1:7401, this machine's node)
 A message's "seq" numbers a --count stream from 1. JSON that does not parse is sent as a string.
 `;
 
-const common = { node: { type: "string" }, key: { type: "string" }, data: { type: "string" } } as const;
+const common = NODE_FLAGS;
 const text = new TextEncoder();
 const decoder = new TextDecoder();
 
 type AppLink = { connection: SecureConnection; next(): Promise<FromHubFrame | null>; close(): void };
 
 async function openApp(values: Record<string, unknown>, name: string): Promise<AppLink> {
-  const node = typeof values.node === "string" ? values.node : "127.0.0.1:7401";
-  if (!parseHostPort(node)) throw new UsageError(`--node ${node}: expected HOST:PORT, e.g. 127.0.0.1:7401`);
-  const keyFile = typeof values.key === "string" ? values.key : join(typeof values.data === "string" ? values.data : defaultDataDir(process.env), "network.key");
-  if (!existsSync(keyFile)) throw new UsageError(`The network key file ${keyFile} does not exist (give it with --key FILE).`);
-  const networkKey = parseNetworkKey(readFileSync(keyFile, "utf8"), keyFile);
+  const target = nodeTarget(values);
+  const { address: node, networkKey } = target;
   const queue: (FromHubFrame | null)[] = [];
   let wake: (() => void) | null = null;
   const push = (frame: FromHubFrame | null) => {
@@ -49,7 +42,7 @@ async function openApp(values: Record<string, unknown>, name: string): Promise<A
     const parsed = parseFromHubFrame(decoder.decode(payload));
     if (parsed.ok) push(parsed.frame);
   };
-  const connection = await connectSecure(node, "/app", { networkKey, machine: nacl.sign.keyPair() }, () => ({
+  const connection = await connectNode(target, "/app", () => ({
     message: onPayload,
     broadcast: (frame) => onPayload(openBroadcast(deriveBroadcastKey(networkKey, broadcastEpoch(frame, node)), frame, node)),
     close: () => push(null),

@@ -1,0 +1,274 @@
+/**
+ * A folder of show files kept in step with the server: the folder side of
+ * `understudy pull` and `understudy push`.
+ *
+ * The folder remembers, in DIR/.understudy/state.json, the revision it was last
+ * in step with (its base) and the SHA-256 of every file as of that base. A local
+ * change is any difference between the folder and those hashes. A pull never
+ * overwrites a local change and never writes outside the folder; it checks
+ * every path first and writes nothing when one is refused. Each file is written
+ * atomically and the state last, so a pull cut short is simply pulled again:
+ * files already written match what the server sends and are not in the way.
+ */
+import { lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, type Stats } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { AppError } from "../core/errors.ts";
+import { assertNoShowPathCollisions, InvalidShowPath, showPathProblem } from "../core/show-paths.ts";
+import type { PullResult } from "../net/show-file-protocol.ts";
+import { writeFileAtomic } from "../store/atomic-file.ts";
+import { SHA256_HEX, sha256Hex } from "../store/content-hash.ts";
+
+/** The folder's own bookkeeping, never scanned, pushed or pulled into. */
+export const STATE_DIR = ".understudy";
+export const STATE_FILE = "state.json";
+
+const stateSchema = z.strictObject({
+  version: z.literal(1),
+  base: z.int().nonnegative(),
+  files: z.record(z.string().min(1), z.string().regex(SHA256_HEX)),
+});
+export type ShowFolderState = z.infer<typeof stateSchema>;
+
+/** A file that differs from the base: added or changed with its bytes, or deleted (content null). */
+export type LocalChange = { path: string; kind: "added" | "changed" | "deleted"; content: Uint8Array | null };
+
+const list = (paths: readonly string[]) => paths.map((p) => JSON.stringify(p)).join(", ");
+
+/** state.json does not parse or is not a state this version knows. */
+export class ShowFolderStateDamaged extends AppError {
+  readonly file: string;
+  constructor(file: string, why: string, cause?: unknown) {
+    super(
+      "SHOW_FOLDER_STATE_DAMAGED",
+      `${file} is damaged (${why}), so this folder no longer knows which revision it is at. Delete that file and pull again: files that match the server are kept, and any that differ are listed, never overwritten.`,
+      { status: 500, cause },
+    );
+    this.name = "ShowFolderStateDamaged";
+    this.file = file;
+  }
+}
+
+/** A pull would overwrite (or delete, or restore) files changed here since the base. Nothing was written. */
+export class LocalChangesInTheWay extends AppError {
+  readonly paths: readonly string[];
+  constructor(dir: string, paths: readonly string[], base: number) {
+    super(
+      "LOCAL_CHANGES_IN_THE_WAY",
+      `Pull refused: ${list(paths)} changed in ${dir} since revision ${base}, and the server has other versions of them. Move your copies out of the folder (or push them first, if nobody else changed them), pull, then bring your changes back and push. Nothing was written.`,
+      { status: 409 },
+    );
+    this.name = "LocalChangesInTheWay";
+    this.paths = paths;
+  }
+}
+
+/** A pulled path would land on a folder or a link, or go through a link, here. Nothing was written. */
+export class PullTargetBlocked extends AppError {
+  readonly path: string;
+  constructor(dir: string, path: string, what: string) {
+    super(
+      "PULL_TARGET_BLOCKED",
+      `Pull refused: the server has a file ${JSON.stringify(path)}, but ${what} in ${dir}. Move it out of the folder and pull again. Nothing was written.`,
+      { status: 409 },
+    );
+    this.name = "PullTargetBlocked";
+    this.path = path;
+  }
+}
+
+/** What applyPull did. */
+export type PullApplied = { base: number; written: string[]; deleted: string[] };
+
+export class ShowFolder {
+  private constructor(
+    readonly dir: string,
+    private state: ShowFolderState,
+  ) {}
+
+  /** The folder at `dir` with its recorded state; a folder never pulled (or not made yet) is at revision 0 with no files. */
+  static open(dir: string): ShowFolder {
+    const file = join(dir, STATE_DIR, STATE_FILE);
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return new ShowFolder(dir, { version: 1, base: 0, files: {} });
+      throw error;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new ShowFolderStateDamaged(file, "not JSON", error);
+    }
+    const parsed = stateSchema.safeParse(json);
+    if (!parsed.success) {
+      const why = parsed.error.issues.map((issue) => `${issue.path.join(".") || "the whole file"}: ${issue.message}`).join("; ");
+      throw new ShowFolderStateDamaged(file, why, parsed.error);
+    }
+    return new ShowFolder(dir, parsed.data);
+  }
+
+  /** The revision this folder was last in step with. */
+  get base(): number {
+    return this.state.base;
+  }
+
+  /** SHA-256 of every file as of the base, by path. */
+  get recorded(): Readonly<Record<string, string>> {
+    return this.state.files;
+  }
+
+  /** Every difference between the folder and its base, sorted by path. */
+  changes(): LocalChange[] {
+    const present = new Map<string, Uint8Array>();
+    for (const path of this.scan()) present.set(path, readFileSync(join(this.dir, path)));
+    const out: LocalChange[] = [];
+    for (const [path, content] of present) {
+      const recorded = this.state.files[path];
+      if (recorded === undefined) out.push({ path, kind: "added", content });
+      else if (recorded !== sha256Hex(content)) out.push({ path, kind: "changed", content });
+    }
+    for (const path of Object.keys(this.state.files)) {
+      if (!present.has(path)) out.push({ path, kind: "deleted", content: null });
+    }
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /**
+   * Writes what the server sent and moves the base to its head. Refuses, before
+   * writing anything: a path that is not a valid show-file path (`..`, absolute,
+   * a drive letter, a backslash) or is in `.understudy`; a path that would go
+   * through a link or land on a folder; a file changed here since the base whose
+   * server version differs from the local one.
+   */
+  applyPull(result: PullResult): PullApplied {
+    const incoming = result.changes.map((c) => ({ path: checkedPath(c.path), content: c.content === null ? null : Buffer.from(c.content, "base64") }));
+    assertNoShowPathCollisions(incoming.filter((c) => c.content !== null).map((c) => c.path));
+    const deleting = new Set(incoming.filter((c) => c.content === null).map((c) => c.path));
+    const plan = incoming.map((change) => {
+      this.checkAncestors(change.path, change.content !== null, deleting);
+      return { ...change, theirs: change.content === null ? null : sha256Hex(change.content), local: this.localHash(change.path) };
+    });
+    const blocked = plan.find((step) => step.content !== null && step.local === "other");
+    if (blocked) throw new PullTargetBlocked(this.dir, blocked.path, "it is a folder or a link");
+    const inTheWay = plan.filter((step) => step.local !== "other" && step.local !== (this.state.files[step.path] ?? null) && step.local !== step.theirs);
+    if (inTheWay.length > 0) throw new LocalChangesInTheWay(this.dir, inTheWay.map((step) => step.path).sort(), this.state.base);
+
+    const files = { ...this.state.files };
+    const written: string[] = [];
+    const deleted: string[] = [];
+    // Deletions first: a file may give way to a folder of the same name.
+    for (const step of plan) {
+      if (step.theirs !== null) continue;
+      delete files[step.path];
+      if (step.local === null || step.local === "other") continue; // nothing here, or not a show file (left alone)
+      rmSync(join(this.dir, step.path));
+      this.removeEmptyFolders(step.path);
+      deleted.push(step.path);
+    }
+    for (const step of plan) {
+      if (step.theirs === null || step.content === null) continue;
+      files[step.path] = step.theirs;
+      if (step.local === step.theirs) continue;
+      writeFileAtomic(join(this.dir, step.path), step.content);
+      written.push(step.path);
+    }
+    this.record({ version: 1, base: result.head, files });
+    return { base: result.head, written, deleted };
+  }
+
+  /**
+   * Records a push the server took as revision `rev`. The base moves to `rev`
+   * only when no one else pushed between (rev = base + 1); otherwise the
+   * caller pulls from the old base, which brings the others' changes (the
+   * pushed files already match and are not in the way). Returns whether the
+   * folder is now in step.
+   */
+  recordPush(rev: number, pushed: readonly LocalChange[]): boolean {
+    const files = { ...this.state.files };
+    for (const change of pushed) {
+      if (change.content === null) delete files[change.path];
+      else files[change.path] = sha256Hex(change.content);
+    }
+    const inStep = rev === this.state.base + 1;
+    this.record({ version: 1, base: inStep ? rev : this.state.base, files });
+    return inStep;
+  }
+
+  private record(state: ShowFolderState): void {
+    writeFileAtomic(join(this.dir, STATE_DIR, STATE_FILE), `${JSON.stringify(state, null, 1)}\n`);
+    this.state = state;
+  }
+
+  /** Regular files under the folder, relative with forward slashes; links and special files are not show files. */
+  private scan(): string[] {
+    const out: string[] = [];
+    const walk = (relative: string) => {
+      for (const entry of readdirSync(join(this.dir, relative), { withFileTypes: true })) {
+        const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
+        if (relative === "" && entry.name === STATE_DIR) continue;
+        if (entry.isDirectory()) walk(path);
+        else if (entry.isFile()) out.push(path);
+      }
+    };
+    walk("");
+    return out;
+  }
+
+  /** SHA-256 of the file at `path`, null when there is none, "other" for a folder, link or device. */
+  private localHash(path: string): string | null | "other" {
+    const stats = lstatOrNull(join(this.dir, path));
+    if (stats === null) return null;
+    if (!stats.isFile()) return "other";
+    return sha256Hex(readFileSync(join(this.dir, path)));
+  }
+
+  /** Every folder on the way to `path` must be a real folder here (a link could lead outside). */
+  private checkAncestors(path: string, writing: boolean, deleting: ReadonlySet<string>): void {
+    const segments = path.split("/");
+    for (let i = 1; i < segments.length; i++) {
+      const ancestor = segments.slice(0, i).join("/");
+      const stats = lstatOrNull(join(this.dir, ancestor));
+      if (stats === null) return;
+      if (stats.isDirectory()) continue;
+      if (stats.isSymbolicLink()) throw new PullTargetBlocked(this.dir, path, `${JSON.stringify(ancestor)} is a link`);
+      // A file where a folder should be: fine when this pull deletes it, or when there is nothing to delete below it.
+      if (!writing || (stats.isFile() && deleting.has(ancestor))) return;
+      throw new PullTargetBlocked(this.dir, path, `${JSON.stringify(ancestor)} is a file`);
+    }
+  }
+
+  private removeEmptyFolders(path: string): void {
+    const segments = path.split("/");
+    for (let i = segments.length - 1; i > 0; i--) {
+      const folder = join(this.dir, segments.slice(0, i).join("/"));
+      if (readdirSync(folder).length > 0) return;
+      rmdirSync(folder);
+    }
+  }
+}
+
+/** A pulled path, refused unless it is a valid show-file path outside `.understudy`. */
+function checkedPath(path: string): string {
+  const problem = showPathProblem(path);
+  if (problem !== undefined) throw new InvalidShowPath(path, problem);
+  if (path.split("/")[0]!.toLowerCase() === STATE_DIR) throw new InvalidShowPath(path, `is inside ${STATE_DIR}, the folder's own bookkeeping`);
+  return path;
+}
+
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return null;
+    throw error;
+  }
+}
+
+/** Makes `dir` if it is missing (pull into a new folder). */
+export function ensureFolder(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+}

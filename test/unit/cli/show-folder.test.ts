@@ -1,0 +1,204 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AppError } from "../../../src/core/errors.ts";
+import { InvalidShowPath } from "../../../src/core/show-paths.ts";
+import { LocalChangesInTheWay, PullTargetBlocked, ShowFolder, ShowFolderStateDamaged, STATE_DIR, STATE_FILE } from "../../../src/cli/show-folder.ts";
+import type { PullResult } from "../../../src/net/show-file-protocol.ts";
+import { sha256Hex } from "../../../src/store/content-hash.ts";
+
+const temps: string[] = [];
+afterEach(() => {
+  for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "understudy-folder-"));
+  temps.push(dir);
+  return dir;
+}
+
+const b64 = (text: string) => Buffer.from(text).toString("base64");
+const pulled = (head: number, files: Record<string, string | null>): PullResult => ({
+  head,
+  changes: Object.entries(files).map(([path, text]) => ({ path, content: text === null ? null : b64(text) })),
+});
+const read = (dir: string, path: string) => readFileSync(join(dir, path), "utf8");
+/** Every file under `dir` except the bookkeeping, as path → text. */
+function contents(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name).slice(dir.length + 1).split("\\").join("/");
+    if (!path.startsWith(`${STATE_DIR}/`)) out[path] = readFileSync(join(dir, path), "utf8");
+  }
+  return out;
+}
+const summary = (folder: ShowFolder) => folder.changes().map((c) => `${c.kind} ${c.path}${c.content ? ` ${Buffer.from(c.content).toString()}` : ""}`);
+
+/** A folder at revision 2 holding a.txt and sub/b.txt. */
+function pulledFolder() {
+  const dir = tempDir();
+  const folder = ShowFolder.open(dir);
+  folder.applyPull(pulled(2, { "a.txt": "alpha", "sub/b.txt": "beta" }));
+  return { dir, folder };
+}
+
+function refusal(action: () => unknown): AppError {
+  try {
+    action();
+  } catch (error) {
+    if (error instanceof AppError) return error;
+    throw error;
+  }
+  throw new Error("expected a refusal");
+}
+
+test("a first pull into an empty folder writes the files and records the revision", () => {
+  const dir = tempDir();
+  const folder = ShowFolder.open(dir);
+  expect(folder.base).toBe(0);
+  const applied = folder.applyPull(pulled(2, { "a.txt": "alpha", "sub/b.txt": "beta" }));
+  expect(applied).toEqual({ base: 2, written: ["a.txt", "sub/b.txt"], deleted: [] });
+  expect(contents(dir)).toEqual({ "a.txt": "alpha", "sub/b.txt": "beta" });
+  expect(folder.base).toBe(2);
+  expect(folder.recorded).toEqual({ "a.txt": sha256Hex(Buffer.from("alpha")), "sub/b.txt": sha256Hex(Buffer.from("beta")) });
+  expect(folder.changes()).toEqual([]);
+});
+
+test("changes are files added, changed and deleted since the base, sorted, with forward slashes", () => {
+  const { dir, folder } = pulledFolder();
+  writeFileSync(join(dir, "a.txt"), "ALPHA");
+  rmSync(join(dir, "sub/b.txt"));
+  mkdirSync(join(dir, "new/deeper"), { recursive: true });
+  writeFileSync(join(dir, "new/deeper/c.txt"), "gamma");
+  writeFileSync(join(dir, STATE_DIR, "notes"), "bookkeeping is never a change");
+  expect(summary(folder)).toEqual(["changed a.txt ALPHA", "added new/deeper/c.txt gamma", "deleted sub/b.txt"]);
+});
+
+test("a file written back to its base content is not a change", () => {
+  const { dir, folder } = pulledFolder();
+  writeFileSync(join(dir, "a.txt"), "edited");
+  writeFileSync(join(dir, "a.txt"), "alpha");
+  expect(folder.changes()).toEqual([]);
+});
+
+test("a pull deletes what the server deleted and removes folders left empty", () => {
+  const { dir, folder } = pulledFolder();
+  const applied = folder.applyPull(pulled(3, { "sub/b.txt": null, "a.txt": "alpha 2" }));
+  expect(applied).toEqual({ base: 3, written: ["a.txt"], deleted: ["sub/b.txt"] });
+  expect(existsSync(join(dir, "sub"))).toBe(false);
+  expect(contents(dir)).toEqual({ "a.txt": "alpha 2" });
+  expect(folder.recorded).toEqual({ "a.txt": sha256Hex(Buffer.from("alpha 2")) });
+});
+
+test("a file may give way to a folder of the same name in one pull", () => {
+  const { dir, folder } = pulledFolder();
+  folder.applyPull(pulled(3, { "a.txt": null, "a.txt/inside.txt": "now a folder" }));
+  expect(contents(dir)).toEqual({ "a.txt/inside.txt": "now a folder", "sub/b.txt": "beta" });
+});
+
+describe("a pulled path that would reach outside the folder is refused before anything is written", () => {
+  const cases: [string, string][] = [
+    ["../escape.txt", ".."],
+    ["sub/../../escape.txt", ".."],
+    ["/etc/escape.txt", "absolute"],
+    ["C:/escape.txt", "drive letter"],
+    ["c:escape.txt", "drive letter"],
+    ["sub\\..\\escape.txt", "backslash"],
+    [".understudy/state.json", "bookkeeping"],
+  ];
+  for (const [path, why] of cases) {
+    test(`${path} (${why})`, () => {
+      const { dir, folder } = pulledFolder();
+      const before = readFileSync(join(dir, STATE_DIR, STATE_FILE), "utf8");
+      const error = refusal(() => folder.applyPull(pulled(3, { "a.txt": "would be written first", [path]: "x" })));
+      expect(error).toBeInstanceOf(InvalidShowPath);
+      expect((error as InvalidShowPath).path).toBe(path);
+      expect(error.message).toContain(JSON.stringify(path));
+      expect(contents(dir)).toEqual({ "a.txt": "alpha", "sub/b.txt": "beta" });
+      expect(readFileSync(join(dir, STATE_DIR, STATE_FILE), "utf8")).toBe(before);
+      expect(ShowFolder.open(dir).base).toBe(2);
+      expect(existsSync(join(dir, "..", "escape.txt"))).toBe(false);
+    });
+  }
+});
+
+test("a pulled path through a link is refused: the link could lead outside", () => {
+  const { dir, folder } = pulledFolder();
+  const outside = tempDir();
+  symlinkSync(outside, join(dir, "linked"));
+  const error = refusal(() => folder.applyPull(pulled(3, { "a.txt": "x", "linked/planted.txt": "x" })));
+  expect(error).toBeInstanceOf(PullTargetBlocked);
+  expect(error.message).toContain('"linked/planted.txt"');
+  expect(readdirSync(outside)).toEqual([]);
+  expect(read(dir, "a.txt")).toBe("alpha");
+});
+
+test("a pull never overwrites a file changed here since the base, and writes nothing", () => {
+  const { dir, folder } = pulledFolder();
+  writeFileSync(join(dir, "a.txt"), "my edit");
+  rmSync(join(dir, "sub/b.txt"));
+  writeFileSync(join(dir, "c.txt"), "mine too");
+  const error = refusal(() => folder.applyPull(pulled(4, { "a.txt": "their edit", "sub/b.txt": "their beta", "c.txt": "theirs", "d.txt": "new" })));
+  expect(error).toBeInstanceOf(LocalChangesInTheWay);
+  expect((error as LocalChangesInTheWay).paths).toEqual(["a.txt", "c.txt", "sub/b.txt"]);
+  expect(error.message).toContain('"a.txt", "c.txt", "sub/b.txt"');
+  expect(error.message).toContain("Move your copies out of the folder");
+  expect(contents(dir)).toEqual({ "a.txt": "my edit", "c.txt": "mine too" });
+  expect(ShowFolder.open(dir).base).toBe(2);
+});
+
+test("a server deletion of a file changed here is refused too", () => {
+  const { dir, folder } = pulledFolder();
+  writeFileSync(join(dir, "a.txt"), "my edit");
+  const error = refusal(() => folder.applyPull(pulled(3, { "a.txt": null })));
+  expect((error as LocalChangesInTheWay).paths).toEqual(["a.txt"]);
+  expect(read(dir, "a.txt")).toBe("my edit");
+});
+
+test("local changes the pull does not touch stay local changes; identical content is not in the way", () => {
+  const { dir, folder } = pulledFolder();
+  writeFileSync(join(dir, "a.txt"), "my edit");
+  writeFileSync(join(dir, "same.txt"), "both made this");
+  folder.applyPull(pulled(3, { "sub/b.txt": "beta 2", "same.txt": "both made this" }));
+  expect(contents(dir)).toEqual({ "a.txt": "my edit", "same.txt": "both made this", "sub/b.txt": "beta 2" });
+  expect(summary(folder)).toEqual(["changed a.txt my edit"]);
+});
+
+test("the state survives a reopen, and a push moves the base only when no one pushed in between", () => {
+  const { dir, folder } = pulledFolder();
+  writeFileSync(join(dir, "a.txt"), "pushed");
+  expect(folder.recordPush(3, folder.changes())).toBe(true);
+  const reopened = ShowFolder.open(dir);
+  expect(reopened.base).toBe(3);
+  expect(reopened.recorded).toEqual(folder.recorded);
+  expect(reopened.changes()).toEqual([]);
+
+  writeFileSync(join(dir, "c.txt"), "later");
+  expect(reopened.recordPush(6, reopened.changes())).toBe(false);
+  expect(ShowFolder.open(dir).base).toBe(3);
+  expect(ShowFolder.open(dir).changes()).toEqual([]);
+});
+
+describe("a damaged state file is a clear error", () => {
+  const cases: [string, string][] = [
+    ["not JSON", "{half"],
+    ["wrong shape", JSON.stringify({ version: 1, base: -1, files: {} })],
+    ["bad hash", JSON.stringify({ version: 1, base: 2, files: { "a.txt": "nope" } })],
+    ["a newer version", JSON.stringify({ version: 2, base: 2, files: {} })],
+  ];
+  for (const [name, text] of cases) {
+    test(name, () => {
+      const { dir } = pulledFolder();
+      const file = join(dir, STATE_DIR, STATE_FILE);
+      writeFileSync(file, text);
+      const error = refusal(() => ShowFolder.open(dir));
+      expect(error).toBeInstanceOf(ShowFolderStateDamaged);
+      expect(error.code).toBe("SHOW_FOLDER_STATE_DAMAGED");
+      expect(error.message).toContain(file);
+      expect(error.message).toContain("Delete that file and pull again");
+    });
+  }
+});
