@@ -92,6 +92,7 @@ export class MachineNode implements MachineControl {
       main: config.main,
       backup: config.backup,
       peerListen: this.peer?.endpoint.address ?? null,
+      showFile: this.peer?.showFileStatus() ?? null,
       failover: failover && {
         state: failover.state,
         epoch: failover.epoch,

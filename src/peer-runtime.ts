@@ -24,6 +24,9 @@ import { connectSecure, type SecureConnection, type SecureSocketOptions } from "
 import { databasePath, openDatabase } from "./store/database.ts";
 import { EpochFile } from "./store/epoch-file.ts";
 import { HubStateStore } from "./store/hub-state-store.ts";
+import { createStores, type Stores } from "./store/stores.ts";
+import { FilesService, type FilesMode } from "./net/files-service.ts";
+import { LogReplicationSink, LogReplicationSource, type BackupSync } from "./net/log-replication.ts";
 import type { MachineIdentity } from "./store/machine-identity.ts";
 
 const systemClock: Clock = { now: () => performance.now() };
@@ -57,6 +60,10 @@ export class PeerRuntime {
   private readonly gateway: AppGateway;
   private readonly hub: HubService | null = null;
   private readonly db: Database | null = null;
+  private readonly stores: Stores | null = null;
+  private readonly files: FilesService;
+  private replicationSource: LogReplicationSource | null = null;
+  private replicationSink: LogReplicationSink | null = null;
   private heartbeats: HeartbeatSocket | null = null;
   private runner: FailoverRunner | null = null;
   private replication: ReplicationLoop | null = null;
@@ -70,7 +77,18 @@ export class PeerRuntime {
     if (isServer) {
       this.db = openDatabase(databasePath(options.dataDir));
       this.hub = new HubService(new HubCore({ epoch: new EpochFile(options.dataDir).read(), persistence: new HubStateStore(this.db) }), networkKey, log);
+      this.stores = createStores(this.db);
     }
+    if (this.stores && (config.role === "main" || config.role === "server")) {
+      this.replicationSource = new LogReplicationSource(this.stores, () => config.role === "main" && config.backup !== null, log);
+    }
+    this.files = new FilesService({
+      mode: () => this.filesMode(),
+      stores: this.stores,
+      replication: this.replicationSource,
+      syncTimeoutMs: config.syncTimeoutMs,
+      secure: this.secure,
+    });
     this.gateway = new AppGateway({
       node: { id: identity.id, name: config.name },
       secure: this.secure,
@@ -86,6 +104,8 @@ export class PeerRuntime {
         if (path === "/app") return this.gateway.acceptApp(connection);
         if (path === "/hub" && this.hub) return this.hub.acceptHub(connection);
         if (path === "/replicate" && this.hub) return this.hub.acceptReplication(connection);
+        if (path === "/files") return this.files.accept(connection);
+        if (path === "/replicate-log" && this.replicationSource) return this.replicationSource.accept(connection);
         return null;
       },
       onRefused: (address, error) => log.warn("peer refused", { from: address, code: error.code, message: error.message }),
@@ -162,6 +182,8 @@ export class PeerRuntime {
         broken: () => this.runner?.linkBroken("main"),
       });
       this.gateway.follow({ role: "main", address: this.servers.main });
+      const hub = this.hub!;
+      this.replicationSink = new LogReplicationSink(this.servers.main, this.secure, this.stores!, config.heartbeatMs, log, () => !hub.core.writable);
     }
     this.runner.start();
     if (role === "client") this.knockTimer = setInterval(() => this.knock(), config.failoverTimeoutMs);
@@ -212,6 +234,20 @@ export class PeerRuntime {
     }
   }
 
+  /**
+   * Where show-file calls go now: the active main serves them; a client or an
+   * idle backup forwards to the main; while the backup serves they are refused.
+   */
+  private filesMode(): FilesMode {
+    const role = this.options.config.role;
+    const writable = this.hub?.core.writable ?? false;
+    if (role === "main" || role === "server") return writable ? { kind: "serve" } : { kind: "read-only" };
+    if (role === "backup") return writable || !this.servers.main ? { kind: "read-only" } : { kind: "forward", to: this.servers.main };
+    const following = this.gateway.following;
+    if (following?.role === "backup") return { kind: "read-only" };
+    return this.servers.main ? { kind: "forward", to: this.servers.main } : { kind: "no-server" };
+  }
+
   /** Main back after the backup served: copy what changed there, then the core decides to take over. */
   private async catchUp(_epoch: number): Promise<void> {
     const backup = this.servers.backup;
@@ -236,6 +272,18 @@ export class PeerRuntime {
     };
   }
 
+  /** The show file's head and the backup's copy, for the status chip and the Machines panel. */
+  showFileStatus(): { head: number; backup: BackupSync } | null {
+    if (!this.stores) return null;
+    const head = this.stores.showFile.head();
+    if (this.replicationSource) return { head, backup: this.replicationSource.status() };
+    if (this.replicationSink) {
+      const progress = this.replicationSink.progress;
+      return { head, backup: { state: progress === null ? "in-sync" : "syncing", behindBy: 0, progress } };
+    }
+    return { head, backup: { state: "none", behindBy: 0, progress: null } };
+  }
+
   /** Someone allowed switching back to the main (manual failback). */
   switchBack(): void {
     this.runner?.feed({ type: "switchBack" });
@@ -246,6 +294,8 @@ export class PeerRuntime {
     if (this.knockTimer) clearInterval(this.knockTimer);
     this.runner?.stop();
     this.replication?.stop();
+    this.replicationSink?.stop();
+    this.files.close();
     this.gateway.stop();
     this.hub?.closeAll();
     this.heartbeats?.close();

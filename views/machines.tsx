@@ -77,6 +77,19 @@ export function PeerList(props: { status: MachineStatus }) {
           </tbody>
         </table>
       )}
+      {props.status.showFile ? (
+        <p data-testid="show-file-status">
+          Show file at revision {props.status.showFile.head}; backup copy:{" "}
+          {{
+            none: "no backup",
+            disconnected: `not connected (${props.status.showFile.backup.behindBy} behind)`,
+            syncing: `syncing ${Math.round((props.status.showFile.backup.progress ?? 0) * 100)} %`,
+            "in-sync": "in sync",
+            behind: `behind by ${props.status.showFile.backup.behindBy}`,
+          }[props.status.showFile.backup.state]}
+          .
+        </p>
+      ) : null}
       {failover ? (
         <p>
           Epoch {failover.epoch}; Data Hub {failover.hubConnected ? `linked to ${failover.activeServer === "self" ? "this machine" : `the ${failover.activeServer} server`}` : "not linked"}

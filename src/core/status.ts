@@ -22,6 +22,13 @@ export const machineStatusSchema = z.object({
   main: z.string().nullable(),
   backup: z.string().nullable(),
   peerListen: z.string().nullable(),
+  /** Servers: the show file's head revision and how far the backup's copy is (syncing N %, in sync, behind by N). */
+  showFile: z
+    .object({
+      head: z.number(),
+      backup: z.object({ state: z.enum(["none", "disconnected", "syncing", "in-sync", "behind"]), behindBy: z.number(), progress: z.number().nullable() }),
+    })
+    .nullable(),
   /** Null while stand-alone. */
   failover: z
     .object({

@@ -2,7 +2,8 @@
  * The peer port other machines (and this machine's local apps) reach. Plain
  * HTTP `GET /identity` says who this machine is (the facts DNS-SD advertises),
  * so a typed address can be checked before pairing; every WebSocket path
- * (`/hub`, `/replicate`, `/app`) is authenticated by the peer handshake first.
+ * (`/hub`, `/replicate`, `/app`, `/files`, `/replicate-log`, `/assets`) is
+ * authenticated by the peer handshake first.
  */
 import type { AppError } from "../core/errors.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
@@ -10,7 +11,7 @@ import { listenError } from "./listen-error.ts";
 import { newServerSocketData, secureServerHandlers, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 
 export type PeerIdentity = { id: string; name: string; role: string; version: string; networkKeyFingerprint: string | null };
-export const PEER_PATHS = ["/hub", "/replicate", "/app"] as const;
+export const PEER_PATHS = ["/hub", "/replicate", "/app", "/files", "/replicate-log", "/assets"] as const;
 export type PeerPath = (typeof PEER_PATHS)[number];
 
 export type PeerEndpointOptions = {

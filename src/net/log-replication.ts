@@ -1,0 +1,248 @@
+/**
+ * Show-file and asset replication, main → backup, on `/replicate-log`. The
+ * backup says where its log stands; the main answers with a plan (in sync,
+ * entries from N, or a snapshot with progress), streams what is missing and
+ * then every new entry as it is written. The backup applies each entry in a
+ * transaction and acknowledges its seq; a push is acknowledged to its client
+ * once the backup acknowledged it, or after --sync-timeout-ms as "behind".
+ * Asset chunks named by a manifest are fetched by hash before it is applied.
+ */
+import { z } from "zod";
+import type { HostPort } from "../core/config.ts";
+import type { Logger } from "../log.ts";
+import { planCatchUp, type CatchUp } from "../store/replication-plan.ts";
+import { replicationEntrySchema, type ReplicationEntry } from "../store/replication-entries.ts";
+import type { LogPosition } from "../store/replication-log.ts";
+import type { Stores } from "../store/stores.ts";
+import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
+import { decodeWireJson, encodeWireJson } from "./wire-json.ts";
+
+const positionSchema = z.object({
+  logId: z.string(),
+  firstSeq: z.int().nonnegative(),
+  lastSeq: z.int().nonnegative(),
+  snapshot: z.object({ logId: z.string(), throughSeq: z.int(), cursor: z.int(), totalItems: z.int(), fraction: z.number() }).nullable(),
+});
+const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "must be bytes");
+const toMainSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("hello"), position: positionSchema }),
+  z.object({ type: z.literal("applied"), seq: z.int().nonnegative() }),
+  z.object({ type: z.literal("snapshot-page"), logId: z.string(), throughSeq: z.int(), after: z.int().nonnegative() }),
+  z.object({ type: z.literal("chunks"), hashes: z.array(z.string()).max(64) }),
+]);
+const toBackupSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("plan"), plan: z.object({ action: z.string() }).passthrough(), lastSeq: z.int().nonnegative() }),
+  z.object({ type: z.literal("entries"), entries: z.array(z.unknown()) }),
+  z.object({ type: z.literal("snapshot-start"), start: z.object({ logId: z.string(), throughSeq: z.int(), totalItems: z.int() }) }),
+  z.object({ type: z.literal("snapshot-page"), page: z.object({ logId: z.string(), throughSeq: z.int(), entries: z.array(z.unknown()), cursor: z.int(), done: z.boolean(), fraction: z.number() }) }),
+  z.object({ type: z.literal("chunks"), chunks: z.array(z.object({ hash: z.string(), data: bytes })) }),
+]);
+
+export type BackupSync = { state: "none" | "disconnected" | "syncing" | "in-sync" | "behind"; behindBy: number; progress: number | null };
+
+/** The main's side: one backup follower at a time. */
+export class LogReplicationSource {
+  private follower: { connection: SecureConnection; sentThrough: number; live: boolean } | null = null;
+  private acked = 0;
+  private snapshotProgress: number | null = null;
+  private readonly waiters = new Set<{ seq: number; resolve: () => void }>();
+
+  constructor(
+    private readonly stores: Stores,
+    private readonly hasBackup: () => boolean,
+    private readonly log: Logger,
+  ) {}
+
+  accept(connection: SecureConnection): ConnectionEvents {
+    this.follower?.connection.close(1001, "Another backup connection replaced this one.");
+    const me = { connection, sentThrough: 0, live: false };
+    this.follower = me;
+    const send = (frame: unknown) => connection.send(encodeWireJson(frame));
+    return {
+      message: (payload) => {
+        const parsed = toMainSchema.safeParse(decodeWireJson(payload));
+        if (!parsed.success) return connection.close(4002, "Not a replication frame.");
+        const frame = parsed.data;
+        try {
+          if (frame.type === "hello") {
+            const plan: CatchUp = planCatchUp(this.stores.log.position(), frame.position as LogPosition);
+            send({ type: "plan", plan, lastSeq: this.stores.log.position().lastSeq });
+            this.log.info("backup replication", { plan: plan.action, ...("behind" in plan ? { behind: plan.behind } : {}) });
+            if (plan.action === "log" || plan.action === "in-sync") {
+              me.sentThrough = plan.action === "log" ? plan.fromSeq : frame.position.lastSeq;
+              this.acked = Math.max(this.acked, frame.position.lastSeq);
+              me.live = true;
+              this.snapshotProgress = null;
+              this.pump();
+            } else if (plan.action === "snapshot") {
+              const start = this.stores.log.snapshotStart();
+              this.snapshotProgress = 0;
+              send({ type: "snapshot-start", start });
+            }
+          } else if (frame.type === "snapshot-page") {
+            const page = this.stores.log.snapshotPage({ logId: frame.logId, throughSeq: frame.throughSeq, after: frame.after });
+            this.snapshotProgress = page.fraction;
+            send({ type: "snapshot-page", page });
+          } else if (frame.type === "chunks") {
+            send({ type: "chunks", chunks: frame.hashes.map((hash) => ({ hash, data: this.stores.assets.chunk(hash) })) });
+          } else if (frame.type === "applied") {
+            this.acked = Math.max(this.acked, frame.seq);
+            for (const waiter of [...this.waiters]) if (waiter.seq <= this.acked) waiter.resolve();
+          }
+        } catch (error) {
+          this.log.warn("replication request failed", { message: (error as Error).message });
+          connection.close(4002, (error as Error).message.slice(0, 120));
+        }
+      },
+      close: () => {
+        if (this.follower === me) this.follower = null;
+      },
+    };
+  }
+
+  /** Sends what the live follower has not had yet; called after every committed write. */
+  pump(): void {
+    const f = this.follower;
+    if (!f || !f.live) return;
+    for (;;) {
+      const entries = this.stores.log.entriesSince(f.sentThrough);
+      if (entries.length === 0) return;
+      f.connection.send(encodeWireJson({ type: "entries", entries }));
+      f.sentThrough = entries[entries.length - 1]!.seq;
+    }
+  }
+
+  /** How the client's push is acknowledged: once the backup applied `seq`, or "behind" after `timeoutMs`. */
+  async waitApplied(seq: number, timeoutMs: number): Promise<"backup" | "behind" | "none"> {
+    if (!this.hasBackup()) return "none";
+    this.pump();
+    if (this.acked >= seq) return "backup";
+    if (!this.follower?.live) return "behind";
+    return await new Promise((resolve) => {
+      const waiter = { seq, resolve: () => finish("backup") };
+      const timer = setTimeout(() => finish("behind"), timeoutMs);
+      const finish = (how: "backup" | "behind") => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+        resolve(how);
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  status(): BackupSync {
+    if (!this.hasBackup()) return { state: "none", behindBy: 0, progress: null };
+    if (!this.follower) return { state: "disconnected", behindBy: this.stores.log.position().lastSeq - this.acked, progress: null };
+    if (this.snapshotProgress !== null) return { state: "syncing", behindBy: 0, progress: this.snapshotProgress };
+    const behindBy = Math.max(0, this.stores.log.position().lastSeq - this.acked);
+    return { state: behindBy === 0 ? "in-sync" : "behind", behindBy, progress: null };
+  }
+}
+
+/** The backup's side: keeps one connection to the main and applies what it sends. */
+export class LogReplicationSink {
+  private connection: SecureConnection | null = null;
+  private connecting = false;
+  private stopped = false;
+  private readonly timer: ReturnType<typeof setInterval>;
+  private queue: Promise<void> = Promise.resolve();
+  private chunkWaiter: ((chunks: { hash: string; data: Uint8Array }[]) => void) | null = null;
+  progress: number | null = null;
+
+  constructor(
+    private readonly main: HostPort,
+    private readonly secure: SecureSocketOptions,
+    private readonly stores: Stores,
+    retryMs: number,
+    private readonly log: Logger,
+    /** False while this backup serves: it then takes nothing from the main. */
+    private readonly shouldFollow: () => boolean,
+  ) {
+    this.timer = setInterval(() => this.ensureConnected(), retryMs);
+    this.ensureConnected();
+  }
+
+  private ensureConnected(): void {
+    if (this.stopped || this.connection || this.connecting || !this.shouldFollow()) return;
+    this.connecting = true;
+    connectSecure(`${this.main.host}:${this.main.port}`, "/replicate-log", this.secure, (connection) => ({
+      message: (payload) => {
+        const parsed = toBackupSchema.safeParse(decodeWireJson(payload));
+        if (!parsed.success) return connection.close(4002, "Not a replication frame.");
+        // Chunks answer a request made while an entry waits in the queue: they must not queue behind it.
+        if (parsed.data.type === "chunks") return this.chunkWaiter?.(parsed.data.chunks);
+        const frame = parsed.data;
+        this.queue = this.queue.then(() => this.onFrame(connection, frame)).catch((error) => {
+          this.log.warn("replication apply failed", { message: (error as Error).message });
+          connection.close(4002, "apply failed");
+        });
+      },
+      close: () => {
+        if (this.connection === connection) this.connection = null;
+      },
+    })).then(
+      (connection) => {
+        this.connecting = false;
+        this.connection = connection;
+        connection.send(encodeWireJson({ type: "hello", position: this.stores.log.position() }));
+      },
+      () => {
+        this.connecting = false;
+      },
+    );
+  }
+
+  private async onFrame(connection: SecureConnection, frame: Exclude<z.infer<typeof toBackupSchema>, { type: "chunks" }>): Promise<void> {
+    const send = (f: unknown) => connection.send(encodeWireJson(f));
+    if (frame.type === "plan") {
+      if (frame.plan.action === "resume-snapshot") {
+        const snap = this.stores.log.snapshotProgress()!;
+        send({ type: "snapshot-page", logId: snap.logId, throughSeq: snap.throughSeq, after: Number((frame.plan as Record<string, unknown>).after) });
+      } else if (frame.plan.action === "ahead") {
+        this.log.error("backup is ahead of the main", { reason: String((frame.plan as { reason?: string }).reason) });
+      }
+      return;
+    }
+    if (frame.type === "snapshot-start") {
+      this.stores.log.beginSnapshot(frame.start);
+      this.progress = 0;
+      send({ type: "snapshot-page", logId: frame.start.logId, throughSeq: frame.start.throughSeq, after: 0 });
+      return;
+    }
+    if (frame.type === "snapshot-page") {
+      const entries = frame.page.entries.map((e) => replicationEntrySchema.parse(e));
+      await this.fetchChunks(connection, entries);
+      this.stores.log.applySnapshotPage({ ...frame.page, entries });
+      this.progress = frame.page.fraction;
+      if (frame.page.done) {
+        this.progress = null;
+        send({ type: "hello", position: this.stores.log.position() });
+      } else send({ type: "snapshot-page", logId: frame.page.logId, throughSeq: frame.page.throughSeq, after: frame.page.cursor });
+      return;
+    }
+    for (const raw of frame.entries) {
+      const entry = replicationEntrySchema.parse(raw);
+      await this.fetchChunks(connection, [entry]);
+      this.stores.log.applyEntry(entry);
+      send({ type: "applied", seq: entry.seq });
+    }
+  }
+
+  /** Chunks are content-addressed: only those this backup lacks are fetched, a few at a time. */
+  private async fetchChunks(connection: SecureConnection, entries: ReplicationEntry[]): Promise<void> {
+    const missing = this.stores.log.missingChunksFor(entries);
+    for (let i = 0; i < missing.length; i += 8) {
+      const hashes = missing.slice(i, i + 8);
+      const got = new Promise<{ hash: string; data: Uint8Array }[]>((resolve) => (this.chunkWaiter = resolve));
+      connection.send(encodeWireJson({ type: "chunks", hashes }));
+      for (const chunk of await got) this.stores.assets.putChunkByHash(chunk.hash, chunk.data);
+    }
+    this.chunkWaiter = null;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.connection?.close(1000, "stopping");
+  }
+}
