@@ -1,9 +1,10 @@
 /**
  * `bun run bench [NAME]`: benchmarks that print tables (never timed
- * assertions in tests). NAME: failover | crypto (default: all).
+ * assertions in tests). NAME: failover | store | crypto (default: all).
  */
 const benches: Record<string, string> = {
   failover: `${import.meta.dir}/failover.ts`,
+  store: `${import.meta.dir}/store.ts`,
   crypto: `${import.meta.dir}/crypto.ts`,
 };
 const names = process.argv.slice(2);

@@ -1,0 +1,80 @@
+/**
+ * Store benchmark: a main and its backup (real executables on loopback).
+ * Replication lag: 100 pushes/s of a 10 KB file for PUSHES pushes; each push
+ * is acknowledged only after the backup applied it, so the push round trip
+ * is an upper bound on the lag. Printed as p50/p99 with the "behind" count.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import nacl from "tweetnacl";
+import { parseNetworkKey } from "../../src/core/keys.ts";
+import { RpcClient } from "../../src/net/rpc.ts";
+import { connectSecure } from "../../src/net/secure-socket.ts";
+import { pushResult } from "../../src/net/show-file-protocol.ts";
+import { executable } from "../support/executable.ts";
+import { devLicenseText } from "../support/licenses.ts";
+import { freePeerPort } from "../support/cluster.ts";
+
+const PUSHES = Number(process.env.PUSHES ?? 1000);
+const bin = await executable();
+const dir = mkdtempSync(join(tmpdir(), "understudy-bench-store-"));
+const keyFile = join(dir, "net.key");
+const licFile = join(dir, "lic.json");
+Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
+writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
+const networkKey = parseNetworkKey(await Bun.file(keyFile).text(), keyFile);
+
+const [pm, pb] = [await freePeerPort(), await freePeerPort()];
+const common = ["--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", "127.0.0.1:0"];
+const procs = [
+  Bun.spawn([bin, "run", "--role", "main", "--data", mkdtempSync(join(dir, "m-")), "--peer-listen", `127.0.0.1:${pm}`, "--backup", `127.0.0.1:${pb}`, ...common], { stdout: "ignore", stderr: "ignore" }),
+  Bun.spawn([bin, "run", "--role", "backup", "--data", mkdtempSync(join(dir, "b-")), "--peer-listen", `127.0.0.1:${pb}`, "--main", `127.0.0.1:${pm}`, ...common], { stdout: "ignore", stderr: "ignore" }),
+];
+try {
+  const client = new RpcClient();
+  for (let i = 0; ; i++) {
+    try {
+      client.attach(await connectSecure(`127.0.0.1:${pm}`, "/files", { networkKey, machine: nacl.sign.keyPair() }, () => client.events()));
+      break;
+    } catch (error) {
+      if (i > 100) throw error;
+      await Bun.sleep(50);
+    }
+  }
+  // Wait until the backup follows: a first push acknowledged by it.
+  for (let base = 0, i = 0; ; i++) {
+    const r = await client.call("push", { base, author: "bench", message: "warm-up", changes: [{ path: `warm/${i}`, content: Buffer.from("x").toString("base64") }] }, pushResult);
+    base = r.rev;
+    if (r.replicated === "backup") break;
+    await Bun.sleep(100);
+  }
+  const payload = Buffer.from(nacl.randomBytes(10 * 1024)).toString("base64");
+  const latencies: number[] = [];
+  let behind = 0;
+  const started = performance.now();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < PUSHES; i++) {
+    const due = started + i * 10;
+    const wait = due - performance.now();
+    if (wait > 0) await Bun.sleep(wait);
+    const t0 = performance.now();
+    inflight.push(
+      client.call("push", { base: 0, author: "bench", message: `push ${i}`, changes: [{ path: `lag/${i}.bin`, content: payload }] }, pushResult).then((r) => {
+        latencies.push(performance.now() - t0);
+        if (r.replicated !== "backup") behind++;
+      }),
+    );
+  }
+  await Promise.all(inflight);
+  const sorted = latencies.sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
+  const rate = PUSHES / ((performance.now() - started) / 1000);
+  console.log("| measure | pushes | rate /s | p50 ms | p99 ms | max ms | acknowledged as behind |");
+  console.log("|---|---|---|---|---|---|---|");
+  console.log(`| push acknowledged after the backup applied it (10 KB) | ${PUSHES} | ${rate.toFixed(0)} | ${at(0.5).toFixed(1)} | ${at(0.99).toFixed(1)} | ${sorted[sorted.length - 1]!.toFixed(1)} | ${behind} |`);
+  client.close();
+} finally {
+  for (const p of procs) p.kill("SIGKILL");
+  await Promise.all(procs.map((p) => p.exited));
+}
