@@ -1,6 +1,7 @@
 /** Entry: parse the command line, run the subcommand, turn errors into one line and an exit code. */
 import { AppError } from "./core/errors.ts";
 import { UsageError } from "./cli/args.ts";
+import { assetCommand } from "./cli/asset-commands.ts";
 import { fileCommand } from "./cli/file-commands.ts";
 import { hubCommand } from "./cli/hub-commands.ts";
 import { keysCommand } from "./cli/keys.ts";
@@ -23,6 +24,9 @@ Usage: understudy [command] [flags]
   pull DIR                      bring a folder of show files up to the server's revision
   push DIR [-m MESSAGE]         send the folder's changes as a new revision
   log [--limit N]               list the show file's revisions
+  asset put FILE [--name N]     upload a large media file to the Asset Hub (prints its id)
+  asset get ID OUT              download an asset into OUT (--range START-END for part)
+  asset ls                      list the Asset Hub's assets
   version                       print version and commit
 
 Every command takes --help.
@@ -46,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
     case "push":
     case "log":
       return fileCommand(command, rest);
+    case "asset":
+      return assetCommand(rest);
     case "keys":
       return keysCommand(rest);
     case "license":

@@ -26,6 +26,7 @@ import { EpochFile } from "./store/epoch-file.ts";
 import { HubStateStore } from "./store/hub-state-store.ts";
 import { createStores, type Stores } from "./store/stores.ts";
 import { FilesService, type FilesMode } from "./net/files-service.ts";
+import { AssetService, type AssetMode } from "./net/asset-service.ts";
 import { LogReplicationSink, LogReplicationSource, type BackupSync } from "./net/log-replication.ts";
 import type { MachineIdentity } from "./store/machine-identity.ts";
 
@@ -62,6 +63,7 @@ export class PeerRuntime {
   private readonly db: Database | null = null;
   private readonly stores: Stores | null = null;
   private readonly files: FilesService;
+  private readonly assetService: AssetService;
   private replicationSource: LogReplicationSource | null = null;
   private replicationSink: LogReplicationSink | null = null;
   private heartbeats: HeartbeatSocket | null = null;
@@ -96,6 +98,13 @@ export class PeerRuntime {
       onLinkBroken: (role) => this.runner?.linkBroken(role),
       localHub: () => this.hub,
     });
+    this.assetService = new AssetService({
+      mode: () => this.assetMode().mode,
+      assets: this.stores?.assets ?? null,
+      forwardTo: () => this.assetMode().to,
+      secure: this.secure,
+      afterCommit: (seq) => this.replicationSource?.waitApplied(seq, config.syncTimeoutMs) ?? Promise.resolve("none"),
+    });
     this.endpoint = PeerEndpoint.listen({
       at: parseHostPort(config.peerListen)!,
       identity: options.identityView,
@@ -105,6 +114,7 @@ export class PeerRuntime {
         if (path === "/hub" && this.hub) return this.hub.acceptHub(connection);
         if (path === "/replicate" && this.hub) return this.hub.acceptReplication(connection);
         if (path === "/files") return this.files.accept(connection);
+        if (path === "/assets") return this.assetService.accept(connection);
         if (path === "/replicate-log" && this.replicationSource) return this.replicationSource.accept(connection);
         return null;
       },
@@ -246,6 +256,21 @@ export class PeerRuntime {
     const following = this.gateway.following;
     if (following?.role === "backup") return { kind: "read-only" };
     return this.servers.main ? { kind: "forward", to: this.servers.main } : { kind: "no-server" };
+  }
+
+  /**
+   * Assets: the active main serves; while the backup serves, its copy answers
+   * reads and refuses uploads; clients and an idle backup forward to whichever
+   * server is active.
+   */
+  private assetMode(): { mode: AssetMode; to: string | null } {
+    const role = this.options.config.role;
+    const writable = this.hub?.core.writable ?? false;
+    const address = (at: HostPort | null) => (at ? `${at.host}:${at.port}` : null);
+    if (role === "main" || role === "server") return { mode: writable ? "serve" : "read-only", to: null };
+    if (role === "backup") return writable ? { mode: "read-only", to: null } : { mode: "forward", to: address(this.servers.main) };
+    const following = this.gateway.following;
+    return { mode: "forward", to: address(following?.role === "backup" ? this.servers.backup : this.servers.main) };
   }
 
   /** Main back after the backup served: copy what changed there, then the core decides to take over. */

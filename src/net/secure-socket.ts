@@ -25,6 +25,8 @@ export interface SecureConnection {
   send(payload: Uint8Array): boolean;
   /** Sends bytes already sealed (a broadcast frame). */
   sendSealed(frame: Uint8Array): boolean;
+  /** Seals `payload` (an asset chunk, up to 1 MiB plus a small header) on the AES-GCM bulk lane and sends it. False when the connection is gone. */
+  sendBulk(payload: Uint8Array): boolean;
   close(code?: number, reason?: string): void;
   readonly open: boolean;
 }
@@ -34,6 +36,8 @@ export type ConnectionEvents = {
   message(payload: Uint8Array): void;
   /** A broadcast frame, still sealed (the hub's epoch key opens it). */
   broadcast?(frame: Uint8Array): void;
+  /** A bulk-lane frame, opened. Without this handler a bulk frame closes the connection as malformed. */
+  bulk?(payload: Uint8Array): void;
   close(reason: string): void;
 };
 
@@ -69,6 +73,10 @@ class ServerConnection implements SecureConnection {
   sendSealed(frame: Uint8Array): boolean {
     if (!this.open) return false;
     return this.ws.sendBinary(frame) >= 0;
+  }
+  sendBulk(payload: Uint8Array): boolean {
+    if (!this.open) return false;
+    return this.ws.sendBinary(this.channel.bulk.seal(payload)) >= 0;
   }
   /** Bun's native topic publish: one publish reaches every socket subscribed, without N copies in JS. */
   subscribe(topic: string): void {
@@ -139,21 +147,27 @@ export function newServerSocketData(options: SecureSocketOptions, address: strin
   };
 }
 
-/** Routes one frame by its kind byte: broadcasts go on sealed, channel frames are opened; anything else closes the connection. */
+/**
+ * Routes one frame by its kind byte: broadcasts go on sealed, bulk frames are opened on the
+ * bulk lane (when the events take them), channel frames are opened; anything else closes the connection.
+ */
 function deliver(bytes: Uint8Array, connection: { peer: AuthenticatedPeer; channel: SecureChannel }, events: ConnectionEvents, fail: (e: AppError) => void): void {
   let payload: Uint8Array;
+  let bulk = false;
   try {
     const kind = frameKind(bytes, connection.peer.address);
     if (kind === FrameKind.broadcast && events.broadcast) {
       events.broadcast(bytes);
       return;
     }
-    payload = connection.channel.open(bytes);
+    bulk = kind === FrameKind.bulk && events.bulk !== undefined;
+    payload = bulk ? connection.channel.bulk.open(bytes) : connection.channel.open(bytes);
   } catch (error) {
     fail(error as AppError);
     return;
   }
-  events.message(payload);
+  if (bulk) events.bulk!(payload);
+  else events.message(payload);
 }
 
 class ClientConnection implements SecureConnection {
@@ -175,6 +189,11 @@ class ClientConnection implements SecureConnection {
   sendSealed(frame: Uint8Array): boolean {
     if (!this.open) return false;
     this.ws.send(frame);
+    return true;
+  }
+  sendBulk(payload: Uint8Array): boolean {
+    if (!this.open) return false;
+    this.ws.send(this.channel.bulk.seal(payload));
     return true;
   }
   close(code = CLOSE_GOING_AWAY, reason = "closing"): void {

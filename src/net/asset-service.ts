@@ -1,0 +1,277 @@
+/**
+ * The Asset Hub on the peer port (`/assets`). Every machine answers it, so the
+ * command line always talks to its own node:
+ *
+ * - "serve" (the active main): uploads and reads from this machine's AssetStore;
+ * - "read-only" (the backup while it serves): reads from its copy, uploads refused
+ *   with READ_ONLY;
+ * - "forward" (a client, an idle backup): every call and chunk is relayed to the
+ *   main at `forwardTo()`, over one upstream connection per downstream connection.
+ *
+ * Chunks travel on the bulk lane (framing in asset-protocol.ts), never in JSON.
+ */
+import { AppError } from "../core/errors.ts";
+import { ASSET_CHUNK_BYTES, type AssetStore } from "../store/asset-store.ts";
+import {
+  abortParams,
+  AssetClient,
+  ASSET_PATH,
+  ASSET_READ_ONLY_MESSAGE,
+  beginParams,
+  BulkInbox,
+  BulkOp,
+  chunkParams,
+  commitParams,
+  encodeBulk,
+  listParams,
+  parseParams,
+  readParams,
+  statParams,
+  toRuns,
+  type AssetInfoWire,
+  type BeginResult,
+  type CommitResult,
+} from "./asset-protocol.ts";
+import { rpcServer, type RpcHandler } from "./rpc.ts";
+import { CLOSE_BAD_FRAME, connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
+
+export type AssetMode = "serve" | "read-only" | "forward";
+export type Replicated = CommitResult["replicated"];
+
+export type AssetServiceOptions = {
+  /** Asked on every call, so a failover changes what the next call does. */
+  mode: () => AssetMode;
+  /** This machine's cache; null on machines that keep none (clients). */
+  assets: AssetStore | null;
+  /** "host:port" of the main's peer port, for "forward"; null while none is known. */
+  forwardTo: () => string | null;
+  /** How this machine authenticates to the main when forwarding. */
+  secure: SecureSocketOptions;
+  /** Called after a commit with its log seq; says whether the backup has it (default "none"). */
+  afterCommit?: (seq: number) => Promise<Replicated>;
+};
+
+/** An upload while the backup serves: the main owns the cache, and it is down. */
+export class UploadsReadOnly extends AppError {
+  constructor() {
+    super("READ_ONLY", ASSET_READ_ONLY_MESSAGE, { status: 409 });
+    this.name = "UploadsReadOnly";
+  }
+}
+
+export class NoAssetCache extends AppError {
+  constructor() {
+    super("NO_ASSET_CACHE", "This machine holds no Asset Hub cache; ask the main server (or your own node, which forwards to it).", { status: 404 });
+    this.name = "NoAssetCache";
+  }
+}
+
+export class NoMainKnown extends AppError {
+  constructor() {
+    super("NO_SERVER", "No main server is known yet, so asset calls can't be forwarded: check the main server's address on the setup page.", { status: 503 });
+    this.name = "NoMainKnown";
+  }
+}
+
+/** The bytes a chunk call names by tag were not on the connection before it: the uploader broke the framing. */
+class ChunkBytesMissing extends AppError {
+  constructor(tag: unknown) {
+    super("INVALID_CHUNK", `The bytes of the chunk tagged ${String(tag)} did not arrive before its call. The chunk was not stored.`, { status: 400 });
+    this.name = "ChunkBytesMissing";
+  }
+}
+
+const info = ({ chunks: _, ...asset }: { chunks: unknown } & AssetInfoWire): AssetInfoWire => asset;
+
+export class AssetService {
+  constructor(private readonly options: AssetServiceOptions) {}
+
+  /** Handlers for one authenticated connection on `/assets`. */
+  accept(connection: SecureConnection): ConnectionEvents {
+    const inbox = new BulkInbox(BulkOp.chunk);
+    const upstream = new Upstream(this.options);
+    const handlers: Record<string, RpcHandler> = {
+      "asset.begin": (params) => {
+        const p = parseParams(beginParams, params, "asset.begin");
+        return this.route(
+          upstream,
+          true,
+          (main) => main.begin(p),
+          (assets) => this.begin(assets, p.name, p.size, p.resumeId),
+        );
+      },
+      "asset.chunk": (params) => {
+        // Take the bytes first, whatever else is wrong with the call, so the inbox never keeps them.
+        const bytes = inbox.take((params as { tag?: unknown } | null)?.tag);
+        const p = parseParams(chunkParams, params, "asset.chunk");
+        if (!bytes) throw new ChunkBytesMissing(p.tag);
+        return this.route(
+          upstream,
+          true,
+          (main) => main.sendChunk(p.id, p.idx, bytes),
+          (assets) => ({ stored: assets.putChunk(p.id, p.idx, bytes).stored }),
+        );
+      },
+      "asset.commit": (params) => {
+        const p = parseParams(commitParams, params, "asset.commit");
+        return this.route(
+          upstream,
+          true,
+          (main) => main.commit(p.id, p.sha256),
+          async (assets): Promise<CommitResult> => {
+            const { asset, seq } = await assets.commit(p.id, p.sha256);
+            return { asset, replicated: this.options.afterCommit ? await this.options.afterCommit(seq) : "none" };
+          },
+        );
+      },
+      "asset.abort": (params) => {
+        const p = parseParams(abortParams, params, "asset.abort");
+        return this.route(
+          upstream,
+          true,
+          (main) => main.abort(p.id),
+          (assets) => assets.abortUpload(p.id),
+        );
+      },
+      "asset.list": (params) => {
+        parseParams(listParams, params, "asset.list");
+        return this.route(
+          upstream,
+          false,
+          (main) => main.list(),
+          (assets) => assets.list(),
+        );
+      },
+      "asset.stat": (params) => {
+        const p = parseParams(statParams, params, "asset.stat");
+        return this.route(
+          upstream,
+          false,
+          (main) => main.stat(p.id),
+          (assets) => info(assets.manifest(p.id)),
+        );
+      },
+      "asset.read": async (params) => {
+        const p = parseParams(readParams, params, "asset.read");
+        const bytes = await this.route(
+          upstream,
+          false,
+          (main) => main.read(p.id, p.start, p.end),
+          (assets) => joinPieces([...assets.read(p.id, { start: p.start, end: p.end })], p.end - p.start),
+        );
+        // The bytes go first: the answer that follows tells the reader they are there.
+        connection.sendBulk(encodeBulk(BulkOp.data, p.tag, bytes));
+        return { length: bytes.length };
+      },
+    };
+    const rpc = rpcServer(connection, handlers, () => upstream.close());
+    return {
+      message: rpc.message,
+      bulk: (payload) => {
+        const problem = inbox.put(payload);
+        if (problem) connection.close(CLOSE_BAD_FRAME, problem);
+      },
+      close: rpc.close,
+    };
+  }
+
+  /** Serves a call here or at the main, by the mode right now; `write` calls are refused while the backup serves. */
+  private async route<T>(upstream: Upstream, write: boolean, forward: (main: AssetClient) => Promise<T>, serve: (assets: AssetStore) => T | Promise<T>): Promise<T> {
+    const mode = this.options.mode();
+    if (mode === "forward") return upstream.call(forward);
+    if (write && mode === "read-only") throw new UploadsReadOnly();
+    if (!this.options.assets) throw new NoAssetCache();
+    return serve(this.options.assets);
+  }
+
+  /** A new upload, or the one `resumeId` names if it is still open (or already committed) with this name and size. */
+  private begin(assets: AssetStore, name: string, size: number, resumeId: string | undefined): BeginResult {
+    if (resumeId !== undefined) {
+      const resumed = resumable(assets, resumeId, name, size);
+      if (resumed) return resumed;
+    }
+    const handle = assets.beginUpload(name, size);
+    return { id: handle.id, chunkCount: handle.chunkCount, chunkSize: handle.chunkSize, missing: handle.chunkCount > 0 ? [[0, handle.chunkCount]] : [], resumed: false };
+  }
+}
+
+function resumable(assets: AssetStore, id: string, name: string, size: number): BeginResult | null {
+  const open = lookup(() => assets.upload(id), "UPLOAD_NOT_FOUND");
+  if (open) {
+    if (open.name !== name || open.size !== size) return null;
+    return { id, chunkCount: open.chunkCount, chunkSize: open.chunkSize, missing: toRuns(assets.missingChunks(id)), resumed: true };
+  }
+  // Committed already (the uploader was cut off before it heard so): committing again returns the asset.
+  const committed = lookup(() => assets.manifest(id), "ASSET_NOT_FOUND");
+  if (committed && committed.name === name && committed.size === size) {
+    return { id, chunkCount: committed.chunkCount, chunkSize: ASSET_CHUNK_BYTES, missing: [], resumed: true };
+  }
+  return null;
+}
+
+/** `find()`, or undefined when it fails with `notFound`. */
+function lookup<T>(find: () => T, notFound: string): T | undefined {
+  try {
+    return find();
+  } catch (error) {
+    if (error instanceof AppError && error.code === notFound) return undefined;
+    throw error;
+  }
+}
+
+function joinPieces(pieces: Uint8Array[], length: number): Uint8Array {
+  if (pieces.length === 1) return pieces[0]!;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.length;
+  }
+  return out;
+}
+
+/** The forwarding side of one downstream connection: one connection to the main, opened on first use, replaced when the main moves. */
+class Upstream {
+  private current: { to: string; client: Promise<AssetClient> } | null = null;
+  private closed = false;
+
+  constructor(private readonly options: AssetServiceOptions) {}
+
+  async call<T>(work: (main: AssetClient) => Promise<T>): Promise<T> {
+    let main = await this.client();
+    if (!main.open) {
+      this.current = null; // the main closed it since the last call
+      main = await this.client();
+    }
+    try {
+      return await work(main);
+    } catch (error) {
+      if (!main.open) this.current = null; // the next call reconnects
+      throw error;
+    }
+  }
+
+  private client(): Promise<AssetClient> {
+    const to = this.options.forwardTo();
+    if (!to) return Promise.reject(new NoMainKnown());
+    if (this.closed) return Promise.reject(new AppError("CONNECTION_LOST", "The connection closed.", { status: 503 }));
+    if (this.current?.to !== to) {
+      const previous = this.current;
+      const client = new AssetClient();
+      const connecting = connectSecure(to, ASSET_PATH, this.options.secure, () => client.events()).then((c) => client.attach(c));
+      const current = { to, client: connecting };
+      this.current = current;
+      connecting.catch(() => {
+        if (this.current === current) this.current = null;
+      });
+      void previous?.client.then((c) => c.close(), () => {});
+    }
+    return this.current!.client;
+  }
+
+  close(): void {
+    this.closed = true;
+    void this.current?.client.then((c) => c.close(), () => {});
+    this.current = null;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * In-process `/assets` nodes for the Asset Hub tests: the real secure socket,
+ * rpc, bulk lane and AssetService over a temp-dir SQLite AssetStore (or no
+ * store, for a forwarding client node). Port 0 on loopback; `stop()` cleans up.
+ */
+import type { Database } from "bun:sqlite";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import nacl from "tweetnacl";
+import { formatNetworkKey } from "../../../src/core/keys.ts";
+import { AssetClient, ASSET_PATH } from "../../../src/net/asset-protocol.ts";
+import { AssetService, type AssetMode, type Replicated } from "../../../src/net/asset-service.ts";
+import { connectSecure, newServerSocketData, secureServerHandlers, type SecureConnection } from "../../../src/net/secure-socket.ts";
+import { databasePath, openDatabase } from "../../../src/store/database.ts";
+import { createStores, type Stores } from "../../../src/store/stores.ts";
+
+export type AssetNode = {
+  address: string;
+  mode: AssetMode;
+  db: Database | null;
+  stores: Stores | null;
+  /** Calls to the store's putChunk, by chunk index, in order. */
+  putChunks: number[];
+  /** Runs after each chunk is stored (e.g. to cut the connection mid-upload). */
+  afterChunk: (count: number) => void;
+  /** Closes every connection the node has accepted (the listener stays). */
+  dropConnections(): void;
+  stop(): void;
+};
+
+export function startAssetNode(
+  networkKey: Uint8Array,
+  options: { store?: boolean; mode?: AssetMode; forwardTo?: () => string | null; afterCommit?: (seq: number) => Promise<Replicated> } = {},
+): AssetNode {
+  const dir = options.store === false ? null : mkdtempSync(join(tmpdir(), "understudy-asset-node-"));
+  const db = dir ? openDatabase(databasePath(dir)) : null;
+  const stores = db ? createStores(db, () => 1_700_000_000_000) : null;
+  const secure = { networkKey, machine: nacl.sign.keyPair() };
+  const connections = new Set<SecureConnection>();
+  const node: AssetNode = {
+    address: "",
+    mode: options.mode ?? "serve",
+    db,
+    stores,
+    putChunks: [],
+    afterChunk: () => {},
+    dropConnections: () => {
+      for (const c of connections) c.close(1001, "dropped by the test");
+    },
+    stop: () => {
+      server.stop(true);
+      db?.close();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  if (stores) {
+    const put = stores.assets.putChunk.bind(stores.assets);
+    stores.assets.putChunk = (id, idx, bytes) => {
+      const result = put(id, idx, bytes);
+      node.putChunks.push(idx);
+      node.afterChunk(node.putChunks.length);
+      return result;
+    };
+  }
+  const service = new AssetService({
+    mode: () => node.mode,
+    assets: stores?.assets ?? null,
+    forwardTo: options.forwardTo ?? (() => null),
+    secure,
+    ...(options.afterCommit ? { afterCommit: options.afterCommit } : {}),
+  });
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(request, srv) {
+      return srv.upgrade(request, { data: newServerSocketData(secure, "client", ASSET_PATH) }) ? undefined : new Response("no", { status: 400 });
+    },
+    websocket: secureServerHandlers(
+      secure,
+      (connection) => {
+        connections.add(connection);
+        const events = service.accept(connection);
+        return {
+          ...events,
+          close: (reason) => {
+            connections.delete(connection);
+            events.close(reason);
+          },
+        };
+      },
+      () => {},
+    ),
+  });
+  node.address = `127.0.0.1:${server.port}`;
+  return node;
+}
+
+export async function connectAssets(address: string, networkKey: Uint8Array): Promise<AssetClient> {
+  const client = new AssetClient();
+  return client.attach(await connectSecure(address, ASSET_PATH, { networkKey, machine: nacl.sign.keyPair() }, () => client.events()));
+}
+
+/** A network key file for the command line's --key. */
+export function writeKeyFile(networkKey: Uint8Array): { keyFile: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "understudy-key-"));
+  const keyFile = join(dir, "network.key");
+  writeFileSync(keyFile, formatNetworkKey(networkKey));
+  return { keyFile, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
