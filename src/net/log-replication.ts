@@ -23,20 +23,28 @@ const positionSchema = z.object({
   lastSeq: z.int().nonnegative(),
   snapshot: z.object({ logId: z.string(), throughSeq: z.int(), cursor: z.int(), totalItems: z.int(), fraction: z.number() }).nullable(),
 });
-const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, "must be bytes");
 const toMainSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("hello"), position: positionSchema }),
   z.object({ type: z.literal("applied"), seq: z.int().nonnegative() }),
   z.object({ type: z.literal("snapshot-page"), logId: z.string(), throughSeq: z.int(), after: z.int().nonnegative() }),
-  z.object({ type: z.literal("chunks"), hashes: z.array(z.string()).max(64) }),
+  z.object({ type: z.literal("chunks"), hashes: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(64) }),
 ]);
 const toBackupSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("plan"), plan: z.object({ action: z.string() }).passthrough(), lastSeq: z.int().nonnegative() }),
   z.object({ type: z.literal("entries"), entries: z.array(z.unknown()) }),
   z.object({ type: z.literal("snapshot-start"), start: z.object({ logId: z.string(), throughSeq: z.int(), totalItems: z.int() }) }),
   z.object({ type: z.literal("snapshot-page"), page: z.object({ logId: z.string(), throughSeq: z.int(), entries: z.array(z.unknown()), cursor: z.int(), done: z.boolean(), fraction: z.number() }) }),
-  z.object({ type: z.literal("chunks"), chunks: z.array(z.object({ hash: z.string(), data: bytes })) }),
-]);
+  ]);
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Chunks asked for at once: enough to keep the lane busy, few enough to bound memory (1 MiB each). */
+const CHUNK_WINDOW = 16;
 
 export type BackupSync = { state: "none" | "disconnected" | "syncing" | "in-sync" | "behind"; behindBy: number; progress: number | null };
 
@@ -84,7 +92,8 @@ export class LogReplicationSource {
             this.snapshotProgress = page.fraction;
             send({ type: "snapshot-page", page });
           } else if (frame.type === "chunks") {
-            send({ type: "chunks", chunks: frame.hashes.map((hash) => ({ hash, data: this.stores.assets.chunk(hash) })) });
+            // Chunks go on the AES-GCM bulk lane, one frame each: the raw 32-byte hash, then the bytes.
+            for (const hash of frame.hashes) connection.sendBulk(concat(Buffer.from(hash, "hex"), this.stores.assets.chunk(hash)));
           } else if (frame.type === "applied") {
             this.acked = Math.max(this.acked, frame.seq);
             for (const waiter of [...this.waiters]) if (waiter.seq <= this.acked) waiter.resolve();
@@ -146,7 +155,8 @@ export class LogReplicationSink {
   private stopped = false;
   private readonly timer: ReturnType<typeof setInterval>;
   private queue: Promise<void> = Promise.resolve();
-  private chunkWaiter: ((chunks: { hash: string; data: Uint8Array }[]) => void) | null = null;
+  private chunkArrived: ((hash: string, data: Uint8Array) => void) | null = null;
+  private chunksLost: (() => void) | null = null;
   progress: number | null = null;
 
   constructor(
@@ -169,16 +179,21 @@ export class LogReplicationSink {
       message: (payload) => {
         const parsed = toBackupSchema.safeParse(decodeWireJson(payload));
         if (!parsed.success) return connection.close(4002, "Not a replication frame.");
-        // Chunks answer a request made while an entry waits in the queue: they must not queue behind it.
-        if (parsed.data.type === "chunks") return this.chunkWaiter?.(parsed.data.chunks);
         const frame = parsed.data;
         this.queue = this.queue.then(() => this.onFrame(connection, frame)).catch((error) => {
           this.log.warn("replication apply failed", { message: (error as Error).message });
           connection.close(4002, "apply failed");
         });
       },
+      // Chunks answer a request made while an entry waits in the queue: they arrive beside it, not behind it.
+      bulk: (payload) => {
+        if (payload.length < 32) return connection.close(4002, "A chunk frame without its hash.");
+        this.chunkArrived?.(Buffer.from(payload.subarray(0, 32)).toString("hex"), payload.subarray(32));
+      },
       close: () => {
         if (this.connection === connection) this.connection = null;
+        this.chunkArrived = null;
+        this.chunksLost?.();
       },
     })).then(
       (connection) => {
@@ -228,16 +243,24 @@ export class LogReplicationSink {
     }
   }
 
-  /** Chunks are content-addressed: only those this backup lacks are fetched, a few at a time. */
+  /** Chunks are content-addressed: only those this backup lacks are fetched, a window at a time. */
   private async fetchChunks(connection: SecureConnection, entries: ReplicationEntry[]): Promise<void> {
     const missing = this.stores.log.missingChunksFor(entries);
-    for (let i = 0; i < missing.length; i += 8) {
-      const hashes = missing.slice(i, i + 8);
-      const got = new Promise<{ hash: string; data: Uint8Array }[]>((resolve) => (this.chunkWaiter = resolve));
-      connection.send(encodeWireJson({ type: "chunks", hashes }));
-      for (const chunk of await got) this.stores.assets.putChunkByHash(chunk.hash, chunk.data);
+    for (let i = 0; i < missing.length; i += CHUNK_WINDOW) {
+      const hashes = missing.slice(i, i + CHUNK_WINDOW);
+      const waiting = new Set(hashes);
+      await new Promise<void>((resolve, reject) => {
+        this.chunksLost = () => reject(new Error("The main closed the connection during a chunk transfer."));
+        this.chunkArrived = (hash, data) => {
+          if (!waiting.delete(hash)) return;
+          this.stores.assets.putChunkByHash(hash, data);
+          if (waiting.size === 0) resolve();
+        };
+        connection.send(encodeWireJson({ type: "chunks", hashes }));
+      });
     }
-    this.chunkWaiter = null;
+    this.chunkArrived = null;
+    this.chunksLost = null;
   }
 
   stop(): void {

@@ -3,6 +3,9 @@
  * Replication lag: 100 pushes/s of a 10 KB file for PUSHES pushes; each push
  * is acknowledged only after the backup applied it, so the push round trip
  * is an upper bound on the lag. Printed as p50/p99 with the "behind" count.
+ * Asset: a file of ASSET_MB MiB (default 1024) uploaded with `asset put`
+ * through the main until the backup holds it too, beside a plain `cp` of the
+ * same file on the same disk in the same run (the physical reference).
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +20,16 @@ import { devLicenseText } from "../support/licenses.ts";
 import { freePeerPort } from "../support/cluster.ts";
 
 const PUSHES = Number(process.env.PUSHES ?? 1000);
+
+/** Seconds from `since` until the main says its backup's copy is in sync. */
+async function waitReplicated(since: number): Promise<number> {
+  for (let i = 0; i < 6000; i++) {
+    const status = (await (await fetch(`http://${mainUi()}/api/status`)).json()) as { showFile: { backup: { state: string } } | null };
+    if (status.showFile?.backup.state === "in-sync") return (performance.now() - since) / 1000;
+    await Bun.sleep(50);
+  }
+  throw new Error("the backup did not catch up within 5 minutes");
+}
 const bin = await executable();
 const dir = mkdtempSync(join(tmpdir(), "understudy-bench-store-"));
 const keyFile = join(dir, "net.key");
@@ -25,13 +38,20 @@ Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
 writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
 const networkKey = parseNetworkKey(await Bun.file(keyFile).text(), keyFile);
 
-const [pm, pb] = [await freePeerPort(), await freePeerPort()];
-const common = ["--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", "127.0.0.1:0"];
+const [pm, pb, um] = [await freePeerPort(), await freePeerPort(), await freePeerPort()];
+const mainUi = () => `127.0.0.1:${um}`;
+const common = ["--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json"];
 const procs = [
-  Bun.spawn([bin, "run", "--role", "main", "--data", mkdtempSync(join(dir, "m-")), "--peer-listen", `127.0.0.1:${pm}`, "--backup", `127.0.0.1:${pb}`, ...common], { stdout: "ignore", stderr: "ignore" }),
-  Bun.spawn([bin, "run", "--role", "backup", "--data", mkdtempSync(join(dir, "b-")), "--peer-listen", `127.0.0.1:${pb}`, "--main", `127.0.0.1:${pm}`, ...common], { stdout: "ignore", stderr: "ignore" }),
+  Bun.spawn([bin, "run", "--role", "main", "--data", mkdtempSync(join(dir, "m-")), "--ui-listen", mainUi(), "--peer-listen", `127.0.0.1:${pm}`, "--backup", `127.0.0.1:${pb}`, ...common], { stdout: "ignore", stderr: "ignore" }),
+  Bun.spawn([bin, "run", "--role", "backup", "--data", mkdtempSync(join(dir, "b-")), "--ui-listen", "127.0.0.1:0", "--peer-listen", `127.0.0.1:${pb}`, "--main", `127.0.0.1:${pm}`, ...common], { stdout: "ignore", stderr: "ignore" }),
 ];
 try {
+  for (let i = 0; ; i++) {
+    const status = await fetch(`http://${mainUi()}/api/status`).then((r) => r.json() as Promise<{ failover: { state: string } | null }>, () => null);
+    if (status?.failover?.state === "active") break;
+    if (i > 200) throw new Error("the main did not become active");
+    await Bun.sleep(50);
+  }
   const client = new RpcClient();
   for (let i = 0; ; i++) {
     try {
@@ -74,6 +94,37 @@ try {
   console.log("|---|---|---|---|---|---|---|");
   console.log(`| push acknowledged after the backup applied it (10 KB) | ${PUSHES} | ${rate.toFixed(0)} | ${at(0.5).toFixed(1)} | ${at(0.99).toFixed(1)} | ${sorted[sorted.length - 1]!.toFixed(1)} | ${behind} |`);
   client.close();
+
+  const assetMb = Number(process.env.ASSET_MB ?? 1024);
+  const file = join(dir, "asset.bin");
+  {
+    const chunk = nacl.randomBytes(1024 * 1024);
+    const writer = Bun.file(file).writer();
+    for (let i = 0; i < assetMb; i++) {
+      chunk[0] = i & 0xff;
+      chunk[1] = (i >> 8) & 0xff;
+      writer.write(chunk);
+    }
+    await writer.end();
+  }
+  const bytes = assetMb * 1024 * 1024;
+  Bun.spawnSync(["sync"]);
+  const c0 = performance.now();
+  Bun.spawnSync(["cp", file, join(dir, "copy.bin")]);
+  Bun.spawnSync(["sync"]);
+  const copyS = (performance.now() - c0) / 1000;
+  const u0 = performance.now();
+  const put = Bun.spawnSync([bin, "asset", "put", file, "--node", `127.0.0.1:${pm}`, "--key", keyFile], { stderr: "pipe" });
+  if (put.exitCode !== 0) throw new Error(`asset put failed: ${put.stderr.toString()}`);
+  const uploadS = (performance.now() - u0) / 1000;
+  const replicatedS = put.stderr.toString().includes("the backup has it") ? uploadS : await waitReplicated(u0);
+  const mbps = (s: number) => (bytes / 1e6 / s).toFixed(0);
+  console.log("");
+  console.log("| measure | MiB | seconds | MB/s |");
+  console.log("|---|---|---|---|");
+  console.log(`| plain copy (cp + sync), same disk | ${assetMb} | ${copyS.toFixed(2)} | ${mbps(copyS)} |`);
+  console.log(`| asset put, encrypted, until the main acknowledged | ${assetMb} | ${uploadS.toFixed(2)} | ${mbps(uploadS)} |`);
+  console.log(`| asset put until the backup holds it too | ${assetMb} | ${replicatedS.toFixed(2)} | ${mbps(replicatedS)} |`);
 } finally {
   for (const p of procs) p.kill("SIGKILL");
   await Promise.all(procs.map((p) => p.exited));
