@@ -3,8 +3,13 @@
  * and asset_chunks (which chunk is where). Shared by AssetStore (uploads on the
  * main) and replication (manifests applied on the backup). Callers run writes
  * inside a transaction; nothing here starts one.
+ *
+ * A chunk's bytes live in a file (chunk-files.ts) named by its hash, beside the database; the
+ * chunks row is the index (in_file = 1, data empty). Rows written before that (in_file = 0)
+ * still hold their bytes in data and are read from there. An in-memory database keeps bytes inline.
  */
 import type { Database, Statement } from "bun:sqlite";
+import { ChunkFiles, chunkDirFor } from "./chunk-files.ts";
 import { sha256Hex } from "./content-hash.ts";
 import { CorruptChunk } from "./store-errors.ts";
 
@@ -48,9 +53,11 @@ export function chunkLengthAt(size: number, idx: number): number {
 
 export class AssetTables {
   private readonly db: Database;
+  private readonly files: ChunkFiles | null;
   private readonly selectChunk: Statement;
   private readonly selectChunkExists: Statement;
   private readonly insertChunkRow: Statement;
+  private readonly insertChunkIndexRow: Statement;
   private readonly selectAsset: Statement;
   private readonly selectAssetBySeq: Statement;
   private readonly selectAssetChunks: Statement;
@@ -60,9 +67,12 @@ export class AssetTables {
 
   constructor(db: Database) {
     this.db = db;
-    this.selectChunk = db.query("SELECT data FROM chunks WHERE hash = ?");
+    const dir = chunkDirFor(db.filename);
+    this.files = dir === null ? null : new ChunkFiles(dir);
+    this.selectChunk = db.query("SELECT data, in_file FROM chunks WHERE hash = ?");
     this.selectChunkExists = db.query("SELECT 1 AS found FROM chunks WHERE hash = ?");
-    this.insertChunkRow = db.query("INSERT INTO chunks (hash, size, data) VALUES (?, ?, ?)");
+    this.insertChunkRow = db.query("INSERT INTO chunks (hash, size, data, in_file) VALUES (?, ?, ?, 0)");
+    this.insertChunkIndexRow = db.query("INSERT INTO chunks (hash, size, data, in_file) VALUES (?, ?, X'', 1)");
     this.selectAsset = db.query("SELECT * FROM assets WHERE id = ?");
     this.selectAssetBySeq = db.query("SELECT id FROM assets WHERE log_seq = ?");
     this.selectAssetChunks = db.query("SELECT hash FROM asset_chunks WHERE asset_id = ? ORDER BY idx");
@@ -75,19 +85,30 @@ export class AssetTables {
     return this.selectChunkExists.get(hash) !== null;
   }
 
-  /** Stores a chunk unless it is already there (de-duplication). Returns whether bytes were written. */
+  /**
+   * Stores a chunk unless it is already there (de-duplication). Returns whether bytes were written.
+   * The file is durable before the index row is written, so a committed row always has its file;
+   * if the file write fails (ENOSPC), it throws before the row and leaves no temp file.
+   */
   insertChunk(hash: string, data: Uint8Array): boolean {
     if (this.hasChunk(hash)) return false;
-    this.insertChunkRow.run(hash, data.length, data);
+    if (this.files) {
+      this.files.write(hash, data);
+      this.insertChunkIndexRow.run(hash, data.length);
+    } else {
+      this.insertChunkRow.run(hash, data.length, data);
+    }
     return true;
   }
 
   /** A chunk's bytes, checked against its hash on every read; undefined if it is not stored. */
   readChunk(hash: string, where: string): Uint8Array | undefined {
-    const row = this.selectChunk.get(hash) as { data: Uint8Array } | null;
+    const row = this.selectChunk.get(hash) as { data: Uint8Array; in_file: number } | null;
     if (!row) return undefined;
-    if (sha256Hex(row.data) !== hash) throw new CorruptChunk(hash, where);
-    return row.data;
+    // An indexed chunk whose file is gone is damage, like bytes that no longer match.
+    const data = row.in_file ? this.files?.read(hash) : row.data;
+    if (data === undefined || sha256Hex(data) !== hash) throw new CorruptChunk(hash, where);
+    return data;
   }
 
   /** The hashes in `hashes` that are not stored, each once, in first-seen order. */

@@ -171,6 +171,16 @@ export const MIGRATIONS: readonly Migration[] = [
         INSERT INTO replication_state (id, log_id, applied_seq) VALUES (1, lower(hex(randomblob(16))), 0);
       `),
   },
+  {
+    version: 3,
+    name: "Asset chunk bytes in files",
+    up: (db) =>
+      db.run(`
+        -- in_file = 1: the chunk's bytes are the file <data dir>/chunks/<hash[0:2]>/<hash> (store/chunk-files.ts)
+        -- and data is empty; the row is the index. Rows from before (in_file = 0) keep their bytes in data.
+        ALTER TABLE chunks ADD COLUMN in_file INTEGER NOT NULL DEFAULT 0 CHECK (in_file IN (0, 1));
+      `),
+  },
 ];
 
 /** The database was written by a newer understudy: refuse rather than guess at its schema. */

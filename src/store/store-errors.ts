@@ -67,7 +67,7 @@ export class CorruptChunk extends AppError {
   }
 }
 
-/** SQLITE_FULL: the disk (or the database's size limit) is full. The transaction was rolled back. */
+/** SQLITE_FULL or ENOSPC: the disk (or the database's size limit) is full. The transaction was rolled back. */
 export class DiskFull extends AppError {
   constructor(what: string, databaseFile: string, cause: unknown) {
     super(

@@ -3,7 +3,8 @@
  * through here: one IMMEDIATE transaction (the write lock is taken at BEGIN, so
  * a busy database fails before any work), and SQLITE_FULL turned into DiskFull.
  * SQLite has already rolled the transaction back when it reports SQLITE_FULL,
- * so a full disk leaves nothing half-written.
+ * so a full disk leaves nothing half-written. ENOSPC from an asset chunk file
+ * (written before its index row) is DiskFull too; the chunk writer removes its temp file.
  */
 import type { Database } from "bun:sqlite";
 import { AppError } from "../core/errors.ts";
@@ -27,5 +28,5 @@ export function readTransaction<T>(db: Database, read: () => T): T {
 
 export function isDiskFull(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && code.startsWith("SQLITE_FULL");
+  return typeof code === "string" && (code.startsWith("SQLITE_FULL") || code === "ENOSPC" || code === "EDQUOT");
 }

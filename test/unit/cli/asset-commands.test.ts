@@ -10,6 +10,7 @@ import { assetCommand, UPLOAD_RECORD_SUFFIX } from "../../../src/cli/asset-comma
 import { AppError } from "../../../src/core/errors.ts";
 import { ASSET_READ_ONLY_MESSAGE } from "../../../src/net/asset-protocol.ts";
 import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";
+import { chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { startAssetNode, writeKeyFile, type AssetNode } from "../net/asset-harness.ts";
 
@@ -151,7 +152,7 @@ test("a damaged chunk fails the download and OUT is never written", async () => 
   const id = (await run(flags, "put", file)).out.trim();
   const flipped = new Uint8Array(data.subarray(MiB));
   flipped[0] = flipped[0]! ^ 1;
-  server.db!.run("UPDATE chunks SET data = ? WHERE hash = ?", [flipped, sha256Hex(data.subarray(MiB))]);
+  writeFileSync(chunkFilePath(server.db!.filename, sha256Hex(data.subarray(MiB))), flipped);
   const out = join(dir, "dst.bin");
   const error = await failure(flags, "get", id, out);
   expect(error.code).toBe("CORRUPT_CHUNK");

@@ -1,12 +1,14 @@
 /** The Asset Hub over the network: real secure sockets and bulk lane, a temp-dir SQLite AssetStore behind AssetService. */
 import { afterEach, describe, expect, test } from "bun:test";
 import { randomFillSync } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import nacl from "tweetnacl";
 import { AppError } from "../../../src/core/errors.ts";
 import { AssetClient, ASSET_PATH, ASSET_READ_ONLY_MESSAGE, BulkOp, chunkResult, encodeBulk, runsCursor, toRuns } from "../../../src/net/asset-protocol.ts";
 import { RpcClient } from "../../../src/net/rpc.ts";
 import { connectSecure } from "../../../src/net/secure-socket.ts";
 import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";
+import { chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { waitFor } from "../../support/wait-for.ts";
 import { connectAssets, startAssetNode, type AssetNode } from "./asset-harness.ts";
@@ -110,7 +112,7 @@ describe("upload and download", () => {
     expect(Buffer.from(await c.read(asset.id, 0, 3)).equals(data.subarray(0, 3))).toBe(true);
   });
 
-  test("a damaged chunk in SQLite is detected on download and never served", async () => {
+  test("a damaged chunk file is detected on download and never served", async () => {
     const server = node();
     const c = await client(server);
     const data = randomBytes(2 * MiB + 3);
@@ -118,7 +120,7 @@ describe("upload and download", () => {
     const hash = sha256Hex(chunkOf(data, 1));
     const flipped = new Uint8Array(chunkOf(data, 1));
     flipped[1000] = flipped[1000]! ^ 0xff;
-    server.db!.run("UPDATE chunks SET data = ? WHERE hash = ?", [flipped, hash]);
+    writeFileSync(chunkFilePath(server.db!.filename, hash), flipped);
     expect(Buffer.from(await c.read(asset.id, 0, 100)).equals(data.subarray(0, 100))).toBe(true);
     const error = await failure(download(c, asset.id, 0, data.length));
     expect(error.code).toBe("CORRUPT_CHUNK");

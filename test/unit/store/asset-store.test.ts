@@ -1,12 +1,13 @@
 /** The Asset Hub cache (store/asset-store.ts): streamed uploads, resume, de-duplication, ranges, damage, full disk. */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import type { Database } from "bun:sqlite";
 import { randomFillSync } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import fs, { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { AppError } from "../../../src/core/errors.ts";
 import { ASSET_CHUNK_BYTES, type AssetStore } from "../../../src/store/asset-store.ts";
+import { chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { createStores } from "../../../src/store/stores.ts";
@@ -148,7 +149,7 @@ describe("chunks are checked and de-duplicated", () => {
     const hash = sha256Hex(chunkOf(data, 1));
     const damaged = new Uint8Array(chunkOf(data, 1));
     damaged[500] = damaged[500]! ^ 0xff;
-    db.run("UPDATE chunks SET data = ? WHERE hash = ?", [damaged, hash]);
+    writeFileSync(chunkFilePath(db.filename, hash), damaged);
     expect(concat(assets.read(id, { start: 0, end: MiB })).equals(data.subarray(0, MiB))).toBe(true);
     const error = await caught(() => [...assets.read(id, { start: MiB - 1, end: MiB + 1 })]);
     expect(error.code).toBe("CORRUPT_CHUNK");
@@ -257,14 +258,21 @@ describe("restarts and full disks", () => {
     const data = randomBytes(2 * MiB);
     const handle = assets.beginUpload("big.bin", data.length);
     assets.putChunk(handle.id, 0, chunkOf(data, 0));
-    const pages = (db.query("PRAGMA page_count").get() as { page_count: number }).page_count;
-    db.run(`PRAGMA max_page_count = ${pages + 4}`);
+    // Chunk bytes go to a file: the disk fills up partway through writing it.
+    const realWrite = fs.writeSync;
+    const full = spyOn(fs, "writeSync").mockImplementation(((fd: number, bytes: Uint8Array, offset: number, length: number) => {
+      realWrite(fd, bytes, offset, Math.min(length, 4096));
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    }) as unknown as typeof fs.writeSync);
     const error = await caught(() => assets.putChunk(handle.id, 1, chunkOf(data, 1)));
+    full.mockRestore();
     expect(error.code).toBe("DISK_FULL");
     expect(error.message).toContain(`chunk 1 of upload ${handle.id}`);
     expect(assets.hasChunk(sha256Hex(chunkOf(data, 1)))).toBe(false);
     expect(assets.missingChunks(handle.id)).toEqual([1]);
-    db.run("PRAGMA max_page_count = 1073741823");
+    const hash1 = sha256Hex(chunkOf(data, 1));
+    const shard = dirname(chunkFilePath(db.filename, hash1));
+    expect(fs.readdirSync(shard).filter((f) => f.includes(hash1))).toEqual([]);
     assets.putChunk(handle.id, 1, chunkOf(data, 1));
     expect((await assets.commit(handle.id, sha256Hex(data))).asset.chunkCount).toBe(2);
   });

@@ -1,0 +1,102 @@
+/**
+ * Asset chunk bytes as content-addressed files: `<dataDir>/chunks/ab/abcdef…` (SHA-256, lowercase hex).
+ * The database keeps only the index (table chunks: hash, size), so manifests, `hasChunk` and
+ * `missingChunks` stay transactional, while the 1 MiB payloads skip SQLite's WAL (written once,
+ * not twice, and no megabyte-sized commit).
+ *
+ * Ordering is what makes it safe: a chunk's file is written to a temp file in its folder, fsync'd,
+ * renamed into place and the folder fsync'd BEFORE its index row commits. So a committed row always
+ * names a durable file; a crash in between leaves at most an unindexed file, which the next write of
+ * that chunk simply replaces. A full disk (ENOSPC) removes the temp file and surfaces as DiskFull.
+ * Every read checks the bytes against the hash (CorruptChunk otherwise, as for chunks in the database).
+ */
+// Called through the module object (fs.writeSync), so a test can make a write fail with ENOSPC.
+import fs from "node:fs";
+import { dirname, join } from "node:path";
+
+export const CHUNK_DIR = "chunks";
+
+/** The chunk folder beside a database file; null for an in-memory database (its chunks stay in the database). */
+export function chunkDirFor(databaseFile: string): string | null {
+  if (databaseFile === "" || databaseFile === ":memory:" || databaseFile.startsWith("file::memory:")) return null;
+  return join(dirname(databaseFile), CHUNK_DIR);
+}
+
+export class ChunkFiles {
+  readonly dir: string;
+  /** Shard folders known to exist (and to have been made durable in the chunk folder). */
+  private readonly madeDirs = new Set<string>();
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  pathOf(hash: string): string {
+    return join(this.dir, hash.slice(0, 2), hash);
+  }
+
+  /**
+   * Writes the chunk durably (temp file, fsync, rename, fsync the folder). Overwrites a file left
+   * by an earlier crash (content-addressed, so the same bytes). On any error the temp file is gone.
+   */
+  write(hash: string, data: Uint8Array): void {
+    const path = this.pathOf(hash);
+    const shard = dirname(path);
+    this.ensureShard(shard);
+    const temp = join(shard, `.${hash}.${process.pid}.tmp`);
+    const fd = fs.openSync(temp, "w", 0o644);
+    try {
+      for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
+      fs.fdatasyncSync(fd);
+    } catch (error) {
+      fs.closeSync(fd);
+      fs.rmSync(temp, { force: true });
+      throw error;
+    }
+    fs.closeSync(fd);
+    try {
+      fs.renameSync(temp, path);
+      syncDirectory(shard);
+    } catch (error) {
+      fs.rmSync(temp, { force: true });
+      throw error;
+    }
+  }
+
+  /** The file's bytes, or undefined if there is no file. Not checked: the caller checks the hash. */
+  read(hash: string): Uint8Array | undefined {
+    try {
+      return fs.readFileSync(this.pathOf(hash));
+    } catch (error) {
+      if ((error as { code?: string }).code === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  private ensureShard(shard: string): void {
+    if (this.madeDirs.has(shard)) return;
+    fs.mkdirSync(shard, { recursive: true });
+    // The shard's own entry (and the chunk folder's) must be durable before a chunk in it is indexed.
+    syncDirectory(this.dir);
+    syncDirectory(dirname(this.dir));
+    this.madeDirs.add(shard);
+  }
+}
+
+function syncDirectory(dir: string): void {
+  // Windows cannot open a folder for fsync; its rename is durable enough there.
+  if (process.platform === "win32") return;
+  const fd = fs.openSync(dir, "r");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Where the chunk `hash` of the database at `databaseFile` is stored (for tools and tests). */
+export function chunkFilePath(databaseFile: string, hash: string): string {
+  const dir = chunkDirFor(databaseFile);
+  if (dir === null) throw new Error("An in-memory database keeps its chunks inline, not in files.");
+  return new ChunkFiles(dir).pathOf(hash);
+}
