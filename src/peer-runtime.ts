@@ -104,6 +104,7 @@ export class PeerRuntime {
       forwardTo: () => this.assetMode().to,
       secure: this.secure,
       afterCommit: (seq) => this.replicationSource?.waitApplied(seq, config.syncTimeoutMs) ?? Promise.resolve("none"),
+      onChunkStored: (hash, bytes) => this.replicationSource?.offerChunk(hash, bytes),
     });
     this.endpoint = PeerEndpoint.listen({
       at: parseHostPort(config.peerListen)!,

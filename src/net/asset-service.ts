@@ -47,6 +47,8 @@ export type AssetServiceOptions = {
   forwardTo: () => string | null;
   /** How this machine authenticates to the main when forwarding. */
   secure: SecureSocketOptions;
+  /** Called for each chunk stored here: the backup's copy starts before the upload ends (the asset lane). */
+  onChunkStored?: (hash: string, bytes: Uint8Array) => void;
   /** Called after a commit with its log seq; says whether the backup has it (default "none"). */
   afterCommit?: (seq: number) => Promise<Replicated>;
 };
@@ -109,7 +111,11 @@ export class AssetService {
           upstream,
           true,
           (main) => main.sendChunk(p.id, p.idx, bytes),
-          (assets) => ({ stored: assets.putChunk(p.id, p.idx, bytes).stored }),
+          (assets) => {
+            const { hash, stored } = assets.putChunk(p.id, p.idx, bytes);
+            this.options.onChunkStored?.(hash, bytes);
+            return { stored };
+          },
         );
       },
       "asset.commit": (params) => {

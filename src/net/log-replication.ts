@@ -109,6 +109,16 @@ export class LogReplicationSource {
     };
   }
 
+  /**
+   * The asset lane: a chunk just uploaded goes to the backup at once, on the
+   * bulk lane beside the log, so when the manifest entry arrives its chunks
+   * are already there and small entries behind it are not held up.
+   */
+  offerChunk(hash: string, bytes: Uint8Array): void {
+    const f = this.follower;
+    if (f?.live) f.connection.sendBulk(concat(Buffer.from(hash, "hex"), bytes));
+  }
+
   /** Sends what the live follower has not had yet; called after every committed write. */
   pump(): void {
     const f = this.follower;
@@ -188,7 +198,10 @@ export class LogReplicationSink {
       // Chunks answer a request made while an entry waits in the queue: they arrive beside it, not behind it.
       bulk: (payload) => {
         if (payload.length < 32) return connection.close(4002, "A chunk frame without its hash.");
-        this.chunkArrived?.(Buffer.from(payload.subarray(0, 32)).toString("hex"), payload.subarray(32));
+        const hash = Buffer.from(payload.subarray(0, 32)).toString("hex");
+        const data = payload.subarray(32);
+        if (this.chunkArrived) this.chunkArrived(hash, data);
+        else this.storeOfferedChunk(hash, data);
       },
       close: () => {
         if (this.connection === connection) this.connection = null;
@@ -243,6 +256,15 @@ export class LogReplicationSink {
     }
   }
 
+  /** A chunk the main offered ahead of its manifest; the hash is checked before it is kept. */
+  private storeOfferedChunk(hash: string, data: Uint8Array): void {
+    try {
+      if (!this.stores.assets.hasChunk(hash)) this.stores.assets.putChunkByHash(hash, data);
+    } catch (error) {
+      this.log.warn("dropped an offered chunk", { hash, message: (error as Error).message });
+    }
+  }
+
   /** Chunks are content-addressed: only those this backup lacks are fetched, a window at a time. */
   private async fetchChunks(connection: SecureConnection, entries: ReplicationEntry[]): Promise<void> {
     const missing = this.stores.log.missingChunksFor(entries);
@@ -252,7 +274,7 @@ export class LogReplicationSink {
       await new Promise<void>((resolve, reject) => {
         this.chunksLost = () => reject(new Error("The main closed the connection during a chunk transfer."));
         this.chunkArrived = (hash, data) => {
-          if (!waiting.delete(hash)) return;
+          if (!waiting.delete(hash)) return this.storeOfferedChunk(hash, data);
           this.stores.assets.putChunkByHash(hash, data);
           if (waiting.size === 0) resolve();
         };
