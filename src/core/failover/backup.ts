@@ -26,6 +26,7 @@ import {
   sendBeats,
   witnessHearsMain,
   type ServerBase,
+  settlePhases,
 } from "./server-common.ts";
 import type { BackupEvent, BeatBody, Condition, Effect, Peer, Step } from "./types.ts";
 
@@ -116,14 +117,8 @@ function settle(
   replyTo: Peer | null,
   onTick: boolean,
 ): Step<BackupState> {
-  let cur = s;
   // Two passes at most: a step-down to idle may be followed by the idle rules, never by more.
-  for (let i = 0; i < 2; i++) {
-    const after = decide(cur, now, fx, onTick);
-    const same = after.phase.kind === cur.phase.kind;
-    cur = after;
-    if (same) break;
-  }
+  const cur = settlePhases(s, 2, (c) => decide(c, now, fx, onTick));
   // Announce any change of what others see (a start counts): state or condition.
   const changed = prev === null || cur.phase.kind !== prev.phase.kind || conditionOf(cur) !== conditionOf(prev);
   const state = sendBeats(cur, backupBeat(cur, now), now, { announce: changed, replyTo }, fx);

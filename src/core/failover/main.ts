@@ -29,6 +29,7 @@ import {
   pruneClients,
   sendBeats,
   type ServerBase,
+  settlePhases,
 } from "./server-common.ts";
 import type { BeatBody, Effect, Failback, MainEvent, Peer, Step } from "./types.ts";
 
@@ -142,14 +143,8 @@ function settle(
   replyTo: Peer | null,
   onTick: boolean,
 ): Step<MainState> {
-  let cur = s;
-  // A few passes at most (active → rejoining → catch-up started); each pass only moves forward.
-  for (let i = 0; i < 4; i++) {
-    const after = decide(cur, now, fx, onTick);
-    const same = after.phase.kind === cur.phase.kind;
-    cur = after;
-    if (same) break;
-  }
+  // A few passes at most (active → rejoining → catch-up started).
+  const cur = settlePhases(s, 4, (c) => decide(c, now, fx, onTick));
   // Announce any change of what others see (a start counts): state or active epoch.
   const changed = prev === null || cur.phase.kind !== prev.phase.kind || activeEpoch(cur) !== activeEpoch(prev);
   const state = sendBeats(cur, mainBeat(cur, now), now, { announce: changed, replyTo }, fx);

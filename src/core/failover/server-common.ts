@@ -197,3 +197,19 @@ export function sendBeats<S extends ServerBase>(
   const next = s.nextBeatAt + s.timings.heartbeatMs;
   return { ...s, nextBeatAt: next > now ? next : now + s.timings.heartbeatMs };
 }
+
+/**
+ * Applies `decide` until the phase stops changing, at most `maxPasses` times:
+ * one event may move a server through several phases (active → rejoining →
+ * catch-up started), and each pass only moves forward.
+ */
+export function settlePhases<S extends { readonly phase: { readonly kind: string } }>(s: S, maxPasses: number, decide: (s: S) => S): S {
+  let cur = s;
+  for (let i = 0; i < maxPasses; i++) {
+    const after = decide(cur);
+    const same = after.phase.kind === cur.phase.kind;
+    cur = after;
+    if (same) break;
+  }
+  return cur;
+}
