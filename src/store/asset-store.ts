@@ -2,10 +2,14 @@
  * The Asset Hub cache (DESIGN.md, "Storage and replication"): large media split
  * into 1 MiB chunks addressed by SHA-256, so identical chunks are stored once.
  *
- * Uploads stream: `beginUpload` records the upload, each `putChunk` is its own
- * transaction (a crash loses at most the chunk in flight), and `commit` checks the
- * whole file's hash, then writes the manifest and its replication log entry in one
- * transaction. Until then the asset is invisible. Uploads in progress are stored,
+ * Uploads stream: `beginUpload` records the upload; `putChunk` writes each chunk's file
+ * at once but makes it durable in groups: every CHUNK_FLUSH_GROUP chunks of an upload (and
+ * always before `commit` or `missingChunks` answers) the group's files are fsync'd, then
+ * their index rows written in ONE transaction. So a stored row always names a durable file,
+ * and a crash loses at most the last unflushed group, whose rows were never written: resume
+ * asks for those chunks again. `commit` checks the whole file's hash, then writes the manifest
+ * and its replication log entry in one transaction; only that is the acknowledgement an
+ * uploader relies on. Until then the asset is invisible. Uploads in progress are stored,
  * so after a restart `missingChunks` tells the uploader what is left to send.
  *
  * Every chunk read checks the chunk's hash (CorruptChunk otherwise).
@@ -32,15 +36,18 @@ import {
   InvalidChunk,
   RangeNotSatisfiable,
   UploadIncomplete,
+  DiskFull,
   UploadNotFound,
 } from "./store-errors.ts";
-import { writeTransaction } from "./write-transaction.ts";
+import { isDiskFull, writeTransaction } from "./write-transaction.ts";
 
 export { ASSET_CHUNK_BYTES, type AssetInfo, type AssetManifest } from "./asset-tables.ts";
 
 export const MAX_ASSET_NAME_CHARS = 1024;
 /** When commit has to re-read an upload to hash it, it lets other work run after this many bytes. */
 const REHASH_YIELD_BYTES = 16 * ASSET_CHUNK_BYTES;
+/** How many chunks of an upload are written before their files are fsync'd and indexed together. */
+export const CHUNK_FLUSH_GROUP = 32;
 
 /** An upload in progress. `id` becomes the asset's id when it is committed. */
 export type UploadHandle = { readonly id: string; readonly name: string; readonly size: number; readonly chunkCount: number; readonly chunkSize: number };
@@ -52,19 +59,34 @@ type UploadRow = { id: string; name: string; size: number; chunk_count: number; 
 /** The whole-file hash of an upload whose chunks arrived in order in this process, so commit needn't re-read them. */
 type RunningHash = { hash: Hash; next: number };
 
+/** A chunk of an upload whose file is written but whose rows are not (not yet flushed). */
+type PendingChunk = { hash: string; size: number };
+
+export type AssetStoreOptions = { readonly flushGroup?: number };
+
 export class AssetStore {
   private readonly db: Database;
   private readonly log: ReplicationLog;
   private readonly tables: AssetTables;
   private readonly wallClock: () => number;
   private readonly runningHashes = new Map<string, RunningHash>();
+  private readonly flushGroup: number;
+  /** Per upload: chunks written to files but not yet durable and indexed (idx → chunk). In memory only. */
+  private readonly pending = new Map<string, Map<number, PendingChunk>>();
+  /** Chunk files written by this process and not yet fsync'd (hash → size); a chunk here is not written again. */
+  private readonly unsynced = new Map<string, number>();
+  /** Chunks fetched by hash (the backup's lane) whose files are written but not yet durable and indexed (hash → size). */
+  private readonly pendingByHash = new Map<string, number>();
   private readonly selectUpload: Statement;
   private readonly selectUploadChunks: Statement;
   private readonly selectUploadChunkAt: Statement;
   private readonly upsertUploadChunk: Statement;
 
-  constructor(db: Database, log: ReplicationLog, wallClock: () => number = Date.now) {
+  constructor(db: Database, log: ReplicationLog, wallClock: () => number = Date.now, options: AssetStoreOptions = {}) {
     this.db = db;
+    this.flushGroup = Math.max(1, options.flushGroup ?? CHUNK_FLUSH_GROUP);
+    // A manifest applied by replication must find its chunks durable and indexed.
+    log.onFlushChunks(() => this.flushChunksByHash());
     this.log = log;
     this.tables = new AssetTables(db);
     this.wallClock = wallClock;
@@ -109,9 +131,10 @@ export class AssetStore {
   }
 
   /**
-   * Stores chunk `idx` of an upload in its own transaction. Its length must be exactly what
-   * that index needs (so byte offsets map to chunks). A chunk already stored (by any asset)
-   * is not written again: `stored` says whether bytes were written.
+   * Stores chunk `idx` of an upload. Its length must be exactly what that index needs (so byte
+   * offsets map to chunks). A chunk already stored (by any asset, or written and awaiting its
+   * flush) is not written again: `stored` says whether bytes were written. The chunk becomes
+   * durable and indexed with its group (see the top of this file), not necessarily at once.
    */
   putChunk(uploadId: string, idx: number, bytes: Uint8Array): { hash: string; stored: boolean } {
     const upload = this.uploadRow(uploadId);
@@ -121,12 +144,33 @@ export class AssetStore {
     const expected = chunkLengthAt(upload.size, idx);
     if (bytes.length !== expected) throw new InvalidChunk(`Chunk ${idx} of upload ${uploadId} has ${bytes.length} bytes; it must have ${expected}.`);
     const hash = sha256Hex(bytes);
-    const previous = (this.selectUploadChunkAt.get(uploadId, idx) as { hash: string } | null)?.hash;
-    const stored = writeTransaction(this.db, `chunk ${idx} of upload ${uploadId}`, () => {
-      const written = this.tables.insertChunk(hash, bytes);
-      this.upsertUploadChunk.run(uploadId, idx, hash);
-      return written;
-    });
+    const what = `chunk ${idx} of upload ${uploadId}`;
+    const previous =
+      this.pending.get(uploadId)?.get(idx)?.hash ?? (this.selectUploadChunkAt.get(uploadId, idx) as { hash: string } | null)?.hash;
+    let stored: boolean;
+    if (!this.tables.storesFiles) {
+      // An in-memory database keeps bytes inline and has nothing to make durable: one transaction per chunk.
+      stored = writeTransaction(this.db, what, () => {
+        const written = this.tables.insertChunk(hash, bytes);
+        this.upsertUploadChunk.run(uploadId, idx, hash);
+        return written;
+      });
+    } else {
+      stored = !this.tables.hasChunk(hash) && !this.unsynced.has(hash);
+      if (stored) {
+        try {
+          this.tables.writeChunkFileUnsynced(hash, bytes);
+        } catch (error) {
+          if (isDiskFull(error)) throw new DiskFull(what, this.db.filename, error);
+          throw error;
+        }
+        this.unsynced.set(hash, bytes.length);
+      }
+      let group = this.pending.get(uploadId);
+      if (!group) this.pending.set(uploadId, (group = new Map()));
+      group.set(idx, { hash, size: bytes.length });
+      if (group.size >= this.flushGroup) this.flush(uploadId, `chunks of upload ${uploadId} up to chunk ${idx}`);
+    }
     this.followRunningHash(uploadId, idx, bytes, previous === undefined || previous === hash);
     return { hash, stored };
   }
@@ -134,6 +178,8 @@ export class AssetStore {
   /** The chunk indexes the upload still needs, ascending. */
   missingChunks(uploadId: string): number[] {
     const upload = this.uploadRow(uploadId);
+    // Only chunks durably stored count as there: flush what this upload has pending first.
+    this.flush(uploadId, `the chunks of upload ${uploadId} received so far`);
     const have = new Set((this.selectUploadChunks.all(uploadId) as { idx: number }[]).map((r) => r.idx));
     const missing: number[] = [];
     for (let idx = 0; idx < upload.chunk_count; idx++) if (!have.has(idx)) missing.push(idx);
@@ -153,6 +199,8 @@ export class AssetStore {
       return { asset: committed, seq: this.seqOfAsset(uploadId) };
     }
     const upload = this.uploadRow(uploadId);
+    // The chunks must be durable and indexed before the manifest (which names them) commits.
+    this.flush(uploadId, `the chunks of upload ${uploadId}`);
     const chunks = this.uploadChunkHashes(upload);
     const missing = chunks.flatMap((hash, idx) => (hash === undefined ? [idx] : []));
     if (missing.length > 0) throw new UploadIncomplete(uploadId, missing);
@@ -164,7 +212,8 @@ export class AssetStore {
       if (raced && raced.sha256 === sha256 && !this.selectUpload.get(uploadId)) return { asset: raced, seq: this.seqOfAsset(uploadId) };
       // Re-read inside the transaction: a chunk replaced while the hash was computed must not slip in.
       const now = this.uploadChunkHashes(this.uploadRow(uploadId));
-      if (now.some((hash, idx) => hash !== chunks[idx])) throw new InvalidChunk(`Upload ${uploadId} changed while it was being committed; commit it again.`);
+      const arrived = (this.pending.get(uploadId)?.size ?? 0) > 0;
+      if (arrived || now.some((hash, idx) => hash !== chunks[idx])) throw new InvalidChunk(`Upload ${uploadId} changed while it was being committed; commit it again.`);
       const manifest: AssetManifest = {
         id: upload.id,
         name: upload.name,
@@ -178,6 +227,7 @@ export class AssetStore {
       this.tables.writeManifest(manifest, seq);
       this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]);
       this.runningHashes.delete(uploadId);
+      this.pending.delete(uploadId);
       const { chunks: _, ...asset } = manifest;
       return { asset, seq };
     });
@@ -187,6 +237,11 @@ export class AssetStore {
   abortUpload(uploadId: string): void {
     writeTransaction(this.db, `aborting upload ${uploadId}`, () => this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]));
     this.runningHashes.delete(uploadId);
+    this.pending.delete(uploadId);
+    // Files no other upload waits for stay behind unindexed, as after a crash; the next write of them replaces them.
+    const wanted = new Set([...this.pending.values()].flatMap((group) => [...group.values()].map((c) => c.hash)));
+    for (const hash of this.pendingByHash.keys()) wanted.add(hash);
+    for (const hash of [...this.unsynced.keys()]) if (!wanted.has(hash)) this.unsynced.delete(hash);
   }
 
   /**
@@ -215,29 +270,118 @@ export class AssetStore {
     return manifest;
   }
 
+  /** Whether the chunk is durably stored and indexed (a chunk fetched by hash and awaiting its flush is flushed first). */
   hasChunk(hash: string): boolean {
+    if (this.pendingByHash.has(hash)) this.flushChunksByHash();
     return this.tables.hasChunk(hash);
   }
 
   /** The hashes in `hashes` not stored here, each once. */
   missingChunkHashes(hashes: Iterable<string>): string[] {
+    this.flushChunksByHash();
     return this.tables.missingChunks(hashes);
   }
 
   /** A stored chunk by hash, checked (the chunk lane on the main serves these). */
   chunk(hash: string): Uint8Array {
+    if (this.pendingByHash.has(hash)) this.flushChunksByHash();
     const data = this.tables.readChunk(hash, "the chunk lane");
     if (!data) throw new ChunkNotFound(hash);
     return data;
   }
 
-  /** Stores a chunk fetched by hash (the backup's chunk lane) after checking the bytes hash to it. */
+  /**
+   * Stores a chunk fetched by hash (the backup's chunk lane) after checking the bytes hash to it.
+   * Like upload chunks, these are made durable and indexed in groups, and always before a
+   * manifest is checked or applied (ReplicationLog calls `flushChunksByHash` first).
+   */
   putChunkByHash(hash: string, bytes: Uint8Array): { stored: boolean } {
     if (!isSha256Hex(hash)) throw new InvalidChunk(`${JSON.stringify(hash)} is not a SHA-256 in lowercase hex.`);
     if (bytes.length > ASSET_CHUNK_BYTES) throw new InvalidChunk(`Chunk ${hash} has ${bytes.length} bytes; chunks hold at most ${ASSET_CHUNK_BYTES}.`);
     const actual = sha256Hex(bytes);
     if (actual !== hash) throw new InvalidChunk(`The bytes sent as chunk ${hash} hash to ${actual}.`);
-    return { stored: writeTransaction(this.db, `chunk ${hash}`, () => this.tables.insertChunk(hash, bytes)) };
+    if (!this.tables.storesFiles) return { stored: writeTransaction(this.db, `chunk ${hash}`, () => this.tables.insertChunk(hash, bytes)) };
+    if (this.tables.hasChunk(hash)) return { stored: false };
+    const stored = !this.unsynced.has(hash);
+    if (stored) {
+      try {
+        this.tables.writeChunkFileUnsynced(hash, bytes);
+      } catch (error) {
+        if (isDiskFull(error)) throw new DiskFull(`chunk ${hash}`, this.db.filename, error);
+        throw error;
+      }
+      this.unsynced.set(hash, bytes.length);
+    }
+    this.pendingByHash.set(hash, bytes.length);
+    if (this.pendingByHash.size >= this.flushGroup) this.flushChunksByHash();
+    return { stored };
+  }
+
+  /** Makes the chunks fetched by hash durable (fsync files, each folder once), then indexes them in one transaction. */
+  flushChunksByHash(): void {
+    if (this.pendingByHash.size === 0) return;
+    const what = `${this.pendingByHash.size} chunks fetched by hash`;
+    const toSync = [...this.pendingByHash.keys()].filter((hash) => this.unsynced.has(hash));
+    try {
+      this.tables.syncChunkFiles(toSync);
+    } catch (error) {
+      this.forgetUnsynced(toSync);
+      if (isDiskFull(error)) throw new DiskFull(what, this.db.filename, error);
+      throw error;
+    }
+    for (const hash of toSync) this.unsynced.delete(hash);
+    writeTransaction(this.db, what, () => {
+      for (const [hash, size] of this.pendingByHash) this.tables.indexSyncedChunk(hash, size);
+    });
+    this.pendingByHash.clear();
+  }
+
+  /**
+   * Makes the upload's pending chunks durable and indexed: fsync their files (and each folder
+   * once), then write all their rows in one transaction. If the files cannot be made durable
+   * (ENOSPC at fsync), they are removed and forgotten, so the uploader is asked for them again.
+   */
+  private flush(uploadId: string, what: string): void {
+    const group = this.pending.get(uploadId);
+    if (!group || group.size === 0) return;
+    const toSync = [...new Set([...group.values()].map((c) => c.hash))].filter((hash) => this.unsynced.has(hash));
+    try {
+      this.tables.syncChunkFiles(toSync);
+    } catch (error) {
+      this.forgetUnsynced(toSync);
+      if (isDiskFull(error)) throw new DiskFull(what, this.db.filename, error);
+      throw error;
+    }
+    for (const hash of toSync) this.unsynced.delete(hash);
+    writeTransaction(this.db, what, () => {
+      for (const [idx, chunk] of group) {
+        this.tables.indexSyncedChunk(chunk.hash, chunk.size);
+        this.upsertUploadChunk.run(uploadId, idx, chunk.hash);
+      }
+    });
+    this.pending.delete(uploadId);
+  }
+
+  /** Drops chunk files that could not be made durable, and every pending chunk naming them. */
+  private forgetUnsynced(hashes: readonly string[]): void {
+    const lost = new Set(hashes);
+    try {
+      this.tables.removeChunkFiles(lost);
+    } catch {
+      // Unindexed files are harmless: the next write of that chunk replaces them.
+    }
+    for (const hash of lost) {
+      this.unsynced.delete(hash);
+      this.pendingByHash.delete(hash);
+    }
+    for (const [uploadId, group] of this.pending) {
+      for (const [idx, chunk] of group) {
+        if (!lost.has(chunk.hash)) continue;
+        group.delete(idx);
+        // Its bytes were hashed into the running hash; they must be sent (and hashed) again.
+        this.runningHashes.delete(uploadId);
+      }
+    }
   }
 
   private *readChunks(asset: AssetInfo, start: number, end: number): Generator<Uint8Array> {

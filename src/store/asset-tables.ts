@@ -101,6 +101,40 @@ export class AssetTables {
     return true;
   }
 
+  /** Whether chunk bytes go to files (so uploads may group their flushes); false for an in-memory database. */
+  get storesFiles(): boolean {
+    return this.files !== null;
+  }
+
+  /**
+   * Writes a chunk's file without making it durable (uploads group their flushes). Not indexed:
+   * `indexSyncedChunks` does that once `syncChunkFiles` has made the file durable.
+   */
+  writeChunkFileUnsynced(hash: string, data: Uint8Array): void {
+    this.requireFiles().writeUnsynced(hash, data);
+  }
+
+  /** Makes files written by `writeChunkFileUnsynced` durable (each file, then each folder once). */
+  syncChunkFiles(hashes: Iterable<string>): void {
+    this.requireFiles().sync(hashes);
+  }
+
+  /** Removes unindexed chunk files (a group whose flush failed). */
+  removeChunkFiles(hashes: Iterable<string>): void {
+    const files = this.requireFiles();
+    for (const hash of hashes) files.remove(hash);
+  }
+
+  /** Indexes a chunk whose file `syncChunkFiles` made durable, unless it is indexed already. Inside a transaction. */
+  indexSyncedChunk(hash: string, size: number): void {
+    if (!this.hasChunk(hash)) this.insertChunkIndexRow.run(hash, size);
+  }
+
+  private requireFiles(): ChunkFiles {
+    if (!this.files) throw new Error("An in-memory database keeps its chunks inline, not in files.");
+    return this.files;
+  }
+
   /** A chunk's bytes, checked against its hash on every read; undefined if it is not stored. */
   readChunk(hash: string, where: string): Uint8Array | undefined {
     const row = this.selectChunk.get(hash) as { data: Uint8Array; in_file: number } | null;

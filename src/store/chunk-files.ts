@@ -8,6 +8,8 @@
  * renamed into place and the folder fsync'd BEFORE its index row commits. So a committed row always
  * names a durable file; a crash in between leaves at most an unindexed file, which the next write of
  * that chunk simply replaces. A full disk (ENOSPC) removes the temp file and surfaces as DiskFull.
+ * Uploads group those flushes (`writeUnsynced`, then `sync` for a whole group, then one transaction
+ * for the group's rows): the order file-durable-before-row holds for every chunk all the same.
  * Every read checks the bytes against the hash (CorruptChunk otherwise, as for chunks in the database).
  */
 // Called through the module object (fs.writeSync), so a test can make a write fail with ENOSPC.
@@ -40,6 +42,39 @@ export class ChunkFiles {
    * by an earlier crash (content-addressed, so the same bytes). On any error the temp file is gone.
    */
   write(hash: string, data: Uint8Array): void {
+    this.writeFile(hash, data, true);
+  }
+
+  /**
+   * Writes the chunk (temp file, rename) WITHOUT making it durable: `sync` must run on it before
+   * its index row commits. On any error the temp file is gone.
+   */
+  writeUnsynced(hash: string, data: Uint8Array): void {
+    this.writeFile(hash, data, false);
+  }
+
+  /** Makes chunk files written by `writeUnsynced` durable: each file, then each of their folders once. */
+  sync(hashes: Iterable<string>): void {
+    const shards = new Set<string>();
+    for (const hash of hashes) {
+      const path = this.pathOf(hash);
+      const fd = fs.openSync(path, "r");
+      try {
+        fs.fdatasyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      shards.add(dirname(path));
+    }
+    for (const shard of shards) syncDirectory(shard);
+  }
+
+  /** Removes a chunk file that was never indexed (a group whose flush failed). */
+  remove(hash: string): void {
+    fs.rmSync(this.pathOf(hash), { force: true });
+  }
+
+  private writeFile(hash: string, data: Uint8Array, durable: boolean): void {
     const path = this.pathOf(hash);
     const shard = dirname(path);
     this.ensureShard(shard);
@@ -47,7 +82,7 @@ export class ChunkFiles {
     const fd = fs.openSync(temp, "w", 0o644);
     try {
       for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
-      fs.fdatasyncSync(fd);
+      if (durable) fs.fdatasyncSync(fd);
     } catch (error) {
       fs.closeSync(fd);
       fs.rmSync(temp, { force: true });
@@ -56,7 +91,7 @@ export class ChunkFiles {
     fs.closeSync(fd);
     try {
       fs.renameSync(temp, path);
-      syncDirectory(shard);
+      if (durable) syncDirectory(shard);
     } catch (error) {
       fs.rmSync(temp, { force: true });
       throw error;

@@ -65,6 +65,7 @@ export class ReplicationLog {
   private readonly selectState: Statement;
   private readonly selectEntries: Statement;
   private readonly selectFirstSeq: Statement;
+  private flushChunks: () => void = () => {};
 
   constructor(db: Database) {
     this.db = db;
@@ -82,6 +83,15 @@ export class ReplicationLog {
    * Main: appends an entry naming data written in the caller's transaction, and returns its
    * seq (the data's rows record it). Must be called inside that transaction.
    */
+  /**
+   * Backup: chunks fetched by hash may be written but not yet durable (AssetStore groups their
+   * flushes). `flush` makes them durable and indexed; it runs before a manifest's chunks are
+   * checked or applied, so a manifest never commits naming a chunk that is not durably on disk.
+   */
+  onFlushChunks(flush: () => void): void {
+    this.flushChunks = flush;
+  }
+
   append(kind: string, payload: string, created: number): number {
     if (!this.db.inTransaction) throw new Error("ReplicationLog.append must run inside the transaction of the write it describes");
     const seq = Number(this.insertEntry.run(kind, payload, created).lastInsertRowid);
@@ -131,6 +141,7 @@ export class ReplicationLog {
 
   /** Backup: the chunks that `entries` (their manifests) need before they can be applied. Fetch these by hash. */
   missingChunksFor(entries: ReplicationEntry | readonly ReplicationEntry[]): string[] {
+    this.flushChunks();
     return chunksNeeded(this.assets, Array.isArray(entries) ? entries : [entries as ReplicationEntry]);
   }
 
@@ -147,6 +158,7 @@ export class ReplicationLog {
     const applied = this.lastApplied();
     if (entry.seq <= applied) return { applied: false, seq: entry.seq };
     if (entry.seq !== applied + 1) throw new ReplicationGap(applied + 1, entry.seq);
+    this.flushChunks();
     writeTransaction(this.db, `replication entry ${entry.seq}`, () => this.applyInTransaction(entry));
     return { applied: true, seq: entry.seq };
   }
@@ -180,6 +192,7 @@ export class ReplicationLog {
 
   /** Backup: applies one page in one transaction; the last page sets the applied seq and ends the snapshot. */
   applySnapshotPage(page: SnapshotPage): SnapshotProgress | null {
+    this.flushChunks();
     return applySnapshotPage(this.db, page, (entry) => this.applyInTransaction(entry));
   }
 

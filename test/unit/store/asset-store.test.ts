@@ -6,7 +6,7 @@ import fs, { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { AppError } from "../../../src/core/errors.ts";
-import { ASSET_CHUNK_BYTES, type AssetStore } from "../../../src/store/asset-store.ts";
+import { ASSET_CHUNK_BYTES, CHUNK_FLUSH_GROUP, type AssetStore } from "../../../src/store/asset-store.ts";
 import { chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
@@ -242,6 +242,8 @@ describe("restarts and full disks", () => {
     const handle = first.assets.beginUpload("resumed.mov", data.length);
     first.assets.putChunk(handle.id, 0, chunkOf(data, 0));
     first.assets.putChunk(handle.id, 2, chunkOf(data, 2));
+    // Asking what is missing makes what was received durable (so the answer holds after a crash).
+    expect(first.assets.missingChunks(handle.id)).toEqual([1, 3]);
     const { db, assets } = reopen(first.db);
     expect(assets.pendingUploads()).toEqual([handle]);
     expect(assets.upload(handle.id)).toEqual(handle);
@@ -251,6 +253,69 @@ describe("restarts and full disks", () => {
     const { asset } = await assets.commit(handle.id, sha256Hex(data));
     expect(concat(assets.read(asset.id)).equals(data)).toBe(true);
     expect(count(db, "chunks")).toBe(4);
+  });
+
+  test("chunks are flushed in groups: a crash loses only the unflushed group, which resume asks for again", async () => {
+    expect(CHUNK_FLUSH_GROUP).toBe(32);
+    const first = openStores();
+    const data = randomBytes(40 * MiB - 5);
+    const handle = first.assets.beginUpload("grouped.mov", data.length);
+    const syncs = spyOn(fs, "fdatasyncSync");
+    for (let idx = 0; idx < 40; idx++) first.assets.putChunk(handle.id, idx, chunkOf(data, idx));
+    // One fsync per chunk of the first group, made before its rows; none yet for the other 8.
+    expect(syncs).toHaveBeenCalledTimes(32);
+    syncs.mockRestore();
+    expect(count(first.db, "chunks")).toBe(32);
+    expect(count(first.db, "upload_chunks")).toBe(32);
+    // Crash: the database is reopened without a commit (and without asking what is missing).
+    const { db, assets } = reopen(first.db);
+    const missing = assets.missingChunks(handle.id);
+    expect(missing).toEqual([32, 33, 34, 35, 36, 37, 38, 39]);
+    // Every indexed chunk's file is there, byte for byte.
+    for (let idx = 0; idx < 32; idx++) expect(Buffer.from(assets.chunk(sha256Hex(chunkOf(data, idx)))).equals(chunkOf(data, idx))).toBe(true);
+    for (const idx of missing) expect(assets.putChunk(handle.id, idx, chunkOf(data, idx)).stored).toBe(true);
+    const { asset } = await assets.commit(handle.id, sha256Hex(data));
+    expect(asset).toMatchObject({ size: data.length, chunkCount: 40, sha256: sha256Hex(data) });
+    expect(concat(assets.read(asset.id)).equals(data)).toBe(true);
+    expect(count(db, "chunks")).toBe(40);
+    expect(assets.pendingUploads()).toEqual([]);
+  });
+
+  test("a chunk awaiting its flush is not written twice, and commit flushes it", async () => {
+    const { db, assets } = openStores();
+    const block = randomBytes(MiB);
+    const data = concat([block, block]);
+    const handle = assets.beginUpload("twice.bin", data.length);
+    expect(assets.putChunk(handle.id, 0, block).stored).toBe(true);
+    expect(assets.putChunk(handle.id, 1, block).stored).toBe(false);
+    expect(count(db, "chunks")).toBe(0);
+    const { asset } = await assets.commit(handle.id, sha256Hex(data));
+    expect(count(db, "chunks")).toBe(1);
+    expect(concat(assets.read(asset.id)).equals(data)).toBe(true);
+  });
+
+  test("chunks fetched by hash (the backup) are flushed as a group before the manifest naming them is applied", async () => {
+    const main = openStores();
+    const data = randomBytes(3 * MiB + 9);
+    const asset = await upload(main.assets, "replicated.mov", data);
+    const backupDir = join(dataDir, "backup");
+    fs.mkdirSync(backupDir);
+    const backupDb = openDatabase(databasePath(backupDir));
+    open.push(backupDb);
+    const backup = createStores(backupDb, () => NOW);
+    const entries = main.log.entriesSince(0);
+    const missing = backup.log.missingChunksFor(entries);
+    expect(missing).toHaveLength(4);
+    for (const hash of missing) expect(backup.assets.putChunkByHash(hash, main.assets.chunk(hash))).toEqual({ stored: true });
+    // Written, not yet durable: not indexed, and not written twice if offered again.
+    expect(count(backupDb, "chunks")).toBe(0);
+    expect(backup.assets.putChunkByHash(missing[0]!, main.assets.chunk(missing[0]!))).toEqual({ stored: false });
+    const syncs = spyOn(fs, "fdatasyncSync");
+    expect(backup.log.applyEntry(entries[0]!)).toEqual({ applied: true, seq: 1 });
+    expect(syncs).toHaveBeenCalledTimes(4);
+    syncs.mockRestore();
+    expect(count(backupDb, "chunks")).toBe(4);
+    expect(concat(backup.assets.read(asset.id)).equals(data)).toBe(true);
   });
 
   test("a full disk refuses a chunk with DISK_FULL and writes none of it; the upload goes on once there is space", async () => {
