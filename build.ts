@@ -6,7 +6,6 @@
  */
 import { parseArgs } from "node:util";
 import { mkdirSync } from "node:fs";
-import pkg from "./package.json";
 import { DEVELOPMENT_VENDOR_PUBLIC_KEY } from "./src/vendor-key.ts";
 
 export const TARGETS = {
@@ -26,7 +25,6 @@ export async function buildExecutables(names: TargetName[]): Promise<string[]> {
   const vendorKey = process.env.UNDERSTUDY_VENDOR_PUBLIC_KEY ?? DEVELOPMENT_VENDOR_PUBLIC_KEY;
   if (Buffer.from(vendorKey, "base64").length !== 32) throw new Error("UNDERSTUDY_VENDOR_PUBLIC_KEY must be a base64 Ed25519 public key (32 bytes).");
   const define = {
-    UNDERSTUDY_VERSION: JSON.stringify(pkg.version),
     UNDERSTUDY_COMMIT: JSON.stringify(gitCommit()),
     UNDERSTUDY_EMBEDDED_VENDOR_KEY: JSON.stringify(vendorKey),
   };

@@ -1,6 +1,7 @@
-/** Version and commit, stamped in by build.ts; source runs say "dev". */
-declare const UNDERSTUDY_VERSION: string | undefined;
+/** Version (from package.json) and commit (stamped in by build.ts; source runs say "source"). */
+import pkg from "../package.json";
+
 declare const UNDERSTUDY_COMMIT: string | undefined;
 
-export const VERSION = typeof UNDERSTUDY_VERSION === "string" ? UNDERSTUDY_VERSION : "0.0.0-dev";
+export const VERSION: string = pkg.version;
 export const COMMIT = typeof UNDERSTUDY_COMMIT === "string" ? UNDERSTUDY_COMMIT : "source";
