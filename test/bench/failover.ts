@@ -5,7 +5,7 @@
  * from the fault to the first message B receives after its longest silence
  * (messages in flight at the fault still arrive); lost counts messages never received. TRIALS=n (default 20).
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -133,4 +133,5 @@ for (const preset of PRESETS) {
     console.error(rows[rows.length - 1]);
   }
 }
+rmSync(dir, { recursive: true, force: true });
 console.log(["| fault | preset | trials | min ms | median ms | p95 ms | max ms | lost |", "|---|---|---|---|---|---|---|---|", ...rows].join("\n"));

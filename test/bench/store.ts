@@ -7,7 +7,7 @@
  * through the main until the backup holds it too, beside a plain `cp` of the
  * same file on the same disk in the same run (the physical reference).
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
@@ -135,4 +135,5 @@ try {
 } finally {
   for (const p of procs) p.kill("SIGKILL");
   await Promise.all(procs.map((p) => p.exited));
+  rmSync(dir, { recursive: true, force: true });
 }

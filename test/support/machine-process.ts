@@ -3,11 +3,9 @@
  * chosen by the OS (port 0): the test reads the bound addresses from the
  * "started" JSON log line.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { executable } from "./executable.ts";
+import { tempDir } from "./temp-dirs.ts";
 import { waitFor } from "./wait-for.ts";
 
 export type MachineProcess = {
@@ -21,9 +19,7 @@ export type MachineProcess = {
   stop(): Promise<{ code: number | null; ms: number }>;
 };
 
-export function tempDir(prefix = "understudy-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
+export { tempDir };
 
 export async function startMachine(args: string[], opts: { dataDir?: string; env?: Record<string, string>; bin?: string; cwd?: string } = {}): Promise<MachineProcess> {
   const bin = opts.bin ?? (await executable());
