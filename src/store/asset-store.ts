@@ -320,17 +320,7 @@ export class AssetStore {
   /** Makes the chunks fetched by hash durable (fsync files, each folder once), then indexes them in one transaction. */
   flushChunksByHash(): void {
     if (this.pendingByHash.size === 0) return;
-    const what = `${this.pendingByHash.size} chunks fetched by hash`;
-    const toSync = [...this.pendingByHash.keys()].filter((hash) => this.unsynced.has(hash));
-    try {
-      this.tables.syncChunkFiles(toSync);
-    } catch (error) {
-      this.forgetUnsynced(toSync);
-      if (isDiskFull(error)) throw new DiskFull(what, this.db.filename, error);
-      throw error;
-    }
-    for (const hash of toSync) this.unsynced.delete(hash);
-    writeTransaction(this.db, what, () => {
+    this.syncThenIndex([...this.pendingByHash.keys()], `${this.pendingByHash.size} chunks fetched by hash`, () => {
       for (const [hash, size] of this.pendingByHash) this.tables.indexSyncedChunk(hash, size);
     });
     this.pendingByHash.clear();
@@ -344,7 +334,22 @@ export class AssetStore {
   private flush(uploadId: string, what: string): void {
     const group = this.pending.get(uploadId);
     if (!group || group.size === 0) return;
-    const toSync = [...new Set([...group.values()].map((c) => c.hash))].filter((hash) => this.unsynced.has(hash));
+    this.syncThenIndex([...group.values()].map((c) => c.hash), what, () => {
+      for (const [idx, chunk] of group) {
+        this.tables.indexSyncedChunk(chunk.hash, chunk.size);
+        this.upsertUploadChunk.run(uploadId, idx, chunk.hash);
+      }
+    });
+    this.pending.delete(uploadId);
+  }
+
+  /**
+   * The one order for making chunks durable: fsync the files of `hashes` not yet synced
+   * (each folder once), then write their rows with `index` in one transaction. Files
+   * that cannot be made durable are removed and forgotten; ENOSPC becomes DISK_FULL.
+   */
+  private syncThenIndex(hashes: readonly string[], what: string, index: () => void): void {
+    const toSync = [...new Set(hashes)].filter((hash) => this.unsynced.has(hash));
     try {
       this.tables.syncChunkFiles(toSync);
     } catch (error) {
@@ -353,13 +358,7 @@ export class AssetStore {
       throw error;
     }
     for (const hash of toSync) this.unsynced.delete(hash);
-    writeTransaction(this.db, what, () => {
-      for (const [idx, chunk] of group) {
-        this.tables.indexSyncedChunk(chunk.hash, chunk.size);
-        this.upsertUploadChunk.run(uploadId, idx, chunk.hash);
-      }
-    });
-    this.pending.delete(uploadId);
+    writeTransaction(this.db, what, index);
   }
 
   /** Drops chunk files that could not be made durable, and every pending chunk naming them. */
