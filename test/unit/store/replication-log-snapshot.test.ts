@@ -3,54 +3,16 @@
  * new or too far behind copies everything in pages, with progress, resumes after a
  * restart, and then follows the log.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import type { Database } from "bun:sqlite";
+import { describe, expect, test } from "bun:test";
 import { randomFillSync } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { AppError } from "../../../src/core/errors.ts";
 import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
-import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { planCatchUp } from "../../../src/store/replication-plan.ts";
 import type { SnapshotPage } from "../../../src/store/replication-snapshot.ts";
-import { createStores, type Stores } from "../../../src/store/stores.ts";
+import { pushFiles, uploadAsset, useStoreMachines, type Machine } from "./store-machines.ts";
 
-let root: string;
-const open: Database[] = [];
-beforeEach(() => {
-  root = mkdtempSync(join(tmpdir(), "understudy-snapshot-"));
-});
-afterEach(() => {
-  for (const db of open.splice(0)) db.close();
-  rmSync(root, { recursive: true, force: true });
-});
-
-type Machine = Stores & { db: Database; name: string };
-function machine(name: string): Machine {
-  const db = openDatabase(databasePath(join(root, name)));
-  open.push(db);
-  return { db, name, ...createStores(db, () => 1_700_000_000_000) };
-}
-function restart(m: Machine): Machine {
-  m.db.close();
-  open.splice(open.indexOf(m.db), 1);
-  return machine(m.name);
-}
-const bytes = (text: string) => new TextEncoder().encode(text);
-const pushFiles = (m: Machine, files: Record<string, string | null>) =>
-  m.showFile.push({
-    base: m.showFile.head(),
-    changes: Object.entries(files).map(([path, content]) => ({ path, content: content === null ? null : bytes(content) })),
-    message: `edit by ${m.name}`,
-    author: m.name,
-  });
-async function uploadAsset(m: Machine, name: string, data: Uint8Array) {
-  const handle = m.assets.beginUpload(name, data.length);
-  for (let idx = 0; idx < handle.chunkCount; idx++) m.assets.putChunk(handle.id, idx, data.subarray(idx * ASSET_CHUNK_BYTES, (idx + 1) * ASSET_CHUNK_BYTES));
-  return (await m.assets.commit(handle.id, sha256Hex(data))).asset;
-}
+const { machine, restart } = useStoreMachines("understudy-snapshot-");
 /** A main with history: 6 revisions and 2 assets, interleaved. */
 async function busyMain(): Promise<Machine> {
   const main = machine("main");
