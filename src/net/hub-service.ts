@@ -5,10 +5,9 @@
  * A fan-out frame is encoded and sealed once (under the epoch's broadcast
  * key) and the same bytes are written to every subscriber.
  */
-import { encodeFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
+import { encodeFrame, versionSchema, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { HubCore, type Fanout, type HubStateChanges } from "../hub/hub-core.ts";
 import { hubStateChangesSchema } from "../hub/retained-state.ts";
-import type { Version } from "../hub/frames.ts";
 import type { Logger } from "../log.ts";
 import { sealBroadcast } from "./broadcast.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "./crypto.ts";
@@ -19,7 +18,7 @@ const text = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** What the standby asks on /replicate, and the answer. */
-export const replicateRequestSchema = z.object({ type: z.literal("since"), version: z.object({ epoch: z.int().nonnegative(), seq: z.int().nonnegative() }) });
+export const replicateRequestSchema = z.object({ type: z.literal("since"), version: versionSchema });
 export const replicateAnswerSchema = z.object({ type: z.literal("changes"), changes: hubStateChangesSchema });
 
 export class HubService {
@@ -95,7 +94,7 @@ export class HubService {
           connection.close(4002, "Not a replication request.");
           return;
         }
-        const changes = this.core.exportStateSince(request.data.version as Version);
+        const changes = this.core.exportStateSince(request.data.version);
         connection.send(text.encode(JSON.stringify({ type: "changes", changes })));
       },
       close: () => {},
