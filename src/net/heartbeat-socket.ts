@@ -1,15 +1,16 @@
 /**
  * The UDP edge for heartbeats: a thin adapter on Bun.udpSocket around the pure
- * HeartbeatCodec and ReplayFilter. It binds, sends sealed heartbeats to given
- * targets, and hands decoded, validated, non-replayed heartbeats to a callback.
- * Anything else (garbage, other versions, foreign keys, replays) is counted and
- * dropped; nothing thrown by a datagram escapes the socket callback.
+ * HeartbeatCodec. It binds, sends sealed heartbeats to given targets, and
+ * hands decoded, validated heartbeats to a callback (the failover runner
+ * judges their freshness: core/freshness.ts). Anything else (garbage, other
+ * versions, foreign keys) is counted and dropped; nothing thrown by a
+ * datagram escapes the socket callback.
  */
 import { formatHostPort, type HostPort } from "../core/config.ts";
 import { AppError } from "../core/errors.ts";
 import type { RandomBytes } from "./crypto.ts";
 import { listenError } from "./listen-error.ts";
-import { HeartbeatCodec, ReplayFilter, type Heartbeat } from "./heartbeat.ts";
+import { HeartbeatCodec, type Heartbeat } from "./heartbeat.ts";
 
 /** Where a heartbeat goes to or came from (core/config.ts HostPort). */
 export type UdpEndpoint = HostPort;
@@ -23,13 +24,7 @@ export type HeartbeatDropReason =
   /** Did not open: another network key, or altered on the way. */
   | "foreign"
   /** Opened, but the body does not fit the schema. */
-  | "invalid"
-  /** The same sequence number again from the same boot. */
-  | "replay"
-  /** An older sequence number than one already accepted. */
-  | "stale"
-  /** From a boot of the sender that a restart already replaced. */
-  | "old-boot";
+  | "invalid";
 
 /**
  * A dropped datagram, or ("handler-error") an accepted heartbeat whose
@@ -56,7 +51,7 @@ export type HeartbeatSocketOptions = {
   /** Port to bind; 0 picks a free one (see `port`). */
   port: number;
   networkKey: Uint8Array;
-  /** Every heartbeat that opened, validated and is not a replay. */
+  /** Every heartbeat that opened and validated (replays too: the runner refuses those). */
   onHeartbeat: (heartbeat: Heartbeat, from: UdpEndpoint) => void;
   /** Every dropped datagram, for logs and counters; optional. */
   onDrop?: (drop: HeartbeatDrop) => void;
@@ -78,7 +73,6 @@ const ERROR_CODE_REASONS: Record<string, HeartbeatDropReason> = {
 export class HeartbeatSocket {
   private readonly socket: Bun.udp.Socket<"uint8array">;
   private readonly codec: HeartbeatCodec;
-  private readonly filter: ReplayFilter;
   private readonly options: HeartbeatSocketOptions;
   readonly stats: HeartbeatSocketStats;
 
@@ -111,11 +105,10 @@ export class HeartbeatSocket {
     this.socket = socket;
     this.codec = codec;
     this.options = options;
-    this.filter = new ReplayFilter();
     this.stats = {
       received: 0,
       accepted: 0,
-      dropped: { malformed: 0, version: 0, foreign: 0, invalid: 0, replay: 0, stale: 0, "old-boot": 0 },
+      dropped: { malformed: 0, version: 0, foreign: 0, invalid: 0 },
       handlerErrors: 0,
       sendFailures: 0,
       socketErrors: 0,
@@ -176,8 +169,6 @@ export class HeartbeatSocket {
       const reason = error instanceof AppError ? ERROR_CODE_REASONS[error.code] : undefined;
       return this.drop(reason ?? "malformed", from, error);
     }
-    const verdict = this.filter.check(heartbeat);
-    if (!verdict.accept) return this.drop(verdict.reason, from);
     this.stats.accepted++;
     try {
       this.options.onHeartbeat(heartbeat, from);

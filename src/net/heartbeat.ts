@@ -7,7 +7,8 @@
  * network key, in the versioned envelope with a random nonce. Anyone with the
  * network key can open and forge them (signing each one would cost an Ed25519
  * verify per datagram, too slow in tweetnacl at 10 Hz × every client); an
- * outsider can only replay them, which the ReplayFilter refuses.
+ * outsider can only replay them, and a replayed heartbeat never counts
+ * (core/freshness.ts: it must echo a stamp the receiver sent recently).
  */
 import { z } from "zod";
 import type { BeatBody } from "../core/failover/types.ts";
@@ -21,25 +22,39 @@ export const MAX_HEARTBEAT_BYTES = 1200;
 const counter = z.int().nonnegative();
 const milliseconds = z.number().finite().nonnegative();
 
+const stampSchema = z.object({
+  boot: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/),
+  seq: counter,
+  sentAt: z.number().finite(),
+});
+
+const lanesSchema = z.object({
+  hubEpoch: counter,
+  hubSeq: counter,
+  logId: z.string().max(64),
+  logSeq: counter,
+});
+
 /**
  * The core's BeatBody (core/failover/types.ts) plus what the transport adds:
- * id, seq, sentAt, echo, showFileRevision, bootId and name.
+ * id, name, the sender's stamp and the echo of the receiver's (core/freshness.ts)
+ * and showFileRevision.
  */
 export const heartbeatSchema = z.object({
   /** Sender's machine id (fingerprint of its machine key). */
   id: z.string().regex(/^[0-9a-f]{16}$/),
   role: z.enum(["main", "backup", "client"]),
-  state: z.enum(["active", "rejoining", "standby", "unpaired", "syncing", "idle", "follow-main", "follow-backup", "follow-none"]),
+  state: z.enum(["active", "rejoining", "standby", "isolated", "unpaired", "syncing", "idle", "follow-main", "follow-backup", "follow-none"]),
   /** The highest epoch the sender knows. */
   epoch: counter,
   /** Servers: the epoch they accept Data Hub writes at; clients: the epoch of the server they follow. */
   activeEpoch: counter.nullable(),
-  /** Raised by one per heartbeat within one boot. */
-  seq: counter,
-  /** Sender's clock (Clock.now()) when sent; only meaningful to the sender, who gets it back in `echo`. */
-  sentAt: z.number().finite(),
-  /** The last heartbeat heard from the receiver, echoed so it can measure the round trip. */
-  echo: z.object({ seq: counter, sentAt: z.number().finite() }).nullable(),
+  /** This heartbeat: the sender's boot id, sequence within the boot, and clock when sent. */
+  stamp: stampSchema,
+  /** The stamp of the last heartbeat the sender heard from the receiver: the receiver's proof of freshness. */
+  echo: stampSchema.nullable(),
+  /** The sender could not count the receiver's last heartbeat (no fresh echo): answer at once. */
+  challenge: z.boolean(),
   showFileRevision: counter,
   /** How long ago the sender last heard the main; null when never. The backup's witness check reads it. */
   msSinceHeardMain: milliseconds.nullable(),
@@ -48,8 +63,12 @@ export const heartbeatSchema = z.object({
   condition: z.enum(["main-unreachable-from-backup"]).nullable(),
   /** Backup only, while syncing: 0..1. */
   syncProgress: z.number().min(0).max(1).nullable(),
-  /** Random per process start: a new bootId means the sender restarted and its seq starts again. */
-  bootId: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/),
+  /** Servers: the machine id of the server they are paired with. */
+  pairedWith: z.string().regex(/^[0-9a-f]{16}$/).nullable(),
+  /** Servers: replication lane positions. */
+  lanes: lanesSchema.nullable(),
+  /** Backup only: whether it holds a first complete copy of the Data Hub state. */
+  hubCopied: z.boolean().nullable(),
   name: z.string().min(1).max(64),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
@@ -106,69 +125,5 @@ export class HeartbeatCodec {
       throw new InvalidHeartbeat(from, issue ? `${issue.path.join(".") || "body"}: ${issue.message}` : "schema", parsed.error);
     }
     return parsed.data;
-  }
-}
-
-/** Why the ReplayFilter let a heartbeat through or dropped it. */
-export type ReplayVerdict =
-  | { accept: true; reason: "first" | "next" | "restart" }
-  | { accept: false; reason: "replay" | "stale" | "old-boot" };
-
-/** How many earlier boot ids to remember per sender, so replayed heartbeats from before a restart stay refused. */
-export const RETIRED_BOOTS_KEPT = 8;
-/** Senders remembered at most; the oldest is forgotten first. A network has far fewer machines. */
-export const MAX_TRACKED_SENDERS = 4096;
-
-type SenderState = { bootId: string; seq: number; retired: string[] };
-
-/**
- * Per sender (machine id + boot id): accepts only sequences above the highest
- * seen; a new boot id is a restart and starts over, and boot ids it replaced
- * are refused from then on (else a replayed pre-restart datagram would look
- * like another restart). Pure, synchronous, no clock.
- */
-export class ReplayFilter {
-  private readonly senders = new Map<string, SenderState>();
-  private readonly maxSenders: number;
-
-  constructor(maxSenders = MAX_TRACKED_SENDERS) {
-    this.maxSenders = maxSenders;
-  }
-
-  check(heartbeat: Pick<Heartbeat, "id" | "bootId" | "seq">): ReplayVerdict {
-    const { id, bootId, seq } = heartbeat;
-    const sender = this.senders.get(id);
-    if (sender === undefined) {
-      this.remember(id, { bootId, seq, retired: [] });
-      return { accept: true, reason: "first" };
-    }
-    if (sender.bootId === bootId) {
-      if (seq === sender.seq) return { accept: false, reason: "replay" };
-      if (seq < sender.seq) return { accept: false, reason: "stale" };
-      sender.seq = seq;
-      return { accept: true, reason: "next" };
-    }
-    if (sender.retired.includes(bootId)) return { accept: false, reason: "old-boot" };
-    sender.retired = [sender.bootId, ...sender.retired].slice(0, RETIRED_BOOTS_KEPT);
-    sender.bootId = bootId;
-    sender.seq = seq;
-    return { accept: true, reason: "restart" };
-  }
-
-  /** Forget a sender (it was removed from the network). */
-  forget(id: string): void {
-    this.senders.delete(id);
-  }
-
-  get size(): number {
-    return this.senders.size;
-  }
-
-  private remember(id: string, state: SenderState): void {
-    if (this.senders.size >= this.maxSenders) {
-      const oldest = this.senders.keys().next();
-      if (!oldest.done) this.senders.delete(oldest.value);
-    }
-    this.senders.set(id, state);
   }
 }

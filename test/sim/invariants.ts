@@ -20,12 +20,24 @@
  *     copying the backup's state, or when the backup never synced, or after
  *     hearing nothing from it for a timeout (or its socket broke), or after
  *     failing for a timeout to copy from an idle backup.
+ *  I10 no backup serves unless the main confirmed its pairing and it holds a
+ *      first complete copy of the Data Hub state (both on its disk).
+ *  I11 a backup enters idle only with every lane at or past the heads of the
+ *      last main heartbeat that counted.
+ *  I12 a replayed heartbeat counts only if it was sent within a timeout
+ *      (then it is just a late datagram); older replays change nothing.
+ *  I13 an isolated main stops serving within timeout + 2 heartbeats.
+ *  I14 a backup restarted while the main is down serves within timeout + 2
+ *      heartbeats (+ ticks and the wire).
+ *  I15 saving unchanged settings has no effect on epochs or serving.
  *  I9 availability: while the only faulty link is the one between main and
  *     backup, and the main runs, once nothing changed for availableAfterMs,
  *     some server is active and every live client follows an active server.
  */
 import { stallThresholdMs } from "../../src/core/failure-detector.ts";
-import type { Effect } from "../../src/core/failover/index.ts";
+import { lanesBehind, type Effect, type Lanes } from "../../src/core/failover/index.ts";
+import type { Verdict } from "../../src/core/freshness.ts";
+import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import type { SimNode, World } from "./world.ts";
 
 export interface CheckPlan {
@@ -52,6 +64,12 @@ export class Checker {
   conditionSeen = false;
 
   #available = { holds: false, since: 0 };
+  /** isolate-main: the cut; outage-restart: when the backup restarted. */
+  isolation: { from: number; to: number } | null = null;
+  mustServe: number | null = null;
+  #lastMainHeads = new Map<string, Lanes | null>();
+  #backupPhase = "";
+  replaysCounted = 0;
   /** Longest a client went without an active server while I9's premise held (for the report). */
   maxUnavailableMs = 0;
 
@@ -71,7 +89,19 @@ export class Checker {
     this.violations.push(`t=${world.now()}: ${what}`);
   }
 
+  heartbeat(world: World, node: SimNode, hb: Heartbeat, verdict: Verdict, replayed: boolean): void {
+    if (verdict === "fresh" && hb.role === "main" && node.role === "backup") this.#lastMainHeads.set(node.name, hb.lanes);
+    if (!replayed || verdict !== "fresh") return;
+    this.replaysCounted += 1;
+    const sent = world.sent.find((x) => x.hb === hb);
+    const age = sent ? world.now() - sent.t : Infinity;
+    if (age > world.cfg.timings.failoverTimeoutMs) this.fail(world, `I12 ${node.name} counted a heartbeat of ${hb.name} replayed ${age} ms after it was sent`);
+  }
+
   effect(world: World, node: SimNode, fx: Effect): void {
+    if (world.resaving === node && (fx.type === "persistEpoch" || fx.type === "startServing" || fx.type === "stopServing")) {
+      this.fail(world, `I15 saving ${node.name}'s unchanged settings caused ${fx.type}`);
+    }
     switch (fx.type) {
       case "persistEpoch":
         if (fx.epoch < node.disk.epoch) this.fail(world, `I2 ${node.name} persisted epoch ${fx.epoch} below ${node.disk.epoch} on disk`);
@@ -91,6 +121,8 @@ export class Checker {
         if (had !== undefined && had !== who) this.fail(world, `I1 epoch ${fx.epoch} served by ${had} and ${who}`);
         this.#holder.set(fx.epoch, who);
         this.#checkGrounds(world, node);
+        const p = node.disk.pairing;
+        if (node.role === "backup" && !(p?.confirmed && p.hubCopied)) this.fail(world, `I10 the backup serves without a confirmed pairing and a first copy`);
         if (node.role === "main" || node.role === "backup") this.takeovers[node.role] += 1;
         break;
       }
@@ -104,7 +136,7 @@ export class Checker {
     // Silence counts only if nothing from the other server sits unread in the inbox, after a
     // stall the core could notice (a shorter one is like a datagram still on the wire).
     const noticeable = n.lastFreezeMs > stallThresholdMs(world.cfg.timings);
-    const waiting = noticeable && n.queue.some((m) => m.kind === "beat" && m.beat.role !== "client" && m.beat.role !== n.role);
+    const waiting = noticeable && n.queue.some((m) => m.kind === "beat" && m.hb.role !== "client" && m.hb.role !== n.role);
     const gone = (silentMs >= world.cfg.timings.failoverTimeoutMs || n.brokenSinceHeard) && !waiting;
     const noData = n.lastFromOtherState === "unpaired" || n.lastFromOtherState === "syncing";
     // An idle backup it could not copy from for a timeout: serving without beats nobody serving.
@@ -128,6 +160,8 @@ export class Checker {
       if (n?.state && n.serving !== null) actives.push(n);
     }
     this.#checkSplit(world, actives);
+    this.#checkReadiness(world);
+    this.#checkIsolation(world);
     // What follows depends only on who serves and whom clients follow: recompute when that changed.
     if (this.#version !== world.stateVersion) {
       this.#version = world.stateVersion;
@@ -195,6 +229,9 @@ export class Checker {
     const m = world.nodes.get("main");
     const b = world.nodes.get("backup");
     if (!up(m)) return false;
+    // A main that hears nobody fences itself (I13): availability needs someone it can hear.
+    const hearsSomeone = [...world.nodes.values()].some((n) => n !== m && up(n) && isClean(world, n.name, "main") && isClean(world, "main", n.name));
+    if (!hearsSomeone) return false;
     for (const c of world.nodes.values()) {
       if (c.role !== "client" || !c.state) continue;
       if (c.frozen) return false;
@@ -214,6 +251,35 @@ export class Checker {
     const waited = world.now() - this.#available.since;
     this.maxUnavailableMs = Math.max(this.maxUnavailableMs, waited);
     if (waited > this.availableAfterMs) this.fail(world, `I9 no server for every client ${waited} ms into a steady partition between main and backup`);
+  }
+
+  #checkReadiness(world: World): void {
+    const b = world.nodes.get("backup");
+    const phase = b?.state?.role === "backup" ? `${b.inc}:${b.state.phase.kind}` : "";
+    if (phase === this.#backupPhase) return;
+    const sameIncarnation = this.#backupPhase.split(":")[0] === phase.split(":")[0];
+    this.#backupPhase = phase;
+    // A restarted backup with a full copy on disk starts idle by design; it is judged from its next change.
+    if (!phase.endsWith(":idle") || !b || !sameIncarnation) return;
+    const heads = this.#lastMainHeads.get(b.name) ?? null;
+    if (heads && lanesBehind(b.disk.lanes, heads).length > 0) this.fail(world, `I11 the backup went idle behind the main's heads`);
+  }
+
+  #checkIsolation(world: World): void {
+    const { heartbeatMs: h, failoverTimeoutMs: T } = world.cfg.timings;
+    const now = world.now();
+    const slack = 2 * world.cfg.tickMs + world.cfg.latency[1];
+    const cut = this.isolation;
+    if (cut && now >= cut.from + T + 2 * h + slack && now < cut.to && world.node("main").serving !== null) {
+      this.fail(world, `I13 the main still serves ${now - cut.from} ms into its isolation`);
+    }
+    if (this.mustServe !== null && now >= this.mustServe + T + 2 * h + slack) {
+      const b = world.node("backup");
+      if (!world.faultsStopped && b.state && !b.frozen && b.serving === null) {
+        this.fail(world, `I14 the backup restarted during the outage does not serve ${now - this.mustServe} ms later`);
+      }
+      this.mustServe = null;
+    }
   }
 
   #checkNoFailover(world: World): void {

@@ -9,7 +9,7 @@ import { DEFAULT_TIMINGS, FAST_TIMINGS, type Timings } from "../../src/core/fail
 import { tickPeriodMs, type Failback } from "../../src/core/failover/index.ts";
 import { Checker, converged, type CheckPlan } from "./invariants.ts";
 import { Rng } from "./prng.ts";
-import { blips, chaos, CLIENTS, lateClient, rejoinSplit, witness, type Family } from "./schedules.ts";
+import { blips, chaos, CLIENTS, isolateMain, lateClient, newBackup, outageRestart, rejoinSplit, replayer, witness, writes, type Family } from "./schedules.ts";
 import { World, type SimConfig } from "./world.ts";
 
 export interface SeedResult {
@@ -62,9 +62,14 @@ export function splitHealMs(t: Timings, tickMs: number): number {
   return t.heartbeatMs + tickMs + LATENCY[1];
 }
 
+const FAMILIES: readonly Family[] = [
+  "chaos", "chaos", "chaos", "chaos", "chaos", "chaos", "rejoin-split", "blip", "witness", "late-client",
+  "new-backup", "replay", "isolate-main", "outage-restart",
+];
+
 export function familyOf(seed: number): { family: Family; failback: Failback; timings: Timings } {
-  const r = seed % 10;
-  const family: Family = r < 6 ? "chaos" : r === 6 ? "rejoin-split" : r === 7 ? "blip" : r === 8 ? "witness" : "late-client";
+  const r = seed % FAMILIES.length;
+  const family = FAMILIES[r]!;
   const failback: Failback = r === 4 || r === 5 ? "manual" : "auto";
   // Most seeds use the fast preset (cheaper to simulate); every 11th runs production timings.
   const timings = seed % 11 === 4 ? DEFAULT_TIMINGS : FAST_TIMINGS;
@@ -77,6 +82,8 @@ export interface WorldOptions {
   readonly failback: Failback;
   readonly plan: CheckPlan;
   readonly tracing?: boolean;
+  /** The backup starts with an empty data dir and no pairing (the new-backup family pairs it later). */
+  readonly freshBackup?: boolean;
 }
 
 /** A world of main, backup and clients c1..c3, started at t=0, with the checker plugged in. */
@@ -85,8 +92,8 @@ export function newWorld(o: WorldOptions): { world: World; checker: Checker } {
   const cfg: SimConfig = { timings: o.timings, failback: o.failback, tickMs, latency: LATENCY, catchUpMs: [2, o.timings.heartbeatMs / 2] };
   const checker = new Checker(o.plan, splitHealMs(o.timings, tickMs), availableAfterMs(o.timings, tickMs));
   const world = new World(cfg, new Rng(o.seed ^ 0x9e3779b9), checker, o.tracing ?? false);
-  world.spawn("main", "main");
-  world.spawn("backup", "backup");
+  world.spawn("main", "main", undefined, { pairing: { peerId: "backup", confirmed: true, hubCopied: false } });
+  world.spawn("backup", "backup", undefined, o.freshBackup ? {} : { pairing: { peerId: "main", confirmed: true, hubCopied: true } });
   for (const c of CLIENTS) world.spawn(c, "client");
   return { world, checker };
 }
@@ -99,22 +106,30 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   const warmup = 2 * T;
   const stopAt = warmup + (family === "late-client" ? 4 * T : 8 * T);
   const bound = boundMs(timings, tickMs);
-  const quiet = family === "blip" || family === "witness";
-  const plan = { faultsStopAt: stopAt, noFailoverFrom: quiet ? warmup : null };
-  const { world, checker } = newWorld({ seed, timings, failback, plan, tracing });
+  const quiet = family === "blip" || family === "witness" || family === "replay";
+  // The replay family restarts everything first, then replays: no failover once the network is back.
+  const plan: CheckPlan = { faultsStopAt: stopAt, noFailoverFrom: quiet ? (family === "replay" ? warmup + 2 * T : warmup) : null };
+  const { world, checker } = newWorld({ seed, timings, failback, plan, tracing, freshBackup: family === "new-backup" });
   world.log(`seed ${seed}: ${family}, failback ${failback}, heartbeat ${h} ms, timeout ${T} ms, tick ${tickMs} ms`);
   world.runUntil(warmup - 1);
   // The warm network must be on the main, or nothing below would mean much.
   const m = world.node("main").state;
   if (!converged(world) || m?.role !== "main" || m.phase.kind !== "active") checker.fail(world, "not converged on the main after warm-up");
+  const b = world.node("backup").state;
+  if (family !== "new-backup" && (b?.role !== "backup" || b.phase.kind !== "idle")) checker.fail(world, "the backup is not idle after warm-up");
 
   const window = { from: warmup, stopAt };
   let joinAt: number | null = null;
   let mustReportUnreachable = false;
+  writes(world, sched, window);
   if (family === "chaos") chaos(world, sched, window, failback === "manual");
   else if (family === "blip") blips(world, sched, window);
   else if (family === "witness") mustReportUnreachable = witness(world, sched, window);
   else if (family === "rejoin-split") rejoinSplit(world, sched, window);
+  else if (family === "new-backup") newBackup(world, sched, window);
+  else if (family === "replay") replayer(world, sched, window);
+  else if (family === "isolate-main") checker.isolation = isolateMain(world, sched, window);
+  else if (family === "outage-restart") checker.mustServe = outageRestart(world, sched, window);
   else joinAt = lateClient(world, sched, window);
 
   // Faults stop: the network heals, frozen processes resume, crashed ones restart

@@ -13,11 +13,22 @@
  *               many timeouts while clients see both: must cause no failover.
  *  late-client  the main dies; a client set up while it is down (knowing the
  *               backup's address) joins, then the main may come back.
+ *  new-backup   the backup starts with an empty data dir and unpaired; it is
+ *               paired at some point and the main may die while it copies.
+ *  replay       the whole network restarts once; then an adversary replays
+ *               heartbeats recorded at any earlier time to every machine:
+ *               must cause no failover at all.
+ *  isolate-main the main is cut from everyone for several timeouts: it must
+ *               stop serving within timeout + 2 heartbeats (and the backup serve).
+ *  outage-restart the main dies; later the backup is restarted while it is
+ *               still down: it must serve again within timeout + 2 heartbeats.
+ * In every family the active main writes now and then (Data Hub and log), and
+ * settings are saved again unchanged now and then (no effect allowed).
  */
 import type { Rng } from "./prng.ts";
 import type { World } from "./world.ts";
 
-export type Family = "chaos" | "rejoin-split" | "blip" | "witness" | "late-client";
+export type Family = "chaos" | "rejoin-split" | "blip" | "witness" | "late-client" | "new-backup" | "replay" | "isolate-main" | "outage-restart";
 
 export const CLIENTS = ["c1", "c2", "c3"] as const;
 const SERVERS = ["main", "backup"] as const;
@@ -189,4 +200,65 @@ export function lateClient(world: World, rng: Rng, w: Window): number {
   });
   if (rng.chance(0.6)) fault(world, w.stopAt - rng.int(0, T), "restart main", () => world.restart("main"));
   return joinAt;
+}
+
+/** Writes on the active main (its lanes move) and unchanged settings saved again, all run long. */
+export function writes(world: World, rng: Rng, w: Window): void {
+  const { heartbeatMs: h } = world.cfg.timings;
+  for (let t = w.from + rng.int(1, 4 * h); t < w.stopAt; t += rng.int(h / 2, 6 * h)) {
+    const lane = rng.chance(0.5) ? "hub" : "log";
+    world.at(t, `write ${lane}`, () => world.write(lane));
+    if (rng.chance(0.1)) {
+      const who = rng.pick(ALL);
+      world.at(t + 1, `resave ${who}`, () => world.resave(who));
+    }
+  }
+}
+
+export function newBackup(world: World, rng: Rng, w: Window): void {
+  const { failoverTimeoutMs: T } = world.cfg.timings;
+  const pairAt = w.from + rng.int(0, T);
+  world.at(pairAt, "pair the new backup", () => world.pair());
+  if (rng.chance(0.7)) {
+    const crashAt = pairAt + rng.int(0, 3 * T);
+    fault(world, crashAt, "crash main", () => world.crash("main"));
+    if (rng.chance(0.5)) fault(world, crashAt + rng.int(T, 3 * T), "restart main", () => world.restart("main"));
+  }
+}
+
+export function replayer(world: World, rng: Rng, w: Window): void {
+  const { heartbeatMs: h, failoverTimeoutMs: T } = world.cfg.timings;
+  // Everything restarts once, so the recording holds heartbeats of earlier boots too.
+  world.at(w.from, "crash everything", () => {
+    for (const n of ALL) world.crash(n);
+  });
+  world.at(w.from + 1, "restart everything", () => {
+    for (const n of ALL) world.restart(n);
+  });
+  for (let t = w.from + 2; t < w.stopAt; t += rng.int(1, h)) {
+    world.at(t, "replay", () => {
+      if (world.sent.length === 0) return;
+      const old = world.sent[rng.int(0, world.sent.length - 1)]!;
+      world.replay(rng.pick(ALL), old.hb);
+    });
+  }
+}
+
+/** Returns the window in which the main must not serve. */
+export function isolateMain(world: World, rng: Rng, w: Window): { from: number; to: number } {
+  const { failoverTimeoutMs: T } = world.cfg.timings;
+  const dur = rng.int(3 * T, 5 * T);
+  cut(world, w.from, dur, isolate("main"), "main off");
+  return { from: w.from, to: w.from + dur };
+}
+
+/** Returns when the backup restarted during the outage, to check it serves soon after. */
+export function outageRestart(world: World, rng: Rng, w: Window): number {
+  const { failoverTimeoutMs: T } = world.cfg.timings;
+  fault(world, w.from, "crash main", () => world.crash("main"));
+  const crashAt = w.from + rng.int(0, 2 * T);
+  fault(world, crashAt, "crash backup", () => world.crash("backup"));
+  const restartAt = crashAt + rng.int(1, T);
+  fault(world, restartAt, "restart backup", () => world.restart("backup"));
+  return restartAt;
 }

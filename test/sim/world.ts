@@ -1,7 +1,8 @@
 /**
  * The simulated world: one main, one backup, clients, a network of directed
- * links, and a runner per machine that executes core effects in order, just
- * as the real runner will. Everything happens on one ManualClock, in the
+ * links, and per machine the production FailoverRunner (src/machine) with a
+ * simulated clock, transport and disk: the same effect switch, freshness
+ * judgement and routing that run on a real machine. Everything happens on one ManualClock, in the
  * order of a seeded event queue, so a seed replays exactly.
  *
  * Faults: crash (process gone; restarts with only its persisted epoch),
@@ -9,22 +10,10 @@
  * per-link cut / loss / extra delay (partitions may be one-way).
  */
 import type { Timings } from "../../src/core/failure-detector.ts";
-import {
-  startBackup,
-  startClient,
-  startMain,
-  transition,
-  type BackupEvent,
-  type BeatBody,
-  type ClientEvent,
-  type Effect,
-  type Failback,
-  type MainEvent,
-  type NodeState,
-  type Peer,
-  type Role,
-  type ServerRole,
-} from "../../src/core/failover/index.ts";
+import type { Verdict } from "../../src/core/freshness.ts";
+import { EMPTY_LANES, type Effect, type Failback, type Lanes, type NodeEvent, type NodeState, type PairingRecord, type Role, type ServerRole } from "../../src/core/failover/index.ts";
+import { FailoverRunner, type Endpoint } from "../../src/machine/failover-runner.ts";
+import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import { ManualClock } from "../support/clock.ts";
 import { Rng } from "./prng.ts";
 import { describe } from "./describe.ts";
@@ -42,10 +31,10 @@ export interface SimConfig {
 }
 
 type Inbound =
-  | { readonly kind: "beat"; readonly from: string; readonly inc: number; readonly seq: number; readonly beat: BeatBody }
+  | { readonly kind: "beat"; readonly from: string; readonly hb: Heartbeat; readonly replayed: boolean }
   | { readonly kind: "linkBroken"; readonly peer: ServerRole }
-  | { readonly kind: "catchUp"; readonly ok: boolean; readonly token: number; readonly inc: number }
-  | { readonly kind: "switchBack" }
+  | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number }
+  | { readonly kind: "event"; readonly event: NodeEvent }
   | { readonly kind: "setServers"; readonly main: boolean; readonly backup: boolean };
 
 type SimEvent =
@@ -63,20 +52,20 @@ export interface Link {
 export interface SimNode {
   readonly name: string;
   readonly role: Role;
+  /** The production runner of this incarnation; null while crashed. */
+  runner: FailoverRunner | null;
+  /** Its core state, refreshed after every call into the runner. */
   state: NodeState | null;
   frozen: boolean;
   readonly queue: Inbound[];
   inc: number;
-  /** What survives a crash: the persisted epoch. */
-  readonly disk: { epoch: number };
+  /** What survives a crash: the persisted epoch and pairing, and a server's copy of the data (lane positions). */
+  readonly disk: { epoch: number; pairing: PairingRecord | null; lanes: Lanes };
   /** The runner's view: the epoch it accepts Data Hub writes at, from start/stopServing. */
   serving: number | null;
   /** The client runner's view, from `follow` effects. */
   following: { server: ServerRole | null; epoch: number | null };
   readonly offset: number;
-  sendSeq: number;
-  readonly lastSeq: Map<string, { inc: number; seq: number }>;
-  catchUpToken: number;
   readonly knows: { main: boolean; backup: boolean };
   /** What the checker needs to judge a takeover (sim time): when this incarnation started, */
   startedAt: number;
@@ -96,6 +85,8 @@ export interface SimNode {
 /** Hooks the invariant checker plugs in. `effect` runs before the runner executes it. */
 export interface Observer {
   effect(world: World, node: SimNode, fx: Effect): void;
+  /** Every heartbeat the runner judged; `replayed` when the adversary sent it. */
+  heartbeat(world: World, node: SimNode, hb: Heartbeat, verdict: Verdict, replayed: boolean): void;
   /** After each event; `touched` is the machine that handled it, or null when anything may have changed. */
   afterStep(world: World, touched: SimNode | null): void;
 }
@@ -151,11 +142,11 @@ export class World {
   }
 
   /** Adds a machine and starts it now. Clients know both server addresses unless told otherwise. */
-  spawn(name: string, role: Role, knows = { main: true, backup: true }): SimNode {
+  spawn(name: string, role: Role, knows = { main: true, backup: true }, disk?: Partial<SimNode["disk"]>): SimNode {
     const node: SimNode = {
-      name, role, state: null, frozen: false, queue: [], inc: 0, disk: { epoch: 0 }, serving: null,
-      following: { server: null, epoch: null }, offset: this.net.int(0, 1_000_000), sendSeq: 0,
-      lastSeq: new Map(), catchUpToken: 0, knows: { ...knows }, startedAt: 0, lastFromOther: -Infinity,
+      name, role, runner: null, state: null, frozen: false, queue: [], inc: 0,
+      disk: { epoch: 0, pairing: null, lanes: EMPTY_LANES, ...disk }, serving: null,
+      following: { server: null, epoch: null }, offset: this.net.int(0, 1_000_000), knows: { ...knows }, startedAt: 0, lastFromOther: -Infinity,
       lastFromOtherState: null, brokenSinceHeard: false, caughtUp: false, copyFailingSince: null, frozenAt: 0, lastFreezeMs: 0,
     };
     this.nodes.set(name, node);
@@ -188,6 +179,8 @@ export class World {
     this.log(`CRASH ${name}`);
     this.topology += 1;
     this.stateVersion += 1;
+    n.runner?.stop();
+    n.runner = null;
     n.state = null;
     n.frozen = false;
     n.queue.length = 0;
@@ -227,15 +220,55 @@ export class World {
     n.frozen = false;
     n.lastFreezeMs = this.now() - n.frozenAt;
     // An event loop may run its overdue timer before it reads the socket buffers: the core must cope.
-    if (this.net.chance(0.5)) this.#step(n, { type: "tick" });
+    if (this.net.chance(0.5)) this.#call(n, (r) => r.tick());
     while (n.queue.length > 0 && n.state && !n.frozen) this.#receive(n, n.queue.shift()!);
   }
 
   switchBack(): void {
     this.log("SWITCH BACK requested on the main");
     const main = this.node("main");
-    if (main.state) this.#deliverTo(main, { kind: "switchBack" });
+    if (main.state) this.#deliverTo(main, { kind: "event", event: { type: "switchBack" } });
   }
+
+  /** The pairing exchange between main and backup, done now (both must run). */
+  pair(): void {
+    const main = this.node("main");
+    const backup = this.node("backup");
+    if (!main.state || !backup.state || main.frozen || backup.frozen) return;
+    this.log("PAIR main and backup");
+    this.#deliverTo(backup, { kind: "event", event: { type: "paired", peerId: "main" } });
+    this.#deliverTo(main, { kind: "event", event: { type: "paired", peerId: "backup" } });
+  }
+
+  /** A machine's settings are saved again unchanged (the setup pages' Connect with nothing changed). */
+  resave(name: string): void {
+    const n = this.node(name);
+    if (!n.runner || n.frozen) return;
+    this.log(`RESAVE settings on ${name}`);
+    this.resaving = n;
+    const servers = n.runner.serverAddresses();
+    this.#call(n, (r) => r.setServers(servers));
+    this.resaving = null;
+  }
+
+  /** A new write on the active main: its Data Hub state or its log moves on. */
+  write(lane: "hub" | "log"): void {
+    const m = this.node("main");
+    if (!m.state || m.serving === null) return;
+    const l = m.disk.lanes;
+    m.disk.lanes = lane === "hub" ? { ...l, hubEpoch: m.serving, hubSeq: l.hubSeq + 1 } : { ...l, logId: "log-1", logSeq: l.logSeq + 1 };
+  }
+
+  /** A recorded heartbeat delivered again by someone on the wire, to any machine. */
+  replay(to: string, hb: Heartbeat): void {
+    this.#send(to, { kind: "beat", from: hb.name, hb, replayed: true }, this.#latency(), false);
+  }
+
+  /** The machine whose unchanged settings are being saved again right now (the checker watches its effects). */
+  resaving: SimNode | null = null;
+
+  /** Every heartbeat sent so far, with its send time (what a wiretap records). */
+  readonly sent: { t: number; hb: Heartbeat }[] = [];
 
   /** A client's setup page now has these server addresses. */
   setServers(name: string, knows: { main: boolean; backup: boolean }): void {
@@ -258,22 +291,55 @@ export class World {
   private start(n: SimNode): void {
     this.stateVersion += 1;
     n.inc += 1;
-    n.sendSeq = 0;
     n.serving = null;
     n.following = { server: null, epoch: null };
     Object.assign(n, {
       startedAt: this.now(), lastFromOther: -Infinity, lastFromOtherState: null, brokenSinceHeard: false, caughtUp: false, copyFailingSince: null,
     });
-    const now = this.now() + n.offset;
-    const t = this.cfg.timings;
-    const step =
-      n.role === "main"
-        ? startMain({ timings: t, failback: this.cfg.failback, paired: true, epoch: n.disk.epoch }, now)
-        : n.role === "backup"
-          ? startBackup({ timings: t, paired: true, synced: true, epoch: n.disk.epoch }, now)
-          : startClient({ timings: t, knows: n.knows }, now);
-    n.state = step.state;
-    this.#run(n, step.effects);
+    const inc = n.inc;
+    const mine = (): boolean => n.inc === inc;
+    const servers = { main: n.knows.main || n.role === "backup" ? endpoint("main") : null, backup: n.knows.backup || n.role === "main" ? endpoint("backup") : null };
+    n.runner = new FailoverRunner({
+      role: n.role,
+      id: n.name,
+      name: n.name,
+      boot: `boot-${n.name}-${inc}`,
+      transport: { send: (hb, to) => mine() && this.#transmit(n, to.host, hb) },
+      servers,
+      timings: this.cfg.timings,
+      failback: this.cfg.failback,
+      epochStore: n.role === "client" ? null : { read: () => n.disk.epoch, write: (epoch) => void (n.disk.epoch = epoch) },
+      pairingStore: n.role === "client" ? null : { read: () => n.disk.pairing, write: (pairing) => void (n.disk.pairing = pairing) },
+      clock: { now: () => this.now() + n.offset },
+      // The world ticks each runner itself (on its own phase), as the runner's own timer would.
+      timers: { every: () => () => {} },
+      log: { info: (m) => this.log(`${n.name} log: ${m}`), warn: (m) => this.log(`${n.name} log: ${m}`) },
+      lanes: n.role === "client" ? undefined : () => n.disk.lanes,
+      hooks: {
+        startServing: (epoch) => {
+          this.stateVersion += 1;
+          n.serving = epoch;
+          n.caughtUp = false;
+          n.copyFailingSince = null;
+          this.log(`${n.name}: START serving at epoch ${epoch}`);
+        },
+        stopServing: (epoch) => {
+          this.stateVersion += 1;
+          n.serving = null;
+          this.log(`${n.name}: STOP serving epoch ${epoch}`);
+        },
+        catchUp: (_epoch, done) => this.#catchUp(n, done),
+        uplink: (target) => {
+          this.stateVersion += 1;
+          n.following = target.server === "self" ? { server: n.role as ServerRole, epoch: target.epoch } : { server: target.server, epoch: target.epoch };
+        },
+      },
+      observer: {
+        effect: (fx) => this.observer.effect(this, n, fx),
+        heartbeat: (hb, verdict) => this.#judged(n, hb, verdict),
+      },
+    });
+    n.state = n.runner.current;
     // Each runner ticks on its own phase, as separate machines do.
     this.#push(this.now() + this.net.int(1, this.cfg.tickMs), { kind: "tick", node: n.name, inc: n.inc });
   }
@@ -289,7 +355,10 @@ export class World {
         const n = this.node(ev.node);
         if (!n.state || n.inc !== ev.inc) return n; // that process is gone; its timer with it
         this.#push(this.now() + this.cfg.tickMs, ev);
-        if (!n.frozen) this.#step(n, { type: "tick" });
+        if (!n.frozen) {
+          this.#replicate(n);
+          this.#call(n, (r) => r.tick());
+        }
         return n;
       }
       case "deliver": {
@@ -306,101 +375,89 @@ export class World {
     else this.#receive(n, msg);
   }
 
+  #replaying = false;
+
   #receive(n: SimNode, msg: Inbound): void {
     switch (msg.kind) {
-      case "beat": {
-        // The net layer drops replays and older sequences from the same boot. It cannot
-        // order boots, so a late datagram from a previous incarnation still gets through.
-        const last = n.lastSeq.get(msg.from);
-        if (last && last.inc === msg.inc && msg.seq <= last.seq) return;
-        if (!last || msg.inc >= last.inc) n.lastSeq.set(msg.from, { inc: msg.inc, seq: msg.seq });
-        if (msg.beat.role !== "client" && msg.beat.role !== n.role) {
-          Object.assign(n, { lastFromOther: this.now(), lastFromOtherState: msg.beat.state, brokenSinceHeard: false });
-        }
-        this.#step(n, { type: "heartbeat", id: msg.from, beat: msg.beat });
+      case "beat":
+        this.#replaying = msg.replayed;
+        this.#call(n, (r) => r.onHeartbeat(msg.hb, endpoint(msg.from)));
+        this.#replaying = false;
         return;
-      }
       case "linkBroken":
         if (msg.peer !== n.role) n.brokenSinceHeard = true;
-        this.#step(n, { type: "linkBroken", peer: msg.peer });
+        this.#call(n, (r) => r.linkBroken(msg.peer));
         return;
       case "catchUp":
-        if (msg.inc !== n.inc || msg.token !== n.catchUpToken) return;
+        if (msg.inc !== n.inc) return;
         if (msg.ok) n.caughtUp = true;
         else n.copyFailingSince ??= this.now();
-        this.#step(n, { type: msg.ok ? "catchUpDone" : "catchUpFailed" });
+        this.#call(n, () => msg.done(msg.ok));
         return;
-      case "switchBack":
-        this.#step(n, { type: "switchBack" });
+      case "event":
+        this.#call(n, (r) => r.feed(msg.event));
         return;
       case "setServers":
-        this.#step(n, { type: "setServers", main: msg.main, backup: msg.backup });
+        this.#call(n, (r) => r.setServers({ main: msg.main ? endpoint("main") : null, backup: msg.backup ? endpoint("backup") : null }));
     }
   }
 
-  #step(n: SimNode, ev: MainEvent | BackupEvent | ClientEvent): void {
-    const s = n.state;
-    if (!s) return;
-    const before = this.trace ? describe(s) : "";
-    const r = transition(s as never, ev as never, this.now() + n.offset) as { state: NodeState; effects: readonly Effect[] };
-    n.state = r.state;
-    this.#run(n, r.effects);
-    if (this.trace) {
-      const after = describe(r.state);
-      if (after !== before) this.log(`${n.name}: ${before} -> ${after} (on ${ev.type})`);
-    }
+  /**
+   * The backup's replication, on its tick: while it is paired, not serving,
+   * and main and backup reach each other, its copy moves toward the main's
+   * data: the Data Hub state at once (the first time: its first complete
+   * copy), the log a few entries a tick (a snapshot when it holds another log).
+   */
+  #replicate(n: SimNode): void {
+    if (n.role !== "backup" || n.serving !== null || n.disk.pairing === null) return;
+    const m = this.nodes.get("main");
+    if (!m?.state || m.frozen || this.linkState("main", "backup").cut || this.linkState("backup", "main").cut) return;
+    const heads = m.disk.lanes;
+    const own = n.disk.lanes;
+    const step = this.net.int(1, 6);
+    const logSeq = own.logId === heads.logId ? Math.min(heads.logSeq, own.logSeq + step) : Math.min(heads.logSeq, step);
+    n.disk.lanes = { hubEpoch: heads.hubEpoch, hubSeq: heads.hubSeq, logId: heads.logId, logSeq };
+    if (!n.disk.pairing.hubCopied) this.#call(n, (r) => r.feed({ type: "syncDone" }));
   }
 
-  #run(n: SimNode, effects: readonly Effect[]): void {
-    for (const fx of effects) {
-      this.observer.effect(this, n, fx);
-      switch (fx.type) {
-        case "persistEpoch":
-          n.disk.epoch = fx.epoch;
-          break;
-        case "send":
-          n.sendSeq += 1;
-          this.#transmit(n, peerName(fx.to), { kind: "beat", from: n.name, inc: n.inc, seq: n.sendSeq, beat: fx.beat });
-          break;
-        case "startServing":
-          this.stateVersion += 1;
-          n.serving = fx.epoch;
-          n.caughtUp = false;
-          n.copyFailingSince = null;
-          this.log(`${n.name}: START serving at epoch ${fx.epoch}`);
-          break;
-        case "stopServing":
-          this.stateVersion += 1;
-          n.serving = null;
-          this.log(`${n.name}: STOP serving epoch ${fx.epoch}`);
-          break;
-        case "startCatchUp":
-          this.#catchUp(n);
-          break;
-        case "follow":
-          this.stateVersion += 1;
-          n.following = { server: fx.server, epoch: fx.epoch };
-          break;
-        case "log":
-          this.log(`${n.name} log: ${fx.message}`);
-          break;
-      }
+  /** Bookkeeping for the checker: which heartbeats counted, and which replays did. */
+  #judged(n: SimNode, hb: Heartbeat, verdict: Verdict): void {
+    if (verdict === "fresh" && hb.role !== "client" && hb.role !== n.role) {
+      Object.assign(n, { lastFromOther: this.now(), lastFromOtherState: hb.state, brokenSinceHeard: false });
+    }
+    this.observer.heartbeat(this, n, hb, verdict, this.#replaying);
+  }
+
+  /** Calls into a machine's runner and refreshes the state the checker reads. */
+  #call(n: SimNode, run: (runner: FailoverRunner) => void): void {
+    const r = n.runner;
+    if (!r) return;
+    const before = this.trace ? describe(r.current) : "";
+    run(r);
+    n.state = n.runner?.current ?? null;
+    if (this.trace && n.state) {
+      const after = describe(n.state);
+      if (after !== before) this.log(`${n.name}: ${before} -> ${after}`);
     }
   }
 
   /** The copy works if, when it ends, the backup runs and both directions between them are up. */
-  #catchUp(main: SimNode): void {
-    const token = ++main.catchUpToken;
+  #catchUp(main: SimNode, done: (ok: boolean) => void): void {
     const inc = main.inc;
     const delay = this.net.int(this.cfg.catchUpMs[0], this.cfg.catchUpMs[1]);
     this.at(this.now() + delay, "catch-up ends", () => {
       const b = this.nodes.get("backup");
       const ok = !!b?.state && !b.frozen && !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
-      if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, token, inc });
+      if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc });
     });
   }
 
-  #transmit(from: SimNode, to: string, msg: Inbound): void {
+  #transmit(from: SimNode, to: string, hb: Heartbeat): void {
+    this.sent.push({ t: this.now(), hb });
+    this.#transmitMsg(from, to, { kind: "beat", from: from.name, hb, replayed: false });
+  }
+
+  #transmitMsg(from: SimNode, to: string, msg: Inbound): void {
     if (!this.nodes.has(to)) return;
     const l = this.linkState(from.name, to);
     if (l.cut) return;
@@ -422,6 +479,6 @@ export class World {
   }
 }
 
-function peerName(p: Peer): string {
-  return p.role === "client" ? p.id : p.role;
+function endpoint(name: string): Endpoint {
+  return { host: name, port: 0 };
 }

@@ -147,5 +147,8 @@ export function clientBeat(s: ClientState, now: number): BeatBody {
     msSinceHeardBackup: s.knows.backup ? msSinceHeard(s.servers.backup.live, now) : null,
     condition: null,
     syncProgress: null,
+    pairedWith: null,
+    lanes: null,
+    hubCopied: null,
   };
 }

@@ -10,8 +10,8 @@
  *   ({ state, effects } = transition(state, event, clock.now()));
  *   run(effects);                      // in order, each one finished before the next
  *
- * Start: `startMain({timings?, failback?, paired, epoch})`,
- * `startBackup({timings?, paired, synced, epoch})`, `startClient({timings?,
+ * Start: `startMain({timings?, failback?, selfId, pairing, epoch})`,
+ * `startBackup({timings?, selfId, pairing, epoch})`, `startClient({timings?,
  * knows: {main, backup}})`. `transition(state, event, now)` dispatches on
  * `state.role` (same as `mainTransition` / `backupTransition` /
  * `clientTransition`). `statusChip(state, now)` gives the UI chip.
@@ -20,9 +20,10 @@
  * heartbeat body already authenticated and freed of replays; `id` = sender
  * machine id) and `linkBroken {peer: "main"|"backup"}` (the replication
  * socket on servers, the Data Hub socket on clients). The main also takes
- * `catchUpDone`, `catchUpFailed`, `switchBack`, `paired`, `unpaired`; the
- * backup `paired`, `syncProgress {progress}`, `syncDone`, `unpaired`; a
- * client `setServers {main, backup}` (which addresses it knows).
+ * `catchUpDone`, `catchUpFailed`, `switchBack`, `paired {peerId}`, `unpaired`,
+ * `lanes`; the backup `paired {peerId}`, `syncProgress {progress}`, `syncDone`
+ * (first complete Data Hub copy), `unpaired`, `lanes`; a client `setServers
+ * {main, backup}` (which addresses it knows).
  *
  * Effects (types.ts), to run in order:
  * - `persistEpoch {epoch}`: write durably before the next effect. It always
@@ -39,6 +40,8 @@
  *   backup; answer `catchUpDone` or `catchUpFailed`. A late answer is ignored.
  * - `follow {server, epoch}` (client): connect the Data Hub to that server,
  *   re-subscribe, flush what local apps published meanwhile; null = none.
+ * - `persistPairing {pairing}` (servers): write the pairing record durably
+ *   before the next effect.
  * - `log {level, message}`: for the operator's log only.
  *
  * ## Timing contract
@@ -72,9 +75,25 @@
 import { backupTransition, type BackupState } from "./backup.ts";
 import { clientTransition, type ClientState } from "./client.ts";
 import { mainTransition, type MainState } from "./main.ts";
-import type { BackupEvent, ClientEvent, MainEvent, Step } from "./types.ts";
+import { backupBeat } from "./backup.ts";
+import { clientBeat } from "./client.ts";
+import { mainBeat } from "./main.ts";
+import type { BackupEvent, BeatBody, ClientEvent, MainEvent, Step } from "./types.ts";
 
 export type NodeState = MainState | BackupState | ClientState;
+export type NodeEvent = MainEvent | BackupEvent | ClientEvent;
+
+/** What this machine would say in a heartbeat now (the runner answers unverified heartbeats with it). */
+export function beatOf(s: NodeState, now: number): BeatBody {
+  switch (s.role) {
+    case "main":
+      return mainBeat(s, now);
+    case "backup":
+      return backupBeat(s, now);
+    case "client":
+      return clientBeat(s, now);
+  }
+}
 
 /** Ticks a runner gives per heartbeat period: bounds how late a deadline is noticed. */
 export const TICKS_PER_HEARTBEAT = 5;
@@ -97,14 +116,16 @@ export function transition(s: NodeState, ev: MainEvent | BackupEvent | ClientEve
   }
 }
 
-export { backupBeat, backupTransition, startBackup } from "./backup.ts";
+export { backupBeat, backupTransition, startBackup, syncProgress } from "./backup.ts";
 export type { BackupOptions, BackupPhase, BackupState } from "./backup.ts";
 export { chooseServer, clientBeat, clientTransition, startClient } from "./client.ts";
 export type { ClientOptions, ClientState } from "./client.ts";
 export { claimEpoch, epochOwner } from "./epoch.ts";
 export { mainBeat, mainTransition, startMain } from "./main.ts";
 export type { CatchUp, MainOptions, MainPhase, MainState } from "./main.ts";
-export { otherActiveEpoch, witnessHearsMain } from "./server-common.ts";
+export { isIsolated, otherActiveEpoch, witnessHearsMain } from "./server-common.ts";
+export { EMPTY_LANES, lanesBehind, logFraction, sameLanes } from "./lanes.ts";
+export type { Lanes } from "./lanes.ts";
 export { CHIP_TEXT, statusChip } from "./status.ts";
 export type { ChipKind, StatusChip } from "./status.ts";
 export type * from "./types.ts";

@@ -7,6 +7,9 @@
  *   rejoining ──(copied, backup active, failback manual)──▶ standby ──switchBack──▶ rejoining
  *   standby   ──(the backup no longer serves)──▶ rejoining
  *   active    ──(the backup is active at a higher epoch: fencing)──▶ rejoining
+ *   active    ──(paired, heard neither the backup nor any client for a timeout)──▶ isolated
+ *   rejoining ──(backup silent a timeout, and no client heard either)──▶ isolated
+ *   isolated  ──(hears the backup or a client again)──▶ rejoining
  *
  * Every start is `rejoining`: the main always asks the backup first, so it
  * never serves over a backup that took over while it was gone. It copies the
@@ -21,6 +24,7 @@ import {
   absorbHeartbeat,
   absorbLinkBroken,
   initBase,
+  isIsolated,
   learnEpoch,
   mayClaim,
   msSinceHeardOther,
@@ -31,7 +35,7 @@ import {
   type ServerBase,
   settlePhases,
 } from "./server-common.ts";
-import type { BeatBody, Effect, Failback, MainEvent, Peer, Step } from "./types.ts";
+import type { BeatBody, Effect, Failback, MainEvent, PairingRecord, Peer, Step } from "./types.ts";
 
 export type CatchUp =
   | { readonly kind: "idle"; readonly retryAt: number }
@@ -48,10 +52,13 @@ export type MainPhase =
       readonly copyFailingSince: number | null;
       readonly switchBack: boolean;
     }
-  | { readonly kind: "standby"; readonly since: number };
+  | { readonly kind: "standby"; readonly since: number }
+  /** Paired, and heard nobody for a timeout: refuses writes until it hears the network again. */
+  | { readonly kind: "isolated"; readonly since: number };
 
 export interface MainState extends ServerBase {
   readonly role: "main";
+  readonly selfId: string;
   readonly failback: Failback;
   readonly phase: MainPhase;
 }
@@ -59,8 +66,10 @@ export interface MainState extends ServerBase {
 export interface MainOptions {
   readonly timings?: Partial<Timings>;
   readonly failback?: Failback;
-  /** Whether a backup is paired (persisted by the runner). */
-  readonly paired: boolean;
+  /** This machine's id (a backup's heartbeat names the main it paired with). */
+  readonly selfId: string;
+  /** The persisted pairing: the backup this main paired with, or null. */
+  readonly pairing: PairingRecord | null;
   /** The persisted epoch (0 on a fresh data dir). */
   readonly epoch: number;
 }
@@ -72,8 +81,9 @@ function rejoining(now: number, switchBack = false): MainPhase {
 /** A (re)started main: `rejoining`, or straight to `active` when no backup is paired. */
 export function startMain(opts: MainOptions, now: number): Step<MainState> {
   const state: MainState = {
-    ...initBase(clampTimings(opts.timings), Math.max(0, opts.epoch), opts.paired, now),
+    ...initBase(clampTimings(opts.timings), Math.max(0, opts.epoch), opts.pairing?.peerId ?? null, now),
     role: "main",
+    selfId: opts.selfId,
     failback: opts.failback ?? "auto",
     phase: rejoining(now),
   };
@@ -119,10 +129,19 @@ export function mainTransition(prev: MainState, ev: MainEvent, now: number): Ste
       }
       break;
     case "paired":
-      next = { ...s, paired: true, other: { live: watch(now), beat: null } };
+      if (s.peerId === ev.peerId) break;
+      fx.push({ type: "persistPairing", pairing: { peerId: ev.peerId, confirmed: true, hubCopied: false } });
+      fx.push({ type: "log", level: "info", message: `Paired with the backup ${ev.peerId}.` });
+      next = { ...s, peerId: ev.peerId, other: { live: watch(now), beat: null }, heardNetworkAt: now };
       break;
     case "unpaired":
-      next = { ...s, paired: false };
+      if (s.peerId === null) break;
+      fx.push({ type: "persistPairing", pairing: null });
+      fx.push({ type: "log", level: "info", message: `Removed the backup ${s.peerId}.` });
+      next = { ...s, peerId: null, other: { live: watch(now), beat: null } };
+      break;
+    case "lanes":
+      next = { ...s, lanes: ev.lanes };
       break;
   }
   return settle(prev, next, now, fx, replyTo, ev.type === "tick");
@@ -146,7 +165,7 @@ function settle(
   // A few passes at most (active → rejoining → catch-up started).
   const cur = settlePhases(s, 4, (c) => decide(c, now, fx, onTick));
   // Announce any change of what others see (a start counts): state or active epoch.
-  const changed = prev === null || cur.phase.kind !== prev.phase.kind || activeEpoch(cur) !== activeEpoch(prev);
+  const changed = prev === null || cur.phase.kind !== prev.phase.kind || activeEpoch(cur) !== activeEpoch(prev) || cur.peerId !== prev.peerId;
   const state = sendBeats(cur, mainBeat(cur, now), now, { announce: changed, replyTo }, fx);
   return { state, effects: fx };
 }
@@ -159,15 +178,25 @@ function decide(s: MainState, now: number, fx: Effect[], onTick: boolean): MainS
   const phase = s.phase;
   switch (phase.kind) {
     case "active": {
-      if (!s.paired) return s;
+      if (s.peerId === null) return s;
+      if (isIsolated(s, now) && onTick && mayClaim(s, now)) {
+        fx.push({ type: "stopServing", epoch: phase.epoch });
+        fx.push({ type: "log", level: "warn", message: "Main isolated: it hears neither the backup nor any client, so it stops accepting writes." });
+        return { ...s, phase: { kind: "isolated", since: now } };
+      }
       const theirs = otherActiveEpoch(s, "main", now);
       if (theirs === null || theirs <= phase.epoch) return s;
       fx.push({ type: "stopServing", epoch: phase.epoch });
       fx.push({ type: "log", level: "warn", message: `The backup is active at epoch ${theirs} (ours ${phase.epoch}): stepping down.` });
       return { ...s, phase: rejoining(now) };
     }
+    case "isolated":
+      if (s.peerId === null) return becomeActive(s, now, fx);
+      if (isIsolated(s, now)) return s;
+      fx.push({ type: "log", level: "info", message: "The main hears the network again: rejoining." });
+      return { ...s, phase: rejoining(now) };
     case "standby": {
-      if (!s.paired) return becomeActive(s, now, fx);
+      if (s.peerId === null) return becomeActive(s, now, fx);
       // Standby only makes sense while the backup serves; if it stopped, the main must.
       if (backupServing(s, now)) return s;
       fx.push({ type: "log", level: "info", message: "The backup is no longer active: the main takes over." });
@@ -189,18 +218,21 @@ function decideRejoining(
   fx: Effect[],
   onTick: boolean,
 ): MainState {
-  if (!s.paired) return becomeActive(s, now, fx);
+  if (s.peerId === null) return becomeActive(s, now, fx);
   const beat = s.other.beat;
   if (isDown(s.other.live, now, s.timings)) {
     // Backup silent for a timeout: wait while clients say it serves (its state could not be copied), else
     // take over. A copy still running from a silent backup is abandoned: startServing tells the runner.
     if (backupServing(s, now) || !onTick || !mayClaim(s, now)) return s;
+    // Hearing nobody at all, it cannot tell a dead backup from its own cut cable: it waits for the network.
+    if (isIsolated(s, now)) return { ...s, phase: { kind: "isolated", since: now } };
     return becomeActive(s, now, fx);
   }
   // Asked, no answer yet (a fresh start): give the backup a timeout to answer.
   if (beat === null) return s;
-  // A backup that never finished a sync has nothing to hand back.
-  if (beat.state === "unpaired" || beat.state === "syncing") return becomeActive(s, now, fx);
+  // A backup without a first copy of the Data Hub state, or paired elsewhere, has nothing to hand back.
+  const hasData = beat.pairedWith === s.selfId && beat.state !== "unpaired" && (beat.state !== "syncing" || beat.hubCopied === true);
+  if (!hasData) return becomeActive(s, now, fx);
   // An idle backup we hear but cannot copy from (one-way partition, blocked port): nobody serves, so
   // after a timeout of failed copies the main serves without; the runner hands the rest back later.
   const failing = phase.copyFailingSince;
@@ -242,5 +274,8 @@ export function mainBeat(s: MainState, now: number): BeatBody {
     msSinceHeardBackup: msSinceHeardOther(s, now),
     condition: null,
     syncProgress: null,
+    pairedWith: s.peerId,
+    lanes: s.lanes,
+    hubCopied: null,
   };
 }

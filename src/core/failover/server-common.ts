@@ -5,13 +5,19 @@
  * onto the array the caller passes, in the order the runner must run them.
  */
 import { broke, excusePause, heard, isDown, msSinceHeard, stallMs, watch, type Timings } from "../failure-detector.ts";
+import type { Lanes } from "./lanes.ts";
 import type { BeatBody, ClientReport, Effect, Peer, ServerRole, ServerView } from "./types.ts";
 
 export interface ServerBase {
   readonly timings: Timings;
   /** Highest epoch known; always already persisted (see learnEpoch). */
   readonly epoch: number;
-  readonly paired: boolean;
+  /** The machine id of the server this one is paired with (see PairingRecord), or null. */
+  readonly peerId: string | null;
+  /** This server's own lane positions (heads on the main, the copy on the backup). */
+  readonly lanes: Lanes | null;
+  /** When this server last heard any peer (the other server or a client); stalls excused. */
+  readonly heardNetworkAt: number;
   /** The other server (the backup, seen from the main; the main, seen from the backup). */
   readonly other: ServerView;
   /** Latest heartbeat of each client, by machine id. */
@@ -30,9 +36,9 @@ export function otherRole(role: ServerRole): ServerRole {
   return role === "main" ? "backup" : "main";
 }
 
-export function initBase(timings: Timings, epoch: number, paired: boolean, now: number): ServerBase {
+export function initBase(timings: Timings, epoch: number, peerId: string | null, now: number): ServerBase {
   return {
-    timings, epoch, paired, other: { live: watch(now), beat: null }, clients: new Map(), nextBeatAt: now,
+    timings, epoch, peerId, lanes: null, heardNetworkAt: now, other: { live: watch(now), beat: null }, clients: new Map(), nextBeatAt: now,
     lastStepAt: now, claimHoldUntil: now,
   };
 }
@@ -51,6 +57,7 @@ export function noteStall<S extends ServerBase>(s: S, now: number, fx: Effect[])
     ...s,
     lastStepAt: now,
     claimHoldUntil: now + s.timings.heartbeatMs,
+    heardNetworkAt: s.heardNetworkAt + paused,
     other: { live: excusePause(s.other.live, paused), beat: s.other.beat },
   };
 }
@@ -94,11 +101,13 @@ export function absorbHeartbeat<S extends ServerBase>(
     const isNew = previous === undefined || previous.lastAt <= now - s.timings.failoverTimeoutMs;
     const clients = new Map(s.clients);
     clients.set(id, report);
-    return { state: learnEpoch({ ...s, clients }, beat.epoch, fx), replyTo: isNew ? { role: "client", id } : null };
+    return { state: learnEpoch({ ...s, clients, heardNetworkAt: now }, beat.epoch, fx), replyTo: isNew ? { role: "client", id } : null };
   }
   if (beat.role === otherRole(self)) {
+    // Only the server this one paired with has a say; another machine in that role is ignored.
+    if (s.peerId === null || id !== s.peerId) return { state: s, replyTo: null };
     const other: ServerView = { live: heard(s.other.live, now), beat };
-    return { state: learnEpoch({ ...s, other }, beat.epoch, fx), replyTo: null };
+    return { state: learnEpoch({ ...s, other, heardNetworkAt: now }, beat.epoch, fx), replyTo: null };
   }
   // A second machine claiming our own role is a configuration mistake; it gets no say.
   fx.push({ type: "log", level: "warn", message: `Ignoring a heartbeat from ${id}: it also claims to be the ${self} server.` });
@@ -154,6 +163,16 @@ export function witnessHearsMain(s: ServerBase, now: number): boolean {
   return false;
 }
 
+/**
+ * Isolation (DESIGN.md): a paired server that heard neither the other server
+ * nor any client for a timeout cannot tell "the others died" from "I am cut
+ * off", and the other side may already serve. Stalls of this machine are
+ * excused (heardNetworkAt moves with them).
+ */
+export function isIsolated(s: ServerBase, now: number): boolean {
+  return s.peerId !== null && now - s.heardNetworkAt >= s.timings.failoverTimeoutMs;
+}
+
 export function pruneClients<S extends ServerBase>(s: S, now: number): S {
   const forgetBefore = now - FORGET_CLIENT_AFTER_TIMEOUTS * s.timings.failoverTimeoutMs;
   let stale = false;
@@ -184,7 +203,7 @@ export function sendBeats<S extends ServerBase>(
 ): S {
   const due = now >= s.nextBeatAt;
   if (how.announce || due) {
-    if (s.paired) fx.push({ type: "send", to: { role: otherRole(body.role === "backup" ? "backup" : "main") }, beat: body });
+    if (s.peerId !== null) fx.push({ type: "send", to: { role: otherRole(body.role === "backup" ? "backup" : "main") }, beat: body });
     const recentAfter = now - s.timings.failoverTimeoutMs;
     for (const [id, r] of s.clients) {
       if (r.lastAt > recentAfter) fx.push({ type: "send", to: { role: "client", id }, beat: body });

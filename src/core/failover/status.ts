@@ -4,18 +4,25 @@
  * main, the backup and every client.
  */
 import { isDown } from "../failure-detector.ts";
-import type { BackupState } from "./backup.ts";
+import { syncProgress, type BackupState } from "./backup.ts";
 import type { ClientState } from "./client.ts";
 import type { MainState } from "./main.ts";
 import { otherActiveEpoch } from "./server-common.ts";
 import type { BeatBody } from "./types.ts";
 
-export type ChipKind = "no-backup" | "backup-syncing" | "backup-idle" | "backup-active" | "main-unreachable-from-backup";
+export type ChipKind =
+  | "no-backup"
+  | "backup-syncing"
+  | "backup-idle"
+  | "backup-active"
+  | "main-unreachable-from-backup"
+  | "main-isolated"
+  | "no-server";
 
 export interface StatusChip {
   readonly kind: ChipKind;
   readonly text: string;
-  /** 0..1 while the backup's initial copy runs. */
+  /** 0..1 while the backup's copy is catching up. */
   readonly progress: number | null;
 }
 
@@ -25,6 +32,8 @@ export const CHIP_TEXT: Readonly<Record<ChipKind, string>> = {
   "backup-idle": "Backup is idle",
   "backup-active": "Backup is active",
   "main-unreachable-from-backup": "Main unreachable from backup",
+  "main-isolated": "Main isolated",
+  "no-server": "No server reachable",
 };
 
 function chip(kind: ChipKind, progress: number | null = null): StatusChip {
@@ -62,7 +71,7 @@ function backupChip(s: BackupState): StatusChip {
     case "unpaired":
       return chip("no-backup");
     case "syncing":
-      return chip("backup-syncing", s.phase.progress);
+      return chip("backup-syncing", syncProgress(s));
     case "idle":
       return s.phase.condition === null ? chip("backup-idle") : chip("main-unreachable-from-backup");
     case "active":
@@ -71,7 +80,8 @@ function backupChip(s: BackupState): StatusChip {
 }
 
 function mainChip(s: MainState, now: number): StatusChip {
-  if (!s.paired) return chip("no-backup");
+  if (s.peerId === null) return chip("no-backup");
+  if (s.phase.kind === "isolated") return chip("main-isolated");
   // Also true when the backup is heard only through clients that follow it.
   if (otherActiveEpoch(s, "main", now) !== null) return chip("backup-active");
   // A backup silent for a timeout is, for now, no backup at all.
@@ -80,6 +90,7 @@ function mainChip(s: MainState, now: number): StatusChip {
 }
 
 function clientChip(s: ClientState, now: number): StatusChip {
+  if (s.following === null && (s.knows.main || s.knows.backup)) return chip("no-server");
   const backup = s.servers.backup;
   if (backup.beat === null || isDown(backup.live, now, s.timings)) return chip("no-backup");
   return fromBackupBeat(backup.beat);

@@ -5,6 +5,7 @@
  * compared and replayed.
  */
 import type { Liveness, Timings } from "../failure-detector.ts";
+import type { Lanes } from "./lanes.ts";
 
 export type ServerRole = "main" | "backup";
 export type Role = ServerRole | "client";
@@ -13,7 +14,7 @@ export type Failback = "auto" | "manual";
 /** Where a `send` effect goes. Servers are addressed by role; clients by machine id. */
 export type Peer = { readonly role: ServerRole } | { readonly role: "client"; readonly id: string };
 
-export type MainStateName = "active" | "rejoining" | "standby";
+export type MainStateName = "active" | "rejoining" | "standby" | "isolated";
 export type BackupStateName = "unpaired" | "syncing" | "idle" | "active";
 /** A client's `state` on the wire is which server its Data Hub follows. */
 export type ClientStateName = "follow-main" | "follow-backup" | "follow-none";
@@ -41,6 +42,12 @@ export interface BeatBody {
   readonly condition: Condition | null;
   /** Backup only, while `syncing`: 0..1. */
   readonly syncProgress: number | null;
+  /** Servers: the machine id of the server they are paired with (confirmed on the main, recorded on the backup); clients null. */
+  readonly pairedWith: string | null;
+  /** Servers: each replication lane's position (the main's heads, the backup's copy); clients null. */
+  readonly lanes: Lanes | null;
+  /** Backup only: whether it holds a complete first copy of the Data Hub state (it may serve). */
+  readonly hubCopied: boolean | null;
 }
 
 /** Events every role accepts. */
@@ -59,16 +66,23 @@ export type MainEvent =
   | { readonly type: "catchUpFailed" }
   /** Someone allowed switching back to the main (main UI, or a level-3 client). */
   | { readonly type: "switchBack" }
-  | { readonly type: "paired" }
-  | { readonly type: "unpaired" };
+  /** The pairing exchange with this backup completed (the runner persisted it). */
+  | { readonly type: "paired"; readonly peerId: string }
+  /** The operator removed the backup. */
+  | { readonly type: "unpaired" }
+  /** This server's own lane heads changed. */
+  | { readonly type: "lanes"; readonly lanes: Lanes };
 
 export type BackupEvent =
   | CommonEvent
-  /** Paired with a main: the initial copy starts. */
-  | { readonly type: "paired" }
+  /** A main asked to pair and this backup accepted (the runner persisted it); it serves only once the main confirms. */
+  | { readonly type: "paired"; readonly peerId: string }
   | { readonly type: "syncProgress"; readonly progress: number }
+  /** The first complete copy of the Data Hub state is in (persisted through persistPairing). */
   | { readonly type: "syncDone" }
-  | { readonly type: "unpaired" };
+  | { readonly type: "unpaired" }
+  /** This backup's own copy advanced. */
+  | { readonly type: "lanes"; readonly lanes: Lanes };
 
 export type ClientEvent =
   | CommonEvent
@@ -92,8 +106,22 @@ export type Effect =
   | { readonly type: "startCatchUp"; readonly epoch: number }
   /** Client: connect the hub to this server (re-subscribe, flush queued publishes), or to none. */
   | { readonly type: "follow"; readonly server: ServerRole | null; readonly epoch: number | null }
+  /** Server: write the pairing record (null: forget it) before the next effect. */
+  | { readonly type: "persistPairing"; readonly pairing: PairingRecord | null }
   /** Something an operator may want in the log; never needed for correctness. */
   | { readonly type: "log"; readonly level: "info" | "warn"; readonly message: string };
+
+/**
+ * What a server persists about its pairing. The main records the backup it
+ * paired with; the backup records its main, whether the main confirmed it
+ * (its heartbeat named this backup) and whether a first complete copy of the
+ * Data Hub state is in: only then may it serve, also after a restart.
+ */
+export interface PairingRecord {
+  readonly peerId: string;
+  readonly confirmed: boolean;
+  readonly hubCopied: boolean;
+}
 
 export interface Step<S> {
   readonly state: S;

@@ -1,0 +1,69 @@
+/**
+ * Where a machine's calls go, decided from its failover state: the Data Hub
+ * uplink its local apps use, show-file calls and Asset Hub calls. Pure: the
+ * runtime asks after every step and carries the answer out.
+ */
+import type { Role as ConfigRole } from "./roles.ts";
+import { otherActiveEpoch, type NodeState, type Role, type ServerRole } from "./failover/index.ts";
+
+/** The failover role for a configured role ("server" is a main that may get a backup later). */
+export function failoverRole(role: ConfigRole): Role | null {
+  if (role === "standalone") return null;
+  return role === "server" ? "main" : role;
+}
+
+/** Whom this machine's local apps reach for the Data Hub: its own hub, a server, or nobody (they queue). */
+export type UplinkTarget = { readonly server: ServerRole | "self" | null; readonly epoch: number | null };
+
+export function uplinkTarget(s: NodeState, now: number): UplinkTarget {
+  switch (s.role) {
+    case "client":
+      return { server: s.following, epoch: s.followingEpoch };
+    case "main": {
+      if (s.phase.kind === "active") return { server: "self", epoch: s.phase.epoch };
+      // A main that does not serve is one more client of a backup that serves; isolated, its apps wait.
+      const epoch = s.phase.kind === "isolated" ? null : otherActiveEpoch(s, "main", now);
+      return epoch === null ? { server: null, epoch: null } : { server: "backup", epoch };
+    }
+    case "backup":
+      if (s.phase.kind === "active") return { server: "self", epoch: s.phase.epoch };
+      // Unpaired, it has no main to follow; otherwise its apps use the main's hub.
+      return s.phase.kind === "unpaired" ? { server: null, epoch: null } : { server: "main", epoch: null };
+  }
+}
+
+export function sameTarget(a: UplinkTarget | null, b: UplinkTarget): boolean {
+  return a !== null && a.server === b.server && a.epoch === b.epoch;
+}
+
+/** What this machine does with a show-file call. */
+export type FilesRoute = { readonly kind: "serve" } | { readonly kind: "read-only" } | { readonly kind: "forward"; readonly to: ServerRole } | { readonly kind: "no-server" };
+
+/**
+ * The active main serves show-file calls; while the backup serves they are
+ * refused (read-only, the file belongs to the main); anyone else forwards to
+ * the main.
+ */
+export function filesRoute(s: NodeState | null, now: number, knowsMain: boolean): FilesRoute {
+  if (s === null) return { kind: "no-server" };
+  const up = uplinkTarget(s, now);
+  if (s.role === "main") return up.server === "self" ? { kind: "serve" } : { kind: "read-only" };
+  if (s.role === "backup") return up.server === "self" || !knowsMain ? { kind: "read-only" } : { kind: "forward", to: "main" };
+  if (up.server === "backup") return { kind: "read-only" };
+  return knowsMain ? { kind: "forward", to: "main" } : { kind: "no-server" };
+}
+
+/** What this machine does with an Asset Hub call. */
+export type AssetRoute = { readonly mode: "serve" | "read-only"; readonly to: null } | { readonly mode: "forward"; readonly to: ServerRole | null };
+
+/**
+ * The active main serves; while the backup serves, its copy answers reads and
+ * refuses uploads; clients and an idle backup forward to whichever server is active.
+ */
+export function assetRoute(s: NodeState | null, now: number): AssetRoute {
+  if (s === null) return { mode: "forward", to: null };
+  const up = uplinkTarget(s, now);
+  if (s.role === "main") return { mode: up.server === "self" ? "serve" : "read-only", to: null };
+  if (s.role === "backup") return up.server === "self" ? { mode: "read-only", to: null } : { mode: "forward", to: "main" };
+  return { mode: "forward", to: up.server === "backup" ? "backup" : "main" };
+}

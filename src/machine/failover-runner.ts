@@ -1,0 +1,369 @@
+/**
+ * The one runner around the pure failover core, in production and in the
+ * simulator (test/sim runs this very class over an in-memory network): it
+ * feeds the core its events and carries out its effects in order
+ * (persistEpoch and persistPairing always before anything that announces
+ * them). Clock, timers, the heartbeat transport and the stores are injected.
+ *
+ * It also judges every heartbeat's freshness (core/freshness.ts) before the
+ * core sees it, answers heartbeats that are authentic but not yet proven
+ * recent, and tells the machine where its local apps' Data Hub uplink goes
+ * (core/routing.ts) whenever that changes.
+ */
+import type { Clock } from "../core/clock.ts";
+import { admit, NO_MEMO, type SenderMemo, type Stamp, type Verdict } from "../core/freshness.ts";
+import {
+  beatOf,
+  sameLanes,
+  startBackup,
+  startClient,
+  startMain,
+  statusChip,
+  tickPeriodMs,
+  transition,
+  type BeatBody,
+  type Effect,
+  type Failback,
+  type Lanes,
+  type NodeEvent,
+  type NodeState,
+  type PairingRecord,
+  type Peer,
+  type Role,
+  type ServerRole,
+  type StatusChip,
+} from "../core/failover/index.ts";
+import type { Timings } from "../core/failure-detector.ts";
+import { sameTarget, uplinkTarget, type UplinkTarget } from "../core/routing.ts";
+import type { Heartbeat } from "../net/heartbeat.ts";
+
+/** Where a heartbeat goes to or came from. */
+export type Endpoint = { readonly host: string; readonly port: number };
+
+/** Sends one heartbeat (the UDP socket seals it; the simulator delivers it). Never throws. */
+export interface HeartbeatTransport {
+  send(heartbeat: Heartbeat, to: Endpoint): void;
+}
+
+/** Repeating timers; `every` returns the function that stops it. */
+export interface Timers {
+  every(ms: number, run: () => void): () => void;
+}
+
+/** The persisted epoch: written durably before it is ever announced. */
+export interface EpochStore {
+  read(): number;
+  write(epoch: number): void;
+}
+
+/** The persisted pairing record (servers). */
+export interface PairingStore {
+  read(): PairingRecord | null;
+  write(pairing: PairingRecord | null): void;
+}
+
+export type FailoverHooks = {
+  /** Accept Data Hub writes at this epoch. */
+  startServing(epoch: number): void;
+  /** Refuse Data Hub writes; hub sessions close so clients move. */
+  stopServing(epoch: number): void;
+  /** Main only: copy the Data Hub state the backup changed, then call `done` (once). */
+  catchUp(epoch: number, done: (ok: boolean, why?: string) => void): void;
+  /** Where this machine's local apps reach the Data Hub now. */
+  uplink(target: UplinkTarget): void;
+};
+
+export type RunnerLog = { info(message: string, fields?: Record<string, unknown>): void; warn(message: string, fields?: Record<string, unknown>): void };
+
+/** For the simulator's checker: sees each effect before it runs and each heartbeat's verdict. */
+export type RunnerObserver = {
+  effect?(effect: Effect): void;
+  heartbeat?(heartbeat: Heartbeat, verdict: Verdict): void;
+};
+
+export type FailoverRunnerOptions = {
+  role: Role;
+  id: string;
+  name: string;
+  /** Random per process start (core/freshness.ts). */
+  boot: string;
+  transport: HeartbeatTransport;
+  /** Server addresses this machine knows (its own role's entry is ignored). */
+  servers: { main: Endpoint | null; backup: Endpoint | null };
+  timings: Timings;
+  failback: Failback;
+  /** Servers persist their epoch and pairing; clients keep neither. */
+  epochStore: EpochStore | null;
+  pairingStore: PairingStore | null;
+  hooks: FailoverHooks;
+  clock: Clock;
+  timers: Timers;
+  log: RunnerLog;
+  /** This server's lane positions now (read every tick). */
+  lanes?: () => Lanes | null;
+  observer?: RunnerObserver;
+};
+
+export type PeerDelay = { id: string; name: string; role: string; address: string; delayMs: number | null; lastHeardMsAgo: number };
+
+type PeerRecord = { address: Endpoint; name: string; role: string; heardAt: number; delayMs: number | null };
+
+/** Senders remembered at most; the oldest is forgotten first. A network has far fewer machines. */
+export const MAX_TRACKED_SENDERS = 4096;
+/** Unverified heartbeats answered at most per heartbeat period, in all: a spoofed flood cannot amplify. */
+export const MAX_CHALLENGES_PER_PERIOD = 64;
+
+export class FailoverRunner {
+  private state: NodeState;
+  private readonly options: FailoverRunnerOptions;
+  private seq = 0;
+  private stopTimer: (() => void) | null = null;
+  private readonly peers = new Map<string, PeerRecord>();
+  private readonly memos = new Map<string, SenderMemo>();
+  private readonly serverIds: Partial<Record<ServerRole, string>> = {};
+  private readonly challenged = new Map<string, number>();
+  private challengeWindow = { startedAt: -Infinity, count: 0 };
+  private catchUpToken = 0;
+  private lastUplink: UplinkTarget | null = null;
+  private lastLanes: Lanes | null = null;
+  private servers: { main: Endpoint | null; backup: Endpoint | null };
+
+  constructor(options: FailoverRunnerOptions) {
+    this.options = options;
+    this.servers = { ...options.servers };
+    const now = options.clock.now();
+    const epoch = options.epochStore?.read() ?? 0;
+    const pairing = options.pairingStore?.read() ?? null;
+    const { timings } = options;
+    const step =
+      options.role === "main"
+        ? startMain({ timings, failback: options.failback, selfId: options.id, pairing, epoch }, now)
+        : options.role === "backup"
+          ? startBackup({ timings, selfId: options.id, pairing, epoch }, now)
+          : startClient({ timings, knows: { main: this.servers.main !== null, backup: this.servers.backup !== null } }, now);
+    this.state = step.state;
+    this.run(step.effects);
+    this.afterStep(now);
+  }
+
+  /** Starts ticking. Tests and the simulator may call `tick()` themselves instead. */
+  start(): void {
+    this.stopTimer ??= this.options.timers.every(tickPeriodMs(this.options.timings.heartbeatMs), () => this.tick());
+  }
+
+  stop(): void {
+    this.stopTimer?.();
+    this.stopTimer = null;
+  }
+
+  tick(): void {
+    const lanes = this.options.lanes?.() ?? null;
+    if (lanes !== null && !sameLanes(lanes, this.lastLanes)) {
+      this.lastLanes = lanes;
+      this.feed({ type: "lanes", lanes });
+    }
+    this.feed({ type: "tick" });
+  }
+
+  feed(event: NodeEvent): void {
+    const now = this.options.clock.now();
+    const step = transition(this.state as never, event as never, now) as { state: NodeState; effects: readonly Effect[] };
+    this.state = step.state;
+    this.run(step.effects);
+    this.afterStep(now);
+  }
+
+  /** The core's state, read-only (status pages, routing, the simulator's checker). */
+  get current(): NodeState {
+    return this.state;
+  }
+
+  /** A heartbeat arrived, authentic (it opened under the network key) but not yet judged. */
+  onHeartbeat(hb: Heartbeat, from: Endpoint): void {
+    const now = this.options.clock.now();
+    if (hb.id === this.options.id) return;
+    const memo = this.memos.get(hb.id) ?? NO_MEMO;
+    const { memo: next, verdict } = admit(memo, hb, this.options.boot, now, this.options.timings.failoverTimeoutMs);
+    this.remember(hb.id, next);
+    this.options.observer?.heartbeat?.(hb, verdict);
+    if (hb.role !== "client" && this.isConfiguredServer(hb.role, from)) this.serverIds[hb.role] ??= hb.id;
+    if (verdict === "replay") return;
+    if (verdict === "unverified") return this.answer(hb, from, now, true);
+    // The sender could not count ours: answer now, so freshness costs one round trip, not a heartbeat period.
+    if (hb.challenge) this.answer(hb, from, now, false);
+    const known = this.peers.get(hb.id);
+    // The echo carries our own send time, so the round trip needs no synchronised clocks.
+    const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt) : (known?.delayMs ?? null);
+    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, heardAt: now, delayMs });
+    if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
+    this.feed({ type: "heartbeat", id: hb.id, beat: beatBody(hb) });
+  }
+
+  /** A socket to that server broke: an immediate signal, no need to wait for heartbeat silence. */
+  linkBroken(peer: ServerRole): void {
+    this.feed({ type: "linkBroken", peer });
+  }
+
+  /**
+   * The server addresses as saved on the setup pages. Saving them unchanged
+   * does nothing at all; a client learns which servers it knows; servers just
+   * address their peer there (pairing is its own exchange).
+   */
+  setServers(servers: { main: Endpoint | null; backup: Endpoint | null }): void {
+    const same = (a: Endpoint | null, b: Endpoint | null) => (a === null ? b === null : b !== null && a.host === b.host && a.port === b.port);
+    if (same(servers.main, this.servers.main) && same(servers.backup, this.servers.backup)) return;
+    this.servers = { ...servers };
+    if (this.state.role === "client") this.feed({ type: "setServers", main: servers.main !== null, backup: servers.backup !== null });
+  }
+
+  serverAddresses(): { main: Endpoint | null; backup: Endpoint | null } {
+    return { ...this.servers };
+  }
+
+  /** Where heartbeats for that server go now. */
+  serverAddress(role: ServerRole): Endpoint | null {
+    return this.servers[role];
+  }
+
+  /** For /api/status: the chip, the state, the epoch and the delay to each peer. */
+  status(): { chip: StatusChip; state: string; epoch: number; activeEpoch: number | null; peers: PeerDelay[] } {
+    const now = this.options.clock.now();
+    const s = this.state;
+    const beat = beatOf(s, now);
+    return {
+      chip: statusChip(s, now),
+      state: beat.state,
+      epoch: s.epoch,
+      activeEpoch: beat.activeEpoch,
+      peers: [...this.peers.entries()].map(([id, p]) => ({
+        id,
+        name: p.name,
+        role: p.role,
+        address: `${p.address.host}:${p.address.port}`,
+        delayMs: p.delayMs,
+        lastHeardMsAgo: now - p.heardAt,
+      })),
+    };
+  }
+
+  /** Where the local apps' uplink goes now (core/routing.ts). */
+  get uplink(): UplinkTarget {
+    return this.lastUplink ?? { server: null, epoch: null };
+  }
+
+  private afterStep(now: number): void {
+    const target = uplinkTarget(this.state, now);
+    if (sameTarget(this.lastUplink, target)) return;
+    this.lastUplink = target;
+    this.options.hooks.uplink(target);
+  }
+
+  private run(effects: readonly Effect[]): void {
+    for (const effect of effects) {
+      this.options.observer?.effect?.(effect);
+      switch (effect.type) {
+        case "persistEpoch":
+          this.options.epochStore?.write(effect.epoch);
+          break;
+        case "persistPairing":
+          this.options.pairingStore?.write(effect.pairing);
+          break;
+        case "send":
+          this.send(effect.to, effect.beat);
+          break;
+        case "startServing":
+          this.catchUpToken++; // a copy still running is abandoned
+          this.options.hooks.startServing(effect.epoch);
+          break;
+        case "stopServing":
+          this.options.hooks.stopServing(effect.epoch);
+          break;
+        case "startCatchUp": {
+          const token = ++this.catchUpToken;
+          let answered = false;
+          this.options.hooks.catchUp(effect.epoch, (ok, why) => {
+            if (answered || token !== this.catchUpToken) return; // late or repeated: the core has moved on
+            answered = true;
+            if (!ok) this.options.log.warn("catch-up failed", { message: why ?? "unknown" });
+            this.feed({ type: ok ? "catchUpDone" : "catchUpFailed" });
+          });
+          break;
+        }
+        case "follow":
+          // Clients' following is read from the state after each step (afterStep), like every role's.
+          break;
+        case "log":
+          this.options.log[effect.level](effect.message);
+          break;
+      }
+    }
+  }
+
+  /**
+   * Answers a heartbeat at once: one that does not count yet (as a challenge,
+   * so its sender can echo something fresh and answer back), or a challenge.
+   * At most once per sender per heartbeat period, and a bounded number in all.
+   */
+  private answer(hb: Heartbeat, from: Endpoint, now: number, challenge: boolean): void {
+    const period = this.options.timings.heartbeatMs;
+    if ((this.challenged.get(hb.id) ?? -Infinity) > now - period) return;
+    if (now - this.challengeWindow.startedAt >= period) this.challengeWindow = { startedAt: now, count: 0 };
+    if (this.challengeWindow.count >= MAX_CHALLENGES_PER_PERIOD) return;
+    this.challengeWindow.count++;
+    this.challenged.set(hb.id, now);
+    if (this.challenged.size > MAX_TRACKED_SENDERS) this.challenged.delete(this.challenged.keys().next().value!);
+    this.transmit(beatOf(this.state, now), from, hb.id, challenge);
+  }
+
+  private send(to: Peer, beat: BeatBody): void {
+    if (to.role === "client") {
+      const peer = this.peers.get(to.id);
+      if (peer) this.transmit(beat, peer.address, to.id);
+      return;
+    }
+    const address = this.servers[to.role];
+    if (address) this.transmit(beat, address, this.serverIds[to.role] ?? null);
+  }
+
+  private transmit(beat: BeatBody, to: Endpoint, peerId: string | null, challenge = false): void {
+    const stamp: Stamp = { boot: this.options.boot, seq: ++this.seq, sentAt: this.options.clock.now() };
+    const hb: Heartbeat = {
+      ...beat,
+      id: this.options.id,
+      name: this.options.name,
+      stamp,
+      echo: peerId === null ? null : (this.memos.get(peerId)?.echo ?? null),
+      challenge,
+      showFileRevision: beat.lanes?.logSeq ?? 0,
+    };
+    this.options.transport.send(hb, to);
+  }
+
+  /** A heartbeat from the address configured for that server role (so its id can be echoed to that address). */
+  private isConfiguredServer(role: ServerRole, from: Endpoint): boolean {
+    const at = this.servers[role];
+    return at !== null && at.host === from.host && at.port === from.port;
+  }
+
+  private remember(id: string, memo: SenderMemo): void {
+    if (!this.memos.has(id) && this.memos.size >= MAX_TRACKED_SENDERS) this.memos.delete(this.memos.keys().next().value!);
+    this.memos.set(id, memo);
+  }
+}
+
+/** The core's part of a heartbeat. */
+function beatBody(hb: Heartbeat): BeatBody {
+  return {
+    role: hb.role,
+    state: hb.state,
+    epoch: hb.epoch,
+    activeEpoch: hb.activeEpoch,
+    msSinceHeardMain: hb.msSinceHeardMain,
+    msSinceHeardBackup: hb.msSinceHeardBackup,
+    condition: hb.condition,
+    syncProgress: hb.syncProgress,
+    pairedWith: hb.pairedWith,
+    lanes: hb.lanes,
+    hubCopied: hb.hubCopied,
+  };
+}
