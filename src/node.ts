@@ -101,6 +101,7 @@ export class MachineNode implements MachineControl {
         hubConnected: failover.hubConnected,
         queued: failover.queued,
         peers: failover.peers,
+        pairing: failover.pairing,
       },
     };
   }
@@ -132,11 +133,19 @@ export class MachineNode implements MachineControl {
     this.log.info("network key saved", { fingerprint: networkKeyFingerprint(snap) });
   }
 
+  /**
+   * Saving settings is an event, not a restart: unchanged settings do nothing;
+   * new server addresses are applied in place (the main re-pairs, the Data Hub
+   * keeps serving); only a new role builds the network runtime anew.
+   */
   async saveRole(form: RoleForm): Promise<void> {
     const before = this.state.snapshot.config;
     const snap = this.state.saveSettings({ role: form.role, main: form.main, backup: form.backup });
-    await this.applyRole(true);
-    this.log.info("role applied", { from: before.role, to: snap.config.role, main: snap.config.main, backup: snap.config.backup });
+    const after = snap.config;
+    if (after.role === before.role && after.main === before.main && after.backup === before.backup) return;
+    if (after.role === before.role && this.peer) await this.peer.updateServers(after.main, after.backup);
+    else await this.applyRole(true);
+    this.log.info("settings applied", { from: before.role, to: after.role, main: after.main, backup: after.backup });
   }
 
   discovered(): { discovery: "on" | "off" | "standalone"; machines: DiscoveredMachine[] } {
@@ -163,6 +172,7 @@ export class MachineNode implements MachineControl {
         dataDir: this.state.dataDir,
         identity: snap.identity,
         networkKey: snap.networkKey!,
+        license: () => this.state.snapshot.license?.type ?? null,
         identityView: () => this.peerIdentity(),
         log: this.log,
       });

@@ -9,6 +9,8 @@ const CHIP_TONE: Record<MachineStatus["chip"], string> = {
   "Backup is idle": "ok",
   "Backup is active": "alert",
   "Main unreachable from backup": "warn",
+  "Main isolated": "alert",
+  "No server reachable": "alert",
 };
 
 export function StatusBar(props: { status: MachineStatus }) {

@@ -6,7 +6,16 @@ import { z } from "zod";
 import { LICENSE_TYPES } from "./license.ts";
 import { ROLE_LABELS, ROLES, type Role } from "./roles.ts";
 
-export const CHIP_TEXTS = ["Stand-alone", "No backup", "Backup is syncing", "Backup is idle", "Backup is active", "Main unreachable from backup"] as const;
+export const CHIP_TEXTS = [
+  "Stand-alone",
+  "No backup",
+  "Backup is syncing",
+  "Backup is idle",
+  "Backup is active",
+  "Main unreachable from backup",
+  "Main isolated",
+  "No server reachable",
+] as const;
 export type ChipText = (typeof CHIP_TEXTS)[number];
 
 export const machineStatusSchema = z.object({
@@ -39,6 +48,11 @@ export const machineStatusSchema = z.object({
       hubConnected: z.boolean(),
       queued: z.number(),
       peers: z.array(z.object({ id: z.string(), name: z.string(), role: z.string(), address: z.string(), delayMs: z.number().nullable(), lastHeardMsAgo: z.number() })),
+      /** Servers: the server this one is paired with (DESIGN.md "Pairing"). */
+      pairing: z
+        .object({ peerId: z.string(), peerName: z.string(), address: z.string(), confirmed: z.boolean(), hubCopied: z.boolean() })
+        .nullable()
+        .optional(),
     })
     .nullable(),
 });

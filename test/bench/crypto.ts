@@ -71,12 +71,14 @@ const chunk = random(1024 * 1024);
     msSinceHeardBackup: 40,
     condition: null,
     syncProgress: null,
-    seq: 1,
-    sentAt: 1000,
-    echo: { seq: 1, sentAt: 900 },
+    stamp: { boot: "0011223344556677", seq: 1, sentAt: 1000 },
+    echo: { boot: "8899aabbccddeeff", seq: 1, sentAt: 900 },
+    challenge: false,
     showFileRevision: 12,
     msSinceHeardMain: 40,
-    bootId: "0011223344556677",
+    pairedWith: null,
+    lanes: null,
+    hubCopied: null,
     name: "Render 2",
   };
   const datagram = codec.encode(heartbeat);

@@ -285,7 +285,7 @@ describe("failover with the real executable", () => {
         expect(fo(s).hubConnected).toBe(false);
         expect(fo(s).activeServer).toBeNull();
       }
-      expect(brief(seen.at(-1)!).chip).toBe("No backup");
+      expect(brief(seen.at(-1)!).chip).toBe("No server reachable");
     },
     TEST_MS,
   );

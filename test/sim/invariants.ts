@@ -67,7 +67,8 @@ export class Checker {
   /** isolate-main: the cut; outage-restart: when the backup restarted. */
   isolation: { from: number; to: number } | null = null;
   mustServe: number | null = null;
-  #lastMainHeads = new Map<string, Lanes | null>();
+  /** The heads of the last main heartbeat that counted, per backup incarnation. */
+  #lastMainHeads = new Map<string, { inc: number; heads: Lanes | null }>();
   #backupPhase = "";
   replaysCounted = 0;
   /** Longest a client went without an active server while I9's premise held (for the report). */
@@ -90,7 +91,7 @@ export class Checker {
   }
 
   heartbeat(world: World, node: SimNode, hb: Heartbeat, verdict: Verdict, replayed: boolean): void {
-    if (verdict === "fresh" && hb.role === "main" && node.role === "backup") this.#lastMainHeads.set(node.name, hb.lanes);
+    if (verdict === "fresh" && hb.role === "main" && node.role === "backup") this.#lastMainHeads.set(node.name, { inc: node.inc, heads: hb.lanes });
     if (!replayed || verdict !== "fresh") return;
     this.replaysCounted += 1;
     const sent = world.sent.find((x) => x.hb === hb);
@@ -261,7 +262,8 @@ export class Checker {
     this.#backupPhase = phase;
     // A restarted backup with a full copy on disk starts idle by design; it is judged from its next change.
     if (!phase.endsWith(":idle") || !b || !sameIncarnation) return;
-    const heads = this.#lastMainHeads.get(b.name) ?? null;
+    const heard = this.#lastMainHeads.get(b.name);
+    const heads = heard?.inc === b.inc ? heard.heads : null;
     if (heads && lanesBehind(b.disk.lanes, heads).length > 0) this.fail(world, `I11 the backup went idle behind the main's heads`);
   }
 

@@ -57,9 +57,14 @@ export function availableAfterMs(t: Timings, tickMs: number): number {
   return boundMs(t, tickMs);
 }
 
-/** How long a clean main–backup link may still show two actives (I5): one heartbeat, a tick, the wire. */
+/**
+ * How long a clean main–backup link may still show two actives (I5): one
+ * heartbeat, a tick, the wire, and when the link was cut for longer than a
+ * timeout one more round trip (a heartbeat echoing a stale stamp is answered
+ * with a challenge before it counts: core/freshness.ts).
+ */
 export function splitHealMs(t: Timings, tickMs: number): number {
-  return t.heartbeatMs + tickMs + LATENCY[1];
+  return t.heartbeatMs + tickMs + 3 * LATENCY[1];
 }
 
 const FAMILIES: readonly Family[] = [

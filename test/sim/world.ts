@@ -221,7 +221,11 @@ export class World {
     n.lastFreezeMs = this.now() - n.frozenAt;
     // An event loop may run its overdue timer before it reads the socket buffers: the core must cope.
     if (this.net.chance(0.5)) this.#call(n, (r) => r.tick());
-    while (n.queue.length > 0 && n.state && !n.frozen) this.#receive(n, n.queue.shift()!);
+    // Each queued input is a step of its own for the checker, as it is for the machine.
+    while (n.queue.length > 0 && n.state && !n.frozen) {
+      this.#receive(n, n.queue.shift()!);
+      this.observer.afterStep(this, n);
+    }
   }
 
   switchBack(): void {

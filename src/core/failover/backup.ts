@@ -213,7 +213,7 @@ function decide(s: BackupState, now: number, fx: Effect[], onTick: boolean): Bac
       if (theirs === null || theirs <= phase.epoch) return s;
       fx.push({ type: "stopServing", epoch: phase.epoch });
       // Idle again only with every lane caught up; else it copies first.
-      const caughtUp = s.behindSince === null && s.other.beat?.lanes;
+      const caughtUp = s.behindSince === null;
       fx.push({ type: "log", level: "info", message: `The main is active at epoch ${theirs}: the backup goes ${caughtUp ? "idle" : "back to copying"}.` });
       return { ...s, phase: caughtUp ? { kind: "idle", condition: null } : { kind: "syncing" } };
     }

@@ -16,6 +16,7 @@ const TICK = 20;
 
 const base: BeatBody = {
   role: "main", state: "active", epoch: 1, activeEpoch: 1, msSinceHeardMain: 0, msSinceHeardBackup: 0, condition: null, syncProgress: null,
+  pairedWith: "b", lanes: { hubEpoch: 0, hubSeq: 0, logId: "", logSeq: 0 }, hubCopied: null,
 };
 const fromMain = (o: Partial<BeatBody> = {}): BackupEvent => ({ type: "heartbeat", id: "m", beat: { ...base, ...o } });
 const fromClient = (id: string, o: Partial<BeatBody>): BackupEvent => ({
@@ -28,7 +29,12 @@ class Backup {
   state: BackupState;
   effects: Effect[] = [];
   constructor(opts: { paired?: boolean; synced?: boolean; epoch?: number } = {}) {
-    const r = startBackup({ timings: DEFAULT_TIMINGS, paired: opts.paired ?? true, synced: opts.synced ?? true, epoch: opts.epoch ?? 1 }, this.clock.now());
+    const r = startBackup({
+      timings: DEFAULT_TIMINGS,
+      selfId: "b",
+      pairing: opts.paired === false ? null : { peerId: "m", confirmed: true, hubCopied: opts.synced ?? true },
+      epoch: opts.epoch ?? 1,
+    }, this.clock.now());
     this.state = r.state;
     this.effects.push(...r.effects);
   }
@@ -68,21 +74,24 @@ describe("backup: start and initial sync", () => {
     expect(new Backup().phase).toBe("idle");
   });
 
-  test("syncing reports progress, never takes over, and turns idle when done", () => {
+  test("syncing reports progress, never takes over without a first Data Hub copy, and turns idle when caught up", () => {
     const b = new Backup({ synced: false });
     b.on({ type: "syncProgress", progress: 0.42 });
-    expect(statusChip(b.state, b.clock.now())).toEqual({ kind: "backup-syncing", text: "Backup is syncing", progress: 0.42 });
-    b.on({ type: "syncProgress", progress: 7 });
-    expect(statusChip(b.state, b.clock.now()).progress).toBe(1);
+    // Nothing counts before the first complete copy of the Data Hub state.
+    expect(statusChip(b.state, b.clock.now())).toEqual({ kind: "backup-syncing", text: "Backup is syncing", progress: 0 });
     b.run(5000); // the main silent all along: still nothing to serve
     expect(b.phase).toBe("syncing");
     b.on({ type: "syncDone" });
+    expect(statusChip(b.state, b.clock.now()).progress).toBe(0.42);
+    b.on({ type: "syncProgress", progress: 7 });
+    expect(statusChip(b.state, b.clock.now()).progress).toBe(1);
+    b.on(fromMain());
     expect(b.phase).toBe("idle");
   });
 
   test("pairing an unpaired backup starts a sync; unpairing an active one stops serving", () => {
     const b = new Backup({ paired: false });
-    b.on({ type: "paired" });
+    b.on({ type: "paired", peerId: "m" });
     expect(b.phase).toBe("syncing");
     const a = new Backup();
     a.run(1100);

@@ -18,7 +18,7 @@ const TICK = tickPeriodMs(DEFAULT_TIMINGS.heartbeatMs);
 const server = (role: "main" | "backup", state: BeatBody["state"], epoch: number, active: boolean): ClientEvent => ({
   type: "heartbeat",
   id: role === "main" ? "m" : "b",
-  beat: { role, state, epoch, activeEpoch: active ? epoch : null, msSinceHeardMain: 0, msSinceHeardBackup: 0, condition: null, syncProgress: null },
+  beat: { role, state, epoch, activeEpoch: active ? epoch : null, msSinceHeardMain: 0, msSinceHeardBackup: 0, condition: null, syncProgress: null, pairedWith: null, lanes: null, hubCopied: null },
 });
 const mainActive = (e: number) => server("main", "active", e, true);
 const backupActive = (e: number) => server("backup", "active", e, true);

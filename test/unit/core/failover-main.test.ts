@@ -17,6 +17,12 @@ const TICK = 20;
 
 const idleBackup: BeatBody = {
   role: "backup", state: "idle", epoch: 1, activeEpoch: null, msSinceHeardMain: 0, msSinceHeardBackup: 0, condition: null, syncProgress: null,
+  pairedWith: "m", lanes: null, hubCopied: true,
+};
+const lonelyClient: MainEvent = {
+  type: "heartbeat",
+  id: "c",
+  beat: { ...idleBackup, role: "client", state: "follow-main", msSinceHeardBackup: null, pairedWith: null, hubCopied: null },
 };
 const fromBackup = (o: Partial<BeatBody> = {}): MainEvent => ({ type: "heartbeat", id: "b", beat: { ...idleBackup, ...o } });
 const activeBackup = (epoch: number): MainEvent => fromBackup({ state: "active", epoch, activeEpoch: epoch });
@@ -27,7 +33,7 @@ class Main {
   state: MainState;
   effects: Effect[] = [];
   constructor(opts: { paired?: boolean; epoch?: number; failback?: Failback } = {}) {
-    const r = startMain({ timings: DEFAULT_TIMINGS, paired: opts.paired ?? true, epoch: opts.epoch ?? 1, failback: opts.failback }, this.clock.now());
+    const r = startMain({ timings: DEFAULT_TIMINGS, selfId: "m", pairing: opts.paired === false ? null : { peerId: "b", confirmed: true, hubCopied: false }, epoch: opts.epoch ?? 1, failback: opts.failback }, this.clock.now());
     this.state = r.state;
     this.effects.push(...r.effects);
   }
@@ -37,12 +43,17 @@ class Main {
     this.effects.push(...r.effects);
     return [...r.effects];
   }
-  /** Ticks for `ms`; `beat` (if any) arrives every 100 ms as the backup's heartbeat. */
-  run(ms: number, beat: MainEvent | null = null): void {
+  /**
+   * Ticks for `ms`; `beat` (if any) arrives every 100 ms as the backup's
+   * heartbeat. A client that hears only the main heartbeats it too (so the main
+   * is not isolated), unless `alone`.
+   */
+  run(ms: number, beat: MainEvent | null = null, alone = false): void {
     const end = this.clock.now() + ms;
     while (this.clock.now() < end) {
       this.clock.advance(TICK);
       if (beat && this.clock.now() % 100 === 0) this.on(beat);
+      if (!alone && this.clock.now() % 100 === 0) this.on(lonelyClient);
       this.on({ type: "tick" });
     }
   }
@@ -84,7 +95,7 @@ describe("main: starting", () => {
     test(name, () => {
       const m = new Main();
       m.clock.advance(5);
-      expect(types(m.on(fromBackup({ state })))).toEqual(expected);
+      expect(types(m.on(fromBackup({ state, hubCopied: state === "idle" })))).toEqual(expected);
     });
   }
 
@@ -189,7 +200,7 @@ describe("main: coming back to an active backup", () => {
 describe("main: fencing", () => {
   function activeMain(): Main {
     const m = new Main({ paired: false, epoch: 0 });
-    m.on({ type: "paired" });
+    m.on({ type: "paired", peerId: "b" });
     m.run(200, fromBackup());
     expect(m.phase).toBe("active@1");
     return m;

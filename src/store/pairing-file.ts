@@ -1,0 +1,66 @@
+/**
+ * The pairing record of a server (DESIGN.md "Pairing"): which server it is
+ * paired with, whether the main confirmed it and whether a first Data Hub
+ * copy is in (core/failover PairingRecord), plus where that server is and its
+ * name. One small file in the data dir, written atomically before the core
+ * announces anything that depends on it.
+ */
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import type { PairingRecord } from "../core/failover/index.ts";
+import { InvalidInput } from "../core/errors.ts";
+import { writeFileAtomic } from "./atomic-file.ts";
+
+const pairingFileSchema = z.strictObject({
+  peerId: z.string().regex(/^[0-9a-f]{16}$/),
+  peerName: z.string().max(64),
+  address: z.string().max(300),
+  confirmed: z.boolean(),
+  hubCopied: z.boolean(),
+});
+export type PairingDetails = z.infer<typeof pairingFileSchema>;
+
+export class PairingFile {
+  readonly path: string;
+  /** Where and who the server being paired is: set by the exchange just before the core records the pairing. */
+  private next: { peerId: string; peerName: string; address: string } | null = null;
+
+  constructor(dataDir: string) {
+    this.path = join(dataDir, "pairing.json");
+  }
+
+  details(): PairingDetails | null {
+    if (!existsSync(this.path)) return null;
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(this.path, "utf8"));
+    } catch {
+      json = null;
+    }
+    const parsed = pairingFileSchema.safeParse(json);
+    if (!parsed.success) throw new InvalidInput(`${this.path} is damaged. Move it away and pair the servers again on the main's Machines page.`, "data");
+    return parsed.data;
+  }
+
+  read(): PairingRecord | null {
+    const d = this.details();
+    return d && { peerId: d.peerId, confirmed: d.confirmed, hubCopied: d.hubCopied };
+  }
+
+  /** Names the server the next pairing record is about (address and name are not the core's business). */
+  expect(peer: { peerId: string; peerName: string; address: string }): void {
+    this.next = peer;
+  }
+
+  write(pairing: PairingRecord | null): void {
+    if (pairing === null) {
+      rmSync(this.path, { force: true });
+      return;
+    }
+    const known = this.details();
+    const about = this.next?.peerId === pairing.peerId ? this.next : known?.peerId === pairing.peerId ? known : null;
+    const record: PairingDetails = { ...pairing, peerName: about?.peerName ?? "", address: about?.address ?? "" };
+    writeFileAtomic(this.path, `${JSON.stringify(record)}\n`, 0o600);
+  }
+}
