@@ -37,10 +37,24 @@ export type ClusterOptions = {
   clients?: string[];
   mainArgs?: string[];
   backupArgs?: string[];
+  /**
+   * Where the servers' role, main and backup come from:
+   * - "flags" (default): `--role`, `--main`, `--backup`; a flag pins a setting, so the setup pages cannot change it.
+   * - "config": config.json in the data dir, as the setup pages save it, so `setupRole` may change them.
+   * - "pages": nowhere; the servers start stand-alone and the test sets them up with `setupRole`.
+   * The peer ports are fixed by flag in every case, so each server's address is known before it starts.
+   */
+  serverSetup?: "flags" | "config" | "pages";
+  /** Define the backup but do not start it: the main starts alone; `startHeld("backup")` starts it later. */
+  holdBackup?: boolean;
 };
 
-type Spec = { args: string[]; dataDir: string };
-export type SubscriberLine = { topic: string; data: unknown; from: string; seq: number };
+/** The role form of the setup pages, as a browser posts it. */
+export type RoleFields = { role: string; main?: string; backup?: string };
+
+type Spec = { args: string[]; dataDir: string; config?: RoleFields };
+/** One message a `sub` printed; `at` is when the test read it (performance.now()). */
+export type SubscriberLine = { topic: string; data: unknown; from: string; seq: number; at: number };
 
 /**
  * A TCP and a UDP port of the same number, free on 127.0.0.1 when asked
@@ -81,7 +95,7 @@ export class Subscriber {
           buffer = buffer.slice(nl + 1);
           if (!line.trim()) continue;
           try {
-            this.lines.push(JSON.parse(line) as SubscriberLine);
+            this.lines.push({ ...(JSON.parse(line) as Omit<SubscriberLine, "at">), at: performance.now() });
           } catch {
             this.errText += `not JSON on stdout: ${line}\n`;
           }
@@ -134,9 +148,18 @@ export class Cluster {
     try {
       await cluster.command(["keys", "generate", "--out", cluster.keyFile]);
       writeFileSync(cluster.licenseFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
-      cluster.define("main", ["--role", "main", "--peer-listen", cluster.address("main"), "--backup", cluster.address("backup"), ...(options.mainArgs ?? [])]);
-      cluster.define("backup", ["--role", "backup", "--peer-listen", cluster.address("backup"), "--main", cluster.address("main"), ...(options.backupArgs ?? [])]);
-      await Promise.all([cluster.launch("main"), cluster.launch("backup")]);
+      const roles: Record<"main" | "backup", RoleFields> = {
+        main: { role: "main", backup: cluster.address("backup") },
+        backup: { role: "backup", main: cluster.address("main") },
+      };
+      const setup = options.serverSetup ?? "flags";
+      for (const server of ["main", "backup"] as const) {
+        const listen = ["--peer-listen", cluster.address(server)];
+        const extra = (server === "main" ? options.mainArgs : options.backupArgs) ?? [];
+        if (setup === "flags") cluster.define(server, [...roleFlags(roles[server]), ...listen, ...extra]);
+        else cluster.define(server, [...listen, ...extra], setup === "config" ? roles[server] : undefined);
+      }
+      await Promise.all([cluster.launch("main"), ...(options.holdBackup ? [] : [cluster.launch("backup")])]);
       await Promise.all((options.clients ?? []).map((name) => cluster.startClient(name)));
     } catch (error) {
       await cluster.shutdown();
@@ -184,6 +207,23 @@ export class Cluster {
 
   resume(name: string): void {
     this.machine(name).proc.kill("SIGCONT");
+  }
+
+  /** Starts a machine held back at start (ClusterOptions.holdBackup). */
+  async startHeld(name: string): Promise<MachineProcess> {
+    if (this.machines.has(name)) throw new Error(`machine "${name}" is already running`);
+    return this.launch(name);
+  }
+
+  /**
+   * Posts the setup pages' role form to `name`, from its own page (Origin = its
+   * UI, so the CSRF check passes); resolves with the status and the HTML answer.
+   */
+  async setupRole(name: string, fields: RoleFields): Promise<{ status: number; body: string }> {
+    const ui = this.machine(name).ui;
+    const body = new URLSearchParams({ role: fields.role, main: fields.main ?? "", backup: fields.backup ?? "" });
+    const response = await fetch(`${ui}/setup/role`, { method: "POST", body, headers: { origin: ui }, signal: AbortSignal.timeout(10_000) });
+    return { status: response.status, body: await response.text() };
   }
 
   /** Starts a killed machine again: same data dir, same flags, same port. */
@@ -339,12 +379,17 @@ export class Cluster {
     await Promise.all(procs.map((p) => p.exited));
   }
 
-  private define(name: string, args: string[]): void {
-    this.specs.set(name, { args, dataDir: this.specs.get(name)?.dataDir ?? tempDir(`understudy-${name}-`) });
+  private define(name: string, args: string[], config?: RoleFields): void {
+    this.specs.set(name, { args, config, dataDir: this.specs.get(name)?.dataDir ?? tempDir(`understudy-${name}-`) });
   }
 
   private async launch(name: string): Promise<MachineProcess> {
     const spec = this.specs.get(name)!;
+    // Written once, before the first start: afterwards config.json is the machine's own (the setup pages save there).
+    if (spec.config) {
+      writeFileSync(join(spec.dataDir, "config.json"), `${JSON.stringify({ ...spec.config }, null, 2)}\n`);
+      spec.config = undefined;
+    }
     // A repeated --peer-listen: the command line's last value wins (node:util parseArgs).
     const m = await startMachine(["--name", name, "--key", this.keyFile, "--license", this.licenseFile, ...this.timing, ...spec.args], {
       dataDir: spec.dataDir,
@@ -357,6 +402,10 @@ export class Cluster {
   private env(): Record<string, string> {
     return { PATH: "/usr/bin:/bin", HOME: this.dir };
   }
+}
+
+function roleFlags(fields: RoleFields): string[] {
+  return ["--role", fields.role, ...(fields.main ? ["--main", fields.main] : []), ...(fields.backup ? ["--backup", fields.backup] : [])];
 }
 
 /** The fields a failure message needs. */
