@@ -19,7 +19,7 @@ import { open } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
-import { AssetClient, ASSET_PATH, DEFAULT_ASSET_WINDOW, runsCursor, InFlight, type AssetInfoWire } from "../net/asset-protocol.ts";
+import { AssetClient, ASSET_PATH, DEFAULT_ASSET_WINDOW, runsCursor, InFlight, type AssetInfoWire } from "../services/asset-protocol.ts";
 import { ASSET_CHUNK_BYTES } from "../store/asset-tables.ts";
 import { writeFileAtomic } from "../store/atomic-file.ts";
 import { createSha256, SHA256_HEX } from "../store/content-hash.ts";

@@ -11,7 +11,7 @@ import { AppError } from "../core/errors.ts";
 import { defaultConfig } from "../core/config.ts";
 import { validateShowPath } from "../core/show-paths.ts";
 import { MAX_RPC_FRAME_BYTES, RemoteError, RpcClient } from "../net/rpc.ts";
-import { logResult, MAX_FILE_BYTES, MAX_PUSH_FILES, pullResult, pushResult, type FileChange, type LogEntry, type PushResult } from "../net/show-file-protocol.ts";
+import { logResult, MAX_FILE_BYTES, MAX_PUSH_FILES, pullResult, pushResult, type FileChange, type LogEntry, type PushResult } from "../services/show-file-protocol.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { connectNode, DEFAULT_NODE, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
 import { ensureFolder, ShowFolder, type LocalChange } from "./show-folder.ts";

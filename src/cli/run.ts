@@ -3,7 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { CONFIG_KEYS, envName, flagName, type ConfigKey } from "../core/config.ts";
 import { createLogger, type LogFormat } from "../log.ts";
-import { MachineNode } from "../node.ts";
+import { MachineNode } from "../machine/machine-node.ts";
 import { vendorPublicKey } from "../vendor-key.ts";
 import { parseCommand, type Options } from "./args.ts";
 

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
 import { assertNoShowPathCollisions, InvalidShowPath, showPathProblem } from "../core/show-paths.ts";
-import type { PullResult } from "../net/show-file-protocol.ts";
+import type { PullResult } from "../services/show-file-protocol.ts";
 import { writeFileAtomic } from "../store/atomic-file.ts";
 import { SHA256_HEX, sha256Hex } from "../store/content-hash.ts";
 

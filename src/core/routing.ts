@@ -32,6 +32,11 @@ export function uplinkTarget(s: NodeState, now: number): UplinkTarget {
   }
 }
 
+/** The machine id a server is paired with (null for clients and unpaired servers). */
+export function pairedPeer(s: NodeState | null): string | null {
+  return s === null || s.role === "client" ? null : s.peerId;
+}
+
 export function sameTarget(a: UplinkTarget | null, b: UplinkTarget): boolean {
   return a !== null && a.server === b.server && a.epoch === b.epoch;
 }

@@ -14,7 +14,7 @@ import nacl from "tweetnacl";
 import { parseNetworkKey } from "../../src/core/keys.ts";
 import { RpcClient } from "../../src/net/rpc.ts";
 import { connectSecure } from "../../src/net/secure-socket.ts";
-import { pushResult } from "../../src/net/show-file-protocol.ts";
+import { pushResult } from "../../src/services/show-file-protocol.ts";
 import { executable } from "../support/executable.ts";
 import { devLicenseText } from "../support/licenses.ts";
 import { freePeerPort } from "../support/cluster.ts";

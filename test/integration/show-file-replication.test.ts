@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase, databasePath } from "../../src/store/database.ts";
 import { createStores } from "../../src/store/stores.ts";
-import { READ_ONLY_MESSAGE } from "../../src/net/show-file-protocol.ts";
+import { READ_ONLY_MESSAGE } from "../../src/services/show-file-protocol.ts";
 import { Cluster } from "../support/cluster.ts";
 import { tempDir } from "../support/machine-process.ts";
 import { waitFor } from "../support/wait-for.ts";

@@ -10,7 +10,7 @@ import nacl from "tweetnacl";
 import { parseNetworkKey } from "../../src/core/keys.ts";
 import { RpcClient } from "../../src/net/rpc.ts";
 import { connectSecure } from "../../src/net/secure-socket.ts";
-import { pushResult } from "../../src/net/show-file-protocol.ts";
+import { pushResult } from "../../src/services/show-file-protocol.ts";
 import { databasePath, openDatabase } from "../../src/store/database.ts";
 import { createStores } from "../../src/store/stores.ts";
 import { Cluster } from "../support/cluster.ts";

@@ -20,25 +20,28 @@ const MAX_DATAGRAMS = 10_000;
 
 /**
  * The one place that knows the heartbeat's shape: a client heartbeat from the
- * pretend client (`id`, this process's `bootId`), its `seq`-th since it started.
+ * pretend client (`id`, this process's `boot`), its `seq`-th since it started,
+ * echoing the server's last stamp so the server counts it as a live client.
  * When the heartbeat schema changes, change this function only.
  */
-export function pretendClientHeartbeat(id: string, bootId: string, seq: number, now: number): Heartbeat {
+export function pretendClientHeartbeat(id: string, boot: string, seq: number, now: number, echo: Heartbeat["echo"]): Heartbeat {
   return {
     id,
     role: "client",
     state: "follow-main",
     epoch: 0,
     activeEpoch: null,
-    seq,
-    sentAt: now,
-    echo: null,
+    stamp: { boot, seq, sentAt: now },
+    echo,
+    challenge: false,
     showFileRevision: 0,
     msSinceHeardMain: null,
     msSinceHeardBackup: null,
     condition: null,
     syncProgress: null,
-    bootId,
+    pairedWith: null,
+    lanes: null,
+    hubCopied: null,
     name: "eavesdropper",
   };
 }
@@ -78,7 +81,9 @@ export class HeartbeatRecorder {
   async record(server: HostPort, durationMs: number): Promise<void> {
     const until = performance.now() + durationMs;
     while (performance.now() < until) {
-      this.send(this.codec.encode(pretendClientHeartbeat(this.id, this.bootId, ++this.seq, performance.now())), server);
+      const last = this.datagrams.at(-1);
+      const echo = last ? (this.open(last)?.stamp ?? null) : null;
+      this.send(this.codec.encode(pretendClientHeartbeat(this.id, this.bootId, ++this.seq, performance.now(), echo)), server);
       await Bun.sleep(BEAT_EVERY_MS);
     }
   }

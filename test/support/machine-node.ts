@@ -1,7 +1,7 @@
 /** An in-process machine for HTTP tests: the real MachineNode on port 0 with a temp data dir. */
 import type { ConfigKey } from "../../src/core/config.ts";
 import { createLogger } from "../../src/log.ts";
-import { MachineNode } from "../../src/node.ts";
+import { MachineNode } from "../../src/machine/machine-node.ts";
 import { DEV_VENDOR_PUBLIC_KEY } from "./licenses.ts";
 import { tempDir } from "./machine-process.ts";
 

@@ -8,11 +8,11 @@ import nacl from "tweetnacl";
 import { UsageError } from "../../../src/cli/args.ts";
 import { assetCommand, UPLOAD_RECORD_SUFFIX } from "../../../src/cli/asset-commands.ts";
 import { AppError } from "../../../src/core/errors.ts";
-import { ASSET_READ_ONLY_MESSAGE } from "../../../src/net/asset-protocol.ts";
+import { ASSET_READ_ONLY_MESSAGE } from "../../../src/services/asset-protocol.ts";
 import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";
 import { chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
-import { startAssetNode, writeKeyFile, type AssetNode } from "../net/asset-harness.ts";
+import { startAssetNode, writeKeyFile, type AssetNode } from "../services/asset-harness.ts";
 
 const MiB = ASSET_CHUNK_BYTES;
 const networkKey = nacl.randomBytes(32);

@@ -12,7 +12,7 @@ import { AppError } from "../../../src/core/errors.ts";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
 import { rpcServer } from "../../../src/net/rpc.ts";
 import { newServerSocketData, secureServerHandlers } from "../../../src/net/secure-socket.ts";
-import { logParams, pullParams, pushParams, READ_ONLY_MESSAGE, type LogEntry, type PullResult, type PushResult } from "../../../src/net/show-file-protocol.ts";
+import { logParams, pullParams, pushParams, READ_ONLY_MESSAGE, type LogEntry, type PullResult, type PushResult } from "../../../src/services/show-file-protocol.ts";
 import { PushConflict } from "../../../src/store/store-errors.ts";
 
 type Revision = LogEntry & { paths: string[] };

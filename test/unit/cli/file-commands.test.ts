@@ -6,7 +6,7 @@ import { UsageError } from "../../../src/cli/args.ts";
 import { fileCommand, type FileCommandName } from "../../../src/cli/file-commands.ts";
 import { ShowFolder } from "../../../src/cli/show-folder.ts";
 import { AppError } from "../../../src/core/errors.ts";
-import { MAX_FILE_BYTES, READ_ONLY_MESSAGE } from "../../../src/net/show-file-protocol.ts";
+import { MAX_FILE_BYTES, READ_ONLY_MESSAGE } from "../../../src/services/show-file-protocol.ts";
 import { startFakeFilesServer } from "./fake-files-server.ts";
 
 const cleanups: (() => void)[] = [];

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { AppError } from "../../../src/core/errors.ts";
 import { InvalidShowPath } from "../../../src/core/show-paths.ts";
 import { LocalChangesInTheWay, PullTargetBlocked, ShowFolder, ShowFolderStateDamaged, STATE_DIR, STATE_FILE } from "../../../src/cli/show-folder.ts";
-import type { PullResult } from "../../../src/net/show-file-protocol.ts";
+import type { PullResult } from "../../../src/services/show-file-protocol.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 
 const temps: string[] = [];

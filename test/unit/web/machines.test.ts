@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
-import type { MachineNode } from "../../../src/node.ts";
+import type { MachineNode } from "../../../src/machine/machine-node.ts";
 import { devLicenseText } from "../../support/licenses.ts";
 import { formPost, startNode } from "../../support/machine-node.ts";
 import { tempDir } from "../../support/machine-process.ts";

@@ -32,8 +32,8 @@ import {
   type BeginResult,
   type CommitResult,
 } from "./asset-protocol.ts";
-import { rpcServer, type RpcHandler } from "./rpc.ts";
-import { CLOSE_BAD_FRAME, connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
+import { rpcServer, type RpcHandler } from "../net/rpc.ts";
+import { CLOSE_BAD_FRAME, connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 
 export type AssetMode = "serve" | "read-only" | "forward";
 export type Replicated = CommitResult["replicated"];

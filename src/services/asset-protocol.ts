@@ -22,8 +22,8 @@ import { z } from "zod";
 import { AppError, InvalidInput } from "../core/errors.ts";
 import { ASSET_CHUNK_BYTES } from "../store/asset-tables.ts";
 import { SHA256_HEX } from "../store/content-hash.ts";
-import { RpcClient } from "./rpc.ts";
-import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
+import { RpcClient } from "../net/rpc.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 
 export const ASSET_PATH = "/assets";
 /** The exact refusal of an upload while the backup serves (DESIGN.md, failover step 4). */

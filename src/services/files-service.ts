@@ -7,9 +7,9 @@
 import { AppError } from "../core/errors.ts";
 import type { HostPort } from "../core/config.ts";
 import type { Stores } from "../store/stores.ts";
-import type { LogReplicationSource } from "./log-replication.ts";
-import { RpcClient, rpcServer, type RpcHandler } from "./rpc.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
+import type { LogReplicationSource } from "./show-file-log-replication.ts";
+import { RpcClient, rpcServer, type RpcHandler } from "../net/rpc.ts";
+import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 import {
   headParams,
   headResult,

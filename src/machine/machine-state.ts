@@ -15,14 +15,14 @@ import {
   type Config,
   type ConfigFile,
   type ConfigKey,
-} from "./core/config.ts";
-import { InvalidInput } from "./core/errors.ts";
-import { fingerprint, formatNetworkKey, parseNetworkKey } from "./core/keys.ts";
-import { readLicense, type LicenseDocument } from "./core/license.ts";
-import { checkRole } from "./core/roles.ts";
-import { writeFileAtomic } from "./store/atomic-file.ts";
-import { ConfigFileStore } from "./store/config-store.ts";
-import { loadOrCreateMachineIdentity, type MachineIdentity } from "./store/machine-identity.ts";
+} from "../core/config.ts";
+import { InvalidInput } from "../core/errors.ts";
+import { fingerprint, formatNetworkKey, parseNetworkKey } from "../core/keys.ts";
+import { readLicense, type LicenseDocument } from "../core/license.ts";
+import { checkRole } from "../core/roles.ts";
+import { writeFileAtomic } from "../store/atomic-file.ts";
+import { ConfigFileStore } from "../store/config-store.ts";
+import { loadOrCreateMachineIdentity, type MachineIdentity } from "../store/machine-identity.ts";
 
 export type MachineInputs = {
   dataDir: string;

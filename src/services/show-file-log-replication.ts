@@ -14,8 +14,8 @@ import { planCatchUp, type CatchUp } from "../store/replication-plan.ts";
 import { replicationEntrySchema, type ReplicationEntry } from "../store/replication-entries.ts";
 import type { LogPosition } from "../store/replication-log.ts";
 import type { Stores } from "../store/stores.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
-import { decodeWireJson, encodeWireJson } from "./wire-json.ts";
+import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import { decodeWireJson, encodeWireJson } from "../net/wire-json.ts";
 
 const positionSchema = z.object({
   logId: z.string(),

@@ -9,9 +9,9 @@ import type { ServerRole } from "../core/failover/index.ts";
 import { encodeFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { HubUplink } from "../hub/hub-client.ts";
 import type { Logger } from "../log.ts";
-import { broadcastEpoch, openBroadcast, sealBroadcast } from "./broadcast.ts";
-import { deriveBroadcastKey, type BroadcastKey } from "./crypto.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
+import { broadcastEpoch, openBroadcast, sealBroadcast } from "../net/broadcast.ts";
+import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
+import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 
 const text = new TextEncoder();
 const decoder = new TextDecoder();

@@ -2,21 +2,21 @@
  * Composition root: builds a machine's parts for its role and rebuilds them
  * when the setup pages change the role, without restarting the process.
  */
-import { LICENSE_TYPE_LABELS } from "./core/license.ts";
-import { formatHostPort, parseHostPort, type ConfigKey } from "./core/config.ts";
-import { roleChoices } from "./core/roles.ts";
-import { baseChip, roleLabel, type MachineStatus } from "./core/status.ts";
-import type { Logger } from "./log.ts";
+import { LICENSE_TYPE_LABELS } from "../core/license.ts";
+import { formatHostPort, parseHostPort, type ConfigKey } from "../core/config.ts";
+import { roleChoices } from "../core/roles.ts";
+import { baseChip, roleLabel, type MachineStatus } from "../core/status.ts";
+import type { Logger } from "../log.ts";
 import { MachineState, networkKeyFingerprint } from "./machine-state.ts";
-import { COMMIT, VERSION } from "./version.ts";
-import { createWebApp, type MachineControl } from "./web/app.tsx";
-import type { RoleForm } from "./web/forms.ts";
-import { staticAssets } from "./web/static-assets.ts";
-import type { SetupView } from "../views/setup.tsx";
+import { COMMIT, VERSION } from "../version.ts";
+import { createWebApp, type MachineControl } from "../web/app.tsx";
+import type { RoleForm } from "../web/forms.ts";
+import { staticAssets } from "../web/static-assets.ts";
+import type { SetupView } from "../../views/setup.tsx";
 import { PeerRuntime } from "./peer-runtime.ts";
-import { CHIP_TEXTS, type ChipText } from "./core/status.ts";
-import { listenError } from "./net/listen-error.ts";
-import { Discovery, type DiscoveredMachine, type MachineAdvert } from "./net/discovery/discovery.ts";
+import { CHIP_TEXTS, type ChipText } from "../core/status.ts";
+import { listenError } from "../net/listen-error.ts";
+import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
 
 export type NodeOptions = {
   dataDir: string;

@@ -9,9 +9,9 @@ import { encodeFrame, versionSchema, type FromHubFrame, type ToHubFrame } from "
 import { HubCore, type Fanout, type HubStateChanges } from "../hub/hub-core.ts";
 import { hubStateChangesSchema } from "../hub/retained-state.ts";
 import type { Logger } from "../log.ts";
-import { sealBroadcast } from "./broadcast.ts";
-import { deriveBroadcastKey, type BroadcastKey } from "./crypto.ts";
-import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
+import { sealBroadcast } from "../net/broadcast.ts";
+import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { z } from "zod";
 
 const text = new TextEncoder();

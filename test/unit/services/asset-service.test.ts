@@ -4,7 +4,7 @@ import { randomFillSync } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import nacl from "tweetnacl";
 import { AppError } from "../../../src/core/errors.ts";
-import { AssetClient, ASSET_PATH, ASSET_READ_ONLY_MESSAGE, BulkOp, chunkResult, encodeBulk, runsCursor, toRuns } from "../../../src/net/asset-protocol.ts";
+import { AssetClient, ASSET_PATH, ASSET_READ_ONLY_MESSAGE, BulkOp, chunkResult, encodeBulk, runsCursor, toRuns } from "../../../src/services/asset-protocol.ts";
 import { RpcClient } from "../../../src/net/rpc.ts";
 import { connectSecure } from "../../../src/net/secure-socket.ts";
 import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";

@@ -10,33 +10,34 @@
 import type { Database } from "bun:sqlite";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { AppError } from "./core/errors.ts";
-import type { Clock } from "./core/clock.ts";
-import { formatHostPort, parseHostPort, type Config, type HostPort } from "./core/config.ts";
-import type { LicenseType } from "./core/license.ts";
-import { assetRoute, failoverRole, filesRoute, type UplinkTarget } from "./core/routing.ts";
-import type { Lanes } from "./core/failover/index.ts";
-import { HubCore } from "./hub/hub-core.ts";
-import type { Version } from "./hub/frames.ts";
-import type { Logger } from "./log.ts";
-import { AppGateway } from "./net/app-gateway.ts";
-import { FailoverRunner, type PeerDelay } from "./machine/failover-runner.ts";
-import { HeartbeatSocket } from "./net/heartbeat-socket.ts";
-import { newBootId } from "./net/heartbeat.ts";
-import { NetworkKeyMismatch } from "./net/errors.ts";
-import { HubService, replicateAnswerSchema, safeJson } from "./net/hub-service.ts";
-import { PeerEndpoint, type PeerIdentity } from "./net/peer-endpoint.ts";
-import { connectSecure, type SecureConnection, type SecureSocketOptions } from "./net/secure-socket.ts";
-import { databasePath, openDatabase } from "./store/database.ts";
-import { EpochFile } from "./store/epoch-file.ts";
-import { HubStateStore } from "./store/hub-state-store.ts";
-import { PairingFile, type PairingDetails } from "./store/pairing-file.ts";
-import { createStores, type Stores } from "./store/stores.ts";
-import { FilesService, type FilesMode } from "./net/files-service.ts";
-import { AssetService } from "./net/asset-service.ts";
-import { LogReplicationSink, LogReplicationSource, type BackupSync } from "./net/log-replication.ts";
-import { PairingService } from "./services/pairing-service.ts";
-import type { MachineIdentity } from "./store/machine-identity.ts";
+import { AppError } from "../core/errors.ts";
+import type { Clock } from "../core/clock.ts";
+import { formatHostPort, parseHostPort, type Config, type HostPort } from "../core/config.ts";
+import type { LicenseType } from "../core/license.ts";
+import { assetRoute, failoverRole, filesRoute, pairedPeer, type UplinkTarget } from "../core/routing.ts";
+import type { Lanes } from "../core/failover/index.ts";
+import { HubCore } from "../hub/hub-core.ts";
+import type { Logger } from "../log.ts";
+import { AppGateway } from "../services/app-gateway.ts";
+import { FailoverRunner, type PeerDelay } from "./failover-runner.ts";
+import { HeartbeatSocket } from "../net/heartbeat-socket.ts";
+import { newBootId } from "../net/heartbeat.ts";
+import { HubService } from "../services/hub-service.ts";
+import { fetchHubStateChanges, HubStateReplication } from "../services/hub-state-replication.ts";
+import { PeerEndpoint, type PeerIdentity, type PeerPath } from "../net/peer-endpoint.ts";
+import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
+import { NetworkKeyProbe } from "./network-key-probe.ts";
+import { PairingKeeper } from "./pairing-keeper.ts";
+import { databasePath, openDatabase } from "../store/database.ts";
+import { EpochFile } from "../store/epoch-file.ts";
+import { HubStateStore } from "../store/hub-state-store.ts";
+import { PairingFile, type PairingDetails } from "../store/pairing-file.ts";
+import { createStores, type Stores } from "../store/stores.ts";
+import { FilesService, type FilesMode } from "../services/files-service.ts";
+import { AssetService } from "../services/asset-service.ts";
+import { LogReplicationSink, LogReplicationSource, type BackupSync } from "../services/show-file-log-replication.ts";
+import { PairingService } from "../services/pairing-service.ts";
+import type { MachineIdentity } from "../store/machine-identity.ts";
 
 const systemClock: Clock = { now: () => performance.now() };
 const systemTimers = {
@@ -45,11 +46,6 @@ const systemTimers = {
     return () => clearInterval(timer);
   },
 };
-const text = new TextEncoder();
-const decoder = new TextDecoder();
-
-/** How often the main retries pairing with the backup its setup names, at most. */
-const PAIRING_RETRY_MAX_MS = 5000;
 
 export type PeerRuntimeOptions = {
   config: Config;
@@ -92,7 +88,7 @@ export class PeerRuntime {
   private replicationSink: LogReplicationSink | null = null;
   private heartbeats: HeartbeatSocket | null = null;
   private runner: FailoverRunner | null = null;
-  private replication: ReplicationLoop | null = null;
+  private replication: HubStateReplication | null = null;
   /** The addresses the setup names (resolved); the main's backup entry is what pairing aims at. */
   private servers: Servers;
   private timers: (() => void)[] = [];
@@ -150,7 +146,8 @@ export class PeerRuntime {
       this.secure,
       log,
     );
-    const services: Record<string, ((c: SecureConnection) => ReturnType<AppGateway["acceptApp"]>) | null> = {
+    // The peer port's routing table: each path and the service that takes it (null: not on this role).
+    const services: Record<PeerPath, ((c: SecureConnection) => ConnectionEvents) | null> = {
       "/app": (c) => this.gateway.acceptApp(c),
       "/hub": this.hub ? (c) => this.hub!.acceptHub(c) : null,
       "/replicate": this.hub ? (c) => this.hub!.acceptReplication(c) : null,
@@ -239,7 +236,7 @@ export class PeerRuntime {
     if (this.role === "backup") {
       const hub = this.hub!;
       const following = () => this.paired() && !hub.core.writable;
-      this.replication = new ReplicationLoop(() => this.servers.main, this.secure, hub, config.heartbeatMs, following, {
+      this.replication = new HubStateReplication(() => this.servers.main, this.secure, hub, config.heartbeatMs, following, {
         synced: () => this.runner?.feed({ type: "syncDone" }),
         broken: () => this.runner?.linkBroken("main"),
       });
@@ -249,7 +246,10 @@ export class PeerRuntime {
     }
     this.runner.start();
     if (this.role === "main") this.keepPaired();
-    if (this.role === "client") this.every(config.failoverTimeoutMs, () => this.knock());
+    if (this.role === "client") {
+      const probe = new NetworkKeyProbe(this.secure, log);
+      this.every(config.failoverTimeoutMs, () => this.probeKeys(probe));
+    }
     if (this.hub) {
       const hub = this.hub;
       this.every(1000, () => {
@@ -264,7 +264,7 @@ export class PeerRuntime {
   }
 
   private paired(): boolean {
-    return this.runner?.current.role !== "client" && (this.runner?.current as { peerId?: string | null } | undefined)?.peerId != null;
+    return pairedPeer(this.runner?.current ?? null) !== null;
   }
 
   /** The replication lanes this server holds (core/failover/lanes.ts). */
@@ -288,52 +288,25 @@ export class PeerRuntime {
     this.options.log.info("following", { server: target.server, epoch: target.epoch });
   }
 
-  /**
-   * The main keeps the pairing its setup asks for: with the backup named there
-   * it runs the exchange until it succeeds (a pairing error is logged once per
-   * distinct message); with none named it removes a backup it had.
-   */
+  /** The main keeps the pairing its setup asks for (machine/pairing-keeper.ts). */
   private keepPaired(): void {
-    let busy = false;
-    let retryAt = 0;
-    let delay = 1000;
-    let lastError = "";
-    const attempt = async () => {
-      const want = this.servers.backup ? formatHostPort(this.servers.backup) : null;
-      const have = this.pairingFile!.details();
-      if (have && have.address !== want) {
-        await this.pairing.unpair(have.address);
+    const keeper = new PairingKeeper({
+      wanted: () => (this.servers.backup ? formatHostPort(this.servers.backup) : null),
+      current: () => this.pairingFile!.details(),
+      exchange: this.pairing,
+      paired: (peer, address) => {
+        this.pairingFile!.expect({ ...peer, address });
+        this.runner?.feed({ type: "paired", peerId: peer.peerId });
+        this.runner?.setServers(this.runnerServers());
+      },
+      unpaired: () => {
         this.runner?.feed({ type: "unpaired" });
         this.runner?.setServers(this.runnerServers());
-      }
-      if (want === null || (have && have.address === want)) return;
-      const peer = await this.pairing.pair(want);
-      this.pairingFile!.expect({ ...peer, address: want });
-      this.runner?.feed({ type: "paired", peerId: peer.peerId });
-      this.runner?.setServers(this.runnerServers());
-      this.options.log.info("paired with the backup", { backup: peer.peerName, id: peer.peerId, address: want });
-    };
-    const step = () => {
-      if (busy || performance.now() < retryAt) return;
-      busy = true;
-      attempt().then(
-        () => {
-          busy = false;
-          delay = 1000;
-          lastError = "";
-        },
-        (error) => {
-          busy = false;
-          const message = (error as Error).message;
-          if (message !== lastError) this.options.log.warn("pairing with the backup failed", { message });
-          lastError = message;
-          retryAt = performance.now() + delay * (0.75 + Math.random() / 2);
-          delay = Math.min(PAIRING_RETRY_MAX_MS, delay * 2);
-        },
-      );
-    };
-    step();
-    this.every(250, step);
+      },
+      log: this.options.log,
+    });
+    keeper.step();
+    this.every(250, () => keeper.step());
   }
 
   /**
@@ -347,39 +320,10 @@ export class PeerRuntime {
     this.runner?.setServers(this.runnerServers());
   }
 
-  private knocked = new Set<string>();
-
-  /**
-   * A client that hears no server cannot tell a server that is down from one
-   * under another network key: heartbeats sealed with another key are dropped
-   * unread, and the hub uplink only dials a server it heard being active. So
-   * after a failover timeout of silence it dials each server's peer port, until
-   * one answers: with another key the handshake fails on both sides and both
-   * logs name both fingerprints ("peer refused"). Hearing a server resets it.
-   */
-  private knock(): void {
-    const { config, log } = this.options;
-    const heard = this.runner?.status().peers.some((p) => p.role !== "client" && p.lastHeardMsAgo < config.failoverTimeoutMs);
-    if (heard) {
-      this.knocked.clear();
-      return;
-    }
-    for (const server of [this.servers.main, this.servers.backup]) {
-      if (!server) continue;
-      const address = formatHostPort(server);
-      if (this.knocked.has(address)) continue;
-      connectSecure(address, "/app", this.secure, () => ({ message() {}, close() {} })).then(
-        (connection) => {
-          this.knocked.add(address);
-          connection.close(1000, "Only checking the network key.");
-        },
-        (error) => {
-          if (!(error instanceof NetworkKeyMismatch)) return; // down or unreachable: knock again later
-          this.knocked.add(address);
-          log.warn("peer refused", { from: address, code: error.code, message: error.message });
-        },
-      );
-    }
+  /** A client that hears no server checks each server's network key (machine/network-key-probe.ts). */
+  private probeKeys(probe: NetworkKeyProbe): void {
+    const heard = this.runner?.status().peers.some((p) => p.role !== "client" && p.lastHeardMsAgo < this.options.config.failoverTimeoutMs);
+    probe.step(heard === true, [this.servers.main, this.servers.backup]);
   }
 
   /** Where show-file calls go now (core/routing.ts filesRoute). */
@@ -393,7 +337,7 @@ export class PeerRuntime {
   private async catchUp(): Promise<void> {
     const backup = this.runnerServers().backup;
     if (!backup || !this.hub) return;
-    const changes = await fetchChanges(backup, this.secure, this.hub.core.lastVersion);
+    const changes = await fetchHubStateChanges(backup, this.secure, this.hub.core.lastVersion);
     this.hub.importChanges(changes);
   }
 
@@ -453,96 +397,5 @@ async function resolveHost(at: HostPort | null): Promise<HostPort | null> {
     return { host: address, port: at.port };
   } catch (error) {
     throw new AppError("HOST_UNKNOWN", `Cannot find the address of "${at.host}": use its IP address, or check the name on the network.`, { cause: error });
-  }
-}
-
-/** One request on /replicate: what changed since `version`. */
-async function fetchChanges(at: HostPort, secure: SecureSocketOptions, version: Version) {
-  let answer: (value: unknown) => void = () => {};
-  const got = new Promise<unknown>((resolve) => (answer = resolve));
-  const connection = await connectSecure(`${at.host}:${at.port}`, "/replicate", secure, () => ({
-    message: (payload) => answer(safeJson(decoder.decode(payload))),
-    close: () => answer(null),
-  }));
-  connection.send(text.encode(JSON.stringify({ type: "since", version })));
-  const parsed = replicateAnswerSchema.safeParse(await Promise.race([got, Bun.sleep(5000).then(() => null)]));
-  connection.close(1000, "done");
-  if (!parsed.success) throw new Error(`${at.host}:${at.port} did not send its Data Hub state.`);
-  return parsed.data.changes;
-}
-
-/**
- * The standby's copy of the main's Data Hub state: every heartbeat period it
- * asks "what changed since my last version" on one held-open connection. That
- * connection breaking is the immediate "main is down" signal.
- */
-class ReplicationLoop {
-  private connection: SecureConnection | null = null;
-  private timer: ReturnType<typeof setInterval>;
-  private waiting = false;
-  private syncedOnce = false;
-  private stopped = false;
-
-  constructor(
-    private readonly main: () => HostPort | null,
-    private readonly secure: SecureSocketOptions,
-    private readonly hub: HubService,
-    periodMs: number,
-    /** Only while paired and not serving: an unpaired backup copies nothing. */
-    private readonly following: () => boolean,
-    private readonly signals: { synced: () => void; broken: () => void },
-  ) {
-    this.timer = setInterval(() => this.step(), periodMs);
-  }
-
-  private step(): void {
-    if (this.stopped) return;
-    const main = this.main();
-    if (!this.following() || main === null) {
-      this.connection?.close(1000, "not following");
-      this.connection = null;
-      return;
-    }
-    if (this.connection === null) {
-      if (this.waiting) return;
-      this.waiting = true;
-      connectSecure(formatHostPort(main), "/replicate", this.secure, (connection) => ({
-        message: (payload) => {
-          this.waiting = false;
-          const parsed = replicateAnswerSchema.safeParse(safeJson(decoder.decode(payload)));
-          if (!parsed.success) return;
-          this.hub.importChanges(parsed.data.changes);
-          if (!this.syncedOnce) {
-            this.syncedOnce = true;
-            this.signals.synced();
-          }
-        },
-        close: () => {
-          if (this.connection !== connection) return;
-          this.connection = null;
-          this.waiting = false;
-          this.syncedOnce = false;
-          if (!this.stopped) this.signals.broken();
-        },
-      })).then(
-        (connection) => {
-          this.connection = connection;
-          this.waiting = false;
-        },
-        () => {
-          this.waiting = false;
-        },
-      );
-      return;
-    }
-    if (this.waiting) return;
-    this.waiting = true;
-    this.connection.send(text.encode(JSON.stringify({ type: "since", version: this.hub.core.lastVersion })));
-  }
-
-  stop(): void {
-    this.stopped = true;
-    clearInterval(this.timer);
-    this.connection?.close(1000, "stopping");
   }
 }

@@ -1,0 +1,45 @@
+/**
+ * A client that hears no server cannot tell a server that is down from one
+ * under another network key: heartbeats sealed with another key are dropped
+ * unread, and the hub uplink only dials a server it heard being active. So
+ * after a failover timeout of silence it dials each server's peer port, until
+ * one answers: with another key the handshake fails on both sides and both
+ * logs name both fingerprints ("peer refused"). Hearing a server resets it.
+ */
+import { formatHostPort, type HostPort } from "../core/config.ts";
+import type { Logger } from "../log.ts";
+import { NetworkKeyMismatch } from "../net/errors.ts";
+import { connectSecure, type SecureSocketOptions } from "../net/secure-socket.ts";
+
+export class NetworkKeyProbe {
+  /** Servers that answered during the current silence. */
+  private readonly answered = new Set<string>();
+
+  constructor(
+    private readonly secure: SecureSocketOptions,
+    private readonly log: Logger,
+  ) {}
+
+  step(hearsAServer: boolean, servers: readonly (HostPort | null)[]): void {
+    if (hearsAServer) {
+      this.answered.clear();
+      return;
+    }
+    for (const server of servers) {
+      if (!server) continue;
+      const address = formatHostPort(server);
+      if (this.answered.has(address)) continue;
+      connectSecure(address, "/app", this.secure, () => ({ message() {}, close() {} })).then(
+        (connection) => {
+          this.answered.add(address);
+          connection.close(1000, "Only checking the network key.");
+        },
+        (error) => {
+          if (!(error instanceof NetworkKeyMismatch)) return; // down or unreachable: try again later
+          this.answered.add(address);
+          this.log.warn("peer refused", { from: address, code: error.code, message: error.message });
+        },
+      );
+    }
+  }
+}
