@@ -124,6 +124,7 @@ export class FailoverRunner {
   private readonly challenged = new Map<string, number>();
   private challengeWindow = { startedAt: -Infinity, count: 0 };
   private catchUpToken = 0;
+  private lastCatchUpError = "";
   private lastUplink: UplinkTarget | null = null;
   private lastLanes: Lanes | null = null;
   private servers: { main: Endpoint | null; backup: Endpoint | null };
@@ -284,7 +285,10 @@ export class FailoverRunner {
           this.options.hooks.catchUp(effect.epoch, (ok, why) => {
             if (answered || token !== this.catchUpToken) return; // late or repeated: the core has moved on
             answered = true;
-            if (!ok) this.options.log.warn("catch-up failed", { message: why ?? "unknown" });
+            // The core retries every heartbeat while the backup cannot be copied from: say so once per reason.
+            const message = why ?? "unknown";
+            if (!ok && message !== this.lastCatchUpError) this.options.log.warn("catch-up failed", { message });
+            this.lastCatchUpError = ok ? "" : message;
             this.feed({ type: ok ? "catchUpDone" : "catchUpFailed" });
           });
           break;
