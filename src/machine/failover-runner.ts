@@ -120,6 +120,8 @@ export class FailoverRunner {
   private stopTimer: (() => void) | null = null;
   private readonly peers = new Map<string, PeerRecord>();
   private readonly memos = new Map<string, SenderMemo>();
+  /** When the stamp we echo to each peer arrived (its round trip excludes the time we hold it). */
+  private readonly echoReceivedAt = new Map<string, number>();
   private readonly serverIds: Partial<Record<ServerRole, string>> = {};
   private readonly challenged = new Map<string, number>();
   private challengeWindow = { startedAt: -Infinity, count: 0 };
@@ -186,6 +188,7 @@ export class FailoverRunner {
     const memo = this.memos.get(hb.id) ?? NO_MEMO;
     const { memo: next, verdict } = admit(memo, hb, this.options.boot, now, this.options.timings.failoverTimeoutMs);
     this.remember(hb.id, next);
+    if (next.echo !== memo.echo) this.echoReceivedAt.set(hb.id, now);
     this.options.observer?.heartbeat?.(hb, verdict);
     if (hb.role !== "client" && this.isConfiguredServer(hb.role, from)) this.serverIds[hb.role] ??= hb.id;
     if (verdict === "replay") return;
@@ -193,8 +196,9 @@ export class FailoverRunner {
     // The sender could not count ours: answer now, so freshness costs one round trip, not a heartbeat period.
     if (hb.challenge) this.answer(hb, from, now, false);
     const known = this.peers.get(hb.id);
-    // The echo carries our own send time, so the round trip needs no synchronised clocks.
-    const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt) : (known?.delayMs ?? null);
+    // The echo carries our own send time and how long the peer held it: the round trip itself,
+    // not the wait for its next heartbeat, and no synchronised clocks needed.
+    const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (known?.delayMs ?? null);
     this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, heardAt: now, delayMs });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
     this.feed({ type: "heartbeat", id: hb.id, beat: beatBody(hb) });
@@ -330,13 +334,17 @@ export class FailoverRunner {
   }
 
   private transmit(beat: BeatBody, to: Endpoint, peerId: string | null, challenge = false): void {
-    const stamp: Stamp = { boot: this.options.boot, seq: ++this.seq, sentAt: this.options.clock.now() };
+    const now = this.options.clock.now();
+    const stamp: Stamp = { boot: this.options.boot, seq: ++this.seq, sentAt: now };
+    const echo = peerId === null ? null : (this.memos.get(peerId)?.echo ?? null);
+    const heldSince = peerId === null ? undefined : this.echoReceivedAt.get(peerId);
     const hb: Heartbeat = {
       ...beat,
       id: this.options.id,
       name: this.options.name,
       stamp,
-      echo: peerId === null ? null : (this.memos.get(peerId)?.echo ?? null),
+      echo,
+      echoHeldMs: echo !== null && heldSince !== undefined ? Math.max(0, now - heldSince) : null,
       challenge,
       showFileRevision: beat.lanes?.logSeq ?? 0,
     };
@@ -350,7 +358,11 @@ export class FailoverRunner {
   }
 
   private remember(id: string, memo: SenderMemo): void {
-    if (!this.memos.has(id) && this.memos.size >= MAX_TRACKED_SENDERS) this.memos.delete(this.memos.keys().next().value!);
+    if (!this.memos.has(id) && this.memos.size >= MAX_TRACKED_SENDERS) {
+      const oldest = this.memos.keys().next().value!;
+      this.memos.delete(oldest);
+      this.echoReceivedAt.delete(oldest);
+    }
     this.memos.set(id, memo);
   }
 }

@@ -53,6 +53,8 @@ export const heartbeatSchema = z.object({
   stamp: stampSchema,
   /** The stamp of the last heartbeat the sender heard from the receiver: the receiver's proof of freshness. */
   echo: stampSchema.nullable(),
+  /** How long the sender held the echoed stamp before sending this: the receiver's round trip is its wait minus this. */
+  echoHeldMs: milliseconds.nullable(),
   /** The sender could not count the receiver's last heartbeat (no fresh echo): answer at once. */
   challenge: z.boolean(),
   showFileRevision: counter,

@@ -73,6 +73,7 @@ const chunk = random(1024 * 1024);
     syncProgress: null,
     stamp: { boot: "0011223344556677", seq: 1, sentAt: 1000 },
     echo: { boot: "8899aabbccddeeff", seq: 1, sentAt: 900 },
+    echoHeldMs: null,
     challenge: false,
     showFileRevision: 12,
     msSinceHeardMain: 40,

@@ -33,6 +33,7 @@ export function pretendClientHeartbeat(id: string, boot: string, seq: number, no
     activeEpoch: null,
     stamp: { boot, seq, sentAt: now },
     echo,
+    echoHeldMs: null,
     challenge: false,
     showFileRevision: 0,
     msSinceHeardMain: null,

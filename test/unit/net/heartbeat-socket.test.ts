@@ -24,6 +24,7 @@ function heartbeat(overrides: Partial<Heartbeat> & { seq?: number; boot?: string
     syncProgress: null,
     stamp: { boot, seq, sentAt: 1000 },
     echo: null,
+    echoHeldMs: null,
     challenge: false,
     showFileRevision: 0,
     msSinceHeardMain: 40,

@@ -21,6 +21,7 @@ function sampleHeartbeat(overrides: Partial<Heartbeat> & { seq?: number; boot?: 
     syncProgress: null,
     stamp: { boot, seq, sentAt: 123456.5 },
     echo: { boot: "0f0e0d0c0b0a0908", seq: 17, sentAt: 99000 },
+    echoHeldMs: null,
     challenge: false,
     showFileRevision: 12,
     msSinceHeardMain: 80,
