@@ -1,0 +1,133 @@
+/**
+ * The production failover runner with an in-memory transport and a manual
+ * clock: freshness gating, challenges, round-trip delay, routing hook, and
+ * settings saved again. (test/sim runs the same class through thousands of
+ * seeded fault schedules; these are its single steps.)
+ */
+import { describe, expect, test } from "bun:test";
+import type { Effect } from "../../../src/core/failover/index.ts";
+import type { Verdict } from "../../../src/core/freshness.ts";
+import type { UplinkTarget } from "../../../src/core/routing.ts";
+import { FailoverRunner, type Endpoint } from "../../../src/machine/failover-runner.ts";
+import type { Heartbeat } from "../../../src/net/heartbeat.ts";
+import { ManualClock } from "../../support/clock.ts";
+
+const TIMINGS = { heartbeatMs: 100, failoverTimeoutMs: 1000 };
+const at = (host: string): Endpoint => ({ host, port: 7401 });
+
+class Machine {
+  readonly sent: { hb: Heartbeat; to: Endpoint }[] = [];
+  readonly effects: Effect[] = [];
+  readonly verdicts: Verdict[] = [];
+  readonly uplinks: UplinkTarget[] = [];
+  readonly runner: FailoverRunner;
+  constructor(
+    readonly clock: ManualClock,
+    role: "main" | "client",
+    id: string,
+    boot = `${id}-boot-1`,
+  ) {
+    this.runner = new FailoverRunner({
+      role,
+      id,
+      name: id,
+      boot,
+      transport: { send: (hb, to) => void this.sent.push({ hb, to }) },
+      servers: role === "client" ? { main: at("main"), backup: null } : { main: null, backup: null },
+      timings: TIMINGS,
+      failback: "auto",
+      epochStore: role === "client" ? null : { read: () => 0, write: () => {} },
+      pairingStore: role === "client" ? null : { read: () => null, write: () => {} },
+      clock,
+      timers: { every: () => () => {} },
+      log: { info: () => {}, warn: () => {} },
+      hooks: { startServing: () => {}, stopServing: () => {}, catchUp: (_e, done) => done(true), uplink: (t) => void this.uplinks.push(t) },
+      observer: { effect: (fx) => void this.effects.push(fx), heartbeat: (_hb, v) => void this.verdicts.push(v) },
+    });
+  }
+  /** Delivers everything this machine sent to `to`'s host, to `other`. */
+  deliverTo(other: Machine, host: string): Heartbeat[] {
+    const out = this.sent.filter((s) => s.to.host === host);
+    this.sent.length = 0;
+    for (const { hb } of out) other.runner.onHeartbeat(hb, at(this.runner.current.role === "client" ? "c1" : "main"));
+    return out.map((s) => s.hb);
+  }
+}
+
+function pair(): { clock: ManualClock; main: Machine; client: Machine } {
+  const clock = new ManualClock(1000);
+  return { clock, main: new Machine(clock, "main", "main"), client: new Machine(clock, "client", "c1") };
+}
+
+describe("failover runner", () => {
+  test("first contact: an unverified heartbeat is answered with a challenge, and the answer to it counts", () => {
+    const { main, client } = pair();
+    client.runner.tick();
+    const first = client.deliverTo(main, "main");
+    expect(first[0]!.echo).toBeNull();
+    expect(main.verdicts).toEqual(["unverified"]);
+    const challenge = main.sent.at(-1)!.hb;
+    expect(challenge.challenge).toBe(true);
+    main.deliverTo(client, "c1");
+    expect(client.verdicts).toEqual(["fresh"]);
+    // The client answers a challenge at once; its answer echoes the main's stamp, so it counts.
+    client.deliverTo(main, "main");
+    expect(main.verdicts.at(-1)).toBe("fresh");
+    expect(client.runner.current.role === "client" && client.runner.current.following).toBe("main");
+  });
+
+  test("a recorded heartbeat replayed later, or after a restart, never counts and changes nothing", () => {
+    const { clock, main, client } = pair();
+    client.runner.tick();
+    client.deliverTo(main, "main");
+    const recorded = main.sent.map((s) => s.hb);
+    main.deliverTo(client, "c1");
+    const following = () => (client.runner.current.role === "client" ? client.runner.current.following : "?");
+    expect(following()).toBe("main");
+    clock.advance(5000);
+    client.verdicts.length = 0;
+    // Replayed as it was, and with the client restarted (a new boot it never echoed).
+    for (const hb of recorded) client.runner.onHeartbeat(hb, at("main"));
+    const restarted = new Machine(clock, "client", "c1", "c1-boot-2");
+    for (const hb of recorded) restarted.runner.onHeartbeat(hb, at("main"));
+    expect([...client.verdicts, ...restarted.verdicts].every((v) => v !== "fresh")).toBe(true);
+    expect(restarted.runner.current.role === "client" && restarted.runner.current.following).toBeNull();
+  });
+
+  test("the round-trip delay leaves out the time the peer held our stamp", () => {
+    const { clock, main, client } = pair();
+    client.runner.tick();
+    client.deliverTo(main, "main");
+    main.deliverTo(client, "c1");
+    client.deliverTo(main, "main");
+    clock.advance(100);
+    client.runner.tick();
+    client.deliverTo(main, "main"); // the main's own heartbeat falls due as this arrives
+    main.deliverTo(client, "c1");
+    // The client's next heartbeat leaves 100 ms after the main's stamp arrived; 2 ms on the wire back.
+    clock.advance(100);
+    client.runner.tick();
+    expect(client.sent.at(-1)!.hb.echoHeldMs).toBe(100);
+    clock.advance(2);
+    client.deliverTo(main, "main");
+    expect(main.runner.status().peers.find((p) => p.id === "c1")!.delayMs).toBe(2);
+  });
+
+  test("saving the same server addresses again does nothing at all", () => {
+    const { client } = pair();
+    client.effects.length = 0;
+    client.runner.setServers({ main: at("main"), backup: null });
+    expect(client.effects).toEqual([]);
+    client.runner.setServers({ main: at("main"), backup: at("backup") });
+    expect(client.runner.current.role === "client" && client.runner.current.knows.backup).toBe(true);
+  });
+
+  test("the uplink hook fires only when the target changes", () => {
+    const { main } = pair();
+    // A main with no backup serves at once: its local apps use its own hub.
+    expect(main.uplinks).toEqual([{ server: "self", epoch: 1 }]);
+    main.runner.tick();
+    main.runner.tick();
+    expect(main.uplinks).toHaveLength(1);
+  });
+});
