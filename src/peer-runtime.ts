@@ -119,7 +119,7 @@ export class PeerRuntime {
         if (path === "/replicate-log" && this.replicationSource) return this.replicationSource.accept(connection);
         return null;
       },
-      onRefused: (address, error) => log.warn("peer refused", { from: address, code: error.code, message: error.message }),
+      onRefused: (address, error, suppressed) => log.warn("peer refused", { from: address, code: error.code, message: error.message, ...(suppressed > 0 ? { repeated: suppressed } : {}) }),
     });
     const self = { host: "127.0.0.1", port: this.endpoint.port };
     const main = config.role === "main" || config.role === "server" ? self : config.main ? parseHostPort(config.main) : null;
