@@ -9,6 +9,7 @@
  * verify per datagram, too slow in tweetnacl at 10 Hz × every client); an
  * outsider can only replay them, which the ReplayFilter refuses.
  */
+import { readWireJson } from "../core/wire-json.ts";
 import { z } from "zod";
 import type { BeatBody } from "../core/failover/types.ts";
 import { deriveHeartbeatKey, systemRandom, type RandomBytes } from "./crypto.ts";
@@ -96,7 +97,7 @@ export class HeartbeatCodec {
     const body = openEnvelope(this.key, FrameKind.heartbeat, datagram, from);
     let json: unknown;
     try {
-      json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+      json = readWireJson(body, { maxBytes: MAX_HEARTBEAT_BYTES });
     } catch (error) {
       throw new InvalidHeartbeat(from, "not JSON", error);
     }

@@ -15,7 +15,11 @@ import { replicationEntrySchema, type ReplicationEntry } from "../store/replicat
 import type { LogPosition } from "../store/replication-log.ts";
 import type { Stores } from "../store/stores.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
-import { decodeWireJson, encodeWireJson } from "./wire-json.ts";
+import { MAX_RPC_FRAME_BYTES } from "./rpc.ts";
+import { decodeWireJson, encodeWireJson, type WireJsonLimits } from "../core/wire-json.ts";
+
+/** Replication frames carry entries (up to a batch of blobs) as base64: the peer port's frame limit, bytes revived. */
+const REPLICATION_JSON: WireJsonLimits = { maxBytes: MAX_RPC_FRAME_BYTES, bytes: true };
 
 const positionSchema = z.object({
   logId: z.string(),
@@ -68,7 +72,7 @@ export class LogReplicationSource {
     const send = (frame: unknown) => connection.send(encodeWireJson(frame));
     return {
       message: (payload) => {
-        const parsed = toMainSchema.safeParse(decodeWireJson(payload));
+        const parsed = toMainSchema.safeParse(decodeWireJson(payload, REPLICATION_JSON));
         if (!parsed.success) return connection.close(4002, "Not a replication frame.");
         const frame = parsed.data;
         try {
@@ -187,7 +191,7 @@ export class LogReplicationSink {
     this.connecting = true;
     connectSecure(`${this.main.host}:${this.main.port}`, "/replicate-log", this.secure, (connection) => ({
       message: (payload) => {
-        const parsed = toBackupSchema.safeParse(decodeWireJson(payload));
+        const parsed = toBackupSchema.safeParse(decodeWireJson(payload, REPLICATION_JSON));
         if (!parsed.success) return connection.close(4002, "Not a replication frame.");
         const frame = parsed.data;
         this.queue = this.queue.then(() => this.onFrame(connection, frame)).catch((error) => {
