@@ -86,6 +86,12 @@ export class SourceRateLimit {
     return "ok";
   }
 
+  /** What `take` would answer, without spending. */
+  peek(source: string, now: number): RateVerdict {
+    if (this.sources.get(source)?.available(now) === false) return "source";
+    return this.total.available(now) ? "ok" : "total";
+  }
+
   get trackedSources(): number {
     return this.sources.size;
   }
