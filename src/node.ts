@@ -101,6 +101,7 @@ export class MachineNode implements MachineControl {
         hubConnected: failover.hubConnected,
         queued: failover.queued,
         peers: failover.peers,
+        refusal: failover.refusal,
       },
     };
   }

@@ -29,6 +29,7 @@ import { FilesService, type FilesMode } from "./net/files-service.ts";
 import { AssetService, type AssetMode } from "./net/asset-service.ts";
 import { LogReplicationSink, LogReplicationSource, type BackupSync } from "./net/log-replication.ts";
 import type { MachineIdentity } from "./store/machine-identity.ts";
+import type { PeerRefusal } from "./core/status.ts";
 
 const systemClock: Clock = { now: () => performance.now() };
 const text = new TextEncoder();
@@ -52,6 +53,7 @@ export type FailoverStatus = {
   hubConnected: boolean;
   queued: number;
   peers: PeerDelay[];
+  refusal: PeerRefusal | null;
 };
 
 export class PeerRuntime {
@@ -221,7 +223,7 @@ export class PeerRuntime {
    * logs name both fingerprints ("peer refused"). Hearing a server resets it.
    */
   private knock(): void {
-    const { config, log } = this.options;
+    const { config } = this.options;
     const heard = this.runner?.status().peers.some((p) => p.role !== "client" && p.lastHeardMsAgo < config.failoverTimeoutMs);
     if (heard) {
       this.knocked.clear();
@@ -239,7 +241,7 @@ export class PeerRuntime {
         (error) => {
           if (!(error instanceof NetworkKeyMismatch)) return; // down or unreachable: knock again later
           this.knocked.add(address);
-          log.warn("peer refused", { from: address, code: error.code, message: error.message });
+          this.gateway.refusals.failed(address, error, "peer refused");
         },
       );
     }
@@ -295,6 +297,7 @@ export class PeerRuntime {
       hubConnected: this.gateway.connected,
       queued: this.gateway.uplink.queuedFrames,
       peers: s.peers,
+      refusal: this.gateway.refusals.current(),
     };
   }
 

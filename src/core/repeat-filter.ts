@@ -32,4 +32,9 @@ export class RepeatFilter {
   clear(key: string): void {
     this.seen.delete(key);
   }
+
+  /** Forget every key that starts with `prefix`. */
+  clearPrefix(prefix: string): void {
+    for (const key of this.seen.keys()) if (key.startsWith(prefix)) this.seen.delete(key);
+  }
 }

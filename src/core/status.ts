@@ -9,6 +9,16 @@ import { ROLE_LABELS, ROLES, type Role } from "./roles.ts";
 export const CHIP_TEXTS = ["Stand-alone", "No backup", "Backup is syncing", "Backup is idle", "Backup is active", "Main unreachable from backup"] as const;
 export type ChipText = (typeof CHIP_TEXTS)[number];
 
+/** Why the last server this machine tried refused it (another network key: both fingerprints), until a connection succeeds. */
+export const peerRefusalSchema = z.object({
+  peer: z.string(),
+  code: z.string(),
+  message: z.string(),
+  peerFingerprint: z.string().nullable(),
+  localFingerprint: z.string().nullable(),
+});
+export type PeerRefusal = z.infer<typeof peerRefusalSchema>;
+
 export const machineStatusSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -39,6 +49,7 @@ export const machineStatusSchema = z.object({
       hubConnected: z.boolean(),
       queued: z.number(),
       peers: z.array(z.object({ id: z.string(), name: z.string(), role: z.string(), address: z.string(), delayMs: z.number().nullable(), lastHeardMsAgo: z.number() })),
+      refusal: peerRefusalSchema.nullable().optional(),
     })
     .nullable(),
 });

@@ -101,6 +101,14 @@ export class HandshakeFailed extends AppError {
   }
 }
 
+/** The peer answered and closed the handshake with a reason (wrong key, busy, bad proof): retrying at once would be refused again. */
+export class PeerRefused extends HandshakeFailed {
+  constructor(peer: string, message: string) {
+    super(peer, message);
+    this.name = "PeerRefused";
+  }
+}
+
 /** Too many handshakes at once (from this source or in total): refused before any signature work; the peer retries later. */
 export class HandshakeBusy extends AppError {
   readonly peer: string;

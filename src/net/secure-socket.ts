@@ -9,7 +9,7 @@ import type { ServerWebSocket, WebSocketHandler } from "bun";
 import type { AppError } from "../core/errors.ts";
 import type { SecureChannel, AuthenticatedPeer } from "./channel.ts";
 import { FrameKind, frameKind } from "./envelope.ts";
-import { HandshakeFailed, MalformedFrame } from "./errors.ts";
+import { HandshakeFailed, MalformedFrame, PeerRefused } from "./errors.ts";
 import { MAX_HANDSHAKE_FRAME_BYTES, sourceAddress, type HandshakeAdmission } from "./handshake-admission.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeInitiator, HandshakeResponder, type HandshakeStep } from "./handshake.ts";
 
@@ -277,7 +277,11 @@ export function connectSecure(address: string, path: string, options: SecureSock
       if (!settled) settle(new HandshakeFailed(address, `Could not connect to ${address}: nothing answers there, or it is not an understudy peer port.`));
     };
     ws.onclose = (event) => {
-      if (!settled) settle(new HandshakeFailed(address, `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`));
+      if (!settled) {
+        const message = `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`;
+        const refused = event.code === CLOSE_HANDSHAKE_FAILED || event.code === CLOSE_TOO_BIG;
+        settle(refused ? new PeerRefused(address, message) : new HandshakeFailed(address, message));
+      }
       else handlers?.close(event.reason || `closed (${event.code})`);
     };
   });
