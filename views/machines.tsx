@@ -4,6 +4,7 @@ import type { MachineStatus } from "../src/core/status.ts";
 import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
 import { ROLE_LABELS } from "../src/core/roles.ts";
 import { Layout } from "./layout.tsx";
+import { RefusalNote } from "./refusal.tsx";
 
 export function DiscoveredList(props: { machines: DiscoveredMachine[]; discovery: "on" | "off" | "standalone" }) {
   return (
@@ -49,6 +50,7 @@ export function PeerList(props: { status: MachineStatus }) {
   return (
     <section id="peers" class="card" hx-get="/partials/peers" hx-trigger="every 1s" hx-swap="outerHTML">
       <h2>Heard on the network</h2>
+      <RefusalNote refusal={failover?.refusal} />
       {failover === null ? (
         <p>A stand-alone machine does not talk to others.</p>
       ) : failover.peers.length === 0 ? (

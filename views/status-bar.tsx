@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 /** Machine name, role and the Status chip; refreshes itself so the chip is never stale for long. */
 import type { MachineStatus } from "../src/core/status.ts";
+import { refusalText } from "./refusal.tsx";
 
 const CHIP_TONE: Record<MachineStatus["chip"], string> = {
   "Stand-alone": "neutral",
@@ -22,6 +23,11 @@ export function StatusBar(props: { status: MachineStatus }) {
       <span class={`chip chip-${CHIP_TONE[s.chip]}`} data-testid="status-chip" role="status">
         {s.chip}
       </span>
+      {s.failover?.refusal ? (
+        <span class="chip chip-alert" data-testid="refusal-chip" title={refusalText(s.failover.refusal)}>
+          {s.failover.refusal.code === "NETWORK_KEY_MISMATCH" ? "Network key differs from the server's" : "Refused by the server"}
+        </span>
+      ) : null}
       <span class="version">understudy {s.version}</span>
     </header>
   );

@@ -25,6 +25,8 @@ pages), which wins over the defaults.
   --license FILE            license file (default: DATA/license.json)
   --ui-listen HOST:PORT     setup pages and /api (default 127.0.0.1:7400; beyond
                             loopback needs UNDERSTUDY_UI_PASSWORD)
+  --ui-host NAME[,NAME]     more names the setup pages answer to (loopback, the
+                            host name and its addresses always work)
   --peer-listen HOST:PORT   peer port for other machines (default 0.0.0.0:7401)
   --main HOST:PORT          the main server (clients, backup)
   --backup HOST:PORT        the backup server (main, clients)

@@ -14,13 +14,13 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, typ
 import { join } from "node:path";
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
-import { assertNoShowPathCollisions, InvalidShowPath, showPathProblem } from "../core/show-paths.ts";
+import { assertNoShowPathCollisions, InvalidShowPath, SHOW_FOLDER_STATE_NAME, showPathProblem } from "../core/show-paths.ts";
 import type { PullResult } from "../services/show-file-protocol.ts";
 import { writeFileAtomic } from "../store/atomic-file.ts";
 import { SHA256_HEX, sha256Hex } from "../store/content-hash.ts";
 
 /** The folder's own bookkeeping, never scanned, pushed or pulled into. */
-export const STATE_DIR = ".understudy";
+export const STATE_DIR = SHOW_FOLDER_STATE_NAME;
 export const STATE_FILE = "state.json";
 
 const stateSchema = z.strictObject({
@@ -29,6 +29,10 @@ const stateSchema = z.strictObject({
   files: z.record(z.string().min(1), z.string().regex(SHA256_HEX)),
 });
 export type ShowFolderState = z.infer<typeof stateSchema>;
+
+/** Where a line for the person goes (links and special files left out of a push); stderr by default. */
+export type Warn = (line: string) => void;
+const warnOnStderr: Warn = (line) => process.stderr.write(line);
 
 /** A file that differs from the base: added or changed with its bytes, or deleted (content null). */
 export type LocalChange = { path: string; kind: "added" | "changed" | "deleted"; content: Uint8Array | null };
@@ -120,10 +124,12 @@ export class ShowFolder {
     return this.state.files;
   }
 
-  /** Every difference between the folder and its base, sorted by path. */
-  changes(): LocalChange[] {
+  /** Every difference between the folder and its base, sorted by path. Links and special files are left out, named in one `warn` line. */
+  changes(warn: Warn = warnOnStderr): LocalChange[] {
     const present = new Map<string, Uint8Array>();
-    for (const path of this.scan()) present.set(path, readFileSync(join(this.dir, path)));
+    const { files, skipped } = this.scan();
+    if (skipped.length > 0) warn(`Skipped ${skipped.length === 1 ? "1 entry that is" : `${skipped.length} entries that are`} not a regular file or folder (links are never followed): ${list(skipped)}\n`);
+    for (const path of files) present.set(path, readFileSync(join(this.dir, path)));
     const out: LocalChange[] = [];
     for (const [path, content] of present) {
       const recorded = this.state.files[path];
@@ -202,19 +208,21 @@ export class ShowFolder {
     this.state = state;
   }
 
-  /** Regular files under the folder, relative with forward slashes; links and special files are not show files. */
-  private scan(): string[] {
-    const out: string[] = [];
+  /** Regular files under the folder, relative with forward slashes; links and special files are not show files (`skipped`). */
+  private scan(): { files: string[]; skipped: string[] } {
+    const files: string[] = [];
+    const skipped: string[] = [];
     const walk = (relative: string) => {
       for (const entry of readdirSync(join(this.dir, relative), { withFileTypes: true })) {
         const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
         if (relative === "" && entry.name === STATE_DIR) continue;
         if (entry.isDirectory()) walk(path);
-        else if (entry.isFile()) out.push(path);
+        else if (entry.isFile()) files.push(path);
+        else skipped.push(path);
       }
     };
     walk("");
-    return out;
+    return { files, skipped: skipped.sort() };
   }
 
   /** SHA-256 of the file at `path`, null when there is none, "other" for a folder, link or device. */

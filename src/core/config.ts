@@ -50,6 +50,8 @@ export const configSchema = z.strictObject({
   license: z.string().min(1).nullable(),
   uiListen: hostPort,
   uiPassword: z.string().min(8, "at least 8 characters").nullable(),
+  /** Extra names the setup pages answer to (comma separated), e.g. a DNS name for the machine. */
+  uiHost: z.string().trim().max(1000).regex(/^[A-Za-z0-9.:\-, ]*$/, "host names separated by commas"),
   peerListen: hostPort,
   main: hostPort.nullable(),
   backup: hostPort.nullable(),
@@ -77,6 +79,7 @@ export function defaultConfig(hostname: string): Config {
     license: null,
     uiListen: `127.0.0.1:${DEFAULT_UI_PORT}`,
     uiPassword: null,
+    uiHost: "",
     peerListen: `0.0.0.0:${DEFAULT_PEER_PORT}`,
     main: null,
     backup: null,
@@ -175,6 +178,14 @@ export function checkConfigRules(config: Config): void {
       "uiListen",
     );
   }
+}
+
+/** The names of --ui-host, one per entry, lower case. */
+export function uiHostNames(config: Pick<Config, "uiHost">): string[] {
+  return config.uiHost
+    .split(",")
+    .map((name) => name.trim().toLowerCase())
+    .filter((name) => name !== "");
 }
 
 export function isLoopback(host: string): boolean {

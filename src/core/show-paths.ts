@@ -13,6 +13,8 @@ import { AppError } from "./errors.ts";
 export const MAX_SHOW_PATH_BYTES = 1024;
 /** One folder or file name, in UTF-8 bytes: the limit of ext4, APFS and NTFS. */
 export const MAX_SHOW_PATH_SEGMENT_BYTES = 255;
+/** The folder a show folder keeps its state in; never a show file's folder or name. */
+export const SHOW_FOLDER_STATE_NAME = ".understudy";
 
 /** A path a show file may not hold. `reason` completes the sentence "Show-file path X ...". */
 export class InvalidShowPath extends AppError {
@@ -70,6 +72,7 @@ export function showPathProblem(path: string): string | undefined {
     if (segment === "") return "has an empty folder name (a doubled or trailing /)";
     if (segment === "..") return 'contains "..", which would reach outside the show folder';
     if (segment === ".") return 'contains a "." folder name';
+    if (segment.toLowerCase() === SHOW_FOLDER_STATE_NAME) return `uses ${JSON.stringify(segment)}: show folders keep their own bookkeeping in ${SHOW_FOLDER_STATE_NAME} (in any letter case, on Windows and macOS)`;
     if (utf8.encode(segment).length > MAX_SHOW_PATH_SEGMENT_BYTES) return `has a name longer than ${MAX_SHOW_PATH_SEGMENT_BYTES} bytes`;
     if (segment.endsWith(".") || segment.endsWith(" ")) return `has a name ending in a dot or space (${JSON.stringify(segment)}), which Windows drops`;
     if (WINDOWS_RESERVED_NAME.test(segment)) return `uses ${JSON.stringify(segment)}, a device name Windows reserves`;

@@ -18,6 +18,16 @@ export const CHIP_TEXTS = [
 ] as const;
 export type ChipText = (typeof CHIP_TEXTS)[number];
 
+/** Why the last server this machine tried refused it (another network key: both fingerprints), until a connection succeeds. */
+export const peerRefusalSchema = z.object({
+  peer: z.string(),
+  code: z.string(),
+  message: z.string(),
+  peerFingerprint: z.string().nullable(),
+  localFingerprint: z.string().nullable(),
+});
+export type PeerRefusal = z.infer<typeof peerRefusalSchema>;
+
 export const machineStatusSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -53,6 +63,7 @@ export const machineStatusSchema = z.object({
         .object({ peerId: z.string(), peerName: z.string(), address: z.string(), confirmed: z.boolean(), hubCopied: z.boolean() })
         .nullable()
         .optional(),
+      refusal: peerRefusalSchema.nullable().optional(),
     })
     .nullable(),
 });

@@ -17,6 +17,7 @@
 import { z } from "zod";
 import { MAX_TOPIC_LENGTH, filterProblem, topicProblem } from "../core/topics.ts";
 import { InvalidFrame } from "./hub-errors.ts";
+import { readWireJson } from "../core/wire-json.ts";
 
 /** `data` of pub/call/reply and `value` of set, measured as UTF-8 JSON. */
 export const MAX_DATA_BYTES = 64 * 1024;
@@ -216,9 +217,9 @@ function parseWith(schemas: Record<string, z.ZodType>, input: unknown, maxBytes:
     const size = utf8ByteLength(input);
     if (size > maxBytes) return refuse(`Frame refused: ${size} bytes is more than the ${maxBytes} a frame may have.`);
     try {
-      value = JSON.parse(input);
-    } catch {
-      return refuse("Frame refused: it is not valid JSON.");
+      value = readWireJson(input, { maxBytes });
+    } catch (error) {
+      return refuse(`Frame refused: ${(error as Error).message.replace(/^A message/, "it")}`);
     }
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return refuse("Frame refused: a frame must be a JSON object with a \"type\".");

@@ -48,7 +48,10 @@ export type DeliverToApps = (frame: FromHubFrame, apps: readonly AppId[]) => voi
 export type SendToServer = (frame: ToHubFrame) => void;
 
 export const DEFAULT_MAX_PENDING_REQUESTS = 10_000;
-export const DEFAULT_MAX_FILTERS = 1_000;
+/** Distinct filters a node subscribes upstream for all its apps together (the hub allows as many per connection). */
+export const DEFAULT_MAX_FILTERS = 2_000;
+/** Filters one local app may hold: one app cannot take every other app's share (it was a node-wide 1,000 before). */
+export const DEFAULT_MAX_FILTERS_PER_APP = 500;
 
 export type HubUplinkOptions = {
   /** This node, as it says hello to the server (machine id and name). */
@@ -58,6 +61,7 @@ export type HubUplinkOptions = {
   maxQueuedBytes?: number;
   maxPendingRequests?: number;
   maxFilters?: number;
+  maxFiltersPerApp?: number;
   maxTrackedOrigins?: number;
   /** Errors from the server that concern no app (for the log). */
   onServerError?: (frame: ErrorFrame) => void;
@@ -73,6 +77,7 @@ export class HubUplink {
   private readonly options: HubUplinkOptions;
   private readonly apps = new Set<AppId>();
   private readonly appSubscriptions = new SubscriptionIndex<AppId>();
+  private readonly filtersPerApp = new Map<AppId, number>();
   private readonly services = new Map<string, AppId>();
   private readonly queue: OutboundQueue<AppId>;
   private readonly requests = new Map<string, Request>();
@@ -279,6 +284,7 @@ export class HubUplink {
   appGone(app: AppId): void {
     if (!this.apps.delete(app)) return;
     for (const filter of this.appSubscriptions.filters()) this.removeAppFilter(app, filter);
+    this.filtersPerApp.delete(app);
     for (const [service, owner] of [...this.services]) if (owner === app) this.withdrawService(service);
     for (const [id, request] of [...this.requests]) if (request.kind !== "resync" && request.app === app) this.requests.delete(id);
     for (const [id, call] of [...this.incomingCalls]) {
@@ -292,9 +298,16 @@ export class HubUplink {
 
   private onAppSub(app: AppId, frame: ToHubFrameOf<"sub">): AppError | null {
     const isNewUpstream = !this.appSubscriptions.has(frame.filter);
-    if (isNewUpstream && this.appSubscriptions.filters().length >= (this.options.maxFilters ?? DEFAULT_MAX_FILTERS)) {
-      return this.refuse(app, new LimitReached(`This node holds at most ${this.options.maxFilters ?? DEFAULT_MAX_FILTERS} distinct subscriptions.`), refOf(frame));
+    const isNewForApp = isNewUpstream || !this.appSubscriptions.subscribersOf(frame.filter).includes(app);
+    const mine = this.filtersPerApp.get(app) ?? 0;
+    const perApp = this.options.maxFiltersPerApp ?? DEFAULT_MAX_FILTERS_PER_APP;
+    if (isNewForApp && mine >= perApp) {
+      return this.refuse(app, new LimitReached(`An app may hold at most ${perApp} subscriptions on this node; unsubscribe some first.`), refOf(frame));
     }
+    if (isNewUpstream && this.appSubscriptions.filters().length >= (this.options.maxFilters ?? DEFAULT_MAX_FILTERS)) {
+      return this.refuse(app, new LimitReached(`This node holds at most ${this.options.maxFilters ?? DEFAULT_MAX_FILTERS} distinct subscriptions for all its apps together.`), refOf(frame));
+    }
+    if (isNewForApp) this.filtersPerApp.set(app, mine + 1);
     this.appSubscriptions.add(frame.filter, app);
     // Values the node already holds go to the app now; values new to the node come from the server's answer to `sub`.
     for (const { key, value, version } of this.values.matching(frame.filter)) this.toApp(app, { type: "value", key, value, version });
@@ -303,6 +316,10 @@ export class HubUplink {
   }
 
   private removeAppFilter(app: AppId, filter: string): void {
+    if (!this.appSubscriptions.subscribersOf(filter).includes(app)) return;
+    const mine = this.filtersPerApp.get(app) ?? 1;
+    if (mine <= 1) this.filtersPerApp.delete(app);
+    else this.filtersPerApp.set(app, mine - 1);
     if (!this.appSubscriptions.remove(filter, app)) return;
     if (this.server) this.toServer({ type: "unsub", filter });
     this.values.keepOnly((key) => this.appSubscriptions.match(key).length > 0);

@@ -49,7 +49,8 @@ export type HubLimits = {
 };
 
 export const DEFAULT_HUB_LIMITS: HubLimits = {
-  maxFiltersPerConnection: 1_000,
+  /** A connection is a whole node (all its apps' filters together): as many as a node may hold (hub-client DEFAULT_MAX_FILTERS). */
+  maxFiltersPerConnection: 2_000,
   maxServicesPerConnection: 100,
   maxPendingCalls: 10_000,
   maxRetainedKeys: 100_000,

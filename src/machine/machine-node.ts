@@ -3,7 +3,7 @@
  * when the setup pages change the role, without restarting the process.
  */
 import { LICENSE_TYPE_LABELS } from "../core/license.ts";
-import { formatHostPort, parseHostPort, type ConfigKey } from "../core/config.ts";
+import { formatHostPort, parseHostPort, uiHostNames, type ConfigKey } from "../core/config.ts";
 import { roleChoices } from "../core/roles.ts";
 import { baseChip, roleLabel, type MachineStatus } from "../core/status.ts";
 import type { Logger } from "../log.ts";
@@ -38,7 +38,7 @@ export class MachineNode implements MachineControl {
   private constructor(state: MachineState, log: Logger) {
     this.state = state;
     this.log = log;
-    this.app = createWebApp(this, staticAssets());
+    this.app = createWebApp(this, staticAssets(), { log });
   }
 
   /** Loads the data dir, checks the setup and opens the ports. Throws an AppError saying what is wrong. */
@@ -102,6 +102,7 @@ export class MachineNode implements MachineControl {
         queued: failover.queued,
         peers: failover.peers,
         pairing: failover.pairing,
+        refusal: failover.refusal,
       },
     };
   }
@@ -156,6 +157,10 @@ export class MachineNode implements MachineControl {
 
   uiPassword(): string | null {
     return this.state.snapshot.config.uiPassword;
+  }
+
+  uiHostNames(): string[] {
+    return uiHostNames(this.state.snapshot.config);
   }
 
   /** Builds the network runtime for the role (a stand-alone machine does not listen on the network); `rebuild` after a role change. */

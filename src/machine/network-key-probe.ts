@@ -7,7 +7,6 @@
  * logs name both fingerprints ("peer refused"). Hearing a server resets it.
  */
 import { formatHostPort, type HostPort } from "../core/config.ts";
-import type { Logger } from "../log.ts";
 import { NetworkKeyMismatch } from "../net/errors.ts";
 import { connectSecure, type SecureSocketOptions } from "../net/secure-socket.ts";
 
@@ -17,7 +16,8 @@ export class NetworkKeyProbe {
 
   constructor(
     private readonly secure: SecureSocketOptions,
-    private readonly log: Logger,
+    /** A server refused us for another network key (logged and shown, de-duplicated, by the caller). */
+    private readonly refused: (address: string, error: NetworkKeyMismatch) => void,
   ) {}
 
   step(hearsAServer: boolean, servers: readonly (HostPort | null)[]): void {
@@ -37,7 +37,7 @@ export class NetworkKeyProbe {
         (error) => {
           if (!(error instanceof NetworkKeyMismatch)) return; // down or unreachable: try again later
           this.answered.add(address);
-          this.log.warn("peer refused", { from: address, code: error.code, message: error.message });
+          this.refused(address, error);
         },
       );
     }

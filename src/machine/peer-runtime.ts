@@ -38,6 +38,7 @@ import { AssetService } from "../services/asset-service.ts";
 import { LogReplicationSink, LogReplicationSource, type BackupSync } from "../services/show-file-log-replication.ts";
 import { PairingService } from "../services/pairing-service.ts";
 import type { MachineIdentity } from "../store/machine-identity.ts";
+import type { PeerRefusal } from "../core/status.ts";
 
 const systemClock: Clock = { now: () => performance.now() };
 const systemTimers = {
@@ -67,6 +68,7 @@ export type FailoverStatus = {
   queued: number;
   peers: PeerDelay[];
   pairing: PairingDetails | null;
+  refusal: PeerRefusal | null;
 };
 
 type Servers = { main: HostPort | null; backup: HostPort | null };
@@ -161,7 +163,8 @@ export class PeerRuntime {
       identity: options.identityView,
       secure: this.secure,
       accept: (path, connection) => services[path]?.(connection) ?? null,
-      onRefused: (address, error) => log.warn("peer refused", { from: address, code: error.code, message: error.message }),
+      onRefused: (address, error, suppressed) =>
+        log.warn("peer refused", { from: address, code: error.code, message: error.message, ...(suppressed > 0 ? { repeated: suppressed } : {}) }),
     });
     this.servers = { main: parseHostPort(config.main ?? ""), backup: parseHostPort(config.backup ?? "") };
   }
@@ -246,8 +249,9 @@ export class PeerRuntime {
     }
     this.runner.start();
     if (this.role === "main") this.keepPaired();
-    if (this.role === "client") {
-      const probe = new NetworkKeyProbe(this.secure, log);
+    // A client or backup that hears no server checks the servers' network key, so a mismatch is shown, not silent.
+    if (this.role !== "main") {
+      const probe = new NetworkKeyProbe(this.secure, (address, error) => this.gateway.refusals.failed(address, error, "peer refused"));
       this.every(config.failoverTimeoutMs, () => this.probeKeys(probe));
     }
     if (this.hub) {
@@ -320,7 +324,7 @@ export class PeerRuntime {
     this.runner?.setServers(this.runnerServers());
   }
 
-  /** A client that hears no server checks each server's network key (machine/network-key-probe.ts). */
+  /** A client or backup that hears no server checks each server's network key (machine/network-key-probe.ts). */
   private probeKeys(probe: NetworkKeyProbe): void {
     const heard = this.runner?.status().peers.some((p) => p.role !== "client" && p.lastHeardMsAgo < this.options.config.failoverTimeoutMs);
     probe.step(heard === true, [this.servers.main, this.servers.backup]);
@@ -355,6 +359,7 @@ export class PeerRuntime {
       queued: this.gateway.uplink.queuedFrames,
       peers: s.peers,
       pairing: this.pairingFile?.details() ?? null,
+      refusal: this.gateway.refusals.current(),
     };
   }
 

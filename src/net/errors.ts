@@ -101,6 +101,27 @@ export class HandshakeFailed extends AppError {
   }
 }
 
+/** The peer answered and closed the handshake with a reason (wrong key, busy, bad proof): retrying at once would be refused again. */
+export class PeerRefused extends HandshakeFailed {
+  constructor(peer: string, message: string) {
+    super(peer, message);
+    this.name = "PeerRefused";
+  }
+}
+
+/** Too many handshakes at once (from this source or in total): refused before any signature work; the peer retries later. */
+export class HandshakeBusy extends AppError {
+  readonly peer: string;
+  constructor(peer: string, what: "handshakes" | "pending" = "handshakes") {
+    const why = what === "handshakes" ? "handshakes per second" : "connections waiting for their handshake";
+    super("HANDSHAKE_BUSY", `Refused ${peer}: too many ${why} from it or from everyone; it is accepted again on a later try.`, {
+      status: 503,
+    });
+    this.name = "HandshakeBusy";
+    this.peer = peer;
+  }
+}
+
 /** A heartbeat opened fine but its body does not match the schema: most likely a different understudy version. */
 export class InvalidHeartbeat extends AppError {
   constructor(from: string, detail: string, cause?: unknown) {

@@ -6,8 +6,13 @@
  *   initiator → responder   HELLO_I  (clear: nonce, machine public key, network key fingerprint)
  *   responder → initiator   HELLO_R  (same, sent even when the fingerprints differ,
  *                                     so both sides can name both fingerprints)
- *   responder → initiator   AUTH_R   (MAC under the network key + machine signature, over the transcript)
- *   initiator → responder   AUTH_I
+ *   initiator → responder   AUTH_I   (MAC under the network key + machine signature, over the transcript)
+ *   responder → initiator   AUTH_R
+ *
+ * The initiator proves itself first, so a stranger without the network key
+ * costs the responder one HMAC and never an Ed25519 signature or verification:
+ * the responder checks the MAC, then asks `admit` (a token bucket) before it
+ * verifies and signs.
  *
  *   HELLO = version | kind=hello | nonce (32) | machine public key (32) | network fingerprint (8)   = 74 bytes
  *   AUTH  = version | kind=auth  | MAC (32) | Ed25519 signature (64)                                = 98 bytes
@@ -27,7 +32,7 @@ import { fingerprint } from "../core/keys.ts";
 import { SecureChannel, type SessionKeys } from "./channel.ts";
 import { LABELS, assertNetworkKey, bytesEqual, concatBytes, deriveKey, systemRandom, type RandomBytes } from "./crypto.ts";
 import { FrameKind, HEADER_BYTES, WIRE_VERSION, expectFrame } from "./envelope.ts";
-import { HandshakeFailed, MalformedFrame, NetworkKeyMismatch } from "./errors.ts";
+import { HandshakeBusy, HandshakeFailed, MalformedFrame, NetworkKeyMismatch } from "./errors.ts";
 
 /** How long a runner should wait for a handshake to finish before closing the connection. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
@@ -48,6 +53,9 @@ export type HandshakeOptions = {
   /** Source of the 32-byte nonce; tests pass `seededRandom`. */
   random?: RandomBytes;
 };
+
+/** Responder only: asked once the initiator proved the network key, before the expensive Ed25519 work; false refuses cheaply. */
+export type HandshakeAdmit = () => boolean;
 
 /** What to send now and whether the handshake is over. Every message in `send` goes out, in order, even on failure. */
 export type HandshakeStep =
@@ -95,7 +103,7 @@ abstract class HandshakeParty {
     } catch (error) {
       this.state = "failed";
       const appError =
-        error instanceof NetworkKeyMismatch || error instanceof HandshakeFailed
+        error instanceof NetworkKeyMismatch || error instanceof HandshakeFailed || error instanceof HandshakeBusy
           ? error
           : new HandshakeFailed(this.peer, `The handshake with ${this.peer} failed: ${(error as Error).message}`, error);
       return { status: "failed", send: [], error: appError };
@@ -127,8 +135,8 @@ abstract class HandshakeParty {
     return out;
   }
 
-  /** Checks the peer's proof of the network key, then its machine signature. */
-  protected verifyAuth(bytes: Uint8Array, peerRole: Role): void {
+  /** Checks the peer's proof of the network key (one HMAC: cheap), then `admit`, then its machine signature. */
+  protected verifyAuth(bytes: Uint8Array, peerRole: Role, admit: HandshakeAdmit = () => true): void {
     expectFrame(bytes, FrameKind.auth, AUTH_BYTES, this.peer);
     if (bytes.length !== AUTH_BYTES) throw new MalformedFrame(`${this.peer} sent a handshake proof of ${bytes.length} bytes, not ${AUTH_BYTES}.`);
     const transcript = this.transcript!;
@@ -137,6 +145,7 @@ abstract class HandshakeParty {
       // The fingerprints matched, so this is not an honest key mismatch: a fingerprint collision or an impostor.
       throw new HandshakeFailed(this.peer, `${this.peer} showed our network key fingerprint but could not prove it holds the key; refused.`);
     }
+    if (!admit()) throw new HandshakeBusy(this.peer);
     const signature = bytes.subarray(HEADER_BYTES + MAC_BYTES);
     if (!nacl.sign.detached.verify(signedMessage(peerRole, transcript), signature, this.peerHello!.publicKey)) {
       throw new HandshakeFailed(this.peer, `${this.peer} holds the network key but its machine signature is invalid; refused.`);
@@ -179,10 +188,10 @@ export class HandshakeInitiator extends HandshakeParty {
         this.acceptHello(decodeHello(bytes, this.peer));
         this.setTranscript(this.ownHello, bytes);
         this.state = "awaitAuth";
-        return { status: "continue", send: [] };
+        return { status: "continue", send: [this.ownAuth("initiator")] };
       case "awaitAuth":
         this.verifyAuth(bytes, "responder");
-        return this.establish("initiator", [this.ownAuth("initiator")]);
+        return this.establish("initiator", []);
       default:
         return this.unexpected();
     }
@@ -191,8 +200,11 @@ export class HandshakeInitiator extends HandshakeParty {
 
 /** The side that accepted the connection: `receive()` each message and send what it returns. */
 export class HandshakeResponder extends HandshakeParty {
-  constructor(options: HandshakeOptions) {
+  private readonly admit: HandshakeAdmit;
+
+  constructor(options: HandshakeOptions & { admit?: HandshakeAdmit }) {
     super(options, "awaitHello");
+    this.admit = options.admit ?? (() => true);
   }
 
   protected step(bytes: Uint8Array): HandshakeStep {
@@ -208,11 +220,11 @@ export class HandshakeResponder extends HandshakeParty {
         this.acceptHello(hello);
         this.setTranscript(bytes, this.ownHello);
         this.state = "awaitAuth";
-        return { status: "continue", send: [this.ownHello, this.ownAuth("responder")] };
+        return { status: "continue", send: [this.ownHello] };
       }
       case "awaitAuth":
-        this.verifyAuth(bytes, "initiator");
-        return this.establish("responder", []);
+        this.verifyAuth(bytes, "initiator", this.admit);
+        return this.establish("responder", [this.ownAuth("responder")]);
       default:
         return this.unexpected();
     }

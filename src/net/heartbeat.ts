@@ -10,6 +10,7 @@
  * outsider can only replay them, and a replayed heartbeat never counts
  * (core/freshness.ts: it must echo a stamp the receiver sent recently).
  */
+import { readWireJson } from "../core/wire-json.ts";
 import { z } from "zod";
 import type { BeatBody } from "../core/failover/types.ts";
 import { deriveHeartbeatKey, systemRandom, type RandomBytes } from "./crypto.ts";
@@ -117,7 +118,7 @@ export class HeartbeatCodec {
     const body = openEnvelope(this.key, FrameKind.heartbeat, datagram, from);
     let json: unknown;
     try {
-      json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+      json = readWireJson(body, { maxBytes: MAX_HEARTBEAT_BYTES });
     } catch (error) {
       throw new InvalidHeartbeat(from, "not JSON", error);
     }

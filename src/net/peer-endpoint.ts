@@ -5,14 +5,21 @@
  * (`/hub`, `/replicate`, `/app`, `/files`, `/replicate-log`, `/assets`) is
  * authenticated by the peer handshake first.
  */
+import type { Clock } from "../core/clock.ts";
 import type { AppError } from "../core/errors.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
+import { HandshakeBusy } from "./errors.ts";
+import { DEFAULT_ADMISSION_LIMITS, HandshakeAdmission, RefusalLog, sourceAddress, type AdmissionLimits } from "./handshake-admission.ts";
 import { listenError } from "./listen-error.ts";
+import { MAX_RPC_FRAME_BYTES } from "./rpc.ts";
 import { newServerSocketData, secureServerHandlers, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 
 export type PeerIdentity = { id: string; name: string; role: string; version: string; networkKeyFingerprint: string | null };
 export const PEER_PATHS = ["/hub", "/replicate", "/app", "/files", "/replicate-log", "/assets", "/pair"] as const;
 export type PeerPath = (typeof PEER_PATHS)[number];
+/** The largest frame after the handshake: an rpc frame (a show-file push) with its envelope. Bun refuses larger ones (close 1009) unbuffered. */
+export const MAX_PEER_FRAME_BYTES = MAX_RPC_FRAME_BYTES + 64 * 1024;
+const systemClock: Clock = { now: () => performance.now() };
 
 export type PeerEndpointOptions = {
   at: HostPort;
@@ -20,18 +27,26 @@ export type PeerEndpointOptions = {
   secure: SecureSocketOptions;
   /** Handlers for an authenticated connection on `path`, or null to refuse it (e.g. /hub on a client). */
   accept: (path: PeerPath, connection: SecureConnection) => ConnectionEvents | null;
-  onRefused: (address: string, error: AppError) => void;
+  /** A refused connection; repeats from one source with one code are reported once a minute, `suppressed` counts the others. */
+  onRefused: (address: string, error: AppError, suppressed: number) => void;
+  admission?: AdmissionLimits;
+  clock?: Clock;
 };
 
 export class PeerEndpoint {
   private readonly server: ReturnType<typeof Bun.serve>;
+  readonly admission: HandshakeAdmission;
 
-  private constructor(server: ReturnType<typeof Bun.serve>) {
+  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission) {
     this.server = server;
+    this.admission = admission;
   }
 
   static listen(options: PeerEndpointOptions): PeerEndpoint {
     const refuse: ConnectionEvents = { message() {}, close() {} };
+    const clock = options.clock ?? systemClock;
+    const admission = new HandshakeAdmission(clock, options.admission ?? DEFAULT_ADMISSION_LIMITS);
+    const refusals = new RefusalLog(clock, options.onRefused);
     try {
       const server = Bun.serve({
         hostname: options.at.host,
@@ -43,12 +58,19 @@ export class PeerEndpoint {
           if ((PEER_PATHS as readonly string[]).includes(url.pathname)) {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
-            if (srv.upgrade(request, { data: newServerSocketData(options.secure, from, url.pathname) })) return undefined;
+            if (!admission.open(sourceAddress(from))) {
+              refusals.refused(from, new HandshakeBusy(from, "pending"));
+              return new Response("Too many connections waiting for their handshake; try again shortly.", { status: 503 });
+            }
+            if (srv.upgrade(request, { data: newServerSocketData(options.secure, from, url.pathname, admission) })) return undefined;
+            admission.settled(sourceAddress(from));
             return new Response("This path takes a WebSocket.", { status: 426 });
           }
           return new Response("Not found", { status: 404 });
         },
-        websocket: secureServerHandlers(
+        websocket: {
+          maxPayloadLength: MAX_PEER_FRAME_BYTES,
+          ...secureServerHandlers(
           options.secure,
           (connection, path) => {
             const events = options.accept(path as PeerPath, connection);
@@ -56,10 +78,11 @@ export class PeerEndpoint {
             connection.close(4003, `This machine does not serve ${path}.`);
             return refuse;
           },
-          options.onRefused,
-        ),
+          (address, error) => refusals.refused(address, error),
+          ),
+        },
       });
-      return new PeerEndpoint(server);
+      return new PeerEndpoint(server, admission);
     } catch (error) {
       throw listenError(error, options.at, "--peer-listen");
     }

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
 import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
+import { decodeWireJson } from "../core/wire-json.ts";
 
 export const MAX_RPC_FRAME_BYTES = 16 * 1024 * 1024;
 
@@ -27,15 +28,9 @@ export class RemoteError extends AppError {
 export type RpcHandler = (params: unknown) => unknown | Promise<unknown>;
 
 const text = new TextEncoder();
-const decoder = new TextDecoder();
 
 function parseFrame(payload: Uint8Array): unknown {
-  if (payload.length > MAX_RPC_FRAME_BYTES) return null;
-  try {
-    return JSON.parse(decoder.decode(payload));
-  } catch {
-    return null;
-  }
+  return decodeWireJson(payload, { maxBytes: MAX_RPC_FRAME_BYTES });
 }
 
 /** Server side: answers requests with `handlers`; an unknown method or bad frame gets a clear error. */

@@ -9,7 +9,8 @@ import type { ServerWebSocket, WebSocketHandler } from "bun";
 import type { AppError } from "../core/errors.ts";
 import type { SecureChannel, AuthenticatedPeer } from "./channel.ts";
 import { FrameKind, frameKind } from "./envelope.ts";
-import { HandshakeFailed } from "./errors.ts";
+import { HandshakeFailed, MalformedFrame, PeerRefused } from "./errors.ts";
+import { MAX_HANDSHAKE_FRAME_BYTES, sourceAddress, type HandshakeAdmission } from "./handshake-admission.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeInitiator, HandshakeResponder, type HandshakeStep } from "./handshake.ts";
 
 export type SecureSocketOptions = {
@@ -44,12 +45,16 @@ export type ConnectionEvents = {
 /** 4xxx close codes: the reason text is what the other side logs and shows. */
 export const CLOSE_HANDSHAKE_FAILED = 4001;
 export const CLOSE_BAD_FRAME = 4002;
+/** WebSocket "message too big". */
+export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_GOING_AWAY = 1001;
 
 type ServerSocketData = {
   address: string;
   path: string;
   responder: HandshakeResponder;
+  /** Holds a pending-handshake slot until established or closed (see HandshakeAdmission.open). */
+  admission: HandshakeAdmission | null;
   timer: ReturnType<typeof setTimeout> | null;
   connection: ServerConnection | null;
   events: ConnectionEvents | null;
@@ -110,9 +115,15 @@ export function secureServerHandlers(
       ws.data.timer = setTimeout(() => fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeFailed(ws.data.address, `${ws.data.address} did not finish the handshake in ${timeoutMs} ms.`)), timeoutMs);
     },
     message(ws, raw) {
-      const bytes = typeof raw === "string" ? new TextEncoder().encode(raw) : new Uint8Array(raw);
       const data = ws.data;
       if (data.connection === null) {
+        // Before the handshake only a hello or a proof is read; anything bigger is refused unread.
+        if (raw.length > MAX_HANDSHAKE_FRAME_BYTES) {
+          if (data.timer) clearTimeout(data.timer);
+          fail(ws, CLOSE_TOO_BIG, new MalformedFrame(`${data.address} sent ${raw.length} bytes before its handshake; a handshake message has at most ${MAX_HANDSHAKE_FRAME_BYTES}.`));
+          return;
+        }
+        const bytes = typeof raw === "string" ? new TextEncoder().encode(raw) : new Uint8Array(raw);
         const step: HandshakeStep = data.responder.receive(bytes);
         for (const out of step.send) ws.sendBinary(out);
         if (step.status === "failed") {
@@ -120,27 +131,46 @@ export function secureServerHandlers(
           fail(ws, CLOSE_HANDSHAKE_FAILED, step.error);
         } else if (step.status === "established") {
           if (data.timer) clearTimeout(data.timer);
+          releaseSlot(data);
           data.connection = new ServerConnection(ws, step.channel);
           data.events = accept(data.connection, data.path);
         }
         return;
       }
+      const bytes = typeof raw === "string" ? new TextEncoder().encode(raw) : new Uint8Array(raw);
       const connection = data.connection;
       deliver(bytes, connection, data.events!, (error) => fail(ws, CLOSE_BAD_FRAME, error));
     },
     close(ws, code, reason) {
       if (ws.data.timer) clearTimeout(ws.data.timer);
+      releaseSlot(ws.data);
       ws.data.events?.close(reason || `closed (${code})`);
     },
   };
 }
 
-/** Data for `server.upgrade(request, { data })`. */
-export function newServerSocketData(options: SecureSocketOptions, address: string, path: string): ServerSocketData {
+function releaseSlot(data: ServerSocketData): void {
+  data.admission?.settled(sourceAddress(data.address));
+  data.admission = null;
+}
+
+/**
+ * Data for `server.upgrade(request, { data })`. With `admission`, the caller has
+ * reserved a pending slot (`admission.open`), released once the handshake ends,
+ * and the signature step spends a handshake token.
+ */
+export function newServerSocketData(options: SecureSocketOptions, address: string, path: string, admission: HandshakeAdmission | null = null): ServerSocketData {
+  const source = sourceAddress(address);
   return {
     address,
     path,
-    responder: new HandshakeResponder({ networkKey: options.networkKey, machine: options.machine, peerAddress: address }),
+    responder: new HandshakeResponder({
+      networkKey: options.networkKey,
+      machine: options.machine,
+      peerAddress: address,
+      admit: admission ? () => admission.admitSignature(source) : undefined,
+    }),
+    admission,
     timer: null,
     connection: null,
     events: null,
@@ -247,7 +277,11 @@ export function connectSecure(address: string, path: string, options: SecureSock
       if (!settled) settle(new HandshakeFailed(address, `Could not connect to ${address}: nothing answers there, or it is not an understudy peer port.`));
     };
     ws.onclose = (event) => {
-      if (!settled) settle(new HandshakeFailed(address, `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`));
+      if (!settled) {
+        const message = `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`;
+        const refused = event.code === CLOSE_HANDSHAKE_FAILED || event.code === CLOSE_TOO_BIG;
+        settle(refused ? new PeerRefused(address, message) : new HandshakeFailed(address, message));
+      }
       else handlers?.close(event.reason || `closed (${event.code})`);
     };
   });

@@ -11,6 +11,7 @@ import { HubUplink } from "../hub/hub-client.ts";
 import type { Logger } from "../log.ts";
 import { broadcastEpoch, openBroadcast, sealBroadcast } from "../net/broadcast.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
+import { PeerRefusals } from "../net/peer-refusals.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 
 const text = new TextEncoder();
@@ -26,6 +27,8 @@ export type LocalHub = { attachLocal(deliver: (frame: FromHubFrame) => void): { 
 
 export class AppGateway {
   readonly uplink: HubUplink;
+  /** Servers that refused this machine: back-off, de-duplicated logs, and the refusal its status shows. */
+  readonly refusals: PeerRefusals;
   private readonly apps = new Map<string, SecureConnection>();
   private readonly secure: SecureSocketOptions;
   private readonly log: Logger;
@@ -47,11 +50,13 @@ export class AppGateway {
     log: Logger;
     onLinkBroken: (role: ServerRole) => void;
     localHub?: () => LocalHub | null;
+    random?: () => number;
   }) {
     this.localHub = options.localHub;
     this.secure = options.secure;
     this.log = options.log;
     this.onLinkBroken = options.onLinkBroken;
+    this.refusals = new PeerRefusals({ now: () => performance.now() }, options.log, options.random);
     this.localKey = deriveBroadcastKey(options.secure.networkKey, 0);
     // The hub shows each node's delay in presence (the Delays panel).
     this.pinger = setInterval(() => this.uplink.ping(performance.now()), PING_MS);
@@ -118,6 +123,7 @@ export class AppGateway {
         this.server = null;
         this.uplink.detachServer();
         this.log.warn("hub link closed", { server: address, reason });
+        this.refusals.succeeded(address, "hub link failed");
         this.onLinkBroken(target.role);
         this.scheduleRetry(target, attempt);
       },
@@ -129,11 +135,12 @@ export class AppGateway {
         }
         this.server = connection;
         this.uplink.attachServer((frame) => connection.send(text.encode(encodeFrame(frame))));
+        this.refusals.succeeded(address, "hub link failed");
         this.log.info("hub link up", { server: address, role: target.role });
       },
       (error) => {
         if (attempt !== this.attempt) return;
-        this.log.warn("hub link failed", { server: address, message: (error as Error).message });
+        this.refusals.failed(address, error, "hub link failed");
         this.scheduleRetry(target, attempt);
       },
     );
@@ -141,10 +148,11 @@ export class AppGateway {
 
   private scheduleRetry(target: Extract<UplinkTarget, { address: HostPort }>, attempt: number): void {
     if (attempt !== this.attempt || this.retry) return;
+    const address = `${target.address.host}:${target.address.port}`;
     this.retry = setTimeout(() => {
       this.retry = null;
       if (attempt === this.attempt && this.server === null) this.connect(target, attempt);
-    }, RECONNECT_MS);
+    }, Math.max(RECONNECT_MS, this.refusals.waitMs(address)));
   }
 
   private disconnect(): void {

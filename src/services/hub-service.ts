@@ -13,6 +13,8 @@ import { sealBroadcast } from "../net/broadcast.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { z } from "zod";
+import { MAX_RPC_FRAME_BYTES } from "../net/rpc.ts";
+import { decodeWireJson } from "../core/wire-json.ts";
 
 const text = new TextEncoder();
 const decoder = new TextDecoder();
@@ -136,10 +138,7 @@ export class HubService {
   }
 }
 
+/** A /replicate frame (a request, or an answer carrying changed state), through the one outside-JSON decoder. */
 export function safeJson(textValue: string): unknown {
-  try {
-    return JSON.parse(textValue);
-  } catch {
-    return null;
-  }
+  return decodeWireJson(textValue, { maxBytes: MAX_RPC_FRAME_BYTES });
 }

@@ -12,7 +12,7 @@ import { AppError } from "../core/errors.ts";
 import { LICENSE_TYPES, type LicenseType } from "../core/license.ts";
 import type { Logger } from "../log.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
-import { decodeWireJson, encodeWireJson } from "../net/wire-json.ts";
+import { decodeWireJson, encodeWireJson } from "../core/wire-json.ts";
 
 const frameSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("pair"), name: z.string().max(64), license: z.enum(LICENSE_TYPES).nullable() }),
@@ -45,6 +45,8 @@ export type PairingSide = {
 };
 
 const ANSWER_TIMEOUT_MS = 5000;
+/** Pairing frames are a few hundred bytes. */
+const PAIRING_JSON = { maxBytes: 4096 };
 
 function needsFailoverLicense(who: string, license: LicenseType | null): void {
   if (license !== "server-with-failover") {
@@ -73,7 +75,7 @@ export class PairingService {
     const send = (f: Frame) => connection.send(encodeWireJson(f));
     return {
       message: (payload) => {
-        const parsed = frameSchema.safeParse(decodeWireJson(payload));
+        const parsed = frameSchema.safeParse(decodeWireJson(payload, PAIRING_JSON));
         if (!parsed.success) return connection.close(4002, "Not a pairing frame.");
         const frame = parsed.data;
         const peer = connection.peer;
@@ -148,7 +150,7 @@ export class PairingService {
     const answered = new Promise<Frame | Error>((resolve) => (settle = resolve));
     const connection = await connectSecure(address, "/pair", this.secure, () => ({
       message: (payload) => {
-        const parsed = frameSchema.safeParse(decodeWireJson(payload));
+        const parsed = frameSchema.safeParse(decodeWireJson(payload, PAIRING_JSON));
         settle(parsed.success ? parsed.data : new PairingRefused("PAIRING_FAILED", `${address} sent something that is not a pairing answer.`));
       },
       close: (reason) => settle(new PairingRefused("PAIRING_FAILED", `${address} closed the pairing connection${reason ? `: ${reason}` : ""}.`)),

@@ -14,8 +14,13 @@ import { planCatchUp, type CatchUp } from "../store/replication-plan.ts";
 import { replicationEntrySchema, type ReplicationEntry } from "../store/replication-entries.ts";
 import type { LogPosition } from "../store/replication-log.ts";
 import type { Stores } from "../store/stores.ts";
+import { PeerRefusals, isRefusal } from "../net/peer-refusals.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
-import { decodeWireJson, encodeWireJson } from "../net/wire-json.ts";
+import { MAX_RPC_FRAME_BYTES } from "../net/rpc.ts";
+import { decodeWireJson, encodeWireJson, type WireJsonLimits } from "../core/wire-json.ts";
+
+/** Replication frames carry entries (up to a batch of blobs) as base64: the peer port's frame limit, bytes revived. */
+const REPLICATION_JSON: WireJsonLimits = { maxBytes: MAX_RPC_FRAME_BYTES, bytes: true };
 
 const positionSchema = z.object({
   logId: z.string(),
@@ -68,7 +73,7 @@ export class LogReplicationSource {
     const send = (frame: unknown) => connection.send(encodeWireJson(frame));
     return {
       message: (payload) => {
-        const parsed = toMainSchema.safeParse(decodeWireJson(payload));
+        const parsed = toMainSchema.safeParse(decodeWireJson(payload, REPLICATION_JSON));
         if (!parsed.success) return connection.close(4002, "Not a replication frame.");
         const frame = parsed.data;
         try {
@@ -167,6 +172,7 @@ export class LogReplicationSink {
   private queue: Promise<void> = Promise.resolve();
   private chunkArrived: ((hash: string, data: Uint8Array) => void) | null = null;
   private chunksLost: (() => void) | null = null;
+  private readonly refusals: PeerRefusals;
   progress: number | null = null;
 
   constructor(
@@ -178,16 +184,19 @@ export class LogReplicationSink {
     /** False while this backup serves: it then takes nothing from the main. */
     private readonly shouldFollow: () => boolean,
   ) {
+    this.refusals = new PeerRefusals({ now: () => performance.now() }, log);
     this.timer = setInterval(() => this.ensureConnected(), retryMs);
     this.ensureConnected();
   }
 
   private ensureConnected(): void {
     if (this.stopped || this.connection || this.connecting || !this.shouldFollow()) return;
+    const address = `${this.main.host}:${this.main.port}`;
+    if (this.refusals.waitMs(address) > 0) return;
     this.connecting = true;
-    connectSecure(`${this.main.host}:${this.main.port}`, "/replicate-log", this.secure, (connection) => ({
+    connectSecure(address, "/replicate-log", this.secure, (connection) => ({
       message: (payload) => {
-        const parsed = toBackupSchema.safeParse(decodeWireJson(payload));
+        const parsed = toBackupSchema.safeParse(decodeWireJson(payload, REPLICATION_JSON));
         if (!parsed.success) return connection.close(4002, "Not a replication frame.");
         const frame = parsed.data;
         this.queue = this.queue.then(() => this.onFrame(connection, frame)).catch((error) => {
@@ -212,10 +221,13 @@ export class LogReplicationSink {
       (connection) => {
         this.connecting = false;
         this.connection = connection;
+        this.refusals.succeeded(address, "show-file replication link failed");
         connection.send(encodeWireJson({ type: "hello", position: this.stores.log.position() }));
       },
-      () => {
+      (error) => {
         this.connecting = false;
+        // Unreachable mains are retried quietly at the normal pace (the failover log says the main is down); refusals back off.
+        if (isRefusal(error)) this.refusals.failed(address, error, "show-file replication link failed");
       },
     );
   }

@@ -5,7 +5,6 @@
  */
 import { Hono, type Context } from "hono";
 import type { HtmlEscapedString } from "hono/utils/html";
-import { basicAuth } from "hono/basic-auth";
 import { csrf } from "hono/csrf";
 import { zValidator } from "@hono/zod-validator";
 import type { z } from "zod";
@@ -17,6 +16,10 @@ import { DiscoveredList, MachinesPage, PeerList } from "../../views/machines.tsx
 import type { DiscoveredMachine } from "../net/discovery/discovery.ts";
 import { fieldErrors, keyFormSchema, licenseFormSchema, roleFormSchema, type RoleForm } from "./forms.ts";
 import type { StaticAsset } from "./static-assets.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../log.ts";
+import { hostAllowed, hostOfHeader } from "./host-allow-list.ts";
+import { PasswordGuard } from "./password-guard.ts";
 
 /** What the web edge needs from the machine. */
 export interface MachineControl {
@@ -31,15 +34,36 @@ export interface MachineControl {
   switchBack(): void;
   /** Required for every request when the UI listens beyond loopback. */
   uiPassword(): string | null;
+  /** Host names the setup pages answer to besides loopback and this machine's own (--ui-host). */
+  uiHostNames(): string[];
 }
 
-export function createWebApp(machine: MachineControl, assets: Map<string, StaticAsset>): Hono {
-  const app = new Hono();
+export type WebAppOptions = { log?: Logger; clock?: Clock };
 
+/** The client's address as Bun.serve saw it (the app's env is the server); "unknown" under app.request(). */
+function sourceOf(c: Context): string {
+  const server = c.env as { requestIP?: (r: Request) => { address: string } | null } | undefined;
+  return server?.requestIP?.(c.req.raw)?.address ?? "unknown";
+}
+
+export function createWebApp(machine: MachineControl, assets: Map<string, StaticAsset>, options: WebAppOptions = {}): Hono {
+  const app = new Hono();
+  const passwords = new PasswordGuard(options.clock ?? { now: () => performance.now() }, options.log ?? null);
+
+  // Before anything else: a request under a name that is not this machine's is DNS rebinding (CSRF alone compares Origin with that same Host).
+  app.use("*", async (c, next) => {
+    const host = c.req.header("host") ?? new URL(c.req.url).host;
+    if (hostAllowed(host, machine.uiHostNames())) return next();
+    const shown = (hostOfHeader(host) ?? "(none)").slice(0, 100);
+    return c.text(`This machine does not answer to the name "${shown}". Open the setup pages by its address, or add the name with --ui-host.`, 421);
+  });
   app.use("*", async (c, next) => {
     const password = machine.uiPassword();
     if (password === null) return next();
-    return basicAuth({ verifyUser: (_user, given) => given === password, realm: "understudy" })(c, next);
+    const verdict = passwords.check(sourceOf(c), c.req.header("authorization"), password);
+    if (verdict === "ok") return next();
+    if (verdict === "throttled") return c.text("Too many wrong passwords from this address: wait a minute, then try again.", 429, { "retry-after": "60" });
+    return c.text("The setup pages need the password (UNDERSTUDY_UI_PASSWORD on this machine).", 401, { "www-authenticate": 'Basic realm="understudy", charset="UTF-8"' });
   });
   app.use("*", csrf());
 

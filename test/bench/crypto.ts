@@ -36,10 +36,10 @@ function established(step: HandshakeStep): SecureChannel {
 function handshake(): [SecureChannel, SecureChannel] {
   const initiator = new HandshakeInitiator({ networkKey, machine: machineA, peerAddress: "b", random });
   const responder = new HandshakeResponder({ networkKey, machine: machineB, peerAddress: "a", random });
-  const [helloR, authR] = responder.receive(initiator.start()).send;
-  initiator.receive(helloR!);
-  const done = initiator.receive(authR!);
-  return [established(done), established(responder.receive(done.send[0]!))];
+  const [helloR] = responder.receive(initiator.start()).send;
+  const [authI] = initiator.receive(helloR!).send;
+  const done = responder.receive(authI!);
+  return [established(initiator.receive(done.send[0]!)), established(done)];
 }
 
 const machineA = nacl.sign.keyPair.fromSeed(random(32));

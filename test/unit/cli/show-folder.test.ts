@@ -202,3 +202,35 @@ describe("a damaged state file is a clear error", () => {
     });
   }
 });
+
+describe("names the file system allows, and what a push leaves out (hostile-network issue, findings 7 and 8)", () => {
+  test("a 255-byte file name round-trips: the pull writes it (its temp name fits too) and nothing shows as changed", () => {
+    const dir = tempDir();
+    const longest = `${"é".repeat(125)}.txt1`;
+    expect(Buffer.byteLength(longest)).toBe(255);
+    const folder = ShowFolder.open(dir);
+    expect(folder.applyPull(pulled(1, { [`sub/${longest}`]: "x" })).written).toEqual([`sub/${longest}`]);
+    expect(read(dir, `sub/${longest}`)).toBe("x");
+    expect(ShowFolder.open(dir).changes()).toEqual([]);
+  });
+
+  test("links and special files are left out of a push, named in one warning line", () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "sub"));
+    writeFileSync(join(dir, "real.txt"), "r");
+    symlinkSync(join(dir, "real.txt"), join(dir, "sub", "link.txt"));
+    symlinkSync("/etc", join(dir, "etc"));
+    const warnings: string[] = [];
+    const changes = ShowFolder.open(dir).changes((line) => warnings.push(line));
+    expect(changes.map((c) => c.path)).toEqual(["real.txt"]);
+    expect(warnings).toEqual(['Skipped 2 entries that are not a regular file or folder (links are never followed): "etc", "sub/link.txt"\n']);
+  });
+
+  test("no warning when there is nothing to leave out", () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "a.txt"), "a");
+    const warnings: string[] = [];
+    ShowFolder.open(dir).changes((line) => warnings.push(line));
+    expect(warnings).toEqual([]);
+  });
+});

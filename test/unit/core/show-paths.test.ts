@@ -122,3 +122,13 @@ describe("collisions on case-insensitive file systems", () => {
     expect(error.pairs).toHaveLength(1);
   });
 });
+
+describe("the show folder's bookkeeping name", () => {
+  test.each([".understudy/x", ".Understudy/state.json", "a/.UNDERSTUDY", "a/.uNdErStUdY/b"])("%s is refused in any letter case, at any depth", (path) => {
+    expect(showPathProblem(path)).toContain("show folders keep their own bookkeeping in .understudy");
+  });
+
+  test.each([".understudy2/x", "understudy/x", "a/.understudy.txt"])("%s is a fine name", (path) => {
+    expect(showPathProblem(path)).toBeUndefined();
+  });
+});

@@ -10,6 +10,7 @@ import {
   HELLO_BYTES,
   HandshakeInitiator,
   HandshakeResponder,
+  type HandshakeAdmit,
   type HandshakeOptions,
   type HandshakeStep,
 } from "../../../src/net/handshake.ts";
@@ -26,7 +27,7 @@ type Options = Partial<HandshakeOptions>;
 /** Rewrites a message in flight; `index` counts messages in that direction. */
 type Tamper = (message: Uint8Array, index: number) => Uint8Array;
 
-function parties(initiator: Options = {}, responder: Options = {}, random: RandomBytes = seededRandom("nonces")) {
+function parties(initiator: Options = {}, responder: Options & { admit?: HandshakeAdmit } = {}, random: RandomBytes = seededRandom("nonces")) {
   return {
     initiator: new HandshakeInitiator({ networkKey, machine: initiatorMachine, peerAddress: RESPONDER_ADDRESS, random, ...initiator }),
     responder: new HandshakeResponder({ networkKey, machine: responderMachine, peerAddress: INITIATOR_ADDRESS, random, ...responder }),
@@ -142,33 +143,44 @@ describe("handshake", () => {
     expect(atResponder.message).toContain(`Peer 10.0.0.1:50000 has a different network key (fingerprint ${ours} vs ${theirs} here)`);
   });
 
-  test("an impostor that copies our fingerprint but lacks the key is refused", () => {
-    const { initiator, responder } = parties({}, { networkKey: otherNetworkKey });
+  test("an impostor that copies our fingerprint but lacks the key is refused, and never made the responder sign", () => {
+    const { initiator, responder } = parties({ networkKey: otherNetworkKey });
     const setFingerprint = (key: Uint8Array) => (message: Uint8Array) => {
       if (message[1] === FrameKind.hello) message.set(Buffer.from(fingerprint(key), "hex"), HELLO_BYTES - 8);
       return message;
     };
-    const { initiatorEnd } = run(initiator, responder, {
-      toResponder: setFingerprint(otherNetworkKey),
-      toInitiator: setFingerprint(networkKey),
+    const { responderEnd, sent } = run(initiator, responder, {
+      toResponder: setFingerprint(networkKey),
+      toInitiator: setFingerprint(otherNetworkKey),
     });
-    const error = failed(initiatorEnd);
+    const error = failed(responderEnd);
     expect(error).toBeInstanceOf(HandshakeFailed);
-    expect(error.message).toBe("10.0.0.2:7401 showed our network key fingerprint but could not prove it holds the key; refused.");
+    expect(error.message).toBe("10.0.0.1:50000 showed our network key fingerprint but could not prove it holds the key; refused.");
+    // The responder's only answer was its hello: no Ed25519 signature for a stranger (a flood of those stalled the main).
+    expect(sent.toInitiator.map((m) => m[1])).toEqual([FrameKind.hello]);
+  });
+
+  test("a responder that is not admitted (too busy) refuses after the MAC, before any signature work", () => {
+    let asked = 0;
+    const { initiator, responder } = parties({}, { admit: () => (++asked, false) });
+    const { responderEnd, sent } = run(initiator, responder);
+    expect(failed(responderEnd).code).toBe("HANDSHAKE_BUSY");
+    expect(asked).toBe(1);
+    expect(sent.toInitiator.map((m) => m[1])).toEqual([FrameKind.hello]);
   });
 
   test.each([
-    ["a hello nonce altered in flight (transcripts differ)", "toInitiator", 0, 5],
-    ["the responder's MAC", "toInitiator", 1, 2],
-    ["the initiator's MAC", "toResponder", 1, 2],
-  ] as const)("%s is refused", (_name, direction, index, offset) => {
+    ["a hello nonce altered in flight (transcripts differ)", "toInitiator", 0, 5, "responder"],
+    ["the responder's MAC", "toInitiator", 1, 2, "initiator"],
+    ["the initiator's MAC", "toResponder", 1, 2, "responder"],
+  ] as const)("%s is refused", (_name, direction, index, offset, refuser) => {
     const { initiator, responder } = parties();
     const flip: Tamper = (message, i) => {
       if (i === index) message[offset]! ^= 0x40;
       return message;
     };
     const result = run(initiator, responder, { [direction]: flip });
-    const end = direction === "toInitiator" ? result.initiatorEnd : result.responderEnd;
+    const end = refuser === "initiator" ? result.initiatorEnd : result.responderEnd;
     expect(failed(end).message).toContain("could not prove it holds the key");
   });
 
@@ -183,10 +195,11 @@ describe("handshake", () => {
     expect(failed(result.initiatorEnd).message).toBe("10.0.0.2:7401 holds the network key but its machine signature is invalid; refused.");
   });
 
-  test("a responder's proof reflected back to it is refused (per-role labels)", () => {
+  test("an initiator's proof reflected back to it is refused (per-role labels)", () => {
     const { initiator, responder } = parties();
-    const [, authR] = responder.receive(initiator.start()).send;
-    expect(failed(responder.receive(authR!)).message).toContain("could not prove");
+    const [helloR] = responder.receive(initiator.start()).send;
+    const [authI] = initiator.receive(helloR!).send;
+    expect(failed(initiator.receive(authI!)).message).toContain("could not prove");
   });
 
   test("connecting to ourselves is refused", () => {

@@ -1,0 +1,104 @@
+/**
+ * What a stranger may cost this machine before it proves the network key:
+ * a bounded number of unauthenticated connections (per source address and in
+ * total), tiny handshake frames, and a token bucket in front of the Ed25519
+ * work (which the handshake only reaches after the network-key MAC checked).
+ * Refusals are cheap (a 503 before the upgrade, or a close); `RefusalLog`
+ * reports them once per source per minute with a count.
+ */
+import type { Clock } from "../core/clock.ts";
+import type { AppError } from "../core/errors.ts";
+import { RepeatFilter } from "../core/repeat-filter.ts";
+import { SourceRateLimit, type SourceLimits } from "../core/rate-limit.ts";
+import { AUTH_BYTES, HELLO_BYTES } from "./handshake.ts";
+
+/**
+ * Handshakes reaching the signature step. One costs ≈ 2 ms of the main thread;
+ * the total burst keeps a stall far below a heartbeat interval, and a source
+ * may still reconnect all its lanes at once after a failover.
+ */
+export const DEFAULT_HANDSHAKE_LIMITS: SourceLimits = {
+  perSource: { burst: 16, perSecond: 8 },
+  total: { burst: 10, perSecond: 100 },
+  maxSources: 4096,
+};
+/** Connections still in their handshake, per source address and in total; each may hold a frame of up to the peer port's payload limit. */
+export const DEFAULT_MAX_PENDING_PER_SOURCE = 8;
+export const DEFAULT_MAX_PENDING_TOTAL = 32;
+/** A handshake message is a hello or a proof; anything larger closes the connection unread. */
+export const MAX_HANDSHAKE_FRAME_BYTES = Math.max(HELLO_BYTES, AUTH_BYTES);
+
+export type AdmissionLimits = { handshakes: SourceLimits; pendingPerSource: number; pendingTotal: number };
+export const DEFAULT_ADMISSION_LIMITS: AdmissionLimits = {
+  handshakes: DEFAULT_HANDSHAKE_LIMITS,
+  pendingPerSource: DEFAULT_MAX_PENDING_PER_SOURCE,
+  pendingTotal: DEFAULT_MAX_PENDING_TOTAL,
+};
+
+/** Counts pending connections and spends handshake tokens; the caller refuses (cheaply) when it says no, and logs through `RefusalLog`. */
+export class HandshakeAdmission {
+  private readonly pending = new Map<string, number>();
+  private pendingTotal = 0;
+  private readonly rate: SourceRateLimit;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly limits: AdmissionLimits = DEFAULT_ADMISSION_LIMITS,
+  ) {
+    this.rate = new SourceRateLimit(limits.handshakes, clock.now());
+  }
+
+  /** Before the WebSocket upgrade: true reserves a pending slot, released by `settled`. */
+  open(source: string): boolean {
+    const mine = this.pending.get(source) ?? 0;
+    if (mine >= this.limits.pendingPerSource || this.pendingTotal >= this.limits.pendingTotal) return false;
+    this.pending.set(source, mine + 1);
+    this.pendingTotal += 1;
+    return true;
+  }
+
+  /** The connection finished its handshake or closed before: its pending slot is free again. Call once per `open` that returned true. */
+  settled(source: string): void {
+    const mine = this.pending.get(source) ?? 0;
+    if (mine <= 0) return;
+    if (mine === 1) this.pending.delete(source);
+    else this.pending.set(source, mine - 1);
+    this.pendingTotal -= 1;
+  }
+
+  /** The network key was proven: may this source have the signature work now? */
+  admitSignature(source: string): boolean {
+    return this.rate.take(source, this.clock.now()) === "ok";
+  }
+
+  get pendingConnections(): number {
+    return this.pendingTotal;
+  }
+}
+
+/**
+ * Refusals reported once per source and code per minute, with how many were
+ * not reported in between: a backup on another key retrying every 100 ms, or a
+ * flood, is one line a minute, not thirty a second.
+ */
+export class RefusalLog {
+  private readonly filter = new RepeatFilter();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly report: (address: string, error: AppError, suppressed: number) => void,
+  ) {}
+
+  refused(address: string, error: AppError): void {
+    const verdict = this.filter.note(`${sourceAddress(address)} ${error.code}`, this.clock.now());
+    if (verdict.report) this.report(address, error, verdict.suppressed);
+  }
+}
+
+/** "10.0.0.2:51234" → "10.0.0.2", "[::1]:7401" → "::1": limits count per address, not per port. */
+export function sourceAddress(address: string): string {
+  const bracketed = /^\[([^\]]+)\]:\d+$/.exec(address);
+  if (bracketed) return bracketed[1]!;
+  const colon = address.lastIndexOf(":");
+  return colon > 0 && address.indexOf(":") === colon ? address.slice(0, colon) : address;
+}

@@ -1,0 +1,173 @@
+/**
+ * Every decoder of outside input, fed seeded random and mutated input
+ * (FUZZ_SEED=x replays): none may throw anything but a coded AppError where it
+ * throws at all, none may hang, and what it accepts fits its schema.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import nacl from "tweetnacl";
+import { AppError } from "../../../src/core/errors.ts";
+import { readWireJson } from "../../../src/core/wire-json.ts";
+import { parseFromHubFrame, parseToHubFrame } from "../../../src/hub/frames.ts";
+import { deriveHeartbeatKey } from "../../../src/net/crypto.ts";
+import { FrameKind, frameKind, openEnvelope, sealEnvelope } from "../../../src/net/envelope.ts";
+import { HandshakeInitiator, HandshakeResponder, HELLO_BYTES, type HandshakeStep } from "../../../src/net/handshake.ts";
+import { HeartbeatCodec, heartbeatSchema, newBootId } from "../../../src/net/heartbeat.ts";
+import { replicateRequestSchema, safeJson } from "../../../src/services/hub-service.ts";
+import { rpcServer } from "../../../src/net/rpc.ts";
+import type { SecureConnection } from "../../../src/net/secure-socket.ts";
+import { parseTxt } from "../../../src/net/discovery/txt.ts";
+import type { MachineNode } from "../../../src/machine/machine-node.ts";
+import { Fuzz, FUZZ_SEED } from "../../support/fuzz.ts";
+import { startNode } from "../../support/machine-node.ts";
+
+/** Inputs per decoder: enough to reach every refusal path, few enough to stay well under a second each. */
+const RUNS = 400;
+const networkKey = nacl.randomBytes(32);
+const text = new TextEncoder();
+
+/** Runs `decode`; a throw must be a coded AppError (a TypeError or RangeError is a bug the input found). */
+function survives(name: string, input: unknown, decode: () => unknown): unknown {
+  try {
+    return decode();
+  } catch (error) {
+    if (error instanceof AppError) return error;
+    throw new Error(`${name} threw ${(error as Error).name} on input ${JSON.stringify(String(input)).slice(0, 200)} (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)}): ${(error as Error).message}`);
+  }
+}
+
+function channelPair() {
+  const initiator = new HandshakeInitiator({ networkKey, machine: nacl.sign.keyPair(), peerAddress: "r" });
+  const responder = new HandshakeResponder({ networkKey, machine: nacl.sign.keyPair(), peerAddress: "i" });
+  const [helloR] = responder.receive(initiator.start()).send;
+  const [authI] = initiator.receive(helloR!).send;
+  const atResponder = responder.receive(authI!) as Extract<HandshakeStep, { status: "established" }>;
+  const atInitiator = initiator.receive(atResponder.send[0]!) as Extract<HandshakeStep, { status: "established" }>;
+  return { a: atInitiator.channel, b: atResponder.channel };
+}
+
+describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
+  test("envelope: random and mutated frames are refused with a code before or at crypto", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} envelope`);
+    const key = nacl.randomBytes(32);
+    const valid = sealEnvelope(key, FrameKind.heartbeat, nacl.randomBytes(24), text.encode("payload"));
+    for (let i = 0; i < RUNS; i++) {
+      const input = i % 2 === 0 ? fuzz.randomBytes(80) : fuzz.mutate(valid);
+      survives("frameKind", input, () => frameKind(input, "fuzz"));
+      const opened = survives("openEnvelope", input, () => openEnvelope(key, FrameKind.heartbeat, input, "fuzz"));
+      if (opened instanceof Uint8Array) expect(new TextDecoder().decode(opened)).toBe("payload");
+    }
+  });
+
+  test("channel frames: anything but the next sealed frame is refused", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} channel`);
+    const { a, b } = channelPair();
+    for (let i = 0; i < RUNS; i++) {
+      const sealed = a.seal(text.encode(`frame ${i}`));
+      const input = fuzz.mutate(sealed);
+      const opened = survives("SecureChannel.open", input, () => b.open(input));
+      if (opened instanceof Uint8Array) expect(new TextDecoder().decode(opened)).toBe(`frame ${i}`);
+      else b.open(sealed); // keep the counters in step for the next round
+    }
+  });
+
+  test("heartbeats: raw datagrams, and sealed bodies of random JSON, are refused with a code or fit the schema", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} heartbeat`);
+    const codec = new HeartbeatCodec(networkKey);
+    const key = deriveHeartbeatKey(networkKey);
+    const valid = codec.encode({
+      id: "0123456789abcdef", role: "client", state: "follow-main", epoch: 1, activeEpoch: 1, stamp: { boot: newBootId(), seq: 1, sentAt: 1 },
+      echo: null, echoHeldMs: null, challenge: false, showFileRevision: 0, msSinceHeardMain: null, msSinceHeardBackup: null, condition: null,
+      syncProgress: null, pairedWith: null, lanes: null, hubCopied: null, name: "c",
+    });
+    for (let i = 0; i < RUNS; i++) {
+      const roll = i % 3;
+      const input =
+        roll === 0 ? fuzz.randomBytes(1300) : roll === 1 ? fuzz.mutate(valid) : sealEnvelope(key, FrameKind.heartbeat, nacl.randomBytes(24), text.encode(fuzz.jsonText().slice(0, 1100)));
+      const decoded = survives("HeartbeatCodec.decode", input, () => codec.decode(input, "fuzz"));
+      if (!(decoded instanceof AppError)) expect(heartbeatSchema.safeParse(decoded).success).toBe(true);
+    }
+  });
+
+  test("hello: the responder never throws, and a stranger's hello never gets a signature back", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} hello`);
+    const valid = new HandshakeInitiator({ networkKey, machine: nacl.sign.keyPair(), peerAddress: "r" }).start();
+    const machine = nacl.sign.keyPair();
+    for (let i = 0; i < RUNS; i++) {
+      const responder = new HandshakeResponder({ networkKey, machine, peerAddress: "fuzz" });
+      const input = i % 2 === 0 ? fuzz.mutate(valid) : fuzz.randomBytes(HELLO_BYTES + 8);
+      const step = responder.receive(input);
+      expect(step.status === "continue" || step.status === "failed").toBe(true);
+      expect(step.send.every((m) => m[1] === FrameKind.hello)).toBe(true);
+      if (step.status === "continue") expect(step.send).toHaveLength(1);
+    }
+  });
+
+  test("hub frames, both directions: never throw; accepted frames are JSON objects with a known type", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} hub`);
+    const valid = text.encode(JSON.stringify({ type: "pub", topic: "studio/cam1", data: { zoom: 2 }, origin: "app-1", seq: 3 }));
+    for (let i = 0; i < RUNS; i++) {
+      const input = i % 3 === 0 ? new TextDecoder().decode(fuzz.mutate(valid)) : i % 3 === 1 ? fuzz.jsonText() : fuzz.json();
+      for (const parse of [parseToHubFrame, parseFromHubFrame]) {
+        const result = parse(input);
+        if (result.ok) expect(typeof result.frame.type).toBe("string");
+        else expect(result.error.code).toBe("INVALID_FRAME");
+      }
+    }
+  });
+
+  test("JSON bodies (rpc, replication, wire JSON): refused with WIRE_JSON or parsed; the rpc server answers or closes, never throws", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} json`);
+    const closed: string[] = [];
+    const answered: Uint8Array[] = [];
+    const connection = {
+      peer: { machineId: "0123456789abcdef", publicKey: new Uint8Array(32), address: "fuzz" },
+      open: true,
+      send: (payload: Uint8Array) => (answered.push(payload), true),
+      sendSealed: () => true,
+      sendBulk: () => true,
+      close: (_code?: number, reason?: string) => void closed.push(reason ?? ""),
+    } satisfies SecureConnection;
+    const server = rpcServer(connection, { echo: (params) => params });
+    for (let i = 0; i < RUNS; i++) {
+      const body = i % 2 === 0 ? text.encode(fuzz.jsonText()) : fuzz.mutate(text.encode(JSON.stringify({ id: 1, method: "echo", params: fuzz.json() })));
+      const value = survives("readWireJson", body, () => readWireJson(body, { maxBytes: 70_000 }));
+      if (value instanceof AppError) expect(value.code).toBe("WIRE_JSON");
+      survives("rpc message", body, () => server.message(body));
+      survives("replication request", body, () => replicateRequestSchema.safeParse(safeJson(new TextDecoder().decode(body))));
+    }
+    expect(closed.length + answered.length).toBeGreaterThan(0);
+  });
+
+  test("DNS-SD TXT records: never throw", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} txt`);
+    for (let i = 0; i < RUNS; i++) {
+      const raw = fuzz.json();
+      const result = survives("parseTxt", raw, () => parseTxt(raw));
+      expect(result).toBeDefined();
+    }
+  });
+});
+
+describe("setup forms under fuzz", () => {
+  let node: MachineNode | null = null;
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  test("random form posts are answered 200 or 400, never 500, and never change the role", async () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} forms`);
+    node = (await startNode()).node;
+    for (let i = 0; i < 60; i++) {
+      const body = new FormData();
+      for (let f = fuzz.int(4); f > 0; f--) {
+        const name = fuzz.pick(["role", "main", "backup", "action", "key", "license", "licenseFile", fuzz.string(8)]);
+        if (name === "licenseFile" && fuzz.next() < 0.5) body.append(name, new File([new Uint8Array(fuzz.randomBytes(300))], fuzz.string(10) || "f"));
+        else body.append(name, fuzz.next() < 0.2 ? fuzz.pick(["client", "backup", "paste", "generate", "10.0.0.1:7401"]) : fuzz.string(60));
+      }
+      const path = fuzz.pick(["/setup/role", "/setup/key", "/setup/license", "/failover/switch-back"]);
+      const response = await node.app.request(`http://localhost${path}`, { method: "POST", body, headers: { origin: "http://localhost" } });
+      expect([200, 400, 409]).toContain(response.status);
+    }
+    expect(node.status().role).toBe("standalone");
+  });
+});

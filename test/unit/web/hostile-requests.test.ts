@@ -1,0 +1,90 @@
+/** Findings 4 and 5 of the hostile-network issue: DNS rebinding past CSRF, and the password check. */
+import { afterEach, describe, expect, test } from "bun:test";
+import { hostname } from "node:os";
+import type { MachineNode } from "../../../src/machine/machine-node.ts";
+import { hostAllowed, hostOfHeader } from "../../../src/web/host-allow-list.ts";
+import { basicPassword, passwordMatches } from "../../../src/web/password-guard.ts";
+import { formPost, startNode } from "../../support/machine-node.ts";
+
+const running: MachineNode[] = [];
+afterEach(async () => {
+  for (const node of running.splice(0)) await node.stop();
+});
+async function fresh(opts: Parameters<typeof startNode>[0] = {}) {
+  const started = await startNode(opts);
+  running.push(started.node);
+  return started;
+}
+
+describe("Host allow-list (DNS rebinding)", () => {
+  test("a POST under a foreign name with a matching Origin is refused with 421 and changes nothing", async () => {
+    const { node } = await fresh();
+    for (const path of ["/setup/key", "/setup/role", "/setup/license"]) {
+      const response = await formPost(node, path, { action: "generate", role: "client", license: "x" }, { host: "evil.example:7400", origin: "http://evil.example:7400" });
+      expect(response.status).toBe(421);
+      expect(await response.text()).toContain('does not answer to the name "evil.example"');
+    }
+    expect(node.status().networkKeyFingerprint).toBeNull();
+    expect(node.status().role).toBe("standalone");
+  });
+
+  const cases: { name: string; host: string; status: number }[] = [
+    { name: "localhost", host: "localhost:7400", status: 200 },
+    { name: "a loopback address", host: "127.0.0.1:7400", status: 200 },
+    { name: "IPv6 loopback", host: "[::1]:7400", status: 200 },
+    { name: "this machine's host name", host: `${hostname()}:7400`, status: 200 },
+    { name: "a name given with --ui-host", host: "studio-main.example:7400", status: 200 },
+    { name: "another name", host: "attacker.example", status: 421 },
+    { name: "a name that only ends like localhost", host: "evil-localhost:7400", status: 421 },
+    { name: "garbage", host: "a b", status: 421 },
+  ];
+  for (const c of cases) {
+    test(`GET /api/status with Host ${c.name}: ${c.status}`, async () => {
+      const { node } = await fresh({ flags: { uiHost: "Studio-Main.example, other.example" } });
+      const response = await node.app.request("http://localhost/api/status", { headers: { host: c.host } });
+      expect(response.status).toBe(c.status);
+    });
+  }
+
+  test("the host part of a Host header", () => {
+    expect(hostOfHeader("Example.COM:80")).toBe("example.com");
+    expect(hostOfHeader("[fe80::1]:7400")).toBe("fe80::1");
+    expect(hostOfHeader("example.com.")).toBe("example.com");
+    expect(hostOfHeader("a/b")).toBeNull();
+    expect(hostAllowed("10.1.2.3:7400", [], () => new Set(["10.1.2.3"]))).toBe(true);
+    expect(hostAllowed("10.1.2.4:7400", [], () => new Set(["10.1.2.3"]))).toBe(false);
+  });
+});
+
+describe("setup pages password", () => {
+  const env = { UNDERSTUDY_UI_PASSWORD: "correct horse battery" };
+  const basic = (password: string) => ({ authorization: `Basic ${Buffer.from(`admin:${password}`).toString("base64")}` });
+
+  test("no password: 401 with the Basic challenge; the right one: 200", async () => {
+    const { node } = await fresh({ env });
+    const none = await node.app.request("http://localhost/api/status");
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toContain("Basic");
+    expect((await node.app.request("http://localhost/api/status", { headers: basic(env.UNDERSTUDY_UI_PASSWORD) })).status).toBe(200);
+  });
+
+  test("guessing is throttled per source (even the right password waits) and logged once with a count", async () => {
+    const { node, lines } = await fresh({ env });
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await node.app.request("http://localhost/api/status", { headers: basic(`guess ${i}`) })).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
+    expect((await node.app.request("http://localhost/api/status", { headers: basic(env.UNDERSTUDY_UI_PASSWORD) })).status).toBe(429);
+    const events = lines.map((l) => JSON.parse(l).event as string);
+    expect(events.filter((e) => e === "setup pages: wrong password")).toHaveLength(1);
+    expect(events.filter((e) => e === "setup pages: too many wrong passwords, refusing for now")).toHaveLength(1);
+  });
+
+  test("the compare hashes both sides first: equal length, constant time, any input", () => {
+    expect(passwordMatches("correct horse", "correct horse")).toBe(true);
+    expect(passwordMatches("correct hors", "correct horse")).toBe(false);
+    expect(passwordMatches("x".repeat(10_000), "correct horse")).toBe(false);
+    expect(passwordMatches(null, "correct horse")).toBe(false);
+    expect(basicPassword(`Basic ${Buffer.from("u:p:with:colons").toString("base64")}`)).toBe("p:with:colons");
+    expect(basicPassword("Bearer abc")).toBeNull();
+  });
+});
