@@ -33,9 +33,9 @@ export class ChunkIntake {
     return new ChunkBatch(this);
   }
 
-  /** The hashes in `hashes` stored here (indexed or on their way), each once: the pusher need not send these. */
-  present(hashes: readonly string[]): Set<string> {
-    return new Set(hashes.filter((hash) => this.unindexed.has(hash) || this.tables.hasChunk(hash)));
+  /** Whether the chunk is durably stored and indexed. */
+  indexed(hash: string): boolean {
+    return this.tables.hasChunk(hash);
   }
 
   /**
@@ -111,6 +111,11 @@ export class ChunkBatch {
     const { stored, held } = await this.intake.accept(hash, bytes);
     if (held) this.held.add(hash);
     return { hash, stored };
+  }
+
+  /** The hashes in `hashes` that are neither stored nor sent in this batch, each once: the pusher sends these. */
+  missing(hashes: readonly string[]): string[] {
+    return [...new Set(hashes)].filter((hash) => !this.held.has(hash) && !this.intake.indexed(hash));
   }
 
   /** Makes every chunk of this batch durable and indexed; call before the push that names them. */
