@@ -13,6 +13,7 @@ import type { Logger } from "../log.ts";
 import { planCatchUp, type CatchUp } from "../store/replication-plan.ts";
 import { replicationEntrySchema, type ReplicationEntry } from "../store/replication-entries.ts";
 import type { LogPosition } from "../store/replication-log.ts";
+import type { ChunkBatch } from "../store/chunk-intake.ts";
 import type { Stores } from "../store/stores.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 import { decodeWireJson, encodeWireJson } from "./wire-json.ts";
@@ -167,6 +168,9 @@ export class LogReplicationSink {
   private queue: Promise<void> = Promise.resolve();
   private chunkArrived: ((hash: string, data: Uint8Array) => void) | null = null;
   private chunksLost: (() => void) | null = null;
+  /** Chunks of this connection written off the main thread, made durable before the entry that needs them. */
+  private batch: ChunkBatch | null = null;
+  private readonly writing = new Set<Promise<unknown>>();
   progress: number | null = null;
 
   constructor(
@@ -207,11 +211,15 @@ export class LogReplicationSink {
         if (this.connection === connection) this.connection = null;
         this.chunkArrived = null;
         this.chunksLost?.();
+        const batch = this.batch;
+        this.batch = null;
+        void Promise.allSettled([...this.writing]).then(() => batch?.discard());
       },
     })).then(
       (connection) => {
         this.connecting = false;
         this.connection = connection;
+        this.batch = this.stores.chunkIntake.batch();
         connection.send(encodeWireJson({ type: "hello", position: this.stores.log.position() }));
       },
       () => {
@@ -240,6 +248,7 @@ export class LogReplicationSink {
     if (frame.type === "snapshot-page") {
       const entries = frame.page.entries.map((e) => replicationEntrySchema.parse(e));
       await this.fetchChunks(connection, entries);
+      await this.chunksDurable();
       this.stores.log.applySnapshotPage({ ...frame.page, entries });
       this.progress = frame.page.fraction;
       if (frame.page.done) {
@@ -251,31 +260,47 @@ export class LogReplicationSink {
     for (const raw of frame.entries) {
       const entry = replicationEntrySchema.parse(raw);
       await this.fetchChunks(connection, [entry]);
+      await this.chunksDurable();
       this.stores.log.applyEntry(entry);
       send({ type: "applied", seq: entry.seq });
     }
   }
 
-  /** A chunk the main offered ahead of its manifest; the hash is checked before it is kept. */
+  /**
+   * A chunk the main sent (offered ahead of its entry, or fetched): hashed and written off the
+   * main thread, so a gigabyte arriving never stalls this backup's heartbeats. A chunk whose bytes
+   * do not match its hash is dropped (and fetched again when an entry needs it).
+   */
   private storeOfferedChunk(hash: string, data: Uint8Array): void {
-    try {
-      if (!this.stores.assets.hasChunk(hash)) this.stores.assets.putChunkByHash(hash, data);
-    } catch (error) {
-      this.log.warn("dropped an offered chunk", { hash, message: (error as Error).message });
-    }
+    const batch = this.batch;
+    if (!batch) return;
+    const writing = batch
+      .put(data)
+      .then((put) => {
+        if (put.hash !== hash) this.log.warn("dropped a chunk that does not match its hash", { hash });
+      })
+      .catch((error) => this.log.warn("dropped an offered chunk", { hash, message: (error as Error).message }))
+      .finally(() => this.writing.delete(writing));
+    this.writing.add(writing);
   }
 
-  /** Chunks are content-addressed: only those this backup lacks are fetched, a window at a time. */
+  /** Waits for the chunks on their way to disk, then makes them durable and indexed (before an entry that names them). */
+  private async chunksDurable(): Promise<void> {
+    await Promise.allSettled([...this.writing]);
+    await this.batch?.commit();
+  }
+
+  /** Chunks are content-addressed: only those this backup lacks (stored or on their way) are fetched, a window at a time. */
   private async fetchChunks(connection: SecureConnection, entries: ReplicationEntry[]): Promise<void> {
-    const missing = this.stores.log.missingChunksFor(entries);
+    const missing = this.batch?.missing(this.stores.log.missingChunksFor(entries)) ?? this.stores.log.missingChunksFor(entries);
     for (let i = 0; i < missing.length; i += CHUNK_WINDOW) {
       const hashes = missing.slice(i, i + CHUNK_WINDOW);
       const waiting = new Set(hashes);
       await new Promise<void>((resolve, reject) => {
         this.chunksLost = () => reject(new Error("The main closed the connection during a chunk transfer."));
         this.chunkArrived = (hash, data) => {
-          if (!waiting.delete(hash)) return this.storeOfferedChunk(hash, data);
-          this.stores.assets.putChunkByHash(hash, data);
+          waiting.delete(hash);
+          this.storeOfferedChunk(hash, data);
           if (waiting.size === 0) resolve();
         };
         connection.send(encodeWireJson({ type: "chunks", hashes }));

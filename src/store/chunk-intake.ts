@@ -100,6 +100,8 @@ export class ChunkIntake {
 /** The chunks one pusher sent: `put` each, then `commit` before the push, or `discard`. */
 export class ChunkBatch {
   private readonly held = new Set<string>();
+  /** Hashes whose `put` is under way (not yet held): not missing, and not written twice. */
+  private readonly arriving = new Set<string>();
 
   constructor(private readonly intake: ChunkIntake) {}
 
@@ -107,15 +109,20 @@ export class ChunkBatch {
   async put(bytes: Uint8Array): Promise<{ hash: string; stored: boolean }> {
     if (bytes.length === 0 || bytes.length > ASSET_CHUNK_BYTES) throw new InvalidInput(`A chunk holds 1 to ${ASSET_CHUNK_BYTES} bytes, not ${bytes.length}.`, "chunk");
     const hash = sha256Hex(bytes);
-    if (this.held.has(hash)) return { hash, stored: false };
-    const { stored, held } = await this.intake.accept(hash, bytes);
-    if (held) this.held.add(hash);
-    return { hash, stored };
+    if (this.held.has(hash) || this.arriving.has(hash)) return { hash, stored: false };
+    this.arriving.add(hash);
+    try {
+      const { stored, held } = await this.intake.accept(hash, bytes);
+      if (held) this.held.add(hash);
+      return { hash, stored };
+    } finally {
+      this.arriving.delete(hash);
+    }
   }
 
   /** The hashes in `hashes` that are neither stored nor sent in this batch, each once: the pusher sends these. */
   missing(hashes: readonly string[]): string[] {
-    return [...new Set(hashes)].filter((hash) => !this.held.has(hash) && !this.intake.indexed(hash));
+    return [...new Set(hashes)].filter((hash) => !this.held.has(hash) && !this.arriving.has(hash) && !this.intake.indexed(hash));
   }
 
   /** Makes every chunk of this batch durable and indexed; call before the push that names them. */
