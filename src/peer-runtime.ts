@@ -26,6 +26,7 @@ import { EpochFile } from "./store/epoch-file.ts";
 import { HubStateStore } from "./store/hub-state-store.ts";
 import { createStores, type Stores } from "./store/stores.ts";
 import { FilesService, type FilesMode } from "./net/files-service.ts";
+import { startChunkReclaim, type ReclaimLoop } from "./store/chunk-reclaim-loop.ts"; // issue 11
 import { AssetService, type AssetMode } from "./net/asset-service.ts";
 import { LogReplicationSink, LogReplicationSource, type BackupSync } from "./net/log-replication.ts";
 import type { MachineIdentity } from "./store/machine-identity.ts";
@@ -66,6 +67,7 @@ export class PeerRuntime {
   private readonly assetService: AssetService;
   private replicationSource: LogReplicationSource | null = null;
   private replicationSink: LogReplicationSink | null = null;
+  private reclaim: ReclaimLoop | null = null; // issue 11
   private heartbeats: HeartbeatSocket | null = null;
   private runner: FailoverRunner | null = null;
   private replication: ReplicationLoop | null = null;
@@ -80,6 +82,7 @@ export class PeerRuntime {
       this.db = openDatabase(databasePath(options.dataDir));
       this.hub = new HubService(new HubCore({ epoch: new EpochFile(options.dataDir).read(), persistence: new HubStateStore(this.db) }), networkKey, log);
       this.stores = createStores(this.db);
+      this.reclaim = startChunkReclaim(this.db, config.chunkGraceMs, log); // issue 11: unused chunks given back after the grace period
     }
     if (this.stores && (config.role === "main" || config.role === "server")) {
       this.replicationSource = new LogReplicationSource(this.stores, () => config.role === "main" && config.backup !== null, log);
@@ -318,6 +321,7 @@ export class PeerRuntime {
   stop(): void {
     if (this.trimTimer) clearInterval(this.trimTimer);
     if (this.knockTimer) clearInterval(this.knockTimer);
+    this.reclaim?.stop(); // issue 11
     this.runner?.stop();
     this.replication?.stop();
     this.replicationSink?.stop();
