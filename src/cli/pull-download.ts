@@ -15,7 +15,7 @@ import { AppError } from "../core/errors.ts";
 import { InFlight } from "../net/asset-protocol.ts";
 import { sha256Hex } from "../store/content-hash.ts";
 import { CHUNK_BYTES, readChunkAt } from "./file-chunks.ts";
-import type { ProgressBar } from "./progress.ts";
+import type { ProgressBar } from "./progress-bar.ts";
 
 /** Chunks fetched at once: enough to keep the link busy, few enough to bound memory (1 MiB each). */
 export const PULL_WINDOW = 16;
@@ -35,14 +35,18 @@ export class PulledChunkDamaged extends AppError {
   }
 }
 
+/** Makes the progress bar once the bytes to write are known; null for none. */
+export type ProgressFor = (totalBytes: number) => ProgressBar | null;
+
 /** Writes `files` into `dir` (whose bookkeeping folder is `stateDir`); returns when all are in place. */
-export async function downloadFiles(dir: string, stateDir: string, files: readonly FileToWrite[], fetch: ChunkFetcher, progress: ProgressBar | null): Promise<void> {
+export async function downloadFiles(dir: string, stateDir: string, files: readonly FileToWrite[], fetch: ChunkFetcher, progressFor: ProgressFor = () => null): Promise<void> {
   const incoming = join(dir, stateDir, INCOMING_DIR);
   mkdirSync(incoming, { recursive: true });
+  const progress = files.length === 0 ? null : progressFor(files.reduce((n, f) => n + f.size, 0));
   const jobs = files.map((file) => ({ file, fd: -1, from: 0 }));
   for (const job of jobs) {
     job.from = resumePoint(join(incoming, job.file.hash), job.file);
-    progress?.advance(Math.min(job.file.size, job.from * CHUNK_BYTES));
+    progress?.skip(Math.min(job.file.size, job.from * CHUNK_BYTES));
   }
   const fetches = new InFlight<{ job: (typeof jobs)[number]; idx: number; bytes: Uint8Array }>(PULL_WINDOW);
   const write = ({ job, idx, bytes }: { job: (typeof jobs)[number]; idx: number; bytes: Uint8Array }) => {
@@ -77,6 +81,10 @@ export async function downloadFiles(dir: string, stateDir: string, files: readon
       }
     }
     while (fetches.size > 0) write(await fetches.next());
+    progress?.finish();
+  } catch (error) {
+    progress?.abandon();
+    throw error;
   } finally {
     for (const job of jobs) if (job.fd >= 0) closeSync(job.fd);
   }

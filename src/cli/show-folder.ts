@@ -24,8 +24,7 @@ import type { PullResult } from "../net/show-file-protocol.ts";
 import { writeFileAtomic } from "../store/atomic-file.ts";
 import { SHA256_HEX, fileHashOfChunks } from "../store/content-hash.ts";
 import { chunkFile, type ChunkedFile } from "./file-chunks.ts";
-import type { ProgressBar } from "./progress.ts";
-import { downloadFiles, type ChunkFetcher, type FileToWrite } from "./pull-download.ts";
+import { downloadFiles, type ChunkFetcher, type FileToWrite, type ProgressFor } from "./pull-download.ts";
 import { loadIgnoreRule } from "./show-ignore.ts";
 
 /** The folder's own bookkeeping, never scanned, pushed or pulled into. */
@@ -153,7 +152,7 @@ export class ShowFolder {
    * through a link or land on a folder; a file changed here since the base whose
    * server version differs from the local one.
    */
-  async applyPull(result: PullResult, fetch: ChunkFetcher, progress: ProgressBar | null = null): Promise<PullApplied> {
+  async applyPull(result: PullResult, fetch: ChunkFetcher, progressFor?: ProgressFor): Promise<PullApplied> {
     const incoming = result.changes.map((c) => ({ path: checkedPath(c.path), content: "deleted" in c ? null : { size: c.size, chunks: c.chunks } }));
     assertNoShowPathCollisions(incoming.filter((c) => c.content !== null).map((c) => c.path));
     const deleting = new Set(incoming.filter((c) => c.content === null).map((c) => c.path));
@@ -186,7 +185,7 @@ export class ShowFolder {
       toWrite.push({ path: step.path, size: step.content.size, chunks: step.content.chunks, hash: step.theirs });
       written.push(step.path);
     }
-    await downloadFiles(this.dir, STATE_DIR, toWrite, fetch, progress);
+    await downloadFiles(this.dir, STATE_DIR, toWrite, fetch, progressFor);
     this.record({ version: 1, base: result.head, files });
     return { base: result.head, written, deleted };
   }

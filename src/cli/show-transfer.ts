@@ -17,7 +17,7 @@ import { RemoteError } from "../net/rpc.ts";
 import type { ShowFileClient } from "../net/show-file-client.ts";
 import { MAX_HASHES_PER_CALL, missingResult, pullResult, pushResult, type FileChange, type PushParams, type PushResult } from "../net/show-file-protocol.ts";
 import { readChunkAt } from "./file-chunks.ts";
-import { ProgressBar } from "./progress.ts";
+import { ProgressBar } from "./progress-bar.ts";
 import type { LocalChange, PullApplied, ShowFolder } from "./show-folder.ts";
 
 /** Chunks in flight while pushing: enough to keep the link busy at 1 MiB each. */
@@ -61,12 +61,12 @@ async function sendMissingChunks(files: ShowFileClient, dir: string, changes: re
     missing.push(...(await files.call("files.missing", { hashes: hashes.slice(i, i + MAX_HASHES_PER_CALL) }, missingResult)).missing);
   }
   const total = missing.reduce((n, hash) => n + Math.min(where.get(hash)!.size - where.get(hash)!.idx * 1024 * 1024, 1024 * 1024), 0);
-  const progress = new ProgressBar("push", total);
+  const progress = total > 0 ? new ProgressBar("Pushing", total, process.stderr) : null;
   const sends = new InFlight<{ expected: string; path: string; got: string; bytes: number }>(PUSH_WINDOW);
   const done = (sent: { expected: string; path: string; got: string; bytes: number } | undefined) => {
     if (!sent) return;
     if (sent.got !== sent.expected) throw new FileChangedWhilePushing(sent.path);
-    progress.advance(sent.bytes);
+    progress?.advance(sent.bytes);
   };
   const open = new Map<string, number>();
   try {
@@ -82,19 +82,19 @@ async function sendMissingChunks(files: ShowFileClient, dir: string, changes: re
       done(await sends.add(files.putChunk(bytes).then((r) => ({ expected: hash, path: at.path, got: r.hash, bytes: bytes.length }))));
     }
     while (sends.size > 0) done(await sends.next());
+    progress?.finish();
+  } catch (error) {
+    progress?.abandon();
+    throw error;
   } finally {
     for (const fd of open.values()) closeSync(fd);
   }
-  progress.finish();
 }
 
 /** Brings `folder` from its base to the head: the change list, then the chunks it lacks. */
 export async function receivePull(files: ShowFileClient, folder: ShowFolder, since: number, prepare: () => void = () => {}): Promise<PullApplied & { head: number }> {
   const result = await files.call("pull", { since }, pullResult, 120_000);
   prepare();
-  const bytes = result.changes.reduce((n, c) => n + ("size" in c ? c.size : 0), 0);
-  const progress = new ProgressBar("pull", bytes);
-  const applied = await folder.applyPull(result, (hash) => files.readChunk(hash), progress);
-  progress.finish();
+  const applied = await folder.applyPull(result, (hash) => files.readChunk(hash), (total) => new ProgressBar("Pulling", total, process.stderr));
   return { ...applied, head: result.head };
 }
