@@ -26,6 +26,7 @@ import {
   listParams,
   parseParams,
   readParams,
+  removeParams,
   statParams,
   toRuns,
   type AssetInfoWire,
@@ -137,6 +138,18 @@ export class AssetService {
           true,
           (main) => main.abort(p.id),
           (assets) => assets.abortUpload(p.id),
+        );
+      },
+      "asset.rm": (params) => {
+        const p = parseParams(removeParams, params, "asset.rm");
+        return this.route(
+          upstream,
+          true,
+          (main) => main.remove(p.id),
+          async (assets) => {
+            const { seq } = assets.removeAsset(p.id);
+            return { replicated: this.options.afterCommit ? await this.options.afterCommit(seq) : "none" };
+          },
         );
       },
       "asset.list": (params) => {

@@ -27,7 +27,7 @@ import {
   type AssetManifest,
 } from "./asset-tables.ts";
 import { createSha256, isSha256Hex, sha256Hex } from "./content-hash.ts";
-import { ASSET_MANIFEST } from "./replication-entries.ts";
+import { ASSET_MANIFEST, ASSET_REMOVED } from "./replication-entries.ts";
 import type { ReplicationLog } from "./replication-log.ts";
 import {
   AssetHashMismatch,
@@ -233,9 +233,24 @@ export class AssetStore {
     });
   }
 
-  /** Forgets an upload in progress. Its chunks stay (other assets may share them). */
+  /**
+   * Removes a committed asset, in one transaction with its replication log entry (the backup
+   * removes it too). Its chunks stay until the reclaimer finds nothing names them for the grace
+   * period. Throws AssetNotFound.
+   */
+  removeAsset(id: string): { seq: number } {
+    return writeTransaction(this.db, `the removal of asset ${id}`, () => {
+      if (!this.tables.asset(id)) throw new AssetNotFound(id);
+      const seq = this.log.append(ASSET_REMOVED, JSON.stringify({ assetId: id }), this.wallClock());
+      this.tables.removeManifest(id);
+      return { seq };
+    });
+  }
+
+  /** Forgets an upload in progress; throws UploadNotFound when there is none. Its chunks are reclaimed after the grace period unless another asset names them. */
   abortUpload(uploadId: string): void {
-    writeTransaction(this.db, `aborting upload ${uploadId}`, () => this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]));
+    const removed = writeTransaction(this.db, `aborting upload ${uploadId}`, () => this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]).changes);
+    if (removed === 0) throw new UploadNotFound(uploadId);
     this.runningHashes.delete(uploadId);
     this.pending.delete(uploadId);
     // Files no other upload waits for stay behind unindexed, as after a crash; the next write of them replaces them.

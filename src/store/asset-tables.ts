@@ -190,6 +190,12 @@ export class AssetTables {
     m.chunks.forEach((hash, idx) => this.insertAssetChunk.run(m.id, idx, hash));
   }
 
+  /** Removes a manifest (its chunks stay until the reclaimer finds nothing names them). Whether it was there. */
+  removeManifest(id: string): boolean {
+    this.db.run("DELETE FROM asset_chunks WHERE asset_id = ?", [id]);
+    return this.db.run("DELETE FROM assets WHERE id = ?", [id]).changes > 0;
+  }
+
   /** Drops every manifest but keeps the chunks: they are content-addressed, so still valid and worth not fetching again. */
   clearManifests(): void {
     for (const table of ["asset_chunks", "assets", "upload_chunks", "uploads"]) this.db.run(`DELETE FROM ${table}`);

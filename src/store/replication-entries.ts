@@ -17,6 +17,8 @@ import { ChunksMissing, InvalidReplicationEntry } from "./store-errors.ts";
 
 export const SHOW_REVISION = "show.revision";
 export const ASSET_MANIFEST = "asset.manifest";
+/** `understudy asset rm`: the manifest goes; its chunks are reclaimed once nothing names them. */
+export const ASSET_REMOVED = "asset.removed";
 
 const hash = z.string().regex(SHA256_HEX);
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
@@ -53,30 +55,36 @@ const manifestEntrySchema = z.object({
   }),
 });
 
+const removalEntrySchema = z.object({ seq, kind: z.literal(ASSET_REMOVED), assetId: z.string().min(1).max(128), created: z.number().int() });
+
 /** Parse entries from the wire with this before applying them (applyEntry does too). */
-export const replicationEntrySchema = z.discriminatedUnion("kind", [revisionEntrySchema, manifestEntrySchema]);
+export const replicationEntrySchema = z.discriminatedUnion("kind", [revisionEntrySchema, manifestEntrySchema, removalEntrySchema]);
 export type ReplicationEntry = z.infer<typeof replicationEntrySchema>;
 export type RevisionEntry = z.infer<typeof revisionEntrySchema>;
 export type ManifestEntry = z.infer<typeof manifestEntrySchema>;
+export type RemovalEntry = z.infer<typeof removalEntrySchema>;
 
 /** The log row's payload: it names the data, never copies it. */
 export function logPayload(entry: ReplicationEntry): string {
-  return JSON.stringify(entry.kind === SHOW_REVISION ? { rev: entry.revision.rev } : { assetId: entry.asset.id });
+  if (entry.kind === SHOW_REVISION) return JSON.stringify({ rev: entry.revision.rev });
+  return JSON.stringify({ assetId: entry.kind === ASSET_MANIFEST ? entry.asset.id : entry.assetId });
 }
 
 export function entryCreated(entry: ReplicationEntry): number {
-  return entry.kind === SHOW_REVISION ? entry.revision.created : entry.asset.created;
+  if (entry.kind === SHOW_REVISION) return entry.revision.created;
+  return entry.kind === ASSET_MANIFEST ? entry.asset.created : entry.created;
 }
 
 /** Roughly how many bytes an entry puts on the wire, for paging. */
 export function entryBytes(entry: ReplicationEntry): number {
   if (entry.kind === ASSET_MANIFEST) return 256 + entry.asset.chunks.length * 65;
+  if (entry.kind === ASSET_REMOVED) return 256;
   return 256 + entry.files.reduce((n, f) => n + f.path.length + 100, 0) + entry.blobs.reduce((n, b) => n + 100 + b.chunks.length * 65, 0);
 }
 
 /** The chunks `entries` need that are not stored here (asset manifests and show-file blobs), each once. */
 export function chunksNeeded(assets: AssetTables, entries: readonly ReplicationEntry[]): string[] {
-  return assets.missingChunks(entries.flatMap((e) => (e.kind === ASSET_MANIFEST ? e.asset.chunks : e.blobs.flatMap((b) => b.chunks))));
+  return assets.missingChunks(entries.flatMap((e) => (e.kind === ASSET_MANIFEST ? e.asset.chunks : e.kind === SHOW_REVISION ? e.blobs.flatMap((b) => b.chunks) : [])));
 }
 
 /** Rebuilds the entry a log row names. Blobs are read with their hash checked: damage is never replicated. */
@@ -84,6 +92,7 @@ export function buildEntry(show: ShowFileTables, assets: AssetTables, seq: numbe
   const named = JSON.parse(payload) as { rev?: number; assetId?: string };
   if (kind === SHOW_REVISION && typeof named.rev === "number") return revisionEntry(show, seq, named.rev);
   if (kind === ASSET_MANIFEST && typeof named.assetId === "string") return manifestEntry(assets, seq, named.assetId);
+  if (kind === ASSET_REMOVED && typeof named.assetId === "string") return { seq, kind: ASSET_REMOVED, assetId: named.assetId, created: 0 };
   throw new InvalidReplicationEntry(`Log entry ${seq} has kind ${JSON.stringify(kind)} and payload ${payload}, which this version can't read.`);
 }
 
@@ -107,9 +116,10 @@ function revisionEntry(show: ShowFileTables, seq: number, rev: number): Revision
   return { seq, kind: SHOW_REVISION, revision: record, files, blobs: [...blobs.values()] };
 }
 
-function manifestEntry(assets: AssetTables, seq: number, id: string): ManifestEntry {
+/** The manifest entry; an asset removed since becomes its removal (there is nothing left to copy). */
+function manifestEntry(assets: AssetTables, seq: number, id: string): ManifestEntry | RemovalEntry {
   const asset = assets.manifest(id);
-  if (!asset) throw new InvalidReplicationEntry(`Log entry ${seq} names asset ${id}, which is not stored.`);
+  if (!asset) return { seq, kind: ASSET_REMOVED, assetId: id, created: 0 };
   return { seq, kind: ASSET_MANIFEST, asset: { ...asset, chunks: [...asset.chunks] } };
 }
 
@@ -120,7 +130,8 @@ function manifestEntry(assets: AssetTables, seq: number, id: string): ManifestEn
  */
 export function applyEntryData(show: ShowFileTables, assets: AssetTables, entry: ReplicationEntry): void {
   if (entry.kind === SHOW_REVISION) applyRevision(show, assets, entry);
-  else applyManifest(assets, entry);
+  else if (entry.kind === ASSET_MANIFEST) applyManifest(assets, entry);
+  else assets.removeManifest(entry.assetId);
 }
 
 function applyRevision(show: ShowFileTables, assets: AssetTables, entry: RevisionEntry): void {

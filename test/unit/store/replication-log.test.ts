@@ -117,6 +117,24 @@ describe("main → backup through the log", () => {
     expect(Buffer.concat([...backup.assets.read(asset.id)]).equals(data)).toBe(true);
   });
 
+  test("a removed asset is removed on the backup too, whether the backup had it yet or not", async () => {
+    const main = machine("main");
+    const backup = pairedBackup(main);
+    const { asset: early } = await uploadAsset(main, "early.mov", randomFillSync(new Uint8Array(ASSET_CHUNK_BYTES + 1)));
+    const first = main.log.entriesSince(0);
+    fetchChunks(main, backup, first);
+    for (const entry of first) backup.log.applyEntry(entry);
+    const { asset: late } = await uploadAsset(main, "late.mov", randomFillSync(new Uint8Array(10)));
+    main.assets.removeAsset(early.id);
+    main.assets.removeAsset(late.id);
+    const rest = main.log.entriesSince(backup.log.lastApplied());
+    // The late manifest is rebuilt as its removal: its asset is gone, there is nothing to copy.
+    expect(rest.map((e) => e.kind)).toEqual(["asset.removed", "asset.removed", "asset.removed"]);
+    for (const entry of rest) backup.log.applyEntry(entry);
+    expect(backup.assets.list()).toEqual([]);
+    expect(backup.log.lastApplied()).toBe(main.log.lastApplied());
+  });
+
   test("entries are checked before anything is applied", () => {
     const main = machine("main");
     const backup = pairedBackup(main);
