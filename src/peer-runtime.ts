@@ -27,6 +27,8 @@ import { HubStateStore } from "./store/hub-state-store.ts";
 import { createStores, type Stores } from "./store/stores.ts";
 import { FilesService, type FilesMode } from "./net/files-service.ts";
 import { startChunkReclaim, type ReclaimLoop } from "./store/chunk-reclaim-loop.ts"; // issue 11
+import { storageStatus, type StorageStatus } from "./core/storage-check.ts"; // issue 11
+import { diskUsage } from "./store/disk-usage.ts"; // issue 11
 import { AssetService, type AssetMode } from "./net/asset-service.ts";
 import { LogReplicationSink, LogReplicationSource, type BackupSync } from "./net/log-replication.ts";
 import type { MachineIdentity } from "./store/machine-identity.ts";
@@ -311,6 +313,13 @@ export class PeerRuntime {
       return { head, backup: { state: progress === null ? "in-sync" : "syncing", behindBy: 0, progress } };
     }
     return { head, backup: { state: "none", behindBy: 0, progress: null } };
+  }
+
+  /** issue 11: the Asset Hub cache and free disk here and on the other server, with the backup's space warning. */
+  storageStatus(): StorageStatus | null {
+    if (!this.db) return null;
+    const here = diskUsage(this.db);
+    return this.replicationSink ? storageStatus(this.replicationSink.mainUsage, here) : storageStatus(here, this.replicationSource?.backupUsage ?? null);
   }
 
   /** Someone allowed switching back to the main (manual failback). */

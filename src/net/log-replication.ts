@@ -13,7 +13,9 @@ import type { Logger } from "../log.ts";
 import { planCatchUp, type CatchUp } from "../store/replication-plan.ts";
 import { replicationEntrySchema, type ReplicationEntry } from "../store/replication-entries.ts";
 import type { LogPosition } from "../store/replication-log.ts";
+import { diskUsageSchema, type DiskUsage } from "../core/storage-check.ts";
 import type { ChunkBatch } from "../store/chunk-intake.ts";
+import { diskUsage } from "../store/disk-usage.ts";
 import type { Stores } from "../store/stores.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 import { decodeWireJson, encodeWireJson } from "./wire-json.ts";
@@ -29,13 +31,15 @@ const toMainSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("applied"), seq: z.int().nonnegative() }),
   z.object({ type: z.literal("snapshot-page"), logId: z.string(), throughSeq: z.int(), after: z.int().nonnegative() }),
   z.object({ type: z.literal("chunks"), hashes: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(64) }),
+  z.object({ type: z.literal("disk"), usage: diskUsageSchema }),
 ]);
 const toBackupSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("plan"), plan: z.object({ action: z.string() }).passthrough(), lastSeq: z.int().nonnegative() }),
   z.object({ type: z.literal("entries"), entries: z.array(z.unknown()) }),
   z.object({ type: z.literal("snapshot-start"), start: z.object({ logId: z.string(), throughSeq: z.int(), totalItems: z.int() }) }),
   z.object({ type: z.literal("snapshot-page"), page: z.object({ logId: z.string(), throughSeq: z.int(), entries: z.array(z.unknown()), cursor: z.int(), done: z.boolean(), fraction: z.number() }) }),
-  ]);
+  z.object({ type: z.literal("disk"), usage: diskUsageSchema }),
+]);
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
@@ -54,6 +58,8 @@ export class LogReplicationSource {
   private follower: { connection: SecureConnection; sentThrough: number; live: boolean } | null = null;
   private acked = 0;
   private snapshotProgress: number | null = null;
+  /** The backup's cache and disk, as it last said (it says so when it connects and every retry interval). */
+  backupUsage: DiskUsage | null = null;
   private readonly waiters = new Set<{ seq: number; resolve: () => void }>();
 
   constructor(
@@ -95,6 +101,9 @@ export class LogReplicationSource {
           } else if (frame.type === "chunks") {
             // Chunks go on the AES-GCM bulk lane, one frame each: the raw 32-byte hash, then the bytes.
             for (const hash of frame.hashes) connection.sendBulk(concat(Buffer.from(hash, "hex"), this.stores.assets.chunk(hash)));
+          } else if (frame.type === "disk") {
+            this.backupUsage = frame.usage;
+            send({ type: "disk", usage: diskUsage(this.stores.log.database) });
           } else if (frame.type === "applied") {
             this.acked = Math.max(this.acked, frame.seq);
             for (const waiter of [...this.waiters]) if (waiter.seq <= this.acked) waiter.resolve();
@@ -172,6 +181,8 @@ export class LogReplicationSink {
   private batch: ChunkBatch | null = null;
   private readonly writing = new Set<Promise<unknown>>();
   progress: number | null = null;
+  /** The main's cache and disk, as it last said. */
+  mainUsage: DiskUsage | null = null;
 
   constructor(
     private readonly main: HostPort,
@@ -187,6 +198,7 @@ export class LogReplicationSink {
   }
 
   private ensureConnected(): void {
+    if (this.connection && !this.stopped) this.connection.send(encodeWireJson({ type: "disk", usage: diskUsage(this.stores.log.database) }));
     if (this.stopped || this.connection || this.connecting || !this.shouldFollow()) return;
     this.connecting = true;
     connectSecure(`${this.main.host}:${this.main.port}`, "/replicate-log", this.secure, (connection) => ({
@@ -221,6 +233,7 @@ export class LogReplicationSink {
         this.connection = connection;
         this.batch = this.stores.chunkIntake.batch();
         connection.send(encodeWireJson({ type: "hello", position: this.stores.log.position() }));
+        connection.send(encodeWireJson({ type: "disk", usage: diskUsage(this.stores.log.database) }));
       },
       () => {
         this.connecting = false;
@@ -230,6 +243,10 @@ export class LogReplicationSink {
 
   private async onFrame(connection: SecureConnection, frame: Exclude<z.infer<typeof toBackupSchema>, { type: "chunks" }>): Promise<void> {
     const send = (f: unknown) => connection.send(encodeWireJson(f));
+    if (frame.type === "disk") {
+      this.mainUsage = frame.usage;
+      return;
+    }
     if (frame.type === "plan") {
       if (frame.plan.action === "resume-snapshot") {
         const snap = this.stores.log.snapshotProgress()!;

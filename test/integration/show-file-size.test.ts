@@ -48,6 +48,11 @@ test("300 MB in 150 files: one push, on the backup, and a pull killed midway res
   // The backup may take longer than --sync-timeout-ms to make 300 MB durable: then the push says it is behind.
   expect(push.out).toMatch(new RegExp(`^Pushed revision 1 \\(${FILES} files\\); the backup (has it|is behind)\n$`));
   await c.waitStatus("main", "the backup in sync", (s) => s.showFile?.backup.state === "in-sync", 60_000);
+  // Both servers show the cache (the pushed contents are in it) and the free disk on each.
+  const storage = (await c.waitStatus("main", "the backup's disk usage", (s) => (s.storage?.backup?.cacheBytes ?? 0) >= total, 30_000)).storage!;
+  expect(storage.main!.cacheBytes).toBeGreaterThanOrEqual(total);
+  expect(storage.main!.freeBytes).toBeGreaterThan(0);
+  await c.waitStatus("backup", "the main's disk usage", (s) => (s.storage?.main?.cacheBytes ?? 0) >= total, 30_000);
 
   // A pull into an empty folder, killed once some files are in place.
   const booth = tempDir("understudy-booth-");
