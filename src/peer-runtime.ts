@@ -84,7 +84,7 @@ export class PeerRuntime {
       this.db = openDatabase(databasePath(options.dataDir));
       this.hub = new HubService(new HubCore({ epoch: new EpochFile(options.dataDir).read(), persistence: new HubStateStore(this.db) }), networkKey, log);
       this.stores = createStores(this.db);
-      this.reclaim = startChunkReclaim(this.db, config.chunkGraceMs, log); // issue 11: unused chunks given back after the grace period
+      this.reclaim = startChunkReclaim(this.stores, config.chunkGraceMs, log); // issue 11: unused chunks given back after the grace period
     }
     if (this.stores && (config.role === "main" || config.role === "server")) {
       this.replicationSource = new LogReplicationSource(this.stores, () => config.role === "main" && config.backup !== null, log);

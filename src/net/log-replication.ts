@@ -183,6 +183,8 @@ export class LogReplicationSink {
   progress: number | null = null;
   /** The main's cache and disk, as it last said. */
   mainUsage: DiskUsage | null = null;
+  private ticks = 0;
+  private readonly ticksPerSecond: number;
 
   constructor(
     private readonly main: HostPort,
@@ -193,12 +195,18 @@ export class LogReplicationSink {
     /** False while this backup serves: it then takes nothing from the main. */
     private readonly shouldFollow: () => boolean,
   ) {
+    this.ticksPerSecond = Math.max(1, Math.round(1000 / retryMs));
     this.timer = setInterval(() => this.ensureConnected(), retryMs);
     this.ensureConnected();
   }
 
   private ensureConnected(): void {
-    if (this.connection && !this.stopped) this.connection.send(encodeWireJson({ type: "disk", usage: diskUsage(this.stores.log.database) }));
+    // About once a second (not every retry tick): the disk report and making offered chunks durable.
+    if (this.connection && !this.stopped && ++this.ticks % this.ticksPerSecond === 0) {
+      this.connection.send(encodeWireJson({ type: "disk", usage: diskUsage(this.stores.log.database) }));
+      // Offered chunks no entry has named yet (an upload still going, or aborted) become indexed, so the reclaimer sees them.
+      this.queue = this.queue.then(() => this.chunksDurable()).catch((error) => this.log.warn("could not make offered chunks durable", { message: (error as Error).message }));
+    }
     if (this.stopped || this.connection || this.connecting || !this.shouldFollow()) return;
     this.connecting = true;
     connectSecure(`${this.main.host}:${this.main.port}`, "/replicate-log", this.secure, (connection) => ({

@@ -251,12 +251,28 @@ export class AssetStore {
   abortUpload(uploadId: string): void {
     const removed = writeTransaction(this.db, `aborting upload ${uploadId}`, () => this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]).changes);
     if (removed === 0) throw new UploadNotFound(uploadId);
+    this.forgetPending(uploadId);
+  }
+
+  /**
+   * Forgets what this process holds for uploads that are no longer stored (the reclaimer dropped
+   * them as stalled): their chunks written but never indexed are removed at once.
+   */
+  forgetDroppedUploads(): void {
+    for (const uploadId of [...this.pending.keys(), ...this.runningHashes.keys()]) {
+      if (!this.selectUpload.get(uploadId)) this.forgetPending(uploadId);
+    }
+  }
+
+  /** Drops an upload's in-memory state; its unindexed chunk files no one else waits for are removed (their space is not kept). */
+  private forgetPending(uploadId: string): void {
     this.runningHashes.delete(uploadId);
     this.pending.delete(uploadId);
-    // Files no other upload waits for stay behind unindexed, as after a crash; the next write of them replaces them.
     const wanted = new Set([...this.pending.values()].flatMap((group) => [...group.values()].map((c) => c.hash)));
     for (const hash of this.pendingByHash.keys()) wanted.add(hash);
-    for (const hash of [...this.unsynced.keys()]) if (!wanted.has(hash)) this.unsynced.delete(hash);
+    const orphans = [...this.unsynced.keys()].filter((hash) => !wanted.has(hash));
+    for (const hash of orphans) this.unsynced.delete(hash);
+    if (this.tables.storesFiles) this.tables.removeChunkFiles(orphans.filter((hash) => !this.tables.hasChunk(hash)));
   }
 
   /**
