@@ -164,7 +164,6 @@ export class FilesService {
               ...(push.pushId === undefined ? {} : { pushId: push.pushId }),
               changes: push.changes.map((c): ShowFileChange => ("deleted" in c ? { path: c.path, content: null } : { path: c.path, size: c.size, chunks: c.chunks })),
             });
-            mine.discard();
             const replicated = this.options.replication ? await this.options.replication.waitApplied(result.seq, this.options.syncTimeoutMs) : "none";
             return { rev: result.rev, replicated };
           },

@@ -127,7 +127,10 @@ export class ChunkBatch {
 
   /** Makes every chunk of this batch durable and indexed; call before the push that names them. */
   async commit(): Promise<void> {
-    await this.intake.commit([...this.held]);
+    const committing = [...this.held];
+    await this.intake.commit(committing);
+    // Indexed now: nothing left to release. Chunks that arrived meanwhile stay held for their own push.
+    for (const hash of committing) this.held.delete(hash);
   }
 
   /** Lets go of this batch's chunks: those never indexed are removed (a push that failed or never came). */
