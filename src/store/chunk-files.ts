@@ -19,8 +19,6 @@ import { dirname, join } from "node:path";
 export const CHUNK_DIR = "chunks";
 /** Files fsync'd at once by `syncAsync`: enough to keep the disk's queue busy. */
 const SYNC_PARALLEL = 16;
-/** Two writes of the same chunk at once (two pushes) must not share a temp file. */
-let tempCounter = 0;
 
 /** The chunk folder beside a database file; null for an in-memory database (its chunks stay in the database). */
 export function chunkDirFor(databaseFile: string): string | null {
@@ -79,14 +77,14 @@ export class ChunkFiles {
    */
   async writeUnsyncedAsync(hash: string, data: Uint8Array): Promise<void> {
     const path = this.pathOf(hash);
-    const shard = dirname(path);
-    this.ensureShard(shard);
-    const temp = join(shard, `.${hash}.${process.pid}.${++tempCounter}.tmp`);
+    this.ensureShard(dirname(path));
+    // Straight to its name, no temp file and rename: the file is content-addressed, checked on
+    // every read, and indexed only once `syncAsync` made it durable; the caller writes a hash at
+    // most once at a time. A file cut short by a failure is removed.
     try {
-      await fs.promises.writeFile(temp, data, { mode: 0o644 });
-      await fs.promises.rename(temp, path);
+      await fs.promises.writeFile(path, data, { mode: 0o644 });
     } catch (error) {
-      fs.rmSync(temp, { force: true });
+      fs.rmSync(path, { force: true });
       throw error;
     }
   }
@@ -160,14 +158,22 @@ export class ChunkFiles {
     }
   }
 
+  /**
+   * Makes every shard folder (00 to ff) the first time any is needed, then makes the chunk folder
+   * and its parent durable once: not an fsync of two folders per new shard while chunks stream in.
+   */
   private ensureShard(shard: string): void {
     if (this.madeDirs.has(shard)) return;
-    fs.mkdirSync(shard, { recursive: true });
-    // The shard's own entry (and the chunk folder's) must be durable before a chunk in it is indexed.
+    for (let i = 0; i < 256; i++) {
+      const dir = join(this.dir, i.toString(16).padStart(2, "0"));
+      fs.mkdirSync(dir, { recursive: true });
+      this.madeDirs.add(dir);
+    }
+    // The shards' entries (and the chunk folder's) must be durable before a chunk in them is indexed.
     syncDirectory(this.dir);
     syncDirectory(dirname(this.dir));
-    this.madeDirs.add(shard);
   }
+
 }
 
 function syncDirectory(dir: string): void {

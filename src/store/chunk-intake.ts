@@ -10,7 +10,7 @@ import type { Database } from "bun:sqlite";
 import { InvalidInput } from "../core/errors.ts";
 import { ASSET_CHUNK_BYTES, AssetTables } from "./asset-tables.ts";
 import { ChunkFiles, chunkDirFor } from "./chunk-files.ts";
-import { sha256Hex } from "./content-hash.ts";
+import { SHA256_HEX, sha256Hex } from "./content-hash.ts";
 import { DiskFull } from "./store-errors.ts";
 import { isDiskFull, writeTransaction } from "./write-transaction.ts";
 
@@ -105,10 +105,15 @@ export class ChunkBatch {
 
   constructor(private readonly intake: ChunkIntake) {}
 
-  /** Hashes and stores one chunk (at most 1 MiB); `stored` is false when it was here already. */
-  async put(bytes: Uint8Array): Promise<{ hash: string; stored: boolean }> {
+  /**
+   * Hashes and stores one chunk (at most 1 MiB); `stored` is false when it was here already.
+   * `trustedHash`: the chunk's hash as an authenticated server sent it (the backup's lane), taken
+   * without hashing again; every later read of the chunk still checks it.
+   */
+  async put(bytes: Uint8Array, trustedHash?: string): Promise<{ hash: string; stored: boolean }> {
     if (bytes.length === 0 || bytes.length > ASSET_CHUNK_BYTES) throw new InvalidInput(`A chunk holds 1 to ${ASSET_CHUNK_BYTES} bytes, not ${bytes.length}.`, "chunk");
-    const hash = sha256Hex(bytes);
+    if (trustedHash !== undefined && !SHA256_HEX.test(trustedHash)) throw new InvalidInput(`${JSON.stringify(trustedHash)} is not a SHA-256 in lowercase hex.`, "hash");
+    const hash = trustedHash ?? sha256Hex(bytes);
     if (this.held.has(hash) || this.arriving.has(hash)) return { hash, stored: false };
     this.arriving.add(hash);
     try {
