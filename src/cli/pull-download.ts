@@ -9,7 +9,8 @@
  * the next pull keeps that file's chunks that still check out and fetches only
  * the rest. A multi-gigabyte pull into an empty folder survives a dropped link.
  */
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AppError } from "../core/errors.ts";
 import { InFlight } from "../net/asset-protocol.ts";
@@ -20,6 +21,10 @@ import type { ProgressBar } from "./progress-bar.ts";
 /** Chunks fetched at once: enough to keep the link busy, few enough to bound memory (1 MiB each). */
 export const PULL_WINDOW = 16;
 export const INCOMING_DIR = "incoming";
+/** Finished files made durable and moved into place together. */
+const PLACE_BATCH = 64;
+/** Files fsync'd at once. */
+const SYNC_PARALLEL = 16;
 
 /** One file to write: where, its size and chunks, and its content hash (names its incoming file). */
 export type FileToWrite = { readonly path: string; readonly size: number; readonly chunks: readonly string[]; readonly hash: string };
@@ -57,16 +62,25 @@ export async function downloadFiles(dir: string, stateDir: string, files: readon
     progress?.advance(bytes.length);
     if (idx === file.chunks.length - 1) finish(job);
   };
+  // Finished files wait here to be made durable together (a few at a time on the I/O threads), then renamed into place.
+  let finished: FileToWrite[] = [];
   const finish = (job: (typeof jobs)[number]) => {
     const part = join(incoming, job.file.hash);
     if (job.fd < 0) job.fd = openSync(part, job.from === 0 ? "w" : "r+");
     ftruncateSync(job.fd, job.file.size);
-    fsyncSync(job.fd);
     closeSync(job.fd);
     job.fd = -1;
-    const target = join(dir, job.file.path);
-    mkdirSync(dirname(target), { recursive: true });
-    renameSync(part, target);
+    finished.push(job.file);
+  };
+  const place = async () => {
+    const batch = finished;
+    finished = [];
+    for (let i = 0; i < batch.length; i += SYNC_PARALLEL) await Promise.all(batch.slice(i, i + SYNC_PARALLEL).map((file) => syncFile(join(incoming, file.hash))));
+    for (const file of batch) {
+      const target = join(dir, file.path);
+      mkdirSync(dirname(target), { recursive: true });
+      renameSync(join(incoming, file.hash), target);
+    }
   };
   try {
     for (const job of jobs) {
@@ -78,17 +92,31 @@ export async function downloadFiles(dir: string, stateDir: string, files: readon
         const hash = job.file.chunks[idx]!;
         const ready = await fetches.add(fetch(hash).then((bytes) => ({ job, idx, bytes })));
         if (ready) write(ready);
+        if (finished.length >= PLACE_BATCH) await place();
       }
     }
     while (fetches.size > 0) write(await fetches.next());
+    await place();
     progress?.finish();
   } catch (error) {
     progress?.abandon();
+    // What was finished is whole and checked: put it in place, so the next pull need not fetch it.
+    for (const job of jobs) if (job.fd >= 0) closeSync(job.fd), (job.fd = -1);
+    await place().catch(() => {});
     throw error;
   } finally {
     for (const job of jobs) if (job.fd >= 0) closeSync(job.fd);
   }
   removeStale(incoming, new Set(files.map((f) => f.hash)));
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, "r+");
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** How many leading chunks of an interrupted download still check out (its file is cut to them). */
