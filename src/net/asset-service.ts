@@ -62,6 +62,18 @@ export class UploadsReadOnly extends AppError {
   }
 }
 
+/** An upload hit a full disk on the main; its chunks were deleted to give the space back. */
+export class UploadDiscardedDiskFull extends AppError {
+  constructor(cause: AppError) {
+    super(
+      "DISK_FULL",
+      `${cause.message} The upload was stopped and its part already stored was deleted to give the space back; free space on the main server, then upload again.`,
+      { status: 507, cause },
+    );
+    this.name = "UploadDiscardedDiskFull";
+  }
+}
+
 export class NoAssetCache extends AppError {
   constructor() {
     super("NO_ASSET_CACHE", "This machine holds no Asset Hub cache; ask the main server (or your own node, which forwards to it).", { status: 404 });
@@ -113,9 +125,16 @@ export class AssetService {
           true,
           (main) => main.sendChunk(p.id, p.idx, bytes),
           (assets) => {
-            const { hash, stored } = assets.putChunk(p.id, p.idx, bytes);
-            this.options.onChunkStored?.(hash, bytes);
-            return { stored };
+            let put: { hash: string; stored: boolean };
+            try {
+              put = assets.putChunk(p.id, p.idx, bytes);
+            } catch (error) {
+              // A full disk: give this upload's space back at once, so show-file pushes (and smaller uploads) go on.
+              if (error instanceof AppError && error.code === "DISK_FULL" && assets.discardUpload(p.id)) throw new UploadDiscardedDiskFull(error);
+              throw error;
+            }
+            this.options.onChunkStored?.(put.hash, bytes);
+            return { stored: put.stored };
           },
         );
       },

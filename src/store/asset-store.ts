@@ -255,6 +255,32 @@ export class AssetStore {
   }
 
   /**
+   * Drops an upload and gives its space back now, not after the grace period: its chunks that
+   * nothing else names are deleted (rows, then files). For an upload that hit a full disk, so the
+   * show file and other uploads can go on at once. Whether there was such an upload.
+   */
+  discardUpload(uploadId: string): boolean {
+    this.forgetPending(uploadId);
+    const freed = writeTransaction(this.db, `giving back the space of upload ${uploadId}`, () => {
+      const hashes = (this.selectUploadChunks.all(uploadId) as { hash: string }[]).map((r) => r.hash);
+      const existed = this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]).changes > 0;
+      const unnamed = [...new Set(hashes)].filter(
+        (hash) =>
+          this.db.run(
+            `DELETE FROM chunks WHERE hash = ?1
+               AND NOT EXISTS (SELECT 1 FROM asset_chunks WHERE hash = ?1)
+               AND NOT EXISTS (SELECT 1 FROM upload_chunks WHERE hash = ?1)
+               AND NOT EXISTS (SELECT 1 FROM blob_chunks WHERE chunk = ?1)`,
+            [hash],
+          ).changes > 0,
+      );
+      return { existed, unnamed };
+    });
+    if (this.tables.storesFiles) this.tables.removeChunkFiles(freed.unnamed);
+    return freed.existed;
+  }
+
+  /**
    * Forgets what this process holds for uploads that are no longer stored (the reclaimer dropped
    * them as stalled): their chunks written but never indexed are removed at once.
    */
