@@ -6,6 +6,8 @@ import { ROLE_LABELS } from "../src/core/roles.ts";
 import { Layout } from "./layout.tsx";
 import { RefusalNote } from "./refusal.tsx";
 
+const gigabytes = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
+
 export function DiscoveredList(props: { machines: DiscoveredMachine[]; discovery: "on" | "off" | "standalone" }) {
   return (
     <section id="discovered" class="card" hx-get="/partials/discovered" hx-trigger="every 2s" hx-swap="outerHTML">
@@ -90,6 +92,18 @@ export function PeerList(props: { status: MachineStatus }) {
             behind: `behind by ${props.status.showFile.backup.behindBy}`,
           }[props.status.showFile.backup.state]}
           .
+        </p>
+      ) : null}
+      {props.status.storage ? (
+        <p data-testid="storage-status">
+          Asset Hub cache:{" "}
+          {(["main", "backup"] as const)
+            .flatMap((server) => {
+              const usage = props.status.storage?.[server];
+              return usage ? [`${server} ${gigabytes(usage.cacheBytes)} (${gigabytes(usage.freeBytes)} free)`] : [];
+            })
+            .join("; ")}
+          .{props.status.storage.warning ? <strong class="warning"> {props.status.storage.warning}</strong> : null}
         </p>
       ) : null}
       {failover ? (

@@ -32,6 +32,8 @@ export const UPLOAD_RECORD_SUFFIX = ".understudy-upload";
 export const ASSET_HELP = `Usage: understudy asset put FILE [--name NAME]
        understudy asset get ID OUT [--range START-END]
        understudy asset ls
+       understudy asset abort UPLOAD-ID
+       understudy asset rm ID
 
 The Asset Hub: large media uploaded once to the main server and read by every machine.
 
@@ -42,6 +44,10 @@ The Asset Hub: large media uploaded once to the main server and read by every ma
                 only when complete; an interrupted download resumes from OUT.part.
     --range START-END   only bytes START up to (not including) END; "START-" runs to the end
   ls            lists the assets: id, size, time, name
+  abort UPLOAD-ID   stops an upload in progress (its id is in FILE${UPLOAD_RECORD_SUFFIX});
+                its space is given back after --chunk-grace-ms on the main
+  rm ID         removes asset ID on the main and the backup; its space is given
+                back after --chunk-grace-ms unless another asset shares its pieces
 
 Common flags: --node HOST:PORT (default ${DEFAULT_NODE}, this machine's node)
               --key FILE (default DATA/network.key; --data DIR or UNDERSTUDY_DATA)
@@ -77,10 +83,12 @@ export async function assetCommand(argv: string[], out: Output = stdout, err: Pr
     out(ASSET_HELP);
     return 0;
   }
-  if (sub !== "put" && sub !== "get" && sub !== "ls") throw new UsageError(`understudy asset: unknown subcommand "${sub}" (put, get or ls; see "understudy asset --help")`);
+  if (sub !== "put" && sub !== "get" && sub !== "ls" && sub !== "abort" && sub !== "rm") {
+    throw new UsageError(`understudy asset: unknown subcommand "${sub}" (put, get, ls, abort or rm; see "understudy asset --help")`);
+  }
   const command = `understudy asset ${sub}`;
-  const extra = { put: { name: { type: "string" } }, get: { range: { type: "string" } }, ls: {} } as const;
-  const arity = { put: 1, get: 2, ls: 0 }[sub];
+  const extra = { put: { name: { type: "string" } }, get: { range: { type: "string" } }, ls: {}, abort: {}, rm: {} } as const;
+  const arity = { put: 1, get: 2, ls: 0, abort: 1, rm: 1 }[sub];
   const { values, positionals, help } = parseCommand(command, rest, { ...NODE_FLAGS, ...extra[sub] }, { min: arity, max: arity });
   if (help) {
     out(ASSET_HELP);
@@ -88,6 +96,23 @@ export async function assetCommand(argv: string[], out: Output = stdout, err: Pr
   }
   const options = values as Record<string, unknown>;
   if (sub === "ls") return withAssets(nodeTarget(options), (client) => list(client, out));
+  if (sub === "abort" || sub === "rm") {
+    const id = positionals[0]!;
+    if (!/^[0-9A-Za-z-]{1,64}$/.test(id)) throw new UsageError(`${command}: "${id}" is not an ${sub === "rm" ? "asset" : "upload"} id`);
+    if (sub === "abort") {
+      return withAssets(nodeTarget(options), async (client) => {
+        await client.abort(id);
+        out(`Upload ${id} stopped; its space is given back after the grace period.\n`);
+        return 0;
+      });
+    }
+    return withAssets(nodeTarget(options), async (client) => {
+      const { replicated } = await client.remove(id);
+      const backup = { backup: "the backup removed it too", behind: "the backup is behind", none: "no backup" }[replicated];
+      out(`Asset ${id} removed; ${backup}.\n`);
+      return 0;
+    });
+  }
   if (sub === "put") {
     const file = positionals[0]!;
     const stats = statOrNull(file);

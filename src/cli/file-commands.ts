@@ -10,11 +10,13 @@ import { hostname } from "node:os";
 import { AppError } from "../core/errors.ts";
 import { defaultConfig } from "../core/config.ts";
 import { validateShowPath } from "../core/show-paths.ts";
-import { MAX_RPC_FRAME_BYTES, RemoteError, RpcClient } from "../net/rpc.ts";
-import { logResult, MAX_FILE_BYTES, MAX_PUSH_FILES, pullResult, pushResult, type FileChange, type LogEntry, type PushResult } from "../services/show-file-protocol.ts";
+import { RemoteError } from "../net/rpc.ts";
+import { ShowFileClient } from "../services/show-file-client.ts";
+import { headResult, logResult, type LogEntry, type PushResult } from "../services/show-file-protocol.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { connectNode, DEFAULT_NODE, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
-import { ensureFolder, ShowFolder, type LocalChange } from "./show-folder.ts";
+import { ensureFolder, ShowFolder } from "./show-folder.ts";
+import { receivePull, sendPush } from "./show-transfer.ts";
 
 export type FileCommandName = "pull" | "push" | "log";
 
@@ -23,19 +25,25 @@ const COMMON_HELP = `Common flags: --node HOST:PORT (default ${DEFAULT_NODE}, th
 `;
 
 export const FILE_HELP: Record<FileCommandName, string> = {
-  pull: `Usage: understudy pull DIR [--node HOST:PORT] [--key FILE]
+  pull: `Usage: understudy pull DIR [--watch [--interval-ms N]] [--node HOST:PORT] [--key FILE]
 
 Brings DIR (made if missing) up to the server's latest revision of the show file.
 Files you changed since the last pull or push are never overwritten: if the
 server changed them too, the pull is refused, names them, and writes nothing.
+A pull cut short (a dropped link, Ctrl-C) goes on where it stopped when run again.
 DIR/.understudy/ records the revision DIR is at; leave it alone.
+
+  --watch            Auto-Pull: keep running and pull every new revision as it arrives (Ctrl-C stops)
+  --interval-ms N    how often --watch asks for a new revision (default 1000)
 
 ${COMMON_HELP}`,
   push: `Usage: understudy push DIR [-m MESSAGE] [--name NAME] [--node HOST:PORT] [--key FILE]
 
 Sends every file added, changed or deleted in DIR since its revision to the
 server as one new revision. If someone else changed one of those files first,
-the push is refused (nothing is written): pull first, then push again.
+the push is refused (nothing is written): pull first, then push again. Only
+pieces of files the server does not have travel; files matched by
+DIR/.understudyignore (gitignore syntax) are never pushed.
 
   -m, --message MESSAGE   what changed, shown by "understudy log"
   --name NAME             the author (default: this machine's host name)
@@ -54,13 +62,22 @@ ${COMMON_HELP}`,
 export type Output = (text: string) => void;
 const stdout: Output = (text) => process.stdout.write(text);
 
+export const DEFAULT_WATCH_INTERVAL_MS = 1000;
+
+/** Aborted by Ctrl-C (SIGINT), so `pull --watch` ends between pulls, never in the middle of writing one. */
+function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort());
+  return controller.signal;
+}
+
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** Runs `understudy NAME ARGV`; returns the exit code, throws AppError (a UsageError for a bad command line). */
-export async function fileCommand(name: FileCommandName, argv: string[], out: Output = stdout): Promise<number> {
+export async function fileCommand(name: FileCommandName, argv: string[], out: Output = stdout, signal?: AbortSignal): Promise<number> {
   const command = `understudy ${name}`;
   const extra = {
-    pull: {},
+    pull: { watch: { type: "boolean" }, "interval-ms": { type: "string" } },
     push: { message: { type: "string", short: "m" }, name: { type: "string" } },
     log: { limit: { type: "string" } },
   } as const;
@@ -80,6 +97,14 @@ export async function fileCommand(name: FileCommandName, argv: string[], out: Ou
   if (name === "pull") {
     if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`${command}: ${dir} is a file, not a folder`);
     const folder = ShowFolder.open(dir);
+    if (options.watch === true) {
+      const intervalMs = options["interval-ms"] === undefined ? DEFAULT_WATCH_INTERVAL_MS : Number(options["interval-ms"]);
+      if (!Number.isInteger(intervalMs) || intervalMs < 50 || intervalMs > 3_600_000) {
+        throw new UsageError(`${command}: --interval-ms must be a whole number from 50 to 3600000, got "${String(options["interval-ms"])}"`);
+      }
+      return withFiles(options, (files) => watch(files, folder, intervalMs, signal ?? interruptSignal(), out));
+    }
+    if (options["interval-ms"] !== undefined) throw new UsageError(`${command}: --interval-ms goes with --watch`);
     return withFiles(options, (files) => pull(files, folder, out));
   }
   const message = typeof options.message === "string" ? options.message : "";
@@ -92,9 +117,9 @@ export async function fileCommand(name: FileCommandName, argv: string[], out: Ou
 }
 
 /** Connects to the node's `/files`, runs `body`, and always closes. */
-async function withFiles(options: Record<string, unknown>, body: (files: RpcClient) => Promise<number>): Promise<number> {
+async function withFiles(options: Record<string, unknown>, body: (files: ShowFileClient) => Promise<number>): Promise<number> {
   const target = nodeTarget(options);
-  const files = new RpcClient();
+  const files = new ShowFileClient();
   files.attach(await connectNode(target, "/files", () => files.events()));
   try {
     return await body(files);
@@ -103,26 +128,60 @@ async function withFiles(options: Record<string, unknown>, body: (files: RpcClie
   }
 }
 
-async function pull(files: RpcClient, folder: ShowFolder, out: Output): Promise<number> {
-  const result = await files.call("pull", { since: folder.base }, pullResult);
-  ensureFolder(folder.dir); // only once the server answered: a failed first pull leaves no empty folder behind
-  const applied = folder.applyPull(result);
-  out(`${folder.dir} is at revision ${result.head} (${plural(applied.written.length + applied.deleted.length, "file")} changed)\n`);
+async function pull(files: ShowFileClient, folder: ShowFolder, out: Output): Promise<number> {
+  // The folder is made only once the server answered: a failed first pull leaves no empty folder behind.
+  const applied = await receivePull(files, folder, folder.base, () => ensureFolder(folder.dir));
+  out(`${folder.dir} is at revision ${applied.head} (${plural(applied.written.length + applied.deleted.length, "file")} changed)\n`);
   return 0;
 }
 
-async function push(files: RpcClient, folder: ShowFolder, message: string, author: string, out: Output): Promise<number> {
+/**
+ * Auto-Pull: pulls, then asks the node for the head every `intervalMs` and pulls each new
+ * revision as it appears, until `signal` aborts (Ctrl-C). A refused pull (local changes in
+ * the way) is reported and tried again at the next revision; losing the node ends it.
+ */
+async function watch(files: ShowFileClient, folder: ShowFolder, intervalMs: number, signal: AbortSignal, out: Output): Promise<number> {
+  await pull(files, folder, out);
+  let seen = folder.base;
+  while (!signal.aborted) {
+    await sleep(intervalMs, signal);
+    if (signal.aborted) break;
+    const { rev } = await files.call("head", {}, headResult);
+    if (rev === seen) continue;
+    seen = rev;
+    try {
+      await pull(files, ShowFolder.open(folder.dir), out);
+    } catch (error) {
+      if (!(error instanceof AppError) || error.code === "CONNECTION_LOST") throw error;
+      out(`Revision ${rev} not pulled: ${error.message}\n`);
+    }
+  }
+  return 0;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done);
+  });
+}
+
+async function push(files: ShowFileClient, folder: ShowFolder, message: string, author: string, out: Output): Promise<number> {
   const changes = folder.changes();
   if (changes.length === 0) {
     out(`Nothing to push: no file in ${folder.dir} changed since revision ${folder.base}.\n`);
     return 0;
   }
+  for (const change of changes) validateShowPath(change.path);
   const base = folder.base;
-  const params = { base, changes: toWire(changes), message, author };
-  checkPushSize(Buffer.byteLength(JSON.stringify({ id: 1, method: "push", params })), changes.length);
   let result: PushResult;
   try {
-    result = await files.call("push", params, pushResult);
+    result = await sendPush(files, folder, changes, { base, message, author });
   } catch (error) {
     if (error instanceof RemoteError && error.code === "PUSH_CONFLICT") {
       throw new AppError(
@@ -138,39 +197,14 @@ async function push(files: RpcClient, folder: ShowFolder, message: string, autho
   out(`Pushed revision ${result.rev} (${plural(changes.length, "file")}); ${backup}\n`);
   if (!inStep) {
     // Others pushed between our base and our revision: bring their changes in now, or our next push would conflict with our own.
-    const caughtUp = await files.call("pull", { since: base }, pullResult);
-    const applied = folder.applyPull(caughtUp);
-    const theirs = applied.written.length + applied.deleted.length;
+    const caughtUp = await receivePull(files, folder, base);
+    const theirs = caughtUp.written.length + caughtUp.deleted.length;
     out(`Also pulled ${plural(theirs, "file")} changed by others since revision ${base}; ${folder.dir} is at revision ${caughtUp.head}\n`);
   }
   return 0;
 }
 
-/** Show files are small and checked before anything is sent, naming the file that does not fit. */
-function toWire(changes: readonly LocalChange[]): FileChange[] {
-  if (changes.length > MAX_PUSH_FILES) throw new AppError("PUSH_TOO_LARGE", `${changes.length} files changed; one push carries at most ${MAX_PUSH_FILES}. Move some out of the folder, push, then move them back and push again.`, { status: 413 });
-  return changes.map((change) => {
-    validateShowPath(change.path);
-    if (change.content !== null && change.content.length > MAX_FILE_BYTES) {
-      const mib = (change.content.length / 1024 / 1024).toFixed(1);
-      throw new AppError("SHOW_FILE_TOO_LARGE", `${JSON.stringify(change.path)} is ${mib} MiB; a show file may be at most ${MAX_FILE_BYTES / 1024 / 1024} MiB. Large media belong in the Asset Hub.`, { status: 413 });
-    }
-    return { path: change.path, content: change.content === null ? null : Buffer.from(change.content).toString("base64") };
-  });
-}
-
-function checkPushSize(encodedBytes: number, count: number): void {
-  // The frame is sealed and sent as one message; the server refuses anything larger.
-  if (encodedBytes <= MAX_RPC_FRAME_BYTES - 1024) return;
-  const mib = (encodedBytes / 1024 / 1024).toFixed(1);
-  throw new AppError(
-    "PUSH_TOO_LARGE",
-    `The ${plural(count, "changed file")} come to ${mib} MiB once encoded; one push carries at most ${MAX_RPC_FRAME_BYTES / 1024 / 1024} MiB. Move some of them out of the folder, push, then move them back and push again.`,
-    { status: 413 },
-  );
-}
-
-async function log(files: RpcClient, limit: number, out: Output): Promise<number> {
+async function log(files: ShowFileClient, limit: number, out: Output): Promise<number> {
   const entries = await files.call("log", { limit }, logResult);
   if (entries.length === 0) out("No revisions yet.\n");
   for (const entry of entries) out(`${formatLogEntry(entry)}\n`);

@@ -33,6 +33,7 @@ pages), which wins over the defaults.
   --heartbeat-ms N          heartbeat interval (default 100)
   --failover-timeout-ms N   silence before the backup takes over (default 1000)
   --sync-timeout-ms N       wait for the backup before a push goes async (default 500)
+  --chunk-grace-ms N        keep unused cached chunks this long for resumes (default 86400000, a day)
   --failback auto|manual    move back to the main on its own or on a click (default auto)
   --discovery on|off        DNS-SD advertise and browse (default on)
   --discovery-interface IF  network interface for DNS-SD

@@ -8,7 +8,12 @@
  * overwrites a local change and never writes outside the folder; it checks
  * every path first and writes nothing when one is refused. Each file is written
  * atomically and the state last, so a pull cut short is simply pulled again:
- * files already written match what the server sends and are not in the way.
+ * files already written match what the server sends and are not in the way, and
+ * the file it was writing resumes (pull-download.ts).
+ *
+ * Files are known by their chunks (file-chunks.ts): their hash is the show
+ * file's content address, and only chunks the other side lacks ever travel.
+ * Paths matched by `.understudyignore` are neither pushed nor seen as deleted.
  */
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, type Stats } from "node:fs";
 import { join } from "node:path";
@@ -17,7 +22,10 @@ import { AppError } from "../core/errors.ts";
 import { assertNoShowPathCollisions, InvalidShowPath, SHOW_FOLDER_STATE_NAME, showPathProblem } from "../core/show-paths.ts";
 import type { PullResult } from "../services/show-file-protocol.ts";
 import { writeFileAtomic } from "../store/atomic-file.ts";
-import { SHA256_HEX, sha256Hex } from "../store/content-hash.ts";
+import { SHA256_HEX, fileHashOfChunks } from "../store/content-hash.ts";
+import { chunkFile, type ChunkedFile } from "./file-chunks.ts";
+import { downloadFiles, type ChunkFetcher, type FileToWrite, type ProgressFor } from "./pull-download.ts";
+import { loadIgnoreRule } from "./show-ignore.ts";
 
 /** The folder's own bookkeeping, never scanned, pushed or pulled into. */
 export const STATE_DIR = SHOW_FOLDER_STATE_NAME;
@@ -34,8 +42,8 @@ export type ShowFolderState = z.infer<typeof stateSchema>;
 export type Warn = (line: string) => void;
 const warnOnStderr: Warn = (line) => process.stderr.write(line);
 
-/** A file that differs from the base: added or changed with its bytes, or deleted (content null). */
-export type LocalChange = { path: string; kind: "added" | "changed" | "deleted"; content: Uint8Array | null };
+/** A file that differs from the base: added or changed with its chunks, or deleted (file null). */
+export type LocalChange = { path: string; kind: "added" | "changed" | "deleted"; file: ChunkedFile | null };
 
 const list = (paths: readonly string[]) => paths.map((p) => JSON.stringify(p)).join(", ");
 
@@ -124,20 +132,25 @@ export class ShowFolder {
     return this.state.files;
   }
 
-  /** Every difference between the folder and its base, sorted by path. Links and special files are left out, named in one `warn` line. */
+  /**
+   * Every difference between the folder and its base, sorted by path; paths `.understudyignore` matches are
+   * left out. Links and special files are left out too, named in one `warn` line.
+   */
   changes(warn: Warn = warnOnStderr): LocalChange[] {
-    const present = new Map<string, Uint8Array>();
+    const ignored = loadIgnoreRule(this.dir);
     const { files, skipped } = this.scan();
-    if (skipped.length > 0) warn(`Skipped ${skipped.length === 1 ? "1 entry that is" : `${skipped.length} entries that are`} not a regular file or folder (links are never followed): ${list(skipped)}\n`);
-    for (const path of files) present.set(path, readFileSync(join(this.dir, path)));
+    const shown = skipped.filter((path) => !ignored(path));
+    if (shown.length > 0) warn(`Skipped ${shown.length === 1 ? "1 entry that is" : `${shown.length} entries that are`} not a regular file or folder (links are never followed): ${list(shown)}\n`);
+    const present = new Set(files.filter((path) => !ignored(path)));
     const out: LocalChange[] = [];
-    for (const [path, content] of present) {
+    for (const path of present) {
       const recorded = this.state.files[path];
-      if (recorded === undefined) out.push({ path, kind: "added", content });
-      else if (recorded !== sha256Hex(content)) out.push({ path, kind: "changed", content });
+      const file = chunkFile(join(this.dir, path));
+      if (recorded === undefined) out.push({ path, kind: "added", file });
+      else if (recorded !== file.hash) out.push({ path, kind: "changed", file });
     }
     for (const path of Object.keys(this.state.files)) {
-      if (!present.has(path)) out.push({ path, kind: "deleted", content: null });
+      if (!present.has(path) && !ignored(path)) out.push({ path, kind: "deleted", file: null });
     }
     return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
@@ -149,13 +162,13 @@ export class ShowFolder {
    * through a link or land on a folder; a file changed here since the base whose
    * server version differs from the local one.
    */
-  applyPull(result: PullResult): PullApplied {
-    const incoming = result.changes.map((c) => ({ path: checkedPath(c.path), content: c.content === null ? null : Buffer.from(c.content, "base64") }));
+  async applyPull(result: PullResult, fetch: ChunkFetcher, progressFor?: ProgressFor): Promise<PullApplied> {
+    const incoming = result.changes.map((c) => ({ path: checkedPath(c.path), content: "deleted" in c ? null : { size: c.size, chunks: c.chunks } }));
     assertNoShowPathCollisions(incoming.filter((c) => c.content !== null).map((c) => c.path));
     const deleting = new Set(incoming.filter((c) => c.content === null).map((c) => c.path));
     const plan = incoming.map((change) => {
       this.checkAncestors(change.path, change.content !== null, deleting);
-      return { ...change, theirs: change.content === null ? null : sha256Hex(change.content), local: this.localHash(change.path) };
+      return { ...change, theirs: change.content === null ? null : fileHashOfChunks(change.content.chunks), local: this.localHash(change.path) };
     });
     const blocked = plan.find((step) => step.content !== null && step.local === "other");
     if (blocked) throw new PullTargetBlocked(this.dir, blocked.path, "it is a folder or a link");
@@ -174,13 +187,15 @@ export class ShowFolder {
       this.removeEmptyFolders(step.path);
       deleted.push(step.path);
     }
+    const toWrite: FileToWrite[] = [];
     for (const step of plan) {
       if (step.theirs === null || step.content === null) continue;
       files[step.path] = step.theirs;
       if (step.local === step.theirs) continue;
-      writeFileAtomic(join(this.dir, step.path), step.content);
+      toWrite.push({ path: step.path, size: step.content.size, chunks: step.content.chunks, hash: step.theirs });
       written.push(step.path);
     }
+    await downloadFiles(this.dir, STATE_DIR, toWrite, fetch, progressFor);
     this.record({ version: 1, base: result.head, files });
     return { base: result.head, written, deleted };
   }
@@ -195,8 +210,8 @@ export class ShowFolder {
   recordPush(rev: number, pushed: readonly LocalChange[]): boolean {
     const files = { ...this.state.files };
     for (const change of pushed) {
-      if (change.content === null) delete files[change.path];
-      else files[change.path] = sha256Hex(change.content);
+      if (change.file === null) delete files[change.path];
+      else files[change.path] = change.file.hash;
     }
     const inStep = rev === this.state.base + 1;
     this.record({ version: 1, base: inStep ? rev : this.state.base, files });
@@ -230,7 +245,7 @@ export class ShowFolder {
     const stats = lstatOrNull(join(this.dir, path));
     if (stats === null) return null;
     if (!stats.isFile()) return "other";
-    return sha256Hex(readFileSync(join(this.dir, path)));
+    return chunkFile(join(this.dir, path)).hash;
   }
 
   /** Every folder on the way to `path` must be a real folder here (a link could lead outside). */

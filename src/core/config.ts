@@ -17,6 +17,12 @@ import {
 export const DEFAULT_UI_PORT = 7400;
 export const DEFAULT_PEER_PORT = 7401;
 export const DEFAULT_SYNC_TIMEOUT_MS = 500;
+/**
+ * How long cached chunks nothing names (an aborted or failed upload's, a push that never came)
+ * are kept for a resume before their space is reclaimed; an upload idle this long has failed.
+ */
+export const DEFAULT_CHUNK_GRACE_MS = 24 * 60 * 60_000;
+export const MAX_CHUNK_GRACE_MS = 30 * 24 * 60 * 60_000;
 export const MAX_HEARTBEAT_MS = 10_000;
 
 export type HostPort = { host: string; port: number };
@@ -58,6 +64,7 @@ export const configSchema = z.strictObject({
   heartbeatMs: ms(MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS),
   failoverTimeoutMs: ms(MIN_FAILOVER_TIMEOUT_MS, 60_000),
   syncTimeoutMs: ms(10, 60_000),
+  chunkGraceMs: ms(100, MAX_CHUNK_GRACE_MS),
   failback: z.enum(["auto", "manual"]),
   discovery: z.enum(["on", "off"]),
   discoveryInterface: z.string().min(1).nullable(),
@@ -86,6 +93,7 @@ export function defaultConfig(hostname: string): Config {
     heartbeatMs: DEFAULT_HEARTBEAT_MS,
     failoverTimeoutMs: DEFAULT_FAILOVER_TIMEOUT_MS,
     syncTimeoutMs: DEFAULT_SYNC_TIMEOUT_MS,
+    chunkGraceMs: DEFAULT_CHUNK_GRACE_MS,
     failback: "auto",
     discovery: "on",
     discoveryInterface: null,

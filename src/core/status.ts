@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { LICENSE_TYPES } from "./license.ts";
 import { ROLE_LABELS, ROLES, type Role } from "./roles.ts";
+import { storageStatusSchema } from "./storage-check.ts";
 
 export const CHIP_TEXTS = [
   "Stand-alone",
@@ -48,6 +49,8 @@ export const machineStatusSchema = z.object({
       backup: z.object({ state: z.enum(["none", "disconnected", "syncing", "in-sync", "behind"]), behindBy: z.number(), progress: z.number().nullable() }),
     })
     .nullable(),
+  /** Servers: the Asset Hub cache and free disk on the main and the backup (null where not known yet), and a warning when the backup runs short. */
+  storage: storageStatusSchema.nullable().default(null),
   /** Null while stand-alone. */
   failover: z
     .object({

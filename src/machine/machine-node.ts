@@ -93,6 +93,7 @@ export class MachineNode implements MachineControl {
       backup: config.backup,
       peerListen: this.peer?.endpoint.address ?? null,
       showFile: this.peer?.showFileStatus() ?? null,
+      storage: this.peer?.storageStatus() ?? null, // issue 11
       failover: failover && {
         state: failover.state,
         epoch: failover.epoch,

@@ -33,6 +33,9 @@ import { EpochFile } from "../store/epoch-file.ts";
 import { HubStateStore } from "../store/hub-state-store.ts";
 import { PairingFile, type PairingDetails } from "../store/pairing-file.ts";
 import { createStores, type Stores } from "../store/stores.ts";
+import { startChunkReclaim, type ReclaimLoop } from "../store/chunk-reclaim-loop.ts";
+import { storageStatus, type StorageStatus } from "../core/storage-check.ts";
+import { diskUsage } from "../store/disk-usage.ts";
 import { FilesService, type FilesMode } from "../services/files-service.ts";
 import { AssetService } from "../services/asset-service.ts";
 import { LogReplicationSink, LogReplicationSource, type BackupSync } from "../services/show-file-log-replication.ts";
@@ -88,6 +91,8 @@ export class PeerRuntime {
   private readonly pairing: PairingService;
   private replicationSource: LogReplicationSource | null = null;
   private replicationSink: LogReplicationSink | null = null;
+  /** Unused chunks (aborted uploads, pushes that never came) given back after the grace period. */
+  private reclaim: ReclaimLoop | null = null;
   private heartbeats: HeartbeatSocket | null = null;
   private runner: FailoverRunner | null = null;
   private replication: HubStateReplication | null = null;
@@ -106,6 +111,7 @@ export class PeerRuntime {
       this.db = openDatabase(databasePath(options.dataDir));
       this.hub = new HubService(new HubCore({ epoch: new EpochFile(options.dataDir).read(), persistence: new HubStateStore(this.db) }), networkKey, log);
       this.stores = createStores(this.db);
+      this.reclaim = startChunkReclaim(this.stores, config.chunkGraceMs, log);
     }
     if (this.stores && this.role === "main") {
       this.replicationSource = new LogReplicationSource(this.stores, () => this.paired(), log);
@@ -375,6 +381,13 @@ export class PeerRuntime {
     return { head, backup: { state: "none", behindBy: 0, progress: null } };
   }
 
+  /** The Asset Hub cache and free disk here and on the other server, with the backup's space warning. */
+  storageStatus(): StorageStatus | null {
+    if (!this.db) return null;
+    const here = diskUsage(this.db);
+    return this.replicationSink ? storageStatus(this.replicationSink.mainUsage, here) : storageStatus(here, this.replicationSource?.backupUsage ?? null);
+  }
+
   /** Someone allowed switching back to the main (manual failback). */
   switchBack(): void {
     this.runner?.feed({ type: "switchBack" });
@@ -382,6 +395,7 @@ export class PeerRuntime {
 
   stop(): void {
     for (const stop of this.timers) stop();
+    this.reclaim?.stop();
     this.runner?.stop();
     this.replication?.stop();
     this.replicationSink?.stop();

@@ -84,6 +84,9 @@ export const commitResult = z.object({ asset: assetInfoSchema, replicated: z.enu
 export type CommitResult = z.infer<typeof commitResult>;
 
 export const abortParams = z.object({ id });
+export const removeParams = z.object({ id });
+/** `replicated` as for a commit: whether the backup removed it too. */
+export const removeResult = z.object({ replicated: z.enum(["backup", "behind", "none"]) });
 export const listParams = z.object({});
 export const listResult = z.array(assetInfoSchema);
 export const statParams = z.object({ id });
@@ -231,6 +234,10 @@ export class AssetClient {
 
   abort(uploadId: string): Promise<unknown> {
     return this.rpc.call("asset.abort", { id: uploadId }, z.unknown());
+  }
+
+  remove(assetId: string): Promise<z.infer<typeof removeResult>> {
+    return this.rpc.call("asset.rm", { id: assetId }, removeResult);
   }
 
   list(): Promise<AssetInfoWire[]> {

@@ -26,6 +26,7 @@ import {
   listParams,
   parseParams,
   readParams,
+  removeParams,
   statParams,
   toRuns,
   type AssetInfoWire,
@@ -58,6 +59,18 @@ export class UploadsReadOnly extends AppError {
   constructor() {
     super("READ_ONLY", ASSET_READ_ONLY_MESSAGE, { status: 409 });
     this.name = "UploadsReadOnly";
+  }
+}
+
+/** An upload hit a full disk on the main; its chunks were deleted to give the space back. */
+export class UploadDiscardedDiskFull extends AppError {
+  constructor(cause: AppError) {
+    super(
+      "DISK_FULL",
+      `${cause.message} The upload was stopped and its part already stored was deleted to give the space back; free space on the main server, then upload again.`,
+      { status: 507, cause },
+    );
+    this.name = "UploadDiscardedDiskFull";
   }
 }
 
@@ -112,9 +125,16 @@ export class AssetService {
           true,
           (main) => main.sendChunk(p.id, p.idx, bytes),
           (assets) => {
-            const { hash, stored } = assets.putChunk(p.id, p.idx, bytes);
-            this.options.onChunkStored?.(hash, bytes);
-            return { stored };
+            let put: { hash: string; stored: boolean };
+            try {
+              put = assets.putChunk(p.id, p.idx, bytes);
+            } catch (error) {
+              // A full disk: give this upload's space back at once, so show-file pushes (and smaller uploads) go on.
+              if (error instanceof AppError && error.code === "DISK_FULL" && assets.discardUpload(p.id)) throw new UploadDiscardedDiskFull(error);
+              throw error;
+            }
+            this.options.onChunkStored?.(put.hash, bytes);
+            return { stored: put.stored };
           },
         );
       },
@@ -137,6 +157,18 @@ export class AssetService {
           true,
           (main) => main.abort(p.id),
           (assets) => assets.abortUpload(p.id),
+        );
+      },
+      "asset.rm": (params) => {
+        const p = parseParams(removeParams, params, "asset.rm");
+        return this.route(
+          upstream,
+          true,
+          (main) => main.remove(p.id),
+          async (assets) => {
+            const { seq } = assets.removeAsset(p.id);
+            return { replicated: this.options.afterCommit ? await this.options.afterCommit(seq) : "none" };
+          },
         );
       },
       "asset.list": (params) => {

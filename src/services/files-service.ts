@@ -3,29 +3,46 @@
  * command line always talks to its own node: the active main serves from its
  * store, a client (or an idle backup) forwards to the main, and while the
  * backup serves, pushes and pulls are refused with the read-only message.
+ *
+ * Chunks travel on the bulk lane (show-file-protocol.ts). On the main, each
+ * connection has one ChunkBatch: chunks are written as they arrive (and offered
+ * to the backup at once), made durable when the push commits, and removed if
+ * the connection ends without a push that names them.
  */
 import { AppError } from "../core/errors.ts";
 import type { HostPort } from "../core/config.ts";
+import type { ChunkBatch } from "../store/chunk-intake.ts";
+import type { ShowFileChange } from "../store/show-file-store.ts";
 import type { Stores } from "../store/stores.ts";
+import { BulkInbox, BulkOp, encodeBulk, parseParams } from "./asset-protocol.ts";
 import type { LogReplicationSource } from "./show-file-log-replication.ts";
-import { RpcClient, rpcServer, type RpcHandler } from "../net/rpc.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import { rpcServer, type RpcHandler } from "../net/rpc.ts";
+import { CLOSE_BAD_FRAME, connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import { ShowFileClient } from "./show-file-client.ts";
 import {
   headParams,
   headResult,
   logParams,
   logResult,
+  missingParams,
+  missingResult,
   pullParams,
   pullResult,
   pushParams,
   pushResult,
+  putParams,
+  readParams,
   READ_ONLY_MESSAGE,
   type LogEntry,
   type PullResult,
+  type PushParams,
   type PushResult,
 } from "./show-file-protocol.ts";
 
 export type FilesMode = { kind: "serve" } | { kind: "forward"; to: HostPort } | { kind: "read-only" } | { kind: "no-server" };
+
+/** A push waits for the backup once its chunks are durable; this long per byte at most, beyond a minute. */
+const PUSH_TIMEOUT_MS_PER_MB = 20;
 
 export class ReadOnlyWhileBackupServes extends AppError {
   constructor() {
@@ -33,52 +50,138 @@ export class ReadOnlyWhileBackupServes extends AppError {
   }
 }
 
-export class FilesService {
-  private forwarder: { to: string; client: Promise<RpcClient> } | null = null;
+/** The bytes a `files.put` names by tag were not on the connection before it. */
+class ChunkBytesMissing extends AppError {
+  constructor(tag: unknown) {
+    super("INVALID_CHUNK", `The bytes of the chunk tagged ${String(tag)} did not arrive before its call. Nothing was stored.`, { status: 400 });
+    this.name = "ChunkBytesMissing";
+  }
+}
 
-  constructor(
-    private readonly options: {
-      mode: () => FilesMode;
-      stores: Stores | null;
-      replication: LogReplicationSource | null;
-      syncTimeoutMs: number;
-      secure: SecureSocketOptions;
-    },
-  ) {}
+export type FilesServiceOptions = {
+  mode: () => FilesMode;
+  stores: Stores | null;
+  /** The backup's lanes on the main: chunks offered as they arrive, pushes acknowledged once applied. */
+  replication: Pick<LogReplicationSource, "offerChunk" | "waitApplied"> | null;
+  syncTimeoutMs: number;
+  secure: SecureSocketOptions;
+};
+
+/** How long a push call may take: its chunks are made durable (and maybe replicated) before it answers. */
+export function pushTimeoutMs(params: PushParams): number {
+  const bytes = params.changes.reduce((n, c) => n + ("size" in c ? c.size : 0), 0);
+  return 60_000 + Math.ceil((bytes / 1e6) * PUSH_TIMEOUT_MS_PER_MB);
+}
+
+export class FilesService {
+  constructor(private readonly options: FilesServiceOptions) {}
 
   accept(connection: SecureConnection): ConnectionEvents {
+    const inbox = new BulkInbox(BulkOp.chunk);
+    const upstream = new Upstream(this.options.secure);
+    let batch: ChunkBatch | null = null;
+    const chunks = (): ChunkBatch => (batch ??= this.stores().chunkIntake.batch());
     const handlers: Record<string, RpcHandler> = {
-      head: (params) => this.route("head", headParams.parse(params), () => ({ rev: this.stores().showFile.head() })),
-      pull: (params) => {
-        const { since } = pullParams.parse(params);
-        return this.route("pull", { since }, (): PullResult => {
-          const result = this.stores().showFile.pull(since);
-          return { head: result.head, changes: result.changes.map((c) => ({ path: c.path, content: c.content === null ? null : Buffer.from(c.content).toString("base64") })) };
-        });
+      head: (params) => {
+        parseParams(headParams, params ?? {}, "head");
+        return this.route(upstream, (main) => main.call("head", {}, headResult), () => ({ rev: this.stores().showFile.head() }));
       },
       log: (params) => {
-        const { limit } = logParams.parse(params ?? {});
-        return this.route("log", { limit }, (): LogEntry[] =>
-          this.stores()
-            .showFile.log(limit)
-            .map((r) => ({ rev: r.rev, message: r.message, author: r.author, created: new Date(r.created).toISOString(), files: r.changes })),
+        const { limit } = parseParams(logParams, params ?? {}, "log");
+        return this.route(
+          upstream,
+          (main) => main.call("log", { limit }, logResult),
+          (): LogEntry[] =>
+            this.stores()
+              .showFile.log(limit)
+              .map((r) => ({ rev: r.rev, message: r.message, author: r.author, created: new Date(r.created).toISOString(), files: r.changes })),
         );
       },
+      pull: (params) => {
+        const { since } = parseParams(pullParams, params, "pull");
+        return this.route(
+          upstream,
+          (main) => main.call("pull", { since }, pullResult),
+          (): PullResult => {
+            const result = this.stores().showFile.pull(since);
+            return { head: result.head, changes: result.changes.map((c) => (c.deleted ? { path: c.path, deleted: true } : { path: c.path, size: c.size, chunks: [...c.chunks] })) };
+          },
+        );
+      },
+      "files.missing": (params) => {
+        const { hashes } = parseParams(missingParams, params, "files.missing");
+        return this.route(
+          upstream,
+          (main) => main.call("files.missing", { hashes }, missingResult),
+          () => ({ missing: chunks().missing(hashes) }),
+        );
+      },
+      "files.put": (params) => {
+        // Take the bytes first, whatever else is wrong with the call, so the inbox never keeps them.
+        const bytes = inbox.take((params as { tag?: unknown } | null)?.tag);
+        const p = parseParams(putParams, params, "files.put");
+        if (!bytes) throw new ChunkBytesMissing(p.tag);
+        return this.route(
+          upstream,
+          (main) => main.putChunk(bytes),
+          async () => {
+            const mine = chunks();
+            try {
+              const put = await mine.put(bytes);
+              if (put.stored) this.options.replication?.offerChunk(put.hash, bytes);
+              return put;
+            } catch (error) {
+              // A full disk: give the space back now, not when the pusher hangs up.
+              mine.discard();
+              throw error;
+            }
+          },
+        );
+      },
+      "files.read": async (params) => {
+        const p = parseParams(readParams, params, "files.read");
+        const bytes = await this.route(
+          upstream,
+          (main) => main.readChunk(p.hash),
+          () => this.stores().assets.chunk(p.hash),
+        );
+        // The bytes go first: the answer that follows tells the reader they are there.
+        connection.sendBulk(encodeBulk(BulkOp.data, p.tag, bytes));
+        return { length: bytes.length };
+      },
       push: (params) => {
-        const push = pushParams.parse(params);
-        return this.route("push", push, async (): Promise<PushResult> => {
-          const result = this.stores().showFile.push({
-            base: push.base,
-            message: push.message,
-            author: push.author,
-            changes: push.changes.map((c) => ({ path: c.path, content: c.content === null ? null : new Uint8Array(Buffer.from(c.content, "base64")) })),
-          });
-          const replicated = this.options.replication ? await this.options.replication.waitApplied(result.seq, this.options.syncTimeoutMs) : "none";
-          return { rev: result.rev, replicated };
-        });
+        const push = parseParams(pushParams, params, "push");
+        return this.route(
+          upstream,
+          (main) => main.call("push", push, pushResult, pushTimeoutMs(push)),
+          async (): Promise<PushResult> => {
+            const mine = chunks();
+            await mine.commit();
+            const result = this.stores().showFile.push({
+              base: push.base,
+              message: push.message,
+              author: push.author,
+              ...(push.pushId === undefined ? {} : { pushId: push.pushId }),
+              changes: push.changes.map((c): ShowFileChange => ("deleted" in c ? { path: c.path, content: null } : { path: c.path, size: c.size, chunks: c.chunks })),
+            });
+            const replicated = this.options.replication ? await this.options.replication.waitApplied(result.seq, this.options.syncTimeoutMs) : "none";
+            return { rev: result.rev, replicated };
+          },
+        );
       },
     };
-    return rpcServer(connection, handlers);
+    const rpc = rpcServer(connection, handlers, () => {
+      upstream.close();
+      batch?.discard();
+    });
+    return {
+      message: rpc.message,
+      bulk: (payload) => {
+        const problem = inbox.put(payload);
+        if (problem) connection.close(CLOSE_BAD_FRAME, problem);
+      },
+      close: rpc.close,
+    };
   }
 
   private stores(): Stores {
@@ -87,36 +190,60 @@ export class FilesService {
   }
 
   /** Serves here, forwards to the main, or refuses, by what the network looks like right now. */
-  private async route(method: string, params: unknown, serve: () => unknown): Promise<unknown> {
+  private async route<T>(upstream: Upstream, forward: (main: ShowFileClient) => Promise<T>, serve: () => T | Promise<T>): Promise<T> {
     const mode = this.options.mode();
     if (mode.kind === "serve") return serve();
     if (mode.kind === "read-only") throw new ReadOnlyWhileBackupServes();
     if (mode.kind === "no-server") throw new AppError("NO_SERVER", "No server answers yet: check the main server's address on the setup page.", { status: 503 });
-    const schema = { head: headResult, pull: pullResult, log: logResult, push: pushResult }[method as "head"];
-    const client = await this.forwardTo(mode.to);
+    return upstream.call(`${mode.to.host}:${mode.to.port}`, forward);
+  }
+
+  close(): void {}
+}
+
+/**
+ * The forwarding side of one downstream connection: its own connection to the main, so the
+ * main's chunk batch lives and dies with the pusher's connection (a pusher that goes away
+ * leaves nothing behind on the main).
+ */
+class Upstream {
+  private current: { to: string; client: Promise<ShowFileClient> } | null = null;
+  private closed = false;
+
+  constructor(private readonly secure: SecureSocketOptions) {}
+
+  async call<T>(to: string, work: (main: ShowFileClient) => Promise<T>): Promise<T> {
+    let main = await this.client(to);
+    if (!main.open) {
+      this.current = null; // the main closed it since the last call
+      main = await this.client(to);
+    }
     try {
-      return await client.call(method, params, schema);
+      return await work(main);
     } catch (error) {
-      if (error instanceof AppError && error.code === "CONNECTION_LOST") this.forwarder = null;
+      if (!main.open) this.current = null;
       throw error;
     }
   }
 
-  private forwardTo(to: HostPort): Promise<RpcClient> {
-    const address = `${to.host}:${to.port}`;
-    if (this.forwarder?.to !== address) {
-      const client = new RpcClient();
-      const connecting = connectSecure(address, "/files", this.options.secure, () => client.events()).then((c) => client.attach(c));
-      this.forwarder = { to: address, client: connecting };
+  private client(to: string): Promise<ShowFileClient> {
+    if (this.closed) return Promise.reject(new AppError("CONNECTION_LOST", "The connection closed.", { status: 503 }));
+    if (this.current?.to !== to) {
+      void this.current?.client.then((c) => c.close(), () => {});
+      const client = new ShowFileClient();
+      const connecting = connectSecure(to, "/files", this.secure, () => client.events()).then((c) => client.attach(c));
+      const current = { to, client: connecting };
+      this.current = current;
       connecting.catch(() => {
-        if (this.forwarder?.client === connecting) this.forwarder = null;
+        if (this.current === current) this.current = null;
       });
     }
-    return this.forwarder.client;
+    return this.current!.client;
   }
 
   close(): void {
-    void this.forwarder?.client.then((c) => c.close(), () => {});
-    this.forwarder = null;
+    this.closed = true;
+    void this.current?.client.then((c) => c.close(), () => {});
+    this.current = null;
   }
 }

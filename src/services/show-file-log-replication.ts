@@ -13,6 +13,9 @@ import type { Logger } from "../log.ts";
 import { planCatchUp, type CatchUp } from "../store/replication-plan.ts";
 import { replicationEntrySchema, type ReplicationEntry } from "../store/replication-entries.ts";
 import type { LogPosition } from "../store/replication-log.ts";
+import { diskUsageSchema, type DiskUsage } from "../core/storage-check.ts";
+import type { ChunkBatch } from "../store/chunk-intake.ts";
+import { diskUsage } from "../store/disk-usage.ts";
 import type { Stores } from "../store/stores.ts";
 import { PeerRefusals, isRefusal } from "../net/peer-refusals.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
@@ -33,13 +36,15 @@ const toMainSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("applied"), seq: z.int().nonnegative() }),
   z.object({ type: z.literal("snapshot-page"), logId: z.string(), throughSeq: z.int(), after: z.int().nonnegative() }),
   z.object({ type: z.literal("chunks"), hashes: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(64) }),
+  z.object({ type: z.literal("disk"), usage: diskUsageSchema }),
 ]);
 const toBackupSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("plan"), plan: z.object({ action: z.string() }).passthrough(), lastSeq: z.int().nonnegative() }),
   z.object({ type: z.literal("entries"), entries: z.array(z.unknown()) }),
   z.object({ type: z.literal("snapshot-start"), start: z.object({ logId: z.string(), throughSeq: z.int(), totalItems: z.int() }) }),
   z.object({ type: z.literal("snapshot-page"), page: z.object({ logId: z.string(), throughSeq: z.int(), entries: z.array(z.unknown()), cursor: z.int(), done: z.boolean(), fraction: z.number() }) }),
-  ]);
+  z.object({ type: z.literal("disk"), usage: diskUsageSchema }),
+]);
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
@@ -58,6 +63,8 @@ export class LogReplicationSource {
   private follower: { connection: SecureConnection; sentThrough: number; live: boolean } | null = null;
   private acked = 0;
   private snapshotProgress: number | null = null;
+  /** The backup's cache and disk, as it last said (it says so when it connects and every retry interval). */
+  backupUsage: DiskUsage | null = null;
   private readonly waiters = new Set<{ seq: number; resolve: () => void }>();
 
   constructor(
@@ -99,6 +106,9 @@ export class LogReplicationSource {
           } else if (frame.type === "chunks") {
             // Chunks go on the AES-GCM bulk lane, one frame each: the raw 32-byte hash, then the bytes.
             for (const hash of frame.hashes) connection.sendBulk(concat(Buffer.from(hash, "hex"), this.stores.assets.chunk(hash)));
+          } else if (frame.type === "disk") {
+            this.backupUsage = frame.usage;
+            send({ type: "disk", usage: diskUsage(this.stores.log.database) });
           } else if (frame.type === "applied") {
             this.acked = Math.max(this.acked, frame.seq);
             for (const waiter of [...this.waiters]) if (waiter.seq <= this.acked) waiter.resolve();
@@ -173,7 +183,14 @@ export class LogReplicationSink {
   private chunkArrived: ((hash: string, data: Uint8Array) => void) | null = null;
   private chunksLost: (() => void) | null = null;
   private readonly refusals: PeerRefusals;
+  /** Chunks of this connection written off the main thread, made durable before the entry that needs them. */
+  private batch: ChunkBatch | null = null;
+  private readonly writing = new Set<Promise<unknown>>();
   progress: number | null = null;
+  /** The main's cache and disk, as it last said. */
+  mainUsage: DiskUsage | null = null;
+  private ticks = 0;
+  private readonly ticksPerSecond: number;
 
   constructor(
     private readonly main: HostPort,
@@ -185,11 +202,18 @@ export class LogReplicationSink {
     private readonly shouldFollow: () => boolean,
   ) {
     this.refusals = new PeerRefusals({ now: () => performance.now() }, log);
+    this.ticksPerSecond = Math.max(1, Math.round(1000 / retryMs));
     this.timer = setInterval(() => this.ensureConnected(), retryMs);
     this.ensureConnected();
   }
 
   private ensureConnected(): void {
+    // About once a second (not every retry tick): the disk report and making offered chunks durable.
+    if (this.connection && !this.stopped && ++this.ticks % this.ticksPerSecond === 0) {
+      this.connection.send(encodeWireJson({ type: "disk", usage: diskUsage(this.stores.log.database) }));
+      // Offered chunks no entry has named yet (an upload still going, or aborted) become indexed, so the reclaimer sees them.
+      this.queue = this.queue.then(() => this.chunksDurable()).catch((error) => this.log.warn("could not make offered chunks durable", { message: (error as Error).message }));
+    }
     if (this.stopped || this.connection || this.connecting || !this.shouldFollow()) return;
     const address = `${this.main.host}:${this.main.port}`;
     if (this.refusals.waitMs(address) > 0) return;
@@ -216,13 +240,18 @@ export class LogReplicationSink {
         if (this.connection === connection) this.connection = null;
         this.chunkArrived = null;
         this.chunksLost?.();
+        const batch = this.batch;
+        this.batch = null;
+        void Promise.allSettled([...this.writing]).then(() => batch?.discard());
       },
     })).then(
       (connection) => {
         this.connecting = false;
         this.connection = connection;
         this.refusals.succeeded(address, "show-file replication link failed");
+        this.batch = this.stores.chunkIntake.batch();
         connection.send(encodeWireJson({ type: "hello", position: this.stores.log.position() }));
+        connection.send(encodeWireJson({ type: "disk", usage: diskUsage(this.stores.log.database) }));
       },
       (error) => {
         this.connecting = false;
@@ -234,6 +263,10 @@ export class LogReplicationSink {
 
   private async onFrame(connection: SecureConnection, frame: Exclude<z.infer<typeof toBackupSchema>, { type: "chunks" }>): Promise<void> {
     const send = (f: unknown) => connection.send(encodeWireJson(f));
+    if (frame.type === "disk") {
+      this.mainUsage = frame.usage;
+      return;
+    }
     if (frame.type === "plan") {
       if (frame.plan.action === "resume-snapshot") {
         const snap = this.stores.log.snapshotProgress()!;
@@ -252,6 +285,7 @@ export class LogReplicationSink {
     if (frame.type === "snapshot-page") {
       const entries = frame.page.entries.map((e) => replicationEntrySchema.parse(e));
       await this.fetchChunks(connection, entries);
+      await this.chunksDurable();
       this.stores.log.applySnapshotPage({ ...frame.page, entries });
       this.progress = frame.page.fraction;
       if (frame.page.done) {
@@ -263,31 +297,44 @@ export class LogReplicationSink {
     for (const raw of frame.entries) {
       const entry = replicationEntrySchema.parse(raw);
       await this.fetchChunks(connection, [entry]);
+      await this.chunksDurable();
       this.stores.log.applyEntry(entry);
       send({ type: "applied", seq: entry.seq });
     }
   }
 
-  /** A chunk the main offered ahead of its manifest; the hash is checked before it is kept. */
+  /**
+   * A chunk the main sent (offered ahead of its entry, or fetched), written off the main thread so
+   * a gigabyte arriving never stalls this backup's heartbeats. The main hashed it and the link is
+   * authenticated, so its hash is taken as sent: one hash per chunk per machine. Reads check it.
+   */
   private storeOfferedChunk(hash: string, data: Uint8Array): void {
-    try {
-      if (!this.stores.assets.hasChunk(hash)) this.stores.assets.putChunkByHash(hash, data);
-    } catch (error) {
-      this.log.warn("dropped an offered chunk", { hash, message: (error as Error).message });
-    }
+    const batch = this.batch;
+    if (!batch) return;
+    const writing = batch
+      .put(data, hash)
+      .catch((error) => this.log.warn("dropped an offered chunk", { hash, message: (error as Error).message }))
+      .finally(() => this.writing.delete(writing));
+    this.writing.add(writing);
   }
 
-  /** Chunks are content-addressed: only those this backup lacks are fetched, a window at a time. */
+  /** Waits for the chunks on their way to disk, then makes them durable and indexed (before an entry that names them). */
+  private async chunksDurable(): Promise<void> {
+    await Promise.allSettled([...this.writing]);
+    await this.batch?.commit();
+  }
+
+  /** Chunks are content-addressed: only those this backup lacks (stored or on their way) are fetched, a window at a time. */
   private async fetchChunks(connection: SecureConnection, entries: ReplicationEntry[]): Promise<void> {
-    const missing = this.stores.log.missingChunksFor(entries);
+    const missing = this.batch?.missing(this.stores.log.missingChunksFor(entries)) ?? this.stores.log.missingChunksFor(entries);
     for (let i = 0; i < missing.length; i += CHUNK_WINDOW) {
       const hashes = missing.slice(i, i + CHUNK_WINDOW);
       const waiting = new Set(hashes);
       await new Promise<void>((resolve, reject) => {
         this.chunksLost = () => reject(new Error("The main closed the connection during a chunk transfer."));
         this.chunkArrived = (hash, data) => {
-          if (!waiting.delete(hash)) return this.storeOfferedChunk(hash, data);
-          this.stores.assets.putChunkByHash(hash, data);
+          waiting.delete(hash);
+          this.storeOfferedChunk(hash, data);
           if (waiting.size === 0) resolve();
         };
         connection.send(encodeWireJson({ type: "chunks", hashes }));

@@ -27,7 +27,7 @@ import {
   type AssetManifest,
 } from "./asset-tables.ts";
 import { createSha256, isSha256Hex, sha256Hex } from "./content-hash.ts";
-import { ASSET_MANIFEST } from "./replication-entries.ts";
+import { ASSET_MANIFEST, ASSET_REMOVED } from "./replication-entries.ts";
 import type { ReplicationLog } from "./replication-log.ts";
 import {
   AssetHashMismatch,
@@ -233,15 +233,72 @@ export class AssetStore {
     });
   }
 
-  /** Forgets an upload in progress. Its chunks stay (other assets may share them). */
+  /**
+   * Removes a committed asset, in one transaction with its replication log entry (the backup
+   * removes it too). Its chunks stay until the reclaimer finds nothing names them for the grace
+   * period. Throws AssetNotFound.
+   */
+  removeAsset(id: string): { seq: number } {
+    return writeTransaction(this.db, `the removal of asset ${id}`, () => {
+      if (!this.tables.asset(id)) throw new AssetNotFound(id);
+      const seq = this.log.append(ASSET_REMOVED, JSON.stringify({ assetId: id }), this.wallClock());
+      this.tables.removeManifest(id);
+      return { seq };
+    });
+  }
+
+  /** Forgets an upload in progress; throws UploadNotFound when there is none. Its chunks are reclaimed after the grace period unless another asset names them. */
   abortUpload(uploadId: string): void {
-    writeTransaction(this.db, `aborting upload ${uploadId}`, () => this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]));
+    const removed = writeTransaction(this.db, `aborting upload ${uploadId}`, () => this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]).changes);
+    if (removed === 0) throw new UploadNotFound(uploadId);
+    this.forgetPending(uploadId);
+  }
+
+  /**
+   * Drops an upload and gives its space back now, not after the grace period: its chunks that
+   * nothing else names are deleted (rows, then files). For an upload that hit a full disk, so the
+   * show file and other uploads can go on at once. Whether there was such an upload.
+   */
+  discardUpload(uploadId: string): boolean {
+    this.forgetPending(uploadId);
+    const freed = writeTransaction(this.db, `giving back the space of upload ${uploadId}`, () => {
+      const hashes = (this.selectUploadChunks.all(uploadId) as { hash: string }[]).map((r) => r.hash);
+      const existed = this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]).changes > 0;
+      const unnamed = [...new Set(hashes)].filter(
+        (hash) =>
+          this.db.run(
+            `DELETE FROM chunks WHERE hash = ?1
+               AND NOT EXISTS (SELECT 1 FROM asset_chunks WHERE hash = ?1)
+               AND NOT EXISTS (SELECT 1 FROM upload_chunks WHERE hash = ?1)
+               AND NOT EXISTS (SELECT 1 FROM blob_chunks WHERE chunk = ?1)`,
+            [hash],
+          ).changes > 0,
+      );
+      return { existed, unnamed };
+    });
+    if (this.tables.storesFiles) this.tables.removeChunkFiles(freed.unnamed);
+    return freed.existed;
+  }
+
+  /**
+   * Forgets what this process holds for uploads that are no longer stored (the reclaimer dropped
+   * them as stalled): their chunks written but never indexed are removed at once.
+   */
+  forgetDroppedUploads(): void {
+    for (const uploadId of [...this.pending.keys(), ...this.runningHashes.keys()]) {
+      if (!this.selectUpload.get(uploadId)) this.forgetPending(uploadId);
+    }
+  }
+
+  /** Drops an upload's in-memory state; its unindexed chunk files no one else waits for are removed (their space is not kept). */
+  private forgetPending(uploadId: string): void {
     this.runningHashes.delete(uploadId);
     this.pending.delete(uploadId);
-    // Files no other upload waits for stay behind unindexed, as after a crash; the next write of them replaces them.
     const wanted = new Set([...this.pending.values()].flatMap((group) => [...group.values()].map((c) => c.hash)));
     for (const hash of this.pendingByHash.keys()) wanted.add(hash);
-    for (const hash of [...this.unsynced.keys()]) if (!wanted.has(hash)) this.unsynced.delete(hash);
+    const orphans = [...this.unsynced.keys()].filter((hash) => !wanted.has(hash));
+    for (const hash of orphans) this.unsynced.delete(hash);
+    if (this.tables.storesFiles) this.tables.removeChunkFiles(orphans.filter((hash) => !this.tables.hasChunk(hash)));
   }
 
   /**

@@ -56,6 +56,7 @@ export class AssetTables {
   private readonly files: ChunkFiles | null;
   private readonly selectChunk: Statement;
   private readonly selectChunkExists: Statement;
+  private readonly selectChunkSize: Statement;
   private readonly insertChunkRow: Statement;
   private readonly insertChunkIndexRow: Statement;
   private readonly selectAsset: Statement;
@@ -71,6 +72,7 @@ export class AssetTables {
     this.files = dir === null ? null : new ChunkFiles(dir);
     this.selectChunk = db.query("SELECT data, in_file FROM chunks WHERE hash = ?");
     this.selectChunkExists = db.query("SELECT 1 AS found FROM chunks WHERE hash = ?");
+    this.selectChunkSize = db.query("SELECT size FROM chunks WHERE hash = ?");
     this.insertChunkRow = db.query("INSERT INTO chunks (hash, size, data, in_file) VALUES (?, ?, ?, 0)");
     this.insertChunkIndexRow = db.query("INSERT INTO chunks (hash, size, data, in_file) VALUES (?, ?, X'', 1)");
     this.selectAsset = db.query("SELECT * FROM assets WHERE id = ?");
@@ -83,6 +85,11 @@ export class AssetTables {
 
   hasChunk(hash: string): boolean {
     return this.selectChunkExists.get(hash) !== null;
+  }
+
+  /** A stored chunk's length in bytes, or undefined when it is not stored. */
+  chunkSize(hash: string): number | undefined {
+    return (this.selectChunkSize.get(hash) as { size: number } | null)?.size;
   }
 
   /**
@@ -181,6 +188,12 @@ export class AssetTables {
     const m = manifest;
     this.insertAsset.run(m.id, m.name, m.size, m.sha256, m.chunkCount, m.created, logSeq);
     m.chunks.forEach((hash, idx) => this.insertAssetChunk.run(m.id, idx, hash));
+  }
+
+  /** Removes a manifest (its chunks stay until the reclaimer finds nothing names them). Whether it was there. */
+  removeManifest(id: string): boolean {
+    this.db.run("DELETE FROM asset_chunks WHERE asset_id = ?", [id]);
+    return this.db.run("DELETE FROM assets WHERE id = ?", [id]).changes > 0;
   }
 
   /** Drops every manifest but keeps the chunks: they are content-addressed, so still valid and worth not fetching again. */

@@ -17,6 +17,8 @@ import fs from "node:fs";
 import { dirname, join } from "node:path";
 
 export const CHUNK_DIR = "chunks";
+/** Files fsync'd at once by `syncAsync`: enough to keep the disk's queue busy. */
+const SYNC_PARALLEL = 16;
 
 /** The chunk folder beside a database file; null for an in-memory database (its chunks stay in the database). */
 export function chunkDirFor(databaseFile: string): string | null {
@@ -69,6 +71,54 @@ export class ChunkFiles {
     for (const shard of shards) syncDirectory(shard);
   }
 
+  /**
+   * `writeUnsynced` on the runtime's I/O threads: a pushed show file of gigabytes is written
+   * without holding up heartbeats or the Data Hub on the main thread. On any error the temp file is gone.
+   */
+  async writeUnsyncedAsync(hash: string, data: Uint8Array): Promise<void> {
+    const path = this.pathOf(hash);
+    this.ensureShard(dirname(path));
+    // Straight to its name, no temp file and rename: the file is content-addressed, checked on
+    // every read, and indexed only once `syncAsync` made it durable; the caller writes a hash at
+    // most once at a time. A file cut short by a failure is removed.
+    try {
+      await fs.promises.writeFile(path, data, { mode: 0o644 });
+    } catch (error) {
+      fs.rmSync(path, { force: true });
+      throw error;
+    }
+  }
+
+  /** `sync` on the runtime's I/O threads, a few files at a time. */
+  async syncAsync(hashes: Iterable<string>): Promise<void> {
+    const shards = new Set<string>();
+    const paths = [...hashes].map((hash) => this.pathOf(hash));
+    for (let i = 0; i < paths.length; i += SYNC_PARALLEL) {
+      await Promise.all(
+        paths.slice(i, i + SYNC_PARALLEL).map(async (path) => {
+          const handle = await fs.promises.open(path, "r");
+          try {
+            await handle.datasync();
+          } finally {
+            await handle.close();
+          }
+          shards.add(dirname(path));
+        }),
+      );
+    }
+    await Promise.all(
+      [...shards].map(async (shard) => {
+        if (process.platform === "win32") return;
+        const handle = await fs.promises.open(shard, "r");
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }),
+    );
+  }
+
   /** Removes a chunk file that was never indexed (a group whose flush failed). */
   remove(hash: string): void {
     fs.rmSync(this.pathOf(hash), { force: true });
@@ -108,14 +158,22 @@ export class ChunkFiles {
     }
   }
 
+  /**
+   * Makes every shard folder (00 to ff) the first time any is needed, then makes the chunk folder
+   * and its parent durable once: not an fsync of two folders per new shard while chunks stream in.
+   */
   private ensureShard(shard: string): void {
     if (this.madeDirs.has(shard)) return;
-    fs.mkdirSync(shard, { recursive: true });
-    // The shard's own entry (and the chunk folder's) must be durable before a chunk in it is indexed.
+    for (let i = 0; i < 256; i++) {
+      const dir = join(this.dir, i.toString(16).padStart(2, "0"));
+      fs.mkdirSync(dir, { recursive: true });
+      this.madeDirs.add(dir);
+    }
+    // The shards' entries (and the chunk folder's) must be durable before a chunk in them is indexed.
     syncDirectory(this.dir);
     syncDirectory(dirname(this.dir));
-    this.madeDirs.add(shard);
   }
+
 }
 
 function syncDirectory(dir: string): void {

@@ -181,6 +181,24 @@ export const MIGRATIONS: readonly Migration[] = [
         ALTER TABLE chunks ADD COLUMN in_file INTEGER NOT NULL DEFAULT 0 CHECK (in_file IN (0, 1));
       `),
   },
+  {
+    version: 4,
+    name: "Show-file contents in chunks",
+    up: (db) =>
+      db.run(`
+        -- A show-file blob with chunked = 1 keeps its content as asset chunks, in order (blob_chunks),
+        -- and data is empty; its hash is fileHashOfChunks (content-hash.ts). Older rows keep data inline
+        -- until ShowFileStore moves them into chunks at open.
+        ALTER TABLE blobs ADD COLUMN chunked INTEGER NOT NULL DEFAULT 0 CHECK (chunked IN (0, 1));
+        CREATE TABLE blob_chunks (
+          hash  TEXT NOT NULL REFERENCES blobs (hash),
+          idx   INTEGER NOT NULL,
+          chunk TEXT NOT NULL REFERENCES chunks (hash),
+          PRIMARY KEY (hash, idx)
+        ) WITHOUT ROWID;
+        CREATE INDEX blob_chunks_by_chunk ON blob_chunks (chunk);
+      `),
+  },
 ];
 
 /** The database was written by a newer understudy: refuse rather than guess at its schema. */

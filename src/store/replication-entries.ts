@@ -4,26 +4,21 @@
  * data), so the log and the data can't disagree, and a snapshot is the same
  * entries rebuilt for every item still stored.
  *
- * A revision entry is self-contained (it carries the blobs of every file it
- * writes). A manifest entry carries chunk hashes only: chunks travel in their
- * own lane, and a manifest is applied only once all its chunks are here.
+ * Both kinds carry chunk hashes only: a revision entry lists each new blob's
+ * chunks, a manifest its asset's. Chunks travel in their own lane, and an entry
+ * is applied only once all the chunks it names are here.
  */
 import { z } from "zod";
 import { showPathProblem } from "../core/show-paths.ts";
 import { ASSET_CHUNK_BYTES, type AssetManifest, type AssetTables, chunkCountFor } from "./asset-tables.ts";
-import { SHA256_HEX, sha256Hex } from "./content-hash.ts";
-import {
-  MAX_AUTHOR_CHARS,
-  MAX_PUSH_ID_CHARS,
-  MAX_PUSH_MESSAGE_CHARS,
-  MAX_SHOW_FILE_BYTES,
-  type BlobRecord,
-  type ShowFileTables,
-} from "./show-file-tables.ts";
+import { SHA256_HEX, fileHashOfChunks } from "./content-hash.ts";
+import { MAX_AUTHOR_CHARS, MAX_PUSH_ID_CHARS, MAX_PUSH_MESSAGE_CHARS, type BlobRecord, type ShowFileTables } from "./show-file-tables.ts";
 import { ChunksMissing, InvalidReplicationEntry } from "./store-errors.ts";
 
 export const SHOW_REVISION = "show.revision";
 export const ASSET_MANIFEST = "asset.manifest";
+/** `understudy asset rm`: the manifest goes; its chunks are reclaimed once nothing names them. */
+export const ASSET_REMOVED = "asset.removed";
 
 const hash = z.string().regex(SHA256_HEX);
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
@@ -41,8 +36,9 @@ const revisionEntrySchema = z.object({
     created: z.number().int(),
     pushId: z.string().max(MAX_PUSH_ID_CHARS).nullable(),
   }),
-  files: z.array(z.object({ path: z.string(), hash: hash.nullable(), size: count.max(MAX_SHOW_FILE_BYTES), deleted: z.boolean() })).min(1),
-  blobs: z.array(z.object({ hash, data: z.custom<Uint8Array>((value) => value instanceof Uint8Array, "must be bytes") })),
+  files: z.array(z.object({ path: z.string(), hash: hash.nullable(), size: count, deleted: z.boolean() })).min(1),
+  /** The blobs this revision adds, as chunk lists; chunks are fetched by hash before it is applied. */
+  blobs: z.array(z.object({ hash, size: count, chunks: z.array(hash) })),
 });
 
 const manifestEntrySchema = z.object({
@@ -59,30 +55,36 @@ const manifestEntrySchema = z.object({
   }),
 });
 
+const removalEntrySchema = z.object({ seq, kind: z.literal(ASSET_REMOVED), assetId: z.string().min(1).max(128), created: z.number().int() });
+
 /** Parse entries from the wire with this before applying them (applyEntry does too). */
-export const replicationEntrySchema = z.discriminatedUnion("kind", [revisionEntrySchema, manifestEntrySchema]);
+export const replicationEntrySchema = z.discriminatedUnion("kind", [revisionEntrySchema, manifestEntrySchema, removalEntrySchema]);
 export type ReplicationEntry = z.infer<typeof replicationEntrySchema>;
 export type RevisionEntry = z.infer<typeof revisionEntrySchema>;
 export type ManifestEntry = z.infer<typeof manifestEntrySchema>;
+export type RemovalEntry = z.infer<typeof removalEntrySchema>;
 
 /** The log row's payload: it names the data, never copies it. */
 export function logPayload(entry: ReplicationEntry): string {
-  return JSON.stringify(entry.kind === SHOW_REVISION ? { rev: entry.revision.rev } : { assetId: entry.asset.id });
+  if (entry.kind === SHOW_REVISION) return JSON.stringify({ rev: entry.revision.rev });
+  return JSON.stringify({ assetId: entry.kind === ASSET_MANIFEST ? entry.asset.id : entry.assetId });
 }
 
 export function entryCreated(entry: ReplicationEntry): number {
-  return entry.kind === SHOW_REVISION ? entry.revision.created : entry.asset.created;
+  if (entry.kind === SHOW_REVISION) return entry.revision.created;
+  return entry.kind === ASSET_MANIFEST ? entry.asset.created : entry.created;
 }
 
 /** Roughly how many bytes an entry puts on the wire, for paging. */
 export function entryBytes(entry: ReplicationEntry): number {
   if (entry.kind === ASSET_MANIFEST) return 256 + entry.asset.chunks.length * 65;
-  return 256 + entry.files.reduce((n, f) => n + f.path.length + 100, 0) + entry.blobs.reduce((n, b) => n + b.data.length, 0);
+  if (entry.kind === ASSET_REMOVED) return 256;
+  return 256 + entry.files.reduce((n, f) => n + f.path.length + 100, 0) + entry.blobs.reduce((n, b) => n + 100 + b.chunks.length * 65, 0);
 }
 
-/** The chunks `entries` need that are not stored here (manifests only), each once. */
+/** The chunks `entries` need that are not stored here (asset manifests and show-file blobs), each once. */
 export function chunksNeeded(assets: AssetTables, entries: readonly ReplicationEntry[]): string[] {
-  return assets.missingChunks(entries.flatMap((e) => (e.kind === ASSET_MANIFEST ? e.asset.chunks : [])));
+  return assets.missingChunks(entries.flatMap((e) => (e.kind === ASSET_MANIFEST ? e.asset.chunks : e.kind === SHOW_REVISION ? e.blobs.flatMap((b) => b.chunks) : [])));
 }
 
 /** Rebuilds the entry a log row names. Blobs are read with their hash checked: damage is never replicated. */
@@ -90,6 +92,7 @@ export function buildEntry(show: ShowFileTables, assets: AssetTables, seq: numbe
   const named = JSON.parse(payload) as { rev?: number; assetId?: string };
   if (kind === SHOW_REVISION && typeof named.rev === "number") return revisionEntry(show, seq, named.rev);
   if (kind === ASSET_MANIFEST && typeof named.assetId === "string") return manifestEntry(assets, seq, named.assetId);
+  if (kind === ASSET_REMOVED && typeof named.assetId === "string") return { seq, kind: ASSET_REMOVED, assetId: named.assetId, created: 0 };
   throw new InvalidReplicationEntry(`Log entry ${seq} has kind ${JSON.stringify(kind)} and payload ${payload}, which this version can't read.`);
 }
 
@@ -106,16 +109,17 @@ function revisionEntry(show: ShowFileTables, seq: number, rev: number): Revision
   if (!revision) throw new InvalidReplicationEntry(`Log entry ${seq} names revision ${rev}, which is not stored.`);
   const { logSeq: _, ...record } = revision;
   const files = show.revisionFiles(rev);
-  const blobs = new Map<string, BlobRecord>();
+  const blobs = new Map<string, { hash: string; size: number; chunks: string[] }>();
   for (const file of files) {
-    if (file.hash !== null && !blobs.has(file.hash)) blobs.set(file.hash, { hash: file.hash, data: show.readBlob(file.hash, file.path) });
+    if (file.hash !== null && !blobs.has(file.hash)) blobs.set(file.hash, { hash: file.hash, size: file.size, chunks: show.blobChunks(file.hash, file.path) });
   }
   return { seq, kind: SHOW_REVISION, revision: record, files, blobs: [...blobs.values()] };
 }
 
-function manifestEntry(assets: AssetTables, seq: number, id: string): ManifestEntry {
+/** The manifest entry; an asset removed since becomes its removal (there is nothing left to copy). */
+function manifestEntry(assets: AssetTables, seq: number, id: string): ManifestEntry | RemovalEntry {
   const asset = assets.manifest(id);
-  if (!asset) throw new InvalidReplicationEntry(`Log entry ${seq} names asset ${id}, which is not stored.`);
+  if (!asset) return { seq, kind: ASSET_REMOVED, assetId: id, created: 0 };
   return { seq, kind: ASSET_MANIFEST, asset: { ...asset, chunks: [...asset.chunks] } };
 }
 
@@ -125,19 +129,20 @@ function manifestEntry(assets: AssetTables, seq: number, id: string): ManifestEn
  * otherwise. Runs inside the caller's transaction; the caller records the log row and seq.
  */
 export function applyEntryData(show: ShowFileTables, assets: AssetTables, entry: ReplicationEntry): void {
-  if (entry.kind === SHOW_REVISION) applyRevision(show, entry);
-  else applyManifest(assets, entry);
+  if (entry.kind === SHOW_REVISION) applyRevision(show, assets, entry);
+  else if (entry.kind === ASSET_MANIFEST) applyManifest(assets, entry);
+  else assets.removeManifest(entry.assetId);
 }
 
-function applyRevision(show: ShowFileTables, entry: RevisionEntry): void {
+function applyRevision(show: ShowFileTables, assets: AssetTables, entry: RevisionEntry): void {
   const { revision, files, blobs, seq } = entry;
   const refuse = (why: string) => new InvalidReplicationEntry(`Entry ${seq} (revision ${revision.rev}): ${why}.`);
   const head = show.head();
   if (revision.rev !== head + 1 || revision.parent !== head) throw refuse(`this show file is at revision ${head}, so it needs revision ${head + 1} next`);
   const sizes = new Map<string, number>();
   for (const blob of blobs) {
-    if (sha256Hex(blob.data) !== blob.hash) throw refuse(`blob ${blob.hash} does not match its hash`);
-    sizes.set(blob.hash, blob.data.length);
+    if (fileHashOfChunks(blob.chunks) !== blob.hash) throw refuse(`blob ${blob.hash} does not match its chunks`);
+    sizes.set(blob.hash, blob.size);
   }
   const seen = new Set<string>();
   for (const file of files) {
@@ -151,6 +156,13 @@ function applyRevision(show: ShowFileTables, entry: RevisionEntry): void {
     const size = sizes.get(file.hash);
     if (size !== undefined && size !== file.size) throw refuse(`${JSON.stringify(file.path)} says ${file.size} bytes but its content has ${size}`);
   }
+  // The entry is well formed: now its chunks must be here (the backup fetches them by hash first).
+  for (const blob of blobs) {
+    const missing = assets.missingChunks(blob.chunks);
+    if (missing.length > 0) throw new ChunksMissing(`Revision ${revision.rev}`, missing);
+    const total = blob.chunks.reduce((n, chunk) => n + (assets.chunkSize(chunk) ?? 0), 0);
+    if (total !== blob.size) throw refuse(`blob ${blob.hash} says ${blob.size} bytes but its chunks hold ${total}`);
+  }
   show.writeRevision(revision, seq, files, blobs);
 }
 
@@ -162,6 +174,6 @@ function applyManifest(assets: AssetTables, entry: ManifestEntry): void {
     throw refuse(`${asset.size} bytes need ${chunkCountFor(asset.size)} chunks of ${ASSET_CHUNK_BYTES}, but it lists ${asset.chunks.length}`);
   }
   const missing = assets.missingChunks(asset.chunks);
-  if (missing.length > 0) throw new ChunksMissing(asset.id, missing);
+  if (missing.length > 0) throw new ChunksMissing(`Asset ${asset.id}`, missing);
   assets.writeManifest(asset, entry.seq);
 }

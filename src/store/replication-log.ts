@@ -67,6 +67,11 @@ export class ReplicationLog {
   private readonly selectFirstSeq: Statement;
   private flushChunks: () => void = () => {};
 
+  /** The database this log is in (for its disk usage). */
+  get database(): Database {
+    return this.db;
+  }
+
   constructor(db: Database) {
     this.db = db;
     this.show = new ShowFileTables(db);

@@ -10,31 +10,37 @@
  * Each push is one transaction together with its replication log entry.
  *
  * Revision 0 is the empty show file. Every read checks the content's hash.
+ *
+ * Contents are chunk lists (show-file-tables.ts): a push over the network names chunks the
+ * pusher sent first (ChunkIntake) or that were here already; a push with bytes (tests, tools)
+ * has them chunked here. Either way the revision is one transaction: all of it or none.
  */
 import type { Database } from "bun:sqlite";
 import { InvalidInput } from "../core/errors.ts";
 import { ShowPathCollision, findShowPathCollisions, validateShowPath } from "../core/show-paths.ts";
-import { sha256Hex } from "./content-hash.ts";
+import { ASSET_CHUNK_BYTES } from "./asset-tables.ts";
+import { fileHashOfChunks } from "./content-hash.ts";
 import { SHOW_REVISION } from "./replication-entries.ts";
 import type { ReplicationLog } from "./replication-log.ts";
 import {
   MAX_AUTHOR_CHARS,
   MAX_PUSH_ID_CHARS,
   MAX_PUSH_MESSAGE_CHARS,
-  MAX_SHOW_FILE_BYTES,
   ShowFileTables,
   type BlobRecord,
   type FileRecord,
   type RevisionRecord,
   type ShowFileEntry,
 } from "./show-file-tables.ts";
-import { PushConflict, ShowFileNotFound, UnknownRevision } from "./store-errors.ts";
+import { PushChunksMissing, PushConflict, ShowFileNotFound, UnknownRevision } from "./store-errors.ts";
 import { readTransaction, writeTransaction } from "./write-transaction.ts";
 
 export type { RevisionRecord, ShowFileEntry } from "./show-file-tables.ts";
 
-/** One path of a push: new content, or null to delete the file. */
-export type ShowFileChange = { readonly path: string; readonly content: Uint8Array | null };
+/** One path of a push: new content as bytes or as stored chunks (in order, each 1 MiB but the last), or null to delete the file. */
+export type ShowFileChange =
+  | { readonly path: string; readonly content: Uint8Array | null }
+  | { readonly path: string; readonly size: number; readonly chunks: readonly string[] };
 
 export type PushRequest = {
   /** The revision the pusher's folder is based on (0 for a new show file). */
@@ -58,10 +64,10 @@ export type PushResult = {
   readonly duplicate: boolean;
 };
 
-/** A change since some revision: content (its hash checked) or null for a deleted file. */
+/** A change since some revision: the file's chunks (its hash checked against them), or a deleted file. */
 export type PulledChange =
-  | { readonly path: string; readonly content: Uint8Array; readonly hash: string; readonly size: number }
-  | { readonly path: string; readonly content: null };
+  | { readonly path: string; readonly deleted: false; readonly hash: string; readonly size: number; readonly chunks: readonly string[] }
+  | { readonly path: string; readonly deleted: true };
 
 export type PullResult = { readonly since: number; readonly head: number; readonly changes: PulledChange[] };
 
@@ -80,6 +86,7 @@ export class ShowFileStore {
     this.db = db;
     this.replication = log;
     this.tables = new ShowFileTables(db);
+    this.tables.chunkInlineBlobs();
     this.wallClock = wallClock;
   }
 
@@ -96,8 +103,6 @@ export class ShowFileStore {
   push(request: PushRequest): PushResult {
     const { base, changes, message, author, pushId = null } = request;
     checkPushShape(request);
-    // Hashing is pure CPU: do it before taking the write lock.
-    const hashed = changes.map((c) => ({ path: c.path, content: c.content, hash: c.content === null ? null : sha256Hex(c.content) }));
     return writeTransaction(this.db, `the push of ${changes.length} file(s)`, () => {
       if (pushId !== null) {
         const earlier = this.tables.revisionByPushId(pushId);
@@ -105,19 +110,20 @@ export class ShowFileStore {
       }
       const head = this.tables.head();
       if (!Number.isSafeInteger(base) || base < 0 || base > head) throw new UnknownRevision(base, head);
-      const conflicts = hashed.filter((c) => this.tables.lastChange(c.path) > base).map((c) => c.path);
+      const conflicts = changes.filter((c) => this.tables.lastChange(c.path) > base).map((c) => c.path);
       if (conflicts.length > 0) throw new PushConflict(conflicts.sort(), base, head);
-      for (const change of hashed) {
-        if (change.content === null && !this.tables.headFile(change.path)) {
+      for (const change of changes) {
+        if (isDeletion(change) && !this.tables.headFile(change.path)) {
           throw new InvalidInput(`Can't delete ${JSON.stringify(change.path)}: it is not in revision ${head}. Nothing was written.`, change.path);
         }
       }
-      this.checkCollisions(hashed);
+      this.checkCollisions(changes);
+      const contents = changes.map((c) => (isDeletion(c) ? null : "content" in c && c.content !== null ? this.tables.storeContent(c.content) : this.checkedChunks(c as ChunkedChange)));
       const created = this.wallClock();
       const rev = head + 1;
       const seq = this.replication.append(SHOW_REVISION, JSON.stringify({ rev }), created);
-      const files: FileRecord[] = hashed.map((c) => ({ path: c.path, hash: c.hash, size: c.content?.length ?? 0, deleted: c.content === null }));
-      const blobs: BlobRecord[] = hashed.flatMap((c) => (c.content === null || c.hash === null ? [] : [{ hash: c.hash, data: c.content }]));
+      const files: FileRecord[] = changes.map((c, i) => ({ path: c.path, hash: contents[i]?.hash ?? null, size: contents[i]?.size ?? 0, deleted: contents[i] === null }));
+      const blobs: BlobRecord[] = contents.filter((b): b is BlobRecord => b !== null);
       this.tables.writeRevision({ rev, parent: head, base, message, author, created, pushId }, seq, files, blobs);
       return { rev, seq, duplicate: false };
     });
@@ -130,9 +136,9 @@ export class ShowFileStore {
       const changes: PulledChange[] = [];
       for (const path of this.tables.pathsChangedAfter(since)) {
         const now = this.tables.headFile(path);
-        if (now) changes.push({ path, content: this.tables.readBlob(now.hash, path), hash: now.hash, size: now.size });
+        if (now) changes.push({ path, deleted: false, hash: now.hash, size: now.size, chunks: this.tables.blobChunks(now.hash, path) });
         // A file made and deleted after `since` was never in the puller's folder: nothing to say about it.
-        else if (this.tables.fileAt(path, since)) changes.push({ path, content: null });
+        else if (this.tables.fileAt(path, since)) changes.push({ path, deleted: true });
       }
       return { since, head, changes };
     });
@@ -169,6 +175,23 @@ export class ShowFileStore {
     return rows as RevisionInfo[];
   }
 
+  /**
+   * The record of a file pushed as chunks, after checking each is stored and the sizes add up
+   * (every chunk 1 MiB but the last). Throws PushChunksMissing naming those to send (again).
+   */
+  private checkedChunks(change: ChunkedChange): BlobRecord {
+    const sizes = this.tables.chunkSizes(change.chunks);
+    const missing = change.chunks.filter((_, i) => sizes[i] === undefined);
+    if (missing.length > 0) throw new PushChunksMissing(change.path, [...new Set(missing)]);
+    const last = change.chunks.length - 1;
+    const total = sizes.reduce((n: number, size) => n + size!, 0);
+    const shaped = sizes.every((size, i) => i === last || size === ASSET_CHUNK_BYTES);
+    if (!shaped || total !== change.size) {
+      throw new InvalidInput(`${JSON.stringify(change.path)} says ${change.size} bytes, but its chunks hold ${total}${shaped ? "" : " in pieces that are not 1 MiB each"}. Nothing was written.`, change.path);
+    }
+    return { hash: fileHashOfChunks(change.chunks), size: change.size, chunks: [...change.chunks] };
+  }
+
   /** Returns head after checking `rev` names a revision here (0..head). */
   private checkedRevision(rev: number): number {
     const head = this.tables.head();
@@ -181,15 +204,21 @@ export class ShowFileStore {
    * folder is needed. Only paths new at head can collide; they are checked against the head
    * files that could collide with them, minus the ones this push deletes.
    */
-  private checkCollisions(changes: readonly { path: string; content: Uint8Array | null }[]): void {
-    const added = changes.filter((c) => c.content !== null && !this.tables.headFile(c.path)).map((c) => c.path);
+  private checkCollisions(changes: readonly ShowFileChange[]): void {
+    const added = changes.filter((c) => !isDeletion(c) && !this.tables.headFile(c.path)).map((c) => c.path);
     if (added.length === 0) return;
-    const deleted = new Set(changes.filter((c) => c.content === null).map((c) => c.path));
+    const deleted = new Set(changes.filter(isDeletion).map((c) => c.path));
     const neighbours = added.flatMap((path) => this.tables.collisionCandidates(path)).filter((path) => !deleted.has(path));
     const addedSet = new Set(added);
     const pairs = findShowPathCollisions([...neighbours, ...added]).filter((p) => addedSet.has(p.path) || addedSet.has(p.other));
     if (pairs.length > 0) throw new ShowPathCollision(pairs);
   }
+}
+
+type ChunkedChange = Extract<ShowFileChange, { chunks: readonly string[] }>;
+
+function isDeletion(change: ShowFileChange): boolean {
+  return "content" in change && change.content === null;
 }
 
 /** Limits and shape, checked before any database work. */
@@ -206,11 +235,5 @@ function checkPushShape(request: PushRequest): void {
     validateShowPath(change.path);
     if (seen.has(change.path)) throw new InvalidInput(`${JSON.stringify(change.path)} appears twice in one push. Nothing was written.`, change.path);
     seen.add(change.path);
-    if (change.content !== null && change.content.length > MAX_SHOW_FILE_BYTES) {
-      throw new InvalidInput(
-        `${JSON.stringify(change.path)} has ${change.content.length} bytes; show files are limited to ${MAX_SHOW_FILE_BYTES}. Put large media in the Asset Hub.`,
-        change.path,
-      );
-    }
   }
 }

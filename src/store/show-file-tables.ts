@@ -3,14 +3,18 @@
  * head) and blobs. Shared by ShowFileStore (pushes on the main) and replication
  * (entries applied on the backup), so both write a revision the same way.
  * Callers run writes inside a transaction; nothing here starts one.
+ *
+ * A blob's content is a list of 1 MiB chunks in the asset cache (blob_chunks), so a file of
+ * any size is stored, pushed, pulled and replicated a chunk at a time, and a chunk any file or
+ * asset already has is never stored or sent again. Its hash is fileHashOfChunks(chunks).
+ * Blobs written before that keep their bytes inline (chunked = 0) until `chunkInlineBlobs`.
  */
 import type { Database, Statement } from "bun:sqlite";
 import { ancestorFoldKeys, showPathFoldKey } from "../core/show-paths.ts";
-import { sha256Hex } from "./content-hash.ts";
+import { ASSET_CHUNK_BYTES, AssetTables } from "./asset-tables.ts";
+import { fileHashOfChunks, sha256Hex } from "./content-hash.ts";
 import { CorruptBlob } from "./store-errors.ts";
 
-/** One show file's content. Large media belong in the Asset Hub, which streams them in chunks. */
-export const MAX_SHOW_FILE_BYTES = 64 * 1024 * 1024;
 export const MAX_PUSH_MESSAGE_CHARS = 4096;
 export const MAX_AUTHOR_CHARS = 256;
 export const MAX_PUSH_ID_CHARS = 128;
@@ -31,7 +35,8 @@ export type RevisionRecord = {
 /** One path changed by a revision. A deletion has hash null and size 0. */
 export type FileRecord = { readonly path: string; readonly hash: string | null; readonly size: number; readonly deleted: boolean };
 
-export type BlobRecord = { readonly hash: string; readonly data: Uint8Array };
+/** A file's content: its size and its chunks' hashes in order (hash = fileHashOfChunks(chunks)). */
+export type BlobRecord = { readonly hash: string; readonly size: number; readonly chunks: readonly string[] };
 
 /** A file present in some revision. `rev` is the revision that last changed it. */
 export type ShowFileEntry = { readonly path: string; readonly hash: string; readonly size: number; readonly rev: number };
@@ -68,9 +73,15 @@ export class ShowFileTables {
   private readonly deleteHeadFile: Statement;
   private readonly selectHeadByFold: Statement;
   private readonly selectHeadUnderFold: Statement;
+  private readonly selectBlobChunks: Statement;
+  private readonly insertBlobChunk: Statement;
+  private readonly chunkStore: AssetTables;
 
   constructor(db: Database) {
     this.db = db;
+    this.chunkStore = new AssetTables(db);
+    this.selectBlobChunks = db.query("SELECT chunk FROM blob_chunks WHERE hash = ? ORDER BY idx");
+    this.insertBlobChunk = db.query("INSERT INTO blob_chunks (hash, idx, chunk) VALUES (?, ?, ?)");
     this.selectHead = db.query("SELECT COALESCE(MAX(rev), 0) AS head FROM revisions");
     this.selectRevision = db.query("SELECT * FROM revisions WHERE rev = ?");
     this.selectRevisionByPushId = db.query("SELECT * FROM revisions WHERE push_id = ?");
@@ -79,13 +90,13 @@ export class ShowFileTables {
     this.selectFileAt = db.query("SELECT path, hash, size, deleted, rev FROM files WHERE path = ? AND rev <= ? ORDER BY rev DESC LIMIT 1");
     this.selectHeadFile = db.query("SELECT path, hash, size, rev FROM head_files WHERE path = ?");
     this.selectRevisionFiles = db.query("SELECT path, hash, size, deleted FROM files WHERE rev = ? ORDER BY path");
-    this.selectBlob = db.query("SELECT data FROM blobs WHERE hash = ?");
+    this.selectBlob = db.query("SELECT data, chunked FROM blobs WHERE hash = ?");
     this.selectBlobExists = db.query("SELECT 1 AS found FROM blobs WHERE hash = ?");
     this.insertRevision = db.query(
       "INSERT INTO revisions (rev, parent, base, message, author, created, push_id, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.insertFile = db.query("INSERT INTO files (path, rev, hash, size, deleted) VALUES (?, ?, ?, ?, ?)");
-    this.insertBlob = db.query("INSERT OR IGNORE INTO blobs (hash, size, data) VALUES (?, ?, ?)");
+    this.insertBlob = db.query("INSERT OR IGNORE INTO blobs (hash, size, data, chunked) VALUES (?, ?, X'', 1)");
     this.upsertHeadFile = db.query(
       `INSERT INTO head_files (path, fold, hash, size, rev) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (path) DO UPDATE SET hash = excluded.hash, size = excluded.size, rev = excluded.rev`,
@@ -154,13 +165,76 @@ export class ShowFileTables {
     return (this.selectRevisionFiles.all(rev) as FileRow[]).map((r) => ({ path: r.path, hash: r.hash, size: r.size, deleted: r.deleted === 1 }));
   }
 
-  /** Blob content, checked against its hash on every read. `path` names it in the error. */
-  readBlob(hash: string, path: string): Uint8Array {
-    const row = this.selectBlob.get(hash) as { data: Uint8Array } | null;
-    if (!row || sha256Hex(row.data) !== hash) throw new CorruptBlob(path, hash);
-    return row.data;
+  /** A blob's chunk hashes in order (checked against the blob's hash). `path` names it in the error. */
+  blobChunks(hash: string, path: string): string[] {
+    const row = this.selectBlob.get(hash) as { data: Uint8Array; chunked: number } | null;
+    if (!row) throw new CorruptBlob(path, hash);
+    if (row.chunked === 0) throw new CorruptBlob(path, hash); // chunkInlineBlobs runs at open, so none is left
+    const chunks = (this.selectBlobChunks.all(hash) as { chunk: string }[]).map((r) => r.chunk);
+    if (fileHashOfChunks(chunks) !== hash) throw new CorruptBlob(path, hash);
+    return chunks;
   }
 
+  /** A blob's whole content, each chunk's hash checked. For small files and tests: pulls stream chunk by chunk. */
+  readBlob(hash: string, path: string): Uint8Array {
+    const pieces = this.blobChunks(hash, path).map((chunk) => {
+      let data: Uint8Array | undefined;
+      try {
+        data = this.chunkStore.readChunk(chunk, `the show file's ${JSON.stringify(path)}`);
+      } catch (error) {
+        throw new CorruptBlob(path, hash, error);
+      }
+      if (!data) throw new CorruptBlob(path, hash);
+      return data;
+    });
+    return pieces.length === 1 ? pieces[0]! : new Uint8Array(Buffer.concat(pieces));
+  }
+
+  /**
+   * Splits `content` into chunks, stores each durably unless it is stored already, and returns its
+   * record. Inside a transaction (the chunk files are durable before their rows, as for assets).
+   */
+  storeContent(content: Uint8Array): BlobRecord {
+    const chunks: string[] = [];
+    for (let at = 0; at < content.length; at += ASSET_CHUNK_BYTES) {
+      const piece = content.subarray(at, Math.min(content.length, at + ASSET_CHUNK_BYTES));
+      const hash = sha256Hex(piece);
+      this.chunkStore.insertChunk(hash, piece);
+      chunks.push(hash);
+    }
+    return { hash: fileHashOfChunks(chunks), size: content.length, chunks };
+  }
+
+  /** The size of each stored chunk in `chunks` (undefined where one is not stored). */
+  chunkSizes(chunks: readonly string[]): (number | undefined)[] {
+    return chunks.map((hash) => this.chunkStore.chunkSize(hash));
+  }
+
+  /**
+   * Moves blobs written before chunking (bytes inline) into chunks, one transaction each; their
+   * hash (SHA-256 of the content) becomes fileHashOfChunks, and every row naming it follows.
+   * Returns how many moved. Runs once at open; a database with none does nothing.
+   */
+  chunkInlineBlobs(): number {
+    const inline = (this.db.query("SELECT hash FROM blobs WHERE chunked = 0").all() as { hash: string }[]).map((r) => r.hash);
+    for (const old of inline) {
+      this.db.transaction(() => {
+        const { data } = this.db.query("SELECT data FROM blobs WHERE hash = ?").get(old) as { data: Uint8Array };
+        const record = this.storeContent(data);
+        if (record.hash !== old) {
+          this.insertBlob.run(record.hash, record.size);
+          for (const table of ["files", "head_files"]) this.db.run(`UPDATE ${table} SET hash = ? WHERE hash = ?`, [record.hash, old]);
+          this.db.run("DELETE FROM blobs WHERE hash = ?", [old]);
+        } else {
+          this.db.run("UPDATE blobs SET data = X'', chunked = 1 WHERE hash = ?", [old]);
+        }
+        if (this.selectBlobChunks.all(record.hash).length === 0) record.chunks.forEach((chunk, idx) => this.insertBlobChunk.run(record.hash, idx, chunk));
+      }).immediate();
+    }
+    return inline.length;
+  }
+
+  /** Whether the blob is stored (its chunks with it). */
   hasBlob(hash: string): boolean {
     return this.selectBlobExists.get(hash) !== null;
   }
@@ -184,7 +258,10 @@ export class ShowFileTables {
    * Deletions update the head first so a rename that only changes letter case passes the fold key's UNIQUE.
    */
   writeRevision(revision: RevisionRecord, logSeq: number, files: readonly FileRecord[], blobs: readonly BlobRecord[]): void {
-    for (const blob of blobs) this.insertBlob.run(blob.hash, blob.data.length, blob.data);
+    for (const blob of blobs) {
+      if (this.insertBlob.run(blob.hash, blob.size).changes === 0) continue; // stored already, with its chunks
+      blob.chunks.forEach((chunk, idx) => this.insertBlobChunk.run(blob.hash, idx, chunk));
+    }
     const r = revision;
     this.insertRevision.run(r.rev, r.parent, r.base, r.message, r.author, r.created, r.pushId, logSeq);
     for (const file of files) this.insertFile.run(file.path, r.rev, file.hash, file.size, file.deleted ? 1 : 0);
@@ -196,6 +273,6 @@ export class ShowFileTables {
 
   /** Empties the show file (a backup about to receive a snapshot). */
   clear(): void {
-    for (const table of ["head_files", "files", "revisions", "blobs"]) this.db.run(`DELETE FROM ${table}`);
+    for (const table of ["head_files", "files", "revisions", "blob_chunks", "blobs"]) this.db.run(`DELETE FROM ${table}`);
   }
 }

@@ -49,8 +49,8 @@ const RESTORE_HINT = "The database on this machine is damaged; restore it from t
 export class CorruptBlob extends AppError {
   readonly path: string;
   readonly hash: string;
-  constructor(path: string, hash: string) {
-    super("CORRUPT_BLOB", `The stored content of ${JSON.stringify(path)} does not match its hash ${hash}. ${RESTORE_HINT}`, { status: 500 });
+  constructor(path: string, hash: string, cause?: unknown) {
+    super("CORRUPT_BLOB", `The stored content of ${JSON.stringify(path)} does not match its hash ${hash}. ${RESTORE_HINT}`, { status: 500, cause });
     this.name = "CorruptBlob";
     this.path = path;
     this.hash = hash;
@@ -141,9 +141,20 @@ export class RangeNotSatisfiable extends AppError {
 /** A manifest may only become visible once every chunk it names is stored (the chunk lane fetches them first). */
 export class ChunksMissing extends AppError {
   readonly missing: readonly string[];
-  constructor(assetId: string, missing: readonly string[]) {
-    super("CHUNKS_MISSING", `Asset ${assetId} can't be applied yet: ${missing.length} of its chunks are not here. Fetch them by hash first.`, { status: 409 });
+  /** `what`: "Asset ID" or "Revision N". */
+  constructor(what: string, missing: readonly string[]) {
+    super("CHUNKS_MISSING", `${what} can't be applied yet: ${missing.length} of its chunks are not here. Fetch them by hash first.`, { status: 409 });
     this.name = "ChunksMissing";
+    this.missing = missing;
+  }
+}
+
+/** A push names chunks the main does not hold (not sent, or reclaimed since): the pusher sends them and pushes again. */
+export class PushChunksMissing extends AppError {
+  readonly missing: readonly string[];
+  constructor(path: string, missing: readonly string[]) {
+    super("CHUNKS_MISSING", `The push names ${missing.length} piece(s) of ${JSON.stringify(path)} the main server does not have. Nothing was written; push again (it sends what is missing).`, { status: 409 });
+    this.name = "PushChunksMissing";
     this.missing = missing;
   }
 }

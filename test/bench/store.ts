@@ -1,139 +1,183 @@
 /**
- * Store benchmark: a main and its backup (real executables on loopback).
- * Replication lag: 100 pushes/s of a 10 KB file for PUSHES pushes; each push
- * is acknowledged only after the backup applied it, so the push round trip
- * is an upper bound on the lag. Printed as p50/p99 with the "behind" count.
- * Asset: a file of ASSET_MB MiB (default 1024) uploaded with `asset put`
- * through the main until the backup holds it too, beside a plain `cp` of the
- * same file on the same disk in the same run (the physical reference).
+ * Store benchmark: a main, its backup and two clients (real executables on loopback,
+ * product timing: heartbeats every 100 ms), side by side with plain copies on the same disk:
+ *
+ * 1. Replication lag: PUSHES pushes (default 1000) of a 10 KB file at 100/s, each
+ *    acknowledged only after the backup applied it.
+ * 2. A show folder of SHOW_FILES files (default 1000) totalling SHOW_MB MiB (default 1024):
+ *    `cp -r` + `sync`; `understudy push` from client a (until the backup holds it);
+ *    `understudy pull` into an empty folder on client b.
+ * 3. An asset of ASSET_MB MiB (default 1024): `cp` + `sync`; `understudy asset put` to the
+ *    main until the backup holds it too.
+ *
+ * For each transfer: CPU seconds per GiB of the client (command, plus its node when it goes
+ * through one), the main and the backup; and the longest heartbeat silence each server saw
+ * from the other meanwhile (minus the 100 ms interval: an upper bound on send jitter).
+ * Every run starts from a cold page cache when we may drop it (root).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { randomFillSync } from "node:crypto";
 import nacl from "tweetnacl";
 import { parseNetworkKey } from "../../src/core/keys.ts";
-import { RpcClient } from "../../src/net/rpc.ts";
 import { connectSecure } from "../../src/net/secure-socket.ts";
+import { ShowFileClient } from "../../src/services/show-file-client.ts";
 import { pushResult } from "../../src/services/show-file-protocol.ts";
-import { executable } from "../support/executable.ts";
-import { devLicenseText } from "../support/licenses.ts";
-import { freePeerPort } from "../support/cluster.ts";
+import { Cluster, DEFAULTS } from "../support/cluster.ts";
+import { tempDir } from "../support/machine-process.ts";
+import { commandCpuSeconds, cpuSeconds, HeartbeatGaps } from "./process-meter.ts";
 
 const PUSHES = Number(process.env.PUSHES ?? 1000);
+const SHOW_FILES = Number(process.env.SHOW_FILES ?? 1000);
+const SHOW_MB = Number(process.env.SHOW_MB ?? 1024);
+const ASSET_MB = Number(process.env.ASSET_MB ?? 1024);
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 
-/** Seconds from `since` until the main says its backup's copy is in sync. */
-async function waitReplicated(since: number): Promise<number> {
-  for (let i = 0; i < 6000; i++) {
-    const status = (await (await fetch(`http://${mainUi()}/api/status`)).json()) as { showFile: { backup: { state: string } } | null };
-    if (status.showFile?.backup.state === "in-sync") return (performance.now() - since) / 1000;
-    await Bun.sleep(50);
-  }
-  throw new Error("the backup did not catch up within 5 minutes");
+const cluster = await Cluster.start({ ...DEFAULTS, clients: ["a", "b"] });
+const c = cluster;
+const work = tempDir("understudy-bench-store-");
+
+function dropCaches(): void {
+  Bun.spawnSync(["sync"]);
+  if (process.getuid?.() === 0) Bun.spawnSync(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"]);
 }
-const bin = await executable();
-const dir = mkdtempSync(join(tmpdir(), "understudy-bench-store-"));
-const keyFile = join(dir, "net.key");
-const licFile = join(dir, "lic.json");
-Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
-writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
-const networkKey = parseNetworkKey(await Bun.file(keyFile).text(), keyFile);
 
-const [pm, pb, um] = [await freePeerPort(), await freePeerPort(), await freePeerPort()];
-const mainUi = () => `127.0.0.1:${um}`;
-const common = ["--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json"];
-const procs = [
-  Bun.spawn([bin, "run", "--role", "main", "--data", mkdtempSync(join(dir, "m-")), "--ui-listen", mainUi(), "--peer-listen", `127.0.0.1:${pm}`, "--backup", `127.0.0.1:${pb}`, ...common], { stdout: "ignore", stderr: "ignore" }),
-  Bun.spawn([bin, "run", "--role", "backup", "--data", mkdtempSync(join(dir, "b-")), "--ui-listen", "127.0.0.1:0", "--peer-listen", `127.0.0.1:${pb}`, "--main", `127.0.0.1:${pm}`, ...common], { stdout: "ignore", stderr: "ignore" }),
-];
+function timed(command: string[]): number {
+  const t0 = performance.now();
+  const r = Bun.spawnSync(command);
+  if (r.exitCode !== 0) throw new Error(`${command.join(" ")} failed: ${r.stderr.toString()}`);
+  return (performance.now() - t0) / 1000;
+}
+
+type Transfer = { name: string; mib: number; files: number; seconds: number; reference: number; cpu: Record<"client" | "main" | "backup", number>; gaps: Map<string, number> };
+const transfers: Transfer[] = [];
+const references: { name: string; mib: number; files: number; seconds: number }[] = [];
+
+/** Runs an understudy command, measuring wall time until `done` says the backup has it, CPU per process and heartbeat gaps. */
+async function transfer(name: string, mib: number, files: number, reference: number, args: string[], viaNode: string | null, done: () => Promise<void> = async () => {}): Promise<void> {
+  dropCaches();
+  const pids = { main: c.machine("main").proc.pid, backup: c.machine("backup").proc.pid, node: viaNode ? c.machine(viaNode).proc.pid : null };
+  const before = { main: cpuSeconds(pids.main), backup: cpuSeconds(pids.backup), node: pids.node ? cpuSeconds(pids.node) : 0 };
+  const gaps = new HeartbeatGaps([
+    { ui: c.machine("backup").ui, from: "main", label: "main → backup" },
+    { ui: c.machine("main").ui, from: "backup", label: "backup → main" },
+  ]);
+  const t0 = performance.now();
+  const proc = c.spawnCommand(args);
+  const [err, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`understudy ${args.join(" ")} failed: ${err}`);
+  await done();
+  const seconds = (performance.now() - t0) / 1000;
+  const longest = await gaps.stop();
+  const perGiB = (s: number) => s / ((mib * MiB) / GiB);
+  transfers.push({
+    name,
+    mib,
+    files,
+    seconds,
+    reference,
+    gaps: longest,
+    cpu: {
+      client: perGiB(commandCpuSeconds(proc) + (pids.node ? cpuSeconds(pids.node) - before.node : 0)),
+      main: perGiB(cpuSeconds(pids.main) - before.main),
+      backup: perGiB(cpuSeconds(pids.backup) - before.backup),
+    },
+  });
+}
+
+async function backupInSync(): Promise<void> {
+  await c.waitStatus("main", "the backup in sync", (s) => s.showFile?.backup.state === "in-sync", 600_000);
+}
+
 try {
-  for (let i = 0; ; i++) {
-    const status = await fetch(`http://${mainUi()}/api/status`).then((r) => r.json() as Promise<{ failover: { state: string } | null }>, () => null);
-    if (status?.failover?.state === "active") break;
-    if (i > 200) throw new Error("the main did not become active");
-    await Bun.sleep(50);
-  }
-  const client = new RpcClient();
-  for (let i = 0; ; i++) {
-    try {
-      client.attach(await connectSecure(`127.0.0.1:${pm}`, "/files", { networkKey, machine: nacl.sign.keyPair() }, () => client.events()));
-      break;
-    } catch (error) {
-      if (i > 100) throw error;
-      await Bun.sleep(50);
-    }
-  }
-  // Wait until the backup follows: a first push acknowledged by it.
-  for (let base = 0, i = 0; ; i++) {
-    const r = await client.call("push", { base, author: "bench", message: "warm-up", changes: [{ path: `warm/${i}`, content: Buffer.from("x").toString("base64") }] }, pushResult);
-    base = r.rev;
-    if (r.replicated === "backup") break;
-    await Bun.sleep(100);
-  }
-  const payload = Buffer.from(nacl.randomBytes(10 * 1024)).toString("base64");
+  await c.waitAll("everyone linked", (_n, s) => s.chip === "Backup is idle" && s.failover?.hubConnected === true, { timeoutMs: 30_000 });
+
+  // 1. Replication lag of small pushes.
+  const networkKey = parseNetworkKey(await Bun.file(c.keyFile).text(), c.keyFile);
+  const client = new ShowFileClient();
+  client.attach(await connectSecure(c.address("main"), "/files", { networkKey, machine: nacl.sign.keyPair() }, () => client.events()));
   const latencies: number[] = [];
   let behind = 0;
   const started = performance.now();
   const inflight: Promise<void>[] = [];
   for (let i = 0; i < PUSHES; i++) {
-    const due = started + i * 10;
-    const wait = due - performance.now();
+    const wait = started + i * 10 - performance.now();
     if (wait > 0) await Bun.sleep(wait);
     const t0 = performance.now();
+    const content = nacl.randomBytes(10 * 1024);
     inflight.push(
-      client.call("push", { base: 0, author: "bench", message: `push ${i}`, changes: [{ path: `lag/${i}.bin`, content: payload }] }, pushResult).then((r) => {
-        latencies.push(performance.now() - t0);
-        if (r.replicated !== "backup") behind++;
-      }),
+      client
+        .putChunk(content)
+        .then(({ hash }) => client.call("push", { base: 0, author: "bench", message: `push ${i}`, changes: [{ path: `lag/${i}.bin`, size: content.length, chunks: [hash] }] }, pushResult))
+        .then((r) => {
+          latencies.push(performance.now() - t0);
+          if (r.replicated !== "backup") behind++;
+        }),
     );
   }
   await Promise.all(inflight);
+  client.close();
   const sorted = latencies.sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
   const rate = PUSHES / ((performance.now() - started) / 1000);
-  console.log("| measure | pushes | rate /s | p50 ms | p99 ms | max ms | acknowledged as behind |");
-  console.log("|---|---|---|---|---|---|---|");
-  console.log(`| push acknowledged after the backup applied it (10 KB) | ${PUSHES} | ${rate.toFixed(0)} | ${at(0.5).toFixed(1)} | ${at(0.99).toFixed(1)} | ${sorted[sorted.length - 1]!.toFixed(1)} | ${behind} |`);
-  client.close();
 
-  const assetMb = Number(process.env.ASSET_MB ?? 1024);
-  const file = join(dir, "asset.bin");
+  // 2. A show folder: SHOW_FILES random files of varied sizes, SHOW_MB MiB in all.
+  const show = join(work, "show");
+  const total = SHOW_MB * MiB;
+  const buffer = Buffer.alloc(Math.ceil((2 * total) / SHOW_FILES) + 1);
+  for (let i = 0, written = 0; i < SHOW_FILES; i++) {
+    const size = i === SHOW_FILES - 1 ? total - written : Math.round((total / SHOW_FILES) * (0.5 + ((i * 7919) % 1000) / 1000));
+    mkdirSync(join(show, `scene-${i % 20}`), { recursive: true });
+    writeFileSync(join(show, `scene-${i % 20}`, `clip-${i}.bin`), randomFillSync(buffer, 0, size).subarray(0, size));
+    written += size;
+  }
+  dropCaches();
+  const copyFolder = timed(["sh", "-c", `cp -r ${show} ${join(work, "show-copy")} && sync`]);
+  references.push({ name: "plain copy of the folder (cp -r + sync), same disk", mib: SHOW_MB, files: SHOW_FILES, seconds: copyFolder });
+  rmSync(join(work, "show-copy"), { recursive: true, force: true });
+  await transfer("show folder push (client a, until the backup holds it)", SHOW_MB, SHOW_FILES, copyFolder, ["push", show, "-m", "bench", "--node", c.peer("a"), "--key", c.keyFile], "a", backupInSync);
+  const pulled = join(work, "pulled");
+  await transfer("show folder pull into an empty folder (client b)", SHOW_MB, SHOW_FILES, copyFolder, ["pull", pulled, "--node", c.peer("b"), "--key", c.keyFile], "b");
+  // The pull also brings the small files of part 1; the show folder's files must all be there.
+  const pulledBytes = readdirSync(pulled, { recursive: true })
+    .map(String)
+    .filter((f) => f.startsWith("scene-") && statSync(join(pulled, f)).isFile())
+    .reduce((n, f) => n + statSync(join(pulled, f)).size, 0);
+  if (pulledBytes !== total) throw new Error(`the pull wrote ${pulledBytes} bytes of the show folder, not ${total}`);
+  rmSync(pulled, { recursive: true, force: true });
+
+  // 3. One asset of ASSET_MB MiB.
+  const asset = join(work, "asset.bin");
   {
-    const chunk = nacl.randomBytes(1024 * 1024);
-    const writer = Bun.file(file).writer();
-    for (let i = 0; i < assetMb; i++) {
-      chunk[0] = i & 0xff;
-      chunk[1] = (i >> 8) & 0xff;
-      writer.write(chunk);
-    }
+    const chunk = Buffer.alloc(MiB);
+    const writer = Bun.file(asset).writer();
+    for (let i = 0; i < ASSET_MB; i++) writer.write(randomFillSync(chunk));
     await writer.end();
   }
-  const bytes = assetMb * 1024 * 1024;
-  // Both runs start from a cold page cache when we may drop it (root), so the copy
-  // measures the disk, not memory; without root the copy may read from cache.
-  const dropCaches = () => {
-    Bun.spawnSync(["sync"]);
-    if (process.getuid?.() === 0) Bun.spawnSync(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"]);
-  };
   dropCaches();
-  const c0 = performance.now();
-  Bun.spawnSync(["cp", file, join(dir, "copy.bin")]);
-  Bun.spawnSync(["sync"]);
-  const copyS = (performance.now() - c0) / 1000;
-  dropCaches();
-  const u0 = performance.now();
-  const put = Bun.spawnSync([bin, "asset", "put", file, "--node", `127.0.0.1:${pm}`, "--key", keyFile], { stderr: "pipe" });
-  if (put.exitCode !== 0) throw new Error(`asset put failed: ${put.stderr.toString()}`);
-  const uploadS = (performance.now() - u0) / 1000;
-  const replicatedS = put.stderr.toString().includes("the backup has it") ? uploadS : await waitReplicated(u0);
-  const mbps = (s: number) => (bytes / 1e6 / s).toFixed(0);
+  const copyFile = timed(["sh", "-c", `cp ${asset} ${join(work, "asset-copy.bin")} && sync`]);
+  references.push({ name: "plain copy of the file (cp + sync), same disk", mib: ASSET_MB, files: 1, seconds: copyFile });
+  rmSync(join(work, "asset-copy.bin"), { force: true });
+  await transfer("asset put to the main, until the backup holds it", ASSET_MB, 1, copyFile, ["asset", "put", asset, "--node", c.address("main"), "--key", c.keyFile], null, backupInSync);
+
+  const mbps = (mib: number, s: number) => ((mib * MiB) / 1e6 / s).toFixed(0);
+  console.log("| measure | pushes | rate /s | p50 ms | p99 ms | max ms | acknowledged as behind |");
+  console.log("|---|---|---|---|---|---|---|");
+  console.log(`| push acknowledged after the backup applied it (10 KB) | ${PUSHES} | ${rate.toFixed(0)} | ${at(0.5).toFixed(1)} | ${at(0.99).toFixed(1)} | ${sorted.at(-1)!.toFixed(1)} | ${behind} |`);
   console.log("");
-  console.log("| measure | MiB | seconds | MB/s |");
-  console.log("|---|---|---|---|");
-  console.log(`| plain copy (cp + sync), same disk | ${assetMb} | ${copyS.toFixed(2)} | ${mbps(copyS)} |`);
-  console.log(`| asset put, encrypted, until the main acknowledged | ${assetMb} | ${uploadS.toFixed(2)} | ${mbps(uploadS)} |`);
-  console.log(`| asset put until the backup holds it too | ${assetMb} | ${replicatedS.toFixed(2)} | ${mbps(replicatedS)} |`);
+  console.log("| measure | MiB | files | seconds | MB/s | share of the plain copy |");
+  console.log("|---|---|---|---|---|---|");
+  for (const r of references) console.log(`| ${r.name} | ${r.mib} | ${r.files} | ${r.seconds.toFixed(2)} | ${mbps(r.mib, r.seconds)} | 1 |`);
+  for (const t of transfers) console.log(`| ${t.name} | ${t.mib} | ${t.files} | ${t.seconds.toFixed(2)} | ${mbps(t.mib, t.seconds)} | ${(t.reference / t.seconds).toFixed(2)} |`);
+  console.log("");
+  console.log("| transfer | client CPU s/GiB | main CPU s/GiB | backup CPU s/GiB | longest heartbeat silence main → backup, ms | backup → main, ms |");
+  console.log("|---|---|---|---|---|---|");
+  for (const t of transfers) {
+    console.log(`| ${t.name} | ${t.cpu.client.toFixed(2)} | ${t.cpu.main.toFixed(2)} | ${t.cpu.backup.toFixed(2)} | ${t.gaps.get("main → backup")?.toFixed(0) ?? "–"} | ${t.gaps.get("backup → main")?.toFixed(0) ?? "–"} |`);
+  }
 } finally {
-  for (const p of procs) p.kill("SIGKILL");
-  await Promise.all(procs.map((p) => p.exited));
-  rmSync(dir, { recursive: true, force: true });
+  await c.shutdown();
+  rmSync(work, { recursive: true, force: true });
+  rmSync(c.dir, { recursive: true, force: true });
 }

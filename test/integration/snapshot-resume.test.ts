@@ -8,7 +8,7 @@ import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import { parseNetworkKey } from "../../src/core/keys.ts";
-import { RpcClient } from "../../src/net/rpc.ts";
+import { ShowFileClient } from "../../src/services/show-file-client.ts";
 import { connectSecure } from "../../src/net/secure-socket.ts";
 import { pushResult } from "../../src/services/show-file-protocol.ts";
 import { databasePath, openDatabase } from "../../src/store/database.ts";
@@ -30,12 +30,13 @@ test("a backup killed in the middle of its snapshot resumes and ends identical t
   await c.kill("backup");
 
   const networkKey = parseNetworkKey(await Bun.file(c.keyFile).text(), c.keyFile);
-  const client = new RpcClient();
+  const client = new ShowFileClient();
   client.attach(await connectSecure(c.address("main"), "/files", { networkKey, machine: nacl.sign.keyPair() }, () => client.events()));
   const REVISIONS = 400;
   for (let i = 0; i < REVISIONS; i++) {
-    const content = Buffer.from(nacl.randomBytes(8 * 1024)).toString("base64");
-    await client.call("push", { base: 0, author: "test", message: `r${i}`, changes: [{ path: `cues/${i}.bin`, content }] }, pushResult);
+    const content = nacl.randomBytes(8 * 1024);
+    const { hash } = await client.putChunk(content);
+    await client.call("push", { base: 0, author: "test", message: `r${i}`, changes: [{ path: `cues/${i}.bin`, size: content.length, chunks: [hash] }] }, pushResult);
   }
   client.close();
   const assetFile = join(c.dir, "asset.bin");

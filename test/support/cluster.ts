@@ -360,6 +360,13 @@ export class Cluster {
     return { code, out, err };
   }
 
+  /** Starts the executable with `args` and returns at once (a test may kill it midway); shutdown() kills it if still running. */
+  spawnCommand(args: string[]): Subprocess<"ignore", "pipe", "pipe"> {
+    const proc = Bun.spawn([this.bin, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: this.env() });
+    this.helpers.add(proc);
+    return proc;
+  }
+
   /** Last log lines of every machine, for failure messages. */
   describe(lastLines = 15): string {
     return [...this.machines.entries()]

@@ -233,3 +233,19 @@ test("through a forwarding node, as from a client machine", async () => {
   await run(flags, "get", id, join(main.dir, "r2.bin"));
   expect(readFileSync(join(main.dir, "r2.bin")).equals(data)).toBe(true);
 });
+
+test("asset rm removes an asset; asset abort stops an upload; unknown ids are named", async () => {
+  const { dir, flags, server } = setup();
+  const file = join(dir, "clip.bin");
+  writeRandom(file, MiB + 3);
+  const id = (await run(flags, "put", file)).out.trim();
+  expect((await run(flags, "rm", id)).out).toBe(`Asset ${id} removed; no backup.\n`);
+  expect((await run(flags, "ls")).out).toBe("No assets yet.\n");
+  expect((await failure(flags, "rm", id)).code).toBe("ASSET_NOT_FOUND");
+
+  const upload = server.stores!.assets.beginUpload("half.mov", 3 * MiB);
+  expect((await run(flags, "abort", upload.id)).out).toBe(`Upload ${upload.id} stopped; its space is given back after the grace period.\n`);
+  expect(server.stores!.assets.pendingUploads()).toEqual([]);
+  expect((await failure(flags, "abort", upload.id)).code).toBe("UPLOAD_NOT_FOUND");
+  expect(await failure(flags, "rm", "not/an/id")).toBeInstanceOf(UsageError);
+});

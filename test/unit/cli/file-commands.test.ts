@@ -1,13 +1,15 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomFillSync } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UsageError } from "../../../src/cli/args.ts";
 import { fileCommand, type FileCommandName } from "../../../src/cli/file-commands.ts";
 import { ShowFolder } from "../../../src/cli/show-folder.ts";
 import { AppError } from "../../../src/core/errors.ts";
-import { MAX_FILE_BYTES, READ_ONLY_MESSAGE } from "../../../src/services/show-file-protocol.ts";
-import { startFakeFilesServer } from "./fake-files-server.ts";
+import { READ_ONLY_MESSAGE } from "../../../src/services/show-file-protocol.ts";
+import { waitFor } from "../../support/wait-for.ts";
+import { startFilesServer } from "./files-server.ts";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -21,11 +23,8 @@ function tempDir(): string {
 }
 
 function fake() {
-  const started = startFakeFilesServer();
-  cleanups.push(() => {
-    started.server.stop(true);
-    rmSync(started.keyDir, { recursive: true, force: true });
-  });
+  const started = startFilesServer();
+  cleanups.push(started.stop);
   const root = tempDir();
   /** Runs a command against the fake; resolves with its exit code and what it printed. */
   const run = async (name: FileCommandName, ...argv: string[]) => {
@@ -58,7 +57,7 @@ test("a push from one folder arrives in another by pull, both ways", async () =>
   write(stage, "scenes/opening.txt", "lights up");
 
   expect(await run("push", stage, "-m", "first cues", "--name", "stage-pc")).toEqual({ code: 0, printed: "Pushed revision 1 (2 files); no backup\n" });
-  expect(show.revisions[0]).toMatchObject({ rev: 1, message: "first cues", author: "stage-pc", files: 2 });
+  expect(show.stores.showFile.log()[0]).toMatchObject({ rev: 1, message: "first cues", author: "stage-pc", changes: 2 });
 
   expect(await run("pull", booth)).toEqual({ code: 0, printed: `${booth} is at revision 1 (2 files changed)\n` });
   expect(read(booth, "scenes/opening.txt")).toBe("lights up");
@@ -182,15 +181,58 @@ test("a file that is not a valid show-file path is refused before anything is se
   expect(show.head).toBe(0);
 });
 
-test("a file too large for the show file is named and nothing is sent", async () => {
-  const { failure, show, folder } = fake();
+test("only chunks the main lacks travel: an unchanged or renamed file is not sent again", async () => {
+  const { run, show, folder } = fake();
   const dir = folder("f");
   mkdirSync(dir);
-  writeFileSync(join(dir, "movie.mov"), new Uint8Array(MAX_FILE_BYTES + 1));
-  const error = await failure("push", dir, "--name", "pc");
-  expect(error.code).toBe("SHOW_FILE_TOO_LARGE");
-  expect(error.message).toContain('"movie.mov"');
-  expect(show.head).toBe(0);
+  const big = randomFillSync(new Uint8Array(2 * 1024 * 1024 + 100));
+  writeFileSync(join(dir, "movie.bin"), big);
+  write(dir, "cues.json", "1");
+  await run("push", dir, "--name", "pc");
+  expect(show.offered.length).toBe(4);
+  renameSync(join(dir, "movie.bin"), join(dir, "renamed.bin"));
+  write(dir, "cues.json", "2");
+  expect((await run("push", dir, "--name", "pc")).printed).toBe("Pushed revision 2 (3 files); no backup\n");
+  expect(show.offered.length).toBe(5);
+  const copy = folder("copy");
+  await run("pull", copy);
+  expect(readFileSync(join(copy, "renamed.bin")).equals(Buffer.from(big))).toBe(true);
+  expect(existsSync(join(copy, "movie.bin"))).toBe(false);
+});
+
+test(".understudyignore keeps matching files out of a push, and they are never seen as deleted", async () => {
+  const { run, show, folder } = fake();
+  const dir = folder("f");
+  mkdirSync(dir);
+  write(dir, "scene.json", "s");
+  write(dir, "render/cache.tmp", "scratch");
+  write(dir, "notes.bak", "old");
+  write(dir, ".understudyignore", "render/\n*.bak\n");
+  expect((await run("push", dir, "--name", "pc")).printed).toBe("Pushed revision 1 (2 files); no backup\n");
+  expect(show.stores.showFile.files().map((f) => f.path)).toEqual([".understudyignore", "scene.json"]);
+  write(dir, ".understudyignore", "render/\n*.bak\nscene.json\n");
+  rmSync(join(dir, "scene.json"));
+  expect((await run("push", dir, "--name", "pc")).printed).toBe("Pushed revision 2 (1 file); no backup\n");
+  expect(show.stores.showFile.files().map((f) => f.path)).toEqual([".understudyignore", "scene.json"]);
+});
+
+test("pull --watch applies each new revision as it arrives, and stops when told", async () => {
+  const { run, folder, flags } = fake();
+  const stage = folder("stage");
+  const booth = folder("booth");
+  mkdirSync(stage);
+  write(stage, "cue.txt", "1");
+  await run("push", stage, "--name", "pc");
+  const stop = new AbortController();
+  let printed = "";
+  const watching = fileCommand("pull", [booth, "--watch", "--interval-ms", "50", ...flags], (text) => (printed += text), stop.signal);
+  await waitFor("the first pull", () => existsSync(join(booth, "cue.txt")));
+  write(stage, "cue.txt", "2");
+  await run("push", stage, "--name", "pc");
+  await waitFor("revision 2 in the watched folder", () => read(booth, "cue.txt") === "2");
+  stop.abort();
+  expect(await watching).toBe(0);
+  expect(printed).toBe(`${booth} is at revision 1 (1 file changed)\n${booth} is at revision 2 (1 file changed)\n`);
 });
 
 describe("command lines", () => {

@@ -19,10 +19,18 @@ function tempDir(): string {
   return dir;
 }
 
-const b64 = (text: string) => Buffer.from(text).toString("base64");
+/** What the pretend server holds, by chunk hash: fetchServed hands these out. */
+const served = new Map<string, Uint8Array>();
+const fetchServed = async (hash: string) => served.get(hash)!;
 const pulled = (head: number, files: Record<string, string | null>): PullResult => ({
   head,
-  changes: Object.entries(files).map(([path, text]) => ({ path, content: text === null ? null : b64(text) })),
+  changes: Object.entries(files).map(([path, text]) => {
+    if (text === null) return { path, deleted: true as const };
+    const bytes = new TextEncoder().encode(text);
+    const chunks = bytes.length === 0 ? [] : [sha256Hex(bytes)];
+    if (bytes.length > 0) served.set(chunks[0]!, bytes);
+    return { path, size: bytes.length, chunks };
+  }),
 });
 const read = (dir: string, path: string) => readFileSync(join(dir, path), "utf8");
 /** Every file under `dir` except the bookkeeping, as path → text. */
@@ -35,19 +43,19 @@ function contents(dir: string): Record<string, string> {
   }
   return out;
 }
-const summary = (folder: ShowFolder) => folder.changes().map((c) => `${c.kind} ${c.path}${c.content ? ` ${Buffer.from(c.content).toString()}` : ""}`);
+const summary = (folder: ShowFolder) => folder.changes().map((c) => `${c.kind} ${c.path}${c.file ? ` ${read(folder.dir, c.path)}` : ""}`);
 
 /** A folder at revision 2 holding a.txt and sub/b.txt. */
-function pulledFolder() {
+async function pulledFolder() {
   const dir = tempDir();
   const folder = ShowFolder.open(dir);
-  folder.applyPull(pulled(2, { "a.txt": "alpha", "sub/b.txt": "beta" }));
+  await folder.applyPull(pulled(2, { "a.txt": "alpha", "sub/b.txt": "beta" }), fetchServed);
   return { dir, folder };
 }
 
-function refusal(action: () => unknown): AppError {
+async function refusal(action: () => unknown): Promise<AppError> {
   try {
-    action();
+    await action();
   } catch (error) {
     if (error instanceof AppError) return error;
     throw error;
@@ -55,11 +63,11 @@ function refusal(action: () => unknown): AppError {
   throw new Error("expected a refusal");
 }
 
-test("a first pull into an empty folder writes the files and records the revision", () => {
+test("a first pull into an empty folder writes the files and records the revision", async () => {
   const dir = tempDir();
   const folder = ShowFolder.open(dir);
   expect(folder.base).toBe(0);
-  const applied = folder.applyPull(pulled(2, { "a.txt": "alpha", "sub/b.txt": "beta" }));
+  const applied = await folder.applyPull(pulled(2, { "a.txt": "alpha", "sub/b.txt": "beta" }), fetchServed);
   expect(applied).toEqual({ base: 2, written: ["a.txt", "sub/b.txt"], deleted: [] });
   expect(contents(dir)).toEqual({ "a.txt": "alpha", "sub/b.txt": "beta" });
   expect(folder.base).toBe(2);
@@ -67,8 +75,8 @@ test("a first pull into an empty folder writes the files and records the revisio
   expect(folder.changes()).toEqual([]);
 });
 
-test("changes are files added, changed and deleted since the base, sorted, with forward slashes", () => {
-  const { dir, folder } = pulledFolder();
+test("changes are files added, changed and deleted since the base, sorted, with forward slashes", async () => {
+  const { dir, folder } = await pulledFolder();
   writeFileSync(join(dir, "a.txt"), "ALPHA");
   rmSync(join(dir, "sub/b.txt"));
   mkdirSync(join(dir, "new/deeper"), { recursive: true });
@@ -77,25 +85,25 @@ test("changes are files added, changed and deleted since the base, sorted, with 
   expect(summary(folder)).toEqual(["changed a.txt ALPHA", "added new/deeper/c.txt gamma", "deleted sub/b.txt"]);
 });
 
-test("a file written back to its base content is not a change", () => {
-  const { dir, folder } = pulledFolder();
+test("a file written back to its base content is not a change", async () => {
+  const { dir, folder } = await pulledFolder();
   writeFileSync(join(dir, "a.txt"), "edited");
   writeFileSync(join(dir, "a.txt"), "alpha");
   expect(folder.changes()).toEqual([]);
 });
 
-test("a pull deletes what the server deleted and removes folders left empty", () => {
-  const { dir, folder } = pulledFolder();
-  const applied = folder.applyPull(pulled(3, { "sub/b.txt": null, "a.txt": "alpha 2" }));
+test("a pull deletes what the server deleted and removes folders left empty", async () => {
+  const { dir, folder } = await pulledFolder();
+  const applied = await folder.applyPull(pulled(3, { "sub/b.txt": null, "a.txt": "alpha 2" }), fetchServed);
   expect(applied).toEqual({ base: 3, written: ["a.txt"], deleted: ["sub/b.txt"] });
   expect(existsSync(join(dir, "sub"))).toBe(false);
   expect(contents(dir)).toEqual({ "a.txt": "alpha 2" });
   expect(folder.recorded).toEqual({ "a.txt": sha256Hex(Buffer.from("alpha 2")) });
 });
 
-test("a file may give way to a folder of the same name in one pull", () => {
-  const { dir, folder } = pulledFolder();
-  folder.applyPull(pulled(3, { "a.txt": null, "a.txt/inside.txt": "now a folder" }));
+test("a file may give way to a folder of the same name in one pull", async () => {
+  const { dir, folder } = await pulledFolder();
+  await folder.applyPull(pulled(3, { "a.txt": null, "a.txt/inside.txt": "now a folder" }), fetchServed);
   expect(contents(dir)).toEqual({ "a.txt/inside.txt": "now a folder", "sub/b.txt": "beta" });
 });
 
@@ -110,10 +118,10 @@ describe("a pulled path that would reach outside the folder is refused before an
     [".understudy/state.json", "bookkeeping"],
   ];
   for (const [path, why] of cases) {
-    test(`${path} (${why})`, () => {
-      const { dir, folder } = pulledFolder();
+    test(`${path} (${why})`, async () => {
+      const { dir, folder } = await pulledFolder();
       const before = readFileSync(join(dir, STATE_DIR, STATE_FILE), "utf8");
-      const error = refusal(() => folder.applyPull(pulled(3, { "a.txt": "would be written first", [path]: "x" })));
+      const error = await refusal(() => folder.applyPull(pulled(3, { "a.txt": "would be written first", [path]: "x" }), fetchServed));
       expect(error).toBeInstanceOf(InvalidShowPath);
       expect((error as InvalidShowPath).path).toBe(path);
       expect(error.message).toContain(JSON.stringify(path));
@@ -125,23 +133,23 @@ describe("a pulled path that would reach outside the folder is refused before an
   }
 });
 
-test("a pulled path through a link is refused: the link could lead outside", () => {
-  const { dir, folder } = pulledFolder();
+test("a pulled path through a link is refused: the link could lead outside", async () => {
+  const { dir, folder } = await pulledFolder();
   const outside = tempDir();
   symlinkSync(outside, join(dir, "linked"));
-  const error = refusal(() => folder.applyPull(pulled(3, { "a.txt": "x", "linked/planted.txt": "x" })));
+  const error = await refusal(() => folder.applyPull(pulled(3, { "a.txt": "x", "linked/planted.txt": "x" }), fetchServed));
   expect(error).toBeInstanceOf(PullTargetBlocked);
   expect(error.message).toContain('"linked/planted.txt"');
   expect(readdirSync(outside)).toEqual([]);
   expect(read(dir, "a.txt")).toBe("alpha");
 });
 
-test("a pull never overwrites a file changed here since the base, and writes nothing", () => {
-  const { dir, folder } = pulledFolder();
+test("a pull never overwrites a file changed here since the base, and writes nothing", async () => {
+  const { dir, folder } = await pulledFolder();
   writeFileSync(join(dir, "a.txt"), "my edit");
   rmSync(join(dir, "sub/b.txt"));
   writeFileSync(join(dir, "c.txt"), "mine too");
-  const error = refusal(() => folder.applyPull(pulled(4, { "a.txt": "their edit", "sub/b.txt": "their beta", "c.txt": "theirs", "d.txt": "new" })));
+  const error = await refusal(() => folder.applyPull(pulled(4, { "a.txt": "their edit", "sub/b.txt": "their beta", "c.txt": "theirs", "d.txt": "new" }), fetchServed));
   expect(error).toBeInstanceOf(LocalChangesInTheWay);
   expect((error as LocalChangesInTheWay).paths).toEqual(["a.txt", "c.txt", "sub/b.txt"]);
   expect(error.message).toContain('"a.txt", "c.txt", "sub/b.txt"');
@@ -150,25 +158,25 @@ test("a pull never overwrites a file changed here since the base, and writes not
   expect(ShowFolder.open(dir).base).toBe(2);
 });
 
-test("a server deletion of a file changed here is refused too", () => {
-  const { dir, folder } = pulledFolder();
+test("a server deletion of a file changed here is refused too", async () => {
+  const { dir, folder } = await pulledFolder();
   writeFileSync(join(dir, "a.txt"), "my edit");
-  const error = refusal(() => folder.applyPull(pulled(3, { "a.txt": null })));
+  const error = await refusal(() => folder.applyPull(pulled(3, { "a.txt": null }), fetchServed));
   expect((error as LocalChangesInTheWay).paths).toEqual(["a.txt"]);
   expect(read(dir, "a.txt")).toBe("my edit");
 });
 
-test("local changes the pull does not touch stay local changes; identical content is not in the way", () => {
-  const { dir, folder } = pulledFolder();
+test("local changes the pull does not touch stay local changes; identical content is not in the way", async () => {
+  const { dir, folder } = await pulledFolder();
   writeFileSync(join(dir, "a.txt"), "my edit");
   writeFileSync(join(dir, "same.txt"), "both made this");
-  folder.applyPull(pulled(3, { "sub/b.txt": "beta 2", "same.txt": "both made this" }));
+  await folder.applyPull(pulled(3, { "sub/b.txt": "beta 2", "same.txt": "both made this" }), fetchServed);
   expect(contents(dir)).toEqual({ "a.txt": "my edit", "same.txt": "both made this", "sub/b.txt": "beta 2" });
   expect(summary(folder)).toEqual(["changed a.txt my edit"]);
 });
 
-test("the state survives a reopen, and a push moves the base only when no one pushed in between", () => {
-  const { dir, folder } = pulledFolder();
+test("the state survives a reopen, and a push moves the base only when no one pushed in between", async () => {
+  const { dir, folder } = await pulledFolder();
   writeFileSync(join(dir, "a.txt"), "pushed");
   expect(folder.recordPush(3, folder.changes())).toBe(true);
   const reopened = ShowFolder.open(dir);
@@ -190,11 +198,11 @@ describe("a damaged state file is a clear error", () => {
     ["a newer version", JSON.stringify({ version: 2, base: 2, files: {} })],
   ];
   for (const [name, text] of cases) {
-    test(name, () => {
-      const { dir } = pulledFolder();
+    test(name, async () => {
+      const { dir } = await pulledFolder();
       const file = join(dir, STATE_DIR, STATE_FILE);
       writeFileSync(file, text);
-      const error = refusal(() => ShowFolder.open(dir));
+      const error = await refusal(() => ShowFolder.open(dir));
       expect(error).toBeInstanceOf(ShowFolderStateDamaged);
       expect(error.code).toBe("SHOW_FOLDER_STATE_DAMAGED");
       expect(error.message).toContain(file);
@@ -204,12 +212,12 @@ describe("a damaged state file is a clear error", () => {
 });
 
 describe("names the file system allows, and what a push leaves out (hostile-network issue, findings 7 and 8)", () => {
-  test("a 255-byte file name round-trips: the pull writes it (its temp name fits too) and nothing shows as changed", () => {
+  test("a 255-byte file name round-trips: the pull writes it (its temp name fits too) and nothing shows as changed", async () => {
     const dir = tempDir();
     const longest = `${"é".repeat(125)}.txt1`;
     expect(Buffer.byteLength(longest)).toBe(255);
     const folder = ShowFolder.open(dir);
-    expect(folder.applyPull(pulled(1, { [`sub/${longest}`]: "x" })).written).toEqual([`sub/${longest}`]);
+    expect((await folder.applyPull(pulled(1, { [`sub/${longest}`]: "x" }), fetchServed)).written).toEqual([`sub/${longest}`]);
     expect(read(dir, `sub/${longest}`)).toBe("x");
     expect(ShowFolder.open(dir).changes()).toEqual([]);
   });

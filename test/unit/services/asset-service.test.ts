@@ -1,7 +1,7 @@
 /** The Asset Hub over the network: real secure sockets and bulk lane, a temp-dir SQLite AssetStore behind AssetService. */
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, spyOn, test } from "bun:test";
 import { randomFillSync } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import fs, { existsSync, writeFileSync } from "node:fs";
 import nacl from "tweetnacl";
 import { AppError } from "../../../src/core/errors.ts";
 import { AssetClient, ASSET_PATH, ASSET_READ_ONLY_MESSAGE, BulkOp, chunkResult, encodeBulk, runsCursor, toRuns } from "../../../src/services/asset-protocol.ts";
@@ -274,5 +274,32 @@ describe("helpers", () => {
       [5, 6],
     ]);
     expect([0, 1, 2, 3, 4, 5, 6].map(inside)).toEqual([false, true, true, false, false, true, false]);
+  });
+});
+
+describe("a full disk", () => {
+  test("an upload that hits it is stopped and its stored part deleted at once; a shared chunk stays; the store goes on", async () => {
+    const server = node();
+    const c = await client(server);
+    const shared = randomBytes(MiB);
+    await upload(c, "kept.mov", shared);
+    const data = randomBytes(3 * MiB);
+    data.set(shared, 0);
+    const begun = await c.begin({ name: "big.mov", size: data.length });
+    for (let idx = 0; idx < 2; idx++) await c.sendChunk(begun.id, idx, chunkOf(data, idx));
+    expect((await c.begin({ name: "big.mov", size: data.length, resumeId: begun.id })).missing).toEqual([[2, 3]]); // flushed
+    const unique = sha256Hex(chunkOf(data, 1));
+    const full = spyOn(fs, "writeSync").mockImplementation(() => {
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    });
+    const error = await failure(c.sendChunk(begun.id, 2, chunkOf(data, 2)));
+    full.mockRestore();
+    expect(error.code).toBe("DISK_FULL");
+    expect(error.message).toContain("deleted to give the space back");
+    expect(server.stores!.assets.pendingUploads()).toEqual([]);
+    expect(server.stores!.assets.hasChunk(unique)).toBe(false);
+    expect(existsSync(chunkFilePath(server.db!.filename, unique))).toBe(false);
+    expect(server.stores!.assets.hasChunk(sha256Hex(shared))).toBe(true);
+    expect((await upload(c, "after.mov", randomBytes(100))).asset.size).toBe(100);
   });
 });

@@ -9,6 +9,7 @@ import { AppError } from "../../../src/core/errors.ts";
 import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { planCatchUp } from "../../../src/store/replication-plan.ts";
+import type { ReplicationEntry } from "../../../src/store/replication-entries.ts";
 import type { SnapshotPage } from "../../../src/store/replication-snapshot.ts";
 import { pushFiles, uploadAsset, useStoreMachines, type Machine } from "./store-machines.ts";
 
@@ -39,6 +40,11 @@ function contents(m: Machine) {
 }
 function fetchChunks(main: Machine, backup: Machine, page: SnapshotPage) {
   for (const hash of backup.log.missingChunksFor(page.entries)) backup.assets.putChunkByHash(hash, main.assets.chunk(hash));
+}
+/** The chunk lane and the log, by hand: fetch what the entry needs, then apply it. */
+function applyWithChunks(main: Machine, backup: Machine, entry: ReplicationEntry) {
+  for (const hash of backup.log.missingChunksFor(entry)) backup.assets.putChunkByHash(hash, main.assets.chunk(hash));
+  backup.log.applyEntry(entry);
 }
 /** Runs the snapshot in pages of `limit` items until done (or `stopAfter` pages); returns the fractions seen. */
 function copyPages(main: Machine, backup: Machine, limit: number, stopAfter = Infinity): number[] {
@@ -77,7 +83,7 @@ describe("snapshot", () => {
     // Afterwards the log carries on from the snapshot's end.
     pushFiles(main, { "scene.json": "4" });
     expect(planCatchUp(main.log.position(), backup.log.position())).toEqual({ action: "log", fromSeq: 8, behind: 1 });
-    for (const entry of main.log.entriesSince(backup.log.lastApplied())) backup.log.applyEntry(entry);
+    for (const entry of main.log.entriesSince(backup.log.lastApplied())) applyWithChunks(main, backup, entry);
     expect(contents(backup)).toEqual(contents(main));
   });
 
@@ -114,7 +120,7 @@ describe("snapshot", () => {
     copyPages(main, backup, 2);
     expect(backup.showFile.head()).toBe(6);
     expect(backup.log.lastApplied()).toBe(8);
-    for (const entry of main.log.entriesSince(8)) backup.log.applyEntry(entry);
+    for (const entry of main.log.entriesSince(8)) applyWithChunks(main, backup, entry);
     expect(contents(backup)).toEqual(contents(main));
   });
 

@@ -70,6 +70,7 @@ describe("main → backup through the log", () => {
     const backup = pairedBackup(main);
     for (const v of ["1", "2", "3"]) pushFiles(main, { "a.json": v });
     const [first, second, third] = main.log.entriesSince(0);
+    fetchChunks(main, backup, [first!, second!, third!]);
     backup.log.applyEntry(first!);
     const before = tableCounts(backup.db);
     expect(backup.log.applyEntry(first!)).toEqual({ applied: false, seq: 1 });
@@ -88,6 +89,7 @@ describe("main → backup through the log", () => {
     let backup = pairedBackup(main);
     pushFiles(main, { "a.json": "1" });
     pushFiles(main, { "b.json": "2" });
+    fetchChunks(main, backup, main.log.entriesSince(0));
     backup.log.applyEntry(main.log.entriesSince(0)[0]!);
     backup = restart(backup);
     expect(planCatchUp(main.log.position(), backup.log.position())).toEqual({ action: "log", fromSeq: 1, behind: 1 });
@@ -115,14 +117,34 @@ describe("main → backup through the log", () => {
     expect(Buffer.concat([...backup.assets.read(asset.id)]).equals(data)).toBe(true);
   });
 
+  test("a removed asset is removed on the backup too, whether the backup had it yet or not", async () => {
+    const main = machine("main");
+    const backup = pairedBackup(main);
+    const { asset: early } = await uploadAsset(main, "early.mov", randomFillSync(new Uint8Array(ASSET_CHUNK_BYTES + 1)));
+    const first = main.log.entriesSince(0);
+    fetchChunks(main, backup, first);
+    for (const entry of first) backup.log.applyEntry(entry);
+    const { asset: late } = await uploadAsset(main, "late.mov", randomFillSync(new Uint8Array(10)));
+    main.assets.removeAsset(early.id);
+    main.assets.removeAsset(late.id);
+    const rest = main.log.entriesSince(backup.log.lastApplied());
+    // The late manifest is rebuilt as its removal: its asset is gone, there is nothing to copy.
+    expect(rest.map((e) => e.kind)).toEqual(["asset.removed", "asset.removed", "asset.removed"]);
+    for (const entry of rest) backup.log.applyEntry(entry);
+    expect(backup.assets.list()).toEqual([]);
+    expect(backup.log.lastApplied()).toBe(main.log.lastApplied());
+  });
+
   test("entries are checked before anything is applied", () => {
     const main = machine("main");
     const backup = pairedBackup(main);
     pushFiles(main, { "a.json": "real" });
     pushFiles(main, { "b.json": "next" });
     const [entry, next] = main.log.entriesSince(0) as [ReplicationEntry & { kind: "show.revision" }, ReplicationEntry];
+    fetchChunks(main, backup, [entry, next]);
     const broken: [string, unknown][] = [
-      ["tampered blob", { ...entry, blobs: [{ hash: entry.blobs[0]!.hash, data: bytes("fake") }] }],
+      ["tampered blob", { ...entry, blobs: [{ hash: entry.blobs[0]!.hash, size: 4, chunks: [sha256Hex(bytes("fake"))] }] }],
+      ["blob size that its chunks don't hold", { ...entry, blobs: [{ ...entry.blobs[0]!, size: 5 }], files: [{ ...entry.files[0]!, size: 5 }] }],
       ["missing blob", { ...entry, blobs: [] }],
       ["escaping path", { ...entry, files: [{ ...entry.files[0]!, path: "../a.json" }] }],
       ["wrong revision", { ...entry, revision: { ...entry.revision, rev: 5, parent: 4 } }],
@@ -144,6 +166,7 @@ describe("main → backup through the log", () => {
     const backup = pairedBackup(main);
     pushFiles(main, { "a.json": "1" });
     const [entry] = main.log.entriesSince(0);
+    fetchChunks(main, backup, [entry!]);
     backup.db.run("CREATE TEMP TRIGGER fail_log BEFORE INSERT ON replication_log BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
     expect(() => backup.log.applyEntry(entry!)).toThrow("injected failure");
     expect(tableCounts(backup.db)).toEqual([0, 0, 0, 0, 0, 0]);
@@ -155,7 +178,7 @@ describe("main → backup through the log", () => {
   test("damage on the main is never replicated: building the entry checks the blob", () => {
     const main = machine("main");
     pushFiles(main, { "a.json": "content" });
-    main.db.run("UPDATE blobs SET data = ?", [bytes("c0ntent")]);
+    main.db.run("DELETE FROM blob_chunks");
     expect(caught(() => main.log.entriesSince(0)).code).toBe("CORRUPT_BLOB");
   });
 
@@ -170,7 +193,7 @@ describe("the main's log: paging and trimming", () => {
     const main = machine("main");
     for (let i = 0; i < 5; i++) pushFiles(main, { [`f${i}.bin`]: "x".repeat(10_000) });
     expect(main.log.entriesSince(0, { limit: 2 }).map((e) => e.seq)).toEqual([1, 2]);
-    expect(main.log.entriesSince(1, { maxBytes: 25_000 }).map((e) => e.seq)).toEqual([2, 3]);
+    expect(main.log.entriesSince(1, { maxBytes: 1_100 }).map((e) => e.seq)).toEqual([2, 3]);
     expect(main.log.entriesSince(0, { maxBytes: 1 }).map((e) => e.seq)).toEqual([1]);
     expect(main.log.entriesSince(5)).toEqual([]);
   });

@@ -1,10 +1,12 @@
 /** The show file (store/show-file-store.ts): every operation and every refusal, against a real database in a temp dir. */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import type { Database } from "bun:sqlite";
-import { mkdtempSync, rmSync } from "node:fs";
+import { randomFillSync } from "node:crypto";
+import fs, { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppError } from "../../../src/core/errors.ts";
+import { chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import type { PushRequest } from "../../../src/store/show-file-store.ts";
@@ -186,7 +188,7 @@ describe("pull", () => {
     const pulled = showFile.pull(1);
     expect(pulled.since).toBe(1);
     expect(pulled.head).toBe(3);
-    expect(pulled.changes.map((c) => [c.path, c.content === null ? null : text(c.content)])).toEqual([
+    expect(pulled.changes.map((c) => [c.path, c.deleted ? null : text(showFile.read(c.path))])).toEqual([
       ["added.json", "a"],
       ["edit.json", "3"],
       ["gone.json", null],
@@ -224,11 +226,32 @@ describe("refused pushes write nothing", () => {
     });
   }
 
-  test("content larger than a show file may be is sent to the Asset Hub instead", () => {
-    const { showFile } = openStores();
-    const error = caught(() => showFile.push({ base: 0, changes: [{ path: "huge.mov", content: new Uint8Array(64 * 1024 * 1024 + 1) }], message: "", author: "a" }));
-    expect(error.code).toBe("INVALID_INPUT");
-    expect(error.message).toContain("Asset Hub");
+  test("a push naming chunks that are not stored, or whose sizes don't add up, is refused", () => {
+    const { db, showFile, chunkIntake } = openStores();
+    const absent = sha256Hex(bytes("never sent"));
+    const missing = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 10, chunks: [absent] }], message: "", author: "a" }));
+    expect(missing.code).toBe("CHUNKS_MISSING");
+    expect(missing).toMatchObject({ missing: [absent] });
+    const stored = sha256Hex(bytes("four"));
+    db.run("INSERT INTO chunks (hash, size, data, in_file) VALUES (?, 4, ?, 0)", [stored, bytes("four")]);
+    const wrong = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 5, chunks: [stored] }], message: "", author: "a" }));
+    expect(wrong.code).toBe("INVALID_INPUT");
+    const notWhole = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 8, chunks: [stored, stored] }], message: "", author: "a" }));
+    expect(notWhole.message).toContain("not 1 MiB each");
+    expect(counts(db).revisions).toBe(0);
+    expect(chunkIntake.batch().missing([stored, absent, absent])).toEqual([absent]);
+  });
+
+  test("a file of several megabytes is stored in chunks, shared with any file that has the same ones", () => {
+    const { db, showFile } = openStores();
+    const big = randomFillSync(new Uint8Array(3 * 1024 * 1024 + 7));
+    showFile.push({ base: 0, changes: [{ path: "show.bin", content: big }], message: "", author: "a" });
+    showFile.push({ base: 1, changes: [{ path: "copy.bin", content: big }], message: "", author: "a" });
+    expect(Buffer.from(showFile.read("copy.bin")).equals(Buffer.from(big))).toBe(true);
+    const pulled = showFile.pull(0).changes.find((c) => c.path === "show.bin");
+    expect(pulled).toMatchObject({ deleted: false, size: big.length });
+    expect(pulled && !pulled.deleted ? pulled.chunks.length : 0).toBe(4);
+    expect((db.query("SELECT COUNT(*) AS n FROM chunks").get() as { n: number }).n).toBe(4);
   });
 
   test("renaming by letter case in one push (delete + add) is allowed", () => {
@@ -244,7 +267,9 @@ describe("damage and failures", () => {
     const { db, showFile } = openStores();
     showFile.push(push(0, { "scene.json": "original content" }));
     const hash = sha256Hex(bytes("original content"));
-    db.run("UPDATE blobs SET data = ? WHERE hash = ?", [bytes("original cONtent"), hash]);
+    writeFileSync(chunkFilePath(db.filename, hash), "original cONtent");
+    expect(caught(() => showFile.read("scene.json")).code).toBe("CORRUPT_BLOB");
+    db.run("DELETE FROM blob_chunks WHERE hash = ?", [hash]);
     for (const read of [() => showFile.read("scene.json"), () => showFile.pull(0)]) {
       const error = caught(read);
       expect(error.code).toBe("CORRUPT_BLOB");
@@ -257,17 +282,17 @@ describe("damage and failures", () => {
     const { db, showFile } = openStores();
     showFile.push(push(0, { "a.json": "small" }));
     const before = counts(db);
-    const pages = (db.query("PRAGMA page_count").get() as { page_count: number }).page_count;
-    // max_page_count makes SQLite report SQLITE_FULL exactly as a full disk does.
-    db.run(`PRAGMA max_page_count = ${pages + 2}`);
+    const full = spyOn(fs, "writeSync").mockImplementation(() => {
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    });
     const error = caught(() => showFile.push({ base: 1, changes: [{ path: "big.bin", content: new Uint8Array(256 * 1024).fill(7) }], message: "", author: "a" }));
+    full.mockRestore();
     expect(error.code).toBe("DISK_FULL");
     expect(error.status).toBe(507);
     expect(error.message).toContain("Free space");
     expect(error.message).toContain("nothing of it was written");
     expect(counts(db)).toEqual(before);
     expect(showFile.head()).toBe(1);
-    db.run("PRAGMA max_page_count = 1073741823");
     expect(showFile.push(push(1, { "b.json": "after space was freed" })).rev).toBe(2);
   });
 

@@ -93,6 +93,8 @@ describe("Machines follows the role", () => {
     const response = await formPost(node, "/setup/role", { role: "server" });
     expect(response.status).toBe(200);
     expect(await (await get(node, "/api/machines/discovered")).json()).toEqual({ discovery: "off", machines: [] });
+    // A server shows its Asset Hub cache and free disk (the backup's once one is paired).
+    expect(await (await get(node, "/machines")).text()).toMatch(/data-testid="storage-status">Asset Hub cache: main [\d.]+ GB \([\d.]+ GB free\)/);
 
     expect((await formPost(node, "/setup/role", { role: "standalone" })).status).toBe(200);
     expect(await (await get(node, "/api/machines/discovered")).json()).toEqual({ discovery: "standalone", machines: [] });
