@@ -53,8 +53,12 @@ export class AppGateway {
     this.log = options.log;
     this.onLinkBroken = options.onLinkBroken;
     this.localKey = deriveBroadcastKey(options.secure.networkKey, 0);
-    // The hub shows each node's delay in presence (the Delays panel).
-    this.pinger = setInterval(() => this.uplink.ping(performance.now()), PING_MS);
+    // The hub shows each node's delay in presence (the Delays panel); writes that waited too long for room are refused.
+    this.pinger = setInterval(() => {
+      const now = performance.now();
+      this.uplink.ping(now);
+      this.uplink.expireWaiting(now);
+    }, PING_MS);
     this.uplink = new HubUplink({
       node: options.node,
       deliver: (frame, apps) => this.toApps(frame, apps),
@@ -84,7 +88,7 @@ export class AppGateway {
     this.apps.set(id, connection);
     return {
       message: (payload) => {
-        this.uplink.fromApp(id, decoder.decode(payload));
+        this.uplink.fromApp(id, decoder.decode(payload), performance.now());
       },
       close: () => {
         this.apps.delete(id);

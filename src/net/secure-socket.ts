@@ -106,6 +106,9 @@ export function secureServerHandlers(
     ws.close(code, error.message.slice(0, 120));
   };
   return {
+    // A frame Bun drops at its buffer limit would break the channel's counter; close instead, and the peer
+    // reconnects and resumes (the hub replays what it missed).
+    closeOnBackpressureLimit: true,
     open(ws) {
       ws.data.timer = setTimeout(() => fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeFailed(ws.data.address, `${ws.data.address} did not finish the handshake in ${timeoutMs} ms.`)), timeoutMs);
     },
