@@ -9,7 +9,8 @@ import type { ServerRole } from "../core/failover/index.ts";
 import { encodeFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { HubUplink } from "../hub/hub-client.ts";
 import type { Logger } from "../log.ts";
-import { broadcastEpoch, openBroadcast, sealBroadcast } from "./broadcast.ts";
+import { broadcastEpoch, fanOut, openBroadcast } from "./broadcast.ts";
+import { FanoutGroups } from "./fanout-groups.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "./crypto.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 
@@ -27,6 +28,7 @@ export type LocalHub = { attachLocal(deliver: (frame: FromHubFrame) => void): { 
 export class AppGateway {
   readonly uplink: HubUplink;
   private readonly apps = new Map<string, SecureConnection>();
+  private readonly groups = new FanoutGroups();
   private readonly secure: SecureSocketOptions;
   private readonly log: Logger;
   private readonly onLinkBroken: (role: ServerRole) => void;
@@ -92,6 +94,7 @@ export class AppGateway {
       },
       close: () => {
         this.apps.delete(id);
+        this.groups.forget(id);
         this.uplink.appGone(id);
       },
     };
@@ -177,14 +180,8 @@ export class AppGateway {
     }
   }
 
-  /** One frame for many local apps: sealed once, the same bytes to each. */
+  /** One frame for many local apps: sealed once, published once (fanOut). */
   private toApps(frame: FromHubFrame, apps: readonly string[]): void {
-    const payload = text.encode(encodeFrame(frame));
-    if (apps.length === 1) {
-      this.apps.get(apps[0]!)?.send(payload);
-      return;
-    }
-    const sealed = sealBroadcast(this.localKey, payload);
-    for (const id of apps) this.apps.get(id)?.sendSealed(sealed);
+    fanOut(text.encode(encodeFrame(frame)), apps, this.apps, this.localKey, this.groups);
   }
 }

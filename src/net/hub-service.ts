@@ -3,13 +3,14 @@
  * authenticated connection attached to the HubCore; `/replicate` lets the
  * other server copy the retained state ("give me what changed since V").
  * A fan-out frame is encoded and sealed once (under the epoch's broadcast
- * key) and the same bytes are written to every subscriber.
+ * key) and published once to its subscribers through a Bun topic (fanOut).
  */
 import { encodeFrame, versionSchema, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { HubCore, type Fanout, type HubStateChanges } from "../hub/hub-core.ts";
 import { hubStateChangesSchema } from "../hub/retained-state.ts";
 import type { Logger } from "../log.ts";
-import { sealBroadcast } from "./broadcast.ts";
+import { fanOut } from "./broadcast.ts";
+import { FanoutGroups } from "./fanout-groups.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "./crypto.ts";
 import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
 import { z } from "zod";
@@ -29,6 +30,7 @@ export class HubService {
   /** This machine's own app gateway, attached in process (a machine does not handshake with itself). */
   private readonly local = new Map<string, (frame: FromHubFrame) => void>();
   private broadcastKey: BroadcastKey;
+  private readonly groups = new FanoutGroups();
   private nextId = 0;
 
   constructor(core: HubCore, networkKey: Uint8Array, log: Logger) {
@@ -64,6 +66,7 @@ export class HubService {
       message: (payload) => this.fanout(this.core.receive(id, decoder.decode(payload))),
       close: () => {
         this.connections.delete(id);
+        this.groups.forget(id);
         this.fanout(this.core.detach(id));
       },
     };
@@ -116,19 +119,11 @@ export class HubService {
   }
 
   private deliver(frame: FromHubFrame, to: readonly string[]): void {
-    // Local deliveries first: they are function calls, the remote ones are sealed once below.
+    // Local deliveries first: they are function calls; the remote ones are sealed once.
     if (to.length === 0) return;
     for (const id of to) this.local.get(id)?.(frame);
-    const remote = to.filter((id) => this.connections.has(id));
-    if (remote.length === 0) return;
-    to = remote;
-    const payload = text.encode(encodeFrame(frame));
-    if (to.length === 1) {
-      this.connections.get(to[0]!)?.send(payload);
-      return;
-    }
-    const sealed = sealBroadcast(this.broadcastKey, payload);
-    for (const id of to) this.connections.get(id)?.sendSealed(sealed);
+    if (this.connections.size === 0) return;
+    fanOut(text.encode(encodeFrame(frame)), to, this.connections, this.broadcastKey, this.groups);
   }
 
   closeAll(): void {

@@ -43,7 +43,8 @@ export class PeerEndpoint {
           if ((PEER_PATHS as readonly string[]).includes(url.pathname)) {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
-            if (srv.upgrade(request, { data: newServerSocketData(options.secure, from, url.pathname) })) return undefined;
+            const publish = (topic: string, frame: Uint8Array) => srv.publish(topic, frame);
+            if (srv.upgrade(request, { data: newServerSocketData(options.secure, from, url.pathname, publish) })) return undefined;
             return new Response("This path takes a WebSocket.", { status: 426 });
           }
           return new Response("Not found", { status: 404 });

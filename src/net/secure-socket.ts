@@ -31,6 +31,21 @@ export interface SecureConnection {
   readonly open: boolean;
 }
 
+/** Publishes already-sealed bytes to every socket subscribed to `topic` (Bun's native `server.publish`). */
+export type PublishSealed = (topic: string, frame: Uint8Array) => number;
+
+/** A server-side connection that can join Bun topics: one `publish` then reaches all members without a copy per socket in JS. */
+export interface TopicMember extends SecureConnection {
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+  /** Publishes `frame` (sealed once) to every subscriber of `topic`; false when this endpoint cannot publish. */
+  publishSealed(topic: string, frame: Uint8Array): boolean;
+}
+
+export function isTopicMember(connection: SecureConnection): connection is TopicMember {
+  return typeof (connection as Partial<TopicMember>).publishSealed === "function";
+}
+
 export type ConnectionEvents = {
   /** A channel frame, opened. */
   message(payload: Uint8Array): void;
@@ -53,9 +68,10 @@ type ServerSocketData = {
   timer: ReturnType<typeof setTimeout> | null;
   connection: ServerConnection | null;
   events: ConnectionEvents | null;
+  publish: PublishSealed | null;
 };
 
-class ServerConnection implements SecureConnection {
+class ServerConnection implements TopicMember {
   constructor(
     private readonly ws: ServerWebSocket<ServerSocketData>,
     readonly channel: SecureChannel,
@@ -84,6 +100,12 @@ class ServerConnection implements SecureConnection {
   }
   unsubscribe(topic: string): void {
     this.ws.unsubscribe(topic);
+  }
+  publishSealed(topic: string, frame: Uint8Array): boolean {
+    const publish = this.ws.data.publish;
+    if (!publish) return false;
+    publish(topic, frame);
+    return true;
   }
   close(code = CLOSE_GOING_AWAY, reason = "closing"): void {
     this.ws.close(code, reason);
@@ -138,9 +160,10 @@ export function secureServerHandlers(
   };
 }
 
-/** Data for `server.upgrade(request, { data })`. */
-export function newServerSocketData(options: SecureSocketOptions, address: string, path: string): ServerSocketData {
+/** Data for `server.upgrade(request, { data })`; `publish` is the server's topic publish, for hub fan-out. */
+export function newServerSocketData(options: SecureSocketOptions, address: string, path: string, publish: PublishSealed | null = null): ServerSocketData {
   return {
+    publish,
     address,
     path,
     responder: new HandshakeResponder({ networkKey: options.networkKey, machine: options.machine, peerAddress: address }),
