@@ -29,6 +29,7 @@ import { FilesService, type FilesMode } from "./net/files-service.ts";
 import { AssetService, type AssetMode } from "./net/asset-service.ts";
 import { LogReplicationSink, LogReplicationSource, type BackupSync } from "./net/log-replication.ts";
 import type { MachineIdentity } from "./store/machine-identity.ts";
+import { startMqttFrontDoor, type MqttFrontDoor } from "./services/mqtt-front-door.ts";
 
 const systemClock: Clock = { now: () => performance.now() };
 const text = new TextEncoder();
@@ -69,6 +70,7 @@ export class PeerRuntime {
   private heartbeats: HeartbeatSocket | null = null;
   private runner: FailoverRunner | null = null;
   private replication: ReplicationLoop | null = null;
+  private mqtt: MqttFrontDoor | null = null;
   private servers: { main: HostPort | null; backup: HostPort | null };
 
   private constructor(options: PeerRuntimeOptions) {
@@ -132,6 +134,7 @@ export class PeerRuntime {
     try {
       runtime.servers = { main: await resolveHost(runtime.servers.main), backup: await resolveHost(runtime.servers.backup) };
       await runtime.startFailover();
+      runtime.mqtt = await startMqttFrontDoor(options.config, runtime.gateway, options.log);
     } catch (error) {
       runtime.stop();
       throw error;
@@ -322,6 +325,7 @@ export class PeerRuntime {
     this.replication?.stop();
     this.replicationSink?.stop();
     this.files.close();
+    void this.mqtt?.stop();
     this.gateway.stop();
     this.hub?.closeAll();
     this.heartbeats?.close();

@@ -17,6 +17,7 @@ import {
 export const DEFAULT_UI_PORT = 7400;
 export const DEFAULT_PEER_PORT = 7401;
 export const DEFAULT_SYNC_TIMEOUT_MS = 500;
+export const DEFAULT_MQTT_PORT = 1883;
 export const MAX_HEARTBEAT_MS = 10_000;
 
 export type HostPort = { host: string; port: number };
@@ -51,6 +52,9 @@ export const configSchema = z.strictObject({
   uiListen: hostPort,
   uiPassword: z.string().min(8, "at least 8 characters").nullable(),
   peerListen: hostPort,
+  /** The MQTT front door for local apps, or "off". */
+  mqttListen: z.union([z.literal("off"), hostPort], { message: 'expected HOST:PORT, e.g. 127.0.0.1:1883, or "off"' }),
+  mqttPassword: z.string().min(8, "at least 8 characters").nullable(),
   main: hostPort.nullable(),
   backup: hostPort.nullable(),
   heartbeatMs: ms(MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS),
@@ -78,6 +82,8 @@ export function defaultConfig(hostname: string): Config {
     uiListen: `127.0.0.1:${DEFAULT_UI_PORT}`,
     uiPassword: null,
     peerListen: `0.0.0.0:${DEFAULT_PEER_PORT}`,
+    mqttListen: `127.0.0.1:${DEFAULT_MQTT_PORT}`,
+    mqttPassword: null,
     main: null,
     backup: null,
     heartbeatMs: DEFAULT_HEARTBEAT_MS,
@@ -173,6 +179,13 @@ export function checkConfigRules(config: Config): void {
     throw new InvalidInput(
       `--ui-listen ${config.uiListen} opens the setup pages to the network, so a password is required: set ${envName("uiPassword")} (at least 8 characters).`,
       "uiListen",
+    );
+  }
+  const mqtt = config.mqttListen === "off" ? null : parseHostPort(config.mqttListen)!;
+  if (mqtt && !isLoopback(mqtt.host) && config.mqttPassword === null) {
+    throw new InvalidInput(
+      `--mqtt-listen ${config.mqttListen} opens the MQTT front door to the network, so a password is required: set ${envName("mqttPassword")} (at least 8 characters).`,
+      "mqttListen",
     );
   }
 }

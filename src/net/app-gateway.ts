@@ -22,12 +22,15 @@ export const RECONNECT_MS = 100;
 export const PING_MS = 1000;
 
 export type UplinkTarget = { role: ServerRole; address: HostPort } | { role: "self" };
+/** A local app living in this process (the MQTT front door, the HTTP API): frames as objects, no socket. */
+export type InProcessApp = { readonly id: string; send(frame: unknown): void; close(): void };
 /** This machine's own hub, attached without a socket. */
 export type LocalHub = { attachLocal(deliver: (frame: FromHubFrame) => void): { send(frame: ToHubFrame): void; close(): void } };
 
 export class AppGateway {
   readonly uplink: HubUplink;
   private readonly apps = new Map<string, SecureConnection>();
+  private readonly inProcess = new Map<string, (frame: FromHubFrame) => void>();
   private readonly groups = new FanoutGroups();
   private readonly secure: SecureSocketOptions;
   private readonly log: Logger;
@@ -96,6 +99,21 @@ export class AppGateway {
         this.apps.delete(id);
         this.groups.forget(id);
         this.uplink.appGone(id);
+      },
+    };
+  }
+
+  /** Attaches an app that lives in this process; `deliver` gets the frames meant for it. */
+  attachApp(name: string, deliver: (frame: FromHubFrame) => void): InProcessApp {
+    const id = `${name}${++this.nextApp}`;
+    this.inProcess.set(id, deliver);
+    return {
+      id,
+      send: (frame) => {
+        if (this.inProcess.has(id)) this.uplink.fromApp(id, frame, performance.now());
+      },
+      close: () => {
+        if (this.inProcess.delete(id)) this.uplink.appGone(id);
       },
     };
   }
@@ -182,6 +200,7 @@ export class AppGateway {
 
   /** One frame for many local apps: sealed once, published once (fanOut). */
   private toApps(frame: FromHubFrame, apps: readonly string[]): void {
+    if (this.inProcess.size > 0) for (const id of apps) this.inProcess.get(id)?.(frame);
     fanOut(text.encode(encodeFrame(frame)), apps, this.apps, this.localKey, this.groups);
   }
 }

@@ -40,7 +40,7 @@ const networkKey = parseNetworkKey(await Bun.file(keyFile).text(), keyFile);
 
 const [pm, pb, um] = [await freePeerPort(), await freePeerPort(), await freePeerPort()];
 const mainUi = () => `127.0.0.1:${um}`;
-const common = ["--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json"];
+const common = ["--key", keyFile, "--license", licFile, "--discovery", "off", "--mqtt-listen", "off", "--log", "json"];
 const procs = [
   Bun.spawn([bin, "run", "--role", "main", "--data", mkdtempSync(join(dir, "m-")), "--ui-listen", mainUi(), "--peer-listen", `127.0.0.1:${pm}`, "--backup", `127.0.0.1:${pb}`, ...common], { stdout: "ignore", stderr: "ignore" }),
   Bun.spawn([bin, "run", "--role", "backup", "--data", mkdtempSync(join(dir, "b-")), "--ui-listen", "127.0.0.1:0", "--peer-listen", `127.0.0.1:${pb}`, "--main", `127.0.0.1:${pm}`, ...common], { stdout: "ignore", stderr: "ignore" }),
