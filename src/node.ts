@@ -14,6 +14,8 @@ import type { RoleForm } from "./web/forms.ts";
 import { staticAssets } from "./web/static-assets.ts";
 import type { SetupView } from "../views/setup.tsx";
 import { PeerRuntime } from "./peer-runtime.ts";
+import type { FromHubFrame } from "./hub/frames.ts";
+import type { InProcessApp } from "./net/app-gateway.ts";
 import { CHIP_TEXTS, type ChipText } from "./core/status.ts";
 import { listenError } from "./net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "./net/discovery/discovery.ts";
@@ -143,6 +145,10 @@ export class MachineNode implements MachineControl {
     const { config } = this.state.snapshot;
     if (config.role === "standalone") return { discovery: "standalone", machines: [] };
     return { discovery: config.discovery, machines: this.discovery?.list() ?? [] };
+  }
+
+  attachHubApp(name: string, deliver: (frame: FromHubFrame) => void): InProcessApp | null {
+    return this.peer?.attachApp(name, deliver) ?? null;
   }
 
   uiPassword(): string | null {

@@ -14,7 +14,8 @@ import type { ServerRole } from "./core/failover/index.ts";
 import { HubCore } from "./hub/hub-core.ts";
 import type { Version } from "./hub/frames.ts";
 import type { Logger } from "./log.ts";
-import { AppGateway } from "./net/app-gateway.ts";
+import { AppGateway, type InProcessApp } from "./net/app-gateway.ts";
+import type { FromHubFrame } from "./hub/frames.ts";
 import { FailoverRunner, type PeerDelay } from "./net/failover-runner.ts";
 import { HeartbeatSocket } from "./net/heartbeat-socket.ts";
 import { NetworkKeyMismatch } from "./net/errors.ts";
@@ -314,6 +315,11 @@ export class PeerRuntime {
   }
 
   /** Someone allowed switching back to the main (manual failback). */
+  /** A local app living in this process (the HTTP API) on this machine's uplink. */
+  attachApp(name: string, deliver: (frame: FromHubFrame) => void): InProcessApp {
+    return this.gateway.attachApp(name, deliver);
+  }
+
   switchBack(): void {
     this.runner?.feed({ type: "switchBack" });
   }

@@ -17,6 +17,7 @@ import { DiscoveredList, MachinesPage, PeerList } from "../../views/machines.tsx
 import type { DiscoveredMachine } from "../net/discovery/discovery.ts";
 import { fieldErrors, keyFormSchema, licenseFormSchema, roleFormSchema, type RoleForm } from "./forms.ts";
 import type { StaticAsset } from "./static-assets.ts";
+import { hubApiRoutes, type AttachHubApp } from "./hub-api.ts";
 
 /** What the web edge needs from the machine. */
 export interface MachineControl {
@@ -31,6 +32,8 @@ export interface MachineControl {
   switchBack(): void;
   /** Required for every request when the UI listens beyond loopback. */
   uiPassword(): string | null;
+  /** A local app of this machine's Data Hub uplink (the HTTP API); null without a network role. */
+  attachHubApp: AttachHubApp;
 }
 
 export function createWebApp(machine: MachineControl, assets: Map<string, StaticAsset>): Hono {
@@ -67,6 +70,7 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
     machine.switchBack();
     return c.html(<p class="saved" role="status">Switching back to the main server…</p>);
   });
+  app.route("/api/hub", hubApiRoutes((name, deliver) => machine.attachHubApp(name, deliver)));
   app.get("/partials/peers", (c) => c.html(<PeerList status={machine.status()} />));
   app.get("/partials/discovered", (c) => c.html(<DiscoveredList {...machine.discovered()} />));
 

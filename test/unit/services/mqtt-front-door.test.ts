@@ -134,7 +134,7 @@ describe("the MQTT front door", () => {
     node.uplink.onFrameFromServer({ type: "gap", missed: 3, message: "3 messages were dropped" });
     await waitFor("the gap notice", () => gaps.length === 1);
     expect(JSON.parse(gaps[0]!.slice("$understudy/gap ".length))).toEqual({ missed: 3, message: "3 messages were dropped" });
-    const closed = new Promise((resolve) => client.once("close", resolve));
+    const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
     client.publish("$understudy/gap", "fake");
     await closed; // MQTT 3.1.1 has no negative acknowledgement: the client is disconnected
   });
