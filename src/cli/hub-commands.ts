@@ -8,6 +8,7 @@ import { AppError } from "../core/errors.ts";
 import { encodeFrame, parseFromHubFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { broadcastEpoch, openBroadcast } from "../net/broadcast.ts";
 import { deriveBroadcastKey } from "../net/crypto.ts";
+import { splitFrames } from "../net/frame-batch.ts";
 import type { SecureConnection } from "../net/secure-socket.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { connectNode, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
@@ -31,7 +32,6 @@ export const DEFAULT_PUB_WAIT_MS = 30_000;
 
 const common = NODE_FLAGS;
 const text = new TextEncoder();
-const decoder = new TextDecoder();
 
 type AppLink = { connection: SecureConnection; next(): Promise<FromHubFrame | null>; close(): void };
 
@@ -45,8 +45,10 @@ async function openApp(values: Record<string, unknown>, name: string): Promise<A
     wake?.();
   };
   const onPayload = (payload: Uint8Array) => {
-    const parsed = parseFromHubFrame(decoder.decode(payload));
-    if (parsed.ok) push(parsed.frame);
+    for (const text of splitFrames(payload)) {
+      const parsed = parseFromHubFrame(text);
+      if (parsed.ok) push(parsed.frame);
+    }
   };
   const connection = await connectNode(target, "/app", () => ({
     message: onPayload,

@@ -11,10 +11,10 @@ import { HubUplink } from "../hub/hub-client.ts";
 import type { Logger } from "../log.ts";
 import { broadcastEpoch, fanOut, openBroadcast } from "./broadcast.ts";
 import { FanoutGroups } from "./fanout-groups.ts";
+import { FrameBatcher, splitFrames } from "./frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "./crypto.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 
-const text = new TextEncoder();
 const decoder = new TextDecoder();
 /** How soon to try again when the server we follow does not answer. */
 export const RECONNECT_MS = 100;
@@ -32,6 +32,7 @@ export class AppGateway {
   private readonly apps = new Map<string, SecureConnection>();
   private readonly inProcess = new Map<string, (frame: FromHubFrame) => void>();
   private readonly groups = new FanoutGroups();
+  private readonly appBatches = new Map<string, FrameBatcher>();
   private readonly secure: SecureSocketOptions;
   private readonly log: Logger;
   private readonly onLinkBroken: (role: ServerRole) => void;
@@ -91,12 +92,16 @@ export class AppGateway {
   acceptApp(connection: SecureConnection): ConnectionEvents {
     const id = `a${++this.nextApp}`;
     this.apps.set(id, connection);
+    this.appBatches.set(id, new FrameBatcher((payload) => connection.send(payload)));
     return {
       message: (payload) => {
-        this.uplink.fromApp(id, decoder.decode(payload), performance.now());
+        const now = performance.now();
+        for (const frame of splitFrames(payload)) this.uplink.fromApp(id, frame, now);
       },
       close: () => {
         this.apps.delete(id);
+        this.appBatches.get(id)?.clear();
+        this.appBatches.delete(id);
         this.groups.forget(id);
         this.uplink.appGone(id);
       },
@@ -136,7 +141,10 @@ export class AppGateway {
     }
     const address = `${target.address.host}:${target.address.port}`;
     connectSecure(address, "/hub", this.secure, (connection) => ({
-      message: (payload) => this.uplink.onFrameFromServer(decoder.decode(payload), performance.now()),
+      message: (payload) => {
+        const now = performance.now();
+        for (const frame of splitFrames(payload)) this.uplink.onFrameFromServer(frame, now);
+      },
       broadcast: (frame) => this.fromBroadcast(frame, address),
       close: (reason) => {
         if (this.server !== connection) return;
@@ -153,7 +161,9 @@ export class AppGateway {
           return;
         }
         this.server = connection;
-        this.uplink.attachServer((frame) => connection.send(text.encode(encodeFrame(frame))));
+        // What is still batched when the link breaks is lost with it; the uplink resends what was not acknowledged.
+        const batch = new FrameBatcher((payload) => connection.send(payload));
+        this.uplink.attachServer((frame) => batch.push(encodeFrame(frame)));
         this.log.info("hub link up", { server: address, role: target.role });
       },
       (error) => {
@@ -201,6 +211,6 @@ export class AppGateway {
   /** One frame for many local apps: sealed once, published once (fanOut). */
   private toApps(frame: FromHubFrame, apps: readonly string[]): void {
     if (this.inProcess.size > 0) for (const id of apps) this.inProcess.get(id)?.(frame);
-    fanOut(text.encode(encodeFrame(frame)), apps, this.apps, this.localKey, this.groups);
+    fanOut(encodeFrame(frame), apps, this.apps, this.localKey, this.groups, this.appBatches);
   }
 }

@@ -11,6 +11,7 @@ import { hubStateChangesSchema } from "../hub/retained-state.ts";
 import type { Logger } from "../log.ts";
 import { fanOut } from "./broadcast.ts";
 import { FanoutGroups } from "./fanout-groups.ts";
+import { FrameBatcher, splitFrames } from "./frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "./crypto.ts";
 import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
 import { z } from "zod";
@@ -31,6 +32,8 @@ export class HubService {
   private readonly local = new Map<string, (frame: FromHubFrame) => void>();
   private broadcastKey: BroadcastKey;
   private readonly groups = new FanoutGroups();
+  /** Per connection: small frames sent together (frame-batch.ts). */
+  private readonly batches = new Map<string, FrameBatcher>();
   private nextId = 0;
 
   constructor(core: HubCore, networkKey: Uint8Array, log: Logger) {
@@ -61,11 +64,17 @@ export class HubService {
   acceptHub(connection: SecureConnection): ConnectionEvents {
     const id = `c${++this.nextId}`;
     this.connections.set(id, connection);
-    this.core.attach(id, (frame) => connection.send(text.encode(encodeFrame(frame))));
+    const batch = new FrameBatcher((payload) => connection.send(payload));
+    this.batches.set(id, batch);
+    this.core.attach(id, (frame) => batch.push(encodeFrame(frame)));
     return {
-      message: (payload) => this.fanout(this.core.receive(id, decoder.decode(payload))),
+      message: (payload) => {
+        for (const frame of splitFrames(payload)) this.fanout(this.core.receive(id, frame));
+      },
       close: () => {
         this.connections.delete(id);
+        this.batches.get(id)?.clear();
+        this.batches.delete(id);
         this.groups.forget(id);
         this.fanout(this.core.detach(id));
       },
@@ -123,7 +132,7 @@ export class HubService {
     if (to.length === 0) return;
     for (const id of to) this.local.get(id)?.(frame);
     if (this.connections.size === 0) return;
-    fanOut(text.encode(encodeFrame(frame)), to, this.connections, this.broadcastKey, this.groups);
+    fanOut(encodeFrame(frame), to, this.connections, this.broadcastKey, this.groups, this.batches);
   }
 
   closeAll(): void {

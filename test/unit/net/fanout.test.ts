@@ -78,7 +78,7 @@ describe("FanoutGroups", () => {
     ]);
     const sent: Uint8Array[] = [];
     (connections.get("p") as { sendSealed: (f: Uint8Array) => boolean }).sendSealed = (f) => sent.push(f) > 0;
-    fanOut(text.encode("hello"), ["p", "o"], connections, key, new FanoutGroups());
+    fanOut("hello", ["p", "o"], connections, key, new FanoutGroups());
     expect(sent).toHaveLength(1);
     expect(other.sealed[0]).toBe(sent[0]!);
     expect(other.published).toEqual([]);
@@ -121,8 +121,8 @@ test("over real sockets: one seal and one publish reach every subscriber, in ord
   const groups = new FanoutGroups();
   const ids = [...accepted.keys()];
   for (let i = 1; i <= 300; i++) {
-    if (i % 3 === 0) fanOut(text.encode(`only ${i}`), [ids[0]!], accepted, key, groups);
-    else fanOut(text.encode(`all ${i}`), ids, accepted, key, groups);
+    if (i % 3 === 0) fanOut(`only ${i}`, [ids[0]!], accepted, key, groups);
+    else fanOut(`all ${i}`, ids, accepted, key, groups);
   }
   await waitFor("every frame", () => received[0]!.length === 300 && received[2]!.length === 200);
   const expectedAll = Array.from({ length: 300 }, (_, k) => k + 1).filter((i) => i % 3 !== 0).map((i) => `all ${i}`);
