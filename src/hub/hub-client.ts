@@ -44,7 +44,7 @@ import {
 } from "./frames.ts";
 import { CallInterrupted, LimitReached, NoService, NotConnected, ProviderGone, PublishTimedOut, QueueFull, ServiceTaken } from "./hub-errors.ts";
 import { OriginMarks, DEFAULT_MAX_TRACKED_ORIGINS } from "./origin-marks.ts";
-import { OutboundQueue, type QueuedWrite } from "./outbound-queue.ts";
+import { OutboundQueue, frameBytes, type QueuedWrite } from "./outbound-queue.ts";
 import { NodeValueCache } from "./node-value-cache.ts";
 import { SubscriptionIndex } from "./subscription-index.ts";
 
@@ -57,8 +57,9 @@ export const DEFAULT_MAX_PENDING_REQUESTS = 10_000;
 export const DEFAULT_MAX_FILTERS = 1_000;
 /** How long a write may wait for room in a full queue before it is refused (PUBLISH_TIMEOUT). */
 export const DEFAULT_PUBLISH_WAIT_MS = 30_000;
-/** Writes waiting for room, at most; past it a write is refused at once (QUEUE_FULL). */
+/** Writes waiting for room, at most, in number and bytes; past either a write is refused at once (QUEUE_FULL). */
 export const DEFAULT_MAX_WAITING_FRAMES = 50_000;
+export const DEFAULT_MAX_WAITING_BYTES = 16 * 1024 * 1024;
 
 export type HubUplinkOptions = {
   /** This node, as it says hello to the server (machine id and name). */
@@ -70,6 +71,7 @@ export type HubUplinkOptions = {
   sendWindow?: number;
   publishWaitMs?: number;
   maxWaitingFrames?: number;
+  maxWaitingBytes?: number;
   maxPendingRequests?: number;
   maxFilters?: number;
   maxTrackedOrigins?: number;
@@ -82,7 +84,7 @@ type Request =
   | { kind: "call"; app: AppId; appId: string; service: string }
   | { kind: "resync"; key: string };
 type IncomingCall = { app: AppId; hubId: string; service: string; generation: number };
-type WaitingWrite = { readonly frame: QueuedWrite; readonly app: AppId; readonly since: number };
+type WaitingWrite = { readonly frame: QueuedWrite; readonly app: AppId; readonly since: number; readonly bytes: number };
 
 export class HubUplink {
   private readonly options: HubUplinkOptions;
@@ -93,6 +95,7 @@ export class HubUplink {
   /** Writes that found the queue full, in arrival order from `waitHead` on. */
   private waiting: WaitingWrite[] = [];
   private waitHead = 0;
+  private waitingBytes = 0;
   private readonly requests = new Map<string, Request>();
   private readonly incomingCalls = new Map<string, IncomingCall>();
   private readonly seenMessages: OriginMarks;
@@ -357,14 +360,17 @@ export class HubUplink {
   private onAppWrite(app: AppId, frame: QueuedWrite, now: number): AppError | null {
     if (this.queue.has(frame.origin, frame.seq)) return null; // the app resent it; it is already on its way
     // Behind others already waiting, even if room just opened: writes keep their order.
-    if (this.waitingFrames === 0 && this.queue.offer(frame, app)) {
+    const bytes = frameBytes(frame);
+    if (this.waitingFrames === 0 && this.queue.offer(frame, app, bytes)) {
       this.pump();
       return null;
     }
-    if (this.waitingFrames >= (this.options.maxWaitingFrames ?? DEFAULT_MAX_WAITING_FRAMES)) {
-      return this.refuse(app, new QueueFull(this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
-    }
-    this.waiting.push({ frame, app, since: now });
+    const full =
+      this.waitingFrames >= (this.options.maxWaitingFrames ?? DEFAULT_MAX_WAITING_FRAMES) ||
+      this.waitingBytes + bytes > (this.options.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES);
+    if (full) return this.refuse(app, new QueueFull(this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
+    this.waiting.push({ frame, app, since: now, bytes });
+    this.waitingBytes += bytes;
     return null;
   }
 
@@ -387,7 +393,7 @@ export class HubUplink {
   private makeRoom(): void {
     while (this.waitingFrames > 0) {
       const next = this.waiting[this.waitHead]!;
-      if (!this.queue.offer(next.frame, next.app)) break;
+      if (!this.queue.offer(next.frame, next.app, next.bytes)) break;
       this.shiftWaiting();
     }
     this.pump();
@@ -396,6 +402,7 @@ export class HubUplink {
   private shiftWaiting(): WaitingWrite {
     const entry = this.waiting[this.waitHead]!;
     this.waiting[this.waitHead++] = undefined as never;
+    this.waitingBytes -= entry.bytes;
     if (this.waitHead >= 1024 && this.waitHead * 2 >= this.waiting.length) {
       this.waiting = this.waiting.slice(this.waitHead);
       this.waitHead = 0;

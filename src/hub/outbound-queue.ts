@@ -55,9 +55,8 @@ export class OutboundQueue<A> {
     return this.entries.has(keyOf(origin, seq));
   }
 
-  /** Adds `frame` unless it would break a bound; returns false then (nothing added). */
-  offer(frame: QueuedWrite, from: A): boolean {
-    const bytes = frameBytes(frame);
+  /** Adds `frame` (of `bytes`, measured once by `frameBytes`) unless it would break a bound; returns false then (nothing added). */
+  offer(frame: QueuedWrite, from: A, bytes = frameBytes(frame)): boolean {
     if (this.entries.size >= this.maxFrames || this.byteCount + bytes > this.maxBytes) return false;
     const key = keyOf(frame.origin, frame.seq);
     this.entries.set(key, { frame, bytes, from, sent: false });
@@ -103,7 +102,8 @@ export class OutboundQueue<A> {
   }
 }
 
-function frameBytes(frame: QueuedWrite): number {
+/** A write's size as the queue counts it (its JSON text). */
+export function frameBytes(frame: QueuedWrite): number {
   return utf8ByteLength(JSON.stringify(frame));
 }
 

@@ -61,6 +61,13 @@ describe("the outbound queue", () => {
     expect(node.of("app", "error")).toEqual([{ type: "error", code: "QUEUE_FULL", message: error!.message, ref: { type: "pub", origin: "o", seq: 4 } }]);
   });
 
+  test("the waiting line is bounded in bytes too", () => {
+    const node = new FakeNode("n", { maxQueuedFrames: 1, maxWaitingBytes: 1000 });
+    expect(node.app("app", pub("a", 1, "o", 1))).toBeNull();
+    expect(node.app("app", pub("a", "x".repeat(600), "o", 2))).toBeNull();
+    expect(node.app("app", pub("a", "x".repeat(600), "o", 3))?.code).toBe("QUEUE_FULL");
+  });
+
   test("the queue is bounded in bytes too: a write beyond it waits", () => {
     const node = new FakeNode("n", { maxQueuedBytes: 1000 });
     expect(node.app("app", pub("a", "x".repeat(600), "o", 1))).toBeNull();
