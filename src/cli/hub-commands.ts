@@ -15,6 +15,7 @@ import { connectNode, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
 
 export const HUB_HELP = `Usage:
   understudy sub FILTER [--count N] [--timeout-ms MS]    print one JSON line per message
+                                                         (missed messages are reported on stderr)
   understudy pub TOPIC JSON [--count N] [--interval-ms MS] [--wait-ms MS]
   understudy set KEY JSON
   understudy get KEY
@@ -137,6 +138,8 @@ async function subscribe(link: AppLink, filter: string, count: number, timeoutMs
       if (frame === "timeout") return count > 0 && seen < count ? 1 : 0;
       if (frame === null) throw new AppError("NODE_GONE", "The node closed the connection.", { status: 503 });
       if (frame.type === "error") refused(frame);
+      // Missed messages are said, never skipped silently; stdout stays one message per line.
+      if (frame.type === "gap") process.stderr.write(`understudy sub: ${frame.message}\n`);
       if (frame.type !== "msg") continue;
       process.stdout.write(`${JSON.stringify({ topic: frame.topic, data: frame.data, from: frame.from, seq: frame.seq })}\n`);
       if (count > 0 && ++seen >= count) return 0;
