@@ -94,12 +94,14 @@ export class MqttFrontDoor {
     return door;
   }
 
+  /** Stops listening at once (a new role's front door may bind the same port right away), then closes the clients. */
   async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.app.close();
     for (const settle of this.pending.values()) settle(new Error("The node is shutting down."));
     this.pending.clear();
     await new Promise<void>((resolve) => this.broker.close(() => resolve()));
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closed;
   }
 
   private install(password: string | null): void {

@@ -139,6 +139,23 @@ describe("the MQTT front door", () => {
     await closed; // MQTT 3.1.1 has no negative acknowledgement: the client is disconnected
   });
 
+  test("stopping releases the port at once, with a client still connected (a role change re-opens it)", async () => {
+    const { door, port } = await nodeWithDoor();
+    await connect(port);
+    doors.splice(doors.indexOf(door), 1);
+    const stopping = door.stop();
+    const again = await MqttFrontDoor.start({
+      listen: { host: "127.0.0.1", port },
+      password: null,
+      attach: () => ({ id: "x", send() {}, close() {} }),
+      backpressure: () => false,
+      log: createLogger(() => "json", () => {}),
+    });
+    doors.push(again);
+    await stopping;
+    expect(again.address).toBe(`127.0.0.1:${port}`);
+  });
+
   test("with a password, a client without it is refused", async () => {
     const { port } = await nodeWithDoor({ password: "correct horse" });
     await expect(mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, password: "wrong", username: "x" })).rejects.toThrow();
