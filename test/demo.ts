@@ -19,16 +19,16 @@ const licenseFile = join(dir, "license.json");
 Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
 writeFileSync(licenseFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
 
-const machines: { name: string; role: string; ui: number; peer: number; proc?: Subprocess }[] = [];
+const machines: { name: string; role: string; ui: number; peer: number; mqtt: number; proc?: Subprocess }[] = [];
 for (const [name, role] of [["main", "main"], ["backup", "backup"], ["render-1", "client"], ["control-1", "client"]] as const) {
-  machines.push({ name, role, ui: await freePeerPort(), peer: await freePeerPort() });
+  machines.push({ name, role, ui: await freePeerPort(), peer: await freePeerPort(), mqtt: await freePeerPort() });
 }
 const at = (name: string) => `127.0.0.1:${machines.find((m) => m.name === name)!.peer}`;
 for (const m of machines) {
   const pairing = m.role === "main" ? ["--backup", at("backup")] : m.role === "backup" ? ["--main", at("main")] : ["--main", at("main"), "--backup", at("backup")];
   const data = join(dir, m.name);
   m.proc = Bun.spawn(
-    [bin, "run", "--role", m.role, "--name", m.name, "--data", data, "--key", keyFile, "--license", licenseFile, "--discovery", "off", "--log", "json", "--ui-listen", `127.0.0.1:${m.ui}`, "--peer-listen", `127.0.0.1:${m.peer}`, ...pairing],
+    [bin, "run", "--role", m.role, "--name", m.name, "--data", data, "--key", keyFile, "--license", licenseFile, "--discovery", "off", "--log", "json", "--ui-listen", `127.0.0.1:${m.ui}`, "--peer-listen", `127.0.0.1:${m.peer}`, "--mqtt-listen", `127.0.0.1:${m.mqtt}`, ...pairing],
     { stdout: "ignore", stderr: "inherit" },
   );
 }
@@ -45,7 +45,7 @@ setTimeout(stop, minutes * 60_000);
 
 const exe = `${bin} `;
 console.log(`understudy demo: four machines on loopback (stops by itself in ${minutes} min, or Ctrl-C)\n`);
-for (const m of machines) console.log(`  ${m.name.padEnd(10)} ${m.role.padEnd(7)} setup pages http://127.0.0.1:${m.ui}/machines   (pid ${m.proc!.pid})`);
+for (const m of machines) console.log(`  ${m.name.padEnd(10)} ${m.role.padEnd(7)} setup pages http://127.0.0.1:${m.ui}/machines   MQTT 127.0.0.1:${m.mqtt}   (pid ${m.proc!.pid})`);
 console.log(`
 Try:
   ${exe}sub 'studio/#' --node ${at("control-1")} --key ${keyFile}

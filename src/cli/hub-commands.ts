@@ -8,24 +8,31 @@ import { AppError } from "../core/errors.ts";
 import { encodeFrame, parseFromHubFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { broadcastEpoch, openBroadcast } from "../net/broadcast.ts";
 import { deriveBroadcastKey } from "../net/crypto.ts";
+import { splitFrames } from "../net/frame-batch.ts";
 import type { SecureConnection } from "../net/secure-socket.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { connectNode, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
 
 export const HUB_HELP = `Usage:
   understudy sub FILTER [--count N] [--timeout-ms MS]    print one JSON line per message
-  understudy pub TOPIC JSON [--count N] [--interval-ms MS]
+                                                         (missed messages are reported on stderr)
+  understudy pub TOPIC JSON [--count N] [--interval-ms MS] [--wait-ms MS]
   understudy set KEY JSON
   understudy get KEY
 
 Common flags: --node HOST:PORT (default 127.0.0.1:7401, this machine's node)
               --key FILE (default DATA/network.key; --data DIR or UNDERSTUDY_DATA)
 A message's "seq" numbers a --count stream from 1. JSON that does not parse is sent as a string.
+pub keeps at most 1000 messages unacknowledged and waits for the node before sending more; it fails
+only when the node acknowledges nothing for --wait-ms (default 30000).
 `;
+
+/** Messages `pub` sends ahead of the node's acknowledgements: a burst waits for room instead of overflowing the node. */
+export const PUB_WINDOW = 1000;
+export const DEFAULT_PUB_WAIT_MS = 30_000;
 
 const common = NODE_FLAGS;
 const text = new TextEncoder();
-const decoder = new TextDecoder();
 
 type AppLink = { connection: SecureConnection; next(): Promise<FromHubFrame | null>; close(): void };
 
@@ -39,8 +46,10 @@ async function openApp(values: Record<string, unknown>, name: string): Promise<A
     wake?.();
   };
   const onPayload = (payload: Uint8Array) => {
-    const parsed = parseFromHubFrame(decoder.decode(payload));
-    if (parsed.ok) push(parsed.frame);
+    for (const text of splitFrames(payload)) {
+      const parsed = parseFromHubFrame(text);
+      if (parsed.ok) push(parsed.frame);
+    }
   };
   const connection = await connectNode(target, "/app", () => ({
     message: onPayload,
@@ -79,7 +88,7 @@ function refused(frame: FromHubFrame): never {
 
 export async function hubCommand(command: "pub" | "sub" | "set" | "get", argv: string[]): Promise<number> {
   const extra = {
-    pub: { count: { type: "string" }, "interval-ms": { type: "string" } },
+    pub: { count: { type: "string" }, "interval-ms": { type: "string" }, "wait-ms": { type: "string" } },
     sub: { count: { type: "string" }, "timeout-ms": { type: "string" } },
     set: {},
     get: {},
@@ -100,7 +109,10 @@ export async function hubCommand(command: "pub" | "sub" | "set" | "get", argv: s
   const link = await openApp(values, `cli-${command}`);
   try {
     if (command === "sub") return await subscribe(link, positionals[0]!, number("count", 0), number("timeout-ms", 0));
-    if (command === "pub") return await publish(link, positionals[0]!, jsonArg(positionals[1]!), Math.max(1, number("count", 1)), number("interval-ms", 0));
+    if (command === "pub") {
+      const pace = { intervalMs: number("interval-ms", 0), waitMs: Math.max(1, number("wait-ms", DEFAULT_PUB_WAIT_MS)) };
+      return await publish(link, positionals[0]!, jsonArg(positionals[1]!), Math.max(1, number("count", 1)), pace);
+    }
     if (command === "set") return await setValue(link, positionals[0]!, jsonArg(positionals[1]!));
     return await getValue(link, positionals[0]!);
   } finally {
@@ -126,6 +138,8 @@ async function subscribe(link: AppLink, filter: string, count: number, timeoutMs
       if (frame === "timeout") return count > 0 && seen < count ? 1 : 0;
       if (frame === null) throw new AppError("NODE_GONE", "The node closed the connection.", { status: 503 });
       if (frame.type === "error") refused(frame);
+      // Missed messages are said, never skipped silently; stdout stays one message per line.
+      if (frame.type === "gap") process.stderr.write(`understudy sub: ${frame.message}\n`);
       if (frame.type !== "msg") continue;
       process.stdout.write(`${JSON.stringify({ topic: frame.topic, data: frame.data, from: frame.from, seq: frame.seq })}\n`);
       if (count > 0 && ++seen >= count) return 0;
@@ -133,22 +147,58 @@ async function subscribe(link: AppLink, filter: string, count: number, timeoutMs
   }
 }
 
-async function publish(link: AppLink, topic: string, data: unknown, count: number, intervalMs: number): Promise<number> {
+/**
+ * Sends `count` messages, at most PUB_WINDOW ahead of the node's acks (backpressure: a burst waits
+ * for room, it is not refused). Fails when the node refuses a message or acknowledges nothing for `waitMs`.
+ */
+async function publish(link: AppLink, topic: string, data: unknown, count: number, pace: { intervalMs: number; waitMs: number }): Promise<number> {
   const origin = `pub-${Buffer.from(nacl.randomBytes(6)).toString("hex")}`;
   let acked = 0;
-  const acks = (async () => {
-    while (acked < count) {
-      const frame = await link.next();
-      if (frame === null) throw new AppError("NODE_GONE", `The node closed the connection after ${acked} of ${count} messages were acknowledged.`, { status: 503 });
-      if (frame.type === "ack" && frame.origin === origin) acked = Math.max(acked, frame.seq);
-      else if (frame.type === "error") refused(frame);
+  let failure: Error | null = null;
+  let wake: (() => void) | null = null;
+  const progress = () => {
+    wake?.();
+    wake = null;
+  };
+  void (async () => {
+    try {
+      while (acked < count) {
+        const frame = await link.next();
+        if (frame === null) throw new AppError("NODE_GONE", `The node closed the connection after ${acked} of ${count} messages were acknowledged.`, { status: 503 });
+        if (frame.type === "ack" && frame.origin === origin) acked = Math.max(acked, frame.seq);
+        else if (frame.type === "error") refused(frame);
+        progress();
+      }
+    } catch (error) {
+      failure = error as Error;
+      progress();
     }
   })();
+  /** Resolves at the next ack (or failure); throws when none comes within waitMs. */
+  const waitForAck = async () => {
+    const before = acked;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await new Promise<boolean>((resolve) => {
+      wake = () => resolve(false);
+      timer = setTimeout(() => resolve(true), pace.waitMs);
+    });
+    clearTimeout(timer);
+    if (failure) throw failure;
+    if (timedOut && acked === before) {
+      throw new AppError(
+        "PUBLISH_TIMEOUT",
+        `The node acknowledged nothing for ${pace.waitMs / 1000} s (${acked} of ${count} messages acknowledged): no server is reachable, or it is overloaded.`,
+        { status: 503 },
+      );
+    }
+  };
   for (let seq = 1; seq <= count; seq++) {
+    while (seq - acked > PUB_WINDOW && !failure) await waitForAck();
+    if (failure) throw failure;
     send(link, { type: "pub", topic, data, origin, seq });
-    if (intervalMs > 0 && seq < count) await Bun.sleep(intervalMs);
+    if (pace.intervalMs > 0 && seq < count) await Bun.sleep(pace.intervalMs);
   }
-  await acks;
+  while (acked < count) await waitForAck();
   return 0;
 }
 

@@ -8,7 +8,7 @@ import { vendorPublicKey } from "../vendor-key.ts";
 import { parseCommand, type Options } from "./args.ts";
 
 /** Settings that are never flags: a password on the command line shows in every process list. */
-const NOT_FLAGS: ReadonlySet<ConfigKey> = new Set(["uiPassword"]);
+const NOT_FLAGS: ReadonlySet<ConfigKey> = new Set(["uiPassword", "mqttPassword"]);
 export const RUN_FLAG_KEYS = CONFIG_KEYS.filter((k) => !NOT_FLAGS.has(k));
 
 export const RUN_HELP = `Usage: understudy [run] [flags]
@@ -28,6 +28,8 @@ pages), which wins over the defaults.
   --ui-host NAME[,NAME]     more names the setup pages answer to (loopback, the
                             host name and its addresses always work)
   --peer-listen HOST:PORT   peer port for other machines (default 0.0.0.0:7401)
+  --mqtt-listen HOST:PORT   MQTT front door for local apps (default 127.0.0.1:1883;
+                            "off" disables it; beyond loopback needs UNDERSTUDY_MQTT_PASSWORD)
   --main HOST:PORT          the main server (clients, backup)
   --backup HOST:PORT        the backup server (main, clients)
   --heartbeat-ms N          heartbeat interval (default 100)

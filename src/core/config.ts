@@ -23,6 +23,7 @@ export const DEFAULT_SYNC_TIMEOUT_MS = 500;
  */
 export const DEFAULT_CHUNK_GRACE_MS = 24 * 60 * 60_000;
 export const MAX_CHUNK_GRACE_MS = 30 * 24 * 60 * 60_000;
+export const DEFAULT_MQTT_PORT = 1883;
 export const MAX_HEARTBEAT_MS = 10_000;
 
 export type HostPort = { host: string; port: number };
@@ -59,6 +60,9 @@ export const configSchema = z.strictObject({
   /** Extra names the setup pages answer to (comma separated), e.g. a DNS name for the machine. */
   uiHost: z.string().trim().max(1000).regex(/^[A-Za-z0-9.:\-, ]*$/, "host names separated by commas"),
   peerListen: hostPort,
+  /** The MQTT front door for local apps, or "off". */
+  mqttListen: z.union([z.literal("off"), hostPort], { message: 'expected HOST:PORT, e.g. 127.0.0.1:1883, or "off"' }),
+  mqttPassword: z.string().min(8, "at least 8 characters").nullable(),
   main: hostPort.nullable(),
   backup: hostPort.nullable(),
   heartbeatMs: ms(MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS),
@@ -88,6 +92,8 @@ export function defaultConfig(hostname: string): Config {
     uiPassword: null,
     uiHost: "",
     peerListen: `0.0.0.0:${DEFAULT_PEER_PORT}`,
+    mqttListen: `127.0.0.1:${DEFAULT_MQTT_PORT}`,
+    mqttPassword: null,
     main: null,
     backup: null,
     heartbeatMs: DEFAULT_HEARTBEAT_MS,
@@ -184,6 +190,13 @@ export function checkConfigRules(config: Config): void {
     throw new InvalidInput(
       `--ui-listen ${config.uiListen} opens the setup pages to the network, so a password is required: set ${envName("uiPassword")} (at least 8 characters).`,
       "uiListen",
+    );
+  }
+  const mqtt = config.mqttListen === "off" ? null : parseHostPort(config.mqttListen)!;
+  if (mqtt && !isLoopback(mqtt.host) && config.mqttPassword === null) {
+    throw new InvalidInput(
+      `--mqtt-listen ${config.mqttListen} opens the MQTT front door to the network, so a password is required: set ${envName("mqttPassword")} (at least 8 characters).`,
+      "mqttListen",
     );
   }
 }

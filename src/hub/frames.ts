@@ -78,7 +78,23 @@ const epoch = z.number().int("must be a whole number").min(0, "must be at least 
  * absent on a first attach. Lower than the hub's epoch, it asks for a replay of what this hub
  * accepted in its epoch: the hub then holds back live messages until `resync` (see below).
  */
-export const helloFrame = z.object({ type: z.literal("hello"), id, name, kind: memberKindSchema, resumeFromEpoch: epoch.optional() });
+/** A position in a hub's message stream (its replay ring): 0 before the first message, then 1, 2, ... */
+const position = z.number().int("must be a whole number").min(0, "must be at least 0").max(Number.MAX_SAFE_INTEGER);
+/** Names one run of one hub's replay ring (new on every start and every epoch): positions compare only within it. */
+const streamId = z.string().min(1).max(64);
+/**
+ * `resumeStream` and `resumeFromPos` (from the last `welcome` and `msg` positions): the node
+ * reconnects to the hub it followed, at the same epoch, and asks only for what came after.
+ */
+export const helloFrame = z.object({
+  type: z.literal("hello"),
+  id,
+  name,
+  kind: memberKindSchema,
+  resumeFromEpoch: epoch.optional(),
+  resumeStream: streamId.optional(),
+  resumeFromPos: position.optional(),
+});
 /**
  * Sent after the `sub`s that follow a hello with `resumeFromEpoch`: the hub replays the messages
  * of its epoch that match the connection's filters, in the order it accepted them, then goes live.
@@ -133,10 +149,16 @@ export type ToHubFrameOf<T extends ToHubFrame["type"]> = Extract<ToHubFrame, { t
 
 // ---------------------------------------------------------------- from a hub
 
-/** The hub's answer to `hello`, before anything else: its epoch, which the node sends back as `resumeFromEpoch` to the next hub. */
-export const welcomeFrame = z.object({ type: z.literal("welcome"), epoch });
-/** A published message; `from`/`seq` are the publisher's origin and seq (for de-duplication). */
-export const msgFrame = z.object({ type: z.literal("msg"), topic, data: jsonData, from: id, seq });
+/**
+ * The hub's answer to `hello`, before anything else: its epoch, which the node sends back as
+ * `resumeFromEpoch` to the next hub, and its message stream and position at this moment, which
+ * the node sends back (with the last position it received) when it reconnects to this hub.
+ */
+export const welcomeFrame = z.object({ type: z.literal("welcome"), epoch, stream: streamId.optional(), pos: position.optional() });
+/** A published message; `from`/`seq` are the publisher's origin and seq (for de-duplication), `pos` its place in the hub's stream. */
+export const msgFrame = z.object({ type: z.literal("msg"), topic, data: jsonData, from: id, seq, pos: position.optional() });
+/** Messages this node missed and the hub no longer holds (its replay ring dropped them): said, never silent. */
+export const gapFrame = z.object({ type: z.literal("gap"), missed: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER), message });
 /** The pub/set (origin, seq) was accepted, or was a duplicate of one already accepted. Only then may a node drop it from its queue. */
 export const ackFrame = z.object({ type: z.literal("ack"), origin: id, seq });
 /** A retained value: the answer to `get` (carries its `id`) or a change pushed to matching subscriptions (no `id`). */
@@ -169,6 +191,7 @@ const fromHubSchemas = {
   reply: replyFrame,
   presence: presenceFrame,
   pong: pongFrame,
+  gap: gapFrame,
   error: errorFrameSchema,
 } as const;
 
@@ -181,6 +204,7 @@ export const fromHubFrameSchema = z.discriminatedUnion("type", [
   replyFrame,
   presenceFrame,
   pongFrame,
+  gapFrame,
   errorFrameSchema,
 ]);
 export type FromHubFrame = z.infer<typeof fromHubFrameSchema>;

@@ -10,10 +10,16 @@
  *   services offered by apps are re-offered;
  * - pub/set frames wait in a bounded queue until the hub acks them, and all
  *   unacknowledged ones are resent in order to the next server (which
- *   de-duplicates by origin and seq); a full queue fails new publishes at once;
- * - the node tells the next server the epoch it followed (`resumeFromEpoch`,
- *   learnt from `welcome`) and sends `resync` after its subscriptions, so the
- *   server replays what publishers resent to it before this node arrived;
+ *   de-duplicates by origin and seq); at most a window of them is on the wire
+ *   at once. When the queue is full, new writes wait in line (backpressure)
+ *   and are refused only after `publishWaitMs` (or when the line is full too);
+ * - the node tells the server it comes back to what it had: the epoch it
+ *   followed (`resumeFromEpoch`, from `welcome`), and that hub's stream and the
+ *   last position it received; it sends `resync` after its subscriptions, so
+ *   the server replays what this node missed (after a switch: what publishers
+ *   resent there before this node arrived; after a cut from the same server:
+ *   what was published meanwhile). What the server no longer holds reaches
+ *   the apps as a `gap` frame with its count;
  * - incoming messages are de-duplicated by (from, seq), and retained values
  *   by version, so a switch (or a replay) never delivers the same message twice to an app;
  * - a call in flight during a switch fails (it may or may not have run);
@@ -36,9 +42,9 @@ import {
   type ToHubFrame,
   type ToHubFrameOf,
 } from "./frames.ts";
-import { CallInterrupted, LimitReached, NoService, NotConnected, ProviderGone, QueueFull, ServiceTaken } from "./hub-errors.ts";
+import { CallInterrupted, LimitReached, NoService, NotConnected, ProviderGone, PublishTimedOut, QueueFull, ServiceTaken } from "./hub-errors.ts";
 import { OriginMarks, DEFAULT_MAX_TRACKED_ORIGINS } from "./origin-marks.ts";
-import { OutboundQueue } from "./outbound-queue.ts";
+import { OutboundQueue, frameBytes, type QueuedWrite } from "./outbound-queue.ts";
 import { NodeValueCache } from "./node-value-cache.ts";
 import { SubscriptionIndex } from "./subscription-index.ts";
 
@@ -52,6 +58,11 @@ export const DEFAULT_MAX_PENDING_REQUESTS = 10_000;
 export const DEFAULT_MAX_FILTERS = 2_000;
 /** Filters one local app may hold: one app cannot take every other app's share (it was a node-wide 1,000 before). */
 export const DEFAULT_MAX_FILTERS_PER_APP = 500;
+/** How long a write may wait for room in a full queue before it is refused (PUBLISH_TIMEOUT). */
+export const DEFAULT_PUBLISH_WAIT_MS = 30_000;
+/** Writes waiting for room, at most, in number and bytes; past either a write is refused at once (QUEUE_FULL). */
+export const DEFAULT_MAX_WAITING_FRAMES = 50_000;
+export const DEFAULT_MAX_WAITING_BYTES = 16 * 1024 * 1024;
 
 export type HubUplinkOptions = {
   /** This node, as it says hello to the server (machine id and name). */
@@ -59,6 +70,11 @@ export type HubUplinkOptions = {
   deliver: DeliverToApps;
   maxQueuedFrames?: number;
   maxQueuedBytes?: number;
+  /** Writes on the wire unacknowledged at most (DEFAULT_SEND_WINDOW). */
+  sendWindow?: number;
+  publishWaitMs?: number;
+  maxWaitingFrames?: number;
+  maxWaitingBytes?: number;
   maxPendingRequests?: number;
   maxFilters?: number;
   maxFiltersPerApp?: number;
@@ -72,6 +88,7 @@ type Request =
   | { kind: "call"; app: AppId; appId: string; service: string }
   | { kind: "resync"; key: string };
 type IncomingCall = { app: AppId; hubId: string; service: string; generation: number };
+type WaitingWrite = { readonly frame: QueuedWrite; readonly app: AppId; readonly since: number; readonly bytes: number };
 
 export class HubUplink {
   private readonly options: HubUplinkOptions;
@@ -80,6 +97,10 @@ export class HubUplink {
   private readonly filtersPerApp = new Map<AppId, number>();
   private readonly services = new Map<string, AppId>();
   private readonly queue: OutboundQueue<AppId>;
+  /** Writes that found the queue full, in arrival order from `waitHead` on. */
+  private waiting: WaitingWrite[] = [];
+  private waitHead = 0;
+  private waitingBytes = 0;
   private readonly requests = new Map<string, Request>();
   private readonly incomingCalls = new Map<string, IncomingCall>();
   private readonly seenMessages: OriginMarks;
@@ -87,7 +108,13 @@ export class HubUplink {
   private lastPresence: FromHubFrameOf<"presence"> | null = null;
   /** The epoch of the last server that welcomed this node; null before any did. */
   private lastEpoch: number | null = null;
+  /** That server's message stream and the last position received from it (positions compare only within one stream). */
+  private lastStream: string | null = null;
+  private lastPos = 0;
+  /** Whether the current attach asked for a replay (then a new stream starts from 0, else from the welcome's position). */
+  private resumed = false;
   private incompleteReplays = 0;
+  private missedCount = 0;
   private server: SendToServer | null = null;
   /** The server refused a write as NOT_ACTIVE: hold writes until the runner attaches the active server. */
   private writesRefused = false;
@@ -96,7 +123,7 @@ export class HubUplink {
 
   constructor(options: HubUplinkOptions) {
     this.options = options;
-    this.queue = new OutboundQueue(options.maxQueuedFrames, options.maxQueuedBytes);
+    this.queue = new OutboundQueue(options.maxQueuedFrames, options.maxQueuedBytes, options.sendWindow);
     this.seenMessages = new OriginMarks(options.maxTrackedOrigins ?? DEFAULT_MAX_TRACKED_ORIGINS);
   }
 
@@ -114,13 +141,22 @@ export class HubUplink {
     return this.lastEpoch;
   }
 
-  /** How many times a server said it could not replay everything this node missed during a switch (REPLAY_INCOMPLETE). */
+  /** How many times a server said it could not replay everything this node missed (a `gap`), and how many messages in all. */
   get replaysIncomplete(): number {
     return this.incompleteReplays;
   }
 
+  get messagesMissed(): number {
+    return this.missedCount;
+  }
+
   get queuedFrames(): number {
     return this.queue.size;
+  }
+
+  /** Writes waiting for room in the queue (backpressure on the apps). */
+  get waitingFrames(): number {
+    return this.waiting.length - this.waitHead;
   }
 
   get queuedBytes(): number {
@@ -148,7 +184,12 @@ export class HubUplink {
     const generation = ++this.generation;
     const still = () => this.server === send && this.generation === generation;
     const hello: ToHubFrameOf<"hello"> = { type: "hello", id: this.options.node.id, name: this.options.node.name, kind: "node" };
+    this.resumed = resumeFromEpoch !== undefined;
     if (resumeFromEpoch !== undefined) hello.resumeFromEpoch = resumeFromEpoch;
+    if (this.lastStream !== null) {
+      hello.resumeStream = this.lastStream;
+      hello.resumeFromPos = this.lastPos;
+    }
     this.toServer(hello);
     for (const filter of this.appSubscriptions.filters()) if (still()) this.toServer({ type: "sub", filter });
     // Right after the subs: the server holds back live messages until it has replayed (a no-op if it needs no replay).
@@ -164,7 +205,8 @@ export class HubUplink {
     for (const [id, request] of [...this.requests]) {
       if (still() && request.kind === "get" && this.requests.has(id)) this.toServer(request.frame);
     }
-    this.flushQueue(still);
+    this.queue.rewind();
+    this.pump();
   }
 
   /** The connection to the server is gone. Calls in flight fail; everything else waits for the next server. */
@@ -191,14 +233,21 @@ export class HubUplink {
     switch (frame.type) {
       case "welcome":
         this.lastEpoch = frame.epoch;
+        if (frame.stream !== undefined && frame.stream !== this.lastStream) {
+          // A new stream: replayed messages start at its beginning; on a first attach, only what comes next is ours.
+          this.lastStream = frame.stream;
+          this.lastPos = this.resumed ? 0 : (frame.pos ?? 0);
+        }
         return;
       case "msg":
         return this.onMessage(frame);
       case "ack": {
         const entry = this.queue.take(frame.origin, frame.seq);
         if (entry) this.toApp(entry.from, frame);
-        return;
+        return this.makeRoom();
       }
+      case "gap":
+        return this.onGap(frame);
       case "value":
         return frame.id === undefined ? this.onValuePush(frame) : this.onValueAnswer(frame, frame.id);
       case "call":
@@ -228,7 +277,7 @@ export class HubUplink {
    * refusal goes to the app as an `error` frame (or, for a call, a `reply`
    * with `error`) and is also returned, for the log and tests.
    */
-  fromApp(app: AppId, input: unknown): AppError | null {
+  fromApp(app: AppId, input: unknown, now = 0): AppError | null {
     this.apps.add(app);
     const parsed = parseToHubFrame(input);
     if (!parsed.ok) return this.refuse(app, parsed.error, parsed.ref);
@@ -249,7 +298,7 @@ export class HubUplink {
         return null;
       case "pub":
       case "set":
-        return this.onAppWrite(app, frame);
+        return this.onAppWrite(app, frame, now);
       case "get": {
         if (this.requests.size >= this.maxRequests) return this.refuse(app, this.tooManyRequests(), refOf(frame));
         const id = this.newId("g");
@@ -325,11 +374,66 @@ export class HubUplink {
     this.values.keepOnly((key) => this.appSubscriptions.match(key).length > 0);
   }
 
-  private onAppWrite(app: AppId, frame: ToHubFrameOf<"pub"> | ToHubFrameOf<"set">): AppError | null {
+  private onAppWrite(app: AppId, frame: QueuedWrite, now: number): AppError | null {
     if (this.queue.has(frame.origin, frame.seq)) return null; // the app resent it; it is already on its way
-    if (!this.queue.offer(frame, app)) return this.refuse(app, new QueueFull(this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
-    if (this.server && !this.writesRefused) this.toServer(frame);
+    // Behind others already waiting, even if room just opened: writes keep their order.
+    const bytes = frameBytes(frame);
+    if (this.waitingFrames === 0 && this.queue.offer(frame, app, bytes)) {
+      this.pump();
+      return null;
+    }
+    const full =
+      this.waitingFrames >= (this.options.maxWaitingFrames ?? DEFAULT_MAX_WAITING_FRAMES) ||
+      this.waitingBytes + bytes > (this.options.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES);
+    if (full) return this.refuse(app, new QueueFull(this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
+    this.waiting.push({ frame, app, since: now, bytes });
+    this.waitingBytes += bytes;
     return null;
+  }
+
+  /**
+   * Refuses writes that waited `publishWaitMs` or longer for room (PUBLISH_TIMEOUT); the runner
+   * calls it now and then with the clock it passes to `fromApp`. Returns how many were refused.
+   */
+  expireWaiting(now: number): number {
+    const waitMs = this.options.publishWaitMs ?? DEFAULT_PUBLISH_WAIT_MS;
+    let expired = 0;
+    while (this.waitingFrames > 0 && now - this.waiting[this.waitHead]!.since >= waitMs) {
+      const { frame, app } = this.shiftWaiting();
+      this.refuse(app, new PublishTimedOut(waitMs, this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
+      expired++;
+    }
+    return expired;
+  }
+
+  /** An entry left the queue: let waiting writes in, in order, and send what the window allows. */
+  private makeRoom(): void {
+    while (this.waitingFrames > 0) {
+      const next = this.waiting[this.waitHead]!;
+      if (!this.queue.offer(next.frame, next.app, next.bytes)) break;
+      this.shiftWaiting();
+    }
+    this.pump();
+  }
+
+  private shiftWaiting(): WaitingWrite {
+    const entry = this.waiting[this.waitHead]!;
+    this.waiting[this.waitHead++] = undefined as never;
+    this.waitingBytes -= entry.bytes;
+    if (this.waitHead >= 1024 && this.waitHead * 2 >= this.waiting.length) {
+      this.waiting = this.waiting.slice(this.waitHead);
+      this.waitHead = 0;
+    }
+    return entry;
+  }
+
+  /** Sends queued writes in order while the window has room and the server takes writes. */
+  private pump(): void {
+    while (this.server && !this.writesRefused) {
+      const entry = this.queue.nextToSend();
+      if (!entry) return;
+      this.toServer(entry.frame);
+    }
   }
 
   private onAppCall(app: AppId, frame: ToHubFrameOf<"call">): AppError | null {
@@ -342,6 +446,7 @@ export class HubUplink {
   }
 
   private onMessage(frame: FromHubFrameOf<"msg">): void {
+    if (frame.pos !== undefined && frame.pos > this.lastPos) this.lastPos = frame.pos;
     if (this.seenMessages.isDuplicate(frame.from, frame.seq)) return;
     this.seenMessages.record(frame.from, frame.seq);
     const apps = this.appSubscriptions.match(frame.topic);
@@ -381,9 +486,17 @@ export class HubUplink {
     this.toApp(app, { ...frame, id });
   }
 
+  /** The server could not replay everything: every app that subscribes hears how many messages it missed. */
+  private onGap(frame: FromHubFrameOf<"gap">): void {
+    this.incompleteReplays++;
+    this.missedCount += frame.missed;
+    const apps = new Set<AppId>();
+    for (const filter of this.appSubscriptions.filters()) for (const app of this.appSubscriptions.subscribersOf(filter)) apps.add(app);
+    if (apps.size > 0) this.deliver(frame, [...apps]);
+  }
+
   private onServerError(frame: ErrorFrame): void {
     const ref = frame.ref;
-    if (frame.code === "REPLAY_INCOMPLETE") this.incompleteReplays++;
     if ((ref?.type === "pub" || ref?.type === "set") && ref.origin !== undefined && ref.seq !== undefined) {
       if (frame.code === "NOT_ACTIVE") {
         // Keep it queued; the runner attaches the active server, which gets everything in order.
@@ -391,7 +504,10 @@ export class HubUplink {
         return;
       }
       const entry = this.queue.take(ref.origin, ref.seq);
-      if (entry) return this.toApp(entry.from, frame);
+      if (entry) {
+        this.toApp(entry.from, frame);
+        return this.makeRoom();
+      }
     }
     if (ref?.id !== undefined && (ref.type === "get" || ref.type === "call")) {
       const request = this.requests.get(ref.id);
@@ -412,13 +528,6 @@ export class HubUplink {
   }
 
   // ------------------------------------------------------------ helpers
-
-  private flushQueue(still: () => boolean): void {
-    for (const entry of this.queue.inOrder()) {
-      if (!still() || this.writesRefused) return;
-      if (this.queue.has(entry.frame.origin, entry.frame.seq)) this.toServer(entry.frame);
-    }
-  }
 
   private withdrawService(service: string): void {
     this.services.delete(service);

@@ -13,21 +13,27 @@
  * client node keeps them queued. Each write is named by (origin, seq) and
  * de-duplicated, so a frame resent after a switch is delivered once.
  *
- * After a switch, nodes reach the new hub at slightly different moments. So
- * that a subscriber arriving after a publisher resent its queue still gets
- * those messages, the hub keeps what it accepted in its current epoch (a
- * bounded ReplayRing, emptied when the epoch rises). A connection whose
- * `hello` names an older `resumeFromEpoch` gets no live messages until it
- * sends `resync` (after its `sub`s); the hub then replays the kept messages
- * matching its filters, in the order it accepted them, and lets it go live.
- * Everything accepted meanwhile is in the ring, so nothing overtakes and
- * nothing falls between replay and live; the node drops repeats by (from, seq).
+ * The hub keeps what it accepted in its current epoch (a bounded ReplayRing,
+ * emptied when the epoch rises), each message stamped with its position in
+ * this hub's stream (`pos`; `welcome` names the stream and its position). A
+ * node that comes back gets what it missed:
+ * - after a switch (its `hello` names an older `resumeFromEpoch`, or another
+ *   stream at this epoch: this hub restarted), everything the ring holds: a
+ *   subscriber arriving after a publisher resent its queue still gets it;
+ * - after a cut from this same hub at this epoch (`resumeStream` is this
+ *   stream), what came after `resumeFromPos`.
+ * It gets no live messages until it sends `resync` (after its `sub`s); the hub
+ * then replays the kept messages matching its filters, in the order it accepted
+ * them, and lets it go live. Everything accepted meanwhile is in the ring, so
+ * nothing overtakes and nothing falls between replay and live; the node drops
+ * repeats by (from, seq). What the ring no longer holds is announced with a
+ * `gap` frame and its count, never silently skipped.
  *
  * Nothing here throws on a bad frame: the sender gets an `error` frame.
  */
 import { compareVersions, RetainedState, ZERO_VERSION, type HubStateChanges, type HubStatePersistence, type RetainedEntry } from "./retained-state.ts";
 import { MAX_PRESENCE_MEMBERS, errorFrame, parseToHubFrame, refOf, type FromHubFrame, type FromHubFrameOf, type Member, type ToHubFrame, type ToHubFrameOf, type Version } from "./frames.ts";
-import { AlreadyIntroduced, LimitReached, NoService, NotActive, NotIntroduced, ProviderGone, ReplayIncomplete, ServiceTaken, StoreFailed } from "./hub-errors.ts";
+import { AlreadyIntroduced, LimitReached, NoService, NotActive, NotIntroduced, ProviderGone, ServiceTaken, StoreFailed } from "./hub-errors.ts";
 import type { AppError } from "../core/errors.ts";
 import { levelsMatch, splitLevels } from "../core/topics.ts";
 import { OriginMarks } from "./origin-marks.ts";
@@ -67,6 +73,8 @@ export type HubCoreOptions = {
   limits?: Partial<HubLimits>;
   /** Bounds of the epoch replay buffer (DEFAULT_REPLAY_LIMITS); `maxAgeMs` applies when the runner calls `trimReplay`. */
   replay?: Partial<ReplayLimits>;
+  /** Names a run of the replay ring (default: random); a new epoch appends `-e<epoch>`. Tests pick it to compare frames. */
+  streamId?: string;
 };
 
 export type ReplayStats = {
@@ -109,8 +117,10 @@ export class HubCore {
   private readonly retained: RetainedState;
   private readonly limits: HubLimits;
   private readonly replay: ReplayRing;
-  /** Connections that asked for a replay (hello with an older `resumeFromEpoch`) and have not sent `resync` yet: no live messages. */
-  private readonly resuming = new Set<ConnectionId>();
+  /** Connections that asked for a replay and have not sent `resync` yet (no live messages), with the stream position to replay after. */
+  private readonly resuming = new Map<ConnectionId, number>();
+  private readonly bootStream: string;
+  private stream: string;
   private readonly replayCounts = { replays: 0, replayedMessages: 0, incomplete: 0 };
   private currentEpoch: number;
   private isWritable: boolean;
@@ -123,6 +133,8 @@ export class HubCore {
     this.seen = new OriginMarks(this.limits.maxTrackedOrigins);
     this.retained = new RetainedState(options.persistence, { maxKeys: this.limits.maxRetainedKeys, maxSetMarks: this.limits.maxTrackedOrigins });
     this.replay = new ReplayRing(options.replay);
+    this.bootStream = options.streamId ?? crypto.randomUUID();
+    this.stream = this.bootStream;
   }
 
   // ------------------------------------------------------------ runner controls
@@ -140,7 +152,10 @@ export class HubCore {
     if (!Number.isSafeInteger(epoch) || epoch < this.currentEpoch) {
       throw new RangeError(`The hub's epoch may only rise (it is ${this.currentEpoch}; was asked for ${epoch}).`);
     }
-    if (epoch > this.currentEpoch) this.replay.clear();
+    if (epoch > this.currentEpoch) {
+      this.replay.clear();
+      this.stream = `${this.bootStream}-e${epoch}`;
+    }
     this.currentEpoch = epoch;
   }
 
@@ -308,24 +323,37 @@ export class HubCore {
   private onHello(conn: Connection, frame: ToHubFrameOf<"hello">): Fanout[] {
     if (conn.member) return this.refuse(conn, new AlreadyIntroduced(), frame);
     conn.member = { id: frame.id, name: frame.name, kind: frame.kind };
-    this.safeSend(conn, { type: "welcome", epoch: this.currentEpoch });
-    if (frame.resumeFromEpoch !== undefined && frame.resumeFromEpoch < this.currentEpoch) this.resuming.add(conn.id);
+    this.safeSend(conn, { type: "welcome", epoch: this.currentEpoch, stream: this.stream, pos: this.replay.position });
+    const after = this.resumeAfter(frame);
+    if (after !== null) this.resuming.set(conn.id, after);
     return this.presence();
+  }
+
+  /** Where a returning node's replay starts (a stream position), or null: a first hello, or one from a higher epoch than this hub's. */
+  private resumeAfter(frame: ToHubFrameOf<"hello">): number | null {
+    const epoch = frame.resumeFromEpoch;
+    if (epoch === undefined || epoch > this.currentEpoch) return null;
+    // The same stream: a cut from this hub; otherwise a switch (or this hub restarted), and the node de-duplicates what it had.
+    return epoch === this.currentEpoch && frame.resumeStream === this.stream ? (frame.resumeFromPos ?? 0) : 0;
   }
 
   /** Replays this epoch's messages matching the connection's filters, oldest first, then lets live ones through. Synchronous, so none overtakes. */
   private onResync(conn: Connection): Fanout[] {
-    if (!this.resuming.delete(conn.id) || conn.filters.size === 0) return [];
+    const after = this.resuming.get(conn.id);
+    if (after === undefined) return [];
+    this.resuming.delete(conn.id);
+    if (conn.filters.size === 0) return [];
     this.replayCounts.replays++;
-    if (this.replay.dropped > 0) {
+    const missed = this.replay.droppedAfter(after);
+    if (missed > 0) {
       this.replayCounts.incomplete++;
       const { maxMessages, maxBytes, maxAgeMs } = this.replay.limits;
-      const reason =
-        `the hub keeps at most ${maxMessages} messages (${sizeText(maxBytes)}, ${maxAgeMs / 1000} s) for nodes that reconnect late, ` +
-        `and ${this.replay.dropped} of epoch ${this.currentEpoch} were dropped before this node reconnected.`;
-      this.safeSend(conn, errorFrame(new ReplayIncomplete(reason), { type: "resync" }));
+      const message =
+        `${missed} messages published while this node was away are no longer held by the hub (it keeps at most ${maxMessages} messages, ` +
+        `${sizeText(maxBytes)}, ${maxAgeMs / 1000} s, for nodes that reconnect); some may not have matched this node's subscriptions.`;
+      this.safeSend(conn, { type: "gap", missed, message });
     }
-    for (const frame of this.replay.matching(conn.filters)) {
+    for (const frame of this.replay.matchingAfter(conn.filters, after)) {
       this.safeSend(conn, frame);
       this.replayCounts.replayedMessages++;
     }
@@ -353,7 +381,7 @@ export class HubCore {
     this.seen.record(frame.origin, frame.seq);
     this.safeSend(conn, { type: "ack", origin: frame.origin, seq: frame.seq });
     if (duplicate) return [];
-    const msg: FromHubFrameOf<"msg"> = { type: "msg", topic: frame.topic, data: frame.data, from: frame.origin, seq: frame.seq };
+    const msg: FromHubFrameOf<"msg"> = { type: "msg", topic: frame.topic, data: frame.data, from: frame.origin, seq: frame.seq, pos: this.replay.position + 1 };
     // Kept even with no subscriber now: right after a switch, the subscriber may not have reconnected yet.
     this.replay.append(msg);
     let to = this.subscriptions.match(frame.topic);

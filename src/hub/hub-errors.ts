@@ -77,7 +77,7 @@ export class StoreFailed extends AppError {
   }
 }
 
-/** The client node's outbound queue is at its bound while it is switching servers (or the server is not acknowledging). */
+/** A local app published more than the node can hold while it waits for the server: the queue and the waiting line behind it are full. */
 export class QueueFull extends AppError {
   readonly queued: number;
   constructor(queued: number, attached: boolean) {
@@ -111,13 +111,16 @@ export class NotConnected extends AppError {
   }
 }
 
-/**
- * A node reached the active hub late after a switch and asked for the messages it missed, but
- * the hub cannot replay all of them: its replay buffer dropped some, or the node skipped an epoch.
- */
-export class ReplayIncomplete extends AppError {
-  constructor(reason: string) {
-    super("REPLAY_INCOMPLETE", `Some messages published during the server switch may not have reached this node: ${reason}`, { status: 503 });
-    this.name = "ReplayIncomplete";
+/** A write waited its whole time for room in the node's queue (the server acknowledges too slowly, or no server is active). */
+export class PublishTimedOut extends AppError {
+  constructor(waitedMs: number, queued: number, attached: boolean) {
+    super(
+      "PUBLISH_TIMEOUT",
+      attached
+        ? `The message waited ${waitedMs / 1000} s for room in the node's queue (${queued} messages not yet acknowledged by the server) and was not sent; the server is overloaded or unreachable.`
+        : `The message waited ${waitedMs / 1000} s for room in the node's queue (${queued} messages) while no server was active, and was not sent.`,
+      { status: 503 },
+    );
+    this.name = "PublishTimedOut";
   }
 }

@@ -10,6 +10,11 @@
  * runner calls `trim(now)`. What fell out since the epoch began is counted,
  * so a replay can say it is incomplete instead of being silently short.
  *
+ * Positions: the n-th message appended since the last `clear` is at position
+ * n (1, 2, ...), whether or not it is still kept; a node that knows the last
+ * position it received asks for what came after (`matchingAfter`) and learns
+ * how many of those the ring no longer holds (`droppedAfter`).
+ *
  * Ages without a clock: each `trim(now)` marks "everything appended so far
  * was appended at or before `now`". A message is dropped once a mark covering
  * it is `maxAgeMs` old, so none is dropped younger than `maxAgeMs`; it may
@@ -76,6 +81,17 @@ export class ReplayRing {
     return this.start + this.size;
   }
 
+  /** The position of the newest message appended (0 before any): a node that joins now has seen everything up to it. */
+  get position(): number {
+    return this.end;
+  }
+
+  /** How many messages after `position` the ring no longer holds. */
+  droppedAfter(position: number): number {
+    return Math.max(0, this.start - Math.max(0, position));
+  }
+
+  /** Appends `frame` at position `this.position + 1` (the caller stamps it on the frame before). */
   append(frame: MsgFrame): void {
     const bytes = utf8ByteLength(JSON.stringify(frame));
     this.entries.push({ frame, bytes });
@@ -117,10 +133,16 @@ export class ReplayRing {
 
   /** The kept messages whose topic matches at least one of `filters`, each once, oldest first. */
   matching(filters: Iterable<string>): MsgFrame[] {
+    return this.matchingAfter(filters, 0);
+  }
+
+  /** Like `matching`, for the messages after `position` only. */
+  matchingAfter(filters: Iterable<string>, position: number): MsgFrame[] {
     const filterLevels = [...filters].map(splitLevels);
     if (filterLevels.length === 0) return [];
     const found: MsgFrame[] = [];
-    for (let i = this.head; i < this.entries.length; i++) {
+    const first = this.head + Math.max(0, Math.max(0, position) - this.start);
+    for (let i = first; i < this.entries.length; i++) {
       const frame = this.entries[i]!.frame;
       const topicLevels = splitLevels(frame.topic);
       if (filterLevels.some((levels) => levelsMatch(levels, topicLevels))) found.push(frame);

@@ -17,6 +17,8 @@ import { PeerRuntime } from "./peer-runtime.ts";
 import { CHIP_TEXTS, type ChipText } from "../core/status.ts";
 import { listenError } from "../net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
+import type { FromHubFrame } from "../hub/frames.ts";
+import type { InProcessApp } from "../services/app-gateway.ts";
 
 export type NodeOptions = {
   dataDir: string;
@@ -154,6 +156,10 @@ export class MachineNode implements MachineControl {
     const { config } = this.state.snapshot;
     if (config.role === "standalone") return { discovery: "standalone", machines: [] };
     return { discovery: config.discovery, machines: this.discovery?.list() ?? [] };
+  }
+
+  attachHubApp(name: string, deliver: (frame: FromHubFrame) => void): InProcessApp | null {
+    return this.peer?.attachApp(name, deliver) ?? null;
   }
 
   uiPassword(): string | null {

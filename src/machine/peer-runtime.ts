@@ -18,7 +18,9 @@ import { assetRoute, failoverRole, filesRoute, pairedPeer, type UplinkTarget } f
 import type { Lanes } from "../core/failover/index.ts";
 import { HubCore } from "../hub/hub-core.ts";
 import type { Logger } from "../log.ts";
-import { AppGateway } from "../services/app-gateway.ts";
+import { AppGateway, type InProcessApp } from "../services/app-gateway.ts";
+import type { FromHubFrame } from "../hub/frames.ts";
+import { startMqttFrontDoor, type MqttFrontDoor } from "../services/mqtt-front-door.ts";
 import { FailoverRunner, type PeerDelay } from "./failover-runner.ts";
 import { HeartbeatSocket } from "../net/heartbeat-socket.ts";
 import { newBootId } from "../net/heartbeat.ts";
@@ -96,6 +98,8 @@ export class PeerRuntime {
   private heartbeats: HeartbeatSocket | null = null;
   private runner: FailoverRunner | null = null;
   private replication: HubStateReplication | null = null;
+  /** Local apps in any language: the MQTT front door on loopback (--mqtt-listen). */
+  private mqtt: MqttFrontDoor | null = null;
   /** The addresses the setup names (resolved); the main's backup entry is what pairing aims at. */
   private servers: Servers;
   private timers: (() => void)[] = [];
@@ -180,6 +184,7 @@ export class PeerRuntime {
     try {
       runtime.servers = { main: await resolveHost(runtime.servers.main), backup: await resolveHost(runtime.servers.backup) };
       await runtime.startFailover();
+      runtime.mqtt = await startMqttFrontDoor(options.config, runtime.gateway, options.log);
     } catch (error) {
       runtime.stop();
       throw error;
@@ -388,6 +393,11 @@ export class PeerRuntime {
     return this.replicationSink ? storageStatus(this.replicationSink.mainUsage, here) : storageStatus(here, this.replicationSource?.backupUsage ?? null);
   }
 
+  /** A local app living in this process (the HTTP API) on this machine's uplink. */
+  attachApp(name: string, deliver: (frame: FromHubFrame) => void): InProcessApp {
+    return this.gateway.attachApp(name, deliver);
+  }
+
   /** Someone allowed switching back to the main (manual failback). */
   switchBack(): void {
     this.runner?.feed({ type: "switchBack" });
@@ -400,6 +410,7 @@ export class PeerRuntime {
     this.replication?.stop();
     this.replicationSink?.stop();
     this.files.close();
+    void this.mqtt?.stop();
     this.gateway.stop();
     this.hub?.closeAll();
     this.heartbeats?.close();

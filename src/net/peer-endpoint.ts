@@ -62,7 +62,8 @@ export class PeerEndpoint {
               refusals.refused(from, new HandshakeBusy(from, "pending"));
               return new Response("Too many connections waiting for their handshake; try again shortly.", { status: 503 });
             }
-            if (srv.upgrade(request, { data: newServerSocketData(options.secure, from, url.pathname, admission) })) return undefined;
+            const publish = (topic: string, frame: Uint8Array) => srv.publish(topic, frame);
+            if (srv.upgrade(request, { data: newServerSocketData(options.secure, from, url.pathname, admission, publish) })) return undefined;
             admission.settled(sourceAddress(from));
             return new Response("This path takes a WebSocket.", { status: 426 });
           }

@@ -32,6 +32,21 @@ export interface SecureConnection {
   readonly open: boolean;
 }
 
+/** Publishes already-sealed bytes to every socket subscribed to `topic` (Bun's native `server.publish`). */
+export type PublishSealed = (topic: string, frame: Uint8Array) => number;
+
+/** A server-side connection that can join Bun topics: one `publish` then reaches all members without a copy per socket in JS. */
+export interface TopicMember extends SecureConnection {
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+  /** Publishes `frame` (sealed once) to every subscriber of `topic`; false when this endpoint cannot publish. */
+  publishSealed(topic: string, frame: Uint8Array): boolean;
+}
+
+export function isTopicMember(connection: SecureConnection): connection is TopicMember {
+  return typeof (connection as Partial<TopicMember>).publishSealed === "function";
+}
+
 export type ConnectionEvents = {
   /** A channel frame, opened. */
   message(payload: Uint8Array): void;
@@ -58,9 +73,10 @@ type ServerSocketData = {
   timer: ReturnType<typeof setTimeout> | null;
   connection: ServerConnection | null;
   events: ConnectionEvents | null;
+  publish: PublishSealed | null;
 };
 
-class ServerConnection implements SecureConnection {
+class ServerConnection implements TopicMember {
   constructor(
     private readonly ws: ServerWebSocket<ServerSocketData>,
     readonly channel: SecureChannel,
@@ -90,6 +106,12 @@ class ServerConnection implements SecureConnection {
   unsubscribe(topic: string): void {
     this.ws.unsubscribe(topic);
   }
+  publishSealed(topic: string, frame: Uint8Array): boolean {
+    const publish = this.ws.data.publish;
+    if (!publish) return false;
+    publish(topic, frame);
+    return true;
+  }
   close(code = CLOSE_GOING_AWAY, reason = "closing"): void {
     this.ws.close(code, reason);
   }
@@ -111,6 +133,9 @@ export function secureServerHandlers(
     ws.close(code, error.message.slice(0, 120));
   };
   return {
+    // A frame Bun drops at its buffer limit would break the channel's counter; close instead, and the peer
+    // reconnects and resumes (the hub replays what it missed).
+    closeOnBackpressureLimit: true,
     open(ws) {
       ws.data.timer = setTimeout(() => fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeFailed(ws.data.address, `${ws.data.address} did not finish the handshake in ${timeoutMs} ms.`)), timeoutMs);
     },
@@ -157,11 +182,19 @@ function releaseSlot(data: ServerSocketData): void {
 /**
  * Data for `server.upgrade(request, { data })`. With `admission`, the caller has
  * reserved a pending slot (`admission.open`), released once the handshake ends,
- * and the signature step spends a handshake token.
+ * and the signature step spends a handshake token. `publish` is the server's
+ * topic publish, for hub fan-out.
  */
-export function newServerSocketData(options: SecureSocketOptions, address: string, path: string, admission: HandshakeAdmission | null = null): ServerSocketData {
+export function newServerSocketData(
+  options: SecureSocketOptions,
+  address: string,
+  path: string,
+  admission: HandshakeAdmission | null = null,
+  publish: PublishSealed | null = null,
+): ServerSocketData {
   const source = sourceAddress(address);
   return {
+    publish,
     address,
     path,
     responder: new HandshakeResponder({

@@ -9,12 +9,13 @@ import type { ServerRole } from "../core/failover/index.ts";
 import { encodeFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { HubUplink } from "../hub/hub-client.ts";
 import type { Logger } from "../log.ts";
-import { broadcastEpoch, openBroadcast, sealBroadcast } from "../net/broadcast.ts";
+import { broadcastEpoch, fanOut, openBroadcast } from "../net/broadcast.ts";
+import { FanoutGroups } from "../net/fanout-groups.ts";
+import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
-import { PeerRefusals } from "../net/peer-refusals.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import { PeerRefusals } from "../net/peer-refusals.ts";
 
-const text = new TextEncoder();
 const decoder = new TextDecoder();
 /** How soon to try again when the server we follow does not answer. */
 export const RECONNECT_MS = 100;
@@ -22,6 +23,8 @@ export const RECONNECT_MS = 100;
 export const PING_MS = 1000;
 
 export type UplinkTarget = { role: ServerRole; address: HostPort } | { role: "self" };
+/** A local app living in this process (the MQTT front door, the HTTP API): frames as objects, no socket. */
+export type InProcessApp = { readonly id: string; send(frame: unknown): void; close(): void };
 /** This machine's own hub, attached without a socket. */
 export type LocalHub = { attachLocal(deliver: (frame: FromHubFrame) => void): { send(frame: ToHubFrame): void; close(): void } };
 
@@ -30,6 +33,9 @@ export class AppGateway {
   /** Servers that refused this machine: back-off, de-duplicated logs, and the refusal its status shows. */
   readonly refusals: PeerRefusals;
   private readonly apps = new Map<string, SecureConnection>();
+  private readonly inProcess = new Map<string, (frame: FromHubFrame) => void>();
+  private readonly groups = new FanoutGroups();
+  private readonly appBatches = new Map<string, FrameBatcher>();
   private readonly secure: SecureSocketOptions;
   private readonly log: Logger;
   private readonly onLinkBroken: (role: ServerRole) => void;
@@ -58,8 +64,12 @@ export class AppGateway {
     this.onLinkBroken = options.onLinkBroken;
     this.refusals = new PeerRefusals({ now: () => performance.now() }, options.log, options.random);
     this.localKey = deriveBroadcastKey(options.secure.networkKey, 0);
-    // The hub shows each node's delay in presence (the Delays panel).
-    this.pinger = setInterval(() => this.uplink.ping(performance.now()), PING_MS);
+    // The hub shows each node's delay in presence (the Delays panel); writes that waited too long for room are refused.
+    this.pinger = setInterval(() => {
+      const now = performance.now();
+      this.uplink.ping(now);
+      this.uplink.expireWaiting(now);
+    }, PING_MS);
     this.uplink = new HubUplink({
       node: options.node,
       deliver: (frame, apps) => this.toApps(frame, apps),
@@ -87,13 +97,33 @@ export class AppGateway {
   acceptApp(connection: SecureConnection): ConnectionEvents {
     const id = `a${++this.nextApp}`;
     this.apps.set(id, connection);
+    this.appBatches.set(id, new FrameBatcher((payload) => connection.send(payload)));
     return {
       message: (payload) => {
-        this.uplink.fromApp(id, decoder.decode(payload));
+        const now = performance.now();
+        for (const frame of splitFrames(payload)) this.uplink.fromApp(id, frame, now);
       },
       close: () => {
         this.apps.delete(id);
+        this.appBatches.get(id)?.clear();
+        this.appBatches.delete(id);
+        this.groups.forget(id);
         this.uplink.appGone(id);
+      },
+    };
+  }
+
+  /** Attaches an app that lives in this process; `deliver` gets the frames meant for it. */
+  attachApp(name: string, deliver: (frame: FromHubFrame) => void): InProcessApp {
+    const id = `${name}${++this.nextApp}`;
+    this.inProcess.set(id, deliver);
+    return {
+      id,
+      send: (frame) => {
+        if (this.inProcess.has(id)) this.uplink.fromApp(id, frame, performance.now());
+      },
+      close: () => {
+        if (this.inProcess.delete(id)) this.uplink.appGone(id);
       },
     };
   }
@@ -116,7 +146,10 @@ export class AppGateway {
     }
     const address = `${target.address.host}:${target.address.port}`;
     connectSecure(address, "/hub", this.secure, (connection) => ({
-      message: (payload) => this.uplink.onFrameFromServer(decoder.decode(payload), performance.now()),
+      message: (payload) => {
+        const now = performance.now();
+        for (const frame of splitFrames(payload)) this.uplink.onFrameFromServer(frame, now);
+      },
       broadcast: (frame) => this.fromBroadcast(frame, address),
       close: (reason) => {
         if (this.server !== connection) return;
@@ -134,7 +167,9 @@ export class AppGateway {
           return;
         }
         this.server = connection;
-        this.uplink.attachServer((frame) => connection.send(text.encode(encodeFrame(frame))));
+        // What is still batched when the link breaks is lost with it; the uplink resends what was not acknowledged.
+        const batch = new FrameBatcher((payload) => connection.send(payload));
+        this.uplink.attachServer((frame) => batch.push(encodeFrame(frame)));
         this.refusals.succeeded(address, "hub link failed");
         this.log.info("hub link up", { server: address, role: target.role });
       },
@@ -181,14 +216,9 @@ export class AppGateway {
     }
   }
 
-  /** One frame for many local apps: sealed once, the same bytes to each. */
+  /** One frame for many local apps: sealed once, published once (fanOut). */
   private toApps(frame: FromHubFrame, apps: readonly string[]): void {
-    const payload = text.encode(encodeFrame(frame));
-    if (apps.length === 1) {
-      this.apps.get(apps[0]!)?.send(payload);
-      return;
-    }
-    const sealed = sealBroadcast(this.localKey, payload);
-    for (const id of apps) this.apps.get(id)?.sendSealed(sealed);
+    if (this.inProcess.size > 0) for (const id of apps) this.inProcess.get(id)?.(frame);
+    fanOut(encodeFrame(frame), apps, this.apps, this.localKey, this.groups, this.appBatches);
   }
 }

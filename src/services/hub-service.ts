@@ -3,13 +3,15 @@
  * authenticated connection attached to the HubCore; `/replicate` lets the
  * other server copy the retained state ("give me what changed since V").
  * A fan-out frame is encoded and sealed once (under the epoch's broadcast
- * key) and the same bytes are written to every subscriber.
+ * key) and published once to its subscribers through a Bun topic (fanOut).
  */
 import { encodeFrame, versionSchema, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { HubCore, type Fanout, type HubStateChanges } from "../hub/hub-core.ts";
 import { hubStateChangesSchema } from "../hub/retained-state.ts";
 import type { Logger } from "../log.ts";
-import { sealBroadcast } from "../net/broadcast.ts";
+import { fanOut } from "../net/broadcast.ts";
+import { FanoutGroups } from "../net/fanout-groups.ts";
+import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { z } from "zod";
@@ -31,6 +33,9 @@ export class HubService {
   /** This machine's own app gateway, attached in process (a machine does not handshake with itself). */
   private readonly local = new Map<string, (frame: FromHubFrame) => void>();
   private broadcastKey: BroadcastKey;
+  private readonly groups = new FanoutGroups();
+  /** Per connection: small frames sent together (frame-batch.ts). */
+  private readonly batches = new Map<string, FrameBatcher>();
   private nextId = 0;
 
   constructor(core: HubCore, networkKey: Uint8Array, log: Logger) {
@@ -61,11 +66,18 @@ export class HubService {
   acceptHub(connection: SecureConnection): ConnectionEvents {
     const id = `c${++this.nextId}`;
     this.connections.set(id, connection);
-    this.core.attach(id, (frame) => connection.send(text.encode(encodeFrame(frame))));
+    const batch = new FrameBatcher((payload) => connection.send(payload));
+    this.batches.set(id, batch);
+    this.core.attach(id, (frame) => batch.push(encodeFrame(frame)));
     return {
-      message: (payload) => this.fanout(this.core.receive(id, decoder.decode(payload))),
+      message: (payload) => {
+        for (const frame of splitFrames(payload)) this.fanout(this.core.receive(id, frame));
+      },
       close: () => {
         this.connections.delete(id);
+        this.batches.get(id)?.clear();
+        this.batches.delete(id);
+        this.groups.forget(id);
         this.fanout(this.core.detach(id));
       },
     };
@@ -118,19 +130,11 @@ export class HubService {
   }
 
   private deliver(frame: FromHubFrame, to: readonly string[]): void {
-    // Local deliveries first: they are function calls, the remote ones are sealed once below.
+    // Local deliveries first: they are function calls; the remote ones are sealed once.
     if (to.length === 0) return;
     for (const id of to) this.local.get(id)?.(frame);
-    const remote = to.filter((id) => this.connections.has(id));
-    if (remote.length === 0) return;
-    to = remote;
-    const payload = text.encode(encodeFrame(frame));
-    if (to.length === 1) {
-      this.connections.get(to[0]!)?.send(payload);
-      return;
-    }
-    const sealed = sealBroadcast(this.broadcastKey, payload);
-    for (const id of to) this.connections.get(id)?.sendSealed(sealed);
+    if (this.connections.size === 0) return;
+    fanOut(encodeFrame(frame), to, this.connections, this.broadcastKey, this.groups, this.batches);
   }
 
   closeAll(): void {

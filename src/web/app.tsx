@@ -20,6 +20,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log.ts";
 import { hostAllowed, hostOfHeader } from "./host-allow-list.ts";
 import { PasswordGuard } from "./password-guard.ts";
+import { hubApiRoutes, type AttachHubApp } from "./hub-api.ts";
 
 /** What the web edge needs from the machine. */
 export interface MachineControl {
@@ -36,6 +37,8 @@ export interface MachineControl {
   uiPassword(): string | null;
   /** Host names the setup pages answer to besides loopback and this machine's own (--ui-host). */
   uiHostNames(): string[];
+  /** A local app of this machine's Data Hub uplink (the HTTP API); null without a network role. */
+  attachHubApp: AttachHubApp;
 }
 
 export type WebAppOptions = { log?: Logger; clock?: Clock };
@@ -91,6 +94,7 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
     machine.switchBack();
     return c.html(<p class="saved" role="status">Switching back to the main server…</p>);
   });
+  app.route("/api/hub", hubApiRoutes((name, deliver) => machine.attachHubApp(name, deliver)));
   app.get("/partials/peers", (c) => c.html(<PeerList status={machine.status()} />));
   app.get("/partials/discovered", (c) => c.html(<DiscoveredList {...machine.discovered()} />));
 

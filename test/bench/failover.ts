@@ -57,7 +57,7 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
   const procs: Subprocess[] = [];
   const machine = (role: string, peer: number, ui: number, extra: string[]) => {
     const data = mkdtempSync(join(dir, `${role}-`));
-    const p = Bun.spawn([bin, "run", "--role", role, "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--peer-listen", `127.0.0.1:${peer}`, "--ui-listen", `127.0.0.1:${ui}`, ...preset.flags, ...extra], { stdout: "ignore", stderr: "ignore" });
+    const p = Bun.spawn([bin, "run", "--role", role, "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--mqtt-listen", "off", "--log", "json", "--peer-listen", `127.0.0.1:${peer}`, "--ui-listen", `127.0.0.1:${ui}`, ...preset.flags, ...extra], { stdout: "ignore", stderr: "ignore" });
     procs.push(p);
     return p;
   };

@@ -10,7 +10,7 @@ export async function startNode(opts: { dataDir?: string; flags?: Partial<Record
   const dataDir = opts.dataDir ?? tempDir();
   const node = await MachineNode.start({
     dataDir,
-    flags: { uiListen: "127.0.0.1:0", peerListen: "127.0.0.1:0", discovery: "off", ...opts.flags },
+    flags: { uiListen: "127.0.0.1:0", peerListen: "127.0.0.1:0", mqttListen: "off", discovery: "off", ...opts.flags },
     env: opts.env ?? {},
     vendorPublicKey: DEV_VENDOR_PUBLIC_KEY,
     log: createLogger(() => "json", (line) => lines.push(line)),

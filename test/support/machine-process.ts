@@ -25,7 +25,7 @@ export async function startMachine(args: string[], opts: { dataDir?: string; env
   const bin = opts.bin ?? (await executable());
   const dataDir = opts.dataDir ?? tempDir();
   const proc = Bun.spawn(
-    [bin, "run", "--data", dataDir, "--log", "json", "--ui-listen", "127.0.0.1:0", "--peer-listen", "127.0.0.1:0", "--discovery", "off", ...args],
+    [bin, "run", "--data", dataDir, "--log", "json", "--ui-listen", "127.0.0.1:0", "--peer-listen", "127.0.0.1:0", "--mqtt-listen", "off", "--discovery", "off", ...args],
     { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { PATH: "/usr/bin:/bin", HOME: dataDir, ...opts.env }, cwd: opts.cwd },
   );
   const lines: Record<string, unknown>[] = [];

@@ -60,7 +60,7 @@ describe("subscriptions and fan-out", () => {
     for (const c of [wide, narrow, other, publisher]) c.clear();
 
     publisher.send(pub("studio/cam1/tally", { on: true }, "pub-app", 1));
-    expect(wide.of("msg")).toEqual([{ type: "msg", topic: "studio/cam1/tally", data: { on: true }, from: "pub-app", seq: 1 }]);
+    expect(wide.of("msg")).toEqual([{ type: "msg", topic: "studio/cam1/tally", data: { on: true }, from: "pub-app", seq: 1, pos: 1 }]);
     expect(narrow.of("msg")).toHaveLength(1);
     expect(other.of("msg")).toHaveLength(0);
     expect(publisher.of("ack")).toEqual([{ type: "ack", origin: "pub-app", seq: 1 }]);

@@ -4,7 +4,7 @@
  * still gets every message once, in order per publisher.
  */
 import { describe, expect, test } from "bun:test";
-import type { ErrorFrame, ToHubFrame } from "../../../src/hub/frames.ts";
+import type { FromHubFrameOf, ToHubFrame } from "../../../src/hub/frames.ts";
 import { DirectConnection, FakeHubServer, FakeNode, Wire, settle } from "./hub-harness.ts";
 
 const pub = (topic: string, data: unknown, origin: string, seq: number) => ({ type: "pub", topic, data, origin, seq }) as const;
@@ -13,7 +13,7 @@ const range = (from: number, to: number, origin = "gfx-1") => Array.from({ lengt
 
 /** Hub A active at epoch 1; hub B its idle backup. */
 function pair(replay: ConstructorParameters<typeof FakeHubServer>[0] = {}) {
-  return { a: new FakeHubServer({ epoch: 1, writable: true }), b: new FakeHubServer({ epoch: 1, writable: false, ...replay }) };
+  return { a: new FakeHubServer({ epoch: 1, writable: true, streamId: "A" }), b: new FakeHubServer({ epoch: 1, writable: false, streamId: "B", ...replay }) };
 }
 
 /** `from` dies (its wires break) and `to` takes over at `epoch` after copying its retained state. */
@@ -36,10 +36,11 @@ function twoNodesOn(a: FakeHubServer) {
 }
 
 /** A direct connection that was on an older epoch: hello with resumeFromEpoch, its subs, then resync. */
-function resumingConnection(server: FakeHubServer, id: string, resumeFromEpoch: number | undefined, filters: string[]) {
+function resumingConnection(server: FakeHubServer, id: string, resumeFromEpoch: number | undefined, filters: string[], from?: { stream: string; pos: number }) {
   const c = new DirectConnection(server, id, null);
   const hello: ToHubFrame = { type: "hello", id, name: id, kind: "node" };
   if (resumeFromEpoch !== undefined) hello.resumeFromEpoch = resumeFromEpoch;
+  if (from) Object.assign(hello, { resumeStream: from.stream, resumeFromPos: from.pos });
   c.send(hello);
   for (const filter of filters) c.send({ type: "sub", filter });
   c.send({ type: "resync" });
@@ -72,7 +73,7 @@ describe("a subscriber reconnecting after the publisher resent its queue", () =>
     // S reaches B a few ms later: B replays 4 to 7 (4 is dropped by S as a repeat), then live traffic follows.
     const sToB = new Wire(s, b);
     expect(sToB.pendingUp().slice(0, 3)).toEqual([
-      { type: "hello", id: "S", name: "S", kind: "node", resumeFromEpoch: 1 },
+      { type: "hello", id: "S", name: "S", kind: "node", resumeFromEpoch: 1, resumeStream: "A", resumeFromPos: 4 },
       { type: "sub", filter: "studio/#" },
       { type: "resync" },
     ]);
@@ -161,16 +162,20 @@ describe("a subscriber reconnecting after the publisher resent its queue", () =>
 
 describe("what the hub replays", () => {
   function hubAtEpoch2(options: ConstructorParameters<typeof FakeHubServer>[0] = {}) {
-    const server = new FakeHubServer({ epoch: 2, writable: true, ...options });
+    const server = new FakeHubServer({ epoch: 2, writable: true, streamId: "H", ...options });
     const publisher = new DirectConnection(server, "publisher");
     return { server, publisher };
   }
 
-  test("hello is answered with welcome {epoch}, before presence", () => {
-    const { server } = hubAtEpoch2();
+  test("hello is answered with welcome {epoch, stream, pos}, before presence; messages carry their position", () => {
+    const { server, publisher } = hubAtEpoch2();
+    publisher.send(pub("t", 1, "o", 1));
     const c = new DirectConnection(server, "c");
     expect(c.frames.map((f) => f.type)).toEqual(["welcome", "presence"]);
-    expect(c.frames[0]).toEqual({ type: "welcome", epoch: 2 });
+    expect(c.frames[0]).toEqual({ type: "welcome", epoch: 2, stream: "H", pos: 1 });
+    c.send({ type: "sub", filter: "t" });
+    publisher.send(pub("t", 2, "o", 2));
+    expect(c.of("msg")).toEqual([{ type: "msg", topic: "t", data: 2, from: "o", seq: 2, pos: 2 }]);
   });
 
   test("only messages matching the resuming connection's filters, in the order accepted; later subs get none", () => {
@@ -187,12 +192,16 @@ describe("what the hub replays", () => {
     expect(c.of("error")).toEqual([]);
   });
 
-  test("a first attach (no resumeFromEpoch) or one from the same epoch gets no replay", () => {
+  test("a first attach gets no replay; a cut from this hub gets what came after its position; a switch gets everything", () => {
     const { server, publisher } = hubAtEpoch2();
-    publisher.send(pub("a", 1, "o", 1));
+    for (let seq = 1; seq <= 3; seq++) publisher.send(pub("a", seq, "o", seq));
     expect(resumingConnection(server, "fresh", undefined, ["#"]).of("msg")).toEqual([]);
-    expect(resumingConnection(server, "same", 2, ["#"]).of("msg")).toEqual([]);
-    expect(resumingConnection(server, "older", 1, ["#"]).of("msg").map((m) => m.seq)).toEqual([1]);
+    expect(resumingConnection(server, "newer", 3, ["#"]).of("msg")).toEqual([]);
+    expect(resumingConnection(server, "cut", 2, ["#"], { stream: "H", pos: 1 }).of("msg").map((m) => m.seq)).toEqual([2, 3]);
+    expect(resumingConnection(server, "caught-up", 2, ["#"], { stream: "H", pos: 3 }).of("msg")).toEqual([]);
+    // Same epoch, another stream: this hub restarted; the node de-duplicates what it had.
+    expect(resumingConnection(server, "restarted", 2, ["#"], { stream: "old", pos: 9 }).of("msg").map((m) => m.seq)).toEqual([1, 2, 3]);
+    expect(resumingConnection(server, "older", 1, ["#"]).of("msg").map((m) => m.seq)).toEqual([1, 2, 3]);
   });
 
   test("a fresh node sends no resumeFromEpoch and no resync; one attached before but never welcomed resumes from 0", () => {
@@ -210,22 +219,26 @@ describe("what the hub replays", () => {
     ]);
   });
 
-  test("a full ring tells the resuming node REPLAY_INCOMPLETE, replays what it kept, and counts it", () => {
+  test("a full ring tells the resuming node how many messages it no longer holds (gap), replays what it kept, and counts it", () => {
     const { server, publisher } = hubAtEpoch2({ replay: { maxMessages: 3 } });
     for (let seq = 1; seq <= 5; seq++) publisher.send(pub("t", seq, "o", seq));
     const c = resumingConnection(server, "c", 1, ["t"]);
-    expect(c.of("error")).toEqual([
+    expect(c.of("gap")).toEqual([
       {
-        type: "error",
-        code: "REPLAY_INCOMPLETE",
+        type: "gap",
+        missed: 2,
         message:
-          "Some messages published during the server switch may not have reached this node: the hub keeps at most 3 messages (16 MiB, 60 s) " +
-          "for nodes that reconnect late, and 2 of epoch 2 were dropped before this node reconnected.",
-        ref: { type: "resync" },
+          "2 messages published while this node was away are no longer held by the hub (it keeps at most 3 messages, 16 MiB, 60 s, " +
+          "for nodes that reconnect); some may not have matched this node's subscriptions.",
       },
     ]);
     expect(c.of("msg").map((m) => m.seq)).toEqual([3, 4, 5]);
     expect(server.hub.replayStats).toEqual({ buffered: 3, bufferedBytes: expect.any(Number), dropped: 2, replays: 1, replayedMessages: 3, incomplete: 1 });
+    // Cut from this hub after position 1: 2 is gone, 3 to 5 are replayed.
+    const cut = resumingConnection(server, "cut", 2, ["t"], { stream: "H", pos: 1 });
+    expect(cut.of("gap").map((g) => g.missed)).toEqual([1]);
+    expect(cut.of("msg").map((m) => m.seq)).toEqual([3, 4, 5]);
+    expect(resumingConnection(server, "recent", 2, ["t"], { stream: "H", pos: 2 }).of("gap")).toEqual([]);
   });
 
   test("messages trimmed by age make the replay incomplete too", () => {
@@ -235,15 +248,14 @@ describe("what the hub replays", () => {
     publisher.send(pub("t", 2, "o", 2));
     expect(server.hub.trimReplay(11_000)).toBe(1);
     const c = resumingConnection(server, "c", 1, ["t"]);
-    expect(c.of("error")[0]?.code).toBe("REPLAY_INCOMPLETE");
+    expect(c.of("gap").map((g) => g.missed)).toEqual([1]);
     expect(c.of("msg").map((m) => m.seq)).toEqual([2]);
   });
 
-  test("the node hears REPLAY_INCOMPLETE as a server error and counts it", () => {
-    const errors: ErrorFrame[] = [];
+  test("the node passes a gap on to its subscribing apps and counts it", () => {
     const { a, b } = pair({ replay: { maxMessages: 1 } });
     const p = new FakeNode("P");
-    const s = new FakeNode("S", { onServerError: (frame) => errors.push(frame) });
+    const s = new FakeNode("S");
     s.app("viewer", { type: "sub", filter: "t" });
     const wires = [new Wire(p, a), new Wire(s, a)];
     settle(...wires);
@@ -253,8 +265,9 @@ describe("what the hub replays", () => {
     const pToB = new Wire(p, b);
     settle(pToB);
     settle(pToB, new Wire(s, b));
-    expect(errors.map((e) => e.code)).toEqual(["REPLAY_INCOMPLETE"]);
+    expect(s.of("viewer", "gap").map((g: FromHubFrameOf<"gap">) => g.missed)).toEqual([1]);
     expect(s.uplink.replaysIncomplete).toBe(1);
+    expect(s.uplink.messagesMissed).toBe(1);
     expect(msgsOf(s, "viewer")).toEqual(["g:2"]);
   });
 
@@ -262,7 +275,7 @@ describe("what the hub replays", () => {
     const { server, publisher } = hubAtEpoch2({ replay: { maxMessages: 1 } });
     for (let seq = 1; seq <= 3; seq++) publisher.send(pub("t", seq, "o", seq));
     const c = resumingConnection(server, "c", 1, []);
-    expect(c.of("error")).toEqual([]);
+    expect(c.frames.filter((f) => f.type === "gap" || f.type === "error")).toEqual([]);
     expect(server.hub.replayStats.replays).toBe(0);
   });
 
@@ -295,5 +308,53 @@ describe("what the hub replays", () => {
     waiting.close();
     publisher.send(pub("t", 2, "o", 2));
     expect(server.fanouts.at(-1)?.to).toEqual(["c"]);
+  });
+});
+
+describe("a node cut from the hub it follows, at the same epoch (no switch)", () => {
+  test("gets what was published meanwhile from the ring, once and in order", () => {
+    const { a } = pair();
+    const { p, s, wires } = twoNodesOn(a);
+    p.app("gfx", pub("studio/tally", 1, "gfx-1", 1));
+    settle(...wires);
+    wires[1].cut();
+    for (let seq = 2; seq <= 6; seq++) p.app("gfx", pub("studio/tally", seq, "gfx-1", seq));
+    settle(wires[0]);
+    const again = new Wire(s, a);
+    settle(wires[0], again);
+    expect(msgsOf(s, "viewer")).toEqual(range(1, 6));
+    p.app("gfx", pub("studio/tally", 7, "gfx-1", 7));
+    settle(wires[0], again);
+    expect(msgsOf(s, "viewer")).toEqual(range(1, 7));
+    expect(s.of("viewer", "gap")).toEqual([]);
+  });
+
+  test("a node cut twice resumes from where it got to the second time, not from the first", () => {
+    const { a } = pair();
+    const { p, s, wires } = twoNodesOn(a);
+    wires[1].cut();
+    p.app("gfx", pub("studio/tally", 1, "gfx-1", 1));
+    settle(wires[0]);
+    const second = new Wire(s, a);
+    settle(wires[0], second);
+    second.cut();
+    p.app("gfx", pub("studio/tally", 2, "gfx-1", 2));
+    settle(wires[0]);
+    const third = new Wire(s, a);
+    expect(third.pendingUp()[0]).toMatchObject({ type: "hello", resumeFromEpoch: 1, resumeStream: "A", resumeFromPos: 1 });
+    settle(wires[0], third);
+    expect(msgsOf(s, "viewer")).toEqual(range(1, 2));
+  });
+
+  test("what the ring no longer holds reaches the apps as a gap with its count, then the rest in order", () => {
+    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A", replay: { maxMessages: 3 } });
+    const { p, s, wires } = twoNodesOn(a);
+    wires[1].cut();
+    for (let seq = 1; seq <= 5; seq++) p.app("gfx", pub("studio/tally", seq, "gfx-1", seq));
+    settle(wires[0]);
+    settle(wires[0], new Wire(s, a));
+    expect(s.of("viewer", "gap").map((g) => g.missed)).toEqual([2]);
+    expect(msgsOf(s, "viewer")).toEqual(range(3, 5));
+    expect(s.uplink.messagesMissed).toBe(2);
   });
 });

@@ -1,0 +1,242 @@
+/**
+ * The MQTT front door (DESIGN.md, "Data Hub"): an aedes broker on the node's
+ * own port (`--mqtt-listen`, loopback by default) so local apps in any
+ * language reach the Data Hub. It is one local app of the node's uplink:
+ *
+ * - a PUBLISH goes up as `pub` (retained: `set`, an empty retained payload
+ *   deletes the key); QoS 1/2 is acknowledged only once the active hub acked
+ *   it, QoS 0 as soon as the node's queue took it (or, when the node applies
+ *   backpressure, once the hub acked it, so a fast publisher is slowed down,
+ *   not dropped). A refused or timed-out write closes that client (MQTT 3.1.1
+ *   has no negative PUBACK) and is logged;
+ * - what MQTT clients subscribe to, the node subscribes to upstream; messages
+ *   and retained values from the hub are published into the broker (values as
+ *   retained messages, so a later MQTT subscriber gets them at once);
+ * - a gap (messages the hub no longer held) is published on `$understudy/gap`.
+ *
+ * A PUBLISH from an MQTT client is not routed by aedes itself: the hub sends
+ * it back like any other message, so every subscriber gets it once, in the
+ * hub's order. The broker lives on the node, so a server failover never
+ * disconnects an MQTT client: the node moves its uplink underneath.
+ *
+ * MQTT 3.1 and 3.1.1 (aedes does not speak MQTT 5 yet; a v5 CONNECT is refused
+ * with "unacceptable protocol version").
+ */
+import { timingSafeEqual } from "node:crypto";
+import { createServer, type Server } from "node:net";
+import { Aedes, type Client, type PublishPacket } from "aedes";
+import { formatHostPort, parseHostPort, type Config, type HostPort } from "../core/config.ts";
+import type { FromHubFrame, ToHubFrame } from "../hub/frames.ts";
+import type { Logger } from "../log.ts";
+import type { AppGateway, InProcessApp } from "./app-gateway.ts";
+import { listenError } from "../net/listen-error.ts";
+import { FRONT_DOOR_TOPIC_PREFIX, GAP_TOPIC, dataFromPayload, payloadFromData } from "./mqtt-payload.ts";
+
+/** Where aedes routes a PUBLISH already handed to the hub: a topic no client may subscribe to. */
+const FORWARDED_TOPIC = `${FRONT_DOOR_TOPIC_PREFIX}forwarded`;
+
+export type MqttFrontDoorOptions = {
+  listen: HostPort;
+  /** Required of every client when set (any user name); null on loopback without one. */
+  password: string | null;
+  /** Attaches the front door as a local app of the node's uplink (AppGateway.attachApp). */
+  attach: (deliver: (frame: FromHubFrame) => void) => InProcessApp;
+  /** Whether the node holds writes back (its queue is full): QoS 0 publishers then wait for their ack too. */
+  backpressure: () => boolean;
+  log: Logger;
+};
+
+type Pending = (error: Error | null) => void;
+
+export class MqttFrontDoor {
+  private readonly broker: Aedes;
+  private readonly server: Server;
+  private readonly app: InProcessApp;
+  private readonly log: Logger;
+  private readonly backpressure: () => boolean;
+  private readonly origin = `mqtt-${crypto.randomUUID().slice(0, 12)}`;
+  private seq = 0;
+  /** Writes waiting for the hub's ack (or refusal), by seq. */
+  private readonly pending = new Map<number, Pending>();
+  /** Which MQTT clients hold each filter; the node is subscribed upstream to exactly these filters. */
+  private readonly holders = new Map<string, Set<string>>();
+  readonly address: string;
+
+  private constructor(broker: Aedes, server: Server, options: MqttFrontDoorOptions, address: string) {
+    this.broker = broker;
+    this.server = server;
+    this.log = options.log;
+    this.backpressure = options.backpressure;
+    this.address = address;
+    this.app = options.attach((frame) => this.fromHub(frame));
+  }
+
+  /** Starts the broker and listens; throws a ListenError naming --mqtt-listen when the port is taken. */
+  static async start(options: MqttFrontDoorOptions): Promise<MqttFrontDoor> {
+    const broker = await Aedes.createBroker({ drainTimeout: 30_000 });
+    const server = createServer(broker.handle);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(options.listen.port, options.listen.host, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      throw listenError(error, options.listen, "--mqtt-listen");
+    }
+    const bound = server.address();
+    const port = typeof bound === "object" && bound ? bound.port : options.listen.port;
+    const door = new MqttFrontDoor(broker, server, options, formatHostPort({ host: options.listen.host, port }));
+    door.install(options.password);
+    return door;
+  }
+
+  /** Stops listening at once (a new role's front door may bind the same port right away), then closes the clients. */
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.app.close();
+    for (const settle of this.pending.values()) settle(new Error("The node is shutting down."));
+    this.pending.clear();
+    await new Promise<void>((resolve) => this.broker.close(() => resolve()));
+    await closed;
+  }
+
+  private install(password: string | null): void {
+    const broker = this.broker;
+    if (password !== null) {
+      const expected = Buffer.from(password);
+      broker.authenticate = (_client, _username, given, done) => {
+        const ok = given !== undefined && given.length === expected.length && timingSafeEqual(given, expected);
+        if (ok) return done(null, true);
+        const error = Object.assign(new Error("Bad user name or password."), { returnCode: 4 as const });
+        done(error, false);
+      };
+    }
+    broker.authorizePublish = (client, packet, done) => this.onPublish(client, packet, done);
+    broker.authorizeSubscribe = (_client, subscription, done) => {
+      // The front door's own topics are not for subscribing, except the gap notices.
+      const own = subscription.topic.startsWith(FRONT_DOOR_TOPIC_PREFIX) && subscription.topic !== GAP_TOPIC;
+      done(null, own ? null : subscription);
+    };
+    broker.on("subscribe", (subscriptions, client) => {
+      for (const { topic } of subscriptions) if (!topic.startsWith(FRONT_DOOR_TOPIC_PREFIX)) this.hold(topic, client.id);
+    });
+    broker.on("unsubscribe", (topics, client) => {
+      for (const topic of topics) this.release(topic, client.id);
+    });
+    broker.on("clientDisconnect", (client) => {
+      // A persistent session keeps its subscriptions (aedes queues for it); a clean one is gone.
+      if (client.clean) for (const topic of [...this.holders.keys()]) this.release(topic, client.id);
+    });
+    broker.on("clientError", (client, error) => this.log.warn("MQTT client dropped", { client: client.id, message: error.message }));
+  }
+
+  /** A PUBLISH from an MQTT client: up to the hub; acknowledged (by aedes) when `done` is called. */
+  private onPublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    if (packet.topic.startsWith("$")) return done(new Error(`Topics starting with "$" are reserved; "${packet.topic}" was not published.`));
+    let frame: ToHubFrame;
+    try {
+      const data = dataFromPayload(packet.topic, packet.payload as Uint8Array);
+      const seq = ++this.seq;
+      frame = packet.retain
+        ? { type: "set", key: packet.topic, value: packet.payload.length === 0 ? null : data, origin: this.origin, seq }
+        : { type: "pub", topic: packet.topic, data, origin: this.origin, seq };
+    } catch (error) {
+      this.log.warn("MQTT publish refused", { client: client?.id, topic: packet.topic, message: (error as Error).message });
+      return done(error as Error);
+    }
+    const seq = frame.seq;
+    const forwarded = (error: Error | null) => {
+      if (error) {
+        this.log.warn("MQTT publish refused by the hub", { client: client?.id, topic: packet.topic, message: error.message });
+        return done(error);
+      }
+      packet.topic = FORWARDED_TOPIC; // aedes routes it nowhere: the hub sends it back to every subscriber
+      packet.retain = false;
+      done(null);
+    };
+    this.pending.set(seq, forwarded);
+    this.app.send(frame);
+    // QoS 0 need not wait for the hub, unless it was refused at once or the node is applying backpressure.
+    if (packet.qos === 0 && this.pending.has(seq) && !this.backpressure()) {
+      this.pending.delete(seq);
+      forwarded(null);
+    }
+  }
+
+  private fromHub(frame: FromHubFrame): void {
+    switch (frame.type) {
+      case "ack":
+        return this.settle(frame.origin, frame.seq, null);
+      case "error":
+        if (frame.ref?.origin !== undefined && frame.ref.seq !== undefined) this.settle(frame.ref.origin, frame.ref.seq, new Error(`${frame.code}: ${frame.message}`));
+        else this.log.warn("hub refused an MQTT request", { code: frame.code, message: frame.message });
+        return;
+      case "msg":
+        return this.publishLocally({ topic: frame.topic, payload: payloadFromData(frame.data), retain: false });
+      case "value":
+        // Retained in the broker too, so an MQTT client subscribing later gets it; a deleted key clears it.
+        return this.publishLocally({ topic: frame.key, payload: frame.value === null ? Buffer.alloc(0) : payloadFromData(frame.value), retain: true });
+      case "gap":
+        return this.publishLocally({ topic: GAP_TOPIC, payload: payloadFromData({ missed: frame.missed, message: frame.message }), retain: false });
+      default:
+        return;
+    }
+  }
+
+  private settle(origin: string, seq: number, error: Error | null): void {
+    if (origin !== this.origin) return;
+    const pending = this.pending.get(seq);
+    if (!pending) return;
+    this.pending.delete(seq);
+    pending(error);
+  }
+
+  private publishLocally(message: { topic: string; payload: Buffer; retain: boolean }): void {
+    const packet = { cmd: "publish", qos: 0, dup: false, ...message } as PublishPacket;
+    this.broker.publish(packet, (error) => {
+      if (error) this.log.warn("MQTT delivery failed", { topic: message.topic, message: error.message });
+    });
+  }
+
+  private hold(filter: string, client: string): void {
+    let clients = this.holders.get(filter);
+    if (!clients) {
+      this.holders.set(filter, (clients = new Set()));
+      this.app.send({ type: "sub", filter });
+    }
+    clients.add(client);
+  }
+
+  private release(filter: string, client: string): void {
+    const clients = this.holders.get(filter);
+    if (!clients?.delete(client) || clients.size > 0) return;
+    this.holders.delete(filter);
+    this.app.send({ type: "unsub", filter });
+  }
+}
+
+/**
+ * The front door for this machine's `--mqtt-listen`, attached to its app gateway; null when "off".
+ * A port already taken (another broker on this machine) is logged, not fatal: the node runs on without it.
+ */
+export async function startMqttFrontDoor(config: Pick<Config, "mqttListen" | "mqttPassword">, gateway: AppGateway, log: Logger): Promise<MqttFrontDoor | null> {
+  if (config.mqttListen === "off") return null;
+  try {
+    const door = await MqttFrontDoor.start({
+      listen: parseHostPort(config.mqttListen)!,
+      password: config.mqttPassword,
+      attach: (deliver) => gateway.attachApp("mqtt", deliver),
+      backpressure: () => gateway.uplink.waitingFrames > 0,
+      log,
+    });
+    log.info("MQTT front door open", { mqtt: door.address });
+    return door;
+  } catch (error) {
+    log.error("MQTT front door not started", { message: (error as Error).message });
+    return null;
+  }
+}

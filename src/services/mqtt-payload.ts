@@ -1,0 +1,46 @@
+/**
+ * How MQTT payloads and Data Hub data map onto each other, the same way the
+ * `understudy pub` command reads its argument: a payload that is JSON becomes
+ * that JSON value, any other UTF-8 text becomes a string; back out, a string
+ * goes as its text and anything else as JSON. So `{"zoom":2}` from a Python
+ * script and from `understudy pub` are the same message, and text stays text.
+ */
+import { AppError } from "../core/errors.ts";
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
+
+/** Topics under this prefix belong to the front door (gap notices); MQTT clients may not publish there. */
+export const FRONT_DOOR_TOPIC_PREFIX = "$understudy/";
+/** Where a node's MQTT clients hear that messages were missed (a JSON `{ missed, message }`). */
+export const GAP_TOPIC = `${FRONT_DOOR_TOPIC_PREFIX}gap`;
+
+export class MqttPayloadNotText extends AppError {
+  constructor(topic: string) {
+    super("MQTT_PAYLOAD_NOT_TEXT", `The MQTT message on "${topic}" is not UTF-8 text; the Data Hub carries JSON or text only (send binary data base64-encoded).`, {
+      status: 400,
+    });
+    this.name = "MqttPayloadNotText";
+  }
+}
+
+/** The hub data for an MQTT payload; throws MqttPayloadNotText for bytes that are not UTF-8. */
+export function dataFromPayload(topic: string, payload: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = strictUtf8.decode(payload);
+  } catch {
+    throw new MqttPayloadNotText(topic);
+  }
+  if (text.length === 0) return "";
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The MQTT payload for hub data. */
+export function payloadFromData(data: unknown): Buffer {
+  return Buffer.from(encoder.encode(typeof data === "string" ? data : JSON.stringify(data)));
+}

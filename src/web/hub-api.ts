@@ -1,0 +1,120 @@
+/**
+ * The Data Hub over HTTP, for scripts (DESIGN.md, "Data Hub"), on the setup
+ * pages' port and behind the same password:
+ *
+ *   POST /api/hub/publish        {"topic": "studio/cam1", "data": {...}}  -> 200 once the active hub has it
+ *   GET  /api/hub/state/KEY      -> {"key", "value", "version"}
+ *   PUT  /api/hub/state/KEY      body: the JSON value (null deletes)      -> 200 once the active hub has it
+ *   GET  /api/hub/stream?filter=studio/%23[&filter=...]   server-sent events: msg, value, gap
+ *
+ * Each request is a local app of the node's uplink, like an MQTT client or
+ * `understudy pub`, so a failover is invisible to it. Errors are JSON
+ * `{ error: { code, message } }` (app.onError).
+ */
+import { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import { z } from "zod";
+import { AppError, InvalidInput } from "../core/errors.ts";
+import { filterProblem } from "../core/topics.ts";
+import type { FromHubFrame } from "../hub/frames.ts";
+import type { InProcessApp } from "../services/app-gateway.ts";
+import { HubRequests } from "../services/hub-requests.ts";
+
+/** Attaches a local app to this machine's uplink; null when the machine has no network role. */
+export type AttachHubApp = (name: string, deliver: (frame: FromHubFrame) => void) => InProcessApp | null;
+
+const publishBodySchema = z.object({ topic: z.string(), data: z.unknown().default(null) });
+/** Filters per stream: enough for any dashboard, bounded like the node's own subscriptions. */
+const MAX_STREAM_FILTERS = 32;
+
+export class NoDataHub extends AppError {
+  constructor() {
+    super("NO_DATA_HUB", "This machine is stand-alone, so it has no Data Hub: choose a network role on the setup page first.", { status: 503 });
+    this.name = "NoDataHub";
+  }
+}
+
+export function hubApiRoutes(attach: AttachHubApp): Hono {
+  const api = new Hono();
+  /** One request: a HubRequests app for its lifetime. */
+  const withHub = async <T>(run: (hub: HubRequests) => Promise<T>): Promise<T> => {
+    let app: InProcessApp | null = null;
+    const hub = new HubRequests((deliver) => {
+      app = attach("http", deliver);
+      if (!app) throw new NoDataHub();
+      return app;
+    });
+    try {
+      return await run(hub);
+    } finally {
+      hub.close();
+    }
+  };
+
+  api.post("/publish", async (c) => {
+    const body = publishBodySchema.safeParse(await jsonBody(c.req.raw));
+    if (!body.success) throw new InvalidInput(`The body must be {"topic": "...", "data": ...}: ${body.error.issues[0]?.message ?? "invalid"}.`, "body");
+    await withHub((hub) => hub.publish(body.data.topic, body.data.data));
+    return c.json({ ok: true });
+  });
+
+  api.get("/state/:key{.+}", async (c) => c.json(await withHub((hub) => hub.get(c.req.param("key")))));
+
+  api.put("/state/:key{.+}", async (c) => {
+    const value = await jsonBody(c.req.raw);
+    await withHub((hub) => hub.set(c.req.param("key"), value));
+    return c.json({ ok: true });
+  });
+
+  api.get("/stream", (c) => {
+    const filters = c.req.queries("filter") ?? [];
+    if (filters.length === 0 || filters.length > MAX_STREAM_FILTERS) throw new InvalidInput(`Give 1 to ${MAX_STREAM_FILTERS} filters: /api/hub/stream?filter=studio/%23`, "filter");
+    for (const filter of filters) {
+      const problem = filterProblem(filter);
+      if (problem) throw new InvalidInput(`filter "${filter}": ${problem}`, "filter");
+    }
+    const frames: FromHubFrame[] = [];
+    let wake: (() => void) | null = null;
+    const app = attach("sse", (frame) => {
+      if (frame.type !== "msg" && frame.type !== "value" && frame.type !== "gap") return;
+      frames.push(frame);
+      wake?.();
+    });
+    if (!app) throw new NoDataHub();
+    for (const filter of filters) app.send({ type: "sub", filter });
+    return streamSSE(c, async (stream) => {
+      let open = true;
+      stream.onAbort(() => {
+        open = false;
+        wake?.();
+      });
+      try {
+        while (open) {
+          if (frames.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+          wake = null;
+          for (const frame of frames.splice(0)) await stream.writeSSE({ event: frame.type, data: JSON.stringify(sseData(frame)) });
+        }
+      } finally {
+        app.close();
+      }
+    });
+  });
+
+  return api;
+}
+
+function sseData(frame: FromHubFrame): unknown {
+  if (frame.type === "msg") return { topic: frame.topic, data: frame.data, from: frame.from, seq: frame.seq };
+  if (frame.type === "value") return { key: frame.key, value: frame.value, version: frame.version };
+  if (frame.type === "gap") return { missed: frame.missed, message: frame.message };
+  return frame;
+}
+
+async function jsonBody(request: Request): Promise<unknown> {
+  const text = await request.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidInput(`The body is not JSON (send e.g. {"topic": "studio/cam1", "data": {"zoom": 2}} or a JSON value).`, "body");
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * Data Hub benchmark, beside Mosquitto in the same run on the same workload
+ * (`bun run bench hub`): a main, a backup and two clients (real executables
+ * on loopback), Debian's mosquitto started here on a loopback port.
+ *
+ * Paths: "sealed" = a local app on client P's /app -> main -> client S's /app
+ * (understudy's own protocol, every hop sealed); "node MQTT" = mqtt.js on P's
+ * MQTT front door -> main -> mqtt.js on S's front door; "mosquitto" = mqtt.js
+ * -> mosquitto -> mqtt.js, QoS 0. Messages are 100-200 byte JSON. Throughput:
+ * a burst of BURST messages back to back, 1 -> 1 and 1 -> 10 subscribers, from
+ * the first send to the last delivery (each subscriber must get all of them,
+ * in order, once). Latency: paced at 1,000 and 10,000 msg/s for PACED_S s,
+ * publish to delivery (one process, one clock). Load generators run in this
+ * process. Peak RSS (VmHWM) of every process at the end.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import mqtt, { type MqttClient } from "mqtt";
+import nacl from "tweetnacl";
+import { parseNetworkKey } from "../../src/core/keys.ts";
+import { encodeFrame, parseFromHubFrame, type FromHubFrame, type ToHubFrame } from "../../src/hub/frames.ts";
+import { broadcastEpoch, openBroadcast } from "../../src/net/broadcast.ts";
+import { deriveBroadcastKey } from "../../src/net/crypto.ts";
+import { splitFrames } from "../../src/net/frame-batch.ts";
+import { connectSecure, type SecureConnection } from "../../src/net/secure-socket.ts";
+import { freePeerPort } from "../support/cluster.ts";
+import { executable } from "../support/executable.ts";
+import { devLicenseText } from "../support/licenses.ts";
+
+const BURST = Number(process.env.BURST ?? 50_000);
+const FANOUT_BURST = Number(process.env.FANOUT_BURST ?? 20_000);
+const PACED_S = Number(process.env.PACED_S ?? 5);
+const WINDOW = 1000;
+const PAD = "p".repeat(100);
+
+if (!Bun.which("mosquitto")) {
+  console.error("bench hub: Debian's mosquitto is not installed (apt-get install mosquitto mosquitto-clients)");
+  process.exit(1);
+}
+
+const bin = await executable();
+const dir = mkdtempSync(join(tmpdir(), "understudy-bench-hub-"));
+const keyFile = join(dir, "net.key");
+const licFile = join(dir, "lic.json");
+Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
+writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
+const networkKey = parseNetworkKey(readFileSync(keyFile, "utf8"), keyFile);
+const procs = new Map<string, Subprocess>();
+
+async function waitUntil(what: string, probe: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    if (await Promise.resolve().then(probe).catch(() => false)) return;
+    await Bun.sleep(20);
+  }
+  throw new Error(`bench hub: timed out waiting for ${what}`);
+}
+
+// ------------------------------------------------------------ processes
+
+const port = () => freePeerPort();
+const [pm, pb, pp, ps, mqttP, mqttS, mosq, uiP, uiS] = (await Promise.all(Array.from({ length: 9 }, port))) as [number, number, number, number, number, number, number, number, number];
+const at = (p: number) => `127.0.0.1:${p}`;
+function machine(name: string, args: string[], ui = 0) {
+  const data = mkdtempSync(join(dir, `${name.replace(" ", "-")}-`));
+  const base = [bin, "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
+  procs.set(name, Bun.spawn([...base, ...args], { stdout: "ignore", stderr: "inherit" }));
+}
+machine("main", ["--role", "main", "--peer-listen", at(pm), "--backup", at(pb), "--mqtt-listen", "off"]);
+machine("backup", ["--role", "backup", "--peer-listen", at(pb), "--main", at(pm), "--mqtt-listen", "off"]);
+const servers = ["--main", at(pm), "--backup", at(pb)];
+machine("client P", ["--role", "client", "--peer-listen", at(pp), "--mqtt-listen", at(mqttP), ...servers], uiP);
+machine("client S", ["--role", "client", "--peer-listen", at(ps), "--mqtt-listen", at(mqttS), ...servers], uiS);
+const mosquittoConf = join(dir, "mosquitto.conf");
+writeFileSync(mosquittoConf, `listener ${mosq} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+procs.set("mosquitto", Bun.spawn(["mosquitto", "-c", mosquittoConf], { stdout: "ignore", stderr: "ignore" }));
+
+// ------------------------------------------------------------ load generators
+
+type Receiver = { seqs: number[]; latencies: number[] };
+type Transport = {
+  name: string;
+  /** A subscriber to `filter`; every message's seq and latency go into the receiver. */
+  subscribe(filter: string, into: Receiver): Promise<() => void>;
+  /** A publisher: `send` resolves when there is room (backpressure). */
+  publisher(): Promise<{ send(topic: string, body: { seq: number; t: number; pad: string }): void | Promise<void>; close(): void }>;
+};
+
+function record(into: Receiver, body: { seq: number; t: number }) {
+  into.seqs.push(body.seq);
+  if (body.t > 0) into.latencies.push(performance.now() - body.t);
+}
+
+async function sealedApp(address: string, onFrame: (frame: FromHubFrame) => void): Promise<{ send(frame: ToHubFrame): void; connection: SecureConnection }> {
+  const encoder = new TextEncoder();
+  const onPayload = (payload: Uint8Array) => {
+    for (const text of splitFrames(payload)) {
+      const parsed = parseFromHubFrame(text);
+      if (parsed.ok) onFrame(parsed.frame);
+    }
+  };
+  const keys = new Map<number, ReturnType<typeof deriveBroadcastKey>>();
+  const connection = await connectSecure(address, "/app", { networkKey, machine: nacl.sign.keyPair() }, () => ({
+    message: onPayload,
+    broadcast: (frame) => {
+      const epoch = broadcastEpoch(frame, address);
+      if (!keys.has(epoch)) keys.set(epoch, deriveBroadcastKey(networkKey, epoch));
+      onPayload(openBroadcast(keys.get(epoch)!, frame, address));
+    },
+    close() {},
+  }));
+  const send = (frame: ToHubFrame) => connection.send(encoder.encode(encodeFrame(frame)));
+  send({ type: "hello", id: `bench-${crypto.randomUUID().slice(0, 8)}`, name: "bench", kind: "app" });
+  return { send, connection };
+}
+
+const sealed: Transport = {
+  name: "sealed (client -> main -> client)",
+  async subscribe(filter, into) {
+    const app = await sealedApp(at(ps), (frame) => {
+      if (frame.type === "msg") record(into, frame.data as { seq: number; t: number });
+    });
+    app.send({ type: "sub", filter });
+    return () => app.connection.close();
+  },
+  async publisher() {
+    let acked = 0;
+    let wake: (() => void) | null = null;
+    const origin = `bench-${crypto.randomUUID().slice(0, 8)}`;
+    let seq = 0;
+    const app = await sealedApp(at(pp), (frame) => {
+      if (frame.type === "ack" && frame.origin === origin) {
+        acked = Math.max(acked, frame.seq);
+        wake?.();
+      } else if (frame.type === "error") console.error(`bench hub: publish refused: ${frame.code} ${frame.message}`);
+    });
+    const room = async () => {
+      while (seq - acked >= WINDOW) await new Promise<void>((resolve) => (wake = resolve));
+    };
+    return {
+      send(topic, body) {
+        if (seq - acked >= WINDOW) return room().then(() => app.send({ type: "pub", topic, data: body, origin, seq: ++seq }));
+        app.send({ type: "pub", topic, data: body, origin, seq: ++seq });
+      },
+      close: () => app.connection.close(),
+    };
+  },
+};
+
+function mqttTransport(name: string, pubPort: number, subPort: number): Transport {
+  const connect = (p: number) => mqtt.connectAsync(`mqtt://127.0.0.1:${p}`, { reconnectPeriod: 0, protocolVersion: 4 });
+  return {
+    name,
+    async subscribe(filter, into) {
+      const client = await connect(subPort);
+      client.on("message", (_topic, payload) => record(into, JSON.parse(payload.toString()) as { seq: number; t: number }));
+      await client.subscribeAsync(filter, { qos: 0 });
+      return () => client.end(true);
+    },
+    async publisher() {
+      const client: MqttClient = await connect(pubPort);
+      return {
+        send: (topic, body) =>
+          new Promise<void>((resolve) => {
+            // mqtt.js calls back once the packet is written to its socket stream (its own backpressure).
+            client.publish(topic, JSON.stringify(body), { qos: 0 }, () => resolve());
+          }),
+        close: () => client.end(true),
+      };
+    },
+  };
+}
+
+const all = [sealed, mqttTransport("node MQTT (client -> main -> client)", mqttP, mqttS), mqttTransport("mosquitto 2.0 (one broker)", mosq, mosq)];
+/** ONLY=sealed,mosquitto runs some paths (their first word); the ratio needs mosquitto. */
+const only = process.env.ONLY?.split(",");
+const transports = only ? all.filter((t) => only.some((o) => t.name.startsWith(o))) : all;
+
+// ------------------------------------------------------------ workloads
+
+let runId = 0;
+/** Subscribers ready (a warm-up message reached each) and a publisher. */
+async function setup(t: Transport, subscribers: number) {
+  const run = `bench/r${++runId}`;
+  const receivers: Receiver[] = Array.from({ length: subscribers }, () => ({ seqs: [], latencies: [] }));
+  const closers = await Promise.all(receivers.map((r) => t.subscribe(`${run}/#`, r)));
+  const pub = await t.publisher();
+  await waitUntil(`${t.name}: subscriptions live`, async () => {
+    await pub.send(`${run}/warm`, { seq: 0, t: 0, pad: "" });
+    await Bun.sleep(100);
+    return receivers.every((r) => r.seqs.length > 0);
+  });
+  await Bun.sleep(200);
+  for (const r of receivers) {
+    r.seqs.length = 0;
+    r.latencies.length = 0;
+  }
+  return { run, receivers, pub, close: () => [pub.close(), ...closers.map((c) => c())] };
+}
+
+function whole(receivers: Receiver[], count: number): boolean {
+  return receivers.every((r) => r.seqs.length === count && r.seqs.every((s, i) => s === i + 1));
+}
+
+async function burst(t: Transport, subscribers: number, count: number): Promise<{ rate: number; ok: boolean }> {
+  const { run, receivers, pub, close } = await setup(t, subscribers);
+  const start = performance.now();
+  for (let seq = 1; seq <= count; seq++) {
+    const sending = pub.send(`${run}/x`, { seq, t: 0, pad: PAD });
+    if (sending) await sending;
+  }
+  await waitUntil(`${t.name}: the burst delivered`, () => receivers.every((r) => r.seqs.length >= count), 120_000).catch(() => {});
+  const ms = performance.now() - start;
+  await Bun.sleep(100);
+  const ok = whole(receivers, count);
+  close();
+  return { rate: (count * 1000) / ms, ok };
+}
+
+async function paced(t: Transport, rate: number): Promise<{ p50: number; p99: number; ok: boolean }> {
+  const { run, receivers, pub, close } = await setup(t, 1);
+  const count = rate * PACED_S;
+  const start = performance.now();
+  for (let seq = 1; seq <= count; seq++) {
+    const due = start + ((seq - 1) * 1000) / rate;
+    while (performance.now() < due) await Bun.sleep(Math.max(0, Math.min(1, due - performance.now())));
+    const sending = pub.send(`${run}/x`, { seq, t: performance.now(), pad: PAD });
+    if (sending) await sending;
+  }
+  await waitUntil(`${t.name}: paced messages delivered`, () => receivers[0]!.seqs.length >= count, 60_000).catch(() => {});
+  await Bun.sleep(100);
+  const sorted = [...receivers[0]!.latencies].sort((a, b) => a - b);
+  const pct = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
+  const ok = whole(receivers, count);
+  close();
+  return { p50: pct(0.5), p99: pct(0.99), ok };
+}
+
+function peakRssMiB(proc: Subprocess): number {
+  try {
+    const status = readFileSync(`/proc/${proc.pid}/status`, "utf8");
+    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+try {
+  const statusOf = async (ui: number) => (await (await fetch(`http://${at(ui)}/api/status`)).json()) as { failover?: { hubConnected: boolean } };
+  await waitUntil("the clients on the main", async () => (await Promise.all([uiP, uiS].map(statusOf))).every((s) => s.failover?.hubConnected === true), 30_000);
+  const rows: string[] = [];
+  const rates = new Map<string, number>();
+  const f0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en") : "-");
+  const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "-");
+  for (const t of transports) {
+    const one = await burst(t, 1, BURST);
+    const ten = await burst(t, 10, FANOUT_BURST);
+    const slow = await paced(t, 1_000);
+    const fast = await paced(t, 10_000);
+    rates.set(t.name, one.rate);
+    const ok = one.ok && ten.ok && slow.ok && fast.ok ? "yes" : "NO";
+    rows.push(`| ${t.name} | ${f0(one.rate)} | ${f0(ten.rate)} (${f0(ten.rate * 10)} deliveries/s) | ${f1(slow.p50)} / ${f1(slow.p99)} | ${f1(fast.p50)} / ${f1(fast.p99)} | ${ok} |`);
+    console.error(rows.at(-1));
+  }
+  const mosquittoRate = rates.get(all[2]!.name) ?? Number.NaN;
+  const rss = [...procs.entries()].map(([name, p]) => `${name} ${f1(peakRssMiB(p))} MiB`).join(", ");
+  console.log(
+    [
+      `| path | 1 -> 1 burst of ${BURST.toLocaleString("en")}, msg/s | 1 -> 10 burst of ${FANOUT_BURST.toLocaleString("en")}, msg/s | p50 / p99 ms at 1,000 msg/s | p50 / p99 ms at 10,000 msg/s | whole, in order, once |`,
+      "|---|---|---|---|---|---|",
+      ...rows,
+      "",
+      `Ratio to mosquitto (1 -> 1 burst): sealed ${((rates.get(sealed.name) ?? Number.NaN) / mosquittoRate).toFixed(2)}, node MQTT ${((rates.get(all[1]!.name) ?? Number.NaN) / mosquittoRate).toFixed(2)}.`,
+      `Peak RSS: ${rss}.`,
+    ].join("\n"),
+  );
+} finally {
+  for (const p of procs.values()) p.kill("SIGKILL");
+  await Promise.all([...procs.values()].map((p) => p.exited));
+  rmSync(dir, { recursive: true, force: true });
+}
