@@ -108,6 +108,11 @@ export class AssetTables {
     return true;
   }
 
+  /** Stores a small chunk's bytes in the database itself (no file), unless it is stored already. Inside a transaction. */
+  insertInlineChunk(hash: string, data: Uint8Array): void {
+    if (!this.hasChunk(hash)) this.insertChunkRow.run(hash, data.length, data);
+  }
+
   /** Whether chunk bytes go to files (so uploads may group their flushes); false for an in-memory database. */
   get storesFiles(): boolean {
     return this.files !== null;
