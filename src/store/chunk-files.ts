@@ -44,15 +44,26 @@ export class ChunkFiles {
    * by an earlier crash (content-addressed, so the same bytes). On any error the temp file is gone.
    */
   write(hash: string, data: Uint8Array): void {
-    this.writeFile(hash, data, true);
+    this.writeDurable(hash, data);
   }
 
   /**
-   * Writes the chunk (temp file, rename) WITHOUT making it durable: `sync` must run on it before
-   * its index row commits. On any error the temp file is gone.
+   * Writes the chunk straight to its name WITHOUT making it durable: `sync` must run on it before
+   * its index row commits. No temp file and rename: the file is content-addressed, checked on every
+   * read, and indexed only once durable. On any error the file is gone.
    */
   writeUnsynced(hash: string, data: Uint8Array): void {
-    this.writeFile(hash, data, false);
+    const path = this.pathOf(hash);
+    this.ensureShard(dirname(path));
+    const fd = fs.openSync(path, "w", 0o644);
+    try {
+      for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
+    } catch (error) {
+      fs.closeSync(fd);
+      fs.rmSync(path, { force: true });
+      throw error;
+    }
+    fs.closeSync(fd);
   }
 
   /** Makes chunk files written by `writeUnsynced` durable: each file, then each of their folders once. */
@@ -124,7 +135,7 @@ export class ChunkFiles {
     fs.rmSync(this.pathOf(hash), { force: true });
   }
 
-  private writeFile(hash: string, data: Uint8Array, durable: boolean): void {
+  private writeDurable(hash: string, data: Uint8Array): void {
     const path = this.pathOf(hash);
     const shard = dirname(path);
     this.ensureShard(shard);
@@ -132,7 +143,7 @@ export class ChunkFiles {
     const fd = fs.openSync(temp, "w", 0o644);
     try {
       for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
-      if (durable) fs.fdatasyncSync(fd);
+      fs.fdatasyncSync(fd);
     } catch (error) {
       fs.closeSync(fd);
       fs.rmSync(temp, { force: true });
@@ -141,7 +152,7 @@ export class ChunkFiles {
     fs.closeSync(fd);
     try {
       fs.renameSync(temp, path);
-      if (durable) syncDirectory(shard);
+      syncDirectory(shard);
     } catch (error) {
       fs.rmSync(temp, { force: true });
       throw error;
