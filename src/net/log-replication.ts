@@ -42,7 +42,7 @@ const toBackupSchema = z.discriminatedUnion("type", [
 ]);
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
+  const out = Buffer.allocUnsafe(a.length + b.length);
   out.set(a, 0);
   out.set(b, a.length);
   return out;
