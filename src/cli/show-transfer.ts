@@ -21,8 +21,8 @@ import { CHUNK_BYTES, readChunkAt } from "./file-chunks.ts";
 import { ProgressBar } from "./progress-bar.ts";
 import type { LocalChange, PullApplied, ShowFolder } from "./show-folder.ts";
 
-/** Chunks in flight while pushing: enough to keep the link busy at 1 MiB each. */
-export const PUSH_WINDOW = 8;
+/** Chunks in flight while pushing: enough to keep the link busy through a forwarding node, 1 MiB each. */
+export const PUSH_WINDOW = 16;
 
 /** A file changed on disk between being read for the push and being sent. */
 export class FileChangedWhilePushing extends AppError {
