@@ -130,6 +130,18 @@ export class ChunkFiles {
     );
   }
 
+  /**
+   * An early fsync on the I/O threads of a file written by `writeUnsynced`: it only shortens the
+   * `sync` that must still come before the row (which stays the one that counts); errors are
+   * left to that `sync` to report.
+   */
+  syncBehind(hash: string): void {
+    void fs.promises.open(this.pathOf(hash), "r").then(
+      (handle) => handle.datasync().finally(() => handle.close()),
+      () => {},
+    ).catch(() => {});
+  }
+
   /** Removes a chunk file that was never indexed (a group whose flush failed). */
   remove(hash: string): void {
     fs.rmSync(this.pathOf(hash), { force: true });
