@@ -71,7 +71,7 @@ export class ChunkIntake {
     return { stored: true, held: true };
   }
 
-  /** @internal Makes `hashes` durable and indexed (one transaction); each stays held until `release`. */
+  /** @internal Makes those of `hashes` still unindexed durable, then indexes them in one transaction. */
   async commit(hashes: readonly string[]): Promise<void> {
     const toIndex = hashes.filter((hash) => this.unindexed.has(hash));
     if (toIndex.length === 0) return;
