@@ -16,12 +16,13 @@ import { pushTimeoutMs } from "../services/files-service.ts";
 import { RemoteError } from "../net/rpc.ts";
 import type { ShowFileClient } from "../services/show-file-client.ts";
 import { MAX_HASHES_PER_CALL, missingResult, pullResult, pushResult, type FileChange, type PushParams, type PushResult } from "../services/show-file-protocol.ts";
-import { readChunkAt } from "./file-chunks.ts";
+import { INLINE_CHUNK_BYTES } from "../store/chunk-intake.ts";
+import { CHUNK_BYTES, readChunkAt } from "./file-chunks.ts";
 import { ProgressBar } from "./progress-bar.ts";
 import type { LocalChange, PullApplied, ShowFolder } from "./show-folder.ts";
 
-/** Chunks in flight while pushing: enough to keep the link busy at 1 MiB each. */
-export const PUSH_WINDOW = 8;
+/** Chunks in flight while pushing: enough to keep the link busy through a forwarding node, 1 MiB each. */
+export const PUSH_WINDOW = 16;
 
 /** A file changed on disk between being read for the push and being sent. */
 export class FileChangedWhilePushing extends AppError {
@@ -55,12 +56,14 @@ async function sendMissingChunks(files: ShowFileClient, dir: string, changes: re
       if (!where.has(hash)) where.set(hash, { path: change.path, idx, size: change.file!.size });
     });
   }
-  const hashes = [...where.keys()];
-  const missing: string[] = [];
+  // Small chunks are sent without asking first (a round trip costs more than sending them); large ones only when the main lacks them.
+  const length = (hash: string) => Math.min(where.get(hash)!.size - where.get(hash)!.idx * CHUNK_BYTES, CHUNK_BYTES);
+  const hashes = [...where.keys()].filter((hash) => length(hash) > INLINE_CHUNK_BYTES);
+  const missing = [...where.keys()].filter((hash) => length(hash) <= INLINE_CHUNK_BYTES);
   for (let i = 0; i < hashes.length; i += MAX_HASHES_PER_CALL) {
     missing.push(...(await files.call("files.missing", { hashes: hashes.slice(i, i + MAX_HASHES_PER_CALL) }, missingResult)).missing);
   }
-  const total = missing.reduce((n, hash) => n + Math.min(where.get(hash)!.size - where.get(hash)!.idx * 1024 * 1024, 1024 * 1024), 0);
+  const total = missing.reduce((n, hash) => n + length(hash), 0);
   const progress = total > 0 ? new ProgressBar("Pushing", total, process.stderr) : null;
   const sends = new InFlight<{ expected: string; path: string; got: string; bytes: number }>(PUSH_WINDOW);
   const done = (sent: { expected: string; path: string; got: string; bytes: number } | undefined) => {

@@ -109,9 +109,10 @@ export function parseParams<T>(schema: z.ZodType<T>, params: unknown, method: st
 
 /** A bulk payload: header, then the bytes. Copies `bytes` once. */
 export function encodeBulk(op: BulkOp, tagValue: number, bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(BULK_HEADER_BYTES + bytes.length);
+  // Every byte is written below: no need to zero a megabyte first.
+  const out = Buffer.allocUnsafe(BULK_HEADER_BYTES + bytes.length);
   out[0] = op;
-  new DataView(out.buffer).setUint32(1, tagValue);
+  out.writeUInt32BE(tagValue, 1);
   out.set(bytes, BULK_HEADER_BYTES);
   return out;
 }

@@ -13,7 +13,7 @@ import type { Logger } from "../log.ts";
 import { planCatchUp, type CatchUp } from "../store/replication-plan.ts";
 import { replicationEntrySchema, type ReplicationEntry } from "../store/replication-entries.ts";
 import type { LogPosition } from "../store/replication-log.ts";
-import { diskUsageSchema, type DiskUsage } from "../core/storage-check.ts";
+import { backupSpaceWarning, diskUsageSchema, type DiskUsage } from "../core/storage-check.ts";
 import type { ChunkBatch } from "../store/chunk-intake.ts";
 import { diskUsage } from "../store/disk-usage.ts";
 import type { Stores } from "../store/stores.ts";
@@ -47,7 +47,7 @@ const toBackupSchema = z.discriminatedUnion("type", [
 ]);
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
+  const out = Buffer.allocUnsafe(a.length + b.length);
   out.set(a, 0);
   out.set(b, a.length);
   return out;
@@ -190,6 +190,7 @@ export class LogReplicationSink {
   /** The main's cache and disk, as it last said. */
   mainUsage: DiskUsage | null = null;
   private ticks = 0;
+  private warnedSpace = false;
   private readonly ticksPerSecond: number;
 
   constructor(
@@ -265,6 +266,10 @@ export class LogReplicationSink {
     const send = (f: unknown) => connection.send(encodeWireJson(f));
     if (frame.type === "disk") {
       this.mainUsage = frame.usage;
+      // Said once in the log when it starts (status and the Machines page show it all along).
+      const warning = backupSpaceWarning(frame.usage, diskUsage(this.stores.log.database));
+      if (warning && !this.warnedSpace) this.log.warn("backup disk too small", { message: warning });
+      this.warnedSpace = warning !== null;
       return;
     }
     if (frame.type === "plan") {

@@ -298,7 +298,11 @@ export class AssetStore {
     for (const hash of this.pendingByHash.keys()) wanted.add(hash);
     const orphans = [...this.unsynced.keys()].filter((hash) => !wanted.has(hash));
     for (const hash of orphans) this.unsynced.delete(hash);
-    if (this.tables.storesFiles) this.tables.removeChunkFiles(orphans.filter((hash) => !this.tables.hasChunk(hash)));
+    try {
+      if (this.tables.storesFiles) this.tables.removeChunkFiles(orphans.filter((hash) => !this.tables.hasChunk(hash)));
+    } catch {
+      // A file still open elsewhere (Windows) stays; unindexed files are harmless and the next write of that chunk replaces them.
+    }
   }
 
   /**

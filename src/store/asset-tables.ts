@@ -108,6 +108,11 @@ export class AssetTables {
     return true;
   }
 
+  /** Stores a small chunk's bytes in the database itself (no file), unless it is stored already. Inside a transaction. */
+  insertInlineChunk(hash: string, data: Uint8Array): void {
+    if (!this.hasChunk(hash)) this.insertChunkRow.run(hash, data.length, data);
+  }
+
   /** Whether chunk bytes go to files (so uploads may group their flushes); false for an in-memory database. */
   get storesFiles(): boolean {
     return this.files !== null;
@@ -118,7 +123,11 @@ export class AssetTables {
    * `indexSyncedChunks` does that once `syncChunkFiles` has made the file durable.
    */
   writeChunkFileUnsynced(hash: string, data: Uint8Array): void {
-    this.requireFiles().writeUnsynced(hash, data);
+    const files = this.requireFiles();
+    files.writeUnsynced(hash, data);
+    // Start writing it out on the I/O threads now, so the group's own fsync (on the main thread,
+    // before its rows) finds the data on disk already and returns quickly instead of stalling.
+    files.syncBehind(hash);
   }
 
   /** Makes files written by `writeChunkFileUnsynced` durable (each file, then each folder once). */

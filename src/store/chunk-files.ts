@@ -44,15 +44,26 @@ export class ChunkFiles {
    * by an earlier crash (content-addressed, so the same bytes). On any error the temp file is gone.
    */
   write(hash: string, data: Uint8Array): void {
-    this.writeFile(hash, data, true);
+    this.writeDurable(hash, data);
   }
 
   /**
-   * Writes the chunk (temp file, rename) WITHOUT making it durable: `sync` must run on it before
-   * its index row commits. On any error the temp file is gone.
+   * Writes the chunk straight to its name WITHOUT making it durable: `sync` must run on it before
+   * its index row commits. No temp file and rename: the file is content-addressed, checked on every
+   * read, and indexed only once durable. On any error the file is gone.
    */
   writeUnsynced(hash: string, data: Uint8Array): void {
-    this.writeFile(hash, data, false);
+    const path = this.pathOf(hash);
+    this.ensureShard(dirname(path));
+    const fd = fs.openSync(path, "w", 0o644);
+    try {
+      for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
+    } catch (error) {
+      fs.closeSync(fd);
+      fs.rmSync(path, { force: true });
+      throw error;
+    }
+    fs.closeSync(fd);
   }
 
   /** Makes chunk files written by `writeUnsynced` durable: each file, then each of their folders once. */
@@ -119,12 +130,24 @@ export class ChunkFiles {
     );
   }
 
+  /**
+   * An early fsync on the I/O threads of a file written by `writeUnsynced`: it only shortens the
+   * `sync` that must still come before the row (which stays the one that counts); errors are
+   * left to that `sync` to report.
+   */
+  syncBehind(hash: string): void {
+    void fs.promises.open(this.pathOf(hash), "r").then(
+      (handle) => handle.datasync().finally(() => handle.close()),
+      () => {},
+    ).catch(() => {});
+  }
+
   /** Removes a chunk file that was never indexed (a group whose flush failed). */
   remove(hash: string): void {
     fs.rmSync(this.pathOf(hash), { force: true });
   }
 
-  private writeFile(hash: string, data: Uint8Array, durable: boolean): void {
+  private writeDurable(hash: string, data: Uint8Array): void {
     const path = this.pathOf(hash);
     const shard = dirname(path);
     this.ensureShard(shard);
@@ -132,7 +155,7 @@ export class ChunkFiles {
     const fd = fs.openSync(temp, "w", 0o644);
     try {
       for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
-      if (durable) fs.fdatasyncSync(fd);
+      fs.fdatasyncSync(fd);
     } catch (error) {
       fs.closeSync(fd);
       fs.rmSync(temp, { force: true });
@@ -141,7 +164,7 @@ export class ChunkFiles {
     fs.closeSync(fd);
     try {
       fs.renameSync(temp, path);
-      if (durable) syncDirectory(shard);
+      syncDirectory(shard);
     } catch (error) {
       fs.rmSync(temp, { force: true });
       throw error;

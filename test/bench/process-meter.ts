@@ -33,7 +33,7 @@ export class HeartbeatGaps {
   private running = true;
   private readonly done: Promise<void>;
 
-  constructor(watch: { ui: string; from: string; label: string }[], everyMs = 10) {
+  constructor(watch: { ui: string; from: string; label: string }[], everyMs = 50) {
     this.done = (async () => {
       while (this.running) {
         await Promise.all(
