@@ -8,7 +8,9 @@
 import type { Clock } from "../core/clock.ts";
 import type { AppError } from "../core/errors.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
-import { HandshakeBusy } from "./errors.ts";
+import { fingerprint } from "../core/keys.ts";
+import { HandshakeBusy, HandshakeFailed, NetworkKeyMismatch } from "./errors.ts";
+import { UpgradeTickets } from "./upgrade-ticket.ts";
 import { DEFAULT_ADMISSION_LIMITS, HandshakeAdmission, RefusalLog, sourceAddress, type AdmissionLimits } from "./handshake-admission.ts";
 import { listenError } from "./listen-error.ts";
 import { MAX_RPC_FRAME_BYTES } from "./rpc.ts";
@@ -47,6 +49,8 @@ export class PeerEndpoint {
     const clock = options.clock ?? systemClock;
     const admission = new HandshakeAdmission(clock, options.admission ?? DEFAULT_ADMISSION_LIMITS);
     const refusals = new RefusalLog(clock, options.onRefused);
+    const tickets = new UpgradeTickets(options.secure.networkKey);
+    const ours = fingerprint(options.secure.networkKey);
     try {
       const server = Bun.serve({
         hostname: options.at.host,
@@ -58,6 +62,16 @@ export class PeerEndpoint {
           if ((PEER_PATHS as readonly string[]).includes(url.pathname)) {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
+            // Before any WebSocket exists: without proof of the network key nothing of the connection is ever buffered.
+            const ticket = tickets.check(request.headers, url.pathname);
+            if (!ticket.ok) {
+              const error =
+                ticket.why === "other-key"
+                  ? new NetworkKeyMismatch(from, ticket.theirs, ours)
+                  : new HandshakeFailed(from, ticket.why === "replayed" ? `${from} reused an upgrade ticket; refused.` : `${from} did not prove it holds the network key; refused before any WebSocket.`);
+              refusals.refused(from, error);
+              return new Response(error.message, { status: 403 });
+            }
             if (!admission.open(sourceAddress(from))) {
               refusals.refused(from, new HandshakeBusy(from, "pending"));
               return new Response("Too many connections waiting for their handshake; try again shortly.", { status: 503 });
