@@ -1,10 +1,11 @@
 /**
- * What a stranger may cost this machine before it proves the network key:
- * a bounded number of unauthenticated connections (per source address and in
- * total), tiny handshake frames, and a token bucket in front of the Ed25519
- * work (which the handshake only reaches after the network-key MAC checked).
- * Refusals are cheap (a 503 before the upgrade, or a close); `RefusalLog`
- * reports them once per source per minute with a count.
+ * What a connection may cost this machine before its handshake is done (a
+ * stranger without the key is already refused at the upgrade; this bounds
+ * machines that hold it, or replay a ticket): a bounded number of connections
+ * in their handshake (per source address and in total), tiny handshake frames,
+ * and a token bucket in front of the Ed25519 work (reached only after the
+ * network-key MAC checked). Refusals are cheap (a 503 before the upgrade, or a
+ * close); `RefusalLog` reports them once per source per minute with a count.
  */
 import type { Clock } from "../core/clock.ts";
 import type { AppError } from "../core/errors.ts";

@@ -3,7 +3,9 @@
  * HTTP `GET /identity` says who this machine is (the facts DNS-SD advertises),
  * so a typed address can be checked before pairing; every WebSocket path
  * (`/hub`, `/replicate`, `/app`, `/files`, `/replicate-log`, `/assets`) is
- * authenticated by the peer handshake first.
+ * authenticated by the peer handshake first. Before any WebSocket exists the
+ * upgrade must carry a ticket proving the network key (upgrade-ticket.ts), and
+ * the connections still in their handshake are capped (handshake-admission.ts).
  */
 import type { Clock } from "../core/clock.ts";
 import type { AppError } from "../core/errors.ts";
@@ -19,7 +21,7 @@ import { newServerSocketData, secureServerHandlers, type ConnectionEvents, type 
 export type PeerIdentity = { id: string; name: string; role: string; version: string; networkKeyFingerprint: string | null };
 export const PEER_PATHS = ["/hub", "/replicate", "/app", "/files", "/replicate-log", "/assets"] as const;
 export type PeerPath = (typeof PEER_PATHS)[number];
-/** The largest frame after the handshake: an rpc frame (a show-file push) with its envelope. Bun refuses larger ones (close 1009) unbuffered. */
+/** The largest frame after the handshake: an rpc frame (a show-file push) with its envelope. Bun closes the socket (1009) on a larger one. */
 export const MAX_PEER_FRAME_BYTES = MAX_RPC_FRAME_BYTES + 64 * 1024;
 const systemClock: Clock = { now: () => performance.now() };
 
@@ -85,14 +87,14 @@ export class PeerEndpoint {
         websocket: {
           maxPayloadLength: MAX_PEER_FRAME_BYTES,
           ...secureServerHandlers(
-          options.secure,
-          (connection, path) => {
-            const events = options.accept(path as PeerPath, connection);
-            if (events) return events;
-            connection.close(4003, `This machine does not serve ${path}.`);
-            return refuse;
-          },
-          (address, error) => refusals.refused(address, error),
+            options.secure,
+            (connection, path) => {
+              const events = options.accept(path as PeerPath, connection);
+              if (events) return events;
+              connection.close(4003, `This machine does not serve ${path}.`);
+              return refuse;
+            },
+            (address, error) => refusals.refused(address, error),
           ),
         },
       });
