@@ -1,12 +1,13 @@
 /**
  * `bun run bench [NAME]`: benchmarks that print tables (never timed
- * assertions in tests). NAME: failover | store | crypto | flood (default: all).
+ * assertions in tests). NAME: failover | store | crypto | flood | faults (default: all).
  */
 const benches: Record<string, string> = {
   failover: `${import.meta.dir}/failover.ts`,
   store: `${import.meta.dir}/store.ts`,
   crypto: `${import.meta.dir}/crypto.ts`,
   flood: `${import.meta.dir}/flood.ts`,
+  faults: `${import.meta.dir}/faults.ts`,
 };
 const names = process.argv.slice(2);
 for (const name of names) {
