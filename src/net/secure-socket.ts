@@ -312,8 +312,8 @@ async function whyUnreachable(address: string, networkKey: Uint8Array): Promise<
     const response = await fetch(`http://${address}/identity`, { signal: AbortSignal.timeout(IDENTITY_TIMEOUT_MS) });
     const identity = identitySchema.safeParse(await response.json());
     const theirs = identity.success ? identity.data.networkKeyFingerprint : null;
+    // Same key: the upgrade was refused for now (busy) or the peer port was not up yet; a plain failure, retried at the normal pace.
     if (theirs !== null && theirs !== ours) return new NetworkKeyMismatch(address, theirs, ours);
-    if (response.ok) return new PeerRefused(address, `${address} refused the connection for now (too many at once, or a proof it did not accept); retrying later.`);
   } catch {
     // Nothing answers there, or not with an identity.
   }
