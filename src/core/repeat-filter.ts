@@ -28,12 +28,7 @@ export class RepeatFilter {
     return { report: true, suppressed };
   }
 
-  /** Forget `key` (the condition cleared): its next occurrence is reported at once. */
-  clear(key: string): void {
-    this.seen.delete(key);
-  }
-
-  /** Forget every key that starts with `prefix`. */
+  /** Forget every key that starts with `prefix` (the condition cleared): their next occurrence is reported at once. */
   clearPrefix(prefix: string): void {
     for (const key of this.seen.keys()) if (key.startsWith(prefix)) this.seen.delete(key);
   }

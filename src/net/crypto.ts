@@ -50,6 +50,7 @@ export const LABELS = {
   initiatorToResponder: "understudy/v1/session/initiator-to-responder",
   responderToInitiator: "understudy/v1/session/responder-to-initiator",
   bulk: "understudy/v1/bulk-aes-256-gcm",
+  upgradeTicket: "understudy/v1/upgrade-ticket",
 } as const;
 
 export const KEY_BYTES = 32;

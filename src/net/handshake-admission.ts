@@ -1,10 +1,11 @@
 /**
- * What a stranger may cost this machine before it proves the network key:
- * a bounded number of unauthenticated connections (per source address and in
- * total), tiny handshake frames, and a token bucket in front of the Ed25519
- * work (which the handshake only reaches after the network-key MAC checked).
- * Refusals are cheap (a 503 before the upgrade, or a close); `RefusalLog`
- * reports them once per source per minute with a count.
+ * What a connection may cost this machine before its handshake is done (a
+ * stranger without the key is already refused at the upgrade; this bounds
+ * machines that hold it, or replay a ticket): a bounded number of connections
+ * in their handshake (per source address and in total), tiny handshake frames,
+ * and a token bucket in front of the Ed25519 work (reached only after the
+ * network-key MAC checked). Refusals are cheap (a 503 before the upgrade, or a
+ * close); `RefusalLog` reports them once per source per minute with a count.
  */
 import type { Clock } from "../core/clock.ts";
 import type { AppError } from "../core/errors.ts";
@@ -13,13 +14,15 @@ import { SourceRateLimit, type SourceLimits } from "../core/rate-limit.ts";
 import { AUTH_BYTES, HELLO_BYTES } from "./handshake.ts";
 
 /**
- * Handshakes reaching the signature step. One costs ≈ 2 ms of the main thread;
- * the total burst keeps a stall far below a heartbeat interval, and a source
- * may still reconnect all its lanes at once after a failover.
+ * Handshakes reaching the signature step (only machines that proved the key get
+ * there). One costs ≈ 2 ms of the main thread: the total burst keeps a stall
+ * well below the failover timeout, and a machine may still reconnect all its
+ * lanes at once after a failover and forward a burst of its apps' calls (each
+ * `understudy push` or `asset get` is a new connection to the main).
  */
 export const DEFAULT_HANDSHAKE_LIMITS: SourceLimits = {
-  perSource: { burst: 16, perSecond: 8 },
-  total: { burst: 10, perSecond: 100 },
+  perSource: { burst: 32, perSecond: 16 },
+  total: { burst: 32, perSecond: 200 },
   maxSources: 4096,
 };
 /** Connections still in their handshake, per source address and in total; each may hold a frame of up to the peer port's payload limit. */

@@ -3,12 +3,16 @@
  * HTTP `GET /identity` says who this machine is (the facts DNS-SD advertises),
  * so a typed address can be checked before pairing; every WebSocket path
  * (`/hub`, `/replicate`, `/app`, `/files`, `/replicate-log`, `/assets`) is
- * authenticated by the peer handshake first.
+ * authenticated by the peer handshake first. Before any WebSocket exists the
+ * upgrade must carry a ticket proving the network key (upgrade-ticket.ts), and
+ * the connections still in their handshake are capped (handshake-admission.ts).
  */
 import type { Clock } from "../core/clock.ts";
 import type { AppError } from "../core/errors.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
-import { HandshakeBusy } from "./errors.ts";
+import { fingerprint } from "../core/keys.ts";
+import { HandshakeBusy, HandshakeFailed, NetworkKeyMismatch } from "./errors.ts";
+import { UpgradeTickets } from "./upgrade-ticket.ts";
 import { DEFAULT_ADMISSION_LIMITS, HandshakeAdmission, RefusalLog, sourceAddress, type AdmissionLimits } from "./handshake-admission.ts";
 import { listenError } from "./listen-error.ts";
 import { MAX_RPC_FRAME_BYTES } from "./rpc.ts";
@@ -17,7 +21,7 @@ import { newServerSocketData, secureServerHandlers, type ConnectionEvents, type 
 export type PeerIdentity = { id: string; name: string; role: string; version: string; networkKeyFingerprint: string | null };
 export const PEER_PATHS = ["/hub", "/replicate", "/app", "/files", "/replicate-log", "/assets", "/pair"] as const;
 export type PeerPath = (typeof PEER_PATHS)[number];
-/** The largest frame after the handshake: an rpc frame (a show-file push) with its envelope. Bun refuses larger ones (close 1009) unbuffered. */
+/** The largest frame after the handshake: an rpc frame (a show-file push) with its envelope. Bun closes the socket (1009) on a larger one. */
 export const MAX_PEER_FRAME_BYTES = MAX_RPC_FRAME_BYTES + 64 * 1024;
 const systemClock: Clock = { now: () => performance.now() };
 
@@ -47,6 +51,8 @@ export class PeerEndpoint {
     const clock = options.clock ?? systemClock;
     const admission = new HandshakeAdmission(clock, options.admission ?? DEFAULT_ADMISSION_LIMITS);
     const refusals = new RefusalLog(clock, options.onRefused);
+    const tickets = new UpgradeTickets(options.secure.networkKey);
+    const ours = fingerprint(options.secure.networkKey);
     try {
       const server = Bun.serve({
         hostname: options.at.host,
@@ -58,6 +64,16 @@ export class PeerEndpoint {
           if ((PEER_PATHS as readonly string[]).includes(url.pathname)) {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
+            // Before any WebSocket exists: without proof of the network key nothing of the connection is ever buffered.
+            const ticket = tickets.check(request.headers, url.pathname);
+            if (!ticket.ok) {
+              const error =
+                ticket.why === "other-key"
+                  ? new NetworkKeyMismatch(from, ticket.theirs, ours)
+                  : new HandshakeFailed(from, ticket.why === "replayed" ? `${from} reused an upgrade ticket; refused.` : `${from} did not prove it holds the network key; refused before any WebSocket.`);
+              refusals.refused(from, error);
+              return new Response(error.message, { status: 403 });
+            }
             if (!admission.open(sourceAddress(from))) {
               refusals.refused(from, new HandshakeBusy(from, "pending"));
               return new Response("Too many connections waiting for their handshake; try again shortly.", { status: 503 });
@@ -72,14 +88,14 @@ export class PeerEndpoint {
         websocket: {
           maxPayloadLength: MAX_PEER_FRAME_BYTES,
           ...secureServerHandlers(
-          options.secure,
-          (connection, path) => {
-            const events = options.accept(path as PeerPath, connection);
-            if (events) return events;
-            connection.close(4003, `This machine does not serve ${path}.`);
-            return refuse;
-          },
-          (address, error) => refusals.refused(address, error),
+            options.secure,
+            (connection, path) => {
+              const events = options.accept(path as PeerPath, connection);
+              if (events) return events;
+              connection.close(4003, `This machine does not serve ${path}.`);
+              return refuse;
+            },
+            (address, error) => refusals.refused(address, error),
           ),
         },
       });

@@ -9,7 +9,10 @@ import type { ServerWebSocket, WebSocketHandler } from "bun";
 import type { AppError } from "../core/errors.ts";
 import type { SecureChannel, AuthenticatedPeer } from "./channel.ts";
 import { FrameKind, frameKind } from "./envelope.ts";
-import { HandshakeFailed, MalformedFrame, PeerRefused } from "./errors.ts";
+import { z } from "zod";
+import { fingerprint } from "../core/keys.ts";
+import { HandshakeFailed, MalformedFrame, NetworkKeyMismatch, PeerRefused } from "./errors.ts";
+import { upgradeHeaders } from "./upgrade-ticket.ts";
 import { MAX_HANDSHAKE_FRAME_BYTES, sourceAddress, type HandshakeAdmission } from "./handshake-admission.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeInitiator, HandshakeResponder, type HandshakeStep } from "./handshake.ts";
 
@@ -272,8 +275,17 @@ class ClientConnection implements SecureConnection {
 export function connectSecure(address: string, path: string, options: SecureSocketOptions, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
   const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://${address}${path}`);
+    // Bun's WebSocket takes headers: the upgrade ticket proves the network key before any socket exists (upgrade-ticket.ts).
+    const ws = new WebSocket(`ws://${address}${path}`, { headers: upgradeHeaders(options.networkKey, path) } as unknown as string[]);
     ws.binaryType = "arraybuffer";
+    let opened = false;
+    let probing = false;
+    /** The upgrade was refused or nothing answers: another network key is told by the peer's /identity. */
+    const failedBeforeOpen = () => {
+      if (settled || probing) return;
+      probing = true;
+      void whyUnreachable(address, options.networkKey).then(settle);
+    };
     const initiator = new HandshakeInitiator({ networkKey: options.networkKey, machine: options.machine, peerAddress: address });
     let connection: ClientConnection | null = null;
     let handlers: ConnectionEvents | null = null;
@@ -289,6 +301,7 @@ export function connectSecure(address: string, path: string, options: SecureSock
     };
     const timer = setTimeout(() => settle(new HandshakeFailed(address, `${address} did not finish the handshake in ${timeoutMs} ms.`)), timeoutMs);
     ws.onopen = () => {
+      opened = true;
       ws.send(initiator.start());
     };
     ws.onmessage = (event) => {
@@ -307,10 +320,11 @@ export function connectSecure(address: string, path: string, options: SecureSock
       deliver(bytes, connection, handlers!, (error) => ws.close(CLOSE_BAD_FRAME, error.message.slice(0, 120)));
     };
     ws.onerror = () => {
-      if (!settled) settle(new HandshakeFailed(address, `Could not connect to ${address}: nothing answers there, or it is not an understudy peer port.`));
+      if (!opened) failedBeforeOpen();
     };
     ws.onclose = (event) => {
-      if (!settled) {
+      if (!opened) failedBeforeOpen();
+      else if (!settled) {
         const message = `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`;
         const refused = event.code === CLOSE_HANDSHAKE_FAILED || event.code === CLOSE_TOO_BIG;
         settle(refused ? new PeerRefused(address, message) : new HandshakeFailed(address, message));
@@ -318,4 +332,23 @@ export function connectSecure(address: string, path: string, options: SecureSock
       else handlers?.close(event.reason || `closed (${event.code})`);
     };
   });
+}
+
+const identitySchema = z.object({ networkKeyFingerprint: z.string().nullable() });
+/** How long the /identity question may take after a refused upgrade. */
+const IDENTITY_TIMEOUT_MS = 1000;
+
+/** Why a connection never opened: another network key (from the peer's public /identity), or nothing usable there. */
+async function whyUnreachable(address: string, networkKey: Uint8Array): Promise<HandshakeFailed | NetworkKeyMismatch> {
+  const ours = fingerprint(networkKey);
+  try {
+    const response = await fetch(`http://${address}/identity`, { signal: AbortSignal.timeout(IDENTITY_TIMEOUT_MS) });
+    const identity = identitySchema.safeParse(await response.json());
+    const theirs = identity.success ? identity.data.networkKeyFingerprint : null;
+    // Same key: the upgrade was refused for now (busy) or the peer port was not up yet; a plain failure, retried at the normal pace.
+    if (theirs !== null && theirs !== ours) return new NetworkKeyMismatch(address, theirs, ours);
+  } catch {
+    // Nothing answers there, or not with an identity.
+  }
+  return new HandshakeFailed(address, `Could not connect to ${address}: nothing answers there, or it is not an understudy peer port.`);
 }

@@ -2,7 +2,8 @@
  * Key-less handshake flood (hostile-network issue, finding 1): a real main and
  * backup on loopback (defaults: heartbeat 100 ms, timeout 1000 ms); another
  * process opens FLOOD_RATE (2,000) connections a second for FLOOD_SECONDS (10)
- * to the main's peer port, each sending a hello with the key's fingerprint.
+ * to the main's peer port, each meant to send a hello with the key's
+ * fingerprint (it has no upgrade ticket, so the upgrade is refused first).
  * Reports failovers (epoch changes), the main's heartbeat send jitter (the
  * spacing of the heartbeats it sends a probe client, by its own clock, against
  * the interval) before and during the flood, the main's RSS growth, and its log lines.

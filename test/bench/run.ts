@@ -1,6 +1,6 @@
 /**
  * `bun run bench [NAME]`: benchmarks that print tables (never timed
- * assertions in tests). NAME: failover | store | crypto | flood | hub (default: all).
+ * assertions in tests). NAME: failover | store | crypto | flood | hub | faults (default: all).
  */
 const benches: Record<string, string> = {
   failover: `${import.meta.dir}/failover.ts`,
@@ -8,6 +8,7 @@ const benches: Record<string, string> = {
   crypto: `${import.meta.dir}/crypto.ts`,
   flood: `${import.meta.dir}/flood.ts`,
   hub: `${import.meta.dir}/hub.ts`,
+  faults: `${import.meta.dir}/faults.ts`,
 };
 const names = process.argv.slice(2);
 for (const name of names) {

@@ -46,10 +46,12 @@ describe("repeat filter", () => {
     expect(filter.note("10.0.0.9 NETWORK_KEY_MISMATCH", 60_000)).toEqual({ report: true, suppressed: 599 });
   });
 
-  test("clear: the next occurrence is reported at once", () => {
+  test("clearPrefix: the next occurrence of those keys is reported at once, others stay quiet", () => {
     const filter = new RepeatFilter(60_000);
-    filter.note("k", 0);
-    filter.clear("k");
-    expect(filter.note("k", 1)).toEqual({ report: true, suppressed: 0 });
+    filter.note("hub 10.0.0.1 A", 0);
+    filter.note("hub 10.0.0.2 A", 0);
+    filter.clearPrefix("hub 10.0.0.1 ");
+    expect(filter.note("hub 10.0.0.1 A", 1)).toEqual({ report: true, suppressed: 0 });
+    expect(filter.note("hub 10.0.0.2 A", 1)).toEqual({ report: false });
   });
 });

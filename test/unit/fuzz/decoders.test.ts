@@ -16,6 +16,7 @@ import { replicateRequestSchema, safeJson } from "../../../src/services/hub-serv
 import { rpcServer } from "../../../src/net/rpc.ts";
 import type { SecureConnection } from "../../../src/net/secure-socket.ts";
 import { parseTxt } from "../../../src/net/discovery/txt.ts";
+import { FINGERPRINT_HEADER, TICKET_HEADER, UpgradeTickets, upgradeHeaders } from "../../../src/net/upgrade-ticket.ts";
 import type { MachineNode } from "../../../src/machine/machine-node.ts";
 import { Fuzz, FUZZ_SEED } from "../../support/fuzz.ts";
 import { startNode } from "../../support/machine-node.ts";
@@ -136,6 +137,24 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
       survives("replication request", body, () => replicateRequestSchema.safeParse(safeJson(new TextDecoder().decode(body))));
     }
     expect(closed.length + answered.length).toBeGreaterThan(0);
+  });
+
+  test("upgrade tickets: random and mutated headers never pass and never throw", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} ticket`);
+    const tickets = new UpgradeTickets(networkKey);
+    const valid = upgradeHeaders(networkKey, "/hub")[TICKET_HEADER]!;
+    for (let i = 0; i < RUNS; i++) {
+      const value = i % 2 === 0 ? new TextDecoder().decode(fuzz.mutate(text.encode(valid))) : fuzz.string(80);
+      const headers = new Headers();
+      try {
+        headers.set(TICKET_HEADER, value);
+        if (i % 5 === 0) headers.set(FINGERPRINT_HEADER, fuzz.string(16));
+      } catch {
+        continue; // not a legal header value: it never reaches the check
+      }
+      const verdict = tickets.check(headers, "/hub");
+      if (verdict.ok) expect(value).toBe(valid);
+    }
   });
 
   test("DNS-SD TXT records: never throw", () => {

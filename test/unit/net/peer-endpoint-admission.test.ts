@@ -11,6 +11,8 @@ import { DEFAULT_ADMISSION_LIMITS, sourceAddress } from "../../../src/net/handsh
 import { AUTH_BYTES, HELLO_BYTES } from "../../../src/net/handshake.ts";
 import { PeerEndpoint } from "../../../src/net/peer-endpoint.ts";
 import { connectSecure } from "../../../src/net/secure-socket.ts";
+import { NetworkKeyMismatch } from "../../../src/net/errors.ts";
+import { TICKET_HEADER, upgradeHeaders } from "../../../src/net/upgrade-ticket.ts";
 import { waitFor } from "../../support/wait-for.ts";
 
 const networkKey = nacl.randomBytes(32);
@@ -35,9 +37,9 @@ function listen(limits: Partial<typeof DEFAULT_ADMISSION_LIMITS> = {}) {
   return { endpoint, refusals, url: `ws://127.0.0.1:${endpoint.port}/hub`, address: `127.0.0.1:${endpoint.port}` };
 }
 
-/** A socket that connected (or failed to), and how it closed. */
-function rawSocket(url: string) {
-  const ws = new WebSocket(url);
+/** A socket that connected (or failed to), and how it closed; by default with a valid upgrade ticket (a key holder that misbehaves). */
+function rawSocket(url: string, headers: Record<string, string> = upgradeHeaders(networkKey, "/hub")) {
+  const ws = new WebSocket(url, { headers } as unknown as string[]);
   ws.binaryType = "arraybuffer";
   const state = { opened: false, closed: null as { code: number; reason: string } | null, failed: false, received: [] as Uint8Array[] };
   ws.onopen = () => (state.opened = true);
@@ -46,6 +48,38 @@ function rawSocket(url: string) {
   ws.onmessage = (e) => state.received.push(new Uint8Array(e.data as ArrayBuffer));
   return { ws, state };
 }
+
+test("without proof of the network key there is no WebSocket at all: nothing is buffered, the refusal is logged once", async () => {
+  const { endpoint, refusals, url } = listen();
+  const strangers = [rawSocket(url, {}), rawSocket(url, { [TICKET_HEADER]: `${"0".repeat(32)}.${"1".repeat(32)}` }), rawSocket(url, {})];
+  await waitFor("all refused", () => strangers.every((s) => s.state.closed));
+  expect(strangers.some((s) => s.state.opened)).toBe(false);
+  expect(endpoint.admission.pendingConnections).toBe(0);
+  expect(refusals.map((r) => [r.code, r.suppressed])).toEqual([["HANDSHAKE_FAILED", 0]]);
+});
+
+test("a replayed upgrade ticket is refused", async () => {
+  const { url } = listen();
+  const headers = upgradeHeaders(networkKey, "/hub");
+  const first = rawSocket(url, headers);
+  await waitFor("first open", () => first.state.opened);
+  const again = rawSocket(url, headers);
+  await waitFor("replay refused", () => again.state.closed);
+  expect(again.state.opened).toBe(false);
+  first.ws.close();
+});
+
+test("a machine on another network key is refused at the upgrade, and both sides name both fingerprints", async () => {
+  const { refusals, address } = listen();
+  const otherKey = nacl.randomBytes(32);
+  const error = await connectSecure(address, "/hub", { networkKey: otherKey, machine: nacl.sign.keyPair() }, () => ({ message() {}, close() {} })).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(NetworkKeyMismatch);
+  expect([(error as NetworkKeyMismatch).peerFingerprint, (error as NetworkKeyMismatch).localFingerprint]).toEqual([fingerprint(networkKey), fingerprint(otherKey)]);
+  expect(refusals.map((r) => r.code)).toEqual(["NETWORK_KEY_MISMATCH"]);
+});
 
 test("unauthenticated connections are capped per source; a finished handshake frees its slot", async () => {
   const { endpoint, refusals, url, address } = listen({ pendingPerSource: 2, pendingTotal: 10 });

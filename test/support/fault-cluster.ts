@@ -1,0 +1,128 @@
+/**
+ * A main, a backup and one client, each the real executable in its own
+ * network namespace (NetnsLab), with the faults the fault suite and
+ * `bun run bench faults` apply: random loss (nftables), pauses (SIGSTOP) and
+ * restarts of the main. Root only; `faultLabUnavailable()` says why not.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { MachineStatus } from "../../src/core/status.ts";
+import { devLicenseText } from "./licenses.ts";
+import { must, NetnsLab, netnsUnavailable, sweepStaleLabs, type LabProcess } from "./netns.ts";
+import { waitFor } from "./wait-for.ts";
+
+const UI = "http://127.0.0.1:7400";
+const PEER_PORT = 7401;
+export const FAULT_NODES = ["main", "backup", "c1"] as const;
+export type FaultNode = (typeof FAULT_NODES)[number];
+export type Preset = { name: string; heartbeatMs: number; failoverTimeoutMs: number };
+export const DEFAULTS: Preset = { name: "defaults", heartbeatMs: 100, failoverTimeoutMs: 1000 };
+export const FAST: Preset = { name: "fast", heartbeatMs: 50, failoverTimeoutMs: 250 };
+
+export function faultLabUnavailable(): string | null {
+  return netnsUnavailable() ?? (Bun.which("nft") ? null : "nftables is missing (apt-get install -y nftables)");
+}
+
+export class FaultCluster {
+  private readonly running = new Map<FaultNode, LabProcess>();
+  private preset: Preset = DEFAULTS;
+
+  private constructor(
+    private readonly lab: NetnsLab,
+    private readonly dir: string,
+    private readonly exe: string,
+  ) {}
+
+  static create(exe: string, root: string, subnet: string): FaultCluster {
+    sweepStaleLabs(root);
+    const lab = NetnsLab.create({ prefix: `${root}-${process.pid}`, nodes: [...FAULT_NODES], subnet, multicastRoute: false });
+    const dir = mkdtempSync(join(tmpdir(), `${root}-${process.pid}-`));
+    must([exe, "keys", "generate", "--out", join(dir, "net.key")]);
+    writeFileSync(join(dir, "license.json"), devLicenseText({ type: "server-with-failover", holder: "*" }));
+    return new FaultCluster(lab, dir, exe);
+  }
+
+  async status(node: FaultNode): Promise<MachineStatus> {
+    const response = await this.lab.http(`${UI}/api/status`, { from: node, timeoutMs: 1_500 });
+    if (response.status !== 200) throw new Error(`${node}: status ${response.status}`);
+    return JSON.parse(response.body) as MachineStatus;
+  }
+
+  /** The epochs the main and the backup know. */
+  async epochs(): Promise<[number, number]> {
+    const [main, backup] = await Promise.all([this.status("main"), this.status("backup")]);
+    return [main.failover?.epoch ?? -1, backup.failover?.epoch ?? -1];
+  }
+
+  start(node: FaultNode): LabProcess {
+    const data = join(this.dir, `data-${node}`);
+    mkdirSync(data, { recursive: true });
+    const at = (n: FaultNode) => `${this.lab.node(n).address}:${PEER_PORT}`;
+    const role = node === "c1" ? "client" : node;
+    const servers = node === "main" ? ["--backup", at("backup")] : node === "backup" ? ["--main", at("main")] : ["--main", at("main"), "--backup", at("backup")];
+    const argv = [this.exe, "run", "--role", role, "--name", node, "--data", data, "--key", join(this.dir, "net.key"), "--license", join(this.dir, "license.json")];
+    argv.push("--ui-listen", "127.0.0.1:7400", "--peer-listen", `${this.lab.node(node).address}:${PEER_PORT}`, "--discovery", "off", "--log", "json");
+    argv.push("--heartbeat-ms", String(this.preset.heartbeatMs), "--failover-timeout-ms", String(this.preset.failoverTimeoutMs), ...servers);
+    const p = this.lab.spawn(node, argv, { env: { HOME: data } });
+    this.running.set(node, p);
+    return p;
+  }
+
+  /** Fresh machines (new data dirs) with `preset`, once the backup is idle and the client's hub link is up on the main. */
+  async fresh(preset: Preset): Promise<void> {
+    await Promise.all([...this.running.values()].map((p) => p.stop("SIGKILL", 2_000)));
+    this.running.clear();
+    for (const node of FAULT_NODES) rmSync(join(this.dir, `data-${node}`), { recursive: true, force: true });
+    this.preset = preset;
+    for (const node of FAULT_NODES) this.start(node);
+    await this.explained(() => this.settled(20_000));
+  }
+
+  /** Waits until the main serves, the backup is idle and the client follows the main. */
+  settled(timeoutMs: number): Promise<boolean> {
+    return waitFor("a settled cluster", async () => {
+      const [main, backup, client] = await Promise.all([this.status("main"), this.status("backup"), this.status("c1")]);
+      return main.failover?.state === "active" && backup.chip === "Backup is idle" && client.failover?.hubConnected === true && client.failover.activeServer === "main";
+    }, timeoutMs, 100);
+  }
+
+  /** Drops `percent` % of the packets entering every machine (each link, each way); null lifts it. */
+  loss(percent: number | null): void {
+    for (const node of FAULT_NODES) {
+      this.lab.exec(node, ["nft", "delete", "table", "inet", "faults"]);
+      if (percent === null) continue;
+      const nft = ["ip", "netns", "exec", this.lab.node(node).ns, "nft"];
+      must([...nft, "add", "table", "inet", "faults"]);
+      must([...nft, "add chain inet faults input { type filter hook input priority 0 ; }"]);
+      must([...nft, `add rule inet faults input numgen random mod 100 < ${percent} drop`]);
+    }
+  }
+
+  /** Freezes the main for `ms`. */
+  async pauseMain(ms: number): Promise<void> {
+    const main = this.running.get("main")!;
+    main.proc.kill("SIGSTOP");
+    await Bun.sleep(ms);
+    main.proc.kill("SIGCONT");
+  }
+
+  async killMain(): Promise<void> {
+    await this.running.get("main")!.stop("SIGKILL", 2_000);
+  }
+
+  /** On failure, what the machines logged: the test output is all CI keeps. */
+  async explained<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      for (const [name, p] of this.running) console.error(`--- ${name} (exit ${p.proc.exitCode}) ---\n${p.output().slice(-4000)}`);
+      throw error;
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    await this.lab.cleanup();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
