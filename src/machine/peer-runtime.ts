@@ -30,6 +30,7 @@ import { PeerEndpoint, type PeerIdentity, type PeerPath } from "../net/peer-endp
 import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
 import { NetworkKeyProbe } from "./network-key-probe.ts";
 import { PairingKeeper } from "./pairing-keeper.ts";
+import { neighbourRetransWarning, readNeighbourRetransMs } from "./neighbour-check.ts";
 import { databasePath, openDatabase } from "../store/database.ts";
 import { EpochFile } from "../store/epoch-file.ts";
 import { HubStateStore } from "../store/hub-state-store.ts";
@@ -184,6 +185,9 @@ export class PeerRuntime {
     try {
       runtime.servers = { main: await resolveHost(runtime.servers.main), backup: await resolveHost(runtime.servers.backup) };
       await runtime.startFailover();
+      const retransMs = readNeighbourRetransMs();
+      const warning = retransMs === null ? null : neighbourRetransWarning(retransMs, options.config.failoverTimeoutMs);
+      if (warning) options.log.warn("network setting", { message: warning });
       runtime.mqtt = await startMqttFrontDoor(options.config, runtime.gateway, options.log);
     } catch (error) {
       runtime.stop();

@@ -37,6 +37,9 @@ export class FaultCluster {
   static create(exe: string, root: string, subnet: string): FaultCluster {
     sweepStaleLabs(root);
     const lab = NetnsLab.create({ prefix: `${root}-${process.pid}`, nodes: [...FAULT_NODES], subnet, multicastRoute: false });
+    // As the README asks of installers: re-ask for a peer's hardware address after 100 ms, not 1 s, so a
+    // cable that comes back is heard again well inside the failover timeout.
+    for (const node of FAULT_NODES) must(["ip", "netns", "exec", lab.node(node).ns, "sysctl", "-q", "-w", "net.ipv4.neigh.eth0.retrans_time_ms=100"]);
     const dir = mkdtempSync(join(tmpdir(), `${root}-${process.pid}-`));
     must([exe, "keys", "generate", "--out", join(dir, "net.key")]);
     writeFileSync(join(dir, "license.json"), devLicenseText({ type: "server-with-failover", holder: "*" }));
@@ -97,6 +100,24 @@ export class FaultCluster {
       must([...nft, "add chain inet faults input { type filter hook input priority 0 ; }"]);
       must([...nft, `add rule inet faults input numgen random mod 100 < ${percent} drop`]);
     }
+  }
+
+  /** Drops every packet from `from` arriving at `to` (a one-way cut); `null` heals every cut. */
+  cut(from: FaultNode, to: FaultNode): void {
+    const nft = ["ip", "netns", "exec", this.lab.node(to).ns, "nft"];
+    this.lab.exec(to, ["nft", "add", "table", "inet", "cuts"]);
+    this.lab.exec(to, ["nft", "add chain inet cuts input { type filter hook input priority 0 ; }"]);
+    must([...nft, `add rule inet cuts input ip saddr ${this.lab.node(from).address} drop`]);
+  }
+
+  healCuts(): void {
+    for (const node of FAULT_NODES) this.lab.exec(node, ["nft", "delete", "table", "inet", "cuts"]);
+  }
+
+  /** Takes the main's cable out for `downMs`, then puts it back. */
+  flapMain(downMs: number): Promise<void> {
+    this.lab.disconnect("main");
+    return Bun.sleep(downMs).then(() => this.lab.connect("main"));
   }
 
   /** Freezes the main for `ms`. */
