@@ -23,9 +23,10 @@ afterEach(async () => {
 });
 
 test("a backup killed in the middle of its snapshot resumes and ends identical to the main", async () => {
-  cluster = await Cluster.start();
+  // A client keeps the main company: a paired main that hears nobody at all fences itself (Main isolated).
+  cluster = await Cluster.start({ clients: ["a"] });
   const c = cluster;
-  await c.waitStatus("main", "active", (s) => s.failover?.state === "active", 15_000);
+  await c.waitAll("the main active, the client on it", (name, s) => (name === "main" ? s.failover?.state === "active" : name === "a" ? s.failover?.activeServer === "main" : true), { timeoutMs: 15_000 });
   const dirs = { main: c.machine("main").dataDir, backup: c.machine("backup").dataDir };
   await c.kill("backup");
 
