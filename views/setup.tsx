@@ -164,7 +164,7 @@ export function KeySection(props: { view: SetupView; errors?: FieldErrors; saved
 
 export function SetupPage(props: { view: SetupView }) {
   return (
-    <Layout title="Setup" status={props.view.status}>
+    <Layout title="Setup" status={props.view.status} panel="setup">
       <h1>Set up this machine</h1>
       <LicenseSection view={props.view} />
       <KeySection view={props.view} />

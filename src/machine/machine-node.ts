@@ -17,6 +17,8 @@ import { PeerRuntime } from "./peer-runtime.ts";
 import { CHIP_TEXTS, type ChipText } from "../core/status.ts";
 import { listenError } from "../net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
+import { InvalidInput } from "../core/errors.ts";
+import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "./status-history.ts";
 
 export type NodeOptions = {
   dataDir: string;
@@ -34,11 +36,15 @@ export class MachineNode implements MachineControl {
   private web: ReturnType<typeof Bun.serve> | null = null;
   private peer: PeerRuntime | null = null;
   private discovery: Discovery | null = null;
+  private readonly recorder: StatusHistory;
+  private readonly historyTimer: ReturnType<typeof setInterval>;
 
   private constructor(state: MachineState, log: Logger) {
     this.state = state;
     this.log = log;
     this.app = createWebApp(this, staticAssets());
+    this.recorder = new StatusHistory(state.snapshot.config.failoverTimeoutMs);
+    this.historyTimer = setInterval(() => this.recorder.record(this.status(), Date.now()), HISTORY_SAMPLE_MS);
   }
 
   /** Loads the data dir, checks the setup and opens the ports. Throws an AppError saying what is wrong. */
@@ -100,6 +106,8 @@ export class MachineNode implements MachineControl {
         activeServer: failover.activeServer,
         hubConnected: failover.hubConnected,
         queued: failover.queued,
+        chipProgress: failover.chipProgress,
+        localApps: failover.localApps,
         peers: failover.peers,
         pairing: failover.pairing,
       },
@@ -152,6 +160,39 @@ export class MachineNode implements MachineControl {
     const { config } = this.state.snapshot;
     if (config.role === "standalone") return { discovery: "standalone", machines: [] };
     return { discovery: config.discovery, machines: this.discovery?.list() ?? [] };
+  }
+
+  history(): HistorySnapshot {
+    return this.recorder.snapshot();
+  }
+
+  heardWithinMs(): number {
+    return this.state.snapshot.config.failoverTimeoutMs;
+  }
+
+  /** Add Backup server on the main's Machines panel: pairs now, then keeps the address in config.json. */
+  async addBackup(address: string): Promise<{ peerName: string }> {
+    this.refuseIfBackupPinned();
+    if (!this.peer) throw new InvalidInput("This machine is not on the network: make it the main server on its setup page first.", "address");
+    const added = await this.peer.addBackup(address);
+    this.state.saveSettings({ backup: address });
+    this.log.info("backup added", { backup: added.peerName, address });
+    return added;
+  }
+
+  /** The delete icon on the Backup server row: unpairs it and forgets its address. */
+  async removeBackup(): Promise<void> {
+    this.refuseIfBackupPinned();
+    if (!this.peer) return;
+    await this.peer.removeBackup();
+    this.state.saveSettings({ backup: null });
+    this.log.info("backup removed");
+  }
+
+  private refuseIfBackupPinned(): void {
+    if (this.state.snapshot.pinned.has("backup")) {
+      throw new InvalidInput("This main's backup is fixed on its command line (--backup): change it there and restart.", "address");
+    }
   }
 
   uiPassword(): string | null {
@@ -232,6 +273,7 @@ export class MachineNode implements MachineControl {
 
   /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */
   async stop(): Promise<void> {
+    clearInterval(this.historyTimer);
     if (this.advertTimer) clearInterval(this.advertTimer);
     await this.discovery?.stop();
     this.discovery = null;

@@ -62,6 +62,8 @@ export type FailoverStatus = {
   epoch: number;
   activeEpoch: number | null;
   chip: string;
+  chipProgress: number | null;
+  localApps: number;
   activeServer: "main" | "backup" | "self" | null;
   hubConnected: boolean;
   queued: number;
@@ -350,6 +352,8 @@ export class PeerRuntime {
       epoch: s.epoch,
       activeEpoch: s.activeEpoch,
       chip: s.chip.text,
+      chipProgress: s.chip.progress,
+      localApps: this.gateway.appCount,
       activeServer: following?.role ?? null,
       hubConnected: this.gateway.connected,
       queued: this.gateway.uplink.queuedFrames,
@@ -370,6 +374,36 @@ export class PeerRuntime {
     return { head, backup: { state: "none", behindBy: 0, progress: null } };
   }
 
+  /**
+   * Add Backup server (the main's Machines panel): the pairing exchange runs
+   * now, so the operator reads a refusal in plain words (PairingRefused)
+   * instead of finding it in the log. A paired backup must be removed first.
+   */
+  async addBackup(address: string): Promise<{ peerName: string }> {
+    if (this.role !== "main") throw new BackupChangeRefused("Only the main server adds a backup server.");
+    const have = this.pairingFile!.details();
+    if (have) throw new BackupChangeRefused(`${have.peerName || have.address} is the backup server now: remove it first, then add another.`);
+    const at = await resolveHost(parseHostPort(address));
+    const text = formatHostPort(at!);
+    const peer = await this.pairing.pair(text);
+    this.servers = { ...this.servers, backup: at };
+    this.pairingFile!.expect({ ...peer, address: text });
+    this.runner?.feed({ type: "paired", peerId: peer.peerId });
+    this.runner?.setServers(this.runnerServers());
+    return { peerName: peer.peerName };
+  }
+
+  /** Removes the paired backup (the delete icon on its row): tells it, then forgets it. */
+  async removeBackup(): Promise<void> {
+    if (this.role !== "main") throw new BackupChangeRefused("Only the main server removes its backup server.");
+    this.servers = { ...this.servers, backup: null };
+    const have = this.pairingFile!.details();
+    if (!have) return;
+    await this.pairing.unpair(have.address);
+    this.runner?.feed({ type: "unpaired" });
+    this.runner?.setServers(this.runnerServers());
+  }
+
   /** Someone allowed switching back to the main (manual failback). */
   switchBack(): void {
     this.runner?.feed({ type: "switchBack" });
@@ -386,6 +420,12 @@ export class PeerRuntime {
     this.heartbeats?.close();
     this.endpoint.stop();
     this.db?.close();
+  }
+}
+
+export class BackupChangeRefused extends AppError {
+  constructor(message: string) {
+    super("BACKUP_CHANGE_REFUSED", message, { status: 409 });
   }
 }
 

@@ -1,0 +1,131 @@
+/**
+ * The rows of the Machines panel: this machine, every machine it hears
+ * (heartbeats: state and round trip) and every machine DNS-SD found (license
+ * type and key fingerprint), merged by machine id, servers first.
+ */
+import { LICENSE_TYPE_LABELS, type LicenseType } from "../core/license.ts";
+import { ROLE_LABELS, type Role } from "../core/roles.ts";
+import type { MachineStatus } from "../core/status.ts";
+import type { DiscoveredMachine } from "../net/discovery/discovery.ts";
+
+export type MachineRow = {
+  id: string;
+  self: boolean;
+  name: string;
+  /** "main" | "backup" | "client" | "standalone" as the failover sees it ("server" is a main). */
+  kind: "main" | "backup" | "client" | "standalone";
+  roleLabel: string;
+  address: string;
+  license: string;
+  fingerprint: string | null;
+  keyDiffers: boolean;
+  state: string;
+  delayMs: number | null;
+  heard: boolean;
+};
+
+const KIND_ORDER = { main: 0, backup: 1, client: 2, standalone: 3 } as const;
+
+const STATE_WORDS: Record<string, string> = {
+  active: "serving",
+  rejoining: "back, catching up",
+  standby: "back, waits to switch back",
+  isolated: "isolated",
+  unpaired: "not paired",
+  syncing: "copying from the main",
+  idle: "in sync, ready",
+  "follow-main": "on the main",
+  "follow-backup": "on the backup",
+  "follow-none": "on no server",
+};
+
+function kindOf(role: string): MachineRow["kind"] {
+  if (role === "main" || role === "server") return "main";
+  if (role === "backup" || role === "client") return role;
+  return "standalone";
+}
+
+function labelOf(kind: MachineRow["kind"]): string {
+  return ROLE_LABELS[kind as Role];
+}
+
+function licenseLabel(type: string | null | undefined): string {
+  return type && type in LICENSE_TYPE_LABELS ? LICENSE_TYPE_LABELS[type as LicenseType] : "–";
+}
+
+/** A peer counts as heard for this long after its last heartbeat. */
+export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMachine[], heardWithinMs: number): MachineRow[] {
+  const kind = kindOf(s.role);
+  const rows = new Map<string, MachineRow>();
+  rows.set(s.id, {
+    id: s.id,
+    self: true,
+    name: s.name,
+    kind,
+    roleLabel: s.roleLabel === "Server" ? labelOf("main") : s.roleLabel,
+    address: s.peerListen ?? "–",
+    license: licenseLabel(s.license?.type),
+    fingerprint: s.networkKeyFingerprint,
+    keyDiffers: false,
+    state: s.failover ? (STATE_WORDS[s.failover.state] ?? s.failover.state) : "stand-alone",
+    delayMs: null,
+    heard: true,
+  });
+  const found = new Map(discovered.map((d) => [d.id, d]));
+  for (const p of s.failover?.peers ?? []) {
+    const d = found.get(p.id);
+    const heard = p.lastHeardMsAgo <= heardWithinMs;
+    const k = kindOf(p.role);
+    rows.set(p.id, {
+      id: p.id,
+      self: false,
+      name: p.name,
+      kind: k,
+      roleLabel: labelOf(k),
+      address: p.address,
+      license: licenseLabel(d?.license),
+      fingerprint: d?.fingerprint ?? null,
+      keyDiffers: d?.keyMismatch ?? false,
+      state: heard ? (STATE_WORDS[p.state] ?? p.state) : `not heard for ${Math.round(p.lastHeardMsAgo / 1000)} s`,
+      delayMs: heard ? p.delayMs : null,
+      heard,
+    });
+  }
+  const pairing = s.failover?.pairing;
+  if (pairing && !rows.has(pairing.peerId)) {
+    const k = kind === "main" ? "backup" : "main";
+    rows.set(pairing.peerId, {
+      id: pairing.peerId,
+      self: false,
+      name: pairing.peerName || pairing.address,
+      kind: k,
+      roleLabel: labelOf(k),
+      address: pairing.address,
+      license: licenseLabel(found.get(pairing.peerId)?.license),
+      fingerprint: found.get(pairing.peerId)?.fingerprint ?? null,
+      keyDiffers: found.get(pairing.peerId)?.keyMismatch ?? false,
+      state: "paired, not heard",
+      delayMs: null,
+      heard: false,
+    });
+  }
+  for (const d of discovered) {
+    if (rows.has(d.id)) continue;
+    const k = kindOf(d.role);
+    rows.set(d.id, {
+      id: d.id,
+      self: false,
+      name: d.name,
+      kind: k,
+      roleLabel: labelOf(k),
+      address: d.addresses.map((a) => `${a}:${d.port}`).join(", "),
+      license: licenseLabel(d.license),
+      fingerprint: d.fingerprint,
+      keyDiffers: d.keyMismatch,
+      state: d.keyMismatch ? "another network key" : "found, not heard",
+      delayMs: null,
+      heard: false,
+    });
+  }
+  return [...rows.values()].sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || Number(b.self) - Number(a.self) || a.name.localeCompare(b.name));
+}
