@@ -104,7 +104,7 @@ export function SwitchBackCard(props: { status: MachineStatus; outOfBand?: boole
 export function AddBackupCard(props: { view: MachinesView; error?: string; value?: string; saved?: string }) {
   const s = props.view.status;
   const isMain = s.role === "main" || s.role === "server";
-  if (!isMain) return <div id="add-backup"></div>;
+  if (!isMain && !props.error) return <div id="add-backup"></div>;
   if (s.failover?.pairing && !props.error) {
     return (
       <div id="add-backup">

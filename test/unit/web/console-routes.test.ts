@@ -1,0 +1,209 @@
+/**
+ * The console's panels and actions over app.request(): every route, with bad
+ * input, on machines of each kind; Add Backup server and its removal through
+ * the real pairing exchange between two in-process machines on loopback.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import nacl from "tweetnacl";
+import { formatNetworkKey } from "../../../src/core/keys.ts";
+import type { MachineNode } from "../../../src/machine/machine-node.ts";
+import { devLicenseText } from "../../support/licenses.ts";
+import { formPost, startNode } from "../../support/machine-node.ts";
+import { tempDir } from "../../support/machine-process.ts";
+import { waitFor } from "../../support/wait-for.ts";
+
+const running: MachineNode[] = [];
+afterEach(async () => {
+  for (const node of running.splice(0)) await node.stop();
+});
+
+/** A data dir with a license of `type` and the network key `key`, as the setup pages leave it. */
+function dataDir(key: Uint8Array, type = "server-with-failover"): string {
+  const dir = tempDir();
+  writeFileSync(join(dir, "license.json"), devLicenseText({ type: type as "server-with-failover", holder: "*", days: 30 }), { mode: 0o600 });
+  writeFileSync(join(dir, "network.key"), formatNetworkKey(key), { mode: 0o600 });
+  return dir;
+}
+
+async function node(flags: Record<string, string> = {}, key = nacl.randomBytes(32), type?: string) {
+  const started = await startNode({ dataDir: Object.keys(flags).length ? dataDir(key, type) : undefined, flags: { heartbeatMs: "50", failoverTimeoutMs: "250", ...flags } });
+  running.push(started.node);
+  return started;
+}
+
+const get = (n: MachineNode, path: string) => n.app.request(`http://localhost${path}`);
+
+/** The first SSE message of a live stream (then the stream is cancelled). */
+async function firstEvent(n: MachineNode, path: string): Promise<{ status: number; type: string | null; text: string }> {
+  const controller = new AbortController();
+  const response = await n.app.request(`http://localhost${path}`, { signal: controller.signal });
+  if (!response.body) return { status: response.status, type: response.headers.get("content-type"), text: "" };
+  const reader = response.body.getReader();
+  let text = "";
+  while (!text.includes("\n\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  await reader.cancel();
+  controller.abort();
+  return { status: response.status, type: response.headers.get("content-type"), text };
+}
+
+describe("panels", () => {
+  const panels = [
+    { path: "/status", contains: ['data-testid="status-facts"', "Active server", "Epoch", "Last failover"] },
+    { path: "/machines", contains: ['data-testid="machines-table"', "this machine"] },
+    { path: "/delays", contains: ['id="delay-table"'] },
+    { path: "/routing", contains: ['data-testid="routing-table"', "Data Hub it is on"] },
+  ];
+  for (const p of panels) {
+    test(`GET ${p.path} on a stand-alone machine and on a server: the chip, the live stream, the panel`, async () => {
+      for (const { node: n } of [await node(), await node({ role: "server" })]) {
+        const response = await get(n, p.path);
+        expect(response.status).toBe(200);
+        const html = await response.text();
+        for (const s of ['data-testid="status-chip"', `hx-sse:connect="/events?panel=${p.path.slice(1)}"`, 'src="/static/hx-sse.js"', ...p.contains]) expect(html).toContain(s);
+      }
+    });
+  }
+
+  test("the Machines panel of a server lists itself first with its license and key, and offers Add Backup server", async () => {
+    const { node: n } = await node({ role: "server" });
+    const html = await (await get(n, "/machines")).text();
+    expect(html).toContain("Server with failover");
+    expect(html).toContain(n.status().networkKeyFingerprint!);
+    expect(html).toContain('data-testid="add-backup"');
+    expect(html).not.toContain('data-testid="remove-backup"');
+  });
+
+  test("a client is offered no Add Backup server", async () => {
+    const { node: n } = await node({ role: "client", main: "127.0.0.1:9" });
+    expect(await (await get(n, "/machines")).text()).not.toContain('data-testid="add-backup"');
+  });
+});
+
+describe("live stream", () => {
+  test("GET /events sends the status bar and the panel's live parts, each to swap out of band", async () => {
+    const { node: n } = await node({ role: "server" });
+    const first = await firstEvent(n, "/events?panel=machines");
+    expect(first.status).toBe(200);
+    expect(first.type).toContain("text/event-stream");
+    for (const s of ['id="status-bar"', 'id="machines-table"', 'id="switch-back"', 'id="discovered"']) expect(first.text).toContain(s);
+    expect(first.text.match(/hx-swap-oob="true"/g)!.length).toBeGreaterThanOrEqual(4);
+  });
+
+  for (const query of ["", "?panel=", "?panel=admin", "?panel=../setup"]) {
+    test(`GET /events${query} is refused`, async () => {
+      const { node: n } = await node();
+      const response = await get(n, `/events${query}`);
+      expect(response.status).toBe(400);
+      expect(await response.text()).toContain("Unknown panel");
+    });
+  }
+});
+
+describe("Add Backup server and remove it", () => {
+  test("by IP address: the pairing exchange runs at once, the backup row gets its delete icon, and removing it unpairs both", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const backup = await node({ role: "backup", main: "127.0.0.1:9" }, key);
+    const backupAt = backup.node.status().peerListen!;
+
+    const response = await formPost(main.node, "/machines/backup", { address: backupAt });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("is now the backup server");
+    expect(main.node.status().failover?.pairing?.address).toBe(backupAt);
+    expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup).toBe(backupAt);
+    await waitFor("the backup row with its delete icon", async () => (await (await get(main.node, "/machines")).text()).includes('data-testid="remove-backup"'), 10_000);
+
+    const again = await formPost(main.node, "/machines/backup", { address: backupAt });
+    expect(again.status).toBe(409);
+    expect(await again.text()).toContain("remove it first");
+
+    const removed = await formPost(main.node, "/machines/backup/remove", {});
+    expect(removed.status).toBe(200);
+    expect(main.node.status().failover?.pairing).toBeNull();
+    await waitFor("the backup lets go", () => backup.node.status().failover?.pairing == null, 10_000);
+    expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup ?? null).toBeNull();
+  }, 30_000);
+
+  const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string; headers?: Record<string, string> }[] = [
+    { name: "no address", setup: () => node({ role: "main" }), fields: {}, status: 400, message: "Type the backup server&#39;s IP address" },
+    { name: "not an address", setup: () => node({ role: "main" }), fields: { address: "backup please" }, status: 400, message: "Type an IP address such as 10.0.0.2" },
+    { name: "nothing answers there", setup: () => node({ role: "main" }), fields: { address: "127.0.0.1:9" }, status: 502, message: "nothing answers there" },
+    { name: "a stand-alone machine", setup: () => node(), fields: { address: "127.0.0.1:9" }, status: 400, message: "not on the network" },
+    { name: "a client", setup: () => node({ role: "client", main: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 409, message: "Only the main server adds a backup server." },
+    { name: "a backup fixed by --backup", setup: () => node({ role: "main", backup: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 400, message: "fixed on its command line (--backup)" },
+  ];
+  for (const r of refusals) {
+    test(`refused: ${r.name}, with what was typed kept`, async () => {
+      const { node: n } = await r.setup();
+      const response = await formPost(n, "/machines/backup", r.fields);
+      expect(response.status).toBe(r.status);
+      const html = await response.text();
+      expect(html).toContain(r.message);
+      if (r.fields.address) expect(html).toContain(`value="${r.fields.address}"`);
+    }, 15_000);
+  }
+
+  test("a main whose license has no failover is told so in plain words", async () => {
+    const key = nacl.randomBytes(32);
+    const { node: n } = await node({ role: "server" }, key, "server");
+    const response = await formPost(n, "/machines/backup", { address: "127.0.0.1:9" });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toContain("both servers need a server-with-failover license");
+  });
+
+  test("a form posted from another site is refused (CSRF)", async () => {
+    const { node: n } = await node({ role: "main" });
+    expect((await formPost(n, "/machines/backup", { address: "127.0.0.1:9" }, { origin: "http://evil.example" })).status).toBe(403);
+    expect((await formPost(n, "/machines/backup/remove", {}, { origin: "http://evil.example" })).status).toBe(403);
+  });
+
+  test("removing on a client is refused", async () => {
+    const { node: n } = await node({ role: "client", main: "127.0.0.1:9" });
+    const response = await formPost(n, "/machines/backup/remove", {});
+    expect(response.status).toBe(409);
+    expect(await response.text()).toContain("Only the main server removes its backup server.");
+  });
+});
+
+describe("switch back and metrics", () => {
+  test("switch back where there is nothing to switch back is refused in plain words", async () => {
+    for (const { node: n } of [await node(), await node({ role: "client", main: "127.0.0.1:9" })]) {
+      const response = await formPost(n, "/failover/switch-back", {});
+      expect(response.status).toBe(409);
+      expect(await response.text()).toContain("Switching back is done on the main server");
+    }
+  });
+
+  test("a second click after the main took the network back is answered calmly", async () => {
+    const { node: n } = await node({ role: "main" });
+    await waitFor("the main serves", () => n.status().failover?.state === "active", 5_000);
+    const response = await formPost(n, "/failover/switch-back", {});
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("The main server serves the network.");
+  });
+
+  test("GET /metrics is Prometheus text", async () => {
+    const { node: n } = await node({ role: "server" });
+    const response = await get(n, "/metrics");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("text/plain; version=0.0.4");
+    const text = await response.text();
+    expect(text).toContain("# TYPE understudy_peer_rtt_ms histogram");
+    expect(text).toContain("understudy_failovers_total 0");
+  });
+
+  test("panels, the stream and metrics are behind the UI password", async () => {
+    const started = await startNode({ env: { UNDERSTUDY_UI_PASSWORD: "studio-secret" } });
+    running.push(started.node);
+    for (const path of ["/status", "/machines", "/delays", "/routing", "/metrics", "/events?panel=status"]) {
+      expect((await get(started.node, path)).status).toBe(401);
+    }
+    expect((await formPost(started.node, "/machines/backup", { address: "127.0.0.1:9" })).status).toBe(401);
+  });
+});
