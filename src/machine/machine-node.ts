@@ -125,6 +125,7 @@ export class MachineNode implements MachineControl {
       main: config.main,
       backup: config.backup,
       keyFingerprint: networkKeyFingerprint(snap),
+      networkKey: snap.networkKey && ["main", "server", "standalone"].includes(config.role) ? Buffer.from(snap.networkKey).toString("base64") : null,
       pinned: { role: pinned.has("role"), main: pinned.has("main"), backup: pinned.has("backup"), license: pinned.has("license"), key: pinned.has("key") },
     };
   }

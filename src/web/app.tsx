@@ -80,7 +80,8 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
     async (c) => {
       const form = c.req.valid("form");
       const text = form.license?.trim() ? form.license : await form.licenseFile!.text();
-      const out = section(c, (e, s) => <LicenseSection view={machine.setupView()} errors={e} saved={s} />);
+      // A refused license stays in the box, to be corrected rather than pasted again.
+      const out = section(c, (e, s) => <LicenseSection view={machine.setupView()} errors={e} saved={s} typed={e ? form.license : undefined} />);
       try {
         machine.saveLicense(text);
       } catch (error) {
