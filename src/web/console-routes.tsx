@@ -7,7 +7,7 @@
 import type { Hono } from "hono";
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
-import { DEFAULT_PEER_PORT, parseHostPort } from "../core/config.ts";
+import { parseHostPort } from "../core/config.ts";
 import type { MachineStatus } from "../core/status.ts";
 import type { HistorySnapshot } from "../machine/status-history.ts";
 import { StatusBar } from "../../views/status-bar.tsx";
@@ -17,6 +17,7 @@ import { DelaysPage, DelayTable, RoutingPage, RoutingTable, StatusFacts, StatusP
 import { liveStream } from "./live-stream.ts";
 import { machineRows } from "./machine-rows.ts";
 import { renderMetrics } from "./metrics.ts";
+import { withDefaultPort } from "./forms.ts";
 
 /** What the console needs from the machine. */
 export interface ConsoleControl {
@@ -39,7 +40,7 @@ export const backupAddressSchema = z.object({
     .trim()
     .min(1, "Type the backup server's IP address, or pick a machine found on the network.")
     .max(300, "That is far too long for an address.")
-    .transform((s) => (parseHostPort(s) === null && parseHostPort(`${s}:${DEFAULT_PEER_PORT}`) !== null ? `${s}:${DEFAULT_PEER_PORT}` : s))
+    .transform(withDefaultPort)
     .refine((s) => parseHostPort(s) !== null, { message: "Type an IP address such as 10.0.0.2 (or 10.0.0.2:7401)." }),
 });
 

@@ -1,9 +1,15 @@
 /** Shapes of every setup form: the single source of truth for what the pages accept. */
 import { z } from "zod";
-import { DEFAULT_PEER_PORT, parseHostPort } from "../core/config.ts";
+import { isIP } from "node:net";
+import { DEFAULT_PEER_PORT, formatHostPort, parseHostPort } from "../core/config.ts";
 import { ROLES } from "../core/roles.ts";
 
 export const MAX_LICENSE_BYTES = 64 * 1024;
+
+/** A bare IP address gets the default peer port; anything else is left as typed. */
+export function withDefaultPort(s: string): string {
+  return isIP(s) !== 0 ? formatHostPort({ host: s, port: DEFAULT_PEER_PORT }) : s;
+}
 
 /** An IP address; the peer port may be left out when it is the default one. */
 const optionalAddress = z
@@ -11,7 +17,7 @@ const optionalAddress = z
   .trim()
   .max(300)
   .optional()
-  .transform((s) => (!s ? null : parseHostPort(s) === null && parseHostPort(`${s}:${DEFAULT_PEER_PORT}`) !== null ? `${s}:${DEFAULT_PEER_PORT}` : s))
+  .transform((s) => (!s ? null : withDefaultPort(s)))
   .refine((s) => s === null || parseHostPort(s) !== null, { message: "Type an IP address such as 10.0.0.1 (or 10.0.0.1:7401)." });
 
 /**
@@ -30,8 +36,7 @@ export const roleFormSchema = z
     main: ROLE_ADDRESSES[f.role].main ? f.main : null,
     backup: ROLE_ADDRESSES[f.role].backup && (f.role !== "client" || connectBackup === "on") ? f.backup : null,
   }))
-  .refine((f) => f.role !== "client" || f.main !== null, { message: "Type the main server's IP address.", path: ["main"] })
-  .refine((f) => f.role !== "backup" || f.main !== null, { message: "Type the IP address of the main server this one backs up.", path: ["main"] });
+  .refine((f) => f.role !== "client" || f.main !== null, { message: "Type the main server's IP address.", path: ["main"] });
 export type RoleForm = z.infer<typeof roleFormSchema>;
 
 /** Which server addresses each role's form asks for. */
