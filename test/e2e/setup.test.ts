@@ -284,7 +284,7 @@ describe.skipIf(skipReason !== null)("setup pages in Chromium", () => {
     expect(await page.locator("#main").inputValue()).toBe("127.0.0.1:9");
 
     await eventuallyText(page, "machine-role", "Client");
-    await eventuallyText(page, "status-chip", "No backup");
+    await eventuallyText(page, "status-chip", "No server reachable"); // nothing answers at 127.0.0.1:9
     expect(await stillSameDocument(page)).toBe(true);
 
     const status = await apiStatus(machine);
