@@ -7,11 +7,12 @@
  */
 import type { MachineStatus } from "../src/core/status.ts";
 import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
-import type { MachineRow } from "../src/web/machine-rows.ts";
+import type { MachineRow, Viewer } from "../src/web/machine-rows.ts";
+import { maySwitchBack, PERMISSION_LEVELS, PERMISSION_WORDS } from "../src/core/permissions.ts";
 import { Layout } from "./layout.tsx";
 
 export type Discovered = { discovery: "on" | "off" | "standalone"; machines: DiscoveredMachine[] };
-export type MachinesView = { status: MachineStatus; rows: MachineRow[]; discovered: Discovered };
+export type MachinesView = { status: MachineStatus; rows: MachineRow[]; discovered: Discovered; viewer: Viewer };
 
 const oob = (on: boolean | undefined) => (on ? "true" : undefined);
 export const formatDelay = (ms: number | null) => (ms === null ? "–" : ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`);
@@ -25,6 +26,31 @@ function TrashIcon() {
   );
 }
 
+/** On a client: the main is back and waits in standby, so the Backup row's delete icon switches back. */
+function clientMaySwitchBackHere(view: MachinesView, row: MachineRow): boolean {
+  return view.status.role === "client" && row.kind === "backup" && view.rows.some((r) => r.kind === "main" && r.heard && r.state === STANDBY_WORDS);
+}
+const STANDBY_WORDS = "back, waits to switch back";
+
+function SwitchBackIcon(props: { view: MachinesView; row: MachineRow }) {
+  const allowed = maySwitchBack(props.view.viewer.permission);
+  return (
+    <form method="post" action="/failover/switch-back" hx-post="/failover/switch-back" hx-target="#switch-back-result">
+      <button
+        type="submit"
+        class="icon danger"
+        disabled={!allowed}
+        aria-label={`Switch the network back from ${props.row.name} to the main server`}
+        title={allowed ? "Switch back to the main server" : "Permission level 3 is needed to switch back"}
+        data-testid="client-switch-back"
+      >
+        <TrashIcon />
+      </button>
+      {allowed ? null : <span class="reason">Needs permission level 3 (set on the main server).</span>}
+    </form>
+  );
+}
+
 /** This machine is the main and holds the pairing with that row's backup: it may remove it. */
 function removable(view: MachinesView, row: MachineRow): boolean {
   const s = view.status;
@@ -33,9 +59,16 @@ function removable(view: MachinesView, row: MachineRow): boolean {
 
 export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }) {
   const { view } = props;
+  const own = view.viewer.permission;
   return (
     <section id="machines-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
       <h2>Machines</h2>
+      {own !== null ? (
+        <p class="lead" data-testid="own-permission">
+          This machine has permission level {PERMISSION_WORDS[own]}
+          {own === 1 ? ": other clients are not shown." : own === 2 ? ": it sees the other machines but does not change them." : "."}
+        </p>
+      ) : null}
       <table data-testid="machines-table">
         <thead>
           <tr>
@@ -46,6 +79,7 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
             <th>Network key</th>
             <th>State</th>
             <th class="num">Round trip</th>
+            <th>Permission</th>
             <th></th>
           </tr>
         </thead>
@@ -62,7 +96,9 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
               <td>{r.fingerprint === null ? "–" : r.keyDiffers ? <strong class="field-error">{r.fingerprint} (differs)</strong> : <code>{r.fingerprint}</code>}</td>
               <td>{r.state}</td>
               <td class="num">{r.self ? "–" : formatDelay(r.delayMs)}</td>
+              <td data-testid="permission">{r.level === null ? "–" : PERMISSION_WORDS[r.level]}</td>
               <td>
+                {clientMaySwitchBackHere(view, r) ? <SwitchBackIcon view={view} row={r} /> : null}
                 {removable(view, r) ? (
                   <form method="post" action="/machines/backup/remove" hx-post="/machines/backup/remove" hx-target="#backup-result" hx-confirm={`Remove ${r.name} as the backup server?`}>
                     <button type="submit" class="icon danger" aria-label={`Remove the backup server ${r.name}`} title="Remove the backup server" data-testid="remove-backup">
@@ -135,6 +171,39 @@ export function AddBackupCard(props: { view: MachinesView; error?: string; value
   );
 }
 
+/** On the main: each client's permission level, one small form per client (not live, so a choice is not swapped away). */
+export function PermissionsCard(props: { view: MachinesView; saved?: string; error?: string }) {
+  const clients = props.view.rows.filter((r) => r.kind === "client" && !r.self && r.level !== null);
+  const isMain = props.view.status.role === "main" || props.view.status.role === "server";
+  if (!isMain) return <div id="permissions">{props.error ? <p class="field-error" role="alert" data-testid="permission-error">{props.error}</p> : null}</div>;
+  return (
+    <section id="permissions" class="card">
+      <h2>Permission levels</h2>
+      <p class="lead">1 sees only its own items · 2 sees the others read-only · 3 may change everything, add or remove the backup and switch back.</p>
+      {props.saved ? <p class="saved" role="status">{props.saved}</p> : null}
+      {props.error ? <p class="field-error" role="alert" data-testid="permission-error">{props.error}</p> : null}
+      {clients.length === 0 ? (
+        <p>No client heard yet.</p>
+      ) : (
+        clients.map((r) => (
+          <form class="inline" method="post" action="/machines/permission" hx-post="/machines/permission" hx-target="#permissions" hx-swap="outerHTML">
+            <input type="hidden" name="machine" value={r.id} />
+            <label for={`level-${r.id}`}>{r.name}</label>
+            <select id={`level-${r.id}`} name="level" data-testid={`level-${r.name}`}>
+              {PERMISSION_LEVELS.map((l) => (
+                <option value={String(l)} selected={r.level === l}>
+                  {PERMISSION_WORDS[l]}
+                </option>
+              ))}
+            </select>
+            <button type="submit">Set</button>
+          </form>
+        ))
+      )}
+    </section>
+  );
+}
+
 export function DiscoveredList(props: Discovered & { outOfBand?: boolean }) {
   return (
     <section id="discovered" class="card" hx-swap-oob={oob(props.outOfBand)}>
@@ -194,6 +263,7 @@ export function MachinesPage(props: { view: MachinesView }) {
       <MachinesTable view={props.view} />
       <div class="columns">
         <AddBackupCard view={props.view} />
+        <PermissionsCard view={props.view} />
         <DiscoveredList {...props.view.discovered} />
       </div>
     </Layout>

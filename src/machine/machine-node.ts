@@ -17,7 +17,8 @@ import { PeerRuntime } from "./peer-runtime.ts";
 import { CHIP_TEXTS, type ChipText } from "../core/status.ts";
 import { listenError } from "../net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
-import { InvalidInput } from "../core/errors.ts";
+import { AppError, InvalidInput } from "../core/errors.ts";
+import type { Permission, PermissionLevel } from "../core/permissions.ts";
 import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "./status-history.ts";
 
 export type NodeOptions = {
@@ -222,9 +223,24 @@ export class MachineNode implements MachineControl {
     this.applyDiscovery();
   }
 
-  /** Manual failback: the main's own UI (or a level-3 client) allows the switch back. */
-  switchBack(): void {
-    this.peer?.switchBack();
+  /** Manual failback: the main's own UI, or a level-3 client asking the main. */
+  async switchBack(): Promise<string> {
+    if (!this.peer) throw new AppError("NOTHING_TO_SWITCH_BACK", "A stand-alone machine has no network to switch back.", { status: 409 });
+    return this.peer.switchBack();
+  }
+
+  permission(): Permission {
+    return this.peer?.permission() ?? null;
+  }
+
+  levels(): Record<string, PermissionLevel> {
+    return this.peer?.levels() ?? {};
+  }
+
+  setLevel(machineId: string, level: PermissionLevel): void {
+    if (!this.peer) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
+    this.peer.setLevel(machineId, level);
+    this.log.info("permission level set", { machine: machineId, level });
   }
 
   /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */

@@ -11,7 +11,7 @@ import { listenError } from "./listen-error.ts";
 import { newServerSocketData, secureServerHandlers, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 
 export type PeerIdentity = { id: string; name: string; role: string; version: string; networkKeyFingerprint: string | null };
-export const PEER_PATHS = ["/hub", "/replicate", "/app", "/files", "/replicate-log", "/assets", "/pair"] as const;
+export const PEER_PATHS = ["/hub", "/replicate", "/app", "/files", "/replicate-log", "/assets", "/pair", "/console"] as const;
 export type PeerPath = (typeof PEER_PATHS)[number];
 
 export type PeerEndpointOptions = {

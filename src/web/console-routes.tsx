@@ -9,10 +9,11 @@ import { z } from "zod";
 import { AppError } from "../core/errors.ts";
 import { parseHostPort } from "../core/config.ts";
 import type { MachineStatus } from "../core/status.ts";
+import { permissionLevelSchema, seesOthers, type Permission, type PermissionLevel } from "../core/permissions.ts";
 import type { HistorySnapshot } from "../machine/status-history.ts";
 import { StatusBar } from "../../views/status-bar.tsx";
 import { PANELS, type Panel } from "../../views/layout.tsx";
-import { AddBackupCard, MachinesLive, MachinesPage, type Discovered, type MachinesView } from "../../views/machines.tsx";
+import { AddBackupCard, MachinesLive, MachinesPage, PermissionsCard, type Discovered, type MachinesView } from "../../views/machines.tsx";
 import { DelaysPage, DelayTable, RoutingPage, RoutingTable, StatusFacts, StatusPage } from "../../views/panels.tsx";
 import { liveStream } from "./live-stream.ts";
 import { machineRows } from "./machine-rows.ts";
@@ -29,9 +30,19 @@ export interface ConsoleControl {
   /** Add Backup server: the pairing exchange, now. Throws an AppError saying why not. */
   addBackup(address: string): Promise<{ peerName: string }>;
   removeBackup(): Promise<void>;
-  /** Manual failback: let the main take the network back from the backup. */
-  switchBack(): void;
+  /** Manual failback (the main's own UI, or a level-3 client asking the main); resolves with what happened. */
+  switchBack(): Promise<string>;
+  /** What this machine's pages may do (null: a server's own pages, everything). */
+  permission(): Permission;
+  /** The main: every client's permission level. */
+  levels(): Record<string, PermissionLevel>;
+  setLevel(machineId: string, level: PermissionLevel): void;
 }
+
+export const permissionFormSchema = z.object({
+  machine: z.string({ message: "Choose a machine." }).regex(/^[0-9a-f]{16}$/, "That is not a machine id."),
+  level: permissionLevelSchema,
+});
 
 /** An IP address, with the peer port when it is not the default one. */
 export const backupAddressSchema = z.object({
@@ -50,7 +61,13 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
   const machinesView = (): MachinesView => {
     const status = machine.status();
     const discovered = machine.discovered();
-    return { status, discovered, rows: machineRows(status, discovered.machines, machine.heardWithinMs()) };
+    const viewer = { permission: machine.permission(), levels: machine.levels() };
+    return { status, discovered, viewer, rows: machineRows(status, discovered.machines, machine.heardWithinMs(), viewer) };
+  };
+  /** A level-1 client sees no other client's delays either. */
+  const history = () => {
+    const h = machine.history();
+    return seesOthers(machine.permission()) ? h : { ...h, peers: h.peers.filter((p) => p.role !== "client") };
   };
 
   /** The live parts of a panel, each swapped out of band by its id. */
@@ -59,11 +76,11 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
     const bar = <StatusBar status={status} outOfBand />;
     switch (panel) {
       case "status":
-        return <>{bar}<StatusFacts status={status} history={machine.history()} outOfBand /></>;
+        return <>{bar}<StatusFacts status={status} history={history()} outOfBand /></>;
       case "machines":
         return <>{bar}<MachinesLive view={machinesView()} outOfBand /></>;
       case "delays":
-        return <>{bar}<DelayTable status={status} history={machine.history()} outOfBand /></>;
+        return <>{bar}<DelayTable status={status} history={history()} outOfBand /></>;
       case "routing":
         return <>{bar}<RoutingTable status={status} rows={machinesView().rows} outOfBand /></>;
       case "setup":
@@ -78,9 +95,9 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
   });
 
   app.get("/favicon.ico", (c) => c.body(null, 204));
-  app.get("/status", (c) => c.html(<StatusPage status={machine.status()} history={machine.history()} />));
+  app.get("/status", (c) => c.html(<StatusPage status={machine.status()} history={history()} />));
   app.get("/machines", (c) => c.html(<MachinesPage view={machinesView()} />));
-  app.get("/delays", (c) => c.html(<DelaysPage status={machine.status()} history={machine.history()} />));
+  app.get("/delays", (c) => c.html(<DelaysPage status={machine.status()} history={history()} />));
   app.get("/routing", (c) => c.html(<RoutingPage status={machine.status()} rows={machinesView().rows} />));
   app.get("/metrics", (c) => c.text(renderMetrics(machine.status(), machine.history()), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
 
@@ -103,15 +120,25 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
     return c.html(<p class="saved" role="status">The backup server is removed.</p>);
   });
 
-  /** Repeating the click after the switch is harmless: the answer says the main serves again. */
-  app.post("/failover/switch-back", (c) => {
-    const status = machine.status();
-    const isMain = status.role === "main" || status.role === "server";
-    if (isMain && status.failover?.state === "standby") {
-      machine.switchBack();
-      return c.html(<p class="saved" role="status">Switching back to the main server…</p>);
+  /** The main's own UI, or a level-3 client (refused with 403 below that); a repeated click is answered calmly. */
+  app.post("/failover/switch-back", async (c) => {
+    try {
+      return c.html(<p class="saved" role="status">{await machine.switchBack()}</p>);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return c.html(<p class="field-error" role="alert">{error.message}</p>, error.status as 400);
     }
-    if (isMain && status.failover?.state === "active") return c.html(<p class="saved" role="status">The main server serves the network.</p>);
-    throw new AppError("NOTHING_TO_SWITCH_BACK", "Switching back is done on the main server, once it is back and waits for it.", { status: 409 });
+  });
+
+  app.post("/machines/permission", async (c) => {
+    const form = permissionFormSchema.safeParse(await c.req.parseBody());
+    if (!form.success) return c.html(<PermissionsCard view={machinesView()} error={form.error.issues[0]!.message} />, 400);
+    try {
+      machine.setLevel(form.data.machine, form.data.level);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return c.html(<PermissionsCard view={machinesView()} error={error.message} />, error.status as 400);
+    }
+    return c.html(<PermissionsCard view={machinesView()} saved={`Permission level ${form.data.level} set.`} />);
   });
 }

@@ -7,6 +7,11 @@ import { LICENSE_TYPE_LABELS, type LicenseType } from "../core/license.ts";
 import { ROLE_LABELS, type Role } from "../core/roles.ts";
 import type { MachineStatus } from "../core/status.ts";
 import type { DiscoveredMachine } from "../net/discovery/discovery.ts";
+import { DEFAULT_PERMISSION_LEVEL, seesOthers, type Permission, type PermissionLevel } from "../core/permissions.ts";
+
+/** Who looks: this machine's own permission, and (on the main) every client's level. */
+export type Viewer = { permission: Permission; levels: Record<string, PermissionLevel> };
+export const SERVER_VIEWER: Viewer = { permission: null, levels: {} };
 
 export type MachineRow = {
   id: string;
@@ -22,6 +27,8 @@ export type MachineRow = {
   state: string;
   delayMs: number | null;
   heard: boolean;
+  /** A client's permission level, where this machine knows it (the main; a client its own). */
+  level: PermissionLevel | null;
 };
 
 const KIND_ORDER = { main: 0, backup: 1, client: 2, standalone: 3 } as const;
@@ -53,8 +60,11 @@ function licenseLabel(type: string | null | undefined): string {
   return type && type in LICENSE_TYPE_LABELS ? LICENSE_TYPE_LABELS[type as LicenseType] : "–";
 }
 
-/** A peer counts as heard for this long after its last heartbeat. */
-export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMachine[], heardWithinMs: number): MachineRow[] {
+/**
+ * A peer counts as heard for `heardWithinMs` after its last heartbeat. A
+ * level-1 client sees no other client.
+ */
+export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMachine[], heardWithinMs: number, viewer: Viewer = SERVER_VIEWER): MachineRow[] {
   const kind = kindOf(s.role);
   const rows = new Map<string, MachineRow>();
   rows.set(s.id, {
@@ -70,6 +80,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
     state: s.failover ? (STATE_WORDS[s.failover.state] ?? s.failover.state) : "stand-alone",
     delayMs: null,
     heard: true,
+    level: kind === "client" ? viewer.permission : null,
   });
   const found = new Map(discovered.map((d) => [d.id, d]));
   for (const p of s.failover?.peers ?? []) {
@@ -89,6 +100,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       state: heard ? (STATE_WORDS[p.state] ?? p.state) : `not heard for ${Math.round(p.lastHeardMsAgo / 1000)} s`,
       delayMs: heard ? p.delayMs : null,
       heard,
+      level: k === "client" && s.role !== "client" && s.role !== "backup" ? (viewer.levels[p.id] ?? DEFAULT_PERMISSION_LEVEL) : null,
     });
   }
   const pairing = s.failover?.pairing;
@@ -107,6 +119,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       state: "paired, not heard",
       delayMs: null,
       heard: false,
+      level: null,
     });
   }
   for (const d of discovered) {
@@ -125,7 +138,9 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       state: d.keyMismatch ? "another network key" : "found, not heard",
       delayMs: null,
       heard: false,
+      level: null,
     });
   }
-  return [...rows.values()].sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || Number(b.self) - Number(a.self) || a.name.localeCompare(b.name));
+  return [...rows.values()]
+    .filter((r) => r.self || r.kind !== "client" || seesOthers(viewer.permission)).sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || Number(b.self) - Number(a.self) || a.name.localeCompare(b.name));
 }

@@ -141,8 +141,20 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     await page.close();
   }, 60_000);
 
-  test("kill -9 the main: open pages turn Backup is active within 3 s, the main's own page says it lost contact", async () => {
+  test("the main sets a client's permission level on its Machines panel", async () => {
     await start("control", ["--role", "client", "--main", machines["studio-main"]!.peer, "--backup", machines["studio-backup"]!.peer], true);
+    const page = await open(machines["studio-main"]!, "/machines");
+    const level = page.getByTestId("level-control");
+    await page.waitForFunction(() => document.querySelector("[data-testid=machines-table]")?.textContent?.includes("control"), null, { timeout: 10_000 });
+    await page.reload(); // the permissions card is not live, so a choice being made is never swapped away
+    await level.selectOption("3");
+    await page.getByRole("button", { name: "Set" }).click();
+    await page.getByText("Permission level 3 set.").waitFor();
+    await page.getByTestId("machines-table").locator("tr", { hasText: "control" }).getByText("3 · may change everything").waitFor({ timeout: FOLLOW_MS });
+    await page.close();
+  }, 60_000);
+
+  test("kill -9 the main: open pages turn Backup is active within 3 s, the main's own page says it lost contact", async () => {
     const pages = [await open(machines["studio-backup"]!, "/machines"), await open(machines["studio-backup"]!, "/status"), await open(machines.control!, "/routing")];
     const mainPage = await open(machines["studio-main"]!, "/delays");
     for (const p of [...pages, mainPage]) await chip(p, "Backup is idle", 10_000);
@@ -174,19 +186,29 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     await page.close();
   }, 60_000);
 
-  test("the main back in manual failback: the switch-back card appears by itself, and one click moves the network back", async () => {
+  test("the main back in manual failback: the card appears by itself, a level-2 client is refused, a level-3 client's delete icon switches back", async () => {
     const backupPage = await open(machines["studio-backup"]!, "/machines");
     await start("studio-main", ["--failback", "manual"]);
-    const page = await open(machines["studio-main"]!, "/machines");
-    await chip(page, "Main is back — switch back", 10_000);
-    const button = page.getByTestId("switch-back");
-    await button.waitFor({ timeout: FOLLOW_MS });
-    await button.click();
-    await chip(page, "Backup is idle", 10_000);
-    await chip(backupPage, "Backup is idle");
-    await button.waitFor({ state: "detached", timeout: FOLLOW_MS });
-    await page.close();
-    await backupPage.close();
+    const mainPage = await open(machines["studio-main"]!, "/machines");
+    await chip(mainPage, "Main is back — switch back", 10_000);
+    await mainPage.getByTestId("switch-back").waitFor({ timeout: FOLLOW_MS });
+
+    const level2 = await open(machines["render-1"]!, "/machines");
+    const refusedIcon = level2.getByTestId("client-switch-back");
+    await refusedIcon.waitFor({ timeout: 10_000 });
+    expect(await refusedIcon.isDisabled()).toBe(true);
+    expect(await level2.getByText("Needs permission level 3").count()).toBe(1);
+    const forced = await fetch(`${machines["render-1"]!.proc.ui}/failover/switch-back`, { method: "POST", headers: { origin: machines["render-1"]!.proc.ui } });
+    expect(forced.status).toBe(403); // the server refuses what the page shows disabled
+    await level2.screenshot({ path: join(SHOTS, "level-2-client.png") });
+
+    const level3 = await open(machines.control!, "/machines");
+    const icon = level3.getByTestId("client-switch-back");
+    await icon.waitFor({ timeout: 10_000 });
+    await icon.click();
+    for (const p of [mainPage, backupPage, level3, level2]) await chip(p, "Backup is idle", 10_000);
+    await mainPage.getByTestId("switch-back").waitFor({ state: "detached", timeout: FOLLOW_MS });
+    for (const p of [mainPage, backupPage, level2, level3]) await p.close();
   }, 60_000);
 
   test("remove the backup from the main with the delete icon on its row", async () => {

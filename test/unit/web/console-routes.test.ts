@@ -173,11 +173,14 @@ describe("Add Backup server and remove it", () => {
 
 describe("switch back and metrics", () => {
   test("switch back where there is nothing to switch back is refused in plain words", async () => {
-    for (const { node: n } of [await node(), await node({ role: "client", main: "127.0.0.1:9" })]) {
-      const response = await formPost(n, "/failover/switch-back", {});
-      expect(response.status).toBe(409);
-      expect(await response.text()).toContain("Switching back is done on the main server");
-    }
+    const standalone = await node();
+    let response = await formPost(standalone.node, "/failover/switch-back", {});
+    expect(response.status).toBe(409);
+    expect(await response.text()).toContain("A stand-alone machine has no network to switch back.");
+    const backup = await node({ role: "backup", main: "127.0.0.1:9" });
+    response = await formPost(backup.node, "/failover/switch-back", {});
+    expect(response.status).toBe(409);
+    expect(await response.text()).toContain("on a client with permission level 3");
   });
 
   test("a second click after the main took the network back is answered calmly", async () => {
@@ -205,5 +208,56 @@ describe("switch back and metrics", () => {
       expect((await get(started.node, path)).status).toBe(401);
     }
     expect((await formPost(started.node, "/machines/backup", { address: "127.0.0.1:9" })).status).toBe(401);
+  });
+});
+
+describe("permission levels", () => {
+  test("set on the main for a client it hears; the client learns it, and below level 3 it may not switch back (403)", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const client = await node({ role: "client", main: main.node.status().peerListen! }, key);
+    const clientId = client.node.status().id;
+    await waitFor("the main hears the client", () => main.node.status().failover!.peers.some((p) => p.id === clientId), 10_000);
+
+    expect(client.node.permission()).toBe(2);
+    let response = await formPost(client.node, "/failover/switch-back", {});
+    expect(response.status).toBe(403);
+    expect(await response.text()).toContain("permission level 2, which may not switch the network back");
+    expect(await (await get(client.node, "/machines")).text()).toContain("This machine has permission level 2 · sees others read-only");
+
+    const machines = await (await get(main.node, "/machines")).text();
+    expect(machines).toContain(`name="machine" value="${clientId}"`);
+    response = await formPost(main.node, "/machines/permission", { machine: clientId, level: "3" });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("Permission level 3 set.");
+    expect(JSON.parse(readFileSync(join(main.dataDir, "permissions.json"), "utf8"))).toEqual({ [clientId]: 3 });
+    await waitFor("the client learns level 3", () => client.node.permission() === 3, 10_000);
+
+    // Level 3 asks the main, which serves, so there is nothing to switch back: said calmly.
+    response = await formPost(client.node, "/failover/switch-back", {});
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("The main server serves the network.");
+  }, 30_000);
+
+  const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string }[] = [
+    { name: "unknown machine", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef", level: "3" }, status: 404, message: "No client with that id is known" },
+    { name: "not a machine id", setup: () => node({ role: "main" }), fields: { machine: "../etc", level: "3" }, status: 400, message: "That is not a machine id." },
+    { name: "no such level", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef", level: "7" }, status: 400, message: "Choose permission level 1, 2 or 3." },
+    { name: "level missing", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef" }, status: 400, message: "Choose permission level 1, 2 or 3." },
+    { name: "on a client", setup: () => node({ role: "client", main: "127.0.0.1:9" }), fields: { machine: "0123456789abcdef", level: "3" }, status: 409, message: "set on the main server" },
+    { name: "on a stand-alone machine", setup: () => node(), fields: { machine: "0123456789abcdef", level: "3" }, status: 409, message: "set on the main server" },
+  ];
+  for (const r of refusals) {
+    test(`POST /machines/permission refused: ${r.name}`, async () => {
+      const { node: n } = await r.setup();
+      const response = await formPost(n, "/machines/permission", r.fields);
+      expect(response.status).toBe(r.status);
+      expect(await response.text()).toContain(r.message);
+    });
+  }
+
+  test("a permission form posted from another site is refused (CSRF)", async () => {
+    const { node: n } = await node({ role: "main" });
+    expect((await formPost(n, "/machines/permission", { machine: "0123456789abcdef", level: "3" }, { origin: "http://evil.example" })).status).toBe(403);
   });
 });

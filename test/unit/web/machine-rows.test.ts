@@ -46,3 +46,19 @@ test("a peer silent for longer than the failover timeout shows no round trip, an
     ["backup", "backup", "paired, not heard"],
   ]);
 });
+
+test("a level-1 client sees no other client; the main sees each client's level", () => {
+  const others = [peer({ id: "m", name: "studio-main", role: "main", state: "active" }), peer({ id: "c2", name: "render-2", role: "client", state: "follow-main" })];
+  const asClient = (permission: 1 | 2 | 3) =>
+    machineRows(statusFixture({ role: "client", roleLabel: "Client", name: "control" }, { pairing: null, peers: others }), [], 1000, { permission, levels: {} }).map((r) => r.name);
+  expect(asClient(1)).toEqual(["studio-main", "control"]);
+  expect(asClient(2)).toEqual(["studio-main", "control", "render-2"]);
+  const onMain = machineRows(statusFixture({}, { peers: [peer({ id: "c2", name: "render-2", role: "client" }), peer({ id: "c3", name: "render-3", role: "client" })] }), [], 1000, {
+    permission: null,
+    levels: { c2: 3 },
+  });
+  expect(onMain.filter((r) => r.kind === "client").map((r) => [r.name, r.level])).toEqual([
+    ["render-2", 3],
+    ["render-3", 2],
+  ]);
+});
