@@ -1,11 +1,12 @@
 /**
  * `bun run bench [NAME]`: benchmarks that print tables (never timed
- * assertions in tests). NAME: failover | store | crypto (default: all).
+ * assertions in tests). NAME: failover | store | crypto | console (default: all).
  */
 const benches: Record<string, string> = {
   failover: `${import.meta.dir}/failover.ts`,
   store: `${import.meta.dir}/store.ts`,
   crypto: `${import.meta.dir}/crypto.ts`,
+  console: `${import.meta.dir}/console.ts`,
 };
 const names = process.argv.slice(2);
 for (const name of names) {
