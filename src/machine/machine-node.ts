@@ -226,20 +226,20 @@ export class MachineNode implements MachineControl {
   /** Manual failback: the main's own UI, or a level-3 client asking the main. */
   async switchBack(): Promise<string> {
     if (!this.peer) throw new AppError("NOTHING_TO_SWITCH_BACK", "A stand-alone machine has no network to switch back.", { status: 409 });
-    return this.peer.switchBack();
+    return this.peer.console.switchBack();
   }
 
   permission(): Permission {
-    return this.peer?.permission() ?? null;
+    return this.peer?.console.permission() ?? null;
   }
 
   levels(): Record<string, PermissionLevel> {
-    return this.peer?.levels() ?? {};
+    return this.peer?.console.levels() ?? {};
   }
 
   setLevel(machineId: string, level: PermissionLevel): void {
     if (!this.peer) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
-    this.peer.setLevel(machineId, level);
+    this.peer.console.setLevel(machineId, level);
     this.log.info("permission level set", { machine: machineId, level });
   }
 

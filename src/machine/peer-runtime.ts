@@ -38,9 +38,7 @@ import { AssetService } from "../services/asset-service.ts";
 import { LogReplicationSink, LogReplicationSource, type BackupSync } from "../services/show-file-log-replication.ts";
 import { PairingService } from "../services/pairing-service.ts";
 import type { MachineIdentity } from "../store/machine-identity.ts";
-import { DEFAULT_PERMISSION_LEVEL, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
-import { PermissionsFile } from "../store/permissions-file.ts";
-import { acceptConsole, askLevel, askSwitchBack } from "../services/console-service.ts";
+import { ConsoleActions, PERMISSION_REFRESH_MS } from "./console-actions.ts";
 
 const systemClock: Clock = { now: () => performance.now() };
 const systemTimers = {
@@ -89,9 +87,8 @@ export class PeerRuntime {
   private readonly assetService: AssetService;
   private readonly pairingFile: PairingFile | null;
   private readonly pairing: PairingService;
-  /** The main keeps each client's permission level; a client caches what the main told it. */
-  private readonly permissions: PermissionsFile | null;
-  private level: PermissionLevel = DEFAULT_PERMISSION_LEVEL;
+  /** Switch back and permission levels, for the console (machine/console-actions.ts). */
+  readonly console: ConsoleActions;
   private replicationSource: LogReplicationSource | null = null;
   private replicationSink: LogReplicationSink | null = null;
   private heartbeats: HeartbeatSocket | null = null;
@@ -108,7 +105,15 @@ export class PeerRuntime {
     this.secure = { networkKey, machine: identity };
     const isServer = this.role !== "client";
     this.pairingFile = isServer ? new PairingFile(options.dataDir) : null;
-    this.permissions = this.role === "main" ? new PermissionsFile(options.dataDir) : null;
+    this.console = new ConsoleActions({
+      role: this.role,
+      dataDir: options.dataDir,
+      secure: this.secure,
+      failoverState: () => this.runner?.status().state ?? null,
+      allowSwitchBack: () => this.runner?.feed({ type: "switchBack" }),
+      hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
+      mainAddress: () => (this.servers.main ? formatHostPort(this.servers.main) : null),
+    });
     if (isServer) {
       this.db = openDatabase(databasePath(options.dataDir));
       this.hub = new HubService(new HubCore({ epoch: new EpochFile(options.dataDir).read(), persistence: new HubStateStore(this.db) }), networkKey, log);
@@ -164,7 +169,7 @@ export class PeerRuntime {
       "/assets": (c) => this.assetService.accept(c),
       "/replicate-log": this.replicationSource ? (c) => this.replicationSource!.accept(c) : null,
       "/pair": isServer ? (c) => this.pairing.accept(c) : null,
-      "/console": this.permissions ? (c) => acceptConsole(c, { levels: () => this.levels(), switchBack: () => this.switchBackHere() }) : null,
+      "/console": this.console.service,
     };
     this.endpoint = PeerEndpoint.listen({
       at: parseHostPort(config.peerListen)!,
@@ -259,7 +264,7 @@ export class PeerRuntime {
     if (this.role === "client") {
       const probe = new NetworkKeyProbe(this.secure, log);
       this.every(config.failoverTimeoutMs, () => this.probeKeys(probe));
-      this.every(PERMISSION_REFRESH_MS, () => this.refreshLevel());
+      this.every(PERMISSION_REFRESH_MS, () => this.console.refreshLevel());
     }
     if (this.hub) {
       const hub = this.hub;
@@ -413,58 +418,6 @@ export class PeerRuntime {
     this.runner?.setServers(this.runnerServers());
   }
 
-  /**
-   * Switch back (manual failback): on the main itself, or asked of the main
-   * by a level-3 client. Resolves with what happened, in words for the page.
-   */
-  async switchBack(): Promise<string> {
-    if (this.role === "main") return this.switchBackHere();
-    if (this.role === "client") {
-      if (!maySwitchBack(this.level)) throw new PermissionRefused(this.level, "switch the network back to the main server");
-      if (!this.servers.main) throw new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
-      return askSwitchBack(formatHostPort(this.servers.main), this.secure);
-    }
-    throw new AppError("NOTHING_TO_SWITCH_BACK", "Switching back is done on the main server, once it is back and waits for it, or on a client with permission level 3.", { status: 409 });
-  }
-
-  /** The main's own decision; repeated clicks after the switch are answered calmly. */
-  private switchBackHere(): string {
-    const state = this.runner?.status().state;
-    if (state === "standby") {
-      this.runner!.feed({ type: "switchBack" });
-      return "Switching back to the main server…";
-    }
-    if (state === "active") return "The main server serves the network.";
-    throw new AppError("NOTHING_TO_SWITCH_BACK", "The main server is not waiting to switch back: it switches back by itself once it has caught up.", { status: 409 });
-  }
-
-  /** What this machine's pages may do: a server's own pages everything (null), a client what the main allows. */
-  permission(): Permission {
-    return this.role === "client" ? this.level : null;
-  }
-
-  /** The main: each client's level (absent: the default). */
-  levels(): Record<string, PermissionLevel> {
-    return this.permissions?.read() ?? {};
-  }
-
-  /** The main sets a client's level; only for a client it hears or already has a level for. */
-  setLevel(machineId: string, level: PermissionLevel): void {
-    if (!this.permissions) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
-    const known = this.runner?.status().peers.some((p) => p.id === machineId && p.role === "client") || machineId in this.levels();
-    if (!known) throw new AppError("UNKNOWN_MACHINE", "No client with that id is known to this main server: it must be running and heard first.", { status: 404 });
-    this.permissions.set(machineId, level);
-  }
-
-  /** A client asks the main its level now and then; while the main is away it keeps the last answer. */
-  private refreshLevel(): void {
-    if (!this.servers.main) return;
-    askLevel(formatHostPort(this.servers.main), this.secure).then(
-      (level) => (this.level = level),
-      () => {},
-    );
-  }
-
   stop(): void {
     for (const stop of this.timers) stop();
     this.runner?.stop();
@@ -478,9 +431,6 @@ export class PeerRuntime {
     this.db?.close();
   }
 }
-
-/** How often a client asks the main its permission level. */
-export const PERMISSION_REFRESH_MS = 2000;
 
 export class BackupChangeRefused extends AppError {
   constructor(message: string) {

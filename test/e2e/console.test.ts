@@ -46,10 +46,14 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const m of Object.values(machines)) await m.proc.stop();
-    await context?.close();
-    await browser?.close();
-  });
+    // Pages first (their live streams), then the machines; nothing may hold the run up.
+    const bounded = (work: Promise<unknown> | undefined) => Promise.race([work?.catch(() => undefined), Bun.sleep(10_000)]);
+    await bounded(context?.close());
+    await bounded(browser?.close());
+    for (const m of Object.values(machines)) {
+      if ((await bounded(m.proc.stop())) === undefined) m.proc.proc.kill("SIGKILL");
+    }
+  }, 60_000);
 
   /** Starts (or restarts, same data dir and peer port) a machine; `keyed` gives it the license and the network key up front. */
   async function start(name: string, extra: string[] = [], keyed = false): Promise<Machine> {
