@@ -28,9 +28,8 @@ function TrashIcon() {
 
 /** On a client: the main is back and waits in standby, so the Backup row's delete icon switches back. */
 function clientMaySwitchBackHere(view: MachinesView, row: MachineRow): boolean {
-  return view.status.role === "client" && row.kind === "backup" && view.rows.some((r) => r.kind === "main" && r.heard && r.state === STANDBY_WORDS);
+  return view.status.role === "client" && row.kind === "backup" && view.rows.some((r) => r.kind === "main" && r.wireState === "standby");
 }
-const STANDBY_WORDS = "back, waits to switch back";
 
 function SwitchBackIcon(props: { view: MachinesView; row: MachineRow }) {
   const allowed = maySwitchBack(props.view.viewer.permission);

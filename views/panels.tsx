@@ -6,7 +6,7 @@
 import type { MachineStatus } from "../src/core/status.ts";
 import type { HistorySnapshot, PeerDelayHistory } from "../src/machine/status-history.ts";
 import { consoleChip } from "../src/web/console-chip.ts";
-import type { MachineRow } from "../src/web/machine-rows.ts";
+import { roleLabelOf, type MachineRow } from "../src/web/machine-rows.ts";
 import { Layout } from "./layout.tsx";
 import { formatDelay } from "./machines.tsx";
 
@@ -129,7 +129,7 @@ export function DelayTable(props: { status: MachineStatus; history: HistorySnaps
               return (
                 <tr data-machine-id={p.id} class={slow ? "slow" : undefined}>
                   <td>{p.name}</td>
-                  <td>{p.role}</td>
+                  <td>{roleLabelOf(p.role)}</td>
                   <td class="num">{formatDelay(now.get(p.id)?.delayMs ?? null)}</td>
                   <td class="num">{formatDelay(p.worstMs)}{slow ? <strong class="field-error"> slow</strong> : null}</td>
                   <td>
@@ -145,14 +145,27 @@ export function DelayTable(props: { status: MachineStatus; history: HistorySnaps
   );
 }
 
+/** Which Data Hub a machine's apps reach, from its own state (a heartbeat's state for the others). */
 function hubWords(row: MachineRow, s: MachineStatus): string {
   if (row.self) {
     const active = s.failover?.activeServer ?? null;
     if (s.failover === null) return "none (stand-alone)";
     return active === "self" ? "its own (serving)" : active === "main" ? "the main server's" : active === "backup" ? "the backup server's" : "none: its apps' messages wait";
   }
-  if (!row.heard) return "not heard";
-  return { "on the main": "the main server's", "on the backup": "the backup server's", "on no server": "none", serving: "its own (serving)" }[row.state] ?? "the active server's";
+  if (row.wireState === null) return "not heard";
+  const byState: Record<string, string> = {
+    active: "its own (serving)",
+    "follow-main": "the main server's",
+    "follow-backup": "the backup server's",
+    "follow-none": "none: its apps' messages wait",
+    idle: "the main server's",
+    syncing: "the main server's",
+    rejoining: "the backup server's",
+    standby: "the backup server's",
+    isolated: "none: it holds writes while isolated",
+    unpaired: "none",
+  };
+  return byState[row.wireState] ?? "–";
 }
 
 export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[]; outOfBand?: boolean }) {

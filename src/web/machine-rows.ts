@@ -24,7 +24,10 @@ export type MachineRow = {
   license: string;
   fingerprint: string | null;
   keyDiffers: boolean;
+  /** In words for the table. */
   state: string;
+  /** The failover state as the machine itself reports it ("active", "standby", "follow-main", …); null when not heard. */
+  wireState: string | null;
   delayMs: number | null;
   heard: boolean;
   /** A client's permission level, where this machine knows it (the main; a client its own). */
@@ -56,6 +59,11 @@ function labelOf(kind: MachineRow["kind"]): string {
   return ROLE_LABELS[kind as Role];
 }
 
+/** The documentation's name for a role as heartbeats and adverts carry it ("main" → "Main server"). */
+export function roleLabelOf(role: string): string {
+  return labelOf(kindOf(role));
+}
+
 function licenseLabel(type: string | null | undefined): string {
   return type && type in LICENSE_TYPE_LABELS ? LICENSE_TYPE_LABELS[type as LicenseType] : "–";
 }
@@ -78,6 +86,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
     fingerprint: s.networkKeyFingerprint,
     keyDiffers: false,
     state: s.failover ? (STATE_WORDS[s.failover.state] ?? s.failover.state) : "stand-alone",
+    wireState: s.failover?.state ?? null,
     delayMs: null,
     heard: true,
     level: kind === "client" ? viewer.permission : null,
@@ -98,6 +107,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       fingerprint: d?.fingerprint ?? null,
       keyDiffers: d?.keyMismatch ?? false,
       state: heard ? (STATE_WORDS[p.state] ?? p.state) : `not heard for ${Math.round(p.lastHeardMsAgo / 1000)} s`,
+      wireState: heard ? p.state : null,
       delayMs: heard ? p.delayMs : null,
       heard,
       level: k === "client" && s.role !== "client" && s.role !== "backup" ? (viewer.levels[p.id] ?? DEFAULT_PERMISSION_LEVEL) : null,
@@ -117,6 +127,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       fingerprint: found.get(pairing.peerId)?.fingerprint ?? null,
       keyDiffers: found.get(pairing.peerId)?.keyMismatch ?? false,
       state: "paired, not heard",
+      wireState: null,
       delayMs: null,
       heard: false,
       level: null,
@@ -136,6 +147,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       fingerprint: d.fingerprint,
       keyDiffers: d.keyMismatch,
       state: d.keyMismatch ? "another network key" : "found, not heard",
+      wireState: null,
       delayMs: null,
       heard: false,
       level: null,
