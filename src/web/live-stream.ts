@@ -11,7 +11,7 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 
 export const LIVE_TICK_MS = 500;
-export const LIVE_ALIVE_MS = 1000;
+export const LIVE_ALIVE_MS = 500;
 export const LIVE_STREAM_MAX_MS = 10 * 60_000;
 
 export function liveStream(c: Context, render: () => string | Promise<string>, now: () => number = () => Date.now()): Response {

@@ -227,4 +227,19 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     expect(blocked).toEqual([]);
     expect(pageErrors).toEqual([]);
   }, 60_000);
+
+  test("a frozen machine (SIGSTOP) is not shown green: its page says it lost contact within 3 s, and recovers", async () => {
+    const main = machines["studio-main"]!;
+    const page = await open(main, "/status");
+    await chip(page, "No backup", 10_000);
+    const lost = page.getByTestId("contact-lost");
+    main.proc.proc.kill("SIGSTOP");
+    try {
+      await lost.waitFor({ state: "visible", timeout: FOLLOW_MS });
+    } finally {
+      main.proc.proc.kill("SIGCONT");
+    }
+    await lost.waitFor({ state: "hidden", timeout: 10_000 });
+    await page.close();
+  }, 60_000);
 });
