@@ -8,7 +8,7 @@
 import type { MachineStatus } from "../src/core/status.ts";
 import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
 import type { MachineRow, Viewer } from "../src/web/machine-rows.ts";
-import { maySwitchBack, PERMISSION_LEVELS, PERMISSION_WORDS } from "../src/core/permissions.ts";
+import { mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PERMISSION_WORDS } from "../src/core/permissions.ts";
 import { Layout } from "./layout.tsx";
 
 export type Discovered = { discovery: "on" | "off" | "standalone"; machines: DiscoveredMachine[] };
@@ -51,9 +51,31 @@ function SwitchBackIcon(props: { view: MachinesView; row: MachineRow }) {
 }
 
 /** This machine is the main and holds the pairing with that row's backup: it may remove it. */
+/** The Backup server row's delete icon removes it: on the main that holds the pairing, or on a client (the main does it, for level 3). */
 function removable(view: MachinesView, row: MachineRow): boolean {
   const s = view.status;
-  return (s.role === "main" || s.role === "server") && row.kind === "backup" && s.failover?.pairing?.peerId === row.id;
+  if (row.kind !== "backup") return false;
+  if (s.role === "client") return !clientMaySwitchBackHere(view, row);
+  return (s.role === "main" || s.role === "server") && s.failover?.pairing?.peerId === row.id;
+}
+
+function RemoveBackupIcon(props: { view: MachinesView; row: MachineRow }) {
+  const allowed = mayChangeBackup(props.view.viewer.permission);
+  return (
+    <form method="post" action="/machines/backup/remove" hx-post="/machines/backup/remove" hx-target="#backup-result" hx-confirm={`Remove ${props.row.name} as the backup server?`}>
+      <button
+        type="submit"
+        class="icon danger"
+        disabled={!allowed}
+        aria-label={`Remove the backup server ${props.row.name}`}
+        title={allowed ? "Remove the backup server" : "Permission level 3 is needed to remove the backup server"}
+        data-testid="remove-backup"
+      >
+        <TrashIcon />
+      </button>
+      {allowed ? null : <span class="reason">Needs permission level 3 (set on the main server).</span>}
+    </form>
+  );
 }
 
 export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }) {
@@ -98,13 +120,7 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
               <td data-testid="permission">{r.level === null ? "–" : PERMISSION_WORDS[r.level]}</td>
               <td>
                 {clientMaySwitchBackHere(view, r) ? <SwitchBackIcon view={view} row={r} /> : null}
-                {removable(view, r) ? (
-                  <form method="post" action="/machines/backup/remove" hx-post="/machines/backup/remove" hx-target="#backup-result" hx-confirm={`Remove ${r.name} as the backup server?`}>
-                    <button type="submit" class="icon danger" aria-label={`Remove the backup server ${r.name}`} title="Remove the backup server" data-testid="remove-backup">
-                      <TrashIcon />
-                    </button>
-                  </form>
-                ) : null}
+                {removable(view, r) ? <RemoveBackupIcon view={view} row={r} /> : null}
               </td>
             </tr>
           ))}
@@ -139,7 +155,8 @@ export function SwitchBackCard(props: { status: MachineStatus; outOfBand?: boole
 export function AddBackupCard(props: { view: MachinesView; error?: string; value?: string; saved?: string }) {
   const s = props.view.status;
   const isMain = s.role === "main" || s.role === "server";
-  if (!isMain && !props.error) return <div id="add-backup"></div>;
+  const levelThreeClient = s.role === "client" && props.view.viewer.permission === 3;
+  if (!isMain && !levelThreeClient && !props.error) return <div id="add-backup"></div>;
   if (s.failover?.pairing && !props.error) {
     return (
       <div id="add-backup">
@@ -151,6 +168,7 @@ export function AddBackupCard(props: { view: MachinesView; error?: string; value
   return (
     <section id="add-backup" class="card">
       <h2>Add Backup server</h2>
+      {levelThreeClient ? <p class="lead">This client has permission level 3: the main server pairs with the backup you name.</p> : null}
       <form hx-post="/machines/backup" hx-target="#add-backup" hx-swap="outerHTML" method="post" action="/machines/backup">
         <label for="backup-address">Backup server: a machine found on the network, or its IP address</label>
         <input id="backup-address" name="address" list="backup-candidates" value={props.value ?? ""} placeholder="10.0.0.2:7401" autocomplete="off" aria-invalid={props.error ? "true" : undefined} />

@@ -29,6 +29,7 @@ export type Permission = PermissionLevel | null;
 
 export const seesOthers = (p: Permission) => p === null || p >= 2;
 export const maySwitchBack = (p: Permission) => p === null || p === 3;
+export const mayChangeBackup = (p: Permission) => p === null || p === 3;
 
 export class PermissionRefused extends AppError {
   constructor(level: PermissionLevel, what: string) {

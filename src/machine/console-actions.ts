@@ -6,9 +6,9 @@
  * client keeps the last answer).
  */
 import { AppError } from "../core/errors.ts";
-import { DEFAULT_PERMISSION_LEVEL, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
+import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
 import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
-import { acceptConsole, askLevel, askSwitchBack } from "../services/console-service.ts";
+import { acceptConsole, askAddBackup, askLevel, askRemoveBackup, askSwitchBack } from "../services/console-service.ts";
 import { PermissionsFile } from "../store/permissions-file.ts";
 
 export const PERMISSION_REFRESH_MS = 2000;
@@ -25,6 +25,8 @@ export type ConsoleActionsOptions = {
   hearsClient: (machineId: string) => boolean;
   /** Where the main is ("host:port"), for a client; null when its setup names none. */
   mainAddress: () => string | null;
+  /** The main's own Add Backup server and its removal (what its Machines panel does), for level-3 clients. */
+  backupChanges: { add(address: string): Promise<{ peerName: string }>; remove(): Promise<void> };
 };
 
 export class ConsoleActions {
@@ -38,7 +40,14 @@ export class ConsoleActions {
   /** The main's side of `/console`; other roles do not serve it. */
   get service(): ((connection: SecureConnection) => ConnectionEvents) | null {
     if (!this.permissions) return null;
-    return (connection) => acceptConsole(connection, { levels: () => this.levels(), switchBack: () => this.switchBackHere() });
+    const { backupChanges } = this.options;
+    return (connection) =>
+      acceptConsole(connection, {
+        levels: () => this.levels(),
+        switchBack: () => this.switchBackHere(),
+        addBackup: (address) => backupChanges.add(address),
+        removeBackup: () => backupChanges.remove(),
+      });
   }
 
   /** Switch back (manual failback); resolves with what happened, in words for the page. */
@@ -52,6 +61,24 @@ export class ConsoleActions {
       return askSwitchBack(main, this.options.secure);
     }
     throw new AppError("NOTHING_TO_SWITCH_BACK", "Switching back is done on the main server, once it is back and waits for it, or on a client with permission level 3.", { status: 409 });
+  }
+
+  /** A level-3 client's Add Backup server: the main does it. */
+  addBackup(address: string): Promise<{ peerName: string }> {
+    return this.askMainTo("add a backup server", (main) => askAddBackup(main, this.options.secure, address));
+  }
+
+  /** A level-3 client removes the backup: the main does it. */
+  removeBackup(): Promise<void> {
+    return this.askMainTo("remove the backup server", (main) => askRemoveBackup(main, this.options.secure));
+  }
+
+  private async askMainTo<T>(what: string, ask: (main: string) => Promise<T>): Promise<T> {
+    if (this.options.role !== "client") throw new AppError("NOT_A_CLIENT", `Only the main server, or a client with permission level 3, may ${what}.`, { status: 409 });
+    if (!mayChangeBackup(this.level)) throw new PermissionRefused(this.level, what);
+    const main = this.options.mainAddress();
+    if (!main) throw new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
+    return ask(main);
   }
 
   /** The main's own decision; repeated clicks after the switch are answered calmly. */

@@ -172,18 +172,23 @@ export class MachineNode implements MachineControl {
     return this.state.snapshot.config.failoverTimeoutMs;
   }
 
-  /** Add Backup server on the main's Machines panel: pairs now, then keeps the address in config.json. */
+  /**
+   * Add Backup server on the main's Machines panel: pairs now, then keeps the
+   * address in config.json. A level-3 client asks the main to do it.
+   */
   async addBackup(address: string): Promise<{ peerName: string }> {
-    this.refuseIfBackupPinned();
     if (!this.peer) throw new InvalidInput("This machine is not on the network: make it the main server on its setup page first.", "address");
+    if (this.state.snapshot.config.role === "client") return this.peer.console.addBackup(address);
+    this.refuseIfBackupPinned();
     const added = await this.peer.addBackup(address);
     this.state.saveSettings({ backup: address });
     this.log.info("backup added", { backup: added.peerName, address });
     return added;
   }
 
-  /** The delete icon on the Backup server row: unpairs it and forgets its address. */
+  /** The delete icon on the Backup server row: unpairs it and forgets its address (a level-3 client asks the main). */
   async removeBackup(): Promise<void> {
+    if (this.peer && this.state.snapshot.config.role === "client") return this.peer.console.removeBackup();
     this.refuseIfBackupPinned();
     if (!this.peer) return;
     await this.peer.removeBackup();
@@ -218,6 +223,7 @@ export class MachineNode implements MachineControl {
         license: () => this.state.snapshot.license?.type ?? null,
         identityView: () => this.peerIdentity(),
         log: this.log,
+        backupChanges: { add: (address) => this.addBackup(address), remove: () => this.removeBackup() },
       });
     }
     this.applyDiscovery();

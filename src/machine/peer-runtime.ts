@@ -56,6 +56,8 @@ export type PeerRuntimeOptions = {
   license: () => LicenseType | null;
   identityView: () => PeerIdentity;
   log: Logger;
+  /** The machine's own Add Backup server and its removal (they also keep the setup), for level-3 clients asking the main. */
+  backupChanges: { add(address: string): Promise<{ peerName: string }>; remove(): Promise<void> };
 };
 
 export type FailoverStatus = {
@@ -113,6 +115,7 @@ export class PeerRuntime {
       allowSwitchBack: () => this.runner?.feed({ type: "switchBack" }),
       hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
       mainAddress: () => (this.servers.main ? formatHostPort(this.servers.main) : null),
+      backupChanges: options.backupChanges,
     });
     if (isServer) {
       this.db = openDatabase(databasePath(options.dataDir));

@@ -135,7 +135,8 @@ describe("Add Backup server and remove it", () => {
     { name: "not an address", setup: () => node({ role: "main" }), fields: { address: "backup please" }, status: 400, message: "Type an IP address such as 10.0.0.2" },
     { name: "nothing answers there", setup: () => node({ role: "main" }), fields: { address: "127.0.0.1:9" }, status: 502, message: "nothing answers there" },
     { name: "a stand-alone machine", setup: () => node(), fields: { address: "127.0.0.1:9" }, status: 400, message: "not on the network" },
-    { name: "a client", setup: () => node({ role: "client", main: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 409, message: "Only the main server adds a backup server." },
+    { name: "a client of level 2", setup: () => node({ role: "client", main: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 403, message: "permission level 2, which may not add a backup server" },
+    { name: "a backup server", setup: () => node({ role: "backup", main: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 409, message: "Only the main server adds a backup server." },
     { name: "a backup fixed by --backup", setup: () => node({ role: "main", backup: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 400, message: "fixed on its command line (--backup)" },
   ];
   for (const r of refusals) {
@@ -163,9 +164,13 @@ describe("Add Backup server and remove it", () => {
     expect((await formPost(n, "/machines/backup/remove", {}, { origin: "http://evil.example" })).status).toBe(403);
   });
 
-  test("removing on a client is refused", async () => {
-    const { node: n } = await node({ role: "client", main: "127.0.0.1:9" });
-    const response = await formPost(n, "/machines/backup/remove", {});
+  test("removing on a level-2 client or on a backup is refused", async () => {
+    const client = await node({ role: "client", main: "127.0.0.1:9" });
+    let response = await formPost(client.node, "/machines/backup/remove", {});
+    expect(response.status).toBe(403);
+    expect(await response.text()).toContain("permission level 2, which may not remove the backup server");
+    const backup = await node({ role: "backup", main: "127.0.0.1:9" });
+    response = await formPost(backup.node, "/machines/backup/remove", {});
     expect(response.status).toBe(409);
     expect(await response.text()).toContain("Only the main server removes its backup server.");
   });
@@ -237,7 +242,18 @@ describe("permission levels", () => {
     response = await formPost(client.node, "/failover/switch-back", {});
     expect(response.status).toBe(200);
     expect(await response.text()).toContain("The main server serves the network.");
-  }, 30_000);
+
+    // Level 3 may also add the backup and remove it: the main does both, as on its own panel.
+    const backup = await node({ role: "backup", main: main.node.status().peerListen! }, key);
+    const backupAt = backup.node.status().peerListen!;
+    expect(await (await get(client.node, "/machines")).text()).toContain('data-testid="add-backup"');
+    response = await formPost(client.node, "/machines/backup", { address: backupAt });
+    expect(response.status).toBe(200);
+    expect(main.node.status().failover?.pairing?.address).toBe(backupAt);
+    response = await formPost(client.node, "/machines/backup/remove", {});
+    expect(response.status).toBe(200);
+    expect(main.node.status().failover?.pairing).toBeNull();
+  }, 40_000);
 
   const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string }[] = [
     { name: "unknown machine", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef", level: "3" }, status: 404, message: "No client with that id is known" },
