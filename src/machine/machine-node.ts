@@ -38,14 +38,13 @@ export class MachineNode implements MachineControl {
   private peer: PeerRuntime | null = null;
   private discovery: Discovery | null = null;
   private readonly recorder: StatusHistory;
-  private readonly historyTimer: ReturnType<typeof setInterval>;
+  private historyTimer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(state: MachineState, log: Logger) {
     this.state = state;
     this.log = log;
     this.app = createWebApp(this, staticAssets());
     this.recorder = new StatusHistory(state.snapshot.config.failoverTimeoutMs);
-    this.historyTimer = setInterval(() => this.recorder.record(this.status(), Date.now()), HISTORY_SAMPLE_MS);
   }
 
   /** Loads the data dir, checks the setup and opens the ports. Throws an AppError saying what is wrong. */
@@ -64,6 +63,7 @@ export class MachineNode implements MachineControl {
       await node.web!.stop(true);
       throw error;
     }
+    node.historyTimer = setInterval(() => node.recorder.record(node.status(), Date.now()), HISTORY_SAMPLE_MS);
     const snap = state.snapshot;
     options.log.info("started", {
       name: snap.config.name,
@@ -296,7 +296,7 @@ export class MachineNode implements MachineControl {
 
   /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */
   async stop(): Promise<void> {
-    clearInterval(this.historyTimer);
+    if (this.historyTimer) clearInterval(this.historyTimer);
     if (this.advertTimer) clearInterval(this.advertTimer);
     await this.discovery?.stop();
     this.discovery = null;
