@@ -10,7 +10,7 @@ import { raw } from "hono/html";
 import type { MachineStatus } from "../src/core/status.ts";
 import { StatusBar } from "./status-bar.tsx";
 
-export const PANELS = ["status", "machines", "delays", "routing", "setup"] as const;
+export const PANELS = ["status", "machines", "delays", "routing", "storage", "setup"] as const;
 export type Panel = (typeof PANELS)[number];
 
 const NAV: { panel: Panel; label: string }[] = [
@@ -18,6 +18,7 @@ const NAV: { panel: Panel; label: string }[] = [
   { panel: "machines", label: "Machines" },
   { panel: "delays", label: "Delays" },
   { panel: "routing", label: "Routing" },
+  { panel: "storage", label: "Synced storage" },
   { panel: "setup", label: "Setup" },
 ];
 

@@ -20,6 +20,7 @@ import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/di
 import { AppError, InvalidInput } from "../core/errors.ts";
 import type { Permission, PermissionLevel } from "../core/permissions.ts";
 import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "./status-history.ts";
+import type { LogEntry } from "../services/show-file-protocol.ts";
 
 export type NodeOptions = {
   dataDir: string;
@@ -162,6 +163,11 @@ export class MachineNode implements MachineControl {
     const { config } = this.state.snapshot;
     if (config.role === "standalone") return { discovery: "standalone", machines: [] };
     return { discovery: config.discovery, machines: this.discovery?.list() ?? [] };
+  }
+
+  /** The Synced storage panel's history; a stand-alone machine has no show file. */
+  async showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean } | null> {
+    return this.peer ? this.peer.showFileHistory(limit) : null;
   }
 
   history(): HistorySnapshot {

@@ -39,6 +39,8 @@ import { LogReplicationSink, LogReplicationSource, type BackupSync } from "../se
 import { PairingService } from "../services/pairing-service.ts";
 import type { MachineIdentity } from "../store/machine-identity.ts";
 import { ConsoleActions, PERMISSION_REFRESH_MS } from "./console-actions.ts";
+import { fetchShowFileLog, logEntryOf } from "../services/show-file-history.ts";
+import type { LogEntry } from "../services/show-file-protocol.ts";
 
 const systemClock: Clock = { now: () => performance.now() };
 const systemTimers = {
@@ -350,6 +352,19 @@ export class PeerRuntime {
     const route = filesRoute(this.runner?.current ?? null, systemClock.now(), this.servers.main !== null);
     if (route.kind !== "forward") return route;
     return { kind: "forward", to: this.servers[route.to]! };
+  }
+
+  /**
+   * The show file's last revisions, for the Synced storage panel: from this
+   * server's store, or from the main. `readOnly` while the backup serves
+   * (push and pull wait for the main).
+   */
+  async showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean }> {
+    const route = this.filesMode();
+    if (this.stores) return { entries: this.stores.showFile.log(limit).map(logEntryOf), readOnly: route.kind === "read-only" };
+    if (route.kind === "forward") return { entries: await fetchShowFileLog(formatHostPort(route.to), this.secure, limit), readOnly: false };
+    if (route.kind === "read-only") return { entries: [], readOnly: true };
+    throw new AppError("NO_SERVER", "No server answers yet: check the main server's IP on the setup page.", { status: 503 });
   }
 
   /** Main back after the backup served: copy what changed there, then the core decides to take over. */

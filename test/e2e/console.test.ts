@@ -159,7 +159,12 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
   }, 60_000);
 
   test("kill -9 the main: open pages turn Backup is active within 3 s, the main's own page says it lost contact", async () => {
-    const pages = [await open(machines["studio-backup"]!, "/machines"), await open(machines["studio-backup"]!, "/status"), await open(machines.control!, "/routing")];
+    const pages = [
+      await open(machines["studio-backup"]!, "/machines"),
+      await open(machines["studio-backup"]!, "/status"),
+      await open(machines.control!, "/routing"),
+      await open(machines.control!, "/storage"),
+    ];
     const mainPage = await open(machines["studio-main"]!, "/delays");
     for (const p of [...pages, mainPage]) await chip(p, "Backup is idle", 10_000);
 
@@ -167,6 +172,7 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     main.kill("SIGKILL"); // a power cut, not a clean stop
     await main.exited;
     for (const p of pages) await chip(p, "Backup is active");
+    await pages[3]!.getByTestId("storage-read-only").waitFor({ timeout: FOLLOW_MS });
     await mainPage.getByTestId("contact-lost").waitFor({ state: "visible", timeout: FOLLOW_MS });
     await pages[0]!.screenshot({ path: join(SHOTS, "machines-failover.png"), clip: TOP });
     await mainPage.screenshot({ path: join(SHOTS, "main-lost.png") });

@@ -13,6 +13,7 @@ import { devLicenseText } from "../../support/licenses.ts";
 import { formPost, startNode } from "../../support/machine-node.ts";
 import { tempDir } from "../../support/machine-process.ts";
 import { waitFor } from "../../support/wait-for.ts";
+import { fileCommand } from "../../../src/cli/file-commands.ts";
 
 const running: MachineNode[] = [];
 afterEach(async () => {
@@ -58,6 +59,7 @@ describe("panels", () => {
     { path: "/machines", contains: ['data-testid="machines-table"', "this machine"] },
     { path: "/delays", contains: ['id="delay-table"'] },
     { path: "/routing", contains: ['data-testid="routing-table"', "Data Hub it is on"] },
+    { path: "/storage", contains: ['id="storage-status"', 'id="storage-history"'] },
   ];
   for (const p of panels) {
     test(`GET ${p.path} on a stand-alone machine and on a server: the chip, the live stream, the panel`, async () => {
@@ -275,5 +277,33 @@ describe("permission levels", () => {
   test("a permission form posted from another site is refused (CSRF)", async () => {
     const { node: n } = await node({ role: "main" });
     expect((await formPost(n, "/machines/permission", { machine: "0123456789abcdef", level: "3" }, { origin: "http://evil.example" })).status).toBe(403);
+  });
+});
+
+describe("Synced storage", () => {
+  test("a client lists the show file's history from the main, with what a push said", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const client = await node({ role: "client", main: main.node.status().peerListen! }, key);
+    await waitFor("the client follows the main", () => client.node.status().failover?.activeServer === "main", 10_000);
+    const folder = tempDir();
+    writeFileSync(join(folder, "rundown.txt"), "news at ten");
+    const out: string[] = [];
+    const code = await fileCommand("push", [folder, "-m", "new lower third", "--node", client.node.status().peerListen!, "--key", join(client.dataDir, "network.key")], (line) => out.push(line));
+    expect(code).toBe(0);
+    const html = await (await get(client.node, "/storage")).text();
+    expect(html).toContain('data-testid="storage-history"');
+    expect(html).toContain("new lower third");
+    expect(html).toContain('data-testid="storage-open"');
+    const onMain = await (await get(main.node, "/storage")).text();
+    expect(onMain).toContain('data-testid="show-file-head">1<');
+  }, 30_000);
+
+  test("a stand-alone machine and a client that reaches no server say so in words", async () => {
+    const standalone = await node();
+    expect(await (await get(standalone.node, "/storage")).text()).toContain("A stand-alone machine has no synced storage.");
+    const lonely = await node({ role: "client", main: "127.0.0.1:9" });
+    const html = await (await get(lonely.node, "/storage")).text();
+    expect(html).toMatch(/nothing answers there|No server answers yet/);
   });
 });

@@ -5,6 +5,7 @@ import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts"
 import { machineRows, SERVER_VIEWER } from "../../../src/web/machine-rows.ts";
 import { AddBackupCard } from "../../../views/machines.tsx";
 import { DelayTable, RoutingTable, SLOW_RTT_MS } from "../../../views/panels.tsx";
+import { StorageStatus } from "../../../views/storage.tsx";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
 test("Routing: each machine's Data Hub from its own state, and this machine's local apps", () => {
@@ -49,4 +50,11 @@ test("Add Backup server offers the backups found on the network with the same ke
   expect(html).toContain('<option value="10.0.0.2:7401">studio-b</option>');
   expect(html).not.toContain("10.0.0.3");
   expect(html).not.toContain("10.0.0.4");
+});
+
+test("Synced storage: while the backup serves, push and pull wait with the documented reason", () => {
+  const onBackup = statusFixture({ role: "client", chip: "Backup is active", showFile: null }, { activeServer: "backup", pairing: null });
+  const html = String(<StorageStatus status={onBackup} />);
+  expect(html).toContain("The main server is down: file changes can&#39;t be pushed or pulled until it is back");
+  expect(String(<StorageStatus status={statusFixture()} />)).toContain('data-testid="storage-open"');
 });
