@@ -7,3 +7,11 @@ declare module "htmx.org/dist/htmx.min.js" {
   const path: string;
   export default path;
 }
+declare module "htmx.org/dist/ext/hx-sse.js" {
+  const path: string;
+  export default path;
+}
+declare module "*/static/console.js" {
+  const path: string;
+  export default path;
+}

@@ -10,6 +10,7 @@ import type { Subprocess } from "bun";
 import { freePeerPort } from "./support/cluster.ts";
 import { executable } from "./support/executable.ts";
 import { devLicenseText } from "./support/licenses.ts";
+import { demoControl } from "./demo-control.tsx";
 
 const minutes = Number(process.env.DEMO_MINUTES ?? 30);
 const bin = await executable();
@@ -24,7 +25,7 @@ for (const [name, role] of [["main", "main"], ["backup", "backup"], ["render-1",
   machines.push({ name, role, ui: await freePeerPort(), peer: await freePeerPort(), mqtt: await freePeerPort() });
 }
 const at = (name: string) => `127.0.0.1:${machines.find((m) => m.name === name)!.peer}`;
-for (const m of machines) {
+function launch(m: (typeof machines)[number]): void {
   const pairing = m.role === "main" ? ["--backup", at("backup")] : m.role === "backup" ? ["--main", at("main")] : ["--main", at("main"), "--backup", at("backup")];
   const data = join(dir, m.name);
   m.proc = Bun.spawn(
@@ -32,6 +33,24 @@ for (const m of machines) {
     { stdout: "ignore", stderr: "inherit" },
   );
 }
+for (const m of machines) launch(m);
+
+const main = machines[0]!;
+const control = Bun.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  fetch: demoControl({
+    machines: machines.map((m) => ({ name: m.name, role: m.role, ui: `http://127.0.0.1:${m.ui}`, running: () => m.proc?.exitCode === null && !m.proc.signalCode })),
+    stopMain: async () => {
+      main.proc?.kill("SIGKILL");
+      await main.proc?.exited;
+    },
+    startMain: async () => {
+      if (main.proc?.exitCode === null && !main.proc.signalCode) return;
+      launch(main);
+    },
+  }).fetch,
+}).port;
 
 const stop = async () => {
   for (const m of machines) m.proc?.kill("SIGTERM");
@@ -45,6 +64,7 @@ setTimeout(stop, minutes * 60_000);
 
 const exe = `${bin} `;
 console.log(`understudy demo: four machines on loopback (stops by itself in ${minutes} min, or Ctrl-C)\n`);
+console.log(`  Open http://127.0.0.1:${control}/ : "Stop main server" and "Start main server" beside every machine's console.\n`);
 for (const m of machines) console.log(`  ${m.name.padEnd(10)} ${m.role.padEnd(7)} setup pages http://127.0.0.1:${m.ui}/machines   MQTT 127.0.0.1:${m.mqtt}   (pid ${m.proc!.pid})`);
 console.log(`
 Try:

@@ -1,19 +1,235 @@
 /** @jsxImportSource hono/jsx */
-/** The Machines panel: machines found on the network (DNS-SD), with a key mismatch flagged before anyone tries them. */
+/**
+ * The Machines panel: a row per machine (this one included, servers first),
+ * Add Backup server on the main, the delete icon on the Backup server row,
+ * and the switch-back card of a main waiting in standby. The table, the card
+ * and the discovered list are live parts: /events sends them again when they change.
+ */
 import type { MachineStatus } from "../src/core/status.ts";
 import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
-import { ROLE_LABELS } from "../src/core/roles.ts";
+import type { MachineRow, Viewer } from "../src/web/machine-rows.ts";
+import { mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PERMISSION_WORDS } from "../src/core/permissions.ts";
 import { Layout } from "./layout.tsx";
 import { RefusalNote } from "./refusal.tsx";
 
 const gigabytes = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
 
-export function DiscoveredList(props: { machines: DiscoveredMachine[]; discovery: "on" | "off" | "standalone" }) {
+export type Discovered = { discovery: "on" | "off" | "standalone"; machines: DiscoveredMachine[] };
+export type MachinesView = { status: MachineStatus; rows: MachineRow[]; discovered: Discovered; viewer: Viewer };
+
+const oob = (on: boolean | undefined) => (on ? "true" : undefined);
+export const formatDelay = (ms: number | null) => (ms === null ? "–" : ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`);
+
+/** Drawn inline: control-room machines may have no emoji font. */
+function TrashIcon() {
   return (
-    <section id="discovered" class="card" hx-get="/partials/discovered" hx-trigger="every 2s" hx-swap="outerHTML">
+    <svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2">
+      <path d="M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6" />
+    </svg>
+  );
+}
+
+/** On a client: the main is back and waits in standby, so the Backup row's delete icon switches back. */
+function clientMaySwitchBackHere(view: MachinesView, row: MachineRow): boolean {
+  return view.status.role === "client" && row.kind === "backup" && view.rows.some((r) => r.kind === "main" && r.wireState === "standby");
+}
+
+function SwitchBackIcon(props: { view: MachinesView; row: MachineRow }) {
+  const allowed = maySwitchBack(props.view.viewer.permission);
+  return (
+    <form method="post" action="/failover/switch-back" hx-post="/failover/switch-back" hx-target="#switch-back-result">
+      <button
+        type="submit"
+        class="icon danger"
+        disabled={!allowed}
+        aria-label={`Switch the network back from ${props.row.name} to the main server`}
+        title={allowed ? "Switch back to the main server" : "Permission level 3 is needed to switch back"}
+        data-testid="client-switch-back"
+      >
+        <TrashIcon />
+      </button>
+      {allowed ? null : <span class="reason">Needs permission level 3 (set on the main server).</span>}
+    </form>
+  );
+}
+
+/** This machine is the main and holds the pairing with that row's backup: it may remove it. */
+/** The Backup server row's delete icon removes it: on the main that holds the pairing, or on a client (the main does it, for level 3). */
+function removable(view: MachinesView, row: MachineRow): boolean {
+  const s = view.status;
+  if (row.kind !== "backup") return false;
+  if (s.role === "client") return !clientMaySwitchBackHere(view, row);
+  return (s.role === "main" || s.role === "server") && s.failover?.pairing?.peerId === row.id;
+}
+
+function RemoveBackupIcon(props: { view: MachinesView; row: MachineRow }) {
+  const allowed = mayChangeBackup(props.view.viewer.permission);
+  return (
+    <form method="post" action="/machines/backup/remove" hx-post="/machines/backup/remove" hx-target="#backup-result" hx-confirm={`Remove ${props.row.name} as the backup server?`}>
+      <button
+        type="submit"
+        class="icon danger"
+        disabled={!allowed}
+        aria-label={`Remove the backup server ${props.row.name}`}
+        title={allowed ? "Remove the backup server" : "Permission level 3 is needed to remove the backup server"}
+        data-testid="remove-backup"
+      >
+        <TrashIcon />
+      </button>
+      {allowed ? null : <span class="reason">Needs permission level 3 (set on the main server).</span>}
+    </form>
+  );
+}
+
+export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }) {
+  const { view } = props;
+  const own = view.viewer.permission;
+  return (
+    <section id="machines-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
+      <h2>Machines</h2>
+      {own !== null ? (
+        <p class="lead" data-testid="own-permission">
+          This machine has permission level {PERMISSION_WORDS[own]}
+          {own === 1 ? ": other clients are not shown." : own === 2 ? ": it sees the other machines but does not change them." : "."}
+        </p>
+      ) : null}
+      <table data-testid="machines-table">
+        <thead>
+          <tr>
+            <th>Name</th>
+            <th>Role</th>
+            <th>Address</th>
+            <th>License</th>
+            <th>Network key</th>
+            <th>State</th>
+            <th class="num">Round trip</th>
+            <th>Permission</th>
+            <th></th>
+          </tr>
+        </thead>
+        <tbody>
+          {view.rows.map((r) => (
+            <tr data-machine-id={r.id} data-role={r.kind} class={[r.self ? "self" : "", r.keyDiffers ? "mismatch" : "", r.heard ? "" : "silent"].join(" ").trim() || undefined}>
+              <td>
+                {r.name}
+                {r.self ? <span class="tag">this machine</span> : null}
+              </td>
+              <td>{r.roleLabel}</td>
+              <td>{r.address}</td>
+              <td>{r.license}</td>
+              <td>{r.fingerprint === null ? "–" : r.keyDiffers ? <strong class="field-error">{r.fingerprint} (differs)</strong> : <code>{r.fingerprint}</code>}</td>
+              <td>{r.state}</td>
+              <td class="num">{r.self ? "–" : formatDelay(r.delayMs)}</td>
+              <td data-testid="permission">{r.level === null ? "–" : PERMISSION_WORDS[r.level]}</td>
+              <td>
+                {clientMaySwitchBackHere(view, r) ? <SwitchBackIcon view={view} row={r} /> : null}
+                {removable(view, r) ? <RemoveBackupIcon view={view} row={r} /> : null}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+/** Always present (maybe empty) so the live stream can fill it in or clear it. */
+export function SwitchBackCard(props: { status: MachineStatus; outOfBand?: boolean }) {
+  const s = props.status;
+  const waiting = (s.role === "main" || s.role === "server") && s.failover?.state === "standby";
+  return (
+    <div id="switch-back" hx-swap-oob={oob(props.outOfBand)}>
+      {waiting ? (
+        <section class="card attention">
+          <h2>The backup is serving the network</h2>
+          <p>This main server is back and has caught up. It waits for you to switch back (manual failback).</p>
+          <form hx-post="/failover/switch-back" hx-target="#switch-back-result" method="post" action="/failover/switch-back">
+            <button type="submit" class="primary" data-testid="switch-back">
+              Switch back to the main server
+            </button>
+          </form>
+        </section>
+      ) : null}
+    </div>
+  );
+}
+
+/** Add Backup server, on a main with no backup: a machine found on the network or a typed address. */
+export function AddBackupCard(props: { view: MachinesView; error?: string; value?: string; saved?: string }) {
+  const s = props.view.status;
+  const isMain = s.role === "main" || s.role === "server";
+  const levelThreeClient = s.role === "client" && props.view.viewer.permission === 3;
+  if (!isMain && !levelThreeClient && !props.error) return <div id="add-backup"></div>;
+  if (s.failover?.pairing && !props.error) {
+    return (
+      <div id="add-backup">
+        {props.saved ? <p class="saved" role="status">{props.saved}</p> : null}
+      </div>
+    );
+  }
+  const candidates = props.view.discovered.machines.filter((m) => m.role === "backup" && !m.keyMismatch);
+  return (
+    <section id="add-backup" class="card">
+      <h2>Add Backup server</h2>
+      {levelThreeClient ? <p class="lead">This client has permission level 3: the main server pairs with the backup you name.</p> : null}
+      <form hx-post="/machines/backup" hx-target="#add-backup" hx-swap="outerHTML" method="post" action="/machines/backup">
+        <label for="backup-address">Backup server: a machine found on the network, or its IP address</label>
+        <input id="backup-address" name="address" list="backup-candidates" value={props.value ?? ""} placeholder="10.0.0.2:7401" autocomplete="off" aria-invalid={props.error ? "true" : undefined} />
+        <datalist id="backup-candidates">
+          {candidates.flatMap((m) => m.addresses.map((a) => <option value={`${a}:${m.port}`}>{m.name}</option>))}
+        </datalist>
+        {props.error ? (
+          <p class="field-error" role="alert" data-testid="address-error">
+            {props.error}
+          </p>
+        ) : null}
+        <button type="submit" class="primary" data-testid="add-backup">
+          Add Backup server
+        </button>
+      </form>
+    </section>
+  );
+}
+
+/** On the main: each client's permission level, one small form per client (not live, so a choice is not swapped away). */
+export function PermissionsCard(props: { view: MachinesView; saved?: string; error?: string }) {
+  const clients = props.view.rows.filter((r) => r.kind === "client" && !r.self && r.level !== null);
+  const isMain = props.view.status.role === "main" || props.view.status.role === "server";
+  if (!isMain) return <div id="permissions">{props.error ? <p class="field-error" role="alert" data-testid="permission-error">{props.error}</p> : null}</div>;
+  return (
+    <section id="permissions" class="card">
+      <h2>Permission levels</h2>
+      <p class="lead">1 sees only its own items · 2 sees the others read-only · 3 may change everything, add or remove the backup and switch back.</p>
+      {props.saved ? <p class="saved" role="status">{props.saved}</p> : null}
+      {props.error ? <p class="field-error" role="alert" data-testid="permission-error">{props.error}</p> : null}
+      {clients.length === 0 ? (
+        <p>No client heard yet.</p>
+      ) : (
+        clients.map((r) => (
+          <form class="inline" method="post" action="/machines/permission" hx-post="/machines/permission" hx-target="#permissions" hx-swap="outerHTML">
+            <input type="hidden" name="machine" value={r.id} />
+            <label for={`level-${r.id}`}>{r.name}</label>
+            <select id={`level-${r.id}`} name="level" data-testid={`level-${r.name}`}>
+              {PERMISSION_LEVELS.map((l) => (
+                <option value={String(l)} selected={r.level === l}>
+                  {PERMISSION_WORDS[l]}
+                </option>
+              ))}
+            </select>
+            <button type="submit">Set</button>
+          </form>
+        ))
+      )}
+    </section>
+  );
+}
+
+export function DiscoveredList(props: Discovered & { outOfBand?: boolean }) {
+  return (
+    <section id="discovered" class="card" hx-swap-oob={oob(props.outOfBand)}>
       <h2>Found on the network</h2>
       {props.discovery === "off" ? (
-        <p>Discovery is off (--discovery off): type addresses instead.</p>
+        <p>Discovery is off on this machine: type addresses instead.</p>
       ) : props.discovery === "standalone" ? (
         <p>A stand-alone machine does not look for others. Choose a role on the setup page.</p>
       ) : props.machines.length === 0 ? (
@@ -33,7 +249,7 @@ export function DiscoveredList(props: { machines: DiscoveredMachine[]; discovery
             {props.machines.map((m) => (
               <tr data-machine-id={m.id} class={m.keyMismatch ? "mismatch" : undefined}>
                 <td>{m.name}</td>
-                <td>{ROLE_LABELS[m.role]}</td>
+                <td>{m.role}</td>
                 <td>{m.addresses.map((a) => `${a}:${m.port}`).join(", ")}</td>
                 <td>{m.keyMismatch ? <strong class="field-error">different key ({m.fingerprint})</strong> : "same key"}</td>
                 <td>{m.version}</td>
@@ -46,92 +262,54 @@ export function DiscoveredList(props: { machines: DiscoveredMachine[]; discovery
   );
 }
 
-/** Who this machine hears and the round trip to each (the echo of their heartbeats). */
-export function PeerList(props: { status: MachineStatus }) {
-  const failover = props.status.failover;
+/** Why this machine is refused (both fingerprints), and the Asset Hub cache and free disk on main and backup. */
+export function MachineNotes(props: { status: MachineStatus; outOfBand?: boolean }) {
+  const { failover, storage } = props.status;
   return (
-    <section id="peers" class="card" hx-get="/partials/peers" hx-trigger="every 1s" hx-swap="outerHTML">
-      <h2>Heard on the network</h2>
+    <section id="machine-notes" hx-swap-oob={oob(props.outOfBand)}>
       <RefusalNote refusal={failover?.refusal} />
-      {failover === null ? (
-        <p>A stand-alone machine does not talk to others.</p>
-      ) : failover.peers.length === 0 ? (
-        <p>No other machine heard yet.</p>
-      ) : (
-        <table data-testid="peer-table">
-          <thead>
-            <tr>
-              <th>Name</th>
-              <th>Role</th>
-              <th>Address</th>
-              <th>Delay</th>
-              <th>Last heard</th>
-            </tr>
-          </thead>
-          <tbody>
-            {failover.peers.map((p) => (
-              <tr data-machine-id={p.id} class={p.lastHeardMsAgo > 1000 ? "mismatch" : undefined}>
-                <td>{p.name}</td>
-                <td>{p.role}</td>
-                <td>{p.address}</td>
-                <td>{p.delayMs === null ? "–" : `${p.delayMs.toFixed(1)} ms`}</td>
-                <td>{p.lastHeardMsAgo < 1000 ? "now" : `${(p.lastHeardMsAgo / 1000).toFixed(0)} s ago`}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      {props.status.showFile ? (
-        <p data-testid="show-file-status">
-          Show file at revision {props.status.showFile.head}; backup copy:{" "}
-          {{
-            none: "no backup",
-            disconnected: `not connected (${props.status.showFile.backup.behindBy} behind)`,
-            syncing: `syncing ${Math.round((props.status.showFile.backup.progress ?? 0) * 100)} %`,
-            "in-sync": "in sync",
-            behind: `behind by ${props.status.showFile.backup.behindBy}`,
-          }[props.status.showFile.backup.state]}
-          .
-        </p>
-      ) : null}
-      {props.status.storage ? (
+      {storage ? (
         <p data-testid="storage-status">
           Asset Hub cache:{" "}
           {(["main", "backup"] as const)
             .flatMap((server) => {
-              const usage = props.status.storage?.[server];
+              const usage = storage[server];
               return usage ? [`${server} ${gigabytes(usage.cacheBytes)} (${gigabytes(usage.freeBytes)} free)`] : [];
             })
             .join("; ")}
-          .{props.status.storage.warning ? <strong class="warning"> {props.status.storage.warning}</strong> : null}
-        </p>
-      ) : null}
-      {failover ? (
-        <p>
-          Epoch {failover.epoch}; Data Hub {failover.hubConnected ? `linked to ${failover.activeServer === "self" ? "this machine" : `the ${failover.activeServer} server`}` : "not linked"}
-          {failover.queued > 0 ? `, ${failover.queued} messages waiting` : ""}.
+          .{storage.warning ? <strong class="warning"> {storage.warning}</strong> : null}
         </p>
       ) : null}
     </section>
   );
 }
 
-export function MachinesPage(props: { status: MachineStatus; machines: DiscoveredMachine[]; discovery: "on" | "off" | "standalone" }) {
+/** The live parts of the Machines panel. */
+export function MachinesLive(props: { view: MachinesView; outOfBand?: boolean }) {
   return (
-    <Layout title="Machines" status={props.status}>
+    <>
+      <SwitchBackCard status={props.view.status} outOfBand={props.outOfBand} />
+      <MachinesTable view={props.view} outOfBand={props.outOfBand} />
+      <MachineNotes status={props.view.status} outOfBand={props.outOfBand} />
+      <DiscoveredList {...props.view.discovered} outOfBand={props.outOfBand} />
+    </>
+  );
+}
+
+export function MachinesPage(props: { view: MachinesView }) {
+  return (
+    <Layout title="Machines" status={props.view.status} panel="machines">
       <h1>Machines</h1>
-      {props.status.role === "main" && props.status.failover?.state === "standby" ? (
-        <section class="card" id="switch-back">
-          <h2>The backup is serving the network</h2>
-          <p>This main server is back and has caught up. It waits for you (--failback manual).</p>
-          <form hx-post="/failover/switch-back" hx-target="#switch-back-result" method="post" action="/failover/switch-back">
-            <button type="submit" data-testid="switch-back">Switch back to the main server</button>
-          </form>
-          <div id="switch-back-result"></div>
-        </section>
-      ) : null}
-      <PeerList status={props.status} />
-      <DiscoveredList machines={props.machines} discovery={props.discovery} />
+      <div id="switch-back-result"></div>
+      <div id="backup-result"></div>
+      <SwitchBackCard status={props.view.status} />
+      <MachinesTable view={props.view} />
+      <MachineNotes status={props.view.status} />
+      <div class="columns">
+        <AddBackupCard view={props.view} />
+        <PermissionsCard view={props.view} />
+        <DiscoveredList {...props.view.discovered} />
+      </div>
     </Layout>
   );
 }

@@ -5,6 +5,8 @@
  */
 import type { MachineStatus } from "../src/core/status.ts";
 import type { RoleChoice } from "../src/core/roles.ts";
+import { ROLE_ADDRESSES } from "../src/web/forms.ts";
+import { pageWords } from "../src/web/page-words.ts";
 import { Layout } from "./layout.tsx";
 
 export type FieldErrors = Partial<Record<string, string>>;
@@ -18,6 +20,8 @@ export type SetupView = {
   main: string | null;
   backup: string | null;
   keyFingerprint: string | null;
+  /** The network key itself, on a main server (or a machine not yet given a role) so it can be pasted on the others. */
+  networkKey: string | null;
   /** Settings fixed by flags or environment, shown read-only with why. */
   pinned: { role: boolean; main: boolean; backup: boolean; license: boolean; key: boolean };
 };
@@ -26,7 +30,7 @@ function FieldError(props: { errors: FieldErrors; field: string }) {
   const message = props.errors[props.field];
   return message ? (
     <p class="field-error" id={`${props.field}-error`} role="alert" data-testid={`${props.field}-error`}>
-      {message}
+      {pageWords(message)}
     </p>
   ) : null;
 }
@@ -36,7 +40,7 @@ function Saved(props: { message: string | undefined }) {
 }
 
 /** When a license was just saved, also sends the role section out of band: the license decides which roles are enabled. */
-export function LicenseSection(props: { view: SetupView; errors?: FieldErrors; saved?: string }) {
+export function LicenseSection(props: { view: SetupView; errors?: FieldErrors; saved?: string; typed?: string }) {
   const { license, pinned } = props.view;
   const errors = props.errors ?? {};
   const section = (
@@ -55,11 +59,13 @@ export function LicenseSection(props: { view: SetupView; errors?: FieldErrors; s
         <p>No license yet: this machine can only run stand-alone.</p>
       )}
       {pinned.license ? (
-        <p class="pinned">Set by --license on the command line.</p>
+        <p class="pinned">Set by --license on the command line: change the file it names.</p>
       ) : (
         <form hx-post="/setup/license" hx-target="#license-section" hx-swap="outerHTML" method="post" action="/setup/license" enctype="multipart/form-data">
           <label for="license">Paste the license</label>
-          <textarea id="license" name="license" rows={4} aria-invalid={errors.license ? "true" : undefined}></textarea>
+          <textarea id="license" name="license" rows={4} aria-invalid={errors.license ? "true" : undefined}>
+            {props.typed ?? ""}
+          </textarea>
           <label for="licenseFile">or upload the license file</label>
           <input id="licenseFile" name="licenseFile" type="file" accept=".json,.lic,application/json" />
           <FieldError errors={errors} field="license" />
@@ -79,6 +85,14 @@ export function LicenseSection(props: { view: SetupView; errors?: FieldErrors; s
   );
 }
 
+const usesMain = (role: string) => ROLE_ADDRESSES[role as keyof typeof ROLE_ADDRESSES]?.main ?? false;
+const usesBackup = (role: string) => ROLE_ADDRESSES[role as keyof typeof ROLE_ADDRESSES]?.backup ?? false;
+
+/**
+ * Only the fields the chosen role needs: CSS shows them by the checked radio
+ * (`:has()`), so the form works without JavaScript. The client form follows
+ * the documentation: main server's IP, Connect to a Backup, backup's IP, Connect.
+ */
 export function RoleSection(props: { view: SetupView; errors?: FieldErrors; saved?: string; values?: Record<string, string>; outOfBand?: boolean }) {
   const { view } = props;
   const errors = props.errors ?? {};
@@ -86,37 +100,66 @@ export function RoleSection(props: { view: SetupView; errors?: FieldErrors; save
   const role = values.role ?? view.role;
   const main = values.main ?? view.main ?? "";
   const backup = values.backup ?? view.backup ?? "";
+  const connectBackup = values.connectBackup !== undefined ? values.connectBackup === "on" : backup !== "";
+  const { pinned } = view;
+  const everythingPinned = pinned.role && (pinned.main || !usesMain(role)) && (pinned.backup || !usesBackup(role));
+  const pinnedNote = (flag: string) => <p class="pinned">Set by {flag} on the command line.</p>;
   return (
     <section id="role-section" class="card" hx-swap-oob={props.outOfBand ? "true" : undefined}>
       <h2>Role</h2>
-      <form hx-post="/setup/role" hx-target="#role-section" hx-swap="outerHTML" method="post" action="/setup/role">
-        <fieldset disabled={view.pinned.role}>
-          <legend>What this machine does</legend>
-          {view.roles.map((choice) => (
-            <div class={`role-choice${choice.allowed ? "" : " disabled"}`}>
-              <input
-                type="radio"
-                id={`role-${choice.role}`}
-                name="role"
-                value={choice.role}
-                checked={role === choice.role}
-                disabled={!choice.allowed}
-              />
-              <label for={`role-${choice.role}`}>{choice.label}</label>
-              {choice.reason ? <span class="reason" data-testid={`role-${choice.role}-reason`}>{choice.reason}</span> : null}
-            </div>
-          ))}
-          {view.pinned.role ? <p class="pinned">Set by --role on the command line.</p> : null}
-          {view.pinned.role ? <input type="hidden" name="role" value={view.role} /> : null}
-          <FieldError errors={errors} field="role" />
-        </fieldset>
-        <label for="main">Main server's IP (for a client)</label>
-        <input id="main" name="main" value={main} placeholder="10.0.0.1:7401" readonly={view.pinned.main} aria-invalid={errors.main ? "true" : undefined} />
-        <FieldError errors={errors} field="main" />
-        <label for="backup">Connect to a Backup: the backup's IP</label>
-        <input id="backup" name="backup" value={backup} placeholder="10.0.0.2:7401" readonly={view.pinned.backup} aria-invalid={errors.backup ? "true" : undefined} />
-        <FieldError errors={errors} field="backup" />
-        <button type="submit">Connect</button>
+      <form class={`role-form role-is-${role}`} hx-post="/setup/role" hx-target="#role-section" hx-swap="outerHTML" method="post" action="/setup/role">
+        {pinned.role ? (
+          <>
+            <p>
+              This machine is a <strong>{view.roles.find((c) => c.role === view.role)?.label ?? view.role}</strong>.
+            </p>
+            {pinnedNote("--role")}
+            <input type="hidden" name="role" value={view.role} />
+          </>
+        ) : (
+          <fieldset>
+            <legend>What this machine does</legend>
+            {view.roles.map((choice) => (
+              <div class={`role-choice${choice.allowed ? "" : " disabled"}`}>
+                <input type="radio" id={`role-${choice.role}`} name="role" value={choice.role} checked={role === choice.role} disabled={!choice.allowed} />
+                <label for={`role-${choice.role}`}>{choice.label}</label>
+                {choice.reason ? (
+                  <span class="reason" data-testid={`role-${choice.role}-reason`}>
+                    {pageWords(choice.reason)}
+                  </span>
+                ) : null}
+              </div>
+            ))}
+          </fieldset>
+        )}
+        <FieldError errors={errors} field="role" />
+        <div class="for-main-address">
+          <label for="main">Main server's IP</label>
+          <input id="main" name="main" value={main} placeholder="10.0.0.1" readonly={pinned.main} aria-invalid={errors.main ? "true" : undefined} />
+          <FieldError errors={errors} field="main" />
+          {pinned.main ? pinnedNote("--main") : null}
+        </div>
+        <div class="for-connect-backup">
+          {pinned.backup ? (
+            <input type="hidden" name="connectBackup" value="on" />
+          ) : (
+            <label class="switch">
+              <input type="checkbox" id="connectBackup" name="connectBackup" value="on" checked={connectBackup} /> Connect to a Backup
+            </label>
+          )}
+        </div>
+        <div class="for-backup-address">
+          <label for="backup">Backup server's IP</label>
+          <input id="backup" name="backup" value={backup} placeholder="10.0.0.2" readonly={pinned.backup} aria-invalid={errors.backup ? "true" : undefined} />
+          <FieldError errors={errors} field="backup" />
+          {pinned.backup ? pinnedNote("--backup") : <p class="reason for-main-only">Or add it later with Add Backup server on the Machines panel.</p>}
+        </div>
+        {everythingPinned ? null : (
+          <>
+            <button type="submit" class="primary for-client">Connect</button>
+            <button type="submit" class="primary for-other">Save</button>
+          </>
+        )}
         <Saved message={props.saved} />
       </form>
     </section>
@@ -139,9 +182,18 @@ export function KeySection(props: { view: SetupView; errors?: FieldErrors; saved
           "This machine has none yet."
         )}
       </p>
+      {view.networkKey ? (
+        <div class="key-copy">
+          <label for="network-key">The network key, to paste on the other machines</label>
+          <input id="network-key" type="password" readonly value={view.networkKey} data-testid="network-key" />
+          <button type="button" data-copy="network-key">
+            Copy
+          </button>
+        </div>
+      ) : null}
       <FieldError errors={errors} field="action" />
       {view.pinned.key ? (
-        <p class="pinned">Set by --key on the command line.</p>
+        <p class="pinned">Set by --key on the command line: change the file it names.</p>
       ) : (
         <>
           <form hx-post="/setup/key" hx-target="#key-section" hx-swap="outerHTML" method="post" action="/setup/key">
@@ -164,7 +216,7 @@ export function KeySection(props: { view: SetupView; errors?: FieldErrors; saved
 
 export function SetupPage(props: { view: SetupView }) {
   return (
-    <Layout title="Setup" status={props.view.status}>
+    <Layout title="Setup" status={props.view.status} panel="setup">
       <h1>Set up this machine</h1>
       <LicenseSection view={props.view} />
       <KeySection view={props.view} />

@@ -60,7 +60,13 @@ export const machineStatusSchema = z.object({
       activeServer: z.enum(["main", "backup", "self"]).nullable(),
       hubConnected: z.boolean(),
       queued: z.number(),
-      peers: z.array(z.object({ id: z.string(), name: z.string(), role: z.string(), address: z.string(), delayMs: z.number().nullable(), lastHeardMsAgo: z.number() })),
+      /** 0..1 while the backup's copy catches up ("Backup is syncing N %"). */
+      chipProgress: z.number().nullable(),
+      /** Local apps connected to this machine's own node. */
+      localApps: z.number(),
+      peers: z.array(
+        z.object({ id: z.string(), name: z.string(), role: z.string(), state: z.string(), address: z.string(), delayMs: z.number().nullable(), lastHeardMsAgo: z.number() }),
+      ),
       /** Servers: the server this one is paired with (DESIGN.md "Pairing"). */
       pairing: z
         .object({ peerId: z.string(), peerName: z.string(), address: z.string(), confirmed: z.boolean(), hubCopied: z.boolean() })

@@ -104,9 +104,10 @@ export type FailoverRunnerOptions = {
   observer?: RunnerObserver;
 };
 
-export type PeerDelay = { id: string; name: string; role: string; address: string; delayMs: number | null; lastHeardMsAgo: number };
+/** `state` is what the peer's last heartbeat said it is (a client: which server it follows). */
+export type PeerDelay = { id: string; name: string; role: string; state: string; address: string; delayMs: number | null; lastHeardMsAgo: number };
 
-type PeerRecord = { address: Endpoint; name: string; role: string; heardAt: number; delayMs: number | null };
+type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null };
 
 /** Senders remembered at most; the oldest is forgotten first. A network has far fewer machines. */
 export const MAX_TRACKED_SENDERS = 4096;
@@ -199,7 +200,7 @@ export class FailoverRunner {
     // The echo carries our own send time and how long the peer held it: the round trip itself,
     // not the wait for its next heartbeat, and no synchronised clocks needed.
     const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (known?.delayMs ?? null);
-    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, heardAt: now, delayMs });
+    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
     this.feed({ type: "heartbeat", id: hb.id, beat: beatBody(hb) });
   }
@@ -244,6 +245,7 @@ export class FailoverRunner {
         id,
         name: p.name,
         role: p.role,
+        state: p.state,
         address: `${p.address.host}:${p.address.port}`,
         delayMs: p.delayMs,
         lastHeardMsAgo: now - p.heardAt,

@@ -19,6 +19,10 @@ import { listenError } from "../net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
 import type { FromHubFrame } from "../hub/frames.ts";
 import type { InProcessApp } from "../services/app-gateway.ts";
+import { AppError, InvalidInput } from "../core/errors.ts";
+import type { Permission, PermissionLevel } from "../core/permissions.ts";
+import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "./status-history.ts";
+import type { LogEntry } from "../services/show-file-protocol.ts";
 
 export type NodeOptions = {
   dataDir: string;
@@ -36,11 +40,14 @@ export class MachineNode implements MachineControl {
   private web: ReturnType<typeof Bun.serve> | null = null;
   private peer: PeerRuntime | null = null;
   private discovery: Discovery | null = null;
+  private readonly recorder: StatusHistory;
+  private historyTimer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(state: MachineState, log: Logger) {
     this.state = state;
     this.log = log;
     this.app = createWebApp(this, staticAssets(), { log });
+    this.recorder = new StatusHistory(state.snapshot.config.failoverTimeoutMs);
   }
 
   /** Loads the data dir, checks the setup and opens the ports. Throws an AppError saying what is wrong. */
@@ -59,6 +66,7 @@ export class MachineNode implements MachineControl {
       await node.web!.stop(true);
       throw error;
     }
+    node.historyTimer = setInterval(() => node.recorder.record(node.status(), Date.now()), HISTORY_SAMPLE_MS);
     const snap = state.snapshot;
     options.log.info("started", {
       name: snap.config.name,
@@ -95,7 +103,7 @@ export class MachineNode implements MachineControl {
       backup: config.backup,
       peerListen: this.peer?.endpoint.address ?? null,
       showFile: this.peer?.showFileStatus() ?? null,
-      storage: this.peer?.storageStatus() ?? null, // issue 11
+      storage: this.peer?.storageStatus() ?? null,
       failover: failover && {
         state: failover.state,
         epoch: failover.epoch,
@@ -103,6 +111,8 @@ export class MachineNode implements MachineControl {
         activeServer: failover.activeServer,
         hubConnected: failover.hubConnected,
         queued: failover.queued,
+        chipProgress: failover.chipProgress,
+        localApps: failover.localApps,
         peers: failover.peers,
         pairing: failover.pairing,
         refusal: failover.refusal,
@@ -121,6 +131,7 @@ export class MachineNode implements MachineControl {
       main: config.main,
       backup: config.backup,
       keyFingerprint: networkKeyFingerprint(snap),
+      networkKey: snap.networkKey && ["main", "server", "standalone"].includes(config.role) ? Buffer.from(snap.networkKey).toString("base64") : null,
       pinned: { role: pinned.has("role"), main: pinned.has("main"), backup: pinned.has("backup"), license: pinned.has("license"), key: pinned.has("key") },
     };
   }
@@ -162,6 +173,49 @@ export class MachineNode implements MachineControl {
     return this.peer?.attachApp(name, deliver) ?? null;
   }
 
+  /** The Synced storage panel's history; a stand-alone machine has no show file. */
+  async showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean } | null> {
+    return this.peer ? this.peer.showFileHistory(limit) : null;
+  }
+
+  history(): HistorySnapshot {
+    return this.recorder.snapshot();
+  }
+
+  heardWithinMs(): number {
+    return this.state.snapshot.config.failoverTimeoutMs;
+  }
+
+  /**
+   * Add Backup server on the main's Machines panel: pairs now, then keeps the
+   * address in config.json. A level-3 client asks the main to do it.
+   */
+  async addBackup(address: string): Promise<{ peerName: string }> {
+    if (!this.peer) throw new InvalidInput("This machine is not on the network: make it the main server on its setup page first.", "address");
+    if (this.state.snapshot.config.role === "client") return this.peer.console.addBackup(address);
+    this.refuseIfBackupPinned();
+    const added = await this.peer.addBackup(address);
+    this.state.saveSettings({ backup: address });
+    this.log.info("backup added", { backup: added.peerName, address });
+    return added;
+  }
+
+  /** The delete icon on the Backup server row: unpairs it and forgets its address (a level-3 client asks the main). */
+  async removeBackup(): Promise<void> {
+    if (this.peer && this.state.snapshot.config.role === "client") return this.peer.console.removeBackup();
+    this.refuseIfBackupPinned();
+    if (!this.peer) return;
+    await this.peer.removeBackup();
+    this.state.saveSettings({ backup: null });
+    this.log.info("backup removed");
+  }
+
+  private refuseIfBackupPinned(): void {
+    if (this.state.snapshot.pinned.has("backup")) {
+      throw new InvalidInput("This main's backup is fixed on its command line (--backup): change it there and restart.", "address");
+    }
+  }
+
   uiPassword(): string | null {
     return this.state.snapshot.config.uiPassword;
   }
@@ -187,14 +241,30 @@ export class MachineNode implements MachineControl {
         license: () => this.state.snapshot.license?.type ?? null,
         identityView: () => this.peerIdentity(),
         log: this.log,
+        backupChanges: { add: (address) => this.addBackup(address), remove: () => this.removeBackup() },
       });
     }
     this.applyDiscovery();
   }
 
-  /** Manual failback: the main's own UI (or a level-3 client) allows the switch back. */
-  switchBack(): void {
-    this.peer?.switchBack();
+  /** Manual failback: the main's own UI, or a level-3 client asking the main. */
+  async switchBack(): Promise<string> {
+    if (!this.peer) throw new AppError("NOTHING_TO_SWITCH_BACK", "A stand-alone machine has no network to switch back.", { status: 409 });
+    return this.peer.console.switchBack();
+  }
+
+  permission(): Permission {
+    return this.peer?.console.permission() ?? null;
+  }
+
+  levels(): Record<string, PermissionLevel> {
+    return this.peer?.console.levels() ?? {};
+  }
+
+  setLevel(machineId: string, level: PermissionLevel): void {
+    if (!this.peer) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
+    this.peer.console.setLevel(machineId, level);
+    this.log.info("permission level set", { machine: machineId, level });
   }
 
   /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */
@@ -244,6 +314,7 @@ export class MachineNode implements MachineControl {
 
   /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */
   async stop(): Promise<void> {
+    if (this.historyTimer) clearInterval(this.historyTimer);
     if (this.advertTimer) clearInterval(this.advertTimer);
     await this.discovery?.stop();
     this.discovery = null;

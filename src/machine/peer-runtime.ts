@@ -45,6 +45,9 @@ import { LogReplicationSink, LogReplicationSource, type BackupSync } from "../se
 import { PairingService } from "../services/pairing-service.ts";
 import type { MachineIdentity } from "../store/machine-identity.ts";
 import type { PeerRefusal } from "../core/status.ts";
+import { ConsoleActions, PERMISSION_REFRESH_MS } from "./console-actions.ts";
+import { fetchShowFileLog, logEntryOf } from "../services/show-file-history.ts";
+import type { LogEntry } from "../services/show-file-protocol.ts";
 
 const systemClock: Clock = { now: () => performance.now() };
 const systemTimers = {
@@ -62,6 +65,8 @@ export type PeerRuntimeOptions = {
   license: () => LicenseType | null;
   identityView: () => PeerIdentity;
   log: Logger;
+  /** The machine's own Add Backup server and its removal (they also keep the setup), for level-3 clients asking the main. */
+  backupChanges: { add(address: string): Promise<{ peerName: string }>; remove(): Promise<void> };
 };
 
 export type FailoverStatus = {
@@ -69,6 +74,8 @@ export type FailoverStatus = {
   epoch: number;
   activeEpoch: number | null;
   chip: string;
+  chipProgress: number | null;
+  localApps: number;
   activeServer: "main" | "backup" | "self" | null;
   hubConnected: boolean;
   queued: number;
@@ -92,6 +99,8 @@ export class PeerRuntime {
   private readonly assetService: AssetService;
   private readonly pairingFile: PairingFile | null;
   private readonly pairing: PairingService;
+  /** Switch back and permission levels, for the console (machine/console-actions.ts). */
+  readonly console: ConsoleActions;
   private replicationSource: LogReplicationSource | null = null;
   private replicationSink: LogReplicationSink | null = null;
   /** Unused chunks (aborted uploads, pushes that never came) given back after the grace period. */
@@ -112,6 +121,16 @@ export class PeerRuntime {
     this.secure = { networkKey, machine: identity };
     const isServer = this.role !== "client";
     this.pairingFile = isServer ? new PairingFile(options.dataDir) : null;
+    this.console = new ConsoleActions({
+      role: this.role,
+      dataDir: options.dataDir,
+      secure: this.secure,
+      failoverState: () => this.runner?.status().state ?? null,
+      allowSwitchBack: () => this.runner?.feed({ type: "switchBack" }),
+      hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
+      mainAddress: () => (this.servers.main ? formatHostPort(this.servers.main) : null),
+      backupChanges: options.backupChanges,
+    });
     if (isServer) {
       this.db = openDatabase(databasePath(options.dataDir));
       this.hub = new HubService(new HubCore({ epoch: new EpochFile(options.dataDir).read(), persistence: new HubStateStore(this.db) }), networkKey, log);
@@ -168,6 +187,7 @@ export class PeerRuntime {
       "/assets": (c) => this.assetService.accept(c),
       "/replicate-log": this.replicationSource ? (c) => this.replicationSource!.accept(c) : null,
       "/pair": isServer ? (c) => this.pairing.accept(c) : null,
+      "/console": this.console.service,
     };
     this.endpoint = PeerEndpoint.listen({
       at: parseHostPort(config.peerListen)!,
@@ -268,6 +288,7 @@ export class PeerRuntime {
     if (this.role !== "main") {
       const probe = new NetworkKeyProbe(this.secure, (address, error) => this.gateway.refusals.failed(address, error, "peer refused"));
       this.every(config.failoverTimeoutMs, () => this.probeKeys(probe));
+      this.every(PERMISSION_REFRESH_MS, () => this.console.refreshLevel());
     }
     if (this.hub) {
       const hub = this.hub;
@@ -352,6 +373,19 @@ export class PeerRuntime {
     return { kind: "forward", to: this.servers[route.to]! };
   }
 
+  /**
+   * The show file's last revisions, for the Synced storage panel: from this
+   * server's store, or from the main. `readOnly` while the backup serves
+   * (push and pull wait for the main).
+   */
+  async showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean }> {
+    const route = this.filesMode();
+    if (this.stores) return { entries: this.stores.showFile.log(limit).map(logEntryOf), readOnly: route.kind === "read-only" };
+    if (route.kind === "forward") return { entries: await fetchShowFileLog(formatHostPort(route.to), this.secure, limit), readOnly: false };
+    if (route.kind === "read-only") return { entries: [], readOnly: true };
+    throw new AppError("NO_SERVER", "No server answers yet: check the main server's IP on the setup page.", { status: 503 });
+  }
+
   /** Main back after the backup served: copy what changed there, then the core decides to take over. */
   private async catchUp(): Promise<void> {
     const backup = this.runnerServers().backup;
@@ -369,6 +403,8 @@ export class PeerRuntime {
       epoch: s.epoch,
       activeEpoch: s.activeEpoch,
       chip: s.chip.text,
+      chipProgress: s.chip.progress,
+      localApps: this.gateway.appCount,
       activeServer: following?.role ?? null,
       hubConnected: this.gateway.connected,
       queued: this.gateway.uplink.queuedFrames,
@@ -402,9 +438,34 @@ export class PeerRuntime {
     return this.gateway.attachApp(name, deliver);
   }
 
-  /** Someone allowed switching back to the main (manual failback). */
-  switchBack(): void {
-    this.runner?.feed({ type: "switchBack" });
+  /**
+   * Add Backup server (the main's Machines panel): the pairing exchange runs
+   * now, so the operator reads a refusal in plain words (PairingRefused)
+   * instead of finding it in the log. A paired backup must be removed first.
+   */
+  async addBackup(address: string): Promise<{ peerName: string }> {
+    if (this.role !== "main") throw new BackupChangeRefused("Only the main server adds a backup server.");
+    const have = this.pairingFile!.details();
+    if (have) throw new BackupChangeRefused(`${have.peerName || have.address} is the backup server now: remove it first, then add another.`);
+    const at = await resolveHost(parseHostPort(address));
+    const text = formatHostPort(at!);
+    const peer = await this.pairing.pair(text);
+    this.servers = { ...this.servers, backup: at };
+    this.pairingFile!.expect({ ...peer, address: text });
+    this.runner?.feed({ type: "paired", peerId: peer.peerId });
+    this.runner?.setServers(this.runnerServers());
+    return { peerName: peer.peerName };
+  }
+
+  /** Removes the paired backup (the delete icon on its row): tells it, then forgets it. */
+  async removeBackup(): Promise<void> {
+    if (this.role !== "main") throw new BackupChangeRefused("Only the main server removes its backup server.");
+    this.servers = { ...this.servers, backup: null };
+    const have = this.pairingFile!.details();
+    if (!have) return;
+    await this.pairing.unpair(have.address);
+    this.runner?.feed({ type: "unpaired" });
+    this.runner?.setServers(this.runnerServers());
   }
 
   stop(): void {
@@ -420,6 +481,12 @@ export class PeerRuntime {
     this.heartbeats?.close();
     this.endpoint.stop();
     this.db?.close();
+  }
+}
+
+export class BackupChangeRefused extends AppError {
+  constructor(message: string) {
+    super("BACKUP_CHANGE_REFUSED", message, { status: 409 });
   }
 }
 

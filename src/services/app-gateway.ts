@@ -93,6 +93,11 @@ export class AppGateway {
     return this.server !== null;
   }
 
+  /** Local apps connected now (the Routing panel). */
+  get appCount(): number {
+    return this.apps.size;
+  }
+
   /** Handlers for one local app on `/app`. */
   acceptApp(connection: SecureConnection): ConnectionEvents {
     const id = `a${++this.nextApp}`;

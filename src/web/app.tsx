@@ -12,8 +12,7 @@ import { AppError, InvalidInput } from "../core/errors.ts";
 import type { MachineStatus } from "../core/status.ts";
 import { KeySection, LicenseSection, RoleSection, SetupPage, type FieldErrors, type SetupView } from "../../views/setup.tsx";
 import { StatusBar } from "../../views/status-bar.tsx";
-import { DiscoveredList, MachinesPage, PeerList } from "../../views/machines.tsx";
-import type { DiscoveredMachine } from "../net/discovery/discovery.ts";
+import { registerConsole, type ConsoleControl } from "./console-routes.tsx";
 import { fieldErrors, keyFormSchema, licenseFormSchema, roleFormSchema, type RoleForm } from "./forms.ts";
 import type { StaticAsset } from "./static-assets.ts";
 import type { Clock } from "../core/clock.ts";
@@ -22,17 +21,13 @@ import { hostAllowed, hostOfHeader } from "./host-allow-list.ts";
 import { PasswordGuard } from "./password-guard.ts";
 import { hubApiRoutes, type AttachHubApp } from "./hub-api.ts";
 
-/** What the web edge needs from the machine. */
-export interface MachineControl {
+/** What the web edge needs from the machine (the console panels' part in console-routes.tsx). */
+export interface MachineControl extends ConsoleControl {
   status(): MachineStatus;
   setupView(): SetupView;
   saveLicense(text: string): void;
   saveNetworkKey(text: string | null): void;
   saveRole(form: RoleForm): Promise<void>;
-  /** Machines found by DNS-SD, and whether discovery runs at all. */
-  discovered(): { discovery: "on" | "off" | "standalone"; machines: DiscoveredMachine[] };
-  /** Manual failback: let the main take the network back from the backup. */
-  switchBack(): void;
   /** Required for every request when the UI listens beyond loopback. */
   uiPassword(): string | null;
   /** Host names the setup pages answer to besides loopback and this machine's own (--ui-host). */
@@ -85,18 +80,8 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
   app.get("/partials/status-bar", (c) => c.html(<StatusBar status={machine.status()} />));
   app.get("/api/status", (c) => c.json(machine.status()));
   app.get("/api/machines/discovered", (c) => c.json(machine.discovered()));
-  app.get("/machines", (c) => c.html(<MachinesPage status={machine.status()} {...machine.discovered()} />));
-  app.post("/failover/switch-back", (c) => {
-    const status = machine.status();
-    if (status.role !== "main" || status.failover?.state !== "standby") {
-      return c.html(<p class="field-error" role="alert">Switching back is only possible on a main server that waits in standby (--failback manual).</p>, 409);
-    }
-    machine.switchBack();
-    return c.html(<p class="saved" role="status">Switching back to the main server…</p>);
-  });
+  registerConsole(app, machine);
   app.route("/api/hub", hubApiRoutes((name, deliver) => machine.attachHubApp(name, deliver)));
-  app.get("/partials/peers", (c) => c.html(<PeerList status={machine.status()} />));
-  app.get("/partials/discovered", (c) => c.html(<DiscoveredList {...machine.discovered()} />));
 
   app.get("/static/:name", (c) => {
     const asset = assets.get(c.req.param("name"));
@@ -123,7 +108,8 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
     async (c) => {
       const form = c.req.valid("form");
       const text = form.license?.trim() ? form.license : await form.licenseFile!.text();
-      const out = section(c, (e, s) => <LicenseSection view={machine.setupView()} errors={e} saved={s} />);
+      // A refused license stays in the box, to be corrected rather than pasted again.
+      const out = section(c, (e, s) => <LicenseSection view={machine.setupView()} errors={e} saved={s} typed={e ? form.license : undefined} />);
       try {
         machine.saveLicense(text);
       } catch (error) {

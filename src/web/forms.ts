@@ -1,24 +1,52 @@
 /** Shapes of every setup form: the single source of truth for what the pages accept. */
 import { z } from "zod";
-import { parseHostPort } from "../core/config.ts";
+import { isIP } from "node:net";
+import { DEFAULT_PEER_PORT, formatHostPort, parseHostPort } from "../core/config.ts";
 import { ROLES } from "../core/roles.ts";
 
 export const MAX_LICENSE_BYTES = 64 * 1024;
 
+/** A bare IP address gets the default peer port; anything else is left as typed. */
+export function withDefaultPort(s: string): string {
+  return isIP(s) !== 0 ? formatHostPort({ host: s, port: DEFAULT_PEER_PORT }) : s;
+}
+
+/** An IP address; the peer port may be left out when it is the default one. */
 const optionalAddress = z
   .string()
   .trim()
   .max(300)
   .optional()
-  .transform((s) => (s ? s : null))
-  .refine((s) => s === null || parseHostPort(s) !== null, { message: "Type an address as IP:PORT, e.g. 10.0.0.1:7401." });
+  .transform((s) => (!s ? null : withDefaultPort(s)))
+  .refine((s) => s === null || parseHostPort(s) !== null, { message: "Type an IP address such as 10.0.0.1 (or 10.0.0.1:7401)." });
 
-export const roleFormSchema = z.object({
-  role: z.enum(ROLES, { message: "Choose one of the roles above." }),
-  main: optionalAddress,
-  backup: optionalAddress,
-});
+/**
+ * The role form. Each role uses only some of the addresses (ROLE_ADDRESSES);
+ * the others are dropped, and a client's backup only with "Connect to a Backup".
+ */
+export const roleFormSchema = z
+  .object({
+    role: z.enum(ROLES, { message: "Choose one of the roles above." }),
+    main: optionalAddress,
+    backup: optionalAddress,
+    connectBackup: z.literal("on").optional(),
+  })
+  .transform(({ connectBackup, ...f }) => ({
+    role: f.role,
+    main: ROLE_ADDRESSES[f.role].main ? f.main : null,
+    backup: ROLE_ADDRESSES[f.role].backup && (f.role !== "client" || connectBackup === "on") ? f.backup : null,
+  }))
+  .refine((f) => f.role !== "client" || f.main !== null, { message: "Type the main server's IP address.", path: ["main"] });
 export type RoleForm = z.infer<typeof roleFormSchema>;
+
+/** Which server addresses each role's form asks for. */
+export const ROLE_ADDRESSES: Record<(typeof ROLES)[number], { main: boolean; backup: boolean }> = {
+  standalone: { main: false, backup: false },
+  client: { main: true, backup: true },
+  server: { main: false, backup: false },
+  main: { main: false, backup: true },
+  backup: { main: true, backup: false },
+};
 
 export const licenseFormSchema = z
   .object({

@@ -221,7 +221,7 @@ describe.skipIf(skipReason !== null)("setup pages in Chromium", () => {
     expect(await stillSameDocument(page)).toBe(true);
   });
 
-  test("a client with an address lacking the port is refused beside the field and nothing is saved", async () => {
+  test("a client with something that is not an address is refused beside the field and nothing is saved", async () => {
     const { page, machine } = await openSetup();
     const license = licenseFor(30);
     await pasteLicense(page, license.text);
@@ -229,14 +229,14 @@ describe.skipIf(skipReason !== null)("setup pages in Chromium", () => {
     await generateKey(page); // no reload: the license response refreshed the role choices
 
     await page.locator("#role-client").check();
-    await page.locator("#main").fill("10.0.0.1");
+    await page.locator("#main").fill("10.0.0.1:99999");
     await page.getByRole("button", { name: "Connect" }).click();
 
     const error = page.locator("#main + [data-testid=main-error]");
     await error.waitFor();
-    expect(await error.textContent()).toContain("IP:PORT");
+    expect(await error.textContent()).toContain("Type an IP address such as 10.0.0.1");
     expect(await page.locator("#main").getAttribute("aria-invalid")).toBe("true");
-    expect(await page.locator("#main").inputValue()).toBe("10.0.0.1"); // what was typed stays, to be corrected
+    expect(await page.locator("#main").inputValue()).toBe("10.0.0.1:99999"); // what was typed stays, to be corrected
     expect(await page.locator("#role-client").isChecked()).toBe(true);
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
 

@@ -98,7 +98,7 @@ describe("the executable alone in an empty folder", () => {
 
     const bad = await fetch(`${m.ui}/setup/role`, { method: "POST", headers: { origin: m.ui }, body: new URLSearchParams({ role: "client", main: "nowhere" }) });
     expect(bad.status).toBe(400);
-    expect(await bad.text()).toContain("Type an address as IP:PORT");
+    expect(await bad.text()).toContain("Type an IP address such as 10.0.0.1");
 
     const cli = run(["status", "--json", "--ui", m.ui]);
     expect(cli.code).toBe(0);

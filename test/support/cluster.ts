@@ -221,7 +221,7 @@ export class Cluster {
    */
   async setupRole(name: string, fields: RoleFields): Promise<{ status: number; body: string }> {
     const ui = this.machine(name).ui;
-    const body = new URLSearchParams({ role: fields.role, main: fields.main ?? "", backup: fields.backup ?? "" });
+    const body = new URLSearchParams({ role: fields.role, main: fields.main ?? "", backup: fields.backup ?? "", ...(fields.backup ? { connectBackup: "on" } : {}) });
     const response = await fetch(`${ui}/setup/role`, { method: "POST", body, headers: { origin: ui }, signal: AbortSignal.timeout(10_000) });
     return { status: response.status, body: await response.text() };
   }

@@ -22,7 +22,7 @@ describe("pages and API of a fresh machine", () => {
   const cases: { name: string; path: string; status: number; contains: string[]; lacks?: string[] }[] = [
     { name: "setup page", path: "/setup", status: 200, contains: ["<!DOCTYPE html>", "Set up this machine", 'src="/static/htmx.min.js"', "Stand-alone", 'data-testid="status-chip"'] },
     { name: "roles without a license are disabled with a reason", path: "/setup", status: 200, contains: ['id="role-client" name="role" value="client" disabled=""', "Client needs a"] },
-    { name: "status bar partial", path: "/partials/status-bar", status: 200, contains: ['id="status-bar"', 'hx-trigger="every 1s"'], lacks: ["<html"] },
+    { name: "status bar partial", path: "/partials/status-bar", status: 200, contains: ['id="status-bar"', 'data-testid="status-chip"'], lacks: ["<html"] },
     { name: "htmx from /static", path: "/static/htmx.min.js", status: 200, contains: ["htmx"] },
     { name: "css", path: "/static/style.css", status: 200, contains: [".status-bar"] },
     { name: "unknown static file", path: "/static/../../etc/passwd", status: 404, contains: [] },
@@ -53,7 +53,8 @@ describe("setup forms: bad input is shown next to its field and changes nothing"
     { name: "bad pasted key", path: "/setup/key", fields: { action: "paste", key: "abc" }, field: "key", message: "is not a network key" },
     { name: "unknown key action", path: "/setup/key", fields: { action: "steal" }, field: "action", message: "" },
     { name: "unknown role", path: "/setup/role", fields: { role: "primary" }, field: "role", message: "Choose one of the roles above." },
-    { name: "bad main address", path: "/setup/role", fields: { role: "client", main: "10.0.0.1" }, field: "main", message: "Type an address as IP:PORT" },
+    { name: "bad main address", path: "/setup/role", fields: { role: "client", main: "10.0.0.1:99999" }, field: "main", message: "Type an IP address such as 10.0.0.1" },
+    { name: "client without a main", path: "/setup/role", fields: { role: "client", main: " " }, field: "main", message: "Type the main server&#39;s IP address." },
     { name: "role the license does not allow", path: "/setup/role", fields: { role: "client", main: "10.0.0.1:7401" }, field: "role", message: "Client needs a" },
   ];
   for (const c of cases) {
@@ -124,7 +125,7 @@ describe("setting a machine up", () => {
     const first = await fresh();
     await formPost(first.node, "/setup/license", { license: failoverLicense() });
     await formPost(first.node, "/setup/key", { action: "generate" });
-    await formPost(first.node, "/setup/role", { role: "backup" });
+    await formPost(first.node, "/setup/role", { role: "backup", main: "127.0.0.1:9" });
     const before = first.node.status();
     await first.node.stop();
     running.splice(running.indexOf(first.node), 1);
@@ -138,7 +139,8 @@ describe("setting a machine up", () => {
     writeFileSync(join(dir, "network.key"), formatNetworkKey(new Uint8Array(32).fill(7)));
     const { node } = await fresh({ dataDir: dir, flags: { role: "server" } });
     const page = await (await node.app.request("http://localhost/setup")).text();
-    expect(page).toContain("<fieldset disabled=\"\">");
+    expect(page).toContain('<input type="hidden" name="role" value="server"/>');
+    expect(page).not.toContain('type="radio"');
     expect(page).toContain("Set by --role on the command line.");
     const response = await formPost(node, "/setup/role", { role: "standalone" });
     expect(response.status).toBe(400);
@@ -178,5 +180,69 @@ describe("server addresses", () => {
     const { node } = await fresh({ dataDir: dir, flags: { role: "client", main: "localhost:9", heartbeatMs: "50", failoverTimeoutMs: "250" } });
     expect(node.status().failover?.state).toBeDefined();
     expect(node.status().main).toBe("localhost:9");
+  });
+});
+
+describe("setup forms per role", () => {
+  async function licensed(flags: Record<string, string> = {}) {
+    const dir = tempDir();
+    writeFileSync(join(dir, "license.json"), failoverLicense());
+    writeFileSync(join(dir, "network.key"), formatNetworkKey(new Uint8Array(32).fill(9)));
+    return fresh({ dataDir: dir, flags });
+  }
+
+  test("a client keeps the backup's IP only with Connect to a Backup; a bare IP gets the default peer port", async () => {
+    const { node } = await licensed();
+    let response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1", backup: "127.0.0.2" });
+    expect(response.status).toBe(200);
+    expect(node.status()).toMatchObject({ role: "client", main: "127.0.0.1:7401", backup: null });
+    response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1", connectBackup: "on", backup: "127.0.0.2" });
+    expect(response.status).toBe(200);
+    expect(node.status()).toMatchObject({ role: "client", main: "127.0.0.1:7401", backup: "127.0.0.2:7401" });
+  });
+
+  test("fields a role does not use are not saved", async () => {
+    const { node } = await licensed();
+    expect((await formPost(node, "/setup/role", { role: "server", main: "127.0.0.1:9", backup: "127.0.0.1:8" })).status).toBe(200);
+    expect(node.status()).toMatchObject({ role: "server", main: null, backup: null });
+  });
+
+  test("the main shows its network key masked, with a copy button; a client does not", async () => {
+    const { node } = await licensed({ role: "main" });
+    const html = await (await node.app.request("http://localhost/setup")).text();
+    expect(html).toContain('id="network-key" type="password" readonly=""');
+    expect(html).toContain('data-copy="network-key"');
+    const client = await licensed({ role: "client", main: "127.0.0.1:9" });
+    expect(await (await client.node.app.request("http://localhost/setup")).text()).not.toContain('id="network-key"');
+  });
+
+  test("with role and addresses fixed by flags there is no button that could fail", async () => {
+    const { node } = await licensed({ role: "client", main: "127.0.0.1:9", backup: "127.0.0.1:8" });
+    const html = await (await node.app.request("http://localhost/setup")).text();
+    for (const s of ["Set by --role on the command line.", "Set by --main on the command line.", "Set by --backup on the command line."]) expect(html).toContain(s);
+    expect(html).not.toContain('type="submit" class="primary for-client"');
+    // What the page would post, were it posted, is accepted unchanged.
+    const response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9", connectBackup: "on", backup: "127.0.0.1:8" });
+    expect(response.status).toBe(200);
+  });
+
+  test("a refused license stays in the box", async () => {
+    const { node } = await fresh();
+    const response = await formPost(node, "/setup/license", { license: "{ almost a license" });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toContain("{ almost a license</textarea>");
+  });
+
+  test("errors speak of the page, not of flags", async () => {
+    const { node } = await fresh();
+    const roles = await (await node.app.request("http://localhost/setup")).text();
+    expect(roles).toContain("Add a license above.");
+    expect(roles).not.toContain("--license");
+    await formPost(node, "/setup/license", { license: failoverLicense() });
+    const response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9" });
+    const html = await response.text();
+    expect(html).toContain("generate it below on the main server");
+    expect(html).not.toContain("understudy keys generate");
+    expect(html).not.toContain("--key");
   });
 });

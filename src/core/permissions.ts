@@ -1,0 +1,40 @@
+/**
+ * Permission levels of client machines (DESIGN.md "Security"), set on the
+ * main's Machines panel: 1 sees only its own items, 2 (the default) sees the
+ * others read-only, 3 may edit everything, add or remove the backup and
+ * switch back. A server's own pages may do everything.
+ */
+import { z } from "zod";
+import { AppError } from "./errors.ts";
+
+export const PERMISSION_LEVELS = [1, 2, 3] as const;
+export type PermissionLevel = (typeof PERMISSION_LEVELS)[number];
+export const DEFAULT_PERMISSION_LEVEL: PermissionLevel = 2;
+
+export const permissionLevelSchema = z.coerce
+  .number({ message: "Choose permission level 1, 2 or 3." })
+  .int("Choose permission level 1, 2 or 3.")
+  .min(1, "Choose permission level 1, 2 or 3.")
+  .max(3, "Choose permission level 1, 2 or 3.")
+  .transform((n) => n as PermissionLevel);
+
+export const PERMISSION_WORDS: Record<PermissionLevel, string> = {
+  1: "1 · own items only",
+  2: "2 · sees others read-only",
+  3: "3 · may change everything",
+};
+
+/** What a machine's pages may do: `null` is a server's own UI, which may do everything. */
+export type Permission = PermissionLevel | null;
+
+export const seesOthers = (p: Permission) => p === null || p >= 2;
+export const maySwitchBack = (p: Permission) => p === null || p === 3;
+export const mayChangeBackup = (p: Permission) => p === null || p === 3;
+
+export class PermissionRefused extends AppError {
+  constructor(level: PermissionLevel, what: string) {
+    super("PERMISSION_REFUSED", `This machine has permission level ${level}, which may not ${what}. The main server's Machines panel sets each machine's level.`, {
+      status: 403,
+    });
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * What the operator console may ask of a machine on the network beyond its
+ * own settings: switching back (on the main, or a level-3 client asking the
+ * main over `/console`) and permission levels (kept by the main, asked for
+ * by each client every PERMISSION_REFRESH_MS; while the main is away a
+ * client keeps the last answer).
+ */
+import { AppError } from "../core/errors.ts";
+import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
+import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
+import { acceptConsole, askAddBackup, askLevel, askRemoveBackup, askSwitchBack } from "../services/console-service.ts";
+import { PermissionsFile } from "../store/permissions-file.ts";
+
+export const PERMISSION_REFRESH_MS = 2000;
+
+export type ConsoleActionsOptions = {
+  role: "main" | "backup" | "client";
+  dataDir: string;
+  secure: SecureSocketOptions;
+  /** The failover state name now ("standby", "active", …), null before the runner runs. */
+  failoverState: () => string | null;
+  /** Feeds the core the switch-back event. */
+  allowSwitchBack: () => void;
+  /** The main hears this client now. */
+  hearsClient: (machineId: string) => boolean;
+  /** Where the main is ("host:port"), for a client; null when its setup names none. */
+  mainAddress: () => string | null;
+  /** The main's own Add Backup server and its removal (what its Machines panel does), for level-3 clients. */
+  backupChanges: { add(address: string): Promise<{ peerName: string }>; remove(): Promise<void> };
+};
+
+export class ConsoleActions {
+  private readonly permissions: PermissionsFile | null;
+  private level: PermissionLevel = DEFAULT_PERMISSION_LEVEL;
+
+  constructor(private readonly options: ConsoleActionsOptions) {
+    this.permissions = options.role === "main" ? new PermissionsFile(options.dataDir) : null;
+  }
+
+  /** The main's side of `/console`; other roles do not serve it. */
+  get service(): ((connection: SecureConnection) => ConnectionEvents) | null {
+    if (!this.permissions) return null;
+    const { backupChanges } = this.options;
+    return (connection) =>
+      acceptConsole(connection, {
+        levels: () => this.levels(),
+        switchBack: () => this.switchBackHere(),
+        addBackup: (address) => backupChanges.add(address),
+        removeBackup: () => backupChanges.remove(),
+      });
+  }
+
+  /** Switch back (manual failback); resolves with what happened, in words for the page. */
+  async switchBack(): Promise<string> {
+    const { role } = this.options;
+    if (role === "main") return this.switchBackHere();
+    if (role === "client") {
+      if (!maySwitchBack(this.level)) throw new PermissionRefused(this.level, "switch the network back to the main server");
+      const main = this.options.mainAddress();
+      if (!main) throw new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
+      return askSwitchBack(main, this.options.secure);
+    }
+    throw new AppError("NOTHING_TO_SWITCH_BACK", "Switching back is done on the main server, once it is back and waits for it, or on a client with permission level 3.", { status: 409 });
+  }
+
+  /** A level-3 client's Add Backup server: the main does it. */
+  addBackup(address: string): Promise<{ peerName: string }> {
+    return this.askMainTo("add a backup server", (main) => askAddBackup(main, this.options.secure, address));
+  }
+
+  /** A level-3 client removes the backup: the main does it. */
+  removeBackup(): Promise<void> {
+    return this.askMainTo("remove the backup server", (main) => askRemoveBackup(main, this.options.secure));
+  }
+
+  private async askMainTo<T>(what: string, ask: (main: string) => Promise<T>): Promise<T> {
+    if (this.options.role !== "client") throw new AppError("NOT_A_CLIENT", `Only the main server, or a client with permission level 3, may ${what}.`, { status: 409 });
+    if (!mayChangeBackup(this.level)) throw new PermissionRefused(this.level, what);
+    const main = this.options.mainAddress();
+    if (!main) throw new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
+    return ask(main);
+  }
+
+  /** The main's own decision; repeated clicks after the switch are answered calmly. */
+  private switchBackHere(): string {
+    const state = this.options.failoverState();
+    if (state === "standby") {
+      this.options.allowSwitchBack();
+      return "Switching back to the main server…";
+    }
+    if (state === "active") return "The main server serves the network.";
+    throw new AppError("NOTHING_TO_SWITCH_BACK", "The main server is not waiting to switch back: it switches back by itself once it has caught up.", { status: 409 });
+  }
+
+  /** What this machine's pages may do: a server's own pages everything (null), a client what the main allows. */
+  permission(): Permission {
+    return this.options.role === "client" ? this.level : null;
+  }
+
+  /** The main: each client's level (absent: the default). */
+  levels(): Record<string, PermissionLevel> {
+    return this.permissions?.read() ?? {};
+  }
+
+  /** The main sets a client's level; only for a client it hears or already has a level for. */
+  setLevel(machineId: string, level: PermissionLevel): void {
+    if (!this.permissions) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
+    if (!this.options.hearsClient(machineId) && !(machineId in this.levels())) {
+      throw new AppError("UNKNOWN_MACHINE", "No client with that id is known to this main server: it must be running and heard first.", { status: 404 });
+    }
+    this.permissions.set(machineId, level);
+  }
+
+  /** A client asks the main its level (one step of a loop the runtime runs). */
+  refreshLevel(): void {
+    const main = this.options.mainAddress();
+    if (this.options.role !== "client" || !main) return;
+    askLevel(main, this.options.secure).then(
+      (level) => (this.level = level),
+      () => {},
+    );
+  }
+}

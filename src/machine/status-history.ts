@@ -1,0 +1,121 @@
+/**
+ * What the console shows over time, sampled from the machine's status: the
+ * round trip to each peer over the last minute (Delays panel, its SVG and
+ * worst value), cumulative round-trip histograms and the failover and
+ * failback counts (/metrics), and the last failover. `record()` is a plain
+ * step so tests drive it with their own status and time.
+ */
+import type { MachineStatus } from "../core/status.ts";
+
+export const HISTORY_SAMPLE_MS = 1000;
+export const HISTORY_SAMPLES = 60;
+/** Upper bounds (ms) of the round-trip histogram buckets; +Inf is implied. */
+export const RTT_BUCKETS_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000] as const;
+
+export type PeerDelayHistory = {
+  id: string;
+  name: string;
+  role: string;
+  /** Oldest first; null where the peer was not heard or gave no round trip. */
+  samples: (number | null)[];
+  worstMs: number | null;
+  /** Cumulative counts per RTT_BUCKETS_MS bound, then +Inf; sum in ms. */
+  buckets: number[];
+  count: number;
+  sumMs: number;
+};
+
+export type FailoverRecord = { at: string; server: "main" | "backup"; tookMs: number | null; why: string };
+
+export type HistorySnapshot = {
+  peers: PeerDelayHistory[];
+  failovers: number;
+  failbacks: number;
+  last: FailoverRecord | null;
+};
+
+/** Who serves the network as this machine sees it: the main, the backup, or not known. */
+function servingServer(s: MachineStatus): "main" | "backup" | null {
+  const active = s.failover?.activeServer ?? null;
+  if (active === "self") return s.role === "backup" ? "backup" : "main";
+  return active;
+}
+
+export class StatusHistory {
+  private readonly peers = new Map<string, PeerDelayHistory>();
+  private serving: "main" | "backup" | null = null;
+  private failovers = 0;
+  private failbacks = 0;
+  private last: FailoverRecord | null = null;
+
+  constructor(private readonly heardWithinMs: number) {}
+
+  record(s: MachineStatus, wallNow: number): void {
+    const seen = new Set<string>();
+    for (const p of s.failover?.peers ?? []) {
+      seen.add(p.id);
+      const h = this.peers.get(p.id) ?? this.fresh(p.id);
+      h.name = p.name;
+      h.role = p.role;
+      const rtt = p.lastHeardMsAgo <= this.heardWithinMs ? p.delayMs : null;
+      this.push(h, rtt);
+    }
+    for (const [id, h] of this.peers) {
+      if (seen.has(id)) continue;
+      this.push(h, null);
+      if (h.samples.every((x) => x === null)) this.peers.delete(id);
+    }
+    this.noteServing(s, wallNow);
+  }
+
+  snapshot(): HistorySnapshot {
+    return {
+      peers: [...this.peers.values()].map((p) => ({ ...p, samples: [...p.samples], buckets: [...p.buckets] })),
+      failovers: this.failovers,
+      failbacks: this.failbacks,
+      last: this.last,
+    };
+  }
+
+  private fresh(id: string): PeerDelayHistory {
+    const h: PeerDelayHistory = { id, name: "", role: "", samples: [], worstMs: null, buckets: new Array(RTT_BUCKETS_MS.length + 1).fill(0), count: 0, sumMs: 0 };
+    this.peers.set(id, h);
+    return h;
+  }
+
+  private push(h: PeerDelayHistory, rtt: number | null): void {
+    h.samples.push(rtt);
+    if (h.samples.length > HISTORY_SAMPLES) h.samples.shift();
+    const heard = h.samples.filter((x): x is number => x !== null);
+    h.worstMs = heard.length ? Math.max(...heard) : null;
+    if (rtt === null) return;
+    h.count++;
+    h.sumMs += rtt;
+    RTT_BUCKETS_MS.forEach((bound, i) => {
+      if (rtt <= bound) h.buckets[i]!++;
+    });
+    h.buckets[RTT_BUCKETS_MS.length]!++;
+  }
+
+  private noteServing(s: MachineStatus, wallNow: number): void {
+    const now = servingServer(s);
+    if (now === null || now === this.serving) return;
+    const before = this.serving;
+    this.serving = now;
+    if (before === null) return;
+    const main = s.failover?.peers.find((p) => p.role === "main");
+    if (now === "backup") {
+      this.failovers++;
+      const silent = main ? Math.round(main.lastHeardMsAgo) : null;
+      this.last = {
+        at: new Date(wallNow).toISOString(),
+        server: "backup",
+        tookMs: silent,
+        why: silent === null ? "The main server stopped answering." : `The main server stopped answering; it was last heard ${silent} ms before.`,
+      };
+    } else {
+      this.failbacks++;
+      this.last = { at: new Date(wallNow).toISOString(), server: "main", tookMs: null, why: "The main server came back and took the network back." };
+    }
+  }
+}

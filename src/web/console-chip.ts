@@ -1,0 +1,63 @@
+/**
+ * The chip the operator console shows, refined from the core's chip with what
+ * the status also knows (the show-file copy, the pairing, a main in standby).
+ * The rules are a table read top to bottom, first match wins: a new state
+ * (e.g. "Network key differs" from a refusal) is one more row.
+ */
+import type { MachineStatus } from "../core/status.ts";
+
+export type ChipTone = "ok" | "warn" | "alert" | "neutral";
+export type ConsoleChip = { text: string; tone: ChipTone; hint: string };
+
+type Rule = (s: MachineStatus) => ConsoleChip | null;
+
+const percent = (p: number | null | undefined) => `${Math.floor((p ?? 0) * 100)} %`;
+
+const RULES: readonly Rule[] = [
+  (s) => (s.role === "standalone" ? { text: "Stand-alone", tone: "neutral", hint: "This machine works alone, without a network." } : null),
+  (s) => {
+    const r = s.failover?.refusal;
+    if (!r || r.code !== "NETWORK_KEY_MISMATCH") return null;
+    const prints = r.peerFingerprint && r.localFingerprint ? ` (fingerprint ${r.peerFingerprint} there, ${r.localFingerprint} here)` : "";
+    return { text: "Network key differs", tone: "alert", hint: `Network key differs from the server's at ${r.peer}${prints}: install the same network key on every machine.` };
+  },
+  (s) =>
+    s.chip === "Main isolated"
+      ? { text: "Main isolated", tone: "alert", hint: "This main hears neither its backup nor any client: it holds Data Hub writes until it hears the network." }
+      : null,
+  (s) =>
+    s.role === "main" && s.failover?.state === "standby"
+      ? { text: "Main is back — switch back", tone: "warn", hint: "The backup still serves. Switch back on the Machines panel when it suits the show." }
+      : null,
+  (s) => (s.chip === "Backup is active" ? { text: "Backup is active", tone: "alert", hint: "The main server is down: the backup serves the network." } : null),
+  (s) =>
+    s.chip === "No server reachable"
+      ? { text: "No server reachable", tone: "alert", hint: "This client hears neither the main nor the backup. Its apps' messages wait." }
+      : null,
+  (s) =>
+    s.chip === "Main unreachable from backup"
+      ? { text: "Main unreachable from backup", tone: "warn", hint: "The backup does not hear the main, but clients do: it does not take over." }
+      : null,
+  (s) =>
+    s.chip === "Backup is syncing"
+      ? { text: `Backup is syncing ${percent(s.failover?.chipProgress)}`, tone: "warn", hint: "The backup is copying what the main holds; it cannot take over yet." }
+      : null,
+  (s) =>
+    s.chip === "Backup is idle" && s.showFile?.backup.state === "behind"
+      ? { text: "Backup behind", tone: "warn", hint: `The backup's copy of the show file is ${s.showFile.backup.behindBy} changes behind.` }
+      : null,
+  (s) => (s.chip === "Backup is idle" ? { text: "Backup is idle", tone: "ok", hint: "The backup has everything and is ready to take over." } : null),
+  // A backup this machine should hear but does not.
+  (s) =>
+    s.chip === "No backup" && ((s.role === "main" && s.failover?.pairing) || (s.role === "client" && s.backup))
+      ? { text: "Backup unreachable", tone: "alert", hint: "The backup server is not heard: if the main fails now, nothing takes over." }
+      : null,
+];
+
+export function consoleChip(s: MachineStatus): ConsoleChip {
+  for (const rule of RULES) {
+    const chip = rule(s);
+    if (chip) return chip;
+  }
+  return { text: "No backup", tone: "neutral", hint: "No backup server is paired: if the main fails, nothing takes over." };
+}

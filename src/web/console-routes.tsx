@@ -1,0 +1,163 @@
+/** @jsxImportSource hono/jsx */
+/**
+ * The operator console's panels (Status, Machines, Delays, Routing), their
+ * live stream, the Machines panel's actions and /metrics. Handlers throw
+ * AppErrors; failed forms come back with what was typed and the reason.
+ */
+import type { Hono } from "hono";
+import { z } from "zod";
+import { AppError } from "../core/errors.ts";
+import { parseHostPort } from "../core/config.ts";
+import type { MachineStatus } from "../core/status.ts";
+import { permissionLevelSchema, seesOthers, type Permission, type PermissionLevel } from "../core/permissions.ts";
+import type { HistorySnapshot } from "../machine/status-history.ts";
+import { StatusBar } from "../../views/status-bar.tsx";
+import { PANELS, type Panel } from "../../views/layout.tsx";
+import { AddBackupCard, MachinesLive, MachinesPage, PermissionsCard, type Discovered, type MachinesView } from "../../views/machines.tsx";
+import { DelaysPage, DelayTable, RoutingPage, RoutingTable, StatusFacts, StatusPage } from "../../views/panels.tsx";
+import { liveStream } from "./live-stream.ts";
+import { machineRows } from "./machine-rows.ts";
+import { renderMetrics } from "./metrics.ts";
+import { StoragePage, StorageStatus, type StorageHistory } from "../../views/storage.tsx";
+import type { LogEntry } from "../services/show-file-protocol.ts";
+import { withDefaultPort } from "./forms.ts";
+
+/** What the console needs from the machine. */
+export interface ConsoleControl {
+  status(): MachineStatus;
+  discovered(): Discovered;
+  history(): HistorySnapshot;
+  /** How long after its last heartbeat a peer still counts as heard (the failover timeout). */
+  heardWithinMs(): number;
+  /** Add Backup server: the pairing exchange, now. Throws an AppError saying why not. */
+  addBackup(address: string): Promise<{ peerName: string }>;
+  removeBackup(): Promise<void>;
+  /** Manual failback (the main's own UI, or a level-3 client asking the main); resolves with what happened. */
+  switchBack(): Promise<string>;
+  /** What this machine's pages may do (null: a server's own pages, everything). */
+  permission(): Permission;
+  /** The main: every client's permission level. */
+  levels(): Record<string, PermissionLevel>;
+  setLevel(machineId: string, level: PermissionLevel): void;
+  /** The show file's last revisions (null: no show file here, a stand-alone machine). */
+  showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean } | null>;
+}
+
+/** Revisions the Synced storage panel lists. */
+export const STORAGE_HISTORY_LIMIT = 20;
+
+export const permissionFormSchema = z.object({
+  machine: z.string({ message: "Choose a machine." }).regex(/^[0-9a-f]{16}$/, "That is not a machine id."),
+  level: permissionLevelSchema,
+});
+
+/** An IP address, with the peer port when it is not the default one. */
+export const backupAddressSchema = z.object({
+  address: z
+    .string({ message: "Type the backup server's IP address, or pick a machine found on the network." })
+    .trim()
+    .min(1, "Type the backup server's IP address, or pick a machine found on the network.")
+    .max(300, "That is far too long for an address.")
+    .transform(withDefaultPort)
+    .refine((s) => parseHostPort(s) !== null, { message: "Type an IP address such as 10.0.0.2 (or 10.0.0.2:7401)." }),
+});
+
+const liveQuerySchema = z.object({ panel: z.enum(PANELS, { message: "Unknown panel." }) });
+
+export function registerConsole(app: Hono, machine: ConsoleControl): void {
+  const machinesView = (): MachinesView => {
+    const status = machine.status();
+    const discovered = machine.discovered();
+    const viewer = { permission: machine.permission(), levels: machine.levels() };
+    return { status, discovered, viewer, rows: machineRows(status, discovered.machines, machine.heardWithinMs(), viewer) };
+  };
+  /** A level-1 client sees no other client's delays either. */
+  const history = () => {
+    const h = machine.history();
+    return seesOthers(machine.permission()) ? h : { ...h, peers: h.peers.filter((p) => p.role !== "client") };
+  };
+
+  /** The live parts of a panel, each swapped out of band by its id. */
+  const liveParts = (panel: Panel) => {
+    const status = machine.status();
+    const bar = <StatusBar status={status} outOfBand />;
+    switch (panel) {
+      case "status":
+        return <>{bar}<StatusFacts status={status} history={history()} outOfBand /></>;
+      case "machines":
+        return <>{bar}<MachinesLive view={machinesView()} outOfBand /></>;
+      case "delays":
+        return <>{bar}<DelayTable status={status} history={history()} outOfBand /></>;
+      case "routing":
+        return <>{bar}<RoutingTable status={status} rows={machinesView().rows} outOfBand /></>;
+      case "storage":
+        return <>{bar}<StorageStatus status={status} outOfBand /></>;
+      case "setup":
+        return bar;
+    }
+  };
+
+  app.get("/events", (c) => {
+    const query = liveQuerySchema.safeParse(c.req.query());
+    if (!query.success) throw new AppError("UNKNOWN_PANEL", "Unknown panel: open one from the navigation.", { status: 400 });
+    return liveStream(c, async () => String(await liveParts(query.data.panel)));
+  });
+
+  app.get("/favicon.ico", (c) => c.body(null, 204));
+  app.get("/status", (c) => c.html(<StatusPage status={machine.status()} history={history()} />));
+  app.get("/machines", (c) => c.html(<MachinesPage view={machinesView()} />));
+  app.get("/delays", (c) => c.html(<DelaysPage status={machine.status()} history={history()} />));
+  app.get("/routing", (c) => c.html(<RoutingPage status={machine.status()} rows={machinesView().rows} />));
+  app.get("/storage", async (c) => {
+    let history: StorageHistory;
+    try {
+      history = await machine.showFileHistory(STORAGE_HISTORY_LIMIT);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      history = { error: error.message };
+    }
+    return c.html(<StoragePage status={machine.status()} history={history} />);
+  });
+  app.get("/metrics", (c) => c.text(renderMetrics(machine.status(), machine.history()), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+
+  app.post("/machines/backup", async (c) => {
+    const body = await c.req.parseBody();
+    const typed = typeof body.address === "string" ? body.address : "";
+    const form = backupAddressSchema.safeParse(body);
+    if (!form.success) return c.html(<AddBackupCard view={machinesView()} value={typed} error={form.error.issues[0]!.message} />, 400);
+    try {
+      const { peerName } = await machine.addBackup(form.data.address);
+      return c.html(<AddBackupCard view={machinesView()} saved={`${peerName} is now the backup server: it is copying what this main holds.`} />);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return c.html(<AddBackupCard view={machinesView()} value={typed} error={error.message} />, error.status as 400);
+    }
+  });
+
+  app.post("/machines/backup/remove", async (c) => {
+    await machine.removeBackup();
+    return c.html(<p class="saved" role="status">The backup server is removed.</p>);
+  });
+
+  /** The main's own UI, or a level-3 client (refused with 403 below that); a repeated click is answered calmly. */
+  app.post("/failover/switch-back", async (c) => {
+    try {
+      return c.html(<p class="saved" role="status">{await machine.switchBack()}</p>);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return c.html(<p class="field-error" role="alert">{error.message}</p>, error.status as 400);
+    }
+  });
+
+  app.post("/machines/permission", async (c) => {
+    const form = permissionFormSchema.safeParse(await c.req.parseBody());
+    if (!form.success) return c.html(<PermissionsCard view={machinesView()} error={form.error.issues[0]!.message} />, 400);
+    try {
+      machine.setLevel(form.data.machine, form.data.level);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return c.html(<PermissionsCard view={machinesView()} error={error.message} />, error.status as 400);
+    }
+    return c.html(<PermissionsCard view={machinesView()} saved={`Permission level ${form.data.level} set.`} />);
+  });
+}

@@ -1,0 +1,158 @@
+/**
+ * The rows of the Machines panel: this machine, every machine it hears
+ * (heartbeats: state and round trip) and every machine DNS-SD found (license
+ * type and key fingerprint), merged by machine id, servers first.
+ */
+import { LICENSE_TYPE_LABELS, type LicenseType } from "../core/license.ts";
+import { ROLE_LABELS, type Role } from "../core/roles.ts";
+import type { MachineStatus } from "../core/status.ts";
+import type { DiscoveredMachine } from "../net/discovery/discovery.ts";
+import { DEFAULT_PERMISSION_LEVEL, seesOthers, type Permission, type PermissionLevel } from "../core/permissions.ts";
+
+/** Who looks: this machine's own permission, and (on the main) every client's level. */
+export type Viewer = { permission: Permission; levels: Record<string, PermissionLevel> };
+export const SERVER_VIEWER: Viewer = { permission: null, levels: {} };
+
+export type MachineRow = {
+  id: string;
+  self: boolean;
+  name: string;
+  /** "main" | "backup" | "client" | "standalone" as the failover sees it ("server" is a main). */
+  kind: "main" | "backup" | "client" | "standalone";
+  roleLabel: string;
+  address: string;
+  license: string;
+  fingerprint: string | null;
+  keyDiffers: boolean;
+  /** In words for the table. */
+  state: string;
+  /** The failover state as the machine itself reports it ("active", "standby", "follow-main", …); null when not heard. */
+  wireState: string | null;
+  delayMs: number | null;
+  heard: boolean;
+  /** A client's permission level, where this machine knows it (the main; a client its own). */
+  level: PermissionLevel | null;
+};
+
+const KIND_ORDER = { main: 0, backup: 1, client: 2, standalone: 3 } as const;
+
+const STATE_WORDS: Record<string, string> = {
+  active: "serving",
+  rejoining: "back, catching up",
+  standby: "back, waits to switch back",
+  isolated: "isolated",
+  unpaired: "not paired",
+  syncing: "copying from the main",
+  idle: "in sync, ready",
+  "follow-main": "on the main",
+  "follow-backup": "on the backup",
+  "follow-none": "on no server",
+};
+
+function kindOf(role: string): MachineRow["kind"] {
+  if (role === "main" || role === "server") return "main";
+  if (role === "backup" || role === "client") return role;
+  return "standalone";
+}
+
+function labelOf(kind: MachineRow["kind"]): string {
+  return ROLE_LABELS[kind as Role];
+}
+
+/** The documentation's name for a role as heartbeats and adverts carry it ("main" → "Main server"). */
+export function roleLabelOf(role: string): string {
+  return labelOf(kindOf(role));
+}
+
+function licenseLabel(type: string | null | undefined): string {
+  return type && type in LICENSE_TYPE_LABELS ? LICENSE_TYPE_LABELS[type as LicenseType] : "–";
+}
+
+/**
+ * A peer counts as heard for `heardWithinMs` after its last heartbeat. A
+ * level-1 client sees no other client.
+ */
+export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMachine[], heardWithinMs: number, viewer: Viewer = SERVER_VIEWER): MachineRow[] {
+  const kind = kindOf(s.role);
+  const rows = new Map<string, MachineRow>();
+  rows.set(s.id, {
+    id: s.id,
+    self: true,
+    name: s.name,
+    kind,
+    roleLabel: s.roleLabel === "Server" ? labelOf("main") : s.roleLabel,
+    address: s.peerListen ?? "–",
+    license: licenseLabel(s.license?.type),
+    fingerprint: s.networkKeyFingerprint,
+    keyDiffers: false,
+    state: s.failover ? (STATE_WORDS[s.failover.state] ?? s.failover.state) : "stand-alone",
+    wireState: s.failover?.state ?? null,
+    delayMs: null,
+    heard: true,
+    level: kind === "client" ? viewer.permission : null,
+  });
+  const found = new Map(discovered.map((d) => [d.id, d]));
+  for (const p of s.failover?.peers ?? []) {
+    const d = found.get(p.id);
+    const heard = p.lastHeardMsAgo <= heardWithinMs;
+    const k = kindOf(p.role);
+    rows.set(p.id, {
+      id: p.id,
+      self: false,
+      name: p.name,
+      kind: k,
+      roleLabel: labelOf(k),
+      address: p.address,
+      license: licenseLabel(d?.license),
+      fingerprint: d?.fingerprint ?? null,
+      keyDiffers: d?.keyMismatch ?? false,
+      state: heard ? (STATE_WORDS[p.state] ?? p.state) : `not heard for ${Math.round(p.lastHeardMsAgo / 1000)} s`,
+      wireState: heard ? p.state : null,
+      delayMs: heard ? p.delayMs : null,
+      heard,
+      level: k === "client" && s.role !== "client" && s.role !== "backup" ? (viewer.levels[p.id] ?? DEFAULT_PERMISSION_LEVEL) : null,
+    });
+  }
+  const pairing = s.failover?.pairing;
+  if (pairing && !rows.has(pairing.peerId)) {
+    const k = kind === "main" ? "backup" : "main";
+    rows.set(pairing.peerId, {
+      id: pairing.peerId,
+      self: false,
+      name: pairing.peerName || pairing.address,
+      kind: k,
+      roleLabel: labelOf(k),
+      address: pairing.address,
+      license: licenseLabel(found.get(pairing.peerId)?.license),
+      fingerprint: found.get(pairing.peerId)?.fingerprint ?? null,
+      keyDiffers: found.get(pairing.peerId)?.keyMismatch ?? false,
+      state: "paired, not heard",
+      wireState: null,
+      delayMs: null,
+      heard: false,
+      level: null,
+    });
+  }
+  for (const d of discovered) {
+    if (rows.has(d.id)) continue;
+    const k = kindOf(d.role);
+    rows.set(d.id, {
+      id: d.id,
+      self: false,
+      name: d.name,
+      kind: k,
+      roleLabel: labelOf(k),
+      address: d.addresses.map((a) => `${a}:${d.port}`).join(", "),
+      license: licenseLabel(d.license),
+      fingerprint: d.fingerprint,
+      keyDiffers: d.keyMismatch,
+      state: d.keyMismatch ? "another network key" : "found, not heard",
+      wireState: null,
+      delayMs: null,
+      heard: false,
+      level: null,
+    });
+  }
+  return [...rows.values()]
+    .filter((r) => r.self || r.kind !== "client" || seesOthers(viewer.permission)).sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || Number(b.self) - Number(a.self) || a.name.localeCompare(b.name));
+}

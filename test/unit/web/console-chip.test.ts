@@ -1,0 +1,32 @@
+import { expect, test } from "bun:test";
+import { consoleChip } from "../../../src/web/console-chip.ts";
+import { statusFixture } from "../../support/status-fixture.ts";
+
+const cases: { name: string; status: ReturnType<typeof statusFixture>; text: string; tone: string }[] = [
+  { name: "stand-alone", status: statusFixture({ role: "standalone", chip: "Stand-alone" }, null), text: "Stand-alone", tone: "neutral" },
+  { name: "healthy main", status: statusFixture(), text: "Backup is idle", tone: "ok" },
+  { name: "syncing shows its progress", status: statusFixture({ chip: "Backup is syncing" }, { chipProgress: 0.426 }), text: "Backup is syncing 42 %", tone: "warn" },
+  {
+    name: "idle but the show file copy is behind",
+    status: statusFixture({ showFile: { head: 40, backup: { state: "behind", behindBy: 3, progress: null } } }),
+    text: "Backup behind",
+    tone: "warn",
+  },
+  { name: "the backup serves", status: statusFixture({ chip: "Backup is active" }, { state: "rejoining" }), text: "Backup is active", tone: "alert" },
+  { name: "a main back in standby", status: statusFixture({ chip: "Backup is active" }, { state: "standby" }), text: "Main is back — switch back", tone: "warn" },
+  { name: "paired main that hears no backup", status: statusFixture({ chip: "No backup" }), text: "Backup unreachable", tone: "alert" },
+  { name: "main with no backup paired", status: statusFixture({ chip: "No backup", backup: null }, { pairing: null }), text: "No backup", tone: "neutral" },
+  { name: "client that names a backup it does not hear", status: statusFixture({ role: "client", roleLabel: "Client", chip: "No backup", showFile: null }, { pairing: null }), text: "Backup unreachable", tone: "alert" },
+  { name: "client with no server", status: statusFixture({ role: "client", chip: "No server reachable", showFile: null }, { pairing: null }), text: "No server reachable", tone: "alert" },
+  { name: "isolated main", status: statusFixture({ chip: "Main isolated" }, { state: "isolated" }), text: "Main isolated", tone: "alert" },
+  { name: "backup held back by witnesses", status: statusFixture({ role: "backup", chip: "Main unreachable from backup" }), text: "Main unreachable from backup", tone: "warn" },
+];
+
+for (const c of cases) {
+  test(`chip: ${c.name}`, () => {
+    const chip = consoleChip(c.status);
+    expect(chip.text).toBe(c.text);
+    expect(chip.tone).toBe(c.tone as never);
+    expect(chip.hint.length).toBeGreaterThan(10);
+  });
+}

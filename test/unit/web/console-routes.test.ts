@@ -1,0 +1,309 @@
+/**
+ * The console's panels and actions over app.request(): every route, with bad
+ * input, on machines of each kind; Add Backup server and its removal through
+ * the real pairing exchange between two in-process machines on loopback.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import nacl from "tweetnacl";
+import { formatNetworkKey } from "../../../src/core/keys.ts";
+import type { MachineNode } from "../../../src/machine/machine-node.ts";
+import { devLicenseText } from "../../support/licenses.ts";
+import { formPost, startNode } from "../../support/machine-node.ts";
+import { tempDir } from "../../support/machine-process.ts";
+import { waitFor } from "../../support/wait-for.ts";
+import { fileCommand } from "../../../src/cli/file-commands.ts";
+
+const running: MachineNode[] = [];
+afterEach(async () => {
+  for (const node of running.splice(0)) await node.stop();
+});
+
+/** A data dir with a license of `type` and the network key `key`, as the setup pages leave it. */
+function dataDir(key: Uint8Array, type = "server-with-failover"): string {
+  const dir = tempDir();
+  writeFileSync(join(dir, "license.json"), devLicenseText({ type: type as "server-with-failover", holder: "*", days: 30 }), { mode: 0o600 });
+  writeFileSync(join(dir, "network.key"), formatNetworkKey(key), { mode: 0o600 });
+  return dir;
+}
+
+async function node(flags: Record<string, string> = {}, key = nacl.randomBytes(32), type?: string) {
+  const started = await startNode({ dataDir: Object.keys(flags).length ? dataDir(key, type) : undefined, flags: { heartbeatMs: "50", failoverTimeoutMs: "250", ...flags } });
+  running.push(started.node);
+  return started;
+}
+
+const get = (n: MachineNode, path: string) => n.app.request(`http://localhost${path}`);
+
+/** The first SSE message of a live stream (then the stream is cancelled). */
+async function firstEvent(n: MachineNode, path: string): Promise<{ status: number; type: string | null; text: string }> {
+  const controller = new AbortController();
+  const response = await n.app.request(`http://localhost${path}`, { signal: controller.signal });
+  if (!response.body) return { status: response.status, type: response.headers.get("content-type"), text: "" };
+  const reader = response.body.getReader();
+  let text = "";
+  while (!text.includes("\n\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  await reader.cancel();
+  controller.abort();
+  return { status: response.status, type: response.headers.get("content-type"), text };
+}
+
+describe("panels", () => {
+  const panels = [
+    { path: "/status", contains: ['data-testid="status-facts"', "Active server", "Epoch", "Last failover"] },
+    { path: "/machines", contains: ['data-testid="machines-table"', "this machine"] },
+    { path: "/delays", contains: ['id="delay-table"'] },
+    { path: "/routing", contains: ['data-testid="routing-table"', "Data Hub it is on"] },
+    { path: "/storage", contains: ['id="storage-status"', 'id="storage-history"'] },
+  ];
+  for (const p of panels) {
+    test(`GET ${p.path} on a stand-alone machine and on a server: the chip, the live stream, the panel`, async () => {
+      for (const { node: n } of [await node(), await node({ role: "server" })]) {
+        const response = await get(n, p.path);
+        expect(response.status).toBe(200);
+        const html = await response.text();
+        for (const s of ['data-testid="status-chip"', `hx-sse:connect="/events?panel=${p.path.slice(1)}"`, 'src="/static/hx-sse.js"', ...p.contains]) expect(html).toContain(s);
+      }
+    });
+  }
+
+  test("the Machines panel of a server lists itself first with its license and key, and offers Add Backup server", async () => {
+    const { node: n } = await node({ role: "server" });
+    const html = await (await get(n, "/machines")).text();
+    expect(html).toContain("Server with failover");
+    expect(html).toContain(n.status().networkKeyFingerprint!);
+    expect(html).toContain('data-testid="add-backup"');
+    expect(html).not.toContain('data-testid="remove-backup"');
+  });
+
+  test("a client is offered no Add Backup server", async () => {
+    const { node: n } = await node({ role: "client", main: "127.0.0.1:9" });
+    expect(await (await get(n, "/machines")).text()).not.toContain('data-testid="add-backup"');
+  });
+});
+
+describe("live stream", () => {
+  test("GET /events sends the status bar and the panel's live parts, each to swap out of band", async () => {
+    const { node: n } = await node({ role: "server" });
+    const first = await firstEvent(n, "/events?panel=machines");
+    expect(first.status).toBe(200);
+    expect(first.type).toContain("text/event-stream");
+    for (const s of ['id="status-bar"', 'id="machines-table"', 'id="switch-back"', 'id="discovered"']) expect(first.text).toContain(s);
+    expect(first.text.match(/hx-swap-oob="true"/g)!.length).toBeGreaterThanOrEqual(4);
+  });
+
+  for (const query of ["", "?panel=", "?panel=admin", "?panel=../setup"]) {
+    test(`GET /events${query} is refused`, async () => {
+      const { node: n } = await node();
+      const response = await get(n, `/events${query}`);
+      expect(response.status).toBe(400);
+      expect(await response.text()).toContain("Unknown panel");
+    });
+  }
+});
+
+describe("Add Backup server and remove it", () => {
+  test("by IP address: the pairing exchange runs at once, the backup row gets its delete icon, and removing it unpairs both", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const backup = await node({ role: "backup", main: "127.0.0.1:9" }, key);
+    const backupAt = backup.node.status().peerListen!;
+
+    const response = await formPost(main.node, "/machines/backup", { address: backupAt });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("is now the backup server");
+    expect(main.node.status().failover?.pairing?.address).toBe(backupAt);
+    expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup).toBe(backupAt);
+    await waitFor("the backup row with its delete icon", async () => (await (await get(main.node, "/machines")).text()).includes('data-testid="remove-backup"'), 10_000);
+
+    const again = await formPost(main.node, "/machines/backup", { address: backupAt });
+    expect(again.status).toBe(409);
+    expect(await again.text()).toContain("remove it first");
+
+    const removed = await formPost(main.node, "/machines/backup/remove", {});
+    expect(removed.status).toBe(200);
+    expect(main.node.status().failover?.pairing).toBeNull();
+    await waitFor("the backup lets go", () => backup.node.status().failover?.pairing == null, 10_000);
+    expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup ?? null).toBeNull();
+  }, 30_000);
+
+  const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string; headers?: Record<string, string> }[] = [
+    { name: "no address", setup: () => node({ role: "main" }), fields: {}, status: 400, message: "Type the backup server&#39;s IP address" },
+    { name: "not an address", setup: () => node({ role: "main" }), fields: { address: "backup please" }, status: 400, message: "Type an IP address such as 10.0.0.2" },
+    { name: "nothing answers there", setup: () => node({ role: "main" }), fields: { address: "127.0.0.1:9" }, status: 502, message: "nothing answers there" },
+    { name: "a stand-alone machine", setup: () => node(), fields: { address: "127.0.0.1:9" }, status: 400, message: "not on the network" },
+    { name: "a client of level 2", setup: () => node({ role: "client", main: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 403, message: "permission level 2, which may not add a backup server" },
+    { name: "a backup server", setup: () => node({ role: "backup", main: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 409, message: "Only the main server adds a backup server." },
+    { name: "a backup fixed by --backup", setup: () => node({ role: "main", backup: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 400, message: "fixed on its command line (--backup)" },
+  ];
+  for (const r of refusals) {
+    test(`refused: ${r.name}, with what was typed kept`, async () => {
+      const { node: n } = await r.setup();
+      const response = await formPost(n, "/machines/backup", r.fields);
+      expect(response.status).toBe(r.status);
+      const html = await response.text();
+      expect(html).toContain(r.message);
+      if (r.fields.address) expect(html).toContain(`value="${r.fields.address}"`);
+    }, 15_000);
+  }
+
+  test("a main whose license has no failover is told so in plain words", async () => {
+    const key = nacl.randomBytes(32);
+    const { node: n } = await node({ role: "server" }, key, "server");
+    const response = await formPost(n, "/machines/backup", { address: "127.0.0.1:9" });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toContain("both servers need a server-with-failover license");
+  });
+
+  test("a form posted from another site is refused (CSRF)", async () => {
+    const { node: n } = await node({ role: "main" });
+    expect((await formPost(n, "/machines/backup", { address: "127.0.0.1:9" }, { origin: "http://evil.example" })).status).toBe(403);
+    expect((await formPost(n, "/machines/backup/remove", {}, { origin: "http://evil.example" })).status).toBe(403);
+  });
+
+  test("removing on a level-2 client or on a backup is refused", async () => {
+    const client = await node({ role: "client", main: "127.0.0.1:9" });
+    let response = await formPost(client.node, "/machines/backup/remove", {});
+    expect(response.status).toBe(403);
+    expect(await response.text()).toContain("permission level 2, which may not remove the backup server");
+    const backup = await node({ role: "backup", main: "127.0.0.1:9" });
+    response = await formPost(backup.node, "/machines/backup/remove", {});
+    expect(response.status).toBe(409);
+    expect(await response.text()).toContain("Only the main server removes its backup server.");
+  });
+});
+
+describe("switch back and metrics", () => {
+  test("switch back where there is nothing to switch back is refused in plain words", async () => {
+    const standalone = await node();
+    let response = await formPost(standalone.node, "/failover/switch-back", {});
+    expect(response.status).toBe(409);
+    expect(await response.text()).toContain("A stand-alone machine has no network to switch back.");
+    const backup = await node({ role: "backup", main: "127.0.0.1:9" });
+    response = await formPost(backup.node, "/failover/switch-back", {});
+    expect(response.status).toBe(409);
+    expect(await response.text()).toContain("on a client with permission level 3");
+  });
+
+  test("a second click after the main took the network back is answered calmly", async () => {
+    const { node: n } = await node({ role: "main" });
+    await waitFor("the main serves", () => n.status().failover?.state === "active", 5_000);
+    const response = await formPost(n, "/failover/switch-back", {});
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("The main server serves the network.");
+  });
+
+  test("GET /metrics is Prometheus text", async () => {
+    const { node: n } = await node({ role: "server" });
+    const response = await get(n, "/metrics");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("text/plain; version=0.0.4");
+    const text = await response.text();
+    expect(text).toContain("# TYPE understudy_peer_rtt_ms histogram");
+    expect(text).toContain("understudy_failovers_total 0");
+  });
+
+  test("panels, the stream and metrics are behind the UI password", async () => {
+    const started = await startNode({ env: { UNDERSTUDY_UI_PASSWORD: "studio-secret" } });
+    running.push(started.node);
+    for (const path of ["/status", "/machines", "/delays", "/routing", "/metrics", "/events?panel=status"]) {
+      expect((await get(started.node, path)).status).toBe(401);
+    }
+    expect((await formPost(started.node, "/machines/backup", { address: "127.0.0.1:9" })).status).toBe(401);
+  });
+});
+
+describe("permission levels", () => {
+  test("set on the main for a client it hears; the client learns it, and below level 3 it may not switch back (403)", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const client = await node({ role: "client", main: main.node.status().peerListen! }, key);
+    const clientId = client.node.status().id;
+    await waitFor("the main hears the client", () => main.node.status().failover!.peers.some((p) => p.id === clientId), 10_000);
+
+    expect(client.node.permission()).toBe(2);
+    let response = await formPost(client.node, "/failover/switch-back", {});
+    expect(response.status).toBe(403);
+    expect(await response.text()).toContain("permission level 2, which may not switch the network back");
+    expect(await (await get(client.node, "/machines")).text()).toContain("This machine has permission level 2 · sees others read-only");
+
+    const machines = await (await get(main.node, "/machines")).text();
+    expect(machines).toContain(`name="machine" value="${clientId}"`);
+    response = await formPost(main.node, "/machines/permission", { machine: clientId, level: "3" });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("Permission level 3 set.");
+    expect(JSON.parse(readFileSync(join(main.dataDir, "permissions.json"), "utf8"))).toEqual({ [clientId]: 3 });
+    await waitFor("the client learns level 3", () => client.node.permission() === 3, 10_000);
+
+    // Level 3 asks the main, which serves, so there is nothing to switch back: said calmly.
+    response = await formPost(client.node, "/failover/switch-back", {});
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("The main server serves the network.");
+
+    // Level 3 may also add the backup and remove it: the main does both, as on its own panel.
+    const backup = await node({ role: "backup", main: main.node.status().peerListen! }, key);
+    const backupAt = backup.node.status().peerListen!;
+    expect(await (await get(client.node, "/machines")).text()).toContain('data-testid="add-backup"');
+    response = await formPost(client.node, "/machines/backup", { address: backupAt });
+    expect(response.status).toBe(200);
+    expect(main.node.status().failover?.pairing?.address).toBe(backupAt);
+    response = await formPost(client.node, "/machines/backup/remove", {});
+    expect(response.status).toBe(200);
+    expect(main.node.status().failover?.pairing).toBeNull();
+  }, 40_000);
+
+  const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string }[] = [
+    { name: "unknown machine", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef", level: "3" }, status: 404, message: "No client with that id is known" },
+    { name: "not a machine id", setup: () => node({ role: "main" }), fields: { machine: "../etc", level: "3" }, status: 400, message: "That is not a machine id." },
+    { name: "no such level", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef", level: "7" }, status: 400, message: "Choose permission level 1, 2 or 3." },
+    { name: "level missing", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef" }, status: 400, message: "Choose permission level 1, 2 or 3." },
+    { name: "on a client", setup: () => node({ role: "client", main: "127.0.0.1:9" }), fields: { machine: "0123456789abcdef", level: "3" }, status: 409, message: "set on the main server" },
+    { name: "on a stand-alone machine", setup: () => node(), fields: { machine: "0123456789abcdef", level: "3" }, status: 409, message: "set on the main server" },
+  ];
+  for (const r of refusals) {
+    test(`POST /machines/permission refused: ${r.name}`, async () => {
+      const { node: n } = await r.setup();
+      const response = await formPost(n, "/machines/permission", r.fields);
+      expect(response.status).toBe(r.status);
+      expect(await response.text()).toContain(r.message);
+    });
+  }
+
+  test("a permission form posted from another site is refused (CSRF)", async () => {
+    const { node: n } = await node({ role: "main" });
+    expect((await formPost(n, "/machines/permission", { machine: "0123456789abcdef", level: "3" }, { origin: "http://evil.example" })).status).toBe(403);
+  });
+});
+
+describe("Synced storage", () => {
+  test("a client lists the show file's history from the main, with what a push said", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const client = await node({ role: "client", main: main.node.status().peerListen! }, key);
+    await waitFor("the client follows the main", () => client.node.status().failover?.activeServer === "main", 10_000);
+    const folder = tempDir();
+    writeFileSync(join(folder, "rundown.txt"), "news at ten");
+    const out: string[] = [];
+    const code = await fileCommand("push", [folder, "-m", "new lower third", "--node", client.node.status().peerListen!, "--key", join(client.dataDir, "network.key")], (line) => out.push(line));
+    expect(code).toBe(0);
+    const html = await (await get(client.node, "/storage")).text();
+    expect(html).toContain('data-testid="storage-history"');
+    expect(html).toContain("new lower third");
+    expect(html).toContain('data-testid="storage-open"');
+    const onMain = await (await get(main.node, "/storage")).text();
+    expect(onMain).toContain('data-testid="show-file-head">1<');
+  }, 30_000);
+
+  test("a stand-alone machine and a client that reaches no server say so in words", async () => {
+    const standalone = await node();
+    expect(await (await get(standalone.node, "/storage")).text()).toContain("A stand-alone machine has no synced storage.");
+    const lonely = await node({ role: "client", main: "127.0.0.1:9" });
+    const html = await (await get(lonely.node, "/storage")).text();
+    expect(html).toMatch(/nothing answers there|No server answers yet/);
+  });
+});

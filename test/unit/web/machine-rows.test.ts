@@ -1,0 +1,64 @@
+import { expect, test } from "bun:test";
+import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts";
+import { machineRows } from "../../../src/web/machine-rows.ts";
+import { peer, statusFixture } from "../../support/status-fixture.ts";
+
+const found = (over: Partial<DiscoveredMachine>): DiscoveredMachine => ({
+  id: "c0c0c0c0c0c0c0c0",
+  name: "render-1",
+  role: "client",
+  license: "client",
+  version: "0.1.0",
+  fingerprint: "0011223344556677",
+  epoch: 3,
+  addresses: ["10.0.0.9"],
+  port: 7401,
+  keyMismatch: false,
+  lastSeen: 0,
+  ...over,
+});
+
+test("servers first (this machine among them), heard machines with their state and round trip, discovered ones with license and key", () => {
+  const status = statusFixture(
+    { role: "client", roleLabel: "Client", name: "control" },
+    { activeServer: "main", pairing: null, peers: [peer({ id: "m", name: "studio-main", role: "main", state: "active", delayMs: 0.3 }), peer({ delayMs: 0.6 })] },
+  );
+  const rows = machineRows(status, [found({}), found({ id: "d", name: "intruder", keyMismatch: true, fingerprint: "ffffffffffffffff" }), found({ id: "b0b0b0b0b0b0b0b0", role: "backup", license: "server-with-failover" })], 1000);
+  expect(rows.map((r) => [r.name, r.roleLabel])).toEqual([
+    ["studio-main", "Main server"],
+    ["backup", "Backup server"],
+    ["control", "Client"],
+    ["intruder", "Client"],
+    ["render-1", "Client"],
+  ]);
+  expect(rows[0]).toMatchObject({ state: "serving", delayMs: 0.3, heard: true });
+  expect(rows[1]).toMatchObject({ license: "Server with failover", state: "in sync, ready" });
+  expect(rows[2]).toMatchObject({ self: true, license: "Server with failover" });
+  expect(rows[3]).toMatchObject({ keyDiffers: true, state: "another network key", heard: false });
+});
+
+test("a peer silent for longer than the failover timeout shows no round trip, and a paired backup never heard still has its row", () => {
+  const silent = machineRows(statusFixture({}, { peers: [peer({ lastHeardMsAgo: 4200 })] }), [], 1000);
+  expect(silent[1]).toMatchObject({ kind: "backup", delayMs: null, heard: false, state: "not heard for 4 s" });
+  const neverHeard = machineRows(statusFixture({}, { peers: [] }), [], 1000);
+  expect(neverHeard.map((r) => [r.name, r.kind, r.state])).toEqual([
+    ["studio-main", "main", "serving"],
+    ["backup", "backup", "paired, not heard"],
+  ]);
+});
+
+test("a level-1 client sees no other client; the main sees each client's level", () => {
+  const others = [peer({ id: "m", name: "studio-main", role: "main", state: "active" }), peer({ id: "c2", name: "render-2", role: "client", state: "follow-main" })];
+  const asClient = (permission: 1 | 2 | 3) =>
+    machineRows(statusFixture({ role: "client", roleLabel: "Client", name: "control" }, { pairing: null, peers: others }), [], 1000, { permission, levels: {} }).map((r) => r.name);
+  expect(asClient(1)).toEqual(["studio-main", "control"]);
+  expect(asClient(2)).toEqual(["studio-main", "control", "render-2"]);
+  const onMain = machineRows(statusFixture({}, { peers: [peer({ id: "c2", name: "render-2", role: "client" }), peer({ id: "c3", name: "render-3", role: "client" })] }), [], 1000, {
+    permission: null,
+    levels: { c2: 3 },
+  });
+  expect(onMain.filter((r) => r.kind === "client").map((r) => [r.name, r.level])).toEqual([
+    ["render-2", 3],
+    ["render-3", 2],
+  ]);
+});

@@ -1,0 +1,60 @@
+/** @jsxImportSource hono/jsx */
+import { expect, test } from "bun:test";
+import type { HistorySnapshot } from "../../../src/machine/status-history.ts";
+import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts";
+import { machineRows, SERVER_VIEWER } from "../../../src/web/machine-rows.ts";
+import { AddBackupCard } from "../../../views/machines.tsx";
+import { DelayTable, RoutingTable, SLOW_RTT_MS } from "../../../views/panels.tsx";
+import { StorageStatus } from "../../../views/storage.tsx";
+import { peer, statusFixture } from "../../support/status-fixture.ts";
+
+test("Routing: each machine's Data Hub from its own state, and this machine's local apps", () => {
+  const status = statusFixture({}, {
+    peers: [peer({ state: "idle" }), peer({ id: "c1", name: "render-1", role: "client", state: "follow-main" }), peer({ id: "c2", name: "cg-2", role: "client", state: "follow-none" })],
+  });
+  const html = String(<RoutingTable status={status} rows={machineRows(status, [], 1000)} />);
+  const row = (name: string) => html.slice(html.indexOf(`<td>${name}</td>`)).split("</tr>")[0]!;
+  expect(row("studio-main")).toContain("its own (serving)");
+  expect(row("studio-main")).toContain(">2<");
+  expect(row("backup")).toContain("the main server&#39;s");
+  expect(row("render-1")).toContain("the main server&#39;s");
+  expect(row("cg-2")).toContain("none: its apps&#39; messages wait");
+});
+
+test("Delays: the worst of the last minute, slow machines marked, a line with a gap where a peer was not heard", () => {
+  const history: HistorySnapshot = {
+    failovers: 0,
+    failbacks: 0,
+    last: null,
+    peers: [
+      { id: "b0b0b0b0b0b0b0b0", name: "backup", role: "backup", samples: [0.4, 0.5, null, 0.6], worstMs: 0.6, buckets: [], count: 3, sumMs: 1.5 },
+      { id: "c1", name: "render-1", role: "client", samples: [1, SLOW_RTT_MS * 3], worstMs: SLOW_RTT_MS * 3, buckets: [], count: 2, sumMs: 31 },
+    ],
+  };
+  const html = String(<DelayTable status={statusFixture()} history={history} />);
+  expect(html).toContain('<tr data-machine-id="c1" class="slow">');
+  expect(html).not.toContain('<tr data-machine-id="b0b0b0b0b0b0b0b0" class="slow">');
+  expect(html).toContain("Backup server");
+  expect(html).toContain("30 ms");
+  expect(html.match(/<polyline/g)!.length).toBe(2); // one line each; the backup's lone sample after its gap is a dot
+  expect(html).toContain("<circle");
+});
+
+test("Add Backup server offers the backups found on the network with the same key", () => {
+  const found = (over: Partial<DiscoveredMachine>): DiscoveredMachine => ({
+    id: "d0d0d0d0d0d0d0d0", name: "studio-b", role: "backup", license: "server-with-failover", version: "0.1.0", fingerprint: "0011223344556677", epoch: 0, addresses: ["10.0.0.2"], port: 7401, keyMismatch: false, lastSeen: 0, ...over,
+  });
+  const status = statusFixture({ chip: "No backup", backup: null }, { pairing: null, peers: [] });
+  const discovered = { discovery: "on" as const, machines: [found({}), found({ id: "e", name: "other-key", addresses: ["10.0.0.3"], keyMismatch: true }), found({ id: "f", role: "client", addresses: ["10.0.0.4"] })] };
+  const html = String(<AddBackupCard view={{ status, discovered, viewer: SERVER_VIEWER, rows: machineRows(status, discovered.machines, 1000) }} />);
+  expect(html).toContain('<option value="10.0.0.2:7401">studio-b</option>');
+  expect(html).not.toContain("10.0.0.3");
+  expect(html).not.toContain("10.0.0.4");
+});
+
+test("Synced storage: while the backup serves, push and pull wait with the documented reason", () => {
+  const onBackup = statusFixture({ role: "client", chip: "Backup is active", showFile: null }, { activeServer: "backup", pairing: null });
+  const html = String(<StorageStatus status={onBackup} />);
+  expect(html).toContain("The main server is down: file changes can&#39;t be pushed or pulled until it is back");
+  expect(String(<StorageStatus status={statusFixture()} />)).toContain('data-testid="storage-open"');
+});

@@ -1,0 +1,226 @@
+/** @jsxImportSource hono/jsx */
+/**
+ * The Status, Delays and Routing panels. Each has one live part (an id the
+ * live stream swaps out of band) and is readable without JavaScript.
+ */
+import type { MachineStatus } from "../src/core/status.ts";
+import type { HistorySnapshot, PeerDelayHistory } from "../src/machine/status-history.ts";
+import { consoleChip } from "../src/web/console-chip.ts";
+import { roleLabelOf, type MachineRow } from "../src/web/machine-rows.ts";
+import { Layout } from "./layout.tsx";
+import { formatDelay } from "./machines.tsx";
+
+/** A round trip above this (ms) makes a machine stand out on the Delays panel: a studio LAN answers in well under one. */
+export const SLOW_RTT_MS = 10;
+
+const oob = (on: boolean | undefined) => (on ? "true" : undefined);
+
+function activeServerWords(s: MachineStatus): string {
+  const active = s.failover?.activeServer ?? null;
+  if (s.failover === null) return "none (stand-alone)";
+  if (active === "self") return `this machine (${s.roleLabel})`;
+  if (active === "main") return "the main server";
+  if (active === "backup") return "the backup server";
+  return "none reachable";
+}
+
+function backupCopyWords(s: MachineStatus): string {
+  const b = s.showFile?.backup;
+  if (!b) return "–";
+  switch (b.state) {
+    case "none":
+      return "no backup";
+    case "disconnected":
+      return `not connected (${b.behindBy} behind)`;
+    case "syncing":
+      return `copying, ${Math.floor((b.progress ?? 0) * 100)} %`;
+    case "in-sync":
+      return "in sync (lag 0)";
+    case "behind":
+      return `behind by ${b.behindBy}`;
+  }
+}
+
+export function StatusFacts(props: { status: MachineStatus; history: HistorySnapshot; outOfBand?: boolean }) {
+  const s = props.status;
+  const f = s.failover;
+  const last = props.history.last;
+  return (
+    <section id="status-facts" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
+      <dl class="facts" data-testid="status-facts">
+        <dt>This machine</dt>
+        <dd>
+          {s.name} · {s.roleLabel} · {s.peerListen ?? "not on the network"} · id <code>{s.id}</code>
+        </dd>
+        <dt>Status</dt>
+        <dd>{consoleChip(s).text}</dd>
+        <dt>Active server</dt>
+        <dd data-testid="active-server">{activeServerWords(s)}</dd>
+        <dt>Epoch</dt>
+        <dd data-testid="epoch">{f ? f.epoch : "–"}</dd>
+        <dt>Show file revision</dt>
+        <dd>{s.showFile ? s.showFile.head : "held by the main server"}</dd>
+        <dt>Lane: show file and assets</dt>
+        <dd>{backupCopyWords(s)}</dd>
+        <dt>Lane: Data Hub state</dt>
+        <dd>{f?.pairing ? (f.pairing.hubCopied || s.role !== "backup" ? "copied" : "first copy in progress") : "–"}</dd>
+        <dt>Data Hub</dt>
+        <dd>
+          {f ? (f.hubConnected ? "linked" : "not linked") : "–"}
+          {f && f.queued > 0 ? `, ${f.queued} messages waiting` : ""}
+        </dd>
+        <dt>Last failover</dt>
+        <dd data-testid="last-failover">
+          {last
+            ? `${last.at.replace("T", " ").slice(0, 19)} UTC: the ${last.server} server took over. ${last.why}`
+            : `none seen since this machine started (${props.history.failovers} failovers, ${props.history.failbacks} failbacks)`}
+        </dd>
+      </dl>
+    </section>
+  );
+}
+
+/** The last minute as a small line (oldest left); gaps where the peer was not heard. */
+export function DelaySparkline(props: { peer: PeerDelayHistory; width?: number; height?: number }) {
+  const width = props.width ?? 240;
+  const height = props.height ?? 40;
+  const samples = props.peer.samples;
+  const top = Math.max(props.peer.worstMs ?? 0, 1);
+  const step = width / Math.max(samples.length - 1, 1);
+  const segments: string[][] = [[]];
+  samples.forEach((v, i) => {
+    if (v === null) {
+      if (segments.at(-1)!.length) segments.push([]);
+      return;
+    }
+    segments.at(-1)!.push(`${(i * step).toFixed(1)},${(height - 2 - (v / top) * (height - 4)).toFixed(1)}`);
+  });
+  return (
+    <svg class="sparkline" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`Round trip over the last minute, worst ${formatDelay(props.peer.worstMs)}`}>
+      {segments
+        .filter((points) => points.length > 0)
+        .map((points) => (points.length === 1 ? <circle cx={points[0]!.split(",")[0]} cy={points[0]!.split(",")[1]} r="2" /> : <polyline points={points.join(" ")} fill="none" />))}
+    </svg>
+  );
+}
+
+export function DelayTable(props: { status: MachineStatus; history: HistorySnapshot; outOfBand?: boolean }) {
+  const now = new Map((props.status.failover?.peers ?? []).map((p) => [p.id, p]));
+  return (
+    <section id="delay-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
+      {props.status.failover === null ? (
+        <p>A stand-alone machine talks to no one.</p>
+      ) : props.history.peers.length === 0 ? (
+        <p>No other machine heard yet.</p>
+      ) : (
+        <table data-testid="delay-table">
+          <thead>
+            <tr>
+              <th>Machine</th>
+              <th>Role</th>
+              <th class="num">Round trip now</th>
+              <th class="num">Worst, last minute</th>
+              <th>Last minute</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.history.peers.map((p) => {
+              const slow = (p.worstMs ?? 0) > SLOW_RTT_MS;
+              return (
+                <tr data-machine-id={p.id} class={slow ? "slow" : undefined}>
+                  <td>{p.name}</td>
+                  <td>{roleLabelOf(p.role)}</td>
+                  <td class="num">{formatDelay(now.get(p.id)?.delayMs ?? null)}</td>
+                  <td class="num">{formatDelay(p.worstMs)}{slow ? <strong class="field-error"> slow</strong> : null}</td>
+                  <td>
+                    <DelaySparkline peer={p} />
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+/** Which Data Hub a machine's apps reach, from its own state (a heartbeat's state for the others). */
+function hubWords(row: MachineRow, s: MachineStatus): string {
+  if (row.self) {
+    const active = s.failover?.activeServer ?? null;
+    if (s.failover === null) return "none (stand-alone)";
+    return active === "self" ? "its own (serving)" : active === "main" ? "the main server's" : active === "backup" ? "the backup server's" : "none: its apps' messages wait";
+  }
+  if (row.wireState === null) return "not heard";
+  const byState: Record<string, string> = {
+    active: "its own (serving)",
+    "follow-main": "the main server's",
+    "follow-backup": "the backup server's",
+    "follow-none": "none: its apps' messages wait",
+    idle: "the main server's",
+    syncing: "the main server's",
+    rejoining: "the backup server's",
+    standby: "the backup server's",
+    isolated: "none: it holds writes while isolated",
+    unpaired: "none",
+  };
+  return byState[row.wireState] ?? "–";
+}
+
+export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[]; outOfBand?: boolean }) {
+  const s = props.status;
+  return (
+    <section id="routing-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
+      <table data-testid="routing-table">
+        <thead>
+          <tr>
+            <th>Machine</th>
+            <th>Role</th>
+            <th>Data Hub it is on</th>
+            <th class="num">Local apps connected</th>
+          </tr>
+        </thead>
+        <tbody>
+          {props.rows.map((r) => (
+            <tr data-machine-id={r.id}>
+              <td>{r.name}</td>
+              <td>{r.roleLabel}</td>
+              <td>{hubWords(r, s)}</td>
+              <td class="num">{r.self ? (s.failover?.localApps ?? 0) : "seen on that machine's own panel"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+export function StatusPage(props: { status: MachineStatus; history: HistorySnapshot }) {
+  return (
+    <Layout title="Status" status={props.status} panel="status">
+      <h1>Status</h1>
+      <StatusFacts status={props.status} history={props.history} />
+    </Layout>
+  );
+}
+
+export function DelaysPage(props: { status: MachineStatus; history: HistorySnapshot }) {
+  return (
+    <Layout title="Delays" status={props.status} panel="delays">
+      <h1>Delays</h1>
+      <p class="lead">Round trip to each machine, measured on an immediate echo of its heartbeat. More than {SLOW_RTT_MS} ms is marked slow.</p>
+      <DelayTable status={props.status} history={props.history} />
+    </Layout>
+  );
+}
+
+export function RoutingPage(props: { status: MachineStatus; rows: MachineRow[] }) {
+  return (
+    <Layout title="Routing" status={props.status} panel="routing">
+      <h1>Routing</h1>
+      <p class="lead">Which Data Hub each machine is on. Local apps always talk to their own machine, so a failover never reconnects them.</p>
+      <RoutingTable status={props.status} rows={props.rows} />
+    </Layout>
+  );
+}
