@@ -33,6 +33,8 @@ const BURST = Number(process.env.BURST ?? 50_000);
 const FANOUT_BURST = Number(process.env.FANOUT_BURST ?? 20_000);
 const PACED_S = Number(process.env.PACED_S ?? 5);
 const WINDOW = 1000;
+/** A workload that has not finished by then is reported as not whole (the machine is overloaded). */
+const WORKLOAD_MS = 120_000;
 const PAD = "p".repeat(100);
 
 if (!Bun.which("mosquitto")) {
@@ -207,11 +209,11 @@ function whole(receivers: Receiver[], count: number): boolean {
 async function burst(t: Transport, subscribers: number, count: number): Promise<{ rate: number; ok: boolean }> {
   const { run, receivers, pub, close } = await setup(t, subscribers);
   const start = performance.now();
-  for (let seq = 1; seq <= count; seq++) {
+  for (let seq = 1; seq <= count && performance.now() - start < WORKLOAD_MS; seq++) {
     const sending = pub.send(`${run}/x`, { seq, t: 0, pad: PAD });
     if (sending) await sending;
   }
-  await waitUntil(`${t.name}: the burst delivered`, () => receivers.every((r) => r.seqs.length >= count), 120_000).catch(() => {});
+  await waitUntil(`${t.name}: the burst delivered`, () => receivers.every((r) => r.seqs.length >= count), Math.max(1, WORKLOAD_MS - (performance.now() - start))).catch(() => {});
   const ms = performance.now() - start;
   await Bun.sleep(100);
   const ok = whole(receivers, count);
@@ -223,13 +225,13 @@ async function paced(t: Transport, rate: number): Promise<{ p50: number; p99: nu
   const { run, receivers, pub, close } = await setup(t, 1);
   const count = rate * PACED_S;
   const start = performance.now();
-  for (let seq = 1; seq <= count; seq++) {
+  for (let seq = 1; seq <= count && performance.now() - start < WORKLOAD_MS; seq++) {
     const due = start + ((seq - 1) * 1000) / rate;
     while (performance.now() < due) await Bun.sleep(Math.max(0, Math.min(1, due - performance.now())));
     const sending = pub.send(`${run}/x`, { seq, t: performance.now(), pad: PAD });
     if (sending) await sending;
   }
-  await waitUntil(`${t.name}: paced messages delivered`, () => receivers[0]!.seqs.length >= count, 60_000).catch(() => {});
+  await waitUntil(`${t.name}: paced messages delivered`, () => receivers[0]!.seqs.length >= count, Math.max(1, WORKLOAD_MS - (performance.now() - start))).catch(() => {});
   await Bun.sleep(100);
   const sorted = [...receivers[0]!.latencies].sort((a, b) => a - b);
   const pct = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
@@ -256,8 +258,11 @@ try {
   const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "-");
   for (const t of transports) {
     const one = await burst(t, 1, BURST);
+    console.error(`${t.name}: 1 -> 1 ${f0(one.rate)} msg/s${one.ok ? "" : " (NOT whole)"}`);
     const ten = await burst(t, 10, FANOUT_BURST);
+    console.error(`${t.name}: 1 -> 10 ${f0(ten.rate)} msg/s${ten.ok ? "" : " (NOT whole)"}`);
     const slow = await paced(t, 1_000);
+    console.error(`${t.name}: at 1,000 msg/s p50 ${f1(slow.p50)} p99 ${f1(slow.p99)} ms`);
     const fast = await paced(t, 10_000);
     rates.set(t.name, one.rate);
     const ok = one.ok && ten.ok && slow.ok && fast.ok ? "yes" : "NO";
