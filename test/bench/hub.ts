@@ -23,7 +23,7 @@ import { parseNetworkKey } from "../../src/core/keys.ts";
 import { encodeFrame, parseFromHubFrame, type FromHubFrame, type ToHubFrame } from "../../src/hub/frames.ts";
 import { broadcastEpoch, openBroadcast } from "../../src/net/broadcast.ts";
 import { deriveBroadcastKey } from "../../src/net/crypto.ts";
-import { splitFrames } from "../../src/net/frame-batch.ts";
+import { FrameBatcher, splitFrames } from "../../src/net/frame-batch.ts";
 import { connectSecure, type SecureConnection } from "../../src/net/secure-socket.ts";
 import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
@@ -96,7 +96,6 @@ function record(into: Receiver, body: { seq: number; t: number }) {
 }
 
 async function sealedApp(address: string, onFrame: (frame: FromHubFrame) => void): Promise<{ send(frame: ToHubFrame): void; connection: SecureConnection }> {
-  const encoder = new TextEncoder();
   const onPayload = (payload: Uint8Array) => {
     for (const text of splitFrames(payload)) {
       const parsed = parseFromHubFrame(text);
@@ -113,7 +112,9 @@ async function sealedApp(address: string, onFrame: (frame: FromHubFrame) => void
     },
     close() {},
   }));
-  const send = (frame: ToHubFrame) => connection.send(encoder.encode(encodeFrame(frame)));
+  // Batched like understudy pub does (frame-batch.ts): one seal and one write per batch of frames.
+  const batch = new FrameBatcher((payload) => connection.send(payload));
+  const send = (frame: ToHubFrame) => batch.push(encodeFrame(frame));
   send({ type: "hello", id: `bench-${crypto.randomUUID().slice(0, 8)}`, name: "bench", kind: "app" });
   return { send, connection };
 }
