@@ -12,10 +12,9 @@ import type { Clock } from "./core/clock.ts";
 import { parseHostPort, type Config, type HostPort } from "./core/config.ts";
 import type { ServerRole } from "./core/failover/index.ts";
 import { HubCore } from "./hub/hub-core.ts";
-import type { Version } from "./hub/frames.ts";
+import type { FromHubFrame, Version } from "./hub/frames.ts";
 import type { Logger } from "./log.ts";
 import { AppGateway, type InProcessApp } from "./net/app-gateway.ts";
-import type { FromHubFrame } from "./hub/frames.ts";
 import { FailoverRunner, type PeerDelay } from "./net/failover-runner.ts";
 import { HeartbeatSocket } from "./net/heartbeat-socket.ts";
 import { NetworkKeyMismatch } from "./net/errors.ts";
@@ -314,12 +313,12 @@ export class PeerRuntime {
     return { head, backup: { state: "none", behindBy: 0, progress: null } };
   }
 
-  /** Someone allowed switching back to the main (manual failback). */
   /** A local app living in this process (the HTTP API) on this machine's uplink. */
   attachApp(name: string, deliver: (frame: FromHubFrame) => void): InProcessApp {
     return this.gateway.attachApp(name, deliver);
   }
 
+  /** Someone allowed switching back to the main (manual failback). */
   switchBack(): void {
     this.runner?.feed({ type: "switchBack" });
   }
