@@ -140,12 +140,17 @@ export class AppGateway {
       return;
     }
     const address = `${target.address.host}:${target.address.port}`;
+    // Frames from a connection this node already left are dropped: a server frozen and thawed (SIGSTOP) flushes
+    // what it held to the old socket before it sees the close, and a late message would mark newer ones as seen.
     connectSecure(address, "/hub", this.secure, (connection) => ({
       message: (payload) => {
+        if (this.server !== connection) return;
         const now = performance.now();
         for (const frame of splitFrames(payload)) this.uplink.onFrameFromServer(frame, now);
       },
-      broadcast: (frame) => this.fromBroadcast(frame, address),
+      broadcast: (frame) => {
+        if (this.server === connection) this.fromBroadcast(frame, address);
+      },
       close: (reason) => {
         if (this.server !== connection) return;
         this.server = null;
