@@ -147,6 +147,7 @@ export class AppGateway {
         if (this.server !== connection) return;
         const now = performance.now();
         for (const frame of splitFrames(payload)) this.uplink.onFrameFromServer(frame, now);
+        if (this.uplink.needsReattach) this.reconnect(target, attempt, connection, address);
       },
       broadcast: (frame) => {
         if (this.server === connection) this.fromBroadcast(frame, address);
@@ -177,6 +178,19 @@ export class AppGateway {
         this.scheduleRetry(target, attempt);
       },
     );
+  }
+
+  /**
+   * The server refused a write as not active (it was isolated, or is handing over): the uplink holds
+   * every write, and that connection would refuse them for good. Reconnect shortly; by then the server
+   * is active again, or the runner has moved this node to the one that is.
+   */
+  private reconnect(target: Extract<UplinkTarget, { address: HostPort }>, attempt: number, connection: SecureConnection, address: string): void {
+    this.server = null;
+    this.uplink.detachServer();
+    connection.close(1001, "Writes were refused as not active; reconnecting.");
+    this.log.warn("hub refused writes as not active; reconnecting", { server: address });
+    this.scheduleRetry(target, attempt);
   }
 
   private scheduleRetry(target: Extract<UplinkTarget, { address: HostPort }>, attempt: number): void {
