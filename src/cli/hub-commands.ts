@@ -8,7 +8,7 @@ import { AppError } from "../core/errors.ts";
 import { encodeFrame, parseFromHubFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { broadcastEpoch, openBroadcast } from "../net/broadcast.ts";
 import { deriveBroadcastKey } from "../net/crypto.ts";
-import { splitFrames } from "../net/frame-batch.ts";
+import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
 import type { SecureConnection } from "../net/secure-socket.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { connectNode, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
@@ -32,9 +32,8 @@ export const PUB_WINDOW = 1000;
 export const DEFAULT_PUB_WAIT_MS = 30_000;
 
 const common = NODE_FLAGS;
-const text = new TextEncoder();
 
-type AppLink = { connection: SecureConnection; next(): Promise<FromHubFrame | null>; close(): void };
+type AppLink = { connection: SecureConnection; batch: FrameBatcher; next(): Promise<FromHubFrame | null>; close(): void };
 
 async function openApp(values: Record<string, unknown>, name: string): Promise<AppLink> {
   const target = nodeTarget(values);
@@ -56,21 +55,27 @@ async function openApp(values: Record<string, unknown>, name: string): Promise<A
     broadcast: (frame) => onPayload(openBroadcast(deriveBroadcastKey(networkKey, broadcastEpoch(frame, node)), frame, node)),
     close: () => push(null),
   }));
+  const batch = new FrameBatcher((payload) => connection.send(payload));
   const link: AppLink = {
     connection,
+    batch,
     async next() {
       while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       wake = null;
       return queue.shift()!;
     },
-    close: () => connection.close(1000, "done"),
+    close: () => {
+      batch.flush();
+      connection.close(1000, "done");
+    },
   };
   send(link, { type: "hello", id: `${name}-${Buffer.from(nacl.randomBytes(6)).toString("hex")}`, name, kind: "app" });
   return link;
 }
 
+/** Frames go out batched (frame-batch.ts): a burst of pubs costs one seal and one write per batch. */
 function send(link: AppLink, frame: ToHubFrame): void {
-  link.connection.send(text.encode(encodeFrame(frame)));
+  link.batch.push(encodeFrame(frame));
 }
 
 function jsonArg(value: string): unknown {

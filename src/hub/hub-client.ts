@@ -47,6 +47,7 @@ import { OriginMarks, DEFAULT_MAX_TRACKED_ORIGINS } from "./origin-marks.ts";
 import { OutboundQueue, frameBytes, type QueuedWrite } from "./outbound-queue.ts";
 import { NodeValueCache } from "./node-value-cache.ts";
 import { SubscriptionIndex } from "./subscription-index.ts";
+import { WaitingLine } from "./waiting-line.ts";
 
 export type AppId = string;
 /** Deliver one frame to these local apps (encode once, write to each). */
@@ -88,7 +89,6 @@ type Request =
   | { kind: "call"; app: AppId; appId: string; service: string }
   | { kind: "resync"; key: string };
 type IncomingCall = { app: AppId; hubId: string; service: string; generation: number };
-type WaitingWrite = { readonly frame: QueuedWrite; readonly app: AppId; readonly since: number; readonly bytes: number };
 
 export class HubUplink {
   private readonly options: HubUplinkOptions;
@@ -97,10 +97,7 @@ export class HubUplink {
   private readonly filtersPerApp = new Map<AppId, number>();
   private readonly services = new Map<string, AppId>();
   private readonly queue: OutboundQueue<AppId>;
-  /** Writes that found the queue full, in arrival order from `waitHead` on. */
-  private waiting: WaitingWrite[] = [];
-  private waitHead = 0;
-  private waitingBytes = 0;
+  private readonly waiting: WaitingLine<AppId>;
   private readonly requests = new Map<string, Request>();
   private readonly incomingCalls = new Map<string, IncomingCall>();
   private readonly seenMessages: OriginMarks;
@@ -124,6 +121,7 @@ export class HubUplink {
   constructor(options: HubUplinkOptions) {
     this.options = options;
     this.queue = new OutboundQueue(options.maxQueuedFrames, options.maxQueuedBytes, options.sendWindow);
+    this.waiting = new WaitingLine(options.maxWaitingFrames ?? DEFAULT_MAX_WAITING_FRAMES, options.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES);
     this.seenMessages = new OriginMarks(options.maxTrackedOrigins ?? DEFAULT_MAX_TRACKED_ORIGINS);
   }
 
@@ -156,7 +154,7 @@ export class HubUplink {
 
   /** Writes waiting for room in the queue (backpressure on the apps). */
   get waitingFrames(): number {
-    return this.waiting.length - this.waitHead;
+    return this.waiting.size;
   }
 
   get queuedBytes(): number {
@@ -382,12 +380,8 @@ export class HubUplink {
       this.pump();
       return null;
     }
-    const full =
-      this.waitingFrames >= (this.options.maxWaitingFrames ?? DEFAULT_MAX_WAITING_FRAMES) ||
-      this.waitingBytes + bytes > (this.options.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES);
-    if (full) return this.refuse(app, new QueueFull(this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
+    if (this.waiting.isFullFor(bytes)) return this.refuse(app, new QueueFull(this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
     this.waiting.push({ frame, app, since: now, bytes });
-    this.waitingBytes += bytes;
     return null;
   }
 
@@ -398,8 +392,8 @@ export class HubUplink {
   expireWaiting(now: number): number {
     const waitMs = this.options.publishWaitMs ?? DEFAULT_PUBLISH_WAIT_MS;
     let expired = 0;
-    while (this.waitingFrames > 0 && now - this.waiting[this.waitHead]!.since >= waitMs) {
-      const { frame, app } = this.shiftWaiting();
+    for (let first = this.waiting.first(); first && now - first.since >= waitMs; first = this.waiting.first()) {
+      const { frame, app } = this.waiting.shift();
       this.refuse(app, new PublishTimedOut(waitMs, this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
       expired++;
     }
@@ -408,23 +402,8 @@ export class HubUplink {
 
   /** An entry left the queue: let waiting writes in, in order, and send what the window allows. */
   private makeRoom(): void {
-    while (this.waitingFrames > 0) {
-      const next = this.waiting[this.waitHead]!;
-      if (!this.queue.offer(next.frame, next.app, next.bytes)) break;
-      this.shiftWaiting();
-    }
+    for (let next = this.waiting.first(); next && this.queue.offer(next.frame, next.app, next.bytes); next = this.waiting.first()) this.waiting.shift();
     this.pump();
-  }
-
-  private shiftWaiting(): WaitingWrite {
-    const entry = this.waiting[this.waitHead]!;
-    this.waiting[this.waitHead++] = undefined as never;
-    this.waitingBytes -= entry.bytes;
-    if (this.waitHead >= 1024 && this.waitHead * 2 >= this.waiting.length) {
-      this.waiting = this.waiting.slice(this.waitHead);
-      this.waitHead = 0;
-    }
-    return entry;
   }
 
   /** Sends queued writes in order while the window has room and the server takes writes. */

@@ -150,12 +150,18 @@ export class AppGateway {
       return;
     }
     const address = `${target.address.host}:${target.address.port}`;
+    // Frames from a connection this node already left are dropped: a server frozen and thawed (SIGSTOP) flushes
+    // what it held to the old socket before it sees the close, and a late message would mark newer ones as seen.
     connectSecure(address, "/hub", this.secure, (connection) => ({
       message: (payload) => {
+        if (this.server !== connection) return;
         const now = performance.now();
         for (const frame of splitFrames(payload)) this.uplink.onFrameFromServer(frame, now);
+        if (this.uplink.needsReattach) this.reconnect(target, attempt, connection, address);
       },
-      broadcast: (frame) => this.fromBroadcast(frame, address),
+      broadcast: (frame) => {
+        if (this.server === connection) this.fromBroadcast(frame, address);
+      },
       close: (reason) => {
         if (this.server !== connection) return;
         this.server = null;
@@ -184,6 +190,19 @@ export class AppGateway {
         this.scheduleRetry(target, attempt);
       },
     );
+  }
+
+  /**
+   * The server refused a write as not active (it was isolated, or is handing over): the uplink holds
+   * every write, and that connection would refuse them for good. Reconnect shortly; by then the server
+   * is active again, or the runner has moved this node to the one that is.
+   */
+  private reconnect(target: Extract<UplinkTarget, { address: HostPort }>, attempt: number, connection: SecureConnection, address: string): void {
+    this.server = null;
+    this.uplink.detachServer();
+    connection.close(1001, "Writes were refused as not active; reconnecting.");
+    this.log.warn("hub refused writes as not active; reconnecting", { server: address });
+    this.scheduleRetry(target, attempt);
   }
 
   private scheduleRetry(target: Extract<UplinkTarget, { address: HostPort }>, attempt: number): void {

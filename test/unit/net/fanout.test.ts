@@ -68,19 +68,24 @@ describe("FanoutGroups", () => {
     expect([...members.get("a")!.topics]).toEqual(["hub:a c"]);
   });
 
-  test("a connection that cannot join topics: the caller writes the same sealed bytes to each", () => {
-    const plain = new FakeMember() as Partial<TopicMember>;
-    delete plain.publishSealed;
+  test("a connection that cannot join topics: the same sealed bytes are written to each", () => {
+    const plain = { ...new FakeMember(), sent: [] as Uint8Array[] };
+    const withoutTopics: SecureConnection = {
+      peer: plain.peer,
+      open: true,
+      send: () => true,
+      sendSealed: (frame) => plain.sent.push(frame) > 0,
+      sendBulk: () => true,
+      close() {},
+    };
     const other = new FakeMember();
     const connections = new Map<string, SecureConnection>([
-      ["p", { ...plain, publishSealed: undefined } as unknown as SecureConnection],
+      ["p", withoutTopics],
       ["o", other],
     ]);
-    const sent: Uint8Array[] = [];
-    (connections.get("p") as { sendSealed: (f: Uint8Array) => boolean }).sendSealed = (f) => sent.push(f) > 0;
     fanOut("hello", ["p", "o"], connections, key, new FanoutGroups());
-    expect(sent).toHaveLength(1);
-    expect(other.sealed[0]).toBe(sent[0]!);
+    expect(plain.sent).toHaveLength(1);
+    expect(other.sealed[0]).toBe(plain.sent[0]!);
     expect(other.published).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@ import type { FromHubFrame } from "../../../src/hub/frames.ts";
 import { hubApiRoutes } from "../../../src/web/hub-api.ts";
 import { Hono } from "hono";
 import { AppError } from "../../../src/core/errors.ts";
+import { HubRequests } from "../../../src/services/hub-requests.ts";
 import { FakeHubServer, FakeNode, Wire } from "../hub/hub-harness.ts";
 
 /** A node on an active hub whose wire settles by itself (a microtask after each frame), and the API on it. */
@@ -115,5 +116,14 @@ describe("the Data Hub over HTTP", () => {
     const response = await app.request("/api/hub/publish", json({ topic: "t", data: 1 }));
     expect(response.status).toBe(503);
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe("NO_DATA_HUB");
+  });
+});
+
+describe("requests the hub does not answer", () => {
+  test("fail after the stated wait with HUB_TIMEOUT, saying nothing is known of their outcome", async () => {
+    const requests = new HubRequests(() => ({ id: "x", send() {}, close() {} }), 20);
+    const error = await requests.publish("t", 1).catch((e: AppError) => e);
+    expect(error).toMatchObject({ code: "HUB_TIMEOUT", status: 504 });
+    expect((error as AppError).message).toContain("within 0.02 s");
   });
 });

@@ -1,0 +1,50 @@
+/**
+ * A node's app gateway against a real hub over real sockets (PeerEndpoint,
+ * HubService): writes a server refused as not active are not held for good.
+ */
+import { afterEach, expect, test } from "bun:test";
+import nacl from "tweetnacl";
+import { fingerprint } from "../../../src/core/keys.ts";
+import type { FromHubFrame } from "../../../src/hub/frames.ts";
+import { HubCore } from "../../../src/hub/hub-core.ts";
+import { createLogger } from "../../../src/log.ts";
+import { AppGateway } from "../../../src/services/app-gateway.ts";
+import { HubService } from "../../../src/services/hub-service.ts";
+import { PeerEndpoint } from "../../../src/net/peer-endpoint.ts";
+import { waitFor } from "../../support/wait-for.ts";
+
+const networkKey = nacl.randomBytes(32);
+const log = createLogger(() => "json", () => {});
+const stops: (() => void)[] = [];
+afterEach(() => {
+  for (const stop of stops.splice(0)) stop();
+});
+
+function hubServer(writable: boolean) {
+  const hub = new HubService(new HubCore({ epoch: 1, writable }), networkKey, log);
+  const machine = nacl.sign.keyPair();
+  const endpoint = PeerEndpoint.listen({
+    at: { host: "127.0.0.1", port: 0 },
+    identity: () => ({ id: fingerprint(machine.publicKey), name: "hub", role: "main", version: "test", networkKeyFingerprint: null }),
+    secure: { networkKey, machine },
+    accept: (path, connection) => (path === "/hub" ? hub.acceptHub(connection) : null),
+    onRefused: () => {},
+  });
+  stops.push(() => endpoint.stop());
+  return { hub, port: endpoint.port };
+}
+
+test("a write the server refused as not active goes through once it is active again (the node reconnects)", async () => {
+  const { hub, port } = hubServer(false); // e.g. a main isolated for a moment
+  const gateway = new AppGateway({ node: { id: "n1", name: "n1" }, secure: { networkKey, machine: nacl.sign.keyPair() }, log, onLinkBroken: () => {} });
+  stops.push(() => gateway.stop());
+  const frames: FromHubFrame[] = [];
+  const app = gateway.attachApp("test", (frame) => frames.push(frame));
+  gateway.follow({ role: "main", address: { host: "127.0.0.1", port } });
+  await waitFor("the hub link", () => gateway.connected);
+  app.send({ type: "pub", topic: "t", data: 1, origin: "o", seq: 1 });
+  await waitFor("the refusal", () => gateway.uplink.needsReattach || !gateway.connected);
+  hub.startServing(1);
+  await waitFor("the ack", () => frames.some((f) => f.type === "ack" && f.seq === 1), 5_000);
+  expect(gateway.uplink.queuedFrames).toBe(0);
+});
