@@ -5,6 +5,7 @@
 import { LICENSE_TYPE_LABELS } from "../core/license.ts";
 import { formatHostPort, parseHostPort, uiHostNames, type ConfigKey } from "../core/config.ts";
 import { roleChoices } from "../core/roles.ts";
+import { failoverRole } from "../core/routing.ts";
 import { baseChip, roleLabel, type MachineStatus } from "../core/status.ts";
 import type { Logger } from "../log.ts";
 import { MachineState, networkKeyFingerprint } from "./machine-state.ts";
@@ -158,8 +159,11 @@ export class MachineNode implements MachineControl {
     const snap = this.state.saveSettings({ role: form.role, main: form.main, backup: form.backup });
     const after = snap.config;
     if (after.role === before.role && after.main === before.main && after.backup === before.backup) return;
-    if (after.role === before.role && this.peer) await this.peer.updateServers(after.main, after.backup);
-    else await this.applyRole(true);
+    // The same failover role (a "server" becoming a "main" that may pair, or new addresses): applied in place.
+    if (this.peer && failoverRole(after.role) === failoverRole(before.role)) {
+      await this.peer.updateServers(after.main, after.backup);
+      this.applyDiscovery();
+    } else await this.applyRole(true);
     this.log.info("settings applied", { from: before.role, to: after.role, main: after.main, backup: after.backup });
   }
 

@@ -201,6 +201,19 @@ describe("setup forms per role", () => {
     expect(node.status()).toMatchObject({ role: "client", main: "127.0.0.1:7401", backup: "127.0.0.2:7401" });
   });
 
+  test("a server that becomes a main (or back) keeps serving: same epoch, same peer port, no rebuild", async () => {
+    const { node } = await licensed();
+    expect((await formPost(node, "/setup/role", { role: "server" })).status).toBe(200);
+    const before = node.status();
+    expect(before.failover?.state).toBe("active");
+    expect((await formPost(node, "/setup/role", { role: "main" })).status).toBe(200);
+    const after = node.status();
+    expect(after.role).toBe("main");
+    expect(after.failover?.epoch).toBe(before.failover?.epoch);
+    expect(after.failover?.state).toBe("active");
+    expect(after.peerListen).toBe(before.peerListen);
+  });
+
   test("fields a role does not use are not saved", async () => {
     const { node } = await licensed();
     expect((await formPost(node, "/setup/role", { role: "server", main: "127.0.0.1:9", backup: "127.0.0.1:8" })).status).toBe(200);
