@@ -86,7 +86,7 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
       }
     })();
     await Bun.sleep(300);
-    const pub = Bun.spawn([bin, "pub", "bench/a", '{"x":1}', "--node", `127.0.0.1:${pa}`, "--key", keyFile, "--count", String(MESSAGES), "--interval-ms", String(INTERVAL_MS)], { stdout: "ignore", stderr: "ignore" });
+    const pub = Bun.spawn([bin, "pub", "bench/a", '{"x":1}', "--node", `127.0.0.1:${pa}`, "--key", keyFile, "--count", String(MESSAGES), "--interval-ms", String(INTERVAL_MS)], { stdout: "ignore", stderr: "pipe" });
     procs.push(pub);
     await waitFor(() => received.size >= 100, 10_000);
     const faultAt = performance.now();
@@ -107,6 +107,9 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     }
     const gapMs = resumedAt - faultAt;
     if (fault === "stop") main.kill("SIGCONT");
+    // The publisher exits 0 only once every message was acknowledged: then anything missing was lost.
+    const pubCode = await Promise.race([pub.exited, Bun.sleep(5_000).then(() => null)]);
+    if (pubCode !== 0) console.error(`publisher ${pubCode === null ? "still running" : `exited ${pubCode}`}: ${pubCode === null ? "" : (await new Response(pub.stderr).text()).trim()}`);
     return { gapMs, lost: MESSAGES - received.size };
   } finally {
     for (const p of procs) p.kill("SIGKILL");
