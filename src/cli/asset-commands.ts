@@ -22,7 +22,7 @@ import { AppError } from "../core/errors.ts";
 import { AssetClient, ASSET_PATH, DEFAULT_ASSET_WINDOW, runsCursor, InFlight, type AssetInfoWire } from "../services/asset-protocol.ts";
 import { ASSET_CHUNK_BYTES } from "../store/asset-tables.ts";
 import { writeFileAtomic } from "../store/atomic-file.ts";
-import { createSha256, SHA256_HEX } from "../store/content-hash.ts";
+import { createSha256, fileHashOfChunks, SHA256_HEX, sha256Hex } from "../store/content-hash.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { connectNode, DEFAULT_NODE, NODE_FLAGS, nodeTarget, type NodeTarget } from "./node-connection.ts";
 import { formatBytes, ProgressBar, type ProgressSink } from "./progress-bar.ts";
@@ -160,10 +160,10 @@ async function put(client: AssetClient, target: NodeTarget, file: string, name: 
   const remembered = begun.resumed || writeUploadRecord(recordFile, { version: 1, node: target.address, uploadId: begun.id, name, size: stats.size, mtimeMs: stats.mtimeMs }, err);
   const progress = new ProgressBar(`Uploading ${name}`, stats.size, err);
   try {
-    const sha256 = await sendChunks(client, file, stats.size, begun.id, runsCursor(begun.missing), progress);
+    const { sha256, chunkListHash } = await sendChunks(client, file, stats.size, begun.id, runsCursor(begun.missing), progress);
     const now = statOrNull(file);
     if (!now || now.size !== stats.size || now.mtimeMs !== stats.mtimeMs) throw new FileChangedDuringUpload(file);
-    const result = await client.commit(begun.id, sha256, stats.size);
+    const result = await client.commit(begun.id, sha256, stats.size, chunkListHash);
     progress.finish();
     rmSync(recordFile, { force: true });
     const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
@@ -182,9 +182,21 @@ async function put(client: AssetClient, target: NodeTarget, file: string, name: 
   }
 }
 
-/** Reads every chunk in order (to hash the whole file) and sends those the server lacks, a window at a time. */
-async function sendChunks(client: AssetClient, file: string, size: number, uploadId: string, missing: (idx: number) => boolean, progress: ProgressBar): Promise<string> {
+/**
+ * Reads every chunk in order and sends those the server lacks, a window at a time. Hashes the
+ * whole file and each chunk in that one read: the chunk list lets the main check the upload
+ * against hashes it computed as chunks arrived, instead of reading a gigabyte back to hash it.
+ */
+async function sendChunks(
+  client: AssetClient,
+  file: string,
+  size: number,
+  uploadId: string,
+  missing: (idx: number) => boolean,
+  progress: ProgressBar,
+): Promise<{ sha256: string; chunkListHash: string }> {
   const hash = createSha256();
+  const chunkHashes: string[] = [];
   const source = Bun.file(file);
   const inFlight = new InFlight<void>(DEFAULT_ASSET_WINDOW);
   for (let idx = 0, at = 0; at < size; idx++, at += ASSET_CHUNK_BYTES) {
@@ -192,11 +204,12 @@ async function sendChunks(client: AssetClient, file: string, size: number, uploa
     const bytes = new Uint8Array(await source.slice(at, at + length).arrayBuffer());
     if (bytes.length !== length) throw new FileChangedDuringUpload(file);
     hash.update(bytes);
+    chunkHashes.push(sha256Hex(bytes));
     if (missing(idx)) await inFlight.add(client.sendChunk(uploadId, idx, bytes).then(() => progress.advance(length)));
     else progress.skip(length);
   }
   while (inFlight.size > 0) await inFlight.next();
-  return hash.digest("hex");
+  return { sha256: hash.digest("hex"), chunkListHash: fileHashOfChunks(chunkHashes) };
 }
 
 async function get(client: AssetClient, assetId: string, outFile: string, range: { start: number; end: number | null } | null, out: Output, err: ProgressSink): Promise<number> {

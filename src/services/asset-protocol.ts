@@ -78,7 +78,12 @@ export const chunkParams = z.object({ id, idx: z.int().nonnegative(), tag });
 /** `stored`: false when the chunk was already in the cache (de-duplicated). */
 export const chunkResult = z.object({ stored: z.boolean() });
 
-export const commitParams = z.object({ id, sha256: z.string().regex(SHA256_HEX, "a SHA-256 in lowercase hex") });
+/** `chunkListHash`: fileHashOfChunks of the uploader's chunk hashes, so the main checks the content without reading it back. */
+export const commitParams = z.object({
+  id,
+  sha256: z.string().regex(SHA256_HEX, "a SHA-256 in lowercase hex"),
+  chunkListHash: z.string().regex(SHA256_HEX, "a SHA-256 in lowercase hex").optional(),
+});
 /** `replicated` as for a push: "backup" once the backup has the manifest, "behind" when it did not answer in time, "none" without a backup. */
 export const commitResult = z.object({ asset: assetInfoSchema, replicated: z.enum(["backup", "behind", "none"]) });
 export type CommitResult = z.infer<typeof commitResult>;
@@ -225,12 +230,12 @@ export class AssetClient {
   }
 
   /**
-   * Commit re-hashes a resumed upload on the server: allow time in proportion to `size`
+   * A commit without `chunkListHash` re-reads the upload on the server: allow time in proportion to `size`
    * (at 100 MB/s), or COMMIT_TIMEOUT_MS when the size is not known here (a forwarding node).
    */
-  commit(uploadId: string, sha256: string, size?: number): Promise<CommitResult> {
+  commit(uploadId: string, sha256: string, size?: number, chunkListHash?: string): Promise<CommitResult> {
     const timeoutMs = size === undefined ? COMMIT_TIMEOUT_MS : 30_000 + Math.ceil(size / 100_000);
-    return this.rpc.call("asset.commit", { id: uploadId, sha256 }, commitResult, timeoutMs);
+    return this.rpc.call("asset.commit", { id: uploadId, sha256, chunkListHash }, commitResult, timeoutMs);
   }
 
   abort(uploadId: string): Promise<unknown> {

@@ -143,9 +143,9 @@ export class AssetService {
         return this.route(
           upstream,
           true,
-          (main) => main.commit(p.id, p.sha256),
+          (main) => main.commit(p.id, p.sha256, undefined, p.chunkListHash),
           async (assets): Promise<CommitResult> => {
-            const { asset, seq } = await assets.commit(p.id, p.sha256);
+            const { asset, seq } = await assets.commit(p.id, p.sha256, p.chunkListHash);
             return { asset, replicated: this.options.afterCommit ? await this.options.afterCommit(seq) : "none" };
           },
         );

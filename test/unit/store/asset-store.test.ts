@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { AppError } from "../../../src/core/errors.ts";
 import { ASSET_CHUNK_BYTES, CHUNK_FLUSH_GROUP, type AssetStore } from "../../../src/store/asset-store.ts";
 import { chunkFilePath } from "../../../src/store/chunk-files.ts";
-import { sha256Hex } from "../../../src/store/content-hash.ts";
+import { fileHashOfChunks, sha256Hex } from "../../../src/store/content-hash.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { createStores } from "../../../src/store/stores.ts";
 
@@ -195,6 +195,29 @@ describe("commit", () => {
     // The upload is still there, and commits once the hash is right.
     expect(assets.missingChunks(handle.id)).toEqual([]);
     expect((await assets.commit(handle.id, sha256Hex(data))).asset.size).toBe(data.length);
+  });
+
+  test("a commit with the uploader's chunk list is checked against the hashes taken as chunks arrived, without reading them back", async () => {
+    const { db, assets } = openStores();
+    const data = randomBytes(2 * MiB + 7);
+    const handle = assets.beginUpload("listed.bin", data.length);
+    for (let idx = 0; idx < handle.chunkCount; idx++) assets.putChunk(handle.id, idx, chunkOf(data, idx));
+    const listOf = (bytes: Uint8Array) => fileHashOfChunks([0, 1, 2].map((idx) => sha256Hex(chunkOf(bytes, idx))));
+    // A list from other bytes (a chunk swapped or damaged on the way) is refused and writes nothing.
+    const other = Uint8Array.from(data);
+    other[MiB + 3]! ^= 1;
+    expect((await caught(() => assets.commit(handle.id, sha256Hex(data), listOf(other)))).code).toBe("ASSET_HASH_MISMATCH");
+    expect((await caught(() => assets.commit(handle.id, sha256Hex(data), "not-a-hash"))).code).toBe("INVALID_INPUT");
+    expect(count(db, "assets")).toBe(0);
+    const readFile = spyOn(fs, "readFileSync");
+    try {
+      const { asset } = await assets.commit(handle.id, sha256Hex(data), listOf(data));
+      expect(readFile).not.toHaveBeenCalled();
+      expect(asset.sha256).toBe(sha256Hex(data));
+      expect(concat(assets.read(asset.id))).toEqual(Buffer.from(data));
+    } finally {
+      readFile.mockRestore();
+    }
   });
 
   test("chunks sent out of order, or replaced, still give the right whole-file hash", async () => {
