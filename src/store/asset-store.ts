@@ -3,9 +3,10 @@
  * into 1 MiB chunks addressed by SHA-256, so identical chunks are stored once.
  *
  * Uploads stream: `beginUpload` records the upload; `putChunk` writes each chunk's file
- * at once but makes it durable in groups: every CHUNK_FLUSH_GROUP chunks of an upload (and
- * always before `commit` or `missingChunks` answers) the group's files are fsync'd, then
- * their index rows written in ONE transaction. So a stored row always names a durable file,
+ * at once but makes it durable in groups: every CHUNK_FLUSH_GROUP chunks of an upload the
+ * group's files are fsync'd on the runtime's I/O threads (a gigabyte's fsyncs never stall the
+ * heartbeats), then their index rows written in ONE transaction; `commit` waits for those and
+ * flushes the rest, `missingChunks` flushes what is not yet under way. So a stored row always names a durable file,
  * and a crash loses at most the last unflushed group, whose rows were never written: resume
  * asks for those chunks again. `commit` checks the content (by the uploader's list of chunk
  * hashes when it sends one, else by re-reading the whole file), then writes the manifest
@@ -71,6 +72,12 @@ export class AssetStore {
   private readonly pending = new Map<string, Map<number, PendingChunk>>();
   /** Chunk files written by this process and not yet fsync'd (hash → size); a chunk here is not written again. */
   private readonly unsynced = new Map<string, number>();
+  /** Per upload: its full groups being made durable on the I/O threads, one after the other. */
+  private readonly flushing = new Map<string, Promise<void>>();
+  /** Per upload: why a group could not be made durable; its next chunk or commit is refused with it. */
+  private readonly flushFailed = new Map<string, Error>();
+  /** Chunks in groups being made durable (hash → how many groups): their files are not removed meanwhile. */
+  private readonly syncing = new Map<string, number>();
   /** Chunks fetched by hash (the backup's lane) whose files are written but not yet durable and indexed (hash → size). */
   private readonly pendingByHash = new Map<string, number>();
   private readonly selectUpload: Statement;
@@ -136,6 +143,7 @@ export class AssetStore {
     }
     const expected = chunkLengthAt(upload.size, idx);
     if (bytes.length !== expected) throw new InvalidChunk(`Chunk ${idx} of upload ${uploadId} has ${bytes.length} bytes; it must have ${expected}.`);
+    this.throwFlushFailure(uploadId);
     const hash = sha256Hex(bytes);
     const what = `chunk ${idx} of upload ${uploadId}`;
     let stored: boolean;
@@ -160,7 +168,7 @@ export class AssetStore {
       let group = this.pending.get(uploadId);
       if (!group) this.pending.set(uploadId, (group = new Map()));
       group.set(idx, { hash, size: bytes.length });
-      if (group.size >= this.flushGroup) this.flush(uploadId, `chunks of upload ${uploadId} up to chunk ${idx}`);
+      if (group.size >= this.flushGroup) this.flushBehind(uploadId, `chunks of upload ${uploadId} up to chunk ${idx}`);
     }
     return { hash, stored };
   }
@@ -192,8 +200,11 @@ export class AssetStore {
     if (committed && committed.sha256 === sha256 && !this.selectUpload.get(uploadId)) {
       return { asset: committed, seq: this.seqOfAsset(uploadId) };
     }
-    const upload = this.uploadRow(uploadId);
+    this.uploadRow(uploadId);
     // The chunks must be durable and indexed before the manifest (which names them) commits.
+    await this.groupsFlushed(uploadId);
+    this.throwFlushFailure(uploadId);
+    const upload = this.uploadRow(uploadId);
     this.flush(uploadId, `the chunks of upload ${uploadId}`);
     const chunks = this.uploadChunkHashes(upload);
     const missing = chunks.flatMap((hash, idx) => (hash === undefined ? [idx] : []));
@@ -291,8 +302,10 @@ export class AssetStore {
   /** Drops an upload's in-memory state; its unindexed chunk files no one else waits for are removed (their space is not kept). */
   private forgetPending(uploadId: string): void {
     this.pending.delete(uploadId);
+    this.flushFailed.delete(uploadId);
     const wanted = new Set([...this.pending.values()].flatMap((group) => [...group.values()].map((c) => c.hash)));
     for (const hash of this.pendingByHash.keys()) wanted.add(hash);
+    for (const hash of this.syncing.keys()) wanted.add(hash);
     const orphans = [...this.unsynced.keys()].filter((hash) => !wanted.has(hash));
     for (const hash of orphans) this.unsynced.delete(hash);
     try {
@@ -384,6 +397,68 @@ export class AssetStore {
     this.pendingByHash.clear();
   }
 
+  /** Resolves once every full group of the upload handed to the I/O threads is durable and indexed (or failed). */
+  groupsFlushed(uploadId: string): Promise<void> {
+    return this.flushing.get(uploadId) ?? Promise.resolve();
+  }
+
+  private throwFlushFailure(uploadId: string): void {
+    const failed = this.flushFailed.get(uploadId);
+    if (!failed) return;
+    this.flushFailed.delete(uploadId);
+    throw failed;
+  }
+
+  /**
+   * `flush` with the fsyncs on the I/O threads: the group leaves `pending` now and is indexed once
+   * its files are durable. Every chunk of the group not indexed yet is fsync'd here (also one
+   * another group is writing out), so no row is written for a file this flush did not see durable.
+   * A failure forgets the group's unsynced files and is told to the upload's next chunk or commit.
+   */
+  private flushBehind(uploadId: string, what: string): void {
+    const group = this.pending.get(uploadId);
+    if (!group || group.size === 0) return;
+    this.pending.delete(uploadId);
+    const hashes = [...new Set([...group.values()].map((c) => c.hash))].filter((hash) => !this.tables.hasChunk(hash));
+    for (const hash of hashes) this.syncing.set(hash, (this.syncing.get(hash) ?? 0) + 1);
+    const release = () => {
+      for (const hash of hashes) {
+        const n = this.syncing.get(hash)! - 1;
+        if (n === 0) this.syncing.delete(hash);
+        else this.syncing.set(hash, n);
+      }
+    };
+    const previous = this.groupsFlushed(uploadId);
+    const done = previous
+      .then(() => this.tables.syncChunkFilesAsync(hashes))
+      .then(
+        () => {
+          release();
+          for (const hash of hashes) this.unsynced.delete(hash);
+          writeTransaction(this.db, what, () => {
+            // An upload aborted meanwhile still gets its chunks indexed (durable now); the reclaimer removes them after the grace period.
+            const open = this.selectUpload.get(uploadId) !== null;
+            for (const [idx, chunk] of group) {
+              this.tables.indexSyncedChunk(chunk.hash, chunk.size);
+              if (open) this.upsertUploadChunk.run(uploadId, idx, chunk.hash);
+            }
+          });
+        },
+        (error: unknown) => {
+          release();
+          this.forgetUnsynced(hashes.filter((hash) => this.unsynced.has(hash)));
+          if (this.selectUpload.get(uploadId)) this.flushFailed.set(uploadId, isDiskFull(error) ? new DiskFull(what, this.db.filename, error) : (error as Error));
+        },
+      )
+      .catch((error: unknown) => {
+        if (this.selectUpload.get(uploadId)) this.flushFailed.set(uploadId, error as Error);
+      })
+      .finally(() => {
+        if (this.flushing.get(uploadId) === done) this.flushing.delete(uploadId);
+      });
+    this.flushing.set(uploadId, done);
+  }
+
   /**
    * Makes the upload's pending chunks durable and indexed: fsync their files (and each folder
    * once), then write all their rows in one transaction. If the files cannot be made durable
@@ -423,7 +498,8 @@ export class AssetStore {
   private forgetUnsynced(hashes: readonly string[]): void {
     const lost = new Set(hashes);
     try {
-      this.tables.removeChunkFiles(lost);
+      // A file another group is making durable stays: that group sees for itself whether it can.
+      this.tables.removeChunkFiles([...lost].filter((hash) => !this.syncing.has(hash)));
     } catch {
       // Unindexed files are harmless: the next write of that chunk replaces them.
     }
