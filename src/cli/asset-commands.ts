@@ -120,14 +120,36 @@ export async function assetCommand(argv: string[], out: Output = stdout, err: Pr
     const name = typeof options.name === "string" ? options.name : basename(file);
     if (name.length < 1 || name.length > 1024 || /[\u0000-\u001f\u007f]/.test(name)) throw new UsageError(`${command}: --name must be 1 to 1024 characters without control characters`);
     const target = nodeTarget(options);
-    return withAssets(target, (client) => put(client, target, file, name, stats, out, err));
+    return withAssets(target, (client) => put(client, target, file, name, stats, out, err), true);
   }
   const [assetId, outFile] = positionals as [string, string];
   if (!/^[0-9A-Za-z-]{1,64}$/.test(assetId)) throw new UsageError(`${command}: "${assetId}" is not an asset id (see "understudy asset ls")`);
   const range = typeof options.range === "string" ? parseRange(command, options.range) : null;
   if (statOrNull(outFile)?.isDirectory()) throw new UsageError(`${command}: ${outFile} is a folder; give the file to write, e.g. ${outFile}/clip.mov`);
   if (!statOrNull(dirname(outFile))?.isDirectory()) throw new UsageError(`${command}: the folder ${dirname(outFile)} does not exist`);
-  return withAssets(nodeTarget(options), (client) => get(client, assetId, outFile, range, out, err));
+  return withAssets(nodeTarget(options), (client) => get(client, assetId, outFile, range, out, err), true);
+}
+
+/**
+ * The node's `/assets`, or, when `direct` and the node only forwards to the main, the main's own:
+ * every chunk then crosses one hop, and the node does not open and seal each megabyte again. An
+ * older node or a main this machine cannot reach itself keeps the node's connection. The upload
+ * record still names the node: the upload lives on the main whichever way its chunks went.
+ */
+async function connectAssets(target: NodeTarget, direct: boolean): Promise<AssetClient> {
+  const node = new AssetClient();
+  node.attach(await connectNode(target, ASSET_PATH, () => node.events()));
+  if (!direct) return node;
+  try {
+    const { forwardTo } = await node.route();
+    if (forwardTo === null) return node;
+    const main = new AssetClient();
+    main.attach(await connectNode({ ...target, address: forwardTo }, ASSET_PATH, () => main.events()));
+    node.close();
+    return main;
+  } catch {
+    return node;
+  }
 }
 
 /** "START-END" (END exclusive) or "START-" (to the end). */
@@ -141,9 +163,9 @@ export function parseRange(command: string, text: string): { start: number; end:
   return { start, end };
 }
 
-async function withAssets(target: NodeTarget, body: (client: AssetClient) => Promise<number>): Promise<number> {
-  const client = new AssetClient();
-  client.attach(await connectNode(target, ASSET_PATH, () => client.events()));
+/** Connects to the node's `/assets` (or, `direct`, the main's, when the node forwards there), runs `body`, and always closes. */
+async function withAssets(target: NodeTarget, body: (client: AssetClient) => Promise<number>, direct = false): Promise<number> {
+  const client = await connectAssets(target, direct);
   try {
     return await body(client);
   } finally {

@@ -94,6 +94,9 @@ export const removeParams = z.object({ id });
 export const removeResult = z.object({ replicated: z.enum(["backup", "behind", "none"]) });
 export const listParams = z.object({});
 export const listResult = z.array(assetInfoSchema);
+/** `asset.route`: where this node sends asset calls ("host:port" of the main), or null when it answers them itself. */
+export const routeParams = z.object({});
+export const routeResult = z.object({ forwardTo: z.string().max(300).nullable() });
 export const statParams = z.object({ id });
 export const statResult = assetInfoSchema;
 
@@ -248,6 +251,10 @@ export class AssetClient {
 
   list(): Promise<AssetInfoWire[]> {
     return this.rpc.call("asset.list", {}, listResult);
+  }
+
+  route(): Promise<z.infer<typeof routeResult>> {
+    return this.rpc.call("asset.route", {}, routeResult);
   }
 
   stat(assetId: string): Promise<AssetInfoWire> {

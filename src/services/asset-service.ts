@@ -27,6 +27,7 @@ import {
   parseParams,
   readParams,
   removeParams,
+  routeParams,
   statParams,
   toRuns,
   type AssetInfoWire,
@@ -170,6 +171,12 @@ export class AssetService {
             return { replicated: this.options.afterCommit ? await this.options.afterCommit(seq) : "none" };
           },
         );
+      },
+      "asset.route": (params) => {
+        parseParams(routeParams, params ?? {}, "asset.route");
+        // An upload or download asks this, then talks to the main itself: a node that only
+        // forwards would open and seal every chunk again on the way, for nothing.
+        return { forwardTo: this.options.mode() === "forward" ? this.options.forwardTo() : null };
       },
       "asset.list": (params) => {
         parseParams(listParams, params, "asset.list");
