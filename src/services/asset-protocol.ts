@@ -115,14 +115,17 @@ export function parseParams<T>(schema: z.ZodType<T>, params: unknown, method: st
   throw new InvalidInput(`"${method}" got bad parameters${where}: ${issue?.message ?? "invalid"}.`, issue?.path.join("."));
 }
 
-/** A bulk payload: header, then the bytes. Copies `bytes` once. */
-export function encodeBulk(op: BulkOp, tagValue: number, bytes: Uint8Array): Uint8Array {
-  // Every byte is written below: no need to zero a megabyte first.
-  const out = Buffer.allocUnsafe(BULK_HEADER_BYTES + bytes.length);
+/** A bulk payload's header; `sendBulk(bytes, bulkHeader(op, tag))` seals it before the bytes without copying them. */
+export function bulkHeader(op: BulkOp, tagValue: number): Uint8Array {
+  const out = Buffer.alloc(BULK_HEADER_BYTES);
   out[0] = op;
   out.writeUInt32BE(tagValue, 1);
-  out.set(bytes, BULK_HEADER_BYTES);
   return out;
+}
+
+/** A bulk payload: header, then the bytes, in one array (for tests and tools; senders use `bulkHeader`). */
+export function encodeBulk(op: BulkOp, tagValue: number, bytes: Uint8Array): Uint8Array {
+  return Buffer.concat([bulkHeader(op, tagValue), bytes]);
 }
 
 export function decodeBulk(payload: Uint8Array): { op: number; tag: number; bytes: Uint8Array } | null {
@@ -228,7 +231,7 @@ export class AssetClient {
   /** Sends chunk `idx` of upload `uploadId` on the bulk lane, then the call that stores it. */
   sendChunk(uploadId: string, idx: number, bytes: Uint8Array): Promise<{ stored: boolean }> {
     const t = this.takeTag();
-    this.connection?.sendBulk(encodeBulk(BulkOp.chunk, t, bytes));
+    this.connection?.sendBulk(bytes, bulkHeader(BulkOp.chunk, t));
     return this.rpc.call("asset.chunk", { id: uploadId, idx, tag: t }, chunkResult);
   }
 

@@ -22,7 +22,7 @@ import {
   BulkOp,
   chunkParams,
   commitParams,
-  encodeBulk,
+  bulkHeader,
   listParams,
   parseParams,
   readParams,
@@ -205,7 +205,7 @@ export class AssetService {
           (assets) => joinPieces([...assets.read(p.id, { start: p.start, end: p.end })], p.end - p.start),
         );
         // The bytes go first: the answer that follows tells the reader they are there.
-        connection.sendBulk(encodeBulk(BulkOp.data, p.tag, bytes));
+        connection.sendBulk(bytes, bulkHeader(BulkOp.data, p.tag));
         return { length: bytes.length };
       },
     };

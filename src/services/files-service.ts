@@ -14,7 +14,7 @@ import { formatHostPort, type HostPort } from "../core/config.ts";
 import type { ChunkBatch } from "../store/chunk-intake.ts";
 import type { ShowFileChange } from "../store/show-file-store.ts";
 import type { Stores } from "../store/stores.ts";
-import { BulkInbox, BulkOp, encodeBulk, parseParams } from "./asset-protocol.ts";
+import { BulkInbox, BulkOp, bulkHeader, parseParams } from "./asset-protocol.ts";
 import type { LogReplicationSource } from "./show-file-log-replication.ts";
 import { rpcServer, type RpcHandler } from "../net/rpc.ts";
 import { CLOSE_BAD_FRAME, connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
@@ -154,7 +154,7 @@ export class FilesService {
           () => this.stores().assets.chunk(p.hash),
         );
         // The bytes go first: the answer that follows tells the reader they are there.
-        connection.sendBulk(encodeBulk(BulkOp.data, p.tag, bytes));
+        connection.sendBulk(bytes, bulkHeader(BulkOp.data, p.tag));
         return { length: bytes.length };
       },
       push: (params) => {
