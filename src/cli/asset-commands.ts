@@ -22,7 +22,7 @@ import { AppError } from "../core/errors.ts";
 import { AssetClient, ASSET_PATH, DEFAULT_ASSET_WINDOW, runsCursor, InFlight, type AssetInfoWire } from "../services/asset-protocol.ts";
 import { ASSET_CHUNK_BYTES } from "../store/asset-tables.ts";
 import { writeFileAtomic } from "../store/atomic-file.ts";
-import { createSha256, SHA256_HEX } from "../store/content-hash.ts";
+import { createSha256, fileHashOfChunks, SHA256_HEX, sha256Hex } from "../store/content-hash.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { connectNode, DEFAULT_NODE, NODE_FLAGS, nodeTarget, type NodeTarget } from "./node-connection.ts";
 import { formatBytes, ProgressBar, type ProgressSink } from "./progress-bar.ts";
@@ -120,14 +120,36 @@ export async function assetCommand(argv: string[], out: Output = stdout, err: Pr
     const name = typeof options.name === "string" ? options.name : basename(file);
     if (name.length < 1 || name.length > 1024 || /[\u0000-\u001f\u007f]/.test(name)) throw new UsageError(`${command}: --name must be 1 to 1024 characters without control characters`);
     const target = nodeTarget(options);
-    return withAssets(target, (client) => put(client, target, file, name, stats, out, err));
+    return withAssets(target, (client) => put(client, target, file, name, stats, out, err), true);
   }
   const [assetId, outFile] = positionals as [string, string];
   if (!/^[0-9A-Za-z-]{1,64}$/.test(assetId)) throw new UsageError(`${command}: "${assetId}" is not an asset id (see "understudy asset ls")`);
   const range = typeof options.range === "string" ? parseRange(command, options.range) : null;
   if (statOrNull(outFile)?.isDirectory()) throw new UsageError(`${command}: ${outFile} is a folder; give the file to write, e.g. ${outFile}/clip.mov`);
   if (!statOrNull(dirname(outFile))?.isDirectory()) throw new UsageError(`${command}: the folder ${dirname(outFile)} does not exist`);
-  return withAssets(nodeTarget(options), (client) => get(client, assetId, outFile, range, out, err));
+  return withAssets(nodeTarget(options), (client) => get(client, assetId, outFile, range, out, err), true);
+}
+
+/**
+ * The node's `/assets`, or, when `direct` and the node only forwards to the main, the main's own:
+ * every chunk then crosses one hop, and the node does not open and seal each megabyte again. An
+ * older node or a main this machine cannot reach itself keeps the node's connection. The upload
+ * record still names the node: the upload lives on the main whichever way its chunks went.
+ */
+async function connectAssets(target: NodeTarget, direct: boolean): Promise<AssetClient> {
+  const node = new AssetClient();
+  node.attach(await connectNode(target, ASSET_PATH, () => node.events()));
+  if (!direct) return node;
+  try {
+    const { forwardTo } = await node.route();
+    if (forwardTo === null) return node;
+    const main = new AssetClient();
+    main.attach(await connectNode({ ...target, address: forwardTo }, ASSET_PATH, () => main.events()));
+    node.close();
+    return main;
+  } catch {
+    return node;
+  }
 }
 
 /** "START-END" (END exclusive) or "START-" (to the end). */
@@ -141,9 +163,9 @@ export function parseRange(command: string, text: string): { start: number; end:
   return { start, end };
 }
 
-async function withAssets(target: NodeTarget, body: (client: AssetClient) => Promise<number>): Promise<number> {
-  const client = new AssetClient();
-  client.attach(await connectNode(target, ASSET_PATH, () => client.events()));
+/** Connects to the node's `/assets` (or, `direct`, the main's, when the node forwards there), runs `body`, and always closes. */
+async function withAssets(target: NodeTarget, body: (client: AssetClient) => Promise<number>, direct = false): Promise<number> {
+  const client = await connectAssets(target, direct);
   try {
     return await body(client);
   } finally {
@@ -160,10 +182,10 @@ async function put(client: AssetClient, target: NodeTarget, file: string, name: 
   const remembered = begun.resumed || writeUploadRecord(recordFile, { version: 1, node: target.address, uploadId: begun.id, name, size: stats.size, mtimeMs: stats.mtimeMs }, err);
   const progress = new ProgressBar(`Uploading ${name}`, stats.size, err);
   try {
-    const sha256 = await sendChunks(client, file, stats.size, begun.id, runsCursor(begun.missing), progress);
+    const { sha256, chunkListHash } = await sendChunks(client, file, stats.size, begun.id, runsCursor(begun.missing), progress);
     const now = statOrNull(file);
     if (!now || now.size !== stats.size || now.mtimeMs !== stats.mtimeMs) throw new FileChangedDuringUpload(file);
-    const result = await client.commit(begun.id, sha256, stats.size);
+    const result = await client.commit(begun.id, sha256, stats.size, chunkListHash);
     progress.finish();
     rmSync(recordFile, { force: true });
     const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
@@ -182,9 +204,21 @@ async function put(client: AssetClient, target: NodeTarget, file: string, name: 
   }
 }
 
-/** Reads every chunk in order (to hash the whole file) and sends those the server lacks, a window at a time. */
-async function sendChunks(client: AssetClient, file: string, size: number, uploadId: string, missing: (idx: number) => boolean, progress: ProgressBar): Promise<string> {
+/**
+ * Reads every chunk in order and sends those the server lacks, a window at a time. Hashes the
+ * whole file and each chunk in that one read: the chunk list lets the main check the upload
+ * against hashes it computed as chunks arrived, instead of reading a gigabyte back to hash it.
+ */
+async function sendChunks(
+  client: AssetClient,
+  file: string,
+  size: number,
+  uploadId: string,
+  missing: (idx: number) => boolean,
+  progress: ProgressBar,
+): Promise<{ sha256: string; chunkListHash: string }> {
   const hash = createSha256();
+  const chunkHashes: string[] = [];
   const source = Bun.file(file);
   const inFlight = new InFlight<void>(DEFAULT_ASSET_WINDOW);
   for (let idx = 0, at = 0; at < size; idx++, at += ASSET_CHUNK_BYTES) {
@@ -192,11 +226,12 @@ async function sendChunks(client: AssetClient, file: string, size: number, uploa
     const bytes = new Uint8Array(await source.slice(at, at + length).arrayBuffer());
     if (bytes.length !== length) throw new FileChangedDuringUpload(file);
     hash.update(bytes);
+    chunkHashes.push(sha256Hex(bytes));
     if (missing(idx)) await inFlight.add(client.sendChunk(uploadId, idx, bytes).then(() => progress.advance(length)));
     else progress.skip(length);
   }
   while (inFlight.size > 0) await inFlight.next();
-  return hash.digest("hex");
+  return { sha256: hash.digest("hex"), chunkListHash: fileHashOfChunks(chunkHashes) };
 }
 
 async function get(client: AssetClient, assetId: string, outFile: string, range: { start: number; end: number | null } | null, out: Output, err: ProgressSink): Promise<number> {

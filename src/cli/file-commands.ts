@@ -11,12 +11,12 @@ import { AppError } from "../core/errors.ts";
 import { defaultConfig } from "../core/config.ts";
 import { validateShowPath } from "../core/show-paths.ts";
 import { RemoteError } from "../net/rpc.ts";
-import { ShowFileClient } from "../services/show-file-client.ts";
+import type { ShowFileClient } from "../services/show-file-client.ts";
 import { headResult, logResult, type LogEntry, type PushResult } from "../services/show-file-protocol.ts";
 import { parseCommand, UsageError } from "./args.ts";
-import { connectNode, DEFAULT_NODE, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
+import { DEFAULT_NODE, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
 import { ensureFolder, ShowFolder } from "./show-folder.ts";
-import { receivePull, sendPush } from "./show-transfer.ts";
+import { connectShowFiles, receivePull, sendPush } from "./show-transfer.ts";
 
 export type FileCommandName = "pull" | "push" | "log";
 
@@ -91,7 +91,7 @@ export async function fileCommand(name: FileCommandName, argv: string[], out: Ou
   if (name === "log") {
     const limit = options.limit === undefined ? 50 : Number(options.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`${command}: --limit must be a whole number from 1 to 1000, got "${String(options.limit)}"`);
-    return withFiles(options, (files) => log(files, limit, out));
+    return withFiles(options, false, (files) => log(files, limit, out));
   }
   const dir = positionals[0]!;
   if (name === "pull") {
@@ -102,10 +102,11 @@ export async function fileCommand(name: FileCommandName, argv: string[], out: Ou
       if (!Number.isInteger(intervalMs) || intervalMs < 50 || intervalMs > 3_600_000) {
         throw new UsageError(`${command}: --interval-ms must be a whole number from 50 to 3600000, got "${String(options["interval-ms"])}"`);
       }
-      return withFiles(options, (files) => watch(files, folder, intervalMs, signal ?? interruptSignal(), out));
+      // Through the node: it stays connected across a failover, the main may not.
+      return withFiles(options, false, (files) => watch(files, folder, intervalMs, signal ?? interruptSignal(), out));
     }
     if (options["interval-ms"] !== undefined) throw new UsageError(`${command}: --interval-ms goes with --watch`);
-    return withFiles(options, (files) => pull(files, folder, out));
+    return withFiles(options, true, (files) => pull(files, folder, out));
   }
   const message = typeof options.message === "string" ? options.message : "";
   if (message.length > 1000) throw new UsageError(`${command}: -m MESSAGE is longer than 1000 characters`);
@@ -113,14 +114,12 @@ export async function fileCommand(name: FileCommandName, argv: string[], out: Ou
   if (author.length < 1 || author.length > 128) throw new UsageError(`${command}: --name must be 1 to 128 characters`);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${command}: ${dir} is not a folder (pull into it first)`);
   const folder = ShowFolder.open(dir);
-  return withFiles(options, (files) => push(files, folder, message, author, out));
+  return withFiles(options, true, (files) => push(files, folder, message, author, out));
 }
 
-/** Connects to the node's `/files`, runs `body`, and always closes. */
-async function withFiles(options: Record<string, unknown>, body: (files: ShowFileClient) => Promise<number>): Promise<number> {
-  const target = nodeTarget(options);
-  const files = new ShowFileClient();
-  files.attach(await connectNode(target, "/files", () => files.events()));
+/** Connects to the node's `/files` (or, `direct`, the main's, when the node forwards there), runs `body`, and always closes. */
+async function withFiles(options: Record<string, unknown>, direct: boolean, body: (files: ShowFileClient) => Promise<number>): Promise<number> {
+  const files = await connectShowFiles(nodeTarget(options), direct);
   try {
     return await body(files);
   } finally {

@@ -14,8 +14,9 @@ import { AppError } from "../core/errors.ts";
 import { InFlight } from "../services/asset-protocol.ts";
 import { pushTimeoutMs } from "../services/files-service.ts";
 import { RemoteError } from "../net/rpc.ts";
-import type { ShowFileClient } from "../services/show-file-client.ts";
-import { MAX_HASHES_PER_CALL, missingResult, pullResult, pushResult, type FileChange, type PushParams, type PushResult } from "../services/show-file-protocol.ts";
+import { ShowFileClient } from "../services/show-file-client.ts";
+import { MAX_HASHES_PER_CALL, missingResult, pullResult, pushResult, routeResult, type FileChange, type PushParams, type PushResult } from "../services/show-file-protocol.ts";
+import { connectNode, type NodeTarget } from "./node-connection.ts";
 import { INLINE_CHUNK_BYTES } from "../store/chunk-intake.ts";
 import { CHUNK_BYTES, readChunkAt } from "./file-chunks.ts";
 import { ProgressBar } from "./progress-bar.ts";
@@ -29,6 +30,28 @@ export class FileChangedWhilePushing extends AppError {
   constructor(path: string) {
     super("FILE_CHANGED_DURING_PUSH", `${JSON.stringify(path)} changed while it was being pushed. Nothing was pushed; wait until it is saved, then push again.`, { status: 409 });
     this.name = "FileChangedWhilePushing";
+  }
+}
+
+/**
+ * The node's `/files`, or, when `direct` and the node only forwards to the main, the main's own:
+ * every chunk of a push or pull then crosses one hop, not two, and the node does not open and
+ * seal each megabyte again. Anything that goes wrong on the way there (an older node, a main this
+ * machine cannot reach itself) keeps the node's connection, which forwards as before.
+ */
+export async function connectShowFiles(target: NodeTarget, direct: boolean): Promise<ShowFileClient> {
+  const node = new ShowFileClient();
+  node.attach(await connectNode(target, "/files", () => node.events()));
+  if (!direct) return node;
+  try {
+    const { forwardTo } = await node.call("files.route", {}, routeResult);
+    if (forwardTo === null) return node;
+    const main = new ShowFileClient();
+    main.attach(await connectNode({ ...target, address: forwardTo }, "/files", () => main.events()));
+    node.close();
+    return main;
+  } catch {
+    return node;
   }
 }
 

@@ -22,6 +22,7 @@ export const BULK_NONCE_BYTES = 12;
 export const BULK_TAG_BYTES = 16;
 const PREFIX_BYTES = HEADER_BYTES + BULK_NONCE_BYTES;
 export const MIN_BULK_FRAME_BYTES = PREFIX_BYTES + BULK_TAG_BYTES;
+const NO_BYTES = new Uint8Array(0);
 
 export class BulkLane {
   private readonly sendKey: Uint8Array;
@@ -37,22 +38,27 @@ export class BulkLane {
     this.from = from;
   }
 
-  /** Seals one chunk; frames must be delivered in the order they were sealed. */
-  seal(chunk: Uint8Array): Uint8Array {
+  /**
+   * Seals `head` then `body` as one plaintext, without joining them first (a small header before
+   * a megabyte would cost a megabyte's copy); frames must be delivered in the order they were sealed.
+   */
+  seal(body: Uint8Array, head: Uint8Array = NO_BYTES): Uint8Array {
     const prefix = new Uint8Array(PREFIX_BYTES);
     prefix[0] = WIRE_VERSION;
     prefix[1] = FrameKind.bulk;
     prefix.set(uint64(this.sendCounter++), HEADER_BYTES + 4);
     const cipher = createCipheriv(CIPHER, this.sendKey, prefix.subarray(HEADER_BYTES));
     cipher.setAAD(prefix);
-    const body = cipher.update(chunk);
-    const tail = cipher.final();
+    const pieces = [head.length > 0 ? cipher.update(head) : NO_BYTES, cipher.update(body), cipher.final()];
     // Every byte is written below: no need to zero a megabyte first.
-    const out = Buffer.allocUnsafe(PREFIX_BYTES + body.length + tail.length + BULK_TAG_BYTES);
+    const out = Buffer.allocUnsafe(PREFIX_BYTES + pieces.reduce((n, p) => n + p.length, 0) + BULK_TAG_BYTES);
     out.set(prefix, 0);
-    out.set(body, PREFIX_BYTES);
-    out.set(tail, PREFIX_BYTES + body.length);
-    out.set(cipher.getAuthTag(), out.length - BULK_TAG_BYTES);
+    let at = PREFIX_BYTES;
+    for (const piece of pieces) {
+      out.set(piece, at);
+      at += piece.length;
+    }
+    out.set(cipher.getAuthTag(), at);
     return out;
   }
 

@@ -29,8 +29,8 @@ export interface SecureConnection {
   send(payload: Uint8Array): boolean;
   /** Sends bytes already sealed (a broadcast frame). */
   sendSealed(frame: Uint8Array): boolean;
-  /** Seals `payload` (an asset chunk, up to 1 MiB plus a small header) on the AES-GCM bulk lane and sends it. False when the connection is gone. */
-  sendBulk(payload: Uint8Array): boolean;
+  /** Seals `head` + `payload` (an asset chunk, up to 1 MiB, and its small header) on the AES-GCM bulk lane and sends it. False when the connection is gone. */
+  sendBulk(payload: Uint8Array, head?: Uint8Array): boolean;
   close(code?: number, reason?: string): void;
   readonly open: boolean;
 }
@@ -98,9 +98,9 @@ class ServerConnection implements TopicMember {
     if (!this.open) return false;
     return this.ws.sendBinary(frame) >= 0;
   }
-  sendBulk(payload: Uint8Array): boolean {
+  sendBulk(payload: Uint8Array, head?: Uint8Array): boolean {
     if (!this.open) return false;
-    return this.ws.sendBinary(this.channel.bulk.seal(payload)) >= 0;
+    return this.ws.sendBinary(this.channel.bulk.seal(payload, head)) >= 0;
   }
   /** Bun's native topic publish: one publish reaches every socket subscribed, without N copies in JS. */
   subscribe(topic: string): void {
@@ -165,7 +165,8 @@ export function secureServerHandlers(
         }
         return;
       }
-      const bytes = typeof raw === "string" ? new TextEncoder().encode(raw) : new Uint8Array(raw);
+      // A view, not a copy: a bulk frame is a megabyte, and it is opened (into new bytes) before this returns.
+      const bytes = typeof raw === "string" ? new TextEncoder().encode(raw) : new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
       const connection = data.connection;
       deliver(bytes, connection, data.events!, (error) => fail(ws, CLOSE_BAD_FRAME, error));
     },
@@ -257,9 +258,9 @@ class ClientConnection implements SecureConnection {
     this.ws.send(frame);
     return true;
   }
-  sendBulk(payload: Uint8Array): boolean {
+  sendBulk(payload: Uint8Array, head?: Uint8Array): boolean {
     if (!this.open) return false;
-    this.ws.send(this.channel.bulk.seal(payload));
+    this.ws.send(this.channel.bulk.seal(payload, head));
     return true;
   }
   close(code = CLOSE_GOING_AWAY, reason = "closing"): void {

@@ -78,7 +78,12 @@ export const chunkParams = z.object({ id, idx: z.int().nonnegative(), tag });
 /** `stored`: false when the chunk was already in the cache (de-duplicated). */
 export const chunkResult = z.object({ stored: z.boolean() });
 
-export const commitParams = z.object({ id, sha256: z.string().regex(SHA256_HEX, "a SHA-256 in lowercase hex") });
+/** `chunkListHash`: fileHashOfChunks of the uploader's chunk hashes, so the main checks the content without reading it back. */
+export const commitParams = z.object({
+  id,
+  sha256: z.string().regex(SHA256_HEX, "a SHA-256 in lowercase hex"),
+  chunkListHash: z.string().regex(SHA256_HEX, "a SHA-256 in lowercase hex").optional(),
+});
 /** `replicated` as for a push: "backup" once the backup has the manifest, "behind" when it did not answer in time, "none" without a backup. */
 export const commitResult = z.object({ asset: assetInfoSchema, replicated: z.enum(["backup", "behind", "none"]) });
 export type CommitResult = z.infer<typeof commitResult>;
@@ -89,6 +94,9 @@ export const removeParams = z.object({ id });
 export const removeResult = z.object({ replicated: z.enum(["backup", "behind", "none"]) });
 export const listParams = z.object({});
 export const listResult = z.array(assetInfoSchema);
+/** `asset.route`: where this node sends asset calls ("host:port" of the main), or null when it answers them itself. */
+export const routeParams = z.object({});
+export const routeResult = z.object({ forwardTo: z.string().max(300).nullable() });
 export const statParams = z.object({ id });
 export const statResult = assetInfoSchema;
 
@@ -107,14 +115,17 @@ export function parseParams<T>(schema: z.ZodType<T>, params: unknown, method: st
   throw new InvalidInput(`"${method}" got bad parameters${where}: ${issue?.message ?? "invalid"}.`, issue?.path.join("."));
 }
 
-/** A bulk payload: header, then the bytes. Copies `bytes` once. */
-export function encodeBulk(op: BulkOp, tagValue: number, bytes: Uint8Array): Uint8Array {
-  // Every byte is written below: no need to zero a megabyte first.
-  const out = Buffer.allocUnsafe(BULK_HEADER_BYTES + bytes.length);
+/** A bulk payload's header; `sendBulk(bytes, bulkHeader(op, tag))` seals it before the bytes without copying them. */
+export function bulkHeader(op: BulkOp, tagValue: number): Uint8Array {
+  const out = Buffer.alloc(BULK_HEADER_BYTES);
   out[0] = op;
   out.writeUInt32BE(tagValue, 1);
-  out.set(bytes, BULK_HEADER_BYTES);
   return out;
+}
+
+/** A bulk payload: header, then the bytes, in one array (for tests and tools; senders use `bulkHeader`). */
+export function encodeBulk(op: BulkOp, tagValue: number, bytes: Uint8Array): Uint8Array {
+  return Buffer.concat([bulkHeader(op, tagValue), bytes]);
 }
 
 export function decodeBulk(payload: Uint8Array): { op: number; tag: number; bytes: Uint8Array } | null {
@@ -220,17 +231,17 @@ export class AssetClient {
   /** Sends chunk `idx` of upload `uploadId` on the bulk lane, then the call that stores it. */
   sendChunk(uploadId: string, idx: number, bytes: Uint8Array): Promise<{ stored: boolean }> {
     const t = this.takeTag();
-    this.connection?.sendBulk(encodeBulk(BulkOp.chunk, t, bytes));
+    this.connection?.sendBulk(bytes, bulkHeader(BulkOp.chunk, t));
     return this.rpc.call("asset.chunk", { id: uploadId, idx, tag: t }, chunkResult);
   }
 
   /**
-   * Commit re-hashes a resumed upload on the server: allow time in proportion to `size`
+   * A commit without `chunkListHash` re-reads the upload on the server: allow time in proportion to `size`
    * (at 100 MB/s), or COMMIT_TIMEOUT_MS when the size is not known here (a forwarding node).
    */
-  commit(uploadId: string, sha256: string, size?: number): Promise<CommitResult> {
+  commit(uploadId: string, sha256: string, size?: number, chunkListHash?: string): Promise<CommitResult> {
     const timeoutMs = size === undefined ? COMMIT_TIMEOUT_MS : 30_000 + Math.ceil(size / 100_000);
-    return this.rpc.call("asset.commit", { id: uploadId, sha256 }, commitResult, timeoutMs);
+    return this.rpc.call("asset.commit", { id: uploadId, sha256, chunkListHash }, commitResult, timeoutMs);
   }
 
   abort(uploadId: string): Promise<unknown> {
@@ -243,6 +254,10 @@ export class AssetClient {
 
   list(): Promise<AssetInfoWire[]> {
     return this.rpc.call("asset.list", {}, listResult);
+  }
+
+  route(): Promise<z.infer<typeof routeResult>> {
+    return this.rpc.call("asset.route", {}, routeResult);
   }
 
   stat(assetId: string): Promise<AssetInfoWire> {

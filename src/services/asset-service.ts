@@ -22,11 +22,12 @@ import {
   BulkOp,
   chunkParams,
   commitParams,
-  encodeBulk,
+  bulkHeader,
   listParams,
   parseParams,
   readParams,
   removeParams,
+  routeParams,
   statParams,
   toRuns,
   type AssetInfoWire,
@@ -143,9 +144,9 @@ export class AssetService {
         return this.route(
           upstream,
           true,
-          (main) => main.commit(p.id, p.sha256),
+          (main) => main.commit(p.id, p.sha256, undefined, p.chunkListHash),
           async (assets): Promise<CommitResult> => {
-            const { asset, seq } = await assets.commit(p.id, p.sha256);
+            const { asset, seq } = await assets.commit(p.id, p.sha256, p.chunkListHash);
             return { asset, replicated: this.options.afterCommit ? await this.options.afterCommit(seq) : "none" };
           },
         );
@@ -170,6 +171,12 @@ export class AssetService {
             return { replicated: this.options.afterCommit ? await this.options.afterCommit(seq) : "none" };
           },
         );
+      },
+      "asset.route": (params) => {
+        parseParams(routeParams, params ?? {}, "asset.route");
+        // An upload or download asks this, then talks to the main itself: a node that only
+        // forwards would open and seal every chunk again on the way, for nothing.
+        return { forwardTo: this.options.mode() === "forward" ? this.options.forwardTo() : null };
       },
       "asset.list": (params) => {
         parseParams(listParams, params, "asset.list");
@@ -198,7 +205,7 @@ export class AssetService {
           (assets) => joinPieces([...assets.read(p.id, { start: p.start, end: p.end })], p.end - p.start),
         );
         // The bytes go first: the answer that follows tells the reader they are there.
-        connection.sendBulk(encodeBulk(BulkOp.data, p.tag, bytes));
+        connection.sendBulk(bytes, bulkHeader(BulkOp.data, p.tag));
         return { length: bytes.length };
       },
     };

@@ -10,11 +10,11 @@
  * the connection ends without a push that names them.
  */
 import { AppError } from "../core/errors.ts";
-import type { HostPort } from "../core/config.ts";
+import { formatHostPort, type HostPort } from "../core/config.ts";
 import type { ChunkBatch } from "../store/chunk-intake.ts";
 import type { ShowFileChange } from "../store/show-file-store.ts";
 import type { Stores } from "../store/stores.ts";
-import { BulkInbox, BulkOp, encodeBulk, parseParams } from "./asset-protocol.ts";
+import { BulkInbox, BulkOp, bulkHeader, parseParams } from "./asset-protocol.ts";
 import type { LogReplicationSource } from "./show-file-log-replication.ts";
 import { rpcServer, type RpcHandler } from "../net/rpc.ts";
 import { CLOSE_BAD_FRAME, connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
@@ -33,6 +33,7 @@ import {
   putParams,
   readParams,
   READ_ONLY_MESSAGE,
+  routeParams,
   type LogEntry,
   type PullResult,
   type PushParams,
@@ -85,6 +86,13 @@ export class FilesService {
       head: (params) => {
         parseParams(headParams, params ?? {}, "head");
         return this.route(upstream, (main) => main.call("head", {}, headResult), () => ({ rev: this.stores().showFile.head() }));
+      },
+      "files.route": (params) => {
+        parseParams(routeParams, params ?? {}, "files.route");
+        // A command moving a big show file asks this, then talks to the main itself: a node that
+        // only forwards would open and seal every chunk again on the way, for nothing.
+        const mode = this.options.mode();
+        return { forwardTo: mode.kind === "forward" ? formatHostPort(mode.to) : null };
       },
       log: (params) => {
         const { limit } = parseParams(logParams, params ?? {}, "log");
@@ -146,7 +154,7 @@ export class FilesService {
           () => this.stores().assets.chunk(p.hash),
         );
         // The bytes go first: the answer that follows tells the reader they are there.
-        connection.sendBulk(encodeBulk(BulkOp.data, p.tag, bytes));
+        connection.sendBulk(bytes, bulkHeader(BulkOp.data, p.tag));
         return { length: bytes.length };
       },
       push: (params) => {
@@ -195,7 +203,7 @@ export class FilesService {
     if (mode.kind === "serve") return serve();
     if (mode.kind === "read-only") throw new ReadOnlyWhileBackupServes();
     if (mode.kind === "no-server") throw new AppError("NO_SERVER", "No server answers yet: check the main server's address on the setup page.", { status: 503 });
-    return upstream.call(`${mode.to.host}:${mode.to.port}`, forward);
+    return upstream.call(formatHostPort(mode.to), forward);
   }
 
   /** Nothing to close here: each connection to the main closes with the connection it forwards for. */

@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import { AppError } from "../core/errors.ts";
-import { BulkInbox, BulkOp, encodeBulk } from "../services/asset-protocol.ts";
+import { BulkInbox, BulkOp, bulkHeader } from "../services/asset-protocol.ts";
 import { RpcClient } from "../net/rpc.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { putResult, readResult } from "../services/show-file-protocol.ts";
@@ -46,7 +46,7 @@ export class ShowFileClient {
   /** Sends one chunk (at most 1 MiB) on the bulk lane, then the call that stores it. */
   putChunk(bytes: Uint8Array): Promise<z.infer<typeof putResult>> {
     const t = this.takeTag();
-    this.connection?.sendBulk(encodeBulk(BulkOp.chunk, t, bytes));
+    this.connection?.sendBulk(bytes, bulkHeader(BulkOp.chunk, t));
     return this.rpc.call("files.put", { tag: t }, putResult);
   }
 

@@ -46,13 +46,6 @@ const toBackupSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("disk"), usage: diskUsageSchema }),
 ]);
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = Buffer.allocUnsafe(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
-
 /** Chunks asked for at once: enough to keep the lane busy, few enough to bound memory (1 MiB each). */
 const CHUNK_WINDOW = 16;
 
@@ -105,7 +98,7 @@ export class LogReplicationSource {
             send({ type: "snapshot-page", page });
           } else if (frame.type === "chunks") {
             // Chunks go on the AES-GCM bulk lane, one frame each: the raw 32-byte hash, then the bytes.
-            for (const hash of frame.hashes) connection.sendBulk(concat(Buffer.from(hash, "hex"), this.stores.assets.chunk(hash)));
+            for (const hash of frame.hashes) connection.sendBulk(this.stores.assets.chunk(hash), Buffer.from(hash, "hex"));
           } else if (frame.type === "disk") {
             this.backupUsage = frame.usage;
             send({ type: "disk", usage: diskUsage(this.stores.log.database) });
@@ -131,7 +124,7 @@ export class LogReplicationSource {
    */
   offerChunk(hash: string, bytes: Uint8Array): void {
     const f = this.follower;
-    if (f?.live) f.connection.sendBulk(concat(Buffer.from(hash, "hex"), bytes));
+    if (f?.live) f.connection.sendBulk(bytes, Buffer.from(hash, "hex"));
   }
 
   /** Sends what the live follower has not had yet; called after every committed write. */

@@ -36,6 +36,10 @@ export type FileContent = z.infer<typeof fileContentSchema>;
 export const headParams = z.object({});
 export const headResult = z.object({ rev: revision });
 
+/** `files.route`: where this node sends show-file calls ("host:port" of the main), or null when it answers them itself. */
+export const routeParams = z.object({});
+export const routeResult = z.object({ forwardTo: z.string().max(300).nullable() });
+
 export const pushParams = z.object({
   base: revision,
   changes: z.array(fileChangeSchema).min(1, "Nothing to push: no file changed."),

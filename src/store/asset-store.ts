@@ -3,11 +3,13 @@
  * into 1 MiB chunks addressed by SHA-256, so identical chunks are stored once.
  *
  * Uploads stream: `beginUpload` records the upload; `putChunk` writes each chunk's file
- * at once but makes it durable in groups: every CHUNK_FLUSH_GROUP chunks of an upload (and
- * always before `commit` or `missingChunks` answers) the group's files are fsync'd, then
- * their index rows written in ONE transaction. So a stored row always names a durable file,
+ * at once but makes it durable in groups: every CHUNK_FLUSH_GROUP chunks of an upload the
+ * group's files are fsync'd on the runtime's I/O threads (a gigabyte's fsyncs never stall the
+ * heartbeats), then their index rows written in ONE transaction; `commit` waits for those and
+ * flushes the rest, `missingChunks` flushes what is not yet under way. So a stored row always names a durable file,
  * and a crash loses at most the last unflushed group, whose rows were never written: resume
- * asks for those chunks again. `commit` checks the whole file's hash, then writes the manifest
+ * asks for those chunks again. `commit` checks the content (by the uploader's list of chunk
+ * hashes when it sends one, else by re-reading the whole file), then writes the manifest
  * and its replication log entry in one transaction; only that is the acknowledgement an
  * uploader relies on. Until then the asset is invisible. Uploads in progress are stored,
  * so after a restart `missingChunks` tells the uploader what is left to send.
@@ -16,7 +18,6 @@
  */
 import type { Database, Statement } from "bun:sqlite";
 import { randomUUID } from "node:crypto";
-import type { Hash } from "node:crypto";
 import { InvalidInput } from "../core/errors.ts";
 import {
   ASSET_CHUNK_BYTES,
@@ -26,7 +27,7 @@ import {
   type AssetInfo,
   type AssetManifest,
 } from "./asset-tables.ts";
-import { createSha256, isSha256Hex, sha256Hex } from "./content-hash.ts";
+import { createSha256, fileHashOfChunks, isSha256Hex, sha256Hex } from "./content-hash.ts";
 import { ASSET_MANIFEST, ASSET_REMOVED } from "./replication-entries.ts";
 import type { ReplicationLog } from "./replication-log.ts";
 import {
@@ -44,7 +45,7 @@ import { isDiskFull, writeTransaction } from "./write-transaction.ts";
 export { ASSET_CHUNK_BYTES, type AssetInfo, type AssetManifest } from "./asset-tables.ts";
 
 export const MAX_ASSET_NAME_CHARS = 1024;
-/** When commit has to re-read an upload to hash it, it lets other work run after this many bytes. */
+/** When commit re-reads an upload to hash it (no chunk list sent), it lets other work run after this many bytes. */
 const REHASH_YIELD_BYTES = 16 * ASSET_CHUNK_BYTES;
 /** How many chunks of an upload are written before their files are fsync'd and indexed together. */
 export const CHUNK_FLUSH_GROUP = 32;
@@ -56,9 +57,6 @@ export type ByteRange = { readonly start: number; readonly end: number };
 
 type UploadRow = { id: string; name: string; size: number; chunk_count: number; created: number };
 
-/** The whole-file hash of an upload whose chunks arrived in order in this process, so commit needn't re-read them. */
-type RunningHash = { hash: Hash; next: number };
-
 /** A chunk of an upload whose file is written but whose rows are not (not yet flushed). */
 type PendingChunk = { hash: string; size: number };
 
@@ -69,17 +67,21 @@ export class AssetStore {
   private readonly log: ReplicationLog;
   private readonly tables: AssetTables;
   private readonly wallClock: () => number;
-  private readonly runningHashes = new Map<string, RunningHash>();
   private readonly flushGroup: number;
   /** Per upload: chunks written to files but not yet durable and indexed (idx → chunk). In memory only. */
   private readonly pending = new Map<string, Map<number, PendingChunk>>();
   /** Chunk files written by this process and not yet fsync'd (hash → size); a chunk here is not written again. */
   private readonly unsynced = new Map<string, number>();
+  /** Per upload: its full groups being made durable on the I/O threads, one after the other. */
+  private readonly flushing = new Map<string, Promise<void>>();
+  /** Per upload: why a group could not be made durable; its next chunk or commit is refused with it. */
+  private readonly flushFailed = new Map<string, Error>();
+  /** Chunks in groups being made durable (hash → how many groups): their files are not removed meanwhile. */
+  private readonly syncing = new Map<string, number>();
   /** Chunks fetched by hash (the backup's lane) whose files are written but not yet durable and indexed (hash → size). */
   private readonly pendingByHash = new Map<string, number>();
   private readonly selectUpload: Statement;
   private readonly selectUploadChunks: Statement;
-  private readonly selectUploadChunkAt: Statement;
   private readonly upsertUploadChunk: Statement;
 
   constructor(db: Database, log: ReplicationLog, wallClock: () => number = Date.now, options: AssetStoreOptions = {}) {
@@ -92,7 +94,6 @@ export class AssetStore {
     this.wallClock = wallClock;
     this.selectUpload = db.query("SELECT * FROM uploads WHERE id = ?");
     this.selectUploadChunks = db.query("SELECT idx, hash FROM upload_chunks WHERE upload_id = ? ORDER BY idx");
-    this.selectUploadChunkAt = db.query("SELECT hash FROM upload_chunks WHERE upload_id = ? AND idx = ?");
     this.upsertUploadChunk = db.query(
       "INSERT INTO upload_chunks (upload_id, idx, hash) VALUES (?, ?, ?) ON CONFLICT (upload_id, idx) DO UPDATE SET hash = excluded.hash",
     );
@@ -114,7 +115,6 @@ export class AssetStore {
         this.wallClock(),
       ]);
     });
-    this.runningHashes.set(handle.id, { hash: createSha256(), next: 0 });
     return handle;
   }
 
@@ -143,10 +143,9 @@ export class AssetStore {
     }
     const expected = chunkLengthAt(upload.size, idx);
     if (bytes.length !== expected) throw new InvalidChunk(`Chunk ${idx} of upload ${uploadId} has ${bytes.length} bytes; it must have ${expected}.`);
+    this.throwFlushFailure(uploadId);
     const hash = sha256Hex(bytes);
     const what = `chunk ${idx} of upload ${uploadId}`;
-    const previous =
-      this.pending.get(uploadId)?.get(idx)?.hash ?? (this.selectUploadChunkAt.get(uploadId, idx) as { hash: string } | null)?.hash;
     let stored: boolean;
     if (!this.tables.storesFiles) {
       // An in-memory database keeps bytes inline and has nothing to make durable: one transaction per chunk.
@@ -169,9 +168,8 @@ export class AssetStore {
       let group = this.pending.get(uploadId);
       if (!group) this.pending.set(uploadId, (group = new Map()));
       group.set(idx, { hash, size: bytes.length });
-      if (group.size >= this.flushGroup) this.flush(uploadId, `chunks of upload ${uploadId} up to chunk ${idx}`);
+      if (group.size >= this.flushGroup) this.flushBehind(uploadId, `chunks of upload ${uploadId} up to chunk ${idx}`);
     }
-    this.followRunningHash(uploadId, idx, bytes, previous === undefined || previous === hash);
     return { hash, stored };
   }
 
@@ -187,25 +185,37 @@ export class AssetStore {
   }
 
   /**
-   * Checks the whole file hashes to `sha256`, then, in one transaction, writes the manifest and
-   * its log entry and forgets the upload. Async because an upload resumed after a restart is
-   * hashed again from the database, and that must not stall heartbeats for seconds.
+   * Checks the upload's content, then, in one transaction, writes the manifest and its log entry
+   * and forgets the upload. With `chunkListHash` (fileHashOfChunks of the uploader's own chunk
+   * hashes, computed in the same read as `sha256`) the check costs no byte read: every chunk was
+   * hashed here as it arrived, so a matching list means these are the uploader's bytes, and
+   * `sha256` is taken as the uploader computed it (one hash per byte on this machine, not two).
+   * Without it the whole file is read back and hashed, yielding so heartbeats go on.
    * Committing an id already committed with the same hash returns that asset (a retried commit).
    */
-  async commit(uploadId: string, sha256: string): Promise<{ asset: AssetInfo; seq: number }> {
+  async commit(uploadId: string, sha256: string, chunkListHash?: string): Promise<{ asset: AssetInfo; seq: number }> {
     if (!isSha256Hex(sha256)) throw new InvalidInput(`${JSON.stringify(sha256)} is not a SHA-256 in lowercase hex.`, "sha256");
+    if (chunkListHash !== undefined && !isSha256Hex(chunkListHash)) throw new InvalidInput(`${JSON.stringify(chunkListHash)} is not a SHA-256 in lowercase hex.`, "chunkListHash");
     const committed = this.tables.asset(uploadId);
     if (committed && committed.sha256 === sha256 && !this.selectUpload.get(uploadId)) {
       return { asset: committed, seq: this.seqOfAsset(uploadId) };
     }
-    const upload = this.uploadRow(uploadId);
+    this.uploadRow(uploadId);
     // The chunks must be durable and indexed before the manifest (which names them) commits.
+    await this.groupsFlushed(uploadId);
+    this.throwFlushFailure(uploadId);
+    const upload = this.uploadRow(uploadId);
     this.flush(uploadId, `the chunks of upload ${uploadId}`);
     const chunks = this.uploadChunkHashes(upload);
     const missing = chunks.flatMap((hash, idx) => (hash === undefined ? [idx] : []));
     if (missing.length > 0) throw new UploadIncomplete(uploadId, missing);
-    const actual = await this.wholeFileHash(upload, chunks as string[]);
-    if (actual !== sha256) throw new AssetHashMismatch(uploadId, sha256, actual);
+    if (chunkListHash !== undefined) {
+      const actual = fileHashOfChunks(chunks as string[]);
+      if (actual !== chunkListHash) throw new AssetHashMismatch(uploadId, chunkListHash, actual);
+    } else {
+      const actual = await this.wholeFileHash(upload, chunks as string[]);
+      if (actual !== sha256) throw new AssetHashMismatch(uploadId, sha256, actual);
+    }
     return writeTransaction(this.db, `the asset ${JSON.stringify(upload.name)}`, () => {
       // A second commit of the same upload may have finished while this one was hashing.
       const raced = this.tables.asset(uploadId);
@@ -226,7 +236,6 @@ export class AssetStore {
       const seq = this.log.append(ASSET_MANIFEST, JSON.stringify({ assetId: manifest.id }), manifest.created);
       this.tables.writeManifest(manifest, seq);
       this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]);
-      this.runningHashes.delete(uploadId);
       this.pending.delete(uploadId);
       const { chunks: _, ...asset } = manifest;
       return { asset, seq };
@@ -285,17 +294,18 @@ export class AssetStore {
    * them as stalled): their chunks written but never indexed are removed at once.
    */
   forgetDroppedUploads(): void {
-    for (const uploadId of [...this.pending.keys(), ...this.runningHashes.keys()]) {
+    for (const uploadId of [...this.pending.keys()]) {
       if (!this.selectUpload.get(uploadId)) this.forgetPending(uploadId);
     }
   }
 
   /** Drops an upload's in-memory state; its unindexed chunk files no one else waits for are removed (their space is not kept). */
   private forgetPending(uploadId: string): void {
-    this.runningHashes.delete(uploadId);
     this.pending.delete(uploadId);
+    this.flushFailed.delete(uploadId);
     const wanted = new Set([...this.pending.values()].flatMap((group) => [...group.values()].map((c) => c.hash)));
     for (const hash of this.pendingByHash.keys()) wanted.add(hash);
+    for (const hash of this.syncing.keys()) wanted.add(hash);
     const orphans = [...this.unsynced.keys()].filter((hash) => !wanted.has(hash));
     for (const hash of orphans) this.unsynced.delete(hash);
     try {
@@ -387,6 +397,68 @@ export class AssetStore {
     this.pendingByHash.clear();
   }
 
+  /** Resolves once every full group of the upload handed to the I/O threads is durable and indexed (or failed). */
+  groupsFlushed(uploadId: string): Promise<void> {
+    return this.flushing.get(uploadId) ?? Promise.resolve();
+  }
+
+  private throwFlushFailure(uploadId: string): void {
+    const failed = this.flushFailed.get(uploadId);
+    if (!failed) return;
+    this.flushFailed.delete(uploadId);
+    throw failed;
+  }
+
+  /**
+   * `flush` with the fsyncs on the I/O threads: the group leaves `pending` now and is indexed once
+   * its files are durable. Every chunk of the group not indexed yet is fsync'd here (also one
+   * another group is writing out), so no row is written for a file this flush did not see durable.
+   * A failure forgets the group's unsynced files and is told to the upload's next chunk or commit.
+   */
+  private flushBehind(uploadId: string, what: string): void {
+    const group = this.pending.get(uploadId);
+    if (!group || group.size === 0) return;
+    this.pending.delete(uploadId);
+    const hashes = [...new Set([...group.values()].map((c) => c.hash))].filter((hash) => !this.tables.hasChunk(hash));
+    for (const hash of hashes) this.syncing.set(hash, (this.syncing.get(hash) ?? 0) + 1);
+    const release = () => {
+      for (const hash of hashes) {
+        const n = this.syncing.get(hash)! - 1;
+        if (n === 0) this.syncing.delete(hash);
+        else this.syncing.set(hash, n);
+      }
+    };
+    const previous = this.groupsFlushed(uploadId);
+    const done = previous
+      .then(() => this.tables.syncChunkFilesAsync(hashes))
+      .then(
+        () => {
+          release();
+          for (const hash of hashes) this.unsynced.delete(hash);
+          writeTransaction(this.db, what, () => {
+            // An upload aborted meanwhile still gets its chunks indexed (durable now); the reclaimer removes them after the grace period.
+            const open = this.selectUpload.get(uploadId) !== null;
+            for (const [idx, chunk] of group) {
+              this.tables.indexSyncedChunk(chunk.hash, chunk.size);
+              if (open) this.upsertUploadChunk.run(uploadId, idx, chunk.hash);
+            }
+          });
+        },
+        (error: unknown) => {
+          release();
+          this.forgetUnsynced(hashes.filter((hash) => this.unsynced.has(hash)));
+          if (this.selectUpload.get(uploadId)) this.flushFailed.set(uploadId, isDiskFull(error) ? new DiskFull(what, this.db.filename, error) : (error as Error));
+        },
+      )
+      .catch((error: unknown) => {
+        if (this.selectUpload.get(uploadId)) this.flushFailed.set(uploadId, error as Error);
+      })
+      .finally(() => {
+        if (this.flushing.get(uploadId) === done) this.flushing.delete(uploadId);
+      });
+    this.flushing.set(uploadId, done);
+  }
+
   /**
    * Makes the upload's pending chunks durable and indexed: fsync their files (and each folder
    * once), then write all their rows in one transaction. If the files cannot be made durable
@@ -426,7 +498,8 @@ export class AssetStore {
   private forgetUnsynced(hashes: readonly string[]): void {
     const lost = new Set(hashes);
     try {
-      this.tables.removeChunkFiles(lost);
+      // A file another group is making durable stays: that group sees for itself whether it can.
+      this.tables.removeChunkFiles([...lost].filter((hash) => !this.syncing.has(hash)));
     } catch {
       // Unindexed files are harmless: the next write of that chunk replaces them.
     }
@@ -434,13 +507,8 @@ export class AssetStore {
       this.unsynced.delete(hash);
       this.pendingByHash.delete(hash);
     }
-    for (const [uploadId, group] of this.pending) {
-      for (const [idx, chunk] of group) {
-        if (!lost.has(chunk.hash)) continue;
-        group.delete(idx);
-        // Its bytes were hashed into the running hash; they must be sent (and hashed) again.
-        this.runningHashes.delete(uploadId);
-      }
+    for (const group of this.pending.values()) {
+      for (const [idx, chunk] of group) if (lost.has(chunk.hash)) group.delete(idx);
     }
   }
 
@@ -475,21 +543,7 @@ export class AssetStore {
     return (this.db.query("SELECT log_seq FROM assets WHERE id = ?").get(id) as { log_seq: number }).log_seq;
   }
 
-  /** Keeps the running hash while chunks arrive in order; anything else (a gap, a changed chunk) drops it. */
-  private followRunningHash(uploadId: string, idx: number, bytes: Uint8Array, sameAsBefore: boolean): void {
-    const running = this.runningHashes.get(uploadId);
-    if (!running) return;
-    if (idx === running.next) {
-      running.hash.update(bytes);
-      running.next++;
-    } else if (!(idx < running.next && sameAsBefore)) {
-      this.runningHashes.delete(uploadId);
-    }
-  }
-
   private async wholeFileHash(upload: UploadRow, chunks: readonly string[]): Promise<string> {
-    const running = this.runningHashes.get(upload.id);
-    if (running && running.next === upload.chunk_count) return running.hash.copy().digest("hex");
     const hash = createSha256();
     let sinceYield = 0;
     for (const [idx, chunk] of chunks.entries()) {

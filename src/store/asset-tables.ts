@@ -135,6 +135,11 @@ export class AssetTables {
     this.requireFiles().sync(hashes);
   }
 
+  /** `syncChunkFiles` on the runtime's I/O threads: the main thread goes on with heartbeats and the Data Hub meanwhile. */
+  syncChunkFilesAsync(hashes: Iterable<string>): Promise<void> {
+    return this.requireFiles().syncAsync(hashes);
+  }
+
   /** Removes unindexed chunk files (a group whose flush failed). */
   removeChunkFiles(hashes: Iterable<string>): void {
     const files = this.requireFiles();

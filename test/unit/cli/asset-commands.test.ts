@@ -221,9 +221,10 @@ test("a range beyond the asset is refused before anything is written", async () 
   expect(readFileSync(join(dir, "o.bin"), "utf8")).toBe("23");
 });
 
-test("through a forwarding node, as from a client machine", async () => {
+test("through a forwarding node, as from a client machine: put and get ask it where the main is, then move the chunks to the main straight", async () => {
   const main = setup();
-  const own = startAssetNode(networkKey, { store: false, mode: "forward", forwardTo: () => main.server.address });
+  let asked = 0;
+  const own = startAssetNode(networkKey, { store: false, mode: "forward", forwardTo: () => (asked++, main.server.address) });
   cleanups.push(() => own.stop());
   const flags = ["--node", own.address, "--key", main.flags[3]!];
   const file = join(main.dir, "r.bin");
@@ -232,6 +233,9 @@ test("through a forwarding node, as from a client machine", async () => {
   expect(main.server.stores!.assets.list().map((a) => a.id)).toEqual([id]);
   await run(flags, "get", id, join(main.dir, "r2.bin"));
   expect(readFileSync(join(main.dir, "r2.bin")).equals(data)).toBe(true);
+  // Once per command: a node relaying the calls would look the main up for each of them.
+  expect(asked).toBe(2);
+  expect((await run(flags, "ls")).out).toContain(id);
 });
 
 test("asset rm removes an asset; asset abort stops an upload; unknown ids are named", async () => {

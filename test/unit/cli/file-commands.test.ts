@@ -9,7 +9,7 @@ import { ShowFolder } from "../../../src/cli/show-folder.ts";
 import { AppError } from "../../../src/core/errors.ts";
 import { READ_ONLY_MESSAGE } from "../../../src/services/show-file-protocol.ts";
 import { waitFor } from "../../support/wait-for.ts";
-import { startFilesServer } from "./files-server.ts";
+import { startFilesServer, startForwardingNode } from "./files-server.ts";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -72,6 +72,25 @@ test("a push from one folder arrives in another by pull, both ways", async () =>
   expect(existsSync(join(stage, "scenes"))).toBe(false);
   expect((await run("push", stage)).printed).toBe(`Nothing to push: no file in ${stage} changed since revision 2.\n`);
   expect((await run("pull", stage)).printed).toBe(`${stage} is at revision 2 (0 files changed)\n`);
+});
+
+test("push and pull through a node that forwards talk to the main itself; log and pull --watch stay with the node", async () => {
+  const main = startFilesServer();
+  cleanups.push(main.stop);
+  const node = startForwardingNode(main);
+  cleanups.push(node.stop);
+  const viaNode = (name: FileCommandName, ...argv: string[]) => fileCommand(name, [...argv, ...node.flags], () => {});
+  const stage = tempDir();
+  const booth = join(tempDir(), "booth");
+  writeFileSync(join(stage, "clip.bin"), randomFillSync(Buffer.alloc(3 * 1024 * 1024 + 5)));
+  expect(await viaNode("push", stage, "-m", "clip")).toBe(0);
+  expect(await viaNode("pull", booth)).toBe(0);
+  expect(readFileSync(join(booth, "clip.bin"))).toEqual(readFileSync(join(stage, "clip.bin")));
+  // The node answered where the main is, once per command; every chunk went to the main straight.
+  expect(node.calls.count).toBe(2);
+  expect(main.show.head).toBe(1);
+  expect(await viaNode("log")).toBe(0);
+  expect(node.calls.count).toBe(3);
 });
 
 test("a push that says the backup is behind says so", async () => {

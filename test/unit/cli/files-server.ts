@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
-import { FilesService } from "../../../src/services/files-service.ts";
+import { FilesService, type FilesMode } from "../../../src/services/files-service.ts";
 import { newServerSocketData, secureServerHandlers } from "../../../src/net/secure-socket.ts";
 import type { PushResult } from "../../../src/services/show-file-protocol.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
@@ -48,14 +48,7 @@ export function startFilesServer() {
     syncTimeoutMs: 500,
     secure: options,
   });
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(request, srv) {
-      return srv.upgrade(request, { data: newServerSocketData(options, "client", "/files") }) ? undefined : new Response("no", { status: 400 });
-    },
-    websocket: secureServerHandlers(options, (connection) => service.accept(connection), () => {}),
-  });
+  const server = serveFiles(options, service);
   const keyDir = mkdtempSync(join(tmpdir(), "understudy-key-"));
   const keyFile = join(keyDir, "network.key");
   writeFileSync(keyFile, formatNetworkKey(networkKey));
@@ -65,5 +58,39 @@ export function startFilesServer() {
     rmSync(keyDir, { recursive: true, force: true });
     rmSync(dataDir, { recursive: true, force: true });
   };
-  return { show: shown, server, stop, dataDir, flags: ["--node", `127.0.0.1:${server.port}`, "--key", keyFile] };
+  return { show: shown, server, stop, dataDir, networkKey, flags: ["--node", `127.0.0.1:${server.port}`, "--key", keyFile] };
+}
+
+/**
+ * A client's node in front of the files server: it forwards every call to it, and counts the
+ * calls it answered (each asks the mode once). `--node` goes to the node; the key file stays.
+ */
+export function startForwardingNode(main: ReturnType<typeof startFilesServer>) {
+  const options = { networkKey: main.networkKey, machine: nacl.sign.keyPair() };
+  const calls = { count: 0 };
+  const service = new FilesService({
+    mode: (): FilesMode => {
+      calls.count++;
+      return { kind: "forward", to: { host: "127.0.0.1", port: main.server.port! } };
+    },
+    stores: null,
+    replication: null,
+    syncTimeoutMs: 500,
+    secure: options,
+  });
+  const server = serveFiles(options, service);
+  const flags = [...main.flags];
+  flags[1] = `127.0.0.1:${server.port}`;
+  return { calls, flags, stop: () => server.stop(true) };
+}
+
+function serveFiles(options: { networkKey: Uint8Array; machine: nacl.SignKeyPair }, service: FilesService) {
+  return Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(request, srv) {
+      return srv.upgrade(request, { data: newServerSocketData(options, "client", "/files") }) ? undefined : new Response("no", { status: 400 });
+    },
+    websocket: secureServerHandlers(options, (connection) => service.accept(connection), () => {}),
+  });
 }

@@ -299,6 +299,14 @@ describe("bulk lane (AES-256-GCM)", () => {
     expect(Buffer.from(a.bulk.open(b.bulk.seal(chunk.subarray(0, 10))))).toEqual(Buffer.from(chunk.subarray(0, 10)));
   });
 
+  test("a header sealed before a chunk opens as header and chunk in one, as if joined before sealing", () => {
+    const { a, b } = connected();
+    const head = Uint8Array.of(1, 0, 0, 0, 7);
+    const frame = a.bulk.seal(chunk, head);
+    expect(frame.length).toBe(2 + 12 + head.length + chunk.length + 16);
+    expect(Buffer.from(b.bulk.open(frame)).equals(Buffer.concat([head, chunk]))).toBe(true);
+  });
+
   test.each([
     ["a body byte", () => 1000, UnsealFailed],
     ["the tag", (length: number) => length - 1, UnsealFailed],
