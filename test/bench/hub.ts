@@ -42,7 +42,11 @@ if (!Bun.which("mosquitto")) {
   process.exit(1);
 }
 
+/** CPU_PROF=dir: the nodes run from source under `bun --cpu-prof` (a markdown profile per process in dir at the end). */
+const CPU_PROF = process.env.CPU_PROF;
 const bin = await executable();
+const understudy = (name: string) =>
+  CPU_PROF ? [process.execPath, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${join(CPU_PROF, name)}`, join(import.meta.dir, "../../src/main.ts")] : [bin];
 const dir = mkdtempSync(join(tmpdir(), "understudy-bench-hub-"));
 const keyFile = join(dir, "net.key");
 const licFile = join(dir, "lic.json");
@@ -67,7 +71,7 @@ const [pm, pb, pp, ps, mqttP, mqttS, mosq, uiP, uiS] = (await Promise.all(Array.
 const at = (p: number) => `127.0.0.1:${p}`;
 function machine(name: string, args: string[], ui = 0) {
   const data = mkdtempSync(join(dir, `${name.replace(" ", "-")}-`));
-  const base = [bin, "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
+  const base = [...understudy(name.replace(" ", "-")), "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
   procs.set(name, Bun.spawn([...base, ...args], { stdout: "ignore", stderr: "inherit" }));
 }
 machine("main", ["--role", "main", "--peer-listen", at(pm), "--backup", at(pb), "--mqtt-listen", "off"]);
@@ -188,7 +192,9 @@ let runId = 0;
 async function setup(t: Transport, subscribers: number) {
   const run = `bench/r${++runId}`;
   const receivers: Receiver[] = Array.from({ length: subscribers }, () => ({ seqs: [], latencies: [] }));
-  const closers = await Promise.all(receivers.map((r) => t.subscribe(`${run}/#`, r)));
+  // One after another: a node takes at most 8 connections in their handshake per source at once (handshake-admission.ts).
+  const closers: (() => void)[] = [];
+  for (const r of receivers) closers.push(await t.subscribe(`${run}/#`, r));
   const pub = await t.publisher();
   await waitUntil(`${t.name}: subscriptions live`, async () => {
     await pub.send(`${run}/warm`, { seq: 0, t: 0, pad: "" });
@@ -283,7 +289,8 @@ try {
     ].join("\n"),
   );
 } finally {
-  for (const p of procs.values()) p.kill("SIGKILL");
+  // A profile is written when the process exits by itself.
+  for (const p of procs.values()) p.kill(CPU_PROF ? "SIGTERM" : "SIGKILL");
   await Promise.all([...procs.values()].map((p) => p.exited));
   rmSync(dir, { recursive: true, force: true });
 }
