@@ -57,6 +57,21 @@ const jsonData = z.unknown().superRefine((value, ctx) => {
   else if (size > MAX_DATA_BYTES) ctx.addIssue({ code: "custom", message: `must be at most ${MAX_DATA_BYTES / 1024} KiB of JSON (got ${size} bytes)` });
 });
 
+/**
+ * `jsonData` for a value JSON.parse just made from a short text: it is JSON by construction, and
+ * its JSON cannot exceed MAX_DATA_BYTES (see SMALL_TEXT_BYTES), so only a missing field is refused.
+ * Measuring it again cost a stringify per frame at every hop.
+ */
+const parsedJsonData = z.unknown().refine((value) => value !== undefined, "must be a JSON value");
+
+/**
+ * Texts up to this size carry data whose JSON is at most MAX_DATA_BYTES. Re-encoding a parsed value
+ * grows no part of it more than 6 times: strings keep their length or shrink (a lone surrogate, 2
+ * bytes as counted here, becomes a 6-byte escape: 3 times), numbers grow the most ("1e20" becomes
+ * 21 digits: 5.25 times).
+ */
+export const SMALL_TEXT_BYTES = Math.floor(MAX_DATA_BYTES / 6);
+
 export const versionSchema = z.object({
   epoch: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
@@ -130,6 +145,15 @@ const toHubSchemas = {
   reply: replyFrame,
 } as const;
 
+/** The same schemas for a frame parsed from a text of at most SMALL_TEXT_BYTES. */
+const toHubSchemasForSmallText = {
+  ...toHubSchemas,
+  pub: pubFrame.extend({ data: parsedJsonData }),
+  set: setFrame.extend({ value: parsedJsonData }),
+  call: callFrame.extend({ data: parsedJsonData }),
+  reply: replyFrame.extend({ data: parsedJsonData.optional() }),
+} as const;
+
 export const toHubFrameSchema = z.discriminatedUnion("type", [
   helloFrame,
   pingFrame,
@@ -195,6 +219,14 @@ const fromHubSchemas = {
   error: errorFrameSchema,
 } as const;
 
+const fromHubSchemasForSmallText = {
+  ...fromHubSchemas,
+  msg: msgFrame.extend({ data: parsedJsonData }),
+  value: valueFrame.extend({ value: parsedJsonData }),
+  call: incomingCallFrame.extend({ data: parsedJsonData }),
+  reply: replyFrame.extend({ data: parsedJsonData.optional() }),
+} as const;
+
 export const fromHubFrameSchema = z.discriminatedUnion("type", [
   welcomeFrame,
   msgFrame,
@@ -217,12 +249,12 @@ export type ParsedFrame<F> = { ok: true; frame: F } | { ok: false; error: Invali
 
 /** Parses a frame sent to a hub: JSON text (as read from the channel) or an already-parsed value. Never throws. */
 export function parseToHubFrame(input: unknown): ParsedFrame<ToHubFrame> {
-  return parseWith(toHubSchemas, input, MAX_FRAME_BYTES) as ParsedFrame<ToHubFrame>;
+  return parseWith(toHubSchemas, toHubSchemasForSmallText, input, MAX_FRAME_BYTES) as ParsedFrame<ToHubFrame>;
 }
 
 /** Parses a frame sent by a hub (a node checks what the server sends, too). Never throws. */
 export function parseFromHubFrame(input: unknown): ParsedFrame<FromHubFrame> {
-  return parseWith(fromHubSchemas, input, MAX_FROM_HUB_FRAME_BYTES) as ParsedFrame<FromHubFrame>;
+  return parseWith(fromHubSchemas, fromHubSchemasForSmallText, input, MAX_FROM_HUB_FRAME_BYTES) as ParsedFrame<FromHubFrame>;
 }
 
 /** The text the adapter seals: encode once, even for a frame going to many connections. */
@@ -235,10 +267,11 @@ export function errorFrame(error: { code: string; message: string }, ref?: Error
   return ref ? { type: "error", code: error.code, message, ref } : { type: "error", code: error.code, message };
 }
 
-function parseWith(schemas: Record<string, z.ZodType>, input: unknown, maxBytes: number): ParsedFrame<unknown> {
+function parseWith(schemas: Record<string, z.ZodType>, forSmallText: Record<string, z.ZodType>, input: unknown, maxBytes: number): ParsedFrame<unknown> {
   let value = input;
   if (typeof input === "string") {
     const size = utf8ByteLength(input);
+    if (size <= SMALL_TEXT_BYTES) schemas = forSmallText;
     if (size > maxBytes) return refuse(`Frame refused: ${size} bytes is more than the ${maxBytes} a frame may have.`);
     try {
       value = readWireJson(input, { maxBytes });

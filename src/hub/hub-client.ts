@@ -44,7 +44,7 @@ import {
 } from "./frames.ts";
 import { CallInterrupted, LimitReached, NoService, NotConnected, ProviderGone, PublishTimedOut, QueueFull, ServiceTaken } from "./hub-errors.ts";
 import { OriginMarks, DEFAULT_MAX_TRACKED_ORIGINS } from "./origin-marks.ts";
-import { OutboundQueue, frameBytes, type QueuedWrite } from "./outbound-queue.ts";
+import { OutboundQueue, encodeWrite, type QueuedWrite } from "./outbound-queue.ts";
 import { NodeValueCache } from "./node-value-cache.ts";
 import { SubscriptionIndex } from "./subscription-index.ts";
 import { WaitingLine } from "./waiting-line.ts";
@@ -52,7 +52,8 @@ import { WaitingLine } from "./waiting-line.ts";
 export type AppId = string;
 /** Deliver one frame to these local apps (encode once, write to each). */
 export type DeliverToApps = (frame: FromHubFrame, apps: readonly AppId[]) => void;
-export type SendToServer = (frame: ToHubFrame) => void;
+/** `text`, when given, is the frame's JSON already made (a queued write): send it rather than encode again. */
+export type SendToServer = (frame: ToHubFrame, text?: string) => void;
 
 export const DEFAULT_MAX_PENDING_REQUESTS = 10_000;
 /** Distinct filters a node subscribes upstream for all its apps together (the hub allows as many per connection). */
@@ -375,13 +376,13 @@ export class HubUplink {
   private onAppWrite(app: AppId, frame: QueuedWrite, now: number): AppError | null {
     if (this.queue.has(frame.origin, frame.seq)) return null; // the app resent it; it is already on its way
     // Behind others already waiting, even if room just opened: writes keep their order.
-    const bytes = frameBytes(frame);
-    if (this.waitingFrames === 0 && this.queue.offer(frame, app, bytes)) {
+    const write = encodeWrite(frame);
+    if (this.waitingFrames === 0 && this.queue.offer(write, app)) {
       this.pump();
       return null;
     }
-    if (this.waiting.isFullFor(bytes)) return this.refuse(app, new QueueFull(this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
-    this.waiting.push({ frame, app, since: now, bytes });
+    if (this.waiting.isFullFor(write.bytes)) return this.refuse(app, new QueueFull(this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
+    this.waiting.push({ write, app, since: now });
     return null;
   }
 
@@ -393,7 +394,8 @@ export class HubUplink {
     const waitMs = this.options.publishWaitMs ?? DEFAULT_PUBLISH_WAIT_MS;
     let expired = 0;
     for (let first = this.waiting.first(); first && now - first.since >= waitMs; first = this.waiting.first()) {
-      const { frame, app } = this.waiting.shift();
+      const { write, app } = this.waiting.shift();
+      const frame = write.frame;
       this.refuse(app, new PublishTimedOut(waitMs, this.queue.size, this.server !== null && !this.writesRefused), refOf(frame));
       expired++;
     }
@@ -402,7 +404,7 @@ export class HubUplink {
 
   /** An entry left the queue: let waiting writes in, in order, and send what the window allows. */
   private makeRoom(): void {
-    for (let next = this.waiting.first(); next && this.queue.offer(next.frame, next.app, next.bytes); next = this.waiting.first()) this.waiting.shift();
+    for (let next = this.waiting.first(); next && this.queue.offer(next.write, next.app); next = this.waiting.first()) this.waiting.shift();
     this.pump();
   }
 
@@ -411,7 +413,7 @@ export class HubUplink {
     while (this.server && !this.writesRefused) {
       const entry = this.queue.nextToSend();
       if (!entry) return;
-      this.toServer(entry.frame);
+      this.toServer(entry.frame, entry.text);
     }
   }
 
@@ -555,9 +557,9 @@ export class HubUplink {
     if (this.server) this.toServer({ type: "ping", sentAt: now, delayMs: this.delayMs });
   }
 
-  private toServer(frame: ToHubFrame): void {
+  private toServer(frame: ToHubFrame, text?: string): void {
     try {
-      this.server?.(frame);
+      this.server?.(frame, text);
     } catch {
       // The socket is closing; the runner detaches it and everything unacknowledged stays queued.
     }

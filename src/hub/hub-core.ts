@@ -32,7 +32,7 @@
  * Nothing here throws on a bad frame: the sender gets an `error` frame.
  */
 import { compareVersions, RetainedState, ZERO_VERSION, type HubStateChanges, type HubStatePersistence, type RetainedEntry } from "./retained-state.ts";
-import { MAX_PRESENCE_MEMBERS, errorFrame, parseToHubFrame, refOf, type FromHubFrame, type FromHubFrameOf, type Member, type ToHubFrame, type ToHubFrameOf, type Version } from "./frames.ts";
+import { MAX_PRESENCE_MEMBERS, encodeFrame, errorFrame, utf8ByteLength, parseToHubFrame, refOf, type FromHubFrame, type FromHubFrameOf, type Member, type ToHubFrame, type ToHubFrameOf, type Version } from "./frames.ts";
 import { AlreadyIntroduced, LimitReached, NoService, NotActive, NotIntroduced, ProviderGone, ServiceTaken, StoreFailed } from "./hub-errors.ts";
 import type { AppError } from "../core/errors.ts";
 import { levelsMatch, splitLevels } from "../core/topics.ts";
@@ -44,7 +44,8 @@ import { ReplayRing, type ReplayLimits } from "./replay-ring.ts";
 export type ConnectionId = string;
 export type SendFrame = (frame: FromHubFrame) => void;
 /** "Deliver this frame to these connections": encode and seal once, write the same bytes to each. */
-export type Fanout = { readonly frame: FromHubFrame; readonly to: readonly ConnectionId[] };
+/** `text`, when given, is the frame's JSON already made (the hub measured it for its replay ring): the adapter sends it as is. */
+export type Fanout = { readonly frame: FromHubFrame; readonly to: readonly ConnectionId[]; readonly text?: string };
 
 export type HubLimits = {
   readonly maxFiltersPerConnection: number;
@@ -382,11 +383,12 @@ export class HubCore {
     this.safeSend(conn, { type: "ack", origin: frame.origin, seq: frame.seq });
     if (duplicate) return [];
     const msg: FromHubFrameOf<"msg"> = { type: "msg", topic: frame.topic, data: frame.data, from: frame.origin, seq: frame.seq, pos: this.replay.position + 1 };
+    const text = encodeFrame(msg);
     // Kept even with no subscriber now: right after a switch, the subscriber may not have reconnected yet.
-    this.replay.append(msg);
+    this.replay.append(msg, utf8ByteLength(text));
     let to = this.subscriptions.match(frame.topic);
     if (this.resuming.size > 0) to = to.filter((id) => !this.resuming.has(id)); // they get it from the replay, in order
-    return to.length === 0 ? [] : [{ frame: msg, to }];
+    return to.length === 0 ? [] : [{ frame: msg, to, text }];
   }
 
   private onSet(conn: Connection, frame: ToHubFrameOf<"set">): Fanout[] {

@@ -9,8 +9,12 @@
  * for a new server). A burst of thousands of frames then reaches the hub as a
  * steady stream instead of one block that stalls its event loop (and with it
  * the heartbeats that keep the network from failing over).
+ *
+ * Every write passes here at burst rate, so each is encoded once (`encodeWrite`:
+ * its text is what is counted and what is sent) and found by origin, then seq,
+ * without building a key string per lookup.
  */
-import { utf8ByteLength, type ToHubFrameOf } from "./frames.ts";
+import { encodeFrame, utf8ByteLength, type ToHubFrameOf } from "./frames.ts";
 
 export const DEFAULT_MAX_QUEUED_FRAMES = 10_000;
 export const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
@@ -18,14 +22,23 @@ export const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_SEND_WINDOW = 1_000;
 
 export type QueuedWrite = ToHubFrameOf<"pub"> | ToHubFrameOf<"set">;
-export type QueueEntry<A> = { readonly frame: QueuedWrite; readonly bytes: number; readonly from: A; sent: boolean };
+/** A write with its JSON text, made once: the queue counts its UTF-8 bytes and the uplink sends the text. */
+export type EncodedWrite = { readonly frame: QueuedWrite; readonly text: string; readonly bytes: number };
+export type QueueEntry<A> = EncodedWrite & { readonly from: A; sent: boolean; taken: boolean };
+
+export function encodeWrite(frame: QueuedWrite): EncodedWrite {
+  const text = encodeFrame(frame);
+  return { frame, text, bytes: utf8ByteLength(text) };
+}
 
 export class OutboundQueue<A> {
-  // Map order is publish order: resends walk it from the start.
-  private readonly entries = new Map<string, QueueEntry<A>>();
-  /** Keys in publish order from `cursor` on: what has not been sent to the current server yet. */
-  private order: string[] = [];
+  private readonly byOrigin = new Map<string, Map<number, QueueEntry<A>>>();
+  /** Every queued entry in publish order from `head` on (taken ones are skipped, then dropped); resends walk it from the start. */
+  private order: QueueEntry<A>[] = [];
+  private head = 0;
+  /** Where the next send to the current server starts looking. */
   private cursor = 0;
+  private count = 0;
   private byteCount = 0;
   private sentCount = 0;
   readonly maxFrames: number;
@@ -39,7 +52,7 @@ export class OutboundQueue<A> {
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 
   get bytes(): number {
@@ -52,27 +65,35 @@ export class OutboundQueue<A> {
   }
 
   has(origin: string, seq: number): boolean {
-    return this.entries.has(keyOf(origin, seq));
+    return this.byOrigin.get(origin)?.has(seq) ?? false;
   }
 
-  /** Adds `frame` (of `bytes`, measured once by `frameBytes`) unless it would break a bound; returns false then (nothing added). */
-  offer(frame: QueuedWrite, from: A, bytes = frameBytes(frame)): boolean {
-    if (this.entries.size >= this.maxFrames || this.byteCount + bytes > this.maxBytes) return false;
-    const key = keyOf(frame.origin, frame.seq);
-    this.entries.set(key, { frame, bytes, from, sent: false });
-    this.order.push(key);
-    this.byteCount += bytes;
+  /** Adds `write` unless it would break a bound; returns false then (nothing added). */
+  offer(write: EncodedWrite, from: A): boolean {
+    if (this.count >= this.maxFrames || this.byteCount + write.bytes > this.maxBytes) return false;
+    const { origin, seq } = write.frame;
+    let seqs = this.byOrigin.get(origin);
+    if (!seqs) this.byOrigin.set(origin, (seqs = new Map()));
+    const entry: QueueEntry<A> = { frame: write.frame, text: write.text, bytes: write.bytes, from, sent: false, taken: false };
+    seqs.set(seq, entry);
+    this.order.push(entry);
+    this.count++;
+    this.byteCount += write.bytes;
     return true;
   }
 
   /** Removes and returns the entry for (origin, seq), if queued. */
   take(origin: string, seq: number): QueueEntry<A> | undefined {
-    const key = keyOf(origin, seq);
-    const entry = this.entries.get(key);
-    if (!entry) return undefined;
-    this.entries.delete(key);
+    const seqs = this.byOrigin.get(origin);
+    const entry = seqs?.get(seq);
+    if (!seqs || !entry) return undefined;
+    seqs.delete(seq);
+    if (seqs.size === 0) this.byOrigin.delete(origin);
+    entry.taken = true;
+    this.count--;
     this.byteCount -= entry.bytes;
     if (entry.sent) this.sentCount--;
+    this.dropTakenHead();
     return entry;
   }
 
@@ -80,12 +101,8 @@ export class OutboundQueue<A> {
   nextToSend(): QueueEntry<A> | undefined {
     if (this.sentCount >= this.window) return undefined;
     while (this.cursor < this.order.length) {
-      const entry = this.entries.get(this.order[this.cursor++]!);
-      if (this.cursor >= 1024 && this.cursor * 2 >= this.order.length) {
-        this.order = this.order.slice(this.cursor);
-        this.cursor = 0;
-      }
-      if (!entry || entry.sent) continue;
+      const entry = this.order[this.cursor++]!;
+      if (entry.taken || entry.sent) continue;
       entry.sent = true;
       this.sentCount++;
       return entry;
@@ -95,18 +112,36 @@ export class OutboundQueue<A> {
 
   /** A new server: nothing has been sent to it; everything queued goes again, in publish order. */
   rewind(): void {
-    this.order = [...this.entries.keys()];
+    this.order = this.order.slice(this.head).filter((entry) => !entry.taken);
+    this.head = 0;
     this.cursor = 0;
     this.sentCount = 0;
-    for (const entry of this.entries.values()) entry.sent = false;
+    for (const entry of this.order) entry.sent = false;
   }
-}
 
-/** A write's size as the queue counts it (its JSON text). */
-export function frameBytes(frame: QueuedWrite): number {
-  return utf8ByteLength(JSON.stringify(frame));
-}
-
-function keyOf(origin: string, seq: number): string {
-  return `${seq}\u0000${origin}`;
+  /** Acks come in publish order: the oldest entries leave first, and the array is cut now and then. */
+  private dropTakenHead(): void {
+    while (this.head < this.order.length && this.order[this.head]!.taken) this.order[this.head++] = undefined as never;
+    if (this.cursor < this.head) this.cursor = this.head;
+    // Entries taken out of order (refused ones) wait until the head passes them; past twice the live count they go at once.
+    if (this.order.length - this.head > 2 * this.count + 1024) {
+      const kept: QueueEntry<A>[] = [];
+      let cursor = 0;
+      for (let i = this.head; i < this.order.length; i++) {
+        const entry = this.order[i]!;
+        if (entry.taken) continue;
+        if (i < this.cursor) cursor++;
+        kept.push(entry);
+      }
+      this.order = kept;
+      this.head = 0;
+      this.cursor = cursor;
+      return;
+    }
+    if (this.head >= 1024 && this.head * 2 >= this.order.length) {
+      this.order = this.order.slice(this.head);
+      this.cursor -= this.head;
+      this.head = 0;
+    }
+  }
 }

@@ -91,9 +91,8 @@ export class ReplayRing {
     return Math.max(0, this.start - Math.max(0, position));
   }
 
-  /** Appends `frame` at position `this.position + 1` (the caller stamps it on the frame before). */
-  append(frame: MsgFrame): void {
-    const bytes = utf8ByteLength(JSON.stringify(frame));
+  /** Appends `frame` at position `this.position + 1` (the caller stamps it on the frame before); `bytes` is its JSON size, when the caller has it. */
+  append(frame: MsgFrame, bytes = utf8ByteLength(JSON.stringify(frame))): void {
     this.entries.push({ frame, bytes });
     this.byteCount += bytes;
     while (this.size > 0 && (this.size > this.limits.maxMessages || this.byteCount > this.limits.maxBytes)) this.dropOldest();

@@ -3,9 +3,9 @@
  * in arrival order, for room (backpressure on the apps instead of a refusal).
  * Bounded by frames and bytes; the uplink refuses what waited too long.
  */
-import type { QueuedWrite } from "./outbound-queue.ts";
+import type { EncodedWrite } from "./outbound-queue.ts";
 
-export type WaitingWrite<A> = { readonly frame: QueuedWrite; readonly app: A; readonly since: number; readonly bytes: number };
+export type WaitingWrite<A> = { readonly write: EncodedWrite; readonly app: A; readonly since: number };
 
 export class WaitingLine<A> {
   private entries: WaitingWrite<A>[] = [];
@@ -32,7 +32,7 @@ export class WaitingLine<A> {
 
   push(write: WaitingWrite<A>): void {
     this.entries.push(write);
-    this.byteCount += write.bytes;
+    this.byteCount += write.write.bytes;
   }
 
   /** The write waiting longest, if any. */
@@ -43,7 +43,7 @@ export class WaitingLine<A> {
   shift(): WaitingWrite<A> {
     const entry = this.entries[this.head]!;
     this.entries[this.head++] = undefined as never;
-    this.byteCount -= entry.bytes;
+    this.byteCount -= entry.write.bytes;
     if (this.head >= 1024 && this.head * 2 >= this.entries.length) {
       this.entries = this.entries.slice(this.head);
       this.head = 0;

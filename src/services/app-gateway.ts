@@ -180,7 +180,7 @@ export class AppGateway {
         this.server = connection;
         // What is still batched when the link breaks is lost with it; the uplink resends what was not acknowledged.
         const batch = new FrameBatcher((payload) => connection.send(payload));
-        this.uplink.attachServer((frame) => batch.push(encodeFrame(frame)));
+        this.uplink.attachServer((frame, text) => batch.push(text ?? encodeFrame(frame)));
         this.refusals.succeeded(address, "hub link failed");
         this.log.info("hub link up", { server: address, role: target.role });
       },

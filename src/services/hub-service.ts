@@ -126,15 +126,15 @@ export class HubService {
   }
 
   private fanout(fanouts: Fanout[]): void {
-    for (const { frame, to } of fanouts) this.deliver(frame, to);
+    for (const { frame, to, text } of fanouts) this.deliver(frame, to, text);
   }
 
-  private deliver(frame: FromHubFrame, to: readonly string[]): void {
+  private deliver(frame: FromHubFrame, to: readonly string[], text?: string): void {
     // Local deliveries first: they are function calls; the remote ones are sealed once.
     if (to.length === 0) return;
-    for (const id of to) this.local.get(id)?.(frame);
+    if (this.local.size > 0) for (const id of to) this.local.get(id)?.(frame);
     if (this.connections.size === 0) return;
-    fanOut(encodeFrame(frame), to, this.connections, this.broadcastKey, this.groups, this.batches);
+    fanOut(text ?? encodeFrame(frame), to, this.connections, this.broadcastKey, this.groups, this.batches);
   }
 
   closeAll(): void {

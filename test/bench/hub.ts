@@ -11,7 +11,9 @@
  * the first send to the last delivery (each subscriber must get all of them,
  * in order, once). Latency: paced at 1,000 and 10,000 msg/s for PACED_S s,
  * publish to delivery (one process, one clock). Load generators run in this
- * process. Peak RSS (VmHWM) of every process at the end.
+ * process. Peak RSS (VmHWM) of every process at the end, and the CPU time each
+ * process spent per message in the 1 -> 1 burst (what the rates are made of,
+ * and much less dependent on what else runs on the machine).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -27,11 +29,18 @@ import { FrameBatcher, splitFrames } from "../../src/net/frame-batch.ts";
 import { connectSecure, type SecureConnection } from "../../src/net/secure-socket.ts";
 import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
+import { cpuSeconds } from "./process-meter.ts";
 import { devLicenseText } from "../support/licenses.ts";
 
 const BURST = Number(process.env.BURST ?? 50_000);
 const FANOUT_BURST = Number(process.env.FANOUT_BURST ?? 20_000);
 const PACED_S = Number(process.env.PACED_S ?? 5);
+/**
+ * An unmeasured burst per path first: the nodes' JavaScript is compiled to fast code only after
+ * it ran a while (a node in a studio runs for hours); the first 50,000 messages after a start
+ * cost about twice the CPU. WARMUP=0 measures them cold.
+ */
+const WARMUP = Number(process.env.WARMUP ?? 20_000);
 const WINDOW = 1000;
 /** A workload that has not finished by then is reported as not whole (the machine is overloaded). */
 const WORKLOAD_MS = 120_000;
@@ -42,7 +51,11 @@ if (!Bun.which("mosquitto")) {
   process.exit(1);
 }
 
+/** CPU_PROF=dir: the nodes run from source under `bun --cpu-prof` (a markdown profile per process in dir at the end). */
+const CPU_PROF = process.env.CPU_PROF;
 const bin = await executable();
+const understudy = (name: string) =>
+  CPU_PROF ? [process.execPath, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${join(CPU_PROF, name)}`, join(import.meta.dir, "../../src/main.ts")] : [bin];
 const dir = mkdtempSync(join(tmpdir(), "understudy-bench-hub-"));
 const keyFile = join(dir, "net.key");
 const licFile = join(dir, "lic.json");
@@ -67,7 +80,7 @@ const [pm, pb, pp, ps, mqttP, mqttS, mosq, uiP, uiS] = (await Promise.all(Array.
 const at = (p: number) => `127.0.0.1:${p}`;
 function machine(name: string, args: string[], ui = 0) {
   const data = mkdtempSync(join(dir, `${name.replace(" ", "-")}-`));
-  const base = [bin, "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
+  const base = [...understudy(name.replace(" ", "-")), "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
   procs.set(name, Bun.spawn([...base, ...args], { stdout: "ignore", stderr: "inherit" }));
 }
 machine("main", ["--role", "main", "--peer-listen", at(pm), "--backup", at(pb), "--mqtt-listen", "off"]);
@@ -188,7 +201,9 @@ let runId = 0;
 async function setup(t: Transport, subscribers: number) {
   const run = `bench/r${++runId}`;
   const receivers: Receiver[] = Array.from({ length: subscribers }, () => ({ seqs: [], latencies: [] }));
-  const closers = await Promise.all(receivers.map((r) => t.subscribe(`${run}/#`, r)));
+  // One after another: a node takes at most 8 connections in their handshake per source at once (handshake-admission.ts).
+  const closers: (() => void)[] = [];
+  for (const r of receivers) closers.push(await t.subscribe(`${run}/#`, r));
   const pub = await t.publisher();
   await waitUntil(`${t.name}: subscriptions live`, async () => {
     await pub.send(`${run}/warm`, { seq: 0, t: 0, pad: "" });
@@ -207,8 +222,27 @@ function whole(receivers: Receiver[], count: number): boolean {
   return receivers.every((r) => r.seqs.length === count && r.seqs.every((s, i) => s === i + 1));
 }
 
-async function burst(t: Transport, subscribers: number, count: number): Promise<{ rate: number; ok: boolean }> {
+/** CPU seconds so far of every process of the bench, this one included ("bench": the load generators). */
+function cpuNow(): Map<string, number> {
+  const cpu = new Map<string, number>();
+  for (const [name, p] of procs) cpu.set(name, cpuSeconds(p.pid));
+  const own = process.cpuUsage();
+  cpu.set("bench", (own.user + own.system) / 1e6);
+  return cpu;
+}
+
+/** CPU microseconds per message each process spent between two `cpuNow`s (only those that spent some). */
+function cpuPerMessage(before: Map<string, number>, after: Map<string, number>, count: number): string {
+  return [...after]
+    .map(([name, s]) => [name, ((s - (before.get(name) ?? 0)) * 1e6) / count] as const)
+    .filter(([, us]) => us >= 1)
+    .map(([name, us]) => `${name} ${us.toFixed(1)}`)
+    .join(", ");
+}
+
+async function burst(t: Transport, subscribers: number, count: number): Promise<{ rate: number; ok: boolean; cpu: string }> {
   const { run, receivers, pub, close } = await setup(t, subscribers);
+  const cpuBefore = cpuNow();
   const start = performance.now();
   for (let seq = 1; seq <= count && performance.now() - start < WORKLOAD_MS; seq++) {
     const sending = pub.send(`${run}/x`, { seq, t: 0, pad: PAD });
@@ -216,10 +250,11 @@ async function burst(t: Transport, subscribers: number, count: number): Promise<
   }
   await waitUntil(`${t.name}: the burst delivered`, () => receivers.every((r) => r.seqs.length >= count), Math.max(1, WORKLOAD_MS - (performance.now() - start))).catch(() => {});
   const ms = performance.now() - start;
+  const cpu = cpuPerMessage(cpuBefore, cpuNow(), count);
   await Bun.sleep(100);
   const ok = whole(receivers, count);
   close();
-  return { rate: (count * 1000) / ms, ok };
+  return { rate: (count * 1000) / ms, ok, cpu };
 }
 
 async function paced(t: Transport, rate: number): Promise<{ p50: number; p99: number; ok: boolean }> {
@@ -255,11 +290,14 @@ try {
   await waitUntil("the clients on the main", async () => (await Promise.all([uiP, uiS].map(statusOf))).every((s) => s.failover?.hubConnected === true), 30_000);
   const rows: string[] = [];
   const rates = new Map<string, number>();
+  const cpus: string[] = [];
   const f0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en") : "-");
   const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "-");
   for (const t of transports) {
+    if (WARMUP > 0) await burst(t, 1, WARMUP);
     const one = await burst(t, 1, BURST);
-    console.error(`${t.name}: 1 -> 1 ${f0(one.rate)} msg/s${one.ok ? "" : " (NOT whole)"}`);
+    console.error(`${t.name}: 1 -> 1 ${f0(one.rate)} msg/s${one.ok ? "" : " (NOT whole)"}; CPU us per message: ${one.cpu}`);
+    cpus.push(`${t.name.split(" ")[0]}: ${one.cpu}`);
     const ten = await burst(t, 10, FANOUT_BURST);
     console.error(`${t.name}: 1 -> 10 ${f0(ten.rate)} msg/s${ten.ok ? "" : " (NOT whole)"}`);
     const slow = await paced(t, 1_000);
@@ -279,11 +317,13 @@ try {
       ...rows,
       "",
       `Ratio to mosquitto (1 -> 1 burst): sealed ${((rates.get(sealed.name) ?? Number.NaN) / mosquittoRate).toFixed(2)}, node MQTT ${((rates.get(all[1]!.name) ?? Number.NaN) / mosquittoRate).toFixed(2)}.`,
+      `CPU microseconds per message in the 1 -> 1 burst (user + system, by process; less load-dependent than the rates): ${cpus.join("; ")}.`,
       `Peak RSS: ${rss}.`,
     ].join("\n"),
   );
 } finally {
-  for (const p of procs.values()) p.kill("SIGKILL");
+  // A profile is written when the process exits by itself.
+  for (const p of procs.values()) p.kill(CPU_PROF ? "SIGTERM" : "SIGKILL");
   await Promise.all([...procs.values()].map((p) => p.exited));
   rmSync(dir, { recursive: true, force: true });
 }

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import {
   MAX_DATA_BYTES,
   MAX_FRAME_BYTES,
+  SMALL_TEXT_BYTES,
   encodeFrame,
   fromHubFrameSchema,
   jsonByteLength,
@@ -103,4 +104,28 @@ test("sizes are UTF-8 bytes", () => {
   expect(utf8ByteLength("a€🎬")).toBe(new TextEncoder().encode("a€🎬").length);
   expect(jsonByteLength({ a: "é" })).toBe(new TextEncoder().encode('{"a":"é"}').length);
   expect(jsonByteLength(undefined)).toBeNull();
+});
+
+describe("a short text is parsed without measuring its data again (SMALL_TEXT_BYTES)", () => {
+  test("its data cannot outgrow MAX_DATA_BYTES, even made of the numbers that grow the most", () => {
+    const numbers = Array.from({ length: Math.floor((SMALL_TEXT_BYTES - 60) / 5) }, () => "1e20").join(",");
+    const text = `{"type":"pub","topic":"a","data":[${numbers}],"origin":"o","seq":1}`;
+    expect(utf8ByteLength(text)).toBeLessThanOrEqual(SMALL_TEXT_BYTES);
+    const parsed = parseToHubFrame(text);
+    expect(parsed.ok).toBe(true);
+    expect(jsonByteLength(parsed.ok ? parsed.frame.type === "pub" && parsed.frame.data : null)).toBeLessThanOrEqual(MAX_DATA_BYTES);
+  });
+
+  test("a missing data field is still refused, from text as from an object", () => {
+    for (const input of ['{"type":"pub","topic":"a","origin":"o","seq":1}', '{"type":"msg","topic":"a","from":"o","seq":1}']) {
+      const parsed = input.includes('"msg"') ? parseFromHubFrame(input) : parseToHubFrame(input);
+      expect(parsed.ok ? "" : parsed.error.message).toContain('field "data": must be a JSON value');
+    }
+  });
+
+  test("a longer text is measured: data over 64 KiB is refused", () => {
+    const text = JSON.stringify({ type: "pub", topic: "a", data: "y".repeat(MAX_DATA_BYTES), origin: "o", seq: 1 });
+    const parsed = parseToHubFrame(text);
+    expect(parsed.ok ? "" : parsed.error.message).toContain("at most 64 KiB of JSON");
+  });
 });

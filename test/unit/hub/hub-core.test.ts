@@ -79,6 +79,8 @@ describe("subscriptions and fan-out", () => {
     expect(fanouts).toHaveLength(1);
     expect(fanouts[0]!.frame).toMatchObject({ type: "msg", topic: "a/b", data: "x" });
     expect([...fanouts[0]!.to].sort()).toEqual(["s1", "s2", "s3"]);
+    // Encoded once, by the hub (it measured it for its replay ring): the adapter sends this text.
+    expect(JSON.parse(fanouts[0]!.text!)).toEqual(fanouts[0]!.frame);
     // Subscribers got nothing through their own send: the adapter writes the one frame to each.
     expect(sent).toEqual([{ id: "p", frame: { type: "ack", origin: "pub-app", seq: expect.any(Number) } }]);
   });
