@@ -12,7 +12,6 @@
  */
 import nacl from "tweetnacl";
 import { MalformedFrame, UnsealFailed, UnsupportedWireVersion } from "./errors.ts";
-import { secretbox, secretboxOpen } from "./secretbox.ts";
 
 export const WIRE_VERSION = 1;
 
@@ -76,7 +75,7 @@ export function expectFrame(bytes: Uint8Array, kind: FrameKind, minLength: numbe
 /** Seals `payload` under `key` with the given 24-byte nonce. The caller owns nonce uniqueness per key. */
 export function sealEnvelope(key: Uint8Array, kind: FrameKind, nonce: Uint8Array, payload: Uint8Array): Uint8Array {
   if (nonce.length !== NONCE_BYTES) throw new RangeError(`An envelope nonce has ${NONCE_BYTES} bytes, not ${nonce.length}.`);
-  const box = secretbox(payload, nonce, key);
+  const box = nacl.secretbox(payload, nonce, key);
   const out = new Uint8Array(HEADER_BYTES + NONCE_BYTES + box.length);
   out[0] = WIRE_VERSION;
   out[1] = kind;
@@ -96,7 +95,7 @@ export function envelopeNonce(bytes: Uint8Array): Uint8Array {
  */
 export function openEnvelope(key: Uint8Array, kind: FrameKind, bytes: Uint8Array, from: string): Uint8Array {
   expectFrame(bytes, kind, MIN_ENVELOPE_BYTES, from);
-  const payload = secretboxOpen(bytes.subarray(HEADER_BYTES + NONCE_BYTES), envelopeNonce(bytes), key);
+  const payload = nacl.secretbox.open(bytes.subarray(HEADER_BYTES + NONCE_BYTES), envelopeNonce(bytes), key);
   if (payload === null) throw new UnsealFailed(from, capitalize(kindName(kind)));
   return payload;
 }
