@@ -21,8 +21,11 @@ export function uplinkTarget(s: NodeState, now: number): UplinkTarget {
       return { server: s.following, epoch: s.followingEpoch };
     case "main": {
       if (s.phase.kind === "active") return { server: "self", epoch: s.phase.epoch };
-      // A main that does not serve is one more client of a backup that serves; isolated, its apps wait.
-      const epoch = s.phase.kind === "isolated" ? null : otherActiveEpoch(s, "main", now);
+      // In standby (failback manual) the main is one more client of the backup that serves. Rejoining, it
+      // is about to serve itself: its apps wait for it, since a write handed to the backup now could be
+      // acknowledged there after the clients already moved back to the main, and never reach them.
+      // Isolated, they wait too.
+      const epoch = s.phase.kind === "standby" ? otherActiveEpoch(s, "main", now) : null;
       return epoch === null ? { server: null, epoch: null } : { server: "backup", epoch };
     }
     case "backup":

@@ -408,14 +408,27 @@ export class HubUplink {
     this.pump();
   }
 
-  /** Sends queued writes in order while the window has room and the server takes writes. */
+  /**
+   * Sends queued writes in order while the window has room and the server takes writes. Not
+   * re-entered: a hub in this very process answers a write synchronously, and its ack would
+   * otherwise send the next write before the hub finished taking this one, so the hub's
+   * replay ring held them newest first (and a node resuming from it dropped all but the last).
+   */
   private pump(): void {
-    while (this.server && !this.writesRefused) {
-      const entry = this.queue.nextToSend();
-      if (!entry) return;
-      this.toServer(entry.frame, entry.text);
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.server && !this.writesRefused) {
+        const entry = this.queue.nextToSend();
+        if (!entry) return;
+        this.toServer(entry.frame, entry.text);
+      }
+    } finally {
+      this.pumping = false;
     }
   }
+
+  private pumping = false;
 
   private onAppCall(app: AppId, frame: ToHubFrameOf<"call">): AppError | null {
     if (!this.server) return this.failCall(app, frame.id, new NotConnected(frame.service));

@@ -160,6 +160,26 @@ describe("a subscriber reconnecting after the publisher resent its queue", () =>
   });
 });
 
+describe("a node's own hub in process (attached without a socket)", () => {
+  test("writes queued while it did not serve reach the hub in order, so a node resuming from another epoch gets them all", () => {
+    const a = new FakeHubServer({ epoch: 1, writable: false, streamId: "A" });
+    const m = new FakeNode("M");
+    for (let seq = 1; seq <= 100; seq++) m.app("app", pub("t/stream", seq, "app-1", seq));
+    a.hub.setEpoch(3);
+    a.hub.setWritable(true);
+    // In process: every frame is handed over at once, and the hub's ack comes back inside the send.
+    a.attach("local", (frame) => m.uplink.onFrameFromServer(frame));
+    m.uplink.attachServer((frame) => a.receive("local", frame));
+    expect(m.of("app", "ack")).toHaveLength(100);
+    const s = new FakeNode("S");
+    s.app("viewer", { type: "sub", filter: "t/#" });
+    // S comes from the backup's epoch 2: it asks for everything A kept.
+    (s.uplink as unknown as { lastEpoch: number }).lastEpoch = 2;
+    settle(new Wire(s, a));
+    expect(msgsOf(s, "viewer")).toEqual(range(1, 100, "app-1"));
+  });
+});
+
 describe("what the hub replays", () => {
   function hubAtEpoch2(options: ConstructorParameters<typeof FakeHubServer>[0] = {}) {
     const server = new FakeHubServer({ epoch: 2, writable: true, streamId: "H", ...options });
