@@ -120,6 +120,15 @@ describe("Add Backup server and remove it", () => {
     expect(main.node.status().failover?.pairing?.address).toBe(backupAt);
     expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup).toBe(backupAt);
     await waitFor("the backup row with its delete icon", async () => (await (await get(main.node, "/machines")).text()).includes('data-testid="remove-backup"'), 10_000);
+    // Discovery is off: the license both sides sent in the exchange is what the Machines panel and the status know.
+    expect(main.node.status().failover?.pairing?.peerLicense).toBe("server-with-failover");
+    expect(backup.node.status().failover?.pairing?.peerLicense).toBe("server-with-failover");
+    expect(JSON.parse(readFileSync(join(main.dataDir, "pairing.json"), "utf8")).peerLicense).toBe("server-with-failover");
+    // Each lane's lag, from the lanes both servers announce, on the status and in /metrics.
+    await waitFor("both lanes caught up", () => main.node.status().replication?.hubState === 0 && main.node.status().replication?.log === 0, 10_000);
+    const metrics = await (await get(main.node, "/metrics")).text();
+    expect(metrics).toContain('understudy_lane_lag{lane="hub_state"} 0');
+    expect(metrics).toContain('understudy_lane_lag{lane="show_file_and_assets"} 0');
 
     const again = await formPost(main.node, "/machines/backup", { address: backupAt });
     expect(again.status).toBe(409);
@@ -206,6 +215,9 @@ describe("switch back and metrics", () => {
     const text = await response.text();
     expect(text).toContain("# TYPE understudy_peer_rtt_ms histogram");
     expect(text).toContain("understudy_failovers_total 0");
+    // A server's own Data Hub (its node's uplink is attached in process) and its Asset Hub cache.
+    expect(text).toMatch(/^understudy_hub_clients \d+$/m);
+    expect(text).toMatch(/^understudy_asset_cache_bytes\{server="main"\} \d+$/m);
   });
 
   test("panels, the stream and metrics are behind the UI password", async () => {
