@@ -130,6 +130,8 @@ export class PeerRuntime {
       allowSwitchBack: () => this.runner?.feed({ type: "switchBack" }),
       hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
       mainAddress: () => (this.servers.main ? formatHostPort(this.servers.main) : null),
+      backupAddress: () => (this.servers.backup ? formatHostPort(this.servers.backup) : null),
+      pairedWith: () => this.pairingFile?.read()?.peerId ?? null,
       backupChanges: options.backupChanges,
     });
     if (isServer) {

@@ -14,6 +14,7 @@ import { formPost, startNode } from "../../support/machine-node.ts";
 import { tempDir } from "../../support/machine-process.ts";
 import { waitFor } from "../../support/wait-for.ts";
 import { fileCommand } from "../../../src/cli/file-commands.ts";
+import { askAllLevels } from "../../../src/services/console-service.ts";
 
 const running: MachineNode[] = [];
 afterEach(async () => {
@@ -268,6 +269,48 @@ describe("permission levels", () => {
     expect(response.status).toBe(200);
     expect(main.node.status().failover?.pairing).toBeNull();
   }, 40_000);
+
+  test("the paired backup copies the levels, so a client started while the main is down keeps its rights", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const mainAt = main.node.status().peerListen!;
+    const backup = await node({ role: "backup", main: mainAt }, key);
+    const backupAt = backup.node.status().peerListen!;
+    expect((await formPost(main.node, "/machines/backup", { address: backupAt })).status).toBe(200);
+    const clientDir = dataDir(key, "client");
+    const clientFlags = { heartbeatMs: "50", failoverTimeoutMs: "250", role: "client", main: mainAt, backup: backupAt };
+    let client = await startNode({ dataDir: clientDir, flags: clientFlags });
+    running.push(client.node);
+    const clientId = client.node.status().id;
+    await waitFor("the main hears the client", () => main.node.status().failover!.peers.some((p) => p.id === clientId), 10_000);
+    expect((await formPost(main.node, "/machines/permission", { machine: clientId, level: "3" })).status).toBe(200);
+    await waitFor("the backup's copy", () => backup.node.levels()[clientId] === 3, 10_000);
+    expect(JSON.parse(readFileSync(join(backup.dataDir, "permissions.json"), "utf8"))).toEqual({ [clientId]: 3 });
+    // Levels are set on the main only.
+    expect((await formPost(backup.node, "/machines/permission", { machine: clientId, level: "1" })).status).toBe(409);
+
+    // The main goes down; the client restarts meanwhile (a fresh process knows only the default) and learns level 3 from the backup.
+    await client.node.stop();
+    running.splice(running.indexOf(client.node), 1);
+    await main.node.stop();
+    running.splice(running.indexOf(main.node), 1);
+    client = await startNode({ dataDir: clientDir, flags: clientFlags });
+    running.push(client.node);
+    await waitFor("the backup serves", () => backup.node.status().chip === "Backup is active", 10_000);
+    await waitFor("the client learns level 3 from the backup", () => client.node.permission() === 3, 15_000);
+    expect(await (await get(client.node, "/machines")).text()).toContain("permission level 3");
+  }, 60_000);
+
+  test("only the main's paired backup may copy every level", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const stranger = { networkKey: key, machine: nacl.sign.keyPair() };
+    const refused = await askAllLevels(main.node.status().peerListen!, stranger).then(
+      () => null,
+      (error: { code?: string }) => error.code,
+    );
+    expect(refused).toBe("NOT_THE_BACKUP");
+  });
 
   const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string }[] = [
     { name: "unknown machine", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef", level: "3" }, status: 404, message: "No client with that id is known" },
