@@ -41,6 +41,14 @@ function backupCopyWords(s: MachineStatus): string {
   }
 }
 
+/** Entries the backup lacks per lane, as the servers' heartbeats announce them; "–" where not known. */
+function laneLagWords(s: MachineStatus): string {
+  const lag = s.replication;
+  if (!lag) return "–";
+  const n = (v: number | null) => (v === null ? "not announced yet" : String(v));
+  return `Data Hub state ${n(lag.hubState)} · show file and assets ${n(lag.log)}`;
+}
+
 export function StatusFacts(props: { status: MachineStatus; history: HistorySnapshot; outOfBand?: boolean }) {
   const s = props.status;
   const f = s.failover;
@@ -64,6 +72,8 @@ export function StatusFacts(props: { status: MachineStatus; history: HistorySnap
         <dd>{backupCopyWords(s)}</dd>
         <dt>Lane: Data Hub state</dt>
         <dd>{f?.pairing ? (f.pairing.hubCopied || s.role !== "backup" ? "copied" : "first copy in progress") : "–"}</dd>
+        <dt>Backup's lag (entries)</dt>
+        <dd data-testid="lane-lag">{laneLagWords(s)}</dd>
         <dt>Data Hub</dt>
         <dd>
           {f ? (f.hubConnected ? "linked" : "not linked") : "–"}

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { LICENSE_TYPES } from "./license.ts";
 import { ROLE_LABELS, ROLES, type Role } from "./roles.ts";
 import { storageStatusSchema } from "./storage-check.ts";
+import { laneLagSchema } from "./lane-lag.ts";
 
 export const CHIP_TEXTS = [
   "Stand-alone",
@@ -51,6 +52,10 @@ export const machineStatusSchema = z.object({
     .nullable(),
   /** Servers: the Asset Hub cache and free disk on the main and the backup (null where not known yet), and a warning when the backup runs short. */
   storage: storageStatusSchema.nullable().default(null),
+  /** Paired servers: how far the backup's copy is behind, per replication lane (core/lane-lag.ts). */
+  replication: laneLagSchema.nullable().default(null),
+  /** Servers: this Data Hub's connections, and counters since start of the frames it took (by type) and the deliveries it sent. */
+  hub: z.object({ clients: z.number(), received: z.record(z.string(), z.number()), deliveries: z.number() }).nullable().default(null),
   /** Null while stand-alone. */
   failover: z
     .object({
@@ -69,7 +74,15 @@ export const machineStatusSchema = z.object({
       ),
       /** Servers: the server this one is paired with (DESIGN.md "Pairing"). */
       pairing: z
-        .object({ peerId: z.string(), peerName: z.string(), address: z.string(), confirmed: z.boolean(), hubCopied: z.boolean() })
+        .object({
+          peerId: z.string(),
+          peerName: z.string(),
+          address: z.string(),
+          /** The license type the other server sent in the pairing exchange. */
+          peerLicense: z.enum(LICENSE_TYPES).nullable().optional(),
+          confirmed: z.boolean(),
+          hubCopied: z.boolean(),
+        })
         .nullable()
         .optional(),
       refusal: peerRefusalSchema.nullable().optional(),

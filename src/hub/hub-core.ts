@@ -123,6 +123,8 @@ export class HubCore {
   private readonly bootStream: string;
   private stream: string;
   private readonly replayCounts = { replays: 0, replayedMessages: 0, incomplete: 0 };
+  /** Frames taken since this hub started, by type (/metrics turns them into rates). */
+  private readonly receivedCounts: Partial<Record<ToHubFrame["type"], number>> = {};
   private currentEpoch: number;
   private isWritable: boolean;
   private nextCallId = 1;
@@ -282,7 +284,18 @@ export class HubCore {
     }
   }
 
+  /** Frames taken since this hub started, by type. */
+  get received(): Readonly<Partial<Record<ToHubFrame["type"], number>>> {
+    return this.receivedCounts;
+  }
+
+  /** Connections attached now (node uplinks and this machine's own). */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
   private handle(conn: Connection, frame: ToHubFrame): Fanout[] {
+    this.receivedCounts[frame.type] = (this.receivedCounts[frame.type] ?? 0) + 1;
     if (frame.type === "ping") return this.onPing(conn, frame);
     if (frame.type === "hello") return this.onHello(conn, frame);
     if (!conn.member) return this.refuse(conn, new NotIntroduced(frame.type), frame);

@@ -1,14 +1,15 @@
 /**
  * What the operator console may ask of a machine on the network beyond its
  * own settings: switching back (on the main, or a level-3 client asking the
- * main over `/console`) and permission levels (kept by the main, asked for
- * by each client every PERMISSION_REFRESH_MS; while the main is away a
- * client keeps the last answer).
+ * main over `/console`) and permission levels (kept by the main and copied by
+ * its paired backup every PERMISSION_REFRESH_MS; each client asks the main for
+ * its own, or the backup when the main does not answer, and keeps the last
+ * answer while neither does).
  */
 import { AppError } from "../core/errors.ts";
 import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
 import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
-import { acceptConsole, askAddBackup, askLevel, askRemoveBackup, askSwitchBack } from "../services/console-service.ts";
+import { acceptConsole, acceptLevelQuestions, askAddBackup, askAllLevels, askLevel, askRemoveBackup, askSwitchBack } from "../services/console-service.ts";
 import { PermissionsFile } from "../store/permissions-file.ts";
 
 export const PERMISSION_REFRESH_MS = 2000;
@@ -25,6 +26,10 @@ export type ConsoleActionsOptions = {
   hearsClient: (machineId: string) => boolean;
   /** Where the main is ("host:port"), for a client; null when its setup names none. */
   mainAddress: () => string | null;
+  /** Where the backup is ("host:port"), for a client; null when its setup names none. */
+  backupAddress: () => string | null;
+  /** A server: the machine id it is paired with, or null. */
+  pairedWith: () => string | null;
   /** The main's own Add Backup server and its removal (what its Machines panel does), for level-3 clients. */
   backupChanges: { add(address: string): Promise<{ peerName: string }>; remove(): Promise<void> };
 };
@@ -32,14 +37,17 @@ export type ConsoleActionsOptions = {
 export class ConsoleActions {
   private readonly permissions: PermissionsFile | null;
   private level: PermissionLevel = DEFAULT_PERMISSION_LEVEL;
+  /** One question at a time: a main that does not answer holds one for up to CONSOLE_CALL_TIMEOUT_MS. */
+  private asking = false;
 
   constructor(private readonly options: ConsoleActionsOptions) {
-    this.permissions = options.role === "main" ? new PermissionsFile(options.dataDir) : null;
+    this.permissions = options.role === "client" ? null : new PermissionsFile(options.dataDir);
   }
 
-  /** The main's side of `/console`; other roles do not serve it. */
+  /** `/console`: the main's, or the backup's level answers from its copy; a client does not serve it. */
   get service(): ((connection: SecureConnection) => ConnectionEvents) | null {
     if (!this.permissions) return null;
+    if (this.options.role === "backup") return (connection) => acceptLevelQuestions(connection, () => this.levels());
     const { backupChanges } = this.options;
     return (connection) =>
       acceptConsole(connection, {
@@ -47,6 +55,7 @@ export class ConsoleActions {
         switchBack: () => this.switchBackHere(),
         addBackup: (address) => backupChanges.add(address),
         removeBackup: () => backupChanges.remove(),
+        pairedBackup: () => this.options.pairedWith(),
       });
   }
 
@@ -97,27 +106,47 @@ export class ConsoleActions {
     return this.options.role === "client" ? this.level : null;
   }
 
-  /** The main: each client's level (absent: the default). */
+  /** The main: each client's level (absent: the default); the backup: its copy of them. */
   levels(): Record<string, PermissionLevel> {
     return this.permissions?.read() ?? {};
   }
 
   /** The main sets a client's level; only for a client it hears or already has a level for. */
   setLevel(machineId: string, level: PermissionLevel): void {
-    if (!this.permissions) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
+    if (this.options.role !== "main" || !this.permissions) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
     if (!this.options.hearsClient(machineId) && !(machineId in this.levels())) {
       throw new AppError("UNKNOWN_MACHINE", "No client with that id is known to this main server: it must be running and heard first.", { status: 404 });
     }
     this.permissions.set(machineId, level);
   }
 
-  /** A client asks the main its level (one step of a loop the runtime runs). */
-  refreshLevel(): void {
+  /**
+   * One step of a loop the runtime runs on clients and the backup: a client
+   * asks the main its level, or the backup when the main does not answer; the
+   * paired backup copies every level from the main. Failures keep what was known.
+   */
+  refreshLevel(): Promise<void> {
+    if (this.asking || this.options.role === "main") return Promise.resolve();
+    this.asking = true;
+    const step = this.options.role === "backup" ? this.copyLevels() : this.askOwnLevel();
+    return step.catch(() => {}).finally(() => (this.asking = false));
+  }
+
+  private async askOwnLevel(): Promise<void> {
+    const servers = [this.options.mainAddress(), this.options.backupAddress()].filter((a): a is string => a !== null);
+    for (const server of servers) {
+      try {
+        this.level = await askLevel(server, this.options.secure);
+        return;
+      } catch {
+        // Not answering (or not serving levels): ask the next server.
+      }
+    }
+  }
+
+  private async copyLevels(): Promise<void> {
     const main = this.options.mainAddress();
-    if (this.options.role !== "client" || !main) return;
-    askLevel(main, this.options.secure).then(
-      (level) => (this.level = level),
-      () => {},
-    );
+    if (!main || this.options.pairedWith() === null) return;
+    this.permissions!.replace(await askAllLevels(main, this.options.secure));
   }
 }

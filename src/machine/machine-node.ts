@@ -105,6 +105,8 @@ export class MachineNode implements MachineControl {
       peerListen: this.peer?.endpoint.address ?? null,
       showFile: this.peer?.showFileStatus() ?? null,
       storage: this.peer?.storageStatus() ?? null,
+      replication: this.peer?.replicationLag() ?? null,
+      hub: this.peer?.hubCounters() ?? null,
       failover: failover && {
         state: failover.state,
         epoch: failover.epoch,

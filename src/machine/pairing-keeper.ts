@@ -7,7 +7,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { PairingDetails } from "../store/pairing-file.ts";
-import type { PairingService } from "../services/pairing-service.ts";
+import type { PairedPeer, PairingService } from "../services/pairing-service.ts";
 
 export const PAIRING_RETRY_FIRST_MS = 1000;
 export const PAIRING_RETRY_MAX_MS = 5000;
@@ -17,7 +17,7 @@ export type PairingKeeperOptions = {
   wanted: () => string | null;
   current: () => PairingDetails | null;
   exchange: Pick<PairingService, "pair" | "unpair">;
-  paired: (peer: { peerId: string; peerName: string }, address: string) => void;
+  paired: (peer: PairedPeer, address: string) => void;
   unpaired: () => void;
   log: Logger;
   now?: () => number;

@@ -39,6 +39,7 @@ import { createStores, type Stores } from "../store/stores.ts";
 import { startChunkReclaim, type ReclaimLoop } from "../store/chunk-reclaim-loop.ts";
 import { storageStatus, type StorageStatus } from "../core/storage-check.ts";
 import { diskUsage } from "../store/disk-usage.ts";
+import { laneLag, type LaneLag } from "../core/lane-lag.ts";
 import { FilesService, type FilesMode } from "../services/files-service.ts";
 import { AssetService } from "../services/asset-service.ts";
 import { LogReplicationSink, LogReplicationSource, type BackupSync } from "../services/show-file-log-replication.ts";
@@ -129,6 +130,8 @@ export class PeerRuntime {
       allowSwitchBack: () => this.runner?.feed({ type: "switchBack" }),
       hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
       mainAddress: () => (this.servers.main ? formatHostPort(this.servers.main) : null),
+      backupAddress: () => (this.servers.backup ? formatHostPort(this.servers.backup) : null),
+      pairedWith: () => this.pairingFile?.read()?.peerId ?? null,
       backupChanges: options.backupChanges,
     });
     if (isServer) {
@@ -431,6 +434,19 @@ export class PeerRuntime {
     if (!this.db) return null;
     const here = diskUsage(this.db);
     return this.replicationSink ? storageStatus(this.replicationSink.mainUsage, here) : storageStatus(here, this.replicationSource?.backupUsage ?? null);
+  }
+
+  /** Paired servers: how far the backup's copy is behind per lane, from the lanes both announce. */
+  replicationLag(): LaneLag | null {
+    const s = this.runner?.current;
+    if (!s || s.role === "client" || !this.pairingFile?.read()) return null;
+    const other = s.other.beat?.lanes ?? null;
+    return s.role === "main" ? laneLag(s.lanes, other) : laneLag(other, s.lanes);
+  }
+
+  /** Servers: the Data Hub's connections and message counters. */
+  hubCounters(): ReturnType<HubService["counters"]> | null {
+    return this.hub?.counters() ?? null;
   }
 
   /** A local app living in this process (the HTTP API) on this machine's uplink. */

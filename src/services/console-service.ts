@@ -1,14 +1,17 @@
 /**
  * The console's requests between machines on `/console`: a client asks the
  * main its permission level, and a level-3 client asks the main to switch
- * back, add a backup server or remove it. The handshake already proved the asker's machine id, so the main
- * answers from its own permissions file; nothing the client says about
- * itself is believed.
+ * back, add a backup server or remove it. The paired backup copies every
+ * level from the main and answers clients' level questions from its copy, so
+ * a client started while the main is down keeps its rights. The handshake
+ * already proved the asker's machine id, so a server answers from its own
+ * permissions file; nothing the client says about itself is believed.
  */
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
 import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PermissionRefused, type PermissionLevel } from "../core/permissions.ts";
 import { RpcClient, rpcServer } from "../net/rpc.ts";
+import { permissionLevelsSchema } from "../store/permissions-file.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 
 /** A level question is small; it must not hold a page for long. */
@@ -21,6 +24,7 @@ const switchedSchema = z.object({ message: z.string().max(400) });
 const addBackupParams = z.object({ address: z.string().max(300) });
 const addedSchema = z.object({ peerName: z.string().max(64) });
 const removedSchema = z.object({ removed: z.literal(true) });
+const allLevelsSchema = z.object({ levels: permissionLevelsSchema });
 
 export type ConsoleSide = {
   levels(): Record<string, PermissionLevel>;
@@ -29,13 +33,25 @@ export type ConsoleSide = {
   /** Add Backup server / remove it, as on the main's own Machines panel. */
   addBackup(address: string): Promise<{ peerName: string }>;
   removeBackup(): Promise<void>;
+  /** The machine id of the paired backup (the only one that may copy every level), or null. */
+  pairedBackup(): string | null;
 };
+
+export class NotThePairedBackup extends AppError {
+  constructor() {
+    super("NOT_THE_BACKUP", "Only the paired backup server copies every machine's permission level.", { status: 403 });
+  }
+}
 
 /** The main's side. */
 export function acceptConsole(connection: SecureConnection, side: ConsoleSide): ConnectionEvents {
   const levelOf = () => side.levels()[connection.peer.machineId] ?? DEFAULT_PERMISSION_LEVEL;
   return rpcServer(connection, {
     level: () => ({ level: levelOf() }),
+    levels: () => {
+      if (connection.peer.machineId !== side.pairedBackup()) throw new NotThePairedBackup();
+      return { levels: side.levels() };
+    },
     switchBack: () => {
       const level = levelOf();
       if (!maySwitchBack(level)) throw new PermissionRefused(level, "switch the network back to the main server");
@@ -54,6 +70,11 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
       return { removed: true };
     },
   });
+}
+
+/** The paired backup's side: a client's level from the backup's copy; everything else is the main's to do. */
+export function acceptLevelQuestions(connection: SecureConnection, levels: () => Record<string, PermissionLevel>): ConnectionEvents {
+  return rpcServer(connection, { level: () => ({ level: levels()[connection.peer.machineId] ?? DEFAULT_PERMISSION_LEVEL }) });
 }
 
 async function call<T>(address: string, secure: SecureSocketOptions, method: string, schema: z.ZodType<T>, params: unknown = {}, timeoutMs = CONSOLE_CALL_TIMEOUT_MS): Promise<T> {
@@ -82,6 +103,11 @@ async function askMain<T>(work: () => Promise<T>): Promise<T> {
 /** A client's side: its own level, as the main at `address` has it. */
 export async function askLevel(address: string, secure: SecureSocketOptions): Promise<PermissionLevel> {
   return (await call(address, secure, "level", levelSchema)).level;
+}
+
+/** The backup's side: every level the main holds (refused unless this backup is the main's paired one). */
+export async function askAllLevels(address: string, secure: SecureSocketOptions): Promise<Record<string, PermissionLevel>> {
+  return (await call(address, secure, "levels", allLevelsSchema)).levels;
 }
 
 /** A client's side: asks the main to switch back; resolves with the main's words, rejects with its refusal. */

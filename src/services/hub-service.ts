@@ -37,6 +37,8 @@ export class HubService {
   /** Per connection: small frames sent together (frame-batch.ts). */
   private readonly batches = new Map<string, FrameBatcher>();
   private nextId = 0;
+  /** Messages and values handed to subscribers since start, one per subscriber (a fan-out to N counts N); presence is not counted. */
+  private deliveries = 0;
 
   constructor(core: HubCore, networkKey: Uint8Array, log: Logger) {
     this.core = core;
@@ -132,9 +134,15 @@ export class HubService {
   private deliver(frame: FromHubFrame, to: readonly string[], text?: string): void {
     // Local deliveries first: they are function calls; the remote ones are sealed once.
     if (to.length === 0) return;
+    if (frame.type === "msg" || frame.type === "value") this.deliveries += to.length;
     if (this.local.size > 0) for (const id of to) this.local.get(id)?.(frame);
     if (this.connections.size === 0) return;
     fanOut(text ?? encodeFrame(frame), to, this.connections, this.broadcastKey, this.groups, this.batches);
+  }
+
+  /** For the status and /metrics: connections now, frames taken by type and deliveries sent since start. */
+  counters(): { clients: number; received: Record<string, number>; deliveries: number } {
+    return { clients: this.core.connectionCount, received: { ...this.core.received }, deliveries: this.deliveries };
   }
 
   closeAll(): void {

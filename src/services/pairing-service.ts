@@ -29,6 +29,9 @@ export class PairingRefused extends AppError {
   }
 }
 
+/** Who the other server is, as the exchange learned it (its license type is what it sent, checked here). */
+export type PairedPeer = { peerId: string; peerName: string; peerLicense: LicenseType | null };
+
 /** What the exchange needs from this machine. */
 export type PairingSide = {
   name(): string;
@@ -39,7 +42,7 @@ export type PairingSide = {
   /** The machine id this server is paired with now, or null. */
   pairedWith(): string | null;
   /** Backup: record the pairing with this main (the core persists it). */
-  acceptMain(peer: { peerId: string; peerName: string; address: string }): void;
+  acceptMain(peer: PairedPeer & { address: string }): void;
   /** Backup: the main removed it. */
   dropMain(peerId: string): void;
 };
@@ -82,7 +85,7 @@ export class PairingService {
         try {
           if (frame.type === "pair") {
             this.checkRequest(peer.address, peer.machineId, frame.license);
-            this.side.acceptMain({ peerId: peer.machineId, peerName: frame.name, address: peer.address });
+            this.side.acceptMain({ peerId: peer.machineId, peerName: frame.name, peerLicense: frame.license, address: peer.address });
             this.log.info("paired with the main", { main: frame.name, id: peer.machineId, address: peer.address });
             send({ type: "accepted", name: this.side.name(), license: this.side.license() });
           } else if (frame.type === "unpair") {
@@ -120,7 +123,7 @@ export class PairingService {
   }
 
   /** The main's side: asks the backup at `address` to pair. Resolves with who it is; throws PairingRefused saying why not. */
-  async pair(address: string): Promise<{ peerId: string; peerName: string }> {
+  async pair(address: string): Promise<PairedPeer> {
     needsFailoverLicense("main", this.side.license());
     const { connection, answer } = await this.exchange(address, { type: "pair", name: this.side.name(), license: this.side.license() });
     try {
@@ -128,7 +131,7 @@ export class PairingService {
       if (frame.type === "refused") throw new PairingRefused(frame.code, frame.message);
       if (frame.type !== "accepted") throw new PairingRefused("PAIRING_FAILED", `${address} answered the pairing request with ${frame.type}.`);
       needsFailoverLicense("backup", frame.license);
-      return { peerId: connection.peer.machineId, peerName: frame.name };
+      return { peerId: connection.peer.machineId, peerName: frame.name, peerLicense: frame.license };
     } finally {
       connection.close(1000, "done");
     }

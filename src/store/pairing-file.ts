@@ -10,21 +10,26 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { PairingRecord } from "../core/failover/index.ts";
 import { InvalidInput } from "../core/errors.ts";
+import { LICENSE_TYPES } from "../core/license.ts";
 import { writeFileAtomic } from "./atomic-file.ts";
 
 const pairingFileSchema = z.strictObject({
   peerId: z.string().regex(/^[0-9a-f]{16}$/),
   peerName: z.string().max(64),
   address: z.string().max(300),
+  /** The license type the other server sent in the exchange (files written before it was kept: null). */
+  peerLicense: z.enum(LICENSE_TYPES).nullable().default(null),
   confirmed: z.boolean(),
   hubCopied: z.boolean(),
 });
 export type PairingDetails = z.infer<typeof pairingFileSchema>;
 
+type Peer = Pick<PairingDetails, "peerId" | "peerName" | "address" | "peerLicense">;
+
 export class PairingFile {
   readonly path: string;
   /** Where and who the server being paired is: set by the exchange just before the core records the pairing. */
-  private next: { peerId: string; peerName: string; address: string } | null = null;
+  private next: Peer | null = null;
 
   constructor(dataDir: string) {
     this.path = join(dataDir, "pairing.json");
@@ -49,7 +54,7 @@ export class PairingFile {
   }
 
   /** Names the server the next pairing record is about (address and name are not the core's business). */
-  expect(peer: { peerId: string; peerName: string; address: string }): void {
+  expect(peer: Peer): void {
     this.next = peer;
   }
 
@@ -60,7 +65,7 @@ export class PairingFile {
     }
     const known = this.details();
     const about = this.next?.peerId === pairing.peerId ? this.next : known?.peerId === pairing.peerId ? known : null;
-    const record: PairingDetails = { ...pairing, peerName: about?.peerName ?? "", address: about?.address ?? "" };
+    const record: PairingDetails = { ...pairing, peerName: about?.peerName ?? "", address: about?.address ?? "", peerLicense: about?.peerLicense ?? null };
     writeFileAtomic(this.path, `${JSON.stringify(record)}\n`, 0o600);
   }
 }

@@ -1,7 +1,12 @@
 /**
  * The rows of the Machines panel: this machine, every machine it hears
  * (heartbeats: state and round trip) and every machine DNS-SD found (license
- * type and key fingerprint), merged by machine id, servers first.
+ * type and key fingerprint), merged by machine id, servers first. With
+ * discovery off a row still says what this machine knows: a machine heard or
+ * paired holds the same network key (heartbeats and the pairing handshake
+ * prove it), the pairing exchange carried the other server's license, and a
+ * server that refused the handshake for another key is marked with its
+ * fingerprint.
  */
 import { LICENSE_TYPE_LABELS, type LicenseType } from "../core/license.ts";
 import { ROLE_LABELS, type Role } from "../core/roles.ts";
@@ -92,6 +97,9 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
     level: kind === "client" ? viewer.permission : null,
   });
   const found = new Map(discovered.map((d) => [d.id, d]));
+  const pairing = s.failover?.pairing;
+  /** The license the pairing exchange carried, for the paired server. */
+  const pairedLicense = (id: string) => (pairing?.peerId === id ? pairing.peerLicense : null);
   for (const p of s.failover?.peers ?? []) {
     const d = found.get(p.id);
     const heard = p.lastHeardMsAgo <= heardWithinMs;
@@ -103,8 +111,8 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       kind: k,
       roleLabel: labelOf(k),
       address: p.address,
-      license: licenseLabel(d?.license),
-      fingerprint: d?.fingerprint ?? null,
+      license: licenseLabel(d?.license ?? pairedLicense(p.id)),
+      fingerprint: d?.fingerprint ?? s.networkKeyFingerprint,
       keyDiffers: d?.keyMismatch ?? false,
       state: heard ? (STATE_WORDS[p.state] ?? p.state) : `not heard for ${Math.round(p.lastHeardMsAgo / 1000)} s`,
       wireState: heard ? p.state : null,
@@ -113,7 +121,6 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       level: k === "client" && s.role !== "client" && s.role !== "backup" ? (viewer.levels[p.id] ?? DEFAULT_PERMISSION_LEVEL) : null,
     });
   }
-  const pairing = s.failover?.pairing;
   if (pairing && !rows.has(pairing.peerId)) {
     const k = kind === "main" ? "backup" : "main";
     rows.set(pairing.peerId, {
@@ -123,8 +130,8 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       kind: k,
       roleLabel: labelOf(k),
       address: pairing.address,
-      license: licenseLabel(found.get(pairing.peerId)?.license),
-      fingerprint: found.get(pairing.peerId)?.fingerprint ?? null,
+      license: licenseLabel(found.get(pairing.peerId)?.license ?? pairing.peerLicense),
+      fingerprint: found.get(pairing.peerId)?.fingerprint ?? s.networkKeyFingerprint,
       keyDiffers: found.get(pairing.peerId)?.keyMismatch ?? false,
       state: "paired, not heard",
       wireState: null,
@@ -153,6 +160,25 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       level: null,
     });
   }
+  markRefusal(rows, s);
   return [...rows.values()]
     .filter((r) => r.self || r.kind !== "client" || seesOthers(viewer.permission)).sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || Number(b.self) - Number(a.self) || a.name.localeCompare(b.name));
+}
+
+/**
+ * A server that refused this machine's handshake for another network key
+ * (its fingerprint known from that handshake): its row, found by address, is
+ * marked; with no row yet (not heard, not discovered) it gets one.
+ */
+function markRefusal(rows: Map<string, MachineRow>, s: MachineStatus): void {
+  const refusal = s.failover?.refusal;
+  if (!refusal?.peerFingerprint || refusal.peerFingerprint === refusal.localFingerprint) return;
+  const marked = { fingerprint: refusal.peerFingerprint, keyDiffers: true, state: "another network key", wireState: null, delayMs: null, heard: false };
+  const row = [...rows.values()].find((r) => !r.self && r.address.split(", ").includes(refusal.peer));
+  if (row) {
+    Object.assign(row, marked);
+    return;
+  }
+  const kind = refusal.peer === s.backup ? "backup" : "main";
+  rows.set(refusal.peer, { id: refusal.peer, self: false, name: refusal.peer, kind, roleLabel: labelOf(kind), address: refusal.peer, license: "–", level: null, ...marked });
 }

@@ -1,10 +1,15 @@
 /**
  * `GET /metrics` in the Prometheus text format (version 0.0.4): failovers and
  * failbacks this machine saw, its epoch, who serves, the round-trip histogram
- * per peer, each replication lane's lag and the local apps on its Data Hub link.
+ * per peer, each replication lane's lag, the local apps on its Data Hub link,
+ * and on servers the Data Hub's clients and message counters (rates are
+ * Prometheus's `rate()` over them) and the Asset Hub cache.
  */
 import type { MachineStatus } from "../core/status.ts";
+import type { DiskUsage } from "../core/storage-check.ts";
 import { RTT_BUCKETS_MS, type HistorySnapshot } from "../machine/status-history.ts";
+
+const LANE_NAMES = { hubState: "hub_state", log: "show_file_and_assets" } as const;
 
 const label = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
@@ -32,11 +37,37 @@ export function renderMetrics(s: MachineStatus, h: HistorySnapshot): string {
     rtt.push(`understudy_peer_rtt_ms_sum{${who}} ${p.sumMs}`, `understudy_peer_rtt_ms_count{${who}} ${p.count}`);
   }
   metric("understudy_peer_rtt_ms", "histogram", "Heartbeat round trip to each peer, in milliseconds.", rtt);
-  const lanes: string[] = [];
-  if (s.showFile) lanes.push(`understudy_lane_lag{lane="show_file"} ${s.showFile.backup.behindBy}`);
-  if (f?.pairing && s.role === "backup") lanes.push(`understudy_lane_lag{lane="hub_state"} ${f.pairing.hubCopied ? 0 : 1}`);
-  metric("understudy_lane_lag", "gauge", "How far the backup's copy is behind, per replication lane (entries).", lanes);
+  const lag = s.replication;
+  const lanes = lag
+    ? (["hubState", "log"] as const).flatMap((lane) => (lag[lane] === null ? [] : [`understudy_lane_lag{lane="${LANE_NAMES[lane]}"} ${lag[lane]}`]))
+    : [];
+  metric("understudy_lane_lag", "gauge", "Entries the backup's copy lacks, per replication lane (hub_state; show_file_and_assets: the log that carries both).", lanes);
   metric("understudy_local_apps", "gauge", "Local apps connected to this machine's node.", [`understudy_local_apps ${f?.localApps ?? 0}`]);
   metric("understudy_hub_queued_frames", "gauge", "Messages from local apps waiting for a Data Hub.", [`understudy_hub_queued_frames ${f?.queued ?? 0}`]);
+  const hub = s.hub;
+  if (hub) {
+    metric("understudy_hub_clients", "gauge", "Connections to this server's Data Hub (node uplinks, this machine's own included).", [`understudy_hub_clients ${hub.clients}`]);
+    metric(
+      "understudy_hub_frames_received_total",
+      "counter",
+      "Frames this server's Data Hub took since it started, by type (pub and set are the messages).",
+      Object.entries(hub.received).map(([type, n]) => `understudy_hub_frames_received_total{type="${label(type)}"} ${n}`),
+    );
+    metric("understudy_hub_deliveries_total", "counter", "Messages and state values this server's Data Hub handed to subscribers since it started (one to N subscribers counts N).", [
+      `understudy_hub_deliveries_total ${hub.deliveries}`,
+    ]);
+  }
+  const storage = s.storage;
+  if (storage) {
+    const perServer = (name: string, bytes: (u: DiskUsage) => number) =>
+      (["main", "backup"] as const).flatMap((server) => {
+        const usage = storage[server];
+        return usage ? [`${name}{server="${server}"} ${bytes(usage)}`] : [];
+      });
+    const cache = perServer("understudy_asset_cache_bytes", (u) => u.cacheBytes);
+    const free = perServer("understudy_disk_free_bytes", (u) => u.freeBytes);
+    metric("understudy_asset_cache_bytes", "gauge", "Bytes in the Asset Hub cache (assets and show-file contents), on the main and the backup as far as known here.", cache);
+    metric("understudy_disk_free_bytes", "gauge", "Free bytes on the disk holding the data dir, on the main and the backup as far as known here.", free);
+  }
   return `${out.join("\n")}\n`;
 }

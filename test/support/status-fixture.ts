@@ -24,6 +24,8 @@ export function statusFixture(over: Partial<MachineStatus> = {}, failover: Parti
     peerListen: "0.0.0.0:7401",
     showFile: { head: 12, backup: { state: "in-sync", behindBy: 0, progress: null } },
     storage: null,
+    replication: { hubState: 0, log: 0 },
+    hub: { clients: 3, received: { hello: 3, pub: 120, set: 4 }, deliveries: 360 },
     failover:
       failover === null
         ? null

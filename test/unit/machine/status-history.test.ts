@@ -54,7 +54,7 @@ test("/metrics text: counters, epoch, active server, a cumulative RTT histogram 
     'understudy_peer_rtt_ms_bucket{peer="backup",id="b0b0b0b0b0b0b0b0",role="backup",le="1"} 2',
     'understudy_peer_rtt_ms_bucket{peer="backup",id="b0b0b0b0b0b0b0b0",role="backup",le="+Inf"} 3',
     'understudy_peer_rtt_ms_count{peer="backup",id="b0b0b0b0b0b0b0b0",role="backup"} 3',
-    'understudy_lane_lag{lane="show_file"} 0',
+    'understudy_lane_lag{lane="show_file_and_assets"} 0',
     "understudy_local_apps 2",
   ]) {
     expect(text).toContain(line);

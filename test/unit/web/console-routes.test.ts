@@ -14,6 +14,7 @@ import { formPost, startNode } from "../../support/machine-node.ts";
 import { tempDir } from "../../support/machine-process.ts";
 import { waitFor } from "../../support/wait-for.ts";
 import { fileCommand } from "../../../src/cli/file-commands.ts";
+import { askAllLevels } from "../../../src/services/console-service.ts";
 
 const running: MachineNode[] = [];
 afterEach(async () => {
@@ -120,6 +121,15 @@ describe("Add Backup server and remove it", () => {
     expect(main.node.status().failover?.pairing?.address).toBe(backupAt);
     expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup).toBe(backupAt);
     await waitFor("the backup row with its delete icon", async () => (await (await get(main.node, "/machines")).text()).includes('data-testid="remove-backup"'), 10_000);
+    // Discovery is off: the license both sides sent in the exchange is what the Machines panel and the status know.
+    expect(main.node.status().failover?.pairing?.peerLicense).toBe("server-with-failover");
+    expect(backup.node.status().failover?.pairing?.peerLicense).toBe("server-with-failover");
+    expect(JSON.parse(readFileSync(join(main.dataDir, "pairing.json"), "utf8")).peerLicense).toBe("server-with-failover");
+    // Each lane's lag, from the lanes both servers announce, on the status and in /metrics.
+    await waitFor("both lanes caught up", () => main.node.status().replication?.hubState === 0 && main.node.status().replication?.log === 0, 10_000);
+    const metrics = await (await get(main.node, "/metrics")).text();
+    expect(metrics).toContain('understudy_lane_lag{lane="hub_state"} 0');
+    expect(metrics).toContain('understudy_lane_lag{lane="show_file_and_assets"} 0');
 
     const again = await formPost(main.node, "/machines/backup", { address: backupAt });
     expect(again.status).toBe(409);
@@ -206,6 +216,9 @@ describe("switch back and metrics", () => {
     const text = await response.text();
     expect(text).toContain("# TYPE understudy_peer_rtt_ms histogram");
     expect(text).toContain("understudy_failovers_total 0");
+    // A server's own Data Hub (its node's uplink is attached in process) and its Asset Hub cache.
+    expect(text).toMatch(/^understudy_hub_clients \d+$/m);
+    expect(text).toMatch(/^understudy_asset_cache_bytes\{server="main"\} \d+$/m);
   });
 
   test("panels, the stream and metrics are behind the UI password", async () => {
@@ -256,6 +269,48 @@ describe("permission levels", () => {
     expect(response.status).toBe(200);
     expect(main.node.status().failover?.pairing).toBeNull();
   }, 40_000);
+
+  test("the paired backup copies the levels, so a client started while the main is down keeps its rights", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const mainAt = main.node.status().peerListen!;
+    const backup = await node({ role: "backup", main: mainAt }, key);
+    const backupAt = backup.node.status().peerListen!;
+    expect((await formPost(main.node, "/machines/backup", { address: backupAt })).status).toBe(200);
+    const clientDir = dataDir(key, "client");
+    const clientFlags = { heartbeatMs: "50", failoverTimeoutMs: "250", role: "client", main: mainAt, backup: backupAt };
+    let client = await startNode({ dataDir: clientDir, flags: clientFlags });
+    running.push(client.node);
+    const clientId = client.node.status().id;
+    await waitFor("the main hears the client", () => main.node.status().failover!.peers.some((p) => p.id === clientId), 10_000);
+    expect((await formPost(main.node, "/machines/permission", { machine: clientId, level: "3" })).status).toBe(200);
+    await waitFor("the backup's copy", () => backup.node.levels()[clientId] === 3, 10_000);
+    expect(JSON.parse(readFileSync(join(backup.dataDir, "permissions.json"), "utf8"))).toEqual({ [clientId]: 3 });
+    // Levels are set on the main only.
+    expect((await formPost(backup.node, "/machines/permission", { machine: clientId, level: "1" })).status).toBe(409);
+
+    // The main goes down; the client restarts meanwhile (a fresh process knows only the default) and learns level 3 from the backup.
+    await client.node.stop();
+    running.splice(running.indexOf(client.node), 1);
+    await main.node.stop();
+    running.splice(running.indexOf(main.node), 1);
+    client = await startNode({ dataDir: clientDir, flags: clientFlags });
+    running.push(client.node);
+    await waitFor("the backup serves", () => backup.node.status().chip === "Backup is active", 10_000);
+    await waitFor("the client learns level 3 from the backup", () => client.node.permission() === 3, 15_000);
+    expect(await (await get(client.node, "/machines")).text()).toContain("permission level 3");
+  }, 60_000);
+
+  test("only the main's paired backup may copy every level", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const stranger = { networkKey: key, machine: nacl.sign.keyPair() };
+    const refused = await askAllLevels(main.node.status().peerListen!, stranger).then(
+      () => null,
+      (error: { code?: string }) => error.code,
+    );
+    expect(refused).toBe("NOT_THE_BACKUP");
+  });
 
   const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string }[] = [
     { name: "unknown machine", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef", level: "3" }, status: 404, message: "No client with that id is known" },

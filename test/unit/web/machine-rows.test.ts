@@ -62,3 +62,25 @@ test("a level-1 client sees no other client; the main sees each client's level",
     ["render-3", 2],
   ]);
 });
+
+test("with discovery off, a heard or paired server shows this network's key and the license the pairing exchange carried", () => {
+  const pairing = { peerId: "b0b0b0b0b0b0b0b0", peerName: "backup", address: "10.0.0.2:7401", peerLicense: "server-with-failover" as const, confirmed: true, hubCopied: true };
+  const heard = machineRows(statusFixture({}, { pairing, peers: [peer(), peer({ id: "c1", name: "render-1", role: "client", state: "follow-main" })] }), [], 1000);
+  expect(heard.find((r) => r.name === "backup")).toMatchObject({ license: "Server with failover", fingerprint: "0011223344556677", keyDiffers: false, heard: true });
+  // A client's license is known only from DNS-SD; its key is this network's, or its heartbeats would not open.
+  expect(heard.find((r) => r.name === "render-1")).toMatchObject({ license: "–", fingerprint: "0011223344556677", keyDiffers: false });
+  const silent = machineRows(statusFixture({}, { pairing, peers: [] }), [], 1000);
+  expect(silent.find((r) => r.id === pairing.peerId)).toMatchObject({ state: "paired, not heard", license: "Server with failover", fingerprint: "0011223344556677" });
+});
+
+test("a server that refused the handshake for another network key is marked with its fingerprint, on its row or a row of its own", () => {
+  const refusal = { peer: "10.0.0.1:7401", code: "NETWORK_KEY_MISMATCH", message: "another key", peerFingerprint: "ffffffffffffffff", localFingerprint: "0011223344556677" };
+  const client = { role: "client" as const, roleLabel: "Client", main: "10.0.0.1:7401", backup: null };
+  const alone = machineRows(statusFixture(client, { pairing: null, peers: [], refusal }), [], 1000);
+  expect(alone[0]).toMatchObject({ kind: "main", address: "10.0.0.1:7401", fingerprint: "ffffffffffffffff", keyDiffers: true, state: "another network key", heard: false });
+  const listed = machineRows(statusFixture(client, { pairing: null, peers: [peer({ id: "m", name: "studio-main", role: "main", address: "10.0.0.1:7401", lastHeardMsAgo: 60_000 })], refusal }), [], 1000);
+  expect(listed.filter((r) => r.kind === "main")).toEqual([expect.objectContaining({ name: "studio-main", fingerprint: "ffffffffffffffff", keyDiffers: true })]);
+  // A refusal for another reason (no key fingerprints) marks nothing.
+  const other = machineRows(statusFixture(client, { pairing: null, peers: [], refusal: { ...refusal, code: "PEER_REFUSED", peerFingerprint: null, localFingerprint: null } }), [], 1000);
+  expect(other.some((r) => r.keyDiffers)).toBe(false);
+});
