@@ -4,8 +4,10 @@
  * skipped with a reason elsewhere). The cases are test/faults/fault-cases.ts;
  * each runs under a FaultWatch: an app on the client publishes throughout, an
  * app on the backup's machine subscribes, and both servers' states are polled
- * every 50 ms. Whatever the fault, no acknowledged message is lost and no
- * machine's epoch ever goes down. Below the documented failover bound (5 %
+ * every 50 ms. Whatever the fault, no machine's epoch ever goes down and no
+ * acknowledged message is lost (save a defect still open, fault-cases.ts
+ * FAILBACK_LOSS: in runs where the backup took over, a loss is printed as a
+ * known defect instead of failing). Below the documented failover bound (5 %
  * loss on every link, with the defaults and the fast preset; main and backup
  * cut one or both ways while the client hears the main; a cable flapping
  * every 300 ms; the main paused for 400 ms ten times) the backup never takes
