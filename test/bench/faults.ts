@@ -6,7 +6,7 @@
  * CASES=text keeps only the cases whose name contains it.
  *
  * failovers = the backup's takeovers seen in its polls (every 50 ms);
- * two-active = time both servers' polls said `active` (worst run); lost =
+ * two-active = time both servers' polls said `active`, summed over a run (the worst run); lost =
  * messages acknowledged to the publishing app on the client that never
  * reached the subscribing app on the backup's machine (all runs); recovery =
  * from the end of the fault (for restarts: the main's process start) until
@@ -45,7 +45,7 @@ const median = (values: number[]) => (values.length === 0 ? "-" : [...values].so
 const total = (r: Row, pick: (c: CaseResult) => number) => r.results.reduce((s, c) => s + pick(c), 0);
 console.log(
   [
-    "| case | runs | failovers | two-active ms (max) | lost / acknowledged | recovery ms (median) |",
+    "| case | runs | failovers | two-active ms | lost / acknowledged | recovery ms (median) |",
     "|---|---|---|---|---|---|",
     ...rows.map(
       (r) =>
