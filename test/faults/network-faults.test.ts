@@ -53,6 +53,7 @@ describe.skipIf(skipReason !== null)("network faults (the real executable in nam
       } else {
         expect(result.lost).toBe(0);
       }
+      expect(result.duplicates).toBe(0); // once, even when resent to the next server
       expect(result.epochsOnlyGrow).toBe(true);
       if (fault.failover === "never") {
         expect(result.takeovers).toBe(0);

@@ -24,7 +24,7 @@ import { waitFor } from "./wait-for.ts";
 
 const PUBLISHER = "c1";
 const SUBSCRIBER = "backup";
-const BATCH = 50;
+const BATCH = 100;
 const WARM_UP = "flow/warm-up";
 const INTERVAL_MS = 20;
 /** A publisher that hears no ack this long fails (and says how many were acknowledged). */
