@@ -13,6 +13,7 @@ import { must, NetnsLab, netnsUnavailable, sweepStaleLabs, type LabProcess } fro
 import { waitFor } from "./wait-for.ts";
 
 const UI = "http://127.0.0.1:7400";
+const POLLER = join(import.meta.dir, "status-poller.ts");
 const PEER_PORT = 7401;
 export const FAULT_NODES = ["main", "backup", "c1"] as const;
 export type FaultNode = (typeof FAULT_NODES)[number];
@@ -30,7 +31,8 @@ export class FaultCluster {
 
   private constructor(
     private readonly lab: NetnsLab,
-    private readonly dir: string,
+    /** Scratch space of the run: data dirs, the network key, what watches write. */
+    readonly dir: string,
     private readonly exe: string,
   ) {}
 
@@ -88,6 +90,27 @@ export class FaultCluster {
       const [main, backup, client] = await Promise.all([this.status("main"), this.status("backup"), this.status("c1")]);
       return main.failover?.state === "active" && backup.chip === "Backup is idle" && client.failover?.hubConnected === true && client.failover.activeServer === "main";
     }, timeoutMs, 100);
+  }
+
+  /**
+   * Runs `understudy ARGS` as a local app of `node`: in its namespace, talking to its own node, as an
+   * engine plug-in would. Its stdout and stderr go to files (the subscriber's stream outgrows any capture).
+   */
+  app(node: FaultNode, args: string[], out: string, err: string): LabProcess {
+    const argv = [this.exe, ...args, "--node", `${this.lab.node(node).address}:${PEER_PORT}`, "--key", join(this.dir, "net.key")];
+    return this.lab.spawn(node, ["sh", "-c", 'out=$1 err=$2; shift 2; exec "$@" > "$out" 2> "$err"', "sh", out, err, ...argv]);
+  }
+
+  /** Polls `node`'s /api/status every `everyMs` from inside its namespace into `file` (status-poller.ts), for at most `forMs`. */
+  poll(node: FaultNode, file: string, everyMs: number, forMs: number): LabProcess {
+    return this.lab.spawn(node, [process.execPath, POLLER, UI, file, String(everyMs), String(forMs)]);
+  }
+
+  /** How long after the faults stopped the cluster settled again (see `settled`), in ms. */
+  async recovery(timeoutMs = 20_000): Promise<number> {
+    const from = performance.now();
+    await this.explained(() => this.settled(timeoutMs));
+    return performance.now() - from;
   }
 
   /** Drops `percent` % of the packets entering every machine (each link, each way); null lifts it. */
