@@ -19,11 +19,10 @@
  * and an inbox holding more than MAX_PENDING_BULK frames means a misbehaving peer.
  */
 import { z } from "zod";
-import { AppError, InvalidInput } from "../core/errors.ts";
+import { InvalidInput } from "../core/errors.ts";
 import { ASSET_CHUNK_BYTES } from "../store/asset-tables.ts";
 import { SHA256_HEX } from "../store/content-hash.ts";
-import { RpcClient } from "../net/rpc.ts";
-import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
+import { BulkRpcClient } from "./bulk-lane.ts";
 
 export const ASSET_PATH = "/assets";
 /** The exact refusal of an upload while the backup serves (DESIGN.md, failover step 4). */
@@ -34,13 +33,6 @@ export const MAX_ASSET_BYTES = 4 * 1024 ** 4;
 export const DEFAULT_ASSET_WINDOW = 8;
 /** How long a forwarded commit may take: re-hashing a resumed upload of tens of gigabytes. */
 export const COMMIT_TIMEOUT_MS = 10 * 60_000;
-/** Bulk frames an inbox holds before the peer is considered misbehaving (four default windows). */
-export const MAX_PENDING_BULK = 32;
-
-export const BulkOp = { chunk: 0x01, data: 0x02 } as const;
-export type BulkOp = (typeof BulkOp)[keyof typeof BulkOp];
-export const BULK_HEADER_BYTES = 5;
-
 const id = z.string().regex(/^[0-9A-Za-z-]{1,64}$/, "an asset or upload id");
 const tag = z.int().min(0).max(0xffff_ffff);
 const byteOffset = z.int().min(0).max(MAX_ASSET_BYTES);
@@ -115,53 +107,6 @@ export function parseParams<T>(schema: z.ZodType<T>, params: unknown, method: st
   throw new InvalidInput(`"${method}" got bad parameters${where}: ${issue?.message ?? "invalid"}.`, issue?.path.join("."));
 }
 
-/** A bulk payload's header; `sendBulk(bytes, bulkHeader(op, tag))` seals it before the bytes without copying them. */
-export function bulkHeader(op: BulkOp, tagValue: number): Uint8Array {
-  const out = Buffer.alloc(BULK_HEADER_BYTES);
-  out[0] = op;
-  out.writeUInt32BE(tagValue, 1);
-  return out;
-}
-
-/** A bulk payload: header, then the bytes, in one array (for tests and tools; senders use `bulkHeader`). */
-export function encodeBulk(op: BulkOp, tagValue: number, bytes: Uint8Array): Uint8Array {
-  return Buffer.concat([bulkHeader(op, tagValue), bytes]);
-}
-
-export function decodeBulk(payload: Uint8Array): { op: number; tag: number; bytes: Uint8Array } | null {
-  if (payload.length < BULK_HEADER_BYTES || payload.length > BULK_HEADER_BYTES + ASSET_CHUNK_BYTES) return null;
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  return { op: payload[0]!, tag: view.getUint32(1), bytes: payload.subarray(BULK_HEADER_BYTES) };
-}
-
-/** Bulk frames of one connection waiting for the call (or answer) that names their tag. */
-export class BulkInbox {
-  private readonly frames = new Map<number, Uint8Array>();
-  constructor(private readonly op: BulkOp) {}
-
-  /** Files one payload; a reason when the peer broke the framing (the caller closes the connection). */
-  put(payload: Uint8Array): string | null {
-    const frame = decodeBulk(payload);
-    if (!frame || frame.op !== this.op) return "An asset chunk frame has a bad header.";
-    if (this.frames.has(frame.tag)) return `Two asset chunk frames carry tag ${frame.tag}.`;
-    if (this.frames.size >= MAX_PENDING_BULK) return `More than ${MAX_PENDING_BULK} asset chunks arrived without their calls.`;
-    this.frames.set(frame.tag, frame.bytes);
-    return null;
-  }
-
-  /** The bytes filed under `tag`, removed from the inbox. */
-  take(tagValue: unknown): Uint8Array | undefined {
-    if (typeof tagValue !== "number") return undefined;
-    const bytes = this.frames.get(tagValue);
-    this.frames.delete(tagValue);
-    return bytes;
-  }
-
-  get size(): number {
-    return this.frames.size;
-  }
-}
-
 /** Runs promises with at most `limit` pending; the first failure is rethrown once nothing is left running. */
 export class InFlight<T> {
   private readonly pending: Promise<T>[] = [];
@@ -191,48 +136,15 @@ export class InFlight<T> {
   }
 }
 
-const outOfStep = (address: string) =>
-  new AppError("CONNECTION_LOST", `${address} answered a read without its bytes; the connection is out of step. Try again.`, { status: 502 });
-
 /** The calling side of `/assets`: build it, pass `events()` to the connect call, then `attach` the connection. */
-export class AssetClient {
-  private readonly rpc = new RpcClient();
-  private readonly inbox = new BulkInbox(BulkOp.data);
-  private connection: SecureConnection | null = null;
-  private nextTag = 0;
-
-  /** A data frame with a bad header, or one nobody asked for piling up, closes the connection. */
-  events(): ConnectionEvents {
-    const rpcEvents = this.rpc.events();
-    return {
-      message: rpcEvents.message,
-      bulk: (payload) => {
-        const problem = this.inbox.put(payload);
-        if (problem) this.connection?.close(4002, problem);
-      },
-      close: rpcEvents.close,
-    };
-  }
-
-  attach(connection: SecureConnection): this {
-    this.connection = connection;
-    this.rpc.attach(connection);
-    return this;
-  }
-
-  get open(): boolean {
-    return this.connection?.open ?? false;
-  }
-
+export class AssetClient extends BulkRpcClient {
   begin(params: z.input<typeof beginParams>): Promise<BeginResult> {
     return this.rpc.call("asset.begin", params, beginResult);
   }
 
   /** Sends chunk `idx` of upload `uploadId` on the bulk lane, then the call that stores it. */
   sendChunk(uploadId: string, idx: number, bytes: Uint8Array): Promise<{ stored: boolean }> {
-    const t = this.takeTag();
-    this.connection?.sendBulk(bytes, bulkHeader(BulkOp.chunk, t));
-    return this.rpc.call("asset.chunk", { id: uploadId, idx, tag: t }, chunkResult);
+    return this.sendTagged(bytes, (tag) => this.rpc.call("asset.chunk", { id: uploadId, idx, tag }, chunkResult));
   }
 
   /**
@@ -265,16 +177,8 @@ export class AssetClient {
   }
 
   /** The bytes [start, end) of an asset, at most one chunk long. */
-  async read(assetId: string, start: number, end: number): Promise<Uint8Array> {
-    const t = this.takeTag();
-    try {
-      const { length } = await this.rpc.call("asset.read", { id: assetId, start, end, tag: t }, readResult);
-      const bytes = this.inbox.take(t);
-      if (!bytes || bytes.length !== length || length !== end - start) throw outOfStep(this.connection?.peer.address ?? "the node");
-      return bytes;
-    } finally {
-      this.inbox.take(t);
-    }
+  read(assetId: string, start: number, end: number): Promise<Uint8Array> {
+    return this.readTagged((tag) => this.rpc.call("asset.read", { id: assetId, start, end, tag }, readResult), end - start);
   }
 
   /**
@@ -292,15 +196,6 @@ export class AssetClient {
     while (reads.size > 0) await sink(await reads.next());
   }
 
-  close(): void {
-    this.rpc.close();
-  }
-
-  private takeTag(): number {
-    const t = this.nextTag;
-    this.nextTag = (this.nextTag + 1) % 0x1_0000_0000;
-    return t;
-  }
 }
 
 /** Sorted indexes as runs [from, to). */

@@ -18,11 +18,8 @@ import {
   ASSET_PATH,
   ASSET_READ_ONLY_MESSAGE,
   beginParams,
-  BulkInbox,
-  BulkOp,
   chunkParams,
   commitParams,
-  bulkHeader,
   listParams,
   parseParams,
   readParams,
@@ -34,6 +31,7 @@ import {
   type BeginResult,
   type CommitResult,
 } from "./asset-protocol.ts";
+import { BulkInbox, BulkOp, bulkHeader } from "./bulk-lane.ts";
 import { rpcServer, type RpcHandler } from "../net/rpc.ts";
 import { CLOSE_BAD_FRAME, connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 
