@@ -7,7 +7,7 @@
  */
 import type { MachineStatus } from "../src/core/status.ts";
 import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
-import type { MachineRow, Viewer } from "../src/web/machine-rows.ts";
+import type { MachineRow, Viewer } from "./machine-rows.ts";
 import { mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PERMISSION_WORDS } from "../src/core/permissions.ts";
 import { Layout } from "./layout.tsx";
 import { RefusalNote } from "./refusal.tsx";

@@ -4,9 +4,9 @@
  * live stream swaps out of band) and is readable without JavaScript.
  */
 import type { MachineStatus } from "../src/core/status.ts";
-import type { HistorySnapshot, PeerDelayHistory } from "../src/machine/status-history.ts";
-import { consoleChip } from "../src/web/console-chip.ts";
-import { roleLabelOf, type MachineRow } from "../src/web/machine-rows.ts";
+import type { HistorySnapshot, PeerDelayHistory } from "../src/core/status-history.ts";
+import { consoleChip } from "./console-chip.ts";
+import { roleLabelOf, type MachineRow } from "./machine-rows.ts";
 import { Layout } from "./layout.tsx";
 import { formatDelay } from "./machines.tsx";
 

@@ -5,8 +5,8 @@
  */
 import type { MachineStatus } from "../src/core/status.ts";
 import type { RoleChoice } from "../src/core/roles.ts";
-import { ROLE_ADDRESSES } from "../src/web/forms.ts";
-import { pageWords } from "../src/web/page-words.ts";
+import { ROLE_ADDRESSES } from "../src/core/roles.ts";
+import { pageWords } from "./page-words.ts";
 import { Layout } from "./layout.tsx";
 
 export type FieldErrors = Partial<Record<string, string>>;

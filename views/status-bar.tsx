@@ -4,7 +4,7 @@
  * metres. The live stream (/events) sends it again whenever it changes.
  */
 import type { MachineStatus } from "../src/core/status.ts";
-import { consoleChip } from "../src/web/console-chip.ts";
+import { consoleChip } from "./console-chip.ts";
 
 export function StatusBar(props: { status: MachineStatus; outOfBand?: boolean }) {
   const s = props.status;

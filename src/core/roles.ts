@@ -74,3 +74,12 @@ export function roleChoices(license: LicenseTerms | null, machineName: string, n
 export function isServerRole(role: Role): boolean {
   return role === "server" || role === "main" || role === "backup";
 }
+
+/** Which server addresses a role's setup uses (the role form drops the others). */
+export const ROLE_ADDRESSES: Record<Role, { main: boolean; backup: boolean }> = {
+  standalone: { main: false, backup: false },
+  client: { main: true, backup: true },
+  server: { main: false, backup: false },
+  main: { main: false, backup: true },
+  backup: { main: true, backup: false },
+};

@@ -22,7 +22,7 @@ import type { FromHubFrame } from "../hub/frames.ts";
 import type { InProcessApp } from "../services/app-gateway.ts";
 import { AppError, InvalidInput } from "../core/errors.ts";
 import type { Permission, PermissionLevel } from "../core/permissions.ts";
-import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "./status-history.ts";
+import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/status-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 
 export type NodeOptions = {

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { isIP } from "node:net";
 import { DEFAULT_PEER_PORT, formatHostPort, parseHostPort } from "../core/config.ts";
-import { ROLES } from "../core/roles.ts";
+import { ROLE_ADDRESSES, ROLES } from "../core/roles.ts";
 
 export const MAX_LICENSE_BYTES = 64 * 1024;
 
@@ -40,13 +40,6 @@ export const roleFormSchema = z
 export type RoleForm = z.infer<typeof roleFormSchema>;
 
 /** Which server addresses each role's form asks for. */
-export const ROLE_ADDRESSES: Record<(typeof ROLES)[number], { main: boolean; backup: boolean }> = {
-  standalone: { main: false, backup: false },
-  client: { main: true, backup: true },
-  server: { main: false, backup: false },
-  main: { main: false, backup: true },
-  backup: { main: true, backup: false },
-};
 
 export const licenseFormSchema = z
   .object({

@@ -7,7 +7,7 @@
  */
 import type { MachineStatus } from "../core/status.ts";
 import type { DiskUsage } from "../core/storage-check.ts";
-import { RTT_BUCKETS_MS, type HistorySnapshot } from "../machine/status-history.ts";
+import { RTT_BUCKETS_MS, type HistorySnapshot } from "../core/status-history.ts";
 
 const LANE_NAMES = { hubState: "hub_state", log: "show_file_and_assets" } as const;
 

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import nacl from "tweetnacl";
 import { HubCore } from "../../../src/hub/hub-core.ts";
 import { createLogger } from "../../../src/log.ts";
-import { StatusHistory } from "../../../src/machine/status-history.ts";
+import { StatusHistory } from "../../../src/core/status-history.ts";
 import { HubService } from "../../../src/services/hub-service.ts";
 import { renderMetrics } from "../../../src/web/metrics.ts";
 import { statusFixture } from "../../support/status-fixture.ts";

@@ -1,8 +1,8 @@
 /** @jsxImportSource hono/jsx */
 import { expect, test } from "bun:test";
-import type { HistorySnapshot } from "../../../src/machine/status-history.ts";
+import type { HistorySnapshot } from "../../../src/core/status-history.ts";
 import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts";
-import { machineRows, SERVER_VIEWER } from "../../../src/web/machine-rows.ts";
+import { machineRows, SERVER_VIEWER } from "../../../views/machine-rows.ts";
 import { AddBackupCard } from "../../../views/machines.tsx";
 import { DelayTable, RoutingTable, SLOW_RTT_MS } from "../../../views/panels.tsx";
 import { StorageStatus } from "../../../views/storage.tsx";

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { HISTORY_SAMPLES, StatusHistory } from "../../../src/machine/status-history.ts";
+import { HISTORY_SAMPLES, StatusHistory } from "../../../src/core/status-history.ts";
 import { renderMetrics } from "../../../src/web/metrics.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 

@@ -4,7 +4,7 @@
  * The rules are a table read top to bottom, first match wins: a new state
  * (e.g. "Network key differs" from a refusal) is one more row.
  */
-import type { MachineStatus } from "../core/status.ts";
+import type { MachineStatus } from "../src/core/status.ts";
 
 export type ChipTone = "ok" | "warn" | "alert" | "neutral";
 export type ConsoleChip = { text: string; tone: ChipTone; hint: string };

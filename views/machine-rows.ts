@@ -8,11 +8,11 @@
  * server that refused the handshake for another key is marked with its
  * fingerprint.
  */
-import { LICENSE_TYPE_LABELS, type LicenseType } from "../core/license.ts";
-import { ROLE_LABELS, type Role } from "../core/roles.ts";
-import type { MachineStatus } from "../core/status.ts";
-import type { DiscoveredMachine } from "../net/discovery/discovery.ts";
-import { DEFAULT_PERMISSION_LEVEL, seesOthers, type Permission, type PermissionLevel } from "../core/permissions.ts";
+import { LICENSE_TYPE_LABELS, type LicenseType } from "../src/core/license.ts";
+import { ROLE_LABELS, type Role } from "../src/core/roles.ts";
+import type { MachineStatus } from "../src/core/status.ts";
+import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
+import { DEFAULT_PERMISSION_LEVEL, seesOthers, type Permission, type PermissionLevel } from "../src/core/permissions.ts";
 
 /** Who looks: this machine's own permission, and (on the main) every client's level. */
 export type Viewer = { permission: Permission; levels: Record<string, PermissionLevel> };

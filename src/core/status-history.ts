@@ -5,7 +5,7 @@
  * failback counts (/metrics), and the last failover. `record()` is a plain
  * step so tests drive it with their own status and time.
  */
-import type { MachineStatus } from "../core/status.ts";
+import type { MachineStatus } from "./status.ts";
 
 export const HISTORY_SAMPLE_MS = 1000;
 export const HISTORY_SAMPLES = 60;

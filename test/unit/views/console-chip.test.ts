@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { consoleChip } from "../../../src/web/console-chip.ts";
+import { consoleChip } from "../../../views/console-chip.ts";
 import { statusFixture } from "../../support/status-fixture.ts";
 
 const cases: { name: string; status: ReturnType<typeof statusFixture>; text: string; tone: string }[] = [
