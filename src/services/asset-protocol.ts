@@ -19,7 +19,7 @@
  * and an inbox holding more than MAX_PENDING_BULK frames means a misbehaving peer.
  */
 import { z } from "zod";
-import { InvalidInput } from "../core/errors.ts";
+import { AppError, InvalidInput } from "../core/errors.ts";
 import { ASSET_CHUNK_BYTES } from "../store/asset-tables.ts";
 import { SHA256_HEX } from "../store/content-hash.ts";
 import { BulkRpcClient } from "./bulk-lane.ts";
@@ -105,6 +105,31 @@ export function parseParams<T>(schema: z.ZodType<T>, params: unknown, method: st
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? ` (${issue.path.join(".")})` : "";
   throw new InvalidInput(`"${method}" got bad parameters${where}: ${issue?.message ?? "invalid"}.`, issue?.path.join("."));
+}
+
+/** The bytes a chunk call names by tag were not on the connection before it: the sender broke the framing. */
+export class ChunkBytesMissing extends AppError {
+  constructor(tag: unknown) {
+    super("INVALID_CHUNK", `The bytes of the chunk tagged ${String(tag)} did not arrive before its call. Nothing was stored.`, { status: 400 });
+    this.name = "ChunkBytesMissing";
+  }
+}
+
+/**
+ * A call that names bulk bytes by `tag` (asset.chunk, files.put): the bytes are taken from the
+ * inbox first, whatever else is wrong with the call, so the inbox never keeps them; then the
+ * params are checked, and missing bytes refuse the call.
+ */
+export function takeTaggedCall<T extends { tag: number }>(
+  inbox: { take(tag: unknown): Uint8Array | undefined },
+  schema: z.ZodType<T>,
+  params: unknown,
+  method: string,
+): { p: T; bytes: Uint8Array } {
+  const bytes = inbox.take((params as { tag?: unknown } | null)?.tag);
+  const p = parseParams(schema, params, method);
+  if (!bytes) throw new ChunkBytesMissing(p.tag);
+  return { p, bytes };
 }
 
 /** Runs promises with at most `limit` pending; the first failure is rethrown once nothing is left running. */

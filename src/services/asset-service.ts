@@ -22,6 +22,7 @@ import {
   commitParams,
   listParams,
   parseParams,
+  takeTaggedCall,
   readParams,
   removeParams,
   routeParams,
@@ -87,14 +88,6 @@ export class NoMainKnown extends AppError {
   }
 }
 
-/** The bytes a chunk call names by tag were not on the connection before it: the uploader broke the framing. */
-class ChunkBytesMissing extends AppError {
-  constructor(tag: unknown) {
-    super("INVALID_CHUNK", `The bytes of the chunk tagged ${String(tag)} did not arrive before its call. The chunk was not stored.`, { status: 400 });
-    this.name = "ChunkBytesMissing";
-  }
-}
-
 const info = ({ chunks: _, ...asset }: { chunks: unknown } & AssetInfoWire): AssetInfoWire => asset;
 
 export class AssetService {
@@ -115,10 +108,7 @@ export class AssetService {
         );
       },
       "asset.chunk": (params) => {
-        // Take the bytes first, whatever else is wrong with the call, so the inbox never keeps them.
-        const bytes = inbox.take((params as { tag?: unknown } | null)?.tag);
-        const p = parseParams(chunkParams, params, "asset.chunk");
-        if (!bytes) throw new ChunkBytesMissing(p.tag);
+        const { p, bytes } = takeTaggedCall(inbox, chunkParams, params, "asset.chunk");
         return this.route(
           upstream,
           true,

@@ -14,7 +14,7 @@ import { formatHostPort, type HostPort } from "../core/config.ts";
 import type { ChunkBatch } from "../store/chunk-intake.ts";
 import type { ShowFileChange } from "../store/show-file-store.ts";
 import type { Stores } from "../store/stores.ts";
-import { parseParams } from "./asset-protocol.ts";
+import { parseParams, takeTaggedCall } from "./asset-protocol.ts";
 import { BulkInbox, BulkOp, bulkHeader } from "./bulk-lane.ts";
 import type { LogReplicationSource } from "./show-file-log-replication.ts";
 import { rpcServer, type RpcHandler } from "../net/rpc.ts";
@@ -49,14 +49,6 @@ const PUSH_TIMEOUT_MS_PER_MB = 20;
 export class ReadOnlyWhileBackupServes extends AppError {
   constructor() {
     super("READ_ONLY", READ_ONLY_MESSAGE, { status: 409 });
-  }
-}
-
-/** The bytes a `files.put` names by tag were not on the connection before it. */
-class ChunkBytesMissing extends AppError {
-  constructor(tag: unknown) {
-    super("INVALID_CHUNK", `The bytes of the chunk tagged ${String(tag)} did not arrive before its call. Nothing was stored.`, { status: 400 });
-    this.name = "ChunkBytesMissing";
   }
 }
 
@@ -126,10 +118,7 @@ export class FilesService {
         );
       },
       "files.put": (params) => {
-        // Take the bytes first, whatever else is wrong with the call, so the inbox never keeps them.
-        const bytes = inbox.take((params as { tag?: unknown } | null)?.tag);
-        const p = parseParams(putParams, params, "files.put");
-        if (!bytes) throw new ChunkBytesMissing(p.tag);
+        const { bytes } = takeTaggedCall(inbox, putParams, params, "files.put");
         return this.route(
           upstream,
           (main) => main.putChunk(bytes),
