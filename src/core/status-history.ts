@@ -2,8 +2,9 @@
  * What the console shows over time, sampled from the machine's status: the
  * round trip to each peer over the last minute (Delays panel, its SVG and
  * worst value), cumulative round-trip histograms and the failover and
- * failback counts (/metrics), and the last failover. `record()` is a plain
- * step so tests drive it with their own status and time.
+ * failback counts (/metrics), the Data Hub's message rates over the last
+ * ten seconds, and the last failover. `record()` is a plain step so tests
+ * drive it with their own status and time.
  */
 import type { MachineStatus } from "./status.ts";
 
@@ -11,6 +12,9 @@ export const HISTORY_SAMPLE_MS = 1000;
 export const HISTORY_SAMPLES = 60;
 /** Upper bounds (ms) of the round-trip histogram buckets; +Inf is implied. */
 export const RTT_BUCKETS_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000] as const;
+
+/** Samples the Data Hub's message rates are taken over (10 s at one sample a second). */
+export const RATE_WINDOW_SAMPLES = 10;
 
 export type PeerDelayHistory = {
   id: string;
@@ -27,8 +31,13 @@ export type PeerDelayHistory = {
 
 export type FailoverRecord = { at: string; server: "main" | "backup"; tookMs: number | null; why: string };
 
+/** Messages (pub and set) a server's Data Hub took, and handed to subscribers, per second over the last RATE_WINDOW_SAMPLES samples. */
+export type HubRates = { receivedPerSec: number; deliveredPerSec: number };
+
 export type HistorySnapshot = {
   peers: PeerDelayHistory[];
+  /** Null on a machine without a Data Hub, or before two samples. */
+  hubRates: HubRates | null;
   failovers: number;
   failbacks: number;
   last: FailoverRecord | null;
@@ -47,6 +56,7 @@ export class StatusHistory {
   private failovers = 0;
   private failbacks = 0;
   private last: FailoverRecord | null = null;
+  private hubCounts: { at: number; received: number; delivered: number }[] = [];
 
   constructor(private readonly heardWithinMs: number) {}
 
@@ -66,11 +76,13 @@ export class StatusHistory {
       if (h.samples.every((x) => x === null)) this.peers.delete(id);
     }
     this.noteServing(s, wallNow);
+    this.noteHubCounts(s, wallNow);
   }
 
   snapshot(): HistorySnapshot {
     return {
       peers: [...this.peers.values()].map((p) => ({ ...p, samples: [...p.samples], buckets: [...p.buckets] })),
+      hubRates: this.hubRates(),
       failovers: this.failovers,
       failbacks: this.failbacks,
       last: this.last,
@@ -95,6 +107,25 @@ export class StatusHistory {
       if (rtt <= bound) h.buckets[i]!++;
     });
     h.buckets[RTT_BUCKETS_MS.length]!++;
+  }
+
+  private noteHubCounts(s: MachineStatus, wallNow: number): void {
+    const hub = s.hub;
+    const previous = this.hubCounts.at(-1);
+    if (!hub) return void (this.hubCounts = []);
+    const sample = { at: wallNow, received: (hub.received.pub ?? 0) + (hub.received.set ?? 0), delivered: hub.deliveries };
+    // Counters start again with a restarted hub, and a wall clock set back would give negative rates: start a new window.
+    if (previous && (sample.received < previous.received || sample.delivered < previous.delivered || sample.at <= previous.at)) this.hubCounts = [];
+    this.hubCounts.push(sample);
+    if (this.hubCounts.length > RATE_WINDOW_SAMPLES + 1) this.hubCounts.shift();
+  }
+
+  private hubRates(): HubRates | null {
+    const first = this.hubCounts[0];
+    const last = this.hubCounts.at(-1);
+    if (!first || !last || last === first) return null;
+    const seconds = (last.at - first.at) / 1000;
+    return { receivedPerSec: (last.received - first.received) / seconds, deliveredPerSec: (last.delivered - first.delivered) / seconds };
   }
 
   private noteServing(s: MachineStatus, wallNow: number): void {

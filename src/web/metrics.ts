@@ -2,14 +2,17 @@
  * `GET /metrics` in the Prometheus text format (version 0.0.4): failovers and
  * failbacks this machine saw, its epoch, who serves, the round-trip histogram
  * per peer, each replication lane's lag, the local apps on its Data Hub link,
- * and on servers the Data Hub's clients and message counters (rates are
- * Prometheus's `rate()` over them) and the Asset Hub cache.
+ * and on servers the Data Hub's clients, message counters (for Prometheus's
+ * `rate()`) and message rates over the last ten seconds (for a glance without
+ * a Prometheus), and the Asset Hub cache.
  */
 import type { MachineStatus } from "../core/status.ts";
 import type { DiskUsage } from "../core/storage-check.ts";
 import { RTT_BUCKETS_MS, type HistorySnapshot } from "../core/status-history.ts";
 
 const LANE_NAMES = { hubState: "hub_state", log: "show_file_and_assets" } as const;
+
+const round = (n: number) => Math.round(n * 10) / 10;
 
 const label = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
@@ -56,6 +59,13 @@ export function renderMetrics(s: MachineStatus, h: HistorySnapshot): string {
     metric("understudy_hub_deliveries_total", "counter", "Messages and state values this server's Data Hub handed to subscribers since it started (one to N subscribers counts N).", [
       `understudy_hub_deliveries_total ${hub.deliveries}`,
     ]);
+    const rates = h.hubRates;
+    metric(
+      "understudy_hub_messages_per_second",
+      "gauge",
+      "Messages (pub and set) this server's Data Hub took (in) and handed to subscribers (out) per second, over the last 10 s.",
+      rates ? [`understudy_hub_messages_per_second{direction="in"} ${round(rates.receivedPerSec)}`, `understudy_hub_messages_per_second{direction="out"} ${round(rates.deliveredPerSec)}`] : [],
+    );
   }
   const storage = s.storage;
   if (storage) {

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { HISTORY_SAMPLES, StatusHistory } from "../../../src/core/status-history.ts";
+import { HISTORY_SAMPLES, RATE_WINDOW_SAMPLES, StatusHistory } from "../../../src/core/status-history.ts";
 import { renderMetrics } from "../../../src/web/metrics.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
@@ -39,6 +39,24 @@ test("counts failovers and failbacks and says when and why the last one happened
   h.record(statusFixture({ role: "client" }, { activeServer: null }), T0 + 2000);
   h.record(onMain, T0 + 3000);
   expect(h.snapshot()).toMatchObject({ failovers: 1, failbacks: 1, last: { server: "main" } });
+});
+
+test("the Data Hub's message rates over the last ten seconds, started afresh when the hub restarts", () => {
+  const h = new StatusHistory(1000);
+  const hub = (pub: number, set: number, deliveries: number) => statusFixture({ hub: { clients: 2, received: { hello: 2, pub, set }, deliveries } });
+  h.record(hub(0, 0, 0), T0);
+  expect(h.snapshot().hubRates).toBeNull();
+  for (let i = 1; i <= RATE_WINDOW_SAMPLES + 5; i++) h.record(hub(i * 90, i * 10, i * 300), T0 + i * 1000);
+  expect(h.snapshot().hubRates).toEqual({ receivedPerSec: 100, deliveredPerSec: 300 });
+  h.record(hub(5, 0, 5), T0 + 20_000);
+  expect(h.snapshot().hubRates).toBeNull();
+  h.record(hub(55, 0, 105), T0 + 22_000);
+  expect(h.snapshot().hubRates).toEqual({ receivedPerSec: 25, deliveredPerSec: 50 });
+  const text = renderMetrics(hub(55, 0, 105), h.snapshot());
+  expect(text).toContain('understudy_hub_messages_per_second{direction="in"} 25');
+  expect(text).toContain('understudy_hub_messages_per_second{direction="out"} 50');
+  h.record(statusFixture({ hub: null }), T0 + 23_000);
+  expect(h.snapshot().hubRates).toBeNull();
 });
 
 test("/metrics text: counters, epoch, active server, a cumulative RTT histogram per peer", () => {

@@ -23,6 +23,7 @@ test("Routing: each machine's Data Hub from its own state, and this machine's lo
 
 test("Delays: the worst of the last minute, slow machines marked, a line with a gap where a peer was not heard", () => {
   const history: HistorySnapshot = {
+    hubRates: null,
     failovers: 0,
     failbacks: 0,
     last: null,
