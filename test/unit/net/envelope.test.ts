@@ -3,6 +3,7 @@ import { broadcastEpoch, openBroadcast, sealBroadcast } from "../../../src/net/b
 import { deriveBroadcastKey, seededRandom } from "../../../src/net/crypto.ts";
 import { FrameKind, MIN_ENVELOPE_BYTES, frameKind, openEnvelope, sealEnvelope } from "../../../src/net/envelope.ts";
 import { BroadcastEpochMismatch, MalformedFrame, UnsealFailed, UnsupportedWireVersion } from "../../../src/net/errors.ts";
+import { caught } from "../../support/caught.ts";
 
 const random = seededRandom("envelope");
 const key = random(32);
@@ -19,15 +20,6 @@ function headed(length: number): Uint8Array {
   const bytes = new Uint8Array(length);
   bytes.set([1, FrameKind.heartbeat]);
   return bytes;
-}
-
-function caught(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a throw");
 }
 
 describe("envelope", () => {

@@ -14,6 +14,7 @@ import {
   type HandshakeOptions,
   type HandshakeStep,
 } from "../../../src/net/handshake.ts";
+import { caught } from "../../support/caught.ts";
 
 const seed = seededRandom("handshake test");
 const networkKey = seed(32);
@@ -84,15 +85,6 @@ function connected() {
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array) => new TextDecoder().decode(data);
-
-function caught(run: () => unknown): Error {
-  try {
-    run();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a throw");
-}
 
 describe("handshake", () => {
   test("establishes a channel; each side learns the other's machine id", () => {

@@ -3,6 +3,7 @@ import { deriveHeartbeatKey, seededRandom } from "../../../src/net/crypto.ts";
 import { FrameKind, sealEnvelope } from "../../../src/net/envelope.ts";
 import { InvalidHeartbeat, MalformedFrame, UnsealFailed, UnsupportedWireVersion } from "../../../src/net/errors.ts";
 import { HeartbeatCodec, MAX_HEARTBEAT_BYTES, newBootId, type Heartbeat } from "../../../src/net/heartbeat.ts";
+import { caught } from "../../support/caught.ts";
 
 const random = seededRandom("heartbeat test");
 const networkKey = random(32);
@@ -31,15 +32,6 @@ function sampleHeartbeat(overrides: Partial<Heartbeat> & { seq?: number; boot?: 
     name: "Render 2",
     ...rest,
   };
-}
-
-function caught(run: () => unknown): Error {
-  try {
-    run();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a throw");
 }
 
 describe("HeartbeatCodec", () => {

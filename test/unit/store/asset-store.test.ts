@@ -11,29 +11,13 @@ import { chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { fileHashOfChunks, sha256Hex } from "../../../src/store/content-hash.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { createStores } from "../../../src/store/stores.ts";
+import { caughtAppError } from "../../support/caught.ts";
+import { STORE_NOW, storesPerTest } from "../../support/store-fixture.ts";
 
 const MiB = ASSET_CHUNK_BYTES;
-let dataDir: string;
-const open: Database[] = [];
-beforeEach(() => {
-  dataDir = mkdtempSync(join(tmpdir(), "understudy-assets-"));
-});
-afterEach(() => {
-  for (const db of open.splice(0)) db.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-const NOW = 1_700_000_000_000;
-function openStores() {
-  const db = openDatabase(databasePath(dataDir));
-  open.push(db);
-  return { db, ...createStores(db, () => NOW) };
-}
-function reopen(db: Database) {
-  db.close();
-  open.splice(open.indexOf(db), 1);
-  return openStores();
-}
+const stores = storesPerTest("understudy-assets-");
+const { openStores, reopen } = stores;
+const NOW = STORE_NOW;
 const randomBytes = (size: number) => randomFillSync(new Uint8Array(size));
 const chunkOf = (data: Uint8Array, idx: number) => data.subarray(idx * MiB, Math.min(data.length, (idx + 1) * MiB));
 const concat = (pieces: Iterable<Uint8Array>) => Buffer.concat([...pieces]);
@@ -322,10 +306,10 @@ describe("restarts and full disks", () => {
     const main = openStores();
     const data = randomBytes(3 * MiB + 9);
     const asset = await upload(main.assets, "replicated.mov", data);
-    const backupDir = join(dataDir, "backup");
+    const backupDir = join(stores.dataDir(), "backup");
     fs.mkdirSync(backupDir);
     const backupDb = openDatabase(databasePath(backupDir));
-    open.push(backupDb);
+    stores.track(backupDb);
     const backup = createStores(backupDb, () => NOW);
     const entries = main.log.entriesSince(0);
     const missing = backup.log.missingChunksFor(entries);

@@ -12,6 +12,7 @@ import { planCatchUp } from "../../../src/store/replication-plan.ts";
 import type { ReplicationEntry } from "../../../src/store/replication-entries.ts";
 import type { SnapshotPage } from "../../../src/store/replication-snapshot.ts";
 import { pushFiles, uploadAsset, useStoreMachines, type Machine } from "./store-machines.ts";
+import { caughtAppError } from "../../support/caught.ts";
 
 const { machine, restart } = useStoreMachines("understudy-snapshot-");
 /** A main with history: 6 revisions and 2 assets, interleaved. */
@@ -57,15 +58,7 @@ function copyPages(main: Machine, backup: Machine, limit: number, stopAfter = In
   }
   return fractions;
 }
-function caught(run: () => unknown): AppError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof AppError) return error;
-    throw error;
-  }
-  throw new Error("expected an AppError");
-}
+const caught = caughtAppError;
 
 describe("snapshot", () => {
   test("a new backup gets every revision, blob and manifest in pages with rising progress, then follows the log", async () => {

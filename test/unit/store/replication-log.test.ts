@@ -12,6 +12,7 @@ import type { ReplicationEntry } from "../../../src/store/replication-entries.ts
 import { planCatchUp, type CatchUp } from "../../../src/store/replication-plan.ts";
 import type { LogPosition } from "../../../src/store/replication-log.ts";
 import { bytes, pushFiles, uploadAsset, useStoreMachines, type Machine } from "./store-machines.ts";
+import { caughtAppError } from "../../support/caught.ts";
 
 const { machine, restart } = useStoreMachines("understudy-replication-");
 /** A new backup takes the main's (empty) history first, as the runner would: an empty snapshot. */
@@ -37,15 +38,7 @@ function contents(m: Machine) {
     logRows: m.db.query("SELECT seq, kind, payload, created FROM replication_log ORDER BY seq").all(),
   };
 }
-function caught(run: () => unknown): AppError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof AppError) return error;
-    throw error;
-  }
-  throw new Error("expected an AppError");
-}
+const caught = caughtAppError;
 const tableCounts = (db: Database) =>
   ["revisions", "files", "blobs", "assets", "asset_chunks", "replication_log"].map((t) => (db.query(`SELECT COUNT(*) AS n FROM ${t}`).get() as { n: number }).n);
 

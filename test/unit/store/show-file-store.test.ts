@@ -11,23 +11,12 @@ import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import type { PushRequest } from "../../../src/store/show-file-store.ts";
 import { createStores } from "../../../src/store/stores.ts";
+import { caughtAppError } from "../../support/caught.ts";
+import { STORE_NOW, storesPerTest } from "../../support/store-fixture.ts";
 
-let dataDir: string;
-const open: Database[] = [];
-beforeEach(() => {
-  dataDir = mkdtempSync(join(tmpdir(), "understudy-show-file-"));
-});
-afterEach(() => {
-  for (const db of open.splice(0)) db.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-const NOW = 1_700_000_000_000;
-function openStores() {
-  const db = openDatabase(databasePath(dataDir));
-  open.push(db);
-  return { db, ...createStores(db, () => NOW) };
-}
+const stores = storesPerTest("understudy-show-file-");
+const { openStores, reopen } = stores;
+const NOW = STORE_NOW;
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array) => new TextDecoder().decode(data);
 const push = (base: number, files: Record<string, string | null>, extra: Partial<PushRequest> = {}): PushRequest => ({
@@ -37,15 +26,7 @@ const push = (base: number, files: Record<string, string | null>, extra: Partial
   author: "ctrl-1",
   ...extra,
 });
-function caught(run: () => unknown): AppError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof AppError) return error;
-    throw error;
-  }
-  throw new Error("expected an AppError");
-}
+const caught = caughtAppError;
 /** Row counts of every show-file and log table: "nothing was written" means these did not change. */
 const counts = (db: Database) =>
   Object.fromEntries(
@@ -101,9 +82,7 @@ describe("push, read, files, log", () => {
   test("everything survives closing and reopening the database", () => {
     const first = openStores();
     first.showFile.push(push(0, { "a.json": "kept" }));
-    first.db.close();
-    open.length = 0;
-    const second = openStores();
+    const second = reopen(first.db);
     expect(second.showFile.head()).toBe(1);
     expect(text(second.showFile.read("a.json"))).toBe("kept");
     expect(second.showFile.push(push(1, { "a.json": "next" })).rev).toBe(2);
