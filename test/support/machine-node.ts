@@ -1,4 +1,5 @@
 /** An in-process machine for HTTP tests: the real MachineNode on port 0 with a temp data dir. */
+import { afterEach } from "bun:test";
 import type { ConfigKey } from "../../src/core/config.ts";
 import { createLogger } from "../../src/log.ts";
 import { MachineNode } from "../../src/machine/machine-node.ts";
@@ -16,6 +17,19 @@ export async function startNode(opts: { dataDir?: string; flags?: Partial<Record
     log: createLogger(() => "json", (line) => lines.push(line)),
   });
   return { node, dataDir, lines };
+}
+
+/** startNode for a test file: every machine it starts is stopped after each test. */
+export function nodesPerTest() {
+  const running: MachineNode[] = [];
+  afterEach(async () => {
+    for (const node of running.splice(0)) await node.stop();
+  });
+  return async function fresh(opts: Parameters<typeof startNode>[0] = {}) {
+    const started = await startNode(opts);
+    running.push(started.node);
+    return started;
+  };
 }
 
 /** A form POST as the browser sends it from the page (same origin, so CSRF passes). */

@@ -4,17 +4,9 @@ import { hostname } from "node:os";
 import type { MachineNode } from "../../../src/machine/machine-node.ts";
 import { hostAllowed, hostOfHeader } from "../../../src/web/host-allow-list.ts";
 import { basicPassword, passwordMatches } from "../../../src/web/password-guard.ts";
-import { formPost, startNode } from "../../support/machine-node.ts";
+import { formPost, nodesPerTest } from "../../support/machine-node.ts";
 
-const running: MachineNode[] = [];
-afterEach(async () => {
-  for (const node of running.splice(0)) await node.stop();
-});
-async function fresh(opts: Parameters<typeof startNode>[0] = {}) {
-  const started = await startNode(opts);
-  running.push(started.node);
-  return started;
-}
+const fresh = nodesPerTest();
 
 describe("Host allow-list (DNS rebinding)", () => {
   test("a POST under a foreign name with a matching Origin is refused with 421 and changes nothing", async () => {

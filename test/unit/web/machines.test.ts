@@ -11,18 +11,10 @@ import nacl from "tweetnacl";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
 import type { MachineNode } from "../../../src/machine/machine-node.ts";
 import { devLicenseText } from "../../support/licenses.ts";
-import { formPost, startNode } from "../../support/machine-node.ts";
+import { formPost, nodesPerTest } from "../../support/machine-node.ts";
 import { tempDir } from "../../support/machine-process.ts";
 
-const running: MachineNode[] = [];
-afterEach(async () => {
-  for (const node of running.splice(0)) await node.stop();
-});
-async function fresh(opts: Parameters<typeof startNode>[0] = {}) {
-  const started = await startNode(opts);
-  running.push(started.node);
-  return started;
-}
+const fresh = nodesPerTest();
 
 /** A data dir holding a server-with-failover license and a network key, as the setup pages would leave it. */
 function setUpDataDir(): string {

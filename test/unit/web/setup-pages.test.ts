@@ -4,18 +4,10 @@ import { join } from "node:path";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
 import type { MachineNode } from "../../../src/machine/machine-node.ts";
 import { devLicenseText } from "../../support/licenses.ts";
-import { formPost, startNode } from "../../support/machine-node.ts";
+import { formPost, nodesPerTest, startNode } from "../../support/machine-node.ts";
 import { tempDir } from "../../support/machine-process.ts";
 
-const running: MachineNode[] = [];
-afterEach(async () => {
-  for (const node of running.splice(0)) await node.stop();
-});
-async function fresh(opts: Parameters<typeof startNode>[0] = {}) {
-  const started = await startNode(opts);
-  running.push(started.node);
-  return started;
-}
+const fresh = nodesPerTest();
 const failoverLicense = () => devLicenseText({ type: "server-with-failover", holder: "*", days: 30 });
 
 describe("pages and API of a fresh machine", () => {
@@ -128,7 +120,6 @@ describe("setting a machine up", () => {
     await formPost(first.node, "/setup/role", { role: "backup", main: "127.0.0.1:9" });
     const before = first.node.status();
     await first.node.stop();
-    running.splice(running.indexOf(first.node), 1);
     const second = await fresh({ dataDir: first.dataDir });
     expect(second.node.status()).toMatchObject({ id: before.id, role: "backup", networkKeyFingerprint: before.networkKeyFingerprint });
   });
