@@ -34,26 +34,32 @@ function clientMaySwitchBackHere(view: MachinesView, row: MachineRow): boolean {
   return view.status.role === "client" && row.kind === "backup" && view.rows.some((r) => r.kind === "main" && r.wireState === "standby");
 }
 
-function SwitchBackIcon(props: { view: MachinesView; row: MachineRow }) {
-  const allowed = maySwitchBack(props.view.viewer.permission);
+/** A delete icon in a row: a form that works without JavaScript, disabled with the reason below level 3. */
+function LevelThreeIconForm(props: { action: string; target: string; confirm?: string; allowed: boolean; label: string; title: string; refusal: string; testId: string }) {
   return (
-    <form method="post" action="/failover/switch-back" hx-post="/failover/switch-back" hx-target="#switch-back-result">
-      <button
-        type="submit"
-        class="icon danger"
-        disabled={!allowed}
-        aria-label={`Switch the network back from ${props.row.name} to the main server`}
-        title={allowed ? "Switch back to the main server" : "Permission level 3 is needed to switch back"}
-        data-testid="client-switch-back"
-      >
+    <form method="post" action={props.action} hx-post={props.action} hx-target={props.target} hx-confirm={props.confirm}>
+      <button type="submit" class="icon danger" disabled={!props.allowed} aria-label={props.label} title={props.allowed ? props.title : props.refusal} data-testid={props.testId}>
         <TrashIcon />
       </button>
-      {allowed ? null : <span class="reason">Needs permission level 3 (set on the main server).</span>}
+      {props.allowed ? null : <span class="reason">Needs permission level 3 (set on the main server).</span>}
     </form>
   );
 }
 
-/** This machine is the main and holds the pairing with that row's backup: it may remove it. */
+function SwitchBackIcon(props: { view: MachinesView; row: MachineRow }) {
+  return (
+    <LevelThreeIconForm
+      action="/failover/switch-back"
+      target="#switch-back-result"
+      allowed={maySwitchBack(props.view.viewer.permission)}
+      label={`Switch the network back from ${props.row.name} to the main server`}
+      title="Switch back to the main server"
+      refusal="Permission level 3 is needed to switch back"
+      testId="client-switch-back"
+    />
+  );
+}
+
 /** The Backup server row's delete icon removes it: on the main that holds the pairing, or on a client (the main does it, for level 3). */
 function removable(view: MachinesView, row: MachineRow): boolean {
   const s = view.status;
@@ -63,21 +69,17 @@ function removable(view: MachinesView, row: MachineRow): boolean {
 }
 
 function RemoveBackupIcon(props: { view: MachinesView; row: MachineRow }) {
-  const allowed = mayChangeBackup(props.view.viewer.permission);
   return (
-    <form method="post" action="/machines/backup/remove" hx-post="/machines/backup/remove" hx-target="#backup-result" hx-confirm={`Remove ${props.row.name} as the backup server?`}>
-      <button
-        type="submit"
-        class="icon danger"
-        disabled={!allowed}
-        aria-label={`Remove the backup server ${props.row.name}`}
-        title={allowed ? "Remove the backup server" : "Permission level 3 is needed to remove the backup server"}
-        data-testid="remove-backup"
-      >
-        <TrashIcon />
-      </button>
-      {allowed ? null : <span class="reason">Needs permission level 3 (set on the main server).</span>}
-    </form>
+    <LevelThreeIconForm
+      action="/machines/backup/remove"
+      target="#backup-result"
+      confirm={`Remove ${props.row.name} as the backup server?`}
+      allowed={mayChangeBackup(props.view.viewer.permission)}
+      label={`Remove the backup server ${props.row.name}`}
+      title="Remove the backup server"
+      refusal="Permission level 3 is needed to remove the backup server"
+      testId="remove-backup"
+    />
   );
 }
 
