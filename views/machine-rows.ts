@@ -37,6 +37,8 @@ export type MachineRow = {
   heard: boolean;
   /** A client's permission level, where this machine knows it (the main; a client its own). */
   level: PermissionLevel | null;
+  /** Local apps connected to that machine's node, as it last said; null when not heard or not said. */
+  localApps: number | null;
 };
 
 const KIND_ORDER = { main: 0, backup: 1, client: 2, standalone: 3 } as const;
@@ -94,6 +96,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
     wireState: s.failover?.state ?? null,
     delayMs: null,
     heard: true,
+    localApps: s.failover?.localApps ?? null,
     level: kind === "client" ? viewer.permission : null,
   });
   const found = new Map(discovered.map((d) => [d.id, d]));
@@ -118,6 +121,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       wireState: heard ? p.state : null,
       delayMs: heard ? p.delayMs : null,
       heard,
+      localApps: heard ? (p.localApps ?? null) : null,
       level: k === "client" && s.role !== "client" && s.role !== "backup" ? (viewer.levels[p.id] ?? DEFAULT_PERMISSION_LEVEL) : null,
     });
   }
@@ -137,6 +141,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       wireState: null,
       delayMs: null,
       heard: false,
+      localApps: null,
       level: null,
     });
   }
@@ -157,6 +162,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       wireState: null,
       delayMs: null,
       heard: false,
+      localApps: null,
       level: null,
     });
   }
@@ -173,7 +179,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
 function markRefusal(rows: Map<string, MachineRow>, s: MachineStatus): void {
   const refusal = s.failover?.refusal;
   if (!refusal?.peerFingerprint || refusal.peerFingerprint === refusal.localFingerprint) return;
-  const marked = { fingerprint: refusal.peerFingerprint, keyDiffers: true, state: "another network key", wireState: null, delayMs: null, heard: false };
+  const marked = { fingerprint: refusal.peerFingerprint, keyDiffers: true, state: "another network key", wireState: null, delayMs: null, heard: false, localApps: null };
   const row = [...rows.values()].find((r) => !r.self && r.address.split(", ").includes(refusal.peer));
   if (row) {
     Object.assign(row, marked);

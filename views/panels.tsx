@@ -197,7 +197,7 @@ export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[];
               <td>{r.name}</td>
               <td>{r.roleLabel}</td>
               <td>{hubWords(r, s)}</td>
-              <td class="num">{r.self ? (s.failover?.localApps ?? 0) : "seen on that machine's own panel"}</td>
+              <td class="num">{r.localApps ?? "–"}</td>
             </tr>
           ))}
         </tbody>

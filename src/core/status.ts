@@ -70,7 +70,16 @@ export const machineStatusSchema = z.object({
       /** Local apps connected to this machine's own node. */
       localApps: z.number(),
       peers: z.array(
-        z.object({ id: z.string(), name: z.string(), role: z.string(), state: z.string(), address: z.string(), delayMs: z.number().nullable(), lastHeardMsAgo: z.number() }),
+        z.object({
+          id: z.string(),
+          name: z.string(),
+          role: z.string(),
+          state: z.string(),
+          address: z.string(),
+          delayMs: z.number().nullable(),
+          lastHeardMsAgo: z.number(),
+          localApps: z.number().nullable().optional(),
+        }),
       ),
       /** Servers: the server this one is paired with (DESIGN.md "Pairing"). */
       pairing: z

@@ -101,13 +101,25 @@ export type FailoverRunnerOptions = {
   log: RunnerLog;
   /** This server's lane positions now (read every tick). */
   lanes?: () => Lanes | null;
+  /** Local apps connected to this machine's node, told to every peer for its Routing panel. */
+  localApps?: () => number;
   observer?: RunnerObserver;
 };
 
 /** `state` is what the peer's last heartbeat said it is (a client: which server it follows). */
-export type PeerDelay = { id: string; name: string; role: string; state: string; address: string; delayMs: number | null; lastHeardMsAgo: number };
+export type PeerDelay = {
+  id: string;
+  name: string;
+  role: string;
+  state: string;
+  address: string;
+  delayMs: number | null;
+  lastHeardMsAgo: number;
+  /** As its last heartbeat said; null when it did not say. */
+  localApps: number | null;
+};
 
-type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null };
+type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null };
 
 /** Senders remembered at most; the oldest is forgotten first. A network has far fewer machines. */
 export const MAX_TRACKED_SENDERS = 4096;
@@ -200,7 +212,7 @@ export class FailoverRunner {
     // The echo carries our own send time and how long the peer held it: the round trip itself,
     // not the wait for its next heartbeat, and no synchronised clocks needed.
     const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (known?.delayMs ?? null);
-    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs });
+    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
     this.feed({ type: "heartbeat", id: hb.id, beat: beatBody(hb) });
   }
@@ -249,6 +261,7 @@ export class FailoverRunner {
         address: `${p.address.host}:${p.address.port}`,
         delayMs: p.delayMs,
         lastHeardMsAgo: now - p.heardAt,
+        localApps: p.localApps,
       })),
     };
   }
@@ -349,6 +362,7 @@ export class FailoverRunner {
       echoHeldMs: echo !== null && heldSince !== undefined ? Math.max(0, now - heldSince) : null,
       challenge,
       showFileRevision: beat.lanes?.logSeq ?? 0,
+      localApps: this.options.localApps?.() ?? null,
     };
     this.options.transport.send(hb, to);
   }

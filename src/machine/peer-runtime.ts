@@ -256,6 +256,7 @@ export class PeerRuntime {
       timers: systemTimers,
       log,
       lanes: isServer ? () => this.lanes() : undefined,
+      localApps: () => this.gateway.appCount,
       hooks: {
         startServing: (epoch) => {
           this.hub?.startServing(epoch);

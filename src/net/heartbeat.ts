@@ -72,6 +72,8 @@ export const heartbeatSchema = z.object({
   lanes: lanesSchema.nullable(),
   /** Backup only: whether it holds a first complete copy of the Data Hub state. */
   hubCopied: z.boolean().nullable(),
+  /** Local apps connected to the sender's node (the Routing panel); absent from an older sender. */
+  localApps: z.number().int().min(0).max(1_000_000).nullable().optional(),
   name: z.string().min(1).max(64),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;

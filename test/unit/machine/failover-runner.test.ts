@@ -26,6 +26,7 @@ class Machine {
     role: "main" | "client",
     id: string,
     boot = `${id}-boot-1`,
+    localApps?: () => number,
   ) {
     this.runner = new FailoverRunner({
       role,
@@ -43,6 +44,7 @@ class Machine {
       log: { info: () => {}, warn: () => {} },
       hooks: { startServing: () => {}, stopServing: () => {}, catchUp: (_e, done) => done(true), uplink: (t) => void this.uplinks.push(t) },
       observer: { effect: (fx) => void this.effects.push(fx), heartbeat: (_hb, v) => void this.verdicts.push(v) },
+      localApps,
     });
   }
   /** Delivers everything this machine sent to `to`'s host, to `other`. */
@@ -111,6 +113,25 @@ describe("failover runner", () => {
     clock.advance(2);
     client.deliverTo(main, "main");
     expect(main.runner.status().peers.find((p) => p.id === "c1")!.delayMs).toBe(2);
+  });
+
+  test("each machine tells its peers how many local apps its node has, for their Routing panel", () => {
+    const clock = new ManualClock(1000);
+    let apps = 3;
+    const main = new Machine(clock, "main", "main");
+    const client = new Machine(clock, "client", "c1", "c1-boot-1", () => apps);
+    client.runner.tick();
+    expect(client.deliverTo(main, "main")[0]!.localApps).toBe(3);
+    main.deliverTo(client, "c1"); // the challenge: the first heartbeat does not count yet
+    client.deliverTo(main, "main");
+    expect(main.runner.status().peers.find((p) => p.id === "c1")!.localApps).toBe(3);
+    apps = 0;
+    clock.advance(100);
+    client.runner.tick();
+    client.deliverTo(main, "main");
+    expect(main.runner.status().peers.find((p) => p.id === "c1")!.localApps).toBe(0);
+    main.runner.tick();
+    expect(main.deliverTo(client, "c1")[0]!.localApps).toBeNull();
   });
 
   test("saving the same server addresses again does nothing at all", () => {

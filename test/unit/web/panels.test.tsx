@@ -8,9 +8,13 @@ import { DelayTable, RoutingTable, SLOW_RTT_MS } from "../../../views/panels.tsx
 import { StorageStatus } from "../../../views/storage.tsx";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
-test("Routing: each machine's Data Hub from its own state, and this machine's local apps", () => {
+test("Routing: each machine's Data Hub from its own state, and the local apps each machine says it has", () => {
   const status = statusFixture({}, {
-    peers: [peer({ state: "idle" }), peer({ id: "c1", name: "render-1", role: "client", state: "follow-main" }), peer({ id: "c2", name: "cg-2", role: "client", state: "follow-none" })],
+    peers: [
+      peer({ state: "idle" }),
+      peer({ id: "c1", name: "render-1", role: "client", state: "follow-main", localApps: 5 }),
+      peer({ id: "c2", name: "cg-2", role: "client", state: "follow-none", localApps: 1, lastHeardMsAgo: 5000 }),
+    ],
   });
   const html = String(<RoutingTable status={status} rows={machineRows(status, [], 1000)} />);
   const row = (name: string) => html.slice(html.indexOf(`<td>${name}</td>`)).split("</tr>")[0]!;
@@ -18,7 +22,8 @@ test("Routing: each machine's Data Hub from its own state, and this machine's lo
   expect(row("studio-main")).toContain(">2<");
   expect(row("backup")).toContain("the main server&#39;s");
   expect(row("render-1")).toContain("the main server&#39;s");
-  expect(row("cg-2")).toContain("none: its apps&#39; messages wait");
+  expect(row("render-1")).toContain(">5<");
+  expect(row("cg-2")).toContain(">–<"); // not heard: its count is not known
 });
 
 test("Delays: the worst of the last minute, slow machines marked, a line with a gap where a peer was not heard", () => {
