@@ -6,16 +6,18 @@
  * paired holds the same network key (heartbeats and the pairing handshake
  * prove it), the pairing exchange carried the other server's license, and a
  * server that refused the handshake for another key is marked with its
- * fingerprint.
+ * fingerprint. A client lists the other clients as its server hears them
+ * (it exchanges no heartbeats with them).
  */
 import { LICENSE_TYPE_LABELS, type LicenseType } from "../src/core/license.ts";
 import { ROLE_LABELS, type Role } from "../src/core/roles.ts";
 import type { MachineStatus } from "../src/core/status.ts";
 import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
+import type { RosterEntry } from "../src/services/console-service.ts";
 import { DEFAULT_PERMISSION_LEVEL, seesOthers, type Permission, type PermissionLevel } from "../src/core/permissions.ts";
 
-/** Who looks: this machine's own permission, and (on the main) every client's level. */
-export type Viewer = { permission: Permission; levels: Record<string, PermissionLevel> };
+/** Who looks: this machine's own permission, (on the main) every client's level, and (on a client) the other clients its server hears. */
+export type Viewer = { permission: Permission; levels: Record<string, PermissionLevel>; others?: readonly RosterEntry[] };
 export const SERVER_VIEWER: Viewer = { permission: null, levels: {} };
 
 export type MachineRow = {
@@ -164,6 +166,27 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
       heard: false,
       localApps: null,
       level: null,
+    });
+  }
+  for (const o of viewer.others ?? []) {
+    if (rows.has(o.id)) continue;
+    rows.set(o.id, {
+      id: o.id,
+      self: false,
+      name: o.name,
+      kind: "client",
+      roleLabel: labelOf("client"),
+      address: o.address,
+      license: "–",
+      fingerprint: s.networkKeyFingerprint,
+      keyDiffers: false,
+      state: `${STATE_WORDS[o.state] ?? o.state} (as the server sees it)`,
+      wireState: o.state,
+      // The round trip is this machine's own measure; it exchanges no heartbeats with other clients.
+      delayMs: null,
+      heard: true,
+      localApps: o.localApps,
+      level: o.level,
     });
   }
   markRefusal(rows, s);

@@ -9,7 +9,7 @@
 import { AppError } from "../core/errors.ts";
 import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
 import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
-import { acceptConsole, acceptLevelQuestions, askAddBackup, askAllLevels, askLevel, askRemoveBackup, askSwitchBack } from "../services/console-service.ts";
+import { acceptConsole, acceptLevelQuestions, askAddBackup, askAllLevels, askLevel, askRemoveBackup, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
 import { PermissionsFile } from "../store/permissions-file.ts";
 
 export const PERMISSION_REFRESH_MS = 2000;
@@ -24,6 +24,8 @@ export type ConsoleActionsOptions = {
   allowSwitchBack: () => void;
   /** The main hears this client now. */
   hearsClient: (machineId: string) => boolean;
+  /** A server: the clients it hears now (id, name, address, state, local apps). */
+  heardClients: () => Omit<RosterEntry, "level">[];
   /** Where the main is ("host:port"), for a client; null when its setup names none. */
   mainAddress: () => string | null;
   /** Where the backup is ("host:port"), for a client; null when its setup names none. */
@@ -37,6 +39,8 @@ export type ConsoleActionsOptions = {
 export class ConsoleActions {
   private readonly permissions: PermissionsFile | null;
   private level: PermissionLevel = DEFAULT_PERMISSION_LEVEL;
+  /** A client: the other clients, as the server that last answered hears them. */
+  private others: RosterEntry[] = [];
   /** One question at a time: a main that does not answer holds one for up to CONSOLE_CALL_TIMEOUT_MS. */
   private asking = false;
 
@@ -47,11 +51,12 @@ export class ConsoleActions {
   /** `/console`: the main's, or the backup's level answers from its copy; a client does not serve it. */
   get service(): ((connection: SecureConnection) => ConnectionEvents) | null {
     if (!this.permissions) return null;
-    if (this.options.role === "backup") return (connection) => acceptLevelQuestions(connection, () => this.levels());
+    if (this.options.role === "backup") return (connection) => acceptLevelQuestions(connection, () => this.levels(), () => this.roster());
     const { backupChanges } = this.options;
     return (connection) =>
       acceptConsole(connection, {
         levels: () => this.levels(),
+        roster: () => this.roster(),
         switchBack: () => this.switchBackHere(),
         addBackup: (address) => backupChanges.add(address),
         removeBackup: () => backupChanges.remove(),
@@ -111,6 +116,16 @@ export class ConsoleActions {
     return this.permissions?.read() ?? {};
   }
 
+  /**
+   * A server: the clients it hears, with their levels. A client: the other
+   * clients as its server hears them (none at level 1), for its Machines panel.
+   */
+  roster(): RosterEntry[] {
+    if (this.options.role === "client") return this.others;
+    const levels = this.levels();
+    return this.options.heardClients().map((c) => ({ ...c, level: levels[c.id] ?? DEFAULT_PERMISSION_LEVEL }));
+  }
+
   /** The main sets a client's level; only for a client it hears or already has a level for. */
   setLevel(machineId: string, level: PermissionLevel): void {
     if (this.options.role !== "main" || !this.permissions) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
@@ -136,7 +151,9 @@ export class ConsoleActions {
     const servers = [this.options.mainAddress(), this.options.backupAddress()].filter((a): a is string => a !== null);
     for (const server of servers) {
       try {
-        this.level = await askLevel(server, this.options.secure);
+        const answer = await askLevel(server, this.options.secure);
+        this.level = answer.level;
+        this.others = answer.machines;
         return;
       } catch {
         // Not answering (or not serving levels): ask the next server.

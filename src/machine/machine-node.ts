@@ -24,6 +24,7 @@ import { AppError, InvalidInput } from "../core/errors.ts";
 import type { Permission, PermissionLevel } from "../core/permissions.ts";
 import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/status-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
+import type { RosterEntry } from "../services/console-service.ts";
 
 export type NodeOptions = {
   dataDir: string;
@@ -265,6 +266,10 @@ export class MachineNode implements MachineControl {
 
   levels(): Record<string, PermissionLevel> {
     return this.peer?.console.levels() ?? {};
+  }
+
+  otherClients(): RosterEntry[] {
+    return this.state.snapshot.config.role === "client" ? (this.peer?.console.roster() ?? []) : [];
   }
 
   setLevel(machineId: string, level: PermissionLevel): void {

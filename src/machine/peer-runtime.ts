@@ -129,6 +129,10 @@ export class PeerRuntime {
       failoverState: () => this.runner?.status().state ?? null,
       allowSwitchBack: () => this.runner?.feed({ type: "switchBack" }),
       hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
+      heardClients: () =>
+        (this.runner?.status().peers ?? [])
+          .filter((p) => p.role === "client" && p.lastHeardMsAgo <= options.config.failoverTimeoutMs)
+          .map((p) => ({ id: p.id, name: p.name, address: p.address, state: p.state, localApps: p.localApps })),
       mainAddress: () => (this.servers.main ? formatHostPort(this.servers.main) : null),
       backupAddress: () => (this.servers.backup ? formatHostPort(this.servers.backup) : null),
       pairedWith: () => this.pairingFile?.read()?.peerId ?? null,

@@ -1,6 +1,7 @@
 /**
  * The console's requests between machines on `/console`: a client asks the
- * main its permission level, and a level-3 client asks the main to switch
+ * main its permission level (and, from level 2, the other clients the main
+ * hears, for its Machines panel), and a level-3 client asks the main to switch
  * back, add a backup server or remove it. The paired backup copies every
  * level from the main and answers clients' level questions from its copy, so
  * a client started while the main is down keeps its rights. The handshake
@@ -9,7 +10,7 @@
  */
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
-import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PermissionRefused, type PermissionLevel } from "../core/permissions.ts";
+import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PermissionRefused, seesOthers, type PermissionLevel } from "../core/permissions.ts";
 import { RpcClient, rpcServer } from "../net/rpc.ts";
 import { permissionLevelsSchema } from "../store/permissions-file.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
@@ -19,7 +20,22 @@ export const CONSOLE_CALL_TIMEOUT_MS = 3000;
 /** Adding or removing a backup waits for the main's own pairing exchange with it. */
 const PAIRING_ANSWER_MS = 12_000;
 
-const levelSchema = z.object({ level: z.union(PERMISSION_LEVELS.map((l) => z.literal(l)) as [z.ZodLiteral<1>, z.ZodLiteral<2>, z.ZodLiteral<3>]) });
+const permissionLevel = z.union(PERMISSION_LEVELS.map((l) => z.literal(l)) as [z.ZodLiteral<1>, z.ZodLiteral<2>, z.ZodLiteral<3>]);
+/** Clients listed at most in one answer; a studio has far fewer. */
+export const MAX_ROSTER = 500;
+/** Another client as the server that answers hears it: what a level-2 or 3 client's Machines panel shows of it. */
+const rosterEntrySchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  name: z.string().min(1).max(64),
+  address: z.string().max(300),
+  /** Its failover state as its last heartbeat said ("follow-main", …). */
+  state: z.string().max(32),
+  localApps: z.number().int().min(0).max(1_000_000).nullable(),
+  level: permissionLevel,
+});
+export type RosterEntry = z.infer<typeof rosterEntrySchema>;
+const levelSchema = z.object({ level: permissionLevel, machines: z.array(rosterEntrySchema).max(MAX_ROSTER).default([]) });
+export type LevelAnswer = z.infer<typeof levelSchema>;
 const switchedSchema = z.object({ message: z.string().max(400) });
 const addBackupParams = z.object({ address: z.string().max(300) });
 const addedSchema = z.object({ peerName: z.string().max(64) });
@@ -28,6 +44,8 @@ const allLevelsSchema = z.object({ levels: permissionLevelsSchema });
 
 export type ConsoleSide = {
   levels(): Record<string, PermissionLevel>;
+  /** The clients this server hears now, each with its level. */
+  roster(): RosterEntry[];
   /** Switches back if this main waits in standby; throws an AppError saying why not otherwise. */
   switchBack(): string;
   /** Add Backup server / remove it, as on the main's own Machines panel. */
@@ -47,7 +65,7 @@ export class NotThePairedBackup extends AppError {
 export function acceptConsole(connection: SecureConnection, side: ConsoleSide): ConnectionEvents {
   const levelOf = () => side.levels()[connection.peer.machineId] ?? DEFAULT_PERMISSION_LEVEL;
   return rpcServer(connection, {
-    level: () => ({ level: levelOf() }),
+    level: () => levelAnswer(connection.peer.machineId, levelOf(), side.roster),
     levels: () => {
       if (connection.peer.machineId !== side.pairedBackup()) throw new NotThePairedBackup();
       return { levels: side.levels() };
@@ -73,8 +91,13 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
 }
 
 /** The paired backup's side: a client's level from the backup's copy; everything else is the main's to do. */
-export function acceptLevelQuestions(connection: SecureConnection, levels: () => Record<string, PermissionLevel>): ConnectionEvents {
-  return rpcServer(connection, { level: () => ({ level: levels()[connection.peer.machineId] ?? DEFAULT_PERMISSION_LEVEL }) });
+export function acceptLevelQuestions(connection: SecureConnection, levels: () => Record<string, PermissionLevel>, roster: () => RosterEntry[]): ConnectionEvents {
+  return rpcServer(connection, { level: () => levelAnswer(connection.peer.machineId, levels()[connection.peer.machineId] ?? DEFAULT_PERMISSION_LEVEL, roster) });
+}
+
+/** A client's level, and the other clients only when that level may see them (level 1 sees none). */
+function levelAnswer(asker: string, level: PermissionLevel, roster: () => RosterEntry[]): LevelAnswer {
+  return { level, machines: seesOthers(level) ? roster().filter((m) => m.id !== asker).slice(0, MAX_ROSTER) : [] };
 }
 
 async function call<T>(address: string, secure: SecureSocketOptions, method: string, schema: z.ZodType<T>, params: unknown = {}, timeoutMs = CONSOLE_CALL_TIMEOUT_MS): Promise<T> {
@@ -100,9 +123,9 @@ async function askMain<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A client's side: its own level, as the main at `address` has it. */
-export async function askLevel(address: string, secure: SecureSocketOptions): Promise<PermissionLevel> {
-  return (await call(address, secure, "level", levelSchema)).level;
+/** A client's side: its own level as the server at `address` has it, and the other clients it may see. */
+export function askLevel(address: string, secure: SecureSocketOptions): Promise<LevelAnswer> {
+  return call(address, secure, "level", levelSchema);
 }
 
 /** The backup's side: every level the main holds (refused unless this backup is the main's paired one). */

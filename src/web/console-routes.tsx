@@ -21,6 +21,7 @@ import { renderMetrics } from "./metrics.ts";
 import { StoragePage, StorageStatus, type StorageHistory } from "../../views/storage.tsx";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import { withDefaultPort } from "./forms.ts";
+import type { RosterEntry } from "../services/console-service.ts";
 
 /** What the console needs from the machine. */
 export interface ConsoleControl {
@@ -38,6 +39,8 @@ export interface ConsoleControl {
   permission(): Permission;
   /** The main: every client's permission level. */
   levels(): Record<string, PermissionLevel>;
+  /** A client: the other clients as its server hears them (none at level 1). */
+  otherClients(): RosterEntry[];
   setLevel(machineId: string, level: PermissionLevel): void;
   /** The show file's last revisions (null: no show file here, a stand-alone machine). */
   showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean } | null>;
@@ -68,7 +71,7 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
   const machinesView = (): MachinesView => {
     const status = machine.status();
     const discovered = machine.discovered();
-    const viewer = { permission: machine.permission(), levels: machine.levels() };
+    const viewer = { permission: machine.permission(), levels: machine.levels(), others: machine.otherClients() };
     return { status, discovered, viewer, rows: machineRows(status, discovered.machines, machine.heardWithinMs(), viewer) };
   };
   /** A level-1 client sees no other client's delays either. */

@@ -63,6 +63,21 @@ test("a level-1 client sees no other client; the main sees each client's level",
   ]);
 });
 
+test("a client lists the other clients its server hears, without a round trip of its own; not at level 1, and never twice", () => {
+  const status = statusFixture({ role: "client", roleLabel: "Client", name: "control" }, { pairing: null, peers: [peer({ id: "m", name: "studio-main", role: "main", state: "active" })] });
+  const others = [
+    { id: "c2c2c2c2c2c2c2c2", name: "render-2", address: "10.0.0.12:7401", state: "follow-backup", localApps: 4, level: 3 as const },
+    { id: "m", name: "studio-main", address: "10.0.0.1:7401", state: "active", localApps: 0, level: 2 as const },
+  ];
+  const rows = (permission: 1 | 2) => machineRows(status, [], 1000, { permission, levels: {}, others });
+  expect(rows(2).map((r) => [r.name, r.kind, r.state, r.delayMs, r.level, r.localApps])).toEqual([
+    ["studio-main", "main", "serving", 0.4, null, null],
+    ["control", "client", "serving", null, 2, 2],
+    ["render-2", "client", "on the backup (as the server sees it)", null, 3, 4],
+  ]);
+  expect(rows(1).map((r) => r.name)).toEqual(["studio-main", "control"]);
+});
+
 test("with discovery off, a heard or paired server shows this network's key and the license the pairing exchange carried", () => {
   const pairing = { peerId: "b0b0b0b0b0b0b0b0", peerName: "backup", address: "10.0.0.2:7401", peerLicense: "server-with-failover" as const, confirmed: true, hubCopied: true };
   const heard = machineRows(statusFixture({}, { pairing, peers: [peer(), peer({ id: "c1", name: "render-1", role: "client", state: "follow-main" })] }), [], 1000);

@@ -270,6 +270,29 @@ describe("permission levels", () => {
     expect(main.node.status().failover?.pairing).toBeNull();
   }, 40_000);
 
+  test("a level-2 client lists the other clients the main hears, with their levels; at level 1 it lists none", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const at = main.node.status().peerListen!;
+    const viewer = await node({ role: "client", main: at, name: "control-1" }, key);
+    const other = await node({ role: "client", main: at, name: "render-7" }, key);
+    const [viewerId, otherId] = [viewer.node.status().id, other.node.status().id];
+    await waitFor("the main hears both clients", () => [viewerId, otherId].every((id) => main.node.status().failover!.peers.some((p) => p.id === id)), 10_000);
+    expect((await formPost(main.node, "/machines/permission", { machine: otherId, level: "3" })).status).toBe(200);
+    await waitFor("the client learns the others from the main", () => viewer.node.otherClients().some((c) => c.id === otherId && c.level === 3), 10_000);
+    expect(viewer.node.otherClients().map((c) => c.id)).not.toContain(viewerId);
+    const row = (html: string) => html.slice(html.indexOf(`data-machine-id="${otherId}"`)).split("</tr>")[0]!;
+    const machines = await (await get(viewer.node, "/machines")).text();
+    expect(row(machines)).toContain("render-7");
+    expect(row(machines)).toContain("on the main (as the server sees it)");
+    expect(row(machines)).toContain("3 · may change everything");
+    expect(row(await (await get(viewer.node, "/routing")).text())).toContain("the main server&#39;s");
+
+    expect((await formPost(main.node, "/machines/permission", { machine: viewerId, level: "1" })).status).toBe(200);
+    await waitFor("the level-1 client is told of no other client", () => viewer.node.permission() === 1 && viewer.node.otherClients().length === 0, 10_000);
+    expect(await (await get(viewer.node, "/machines")).text()).not.toContain("render-7");
+  }, 40_000);
+
   test("the paired backup copies the levels, so a client started while the main is down keeps its rights", async () => {
     const key = nacl.randomBytes(32);
     const main = await node({ role: "main" }, key);
