@@ -13,8 +13,9 @@
  *   de-duplicates by origin and seq); at most a window of them is on the wire
  *   at once. Acknowledged ones are kept a while longer (acked-writes.ts) and
  *   resent first: the hub that acked them may have died before fanning them
- *   out, or (at a failback) acked them after the subscribers had moved on. When the queue is full, new writes wait in line (backpressure)
- *   and are refused only after `publishWaitMs` (or when the line is full too);
+ *   out, or (at a failback) acked them after the subscribers had moved on.
+ *   When the queue is full, new writes wait in line (backpressure) and are
+ *   refused only after `publishWaitMs` (or when the line is full too);
  * - the node tells the server it comes back to what it had: the epoch it
  *   followed (`resumeFromEpoch`, from `welcome`), and that hub's stream and the
  *   last position it received; it sends `resync` after its subscriptions, so
