@@ -87,6 +87,30 @@ describe("the node's side", () => {
     ]);
   });
 
+  test("resent writes may fill the queue past its bound: new writes wait behind them, in order, and are not refused", () => {
+    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
+    const b = new FakeHubServer({ epoch: 2, writable: true, streamId: "B" });
+    const p = new FakeNode("P", { maxQueuedFrames: 2 });
+    const s = new FakeNode("S");
+    s.app("viewer", { type: "sub", filter: "t/#" });
+    const sToB = new Wire(s, b);
+    settle(sToB);
+    const pToA = new Wire(p, a);
+    for (let seq = 1; seq <= 3; seq++) {
+      p.app("app", pub(seq));
+      settle(pToA);
+    }
+    pToA.cut();
+    p.app("app", pub(4));
+    const pToB = new Wire(p, b);
+    expect(p.uplink.queuedFrames).toBe(4);
+    expect(p.app("app", pub(5))).toBeNull(); // waits for room
+    expect(p.uplink.waitingFrames).toBe(1);
+    settle(pToB, sToB);
+    expect(s.of("viewer", "msg").map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(p.of("app", "ack").map((f) => f.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
   test("a write the app resent while its first copy is kept for a resend goes to the next server once", () => {
     const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
     const p = new FakeNode("P");
