@@ -121,8 +121,12 @@ export const pingFrame = z.object({ type: z.literal("ping"), sentAt: z.number(),
 export const subFrame = z.object({ type: z.literal("sub"), filter });
 export const unsubFrame = z.object({ type: z.literal("unsub"), filter });
 export const pubFrame = z.object({ type: z.literal("pub"), topic, data: jsonData, origin: id, seq });
-/** Retained write; `value: null` deletes the key. */
-export const setFrame = z.object({ type: z.literal("set"), key: topic, value: jsonData, origin: id, seq });
+/**
+ * Retained write; `value: null` deletes the key. `acked`: a node resending a set another hub
+ * already acknowledged (after a switch) names the version that hub gave it, so the write applies
+ * only over older ones (apps do not send it; their node drops it).
+ */
+export const setFrame = z.object({ type: z.literal("set"), key: topic, value: jsonData, origin: id, seq, acked: versionSchema.optional() });
 export const getFrame = z.object({ type: z.literal("get"), key: topic, id });
 export const offerFrame = z.object({ type: z.literal("offer"), service });
 export const unofferFrame = z.object({ type: z.literal("unoffer"), service });
@@ -183,8 +187,12 @@ export const welcomeFrame = z.object({ type: z.literal("welcome"), epoch, stream
 export const msgFrame = z.object({ type: z.literal("msg"), topic, data: jsonData, from: id, seq, pos: position.optional() });
 /** Messages this node missed and the hub no longer holds (its replay ring dropped them): said, never silent. */
 export const gapFrame = z.object({ type: z.literal("gap"), missed: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER), message });
-/** The pub/set (origin, seq) was accepted, or was a duplicate of one already accepted. Only then may a node drop it from its queue. */
-export const ackFrame = z.object({ type: z.literal("ack"), origin: id, seq });
+/**
+ * The pub/set (origin, seq) was accepted, or was a duplicate of one already accepted. Only then may
+ * a node drop it from its queue (it keeps it a while longer, acked-writes.ts). `version`: the one a
+ * set was written at, which the node names as `acked` if it resends the set to another hub.
+ */
+export const ackFrame = z.object({ type: z.literal("ack"), origin: id, seq, version: versionSchema.optional() });
 /** A retained value: the answer to `get` (carries its `id`) or a change pushed to matching subscriptions (no `id`). */
 export const valueFrame = z.object({ type: z.literal("value"), key: topic, value: jsonData, version: versionSchema, id: id.optional() });
 /** A call forwarded to the connection offering the service; `from` is the caller's member id. */

@@ -11,8 +11,11 @@
  * - pub/set frames wait in a bounded queue until the hub acks them, and all
  *   unacknowledged ones are resent in order to the next server (which
  *   de-duplicates by origin and seq); at most a window of them is on the wire
- *   at once. When the queue is full, new writes wait in line (backpressure)
- *   and are refused only after `publishWaitMs` (or when the line is full too);
+ *   at once. Acknowledged ones are kept a while longer (acked-writes.ts) and
+ *   resent first: the hub that acked them may have died before fanning them
+ *   out, or (at a failback) acked them after the subscribers had moved on.
+ *   When the queue is full, new writes wait in line (backpressure) and are
+ *   refused only after `publishWaitMs` (or when the line is full too);
  * - the node tells the server it comes back to what it had: the epoch it
  *   followed (`resumeFromEpoch`, from `welcome`), and that hub's stream and the
  *   last position it received; it sends `resync` after its subscriptions, so
@@ -41,10 +44,12 @@ import {
   type FromHubFrameOf,
   type ToHubFrame,
   type ToHubFrameOf,
+  type Version,
 } from "./frames.ts";
 import { CallInterrupted, LimitReached, NoService, NotConnected, ProviderGone, PublishTimedOut, QueueFull, ServiceTaken } from "./hub-errors.ts";
 import { OriginMarks, DEFAULT_MAX_TRACKED_ORIGINS } from "./origin-marks.ts";
-import { OutboundQueue, encodeWrite, type QueuedWrite } from "./outbound-queue.ts";
+import { OutboundQueue, encodeWrite, type QueueEntry, type QueuedWrite } from "./outbound-queue.ts";
+import { AckedWrites } from "./acked-writes.ts";
 import { NodeValueCache } from "./node-value-cache.ts";
 import { SubscriptionIndex } from "./subscription-index.ts";
 import { WaitingLine } from "./waiting-line.ts";
@@ -81,6 +86,9 @@ export type HubUplinkOptions = {
   maxFilters?: number;
   maxFiltersPerApp?: number;
   maxTrackedOrigins?: number;
+  /** Acknowledged writes kept for a resend, at most (acked-writes.ts DEFAULT_MAX_ACKED_*; 0 keeps none). */
+  maxAckedFrames?: number;
+  maxAckedBytes?: number;
   /** Errors from the server that concern no app (for the log). */
   onServerError?: (frame: ErrorFrame) => void;
 };
@@ -98,6 +106,7 @@ export class HubUplink {
   private readonly filtersPerApp = new Map<AppId, number>();
   private readonly services = new Map<string, AppId>();
   private readonly queue: OutboundQueue<AppId>;
+  private readonly acked: AckedWrites<AppId>;
   private readonly waiting: WaitingLine<AppId>;
   private readonly requests = new Map<string, Request>();
   private readonly incomingCalls = new Map<string, IncomingCall>();
@@ -122,6 +131,7 @@ export class HubUplink {
   constructor(options: HubUplinkOptions) {
     this.options = options;
     this.queue = new OutboundQueue(options.maxQueuedFrames, options.maxQueuedBytes, options.sendWindow);
+    this.acked = new AckedWrites(options.maxAckedFrames, options.maxAckedBytes);
     this.waiting = new WaitingLine(options.maxWaitingFrames ?? DEFAULT_MAX_WAITING_FRAMES, options.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES);
     this.seenMessages = new OriginMarks(options.maxTrackedOrigins ?? DEFAULT_MAX_TRACKED_ORIGINS);
   }
@@ -160,6 +170,19 @@ export class HubUplink {
 
   get queuedBytes(): number {
     return this.queue.bytes;
+  }
+
+  /** Acknowledged writes kept for a resend to the next server. */
+  get ackedKept(): number {
+    return this.acked.size;
+  }
+
+  /**
+   * Forgets acknowledged writes older than `maxAgeMs` (acked-writes.ts ackedRetentionMs); the runner
+   * calls it now and then. Only while attached: without a server nothing ages. Returns how many.
+   */
+  trimAcked(now: number, maxAgeMs: number): number {
+    return this.server ? this.acked.trim(now, maxAgeMs) : 0;
   }
 
   /** The union of the apps' filters: what the node subscribes to upstream. */
@@ -204,7 +227,8 @@ export class HubUplink {
     for (const [id, request] of [...this.requests]) {
       if (still() && request.kind === "get" && this.requests.has(id)) this.toServer(request.frame);
     }
-    this.queue.rewind();
+    // What earlier servers acknowledged goes first: this one or the subscribers drop what they had.
+    this.queue.rewind(this.acked.takeAll());
     this.pump();
   }
 
@@ -242,7 +266,10 @@ export class HubUplink {
         return this.onMessage(frame);
       case "ack": {
         const entry = this.queue.take(frame.origin, frame.seq);
-        if (entry) this.toApp(entry.from, frame);
+        if (entry) {
+          if (!entry.resent) this.toApp(entry.from, frame);
+          this.keepAcked(entry, frame.version);
+        }
         return this.makeRoom();
       }
       case "gap":
@@ -375,6 +402,8 @@ export class HubUplink {
 
   private onAppWrite(app: AppId, frame: QueuedWrite, now: number): AppError | null {
     if (this.queue.has(frame.origin, frame.seq)) return null; // the app resent it; it is already on its way
+    // Only a node resending names the version another hub acknowledged.
+    if (frame.type === "set" && frame.acked !== undefined) frame = { type: "set", key: frame.key, value: frame.value, origin: frame.origin, seq: frame.seq };
     // Behind others already waiting, even if room just opened: writes keep their order.
     const write = encodeWrite(frame);
     if (this.waitingFrames === 0 && this.queue.offer(write, app)) {
@@ -400,6 +429,15 @@ export class HubUplink {
       expired++;
     }
     return expired;
+  }
+
+  /** Keeps an acknowledged write for a resend; a set names the version the hub gave it (resend-order.ts). */
+  private keepAcked(entry: QueueEntry<AppId>, version: Version | undefined): void {
+    if (entry.frame.type === "set" && version !== undefined) {
+      this.acked.add({ ...encodeWrite({ ...entry.frame, acked: version }), from: entry.from });
+    } else {
+      this.acked.add(entry);
+    }
   }
 
   /** An entry left the queue: let waiting writes in, in order, and send what the window allows. */
@@ -499,7 +537,9 @@ export class HubUplink {
       }
       const entry = this.queue.take(ref.origin, ref.seq);
       if (entry) {
-        this.toApp(entry.from, frame);
+        // A resent write was acknowledged to its app long ago: the refusal is for the log.
+        if (entry.resent) this.options.onServerError?.(frame);
+        else this.toApp(entry.from, frame);
         return this.makeRoom();
       }
     }

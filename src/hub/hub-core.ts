@@ -11,7 +11,10 @@
  * Writes (`pub`, `set`) are taken only while this server is the active one
  * (`setWritable(true)`); elsewhere they are refused with NOT_ACTIVE and the
  * client node keeps them queued. Each write is named by (origin, seq) and
- * de-duplicated, so a frame resent after a switch is delivered once.
+ * de-duplicated, so a frame resent after a switch is delivered once. Nodes
+ * resend what other hubs acknowledged lately, too (acked-writes.ts): a resent
+ * `set` names the version that hub gave it and applies only over older writes
+ * (resend-order.ts), so resends in any order leave the key as that hub had it.
  *
  * The hub keeps what it accepted in its current epoch (a bounded ReplayRing,
  * emptied when the epoch rises), each message stamped with its position in
@@ -37,6 +40,7 @@ import { AlreadyIntroduced, LimitReached, NoService, NotActive, NotIntroduced, P
 import type { AppError } from "../core/errors.ts";
 import { levelsMatch, splitLevels } from "../core/topics.ts";
 import { OriginMarks } from "./origin-marks.ts";
+import { ResendOrder } from "./resend-order.ts";
 import { SubscriptionIndex } from "./subscription-index.ts";
 import { ReplayRing, type ReplayLimits } from "./replay-ring.ts";
 
@@ -116,6 +120,7 @@ export class HubCore {
   private readonly pendingCalls = new Map<string, PendingCall>();
   private readonly seen: OriginMarks;
   private readonly retained: RetainedState;
+  private readonly resends: ResendOrder;
   private readonly limits: HubLimits;
   private readonly replay: ReplayRing;
   /** Connections that asked for a replay and have not sent `resync` yet (no live messages), with the stream position to replay after. */
@@ -135,6 +140,7 @@ export class HubCore {
     this.isWritable = options.writable ?? false;
     this.seen = new OriginMarks(this.limits.maxTrackedOrigins);
     this.retained = new RetainedState(options.persistence, { maxKeys: this.limits.maxRetainedKeys, maxSetMarks: this.limits.maxTrackedOrigins });
+    this.resends = new ResendOrder(this.limits.maxTrackedOrigins);
     this.replay = new ReplayRing(options.replay);
     this.bootStream = options.streamId ?? crypto.randomUUID();
     this.stream = this.bootStream;
@@ -406,8 +412,10 @@ export class HubCore {
 
   private onSet(conn: Connection, frame: ToHubFrameOf<"set">): Fanout[] {
     if (this.refusesWrites(conn)) return this.refuse(conn, new NotActive(), frame);
-    const ack = () => this.safeSend(conn, { type: "ack", origin: frame.origin, seq: frame.seq });
-    if (this.seen.isDuplicate(frame.origin, frame.seq) || this.retained.isDuplicateSet(frame.origin, frame.seq)) {
+    const ack = (version?: Version) => this.safeSend(conn, version ? { type: "ack", origin: frame.origin, seq: frame.seq, version } : { type: "ack", origin: frame.origin, seq: frame.seq });
+    const superseded = frame.acked !== undefined && this.resends.isSuperseded(frame.key, frame.acked, this.retained.versionOf(frame.key));
+    // A duplicate, or a resend of a write another hub acknowledged before the key's current one: taken, changes nothing.
+    if (superseded || this.seen.isDuplicate(frame.origin, frame.seq) || this.retained.isDuplicateSet(frame.origin, frame.seq)) {
       this.seen.record(frame.origin, frame.seq);
       ack();
       return [];
@@ -422,7 +430,8 @@ export class HubCore {
       return this.refuse(conn, new StoreFailed(frame.key, error), frame);
     }
     this.seen.record(frame.origin, frame.seq);
-    ack();
+    if (entry && frame.acked !== undefined) this.resends.record(frame.key, entry.version, frame.acked);
+    ack(entry?.version);
     return entry ? this.valueFanout(entry) : [];
   }
 

@@ -2,7 +2,8 @@
  * A client node's queue of pub/set frames not yet acknowledged by the active
  * hub. Frames stay until the hub acks their (origin, seq), so whatever was
  * in flight when the server died is resent, in the original order, to the
- * next one (which de-duplicates). Bounded by frames and bytes.
+ * next one (which de-duplicates), after what the previous servers acknowledged
+ * lately (`rewind(acked)`, acked-writes.ts). Bounded by frames and bytes.
  *
  * It also paces sending: at most `window` frames are on the wire unacknowledged
  * at a time (`nextToSend` hands out the next one in order, `rewind` starts over
@@ -24,7 +25,8 @@ export const DEFAULT_SEND_WINDOW = 1_000;
 export type QueuedWrite = ToHubFrameOf<"pub"> | ToHubFrameOf<"set">;
 /** A write with its JSON text, made once: the queue counts its UTF-8 bytes and the uplink sends the text. */
 export type EncodedWrite = { readonly frame: QueuedWrite; readonly text: string; readonly bytes: number };
-export type QueueEntry<A> = EncodedWrite & { readonly from: A; sent: boolean; taken: boolean };
+/** `resent`: the previous server acknowledged it already (acked-writes.ts); its app heard that ack. */
+export type QueueEntry<A> = EncodedWrite & { readonly from: A; readonly resent: boolean; sent: boolean; taken: boolean };
 
 export function encodeWrite(frame: QueuedWrite): EncodedWrite {
   const text = encodeFrame(frame);
@@ -71,15 +73,19 @@ export class OutboundQueue<A> {
   /** Adds `write` unless it would break a bound; returns false then (nothing added). */
   offer(write: EncodedWrite, from: A): boolean {
     if (this.count >= this.maxFrames || this.byteCount + write.bytes > this.maxBytes) return false;
+    this.order.push(this.add(write, from, false));
+    return true;
+  }
+
+  private add(write: EncodedWrite, from: A, resent: boolean): QueueEntry<A> {
     const { origin, seq } = write.frame;
     let seqs = this.byOrigin.get(origin);
     if (!seqs) this.byOrigin.set(origin, (seqs = new Map()));
-    const entry: QueueEntry<A> = { frame: write.frame, text: write.text, bytes: write.bytes, from, sent: false, taken: false };
+    const entry: QueueEntry<A> = { frame: write.frame, text: write.text, bytes: write.bytes, from, resent, sent: false, taken: false };
     seqs.set(seq, entry);
-    this.order.push(entry);
     this.count++;
     this.byteCount += write.bytes;
-    return true;
+    return entry;
   }
 
   /** Removes and returns the entry for (origin, seq), if queued. */
@@ -110,9 +116,15 @@ export class OutboundQueue<A> {
     return undefined;
   }
 
-  /** A new server: nothing has been sent to it; everything queued goes again, in publish order. */
-  rewind(): void {
-    this.order = this.order.slice(this.head).filter((entry) => !entry.taken);
+  /**
+   * A new server: nothing has been sent to it. `acked` (what the previous servers acknowledged,
+   * oldest first) goes first, then everything queued, in publish order. Those count in the
+   * queue's size even past its bounds (they were accepted long ago); new writes wait meanwhile.
+   */
+  rewind(acked: readonly (EncodedWrite & { readonly from: A })[] = []): void {
+    const again: QueueEntry<A>[] = [];
+    for (const write of acked) if (!this.has(write.frame.origin, write.frame.seq)) again.push(this.add(write, write.from, true));
+    this.order = again.concat(this.order.slice(this.head).filter((entry) => !entry.taken));
     this.head = 0;
     this.cursor = 0;
     this.sentCount = 0;

@@ -127,6 +127,11 @@ export class RetainedState {
     return entry && entry.value !== null ? entry : undefined;
   }
 
+  /** The version of the last write to `key`, a deletion included; undefined if it was never written (or its tombstone was pruned). */
+  versionOf(key: string): Version | undefined {
+    return this.entries.get(key)?.version;
+  }
+
   *live(): IterableIterator<RetainedEntry> {
     for (const entry of this.entries.values()) if (entry.value !== null) yield entry;
   }

@@ -12,6 +12,7 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { AppError } from "../core/errors.ts";
 import type { Clock } from "../core/clock.ts";
+import { ackedRetentionMs } from "../hub/acked-writes.ts";
 import { formatHostPort, parseHostPort, type Config, type HostPort } from "../core/config.ts";
 import type { LicenseType } from "../core/license.ts";
 import { assetRoute, failoverRole, filesRoute, pairedPeer, type UplinkTarget } from "../core/routing.ts";
@@ -160,6 +161,7 @@ export class PeerRuntime {
       log,
       onLinkBroken: (role) => this.runner?.linkBroken(role),
       localHub: () => this.hub,
+      retainAckedMs: ackedRetentionMs(config),
     });
     this.assetService = new AssetService({
       mode: () => assetRoute(this.runner?.current ?? null, systemClock.now()).mode,

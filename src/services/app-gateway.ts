@@ -57,6 +57,8 @@ export class AppGateway {
     onLinkBroken: (role: ServerRole) => void;
     localHub?: () => LocalHub | null;
     random?: () => number;
+    /** How long acknowledged writes are kept for a resend to the next server (acked-writes.ts ackedRetentionMs). */
+    retainAckedMs: number;
   }) {
     this.localHub = options.localHub;
     this.secure = options.secure;
@@ -64,11 +66,13 @@ export class AppGateway {
     this.onLinkBroken = options.onLinkBroken;
     this.refusals = new PeerRefusals({ now: () => performance.now() }, options.log, options.random);
     this.localKey = deriveBroadcastKey(options.secure.networkKey, 0);
-    // The hub shows each node's delay in presence (the Delays panel); writes that waited too long for room are refused.
+    // The hub shows each node's delay in presence (the Delays panel); writes that waited too long for room are refused;
+    // acknowledged writes are kept between retainAckedMs and one PING_MS longer.
     this.pinger = setInterval(() => {
       const now = performance.now();
       this.uplink.ping(now);
       this.uplink.expireWaiting(now);
+      this.uplink.trimAcked(now, options.retainAckedMs);
     }, PING_MS);
     this.uplink = new HubUplink({
       node: options.node,

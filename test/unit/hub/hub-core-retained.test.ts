@@ -228,7 +228,7 @@ describe("persistence", () => {
     expect(hub.retainedEntry("a")).toBeUndefined();
     expect(hub.lastVersion).toEqual(ZERO_VERSION);
     write("a", 1, "o", 1);
-    expect(frames.at(-1)).toEqual({ type: "ack", origin: "o", seq: 1 });
+    expect(frames.at(-1)).toEqual({ type: "ack", origin: "o", seq: 1, version: { epoch: 1, seq: 1 } });
   });
 
   test("deleting a key that holds nothing writes nothing", () => {

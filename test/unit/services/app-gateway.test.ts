@@ -36,7 +36,7 @@ function hubServer(writable: boolean) {
 
 test("a write the server refused as not active goes through once it is active again (the node reconnects)", async () => {
   const { hub, port } = hubServer(false); // e.g. a main isolated for a moment
-  const gateway = new AppGateway({ node: { id: "n1", name: "n1" }, secure: { networkKey, machine: nacl.sign.keyPair() }, log, onLinkBroken: () => {} });
+  const gateway = new AppGateway({ node: { id: "n1", name: "n1" }, secure: { networkKey, machine: nacl.sign.keyPair() }, log, onLinkBroken: () => {}, retainAckedMs: 3_000 });
   stops.push(() => gateway.stop());
   const frames: FromHubFrame[] = [];
   const app = gateway.attachApp("test", (frame) => frames.push(frame));

@@ -1,0 +1,124 @@
+import { describe, expect, test } from "bun:test";
+import { AckedWrites, ackedRetentionMs, type AckedWrite } from "../../../src/hub/acked-writes.ts";
+import { encodeWrite } from "../../../src/hub/outbound-queue.ts";
+import { FakeHubServer, FakeNode, Wire, settle } from "./hub-harness.ts";
+
+const write = (seq: number, data: unknown = seq): AckedWrite<string> => ({ ...encodeWrite({ type: "pub", topic: "t", data, origin: "o", seq }), from: "app" });
+const seqs = (writes: AckedWrite<string>[]) => writes.map((w) => w.frame.seq);
+
+describe("acknowledged writes kept for a resend", () => {
+  test("kept until trim finds them maxAgeMs old, never younger", () => {
+    const kept = new AckedWrites<string>();
+    kept.add(write(1));
+    kept.add(write(2));
+    expect(kept.trim(0, 1000)).toBe(0);
+    kept.add(write(3));
+    expect(kept.trim(600, 1000)).toBe(0);
+    expect(kept.trim(1000, 1000)).toBe(2); // 1 and 2 were acknowledged by 0
+    expect(kept.trim(1599, 1000)).toBe(0);
+    expect(kept.trim(1600, 1000)).toBe(1);
+    expect(kept.size).toBe(0);
+  });
+
+  test("bounded by count and by bytes: the oldest go first, and are counted", () => {
+    const byCount = new AckedWrites<string>(2, 1 << 20);
+    for (let seq = 1; seq <= 5; seq++) byCount.add(write(seq));
+    expect(seqs(byCount.takeAll())).toEqual([4, 5]);
+    expect(byCount.droppedEarly).toBe(3);
+    const one = write(1, "x".repeat(100)).bytes;
+    const byBytes = new AckedWrites<string>(100, 2 * one);
+    for (let seq = 1; seq <= 3; seq++) byBytes.add(write(seq, "x".repeat(100)));
+    expect(seqs(byBytes.takeAll())).toEqual([2, 3]);
+    const none = new AckedWrites<string>(0, 1 << 20);
+    none.add(write(1));
+    expect(none.size).toBe(0);
+  });
+
+  test("takeAll hands everything over oldest first and starts afresh (old marks do not drop new writes)", () => {
+    const kept = new AckedWrites<string>();
+    kept.add(write(1));
+    kept.trim(0, 1000);
+    expect(seqs(kept.takeAll())).toEqual([1]);
+    kept.add(write(2));
+    expect(kept.trim(1500, 1000)).toBe(0);
+    expect(seqs(kept.takeAll())).toEqual([2]);
+    expect(kept.bytes).toBe(0);
+  });
+
+  test("the retention covers a failover: twice the timeout plus heartbeats", () => {
+    expect(ackedRetentionMs({ failoverTimeoutMs: 1000, heartbeatMs: 100 })).toBe(2400);
+  });
+});
+
+describe("the node's side", () => {
+  const pub = (seq: number) => ({ type: "pub", topic: "t/x", data: seq, origin: "o", seq }) as const;
+
+  test("nothing ages while the node has no server; once aged out, a write is not resent", () => {
+    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
+    const p = new FakeNode("P");
+    const wire = new Wire(p, a);
+    p.app("app", pub(1));
+    settle(wire);
+    expect(p.uplink.trimAcked(0, 1000)).toBe(0);
+    wire.cut();
+    expect(p.uplink.trimAcked(5000, 1000)).toBe(0);
+    expect(p.uplink.ackedKept).toBe(1);
+    const again = new Wire(p, a);
+    expect(again.pendingUp().filter((f) => f.type === "pub")).toEqual([pub(1)]);
+    settle(again);
+    expect(p.of("app", "ack")).toHaveLength(1); // the app heard its ack once
+    expect(p.uplink.trimAcked(6000, 1000)).toBe(0);
+    expect(p.uplink.trimAcked(7000, 1000)).toBe(1);
+    again.cut();
+    expect(new Wire(p, a).pendingUp().filter((f) => f.type === "pub")).toEqual([]);
+  });
+
+  test("an app cannot name an acknowledged version: the node drops it; the node names the one its hub gave", () => {
+    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
+    const p = new FakeNode("P");
+    const wire = new Wire(p, a);
+    settle(wire);
+    p.app("app", { type: "set", key: "k", value: 1, origin: "o", seq: 1, acked: { epoch: 9, seq: 9 } });
+    expect(wire.pendingUp()).toEqual([{ type: "set", key: "k", value: 1, origin: "o", seq: 1 }]);
+    settle(wire);
+    wire.cut();
+    expect(new Wire(p, a).pendingUp().filter((f) => f.type === "set")).toEqual([
+      { type: "set", key: "k", value: 1, origin: "o", seq: 1, acked: { epoch: 1, seq: 1 } },
+    ]);
+  });
+
+  test("resent writes may fill the queue past its bound: new writes wait behind them, in order, and are not refused", () => {
+    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
+    const b = new FakeHubServer({ epoch: 2, writable: true, streamId: "B" });
+    const p = new FakeNode("P", { maxQueuedFrames: 2 });
+    const s = new FakeNode("S");
+    s.app("viewer", { type: "sub", filter: "t/#" });
+    const sToB = new Wire(s, b);
+    settle(sToB);
+    const pToA = new Wire(p, a);
+    for (let seq = 1; seq <= 3; seq++) {
+      p.app("app", pub(seq));
+      settle(pToA);
+    }
+    pToA.cut();
+    p.app("app", pub(4));
+    const pToB = new Wire(p, b);
+    expect(p.uplink.queuedFrames).toBe(4);
+    expect(p.app("app", pub(5))).toBeNull(); // waits for room
+    expect(p.uplink.waitingFrames).toBe(1);
+    settle(pToB, sToB);
+    expect(s.of("viewer", "msg").map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(p.of("app", "ack").map((f) => f.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  test("a write the app resent while its first copy is kept for a resend goes to the next server once", () => {
+    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
+    const p = new FakeNode("P");
+    const wire = new Wire(p, a);
+    p.app("app", pub(1));
+    settle(wire);
+    wire.cut();
+    p.app("app", pub(1));
+    expect(new Wire(p, a).pendingUp().filter((f) => f.type === "pub")).toEqual([pub(1)]);
+  });
+});
