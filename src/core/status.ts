@@ -65,6 +65,10 @@ export const machineStatusSchema = z.object({
       activeServer: z.enum(["main", "backup", "self"]).nullable(),
       hubConnected: z.boolean(),
       queued: z.number(),
+      /** Messages the server acknowledged, kept by this node for a resend after a switch (hub/acked-writes.ts). */
+      kept: z.number(),
+      /** Kept messages let go early by the count or byte bound: a resend after a switch would miss them. */
+      keptDroppedEarly: z.number(),
       /** 0..1 while the backup's copy catches up ("Backup is syncing N %"). */
       chipProgress: z.number().nullable(),
       /** Local apps connected to this machine's own node. */

@@ -177,6 +177,11 @@ export class HubUplink {
     return this.acked.size;
   }
 
+  /** Acknowledged writes pushed out by the count or byte bound before their time (a resend would miss them). */
+  get ackedDroppedEarly(): number {
+    return this.acked.droppedEarly;
+  }
+
   /**
    * Forgets acknowledged writes older than `maxAgeMs` (acked-writes.ts ackedRetentionMs); the runner
    * calls it now and then. Only while attached: without a server nothing ages. Returns how many.

@@ -115,6 +115,8 @@ export class MachineNode implements MachineControl {
         activeServer: failover.activeServer,
         hubConnected: failover.hubConnected,
         queued: failover.queued,
+        kept: failover.kept,
+        keptDroppedEarly: failover.keptDroppedEarly,
         chipProgress: failover.chipProgress,
         localApps: failover.localApps,
         peers: failover.peers,

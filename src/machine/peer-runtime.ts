@@ -81,6 +81,9 @@ export type FailoverStatus = {
   activeServer: "main" | "backup" | "self" | null;
   hubConnected: boolean;
   queued: number;
+  /** Acknowledged messages kept for a resend, and how many were let go before their time. */
+  kept: number;
+  keptDroppedEarly: number;
   peers: PeerDelay[];
   pairing: PairingDetails | null;
   refusal: PeerRefusal | null;
@@ -418,6 +421,8 @@ export class PeerRuntime {
       activeServer: following?.role ?? null,
       hubConnected: this.gateway.connected,
       queued: this.gateway.uplink.queuedFrames,
+      kept: this.gateway.uplink.ackedKept,
+      keptDroppedEarly: this.gateway.uplink.ackedDroppedEarly,
       peers: s.peers,
       pairing: this.pairingFile?.details() ?? null,
       refusal: this.gateway.refusals.current(),

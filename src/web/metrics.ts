@@ -47,6 +47,13 @@ export function renderMetrics(s: MachineStatus, h: HistorySnapshot): string {
   metric("understudy_lane_lag", "gauge", "Entries the backup's copy lacks, per replication lane (hub_state; show_file_and_assets: the log that carries both).", lanes);
   metric("understudy_local_apps", "gauge", "Local apps connected to this machine's node.", [`understudy_local_apps ${f?.localApps ?? 0}`]);
   metric("understudy_hub_queued_frames", "gauge", "Messages from local apps waiting for a Data Hub.", [`understudy_hub_queued_frames ${f?.queued ?? 0}`]);
+  metric("understudy_hub_kept_frames", "gauge", "Messages the active hub acknowledged, kept by this node to resend after a switch of server.", [`understudy_hub_kept_frames ${f?.kept ?? 0}`]);
+  metric(
+    "understudy_hub_kept_dropped_early_total",
+    "counter",
+    "Kept messages let go before their time because the count or byte bound was reached: a switch right then could lose them.",
+    [`understudy_hub_kept_dropped_early_total ${f?.keptDroppedEarly ?? 0}`],
+  );
   const hub = s.hub;
   if (hub) {
     metric("understudy_hub_clients", "gauge", "Connections to this server's Data Hub (node uplinks, this machine's own included).", [`understudy_hub_clients ${hub.clients}`]);

@@ -36,6 +36,8 @@ export function statusFixture(over: Partial<MachineStatus> = {}, failover: Parti
             activeServer: "self",
             hubConnected: true,
             queued: 0,
+            kept: 0,
+            keptDroppedEarly: 0,
             chipProgress: null,
             localApps: 2,
             peers: [peer()],

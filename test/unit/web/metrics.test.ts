@@ -18,10 +18,12 @@ test("lane lag per lane, Data Hub clients and counters, the asset cache on both 
       replication: { hubState: 4, log: 12 },
       hub: { clients: 3, received: { hello: 3, pub: 120, set: 4 }, deliveries: 360 },
       storage: { main: usage(2048), backup: usage(1024), warning: null },
-    }),
+    }, { kept: 250, keptDroppedEarly: 3 }),
     history(),
   );
   for (const line of [
+    "understudy_hub_kept_frames 250",
+    "understudy_hub_kept_dropped_early_total 3",
     'understudy_lane_lag{lane="hub_state"} 4',
     'understudy_lane_lag{lane="show_file_and_assets"} 12',
     "# TYPE understudy_hub_clients gauge",
