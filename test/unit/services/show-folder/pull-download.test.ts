@@ -1,13 +1,13 @@
-/** A pull cut short goes on where it stopped (cli/pull-download.ts through ShowFolder.applyPull). */
+/** A pull cut short goes on where it stopped (services/show-folder/pull-download.ts through ShowFolder.applyPull). */
 import { afterEach, expect, test } from "bun:test";
 import { randomFillSync } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CHUNK_BYTES } from "../../../src/cli/file-chunks.ts";
-import { ShowFolder, STATE_DIR } from "../../../src/cli/show-folder.ts";
-import type { PullResult } from "../../../src/services/show-file-protocol.ts";
-import { sha256Hex } from "../../../src/store/content-hash.ts";
+import { CHUNK_BYTES } from "../../../../src/services/show-folder/file-chunks.ts";
+import { ShowFolder, STATE_DIR } from "../../../../src/services/show-folder/show-folder.ts";
+import type { PullResult } from "../../../../src/services/show-file-protocol.ts";
+import { sha256Hex } from "../../../../src/store/content-hash.ts";
 
 const temps: string[] = [];
 afterEach(() => {
