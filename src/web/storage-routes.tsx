@@ -111,7 +111,7 @@ export function registerStorage(app: Hono, machine: StorageControl): void {
       if (!(error instanceof AppError)) throw error;
       return answer(c, statusOf(error), pushParts({ value: form.data.comment, error: error.message }));
     }
-    return answer(c, 200, pushParts({ saved: "Pushing: the progress and the result show under “Your changes to push”." }));
+    return answer(c, 200, pushParts({ saved: "Push started: its progress and result show under “Your changes to push”." }));
   });
 
   app.post("/storage/pull", async (c) => {
@@ -121,7 +121,7 @@ export function registerStorage(app: Hono, machine: StorageControl): void {
       if (!(error instanceof AppError)) throw error;
       return answer(c, statusOf(error), pullParts({ error: error.message }));
     }
-    return answer(c, 200, pullParts({ saved: "Pulling: the progress and the result show under “Your changes to push”." }));
+    return answer(c, 200, pullParts({ saved: "Pull started: its progress and result show under “Your changes to push”." }));
   });
 
   app.post("/storage/auto-pull", async (c) => {

@@ -29,6 +29,11 @@ export class FileHashCache {
     return file;
   }
 
+  /** How many files' hashes are remembered. */
+  get size(): number {
+    return this.known.size;
+  }
+
   /** Forgets files not seen in the last scan, so the cache stays the folder's size. */
   keepOnly(paths: ReadonlySet<string>): void {
     for (const path of this.known.keys()) if (!paths.has(path)) this.known.delete(path);

@@ -300,7 +300,8 @@ export class FolderSync {
     const node = this.options.node();
     if (folder !== this.current.folder) this.autoTriedAt = null;
     const local = folder === null ? { problem: null, base: null, toPush: null, toPushCount: 0, skipped: null } : await this.scan(folder);
-    this.update({ folder, autoPull, ...local });
+    // Revisions the folder now has (it just pulled or pushed) leave "All changes to pull" with its new base, not a tick later.
+    this.update({ folder, autoPull, ...local, toPull: local.base === null ? [] : this.current.toPull.filter((e) => e.rev > local.base!) });
     if (node === null) {
       this.dropConnection();
       this.update({ head: null, toPull: [], history: null, unreachable: null });

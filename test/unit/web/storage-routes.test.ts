@@ -177,30 +177,44 @@ describe("Push Changes, Pull and Auto-Pull", () => {
     expect(html).toMatch(/data-testid="storage-history"[^]*news at ten/);
   }, 30_000);
 
-  test("Auto-Pull: a client's folder gets a revision pushed from another folder; the switch is kept in config.json", async () => {
+  test("Pull, then Auto-Pull: a client's folder gets what the main pushed from its own folder; the switch is kept in config.json", async () => {
     const key = nacl.randomBytes(32);
-    const main = await node({ role: "main", showFolder: tempDir() }, key);
+    const mainFolder = tempDir();
+    const main = await node({ role: "main", showFolder: mainFolder }, key);
     const booth = tempDir();
     const client = await node({ role: "client", main: main.node.status().peerListen! }, key);
     await waitFor("the client follows the main", () => client.node.status().failover?.activeServer === "main", 10_000);
+    const arrived = (text: string) => {
+      try {
+        return readFileSync(join(booth, "cues.json"), "utf8") === text;
+      } catch {
+        return false;
+      }
+    };
+    const push = async (text: string, comment: string) => {
+      writeFileSync(join(mainFolder, "cues.json"), text);
+      await waitFor("the main lists it", () => (main.node.folderSync()?.toPushCount ?? 0) === 1, 10_000);
+      expect((await formPost(main.node, "/storage/push", { comment }, htmx)).status).toBe(200);
+      await waitFor("the main's push ends", () => main.node.folderSync()!.job === null && main.node.folderSync()!.toPushCount === 0, 10_000);
+    };
+
+    await push('{"cue":1}', "first cue");
     expect((await formPost(client.node, "/storage/folder", { folder: booth }, htmx)).status).toBe(200);
+    await waitFor("the client lists revision 1 to pull", () => client.node.folderSync()!.toPull[0]?.message === "first cue", 10_000);
+    expect(await (await get(client.node, "/storage")).text()).toMatch(/data-testid="changes-to-pull"[^]*first cue/);
+    expect((await formPost(client.node, "/storage/pull", {}, htmx)).status).toBe(200);
+    await waitFor("the file arrives on the client", () => arrived('{"cue":1}'), 10_000);
+    await waitFor("the client's folder is at revision 1", () => client.node.folderSync()!.base === 1 && client.node.folderSync()!.job === null, 10_000);
+    expect(client.node.folderSync()!.outcome).toEqual({ ok: true, message: "Pulled revision 1: 1 file changed." });
+
     const switched = await formPost(client.node, "/storage/auto-pull", { autoPull: "on" }, htmx);
     expect(switched.status).toBe(200);
     expect(await switched.text()).toContain('aria-checked="true"');
     expect(savedConfig(client.dataDir).autoPull).toBe("on");
-
-    writeFileSync(join(main.node.folderSync()!.folder!, "cues.json"), '{"cue":1}');
-    await waitFor("the main lists it", () => (main.node.folderSync()?.toPushCount ?? 0) === 1, 10_000);
-    expect((await formPost(main.node, "/storage/push", { comment: "first cue" }, htmx)).status).toBe(200);
-    await waitFor("the file arrives on the client", () => {
-      try {
-        return readFileSync(join(booth, "cues.json"), "utf8") === '{"cue":1}';
-      } catch {
-        return false;
-      }
-    }, 15_000);
-    await waitFor("the client's folder is at revision 1", () => client.node.folderSync()!.base === 1, 10_000);
-    expect(client.node.folderSync()!.history?.[0]?.message).toBe("first cue");
+    await push('{"cue":2}', "second cue");
+    await waitFor("Auto-Pull brings the new revision", () => arrived('{"cue":2}'), 15_000);
+    await waitFor("the client's folder is at revision 2", () => client.node.folderSync()!.base === 2, 10_000);
+    await waitFor("its history says so", () => client.node.folderSync()!.history?.[0]?.message === "second cue", 10_000);
   }, 40_000);
 
   const badSwitch: { name: string; fields: Record<string, string> }[] = [
@@ -246,6 +260,36 @@ describe("Push Changes, Pull and Auto-Pull", () => {
     }
     expect(savedConfig(backup.dataDir).autoPull).toBeUndefined();
   }, 40_000);
+});
+
+describe("live", () => {
+  /** The first SSE message of a live stream (then the stream is cancelled). */
+  async function firstEvent(n: MachineNode, path: string): Promise<string> {
+    const controller = new AbortController();
+    const response = await n.app.request(`http://localhost${path}`, { signal: controller.signal });
+    const reader = response.body!.getReader();
+    let text = "";
+    while (!text.includes("\n\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    await reader.cancel();
+    controller.abort();
+    return text;
+  }
+
+  test("GET /events?panel=storage sends the lists, the buttons and the history to swap out of band, never the fields being typed in", async () => {
+    const folder = tempDir();
+    const { node: n } = await node({ role: "server", showFolder: folder });
+    writeFileSync(join(folder, "rundown.txt"), "news");
+    await waitFor("the change is listed", () => n.folderSync()?.toPush?.length === 1 && n.folderSync()?.history !== null, 10_000);
+    const text = await firstEvent(n, "/events?panel=storage");
+    for (const id of ["status-bar", "storage-status", "storage-sync", "push-controls", "pull-controls", "storage-history"]) expect(text).toMatch(new RegExp(`id="${id}"[^>]*hx-swap-oob="true"`));
+    expect(text).toContain("rundown.txt");
+    expect(text).not.toContain('id="folder-card"');
+    expect(text).not.toContain('name="comment"');
+  });
 });
 
 describe("the guards every POST has", () => {
