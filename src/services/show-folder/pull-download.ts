@@ -16,6 +16,7 @@ import { AppError } from "../../core/errors.ts";
 import { InFlight } from "../asset-protocol.ts";
 import { sha256Hex } from "../../store/content-hash.ts";
 import { CHUNK_BYTES, readChunkAt } from "./file-chunks.ts";
+import { nextTurn } from "./next-turn.ts";
 import type { ProgressFor } from "./transfer-progress.ts";
 
 /** Chunks fetched at once: enough to keep the link busy, few enough to bound memory (1 MiB each). */
@@ -88,11 +89,17 @@ export async function downloadFiles(dir: string, stateDir: string, files: readon
       for (let idx = job.from; idx < job.file.chunks.length; idx++) {
         const hash = job.file.chunks[idx]!;
         const ready = await fetches.add(fetch(hash).then((bytes) => ({ job, idx, bytes })));
-        if (ready) write(ready);
+        if (ready) {
+          write(ready);
+          await nextTurn();
+        }
         if (finished.length >= PLACE_BATCH) await place();
       }
     }
-    while (fetches.size > 0) write(await fetches.next());
+    while (fetches.size > 0) {
+      write(await fetches.next());
+      await nextTurn();
+    }
     await place();
     progress?.finish();
   } catch (error) {

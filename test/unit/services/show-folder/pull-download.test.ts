@@ -61,3 +61,22 @@ test("a pull cut short keeps what it wrote and fetches only the rest when run ag
   expect(ShowFolder.open(dir).base).toBe(1);
   expect(readdirSync(join(dir, STATE_DIR, "incoming"))).toEqual([]);
 });
+
+test("chunks that arrive together are written one event-loop turn apart, so the node's timers (its heartbeats) run in between", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "understudy-turns-"));
+  temps.push(dir);
+  // More chunks than the window: once it is full, every fetch is already answered (a burst off the wire).
+  const show = server({ "clip.bin": 40 * CHUNK_BYTES });
+  const order: string[] = [];
+  const timer = setInterval(() => order.push("timer"), 0);
+  try {
+    await ShowFolder.open(dir).applyPull(show.result, show.fetch, () => ({ skip() {}, advance: () => order.push("chunk"), finish() {}, abandon() {} }));
+  } finally {
+    clearInterval(timer);
+  }
+  const chunks = order.map((what, i) => (what === "chunk" ? i : -1)).filter((i) => i >= 0);
+  expect(chunks).toHaveLength(40);
+  // Between the first and the last chunk written, the timer got its turn again and again.
+  const timerTurns = order.slice(chunks[0], chunks.at(-1)).filter((what) => what === "timer").length;
+  expect(timerTurns).toBeGreaterThan(10);
+});
