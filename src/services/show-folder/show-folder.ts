@@ -26,12 +26,15 @@ import { SHA256_HEX, fileHashOfChunks } from "../../store/content-hash.ts";
 import { chunkFile, type ChunkedFile } from "./file-chunks.ts";
 import type { FileHashCache } from "./file-hash-cache.ts";
 import { downloadFiles, type ChunkFetcher, type FileToWrite } from "./pull-download.ts";
+import { nextTurn } from "./next-turn.ts";
 import { loadIgnoreRule } from "./show-ignore.ts";
 import type { ProgressFor } from "./transfer-progress.ts";
 
 /** The folder's own bookkeeping, never scanned, pushed or pulled into. */
 export const STATE_DIR = SHOW_FOLDER_STATE_NAME;
 export const STATE_FILE = "state.json";
+/** Files looked at between two turns of the event loop when listing changes. */
+const YIELD_EVERY_FILES = 256;
 
 const stateSchema = z.strictObject({
   version: z.literal(1),
@@ -148,7 +151,10 @@ export class ShowFolder {
     const present = new Set(files.filter((path) => !ignored(path)));
     cache?.keepOnly(new Set([...present].map((path) => join(this.dir, path))));
     const out: LocalChange[] = [];
+    let looked = 0;
     for (const path of present) {
+      // Remembered hashes answer without I/O, so nothing else would hand the event loop back in a large folder.
+      if (++looked % YIELD_EVERY_FILES === 0) await nextTurn();
       const recorded = this.state.files[path];
       const file = cache ? await cache.chunk(join(this.dir, path)) : await chunkFile(join(this.dir, path));
       if (recorded === undefined) out.push({ path, kind: "added", file });

@@ -101,6 +101,23 @@ describe("Your changes to push", () => {
 });
 
 describe("hashes remembered between scans", () => {
+  test("listing a large folder from remembered hashes still gives the event loop (the node's heartbeats) turns", async () => {
+    const dir = tempDir();
+    for (let i = 0; i < 1024; i++) writeFileSync(join(dir, `cue-${i}.json`), String(i));
+    const sync = folderSync(dir, tempDir(), () => Date.now() + 2 * RACY_MS);
+    await sync.tick();
+    expect(sync.view().toPushCount).toBe(1024);
+    let turns = 0;
+    const timer = setInterval(() => turns++, 0);
+    try {
+      await sync.tick(); // every hash remembered: no file is read
+    } finally {
+      clearInterval(timer);
+    }
+    expect(sync.view().toPushCount).toBe(1024);
+    expect(turns).toBeGreaterThanOrEqual(2);
+  });
+
   const hashOf = (text: string) => fileHashOfChunks([sha256Hex(new TextEncoder().encode(text))]);
 
   test("a file rewritten with its size and modification time put back is hashed again (its change time moved)", async () => {
