@@ -158,11 +158,6 @@ export class FolderSync {
     this.dropConnection();
   }
 
-  /** Resolves when the running job (if any) has ended; for tests and a clean stop. */
-  async settled(): Promise<void> {
-    await this.running;
-  }
-
   /**
    * One step: the head and, when it moved, the log; the folder's own changes;
    * Auto-Pull of a new revision. Never runs twice at once, nor during a job.
