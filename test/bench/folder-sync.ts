@@ -20,6 +20,7 @@ import { FolderSync } from "../../src/services/show-folder/folder-sync.ts";
 import { devLicenseText } from "../support/licenses.ts";
 import { formPost, startNode } from "../support/machine-node.ts";
 import { startMachine, tempDir } from "../support/machine-process.ts";
+import { removeTempDirs } from "../support/temp-dirs.ts";
 import { waitFor } from "../support/wait-for.ts";
 
 const TICK_MS = 5;
@@ -62,6 +63,9 @@ function keyedDir(key: Uint8Array): string {
   return dir;
 }
 
+// A gigabyte or more of folders and chunk caches: gone when the bench ends, however it ends.
+process.on("exit", removeTempDirs);
+process.on("SIGINT", () => process.exit(130));
 const folder = tempDir();
 mkdirSync(folder, { recursive: true });
 for (let i = 0; i < SIZE_MIB / FILE_MIB; i++) writeFileSync(join(folder, `clip-${i}.bin`), randomFillSync(Buffer.alloc(FILE_MIB << 20)));

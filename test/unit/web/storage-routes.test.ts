@@ -121,6 +121,15 @@ describe("the show folder", () => {
     expect(savedConfig(data).showFolder).toBeUndefined();
   });
 
+  test("--show-folder naming a folder that is missing at start (a drive not mounted yet) does not stop the machine: the panel says why", async () => {
+    const missing = join(tempDir(), "not-mounted");
+    const { node: n } = await node({ role: "server", showFolder: missing });
+    await waitFor("the folder is looked at", () => n.folderSync()?.problem, 10_000);
+    expect(await (await get(n, "/storage")).text()).toContain(`There is no folder ${missing} on this machine`);
+    mkdirSync(missing);
+    await waitFor("the folder works once it is there", () => n.folderSync()?.problem === null && n.folderSync()?.base === 0, 10_000);
+  });
+
   test("--show-folder with a relative path stops the start naming the flag", async () => {
     await expect(node({ role: "server", showFolder: "show" })).rejects.toThrow("--show-folder: expected an absolute path");
   });
