@@ -15,8 +15,6 @@ import { READ_ONLY_MESSAGE } from "../src/services/show-file-protocol.ts";
 import { backupServes, type FolderSyncView, type SyncJob } from "../src/services/show-folder/folder-sync.ts";
 import { Layout } from "./layout.tsx";
 
-export { backupServes };
-
 export type StorageHistory = { entries: LogEntry[]; readOnly: boolean } | { error: string } | null;
 
 /** Everything the panel shows; `sync` null on a stand-alone machine. */
@@ -34,7 +32,7 @@ const oob = (on: boolean | undefined) => (on ? "true" : undefined);
 const when = (iso: string) => iso.replace("T", " ").slice(0, 19);
 
 /** Why Push, Pull and Auto-Pull cannot be used now, or null when they can. */
-export function syncBlocked(view: StorageView): string | null {
+function syncBlocked(view: StorageView): string | null {
   if (view.sync === null) return "A stand-alone machine has no synced storage.";
   if (backupServes(view.status)) return `${READ_ONLY_MESSAGE}.`;
   if (view.sync.folder === null) return "Set the show folder first.";
