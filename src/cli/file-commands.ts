@@ -7,16 +7,18 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { hostname } from "node:os";
+import nacl from "tweetnacl";
 import { AppError } from "../core/errors.ts";
 import { defaultConfig } from "../core/config.ts";
-import { validateShowPath } from "../core/show-paths.ts";
 import { RemoteError } from "../net/rpc.ts";
 import type { ShowFileClient } from "../services/show-file-client.ts";
-import { headResult, logResult, type LogEntry, type PushResult } from "../services/show-file-protocol.ts";
+import { headResult, logResult, type LogEntry } from "../services/show-file-protocol.ts";
+import { ensureFolder, ShowFolder } from "../services/show-folder/show-folder.ts";
+import { connectShowFiles, pushFolder, receivePull, type FolderPushed } from "../services/show-folder/show-transfer.ts";
+import type { ProgressFor } from "../services/show-folder/transfer-progress.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { DEFAULT_NODE, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
-import { ensureFolder, ShowFolder } from "./show-folder.ts";
-import { connectShowFiles, receivePull, sendPush } from "./show-transfer.ts";
+import { ProgressBar } from "./progress-bar.ts";
 
 export type FileCommandName = "pull" | "push" | "log";
 
@@ -71,6 +73,12 @@ function interruptSignal(): AbortSignal {
   return controller.signal;
 }
 
+/** A bar on stderr (drawn only on a terminal). */
+const bar =
+  (label: string): ProgressFor =>
+  (total) =>
+    new ProgressBar(label, total, process.stderr);
+
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** Runs `understudy NAME ARGV`; returns the exit code, throws AppError (a UsageError for a bad command line). */
@@ -119,7 +127,9 @@ export async function fileCommand(name: FileCommandName, argv: string[], out: Ou
 
 /** Connects to the node's `/files` (or, `direct`, the main's, when the node forwards there), runs `body`, and always closes. */
 async function withFiles(options: Record<string, unknown>, direct: boolean, body: (files: ShowFileClient) => Promise<number>): Promise<number> {
-  const files = await connectShowFiles(nodeTarget(options), direct);
+  const target = nodeTarget(options);
+  // A command is not a machine of the network: a fresh machine key pair per run.
+  const files = await connectShowFiles(target.address, { networkKey: target.networkKey, machine: nacl.sign.keyPair() }, direct);
   try {
     return await body(files);
   } finally {
@@ -129,7 +139,7 @@ async function withFiles(options: Record<string, unknown>, direct: boolean, body
 
 async function pull(files: ShowFileClient, folder: ShowFolder, out: Output): Promise<number> {
   // The folder is made only once the server answered: a failed first pull leaves no empty folder behind.
-  const applied = await receivePull(files, folder, folder.base, () => ensureFolder(folder.dir));
+  const applied = await receivePull(files, folder, folder.base, { prepare: () => ensureFolder(folder.dir), progressFor: bar("Pulling") });
   out(`${folder.dir} is at revision ${applied.head} (${plural(applied.written.length + applied.deleted.length, "file")} changed)\n`);
   return 0;
 }
@@ -171,16 +181,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 async function push(files: ShowFileClient, folder: ShowFolder, message: string, author: string, out: Output): Promise<number> {
-  const changes = folder.changes();
-  if (changes.length === 0) {
-    out(`Nothing to push: no file in ${folder.dir} changed since revision ${folder.base}.\n`);
-    return 0;
-  }
-  for (const change of changes) validateShowPath(change.path);
-  const base = folder.base;
-  let result: PushResult;
+  let result: FolderPushed | null;
   try {
-    result = await sendPush(files, folder, changes, { base, message, author });
+    result = await pushFolder(files, folder, { message, author }, { progressFor: bar("Pushing"), pullProgressFor: bar("Pulling") });
   } catch (error) {
     if (error instanceof RemoteError && error.code === "PUSH_CONFLICT") {
       throw new AppError(
@@ -191,14 +194,14 @@ async function push(files: ShowFileClient, folder: ShowFolder, message: string, 
     }
     throw error;
   }
-  const inStep = folder.recordPush(result.rev, changes);
+  if (result === null) {
+    out(`Nothing to push: no file in ${folder.dir} changed since revision ${folder.base}.\n`);
+    return 0;
+  }
   const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
-  out(`Pushed revision ${result.rev} (${plural(changes.length, "file")}); ${backup}\n`);
-  if (!inStep) {
-    // Others pushed between our base and our revision: bring their changes in now, or our next push would conflict with our own.
-    const caughtUp = await receivePull(files, folder, base);
-    const theirs = caughtUp.written.length + caughtUp.deleted.length;
-    out(`Also pulled ${plural(theirs, "file")} changed by others since revision ${base}; ${folder.dir} is at revision ${caughtUp.head}\n`);
+  out(`Pushed revision ${result.rev} (${plural(result.files, "file")}); ${backup}\n`);
+  if (result.caughtUp) {
+    out(`Also pulled ${plural(result.caughtUp.files, "file")} changed by others since revision ${result.caughtUp.since}; ${folder.dir} is at revision ${result.caughtUp.head}\n`);
   }
   return 0;
 }

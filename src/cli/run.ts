@@ -40,6 +40,9 @@ pages), which wins over the defaults.
   --discovery on|off        DNS-SD advertise and browse (default on)
   --discovery-interface IF  network interface for DNS-SD
   --log json|pretty         log format on stdout (default pretty)
+  --show-folder DIR         the show folder the Synced storage page pushes and pulls
+                            (an absolute path; fixed on the page when given here)
+  --auto-pull on|off        pull into the show folder at every new revision (default off)
 `;
 
 export function defaultDataDir(env: Record<string, string | undefined>): string {

@@ -41,6 +41,11 @@ export function formatHostPort({ host, port }: HostPort): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/** `/srv/show`, `D:\show` or `\\server\show`: what a relative path means depends on the working directory, unknown on a kiosk. */
+export function isAbsolutePath(path: string): boolean {
+  return path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path) || path.startsWith("\\\\");
+}
+
 const hostPort = z.string().refine((s) => parseHostPort(s) !== null, { message: "expected HOST:PORT, e.g. 10.0.0.2:7401" });
 const ms = (min: number, max: number) =>
   z.coerce
@@ -73,6 +78,10 @@ export const configSchema = z.strictObject({
   discovery: z.enum(["on", "off"]),
   discoveryInterface: z.string().min(1).nullable(),
   log: z.enum(["json", "pretty"]),
+  /** The operator's show folder on this machine, kept in step with the show file (the Synced storage panel). */
+  showFolder: z.string().min(1).max(4096).refine(isAbsolutePath, { message: "expected an absolute path, e.g. /srv/show or D:\\show" }).nullable(),
+  /** Pull into the show folder whenever the show file's head moves. */
+  autoPull: z.enum(["on", "off"]),
 });
 export type Config = z.infer<typeof configSchema>;
 export type ConfigKey = keyof Config;
@@ -104,6 +113,8 @@ export function defaultConfig(hostname: string): Config {
     discovery: "on",
     discoveryInterface: null,
     log: "pretty",
+    showFolder: null,
+    autoPull: "off",
   };
 }
 

@@ -2,6 +2,7 @@
  * Composition root: builds a machine's parts for its role and rebuilds them
  * when the setup pages change the role, without restarting the process.
  */
+import nacl from "tweetnacl";
 import { LICENSE_TYPE_LABELS } from "../core/license.ts";
 import { formatHostPort, parseHostPort, uiHostNames, type ConfigKey } from "../core/config.ts";
 import { roleChoices } from "../core/roles.ts";
@@ -25,6 +26,10 @@ import type { Permission, PermissionLevel } from "../core/permissions.ts";
 import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/status-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { RosterEntry } from "../services/console-service.ts";
+import { backupServes, FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
+import { checkShowFolder } from "../services/show-folder/show-folder-setting.ts";
+import { ReadOnlyWhileBackupServes } from "../services/files-service.ts";
+import type { SecureSocketOptions } from "../net/secure-socket.ts";
 
 export type NodeOptions = {
   dataDir: string;
@@ -44,12 +49,24 @@ export class MachineNode implements MachineControl {
   private discovery: Discovery | null = null;
   private readonly recorder: StatusHistory;
   private historyTimer: ReturnType<typeof setInterval> | null = null;
+  /** The operator's show folder kept in step with the show file (the Synced storage panel). */
+  private readonly sync: FolderSync;
+  private readonly syncKeys = nacl.sign.keyPair();
 
   private constructor(state: MachineState, log: Logger) {
     this.state = state;
     this.log = log;
     this.app = createWebApp(this, staticAssets(), { log });
     this.recorder = new StatusHistory(state.snapshot.config.failoverTimeoutMs);
+    this.sync = new FolderSync({
+      dataDir: state.dataDir,
+      settings: () => ({ folder: this.state.snapshot.config.showFolder, autoPull: this.state.snapshot.config.autoPull === "on" }),
+      node: () => this.ownFiles(),
+      readOnly: () => backupServes(this.status()),
+      author: () => this.state.snapshot.config.name,
+      now: () => Date.now(),
+      log,
+    });
   }
 
   /** Loads the data dir, checks the setup and opens the ports. Throws an AppError saying what is wrong. */
@@ -69,6 +86,7 @@ export class MachineNode implements MachineControl {
       throw error;
     }
     node.historyTimer = setInterval(() => node.recorder.record(node.status(), Date.now()), HISTORY_SAMPLE_MS);
+    node.sync.start();
     const snap = state.snapshot;
     options.log.info("started", {
       name: snap.config.name,
@@ -185,6 +203,54 @@ export class MachineNode implements MachineControl {
   /** The Synced storage panel's history; a stand-alone machine has no show file. */
   async showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean } | null> {
     return this.peer ? this.peer.showFileHistory(limit) : null;
+  }
+
+  folderSync(): FolderSyncView | null {
+    return this.peer ? this.sync.view() : null;
+  }
+
+  showFolderPinned(): boolean {
+    return this.state.snapshot.pinned.has("showFolder");
+  }
+
+  autoPullPinned(): boolean {
+    return this.state.snapshot.pinned.has("autoPull");
+  }
+
+  /** The show folder from the Synced storage page: an existing folder outside the data dir (InvalidInput on field "folder"). */
+  setShowFolder(folder: string): void {
+    if (this.showFolderPinned()) throw new AppError("SHOW_FOLDER_FIXED", "The show folder is fixed by --show-folder (or UNDERSTUDY_SHOW_FOLDER): change it there and restart.", { status: 409 });
+    this.sync.assertIdle();
+    this.state.saveSettings({ showFolder: checkShowFolder(folder, this.state.dataDir) });
+    this.log.info("show folder set", { folder });
+    this.sync.settingsChanged();
+  }
+
+  /** Auto-Pull on or off; like Push and Pull, not while the backup serves. */
+  setAutoPull(on: boolean): void {
+    if (this.autoPullPinned()) throw new AppError("AUTO_PULL_FIXED", "Auto-Pull is fixed by --auto-pull (or UNDERSTUDY_AUTO_PULL): change it there and restart.", { status: 409 });
+    if (backupServes(this.status())) throw new ReadOnlyWhileBackupServes();
+    this.state.saveSettings({ autoPull: on ? "on" : "off" });
+    this.log.info("auto-pull", { on });
+    this.sync.settingsChanged();
+  }
+
+  startPush(comment: string): void {
+    this.sync.startPush(comment);
+  }
+
+  startPull(): void {
+    this.sync.startPull();
+  }
+
+  /** This machine's own peer port, where the show folder's pushes and pulls start (loopback for a wildcard listen). */
+  private ownFiles(): { address: string; secure: SecureSocketOptions } | null {
+    const { networkKey } = this.state.snapshot;
+    if (!this.peer || networkKey === null) return null;
+    const at = parseHostPort(this.peer.endpoint.address)!;
+    const host = at.host === "0.0.0.0" ? "127.0.0.1" : at.host === "::" ? "::1" : at.host;
+    // Its own key pair, as a command's: a node refuses a connection from itself (same machine key).
+    return { address: formatHostPort({ host, port: at.port }), secure: { networkKey, machine: this.syncKeys } };
   }
 
   history(): HistorySnapshot {
@@ -328,6 +394,7 @@ export class MachineNode implements MachineControl {
   /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */
   async stop(): Promise<void> {
     if (this.historyTimer) clearInterval(this.historyTimer);
+    this.sync.stop();
     if (this.advertTimer) clearInterval(this.advertTimer);
     await this.discovery?.stop();
     this.discovery = null;

@@ -18,13 +18,13 @@ import { DelaysPage, DelayTable, RoutingPage, RoutingTable, StatusFacts, StatusP
 import { liveStream } from "./live-stream.ts";
 import { machineRows } from "../../views/machine-rows.ts";
 import { renderMetrics } from "./metrics.ts";
-import { StoragePage, StorageStatus, type StorageHistory } from "../../views/storage.tsx";
-import type { LogEntry } from "../services/show-file-protocol.ts";
+import { StorageLive } from "../../views/storage.tsx";
+import { registerStorage, storageView, type StorageControl } from "./storage-routes.tsx";
 import { withDefaultPort } from "./forms.ts";
 import type { RosterEntry } from "../services/console-service.ts";
 
-/** What the console needs from the machine. */
-export interface ConsoleControl {
+/** What the console needs from the machine (the Synced storage panel's part in storage-routes.tsx). */
+export interface ConsoleControl extends StorageControl {
   status(): MachineStatus;
   discovered(): Discovered;
   history(): HistorySnapshot;
@@ -42,12 +42,7 @@ export interface ConsoleControl {
   /** A client: the other clients as its server hears them (none at level 1). */
   otherClients(): RosterEntry[];
   setLevel(machineId: string, level: PermissionLevel): void;
-  /** The show file's last revisions (null: no show file here, a stand-alone machine). */
-  showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean } | null>;
 }
-
-/** Revisions the Synced storage panel lists. */
-export const STORAGE_HISTORY_LIMIT = 20;
 
 export const permissionFormSchema = z.object({
   machine: z.string({ message: "Choose a machine." }).regex(/^[0-9a-f]{16}$/, "That is not a machine id."),
@@ -94,7 +89,7 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
       case "routing":
         return <>{bar}<RoutingTable status={status} rows={machinesView().rows} outOfBand /></>;
       case "storage":
-        return <>{bar}<StorageStatus status={status} outOfBand /></>;
+        return <>{bar}<StorageLive view={{ ...storageView(machine), status }} /></>;
       case "setup":
         return bar;
     }
@@ -111,16 +106,7 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
   app.get("/machines", (c) => c.html(<MachinesPage view={machinesView()} />));
   app.get("/delays", (c) => c.html(<DelaysPage status={machine.status()} history={history()} />));
   app.get("/routing", (c) => c.html(<RoutingPage status={machine.status()} rows={machinesView().rows} />));
-  app.get("/storage", async (c) => {
-    let history: StorageHistory;
-    try {
-      history = await machine.showFileHistory(STORAGE_HISTORY_LIMIT);
-    } catch (error) {
-      if (!(error instanceof AppError)) throw error;
-      history = { error: error.message };
-    }
-    return c.html(<StoragePage status={machine.status()} history={history} />);
-  });
+  registerStorage(app, machine);
   app.get("/metrics", (c) => c.text(renderMetrics(machine.status(), machine.history()), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
 
   app.post("/machines/backup", async (c) => {

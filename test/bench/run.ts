@@ -1,6 +1,6 @@
 /**
  * `bun run bench [NAME]`: benchmarks that print tables (never timed
- * assertions in tests). NAME: failover | store | crypto | flood | hub | faults | console (default: all).
+ * assertions in tests). NAME: failover | store | crypto | flood | hub | faults | console | folder-sync (default: all).
  */
 const benches: Record<string, string> = {
   failover: `${import.meta.dir}/failover.ts`,
@@ -10,6 +10,7 @@ const benches: Record<string, string> = {
   hub: `${import.meta.dir}/hub.ts`,
   faults: `${import.meta.dir}/faults.ts`,
   console: `${import.meta.dir}/console.ts`,
+  "folder-sync": `${import.meta.dir}/folder-sync.ts`,
 };
 const names = process.argv.slice(2);
 for (const name of names) {

@@ -8,7 +8,7 @@ import { afterEach, expect, test } from "bun:test";
 import { createHash, randomFillSync } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { STATE_DIR } from "../../src/cli/show-folder.ts";
+import { STATE_DIR } from "../../src/services/show-folder/show-folder.ts";
 import { Cluster } from "../support/cluster.ts";
 import { tempDir } from "../support/machine-process.ts";
 import { waitFor } from "../support/wait-for.ts";

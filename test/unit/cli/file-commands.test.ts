@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UsageError } from "../../../src/cli/args.ts";
 import { fileCommand, type FileCommandName } from "../../../src/cli/file-commands.ts";
-import { ShowFolder } from "../../../src/cli/show-folder.ts";
+import { ShowFolder } from "../../../src/services/show-folder/show-folder.ts";
 import { AppError } from "../../../src/core/errors.ts";
 import { READ_ONLY_MESSAGE } from "../../../src/services/show-file-protocol.ts";
 import { waitFor } from "../../support/wait-for.ts";
@@ -123,7 +123,7 @@ test("a push over someone else's change is refused naming the paths, and says to
   expect(error.message).toContain("Pull first");
   expect(show.head).toBe(2);
   expect(ShowFolder.open(booth).base).toBe(1);
-  expect(ShowFolder.open(booth).changes().map((c) => c.path)).toEqual(["cues.json", "notes.txt"]);
+  expect((await ShowFolder.open(booth).changes()).map((c) => c.path)).toEqual(["cues.json", "notes.txt"]);
 
   // The pull names the same file as in the way and writes nothing.
   const blocked = await failure("pull", booth);

@@ -1,5 +1,5 @@
 /**
- * The writing half of `understudy pull`: fetches the chunks of every file to
+ * The writing half of a pull (`understudy pull`, the Synced storage panel): fetches the chunks of every file to
  * write, a window at a time across files (so a thousand small files are not a
  * thousand round trips), checks each chunk's hash, and writes each file to
  * DIR/.understudy/incoming/<hash> before renaming it into place.
@@ -12,11 +12,12 @@
 import { open } from "node:fs/promises";
 import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { AppError } from "../core/errors.ts";
-import { InFlight } from "../services/asset-protocol.ts";
-import { sha256Hex } from "../store/content-hash.ts";
+import { AppError } from "../../core/errors.ts";
+import { InFlight } from "../asset-protocol.ts";
+import { sha256Hex } from "../../store/content-hash.ts";
 import { CHUNK_BYTES, readChunkAt } from "./file-chunks.ts";
-import type { ProgressBar } from "./progress-bar.ts";
+import { nextTurn } from "./next-turn.ts";
+import type { ProgressFor } from "./transfer-progress.ts";
 
 /** Chunks fetched at once: enough to keep the link busy, few enough to bound memory (1 MiB each). */
 export const PULL_WINDOW = 16;
@@ -40,9 +41,6 @@ export class PulledChunkDamaged extends AppError {
   }
 }
 
-/** Makes the progress bar once the bytes to write are known; null for none. */
-export type ProgressFor = (totalBytes: number) => ProgressBar | null;
-
 /** Writes `files` into `dir` (whose bookkeeping folder is `stateDir`); returns when all are in place. */
 export async function downloadFiles(dir: string, stateDir: string, files: readonly FileToWrite[], fetch: ChunkFetcher, progressFor: ProgressFor = () => null): Promise<void> {
   const incoming = join(dir, stateDir, INCOMING_DIR);
@@ -50,7 +48,7 @@ export async function downloadFiles(dir: string, stateDir: string, files: readon
   const progress = files.length === 0 ? null : progressFor(files.reduce((n, f) => n + f.size, 0));
   const jobs = files.map((file) => ({ file, fd: -1, from: 0 }));
   for (const job of jobs) {
-    job.from = resumePoint(join(incoming, job.file.hash), job.file);
+    job.from = await resumePoint(join(incoming, job.file.hash), job.file);
     progress?.skip(Math.min(job.file.size, job.from * CHUNK_BYTES));
   }
   const fetches = new InFlight<{ job: (typeof jobs)[number]; idx: number; bytes: Uint8Array }>(PULL_WINDOW);
@@ -91,11 +89,17 @@ export async function downloadFiles(dir: string, stateDir: string, files: readon
       for (let idx = job.from; idx < job.file.chunks.length; idx++) {
         const hash = job.file.chunks[idx]!;
         const ready = await fetches.add(fetch(hash).then((bytes) => ({ job, idx, bytes })));
-        if (ready) write(ready);
+        if (ready) {
+          write(ready);
+          await nextTurn();
+        }
         if (finished.length >= PLACE_BATCH) await place();
       }
     }
-    while (fetches.size > 0) write(await fetches.next());
+    while (fetches.size > 0) {
+      write(await fetches.next());
+      await nextTurn();
+    }
     await place();
     progress?.finish();
   } catch (error) {
@@ -120,7 +124,7 @@ async function syncFile(path: string): Promise<void> {
 }
 
 /** How many leading chunks of an interrupted download still check out (its file is cut to them). */
-function resumePoint(part: string, file: FileToWrite): number {
+async function resumePoint(part: string, file: FileToWrite): Promise<number> {
   let have: number;
   try {
     have = statSync(part).size;
@@ -128,14 +132,14 @@ function resumePoint(part: string, file: FileToWrite): number {
     return 0;
   }
   const whole = Math.min(file.chunks.length, Math.floor(have / CHUNK_BYTES) + (have === file.size ? 1 : 0));
-  const fd = openSync(part, "r+");
+  const handle = await open(part, "r+");
   try {
     let good = 0;
-    while (good < whole && sha256Hex(readChunkAt(fd, good, Math.min(have, file.size))) === file.chunks[good]) good++;
-    ftruncateSync(fd, Math.min(have, good * CHUNK_BYTES));
+    while (good < whole && sha256Hex(await readChunkAt(handle, good, Math.min(have, file.size))) === file.chunks[good]) good++;
+    await handle.truncate(Math.min(have, good * CHUNK_BYTES));
     return good;
   } finally {
-    closeSync(fd);
+    await handle.close();
   }
 }
 

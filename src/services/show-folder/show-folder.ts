@@ -1,6 +1,6 @@
 /**
  * A folder of show files kept in step with the server: the folder side of
- * `understudy pull` and `understudy push`.
+ * `understudy pull` and `understudy push`, and of the node's Synced storage panel.
  *
  * The folder remembers, in DIR/.understudy/state.json, the revision it was last
  * in step with (its base) and the SHA-256 of every file as of that base. A local
@@ -18,18 +18,23 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { AppError } from "../core/errors.ts";
-import { assertNoShowPathCollisions, InvalidShowPath, SHOW_FOLDER_STATE_NAME, showPathProblem } from "../core/show-paths.ts";
-import type { PullResult } from "../services/show-file-protocol.ts";
-import { writeFileAtomic } from "../store/atomic-file.ts";
-import { SHA256_HEX, fileHashOfChunks } from "../store/content-hash.ts";
+import { AppError } from "../../core/errors.ts";
+import { assertNoShowPathCollisions, InvalidShowPath, SHOW_FOLDER_STATE_NAME, showPathProblem } from "../../core/show-paths.ts";
+import type { PullResult } from "../show-file-protocol.ts";
+import { writeFileAtomic } from "../../store/atomic-file.ts";
+import { SHA256_HEX, fileHashOfChunks } from "../../store/content-hash.ts";
 import { chunkFile, type ChunkedFile } from "./file-chunks.ts";
-import { downloadFiles, type ChunkFetcher, type FileToWrite, type ProgressFor } from "./pull-download.ts";
+import type { FileHashCache } from "./file-hash-cache.ts";
+import { downloadFiles, type ChunkFetcher, type FileToWrite } from "./pull-download.ts";
+import { nextTurn } from "./next-turn.ts";
 import { loadIgnoreRule } from "./show-ignore.ts";
+import type { ProgressFor } from "./transfer-progress.ts";
 
 /** The folder's own bookkeeping, never scanned, pushed or pulled into. */
 export const STATE_DIR = SHOW_FOLDER_STATE_NAME;
 export const STATE_FILE = "state.json";
+/** Files looked at between two turns of the event loop when listing changes. */
+const YIELD_EVERY_FILES = 256;
 
 const stateSchema = z.strictObject({
   version: z.literal(1),
@@ -134,18 +139,24 @@ export class ShowFolder {
 
   /**
    * Every difference between the folder and its base, sorted by path; paths `.understudyignore` matches are
-   * left out. Links and special files are left out too, named in one `warn` line.
+   * left out. Links and special files are left out too, named in one `warn` line. With a `cache`, files
+   * unchanged since an earlier scan are not read again.
    */
-  changes(warn: Warn = warnOnStderr): LocalChange[] {
+  async changes(options: { warn?: Warn; cache?: FileHashCache } = {}): Promise<LocalChange[]> {
+    const { warn = warnOnStderr, cache } = options;
     const ignored = loadIgnoreRule(this.dir);
     const { files, skipped } = this.scan();
     const shown = skipped.filter((path) => !ignored(path));
     if (shown.length > 0) warn(`Skipped ${shown.length === 1 ? "1 entry that is" : `${shown.length} entries that are`} not a regular file or folder (links are never followed): ${list(shown)}\n`);
     const present = new Set(files.filter((path) => !ignored(path)));
+    cache?.keepOnly(new Set([...present].map((path) => join(this.dir, path))));
     const out: LocalChange[] = [];
+    let looked = 0;
     for (const path of present) {
+      // Remembered hashes answer without I/O, so nothing else would hand the event loop back in a large folder.
+      if (++looked % YIELD_EVERY_FILES === 0) await nextTurn();
       const recorded = this.state.files[path];
-      const file = chunkFile(join(this.dir, path));
+      const file = cache ? await cache.chunk(join(this.dir, path)) : await chunkFile(join(this.dir, path));
       if (recorded === undefined) out.push({ path, kind: "added", file });
       else if (recorded !== file.hash) out.push({ path, kind: "changed", file });
     }
@@ -166,10 +177,11 @@ export class ShowFolder {
     const incoming = result.changes.map((c) => ({ path: checkedPath(c.path), content: "deleted" in c ? null : { size: c.size, chunks: c.chunks } }));
     assertNoShowPathCollisions(incoming.filter((c) => c.content !== null).map((c) => c.path));
     const deleting = new Set(incoming.filter((c) => c.content === null).map((c) => c.path));
-    const plan = incoming.map((change) => {
+    const plan = [];
+    for (const change of incoming) {
       this.checkAncestors(change.path, change.content !== null, deleting);
-      return { ...change, theirs: change.content === null ? null : fileHashOfChunks(change.content.chunks), local: this.localHash(change.path) };
-    });
+      plan.push({ ...change, theirs: change.content === null ? null : fileHashOfChunks(change.content.chunks), local: await this.localHash(change.path) });
+    }
     const blocked = plan.find((step) => step.content !== null && step.local === "other");
     if (blocked) throw new PullTargetBlocked(this.dir, blocked.path, "it is a folder or a link");
     const inTheWay = plan.filter((step) => step.local !== "other" && step.local !== (this.state.files[step.path] ?? null) && step.local !== step.theirs);
@@ -241,11 +253,11 @@ export class ShowFolder {
   }
 
   /** SHA-256 of the file at `path`, null when there is none, "other" for a folder, link or device. */
-  private localHash(path: string): string | null | "other" {
+  private async localHash(path: string): Promise<string | null | "other"> {
     const stats = lstatOrNull(join(this.dir, path));
     if (stats === null) return null;
     if (!stats.isFile()) return "other";
-    return chunkFile(join(this.dir, path)).hash;
+    return (await chunkFile(join(this.dir, path))).hash;
   }
 
   /** Every folder on the way to `path` must be a real folder here (a link could lead outside). */

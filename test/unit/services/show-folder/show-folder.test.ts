@@ -2,11 +2,11 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AppError } from "../../../src/core/errors.ts";
-import { InvalidShowPath } from "../../../src/core/show-paths.ts";
-import { LocalChangesInTheWay, PullTargetBlocked, ShowFolder, ShowFolderStateDamaged, STATE_DIR, STATE_FILE } from "../../../src/cli/show-folder.ts";
-import type { PullResult } from "../../../src/services/show-file-protocol.ts";
-import { sha256Hex } from "../../../src/store/content-hash.ts";
+import { AppError } from "../../../../src/core/errors.ts";
+import { InvalidShowPath } from "../../../../src/core/show-paths.ts";
+import { LocalChangesInTheWay, PullTargetBlocked, ShowFolder, ShowFolderStateDamaged, STATE_DIR, STATE_FILE } from "../../../../src/services/show-folder/show-folder.ts";
+import type { PullResult } from "../../../../src/services/show-file-protocol.ts";
+import { sha256Hex } from "../../../../src/store/content-hash.ts";
 
 const temps: string[] = [];
 afterEach(() => {
@@ -43,7 +43,7 @@ function contents(dir: string): Record<string, string> {
   }
   return out;
 }
-const summary = (folder: ShowFolder) => folder.changes().map((c) => `${c.kind} ${c.path}${c.file ? ` ${read(folder.dir, c.path)}` : ""}`);
+const summary = async (folder: ShowFolder) => (await folder.changes()).map((c) => `${c.kind} ${c.path}${c.file ? ` ${read(folder.dir, c.path)}` : ""}`);
 
 /** A folder at revision 2 holding a.txt and sub/b.txt. */
 async function pulledFolder() {
@@ -72,7 +72,7 @@ test("a first pull into an empty folder writes the files and records the revisio
   expect(contents(dir)).toEqual({ "a.txt": "alpha", "sub/b.txt": "beta" });
   expect(folder.base).toBe(2);
   expect(folder.recorded).toEqual({ "a.txt": sha256Hex(Buffer.from("alpha")), "sub/b.txt": sha256Hex(Buffer.from("beta")) });
-  expect(folder.changes()).toEqual([]);
+  expect(await folder.changes()).toEqual([]);
 });
 
 test("changes are files added, changed and deleted since the base, sorted, with forward slashes", async () => {
@@ -82,14 +82,14 @@ test("changes are files added, changed and deleted since the base, sorted, with 
   mkdirSync(join(dir, "new/deeper"), { recursive: true });
   writeFileSync(join(dir, "new/deeper/c.txt"), "gamma");
   writeFileSync(join(dir, STATE_DIR, "notes"), "bookkeeping is never a change");
-  expect(summary(folder)).toEqual(["changed a.txt ALPHA", "added new/deeper/c.txt gamma", "deleted sub/b.txt"]);
+  expect(await summary(folder)).toEqual(["changed a.txt ALPHA", "added new/deeper/c.txt gamma", "deleted sub/b.txt"]);
 });
 
 test("a file written back to its base content is not a change", async () => {
   const { dir, folder } = await pulledFolder();
   writeFileSync(join(dir, "a.txt"), "edited");
   writeFileSync(join(dir, "a.txt"), "alpha");
-  expect(folder.changes()).toEqual([]);
+  expect(await folder.changes()).toEqual([]);
 });
 
 test("a pull deletes what the server deleted and removes folders left empty", async () => {
@@ -172,22 +172,22 @@ test("local changes the pull does not touch stay local changes; identical conten
   writeFileSync(join(dir, "same.txt"), "both made this");
   await folder.applyPull(pulled(3, { "sub/b.txt": "beta 2", "same.txt": "both made this" }), fetchServed);
   expect(contents(dir)).toEqual({ "a.txt": "my edit", "same.txt": "both made this", "sub/b.txt": "beta 2" });
-  expect(summary(folder)).toEqual(["changed a.txt my edit"]);
+  expect(await summary(folder)).toEqual(["changed a.txt my edit"]);
 });
 
 test("the state survives a reopen, and a push moves the base only when no one pushed in between", async () => {
   const { dir, folder } = await pulledFolder();
   writeFileSync(join(dir, "a.txt"), "pushed");
-  expect(folder.recordPush(3, folder.changes())).toBe(true);
+  expect(folder.recordPush(3, await folder.changes())).toBe(true);
   const reopened = ShowFolder.open(dir);
   expect(reopened.base).toBe(3);
   expect(reopened.recorded).toEqual(folder.recorded);
-  expect(reopened.changes()).toEqual([]);
+  expect(await reopened.changes()).toEqual([]);
 
   writeFileSync(join(dir, "c.txt"), "later");
-  expect(reopened.recordPush(6, reopened.changes())).toBe(false);
+  expect(reopened.recordPush(6, await reopened.changes())).toBe(false);
   expect(ShowFolder.open(dir).base).toBe(3);
-  expect(ShowFolder.open(dir).changes()).toEqual([]);
+  expect(await ShowFolder.open(dir).changes()).toEqual([]);
 });
 
 describe("a damaged state file is a clear error", () => {
@@ -219,26 +219,26 @@ describe("names the file system allows, and what a push leaves out (hostile-netw
     const folder = ShowFolder.open(dir);
     expect((await folder.applyPull(pulled(1, { [`sub/${longest}`]: "x" }), fetchServed)).written).toEqual([`sub/${longest}`]);
     expect(read(dir, `sub/${longest}`)).toBe("x");
-    expect(ShowFolder.open(dir).changes()).toEqual([]);
+    expect(await ShowFolder.open(dir).changes()).toEqual([]);
   });
 
-  test("links and special files are left out of a push, named in one warning line", () => {
+  test("links and special files are left out of a push, named in one warning line", async () => {
     const dir = tempDir();
     mkdirSync(join(dir, "sub"));
     writeFileSync(join(dir, "real.txt"), "r");
     symlinkSync(join(dir, "real.txt"), join(dir, "sub", "link.txt"));
     symlinkSync("/etc", join(dir, "etc"));
     const warnings: string[] = [];
-    const changes = ShowFolder.open(dir).changes((line) => warnings.push(line));
+    const changes = await ShowFolder.open(dir).changes({ warn: (line) => warnings.push(line) });
     expect(changes.map((c) => c.path)).toEqual(["real.txt"]);
     expect(warnings).toEqual(['Skipped 2 entries that are not a regular file or folder (links are never followed): "etc", "sub/link.txt"\n']);
   });
 
-  test("no warning when there is nothing to leave out", () => {
+  test("no warning when there is nothing to leave out", async () => {
     const dir = tempDir();
     writeFileSync(join(dir, "a.txt"), "a");
     const warnings: string[] = [];
-    ShowFolder.open(dir).changes((line) => warnings.push(line));
+    await ShowFolder.open(dir).changes({ warn: (line) => warnings.push(line) });
     expect(warnings).toEqual([]);
   });
 });

@@ -1,13 +1,13 @@
-/** A pull cut short goes on where it stopped (cli/pull-download.ts through ShowFolder.applyPull). */
+/** A pull cut short goes on where it stopped (services/show-folder/pull-download.ts through ShowFolder.applyPull). */
 import { afterEach, expect, test } from "bun:test";
 import { randomFillSync } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CHUNK_BYTES } from "../../../src/cli/file-chunks.ts";
-import { ShowFolder, STATE_DIR } from "../../../src/cli/show-folder.ts";
-import type { PullResult } from "../../../src/services/show-file-protocol.ts";
-import { sha256Hex } from "../../../src/store/content-hash.ts";
+import { CHUNK_BYTES } from "../../../../src/services/show-folder/file-chunks.ts";
+import { ShowFolder, STATE_DIR } from "../../../../src/services/show-folder/show-folder.ts";
+import type { PullResult } from "../../../../src/services/show-file-protocol.ts";
+import { sha256Hex } from "../../../../src/store/content-hash.ts";
 
 const temps: string[] = [];
 afterEach(() => {
@@ -60,4 +60,23 @@ test("a pull cut short keeps what it wrote and fetches only the rest when run ag
   for (const path of Object.keys(show.contents)) expect(readFileSync(join(dir, path)).equals(show.contents[path]!)).toBe(true);
   expect(ShowFolder.open(dir).base).toBe(1);
   expect(readdirSync(join(dir, STATE_DIR, "incoming"))).toEqual([]);
+});
+
+test("chunks that arrive together are written one event-loop turn apart, so the node's timers (its heartbeats) run in between", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "understudy-turns-"));
+  temps.push(dir);
+  // More chunks than the window: once it is full, every fetch is already answered (a burst off the wire).
+  const show = server({ "clip.bin": 40 * CHUNK_BYTES });
+  const order: string[] = [];
+  const timer = setInterval(() => order.push("timer"), 0);
+  try {
+    await ShowFolder.open(dir).applyPull(show.result, show.fetch, () => ({ skip() {}, advance: () => order.push("chunk"), finish() {}, abandon() {} }));
+  } finally {
+    clearInterval(timer);
+  }
+  const chunks = order.map((what, i) => (what === "chunk" ? i : -1)).filter((i) => i >= 0);
+  expect(chunks).toHaveLength(40);
+  // Between the first and the last chunk written, the timer got its turn again and again.
+  const timerTurns = order.slice(chunks[0], chunks.at(-1)).filter((what) => what === "timer").length;
+  expect(timerTurns).toBeGreaterThan(10);
 });

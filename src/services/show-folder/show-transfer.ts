@@ -1,0 +1,152 @@
+/**
+ * The network half of a push and a pull (`understudy push|pull` and the
+ * node's Synced storage panel): which chunks travel, in what order, and how a
+ * push becomes one revision.
+ *
+ * Push: ask which chunks the main lacks, send those (read from disk a window
+ * at a time, never a whole file in memory), then name every changed file by
+ * its chunks in one `push` call, which the main writes as one revision or not
+ * at all. Pull: list what changed, then fetch the chunks the folder lacks.
+ */
+import { open, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { AppError } from "../../core/errors.ts";
+import { validateShowPath } from "../../core/show-paths.ts";
+import { InFlight } from "../asset-protocol.ts";
+import { pushTimeoutMs } from "../files-service.ts";
+import { RemoteError } from "../../net/rpc.ts";
+import { connectSecure, type SecureSocketOptions } from "../../net/secure-socket.ts";
+import { ShowFileClient } from "../show-file-client.ts";
+import { MAX_HASHES_PER_CALL, missingResult, pullResult, pushResult, routeResult, type FileChange, type PushParams, type PushResult } from "../show-file-protocol.ts";
+import { INLINE_CHUNK_BYTES } from "../../store/chunk-intake.ts";
+import { CHUNK_BYTES, readChunkAt } from "./file-chunks.ts";
+import type { FileHashCache } from "./file-hash-cache.ts";
+import type { LocalChange, PullApplied, ShowFolder, Warn } from "./show-folder.ts";
+import type { ProgressFor } from "./transfer-progress.ts";
+
+/** Chunks in flight while pushing: enough to keep the link busy through a forwarding node, 1 MiB each. */
+export const PUSH_WINDOW = 16;
+
+/** A file changed on disk between being read for the push and being sent. */
+export class FileChangedWhilePushing extends AppError {
+  constructor(path: string) {
+    super("FILE_CHANGED_DURING_PUSH", `${JSON.stringify(path)} changed while it was being pushed. Nothing was pushed; wait until it is saved, then push again.`, { status: 409 });
+    this.name = "FileChangedWhilePushing";
+  }
+}
+
+/**
+ * The node's `/files` at `address`, or, when `direct` and the node only forwards to the main, the
+ * main's own: every chunk of a push or pull then crosses one hop, not two, and the node does not
+ * open and seal each megabyte again. Anything that goes wrong on the way there (an older node, a
+ * main this machine cannot reach itself) keeps the node's connection, which forwards as before.
+ */
+export async function connectShowFiles(address: string, secure: SecureSocketOptions, direct: boolean): Promise<ShowFileClient> {
+  const node = new ShowFileClient();
+  node.attach(await connectSecure(address, "/files", secure, () => node.events()));
+  if (!direct) return node;
+  try {
+    const { forwardTo } = await node.call("files.route", {}, routeResult);
+    if (forwardTo === null) return node;
+    const main = new ShowFileClient();
+    main.attach(await connectSecure(forwardTo, "/files", secure, () => main.events()));
+    node.close();
+    return main;
+  } catch {
+    return node;
+  }
+}
+
+/** Sends the chunks the main lacks, then the push itself; sends again once if the main lost some meanwhile. */
+export async function sendPush(files: ShowFileClient, folder: ShowFolder, changes: readonly LocalChange[], params: Omit<PushParams, "changes" | "pushId">, progressFor: ProgressFor = () => null): Promise<PushResult> {
+  const wire: FileChange[] = changes.map((c) => (c.file === null ? { path: c.path, deleted: true } : { path: c.path, size: c.file.size, chunks: [...c.file.chunks] }));
+  const push: PushParams = { ...params, changes: wire, pushId: randomUUID() };
+  for (let attempt = 0; ; attempt++) {
+    await sendMissingChunks(files, folder.dir, changes, progressFor);
+    try {
+      return await files.call("push", push, pushResult, pushTimeoutMs(push));
+    } catch (error) {
+      // Chunks unused for a while may be reclaimed between asking and pushing: send them again, once.
+      if (attempt === 0 && error instanceof RemoteError && error.code === "CHUNKS_MISSING") continue;
+      throw error;
+    }
+  }
+}
+
+async function sendMissingChunks(files: ShowFileClient, dir: string, changes: readonly LocalChange[], progressFor: ProgressFor): Promise<void> {
+  // Where each chunk can be read: the first file and index that has it.
+  const where = new Map<string, { path: string; idx: number; size: number }>();
+  for (const change of changes) {
+    change.file?.chunks.forEach((hash, idx) => {
+      if (!where.has(hash)) where.set(hash, { path: change.path, idx, size: change.file!.size });
+    });
+  }
+  // Small chunks are sent without asking first (a round trip costs more than sending them); large ones only when the main lacks them.
+  const length = (hash: string) => Math.min(where.get(hash)!.size - where.get(hash)!.idx * CHUNK_BYTES, CHUNK_BYTES);
+  const hashes = [...where.keys()].filter((hash) => length(hash) > INLINE_CHUNK_BYTES);
+  const missing = [...where.keys()].filter((hash) => length(hash) <= INLINE_CHUNK_BYTES);
+  for (let i = 0; i < hashes.length; i += MAX_HASHES_PER_CALL) {
+    missing.push(...(await files.call("files.missing", { hashes: hashes.slice(i, i + MAX_HASHES_PER_CALL) }, missingResult)).missing);
+  }
+  const total = missing.reduce((n, hash) => n + length(hash), 0);
+  const progress = total > 0 ? progressFor(total) : null;
+  const sends = new InFlight<{ expected: string; path: string; got: string; bytes: number }>(PUSH_WINDOW);
+  const done = (sent: { expected: string; path: string; got: string; bytes: number } | undefined) => {
+    if (!sent) return;
+    if (sent.got !== sent.expected) throw new FileChangedWhilePushing(sent.path);
+    progress?.advance(sent.bytes);
+  };
+  const handles = new Map<string, FileHandle>();
+  try {
+    for (const hash of missing) {
+      const at = where.get(hash)!;
+      let handle = handles.get(at.path);
+      if (handle === undefined) {
+        for (const [path, other] of handles) if (path !== at.path) await other.close(), handles.delete(path);
+        handle = await open(join(dir, at.path), "r");
+        handles.set(at.path, handle);
+      }
+      const bytes = await readChunkAt(handle, at.idx, at.size);
+      done(await sends.add(files.putChunk(bytes).then((r) => ({ expected: hash, path: at.path, got: r.hash, bytes: bytes.length }))));
+    }
+    while (sends.size > 0) done(await sends.next());
+    progress?.finish();
+  } catch (error) {
+    progress?.abandon();
+    throw error;
+  } finally {
+    for (const handle of handles.values()) await handle.close();
+  }
+}
+
+/** Brings `folder` from its base to the head: the change list, then the chunks it lacks. */
+export async function receivePull(files: ShowFileClient, folder: ShowFolder, since: number, options: { prepare?: () => void; progressFor?: ProgressFor } = {}): Promise<PullApplied & { head: number }> {
+  const result = await files.call("pull", { since }, pullResult, 120_000);
+  options.prepare?.();
+  const applied = await folder.applyPull(result, (hash) => files.readChunk(hash), options.progressFor);
+  return { ...applied, head: result.head };
+}
+
+/** What a push of a folder did; `caughtUp` when others had pushed meanwhile and their changes were pulled after it. */
+export type FolderPushed = PushResult & { files: number; caughtUp: { files: number; since: number; head: number } | null };
+
+/**
+ * Pushes every change in `folder` since its base as one revision, records it, and pulls what others
+ * pushed in between (or the next push would conflict with our own). Null when nothing changed.
+ */
+export async function pushFolder(
+  files: ShowFileClient,
+  folder: ShowFolder,
+  params: { message: string; author: string },
+  options: { warn?: Warn; cache?: FileHashCache; progressFor?: ProgressFor; pullProgressFor?: ProgressFor } = {},
+): Promise<FolderPushed | null> {
+  const changes = await folder.changes({ warn: options.warn, cache: options.cache });
+  if (changes.length === 0) return null;
+  for (const change of changes) validateShowPath(change.path);
+  const base = folder.base;
+  const result = await sendPush(files, folder, changes, { base, ...params }, options.progressFor);
+  if (folder.recordPush(result.rev, changes)) return { ...result, files: changes.length, caughtUp: null };
+  const caughtUp = await receivePull(files, folder, base, { progressFor: options.pullProgressFor });
+  return { ...result, files: changes.length, caughtUp: { files: caughtUp.written.length + caughtUp.deleted.length, since: base, head: caughtUp.head } };
+}
