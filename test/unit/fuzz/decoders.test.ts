@@ -12,6 +12,8 @@ import { deriveHeartbeatKey } from "../../../src/net/crypto.ts";
 import { FrameKind, frameKind, openEnvelope, sealEnvelope } from "../../../src/net/envelope.ts";
 import { HandshakeInitiator, HandshakeResponder, HELLO_BYTES, type HandshakeStep } from "../../../src/net/handshake.ts";
 import { HeartbeatCodec, heartbeatSchema, newBootId } from "../../../src/net/heartbeat.ts";
+import { HeartbeatKeys } from "../../../src/net/heartbeat-keys.ts";
+import { fingerprint } from "../../../src/core/keys.ts";
 import { replicateRequestSchema, safeJson } from "../../../src/services/hub-service.ts";
 import { MAX_PAIRING_FRAME_BYTES, PairingService, pairingFrameSchema, parsePairingFrame, type PairingSide } from "../../../src/services/pairing-service.ts";
 import { createLogger } from "../../../src/log.ts";
@@ -88,6 +90,27 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
         roll === 0 ? fuzz.randomBytes(1300) : roll === 1 ? fuzz.mutate(valid) : sealEnvelope(key, FrameKind.heartbeat, nacl.randomBytes(24), text.encode(fuzz.jsonText().slice(0, 1100)));
       const decoded = survives("HeartbeatCodec.decode", input, () => codec.decode(input, "fuzz"));
       if (!(decoded instanceof AppError)) expect(heartbeatSchema.safeParse(decoded).success).toBe(true);
+    }
+  });
+
+  test("machine-sealed heartbeats: mutated ones are refused with a code, and none opens as sealed by anyone but its sender", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} machine-sealed heartbeat`);
+    const clock = { now: () => 0 };
+    const sender = nacl.sign.keyPair();
+    const receiver = nacl.sign.keyPair();
+    const senderKeys = new HeartbeatKeys(sender, clock);
+    senderKeys.pin(receiver.publicKey);
+    const receiverCodec = new HeartbeatCodec(networkKey, undefined, new HeartbeatKeys(receiver, clock));
+    const beat = {
+      id: fingerprint(sender.publicKey), role: "main" as const, state: "active" as const, epoch: 1, activeEpoch: 1, stamp: { boot: newBootId(), seq: 1, sentAt: 1 },
+      echo: null, echoHeldMs: null, challenge: false, showFileRevision: 0, msSinceHeardMain: 0, msSinceHeardBackup: null, condition: null,
+      syncProgress: null, pairedWith: null, lanes: null, hubCopied: null, name: "m",
+    };
+    const valid = new HeartbeatCodec(networkKey, undefined, senderKeys).encode(beat, fingerprint(receiver.publicKey));
+    for (let i = 0; i < RUNS; i++) {
+      const input = i % 5 === 0 ? fuzz.randomBytes(1300) : fuzz.mutate(valid);
+      const opened = survives("HeartbeatCodec.open", input, () => receiverCodec.open(input, "fuzz"));
+      if (!(opened instanceof AppError)) expect((opened as { sealedBy: string | null }).sealedBy).toBe(beat.id);
     }
   });
 

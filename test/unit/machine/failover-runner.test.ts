@@ -18,7 +18,7 @@ const at = (host: string): Endpoint => ({ host, port: 7401 });
 class Machine {
   readonly sent: { hb: Heartbeat; to: Endpoint }[] = [];
   readonly effects: Effect[] = [];
-  readonly verdicts: Verdict[] = [];
+  readonly verdicts: (Verdict | "untrusted")[] = [];
   readonly uplinks: UplinkTarget[] = [];
   readonly runner: FailoverRunner;
   constructor(
@@ -42,6 +42,7 @@ class Machine {
       timers: { every: () => () => {} },
       log: { info: () => {}, warn: () => {} },
       hooks: { startServing: () => {}, stopServing: () => {}, catchUp: (_e, done) => done(true), uplink: (t) => void this.uplinks.push(t) },
+      knownServers: () => ({ main: "main", backup: null }),
       observer: { effect: (fx) => void this.effects.push(fx), heartbeat: (_hb, v) => void this.verdicts.push(v) },
     });
   }
@@ -49,7 +50,8 @@ class Machine {
   deliverTo(other: Machine, host: string): Heartbeat[] {
     const out = this.sent.filter((s) => s.to.host === host);
     this.sent.length = 0;
-    for (const { hb } of out) other.runner.onHeartbeat(hb, at(this.runner.current.role === "client" ? "c1" : "main"));
+    // Sealed under the pair key of the two machines, as the heartbeat socket does once it knows the receiver's key.
+    for (const { hb } of out) other.runner.onHeartbeat(hb, at(this.runner.current.role === "client" ? "c1" : "main"), hb.id);
     return out.map((s) => s.hb);
   }
 }
@@ -87,11 +89,34 @@ describe("failover runner", () => {
     clock.advance(5000);
     client.verdicts.length = 0;
     // Replayed as it was, and with the client restarted (a new boot it never echoed).
-    for (const hb of recorded) client.runner.onHeartbeat(hb, at("main"));
+    for (const hb of recorded) client.runner.onHeartbeat(hb, at("main"), hb.id);
     const restarted = new Machine(clock, "client", "c1", "c1-boot-2");
-    for (const hb of recorded) restarted.runner.onHeartbeat(hb, at("main"));
+    for (const hb of recorded) restarted.runner.onHeartbeat(hb, at("main"), hb.id);
     expect([...client.verdicts, ...restarted.verdicts].every((v) => v !== "fresh")).toBe(true);
     expect(restarted.runner.current.role === "client" && restarted.runner.current.following).toBeNull();
+  });
+
+  test("a heartbeat that speaks for the main without the main's machine key is refused unanswered and changes nothing", () => {
+    const { main, client } = pair();
+    client.runner.tick();
+    client.deliverTo(main, "main");
+    const answer = main.sent.at(-1)!.hb;
+    main.sent.length = 0;
+    // Another key holder re-seals the main's own words, even with a fresh echo, under the network key,
+    // or under its own key while naming the main, or as itself claiming to be the main.
+    const forged: [Heartbeat, string | null][] = [
+      [{ ...answer, state: "active", activeEpoch: 99, epoch: 99 }, null],
+      [{ ...answer, state: "active", activeEpoch: 99, epoch: 99 }, "rogue"],
+      [{ ...answer, id: "rogue", state: "active", activeEpoch: 99, epoch: 99 }, "rogue"],
+    ];
+    for (const [hb, sealedBy] of forged) client.runner.onHeartbeat(hb, at("rogue"), sealedBy);
+    expect(client.verdicts).toEqual(["untrusted", "untrusted", "untrusted"]);
+    expect(client.runner.untrustedHeartbeats).toBe(3);
+    expect(client.sent).toEqual([]);
+    expect(client.runner.current.role === "client" && client.runner.current.following).toBeNull();
+    // The same words sealed by the main itself count.
+    client.runner.onHeartbeat(answer, at("main"), "main");
+    expect(client.verdicts.at(-1)).toBe("fresh");
   });
 
   test("the round-trip delay leaves out the time the peer held our stamp", () => {
