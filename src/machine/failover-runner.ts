@@ -117,8 +117,10 @@ type PeerRecord = { address: Endpoint; name: string; role: string; state: string
 export const MAX_TRACKED_SENDERS = 4096;
 /** Unverified heartbeats answered at most per heartbeat period, in all: a spoofed flood cannot amplify. */
 export const MAX_CHALLENGES_PER_PERIOD = 64;
-/** Machines warned about for speaking as a server without its key, at most (each once). */
+/** Senders counted for speaking as a server without its key, at most; each is warned about once. */
 const MAX_WARNED_IMPOSTORS = 64;
+/** Refused heartbeats from one sender before the warning: a start or restart refuses a few while keys are learned. */
+export const IMPOSTOR_WARN_AFTER = 10;
 
 export class FailoverRunner {
   private state: NodeState;
@@ -137,7 +139,7 @@ export class FailoverRunner {
   private lastUplink: UplinkTarget | null = null;
   private lastLanes: Lanes | null = null;
   private servers: { main: Endpoint | null; backup: Endpoint | null };
-  private readonly warnedImpostors = new Set<string>();
+  private readonly impostors = new Map<string, number>();
   /** Heartbeats refused for speaking as a server without its machine key. */
   untrustedHeartbeats = 0;
 
@@ -226,15 +228,21 @@ export class FailoverRunner {
     return serversKnownTo({ role: s.role, id: this.options.id }, s.peerId);
   }
 
+  /**
+   * Counts a refused heartbeat and, once one sender has sent IMPOSTOR_WARN_AFTER of them, says so
+   * once: a few are normal while two machines learn each other's keys (a start, a restart).
+   */
   private refuseImpostor(hb: Heartbeat, from: Endpoint, sealedBy: string | null): void {
     this.untrustedHeartbeats++;
     this.options.observer?.heartbeat?.(hb, "untrusted");
-    if (this.warnedImpostors.has(hb.id) || this.warnedImpostors.size >= MAX_WARNED_IMPOSTORS) return;
-    this.warnedImpostors.add(hb.id);
+    const count = (this.impostors.get(hb.id) ?? 0) + 1;
+    if (count > IMPOSTOR_WARN_AFTER || (!this.impostors.has(hb.id) && this.impostors.size >= MAX_WARNED_IMPOSTORS)) return;
+    this.impostors.set(hb.id, count);
+    if (count < IMPOSTOR_WARN_AFTER) return;
     const known = this.knownServers();
     const as = hb.id === known.main ? "the main server" : hb.id === known.backup ? "the backup server" : `a ${hb.role} server this machine does not know`;
     this.options.log.warn(
-      `Ignoring heartbeats that speak for ${as} (${hb.id}) without its machine key: another machine holding the network key sent them, or a server this machine has not identified yet.`,
+      `Ignoring heartbeats that speak for ${as} (${hb.id}) without its machine key: another machine holding the network key sends them, or that server is not the one this machine paired with or was set up with.`,
       { from: `${from.host}:${from.port}`, sealedBy },
     );
   }

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import type { Effect } from "../../../src/core/failover/index.ts";
 import type { Verdict } from "../../../src/core/freshness.ts";
 import type { UplinkTarget } from "../../../src/core/routing.ts";
-import { FailoverRunner, type Endpoint } from "../../../src/machine/failover-runner.ts";
+import { FailoverRunner, IMPOSTOR_WARN_AFTER, type Endpoint } from "../../../src/machine/failover-runner.ts";
 import type { Heartbeat } from "../../../src/net/heartbeat.ts";
 import { ManualClock } from "../../support/clock.ts";
 
@@ -20,6 +20,7 @@ class Machine {
   readonly effects: Effect[] = [];
   readonly verdicts: (Verdict | "untrusted")[] = [];
   readonly uplinks: UplinkTarget[] = [];
+  readonly warnings: string[] = [];
   readonly runner: FailoverRunner;
   constructor(
     readonly clock: ManualClock,
@@ -40,7 +41,7 @@ class Machine {
       pairingStore: role === "client" ? null : { read: () => null, write: () => {} },
       clock,
       timers: { every: () => () => {} },
-      log: { info: () => {}, warn: () => {} },
+      log: { info: () => {}, warn: (m) => void this.warnings.push(m) },
       hooks: { startServing: () => {}, stopServing: () => {}, catchUp: (_e, done) => done(true), uplink: (t) => void this.uplinks.push(t) },
       knownServers: () => ({ main: "main", backup: null }),
       observer: { effect: (fx) => void this.effects.push(fx), heartbeat: (_hb, v) => void this.verdicts.push(v) },
@@ -114,6 +115,11 @@ describe("failover runner", () => {
     expect(client.runner.untrustedHeartbeats).toBe(3);
     expect(client.sent).toEqual([]);
     expect(client.runner.current.role === "client" && client.runner.current.following).toBeNull();
+    // A few are normal while keys are learned; a stream of them is said once, in words.
+    expect(client.warnings).toEqual([]);
+    for (let i = 0; i < 2 * IMPOSTOR_WARN_AFTER; i++) client.runner.onHeartbeat(forged[0]![0], at("rogue"), null);
+    expect(client.warnings).toHaveLength(1);
+    expect(client.warnings[0]).toContain("speak for the main server (main) without its machine key");
     // The same words sealed by the main itself count.
     client.runner.onHeartbeat(answer, at("main"), "main");
     expect(client.verdicts.at(-1)).toBe("fresh");
