@@ -103,6 +103,8 @@ export type FailoverRunnerOptions = {
   log: RunnerLog;
   /** Clients: the machine ids of the servers, as the peer handshake with their addresses proved them (servers know theirs from the pairing). */
   knownServers?: () => KnownServers;
+  /** Whether this machine holds machine `id`'s key (then only heartbeats sealed by it speak in its name). */
+  keyKnown?: (id: string) => boolean;
   /** This server's lane positions now (read every tick). */
   lanes?: () => Lanes | null;
   observer?: RunnerObserver;
@@ -201,7 +203,7 @@ export class FailoverRunner {
   onHeartbeat(hb: Heartbeat, from: Endpoint, sealedBy: string | null): void {
     const now = this.options.clock.now();
     if (hb.id === this.options.id) return;
-    if (!heartbeatCounts(hb, sealedBy, this.knownServers())) return this.refuseImpostor(hb, from, sealedBy);
+    if (!heartbeatCounts(hb, sealedBy, this.knownServers(), this.options.keyKnown)) return this.refuseImpostor(hb, from, sealedBy);
     const memo = this.memos.get(hb.id) ?? NO_MEMO;
     const { memo: next, verdict } = admit(memo, hb, this.options.boot, now, this.options.timings.failoverTimeoutMs);
     this.remember(hb.id, next);
@@ -240,7 +242,8 @@ export class FailoverRunner {
     this.impostors.set(hb.id, count);
     if (count < IMPOSTOR_WARN_AFTER) return;
     const known = this.knownServers();
-    const as = hb.id === known.main ? "the main server" : hb.id === known.backup ? "the backup server" : `a ${hb.role} server this machine does not know`;
+    const as =
+      hb.id === known.main ? "the main server" : hb.id === known.backup ? "the backup server" : hb.role === "client" ? "a client" : `a ${hb.role} server this machine does not know`;
     this.options.log.warn(
       `Ignoring heartbeats that speak for ${as} (${hb.id}) without its machine key: another machine holding the network key sends them, or that server is not the one this machine paired with or was set up with.`,
       { from: `${from.host}:${from.port}`, sealedBy },

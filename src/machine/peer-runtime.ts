@@ -278,6 +278,7 @@ export class PeerRuntime {
       log,
       lanes: isServer ? () => this.lanes() : undefined,
       knownServers: () => this.serverIdentities?.known() ?? { main: null, backup: null },
+      keyKnown: (id) => this.heartbeatKeys.forReceiver(id) !== null,
       hooks: {
         startServing: (epoch) => {
           this.hub?.startServing(epoch);

@@ -34,6 +34,8 @@
  *      servers pair only with each other and stay paired.
  *  I17 (rogue family) the backup takes over a dead main within the bound,
  *      whatever the rogue sends (run.ts checks it).
+ *  I18 epochs stay where sums are exact (below 2^52), so "the next epoch this
+ *      server owns" is always a different number for each server.
  *  I9 availability: while the only faulty link is the one between main and
  *     backup, and the main runs, once nothing changed for availableAfterMs,
  *     some server is active and every live client follows an active server.
@@ -43,6 +45,9 @@ import { lanesBehind, type Effect, type Lanes } from "../../src/core/failover/in
 import type { Verdict } from "../../src/core/freshness.ts";
 import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import type { SimNode, World } from "./world.ts";
+
+/** Below 2^53 every integer is exact; the margin keeps claimEpoch's +1 and +2 exact too. */
+const MAX_EXACT_EPOCH = 2 ** 52;
 
 export interface CheckPlan {
   /** When faults stop (heal, resume, restarts); convergence is measured from here. */
@@ -112,6 +117,7 @@ export class Checker {
     }
     switch (fx.type) {
       case "persistEpoch":
+        if (!(fx.epoch <= MAX_EXACT_EPOCH)) this.fail(world, `I18 ${node.name} persisted epoch ${fx.epoch}, where +1 and +2 are no longer exact`);
         if (fx.epoch < node.disk.epoch) this.fail(world, `I2 ${node.name} persisted epoch ${fx.epoch} below ${node.disk.epoch} on disk`);
         break;
       case "send": {

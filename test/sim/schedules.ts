@@ -287,15 +287,18 @@ function forgery(world: World, rng: Rng, to: string): Heartbeat | null {
     }
   }
   const claims = rng.pick(SERVERS);
-  const role = rng.chance(0.85) ? claims : rng.pick(["main", "backup", "client"] as const);
+  const roll = rng.next();
+  // Mostly a server's id; else a client's (saying it hears either server and follows one at any epoch), or its own.
+  const id = roll < 0.75 ? claims : roll < 0.9 ? rng.pick(CLIENTS) : ROGUE;
+  const role = id !== claims && id !== ROGUE ? "client" : rng.chance(0.85) ? claims : rng.pick(["main", "backup", "client"] as const);
   const epoch = rng.chance(0.5) ? base.epoch + rng.int(0, 3) : rng.int(0, 1_000_000);
   const states = role === "client" ? (["follow-main", "follow-backup", "follow-none"] as const) : STATES[role];
   const state = rng.pick(states);
   const lanes = rng.chance(0.5) ? base.lanes : { hubEpoch: rng.int(0, epoch), hubSeq: rng.int(0, 1_000_000), logId: rng.pick(["log-1", "other"]), logSeq: rng.int(0, 1_000_000) };
   return {
     ...base,
-    id: rng.chance(0.9) ? claims : ROGUE,
-    name: claims,
+    id,
+    name: id,
     role,
     state,
     epoch,
@@ -315,6 +318,24 @@ function forgery(world: World, rng: Rng, to: string): Heartbeat | null {
 }
 
 /**
+ * The rogue as the client it is, under its own id: it says nothing about whom it
+ * hears (that word is not bound to anything; see the README's security section)
+ * but names epochs far ahead, up to the last exact integer, to servers that learn
+ * epochs from clients' heartbeats.
+ */
+function inflateEpochs(world: World, rng: Rng): void {
+  const to = rng.pick(SERVERS);
+  const seen = world.sent.findLast((x) => x.hb.id === to)?.hb;
+  if (!seen) return;
+  const epoch = rng.pick([Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER - 1, 2 ** 52, rng.int(0, 1_000_000)]);
+  world.forge(to, {
+    ...seen, id: ROGUE, name: ROGUE, role: "client", state: "follow-none", epoch, activeEpoch: null, echo: seen.stamp,
+    stamp: { boot: "rogue-client", seq: world.now() + 1, sentAt: world.now() }, msSinceHeardMain: null, msSinceHeardBackup: null,
+    condition: null, syncProgress: null, pairedWith: null, lanes: null, hubCopied: null,
+  }, ROGUE, rng.chance(0.5) ? ROGUE : null);
+}
+
+/**
  * The rogue key holder (see the family list above). Returns when the main
  * crashes in "crash-main", to check that the backup still takes over.
  */
@@ -323,6 +344,7 @@ export function rogue(world: World, rng: Rng, w: Window, mode: RogueMode, manual
   for (let t = w.from + rng.int(0, h); t < w.stopAt; t += rng.int(1, h)) {
     fault(world, t, "rogue", () => {
       if (rng.chance(0.08)) return world.rogueAsks(rng.pick(["pair", "unpair"]), rng.pick(["main", "backup", ROGUE]));
+      if (rng.chance(0.08)) return inflateEpochs(world, rng);
       const to = rng.pick(ALL);
       const hb = forgery(world, rng, to);
       if (hb === null) return;

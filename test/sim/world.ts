@@ -361,6 +361,8 @@ export class World {
       lanes: n.role === "client" ? undefined : () => n.disk.lanes,
       // Clients identify each server by a peer handshake with its address; here that has always happened.
       knownServers: () => ({ main: "main", backup: "backup" }),
+      // Every honest machine has sealed to every other by now; the rogue's key is known only where it sealed with it.
+      keyKnown: (id) => id !== ROGUE,
       hooks: {
         startServing: (epoch) => {
           this.stateVersion += 1;
