@@ -59,11 +59,12 @@ export class HeartbeatKeys {
   }
 
   /**
-   * The key that opens a datagram whose header names `publicKey` as its sender:
-   * cached, or derived within the budget; null when over budget or degenerate.
-   * A key whose fingerprint is already held by another key is refused.
+   * The key that opens a datagram whose header names `publicKey` as its sender,
+   * and the sender's machine id: cached, or derived within the budget; null when
+   * over budget or degenerate. A key whose fingerprint is already held by another
+   * key is refused.
    */
-  forSender(publicKey: Uint8Array): Uint8Array | null {
+  forSender(publicKey: Uint8Array): { key: Uint8Array; id: string } | null {
     const id = fingerprint(publicKey);
     const known = this.peers.get(id);
     if (known) {
@@ -71,15 +72,16 @@ export class HeartbeatKeys {
       // Most recently heard last: a flood of made-up keys evicts itself, not the machines heard every heartbeat.
       this.peers.delete(id);
       this.peers.set(id, known);
-      return known.key;
+      return { key: known.key, id };
     }
     const now = this.clock.now();
     if (now - this.budget.startedAt >= 1000) this.budget = { startedAt: now, used: 0 };
     if (this.budget.used >= NEW_SENDERS_PER_SECOND) return null;
     this.budget.used++;
     const key = this.derive(publicKey);
-    if (key) this.store(id, { publicKey, key, pinned: false });
-    return key;
+    if (key === null) return null;
+    this.store(id, { publicKey: publicKey.slice(), key, pinned: false });
+    return { key, id };
   }
 
   private derive(peerPublicKey: Uint8Array): Uint8Array | null {

@@ -15,10 +15,10 @@
 import { readWireJson } from "../core/wire-json.ts";
 import { z } from "zod";
 import type { BeatBody } from "../core/failover/types.ts";
-import { fingerprint } from "../core/keys.ts";
 import { AppError } from "../core/errors.ts";
-import { concatBytes, deriveHeartbeatKey, systemRandom, type RandomBytes } from "./crypto.ts";
-import { FrameKind, frameKind, HEADER_BYTES, MIN_ENVELOPE_BYTES, NONCE_BYTES, openEnvelope, sealEnvelope } from "./envelope.ts";
+import nacl from "tweetnacl";
+import { deriveHeartbeatKey, systemRandom, type RandomBytes } from "./crypto.ts";
+import { FrameKind, frameKind, HEADER_BYTES, MIN_ENVELOPE_BYTES, NONCE_BYTES, openEnvelope, sealEnvelope, WIRE_VERSION } from "./envelope.ts";
 import { InvalidHeartbeat, MalformedFrame, UnsealFailed } from "./errors.ts";
 import type { HeartbeatKeys } from "./heartbeat-keys.ts";
 
@@ -97,6 +97,16 @@ export class HeartbeatSenderBusy extends AppError {
   }
 }
 
+/** A machine-sealed heartbeat whose body names another machine than the one whose key sealed it. */
+export class HeartbeatNamesAnother extends AppError {
+  constructor(from: string, named: string, sealedBy: string) {
+    super(
+      "HEARTBEAT_INVALID",
+      `A heartbeat from ${from} says it comes from machine ${named} but is sealed by machine ${sealedBy}: a machine holding the network key is speaking in another's name. It is dropped.`,
+    );
+  }
+}
+
 /** A heartbeat and the machine whose key sealed it (null: the network key, which every key holder has). */
 export type OpenedHeartbeat = { heartbeat: Heartbeat; sealedBy: string | null };
 
@@ -129,9 +139,7 @@ export class HeartbeatCodec {
     const body = new TextEncoder().encode(JSON.stringify(heartbeatSchema.parse(heartbeat)));
     const pairKey = this.keys?.forReceiver(to) ?? null;
     const datagram =
-      pairKey === null
-        ? sealEnvelope(this.key, FrameKind.heartbeat, this.random(NONCE_BYTES), body)
-        : withSenderKey(this.keys!.publicKey, sealEnvelope(pairKey, FrameKind.peerHeartbeat, this.random(NONCE_BYTES), body));
+      pairKey === null ? sealEnvelope(this.key, FrameKind.heartbeat, this.random(NONCE_BYTES), body) : sealForMachine(this.keys!.publicKey, pairKey, this.random(NONCE_BYTES), body);
     if (datagram.length > MAX_HEARTBEAT_BYTES) {
       throw new RangeError(`A heartbeat of ${datagram.length} bytes exceeds ${MAX_HEARTBEAT_BYTES}; shorten the machine name.`);
     }
@@ -156,14 +164,15 @@ export class HeartbeatCodec {
     if (size < MIN_ENVELOPE_BYTES) throw new MalformedFrame(`${from} sent a ${size}-byte datagram, too short to be a heartbeat.`);
     if (frameKind(datagram, from) !== FrameKind.peerHeartbeat) return { heartbeat: this.parse(openEnvelope(this.key, FrameKind.heartbeat, datagram, from), from), sealedBy: null };
     if (size < MIN_PEER_DATAGRAM_BYTES) throw new MalformedFrame(`${from} sent a ${size}-byte datagram, too short to be a machine-sealed heartbeat.`);
-    const senderKey = datagram.slice(HEADER_BYTES, HEADER_BYTES + SENDER_KEY_BYTES);
     if (this.keys === null) throw new UnsealFailed(from, "A machine-sealed heartbeat");
-    const pairKey = this.keys.forSender(senderKey);
-    if (pairKey === null) throw new HeartbeatSenderBusy(from);
-    const envelope = concatBytes(datagram.subarray(0, HEADER_BYTES), datagram.subarray(HEADER_BYTES + SENDER_KEY_BYTES));
-    const heartbeat = this.parse(openEnvelope(pairKey, FrameKind.peerHeartbeat, envelope, from), from);
-    const sealedBy = fingerprint(senderKey);
-    if (heartbeat.id !== sealedBy) throw new InvalidHeartbeat(from, `id: says ${heartbeat.id} but is sealed by ${sealedBy}`);
+    const sender = this.keys.forSender(datagram.subarray(HEADER_BYTES, HEADER_BYTES + SENDER_KEY_BYTES));
+    if (sender === null) throw new HeartbeatSenderBusy(from);
+    const nonceAt = HEADER_BYTES + SENDER_KEY_BYTES;
+    const body = nacl.secretbox.open(datagram.subarray(nonceAt + NONCE_BYTES), datagram.subarray(nonceAt, nonceAt + NONCE_BYTES), sender.key);
+    if (body === null) throw new UnsealFailed(from, "A machine-sealed heartbeat");
+    const heartbeat = this.parse(body, from);
+    const sealedBy = sender.id;
+    if (heartbeat.id !== sealedBy) throw new HeartbeatNamesAnother(from, heartbeat.id, sealedBy);
     return { heartbeat, sealedBy };
   }
 
@@ -184,6 +193,13 @@ export class HeartbeatCodec {
 }
 
 /** version | kind | sender's public key | nonce | box: the envelope with the sender's key after its header. */
-function withSenderKey(senderKey: Uint8Array, envelope: Uint8Array): Uint8Array {
-  return concatBytes(envelope.subarray(0, HEADER_BYTES), senderKey, envelope.subarray(HEADER_BYTES));
+function sealForMachine(senderKey: Uint8Array, pairKey: Uint8Array, nonce: Uint8Array, body: Uint8Array): Uint8Array {
+  const box = nacl.secretbox(body, nonce, pairKey);
+  const out = new Uint8Array(HEADER_BYTES + SENDER_KEY_BYTES + NONCE_BYTES + box.length);
+  out[0] = WIRE_VERSION;
+  out[1] = FrameKind.peerHeartbeat;
+  out.set(senderKey, HEADER_BYTES);
+  out.set(nonce, HEADER_BYTES + SENDER_KEY_BYTES);
+  out.set(box, HEADER_BYTES + SENDER_KEY_BYTES + NONCE_BYTES);
+  return out;
 }

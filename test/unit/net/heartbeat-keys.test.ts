@@ -61,7 +61,7 @@ describe("heartbeat pair keys", () => {
     // ...nor make one in the main's name: under its own key it is sealed by the rogue, under the main's header it does not open.
     rogue.keys.pin(client.pair.publicKey);
     const asMain = rogue.codec.encode(beat(main.id), client.id);
-    expect(caught(() => client.codec.open(asMain, "rogue")).message).toContain(`says ${main.id} but is sealed by ${rogue.id}`);
+    expect(caught(() => client.codec.open(asMain, "rogue")).message).toContain(`says it comes from machine ${main.id} but is sealed by machine ${rogue.id}`);
     const stolenHeader = new Uint8Array(asMain);
     stolenHeader.set(main.pair.publicKey, 2);
     expect(caught(() => client.codec.open(stolenHeader, "rogue")).code).toBe("WIRE_UNSEALED");
