@@ -291,6 +291,8 @@ function forgery(world: World, rng: Rng, to: string): Heartbeat | null {
   // Mostly a server's id; else a client's (saying it hears either server and follows one at any epoch), or its own.
   const id = roll < 0.75 ? claims : roll < 0.9 ? rng.pick(CLIENTS) : ROGUE;
   const role = id !== claims && id !== ROGUE ? "client" : rng.chance(0.85) ? claims : rng.pick(["main", "backup", "client"] as const);
+  // As itself, a client's word is not bound to anything: what it can do with it is in the README's security section, not here.
+  if (id === ROGUE && role === "client") return null;
   const epoch = rng.chance(0.5) ? base.epoch + rng.int(0, 3) : rng.int(0, 1_000_000);
   const states = role === "client" ? (["follow-main", "follow-backup", "follow-none"] as const) : STATES[role];
   const state = rng.pick(states);
