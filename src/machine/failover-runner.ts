@@ -5,13 +5,15 @@
  * (persistEpoch and persistPairing always before anything that announces
  * them). Clock, timers, the heartbeat transport and the stores are injected.
  *
- * It also judges every heartbeat's freshness (core/freshness.ts) before the
- * core sees it, answers heartbeats that are authentic but not yet proven
+ * It also refuses heartbeats that speak for a server without its machine
+ * key (core/heartbeat-trust.ts), judges every heartbeat's freshness
+ * (core/freshness.ts) before the core sees it, answers heartbeats that are authentic but not yet proven
  * recent, and tells the machine where its local apps' Data Hub uplink goes
  * (core/routing.ts) whenever that changes.
  */
 import type { Clock } from "../core/clock.ts";
 import { admit, NO_MEMO, type SenderMemo, type Stamp, type Verdict } from "../core/freshness.ts";
+import { heartbeatCounts, NO_KNOWN_SERVERS, serversKnownTo, type KnownServers } from "../core/heartbeat-trust.ts";
 import {
   beatOf,
   sameLanes,
@@ -40,9 +42,9 @@ import type { Heartbeat } from "../net/heartbeat.ts";
 /** Where a heartbeat goes to or came from. */
 export type Endpoint = { readonly host: string; readonly port: number };
 
-/** Sends one heartbeat (the UDP socket seals it; the simulator delivers it). Never throws. */
+/** Sends one heartbeat (the UDP socket seals it, for machine `toId` when it knows its key; the simulator delivers it). Never throws. */
 export interface HeartbeatTransport {
-  send(heartbeat: Heartbeat, to: Endpoint): void;
+  send(heartbeat: Heartbeat, to: Endpoint, toId: string | null): void;
 }
 
 /** Repeating timers; `every` returns the function that stops it. */
@@ -78,7 +80,7 @@ export type RunnerLog = { info(message: string, fields?: Record<string, unknown>
 /** For the simulator's checker: sees each effect before it runs and each heartbeat's verdict. */
 export type RunnerObserver = {
   effect?(effect: Effect): void;
-  heartbeat?(heartbeat: Heartbeat, verdict: Verdict): void;
+  heartbeat?(heartbeat: Heartbeat, verdict: Verdict | "untrusted"): void;
 };
 
 export type FailoverRunnerOptions = {
@@ -99,6 +101,10 @@ export type FailoverRunnerOptions = {
   clock: Clock;
   timers: Timers;
   log: RunnerLog;
+  /** Clients: the machine ids of the servers, as the peer handshake with their addresses proved them (servers know theirs from the pairing). */
+  knownServers?: () => KnownServers;
+  /** Whether this machine holds machine `id`'s key (then only heartbeats sealed by it speak in its name). */
+  keyKnown?: (id: string) => boolean;
   /** This server's lane positions now (read every tick). */
   lanes?: () => Lanes | null;
   /** Local apps connected to this machine's node, told to every peer for its Routing panel. */
@@ -125,6 +131,10 @@ type PeerRecord = { address: Endpoint; name: string; role: string; state: string
 export const MAX_TRACKED_SENDERS = 4096;
 /** Unverified heartbeats answered at most per heartbeat period, in all: a spoofed flood cannot amplify. */
 export const MAX_CHALLENGES_PER_PERIOD = 64;
+/** Senders counted for speaking as a server without its key, at most; each is warned about once. */
+const MAX_WARNED_IMPOSTORS = 64;
+/** Refused heartbeats from one sender before the warning: a start or restart refuses a few while keys are learned. */
+export const IMPOSTOR_WARN_AFTER = 10;
 
 export class FailoverRunner {
   private state: NodeState;
@@ -143,6 +153,9 @@ export class FailoverRunner {
   private lastUplink: UplinkTarget | null = null;
   private lastLanes: Lanes | null = null;
   private servers: { main: Endpoint | null; backup: Endpoint | null };
+  private readonly impostors = new Map<string, number>();
+  /** Heartbeats refused for speaking as a server without its machine key. */
+  untrustedHeartbeats = 0;
 
   constructor(options: FailoverRunnerOptions) {
     this.options = options;
@@ -194,10 +207,15 @@ export class FailoverRunner {
     return this.state;
   }
 
-  /** A heartbeat arrived, authentic (it opened under the network key) but not yet judged. */
-  onHeartbeat(hb: Heartbeat, from: Endpoint): void {
+  /**
+   * A heartbeat arrived that opened, sealed under machine `sealedBy`'s key
+   * (null: under the network key, so any key holder may have sent it); not
+   * yet judged.
+   */
+  onHeartbeat(hb: Heartbeat, from: Endpoint, sealedBy: string | null): void {
     const now = this.options.clock.now();
     if (hb.id === this.options.id) return;
+    if (!heartbeatCounts(hb, sealedBy, this.knownServers(), this.options.keyKnown)) return this.refuseImpostor(hb, from, sealedBy);
     const memo = this.memos.get(hb.id) ?? NO_MEMO;
     const { memo: next, verdict } = admit(memo, hb, this.options.boot, now, this.options.timings.failoverTimeoutMs);
     this.remember(hb.id, next);
@@ -215,6 +233,33 @@ export class FailoverRunner {
     this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
     this.feed({ type: "heartbeat", id: hb.id, beat: beatBody(hb) });
+  }
+
+  /** The machines this one knows as the servers (core/heartbeat-trust.ts). */
+  knownServers(): KnownServers {
+    const s = this.state;
+    if (s.role === "client") return this.options.knownServers?.() ?? NO_KNOWN_SERVERS;
+    return serversKnownTo({ role: s.role, id: this.options.id }, s.peerId);
+  }
+
+  /**
+   * Counts a refused heartbeat and, once one sender has sent IMPOSTOR_WARN_AFTER of them, says so
+   * once: a few are normal while two machines learn each other's keys (a start, a restart).
+   */
+  private refuseImpostor(hb: Heartbeat, from: Endpoint, sealedBy: string | null): void {
+    this.untrustedHeartbeats++;
+    this.options.observer?.heartbeat?.(hb, "untrusted");
+    const count = (this.impostors.get(hb.id) ?? 0) + 1;
+    if (count > IMPOSTOR_WARN_AFTER || (!this.impostors.has(hb.id) && this.impostors.size >= MAX_WARNED_IMPOSTORS)) return;
+    this.impostors.set(hb.id, count);
+    if (count < IMPOSTOR_WARN_AFTER) return;
+    const known = this.knownServers();
+    const as =
+      hb.id === known.main ? "the main server" : hb.id === known.backup ? "the backup server" : hb.role === "client" ? "a client" : `a ${hb.role} server this machine does not know`;
+    this.options.log.warn(
+      `Ignoring heartbeats that speak for ${as} (${hb.id}) without its machine key: another machine holding the network key sends them, or that server is not the one this machine paired with or was set up with.`,
+      { from: `${from.host}:${from.port}`, sealedBy },
+    );
   }
 
   /** A socket to that server broke: an immediate signal, no need to wait for heartbeat silence. */
@@ -345,7 +390,7 @@ export class FailoverRunner {
       return;
     }
     const address = this.servers[to.role];
-    if (address) this.transmit(beat, address, this.serverIds[to.role] ?? null);
+    if (address) this.transmit(beat, address, this.knownServers()[to.role] ?? this.serverIds[to.role] ?? null);
   }
 
   private transmit(beat: BeatBody, to: Endpoint, peerId: string | null, challenge = false): void {
@@ -364,7 +409,7 @@ export class FailoverRunner {
       showFileRevision: beat.lanes?.logSeq ?? 0,
       localApps: this.options.localApps?.() ?? null,
     };
-    this.options.transport.send(hb, to);
+    this.options.transport.send(hb, to, peerId);
   }
 
   /** A heartbeat from the address configured for that server role (so its id can be echoed to that address). */

@@ -64,7 +64,8 @@ export class PairingKeeper {
       this.options.unpaired();
       log.info("removed the backup", { backup: have.peerName, address: have.address });
     }
-    if (want === null || (have && have.address === want)) return;
+    // A pairing recorded before the servers kept each other's machine key is run again to learn it.
+    if (want === null || (have && have.address === want && have.peerKey !== null)) return;
     const peer = await exchange.pair(want);
     this.options.paired(peer, want);
     log.info("paired with the backup", { backup: peer.peerName, id: peer.peerId, address: want });

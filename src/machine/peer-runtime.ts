@@ -30,6 +30,8 @@ import { fetchHubStateChanges, HubStateReplication } from "../services/hub-state
 import { PeerEndpoint, type PeerIdentity, type PeerPath } from "../net/peer-endpoint.ts";
 import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
 import { NetworkKeyProbe } from "./network-key-probe.ts";
+import { ServerIdentities } from "./server-identities.ts";
+import { HeartbeatKeys } from "../net/heartbeat-keys.ts";
 import { PairingKeeper } from "./pairing-keeper.ts";
 import { neighbourRetransWarning, readNeighbourRetransMs } from "./neighbour-check.ts";
 import { databasePath, openDatabase } from "../store/database.ts";
@@ -111,6 +113,10 @@ export class PeerRuntime {
   /** Unused chunks (aborted uploads, pushes that never came) given back after the grace period. */
   private reclaim: ReclaimLoop | null = null;
   private heartbeats: HeartbeatSocket | null = null;
+  /** Pair keys for heartbeats (net/heartbeat-keys.ts): the paired server's and, on clients, the servers' are pinned. */
+  private readonly heartbeatKeys: HeartbeatKeys;
+  /** Clients: which machines the servers are, from a signed handshake with their addresses. */
+  private readonly serverIdentities: ServerIdentities | null;
   private runner: FailoverRunner | null = null;
   private replication: HubStateReplication | null = null;
   /** Local apps in any language: the MQTT front door on loopback (--mqtt-listen). */
@@ -126,6 +132,18 @@ export class PeerRuntime {
     this.secure = { networkKey, machine: identity };
     const isServer = this.role !== "client";
     this.pairingFile = isServer ? new PairingFile(options.dataDir) : null;
+    this.heartbeatKeys = new HeartbeatKeys(identity, systemClock);
+    const pairedKey = this.pairingFile?.peerKey() ?? null;
+    if (pairedKey) this.heartbeatKeys.pin(pairedKey);
+    this.serverIdentities = isServer
+      ? null
+      : new ServerIdentities(
+          { networkKey, machine: identity },
+          {
+            identified: (_role, peer) => this.heartbeatKeys.pin(peer.publicKey),
+            refused: (address, error) => this.gateway.refusals.failed(address, error, "peer refused"),
+          },
+        );
     this.console = new ConsoleActions({
       role: this.role,
       dataDir: options.dataDir,
@@ -182,8 +200,10 @@ export class PeerRuntime {
         expectedMainHost: () => this.servers.main?.host ?? null,
         pairedWith: () => this.pairingFile?.read()?.peerId ?? null,
         acceptMain: (peer) => {
+          this.heartbeatKeys.pin(peer.peerKey);
           this.pairingFile?.expect({ ...peer, address: this.servers.main ? formatHostPort(this.servers.main) : peer.address });
           this.runner?.feed({ type: "paired", peerId: peer.peerId });
+          this.pairingFile?.rememberKey(peer.peerId, peer.peerKey);
         },
         dropMain: () => this.runner?.feed({ type: "unpaired" }),
       },
@@ -245,7 +265,8 @@ export class PeerRuntime {
       host: peerAt.host,
       port: this.endpoint.port,
       networkKey,
-      onHeartbeat: (hb, from) => this.runner?.onHeartbeat(hb, from),
+      keys: this.heartbeatKeys,
+      onHeartbeat: (hb, from, sealedBy) => this.runner?.onHeartbeat(hb, from, sealedBy),
       flag: "--peer-listen",
     });
     this.heartbeats = heartbeats;
@@ -255,7 +276,7 @@ export class PeerRuntime {
       id: identity.id,
       name: config.name,
       boot: newBootId(),
-      transport: { send: (hb, to) => void heartbeats.send(hb, [to]) },
+      transport: { send: (hb, to, toId) => void heartbeats.send(hb, [to], toId) },
       servers: this.runnerServers(),
       timings: { heartbeatMs: config.heartbeatMs, failoverTimeoutMs: config.failoverTimeoutMs },
       failback: config.failback,
@@ -266,6 +287,8 @@ export class PeerRuntime {
       log,
       lanes: isServer ? () => this.lanes() : undefined,
       localApps: () => this.gateway.appCount,
+      knownServers: () => this.serverIdentities?.known() ?? { main: null, backup: null },
+      keyKnown: (id) => this.heartbeatKeys.forReceiver(id) !== null,
       hooks: {
         startServing: (epoch) => {
           this.hub?.startServing(epoch);
@@ -297,12 +320,17 @@ export class PeerRuntime {
     }
     this.runner.start();
     if (this.role === "main") this.keepPaired();
-    // A client or backup that hears no server checks the servers' network key, so a mismatch is shown, not silent.
-    if (this.role !== "main") {
+    // A backup that hears no server checks the main's network key, so a mismatch is shown, not silent;
+    // a client learns who its servers are (which also shows a mismatch), at once and while it does not hear one.
+    if (this.role === "backup") {
       const probe = new NetworkKeyProbe(this.secure, (address, error) => this.gateway.refusals.failed(address, error, "peer refused"));
       this.every(config.failoverTimeoutMs, () => this.probeKeys(probe));
-      this.every(PERMISSION_REFRESH_MS, () => this.console.refreshLevel());
     }
+    if (this.serverIdentities) {
+      this.identifyServers();
+      this.every(config.failoverTimeoutMs, () => this.identifyServers());
+    }
+    if (this.role !== "main") this.every(PERMISSION_REFRESH_MS, () => this.console.refreshLevel());
     if (this.hub) {
       const hub = this.hub;
       this.every(1000, () => {
@@ -348,8 +376,10 @@ export class PeerRuntime {
       current: () => this.pairingFile!.details(),
       exchange: this.pairing,
       paired: (peer, address) => {
+        this.heartbeatKeys.pin(peer.peerKey);
         this.pairingFile!.expect({ ...peer, address });
         this.runner?.feed({ type: "paired", peerId: peer.peerId });
+        this.pairingFile!.rememberKey(peer.peerId, peer.peerKey);
         this.runner?.setServers(this.runnerServers());
       },
       unpaired: () => {
@@ -371,9 +401,25 @@ export class PeerRuntime {
     const next = { main: await resolveHost(parseHostPort(main ?? "")), backup: await resolveHost(parseHostPort(backup ?? "")) };
     this.servers = next;
     this.runner?.setServers(this.runnerServers());
+    this.identifyServers();
   }
 
-  /** A client or backup that hears no server checks each server's network key (machine/network-key-probe.ts). */
+  /** A client dials each server it does not know yet, or has not heard for a timeout (machine/server-identities.ts). */
+  private identifyServers(): void {
+    const identities = this.serverIdentities;
+    if (!identities || !this.runner) return;
+    identities.addressesChanged(this.servers);
+    const known = identities.known();
+    const peers = this.runner.status().peers;
+    const due = (role: "main" | "backup"): HostPort | null => {
+      const id = known[role];
+      const heard = id !== null && peers.some((p) => p.id === id && p.lastHeardMsAgo < this.options.config.failoverTimeoutMs);
+      return heard ? null : this.servers[role];
+    };
+    identities.step({ main: due("main"), backup: due("backup") });
+  }
+
+  /** A backup that hears no server checks the main's network key (machine/network-key-probe.ts). */
   private probeKeys(probe: NetworkKeyProbe): void {
     const heard = this.runner?.status().peers.some((p) => p.role !== "client" && p.lastHeardMsAgo < this.options.config.failoverTimeoutMs);
     probe.step(heard === true, [this.servers.main, this.servers.backup]);
@@ -479,6 +525,7 @@ export class PeerRuntime {
     const text = formatHostPort(at!);
     const peer = await this.pairing.pair(text);
     this.servers = { ...this.servers, backup: at };
+    this.heartbeatKeys.pin(peer.peerKey);
     this.pairingFile!.expect({ ...peer, address: text });
     this.runner?.feed({ type: "paired", peerId: peer.peerId });
     this.runner?.setServers(this.runnerServers());

@@ -25,6 +25,8 @@ export const FrameKind = {
   heartbeat: 0x03,
   /** Asset chunk: AES-256-GCM under the bulk key, counter nonce (see bulk.ts). */
   bulk: 0x04,
+  /** Heartbeat datagram sealed under the sender's and receiver's pair key (heartbeat-keys.ts), sender's key in the header. */
+  peerHeartbeat: 0x05,
   /** Handshake hello, in the clear (see handshake.ts). */
   hello: 0x10,
   /** Handshake proof: MAC under the network key plus machine signature. */
@@ -37,6 +39,7 @@ const KIND_NAMES: Record<number, string> = {
   [FrameKind.broadcast]: "a hub broadcast",
   [FrameKind.heartbeat]: "a heartbeat",
   [FrameKind.bulk]: "an asset chunk",
+  [FrameKind.peerHeartbeat]: "a machine-sealed heartbeat",
   [FrameKind.hello]: "a handshake hello",
   [FrameKind.auth]: "a handshake proof",
 };

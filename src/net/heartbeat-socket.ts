@@ -11,6 +11,7 @@ import { AppError } from "../core/errors.ts";
 import type { RandomBytes } from "./crypto.ts";
 import { listenError } from "./listen-error.ts";
 import { HeartbeatCodec, type Heartbeat } from "./heartbeat.ts";
+import type { HeartbeatKeys } from "./heartbeat-keys.ts";
 
 /** Where a heartbeat goes to or came from (core/config.ts HostPort). */
 export type UdpEndpoint = HostPort;
@@ -23,8 +24,10 @@ export type HeartbeatDropReason =
   | "version"
   /** Did not open: another network key, or altered on the way. */
   | "foreign"
-  /** Opened, but the body does not fit the schema. */
-  | "invalid";
+  /** Opened, but the body does not fit the schema (or names another machine than the key that sealed it). */
+  | "invalid"
+  /** Sealed under a machine key not seen before, over this second's budget for new ones (heartbeat-keys.ts). */
+  | "busy";
 
 /**
  * A dropped datagram, or ("handler-error") an accepted heartbeat whose
@@ -51,8 +54,13 @@ export type HeartbeatSocketOptions = {
   /** Port to bind; 0 picks a free one (see `port`). */
   port: number;
   networkKey: Uint8Array;
-  /** Every heartbeat that opened and validated (replays too: the runner refuses those). */
-  onHeartbeat: (heartbeat: Heartbeat, from: UdpEndpoint) => void;
+  /** This machine's pair keys: heartbeats to a machine whose key is known are sealed under it, and such heartbeats open. */
+  keys?: HeartbeatKeys;
+  /**
+   * Every heartbeat that opened and validated (replays too: the runner refuses those), with the
+   * machine whose key sealed it (null: the network key).
+   */
+  onHeartbeat: (heartbeat: Heartbeat, from: UdpEndpoint, sealedBy: string | null) => void;
   /** Every dropped datagram, for logs and counters; optional. */
   onDrop?: (drop: HeartbeatDrop) => void;
   /** Nonce source for sealing; tests pass `seededRandom`. */
@@ -68,6 +76,7 @@ const ERROR_CODE_REASONS: Record<string, HeartbeatDropReason> = {
   WIRE_VERSION: "version",
   WIRE_UNSEALED: "foreign",
   HEARTBEAT_INVALID: "invalid",
+  HEARTBEAT_BUSY: "busy",
 };
 
 export class HeartbeatSocket {
@@ -78,7 +87,7 @@ export class HeartbeatSocket {
 
   /** Binds `host:port` and starts receiving. A failed bind throws an AppError naming the setting (PORT_IN_USE, …). */
   static async bind(options: HeartbeatSocketOptions): Promise<HeartbeatSocket> {
-    const codec = new HeartbeatCodec(options.networkKey, options.random);
+    const codec = new HeartbeatCodec(options.networkKey, options.random, options.keys ?? null);
     let self: HeartbeatSocket | undefined;
     let socket: Bun.udp.Socket<"uint8array">;
     try {
@@ -108,7 +117,7 @@ export class HeartbeatSocket {
     this.stats = {
       received: 0,
       accepted: 0,
-      dropped: { malformed: 0, version: 0, foreign: 0, invalid: 0 },
+      dropped: { malformed: 0, version: 0, foreign: 0, invalid: 0, busy: 0 },
       handlerErrors: 0,
       sendFailures: 0,
       socketErrors: 0,
@@ -125,12 +134,12 @@ export class HeartbeatSocket {
   }
 
   /**
-   * Seals `heartbeat` once and sends it to every target (IP addresses: Bun's
-   * UDP send takes no host names). Returns how many sends the kernel accepted;
-   * never throws for a target.
+   * Seals `heartbeat` once (for machine `to` when its key is known) and sends
+   * it to every target (IP addresses: Bun's UDP send takes no host names).
+   * Returns how many sends the kernel accepted; never throws for a target.
    */
-  send(heartbeat: Heartbeat, targets: readonly UdpEndpoint[]): number {
-    const datagram = this.codec.encode(heartbeat);
+  send(heartbeat: Heartbeat, targets: readonly UdpEndpoint[], to: string | null = null): number {
+    const datagram = this.codec.encode(heartbeat, to);
     let sent = 0;
     for (const target of targets) {
       let error: unknown = null;
@@ -162,16 +171,17 @@ export class HeartbeatSocket {
   private receive(data: Uint8Array, from: UdpEndpoint, truncated: boolean): void {
     this.stats.received++;
     let heartbeat: Heartbeat;
+    let sealedBy: string | null;
     try {
       if (truncated) return this.drop("malformed", from);
-      heartbeat = this.codec.decode(data, formatHostPort(from));
+      ({ heartbeat, sealedBy } = this.codec.open(data, formatHostPort(from)));
     } catch (error) {
       const reason = error instanceof AppError ? ERROR_CODE_REASONS[error.code] : undefined;
       return this.drop(reason ?? "malformed", from, error);
     }
     this.stats.accepted++;
     try {
-      this.options.onHeartbeat(heartbeat, from);
+      this.options.onHeartbeat(heartbeat, from, sealedBy);
     } catch (error) {
       this.stats.handlerErrors++;
       this.report({ reason: "handler-error", from, error });

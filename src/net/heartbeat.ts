@@ -3,19 +3,24 @@
  * opening, and the per-sender replay filter. Pure: no sockets, no clock (the
  * Bun adapter is heartbeat-socket.ts).
  *
- * A heartbeat is JSON, sealed with secretbox under a key derived from the
- * network key, in the versioned envelope with a random nonce. Anyone with the
- * network key can open and forge them (signing each one would cost an Ed25519
- * verify per datagram, too slow in tweetnacl at 10 Hz × every client); an
- * outsider can only replay them, and a replayed heartbeat never counts
+ * A heartbeat is JSON, sealed with secretbox in the versioned envelope with a
+ * random nonce: under the pair key of sender and receiver when the sender
+ * knows the receiver's machine key (heartbeat-keys.ts; the sender's public
+ * key rides in the header), else under a key derived from the network key.
+ * A machine-sealed heartbeat proves which machine sent it; whom a machine
+ * then believes is core/heartbeat-trust.ts. A network-sealed one could come
+ * from any key holder. Either way a replayed heartbeat never counts
  * (core/freshness.ts: it must echo a stamp the receiver sent recently).
  */
 import { readWireJson } from "../core/wire-json.ts";
 import { z } from "zod";
 import type { BeatBody } from "../core/failover/types.ts";
+import { AppError } from "../core/errors.ts";
+import nacl from "tweetnacl";
 import { deriveHeartbeatKey, systemRandom, type RandomBytes } from "./crypto.ts";
-import { FrameKind, MIN_ENVELOPE_BYTES, NONCE_BYTES, openEnvelope, sealEnvelope } from "./envelope.ts";
-import { InvalidHeartbeat, MalformedFrame } from "./errors.ts";
+import { FrameKind, frameKind, HEADER_BYTES, MIN_ENVELOPE_BYTES, NONCE_BYTES, openEnvelope, sealEnvelope, WIRE_VERSION } from "./envelope.ts";
+import { InvalidHeartbeat, MalformedFrame, UnsealFailed } from "./errors.ts";
+import type { HeartbeatKeys } from "./heartbeat-keys.ts";
 
 /** Stays under a typical 1500-byte MTU so a heartbeat is never fragmented. */
 export const MAX_HEARTBEAT_BYTES = 1200;
@@ -83,41 +88,97 @@ type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : fals
 const heartbeatCarriesBeatBody: SameShape<Pick<Heartbeat, keyof BeatBody>, BeatBody> = true;
 void heartbeatCarriesBeatBody;
 
+/** The sender's Ed25519 public key in a machine-sealed heartbeat's header. */
+const SENDER_KEY_BYTES = 32;
+const MIN_PEER_DATAGRAM_BYTES = MIN_ENVELOPE_BYTES + SENDER_KEY_BYTES;
+
+/** A machine-sealed heartbeat from a sender whose key this machine may not derive now (too many new senders this second). */
+export class HeartbeatSenderBusy extends AppError {
+  constructor(from: string) {
+    super("HEARTBEAT_BUSY", `${from} sent a heartbeat under a machine key not seen before, over this second's budget for new ones; it is dropped unread.`);
+  }
+}
+
+/** A machine-sealed heartbeat whose body names another machine than the one whose key sealed it. */
+export class HeartbeatNamesAnother extends AppError {
+  constructor(from: string, named: string, sealedBy: string) {
+    super(
+      "HEARTBEAT_INVALID",
+      `A heartbeat from ${from} says it comes from machine ${named} but is sealed by machine ${sealedBy}: a machine holding the network key is speaking in another's name. It is dropped.`,
+    );
+  }
+}
+
+/** A heartbeat and the machine whose key sealed it (null: the network key, which every key holder has). */
+export type OpenedHeartbeat = { heartbeat: Heartbeat; sealedBy: string | null };
+
 /** A fresh boot id (16 hex digits) for this process start. */
 export function newBootId(random: RandomBytes = systemRandom): string {
   return Buffer.from(random(8)).toString("hex");
 }
 
-/** Seals and opens heartbeats under the heartbeat key derived once from the network key. */
+/**
+ * Seals and opens heartbeats: under the pair key with the receiver when
+ * `keys` knows its machine key, else under the heartbeat key derived once
+ * from the network key.
+ */
 export class HeartbeatCodec {
   private readonly key: Uint8Array;
   private readonly random: RandomBytes;
+  private readonly keys: HeartbeatKeys | null;
 
-  constructor(networkKey: Uint8Array, random: RandomBytes = systemRandom) {
+  constructor(networkKey: Uint8Array, random: RandomBytes = systemRandom, keys: HeartbeatKeys | null = null) {
     this.key = deriveHeartbeatKey(networkKey);
     this.random = random;
+    this.keys = keys;
   }
 
-  /** The datagram for `heartbeat`. Throws only on our own bugs: a field out of range (ZodError), a datagram too big. */
-  encode(heartbeat: Heartbeat): Uint8Array {
+  /**
+   * The datagram for `heartbeat`, sealed for machine `to` when its key is known. Throws only on
+   * our own bugs: a field out of range (ZodError), a datagram too big.
+   */
+  encode(heartbeat: Heartbeat, to: string | null = null): Uint8Array {
     const body = new TextEncoder().encode(JSON.stringify(heartbeatSchema.parse(heartbeat)));
-    const datagram = sealEnvelope(this.key, FrameKind.heartbeat, this.random(NONCE_BYTES), body);
+    const pairKey = this.keys?.forReceiver(to) ?? null;
+    const datagram =
+      pairKey === null ? sealEnvelope(this.key, FrameKind.heartbeat, this.random(NONCE_BYTES), body) : sealForMachine(this.keys!.publicKey, pairKey, this.random(NONCE_BYTES), body);
     if (datagram.length > MAX_HEARTBEAT_BYTES) {
       throw new RangeError(`A heartbeat of ${datagram.length} bytes exceeds ${MAX_HEARTBEAT_BYTES}; shorten the machine name.`);
     }
     return datagram;
   }
 
-  /**
-   * The heartbeat in `datagram`. Throws (each an AppError with a code)
-   * MalformedFrame / UnsupportedWireVersion before any crypto, UnsealFailed for
-   * a foreign or altered datagram, InvalidHeartbeat for a body that does not fit.
-   */
+  /** The heartbeat in `datagram` (see `open`). */
   decode(datagram: Uint8Array, from: string): Heartbeat {
+    return this.open(datagram, from).heartbeat;
+  }
+
+  /**
+   * The heartbeat in `datagram` and who sealed it. Throws (each an AppError
+   * with a code) MalformedFrame / UnsupportedWireVersion before any crypto,
+   * HeartbeatSenderBusy before deriving a new sender's key over budget,
+   * UnsealFailed for a foreign or altered datagram, InvalidHeartbeat for a
+   * body that does not fit (or names another machine than the key that sealed it).
+   */
+  open(datagram: Uint8Array, from: string): OpenedHeartbeat {
     const size = datagram.length;
     if (size > MAX_HEARTBEAT_BYTES) throw new MalformedFrame(`${from} sent a ${size}-byte datagram, too big to be a heartbeat.`);
     if (size < MIN_ENVELOPE_BYTES) throw new MalformedFrame(`${from} sent a ${size}-byte datagram, too short to be a heartbeat.`);
-    const body = openEnvelope(this.key, FrameKind.heartbeat, datagram, from);
+    if (frameKind(datagram, from) !== FrameKind.peerHeartbeat) return { heartbeat: this.parse(openEnvelope(this.key, FrameKind.heartbeat, datagram, from), from), sealedBy: null };
+    if (size < MIN_PEER_DATAGRAM_BYTES) throw new MalformedFrame(`${from} sent a ${size}-byte datagram, too short to be a machine-sealed heartbeat.`);
+    if (this.keys === null) throw new UnsealFailed(from, "A machine-sealed heartbeat");
+    const sender = this.keys.forSender(datagram.subarray(HEADER_BYTES, HEADER_BYTES + SENDER_KEY_BYTES));
+    if (sender === null) throw new HeartbeatSenderBusy(from);
+    const nonceAt = HEADER_BYTES + SENDER_KEY_BYTES;
+    const body = nacl.secretbox.open(datagram.subarray(nonceAt + NONCE_BYTES), datagram.subarray(nonceAt, nonceAt + NONCE_BYTES), sender.key);
+    if (body === null) throw new UnsealFailed(from, "A machine-sealed heartbeat");
+    const heartbeat = this.parse(body, from);
+    const sealedBy = sender.id;
+    if (heartbeat.id !== sealedBy) throw new HeartbeatNamesAnother(from, heartbeat.id, sealedBy);
+    return { heartbeat, sealedBy };
+  }
+
+  private parse(body: Uint8Array, from: string): Heartbeat {
     let json: unknown;
     try {
       json = readWireJson(body, { maxBytes: MAX_HEARTBEAT_BYTES });
@@ -131,4 +192,16 @@ export class HeartbeatCodec {
     }
     return parsed.data;
   }
+}
+
+/** version | kind | sender's public key | nonce | box: the envelope with the sender's key after its header. */
+function sealForMachine(senderKey: Uint8Array, pairKey: Uint8Array, nonce: Uint8Array, body: Uint8Array): Uint8Array {
+  const box = nacl.secretbox(body, nonce, pairKey);
+  const out = new Uint8Array(HEADER_BYTES + SENDER_KEY_BYTES + NONCE_BYTES + box.length);
+  out[0] = WIRE_VERSION;
+  out[1] = FrameKind.peerHeartbeat;
+  out.set(senderKey, HEADER_BYTES);
+  out.set(nonce, HEADER_BYTES + SENDER_KEY_BYTES);
+  out.set(box, HEADER_BYTES + SENDER_KEY_BYTES + NONCE_BYTES);
+  return out;
 }

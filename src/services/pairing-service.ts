@@ -1,27 +1,30 @@
 /**
  * The pairing exchange on `/pair` (DESIGN.md "Pairing"): the main asks a
  * backup to pair; the backup checks its role, that it was set up for this
- * main, and the main's license, records the pairing and answers with its own
- * license, which the main checks before it records its side. Unpairing is a
- * message too; a backup that misses it drops the pairing when it next hears
- * the main (its heartbeat names no backup, or another). The peer handshake
- * already proved the same network key and each side's machine id.
+ * main, and the main's license (core/pairing-rules.ts), records the pairing
+ * and answers with its own license, which the main checks before it records
+ * its side. Unpairing is a message too, and counts only from the paired main.
+ * The peer handshake already proved the same network key and each side's
+ * machine key: both sides keep the other's public key, which the heartbeats
+ * between them are then sealed under (net/heartbeat-keys.ts), so no other
+ * holder of the network key can speak for either server.
  */
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
 import { LICENSE_TYPES, type LicenseType } from "../core/license.ts";
+import { failoverLicenseRefusal, hostOfAddress, pairRequestRefusal, unpairCounts } from "../core/pairing-rules.ts";
 import type { Logger } from "../log.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
-import { decodeWireJson, encodeWireJson } from "../core/wire-json.ts";
+import { encodeWireJson, InvalidWireJson, readWireJson } from "../core/wire-json.ts";
 
-const frameSchema = z.discriminatedUnion("type", [
+export const pairingFrameSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("pair"), name: z.string().max(64), license: z.enum(LICENSE_TYPES).nullable() }),
   z.object({ type: z.literal("accepted"), name: z.string().max(64), license: z.enum(LICENSE_TYPES).nullable() }),
   z.object({ type: z.literal("refused"), code: z.string().max(40), message: z.string().max(400) }),
   z.object({ type: z.literal("unpair") }),
   z.object({ type: z.literal("unpaired") }),
 ]);
-type Frame = z.infer<typeof frameSchema>;
+export type PairingFrame = z.infer<typeof pairingFrameSchema>;
 
 export class PairingRefused extends AppError {
   constructor(code: string, message: string) {
@@ -29,8 +32,40 @@ export class PairingRefused extends AppError {
   }
 }
 
+/** Something arrived on `/pair` that is not a pairing frame: refused, nothing read from it. */
+export class InvalidPairingFrame extends AppError {
+  constructor(from: string, why: string, cause?: unknown) {
+    super("PAIRING_FRAME", `${from} sent something that is not a pairing frame (${why}); nothing was changed.`, { cause });
+  }
+}
+
+/** Pairing frames are a few hundred bytes. */
+export const MAX_PAIRING_FRAME_BYTES = 4096;
+
+/** The pairing frame in `payload`; throws InvalidPairingFrame (code PAIRING_FRAME) saying why not. */
+export function parsePairingFrame(payload: Uint8Array, from: string): PairingFrame {
+  let json: unknown;
+  try {
+    json = readWireJson(payload, { maxBytes: MAX_PAIRING_FRAME_BYTES });
+  } catch (error) {
+    throw new InvalidPairingFrame(from, error instanceof InvalidWireJson ? error.message.replace(/\.$/, "") : "not JSON", error);
+  }
+  const parsed = pairingFrameSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InvalidPairingFrame(from, issue ? `${issue.path.join(".") || "frame"}: ${issue.message}` : "schema", parsed.error);
+  }
+  return parsed.data;
+}
+
 /** Who the other server is, as the exchange learned it (its license type is what it sent, checked here). */
-export type PairedPeer = { peerId: string; peerName: string; peerLicense: LicenseType | null };
+export type PairedPeer = {
+  peerId: string;
+  peerName: string;
+  peerLicense: LicenseType | null;
+  /** Its machine public key, as the signed handshake proved it: the heartbeats between the two are sealed under it. */
+  peerKey: Uint8Array;
+};
 
 /** What the exchange needs from this machine. */
 export type PairingSide = {
@@ -48,22 +83,10 @@ export type PairingSide = {
 };
 
 const ANSWER_TIMEOUT_MS = 5000;
-/** Pairing frames are a few hundred bytes. */
-const PAIRING_JSON = { maxBytes: 4096 };
 
 function needsFailoverLicense(who: string, license: LicenseType | null): void {
-  if (license !== "server-with-failover") {
-    throw new PairingRefused(
-      "LICENSE_NO_FAILOVER",
-      `The ${who}'s license (${license ?? "none"}) does not allow a backup: both servers need a server-with-failover license.`,
-    );
-  }
-}
-
-function hostOf(address: string): string {
-  const at = address.lastIndexOf(":");
-  const host = at > 0 ? address.slice(0, at) : address;
-  return host.replace(/^\[|\]$/g, "");
+  const refusal = failoverLicenseRefusal(who, license);
+  if (refusal) throw new PairingRefused(refusal.code, refusal.message);
 }
 
 export class PairingService {
@@ -73,23 +96,38 @@ export class PairingService {
     private readonly log: Logger,
   ) {}
 
-  /** The backup's side of `/pair`. */
+  /** The backup's side of `/pair`. Anything but a pairing frame closes the connection and changes nothing. */
   accept(connection: SecureConnection): ConnectionEvents {
-    const send = (f: Frame) => connection.send(encodeWireJson(f));
+    const send = (f: PairingFrame) => connection.send(encodeWireJson(f));
     return {
       message: (payload) => {
-        const parsed = frameSchema.safeParse(decodeWireJson(payload, PAIRING_JSON));
-        if (!parsed.success) return connection.close(4002, "Not a pairing frame.");
-        const frame = parsed.data;
         const peer = connection.peer;
+        let frame: PairingFrame;
+        try {
+          frame = parsePairingFrame(payload, peer.address);
+        } catch (error) {
+          this.log.warn("pairing frame refused", { from: peer.address, message: (error as Error).message });
+          return connection.close(4002, "Not a pairing frame.");
+        }
         try {
           if (frame.type === "pair") {
-            this.checkRequest(peer.address, peer.machineId, frame.license);
-            this.side.acceptMain({ peerId: peer.machineId, peerName: frame.name, peerLicense: frame.license, address: peer.address });
+            const refusal = pairRequestRefusal({
+              name: this.side.name(),
+              role: this.side.role(),
+              license: this.side.license(),
+              expectedMainHost: this.side.expectedMainHost(),
+              pairedWith: this.side.pairedWith(),
+              fromId: peer.machineId,
+              fromHost: hostOfAddress(peer.address),
+              requesterLicense: frame.license,
+            });
+            if (refusal) throw new PairingRefused(refusal.code, refusal.message);
+            this.side.acceptMain({ peerId: peer.machineId, peerName: frame.name, peerLicense: frame.license, peerKey: peer.publicKey, address: peer.address });
             this.log.info("paired with the main", { main: frame.name, id: peer.machineId, address: peer.address });
             send({ type: "accepted", name: this.side.name(), license: this.side.license() });
           } else if (frame.type === "unpair") {
-            if (this.side.pairedWith() === peer.machineId) this.side.dropMain(peer.machineId);
+            if (unpairCounts(this.side.pairedWith(), peer.machineId)) this.side.dropMain(peer.machineId);
+            else this.log.warn("unpair request ignored: it does not come from the paired main", { from: peer.address, id: peer.machineId });
             send({ type: "unpaired" });
           } else {
             connection.close(4002, "Unexpected pairing frame.");
@@ -104,24 +142,6 @@ export class PairingService {
     };
   }
 
-  private checkRequest(address: string, peerId: string, license: LicenseType | null): void {
-    const name = this.side.name();
-    if (this.side.role() !== "backup") {
-      throw new PairingRefused("NOT_A_BACKUP", `${name} is not set up as a backup server (its role is ${this.side.role()}): choose "Backup server" on its setup page first.`);
-    }
-    const expected = this.side.expectedMainHost();
-    if (expected === null) throw new PairingRefused("NO_MAIN_SET", `${name} has no main server's address yet: enter this main's address on its setup page first.`);
-    if (expected !== hostOf(address)) {
-      throw new PairingRefused("OTHER_MAIN", `${name} is set up as the backup of the main at ${expected}, not of ${hostOf(address)}.`);
-    }
-    const current = this.side.pairedWith();
-    if (current !== null && current !== peerId) {
-      throw new PairingRefused("ALREADY_PAIRED", `${name} is already the backup of another main (${current}): remove it there first.`);
-    }
-    needsFailoverLicense("main", license);
-    needsFailoverLicense("backup", this.side.license());
-  }
-
   /** The main's side: asks the backup at `address` to pair. Resolves with who it is; throws PairingRefused saying why not. */
   async pair(address: string): Promise<PairedPeer> {
     needsFailoverLicense("main", this.side.license());
@@ -131,7 +151,7 @@ export class PairingService {
       if (frame.type === "refused") throw new PairingRefused(frame.code, frame.message);
       if (frame.type !== "accepted") throw new PairingRefused("PAIRING_FAILED", `${address} answered the pairing request with ${frame.type}.`);
       needsFailoverLicense("backup", frame.license);
-      return { peerId: connection.peer.machineId, peerName: frame.name, peerLicense: frame.license };
+      return { peerId: connection.peer.machineId, peerName: frame.name, peerLicense: frame.license, peerKey: connection.peer.publicKey };
     } finally {
       connection.close(1000, "done");
     }
@@ -148,13 +168,16 @@ export class PairingService {
     }
   }
 
-  private async exchange(address: string, request: Frame): Promise<{ connection: SecureConnection; answer: Promise<Frame> }> {
-    let settle: (f: Frame | Error) => void = () => {};
-    const answered = new Promise<Frame | Error>((resolve) => (settle = resolve));
+  private async exchange(address: string, request: PairingFrame): Promise<{ connection: SecureConnection; answer: Promise<PairingFrame> }> {
+    let settle: (f: PairingFrame | Error) => void = () => {};
+    const answered = new Promise<PairingFrame | Error>((resolve) => (settle = resolve));
     const connection = await connectSecure(address, "/pair", this.secure, () => ({
       message: (payload) => {
-        const parsed = frameSchema.safeParse(decodeWireJson(payload, PAIRING_JSON));
-        settle(parsed.success ? parsed.data : new PairingRefused("PAIRING_FAILED", `${address} sent something that is not a pairing answer.`));
+        try {
+          settle(parsePairingFrame(payload, address));
+        } catch (error) {
+          settle(new PairingRefused("PAIRING_FAILED", (error as Error).message));
+        }
       },
       close: (reason) => settle(new PairingRefused("PAIRING_FAILED", `${address} closed the pairing connection${reason ? `: ${reason}` : ""}.`)),
     }));

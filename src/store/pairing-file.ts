@@ -21,10 +21,16 @@ const pairingFileSchema = z.strictObject({
   peerLicense: z.enum(LICENSE_TYPES).nullable().default(null),
   confirmed: z.boolean(),
   hubCopied: z.boolean(),
+  /**
+   * The other server's machine public key (base64), as the signed pairing exchange proved it: the
+   * heartbeats between the two are sealed under it (net/heartbeat-keys.ts). Files written before it
+   * was kept: null, and the main pairs again to learn it.
+   */
+  peerKey: z.base64().nullable().default(null),
 });
 export type PairingDetails = z.infer<typeof pairingFileSchema>;
 
-type Peer = Pick<PairingDetails, "peerId" | "peerName" | "address" | "peerLicense">;
+type Peer = Pick<PairingDetails, "peerId" | "peerName" | "address" | "peerLicense"> & { peerKey: Uint8Array };
 
 export class PairingFile {
   readonly path: string;
@@ -65,7 +71,33 @@ export class PairingFile {
     }
     const known = this.details();
     const about = this.next?.peerId === pairing.peerId ? this.next : known?.peerId === pairing.peerId ? known : null;
-    const record: PairingDetails = { ...pairing, peerName: about?.peerName ?? "", address: about?.address ?? "", peerLicense: about?.peerLicense ?? null };
+    const record: PairingDetails = {
+      ...pairing,
+      peerName: about?.peerName ?? "",
+      address: about?.address ?? "",
+      peerLicense: about?.peerLicense ?? null,
+      peerKey: about === null ? null : about === this.next ? keyText(this.next.peerKey) : (known?.peerKey ?? null),
+    };
     writeFileAtomic(this.path, `${JSON.stringify(record)}\n`, 0o600);
   }
+
+  /** The paired server's machine public key, or null (none paired, or a file from before keys were kept). */
+  peerKey(): Uint8Array | null {
+    const key = this.details()?.peerKey ?? null;
+    return key === null ? null : new Uint8Array(Buffer.from(key, "base64"));
+  }
+
+  /**
+   * A pairing exchange with the server already paired (the same machine id) proved its key again:
+   * keep it, when the record lacks it or holds another. The core writes nothing then (nothing changed for it).
+   */
+  rememberKey(peerId: string, peerKey: Uint8Array): void {
+    const known = this.details();
+    if (known === null || known.peerId !== peerId || known.peerKey === keyText(peerKey)) return;
+    writeFileAtomic(this.path, `${JSON.stringify({ ...known, peerKey: keyText(peerKey) })}\n`, 0o600);
+  }
+}
+
+function keyText(key: Uint8Array): string {
+  return Buffer.from(key).toString("base64");
 }

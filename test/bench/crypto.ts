@@ -8,6 +8,8 @@ import { deriveBroadcastKey, seededRandom } from "../../src/net/crypto.ts";
 import { sealBroadcast } from "../../src/net/broadcast.ts";
 import { HandshakeInitiator, HandshakeResponder, type HandshakeStep } from "../../src/net/handshake.ts";
 import { HeartbeatCodec, type Heartbeat } from "../../src/net/heartbeat.ts";
+import { HeartbeatKeys } from "../../src/net/heartbeat-keys.ts";
+import { fingerprint } from "../../src/core/keys.ts";
 import type { SecureChannel } from "../../src/net/channel.ts";
 
 const random = seededRandom("bench");
@@ -85,6 +87,20 @@ const chunk = random(1024 * 1024);
   const datagram = codec.encode(heartbeat);
   rows.push([`heartbeat encode (${datagram.length} B datagram)`, perSecond(rate(() => codec.encode(heartbeat)))]);
   rows.push(["heartbeat decode + validate", perSecond(rate(() => codec.decode(datagram, "bench")))]);
+  // What binding a heartbeat to its sender's machine key costs: a pair key (heartbeat-keys.ts), or a signature per datagram.
+  const clock = { now: () => performance.now() };
+  const senderKeys = new HeartbeatKeys(machineA, clock);
+  senderKeys.pin(machineB.publicKey);
+  const sealedFor = new HeartbeatCodec(networkKey, random, senderKeys);
+  const receiver = new HeartbeatCodec(networkKey, random, new HeartbeatKeys(machineB, clock));
+  const fromA = { ...heartbeat, id: fingerprint(machineA.publicKey) };
+  const peerDatagram = sealedFor.encode(fromA, fingerprint(machineB.publicKey));
+  rows.push([`machine-sealed heartbeat encode (${peerDatagram.length} B datagram)`, perSecond(rate(() => sealedFor.encode(fromA, fingerprint(machineB.publicKey))))]);
+  rows.push(["machine-sealed heartbeat open + validate", perSecond(rate(() => receiver.open(peerDatagram, "bench")))]);
+  rows.push(["pair key derivation, once per peer (X25519)", perSecond(rate(() => new HeartbeatKeys(machineA, clock).pin(machineB.publicKey)))]);
+  const signature = nacl.sign.detached(datagram, machineA.secretKey);
+  rows.push(["Ed25519 sign of a heartbeat (per datagram, not used)", perSecond(rate(() => nacl.sign.detached(datagram, machineA.secretKey)))]);
+  rows.push(["Ed25519 verify of a heartbeat (per datagram, not used)", perSecond(rate(() => nacl.sign.detached.verify(datagram, signature, machineA.publicKey)))]);
 }
 {
   // Fresh channels per measurement: a seal-only run moves the sender's counter ahead of the receiver's.

@@ -30,6 +30,12 @@
  *  I14 a backup restarted while the main is down serves within timeout + 2
  *      heartbeats (+ ticks and the wire).
  *  I15 saving unchanged settings has no effect on epochs or serving.
+ *  I16 (rogue family) a holder of the network key cannot speak for a server:
+ *      servers pair only with each other and stay paired.
+ *  I17 (rogue family) the backup takes over a dead main within the bound,
+ *      whatever the rogue sends (run.ts checks it).
+ *  I18 epochs stay where sums are exact (below 2^52), so "the next epoch this
+ *      server owns" is always a different number for each server.
  *  I9 availability: while the only faulty link is the one between main and
  *     backup, and the main runs, once nothing changed for availableAfterMs,
  *     some server is active and every live client follows an active server.
@@ -39,6 +45,9 @@ import { lanesBehind, type Effect, type Lanes } from "../../src/core/failover/in
 import type { Verdict } from "../../src/core/freshness.ts";
 import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import type { SimNode, World } from "./world.ts";
+
+/** Below 2^53 every integer is exact; the margin keeps claimEpoch's +1 and +2 exact too. */
+const MAX_EXACT_EPOCH = 2 ** 52;
 
 export interface CheckPlan {
   /** When faults stop (heal, resume, restarts); convergence is measured from here. */
@@ -71,6 +80,8 @@ export class Checker {
   #lastMainHeads = new Map<string, { inc: number; heads: Lanes | null }>();
   #backupPhase = "";
   replaysCounted = 0;
+  /** Heartbeats refused for speaking as a server without its key (the rogue family's forgeries). */
+  untrustedRefused = 0;
   /** Longest a client went without an active server while I9's premise held (for the report). */
   maxUnavailableMs = 0;
 
@@ -90,7 +101,8 @@ export class Checker {
     this.violations.push(`t=${world.now()}: ${what}`);
   }
 
-  heartbeat(world: World, node: SimNode, hb: Heartbeat, verdict: Verdict, replayed: boolean): void {
+  heartbeat(world: World, node: SimNode, hb: Heartbeat, verdict: Verdict | "untrusted", replayed: boolean): void {
+    if (verdict === "untrusted") this.untrustedRefused += 1;
     if (verdict === "fresh" && hb.role === "main" && node.role === "backup") this.#lastMainHeads.set(node.name, { inc: node.inc, heads: hb.lanes });
     if (!replayed || verdict !== "fresh") return;
     this.replaysCounted += 1;
@@ -105,6 +117,7 @@ export class Checker {
     }
     switch (fx.type) {
       case "persistEpoch":
+        if (!(fx.epoch <= MAX_EXACT_EPOCH)) this.fail(world, `I18 ${node.name} persisted epoch ${fx.epoch}, where +1 and +2 are no longer exact`);
         if (fx.epoch < node.disk.epoch) this.fail(world, `I2 ${node.name} persisted epoch ${fx.epoch} below ${node.disk.epoch} on disk`);
         break;
       case "send": {
@@ -112,6 +125,14 @@ export class Checker {
         const top = Math.max(fx.beat.epoch, fx.beat.activeEpoch ?? 0);
         if (node.role !== "client" && top > node.disk.epoch) {
           this.fail(world, `I3 ${node.name} announced epoch ${top} with ${node.disk.epoch} on disk`);
+        }
+        break;
+      }
+      case "persistPairing": {
+        // In the simulator only the two servers pair, once, and nobody removes the backup.
+        const partner = node.role === "main" ? "backup" : "main";
+        if (fx.pairing?.peerId !== partner) {
+          this.fail(world, `I16 ${node.name}'s pairing changed to ${fx.pairing?.peerId ?? "none"}: someone else spoke for its partner`);
         }
         break;
       }

@@ -9,7 +9,7 @@ import { DEFAULT_TIMINGS, FAST_TIMINGS, type Timings } from "../../src/core/fail
 import { tickPeriodMs, type Failback } from "../../src/core/failover/index.ts";
 import { Checker, converged, type CheckPlan } from "./invariants.ts";
 import { Rng } from "./prng.ts";
-import { blips, chaos, CLIENTS, isolateMain, lateClient, newBackup, outageRestart, rejoinSplit, replayer, witness, writes, type Family } from "./schedules.ts";
+import { blips, chaos, CLIENTS, isolateMain, lateClient, newBackup, outageRestart, rejoinSplit, replayer, rogue, witness, writes, type Family, type RogueMode } from "./schedules.ts";
 import { World, type SimConfig } from "./world.ts";
 
 export interface SeedResult {
@@ -28,6 +28,9 @@ export interface SeedResult {
   readonly conditionSeen: boolean;
   /** Longest a client went without an active server while I9's premise held. */
   readonly maxUnavailableMs: number;
+  /** The rogue family's mode, and how many forged heartbeats the machines refused. */
+  readonly rogueMode: RogueMode | null;
+  readonly untrustedRefused: number;
   readonly trace: readonly string[] | null;
 }
 
@@ -68,9 +71,16 @@ export function splitHealMs(t: Timings, tickMs: number): number {
 }
 
 const FAMILIES: readonly Family[] = [
-  "chaos", "chaos", "chaos", "chaos", "chaos", "chaos", "rejoin-split", "blip", "witness", "late-client",
+  "chaos", "chaos", "chaos", "chaos", "chaos", "rogue", "rejoin-split", "blip", "witness", "late-client",
   "new-backup", "replay", "isolate-main", "outage-restart",
 ];
+
+const ROGUE_MODES: readonly RogueMode[] = ["alone", "crash-main", "chaos"];
+
+/** Which rogue seeds run alone, beside a crash of the main, or beside chaos. */
+export function rogueModeOf(seed: number): RogueMode {
+  return ROGUE_MODES[Math.floor(seed / FAMILIES.length) % ROGUE_MODES.length]!;
+}
 
 export function familyOf(seed: number): { family: Family; failback: Failback; timings: Timings } {
   const r = seed % FAMILIES.length;
@@ -111,11 +121,12 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   const warmup = 2 * T;
   const stopAt = warmup + (family === "late-client" ? 4 * T : 8 * T);
   const bound = boundMs(timings, tickMs);
-  const quiet = family === "blip" || family === "witness" || family === "replay";
+  const rogueMode = family === "rogue" ? rogueModeOf(seed) : null;
+  const quiet = family === "blip" || family === "witness" || family === "replay" || rogueMode === "alone";
   // The replay family restarts everything first, then replays: no failover once the network is back.
   const plan: CheckPlan = { faultsStopAt: stopAt, noFailoverFrom: quiet ? (family === "replay" ? warmup + 2 * T : warmup) : null };
   const { world, checker } = newWorld({ seed, timings, failback, plan, tracing, freshBackup: family === "new-backup" });
-  world.log(`seed ${seed}: ${family}, failback ${failback}, heartbeat ${h} ms, timeout ${T} ms, tick ${tickMs} ms`);
+  world.log(`seed ${seed}: ${family}${rogueMode ? ` (${rogueMode})` : ""}, failback ${failback}, heartbeat ${h} ms, timeout ${T} ms, tick ${tickMs} ms`);
   world.runUntil(warmup - 1);
   // The warm network must be on the main, or nothing below would mean much.
   const m = world.node("main").state;
@@ -125,6 +136,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
 
   const window = { from: warmup, stopAt };
   let joinAt: number | null = null;
+  let mainCrashAt: number | null = null;
   let mustReportUnreachable = false;
   writes(world, sched, window);
   if (family === "chaos") chaos(world, sched, window, failback === "manual");
@@ -135,6 +147,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   else if (family === "replay") replayer(world, sched, window);
   else if (family === "isolate-main") checker.isolation = isolateMain(world, sched, window);
   else if (family === "outage-restart") checker.mustServe = outageRestart(world, sched, window);
+  else if (rogueMode !== null) mainCrashAt = rogue(world, sched, window, rogueMode, failback === "manual");
   else joinAt = lateClient(world, sched, window);
 
   // Faults stop: the network heals, frozen processes resume, crashed ones restart
@@ -165,6 +178,16 @@ export function runSeed(seed: number, tracing = false): SeedResult {
     });
   }
 
+  if (mainCrashAt !== null) {
+    // Forged heartbeats "from the main" must not keep the backup from taking over a dead main.
+    world.at(mainCrashAt + bound, "check the backup took over the dead main", () => {
+      const b = world.node("backup");
+      if (!world.node("main").state && b.state?.role === "backup" && b.serving === null) {
+        checker.fail(world, `I17 the backup does not serve ${bound} ms after the main died (a rogue key holder forges the main's heartbeats)`);
+      }
+    });
+  }
+
   const end = stopAt + bound + 2 * T;
   world.runUntil(end);
   if (mustReportUnreachable && !checker.conditionSeen) checker.fail(world, "I7 the backup never said \"Main unreachable from backup\"");
@@ -175,6 +198,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
     seed, family, failback, timings, violations: checker.violations, convergenceMs, boundMs: bound,
     maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
     maxUnavailableMs: checker.maxUnavailableMs,
+    rogueMode, untrustedRefused: checker.untrustedRefused,
     trace: world.trace,
   };
 }

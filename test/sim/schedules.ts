@@ -26,9 +26,11 @@
  * settings are saved again unchanged now and then (no effect allowed).
  */
 import type { Rng } from "./prng.ts";
-import type { World } from "./world.ts";
+import type { Heartbeat } from "../../src/net/heartbeat.ts";
+import { ROGUE, type World } from "./world.ts";
 
-export type Family = "chaos" | "rejoin-split" | "blip" | "witness" | "late-client" | "new-backup" | "replay" | "isolate-main" | "outage-restart";
+export type Family = "chaos" | "rejoin-split" | "blip" | "witness" | "late-client" | "new-backup" | "replay" | "isolate-main" | "outage-restart" | "rogue";
+export type RogueMode = "alone" | "crash-main" | "chaos";
 
 export const CLIENTS = ["c1", "c2", "c3"] as const;
 const SERVERS = ["main", "backup"] as const;
@@ -261,4 +263,100 @@ export function outageRestart(world: World, rng: Rng, w: Window): number {
   const restartAt = crashAt + rng.int(1, T);
   fault(world, restartAt, "restart backup", () => world.restart("backup"));
   return restartAt;
+}
+
+const STATES: Record<"main" | "backup", readonly Heartbeat["state"][]> = {
+  main: ["active", "rejoining", "standby", "isolated"],
+  backup: ["unpaired", "syncing", "idle", "active"],
+};
+
+/**
+ * One forged heartbeat, made of what the rogue has seen on the wire (every
+ * heartbeat so far: a generous adversary) and what it invents. Its echo is
+ * the target's latest stamp, so freshness alone would believe it.
+ */
+function forgery(world: World, rng: Rng, to: string): Heartbeat | null {
+  const seen = world.sent;
+  if (seen.length === 0) return null;
+  const base = seen[rng.int(Math.max(0, seen.length - 60), seen.length - 1)]!.hb;
+  let echo: Heartbeat["echo"] = null;
+  for (let i = seen.length - 1; i >= 0 && i >= seen.length - 200; i--) {
+    if (seen[i]!.hb.id === to) {
+      echo = seen[i]!.hb.stamp;
+      break;
+    }
+  }
+  const claims = rng.pick(SERVERS);
+  const roll = rng.next();
+  // Mostly a server's id; else a client's (saying it hears either server and follows one at any epoch), or its own.
+  const id = roll < 0.75 ? claims : roll < 0.9 ? rng.pick(CLIENTS) : ROGUE;
+  const role = id !== claims && id !== ROGUE ? "client" : rng.chance(0.85) ? claims : rng.pick(["main", "backup", "client"] as const);
+  // As itself, a client's word is not bound to anything: what it can do with it is in the README's security section, not here.
+  if (id === ROGUE && role === "client") return null;
+  const epoch = rng.chance(0.5) ? base.epoch + rng.int(0, 3) : rng.int(0, 1_000_000);
+  const states = role === "client" ? (["follow-main", "follow-backup", "follow-none"] as const) : STATES[role];
+  const state = rng.pick(states);
+  const lanes = rng.chance(0.5) ? base.lanes : { hubEpoch: rng.int(0, epoch), hubSeq: rng.int(0, 1_000_000), logId: rng.pick(["log-1", "other"]), logSeq: rng.int(0, 1_000_000) };
+  return {
+    ...base,
+    id,
+    name: id,
+    role,
+    state,
+    epoch,
+    activeEpoch: state === "active" || rng.chance(0.2) ? epoch : null,
+    stamp: { boot: rng.chance(0.5) ? base.stamp.boot : `rogue-${rng.int(0, 9999)}`, seq: base.stamp.seq + rng.int(1, 10_000), sentAt: base.stamp.sentAt },
+    echo: rng.chance(0.9) ? echo : base.echo,
+    echoHeldMs: 0,
+    challenge: rng.chance(0.3),
+    msSinceHeardMain: rng.pick([0, null, 10_000]),
+    msSinceHeardBackup: rng.pick([0, null, 10_000]),
+    condition: null,
+    syncProgress: state === "syncing" ? rng.next() : null,
+    pairedWith: rng.pick(["main", "backup", ROGUE, null]),
+    lanes,
+    hubCopied: rng.chance(0.5),
+  };
+}
+
+/**
+ * The rogue as the client it is, under its own id: it says nothing about whom it
+ * hears (that word is not bound to anything; see the README's security section)
+ * but names epochs far ahead, up to the last exact integer, to servers that learn
+ * epochs from clients' heartbeats.
+ */
+function inflateEpochs(world: World, rng: Rng): void {
+  const to = rng.pick(SERVERS);
+  const seen = world.sent.findLast((x) => x.hb.id === to)?.hb;
+  if (!seen) return;
+  const epoch = rng.pick([Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER - 1, 2 ** 52, rng.int(0, 1_000_000)]);
+  world.forge(to, {
+    ...seen, id: ROGUE, name: ROGUE, role: "client", state: "follow-none", epoch, activeEpoch: null, echo: seen.stamp,
+    stamp: { boot: "rogue-client", seq: world.now() + 1, sentAt: world.now() }, msSinceHeardMain: null, msSinceHeardBackup: null,
+    condition: null, syncProgress: null, pairedWith: null, lanes: null, hubCopied: null,
+  }, ROGUE, rng.chance(0.5) ? ROGUE : null);
+}
+
+/**
+ * The rogue key holder (see the family list above). Returns when the main
+ * crashes in "crash-main", to check that the backup still takes over.
+ */
+export function rogue(world: World, rng: Rng, w: Window, mode: RogueMode, manual: boolean): number | null {
+  const { heartbeatMs: h, failoverTimeoutMs: T } = world.cfg.timings;
+  for (let t = w.from + rng.int(0, h); t < w.stopAt; t += rng.int(1, h)) {
+    fault(world, t, "rogue", () => {
+      if (rng.chance(0.08)) return world.rogueAsks(rng.pick(["pair", "unpair"]), rng.pick(["main", "backup", ROGUE]));
+      if (rng.chance(0.08)) return inflateEpochs(world, rng);
+      const to = rng.pick(ALL);
+      const hb = forgery(world, rng, to);
+      if (hb === null) return;
+      const from = rng.pick([ROGUE, hb.id, "main", "backup"]);
+      world.forge(to, hb, from, hb.id === ROGUE && rng.chance(0.5) ? ROGUE : null);
+    });
+  }
+  if (mode === "chaos") chaos(world, rng, w, manual);
+  if (mode !== "crash-main") return null;
+  const crashAt = w.from + rng.int(0, 2 * T);
+  fault(world, crashAt, "crash main", () => world.crash("main"));
+  return crashAt;
 }

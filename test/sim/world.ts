@@ -14,6 +14,7 @@ import type { Verdict } from "../../src/core/freshness.ts";
 import { EMPTY_LANES, type Effect, type Failback, type Lanes, type NodeEvent, type NodeState, type PairingRecord, type Role, type ServerRole } from "../../src/core/failover/index.ts";
 import { FailoverRunner, type Endpoint } from "../../src/machine/failover-runner.ts";
 import type { Heartbeat } from "../../src/net/heartbeat.ts";
+import { pairRequestRefusal, unpairCounts } from "../../src/core/pairing-rules.ts";
 import { ManualClock } from "../support/clock.ts";
 import { Rng } from "./prng.ts";
 import { describe } from "./describe.ts";
@@ -31,7 +32,11 @@ export interface SimConfig {
 }
 
 type Inbound =
-  | { readonly kind: "beat"; readonly from: string; readonly hb: Heartbeat; readonly replayed: boolean }
+  /**
+   * `from` is the source address (a rogue may spoof it); `sealedBy` the machine whose key the datagram
+   * is sealed under (net/heartbeat-keys.ts), null for the network key that every key holder has.
+   */
+  | { readonly kind: "beat"; readonly from: string; readonly hb: Heartbeat; readonly replayed: boolean; readonly sealedBy: string | null }
   | { readonly kind: "linkBroken"; readonly peer: ServerRole }
   | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number }
   | { readonly kind: "event"; readonly event: NodeEvent }
@@ -86,7 +91,7 @@ export interface SimNode {
 export interface Observer {
   effect(world: World, node: SimNode, fx: Effect): void;
   /** Every heartbeat the runner judged; `replayed` when the adversary sent it. */
-  heartbeat(world: World, node: SimNode, hb: Heartbeat, verdict: Verdict, replayed: boolean): void;
+  heartbeat(world: World, node: SimNode, hb: Heartbeat, verdict: Verdict | "untrusted", replayed: boolean): void;
   /** After each event; `touched` is the machine that handled it, or null when anything may have changed. */
   afterStep(world: World, touched: SimNode | null): void;
 }
@@ -263,9 +268,44 @@ export class World {
     m.disk.lanes = lane === "hub" ? { ...l, hubEpoch: m.serving, hubSeq: l.hubSeq + 1 } : { ...l, logId: "log-1", logSeq: l.logSeq + 1 };
   }
 
-  /** A recorded heartbeat delivered again by someone on the wire, to any machine. */
+  /**
+   * A recorded heartbeat delivered again by someone on the wire, to any machine. Taken as still opening
+   * under its sender's key wherever it lands (a stronger adversary than the wire allows): freshness alone must refuse it.
+   */
   replay(to: string, hb: Heartbeat): void {
-    this.#send(to, { kind: "beat", from: hb.name, hb, replayed: true }, this.#latency(), false);
+    this.#send(to, { kind: "beat", from: hb.name, hb, replayed: true, sealedBy: hb.id }, this.#latency(), false);
+  }
+
+  /**
+   * A rogue holder of the network key (a client machine, or an app on one that read its data dir)
+   * sends `hb`, whatever it claims, to `to`, from the source address `from` (UDP: it may spoof one).
+   * It holds no other machine's key: the datagram is sealed under the network key, or under its own.
+   */
+  forge(to: string, hb: Heartbeat, from: string, sealedBy: typeof ROGUE | null): void {
+    this.log(`ROGUE -> ${to} (from ${from}): ${hb.id} as ${hb.role} ${hb.state} epoch ${hb.epoch}/${hb.activeEpoch} pairedWith ${hb.pairedWith}`);
+    this.#send(to, { kind: "beat", from, hb, replayed: false, sealedBy }, this.#latency(), false);
+  }
+
+  /**
+   * The rogue asks the backup over /pair to pair with it or to unpair, claiming to be `claims` in the
+   * frame. The signed handshake proved who it is (ROGUE, at its own address), and the backup's
+   * rules (core/pairing-rules.ts) judge that, not the claim.
+   */
+  rogueAsks(kind: "pair" | "unpair", claims: string): void {
+    const b = this.node("backup");
+    if (!b.state || b.frozen) return;
+    const pairedWith = b.disk.pairing?.peerId ?? null;
+    if (kind === "unpair") {
+      this.log(`ROGUE asks the backup to unpair, as ${claims}`);
+      if (unpairCounts(pairedWith, ROGUE)) this.#deliverTo(b, { kind: "event", event: { type: "unpaired" } });
+      return;
+    }
+    const refusal = pairRequestRefusal({
+      name: "backup", role: "backup", license: "server-with-failover", expectedMainHost: "main", pairedWith,
+      fromId: ROGUE, fromHost: ROGUE, requesterLicense: "server-with-failover",
+    });
+    this.log(`ROGUE asks the backup to pair, as ${claims}: ${refusal ? refusal.code : "accepted"}`);
+    if (refusal === null) this.#deliverTo(b, { kind: "event", event: { type: "paired", peerId: ROGUE } });
   }
 
   /** The machine whose unchanged settings are being saved again right now (the checker watches its effects). */
@@ -319,6 +359,10 @@ export class World {
       timers: { every: () => () => {} },
       log: { info: (m) => this.log(`${n.name} log: ${m}`), warn: (m) => this.log(`${n.name} log: ${m}`) },
       lanes: n.role === "client" ? undefined : () => n.disk.lanes,
+      // Clients identify each server by a peer handshake with its address; here that has always happened.
+      knownServers: () => ({ main: "main", backup: "backup" }),
+      // Every honest machine has sealed to every other by now; the rogue's key is known only where it sealed with it.
+      keyKnown: (id) => id !== ROGUE,
       hooks: {
         startServing: (epoch) => {
           this.stateVersion += 1;
@@ -385,7 +429,7 @@ export class World {
     switch (msg.kind) {
       case "beat":
         this.#replaying = msg.replayed;
-        this.#call(n, (r) => r.onHeartbeat(msg.hb, endpoint(msg.from)));
+        this.#call(n, (r) => r.onHeartbeat(msg.hb, endpoint(msg.from), msg.sealedBy));
         this.#replaying = false;
         return;
       case "linkBroken":
@@ -425,7 +469,7 @@ export class World {
   }
 
   /** Bookkeeping for the checker: which heartbeats counted, and which replays did. */
-  #judged(n: SimNode, hb: Heartbeat, verdict: Verdict): void {
+  #judged(n: SimNode, hb: Heartbeat, verdict: Verdict | "untrusted"): void {
     if (verdict === "fresh" && hb.role !== "client" && hb.role !== n.role) {
       Object.assign(n, { lastFromOther: this.now(), lastFromOtherState: hb.state, brokenSinceHeard: false });
     }
@@ -458,7 +502,7 @@ export class World {
 
   #transmit(from: SimNode, to: string, hb: Heartbeat): void {
     this.sent.push({ t: this.now(), hb });
-    this.#transmitMsg(from, to, { kind: "beat", from: from.name, hb, replayed: false });
+    this.#transmitMsg(from, to, { kind: "beat", from: from.name, hb, replayed: false, sealedBy: from.name });
   }
 
   #transmitMsg(from: SimNode, to: string, msg: Inbound): void {
@@ -482,6 +526,9 @@ export class World {
     this.#queue.push(t, ev);
   }
 }
+
+/** The rogue key holder's machine id and address (it runs no runner: test/sim/schedules.ts rogue()). */
+export const ROGUE = "rogue";
 
 function endpoint(name: string): Endpoint {
   return { host: name, port: 0 };

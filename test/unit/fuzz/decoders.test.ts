@@ -12,7 +12,11 @@ import { deriveHeartbeatKey } from "../../../src/net/crypto.ts";
 import { FrameKind, frameKind, openEnvelope, sealEnvelope } from "../../../src/net/envelope.ts";
 import { HandshakeInitiator, HandshakeResponder, HELLO_BYTES, type HandshakeStep } from "../../../src/net/handshake.ts";
 import { HeartbeatCodec, heartbeatSchema, newBootId } from "../../../src/net/heartbeat.ts";
+import { HeartbeatKeys } from "../../../src/net/heartbeat-keys.ts";
+import { fingerprint } from "../../../src/core/keys.ts";
 import { replicateRequestSchema, safeJson } from "../../../src/services/hub-service.ts";
+import { MAX_PAIRING_FRAME_BYTES, PairingService, pairingFrameSchema, parsePairingFrame, type PairingSide } from "../../../src/services/pairing-service.ts";
+import { createLogger } from "../../../src/log.ts";
 import { rpcServer } from "../../../src/net/rpc.ts";
 import type { SecureConnection } from "../../../src/net/secure-socket.ts";
 import { parseTxt } from "../../../src/net/discovery/txt.ts";
@@ -89,6 +93,27 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
     }
   });
 
+  test("machine-sealed heartbeats: mutated ones are refused with a code, and none opens as sealed by anyone but its sender", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} machine-sealed heartbeat`);
+    const clock = { now: () => 0 };
+    const sender = nacl.sign.keyPair();
+    const receiver = nacl.sign.keyPair();
+    const senderKeys = new HeartbeatKeys(sender, clock);
+    senderKeys.pin(receiver.publicKey);
+    const receiverCodec = new HeartbeatCodec(networkKey, undefined, new HeartbeatKeys(receiver, clock));
+    const beat = {
+      id: fingerprint(sender.publicKey), role: "main" as const, state: "active" as const, epoch: 1, activeEpoch: 1, stamp: { boot: newBootId(), seq: 1, sentAt: 1 },
+      echo: null, echoHeldMs: null, challenge: false, showFileRevision: 0, msSinceHeardMain: 0, msSinceHeardBackup: null, condition: null,
+      syncProgress: null, pairedWith: null, lanes: null, hubCopied: null, name: "m",
+    };
+    const valid = new HeartbeatCodec(networkKey, undefined, senderKeys).encode(beat, fingerprint(receiver.publicKey));
+    for (let i = 0; i < RUNS; i++) {
+      const input = i % 5 === 0 ? fuzz.randomBytes(1300) : fuzz.mutate(valid);
+      const opened = survives("HeartbeatCodec.open", input, () => receiverCodec.open(input, "fuzz"));
+      if (!(opened instanceof AppError)) expect((opened as { sealedBy: string | null }).sealedBy).toBe(beat.id);
+    }
+  });
+
   test("hello: the responder never throws, and a stranger's hello never gets a signature back", () => {
     const fuzz = new Fuzz(`${FUZZ_SEED} hello`);
     const valid = new HandshakeInitiator({ networkKey, machine: nacl.sign.keyPair(), peerAddress: "r" }).start();
@@ -137,6 +162,75 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
       survives("replication request", body, () => replicateRequestSchema.safeParse(safeJson(new TextDecoder().decode(body))));
     }
     expect(closed.length + answered.length).toBeGreaterThan(0);
+  });
+
+  test("pairing frames, every shape: garbage, truncated, oversize, deep and wrong-typed ones are refused with PAIRING_FRAME and change nothing", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} pairing`);
+    const mainId = "0123456789abcdef";
+    const license = "server-with-failover";
+    const shapes = [
+      { type: "pair", name: "studio-main", license },
+      { type: "accepted", name: "studio-backup", license },
+      { type: "refused", code: "OTHER_MAIN", message: "studio-backup is set up as the backup of the main at 10.0.0.1, not of 10.0.0.9." },
+      { type: "unpair" },
+      { type: "unpaired" },
+    ];
+    // Each shape with a field of the wrong type, a value out of range, or no type at all.
+    const wrong: unknown[] = [
+      { type: "pair", name: 5, license }, { type: "pair", name: "m", license: "gold" }, { type: "pair", name: "x".repeat(65), license }, { type: "pair" },
+      { type: "accepted", name: null, license }, { type: "refused", code: 1, message: "m" }, { type: "refused", code: "C", message: "m".repeat(401) },
+      { type: "unpair!" }, { type: ["unpair"] }, { name: "studio-main", license }, [], null, "unpair", 1e308,
+      { type: "pair", name: "m", license, padding: "x".repeat(MAX_PAIRING_FRAME_BYTES) },
+      JSON.parse(`${"[".repeat(70)}${"]".repeat(70)}`),
+    ];
+    // The paired main itself sends them: even from the right machine, a bad frame may change nothing.
+    const changes: string[] = [];
+    const side: PairingSide = {
+      name: () => "studio-backup", role: () => "backup", license: () => license, expectedMainHost: () => "10.0.0.1", pairedWith: () => mainId,
+      acceptMain: (peer) => void changes.push(`accept ${peer.peerId}`), dropMain: (id) => void changes.push(`drop ${id}`),
+    };
+    const service = new PairingService(side, { networkKey, machine: nacl.sign.keyPair() }, createLogger(() => "json", () => {}));
+    const deliver = (input: Uint8Array): { closed: string | null; sent: number } => {
+      const seen = { closed: null as string | null, sent: 0 };
+      const connection = {
+        peer: { machineId: mainId, publicKey: new Uint8Array(32), address: "10.0.0.1:7401" }, open: true,
+        send: () => (seen.sent++, true), sendSealed: () => true, sendBulk: () => true,
+        close: (code?: number) => void (seen.closed = String(code)),
+      } satisfies SecureConnection;
+      service.accept(connection).message(input);
+      return seen;
+    };
+    const valid = shapes.map((shape) => text.encode(JSON.stringify(shape)));
+    const inputs = [
+      ...wrong.map((w) => text.encode(JSON.stringify(w))),
+      ...valid.flatMap((v) => [v.subarray(0, v.length - 1), v.subarray(0, 1), new Uint8Array(0)]),
+      new Uint8Array(MAX_PAIRING_FRAME_BYTES + 1).fill(0x20),
+      ...Array.from({ length: RUNS }, (_, i) => {
+        const roll = i % 4;
+        if (roll === 0) return fuzz.mutate(fuzz.pick(valid));
+        if (roll === 1) return text.encode(fuzz.jsonText());
+        if (roll === 2) return fuzz.randomBytes(200);
+        return text.encode(JSON.stringify({ ...fuzz.pick(shapes), [fuzz.pick(["type", "name", "license", "code", "message"])]: fuzz.json() }));
+      }),
+    ];
+    let refused = 0;
+    for (const input of inputs) {
+      const parsed = survives("parsePairingFrame", input, () => parsePairingFrame(input, "fuzz"));
+      if (!(parsed instanceof AppError)) {
+        expect(pairingFrameSchema.safeParse(parsed).success).toBe(true);
+        continue;
+      }
+      refused++;
+      expect(parsed.code).toBe("PAIRING_FRAME");
+      expect(parsed.message).toContain("not a pairing frame");
+      const before = changes.length;
+      const seen = deliver(input);
+      expect(seen).toEqual({ closed: "4002", sent: 0 });
+      expect(changes.length).toBe(before);
+    }
+    expect(refused).toBeGreaterThan(inputs.length / 2);
+    // Every shape, intact, still parses: the fuzz refused what was broken, not everything.
+    for (const v of valid) expect(pairingFrameSchema.safeParse(parsePairingFrame(v, "fuzz")).success).toBe(true);
   });
 
   test("upgrade tickets: random and mutated headers never pass and never throw", () => {

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import type { Effect } from "../../../src/core/failover/index.ts";
 import type { Verdict } from "../../../src/core/freshness.ts";
 import type { UplinkTarget } from "../../../src/core/routing.ts";
-import { FailoverRunner, type Endpoint } from "../../../src/machine/failover-runner.ts";
+import { FailoverRunner, IMPOSTOR_WARN_AFTER, type Endpoint } from "../../../src/machine/failover-runner.ts";
 import type { Heartbeat } from "../../../src/net/heartbeat.ts";
 import { ManualClock } from "../../support/clock.ts";
 
@@ -18,8 +18,9 @@ const at = (host: string): Endpoint => ({ host, port: 7401 });
 class Machine {
   readonly sent: { hb: Heartbeat; to: Endpoint }[] = [];
   readonly effects: Effect[] = [];
-  readonly verdicts: Verdict[] = [];
+  readonly verdicts: (Verdict | "untrusted")[] = [];
   readonly uplinks: UplinkTarget[] = [];
+  readonly warnings: string[] = [];
   readonly runner: FailoverRunner;
   constructor(
     readonly clock: ManualClock,
@@ -41,8 +42,9 @@ class Machine {
       pairingStore: role === "client" ? null : { read: () => null, write: () => {} },
       clock,
       timers: { every: () => () => {} },
-      log: { info: () => {}, warn: () => {} },
+      log: { info: () => {}, warn: (m) => void this.warnings.push(m) },
       hooks: { startServing: () => {}, stopServing: () => {}, catchUp: (_e, done) => done(true), uplink: (t) => void this.uplinks.push(t) },
+      knownServers: () => ({ main: "main", backup: null }),
       observer: { effect: (fx) => void this.effects.push(fx), heartbeat: (_hb, v) => void this.verdicts.push(v) },
       localApps,
     });
@@ -51,7 +53,8 @@ class Machine {
   deliverTo(other: Machine, host: string): Heartbeat[] {
     const out = this.sent.filter((s) => s.to.host === host);
     this.sent.length = 0;
-    for (const { hb } of out) other.runner.onHeartbeat(hb, at(this.runner.current.role === "client" ? "c1" : "main"));
+    // Sealed under the pair key of the two machines, as the heartbeat socket does once it knows the receiver's key.
+    for (const { hb } of out) other.runner.onHeartbeat(hb, at(this.runner.current.role === "client" ? "c1" : "main"), hb.id);
     return out.map((s) => s.hb);
   }
 }
@@ -89,11 +92,39 @@ describe("failover runner", () => {
     clock.advance(5000);
     client.verdicts.length = 0;
     // Replayed as it was, and with the client restarted (a new boot it never echoed).
-    for (const hb of recorded) client.runner.onHeartbeat(hb, at("main"));
+    for (const hb of recorded) client.runner.onHeartbeat(hb, at("main"), hb.id);
     const restarted = new Machine(clock, "client", "c1", "c1-boot-2");
-    for (const hb of recorded) restarted.runner.onHeartbeat(hb, at("main"));
+    for (const hb of recorded) restarted.runner.onHeartbeat(hb, at("main"), hb.id);
     expect([...client.verdicts, ...restarted.verdicts].every((v) => v !== "fresh")).toBe(true);
     expect(restarted.runner.current.role === "client" && restarted.runner.current.following).toBeNull();
+  });
+
+  test("a heartbeat that speaks for the main without the main's machine key is refused unanswered and changes nothing", () => {
+    const { main, client } = pair();
+    client.runner.tick();
+    client.deliverTo(main, "main");
+    const answer = main.sent.at(-1)!.hb;
+    main.sent.length = 0;
+    // Another key holder re-seals the main's own words, even with a fresh echo, under the network key,
+    // or under its own key while naming the main, or as itself claiming to be the main.
+    const forged: [Heartbeat, string | null][] = [
+      [{ ...answer, state: "active", activeEpoch: 99, epoch: 99 }, null],
+      [{ ...answer, state: "active", activeEpoch: 99, epoch: 99 }, "rogue"],
+      [{ ...answer, id: "rogue", state: "active", activeEpoch: 99, epoch: 99 }, "rogue"],
+    ];
+    for (const [hb, sealedBy] of forged) client.runner.onHeartbeat(hb, at("rogue"), sealedBy);
+    expect(client.verdicts).toEqual(["untrusted", "untrusted", "untrusted"]);
+    expect(client.runner.untrustedHeartbeats).toBe(3);
+    expect(client.sent).toEqual([]);
+    expect(client.runner.current.role === "client" && client.runner.current.following).toBeNull();
+    // A few are normal while keys are learned; a stream of them is said once, in words.
+    expect(client.warnings).toEqual([]);
+    for (let i = 0; i < 2 * IMPOSTOR_WARN_AFTER; i++) client.runner.onHeartbeat(forged[0]![0], at("rogue"), null);
+    expect(client.warnings).toHaveLength(1);
+    expect(client.warnings[0]).toContain("speak for the main server (main) without its machine key");
+    // The same words sealed by the main itself count.
+    client.runner.onHeartbeat(answer, at("main"), "main");
+    expect(client.verdicts.at(-1)).toBe("fresh");
   });
 
   test("the round-trip delay leaves out the time the peer held our stamp", () => {

@@ -1,0 +1,82 @@
+/**
+ * Which machines a client's servers are. Every machine holds the network key,
+ * so a client believes a heartbeat from "the main" only when it is sealed
+ * under the machine key of the machine at the address its setup names as the
+ * main (core/heartbeat-trust.ts). It learns that key by dialling the address:
+ * the signed peer handshake proves the machine id and key. It dials at start,
+ * and again while it does not hear that server (the machine there may have
+ * been replaced), one dial per server at a time. A server under another
+ * network key is reported, as NetworkKeyProbe does for a backup.
+ */
+import { formatHostPort, type HostPort } from "../core/config.ts";
+import { NO_KNOWN_SERVERS, type KnownServers } from "../core/heartbeat-trust.ts";
+import type { ServerRole } from "../core/failover/index.ts";
+import type { AuthenticatedPeer } from "../net/channel.ts";
+import { NetworkKeyMismatch } from "../net/errors.ts";
+import { connectSecure, type SecureSocketOptions } from "../net/secure-socket.ts";
+
+export type ServerIdentityEvents = {
+  /** The server at `role`'s address proved who it is: its heartbeats are sealed under this key. */
+  identified(role: ServerRole, peer: AuthenticatedPeer): void;
+  /** A server refused us for another network key (logged and shown, de-duplicated, by the caller). */
+  refused(address: string, error: NetworkKeyMismatch): void;
+};
+
+export class ServerIdentities {
+  private ids: KnownServers = NO_KNOWN_SERVERS;
+  /** Address each role's id was learned at: a new address forgets it. */
+  private readonly learnedAt: Record<ServerRole, string | null> = { main: null, backup: null };
+  /** The addresses the setup names now (a dial that ends after a change is about the old one). */
+  private readonly current: Record<ServerRole, string | null> = { main: null, backup: null };
+  private readonly dialling = new Set<string>();
+
+  constructor(
+    private readonly secure: SecureSocketOptions,
+    private readonly events: ServerIdentityEvents,
+  ) {}
+
+  /** The machine ids of the servers, as far as they have proved them. */
+  known(): KnownServers {
+    return this.ids;
+  }
+
+  /**
+   * Dials each server whose address is given, unless a dial to it is running.
+   * Pass a role when its id is unknown or it has not been heard for a timeout.
+   */
+  step(due: Partial<Record<ServerRole, HostPort | null>>): void {
+    for (const role of ["main", "backup"] as const) {
+      const at = due[role];
+      if (!at) continue;
+      const address = formatHostPort(at);
+      if (this.dialling.has(address)) continue;
+      this.dialling.add(address);
+      connectSecure(address, "/app", this.secure, () => ({ message() {}, close() {} })).then(
+        (connection) => {
+          this.dialling.delete(address);
+          connection.close(1000, "Only learning who this server is.");
+          if (this.current[role] !== null && this.current[role] !== address) return;
+          this.ids = { ...this.ids, [role]: connection.peer.machineId };
+          this.learnedAt[role] = address;
+          this.events.identified(role, connection.peer);
+        },
+        (error) => {
+          this.dialling.delete(address);
+          if (error instanceof NetworkKeyMismatch) this.events.refused(address, error);
+        },
+      );
+    }
+  }
+
+  /** The setup names these addresses now: a role whose address changed is unknown until dialled again. */
+  addressesChanged(servers: Record<ServerRole, HostPort | null>): void {
+    for (const role of ["main", "backup"] as const) {
+      const at = servers[role];
+      this.current[role] = at === null ? null : formatHostPort(at);
+      if (this.learnedAt[role] !== null && (at === null || formatHostPort(at) !== this.learnedAt[role])) {
+        this.ids = { ...this.ids, [role]: null };
+        this.learnedAt[role] = null;
+      }
+    }
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Machine-sealed heartbeats (net/heartbeat-keys.ts, net/heartbeat.ts): a
+ * heartbeat sealed under the pair key of two machines opens only for them and
+ * names its sender; another holder of the network key cannot make one that
+ * speaks for either.
+ */
+import { describe, expect, test } from "bun:test";
+import nacl from "tweetnacl";
+import { fingerprint } from "../../../src/core/keys.ts";
+import { seededRandom } from "../../../src/net/crypto.ts";
+import { FrameKind } from "../../../src/net/envelope.ts";
+import { HeartbeatCodec, type Heartbeat } from "../../../src/net/heartbeat.ts";
+import { curvePublicOf, curveSecretOf, HeartbeatKeys, NEW_SENDERS_PER_SECOND } from "../../../src/net/heartbeat-keys.ts";
+import { ManualClock } from "../../support/clock.ts";
+
+const random = seededRandom("heartbeat keys test");
+const networkKey = random(32);
+const clock = new ManualClock(0);
+
+function machine(seed: string) {
+  const pair = nacl.sign.keyPair.fromSeed(seededRandom(seed)(32));
+  const keys = new HeartbeatKeys(pair, clock);
+  return { pair, keys, id: fingerprint(pair.publicKey), codec: new HeartbeatCodec(networkKey, random, keys) };
+}
+
+function beat(id: string, overrides: Partial<Heartbeat> = {}): Heartbeat {
+  return {
+    id, role: "main", state: "active", epoch: 3, activeEpoch: 3, stamp: { boot: "a1b2c3d4e5f60718", seq: 1, sentAt: 1 }, echo: null, echoHeldMs: null,
+    challenge: false, showFileRevision: 0, msSinceHeardMain: 0, msSinceHeardBackup: 10, condition: null, syncProgress: null, pairedWith: null,
+    lanes: null, hubCopied: null, name: "studio-main", ...overrides,
+  };
+}
+
+function caught(run: () => unknown): { code?: string; message: string } {
+  try {
+    run();
+  } catch (error) {
+    return error as { code?: string; message: string };
+  }
+  throw new Error("expected a throw");
+}
+
+describe("heartbeat pair keys", () => {
+  test("an Ed25519 machine key maps to the X25519 key its secret gives", () => {
+    for (let i = 0; i < 8; i++) {
+      const pair = nacl.sign.keyPair();
+      expect(curvePublicOf(pair.publicKey)).toEqual(nacl.scalarMult.base(curveSecretOf(pair.secretKey)));
+    }
+  });
+
+  test("a heartbeat sealed for a machine opens there and names its sender; nobody else can open or make one", () => {
+    const main = machine("main");
+    const client = machine("client");
+    const rogue = machine("rogue");
+    main.keys.pin(client.pair.publicKey);
+    const datagram = main.codec.encode(beat(main.id), client.id);
+    expect(datagram[1]).toBe(FrameKind.peerHeartbeat);
+    expect(client.codec.open(datagram, "main")).toEqual({ heartbeat: beat(main.id), sealedBy: main.id });
+    // A third holder of the network key cannot open it...
+    expect(caught(() => rogue.codec.open(datagram, "main")).code).toBe("WIRE_UNSEALED");
+    // ...nor make one in the main's name: under its own key it is sealed by the rogue, under the main's header it does not open.
+    rogue.keys.pin(client.pair.publicKey);
+    const asMain = rogue.codec.encode(beat(main.id), client.id);
+    expect(caught(() => client.codec.open(asMain, "rogue")).message).toContain(`says it comes from machine ${main.id} but is sealed by machine ${rogue.id}`);
+    const stolenHeader = new Uint8Array(asMain);
+    stolenHeader.set(main.pair.publicKey, 2);
+    expect(caught(() => client.codec.open(stolenHeader, "rogue")).code).toBe("WIRE_UNSEALED");
+    // Under the network key it opens, but says only that some key holder sent it.
+    expect(client.codec.open(rogue.codec.encode(beat(main.id)), "rogue").sealedBy).toBeNull();
+  });
+
+  test("without the receiver's key a heartbeat goes under the network key", () => {
+    const main = machine("main");
+    const datagram = main.codec.encode(beat(main.id), "0123456789abcdef");
+    expect(datagram[1]).toBe(FrameKind.heartbeat);
+  });
+
+  test("new senders' keys are derived within a budget per second; known ones always open; degenerate keys never", () => {
+    const server = machine("server");
+    const known = machine("known");
+    expect(server.keys.forSender(known.pair.publicKey)).not.toBeNull();
+    let derived = 0;
+    for (let i = 0; i < NEW_SENDERS_PER_SECOND + 10; i++) if (server.keys.forSender(nacl.sign.keyPair().publicKey) !== null) derived++;
+    expect(derived).toBe(NEW_SENDERS_PER_SECOND - 1);
+    expect(server.keys.forSender(known.pair.publicKey)).not.toBeNull();
+    clock.advance(1000);
+    expect(server.keys.forSender(nacl.sign.keyPair().publicKey)).not.toBeNull();
+    // y = 0 maps to u = 1, a point of low order: its shared secret would be zero, known to everyone.
+    expect(server.keys.forSender(new Uint8Array(32))).toBeNull();
+  });
+});
