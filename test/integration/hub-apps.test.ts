@@ -170,6 +170,57 @@ describe("the mqtt npm client", () => {
   );
 
   test(
+    "QoS 0 and retained across a kill -9 of the main: QoS 0 arrives once, in order; retained values are the backup's state",
+    async () => {
+      const { c, mqttPort } = await clusterWithMqtt();
+      const subscriber = await mqttClient(mqttPort("c2"), { protocolVersion: 4, clientId: "viewer" });
+      const publisher = await mqttClient(mqttPort("c1"), { protocolVersion: 4, clientId: "tally" });
+      let closes = 0;
+      for (const client of [subscriber, publisher]) client.on("close", () => closes++);
+      const received: number[] = [];
+      let warm = false;
+      subscriber.on("message", (topic, payload) => {
+        if (topic === "tally/n") received.push(Number(payload.toString()));
+        if (topic === "tally/warm") warm = true;
+      });
+      await subscriber.subscribeAsync("tally/#", { qos: 0 });
+      await liveEndToEnd(publisher, "tally/warm", () => warm);
+      await publisher.publishAsync("scene/next", '{"title":"weather"}', { qos: 1, retain: true });
+      const total = 400;
+      let sent = 0;
+      const publishing = (async () => {
+        for (let n = 1; n <= total; n++) {
+          await publisher.publishAsync("tally/n", String(n), { qos: 0 });
+          sent = n;
+          await Bun.sleep(3);
+        }
+      })();
+      await waitFor("a quarter sent", () => sent >= total / 4, 20_000);
+      // The backup copies the hub's state every heartbeat, not each write: kill only once it holds scene/next.
+      await c.waitStatus("main", "the backup's copy of the hub state caught up", (s) => s.replication?.hubState === 0);
+      await c.kill("main");
+      // Retained while no server is active: acknowledged once the backup took over and has it.
+      await publisher.publishAsync("scene/current", '"news"', { qos: 1, retain: true });
+      await publishing;
+      await waitFor("every QoS 0 message at the subscriber", () => received.length >= total, 20_000);
+      await Bun.sleep(200);
+      expect(received).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      expect((await c.get("c2", "scene/next")).value).toEqual({ title: "weather" });
+      expect((await c.get("c2", "scene/current")).value).toBe("news");
+      // A later MQTT subscriber gets both values from the backup's state.
+      const later = await mqttClient(mqttPort("c2"), { protocolVersion: 4 });
+      const retained = new Map<string, string>();
+      later.on("message", (topic, payload) => retained.set(topic, payload.toString()));
+      await later.subscribeAsync("scene/#");
+      await waitFor("both retained values", () => retained.size === 2, 10_000);
+      expect(Object.fromEntries(retained)).toEqual({ "scene/next": '{"title":"weather"}', "scene/current": "news" });
+      expect(closes).toBe(0);
+      expect((await c.status("c1")).failover?.activeServer).toBe("backup");
+    },
+    TEST_MS,
+  );
+
+  test(
     "short SIGSTOPs of the main (shorter than the timeout): a node that drops its link and comes back to the same server misses nothing",
     async () => {
       const { c, mqttPort } = await clusterWithMqtt(DEFAULTS);
