@@ -97,7 +97,7 @@ describe("the MQTT front door", () => {
     expect(all).toEqual(["studio/cam1"]); // not also the copy aedes routed away from its subscribers
   });
 
-  test("a QoS 1 publish in flight when the main dies waits, client connected, through a refusal as not active, and is acknowledged by the next active hub", async () => {
+  test("a QoS 1 publish in flight when the main dies waits, its client connected (pings answered), through a refusal as not active, until the next active hub acks it", async () => {
     const { node, wire, port, pump } = await nodeWithDoor();
     const subscriber = await connect(port);
     const received: string[] = [];
@@ -105,7 +105,8 @@ describe("the MQTT front door", () => {
     await subscriber.subscribeAsync("track/#", { qos: 1 });
     await waitFor("the node's upstream subscription", () => wire.pendingUp().some((f) => f.type === "sub"));
     pump();
-    const publisher = await connect(port);
+    // Keepalive 1 s: aedes drops a client it hears nothing from for 1.5 s, mqtt.js one whose ping goes unanswered.
+    const publisher = await connect(port, { keepalive: 1 });
     let closes = 0;
     for (const client of [subscriber, publisher]) client.on("close", () => closes++);
     let acked = false;
@@ -120,7 +121,7 @@ describe("the MQTT front door", () => {
     settle(toStandby);
     expect(node.uplink.needsReattach).toBe(true);
     toStandby.cut();
-    await Bun.sleep(50);
+    await Bun.sleep(2000); // longer than both keepalive deadlines: the front door still answers pings while a publish waits
     expect(acked).toBe(false);
     expect(closes).toBe(0);
     const backup = new FakeHubServer({ epoch: 2, writable: true });
