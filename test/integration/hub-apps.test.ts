@@ -22,13 +22,7 @@ afterEach(async () => {
   cluster = null;
 });
 
-/**
- * A main, a backup and two clients, each client with its MQTT front door on a free loopback port;
- * returns once the backup could take over. Until the backup is paired and holds its first copy it never
- * serves (DESIGN.md): the main's first pairing attempt often finds the backup not listening yet and
- * retries a second later, and a kill -9 before then leaves no server at all, so a QoS 1 publish rightly
- * waits for one (that, not the front door, made "QoS 1 across a kill -9" fail about one run in four).
- */
+/** A main, a backup and two clients, each client with its MQTT front door on a free loopback port. */
 async function clusterWithMqtt(preset: { heartbeatMs: number; failoverTimeoutMs: number } | Record<string, never> = {}) {
   cluster = await Cluster.start(preset);
   const ports: Record<string, number> = {};
@@ -37,10 +31,20 @@ async function clusterWithMqtt(preset: { heartbeatMs: number; failoverTimeoutMs:
     await cluster.startClient(name, { args: ["--mqtt-listen", `127.0.0.1:${ports[name]}`] });
   }
   const c = cluster;
+  await c.waitAll("every client on the main", (name, s) => name === "main" || name === "backup" || s.failover?.hubConnected === true);
+  return { c, mqttPort: (name: string) => ports[name]! };
+}
+
+/**
+ * Until the backup is paired and holds its first copy it never serves (DESIGN.md). The main's first
+ * pairing attempt often finds the backup not listening yet and retries a second later, so a kill -9
+ * right after start leaves no server at all and a QoS 1 publish rightly waits for one: that, not the
+ * front door, made "QoS 1 across a kill -9" fail about one run in four. Tests that kill the main wait here.
+ */
+async function untilBackupCanTakeOver(c: Cluster): Promise<void> {
   await c.waitAll("the backup idle and every machine on the main's hub", (_name, s) => s.chip === "Backup is idle" && s.failover?.hubConnected === true, {
     timeoutMs: 15_000,
   });
-  return { c, mqttPort: (name: string) => ports[name]! };
 }
 
 /** Runs a mosquitto client; resolves with its stdout. */
@@ -136,6 +140,7 @@ describe("the mqtt npm client", () => {
     "QoS 1 across a kill -9 of the main: both MQTT clients stay connected, nothing lost or duplicated",
     async () => {
       const { c, mqttPort } = await clusterWithMqtt();
+      await untilBackupCanTakeOver(c);
       const subscriber = await mqttClient(mqttPort("c2"), { protocolVersion: 4, clientId: "viewer" });
       const publisher = await mqttClient(mqttPort("c1"), { protocolVersion: 4, clientId: "tracker" });
       let closes = 0;
@@ -173,6 +178,7 @@ describe("the mqtt npm client", () => {
     "QoS 0 and retained across a kill -9 of the main: QoS 0 arrives once, in order; retained values are the backup's state",
     async () => {
       const { c, mqttPort } = await clusterWithMqtt();
+      await untilBackupCanTakeOver(c);
       const subscriber = await mqttClient(mqttPort("c2"), { protocolVersion: 4, clientId: "viewer" });
       const publisher = await mqttClient(mqttPort("c1"), { protocolVersion: 4, clientId: "tally" });
       let closes = 0;
