@@ -165,7 +165,9 @@ describe("the mqtt npm client", () => {
       await waitFor("a quarter acknowledged", () => acked >= total / 4, 20_000);
       await c.kill("main");
       await publishing; // every PUBACK came: the backup's hub has each message
-      await waitFor("every message at the subscriber", () => received.length >= total, 20_000);
+      // On a shortfall, fall through: the expectation names the missing numbers. One the main acknowledged
+      // just before the kill and had not yet passed on is the known gap across a crash (README, "Failover").
+      await waitFor("every message at the subscriber", () => received.length >= total, 20_000).catch(() => {});
       await Bun.sleep(200);
       expect(received).toEqual(Array.from({ length: total }, (_, i) => i + 1));
       expect(closes).toBe(0);
@@ -208,7 +210,7 @@ describe("the mqtt npm client", () => {
       // Retained while no server is active: acknowledged once the backup took over and has it.
       await publisher.publishAsync("scene/current", '"news"', { qos: 1, retain: true });
       await publishing;
-      await waitFor("every QoS 0 message at the subscriber", () => received.length >= total, 20_000);
+      await waitFor("every QoS 0 message at the subscriber", () => received.length >= total, 20_000).catch(() => {}); // as above
       await Bun.sleep(200);
       expect(received).toEqual(Array.from({ length: total }, (_, i) => i + 1));
       expect((await c.get("c2", "scene/next")).value).toEqual({ title: "weather" });
