@@ -35,6 +35,18 @@ async function clusterWithMqtt(preset: { heartbeatMs: number; failoverTimeoutMs:
   return { c, mqttPort: (name: string) => ports[name]! };
 }
 
+/**
+ * Until the backup is paired and holds its first copy it never serves (DESIGN.md). The main's first
+ * pairing attempt often finds the backup not listening yet and retries a second later, so a kill -9
+ * right after start leaves no server at all and a QoS 1 publish rightly waits for one: that, not the
+ * front door, made "QoS 1 across a kill -9" fail about one run in four. Tests that kill the main wait here.
+ */
+async function untilBackupCanTakeOver(c: Cluster): Promise<void> {
+  await c.waitAll("the backup idle and every machine on the main's hub", (_name, s) => s.chip === "Backup is idle" && s.failover?.hubConnected === true, {
+    timeoutMs: 15_000,
+  });
+}
+
 /** Runs a mosquitto client; resolves with its stdout. */
 async function mosquitto(args: string[], timeoutMs = 15_000): Promise<string> {
   const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", timeout: timeoutMs, killSignal: "SIGKILL" });
@@ -124,14 +136,11 @@ describe.skipIf(!MOSQUITTO)("mosquitto clients on the nodes' front doors", () =>
 });
 
 describe("the mqtt npm client", () => {
-  // Known defect (issue 10, open): in about one run in four the MQTT front door closes the publishing
-  // client around the kill (mqtt.js: "Connection closed") and a PUBACK never comes. Skipped until fixed,
-  // so CI stays meaningful; the closing note of 2026-11-30 records it.
-  console.warn("[hub apps] skipped: QoS 1 across a kill -9 (known defect: the front door sometimes drops the MQTT client at the failover)");
-  test.skip(
+  test(
     "QoS 1 across a kill -9 of the main: both MQTT clients stay connected, nothing lost or duplicated",
     async () => {
       const { c, mqttPort } = await clusterWithMqtt();
+      await untilBackupCanTakeOver(c);
       const subscriber = await mqttClient(mqttPort("c2"), { protocolVersion: 4, clientId: "viewer" });
       const publisher = await mqttClient(mqttPort("c1"), { protocolVersion: 4, clientId: "tracker" });
       let closes = 0;
@@ -156,9 +165,63 @@ describe("the mqtt npm client", () => {
       await waitFor("a quarter acknowledged", () => acked >= total / 4, 20_000);
       await c.kill("main");
       await publishing; // every PUBACK came: the backup's hub has each message
-      await waitFor("every message at the subscriber", () => received.length >= total, 20_000);
+      // On a shortfall, fall through: the expectation names the missing numbers. One the main acknowledged
+      // just before the kill and had not yet passed on is the known gap across a crash (README, "Failover").
+      await waitFor("every message at the subscriber", () => received.length >= total, 20_000).catch(() => {});
       await Bun.sleep(200);
       expect(received).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      expect(closes).toBe(0);
+      expect((await c.status("c1")).failover?.activeServer).toBe("backup");
+    },
+    TEST_MS,
+  );
+
+  test(
+    "QoS 0 and retained across a kill -9 of the main: QoS 0 arrives once, in order; retained values are the backup's state",
+    async () => {
+      const { c, mqttPort } = await clusterWithMqtt();
+      await untilBackupCanTakeOver(c);
+      const subscriber = await mqttClient(mqttPort("c2"), { protocolVersion: 4, clientId: "viewer" });
+      const publisher = await mqttClient(mqttPort("c1"), { protocolVersion: 4, clientId: "tally" });
+      let closes = 0;
+      for (const client of [subscriber, publisher]) client.on("close", () => closes++);
+      const received: number[] = [];
+      let warm = false;
+      subscriber.on("message", (topic, payload) => {
+        if (topic === "tally/n") received.push(Number(payload.toString()));
+        if (topic === "tally/warm") warm = true;
+      });
+      await subscriber.subscribeAsync("tally/#", { qos: 0 });
+      await liveEndToEnd(publisher, "tally/warm", () => warm);
+      await publisher.publishAsync("scene/next", '{"title":"weather"}', { qos: 1, retain: true });
+      const total = 400;
+      let sent = 0;
+      const publishing = (async () => {
+        for (let n = 1; n <= total; n++) {
+          await publisher.publishAsync("tally/n", String(n), { qos: 0 });
+          sent = n;
+          await Bun.sleep(3);
+        }
+      })();
+      await waitFor("a quarter sent", () => sent >= total / 4, 20_000);
+      // The backup copies the hub's state every heartbeat, not each write: kill only once it holds scene/next.
+      await c.waitStatus("main", "the backup's copy of the hub state caught up", (s) => s.replication?.hubState === 0);
+      await c.kill("main");
+      // Retained while no server is active: acknowledged once the backup took over and has it.
+      await publisher.publishAsync("scene/current", '"news"', { qos: 1, retain: true });
+      await publishing;
+      await waitFor("every QoS 0 message at the subscriber", () => received.length >= total, 20_000).catch(() => {}); // as above
+      await Bun.sleep(200);
+      expect(received).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      expect((await c.get("c2", "scene/next")).value).toEqual({ title: "weather" });
+      expect((await c.get("c2", "scene/current")).value).toBe("news");
+      // A later MQTT subscriber gets both values from the backup's state.
+      const later = await mqttClient(mqttPort("c2"), { protocolVersion: 4 });
+      const retained = new Map<string, string>();
+      later.on("message", (topic, payload) => retained.set(topic, payload.toString()));
+      await later.subscribeAsync("scene/#");
+      await waitFor("both retained values", () => retained.size === 2, 10_000);
+      expect(Object.fromEntries(retained)).toEqual({ "scene/next": '{"title":"weather"}', "scene/current": "news" });
       expect(closes).toBe(0);
       expect((await c.status("c1")).failover?.activeServer).toBe("backup");
     },

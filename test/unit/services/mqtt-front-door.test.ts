@@ -97,6 +97,42 @@ describe("the MQTT front door", () => {
     expect(all).toEqual(["studio/cam1"]); // not also the copy aedes routed away from its subscribers
   });
 
+  test("a QoS 1 publish in flight when the main dies waits, its client connected (pings answered), through a refusal as not active, until the next active hub acks it", async () => {
+    const { node, wire, port, pump } = await nodeWithDoor();
+    const subscriber = await connect(port);
+    const received: string[] = [];
+    subscriber.on("message", (topic, payload) => received.push(`${topic} ${payload}`));
+    await subscriber.subscribeAsync("track/#", { qos: 1 });
+    await waitFor("the node's upstream subscription", () => wire.pendingUp().some((f) => f.type === "sub"));
+    pump();
+    // Keepalive 1 s: aedes drops a client it hears nothing from for 1.5 s, mqtt.js one whose ping goes unanswered.
+    const publisher = await connect(port, { keepalive: 1 });
+    let closes = 0;
+    for (const client of [subscriber, publisher]) client.on("close", () => closes++);
+    let acked = false;
+    const publishing = publisher.publishAsync("track/pos", "1", { qos: 1 }).then(() => (acked = true));
+    publishing.catch(() => {}); // a close rejects it before it is awaited: the expectations below say what went wrong
+    await waitFor("the pub on its way to the main", () => wire.pendingUp().some((f) => f.type === "pub"));
+    wire.pumpUp();
+    wire.cut(); // kill -9: the main took it, nothing came back
+    // A server that is not active (yet) refuses it: the node keeps it for the active one.
+    const standby = new FakeHubServer({ epoch: 1, writable: false });
+    const toStandby = new Wire(node, standby);
+    settle(toStandby);
+    expect(node.uplink.needsReattach).toBe(true);
+    toStandby.cut();
+    await Bun.sleep(2000); // longer than both keepalive deadlines: the front door still answers pings while a publish waits
+    expect(acked).toBe(false);
+    expect(closes).toBe(0);
+    const backup = new FakeHubServer({ epoch: 2, writable: true });
+    settle(new Wire(node, backup));
+    await publishing;
+    await waitFor("the message at the subscriber", () => received.length === 1);
+    await Bun.sleep(50);
+    expect(received).toEqual(["track/pos 1"]);
+    expect(closes).toBe(0);
+  });
+
   test("retained publishes are the hub's retained state: set, read back by a later subscriber, deleted by an empty payload", async () => {
     const { hub, port, pump } = await nodeWithDoor();
     const publisher = await connect(port);
