@@ -73,6 +73,8 @@ export type FailoverHooks = {
   catchUp(epoch: number, done: (ok: boolean, why?: string) => void): void;
   /** Where this machine's local apps reach the Data Hub now. */
   uplink(target: UplinkTarget): void;
+  /** Main only: run the pairing exchange with its backup again (the backup dropped the pairing). */
+  pairAgain?(peerId: string): void;
 };
 
 export type RunnerLog = { info(message: string, fields?: Record<string, unknown>): void; warn(message: string, fields?: Record<string, unknown>): void };
@@ -362,6 +364,9 @@ export class FailoverRunner {
           break;
         case "log":
           this.options.log[effect.level](effect.message);
+          break;
+        case "pairAgain":
+          this.options.hooks.pairAgain?.(effect.peerId);
           break;
       }
     }

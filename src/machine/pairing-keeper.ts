@@ -1,7 +1,9 @@
 /**
  * The main keeps the pairing its setup asks for: with the backup named there
  * it runs the pairing exchange until it succeeds; with another one named it
- * removes the old one first; with none it removes the backup it had. Retries
+ * removes the old one first; with none it removes the backup it had; and it
+ * runs the exchange again when the core finds the backup has dropped the
+ * pairing (`pairAgain`, from the pairAgain effect). Retries
  * back off with jitter up to PAIRING_RETRY_MAX_MS, and a failure is logged
  * once per distinct message, so a refused backup does not flood the log.
  */
@@ -28,10 +30,16 @@ export class PairingKeeper {
   private retryAt = 0;
   private delay = PAIRING_RETRY_FIRST_MS;
   private lastError = "";
+  /** The backup said it is not paired with this main: run the exchange even though a pairing is recorded. */
+  private again = false;
   private readonly now: () => number;
 
   constructor(private readonly options: PairingKeeperOptions) {
     this.now = options.now ?? (() => performance.now());
+  }
+
+  pairAgain(): void {
+    this.again = true;
   }
 
   /** One attempt, unless one is running or the backoff says wait. Returns the attempt (for tests). */
@@ -65,8 +73,9 @@ export class PairingKeeper {
       log.info("removed the backup", { backup: have.peerName, address: have.address });
     }
     // A pairing recorded before the servers kept each other's machine key is run again to learn it.
-    if (want === null || (have && have.address === want && have.peerKey !== null)) return;
+    if (want === null || (have && have.address === want && have.peerKey !== null && !this.again)) return;
     const peer = await exchange.pair(want);
+    this.again = false;
     this.options.paired(peer, want);
     log.info("paired with the backup", { backup: peer.peerName, id: peer.peerId, address: want });
   }

@@ -124,6 +124,8 @@ export class PeerRuntime {
   /** The addresses the setup names (resolved); the main's backup entry is what pairing aims at. */
   private servers: Servers;
   private timers: (() => void)[] = [];
+  /** The main's: keeps the pairing its setup asks for. */
+  private keeper: PairingKeeper | null = null;
 
   private constructor(options: PeerRuntimeOptions) {
     this.options = options;
@@ -305,6 +307,7 @@ export class PeerRuntime {
           );
         },
         uplink: (target) => this.followUplink(target),
+        pairAgain: () => this.keeper?.pairAgain(),
       },
     });
     if (this.role === "backup") {
@@ -371,7 +374,7 @@ export class PeerRuntime {
 
   /** The main keeps the pairing its setup asks for (machine/pairing-keeper.ts). */
   private keepPaired(): void {
-    const keeper = new PairingKeeper({
+    const keeper = (this.keeper = new PairingKeeper({
       wanted: () => (this.servers.backup ? formatHostPort(this.servers.backup) : null),
       current: () => this.pairingFile!.details(),
       exchange: this.pairing,
@@ -387,7 +390,7 @@ export class PeerRuntime {
         this.runner?.setServers(this.runnerServers());
       },
       log: this.options.log,
-    });
+    }));
     keeper.step();
     this.every(250, () => keeper.step());
   }

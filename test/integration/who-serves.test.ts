@@ -8,7 +8,7 @@
  * Statuses are read from `GET /api/status` (failover.state, epoch, chip).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { createReadStream } from "node:fs";
+import { createReadStream, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import nacl from "tweetnacl";
@@ -103,6 +103,23 @@ describe("who serves (issue 8), with the real executable", () => {
       expect(Object.keys(after).sort()).toEqual(["a", "backup"]);
 
       expect((await c.get("a", "show/scene")).value).toEqual(value);
+    },
+    TEST_MS,
+  );
+
+  test(
+    "a backup restarted without its pairing record is paired again by the main, and takes over a kill -9 after that",
+    async () => {
+      // Found: the two disagreed for good (the main paired, the backup not), so nothing took over the main.
+      const c = await startCluster({ clients: ["a"] });
+      await c.waitAll("the main serving, the backup idle", mainServes, { timeoutMs: SETTLE_MS });
+      const backupData = c.machine("backup").dataDir;
+      await c.kill("backup");
+      rmSync(join(backupData, "pairing.json"));
+      await c.restart("backup");
+      await c.waitAll("paired again: the main serving, the backup idle", mainServes, { timeoutMs: SETTLE_MS });
+      await c.kill("main");
+      await c.waitAll("the backup active, the client on it", backupServes, { timeoutMs: SWITCH_MS });
     },
     TEST_MS,
   );

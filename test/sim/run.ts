@@ -97,7 +97,7 @@ export interface WorldOptions {
   readonly failback: Failback;
   readonly plan: CheckPlan;
   readonly tracing?: boolean;
-  /** The backup starts with an empty data dir and no pairing (the new-backup family pairs it later). */
+  /** The backup starts with an empty data dir, and neither server with a pairing (the new-backup family pairs them later). */
   readonly freshBackup?: boolean;
 }
 
@@ -107,9 +107,11 @@ export function newWorld(o: WorldOptions): { world: World; checker: Checker } {
   const cfg: SimConfig = { timings: o.timings, failback: o.failback, tickMs, latency: LATENCY, catchUpMs: [2, o.timings.heartbeatMs / 2] };
   const checker = new Checker(o.plan, splitHealMs(o.timings, tickMs), availableAfterMs(o.timings, tickMs));
   const world = new World(cfg, new Rng(o.seed ^ 0x9e3779b9), checker, o.tracing ?? false);
-  world.spawn("main", "main", undefined, { pairing: { peerId: "backup", confirmed: true, hubCopied: false } });
+  // A new backup: neither server has a pairing yet (the family pairs them later).
+  world.spawn("main", "main", undefined, o.freshBackup ? {} : { pairing: { peerId: "backup", confirmed: true, hubCopied: false } });
   world.spawn("backup", "backup", undefined, o.freshBackup ? {} : { pairing: { peerId: "main", confirmed: true, hubCopied: true } });
   for (const c of CLIENTS) world.spawn(c, "client");
+  world.pairingWanted = !o.freshBackup;
   return { world, checker };
 }
 
@@ -192,7 +194,18 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   world.runUntil(end);
   if (mustReportUnreachable && !checker.conditionSeen) checker.fail(world, "I7 the backup never said \"Main unreachable from backup\"");
   const convergenceMs = checker.lastUnconvergedAt < 0 ? 0 : checker.lastUnconvergedAt - stopAt;
-  if (!converged(world)) checker.fail(world, `I6 not converged at the end of the run`);
+  // I19: a main and a backup that both run at the end agree on their pairing (the main asks again when the backup dropped it).
+  const [mainAtEnd, backupAtEnd] = [world.node("main"), world.node("backup")];
+  if (mainAtEnd.state && backupAtEnd.state && rogueMode === null) {
+    const [mp, bp] = [mainAtEnd.disk.pairing, backupAtEnd.disk.pairing];
+    if (!(mp?.peerId === "backup" && bp?.peerId === "main" && bp.confirmed)) {
+      checker.fail(world, `I19 main and backup disagree on their pairing at the end (main: ${mp?.peerId ?? "none"}, backup: ${bp?.peerId ?? "none"}${bp && !bp.confirmed ? ", unconfirmed" : ""})`);
+    }
+  }
+  // A main that died before it had recorded a pairing leaves a backup that may not serve (I10): nobody can.
+  const nobodyMayServe = !mainAtEnd.state && !(backupAtEnd.disk.pairing?.confirmed && backupAtEnd.disk.pairing.hubCopied);
+  if (nobodyMayServe) world.log("the main stays dead and the backup was never confirmed: no server may serve");
+  else if (!converged(world)) checker.fail(world, `I6 not converged at the end of the run`);
   else if (convergenceMs > bound) checker.fail(world, `I6 converged ${convergenceMs} ms after faults stopped (bound ${bound})`);
   return {
     seed, family, failback, timings, violations: checker.violations, convergenceMs, boundMs: bound,

@@ -220,8 +220,12 @@ export function writes(world: World, rng: Rng, w: Window): void {
 export function newBackup(world: World, rng: Rng, w: Window): void {
   const { failoverTimeoutMs: T } = world.cfg.timings;
   const pairAt = w.from + rng.int(0, T);
-  world.at(pairAt, "pair the new backup", () => world.pair());
-  if (rng.chance(0.7)) {
+  // Now and then the main records its side late, past the backup's grace: the main must ask again.
+  const mainLag = rng.chance(0.4) ? rng.int(T, 5 * T) : 0;
+  world.at(pairAt, "pair the new backup", () => world.pair(mainLag));
+  if (rng.chance(0.3)) {
+    world.at(pairAt + rng.int(2 * T, 4 * T), "the backup restarts without its pairing record", () => world.forgetPairing("backup"));
+  } else if (rng.chance(0.7)) {
     const crashAt = pairAt + rng.int(0, 3 * T);
     fault(world, crashAt, "crash main", () => world.crash("main"));
     if (rng.chance(0.5)) fault(world, crashAt + rng.int(T, 3 * T), "restart main", () => world.restart("main"));

@@ -102,6 +102,8 @@ export class World {
   readonly #links = new Map<string, Map<string, Link>>();
   readonly trace: string[] | null;
   faultsStopped = false;
+  /** The main's setup names the backup: its pairing keeper runs the exchange whenever it holds no pairing. */
+  pairingWanted = false;
   /** Bumped by every change to links or processes, so the checker knows when to look again. */
   topology = 0;
   /** Bumped whenever a server starts or stops serving, a client's hub moves, or a process dies or starts. */
@@ -206,6 +208,22 @@ export class World {
     this.log(`RESTART ${name} (persisted epoch ${n.disk.epoch})`);
     this.topology += 1;
     this.start(n);
+    // The main's pairing keeper: the setup names the backup, no pairing is recorded, so it runs the exchange.
+    if (n.role === "main" && this.pairingWanted && n.disk.pairing === null) {
+      this.at(this.now() + 2 * this.#latency(), "the main's keeper pairs with the backup named in its setup", () => this.pair());
+    }
+  }
+
+  /**
+   * The backup restarts without its pairing record (pairing.json deleted or restored from an
+   * older copy) while the main keeps its own: the two disagree until the main pairs again.
+   */
+  forgetPairing(name: string): void {
+    const n = this.node(name);
+    this.crash(name);
+    this.log(`${name} LOSES its pairing record`);
+    n.disk.pairing = null;
+    this.restart(name);
   }
 
   freeze(name: string): void {
@@ -239,14 +257,26 @@ export class World {
     if (main.state) this.#deliverTo(main, { kind: "event", event: { type: "switchBack" } });
   }
 
-  /** The pairing exchange between main and backup, done now (both must run). */
-  pair(): void {
+  /**
+   * The pairing exchange between main and backup (both must run): the backup records its side now,
+   * the main `mainLagMs` later (a loaded main answering slowly; it may then find the backup gave up).
+   */
+  pair(mainLagMs = 0): void {
     const main = this.node("main");
     const backup = this.node("backup");
-    if (!main.state || !backup.state || main.frozen || backup.frozen) return;
-    this.log("PAIR main and backup");
+    this.pairingWanted = true;
+    if (!main.state || !backup.state || main.frozen || backup.frozen) {
+      // The keeper tries again after its first back-off (machine/pairing-keeper.ts), while the main holds no pairing.
+      if (main.state && main.disk.pairing === null) this.at(this.now() + 1000, "the main's keeper tries the pairing again", () => this.pair(mainLagMs));
+      return;
+    }
+    this.log(`PAIR main and backup${mainLagMs > 0 ? ` (the main records its side ${mainLagMs} ms later)` : ""}`);
     this.#deliverTo(backup, { kind: "event", event: { type: "paired", peerId: "main" } });
-    this.#deliverTo(main, { kind: "event", event: { type: "paired", peerId: "backup" } });
+    const recordOnMain = () => {
+      if (main.state && !main.frozen) this.#deliverTo(main, { kind: "event", event: { type: "paired", peerId: "backup" } });
+    };
+    if (mainLagMs > 0) this.at(this.now() + mainLagMs, "the main records its side of the pairing", recordOnMain);
+    else recordOnMain();
   }
 
   /** A machine's settings are saved again unchanged (the setup pages' Connect with nothing changed). */
@@ -381,6 +411,14 @@ export class World {
           this.stateVersion += 1;
           n.following = target.server === "self" ? { server: n.role as ServerRole, epoch: target.epoch } : { server: target.server, epoch: target.epoch };
         },
+        // The main's pairing keeper runs the exchange again: it takes a round trip on the wire.
+        // The main's pairing keeper runs the exchange again over the peer port: a round trip, both ways up.
+        pairAgain: () =>
+          this.at(this.now() + 2 * this.#latency(), "the main's keeper runs the pairing exchange again", () => {
+            const up = !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
+            if (up) this.pair();
+            else this.log("the pairing exchange fails: main and backup cannot reach each other");
+          }),
       },
       observer: {
         effect: (fx) => this.observer.effect(this, n, fx),

@@ -143,6 +143,13 @@ function unpair(s: BackupState, fx: Effect[], why: string | null): BackupState {
 }
 
 /**
+ * How many failover timeouts a new pairing waits for the main's heartbeats to name this backup:
+ * a loaded main may record its side well after the backup accepted (331 ms was seen with a
+ * 250 ms timeout). Should it still give up too early, the main asks again (main.ts askToPairAgain).
+ */
+export const UNCONFIRMED_PAIRING_GRACE_TIMEOUTS = 3;
+
+/**
  * A fresh heartbeat of the paired main: it confirms the pairing when it names
  * this backup, ends it when it names another (or none) — but a pairing not yet
  * confirmed gets a timeout first, as the main may still be writing its side.
@@ -150,7 +157,7 @@ function unpair(s: BackupState, fx: Effect[], why: string | null): BackupState {
 function hearMain(s: BackupState, beat: BeatBody, now: number, fx: Effect[]): BackupState {
   const p = s.pairing!;
   if (beat.pairedWith === s.selfId) return p.confirmed ? s : updatePairing(s, { confirmed: true }, fx);
-  if (!p.confirmed && now - p.since < s.timings.failoverTimeoutMs) return s;
+  if (!p.confirmed && now - p.since < UNCONFIRMED_PAIRING_GRACE_TIMEOUTS * s.timings.failoverTimeoutMs) return s;
   return unpair(s, fx, "The main is no longer paired with this backup.");
 }
 

@@ -61,6 +61,10 @@ export interface MainState extends ServerBase {
   readonly selfId: string;
   readonly failback: Failback;
   readonly phase: MainPhase;
+  /** Since when the paired backup's heartbeats say it is not paired with this main; null while they name it. */
+  readonly disownedSince: number | null;
+  /** When the pairing exchange was last asked for again (askToPairAgain). */
+  readonly pairAgainAt: number;
 }
 
 export interface MainOptions {
@@ -86,6 +90,8 @@ export function startMain(opts: MainOptions, now: number): Step<MainState> {
     selfId: opts.selfId,
     failback: opts.failback ?? "auto",
     phase: rejoining(now),
+    disownedSince: null,
+    pairAgainAt: now,
   };
   return settle(null, state, now, [], null, false);
 }
@@ -101,7 +107,7 @@ export function mainTransition(prev: MainState, ev: MainEvent, now: number): Ste
       break;
     case "heartbeat": {
       const r = absorbHeartbeat(s, "main", ev.id, ev.beat, now, fx);
-      next = r.state;
+      next = ev.beat.role === "backup" && ev.id === s.peerId ? noteDisowned(r.state, ev.beat, now) : r.state;
       replyTo = r.replyTo;
       break;
     }
@@ -132,19 +138,52 @@ export function mainTransition(prev: MainState, ev: MainEvent, now: number): Ste
       if (s.peerId === ev.peerId) break;
       fx.push({ type: "persistPairing", pairing: { peerId: ev.peerId, confirmed: true, hubCopied: false } });
       fx.push({ type: "log", level: "info", message: `Paired with the backup ${ev.peerId}.` });
-      next = { ...s, peerId: ev.peerId, other: { live: watch(now), beat: null }, heardNetworkAt: now };
+      next = { ...s, peerId: ev.peerId, other: { live: watch(now), beat: null }, heardNetworkAt: now, disownedSince: null };
       break;
     case "unpaired":
       if (s.peerId === null) break;
       fx.push({ type: "persistPairing", pairing: null });
       fx.push({ type: "log", level: "info", message: `Removed the backup ${s.peerId}.` });
-      next = { ...s, peerId: null, other: { live: watch(now), beat: null } };
+      next = { ...s, peerId: null, other: { live: watch(now), beat: null }, disownedSince: null };
       break;
     case "lanes":
       next = { ...s, lanes: ev.lanes };
       break;
   }
-  return settle(prev, next, now, fx, replyTo, ev.type === "tick");
+  return settle(prev, ev.type === "tick" ? askToPairAgain(next, now, fx) : next, now, fx, replyTo, ev.type === "tick");
+}
+
+/** The paired backup says whom it is paired with in every heartbeat: note since when that is not this main. */
+function noteDisowned(s: MainState, beat: BeatBody, now: number): MainState {
+  const disowned = beat.pairedWith !== s.selfId;
+  if (disowned === (s.disownedSince !== null)) return s;
+  return { ...s, disownedSince: disowned ? now : null };
+}
+
+/** Silence of the paired backup, in failover timeouts, after which the main runs the pairing exchange again. */
+export const PAIR_AGAIN_AFTER_SILENT_TIMEOUTS = 4;
+
+/**
+ * The main runs the pairing exchange again (the runner's keeper backs off on its own) when its
+ * backup has disowned it for a timeout, or has been silent for PAIR_AGAIN_AFTER_SILENT_TIMEOUTS:
+ * a backup that lost its pairing record no longer knows this main's machine key, so its
+ * heartbeats do not even count here. The exchange is idempotent for a backup still paired with
+ * this main, and fails harmlessly for a dead one. Without this, the two would stay apart.
+ */
+function askToPairAgain(s: MainState, now: number, fx: Effect[]): MainState {
+  if (s.peerId === null) return s;
+  const T = s.timings.failoverTimeoutMs;
+  const silentSince = Math.max(s.other.live.lastHeardAt ?? s.other.live.since, s.pairAgainAt);
+  const disowned = s.disownedSince !== null && now - s.disownedSince >= T && !isDown(s.other.live, now, s.timings);
+  const silent = now - silentSince >= PAIR_AGAIN_AFTER_SILENT_TIMEOUTS * T;
+  if (!disowned && !silent) return s;
+  fx.push({
+    type: "log",
+    level: disowned ? "warn" : "info",
+    message: disowned ? `The backup ${s.peerId} says it is not paired with this main: pairing with it again.` : `The backup ${s.peerId} has been silent: running the pairing exchange with it again.`,
+  });
+  fx.push({ type: "pairAgain", peerId: s.peerId });
+  return { ...s, disownedSince: s.disownedSince === null ? null : now, pairAgainAt: now };
 }
 
 /**

@@ -106,6 +106,12 @@ export type Effect =
   | { readonly type: "startCatchUp"; readonly epoch: number }
   /** Client: connect the hub to this server (re-subscribe, flush queued publishes), or to none. */
   | { readonly type: "follow"; readonly server: ServerRole | null; readonly epoch: number | null }
+  /**
+   * Main: the paired backup's heartbeats have said for a timeout that it is not paired with this
+   * main (it dropped the pairing, e.g. it gave up before the main had recorded its side): run the
+   * pairing exchange with it again.
+   */
+  | { readonly type: "pairAgain"; readonly peerId: string }
   /** Server: write the pairing record (null: forget it) before the next effect. */
   | { readonly type: "persistPairing"; readonly pairing: PairingRecord | null }
   /** Something an operator may want in the log; never needed for correctness. */

@@ -230,3 +230,44 @@ describe("main: fencing", () => {
     expect(m.phase).toBe("rejoining");
   });
 });
+
+describe("main: a backup that dropped the pairing is asked again", () => {
+  const asked = (m: Main) => m.effects.filter((e) => e.type === "pairAgain").length;
+
+  test("its heartbeats naming no main for a timeout ask for the pairing exchange again, then again each timeout", () => {
+    const m = new Main();
+    m.on(fromBackup());
+    m.on({ type: "catchUpDone" });
+    m.run(2000, fromBackup());
+    expect(asked(m)).toBe(0);
+    // The first such heartbeat arrives within 100 ms; a timeout after it, the main asks.
+    m.run(900, fromBackup({ state: "unpaired", pairedWith: null }));
+    expect(asked(m)).toBe(0);
+    m.run(200, fromBackup({ state: "unpaired", pairedWith: null }));
+    expect(asked(m)).toBe(1);
+    expect(m.effects.find((e) => e.type === "pairAgain")).toEqual({ type: "pairAgain", peerId: "b" });
+    m.run(1000, fromBackup({ state: "unpaired", pairedWith: null }));
+    expect(asked(m)).toBe(2);
+    // Paired again: its heartbeats name this main, nothing more is asked.
+    m.run(5000, fromBackup());
+    expect(asked(m)).toBe(2);
+  });
+
+  test("a backup silent for four timeouts is asked too (its heartbeats may not even count: it lost this main's key)", () => {
+    const m = new Main();
+    m.on(fromBackup());
+    m.on({ type: "catchUpDone" });
+    m.run(3980);
+    expect(asked(m)).toBe(0);
+    m.run(40);
+    expect(asked(m)).toBe(1);
+    m.run(4000);
+    expect(asked(m)).toBe(2);
+  });
+
+  test("a main with no backup asks nothing", () => {
+    const m = new Main({ paired: false });
+    m.run(10_000);
+    expect(asked(m)).toBe(0);
+  });
+});

@@ -67,4 +67,39 @@ describe("pairing.json and the partner's machine key", () => {
     await keeper({ ...base, peerKey: null }).step();
     expect(asked).toEqual([peer.address]);
   });
+
+  test("asked to pair again (the backup dropped the pairing), the main runs the exchange once more though it holds a pairing", async () => {
+    const asked: string[] = [];
+    let fail = true;
+    const keeper = new PairingKeeper({
+      wanted: () => peer.address,
+      current: () => ({ ...peer, ...record, peerKey: Buffer.from(peerKey).toString("base64") }),
+      exchange: {
+        pair: async (address) => {
+          asked.push(address);
+          if (fail) throw new Error("the backup does not answer");
+          return peer;
+        },
+        unpair: async () => {},
+      },
+      paired: () => {},
+      unpaired: () => {},
+      log: createLogger(() => "json", () => {}),
+      now: () => clock,
+    });
+    let clock = 0;
+    await keeper.step();
+    expect(asked).toEqual([]);
+    keeper.pairAgain();
+    await keeper.step();
+    expect(asked).toHaveLength(1);
+    // A failed attempt keeps the request: after the back-off it runs again, and once it succeeds it is done.
+    expect(keeper.step()).toBeNull();
+    fail = false;
+    clock += 2000;
+    await keeper.step();
+    expect(asked).toHaveLength(2);
+    await keeper.step();
+    expect(asked).toHaveLength(2);
+  });
 });
