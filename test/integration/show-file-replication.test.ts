@@ -62,14 +62,18 @@ test("every push a client saw acknowledged is on the backup, across kills of the
   const allRefusals: string[] = [];
   for (let round = 0; round < 3; round++) {
     const loops = [pushLoop(c, "a", folders.a, round), pushLoop(c, "b", folders.b, round)];
-    await Bun.sleep(300 + Math.floor(Math.random() * 900));
-    // On a loaded machine a push can take a while: make sure each round has some to lose.
-    await waitFor("a push acknowledged on each client this round", () => loops.every((l) => l.acked.length > 0), 15_000);
-    await c.kill("main");
-    await c.waitStatus("backup", "the backup serving", (s) => s.chip === "Backup is active", 10_000);
-    // Keep pushing a little while the backup serves: those must be refused, not acknowledged.
-    await Bun.sleep(300);
-    for (const loop of loops) await loop.stop();
+    try {
+      await Bun.sleep(300 + Math.floor(Math.random() * 900));
+      // On a loaded machine a push can take a while: make sure each round has some to lose.
+      await waitFor("a push acknowledged on each client this round", () => loops.every((l) => l.acked.length > 0), 15_000);
+      await c.kill("main");
+      await c.waitStatus("backup", "the backup serving", (s) => s.chip === "Backup is active", 10_000);
+      // Keep pushing a little while the backup serves: those must be refused, not acknowledged.
+      await Bun.sleep(300);
+    } finally {
+      // Stopped whatever happened, so no push outlives this test.
+      for (const loop of loops) await loop.stop();
+    }
     for (const loop of loops) {
       allAcked.push(...loop.acked);
       allRefusals.push(...loop.refusals);
