@@ -1,16 +1,12 @@
 /** Finding 6: refused peers back off with jitter, logs de-duplicate, and the refused machine says why. */
 import { afterEach, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import nacl from "tweetnacl";
-import { formatNetworkKey, fingerprint } from "../../../src/core/keys.ts";
+import { fingerprint } from "../../../src/core/keys.ts";
 import type { Logger } from "../../../src/log.ts";
 import { HandshakeFailed, NetworkKeyMismatch, PeerRefused } from "../../../src/net/errors.ts";
 import { MAX_REFUSAL_BACKOFF_MS, PeerRefusals, refusalBackoffMs } from "../../../src/net/peer-refusals.ts";
 import type { MachineNode } from "../../../src/machine/machine-node.ts";
-import { devLicenseText } from "../../support/licenses.ts";
-import { startNode } from "../../support/machine-node.ts";
-import { tempDir } from "../../support/machine-process.ts";
+import { setUpDataDir, startNode } from "../../support/machine-node.ts";
 import { waitFor } from "../../support/wait-for.ts";
 
 function recordingLog() {
@@ -64,20 +60,14 @@ describe("a backup on another network key", () => {
     for (const node of running.splice(0)) await node.stop();
   });
 
-  function dataDir(key: Uint8Array): string {
-    const dir = tempDir();
-    writeFileSync(join(dir, "license.json"), devLicenseText({ type: "server-with-failover", holder: "*", days: 30 }), { mode: 0o600 });
-    writeFileSync(join(dir, "network.key"), formatNetworkKey(key), { mode: 0o600 });
-    return dir;
-  }
 
   test("shows why on its own status and pages; both logs stay quiet while it retries", async () => {
     const mainKey = nacl.randomBytes(32);
     const backupKey = nacl.randomBytes(32);
-    const main = await startNode({ dataDir: dataDir(mainKey), flags: { role: "main", heartbeatMs: "50", failoverTimeoutMs: "250" } });
+    const main = await startNode({ dataDir: setUpDataDir(mainKey), flags: { role: "main", heartbeatMs: "50", failoverTimeoutMs: "250" } });
     running.push(main.node);
     const backup = await startNode({
-      dataDir: dataDir(backupKey),
+      dataDir: setUpDataDir(backupKey),
       flags: { role: "backup", main: main.node.status().peerListen!, heartbeatMs: "50", failoverTimeoutMs: "250" },
     });
     running.push(backup.node);

@@ -1,9 +1,8 @@
 /** The Asset Hub cache (store/asset-store.ts): streamed uploads, resume, de-duplication, ranges, damage, full disk. */
-import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
 import type { Database } from "bun:sqlite";
 import { randomFillSync } from "node:crypto";
-import fs, { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import fs, { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AppError } from "../../../src/core/errors.ts";
 import { ASSET_CHUNK_BYTES, CHUNK_FLUSH_GROUP, type AssetStore } from "../../../src/store/asset-store.ts";
@@ -11,7 +10,6 @@ import { chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { fileHashOfChunks, sha256Hex } from "../../../src/store/content-hash.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { createStores } from "../../../src/store/stores.ts";
-import { caughtAppError } from "../../support/caught.ts";
 import { STORE_NOW, storesPerTest } from "../../support/store-fixture.ts";
 
 const MiB = ASSET_CHUNK_BYTES;

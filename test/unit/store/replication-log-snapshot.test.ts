@@ -5,7 +5,6 @@
  */
 import { describe, expect, test } from "bun:test";
 import { randomFillSync } from "node:crypto";
-import { AppError } from "../../../src/core/errors.ts";
 import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { planCatchUp } from "../../../src/store/replication-plan.ts";

@@ -5,7 +5,6 @@
 import { describe, expect, test } from "bun:test";
 import type { Database } from "bun:sqlite";
 import { randomFillSync } from "node:crypto";
-import { AppError } from "../../../src/core/errors.ts";
 import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import type { ReplicationEntry } from "../../../src/store/replication-entries.ts";

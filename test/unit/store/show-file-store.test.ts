@@ -1,16 +1,11 @@
 /** The show file (store/show-file-store.ts): every operation and every refusal, against a real database in a temp dir. */
-import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
 import type { Database } from "bun:sqlite";
 import { randomFillSync } from "node:crypto";
-import fs, { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { AppError } from "../../../src/core/errors.ts";
+import fs, { writeFileSync } from "node:fs";
 import { chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
-import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import type { PushRequest } from "../../../src/store/show-file-store.ts";
-import { createStores } from "../../../src/store/stores.ts";
 import { caughtAppError } from "../../support/caught.ts";
 import { STORE_NOW, storesPerTest } from "../../support/store-fixture.ts";
 

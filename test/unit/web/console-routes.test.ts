@@ -7,10 +7,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import nacl from "tweetnacl";
-import { formatNetworkKey } from "../../../src/core/keys.ts";
 import type { MachineNode } from "../../../src/machine/machine-node.ts";
-import { devLicenseText } from "../../support/licenses.ts";
-import { formPost, startNode } from "../../support/machine-node.ts";
+import { firstEvent, formPost, setUpDataDir, startNode } from "../../support/machine-node.ts";
+import type { LicenseType } from "../../../src/core/license.ts";
 import { tempDir } from "../../support/machine-process.ts";
 import { waitFor } from "../../support/wait-for.ts";
 import { fileCommand } from "../../../src/cli/file-commands.ts";
@@ -21,38 +20,13 @@ afterEach(async () => {
   for (const node of running.splice(0)) await node.stop();
 });
 
-/** A data dir with a license of `type` and the network key `key`, as the setup pages leave it. */
-function dataDir(key: Uint8Array, type = "server-with-failover"): string {
-  const dir = tempDir();
-  writeFileSync(join(dir, "license.json"), devLicenseText({ type: type as "server-with-failover", holder: "*", days: 30 }), { mode: 0o600 });
-  writeFileSync(join(dir, "network.key"), formatNetworkKey(key), { mode: 0o600 });
-  return dir;
-}
-
-async function node(flags: Record<string, string> = {}, key = nacl.randomBytes(32), type?: string) {
-  const started = await startNode({ dataDir: Object.keys(flags).length ? dataDir(key, type) : undefined, flags: { heartbeatMs: "50", failoverTimeoutMs: "250", ...flags } });
+async function node(flags: Record<string, string> = {}, key = nacl.randomBytes(32), type?: LicenseType) {
+  const started = await startNode({ dataDir: Object.keys(flags).length ? setUpDataDir(key, type) : undefined, flags: { heartbeatMs: "50", failoverTimeoutMs: "250", ...flags } });
   running.push(started.node);
   return started;
 }
 
 const get = (n: MachineNode, path: string) => n.app.request(`http://localhost${path}`);
-
-/** The first SSE message of a live stream (then the stream is cancelled). */
-async function firstEvent(n: MachineNode, path: string): Promise<{ status: number; type: string | null; text: string }> {
-  const controller = new AbortController();
-  const response = await n.app.request(`http://localhost${path}`, { signal: controller.signal });
-  if (!response.body) return { status: response.status, type: response.headers.get("content-type"), text: "" };
-  const reader = response.body.getReader();
-  let text = "";
-  while (!text.includes("\n\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += new TextDecoder().decode(value);
-  }
-  await reader.cancel();
-  controller.abort();
-  return { status: response.status, type: response.headers.get("content-type"), text };
-}
 
 describe("panels", () => {
   const panels = [
@@ -300,7 +274,7 @@ describe("permission levels", () => {
     const backup = await node({ role: "backup", main: mainAt }, key);
     const backupAt = backup.node.status().peerListen!;
     expect((await formPost(main.node, "/machines/backup", { address: backupAt })).status).toBe(200);
-    const clientDir = dataDir(key, "client");
+    const clientDir = setUpDataDir(key, "client");
     const clientFlags = { heartbeatMs: "50", failoverTimeoutMs: "250", role: "client", main: mainAt, backup: backupAt };
     let client = await startNode({ dataDir: clientDir, flags: clientFlags });
     running.push(client.node);

@@ -1,7 +1,6 @@
 /** Findings 4 and 5 of the hostile-network issue: DNS rebinding past CSRF, and the password check. */
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { hostname } from "node:os";
-import type { MachineNode } from "../../../src/machine/machine-node.ts";
 import { hostAllowed, hostOfHeader } from "../../../src/web/host-allow-list.ts";
 import { basicPassword, passwordMatches } from "../../../src/web/password-guard.ts";
 import { formPost, nodesPerTest } from "../../support/machine-node.ts";

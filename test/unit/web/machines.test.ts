@@ -4,25 +4,11 @@
  * and a server started with --discovery off. Discovery itself, across
  * machines, is test/faults/discovery.test.ts.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import nacl from "tweetnacl";
-import { formatNetworkKey } from "../../../src/core/keys.ts";
+import { describe, expect, test } from "bun:test";
 import type { MachineNode } from "../../../src/machine/machine-node.ts";
-import { devLicenseText } from "../../support/licenses.ts";
-import { formPost, nodesPerTest } from "../../support/machine-node.ts";
-import { tempDir } from "../../support/machine-process.ts";
+import { formPost, nodesPerTest, setUpDataDir } from "../../support/machine-node.ts";
 
 const fresh = nodesPerTest();
-
-/** A data dir holding a server-with-failover license and a network key, as the setup pages would leave it. */
-function setUpDataDir(): string {
-  const dataDir = tempDir();
-  writeFileSync(join(dataDir, "license.json"), devLicenseText({ type: "server-with-failover", holder: "*", days: 30 }), { mode: 0o600 });
-  writeFileSync(join(dataDir, "network.key"), formatNetworkKey(nacl.randomBytes(32)), { mode: 0o600 });
-  return dataDir;
-}
 
 const get = (node: MachineNode, path: string) => fetch(`${node.uiUrl}${path}`);
 const discoveryEvents = (lines: string[]) => lines.filter((l) => l.includes('"event":"discovery.'));

@@ -1,8 +1,7 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
-import type { MachineNode } from "../../../src/machine/machine-node.ts";
 import { devLicenseText } from "../../support/licenses.ts";
 import { formPost, nodesPerTest, startNode } from "../../support/machine-node.ts";
 import { tempDir } from "../../support/machine-process.ts";

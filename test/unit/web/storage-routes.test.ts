@@ -9,11 +9,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import nacl from "tweetnacl";
-import { formatNetworkKey } from "../../../src/core/keys.ts";
 import type { MachineNode } from "../../../src/machine/machine-node.ts";
 import { READ_ONLY_MESSAGE } from "../../../src/services/show-file-protocol.ts";
-import { devLicenseText } from "../../support/licenses.ts";
-import { formPost, startNode } from "../../support/machine-node.ts";
+import { firstEvent, formPost, setUpDataDir, startNode } from "../../support/machine-node.ts";
 import { tempDir } from "../../support/machine-process.ts";
 import { waitFor } from "../../support/wait-for.ts";
 
@@ -22,15 +20,8 @@ afterEach(async () => {
   for (const node of running.splice(0)) await node.stop();
 });
 
-function dataDir(key: Uint8Array): string {
-  const dir = tempDir();
-  writeFileSync(join(dir, "license.json"), devLicenseText({ type: "server-with-failover", holder: "*", days: 30 }), { mode: 0o600 });
-  writeFileSync(join(dir, "network.key"), formatNetworkKey(key), { mode: 0o600 });
-  return dir;
-}
-
 async function node(flags: Record<string, string> = {}, key = nacl.randomBytes(32), env: Record<string, string> = {}) {
-  const started = await startNode({ dataDir: flags.role ? dataDir(key) : undefined, flags: { heartbeatMs: "50", failoverTimeoutMs: "250", ...flags }, env });
+  const started = await startNode({ dataDir: flags.role ? setUpDataDir(key) : undefined, flags: { heartbeatMs: "50", failoverTimeoutMs: "250", ...flags }, env });
   running.push(started.node);
   return started;
 }
@@ -273,27 +264,13 @@ describe("Push Changes, Pull and Auto-Pull", () => {
 
 describe("live", () => {
   /** The first SSE message of a live stream (then the stream is cancelled). */
-  async function firstEvent(n: MachineNode, path: string): Promise<string> {
-    const controller = new AbortController();
-    const response = await n.app.request(`http://localhost${path}`, { signal: controller.signal });
-    const reader = response.body!.getReader();
-    let text = "";
-    while (!text.includes("\n\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += new TextDecoder().decode(value);
-    }
-    await reader.cancel();
-    controller.abort();
-    return text;
-  }
 
   test("GET /events?panel=storage sends the lists, the buttons and the history to swap out of band, never the fields being typed in", async () => {
     const folder = tempDir();
     const { node: n } = await node({ role: "server", showFolder: folder });
     writeFileSync(join(folder, "rundown.txt"), "news");
     await waitFor("the change is listed", () => n.folderSync()?.toPush?.length === 1 && n.folderSync()?.history !== null, 10_000);
-    const text = await firstEvent(n, "/events?panel=storage");
+    const { text } = await firstEvent(n, "/events?panel=storage");
     for (const id of ["status-bar", "storage-status", "storage-sync", "push-controls", "pull-controls", "storage-history"]) expect(text).toMatch(new RegExp(`id="${id}"[^>]*hx-swap-oob="true"`));
     expect(text).toContain("rundown.txt");
     expect(text).not.toContain('id="folder-card"');
