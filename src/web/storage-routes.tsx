@@ -88,51 +88,39 @@ export function registerStorage(app: Hono, machine: StorageControl): void {
   const pushParts = (e: FormEcho): Parts => ({ card: (v) => <PushForm view={v} echo={e} />, page: { push: e } });
   const pullParts = (e: FormEcho): Parts => ({ card: (v) => <PullControls view={v} echo={e} />, page: { pull: e } });
 
+  /** Runs the machine's part; its AppError is the form's refusal, with what was typed kept. */
+  const act = (c: Context, parts: (e: FormEcho) => Parts, run: () => void, saved: string, value?: string) => {
+    try {
+      run();
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return answer(c, statusOf(error), parts({ value, error: error.message }));
+    }
+    return answer(c, 200, parts({ saved }));
+  };
+
   app.post("/storage/folder", async (c) => {
     const body = await c.req.parseBody();
     const form = showFolderFormSchema.safeParse(body);
     if (!form.success) return answer(c, 400, folderParts({ value: typed(body, "folder"), error: firstIssue(form.error) }));
-    try {
-      machine.setShowFolder(form.data.folder);
-    } catch (error) {
-      if (!(error instanceof AppError)) throw error;
-      return answer(c, statusOf(error), folderParts({ value: form.data.folder, error: error.message }));
-    }
-    return answer(c, 200, folderParts({ saved: "Show folder saved: its changes are listed below." }));
+    return act(c, folderParts, () => machine.setShowFolder(form.data.folder), "Show folder saved: its changes are listed below.", form.data.folder);
   });
 
   app.post("/storage/push", async (c) => {
     const body = await c.req.parseBody();
     const form = pushFormSchema.safeParse(body);
     if (!form.success) return answer(c, 400, pushParts({ value: typed(body, "comment"), error: firstIssue(form.error) }));
-    try {
-      machine.startPush(form.data.comment);
-    } catch (error) {
-      if (!(error instanceof AppError)) throw error;
-      return answer(c, statusOf(error), pushParts({ value: form.data.comment, error: error.message }));
-    }
-    return answer(c, 200, pushParts({ saved: "Push started: its progress and result show under “Your changes to push”." }));
+    return act(c, pushParts, () => machine.startPush(form.data.comment), "Push started: its progress and result show under “Your changes to push”.", form.data.comment);
   });
 
-  app.post("/storage/pull", async (c) => {
-    try {
-      machine.startPull();
-    } catch (error) {
-      if (!(error instanceof AppError)) throw error;
-      return answer(c, statusOf(error), pullParts({ error: error.message }));
-    }
-    return answer(c, 200, pullParts({ saved: "Pull started: its progress and result show under “Your changes to push”." }));
-  });
+  app.post("/storage/pull", (c) =>
+    act(c, pullParts, () => machine.startPull(), "Pull started: its progress and result show under “Your changes to push”."),
+  );
 
   app.post("/storage/auto-pull", async (c) => {
     const form = autoPullFormSchema.safeParse(await c.req.parseBody());
     if (!form.success) return answer(c, 400, pullParts({ error: firstIssue(form.error) }));
-    try {
-      machine.setAutoPull(form.data.autoPull === "on");
-    } catch (error) {
-      if (!(error instanceof AppError)) throw error;
-      return answer(c, statusOf(error), pullParts({ error: error.message }));
-    }
-    return answer(c, 200, pullParts({ saved: form.data.autoPull === "on" ? "Auto-Pull is on." : "Auto-Pull is off." }));
+    const on = form.data.autoPull === "on";
+    return act(c, pullParts, () => machine.setAutoPull(on), on ? "Auto-Pull is on." : "Auto-Pull is off.");
   });
 }
