@@ -225,8 +225,15 @@ function Blocked(props: { reason: string | null; testid: string }) {
   );
 }
 
+/** Push Changes also waits for something to push: a click would only be refused. */
+function pushBlocked(view: StorageView): string | null {
+  const blocked = syncBlocked(view);
+  if (blocked !== null || view.sync === null) return blocked;
+  return view.sync.toPush !== null && view.sync.toPushCount === 0 ? "Nothing to push: the folder has no changes." : null;
+}
+
 export function PushControls(props: { view: StorageView; outOfBand?: boolean }) {
-  const blocked = syncBlocked(props.view);
+  const blocked = pushBlocked(props.view);
   return (
     <span id="push-controls" hx-swap-oob={oob(props.outOfBand)}>
       <button type="submit" class="primary" disabled={blocked !== null} data-testid="push-changes">

@@ -5,7 +5,8 @@ import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts"
 import { machineRows, SERVER_VIEWER } from "../../../views/machine-rows.ts";
 import { AddBackupCard } from "../../../views/machines.tsx";
 import { DelayTable, RoutingTable, SLOW_RTT_MS } from "../../../views/panels.tsx";
-import { StorageStatus } from "../../../views/storage.tsx";
+import { PushControls, StorageStatus } from "../../../views/storage.tsx";
+import type { FolderSyncView } from "../../../src/services/show-folder/folder-sync.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
 test("Routing: each machine's Data Hub from its own state, and the local apps each machine says it has", () => {
@@ -63,4 +64,16 @@ test("Synced storage: while the backup serves, push and pull wait with the docum
   const html = String(<StorageStatus status={onBackup} />);
   expect(html).toContain("The main server is down: file changes can&#39;t be pushed or pulled until it is back");
   expect(String(<StorageStatus status={statusFixture()} />)).toContain('data-testid="storage-open"');
+});
+
+test("Synced storage: Push Changes waits for something to push, and says so", () => {
+  const sync: FolderSyncView = {
+    folder: "/srv/show", autoPull: false, problem: null, base: 3, head: 3, toPush: [], toPushCount: 0, toPull: [], history: [], unreachable: null, skipped: null, job: null, outcome: null,
+  };
+  const view = (over: Partial<FolderSyncView>) => String(<PushControls view={{ status: statusFixture(), history: null, sync: { ...sync, ...over }, pinned: { folder: false, autoPull: false } }} />);
+  expect(view({})).toContain("Nothing to push: the folder has no changes.");
+  expect(view({})).toContain("disabled");
+  expect(view({ toPush: [{ kind: "changed", path: "rundown.txt" }], toPushCount: 1 })).not.toContain("disabled");
+  // Not scanned yet: the button is not held back on a guess.
+  expect(view({ toPush: null })).not.toContain("Nothing to push");
 });
