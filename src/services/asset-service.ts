@@ -32,9 +32,9 @@ import {
   type BeginResult,
   type CommitResult,
 } from "./asset-protocol.ts";
-import { BulkInbox, BulkOp, bulkHeader } from "./bulk-lane.ts";
-import { rpcServer, type RpcHandler } from "../net/rpc.ts";
-import { CLOSE_BAD_FRAME, connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import { BulkInbox, BulkOp, bulkHeader, bulkRpcServer } from "./bulk-lane.ts";
+import type { RpcHandler } from "../net/rpc.ts";
+import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 
 export type AssetMode = "serve" | "read-only" | "forward";
 export type Replicated = CommitResult["replicated"];
@@ -197,15 +197,7 @@ export class AssetService {
         return { length: bytes.length };
       },
     };
-    const rpc = rpcServer(connection, handlers, () => upstream.close());
-    return {
-      message: rpc.message,
-      bulk: (payload) => {
-        const problem = inbox.put(payload);
-        if (problem) connection.close(CLOSE_BAD_FRAME, problem);
-      },
-      close: rpc.close,
-    };
+    return bulkRpcServer(connection, handlers, inbox, () => upstream.close());
   }
 
   /** Serves a call here or at the main, by the mode right now; `write` calls are refused while the backup serves. */

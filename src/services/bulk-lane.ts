@@ -7,8 +7,8 @@
  * MAX_PENDING_BULK frames waiting means a misbehaving peer: the connection closes.
  */
 import { AppError } from "../core/errors.ts";
-import { RpcClient } from "../net/rpc.ts";
-import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
+import { RpcClient, rpcServer, type RpcHandler } from "../net/rpc.ts";
+import { CLOSE_BAD_FRAME, type ConnectionEvents, type SecureConnection } from "../net/secure-socket.ts";
 import { ASSET_CHUNK_BYTES } from "../store/asset-tables.ts";
 
 /** Bulk frames an inbox holds before the peer is considered misbehaving (four default windows). */
@@ -63,6 +63,22 @@ export class BulkInbox {
   get size(): number {
     return this.frames.size;
   }
+}
+
+/**
+ * The serving side of a service with a bulk lane: JSON calls to `handlers`,
+ * bulk frames into `inbox`; a frame that breaks the framing closes the connection.
+ */
+export function bulkRpcServer(connection: SecureConnection, handlers: Record<string, RpcHandler>, inbox: BulkInbox, onClose: () => void): ConnectionEvents {
+  const rpc = rpcServer(connection, handlers, onClose);
+  return {
+    message: rpc.message,
+    bulk: (payload) => {
+      const problem = inbox.put(payload);
+      if (problem) connection.close(CLOSE_BAD_FRAME, problem);
+    },
+    close: rpc.close,
+  };
 }
 
 /**

@@ -15,10 +15,10 @@ import type { ChunkBatch } from "../store/chunk-intake.ts";
 import type { ShowFileChange } from "../store/show-file-store.ts";
 import type { Stores } from "../store/stores.ts";
 import { parseParams, takeTaggedCall } from "./asset-protocol.ts";
-import { BulkInbox, BulkOp, bulkHeader } from "./bulk-lane.ts";
+import { BulkInbox, BulkOp, bulkHeader, bulkRpcServer } from "./bulk-lane.ts";
 import type { LogReplicationSource } from "./show-file-log-replication.ts";
-import { rpcServer, type RpcHandler } from "../net/rpc.ts";
-import { CLOSE_BAD_FRAME, connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import type { RpcHandler } from "../net/rpc.ts";
+import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 import { ShowFileClient } from "./show-file-client.ts";
 import {
   headParams,
@@ -168,18 +168,10 @@ export class FilesService {
         );
       },
     };
-    const rpc = rpcServer(connection, handlers, () => {
+    return bulkRpcServer(connection, handlers, inbox, () => {
       upstream.close();
       batch?.discard();
     });
-    return {
-      message: rpc.message,
-      bulk: (payload) => {
-        const problem = inbox.put(payload);
-        if (problem) connection.close(CLOSE_BAD_FRAME, problem);
-      },
-      close: rpc.close,
-    };
   }
 
   private stores(): Stores {
