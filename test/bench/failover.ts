@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { executable } from "../support/executable.ts";
 import { devLicenseText } from "../support/licenses.ts";
+import { eachLine } from "../support/stream-lines.ts";
 
 const TRIALS = Number(process.env.TRIALS ?? 20);
 const MESSAGES = 600;
@@ -73,18 +74,10 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     const received = new Map<number, number>();
     const sub = Bun.spawn([bin, "sub", "bench/#", "--node", `127.0.0.1:${pc}`, "--key", keyFile, "--count", String(MESSAGES), "--timeout-ms", "30000"], { stdout: "pipe", stderr: "ignore" });
     procs.push(sub);
-    const reading = (async () => {
-      let buffer = "";
-      for await (const chunk of sub.stdout) {
-        buffer += new TextDecoder().decode(chunk);
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const seq = JSON.parse(buffer.slice(0, nl)).seq as number;
-          buffer = buffer.slice(nl + 1);
-          if (!received.has(seq)) received.set(seq, performance.now());
-        }
-      }
-    })();
+    const reading = eachLine(sub.stdout, (line) => {
+      const seq = JSON.parse(line).seq as number;
+      if (!received.has(seq)) received.set(seq, performance.now());
+    });
     await Bun.sleep(300);
     const pub = Bun.spawn([bin, "pub", "bench/a", '{"x":1}', "--node", `127.0.0.1:${pa}`, "--key", keyFile, "--count", String(MESSAGES), "--interval-ms", String(INTERVAL_MS)], { stdout: "ignore", stderr: "pipe" });
     procs.push(pub);

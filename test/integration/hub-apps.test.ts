@@ -9,6 +9,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import mqtt, { type MqttClient } from "mqtt";
 import { Cluster, DEFAULTS, freePeerPort } from "../support/cluster.ts";
 import { waitFor } from "../support/wait-for.ts";
+import { eachLine } from "../support/stream-lines.ts";
 
 const TEST_MS = 60_000;
 const MOSQUITTO = Bun.which("mosquitto_pub") !== null && Bun.which("mosquitto_sub") !== null;
@@ -65,17 +66,7 @@ async function mqttClient(port: number, options: mqtt.IClientOptions = {}): Prom
 function mosquittoSub(port: number, filter: string) {
   const proc = Bun.spawn(["mosquitto_sub", "-p", String(port), "-t", filter, "-v", "-W", "50"], { stdout: "pipe", stderr: "pipe" });
   const lines: string[] = [];
-  void (async () => {
-    let buffer = "";
-    for await (const chunk of proc.stdout) {
-      buffer += new TextDecoder().decode(chunk);
-      let nl: number;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        lines.push(buffer.slice(0, nl));
-        buffer = buffer.slice(nl + 1);
-      }
-    }
-  })();
+  void eachLine(proc.stdout, (line) => lines.push(line));
   return { lines, stop: () => proc.kill("SIGKILL") };
 }
 

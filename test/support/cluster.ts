@@ -21,6 +21,7 @@ import { executable } from "./executable.ts";
 import { devLicenseText } from "./licenses.ts";
 import { startMachine, tempDir, type MachineProcess } from "./machine-process.ts";
 import { waitFor } from "./wait-for.ts";
+import { eachLine } from "./stream-lines.ts";
 
 /** The fast preset: a failover within about 300 ms. */
 export const FAST = { heartbeatMs: 50, failoverTimeoutMs: 250 } as const;
@@ -84,24 +85,14 @@ export class Subscriber {
   private errText = "";
 
   constructor(readonly proc: Subprocess<"ignore", "pipe", "pipe">) {
-    void (async () => {
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for await (const chunk of proc.stdout) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          if (!line.trim()) continue;
-          try {
-            this.lines.push({ ...(JSON.parse(line) as Omit<SubscriberLine, "at">), at: performance.now() });
-          } catch {
-            this.errText += `not JSON on stdout: ${line}\n`;
-          }
-        }
+    void eachLine(proc.stdout, (line) => {
+      if (!line.trim()) return;
+      try {
+        this.lines.push({ ...(JSON.parse(line) as Omit<SubscriberLine, "at">), at: performance.now() });
+      } catch {
+        this.errText += `not JSON on stdout: ${line}\n`;
       }
-    })();
+    });
     void (async () => {
       for await (const chunk of proc.stderr) this.errText += new TextDecoder().decode(chunk);
     })();

@@ -7,6 +7,7 @@ import type { Subprocess } from "bun";
 import { executable } from "./executable.ts";
 import { tempDir } from "./temp-dirs.ts";
 import { waitFor } from "./wait-for.ts";
+import { eachLine } from "./stream-lines.ts";
 
 export type MachineProcess = {
   proc: Subprocess<"ignore", "pipe", "pipe">;
@@ -30,22 +31,13 @@ export async function startMachine(args: string[], opts: { dataDir?: string; env
   );
   const lines: Record<string, unknown>[] = [];
   let errText = "";
-  void (async () => {
-    let buffer = "";
-    for await (const chunk of proc.stdout) {
-      buffer += new TextDecoder().decode(chunk);
-      let nl: number;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        try {
-          lines.push(JSON.parse(line));
-        } catch {
-          lines.push({ raw: line });
-        }
-      }
+  void eachLine(proc.stdout, (line) => {
+    try {
+      lines.push(JSON.parse(line));
+    } catch {
+      lines.push({ raw: line });
     }
-  })();
+  });
   void (async () => {
     for await (const chunk of proc.stderr) errText += new TextDecoder().decode(chunk);
   })();
