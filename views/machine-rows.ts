@@ -109,85 +109,75 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
     const d = found.get(p.id);
     const heard = p.lastHeardMsAgo <= heardWithinMs;
     const k = kindOf(p.role);
-    rows.set(p.id, {
-      id: p.id,
-      self: false,
-      name: p.name,
-      kind: k,
-      roleLabel: labelOf(k),
-      address: p.address,
-      license: licenseLabel(d?.license ?? pairedLicense(p.id)),
-      fingerprint: d?.fingerprint ?? s.networkKeyFingerprint,
-      keyDiffers: d?.keyMismatch ?? false,
-      state: heard ? (STATE_WORDS[p.state] ?? p.state) : `not heard for ${Math.round(p.lastHeardMsAgo / 1000)} s`,
-      wireState: heard ? p.state : null,
-      delayMs: heard ? p.delayMs : null,
-      heard,
-      localApps: heard ? (p.localApps ?? null) : null,
-      level: k === "client" && s.role !== "client" && s.role !== "backup" ? (viewer.levels[p.id] ?? DEFAULT_PERMISSION_LEVEL) : null,
-    });
+    rows.set(
+      p.id,
+      otherRow({
+        id: p.id,
+        name: p.name,
+        kind: k,
+        address: p.address,
+        license: licenseLabel(d?.license ?? pairedLicense(p.id)),
+        fingerprint: d?.fingerprint ?? s.networkKeyFingerprint,
+        keyDiffers: d?.keyMismatch ?? false,
+        state: heard ? (STATE_WORDS[p.state] ?? p.state) : `not heard for ${Math.round(p.lastHeardMsAgo / 1000)} s`,
+        wireState: heard ? p.state : null,
+        delayMs: heard ? p.delayMs : null,
+        heard,
+        localApps: heard ? (p.localApps ?? null) : null,
+        level: k === "client" && s.role !== "client" && s.role !== "backup" ? (viewer.levels[p.id] ?? DEFAULT_PERMISSION_LEVEL) : null,
+      }),
+    );
   }
   if (pairing && !rows.has(pairing.peerId)) {
-    const k = kind === "main" ? "backup" : "main";
-    rows.set(pairing.peerId, {
-      id: pairing.peerId,
-      self: false,
-      name: pairing.peerName || pairing.address,
-      kind: k,
-      roleLabel: labelOf(k),
-      address: pairing.address,
-      license: licenseLabel(found.get(pairing.peerId)?.license ?? pairing.peerLicense),
-      fingerprint: found.get(pairing.peerId)?.fingerprint ?? s.networkKeyFingerprint,
-      keyDiffers: found.get(pairing.peerId)?.keyMismatch ?? false,
-      state: "paired, not heard",
-      wireState: null,
-      delayMs: null,
-      heard: false,
-      localApps: null,
-      level: null,
-    });
+    const d = found.get(pairing.peerId);
+    rows.set(
+      pairing.peerId,
+      otherRow({
+        id: pairing.peerId,
+        name: pairing.peerName || pairing.address,
+        kind: kind === "main" ? "backup" : "main",
+        address: pairing.address,
+        license: licenseLabel(d?.license ?? pairing.peerLicense),
+        fingerprint: d?.fingerprint ?? s.networkKeyFingerprint,
+        keyDiffers: d?.keyMismatch ?? false,
+        state: "paired, not heard",
+      }),
+    );
   }
   for (const d of discovered) {
     if (rows.has(d.id)) continue;
-    const k = kindOf(d.role);
-    rows.set(d.id, {
-      id: d.id,
-      self: false,
-      name: d.name,
-      kind: k,
-      roleLabel: labelOf(k),
-      address: d.addresses.map((a) => `${a}:${d.port}`).join(", "),
-      license: licenseLabel(d.license),
-      fingerprint: d.fingerprint,
-      keyDiffers: d.keyMismatch,
-      state: d.keyMismatch ? "another network key" : "found, not heard",
-      wireState: null,
-      delayMs: null,
-      heard: false,
-      localApps: null,
-      level: null,
-    });
+    rows.set(
+      d.id,
+      otherRow({
+        id: d.id,
+        name: d.name,
+        kind: kindOf(d.role),
+        address: d.addresses.map((a) => `${a}:${d.port}`).join(", "),
+        license: licenseLabel(d.license),
+        fingerprint: d.fingerprint,
+        keyDiffers: d.keyMismatch,
+        state: d.keyMismatch ? "another network key" : "found, not heard",
+      }),
+    );
   }
   for (const o of viewer.others ?? []) {
     if (rows.has(o.id)) continue;
-    rows.set(o.id, {
-      id: o.id,
-      self: false,
-      name: o.name,
-      kind: "client",
-      roleLabel: labelOf("client"),
-      address: o.address,
-      license: "–",
-      fingerprint: s.networkKeyFingerprint,
-      keyDiffers: false,
-      state: `${STATE_WORDS[o.state] ?? o.state} (as the server sees it)`,
-      wireState: o.state,
-      // The round trip is this machine's own measure; it exchanges no heartbeats with other clients.
-      delayMs: null,
-      heard: true,
-      localApps: o.localApps,
-      level: o.level,
-    });
+    // No round trip: that is this machine's own measure, and it exchanges no heartbeats with other clients.
+    rows.set(
+      o.id,
+      otherRow({
+        id: o.id,
+        name: o.name,
+        kind: "client",
+        address: o.address,
+        fingerprint: s.networkKeyFingerprint,
+        state: `${STATE_WORDS[o.state] ?? o.state} (as the server sees it)`,
+        wireState: o.state,
+        heard: true,
+        localApps: o.localApps,
+        level: o.level,
+      }),
+    );
   }
   markRefusal(rows, s);
   return [...rows.values()]
@@ -209,5 +199,10 @@ function markRefusal(rows: Map<string, MachineRow>, s: MachineStatus): void {
     return;
   }
   const kind = refusal.peer === s.backup ? "backup" : "main";
-  rows.set(refusal.peer, { id: refusal.peer, self: false, name: refusal.peer, kind, roleLabel: labelOf(kind), address: refusal.peer, license: "–", level: null, ...marked });
+  rows.set(refusal.peer, otherRow({ id: refusal.peer, name: refusal.peer, kind, address: refusal.peer, ...marked }));
+}
+
+/** Another machine's row: what this machine does not know of it stays unknown (no license, not heard, no round trip, no level). */
+function otherRow(r: Pick<MachineRow, "id" | "name" | "kind" | "address" | "fingerprint" | "state"> & Partial<MachineRow>): MachineRow {
+  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, ...r };
 }
