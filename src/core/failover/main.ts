@@ -91,7 +91,7 @@ export function startMain(opts: MainOptions, now: number): Step<MainState> {
     failback: opts.failback ?? "auto",
     phase: rejoining(now),
     disownedSince: null,
-    pairAgainAt: now,
+    pairAgainAt: -Infinity,
   };
   return settle(null, state, now, [], null, false);
 }
@@ -173,17 +173,21 @@ export const PAIR_AGAIN_AFTER_SILENT_TIMEOUTS = 4;
 function askToPairAgain(s: MainState, now: number, fx: Effect[]): MainState {
   if (s.peerId === null) return s;
   const T = s.timings.failoverTimeoutMs;
-  const silentSince = Math.max(s.other.live.lastHeardAt ?? s.other.live.since, s.pairAgainAt);
+  const heardAt = s.other.live.lastHeardAt ?? s.other.live.since;
   const disowned = s.disownedSince !== null && now - s.disownedSince >= T && !isDown(s.other.live, now, s.timings);
-  const silent = now - silentSince >= PAIR_AGAIN_AFTER_SILENT_TIMEOUTS * T;
-  if (!disowned && !silent) return s;
-  fx.push({
-    type: "log",
-    level: disowned ? "warn" : "info",
-    message: disowned ? `The backup ${s.peerId} says it is not paired with this main: pairing with it again.` : `The backup ${s.peerId} has been silent: running the pairing exchange with it again.`,
-  });
+  if (!disowned && now - heardAt < PAIR_AGAIN_AFTER_SILENT_TIMEOUTS * T) return s;
+  // One streak of asking per disowning (or silence): said once in the log, asked again each period.
+  const askedInStreak = s.pairAgainAt >= (disowned ? s.disownedSince! : heardAt);
+  if (askedInStreak && now - s.pairAgainAt < (disowned ? T : PAIR_AGAIN_AFTER_SILENT_TIMEOUTS * T)) return s;
+  if (!askedInStreak) {
+    fx.push({
+      type: "log",
+      level: disowned ? "warn" : "info",
+      message: disowned ? `The backup ${s.peerId} says it is not paired with this main: pairing with it again.` : `The backup ${s.peerId} has been silent: running the pairing exchange with it again.`,
+    });
+  }
   fx.push({ type: "pairAgain", peerId: s.peerId });
-  return { ...s, disownedSince: s.disownedSince === null ? null : now, pairAgainAt: now };
+  return { ...s, pairAgainAt: now };
 }
 
 /**

@@ -248,6 +248,7 @@ describe("main: a backup that dropped the pairing is asked again", () => {
     expect(m.effects.find((e) => e.type === "pairAgain")).toEqual({ type: "pairAgain", peerId: "b" });
     m.run(1000, fromBackup({ state: "unpaired", pairedWith: null }));
     expect(asked(m)).toBe(2);
+    expect(m.effects.filter((e) => e.type === "log" && e.message.includes("not paired with this main"))).toHaveLength(1);
     // Paired again: its heartbeats name this main, nothing more is asked.
     m.run(5000, fromBackup());
     expect(asked(m)).toBe(2);
@@ -263,6 +264,10 @@ describe("main: a backup that dropped the pairing is asked again", () => {
     expect(asked(m)).toBe(1);
     m.run(4000);
     expect(asked(m)).toBe(2);
+    // A dead backup is asked every four timeouts for as long as it is silent, but said once in the log.
+    m.run(40_000);
+    expect(asked(m)).toBe(12);
+    expect(m.effects.filter((e) => e.type === "log" && e.message.includes("has been silent"))).toHaveLength(1);
   });
 
   test("a main with no backup asks nothing", () => {
