@@ -14,11 +14,9 @@ import { randomFillSync, createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import nacl from "tweetnacl";
-import { formatNetworkKey } from "../../src/core/keys.ts";
 import { createLogger } from "../../src/log.ts";
 import { FolderSync } from "../../src/services/show-folder/folder-sync.ts";
-import { devLicenseText } from "../support/licenses.ts";
-import { formPost, startNode } from "../support/machine-node.ts";
+import { formPost, setUpDataDir, startNode } from "../support/machine-node.ts";
 import { startMachine, tempDir } from "../support/machine-process.ts";
 import { removeTempDirs } from "../support/temp-dirs.ts";
 import { waitFor } from "../support/wait-for.ts";
@@ -56,13 +54,6 @@ function hashSynchronously(dir: string): void {
   }
 }
 
-function keyedDir(key: Uint8Array): string {
-  const dir = tempDir();
-  writeFileSync(join(dir, "license.json"), devLicenseText({ type: "server-with-failover", holder: "*", days: 30 }), { mode: 0o600 });
-  writeFileSync(join(dir, "network.key"), formatNetworkKey(key), { mode: 0o600 });
-  return dir;
-}
-
 // A gigabyte or more of folders and chunk caches: gone when the bench ends, however it ends.
 process.on("exit", removeTempDirs);
 process.on("SIGINT", () => process.exit(130));
@@ -91,8 +82,8 @@ sync.stop();
 
 // The main in its own process (the real executable), so the lag measured is the client node's alone.
 const key = nacl.randomBytes(32);
-const main = await startMachine(["--role", "main"], { dataDir: keyedDir(key) });
-const client = await startNode({ dataDir: keyedDir(key), flags: { role: "client", main: main.peer! } });
+const main = await startMachine(["--role", "main"], { dataDir: setUpDataDir(key) });
+const client = await startNode({ dataDir: setUpDataDir(key), flags: { role: "client", main: main.peer! } });
 const htmx = { "hx-request": "true" };
 await formPost(client.node, "/storage/folder", { folder }, htmx);
 await waitFor("the client lists the folder", () => client.node.folderSync()?.toPushCount === SIZE_MIB / FILE_MIB, 120_000);

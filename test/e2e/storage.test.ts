@@ -12,10 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { formatNetworkKey } from "../../src/core/keys.ts";
 import { chromiumSkipReason, launchChromium, loopbackContext } from "../support/browser.ts";
 import { executable } from "../support/executable.ts";
-import { devLicenseText } from "../support/licenses.ts";
+import { setUpDataDir } from "../support/machine-node.ts";
 import { startMachine, tempDir, type MachineProcess } from "../support/machine-process.ts";
 import { waitFor } from "../support/wait-for.ts";
 
@@ -35,13 +34,6 @@ describe.skipIf(skipReason !== null)("the Synced storage panel in Chromium", () 
   const pageErrors: string[] = [];
 
   /** A data dir with the development license and the shared network key, as the setup pages leave it. */
-  function keyedDir(key: Uint8Array): string {
-    const dir = tempDir();
-    writeFileSync(join(dir, "license.json"), devLicenseText({ type: "server-with-failover", holder: "*", days: 30 }), { mode: 0o600 });
-    writeFileSync(join(dir, "network.key"), formatNetworkKey(key), { mode: 0o600 });
-    return dir;
-  }
-
   beforeAll(async () => {
     await executable();
     browser = await launchChromium();
@@ -72,9 +64,9 @@ describe.skipIf(skipReason !== null)("the Synced storage panel in Chromium", () 
 
   test("push a changed file with a comment on one machine; Auto-Pull brings it into the other's folder", async () => {
     const key = nacl.randomBytes(32);
-    const main = await startMachine(["--name", "studio-main", "--role", "main", ...FAST], { dataDir: keyedDir(key) });
+    const main = await startMachine(["--name", "studio-main", "--role", "main", ...FAST], { dataDir: setUpDataDir(key) });
     machines.push(main);
-    const client = await startMachine(["--name", "control", "--role", "client", "--main", main.peer!, ...FAST], { dataDir: keyedDir(key) });
+    const client = await startMachine(["--name", "control", "--role", "client", "--main", main.peer!, ...FAST], { dataDir: setUpDataDir(key) });
     machines.push(client);
 
     const mainFolder = tempDir();
