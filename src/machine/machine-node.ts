@@ -93,7 +93,7 @@ export class MachineNode implements MachineControl {
       id: snap.identity.id,
       role: snap.config.role,
       ui: node.uiUrl,
-      peer: node.peer?.endpoint.address ?? null,
+      peer: node.peer?.net.endpoint.address ?? null,
       data: state.dataDir,
       version: VERSION,
     });
@@ -121,7 +121,7 @@ export class MachineNode implements MachineControl {
       networkKeyFingerprint: networkKeyFingerprint(this.state.snapshot),
       main: config.main,
       backup: config.backup,
-      peerListen: this.peer?.endpoint.address ?? null,
+      peerListen: this.peer?.net.endpoint.address ?? null,
       showFile: this.peer?.showFileStatus() ?? null,
       storage: this.peer?.storageStatus() ?? null,
       replication: this.peer?.replicationLag() ?? null,
@@ -247,7 +247,7 @@ export class MachineNode implements MachineControl {
   private ownFiles(): { address: string; secure: SecureSocketOptions } | null {
     const { networkKey } = this.state.snapshot;
     if (!this.peer || networkKey === null) return null;
-    const at = parseHostPort(this.peer.endpoint.address)!;
+    const at = parseHostPort(this.peer.net.endpoint.address)!;
     const host = at.host === "0.0.0.0" ? "127.0.0.1" : at.host === "::" ? "::1" : at.host;
     // Its own key pair, as a command's: a node refuses a connection from itself (same machine key).
     return { address: formatHostPort({ host, port: at.port }), secure: { networkKey, machine: this.syncKeys } };
@@ -362,7 +362,7 @@ export class MachineNode implements MachineControl {
     }
     this.discovery = new Discovery({
       self: advert,
-      port: this.peer!.endpoint.port,
+      port: this.peer!.net.endpoint.port,
       interface: config.discoveryInterface ?? undefined,
       log: this.log,
     });

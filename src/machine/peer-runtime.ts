@@ -27,7 +27,8 @@ import { HeartbeatSocket } from "../net/heartbeat-socket.ts";
 import { newBootId } from "../net/heartbeat.ts";
 import { HubService } from "../services/hub-service.ts";
 import { fetchHubStateChanges, HubStateReplication } from "../services/hub-state-replication.ts";
-import { PeerEndpoint, type PeerIdentity, type PeerPath } from "../net/peer-endpoint.ts";
+import { PEER_PATHS, type PeerIdentity, type PeerPath } from "../net/peer-endpoint.ts";
+import { RealPeerNet } from "../net/peer-net.ts";
 import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
 import { NetworkKeyProbe } from "./network-key-probe.ts";
 import { ServerIdentities } from "./server-identities.ts";
@@ -94,7 +95,7 @@ export type FailoverStatus = {
 type Servers = { main: HostPort | null; backup: HostPort | null };
 
 export class PeerRuntime {
-  readonly endpoint: PeerEndpoint;
+  readonly net: RealPeerNet;
   private readonly options: PeerRuntimeOptions;
   private readonly role: "main" | "backup" | "client";
   private readonly secure: SecureSocketOptions;
@@ -131,7 +132,15 @@ export class PeerRuntime {
     this.options = options;
     const { config, identity, networkKey, log } = options;
     this.role = failoverRole(config.role) as "main" | "backup" | "client";
+    // One options object for every dial and the listener: a new network key is set in it once (setNetworkKey).
     this.secure = { networkKey, machine: identity };
+    this.net = RealPeerNet.listen({
+      at: parseHostPort(config.peerListen)!,
+      identity: options.identityView,
+      secure: this.secure,
+      onRefused: (address, error, suppressed) =>
+        log.warn("peer refused", { from: address, code: error.code, message: error.message, ...(suppressed > 0 ? { repeated: suppressed } : {}) }),
+    });
     const isServer = this.role !== "client";
     this.pairingFile = isServer ? new PairingFile(options.dataDir) : null;
     this.heartbeatKeys = new HeartbeatKeys(identity, systemClock);
@@ -140,7 +149,7 @@ export class PeerRuntime {
     this.serverIdentities = isServer
       ? null
       : new ServerIdentities(
-          { networkKey, machine: identity },
+          this.secure,
           {
             identified: (_role, peer) => this.heartbeatKeys.pin(peer.publicKey),
             refused: (address, error) => this.gateway.refusals.failed(address, error, "peer refused"),
@@ -176,11 +185,12 @@ export class PeerRuntime {
       stores: this.stores,
       replication: this.replicationSource,
       syncTimeoutMs: config.syncTimeoutMs,
-      secure: this.secure,
+      net: this.net,
     });
     this.gateway = new AppGateway({
       node: { id: identity.id, name: config.name },
-      secure: this.secure,
+      net: this.net,
+      networkKey,
       log,
       onLinkBroken: (role) => this.runner?.linkBroken(role),
       localHub: () => this.hub,
@@ -190,7 +200,7 @@ export class PeerRuntime {
       mode: () => assetRoute(this.runner?.current ?? null, systemClock.now()).mode,
       assets: this.stores?.assets ?? null,
       forwardTo: () => this.addressOf(assetRoute(this.runner?.current ?? null, systemClock.now()).to),
-      secure: this.secure,
+      net: this.net,
       afterCommit: (seq) => this.replicationSource?.waitApplied(seq, config.syncTimeoutMs) ?? Promise.resolve("none"),
       onChunkStored: (hash, bytes) => this.replicationSource?.offerChunk(hash, bytes),
     });
@@ -223,14 +233,10 @@ export class PeerRuntime {
       "/pair": isServer ? (c) => this.pairing.accept(c) : null,
       "/console": this.console.service,
     };
-    this.endpoint = PeerEndpoint.listen({
-      at: parseHostPort(config.peerListen)!,
-      identity: options.identityView,
-      secure: this.secure,
-      accept: (path, connection) => services[path]?.(connection) ?? null,
-      onRefused: (address, error, suppressed) =>
-        log.warn("peer refused", { from: address, code: error.code, message: error.message, ...(suppressed > 0 ? { repeated: suppressed } : {}) }),
-    });
+    for (const path of PEER_PATHS) {
+      const accept = services[path];
+      if (accept) this.net.serve({ path, accept });
+    }
     this.servers = { main: parseHostPort(config.main ?? ""), backup: parseHostPort(config.backup ?? "") };
   }
 
@@ -265,7 +271,7 @@ export class PeerRuntime {
     const peerAt = parseHostPort(config.peerListen)!;
     const heartbeats = await HeartbeatSocket.bind({
       host: peerAt.host,
-      port: this.endpoint.port,
+      port: this.net.port,
       networkKey,
       keys: this.heartbeatKeys,
       onHeartbeat: (hb, from, sealedBy) => this.runner?.onHeartbeat(hb, from, sealedBy),
@@ -313,13 +319,19 @@ export class PeerRuntime {
     if (this.role === "backup") {
       const hub = this.hub!;
       const following = () => this.paired() && !hub.core.writable;
-      this.replication = new HubStateReplication(() => this.servers.main, this.secure, hub, config.heartbeatMs, following, {
-        synced: () => this.runner?.feed({ type: "syncDone" }),
-        broken: () => this.runner?.linkBroken("main"),
+      const source = () => (following() ? this.servers.main : null);
+      this.replication = new HubStateReplication({
+        net: this.net,
+        source,
+        hub,
+        periodMs: config.heartbeatMs,
+        refusals: this.gateway.refusals,
+        signals: {
+          synced: () => this.runner?.feed({ type: "syncDone" }),
+          broken: () => this.runner?.linkBroken("main"),
+        },
       });
-      if (this.servers.main) {
-        this.replicationSink = new LogReplicationSink(this.servers.main, this.secure, this.stores!, config.heartbeatMs, log, following);
-      }
+      this.replicationSink = new LogReplicationSink({ net: this.net, source, stores: this.stores!, retryMs: config.heartbeatMs, log });
     }
     this.runner.start();
     if (this.role === "main") this.keepPaired();
@@ -359,9 +371,8 @@ export class PeerRuntime {
     return { hubEpoch: version.epoch, hubSeq: version.seq, logId: log.logId, logSeq: log.lastSeq };
   }
 
-  private addressOf(role: "main" | "backup" | null): string | null {
-    const at = role === null ? null : this.servers[role];
-    return at ? formatHostPort(at) : null;
+  private addressOf(role: "main" | "backup" | null): HostPort | null {
+    return role === null ? null : this.servers[role];
   }
 
   /** Moves the local apps' uplink where the core says (core/routing.ts uplinkTarget). */
@@ -452,7 +463,7 @@ export class PeerRuntime {
   private async catchUp(): Promise<void> {
     const backup = this.runnerServers().backup;
     if (!backup || !this.hub) return;
-    const changes = await fetchHubStateChanges(backup, this.secure, this.hub.core.lastVersion);
+    const changes = await fetchHubStateChanges(this.net, backup, this.hub.core.lastVersion);
     this.hub.importChanges(changes);
   }
 
@@ -557,7 +568,7 @@ export class PeerRuntime {
     this.gateway.stop();
     this.hub?.closeAll();
     this.heartbeats?.close();
-    this.endpoint.stop();
+    this.net.stop();
     this.db?.close();
   }
 }
