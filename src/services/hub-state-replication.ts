@@ -105,6 +105,11 @@ export class HubStateReplication {
     session.connection.send(text.encode(JSON.stringify({ type: "since", version: this.hub.core.lastVersion })));
   }
 
+  /** Drops the connection, so the next one starts afresh and reports its first complete copy again (a new pairing, a new key). */
+  restart(): void {
+    this.link.drop("Starting the copy afresh.");
+  }
+
   stop(): void {
     this.stopTimer();
     this.link.stop();

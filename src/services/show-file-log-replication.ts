@@ -358,6 +358,11 @@ export class LogReplicationSink {
     this.chunksLost = null;
   }
 
+  /** Drops the connection; the next one says where this backup's log stands again. */
+  restart(): void {
+    this.link.drop("Starting the copy afresh.");
+  }
+
   stop(): void {
     this.stopTimer();
     this.link.stop();
