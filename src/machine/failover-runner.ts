@@ -11,7 +11,7 @@
  * recent, and tells the machine where its local apps' Data Hub uplink goes
  * (core/routing.ts) whenever that changes.
  */
-import type { Clock } from "../core/clock.ts";
+import type { Clock, Timers } from "../core/clock.ts";
 import { admit, NO_MEMO, type SenderMemo, type Stamp, type Verdict } from "../core/freshness.ts";
 import { heartbeatCounts, NO_KNOWN_SERVERS, serversKnownTo, type KnownServers } from "../core/heartbeat-trust.ts";
 import {
@@ -45,11 +45,6 @@ export type Endpoint = { readonly host: string; readonly port: number };
 /** Sends one heartbeat (the UDP socket seals it, for machine `toId` when it knows its key; the simulator delivers it). Never throws. */
 export interface HeartbeatTransport {
   send(heartbeat: Heartbeat, to: Endpoint, toId: string | null): void;
-}
-
-/** Repeating timers; `every` returns the function that stops it. */
-export interface Timers {
-  every(ms: number, run: () => void): () => void;
 }
 
 /** The persisted epoch: written durably before it is ever announced. */
@@ -101,7 +96,8 @@ export type FailoverRunnerOptions = {
   pairingStore: PairingStore | null;
   hooks: FailoverHooks;
   clock: Clock;
-  timers: Timers;
+  /** Only `every` is used: the runner steps on a period. */
+  timers: Pick<Timers, "every">;
   log: RunnerLog;
   /** Clients: the machine ids of the servers, as the peer handshake with their addresses proved them (servers know theirs from the pairing). */
   knownServers?: () => KnownServers;

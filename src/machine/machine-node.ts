@@ -2,6 +2,7 @@
  * Composition root: builds a machine's parts for its role and rebuilds them
  * when the setup pages change the role, without restarting the process.
  */
+import { systemTimers, wallClock } from "../net/system-time.ts";
 import nacl from "tweetnacl";
 import { LICENSE_TYPE_LABELS } from "../core/license.ts";
 import { formatHostPort, parseHostPort, uiHostNames, type ConfigKey } from "../core/config.ts";
@@ -48,7 +49,7 @@ export class MachineNode implements MachineControl {
   private peer: PeerRuntime | null = null;
   private discovery: Discovery | null = null;
   private readonly recorder: StatusHistory;
-  private historyTimer: ReturnType<typeof setInterval> | null = null;
+  private stopHistory: (() => void) | null = null;
   /** The operator's show folder kept in step with the show file (the Synced storage panel). */
   private readonly sync: FolderSync;
   private readonly syncKeys = nacl.sign.keyPair();
@@ -64,14 +65,14 @@ export class MachineNode implements MachineControl {
       node: () => this.ownFiles(),
       readOnly: () => this.showFileReadOnly(),
       author: () => this.state.snapshot.config.name,
-      now: () => Date.now(),
+      now: () => wallClock.now(),
       log,
     });
   }
 
   /** Loads the data dir, checks the setup and opens the ports. Throws an AppError saying what is wrong. */
   static async start(options: NodeOptions): Promise<MachineNode> {
-    const state = new MachineState({ ...options, now: () => Date.now() });
+    const state = new MachineState({ ...options, now: () => wallClock.now() });
     const node = new MachineNode(state, options.log);
     const ui = parseHostPort(state.snapshot.config.uiListen)!;
     try {
@@ -85,7 +86,7 @@ export class MachineNode implements MachineControl {
       await node.web!.stop(true);
       throw error;
     }
-    node.historyTimer = setInterval(() => node.recorder.record(node.status(), Date.now()), HISTORY_SAMPLE_MS);
+    node.stopHistory = systemTimers.every(HISTORY_SAMPLE_MS, () => node.recorder.record(node.status(), wallClock.now()));
     node.sync.start();
     const snap = state.snapshot;
     options.log.info("started", {
@@ -152,7 +153,7 @@ export class MachineNode implements MachineControl {
     return {
       status: this.status(),
       license: license && { type: license.type, typeLabel: LICENSE_TYPE_LABELS[license.type], holder: license.holder, expiresAt: license.expiresAt },
-      roles: roleChoices(license, config.name, Date.now()),
+      roles: roleChoices(license, config.name, wallClock.now()),
       role: config.role,
       main: config.main,
       backup: config.backup,
@@ -377,16 +378,16 @@ export class MachineNode implements MachineControl {
     });
     this.discovery.start();
     // The epoch changes with every failover; the TXT record follows within a second.
-    this.advertTimer ??= setInterval(() => {
+    this.stopAdvert ??= systemTimers.every(1000, () => {
       const advert = this.advert();
       if (this.discovery && advert && advert.epoch !== this.advertisedEpoch) {
         this.advertisedEpoch = advert.epoch;
         this.discovery.update({ epoch: advert.epoch });
       }
-    }, 1000);
+    });
   }
 
-  private advertTimer: ReturnType<typeof setInterval> | null = null;
+  private stopAdvert: (() => void) | null = null;
   private advertisedEpoch = 0;
 
   private advert(): MachineAdvert | null {
@@ -402,9 +403,10 @@ export class MachineNode implements MachineControl {
 
   /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */
   async stop(): Promise<void> {
-    if (this.historyTimer) clearInterval(this.historyTimer);
+    this.stopHistory?.();
     this.sync.stop();
-    if (this.advertTimer) clearInterval(this.advertTimer);
+    this.stopAdvert?.();
+    this.stopAdvert = null;
     await this.discovery?.stop();
     this.discovery = null;
     this.peer?.stop();

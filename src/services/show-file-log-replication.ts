@@ -68,6 +68,7 @@ export class LogReplicationSource {
     private readonly stores: Stores,
     private readonly hasBackup: () => boolean,
     private readonly log: Logger,
+    private readonly timers: Timers = systemTimers,
   ) {}
 
   accept(connection: SecureConnection): ConnectionEvents {
@@ -151,9 +152,9 @@ export class LogReplicationSource {
     if (!this.follower?.live) return "behind";
     return await new Promise((resolve) => {
       const waiter = { seq, resolve: () => finish("backup") };
-      const timer = setTimeout(() => finish("behind"), timeoutMs);
+      const cancel = this.timers.after(timeoutMs, () => finish("behind"));
       const finish = (how: "backup" | "behind") => {
-        clearTimeout(timer);
+        cancel();
         this.waiters.delete(waiter);
         resolve(how);
       };
