@@ -210,8 +210,12 @@ describe("refused pushes write nothing", () => {
     db.run("INSERT INTO chunks (hash, size, data, in_file) VALUES (?, 4, ?, 0)", [stored, bytes("four")]);
     const wrong = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 5, chunks: [stored] }], message: "", author: "a" }));
     expect(wrong.code).toBe("INVALID_INPUT");
-    const notWhole = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 8, chunks: [stored, stored] }], message: "", author: "a" }));
+    const notWhole = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 1024 * 1024 + 4, chunks: [stored, stored] }], message: "", author: "a" }));
     expect(notWhole.message).toContain("not 1 MiB each");
+    // A size its chunks could never hold is refused before the database is asked, as a puller refuses it (core/show-manifest.ts).
+    const misshapen = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 2 ** 40, chunks: [] }], message: "", author: "a" }));
+    expect(misshapen.code).toBe("INVALID_INPUT");
+    expect(misshapen.message).toBe(`"a.bin" says it holds ${2 ** 40} bytes, which take 1048576 pieces of 1048576 bytes, but it names 0. Nothing was written.`);
     expect(counts(db).revisions).toBe(0);
     expect(chunkIntake.batch().missing([stored, absent, absent])).toEqual([absent]);
   });
