@@ -63,7 +63,7 @@ export type ApplyPullOptions = {
   progressFor?: ProgressFor;
   /** The list is every file at the head (a pull from 0): see applyPull. */
   full?: boolean;
-  /** Called just before each downloaded file is checked and put in place (tests land an edit there). */
+  /** Called just before each file is checked and put in place or deleted (tests land an edit there). */
   beforePlace?: (path: string) => void | Promise<void>;
 };
 
@@ -197,6 +197,7 @@ export class ShowFolder {
     try {
       // Deletions first: a file may give way to a folder of the same name.
       for (const path of toDelete) {
+        await beforePlace?.(path);
         if (!(await deleteChecked(this.dir, path, checked.get(path)!))) {
           keep(path, null);
           continue;
