@@ -104,7 +104,7 @@ export class ShowFileStore {
   push(request: PushRequest): PushResult {
     const { base, changes, message, author, pushId = null } = request;
     checkPushShape(request);
-    return writeTransaction(this.db, `the push of ${changes.length} file(s)`, () => {
+    return writeTransaction(this.db, `the push of ${changes.length === 1 ? "1 file" : `${changes.length} files`}`, () => {
       if (pushId !== null) {
         const earlier = this.tables.revisionByPushId(pushId);
         if (earlier) return { rev: earlier.rev, seq: earlier.logSeq, duplicate: true };

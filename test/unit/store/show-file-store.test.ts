@@ -3,7 +3,7 @@ import { describe, expect, spyOn, test } from "bun:test";
 import type { Database } from "bun:sqlite";
 import { randomFillSync } from "node:crypto";
 import fs, { writeFileSync } from "node:fs";
-import { chunkFilePath } from "../../../src/store/chunk-files.ts";
+import { chunkDirFor, chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import type { PushRequest } from "../../../src/store/show-file-store.ts";
 import { caughtAppError } from "../../support/caught.ts";
@@ -269,6 +269,8 @@ describe("damage and failures", () => {
     expect(error.status).toBe(507);
     expect(error.message).toContain("Free space");
     expect(error.message).toContain("nothing of it was written");
+    // The chunk folder filled the disk, not the database: the message names what filled it, in a sentence that reads.
+    expect(error.message).toStartWith(`The disk holding ${chunkDirFor(db.filename)} is full, so the push of 1 file could not be saved`);
     expect(counts(db)).toEqual(before);
     expect(showFile.head()).toBe(1);
     expect(showFile.push(push(1, { "b.json": "after space was freed" })).rev).toBe(2);
