@@ -180,9 +180,9 @@ export class ShowFolder {
     const toWrite: FileToWrite[] = [];
     for (const step of plan) {
       if (step.theirs === null) {
-        delete files[step.path];
-        // Nothing here, or not a show file (left alone).
+        // Nothing here, or not a show file (left alone): no longer recorded. A file is recorded as gone once it is.
         if (step.local.hash !== null && step.local.hash !== "other") toDelete.push(step.path);
+        else delete files[step.path];
       } else if (step.local.hash === step.theirs) files[step.path] = step.theirs;
       else toWrite.push({ path: step.path, size: step.content!.size, chunks: step.content!.chunks, hash: step.theirs });
       checked.set(step.path, step.local);
@@ -202,6 +202,7 @@ export class ShowFolder {
           keep(path, null);
           continue;
         }
+        delete files[path];
         this.removeEmptyFolders(path);
         deleted.push(path);
       }
