@@ -33,6 +33,9 @@ export const FILE_HELP: Record<FileCommandName, string> = {
 Brings DIR (made if missing) up to the server's latest revision of the show file.
 Files you changed since the last pull or push are never overwritten: if the
 server changed them too, the pull is refused, names them, and writes nothing.
+A file you save while the pull runs is kept too: the server's version is saved
+beside it (NAME.from-revision-N), the pull names it and exits 1, and DIR stays
+at its revision until you pull again.
 A pull cut short (a dropped link, Ctrl-C) goes on where it stopped when run again.
 DIR/.understudy/ records the revision DIR is at; leave it alone.
 

@@ -5,6 +5,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { ShowFolder, STATE_DIR, STATE_FILE } from "../../../../src/services/show-folder/show-folder.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
@@ -68,4 +69,30 @@ test("an edit saved while Auto-Pull places a revision is kept, and the outcome n
   await sync.tick();
   expect(edits).toBe(1);
   expect(logged.filter((line) => line.includes("show folder pull")).length).toBe(1);
+}, 20_000);
+
+test("a base the server does not know (2^53 - 1) is healed by Auto-Pull with a full pull, not left waiting", async () => {
+  const main = startFilesServer();
+  cleanups.push(main.stop);
+  const stage = tempDir();
+  const booth = tempDir();
+  writeFileSync(join(stage, "cues.json"), "cue 1");
+  expect(await fileCommand("push", [stage, ...main.flags], () => {})).toBe(0);
+  const stateFile = join(booth, STATE_DIR, STATE_FILE);
+  expect(await fileCommand("pull", [booth, ...main.flags], () => {})).toBe(0);
+  writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(readFileSync(stateFile, "utf8")), base: Number.MAX_SAFE_INTEGER }));
+  const sync = new FolderSync({
+    dataDir: tempDir(),
+    settings: () => ({ folder: booth, autoPull: true }),
+    node: () => ({ address: main.flags[1]!, secure: { networkKey: main.networkKey, machine: nacl.sign.keyPair() } }),
+    readOnly: () => false,
+    author: () => "booth",
+    now: Date.now,
+    log: createLogger(() => "json", () => {}),
+  });
+  cleanups.push(() => sync.stop());
+  await sync.tick();
+  await waitFor("Auto-Pull heals the folder", () => sync.view().outcome !== null && sync.view().job === null, 10_000);
+  expect(sync.view().outcome).toEqual({ ok: true, message: "Pulled revision 1: 0 files changed." });
+  expect(ShowFolder.open(booth).base).toBe(1);
 }, 20_000);
