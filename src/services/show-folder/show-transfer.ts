@@ -26,6 +26,9 @@ import type { LocalChange, PullApplied, ShowFolder, Warn } from "./show-folder.t
 import type { KeptFile } from "./pull-placement.ts";
 import type { ProgressFor } from "./transfer-progress.ts";
 
+/** `files.route` is a quick question: a node that does not answer it soon keeps its own connection (and the next call's deadline says so). */
+const ROUTE_TIMEOUT_MS = 5000;
+
 /** Chunks in flight while pushing: enough to keep the link busy through a forwarding node, 1 MiB each. */
 export const PUSH_WINDOW = 16;
 
@@ -48,7 +51,7 @@ export async function connectShowFiles(address: string, secure: SecureSocketOpti
   node.attach(await connectSecure(address, "/files", secure, () => node.events()));
   if (!direct) return node;
   try {
-    const { forwardTo } = await node.call("files.route", {}, routeResult);
+    const { forwardTo } = await node.call("files.route", {}, routeResult, ROUTE_TIMEOUT_MS);
     if (forwardTo === null) return node;
     const main = new ShowFileClient();
     main.attach(await connectSecure(forwardTo, "/files", secure, () => main.events()));
