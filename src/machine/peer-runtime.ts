@@ -190,11 +190,11 @@ export class PeerRuntime {
     const { hub } = this.data ?? {};
     const console = this.console.service;
     return [
-      { path: "/app", accept: (c) => this.gateway.acceptApp(c) },
-      { path: "/files", accept: (c) => this.files.accept(c) },
-      { path: "/assets", accept: (c) => this.assetService.accept(c) },
+      this.gateway.appService,
+      this.files,
+      this.assetService,
       ...(hub ? [{ path: "/hub", accept: (c) => hub.acceptHub(c) }, { path: "/replicate", accept: (c) => hub.acceptReplication(c) }] satisfies PeerService[] : []),
-      ...(this.feed ? [{ path: "/replicate-log", accept: (c) => this.feed!.accept(c) }] satisfies PeerService[] : []),
+      ...(this.feed ? [this.feed] : []),
       ...(this.plan.answersPairing ? [{ path: "/pair", accept: (c) => this.pairing.accept(c) }] satisfies PeerService[] : []),
       ...(console ? [{ path: "/console", accept: console }] satisfies PeerService[] : []),
     ];

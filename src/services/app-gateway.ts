@@ -14,7 +14,7 @@ import { broadcastEpoch, fanOut, openBroadcast } from "../net/broadcast.ts";
 import { FanoutGroups } from "../net/fanout-groups.ts";
 import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
-import type { PeerDialer } from "../net/peer-net.ts";
+import type { PeerDialer, PeerService } from "../net/peer-net.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { PeerRefusals } from "../net/peer-refusals.ts";
 import { ServerLink } from "../net/server-link.ts";
@@ -147,6 +147,9 @@ export class AppGateway {
   get appCount(): number {
     return this.apps.size;
   }
+
+  /** `/app`: this machine's local apps on the peer port. */
+  readonly appService: PeerService = { path: "/app", accept: (connection) => this.acceptApp(connection) };
 
   /** Handlers for one local app on `/app`. */
   acceptApp(connection: SecureConnection): ConnectionEvents {

@@ -35,7 +35,7 @@ import {
 import { BulkInbox, BulkOp, bulkHeader, bulkRpcServer } from "./bulk-lane.ts";
 import type { RpcHandler } from "../net/rpc.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
-import type { PeerDialer } from "../net/peer-net.ts";
+import type { PeerDialer, PeerService } from "../net/peer-net.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { Upstream } from "./upstream.ts";
 
@@ -93,7 +93,10 @@ export class NoMainKnown extends AppError {
 
 const info = ({ chunks: _, ...asset }: { chunks: unknown } & AssetInfoWire): AssetInfoWire => asset;
 
-export class AssetService {
+export class AssetService implements PeerService {
+  /** The peer-port path this service takes. */
+  readonly path = ASSET_PATH;
+
   constructor(private readonly options: AssetServiceOptions) {}
 
   /** Handlers for one authenticated connection on `/assets`. */

@@ -18,7 +18,7 @@ import { parseParams, takeTaggedCall } from "./asset-protocol.ts";
 import { BulkInbox, BulkOp, bulkHeader, bulkRpcServer } from "./bulk-lane.ts";
 import type { LogReplicationSource } from "./show-file-log-replication.ts";
 import type { RpcHandler } from "../net/rpc.ts";
-import type { PeerDialer } from "../net/peer-net.ts";
+import type { PeerDialer, PeerService } from "../net/peer-net.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { Upstream } from "./upstream.ts";
 import { ShowFileClient } from "./show-file-client.ts";
@@ -72,7 +72,10 @@ export function pushTimeoutMs(params: PushParams): number {
   return 60_000 + Math.ceil((bytes / 1e6) * PUSH_TIMEOUT_MS_PER_MB);
 }
 
-export class FilesService {
+export class FilesService implements PeerService {
+  /** The peer-port path this service takes. */
+  readonly path = "/files" as const;
+
   constructor(private readonly options: FilesServiceOptions) {}
 
   accept(connection: SecureConnection): ConnectionEvents {

@@ -18,7 +18,7 @@ import type { ChunkBatch } from "../store/chunk-intake.ts";
 import { diskUsage } from "../store/disk-usage.ts";
 import type { Stores } from "../store/stores.ts";
 import type { Clock, Timers } from "../core/clock.ts";
-import type { PeerDialer } from "../net/peer-net.ts";
+import type { PeerDialer, PeerService } from "../net/peer-net.ts";
 import { PeerRefusals } from "../net/peer-refusals.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { ServerLink } from "../net/server-link.ts";
@@ -56,7 +56,10 @@ const CHUNK_WINDOW = 16;
 export type BackupSync = { state: "none" | "disconnected" | "syncing" | "in-sync" | "behind"; behindBy: number; progress: number | null };
 
 /** The main's side: one backup follower at a time. */
-export class LogReplicationSource {
+export class LogReplicationSource implements PeerService {
+  /** The peer-port path this service takes. */
+  readonly path = "/replicate-log" as const;
+
   private follower: { connection: SecureConnection; sentThrough: number; live: boolean } | null = null;
   private acked = 0;
   private snapshotProgress: number | null = null;
