@@ -41,6 +41,8 @@ export type MachineRow = {
   level: PermissionLevel | null;
   /** Local apps connected to that machine's node, as it last said; null when not heard or not said. */
   localApps: number | null;
+  /** Claims it sent that no server's signature backs (core/signed-claims.ts): the row is marked. */
+  unbackedClaims: number;
 };
 
 const KIND_ORDER = { main: 0, backup: 1, client: 2, standalone: 3 } as const;
@@ -100,6 +102,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
     heard: true,
     localApps: s.failover?.localApps ?? null,
     level: kind === "client" ? viewer.permission : null,
+    unbackedClaims: 0,
   });
   const found = new Map(discovered.map((d) => [d.id, d]));
   const pairing = s.failover?.pairing;
@@ -124,6 +127,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
         delayMs: heard ? p.delayMs : null,
         heard,
         localApps: heard ? (p.localApps ?? null) : null,
+        unbackedClaims: p.unbackedClaims ?? 0,
         level: k === "client" && s.role !== "client" && s.role !== "backup" ? (viewer.levels[p.id] ?? DEFAULT_PERMISSION_LEVEL) : null,
       }),
     );
@@ -204,5 +208,5 @@ function markRefusal(rows: Map<string, MachineRow>, s: MachineStatus): void {
 
 /** Another machine's row: what this machine does not know of it stays unknown (no license, not heard, no round trip, no level). */
 function otherRow(r: Pick<MachineRow, "id" | "name" | "kind" | "address" | "fingerprint" | "state"> & Partial<MachineRow>): MachineRow {
-  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, ...r };
+  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, unbackedClaims: 0, ...r };
 }

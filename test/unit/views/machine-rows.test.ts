@@ -99,3 +99,8 @@ test("a server that refused the handshake for another network key is marked with
   const other = machineRows(statusFixture(client, { pairing: null, peers: [], refusal: { ...refusal, code: "PEER_REFUSED", peerFingerprint: null, localFingerprint: null } }), [], 1000);
   expect(other.some((r) => r.keyDiffers)).toBe(false);
 });
+
+test("a machine that sent claims it cannot back keeps its row, with the count (the panel marks it)", () => {
+  const rows = machineRows(statusFixture({}, { peers: [peer({ id: "r", name: "rogue", role: "client", state: "follow-backup", unbackedClaims: 141 }), peer({ id: "c1", role: "client" })] }), [], 1000);
+  expect(rows.filter((r) => r.unbackedClaims > 0).map((r) => [r.name, r.unbackedClaims])).toEqual([["rogue", 141]]);
+});
