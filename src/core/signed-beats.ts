@@ -71,11 +71,13 @@ export class SignedBeats {
   }
 
   /**
-   * Judges a heartbeat that counted (trusted sender, fresh echo). `direct`: it comes from a
-   * server this machine knows, sealed by that server: its token samples that server's clock.
+   * Judges a heartbeat that counted (trusted sender, fresh echo), sealed by machine `sealedBy`
+   * (null: the network key). From a server this machine knows, sealed by it, it is direct: its
+   * token samples that server's clock.
    */
-  incoming(sender: string, claims: Claims, known: KnownServers, direct: boolean, now: number): Judged {
-    if (direct && claims.role !== "client") {
+  incoming(sender: string, claims: Claims, known: KnownServers, sealedBy: string | null, now: number): Judged {
+    const direct = claims.role !== "client" && sealedBy === sender && known[claims.role] === sender;
+    if (direct) {
       const token = claims.role === "main" ? claims.mainToken : claims.backupToken;
       if (token) {
         this.#judge.sampleDirect(claims.role, sender, token, now);

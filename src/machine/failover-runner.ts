@@ -113,10 +113,7 @@ export type FailoverRunnerOptions = {
   lanes?: () => Lanes | null;
   /** Local apps connected to this machine's node, told to every peer for its Routing panel. */
   localApps?: () => number;
-  /**
-   * Signs this machine's epoch certificates and alive tokens and checks the servers' (core/signed-claims.ts).
-   * Without it (unit tests of other rules) heartbeats' epochs and witnesses are taken at their word.
-   */
+  /** Signs and checks epoch certificates and alive tokens (core/signed-claims.ts); without it (tests of other rules) claims are taken at their word. */
   signer?: ClaimSigner;
   observer?: RunnerObserver;
 };
@@ -247,9 +244,7 @@ export class FailoverRunner {
     const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (heard?.delayMs ?? null);
     this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
-    const known = this.knownServers();
-    const direct = hb.role !== "client" && sealedBy === hb.id && known[hb.role] === hb.id;
-    const judged = this.signed?.incoming(hb.id, hb, known, direct, now);
+    const judged = this.signed?.incoming(hb.id, hb, this.knownServers(), sealedBy, now);
     if (judged?.log) this.options.log.warn(judged.log, { from: `${from.host}:${from.port}` });
     const beat = judged ? { ...beatBody(hb), epoch: judged.epoch, activeEpoch: judged.activeEpoch } : beatBody(hb);
     this.feed({ type: "heartbeat", id: hb.id, beat, ...(judged ? { witnessMsAgo: judged.witnessMsAgo } : {}) });

@@ -121,15 +121,15 @@ describe("SignedBeats", () => {
   test("a client keeps what proved valid and relays it, never what did not", () => {
     const beats = new SignedBeats({ role: "client", id: "c1", boot: "boot-c1", signer: signerOf("c1"), heartbeatMs: 100 });
     const fromMain = { role: "main" as const, state: "active", epoch: 3, activeEpoch: 3, msSinceHeardMain: 0, epochCert: cert(3), mainToken: token("main", "boot-m1", 10) };
-    expect(beats.incoming("main", fromMain, known, true, 20)).toMatchObject({ epoch: 3, activeEpoch: 3 });
-    beats.incoming("rogue", client({ epoch: 5, epochCert: cert(5, "rogue") }), known, false, 21);
+    expect(beats.incoming("main", fromMain, known, "main", 20)).toMatchObject({ epoch: 3, activeEpoch: 3 });
+    beats.incoming("rogue", client({ epoch: 5, epochCert: cert(5, "rogue") }), known, "rogue", 21);
     expect(beats.outgoing(3, 3, 30)).toEqual({ epochCert: cert(3), mainToken: token("main", "boot-m1", 10), backupToken: null });
     expect(beats.outgoing(5, null, 30).epochCert).toBeNull();
   });
 
   test("the claimant is named once a minute with a count, and counted by machine id", () => {
     const beats = new SignedBeats({ role: "backup", id: "backup", boot: "boot-b1", signer: signerOf("backup"), heartbeatMs: 100 });
-    const logs = [0, 50, 100, CLAIMANT_LOG_EVERY_MS + 1].map((t) => beats.incoming("rogue", client({ state: "follow-backup", epoch: 7, activeEpoch: 7 }), known, false, t).log);
+    const logs = [0, 50, 100, CLAIMANT_LOG_EVERY_MS + 1].map((t) => beats.incoming("rogue", client({ state: "follow-backup", epoch: 7, activeEpoch: 7 }), known, null, t).log);
     expect(logs[0]).toContain("Machine rogue sent a claim it cannot back (epoch 7 without a certificate");
     expect(logs.slice(1, 3)).toEqual([null, null]);
     expect(logs[3]).toContain("sent 3 claims");
