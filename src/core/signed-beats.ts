@@ -64,8 +64,11 @@ export class SignedBeats {
 
   /** The fields to add to a heartbeat naming `epoch` and `activeEpoch`. */
   outgoing(epoch: number, activeEpoch: number | null, now: number): SignedFields {
-    if (this.#role !== "client") this.#refreshToken(this.#role, now);
-    const fields: SignedFields = { epochCert: this.#certs.get(epoch) ?? null, mainToken: this.#tokens.main, backupToken: this.#tokens.backup };
+    const role = this.#role;
+    if (role !== "client") this.#refreshToken(role, now);
+    // A server sends its own token; a client relays both servers' latest.
+    const relay = (r: ServerRole) => (role === "client" || role === r ? this.#tokens[r] : null);
+    const fields: SignedFields = { epochCert: this.#certs.get(epoch) ?? null, mainToken: relay("main"), backupToken: relay("backup") };
     if (activeEpoch !== null && activeEpoch !== epoch) fields.activeCert = this.#certs.get(activeEpoch) ?? null;
     return fields;
   }
