@@ -87,7 +87,7 @@ export class SignedBeats {
         this.#tokens[claims.role] = token;
       }
     }
-    const judged = this.#judge.judge(sender, claims, known, now);
+    const judged = this.#judge.judge(sender, claims, known, now, direct);
     for (const cert of judged.certs) this.#keep(cert);
     // The servers are trusted by pairing or handshake; a restarted one may name an epoch whose certificate it lost.
     const log = judged.unbacked === null || direct ? null : this.claimants.record(sender, judged.unbacked, now);

@@ -390,15 +390,18 @@ export class FailoverRunner {
   /**
    * Answers a heartbeat at once: one that does not count yet (as a challenge,
    * so its sender can echo something fresh and answer back), or a challenge.
-   * At most once per sender per heartbeat period, and a bounded number in all.
+   * Each kind at most once per sender per heartbeat period (a challenge just sent must not
+   * hold back the answer to the peer's challenge: that costs a period after a cut heals),
+   * and a bounded number in all.
    */
   private answer(hb: Heartbeat, from: Endpoint, now: number, challenge: boolean): void {
     const period = this.options.timings.heartbeatMs;
-    if ((this.challenged.get(hb.id) ?? -Infinity) > now - period) return;
+    const key = challenge ? hb.id : `${hb.id}:answer`;
+    if ((this.challenged.get(key) ?? -Infinity) > now - period) return;
     if (now - this.challengeWindow.startedAt >= period) this.challengeWindow = { startedAt: now, count: 0 };
     if (this.challengeWindow.count >= MAX_CHALLENGES_PER_PERIOD) return;
     this.challengeWindow.count++;
-    this.challenged.set(hb.id, now);
+    this.challenged.set(key, now);
     if (this.challenged.size > MAX_TRACKED_SENDERS) this.challenged.delete(this.challenged.keys().next().value!);
     this.transmit(beatOf(this.state, now), from, hb.id, challenge);
   }
@@ -425,7 +428,8 @@ export class FailoverRunner {
       stamp,
       echo,
       echoHeldMs: echo !== null && heldSince !== undefined ? Math.max(0, now - heldSince) : null,
-      challenge,
+      // Not heard from that peer for two periods (a cut just healed): ask it to answer at once, not a period later.
+      challenge: challenge || (peerId !== null && !(now - (this.peers.get(peerId)?.heardAt ?? -Infinity) <= 2 * this.options.timings.heartbeatMs)),
       showFileRevision: beat.lanes?.logSeq ?? 0,
       localApps: this.options.localApps?.() ?? null,
       ...this.signed?.outgoing(beat.epoch, beat.activeEpoch, now),
