@@ -85,7 +85,7 @@ export const machineStatusSchema = z.object({
           localApps: z.number().nullable().optional(),
         }),
       ),
-      /** Servers: the server this one is paired with (DESIGN.md "Pairing"). */
+      /** Servers: the server this one is paired with (docs/design.md §Pairing). */
       pairing: z
         .object({
           peerId: z.string(),

@@ -1,5 +1,5 @@
 /**
- * The pairing exchange on `/pair` (DESIGN.md "Pairing"): the main asks a
+ * The pairing exchange on `/pair` (docs/design.md §Pairing): the main asks a
  * backup to pair; the backup checks its role, that it was set up for this
  * main, and the main's license (core/pairing-rules.ts), records the pairing
  * and answers with its own license, which the main checks before it records

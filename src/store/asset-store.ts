@@ -1,5 +1,5 @@
 /**
- * The Asset Hub cache (DESIGN.md, "Storage and replication"): large media split
+ * The Asset Hub cache (docs/design.md §Lanes and replication): large media split
  * into 1 MiB chunks addressed by SHA-256, so identical chunks are stored once.
  *
  * Uploads stream: `beginUpload` records the upload; `putChunk` writes each chunk's file

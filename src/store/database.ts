@@ -1,5 +1,5 @@
 /**
- * The machine's one SQLite database (DESIGN.md, "Storage and replication"),
+ * The machine's one SQLite database (docs/design.md §Lanes and replication),
  * opened in one place so the durability rules live in one place.
  *
  * Schema changes are an ordered list of migrations. To change the schema,

@@ -1,5 +1,5 @@
 /**
- * The show file the main server owns (DESIGN.md, "Storage and replication"):
+ * The show file the main server owns (docs/design.md §Lanes and replication):
  * numbered revisions of a folder of files, contents stored once per SHA-256.
  *
  * A push names its base, the revision the pusher last pulled. A path that any

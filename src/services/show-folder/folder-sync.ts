@@ -119,7 +119,7 @@ export class NoShowFolder extends AppError {
   }
 }
 
-/** Push and pull wait for the main while the backup serves (DESIGN.md "While the backup is active"). */
+/** Push and pull wait for the main while the backup serves (docs/design.md §Failover, step 4). */
 export function backupServes(s: MachineStatus): boolean {
   const active = s.failover?.activeServer ?? null;
   return active === "backup" || (active === "self" && s.role === "backup");
