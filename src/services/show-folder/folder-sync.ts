@@ -16,7 +16,6 @@
  * command line and the node.
  */
 import { AppError } from "../../core/errors.ts";
-import type { MachineStatus } from "../../core/status.ts";
 import type { Logger } from "../../log.ts";
 import { RemoteError } from "../../net/rpc.ts";
 import type { SecureSocketOptions } from "../../net/secure-socket.ts";
@@ -117,12 +116,6 @@ export class NoShowFolder extends AppError {
     super("NO_SHOW_FOLDER", why, { status: 409 });
     this.name = "NoShowFolder";
   }
-}
-
-/** Push and pull wait for the main while the backup serves (docs/design.md §Failover, step 4). */
-export function backupServes(s: MachineStatus): boolean {
-  const active = s.failover?.activeServer ?? null;
-  return active === "backup" || (active === "self" && s.role === "backup");
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts";
-import { machineRows } from "../../../views/machine-rows.ts";
+import { machineRows } from "../../../src/core/machine-rows.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
 const found = (over: Partial<DiscoveredMachine>): DiscoveredMachine => ({

@@ -3,10 +3,10 @@
  * The Status, Delays and Routing panels. Each has one live part (an id the
  * live stream swaps out of band) and is readable without JavaScript.
  */
-import type { MachineStatus } from "../src/core/status.ts";
-import type { HistorySnapshot, PeerDelayHistory } from "../src/core/status-history.ts";
-import { consoleChip } from "./console-chip.ts";
-import { roleLabelOf, type MachineRow } from "./machine-rows.ts";
+import type { MachineStatus } from "../../core/status.ts";
+import type { HistorySnapshot, PeerDelayHistory } from "../../core/status-history.ts";
+import { consoleChip } from "../../core/console-chip.ts";
+import { roleLabelOf, type MachineRow } from "../../core/machine-rows.ts";
 import { Layout } from "./layout.tsx";
 import { formatDelay } from "./machines.tsx";
 

@@ -9,15 +9,35 @@
  * fingerprint. A client lists the other clients as its server hears them
  * (it exchanges no heartbeats with them).
  */
-import { LICENSE_TYPE_LABELS, type LicenseType } from "../src/core/license.ts";
-import { ROLE_LABELS, type Role } from "../src/core/roles.ts";
-import type { MachineStatus } from "../src/core/status.ts";
-import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
-import type { RosterEntry } from "../src/services/console-service.ts";
-import { DEFAULT_PERMISSION_LEVEL, seesOthers, type Permission, type PermissionLevel } from "../src/core/permissions.ts";
+import { LICENSE_TYPE_LABELS, type LicenseType } from "./license.ts";
+import { ROLE_LABELS, type Role } from "./roles.ts";
+import type { MachineStatus } from "./status.ts";
+import { DEFAULT_PERMISSION_LEVEL, seesOthers, type Permission, type PermissionLevel } from "./permissions.ts";
+
+/** A machine DNS-SD found, as far as the rows read it (net/discovery's DiscoveredMachine is one). */
+export type FoundMachine = {
+  readonly id: string;
+  readonly name: string;
+  readonly role: string;
+  readonly license: string | null;
+  readonly fingerprint: string;
+  readonly addresses: readonly string[];
+  readonly port: number;
+  readonly keyMismatch: boolean;
+};
+
+/** Another client as this client's server hears it (the `/console` roster). */
+export type RosterClient = {
+  readonly id: string;
+  readonly name: string;
+  readonly address: string;
+  readonly state: string;
+  readonly localApps: number | null;
+  readonly level: PermissionLevel;
+};
 
 /** Who looks: this machine's own permission, (on the main) every client's level, and (on a client) the other clients its server hears. */
-export type Viewer = { permission: Permission; levels: Record<string, PermissionLevel>; others?: readonly RosterEntry[] };
+export type Viewer = { permission: Permission; levels: Record<string, PermissionLevel>; others?: readonly RosterClient[] };
 export const SERVER_VIEWER: Viewer = { permission: null, levels: {} };
 
 export type MachineRow = {
@@ -81,7 +101,7 @@ function licenseLabel(type: string | null | undefined): string {
  * A peer counts as heard for `heardWithinMs` after its last heartbeat. A
  * level-1 client sees no other client.
  */
-export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMachine[], heardWithinMs: number, viewer: Viewer = SERVER_VIEWER): MachineRow[] {
+export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[], heardWithinMs: number, viewer: Viewer = SERVER_VIEWER): MachineRow[] {
   const kind = kindOf(s.role);
   const rows = new Map<string, MachineRow>();
   rows.set(s.id, {
