@@ -16,7 +16,6 @@ import type { RoleForm } from "../web/forms.ts";
 import { staticAssets } from "../web/static-assets.ts";
 import type { SetupView } from "../web/view-models/setup-view.ts";
 import { PeerRuntime } from "./peer-runtime.ts";
-import { CHIP_TEXTS, type ChipText } from "../core/status.ts";
 import { listenError } from "../net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
 import type { FromHubFrame } from "../hub/frames.ts";
@@ -109,7 +108,7 @@ export class MachineNode implements MachineControl {
   status(): MachineStatus {
     const { config, identity, license } = this.state.snapshot;
     const failover = this.peer?.status() ?? null;
-    const chip = failover && (CHIP_TEXTS as readonly string[]).includes(failover.chip) ? (failover.chip as ChipText) : baseChip(config.role);
+    const chip = failover?.chip ?? baseChip(config.role);
     return {
       id: identity.id,
       name: config.name,
