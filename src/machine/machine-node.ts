@@ -64,7 +64,6 @@ export class MachineNode implements MachineControl {
       node: () => this.ownFiles(),
       readOnly: () => backupServes(this.status()),
       author: () => this.state.snapshot.config.name,
-      now: () => Date.now(),
       log,
     });
   }

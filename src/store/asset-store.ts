@@ -41,6 +41,8 @@ import {
   UploadNotFound,
 } from "./store-errors.ts";
 import { isDiskFull, writeTransaction } from "./write-transaction.ts";
+import type { Clock } from "../core/clock.ts";
+import { wallClock } from "../net/system-time.ts";
 
 export { ASSET_CHUNK_BYTES, type AssetInfo, type AssetManifest } from "./asset-tables.ts";
 
@@ -66,7 +68,7 @@ export class AssetStore {
   private readonly db: Database;
   private readonly log: ReplicationLog;
   private readonly tables: AssetTables;
-  private readonly wallClock: () => number;
+  private readonly clock: Clock;
   private readonly flushGroup: number;
   /** Per upload: chunks written to files but not yet durable and indexed (idx → chunk). In memory only. */
   private readonly pending = new Map<string, Map<number, PendingChunk>>();
@@ -84,14 +86,14 @@ export class AssetStore {
   private readonly selectUploadChunks: Statement;
   private readonly upsertUploadChunk: Statement;
 
-  constructor(db: Database, log: ReplicationLog, wallClock: () => number = Date.now, options: AssetStoreOptions = {}) {
+  constructor(db: Database, log: ReplicationLog, clock: Clock = wallClock, options: AssetStoreOptions = {}) {
     this.db = db;
     this.flushGroup = Math.max(1, options.flushGroup ?? CHUNK_FLUSH_GROUP);
     // A manifest applied by replication must find its chunks durable and indexed.
     log.onFlushChunks(() => this.flushChunksByHash());
     this.log = log;
     this.tables = new AssetTables(db);
-    this.wallClock = wallClock;
+    this.clock = clock;
     this.selectUpload = db.query("SELECT * FROM uploads WHERE id = ?");
     this.selectUploadChunks = db.query("SELECT idx, hash FROM upload_chunks WHERE upload_id = ? ORDER BY idx");
     this.upsertUploadChunk = db.query(
@@ -112,7 +114,7 @@ export class AssetStore {
         name,
         size,
         handle.chunkCount,
-        this.wallClock(),
+        this.clock.now(),
       ]);
     });
     return handle;
@@ -230,7 +232,7 @@ export class AssetStore {
         size: upload.size,
         sha256,
         chunkCount: upload.chunk_count,
-        created: this.wallClock(),
+        created: this.clock.now(),
         chunks: chunks as string[],
       };
       const seq = this.log.append(ASSET_MANIFEST, JSON.stringify({ assetId: manifest.id }), manifest.created);
@@ -250,7 +252,7 @@ export class AssetStore {
   removeAsset(id: string): { seq: number } {
     return writeTransaction(this.db, `the removal of asset ${id}`, () => {
       if (!this.tables.asset(id)) throw new AssetNotFound(id);
-      const seq = this.log.append(ASSET_REMOVED, JSON.stringify({ assetId: id }), this.wallClock());
+      const seq = this.log.append(ASSET_REMOVED, JSON.stringify({ assetId: id }), this.clock.now());
       this.tables.removeManifest(id);
       return { seq };
     });

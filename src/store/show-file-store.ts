@@ -34,6 +34,8 @@ import {
 } from "./show-file-tables.ts";
 import { PushChunksMissing, PushConflict, ShowFileNotFound, UnknownRevision } from "./store-errors.ts";
 import { readTransaction, writeTransaction } from "./write-transaction.ts";
+import type { Clock } from "../core/clock.ts";
+import { wallClock } from "../net/system-time.ts";
 
 export type { RevisionRecord, ShowFileEntry } from "./show-file-tables.ts";
 
@@ -80,14 +82,14 @@ export class ShowFileStore {
   private readonly replication: ReplicationLog;
   private readonly tables: ShowFileTables;
   /** Wall-clock ms for `created` (shown to people only); injectable for tests. */
-  private readonly wallClock: () => number;
+  private readonly clock: Clock;
 
-  constructor(db: Database, log: ReplicationLog, wallClock: () => number = Date.now) {
+  constructor(db: Database, log: ReplicationLog, clock: Clock = wallClock) {
     this.db = db;
     this.replication = log;
     this.tables = new ShowFileTables(db);
     this.tables.chunkInlineBlobs();
-    this.wallClock = wallClock;
+    this.clock = clock;
   }
 
   /** The newest revision; 0 when nothing was pushed yet. */
@@ -119,7 +121,7 @@ export class ShowFileStore {
       }
       this.checkCollisions(changes);
       const contents = changes.map((c) => (isDeletion(c) ? null : "content" in c && c.content !== null ? this.tables.storeContent(c.content) : this.checkedChunks(c as ChunkedChange)));
-      const created = this.wallClock();
+      const created = this.clock.now();
       const rev = head + 1;
       const seq = this.replication.append(SHOW_REVISION, JSON.stringify({ rev }), created);
       const files: FileRecord[] = changes.map((c, i) => ({ path: c.path, hash: contents[i]?.hash ?? null, size: contents[i]?.size ?? 0, deleted: contents[i] === null }));

@@ -21,6 +21,7 @@ import type { Logger } from "../log.ts";
 import { hostAllowed, hostOfHeader } from "./host-allow-list.ts";
 import { PasswordGuard } from "./password-guard.ts";
 import { hubApiRoutes, type AttachHubApp } from "./hub-api.ts";
+import { systemClock } from "../net/system-time.ts";
 
 /** What the web edge needs from the machine (the console panels' part in console-routes.tsx). */
 export interface MachineControl extends ConsoleControl {
@@ -47,7 +48,7 @@ function sourceOf(c: Context): string {
 
 export function createWebApp(machine: MachineControl, assets: Map<string, StaticAsset>, options: WebAppOptions = {}): Hono {
   const app = new Hono();
-  const passwords = new PasswordGuard(options.clock ?? { now: () => performance.now() }, options.log ?? null);
+  const passwords = new PasswordGuard(options.clock ?? systemClock, options.log ?? null);
 
   // Before anything else: a request under a name that is not this machine's is DNS rebinding (CSRF alone compares Origin with that same Host).
   app.use("*", async (c, next) => {
