@@ -61,7 +61,37 @@ export type MachineRow = {
   level: PermissionLevel | null;
   /** Local apps connected to that machine's node, as it last said; null when not heard or not said. */
   localApps: number | null;
+  /** Whose Data Hub that machine's apps reach, as its own state says (the Routing panel). */
+  hub: HubOfMachine;
 };
+
+/**
+ * Whose Data Hub a machine's apps reach: its own (it serves), a server's, or none while its apps'
+ * messages wait (no server, or a main rejoining: routing.ts `uplinkTarget`), as far as this machine knows.
+ */
+export type HubOfMachine = "own" | "main" | "backup" | "waits" | "isolated" | "none" | "standalone" | "not-heard" | "unknown";
+
+/** From the state a machine's heartbeat says; the same rule `uplinkTarget` applies on that machine. */
+const HUB_OF_STATE: Record<string, HubOfMachine> = {
+  active: "own",
+  "follow-main": "main",
+  "follow-backup": "backup",
+  "follow-none": "waits",
+  idle: "main",
+  syncing: "main",
+  // A rejoining main is about to serve itself: its apps wait for it rather than write to the backup.
+  rejoining: "waits",
+  standby: "backup",
+  isolated: "isolated",
+  unpaired: "none",
+};
+
+function hubOf(row: MachineRow, s: MachineStatus): HubOfMachine {
+  if (!row.self) return row.wireState === null ? "not-heard" : (HUB_OF_STATE[row.wireState] ?? "unknown");
+  if (s.failover === null) return "standalone";
+  const active = s.failover.activeServer;
+  return active === "self" ? "own" : active ?? "waits";
+}
 
 const KIND_ORDER = { main: 0, backup: 1, client: 2, standalone: 3 } as const;
 
@@ -120,6 +150,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
     heard: true,
     localApps: s.failover?.localApps ?? null,
     level: kind === "client" ? viewer.permission : null,
+    hub: "unknown",
   });
   const found = new Map(discovered.map((d) => [d.id, d]));
   const pairing = s.failover?.pairing;
@@ -200,6 +231,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
     );
   }
   markRefusal(rows, s);
+  for (const row of rows.values()) row.hub = hubOf(row, s);
   return [...rows.values()]
     .filter((r) => r.self || r.kind !== "client" || seesOthers(viewer.permission)).sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || Number(b.self) - Number(a.self) || a.name.localeCompare(b.name));
 }
@@ -224,5 +256,5 @@ function markRefusal(rows: Map<string, MachineRow>, s: MachineStatus): void {
 
 /** Another machine's row: what this machine does not know of it stays unknown (no license, not heard, no round trip, no level). */
 function otherRow(r: Pick<MachineRow, "id" | "name" | "kind" | "address" | "fingerprint" | "state"> & Partial<MachineRow>): MachineRow {
-  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, ...r };
+  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, hub: "unknown", ...r };
 }
