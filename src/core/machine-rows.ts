@@ -9,6 +9,7 @@
  * fingerprint. A client lists the other clients as its server hears them
  * (it exchanges no heartbeats with them).
  */
+import { formatHostPort } from "./config.ts";
 import { LICENSE_TYPE_LABELS, type LicenseType } from "./license.ts";
 import { ROLE_LABELS, type Role } from "./roles.ts";
 import type { MachineStatus } from "./status.ts";
@@ -203,7 +204,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
         id: d.id,
         name: d.name,
         kind: kindOf(d.role),
-        address: d.addresses.map((a) => `${a}:${d.port}`).join(", "),
+        address: d.addresses.map((host) => formatHostPort({ host, port: d.port })).join(", "),
         license: licenseLabel(d.license),
         fingerprint: d.fingerprint,
         keyDiffers: d.keyMismatch,

@@ -4,7 +4,8 @@
  * levels. The panel only draws what this says. A `server` is a main here
  * (failoverRole): a server that was given a backup on this panel is one.
  */
-import type { MachineRow } from "./machine-rows.ts";
+import { formatHostPort } from "./config.ts";
+import type { FoundMachine, MachineRow } from "./machine-rows.ts";
 import { mayChangeBackup, maySwitchBack, type Permission } from "./permissions.ts";
 import { failoverRole } from "./routing.ts";
 import type { MachineStatus } from "./status.ts";
@@ -17,6 +18,8 @@ export type MachinesOffers = {
   readonly switchBackCard: boolean;
   /** Add Backup server: the form, a note that a backup is paired, or nothing (not a main, not a level-3 client). */
   readonly addBackup: "form" | "paired" | "none";
+  /** Machines found on the network that Add Backup server proposes: backups with this network key, one entry per address. */
+  readonly backupCandidates: readonly { readonly name: string; readonly address: string }[];
   /** A level-3 client asks the main to pair with the backup it names. */
   readonly addBackupFromClient: boolean;
   /** The permission-levels card: on the main only. */
@@ -45,13 +48,14 @@ function rowOffer(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow
   return null;
 }
 
-export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], permission: Permission): MachinesOffers {
+export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], permission: Permission, found: readonly FoundMachine[] = []): MachinesOffers {
   const main = isMain(s);
   const levelThreeClient = s.role === "client" && permission === 3;
   const addBackup = !main && !levelThreeClient ? "none" : s.failover?.pairing ? "paired" : "form";
   return {
     switchBackCard: main && s.failover?.state === "standby",
     addBackup,
+    backupCandidates: found.filter((m) => m.role === "backup" && !m.keyMismatch).flatMap((m) => m.addresses.map((host) => ({ name: m.name, address: formatHostPort({ host, port: m.port }) }))),
     addBackupFromClient: levelThreeClient,
     permissions: main,
     rows: Object.fromEntries(rows.map((r) => [r.id, rowOffer(s, rows, r, permission)])),

@@ -13,5 +13,5 @@ export type MachinesView = { status: MachineStatus; rows: MachineRow[]; discover
 
 export function machinesView(status: MachineStatus, discovered: Discovered, heardWithinMs: number, viewer: Viewer): MachinesView {
   const rows = machineRows(status, discovered.machines, heardWithinMs, viewer);
-  return { status, discovered, viewer, rows, offers: machinesOffers(status, rows, viewer.permission) };
+  return { status, discovered, viewer, rows, offers: machinesOffers(status, rows, viewer.permission, discovered.machines) };
 }

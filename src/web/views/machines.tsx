@@ -8,6 +8,7 @@
 import type { MachineStatus } from "../../core/status.ts";
 import type { MachineRow } from "../../core/machine-rows.ts";
 import type { RowOffer } from "../../core/machines-offers.ts";
+import { formatHostPort } from "../../core/config.ts";
 import { PERMISSION_LEVELS, PERMISSION_WORDS } from "../../core/permissions.ts";
 import type { Discovered, MachinesView } from "../view-models/machines-view.ts";
 import { Layout } from "./layout.tsx";
@@ -156,7 +157,6 @@ export function AddBackupCard(props: { view: MachinesView; error?: string; value
       </div>
     );
   }
-  const candidates = props.view.discovered.machines.filter((m) => m.role === "backup" && !m.keyMismatch);
   return (
     <section id="add-backup" class="card">
       <h2>Add Backup server</h2>
@@ -165,7 +165,7 @@ export function AddBackupCard(props: { view: MachinesView; error?: string; value
         <label for="backup-address">Backup server: a machine found on the network, or its IP address</label>
         <input id="backup-address" name="address" list="backup-candidates" value={props.value ?? ""} placeholder="10.0.0.2:7401" autocomplete="off" aria-invalid={props.error ? "true" : undefined} />
         <datalist id="backup-candidates">
-          {candidates.flatMap((m) => m.addresses.map((a) => <option value={`${a}:${m.port}`}>{m.name}</option>))}
+          {props.view.offers.backupCandidates.map((c) => <option value={c.address}>{c.name}</option>)}
         </datalist>
         {props.error ? (
           <p class="field-error" role="alert" data-testid="address-error">
@@ -238,7 +238,7 @@ export function DiscoveredList(props: Discovered & { outOfBand?: boolean }) {
               <tr data-machine-id={m.id} class={m.keyMismatch ? "mismatch" : undefined}>
                 <td>{m.name}</td>
                 <td>{m.role}</td>
-                <td>{m.addresses.map((a) => `${a}:${m.port}`).join(", ")}</td>
+                <td>{m.addresses.map((host) => formatHostPort({ host, port: m.port })).join(", ")}</td>
                 <td>{m.keyMismatch ? <strong class="field-error">different key ({m.fingerprint})</strong> : "same key"}</td>
                 <td>{m.version}</td>
               </tr>

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { machineRows, SERVER_VIEWER } from "../../../src/core/machine-rows.ts";
+import { machineRows, SERVER_VIEWER, type FoundMachine } from "../../../src/core/machine-rows.ts";
 import { machinesOffers } from "../../../src/core/machines-offers.ts";
 import { storageOffers, type FolderState } from "../../../src/core/storage-offers.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
@@ -37,4 +37,18 @@ test("Synced storage: every control says why not while the backup serves, and Au
   expect(storageOffers(onBackup, folder, true).autoPull).toBe("Set by --auto-pull on the command line.");
   expect(storageOffers(statusFixture(), { ...folder, toPush: null }, false)).toEqual({ readOnly: false, pull: null, push: null, autoPull: null });
   expect(storageOffers(statusFixture(), { ...folder, folder: null, autoPull: true }, false)).toMatchObject({ pull: "Set the show folder first.", autoPull: null });
+});
+
+test("Machines: Add Backup server proposes found backups with this key, IPv6 addresses in brackets", () => {
+  const found = (over: Partial<FoundMachine>): FoundMachine => ({
+    id: "d0d0d0d0d0d0d0d0", name: "studio-b", role: "backup", license: "server-with-failover", fingerprint: "0011223344556677", addresses: ["10.0.0.2", "fd00::2"], port: 7401, keyMismatch: false, ...over,
+  });
+  const status = statusFixture({ chip: "No backup", backup: null }, { pairing: null, peers: [] });
+  const machines = [found({}), found({ id: "e", addresses: ["10.0.0.3"], keyMismatch: true }), found({ id: "f", role: "client", addresses: ["10.0.0.4"] })];
+  const o = machinesOffers(status, machineRows(status, machines, 1000), null, machines);
+  expect(o.backupCandidates).toEqual([
+    { name: "studio-b", address: "10.0.0.2:7401" },
+    { name: "studio-b", address: "[fd00::2]:7401" },
+  ]);
+  expect(machineRows(status, machines, 1000).find((r) => r.id === "d0d0d0d0d0d0d0d0")!.address).toBe("10.0.0.2:7401, [fd00::2]:7401");
 });
