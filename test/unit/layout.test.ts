@@ -157,3 +157,13 @@ describe(`no file in src over ${MAX_LINES} lines`, () => {
     expect([...TOO_LONG_PENDING].filter((f) => !text.has(f) || lines(f) <= MAX_LINES)).toEqual([]);
   });
 });
+
+test("every citation of docs/design.md names one of its sections", () => {
+  const headings = [...readFileSync(join(ROOT, "docs/design.md"), "utf8").matchAll(/^## (.+)$/gm)].map((m) => m[1]!);
+  const cited = [...sourceFiles(SRC), ...sourceFiles(join(ROOT, "test"))].flatMap((f) =>
+    [...readFileSync(join(ROOT, f), "utf8").matchAll(/docs\/design\.md §([^,;.)]+)/g)].map((m) => ({ f, section: m[1]!.trim() })),
+  );
+  expect(cited.length).toBeGreaterThan(20);
+  const unknown = cited.filter(({ section }) => !headings.some((h) => section.startsWith(h))).map(({ f, section }) => `${f}: §${section}`);
+  expect(unknown).toEqual([]);
+});
