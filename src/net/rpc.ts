@@ -5,9 +5,11 @@
  * the command line shows the same words the server logged.
  */
 import { z } from "zod";
+import type { Timers } from "../core/clock.ts";
 import { AppError } from "../core/errors.ts";
+import { systemTimers } from "./system-time.ts";
 import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
-import { decodeWireJson } from "../core/wire-json.ts";
+import { decodeWireJson, readWireJson } from "../core/wire-json.ts";
 
 export const MAX_RPC_FRAME_BYTES = 16 * 1024 * 1024;
 
@@ -68,32 +70,51 @@ export function rpcServer(connection: SecureConnection, handlers: Record<string,
 /** Client side: `call` sends a request and resolves with the result, or rejects with the remote error. */
 export class RpcClient {
   private nextId = 0;
-  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: ReturnType<typeof setTimeout> }>();
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; cancel: () => void }>();
+
   private connection: SecureConnection | null = null;
   private closedReason: string | null = null;
+
+  constructor(private readonly timers: Timers = systemTimers) {}
 
   /** The events to pass to connectSecure; then `attach` the connection it resolves with. */
   events(): ConnectionEvents {
     return {
       message: (payload) => {
-        const answer = answerSchema.safeParse(parseFrame(payload));
+        let frame: unknown;
+        try {
+          frame = readWireJson(payload, { maxBytes: MAX_RPC_FRAME_BYTES });
+        } catch (error) {
+          // An answer too big (or not JSON) cannot be matched to its call: end them all now, saying why, rather than let each wait out its deadline.
+          this.fail(`${this.connection?.peer.address ?? "The other side"} sent an answer this machine cannot read: ${(error as Error).message}`);
+          return;
+        }
+        const answer = answerSchema.safeParse(frame);
         if (!answer.success) return;
         const pending = this.waiting.get(answer.data.id);
         if (!pending) return;
         this.waiting.delete(answer.data.id);
-        clearTimeout(pending.timer);
+        pending.cancel();
         if ("error" in answer.data) pending.reject(new RemoteError(answer.data.error.code, answer.data.error.message, answer.data.error.status));
         else pending.resolve(answer.data.result);
       },
-      close: (reason) => {
-        this.closedReason = reason;
-        for (const [id, pending] of this.waiting) {
-          clearTimeout(pending.timer);
-          pending.reject(new AppError("CONNECTION_LOST", `The connection closed before the answer came (${reason}).`, { status: 503 }));
-          this.waiting.delete(id);
-        }
-      },
+      close: (reason) => this.rejectAll(reason),
     };
+  }
+
+  /** Closes the connection for `reason` and fails every call waiting on it. */
+  private fail(reason: string): void {
+    this.rejectAll(reason);
+    this.connection?.close(4002, reason.slice(0, 120));
+  }
+
+  private rejectAll(reason: string): void {
+    this.closedReason ??= reason;
+    for (const [id, pending] of this.waiting) {
+      pending.cancel();
+      pending.reject(new AppError("CONNECTION_LOST", `The connection closed before the answer came (${reason}).`, { status: 503 }));
+      this.waiting.delete(id);
+    }
   }
 
   attach(connection: SecureConnection): this {
@@ -108,11 +129,11 @@ export class RpcClient {
     }
     const id = ++this.nextId;
     return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancel = this.timers.after(timeoutMs, () => {
         this.waiting.delete(id);
         reject(new AppError("TIMEOUT", `${connection.peer.address} did not answer "${method}" within ${timeoutMs / 1000} s.`, { status: 504 }));
-      }, timeoutMs);
-      this.waiting.set(id, { resolve, reject, timer });
+      });
+      this.waiting.set(id, { resolve, reject, cancel });
       connection.send(text.encode(JSON.stringify({ id, method, params })));
     }).then((result) => {
       const parsed = schema.safeParse(result);

@@ -1,5 +1,5 @@
 /**
- * The show file the main server owns (DESIGN.md, "Storage and replication"):
+ * The show file the main server owns (docs/design.md §Lanes and replication):
  * numbered revisions of a folder of files, contents stored once per SHA-256.
  *
  * A push names its base, the revision the pusher last pulled. A path that any
@@ -17,6 +17,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { InvalidInput } from "../core/errors.ts";
+import { manifestProblem } from "../core/show-manifest.ts";
 import { ShowPathCollision, findShowPathCollisions, validateShowPath } from "../core/show-paths.ts";
 import { ASSET_CHUNK_BYTES } from "./asset-tables.ts";
 import { fileHashOfChunks } from "./content-hash.ts";
@@ -34,6 +35,8 @@ import {
 } from "./show-file-tables.ts";
 import { PushChunksMissing, PushConflict, ShowFileNotFound, UnknownRevision } from "./store-errors.ts";
 import { readTransaction, writeTransaction } from "./write-transaction.ts";
+import type { Clock } from "../core/clock.ts";
+import { wallClock } from "../net/system-time.ts";
 
 export type { RevisionRecord, ShowFileEntry } from "./show-file-tables.ts";
 
@@ -80,14 +83,14 @@ export class ShowFileStore {
   private readonly replication: ReplicationLog;
   private readonly tables: ShowFileTables;
   /** Wall-clock ms for `created` (shown to people only); injectable for tests. */
-  private readonly wallClock: () => number;
+  private readonly clock: Clock;
 
-  constructor(db: Database, log: ReplicationLog, wallClock: () => number = Date.now) {
+  constructor(db: Database, log: ReplicationLog, clock: Clock = wallClock) {
     this.db = db;
     this.replication = log;
     this.tables = new ShowFileTables(db);
     this.tables.chunkInlineBlobs();
-    this.wallClock = wallClock;
+    this.clock = clock;
   }
 
   /** The newest revision; 0 when nothing was pushed yet. */
@@ -103,7 +106,7 @@ export class ShowFileStore {
   push(request: PushRequest): PushResult {
     const { base, changes, message, author, pushId = null } = request;
     checkPushShape(request);
-    return writeTransaction(this.db, `the push of ${changes.length} file(s)`, () => {
+    return writeTransaction(this.db, `the push of ${changes.length === 1 ? "1 file" : `${changes.length} files`}`, () => {
       if (pushId !== null) {
         const earlier = this.tables.revisionByPushId(pushId);
         if (earlier) return { rev: earlier.rev, seq: earlier.logSeq, duplicate: true };
@@ -119,7 +122,7 @@ export class ShowFileStore {
       }
       this.checkCollisions(changes);
       const contents = changes.map((c) => (isDeletion(c) ? null : "content" in c && c.content !== null ? this.tables.storeContent(c.content) : this.checkedChunks(c as ChunkedChange)));
-      const created = this.wallClock();
+      const created = this.clock.now();
       const rev = head + 1;
       const seq = this.replication.append(SHOW_REVISION, JSON.stringify({ rev }), created);
       const files: FileRecord[] = changes.map((c, i) => ({ path: c.path, hash: contents[i]?.hash ?? null, size: contents[i]?.size ?? 0, deleted: contents[i] === null }));
@@ -230,10 +233,12 @@ function checkPushShape(request: PushRequest): void {
   if (pushId !== undefined && (pushId.length === 0 || pushId.length > MAX_PUSH_ID_CHARS)) {
     throw new InvalidInput(`A push id must be 1 to ${MAX_PUSH_ID_CHARS} characters.`, "pushId");
   }
-  const seen = new Set<string>();
-  for (const change of changes) {
-    validateShowPath(change.path);
-    if (seen.has(change.path)) throw new InvalidInput(`${JSON.stringify(change.path)} appears twice in one push. Nothing was written.`, change.path);
-    seen.add(change.path);
-  }
+  for (const change of changes) validateShowPath(change.path);
+  // The same check a puller makes of what it is sent (core/show-manifest.ts), before any database work.
+  const problem = manifestProblem(
+    changes.map((c) => ("chunks" in c ? { path: c.path, size: c.size, chunks: c.chunks } : { path: c.path })),
+    ASSET_CHUNK_BYTES,
+    "push",
+  );
+  if (problem !== undefined) throw new InvalidInput(`${problem.problem}. Nothing was written.`, problem.path);
 }

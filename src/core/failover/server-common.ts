@@ -169,7 +169,7 @@ export function witnessHearsMain(s: ServerBase, now: number): boolean {
 }
 
 /**
- * Isolation (DESIGN.md): a paired server that heard neither the other server
+ * Isolation (docs/design.md §Failover, step 6): a paired server that heard neither the other server
  * nor any client for a timeout cannot tell "the others died" from "I am cut
  * off", and the other side may already serve. Stalls of this machine are
  * excused (heardNetworkAt moves with them).

@@ -15,8 +15,9 @@
  * chunk takes about a millisecond, and one copy of the code serves both the
  * command line and the node.
  */
+import type { Clock, Timers } from "../../core/clock.ts";
 import { AppError } from "../../core/errors.ts";
-import type { MachineStatus } from "../../core/status.ts";
+import { systemTimers, wallClock } from "../../net/system-time.ts";
 import type { Logger } from "../../log.ts";
 import { RemoteError } from "../../net/rpc.ts";
 import type { SecureSocketOptions } from "../../net/secure-socket.ts";
@@ -26,7 +27,8 @@ import { headResult, logResult, type LogEntry } from "../show-file-protocol.ts";
 import { FileHashCache } from "./file-hash-cache.ts";
 import { ShowFolder, type LocalChange } from "./show-folder.ts";
 import { showFolderProblem } from "./show-folder-setting.ts";
-import { connectShowFiles, pushFolder, receivePull } from "./show-transfer.ts";
+import { describeKept } from "./pull-placement.ts";
+import { conflictAdvice, connectShowFiles, pushFolder, receivePull } from "./show-transfer.ts";
 import type { ProgressFor } from "./transfer-progress.ts";
 
 export const FOLDER_SYNC_TICK_MS = 1000;
@@ -41,7 +43,7 @@ const TICK_CALL_MS = 5000;
 /** An Auto-Pull that failed for a reason other than the folder itself is tried again after this long. */
 export const AUTO_PULL_RETRY_MS = 10_000;
 /** Refusals about the folder's own files: Auto-Pull waits for the next revision, as `pull --watch` does. */
-const FOLDER_REFUSALS: ReadonlySet<string> = new Set(["LOCAL_CHANGES_IN_THE_WAY", "PULL_TARGET_BLOCKED", "INVALID_SHOW_PATH", "SHOW_FOLDER_STATE_DAMAGED"]);
+const FOLDER_REFUSALS: ReadonlySet<string> = new Set(["LOCAL_CHANGES_IN_THE_WAY", "PULL_TARGET_BLOCKED", "INVALID_SHOW_PATH", "SHOW_FOLDER_STATE_DAMAGED", "PULL_LIST_REFUSED", "SHOW_PATH_COLLISION"]);
 
 export type SyncJob = { kind: "push" | "pull"; auto: boolean; stage: string; done: number; total: number };
 export type SyncOutcome = { ok: boolean; message: string };
@@ -82,9 +84,13 @@ export type FolderSyncOptions = {
   readOnly: () => boolean;
   /** Who pushes (the machine's name). */
   author: () => string;
-  /** Wall-clock ms, the clock file times are in. */
-  now: () => number;
+  /** Wall-clock time, the clock file times are in (default: the system's). */
+  wallClock?: Clock;
+  /** The tick runs on these (default: the system's). */
+  timers?: Timers;
   log: Logger;
+  /** Called just before each pulled file is put in place (tests land an operator's edit there). */
+  beforePlace?: (path: string) => void | Promise<void>;
 };
 
 const EMPTY: FolderSyncView = {
@@ -119,12 +125,6 @@ export class NoShowFolder extends AppError {
   }
 }
 
-/** Push and pull wait for the main while the backup serves (DESIGN.md "While the backup is active"). */
-export function backupServes(s: MachineStatus): boolean {
-  const active = s.failover?.activeServer ?? null;
-  return active === "backup" || (active === "self" && s.role === "backup");
-}
-
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 export class FolderSync {
@@ -137,24 +137,29 @@ export class FolderSync {
   private autoTriedAt: number | null = null;
   /** After an Auto-Pull failed for another reason (the link, the disk): not again before this time. */
   private autoRetryAt = 0;
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private stopTicking: (() => void) | null = null;
+  private readonly wallClock: Clock;
+  private readonly timers: Timers;
   private stopped = false;
 
-  constructor(private readonly options: FolderSyncOptions) {}
+  constructor(private readonly options: FolderSyncOptions) {
+    this.wallClock = options.wallClock ?? wallClock;
+    this.timers = options.timers ?? systemTimers;
+  }
 
   view(): FolderSyncView {
     return this.current;
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.tick(), FOLDER_SYNC_TICK_MS);
+    this.stopTicking ??= this.timers.every(FOLDER_SYNC_TICK_MS, () => void this.tick());
     void this.tick();
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.stopTicking?.();
+    this.stopTicking = null;
     this.dropConnection();
   }
 
@@ -199,15 +204,15 @@ export class FolderSync {
         { message: comment, author: this.options.author() },
         { warn: () => {}, cache: this.hashes(folder.dir), progressFor: progress("Sending"), pullProgressFor: progress("Pulling changes by others") },
       ).catch((error: unknown) => {
-        if (error instanceof RemoteError && error.code === "PUSH_CONFLICT") {
-          throw new AppError(error.code, `${error.message} Pull first: move your copies of those files out of the folder, press Pull, put your changes back, and push again.`, { status: 409, cause: error });
-        }
+        if (error instanceof RemoteError && error.code === "PUSH_CONFLICT") throw new AppError(error.code, conflictAdvice(error.message, "press Pull"), { status: 409, cause: error });
         throw error;
       });
-      if (result === null) return `Nothing to push: no file in the folder changed since revision ${folder.base}.`;
+      if (result === null) return { ok: true, message: `Nothing to push: no file in the folder changed since revision ${folder.base}.` };
       const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
-      const others = result.caughtUp ? ` Also pulled ${plural(result.caughtUp.files, "file")} changed by others.` : "";
-      return `Pushed revision ${result.rev} (${plural(result.files, "file")}); ${backup}.${others}`;
+      const caughtUp = result.caughtUp;
+      const others = caughtUp ? ` Also pulled ${plural(caughtUp.files, "file")} changed by others.` : "";
+      const kept = caughtUp ? describeKept(caughtUp.kept, caughtUp.head, caughtUp.base) : "";
+      return { ok: kept === "", message: `Pushed revision ${result.rev} (${plural(result.files, "file")}); ${backup}.${others}${kept === "" ? "" : ` ${kept}`}` };
     });
   }
 
@@ -215,8 +220,10 @@ export class FolderSync {
   startPull(auto = false): void {
     const folder = this.ready();
     this.run({ kind: "pull", auto, stage: "Asking for changes", done: 0, total: 0 }, async (files, progress) => {
-      const applied = await receivePull(files, folder, folder.base, { progressFor: progress("Receiving") });
-      return `Pulled revision ${applied.head}: ${plural(applied.written.length + applied.deleted.length, "file")} changed.`;
+      const applied = await receivePull(files, folder, folder.base, { progressFor: progress("Receiving"), beforePlace: this.options.beforePlace });
+      const changed = plural(applied.written.length + applied.deleted.length, "file");
+      if (applied.kept.length === 0) return { ok: true, message: `Pulled revision ${applied.head}: ${changed} changed.` };
+      return { ok: false, message: `Pulled revision ${applied.head} in part: ${changed} changed. ${describeKept(applied.kept, applied.head, applied.base)}` };
     });
   }
 
@@ -232,7 +239,7 @@ export class FolderSync {
     return ShowFolder.open(folder);
   }
 
-  private run(job: SyncJob, work: (files: ShowFileClient, progress: (stage: string) => ProgressFor) => Promise<string>): void {
+  private run(job: SyncJob, work: (files: ShowFileClient, progress: (stage: string) => ProgressFor) => Promise<SyncOutcome>): void {
     const node = this.options.node()!;
     this.update({ job, outcome: null });
     const progress =
@@ -252,7 +259,7 @@ export class FolderSync {
         // Straight to the main when this node only forwards, as the command line does: one hop per chunk.
         const files = await connectShowFiles(node.address, node.secure, true);
         try {
-          outcome = { ok: true, message: await work(files, progress) };
+          outcome = await work(files, progress);
         } finally {
           files.close();
         }
@@ -260,7 +267,7 @@ export class FolderSync {
         outcome = { ok: false, message: error instanceof AppError ? error.message : `The ${job.kind} failed: ${(error as Error).message}` };
         if (job.auto && !(error instanceof AppError && FOLDER_REFUSALS.has(error.code))) {
           this.autoTriedAt = null;
-          this.autoRetryAt = this.options.now() + AUTO_PULL_RETRY_MS;
+          this.autoRetryAt = this.wallClock.now() + AUTO_PULL_RETRY_MS;
         }
       }
       this.options.log.info(`show folder ${job.kind}`, { ok: outcome.ok, auto: job.auto, message: outcome.message });
@@ -279,8 +286,9 @@ export class FolderSync {
   private autoPull(): void {
     const v = this.current;
     if (!v.autoPull || v.folder === null || v.problem !== null || v.head === null || v.base === null) return;
-    if (v.head <= v.base || this.autoTriedAt === v.head || v.unreachable !== null || this.options.readOnly()) return;
-    if (this.options.now() < this.autoRetryAt) return;
+    // A head below the base is one the server does not know this folder by: the pull heals it (show-transfer.ts).
+    if (v.head === v.base || this.autoTriedAt === v.head || v.unreachable !== null || this.options.readOnly()) return;
+    if (this.wallClock.now() < this.autoRetryAt) return;
     this.autoTriedAt = v.head;
     try {
       this.startPull(true);
@@ -336,7 +344,7 @@ export class FolderSync {
   }
 
   private hashes(folder: string): FileHashCache {
-    if (this.cache?.folder !== folder) this.cache = { folder, hashes: new FileHashCache(this.options.now) };
+    if (this.cache?.folder !== folder) this.cache = { folder, hashes: new FileHashCache(this.wallClock) };
     return this.cache.hashes;
   }
 
