@@ -75,8 +75,8 @@ export function showFileReadOnly(s: NodeState | null, now: number, knowsMain: bo
 export type ServerAddresses<A> = { readonly main: A | null; readonly backup: A | null };
 
 /**
- * Where the failover runner sends heartbeats (docs/design.md §Heartbeats and
- * freshness): a main to the backup it is paired with (never a backup merely
+ * Where the failover runner sends heartbeats (docs/design.md §Heartbeats and freshness):
+ * a main to the backup it is paired with (never a backup merely
  * named in its setup), a backup to the main its setup names, a client to both.
  */
 export function heartbeatTargets<A>(role: Role, setup: ServerAddresses<A>, pairedBackup: A | null): ServerAddresses<A> {
@@ -86,8 +86,8 @@ export function heartbeatTargets<A>(role: Role, setup: ServerAddresses<A>, paire
 }
 
 /**
- * When the backup copies the main's lanes (docs/design.md §Lanes and
- * replication), and from which server: while it is paired and not serving
+ * When the backup copies the main's lanes (docs/design.md §Lanes and replication),
+ * and from which server: while it is paired and not serving
  * (syncing or idle), from the main. Decided from the core's phase, not from
  * the hub's writable flag, so the copy stops the moment the core decides to
  * serve and starts again the moment it steps down.

@@ -12,8 +12,10 @@
  * (core/routing.ts) whenever that changes.
  */
 import type { Clock, Timers } from "../core/clock.ts";
-import { admit, NO_MEMO, type SenderMemo, type Stamp, type Verdict } from "../core/freshness.ts";
+import { admit, NO_MEMO, type SenderMemo, type Stamp } from "../core/freshness.ts";
 import { heartbeatCounts, NO_KNOWN_SERVERS, serversKnownTo, type KnownServers } from "../core/heartbeat-trust.ts";
+import { SignedBeats } from "../core/signed-beats.ts";
+import type { ClaimSigner } from "../core/signed-claims.ts";
 import {
   beatOf,
   sameLanes,
@@ -29,7 +31,6 @@ import {
   type Lanes,
   type NodeEvent,
   type NodeState,
-  type PairingRecord,
   type Peer,
   type Role,
   type ServerRole,
@@ -39,46 +40,9 @@ import type { Timings } from "../core/failure-detector.ts";
 import { sameTarget, uplinkTarget, type UplinkTarget } from "../core/routing.ts";
 import type { Heartbeat } from "../net/heartbeat.ts";
 
-/** Where a heartbeat goes to or came from. */
-export type Endpoint = { readonly host: string; readonly port: number };
+import type { Endpoint, EpochStore, FailoverHooks, HeartbeatTransport, PairingStore, RunnerLog, RunnerObserver } from "./runner-ports.ts";
 
-/** Sends one heartbeat (the UDP socket seals it, for machine `toId` when it knows its key; the simulator delivers it). Never throws. */
-export interface HeartbeatTransport {
-  send(heartbeat: Heartbeat, to: Endpoint, toId: string | null): void;
-}
-
-/** The persisted epoch: written durably before it is ever announced. */
-export interface EpochStore {
-  read(): number;
-  write(epoch: number): void;
-}
-
-/** The persisted pairing record (servers). */
-export interface PairingStore {
-  read(): PairingRecord | null;
-  write(pairing: PairingRecord | null): void;
-}
-
-export type FailoverHooks = {
-  /** Accept Data Hub writes at this epoch. */
-  startServing(epoch: number): void;
-  /** Refuse Data Hub writes; hub sessions close so clients move. */
-  stopServing(epoch: number): void;
-  /** Main only: copy the Data Hub state the backup changed, then call `done` (once). */
-  catchUp(epoch: number, done: (ok: boolean, why?: string) => void): void;
-  /** Where this machine's local apps reach the Data Hub now. */
-  uplink(target: UplinkTarget): void;
-  /** Main only: run the pairing exchange with its backup again (the backup dropped the pairing). */
-  pairAgain?(peerId: string): void;
-};
-
-export type RunnerLog = { info(message: string, fields?: Record<string, unknown>): void; warn(message: string, fields?: Record<string, unknown>): void };
-
-/** For the simulator's checker: sees each effect before it runs and each heartbeat's verdict. */
-export type RunnerObserver = {
-  effect?(effect: Effect): void;
-  heartbeat?(heartbeat: Heartbeat, verdict: Verdict | "untrusted"): void;
-};
+export type { Endpoint, EpochStore, FailoverHooks, HeartbeatTransport, PairingStore, RunnerLog, RunnerObserver } from "./runner-ports.ts";
 
 export type FailoverRunnerOptions = {
   role: Role;
@@ -107,6 +71,8 @@ export type FailoverRunnerOptions = {
   lanes?: () => Lanes | null;
   /** Local apps connected to this machine's node, told to every peer for its Routing panel. */
   localApps?: () => number;
+  /** Signs and checks epoch certificates and alive tokens (core/signed-claims.ts); without it (tests of other rules) claims are taken at their word. */
+  signer?: ClaimSigner;
   observer?: RunnerObserver;
 };
 
@@ -121,6 +87,8 @@ export type PeerDelay = {
   lastHeardMsAgo: number;
   /** As its last heartbeat said; null when it did not say. */
   localApps: number | null;
+  /** Claims it sent that it could not back (core/signed-claims.ts): a key holder speaking beyond what the servers signed. */
+  unbackedClaims: number;
 };
 
 type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null };
@@ -154,6 +122,8 @@ export class FailoverRunner {
   private readonly impostors = new Map<string, number>();
   /** Heartbeats refused for speaking as a server without its machine key. */
   untrustedHeartbeats = 0;
+  /** Certificates, alive tokens and the judgement of what heartbeats claim; null without a signer. */
+  readonly signed: SignedBeats | null;
 
   constructor(options: FailoverRunnerOptions) {
     this.options = options;
@@ -162,6 +132,8 @@ export class FailoverRunner {
     const epoch = options.epochStore?.read() ?? 0;
     const pairing = options.pairingStore?.read() ?? null;
     const { timings } = options;
+    this.signed = options.signer ? new SignedBeats({ role: options.role, id: options.id, boot: options.boot, signer: options.signer, heartbeatMs: timings.heartbeatMs }) : null;
+    this.signed?.holds(epoch);
     const step =
       options.role === "main"
         ? startMain({ timings, failback: options.failback, selfId: options.id, pairing, epoch }, now)
@@ -224,13 +196,16 @@ export class FailoverRunner {
     if (verdict === "unverified") return this.answer(hb, from, now, true);
     // The sender could not count ours: answer now, so freshness costs one round trip, not a heartbeat period.
     if (hb.challenge) this.answer(hb, from, now, false);
-    const known = this.peers.get(hb.id);
+    const heard = this.peers.get(hb.id);
     // The echo carries our own send time and how long the peer held it: the round trip itself,
     // not the wait for its next heartbeat, and no synchronised clocks needed.
-    const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (known?.delayMs ?? null);
+    const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (heard?.delayMs ?? null);
     this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
-    this.feed({ type: "heartbeat", id: hb.id, beat: beatBody(hb) });
+    const judged = this.signed?.incoming(hb.id, hb, this.knownServers(), sealedBy, now);
+    if (judged?.log) this.options.log.warn(judged.log, { from: `${from.host}:${from.port}` });
+    const beat = judged ? { ...beatBody(hb), epoch: judged.epoch, activeEpoch: judged.activeEpoch } : beatBody(hb);
+    this.feed({ type: "heartbeat", id: hb.id, beat, ...(judged ? { witnessMsAgo: judged.witnessMsAgo } : {}) });
   }
 
   /** The machines this one knows as the servers (core/heartbeat-trust.ts). */
@@ -305,6 +280,7 @@ export class FailoverRunner {
         delayMs: p.delayMs,
         lastHeardMsAgo: now - p.heardAt,
         localApps: p.localApps,
+        unbackedClaims: this.signed?.claimants.counts().get(id) ?? 0,
       })),
     };
   }
@@ -327,6 +303,7 @@ export class FailoverRunner {
       switch (effect.type) {
         case "persistEpoch":
           this.options.epochStore?.write(effect.epoch);
+          this.signed?.holds(effect.epoch);
           break;
         case "persistPairing":
           this.options.pairingStore?.write(effect.pairing);
@@ -371,15 +348,18 @@ export class FailoverRunner {
   /**
    * Answers a heartbeat at once: one that does not count yet (as a challenge,
    * so its sender can echo something fresh and answer back), or a challenge.
-   * At most once per sender per heartbeat period, and a bounded number in all.
+   * Each kind at most once per sender per heartbeat period (a challenge just sent must not
+   * hold back the answer to the peer's challenge: that costs a period after a cut heals),
+   * and a bounded number in all.
    */
   private answer(hb: Heartbeat, from: Endpoint, now: number, challenge: boolean): void {
     const period = this.options.timings.heartbeatMs;
-    if ((this.challenged.get(hb.id) ?? -Infinity) > now - period) return;
+    const key = challenge ? hb.id : `${hb.id}:answer`;
+    if ((this.challenged.get(key) ?? -Infinity) > now - period) return;
     if (now - this.challengeWindow.startedAt >= period) this.challengeWindow = { startedAt: now, count: 0 };
     if (this.challengeWindow.count >= MAX_CHALLENGES_PER_PERIOD) return;
     this.challengeWindow.count++;
-    this.challenged.set(hb.id, now);
+    this.challenged.set(key, now);
     if (this.challenged.size > MAX_TRACKED_SENDERS) this.challenged.delete(this.challenged.keys().next().value!);
     this.transmit(beatOf(this.state, now), from, hb.id, challenge);
   }
@@ -406,9 +386,11 @@ export class FailoverRunner {
       stamp,
       echo,
       echoHeldMs: echo !== null && heldSince !== undefined ? Math.max(0, now - heldSince) : null,
-      challenge,
+      // Not heard from that peer for two periods (a cut just healed): ask it to answer at once, not a period later.
+      challenge: challenge || (peerId !== null && !(now - (this.peers.get(peerId)?.heardAt ?? -Infinity) <= 2 * this.options.timings.heartbeatMs)),
       showFileRevision: beat.lanes?.logSeq ?? 0,
       localApps: this.options.localApps?.() ?? null,
+      ...this.signed?.outgoing(beat.epoch, beat.activeEpoch, now),
     };
     this.options.transport.send(hb, to, peerId);
   }

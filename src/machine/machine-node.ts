@@ -15,9 +15,8 @@ import { COMMIT, VERSION } from "../version.ts";
 import { createWebApp, type MachineControl } from "../web/app.tsx";
 import type { RoleForm } from "../web/forms.ts";
 import { staticAssets } from "../web/static-assets.ts";
-import type { SetupView } from "../../views/setup.tsx";
+import type { SetupView } from "../web/view-models/setup-view.ts";
 import { PeerRuntime } from "./peer-runtime.ts";
-import { CHIP_TEXTS, type ChipText } from "../core/status.ts";
 import { listenError } from "../net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
 import type { FromHubFrame } from "../hub/frames.ts";
@@ -65,7 +64,6 @@ export class MachineNode implements MachineControl {
       node: () => this.ownFiles(),
       readOnly: () => this.showFileReadOnly(),
       author: () => this.state.snapshot.config.name,
-      now: () => wallClock.now(),
       log,
     });
   }
@@ -110,7 +108,7 @@ export class MachineNode implements MachineControl {
     const { config, identity, license } = this.state.snapshot;
     const peer = this.peer?.status() ?? null;
     const failover = peer?.failover ?? null;
-    const chip = failover && (CHIP_TEXTS as readonly string[]).includes(failover.chip) ? (failover.chip as ChipText) : baseChip(config.role);
+    const chip = failover?.chip ?? baseChip(config.role);
     return {
       id: identity.id,
       name: config.name,

@@ -251,6 +251,7 @@ export class PeerRuntime {
       localApps: () => this.gateway.appCount,
       knownServers: () => this.serverIdentities?.known() ?? { main: null, backup: null },
       keyKnown: (id) => this.heartbeatKeys.forReceiver(id) !== null,
+      signer: this.heartbeatKeys,
       hooks: {
         startServing: (epoch) => {
           hub?.startServing(epoch);
@@ -424,13 +425,9 @@ export class PeerRuntime {
     return this.gateway.attachApp(name, deliver);
   }
 
-  addBackup(address: string): Promise<{ peerName: string }> {
-    return this.partner.addBackup(address);
-  }
-
-  removeBackup(): Promise<void> {
-    return this.partner.removeBackup();
-  }
+  /** The main's Add Backup and Remove Backup (machine/partnership.ts). */
+  readonly addBackup = (address: string): Promise<{ peerName: string }> => this.partner.addBackup(address);
+  readonly removeBackup = (): Promise<void> => this.partner.removeBackup();
 
   stop(): void {
     for (const stop of this.timers) stop();

@@ -4,7 +4,7 @@
  * loops), in the wire shape of core/status.ts.
  */
 import { laneLag, type LaneLag } from "../core/lane-lag.ts";
-import type { MachineStatus, PeerRefusal } from "../core/status.ts";
+import type { ChipText, MachineStatus, PeerRefusal } from "../core/status.ts";
 import { storageStatus, type StorageStatus } from "../core/storage-check.ts";
 import type { AppGateway } from "../services/app-gateway.ts";
 import type { HubService } from "../services/hub-service.ts";
@@ -15,7 +15,7 @@ import type { Stores } from "../store/stores.ts";
 import type { Database } from "bun:sqlite";
 import type { FailoverRunner } from "./failover-runner.ts";
 
-export type FailoverStatus = NonNullable<MachineStatus["failover"]> & { chip: string; refusal: PeerRefusal | null };
+export type FailoverStatus = NonNullable<MachineStatus["failover"]> & { chip: ChipText; refusal: PeerRefusal | null };
 
 /** Everything the status of a networked machine adds to its identity and settings. */
 export type PeerStatus = {

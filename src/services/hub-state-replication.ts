@@ -1,8 +1,8 @@
 /**
- * The backup's copy of the main's Data Hub state (docs/design.md §Lanes and
- * replication), on `/replicate`: every heartbeat period it asks "what changed
+ * The backup's copy of the main's Data Hub state (docs/design.md §Lanes and replication),
+ * on `/replicate`: every heartbeat period it asks "what changed
  * since my last version" on one held-open connection, while it follows a main
- * (core/replication.ts replicationSource). The first answer on each connection
+ * (core/routing.ts replicationSource). The first answer on each connection
  * is a complete copy (the core's syncDone); that connection breaking is an
  * immediate "main is down" signal. The main, back after the backup served,
  * asks once the same way (catch-up).
