@@ -1,40 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import type { Timers } from "../../../src/core/clock.ts";
 import type { HostPort } from "../../../src/core/config.ts";
 import { PeerRefused } from "../../../src/net/errors.ts";
 import type { PeerNet, PeerPath } from "../../../src/net/peer-net.ts";
 import { PeerRefusals } from "../../../src/net/peer-refusals.ts";
 import type { ConnectionEvents, SecureConnection } from "../../../src/net/secure-socket.ts";
 import { ServerLink } from "../../../src/net/server-link.ts";
-import { ManualClock } from "../../support/clock.ts";
+import { ManualClock, ManualTimers } from "../../support/clock.ts";
 
 const quiet = { info() {}, warn() {}, error() {} } as never;
-
-/** Timers on a ManualClock, run by `advance`. */
-class StepTimers implements Timers {
-  private queue: { at: number; run: () => void; live: boolean }[] = [];
-  constructor(private readonly clock: ManualClock) {}
-  after(ms: number, run: () => void) {
-    const entry = { at: this.clock.now() + ms, run, live: true };
-    this.queue.push(entry);
-    return () => void (entry.live = false);
-  }
-  every(): () => void {
-    throw new Error("not used");
-  }
-  advance(ms: number): void {
-    const end = this.clock.now() + ms;
-    for (;;) {
-      const due = this.queue.filter((e) => e.live && e.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (!due) break;
-      this.clock.advanceTo(Math.max(this.clock.now(), due.at));
-      due.live = false;
-      due.run();
-    }
-    this.clock.advanceTo(end);
-    this.queue = this.queue.filter((e) => e.live);
-  }
-}
 
 type Dial = { to: HostPort; path: PeerPath; answer(): FakeConnection; refuse(error: Error): Promise<void> };
 
@@ -97,7 +70,7 @@ const settle = () => new Promise((r) => setTimeout(r, 0));
 
 function harness(keep = true) {
   const clock = new ManualClock(0);
-  const timers = new StepTimers(clock);
+  const timers = new ManualTimers(clock);
   const net = new FakeNet();
   let target: HostPort | null = { host: "127.0.0.1", port: 7000 };
   const sessions: { to: HostPort; frames: string[]; closed: string[] }[] = [];
