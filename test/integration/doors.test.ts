@@ -1,0 +1,53 @@
+/**
+ * The doors of the real executable, tried as an attacker (or a careless app)
+ * would on loopback: refusals reach the sender at once with the reason
+ * (DESIGN.md §Data Hub), and what a stranger sends costs only what the doors
+ * allow (§Security).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Cluster, freePeerPort } from "../support/cluster.ts";
+
+const TEST_MS = 60_000;
+let cluster: Cluster;
+let mqttPort = 0;
+
+beforeAll(async () => {
+  cluster = await Cluster.start();
+  mqttPort = await freePeerPort();
+  await cluster.startClient("c1", { args: ["--mqtt-listen", `127.0.0.1:${mqttPort}`] });
+  await cluster.waitAll("c1 on the main's hub", (name, s) => name !== "c1" || s.failover?.hubConnected === true);
+}, TEST_MS);
+
+afterAll(async () => {
+  await cluster?.shutdown();
+});
+
+/** A JSON value nested `depth` levels. */
+function nested(depth: number): unknown {
+  let value: unknown = 1;
+  for (let i = 0; i < depth; i++) value = { v: value };
+  return value;
+}
+
+describe("every refusal reaches the sender at once", () => {
+  test(
+    "a value nested 64 deep: `pub` exits non-zero with the reason, HTTP answers 400 with {error}, nothing stays queued",
+    async () => {
+      const pub = await cluster.command(["pub", "studio/deep", JSON.stringify(nested(64)), "--node", cluster.peer("c1"), "--key", cluster.keyFile], { check: false });
+      expect(pub.code).not.toBe(0);
+      expect(pub.err).toContain("at most 32 levels");
+
+      const http = await fetch(`${cluster.machine("c1").ui}/api/hub/publish`, {
+        method: "POST",
+        body: JSON.stringify({ topic: "studio/deep", data: nested(64) }),
+        headers: { "content-type": "application/json" },
+      });
+      expect(http.status).toBe(400);
+      expect(((await http.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: "INVALID_FRAME", message: expect.stringContaining("32 levels") });
+
+      // The node went on: the next message is acknowledged, and none of the refused ones waits in its queue.
+      expect((await cluster.publish("c1", "studio/after", { ok: true }, { count: 1 })).code).toBe(0);
+    },
+    TEST_MS,
+  );
+});
