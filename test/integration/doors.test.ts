@@ -5,6 +5,8 @@
  * allow (§Security).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect as tcpConnect } from "node:net";
+import mqtt from "mqtt";
 import { Cluster, freePeerPort } from "../support/cluster.ts";
 
 const TEST_MS = 60_000;
@@ -47,6 +49,43 @@ describe("every refusal reaches the sender at once", () => {
 
       // The node went on: the next message is acknowledged, and none of the refused ones waits in its queue.
       expect((await cluster.publish("c1", "studio/after", { ok: true }, { count: 1 })).code).toBe(0);
+    },
+    TEST_MS,
+  );
+});
+
+/** How much of `bytes` the door took before it closed the connection (it should not take them all). */
+async function claimAndSend(port: number, header: Buffer, bytes: number): Promise<{ sent: number; closedByDoor: boolean }> {
+  const socket = tcpConnect({ host: "127.0.0.1", port });
+  socket.on("error", () => {});
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  let closed = false;
+  const closing = new Promise<void>((resolve) => socket.once("close", () => ((closed = true), resolve())));
+  socket.write(header);
+  let sent = 0;
+  const chunk = Buffer.alloc(256 * 1024);
+  while (sent < bytes && !closed) {
+    if (!socket.write(chunk)) await Promise.race([new Promise((resolve) => socket.once("drain", resolve)), closing]);
+    sent += chunk.length;
+  }
+  const closedByDoor = closed;
+  socket.destroy();
+  return { sent, closedByDoor };
+}
+
+describe("the MQTT front door of the executable", () => {
+  test(
+    "CONNECTs claiming 200 MiB are closed on the claim, before their bytes are taken; the door still serves",
+    async () => {
+      const claim = Buffer.from([0x10, 0x80, 0x80, 0x80, 0x64]); // CONNECT, remaining length 200 MiB
+      const attempts = await Promise.all(Array.from({ length: 8 }, () => claimAndSend(mqttPort, claim, 32 * 1024 * 1024)));
+      for (const attempt of attempts) expect(attempt.closedByDoor).toBe(true);
+      const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { reconnectPeriod: 0 });
+      try {
+        await client.publishAsync("studio/after", "ok", { qos: 1 });
+      } finally {
+        client.end(true);
+      }
     },
     TEST_MS,
   );
