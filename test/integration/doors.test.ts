@@ -7,7 +7,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect as tcpConnect } from "node:net";
 import mqtt from "mqtt";
+import { readFileSync } from "node:fs";
 import { Cluster, freePeerPort } from "../support/cluster.ts";
+import { parseNetworkKey } from "../../src/core/keys.ts";
+import { ticketChallengeSchema, upgradeHeaders } from "../../src/net/upgrade-ticket.ts";
+import { waitFor } from "../support/wait-for.ts";
 
 const TEST_MS = 60_000;
 let cluster: Cluster;
@@ -86,6 +90,43 @@ describe("the MQTT front door of the executable", () => {
       } finally {
         client.end(true);
       }
+    },
+    TEST_MS,
+  );
+});
+
+/** Opens a WebSocket with `headers`; resolves whether the upgrade was taken (a socket opened) or refused. */
+async function upgrade(address: string, headers: Record<string, string>): Promise<{ opened: boolean; ws: WebSocket }> {
+  const ws = new WebSocket(`ws://${address}/hub`, { headers } as unknown as string[]);
+  const state = { opened: false, closed: false };
+  ws.onopen = () => (state.opened = true);
+  ws.onclose = () => (state.closed = true);
+  ws.onerror = () => (state.closed = true);
+  await waitFor("the upgrade answered", () => state.opened || state.closed, 10_000);
+  return { opened: state.opened, ws };
+}
+
+async function challenge(address: string) {
+  return ticketChallengeSchema.parse(((await (await fetch(`http://${address}/identity`)).json()) as { ticket: unknown }).ticket);
+}
+
+describe("upgrade tickets on the peer port", () => {
+  test(
+    "a ticket a client sent to the backup opens no socket at the main; one made for the main opens one, once",
+    async () => {
+      const networkKey = parseNetworkKey(readFileSync(cluster.keyFile, "utf8"), cluster.keyFile);
+      const toBackup = upgradeHeaders(networkKey, "/hub", await challenge(cluster.address("backup")));
+      const atBackup = await upgrade(cluster.address("backup"), toBackup);
+      expect(atBackup.opened).toBe(true);
+      atBackup.ws.close();
+      // A sniffer on the LAN saw that ticket go by and sends it to the main.
+      expect((await upgrade(cluster.address("main"), toBackup)).opened).toBe(false);
+
+      const toMain = upgradeHeaders(networkKey, "/hub", await challenge(cluster.address("main")));
+      const once = await upgrade(cluster.address("main"), toMain);
+      expect(once.opened).toBe(true);
+      once.ws.close();
+      expect((await upgrade(cluster.address("main"), toMain)).opened).toBe(false);
     },
     TEST_MS,
   );
