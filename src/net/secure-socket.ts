@@ -11,7 +11,7 @@ import type { SecureChannel, AuthenticatedPeer } from "./channel.ts";
 import { FrameKind, frameKind } from "./envelope.ts";
 import { z } from "zod";
 import { fingerprint } from "../core/keys.ts";
-import { HandshakeFailed, MalformedFrame, NetworkKeyMismatch, PeerRefused } from "./errors.ts";
+import { HandshakeBusy, HandshakeFailed, MalformedFrame, NetworkKeyMismatch, PeerRefused } from "./errors.ts";
 import { TICKET_WINDOW_MS, ticketChallengeSchema, upgradeHeaders, type TicketChallenge } from "./upgrade-ticket.ts";
 import { systemClock } from "./system-time.ts";
 import { MAX_HANDSHAKE_FRAME_BYTES, sourceAddress, type HandshakeAdmission } from "./handshake-admission.ts";
@@ -74,6 +74,8 @@ type ServerSocketData = {
   responder: HandshakeResponder;
   /** Holds a pending-handshake slot until established or closed (see HandshakeAdmission.open). */
   admission: HandshakeAdmission | null;
+  /** Forgets this socket in the admission's list of pending sockets it may close to make room. */
+  untrack: (() => void) | null;
   timer: ReturnType<typeof setTimeout> | null;
   connection: ServerConnection | null;
   events: ConnectionEvents | null;
@@ -141,6 +143,15 @@ export function secureServerHandlers(
     // reconnects and resumes (the hub replays what it missed).
     closeOnBackpressureLimit: true,
     open(ws) {
+      const admission = ws.data.admission;
+      if (admission) {
+        ws.data.untrack = admission.track(sourceAddress(ws.data.address), () => {
+          // The admission gave this slot to a source holding fewer: nothing is released twice.
+          ws.data.admission = null;
+          ws.data.untrack = null;
+          fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeBusy(ws.data.address, "pending"));
+        });
+      }
       ws.data.timer = setTimeout(() => fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeFailed(ws.data.address, `${ws.data.address} did not finish the handshake in ${timeoutMs} ms.`)), timeoutMs);
     },
     message(ws, raw) {
@@ -180,6 +191,8 @@ export function secureServerHandlers(
 }
 
 function releaseSlot(data: ServerSocketData): void {
+  data.untrack?.();
+  data.untrack = null;
   data.admission?.settled(sourceAddress(data.address));
   data.admission = null;
 }
@@ -209,6 +222,7 @@ export function newServerSocketData(
       admit: admission ? () => admission.admitSignature(source) : undefined,
     }),
     admission,
+    untrack: null,
     timer: null,
     connection: null,
     events: null,

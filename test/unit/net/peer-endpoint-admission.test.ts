@@ -163,3 +163,29 @@ test("source addresses: limits count per address, not per port", () => {
   expect(sourceAddress("[::1]:7401")).toBe("::1");
   expect(sourceAddress("unknown")).toBe("unknown");
 });
+
+test("per-source caps first: while one address fills the total, a machine at another address still gets in", async () => {
+  const refusals: Refusal[] = [];
+  const endpoint = PeerEndpoint.listen({
+    at: { host: "::", port: 0 },
+    identity: () => ({ id: "x", name: "main", role: "main", version: "test", networkKeyFingerprint: fingerprint(networkKey) }),
+    secure: { networkKey, machine: nacl.sign.keyPair() },
+    accept: () => ({ message() {}, close() {} }),
+    onRefused: (address: string, error: AppError, suppressed: number) => refusals.push({ address, code: error.code, suppressed }),
+    admission: { ...DEFAULT_ADMISSION_LIMITS, pendingPerSource: 10, pendingTotal: 3 },
+  });
+  endpoints.push(endpoint);
+  latest = endpoint;
+  const hog = [1, 2, 3].map(() => rawSocket(`ws://127.0.0.1:${endpoint.port}/hub`));
+  await waitFor("the total filled from one address", () => hog.every((s) => s.state.opened));
+  for (let round = 0; round < 2; round++) {
+    const peer = await connectSecure(`[::1]:${endpoint.port}`, "/hub", { networkKey, machine: nacl.sign.keyPair() }, () => ({ message() {}, close() {} }));
+    expect(peer.open).toBe(true);
+    peer.close();
+  }
+  // The first peer took one of the hog's slots; once it was through, the total had room for the second.
+  await waitFor("one of the hog's sockets closed to make room", () => hog.filter((s) => s.state.closed).length === 1);
+  expect(endpoint.admission.pendingConnections).toBe(2);
+  expect(refusals.map((r) => r.code)).toEqual(["HANDSHAKE_BUSY"]);
+  for (const s of hog) s.ws.close();
+});
