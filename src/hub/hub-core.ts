@@ -60,7 +60,7 @@ export type HubLimits = {
 };
 
 export const DEFAULT_HUB_LIMITS: HubLimits = {
-  /** A connection is a whole node (all its apps' filters together): as many as a node may hold (hub-client DEFAULT_MAX_FILTERS). */
+  /** A connection is a whole node (all its apps' filters together): as many as a node may hold (uplink-options.ts DEFAULT_MAX_FILTERS). */
   maxFiltersPerConnection: 2_000,
   maxServicesPerConnection: 100,
   maxPendingCalls: 10_000,

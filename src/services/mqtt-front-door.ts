@@ -37,7 +37,7 @@ import { FRONT_DOOR_TOPIC_PREFIX, GAP_TOPIC, dataFromPayload, payloadFromData } 
 import { RepeatFilter } from "../core/repeat-filter.ts";
 import type { Clock } from "../core/clock.ts";
 import { systemClock } from "../net/system-time.ts";
-import { DEFAULT_MAX_FILTERS_PER_APP } from "../hub/hub-client.ts";
+import { DEFAULT_MAX_FILTERS_PER_APP } from "../hub/uplink-options.ts";
 import {
   ConnectionCaps,
   DEFAULT_MQTT_DOOR_LIMITS,
