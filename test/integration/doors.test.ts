@@ -12,6 +12,7 @@ import { Cluster, freePeerPort } from "../support/cluster.ts";
 import { parseNetworkKey } from "../../src/core/keys.ts";
 import { ticketChallengeSchema, upgradeHeaders } from "../../src/net/upgrade-ticket.ts";
 import { waitFor } from "../support/wait-for.ts";
+import { startMachine } from "../support/machine-process.ts";
 
 const TEST_MS = 60_000;
 let cluster: Cluster;
@@ -127,6 +128,40 @@ describe("upgrade tickets on the peer port", () => {
       expect(once.opened).toBe(true);
       once.ws.close();
       expect((await upgrade(cluster.address("main"), toMain)).opened).toBe(false);
+    },
+    TEST_MS,
+  );
+});
+
+/** GET /api/status on the setup pages from `localAddress` (a 127.0.0.0/8 address), with Basic `password`: the HTTP status. */
+async function statusFrom(ui: string, localAddress: string, password: string): Promise<number> {
+  const { hostname, port } = new URL(ui);
+  const socket = tcpConnect({ host: hostname, port: Number(port), localAddress });
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.once("close", () => resolve());
+    socket.write(`GET /api/status HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Basic ${Buffer.from(`admin:${password}`).toString("base64")}\r\nConnection: close\r\n\r\n`);
+  });
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(Buffer.concat(chunks).toString("latin1"))?.[1] ?? 0);
+}
+
+describe("the setup pages' password", () => {
+  test(
+    "20 wrong guesses a second from rotating addresses never make the right password 429",
+    async () => {
+      const password = "correct horse battery";
+      const machine = await startMachine([], { env: { UNDERSTUDY_UI_PASSWORD: password } });
+      try {
+        for (let round = 0; round < 5; round++) {
+          const guesses = await Promise.all(Array.from({ length: 20 }, (_, i) => statusFrom(machine.ui, `127.0.${10 + round}.${i + 1}`, `guess ${round}.${i}`)));
+          expect(guesses.every((status) => status === 401)).toBe(true);
+          expect(await statusFrom(machine.ui, "127.0.0.1", password)).toBe(200);
+        }
+      } finally {
+        await machine.stop();
+      }
     },
     TEST_MS,
   );
