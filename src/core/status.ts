@@ -8,6 +8,7 @@ import { ROLE_LABELS, ROLES, type Role } from "./roles.ts";
 import { storageStatusSchema } from "./storage-check.ts";
 import { laneLagSchema } from "./lane-lag.ts";
 
+/** The chip's words, one list: the core's chip (failover/status.ts) speaks them, the status carries them, the pages refine them (console-chip.ts). */
 export const CHIP_TEXTS = [
   "Stand-alone",
   "No backup",
@@ -83,9 +84,11 @@ export const machineStatusSchema = z.object({
           delayMs: z.number().nullable(),
           lastHeardMsAgo: z.number(),
           localApps: z.number().nullable().optional(),
+          /** Claims it sent that it could not back (core/signed-claims.ts); absent from an older build. */
+          unbackedClaims: z.number().optional(),
         }),
       ),
-      /** Servers: the server this one is paired with (DESIGN.md "Pairing"). */
+      /** Servers: the server this one is paired with (docs/design.md §Pairing). */
       pairing: z
         .object({
           peerId: z.string(),
