@@ -13,7 +13,7 @@
  * nothing at the main, a ticket stops working within two windows, and a
  * restart makes every earlier ticket useless (the listener remembers nothing
  * across it, and needs to). Within its window each ticket opens one socket.
- * DESIGN.md §Security.
+ * docs/design.md §Security.
  */
 import { z } from "zod";
 import type { Clock } from "../core/clock.ts";

@@ -1,5 +1,5 @@
 /**
- * What one MQTT connection may cost the node (DESIGN.md §Security): the
+ * What one MQTT connection may cost the node (docs/design.md §Security): the
  * front door is reachable by any local process, and by the LAN with
  * `--mqtt-listen` beyond loopback, before any password is checked.
  *

@@ -1,7 +1,7 @@
 /**
  * The doors of the real executable, tried as an attacker (or a careless app)
  * would on loopback: refusals reach the sender at once with the reason
- * (DESIGN.md §Data Hub), and what a stranger sends costs only what the doors
+ * (docs/design.md §Data Hub), and what a stranger sends costs only what the doors
  * allow (§Security).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
