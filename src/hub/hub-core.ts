@@ -60,7 +60,7 @@ export type HubLimits = {
 };
 
 export const DEFAULT_HUB_LIMITS: HubLimits = {
-  /** A connection is a whole node (all its apps' filters together): as many as a node may hold (hub-client DEFAULT_MAX_FILTERS). */
+  /** A connection is a whole node (all its apps' filters together): as many as a node may hold (uplink-options.ts DEFAULT_MAX_FILTERS). */
   maxFiltersPerConnection: 2_000,
   maxServicesPerConnection: 100,
   maxPendingCalls: 10_000,
@@ -164,6 +164,10 @@ export class HubCore {
     if (epoch > this.currentEpoch) {
       this.replay.clear();
       this.stream = `${this.bootStream}-e${epoch}`;
+      // What this hub acknowledged in an earlier epoch may never have reached the subscribers (it was cut
+      // off, then fenced): a node that resends it now must have it fanned out again, not acked as a
+      // duplicate. Subscribing nodes drop what they already delivered (by origin and seq).
+      this.seen.clear();
     }
     this.currentEpoch = epoch;
   }

@@ -37,13 +37,23 @@ export type PeerEndpointOptions = {
   clock?: Clock;
 };
 
+/** What the log says about a refused ticket. */
+function ticketRefusal(from: string, why: "no-proof" | "replayed" | "stale" | "busy"): string {
+  if (why === "replayed") return `${from} reused an upgrade ticket; refused.`;
+  if (why === "stale") return `${from} sent an upgrade ticket made for an earlier run of this machine, or too old; refused (it asks for a new one).`;
+  if (why === "busy") return `${from} sent an upgrade ticket while this window's tickets are all taken; refused until the next window.`;
+  return `${from} did not prove it holds the network key for this machine; refused before any WebSocket.`;
+}
+
 export class PeerEndpoint {
   private readonly server: ReturnType<typeof Bun.serve>;
   readonly admission: HandshakeAdmission;
+  readonly tickets: UpgradeTickets;
 
-  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission) {
+  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission, tickets: UpgradeTickets) {
     this.server = server;
     this.admission = admission;
+    this.tickets = tickets;
   }
 
   static listen(options: PeerEndpointOptions): PeerEndpoint {
@@ -51,7 +61,7 @@ export class PeerEndpoint {
     const clock = options.clock ?? systemClock;
     const admission = new HandshakeAdmission(clock, options.admission ?? DEFAULT_ADMISSION_LIMITS);
     const refusals = new RefusalLog(clock, options.onRefused);
-    const tickets = new UpgradeTickets(options.secure.networkKey);
+    const tickets = new UpgradeTickets(options.secure.networkKey, fingerprint(options.secure.machine.publicKey), clock);
     const ours = fingerprint(options.secure.networkKey);
     try {
       const server = Bun.serve({
@@ -60,7 +70,7 @@ export class PeerEndpoint {
         development: false,
         fetch(request, srv) {
           const url = new URL(request.url);
-          if (request.method === "GET" && url.pathname === "/identity") return Response.json(options.identity());
+          if (request.method === "GET" && url.pathname === "/identity") return Response.json({ ...options.identity(), ticket: tickets.challenge() });
           if ((PEER_PATHS as readonly string[]).includes(url.pathname)) {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
@@ -70,7 +80,7 @@ export class PeerEndpoint {
               const error =
                 ticket.why === "other-key"
                   ? new NetworkKeyMismatch(from, ticket.theirs, ours)
-                  : new HandshakeFailed(from, ticket.why === "replayed" ? `${from} reused an upgrade ticket; refused.` : `${from} did not prove it holds the network key; refused before any WebSocket.`);
+                  : new HandshakeFailed(from, ticketRefusal(from, ticket.why));
               refusals.refused(from, error);
               return new Response(error.message, { status: 403 });
             }
@@ -99,7 +109,7 @@ export class PeerEndpoint {
           ),
         },
       });
-      return new PeerEndpoint(server, admission);
+      return new PeerEndpoint(server, admission, tickets);
     } catch (error) {
       throw listenError(error, options.at, "--peer-listen");
     }
