@@ -13,7 +13,7 @@ import type { LicenseType } from "../../../src/core/license.ts";
 import { tempDir } from "../../support/machine-process.ts";
 import { waitFor } from "../../support/wait-for.ts";
 import { fileCommand } from "../../../src/cli/file-commands.ts";
-import { askAllLevels } from "../../../src/services/console-service.ts";
+import { askAllLevels, askLevel } from "../../../src/services/console-service.ts";
 
 const running: MachineNode[] = [];
 afterEach(async () => {
@@ -86,7 +86,8 @@ describe("Add Backup server and remove it", () => {
   test("by IP address: the pairing exchange runs at once, the backup row gets its delete icon, and removing it unpairs both", async () => {
     const key = nacl.randomBytes(32);
     const main = await node({ role: "main" }, key);
-    const backup = await node({ role: "backup", main: "127.0.0.1:9" }, key);
+    // The backup checks who answers at the main's address, port included: its setup names the main's real one.
+    const backup = await node({ role: "backup", main: main.node.status().peerListen! }, key);
     const backupAt = backup.node.status().peerListen!;
 
     const response = await formPost(main.node, "/machines/backup", { address: backupAt });
@@ -308,6 +309,18 @@ describe("permission levels", () => {
     );
     expect(refused).toBe("NOT_THE_BACKUP");
   });
+
+  test("a key holder the main has never listed gets level 1 and no roster; a client it hears gets the default", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const at = main.node.status().peerListen!;
+    const client = await node({ role: "client", main: at, name: "render-7" }, key);
+    const clientId = client.node.status().id;
+    await waitFor("the main hears the client", () => main.node.status().failover!.peers.some((p) => p.id === clientId), 10_000);
+    await waitFor("the client has the default level", () => client.node.permission() === 2, 10_000);
+    const stranger = { networkKey: key, machine: nacl.sign.keyPair() };
+    for (let i = 0; i < 2; i++) expect(await askLevel(at, stranger)).toEqual({ level: 1, machines: [] });
+  }, 30_000);
 
   const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string }[] = [
     { name: "unknown machine", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef", level: "3" }, status: 404, message: "No client with that id is known" },
