@@ -298,6 +298,26 @@ export function MachinesLive(props: { view: MachinesView; outOfBand?: boolean })
   );
 }
 
+/** A backup's own page: whom it is the backup of, and "Forget this main" for its operator (§Pairing). */
+function PairedMainCard(props: { status: MachinesView["status"] }) {
+  const pairing = props.status.failover?.pairing;
+  if (props.status.role !== "backup" || !pairing) return null;
+  const main = pairing.peerName || pairing.peerId;
+  return (
+    <section class="card wide" data-testid="paired-main">
+      <p class="lead">
+        Backup of {main} at {pairing.address}
+      </p>
+      <div id="forget-main-result"></div>
+      <form method="post" action="/machines/main/forget" hx-post="/machines/main/forget" hx-target="#forget-main-result" hx-confirm={`Forget ${main}? This backup then follows no main until one pairs with it again.`}>
+        <button type="submit" class="danger" data-testid="forget-main">
+          Forget this main
+        </button>
+      </form>
+    </section>
+  );
+}
+
 export function MachinesPage(props: { view: MachinesView }) {
   return (
     <Layout title="Machines" status={props.view.status} panel="machines">
@@ -305,6 +325,7 @@ export function MachinesPage(props: { view: MachinesView }) {
       <div id="switch-back-result"></div>
       <div id="backup-result"></div>
       <SwitchBackCard status={props.view.status} />
+      <PairedMainCard status={props.view.status} />
       <MachinesTable view={props.view} />
       <MachineNotes status={props.view.status} />
       <div class="columns">

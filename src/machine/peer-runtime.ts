@@ -557,6 +557,14 @@ export class PeerRuntime {
     this.runner?.setServers(this.runnerServers());
   }
 
+  /** "Forget this main" on the backup's own page: it lets go of its main, which must pair again (and prove itself) to be followed. */
+  forgetMain(): void {
+    if (this.role !== "backup") throw new BackupChangeRefused("Only a backup server forgets its main.");
+    if (!this.pairingFile?.details()) return;
+    this.runner?.feed({ type: "unpaired" });
+    this.runner?.setServers(this.runnerServers());
+  }
+
   stop(): void {
     for (const stop of this.timers) stop();
     this.reclaim?.stop();

@@ -117,6 +117,29 @@ describe("Add Backup server and remove it", () => {
     expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup ?? null).toBeNull();
   }, 30_000);
 
+  test("a backup that names no main takes the first that proves itself; its page says whose backup it is and its operator may forget it", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main", name: "studio-main" }, key);
+    const backup = await node({ role: "backup" }, key);
+    const mainAt = main.node.status().peerListen!;
+    expect((await formPost(main.node, "/machines/backup", { address: backup.node.status().peerListen! })).status).toBe(200);
+    await waitFor("the backup paired", () => backup.node.status().failover?.pairing?.peerName === "studio-main", 10_000);
+    const page = await (await get(backup.node, "/machines")).text();
+    expect(page).toContain(`Backup of studio-main at ${mainAt}`);
+    expect(page).toContain('data-testid="forget-main"');
+    // Another site's page in the operator's browser cannot make it forget.
+    expect((await formPost(backup.node, "/machines/main/forget", {}, { origin: "http://evil.example" })).status).toBe(403);
+    expect(backup.node.status().failover?.pairing?.peerName).toBe("studio-main");
+    for (let i = 0; i < 2; i++) {
+      const forgot = await formPost(backup.node, "/machines/main/forget", {});
+      expect(forgot.status).toBe(200);
+      expect(await forgot.text()).toContain("This backup has forgotten its main");
+    }
+    expect(backup.node.status().failover?.pairing ?? null).toBeNull();
+    // Not on a main.
+    expect((await formPost(main.node, "/machines/main/forget", {})).status).toBe(409);
+  }, 30_000);
+
   const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string; headers?: Record<string, string> }[] = [
     { name: "no address", setup: () => node({ role: "main" }), fields: {}, status: 400, message: "Type the backup server&#39;s IP address" },
     { name: "not an address", setup: () => node({ role: "main" }), fields: { address: "backup please" }, status: 400, message: "Type an IP address such as 10.0.0.2" },
