@@ -20,6 +20,7 @@ import type { HostPort } from "../core/config.ts";
 import { LICENSE_TYPES, type LicenseDocument, type LicenseType } from "../core/license.ts";
 import {
   answeredAtRefusal,
+  failoverLicenseRefusal,
   hostOfAddress,
   licenseProofRefusal,
   mainAddressToCheck,
@@ -216,7 +217,8 @@ export class PairingService {
   /** The main's side: asks the backup at `address` to pair. Resolves with who it is; throws PairingRefused saying why not. */
   async pair(address: string): Promise<PairedPeer> {
     const own = this.side.licenseDocument();
-    refuseIf(licenseProofRefusal("main", own, this.side.vendorPublicKey(), { name: this.side.name(), id: "" }, this.side.now()));
+    // Its own license was checked when it was loaded; the backup checks it again as proof.
+    refuseIf(failoverLicenseRefusal("main", own?.type ?? null));
     const request: PairingFrame = { type: "pair", name: this.side.name(), license: own!.type, licenseDocument: own, port: this.side.peerPort() };
     const { connection, answer } = await this.exchange(address, request);
     try {
