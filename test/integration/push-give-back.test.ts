@@ -11,7 +11,7 @@ import { parseNetworkKey } from "../../src/core/keys.ts";
 import { connectSecure } from "../../src/net/secure-socket.ts";
 import { ShowFileClient } from "../../src/services/show-file-client.ts";
 import { ASSET_CHUNK_BYTES } from "../../src/store/asset-tables.ts";
-import { Cluster } from "../support/cluster.ts";
+import { Cluster, DEFAULTS } from "../support/cluster.ts";
 
 let cluster: Cluster | null = null;
 afterEach(async () => {
@@ -20,8 +20,10 @@ afterEach(async () => {
 });
 
 test("a pusher that sends chunks and goes away leaves nothing on the main or the backup, well before the grace period", async () => {
-  const c = (cluster = await Cluster.start());
+  // Product timings: a loaded test machine must not fail over by itself in the middle of the push.
+  const c = (cluster = await Cluster.start({ ...DEFAULTS }));
   await c.waitStatus("backup", "the backup idle", (s) => s.chip === "Backup is idle", 20_000);
+  await c.waitStatus("main", "the main serving", (s) => s.failover?.state === "active", 20_000);
   const networkKey = parseNetworkKey(await Bun.file(c.keyFile).text(), c.keyFile);
   const client = new ShowFileClient();
   client.attach(await connectSecure(c.address("main"), "/files", { networkKey, machine: nacl.sign.keyPair() }, () => client.events()));
