@@ -1,5 +1,5 @@
 /**
- * Permission levels of client machines (§Security), set on the main's
+ * Permission levels of client machines (docs/design.md §Security), set on the main's
  * Machines panel: 1 sees only its own items, 2 (the default for a client the
  * main lists) sees the others read-only, 3 may edit everything, add or remove
  * the backup and switch back. A machine the main does not list (no level set,

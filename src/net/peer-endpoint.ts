@@ -15,6 +15,7 @@ import { HandshakeBusy, HandshakeFailed, NetworkKeyMismatch } from "./errors.ts"
 import { UpgradeTickets } from "./upgrade-ticket.ts";
 import { DEFAULT_ADMISSION_LIMITS, HandshakeAdmission, RefusalLog, sourceAddress, type AdmissionLimits } from "./handshake-admission.ts";
 import { listenError } from "./listen-error.ts";
+import { systemClock } from "./system-time.ts";
 import { MAX_RPC_FRAME_BYTES } from "./rpc.ts";
 import { newServerSocketData, secureServerHandlers, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 
@@ -23,7 +24,6 @@ export const PEER_PATHS = ["/hub", "/replicate", "/app", "/files", "/replicate-l
 export type PeerPath = (typeof PEER_PATHS)[number];
 /** The largest frame after the handshake: an rpc frame (a show-file push) with its envelope. Bun closes the socket (1009) on a larger one. */
 export const MAX_PEER_FRAME_BYTES = MAX_RPC_FRAME_BYTES + 64 * 1024;
-const systemClock: Clock = { now: () => performance.now() };
 
 export type PeerEndpointOptions = {
   at: HostPort;

@@ -1,5 +1,5 @@
 /**
- * The pairing exchange on `/pair` (§Pairing): the main asks a backup to pair,
+ * The pairing exchange on `/pair` (docs/design.md §Pairing): the main asks a backup to pair,
  * sending its vendor-signed license document and the peer port it listens on;
  * the backup checks its role, the main's license (signature, holder, expiry,
  * type), and who answers at the main's address, host and port: it connects
@@ -31,6 +31,7 @@ import {
 import type { Logger } from "../log.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 import { encodeWireJson, InvalidWireJson, readWireJson } from "../core/wire-json.ts";
+import { pause } from "../net/system-time.ts";
 
 export const pairingFrameSchema = z.discriminatedUnion("type", [
   /**
@@ -258,7 +259,7 @@ export class PairingService {
       close: (reason) => settle(new PairingRefused("PAIRING_FAILED", `${address} closed the pairing connection${reason ? `: ${reason}` : ""}.`)),
     }));
     connection.send(encodeWireJson(request));
-    const timeout = Bun.sleep(ANSWER_TIMEOUT_MS).then(() => new PairingRefused("PAIRING_TIMEOUT", `${address} did not answer the pairing request.`));
+    const timeout = pause(ANSWER_TIMEOUT_MS).then(() => new PairingRefused("PAIRING_TIMEOUT", `${address} did not answer the pairing request.`));
     const answer = Promise.race([answered, timeout]).then((f) => {
       if (f instanceof Error) throw f;
       return f;
