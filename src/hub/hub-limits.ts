@@ -1,5 +1,5 @@
 /**
- * The Data Hub's bounds and HubCore's options (§Data Hub): what one connection,
+ * The Data Hub's bounds and HubCore's options (docs/design.md §Data Hub): what one connection,
  * one app, one machine and the whole hub may hold. The main and the backup use
  * the same defaults, so what one accepted the other holds too.
  */

@@ -1,5 +1,5 @@
 /**
- * The Data Hub's request/reply routing (§Data Hub): which connection offers
+ * The Data Hub's request/reply routing (docs/design.md §Data Hub): which connection offers
  * each service, and the calls waiting for their provider's reply. Kept beside
  * HubCore, which owns the connections and hands these frames over.
  */

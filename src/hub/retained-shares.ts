@@ -1,5 +1,5 @@
 /**
- * Fair, bounded retained state (§Data Hub): what the retained keys take, in
+ * Fair, bounded retained state (docs/design.md §Data Hub): what the retained keys take, in
  * keys and bytes (key plus JSON value), for the whole hub, per machine and per
  * publisher (an app's origin), so one app or one machine cannot fill the hub
  * for the others. The main and the backup run the same rules on the same

@@ -1,5 +1,5 @@
 /**
- * Pairing checks proofs, not claims (§Pairing), against the real backup
+ * Pairing checks proofs, not claims (docs/design.md §Pairing), against the real backup
  * executable: a holder of the network key on the main's own host (another
  * port) asks an unpaired backup to pair while the main is off, with a signed
  * failover license, a forged one and an expired one. Each is refused with its

@@ -1,6 +1,6 @@
 /**
  * A push that never comes gives its chunks back on the backup too, at once
- * (§Show folder): the main gives back the chunks of a pusher that went away
+ * (docs/design.md §Show folder): the main gives back the chunks of a pusher that went away
  * (or hit a full disk) and tells the backup, which had them offered as they
  * arrived. Before, the backup kept them for --chunk-grace-ms (a day).
  */
