@@ -77,11 +77,13 @@ export type ServerAddresses<A> = { readonly main: A | null; readonly backup: A |
 /**
  * Where the failover runner sends heartbeats (docs/design.md §Heartbeats and freshness):
  * a main to the backup it is paired with (never a backup merely
- * named in its setup), a backup to the main its setup names, a client to both.
+ * named in its setup); a backup to the main its setup names, or, naming none,
+ * to the main that paired with it (its address was checked then); a client to both.
+ * The backup copies from the same address.
  */
-export function heartbeatTargets<A>(role: Role, setup: ServerAddresses<A>, pairedBackup: A | null): ServerAddresses<A> {
-  if (role === "main") return { main: null, backup: pairedBackup };
-  if (role === "backup") return { main: setup.main, backup: null };
+export function heartbeatTargets<A>(role: Role, setup: ServerAddresses<A>, paired: A | null): ServerAddresses<A> {
+  if (role === "main") return { main: null, backup: paired };
+  if (role === "backup") return { main: setup.main ?? paired, backup: null };
   return setup;
 }
 

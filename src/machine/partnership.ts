@@ -111,6 +111,13 @@ export class Partnership {
     this.drop();
   }
 
+  /** "Forget this main" on the backup's own page: it lets go of its main, which must pair again (and prove itself) to be followed. */
+  forgetMain(): void {
+    if (this.o.role !== "backup") throw new BackupChangeRefused("Only a backup server forgets its main.");
+    if (!this.o.pairingFile?.details()) return;
+    this.drop();
+  }
+
   stop(): void {
     this.stopKeeper?.();
   }

@@ -13,7 +13,7 @@ import { AppError } from "../core/errors.ts";
 import { ackedRetentionMs } from "../hub/acked-writes.ts";
 import { formatHostPort, parseHostPort, type Config, type HostPort } from "../core/config.ts";
 import { heardWithin } from "../core/heard.ts";
-import type { LicenseType } from "../core/license.ts";
+import type { LicenseDocument } from "../core/license.ts";
 import { assetRoute, failoverRole, filesRoute, heartbeatTargets, pairedPeer, replicationSource, showFileReadOnly, type ServerAddresses, type UplinkTarget } from "../core/routing.ts";
 import type { Role } from "../core/failover/index.ts";
 import type { Logger } from "../log.ts";
@@ -27,7 +27,7 @@ import { fetchHubStateChanges, HubStateReplication } from "../services/hub-state
 import type { PeerIdentity } from "../net/peer-endpoint.ts";
 import { RealPeerNet, type PeerService } from "../net/peer-net.ts";
 import type { SecureSocketOptions } from "../net/secure-socket.ts";
-import { systemClock, systemTimers } from "../net/system-time.ts";
+import { systemClock, systemTimers, wallClock } from "../net/system-time.ts";
 import { NetworkKeyProbe } from "./network-key-probe.ts";
 import { ServerIdentities } from "./server-identities.ts";
 import { HeartbeatKeys } from "../net/heartbeat-keys.ts";
@@ -54,7 +54,9 @@ export type PeerRuntimeOptions = {
   dataDir: string;
   identity: MachineIdentity;
   networkKey: Uint8Array;
-  license: () => LicenseType | null;
+  /** This machine's vendor-signed license (sent as proof when pairing), and the key the other server's is checked with. */
+  license: () => LicenseDocument | null;
+  vendorPublicKey: Uint8Array;
   identityView: () => PeerIdentity;
   log: Logger;
   /** The machine's own Add Backup server and its removal (they also keep the setup), for level-3 clients asking the main. */
@@ -157,9 +159,13 @@ export class PeerRuntime {
       {
         name: () => config.name,
         role: () => this.role,
-        license: () => options.license(),
-        expectedMainHost: () => this.servers.main?.host ?? null,
+        licenseDocument: () => options.license(),
+        vendorPublicKey: () => options.vendorPublicKey,
+        now: () => wallClock.now(),
+        peerPort: () => this.net.port,
+        expectedMain: () => this.servers.main,
         pairedWith: () => this.data?.pairingFile.read()?.peerId ?? null,
+        pairedKey: () => this.data?.pairingFile.details()?.peerKey ?? null,
         acceptMain: (peer) => this.partner.adopt(peer, this.addressText("main") ?? peer.address),
         dropMain: () => this.partner.drop(),
       },
@@ -261,12 +267,7 @@ export class PeerRuntime {
           hub?.stopServing();
           log.info("stopped serving the Data Hub", { epoch });
         },
-        catchUp: (_epoch, done) => {
-          this.catchUp().then(
-            () => done(true),
-            (error) => done(false, (error as Error).message),
-          );
-        },
+        catchUp: (_epoch, done) => void this.catchUp().then(() => done(true), (error) => done(false, (error as Error).message)),
         uplink: (target) => this.followUplink(target),
         pairAgain: () => this.partner.pairAgain(),
       },
@@ -296,7 +297,8 @@ export class PeerRuntime {
   /** The backup's two copy loops, following the main the core says to copy from, at the address the setup names now. */
   private startCopying(data: ServerData): void {
     const { config, log } = this.options;
-    const source = () => (replicationSource(this.runner?.current ?? null) === "main" ? this.servers.main : null);
+    // From the main the core says to copy from, at the address heartbeats go to (the setup's, or the one that paired).
+    const source = () => (replicationSource(this.runner?.current ?? null) === "main" ? this.heartbeatTargets().main : null);
     this.replication = new HubStateReplication({
       net: this.net,
       source,
@@ -425,9 +427,10 @@ export class PeerRuntime {
     return this.gateway.attachApp(name, deliver);
   }
 
-  /** The main's Add Backup and Remove Backup (machine/partnership.ts). */
+  /** The main's Add Backup and Remove Backup, the backup's "Forget this main" (machine/partnership.ts). */
   readonly addBackup = (address: string): Promise<{ peerName: string }> => this.partner.addBackup(address);
   readonly removeBackup = (): Promise<void> => this.partner.removeBackup();
+  readonly forgetMain = (): void => this.partner.forgetMain();
 
   stop(): void {
     for (const stop of this.timers) stop();

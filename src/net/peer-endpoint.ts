@@ -38,13 +38,28 @@ export type PeerEndpointOptions = {
   clock?: Clock;
 };
 
+/** What the log says about a refused ticket. */
+function ticketRefusal(from: string, why: "no-proof" | "replayed" | "stale" | "busy"): string {
+  if (why === "replayed") return `${from} reused an upgrade ticket; refused.`;
+  if (why === "stale") return `${from} sent an upgrade ticket made for an earlier run of this machine, or too old; refused (it asks for a new one).`;
+  if (why === "busy") return `${from} sent an upgrade ticket while this window's tickets are all taken; refused until the next window.`;
+  return `${from} did not prove it holds the network key for this machine; refused before any WebSocket.`;
+}
+
 export class PeerEndpoint {
   private readonly server: ReturnType<typeof Bun.serve>;
   readonly admission: HandshakeAdmission;
+  private readonly currentTickets: () => UpgradeTickets;
 
-  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission) {
+  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission, currentTickets: () => UpgradeTickets) {
     this.server = server;
     this.admission = admission;
+    this.currentTickets = currentTickets;
+  }
+
+  /** The upgrade tickets under the network key in force now. */
+  get tickets(): UpgradeTickets {
+    return this.currentTickets();
   }
 
   static listen(options: PeerEndpointOptions): PeerEndpoint {
@@ -53,10 +68,11 @@ export class PeerEndpoint {
     const admission = new HandshakeAdmission(clock, options.admission ?? DEFAULT_ADMISSION_LIMITS);
     const refusals = new RefusalLog(clock, options.onRefused);
     // Read per upgrade: a network key saved on a running machine applies to the next connection (peer-net.ts setNetworkKey).
-    let keyed = { key: options.secure.networkKey, tickets: new UpgradeTickets(options.secure.networkKey), ours: fingerprint(options.secure.networkKey) };
+    const machine = fingerprint(options.secure.machine.publicKey);
+    let keyed = { key: options.secure.networkKey, tickets: new UpgradeTickets(options.secure.networkKey, machine, clock), ours: fingerprint(options.secure.networkKey) };
     const current = () => {
       const key = options.secure.networkKey;
-      if (keyed.key !== key) keyed = { key, tickets: new UpgradeTickets(key), ours: fingerprint(key) };
+      if (keyed.key !== key) keyed = { key, tickets: new UpgradeTickets(key, machine, clock), ours: fingerprint(key) };
       return keyed;
     };
     try {
@@ -66,7 +82,7 @@ export class PeerEndpoint {
         development: false,
         fetch(request, srv) {
           const url = new URL(request.url);
-          if (request.method === "GET" && url.pathname === "/identity") return Response.json(options.identity());
+          if (request.method === "GET" && url.pathname === "/identity") return Response.json({ ...options.identity(), ticket: current().tickets.challenge() });
           if ((PEER_PATHS as readonly string[]).includes(url.pathname)) {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
@@ -77,7 +93,7 @@ export class PeerEndpoint {
               const error =
                 ticket.why === "other-key"
                   ? new NetworkKeyMismatch(from, ticket.theirs, ours)
-                  : new HandshakeFailed(from, ticket.why === "replayed" ? `${from} reused an upgrade ticket; refused.` : `${from} did not prove it holds the network key; refused before any WebSocket.`);
+                  : new HandshakeFailed(from, ticketRefusal(from, ticket.why));
               refusals.refused(from, error);
               return new Response(error.message, { status: 403 });
             }
@@ -106,7 +122,7 @@ export class PeerEndpoint {
           ),
         },
       });
-      return new PeerEndpoint(server, admission);
+      return new PeerEndpoint(server, admission, () => current().tickets);
     } catch (error) {
       throw listenError(error, options.at, "--peer-listen");
     }

@@ -60,7 +60,7 @@ export type FilesServiceOptions = {
   mode: () => FilesMode;
   stores: Stores | null;
   /** The backup's lanes on the main: chunks offered as they arrive, pushes acknowledged once applied. */
-  replication: Pick<LogReplicationSource, "offerChunk" | "waitApplied"> | null;
+  replication: Pick<LogReplicationSource, "offerChunk" | "waitApplied" | "giveBack"> | null;
   syncTimeoutMs: number;
   /** How this machine reaches the main when forwarding. */
   net: PeerDialer;
@@ -138,8 +138,8 @@ export class FilesService implements PeerService {
               if (put.stored) this.options.replication?.offerChunk(put.hash, bytes);
               return put;
             } catch (error) {
-              // A full disk: give the space back now, not when the pusher hangs up.
-              mine.discard();
+              // A full disk: give the space back now, not when the pusher hangs up (on the backup too).
+              this.options.replication?.giveBack(mine.discard());
               throw error;
             }
           },
@@ -179,7 +179,7 @@ export class FilesService implements PeerService {
     };
     return bulkRpcServer(connection, handlers, inbox, () => {
       upstream.close();
-      batch?.discard();
+      if (batch) this.options.replication?.giveBack(batch.discard());
     });
   }
 

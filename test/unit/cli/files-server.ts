@@ -15,12 +15,15 @@ import { newServerSocketData, secureServerHandlers } from "../../../src/net/secu
 import type { PushResult } from "../../../src/services/show-file-protocol.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { createStores, type Stores } from "../../../src/store/stores.ts";
+import { answerIdentity } from "../../support/peer-identity.ts";
 
 export class TestShowFiles {
   readOnly = false;
   replicated: PushResult["replicated"] = "none";
   /** Chunks offered to the (pretend) backup as they arrived. */
   readonly offered: string[] = [];
+  /** Chunks given back to it when a push was given up. */
+  readonly givenBack: string[] = [];
   constructor(readonly stores: Stores) {}
 
   get head(): number {
@@ -44,6 +47,7 @@ export function startFilesServer() {
     stores,
     replication: {
       offerChunk: (hash) => void shown.offered.push(hash),
+      giveBack: (hashes) => void shown.givenBack.push(...hashes),
       waitApplied: async () => shown.replicated,
     },
     syncTimeoutMs: 500,
@@ -90,6 +94,8 @@ function serveFiles(options: { networkKey: Uint8Array; machine: nacl.SignKeyPair
     hostname: "127.0.0.1",
     port: 0,
     fetch(request, srv) {
+      const identity = answerIdentity(request, options.networkKey);
+      if (identity) return identity;
       return srv.upgrade(request, { data: newServerSocketData(options, "client", "/files") }) ? undefined : new Response("no", { status: 400 });
     },
     websocket: secureServerHandlers(options, (connection) => service.accept(connection), () => {}),

@@ -16,6 +16,10 @@ describe("heartbeatTargets", () => {
   ] as const)("%s", (_name, role, paired, expected) => {
     expect(heartbeatTargets(role, setup, paired)).toEqual(expected);
   });
+  test("backup naming no main: the main that paired with it", () => {
+    expect(heartbeatTargets("backup", { main: null, backup: null }, "p:1")).toEqual({ main: "p:1", backup: null });
+    expect(heartbeatTargets("backup", { main: null, backup: null }, null)).toEqual({ main: null, backup: null });
+  });
 });
 
 describe("replicationSource", () => {

@@ -186,7 +186,8 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
     // The paired main itself sends them: even from the right machine, a bad frame may change nothing.
     const changes: string[] = [];
     const side: PairingSide = {
-      name: () => "studio-backup", role: () => "backup", license: () => license, expectedMainHost: () => "10.0.0.1", pairedWith: () => mainId,
+      name: () => "studio-backup", role: () => "backup", licenseDocument: () => null, vendorPublicKey: () => new Uint8Array(32), now: () => 0,
+      peerPort: () => 7401, expectedMain: () => ({ host: "10.0.0.1", port: 7401 }), pairedWith: () => mainId, pairedKey: () => null,
       acceptMain: (peer) => void changes.push(`accept ${peer.peerId}`), dropMain: (id) => void changes.push(`drop ${id}`),
     };
     const service = new PairingService(side, { networkKey, machine: nacl.sign.keyPair() }, createLogger(() => "json", () => {}));
@@ -235,8 +236,8 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
 
   test("upgrade tickets: random and mutated headers never pass and never throw", () => {
     const fuzz = new Fuzz(`${FUZZ_SEED} ticket`);
-    const tickets = new UpgradeTickets(networkKey);
-    const valid = upgradeHeaders(networkKey, "/hub")[TICKET_HEADER]!;
+    const tickets = new UpgradeTickets(networkKey, "machine-a", { now: () => 0 });
+    const valid = upgradeHeaders(networkKey, "/hub", tickets.challenge())[TICKET_HEADER]!;
     for (let i = 0; i < RUNS; i++) {
       const value = i % 2 === 0 ? new TextDecoder().decode(fuzz.mutate(text.encode(valid))) : fuzz.string(80);
       const headers = new Headers();
