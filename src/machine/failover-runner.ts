@@ -36,6 +36,7 @@ import {
   type ServerRole,
   type StatusChip,
 } from "../core/failover/index.ts";
+import { formatHostPort } from "../core/config.ts";
 import type { Timings } from "../core/failure-detector.ts";
 import { sameTarget, uplinkTarget, type UplinkTarget } from "../core/routing.ts";
 import type { Heartbeat } from "../net/heartbeat.ts";
@@ -203,7 +204,7 @@ export class FailoverRunner {
     this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
     const judged = this.signed?.incoming(hb.id, hb, this.knownServers(), sealedBy, now);
-    if (judged?.log) this.options.log.warn(judged.log, { from: `${from.host}:${from.port}` });
+    if (judged?.log) this.options.log.warn(judged.log, { from: formatHostPort(from) });
     const beat = judged ? { ...beatBody(hb), epoch: judged.epoch, activeEpoch: judged.activeEpoch } : beatBody(hb);
     this.feed({ type: "heartbeat", id: hb.id, beat, ...(judged ? { witnessMsAgo: judged.witnessMsAgo } : {}) });
   }
@@ -231,7 +232,7 @@ export class FailoverRunner {
       hb.id === known.main ? "the main server" : hb.id === known.backup ? "the backup server" : hb.role === "client" ? "a client" : `a ${hb.role} server this machine does not know`;
     this.options.log.warn(
       `Ignoring heartbeats that speak for ${as} (${hb.id}) without its machine key: another machine holding the network key sends them, or that server is not the one this machine paired with or was set up with.`,
-      { from: `${from.host}:${from.port}`, sealedBy },
+      { from: formatHostPort(from), sealedBy },
     );
   }
 
@@ -276,7 +277,7 @@ export class FailoverRunner {
         name: p.name,
         role: p.role,
         state: p.state,
-        address: `${p.address.host}:${p.address.port}`,
+        address: formatHostPort(p.address),
         delayMs: p.delayMs,
         lastHeardMsAgo: now - p.heardAt,
         localApps: p.localApps,

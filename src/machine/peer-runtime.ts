@@ -45,7 +45,7 @@ import type { LogEntry } from "../services/show-file-protocol.ts";
 import { ROLE_PLANS, type RolePlan } from "./role-plan.ts";
 import { peerStatus, type PeerStatus } from "./peer-status.ts";
 import { resolveHost } from "./resolve-host.ts";
-import { openServerData, serverLanes, type ServerData } from "./server-data.ts";
+import { copyMark, openServerData, serverLanes, type ServerData } from "./server-data.ts";
 
 export type { FailoverStatus, PeerStatus } from "./peer-status.ts";
 
@@ -305,6 +305,7 @@ export class PeerRuntime {
       hub: data.hub,
       periodMs: config.heartbeatMs,
       refusals: this.gateway.refusals,
+      mark: copyMark(data, () => pairedPeer(this.runner?.current ?? null)),
       signals: {
         synced: () => this.runner?.feed({ type: "syncDone" }),
         broken: () => this.runner?.linkBroken("main"),
@@ -394,10 +395,7 @@ export class PeerRuntime {
     return { kind: "forward", to: this.servers[route.to]! };
   }
 
-  /**
-   * The show file's last revisions, for the Synced storage panel: from this
-   * server's store, or from the main. `readOnly` by the one rule (core/routing.ts showFileReadOnly).
-   */
+  /** The show file's last revisions for the Synced storage panel, from this server's store or from the main; `readOnly` by the one rule. */
   async showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean }> {
     const route = this.filesMode();
     if (this.data) return { entries: this.data.stores.showFile.log(limit).map(logEntryOf), readOnly: route.kind === "read-only" };

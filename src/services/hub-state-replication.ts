@@ -15,6 +15,7 @@ import type { PeerRefusals } from "../net/peer-refusals.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { ServerLink } from "../net/server-link.ts";
 import { systemTimers } from "../net/system-time.ts";
+import { ZERO_VERSION } from "../hub/retained-state.ts";
 import { replicateAnswerSchema, safeJson, type HubService } from "./hub-service.ts";
 
 const text = new TextEncoder();
@@ -39,6 +40,9 @@ export async function fetchHubStateChanges(net: PeerDialer, at: HostPort, versio
   return parsed.data.changes;
 }
 
+/** How far this backup has copied its main's state (store/copy-mark-file.ts): null means from the start. */
+export type CopyMark = { read(): Version | null; write(through: Version): void };
+
 /** One connection's state: a question out, and whether it has brought its first complete copy. */
 type CopySession = ConnectionEvents & { connection: SecureConnection; waiting: boolean };
 
@@ -46,6 +50,7 @@ export class HubStateReplication {
   private readonly link: ServerLink<CopySession>;
   private readonly stopTimer: () => void;
   private readonly hub: HubService;
+  private readonly mark: CopyMark;
 
   constructor(options: {
     net: PeerDialer;
@@ -55,10 +60,13 @@ export class HubStateReplication {
     periodMs: number;
     refusals: PeerRefusals;
     signals: { synced: () => void; broken: () => void };
+    /** Where the last answer's `through` is kept; without it, kept in memory only. */
+    mark?: CopyMark;
     timers?: Timers;
   }) {
     const { hub, signals } = options;
     this.hub = hub;
+    this.mark = options.mark ?? memoryMark();
     const timers = options.timers ?? systemTimers;
     this.link = new ServerLink({
       net: options.net,
@@ -76,6 +84,7 @@ export class HubStateReplication {
             const parsed = replicateAnswerSchema.safeParse(safeJson(decoder.decode(payload)));
             if (!parsed.success) return;
             hub.importChanges(parsed.data.changes);
+            this.mark.write(parsed.data.changes.through);
             if (!syncedOnce) {
               syncedOnce = true;
               signals.synced();
@@ -102,7 +111,9 @@ export class HubStateReplication {
     const session = this.link.session;
     if (!session || session.waiting) return;
     session.waiting = true;
-    session.connection.send(text.encode(JSON.stringify({ type: "since", version: this.hub.core.lastVersion })));
+    // Since the main's `through` last imported, never since this backup's own last version: after it served,
+    // its own writes are newer than those the main took while cut off, and those would never be asked for.
+    session.connection.send(text.encode(JSON.stringify({ type: "since", version: this.mark.read() ?? ZERO_VERSION })));
   }
 
   /** Drops the connection, so the next one starts afresh and reports its first complete copy again (a new pairing, a new key). */
@@ -114,4 +125,9 @@ export class HubStateReplication {
     this.stopTimer();
     this.link.stop();
   }
+}
+
+function memoryMark(): CopyMark {
+  let through: Version | null = null;
+  return { read: () => through, write: (v) => void (through = v) };
 }
