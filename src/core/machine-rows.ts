@@ -9,6 +9,7 @@
  * fingerprint. A client lists the other clients as its server hears them
  * (it exchanges no heartbeats with them).
  */
+import { heardWithin } from "./heard.ts";
 import { formatHostPort } from "./config.ts";
 import { LICENSE_TYPE_LABELS, type LicenseType } from "./license.ts";
 import { ROLE_LABELS, type Role } from "./roles.ts";
@@ -162,7 +163,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
   const pairedLicense = (id: string) => (pairing?.peerId === id ? pairing.peerLicense : null);
   for (const p of s.failover?.peers ?? []) {
     const d = found.get(p.id);
-    const heard = p.lastHeardMsAgo <= heardWithinMs;
+    const heard = heardWithin(p.lastHeardMsAgo, heardWithinMs);
     const k = kindOf(p.role);
     rows.set(
       p.id,

@@ -6,6 +6,7 @@
  * ten seconds, and the last failover. `record()` is a plain step so tests
  * drive it with their own status and time.
  */
+import { heardWithin } from "./heard.ts";
 import type { MachineStatus } from "./status.ts";
 
 export const HISTORY_SAMPLE_MS = 1000;
@@ -67,7 +68,7 @@ export class StatusHistory {
       const h = this.peers.get(p.id) ?? this.fresh(p.id);
       h.name = p.name;
       h.role = p.role;
-      const rtt = p.lastHeardMsAgo <= this.heardWithinMs ? p.delayMs : null;
+      const rtt = heardWithin(p.lastHeardMsAgo, this.heardWithinMs) ? p.delayMs : null;
       this.push(h, rtt);
     }
     for (const [id, h] of this.peers) {

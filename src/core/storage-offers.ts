@@ -8,12 +8,12 @@ import type { MachineStatus } from "./status.ts";
 export const READ_ONLY_MESSAGE = "The main server is down: file changes can't be pushed or pulled until it is back";
 
 /**
- * The show file is read-only because the backup serves, as this machine's status says.
- * (docs/design.md §Failover, step 4; the runtime's own rule is `filesRoute` in routing.ts.)
+ * The show file is read-only now (docs/design.md §Failover, step 4): the one rule,
+ * `showFileReadOnly` in routing.ts, as this machine's status carries it, so the
+ * panel offers exactly what the routing does (a rejoining main too).
  */
 export function backupServes(s: MachineStatus): boolean {
-  const active = s.failover?.activeServer ?? null;
-  return active === "backup" || (active === "self" && s.role === "backup");
+  return s.failover?.showFileReadOnly ?? false;
 }
 
 /** The show folder's state as far as the offers read it (services/show-folder's FolderSyncView is one). */

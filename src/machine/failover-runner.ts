@@ -11,8 +11,8 @@
  * recent, and tells the machine where its local apps' Data Hub uplink goes
  * (core/routing.ts) whenever that changes.
  */
-import type { Clock } from "../core/clock.ts";
-import { admit, NO_MEMO, type SenderMemo, type Stamp, type Verdict } from "../core/freshness.ts";
+import type { Clock, Timers } from "../core/clock.ts";
+import { admit, NO_MEMO, type SenderMemo, type Stamp } from "../core/freshness.ts";
 import { heartbeatCounts, NO_KNOWN_SERVERS, serversKnownTo, type KnownServers } from "../core/heartbeat-trust.ts";
 import { SignedBeats } from "../core/signed-beats.ts";
 import type { ClaimSigner } from "../core/signed-claims.ts";
@@ -31,61 +31,19 @@ import {
   type Lanes,
   type NodeEvent,
   type NodeState,
-  type PairingRecord,
   type Peer,
   type Role,
   type ServerRole,
   type StatusChip,
 } from "../core/failover/index.ts";
+import { formatHostPort } from "../core/config.ts";
 import type { Timings } from "../core/failure-detector.ts";
 import { sameTarget, uplinkTarget, type UplinkTarget } from "../core/routing.ts";
 import type { Heartbeat } from "../net/heartbeat.ts";
 
-/** Where a heartbeat goes to or came from. */
-export type Endpoint = { readonly host: string; readonly port: number };
+import type { Endpoint, EpochStore, FailoverHooks, HeartbeatTransport, PairingStore, RunnerLog, RunnerObserver } from "./runner-ports.ts";
 
-/** Sends one heartbeat (the UDP socket seals it, for machine `toId` when it knows its key; the simulator delivers it). Never throws. */
-export interface HeartbeatTransport {
-  send(heartbeat: Heartbeat, to: Endpoint, toId: string | null): void;
-}
-
-/** Repeating timers; `every` returns the function that stops it. */
-export interface Timers {
-  every(ms: number, run: () => void): () => void;
-}
-
-/** The persisted epoch: written durably before it is ever announced. */
-export interface EpochStore {
-  read(): number;
-  write(epoch: number): void;
-}
-
-/** The persisted pairing record (servers). */
-export interface PairingStore {
-  read(): PairingRecord | null;
-  write(pairing: PairingRecord | null): void;
-}
-
-export type FailoverHooks = {
-  /** Accept Data Hub writes at this epoch. */
-  startServing(epoch: number): void;
-  /** Refuse Data Hub writes; hub sessions close so clients move. */
-  stopServing(epoch: number): void;
-  /** Main only: copy the Data Hub state the backup changed, then call `done` (once). */
-  catchUp(epoch: number, done: (ok: boolean, why?: string) => void): void;
-  /** Where this machine's local apps reach the Data Hub now. */
-  uplink(target: UplinkTarget): void;
-  /** Main only: run the pairing exchange with its backup again (the backup dropped the pairing). */
-  pairAgain?(peerId: string): void;
-};
-
-export type RunnerLog = { info(message: string, fields?: Record<string, unknown>): void; warn(message: string, fields?: Record<string, unknown>): void };
-
-/** For the simulator's checker: sees each effect before it runs and each heartbeat's verdict. */
-export type RunnerObserver = {
-  effect?(effect: Effect): void;
-  heartbeat?(heartbeat: Heartbeat, verdict: Verdict | "untrusted"): void;
-};
+export type { Endpoint, EpochStore, FailoverHooks, HeartbeatTransport, PairingStore, RunnerLog, RunnerObserver } from "./runner-ports.ts";
 
 export type FailoverRunnerOptions = {
   role: Role;
@@ -103,7 +61,8 @@ export type FailoverRunnerOptions = {
   pairingStore: PairingStore | null;
   hooks: FailoverHooks;
   clock: Clock;
-  timers: Timers;
+  /** Only `every` is used: the runner steps on a period. */
+  timers: Pick<Timers, "every">;
   log: RunnerLog;
   /** Clients: the machine ids of the servers, as the peer handshake with their addresses proved them (servers know theirs from the pairing). */
   knownServers?: () => KnownServers;
@@ -245,7 +204,7 @@ export class FailoverRunner {
     this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
     const judged = this.signed?.incoming(hb.id, hb, this.knownServers(), sealedBy, now);
-    if (judged?.log) this.options.log.warn(judged.log, { from: `${from.host}:${from.port}` });
+    if (judged?.log) this.options.log.warn(judged.log, { from: formatHostPort(from) });
     const beat = judged ? { ...beatBody(hb), epoch: judged.epoch, activeEpoch: judged.activeEpoch } : beatBody(hb);
     this.feed({ type: "heartbeat", id: hb.id, beat, ...(judged ? { witnessMsAgo: judged.witnessMsAgo } : {}) });
   }
@@ -273,7 +232,7 @@ export class FailoverRunner {
       hb.id === known.main ? "the main server" : hb.id === known.backup ? "the backup server" : hb.role === "client" ? "a client" : `a ${hb.role} server this machine does not know`;
     this.options.log.warn(
       `Ignoring heartbeats that speak for ${as} (${hb.id}) without its machine key: another machine holding the network key sends them, or that server is not the one this machine paired with or was set up with.`,
-      { from: `${from.host}:${from.port}`, sealedBy },
+      { from: formatHostPort(from), sealedBy },
     );
   }
 
@@ -318,7 +277,7 @@ export class FailoverRunner {
         name: p.name,
         role: p.role,
         state: p.state,
-        address: `${p.address.host}:${p.address.port}`,
+        address: formatHostPort(p.address),
         delayMs: p.delayMs,
         lastHeardMsAgo: now - p.heardAt,
         localApps: p.localApps,

@@ -2,6 +2,7 @@
  * Composition root: builds a machine's parts for its role and rebuilds them
  * when the setup pages change the role, without restarting the process.
  */
+import { systemTimers, wallClock } from "../net/system-time.ts";
 import nacl from "tweetnacl";
 import { LICENSE_TYPE_LABELS } from "../core/license.ts";
 import { formatHostPort, parseHostPort, uiHostNames, type ConfigKey } from "../core/config.ts";
@@ -25,7 +26,6 @@ import type { Permission, PermissionLevel } from "../core/permissions.ts";
 import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/status-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { RosterEntry } from "../services/console-service.ts";
-import { backupServes } from "../core/storage-offers.ts";
 import { FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
 import { checkShowFolder } from "../services/show-folder/show-folder-setting.ts";
 import { ReadOnlyWhileBackupServes } from "../services/files-service.ts";
@@ -48,7 +48,7 @@ export class MachineNode implements MachineControl {
   private peer: PeerRuntime | null = null;
   private discovery: Discovery | null = null;
   private readonly recorder: StatusHistory;
-  private historyTimer: ReturnType<typeof setInterval> | null = null;
+  private stopHistory: (() => void) | null = null;
   /** The operator's show folder kept in step with the show file (the Synced storage panel). */
   private readonly sync: FolderSync;
   private readonly syncKeys = nacl.sign.keyPair();
@@ -62,7 +62,7 @@ export class MachineNode implements MachineControl {
       dataDir: state.dataDir,
       settings: () => ({ folder: this.state.snapshot.config.showFolder, autoPull: this.state.snapshot.config.autoPull === "on" }),
       node: () => this.ownFiles(),
-      readOnly: () => backupServes(this.status()),
+      readOnly: () => this.showFileReadOnly(),
       author: () => this.state.snapshot.config.name,
       log,
     });
@@ -70,7 +70,7 @@ export class MachineNode implements MachineControl {
 
   /** Loads the data dir, checks the setup and opens the ports. Throws an AppError saying what is wrong. */
   static async start(options: NodeOptions): Promise<MachineNode> {
-    const state = new MachineState({ ...options, now: () => Date.now() });
+    const state = new MachineState({ ...options, now: () => wallClock.now() });
     const node = new MachineNode(state, options.log);
     const ui = parseHostPort(state.snapshot.config.uiListen)!;
     try {
@@ -84,7 +84,7 @@ export class MachineNode implements MachineControl {
       await node.web!.stop(true);
       throw error;
     }
-    node.historyTimer = setInterval(() => node.recorder.record(node.status(), Date.now()), HISTORY_SAMPLE_MS);
+    node.stopHistory = systemTimers.every(HISTORY_SAMPLE_MS, () => node.recorder.record(node.status(), wallClock.now()));
     node.sync.start();
     const snap = state.snapshot;
     options.log.info("started", {
@@ -92,7 +92,7 @@ export class MachineNode implements MachineControl {
       id: snap.identity.id,
       role: snap.config.role,
       ui: node.uiUrl,
-      peer: node.peer?.endpoint.address ?? null,
+      peer: node.peer?.net.endpoint.address ?? null,
       data: state.dataDir,
       version: VERSION,
     });
@@ -106,7 +106,8 @@ export class MachineNode implements MachineControl {
 
   status(): MachineStatus {
     const { config, identity, license } = this.state.snapshot;
-    const failover = this.peer?.status() ?? null;
+    const peer = this.peer?.status() ?? null;
+    const failover = peer?.failover ?? null;
     const chip = failover?.chip ?? baseChip(config.role);
     return {
       id: identity.id,
@@ -120,11 +121,11 @@ export class MachineNode implements MachineControl {
       networkKeyFingerprint: networkKeyFingerprint(this.state.snapshot),
       main: config.main,
       backup: config.backup,
-      peerListen: this.peer?.endpoint.address ?? null,
-      showFile: this.peer?.showFileStatus() ?? null,
-      storage: this.peer?.storageStatus() ?? null,
-      replication: this.peer?.replicationLag() ?? null,
-      hub: this.peer?.hubCounters() ?? null,
+      peerListen: this.peer?.net.endpoint.address ?? null,
+      showFile: peer?.showFile ?? null,
+      storage: peer?.storage ?? null,
+      replication: peer?.replication ?? null,
+      hub: peer?.hub ?? null,
       failover: failover && {
         state: failover.state,
         epoch: failover.epoch,
@@ -139,6 +140,7 @@ export class MachineNode implements MachineControl {
         peers: failover.peers,
         pairing: failover.pairing,
         refusal: failover.refusal,
+        showFileReadOnly: failover.showFileReadOnly,
       },
     };
   }
@@ -149,7 +151,7 @@ export class MachineNode implements MachineControl {
     return {
       status: this.status(),
       license: license && { type: license.type, typeLabel: LICENSE_TYPE_LABELS[license.type], holder: license.holder, expiresAt: license.expiresAt },
-      roles: roleChoices(license, config.name, Date.now()),
+      roles: roleChoices(license, config.name, wallClock.now()),
       role: config.role,
       main: config.main,
       backup: config.backup,
@@ -167,6 +169,8 @@ export class MachineNode implements MachineControl {
 
   saveNetworkKey(text: string | null): void {
     const snap = this.state.saveNetworkKey(text);
+    // Used at once: the runtime re-keys in place (the Data Hub keeps serving).
+    if (snap.networkKey) this.peer?.setNetworkKey(snap.networkKey);
     this.applyDiscovery();
     this.log.info("network key saved", { fingerprint: networkKeyFingerprint(snap) });
   }
@@ -225,10 +229,15 @@ export class MachineNode implements MachineControl {
     this.sync.settingsChanged();
   }
 
+  /** Push and pull wait for the main now: the one rule (core/routing.ts showFileReadOnly), as the status carries it. */
+  private showFileReadOnly(): boolean {
+    return this.peer?.status()?.failover.showFileReadOnly ?? false;
+  }
+
   /** Auto-Pull on or off; like Push and Pull, not while the backup serves. */
   setAutoPull(on: boolean): void {
     if (this.autoPullPinned()) throw new AppError("AUTO_PULL_FIXED", "Auto-Pull is fixed by --auto-pull (or UNDERSTUDY_AUTO_PULL): change it there and restart.", { status: 409 });
-    if (backupServes(this.status())) throw new ReadOnlyWhileBackupServes();
+    if (this.showFileReadOnly()) throw new ReadOnlyWhileBackupServes();
     this.state.saveSettings({ autoPull: on ? "on" : "off" });
     this.log.info("auto-pull", { on });
     this.sync.settingsChanged();
@@ -246,7 +255,7 @@ export class MachineNode implements MachineControl {
   private ownFiles(): { address: string; secure: SecureSocketOptions } | null {
     const { networkKey } = this.state.snapshot;
     if (!this.peer || networkKey === null) return null;
-    const at = parseHostPort(this.peer.endpoint.address)!;
+    const at = parseHostPort(this.peer.net.endpoint.address)!;
     const host = at.host === "0.0.0.0" ? "127.0.0.1" : at.host === "::" ? "::1" : at.host;
     // Its own key pair, as a command's: a node refuses a connection from itself (same machine key).
     return { address: formatHostPort({ host, port: at.port }), secure: { networkKey, machine: this.syncKeys } };
@@ -371,22 +380,22 @@ export class MachineNode implements MachineControl {
     }
     this.discovery = new Discovery({
       self: advert,
-      port: this.peer!.endpoint.port,
+      port: this.peer!.net.endpoint.port,
       interface: config.discoveryInterface ?? undefined,
       log: this.log,
     });
     this.discovery.start();
     // The epoch changes with every failover; the TXT record follows within a second.
-    this.advertTimer ??= setInterval(() => {
+    this.stopAdvert ??= systemTimers.every(1000, () => {
       const advert = this.advert();
       if (this.discovery && advert && advert.epoch !== this.advertisedEpoch) {
         this.advertisedEpoch = advert.epoch;
         this.discovery.update({ epoch: advert.epoch });
       }
-    }, 1000);
+    });
   }
 
-  private advertTimer: ReturnType<typeof setInterval> | null = null;
+  private stopAdvert: (() => void) | null = null;
   private advertisedEpoch = 0;
 
   private advert(): MachineAdvert | null {
@@ -402,9 +411,10 @@ export class MachineNode implements MachineControl {
 
   /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */
   async stop(): Promise<void> {
-    if (this.historyTimer) clearInterval(this.historyTimer);
+    this.stopHistory?.();
     this.sync.stop();
-    if (this.advertTimer) clearInterval(this.advertTimer);
+    this.stopAdvert?.();
+    this.stopAdvert = null;
     await this.discovery?.stop();
     this.discovery = null;
     this.peer?.stop();

@@ -8,6 +8,7 @@
  * once per distinct message, so a refused backup does not flood the log.
  */
 import type { Logger } from "../log.ts";
+import { systemClock } from "../net/system-time.ts";
 import type { PairingDetails } from "../store/pairing-file.ts";
 import type { PairedPeer, PairingService } from "../services/pairing-service.ts";
 
@@ -35,7 +36,7 @@ export class PairingKeeper {
   private readonly now: () => number;
 
   constructor(private readonly options: PairingKeeperOptions) {
-    this.now = options.now ?? (() => performance.now());
+    this.now = options.now ?? (() => systemClock.now());
   }
 
   pairAgain(): void {

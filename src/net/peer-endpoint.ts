@@ -28,6 +28,7 @@ export const MAX_PEER_FRAME_BYTES = MAX_RPC_FRAME_BYTES + 64 * 1024;
 export type PeerEndpointOptions = {
   at: HostPort;
   identity: () => PeerIdentity;
+  /** Read on every upgrade: its network key may change while listening. */
   secure: SecureSocketOptions;
   /** Handlers for an authenticated connection on `path`, or null to refuse it (e.g. /hub on a client). */
   accept: (path: PeerPath, connection: SecureConnection) => ConnectionEvents | null;
@@ -48,12 +49,17 @@ function ticketRefusal(from: string, why: "no-proof" | "replayed" | "stale" | "b
 export class PeerEndpoint {
   private readonly server: ReturnType<typeof Bun.serve>;
   readonly admission: HandshakeAdmission;
-  readonly tickets: UpgradeTickets;
+  private readonly currentTickets: () => UpgradeTickets;
 
-  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission, tickets: UpgradeTickets) {
+  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission, currentTickets: () => UpgradeTickets) {
     this.server = server;
     this.admission = admission;
-    this.tickets = tickets;
+    this.currentTickets = currentTickets;
+  }
+
+  /** The upgrade tickets under the network key in force now. */
+  get tickets(): UpgradeTickets {
+    return this.currentTickets();
   }
 
   static listen(options: PeerEndpointOptions): PeerEndpoint {
@@ -61,8 +67,14 @@ export class PeerEndpoint {
     const clock = options.clock ?? systemClock;
     const admission = new HandshakeAdmission(clock, options.admission ?? DEFAULT_ADMISSION_LIMITS);
     const refusals = new RefusalLog(clock, options.onRefused);
-    const tickets = new UpgradeTickets(options.secure.networkKey, fingerprint(options.secure.machine.publicKey), clock);
-    const ours = fingerprint(options.secure.networkKey);
+    // Read per upgrade: a network key saved on a running machine applies to the next connection (peer-net.ts setNetworkKey).
+    const machine = fingerprint(options.secure.machine.publicKey);
+    let keyed = { key: options.secure.networkKey, tickets: new UpgradeTickets(options.secure.networkKey, machine, clock), ours: fingerprint(options.secure.networkKey) };
+    const current = () => {
+      const key = options.secure.networkKey;
+      if (keyed.key !== key) keyed = { key, tickets: new UpgradeTickets(key, machine, clock), ours: fingerprint(key) };
+      return keyed;
+    };
     try {
       const server = Bun.serve({
         hostname: options.at.host,
@@ -70,11 +82,12 @@ export class PeerEndpoint {
         development: false,
         fetch(request, srv) {
           const url = new URL(request.url);
-          if (request.method === "GET" && url.pathname === "/identity") return Response.json({ ...options.identity(), ticket: tickets.challenge() });
+          if (request.method === "GET" && url.pathname === "/identity") return Response.json({ ...options.identity(), ticket: current().tickets.challenge() });
           if ((PEER_PATHS as readonly string[]).includes(url.pathname)) {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
             // Before any WebSocket exists: without proof of the network key nothing of the connection is ever buffered.
+            const { tickets, ours } = current();
             const ticket = tickets.check(request.headers, url.pathname);
             if (!ticket.ok) {
               const error =
@@ -109,7 +122,7 @@ export class PeerEndpoint {
           ),
         },
       });
-      return new PeerEndpoint(server, admission, tickets);
+      return new PeerEndpoint(server, admission, () => current().tickets);
     } catch (error) {
       throw listenError(error, options.at, "--peer-listen");
     }

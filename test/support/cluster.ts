@@ -16,6 +16,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { formatHostPort } from "../../src/core/config.ts";
 import { machineStatusSchema, type MachineStatus } from "../../src/core/status.ts";
 import { executable } from "./executable.ts";
 import { devLicenseText } from "./licenses.ts";
@@ -48,6 +49,8 @@ export type ClusterOptions = {
   serverSetup?: "flags" | "config" | "pages";
   /** Define the backup but do not start it: the main starts alone; `startHeld("backup")` starts it later. */
   holdBackup?: boolean;
+  /** The loopback address every machine's peer port listens on: "127.0.0.1" (default) or "::1". */
+  host?: "127.0.0.1" | "::1";
 };
 
 /** The role form of the setup pages, as a browser posts it. */
@@ -62,12 +65,12 @@ export type SubscriberLine = { topic: string; data: unknown; from: string; seq: 
  * (heartbeats share the peer port). Closed again before the machine binds it:
  * another process could take it in between, which on a test box is rare.
  */
-export async function freePeerPort(): Promise<number> {
+export async function freePeerPort(host = "127.0.0.1"): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const tcp = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const tcp = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
     const port = tcp.port;
     try {
-      const udp = await Bun.udpSocket({ hostname: "127.0.0.1", port });
+      const udp = await Bun.udpSocket({ hostname: host, port });
       udp.close();
       return port;
     } catch {
@@ -112,14 +115,16 @@ export class Cluster {
   readonly keyFile: string;
   readonly licenseFile: string;
   readonly ports: { main: number; backup: number };
+  readonly host: string;
   private readonly bin: string;
   private readonly timing: string[];
   private readonly specs = new Map<string, Spec>();
   private readonly machines = new Map<string, MachineProcess>();
   private readonly helpers = new Set<Subprocess>();
 
-  private constructor(bin: string, dir: string, ports: { main: number; backup: number }, timing: string[]) {
+  private constructor(bin: string, dir: string, ports: { main: number; backup: number }, timing: string[], host: string) {
     this.bin = bin;
+    this.host = host;
     this.dir = dir;
     this.keyFile = join(dir, "network.key");
     this.licenseFile = join(dir, "license.json");
@@ -131,11 +136,12 @@ export class Cluster {
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
     const bin = await executable();
     const dir = tempDir("understudy-cluster-");
-    const main = await freePeerPort();
-    let backup = await freePeerPort();
-    while (backup === main) backup = await freePeerPort();
+    const host = options.host ?? "127.0.0.1";
+    const main = await freePeerPort(host);
+    let backup = await freePeerPort(host);
+    while (backup === main) backup = await freePeerPort(host);
     const { heartbeatMs, failoverTimeoutMs } = { ...FAST, ...options };
-    const cluster = new Cluster(bin, dir, { main, backup }, ["--heartbeat-ms", String(heartbeatMs), "--failover-timeout-ms", String(failoverTimeoutMs)]);
+    const cluster = new Cluster(bin, dir, { main, backup }, ["--heartbeat-ms", String(heartbeatMs), "--failover-timeout-ms", String(failoverTimeoutMs)], host);
     try {
       await cluster.command(["keys", "generate", "--out", cluster.keyFile]);
       writeFileSync(cluster.licenseFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
@@ -161,12 +167,13 @@ export class Cluster {
 
   /** A server's peer address, known before it starts. */
   address(server: "main" | "backup"): string {
-    return `127.0.0.1:${this.ports[server]}`;
+    return formatHostPort({ host: this.host, port: this.ports[server] });
   }
 
   /** A client knowing both servers (or what `args` say instead, e.g. another --key). */
   async startClient(name: string, opts: { args?: string[] } = {}): Promise<MachineProcess> {
-    this.define(name, ["--role", "client", "--main", this.address("main"), "--backup", this.address("backup"), ...(opts.args ?? [])]);
+    const listen = ["--peer-listen", formatHostPort({ host: this.host, port: 0 })];
+    this.define(name, ["--role", "client", "--main", this.address("main"), "--backup", this.address("backup"), ...listen, ...(opts.args ?? [])]);
     return this.launch(name);
   }
 
@@ -214,6 +221,13 @@ export class Cluster {
     const ui = this.machine(name).ui;
     const body = new URLSearchParams({ role: fields.role, main: fields.main ?? "", backup: fields.backup ?? "", ...(fields.backup ? { connectBackup: "on" } : {}) });
     const response = await fetch(`${ui}/setup/role`, { method: "POST", body, headers: { origin: ui }, signal: AbortSignal.timeout(10_000) });
+    return { status: response.status, body: await response.text() };
+  }
+
+  /** Posts a form of `name`'s own console (Origin = its UI, so the CSRF check passes); resolves with the status and the HTML answer. */
+  async postForm(name: string, path: string, fields: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+    const ui = this.machine(name).ui;
+    const response = await fetch(`${ui}${path}`, { method: "POST", body: new URLSearchParams(fields), headers: { origin: ui }, signal: AbortSignal.timeout(10_000) });
     return { status: response.status, body: await response.text() };
   }
 

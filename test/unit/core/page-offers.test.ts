@@ -30,7 +30,7 @@ test("Machines: a client's Backup row switches back while the main waits in stan
 const folder: FolderState = { folder: "/srv/show", autoPull: false, problem: null, toPush: [], toPushCount: 0, job: null };
 
 test("Synced storage: every control says why not while the backup serves, and Auto-Pull pinned by a flag says so first", () => {
-  const onBackup = statusFixture({ role: "client", showFile: null }, { activeServer: "backup", pairing: null });
+  const onBackup = statusFixture({ role: "client", showFile: null }, { activeServer: "backup", pairing: null, showFileReadOnly: true });
   const o = storageOffers(onBackup, folder, false);
   expect(o.readOnly).toBe(true);
   for (const reason of [o.pull, o.push, o.autoPull]) expect(reason).toStartWith("The main server is down");
@@ -51,4 +51,9 @@ test("Machines: Add Backup server proposes found backups with this key, IPv6 add
     { name: "studio-b", address: "[fd00::2]:7401" },
   ]);
   expect(machineRows(status, machines, 1000).find((r) => r.id === "d0d0d0d0d0d0d0d0")!.address).toBe("10.0.0.2:7401, [fd00::2]:7401");
+});
+
+test("Synced storage: a main back but not yet serving (rejoining) offers what its routing does: read-only", () => {
+  const rejoining = statusFixture({}, { state: "rejoining", activeServer: null, showFileReadOnly: true });
+  expect(storageOffers(rejoining, folder, false).readOnly).toBe(true);
 });

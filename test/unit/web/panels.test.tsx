@@ -62,7 +62,7 @@ test("Add Backup server offers the backups found on the network with the same ke
 });
 
 test("Synced storage: while the backup serves, push and pull wait with the documented reason", () => {
-  const onBackup = statusFixture({ role: "client", chip: "Backup is active", showFile: null }, { activeServer: "backup", pairing: null });
+  const onBackup = statusFixture({ role: "client", chip: "Backup is active", showFile: null }, { activeServer: "backup", pairing: null, showFileReadOnly: true });
   const status = (s: ReturnType<typeof statusFixture>) => {
     const view = storageView({ status: s, history: null, sync: null, pinned: { folder: false, autoPull: false } });
     return String(<StorageStatus status={view.status} readOnly={view.offers.readOnly} />);

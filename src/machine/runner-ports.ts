@@ -1,0 +1,51 @@
+/**
+ * What the failover runner (failover-runner.ts) is given to act on the world:
+ * the heartbeat transport, the stores it persists to, the hooks that carry out
+ * the core's effects, its log and the simulator's observer. Production and
+ * test/sim pass their own.
+ */
+import type { Effect, PairingRecord } from "../core/failover/index.ts";
+import type { Verdict } from "../core/freshness.ts";
+import type { UplinkTarget } from "../core/routing.ts";
+import type { Heartbeat } from "../net/heartbeat.ts";
+
+/** Where a heartbeat goes to or came from. */
+export type Endpoint = { readonly host: string; readonly port: number };
+
+/** Sends one heartbeat (the UDP socket seals it, for machine `toId` when it knows its key; the simulator delivers it). Never throws. */
+export interface HeartbeatTransport {
+  send(heartbeat: Heartbeat, to: Endpoint, toId: string | null): void;
+}
+
+/** The persisted epoch: written durably before it is ever announced. */
+export interface EpochStore {
+  read(): number;
+  write(epoch: number): void;
+}
+
+/** The persisted pairing record (servers). */
+export interface PairingStore {
+  read(): PairingRecord | null;
+  write(pairing: PairingRecord | null): void;
+}
+
+export type FailoverHooks = {
+  /** Accept Data Hub writes at this epoch. */
+  startServing(epoch: number): void;
+  /** Refuse Data Hub writes; hub sessions close so clients move. */
+  stopServing(epoch: number): void;
+  /** Main only: copy the Data Hub state the backup changed, then call `done` (once). */
+  catchUp(epoch: number, done: (ok: boolean, why?: string) => void): void;
+  /** Where this machine's local apps reach the Data Hub now. */
+  uplink(target: UplinkTarget): void;
+  /** Main only: run the pairing exchange with its backup again (the backup dropped the pairing). */
+  pairAgain?(peerId: string): void;
+};
+
+export type RunnerLog = { info(message: string, fields?: Record<string, unknown>): void; warn(message: string, fields?: Record<string, unknown>): void };
+
+/** For the simulator's checker: sees each effect before it runs and each heartbeat's verdict. */
+export type RunnerObserver = {
+  effect?(effect: Effect): void;
+  heartbeat?(heartbeat: Heartbeat, verdict: Verdict | "untrusted"): void;
+};
