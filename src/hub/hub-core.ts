@@ -118,7 +118,8 @@ export class HubCore {
   private readonly subscriptions = new SubscriptionIndex<ConnectionId>();
   private readonly providers = new Map<string, ConnectionId>();
   private readonly pendingCalls = new Map<string, PendingCall>();
-  private readonly seen: OriginMarks;
+  /** Publishers' marks for this epoch's stream: a new epoch starts afresh (see setEpoch). */
+  private seen: OriginMarks;
   private readonly retained: RetainedState;
   private readonly resends: ResendOrder;
   private readonly limits: HubLimits;
@@ -164,6 +165,10 @@ export class HubCore {
     if (epoch > this.currentEpoch) {
       this.replay.clear();
       this.stream = `${this.bootStream}-e${epoch}`;
+      // A write this hub took in an earlier epoch and resent now (acked-writes.ts) must reach the new
+      // stream: its fan-out then may have gone into a partition, and the ring that held it is gone.
+      // Subscribing nodes drop what they already had by (origin, seq).
+      this.seen = new OriginMarks(this.limits.maxTrackedOrigins);
     }
     this.currentEpoch = epoch;
   }
@@ -349,10 +354,14 @@ export class HubCore {
     return this.presence();
   }
 
-  /** Where a returning node's replay starts (a stream position), or null: a first hello, or one from a higher epoch than this hub's. */
+  /**
+   * Where a returning node's replay starts (a stream position), or null for a first hello. A node
+   * from a higher epoch than this hub's gets everything too: this hub kept taking writes while the
+   * node was away (it was frozen while the other server served, and that one died since).
+   */
   private resumeAfter(frame: ToHubFrameOf<"hello">): number | null {
     const epoch = frame.resumeFromEpoch;
-    if (epoch === undefined || epoch > this.currentEpoch) return null;
+    if (epoch === undefined) return null;
     // The same stream: a cut from this hub; otherwise a switch (or this hub restarted), and the node de-duplicates what it had.
     return epoch === this.currentEpoch && frame.resumeStream === this.stream ? (frame.resumeFromPos ?? 0) : 0;
   }

@@ -10,6 +10,7 @@ import { tickPeriodMs, type Failback } from "../../src/core/failover/index.ts";
 import { Checker, converged, type CheckPlan } from "./invariants.ts";
 import { Rng } from "./prng.ts";
 import { blips, chaos, CLIENTS, isolateMain, lateClient, newBackup, outageRestart, rejoinSplit, replayer, rogue, witness, writes, type Family, type RogueMode } from "./schedules.ts";
+import { SimHub } from "./sim-hub.ts";
 import { World, type SimConfig } from "./world.ts";
 
 export interface SeedResult {
@@ -31,6 +32,8 @@ export interface SeedResult {
   /** The rogue family's mode, and how many forged heartbeats the machines refused. */
   readonly rogueMode: RogueMode | null;
   readonly untrustedRefused: number;
+  /** Data Hub messages the apps published, and deliveries to subscribers. */
+  readonly hub: { readonly published: number; readonly delivered: number };
   readonly trace: readonly string[] | null;
 }
 
@@ -102,17 +105,19 @@ export interface WorldOptions {
 }
 
 /** A world of main, backup and clients c1..c3, started at t=0, with the checker plugged in. */
-export function newWorld(o: WorldOptions): { world: World; checker: Checker } {
+export function newWorld(o: WorldOptions): { world: World; checker: Checker; hub: SimHub } {
   const tickMs = tickPeriodMs(o.timings.heartbeatMs);
   const cfg: SimConfig = { timings: o.timings, failback: o.failback, tickMs, latency: LATENCY, catchUpMs: [2, o.timings.heartbeatMs / 2] };
   const checker = new Checker(o.plan, splitHealMs(o.timings, tickMs), availableAfterMs(o.timings, tickMs));
   const world = new World(cfg, new Rng(o.seed ^ 0x9e3779b9), checker, o.tracing ?? false);
+  const hub = new SimHub(world, o.seed);
+  if (!process.env.NOHUB) world.machinery = hub;
   // A new backup: neither server has a pairing yet (the family pairs them later).
   world.spawn("main", "main", undefined, o.freshBackup ? {} : { pairing: { peerId: "backup", confirmed: true, hubCopied: false } });
   world.spawn("backup", "backup", undefined, o.freshBackup ? {} : { pairing: { peerId: "main", confirmed: true, hubCopied: true } });
   for (const c of CLIENTS) world.spawn(c, "client");
   world.pairingWanted = !o.freshBackup;
-  return { world, checker };
+  return { world, checker, hub };
 }
 
 export function runSeed(seed: number, tracing = false): SeedResult {
@@ -127,7 +132,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   const quiet = family === "blip" || family === "witness" || family === "replay" || rogueMode === "alone";
   // The replay family restarts everything first, then replays: no failover once the network is back.
   const plan: CheckPlan = { faultsStopAt: stopAt, noFailoverFrom: quiet ? (family === "replay" ? warmup + 2 * T : warmup) : null };
-  const { world, checker } = newWorld({ seed, timings, failback, plan, tracing, freshBackup: family === "new-backup" });
+  const { world, checker, hub } = newWorld({ seed, timings, failback, plan, tracing, freshBackup: family === "new-backup" });
   world.log(`seed ${seed}: ${family}${rogueMode ? ` (${rogueMode})` : ""}, failback ${failback}, heartbeat ${h} ms, timeout ${T} ms, tick ${tickMs} ms`);
   world.runUntil(warmup - 1);
   // The warm network must be on the main, or nothing below would mean much.
@@ -137,6 +142,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   if (family !== "new-backup" && (b?.role !== "backup" || b.phase.kind !== "idle")) checker.fail(world, "the backup is not idle after warm-up");
 
   const window = { from: warmup, stopAt };
+  hub.publishing = { from: warmup, to: stopAt };
   let joinAt: number | null = null;
   let mainCrashAt: number | null = null;
   let mustReportUnreachable = false;
@@ -207,11 +213,12 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   if (nobodyMayServe) world.log("the main stays dead and the backup was never confirmed: no server may serve");
   else if (!converged(world)) checker.fail(world, `I6 not converged at the end of the run`);
   else if (convergenceMs > bound) checker.fail(world, `I6 converged ${convergenceMs} ms after faults stopped (bound ${bound})`);
+  const violations = [...checker.violations, ...hub.check()];
   return {
-    seed, family, failback, timings, violations: checker.violations, convergenceMs, boundMs: bound,
+    seed, family, failback, timings, violations, convergenceMs, boundMs: bound,
     maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
     maxUnavailableMs: checker.maxUnavailableMs,
-    rogueMode, untrustedRefused: checker.untrustedRefused,
+    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered },
     trace: world.trace,
   };
 }

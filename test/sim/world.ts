@@ -13,6 +13,7 @@ import type { Timings } from "../../src/core/failure-detector.ts";
 import type { Verdict } from "../../src/core/freshness.ts";
 import { EMPTY_LANES, type Effect, type Failback, type Lanes, type NodeEvent, type NodeState, type PairingRecord, type Role, type ServerRole } from "../../src/core/failover/index.ts";
 import { FailoverRunner, type Endpoint } from "../../src/machine/failover-runner.ts";
+import type { UplinkTarget } from "../../src/core/routing.ts";
 import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import { pairRequestRefusal, unpairCounts } from "../../src/core/pairing-rules.ts";
 import { ManualClock } from "../support/clock.ts";
@@ -40,7 +41,9 @@ type Inbound =
   | { readonly kind: "linkBroken"; readonly peer: ServerRole }
   | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number }
   | { readonly kind: "event"; readonly event: NodeEvent }
-  | { readonly kind: "setServers"; readonly main: boolean; readonly backup: boolean };
+  | { readonly kind: "setServers"; readonly main: boolean; readonly backup: boolean }
+  /** Work for one incarnation of the machine (a frame on a connection, a timer of its machinery); dropped if it died since. */
+  | { readonly kind: "run"; readonly inc: number; readonly run: () => void };
 
 type SimEvent =
   | { kind: "deliver"; to: string; msg: Inbound; faulty: boolean; cancelled: boolean }
@@ -87,6 +90,20 @@ export interface SimNode {
   lastFreezeMs: number;
 }
 
+/**
+ * What runs on each machine beside its runner (sim-hub.ts: the Data Hub, the app gateway, the apps),
+ * told of each process's life and of the runner's effects, as peer-runtime.ts wires them.
+ */
+export interface Machinery {
+  /** A new incarnation starts (before its runner is built). */
+  started(node: SimNode): void;
+  /** The process is gone (crash): its memory with it. */
+  crashed(node: SimNode): void;
+  startServing(node: SimNode, epoch: number): void;
+  stopServing(node: SimNode, epoch: number): void;
+  uplink(node: SimNode, target: UplinkTarget): void;
+}
+
 /** Hooks the invariant checker plugs in. `effect` runs before the runner executes it. */
 export interface Observer {
   effect(world: World, node: SimNode, fx: Effect): void;
@@ -109,6 +126,8 @@ export class World {
   /** Bumped whenever a server starts or stops serving, a client's hub moves, or a process dies or starts. */
   stateVersion = 0;
   readonly #queue = new EventQueue<SimEvent>();
+  /** Set before the first spawn. */
+  machinery: Machinery | null = null;
 
   constructor(
     readonly cfg: SimConfig,
@@ -173,7 +192,11 @@ export class World {
       if (!top || top.t > until) break;
       this.#queue.pop();
       this.clock.advanceTo(top.t);
-      this.observer.afterStep(this, this.#handle(top.ev));
+      this.#runnerCalled = false;
+      const touched = this.#handle(top.ev);
+      // The machinery's frames and timers that never reached a runner change nothing the checker reads.
+      if (top.ev.kind === "deliver" && top.ev.msg.kind === "run" && !this.#runnerCalled) continue;
+      this.observer.afterStep(this, touched);
     }
     if (this.now() < until) this.clock.advanceTo(until);
   }
@@ -192,6 +215,7 @@ export class World {
     n.frozen = false;
     n.queue.length = 0;
     n.serving = null;
+    this.machinery?.crashed(n);
     // The kernel closes the dead process's sockets: peers connected to it see them break.
     if (n.role === "main" || n.role === "backup") {
       for (const peer of this.nodes.values()) {
@@ -360,6 +384,24 @@ export class World {
     for (const q of this.#queue.entries()) if (q.ev.kind === "deliver" && q.ev.faulty && q.t > latest) q.ev.cancelled = true;
   }
 
+  /**
+   * Runs `run` on machine `to` at time `t`, in the incarnation `inc` (dropped if that process died),
+   * queued while it is frozen: how the machinery's frames and timers reach a machine.
+   */
+  postAt(to: string, t: number, inc: number, run: () => void): void {
+    this.#push(Math.max(t, this.now()), { kind: "deliver", to, msg: { kind: "run", inc, run }, faulty: false, cancelled: false });
+  }
+
+  /** A connection of `n`'s to a server broke (its machinery saw it close): the runner hears it, as on a machine. */
+  connectionBroke(n: SimNode, peer: ServerRole): void {
+    this.#receive(n, { kind: "linkBroken", peer });
+  }
+
+  /** One draw of the healthy network's one-way latency. */
+  latency(): number {
+    return this.#latency();
+  }
+
   // ---- the runner -----------------------------------------------------------
 
   private start(n: SimNode): void {
@@ -371,6 +413,7 @@ export class World {
       startedAt: this.now(), lastFromOther: -Infinity, lastFromOtherState: null, brokenSinceHeard: false, caughtUp: false, copyFailingSince: null,
     });
     const inc = n.inc;
+    this.machinery?.started(n);
     const mine = (): boolean => n.inc === inc;
     const servers = { main: n.knows.main || n.role === "backup" ? endpoint("main") : null, backup: n.knows.backup || n.role === "main" ? endpoint("backup") : null };
     n.runner = new FailoverRunner({
@@ -400,16 +443,19 @@ export class World {
           n.caughtUp = false;
           n.copyFailingSince = null;
           this.log(`${n.name}: START serving at epoch ${epoch}`);
+          this.machinery?.startServing(n, epoch);
         },
         stopServing: (epoch) => {
           this.stateVersion += 1;
           n.serving = null;
           this.log(`${n.name}: STOP serving epoch ${epoch}`);
+          this.machinery?.stopServing(n, epoch);
         },
         catchUp: (_epoch, done) => this.#catchUp(n, done),
         uplink: (target) => {
           this.stateVersion += 1;
           n.following = target.server === "self" ? { server: n.role as ServerRole, epoch: target.epoch } : { server: target.server, epoch: target.epoch };
+          this.machinery?.uplink(n, target);
         },
         // The main's pairing keeper runs the exchange again: it takes a round trip on the wire.
         // The main's pairing keeper runs the exchange again over the peer port: a round trip, both ways up.
@@ -485,6 +531,9 @@ export class World {
         return;
       case "setServers":
         this.#call(n, (r) => r.setServers({ main: msg.main ? endpoint("main") : null, backup: msg.backup ? endpoint("backup") : null }));
+        return;
+      case "run":
+        if (msg.inc === n.inc) msg.run();
     }
   }
 
@@ -515,9 +564,12 @@ export class World {
   }
 
   /** Calls into a machine's runner and refreshes the state the checker reads. */
+  #runnerCalled = false;
+
   #call(n: SimNode, run: (runner: FailoverRunner) => void): void {
     const r = n.runner;
     if (!r) return;
+    this.#runnerCalled = true;
     const before = this.trace ? describe(r.current) : "";
     run(r);
     n.state = n.runner?.current ?? null;

@@ -1,0 +1,418 @@
+/**
+ * The Data Hub in the simulator, with the objects a machine runs: each
+ * server's `HubCore`, each machine's `HubUplink` (its acked-writes resend,
+ * replay and de-duplication) behind an app gateway, and local apps that
+ * publish and subscribe through it. Frames travel on sim-wire.ts
+ * connections with the links' faults. The runner's startServing /
+ * stopServing / uplink effects drive them as peer-runtime.ts does.
+ *
+ * The wiring around the pure objects is copied from src (they import Bun
+ * sockets and timers): SimHubServer from services/hub-service.ts (start and
+ * stop serving, /hub connections, the in-process attach, presence and replay
+ * trimming each second), SimGateway from services/app-gateway.ts (follow,
+ * connect, reconnect on NOT_ACTIVE, retry, the ping / expire / trim timer,
+ * and a broken link told to the runner). Still modelled: the refusal
+ * back-off (nobody here refuses), frame batching and broadcast sealing.
+ *
+ * It keeps the ledger for three invariants (checked in `check`):
+ *  DH1 no acknowledged message is lost: a publisher alive to the end whose
+ *      node acknowledged a message; a subscriber alive to the end, whose
+ *      subscription a hub had taken before the message was sent, and that
+ *      never went without a hub link for the acked-writes retention after
+ *      the ack (a publisher keeps a message that long: acked-writes.ts):
+ *      the subscriber gets it;
+ *  DH2 no subscriber gets a message twice;
+ *  DH3 none out of order per origin.
+ */
+import { ackedRetentionMs } from "../../src/hub/acked-writes.ts";
+import type { FromHubFrame, ToHubFrame } from "../../src/hub/frames.ts";
+import { HubUplink } from "../../src/hub/hub-client.ts";
+import { HubCore, type Fanout } from "../../src/hub/hub-core.ts";
+import type { ServerRole } from "../../src/core/failover/index.ts";
+import type { UplinkTarget } from "../../src/core/routing.ts";
+import { Rng } from "./prng.ts";
+import { SimWire, type WireEnd, type WireEvents } from "./sim-wire.ts";
+import type { Machinery, SimNode, World } from "./world.ts";
+
+/** app-gateway.ts RECONNECT_MS and PING_MS; hub-service's presence and trim period. */
+const RECONNECT_MS = 100;
+const PING_MS = 1000;
+const PRESENCE_MS = 1000;
+const PUBLISHERS: readonly string[] = ["c1", "main", "backup"];
+
+type HubFrame = ToHubFrame | FromHubFrame;
+
+/** services/hub-service.ts HubService, on the simulated wire. */
+class SimHubServer {
+  readonly #conns = new Map<string, WireEnd<HubFrame>>();
+  readonly #local = new Map<string, (frame: FromHubFrame) => void>();
+  #nextId = 0;
+
+  constructor(
+    readonly core: HubCore,
+    /** The ledger hears each subscription a hub takes (from which machine's incarnation). */
+    readonly subscribed: (node: string, inc: number) => void,
+  ) {}
+
+  startServing(epoch: number): void {
+    if (epoch > this.core.epoch) this.core.setEpoch(epoch);
+    this.core.setWritable(true);
+  }
+
+  stopServing(): void {
+    this.core.setWritable(false);
+    for (const end of this.#conns.values()) end.close();
+    for (const id of [...this.#local.keys()]) {
+      this.#local.delete(id);
+      this.#fanout(this.core.detach(id));
+    }
+  }
+
+  acceptHub(end: WireEnd<HubFrame>): WireEvents<HubFrame> {
+    const id = `c${++this.#nextId}`;
+    this.#conns.set(id, end);
+    this.core.attach(id, (frame) => end.send(frame));
+    return {
+      message: (frame) => {
+        if (frame.type === "sub") this.subscribed(end.peerName, end.peerInc);
+        this.#fanout(this.core.receive(id, frame));
+      },
+      close: () => {
+        this.#conns.delete(id);
+        this.#fanout(this.core.detach(id));
+      },
+    };
+  }
+
+  attachLocal(node: SimNode, deliver: (frame: FromHubFrame) => void): { send(frame: ToHubFrame): void; close(): void } {
+    const id = `local${++this.#nextId}`;
+    this.#local.set(id, deliver);
+    this.core.attach(id, deliver);
+    return {
+      send: (frame) => {
+        if (!this.#local.has(id)) return;
+        if (frame.type === "sub") this.subscribed(node.name, node.inc);
+        this.#fanout(this.core.receive(id, frame));
+      },
+      close: () => {
+        if (this.#local.delete(id)) this.#fanout(this.core.detach(id));
+      },
+    };
+  }
+
+  /** Each second (peer-runtime.ts): replay trimmed by age, presence to every member while serving. */
+  second(now: number): void {
+    this.core.trimReplay(now);
+    if (this.core.writable) this.#fanout(this.core.presence());
+  }
+
+  #fanout(fanouts: Fanout[]): void {
+    for (const { frame, to } of fanouts) {
+      for (const id of to) {
+        this.#local.get(id)?.(frame);
+        this.#conns.get(id)?.send(frame);
+      }
+    }
+  }
+}
+
+type GatewayTarget = { role: ServerRole; address: string } | { role: "self" };
+
+/** services/app-gateway.ts AppGateway, on the simulated wire. */
+class SimGateway {
+  readonly uplink: HubUplink;
+  #target: GatewayTarget | null = null;
+  #server: { close(): void } | null = null;
+  #remote: WireEnd<HubFrame> | null = null;
+  #retry = false;
+  #attempt = 0;
+
+  constructor(
+    readonly sim: SimHub,
+    readonly node: SimNode,
+    deliver: (frame: FromHubFrame, apps: readonly string[]) => void,
+  ) {
+    this.uplink = new HubUplink({ node: { id: node.name, name: node.name }, deliver });
+  }
+
+  follow(target: GatewayTarget | null): void {
+    if (JSON.stringify(target) === JSON.stringify(this.#target)) return;
+    this.#target = target;
+    this.#disconnect();
+    if (target) this.#connect(target, ++this.#attempt);
+  }
+
+  /** app-gateway.ts's pinger. */
+  ping(now: number): void {
+    this.uplink.ping(now);
+    this.uplink.expireWaiting(now);
+    this.uplink.trimAcked(now, ackedRetentionMs(this.sim.world.cfg.timings));
+  }
+
+  #connect(target: GatewayTarget, attempt: number): void {
+    const world = this.sim.world;
+    if (target.role === "self") {
+      const hub = this.sim.servers.get(this.node.name);
+      if (!hub) return;
+      const link = hub.attachLocal(this.node, (frame) => this.uplink.onFrameFromServer(frame));
+      this.#server = { close: () => link.close() };
+      this.sim.linkChanged(this.node, true);
+      this.uplink.attachServer((frame) => link.send(frame));
+      return;
+    }
+    this.sim.wire.dial(
+      this.node,
+      target.address,
+      (end) => ({
+        message: (frame) => {
+          if (this.#remote !== end) return;
+          this.uplink.onFrameFromServer(frame, world.now());
+          if (this.uplink.needsReattach) this.#reconnect(target, attempt, end);
+        },
+        close: () => {
+          if (this.#remote !== end) return;
+          this.#server = this.#remote = null;
+          this.sim.linkChanged(this.node, false);
+          this.uplink.detachServer();
+          world.log(`${this.node.name}: hub link to ${target.address} closed`);
+          world.connectionBroke(this.node, target.role);
+          this.#scheduleRetry(target, attempt);
+        },
+      }),
+      (end) => {
+        if (end === null) {
+          if (attempt === this.#attempt) this.#scheduleRetry(target, attempt);
+          return;
+        }
+        if (attempt !== this.#attempt) return end.close();
+        this.#server = this.#remote = end;
+        this.sim.linkChanged(this.node, true);
+        this.uplink.attachServer((frame) => end.send(frame));
+        world.log(`${this.node.name}: hub link up to ${target.address}`);
+      },
+    );
+  }
+
+  #reconnect(target: GatewayTarget, attempt: number, end: WireEnd<HubFrame>): void {
+    this.#server = this.#remote = null;
+    this.sim.linkChanged(this.node, false);
+    this.uplink.detachServer();
+    end.close();
+    this.sim.world.log(`${this.node.name}: hub refused writes as not active; reconnecting`);
+    this.#scheduleRetry(target, attempt);
+  }
+
+  #scheduleRetry(target: GatewayTarget, attempt: number): void {
+    if (attempt !== this.#attempt || this.#retry) return;
+    this.#retry = true;
+    const world = this.sim.world;
+    world.postAt(this.node.name, world.now() + RECONNECT_MS, this.node.inc, () => {
+      if (!this.#retry) return;
+      this.#retry = false;
+      if (attempt === this.#attempt && this.#server === null) this.#connect(target, attempt);
+    });
+  }
+
+  #disconnect(): void {
+    this.#retry = false;
+    const server = this.#server;
+    this.#server = this.#remote = null;
+    if (server) this.sim.linkChanged(this.node, false);
+    if (server) {
+      this.uplink.detachServer();
+      server.close();
+    }
+  }
+}
+
+/** A delivered message, per subscriber incarnation. */
+type Subscriber = {
+  readonly node: string;
+  readonly inc: number;
+  /** When a hub first took this subscription from its node; null until then. */
+  established: number | null;
+  /** Since when its node has had no hub link (null: it has one), and its stretches without one as long as a publisher keeps what was acknowledged. */
+  unlinkedSince: number | null;
+  readonly longUnlinked: [number, number][];
+  readonly last: Map<string, number>;
+  readonly got: Set<string>;
+};
+
+type Published = { readonly origin: string; readonly seq: number; readonly node: string; readonly inc: number; readonly sentAt: number; ackedAt: number | null };
+
+/** One machine's incarnation: its hub (servers), gateway and apps. */
+type Machine = { readonly inc: number; readonly gateway: SimGateway; readonly sub: Subscriber; readonly origin: string; seq: number };
+
+export class SimHub implements Machinery {
+  readonly wire: SimWire<HubFrame>;
+  readonly servers = new Map<string, SimHubServer>();
+  readonly #machines = new Map<string, Machine>();
+  readonly #published = new Map<string, Published>();
+  readonly #subscribers: Subscriber[] = [];
+  readonly #rng: Rng;
+  /** Apps publish only in this window (run.ts sets it: from warm-up until faults stop). */
+  publishing = { from: Infinity, to: -Infinity };
+  readonly violations: string[] = [];
+  published = 0;
+  delivered = 0;
+  /** (message, subscriber) pairs DH1 did not judge: the subscriber had no hub for longer than the retention. */
+  beyondRetention = 0;
+
+  constructor(
+    readonly world: World,
+    seed: number,
+  ) {
+    this.#rng = new Rng(seed ^ 0x5bd1e995);
+    this.wire = new SimWire(world, this.#rng, (to) => {
+      const hub = this.servers.get(to.name);
+      return hub ? (end) => hub.acceptHub(end) : null;
+    });
+  }
+
+  started(n: SimNode): void {
+    const w = this.world;
+    if (n.role !== "client") {
+      const core = new HubCore({ epoch: n.disk.epoch, streamId: `${n.name}-${n.inc}` });
+      this.servers.set(n.name, new SimHubServer(core, (node, inc) => this.#subscribed(node, inc)));
+    }
+    const origin = `${n.name}.${n.inc}`;
+    const sub: Subscriber = { node: n.name, inc: n.inc, established: null, unlinkedSince: w.now(), longUnlinked: [], last: new Map(), got: new Set() };
+    this.#subscribers.push(sub);
+    const gateway = new SimGateway(this, n, (frame, apps) => {
+      for (const app of apps) this.#toApp(n, app, frame);
+    });
+    const machine: Machine = { inc: n.inc, gateway, sub, origin, seq: 0 };
+    this.#machines.set(n.name, machine);
+    // The subscriber app subscribes at once; its node subscribes upstream whenever it attaches.
+    gateway.uplink.fromApp("sub", { type: "sub", filter: "t/#" }, w.now());
+    const inc = n.inc;
+    const every = (ms: number, run: () => void) => {
+      const again = (): void => {
+        run();
+        w.postAt(n.name, w.now() + ms, inc, again);
+      };
+      w.postAt(n.name, w.now() + this.#rng.int(1, ms), inc, again);
+    };
+    every(PING_MS, () => gateway.ping(w.now()));
+    const hub = this.servers.get(n.name);
+    if (hub) every(PRESENCE_MS, () => hub.second(w.now()));
+    // Every machine's app subscribes; three publish (a client and both servers' own apps), to keep the run cheap.
+    if (!PUBLISHERS.includes(n.name)) return;
+    const h = w.cfg.timings.heartbeatMs;
+    const publish = (): void => {
+      const now = w.now();
+      if (now >= this.publishing.from && now < this.publishing.to) this.#publish(n, machine);
+      w.postAt(n.name, now + this.#rng.int(h, 6 * h), inc, publish);
+    };
+    w.postAt(n.name, w.now() + this.#rng.int(1, h), inc, publish);
+  }
+
+  crashed(n: SimNode): void {
+    this.wire.crashed(n);
+    this.servers.delete(n.name);
+    this.#machines.delete(n.name);
+  }
+
+  startServing(n: SimNode, epoch: number): void {
+    this.servers.get(n.name)?.startServing(epoch);
+  }
+
+  stopServing(n: SimNode): void {
+    this.servers.get(n.name)?.stopServing();
+  }
+
+  /** peer-runtime.ts followUplink: self, or the address the setup names for that server. */
+  uplink(n: SimNode, target: UplinkTarget): void {
+    const gateway = this.#machines.get(n.name)?.gateway;
+    if (!gateway) return;
+    if (target.server === "self") return gateway.follow({ role: "self" });
+    const known = target.server !== null && (n.role !== "client" || n.knows[target.server]);
+    gateway.follow(target.server !== null && known ? { role: target.server, address: target.server } : null);
+  }
+
+  #publish(n: SimNode, m: Machine): void {
+    m.seq += 1;
+    const seq = m.seq;
+    this.#published.set(`${m.origin}#${seq}`, { origin: m.origin, seq, node: n.name, inc: n.inc, sentAt: this.world.now(), ackedAt: null });
+    this.published += 1;
+    m.gateway.uplink.fromApp("pub", { type: "pub", topic: `t/${n.name}`, data: seq, origin: m.origin, seq }, this.world.now());
+  }
+
+  #toApp(n: SimNode, app: string, frame: FromHubFrame): void {
+    const m = this.#machines.get(n.name);
+    if (!m) return;
+    if (app === "pub" && frame.type === "ack") {
+      const p = this.#published.get(`${frame.origin}#${frame.seq}`);
+      if (p && p.ackedAt === null) p.ackedAt = this.world.now();
+      return;
+    }
+    if (app !== "sub") return;
+    if (frame.type !== "msg") return;
+    const key = `${frame.from}#${frame.seq}`;
+    this.delivered += 1;
+    if (m.sub.got.has(key)) this.#fail(`DH2 ${n.name}'s subscriber got ${key} twice`);
+    const last = m.sub.last.get(frame.from) ?? 0;
+    if (frame.seq <= last) this.#fail(`DH3 ${n.name}'s subscriber got ${key} after seq ${last} of that origin`);
+    m.sub.last.set(frame.from, Math.max(last, frame.seq));
+    m.sub.got.add(key);
+  }
+
+  /** A machine's gateway got or lost its hub link. */
+  linkChanged(n: SimNode, linked: boolean): void {
+    const sub = this.#machines.get(n.name)?.sub;
+    if (!sub || sub.inc !== n.inc) return;
+    if (!linked) sub.unlinkedSince ??= this.world.now();
+    else if (sub.unlinkedSince !== null) {
+      this.#noteUnlinked(sub, this.world.now());
+      sub.unlinkedSince = null;
+    }
+  }
+
+  #noteUnlinked(sub: Subscriber, until: number): void {
+    if (sub.unlinkedSince !== null && until - sub.unlinkedSince >= this.#retention) sub.longUnlinked.push([sub.unlinkedSince, until]);
+  }
+
+  get #retention(): number {
+    return ackedRetentionMs(this.world.cfg.timings);
+  }
+
+  #subscribed(node: string, inc: number): void {
+    const m = this.#machines.get(node);
+    if (m && m.inc === inc && m.sub.established === null) m.sub.established = this.world.now();
+  }
+
+  #fail(what: string): void {
+    this.world.log(`VIOLATION ${what}`);
+    this.violations.push(`t=${this.world.now()}: ${what}`);
+  }
+
+  /** At the end of a run: DH1 over every acknowledged message (DH2 and DH3 were checked as messages arrived). */
+  check(): string[] {
+    const alive = (node: string, inc: number) => {
+      const n = this.world.nodes.get(node);
+      return !!n?.state && n.inc === inc;
+    };
+    const lost: string[] = [];
+    const retention = this.#retention;
+    const end = this.world.now();
+    for (const s of this.#subscribers) {
+      this.#noteUnlinked(s, end);
+      s.unlinkedSince = null;
+    }
+    for (const p of this.#published.values()) {
+      const acked = p.ackedAt;
+      if (acked === null || !alive(p.node, p.inc)) continue;
+      for (const s of this.#subscribers) {
+        if (s.established === null || s.established >= p.sentAt || !alive(s.node, s.inc)) continue;
+        // Away from every hub for longer than the publisher keeps a message after its ack: beyond the promise (§Data Hub).
+        if (s.longUnlinked.some(([from, to]) => to - Math.max(from, acked) >= retention)) {
+          this.beyondRetention += 1;
+          continue;
+        }
+        if (!s.got.has(`${p.origin}#${p.seq}`)) lost.push(`${p.origin}#${p.seq} (acked at ${acked}) to ${s.node}`);
+      }
+    }
+    if (lost.length > 0) this.#fail(`DH1 ${lost.length} acknowledged messages never reached a subscriber: ${lost.slice(0, 4).join(", ")}`);
+    return this.violations;
+  }
+}
