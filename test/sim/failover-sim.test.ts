@@ -55,11 +55,16 @@ if (replay !== undefined) {
       for (const r of rogues) expect(r.untrustedRefused).toBeGreaterThan(0);
       for (const r of rogues.filter((x) => x.rogueMode === "crash-main")) expect(r.takeovers.backup).toBeGreaterThan(0);
 
+      // The Data Hub really carried messages across the faults, and DH1 judged most of them.
+      const sum = (f: (r: SeedResult) => number) => results.reduce((n, r) => n + f(r), 0);
+      const [judged, beyond] = [sum((r) => r.hub.judged), sum((r) => r.hub.beyondRetention)];
+      expect(judged).toBeGreaterThan(10 * beyond);
       const worst = Math.max(...results.map((r) => r.convergenceMs / r.boundMs));
       console.log(
         `simulated ${count} seeds in ${Math.round(ms)} ms: backup took over in ${withTakeover}/${chaos.length} chaos seeds, ` +
           `main took back in ${withFailback}; ${rogues.reduce((n, r) => n + r.untrustedRefused, 0)} forged heartbeats refused in ${rogues.length} rogue seeds; ` +
-          `slowest convergence ${(worst * 100).toFixed(0)}% of the bound`,
+          `slowest convergence ${(worst * 100).toFixed(0)}% of the bound; Data Hub: ${sum((r) => r.hub.published)} messages, ` +
+          `${sum((r) => r.hub.delivered)} deliveries, ${judged} (message, subscriber) pairs judged, ${beyond} beyond the retention`,
       );
     }, 120_000);
 

@@ -32,8 +32,8 @@ export interface SeedResult {
   /** The rogue family's mode, and how many forged heartbeats the machines refused. */
   readonly rogueMode: RogueMode | null;
   readonly untrustedRefused: number;
-  /** Data Hub messages the apps published, and deliveries to subscribers. */
-  readonly hub: { readonly published: number; readonly delivered: number };
+  /** Data Hub messages the apps published, deliveries to subscribers, and (message, subscriber) pairs DH1 judged or left out. */
+  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number };
   readonly trace: readonly string[] | null;
 }
 
@@ -111,7 +111,7 @@ export function newWorld(o: WorldOptions): { world: World; checker: Checker; hub
   const checker = new Checker(o.plan, splitHealMs(o.timings, tickMs), availableAfterMs(o.timings, tickMs));
   const world = new World(cfg, new Rng(o.seed ^ 0x9e3779b9), checker, o.tracing ?? false);
   const hub = new SimHub(world, o.seed);
-  if (!process.env.NOHUB) world.machinery = hub;
+  world.machinery = hub;
   // A new backup: neither server has a pairing yet (the family pairs them later).
   world.spawn("main", "main", undefined, o.freshBackup ? {} : { pairing: { peerId: "backup", confirmed: true, hubCopied: false } });
   world.spawn("backup", "backup", undefined, o.freshBackup ? {} : { pairing: { peerId: "main", confirmed: true, hubCopied: true } });
@@ -218,7 +218,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
     seed, family, failback, timings, violations, convergenceMs, boundMs: bound,
     maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
     maxUnavailableMs: checker.maxUnavailableMs,
-    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered },
+    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention },
     trace: world.trace,
   };
 }

@@ -19,8 +19,9 @@
  *      node acknowledged a message; a subscriber alive to the end, whose
  *      subscription a hub had taken before the message was sent, and that
  *      never went without a hub link for the acked-writes retention after
- *      the ack (a publisher keeps a message that long: acked-writes.ts):
- *      the subscriber gets it;
+ *      the ack (a publisher keeps a message that long: acked-writes.ts),
+ *      from a publisher not stopped within that time (its stop counts as
+ *      time kept): the subscriber gets it;
  *  DH2 no subscriber gets a message twice;
  *  DH3 none out of order per origin.
  */
@@ -124,7 +125,8 @@ class SimGateway {
   #target: GatewayTarget | null = null;
   #server: { close(): void } | null = null;
   #remote: WireEnd<HubFrame> | null = null;
-  #retry = false;
+  /** The pending retry (its token: a cleared timer must not fire, as clearTimeout guarantees). */
+  #retry: object | null = null;
   #attempt = 0;
 
   constructor(
@@ -204,17 +206,17 @@ class SimGateway {
 
   #scheduleRetry(target: GatewayTarget, attempt: number): void {
     if (attempt !== this.#attempt || this.#retry) return;
-    this.#retry = true;
+    const token = (this.#retry = {});
     const world = this.sim.world;
     world.postAt(this.node.name, world.now() + RECONNECT_MS, this.node.inc, () => {
-      if (!this.#retry) return;
-      this.#retry = false;
+      if (this.#retry !== token) return;
+      this.#retry = null;
       if (attempt === this.#attempt && this.#server === null) this.#connect(target, attempt);
     });
   }
 
   #disconnect(): void {
-    this.#retry = false;
+    this.#retry = null;
     const server = this.#server;
     this.#server = this.#remote = null;
     if (server) this.sim.linkChanged(this.node, false);
@@ -238,10 +240,28 @@ type Subscriber = {
   readonly got: Set<string>;
 };
 
-type Published = { readonly origin: string; readonly seq: number; readonly node: string; readonly inc: number; readonly sentAt: number; ackedAt: number | null };
+type Published = {
+  readonly origin: string;
+  readonly seq: number;
+  readonly node: string;
+  readonly inc: number;
+  readonly sentAt: number;
+  ackedAt: number | null;
+  /** Its publisher's stalls (Machine.stalls). */
+  readonly stalls: readonly [number, number][];
+};
 
 /** One machine's incarnation: its hub (servers), gateway and apps. */
-type Machine = { readonly inc: number; readonly gateway: SimGateway; readonly sub: Subscriber; readonly origin: string; seq: number };
+type Machine = {
+  readonly inc: number;
+  readonly gateway: SimGateway;
+  readonly sub: Subscriber;
+  readonly origin: string;
+  seq: number;
+  /** When its gateway's timer last ran, and the stretches its process was stopped (the timer ran late by a second or more). */
+  lastPing: number;
+  readonly stalls: [number, number][];
+};
 
 export class SimHub implements Machinery {
   readonly wire: SimWire<HubFrame>;
@@ -257,6 +277,8 @@ export class SimHub implements Machinery {
   delivered = 0;
   /** (message, subscriber) pairs DH1 did not judge: the subscriber had no hub for longer than the retention. */
   beyondRetention = 0;
+  /** (message, subscriber) pairs DH1 judged. */
+  judged = 0;
 
   constructor(
     readonly world: World,
@@ -281,7 +303,7 @@ export class SimHub implements Machinery {
     const gateway = new SimGateway(this, n, (frame, apps) => {
       for (const app of apps) this.#toApp(n, app, frame);
     });
-    const machine: Machine = { inc: n.inc, gateway, sub, origin, seq: 0 };
+    const machine: Machine = { inc: n.inc, gateway, sub, origin, seq: 0, lastPing: w.now(), stalls: [] };
     this.#machines.set(n.name, machine);
     // The subscriber app subscribes at once; its node subscribes upstream whenever it attaches.
     gateway.uplink.fromApp("sub", { type: "sub", filter: "t/#" }, w.now());
@@ -293,7 +315,11 @@ export class SimHub implements Machinery {
       };
       w.postAt(n.name, w.now() + this.#rng.int(1, ms), inc, again);
     };
-    every(PING_MS, () => gateway.ping(w.now()));
+    every(PING_MS, () => {
+      if (w.now() - machine.lastPing >= 2 * PING_MS) machine.stalls.push([machine.lastPing + PING_MS, w.now()]);
+      machine.lastPing = w.now();
+      gateway.ping(w.now());
+    });
     const hub = this.servers.get(n.name);
     if (hub) every(PRESENCE_MS, () => hub.second(w.now()));
     // Every machine's app subscribes; three publish (a client and both servers' own apps), to keep the run cheap.
@@ -333,7 +359,7 @@ export class SimHub implements Machinery {
   #publish(n: SimNode, m: Machine): void {
     m.seq += 1;
     const seq = m.seq;
-    this.#published.set(`${m.origin}#${seq}`, { origin: m.origin, seq, node: n.name, inc: n.inc, sentAt: this.world.now(), ackedAt: null });
+    this.#published.set(`${m.origin}#${seq}`, { origin: m.origin, seq, node: n.name, inc: n.inc, sentAt: this.world.now(), ackedAt: null, stalls: m.stalls });
     this.published += 1;
     m.gateway.uplink.fromApp("pub", { type: "pub", topic: `t/${n.name}`, data: seq, origin: m.origin, seq }, this.world.now());
   }
@@ -405,10 +431,13 @@ export class SimHub implements Machinery {
       for (const s of this.#subscribers) {
         if (s.established === null || s.established >= p.sentAt || !alive(s.node, s.inc)) continue;
         // Away from every hub for longer than the publisher keeps a message after its ack: beyond the promise (§Data Hub).
-        if (s.longUnlinked.some(([from, to]) => to - Math.max(from, acked) >= retention)) {
+        // So is a publisher stopped (SIGSTOP) within the retention after the ack: the stop counts as time kept (see the report).
+        const publisherStopped = p.stalls.some(([from, to]) => to > acked && from < acked + retention);
+        if (publisherStopped || s.longUnlinked.some(([from, to]) => to - Math.max(from, acked) >= retention)) {
           this.beyondRetention += 1;
           continue;
         }
+        this.judged += 1;
         if (!s.got.has(`${p.origin}#${p.seq}`)) lost.push(`${p.origin}#${p.seq} (acked at ${acked}) to ${s.node}`);
       }
     }
