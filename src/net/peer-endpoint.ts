@@ -15,6 +15,7 @@ import { HandshakeBusy, HandshakeFailed, NetworkKeyMismatch } from "./errors.ts"
 import { UpgradeTickets } from "./upgrade-ticket.ts";
 import { DEFAULT_ADMISSION_LIMITS, HandshakeAdmission, RefusalLog, sourceAddress, type AdmissionLimits } from "./handshake-admission.ts";
 import { listenError } from "./listen-error.ts";
+import { systemClock } from "./system-time.ts";
 import { MAX_RPC_FRAME_BYTES } from "./rpc.ts";
 import { newServerSocketData, secureServerHandlers, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 
@@ -23,11 +24,11 @@ export const PEER_PATHS = ["/hub", "/replicate", "/app", "/files", "/replicate-l
 export type PeerPath = (typeof PEER_PATHS)[number];
 /** The largest frame after the handshake: an rpc frame (a show-file push) with its envelope. Bun closes the socket (1009) on a larger one. */
 export const MAX_PEER_FRAME_BYTES = MAX_RPC_FRAME_BYTES + 64 * 1024;
-const systemClock: Clock = { now: () => performance.now() };
 
 export type PeerEndpointOptions = {
   at: HostPort;
   identity: () => PeerIdentity;
+  /** Read on every upgrade: its network key may change while listening. */
   secure: SecureSocketOptions;
   /** Handlers for an authenticated connection on `path`, or null to refuse it (e.g. /hub on a client). */
   accept: (path: PeerPath, connection: SecureConnection) => ConnectionEvents | null;
@@ -51,8 +52,13 @@ export class PeerEndpoint {
     const clock = options.clock ?? systemClock;
     const admission = new HandshakeAdmission(clock, options.admission ?? DEFAULT_ADMISSION_LIMITS);
     const refusals = new RefusalLog(clock, options.onRefused);
-    const tickets = new UpgradeTickets(options.secure.networkKey);
-    const ours = fingerprint(options.secure.networkKey);
+    // Read per upgrade: a network key saved on a running machine applies to the next connection (peer-net.ts setNetworkKey).
+    let keyed = { key: options.secure.networkKey, tickets: new UpgradeTickets(options.secure.networkKey), ours: fingerprint(options.secure.networkKey) };
+    const current = () => {
+      const key = options.secure.networkKey;
+      if (keyed.key !== key) keyed = { key, tickets: new UpgradeTickets(key), ours: fingerprint(key) };
+      return keyed;
+    };
     try {
       const server = Bun.serve({
         hostname: options.at.host,
@@ -65,6 +71,7 @@ export class PeerEndpoint {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
             // Before any WebSocket exists: without proof of the network key nothing of the connection is ever buffered.
+            const { tickets, ours } = current();
             const ticket = tickets.check(request.headers, url.pathname);
             if (!ticket.ok) {
               const error =

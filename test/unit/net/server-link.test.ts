@@ -1,0 +1,214 @@
+import { describe, expect, test } from "bun:test";
+import type { Timers } from "../../../src/core/clock.ts";
+import type { HostPort } from "../../../src/core/config.ts";
+import { PeerRefused } from "../../../src/net/errors.ts";
+import type { PeerNet, PeerPath } from "../../../src/net/peer-net.ts";
+import { PeerRefusals } from "../../../src/net/peer-refusals.ts";
+import type { ConnectionEvents, SecureConnection } from "../../../src/net/secure-socket.ts";
+import { ServerLink } from "../../../src/net/server-link.ts";
+import { ManualClock } from "../../support/clock.ts";
+
+const quiet = { info() {}, warn() {}, error() {} } as never;
+
+/** Timers on a ManualClock, run by `advance`. */
+class StepTimers implements Timers {
+  private queue: { at: number; run: () => void; live: boolean }[] = [];
+  constructor(private readonly clock: ManualClock) {}
+  after(ms: number, run: () => void) {
+    const entry = { at: this.clock.now() + ms, run, live: true };
+    this.queue.push(entry);
+    return () => void (entry.live = false);
+  }
+  every(): () => void {
+    throw new Error("not used");
+  }
+  advance(ms: number): void {
+    const end = this.clock.now() + ms;
+    for (;;) {
+      const due = this.queue.filter((e) => e.live && e.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.clock.advanceTo(Math.max(this.clock.now(), due.at));
+      due.live = false;
+      due.run();
+    }
+    this.clock.advanceTo(end);
+    this.queue = this.queue.filter((e) => e.live);
+  }
+}
+
+type Dial = { to: HostPort; path: PeerPath; answer(): FakeConnection; refuse(error: Error): Promise<void> };
+
+class FakeConnection implements SecureConnection {
+  open = true;
+  closedBy: string | null = null;
+  constructor(readonly events: ConnectionEvents) {}
+  readonly peer = {} as never;
+  send() {
+    return this.open;
+  }
+  sendSealed() {
+    return this.open;
+  }
+  sendBulk() {
+    return this.open;
+  }
+  close(_code?: number, reason = "closing") {
+    if (!this.open) return;
+    this.open = false;
+    this.closedBy = reason;
+    this.events.close(reason);
+  }
+  /** The other side closes. */
+  lost(reason: string) {
+    this.close(1001, reason);
+  }
+}
+
+class FakeNet implements PeerNet {
+  dials: Dial[] = [];
+  dial(to: HostPort, path: PeerPath, events: (c: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
+    return new Promise((resolve, reject) => {
+      this.dials.push({
+        to,
+        path,
+        answer: () => {
+          let connection!: FakeConnection;
+          const holder = { events: null as ConnectionEvents | null };
+          connection = new FakeConnection({ message: (p) => holder.events!.message(p), close: (r) => holder.events!.close(r) });
+          holder.events = events(connection);
+          resolve(connection);
+          return connection;
+        },
+        refuse: async (error) => {
+          reject(error);
+          await Promise.resolve();
+        },
+      });
+    });
+  }
+  serve() {
+    return () => {};
+  }
+  setNetworkKey() {}
+  stop() {}
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
+function harness(keep = true) {
+  const clock = new ManualClock(0);
+  const timers = new StepTimers(clock);
+  const net = new FakeNet();
+  let target: HostPort | null = { host: "127.0.0.1", port: 7000 };
+  const sessions: { to: HostPort; frames: string[]; closed: string[] }[] = [];
+  const broken: string[] = [];
+  const link = new ServerLink({
+    net,
+    path: "/replicate",
+    target: () => target,
+    session: (_c, to) => {
+      const s = { to, frames: [] as string[], closed: [] as string[] };
+      sessions.push(s);
+      return { message: (p: Uint8Array) => s.frames.push(new TextDecoder().decode(p)), close: (r: string) => s.closed.push(r) };
+    },
+    keep,
+    retryMs: 100,
+    timers,
+    refusals: new PeerRefusals(clock, quiet, () => 0),
+    event: "test link failed",
+    broken: (_to, reason) => broken.push(reason),
+  });
+  return { clock, timers, net, link, sessions, broken, setTarget: (t: HostPort | null) => (target = t) };
+}
+
+describe("ServerLink", () => {
+  test("a connection the server closes is reported broken, ends its session once, and is dialled again after retryMs", async () => {
+    const h = harness();
+    h.link.step();
+    expect(h.net.dials).toHaveLength(1);
+    const first = h.net.dials[0]!.answer();
+    await settle();
+    expect(h.link.address).toBe("127.0.0.1:7000");
+    first.lost("main went away");
+    expect(h.broken).toEqual(["main went away"]);
+    expect(h.sessions[0]!.closed).toEqual(["main went away"]);
+    h.timers.advance(99);
+    expect(h.net.dials).toHaveLength(1);
+    h.timers.advance(1);
+    expect(h.net.dials).toHaveLength(2);
+    h.net.dials[1]!.answer();
+    await settle();
+    expect(h.sessions).toHaveLength(2);
+    expect(h.sessions[1]!.closed).toEqual([]);
+  });
+
+  test("a changed address takes effect at the next step: the old session ends at once, its late frames are dropped, the new server is dialled (IPv6 bracketed)", async () => {
+    const h = harness();
+    h.link.step();
+    const old = h.net.dials[0]!.answer();
+    await settle();
+    h.setTarget({ host: "::1", port: 7001 });
+    h.link.step();
+    expect(h.sessions[0]!.closed).toHaveLength(1);
+    expect(h.broken).toEqual([]);
+    old.events.message(new TextEncoder().encode("late"));
+    expect(h.sessions[0]!.frames).toEqual([]);
+    expect(h.net.dials[1]!.to).toEqual({ host: "::1", port: 7001 });
+    h.net.dials[1]!.answer();
+    await settle();
+    expect(h.link.address).toBe("[::1]:7001");
+  });
+
+  test("a link dropped by its owner starts afresh: the next connection gets a new session (the removed-and-added backup)", async () => {
+    const h = harness();
+    h.link.step();
+    h.net.dials[0]!.answer();
+    await settle();
+    h.setTarget(null);
+    h.link.step();
+    expect(h.sessions[0]!.closed).toHaveLength(1);
+    expect(h.link.session).toBeNull();
+    h.timers.advance(1000);
+    expect(h.net.dials).toHaveLength(1);
+    h.setTarget({ host: "127.0.0.1", port: 7000 });
+    h.link.step();
+    expect(h.net.dials).toHaveLength(2);
+    h.net.dials[1]!.answer();
+    await settle();
+    expect(h.sessions).toHaveLength(2);
+    expect(h.link.session).not.toBeNull();
+  });
+
+  test("a dial that resolves after the target moved is closed, and the new target is dialled", async () => {
+    const h = harness();
+    h.link.step();
+    h.setTarget({ host: "127.0.0.2", port: 7000 });
+    const late = h.net.dials[0]!.answer();
+    await settle();
+    expect(late.open).toBe(false);
+    expect(h.net.dials.at(-1)!.to.host).toBe("127.0.0.2");
+  });
+
+  test("a refusal backs off through the refusal table before the next dial", async () => {
+    const h = harness();
+    h.link.step();
+    await h.net.dials[0]!.refuse(new PeerRefused("127.0.0.1:7000", "no"));
+    await settle();
+    h.timers.advance(100);
+    // The first refusal waits at least MIN_REFUSAL_BACKOFF_MS / 2 (random 0).
+    expect(h.net.dials).toHaveLength(1);
+    h.timers.advance(400);
+    expect(h.net.dials).toHaveLength(2);
+  });
+
+  test("ready() dials on demand, reuses the open connection, and says why when there is no server", async () => {
+    const h = harness(false);
+    const first = h.link.ready(() => new Error("none"));
+    h.net.dials[0]!.answer();
+    const session = await first;
+    expect(await h.link.ready(() => new Error("none"))).toBe(session);
+    expect(h.net.dials).toHaveLength(1);
+    h.setTarget(null);
+    await expect(h.link.ready(() => new Error("no main known"))).rejects.toThrow("no main known");
+  });
+});
