@@ -98,22 +98,23 @@ function client() {
 }
 
 async function dialed(s: Scheduler, from: MemoryPeerNet, to: HostPort, events: () => ConnectionEvents): Promise<SecureConnection> {
-  let result: SecureConnection | Error | null = null;
+  const box: { result: SecureConnection | Error | null } = { result: null };
   from.dial(to, "/hub", events).then(
-    (c) => (result = c),
-    (e) => (result = e as Error),
+    (c) => (box.result = c),
+    (e) => (box.result = e as Error),
   );
   await s.advance(20);
+  const result = box.result;
   if (result === null) throw new Error("the dial did not settle");
   if (result instanceof Error) throw result;
   return result;
 }
 
 async function dialError(s: Scheduler, from: MemoryPeerNet, to: HostPort, waitMs = 20): Promise<Error | null> {
-  let error: Error | null = null;
-  from.dial(to, "/hub", () => ({ message() {}, close() {} })).catch((e) => (error = e as Error));
+  const box: { error: Error | null } = { error: null };
+  from.dial(to, "/hub", () => ({ message() {}, close() {} })).catch((e) => (box.error = e as Error));
   await s.advance(waitMs);
-  return error;
+  return box.error;
 }
 
 describe("the in-memory peer port", () => {
