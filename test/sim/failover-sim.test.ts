@@ -59,6 +59,10 @@ if (replay !== undefined) {
       const sum = (f: (r: SeedResult) => number) => results.reduce((n, r) => n + f(r), 0);
       const [judged, beyond] = [sum((r) => r.hub.judged), sum((r) => r.hub.beyondRetention)];
       expect(judged).toBeGreaterThan(10 * beyond);
+      // A new network key really kept machines apart for a while, and never caused a failover (I7 checks that).
+      const keyed = of("network-key");
+      if (keyed.length > 0) expect(keyed.reduce((n, r) => n + r.hub.keyRefusals, 0)).toBeGreaterThan(0);
+      for (const r of keyed.concat(of("resave-storm"))) expect(r.takeovers.backup).toBe(0);
       const worst = Math.max(...results.map((r) => r.convergenceMs / r.boundMs));
       console.log(
         `simulated ${count} seeds in ${Math.round(ms)} ms: backup took over in ${withTakeover}/${chaos.length} chaos seeds, ` +

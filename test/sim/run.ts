@@ -10,6 +10,7 @@ import { tickPeriodMs, type Failback } from "../../src/core/failover/index.ts";
 import { Checker, converged, type CheckPlan } from "./invariants.ts";
 import { Rng } from "./prng.ts";
 import { blips, chaos, CLIENTS, isolateMain, lateClient, newBackup, outageRestart, rejoinSplit, replayer, rogue, witness, writes, type Family, type RogueMode } from "./schedules.ts";
+import { ipv6Addresses, networkKey, resaveStorm } from "./families-machine.ts";
 import { SimHub } from "./sim-hub.ts";
 import { World, type SimConfig } from "./world.ts";
 
@@ -33,7 +34,7 @@ export interface SeedResult {
   readonly rogueMode: RogueMode | null;
   readonly untrustedRefused: number;
   /** Data Hub messages the apps published, deliveries to subscribers, and (message, subscriber) pairs DH1 judged or left out. */
-  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number };
+  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number; readonly keyRefusals: number };
   readonly trace: readonly string[] | null;
 }
 
@@ -75,7 +76,7 @@ export function splitHealMs(t: Timings, tickMs: number): number {
 
 const FAMILIES: readonly Family[] = [
   "chaos", "chaos", "chaos", "chaos", "chaos", "rogue", "rejoin-split", "blip", "witness", "late-client",
-  "new-backup", "replay", "isolate-main", "outage-restart",
+  "new-backup", "replay", "isolate-main", "outage-restart", "ipv6", "resave-storm", "network-key",
 ];
 
 const ROGUE_MODES: readonly RogueMode[] = ["alone", "crash-main", "chaos"];
@@ -102,6 +103,8 @@ export interface WorldOptions {
   readonly tracing?: boolean;
   /** The backup starts with an empty data dir, and neither server with a pairing (the new-backup family pairs them later). */
   readonly freshBackup?: boolean;
+  /** Every machine on an IPv6 address. */
+  readonly ipv6?: boolean;
 }
 
 /** A world of main, backup and clients c1..c3, started at t=0, with the checker plugged in. */
@@ -112,6 +115,7 @@ export function newWorld(o: WorldOptions): { world: World; checker: Checker; hub
   const world = new World(cfg, new Rng(o.seed ^ 0x9e3779b9), checker, o.tracing ?? false);
   const hub = new SimHub(world, o.seed);
   world.machinery = hub;
+  if (o.ipv6) ipv6Addresses(world);
   // A new backup: neither server has a pairing yet (the family pairs them later).
   world.spawn("main", "main", undefined, o.freshBackup ? {} : { pairing: { peerId: "backup", confirmed: true, hubCopied: false } });
   world.spawn("backup", "backup", undefined, o.freshBackup ? {} : { pairing: { peerId: "main", confirmed: true, hubCopied: true } });
@@ -129,10 +133,10 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   const stopAt = warmup + (family === "late-client" ? 4 * T : 8 * T);
   const bound = boundMs(timings, tickMs);
   const rogueMode = family === "rogue" ? rogueModeOf(seed) : null;
-  const quiet = family === "blip" || family === "witness" || family === "replay" || rogueMode === "alone";
+  const quiet = family === "blip" || family === "witness" || family === "replay" || family === "network-key" || family === "resave-storm" || rogueMode === "alone";
   // The replay family restarts everything first, then replays: no failover once the network is back.
   const plan: CheckPlan = { faultsStopAt: stopAt, noFailoverFrom: quiet ? (family === "replay" ? warmup + 2 * T : warmup) : null };
-  const { world, checker, hub } = newWorld({ seed, timings, failback, plan, tracing, freshBackup: family === "new-backup" });
+  const { world, checker, hub } = newWorld({ seed, timings, failback, plan, tracing, freshBackup: family === "new-backup", ipv6: family === "ipv6" });
   world.log(`seed ${seed}: ${family}${rogueMode ? ` (${rogueMode})` : ""}, failback ${failback}, heartbeat ${h} ms, timeout ${T} ms, tick ${tickMs} ms`);
   world.runUntil(warmup - 1);
   // The warm network must be on the main, or nothing below would mean much.
@@ -147,7 +151,11 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   let mainCrashAt: number | null = null;
   let mustReportUnreachable = false;
   writes(world, sched, window);
-  if (family === "chaos") chaos(world, sched, window, failback === "manual");
+  if (family === "chaos" || family === "ipv6") chaos(world, sched, window, failback === "manual");
+  else if (family === "resave-storm") {
+    blips(world, sched, window);
+    resaveStorm(world, sched, window);
+  } else if (family === "network-key") networkKey(world, hub, sched, window);
   else if (family === "blip") blips(world, sched, window);
   else if (family === "witness") mustReportUnreachable = witness(world, sched, window);
   else if (family === "rejoin-split") rejoinSplit(world, sched, window);
@@ -218,7 +226,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
     seed, family, failback, timings, violations, convergenceMs, boundMs: bound,
     maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
     maxUnavailableMs: checker.maxUnavailableMs,
-    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention },
+    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.wire.keyRefusals },
     trace: world.trace,
   };
 }

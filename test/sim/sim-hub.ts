@@ -285,10 +285,15 @@ export class SimHub implements Machinery {
     seed: number,
   ) {
     this.#rng = new Rng(seed ^ 0x5bd1e995);
-    this.wire = new SimWire(world, this.#rng, (to) => {
-      const hub = this.servers.get(to.name);
-      return hub ? (end) => hub.acceptHub(end) : null;
-    });
+    this.wire = new SimWire(
+      world,
+      this.#rng,
+      (to) => {
+        const hub = this.servers.get(to.name);
+        return hub ? (end) => hub.acceptHub(end) : null;
+      },
+      (a, b) => this.keyOf(a.name) === this.keyOf(b.name),
+    );
   }
 
   started(n: SimNode): void {
@@ -353,7 +358,20 @@ export class SimHub implements Machinery {
     if (!gateway) return;
     if (target.server === "self") return gateway.follow({ role: "self" });
     const known = target.server !== null && (n.role !== "client" || n.knows[target.server]);
-    gateway.follow(target.server !== null && known ? { role: target.server, address: target.server } : null);
+    gateway.follow(target.server !== null && known ? { role: target.server, address: this.world.addressOf(target.server) } : null);
+  }
+
+  /** Each machine's network key (a generation number; all start on 1). Heartbeats are sealed with pair keys and do not depend on it. */
+  readonly #keys = new Map<string, number>();
+
+  keyOf(name: string): number {
+    return this.#keys.get(name) ?? 1;
+  }
+
+  /** A new network key saved on a machine: from now on it dials and answers with it (open connections keep theirs). */
+  setKey(name: string, key: number): void {
+    this.world.log(`NETWORK KEY ${key} on ${name}`);
+    this.#keys.set(name, key);
   }
 
   #publish(n: SimNode, m: Machine): void {

@@ -72,22 +72,31 @@ export type Accept<F> = (end: WireEnd<F>) => WireEvents<F> | null;
 
 export class SimWire<F> {
   readonly #conns = new Set<WireConnection<F>>();
+  /** Dials refused because the two machines hold different network keys. */
+  keyRefusals = 0;
 
   constructor(
     readonly world: World,
     readonly rng: Rng,
     /** What a machine listening at `to` accepts (null: nothing runs there that takes it). */
     readonly listening: (to: SimNode) => Accept<F> | null,
+    /** Whether two machines hold the same network key (the handshake needs it). */
+    readonly sameKey: (a: SimNode, b: SimNode) => boolean,
   ) {}
 
   /**
-   * Dials `to` from `from`; `done` gets the dialer's end (and `events` its handlers) a round trip
-   * later, or null if no process answers (dead, cut off, or not listening).
+   * Dials the machine at `address` from `from`; `done` gets the dialer's end (and `events` its handlers)
+   * a round trip later, or null if no process answers (dead, cut off, not listening, another network key).
    */
-  dial(from: SimNode, to: string, events: (end: WireEnd<F>) => WireEvents<F>, done: (end: WireEnd<F> | null) => void): void {
+  dial(from: SimNode, address: string, events: (end: WireEnd<F>) => WireEvents<F>, done: (end: WireEnd<F> | null) => void): void {
     const w = this.world;
+    const to = w.nameAt(address) ?? address;
     const target = w.nodes.get(to);
     const fail = (after: number) => w.postAt(from.name, w.now() + after, from.inc, () => done(null));
+    if (target?.state && !this.sameKey(from, target)) {
+      this.keyRefusals += 1;
+      return fail(2 * w.latency());
+    }
     if (!target?.state) return fail(2 * w.latency());
     if (w.linkState(from.name, to).cut || w.linkState(to, from.name).cut) return fail(w.cfg.timings.heartbeatMs);
     const party = (node: SimNode): Party<F> => ({ node, inc: node.inc, events: null, closed: false, inbound: [], pumping: false });

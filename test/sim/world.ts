@@ -397,6 +397,24 @@ export class World {
     this.#receive(n, { kind: "linkBroken", peer });
   }
 
+  /** Each machine's host address: its name, unless a family gives it another (IPv6). */
+  readonly addresses = new Map<string, string>();
+
+  addressOf(name: string): string {
+    return this.addresses.get(name) ?? name;
+  }
+
+  endpointOf(name: string): Endpoint {
+    return { host: this.addressOf(name), port: 0 };
+  }
+
+  /** The machine at `host`, or null. */
+  nameAt(host: string): string | null {
+    if (this.addresses.size === 0) return host;
+    for (const [name, address] of this.addresses) if (address === host) return name;
+    return this.addresses.has(host) ? null : host;
+  }
+
   /** One draw of the healthy network's one-way latency. */
   latency(): number {
     return this.#latency();
@@ -415,7 +433,7 @@ export class World {
     const inc = n.inc;
     this.machinery?.started(n);
     const mine = (): boolean => n.inc === inc;
-    const servers = { main: n.knows.main || n.role === "backup" ? endpoint("main") : null, backup: n.knows.backup || n.role === "main" ? endpoint("backup") : null };
+    const servers = { main: n.knows.main || n.role === "backup" ? this.endpointOf("main") : null, backup: n.knows.backup || n.role === "main" ? this.endpointOf("backup") : null };
     n.runner = new FailoverRunner({
       role: n.role,
       id: n.name,
@@ -513,7 +531,7 @@ export class World {
     switch (msg.kind) {
       case "beat":
         this.#replaying = msg.replayed;
-        this.#call(n, (r) => r.onHeartbeat(msg.hb, endpoint(msg.from), msg.sealedBy));
+        this.#call(n, (r) => r.onHeartbeat(msg.hb, this.endpointOf(msg.from), msg.sealedBy));
         this.#replaying = false;
         return;
       case "linkBroken":
@@ -530,7 +548,7 @@ export class World {
         this.#call(n, (r) => r.feed(msg.event));
         return;
       case "setServers":
-        this.#call(n, (r) => r.setServers({ main: msg.main ? endpoint("main") : null, backup: msg.backup ? endpoint("backup") : null }));
+        this.#call(n, (r) => r.setServers({ main: msg.main ? this.endpointOf("main") : null, backup: msg.backup ? this.endpointOf("backup") : null }));
         return;
       case "run":
         if (msg.inc === n.inc) msg.run();
@@ -590,8 +608,10 @@ export class World {
     });
   }
 
-  #transmit(from: SimNode, to: string, hb: Heartbeat): void {
+  #transmit(from: SimNode, host: string, hb: Heartbeat): void {
     this.sent.push({ t: this.now(), hb });
+    const to = this.nameAt(host);
+    if (to === null) return;
     this.#transmitMsg(from, to, { kind: "beat", from: from.name, hb, replayed: false, sealedBy: from.name });
   }
 
@@ -620,6 +640,4 @@ export class World {
 /** The rogue key holder's machine id and address (it runs no runner: test/sim/schedules.ts rogue()). */
 export const ROGUE = "rogue";
 
-function endpoint(name: string): Endpoint {
-  return { host: name, port: 0 };
-}
+
