@@ -13,6 +13,7 @@
  *                connections (heartbeats are sealed with pair keys and still
  *                flow). Must cause no failover, and the Data Hub delivers once
  *                all share the key.
+ *  readd-backup  the backup removed on the main and added again (readdBackup).
  */
 import type { Rng } from "./prng.ts";
 import type { SimHub } from "./sim-hub.ts";
@@ -50,5 +51,33 @@ export function networkKey(world: World, hub: SimHub, rng: Rng, w: Window): void
         world.restart(who);
       });
     }
+  }
+}
+
+/**
+ * readd-backup: the operator removes the backup on the main and adds it again
+ * (once or twice), and now and then the main dies after the new pairing: the
+ * backup must copy again and take over (the issue's "syncing 0 % for good").
+ */
+export function readdBackup(world: World, rng: Rng, w: Window): void {
+  const { failoverTimeoutMs: T } = world.cfg.timings;
+  const add = (label: string) => {
+    const m = world.node("main");
+    const up = !world.linkState("main", "backup").cut && !world.linkState("backup", "main").cut && !!world.node("backup").state;
+    // The operator tries again until the exchange goes through (the add answers in plain words when it fails).
+    if (!m.state || !up) return world.at(world.now() + T, `${label}, tried again`, () => add(label));
+    world.pair();
+  };
+  let t = w.from + rng.int(0, T);
+  for (let round = 0; round < 2 && t < w.stopAt - 4 * T; round++) {
+    world.at(t, "remove the backup", () => world.removeBackup());
+    const addAt = t + rng.int(T / 2, 3 * T);
+    world.at(addAt, "add the backup again", () => add("add the backup again"));
+    if (rng.chance(0.5)) {
+      const crashAt = addAt + rng.int(0, 3 * T);
+      world.at(crashAt, "crash main", () => !world.faultsStopped && world.crash("main"));
+      if (rng.chance(0.5)) world.at(crashAt + rng.int(T, 3 * T), "restart main", () => !world.faultsStopped && world.restart("main"));
+    }
+    t = addAt + rng.int(2 * T, 4 * T);
   }
 }

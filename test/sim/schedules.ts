@@ -31,7 +31,7 @@ import { ROGUE, type World } from "./world.ts";
 
 export type Family = "chaos" | "rejoin-split" | "blip" | "witness" | "late-client" | "new-backup" | "replay" | "isolate-main" | "outage-restart" | "rogue" | MachineFamily;
 /** families-machine.ts */
-export type MachineFamily = "ipv6" | "resave-storm" | "network-key";
+export type MachineFamily = "ipv6" | "resave-storm" | "network-key" | "readd-backup";
 export type RogueMode = "alone" | "crash-main" | "chaos";
 
 export const CLIENTS = ["c1", "c2", "c3"] as const;

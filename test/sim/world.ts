@@ -303,6 +303,27 @@ export class World {
     else recordOnMain();
   }
 
+  /**
+   * The operator removes the backup on the main's Machines panel: the main tells the backup over /pair
+   * (both drop the pairing), then forgets it; with the two unable to talk, it fails and nothing changes.
+   */
+  removeBackup(): void {
+    const main = this.node("main");
+    const backup = this.node("backup");
+    if (!main.state || main.frozen) return;
+    const up = !!backup.state && !backup.frozen && !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
+    if (!up) return this.log("REMOVE BACKUP fails: the main cannot reach it");
+    this.log("REMOVE BACKUP on the main");
+    this.pairingWanted = false;
+    this.removingBackup = true;
+    this.#deliverTo(backup, { kind: "event", event: { type: "unpaired" } });
+    this.#deliverTo(main, { kind: "event", event: { type: "unpaired" } });
+    this.removingBackup = false;
+  }
+
+  /** True while the operator's removal of the backup runs (the checker allows the pairing to go then). */
+  removingBackup = false;
+
   /** A machine's settings are saved again unchanged (the setup pages' Connect with nothing changed). */
   resave(name: string): void {
     const n = this.node(name);
