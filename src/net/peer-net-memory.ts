@@ -12,6 +12,8 @@
  * - `cut`: frames wait until the link heals (TCP sends them again); a cut
  *   that outlasts `breakAfterMs` breaks the connection, and a dial across it fails;
  * - `delayMs`: each frame is late by up to that much (order kept);
+ * - `loss`: the chance a frame's segment is lost and sent again, a
+ *   retransmission timeout late (order kept: TCP);
  * - `drop`: the chance a frame is lost, which breaks the connection as a
  *   stream that cannot resend it would;
  * - `duplicate`: the chance a frame is delivered twice (a faulty middlebox),
@@ -29,7 +31,7 @@ import type { AuthenticatedPeer } from "./channel.ts";
 import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
 
 /** Faults on one direction between two hosts; all off by default. */
-export type MemoryLink = { cut: boolean; delayMs: number; drop: number; duplicate: number };
+export type MemoryLink = { cut: boolean; delayMs: number; loss: number; drop: number; duplicate: number };
 
 export type MemoryNetworkOptions = {
   clock: Clock;
@@ -39,6 +41,12 @@ export type MemoryNetworkOptions = {
   random: () => number;
   /** How long a cut may hold a frame before the connection breaks (TCP giving up). Default 5 s. */
   breakAfterMs?: number;
+  /** How long a dial across a cut waits before it fails. Default `breakAfterMs`. */
+  connectTimeoutMs?: number;
+  /** A retransmission timeout: how late a lost segment arrives, ms (drawn per loss). Default 200 to 800. */
+  retransmitMs?: () => number;
+  /** The faults between two hosts, when the caller keeps them (a simulator's own link table); else the network keeps its own. */
+  links?: (from: string, to: string) => MemoryLink;
   /** A network key's fingerprint, for the mismatch message (core/keys.ts fingerprint in production-like tests). */
   fingerprint: (networkKey: Uint8Array) => string;
 };
@@ -109,28 +117,40 @@ class End implements SecureConnection {
   }
 }
 
-type Connection = { broken: boolean; readonly path: PeerPath; dialer: End | null; listener: End | null };
+type Connection = {
+  broken: boolean;
+  readonly path: PeerPath;
+  dialer: End | null;
+  listener: End | null;
+  /** While the handshake runs: fails the dial (the listener died or the network broke it meanwhile). */
+  failDial: (() => void) | null;
+};
 
 export class MemoryNetwork {
   readonly #links = new Map<string, MemoryLink>();
   readonly #machines = new Map<string, MemoryPeerNet>();
   readonly breakAfterMs: number;
+  readonly connectTimeoutMs: number;
+  /** Dials refused because the two machines hold different network keys. */
+  keyRefusals = 0;
 
   constructor(readonly options: MemoryNetworkOptions) {
     this.breakAfterMs = options.breakAfterMs ?? 5_000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? this.breakAfterMs;
   }
 
   /** The faults from host `from` to host `to` (addresses' host parts), to read or change. */
   link(from: string, to: string): MemoryLink {
+    if (this.options.links) return this.options.links(from, to);
     const key = `${from}\u0000${to}`;
     let l = this.#links.get(key);
-    if (!l) this.#links.set(key, (l = { cut: false, delayMs: 0, drop: 0, duplicate: 0 }));
+    if (!l) this.#links.set(key, (l = { cut: false, delayMs: 0, loss: 0, drop: 0, duplicate: 0 }));
     return l;
   }
 
   /** Every fault off: links heal (frames held by a cut go on). */
   heal(): void {
-    for (const l of this.#links.values()) Object.assign(l, { cut: false, delayMs: 0, drop: 0, duplicate: 0 });
+    for (const l of this.#links.values()) Object.assign(l, { cut: false, delayMs: 0, loss: 0, drop: 0, duplicate: 0 });
   }
 
   /** A machine joins at `machine.at`; one at the same address is replaced (a restart). */
@@ -161,6 +181,7 @@ export class MemoryNetwork {
     if (l.drop > 0 && random() < l.drop) return null;
     let at = clock.now() + latencyMs();
     if (l.delayMs > 0) at += Math.floor(random() * (l.delayMs + 1));
+    if (l.loss > 0 && random() < l.loss) at += this.options.retransmitMs?.() ?? 200 + Math.floor(random() * 600);
     return Math.max(at, after);
   }
 
@@ -172,9 +193,8 @@ export class MemoryNetwork {
     if (at === null) return this.breakConnection(end.conn);
     const now = this.options.clock.now();
     to.inbound.push({ kind, payload, reason, at, sentAt: now });
-    if (kind !== "close" && this.link(end.owner.machine.at.host, to.owner.machine.at.host).duplicate > 0 && this.options.random() < this.link(end.owner.machine.at.host, to.owner.machine.at.host).duplicate) {
-      to.inbound.push({ kind, payload, reason, at, sentAt: now });
-    }
+    const duplicate = this.link(end.owner.machine.at.host, to.owner.machine.at.host).duplicate;
+    if (kind !== "close" && duplicate > 0 && this.options.random() < duplicate) to.inbound.push({ kind, payload, reason, at, sentAt: now });
     this.pump(to);
   }
 
@@ -221,6 +241,9 @@ export class MemoryNetwork {
   breakConnection(conn: Connection): void {
     if (conn.broken) return;
     conn.broken = true;
+    const failDial = conn.failDial;
+    conn.failDial = null;
+    if (failDial && conn.dialer && !conn.dialer.owner.stopped) conn.dialer.owner.machine.timers.after(this.options.latencyMs(), failDial);
     for (const end of [conn.dialer, conn.listener]) {
       if (!end || end.done) continue;
       end.done = true;
@@ -246,49 +269,67 @@ export class MemoryPeerNet implements PeerNet {
   }
 
   dial(to: HostPort, path: PeerPath, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
+    return new Promise<SecureConnection>((resolve, reject) => this.connect(to, path, events, (result) => (result instanceof Error ? reject(result) : resolve(result))));
+  }
+
+  /**
+   * `dial` with its answer through a callback, on this machine's timers: a simulator that runs
+   * its event queue without yielding to the promise jobs uses this; `done` runs once.
+   */
+  connect(to: HostPort, path: PeerPath, events: (connection: SecureConnection) => ConnectionEvents, done: (result: SecureConnection | Error) => void): void {
     const net = this.network;
     const address = formatHostPort(to);
-    return new Promise<SecureConnection>((resolve, reject) => {
-      const fail = (error: Error, afterMs: number) => this.machine.timers.after(afterMs, () => reject(error));
-      if (this.stopped) return reject(new HandshakeFailed(address, `${address} cannot be reached: this machine's peer port is stopped.`));
-      const target = net.listenerAt(to);
-      const there = net.link(this.machine.at.host, to.host);
-      const back = net.link(to.host, this.machine.at.host);
-      if (target === null) return fail(new HandshakeFailed(address, `Nothing answers at ${address}.`), 2 * net.options.latencyMs());
-      if (there.cut || back.cut) return fail(new HandshakeFailed(address, `${address} does not answer (timed out).`), net.breakAfterMs);
-      if (!sameKey(target.machine.networkKey, this.machine.networkKey)) {
-        const { fingerprint } = net.options;
-        return fail(new NetworkKeyMismatch(address, fingerprint(target.machine.networkKey), fingerprint(this.machine.networkKey)), 2 * net.options.latencyMs());
-      }
-      const conn: Connection = { broken: false, path, dialer: null, listener: null };
-      const dialer = new End(this, conn, { machineId: target.machine.machineId, publicKey: target.machine.publicKey, address });
-      const listener = new End(target, conn, { machineId: this.machine.machineId, publicKey: this.machine.publicKey, address: this.address });
-      dialer.other = listener;
-      listener.other = dialer;
-      conn.dialer = dialer;
-      conn.listener = listener;
-      this.#connections.add(conn);
-      target.#connections.add(conn);
-      // The handshake: the listener learns of it a trip from now, the dialer a trip after that.
-      const lost = () => this.machine.timers.after(net.options.latencyMs(), () => reject(new HandshakeFailed(address, `${address} closed the connection during the handshake.`)));
-      target.machine.timers.after(net.options.latencyMs(), () => {
-        if (conn.broken || target.stopped) return lost();
-        const service = target.#services.get(path);
-        if (!service) {
-          listener.close(NO_SERVICE, `No service on ${path} here.`);
-          this.machine.timers.after(net.options.latencyMs(), () => {
-            if (dialer.events === null) reject(new HandshakeFailed(address, `${address} offers nothing on ${path}.`));
-          });
-          return;
-        }
-        listener.events = service.accept(listener);
-        net.pump(listener);
+    let settled = false;
+    const settle = (result: SecureConnection | Error) => {
+      if (settled) return;
+      settled = true;
+      conn.failDial = null;
+      done(result);
+    };
+    const resolve = (c: SecureConnection) => settle(c);
+    const reject = (e: Error) => settle(e);
+    // Declared before any early return reads it through settle.
+    const conn: Connection = { broken: false, path, dialer: null, listener: null, failDial: null };
+    const fail = (error: Error, afterMs: number): void => void this.machine.timers.after(afterMs, () => reject(error));
+    if (this.stopped) return reject(new HandshakeFailed(address, `${address} cannot be reached: this machine's peer port is stopped.`));
+    const target = net.listenerAt(to);
+    const there = net.link(this.machine.at.host, to.host);
+    const back = net.link(to.host, this.machine.at.host);
+    if (target === null) return fail(new HandshakeFailed(address, `Nothing answers at ${address}.`), 2 * net.options.latencyMs());
+    if (there.cut || back.cut) return fail(new HandshakeFailed(address, `${address} does not answer (timed out).`), net.connectTimeoutMs);
+    if (!sameKey(target.machine.networkKey, this.machine.networkKey)) {
+      net.keyRefusals += 1;
+      const { fingerprint } = net.options;
+      return fail(new NetworkKeyMismatch(address, fingerprint(target.machine.networkKey), fingerprint(this.machine.networkKey)), 2 * net.options.latencyMs());
+    }
+    conn.failDial = () => reject(new HandshakeFailed(address, `${address} closed the connection during the handshake.`));
+    const dialer = new End(this, conn, { machineId: target.machine.machineId, publicKey: target.machine.publicKey, address });
+    const listener = new End(target, conn, { machineId: this.machine.machineId, publicKey: this.machine.publicKey, address: this.address });
+    dialer.other = listener;
+    listener.other = dialer;
+    conn.dialer = dialer;
+    conn.listener = listener;
+    this.#connections.add(conn);
+    target.#connections.add(conn);
+    // The handshake: the listener learns of it a trip from now, the dialer a trip after that.
+    const lost = () => this.machine.timers.after(net.options.latencyMs(), () => reject(new HandshakeFailed(address, `${address} closed the connection during the handshake.`)));
+    target.machine.timers.after(net.options.latencyMs(), () => {
+      if (conn.broken || target.stopped) return lost();
+      const service = target.#services.get(path);
+      if (!service) {
+        listener.close(NO_SERVICE, `No service on ${path} here.`);
         this.machine.timers.after(net.options.latencyMs(), () => {
-          if (conn.broken || dialer.done) return reject(new HandshakeFailed(address, `${address} closed the connection during the handshake.`));
-          dialer.events = events(dialer);
-          resolve(dialer);
-          net.pump(dialer);
+          if (dialer.events === null) reject(new HandshakeFailed(address, `${address} offers nothing on ${path}.`));
         });
+        return;
+      }
+      listener.events = service.accept(listener);
+      net.pump(listener);
+      this.machine.timers.after(net.options.latencyMs(), () => {
+        if (conn.broken || dialer.done) return reject(new HandshakeFailed(address, `${address} closed the connection during the handshake.`));
+        dialer.events = events(dialer);
+        resolve(dialer);
+        net.pump(dialer);
       });
     });
   }

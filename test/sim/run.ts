@@ -227,7 +227,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
     seed, family, failback, timings, violations, convergenceMs, boundMs: bound,
     maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
     maxUnavailableMs: checker.maxUnavailableMs,
-    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.wire.keyRefusals },
+    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.net.keyRefusals },
     trace: world.trace,
   };
 }

@@ -2,8 +2,9 @@
  * The Data Hub in the simulator, with the objects a machine runs: each
  * server's `HubCore`, each machine's `HubUplink` (its acked-writes resend,
  * replay and de-duplication) behind an app gateway, and local apps that
- * publish and subscribe through it. Frames travel on sim-wire.ts
- * connections with the links' faults. The runner's startServing /
+ * publish and subscribe through it. Frames travel, encoded as on the wire,
+ * over the library's in-memory peer port (src/net/peer-net-memory.ts) with
+ * the world's links' faults. The runner's startServing /
  * stopServing / uplink effects drive them as peer-runtime.ts does.
  *
  * The wiring around the pure objects is copied from src (they import Bun
@@ -32,7 +33,10 @@ import { HubCore, type Fanout } from "../../src/hub/hub-core.ts";
 import type { ServerRole } from "../../src/core/failover/index.ts";
 import type { UplinkTarget } from "../../src/core/routing.ts";
 import { Rng } from "./prng.ts";
-import { SimWire, type WireEnd, type WireEvents } from "./sim-wire.ts";
+import { encodeFrame } from "../../src/hub/frames.ts";
+import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
+import type { Timers } from "../../src/core/clock.ts";
+import type { ConnectionEvents, SecureConnection } from "../../src/net/secure-socket.ts";
 import type { Machinery, SimNode, World } from "./world.ts";
 
 /** app-gateway.ts RECONNECT_MS and PING_MS; hub-service's presence and trim period. */
@@ -41,18 +45,23 @@ const PING_MS = 1000;
 const PRESENCE_MS = 1000;
 const PUBLISHERS: readonly string[] = ["c1", "main", "backup"];
 
-type HubFrame = ToHubFrame | FromHubFrame;
+const text = new TextEncoder();
+const decoder = new TextDecoder();
+const encode = (frame: ToHubFrame | FromHubFrame, json?: string): Uint8Array => text.encode(json ?? encodeFrame(frame));
+const decode = (payload: Uint8Array): unknown => JSON.parse(decoder.decode(payload));
+/** A network key per generation number (the network-key family saves a new one). */
+const keyBytes = (generation: number): Uint8Array => new Uint8Array(32).fill(generation);
 
-/** services/hub-service.ts HubService, on the simulated wire. */
+/** services/hub-service.ts HubService, on the in-memory peer port. */
 class SimHubServer {
-  readonly #conns = new Map<string, WireEnd<HubFrame>>();
+  readonly #conns = new Map<string, SecureConnection>();
   readonly #local = new Map<string, (frame: FromHubFrame) => void>();
   #nextId = 0;
 
   constructor(
     readonly core: HubCore,
-    /** The ledger hears each subscription a hub takes (from which machine's incarnation). */
-    readonly subscribed: (node: string, inc: number) => void,
+    /** The ledger hears each subscription a hub takes (from which machine). */
+    readonly subscribed: (node: string) => void,
   ) {}
 
   startServing(epoch: number): void {
@@ -62,20 +71,21 @@ class SimHubServer {
 
   stopServing(): void {
     this.core.setWritable(false);
-    for (const end of this.#conns.values()) end.close();
+    for (const c of this.#conns.values()) c.close(1001, "This server is no longer active.");
     for (const id of [...this.#local.keys()]) {
       this.#local.delete(id);
       this.#fanout(this.core.detach(id));
     }
   }
 
-  acceptHub(end: WireEnd<HubFrame>): WireEvents<HubFrame> {
+  acceptHub(c: SecureConnection): ConnectionEvents {
     const id = `c${++this.#nextId}`;
-    this.#conns.set(id, end);
-    this.core.attach(id, (frame) => end.send(frame));
+    this.#conns.set(id, c);
+    this.core.attach(id, (frame) => c.send(encode(frame)));
     return {
-      message: (frame) => {
-        if (frame.type === "sub") this.subscribed(end.peerName, end.peerInc);
+      message: (payload) => {
+        const frame = decode(payload);
+        if ((frame as { type?: unknown }).type === "sub") this.subscribed(c.peer.machineId);
         this.#fanout(this.core.receive(id, frame));
       },
       close: () => {
@@ -92,7 +102,7 @@ class SimHubServer {
     return {
       send: (frame) => {
         if (!this.#local.has(id)) return;
-        if (frame.type === "sub") this.subscribed(node.name, node.inc);
+        if (frame.type === "sub") this.subscribed(node.name);
         this.#fanout(this.core.receive(id, frame));
       },
       close: () => {
@@ -108,10 +118,12 @@ class SimHubServer {
   }
 
   #fanout(fanouts: Fanout[]): void {
-    for (const { frame, to } of fanouts) {
+    for (const { frame, to, text: json } of fanouts) {
+      let bytes: Uint8Array | null = null;
       for (const id of to) {
         this.#local.get(id)?.(frame);
-        this.#conns.get(id)?.send(frame);
+        const c = this.#conns.get(id);
+        if (c) c.send((bytes ??= encode(frame, json)));
       }
     }
   }
@@ -119,12 +131,12 @@ class SimHubServer {
 
 type GatewayTarget = { role: ServerRole; address: string } | { role: "self" };
 
-/** services/app-gateway.ts AppGateway, on the simulated wire. */
+/** services/app-gateway.ts AppGateway, on the in-memory peer port. */
 class SimGateway {
   readonly uplink: HubUplink;
   #target: GatewayTarget | null = null;
   #server: { close(): void } | null = null;
-  #remote: WireEnd<HubFrame> | null = null;
+  #remote: SecureConnection | null = null;
   /** The pending retry (its token: a cleared timer must not fire, as clearTimeout guarantees). */
   #retry: object | null = null;
   #attempt = 0;
@@ -162,13 +174,15 @@ class SimGateway {
       this.uplink.attachServer((frame) => link.send(frame));
       return;
     }
-    this.sim.wire.dial(
-      this.node,
-      target.address,
+    const peer = this.sim.peerOf(this.node);
+    if (!peer) return;
+    peer.connect(
+      { host: target.address, port: 0 },
+      "/hub",
       (end) => ({
-        message: (frame) => {
+        message: (payload) => {
           if (this.#remote !== end) return;
-          this.uplink.onFrameFromServer(frame, world.now());
+          this.uplink.onFrameFromServer(decode(payload), world.now());
           if (this.uplink.needsReattach) this.#reconnect(target, attempt, end);
         },
         close: () => {
@@ -182,24 +196,24 @@ class SimGateway {
         },
       }),
       (end) => {
-        if (end === null) {
+        if (end instanceof Error) {
           if (attempt === this.#attempt) this.#scheduleRetry(target, attempt);
           return;
         }
-        if (attempt !== this.#attempt) return end.close();
+        if (attempt !== this.#attempt) return end.close(1001, "Following another server now.");
         this.#server = this.#remote = end;
         this.sim.linkChanged(this.node, true);
-        this.uplink.attachServer((frame) => end.send(frame));
+        this.uplink.attachServer((frame, json) => end.send(encode(frame, json)));
         world.log(`${this.node.name}: hub link up to ${target.address}`);
       },
     );
   }
 
-  #reconnect(target: GatewayTarget, attempt: number, end: WireEnd<HubFrame>): void {
+  #reconnect(target: GatewayTarget, attempt: number, end: SecureConnection): void {
     this.#server = this.#remote = null;
     this.sim.linkChanged(this.node, false);
     this.uplink.detachServer();
-    end.close();
+    end.close(1001, "Writes were refused as not active; reconnecting.");
     this.sim.world.log(`${this.node.name}: hub refused writes as not active; reconnecting`);
     this.#scheduleRetry(target, attempt);
   }
@@ -264,7 +278,8 @@ type Machine = {
 };
 
 export class SimHub implements Machinery {
-  readonly wire: SimWire<HubFrame>;
+  readonly net: MemoryNetwork;
+  readonly #peers = new Map<string, MemoryPeerNet>();
   readonly servers = new Map<string, SimHubServer>();
   readonly #machines = new Map<string, Machine>();
   readonly #published = new Map<string, Published>();
@@ -285,23 +300,68 @@ export class SimHub implements Machinery {
     seed: number,
   ) {
     this.#rng = new Rng(seed ^ 0x5bd1e995);
-    this.wire = new SimWire(
-      world,
-      this.#rng,
-      (to) => {
-        const hub = this.servers.get(to.name);
-        return hub ? (end) => hub.acceptHub(end) : null;
+    const rng = this.#rng;
+    const { heartbeatMs: h } = world.cfg.timings;
+    this.net = new MemoryNetwork({
+      clock: world.clock,
+      latencyMs: () => world.latency(),
+      random: () => rng.next(),
+      // A connect across a cut gives up within two heartbeats (the gateway then retries), so a healed link is used soon.
+      connectTimeoutMs: 2 * h,
+      retransmitMs: () => rng.int(h, 4 * h),
+      fingerprint: (key) => `key-${key[0]}`,
+      // The world's links, as the checker reads them.
+      links: (from, to) => {
+        const l = world.linkState(world.nameAt(from) ?? from, world.nameAt(to) ?? to);
+        return { cut: l.cut, delayMs: l.extraDelay, loss: l.loss, drop: 0, duplicate: 0 };
       },
-      (a, b) => this.keyOf(a.name) === this.keyOf(b.name),
-    );
+    });
+  }
+
+  /** This machine's peer port (null while it is down). */
+  peerOf(n: SimNode): MemoryPeerNet | null {
+    return this.#peers.get(n.name) ?? null;
+  }
+
+  /** A machine's timers on the world's queue: held while it is frozen, gone with its incarnation. */
+  #timers(n: SimNode): Timers {
+    const w = this.world;
+    const inc = n.inc;
+    return {
+      after: (ms, run) => {
+        let live = true;
+        w.postAt(n.name, w.now() + ms, inc, () => live && run());
+        return () => void (live = false);
+      },
+      every: (ms, run) => {
+        let live = true;
+        const again = () => {
+          if (!live) return;
+          run();
+          w.postAt(n.name, w.now() + ms, inc, again);
+        };
+        w.postAt(n.name, w.now() + ms, inc, again);
+        return () => void (live = false);
+      },
+    };
   }
 
   started(n: SimNode): void {
     const w = this.world;
     if (n.role !== "client") {
       const core = new HubCore({ epoch: n.disk.epoch, streamId: `${n.name}-${n.inc}` });
-      this.servers.set(n.name, new SimHubServer(core, (node, inc) => this.#subscribed(node, inc)));
+      this.servers.set(n.name, new SimHubServer(core, (node) => this.#subscribed(node)));
     }
+    const peer = this.net.attach({
+      at: { host: w.addressOf(n.name), port: 0 },
+      machineId: n.name,
+      publicKey: new Uint8Array([n.inc]),
+      networkKey: keyBytes(this.keyOf(n.name)),
+      timers: this.#timers(n),
+    });
+    this.#peers.set(n.name, peer);
+    const server = this.servers.get(n.name);
+    if (server) peer.serve({ path: "/hub", accept: (c) => server.acceptHub(c) });
     const origin = `${n.name}.${n.inc}`;
     const sub: Subscriber = { node: n.name, inc: n.inc, established: null, unlinkedSince: w.now(), longUnlinked: [], last: new Map(), got: new Set() };
     this.#subscribers.push(sub);
@@ -339,7 +399,8 @@ export class SimHub implements Machinery {
   }
 
   crashed(n: SimNode): void {
-    this.wire.crashed(n);
+    this.#peers.get(n.name)?.crash();
+    this.#peers.delete(n.name);
     this.servers.delete(n.name);
     this.#machines.delete(n.name);
   }
@@ -372,6 +433,7 @@ export class SimHub implements Machinery {
   setKey(name: string, key: number): void {
     this.world.log(`NETWORK KEY ${key} on ${name}`);
     this.#keys.set(name, key);
+    this.#peers.get(name)?.setNetworkKey(keyBytes(key));
   }
 
   #publish(n: SimNode, m: Machine): void {
@@ -420,9 +482,9 @@ export class SimHub implements Machinery {
     return ackedRetentionMs(this.world.cfg.timings);
   }
 
-  #subscribed(node: string, inc: number): void {
+  #subscribed(node: string): void {
     const m = this.#machines.get(node);
-    if (m && m.inc === inc && m.sub.established === null) m.sub.established = this.world.now();
+    if (m && m.sub.established === null) m.sub.established = this.world.now();
   }
 
   #fail(what: string): void {

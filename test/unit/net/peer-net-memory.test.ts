@@ -244,6 +244,19 @@ describe("the in-memory peer port", () => {
     expect(await dialError(s, a, { host: "10.0.0.2", port: 7400 })).toBeInstanceOf(HandshakeFailed);
   });
 
+  test("a dial on its way when the machine it calls dies fails (the simulator found it waiting for good)", async () => {
+    const { s, machine } = world();
+    const a = machine("10.0.0.1");
+    const b = machine("10.0.0.2");
+    echo(b);
+    const box: { error: Error | null } = { error: null };
+    a.dial({ host: "10.0.0.2", port: 7400 }, "/hub", () => ({ message() {}, close() {} })).catch((e) => (box.error = e as Error));
+    b.crash();
+    s.held.add("10.0.0.2"); // a dead process's timers never run
+    await s.advance(20);
+    expect(box.error).toBeInstanceOf(HandshakeFailed);
+  });
+
   test("IPv6 addresses work as any other, written in brackets", async () => {
     const { s, machine } = world();
     const a = machine("fd00::1");
