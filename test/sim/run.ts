@@ -34,7 +34,7 @@ export interface SeedResult {
   readonly rogueMode: RogueMode | null;
   readonly untrustedRefused: number;
   /** Data Hub messages the apps published, deliveries to subscribers, and (message, subscriber) pairs DH1 judged or left out. */
-  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number; readonly keyRefusals: number };
+  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number; readonly keyRefusals: number; readonly lanesJudged: number };
   readonly trace: readonly string[] | null;
 }
 
@@ -227,7 +227,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
     seed, family, failback, timings, violations, convergenceMs, boundMs: bound,
     maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
     maxUnavailableMs: checker.maxUnavailableMs,
-    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.net.keyRefusals },
+    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.net.keyRefusals, lanesJudged: hub.lanesJudged },
     trace: world.trace,
   };
 }

@@ -39,7 +39,7 @@ type Inbound =
    */
   | { readonly kind: "beat"; readonly from: string; readonly hb: Heartbeat; readonly replayed: boolean; readonly sealedBy: string | null }
   | { readonly kind: "linkBroken"; readonly peer: ServerRole }
-  | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number }
+  | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number; readonly apply?: () => void }
   | { readonly kind: "event"; readonly event: NodeEvent }
   | { readonly kind: "setServers"; readonly main: boolean; readonly backup: boolean }
   /** Work for one incarnation of the machine (a frame on a connection, a timer of its machinery); dropped if it died since. */
@@ -102,6 +102,12 @@ export interface Machinery {
   startServing(node: SimNode, epoch: number): void;
   stopServing(node: SimNode, epoch: number): void;
   uplink(node: SimNode, target: UplinkTarget): void;
+  /** The active main's own app writes to the Data Hub (its hub lane then moves with the real state). */
+  writeHub(main: SimNode): void;
+  /** One step of the backup's copy of the main's Data Hub state (what HubStateReplication does each period). */
+  copyHub(backup: SimNode, main: SimNode): void;
+  /** The main's catch-up: the backup's answer now; what the main applies when it reads it. */
+  catchUpHub(main: SimNode, backup: SimNode): () => void;
 }
 
 /** Hooks the invariant checker plugs in. `effect` runs before the runner executes it. */
@@ -340,6 +346,7 @@ export class World {
     const m = this.node("main");
     if (!m.state || m.serving === null) return;
     const l = m.disk.lanes;
+    if (lane === "hub" && this.machinery) return this.machinery.writeHub(m);
     m.disk.lanes = lane === "hub" ? { ...l, hubEpoch: m.serving, hubSeq: l.hubSeq + 1 } : { ...l, logId: "log-1", logSeq: l.logSeq + 1 };
   }
 
@@ -561,6 +568,7 @@ export class World {
         return;
       case "catchUp":
         if (msg.inc !== n.inc) return;
+        if (msg.ok) msg.apply?.();
         if (msg.ok) n.caughtUp = true;
         else n.copyFailingSince ??= this.now();
         this.#call(n, () => msg.done(msg.ok));
@@ -591,6 +599,8 @@ export class World {
     const step = this.net.int(1, 6);
     const logSeq = own.logId === heads.logId ? Math.min(heads.logSeq, own.logSeq + step) : Math.min(heads.logSeq, step);
     n.disk.lanes = { hubEpoch: heads.hubEpoch, hubSeq: heads.hubSeq, logId: heads.logId, logSeq };
+    // With the machinery, the Data Hub lane is the real state: copied as HubStateReplication copies it.
+    if (this.machinery) this.machinery.copyHub(n, m);
     if (!n.disk.pairing.hubCopied) this.#call(n, (r) => r.feed({ type: "syncDone" }));
   }
 
@@ -625,7 +635,8 @@ export class World {
     this.at(this.now() + delay, "catch-up ends", () => {
       const b = this.nodes.get("backup");
       const ok = !!b?.state && !b.frozen && !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
-      if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc });
+      const apply = ok && b ? this.machinery?.catchUpHub(main, b) : undefined;
+      if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc, apply });
     });
   }
 
