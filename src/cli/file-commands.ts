@@ -14,7 +14,8 @@ import { RemoteError } from "../net/rpc.ts";
 import type { ShowFileClient } from "../services/show-file-client.ts";
 import { headResult, logResult, type LogEntry } from "../services/show-file-protocol.ts";
 import { ensureFolder, ShowFolder } from "../services/show-folder/show-folder.ts";
-import { connectShowFiles, pushFolder, receivePull, type FolderPushed } from "../services/show-folder/show-transfer.ts";
+import { describeKept } from "../services/show-folder/pull-placement.ts";
+import { conflictAdvice, connectShowFiles, pushFolder, receivePull, type FolderPushed } from "../services/show-folder/show-transfer.ts";
 import type { ProgressFor } from "../services/show-folder/transfer-progress.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { DEFAULT_NODE, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
@@ -32,6 +33,9 @@ export const FILE_HELP: Record<FileCommandName, string> = {
 Brings DIR (made if missing) up to the server's latest revision of the show file.
 Files you changed since the last pull or push are never overwritten: if the
 server changed them too, the pull is refused, names them, and writes nothing.
+A file you save while the pull runs is kept too: the server's version is saved
+beside it (NAME.from-revision-N), the pull names it and exits 1, and DIR stays
+at its revision until you pull again.
 A pull cut short (a dropped link, Ctrl-C) goes on where it stopped when run again.
 DIR/.understudy/ records the revision DIR is at; leave it alone.
 
@@ -140,8 +144,13 @@ async function withFiles(options: Record<string, unknown>, direct: boolean, body
 async function pull(files: ShowFileClient, folder: ShowFolder, out: Output): Promise<number> {
   // The folder is made only once the server answered: a failed first pull leaves no empty folder behind.
   const applied = await receivePull(files, folder, folder.base, { prepare: () => ensureFolder(folder.dir), progressFor: bar("Pulling") });
-  out(`${folder.dir} is at revision ${applied.head} (${plural(applied.written.length + applied.deleted.length, "file")} changed)\n`);
-  return 0;
+  const changed = plural(applied.written.length + applied.deleted.length, "file");
+  if (applied.kept.length === 0) {
+    out(`${folder.dir} is at revision ${applied.head} (${changed} changed)\n`);
+    return 0;
+  }
+  out(`${folder.dir} pulled revision ${applied.head} in part (${changed} changed). ${describeKept(applied.kept, applied.head, applied.base)}\n`);
+  return 1;
 }
 
 /**
@@ -185,13 +194,7 @@ async function push(files: ShowFileClient, folder: ShowFolder, message: string, 
   try {
     result = await pushFolder(files, folder, { message, author }, { progressFor: bar("Pushing"), pullProgressFor: bar("Pulling") });
   } catch (error) {
-    if (error instanceof RemoteError && error.code === "PUSH_CONFLICT") {
-      throw new AppError(
-        error.code,
-        `${error.message} Pull first: move your copies of those files out of ${folder.dir}, run "understudy pull ${folder.dir}", put your changes back into the pulled files, and push again.`,
-        { status: error.status, cause: error },
-      );
-    }
+    if (error instanceof RemoteError && error.code === "PUSH_CONFLICT") throw new AppError(error.code, conflictAdvice(error.message, `run "understudy pull ${folder.dir}"`), { status: error.status, cause: error });
     throw error;
   }
   if (result === null) {
@@ -201,7 +204,9 @@ async function push(files: ShowFileClient, folder: ShowFolder, message: string, 
   const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
   out(`Pushed revision ${result.rev} (${plural(result.files, "file")}); ${backup}\n`);
   if (result.caughtUp) {
-    out(`Also pulled ${plural(result.caughtUp.files, "file")} changed by others since revision ${result.caughtUp.since}; ${folder.dir} is at revision ${result.caughtUp.head}\n`);
+    const { files: pulled, since, head, base, kept } = result.caughtUp;
+    out(`Also pulled ${plural(pulled, "file")} changed by others since revision ${since}; ${folder.dir} is at revision ${base}${head === base ? "" : ` (of ${head})`}\n`);
+    if (kept.length > 0) out(`${describeKept(kept, head, base)}\n`);
   }
   return 0;
 }

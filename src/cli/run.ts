@@ -5,7 +5,8 @@ import { CONFIG_KEYS, envName, flagName, type ConfigKey } from "../core/config.t
 import { createLogger, type LogFormat } from "../log.ts";
 import { MachineNode } from "../machine/machine-node.ts";
 import { vendorPublicKey } from "../vendor-key.ts";
-import { parseCommand, type Options } from "./args.ts";
+import { showFolderFlagProblem } from "../services/show-folder/show-folder-setting.ts";
+import { parseCommand, UsageError, type Options } from "./args.ts";
 
 /** Settings that are never flags: a password on the command line shows in every process list. */
 const NOT_FLAGS: ReadonlySet<ConfigKey> = new Set(["uiPassword", "mqttPassword"]);
@@ -65,6 +66,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (typeof value === "string") flags[key] = value;
   }
   const env = process.env;
+  // A system folder (or a link into one) named as the show folder stops the start; one saved in config.json only shows on the page.
+  const [pinnedBy, pinned] = flags.showFolder !== undefined ? ["--show-folder", flags.showFolder] : [envName("showFolder"), env[envName("showFolder")]];
+  const pinnedProblem = pinned === undefined || pinned === "" || pinned === "none" ? null : showFolderFlagProblem(pinned);
+  if (pinnedProblem !== null) throw new UsageError(`understudy run: ${pinnedBy}: ${pinnedProblem}`);
   const dataDir = typeof values.data === "string" ? values.data : defaultDataDir(env);
   let format: LogFormat = flags.log === "json" || (flags.log === undefined && env[envName("log")] === "json") ? "json" : "pretty";
   const log = createLogger(() => format);

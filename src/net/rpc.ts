@@ -7,7 +7,7 @@
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
 import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
-import { decodeWireJson } from "../core/wire-json.ts";
+import { decodeWireJson, readWireJson } from "../core/wire-json.ts";
 
 export const MAX_RPC_FRAME_BYTES = 16 * 1024 * 1024;
 
@@ -76,7 +76,15 @@ export class RpcClient {
   events(): ConnectionEvents {
     return {
       message: (payload) => {
-        const answer = answerSchema.safeParse(parseFrame(payload));
+        let frame: unknown;
+        try {
+          frame = readWireJson(payload, { maxBytes: MAX_RPC_FRAME_BYTES });
+        } catch (error) {
+          // An answer too big (or not JSON) cannot be matched to its call: end them all now, saying why, rather than let each wait out its deadline.
+          this.fail(`${this.connection?.peer.address ?? "The other side"} sent an answer this machine cannot read: ${(error as Error).message}`);
+          return;
+        }
+        const answer = answerSchema.safeParse(frame);
         if (!answer.success) return;
         const pending = this.waiting.get(answer.data.id);
         if (!pending) return;
@@ -85,15 +93,23 @@ export class RpcClient {
         if ("error" in answer.data) pending.reject(new RemoteError(answer.data.error.code, answer.data.error.message, answer.data.error.status));
         else pending.resolve(answer.data.result);
       },
-      close: (reason) => {
-        this.closedReason = reason;
-        for (const [id, pending] of this.waiting) {
-          clearTimeout(pending.timer);
-          pending.reject(new AppError("CONNECTION_LOST", `The connection closed before the answer came (${reason}).`, { status: 503 }));
-          this.waiting.delete(id);
-        }
-      },
+      close: (reason) => this.rejectAll(reason),
     };
+  }
+
+  /** Closes the connection for `reason` and fails every call waiting on it. */
+  private fail(reason: string): void {
+    this.rejectAll(reason);
+    this.connection?.close(4002, reason.slice(0, 120));
+  }
+
+  private rejectAll(reason: string): void {
+    this.closedReason ??= reason;
+    for (const [id, pending] of this.waiting) {
+      clearTimeout(pending.timer);
+      pending.reject(new AppError("CONNECTION_LOST", `The connection closed before the answer came (${reason}).`, { status: 503 }));
+      this.waiting.delete(id);
+    }
   }
 
   attach(connection: SecureConnection): this {

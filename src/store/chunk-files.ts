@@ -44,7 +44,7 @@ export class ChunkFiles {
    * by an earlier crash (content-addressed, so the same bytes). On any error the temp file is gone.
    */
   write(hash: string, data: Uint8Array): void {
-    this.writeDurable(hash, data);
+    this.marked(() => this.writeDurable(hash, data));
   }
 
   /**
@@ -53,6 +53,10 @@ export class ChunkFiles {
    * read, and indexed only once durable. On any error the file is gone.
    */
   writeUnsynced(hash: string, data: Uint8Array): void {
+    this.marked(() => this.writeUnsyncedNow(hash, data));
+  }
+
+  private writeUnsyncedNow(hash: string, data: Uint8Array): void {
     const path = this.pathOf(hash);
     this.ensureShard(dirname(path));
     const fd = fs.openSync(path, "w", 0o644);
@@ -68,6 +72,10 @@ export class ChunkFiles {
 
   /** Makes chunk files written by `writeUnsynced` durable: each file, then each of their folders once. */
   sync(hashes: Iterable<string>): void {
+    this.marked(() => this.syncNow(hashes));
+  }
+
+  private syncNow(hashes: Iterable<string>): void {
     const shards = new Set<string>();
     for (const hash of hashes) {
       const path = this.pathOf(hash);
@@ -86,7 +94,13 @@ export class ChunkFiles {
    * `writeUnsynced` on the runtime's I/O threads: a pushed show file of gigabytes is written
    * without holding up heartbeats or the Data Hub on the main thread. On any error the temp file is gone.
    */
-  async writeUnsyncedAsync(hash: string, data: Uint8Array): Promise<void> {
+  writeUnsyncedAsync(hash: string, data: Uint8Array): Promise<void> {
+    return this.writeUnsyncedLater(hash, data).catch((error: unknown) => {
+      throw this.mark(error);
+    });
+  }
+
+  private async writeUnsyncedLater(hash: string, data: Uint8Array): Promise<void> {
     const path = this.pathOf(hash);
     this.ensureShard(dirname(path));
     // Straight to its name, no temp file and rename: the file is content-addressed, checked on
@@ -101,7 +115,13 @@ export class ChunkFiles {
   }
 
   /** `sync` on the runtime's I/O threads, a few files at a time. */
-  async syncAsync(hashes: Iterable<string>): Promise<void> {
+  syncAsync(hashes: Iterable<string>): Promise<void> {
+    return this.syncLater(hashes).catch((error: unknown) => {
+      throw this.mark(error);
+    });
+  }
+
+  private async syncLater(hashes: Iterable<string>): Promise<void> {
     const shards = new Set<string>();
     const paths = [...hashes].map((hash) => this.pathOf(hash));
     for (let i = 0; i < paths.length; i += SYNC_PARALLEL) {
@@ -145,6 +165,20 @@ export class ChunkFiles {
   /** Removes a chunk file that was never indexed (a group whose flush failed). */
   remove(hash: string): void {
     fs.rmSync(this.pathOf(hash), { force: true });
+  }
+
+  /** Runs `write`; an error it throws names this folder, so a full disk names the chunk folder, not the database (store-errors.ts DiskFull). */
+  private marked<T>(write: () => T): T {
+    try {
+      return write();
+    } catch (error) {
+      throw this.mark(error);
+    }
+  }
+
+  private mark(error: unknown): unknown {
+    if (error !== null && typeof error === "object" && !("chunkFolder" in error)) Object.assign(error, { chunkFolder: this.dir });
+    return error;
   }
 
   private writeDurable(hash: string, data: Uint8Array): void {

@@ -17,6 +17,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { InvalidInput } from "../core/errors.ts";
+import { manifestProblem } from "../core/show-manifest.ts";
 import { ShowPathCollision, findShowPathCollisions, validateShowPath } from "../core/show-paths.ts";
 import { ASSET_CHUNK_BYTES } from "./asset-tables.ts";
 import { fileHashOfChunks } from "./content-hash.ts";
@@ -103,7 +104,7 @@ export class ShowFileStore {
   push(request: PushRequest): PushResult {
     const { base, changes, message, author, pushId = null } = request;
     checkPushShape(request);
-    return writeTransaction(this.db, `the push of ${changes.length} file(s)`, () => {
+    return writeTransaction(this.db, `the push of ${changes.length === 1 ? "1 file" : `${changes.length} files`}`, () => {
       if (pushId !== null) {
         const earlier = this.tables.revisionByPushId(pushId);
         if (earlier) return { rev: earlier.rev, seq: earlier.logSeq, duplicate: true };
@@ -230,10 +231,12 @@ function checkPushShape(request: PushRequest): void {
   if (pushId !== undefined && (pushId.length === 0 || pushId.length > MAX_PUSH_ID_CHARS)) {
     throw new InvalidInput(`A push id must be 1 to ${MAX_PUSH_ID_CHARS} characters.`, "pushId");
   }
-  const seen = new Set<string>();
-  for (const change of changes) {
-    validateShowPath(change.path);
-    if (seen.has(change.path)) throw new InvalidInput(`${JSON.stringify(change.path)} appears twice in one push. Nothing was written.`, change.path);
-    seen.add(change.path);
-  }
+  for (const change of changes) validateShowPath(change.path);
+  // The same check a puller makes of what it is sent (core/show-manifest.ts), before any database work.
+  const problem = manifestProblem(
+    changes.map((c) => ("chunks" in c ? { path: c.path, size: c.size, chunks: c.chunks } : { path: c.path })),
+    ASSET_CHUNK_BYTES,
+    "push",
+  );
+  if (problem !== undefined) throw new InvalidInput(`${problem.problem}. Nothing was written.`, problem.path);
 }

@@ -6,6 +6,7 @@
 import { AppError } from "../core/errors.ts";
 
 const list = (paths: readonly string[]) => paths.map((p) => JSON.stringify(p)).join(", ");
+const count = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** A push whose base is stale for some of its paths: someone else changed them first. */
 export class PushConflict extends AppError {
@@ -67,15 +68,22 @@ export class CorruptChunk extends AppError {
   }
 }
 
-/** SQLITE_FULL or ENOSPC: the disk (or the database's size limit) is full. The transaction was rolled back. */
+/**
+ * SQLITE_FULL or ENOSPC: the disk (or the database's size limit) is full. The transaction was rolled back.
+ * Names what filled: the chunk folder when a chunk file's write failed (chunk-files.ts marks those), else the database.
+ */
 export class DiskFull extends AppError {
+  readonly filled: string;
   constructor(what: string, databaseFile: string, cause: unknown) {
+    const filled = (cause as { chunkFolder?: unknown } | null)?.chunkFolder;
+    const where = typeof filled === "string" ? filled : databaseFile;
     super(
       "DISK_FULL",
-      `The disk holding ${databaseFile} is full, so ${what} was not saved (nothing of it was written). Free space on that disk, then try again; everything saved before is intact.`,
+      `The disk holding ${where} is full, so ${what} could not be saved (nothing of it was written). Free space on that disk, then try again; everything saved before is intact.`,
       { status: 507, cause },
     );
     this.name = "DiskFull";
+    this.filled = where;
   }
 }
 
@@ -113,7 +121,7 @@ export class UploadIncomplete extends AppError {
   readonly missing: readonly number[];
   constructor(id: string, missing: readonly number[]) {
     const shown = missing.slice(0, 10).join(", ") + (missing.length > 10 ? ", ..." : "");
-    super("UPLOAD_INCOMPLETE", `Upload ${id} is missing ${missing.length} chunk(s) (${shown}). Send them, then commit again.`, { status: 409 });
+    super("UPLOAD_INCOMPLETE", `Upload ${id} is missing ${count(missing.length, "chunk")} (${shown}). Send them, then commit again.`, { status: 409 });
     this.name = "UploadIncomplete";
     this.missing = missing;
   }
@@ -153,7 +161,7 @@ export class ChunksMissing extends AppError {
 export class PushChunksMissing extends AppError {
   readonly missing: readonly string[];
   constructor(path: string, missing: readonly string[]) {
-    super("CHUNKS_MISSING", `The push names ${missing.length} piece(s) of ${JSON.stringify(path)} the main server does not have. Nothing was written; push again (it sends what is missing).`, { status: 409 });
+    super("CHUNKS_MISSING", `The push names ${count(missing.length, "piece")} of ${JSON.stringify(path)} the main server does not have. Nothing was written; push again (it sends what is missing).`, { status: 409 });
     this.name = "PushChunksMissing";
     this.missing = missing;
   }

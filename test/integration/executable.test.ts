@@ -3,7 +3,7 @@
  * node_modules and no Bun on PATH, as an installer would copy it to a kiosk.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { executable } from "../support/executable.ts";
 import { devLicenseText } from "../support/licenses.ts";
@@ -122,5 +122,20 @@ describe("the executable alone in an empty folder", () => {
     const { code, err } = run(["run", "--role", "main", "--data", tempDir(), "--discovery", "off", "--ui-listen", "127.0.0.1:0"]);
     expect(code).toBe(2);
     expect(err).toContain("Main server needs a");
+  });
+
+  test("a system folder as the show folder, also through a link, exits 2 with one line saying why", () => {
+    const link = join(tempDir(), "show");
+    symlinkSync("/etc", link);
+    for (const [folderFlag, says] of [
+      ["/etc", "/etc is a system folder"],
+      [link, `${link} leads to /etc, a system folder`],
+      ["/proc/self", "/proc/self leads to /proc/"],
+    ] as const) {
+      const { code, err } = run(["run", "--data", tempDir(), "--discovery", "off", "--ui-listen", "127.0.0.1:0", "--show-folder", folderFlag]);
+      expect(code).toBe(2);
+      expect(err).toStartWith(`understudy run: --show-folder: ${says}`);
+      expect(err.trimEnd().split("\n")).toHaveLength(1);
+    }
   });
 });

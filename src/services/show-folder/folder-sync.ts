@@ -26,7 +26,8 @@ import { headResult, logResult, type LogEntry } from "../show-file-protocol.ts";
 import { FileHashCache } from "./file-hash-cache.ts";
 import { ShowFolder, type LocalChange } from "./show-folder.ts";
 import { showFolderProblem } from "./show-folder-setting.ts";
-import { connectShowFiles, pushFolder, receivePull } from "./show-transfer.ts";
+import { describeKept } from "./pull-placement.ts";
+import { conflictAdvice, connectShowFiles, pushFolder, receivePull } from "./show-transfer.ts";
 import type { ProgressFor } from "./transfer-progress.ts";
 
 export const FOLDER_SYNC_TICK_MS = 1000;
@@ -41,7 +42,7 @@ const TICK_CALL_MS = 5000;
 /** An Auto-Pull that failed for a reason other than the folder itself is tried again after this long. */
 export const AUTO_PULL_RETRY_MS = 10_000;
 /** Refusals about the folder's own files: Auto-Pull waits for the next revision, as `pull --watch` does. */
-const FOLDER_REFUSALS: ReadonlySet<string> = new Set(["LOCAL_CHANGES_IN_THE_WAY", "PULL_TARGET_BLOCKED", "INVALID_SHOW_PATH", "SHOW_FOLDER_STATE_DAMAGED"]);
+const FOLDER_REFUSALS: ReadonlySet<string> = new Set(["LOCAL_CHANGES_IN_THE_WAY", "PULL_TARGET_BLOCKED", "INVALID_SHOW_PATH", "SHOW_FOLDER_STATE_DAMAGED", "PULL_LIST_REFUSED", "SHOW_PATH_COLLISION"]);
 
 export type SyncJob = { kind: "push" | "pull"; auto: boolean; stage: string; done: number; total: number };
 export type SyncOutcome = { ok: boolean; message: string };
@@ -85,6 +86,8 @@ export type FolderSyncOptions = {
   /** Wall-clock ms, the clock file times are in. */
   now: () => number;
   log: Logger;
+  /** Called just before each pulled file is put in place (tests land an operator's edit there). */
+  beforePlace?: (path: string) => void | Promise<void>;
 };
 
 const EMPTY: FolderSyncView = {
@@ -199,15 +202,15 @@ export class FolderSync {
         { message: comment, author: this.options.author() },
         { warn: () => {}, cache: this.hashes(folder.dir), progressFor: progress("Sending"), pullProgressFor: progress("Pulling changes by others") },
       ).catch((error: unknown) => {
-        if (error instanceof RemoteError && error.code === "PUSH_CONFLICT") {
-          throw new AppError(error.code, `${error.message} Pull first: move your copies of those files out of the folder, press Pull, put your changes back, and push again.`, { status: 409, cause: error });
-        }
+        if (error instanceof RemoteError && error.code === "PUSH_CONFLICT") throw new AppError(error.code, conflictAdvice(error.message, "press Pull"), { status: 409, cause: error });
         throw error;
       });
-      if (result === null) return `Nothing to push: no file in the folder changed since revision ${folder.base}.`;
+      if (result === null) return { ok: true, message: `Nothing to push: no file in the folder changed since revision ${folder.base}.` };
       const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
-      const others = result.caughtUp ? ` Also pulled ${plural(result.caughtUp.files, "file")} changed by others.` : "";
-      return `Pushed revision ${result.rev} (${plural(result.files, "file")}); ${backup}.${others}`;
+      const caughtUp = result.caughtUp;
+      const others = caughtUp ? ` Also pulled ${plural(caughtUp.files, "file")} changed by others.` : "";
+      const kept = caughtUp ? describeKept(caughtUp.kept, caughtUp.head, caughtUp.base) : "";
+      return { ok: kept === "", message: `Pushed revision ${result.rev} (${plural(result.files, "file")}); ${backup}.${others}${kept === "" ? "" : ` ${kept}`}` };
     });
   }
 
@@ -215,8 +218,10 @@ export class FolderSync {
   startPull(auto = false): void {
     const folder = this.ready();
     this.run({ kind: "pull", auto, stage: "Asking for changes", done: 0, total: 0 }, async (files, progress) => {
-      const applied = await receivePull(files, folder, folder.base, { progressFor: progress("Receiving") });
-      return `Pulled revision ${applied.head}: ${plural(applied.written.length + applied.deleted.length, "file")} changed.`;
+      const applied = await receivePull(files, folder, folder.base, { progressFor: progress("Receiving"), beforePlace: this.options.beforePlace });
+      const changed = plural(applied.written.length + applied.deleted.length, "file");
+      if (applied.kept.length === 0) return { ok: true, message: `Pulled revision ${applied.head}: ${changed} changed.` };
+      return { ok: false, message: `Pulled revision ${applied.head} in part: ${changed} changed. ${describeKept(applied.kept, applied.head, applied.base)}` };
     });
   }
 
@@ -232,7 +237,7 @@ export class FolderSync {
     return ShowFolder.open(folder);
   }
 
-  private run(job: SyncJob, work: (files: ShowFileClient, progress: (stage: string) => ProgressFor) => Promise<string>): void {
+  private run(job: SyncJob, work: (files: ShowFileClient, progress: (stage: string) => ProgressFor) => Promise<SyncOutcome>): void {
     const node = this.options.node()!;
     this.update({ job, outcome: null });
     const progress =
@@ -252,7 +257,7 @@ export class FolderSync {
         // Straight to the main when this node only forwards, as the command line does: one hop per chunk.
         const files = await connectShowFiles(node.address, node.secure, true);
         try {
-          outcome = { ok: true, message: await work(files, progress) };
+          outcome = await work(files, progress);
         } finally {
           files.close();
         }
@@ -279,7 +284,8 @@ export class FolderSync {
   private autoPull(): void {
     const v = this.current;
     if (!v.autoPull || v.folder === null || v.problem !== null || v.head === null || v.base === null) return;
-    if (v.head <= v.base || this.autoTriedAt === v.head || v.unreachable !== null || this.options.readOnly()) return;
+    // A head below the base is one the server does not know this folder by: the pull heals it (show-transfer.ts).
+    if (v.head === v.base || this.autoTriedAt === v.head || v.unreachable !== null || this.options.readOnly()) return;
     if (this.options.now() < this.autoRetryAt) return;
     this.autoTriedAt = v.head;
     try {

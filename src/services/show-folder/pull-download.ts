@@ -1,8 +1,11 @@
 /**
  * The writing half of a pull (`understudy pull`, the Synced storage panel): fetches the chunks of every file to
  * write, a window at a time across files (so a thousand small files are not a
- * thousand round trips), checks each chunk's hash, and writes each file to
- * DIR/.understudy/incoming/<hash> before renaming it into place.
+ * thousand round trips), checks each chunk's hash and length, and writes each
+ * file to DIR/.understudy/incoming/<hash of its path> before handing it to
+ * `place` (pull-placement.ts), which puts it where it belongs or beside the
+ * operator's edit. Incoming files are named by path, not content: two paths of
+ * the same content (two empty files) are two downloads.
  *
  * Resumable: a pull cut short leaves its finished files in place (the next pull
  * finds them matching and skips them) and the file it was writing in incoming/;
@@ -10,7 +13,7 @@
  * the rest. A multi-gigabyte pull into an empty folder survives a dropped link.
  */
 import { open } from "node:fs/promises";
-import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AppError } from "../../core/errors.ts";
 import { InFlight } from "../asset-protocol.ts";
@@ -27,11 +30,17 @@ const PLACE_BATCH = 64;
 /** Files fsync'd at once. */
 const SYNC_PARALLEL = 16;
 
-/** One file to write: where, its size and chunks, and its content hash (names its incoming file). */
+/** One file to write: where, its size and chunks, and its content hash. */
 export type FileToWrite = { readonly path: string; readonly size: number; readonly chunks: readonly string[]; readonly hash: string };
 
 /** Fetches one chunk by hash (the caller's connection); its bytes are checked here. */
 export type ChunkFetcher = (hash: string) => Promise<Uint8Array>;
+
+/** Puts the finished, durable download at `from` in place for `file` (or beside it). */
+export type Placer = (file: FileToWrite, from: string) => Promise<void>;
+
+/** The incoming file's name for `path`: one per path, so equal contents never share one. */
+export const incomingName = (path: string): string => sha256Hex(new TextEncoder().encode(path));
 
 /** A chunk the server sent does not match its hash: nothing of it is written. */
 export class PulledChunkDamaged extends AppError {
@@ -41,21 +50,23 @@ export class PulledChunkDamaged extends AppError {
   }
 }
 
-/** Writes `files` into `dir` (whose bookkeeping folder is `stateDir`); returns when all are in place. */
-export async function downloadFiles(dir: string, stateDir: string, files: readonly FileToWrite[], fetch: ChunkFetcher, progressFor: ProgressFor = () => null): Promise<void> {
+/** Downloads `files` for `dir` (whose bookkeeping folder is `stateDir`) and hands each to `place`; returns when all are placed. */
+export async function downloadFiles(dir: string, stateDir: string, files: readonly FileToWrite[], fetch: ChunkFetcher, place: Placer, progressFor: ProgressFor = () => null): Promise<void> {
   const incoming = join(dir, stateDir, INCOMING_DIR);
   mkdirSync(incoming, { recursive: true });
   const progress = files.length === 0 ? null : progressFor(files.reduce((n, f) => n + f.size, 0));
   const jobs = files.map((file) => ({ file, fd: -1, from: 0 }));
   for (const job of jobs) {
-    job.from = await resumePoint(join(incoming, job.file.hash), job.file);
+    job.from = await resumePoint(join(incoming, incomingName(job.file.path)), job.file);
     progress?.skip(Math.min(job.file.size, job.from * CHUNK_BYTES));
   }
   const fetches = new InFlight<{ job: (typeof jobs)[number]; idx: number; bytes: Uint8Array }>(PULL_WINDOW);
   const write = ({ job, idx, bytes }: { job: (typeof jobs)[number]; idx: number; bytes: Uint8Array }) => {
     const { file } = job;
-    if (sha256Hex(bytes) !== file.chunks[idx]) throw new PulledChunkDamaged(file.path, file.chunks[idx]!);
-    if (job.fd < 0) job.fd = openSync(join(incoming, file.hash), job.from === 0 ? "w" : "r+");
+    // Every chunk is 1 MiB but the last: a short one would leave a hole the file's hash never covered.
+    const length = Math.min(CHUNK_BYTES, file.size - idx * CHUNK_BYTES);
+    if (bytes.length !== length || sha256Hex(bytes) !== file.chunks[idx]) throw new PulledChunkDamaged(file.path, file.chunks[idx]!);
+    if (job.fd < 0) job.fd = openSync(join(incoming, incomingName(file.path)), job.from === 0 ? "w" : "r+");
     for (let off = 0; off < bytes.length; ) off += writeSync(job.fd, bytes, off, bytes.length - off, idx * CHUNK_BYTES + off);
     progress?.advance(bytes.length);
     if (idx === file.chunks.length - 1) finish(job);
@@ -63,21 +74,20 @@ export async function downloadFiles(dir: string, stateDir: string, files: readon
   // Finished files wait here to be made durable together (a few at a time on the I/O threads), then renamed into place.
   let finished: FileToWrite[] = [];
   const finish = (job: (typeof jobs)[number]) => {
-    const part = join(incoming, job.file.hash);
+    const part = join(incoming, incomingName(job.file.path));
     if (job.fd < 0) job.fd = openSync(part, job.from === 0 ? "w" : "r+");
     ftruncateSync(job.fd, job.file.size);
     closeSync(job.fd);
     job.fd = -1;
     finished.push(job.file);
   };
-  const place = async () => {
+  const placeFinished = async () => {
     const batch = finished;
     finished = [];
-    for (let i = 0; i < batch.length; i += SYNC_PARALLEL) await Promise.all(batch.slice(i, i + SYNC_PARALLEL).map((file) => syncFile(join(incoming, file.hash))));
+    for (let i = 0; i < batch.length; i += SYNC_PARALLEL) await Promise.all(batch.slice(i, i + SYNC_PARALLEL).map((file) => syncFile(join(incoming, incomingName(file.path)))));
     for (const file of batch) {
-      const target = join(dir, file.path);
-      mkdirSync(dirname(target), { recursive: true });
-      renameSync(join(incoming, file.hash), target);
+      mkdirSync(dirname(join(dir, file.path)), { recursive: true });
+      await place(file, join(incoming, incomingName(file.path)));
     }
   };
   try {
@@ -93,25 +103,25 @@ export async function downloadFiles(dir: string, stateDir: string, files: readon
           write(ready);
           await nextTurn();
         }
-        if (finished.length >= PLACE_BATCH) await place();
+        if (finished.length >= PLACE_BATCH) await placeFinished();
       }
     }
     while (fetches.size > 0) {
       write(await fetches.next());
       await nextTurn();
     }
-    await place();
+    await placeFinished();
     progress?.finish();
   } catch (error) {
     progress?.abandon();
     // What was finished is whole and checked: put it in place, so the next pull need not fetch it.
     for (const job of jobs) if (job.fd >= 0) closeSync(job.fd), (job.fd = -1);
-    await place().catch(() => {});
+    await placeFinished().catch(() => {});
     throw error;
   } finally {
     for (const job of jobs) if (job.fd >= 0) closeSync(job.fd);
   }
-  removeStale(incoming, new Set(files.map((f) => f.hash)));
+  removeStale(incoming, new Set(files.map((f) => incomingName(f.path))));
 }
 
 async function syncFile(path: string): Promise<void> {

@@ -2,12 +2,14 @@
  * Which folder may be a machine's show folder: an absolute path of a folder
  * that exists, apart from understudy's own data dir (pushing that would send
  * the machine's keys and database to every machine, and pulling into it would
- * overwrite them).
+ * overwrite them) and the system's own folders, also through a link
+ * (core/system-folders.ts).
  */
 import { realpathSync, statSync } from "node:fs";
 import { relative, isAbsolute, sep } from "node:path";
 import { isAbsolutePath } from "../../core/config.ts";
 import { InvalidInput } from "../../core/errors.ts";
+import { systemFolderReason } from "../../core/system-folders.ts";
 
 /** Refuses `dir` in words the operator can act on (field "folder"); returns it as typed. */
 export function checkShowFolder(dir: string, dataDir: string): string {
@@ -26,6 +28,8 @@ export function showFolderProblem(dir: string, dataDir: string): string | null {
   } catch {
     return `There is no folder ${dir} on this machine: create it, or check the path.`;
   }
+  const system = systemFolderReason(real, dir) ?? systemFolderReason(dir);
+  if (system !== undefined) return system;
   const data = realOrSame(dataDir);
   if (real === data) return `${dir} is understudy's own data folder: choose a folder of show files outside it.`;
   if (inside(real, data)) return `${dir} is inside understudy's own data folder (${dataDir}): choose a folder of show files outside it.`;
@@ -44,4 +48,9 @@ function realOrSame(path: string): string {
   } catch {
     return path;
   }
+}
+
+/** Why the show folder set by a flag cannot be one before the machine starts (a system folder, also through a link), or null; a missing folder is not refused here (a drive not mounted yet). */
+export function showFolderFlagProblem(dir: string): string | null {
+  return systemFolderReason(realOrSame(dir), dir) ?? systemFolderReason(dir) ?? null;
 }

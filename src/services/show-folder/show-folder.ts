@@ -15,20 +15,24 @@
  * file's content address, and only chunks the other side lacks ever travel.
  * Paths matched by `.understudyignore` are neither pushed nor seen as deleted.
  */
-import { lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, type Stats } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { AppError } from "../../core/errors.ts";
+import { manifestProblem } from "../../core/show-manifest.ts";
 import { assertNoShowPathCollisions, InvalidShowPath, SHOW_FOLDER_STATE_NAME, showPathProblem } from "../../core/show-paths.ts";
 import type { PullResult } from "../show-file-protocol.ts";
 import { writeFileAtomic } from "../../store/atomic-file.ts";
 import { SHA256_HEX, fileHashOfChunks } from "../../store/content-hash.ts";
-import { chunkFile, type ChunkedFile } from "./file-chunks.ts";
+import { CHUNK_BYTES, chunkFile, type ChunkedFile } from "./file-chunks.ts";
 import type { FileHashCache } from "./file-hash-cache.ts";
 import { downloadFiles, type ChunkFetcher, type FileToWrite } from "./pull-download.ts";
 import { nextTurn } from "./next-turn.ts";
+import { checkLocal, deleteChecked, lstatOrNull, placeChecked, type CheckedLocal, type KeptFile } from "./pull-placement.ts";
 import { loadIgnoreRule } from "./show-ignore.ts";
 import type { ProgressFor } from "./transfer-progress.ts";
+import { LocalChangesInTheWay, PullListRefused, PullTargetBlocked, ShowFolderStateDamaged } from "./show-folder-errors.ts";
+
+export { LocalChangesInTheWay, PullListRefused, PullTargetBlocked, ShowFolderStateDamaged } from "./show-folder-errors.ts";
 
 /** The folder's own bookkeeping, never scanned, pushed or pulled into. */
 export const STATE_DIR = SHOW_FOLDER_STATE_NAME;
@@ -52,50 +56,16 @@ export type LocalChange = { path: string; kind: "added" | "changed" | "deleted";
 
 const list = (paths: readonly string[]) => paths.map((p) => JSON.stringify(p)).join(", ");
 
-/** state.json does not parse or is not a state this version knows. */
-export class ShowFolderStateDamaged extends AppError {
-  readonly file: string;
-  constructor(file: string, why: string, cause?: unknown) {
-    super(
-      "SHOW_FOLDER_STATE_DAMAGED",
-      `${file} is damaged (${why}), so this folder no longer knows which revision it is at. Delete that file and pull again: files that match the server are kept, and any that differ are listed, never overwritten.`,
-      { status: 500, cause },
-    );
-    this.name = "ShowFolderStateDamaged";
-    this.file = file;
-  }
-}
+/** What applyPull did; `kept`: files the operator changed during the pull, left as they were. */
+export type PullApplied = { base: number; written: string[]; deleted: string[]; kept: KeptFile[] };
 
-/** A pull would overwrite (or delete, or restore) files changed here since the base. Nothing was written. */
-export class LocalChangesInTheWay extends AppError {
-  readonly paths: readonly string[];
-  constructor(dir: string, paths: readonly string[], base: number) {
-    super(
-      "LOCAL_CHANGES_IN_THE_WAY",
-      `Pull refused: ${list(paths)} changed in ${dir} since revision ${base}, and the server has other versions of them. Move your copies out of the folder (or push them first, if nobody else changed them), pull, then bring your changes back and push. Nothing was written.`,
-      { status: 409 },
-    );
-    this.name = "LocalChangesInTheWay";
-    this.paths = paths;
-  }
-}
-
-/** A pulled path would land on a folder or a link, or go through a link, here. Nothing was written. */
-export class PullTargetBlocked extends AppError {
-  readonly path: string;
-  constructor(dir: string, path: string, what: string) {
-    super(
-      "PULL_TARGET_BLOCKED",
-      `Pull refused: the server has a file ${JSON.stringify(path)}, but ${what} in ${dir}. Move it out of the folder and pull again. Nothing was written.`,
-      { status: 409 },
-    );
-    this.name = "PullTargetBlocked";
-    this.path = path;
-  }
-}
-
-/** What applyPull did. */
-export type PullApplied = { base: number; written: string[]; deleted: string[] };
+export type ApplyPullOptions = {
+  progressFor?: ProgressFor;
+  /** The list is every file at the head (a pull from 0): see applyPull. */
+  full?: boolean;
+  /** Called just before each file is checked and put in place or deleted (tests land an edit there). */
+  beforePlace?: (path: string) => void | Promise<void>;
+};
 
 export class ShowFolder {
   private constructor(
@@ -167,49 +137,82 @@ export class ShowFolder {
   }
 
   /**
-   * Writes what the server sent and moves the base to its head. Refuses, before
-   * writing anything: a path that is not a valid show-file path (`..`, absolute,
-   * a drive letter, a backslash) or is in `.understudy`; a path that would go
-   * through a link or land on a folder; a file changed here since the base whose
-   * server version differs from the local one.
+   * Writes what the server sent. Refuses, before writing anything: a list that is not what a main
+   * would send (core/show-manifest.ts); a path that is not a valid show-file path or is in
+   * `.understudy`; a path that would go through a link or land on a folder; a file changed here
+   * since the base whose server version differs from the local one. Each file is looked at again
+   * just before it is put in place: one the operator changed meanwhile is kept, and the incoming
+   * version saved beside it (`kept`, pull-placement.ts). The base moves to the head only when
+   * everything was placed; the files placed are recorded either way (a pull cut short too), so
+   * they never show as the operator's own changes.
+   *
+   * `full`: the list is every file of the head (a pull from 0 because the server does not know
+   * this folder's base); files recorded here but not on the server stop being recorded.
    */
-  async applyPull(result: PullResult, fetch: ChunkFetcher, progressFor?: ProgressFor): Promise<PullApplied> {
-    const incoming = result.changes.map((c) => ({ path: checkedPath(c.path), content: "deleted" in c ? null : { size: c.size, chunks: c.chunks } }));
+  async applyPull(result: PullResult, fetch: ChunkFetcher, options: ApplyPullOptions = {}): Promise<PullApplied> {
+    const { full = false, beforePlace } = options;
+    const incoming = checkedPullList(result).map((c) => ({ path: c.path, content: "deleted" in c ? null : { size: c.size, chunks: c.chunks } }));
     assertNoShowPathCollisions(incoming.filter((c) => c.content !== null).map((c) => c.path));
     const deleting = new Set(incoming.filter((c) => c.content === null).map((c) => c.path));
     const plan = [];
     for (const change of incoming) {
       this.checkAncestors(change.path, change.content !== null, deleting);
-      plan.push({ ...change, theirs: change.content === null ? null : fileHashOfChunks(change.content.chunks), local: await this.localHash(change.path) });
+      plan.push({ ...change, theirs: change.content === null ? null : fileHashOfChunks(change.content.chunks), local: await checkLocal(this.dir, change.path, Date.now) });
     }
-    const blocked = plan.find((step) => step.content !== null && step.local === "other");
+    const blocked = plan.find((step) => step.content !== null && step.local.hash === "other");
     if (blocked) throw new PullTargetBlocked(this.dir, blocked.path, "it is a folder or a link");
-    const inTheWay = plan.filter((step) => step.local !== "other" && step.local !== (this.state.files[step.path] ?? null) && step.local !== step.theirs);
+    // A file moved out of the folder is brought back: that loses nothing, and it is how the refusal's advice goes on.
+    const inTheWay = plan.filter((step) => step.local.hash !== "other" && step.local.hash !== null && step.local.hash !== (this.state.files[step.path] ?? null) && step.local.hash !== step.theirs);
     if (inTheWay.length > 0) throw new LocalChangesInTheWay(this.dir, inTheWay.map((step) => step.path).sort(), this.state.base);
 
-    const files = { ...this.state.files };
+    const files: Record<string, string> = full ? {} : { ...this.state.files };
     const written: string[] = [];
     const deleted: string[] = [];
-    // Deletions first: a file may give way to a folder of the same name.
-    for (const step of plan) {
-      if (step.theirs !== null) continue;
-      delete files[step.path];
-      if (step.local === null || step.local === "other") continue; // nothing here, or not a show file (left alone)
-      rmSync(join(this.dir, step.path));
-      this.removeEmptyFolders(step.path);
-      deleted.push(step.path);
-    }
+    const kept: KeptFile[] = [];
+    const keep = (path: string, savedAs: string | null) => {
+      kept.push({ path, savedAs });
+      const recorded = this.state.files[path];
+      if (recorded === undefined) delete files[path];
+      else files[path] = recorded;
+    };
+    const checked = new Map<string, CheckedLocal>();
+    const toDelete: string[] = [];
     const toWrite: FileToWrite[] = [];
     for (const step of plan) {
-      if (step.theirs === null || step.content === null) continue;
-      files[step.path] = step.theirs;
-      if (step.local === step.theirs) continue;
-      toWrite.push({ path: step.path, size: step.content.size, chunks: step.content.chunks, hash: step.theirs });
-      written.push(step.path);
+      if (step.theirs === null) {
+        // Nothing here, or not a show file (left alone): no longer recorded. A file is recorded as gone once it is.
+        if (step.local.hash !== null && step.local.hash !== "other") toDelete.push(step.path);
+        else delete files[step.path];
+      } else if (step.local.hash === step.theirs) files[step.path] = step.theirs;
+      else toWrite.push({ path: step.path, size: step.content!.size, chunks: step.content!.chunks, hash: step.theirs });
+      checked.set(step.path, step.local);
     }
-    await downloadFiles(this.dir, STATE_DIR, toWrite, fetch, progressFor);
-    this.record({ version: 1, base: result.head, files });
-    return { base: result.head, written, deleted };
+    const place = async (file: FileToWrite, from: string) => {
+      await beforePlace?.(file.path);
+      const savedAs = await placeChecked(this.dir, STATE_DIR, file.path, from, checked.get(file.path)!, result.head);
+      if (savedAs !== null) return keep(file.path, savedAs);
+      files[file.path] = file.hash;
+      written.push(file.path);
+    };
+    try {
+      // Deletions first: a file may give way to a folder of the same name.
+      for (const path of toDelete) {
+        await beforePlace?.(path);
+        if (!(await deleteChecked(this.dir, path, checked.get(path)!))) {
+          keep(path, null);
+          continue;
+        }
+        delete files[path];
+        this.removeEmptyFolders(path);
+        deleted.push(path);
+      }
+      await downloadFiles(this.dir, STATE_DIR, toWrite, fetch, place, options.progressFor);
+    } finally {
+      // What was placed is recorded even when the pull stops part way; the base moves only when all of it was.
+      const complete = kept.length === 0 && deleted.length === toDelete.length && written.length === toWrite.length;
+      this.record({ version: 1, base: complete ? result.head : full ? 0 : this.state.base, files });
+    }
+    return { base: this.state.base, written, deleted, kept: kept.sort((a, b) => (a.path < b.path ? -1 : 1)) };
   }
 
   /**
@@ -252,14 +255,6 @@ export class ShowFolder {
     return { files, skipped: skipped.sort() };
   }
 
-  /** SHA-256 of the file at `path`, null when there is none, "other" for a folder, link or device. */
-  private async localHash(path: string): Promise<string | null | "other"> {
-    const stats = lstatOrNull(join(this.dir, path));
-    if (stats === null) return null;
-    if (!stats.isFile()) return "other";
-    return (await chunkFile(join(this.dir, path))).hash;
-  }
-
   /** Every folder on the way to `path` must be a real folder here (a link could lead outside). */
   private checkAncestors(path: string, writing: boolean, deleting: ReadonlySet<string>): void {
     const segments = path.split("/");
@@ -285,22 +280,19 @@ export class ShowFolder {
   }
 }
 
-/** A pulled path, refused unless it is a valid show-file path outside `.understudy`. */
-function checkedPath(path: string): string {
-  const problem = showPathProblem(path);
-  if (problem !== undefined) throw new InvalidShowPath(path, problem);
-  if (path.split("/")[0]!.toLowerCase() === STATE_DIR) throw new InvalidShowPath(path, `is inside ${STATE_DIR}, the folder's own bookkeeping`);
-  return path;
-}
-
-function lstatOrNull(path: string): Stats | null {
-  try {
-    return lstatSync(path);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return null;
-    throw error;
+/**
+ * The server's list, refused unless it is what a main would send (the check the main makes of a
+ * push, core/show-manifest.ts): valid paths outside `.understudy`, each once, sizes their chunks
+ * can hold. Checked before a byte is written.
+ */
+function checkedPullList(result: PullResult): PullResult["changes"] {
+  for (const change of result.changes) {
+    const problem = showPathProblem(change.path);
+    if (problem !== undefined) throw new InvalidShowPath(change.path, problem);
   }
+  const problem = manifestProblem(result.changes, CHUNK_BYTES, "pull");
+  if (problem !== undefined) throw new PullListRefused(problem.problem);
+  return result.changes;
 }
 
 /** Makes `dir` if it is missing (pull into a new folder). */

@@ -18,12 +18,16 @@ import { pushTimeoutMs } from "../files-service.ts";
 import { RemoteError } from "../../net/rpc.ts";
 import { connectSecure, type SecureSocketOptions } from "../../net/secure-socket.ts";
 import { ShowFileClient } from "../show-file-client.ts";
-import { MAX_HASHES_PER_CALL, missingResult, pullResult, pushResult, routeResult, type FileChange, type PushParams, type PushResult } from "../show-file-protocol.ts";
+import { MAX_HASHES_PER_CALL, missingResult, pullResult, pushResult, routeResult, type FileChange, type PullResult, type PushParams, type PushResult } from "../show-file-protocol.ts";
 import { INLINE_CHUNK_BYTES } from "../../store/chunk-intake.ts";
 import { CHUNK_BYTES, readChunkAt } from "./file-chunks.ts";
 import type { FileHashCache } from "./file-hash-cache.ts";
 import type { LocalChange, PullApplied, ShowFolder, Warn } from "./show-folder.ts";
+import type { KeptFile } from "./pull-placement.ts";
 import type { ProgressFor } from "./transfer-progress.ts";
+
+/** `files.route` is a quick question: a node that does not answer it soon keeps its own connection (and the next call's deadline says so). */
+const ROUTE_TIMEOUT_MS = 5000;
 
 /** Chunks in flight while pushing: enough to keep the link busy through a forwarding node, 1 MiB each. */
 export const PUSH_WINDOW = 16;
@@ -47,7 +51,7 @@ export async function connectShowFiles(address: string, secure: SecureSocketOpti
   node.attach(await connectSecure(address, "/files", secure, () => node.events()));
   if (!direct) return node;
   try {
-    const { forwardTo } = await node.call("files.route", {}, routeResult);
+    const { forwardTo } = await node.call("files.route", {}, routeResult, ROUTE_TIMEOUT_MS);
     if (forwardTo === null) return node;
     const main = new ShowFileClient();
     main.attach(await connectSecure(forwardTo, "/files", secure, () => main.events()));
@@ -120,16 +124,46 @@ async function sendMissingChunks(files: ShowFileClient, dir: string, changes: re
   }
 }
 
-/** Brings `folder` from its base to the head: the change list, then the chunks it lacks. */
-export async function receivePull(files: ShowFileClient, folder: ShowFolder, since: number, options: { prepare?: () => void; progressFor?: ProgressFor } = {}): Promise<PullApplied & { head: number }> {
-  const result = await files.call("pull", { since }, pullResult, 120_000);
+/** The longest a `pull` answer (the list of changed files, not their bytes) may take. */
+export const PULL_LIST_TIMEOUT_MS = 120_000;
+
+/**
+ * Brings `folder` from its base to the head: the change list, then the chunks it lacks. A base the
+ * server does not know (its show file was made again, or another server answered before) is healed
+ * by a pull of every file from revision 0, which keeps any file changed here as usual.
+ */
+export async function receivePull(
+  files: ShowFileClient,
+  folder: ShowFolder,
+  since: number,
+  options: { prepare?: () => void; progressFor?: ProgressFor; beforePlace?: (path: string) => void | Promise<void> } = {},
+): Promise<PullApplied & { head: number }> {
+  let full = false;
+  let result: PullResult;
+  try {
+    result = await files.call("pull", { since }, pullResult, PULL_LIST_TIMEOUT_MS);
+    if (result.head < since) throw new RemoteError("UNKNOWN_REVISION", `The server is at revision ${result.head}, before this folder's ${since}.`, 404);
+  } catch (error) {
+    if (!(since > 0 && error instanceof RemoteError && error.code === "UNKNOWN_REVISION")) throw error;
+    full = true;
+    result = await files.call("pull", { since: 0 }, pullResult, PULL_LIST_TIMEOUT_MS);
+  }
   options.prepare?.();
-  const applied = await folder.applyPull(result, (hash) => files.readChunk(hash), options.progressFor);
+  const applied = await folder.applyPull(result, (hash) => files.readChunk(hash), { full, progressFor: options.progressFor, beforePlace: options.beforePlace });
   return { ...applied, head: result.head };
 }
 
+/**
+ * A push conflict's facts from the server with one piece of advice, for a folder: the server's
+ * general "Pull, merge …" gives way to the steps that work here (`pull` says how to pull).
+ */
+export function conflictAdvice(serverMessage: string, pull: string): string {
+  const facts = serverMessage.replace(/ Pull, merge your changes into those files, and push again\./, "");
+  return `${facts} To go on: move your copies of those files out of the folder, ${pull}, put your changes back into the pulled files, and push again.`;
+}
+
 /** What a push of a folder did; `caughtUp` when others had pushed meanwhile and their changes were pulled after it. */
-export type FolderPushed = PushResult & { files: number; caughtUp: { files: number; since: number; head: number } | null };
+export type FolderPushed = PushResult & { files: number; caughtUp: { files: number; since: number; head: number; base: number; kept: KeptFile[] } | null };
 
 /**
  * Pushes every change in `folder` since its base as one revision, records it, and pulls what others
@@ -148,5 +182,5 @@ export async function pushFolder(
   const result = await sendPush(files, folder, changes, { base, ...params }, options.progressFor);
   if (folder.recordPush(result.rev, changes)) return { ...result, files: changes.length, caughtUp: null };
   const caughtUp = await receivePull(files, folder, base, { progressFor: options.pullProgressFor });
-  return { ...result, files: changes.length, caughtUp: { files: caughtUp.written.length + caughtUp.deleted.length, since: base, head: caughtUp.head } };
+  return { ...result, files: changes.length, caughtUp: { files: caughtUp.written.length + caughtUp.deleted.length, since: base, head: caughtUp.head, base: caughtUp.base, kept: caughtUp.kept } };
 }

@@ -3,7 +3,7 @@ import { describe, expect, spyOn, test } from "bun:test";
 import type { Database } from "bun:sqlite";
 import { randomFillSync } from "node:crypto";
 import fs, { writeFileSync } from "node:fs";
-import { chunkFilePath } from "../../../src/store/chunk-files.ts";
+import { chunkDirFor, chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import type { PushRequest } from "../../../src/store/show-file-store.ts";
 import { caughtAppError } from "../../support/caught.ts";
@@ -210,8 +210,12 @@ describe("refused pushes write nothing", () => {
     db.run("INSERT INTO chunks (hash, size, data, in_file) VALUES (?, 4, ?, 0)", [stored, bytes("four")]);
     const wrong = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 5, chunks: [stored] }], message: "", author: "a" }));
     expect(wrong.code).toBe("INVALID_INPUT");
-    const notWhole = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 8, chunks: [stored, stored] }], message: "", author: "a" }));
+    const notWhole = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 1024 * 1024 + 4, chunks: [stored, stored] }], message: "", author: "a" }));
     expect(notWhole.message).toContain("not 1 MiB each");
+    // A size its chunks could never hold is refused before the database is asked, as a puller refuses it (core/show-manifest.ts).
+    const misshapen = caught(() => showFile.push({ base: 0, changes: [{ path: "a.bin", size: 2 ** 40, chunks: [] }], message: "", author: "a" }));
+    expect(misshapen.code).toBe("INVALID_INPUT");
+    expect(misshapen.message).toBe(`"a.bin" says it holds ${2 ** 40} bytes, which take 1048576 pieces of 1048576 bytes, but it names 0. Nothing was written.`);
     expect(counts(db).revisions).toBe(0);
     expect(chunkIntake.batch().missing([stored, absent, absent])).toEqual([absent]);
   });
@@ -265,6 +269,8 @@ describe("damage and failures", () => {
     expect(error.status).toBe(507);
     expect(error.message).toContain("Free space");
     expect(error.message).toContain("nothing of it was written");
+    // The chunk folder filled the disk, not the database: the message names what filled it, in a sentence that reads.
+    expect(error.message).toStartWith(`The disk holding ${chunkDirFor(db.filename)} is full, so the push of 1 file could not be saved`);
     expect(counts(db)).toEqual(before);
     expect(showFile.head()).toBe(1);
     expect(showFile.push(push(1, { "b.json": "after space was freed" })).rev).toBe(2);

@@ -6,7 +6,7 @@
  * (Origin, Host, password).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import type { MachineNode } from "../../../src/machine/machine-node.ts";
@@ -57,12 +57,17 @@ describe("the show folder", () => {
     { name: "the data dir", folder: (data) => data, message: "is understudy's own data folder" },
     { name: "inside the data dir", folder: (data) => join(data, "inside"), message: "is inside understudy's own data folder" },
     { name: "a folder holding the data dir", folder: (data) => join(data, ".."), message: "holds understudy's own data folder" },
+    { name: "/etc", folder: () => "/etc", message: "/etc is a system folder, which holds the operating system's own files" },
+    { name: "a link to /etc", folder: (data) => join(data, "etc-link"), message: "etc-link leads to /etc, a system folder" },
+    { name: "/proc/self", folder: () => "/proc/self", message: "inside /proc, a system folder" },
+    { name: "the root of the disk", folder: () => "/", message: "/ is the root of the whole disk" },
   ];
   for (const r of refused) {
     test(`POST /storage/folder refused in words: ${r.name}; what was typed stays, nothing is saved`, async () => {
       const { node: n, dataDir: data } = await node({ role: "server" });
       writeFileSync(join(data, "config-file.txt"), "x");
       mkdirSync(join(data, "inside"));
+      symlinkSync("/etc", join(data, "etc-link"));
       const typed = r.folder(data);
       for (const headers of [htmx, {}]) {
         const response = await formPost(n, "/storage/folder", { folder: typed }, headers);

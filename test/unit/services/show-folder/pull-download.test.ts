@@ -70,7 +70,7 @@ test("chunks that arrive together are written one event-loop turn apart, so the 
   const order: string[] = [];
   const timer = setInterval(() => order.push("timer"), 0);
   try {
-    await ShowFolder.open(dir).applyPull(show.result, show.fetch, () => ({ skip() {}, advance: () => order.push("chunk"), finish() {}, abandon() {} }));
+    await ShowFolder.open(dir).applyPull(show.result, show.fetch, { progressFor: () => ({ skip() {}, advance: () => order.push("chunk"), finish() {}, abandon() {} }) });
   } finally {
     clearInterval(timer);
   }

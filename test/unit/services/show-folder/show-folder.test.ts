@@ -68,7 +68,7 @@ test("a first pull into an empty folder writes the files and records the revisio
   const folder = ShowFolder.open(dir);
   expect(folder.base).toBe(0);
   const applied = await folder.applyPull(pulled(2, { "a.txt": "alpha", "sub/b.txt": "beta" }), fetchServed);
-  expect(applied).toEqual({ base: 2, written: ["a.txt", "sub/b.txt"], deleted: [] });
+  expect(applied).toEqual({ base: 2, written: ["a.txt", "sub/b.txt"], deleted: [], kept: [] });
   expect(contents(dir)).toEqual({ "a.txt": "alpha", "sub/b.txt": "beta" });
   expect(folder.base).toBe(2);
   expect(folder.recorded).toEqual({ "a.txt": sha256Hex(Buffer.from("alpha")), "sub/b.txt": sha256Hex(Buffer.from("beta")) });
@@ -95,7 +95,7 @@ test("a file written back to its base content is not a change", async () => {
 test("a pull deletes what the server deleted and removes folders left empty", async () => {
   const { dir, folder } = await pulledFolder();
   const applied = await folder.applyPull(pulled(3, { "sub/b.txt": null, "a.txt": "alpha 2" }), fetchServed);
-  expect(applied).toEqual({ base: 3, written: ["a.txt"], deleted: ["sub/b.txt"] });
+  expect(applied).toEqual({ base: 3, written: ["a.txt"], deleted: ["sub/b.txt"], kept: [] });
   expect(existsSync(join(dir, "sub"))).toBe(false);
   expect(contents(dir)).toEqual({ "a.txt": "alpha 2" });
   expect(folder.recorded).toEqual({ "a.txt": sha256Hex(Buffer.from("alpha 2")) });
@@ -147,15 +147,25 @@ test("a pulled path through a link is refused: the link could lead outside", asy
 test("a pull never overwrites a file changed here since the base, and writes nothing", async () => {
   const { dir, folder } = await pulledFolder();
   writeFileSync(join(dir, "a.txt"), "my edit");
-  rmSync(join(dir, "sub/b.txt"));
+  writeFileSync(join(dir, "sub/b.txt"), "my beta");
   writeFileSync(join(dir, "c.txt"), "mine too");
   const error = await refusal(() => folder.applyPull(pulled(4, { "a.txt": "their edit", "sub/b.txt": "their beta", "c.txt": "theirs", "d.txt": "new" }), fetchServed));
   expect(error).toBeInstanceOf(LocalChangesInTheWay);
   expect((error as LocalChangesInTheWay).paths).toEqual(["a.txt", "c.txt", "sub/b.txt"]);
   expect(error.message).toContain('"a.txt", "c.txt", "sub/b.txt"');
   expect(error.message).toContain("Move your copies out of the folder");
-  expect(contents(dir)).toEqual({ "a.txt": "my edit", "c.txt": "mine too" });
+  expect(contents(dir)).toEqual({ "a.txt": "my edit", "c.txt": "mine too", "sub/b.txt": "my beta" });
   expect(ShowFolder.open(dir).base).toBe(2);
+});
+
+test("the refusal's advice works: copies moved out of the folder are brought back by the pull, and the base moves", async () => {
+  const { dir, folder } = await pulledFolder();
+  writeFileSync(join(dir, "a.txt"), "my edit");
+  const theirs = pulled(4, { "a.txt": "their edit" });
+  expect(await refusal(() => folder.applyPull(theirs, fetchServed))).toBeInstanceOf(LocalChangesInTheWay);
+  rmSync(join(dir, "a.txt"));
+  expect(await folder.applyPull(theirs, fetchServed)).toEqual({ base: 4, written: ["a.txt"], deleted: [], kept: [] });
+  expect(read(dir, "a.txt")).toBe("their edit");
 });
 
 test("a server deletion of a file changed here is refused too", async () => {
