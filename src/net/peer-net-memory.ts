@@ -1,5 +1,5 @@
 /**
- * The in-memory twin of the peer port (peer-net.ts), as hashicorp/raft ships
+ * The in-memory twin of the peer port (peer-net.ts, docs/design.md §Ports), as hashicorp/raft ships
  * InmemTransport beside its TCP one: the same contract, no sockets, on an
  * injected clock and per-machine timers, so the simulator and unit tests run
  * the production services over it and drive its faults.
