@@ -1,4 +1,7 @@
 /** Structured log lines on stdout: JSON for machines (kiosks, log shippers), pretty for people. */
+import type { Clock } from "./core/clock.ts";
+import { wallClock } from "./net/system-time.ts";
+
 export type LogFormat = "json" | "pretty";
 export type LogFields = Record<string, unknown>;
 
@@ -8,9 +11,9 @@ export interface Logger {
   error(event: string, fields?: LogFields): void;
 }
 
-export function createLogger(format: () => LogFormat, write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+export function createLogger(format: () => LogFormat, write: (line: string) => void = (l) => process.stdout.write(l), clock: Clock = wallClock): Logger {
   const emit = (level: string, event: string, fields: LogFields = {}) => {
-    const time = new Date().toISOString();
+    const time = new Date(clock.now()).toISOString();
     if (format() === "json") {
       write(`${JSON.stringify({ time, level, event, ...fields })}\n`);
       return;

@@ -20,6 +20,7 @@ import type { ProgressFor } from "../services/show-folder/transfer-progress.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { DEFAULT_NODE, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
 import { ProgressBar } from "./progress-bar.ts";
+import { systemTimers } from "../net/system-time.ts";
 
 export type FileCommandName = "pull" | "push" | "log";
 
@@ -179,9 +180,9 @@ async function watch(files: ShowFileClient, folder: ShowFolder, intervalMs: numb
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
+    const cancel = systemTimers.after(ms, done);
     function done() {
-      clearTimeout(timer);
+      cancel();
       signal.removeEventListener("abort", done);
       resolve();
     }

@@ -12,6 +12,7 @@ import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
 import type { SecureConnection } from "../net/secure-socket.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { connectNode, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
+import { pause, systemTimers } from "../net/system-time.ts";
 
 export const HUB_HELP = `Usage:
   understudy sub FILTER [--count N] [--timeout-ms MS]    print one JSON line per message
@@ -129,12 +130,12 @@ async function subscribe(link: AppLink, filter: string, count: number, timeoutMs
   send(link, { type: "sub", filter });
   let seen = 0;
   // A cancellable timer: a pending sleep would keep the process alive after the last message.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = timeoutMs > 0 ? new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs))) : null;
+  let cancel: (() => void) | undefined;
+  const deadline = timeoutMs > 0 ? new Promise<"timeout">((resolve) => (cancel = systemTimers.after(timeoutMs, () => resolve("timeout")))) : null;
   try {
     return await receive();
   } finally {
-    clearTimeout(timer);
+    cancel?.();
   }
 
   async function receive(): Promise<number> {
@@ -182,12 +183,12 @@ async function publish(link: AppLink, topic: string, data: unknown, count: numbe
   /** Resolves at the next ack (or failure); throws when none comes within waitMs. */
   const waitForAck = async () => {
     const before = acked;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancel: (() => void) | undefined;
     const timedOut = await new Promise<boolean>((resolve) => {
       wake = () => resolve(false);
-      timer = setTimeout(() => resolve(true), pace.waitMs);
+      cancel = systemTimers.after(pace.waitMs, () => resolve(true));
     });
-    clearTimeout(timer);
+    cancel?.();
     if (failure) throw failure;
     if (timedOut && acked === before) {
       throw new AppError(
@@ -201,7 +202,7 @@ async function publish(link: AppLink, topic: string, data: unknown, count: numbe
     while (seq - acked > PUB_WINDOW && !failure) await waitForAck();
     if (failure) throw failure;
     send(link, { type: "pub", topic, data, origin, seq });
-    if (pace.intervalMs > 0 && seq < count) await Bun.sleep(pace.intervalMs);
+    if (pace.intervalMs > 0 && seq < count) await pause(pace.intervalMs);
   }
   while (acked < count) await waitForAck();
   return 0;

@@ -4,6 +4,7 @@ import { checkLicenseInForce, LICENSE_TYPE_LABELS, readLicense } from "../core/l
 import { AppError } from "../core/errors.ts";
 import { vendorPublicKey } from "../vendor-key.ts";
 import { parseCommand, UsageError } from "./args.ts";
+import { wallClock } from "../net/system-time.ts";
 
 export const LICENSE_HELP = `Usage: understudy license show FILE
 
@@ -27,7 +28,7 @@ export function licenseCommand(argv: string[]): number {
   const doc = readLicense(readFileSync(file, "utf8"), vendorPublicKey(), file);
   let standing = "valid";
   try {
-    checkLicenseInForce(doc, doc.holder === "*" ? "*" : doc.holder, Date.now());
+    checkLicenseInForce(doc, doc.holder === "*" ? "*" : doc.holder, wallClock.now());
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
     standing = error.message;

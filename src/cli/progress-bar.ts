@@ -4,6 +4,8 @@
  * log file, CI) it stays quiet until the end and prints one plain line, so logs
  * don't fill with carriage returns. Time comes from `now`, so tests are exact.
  */
+import type { Clock } from "../core/clock.ts";
+import { systemClock } from "../net/system-time.ts";
 
 export type ProgressSink = { write(text: string): unknown; isTTY?: boolean; columns?: number };
 
@@ -82,10 +84,10 @@ export class ProgressBar {
     label: string,
     total: number,
     private readonly sink: ProgressSink,
-    private readonly now: () => number = () => performance.now(),
+    private readonly clock: Clock = systemClock,
   ) {
     this.state = { label, done: 0, total, moved: 0, elapsedMs: 0 };
-    this.started = now();
+    this.started = clock.now();
   }
 
   /** Counts bytes that were already there (a resume): progress, but not speed. */
@@ -103,7 +105,7 @@ export class ProgressBar {
 
   /** Ends the bar: a finished terminal line plus the plain summary; the summary alone elsewhere. */
   finish(): void {
-    this.state.elapsedMs = this.now() - this.started;
+    this.state.elapsedMs = this.clock.now() - this.started;
     if (this.sink.isTTY) this.draw(true);
     this.sink.write(`${this.sink.isTTY ? "\n" : ""}${formatFinalLine(this.state)}\n`);
   }
@@ -115,7 +117,7 @@ export class ProgressBar {
 
   private draw(force: boolean): void {
     if (!this.sink.isTTY) return;
-    const now = this.now();
+    const now = this.clock.now();
     if (!force && now - this.lastDraw < REDRAW_MS) return;
     this.lastDraw = now;
     this.state.elapsedMs = now - this.started;

@@ -1,5 +1,5 @@
 /**
- * Whom a backup lets pair with it and unpair it (DESIGN.md "Pairing"): the
+ * Whom a backup lets pair with it and unpair it (docs/design.md §Pairing): the
  * pure rules behind `/pair`, so the service and the simulator's rogue key
  * holder run the same decisions. Who is asking is what the signed peer
  * handshake proved (machine id) and where the connection came from (TCP

@@ -1,5 +1,5 @@
 /**
- * Permission levels of client machines (DESIGN.md "Security"), set on the
+ * Permission levels of client machines (docs/design.md §Security), set on the
  * main's Machines panel: 1 sees only its own items, 2 (the default) sees the
  * others read-only, 3 may edit everything, add or remove the backup and
  * switch back. A server's own pages may do everything.

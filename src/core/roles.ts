@@ -16,7 +16,7 @@ export const ROLE_LABELS: Record<Role, string> = {
   backup: "Backup server",
 };
 
-/** License types that allow each role (DESIGN.md, "Roles and licenses"). */
+/** License types that allow each role (docs/design.md §Roles and licenses). */
 const ROLE_NEEDS: Record<Role, readonly LicenseType[]> = {
   standalone: ["standalone", "client", "server", "server-with-failover"],
   client: ["client", "server", "server-with-failover"],

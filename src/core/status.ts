@@ -8,6 +8,7 @@ import { ROLE_LABELS, ROLES, type Role } from "./roles.ts";
 import { storageStatusSchema } from "./storage-check.ts";
 import { laneLagSchema } from "./lane-lag.ts";
 
+/** The chip's words, one list: the core's chip (failover/status.ts) speaks them, the status carries them, the pages refine them (console-chip.ts). */
 export const CHIP_TEXTS = [
   "Stand-alone",
   "No backup",
@@ -85,7 +86,7 @@ export const machineStatusSchema = z.object({
           localApps: z.number().nullable().optional(),
         }),
       ),
-      /** Servers: the server this one is paired with (DESIGN.md "Pairing"). */
+      /** Servers: the server this one is paired with (docs/design.md §Pairing). */
       pairing: z
         .object({
           peerId: z.string(),

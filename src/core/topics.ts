@@ -1,5 +1,5 @@
 /**
- * Data Hub topics and topic filters, MQTT-style (DESIGN.md, "Data Hub").
+ * Data Hub topics and topic filters, MQTT-style (docs/design.md §Data Hub).
  *
  * A topic is a `/`-separated path ("studio/cam1/tally"); empty levels are
  * allowed, as in MQTT. A filter may use two wildcards, each a whole level:

@@ -4,7 +4,7 @@
  * Local apps talk to their own node (loopback, same frames as to a hub); the
  * node talks to whichever server is active through one connection, which the
  * runner attaches and detaches as servers switch. So failover is invisible
- * to apps (DESIGN.md, "Failover protocol" step 3):
+ * to apps (docs/design.md §Failover, step 3; §Data Hub):
  *
  * - subscriptions are the union of the apps' filters, re-sent after a switch;
  *   services offered by apps are re-offered;

@@ -1,5 +1,5 @@
 /**
- * HubCore: the Data Hub's rules, with no I/O and no timers (DESIGN.md, "Data Hub").
+ * HubCore: the Data Hub's rules, with no I/O and no timers (docs/design.md §Data Hub).
  *
  * The adapter (WebSocket `/hub`, or an in-memory network in tests) owns the
  * sockets. It attaches each connection with a `send` callback for frames
@@ -157,7 +157,7 @@ export class HubCore {
     return this.isWritable;
   }
 
-  /** Epochs only rise (DESIGN.md, "Failover protocol"); set it before `setWritable(true)` on a takeover. A new epoch empties the replay buffer. */
+  /** Epochs only rise (docs/design.md §Failover); set it before `setWritable(true)` on a takeover. A new epoch empties the replay buffer. */
   setEpoch(epoch: number): void {
     if (!Number.isSafeInteger(epoch) || epoch < this.currentEpoch) {
       throw new RangeError(`The hub's epoch may only rise (it is ${this.currentEpoch}; was asked for ${epoch}).`);

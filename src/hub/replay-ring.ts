@@ -2,7 +2,7 @@
  * The epoch replay buffer: the `msg` frames the active hub accepted in its
  * current epoch, oldest first, so a node that reaches this hub late after a
  * server switch still gets what publishers resent here before it arrived
- * (DESIGN.md, "Failover protocol" step 3; HubCore's `resync`).
+ * (docs/design.md §Failover, step 3; §Data Hub; HubCore's `resync`).
  *
  * Every accepted pub goes in, whether or not anyone was subscribed at the
  * time: right after a switch the subscriber may simply not be here yet.

@@ -14,9 +14,8 @@ import { COMMIT, VERSION } from "../version.ts";
 import { createWebApp, type MachineControl } from "../web/app.tsx";
 import type { RoleForm } from "../web/forms.ts";
 import { staticAssets } from "../web/static-assets.ts";
-import type { SetupView } from "../../views/setup.tsx";
+import type { SetupView } from "../web/view-models/setup-view.ts";
 import { PeerRuntime } from "./peer-runtime.ts";
-import { CHIP_TEXTS, type ChipText } from "../core/status.ts";
 import { listenError } from "../net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
 import type { FromHubFrame } from "../hub/frames.ts";
@@ -26,7 +25,8 @@ import type { Permission, PermissionLevel } from "../core/permissions.ts";
 import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/status-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { RosterEntry } from "../services/console-service.ts";
-import { backupServes, FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
+import { backupServes } from "../core/storage-offers.ts";
+import { FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
 import { checkShowFolder } from "../services/show-folder/show-folder-setting.ts";
 import { ReadOnlyWhileBackupServes } from "../services/files-service.ts";
 import type { SecureSocketOptions } from "../net/secure-socket.ts";
@@ -64,7 +64,6 @@ export class MachineNode implements MachineControl {
       node: () => this.ownFiles(),
       readOnly: () => backupServes(this.status()),
       author: () => this.state.snapshot.config.name,
-      now: () => Date.now(),
       log,
     });
   }
@@ -108,7 +107,7 @@ export class MachineNode implements MachineControl {
   status(): MachineStatus {
     const { config, identity, license } = this.state.snapshot;
     const failover = this.peer?.status() ?? null;
-    const chip = failover && (CHIP_TEXTS as readonly string[]).includes(failover.chip) ? (failover.chip as ChipText) : baseChip(config.role);
+    const chip = failover?.chip ?? baseChip(config.role);
     return {
       id: identity.id,
       name: config.name,

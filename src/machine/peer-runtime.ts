@@ -48,7 +48,7 @@ import { AssetService } from "../services/asset-service.ts";
 import { LogReplicationSink, LogReplicationSource, type BackupSync } from "../services/show-file-log-replication.ts";
 import { PairingService } from "../services/pairing-service.ts";
 import type { MachineIdentity } from "../store/machine-identity.ts";
-import type { PeerRefusal } from "../core/status.ts";
+import type { ChipText, PeerRefusal } from "../core/status.ts";
 import { ConsoleActions, PERMISSION_REFRESH_MS } from "./console-actions.ts";
 import { fetchShowFileLog, logEntryOf } from "../services/show-file-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
@@ -77,7 +77,7 @@ export type FailoverStatus = {
   state: string;
   epoch: number;
   activeEpoch: number | null;
-  chip: string;
+  chip: ChipText;
   chipProgress: number | null;
   localApps: number;
   activeServer: "main" | "backup" | "self" | null;

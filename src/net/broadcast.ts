@@ -1,7 +1,7 @@
 /**
  * Hub fan-out frames: a message for N subscribers is sealed once under the
  * epoch's broadcast key (crypto.ts `deriveBroadcastKey`) and the same bytes go
- * to every subscriber (DESIGN.md, "Data Hub").
+ * to every subscriber (docs/design.md §Data Hub).
  *
  * The 24-byte nonce is the epoch (8 bytes) + 16 random bytes: the epoch tells a
  * subscriber which key opens the frame without trying keys, and 128 random bits

@@ -1,5 +1,5 @@
 /**
- * Bun topics for hub fan-out (DESIGN.md, "Data Hub"): a message for N
+ * Bun topics for hub fan-out (docs/design.md §Data Hub): a message for N
  * subscribers is sealed once and handed to Bun once, as `server.publish` to a
  * topic whose members are exactly those N connections, so the bytes are not
  * copied per socket in JS. A topic stands for one set of connection ids (its

@@ -1,6 +1,6 @@
 /**
  * Pair keys that bind a heartbeat to its sender's machine key, so another
- * holder of the network key cannot speak for a server (DESIGN.md "Security").
+ * holder of the network key cannot speak for a server (docs/design.md §Security).
  * Any two machines share one: X25519 of their Ed25519 machine keys (converted
  * as libsodium's crypto_sign_ed25519_{sk,pk}_to_curve25519 do), put through
  * deriveKey. That is one scalar multiplication per peer (≈ 1 ms in tweetnacl

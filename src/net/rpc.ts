@@ -5,7 +5,9 @@
  * the command line shows the same words the server logged.
  */
 import { z } from "zod";
+import type { Timers } from "../core/clock.ts";
 import { AppError } from "../core/errors.ts";
+import { systemTimers } from "./system-time.ts";
 import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
 import { decodeWireJson, readWireJson } from "../core/wire-json.ts";
 
@@ -68,9 +70,12 @@ export function rpcServer(connection: SecureConnection, handlers: Record<string,
 /** Client side: `call` sends a request and resolves with the result, or rejects with the remote error. */
 export class RpcClient {
   private nextId = 0;
-  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: ReturnType<typeof setTimeout> }>();
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; cancel: () => void }>();
+
   private connection: SecureConnection | null = null;
   private closedReason: string | null = null;
+
+  constructor(private readonly timers: Timers = systemTimers) {}
 
   /** The events to pass to connectSecure; then `attach` the connection it resolves with. */
   events(): ConnectionEvents {
@@ -89,7 +94,7 @@ export class RpcClient {
         const pending = this.waiting.get(answer.data.id);
         if (!pending) return;
         this.waiting.delete(answer.data.id);
-        clearTimeout(pending.timer);
+        pending.cancel();
         if ("error" in answer.data) pending.reject(new RemoteError(answer.data.error.code, answer.data.error.message, answer.data.error.status));
         else pending.resolve(answer.data.result);
       },
@@ -106,7 +111,7 @@ export class RpcClient {
   private rejectAll(reason: string): void {
     this.closedReason ??= reason;
     for (const [id, pending] of this.waiting) {
-      clearTimeout(pending.timer);
+      pending.cancel();
       pending.reject(new AppError("CONNECTION_LOST", `The connection closed before the answer came (${reason}).`, { status: 503 }));
       this.waiting.delete(id);
     }
@@ -124,11 +129,11 @@ export class RpcClient {
     }
     const id = ++this.nextId;
     return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancel = this.timers.after(timeoutMs, () => {
         this.waiting.delete(id);
         reject(new AppError("TIMEOUT", `${connection.peer.address} did not answer "${method}" within ${timeoutMs / 1000} s.`, { status: 504 }));
-      }, timeoutMs);
-      this.waiting.set(id, { resolve, reject, timer });
+      });
+      this.waiting.set(id, { resolve, reject, cancel });
       connection.send(text.encode(JSON.stringify({ id, method, params })));
     }).then((result) => {
       const parsed = schema.safeParse(result);

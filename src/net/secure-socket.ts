@@ -6,7 +6,9 @@
  * This is the only place that knows both the handshake and Bun's WebSocket API.
  */
 import type { ServerWebSocket, WebSocketHandler } from "bun";
+import type { Timers } from "../core/clock.ts";
 import type { AppError } from "../core/errors.ts";
+import { systemTimers } from "./system-time.ts";
 import type { SecureChannel, AuthenticatedPeer } from "./channel.ts";
 import { FrameKind, frameKind } from "./envelope.ts";
 import { z } from "zod";
@@ -20,6 +22,8 @@ export type SecureSocketOptions = {
   networkKey: Uint8Array;
   machine: { publicKey: Uint8Array; secretKey: Uint8Array };
   handshakeTimeoutMs?: number;
+  /** The handshake deadline runs on these (default: the system's). */
+  timers?: Timers;
 };
 
 /** One authenticated connection, whichever side opened it. */
@@ -73,7 +77,8 @@ type ServerSocketData = {
   responder: HandshakeResponder;
   /** Holds a pending-handshake slot until established or closed (see HandshakeAdmission.open). */
   admission: HandshakeAdmission | null;
-  timer: ReturnType<typeof setTimeout> | null;
+  /** Cancels the handshake deadline. */
+  timer: (() => void) | null;
   connection: ServerConnection | null;
   events: ConnectionEvents | null;
   publish: PublishSealed | null;
@@ -131,6 +136,7 @@ export function secureServerHandlers(
   onRefused: (address: string, error: AppError) => void,
 ): WebSocketHandler<ServerSocketData> {
   const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const timers = options.timers ?? systemTimers;
   const fail = (ws: ServerWebSocket<ServerSocketData>, code: number, error: AppError) => {
     onRefused(ws.data.address, error);
     ws.close(code, error.message.slice(0, 120));
@@ -140,14 +146,14 @@ export function secureServerHandlers(
     // reconnects and resumes (the hub replays what it missed).
     closeOnBackpressureLimit: true,
     open(ws) {
-      ws.data.timer = setTimeout(() => fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeFailed(ws.data.address, `${ws.data.address} did not finish the handshake in ${timeoutMs} ms.`)), timeoutMs);
+      ws.data.timer = timers.after(timeoutMs, () => fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeFailed(ws.data.address, `${ws.data.address} did not finish the handshake in ${timeoutMs} ms.`)));
     },
     message(ws, raw) {
       const data = ws.data;
       if (data.connection === null) {
         // Before the handshake only a hello or a proof is read; anything bigger is refused unread.
         if (raw.length > MAX_HANDSHAKE_FRAME_BYTES) {
-          if (data.timer) clearTimeout(data.timer);
+          data.timer?.();
           fail(ws, CLOSE_TOO_BIG, new MalformedFrame(`${data.address} sent ${raw.length} bytes before its handshake; a handshake message has at most ${MAX_HANDSHAKE_FRAME_BYTES}.`));
           return;
         }
@@ -155,10 +161,10 @@ export function secureServerHandlers(
         const step: HandshakeStep = data.responder.receive(bytes);
         for (const out of step.send) ws.sendBinary(out);
         if (step.status === "failed") {
-          if (data.timer) clearTimeout(data.timer);
+          data.timer?.();
           fail(ws, CLOSE_HANDSHAKE_FAILED, step.error);
         } else if (step.status === "established") {
-          if (data.timer) clearTimeout(data.timer);
+          data.timer?.();
           releaseSlot(data);
           data.connection = new ServerConnection(ws, step.channel);
           data.events = accept(data.connection, data.path);
@@ -171,7 +177,7 @@ export function secureServerHandlers(
       deliver(bytes, connection, data.events!, (error) => fail(ws, CLOSE_BAD_FRAME, error));
     },
     close(ws, code, reason) {
-      if (ws.data.timer) clearTimeout(ws.data.timer);
+      ws.data.timer?.();
       releaseSlot(ws.data);
       ws.data.events?.close(reason || `closed (${code})`);
     },
@@ -275,6 +281,7 @@ class ClientConnection implements SecureConnection {
  */
 export function connectSecure(address: string, path: string, options: SecureSocketOptions, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
   const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const timers = options.timers ?? systemTimers;
   return new Promise((resolve, reject) => {
     // Bun's WebSocket takes headers: the upgrade ticket proves the network key before any socket exists (upgrade-ticket.ts).
     const ws = new WebSocket(`ws://${address}${path}`, { headers: upgradeHeaders(options.networkKey, path) } as unknown as string[]);
@@ -294,13 +301,13 @@ export function connectSecure(address: string, path: string, options: SecureSock
     const settle = (error: AppError | null) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      cancelDeadline();
       if (error) {
         reject(error);
         ws.close(CLOSE_HANDSHAKE_FAILED, error.message.slice(0, 120));
       } else resolve(connection!);
     };
-    const timer = setTimeout(() => settle(new HandshakeFailed(address, `${address} did not finish the handshake in ${timeoutMs} ms.`)), timeoutMs);
+    const cancelDeadline = timers.after(timeoutMs, () => settle(new HandshakeFailed(address, `${address} did not finish the handshake in ${timeoutMs} ms.`)));
     ws.onopen = () => {
       opened = true;
       ws.send(initiator.start());

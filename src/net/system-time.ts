@@ -20,3 +20,8 @@ export const systemTimers: Timers = {
     return () => clearInterval(timer);
   },
 };
+
+/** Resolves after `ms` on `timers`: a pause in a loop that has nothing to wait for but time. */
+export function pause(ms: number, timers: Timers = systemTimers): Promise<void> {
+  return new Promise((resolve) => timers.after(ms, resolve));
+}

@@ -25,7 +25,7 @@ import { SHA256_HEX } from "../store/content-hash.ts";
 import { BulkRpcClient } from "./bulk-lane.ts";
 
 export const ASSET_PATH = "/assets";
-/** The exact refusal of an upload while the backup serves (DESIGN.md, failover step 4). */
+/** The exact refusal of an upload while the backup serves (docs/design.md §Failover, step 4). */
 export const ASSET_READ_ONLY_MESSAGE = "The main server is down: uploads can't be accepted until it is back";
 /** 4 TiB: far above any show's media, and keeps chunk indexes small. */
 export const MAX_ASSET_BYTES = 4 * 1024 ** 4;

@@ -8,6 +8,8 @@
 import { AppError } from "../core/errors.ts";
 import type { FromHubFrame, Version } from "../hub/frames.ts";
 import type { InProcessApp } from "./app-gateway.ts";
+import type { Timers } from "../core/clock.ts";
+import { systemTimers } from "../net/system-time.ts";
 
 export const DEFAULT_REQUEST_WAIT_MS = 30_000;
 
@@ -31,7 +33,7 @@ export class HubRequests {
   private nextId = 0;
   private readonly waiters = new Map<string, Waiter>();
 
-  constructor(attach: (deliver: (frame: FromHubFrame) => void) => InProcessApp, waitMs = DEFAULT_REQUEST_WAIT_MS) {
+  constructor(attach: (deliver: (frame: FromHubFrame) => void) => InProcessApp, waitMs = DEFAULT_REQUEST_WAIT_MS, private readonly timers: Timers = systemTimers) {
     this.app = attach((frame) => this.onFrame(frame));
     this.waitMs = waitMs;
   }
@@ -64,12 +66,12 @@ export class HubRequests {
 
   private request(key: string, what: string, send: () => void): Promise<FromHubFrame> {
     return new Promise<FromHubFrame>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancel = this.timers.after(this.waitMs, () => {
         this.waiters.delete(key);
         reject(new HubRequestTimedOut(what, this.waitMs));
-      }, this.waitMs);
+      });
       const done = <T>(settle: (value: T) => void) => (value: T) => {
-        clearTimeout(timer);
+        cancel();
         this.waiters.delete(key);
         settle(value);
       };

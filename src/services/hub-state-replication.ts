@@ -1,5 +1,5 @@
 /**
- * The backup's copy of the main's Data Hub state (DESIGN.md "Replication"),
+ * The backup's copy of the main's Data Hub state (docs/design.md §Lanes and replication),
  * on `/replicate`: every heartbeat period it asks "what changed since my
  * last version" on one held-open connection, while it is paired and not
  * serving. The first answer is its first complete copy (the core's syncDone);

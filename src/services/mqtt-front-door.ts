@@ -1,5 +1,5 @@
 /**
- * The MQTT front door (DESIGN.md, "Data Hub"): an aedes broker on the node's
+ * The MQTT front door (docs/design.md §Data Hub): an aedes broker on the node's
  * own port (`--mqtt-listen`, loopback by default) so local apps in any
  * language reach the Data Hub. It is one local app of the node's uplink:
  *

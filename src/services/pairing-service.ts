@@ -1,5 +1,5 @@
 /**
- * The pairing exchange on `/pair` (DESIGN.md "Pairing"): the main asks a
+ * The pairing exchange on `/pair` (docs/design.md §Pairing): the main asks a
  * backup to pair; the backup checks its role, that it was set up for this
  * main, and the main's license (core/pairing-rules.ts), records the pairing
  * and answers with its own license, which the main checks before it records
@@ -16,6 +16,7 @@ import { failoverLicenseRefusal, hostOfAddress, pairRequestRefusal, unpairCounts
 import type { Logger } from "../log.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 import { encodeWireJson, InvalidWireJson, readWireJson } from "../core/wire-json.ts";
+import { pause } from "../net/system-time.ts";
 
 export const pairingFrameSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("pair"), name: z.string().max(64), license: z.enum(LICENSE_TYPES).nullable() }),
@@ -182,7 +183,7 @@ export class PairingService {
       close: (reason) => settle(new PairingRefused("PAIRING_FAILED", `${address} closed the pairing connection${reason ? `: ${reason}` : ""}.`)),
     }));
     connection.send(encodeWireJson(request));
-    const timeout = Bun.sleep(ANSWER_TIMEOUT_MS).then(() => new PairingRefused("PAIRING_TIMEOUT", `${address} did not answer the pairing request.`));
+    const timeout = pause(ANSWER_TIMEOUT_MS).then(() => new PairingRefused("PAIRING_TIMEOUT", `${address} did not answer the pairing request.`));
     const answer = Promise.race([answered, timeout]).then((f) => {
       if (f instanceof Error) throw f;
       return f;

@@ -71,5 +71,5 @@ export const logEntrySchema = z.object({ rev: revision, message: z.string(), aut
 export const logResult = z.array(logEntrySchema);
 export type LogEntry = z.infer<typeof logEntrySchema>;
 
-/** The exact refusal while the backup serves (DESIGN.md, failover step 4). */
-export const READ_ONLY_MESSAGE = "The main server is down: file changes can't be pushed or pulled until it is back";
+/** The exact refusal while the backup serves: worded once, in core, for the protocol and the page alike. */
+export { READ_ONLY_MESSAGE } from "../core/storage-offers.ts";

@@ -1,5 +1,5 @@
 /**
- * The Asset Hub cache (DESIGN.md, "Storage and replication"): large media split
+ * The Asset Hub cache (docs/design.md §Lanes and replication): large media split
  * into 1 MiB chunks addressed by SHA-256, so identical chunks are stored once.
  *
  * Uploads stream: `beginUpload` records the upload; `putChunk` writes each chunk's file
@@ -37,10 +37,12 @@ import {
   InvalidChunk,
   RangeNotSatisfiable,
   UploadIncomplete,
-  DiskFull,
   UploadNotFound,
 } from "./store-errors.ts";
-import { isDiskFull, writeTransaction } from "./write-transaction.ts";
+import { writeTransaction } from "./write-transaction.ts";
+import { ChunkDurability } from "./chunk-durability.ts";
+import type { Clock } from "../core/clock.ts";
+import { wallClock } from "../net/system-time.ts";
 
 export { ASSET_CHUNK_BYTES, type AssetInfo, type AssetManifest } from "./asset-tables.ts";
 
@@ -57,46 +59,33 @@ export type ByteRange = { readonly start: number; readonly end: number };
 
 type UploadRow = { id: string; name: string; size: number; chunk_count: number; created: number };
 
-/** A chunk of an upload whose file is written but whose rows are not (not yet flushed). */
-type PendingChunk = { hash: string; size: number };
-
 export type AssetStoreOptions = { readonly flushGroup?: number };
 
 export class AssetStore {
   private readonly db: Database;
   private readonly log: ReplicationLog;
   private readonly tables: AssetTables;
-  private readonly wallClock: () => number;
-  private readonly flushGroup: number;
-  /** Per upload: chunks written to files but not yet durable and indexed (idx → chunk). In memory only. */
-  private readonly pending = new Map<string, Map<number, PendingChunk>>();
-  /** Chunk files written by this process and not yet fsync'd (hash → size); a chunk here is not written again. */
-  private readonly unsynced = new Map<string, number>();
-  /** Per upload: its full groups being made durable on the I/O threads, one after the other. */
-  private readonly flushing = new Map<string, Promise<void>>();
-  /** Per upload: why a group could not be made durable; its next chunk or commit is refused with it. */
-  private readonly flushFailed = new Map<string, Error>();
-  /** Chunks in groups being made durable (hash → how many groups): their files are not removed meanwhile. */
-  private readonly syncing = new Map<string, number>();
-  /** Chunks fetched by hash (the backup's lane) whose files are written but not yet durable and indexed (hash → size). */
-  private readonly pendingByHash = new Map<string, number>();
+  private readonly clock: Clock;
+  /** Chunks written but not yet durable, and their groups' flushes. */
+  private readonly durability: ChunkDurability;
   private readonly selectUpload: Statement;
   private readonly selectUploadChunks: Statement;
   private readonly upsertUploadChunk: Statement;
 
-  constructor(db: Database, log: ReplicationLog, wallClock: () => number = Date.now, options: AssetStoreOptions = {}) {
+  constructor(db: Database, log: ReplicationLog, clock: Clock = wallClock, options: AssetStoreOptions = {}) {
     this.db = db;
-    this.flushGroup = Math.max(1, options.flushGroup ?? CHUNK_FLUSH_GROUP);
     // A manifest applied by replication must find its chunks durable and indexed.
     log.onFlushChunks(() => this.flushChunksByHash());
     this.log = log;
     this.tables = new AssetTables(db);
-    this.wallClock = wallClock;
+    this.clock = clock;
     this.selectUpload = db.query("SELECT * FROM uploads WHERE id = ?");
     this.selectUploadChunks = db.query("SELECT idx, hash FROM upload_chunks WHERE upload_id = ? ORDER BY idx");
     this.upsertUploadChunk = db.query(
       "INSERT INTO upload_chunks (upload_id, idx, hash) VALUES (?, ?, ?) ON CONFLICT (upload_id, idx) DO UPDATE SET hash = excluded.hash",
     );
+    const uploads = { isOpen: (id: string) => this.selectUpload.get(id) !== null, index: (id: string, idx: number, hash: string) => void this.upsertUploadChunk.run(id, idx, hash) };
+    this.durability = new ChunkDurability(db, this.tables, uploads, Math.max(1, options.flushGroup ?? CHUNK_FLUSH_GROUP));
   }
 
   /** Records a new upload of `size` bytes; send chunks 0..chunkCount-1, each exactly chunkSize bytes but the last. */
@@ -112,7 +101,7 @@ export class AssetStore {
         name,
         size,
         handle.chunkCount,
-        this.wallClock(),
+        this.clock.now(),
       ]);
     });
     return handle;
@@ -143,7 +132,7 @@ export class AssetStore {
     }
     const expected = chunkLengthAt(upload.size, idx);
     if (bytes.length !== expected) throw new InvalidChunk(`Chunk ${idx} of upload ${uploadId} has ${bytes.length} bytes; it must have ${expected}.`);
-    this.throwFlushFailure(uploadId);
+    this.durability.throwFlushFailure(uploadId);
     const hash = sha256Hex(bytes);
     const what = `chunk ${idx} of upload ${uploadId}`;
     let stored: boolean;
@@ -155,20 +144,7 @@ export class AssetStore {
         return written;
       });
     } else {
-      stored = !this.tables.hasChunk(hash) && !this.unsynced.has(hash);
-      if (stored) {
-        try {
-          this.tables.writeChunkFileUnsynced(hash, bytes);
-        } catch (error) {
-          if (isDiskFull(error)) throw new DiskFull(what, this.db.filename, error);
-          throw error;
-        }
-        this.unsynced.set(hash, bytes.length);
-      }
-      let group = this.pending.get(uploadId);
-      if (!group) this.pending.set(uploadId, (group = new Map()));
-      group.set(idx, { hash, size: bytes.length });
-      if (group.size >= this.flushGroup) this.flushBehind(uploadId, `chunks of upload ${uploadId} up to chunk ${idx}`);
+      stored = this.durability.putUploadChunk(uploadId, idx, hash, bytes, what);
     }
     return { hash, stored };
   }
@@ -177,7 +153,7 @@ export class AssetStore {
   missingChunks(uploadId: string): number[] {
     const upload = this.uploadRow(uploadId);
     // Only chunks durably stored count as there: flush what this upload has pending first.
-    this.flush(uploadId, `the chunks of upload ${uploadId} received so far`);
+    this.durability.flush(uploadId, `the chunks of upload ${uploadId} received so far`);
     const have = new Set((this.selectUploadChunks.all(uploadId) as { idx: number }[]).map((r) => r.idx));
     const missing: number[] = [];
     for (let idx = 0; idx < upload.chunk_count; idx++) if (!have.has(idx)) missing.push(idx);
@@ -202,10 +178,10 @@ export class AssetStore {
     }
     this.uploadRow(uploadId);
     // The chunks must be durable and indexed before the manifest (which names them) commits.
-    await this.groupsFlushed(uploadId);
-    this.throwFlushFailure(uploadId);
+    await this.durability.groupsFlushed(uploadId);
+    this.durability.throwFlushFailure(uploadId);
     const upload = this.uploadRow(uploadId);
-    this.flush(uploadId, `the chunks of upload ${uploadId}`);
+    this.durability.flush(uploadId, `the chunks of upload ${uploadId}`);
     const chunks = this.uploadChunkHashes(upload);
     const missing = chunks.flatMap((hash, idx) => (hash === undefined ? [idx] : []));
     if (missing.length > 0) throw new UploadIncomplete(uploadId, missing);
@@ -222,7 +198,7 @@ export class AssetStore {
       if (raced && raced.sha256 === sha256 && !this.selectUpload.get(uploadId)) return { asset: raced, seq: this.seqOfAsset(uploadId) };
       // Re-read inside the transaction: a chunk replaced while the hash was computed must not slip in.
       const now = this.uploadChunkHashes(this.uploadRow(uploadId));
-      const arrived = (this.pending.get(uploadId)?.size ?? 0) > 0;
+      const arrived = this.durability.hasPending(uploadId);
       if (arrived || now.some((hash, idx) => hash !== chunks[idx])) throw new InvalidChunk(`Upload ${uploadId} changed while it was being committed; commit it again.`);
       const manifest: AssetManifest = {
         id: upload.id,
@@ -230,13 +206,13 @@ export class AssetStore {
         size: upload.size,
         sha256,
         chunkCount: upload.chunk_count,
-        created: this.wallClock(),
+        created: this.clock.now(),
         chunks: chunks as string[],
       };
       const seq = this.log.append(ASSET_MANIFEST, JSON.stringify({ assetId: manifest.id }), manifest.created);
       this.tables.writeManifest(manifest, seq);
       this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]);
-      this.pending.delete(uploadId);
+      this.durability.committed(uploadId);
       const { chunks: _, ...asset } = manifest;
       return { asset, seq };
     });
@@ -250,7 +226,7 @@ export class AssetStore {
   removeAsset(id: string): { seq: number } {
     return writeTransaction(this.db, `the removal of asset ${id}`, () => {
       if (!this.tables.asset(id)) throw new AssetNotFound(id);
-      const seq = this.log.append(ASSET_REMOVED, JSON.stringify({ assetId: id }), this.wallClock());
+      const seq = this.log.append(ASSET_REMOVED, JSON.stringify({ assetId: id }), this.clock.now());
       this.tables.removeManifest(id);
       return { seq };
     });
@@ -260,7 +236,7 @@ export class AssetStore {
   abortUpload(uploadId: string): void {
     const removed = writeTransaction(this.db, `aborting upload ${uploadId}`, () => this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]).changes);
     if (removed === 0) throw new UploadNotFound(uploadId);
-    this.forgetPending(uploadId);
+    this.durability.forget(uploadId);
   }
 
   /**
@@ -269,7 +245,7 @@ export class AssetStore {
    * show file and other uploads can go on at once. Whether there was such an upload.
    */
   discardUpload(uploadId: string): boolean {
-    this.forgetPending(uploadId);
+    this.durability.forget(uploadId);
     const freed = writeTransaction(this.db, `giving back the space of upload ${uploadId}`, () => {
       const hashes = (this.selectUploadChunks.all(uploadId) as { hash: string }[]).map((r) => r.hash);
       const existed = this.db.run("DELETE FROM uploads WHERE id = ?", [uploadId]).changes > 0;
@@ -294,24 +270,8 @@ export class AssetStore {
    * them as stalled): their chunks written but never indexed are removed at once.
    */
   forgetDroppedUploads(): void {
-    for (const uploadId of [...this.pending.keys()]) {
-      if (!this.selectUpload.get(uploadId)) this.forgetPending(uploadId);
-    }
-  }
-
-  /** Drops an upload's in-memory state; its unindexed chunk files no one else waits for are removed (their space is not kept). */
-  private forgetPending(uploadId: string): void {
-    this.pending.delete(uploadId);
-    this.flushFailed.delete(uploadId);
-    const wanted = new Set([...this.pending.values()].flatMap((group) => [...group.values()].map((c) => c.hash)));
-    for (const hash of this.pendingByHash.keys()) wanted.add(hash);
-    for (const hash of this.syncing.keys()) wanted.add(hash);
-    const orphans = [...this.unsynced.keys()].filter((hash) => !wanted.has(hash));
-    for (const hash of orphans) this.unsynced.delete(hash);
-    try {
-      if (this.tables.storesFiles) this.tables.removeChunkFiles(orphans.filter((hash) => !this.tables.hasChunk(hash)));
-    } catch {
-      // A file still open elsewhere (Windows) stays; unindexed files are harmless and the next write of that chunk replaces them.
+    for (const uploadId of this.durability.uploads()) {
+      if (!this.selectUpload.get(uploadId)) this.durability.forget(uploadId);
     }
   }
 
@@ -343,19 +303,19 @@ export class AssetStore {
 
   /** Whether the chunk is durably stored and indexed (a chunk fetched by hash and awaiting its flush is flushed first). */
   hasChunk(hash: string): boolean {
-    if (this.pendingByHash.has(hash)) this.flushChunksByHash();
+    if (this.durability.awaitsFlush(hash)) this.durability.flushChunksByHash();
     return this.tables.hasChunk(hash);
   }
 
   /** The hashes in `hashes` not stored here, each once. */
   missingChunkHashes(hashes: Iterable<string>): string[] {
-    this.flushChunksByHash();
+    this.durability.flushChunksByHash();
     return this.tables.missingChunks(hashes);
   }
 
   /** A stored chunk by hash, checked (the chunk lane on the main serves these). */
   chunk(hash: string): Uint8Array {
-    if (this.pendingByHash.has(hash)) this.flushChunksByHash();
+    if (this.durability.awaitsFlush(hash)) this.durability.flushChunksByHash();
     const data = this.tables.readChunk(hash, "the chunk lane");
     if (!data) throw new ChunkNotFound(hash);
     return data;
@@ -372,144 +332,17 @@ export class AssetStore {
     const actual = sha256Hex(bytes);
     if (actual !== hash) throw new InvalidChunk(`The bytes sent as chunk ${hash} hash to ${actual}.`);
     if (!this.tables.storesFiles) return { stored: writeTransaction(this.db, `chunk ${hash}`, () => this.tables.insertChunk(hash, bytes)) };
-    if (this.tables.hasChunk(hash)) return { stored: false };
-    const stored = !this.unsynced.has(hash);
-    if (stored) {
-      try {
-        this.tables.writeChunkFileUnsynced(hash, bytes);
-      } catch (error) {
-        if (isDiskFull(error)) throw new DiskFull(`chunk ${hash}`, this.db.filename, error);
-        throw error;
-      }
-      this.unsynced.set(hash, bytes.length);
-    }
-    this.pendingByHash.set(hash, bytes.length);
-    if (this.pendingByHash.size >= this.flushGroup) this.flushChunksByHash();
-    return { stored };
+    return { stored: this.durability.putChunkByHash(hash, bytes) };
   }
 
   /** Makes the chunks fetched by hash durable (fsync files, each folder once), then indexes them in one transaction. */
   flushChunksByHash(): void {
-    if (this.pendingByHash.size === 0) return;
-    this.syncThenIndex([...this.pendingByHash.keys()], `${this.pendingByHash.size} chunks fetched by hash`, () => {
-      for (const [hash, size] of this.pendingByHash) this.tables.indexSyncedChunk(hash, size);
-    });
-    this.pendingByHash.clear();
+    this.durability.flushChunksByHash();
   }
 
   /** Resolves once every full group of the upload handed to the I/O threads is durable and indexed (or failed). */
   groupsFlushed(uploadId: string): Promise<void> {
-    return this.flushing.get(uploadId) ?? Promise.resolve();
-  }
-
-  private throwFlushFailure(uploadId: string): void {
-    const failed = this.flushFailed.get(uploadId);
-    if (!failed) return;
-    this.flushFailed.delete(uploadId);
-    throw failed;
-  }
-
-  /**
-   * `flush` with the fsyncs on the I/O threads: the group leaves `pending` now and is indexed once
-   * its files are durable. Every chunk of the group not indexed yet is fsync'd here (also one
-   * another group is writing out), so no row is written for a file this flush did not see durable.
-   * A failure forgets the group's unsynced files and is told to the upload's next chunk or commit.
-   */
-  private flushBehind(uploadId: string, what: string): void {
-    const group = this.pending.get(uploadId);
-    if (!group || group.size === 0) return;
-    this.pending.delete(uploadId);
-    const hashes = [...new Set([...group.values()].map((c) => c.hash))].filter((hash) => !this.tables.hasChunk(hash));
-    for (const hash of hashes) this.syncing.set(hash, (this.syncing.get(hash) ?? 0) + 1);
-    const release = () => {
-      for (const hash of hashes) {
-        const n = this.syncing.get(hash)! - 1;
-        if (n === 0) this.syncing.delete(hash);
-        else this.syncing.set(hash, n);
-      }
-    };
-    const previous = this.groupsFlushed(uploadId);
-    const done = previous
-      .then(() => this.tables.syncChunkFilesAsync(hashes))
-      .then(
-        () => {
-          release();
-          for (const hash of hashes) this.unsynced.delete(hash);
-          writeTransaction(this.db, what, () => {
-            // An upload aborted meanwhile still gets its chunks indexed (durable now); the reclaimer removes them after the grace period.
-            const open = this.selectUpload.get(uploadId) !== null;
-            for (const [idx, chunk] of group) {
-              this.tables.indexSyncedChunk(chunk.hash, chunk.size);
-              if (open) this.upsertUploadChunk.run(uploadId, idx, chunk.hash);
-            }
-          });
-        },
-        (error: unknown) => {
-          release();
-          this.forgetUnsynced(hashes.filter((hash) => this.unsynced.has(hash)));
-          if (this.selectUpload.get(uploadId)) this.flushFailed.set(uploadId, isDiskFull(error) ? new DiskFull(what, this.db.filename, error) : (error as Error));
-        },
-      )
-      .catch((error: unknown) => {
-        if (this.selectUpload.get(uploadId)) this.flushFailed.set(uploadId, error as Error);
-      })
-      .finally(() => {
-        if (this.flushing.get(uploadId) === done) this.flushing.delete(uploadId);
-      });
-    this.flushing.set(uploadId, done);
-  }
-
-  /**
-   * Makes the upload's pending chunks durable and indexed: fsync their files (and each folder
-   * once), then write all their rows in one transaction. If the files cannot be made durable
-   * (ENOSPC at fsync), they are removed and forgotten, so the uploader is asked for them again.
-   */
-  private flush(uploadId: string, what: string): void {
-    const group = this.pending.get(uploadId);
-    if (!group || group.size === 0) return;
-    this.syncThenIndex([...group.values()].map((c) => c.hash), what, () => {
-      for (const [idx, chunk] of group) {
-        this.tables.indexSyncedChunk(chunk.hash, chunk.size);
-        this.upsertUploadChunk.run(uploadId, idx, chunk.hash);
-      }
-    });
-    this.pending.delete(uploadId);
-  }
-
-  /**
-   * The one order for making chunks durable: fsync the files of `hashes` not yet synced
-   * (each folder once), then write their rows with `index` in one transaction. Files
-   * that cannot be made durable are removed and forgotten; ENOSPC becomes DISK_FULL.
-   */
-  private syncThenIndex(hashes: readonly string[], what: string, index: () => void): void {
-    const toSync = [...new Set(hashes)].filter((hash) => this.unsynced.has(hash));
-    try {
-      this.tables.syncChunkFiles(toSync);
-    } catch (error) {
-      this.forgetUnsynced(toSync);
-      if (isDiskFull(error)) throw new DiskFull(what, this.db.filename, error);
-      throw error;
-    }
-    for (const hash of toSync) this.unsynced.delete(hash);
-    writeTransaction(this.db, what, index);
-  }
-
-  /** Drops chunk files that could not be made durable, and every pending chunk naming them. */
-  private forgetUnsynced(hashes: readonly string[]): void {
-    const lost = new Set(hashes);
-    try {
-      // A file another group is making durable stays: that group sees for itself whether it can.
-      this.tables.removeChunkFiles([...lost].filter((hash) => !this.syncing.has(hash)));
-    } catch {
-      // Unindexed files are harmless: the next write of that chunk replaces them.
-    }
-    for (const hash of lost) {
-      this.unsynced.delete(hash);
-      this.pendingByHash.delete(hash);
-    }
-    for (const group of this.pending.values()) {
-      for (const [idx, chunk] of group) if (lost.has(chunk.hash)) group.delete(idx);
-    }
+    return this.durability.groupsFlushed(uploadId);
   }
 
   private *readChunks(asset: AssetInfo, start: number, end: number): Generator<Uint8Array> {

@@ -1,5 +1,5 @@
 /**
- * The machine's one SQLite database (DESIGN.md, "Storage and replication"),
+ * The machine's one SQLite database (docs/design.md §Lanes and replication),
  * opened in one place so the durability rules live in one place.
  *
  * Schema changes are an ordered list of migrations. To change the schema,
@@ -10,6 +10,7 @@ import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AppError } from "../core/errors.ts";
+import { wallClock } from "../net/system-time.ts";
 
 export const DATABASE_FILE = "understudy.db";
 
@@ -289,7 +290,7 @@ export function migrate(db: Database, migrations: readonly Migration[], path = "
     // A migration and its record commit together: a crash leaves it either fully applied or not at all.
     db.transaction(() => {
       migration.up(db);
-      record.run(migration.version, migration.name, Date.now());
+      record.run(migration.version, migration.name, wallClock.now());
     }).immediate();
   }
   return schemaVersion(db);

@@ -1,5 +1,5 @@
 /**
- * The failover epoch, persisted before it is ever announced (DESIGN.md): a
+ * The failover epoch, persisted before it is ever announced (docs/design.md §Epochs and certificates): a
  * server that restarts must never announce an epoch lower than one it held.
  * One small file, written atomically with fsync.
  */

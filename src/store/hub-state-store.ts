@@ -7,6 +7,8 @@
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { HubStateChange, HubStatePersistence, PersistedHubState, RetainedEntry, SetMark } from "../hub/retained-state.ts";
+import type { Clock } from "../core/clock.ts";
+import { wallClock } from "../net/system-time.ts";
 
 type EntryRow = { key: string; value: string | null; epoch: number; seq: number };
 type MarkRow = { origin: string; seq: number; epoch: number; vseq: number };
@@ -15,7 +17,7 @@ type MetaRow = { last_epoch: number; last_seq: number; pruned_epoch: number; pru
 export class HubStateStore implements HubStatePersistence {
   private readonly db: Database;
   /** Wall-clock ms for the `updated` column (shown to people only); injectable for tests. */
-  private readonly wallClock: () => number;
+  private readonly clock: Clock;
   private readonly upsertEntry: Statement;
   private readonly deleteEntry: Statement;
   private readonly upsertMark: Statement;
@@ -23,9 +25,9 @@ export class HubStateStore implements HubStatePersistence {
   private readonly updateMeta: Statement;
   private readonly writeInTransaction: (change: HubStateChange) => void;
 
-  constructor(db: Database, wallClock: () => number = Date.now) {
+  constructor(db: Database, clock: Clock = wallClock) {
     this.db = db;
-    this.wallClock = wallClock;
+    this.clock = clock;
     this.upsertEntry = db.query(
       `INSERT INTO hub_entries (key, value, epoch, seq, updated) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, epoch = excluded.epoch, seq = excluded.seq, updated = excluded.updated`,
@@ -63,7 +65,7 @@ export class HubStateStore implements HubStatePersistence {
   }
 
   private write(change: HubStateChange): void {
-    const now = this.wallClock();
+    const now = this.clock.now();
     for (const entry of change.entries) {
       const value = entry.value === null ? null : JSON.stringify(entry.value);
       this.upsertEntry.run(entry.key, value, entry.version.epoch, entry.version.seq, now);

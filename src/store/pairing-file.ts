@@ -1,5 +1,5 @@
 /**
- * The pairing record of a server (DESIGN.md "Pairing"): which server it is
+ * The pairing record of a server (docs/design.md §Pairing): which server it is
  * paired with, whether the main confirmed it and whether a first Data Hub
  * copy is in (core/failover PairingRecord), plus where that server is and its
  * name. One small file in the data dir, written atomically before the core

@@ -1,5 +1,5 @@
 /**
- * The replication log (DESIGN.md, "Storage and replication"): one ordered log on
+ * The replication log (docs/design.md §Lanes and replication): one ordered log on
  * the main. ShowFileStore and AssetStore append an entry in the same transaction
  * as the write it describes, so the log and the data never disagree.
  *

@@ -1,5 +1,5 @@
 /**
- * The show file the main server owns (DESIGN.md, "Storage and replication"):
+ * The show file the main server owns (docs/design.md §Lanes and replication):
  * numbered revisions of a folder of files, contents stored once per SHA-256.
  *
  * A push names its base, the revision the pusher last pulled. A path that any
@@ -35,6 +35,8 @@ import {
 } from "./show-file-tables.ts";
 import { PushChunksMissing, PushConflict, ShowFileNotFound, UnknownRevision } from "./store-errors.ts";
 import { readTransaction, writeTransaction } from "./write-transaction.ts";
+import type { Clock } from "../core/clock.ts";
+import { wallClock } from "../net/system-time.ts";
 
 export type { RevisionRecord, ShowFileEntry } from "./show-file-tables.ts";
 
@@ -81,14 +83,14 @@ export class ShowFileStore {
   private readonly replication: ReplicationLog;
   private readonly tables: ShowFileTables;
   /** Wall-clock ms for `created` (shown to people only); injectable for tests. */
-  private readonly wallClock: () => number;
+  private readonly clock: Clock;
 
-  constructor(db: Database, log: ReplicationLog, wallClock: () => number = Date.now) {
+  constructor(db: Database, log: ReplicationLog, clock: Clock = wallClock) {
     this.db = db;
     this.replication = log;
     this.tables = new ShowFileTables(db);
     this.tables.chunkInlineBlobs();
-    this.wallClock = wallClock;
+    this.clock = clock;
   }
 
   /** The newest revision; 0 when nothing was pushed yet. */
@@ -120,7 +122,7 @@ export class ShowFileStore {
       }
       this.checkCollisions(changes);
       const contents = changes.map((c) => (isDeletion(c) ? null : "content" in c && c.content !== null ? this.tables.storeContent(c.content) : this.checkedChunks(c as ChunkedChange)));
-      const created = this.wallClock();
+      const created = this.clock.now();
       const rev = head + 1;
       const seq = this.replication.append(SHOW_REVISION, JSON.stringify({ rev }), created);
       const files: FileRecord[] = changes.map((c, i) => ({ path: c.path, hash: contents[i]?.hash ?? null, size: contents[i]?.size ?? 0, deleted: contents[i] === null }));

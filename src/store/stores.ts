@@ -7,6 +7,8 @@ import { AssetStore } from "./asset-store.ts";
 import { ChunkIntake } from "./chunk-intake.ts";
 import { ReplicationLog } from "./replication-log.ts";
 import { ShowFileStore } from "./show-file-store.ts";
+import type { Clock } from "../core/clock.ts";
+import { wallClock } from "../net/system-time.ts";
 
 export type Stores = {
   readonly log: ReplicationLog;
@@ -16,8 +18,8 @@ export type Stores = {
   readonly chunkIntake: ChunkIntake;
 };
 
-/** `wallClock` gives the `created` times people see (revisions, assets); tests pass a fixed one. */
-export function createStores(db: Database, wallClock: () => number = Date.now): Stores {
+/** `clock` (wall-clock time) gives the `created` times people see (revisions, assets); tests pass a fixed one. */
+export function createStores(db: Database, clock: Clock = wallClock): Stores {
   const log = new ReplicationLog(db);
-  return { log, showFile: new ShowFileStore(db, log, wallClock), assets: new AssetStore(db, log, wallClock), chunkIntake: new ChunkIntake(db) };
+  return { log, showFile: new ShowFileStore(db, log, clock), assets: new AssetStore(db, log, clock), chunkIntake: new ChunkIntake(db) };
 }

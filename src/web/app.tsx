@@ -10,8 +10,9 @@ import { zValidator } from "@hono/zod-validator";
 import type { z } from "zod";
 import { AppError, InvalidInput } from "../core/errors.ts";
 import type { MachineStatus } from "../core/status.ts";
-import { KeySection, LicenseSection, RoleSection, SetupPage, type FieldErrors, type SetupView } from "../../views/setup.tsx";
-import { StatusBar } from "../../views/status-bar.tsx";
+import { KeySection, LicenseSection, RoleSection, SetupPage, type FieldErrors } from "./views/setup.tsx";
+import type { SetupView } from "./view-models/setup-view.ts";
+import { StatusBar } from "./views/status-bar.tsx";
 import { registerConsole, type ConsoleControl } from "./console-routes.tsx";
 import { fieldErrors, keyFormSchema, licenseFormSchema, roleFormSchema, type RoleForm } from "./forms.ts";
 import type { StaticAsset } from "./static-assets.ts";
@@ -20,6 +21,7 @@ import type { Logger } from "../log.ts";
 import { hostAllowed, hostOfHeader } from "./host-allow-list.ts";
 import { PasswordGuard } from "./password-guard.ts";
 import { hubApiRoutes, type AttachHubApp } from "./hub-api.ts";
+import { systemClock } from "../net/system-time.ts";
 
 /** What the web edge needs from the machine (the console panels' part in console-routes.tsx). */
 export interface MachineControl extends ConsoleControl {
@@ -46,7 +48,7 @@ function sourceOf(c: Context): string {
 
 export function createWebApp(machine: MachineControl, assets: Map<string, StaticAsset>, options: WebAppOptions = {}): Hono {
   const app = new Hono();
-  const passwords = new PasswordGuard(options.clock ?? { now: () => performance.now() }, options.log ?? null);
+  const passwords = new PasswordGuard(options.clock ?? systemClock, options.log ?? null);
 
   // Before anything else: a request under a name that is not this machine's is DNS rebinding (CSRF alone compares Origin with that same Host).
   app.use("*", async (c, next) => {

@@ -11,14 +11,15 @@ import { parseHostPort } from "../core/config.ts";
 import type { MachineStatus } from "../core/status.ts";
 import { permissionLevelSchema, seesOthers, type Permission, type PermissionLevel } from "../core/permissions.ts";
 import type { HistorySnapshot } from "../core/status-history.ts";
-import { StatusBar } from "../../views/status-bar.tsx";
-import { PANELS, type Panel } from "../../views/layout.tsx";
-import { AddBackupCard, MachinesLive, MachinesPage, PermissionsCard, type Discovered, type MachinesView } from "../../views/machines.tsx";
-import { DelaysPage, DelayTable, RoutingPage, RoutingTable, StatusFacts, StatusPage } from "../../views/panels.tsx";
+import { StatusBar } from "./views/status-bar.tsx";
+import { PANELS, type Panel } from "./views/layout.tsx";
+import { AddBackupCard, MachinesLive, MachinesPage, PermissionsCard } from "./views/machines.tsx";
+import { machinesView as buildMachinesView, type Discovered, type MachinesView } from "./view-models/machines-view.ts";
+import { DelaysPage, DelayTable, RoutingPage, RoutingTable, StatusFacts, StatusPage } from "./views/panels.tsx";
 import { liveStream } from "./live-stream.ts";
-import { machineRows } from "../../views/machine-rows.ts";
+import { machineRows } from "../core/machine-rows.ts";
 import { renderMetrics } from "./metrics.ts";
-import { StorageLive } from "../../views/storage.tsx";
+import { StorageLive } from "./views/storage.tsx";
 import { registerStorage, storageView, type StorageControl } from "./storage-routes.tsx";
 import { withDefaultPort } from "./forms.ts";
 import type { RosterEntry } from "../services/console-service.ts";
@@ -64,10 +65,8 @@ const liveQuerySchema = z.object({ panel: z.enum(PANELS, { message: "Unknown pan
 
 export function registerConsole(app: Hono, machine: ConsoleControl): void {
   const machinesView = (): MachinesView => {
-    const status = machine.status();
-    const discovered = machine.discovered();
     const viewer = { permission: machine.permission(), levels: machine.levels(), others: machine.otherClients() };
-    return { status, discovered, viewer, rows: machineRows(status, discovered.machines, machine.heardWithinMs(), viewer) };
+    return buildMachinesView(machine.status(), machine.discovered(), machine.heardWithinMs(), viewer);
   };
   /** A level-1 client sees no other client's delays either. */
   const history = () => {

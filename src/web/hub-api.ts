@@ -1,5 +1,5 @@
 /**
- * The Data Hub over HTTP, for scripts (DESIGN.md, "Data Hub"), on the setup
+ * The Data Hub over HTTP, for scripts (docs/design.md §Data Hub), on the setup
  * pages' port and behind the same password:
  *
  *   POST /api/hub/publish        {"topic": "studio/cam1", "data": {...}}  -> 200 once the active hub has it

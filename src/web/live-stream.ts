@@ -9,12 +9,15 @@
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
+import type { Clock } from "../core/clock.ts";
+import { systemClock } from "../net/system-time.ts";
 
 export const LIVE_TICK_MS = 500;
 export const LIVE_ALIVE_MS = 500;
 export const LIVE_STREAM_MAX_MS = 10 * 60_000;
 
-export function liveStream(c: Context, render: () => string | Promise<string>, now: () => number = () => Date.now()): Response {
+export function liveStream(c: Context, render: () => string | Promise<string>, clock: Clock = systemClock): Response {
+  const now = () => clock.now();
   return streamSSE(c, async (stream) => {
     let aborted = false;
     stream.onAbort(() => {

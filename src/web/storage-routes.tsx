@@ -13,7 +13,8 @@ import { AppError } from "../core/errors.ts";
 import type { MachineStatus } from "../core/status.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { FolderSyncView } from "../services/show-folder/folder-sync.ts";
-import { FolderCard, PullControls, PushForm, StoragePage, type FormEcho, type StorageHistory, type StorageView } from "../../views/storage.tsx";
+import { FolderCard, PullControls, PushForm, StoragePage } from "./views/storage.tsx";
+import { storageView as buildStorageView, type FormEcho, type StorageHistory, type StorageView } from "./view-models/storage-view.ts";
 
 /** What the panel needs from the machine. */
 export interface StorageControl {
@@ -55,7 +56,7 @@ export const autoPullFormSchema = z.object({ autoPull: z.enum(["on", "off"], { m
 
 /** The view every part of the panel renders from; `history` as the page shows it on load. */
 export function storageView(machine: StorageControl, history: StorageHistory = null): StorageView {
-  return { status: machine.status(), history, sync: machine.folderSync(), pinned: { folder: machine.showFolderPinned(), autoPull: machine.autoPullPinned() } };
+  return buildStorageView({ status: machine.status(), history, sync: machine.folderSync(), pinned: { folder: machine.showFolderPinned(), autoPull: machine.autoPullPinned() } });
 }
 
 /** The history asked now (a backup serving reads its own copy); the live stream then follows the node's. */

@@ -71,7 +71,6 @@ const sync = new FolderSync({
   node: () => null,
   readOnly: () => false,
   author: () => "bench",
-  now: () => Date.now(),
   log: createLogger(() => "json", () => {}),
 });
 // File times must be older than RACY_MS to be remembered.

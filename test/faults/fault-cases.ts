@@ -1,6 +1,6 @@
 /**
  * The fault suite's cases, written once: network-faults.test.ts checks each
- * against DESIGN.md's invariants and `bun run bench faults` prints them as a
+ * against the invariants of docs/design.md §Invariants and `bun run bench faults` prints them as a
  * table. Every case starts from fresh machines and runs under a FaultWatch
  * (messages from the client to an app on the backup's machine, both servers'
  * states polled every 50 ms).

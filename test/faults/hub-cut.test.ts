@@ -1,5 +1,5 @@
 /**
- * A client cut from the main alone (DESIGN.md "Data Hub", issue 10): four
+ * A client cut from the main alone (docs/design.md §Data Hub, issue 10): four
  * machines of the real executable in network namespaces (test/support/netns.ts);
  * nftables in c2's namespace drops everything between c2 and the main for a
  * few seconds while c1 publishes. The backup still hears the main (and c1

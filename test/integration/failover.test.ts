@@ -2,7 +2,7 @@
  * Failover with the real executable: one process per machine on loopback (a
  * main, its backup, clients), faults made with signals (kill -9, SIGSTOP,
  * SIGCONT), local apps run as `understudy sub|pub|set|get` on their own
- * machine. DESIGN.md "Failover protocol". Tests run one after another: each
+ * machine. docs/design.md §Failover. Tests run one after another: each
  * starts several processes.
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";

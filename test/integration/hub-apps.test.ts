@@ -3,7 +3,7 @@
  * mosquitto_pub/mosquitto_sub and the mqtt npm client on the nodes' MQTT
  * front doors, `understudy pub/sub/set/get`, and the HTTP API, across a
  * kill -9 of the main and short SIGSTOPs of it (same-epoch reconnects).
- * DESIGN.md "Data Hub".
+ * docs/design.md §Data Hub.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import mqtt, { type MqttClient } from "mqtt";
@@ -37,7 +37,7 @@ async function clusterWithMqtt(preset: { heartbeatMs: number; failoverTimeoutMs:
 }
 
 /**
- * Until the backup is paired and holds its first copy it never serves (DESIGN.md). The main's first
+ * Until the backup is paired and holds its first copy it never serves (docs/design.md §Failover, step 3). The main's first
  * pairing attempt often finds the backup not listening yet and retries a second later, so a kill -9
  * right after start leaves no server at all and a QoS 1 publish rightly waits for one: that, not the
  * front door, made "QoS 1 across a kill -9" fail about one run in four. Tests that kill the main wait here.

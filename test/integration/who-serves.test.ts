@@ -2,7 +2,7 @@
  * Who serves, with the real executable (issue 8, "What was found" 1, 2, 3, 5
  * and 6; 4 needs namespaces: test/faults/isolated-main.test.ts). Each test
  * replays one finding as a user, an operator or an attacker met it, and checks
- * the rule DESIGN.md "Failover protocol" states instead: a backup serves only
+ * the rule docs/design.md §Failover states instead: a backup serves only
  * when paired and holding a first copy, "Backup is idle" only when every lane
  * caught up, replayed datagrams change nothing, saving settings drops nothing.
  * Statuses are read from `GET /api/status` (failover.state, epoch, chip).

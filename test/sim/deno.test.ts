@@ -1,5 +1,5 @@
 /**
- * DESIGN.md: src/core and the simulator run on Deno too (the `deno` npm
+ * docs/design.md §Layout: src/core and the simulator run on Deno too (the `deno` npm
  * package), so the core stays on web-standard APIs. 500 seeds under Deno.
  */
 import { expect, test } from "bun:test";

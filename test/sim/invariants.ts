@@ -1,5 +1,5 @@
 /**
- * The DESIGN.md failover invariants, checked after every simulator step and
+ * The failover invariants (docs/design.md §Invariants), checked after every simulator step and
  * on every effect, before the runner executes it.
  *
  *  I1 one server per epoch: an epoch is served by one server incarnation, ever.

@@ -2,7 +2,7 @@
  * A Clock that moves only when told: tests and the simulator advance it, so
  * timeouts are exact and take no real time.
  */
-import type { Clock } from "../../src/core/clock.ts";
+import type { Clock, Timers } from "../../src/core/clock.ts";
 
 export class ManualClock implements Clock {
   #now: number;
@@ -37,5 +37,53 @@ export class OffsetClock implements Clock {
 
   now(): number {
     return this.base.now() + this.offsetMs;
+  }
+}
+
+/** Timers on a ManualClock: `advance` moves the clock and runs every timer that falls due, in order. */
+export class ManualTimers implements Timers {
+  readonly clock: ManualClock;
+  #next = 1;
+  readonly #pending = new Map<number, { at: number; run: () => void; everyMs: number | null }>();
+
+  constructor(clock = new ManualClock()) {
+    this.clock = clock;
+  }
+
+  get now(): number {
+    return this.clock.now();
+  }
+
+  /** Timers still waiting. */
+  get count(): number {
+    return this.#pending.size;
+  }
+
+  after(ms: number, run: () => void): () => void {
+    return this.#add(ms, run, null);
+  }
+
+  every(ms: number, run: () => void): () => void {
+    return this.#add(ms, run, ms);
+  }
+
+  advance(ms: number): void {
+    const end = this.clock.now() + ms;
+    for (;;) {
+      const due = [...this.#pending.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
+      if (!due) break;
+      const [id, timer] = due;
+      this.clock.advanceTo(timer.at);
+      if (timer.everyMs === null) this.#pending.delete(id);
+      else timer.at += Math.max(1, timer.everyMs);
+      timer.run();
+    }
+    this.clock.advanceTo(end);
+  }
+
+  #add(ms: number, run: () => void, everyMs: number | null): () => void {
+    const id = this.#next++;
+    this.#pending.set(id, { at: this.clock.now() + ms, run, everyMs });
+    return () => this.#pending.delete(id);
   }
 }

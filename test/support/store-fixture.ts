@@ -24,7 +24,7 @@ export function storesPerTest(prefix: string) {
   const openStores = () => {
     const db = openDatabase(databasePath(dir));
     open.push(db);
-    return { db, ...createStores(db, () => STORE_NOW) };
+    return { db, ...createStores(db, { now: () => STORE_NOW }) };
   };
   /** Closes `db` and opens the same folder again, as a restart would. */
   const reopen = (db: Database) => {

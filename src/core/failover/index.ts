@@ -58,7 +58,7 @@
  * under the timeout (757 of 1000 ms with the defaults): silence seen is the
  * blip plus up to a period on each side of it.
  *
- * ## Rules (DESIGN.md "Failover protocol", refined)
+ * ## Rules (docs/design.md §Failover, refined)
  *
  * - Epochs (epoch.ts): the main claims odd epochs, the backup even ones,
  *   always above every epoch it knows, on every takeover (a restart too). So

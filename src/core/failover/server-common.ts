@@ -147,7 +147,7 @@ export function otherActiveEpoch(s: ServerBase, self: ServerRole, now: number): 
 }
 
 /**
- * The witness rule (DESIGN.md, failover step 2): does any client say it heard
+ * The witness rule (docs/design.md §Failover, step 2): does any client say it heard
  * the main less than a timeout ago? Counted in absolute time (receipt time −
  * msSinceHeardMain), so a report goes stale by itself: a client that lost the
  * main stops vouching for it exactly one timeout after it last heard it, and
@@ -164,7 +164,7 @@ export function witnessHearsMain(s: ServerBase, now: number): boolean {
 }
 
 /**
- * Isolation (DESIGN.md): a paired server that heard neither the other server
+ * Isolation (docs/design.md §Failover, step 6): a paired server that heard neither the other server
  * nor any client for a timeout cannot tell "the others died" from "I am cut
  * off", and the other side may already serve. Stalls of this machine are
  * excused (heardNetworkAt moves with them).

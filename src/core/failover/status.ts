@@ -9,6 +9,7 @@ import type { ClientState } from "./client.ts";
 import type { MainState } from "./main.ts";
 import { otherActiveEpoch } from "./server-common.ts";
 import type { BeatBody } from "./types.ts";
+import type { ChipText } from "../status.ts";
 
 export type ChipKind =
   | "no-backup"
@@ -21,12 +22,12 @@ export type ChipKind =
 
 export interface StatusChip {
   readonly kind: ChipKind;
-  readonly text: string;
+  readonly text: ChipText;
   /** 0..1 while the backup's copy is catching up. */
   readonly progress: number | null;
 }
 
-export const CHIP_TEXT: Readonly<Record<ChipKind, string>> = {
+export const CHIP_TEXT: Readonly<Record<ChipKind, ChipText>> = {
   "no-backup": "No backup",
   "backup-syncing": "Backup is syncing",
   "backup-idle": "Backup is idle",

@@ -16,7 +16,8 @@
  * without a word leaves when its records' TTL runs out (dnssd: 120 s).
  */
 import { z } from "zod";
-import type { Clock } from "../../core/clock.ts";
+import type { Clock, Timers } from "../../core/clock.ts";
+import { systemClock, systemTimers } from "../system-time.ts";
 import { AppError, InvalidInput } from "../../core/errors.ts";
 import type { Logger } from "../../log.ts";
 import { createDnssdDriver } from "./dnssd-driver.ts";
@@ -39,16 +40,6 @@ export const GOODBYE_TIMEOUT_MS = 3_000;
 /** Distinct ignored services remembered so each reason is logged once, not on every sweep. */
 const MAX_IGNORED_REMEMBERED = 256;
 
-/** The only timers discovery uses; tests pass fake ones to step it. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-export const systemTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
-const systemClock: Clock = { now: () => Date.now() };
 
 export interface DiscoveryOptions {
   /** What this machine advertises; `id` and `fingerprint` also decide who is "us" and who has another key. */
@@ -117,8 +108,8 @@ export class Discovery {
   /** The instance name we were last announced under, while `ad` is active. */
   private instance: string | null = null;
   private browser: MdnsBrowser | null = null;
-  private sweepTimer: unknown = null;
-  private readonly restartTimers = new Map<Part, unknown>();
+  private sweepTimer: (() => void) | null = null;
+  private readonly restartTimers = new Map<Part, () => void>();
   private readonly failuresInARow = new Map<Part, number>();
   private lastError: DiscoveryStatus["lastError"] = null;
   private readonly ignored = new Map<string, string>();
@@ -220,9 +211,9 @@ export class Discovery {
     if (this.stopped) return this.stopped;
     if (this.state === "idle") return Promise.resolve();
     this.state = "stopping";
-    this.clearTimer(this.sweepTimer);
+    this.sweepTimer?.();
     this.sweepTimer = null;
-    for (const handle of this.restartTimers.values()) this.clearTimer(handle);
+    for (const cancel of this.restartTimers.values()) cancel();
     this.restartTimers.clear();
     this.stopBrowser();
     const ad = this.ad;
@@ -292,9 +283,9 @@ export class Discovery {
   private sayGoodbye(ad: MdnsAdvertisement | null): Promise<void> {
     if (!ad) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const timer = this.timers.setTimeout(resolve, GOODBYE_TIMEOUT_MS);
+      const cancel = this.timers.after(GOODBYE_TIMEOUT_MS, resolve);
       ad.stop(true).then(() => {
-        this.clearTimer(timer);
+        cancel();
         resolve();
       });
     });
@@ -381,28 +372,24 @@ export class Discovery {
     this.lastError = { code: problem.code, message: problem.message };
     this.log?.warn("discovery.error", { part, code: problem.code, message: errorMessage(error), retryInMs });
     if (this.state !== "running") return;
-    this.clearTimer(this.restartTimers.get(part));
+    this.restartTimers.get(part)?.();
     this.restartTimers.set(
       part,
-      this.timers.setTimeout(() => {
+      this.timers.after(retryInMs, () => {
         this.restartTimers.delete(part);
         if (this.state !== "running") return;
         if (part === "advertisement" && !this.ad) this.startAdvertisement();
         if (part === "browser" && !this.browser) this.startBrowser();
-      }, retryInMs),
+      }),
     );
   }
 
   private armSweep(): void {
-    this.sweepTimer = this.timers.setTimeout(() => {
+    this.sweepTimer = this.timers.after(this.sweepMs, () => {
       if (this.state !== "running") return;
       this.guarded(() => this.sweep());
       this.armSweep();
-    }, this.sweepMs);
-  }
-
-  private clearTimer(handle: unknown): void {
-    if (handle !== null && handle !== undefined) this.timers.clearTimeout(handle);
+    });
   }
 
   private notify(): void {

@@ -6,6 +6,7 @@
  * RACY_MS of being hashed is not remembered: a write in the same clock tick
  * could otherwise keep its old hash.
  */
+import type { Clock } from "../../core/clock.ts";
 import { lstatSync } from "node:fs";
 import { chunkFile, type ChunkedFile } from "./file-chunks.ts";
 
@@ -14,8 +15,8 @@ export const RACY_MS = 2000;
 export class FileHashCache {
   private readonly known = new Map<string, { stamp: string; file: ChunkedFile }>();
 
-  /** `now` is wall-clock time in ms, the clock file times are in. */
-  constructor(private readonly now: () => number) {}
+  /** `wallClock` is the clock file times are in. */
+  constructor(private readonly wallClock: Clock) {}
 
   /** The file at `path` chunked and hashed, or as remembered when its stamp is unchanged. */
   async chunk(path: string): Promise<ChunkedFile> {
@@ -24,7 +25,7 @@ export class FileHashCache {
     const known = this.known.get(path);
     if (known?.stamp === stamp) return known.file;
     const file = await chunkFile(path);
-    if (this.now() - Math.max(stats.mtimeMs, stats.ctimeMs) > RACY_MS) this.known.set(path, { stamp, file });
+    if (this.wallClock.now() - Math.max(stats.mtimeMs, stats.ctimeMs) > RACY_MS) this.known.set(path, { stamp, file });
     else this.known.delete(path);
     return file;
   }

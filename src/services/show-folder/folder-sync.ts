@@ -15,8 +15,9 @@
  * chunk takes about a millisecond, and one copy of the code serves both the
  * command line and the node.
  */
+import type { Clock, Timers } from "../../core/clock.ts";
 import { AppError } from "../../core/errors.ts";
-import type { MachineStatus } from "../../core/status.ts";
+import { systemTimers, wallClock } from "../../net/system-time.ts";
 import type { Logger } from "../../log.ts";
 import { RemoteError } from "../../net/rpc.ts";
 import type { SecureSocketOptions } from "../../net/secure-socket.ts";
@@ -83,8 +84,10 @@ export type FolderSyncOptions = {
   readOnly: () => boolean;
   /** Who pushes (the machine's name). */
   author: () => string;
-  /** Wall-clock ms, the clock file times are in. */
-  now: () => number;
+  /** Wall-clock time, the clock file times are in (default: the system's). */
+  wallClock?: Clock;
+  /** The tick runs on these (default: the system's). */
+  timers?: Timers;
   log: Logger;
   /** Called just before each pulled file is put in place (tests land an operator's edit there). */
   beforePlace?: (path: string) => void | Promise<void>;
@@ -122,12 +125,6 @@ export class NoShowFolder extends AppError {
   }
 }
 
-/** Push and pull wait for the main while the backup serves (DESIGN.md "While the backup is active"). */
-export function backupServes(s: MachineStatus): boolean {
-  const active = s.failover?.activeServer ?? null;
-  return active === "backup" || (active === "self" && s.role === "backup");
-}
-
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 export class FolderSync {
@@ -140,24 +137,29 @@ export class FolderSync {
   private autoTriedAt: number | null = null;
   /** After an Auto-Pull failed for another reason (the link, the disk): not again before this time. */
   private autoRetryAt = 0;
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private stopTicking: (() => void) | null = null;
+  private readonly wallClock: Clock;
+  private readonly timers: Timers;
   private stopped = false;
 
-  constructor(private readonly options: FolderSyncOptions) {}
+  constructor(private readonly options: FolderSyncOptions) {
+    this.wallClock = options.wallClock ?? wallClock;
+    this.timers = options.timers ?? systemTimers;
+  }
 
   view(): FolderSyncView {
     return this.current;
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.tick(), FOLDER_SYNC_TICK_MS);
+    this.stopTicking ??= this.timers.every(FOLDER_SYNC_TICK_MS, () => void this.tick());
     void this.tick();
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.stopTicking?.();
+    this.stopTicking = null;
     this.dropConnection();
   }
 
@@ -265,7 +267,7 @@ export class FolderSync {
         outcome = { ok: false, message: error instanceof AppError ? error.message : `The ${job.kind} failed: ${(error as Error).message}` };
         if (job.auto && !(error instanceof AppError && FOLDER_REFUSALS.has(error.code))) {
           this.autoTriedAt = null;
-          this.autoRetryAt = this.options.now() + AUTO_PULL_RETRY_MS;
+          this.autoRetryAt = this.wallClock.now() + AUTO_PULL_RETRY_MS;
         }
       }
       this.options.log.info(`show folder ${job.kind}`, { ok: outcome.ok, auto: job.auto, message: outcome.message });
@@ -286,7 +288,7 @@ export class FolderSync {
     if (!v.autoPull || v.folder === null || v.problem !== null || v.head === null || v.base === null) return;
     // A head below the base is one the server does not know this folder by: the pull heals it (show-transfer.ts).
     if (v.head === v.base || this.autoTriedAt === v.head || v.unreachable !== null || this.options.readOnly()) return;
-    if (this.options.now() < this.autoRetryAt) return;
+    if (this.wallClock.now() < this.autoRetryAt) return;
     this.autoTriedAt = v.head;
     try {
       this.startPull(true);
@@ -342,7 +344,7 @@ export class FolderSync {
   }
 
   private hashes(folder: string): FileHashCache {
-    if (this.cache?.folder !== folder) this.cache = { folder, hashes: new FileHashCache(this.options.now) };
+    if (this.cache?.folder !== folder) this.cache = { folder, hashes: new FileHashCache(this.wallClock) };
     return this.cache.hashes;
   }
 

@@ -14,6 +14,7 @@
  */
 import { linkSync, lstatSync, mkdirSync, renameSync, rmSync, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
+import type { Clock } from "../../core/clock.ts";
 import { showPathProblem } from "../../core/show-paths.ts";
 import { chunkFile } from "./file-chunks.ts";
 import { RACY_MS } from "./file-hash-cache.ts";
@@ -29,9 +30,9 @@ export const CONFLICTS_DIR = "conflicts";
 
 const stampOf = (stats: Stats) => `${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}:${stats.ino}`;
 
-/** Hashes `path` in `dir` as the pull's first look; `now` is wall-clock ms, the clock file times are in. */
-export async function checkLocal(dir: string, path: string, now: () => number): Promise<CheckedLocal> {
-  const at = now();
+/** Hashes `path` in `dir` as the pull's first look; `wallClock` is the clock file times are in. */
+export async function checkLocal(dir: string, path: string, wallClock: Clock): Promise<CheckedLocal> {
+  const at = wallClock.now();
   const stats = lstatOrNull(join(dir, path));
   if (stats === null) return { hash: null, stamp: null, at };
   if (!stats.isFile()) return { hash: "other", stamp: null, at };

@@ -21,6 +21,7 @@ import { z } from "zod";
 import { manifestProblem } from "../../core/show-manifest.ts";
 import { assertNoShowPathCollisions, InvalidShowPath, SHOW_FOLDER_STATE_NAME, showPathProblem } from "../../core/show-paths.ts";
 import type { PullResult } from "../show-file-protocol.ts";
+import { wallClock } from "../../net/system-time.ts";
 import { writeFileAtomic } from "../../store/atomic-file.ts";
 import { SHA256_HEX, fileHashOfChunks } from "../../store/content-hash.ts";
 import { CHUNK_BYTES, chunkFile, type ChunkedFile } from "./file-chunks.ts";
@@ -157,7 +158,7 @@ export class ShowFolder {
     const plan = [];
     for (const change of incoming) {
       this.checkAncestors(change.path, change.content !== null, deleting);
-      plan.push({ ...change, theirs: change.content === null ? null : fileHashOfChunks(change.content.chunks), local: await checkLocal(this.dir, change.path, Date.now) });
+      plan.push({ ...change, theirs: change.content === null ? null : fileHashOfChunks(change.content.chunks), local: await checkLocal(this.dir, change.path, wallClock) });
     }
     const blocked = plan.find((step) => step.content !== null && step.local.hash === "other");
     if (blocked) throw new PullTargetBlocked(this.dir, blocked.path, "it is a folder or a link");

@@ -48,7 +48,7 @@ test("resumed bytes count toward progress, not speed", () => {
 test("on a terminal the bar redraws in place, at most every REDRAW_MS, and ends with the summary", () => {
   let now = 0;
   const written: string[] = [];
-  const bar = new ProgressBar("Downloading b.mov", 4e6, { write: (t: string) => written.push(t), isTTY: true, columns: 100 }, () => now);
+  const bar = new ProgressBar("Downloading b.mov", 4e6, { write: (t: string) => written.push(t), isTTY: true, columns: 100 }, { now: () => now });
   bar.advance(1e6);
   now += REDRAW_MS / 2;
   bar.advance(1e6); // too soon: not drawn
@@ -67,7 +67,7 @@ test("on a terminal the bar redraws in place, at most every REDRAW_MS, and ends 
 test("off a terminal nothing is drawn until the one final line; abandon adds nothing", () => {
   const written: string[] = [];
   const sink = { write: (t: string) => written.push(t), isTTY: false };
-  const bar = new ProgressBar("Uploading c.mov", 2e6, sink, () => 0);
+  const bar = new ProgressBar("Uploading c.mov", 2e6, sink, { now: () => 0 });
   bar.skip(1e6);
   bar.advance(1e6);
   bar.abandon();

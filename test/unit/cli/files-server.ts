@@ -35,7 +35,7 @@ export function startFilesServer() {
   const db = openDatabase(databasePath(dataDir));
   // Revision N is made on 2030-01-N, so the log's lines are fixed.
   let show: TestShowFiles | null = null;
-  const stores = createStores(db, () => Date.UTC(2030, 0, (show?.head ?? 0) + 1));
+  const stores = createStores(db, { now: () => Date.UTC(2030, 0, (show?.head ?? 0) + 1) });
   show = new TestShowFiles(stores);
   const shown = show;
   const service = new FilesService({

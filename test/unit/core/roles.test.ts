@@ -7,7 +7,7 @@ const NOW = Date.parse("2026-11-25T12:00:00Z");
 const lic = (type: LicenseType, holder = "*", days: number | null = null) => issueDevLicense({ type, holder, days, now: NOW });
 
 describe("roles allowed by each license", () => {
-  // role → license types that allow it (DESIGN.md)
+  // role → license types that allow it (docs/design.md §Roles and licenses)
   const table: [Role, LicenseType | null, boolean][] = [
     ["standalone", null, true],
     ["client", null, false],

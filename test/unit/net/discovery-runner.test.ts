@@ -11,8 +11,8 @@ import {
   Discovery,
   GOODBYE_TIMEOUT_MS,
   type DiscoveryOptions,
-  type Timers,
 } from "../../../src/net/discovery/discovery.ts";
+import { ManualTimers } from "../../support/clock.ts";
 import type {
   AdvertisementHandlers,
   AdvertisementSpec,
@@ -26,35 +26,6 @@ import { encodeTxt, parseTxt, type MachineAdvert } from "../../../src/net/discov
 
 const KEY = "0123456789abcdef";
 const SELF: MachineAdvert = { id: "aaaaaaaaaaaaaaaa", name: "Main", role: "main", license: "server-with-failover", version: "1.0.0", fingerprint: KEY, epoch: 4 };
-
-class ManualTimers implements Timers {
-  now = 0;
-  private next = 1;
-  private readonly pending = new Map<number, { at: number; fn: () => void }>();
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.next++;
-    this.pending.set(id, { at: this.now + ms, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.pending.delete(handle as number);
-  }
-  get count(): number {
-    return this.pending.size;
-  }
-  /** Moves time on, running every timer that falls due, in order. */
-  advance(ms: number): void {
-    const end = this.now + ms;
-    for (;;) {
-      const due = [...this.pending.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
-      if (!due) break;
-      this.pending.delete(due[0]);
-      this.now = due[1].at;
-      due[1].fn();
-    }
-    this.now = end;
-  }
-}
 
 class FakeAd implements MdnsAdvertisement {
   started = false;
@@ -137,7 +108,7 @@ function setup(options: Partial<DiscoveryOptions> = {}) {
   const timers = new ManualTimers();
   const driver = new FakeDriver();
   const log = new MemoryLog();
-  const discovery = new Discovery({ self: SELF, port: 7401, interface: "eth0", forgetAfterMs: 5_000, clock: { now: () => timers.now }, timers, log, driver, ...options });
+  const discovery = new Discovery({ self: SELF, port: 7401, interface: "eth0", forgetAfterMs: 5_000, clock: timers.clock, timers, log, driver, ...options });
   let changes = 0;
   discovery.onChange(() => changes++);
   return { discovery, driver, timers, log, changes: () => changes };

@@ -35,7 +35,7 @@ export function startAssetNode(
 ): AssetNode {
   const dir = options.store === false ? null : mkdtempSync(join(tmpdir(), "understudy-asset-node-"));
   const db = dir ? openDatabase(databasePath(dir)) : null;
-  const stores = db ? createStores(db, () => 1_700_000_000_000) : null;
+  const stores = db ? createStores(db, { now: () => 1_700_000_000_000 }) : null;
   const secure = { networkKey, machine: nacl.sign.keyPair() };
   const connections = new Set<SecureConnection>();
   const node: AssetNode = {

@@ -308,7 +308,7 @@ describe("restarts and full disks", () => {
     fs.mkdirSync(backupDir);
     const backupDb = openDatabase(databasePath(backupDir));
     stores.track(backupDb);
-    const backup = createStores(backupDb, () => NOW);
+    const backup = createStores(backupDb, { now: () => NOW });
     const entries = main.log.entriesSince(0);
     const missing = backup.log.missingChunksFor(entries);
     expect(missing).toHaveLength(4);

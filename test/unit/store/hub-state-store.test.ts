@@ -19,10 +19,10 @@ afterEach(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function openStore(wallClock = () => 1_700_000_000_000) {
+function openStore(now = 1_700_000_000_000) {
   const db = openDatabase(databasePath(dataDir));
   open.push(db);
-  return { db, store: new HubStateStore(db, wallClock) };
+  return { db, store: new HubStateStore(db, { now: () => now }) };
 }
 
 function activeHub(store: HubStateStore, epoch = 1) {
@@ -80,7 +80,7 @@ describe("retained state survives a restart", () => {
   });
 
   test("the updated column records wall-clock time for people", () => {
-    const { db, store } = openStore(() => 1234);
+    const { db, store } = openStore(1234);
     activeHub(store).set("k", 1, "o", 1);
     expect(db.query("SELECT key, value, epoch, seq, updated FROM hub_entries").all()).toEqual([{ key: "k", value: "1", epoch: 1, seq: 1, updated: 1234 }]);
   });

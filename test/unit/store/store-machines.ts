@@ -28,7 +28,7 @@ export function useStoreMachines(prefix: string) {
   const machine = (name: string): Machine => {
     const db = openDatabase(databasePath(join(root, name)));
     open.push(db);
-    return { db, name, ...createStores(db, () => 1_700_000_000_000) };
+    return { db, name, ...createStores(db, { now: () => 1_700_000_000_000 }) };
   };
   const restart = (m: Machine): Machine => {
     m.db.close();

@@ -2,10 +2,12 @@
 import { expect, test } from "bun:test";
 import type { HistorySnapshot } from "../../../src/core/status-history.ts";
 import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts";
-import { machineRows, SERVER_VIEWER } from "../../../views/machine-rows.ts";
-import { AddBackupCard } from "../../../views/machines.tsx";
-import { DelayTable, RoutingTable, SLOW_RTT_MS } from "../../../views/panels.tsx";
-import { PushControls, StorageStatus } from "../../../views/storage.tsx";
+import { machineRows, SERVER_VIEWER } from "../../../src/core/machine-rows.ts";
+import { AddBackupCard } from "../../../src/web/views/machines.tsx";
+import { machinesView } from "../../../src/web/view-models/machines-view.ts";
+import { DelayTable, RoutingTable, SLOW_RTT_MS } from "../../../src/web/views/panels.tsx";
+import { PushControls, StorageStatus } from "../../../src/web/views/storage.tsx";
+import { storageView } from "../../../src/web/view-models/storage-view.ts";
 import type { FolderSyncView } from "../../../src/services/show-folder/folder-sync.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
@@ -53,7 +55,7 @@ test("Add Backup server offers the backups found on the network with the same ke
   });
   const status = statusFixture({ chip: "No backup", backup: null }, { pairing: null, peers: [] });
   const discovered = { discovery: "on" as const, machines: [found({}), found({ id: "e", name: "other-key", addresses: ["10.0.0.3"], keyMismatch: true }), found({ id: "f", role: "client", addresses: ["10.0.0.4"] })] };
-  const html = String(<AddBackupCard view={{ status, discovered, viewer: SERVER_VIEWER, rows: machineRows(status, discovered.machines, 1000) }} />);
+  const html = String(<AddBackupCard view={machinesView(status, discovered, 1000, SERVER_VIEWER)} />);
   expect(html).toContain('<option value="10.0.0.2:7401">studio-b</option>');
   expect(html).not.toContain("10.0.0.3");
   expect(html).not.toContain("10.0.0.4");
@@ -61,16 +63,19 @@ test("Add Backup server offers the backups found on the network with the same ke
 
 test("Synced storage: while the backup serves, push and pull wait with the documented reason", () => {
   const onBackup = statusFixture({ role: "client", chip: "Backup is active", showFile: null }, { activeServer: "backup", pairing: null });
-  const html = String(<StorageStatus status={onBackup} />);
-  expect(html).toContain("The main server is down: file changes can&#39;t be pushed or pulled until it is back");
-  expect(String(<StorageStatus status={statusFixture()} />)).toContain('data-testid="storage-open"');
+  const status = (s: ReturnType<typeof statusFixture>) => {
+    const view = storageView({ status: s, history: null, sync: null, pinned: { folder: false, autoPull: false } });
+    return String(<StorageStatus status={view.status} readOnly={view.offers.readOnly} />);
+  };
+  expect(status(onBackup)).toContain("The main server is down: file changes can&#39;t be pushed or pulled until it is back");
+  expect(status(statusFixture())).toContain('data-testid="storage-open"');
 });
 
 test("Synced storage: Push Changes waits for something to push, and says so", () => {
   const sync: FolderSyncView = {
     folder: "/srv/show", autoPull: false, problem: null, base: 3, head: 3, toPush: [], toPushCount: 0, toPull: [], history: [], unreachable: null, skipped: null, job: null, outcome: null,
   };
-  const view = (over: Partial<FolderSyncView>) => String(<PushControls view={{ status: statusFixture(), history: null, sync: { ...sync, ...over }, pinned: { folder: false, autoPull: false } }} />);
+  const view = (over: Partial<FolderSyncView>) => String(<PushControls view={storageView({ status: statusFixture(), history: null, sync: { ...sync, ...over }, pinned: { folder: false, autoPull: false } })} />);
   expect(view({})).toContain("Nothing to push: the folder has no changes.");
   expect(view({})).toContain("disabled");
   expect(view({ toPush: [{ kind: "changed", path: "rundown.txt" }], toPushCount: 1 })).not.toContain("disabled");

@@ -47,7 +47,6 @@ test("an edit saved while Auto-Pull places a revision is kept, and the outcome n
     node: () => ({ address: main.flags[1]!, secure: { networkKey: main.networkKey, machine: nacl.sign.keyPair() } }),
     readOnly: () => false,
     author: () => "booth",
-    now: Date.now,
     log: createLogger(() => "json", (line) => logged.push(line)),
     beforePlace: (path) => void (path === "note.txt" && ++edits && writeFileSync(join(booth, "note.txt"), "the operator's edit")),
   });
@@ -87,7 +86,6 @@ test("a base the server does not know (2^53 - 1) is healed by Auto-Pull with a f
     node: () => ({ address: main.flags[1]!, secure: { networkKey: main.networkKey, machine: nacl.sign.keyPair() } }),
     readOnly: () => false,
     author: () => "booth",
-    now: Date.now,
     log: createLogger(() => "json", () => {}),
   });
   cleanups.push(() => sync.stop());

@@ -3,6 +3,7 @@
  * base revision, honouring .understudyignore, hashing again only files whose
  * stamp moved (file-hash-cache.ts), and refusing a folder that cannot be one.
  */
+import type { Clock } from "../../../../src/core/clock.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -37,14 +38,14 @@ afterEach(() => {
 });
 
 /** A FolderSync with no node (nothing to ask the server): only the folder's own side runs. */
-function folderSync(folder: string | null, dataDir = tempDir(), now = () => Date.now()): FolderSync {
+function folderSync(folder: string | null, dataDir = tempDir(), wallClock: Clock = { now: () => Date.now() }): FolderSync {
   const sync = new FolderSync({
     dataDir,
     settings: () => ({ folder, autoPull: false }),
     node: () => null,
     readOnly: () => false,
     author: () => "booth",
-    now,
+    wallClock,
     log: createLogger(() => "json", () => {}),
   });
   syncs.push(sync);
@@ -104,7 +105,7 @@ describe("hashes remembered between scans", () => {
   test("listing a large folder from remembered hashes still gives the event loop (the node's heartbeats) turns", async () => {
     const dir = tempDir();
     for (let i = 0; i < 1024; i++) writeFileSync(join(dir, `cue-${i}.json`), String(i));
-    const sync = folderSync(dir, tempDir(), () => Date.now() + 2 * RACY_MS);
+    const sync = folderSync(dir, tempDir(), { now: () => Date.now() + 2 * RACY_MS });
     await sync.tick();
     expect(sync.view().toPushCount).toBe(1024);
     let turns = 0;
@@ -125,7 +126,7 @@ describe("hashes remembered between scans", () => {
     writeFileSync(path, "first");
     const old = new Date(Date.now() - 60_000);
     utimesSync(path, old, old);
-    const cache = new FileHashCache(() => Date.now() + 2 * RACY_MS);
+    const cache = new FileHashCache({ now: () => Date.now() + 2 * RACY_MS });
     expect((await cache.chunk(path)).hash).toBe(hashOf("first"));
     expect(cache.size).toBe(1);
     writeFileSync(path, "FIRST");
@@ -137,7 +138,7 @@ describe("hashes remembered between scans", () => {
     const path = join(tempDir(), "rundown.txt");
     writeFileSync(path, "news");
     let now = Date.now();
-    const cache = new FileHashCache(() => now);
+    const cache = new FileHashCache({ now: () => now });
     expect((await cache.chunk(path)).hash).toBe(hashOf("news"));
     expect(cache.size).toBe(0);
     now += 2 * RACY_MS;

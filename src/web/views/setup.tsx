@@ -3,29 +3,12 @@
  * The local setup page: license, role and network key, each its own form that
  * htmx swaps in place, with errors shown next to the field they are about.
  */
-import type { MachineStatus } from "../src/core/status.ts";
-import type { RoleChoice } from "../src/core/roles.ts";
-import { ROLE_ADDRESSES } from "../src/core/roles.ts";
+import type { SetupView } from "../view-models/setup-view.ts";
+import { ROLE_ADDRESSES } from "../../core/roles.ts";
 import { pageWords } from "./page-words.ts";
 import { Layout } from "./layout.tsx";
 
 export type FieldErrors = Partial<Record<string, string>>;
-export type LicenseSummary = { type: string; typeLabel: string; holder: string; expiresAt: string | null };
-
-export type SetupView = {
-  status: MachineStatus;
-  license: LicenseSummary | null;
-  roles: RoleChoice[];
-  role: string;
-  main: string | null;
-  backup: string | null;
-  keyFingerprint: string | null;
-  /** The network key itself, on a main server (or a machine not yet given a role) so it can be pasted on the others. */
-  networkKey: string | null;
-  /** Settings fixed by flags or environment, shown read-only with why. */
-  pinned: { role: boolean; main: boolean; backup: boolean; license: boolean; key: boolean };
-};
-
 function FieldError(props: { errors: FieldErrors; field: string }) {
   const message = props.errors[props.field];
   return message ? (

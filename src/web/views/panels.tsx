@@ -3,10 +3,10 @@
  * The Status, Delays and Routing panels. Each has one live part (an id the
  * live stream swaps out of band) and is readable without JavaScript.
  */
-import type { MachineStatus } from "../src/core/status.ts";
-import type { HistorySnapshot, PeerDelayHistory } from "../src/core/status-history.ts";
-import { consoleChip } from "./console-chip.ts";
-import { roleLabelOf, type MachineRow } from "./machine-rows.ts";
+import type { MachineStatus } from "../../core/status.ts";
+import type { HistorySnapshot, PeerDelayHistory } from "../../core/status-history.ts";
+import { consoleChip } from "../../core/console-chip.ts";
+import { roleLabelOf, type HubOfMachine, type MachineRow } from "../../core/machine-rows.ts";
 import { Layout } from "./layout.tsx";
 import { formatDelay } from "./machines.tsx";
 
@@ -155,31 +155,20 @@ export function DelayTable(props: { status: MachineStatus; history: HistorySnaps
   );
 }
 
-/** Which Data Hub a machine's apps reach, from its own state (a heartbeat's state for the others). */
-function hubWords(row: MachineRow, s: MachineStatus): string {
-  if (row.self) {
-    const active = s.failover?.activeServer ?? null;
-    if (s.failover === null) return "none (stand-alone)";
-    return active === "self" ? "its own (serving)" : active === "main" ? "the main server's" : active === "backup" ? "the backup server's" : "none: its apps' messages wait";
-  }
-  if (row.wireState === null) return "not heard";
-  const byState: Record<string, string> = {
-    active: "its own (serving)",
-    "follow-main": "the main server's",
-    "follow-backup": "the backup server's",
-    "follow-none": "none: its apps' messages wait",
-    idle: "the main server's",
-    syncing: "the main server's",
-    rejoining: "the backup server's",
-    standby: "the backup server's",
-    isolated: "none: it holds writes while isolated",
-    unpaired: "none",
-  };
-  return byState[row.wireState] ?? "–";
-}
+/** Whose Data Hub a machine's apps reach (core/machine-rows.ts decides), in words. */
+const HUB_WORDS: Record<HubOfMachine, string> = {
+  own: "its own (serving)",
+  main: "the main server's",
+  backup: "the backup server's",
+  waits: "none: its apps' messages wait",
+  isolated: "none: it holds writes while isolated",
+  none: "none",
+  standalone: "none (stand-alone)",
+  "not-heard": "not heard",
+  unknown: "–",
+};
 
 export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[]; outOfBand?: boolean }) {
-  const s = props.status;
   return (
     <section id="routing-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
       <table data-testid="routing-table">
@@ -196,7 +185,7 @@ export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[];
             <tr data-machine-id={r.id}>
               <td>{r.name}</td>
               <td>{r.roleLabel}</td>
-              <td>{hubWords(r, s)}</td>
+              <td>{HUB_WORDS[r.hub]}</td>
               <td class="num">{r.localApps ?? "–"}</td>
             </tr>
           ))}

@@ -5,17 +5,16 @@
  * and the switch-back card of a main waiting in standby. The table, the card
  * and the discovered list are live parts: /events sends them again when they change.
  */
-import type { MachineStatus } from "../src/core/status.ts";
-import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
-import type { MachineRow, Viewer } from "./machine-rows.ts";
-import { mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PERMISSION_WORDS } from "../src/core/permissions.ts";
+import type { MachineStatus } from "../../core/status.ts";
+import type { MachineRow } from "../../core/machine-rows.ts";
+import type { RowOffer } from "../../core/machines-offers.ts";
+import { formatHostPort } from "../../core/config.ts";
+import { PERMISSION_LEVELS, PERMISSION_WORDS } from "../../core/permissions.ts";
+import type { Discovered, MachinesView } from "../view-models/machines-view.ts";
 import { Layout } from "./layout.tsx";
 import { RefusalNote } from "./refusal.tsx";
 
 const gigabytes = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
-
-export type Discovered = { discovery: "on" | "off" | "standalone"; machines: DiscoveredMachine[] };
-export type MachinesView = { status: MachineStatus; rows: MachineRow[]; discovered: Discovered; viewer: Viewer };
 
 const oob = (on: boolean | undefined) => (on ? "true" : undefined);
 export const formatDelay = (ms: number | null) => (ms === null ? "–" : ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`);
@@ -27,11 +26,6 @@ function TrashIcon() {
       <path d="M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6" />
     </svg>
   );
-}
-
-/** On a client: the main is back and waits in standby, so the Backup row's delete icon switches back. */
-function clientMaySwitchBackHere(view: MachinesView, row: MachineRow): boolean {
-  return view.status.role === "client" && row.kind === "backup" && view.rows.some((r) => r.kind === "main" && r.wireState === "standby");
 }
 
 /** A delete icon in a row: a form that works without JavaScript, disabled with the reason below level 3. */
@@ -46,12 +40,12 @@ function LevelThreeIconForm(props: { action: string; target: string; confirm?: s
   );
 }
 
-function SwitchBackIcon(props: { view: MachinesView; row: MachineRow }) {
+function SwitchBackIcon(props: { row: MachineRow; allowed: boolean }) {
   return (
     <LevelThreeIconForm
       action="/failover/switch-back"
       target="#switch-back-result"
-      allowed={maySwitchBack(props.view.viewer.permission)}
+      allowed={props.allowed}
       label={`Switch the network back from ${props.row.name} to the main server`}
       title="Switch back to the main server"
       refusal="Permission level 3 is needed to switch back"
@@ -60,27 +54,25 @@ function SwitchBackIcon(props: { view: MachinesView; row: MachineRow }) {
   );
 }
 
-/** The Backup server row's delete icon removes it: on the main that holds the pairing, or on a client (the main does it, for level 3). */
-function removable(view: MachinesView, row: MachineRow): boolean {
-  const s = view.status;
-  if (row.kind !== "backup") return false;
-  if (s.role === "client") return !clientMaySwitchBackHere(view, row);
-  return (s.role === "main" || s.role === "server") && s.failover?.pairing?.peerId === row.id;
-}
-
-function RemoveBackupIcon(props: { view: MachinesView; row: MachineRow }) {
+function RemoveBackupIcon(props: { row: MachineRow; allowed: boolean }) {
   return (
     <LevelThreeIconForm
       action="/machines/backup/remove"
       target="#backup-result"
       confirm={`Remove ${props.row.name} as the backup server?`}
-      allowed={mayChangeBackup(props.view.viewer.permission)}
+      allowed={props.allowed}
       label={`Remove the backup server ${props.row.name}`}
       title="Remove the backup server"
       refusal="Permission level 3 is needed to remove the backup server"
       testId="remove-backup"
     />
   );
+}
+
+function RowAction(props: { row: MachineRow; offer: RowOffer }) {
+  const { row, offer } = props;
+  if (offer === null) return null;
+  return offer.kind === "switch-back" ? <SwitchBackIcon row={row} allowed={offer.allowed} /> : <RemoveBackupIcon row={row} allowed={offer.allowed} />;
 }
 
 export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }) {
@@ -124,8 +116,7 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
               <td class="num">{r.self ? "–" : formatDelay(r.delayMs)}</td>
               <td data-testid="permission">{r.level === null ? "–" : PERMISSION_WORDS[r.level]}</td>
               <td>
-                {clientMaySwitchBackHere(view, r) ? <SwitchBackIcon view={view} row={r} /> : null}
-                {removable(view, r) ? <RemoveBackupIcon view={view} row={r} /> : null}
+                <RowAction row={r} offer={view.offers.rows[r.id] ?? null} />
               </td>
             </tr>
           ))}
@@ -136,9 +127,8 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
 }
 
 /** Always present (maybe empty) so the live stream can fill it in or clear it. */
-export function SwitchBackCard(props: { status: MachineStatus; outOfBand?: boolean }) {
-  const s = props.status;
-  const waiting = (s.role === "main" || s.role === "server") && s.failover?.state === "standby";
+export function SwitchBackCard(props: { waiting: boolean; outOfBand?: boolean }) {
+  const { waiting } = props;
   return (
     <div id="switch-back" hx-swap-oob={oob(props.outOfBand)}>
       {waiting ? (
@@ -158,27 +148,24 @@ export function SwitchBackCard(props: { status: MachineStatus; outOfBand?: boole
 
 /** Add Backup server, on a main with no backup: a machine found on the network or a typed address. */
 export function AddBackupCard(props: { view: MachinesView; error?: string; value?: string; saved?: string }) {
-  const s = props.view.status;
-  const isMain = s.role === "main" || s.role === "server";
-  const levelThreeClient = s.role === "client" && props.view.viewer.permission === 3;
-  if (!isMain && !levelThreeClient && !props.error) return <div id="add-backup"></div>;
-  if (s.failover?.pairing && !props.error) {
+  const { addBackup, addBackupFromClient } = props.view.offers;
+  if (addBackup === "none" && !props.error) return <div id="add-backup"></div>;
+  if (addBackup === "paired" && !props.error) {
     return (
       <div id="add-backup">
         {props.saved ? <p class="saved" role="status">{props.saved}</p> : null}
       </div>
     );
   }
-  const candidates = props.view.discovered.machines.filter((m) => m.role === "backup" && !m.keyMismatch);
   return (
     <section id="add-backup" class="card">
       <h2>Add Backup server</h2>
-      {levelThreeClient ? <p class="lead">This client has permission level 3: the main server pairs with the backup you name.</p> : null}
+      {addBackupFromClient ? <p class="lead">This client has permission level 3: the main server pairs with the backup you name.</p> : null}
       <form hx-post="/machines/backup" hx-target="#add-backup" hx-swap="outerHTML" method="post" action="/machines/backup">
         <label for="backup-address">Backup server: a machine found on the network, or its IP address</label>
         <input id="backup-address" name="address" list="backup-candidates" value={props.value ?? ""} placeholder="10.0.0.2:7401" autocomplete="off" aria-invalid={props.error ? "true" : undefined} />
         <datalist id="backup-candidates">
-          {candidates.flatMap((m) => m.addresses.map((a) => <option value={`${a}:${m.port}`}>{m.name}</option>))}
+          {props.view.offers.backupCandidates.map((c) => <option value={c.address}>{c.name}</option>)}
         </datalist>
         {props.error ? (
           <p class="field-error" role="alert" data-testid="address-error">
@@ -196,8 +183,7 @@ export function AddBackupCard(props: { view: MachinesView; error?: string; value
 /** On the main: each client's permission level, one small form per client (not live, so a choice is not swapped away). */
 export function PermissionsCard(props: { view: MachinesView; saved?: string; error?: string }) {
   const clients = props.view.rows.filter((r) => r.kind === "client" && !r.self && r.level !== null);
-  const isMain = props.view.status.role === "main" || props.view.status.role === "server";
-  if (!isMain) return <div id="permissions">{props.error ? <p class="field-error" role="alert" data-testid="permission-error">{props.error}</p> : null}</div>;
+  if (!props.view.offers.permissions) return <div id="permissions">{props.error ? <p class="field-error" role="alert" data-testid="permission-error">{props.error}</p> : null}</div>;
   return (
     <section id="permissions" class="card">
       <h2>Permission levels</h2>
@@ -252,7 +238,7 @@ export function DiscoveredList(props: Discovered & { outOfBand?: boolean }) {
               <tr data-machine-id={m.id} class={m.keyMismatch ? "mismatch" : undefined}>
                 <td>{m.name}</td>
                 <td>{m.role}</td>
-                <td>{m.addresses.map((a) => `${a}:${m.port}`).join(", ")}</td>
+                <td>{m.addresses.map((host) => formatHostPort({ host, port: m.port })).join(", ")}</td>
                 <td>{m.keyMismatch ? <strong class="field-error">different key ({m.fingerprint})</strong> : "same key"}</td>
                 <td>{m.version}</td>
               </tr>
@@ -290,7 +276,7 @@ export function MachineNotes(props: { status: MachineStatus; outOfBand?: boolean
 export function MachinesLive(props: { view: MachinesView; outOfBand?: boolean }) {
   return (
     <>
-      <SwitchBackCard status={props.view.status} outOfBand={props.outOfBand} />
+      <SwitchBackCard waiting={props.view.offers.switchBackCard} outOfBand={props.outOfBand} />
       <MachinesTable view={props.view} outOfBand={props.outOfBand} />
       <MachineNotes status={props.view.status} outOfBand={props.outOfBand} />
       <DiscoveredList {...props.view.discovered} outOfBand={props.outOfBand} />
@@ -304,7 +290,7 @@ export function MachinesPage(props: { view: MachinesView }) {
       <h1>Machines</h1>
       <div id="switch-back-result"></div>
       <div id="backup-result"></div>
-      <SwitchBackCard status={props.view.status} />
+      <SwitchBackCard waiting={props.view.offers.switchBackCard} />
       <MachinesTable view={props.view} />
       <MachineNotes status={props.view.status} />
       <div class="columns">

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts";
-import { machineRows } from "../../../views/machine-rows.ts";
+import { machineRows } from "../../../src/core/machine-rows.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
 const found = (over: Partial<DiscoveredMachine>): DiscoveredMachine => ({
@@ -98,4 +98,19 @@ test("a server that refused the handshake for another network key is marked with
   // A refusal for another reason (no key fingerprints) marks nothing.
   const other = machineRows(statusFixture(client, { pairing: null, peers: [], refusal: { ...refusal, code: "PEER_REFUSED", peerFingerprint: null, localFingerprint: null } }), [], 1000);
   expect(other.some((r) => r.keyDiffers)).toBe(false);
+});
+
+test("whose Data Hub each machine's apps reach follows the routing rule: a rejoining main's apps wait for it, a standby main's use the backup's", () => {
+  const status = statusFixture(
+    { role: "client", roleLabel: "Client", name: "control" },
+    {
+      activeServer: null,
+      pairing: null,
+      peers: [peer({ id: "m", name: "studio-main", role: "main", state: "rejoining" }), peer({ state: "active" }), peer({ id: "c", name: "cg", role: "client", state: "follow-backup" }), peer({ id: "s", name: "silent", role: "client", lastHeardMsAgo: 9000 })],
+    },
+  );
+  const hub = Object.fromEntries(machineRows(status, [], 1000).map((r) => [r.name, r.hub]));
+  expect(hub).toEqual({ "studio-main": "waits", backup: "own", control: "waits", cg: "backup", silent: "not-heard" });
+  const standby = statusFixture({}, { state: "standby", activeServer: "backup", peers: [] });
+  expect(machineRows(standby, [], 1000).find((r) => r.self)!.hub).toBe("backup");
 });

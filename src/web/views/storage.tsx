@@ -9,41 +9,16 @@
  * /events when they change); the folder field and the comment are not, so
  * nothing being typed is ever swapped away.
  */
-import type { MachineStatus } from "../src/core/status.ts";
-import type { LogEntry } from "../src/services/show-file-protocol.ts";
-import { READ_ONLY_MESSAGE } from "../src/services/show-file-protocol.ts";
-import { backupServes, type FolderSyncView, type SyncJob } from "../src/services/show-folder/folder-sync.ts";
+import type { MachineStatus } from "../../core/status.ts";
+import { READ_ONLY_MESSAGE } from "../../core/storage-offers.ts";
+import type { FormEcho, LogEntry, StorageHistory, StorageView, SyncJob } from "../view-models/storage-view.ts";
 import { Layout } from "./layout.tsx";
-
-export type StorageHistory = { entries: LogEntry[]; readOnly: boolean } | { error: string } | null;
-
-/** Everything the panel shows; `sync` null on a stand-alone machine. */
-export type StorageView = {
-  status: MachineStatus;
-  history: StorageHistory;
-  sync: FolderSyncView | null;
-  pinned: { folder: boolean; autoPull: boolean };
-};
-
-/** What a form left behind: what was typed, and the outcome in words. */
-export type FormEcho = { value?: string; error?: string; saved?: string };
 
 const oob = (on: boolean | undefined) => (on ? "true" : undefined);
 const when = (iso: string) => iso.replace("T", " ").slice(0, 19);
 
-/** Why Push, Pull and Auto-Pull cannot be used now, or null when they can. */
-function syncBlocked(view: StorageView): string | null {
-  if (view.sync === null) return "A stand-alone machine has no synced storage.";
-  if (backupServes(view.status)) return `${READ_ONLY_MESSAGE}.`;
-  if (view.sync.folder === null) return "Set the show folder first.";
-  if (view.sync.problem !== null) return view.sync.problem;
-  if (view.sync.job !== null) return `A ${view.sync.job.kind} is in progress.`;
-  return null;
-}
-
-export function StorageStatus(props: { status: MachineStatus; outOfBand?: boolean }) {
-  const s = props.status;
-  const readOnly = backupServes(s);
+export function StorageStatus(props: { status: MachineStatus; readOnly: boolean; outOfBand?: boolean }) {
+  const { status: s, readOnly } = props;
   return (
     <section id="storage-status" class={`card wide${readOnly ? " attention" : ""}`} hx-swap-oob={oob(props.outOfBand)}>
       <h2>Show file</h2>
@@ -225,15 +200,8 @@ function Blocked(props: { reason: string | null; testid: string }) {
   );
 }
 
-/** Push Changes also waits for something to push: a click would only be refused. */
-function pushBlocked(view: StorageView): string | null {
-  const blocked = syncBlocked(view);
-  if (blocked !== null || view.sync === null) return blocked;
-  return view.sync.toPush !== null && view.sync.toPushCount === 0 ? "Nothing to push: the folder has no changes." : null;
-}
-
 export function PushControls(props: { view: StorageView; outOfBand?: boolean }) {
-  const blocked = pushBlocked(props.view);
+  const blocked = props.view.offers.push;
   return (
     <span id="push-controls" hx-swap-oob={oob(props.outOfBand)}>
       <button type="submit" class="primary" disabled={blocked !== null} data-testid="push-changes">
@@ -246,12 +214,11 @@ export function PushControls(props: { view: StorageView; outOfBand?: boolean }) 
 
 /** Pull now, and the Auto-Pull switch. Live. */
 export function PullControls(props: { view: StorageView; echo?: FormEcho; outOfBand?: boolean }) {
-  const { sync, pinned } = props.view;
+  const { sync } = props.view;
   if (sync === null) return <section id="pull-controls" hx-swap-oob={oob(props.outOfBand)}></section>;
-  const blocked = syncBlocked(props.view);
+  const blocked = props.view.offers.pull;
   const on = sync.autoPull;
-  // Turning it off is always allowed when nothing else forbids it; turning it on needs a working folder too.
-  const switchBlocked = pinned.autoPull ? "Set by --auto-pull on the command line." : backupServes(props.view.status) ? `${READ_ONLY_MESSAGE}.` : on ? null : blocked;
+  const switchBlocked = props.view.offers.autoPull;
   const echo = props.echo ?? {};
   return (
     <section id="pull-controls" class="card" hx-swap-oob={oob(props.outOfBand)}>
@@ -329,7 +296,7 @@ export function StorageLive(props: { view: StorageView }) {
   const { view } = props;
   return (
     <>
-      <StorageStatus status={view.status} outOfBand />
+      <StorageStatus status={view.status} readOnly={view.offers.readOnly} outOfBand />
       <SyncLists view={view} outOfBand />
       <PushControls view={view} outOfBand />
       <PullControls view={view} outOfBand />
@@ -343,7 +310,7 @@ export function StoragePage(props: { view: StorageView; folder?: FormEcho; push?
   return (
     <Layout title="Synced storage" status={view.status} panel="storage">
       <h1>Synced storage</h1>
-      <StorageStatus status={view.status} />
+      <StorageStatus status={view.status} readOnly={view.offers.readOnly} />
       <FolderCard view={view} echo={props.folder} />
       <SyncLists view={view} />
       <div class="columns">

@@ -7,7 +7,7 @@
  */
 import type { Child } from "hono/jsx";
 import { raw } from "hono/html";
-import type { MachineStatus } from "../src/core/status.ts";
+import type { MachineStatus } from "../../core/status.ts";
 import { StatusBar } from "./status-bar.tsx";
 
 export const PANELS = ["status", "machines", "delays", "routing", "storage", "setup"] as const;

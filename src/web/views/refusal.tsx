@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 /** Why a server refused this machine, in words an engineer can act on (both fingerprints for a key mismatch). */
-import type { PeerRefusal } from "../src/core/status.ts";
+import type { PeerRefusal } from "../../core/status.ts";
 
 export function refusalText(r: PeerRefusal): string {
   if (r.peerFingerprint !== null && r.localFingerprint !== null) {

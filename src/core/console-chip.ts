@@ -1,10 +1,13 @@
 /**
  * The chip the operator console shows, refined from the core's chip with what
  * the status also knows (the show-file copy, the pairing, a main in standby).
+ * A `server` is a main here as everywhere (failoverRole): a server that was
+ * given a backup on its Machines panel reads the same chips as `--role main`.
  * The rules are a table read top to bottom, first match wins: a new state
  * (e.g. "Network key differs" from a refusal) is one more row.
  */
-import type { MachineStatus } from "../src/core/status.ts";
+import { failoverRole } from "./routing.ts";
+import type { MachineStatus } from "./status.ts";
 
 export type ChipTone = "ok" | "warn" | "alert" | "neutral";
 export type ConsoleChip = { text: string; tone: ChipTone; hint: string };
@@ -26,7 +29,7 @@ const RULES: readonly Rule[] = [
       ? { text: "Main isolated", tone: "alert", hint: "This main hears neither its backup nor any client: it holds Data Hub writes until it hears the network." }
       : null,
   (s) =>
-    s.role === "main" && s.failover?.state === "standby"
+    failoverRole(s.role) === "main" && s.failover?.state === "standby"
       ? { text: "Main is back — switch back", tone: "warn", hint: "The backup still serves. Switch back on the Machines panel when it suits the show." }
       : null,
   (s) => (s.chip === "Backup is active" ? { text: "Backup is active", tone: "alert", hint: "The main server is down: the backup serves the network." } : null),
@@ -49,7 +52,7 @@ const RULES: readonly Rule[] = [
   (s) => (s.chip === "Backup is idle" ? { text: "Backup is idle", tone: "ok", hint: "The backup has everything and is ready to take over." } : null),
   // A backup this machine should hear but does not.
   (s) =>
-    s.chip === "No backup" && ((s.role === "main" && s.failover?.pairing) || (s.role === "client" && s.backup))
+    s.chip === "No backup" && ((failoverRole(s.role) === "main" && s.failover?.pairing) || (s.role === "client" && s.backup))
       ? { text: "Backup unreachable", tone: "alert", hint: "The backup server is not heard: if the main fails now, nothing takes over." }
       : null,
 ];

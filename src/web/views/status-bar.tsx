@@ -3,8 +3,8 @@
  * Machine name, role and the Status chip, large enough to read from two
  * metres. The live stream (/events) sends it again whenever it changes.
  */
-import type { MachineStatus } from "../src/core/status.ts";
-import { consoleChip } from "./console-chip.ts";
+import type { MachineStatus } from "../../core/status.ts";
+import { consoleChip } from "../../core/console-chip.ts";
 
 export function StatusBar(props: { status: MachineStatus; outOfBand?: boolean }) {
   const s = props.status;

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { consoleChip } from "../../../views/console-chip.ts";
+import { consoleChip } from "../../../src/core/console-chip.ts";
 import { statusFixture } from "../../support/status-fixture.ts";
 
 const cases: { name: string; status: ReturnType<typeof statusFixture>; text: string; tone: string }[] = [
@@ -14,6 +14,8 @@ const cases: { name: string; status: ReturnType<typeof statusFixture>; text: str
   },
   { name: "the backup serves", status: statusFixture({ chip: "Backup is active" }, { state: "rejoining" }), text: "Backup is active", tone: "alert" },
   { name: "a main back in standby", status: statusFixture({ chip: "Backup is active" }, { state: "standby" }), text: "Main is back — switch back", tone: "warn" },
+  { name: "a server given a backup, back in standby", status: statusFixture({ role: "server", chip: "Backup is active" }, { state: "standby" }), text: "Main is back — switch back", tone: "warn" },
+  { name: "a server given a backup that it does not hear", status: statusFixture({ role: "server", chip: "No backup" }), text: "Backup unreachable", tone: "alert" },
   { name: "paired main that hears no backup", status: statusFixture({ chip: "No backup" }), text: "Backup unreachable", tone: "alert" },
   { name: "main with no backup paired", status: statusFixture({ chip: "No backup", backup: null }, { pairing: null }), text: "No backup", tone: "neutral" },
   { name: "client that names a backup it does not hear", status: statusFixture({ role: "client", roleLabel: "Client", chip: "No backup", showFile: null }, { pairing: null }), text: "Backup unreachable", tone: "alert" },

@@ -9,15 +9,36 @@
  * fingerprint. A client lists the other clients as its server hears them
  * (it exchanges no heartbeats with them).
  */
-import { LICENSE_TYPE_LABELS, type LicenseType } from "../src/core/license.ts";
-import { ROLE_LABELS, type Role } from "../src/core/roles.ts";
-import type { MachineStatus } from "../src/core/status.ts";
-import type { DiscoveredMachine } from "../src/net/discovery/discovery.ts";
-import type { RosterEntry } from "../src/services/console-service.ts";
-import { DEFAULT_PERMISSION_LEVEL, seesOthers, type Permission, type PermissionLevel } from "../src/core/permissions.ts";
+import { formatHostPort } from "./config.ts";
+import { LICENSE_TYPE_LABELS, type LicenseType } from "./license.ts";
+import { ROLE_LABELS, type Role } from "./roles.ts";
+import type { MachineStatus } from "./status.ts";
+import { DEFAULT_PERMISSION_LEVEL, seesOthers, type Permission, type PermissionLevel } from "./permissions.ts";
+
+/** A machine DNS-SD found, as far as the rows read it (net/discovery's DiscoveredMachine is one). */
+export type FoundMachine = {
+  readonly id: string;
+  readonly name: string;
+  readonly role: string;
+  readonly license: string | null;
+  readonly fingerprint: string;
+  readonly addresses: readonly string[];
+  readonly port: number;
+  readonly keyMismatch: boolean;
+};
+
+/** Another client as this client's server hears it (the `/console` roster). */
+export type RosterClient = {
+  readonly id: string;
+  readonly name: string;
+  readonly address: string;
+  readonly state: string;
+  readonly localApps: number | null;
+  readonly level: PermissionLevel;
+};
 
 /** Who looks: this machine's own permission, (on the main) every client's level, and (on a client) the other clients its server hears. */
-export type Viewer = { permission: Permission; levels: Record<string, PermissionLevel>; others?: readonly RosterEntry[] };
+export type Viewer = { permission: Permission; levels: Record<string, PermissionLevel>; others?: readonly RosterClient[] };
 export const SERVER_VIEWER: Viewer = { permission: null, levels: {} };
 
 export type MachineRow = {
@@ -41,7 +62,37 @@ export type MachineRow = {
   level: PermissionLevel | null;
   /** Local apps connected to that machine's node, as it last said; null when not heard or not said. */
   localApps: number | null;
+  /** Whose Data Hub that machine's apps reach, as its own state says (the Routing panel). */
+  hub: HubOfMachine;
 };
+
+/**
+ * Whose Data Hub a machine's apps reach: its own (it serves), a server's, or none while its apps'
+ * messages wait (no server, or a main rejoining: routing.ts `uplinkTarget`), as far as this machine knows.
+ */
+export type HubOfMachine = "own" | "main" | "backup" | "waits" | "isolated" | "none" | "standalone" | "not-heard" | "unknown";
+
+/** From the state a machine's heartbeat says; the same rule `uplinkTarget` applies on that machine. */
+const HUB_OF_STATE: Record<string, HubOfMachine> = {
+  active: "own",
+  "follow-main": "main",
+  "follow-backup": "backup",
+  "follow-none": "waits",
+  idle: "main",
+  syncing: "main",
+  // A rejoining main is about to serve itself: its apps wait for it rather than write to the backup.
+  rejoining: "waits",
+  standby: "backup",
+  isolated: "isolated",
+  unpaired: "none",
+};
+
+function hubOf(row: MachineRow, s: MachineStatus): HubOfMachine {
+  if (!row.self) return row.wireState === null ? "not-heard" : (HUB_OF_STATE[row.wireState] ?? "unknown");
+  if (s.failover === null) return "standalone";
+  const active = s.failover.activeServer;
+  return active === "self" ? "own" : active ?? "waits";
+}
 
 const KIND_ORDER = { main: 0, backup: 1, client: 2, standalone: 3 } as const;
 
@@ -81,7 +132,7 @@ function licenseLabel(type: string | null | undefined): string {
  * A peer counts as heard for `heardWithinMs` after its last heartbeat. A
  * level-1 client sees no other client.
  */
-export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMachine[], heardWithinMs: number, viewer: Viewer = SERVER_VIEWER): MachineRow[] {
+export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[], heardWithinMs: number, viewer: Viewer = SERVER_VIEWER): MachineRow[] {
   const kind = kindOf(s.role);
   const rows = new Map<string, MachineRow>();
   rows.set(s.id, {
@@ -100,6 +151,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
     heard: true,
     localApps: s.failover?.localApps ?? null,
     level: kind === "client" ? viewer.permission : null,
+    hub: "unknown",
   });
   const found = new Map(discovered.map((d) => [d.id, d]));
   const pairing = s.failover?.pairing;
@@ -152,7 +204,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
         id: d.id,
         name: d.name,
         kind: kindOf(d.role),
-        address: d.addresses.map((a) => `${a}:${d.port}`).join(", "),
+        address: d.addresses.map((host) => formatHostPort({ host, port: d.port })).join(", "),
         license: licenseLabel(d.license),
         fingerprint: d.fingerprint,
         keyDiffers: d.keyMismatch,
@@ -180,6 +232,7 @@ export function machineRows(s: MachineStatus, discovered: readonly DiscoveredMac
     );
   }
   markRefusal(rows, s);
+  for (const row of rows.values()) row.hub = hubOf(row, s);
   return [...rows.values()]
     .filter((r) => r.self || r.kind !== "client" || seesOthers(viewer.permission)).sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || Number(b.self) - Number(a.self) || a.name.localeCompare(b.name));
 }
@@ -204,5 +257,5 @@ function markRefusal(rows: Map<string, MachineRow>, s: MachineStatus): void {
 
 /** Another machine's row: what this machine does not know of it stays unknown (no license, not heard, no round trip, no level). */
 function otherRow(r: Pick<MachineRow, "id" | "name" | "kind" | "address" | "fingerprint" | "state"> & Partial<MachineRow>): MachineRow {
-  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, ...r };
+  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, hub: "unknown", ...r };
 }

@@ -1,0 +1,63 @@
+/**
+ * What the Machines panel offers, and to whom: the switch-back card, the
+ * delete icons on the Backup server row, Add Backup server and the permission
+ * levels. The panel only draws what this says. A `server` is a main here
+ * (failoverRole): a server that was given a backup on this panel is one.
+ */
+import { formatHostPort } from "./config.ts";
+import type { FoundMachine, MachineRow } from "./machine-rows.ts";
+import { mayChangeBackup, maySwitchBack, type Permission } from "./permissions.ts";
+import { failoverRole } from "./routing.ts";
+import type { MachineStatus } from "./status.ts";
+
+/** What one row offers: switch back to the main, or remove the backup (each may be shown disabled below level 3). */
+export type RowOffer = { readonly kind: "switch-back" | "remove-backup"; readonly allowed: boolean } | null;
+
+export type MachinesOffers = {
+  /** This main is back in standby and waits for someone to switch back (manual failback). */
+  readonly switchBackCard: boolean;
+  /** Add Backup server: the form, a note that a backup is paired, or nothing (not a main, not a level-3 client). */
+  readonly addBackup: "form" | "paired" | "none";
+  /** Machines found on the network that Add Backup server proposes: backups with this network key, one entry per address. */
+  readonly backupCandidates: readonly { readonly name: string; readonly address: string }[];
+  /** A level-3 client asks the main to pair with the backup it names. */
+  readonly addBackupFromClient: boolean;
+  /** The permission-levels card: on the main only. */
+  readonly permissions: boolean;
+  /** By row id. */
+  readonly rows: Readonly<Record<string, RowOffer>>;
+};
+
+const isMain = (s: MachineStatus) => failoverRole(s.role) === "main";
+
+/** On a client: the main is back and waits in standby, so the Backup row's delete icon switches back. */
+function clientMaySwitchBackHere(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow): boolean {
+  return s.role === "client" && row.kind === "backup" && rows.some((r) => r.kind === "main" && r.wireState === "standby");
+}
+
+/** The Backup server row's delete icon removes it: on the main that holds the pairing, or on a client (the main does it, for level 3). */
+function removable(s: MachineStatus, row: MachineRow): boolean {
+  if (row.kind !== "backup") return false;
+  if (s.role === "client") return true;
+  return isMain(s) && s.failover?.pairing?.peerId === row.id;
+}
+
+function rowOffer(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow, permission: Permission): RowOffer {
+  if (clientMaySwitchBackHere(s, rows, row)) return { kind: "switch-back", allowed: maySwitchBack(permission) };
+  if (removable(s, row)) return { kind: "remove-backup", allowed: mayChangeBackup(permission) };
+  return null;
+}
+
+export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], permission: Permission, found: readonly FoundMachine[] = []): MachinesOffers {
+  const main = isMain(s);
+  const levelThreeClient = s.role === "client" && permission === 3;
+  const addBackup = !main && !levelThreeClient ? "none" : s.failover?.pairing ? "paired" : "form";
+  return {
+    switchBackCard: main && s.failover?.state === "standby",
+    addBackup,
+    backupCandidates: found.filter((m) => m.role === "backup" && !m.keyMismatch).flatMap((m) => m.addresses.map((host) => ({ name: m.name, address: formatHostPort({ host, port: m.port }) }))),
+    addBackupFromClient: levelThreeClient,
+    permissions: main,
+    rows: Object.fromEntries(rows.map((r) => [r.id, rowOffer(s, rows, r, permission)])),
+  };
+}

@@ -1,0 +1,22 @@
+/**
+ * The setup page's view-model: the license, the role choices, the addresses
+ * and the network key, with the settings that flags fixed.
+ */
+import type { RoleChoice } from "../../core/roles.ts";
+import type { MachineStatus } from "../../core/status.ts";
+
+export type LicenseSummary = { type: string; typeLabel: string; holder: string; expiresAt: string | null };
+
+export type SetupView = {
+  status: MachineStatus;
+  license: LicenseSummary | null;
+  roles: RoleChoice[];
+  role: string;
+  main: string | null;
+  backup: string | null;
+  keyFingerprint: string | null;
+  /** The network key itself, on a main server (or a machine not yet given a role) so it can be pasted on the others. */
+  networkKey: string | null;
+  /** Settings fixed by flags or environment, shown read-only with why. */
+  pinned: { role: boolean; main: boolean; backup: boolean; license: boolean; key: boolean };
+};
