@@ -88,7 +88,7 @@ function jsonArg(value: string): unknown {
 }
 
 function refused(frame: FromHubFrame): never {
-  if (frame.type === "error") throw new AppError(frame.code, frame.message, { status: 409 });
+  if (frame.type === "error") throw new AppError(frame.code, `The node refused it: ${frame.message}`, { status: 409 });
   throw new AppError("UNEXPECTED", `The node answered with an unexpected ${frame.type} frame.`);
 }
 
@@ -182,6 +182,8 @@ async function publish(link: AppLink, topic: string, data: unknown, count: numbe
   })();
   /** Resolves at the next ack (or failure); throws when none comes within waitMs. */
   const waitForAck = async () => {
+    // A refusal that came while nothing was waiting must not wait out waitMs.
+    if (failure) throw failure;
     const before = acked;
     let cancel: (() => void) | undefined;
     const timedOut = await new Promise<boolean>((resolve) => {

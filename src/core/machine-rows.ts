@@ -64,6 +64,8 @@ export type MachineRow = {
   localApps: number | null;
   /** Whose Data Hub that machine's apps reach, as its own state says (the Routing panel). */
   hub: HubOfMachine;
+  /** Claims it sent that no server's signature backs (core/signed-claims.ts): the row is marked. */
+  unbackedClaims: number;
 };
 
 /**
@@ -152,6 +154,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
     localApps: s.failover?.localApps ?? null,
     level: kind === "client" ? viewer.permission : null,
     hub: "unknown",
+    unbackedClaims: 0,
   });
   const found = new Map(discovered.map((d) => [d.id, d]));
   const pairing = s.failover?.pairing;
@@ -176,6 +179,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
         delayMs: heard ? p.delayMs : null,
         heard,
         localApps: heard ? (p.localApps ?? null) : null,
+        unbackedClaims: p.unbackedClaims ?? 0,
         level: k === "client" && s.role !== "client" && s.role !== "backup" ? (viewer.levels[p.id] ?? DEFAULT_PERMISSION_LEVEL) : null,
       }),
     );
@@ -257,5 +261,5 @@ function markRefusal(rows: Map<string, MachineRow>, s: MachineStatus): void {
 
 /** Another machine's row: what this machine does not know of it stays unknown (no license, not heard, no round trip, no level). */
 function otherRow(r: Pick<MachineRow, "id" | "name" | "kind" | "address" | "fingerprint" | "state"> & Partial<MachineRow>): MachineRow {
-  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, hub: "unknown", ...r };
+  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, hub: "unknown", unbackedClaims: 0, ...r };
 }

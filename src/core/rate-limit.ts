@@ -52,7 +52,8 @@ export class TokenBucket {
 
 export type SourceLimits = {
   perSource: BucketLimits;
-  total: BucketLimits;
+  /** Null: no shared bucket (a flood from many sources must not refuse a good one, e.g. the right password). */
+  total: BucketLimits | null;
   /** Sources remembered at most; full buckets are forgotten first, so a spray of addresses cannot grow memory. */
   maxSources: number;
 };
@@ -62,14 +63,14 @@ export type RateVerdict = "ok" | "source" | "total";
 
 /** One bucket per source (an IP address) plus one for everyone: a flood from one address cannot starve the others. */
 export class SourceRateLimit {
-  private readonly total: TokenBucket;
+  private readonly total: TokenBucket | null;
   private readonly sources = new Map<string, TokenBucket>();
 
   constructor(
     private readonly limits: SourceLimits,
     now: number,
   ) {
-    this.total = new TokenBucket(limits.total, now);
+    this.total = limits.total ? new TokenBucket(limits.total, now) : null;
   }
 
   take(source: string, now: number): RateVerdict {
@@ -81,7 +82,7 @@ export class SourceRateLimit {
     }
     // Check both before spending either: a source refused by the total keeps its own tokens.
     if (!bucket.available(now)) return "source";
-    if (!this.total.take(now)) return "total";
+    if (this.total && !this.total.take(now)) return "total";
     bucket.take(now);
     return "ok";
   }
@@ -89,7 +90,7 @@ export class SourceRateLimit {
   /** What `take` would answer, without spending. */
   peek(source: string, now: number): RateVerdict {
     if (this.sources.get(source)?.available(now) === false) return "source";
-    return this.total.available(now) ? "ok" : "total";
+    return !this.total || this.total.available(now) ? "ok" : "total";
   }
 
   get trackedSources(): number {

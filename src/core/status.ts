@@ -84,6 +84,8 @@ export const machineStatusSchema = z.object({
           delayMs: z.number().nullable(),
           lastHeardMsAgo: z.number(),
           localApps: z.number().nullable().optional(),
+          /** Claims it sent that it could not back (core/signed-claims.ts); absent from an older build. */
+          unbackedClaims: z.number().optional(),
         }),
       ),
       /** Servers: the server this one is paired with (docs/design.md §Pairing). */

@@ -17,10 +17,17 @@
 import { z } from "zod";
 import { MAX_TOPIC_LENGTH, filterProblem, topicProblem } from "../core/topics.ts";
 import { InvalidFrame } from "./hub-errors.ts";
-import { readWireJson } from "../core/wire-json.ts";
+import { DEFAULT_MAX_JSON_DEPTH, nestingExceeds, readWireJson } from "../core/wire-json.ts";
 
 /** `data` of pub/call/reply and `value` of set, measured as UTF-8 JSON. */
 export const MAX_DATA_BYTES = 64 * 1024;
+/**
+ * How deep `data` (and a retained `value`) may nest. Well under the wire's own limit
+ * (DEFAULT_MAX_JSON_DEPTH), so every frame that carries it onwards (a `msg`, a retained
+ * change in a replication batch, a few levels deeper) still passes every hop: a value one
+ * hop refuses is refused by the node that took it from the app, at once, with the reason.
+ */
+export const MAX_DATA_DEPTH = 32;
 /** One frame's text before parsing: the data plus room for the other fields. */
 export const MAX_FRAME_BYTES = MAX_DATA_BYTES + 4 * 1024;
 /** Members listed in one presence frame (a studio network has tens). */
@@ -50,17 +57,22 @@ const service = z.string().min(1, "must not be empty").max(MAX_SERVICE_LENGTH, `
 const seq = z.number().int("must be a whole number").min(1, "must be at least 1").max(Number.MAX_SAFE_INTEGER);
 const message = z.string().max(MAX_MESSAGE_LENGTH);
 
-/** Any JSON value of at most MAX_DATA_BYTES (undefined, functions, cycles and BigInt are refused). */
+const TOO_DEEP = `must nest at most ${MAX_DATA_DEPTH} levels deep`;
+
+/** Any JSON value of at most MAX_DATA_BYTES and MAX_DATA_DEPTH (undefined, functions, cycles and BigInt are refused). */
 const jsonData = z.unknown().superRefine((value, ctx) => {
-  const size = jsonByteLength(value);
-  if (size === null) ctx.addIssue({ code: "custom", message: "must be a JSON value" });
-  else if (size > MAX_DATA_BYTES) ctx.addIssue({ code: "custom", message: `must be at most ${MAX_DATA_BYTES / 1024} KiB of JSON (got ${size} bytes)` });
+  const text = jsonText(value);
+  if (text === null) return ctx.addIssue({ code: "custom", message: "must be a JSON value" });
+  const size = utf8ByteLength(text);
+  if (size > MAX_DATA_BYTES) ctx.addIssue({ code: "custom", message: `must be at most ${MAX_DATA_BYTES / 1024} KiB of JSON (got ${size} bytes)` });
+  else if (nestingExceeds(text, MAX_DATA_DEPTH)) ctx.addIssue({ code: "custom", message: TOO_DEEP });
 });
 
 /**
- * `jsonData` for a value JSON.parse just made from a short text: it is JSON by construction, and
- * its JSON cannot exceed MAX_DATA_BYTES (see SMALL_TEXT_BYTES), so only a missing field is refused.
- * Measuring it again cost a stringify per frame at every hop.
+ * `jsonData` for a value JSON.parse just made from a short text: it is JSON by construction, its
+ * JSON cannot exceed MAX_DATA_BYTES (see SMALL_TEXT_BYTES), and its text nests at most one level
+ * more than MAX_DATA_DEPTH (parseWith), so only a missing field is refused. Measuring it again cost
+ * a stringify per frame at every hop.
  */
 const parsedJsonData = z.unknown().refine((value) => value !== undefined, "must be a JSON value");
 
@@ -279,10 +291,12 @@ function parseWith(schemas: Record<string, z.ZodType>, forSmallText: Record<stri
   let value = input;
   if (typeof input === "string") {
     const size = utf8ByteLength(input);
-    if (size <= SMALL_TEXT_BYTES) schemas = forSmallText;
     if (size > maxBytes) return refuse(`Frame refused: ${size} bytes is more than the ${maxBytes} a frame may have.`);
+    // A frame nests one level above its data: deeper text is read once more, within the wire's limit, only to name the refused frame.
+    if (nestingExceeds(input, MAX_DATA_DEPTH + 1)) return refuse(`Frame refused: its data ${TOO_DEEP}.`, refOf(readText(input, maxBytes)));
+    if (size <= SMALL_TEXT_BYTES) schemas = forSmallText;
     try {
-      value = readWireJson(input, { maxBytes });
+      value = readWireJson(input, { maxBytes, maxDepth: MAX_DATA_DEPTH + 1 });
     } catch (error) {
       return refuse(`Frame refused: ${(error as Error).message.replace(/^A message/, "it")}`);
     }
@@ -300,6 +314,17 @@ function parseWith(schemas: Record<string, z.ZodType>, forSmallText: Record<stri
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? `, field "${issue.path.join(".")}"` : "";
   return refuse(`Frame "${type}" refused${where}: ${issue?.message ?? "invalid"}.`, refOf(value));
+}
+
+/** Deep enough to name any frame a sender could mean; still a bounded parse of a bounded text. */
+const MAX_REF_DEPTH = 4 * DEFAULT_MAX_JSON_DEPTH;
+
+function readText(input: string, maxBytes: number): unknown {
+  try {
+    return readWireJson(input, { maxBytes, maxDepth: MAX_REF_DEPTH });
+  } catch {
+    return undefined;
+  }
 }
 
 function refuse(message: string, ref?: ErrorRef): ParsedFrame<never> {
@@ -329,13 +354,16 @@ export function refOf(value: unknown): ErrorRef | undefined {
 
 /** Size of `value` as UTF-8 JSON, or null when it is not JSON (undefined, a function, a cycle, a BigInt). */
 export function jsonByteLength(value: unknown): number | null {
-  let text: string | undefined;
+  const text = jsonText(value);
+  return text === null ? null : utf8ByteLength(text);
+}
+
+function jsonText(value: unknown): string | null {
   try {
-    text = JSON.stringify(value);
+    return JSON.stringify(value) ?? null;
   } catch {
     return null;
   }
-  return text === undefined ? null : utf8ByteLength(text);
 }
 
 /** UTF-8 length without allocating (this runs for every frame). */

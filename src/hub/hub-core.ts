@@ -60,7 +60,7 @@ export type HubLimits = {
 };
 
 export const DEFAULT_HUB_LIMITS: HubLimits = {
-  /** A connection is a whole node (all its apps' filters together): as many as a node may hold (hub-client DEFAULT_MAX_FILTERS). */
+  /** A connection is a whole node (all its apps' filters together): as many as a node may hold (uplink-options.ts DEFAULT_MAX_FILTERS). */
   maxFiltersPerConnection: 2_000,
   maxServicesPerConnection: 100,
   maxPendingCalls: 10_000,
@@ -119,7 +119,7 @@ export class HubCore {
   private readonly providers = new Map<string, ConnectionId>();
   private readonly pendingCalls = new Map<string, PendingCall>();
   /** Publishers' marks for this epoch's stream: a new epoch starts afresh (see setEpoch). */
-  private seen: OriginMarks;
+  private readonly seen: OriginMarks;
   private readonly retained: RetainedState;
   private readonly resends: ResendOrder;
   private readonly limits: HubLimits;
@@ -165,10 +165,10 @@ export class HubCore {
     if (epoch > this.currentEpoch) {
       this.replay.clear();
       this.stream = `${this.bootStream}-e${epoch}`;
-      // A write this hub took in an earlier epoch and resent now (acked-writes.ts) must reach the new
-      // stream: its fan-out then may have gone into a partition, and the ring that held it is gone.
-      // Subscribing nodes drop what they already had by (origin, seq).
-      this.seen = new OriginMarks(this.limits.maxTrackedOrigins);
+      // What this hub acknowledged in an earlier epoch may never have reached the subscribers (it was cut
+      // off, then fenced): a node that resends it now must have it fanned out again, not acked as a
+      // duplicate. Subscribing nodes drop what they already delivered (by origin and seq).
+      this.seen.clear();
     }
     this.currentEpoch = epoch;
   }

@@ -42,4 +42,9 @@ export class OriginMarks {
   get size(): number {
     return this.marks.size;
   }
+
+  /** Forgets every mark: the next seq from any origin counts as new. */
+  clear(): void {
+    this.marks.clear();
+  }
 }

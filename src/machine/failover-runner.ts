@@ -14,6 +14,8 @@
 import type { Clock } from "../core/clock.ts";
 import { admit, NO_MEMO, type SenderMemo, type Stamp, type Verdict } from "../core/freshness.ts";
 import { heartbeatCounts, NO_KNOWN_SERVERS, serversKnownTo, type KnownServers } from "../core/heartbeat-trust.ts";
+import { SignedBeats } from "../core/signed-beats.ts";
+import type { ClaimSigner } from "../core/signed-claims.ts";
 import {
   beatOf,
   sameLanes,
@@ -111,6 +113,8 @@ export type FailoverRunnerOptions = {
   lanes?: () => Lanes | null;
   /** Local apps connected to this machine's node, told to every peer for its Routing panel. */
   localApps?: () => number;
+  /** Signs and checks epoch certificates and alive tokens (core/signed-claims.ts); without it (tests of other rules) claims are taken at their word. */
+  signer?: ClaimSigner;
   observer?: RunnerObserver;
 };
 
@@ -125,6 +129,8 @@ export type PeerDelay = {
   lastHeardMsAgo: number;
   /** As its last heartbeat said; null when it did not say. */
   localApps: number | null;
+  /** Claims it sent that it could not back (core/signed-claims.ts): a key holder speaking beyond what the servers signed. */
+  unbackedClaims: number;
 };
 
 type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null };
@@ -158,6 +164,8 @@ export class FailoverRunner {
   private readonly impostors = new Map<string, number>();
   /** Heartbeats refused for speaking as a server without its machine key. */
   untrustedHeartbeats = 0;
+  /** Certificates, alive tokens and the judgement of what heartbeats claim; null without a signer. */
+  readonly signed: SignedBeats | null;
 
   constructor(options: FailoverRunnerOptions) {
     this.options = options;
@@ -166,6 +174,8 @@ export class FailoverRunner {
     const epoch = options.epochStore?.read() ?? 0;
     const pairing = options.pairingStore?.read() ?? null;
     const { timings } = options;
+    this.signed = options.signer ? new SignedBeats({ role: options.role, id: options.id, boot: options.boot, signer: options.signer, heartbeatMs: timings.heartbeatMs }) : null;
+    this.signed?.holds(epoch);
     const step =
       options.role === "main"
         ? startMain({ timings, failback: options.failback, selfId: options.id, pairing, epoch }, now)
@@ -228,13 +238,16 @@ export class FailoverRunner {
     if (verdict === "unverified") return this.answer(hb, from, now, true);
     // The sender could not count ours: answer now, so freshness costs one round trip, not a heartbeat period.
     if (hb.challenge) this.answer(hb, from, now, false);
-    const known = this.peers.get(hb.id);
+    const heard = this.peers.get(hb.id);
     // The echo carries our own send time and how long the peer held it: the round trip itself,
     // not the wait for its next heartbeat, and no synchronised clocks needed.
-    const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (known?.delayMs ?? null);
+    const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (heard?.delayMs ?? null);
     this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
-    this.feed({ type: "heartbeat", id: hb.id, beat: beatBody(hb) });
+    const judged = this.signed?.incoming(hb.id, hb, this.knownServers(), sealedBy, now);
+    if (judged?.log) this.options.log.warn(judged.log, { from: `${from.host}:${from.port}` });
+    const beat = judged ? { ...beatBody(hb), epoch: judged.epoch, activeEpoch: judged.activeEpoch } : beatBody(hb);
+    this.feed({ type: "heartbeat", id: hb.id, beat, ...(judged ? { witnessMsAgo: judged.witnessMsAgo } : {}) });
   }
 
   /** The machines this one knows as the servers (core/heartbeat-trust.ts). */
@@ -309,6 +322,7 @@ export class FailoverRunner {
         delayMs: p.delayMs,
         lastHeardMsAgo: now - p.heardAt,
         localApps: p.localApps,
+        unbackedClaims: this.signed?.claimants.counts().get(id) ?? 0,
       })),
     };
   }
@@ -331,6 +345,7 @@ export class FailoverRunner {
       switch (effect.type) {
         case "persistEpoch":
           this.options.epochStore?.write(effect.epoch);
+          this.signed?.holds(effect.epoch);
           break;
         case "persistPairing":
           this.options.pairingStore?.write(effect.pairing);
@@ -375,15 +390,18 @@ export class FailoverRunner {
   /**
    * Answers a heartbeat at once: one that does not count yet (as a challenge,
    * so its sender can echo something fresh and answer back), or a challenge.
-   * At most once per sender per heartbeat period, and a bounded number in all.
+   * Each kind at most once per sender per heartbeat period (a challenge just sent must not
+   * hold back the answer to the peer's challenge: that costs a period after a cut heals),
+   * and a bounded number in all.
    */
   private answer(hb: Heartbeat, from: Endpoint, now: number, challenge: boolean): void {
     const period = this.options.timings.heartbeatMs;
-    if ((this.challenged.get(hb.id) ?? -Infinity) > now - period) return;
+    const key = challenge ? hb.id : `${hb.id}:answer`;
+    if ((this.challenged.get(key) ?? -Infinity) > now - period) return;
     if (now - this.challengeWindow.startedAt >= period) this.challengeWindow = { startedAt: now, count: 0 };
     if (this.challengeWindow.count >= MAX_CHALLENGES_PER_PERIOD) return;
     this.challengeWindow.count++;
-    this.challenged.set(hb.id, now);
+    this.challenged.set(key, now);
     if (this.challenged.size > MAX_TRACKED_SENDERS) this.challenged.delete(this.challenged.keys().next().value!);
     this.transmit(beatOf(this.state, now), from, hb.id, challenge);
   }
@@ -410,9 +428,11 @@ export class FailoverRunner {
       stamp,
       echo,
       echoHeldMs: echo !== null && heldSince !== undefined ? Math.max(0, now - heldSince) : null,
-      challenge,
+      // Not heard from that peer for two periods (a cut just healed): ask it to answer at once, not a period later.
+      challenge: challenge || (peerId !== null && !(now - (this.peers.get(peerId)?.heardAt ?? -Infinity) <= 2 * this.options.timings.heartbeatMs)),
       showFileRevision: beat.lanes?.logSeq ?? 0,
       localApps: this.options.localApps?.() ?? null,
+      ...this.signed?.outgoing(beat.epoch, beat.activeEpoch, now),
     };
     this.options.transport.send(hb, to, peerId);
   }

@@ -291,6 +291,7 @@ export class PeerRuntime {
       localApps: () => this.gateway.appCount,
       knownServers: () => this.serverIdentities?.known() ?? { main: null, backup: null },
       keyKnown: (id) => this.heartbeatKeys.forReceiver(id) !== null,
+      signer: this.heartbeatKeys,
       hooks: {
         startServing: (epoch) => {
           this.hub?.startServing(epoch);

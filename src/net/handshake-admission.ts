@@ -38,9 +38,18 @@ export const DEFAULT_ADMISSION_LIMITS: AdmissionLimits = {
   pendingTotal: DEFAULT_MAX_PENDING_TOTAL,
 };
 
-/** Counts pending connections and spends handshake tokens; the caller refuses (cheaply) when it says no, and logs through `RefusalLog`. */
+/**
+ * Counts pending connections and spends handshake tokens; the caller refuses (cheaply) when it says no, and logs through `RefusalLog`.
+ *
+ * Per-source caps come first: when the total is full, a source holding fewer pending connections
+ * than the busiest one gets in, and one of the busiest source's pending sockets is closed to make
+ * room. So a machine that fills its own share (or several addresses that fill the total) cannot keep
+ * another machine out: before, every legitimate new connection got 503 while the caps were full.
+ */
 export class HandshakeAdmission {
   private readonly pending = new Map<string, number>();
+  /** Pending sockets that are open, by source: how to close one to make room (see `track`). */
+  private readonly closers = new Map<string, Set<() => void>>();
   private pendingTotal = 0;
   private readonly rate: SourceRateLimit;
 
@@ -54,7 +63,8 @@ export class HandshakeAdmission {
   /** Before the WebSocket upgrade: true reserves a pending slot, released by `settled`. */
   open(source: string): boolean {
     const mine = this.pending.get(source) ?? 0;
-    if (mine >= this.limits.pendingPerSource || this.pendingTotal >= this.limits.pendingTotal) return false;
+    if (mine >= this.limits.pendingPerSource) return false;
+    if (this.pendingTotal >= this.limits.pendingTotal && !this.makeRoomFor(mine)) return false;
     this.pending.set(source, mine + 1);
     this.pendingTotal += 1;
     return true;
@@ -67,6 +77,42 @@ export class HandshakeAdmission {
     if (mine === 1) this.pending.delete(source);
     else this.pending.set(source, mine - 1);
     this.pendingTotal -= 1;
+  }
+
+  /**
+   * A pending socket from `source` is open: `evict` closes it to make room for a source with fewer
+   * (its slot is given back here, so `evict` must keep the socket from calling `settled`). Returns
+   * the call that forgets it, made when it settles.
+   */
+  track(source: string, evict: () => void): () => void {
+    let set = this.closers.get(source);
+    if (!set) this.closers.set(source, (set = new Set()));
+    set.add(evict);
+    return () => {
+      set.delete(evict);
+      if (set.size === 0 && this.closers.get(source) === set) this.closers.delete(source);
+    };
+  }
+
+  /** Closes the oldest open pending socket of the source holding the most, if it holds more than `mine` + 1. */
+  private makeRoomFor(mine: number): boolean {
+    let busiest: string | null = null;
+    let most = mine + 1;
+    for (const [source, set] of this.closers) {
+      const count = this.pending.get(source) ?? 0;
+      if (count > most && set.size > 0) {
+        busiest = source;
+        most = count;
+      }
+    }
+    if (busiest === null) return false;
+    const set = this.closers.get(busiest)!;
+    const evict = set.values().next().value!;
+    set.delete(evict);
+    if (set.size === 0) this.closers.delete(busiest);
+    this.settled(busiest);
+    evict();
+    return true;
   }
 
   /** The network key was proven: may this source have the signature work now? */

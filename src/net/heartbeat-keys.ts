@@ -16,6 +16,7 @@
 import nacl from "tweetnacl";
 import type { Clock } from "../core/clock.ts";
 import { fingerprint } from "../core/keys.ts";
+import type { ClaimSigner } from "../core/signed-claims.ts";
 import { bytesEqual, deriveKey } from "./crypto.ts";
 
 /** Machines whose pair key is kept; the oldest unpinned one is forgotten first. A network has far fewer. */
@@ -28,9 +29,10 @@ const P = 2n ** 255n - 19n;
 
 type Entry = { readonly publicKey: Uint8Array; readonly key: Uint8Array; readonly pinned: boolean };
 
-export class HeartbeatKeys {
+export class HeartbeatKeys implements ClaimSigner {
   readonly id: string;
   readonly publicKey: Uint8Array;
+  private readonly secretKey: Uint8Array;
   private readonly curveSecret: Uint8Array;
   private readonly peers = new Map<string, Entry>();
   private budget = { startedAt: -Infinity, used: 0 };
@@ -41,6 +43,7 @@ export class HeartbeatKeys {
   ) {
     this.publicKey = machine.publicKey;
     this.id = fingerprint(machine.publicKey);
+    this.secretKey = machine.secretKey;
     this.curveSecret = curveSecretOf(machine.secretKey);
   }
 
@@ -51,6 +54,23 @@ export class HeartbeatKeys {
     if (known?.pinned && bytesEqual(known.publicKey, publicKey)) return;
     const key = this.derive(publicKey);
     if (key) this.store(id, { publicKey, key, pinned: true });
+  }
+
+  /** An Ed25519 signature by this machine (core/signed-claims.ts: epoch certificates, alive tokens), base64. ≈ 1.5 ms. */
+  sign(message: string): string {
+    return Buffer.from(nacl.sign.detached(new TextEncoder().encode(message), this.secretKey)).toString("base64");
+  }
+
+  /**
+   * Whether `signature` is machine `id`'s over `message`: this machine's own, or one whose key
+   * came from a signed exchange (pinned). A key only read from a datagram header proves nothing.
+   */
+  verify(id: string, message: string, signature: string): boolean {
+    const key = id === this.id ? this.publicKey : this.peers.get(id)?.pinned ? this.peers.get(id)!.publicKey : null;
+    if (key === null) return false;
+    const sig = Buffer.from(signature, "base64");
+    if (sig.length !== nacl.sign.signatureLength) return false;
+    return nacl.sign.detached.verify(new TextEncoder().encode(message), sig, key);
   }
 
   /** The key to seal a heartbeat for machine `id`, or null when its machine key is not known here. */

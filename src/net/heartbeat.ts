@@ -41,6 +41,15 @@ const lanesSchema = z.object({
   logSeq: counter,
 });
 
+/** An Ed25519 signature, base64 (64 bytes). */
+const signature = z.string().regex(/^[A-Za-z0-9+/]{86}==$/);
+
+/** core/signed-claims.ts EpochCert: the owning server's signature over (epoch, role, machine id). */
+const epochCertSchema = z.object({ e: counter.min(1), s: signature });
+
+/** core/signed-claims.ts AliveToken: a server's signature over (role, id, boot, its clock), once per heartbeat period. */
+const aliveTokenSchema = z.object({ b: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/), t: z.number().finite(), s: signature });
+
 /**
  * The core's BeatBody (core/failover/types.ts) plus what the transport adds:
  * id, name, the sender's stamp and the echo of the receiver's (core/freshness.ts)
@@ -80,6 +89,14 @@ export const heartbeatSchema = z.object({
   /** Local apps connected to the sender's node (the Routing panel); absent from an older sender. */
   localApps: z.number().int().min(0).max(1_000_000).nullable().optional(),
   name: z.string().min(1).max(64),
+  /** The certificate of `epoch`; absent from an older sender, whose epochs are then not believed. */
+  epochCert: epochCertSchema.nullable().optional(),
+  /** The certificate of `activeEpoch` when it differs from `epoch`. */
+  activeCert: epochCertSchema.nullable().optional(),
+  /** The main's latest alive token: its own (main), or relayed (clients) as proof it heard the main. */
+  mainToken: aliveTokenSchema.nullable().optional(),
+  /** The same for the backup. */
+  backupToken: aliveTokenSchema.nullable().optional(),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 

@@ -38,13 +38,23 @@ export type PeerEndpointOptions = {
   clock?: Clock;
 };
 
+/** What the log says about a refused ticket. */
+function ticketRefusal(from: string, why: "no-proof" | "replayed" | "stale" | "busy"): string {
+  if (why === "replayed") return `${from} reused an upgrade ticket; refused.`;
+  if (why === "stale") return `${from} sent an upgrade ticket made for an earlier run of this machine, or too old; refused (it asks for a new one).`;
+  if (why === "busy") return `${from} sent an upgrade ticket while this window's tickets are all taken; refused until the next window.`;
+  return `${from} did not prove it holds the network key for this machine; refused before any WebSocket.`;
+}
+
 export class PeerEndpoint {
   private readonly server: ReturnType<typeof Bun.serve>;
   readonly admission: HandshakeAdmission;
+  readonly tickets: UpgradeTickets;
 
-  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission) {
+  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission, tickets: UpgradeTickets) {
     this.server = server;
     this.admission = admission;
+    this.tickets = tickets;
   }
 
   static listen(options: PeerEndpointOptions): PeerEndpoint {
@@ -53,10 +63,11 @@ export class PeerEndpoint {
     const admission = new HandshakeAdmission(clock, options.admission ?? DEFAULT_ADMISSION_LIMITS);
     const refusals = new RefusalLog(clock, options.onRefused);
     // Read per upgrade: a network key saved on a running machine applies to the next connection (peer-net.ts setNetworkKey).
-    let keyed = { key: options.secure.networkKey, tickets: new UpgradeTickets(options.secure.networkKey), ours: fingerprint(options.secure.networkKey) };
+    const machine = fingerprint(options.secure.machine.publicKey);
+    const ticketsFor = (key: Uint8Array) => ({ key, tickets: new UpgradeTickets(key, machine, clock), ours: fingerprint(key) });
+    let keyed = ticketsFor(options.secure.networkKey);
     const current = () => {
-      const key = options.secure.networkKey;
-      if (keyed.key !== key) keyed = { key, tickets: new UpgradeTickets(key), ours: fingerprint(key) };
+      if (keyed.key !== options.secure.networkKey) keyed = ticketsFor(options.secure.networkKey);
       return keyed;
     };
     try {
@@ -66,7 +77,7 @@ export class PeerEndpoint {
         development: false,
         fetch(request, srv) {
           const url = new URL(request.url);
-          if (request.method === "GET" && url.pathname === "/identity") return Response.json(options.identity());
+          if (request.method === "GET" && url.pathname === "/identity") return Response.json({ ...options.identity(), ticket: current().tickets.challenge() });
           if ((PEER_PATHS as readonly string[]).includes(url.pathname)) {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
@@ -77,7 +88,7 @@ export class PeerEndpoint {
               const error =
                 ticket.why === "other-key"
                   ? new NetworkKeyMismatch(from, ticket.theirs, ours)
-                  : new HandshakeFailed(from, ticket.why === "replayed" ? `${from} reused an upgrade ticket; refused.` : `${from} did not prove it holds the network key; refused before any WebSocket.`);
+                  : new HandshakeFailed(from, ticketRefusal(from, ticket.why));
               refusals.refused(from, error);
               return new Response(error.message, { status: 403 });
             }
@@ -106,7 +117,7 @@ export class PeerEndpoint {
           ),
         },
       });
-      return new PeerEndpoint(server, admission);
+      return new PeerEndpoint(server, admission, keyed.tickets);
     } catch (error) {
       throw listenError(error, options.at, "--peer-listen");
     }

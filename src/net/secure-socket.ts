@@ -13,8 +13,9 @@ import type { SecureChannel, AuthenticatedPeer } from "./channel.ts";
 import { FrameKind, frameKind } from "./envelope.ts";
 import { z } from "zod";
 import { fingerprint } from "../core/keys.ts";
-import { HandshakeFailed, MalformedFrame, NetworkKeyMismatch, PeerRefused } from "./errors.ts";
-import { upgradeHeaders } from "./upgrade-ticket.ts";
+import { HandshakeBusy, HandshakeFailed, MalformedFrame, NetworkKeyMismatch, PeerRefused } from "./errors.ts";
+import { TICKET_WINDOW_MS, ticketChallengeSchema, upgradeHeaders, type TicketChallenge } from "./upgrade-ticket.ts";
+import { systemClock } from "./system-time.ts";
 import { MAX_HANDSHAKE_FRAME_BYTES, sourceAddress, type HandshakeAdmission } from "./handshake-admission.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeInitiator, HandshakeResponder, type HandshakeStep } from "./handshake.ts";
 
@@ -77,6 +78,8 @@ type ServerSocketData = {
   responder: HandshakeResponder;
   /** Holds a pending-handshake slot until established or closed (see HandshakeAdmission.open). */
   admission: HandshakeAdmission | null;
+  /** Forgets this socket in the admission's list of pending sockets it may close to make room. */
+  untrack: (() => void) | null;
   /** Cancels the handshake deadline. */
   timer: (() => void) | null;
   connection: ServerConnection | null;
@@ -146,6 +149,15 @@ export function secureServerHandlers(
     // reconnects and resumes (the hub replays what it missed).
     closeOnBackpressureLimit: true,
     open(ws) {
+      const admission = ws.data.admission;
+      if (admission) {
+        ws.data.untrack = admission.track(sourceAddress(ws.data.address), () => {
+          // The admission gave this slot to a source holding fewer: nothing is released twice.
+          ws.data.admission = null;
+          ws.data.untrack = null;
+          fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeBusy(ws.data.address, "pending"));
+        });
+      }
       ws.data.timer = timers.after(timeoutMs, () => fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeFailed(ws.data.address, `${ws.data.address} did not finish the handshake in ${timeoutMs} ms.`)));
     },
     message(ws, raw) {
@@ -185,6 +197,8 @@ export function secureServerHandlers(
 }
 
 function releaseSlot(data: ServerSocketData): void {
+  data.untrack?.();
+  data.untrack = null;
   data.admission?.settled(sourceAddress(data.address));
   data.admission = null;
 }
@@ -214,6 +228,7 @@ export function newServerSocketData(
       admit: admission ? () => admission.admitSignature(source) : undefined,
     }),
     admission,
+    untrack: null,
     timer: null,
     connection: null,
     events: null,
@@ -277,14 +292,54 @@ class ClientConnection implements SecureConnection {
 /**
  * Opens a secure connection to `address` ("host:port") at `path`. Resolves once
  * authenticated; rejects with the handshake's error (NetworkKeyMismatch names
- * both fingerprints) or when the socket cannot be opened.
+ * both fingerprints) or when the socket cannot be opened. The upgrade ticket is
+ * made from the listener's challenge (its GET /identity, kept a while per
+ * address); a challenge the listener no longer takes (it restarted) is asked
+ * again once.
  */
-export function connectSecure(address: string, path: string, options: SecureSocketOptions, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
+export async function connectSecure(address: string, path: string, options: SecureSocketOptions, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
+  const first = await challengeFor(address, options.networkKey, false);
+  try {
+    return await dial(address, path, options, events, first);
+  } catch (error) {
+    if (!(error instanceof StaleChallenge)) throw error;
+    return dial(address, path, options, events, await challengeFor(address, options.networkKey, true));
+  }
+}
+
+/** The listener no longer takes the challenge the ticket was made from; internal, answered by asking again. */
+class StaleChallenge extends HandshakeFailed {}
+
+/** Challenges by listener address, reused for a third of a window: a ticket made from one is taken for at least two more thirds. */
+const CHALLENGE_REUSE_MS = TICKET_WINDOW_MS / 3;
+const MAX_KEPT_CHALLENGES = 1024;
+const challenges = new Map<string, { challenge: TicketChallenge; at: number }>();
+
+async function challengeFor(address: string, networkKey: Uint8Array, fresh: boolean): Promise<TicketChallenge> {
+  const kept = challenges.get(address);
+  if (!fresh && kept && systemClock.now() - kept.at < CHALLENGE_REUSE_MS) return kept.challenge;
+  const identity = await fetchIdentity(address);
+  if (!identity?.ticket) {
+    // On another key the dial still goes ahead when it can, so the listener's log names both keys too.
+    const theirs = identity?.networkKeyFingerprint ?? null;
+    throw theirs !== null && theirs !== fingerprint(networkKey) ? new NetworkKeyMismatch(address, theirs, fingerprint(networkKey)) : unreachable(address);
+  }
+  keepChallenge(address, identity.ticket);
+  return identity.ticket;
+}
+
+function keepChallenge(address: string, challenge: TicketChallenge): void {
+  challenges.delete(address);
+  if (challenges.size >= MAX_KEPT_CHALLENGES) challenges.delete(challenges.keys().next().value!);
+  challenges.set(address, { challenge, at: systemClock.now() });
+}
+
+function dial(address: string, path: string, options: SecureSocketOptions, events: (connection: SecureConnection) => ConnectionEvents, challenge: TicketChallenge): Promise<SecureConnection> {
   const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const timers = options.timers ?? systemTimers;
   return new Promise((resolve, reject) => {
     // Bun's WebSocket takes headers: the upgrade ticket proves the network key before any socket exists (upgrade-ticket.ts).
-    const ws = new WebSocket(`ws://${address}${path}`, { headers: upgradeHeaders(options.networkKey, path) } as unknown as string[]);
+    const ws = new WebSocket(`ws://${address}${path}`, { headers: upgradeHeaders(options.networkKey, path, challenge) } as unknown as string[]);
     ws.binaryType = "arraybuffer";
     let opened = false;
     let probing = false;
@@ -292,7 +347,7 @@ export function connectSecure(address: string, path: string, options: SecureSock
     const failedBeforeOpen = () => {
       if (settled || probing) return;
       probing = true;
-      void whyUnreachable(address, options.networkKey).then(settle);
+      void whyUnreachable(address, options.networkKey, challenge).then(settle);
     };
     const initiator = new HandshakeInitiator({ networkKey: options.networkKey, machine: options.machine, peerAddress: address });
     let connection: ClientConnection | null = null;
@@ -342,21 +397,35 @@ export function connectSecure(address: string, path: string, options: SecureSock
   });
 }
 
-const identitySchema = z.object({ networkKeyFingerprint: z.string().nullable() });
-/** How long the /identity question may take after a refused upgrade. */
+const identitySchema = z.object({ networkKeyFingerprint: z.string().nullable(), ticket: ticketChallengeSchema.optional() });
+/** How long the /identity question may take. */
 const IDENTITY_TIMEOUT_MS = 1000;
 
-/** Why a connection never opened: another network key (from the peer's public /identity), or nothing usable there. */
-async function whyUnreachable(address: string, networkKey: Uint8Array): Promise<HandshakeFailed | NetworkKeyMismatch> {
-  const ours = fingerprint(networkKey);
+async function fetchIdentity(address: string): Promise<z.infer<typeof identitySchema> | null> {
   try {
     const response = await fetch(`http://${address}/identity`, { signal: AbortSignal.timeout(IDENTITY_TIMEOUT_MS) });
     const identity = identitySchema.safeParse(await response.json());
-    const theirs = identity.success ? identity.data.networkKeyFingerprint : null;
-    // Same key: the upgrade was refused for now (busy) or the peer port was not up yet; a plain failure, retried at the normal pace.
-    if (theirs !== null && theirs !== ours) return new NetworkKeyMismatch(address, theirs, ours);
+    return identity.success ? identity.data : null;
   } catch {
-    // Nothing answers there, or not with an identity.
+    return null; // Nothing answers there, or not with an identity.
   }
+}
+
+function unreachable(address: string): HandshakeFailed {
   return new HandshakeFailed(address, `Could not connect to ${address}: nothing answers there, or it is not an understudy peer port.`);
+}
+
+/** Why a connection never opened: another network key (from the peer's public /identity), a challenge it no longer takes, or nothing usable there. */
+async function whyUnreachable(address: string, networkKey: Uint8Array, used: TicketChallenge): Promise<HandshakeFailed | NetworkKeyMismatch> {
+  const ours = fingerprint(networkKey);
+  const identity = await fetchIdentity(address);
+  const theirs = identity?.networkKeyFingerprint ?? null;
+  if (theirs !== null && theirs !== ours) return new NetworkKeyMismatch(address, theirs, ours);
+  // Same key and a new challenge: the listener restarted (or the kept one aged out); the caller asks again once.
+  if (identity?.ticket && identity.ticket.nonce !== used.nonce) {
+    keepChallenge(address, identity.ticket);
+    return new StaleChallenge(address, `${address} no longer takes the upgrade ticket made for it; asking again.`);
+  }
+  // Same key: the upgrade was refused for now (busy) or the peer port was not up yet; a plain failure, retried at the normal pace.
+  return unreachable(address);
 }

@@ -7,7 +7,7 @@
 import type { HostPort } from "../core/config.ts";
 import type { ServerRole } from "../core/failover/index.ts";
 import { encodeFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
-import { HubUplink } from "../hub/hub-client.ts";
+import { HubUplink } from "../hub/hub-uplink.ts";
 import type { Logger } from "../log.ts";
 import { broadcastEpoch, fanOut, openBroadcast } from "../net/broadcast.ts";
 import { FanoutGroups } from "../net/fanout-groups.ts";

@@ -20,10 +20,13 @@
  * disconnects an MQTT client: the node moves its uplink underneath.
  *
  * MQTT 3.1 and 3.1.1 (aedes does not speak MQTT 5 yet; a v5 CONNECT is refused
- * with "unacceptable protocol version").
+ * with "unacceptable protocol version"). What a connection may cost (packet
+ * size, CONNECT timeout, connections per source, a subscriber that does not
+ * read) is bounded in mqtt-door-limits.ts. A subscription the node cannot hold
+ * is refused in the SUBACK (0x80), and said in the log once a minute per client.
  */
 import { timingSafeEqual } from "node:crypto";
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { Aedes, type Client, type PublishPacket } from "aedes";
 import { formatHostPort, parseHostPort, type Config, type HostPort } from "../core/config.ts";
 import type { FromHubFrame, ToHubFrame } from "../hub/frames.ts";
@@ -31,6 +34,18 @@ import type { Logger } from "../log.ts";
 import type { AppGateway, InProcessApp } from "./app-gateway.ts";
 import { listenError } from "../net/listen-error.ts";
 import { FRONT_DOOR_TOPIC_PREFIX, GAP_TOPIC, dataFromPayload, payloadFromData } from "./mqtt-payload.ts";
+import { RepeatFilter } from "../core/repeat-filter.ts";
+import type { Clock } from "../core/clock.ts";
+import { systemClock } from "../net/system-time.ts";
+import { DEFAULT_MAX_FILTERS_PER_APP } from "../hub/uplink-options.ts";
+import {
+  ConnectionCaps,
+  DEFAULT_MQTT_DOOR_LIMITS,
+  MQTT_DRAIN_TIMEOUT_MS,
+  fallenBehind,
+  limitPacketSize,
+  type MqttDoorLimits,
+} from "./mqtt-door-limits.ts";
 
 /** Where aedes routes a PUBLISH already handed to the hub: a topic no client may subscribe to. */
 const FORWARDED_TOPIC = `${FRONT_DOOR_TOPIC_PREFIX}forwarded`;
@@ -44,7 +59,16 @@ export type MqttFrontDoorOptions = {
   /** Whether the node holds writes back (its queue is full): QoS 0 publishers then wait for their ack too. */
   backpressure: () => boolean;
   log: Logger;
+  limits?: MqttDoorLimits;
+  clock?: Clock;
+  /** Filters the door holds upstream for all its clients (the node's share for one app). */
+  maxFilters?: number;
 };
+
+type Deliver = (packet: unknown, done: () => void) => void;
+/** The parts of an aedes Client the slow-reader guard uses (not in its types). */
+type DeliveringClient = { deliver0: Deliver; deliverQoS: Deliver; conn: Socket; id: string };
+
 
 type Pending = (error: Error | null) => void;
 
@@ -61,11 +85,23 @@ export class MqttFrontDoor {
   /** Which MQTT clients hold each filter; the node is subscribed upstream to exactly these filters. */
   private readonly holders = new Map<string, Set<string>>();
   readonly address: string;
+  private readonly limits: MqttDoorLimits;
+  private readonly maxFilters: number;
+  private readonly caps: ConnectionCaps;
+  private readonly clock: Clock;
+  /** Every open connection, also those that never sent CONNECT (aedes knows only connected clients). */
+  private readonly sockets = new Set<Socket>();
+  /** Log lines said once a minute per client (or source) and kind, with a count. */
+  private readonly said = new RepeatFilter();
 
   private constructor(broker: Aedes, server: Server, options: MqttFrontDoorOptions, address: string) {
     this.broker = broker;
     this.server = server;
     this.log = options.log;
+    this.limits = options.limits ?? DEFAULT_MQTT_DOOR_LIMITS;
+    this.maxFilters = options.maxFilters ?? DEFAULT_MAX_FILTERS_PER_APP;
+    this.caps = new ConnectionCaps(this.limits);
+    this.clock = options.clock ?? systemClock;
     this.backpressure = options.backpressure;
     this.address = address;
     this.app = options.attach((frame) => this.fromHub(frame));
@@ -73,8 +109,12 @@ export class MqttFrontDoor {
 
   /** Starts the broker and listens; throws a ListenError naming --mqtt-listen when the port is taken. */
   static async start(options: MqttFrontDoorOptions): Promise<MqttFrontDoor> {
-    const broker = await Aedes.createBroker({ drainTimeout: 30_000 });
-    const server = createServer(broker.handle);
+    const limits = options.limits ?? DEFAULT_MQTT_DOOR_LIMITS;
+    const broker = await Aedes.createBroker({ drainTimeout: MQTT_DRAIN_TIMEOUT_MS, connectTimeout: limits.connectTimeoutMs });
+    let accept = (socket: Socket): void => {
+      socket.destroy();
+    };
+    const server = createServer((socket) => accept(socket));
     try {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -91,6 +131,7 @@ export class MqttFrontDoor {
     const port = typeof bound === "object" && bound ? bound.port : options.listen.port;
     const door = new MqttFrontDoor(broker, server, options, formatHostPort({ host: options.listen.host, port }));
     door.install(options.password);
+    accept = (socket) => door.accept(socket);
     return door;
   }
 
@@ -101,7 +142,53 @@ export class MqttFrontDoor {
     for (const settle of this.pending.values()) settle(new Error("The node is shutting down."));
     this.pending.clear();
     await new Promise<void>((resolve) => this.broker.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
     await closed;
+  }
+
+  /** One TCP connection: within the caps, with the packet size limit and the slow-reader guard, handed to aedes. */
+  private accept(socket: Socket): void {
+    const source = socket.remoteAddress ?? "unknown";
+    if (!this.caps.take(source)) {
+      this.say(`${source} full`, "MQTT connection refused: too many open from this address or in total", { from: source, max: this.limits.perSource });
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once("close", () => {
+      this.sockets.delete(socket);
+      this.caps.release(source);
+    });
+    const client = this.broker.handle(socket);
+    limitPacketSize(client, this.limits.maxPacketBytes);
+    this.neverWaitFor(client as unknown as DeliveringClient);
+  }
+
+  /**
+   * Deliveries to a client hand control back to the broker at once instead of when its socket
+   * drained, and a client with more than maxBufferedBytes unread is disconnected: one subscriber
+   * that never reads cannot hold up the broker, and with it every publisher on the node.
+   */
+  private neverWaitFor(client: DeliveringClient): void {
+    const guard = (deliver: Deliver): Deliver => (packet, done) => {
+      if (fallenBehind(client.conn, this.limits.maxBufferedBytes)) {
+        this.say(`${client.id} slow`, "MQTT client disconnected: it does not read what it subscribed to", { client: client.id, unreadBytes: client.conn.writableLength });
+        client.conn.destroy();
+      } else deliver(packet, () => {});
+      setImmediate(done);
+    };
+    client.deliver0 = guard(client.deliver0);
+    client.deliverQoS = guard(client.deliverQoS);
+  }
+
+  /** Open MQTT connections (for tests and the status). */
+  get connections(): number {
+    return this.caps.connections;
+  }
+
+  private say(key: string, event: string, fields: Record<string, unknown>): void {
+    const verdict = this.said.note(key, this.clock.now());
+    if (verdict.report) this.log.warn(event, verdict.suppressed > 0 ? { ...fields, repeated: verdict.suppressed } : fields);
   }
 
   private install(password: string | null): void {
@@ -116,10 +203,18 @@ export class MqttFrontDoor {
       };
     }
     broker.authorizePublish = (client, packet, done) => this.onPublish(client, packet, done);
-    broker.authorizeSubscribe = (_client, subscription, done) => {
+    broker.authorizeSubscribe = (client, subscription, done) => {
       // The front door's own topics are not for subscribing, except the gap notices.
       const own = subscription.topic.startsWith(FRONT_DOOR_TOPIC_PREFIX) && subscription.topic !== GAP_TOPIC;
-      done(null, own ? null : subscription);
+      if (own) return done(null, null);
+      // A new filter past the node's share is refused in the SUBACK (0x80), not granted and then dropped.
+      if (!this.holders.has(subscription.topic) && this.holders.size >= this.maxFilters) {
+        this.say(`${client?.id} subscriptions`, "MQTT subscriptions refused: the node holds no more filters for its MQTT clients", { client: client?.id, max: this.maxFilters });
+        return done(null, null);
+      }
+      // Held now, not at the "subscribe" event: aedes authorizes a SUBSCRIBE's filters together, before any is stored.
+      if (client) this.hold(subscription.topic, client.id);
+      done(null, subscription);
     };
     broker.on("subscribe", (subscriptions, client) => {
       for (const { topic } of subscriptions) if (!topic.startsWith(FRONT_DOOR_TOPIC_PREFIX)) this.hold(topic, client.id);
@@ -173,7 +268,7 @@ export class MqttFrontDoor {
         return this.settle(frame.origin, frame.seq, null);
       case "error":
         if (frame.ref?.origin !== undefined && frame.ref.seq !== undefined) this.settle(frame.ref.origin, frame.ref.seq, new Error(`${frame.code}: ${frame.message}`));
-        else this.log.warn("hub refused an MQTT request", { code: frame.code, message: frame.message });
+        else this.say(`hub ${frame.ref?.type} ${frame.code}`, "hub refused an MQTT request", { code: frame.code, message: frame.message });
         return;
       case "msg":
         return this.publishLocally({ topic: frame.topic, payload: payloadFromData(frame.data), retain: false });

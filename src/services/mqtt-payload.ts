@@ -6,6 +6,8 @@
  * script and from `understudy pub` are the same message, and text stays text.
  */
 import { AppError } from "../core/errors.ts";
+import { nestingExceeds } from "../core/wire-json.ts";
+import { MAX_DATA_DEPTH } from "../hub/frames.ts";
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
@@ -24,7 +26,14 @@ export class MqttPayloadNotText extends AppError {
   }
 }
 
-/** The hub data for an MQTT payload; throws MqttPayloadNotText for bytes that are not UTF-8. */
+export class MqttPayloadTooDeep extends AppError {
+  constructor(topic: string) {
+    super("MQTT_PAYLOAD_TOO_DEEP", `The MQTT message on "${topic}" nests deeper than the ${MAX_DATA_DEPTH} levels the Data Hub carries; flatten it.`, { status: 400 });
+    this.name = "MqttPayloadTooDeep";
+  }
+}
+
+/** The hub data for an MQTT payload; throws MqttPayloadNotText for bytes that are not UTF-8, MqttPayloadTooDeep for JSON nested too deep. */
 export function dataFromPayload(topic: string, payload: Uint8Array): unknown {
   let text: string;
   try {
@@ -33,6 +42,8 @@ export function dataFromPayload(topic: string, payload: Uint8Array): unknown {
     throw new MqttPayloadNotText(topic);
   }
   if (text.length === 0) return "";
+  // Checked before JSON.parse, which would otherwise build (and the node measure) a value nested thousands deep.
+  if (nestingExceeds(text, MAX_DATA_DEPTH)) throw new MqttPayloadTooDeep(topic);
   try {
     return JSON.parse(text);
   } catch {

@@ -16,7 +16,8 @@ import { streamSSE } from "hono/streaming";
 import { z } from "zod";
 import { AppError, InvalidInput } from "../core/errors.ts";
 import { filterProblem } from "../core/topics.ts";
-import type { FromHubFrame } from "../hub/frames.ts";
+import { InvalidWireJson, readWireJson } from "../core/wire-json.ts";
+import { MAX_DATA_BYTES, MAX_DATA_DEPTH, jsonByteLength, type FromHubFrame } from "../hub/frames.ts";
 import type { InProcessApp } from "../services/app-gateway.ts";
 import { HubRequests } from "../services/hub-requests.ts";
 
@@ -33,6 +34,17 @@ export class NoDataHub extends AppError {
     this.name = "NoDataHub";
   }
 }
+
+/** A body larger than the hub would take, refused before it is read whole: 413 with the limit, at once. */
+export class BodyTooLarge extends AppError {
+  constructor(what: string, size: number) {
+    super("TOO_LARGE", `The ${what} is ${size} bytes; the Data Hub takes at most ${MAX_DATA_BYTES / 1024} KiB of JSON per message or value.`, { status: 413 });
+    this.name = "BodyTooLarge";
+  }
+}
+
+/** The body's text, at most this long: the data plus the fields around it. */
+const MAX_BODY_BYTES = MAX_DATA_BYTES + 4 * 1024;
 
 export function hubApiRoutes(attach: AttachHubApp): Hono {
   const api = new Hono();
@@ -54,6 +66,7 @@ export function hubApiRoutes(attach: AttachHubApp): Hono {
   api.post("/publish", async (c) => {
     const body = publishBodySchema.safeParse(await jsonBody(c.req.raw));
     if (!body.success) throw new InvalidInput(`The body must be {"topic": "...", "data": ...}: ${body.error.issues[0]?.message ?? "invalid"}.`, "body");
+    refuseLargeData("data", body.data.data);
     await withHub((hub) => hub.publish(body.data.topic, body.data.data));
     return c.json({ ok: true });
   });
@@ -62,6 +75,7 @@ export function hubApiRoutes(attach: AttachHubApp): Hono {
 
   api.put("/state/:key{.+}", async (c) => {
     const value = await jsonBody(c.req.raw);
+    refuseLargeData("value", value);
     await withHub((hub) => hub.set(c.req.param("key"), value));
     return c.json({ ok: true });
   });
@@ -110,11 +124,21 @@ function sseData(frame: FromHubFrame): unknown {
   return frame;
 }
 
+function refuseLargeData(what: string, value: unknown): void {
+  const size = jsonByteLength(value);
+  if (size !== null && size > MAX_DATA_BYTES) throw new BodyTooLarge(what, size);
+}
+
 async function jsonBody(request: Request): Promise<unknown> {
+  const declared = Number(request.headers.get("content-length") ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new BodyTooLarge("body", declared);
   const text = await request.text();
+  if (text.length > MAX_BODY_BYTES) throw new BodyTooLarge("body", text.length);
   try {
-    return JSON.parse(text);
-  } catch {
-    throw new InvalidInput(`The body is not JSON (send e.g. {"topic": "studio/cam1", "data": {"zoom": 2}} or a JSON value).`, "body");
+    // Deeper than the hub takes, so the hub's own refusal (with its limit) is what the caller reads.
+    return readWireJson(text, { maxBytes: MAX_BODY_BYTES, maxDepth: 4 * MAX_DATA_DEPTH });
+  } catch (error) {
+    const why = error instanceof InvalidWireJson && /deeper/.test(error.message) ? error.message : "The body is not JSON";
+    throw new InvalidInput(`${why} (send e.g. {"topic": "studio/cam1", "data": {"zoom": 2}} or a JSON value).`, "body");
   }
 }

@@ -40,6 +40,12 @@ export function renderMetrics(s: MachineStatus, h: HistorySnapshot): string {
     rtt.push(`understudy_peer_rtt_ms_sum{${who}} ${p.sumMs}`, `understudy_peer_rtt_ms_count{${who}} ${p.count}`);
   }
   metric("understudy_peer_rtt_ms", "histogram", "Heartbeat round trip to each peer, in milliseconds.", rtt);
+  metric(
+    "understudy_unbacked_claims_total",
+    "counter",
+    "Heartbeat claims a machine sent that no server's signature backs (an epoch, a server it follows, hearing the main): a key holder speaking beyond what the servers signed.",
+    (f?.peers ?? []).filter((p) => (p.unbackedClaims ?? 0) > 0).map((p) => `understudy_unbacked_claims_total{machine="${label(p.id)}",name="${label(p.name)}"} ${p.unbackedClaims}`),
+  );
   const lag = s.replication;
   const lanes = lag
     ? (["hubState", "log"] as const).flatMap((lane) => (lag[lane] === null ? [] : [`understudy_lane_lag{lane="${LANE_NAMES[lane]}"} ${lag[lane]}`]))

@@ -178,4 +178,46 @@ describe.skipIf(skipReason !== null)("an isolated main fences itself (issue 8, f
     },
     60_000,
   );
+
+  test(
+    "an app on the main publishing every 10 ms through a 10 s cut: every message it acknowledged reaches the client's subscriber, also those of the second before it fenced",
+    async () => {
+      await waitFor(
+        "the main serving again, the backup idle, the client on the main",
+        () => {
+          const [m, b, c] = NODES.map(latest);
+          return m?.failover?.state === "active" && b?.failover?.state === "idle" && c?.failover?.activeServer === "main" && c.failover.hubConnected === true;
+        },
+        20_000,
+      ).catch((error) => {
+        throw new Error(`${(error as Error).message}\n${explain()}`);
+      });
+      const sub = new Subscriber(spawnIn("client", ["sub", "u/#", ...appFlags, "--timeout-ms", "60000"]));
+      await waitFor(
+        "a message from the main at the client's subscriber",
+        async () => {
+          await runIn("main", ["pub", "u/warm", '"warm-up"', ...appFlags]);
+          await Bun.sleep(200);
+          return sub.on("u/warm").length > 0;
+        },
+        10_000,
+        0,
+      );
+      const COUNT = 1_500;
+      const publishing = runIn("main", ["pub", "u/stream", '{"cue":"through the cut"}', ...appFlags, "--count", String(COUNT), "--interval-ms", "10"], 50_000);
+      await waitFor("the first messages at the subscriber", () => sub.on("u/stream").length > 20, 10_000);
+      lab!.disconnect("main");
+      await Bun.sleep(CUT_MS); // the fault lasts 10 s; nothing is being waited for
+      lab!.connect("main");
+      const pub = await publishing;
+      expect(pub.err).toBe("");
+      expect(pub.code).toBe(0); // every message acknowledged, so every one must reach the subscriber
+      expect((await runIn("main", ["pub", "u/end", '"end"', ...appFlags])).code).toBe(0);
+      await waitFor("the end marker at the subscriber", () => sub.on("u/end").length > 0, 15_000);
+      const seqs = new Set(sub.on("u/stream").map((l) => l.seq));
+      const missing = Array.from({ length: COUNT }, (_, i) => i + 1).filter((seq) => !seqs.has(seq));
+      expect(missing).toEqual([]);
+    },
+    60_000,
+  );
 });

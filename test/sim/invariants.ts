@@ -39,12 +39,16 @@
  *      server owns" is always a different number for each server.
  *  I19 main and backup that both run at the end of a run agree on their
  *      pairing: a backup that dropped it is asked to pair again (run.ts).
+ *  I20 a server persists an epoch it does not own only after the other server
+ *      claimed it: nobody, a key holder least of all, moves a server to an
+ *      epoch the servers did not sign (core/signed-claims.ts). Where no
+ *      failover is allowed (I7), no server's epoch moves at all.
  *  I9 availability: while the only faulty link is the one between main and
  *     backup, and the main runs, once nothing changed for availableAfterMs,
  *     some server is active and every live client follows an active server.
  */
 import { stallThresholdMs } from "../../src/core/failure-detector.ts";
-import { lanesBehind, type Effect, type Lanes } from "../../src/core/failover/index.ts";
+import { epochOwner, lanesBehind, type Effect, type Lanes } from "../../src/core/failover/index.ts";
 import type { Verdict } from "../../src/core/freshness.ts";
 import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import type { SimNode, World } from "./world.ts";
@@ -64,6 +68,8 @@ export class Checker {
   /** Last time the network was not converged after faults stopped (−1: never). */
   lastUnconvergedAt = -1;
   #holder = new Map<number, string>();
+  /** Every epoch a server started serving at (I20). */
+  #claimed = new Set<number>();
   #maxEpoch = new Map<string, number>();
   #cleanSince: number | null = null;
   #topology = -1;
@@ -120,6 +126,12 @@ export class Checker {
     }
     switch (fx.type) {
       case "persistEpoch":
+        if (node.role !== "client" && epochOwner(fx.epoch) !== node.role && !this.#claimed.has(fx.epoch)) {
+          this.fail(world, `I20 ${node.name} moved to epoch ${fx.epoch}, which no server claimed`);
+        }
+        if (this.plan.noFailoverFrom !== null && world.now() >= this.plan.noFailoverFrom) {
+          this.fail(world, `I20 ${node.name}'s epoch moved to ${fx.epoch} where no failover is allowed`);
+        }
         if (!(fx.epoch <= MAX_EXACT_EPOCH)) this.fail(world, `I18 ${node.name} persisted epoch ${fx.epoch}, where +1 and +2 are no longer exact`);
         if (fx.epoch < node.disk.epoch) this.fail(world, `I2 ${node.name} persisted epoch ${fx.epoch} below ${node.disk.epoch} on disk`);
         break;
@@ -145,6 +157,7 @@ export class Checker {
         const had = this.#holder.get(fx.epoch);
         if (had !== undefined && had !== who) this.fail(world, `I1 epoch ${fx.epoch} served by ${had} and ${who}`);
         this.#holder.set(fx.epoch, who);
+        this.#claimed.add(fx.epoch);
         this.#checkGrounds(world, node);
         const p = node.disk.pairing;
         if (node.role === "backup" && !(p?.confirmed && p.hubCopied)) this.fail(world, `I10 the backup serves without a confirmed pairing and a first copy`);

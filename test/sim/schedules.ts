@@ -27,7 +27,8 @@
  */
 import type { Rng } from "./prng.ts";
 import type { Heartbeat } from "../../src/net/heartbeat.ts";
-import { ROGUE, type World } from "./world.ts";
+import { ROGUE, simSignature, type World } from "./world.ts";
+import { epochMessage, type AliveToken, type EpochCert } from "../../src/core/signed-claims.ts";
 
 export type Family = "chaos" | "rejoin-split" | "blip" | "witness" | "late-client" | "new-backup" | "replay" | "isolate-main" | "outage-restart" | "rogue" | MachineFamily;
 /** families-machine.ts */
@@ -297,7 +298,7 @@ function forgery(world: World, rng: Rng, to: string): Heartbeat | null {
   // Mostly a server's id; else a client's (saying it hears either server and follows one at any epoch), or its own.
   const id = roll < 0.75 ? claims : roll < 0.9 ? rng.pick(CLIENTS) : ROGUE;
   const role = id !== claims && id !== ROGUE ? "client" : rng.chance(0.85) ? claims : rng.pick(["main", "backup", "client"] as const);
-  // As itself, a client's word is not bound to anything: what it can do with it is in the README's security section, not here.
+  // As itself, a client: rogueClient() lies in its own name with everything it saw on the wire.
   if (id === ROGUE && role === "client") return null;
   const epoch = rng.chance(0.5) ? base.epoch + rng.int(0, 3) : rng.int(0, 1_000_000);
   const states = role === "client" ? (["follow-main", "follow-backup", "follow-none"] as const) : STATES[role];
@@ -343,6 +344,74 @@ function inflateEpochs(world: World, rng: Rng): void {
   }, ROGUE, rng.chance(0.5) ? ROGUE : null);
 }
 
+/** Everything the servers signed that went over the wire so far: certificates and alive tokens. */
+function signedOnWire(world: World): { certs: EpochCert[]; tokens: Record<"main" | "backup", AliveToken[]> } {
+  const certs = new Map<string, EpochCert>();
+  const tokens = { main: new Map<string, AliveToken>(), backup: new Map<string, AliveToken>() };
+  for (const { hb } of world.sent.slice(-400)) {
+    for (const c of [hb.epochCert, hb.activeCert]) if (c) certs.set(c.s, c);
+    if (hb.mainToken) tokens.main.set(hb.mainToken.s, hb.mainToken);
+    if (hb.backupToken) tokens.backup.set(hb.backupToken.s, hb.backupToken);
+  }
+  return { certs: [...certs.values()], tokens: { main: [...tokens.main.values()], backup: [...tokens.backup.values()] } };
+}
+
+/**
+ * A made-up certificate: a real one for another epoch, one the rogue signs itself, or garbage.
+ * (It holds no server's key, so it never signs in a server's name.)
+ */
+function fakeCert(rng: Rng, epoch: number, real: EpochCert[]): EpochCert {
+  const roll = rng.next();
+  if (roll < 0.4 && real.length > 0) return { e: epoch, s: rng.pick(real).s };
+  if (roll < 0.7) return { e: epoch, s: simSignature(ROGUE, epochMessage(epoch, epoch % 2 === 1 ? "main" : "backup", rng.pick(["main", "backup", ROGUE]))) };
+  return { e: epoch, s: `garbage-${rng.int(0, 9999)}` };
+}
+
+/**
+ * The rogue as the client it is, with its own machine key, lying in every way the wire allows
+ * (issue 17, finding 1): it heartbeats the servers with fresh echoes and says it follows either
+ * server at the highest epoch it saw + 1 (or far beyond), that it hears both servers this very
+ * moment, with certificates and alive tokens copied from the wire (old or current, for another
+ * epoch) or made up, and any pairing, lanes and copy state. Nothing of it may move an epoch,
+ * make the active server step down or keep the backup from taking over a dead main.
+ */
+function rogueClient(world: World, rng: Rng): void {
+  const { certs, tokens } = signedOnWire(world);
+  const top = Math.max(0, ...world.sent.slice(-200).map((x) => x.hb.epoch));
+  const claimed = rng.chance(0.6) ? top + 1 : rng.chance(0.5) ? top + rng.int(2, 5) : rng.pick([top, rng.int(0, 1_000_000), 2 ** 50]);
+  const real = certs.filter((c) => c.e >= top - 2);
+  // A real certificate where one fits (relaying the truth is allowed), else a made-up one.
+  const certFor = (e: number): EpochCert | null => {
+    const genuine = certs.find((c) => c.e === e);
+    if (genuine && rng.chance(0.7)) return genuine;
+    return rng.chance(0.8) ? fakeCert(rng, e, real) : null;
+  };
+  const token = (role: "main" | "backup"): AliveToken | null => {
+    const seen = tokens[role];
+    const roll = rng.next();
+    if (roll < 0.5 && seen.length > 0) return seen[seen.length - 1]!;
+    if (roll < 0.75 && seen.length > 0) return rng.pick(seen);
+    if (roll < 0.9) return { b: seen.at(-1)?.b ?? "rogue-boot", t: (seen.at(-1)?.t ?? 0) + rng.int(1, 10_000), s: seen.length > 0 ? rng.pick(seen).s : "garbage" };
+    return null;
+  };
+  const state = rng.chance(0.6) ? "follow-backup" : rng.pick(["follow-main", "follow-none"] as const);
+  const active = state === "follow-none" && rng.chance(0.7) ? null : rng.chance(0.7) ? claimed : rng.pick([top, top + 1, top + 2]);
+  for (const to of rng.chance(0.7) ? SERVERS : [rng.pick(ALL)]) {
+    const seen = world.sent.findLast((x) => x.hb.id === to)?.hb;
+    if (!seen) continue;
+    world.forge(to, {
+      ...seen, id: ROGUE, name: ROGUE, role: "client", state, epoch: claimed, activeEpoch: active,
+      stamp: { boot: "rogue-client", seq: world.now() + 1, sentAt: world.now() }, echo: rng.chance(0.95) ? seen.stamp : null, echoHeldMs: 0,
+      challenge: rng.chance(0.2), msSinceHeardMain: rng.pick([0, 0, 0, 5, null]), msSinceHeardBackup: rng.pick([0, 0, 5, null]),
+      condition: null, syncProgress: rng.chance(0.2) ? rng.next() : null, pairedWith: rng.pick(["main", "backup", ROGUE, null]),
+      lanes: rng.chance(0.5) ? null : { hubEpoch: rng.int(0, claimed), hubSeq: rng.int(0, 1_000_000), logId: rng.pick(["log-1", "other"]), logSeq: rng.int(0, 1_000_000) },
+      hubCopied: rng.pick([true, false, null]),
+      epochCert: certFor(claimed), activeCert: active === null || active === claimed ? undefined : certFor(active),
+      mainToken: token("main"), backupToken: token("backup"),
+    }, ROGUE, rng.chance(0.7) ? ROGUE : null);
+  }
+}
+
 /**
  * The rogue key holder (see the family list above). Returns when the main
  * crashes in "crash-main", to check that the backup still takes over.
@@ -353,6 +422,7 @@ export function rogue(world: World, rng: Rng, w: Window, mode: RogueMode, manual
     fault(world, t, "rogue", () => {
       if (rng.chance(0.08)) return world.rogueAsks(rng.pick(["pair", "unpair"]), rng.pick(["main", "backup", ROGUE]));
       if (rng.chance(0.08)) return inflateEpochs(world, rng);
+      if (rng.chance(0.45)) return rogueClient(world, rng);
       const to = rng.pick(ALL);
       const hb = forgery(world, rng, to);
       if (hb === null) return;

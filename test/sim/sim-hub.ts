@@ -38,7 +38,7 @@
  */
 import { ackedRetentionMs } from "../../src/hub/acked-writes.ts";
 import type { FromHubFrame, ToHubFrame } from "../../src/hub/frames.ts";
-import { HubUplink } from "../../src/hub/hub-client.ts";
+import { HubUplink } from "../../src/hub/hub-uplink.ts";
 import { HubCore, ZERO_VERSION, type Fanout } from "../../src/hub/hub-core.ts";
 import type { HubStateChange, HubStateChanges, HubStatePersistence, PersistedHubState, RetainedEntry, SetMark } from "../../src/hub/retained-state.ts";
 import type { ServerRole } from "../../src/core/failover/index.ts";

@@ -14,6 +14,7 @@ import type { Verdict } from "../../src/core/freshness.ts";
 import { EMPTY_LANES, type Effect, type Failback, type Lanes, type NodeEvent, type NodeState, type PairingRecord, type Role, type ServerRole } from "../../src/core/failover/index.ts";
 import { FailoverRunner, type Endpoint } from "../../src/machine/failover-runner.ts";
 import type { UplinkTarget } from "../../src/core/routing.ts";
+import type { ClaimSigner } from "../../src/core/signed-claims.ts";
 import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import { pairRequestRefusal, unpairCounts } from "../../src/core/pairing-rules.ts";
 import { ManualClock } from "../support/clock.ts";
@@ -482,6 +483,7 @@ export class World {
       knownServers: () => ({ main: "main", backup: "backup" }),
       // Every honest machine has sealed to every other by now; the rogue's key is known only where it sealed with it.
       keyKnown: (id) => id !== ROGUE,
+      signer: simSigner(n.name),
       hooks: {
         startServing: (epoch) => {
           this.stateVersion += 1;
@@ -672,4 +674,15 @@ export class World {
 /** The rogue key holder's machine id and address (it runs no runner: test/sim/schedules.ts rogue()). */
 export const ROGUE = "rogue";
 
+/**
+ * A stand-in for Ed25519 that costs nothing (the simulator runs thousands of seeds): a machine's
+ * "signature" names it and the message. The rogue holds no server's key, so it may only copy
+ * signatures it saw on the wire or make its own (schedules.ts); it never writes one in a server's name.
+ */
+export function simSigner(self: string): ClaimSigner {
+  return { sign: (message) => simSignature(self, message), verify: (id, message, signature) => signature === simSignature(id, message) };
+}
 
+export function simSignature(id: string, message: string): string {
+  return `sig(${id}|${message})`;
+}

@@ -87,11 +87,14 @@ export function absorbHeartbeat<S extends ServerBase>(
   beat: BeatBody,
   now: number,
   fx: Effect[],
+  witnessMsAgo?: number | null,
 ): { state: S; replyTo: Peer | null } {
   if (beat.role === "client") {
+    const heardMainAt = beat.msSinceHeardMain === null ? null : now - beat.msSinceHeardMain;
     const report: ClientReport = {
       lastAt: now,
-      heardMainAt: beat.msSinceHeardMain === null ? null : now - beat.msSinceHeardMain,
+      heardMainAt,
+      witnessedMainAt: witnessMsAgo === undefined ? heardMainAt : witnessMsAgo === null ? null : now - witnessMsAgo,
       heardBackupAt: beat.msSinceHeardBackup === null ? null : now - beat.msSinceHeardBackup,
       following: beat.state === "follow-main" ? "main" : beat.state === "follow-backup" ? "backup" : null,
       followingEpoch: beat.activeEpoch,
@@ -147,18 +150,20 @@ export function otherActiveEpoch(s: ServerBase, self: ServerRole, now: number): 
 }
 
 /**
- * The witness rule (docs/design.md §Failover, step 2): does any client say it heard
- * the main less than a timeout ago? Counted in absolute time (receipt time −
- * msSinceHeardMain), so a report goes stale by itself: a client that lost the
- * main stops vouching for it exactly one timeout after it last heard it, and
- * a client whose socket to the main broke stops at once (it sends null).
+ * The witness rule (docs/design.md §Failover, step 2): did any client hear
+ * the main less than a timeout ago, as a token the main signed proves
+ * (core/signed-claims.ts)? Counted in absolute time, so a report goes stale by
+ * itself: a client that lost the main stops vouching for it one timeout after
+ * the main signed what it relays, and a client whose socket to the main broke
+ * stops at once (it sends null). A key holder can relay only tokens the main
+ * really signed, so it cannot keep the backup from taking over a dead main.
  * Clients that cannot reach the backup simply are not heard, so they never
  * block a takeover.
  */
 export function witnessHearsMain(s: ServerBase, now: number): boolean {
   const freshAfter = now - s.timings.failoverTimeoutMs;
   for (const r of s.clients.values()) {
-    if (r.heardMainAt !== null && r.heardMainAt > freshAfter) return true;
+    if (r.witnessedMainAt !== null && r.witnessedMainAt > freshAfter) return true;
   }
   return false;
 }

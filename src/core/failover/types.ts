@@ -54,8 +54,12 @@ export interface BeatBody {
 export type CommonEvent =
   /** Time passed; the runner calls this every few milliseconds (see index.ts). */
   | { readonly type: "tick" }
-  /** A heartbeat arrived (already authenticated and de-duplicated); `id` is the sender's machine id. */
-  | { readonly type: "heartbeat"; readonly id: string; readonly beat: BeatBody }
+  /**
+   * A heartbeat arrived (already authenticated and de-duplicated; epochs as certified, core/signed-claims.ts);
+   * `id` is the sender's machine id. `witnessMsAgo`: from a client, how long ago the main's own signed token
+   * proves it heard the main (null: no proof); left out, the client's word is taken (unit tests of the rules).
+   */
+  | { readonly type: "heartbeat"; readonly id: string; readonly beat: BeatBody; readonly witnessMsAgo?: number | null }
   /** A socket to that server broke (replication socket, or a client's Data Hub socket). */
   | { readonly type: "linkBroken"; readonly peer: ServerRole };
 
@@ -144,8 +148,10 @@ export interface ServerView {
 /** What a server remembers of one client's latest heartbeat, in its own clock. */
 export interface ClientReport {
   readonly lastAt: number;
-  /** When the client last heard the main, estimated as receipt time − msSinceHeardMain. */
+  /** When the client last heard the main, estimated as receipt time − msSinceHeardMain (its word: fencing evidence). */
   readonly heardMainAt: number | null;
+  /** When the main's signed token proves the client heard it (the witness rule counts only this). */
+  readonly witnessedMainAt: number | null;
   readonly heardBackupAt: number | null;
   readonly following: ServerRole | null;
   readonly followingEpoch: number | null;

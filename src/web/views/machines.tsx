@@ -103,7 +103,7 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
         </thead>
         <tbody>
           {view.rows.map((r) => (
-            <tr data-machine-id={r.id} data-role={r.kind} class={[r.self ? "self" : "", r.keyDiffers ? "mismatch" : "", r.heard ? "" : "silent"].join(" ").trim() || undefined}>
+            <tr data-machine-id={r.id} data-role={r.kind} class={[r.self ? "self" : "", r.keyDiffers ? "mismatch" : "", r.heard ? "" : "silent", r.unbackedClaims > 0 ? "claimant" : ""].join(" ").trim() || undefined}>
               <td>
                 {r.name}
                 {r.self ? <span class="tag">this machine</span> : null}
@@ -112,7 +112,10 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
               <td>{r.address}</td>
               <td>{r.license}</td>
               <td>{r.fingerprint === null ? "–" : r.keyDiffers ? <strong class="field-error">{r.fingerprint} (differs)</strong> : <code>{r.fingerprint}</code>}</td>
-              <td>{r.state}</td>
+              <td>
+                {r.state}
+                {r.unbackedClaims > 0 ? <strong class="field-error"> · {r.unbackedClaims} claims it cannot back</strong> : null}
+              </td>
               <td class="num">{r.self ? "–" : formatDelay(r.delayMs)}</td>
               <td data-testid="permission">{r.level === null ? "–" : PERMISSION_WORDS[r.level]}</td>
               <td>

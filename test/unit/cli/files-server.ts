@@ -14,6 +14,7 @@ import { newServerSocketData, secureServerHandlers } from "../../../src/net/secu
 import type { PushResult } from "../../../src/services/show-file-protocol.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { createStores, type Stores } from "../../../src/store/stores.ts";
+import { answerIdentity } from "../../support/peer-identity.ts";
 
 export class TestShowFiles {
   readOnly = false;
@@ -89,6 +90,8 @@ function serveFiles(options: { networkKey: Uint8Array; machine: nacl.SignKeyPair
     hostname: "127.0.0.1",
     port: 0,
     fetch(request, srv) {
+      const identity = answerIdentity(request, options.networkKey);
+      if (identity) return identity;
       return srv.upgrade(request, { data: newServerSocketData(options, "client", "/files") }) ? undefined : new Response("no", { status: 400 });
     },
     websocket: secureServerHandlers(options, (connection) => service.accept(connection), () => {}),

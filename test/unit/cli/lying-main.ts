@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
 import { rpcServer, type RpcHandler } from "../../../src/net/rpc.ts";
 import { newServerSocketData, secureServerHandlers } from "../../../src/net/secure-socket.ts";
+import { answerIdentity } from "../../support/peer-identity.ts";
 
 export function startLyingMain(handlers: Record<string, RpcHandler>) {
   const networkKey = nacl.randomBytes(32);
@@ -18,6 +19,8 @@ export function startLyingMain(handlers: Record<string, RpcHandler>) {
     hostname: "127.0.0.1",
     port: 0,
     fetch(request, srv) {
+      const identity = answerIdentity(request, options.networkKey);
+      if (identity) return identity;
       return srv.upgrade(request, { data: newServerSocketData(options, "client", "/files") }) ? undefined : new Response("no", { status: 400 });
     },
     websocket: secureServerHandlers(options, (connection) => rpcServer(connection, all), () => {}),

@@ -187,6 +187,22 @@ describe("backup: the witness rule", () => {
     });
   }
 
+  // What the main's signed token proves (core/signed-claims.ts), not what the client says, decides.
+  const proven: [string, number | null, string][] = [
+    ["a client's word without the main's token is no witness", null, "active@2"],
+    ["a token the main signed 40 ms ago makes it a witness", 40, "idle!main-unreachable-from-backup"],
+    ["a token a timeout old is no witness, whatever the client says", 1000, "active@2"],
+  ];
+  for (const [name, witnessMsAgo, expected] of proven) {
+    test(name, () => {
+      const b = new Backup();
+      b.runTo(b.clock.now() + 1000);
+      b.on({ ...fromClient("rogue", { msSinceHeardMain: 0 }), witnessMsAgo } as BackupEvent);
+      b.on({ type: "tick" });
+      expect(b.phase).toBe(expected);
+    });
+  }
+
   test("the chip says why it holds back, and the condition clears when the main is heard again", () => {
     const b = new Backup();
     b.run(500);

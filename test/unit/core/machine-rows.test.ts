@@ -100,6 +100,11 @@ test("a server that refused the handshake for another network key is marked with
   expect(other.some((r) => r.keyDiffers)).toBe(false);
 });
 
+test("a machine that sent claims it cannot back keeps its row, with the count (the panel marks it)", () => {
+  const rows = machineRows(statusFixture({}, { peers: [peer({ id: "r", name: "rogue", role: "client", state: "follow-backup", unbackedClaims: 141 }), peer({ id: "c1", role: "client" })] }), [], 1000);
+  expect(rows.filter((r) => r.unbackedClaims > 0).map((r) => [r.name, r.unbackedClaims])).toEqual([["rogue", 141]]);
+});
+
 test("whose Data Hub each machine's apps reach follows the routing rule: a rejoining main's apps wait for it, a standby main's use the backup's", () => {
   const status = statusFixture(
     { role: "client", roleLabel: "Client", name: "control" },

@@ -15,7 +15,7 @@ describe("the outside-JSON decoder", () => {
     const frame = `{"type":"pub","topic":"a/b","origin":"app","seq":1,"data":${deep(32_000)}}`;
     const parsed = parseToHubFrame(frame);
     expect(parsed.ok).toBe(false);
-    if (!parsed.ok) expect(parsed.error.message).toContain("nests deeper than");
+    if (!parsed.ok) expect(parsed.error.message).toContain("must nest at most");
   });
 
   test.each([

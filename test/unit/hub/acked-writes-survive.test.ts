@@ -173,3 +173,38 @@ describe("resent values keep the order the hub that acknowledged them gave", () 
     expect(b.hub.retainedEntry("show/scene")?.value).toBe("break");
   });
 });
+
+describe("(c) an isolated main hands on what it acknowledged before it fenced", () => {
+  test("its own app's messages, acknowledged by its own hub in the moment before it fenced, reach a client's subscriber once it serves again", () => {
+    const { a, b } = servers();
+    const m = new FakeNode("M"); // the main's own node: its apps publish through its own hub
+    const s = subscriber();
+    const mToA = new Wire(m, a);
+    const sToA = new Wire(s, a);
+    settle(mToA, sToA);
+    p(m, 1);
+    settle(mToA, sToA);
+    // The cut: the main still acknowledges its own app for a moment; the client hears none of it.
+    sToA.cut();
+    for (let seq = 2; seq <= 4; seq++) p(m, seq);
+    settle(mToA);
+    expect(m.of("gfx", "ack")).toHaveLength(4);
+    // The main fences ("Main isolated"), its apps wait; the backup serves the client meanwhile.
+    a.hub.setWritable(false);
+    mToA.cut();
+    b.hub.setEpoch(2);
+    b.hub.setWritable(true);
+    settle(new Wire(s, b));
+    // The network heals: the main copies the backup's state and takes over again (failback), at a higher epoch.
+    a.hub.importState(b.hub.exportStateSince(a.hub.lastVersion));
+    a.hub.setEpoch(3);
+    a.hub.setWritable(true);
+    settle(new Wire(m, a), new Wire(s, a));
+    expect(msgsOf(s, "viewer")).toEqual(range(1, 4));
+    expect(m.of("gfx", "ack")).toHaveLength(4);
+  });
+});
+
+function p(node: FakeNode, seq: number): void {
+  node.app("gfx", pub("studio/tally", seq, "gfx-1", seq));
+}

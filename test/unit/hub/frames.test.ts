@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import {
   MAX_DATA_BYTES,
+  MAX_DATA_DEPTH,
   MAX_FRAME_BYTES,
   SMALL_TEXT_BYTES,
   encodeFrame,
@@ -127,5 +128,21 @@ describe("a short text is parsed without measuring its data again (SMALL_TEXT_BY
     const text = JSON.stringify({ type: "pub", topic: "a", data: "y".repeat(MAX_DATA_BYTES), origin: "o", seq: 1 });
     const parsed = parseToHubFrame(text);
     expect(parsed.ok ? "" : parsed.error.message).toContain("at most 64 KiB of JSON");
+  });
+});
+
+describe("data nests at most MAX_DATA_DEPTH levels, so no later hop refuses what a node took", () => {
+  const nest = (depth: number): unknown => (depth === 0 ? 1 : { v: nest(depth - 1) });
+  const pub = (data: unknown) => ({ type: "pub", topic: "t", data, origin: "o", seq: 7 });
+
+  test("as a value and as text, refused with the frame named so the sender can match it", () => {
+    expect(parseToHubFrame(pub(nest(MAX_DATA_DEPTH))).ok).toBe(true);
+    expect(parseToHubFrame(JSON.stringify(pub(nest(MAX_DATA_DEPTH)))).ok).toBe(true);
+    for (const input of [pub(nest(64)), JSON.stringify(pub(nest(64))), JSON.stringify(pub(nest(MAX_DATA_DEPTH + 1)))]) {
+      const parsed = parseToHubFrame(input);
+      if (parsed.ok) throw new Error("accepted");
+      expect(parsed.error.message).toContain(`at most ${MAX_DATA_DEPTH} levels`);
+      expect(parsed.ref).toMatchObject({ type: "pub", origin: "o", seq: 7 });
+    }
   });
 });

@@ -6,7 +6,8 @@
  */
 import { encodeFrame, type FromHubFrame, type ToHubFrame } from "../../../src/hub/frames.ts";
 import { HubCore, type Fanout, type HubCoreOptions } from "../../../src/hub/hub-core.ts";
-import { HubUplink, type HubUplinkOptions } from "../../../src/hub/hub-client.ts";
+import { HubUplink } from "../../../src/hub/hub-uplink.ts";
+import type { HubUplinkOptions } from "../../../src/hub/uplink-options.ts";
 
 export class FakeHubServer {
   readonly hub: HubCore;

@@ -175,7 +175,7 @@ describe("a node's own hub in process (attached without a socket)", () => {
     const s = new FakeNode("S");
     s.app("viewer", { type: "sub", filter: "t/#" });
     // S comes from the backup's epoch 2: it asks for everything A kept.
-    (s.uplink as unknown as { lastEpoch: number }).lastEpoch = 2;
+    (s.uplink as unknown as { resume: { epoch: number } }).resume.epoch = 2;
     settle(new Wire(s, a));
     expect(msgsOf(s, "viewer")).toEqual(range(1, 100, "app-1"));
   });

@@ -11,6 +11,9 @@ import type { UplinkTarget } from "../../../src/core/routing.ts";
 import { FailoverRunner, IMPOSTOR_WARN_AFTER, type Endpoint } from "../../../src/machine/failover-runner.ts";
 import type { Heartbeat } from "../../../src/net/heartbeat.ts";
 import { ManualClock } from "../../support/clock.ts";
+import type { ClaimSigner } from "../../../src/core/signed-claims.ts";
+import { simSigner } from "../../sim/world.ts";
+import { pretendClientHeartbeat } from "../../support/heartbeat-recorder.ts";
 
 const TIMINGS = { heartbeatMs: 100, failoverTimeoutMs: 1000 };
 const at = (host: string): Endpoint => ({ host, port: 7401 });
@@ -28,6 +31,7 @@ class Machine {
     id: string,
     boot = `${id}-boot-1`,
     localApps?: () => number,
+    signer?: ClaimSigner,
   ) {
     this.runner = new FailoverRunner({
       role,
@@ -47,6 +51,7 @@ class Machine {
       knownServers: () => ({ main: "main", backup: null }),
       observer: { effect: (fx) => void this.effects.push(fx), heartbeat: (_hb, v) => void this.verdicts.push(v) },
       localApps,
+      signer,
     });
   }
   /** Delivers everything this machine sent to `to`'s host, to `other`. */
@@ -181,5 +186,50 @@ describe("failover runner", () => {
     main.runner.tick();
     main.runner.tick();
     expect(main.uplinks).toHaveLength(1);
+  });
+});
+
+describe("failover runner: signed claims (core/signed-claims.ts)", () => {
+  function signedPair(): { clock: ManualClock; main: Machine; client: Machine } {
+    const clock = new ManualClock(1000);
+    return { clock, main: new Machine(clock, "main", "main", "main-boot-1", undefined, simSigner("main")), client: new Machine(clock, "client", "c1", "c1-boot-1", undefined, simSigner("c1")) };
+  }
+  function handshake(main: Machine, client: Machine): void {
+    for (let i = 0; i < 3; i++) {
+      client.runner.tick();
+      client.deliverTo(main, "main");
+      main.deliverTo(client, "c1");
+    }
+  }
+
+  test("the main certifies its epoch and signs a token; the client relays both, and follows it", () => {
+    const { clock, main, client } = signedPair();
+    handshake(main, client);
+    expect(client.runner.current.epoch).toBe(1);
+    clock.advance(100);
+    client.runner.tick();
+    const relayed = client.sent.at(-1)!.hb;
+    expect(relayed.epochCert?.e).toBe(1);
+    expect(relayed.mainToken?.b).toBe("main-boot-1");
+  });
+
+  test("a key holder in its own name claiming a higher epoch and to follow the backup moves nothing, and is named once", () => {
+    const { clock, main, client } = signedPair();
+    handshake(main, client);
+    const echo = () => main.sent.findLast((s) => s.to.host === "rogue")?.hb.stamp ?? null;
+    for (let seq = 1; seq <= 20; seq++) {
+      clock.advance(50);
+      const hb: Heartbeat = {
+        ...pretendClientHeartbeat("0123456789abcdef", "rogue-boot-1", seq, clock.now(), echo()),
+        name: "rogue", state: "follow-backup", epoch: seq + 1, activeEpoch: seq + 1, msSinceHeardMain: 0, msSinceHeardBackup: 0,
+        epochCert: { e: seq + 1, s: "made-up" },
+      };
+      main.runner.onHeartbeat(hb, at("rogue"), null);
+      main.runner.tick();
+    }
+    expect(main.runner.current.epoch).toBe(1);
+    expect(main.effects.filter((e) => e.type === "stopServing")).toEqual([]);
+    expect(main.warnings.filter((w) => w.includes("Machine 0123456789abcdef sent"))).toHaveLength(1);
+    expect(main.runner.status().peers.find((p) => p.name === "rogue")?.unbackedClaims).toBeGreaterThan(10);
   });
 });

@@ -10,6 +10,7 @@ import { deriveBroadcastKey } from "../../../src/net/crypto.ts";
 import { FanoutGroups } from "../../../src/net/fanout-groups.ts";
 import { connectSecure, newServerSocketData, secureServerHandlers, type SecureConnection, type TopicMember } from "../../../src/net/secure-socket.ts";
 import { waitFor } from "../../support/wait-for.ts";
+import { answerIdentity } from "../../support/peer-identity.ts";
 
 const networkKey = nacl.randomBytes(32);
 const key = deriveBroadcastKey(networkKey, 5);
@@ -98,6 +99,8 @@ test("over real sockets: one seal and one publish reach every subscriber, in ord
     hostname: "127.0.0.1",
     port: 0,
     fetch(request, srv) {
+      const identity = answerIdentity(request, options.networkKey);
+      if (identity) return identity;
       const publish = (topic: string, frame: Uint8Array) => srv.publish(topic, frame);
       return srv.upgrade(request, { data: newServerSocketData(options, "client", "/hub", null, publish) }) ? undefined : new Response("no", { status: 400 });
     },

@@ -43,8 +43,21 @@ describe("HeartbeatCodec", () => {
     }
   });
 
-  test("a datagram stays well under the MTU", () => {
-    expect(codec.encode(sampleHeartbeat({ name: "x".repeat(64) })).length).toBeLessThan(MAX_HEARTBEAT_BYTES);
+  test("a datagram stays well under the MTU, with both certificates and both tokens", () => {
+    const sig = "A".repeat(86) + "==";
+    const token = { b: "a1b2c3d4e5f60718", t: 12345678.123456789, s: sig };
+    const signed = { epochCert: { e: 2 ** 50, s: sig }, activeCert: { e: 2 ** 50 - 1, s: sig }, mainToken: token, backupToken: token };
+    const full = sampleHeartbeat({ name: "x".repeat(64), localApps: 1_000_000, epoch: 2 ** 50, activeEpoch: 2 ** 50 - 1, ...signed });
+    expect(codec.encode(full).length).toBeLessThan(MAX_HEARTBEAT_BYTES);
+    expect(codec.decode(codec.encode(full), from)).toEqual(full);
+  });
+
+  test("a certificate or token that is not a signature is refused as invalid", () => {
+    for (const bad of [{ epochCert: { e: 3, s: "short" } }, { mainToken: { b: "a1b2c3d4e5f60718", t: 1, s: "x".repeat(88) } }, { epochCert: { e: 0, s: "A".repeat(86) + "==" } }]) {
+      const body = new TextEncoder().encode(JSON.stringify({ ...sampleHeartbeat(), ...bad }));
+      const datagram = sealEnvelope(deriveHeartbeatKey(networkKey), FrameKind.heartbeat, random(24), body);
+      expect(caught(() => codec.decode(datagram, from))).toBeInstanceOf(InvalidHeartbeat);
+    }
   });
 
   test("another network key is refused as foreign", () => {

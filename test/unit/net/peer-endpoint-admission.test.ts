@@ -17,6 +17,8 @@ import { waitFor } from "../../support/wait-for.ts";
 
 const networkKey = nacl.randomBytes(32);
 const endpoints: PeerEndpoint[] = [];
+/** The endpoint the last `listen` opened: default tickets are made from its challenge. */
+let latest: PeerEndpoint | null = null;
 afterEach(() => {
   for (const e of endpoints.splice(0)) e.stop();
 });
@@ -34,11 +36,12 @@ function listen(limits: Partial<typeof DEFAULT_ADMISSION_LIMITS> = {}) {
     admission: { ...DEFAULT_ADMISSION_LIMITS, ...limits },
   });
   endpoints.push(endpoint);
+  latest = endpoint;
   return { endpoint, refusals, url: `ws://127.0.0.1:${endpoint.port}/hub`, address: `127.0.0.1:${endpoint.port}` };
 }
 
 /** A socket that connected (or failed to), and how it closed; by default with a valid upgrade ticket (a key holder that misbehaves). */
-function rawSocket(url: string, headers: Record<string, string> = upgradeHeaders(networkKey, "/hub")) {
+function rawSocket(url: string, headers: Record<string, string> = upgradeHeaders(networkKey, "/hub", latest!.tickets.challenge())) {
   const ws = new WebSocket(url, { headers } as unknown as string[]);
   ws.binaryType = "arraybuffer";
   const state = { opened: false, closed: null as { code: number; reason: string } | null, failed: false, received: [] as Uint8Array[] };
@@ -51,7 +54,7 @@ function rawSocket(url: string, headers: Record<string, string> = upgradeHeaders
 
 test("without proof of the network key there is no WebSocket at all: nothing is buffered, the refusal is logged once", async () => {
   const { endpoint, refusals, url } = listen();
-  const strangers = [rawSocket(url, {}), rawSocket(url, { [TICKET_HEADER]: `${"0".repeat(32)}.${"1".repeat(32)}` }), rawSocket(url, {})];
+  const strangers = [rawSocket(url, {}), rawSocket(url, { [TICKET_HEADER]: `${"0".repeat(32)}.${"1".repeat(32)}.${"2".repeat(32)}` }), rawSocket(url, {})];
   await waitFor("all refused", () => strangers.every((s) => s.state.closed));
   expect(strangers.some((s) => s.state.opened)).toBe(false);
   expect(endpoint.admission.pendingConnections).toBe(0);
@@ -59,8 +62,8 @@ test("without proof of the network key there is no WebSocket at all: nothing is 
 });
 
 test("a replayed upgrade ticket is refused", async () => {
-  const { url } = listen();
-  const headers = upgradeHeaders(networkKey, "/hub");
+  const { url, endpoint } = listen();
+  const headers = upgradeHeaders(networkKey, "/hub", endpoint.tickets.challenge());
   const first = rawSocket(url, headers);
   await waitFor("first open", () => first.state.opened);
   const again = rawSocket(url, headers);
@@ -159,4 +162,30 @@ test("source addresses: limits count per address, not per port", () => {
   expect(sourceAddress("10.0.0.2:51234")).toBe("10.0.0.2");
   expect(sourceAddress("[::1]:7401")).toBe("::1");
   expect(sourceAddress("unknown")).toBe("unknown");
+});
+
+test("per-source caps first: while one address fills the total, a machine at another address still gets in", async () => {
+  const refusals: Refusal[] = [];
+  const endpoint = PeerEndpoint.listen({
+    at: { host: "::", port: 0 },
+    identity: () => ({ id: "x", name: "main", role: "main", version: "test", networkKeyFingerprint: fingerprint(networkKey) }),
+    secure: { networkKey, machine: nacl.sign.keyPair() },
+    accept: () => ({ message() {}, close() {} }),
+    onRefused: (address: string, error: AppError, suppressed: number) => refusals.push({ address, code: error.code, suppressed }),
+    admission: { ...DEFAULT_ADMISSION_LIMITS, pendingPerSource: 10, pendingTotal: 3 },
+  });
+  endpoints.push(endpoint);
+  latest = endpoint;
+  const hog = [1, 2, 3].map(() => rawSocket(`ws://127.0.0.1:${endpoint.port}/hub`));
+  await waitFor("the total filled from one address", () => hog.every((s) => s.state.opened));
+  for (let round = 0; round < 2; round++) {
+    const peer = await connectSecure(`[::1]:${endpoint.port}`, "/hub", { networkKey, machine: nacl.sign.keyPair() }, () => ({ message() {}, close() {} }));
+    expect(peer.open).toBe(true);
+    peer.close();
+  }
+  // The first peer took one of the hog's slots; once it was through, the total had room for the second.
+  await waitFor("one of the hog's sockets closed to make room", () => hog.filter((s) => s.state.closed).length === 1);
+  expect(endpoint.admission.pendingConnections).toBe(2);
+  expect(refusals.map((r) => r.code)).toEqual(["HANDSHAKE_BUSY"]);
+  for (const s of hog) s.ws.close();
 });

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { AppError } from "../../../src/core/errors.ts";
 import { RpcClient, rpcServer } from "../../../src/net/rpc.ts";
 import { connectSecure, newServerSocketData, secureServerHandlers } from "../../../src/net/secure-socket.ts";
+import { answerIdentity } from "../../support/peer-identity.ts";
 
 const networkKey = nacl.randomBytes(32);
 const servers: ReturnType<typeof Bun.serve>[] = [];
@@ -26,6 +27,8 @@ async function pair() {
     hostname: "127.0.0.1",
     port: 0,
     fetch(request, srv) {
+      const identity = answerIdentity(request, options.networkKey);
+      if (identity) return identity;
       return srv.upgrade(request, { data: newServerSocketData(options, "client", "/files") }) ? undefined : new Response("no", { status: 400 });
     },
     websocket: secureServerHandlers(

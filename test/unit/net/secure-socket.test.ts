@@ -4,6 +4,7 @@ import { deriveBroadcastKey } from "../../../src/net/crypto.ts";
 import { openBroadcast, sealBroadcast } from "../../../src/net/broadcast.ts";
 import { connectSecure, newServerSocketData, secureServerHandlers, type SecureSocketOptions } from "../../../src/net/secure-socket.ts";
 import { waitFor } from "../../support/wait-for.ts";
+import { answerIdentity } from "../../support/peer-identity.ts";
 
 const networkKey = nacl.randomBytes(32);
 const servers: ReturnType<typeof Bun.serve>[] = [];
@@ -16,6 +17,8 @@ function serve(options: SecureSocketOptions, received: string[], refused: string
     hostname: "127.0.0.1",
     port: 0,
     fetch(request, srv) {
+      const identity = answerIdentity(request, options.networkKey);
+      if (identity) return identity;
       if (srv.upgrade(request, { data: newServerSocketData(options, "client", new URL(request.url).pathname) })) return undefined;
       return new Response("no", { status: 400 });
     },

@@ -14,6 +14,7 @@ import { AssetService, type AssetMode, type Replicated } from "../../../src/serv
 import { connectSecure, newServerSocketData, secureServerHandlers, type SecureConnection } from "../../../src/net/secure-socket.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { createStores, type Stores } from "../../../src/store/stores.ts";
+import { answerIdentity } from "../../support/peer-identity.ts";
 
 export type AssetNode = {
   address: string;
@@ -74,6 +75,8 @@ export function startAssetNode(
     hostname: "127.0.0.1",
     port: 0,
     fetch(request, srv) {
+      const identity = answerIdentity(request, secure.networkKey);
+      if (identity) return identity;
       return srv.upgrade(request, { data: newServerSocketData(secure, "client", ASSET_PATH) }) ? undefined : new Response("no", { status: 400 });
     },
     websocket: secureServerHandlers(

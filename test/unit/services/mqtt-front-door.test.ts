@@ -9,6 +9,9 @@ import type { FromHubFrame } from "../../../src/hub/frames.ts";
 import { createLogger } from "../../../src/log.ts";
 import { MqttFrontDoor } from "../../../src/services/mqtt-front-door.ts";
 import { dataFromPayload, payloadFromData } from "../../../src/services/mqtt-payload.ts";
+import { DEFAULT_MQTT_DOOR_LIMITS, MQTT_MAX_PACKET_BYTES, type MqttDoorLimits } from "../../../src/services/mqtt-door-limits.ts";
+import mqttPacket from "mqtt-packet";
+import { connect as tcpConnect, type Socket } from "node:net";
 import { FakeHubServer, FakeNode, Wire, settle } from "../hub/hub-harness.ts";
 import { waitFor } from "../../support/wait-for.ts";
 
@@ -20,7 +23,7 @@ afterEach(async () => {
 });
 
 /** A node with the front door as its app "mqtt1", wired to an active hub; `pump()` lets frames cross. */
-async function nodeWithDoor(options: { password?: string } = {}) {
+async function nodeWithDoor(options: { password?: string; limits?: Partial<MqttDoorLimits>; maxFilters?: number; lines?: string[] } = {}) {
   const hub = new FakeHubServer({ epoch: 1, writable: true });
   let door: MqttFrontDoor | null = null;
   let deliverToDoor: (frame: FromHubFrame) => void = () => {};
@@ -38,7 +41,9 @@ async function nodeWithDoor(options: { password?: string } = {}) {
       return { id: "mqtt1", send: (frame) => node.uplink.fromApp("mqtt1", frame, 0), close: () => node.uplink.appGone("mqtt1") };
     },
     backpressure: () => node.uplink.waitingFrames > 0,
-    log: createLogger(() => "json", () => {}),
+    log: createLogger(() => "json", (line) => options.lines?.push(line)),
+    limits: { ...DEFAULT_MQTT_DOOR_LIMITS, ...options.limits },
+    ...(options.maxFilters !== undefined ? { maxFilters: options.maxFilters } : {}),
   });
   doors.push(door);
   const port = Number(door.address.split(":").at(-1));
@@ -60,6 +65,10 @@ describe("payloads", () => {
   ])("%p is hub data %p and goes back out as the same text", (text, data) => {
     expect(dataFromPayload("t", new TextEncoder().encode(text))).toEqual(data);
     expect(payloadFromData(data).toString()).toBe(text);
+  });
+
+  test("JSON nested deeper than the hub carries is refused before it is parsed", () => {
+    expect(() => dataFromPayload("cam/deep", new TextEncoder().encode("[".repeat(40_000)))).toThrow("nests deeper than the 32 levels");
   });
 
   test("bytes that are not UTF-8 are refused with a message saying what to do", () => {
@@ -199,3 +208,132 @@ describe("the MQTT front door", () => {
     expect(ok.connected).toBe(true);
   });
 });
+
+/** A raw TCP connection to the door: what an attacker's script sends, byte for byte. */
+async function rawSocket(port: number): Promise<{ socket: Socket; closed: Promise<void>; received: Buffer[] }> {
+  const socket = tcpConnect({ host: "127.0.0.1", port });
+  const received: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => received.push(chunk));
+  socket.on("error", () => {});
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  return { socket, closed, received };
+}
+
+const connectPacket = (clientId: string) => mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clientId, clean: true, keepalive: 0 });
+/** The fixed header of a packet claiming `length` bytes, and nothing of its body. */
+function claimHeader(first: number, length: number): Buffer {
+  const bytes = [first];
+  do {
+    let digit = length % 128;
+    length = Math.floor(length / 128);
+    if (length > 0) digit |= 0x80;
+    bytes.push(digit);
+  } while (length > 0);
+  return Buffer.from(bytes);
+}
+
+describe("what a connection may cost the node", () => {
+  test("a CONNECT claiming 200 MiB is refused on its length, before its body is read", async () => {
+    const { port, door } = await nodeWithDoor();
+    const { socket, closed } = await rawSocket(port);
+    socket.write(claimHeader(0x10, 200 * 1024 * 1024));
+    socket.write(Buffer.alloc(64 * 1024));
+    await closed;
+    await waitFor("the slot given back", () => door.connections === 0);
+  });
+
+  test("after CONNECT, a PUBLISH claiming more than the limit closes the client; one within it is published", async () => {
+    const { port, pump, hub } = await nodeWithDoor();
+    const { socket, closed, received } = await rawSocket(port);
+    socket.write(connectPacket("raw"));
+    await waitFor("CONNACK", () => received.length > 0);
+    socket.write(claimHeader(0x30, MQTT_MAX_PACKET_BYTES + 1));
+    await closed;
+    const ok = await connect(port);
+    const acked = ok.publishAsync("studio/fits", "x".repeat(60 * 1024), { qos: 1 });
+    await waitFor("the publish at the hub", () => {
+      pump();
+      return (hub.hub.received.pub ?? 0) > 0;
+    });
+    await acked;
+  });
+
+  test("a connection that sends no CONNECT is closed after the CONNECT timeout", async () => {
+    const { port, door } = await nodeWithDoor({ limits: { connectTimeoutMs: 100 } });
+    const { closed } = await rawSocket(port);
+    await closed;
+    await waitFor("the slot given back", () => door.connections === 0);
+  });
+
+  test("connections are capped per source address: the next one is closed at once, and a slot comes back when one closes", async () => {
+    const { port } = await nodeWithDoor({ limits: { perSource: 2 } });
+    const first = await rawSocket(port);
+    await rawSocket(port);
+    const third = await rawSocket(port);
+    await third.closed;
+    first.socket.destroy();
+    await first.closed;
+    await waitFor("a fourth connection accepted", async () => {
+      const fourth = await rawSocket(port);
+      fourth.socket.write(connectPacket("fourth"));
+      await Promise.race([fourth.closed, waitFor("CONNACK", () => fourth.received.length > 0)]);
+      fourth.socket.destroy();
+      return fourth.received.length > 0;
+    });
+  });
+
+  test("a subscriber that never reads is disconnected; publishers on the node go on", async () => {
+    const lines: string[] = [];
+    const { port, wire, door } = await nodeWithDoor({ limits: { maxBufferedBytes: 64 * 1024 }, lines });
+    const pumping = setInterval(() => settle(wire), 1);
+    // A separate process, stopped once subscribed: the kernel's buffers fill and then the door's.
+    const hello = Buffer.concat([connectPacket("slow"), mqttPacket.generate({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "studio/#", qos: 0 }] })]);
+    const slow = Bun.spawn([process.execPath, "-e", SLOW_SUBSCRIBER, String(port), hello.toString("hex")], { stdout: "pipe", stderr: "inherit" });
+    try {
+      await waitFor("the slow subscriber subscribed", async () => (await slow.stdout.getReader().read()).value !== undefined);
+      slow.kill("SIGSTOP");
+      const publisher = await connect(port);
+      const payload = "x".repeat(32 * 1024);
+      let acked = 0;
+      while (acked < 1_000 && !lines.some((l) => l.includes("does not read"))) {
+        await publisher.publishAsync("studio/frame", payload, { qos: 1 });
+        acked += 1;
+      }
+      expect(lines.filter((l) => l.includes("does not read"))).toHaveLength(1);
+      await waitFor("the slow subscriber's connection closed", () => door.connections === 1);
+      await publisher.publishAsync("studio/frame", "after", { qos: 1 });
+    } finally {
+      clearInterval(pumping);
+      slow.kill("SIGKILL");
+    }
+  }, 30_000);
+
+  test("subscriptions past the node's share are refused in the SUBACK (0x80), said once in the log", async () => {
+    const lines: string[] = [];
+    const { port } = await nodeWithDoor({ maxFilters: 3, lines });
+    const client = await connect(port);
+    // mqtt.js turns a SUBACK with 0x80 into an error carrying the packet.
+    const refused = (await client.subscribeAsync(["a/1", "a/2", "a/3", "a/4", "a/5", "a/6"]).catch((error: { packet?: { granted: number[] } }) => error)) as { packet?: { granted: number[] } };
+    expect(refused.packet?.granted).toEqual([0, 0, 0, 128, 128, 128]);
+    await client.subscribeAsync(["a/1"]);
+    expect(lines.filter((l) => l.includes("MQTT subscriptions refused"))).toHaveLength(1);
+  });
+
+  test("with a password, a second client with the same id but without the password does not take the session over", async () => {
+    const { port } = await nodeWithDoor({ password: "door secret 1" });
+    const first = await connect(port, { clientId: "engine-1", username: "u", password: "door secret 1" });
+    await expect(connect(port, { clientId: "engine-1", username: "u", password: "wrong one!" })).rejects.toThrow();
+    await first.publishAsync("studio/still", "here", { qos: 0 });
+    expect(first.connected).toBe(true);
+  });
+});
+
+/** Connects, subscribes (argv: port, then the CONNECT and SUBSCRIBE packets in hex), says "subscribed" on stdout; stopped, it reads nothing more. */
+const SLOW_SUBSCRIBER = `
+const net = require("node:net");
+const [port, hello] = process.argv.slice(-2);
+const socket = net.connect({ host: "127.0.0.1", port: Number(port) }, () => socket.write(Buffer.from(hello, "hex")));
+let said = false;
+socket.on("data", (chunk) => { if (!said && chunk.includes(0x90)) { said = true; process.stdout.write("subscribed\\n"); } });
+`;

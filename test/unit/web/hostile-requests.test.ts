@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { hostname } from "node:os";
 import { hostAllowed, hostOfHeader } from "../../../src/web/host-allow-list.ts";
-import { basicPassword, passwordMatches } from "../../../src/web/password-guard.ts";
+import { basicPassword, passwordMatches, throttleSource } from "../../../src/web/password-guard.ts";
 import { formPost, nodesPerTest } from "../../support/machine-node.ts";
 
 const fresh = nodesPerTest();
@@ -68,6 +68,34 @@ describe("setup pages password", () => {
     const events = lines.map((l) => JSON.parse(l).event as string);
     expect(events.filter((e) => e === "setup pages: wrong password")).toHaveLength(1);
     expect(events.filter((e) => e === "setup pages: too many wrong passwords, refusing for now")).toHaveLength(1);
+  });
+
+  test("guesses from rotating addresses never lock out the operator: the right password always gets in, and the log says it once", async () => {
+    const { node, lines } = await fresh({ env });
+    const from = (address: string) => ({ requestIP: () => ({ address, port: 50000, family: "IPv4" }) });
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 20; i++) {
+        const guess = await node.app.request("http://localhost/api/status", { headers: basic(`guess ${round}.${i}`) }, from(`10.9.${round}.${i}`));
+        expect(guess.status).toBe(401);
+      }
+      expect((await node.app.request("http://localhost/api/status", { headers: basic(env.UNDERSTUDY_UI_PASSWORD) }, from("10.0.0.5"))).status).toBe(200);
+      expect((await node.app.request("http://localhost/api/status", { headers: basic(env.UNDERSTUDY_UI_PASSWORD) }, from("fd00::5"))).status).toBe(200);
+    }
+    // One IPv6 host rotating through its /64 is one guesser.
+    const statuses: number[] = [];
+    for (let i = 1; i <= 7; i++) statuses.push((await node.app.request("http://localhost/api/status", { headers: basic("nope") }, from(`fd00:1:2:3::${i}`))).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429]);
+    const events = lines.map((l) => JSON.parse(l).event as string);
+    expect(events.filter((e) => e === "setup pages: wrong password")).toHaveLength(1);
+  });
+
+  test("a throttled guesser is its IPv4 address or its IPv6 /64", () => {
+    expect(throttleSource("10.1.2.3")).toBe("10.1.2.3");
+    expect(throttleSource("::ffff:10.1.2.3")).toBe("10.1.2.3");
+    expect(throttleSource("fd00:1:2:3::9")).toBe("fd00:1:2:3::/64");
+    expect(throttleSource("FD00:0001:0002:0003:4:5:6:7")).toBe("fd00:1:2:3::/64");
+    expect(throttleSource("fd00::1")).toBe("fd00:0:0:0::/64");
+    expect(throttleSource("::1")).toBe("0:0:0:0::/64");
   });
 
   test("the compare hashes both sides first: equal length, constant time, any input", () => {

@@ -79,6 +79,19 @@ describe("the Data Hub over HTTP", () => {
     expect(notJson.status).toBe(400);
   });
 
+  test("a value the hub would refuse is refused at once with the reason, and nothing stays queued", async () => {
+    const { app, node } = apiOnNode();
+    const deep = nested(64);
+    const tooDeep = await app.request("/api/hub/publish", json({ topic: "studio/cam1", data: deep }));
+    expect(tooDeep.status).toBe(400);
+    expect(((await tooDeep.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: "INVALID_FRAME", message: expect.stringContaining("at most 32 levels") });
+    expect((await app.request("/api/hub/state/scene", json(deep, "PUT"))).status).toBe(400);
+    const large = await app.request("/api/hub/publish", json({ topic: "studio/cam1", data: "x".repeat(70_000) }));
+    expect(large.status).toBe(413);
+    expect(((await large.json()) as { error: { code: string } }).error.code).toBe("TOO_LARGE");
+    expect(node.uplink.queuedFrames).toBe(0);
+  });
+
   test("PUT then GET a state key (with slashes); null deletes it", async () => {
     const { app } = apiOnNode();
     expect((await app.request("/api/hub/state/scene/current", json("news", "PUT"))).status).toBe(200);
@@ -127,3 +140,9 @@ describe("requests the hub does not answer", () => {
     expect((error as AppError).message).toContain("within 0.02 s");
   });
 });
+
+function nested(depth: number): unknown {
+  let value: unknown = 1;
+  for (let i = 0; i < depth; i++) value = { v: value };
+  return value;
+}

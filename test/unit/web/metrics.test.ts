@@ -67,3 +67,14 @@ test("the hub counts frames by type and one delivery per subscriber of a message
   subscribers[2]!.close();
   expect(hub.counters().clients).toBe(2);
 });
+
+test("a machine that sent claims it cannot back is counted by machine id; the others are not listed", () => {
+  const peers = [
+    { id: "0123456789abcdef", name: "rogue", role: "client", state: "follow-backup", address: "10.0.0.9:7401", delayMs: 1, lastHeardMsAgo: 10, unbackedClaims: 141 },
+    { id: "fedcba9876543210", name: "render-1", role: "client", state: "follow-main", address: "10.0.0.5:7401", delayMs: 1, lastHeardMsAgo: 10, unbackedClaims: 0 },
+  ];
+  const text = renderMetrics(statusFixture({}, { peers }), history());
+  expect(lines(text)).toContain('understudy_unbacked_claims_total{machine="0123456789abcdef",name="rogue"} 141');
+  expect(text).not.toContain('name="render-1"} 0');
+  expect(lines(text)).toContain("# TYPE understudy_unbacked_claims_total counter");
+});

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { HubCore } from "../../../src/hub/hub-core.ts";
-import { HubUplink } from "../../../src/hub/hub-client.ts";
+import { HubUplink } from "../../../src/hub/hub-uplink.ts";
 
 test("a node's measured round trip reaches the hub's presence list", () => {
   const core = new HubCore({ epoch: 1, writable: true });

@@ -1,6 +1,6 @@
 /** Finding 7: the subscription limit belonged to the node, so one app holding it blocked every other app on the machine. */
 import { expect, test } from "bun:test";
-import { DEFAULT_MAX_FILTERS, DEFAULT_MAX_FILTERS_PER_APP } from "../../../src/hub/hub-client.ts";
+import { DEFAULT_MAX_FILTERS, DEFAULT_MAX_FILTERS_PER_APP } from "../../../src/hub/uplink-options.ts";
 import { DEFAULT_HUB_LIMITS } from "../../../src/hub/hub-core.ts";
 import { FakeHubServer, FakeNode, Wire, settle } from "./hub-harness.ts";
 

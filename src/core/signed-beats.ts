@@ -1,0 +1,109 @@
+/**
+ * One machine's side of signed heartbeats (core/signed-claims.ts): the
+ * certificates it holds and sends, its own alive token (servers sign one per
+ * heartbeat period, ≈ 10 signatures a second), the servers' latest tokens it
+ * relays (clients), and its judgement of every heartbeat it receives: epochs
+ * believed only as certified, a witness only with a fresh main token, and the
+ * machines that claimed more than they could back, counted by machine id.
+ * Pure: the signer comes in, time comes in as an argument.
+ */
+import { epochOwner } from "./failover/epoch.ts";
+import type { Role, ServerRole } from "./failover/types.ts";
+import type { KnownServers } from "./heartbeat-trust.ts";
+import { ClaimantTally } from "./claimant-tally.ts";
+import { aliveMessage, ClaimJudge, epochMessage, type AliveToken, type ClaimSigner, type Claims, type EpochCert } from "./signed-claims.ts";
+
+/** Certificates kept: the highest few epochs are all a heartbeat ever names. */
+const MAX_CERTS = 8;
+
+/** What a heartbeat carries besides the core's body (net/heartbeat.ts). */
+export type SignedFields = {
+  epochCert: EpochCert | null;
+  activeCert?: EpochCert | null;
+  mainToken: AliveToken | null;
+  backupToken: AliveToken | null;
+};
+
+export type Judged = {
+  readonly epoch: number;
+  readonly activeEpoch: number | null;
+  readonly witnessMsAgo: number | null;
+  /** A log line to write now about a claimant (once a minute per machine), or null. */
+  readonly log: string | null;
+};
+
+export class SignedBeats {
+  readonly #role: Role;
+  readonly #id: string;
+  readonly #boot: string;
+  readonly #signer: ClaimSigner;
+  readonly #periodMs: number;
+  readonly #judge: ClaimJudge;
+  readonly #certs = new Map<number, EpochCert>();
+  readonly #tokens: Record<ServerRole, AliveToken | null> = { main: null, backup: null };
+  readonly claimants = new ClaimantTally();
+
+  constructor(o: { role: Role; id: string; boot: string; signer: ClaimSigner; heartbeatMs: number }) {
+    this.#role = o.role;
+    this.#id = o.id;
+    this.#boot = o.boot;
+    this.#signer = o.signer;
+    this.#periodMs = o.heartbeatMs;
+    this.#judge = new ClaimJudge(o.signer, o.heartbeatMs);
+  }
+
+  /**
+   * This server now holds `epoch` (persisted): when it is its own and no certificate is held
+   * for it, it signs one. Once per epoch; a restart signs its persisted own epoch again.
+   */
+  holds(epoch: number): void {
+    const role = this.#role;
+    if (role === "client" || epochOwner(epoch) !== role || this.#certs.has(epoch)) return;
+    this.#keep({ e: epoch, s: this.#signer.sign(epochMessage(epoch, role, this.#id)) });
+  }
+
+  /** The fields to add to a heartbeat naming `epoch` and `activeEpoch`. */
+  outgoing(epoch: number, activeEpoch: number | null, now: number): SignedFields {
+    const role = this.#role;
+    if (role !== "client") this.#refreshToken(role, now);
+    // A server sends its own token; a client relays both servers' latest.
+    const relay = (r: ServerRole) => (role === "client" || role === r ? this.#tokens[r] : null);
+    const fields: SignedFields = { epochCert: this.#certs.get(epoch) ?? null, mainToken: relay("main"), backupToken: relay("backup") };
+    if (activeEpoch !== null && activeEpoch !== epoch) fields.activeCert = this.#certs.get(activeEpoch) ?? null;
+    return fields;
+  }
+
+  /**
+   * Judges a heartbeat that counted (trusted sender, fresh echo), sealed by machine `sealedBy`
+   * (null: the network key). From a server this machine knows, sealed by it, it is direct: its
+   * token samples that server's clock.
+   */
+  incoming(sender: string, claims: Claims, known: KnownServers, sealedBy: string | null, now: number): Judged {
+    const direct = claims.role !== "client" && sealedBy === sender && known[claims.role] === sender;
+    if (direct) {
+      const token = claims.role === "main" ? claims.mainToken : claims.backupToken;
+      if (token) {
+        this.#judge.sampleDirect(claims.role, sender, token, now);
+        this.#tokens[claims.role] = token;
+      }
+    }
+    const judged = this.#judge.judge(sender, claims, known, now, direct);
+    for (const cert of judged.certs) this.#keep(cert);
+    // The servers are trusted by pairing or handshake; a restarted one may name an epoch whose certificate it lost.
+    const log = judged.unbacked === null || direct ? null : this.claimants.record(sender, judged.unbacked, now);
+    return { epoch: judged.epoch, activeEpoch: judged.activeEpoch, witnessMsAgo: judged.witnessMsAgo, log };
+  }
+
+  #refreshToken(role: ServerRole, now: number): void {
+    const held = this.#tokens[role];
+    if (held !== null && held.b === this.#boot && now - held.t < this.#periodMs && now >= held.t) return;
+    this.#tokens[role] = { b: this.#boot, t: now, s: this.#signer.sign(aliveMessage(role, this.#id, this.#boot, now)) };
+  }
+
+  #keep(cert: EpochCert): void {
+    if (this.#certs.get(cert.e)?.s === cert.s) return;
+    this.#certs.set(cert.e, cert);
+    if (this.#certs.size <= MAX_CERTS) return;
+    this.#certs.delete(Math.min(...this.#certs.keys()));
+  }
+}
