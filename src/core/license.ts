@@ -68,14 +68,19 @@ export function readLicense(text: string, vendorPublicKey: Uint8Array, source = 
     throw new InvalidInput(`${source} is not a valid license document${where}.`, "license");
   }
   const doc = parsed.data;
-  const signature = Buffer.from(doc.signature, "base64");
-  if (signature.length !== nacl.sign.signatureLength || !nacl.sign.detached.verify(signedBytes(doc), signature, vendorPublicKey)) {
+  if (!isVendorSigned(doc, vendorPublicKey)) {
     throw new LicenseRejected(
       "LICENSE_SIGNATURE",
       `${source} was not signed by the understudy vendor key (or it was changed after signing). Ask your vendor for a new license file.`,
     );
   }
   return doc;
+}
+
+/** Whether the vendor key signed exactly these terms. */
+export function isVendorSigned(doc: LicenseDocument, vendorPublicKey: Uint8Array): boolean {
+  const signature = Buffer.from(doc.signature, "base64");
+  return signature.length === nacl.sign.signatureLength && nacl.sign.detached.verify(signedBytes(doc), signature, vendorPublicKey);
 }
 
 /** Whether the license is in force for this machine at `now` (ms since epoch); throws why not. */

@@ -26,6 +26,8 @@ export type MachinesOffers = {
   readonly permissions: boolean;
   /** By row id. */
   readonly rows: Readonly<Record<string, RowOffer>>;
+  /** A backup's own page: whose backup it is, with "Forget this main" for its operator (docs/design.md §Pairing); null elsewhere. */
+  readonly pairedMain: { readonly name: string; readonly address: string } | null;
 };
 
 const isMain = (s: MachineStatus) => failoverRole(s.role) === "main";
@@ -48,6 +50,13 @@ function rowOffer(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow
   return null;
 }
 
+/** Only a backup's own pages (permission null) offer to forget its main. */
+function pairedMain(s: MachineStatus, permission: Permission): MachinesOffers["pairedMain"] {
+  const pairing = s.failover?.pairing;
+  if (s.role !== "backup" || permission !== null || !pairing) return null;
+  return { name: pairing.peerName || pairing.peerId, address: pairing.address };
+}
+
 export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], permission: Permission, found: readonly FoundMachine[] = []): MachinesOffers {
   const main = isMain(s);
   const levelThreeClient = s.role === "client" && permission === 3;
@@ -59,5 +68,6 @@ export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], pe
     addBackupFromClient: levelThreeClient,
     permissions: main,
     rows: Object.fromEntries(rows.map((r) => [r.id, rowOffer(s, rows, r, permission)])),
+    pairedMain: pairedMain(s, permission),
   };
 }

@@ -56,7 +56,25 @@ export const machineStatusSchema = z.object({
   /** Paired servers: how far the backup's copy is behind, per replication lane (core/lane-lag.ts). */
   replication: laneLagSchema.nullable().default(null),
   /** Servers: this Data Hub's connections, and counters since start of the frames it took (by type) and the deliveries it sent. */
-  hub: z.object({ clients: z.number(), received: z.record(z.string(), z.number()), deliveries: z.number() }).nullable().default(null),
+  hub: z
+    .object({
+      clients: z.number(),
+      received: z.record(z.string(), z.number()),
+      deliveries: z.number(),
+      /** Retained state held, in total and by the machines holding the most (hub/retained-shares.ts); absent from older servers. */
+      retained: z
+        .object({
+          keys: z.number(),
+          bytes: z.number(),
+          maxKeys: z.number(),
+          maxBytes: z.number(),
+          machines: z.array(z.object({ machine: z.string(), name: z.string(), keys: z.number(), bytes: z.number() })),
+          refusedOnImport: z.number(),
+        })
+        .optional(),
+    })
+    .nullable()
+    .default(null),
   /** Null while stand-alone. */
   failover: z
     .object({

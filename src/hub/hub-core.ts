@@ -34,69 +34,29 @@
  *
  * Nothing here throws on a bad frame: the sender gets an `error` frame.
  */
-import { compareVersions, RetainedState, ZERO_VERSION, type HubStateChanges, type HubStatePersistence, type RetainedEntry } from "./retained-state.ts";
+import { compareVersions, RetainedState, ZERO_VERSION, type HubStateChanges, type HubStatePersistence, type RetainedEntry, type RetainedUseReport } from "./retained-state.ts";
 import { MAX_PRESENCE_MEMBERS, encodeFrame, errorFrame, utf8ByteLength, parseToHubFrame, refOf, type FromHubFrame, type FromHubFrameOf, type Member, type ToHubFrame, type ToHubFrameOf, type Version } from "./frames.ts";
-import { AlreadyIntroduced, LimitReached, NoService, NotActive, NotIntroduced, ProviderGone, ServiceTaken, StoreFailed } from "./hub-errors.ts";
+import { AlreadyIntroduced, LimitReached, NotActive, NotIntroduced, StoreFailed } from "./hub-errors.ts";
 import type { AppError } from "../core/errors.ts";
 import { levelsMatch, splitLevels } from "../core/topics.ts";
 import { OriginMarks } from "./origin-marks.ts";
 import { ResendOrder } from "./resend-order.ts";
 import { SubscriptionIndex } from "./subscription-index.ts";
-import { ReplayRing, type ReplayLimits } from "./replay-ring.ts";
+import { ReplayRing } from "./replay-ring.ts";
+import { DEFAULT_HUB_LIMITS, retainedShareLimits, type HubCoreOptions, type HubLimits, type ReplayStats } from "./hub-limits.ts";
+import { ServiceCalls } from "./hub-service-calls.ts";
 
 /** Opaque to the hub; the adapter picks it (one per socket). */
 export type ConnectionId = string;
 export type SendFrame = (frame: FromHubFrame) => void;
-/** "Deliver this frame to these connections": encode and seal once, write the same bytes to each. */
-/** `text`, when given, is the frame's JSON already made (the hub measured it for its replay ring): the adapter sends it as is. */
+/** "Deliver this frame to these connections", sealed once; `text` is its JSON if the hub already made it (replay ring). */
 export type Fanout = { readonly frame: FromHubFrame; readonly to: readonly ConnectionId[]; readonly text?: string };
-
-export type HubLimits = {
-  readonly maxFiltersPerConnection: number;
-  readonly maxServicesPerConnection: number;
-  readonly maxPendingCalls: number;
-  readonly maxRetainedKeys: number;
-  readonly maxTrackedOrigins: number;
-};
-
-export const DEFAULT_HUB_LIMITS: HubLimits = {
-  /** A connection is a whole node (all its apps' filters together): as many as a node may hold (uplink-options.ts DEFAULT_MAX_FILTERS). */
-  maxFiltersPerConnection: 2_000,
-  maxServicesPerConnection: 100,
-  maxPendingCalls: 10_000,
-  maxRetainedKeys: 100_000,
-  maxTrackedOrigins: 10_000,
-};
-
-export type HubCoreOptions = {
-  /** The epoch this server knows (persisted by the failover layer). Default 0. */
-  epoch?: number;
-  /** Whether this server is the active one and takes writes. Default false. */
-  writable?: boolean;
-  /** Keeps retained state durable; loaded once here. Without it, state is in memory only. */
-  persistence?: HubStatePersistence;
-  limits?: Partial<HubLimits>;
-  /** Bounds of the epoch replay buffer (DEFAULT_REPLAY_LIMITS); `maxAgeMs` applies when the runner calls `trimReplay`. */
-  replay?: Partial<ReplayLimits>;
-  /** Names a run of the replay ring (default: random); a new epoch appends `-e<epoch>`. Tests pick it to compare frames. */
-  streamId?: string;
-};
-
-export type ReplayStats = {
-  /** Messages of the current epoch kept for replay, and their size. */
-  readonly buffered: number;
-  readonly bufferedBytes: number;
-  /** Messages of the current epoch no longer kept (bounds or age). */
-  readonly dropped: number;
-  /** Replays done (since this hub started), the messages they sent, and how many were reported REPLAY_INCOMPLETE. */
-  readonly replays: number;
-  readonly replayedMessages: number;
-  readonly incomplete: number;
-};
 
 type Connection = {
   readonly id: ConnectionId;
   readonly send: SendFrame;
+  /** The machine the adapter proved (peer handshake); null for this machine's own uplink, which is its hello id. */
+  readonly machine: string | null;
   /** Who it said it is (`hello`); null until then. */
   member: { id: string; name: string; kind: Member["kind"] } | null;
   delayMs: number | null;
@@ -111,14 +71,10 @@ type Connection = {
   writesRefused: boolean;
 };
 
-type PendingCall = { readonly caller: ConnectionId; readonly callerId: string; readonly provider: ConnectionId; readonly service: string };
-
 export class HubCore {
   private readonly connections = new Map<ConnectionId, Connection>();
   private readonly subscriptions = new SubscriptionIndex<ConnectionId>();
-  private readonly providers = new Map<string, ConnectionId>();
-  private readonly pendingCalls = new Map<string, PendingCall>();
-  /** Publishers' marks for this epoch's stream: a new epoch starts afresh (see setEpoch). */
+  private readonly calls: ServiceCalls;
   private readonly seen: OriginMarks;
   private readonly retained: RetainedState;
   private readonly resends: ResendOrder;
@@ -133,15 +89,21 @@ export class HubCore {
   private readonly receivedCounts: Partial<Record<ToHubFrame["type"], number>> = {};
   private currentEpoch: number;
   private isWritable: boolean;
-  private nextCallId = 1;
 
   constructor(options: HubCoreOptions = {}) {
     this.limits = { ...DEFAULT_HUB_LIMITS, ...options.limits };
     this.currentEpoch = options.epoch ?? 0;
     this.isWritable = options.writable ?? false;
     this.seen = new OriginMarks(this.limits.maxTrackedOrigins);
-    this.retained = new RetainedState(options.persistence, { maxKeys: this.limits.maxRetainedKeys, maxSetMarks: this.limits.maxTrackedOrigins });
+    const l = this.limits;
+    this.retained = new RetainedState(options.persistence, { maxSetMarks: l.maxTrackedOrigins, shares: retainedShareLimits(l) });
     this.resends = new ResendOrder(this.limits.maxTrackedOrigins);
+    this.calls = new ServiceCalls({
+      maxServicesPerConnection: l.maxServicesPerConnection,
+      maxPendingCalls: l.maxPendingCalls,
+      connection: (id) => this.connections.get(id),
+      send: (id, frame) => this.sendTo(id, frame),
+    });
     this.replay = new ReplayRing(options.replay);
     this.bootStream = options.streamId ?? crypto.randomUUID();
     this.stream = this.bootStream;
@@ -165,9 +127,8 @@ export class HubCore {
     if (epoch > this.currentEpoch) {
       this.replay.clear();
       this.stream = `${this.bootStream}-e${epoch}`;
-      // What this hub acknowledged in an earlier epoch may never have reached the subscribers (it was cut
-      // off, then fenced): a node that resends it now must have it fanned out again, not acked as a
-      // duplicate. Subscribing nodes drop what they already delivered (by origin and seq).
+      // What it acknowledged in an earlier epoch may never have reached subscribers (cut off, then fenced): a
+      // resend must fan out again, not count as a repeat; subscribing nodes drop what they delivered (docs/design.md §Data Hub).
       this.seen.clear();
     }
     this.currentEpoch = epoch;
@@ -210,6 +171,11 @@ export class HubCore {
     return this.retained.pruneDeletedThrough(version);
   }
 
+  /** What retained state holds now, in total and per machine (for /metrics). */
+  retainedUse(): RetainedUseReport {
+    return this.retained.useReport((machine) => this.nameOf(machine));
+  }
+
   /** The live retained entry for `key` (for status pages). */
   retainedEntry(key: string): RetainedEntry | undefined {
     return this.retained.get(key);
@@ -239,12 +205,13 @@ export class HubCore {
 
   // ------------------------------------------------------------ connections
 
-  /** A new connection (already authenticated by the adapter). */
-  attach(connection: ConnectionId, send: SendFrame): void {
+  /** A new connection (already authenticated by the adapter, which names the machine it proved; none for this machine's own). */
+  attach(connection: ConnectionId, send: SendFrame, machine: string | null = null): void {
     if (this.connections.has(connection)) throw new Error(`Connection id ${connection} is already attached; the adapter must use a fresh id per socket.`);
     this.connections.set(connection, {
       id: connection,
       send,
+      machine,
       member: null,
       delayMs: null,
       filters: new Set(),
@@ -260,16 +227,7 @@ export class HubCore {
     this.connections.delete(connection);
     this.resuming.delete(connection);
     for (const filter of conn.filters) this.subscriptions.remove(filter, connection);
-    for (const service of conn.services) if (this.providers.get(service) === connection) this.providers.delete(service);
-    for (const [callId, call] of this.pendingCalls) {
-      if (call.provider === connection) {
-        this.pendingCalls.delete(callId);
-        this.sendTo(call.caller, replyError(call.callerId, new ProviderGone(call.service)));
-      } else if (call.caller === connection) {
-        // Its reply will have no one to go to; the provider's late reply is ignored.
-        this.pendingCalls.delete(callId);
-      }
-    }
+    this.calls.detach(conn);
     return conn.member ? this.presence() : [];
   }
 
@@ -324,16 +282,19 @@ export class HubCore {
         return this.onSet(conn, frame);
       case "get":
         return this.onGet(conn, frame);
-      case "offer":
-        return this.onOffer(conn, frame);
+      case "offer": {
+        const refusal = this.calls.offer(conn, frame);
+        return refusal ? this.refuse(conn, refusal, frame) : [];
+      }
       case "unoffer":
-        if (this.providers.get(frame.service) === conn.id) this.providers.delete(frame.service);
-        conn.services.delete(frame.service);
+        this.calls.unoffer(conn, frame);
         return [];
       case "call":
-        return this.onCall(conn, frame);
+        this.calls.call(conn, frame);
+        return [];
       case "reply":
-        return this.onReply(conn, frame);
+        this.calls.reply(conn, frame);
+        return [];
     }
   }
 
@@ -354,11 +315,7 @@ export class HubCore {
     return this.presence();
   }
 
-  /**
-   * Where a returning node's replay starts (a stream position), or null for a first hello. A node
-   * from a higher epoch than this hub's gets everything too: this hub kept taking writes while the
-   * node was away (it was frozen while the other server served, and that one died since).
-   */
+  /** Where a returning node's replay starts, or null for a first hello; one from a higher epoch gets everything (this hub took writes meanwhile). */
   private resumeAfter(frame: ToHubFrameOf<"hello">): number | null {
     const epoch = frame.resumeFromEpoch;
     if (epoch === undefined) return null;
@@ -373,14 +330,10 @@ export class HubCore {
     this.resuming.delete(conn.id);
     if (conn.filters.size === 0) return [];
     this.replayCounts.replays++;
-    const missed = this.replay.droppedAfter(after);
-    if (missed > 0) {
+    const gap = this.replay.gapAfter(after);
+    if (gap) {
       this.replayCounts.incomplete++;
-      const { maxMessages, maxBytes, maxAgeMs } = this.replay.limits;
-      const message =
-        `${missed} messages published while this node was away are no longer held by the hub (it keeps at most ${maxMessages} messages, ` +
-        `${sizeText(maxBytes)}, ${maxAgeMs / 1000} s, for nodes that reconnect); some may not have matched this node's subscriptions.`;
-      this.safeSend(conn, { type: "gap", missed, message });
+      this.safeSend(conn, gap);
     }
     for (const frame of this.replay.matchingAfter(conn.filters, after)) {
       this.safeSend(conn, frame);
@@ -429,12 +382,12 @@ export class HubCore {
       ack();
       return [];
     }
-    if (this.retained.wouldExceedKeys(frame.key, frame.value)) {
-      return this.refuse(conn, new LimitReached(`The hub holds its maximum of ${this.retained.maxKeyCount} retained keys; delete some (set them to null) first.`), frame);
-    }
+    const holder = { machine: conn.machine ?? conn.member!.id, origin: frame.origin };
+    const full = this.retained.writeRefusal(frame.key, frame.value, holder, (machine) => this.nameOf(machine));
+    if (full) return this.refuse(conn, full, frame);
     let entry: RetainedEntry | null;
     try {
-      entry = this.retained.write(frame.key, frame.value, this.currentEpoch, frame.origin, frame.seq);
+      entry = this.retained.write(frame.key, frame.value, this.currentEpoch, frame.origin, frame.seq, holder);
     } catch (error) {
       return this.refuse(conn, new StoreFailed(frame.key, error), frame);
     }
@@ -451,52 +404,6 @@ export class HubCore {
     return [];
   }
 
-  private onOffer(conn: Connection, frame: ToHubFrameOf<"offer">): Fanout[] {
-    const owner = this.providers.get(frame.service);
-    if (owner === conn.id) return [];
-    const ownerConn = owner === undefined ? undefined : this.connections.get(owner);
-    // The same member offering again is a reconnect whose old socket has not closed yet: the new one wins.
-    if (ownerConn && ownerConn.member?.id !== conn.member?.id) {
-      return this.refuse(conn, new ServiceTaken(frame.service, describe(ownerConn)), frame);
-    }
-    if (conn.services.size >= this.limits.maxServicesPerConnection) {
-      return this.refuse(conn, new LimitReached(`A connection may offer at most ${this.limits.maxServicesPerConnection} services.`), frame);
-    }
-    ownerConn?.services.delete(frame.service);
-    conn.services.add(frame.service);
-    this.providers.set(frame.service, conn.id);
-    return [];
-  }
-
-  private onCall(conn: Connection, frame: ToHubFrameOf<"call">): Fanout[] {
-    const provider = this.connections.get(this.providers.get(frame.service) ?? "");
-    if (!provider) {
-      this.safeSend(conn, replyError(frame.id, new NoService(frame.service)));
-      return [];
-    }
-    if (this.pendingCalls.size >= this.limits.maxPendingCalls) {
-      this.safeSend(conn, replyError(frame.id, new LimitReached(`The hub has ${this.limits.maxPendingCalls} calls waiting for replies; try again shortly.`)));
-      return [];
-    }
-    // The hub's own id: callers pick theirs freely, so two callers' "1" must not collide at the provider.
-    const callId = `c${this.nextCallId++}`;
-    this.pendingCalls.set(callId, { caller: conn.id, callerId: frame.id, provider: provider.id, service: frame.service });
-    this.safeSend(provider, { type: "call", service: frame.service, id: callId, data: frame.data, from: conn.member!.id });
-    return [];
-  }
-
-  private onReply(conn: Connection, frame: ToHubFrameOf<"reply">): Fanout[] {
-    const call = this.pendingCalls.get(frame.id);
-    // A late reply (the caller left) or one from a connection the call was not sent to: nothing to do.
-    if (!call || call.provider !== conn.id) return [];
-    this.pendingCalls.delete(frame.id);
-    const reply: FromHubFrame = { type: "reply", id: call.callerId };
-    if (frame.data !== undefined) reply.data = frame.data;
-    if (frame.error !== undefined) reply.error = frame.error;
-    this.sendTo(call.caller, reply);
-    return [];
-  }
-
   // ------------------------------------------------------------ helpers
 
   /** Not the active server, or fenced: it holds a write from a higher epoch than its own, so another server took over. */
@@ -504,6 +411,12 @@ export class HubCore {
     if (this.isWritable && this.retained.canWriteAt(this.currentEpoch) && !conn.writesRefused) return false;
     conn.writesRefused = true;
     return true;
+  }
+
+  /** A machine id in words: its name as a connection said hello, and the id. */
+  private nameOf(machine: string): string {
+    const conn = [...this.connections.values()].find((c) => c.member && (c.machine ?? c.member.id) === machine);
+    return conn?.member ? `${conn.member.name} (${machine})` : machine;
   }
 
   private valueFanout(entry: RetainedEntry): Fanout[] {
@@ -530,18 +443,7 @@ export class HubCore {
   }
 }
 
-function replyError(id: string, error: AppError): FromHubFrame {
-  return { type: "reply", id, error: { code: error.code, message: error.message } };
-}
-
-function sizeText(bytes: number): string {
-  return bytes >= 1024 * 1024 ? `${+(bytes / (1024 * 1024)).toFixed(1)} MiB` : `${+(bytes / 1024).toFixed(1)} KiB`;
-}
-
-function describe(conn: Connection): string {
-  return conn.member ? `${conn.member.name} (${conn.member.id})` : "another connection";
-}
-
 // Re-exported so the adapter and runner import the hub's vocabulary from one place.
-export { compareVersions, ZERO_VERSION };
-export type { HubStateChanges, HubStatePersistence, RetainedEntry };
+export { compareVersions, DEFAULT_HUB_LIMITS, ZERO_VERSION };
+export type { HubCoreOptions, HubLimits, ReplayStats };
+export type { HubStateChanges, HubStatePersistence, RetainedEntry, RetainedUseReport };

@@ -22,6 +22,7 @@
  */
 import { levelsMatch, splitLevels } from "../core/topics.ts";
 import { utf8ByteLength, type FromHubFrameOf } from "./frames.ts";
+import { sizeText } from "./retained-shares.ts";
 
 export type MsgFrame = FromHubFrameOf<"msg">;
 
@@ -89,6 +90,17 @@ export class ReplayRing {
   /** How many messages after `position` the ring no longer holds. */
   droppedAfter(position: number): number {
     return Math.max(0, this.start - Math.max(0, position));
+  }
+
+  /** The `gap` frame for a node resuming after `position`, or null when the ring still holds all it missed. */
+  gapAfter(position: number): FromHubFrameOf<"gap"> | null {
+    const missed = this.droppedAfter(position);
+    if (missed === 0) return null;
+    const { maxMessages, maxBytes, maxAgeMs } = this.limits;
+    const message =
+      `${missed} messages published while this node was away are no longer held by the hub (it keeps at most ${maxMessages} messages, ` +
+      `${sizeText(maxBytes)}, ${maxAgeMs / 1000} s, for nodes that reconnect); some may not have matched this node's subscriptions.`;
+    return { type: "gap", missed, message };
   }
 
   /** Appends `frame` at position `this.position + 1` (the caller stamps it on the frame before); `bytes` is its JSON size, when the caller has it. */

@@ -17,8 +17,10 @@
  */
 import { z } from "zod";
 import { versionSchema, type Version } from "./frames.ts";
+import { DEFAULT_RETAINED_SHARE_LIMITS, RetainedShares, retainedBytes, UNKNOWN_HOLDER, type MachineUse, type RetainedHolder, type RetainedShareLimits } from "./retained-shares.ts";
+import type { LimitReached } from "./hub-errors.ts";
 
-export const DEFAULT_MAX_RETAINED_KEYS = 100_000;
+export const DEFAULT_MAX_RETAINED_KEYS = DEFAULT_RETAINED_SHARE_LIMITS.maxKeys;
 export const DEFAULT_MAX_SET_MARKS = 10_000;
 
 export const ZERO_VERSION: Version = Object.freeze({ epoch: 0, seq: 0 });
@@ -36,8 +38,10 @@ export const retainedEntrySchema = z.object({
   /** JSON value, or null for a deleted key (tombstone). */
   value: z.unknown(),
   version: versionSchema,
+  /** Who wrote it, for the shares (retained-shares.ts); absent from older peers. */
+  holder: z.object({ machine: z.string().max(128), origin: z.string().max(128) }).optional(),
 });
-export type RetainedEntry = { readonly key: string; readonly value: unknown; readonly version: Version };
+export type RetainedEntry = { readonly key: string; readonly value: unknown; readonly version: Version; readonly holder?: RetainedHolder };
 
 export const setMarkSchema = z.object({ origin: z.string().min(1).max(128), seq: z.number().int().min(1), version: versionSchema });
 /** The highest seq from `origin` whose `set` was applied, and the version of that write. */
@@ -87,22 +91,34 @@ export interface HubStatePersistence {
   apply(change: HubStateChange): void;
 }
 
-export type RetainedStateLimits = { maxKeys?: number; maxSetMarks?: number };
+export type RetainedUseReport = {
+  readonly keys: number;
+  readonly bytes: number;
+  readonly maxKeys: number;
+  readonly maxBytes: number;
+  readonly machines: (MachineUse & { readonly name: string })[];
+  /** Entries a peer sent that did not fit the shares here, since start (they were not applied). */
+  readonly refusedOnImport: number;
+};
+
+export type RetainedStateLimits = { maxKeys?: number; maxSetMarks?: number; shares?: Partial<RetainedShareLimits> };
 
 export class RetainedState {
   private readonly entries = new Map<string, RetainedEntry>();
   // Map order is recency order, so the oldest mark is forgotten first.
   private readonly marks = new Map<string, SetMark>();
   private readonly persistence: HubStatePersistence | undefined;
-  private readonly maxKeys: number;
   private readonly maxSetMarks: number;
-  private liveKeys = 0;
+  private readonly shares: RetainedShares;
+  /** Live key → what it counts for in the shares. */
+  private readonly held = new Map<string, { holder: RetainedHolder; bytes: number }>();
+  private importRefusals = 0;
   private last: Version = ZERO_VERSION;
   private pruned: Version = ZERO_VERSION;
 
   constructor(persistence?: HubStatePersistence, limits: RetainedStateLimits = {}) {
     this.persistence = persistence;
-    this.maxKeys = limits.maxKeys ?? DEFAULT_MAX_RETAINED_KEYS;
+    this.shares = new RetainedShares({ ...DEFAULT_RETAINED_SHARE_LIMITS, ...(limits.maxKeys === undefined ? {} : { maxKeys: limits.maxKeys }), ...limits.shares });
     this.maxSetMarks = limits.maxSetMarks ?? DEFAULT_MAX_SET_MARKS;
     if (!persistence) return;
     const saved = persistence.load();
@@ -118,7 +134,14 @@ export class RetainedState {
   }
 
   get liveCount(): number {
-    return this.liveKeys;
+    return this.shares.keys;
+  }
+
+  /** Live keys and bytes (key plus JSON value), in total and per machine (largest first, named by `nameOf`), for /metrics. */
+  useReport(nameOf: (machine: string) => string): RetainedUseReport {
+    const { keys, bytes, limits } = this.shares;
+    const machines = this.shares.byMachine().map((m) => ({ ...m, name: m.machine === "" ? "(unknown)" : nameOf(m.machine) }));
+    return { keys, bytes, maxKeys: limits.maxKeys, maxBytes: limits.maxBytes, machines, refusedOnImport: this.importRefusals };
   }
 
   /** The live entry for `key`, or undefined (never set, or deleted). */
@@ -146,13 +169,10 @@ export class RetainedState {
     return seq <= (this.marks.get(origin)?.seq ?? 0);
   }
 
-  /** Whether writing `key` would add a live key beyond the bound. */
-  wouldExceedKeys(key: string, value: unknown): boolean {
-    return value !== null && this.get(key) === undefined && this.liveKeys >= this.maxKeys;
-  }
-
-  get maxKeyCount(): number {
-    return this.maxKeys;
+  /** Why `holder` may not write `value` at `key` (a share is full), or null; deletions always pass. */
+  writeRefusal(key: string, value: unknown, holder: RetainedHolder, nameOf: (machine: string) => string = (m) => m): LimitReached | null {
+    if (value === null) return null;
+    return this.shares.refusal(holder, retainedBytes(key, value), this.held.get(key) ?? null, nameOf);
   }
 
   /**
@@ -161,10 +181,10 @@ export class RetainedState {
    * the entry, or null when deleting a key that holds nothing (a no-op).
    * The caller checks `canWriteAt` first.
    */
-  write(key: string, value: unknown, epoch: number, origin: string, seq: number): RetainedEntry | null {
+  write(key: string, value: unknown, epoch: number, origin: string, seq: number, holder?: RetainedHolder): RetainedEntry | null {
     if (value === null && this.get(key) === undefined) return null;
     const version: Version = { epoch, seq: epoch === this.last.epoch ? this.last.seq + 1 : 1 };
-    const entry: RetainedEntry = { key, value, version };
+    const entry: RetainedEntry = value === null || holder === undefined ? { key, value, version } : { key, value, version, holder };
     const mark: SetMark = { origin, seq: Math.max(seq, this.marks.get(origin)?.seq ?? 0), version };
     const removedMarks = this.marksToForget([mark]);
     this.persist({ entries: [entry], removedKeys: [], setMarks: [mark], removedMarks, lastVersion: version, prunedThrough: this.pruned });
@@ -193,10 +213,11 @@ export class RetainedState {
    * All of it in one transaction. Returns the entries that changed (for fan-out).
    */
   import(changes: HubStateChanges): RetainedEntry[] {
-    const changed = changes.entries.filter((e) => {
+    const newer = changes.entries.filter((e) => {
       const mine = this.entries.get(e.key);
       return !mine || compareVersions(e.version, mine.version) > 0;
     });
+    const deleted: RetainedEntry[] = [];
     const removedKeys: string[] = [];
     if (changes.complete) {
       // A full snapshot: a key it does not list was deleted there and its tombstone pruned.
@@ -204,16 +225,23 @@ export class RetainedState {
       for (const [key, mine] of this.entries) {
         // Anything written here after the snapshot was taken stays.
         if (listed.has(key) || compareVersions(mine.version, changes.through) > 0) continue;
-        if (mine.value !== null) changed.push({ key, value: null, version: changes.through });
+        if (mine.value !== null) deleted.push({ key, value: null, version: changes.through });
         else removedKeys.push(key);
       }
     }
     const marks = changes.setMarks.filter((m) => !this.isDuplicateSet(m.origin, m.seq));
     const removedMarks = this.marksToForget(marks);
     const lastVersion = maxVersion(this.last, changes.through);
+    // Deletions first, so the room they give counts for the new entries.
+    const { fits: changed, undo } = this.takeWithinShares([...deleted, ...newer]);
     if (changed.length + removedKeys.length + marks.length === 0 && compareVersions(lastVersion, this.last) === 0) return [];
-    this.persist({ entries: changed, removedKeys, setMarks: marks, removedMarks, lastVersion, prunedThrough: this.pruned });
-    for (const entry of changed) this.put(entry);
+    try {
+      this.persist({ entries: changed, removedKeys, setMarks: marks, removedMarks, lastVersion, prunedThrough: this.pruned });
+    } catch (error) {
+      undo();
+      throw error;
+    }
+    for (const entry of changed) this.entries.set(entry.key, entry);
     for (const key of removedKeys) this.entries.delete(key);
     for (const mark of marks) this.putMark(mark, []);
     for (const origin of removedMarks) this.marks.delete(origin);
@@ -244,10 +272,40 @@ export class RetainedState {
   }
 
   private put(entry: RetainedEntry): void {
-    const before = this.entries.get(entry.key);
-    if (before && before.value !== null) this.liveKeys--;
-    if (entry.value !== null) this.liveKeys++;
+    const now = entry.value === null ? null : { holder: entry.holder ?? UNKNOWN_HOLDER, bytes: retainedBytes(entry.key, entry.value) };
+    this.account(entry.key, this.held.get(entry.key) ?? null, now);
     this.entries.set(entry.key, entry);
+  }
+
+  /**
+   * The imported entries that fit the shares here, in order, each counted as it is taken: the copy
+   * a backup keeps stays within the same bounds as the main's (a faulty or differently set main
+   * cannot fill it). One that does not fit is not applied; a later version of its key may be.
+   * `undo` gives the counts back if the change is then not persisted.
+   */
+  private takeWithinShares(entries: readonly RetainedEntry[]): { fits: RetainedEntry[]; undo: () => void } {
+    const fits: RetainedEntry[] = [];
+    const undo: (() => void)[] = [];
+    for (const entry of entries) {
+      const before = this.held.get(entry.key) ?? null;
+      const now = entry.value === null ? null : { holder: entry.holder ?? UNKNOWN_HOLDER, bytes: retainedBytes(entry.key, entry.value) };
+      if (now && this.shares.refusal(now.holder, now.bytes, before, (m) => m) !== null) {
+        this.importRefusals++;
+        continue;
+      }
+      fits.push(entry);
+      this.account(entry.key, before, now);
+      undo.push(() => this.account(entry.key, now, before));
+    }
+    return { fits, undo: () => undo.reverse().forEach((step) => step()) };
+  }
+
+  /** Moves the key's count in the shares from `before` to `now` (null: not live). */
+  private account(key: string, before: { holder: RetainedHolder; bytes: number } | null, now: { holder: RetainedHolder; bytes: number } | null): void {
+    if (before) this.shares.remove(before.holder, before.bytes);
+    if (now) this.shares.add(now.holder, now.bytes);
+    if (now) this.held.set(key, now);
+    else this.held.delete(key);
   }
 
   private putMark(mark: SetMark, forget: readonly string[]): void {

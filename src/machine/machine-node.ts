@@ -284,6 +284,15 @@ export class MachineNode implements MachineControl {
     this.log.info("backup removed");
   }
 
+  /** "Forget this main" on a backup's own page (twice is fine: the second finds nothing to forget). */
+  forgetMain(): void {
+    if (this.state.snapshot.config.role !== "backup" || !this.peer) {
+      throw new AppError("NOT_A_BACKUP", "Only a backup server forgets its main: this machine is not one.", { status: 409 });
+    }
+    this.peer.forgetMain();
+    this.log.info("main forgotten on this backup's page");
+  }
+
   private refuseIfBackupPinned(): void {
     if (this.state.snapshot.pinned.has("backup")) {
       throw new InvalidInput("This main's backup is fixed on its command line (--backup): change it there and restart.", "address");
@@ -312,7 +321,8 @@ export class MachineNode implements MachineControl {
         dataDir: this.state.dataDir,
         identity: snap.identity,
         networkKey: snap.networkKey!,
-        license: () => this.state.snapshot.license?.type ?? null,
+        license: () => this.state.snapshot.license ?? null,
+        vendorPublicKey: this.state.vendorPublicKey,
         identityView: () => this.peerIdentity(),
         log: this.log,
         backupChanges: { add: (address) => this.addBackup(address), remove: () => this.removeBackup() },

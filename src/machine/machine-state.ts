@@ -44,6 +44,10 @@ export type MachineSnapshot = {
 export class MachineState {
   readonly dataDir: string;
   private readonly inputs: MachineInputs;
+  /** The vendor key licenses are checked with (the pairing exchange checks the other server's). */
+  get vendorPublicKey(): Uint8Array {
+    return this.inputs.vendorPublicKey;
+  }
   private readonly fileStore: ConfigFileStore;
   private readonly flagLayer: ConfigFile;
   private readonly envLayer: ConfigFile;

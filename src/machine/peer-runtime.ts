@@ -14,7 +14,7 @@ import { AppError } from "../core/errors.ts";
 import type { Clock } from "../core/clock.ts";
 import { ackedRetentionMs } from "../hub/acked-writes.ts";
 import { formatHostPort, parseHostPort, type Config, type HostPort } from "../core/config.ts";
-import type { LicenseType } from "../core/license.ts";
+import type { LicenseDocument } from "../core/license.ts";
 import { assetRoute, failoverRole, filesRoute, pairedPeer, type UplinkTarget } from "../core/routing.ts";
 import type { Lanes } from "../core/failover/index.ts";
 import { HubCore } from "../hub/hub-core.ts";
@@ -66,7 +66,9 @@ export type PeerRuntimeOptions = {
   dataDir: string;
   identity: MachineIdentity;
   networkKey: Uint8Array;
-  license: () => LicenseType | null;
+  /** This machine's vendor-signed license (sent as proof when pairing), and the key the other server's is checked with. */
+  license: () => LicenseDocument | null;
+  vendorPublicKey: Uint8Array;
   identityView: () => PeerIdentity;
   log: Logger;
   /** The machine's own Add Backup server and its removal (they also keep the setup), for level-3 clients asking the main. */
@@ -198,16 +200,24 @@ export class PeerRuntime {
       {
         name: () => config.name,
         role: () => this.role,
-        license: () => options.license(),
-        expectedMainHost: () => this.servers.main?.host ?? null,
+        licenseDocument: () => options.license(),
+        vendorPublicKey: () => options.vendorPublicKey,
+        now: () => Date.now(),
+        peerPort: () => this.endpoint.port,
+        expectedMain: () => this.servers.main,
         pairedWith: () => this.pairingFile?.read()?.peerId ?? null,
+        pairedKey: () => this.pairingFile?.details()?.peerKey ?? null,
         acceptMain: (peer) => {
           this.heartbeatKeys.pin(peer.peerKey);
           this.pairingFile?.expect({ ...peer, address: this.servers.main ? formatHostPort(this.servers.main) : peer.address });
           this.runner?.feed({ type: "paired", peerId: peer.peerId });
           this.pairingFile?.rememberKey(peer.peerId, peer.peerKey);
+          this.runner?.setServers(this.runnerServers());
         },
-        dropMain: () => this.runner?.feed({ type: "unpaired" }),
+        dropMain: () => {
+          this.runner?.feed({ type: "unpaired" });
+          this.runner?.setServers(this.runnerServers());
+        },
       },
       this.secure,
       log,
@@ -256,7 +266,8 @@ export class PeerRuntime {
       const paired = this.pairingFile?.details();
       return { main: null, backup: paired?.address ? parseHostPort(paired.address) : null };
     }
-    if (this.role === "backup") return { main: this.servers.main, backup: null };
+    // A backup whose setup names no main follows the one that paired with it (its address was checked then).
+    if (this.role === "backup") return { main: this.servers.main ?? parseHostPort(this.pairingFile?.details()?.address ?? ""), backup: null };
     return this.servers;
   }
 
@@ -543,6 +554,14 @@ export class PeerRuntime {
     const have = this.pairingFile!.details();
     if (!have) return;
     await this.pairing.unpair(have.address);
+    this.runner?.feed({ type: "unpaired" });
+    this.runner?.setServers(this.runnerServers());
+  }
+
+  /** "Forget this main" on the backup's own page: it lets go of its main, which must pair again (and prove itself) to be followed. */
+  forgetMain(): void {
+    if (this.role !== "backup") throw new BackupChangeRefused("Only a backup server forgets its main.");
+    if (!this.pairingFile?.details()) return;
     this.runner?.feed({ type: "unpaired" });
     this.runner?.setServers(this.runnerServers());
   }

@@ -6,11 +6,13 @@
  * level from the main and answers clients' level questions from its copy, so
  * a client started while the main is down keeps its rights. The handshake
  * already proved the asker's machine id, so a server answers from its own
- * permissions file; nothing the client says about itself is believed.
+ * permissions file; nothing the client says about itself is believed. A
+ * machine the server does not list (no level set, not heard as a client) gets
+ * level 1 and no roster.
  */
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
-import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PermissionRefused, seesOthers, type PermissionLevel } from "../core/permissions.ts";
+import { levelOf, mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PermissionRefused, seesOthers, type PermissionLevel } from "../core/permissions.ts";
 import { RpcClient, rpcServer } from "../net/rpc.ts";
 import { permissionLevelsSchema } from "../store/permissions-file.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
@@ -63,27 +65,28 @@ export class NotThePairedBackup extends AppError {
 
 /** The main's side. */
 export function acceptConsole(connection: SecureConnection, side: ConsoleSide): ConnectionEvents {
-  const levelOf = () => side.levels()[connection.peer.machineId] ?? DEFAULT_PERMISSION_LEVEL;
+  const asker = connection.peer.machineId;
+  const level = () => askerLevel(asker, side.levels(), side.roster);
   return rpcServer(connection, {
-    level: () => levelAnswer(connection.peer.machineId, levelOf(), side.roster),
+    level: () => levelAnswer(asker, level(), side.roster),
     levels: () => {
       if (connection.peer.machineId !== side.pairedBackup()) throw new NotThePairedBackup();
       return { levels: side.levels() };
     },
     switchBack: () => {
-      const level = levelOf();
-      if (!maySwitchBack(level)) throw new PermissionRefused(level, "switch the network back to the main server");
+      const mine = level();
+      if (!maySwitchBack(mine)) throw new PermissionRefused(mine, "switch the network back to the main server");
       return { message: side.switchBack() };
     },
     addBackup: async (params) => {
-      const level = levelOf();
-      if (!mayChangeBackup(level)) throw new PermissionRefused(level, "add a backup server");
+      const mine = level();
+      if (!mayChangeBackup(mine)) throw new PermissionRefused(mine, "add a backup server");
       const { address } = addBackupParams.parse(params);
       return side.addBackup(address);
     },
     removeBackup: async () => {
-      const level = levelOf();
-      if (!mayChangeBackup(level)) throw new PermissionRefused(level, "remove the backup server");
+      const mine = level();
+      if (!mayChangeBackup(mine)) throw new PermissionRefused(mine, "remove the backup server");
       await side.removeBackup();
       return { removed: true };
     },
@@ -92,7 +95,13 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
 
 /** The paired backup's side: a client's level from the backup's copy; everything else is the main's to do. */
 export function acceptLevelQuestions(connection: SecureConnection, levels: () => Record<string, PermissionLevel>, roster: () => RosterEntry[]): ConnectionEvents {
-  return rpcServer(connection, { level: () => levelAnswer(connection.peer.machineId, levels()[connection.peer.machineId] ?? DEFAULT_PERMISSION_LEVEL, roster) });
+  const asker = connection.peer.machineId;
+  return rpcServer(connection, { level: () => levelAnswer(asker, askerLevel(asker, levels(), roster), roster) });
+}
+
+/** The asker's level; it is listed when it has a level or this server hears it as a client. */
+function askerLevel(asker: string, levels: Record<string, PermissionLevel>, roster: () => RosterEntry[]): PermissionLevel {
+  return levelOf(asker, levels, asker in levels || roster().some((m) => m.id === asker));
 }
 
 /** A client's level, and the other clients only when that level may see them (level 1 sees none). */

@@ -56,7 +56,7 @@ export type FilesServiceOptions = {
   mode: () => FilesMode;
   stores: Stores | null;
   /** The backup's lanes on the main: chunks offered as they arrive, pushes acknowledged once applied. */
-  replication: Pick<LogReplicationSource, "offerChunk" | "waitApplied"> | null;
+  replication: Pick<LogReplicationSource, "offerChunk" | "waitApplied" | "giveBack"> | null;
   syncTimeoutMs: number;
   secure: SecureSocketOptions;
 };
@@ -129,8 +129,8 @@ export class FilesService {
               if (put.stored) this.options.replication?.offerChunk(put.hash, bytes);
               return put;
             } catch (error) {
-              // A full disk: give the space back now, not when the pusher hangs up.
-              mine.discard();
+              // A full disk: give the space back now, not when the pusher hangs up (on the backup too).
+              this.options.replication?.giveBack(mine.discard());
               throw error;
             }
           },
@@ -170,7 +170,7 @@ export class FilesService {
     };
     return bulkRpcServer(connection, handlers, inbox, () => {
       upstream.close();
-      batch?.discard();
+      if (batch) this.options.replication?.giveBack(batch.discard());
     });
   }
 

@@ -6,7 +6,7 @@
  * key) and published once to its subscribers through a Bun topic (fanOut).
  */
 import { encodeFrame, versionSchema, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
-import { HubCore, type Fanout, type HubStateChanges } from "../hub/hub-core.ts";
+import { HubCore, type Fanout, type HubStateChanges, type RetainedUseReport } from "../hub/hub-core.ts";
 import { hubStateChangesSchema } from "../hub/retained-state.ts";
 import type { Logger } from "../log.ts";
 import { fanOut } from "../net/broadcast.ts";
@@ -70,7 +70,7 @@ export class HubService {
     this.connections.set(id, connection);
     const batch = new FrameBatcher((payload) => connection.send(payload));
     this.batches.set(id, batch);
-    this.core.attach(id, (frame) => batch.push(encodeFrame(frame)));
+    this.core.attach(id, (frame) => batch.push(encodeFrame(frame)), connection.peer.machineId);
     return {
       message: (payload) => {
         for (const frame of splitFrames(payload)) this.fanout(this.core.receive(id, frame));
@@ -141,8 +141,8 @@ export class HubService {
   }
 
   /** For the status and /metrics: connections now, frames taken by type and deliveries sent since start. */
-  counters(): { clients: number; received: Record<string, number>; deliveries: number } {
-    return { clients: this.core.connectionCount, received: { ...this.core.received }, deliveries: this.deliveries };
+  counters(): { clients: number; received: Record<string, number>; deliveries: number; retained: RetainedUseReport } {
+    return { clients: this.core.connectionCount, received: { ...this.core.received }, deliveries: this.deliveries, retained: this.core.retainedUse() };
   }
 
   closeAll(): void {

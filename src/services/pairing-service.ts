@@ -1,9 +1,14 @@
 /**
- * The pairing exchange on `/pair` (docs/design.md §Pairing): the main asks a
- * backup to pair; the backup checks its role, that it was set up for this
- * main, and the main's license (core/pairing-rules.ts), records the pairing
- * and answers with its own license, which the main checks before it records
- * its side. Unpairing is a message too, and counts only from the paired main.
+ * The pairing exchange on `/pair` (docs/design.md §Pairing): the main asks a backup to pair,
+ * sending its vendor-signed license document and the peer port it listens on;
+ * the backup checks its role, the main's license (signature, holder, expiry,
+ * type), and who answers at the main's address, host and port: it connects
+ * there itself and the handshake must prove the same machine as the one
+ * asking (core/pairing-rules.ts). A backup whose setup names no main takes the
+ * first main that passes, and from then on only that machine until it is
+ * removed. It records the pairing and answers with its own signed license,
+ * which the main checks the same way before it records its side. Unpairing is
+ * a message too, and counts only from the paired main.
  * The peer handshake already proved the same network key and each side's
  * machine key: both sides keep the other's public key, which the heartbeats
  * between them are then sealed under (net/heartbeat-keys.ts), so no other
@@ -11,16 +16,37 @@
  */
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
-import { LICENSE_TYPES, type LicenseType } from "../core/license.ts";
-import { failoverLicenseRefusal, hostOfAddress, pairRequestRefusal, unpairCounts } from "../core/pairing-rules.ts";
+import type { HostPort } from "../core/config.ts";
+import { LICENSE_TYPES, type LicenseDocument, type LicenseType } from "../core/license.ts";
+import {
+  answeredAtRefusal,
+  failoverLicenseRefusal,
+  hostOfAddress,
+  licenseProofRefusal,
+  mainAddressToCheck,
+  pairRequestRefusal,
+  unpairCounts,
+  type PairingRefusal,
+} from "../core/pairing-rules.ts";
 import type { Logger } from "../log.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 import { encodeWireJson, InvalidWireJson, readWireJson } from "../core/wire-json.ts";
 import { pause } from "../net/system-time.ts";
 
 export const pairingFrameSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("pair"), name: z.string().max(64), license: z.enum(LICENSE_TYPES).nullable() }),
-  z.object({ type: z.literal("accepted"), name: z.string().max(64), license: z.enum(LICENSE_TYPES).nullable() }),
+  /**
+   * `license` is the type, for older peers' logs only; `licenseDocument` is the proof (checked with
+   * the license schema by core/pairing-rules.ts, so a bad one is refused with its reason); `port`
+   * is the main's peer port, checked by connecting to it.
+   */
+  z.object({
+    type: z.literal("pair"),
+    name: z.string().max(64),
+    license: z.enum(LICENSE_TYPES).nullable(),
+    licenseDocument: z.unknown().optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+  }),
+  z.object({ type: z.literal("accepted"), name: z.string().max(64), license: z.enum(LICENSE_TYPES).nullable(), licenseDocument: z.unknown().optional() }),
   z.object({ type: z.literal("refused"), code: z.string().max(40), message: z.string().max(400) }),
   z.object({ type: z.literal("unpair") }),
   z.object({ type: z.literal("unpaired") }),
@@ -59,7 +85,7 @@ export function parsePairingFrame(payload: Uint8Array, from: string): PairingFra
   return parsed.data;
 }
 
-/** Who the other server is, as the exchange learned it (its license type is what it sent, checked here). */
+/** Who the other server is, as the exchange learned it (its license type is that of the signed document it sent, checked here). */
 export type PairedPeer = {
   peerId: string;
   peerName: string;
@@ -72,11 +98,20 @@ export type PairedPeer = {
 export type PairingSide = {
   name(): string;
   role(): string;
-  license(): LicenseType | null;
-  /** Backup: the host its setup names as the main (only that main may pair); null when none. */
-  expectedMainHost(): string | null;
+  /** This machine's vendor-signed license, sent as proof; null when it has none. */
+  licenseDocument(): LicenseDocument | null;
+  /** The vendor key the other server's license must be signed with. */
+  vendorPublicKey(): Uint8Array;
+  /** Wall-clock ms, for license expiry. */
+  now(): number;
+  /** Main: the port its peer endpoint listens on (the backup checks who answers there). */
+  peerPort(): number;
+  /** Backup: the main's address its setup names (only the machine answering there may pair); null when none. */
+  expectedMain(): HostPort | null;
   /** The machine id this server is paired with now, or null. */
   pairedWith(): string | null;
+  /** That machine's public key (base64) as the pairing proved it; null when not kept (older files). */
+  pairedKey(): string | null;
   /** Backup: record the pairing with this main (the core persists it). */
   acceptMain(peer: PairedPeer & { address: string }): void;
   /** Backup: the main removed it. */
@@ -85,17 +120,26 @@ export type PairingSide = {
 
 const ANSWER_TIMEOUT_MS = 5000;
 
-function needsFailoverLicense(who: string, license: LicenseType | null): void {
-  const refusal = failoverLicenseRefusal(who, license);
+function refuseIf(refusal: PairingRefusal | null): void {
   if (refusal) throw new PairingRefused(refusal.code, refusal.message);
 }
 
+/** The machine that answers at `address`, as its handshake proves it; throws when none does. */
+export type IdentifyPeer = (address: string) => Promise<{ id: string }>;
+
 export class PairingService {
+  /** Pairing requests one after the other: two mains asking at once cannot both be first. */
+  private pairingQueue: Promise<void> = Promise.resolve();
+  private readonly identify: IdentifyPeer;
+
   constructor(
     private readonly side: PairingSide,
     private readonly secure: SecureSocketOptions,
     private readonly log: Logger,
-  ) {}
+    identify?: IdentifyPeer,
+  ) {
+    this.identify = identify ?? ((address) => this.handshakeWith(address));
+  }
 
   /** The backup's side of `/pair`. Anything but a pairing frame closes the connection and changes nothing. */
   accept(connection: SecureConnection): ConnectionEvents {
@@ -110,49 +154,81 @@ export class PairingService {
           this.log.warn("pairing frame refused", { from: peer.address, message: (error as Error).message });
           return connection.close(4002, "Not a pairing frame.");
         }
-        try {
-          if (frame.type === "pair") {
-            const refusal = pairRequestRefusal({
-              name: this.side.name(),
-              role: this.side.role(),
-              license: this.side.license(),
-              expectedMainHost: this.side.expectedMainHost(),
-              pairedWith: this.side.pairedWith(),
-              fromId: peer.machineId,
-              fromHost: hostOfAddress(peer.address),
-              requesterLicense: frame.license,
-            });
-            if (refusal) throw new PairingRefused(refusal.code, refusal.message);
-            this.side.acceptMain({ peerId: peer.machineId, peerName: frame.name, peerLicense: frame.license, peerKey: peer.publicKey, address: peer.address });
-            this.log.info("paired with the main", { main: frame.name, id: peer.machineId, address: peer.address });
-            send({ type: "accepted", name: this.side.name(), license: this.side.license() });
-          } else if (frame.type === "unpair") {
-            if (unpairCounts(this.side.pairedWith(), peer.machineId)) this.side.dropMain(peer.machineId);
-            else this.log.warn("unpair request ignored: it does not come from the paired main", { from: peer.address, id: peer.machineId });
-            send({ type: "unpaired" });
-          } else {
-            connection.close(4002, "Unexpected pairing frame.");
-          }
-        } catch (error) {
-          const e = error instanceof AppError ? error : new PairingRefused("PAIRING_FAILED", (error as Error).message);
-          this.log.warn("pairing refused", { from: peer.address, code: e.code, message: e.message });
-          send({ type: "refused", code: e.code, message: e.message });
+        if (frame.type === "pair") {
+          this.pairingQueue = this.pairingQueue.then(() => this.answerPair(connection, frame, send));
+        } else if (frame.type === "unpair") {
+          if (unpairCounts(this.side.pairedWith(), peer.machineId)) this.side.dropMain(peer.machineId);
+          else this.log.warn("unpair request ignored: it does not come from the paired main", { from: peer.address, id: peer.machineId });
+          send({ type: "unpaired" });
+        } else {
+          connection.close(4002, "Unexpected pairing frame.");
         }
       },
       close: () => {},
     };
   }
 
+  /** The backup's answer to one pairing request; never throws (a refusal is the answer). */
+  private async answerPair(connection: SecureConnection, frame: Extract<PairingFrame, { type: "pair" }>, send: (f: PairingFrame) => void): Promise<void> {
+    const peer = connection.peer;
+    try {
+      const own = this.side.licenseDocument();
+      const proof = frame.licenseDocument as LicenseDocument | undefined;
+      refuseIf(licenseProofRefusal("main", proof, this.side.vendorPublicKey(), { name: frame.name, id: peer.machineId }, this.side.now()));
+      const fromHost = hostOfAddress(peer.address);
+      const expected = this.side.expectedMain();
+      refuseIf(
+        pairRequestRefusal({
+          name: this.side.name(),
+          role: this.side.role(),
+          license: own?.type ?? null,
+          expectedMainHost: expected?.host ?? null,
+          pairedWith: this.side.pairedWith(),
+          pairedKey: this.side.pairedKey(),
+          fromId: peer.machineId,
+          fromKey: Buffer.from(peer.publicKey).toString("base64"),
+          fromHost,
+          requesterLicense: proof!.type,
+        }),
+      );
+      const address = mainAddressToCheck(expected, fromHost, frame.port);
+      if (address === null) throw new PairingRefused("MAIN_NOT_AT_ADDRESS", `The main did not say which port it listens on: update understudy on it.`);
+      const answered = await this.identify(address).then(
+        (who) => who,
+        (error: Error) => ({ error: error.message }),
+      );
+      refuseIf(answeredAtRefusal(this.side.name(), address, answered, peer.machineId));
+      this.side.acceptMain({ peerId: peer.machineId, peerName: frame.name, peerLicense: proof!.type, peerKey: peer.publicKey, address });
+      this.log.info("paired with the main", { main: frame.name, id: peer.machineId, address });
+      send({ type: "accepted", name: this.side.name(), license: own?.type ?? null, licenseDocument: own });
+    } catch (error) {
+      const e = error instanceof AppError ? error : new PairingRefused("PAIRING_FAILED", (error as Error).message);
+      this.log.warn("pairing refused", { from: peer.address, code: e.code, message: e.message });
+      send({ type: "refused", code: e.code, message: e.message });
+    }
+  }
+
+  /** Who answers at `address`: a handshake on `/pair` proves the machine; nothing is sent. */
+  private async handshakeWith(address: string): Promise<{ id: string }> {
+    const connection = await connectSecure(address, "/pair", this.secure, () => ({ message: () => {}, close: () => {} }));
+    connection.close(1000, "checked");
+    return { id: connection.peer.machineId };
+  }
+
   /** The main's side: asks the backup at `address` to pair. Resolves with who it is; throws PairingRefused saying why not. */
   async pair(address: string): Promise<PairedPeer> {
-    needsFailoverLicense("main", this.side.license());
-    const { connection, answer } = await this.exchange(address, { type: "pair", name: this.side.name(), license: this.side.license() });
+    const own = this.side.licenseDocument();
+    // Its own license was checked when it was loaded; the backup checks it again as proof.
+    refuseIf(failoverLicenseRefusal("main", own?.type ?? null));
+    const request: PairingFrame = { type: "pair", name: this.side.name(), license: own!.type, licenseDocument: own, port: this.side.peerPort() };
+    const { connection, answer } = await this.exchange(address, request);
     try {
       const frame = await answer;
       if (frame.type === "refused") throw new PairingRefused(frame.code, frame.message);
       if (frame.type !== "accepted") throw new PairingRefused("PAIRING_FAILED", `${address} answered the pairing request with ${frame.type}.`);
-      needsFailoverLicense("backup", frame.license);
-      return { peerId: connection.peer.machineId, peerName: frame.name, peerLicense: frame.license, peerKey: connection.peer.publicKey };
+      const proof = frame.licenseDocument as LicenseDocument | undefined;
+      refuseIf(licenseProofRefusal("backup", proof, this.side.vendorPublicKey(), { name: frame.name, id: connection.peer.machineId }, this.side.now()));
+      return { peerId: connection.peer.machineId, peerName: frame.name, peerLicense: proof!.type, peerKey: connection.peer.publicKey };
     } finally {
       connection.close(1000, "done");
     }

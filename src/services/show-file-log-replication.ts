@@ -15,6 +15,7 @@ import { replicationEntrySchema, type ReplicationEntry } from "../store/replicat
 import type { LogPosition } from "../store/replication-log.ts";
 import { backupSpaceWarning, diskUsageSchema, type DiskUsage } from "../core/storage-check.ts";
 import type { ChunkBatch } from "../store/chunk-intake.ts";
+import { reclaimNow } from "../store/chunk-reclaimer.ts";
 import { diskUsage } from "../store/disk-usage.ts";
 import type { Stores } from "../store/stores.ts";
 import { PeerRefusals, isRefusal } from "../net/peer-refusals.ts";
@@ -24,6 +25,8 @@ import { decodeWireJson, encodeWireJson, type WireJsonLimits } from "../core/wir
 
 /** Replication frames carry entries (up to a batch of blobs) as base64: the peer port's frame limit, bytes revived. */
 const REPLICATION_JSON: WireJsonLimits = { maxBytes: MAX_RPC_FRAME_BYTES, bytes: true };
+/** Hashes per give-back frame (65 bytes each as JSON: far below the frame limit). */
+const GIVE_BACK_BATCH = 1024;
 
 const positionSchema = z.object({
   logId: z.string(),
@@ -44,6 +47,8 @@ const toBackupSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("snapshot-start"), start: z.object({ logId: z.string(), throughSeq: z.int(), totalItems: z.int() }) }),
   z.object({ type: z.literal("snapshot-page"), page: z.object({ logId: z.string(), throughSeq: z.int(), entries: z.array(z.unknown()), cursor: z.int(), done: z.boolean(), fraction: z.number() }) }),
   z.object({ type: z.literal("disk"), usage: diskUsageSchema }),
+  /** Chunks the main offered for a push it then gave up (a full disk, the pusher gone): the backup drops its copy now. */
+  z.object({ type: z.literal("give-back"), hashes: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(GIVE_BACK_BATCH) }),
 ]);
 
 /** Chunks asked for at once: enough to keep the lane busy, few enough to bound memory (1 MiB each). */
@@ -125,6 +130,17 @@ export class LogReplicationSource {
   offerChunk(hash: string, bytes: Uint8Array): void {
     const f = this.follower;
     if (f?.live) f.connection.sendBulk(bytes, Buffer.from(hash, "hex"));
+  }
+
+  /**
+   * A push's chunks the main gave up (offered to the backup as they arrived): the backup drops
+   * them at once too. Sent on the log connection behind the offers, so it never overtakes them;
+   * a backup not connected now finds them unnamed and reclaims them after the grace period.
+   */
+  giveBack(hashes: readonly string[]): void {
+    const f = this.follower;
+    if (!f?.live) return;
+    for (let i = 0; i < hashes.length; i += GIVE_BACK_BATCH) f.connection.send(encodeWireJson({ type: "give-back", hashes: hashes.slice(i, i + GIVE_BACK_BATCH) }));
   }
 
   /** Sends what the live follower has not had yet; called after every committed write. */
@@ -257,6 +273,7 @@ export class LogReplicationSink {
 
   private async onFrame(connection: SecureConnection, frame: Exclude<z.infer<typeof toBackupSchema>, { type: "chunks" }>): Promise<void> {
     const send = (f: unknown) => connection.send(encodeWireJson(f));
+    if (frame.type === "give-back") return this.giveBack(frame.hashes);
     if (frame.type === "disk") {
       this.mainUsage = frame.usage;
       // Said once in the log when it starts (status and the Machines page show it all along).
@@ -314,6 +331,14 @@ export class LogReplicationSink {
       .catch((error) => this.log.warn("dropped an offered chunk", { hash, message: (error as Error).message }))
       .finally(() => this.writing.delete(writing));
     this.writing.add(writing);
+  }
+
+  /** Drops the chunks the main gave back: held ones before they are indexed, indexed ones unless an entry names them. */
+  private async giveBack(hashes: readonly string[]): Promise<void> {
+    await Promise.allSettled([...this.writing]);
+    const held = new Set(this.batch?.forget(hashes) ?? []);
+    const { chunksRemoved, bytesFreed } = reclaimNow(this.stores.log.database, hashes.filter((hash) => !held.has(hash)));
+    this.log.info("gave back a failed push's chunks, as the main did", { chunks: held.size + chunksRemoved, bytesFreed });
   }
 
   /** Waits for the chunks on their way to disk, then makes them durable and indexed (before an entry that names them). */

@@ -95,14 +95,18 @@ export class ChunkIntake {
     for (const hash of toIndex) this.unindexed.delete(hash);
   }
 
-  /** @internal A batch lets go of `hashes`; a file no batch waits for and never indexed is removed. */
-  release(hashes: Iterable<string>): void {
+  /** @internal A batch lets go of `hashes`; a file no batch waits for and never indexed is removed. Returns those given up entirely. */
+  release(hashes: Iterable<string>): string[] {
+    const dropped: string[] = [];
     for (const hash of hashes) {
       const entry = this.unindexed.get(hash);
       if (!entry || --entry.holders > 0) continue;
       this.unindexed.delete(hash);
-      if (this.files && entry.bytes === null && !this.tables.hasChunk(hash)) void entry.written.then(() => this.files!.remove(hash), () => {});
+      if (this.tables.hasChunk(hash)) continue;
+      dropped.push(hash);
+      if (this.files && entry.bytes === null) void entry.written.then(() => this.files!.remove(hash), () => {});
     }
+    return dropped;
   }
 }
 
@@ -147,9 +151,21 @@ export class ChunkBatch {
     for (const hash of committing) this.held.delete(hash);
   }
 
-  /** Lets go of this batch's chunks: those never indexed are removed (a push that failed or never came). */
-  discard(): void {
-    this.intake.release(this.held);
+  /**
+   * Lets go of this batch's chunks: those never indexed are removed (a push that failed or never
+   * came). Returns the hashes given up entirely (no other batch holds them), for the backup to drop too.
+   */
+  discard(): string[] {
+    const dropped = this.intake.release(this.held);
     this.held.clear();
+    return dropped;
+  }
+
+  /** Lets go of `hashes` if this batch holds them unindexed (the main gave them back); returns those it held. */
+  forget(hashes: readonly string[]): string[] {
+    const mine = hashes.filter((hash) => this.held.has(hash));
+    for (const hash of mine) this.held.delete(hash);
+    this.intake.release(mine);
+    return mine;
   }
 }

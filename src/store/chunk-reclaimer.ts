@@ -5,6 +5,8 @@
  * period first, since an uploader may resume and a pusher may be about to
  * commit; a chunk named again meanwhile is simply kept.
  *
+ * A push the main gave up is given back on the backup at once too (`reclaimNow`).
+ *
  * The grace is measured from the first sweep that found a chunk unnamed (or an
  * upload unchanged), in this process: after a restart it starts again, which
  * only ever keeps things longer. `sweep(now)` is one synchronous step; the
@@ -16,6 +18,42 @@ import { writeTransaction } from "./write-transaction.ts";
 
 /** Chunks removed per transaction, so a big reclaim never holds the write lock for long. */
 const REMOVE_BATCH = 256;
+
+/** Removes chunk ?1 unless something names it, checked at delete time: a chunk named since it was picked stays. */
+const DELETE_UNNAMED = `DELETE FROM chunks WHERE hash = ?1
+   AND NOT EXISTS (SELECT 1 FROM asset_chunks WHERE hash = ?1)
+   AND NOT EXISTS (SELECT 1 FROM upload_chunks WHERE hash = ?1)
+   AND NOT EXISTS (SELECT 1 FROM blob_chunks WHERE chunk = ?1)`;
+
+/**
+ * Removes now, not after the grace period, those of `hashes` nothing names: the backup's copy of
+ * a push the main gave up (a full disk, a pusher gone), which the main has removed already. A
+ * chunk an entry names (a later push, an asset) is kept; one not here is skipped.
+ */
+export function reclaimNow(db: Database, hashes: readonly string[]): { chunksRemoved: number; bytesFreed: number } {
+  const dir = chunkDirFor(db.filename);
+  const files = dir === null ? null : new ChunkFiles(dir);
+  const select = db.query("SELECT size, in_file FROM chunks WHERE hash = ?");
+  const remove = db.query(DELETE_UNNAMED);
+  let chunksRemoved = 0;
+  let bytesFreed = 0;
+  for (let i = 0; i < hashes.length; i += REMOVE_BATCH) {
+    const batch = hashes.slice(i, i + REMOVE_BATCH);
+    const removed = writeTransaction(db, "giving back a failed push's chunks", () =>
+      batch.flatMap((hash) => {
+        const row = select.get(hash) as { size: number; in_file: number } | null;
+        return row && remove.run(hash).changes > 0 ? [{ hash, size: row.size, inFile: row.in_file === 1 }] : [];
+      }),
+    );
+    // Rows first, then files, as in sweep.
+    for (const chunk of removed) {
+      if (chunk.inFile) files?.remove(chunk.hash);
+      chunksRemoved++;
+      bytesFreed += chunk.size;
+    }
+  }
+  return { chunksRemoved, bytesFreed };
+}
 
 export type SweepResult = { readonly uploadsDropped: number; readonly chunksRemoved: number; readonly bytesFreed: number };
 
@@ -43,12 +81,7 @@ export class ChunkReclaimer {
     );
     this.selectUploads = db.query("SELECT u.id, (SELECT COUNT(*) FROM upload_chunks AS c WHERE c.upload_id = u.id) AS count FROM uploads AS u");
     // Checked again at delete time: a chunk named since the select stays.
-    this.deleteChunk = db.query(
-      `DELETE FROM chunks WHERE hash = ?1
-         AND NOT EXISTS (SELECT 1 FROM asset_chunks WHERE hash = ?1)
-         AND NOT EXISTS (SELECT 1 FROM upload_chunks WHERE hash = ?1)
-         AND NOT EXISTS (SELECT 1 FROM blob_chunks WHERE chunk = ?1)`,
-    );
+    this.deleteChunk = db.query(DELETE_UNNAMED);
   }
 
   /** One sweep at wall-clock `now`: drops uploads idle past the grace, then removes chunks unnamed past it. */

@@ -200,6 +200,17 @@ export const MIGRATIONS: readonly Migration[] = [
         CREATE INDEX blob_chunks_by_chunk ON blob_chunks (chunk);
       `),
   },
+  {
+    version: 5,
+    name: "Data Hub retained-state holders",
+    up: (db) =>
+      db.run(`
+        -- Who wrote each retained key (the machine and the app's origin), for the hub's fair shares
+        -- (hub/retained-shares.ts). NULL on rows from before: counted as an unknown holder.
+        ALTER TABLE hub_entries ADD COLUMN holder_machine TEXT;
+        ALTER TABLE hub_entries ADD COLUMN holder_origin TEXT;
+      `),
+  },
 ];
 
 /** The database was written by a newer understudy: refuse rather than guess at its schema. */

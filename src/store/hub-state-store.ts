@@ -10,7 +10,7 @@ import type { HubStateChange, HubStatePersistence, PersistedHubState, RetainedEn
 import type { Clock } from "../core/clock.ts";
 import { wallClock } from "../net/system-time.ts";
 
-type EntryRow = { key: string; value: string | null; epoch: number; seq: number };
+type EntryRow = { key: string; value: string | null; epoch: number; seq: number; holder_machine: string | null; holder_origin: string | null };
 type MarkRow = { origin: string; seq: number; epoch: number; vseq: number };
 type MetaRow = { last_epoch: number; last_seq: number; pruned_epoch: number; pruned_seq: number };
 
@@ -29,8 +29,9 @@ export class HubStateStore implements HubStatePersistence {
     this.db = db;
     this.clock = clock;
     this.upsertEntry = db.query(
-      `INSERT INTO hub_entries (key, value, epoch, seq, updated) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value, epoch = excluded.epoch, seq = excluded.seq, updated = excluded.updated`,
+      `INSERT INTO hub_entries (key, value, epoch, seq, updated, holder_machine, holder_origin) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, epoch = excluded.epoch, seq = excluded.seq, updated = excluded.updated,
+         holder_machine = excluded.holder_machine, holder_origin = excluded.holder_origin`,
     );
     this.deleteEntry = db.query("DELETE FROM hub_entries WHERE key = ?");
     this.upsertMark = db.query(
@@ -44,9 +45,10 @@ export class HubStateStore implements HubStatePersistence {
   }
 
   load(): PersistedHubState {
-    const entries = (this.db.query("SELECT key, value, epoch, seq FROM hub_entries").all() as EntryRow[]).map(
-      (row): RetainedEntry => ({ key: row.key, value: row.value === null ? null : JSON.parse(row.value), version: { epoch: row.epoch, seq: row.seq } }),
-    );
+    const entries = (this.db.query("SELECT key, value, epoch, seq, holder_machine, holder_origin FROM hub_entries").all() as EntryRow[]).map((row): RetainedEntry => {
+      const entry = { key: row.key, value: row.value === null ? null : JSON.parse(row.value), version: { epoch: row.epoch, seq: row.seq } };
+      return row.holder_machine === null ? entry : { ...entry, holder: { machine: row.holder_machine, origin: row.holder_origin ?? "" } };
+    });
     const setMarks = (this.db.query("SELECT origin, seq, epoch, vseq FROM hub_set_marks").all() as MarkRow[]).map(
       (row): SetMark => ({ origin: row.origin, seq: row.seq, version: { epoch: row.epoch, seq: row.vseq } }),
     );
@@ -68,7 +70,7 @@ export class HubStateStore implements HubStatePersistence {
     const now = this.clock.now();
     for (const entry of change.entries) {
       const value = entry.value === null ? null : JSON.stringify(entry.value);
-      this.upsertEntry.run(entry.key, value, entry.version.epoch, entry.version.seq, now);
+      this.upsertEntry.run(entry.key, value, entry.version.epoch, entry.version.seq, now, entry.holder?.machine ?? null, entry.holder?.origin ?? null);
     }
     for (const key of change.removedKeys) this.deleteEntry.run(key);
     for (const mark of change.setMarks) this.upsertMark.run(mark.origin, mark.seq, mark.version.epoch, mark.version.seq);

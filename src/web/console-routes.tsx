@@ -34,6 +34,8 @@ export interface ConsoleControl extends StorageControl {
   /** Add Backup server: the pairing exchange, now. Throws an AppError saying why not. */
   addBackup(address: string): Promise<{ peerName: string }>;
   removeBackup(): Promise<void>;
+  /** A backup's own page: let go of the main it is paired with. */
+  forgetMain(): void;
   /** Manual failback (the main's own UI, or a level-3 client asking the main); resolves with what happened. */
   switchBack(): Promise<string>;
   /** What this machine's pages may do (null: a server's own pages, everything). */
@@ -125,6 +127,12 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
   app.post("/machines/backup/remove", async (c) => {
     await machine.removeBackup();
     return c.html(<p class="saved" role="status">The backup server is removed.</p>);
+  });
+
+  /** A backup's own operator (the usual Host and CSRF checks apply to every POST); the page asks for a confirmation first. */
+  app.post("/machines/main/forget", (c) => {
+    machine.forgetMain();
+    return c.html(<p class="saved" role="status">This backup has forgotten its main: it follows no main until one pairs with it again.</p>);
   });
 
   /** The main's own UI, or a level-3 client (refused with 403 below that); a repeated click is answered calmly. */

@@ -72,6 +72,7 @@ export function renderMetrics(s: MachineStatus, h: HistorySnapshot): string {
     metric("understudy_hub_deliveries_total", "counter", "Messages and state values this server's Data Hub handed to subscribers since it started (one to N subscribers counts N).", [
       `understudy_hub_deliveries_total ${hub.deliveries}`,
     ]);
+    if (hub.retained) hubRetainedMetrics(metric, hub.retained);
     const rates = h.hubRates;
     metric(
       "understudy_hub_messages_per_second",
@@ -93,4 +94,25 @@ export function renderMetrics(s: MachineStatus, h: HistorySnapshot): string {
     metric("understudy_disk_free_bytes", "gauge", "Free bytes on the disk holding the data dir, on the main and the backup as far as known here.", free);
   }
   return `${out.join("\n")}\n`;
+}
+
+type MetricFn = (name: string, type: "counter" | "gauge" | "histogram", help: string, lines: string[]) => void;
+
+/** Retained state held against its bounds, and per machine: who is filling the hub (hub/retained-shares.ts). */
+function hubRetainedMetrics(metric: MetricFn, r: NonNullable<NonNullable<MachineStatus["hub"]>["retained"]>): void {
+  metric("understudy_hub_retained_keys", "gauge", "Live retained keys this server's Data Hub holds, in total and per machine that wrote them.", [
+    `understudy_hub_retained_keys ${r.keys}`,
+    ...r.machines.map((m) => `understudy_hub_retained_keys{machine="${label(m.name)}"} ${m.keys}`),
+  ]);
+  metric("understudy_hub_retained_bytes", "gauge", "Bytes of retained keys and values (JSON) this server's Data Hub holds, in total and per machine that wrote them.", [
+    `understudy_hub_retained_bytes ${r.bytes}`,
+    ...r.machines.map((m) => `understudy_hub_retained_bytes{machine="${label(m.name)}"} ${m.bytes}`),
+  ]);
+  metric("understudy_hub_retained_limit", "gauge", "The hub's bounds on retained state: keys and bytes in total.", [
+    `understudy_hub_retained_limit{unit="keys"} ${r.maxKeys}`,
+    `understudy_hub_retained_limit{unit="bytes"} ${r.maxBytes}`,
+  ]);
+  metric("understudy_hub_retained_refused_on_import_total", "counter", "Retained values from the other server not kept here because they did not fit the shares.", [
+    `understudy_hub_retained_refused_on_import_total ${r.refusedOnImport}`,
+  ]);
 }

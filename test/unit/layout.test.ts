@@ -39,7 +39,7 @@ const RAW_TIME_PENDING = new Set([
 ]);
 
 /** Temporary: files over MAX_LINES that another branch is splitting (`seam`: src/machine) or that wait for their own change. */
-const TOO_LONG_PENDING = new Set(["src/machine/peer-runtime.ts", "src/machine/failover-runner.ts", "src/hub/hub-core.ts"]);
+const TOO_LONG_PENDING = new Set(["src/machine/peer-runtime.ts", "src/machine/failover-runner.ts"]);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

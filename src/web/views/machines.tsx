@@ -287,6 +287,25 @@ export function MachinesLive(props: { view: MachinesView; outOfBand?: boolean })
   );
 }
 
+/** A backup's own page: whom it is the backup of, and "Forget this main" for its operator. */
+function PairedMainCard(props: { main: MachinesView["offers"]["pairedMain"] }) {
+  const main = props.main;
+  if (!main) return null;
+  return (
+    <section class="card wide" data-testid="paired-main">
+      <p class="lead">
+        Backup of {main.name} at {main.address}
+      </p>
+      <div id="forget-main-result"></div>
+      <form method="post" action="/machines/main/forget" hx-post="/machines/main/forget" hx-target="#forget-main-result" hx-confirm={`Forget ${main.name}? This backup then follows no main until one pairs with it again.`}>
+        <button type="submit" class="danger" data-testid="forget-main">
+          Forget this main
+        </button>
+      </form>
+    </section>
+  );
+}
+
 export function MachinesPage(props: { view: MachinesView }) {
   return (
     <Layout title="Machines" status={props.view.status} panel="machines">
@@ -294,6 +313,7 @@ export function MachinesPage(props: { view: MachinesView }) {
       <div id="switch-back-result"></div>
       <div id="backup-result"></div>
       <SwitchBackCard waiting={props.view.offers.switchBackCard} />
+      <PairedMainCard main={props.view.offers.pairedMain} />
       <MachinesTable view={props.view} />
       <MachineNotes status={props.view.status} />
       <div class="columns">

@@ -21,6 +21,8 @@ export class TestShowFiles {
   replicated: PushResult["replicated"] = "none";
   /** Chunks offered to the (pretend) backup as they arrived. */
   readonly offered: string[] = [];
+  /** Chunks given back to it when a push was given up. */
+  readonly givenBack: string[] = [];
   constructor(readonly stores: Stores) {}
 
   get head(): number {
@@ -44,6 +46,7 @@ export function startFilesServer() {
     stores,
     replication: {
       offerChunk: (hash) => void shown.offered.push(hash),
+      giveBack: (hashes) => void shown.givenBack.push(...hashes),
       waitApplied: async () => shown.replicated,
     },
     syncTimeoutMs: 500,

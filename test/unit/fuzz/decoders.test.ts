@@ -186,7 +186,8 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
     // The paired main itself sends them: even from the right machine, a bad frame may change nothing.
     const changes: string[] = [];
     const side: PairingSide = {
-      name: () => "studio-backup", role: () => "backup", license: () => license, expectedMainHost: () => "10.0.0.1", pairedWith: () => mainId,
+      name: () => "studio-backup", role: () => "backup", licenseDocument: () => null, vendorPublicKey: () => new Uint8Array(32), now: () => 0,
+      peerPort: () => 7401, expectedMain: () => ({ host: "10.0.0.1", port: 7401 }), pairedWith: () => mainId, pairedKey: () => null,
       acceptMain: (peer) => void changes.push(`accept ${peer.peerId}`), dropMain: (id) => void changes.push(`drop ${id}`),
     };
     const service = new PairingService(side, { networkKey, machine: nacl.sign.keyPair() }, createLogger(() => "json", () => {}));

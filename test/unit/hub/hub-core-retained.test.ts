@@ -13,6 +13,8 @@ function hubWith(options: ConstructorParameters<typeof HubCore>[0] = {}) {
   hub.receive("w", { type: "hello", id: "w", name: "w", kind: "app" });
   return { hub, frames, write: (key: string, value: unknown, origin = "o", seq = nextSeq()) => hub.receive("w", set(key, value, origin, seq)) };
 }
+/** What hubWith's writes are held as: machine "w", app (origin) "o". */
+const held = { holder: { machine: "w", origin: "o" } };
 let counter = 0;
 const nextSeq = () => ++counter;
 
@@ -104,8 +106,8 @@ describe("handing state to the standby and back", () => {
     write("b", null);
     const changes = hub.exportStateSince(mark);
     expect(changes.entries).toEqual([
-      { key: "c", value: 1, version: { epoch: 1, seq: 3 } },
-      { key: "a", value: 2, version: { epoch: 1, seq: 4 } },
+      { key: "c", value: 1, version: { epoch: 1, seq: 3 }, ...held },
+      { key: "a", value: 2, version: { epoch: 1, seq: 4 }, ...held },
       { key: "b", value: null, version: { epoch: 1, seq: 5 } },
     ]);
     expect(changes.through).toEqual({ epoch: 1, seq: 5 });
@@ -124,7 +126,7 @@ describe("handing state to the standby and back", () => {
     main.write("a", 2);
     standby.importState(main.hub.exportStateSince(all.through));
     standby.importState(all); // stale: ignored
-    expect(standby.retainedEntry("a")).toEqual({ key: "a", value: 2, version: { epoch: 1, seq: 3 } });
+    expect(standby.retainedEntry("a")).toEqual({ key: "a", value: 2, version: { epoch: 1, seq: 3 }, ...held });
     expect(standby.lastVersion).toEqual(main.hub.lastVersion);
   });
 
@@ -142,7 +144,7 @@ describe("handing state to the standby and back", () => {
     backup.write("doomed", null);
     // Main returns: copies what changed since its own last version, then takes over at epoch 3.
     main.hub.importState(backup.hub.exportStateSince(main.hub.lastVersion));
-    expect(main.hub.retainedEntry("rundown")).toEqual({ key: "rundown", value: "v2", version: { epoch: 2, seq: 1 } });
+    expect(main.hub.retainedEntry("rundown")).toEqual({ key: "rundown", value: "v2", version: { epoch: 2, seq: 1 }, ...held });
     expect(main.hub.retainedEntry("doomed")).toBeUndefined();
     main.hub.setEpoch(3);
     main.hub.setWritable(true);
@@ -197,7 +199,7 @@ describe("persistence", () => {
     write("a", { x: 1 }, "o", 1);
     expect(persistence.changes).toEqual([
       {
-        entries: [{ key: "a", value: { x: 1 }, version: { epoch: 1, seq: 1 } }],
+        entries: [{ key: "a", value: { x: 1 }, version: { epoch: 1, seq: 1 }, ...held }],
         removedKeys: [],
         setMarks: [{ origin: "o", seq: 1, version: { epoch: 1, seq: 1 } }],
         removedMarks: [],

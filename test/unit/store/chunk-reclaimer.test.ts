@@ -4,7 +4,7 @@ import { randomFillSync } from "node:crypto";
 import { existsSync } from "node:fs";
 import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";
 import { chunkFilePath } from "../../../src/store/chunk-files.ts";
-import { ChunkReclaimer } from "../../../src/store/chunk-reclaimer.ts";
+import { ChunkReclaimer, reclaimNow } from "../../../src/store/chunk-reclaimer.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { pushFiles, uploadAsset, useStoreMachines } from "./store-machines.ts";
 
@@ -58,4 +58,34 @@ test("an upload that stops is dropped after the grace period, and its chunks aft
   expect(sweeps.map((s) => [s.uploadsDropped, s.chunksRemoved])).toEqual([[0, 0], [1, 0], [0, 1], [0, 0]]);
   expect(m.assets.pendingUploads().map((u) => u.name)).toEqual(["moving.mov"]);
   expect(m.assets.hasChunk(sha256Hex(chunkOf(data, 0)))).toBe(false);
+});
+
+test("reclaimNow gives back a failed push's chunks at once on the backup; a chunk a later push or an asset names is kept", async () => {
+  const m = machine("backup");
+  const batch = m.chunkIntake.batch();
+  const pushed = [0, 1, 2].map(() => randomFillSync(new Uint8Array(ASSET_CHUNK_BYTES)));
+  for (const bytes of pushed) await batch.put(bytes);
+  await batch.commit();
+  const named = randomFillSync(new Uint8Array(ASSET_CHUNK_BYTES + 10));
+  await uploadAsset(m, "named.mov", named);
+  const hashes = [...pushed.map((b) => sha256Hex(b)), sha256Hex(chunkOf(named, 0)), "f".repeat(64)];
+  expect(reclaimNow(m.db, hashes)).toEqual({ chunksRemoved: 3, bytesFreed: 3 * ASSET_CHUNK_BYTES });
+  for (const bytes of pushed) expect(existsSync(chunkFilePath(m.db.filename, sha256Hex(bytes)))).toBe(false);
+  expect(m.assets.hasChunk(sha256Hex(chunkOf(named, 0)))).toBe(true);
+  // Twice: nothing more to do.
+  expect(reclaimNow(m.db, hashes)).toEqual({ chunksRemoved: 0, bytesFreed: 0 });
+});
+
+test("a batch the main gave back is let go before it is indexed; what another batch holds stays", async () => {
+  const m = machine("backup");
+  const [first, second] = [m.chunkIntake.batch(), m.chunkIntake.batch()];
+  const shared = randomFillSync(new Uint8Array(ASSET_CHUNK_BYTES));
+  const own = randomFillSync(new Uint8Array(ASSET_CHUNK_BYTES));
+  await first.put(shared);
+  await first.put(own);
+  await second.put(shared);
+  expect(first.discard().sort()).toEqual([sha256Hex(own)]);
+  expect(second.forget([sha256Hex(shared), sha256Hex(own)])).toEqual([sha256Hex(shared)]);
+  await second.commit();
+  expect(m.assets.hasChunk(sha256Hex(shared))).toBe(false);
 });

@@ -45,7 +45,7 @@ describe("retained state survives a restart", () => {
 
     const second = openStore();
     const after = activeHub(second.store, 4);
-    expect(after.hub.retainedEntry("show/title")).toEqual({ key: "show/title", value: { text: "Evening news", size: 3 }, version: { epoch: 4, seq: 1 } });
+    expect(after.hub.retainedEntry("show/title")).toEqual({ key: "show/title", value: { text: "Evening news", size: 3 }, version: { epoch: 4, seq: 1 }, holder: { machine: "w", origin: "x" } });
     expect(after.hub.retainedEntry("tally/cam1")).toBeUndefined();
     expect(after.hub.lastVersion).toEqual({ epoch: 4, seq: 3 });
     // The deletion is still there to hand to a standby.

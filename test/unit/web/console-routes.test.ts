@@ -13,7 +13,7 @@ import type { LicenseType } from "../../../src/core/license.ts";
 import { tempDir } from "../../support/machine-process.ts";
 import { waitFor } from "../../support/wait-for.ts";
 import { fileCommand } from "../../../src/cli/file-commands.ts";
-import { askAllLevels } from "../../../src/services/console-service.ts";
+import { askAllLevels, askLevel } from "../../../src/services/console-service.ts";
 
 const running: MachineNode[] = [];
 afterEach(async () => {
@@ -86,7 +86,8 @@ describe("Add Backup server and remove it", () => {
   test("by IP address: the pairing exchange runs at once, the backup row gets its delete icon, and removing it unpairs both", async () => {
     const key = nacl.randomBytes(32);
     const main = await node({ role: "main" }, key);
-    const backup = await node({ role: "backup", main: "127.0.0.1:9" }, key);
+    // The backup checks who answers at the main's address, port included: its setup names the main's real one.
+    const backup = await node({ role: "backup", main: main.node.status().peerListen! }, key);
     const backupAt = backup.node.status().peerListen!;
 
     const response = await formPost(main.node, "/machines/backup", { address: backupAt });
@@ -114,6 +115,29 @@ describe("Add Backup server and remove it", () => {
     expect(main.node.status().failover?.pairing).toBeNull();
     await waitFor("the backup lets go", () => backup.node.status().failover?.pairing == null, 10_000);
     expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup ?? null).toBeNull();
+  }, 30_000);
+
+  test("a backup that names no main takes the first that proves itself; its page says whose backup it is and its operator may forget it", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main", name: "studio-main" }, key);
+    const backup = await node({ role: "backup" }, key);
+    const mainAt = main.node.status().peerListen!;
+    expect((await formPost(main.node, "/machines/backup", { address: backup.node.status().peerListen! })).status).toBe(200);
+    await waitFor("the backup paired", () => backup.node.status().failover?.pairing?.peerName === "studio-main", 10_000);
+    const page = await (await get(backup.node, "/machines")).text();
+    expect(page).toContain(`Backup of studio-main at ${mainAt}`);
+    expect(page).toContain('data-testid="forget-main"');
+    // Another site's page in the operator's browser cannot make it forget.
+    expect((await formPost(backup.node, "/machines/main/forget", {}, { origin: "http://evil.example" })).status).toBe(403);
+    expect(backup.node.status().failover?.pairing?.peerName).toBe("studio-main");
+    for (let i = 0; i < 2; i++) {
+      const forgot = await formPost(backup.node, "/machines/main/forget", {});
+      expect(forgot.status).toBe(200);
+      expect(await forgot.text()).toContain("This backup has forgotten its main");
+    }
+    expect(backup.node.status().failover?.pairing ?? null).toBeNull();
+    // Not on a main.
+    expect((await formPost(main.node, "/machines/main/forget", {})).status).toBe(409);
   }, 30_000);
 
   const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string; headers?: Record<string, string> }[] = [
@@ -308,6 +332,18 @@ describe("permission levels", () => {
     );
     expect(refused).toBe("NOT_THE_BACKUP");
   });
+
+  test("a key holder the main has never listed gets level 1 and no roster; a client it hears gets the default", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    const at = main.node.status().peerListen!;
+    const client = await node({ role: "client", main: at, name: "render-7" }, key);
+    const clientId = client.node.status().id;
+    await waitFor("the main hears the client", () => main.node.status().failover!.peers.some((p) => p.id === clientId), 10_000);
+    await waitFor("the client has the default level", () => client.node.permission() === 2, 10_000);
+    const stranger = { networkKey: key, machine: nacl.sign.keyPair() };
+    for (let i = 0; i < 2; i++) expect(await askLevel(at, stranger)).toEqual({ level: 1, machines: [] });
+  }, 30_000);
 
   const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string }[] = [
     { name: "unknown machine", setup: () => node({ role: "main" }), fields: { machine: "0123456789abcdef", level: "3" }, status: 404, message: "No client with that id is known" },
