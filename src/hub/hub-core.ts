@@ -315,10 +315,10 @@ export class HubCore {
     return this.presence();
   }
 
-  /** Where a returning node's replay starts (a stream position), or null: a first hello, or one from a higher epoch than this hub's. */
+  /** Where a returning node's replay starts, or null for a first hello; one from a higher epoch gets everything (this hub took writes meanwhile). */
   private resumeAfter(frame: ToHubFrameOf<"hello">): number | null {
     const epoch = frame.resumeFromEpoch;
-    if (epoch === undefined || epoch > this.currentEpoch) return null;
+    if (epoch === undefined) return null;
     // The same stream: a cut from this hub; otherwise a switch (or this hub restarted), and the node de-duplicates what it had.
     return epoch === this.currentEpoch && frame.resumeStream === this.stream ? (frame.resumeFromPos ?? 0) : 0;
   }

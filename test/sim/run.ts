@@ -10,6 +10,8 @@ import { tickPeriodMs, type Failback } from "../../src/core/failover/index.ts";
 import { Checker, converged, type CheckPlan } from "./invariants.ts";
 import { Rng } from "./prng.ts";
 import { blips, chaos, CLIENTS, isolateMain, lateClient, newBackup, outageRestart, rejoinSplit, replayer, rogue, witness, writes, type Family, type RogueMode } from "./schedules.ts";
+import { ipv6Addresses, networkKey, readdBackup, resaveStorm } from "./families-machine.ts";
+import { SimHub } from "./sim-hub.ts";
 import { World, type SimConfig } from "./world.ts";
 
 export interface SeedResult {
@@ -31,6 +33,8 @@ export interface SeedResult {
   /** The rogue family's mode, and how many forged heartbeats the machines refused. */
   readonly rogueMode: RogueMode | null;
   readonly untrustedRefused: number;
+  /** Data Hub messages the apps published, deliveries to subscribers, and (message, subscriber) pairs DH1 judged or left out. */
+  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number; readonly keyRefusals: number; readonly lanesJudged: number };
   readonly trace: readonly string[] | null;
 }
 
@@ -72,7 +76,7 @@ export function splitHealMs(t: Timings, tickMs: number): number {
 
 const FAMILIES: readonly Family[] = [
   "chaos", "chaos", "chaos", "chaos", "chaos", "rogue", "rejoin-split", "blip", "witness", "late-client",
-  "new-backup", "replay", "isolate-main", "outage-restart",
+  "new-backup", "replay", "isolate-main", "outage-restart", "ipv6", "resave-storm", "network-key", "readd-backup",
 ];
 
 const ROGUE_MODES: readonly RogueMode[] = ["alone", "crash-main", "chaos"];
@@ -99,20 +103,25 @@ export interface WorldOptions {
   readonly tracing?: boolean;
   /** The backup starts with an empty data dir, and neither server with a pairing (the new-backup family pairs them later). */
   readonly freshBackup?: boolean;
+  /** Every machine on an IPv6 address. */
+  readonly ipv6?: boolean;
 }
 
 /** A world of main, backup and clients c1..c3, started at t=0, with the checker plugged in. */
-export function newWorld(o: WorldOptions): { world: World; checker: Checker } {
+export function newWorld(o: WorldOptions): { world: World; checker: Checker; hub: SimHub } {
   const tickMs = tickPeriodMs(o.timings.heartbeatMs);
   const cfg: SimConfig = { timings: o.timings, failback: o.failback, tickMs, latency: LATENCY, catchUpMs: [2, o.timings.heartbeatMs / 2] };
   const checker = new Checker(o.plan, splitHealMs(o.timings, tickMs), availableAfterMs(o.timings, tickMs));
   const world = new World(cfg, new Rng(o.seed ^ 0x9e3779b9), checker, o.tracing ?? false);
+  const hub = new SimHub(world, o.seed);
+  world.machinery = hub;
+  if (o.ipv6) ipv6Addresses(world);
   // A new backup: neither server has a pairing yet (the family pairs them later).
   world.spawn("main", "main", undefined, o.freshBackup ? {} : { pairing: { peerId: "backup", confirmed: true, hubCopied: false } });
   world.spawn("backup", "backup", undefined, o.freshBackup ? {} : { pairing: { peerId: "main", confirmed: true, hubCopied: true } });
   for (const c of CLIENTS) world.spawn(c, "client");
   world.pairingWanted = !o.freshBackup;
-  return { world, checker };
+  return { world, checker, hub };
 }
 
 export function runSeed(seed: number, tracing = false): SeedResult {
@@ -124,10 +133,10 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   const stopAt = warmup + (family === "late-client" ? 4 * T : 8 * T);
   const bound = boundMs(timings, tickMs);
   const rogueMode = family === "rogue" ? rogueModeOf(seed) : null;
-  const quiet = family === "blip" || family === "witness" || family === "replay" || rogueMode === "alone";
+  const quiet = family === "blip" || family === "witness" || family === "replay" || family === "network-key" || family === "resave-storm" || rogueMode === "alone";
   // The replay family restarts everything first, then replays: no failover once the network is back.
   const plan: CheckPlan = { faultsStopAt: stopAt, noFailoverFrom: quiet ? (family === "replay" ? warmup + 2 * T : warmup) : null };
-  const { world, checker } = newWorld({ seed, timings, failback, plan, tracing, freshBackup: family === "new-backup" });
+  const { world, checker, hub } = newWorld({ seed, timings, failback, plan, tracing, freshBackup: family === "new-backup", ipv6: family === "ipv6" });
   world.log(`seed ${seed}: ${family}${rogueMode ? ` (${rogueMode})` : ""}, failback ${failback}, heartbeat ${h} ms, timeout ${T} ms, tick ${tickMs} ms`);
   world.runUntil(warmup - 1);
   // The warm network must be on the main, or nothing below would mean much.
@@ -137,11 +146,17 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   if (family !== "new-backup" && (b?.role !== "backup" || b.phase.kind !== "idle")) checker.fail(world, "the backup is not idle after warm-up");
 
   const window = { from: warmup, stopAt };
+  hub.publishing = { from: warmup, to: stopAt };
   let joinAt: number | null = null;
   let mainCrashAt: number | null = null;
   let mustReportUnreachable = false;
   writes(world, sched, window);
-  if (family === "chaos") chaos(world, sched, window, failback === "manual");
+  if (family === "chaos" || family === "ipv6") chaos(world, sched, window, failback === "manual");
+  else if (family === "resave-storm") {
+    blips(world, sched, window);
+    resaveStorm(world, sched, window);
+  } else if (family === "network-key") networkKey(world, hub, sched, window);
+  else if (family === "readd-backup") readdBackup(world, sched, window);
   else if (family === "blip") blips(world, sched, window);
   else if (family === "witness") mustReportUnreachable = witness(world, sched, window);
   else if (family === "rejoin-split") rejoinSplit(world, sched, window);
@@ -207,11 +222,12 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   if (nobodyMayServe) world.log("the main stays dead and the backup was never confirmed: no server may serve");
   else if (!converged(world)) checker.fail(world, `I6 not converged at the end of the run`);
   else if (convergenceMs > bound) checker.fail(world, `I6 converged ${convergenceMs} ms after faults stopped (bound ${bound})`);
+  const violations = [...checker.violations, ...hub.check()];
   return {
-    seed, family, failback, timings, violations: checker.violations, convergenceMs, boundMs: bound,
+    seed, family, failback, timings, violations, convergenceMs, boundMs: bound,
     maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
     maxUnavailableMs: checker.maxUnavailableMs,
-    rogueMode, untrustedRefused: checker.untrustedRefused,
+    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.net.keyRefusals, lanesJudged: hub.lanesJudged },
     trace: world.trace,
   };
 }

@@ -30,7 +30,9 @@ import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import { ROGUE, simSignature, type World } from "./world.ts";
 import { epochMessage, type AliveToken, type EpochCert } from "../../src/core/signed-claims.ts";
 
-export type Family = "chaos" | "rejoin-split" | "blip" | "witness" | "late-client" | "new-backup" | "replay" | "isolate-main" | "outage-restart" | "rogue";
+export type Family = "chaos" | "rejoin-split" | "blip" | "witness" | "late-client" | "new-backup" | "replay" | "isolate-main" | "outage-restart" | "rogue" | MachineFamily;
+/** families-machine.ts */
+export type MachineFamily = "ipv6" | "resave-storm" | "network-key" | "readd-backup";
 export type RogueMode = "alone" | "crash-main" | "chaos";
 
 export const CLIENTS = ["c1", "c2", "c3"] as const;

@@ -13,6 +13,7 @@ import type { Timings } from "../../src/core/failure-detector.ts";
 import type { Verdict } from "../../src/core/freshness.ts";
 import { EMPTY_LANES, type Effect, type Failback, type Lanes, type NodeEvent, type NodeState, type PairingRecord, type Role, type ServerRole } from "../../src/core/failover/index.ts";
 import { FailoverRunner, type Endpoint } from "../../src/machine/failover-runner.ts";
+import type { UplinkTarget } from "../../src/core/routing.ts";
 import type { ClaimSigner } from "../../src/core/signed-claims.ts";
 import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import { pairRequestRefusal, unpairCounts } from "../../src/core/pairing-rules.ts";
@@ -39,9 +40,11 @@ type Inbound =
    */
   | { readonly kind: "beat"; readonly from: string; readonly hb: Heartbeat; readonly replayed: boolean; readonly sealedBy: string | null }
   | { readonly kind: "linkBroken"; readonly peer: ServerRole }
-  | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number }
+  | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number; readonly apply?: () => void }
   | { readonly kind: "event"; readonly event: NodeEvent }
-  | { readonly kind: "setServers"; readonly main: boolean; readonly backup: boolean };
+  | { readonly kind: "setServers"; readonly main: boolean; readonly backup: boolean }
+  /** Work for one incarnation of the machine (a frame on a connection, a timer of its machinery); dropped if it died since. */
+  | { readonly kind: "run"; readonly inc: number; readonly run: () => void };
 
 type SimEvent =
   | { kind: "deliver"; to: string; msg: Inbound; faulty: boolean; cancelled: boolean }
@@ -88,6 +91,26 @@ export interface SimNode {
   lastFreezeMs: number;
 }
 
+/**
+ * What runs on each machine beside its runner (sim-hub.ts: the Data Hub, the app gateway, the apps),
+ * told of each process's life and of the runner's effects, as peer-runtime.ts wires them.
+ */
+export interface Machinery {
+  /** A new incarnation starts (before its runner is built). */
+  started(node: SimNode): void;
+  /** The process is gone (crash): its memory with it. */
+  crashed(node: SimNode): void;
+  startServing(node: SimNode, epoch: number): void;
+  stopServing(node: SimNode, epoch: number): void;
+  uplink(node: SimNode, target: UplinkTarget): void;
+  /** The active main's own app writes to the Data Hub (its hub lane then moves with the real state). */
+  writeHub(main: SimNode): void;
+  /** One step of the backup's copy of the main's Data Hub state (what HubStateReplication does each period). */
+  copyHub(backup: SimNode, main: SimNode): void;
+  /** The main's catch-up: the backup's answer now; what the main applies when it reads it. */
+  catchUpHub(main: SimNode, backup: SimNode): () => void;
+}
+
 /** Hooks the invariant checker plugs in. `effect` runs before the runner executes it. */
 export interface Observer {
   effect(world: World, node: SimNode, fx: Effect): void;
@@ -110,6 +133,8 @@ export class World {
   /** Bumped whenever a server starts or stops serving, a client's hub moves, or a process dies or starts. */
   stateVersion = 0;
   readonly #queue = new EventQueue<SimEvent>();
+  /** Set before the first spawn. */
+  machinery: Machinery | null = null;
 
   constructor(
     readonly cfg: SimConfig,
@@ -174,7 +199,11 @@ export class World {
       if (!top || top.t > until) break;
       this.#queue.pop();
       this.clock.advanceTo(top.t);
-      this.observer.afterStep(this, this.#handle(top.ev));
+      this.#runnerCalled = false;
+      const touched = this.#handle(top.ev);
+      // The machinery's frames and timers that never reached a runner change nothing the checker reads.
+      if (top.ev.kind === "deliver" && top.ev.msg.kind === "run" && !this.#runnerCalled) continue;
+      this.observer.afterStep(this, touched);
     }
     if (this.now() < until) this.clock.advanceTo(until);
   }
@@ -193,6 +222,7 @@ export class World {
     n.frozen = false;
     n.queue.length = 0;
     n.serving = null;
+    this.machinery?.crashed(n);
     // The kernel closes the dead process's sockets: peers connected to it see them break.
     if (n.role === "main" || n.role === "backup") {
       for (const peer of this.nodes.values()) {
@@ -280,6 +310,27 @@ export class World {
     else recordOnMain();
   }
 
+  /**
+   * The operator removes the backup on the main's Machines panel: the main tells the backup over /pair
+   * (both drop the pairing), then forgets it; with the two unable to talk, it fails and nothing changes.
+   */
+  removeBackup(): void {
+    const main = this.node("main");
+    const backup = this.node("backup");
+    if (!main.state || main.frozen) return;
+    const up = !!backup.state && !backup.frozen && !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
+    if (!up) return this.log("REMOVE BACKUP fails: the main cannot reach it");
+    this.log("REMOVE BACKUP on the main");
+    this.pairingWanted = false;
+    this.removingBackup = true;
+    this.#deliverTo(backup, { kind: "event", event: { type: "unpaired" } });
+    this.#deliverTo(main, { kind: "event", event: { type: "unpaired" } });
+    this.removingBackup = false;
+  }
+
+  /** True while the operator's removal of the backup runs (the checker allows the pairing to go then). */
+  removingBackup = false;
+
   /** A machine's settings are saved again unchanged (the setup pages' Connect with nothing changed). */
   resave(name: string): void {
     const n = this.node(name);
@@ -296,6 +347,7 @@ export class World {
     const m = this.node("main");
     if (!m.state || m.serving === null) return;
     const l = m.disk.lanes;
+    if (lane === "hub" && this.machinery) return this.machinery.writeHub(m);
     m.disk.lanes = lane === "hub" ? { ...l, hubEpoch: m.serving, hubSeq: l.hubSeq + 1 } : { ...l, logId: "log-1", logSeq: l.logSeq + 1 };
   }
 
@@ -361,6 +413,42 @@ export class World {
     for (const q of this.#queue.entries()) if (q.ev.kind === "deliver" && q.ev.faulty && q.t > latest) q.ev.cancelled = true;
   }
 
+  /**
+   * Runs `run` on machine `to` at time `t`, in the incarnation `inc` (dropped if that process died),
+   * queued while it is frozen: how the machinery's frames and timers reach a machine.
+   */
+  postAt(to: string, t: number, inc: number, run: () => void): void {
+    this.#push(Math.max(t, this.now()), { kind: "deliver", to, msg: { kind: "run", inc, run }, faulty: false, cancelled: false });
+  }
+
+  /** A connection of `n`'s to a server broke (its machinery saw it close): the runner hears it, as on a machine. */
+  connectionBroke(n: SimNode, peer: ServerRole): void {
+    this.#receive(n, { kind: "linkBroken", peer });
+  }
+
+  /** Each machine's host address: its name, unless a family gives it another (IPv6). */
+  readonly addresses = new Map<string, string>();
+
+  addressOf(name: string): string {
+    return this.addresses.get(name) ?? name;
+  }
+
+  endpointOf(name: string): Endpoint {
+    return { host: this.addressOf(name), port: 0 };
+  }
+
+  /** The machine at `host`, or null. */
+  nameAt(host: string): string | null {
+    if (this.addresses.size === 0) return host;
+    for (const [name, address] of this.addresses) if (address === host) return name;
+    return this.addresses.has(host) ? null : host;
+  }
+
+  /** One draw of the healthy network's one-way latency. */
+  latency(): number {
+    return this.#latency();
+  }
+
   // ---- the runner -----------------------------------------------------------
 
   private start(n: SimNode): void {
@@ -372,8 +460,9 @@ export class World {
       startedAt: this.now(), lastFromOther: -Infinity, lastFromOtherState: null, brokenSinceHeard: false, caughtUp: false, copyFailingSince: null,
     });
     const inc = n.inc;
+    this.machinery?.started(n);
     const mine = (): boolean => n.inc === inc;
-    const servers = { main: n.knows.main || n.role === "backup" ? endpoint("main") : null, backup: n.knows.backup || n.role === "main" ? endpoint("backup") : null };
+    const servers = { main: n.knows.main || n.role === "backup" ? this.endpointOf("main") : null, backup: n.knows.backup || n.role === "main" ? this.endpointOf("backup") : null };
     n.runner = new FailoverRunner({
       role: n.role,
       id: n.name,
@@ -402,16 +491,19 @@ export class World {
           n.caughtUp = false;
           n.copyFailingSince = null;
           this.log(`${n.name}: START serving at epoch ${epoch}`);
+          this.machinery?.startServing(n, epoch);
         },
         stopServing: (epoch) => {
           this.stateVersion += 1;
           n.serving = null;
           this.log(`${n.name}: STOP serving epoch ${epoch}`);
+          this.machinery?.stopServing(n, epoch);
         },
         catchUp: (_epoch, done) => this.#catchUp(n, done),
         uplink: (target) => {
           this.stateVersion += 1;
           n.following = target.server === "self" ? { server: n.role as ServerRole, epoch: target.epoch } : { server: target.server, epoch: target.epoch };
+          this.machinery?.uplink(n, target);
         },
         // The main's pairing keeper runs the exchange again: it takes a round trip on the wire.
         // The main's pairing keeper runs the exchange again over the peer port: a round trip, both ways up.
@@ -469,7 +561,7 @@ export class World {
     switch (msg.kind) {
       case "beat":
         this.#replaying = msg.replayed;
-        this.#call(n, (r) => r.onHeartbeat(msg.hb, endpoint(msg.from), msg.sealedBy));
+        this.#call(n, (r) => r.onHeartbeat(msg.hb, this.endpointOf(msg.from), msg.sealedBy));
         this.#replaying = false;
         return;
       case "linkBroken":
@@ -478,6 +570,7 @@ export class World {
         return;
       case "catchUp":
         if (msg.inc !== n.inc) return;
+        if (msg.ok) msg.apply?.();
         if (msg.ok) n.caughtUp = true;
         else n.copyFailingSince ??= this.now();
         this.#call(n, () => msg.done(msg.ok));
@@ -486,7 +579,10 @@ export class World {
         this.#call(n, (r) => r.feed(msg.event));
         return;
       case "setServers":
-        this.#call(n, (r) => r.setServers({ main: msg.main ? endpoint("main") : null, backup: msg.backup ? endpoint("backup") : null }));
+        this.#call(n, (r) => r.setServers({ main: msg.main ? this.endpointOf("main") : null, backup: msg.backup ? this.endpointOf("backup") : null }));
+        return;
+      case "run":
+        if (msg.inc === n.inc) msg.run();
     }
   }
 
@@ -505,6 +601,8 @@ export class World {
     const step = this.net.int(1, 6);
     const logSeq = own.logId === heads.logId ? Math.min(heads.logSeq, own.logSeq + step) : Math.min(heads.logSeq, step);
     n.disk.lanes = { hubEpoch: heads.hubEpoch, hubSeq: heads.hubSeq, logId: heads.logId, logSeq };
+    // With the machinery, the Data Hub lane is the real state: copied as HubStateReplication copies it.
+    if (this.machinery) this.machinery.copyHub(n, m);
     if (!n.disk.pairing.hubCopied) this.#call(n, (r) => r.feed({ type: "syncDone" }));
   }
 
@@ -517,9 +615,12 @@ export class World {
   }
 
   /** Calls into a machine's runner and refreshes the state the checker reads. */
+  #runnerCalled = false;
+
   #call(n: SimNode, run: (runner: FailoverRunner) => void): void {
     const r = n.runner;
     if (!r) return;
+    this.#runnerCalled = true;
     const before = this.trace ? describe(r.current) : "";
     run(r);
     n.state = n.runner?.current ?? null;
@@ -536,12 +637,15 @@ export class World {
     this.at(this.now() + delay, "catch-up ends", () => {
       const b = this.nodes.get("backup");
       const ok = !!b?.state && !b.frozen && !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
-      if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc });
+      const apply = ok && b ? this.machinery?.catchUpHub(main, b) : undefined;
+      if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc, apply });
     });
   }
 
-  #transmit(from: SimNode, to: string, hb: Heartbeat): void {
+  #transmit(from: SimNode, host: string, hb: Heartbeat): void {
     this.sent.push({ t: this.now(), hb });
+    const to = this.nameAt(host);
+    if (to === null) return;
     this.#transmitMsg(from, to, { kind: "beat", from: from.name, hb, replayed: false, sealedBy: from.name });
   }
 
@@ -581,8 +685,4 @@ export function simSigner(self: string): ClaimSigner {
 
 export function simSignature(id: string, message: string): string {
   return `sig(${id}|${message})`;
-}
-
-function endpoint(name: string): Endpoint {
-  return { host: name, port: 0 };
 }
