@@ -18,6 +18,15 @@ const percent = (p: number | null | undefined) => `${Math.floor((p ?? 0) * 100)}
 
 const RULES: readonly Rule[] = [
   (s) => (s.role === "standalone" ? { text: "Stand-alone", tone: "neutral", hint: "This machine works alone, without a network." } : null),
+  // Set up in any order (docs/design.md §Roles and licenses): a saved role says what it still lacks.
+  (s) =>
+    s.networkKeyFingerprint === null
+      ? { text: "Waiting for the network key", tone: "warn", hint: "Paste the main server's network key on this machine's setup page (or generate it here on the main server)." }
+      : null,
+  (s) =>
+    s.role === "backup" && s.main === null && !s.failover?.pairing
+      ? { text: "Waiting to be added by a main server", tone: "warn", hint: "On the main server's Machines panel, choose Add Backup server with this machine's address." }
+      : null,
   (s) => {
     const r = s.failover?.refusal;
     if (!r || r.code !== "NETWORK_KEY_MISMATCH") return null;

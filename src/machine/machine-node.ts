@@ -167,10 +167,11 @@ export class MachineNode implements MachineControl {
     this.log.info("license saved", { type: snap.license?.type, holder: snap.license?.holder });
   }
 
-  saveNetworkKey(text: string | null): void {
+  async saveNetworkKey(text: string | null): Promise<void> {
     const snap = this.state.saveNetworkKey(text);
-    // Used at once: the runtime re-keys in place (the Data Hub keeps serving).
-    if (snap.networkKey) this.peer?.setNetworkKey(snap.networkKey);
+    // Used at once: the runtime re-keys in place (the Data Hub keeps serving); a role waiting for its key starts now.
+    if (snap.networkKey && this.peer) this.peer.setNetworkKey(snap.networkKey);
+    else await this.applyRole();
     this.applyDiscovery();
     this.log.info("network key saved", { fingerprint: networkKeyFingerprint(snap) });
   }
@@ -319,7 +320,8 @@ export class MachineNode implements MachineControl {
   /** Builds the network runtime for the role (a stand-alone machine does not listen on the network); `rebuild` after a role change. */
   private async applyRole(rebuild = false): Promise<void> {
     const snap = this.state.snapshot;
-    const wantPeer = snap.config.role !== "standalone";
+    // Without the network key a role waits for it (the chip says so) rather than refusing to be saved.
+    const wantPeer = snap.config.role !== "standalone" && snap.networkKey !== null;
     if (this.peer && (rebuild || !wantPeer)) {
       this.peer.stop();
       this.peer = null;
@@ -329,7 +331,7 @@ export class MachineNode implements MachineControl {
         config: snap.config,
         dataDir: this.state.dataDir,
         identity: snap.identity,
-        networkKey: snap.networkKey!,
+        networkKey: snap.networkKey as Uint8Array,
         license: () => this.state.snapshot.license ?? null,
         vendorPublicKey: this.state.vendorPublicKey,
         identityView: () => this.peerIdentity(),

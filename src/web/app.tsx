@@ -28,7 +28,7 @@ export interface MachineControl extends ConsoleControl {
   status(): MachineStatus;
   setupView(): SetupView;
   saveLicense(text: string): void;
-  saveNetworkKey(text: string | null): void;
+  saveNetworkKey(text: string | null): Promise<void>;
   saveRole(form: RoleForm): Promise<void>;
   /** Required for every request when the UI listens beyond loopback. */
   uiPassword(): string | null;
@@ -126,11 +126,11 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
     zValidator("form", keyFormSchema, (result, c) => {
       if (!result.success) return section(c, (e) => <KeySection view={machine.setupView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
     }),
-    (c) => {
+    async (c) => {
       const form = c.req.valid("form");
       const out = section(c, (e, s) => <KeySection view={machine.setupView()} errors={e} saved={s} />);
       try {
-        machine.saveNetworkKey(form.action === "paste" ? form.key : null);
+        await machine.saveNetworkKey(form.action === "paste" ? form.key : null);
       } catch (error) {
         return out.failed(asFieldErrors(error, "key"));
       }

@@ -22,13 +22,13 @@ test("a client on the new key links to a main once the main saves that key, and 
   await waitFor("the client refused for its key", () => client.status().failover?.refusal?.code === "NETWORK_KEY_MISMATCH");
   expect(client.status().failover?.hubConnected).toBe(false);
 
-  main.saveNetworkKey(formatNetworkKey(newKey));
+  await main.saveNetworkKey(formatNetworkKey(newKey));
   await waitFor("the client linked under the new key", () => client.status().failover?.hubConnected === true, 10_000);
   const after = main.status().failover!;
   expect(after.state).toBe("active");
   expect(after.epoch).toBe(before.epoch);
   // Saved twice: nothing changes the second time.
-  main.saveNetworkKey(formatNetworkKey(newKey));
+  await main.saveNetworkKey(formatNetworkKey(newKey));
   await waitFor("the client linked again", () => client.status().failover?.hubConnected === true, 10_000);
   expect(main.status().failover?.epoch).toBe(before.epoch);
 }, 30_000);

@@ -78,15 +78,19 @@ describe("setting a machine up", () => {
     expect(response.status).toBe(200);
     expect(await response.text()).toContain("Server with failover");
 
+    // Any order works: the role is saved without the key, and the chip says what is missing.
     response = await formPost(node, "/setup/role", { role: "main" });
-    expect(response.status).toBe(400);
-    expect(await response.text()).toContain("needs the network key");
+    expect(response.status).toBe(200);
+    expect(node.status()).toMatchObject({ role: "main", networkKeyFingerprint: null, peerListen: null });
+    expect(await (await node.app.request("http://localhost/partials/status-bar")).text()).toContain("Waiting for the network key");
 
     response = await formPost(node, "/setup/key", { action: "generate" });
     expect(response.status).toBe(200);
     const fp = node.status().networkKeyFingerprint!;
     expect(await response.text()).toContain(fp);
     expect(statSync(join(dataDir, "network.key")).mode & 0o777).toBe(0o600);
+    // The key applies at once: the main that waited for it opens its peer port.
+    expect(node.status().peerListen).not.toBeNull();
 
     response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9", backup: "" });
     expect(response.status).toBe(200);
@@ -243,8 +247,9 @@ describe("setup forms per role", () => {
     expect(roles).not.toContain("--license");
     await formPost(node, "/setup/license", { license: failoverLicense() });
     const response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9" });
-    const html = await response.text();
-    expect(html).toContain("generate it below on the main server");
+    expect(response.status).toBe(200);
+    const html = await (await node.app.request("http://localhost/setup")).text();
+    expect(html).toContain("Waiting for the network key");
     expect(html).not.toContain("understudy keys generate");
     expect(html).not.toContain("--key");
   });
