@@ -179,7 +179,14 @@ export function KeySection(props: { view: SetupView; errors?: FieldErrors; saved
         <p class="pinned">Set by --key on the command line: change the file it names.</p>
       ) : (
         <>
-          <form hx-post="/setup/key" hx-target="#key-section" hx-swap="outerHTML" method="post" action="/setup/key">
+          <form
+            hx-post="/setup/key"
+            hx-target="#key-section"
+            hx-swap="outerHTML"
+            method="post"
+            action="/setup/key"
+            hx-confirm={view.keyFingerprint ? `Replace the network key ${view.keyFingerprint}? Every other machine then needs the new key pasted on its setup page.` : undefined}
+          >
             <input type="hidden" name="action" value="generate" />
             <button type="submit">Generate a new key here</button>
           </form>

@@ -11,7 +11,7 @@ const failoverLicense = () => devLicenseText({ type: "server-with-failover", hol
 
 describe("pages and API of a fresh machine", () => {
   const cases: { name: string; path: string; status: number; contains: string[]; lacks?: string[] }[] = [
-    { name: "setup page", path: "/setup", status: 200, contains: ["<!DOCTYPE html>", "Set up this machine", 'src="/static/htmx.min.js"', "Stand-alone", 'data-testid="status-chip"'] },
+    { name: "setup page", path: "/setup", status: 200, lacks: ["hx-confirm=\"Replace the network key"], contains: ["<!DOCTYPE html>", "Set up this machine", 'src="/static/htmx.min.js"', "Stand-alone", 'data-testid="status-chip"'] },
     { name: "roles without a license are disabled with a reason", path: "/setup", status: 200, contains: ['id="role-client" name="role" value="client" disabled=""', "Client needs a"] },
     { name: "status bar partial", path: "/partials/status-bar", status: 200, contains: ['id="status-bar"', 'data-testid="status-chip"'], lacks: ["<html"] },
     { name: "htmx from /static", path: "/static/htmx.min.js", status: 200, contains: ["htmx"] },
@@ -91,6 +91,9 @@ describe("setting a machine up", () => {
     expect(statSync(join(dataDir, "network.key")).mode & 0o777).toBe(0o600);
     // The key applies at once: the main that waited for it opens its peer port.
     expect(node.status().peerListen).not.toBeNull();
+    // A machine that has a key asks before generating another (a fresh one did not).
+    const keyCard = await (await node.app.request("http://localhost/setup")).text();
+    expect(keyCard).toContain(`hx-confirm="Replace the network key ${fp}?`);
 
     response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9", backup: "" });
     expect(response.status).toBe(200);
