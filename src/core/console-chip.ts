@@ -61,10 +61,21 @@ const RULES: readonly Rule[] = [
   (s) => (s.chip === "Backup is idle" ? { text: "Backup is idle", tone: "ok", hint: "The backup has everything and is ready to take over." } : null),
   // A backup this machine should hear but does not.
   (s) =>
-    s.chip === "No backup" && ((failoverRole(s.role) === "main" && s.failover?.pairing) || (s.role === "client" && s.backup))
+    s.chip === "No backup" && ((failoverRole(s.role) === "main" && s.failover?.pairing) || (s.role === "client" && s.backup && !backupRemoved(s)))
       ? { text: "Backup unreachable", tone: "alert", hint: "The backup server is not heard: if the main fails now, nothing takes over." }
       : null,
 ];
+
+/**
+ * A client's named backup was removed when the main it hears pairs with no one,
+ * or the backup itself answers unpaired: grey "No backup", not red (docs/design.md §Pairing).
+ */
+function backupRemoved(s: MachineStatus): boolean {
+  const peers = s.failover?.peers ?? [];
+  const main = peers.find((p) => p.role === "main");
+  const backup = peers.find((p) => p.role === "backup");
+  return (main !== undefined && main.pairedWith === null) || backup?.state === "unpaired";
+}
 
 export function consoleChip(s: MachineStatus): ConsoleChip {
   for (const rule of RULES) {

@@ -104,6 +104,8 @@ export const machineStatusSchema = z.object({
           localApps: z.number().nullable().optional(),
           /** Claims it sent that it could not back (core/signed-claims.ts); absent from an older build. */
           unbackedClaims: z.number().optional(),
+          /** A server's paired server as its last heartbeat said (a main naming none has no backup); absent from an older build. */
+          pairedWith: z.string().nullable().optional(),
         }),
       ),
       /** Servers: the server this one is paired with (docs/design.md §Pairing). */

@@ -90,9 +90,11 @@ export type PeerDelay = {
   localApps: number | null;
   /** Claims it sent that it could not back (core/signed-claims.ts): a key holder speaking beyond what the servers signed. */
   unbackedClaims: number;
+  /** A server's paired server, as its last heartbeat said: a main naming none has no backup (core/console-chip.ts). */
+  pairedWith: string | null;
 };
 
-type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null };
+type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null; pairedWith: string | null };
 
 /** Senders remembered at most; the oldest is forgotten first. A network has far fewer machines. */
 export const MAX_TRACKED_SENDERS = 4096;
@@ -201,7 +203,7 @@ export class FailoverRunner {
     // The echo carries our own send time and how long the peer held it: the round trip itself,
     // not the wait for its next heartbeat, and no synchronised clocks needed.
     const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (heard?.delayMs ?? null);
-    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null });
+    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null, pairedWith: hb.pairedWith });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
     const judged = this.signed?.incoming(hb.id, hb, this.knownServers(), sealedBy, now);
     if (judged?.log) this.options.log.warn(judged.log, { from: formatHostPort(from) });
@@ -282,6 +284,7 @@ export class FailoverRunner {
         lastHeardMsAgo: now - p.heardAt,
         localApps: p.localApps,
         unbackedClaims: this.signed?.claimants.counts().get(id) ?? 0,
+        pairedWith: p.pairedWith,
       })),
     };
   }

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { consoleChip } from "../../../src/core/console-chip.ts";
-import { statusFixture } from "../../support/status-fixture.ts";
+import { peer, statusFixture } from "../../support/status-fixture.ts";
 
 const cases: { name: string; status: ReturnType<typeof statusFixture>; text: string; tone: string }[] = [
   { name: "stand-alone", status: statusFixture({ role: "standalone", chip: "Stand-alone" }, null), text: "Stand-alone", tone: "neutral" },
@@ -19,6 +19,24 @@ const cases: { name: string; status: ReturnType<typeof statusFixture>; text: str
   { name: "paired main that hears no backup", status: statusFixture({ chip: "No backup" }), text: "Backup unreachable", tone: "alert" },
   { name: "main with no backup paired", status: statusFixture({ chip: "No backup", backup: null }, { pairing: null }), text: "No backup", tone: "neutral" },
   { name: "client that names a backup it does not hear", status: statusFixture({ role: "client", roleLabel: "Client", chip: "No backup", showFile: null }, { pairing: null }), text: "Backup unreachable", tone: "alert" },
+  {
+    name: "client whose named backup was removed: the main it hears pairs with no one",
+    status: statusFixture({ role: "client", chip: "No backup", showFile: null }, { pairing: null, peers: [peer({ id: "m", name: "studio-main", role: "main", state: "active", pairedWith: null })] }),
+    text: "No backup",
+    tone: "neutral",
+  },
+  {
+    name: "client whose named backup was removed: the backup answers unpaired",
+    status: statusFixture({ role: "client", chip: "No backup", showFile: null }, { pairing: null, peers: [peer({ state: "unpaired" })] }),
+    text: "No backup",
+    tone: "neutral",
+  },
+  {
+    name: "client whose main still pairs with the backup it does not hear",
+    status: statusFixture({ role: "client", chip: "No backup", showFile: null }, { pairing: null, peers: [peer({ id: "m", name: "studio-main", role: "main", state: "active", pairedWith: "b0b0b0b0b0b0b0b0" })] }),
+    text: "Backup unreachable",
+    tone: "alert",
+  },
   { name: "client with no server", status: statusFixture({ role: "client", chip: "No server reachable", showFile: null }, { pairing: null }), text: "No server reachable", tone: "alert" },
   { name: "isolated main", status: statusFixture({ chip: "Main isolated" }, { state: "isolated" }), text: "Main isolated", tone: "alert" },
   { name: "a role saved before its network key", status: statusFixture({ role: "client", chip: "No backup", networkKeyFingerprint: null }, null), text: "Waiting for the network key", tone: "warn" },
