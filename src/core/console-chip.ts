@@ -6,6 +6,7 @@
  * The rules are a table read top to bottom, first match wins: a new state
  * (e.g. "Network key differs" from a refusal) is one more row.
  */
+import { heardWithin } from "./heard.ts";
 import { failoverRole } from "./routing.ts";
 import type { MachineStatus } from "./status.ts";
 
@@ -13,6 +14,11 @@ export type ChipTone = "ok" | "warn" | "alert" | "neutral";
 export type ConsoleChip = { text: string; tone: ChipTone; hint: string };
 
 type Rule = (s: MachineStatus) => ConsoleChip | null;
+type Peer = NonNullable<MachineStatus["failover"]>["peers"][number];
+
+/** As config's default --failover-timeout-ms, for a status from an older build that does not carry it. */
+const DEFAULT_TIMEOUT_MS = 1000;
+const MAIN_WAITS = "Main is back — waiting to switch back";
 
 const percent = (p: number | null | undefined) => `${Math.floor((p ?? 0) * 100)} %`;
 
@@ -39,7 +45,12 @@ const RULES: readonly Rule[] = [
       : null,
   (s) =>
     failoverRole(s.role) === "main" && s.failover?.state === "standby"
-      ? { text: "Main is back — switch back", tone: "warn", hint: "The backup still serves. Switch back on the Machines panel when it suits the show." }
+      ? { text: MAIN_WAITS, tone: "warn", hint: "The backup still serves. Switch back on the Machines panel when it suits the show." }
+      : null,
+  // The backup and the clients hear the main waiting in standby: it is not down (manual failback).
+  (s) =>
+    s.chip === "Backup is active" && heardPeers(s).some((p) => p.role === "main" && p.state === "standby")
+      ? { text: MAIN_WAITS, tone: "warn", hint: "The main server is back and waits: the backup serves until someone switches back on the Machines panel." }
       : null,
   (s) => (s.chip === "Backup is active" ? { text: "Backup is active", tone: "alert", hint: "The main server is down: the backup serves the network." } : null),
   (s) =>
@@ -66,12 +77,18 @@ const RULES: readonly Rule[] = [
       : null,
 ];
 
+/** The peers heard within the failover timeout: what they last said is what they say now. */
+function heardPeers(s: MachineStatus): readonly Peer[] {
+  const timeoutMs = s.failover?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return (s.failover?.peers ?? []).filter((p) => heardWithin(p.lastHeardMsAgo, timeoutMs));
+}
+
 /**
  * A client's named backup was removed when the main it hears pairs with no one,
  * or the backup itself answers unpaired: grey "No backup", not red (docs/design.md §Pairing).
  */
 function backupRemoved(s: MachineStatus): boolean {
-  const peers = s.failover?.peers ?? [];
+  const peers = heardPeers(s);
   const main = peers.find((p) => p.role === "main");
   const backup = peers.find((p) => p.role === "backup");
   return (main !== undefined && main.pairedWith === null) || backup?.state === "unpaired";

@@ -122,6 +122,8 @@ export const machineStatusSchema = z.object({
         .nullable()
         .optional(),
       refusal: peerRefusalSchema.nullable().optional(),
+      /** The failover timeout: a peer heard longer ago than this is not believed now (core/heard.ts); absent from an older build. */
+      timeoutMs: z.number().optional(),
       /** Show-file pushes and pulls wait for the main now (core/routing.ts showFileReadOnly): what every page offers follows this. */
       showFileReadOnly: z.boolean().default(false),
     })

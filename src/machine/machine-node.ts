@@ -141,6 +141,7 @@ export class MachineNode implements MachineControl {
         pairing: failover.pairing,
         refusal: failover.refusal,
         showFileReadOnly: failover.showFileReadOnly,
+        timeoutMs: config.failoverTimeoutMs,
       },
     };
   }

@@ -200,7 +200,7 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     const backupPage = await open(machines["studio-backup"]!, "/machines");
     await start("studio-main", ["--failback", "manual"]);
     const mainPage = await open(machines["studio-main"]!, "/machines");
-    await chip(mainPage, "Main is back — switch back", 10_000);
+    await chip(mainPage, "Main is back — waiting to switch back", 10_000);
     await mainPage.getByTestId("switch-back").waitFor({ timeout: FOLLOW_MS });
 
     const level2 = await open(machines["render-1"]!, "/machines");
