@@ -158,7 +158,8 @@ export class MachineNode implements MachineControl {
       backup: config.backup,
       keyFingerprint: networkKeyFingerprint(snap),
       networkKey: snap.networkKey && ["main", "server", "standalone"].includes(config.role) ? Buffer.from(snap.networkKey).toString("base64") : null,
-      pinned: { role: pinned.has("role"), main: pinned.has("main"), backup: pinned.has("backup"), license: pinned.has("license"), key: pinned.has("key") },
+      failback: failoverRole(config.role) === "main" ? config.failback : null,
+      pinned: { role: pinned.has("role"), main: pinned.has("main"), backup: pinned.has("backup"), license: pinned.has("license"), key: pinned.has("key"), failback: pinned.has("failback") },
     };
   }
 
@@ -175,6 +176,13 @@ export class MachineNode implements MachineControl {
     else await this.applyRole();
     this.applyDiscovery();
     this.log.info("network key saved", { fingerprint: networkKeyFingerprint(snap) });
+  }
+
+  /** Failback on the main's setup page: saved and applied now (docs/design.md §Failover); the same value again changes nothing. */
+  saveFailback(failback: "auto" | "manual"): void {
+    this.state.saveSettings({ failback });
+    this.peer?.console.setFailback(failback);
+    this.log.info("failback set", { failback });
   }
 
   /**

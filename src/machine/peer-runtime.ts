@@ -125,7 +125,7 @@ export class PeerRuntime {
       dataDir: options.dataDir,
       secure: this.secure,
       failoverState: () => this.runner?.status().state ?? null,
-      allowSwitchBack: () => this.runner?.feed({ type: "switchBack" }),
+      feedMain: (event) => this.runner?.feed(event),
       hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
       heardClients: () =>
         (this.runner?.status().peers ?? [])

@@ -137,12 +137,46 @@ describe("setting a machine up", () => {
     const { node } = await fresh({ dataDir: dir, flags: { role: "server" } });
     const page = await (await node.app.request("http://localhost/setup")).text();
     expect(page).toContain('<input type="hidden" name="role" value="server"/>');
-    expect(page).not.toContain('type="radio"');
+    expect(page).not.toContain('type="radio" id="role-');
     expect(page).toContain("Set by --role on the command line.");
     const response = await formPost(node, "/setup/role", { role: "standalone" });
     expect(response.status).toBe(400);
     expect(await response.text()).toContain("fixed by the command line");
     expect(node.status().role).toBe("server");
+    expect(existsSync(join(dir, "config.json"))).toBe(false);
+  });
+});
+
+describe("failback on the main's setup page", () => {
+  test("saved and applied at once, twice is fine; a client has no such card; bad input changes nothing", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "license.json"), failoverLicense());
+    writeFileSync(join(dir, "network.key"), formatNetworkKey(new Uint8Array(32).fill(7)));
+    writeFileSync(join(dir, "config.json"), '{"role": "main"}');
+    const { node } = await fresh({ dataDir: dir });
+    expect(await (await node.app.request("http://localhost/setup")).text()).toContain('id="failback-auto" name="failback" value="auto" checked=""');
+    for (let i = 0; i < 2; i++) {
+      const response = await formPost(node, "/setup/failback", { failback: "manual" });
+      expect(response.status).toBe(200);
+      expect(await response.text()).toContain('id="failback-manual" name="failback" value="manual" checked=""');
+    }
+    expect(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")).failback).toBe("manual");
+    const bad = await formPost(node, "/setup/failback", { failback: "sometimes" });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain("Choose Automatic or Manual.");
+    expect(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")).failback).toBe("manual");
+    const role = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9" });
+    expect(await role.text()).toContain('<div id="failback-section" hx-swap-oob="true"></div>');
+  });
+
+  test("fixed by --failback: shown read-only and refused if posted", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "license.json"), failoverLicense());
+    writeFileSync(join(dir, "network.key"), formatNetworkKey(new Uint8Array(32).fill(7)));
+    const { node } = await fresh({ dataDir: dir, flags: { role: "main", failback: "manual" } });
+    expect(await (await node.app.request("http://localhost/setup")).text()).toContain("Set by --failback on the command line.");
+    const response = await formPost(node, "/setup/failback", { failback: "auto" });
+    expect(response.status).toBe(400);
     expect(existsSync(join(dir, "config.json"))).toBe(false);
   });
 });
