@@ -10,8 +10,8 @@ import { mayChangeBackup, maySwitchBack, type Permission } from "./permissions.t
 import { failoverRole } from "./routing.ts";
 import type { MachineStatus } from "./status.ts";
 
-/** What one row offers: switch back to the main, or remove the backup (each may be shown disabled below level 3). */
-export type RowOffer = { readonly kind: "switch-back" | "remove-backup"; readonly allowed: boolean } | null;
+/** One action a row offers: switch back to the main, or remove the backup (each labelled, each may be shown disabled below level 3). */
+export type RowOffer = { readonly kind: "switch-back" | "remove-backup"; readonly allowed: boolean };
 
 export type MachinesOffers = {
   /** This main is back in standby and waits for someone to switch back (manual failback). */
@@ -24,15 +24,15 @@ export type MachinesOffers = {
   readonly addBackupFromClient: boolean;
   /** The permission-levels card: on the main only. */
   readonly permissions: boolean;
-  /** By row id. */
-  readonly rows: Readonly<Record<string, RowOffer>>;
+  /** By row id: the actions, in the order drawn (two different actions never share one icon). */
+  readonly rows: Readonly<Record<string, readonly RowOffer[]>>;
   /** A backup's own page: whose backup it is, with "Forget this main" for its operator (docs/design.md §Pairing); null elsewhere. */
   readonly pairedMain: { readonly name: string; readonly address: string } | null;
 };
 
 const isMain = (s: MachineStatus) => failoverRole(s.role) === "main";
 
-/** On a client: the main is back and waits in standby, so the Backup row's delete icon switches back. */
+/** On a client: the main is back and waits in standby, so the Backup row also offers Switch back. */
 function clientMaySwitchBackHere(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow): boolean {
   return s.role === "client" && row.kind === "backup" && rows.some((r) => r.kind === "main" && r.wireState === "standby");
 }
@@ -44,10 +44,11 @@ function removable(s: MachineStatus, row: MachineRow): boolean {
   return isMain(s) && s.failover?.pairing?.peerId === row.id;
 }
 
-function rowOffer(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow, permission: Permission): RowOffer {
-  if (clientMaySwitchBackHere(s, rows, row)) return { kind: "switch-back", allowed: maySwitchBack(permission) };
-  if (removable(s, row)) return { kind: "remove-backup", allowed: mayChangeBackup(permission) };
-  return null;
+function rowOffers(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow, permission: Permission): RowOffer[] {
+  const offers: RowOffer[] = [];
+  if (clientMaySwitchBackHere(s, rows, row)) offers.push({ kind: "switch-back", allowed: maySwitchBack(permission) });
+  if (removable(s, row)) offers.push({ kind: "remove-backup", allowed: mayChangeBackup(permission) });
+  return offers;
 }
 
 /** Only a backup's own pages (permission null) offer to forget its main. */
@@ -67,7 +68,13 @@ export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], pe
     backupCandidates: found.filter((m) => m.role === "backup" && !m.keyMismatch).flatMap((m) => m.addresses.map((host) => ({ name: m.name, address: formatHostPort({ host, port: m.port }) }))),
     addBackupFromClient: levelThreeClient,
     permissions: main,
-    rows: Object.fromEntries(rows.map((r) => [r.id, rowOffer(s, rows, r, permission)])),
+    rows: Object.fromEntries(rows.map((r) => [r.id, rowOffers(s, rows, r, permission)])),
     pairedMain: pairedMain(s, permission),
   };
+}
+
+/** Switching back has ended, as this machine sees it: a main serves again, or a client follows the main again. */
+export function backOnMain(s: MachineStatus): boolean {
+  if (isMain(s)) return s.failover?.state === "active";
+  return s.role === "client" && s.failover?.activeServer === "main" && s.failover.hubConnected;
 }

@@ -13,16 +13,20 @@ test("Machines: a server given a backup is a main (switch-back card, remove icon
     expect(o.switchBackCard).toBe(true);
     expect(o.permissions).toBe(true);
     expect(o.addBackup).toBe("paired");
-    expect(o.rows["b0b0b0b0b0b0b0b0"]).toEqual({ kind: "remove-backup", allowed: true });
+    expect(o.rows["b0b0b0b0b0b0b0b0"]).toEqual([{ kind: "remove-backup", allowed: true }]);
   }
 });
 
-test("Machines: a client's Backup row switches back while the main waits in standby, else removes the backup; both need level 3", () => {
+test("Machines: a client's Backup row offers Switch back while the main waits in standby, and Remove always, as two actions; both need level 3", () => {
   const client = (mainState: string) =>
     statusFixture({ role: "client", roleLabel: "Client", showFile: null }, { pairing: null, peers: [peer({ id: "m", name: "main", role: "main", state: mainState }), peer()] });
-  expect(offers(client("standby"), 3).rows["b0b0b0b0b0b0b0b0"]).toEqual({ kind: "switch-back", allowed: true });
-  expect(offers(client("active"), 3).rows["b0b0b0b0b0b0b0b0"]).toEqual({ kind: "remove-backup", allowed: true });
-  expect(offers(client("active"), 2).rows["b0b0b0b0b0b0b0b0"]).toEqual({ kind: "remove-backup", allowed: false });
+  expect(offers(client("standby"), 3).rows["b0b0b0b0b0b0b0b0"]).toEqual([
+    { kind: "switch-back", allowed: true },
+    { kind: "remove-backup", allowed: true },
+  ]);
+  expect(offers(client("active"), 3).rows["b0b0b0b0b0b0b0b0"]).toEqual([{ kind: "remove-backup", allowed: true }]);
+  expect(offers(client("active"), 2).rows["b0b0b0b0b0b0b0b0"]).toEqual([{ kind: "remove-backup", allowed: false }]);
+  expect(offers(client("active"), 3).rows["m"]).toEqual([]);
   expect(offers(client("active"), 2).addBackup).toBe("none");
   expect(offers(client("active"), 3)).toMatchObject({ addBackup: "form", addBackupFromClient: true, permissions: false, switchBackCard: false });
 });

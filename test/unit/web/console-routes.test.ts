@@ -222,7 +222,7 @@ describe("switch back and metrics", () => {
     await waitFor("the main serves", () => n.status().failover?.state === "active", 5_000);
     const response = await formPost(n, "/failover/switch-back", {});
     expect(response.status).toBe(200);
-    expect(await response.text()).toContain("The main server serves the network.");
+    expect(await response.text()).toContain("Back on the main server.");
   });
 
   test("GET /metrics is Prometheus text", async () => {
@@ -273,7 +273,7 @@ describe("permission levels", () => {
     // Level 3 asks the main, which serves, so there is nothing to switch back: said calmly.
     response = await formPost(client.node, "/failover/switch-back", {});
     expect(response.status).toBe(200);
-    expect(await response.text()).toContain("The main server serves the network.");
+    expect(await response.text()).toContain("Back on the main server.");
 
     // Level 3 may also add the backup and remove it: the main does both, as on its own panel.
     const backup = await node({ role: "backup", main: main.node.status().peerListen! }, key);
