@@ -18,7 +18,7 @@ export type MachinesOffers = {
   readonly switchBackCard: boolean;
   /** Add Backup server: the form, a note that a backup is paired, or nothing (not a main, not a level-3 client). */
   readonly addBackup: "form" | "paired" | "none";
-  /** Machines found on the network that Add Backup server proposes: backups with this network key, one entry per address. */
+  /** Machines found on the network that Add Backup server proposes: backups with this network key, one entry per machine. */
   readonly backupCandidates: readonly { readonly name: string; readonly address: string }[];
   /** A level-3 client asks the main to pair with the backup it names. */
   readonly addBackupFromClient: boolean;
@@ -58,6 +58,32 @@ function pairedMain(s: MachineStatus, permission: Permission): MachinesOffers["p
   return { name: pairing.peerName || pairing.peerId, address: pairing.address };
 }
 
+/** Link-local IPv6 (fe80::/10) needs a zone and reaches only one link: the last choice. */
+const linkLocal = (host: string) => /^fe[89ab][0-9a-f]:/i.test(host);
+
+/**
+ * The one address to offer for a found machine: IPv4 first, then routable IPv6,
+ * then link-local; IPv6 in brackets with the port (formatHostPort).
+ */
+export function offeredAddress(m: FoundMachine): string | null {
+  const rank = (host: string) => (!host.includes(":") ? 0 : linkLocal(host) ? 2 : 1);
+  const best = [...m.addresses].sort((a, b) => rank(a) - rank(b))[0];
+  return best === undefined ? null : formatHostPort({ host: best, port: m.port });
+}
+
+/** Machines set up as backups with this network key, once each (by machine id). */
+function backupCandidates(found: readonly FoundMachine[]): MachinesOffers["backupCandidates"] {
+  const seen = new Set<string>();
+  const out: { name: string; address: string }[] = [];
+  for (const m of found) {
+    const address = offeredAddress(m);
+    if (m.role !== "backup" || m.keyMismatch || address === null || seen.has(m.id)) continue;
+    seen.add(m.id);
+    out.push({ name: m.name, address });
+  }
+  return out;
+}
+
 export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], permission: Permission, found: readonly FoundMachine[] = []): MachinesOffers {
   const main = isMain(s);
   const levelThreeClient = s.role === "client" && permission === 3;
@@ -65,7 +91,7 @@ export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], pe
   return {
     switchBackCard: main && s.failover?.state === "standby",
     addBackup,
-    backupCandidates: found.filter((m) => m.role === "backup" && !m.keyMismatch).flatMap((m) => m.addresses.map((host) => ({ name: m.name, address: formatHostPort({ host, port: m.port }) }))),
+    backupCandidates: backupCandidates(found),
     addBackupFromClient: levelThreeClient,
     permissions: main,
     rows: Object.fromEntries(rows.map((r) => [r.id, rowOffers(s, rows, r, permission)])),

@@ -43,16 +43,24 @@ test("Synced storage: every control says why not while the backup serves, and Au
   expect(storageOffers(statusFixture(), { ...folder, folder: null, autoPull: true }, false)).toMatchObject({ pull: "Set the show folder first.", autoPull: null });
 });
 
-test("Machines: Add Backup server proposes found backups with this key, IPv6 addresses in brackets", () => {
+test("Machines: Add Backup server proposes found backups with this key, once each, IPv4 before IPv6 before link-local, IPv6 in brackets", () => {
   const found = (over: Partial<FoundMachine>): FoundMachine => ({
     id: "d0d0d0d0d0d0d0d0", name: "studio-b", role: "backup", license: "server-with-failover", fingerprint: "0011223344556677", addresses: ["10.0.0.2", "fd00::2"], port: 7401, keyMismatch: false, ...over,
   });
   const status = statusFixture({ chip: "No backup", backup: null }, { pairing: null, peers: [] });
-  const machines = [found({}), found({ id: "e", addresses: ["10.0.0.3"], keyMismatch: true }), found({ id: "f", role: "client", addresses: ["10.0.0.4"] })];
+  const machines = [
+    found({}),
+    found({}), // the same machine seen twice (two interfaces): offered once
+    found({ id: "e", addresses: ["10.0.0.3"], keyMismatch: true }),
+    found({ id: "f", role: "client", addresses: ["10.0.0.4"] }),
+    found({ id: "g", name: "studio-v6", addresses: ["fe80::1", "fd00::7"] }),
+    found({ id: "h", name: "studio-ll", addresses: ["fe80::9"] }),
+  ];
   const o = machinesOffers(status, machineRows(status, machines, 1000), null, machines);
   expect(o.backupCandidates).toEqual([
     { name: "studio-b", address: "10.0.0.2:7401" },
-    { name: "studio-b", address: "[fd00::2]:7401" },
+    { name: "studio-v6", address: "[fd00::7]:7401" },
+    { name: "studio-ll", address: "[fe80::9]:7401" },
   ]);
   expect(machineRows(status, machines, 1000).find((r) => r.id === "d0d0d0d0d0d0d0d0")!.address).toBe("10.0.0.2:7401, [fd00::2]:7401");
 });
