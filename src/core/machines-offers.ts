@@ -11,7 +11,7 @@ import { failoverRole } from "./routing.ts";
 import type { MachineStatus } from "./status.ts";
 
 /** One action a row offers: switch back to the main, or remove the backup (each labelled, each may be shown disabled below level 3). */
-export type RowOffer = { readonly kind: "switch-back" | "remove-backup"; readonly allowed: boolean };
+export type RowOffer = { readonly kind: "switch-back" | "remove-backup" | "add-backup"; readonly allowed: boolean };
 
 export type MachinesOffers = {
   /** This main is back in standby and waits for someone to switch back (manual failback). */
@@ -44,8 +44,10 @@ function removable(s: MachineStatus, row: MachineRow): boolean {
   return isMain(s) && s.failover?.pairing?.peerId === row.id;
 }
 
-function rowOffers(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow, permission: Permission): RowOffer[] {
+function rowOffers(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow, permission: Permission, addBackup: MachinesOffers["addBackup"]): RowOffer[] {
   const offers: RowOffer[] = [];
+  // Add Backup server sits on the right of the Main server row (the form it opens is not a live part, so typing is never swapped away).
+  if (row.kind === "main" && addBackup === "form") offers.push({ kind: "add-backup", allowed: true });
   if (clientMaySwitchBackHere(s, rows, row)) offers.push({ kind: "switch-back", allowed: maySwitchBack(permission) });
   if (removable(s, row)) offers.push({ kind: "remove-backup", allowed: mayChangeBackup(permission) });
   return offers;
@@ -94,7 +96,7 @@ export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], pe
     backupCandidates: backupCandidates(found),
     addBackupFromClient: levelThreeClient,
     permissions: main,
-    rows: Object.fromEntries(rows.map((r) => [r.id, rowOffers(s, rows, r, permission)])),
+    rows: Object.fromEntries(rows.map((r) => [r.id, rowOffers(s, rows, r, permission, addBackup)])),
     pairedMain: pairedMain(s, permission),
   };
 }

@@ -75,7 +75,17 @@ function RowActions(props: { row: MachineRow; offers: readonly RowOffer[] }) {
   const { row } = props;
   return (
     <>
-      {props.offers.map((offer) => (offer.kind === "switch-back" ? <SwitchBackAction row={row} allowed={offer.allowed} /> : <RemoveBackupAction row={row} allowed={offer.allowed} />))}
+      {props.offers.map((offer) =>
+        offer.kind === "switch-back" ? (
+          <SwitchBackAction row={row} allowed={offer.allowed} />
+        ) : offer.kind === "add-backup" ? (
+          <a class="button primary" href="#backup-address" data-testid="add-backup-on-main-row">
+            Add Backup server
+          </a>
+        ) : (
+          <RemoveBackupAction row={row} allowed={offer.allowed} />
+        ),
+      )}
     </>
   );
 }

@@ -17,6 +17,13 @@ test("Machines: a server given a backup is a main (switch-back card, remove icon
   }
 });
 
+test("Machines: Add Backup server is on the right of the Main server row while no backup is paired", () => {
+  const alone = offers(statusFixture({ chip: "No backup", backup: null }, { pairing: null, peers: [] }));
+  expect(alone.addBackup).toBe("form");
+  expect(alone.rows["a1a1a1a1a1a1a1a1"]).toEqual([{ kind: "add-backup", allowed: true }]);
+  expect(offers(statusFixture()).rows["a1a1a1a1a1a1a1a1"]).toEqual([]);
+});
+
 test("Machines: a client's Backup row offers Switch back while the main waits in standby, and Remove always, as two actions; both need level 3", () => {
   const client = (mainState: string) =>
     statusFixture({ role: "client", roleLabel: "Client", showFile: null }, { pairing: null, peers: [peer({ id: "m", name: "main", role: "main", state: mainState }), peer()] });
@@ -26,7 +33,8 @@ test("Machines: a client's Backup row offers Switch back while the main waits in
   ]);
   expect(offers(client("active"), 3).rows["b0b0b0b0b0b0b0b0"]).toEqual([{ kind: "remove-backup", allowed: true }]);
   expect(offers(client("active"), 2).rows["b0b0b0b0b0b0b0b0"]).toEqual([{ kind: "remove-backup", allowed: false }]);
-  expect(offers(client("active"), 3).rows["m"]).toEqual([]);
+  expect(offers(client("active"), 3).rows["m"]).toEqual([{ kind: "add-backup", allowed: true }]);
+  expect(offers(client("active"), 2).rows["m"]).toEqual([]);
   expect(offers(client("active"), 2).addBackup).toBe("none");
   expect(offers(client("active"), 3)).toMatchObject({ addBackup: "form", addBackupFromClient: true, permissions: false, switchBackCard: false });
 });
