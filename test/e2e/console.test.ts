@@ -217,7 +217,7 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     const refusedIcon = level2.getByTestId("client-switch-back");
     await refusedIcon.waitFor({ timeout: 10_000 });
     expect(await refusedIcon.isDisabled()).toBe(true);
-    expect(await level2.getByText("Needs permission level 3").count()).toBe(1);
+    expect(await level2.getByText("Needs permission level 3").count()).toBe(2); // Switch back and Remove backup server each say why
     const forced = await fetch(`${machines["render-1"]!.proc.ui}/failover/switch-back`, { method: "POST", headers: { origin: machines["render-1"]!.proc.ui } });
     expect(forced.status).toBe(403); // the server refuses what the page shows disabled
     await level2.screenshot({ path: join(SHOTS, "level-2-client.png") });
