@@ -53,6 +53,12 @@ function rowOffers(s: MachineStatus, rows: readonly MachineRow[], row: MachineRo
   return offers;
 }
 
+/** A client holds no pairing: the main it hears names its backup, or a backup answers paired. */
+function clientSeesBackup(s: MachineStatus, rows: readonly MachineRow[]): boolean {
+  const mainPairs = (s.failover?.peers ?? []).some((p) => p.role === "main" && typeof p.pairedWith === "string");
+  return mainPairs || rows.some((r) => r.kind === "backup" && r.heard && r.wireState !== null && r.wireState !== "unpaired");
+}
+
 /** Only a backup's own pages (permission null) offer to forget its main. */
 function pairedMain(s: MachineStatus, permission: Permission): MachinesOffers["pairedMain"] {
   const pairing = s.failover?.pairing;
@@ -89,7 +95,7 @@ function backupCandidates(found: readonly FoundMachine[]): MachinesOffers["backu
 export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], permission: Permission, found: readonly FoundMachine[] = []): MachinesOffers {
   const main = isMain(s);
   const levelThreeClient = s.role === "client" && permission === 3;
-  const addBackup = !main && !levelThreeClient ? "none" : s.failover?.pairing ? "paired" : "form";
+  const addBackup = !main && !levelThreeClient ? "none" : s.failover?.pairing || (levelThreeClient && clientSeesBackup(s, rows)) ? "paired" : "form";
   return {
     switchBackCard: main && s.failover?.state === "standby",
     addBackup,

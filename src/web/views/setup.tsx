@@ -120,7 +120,7 @@ export function RoleSection(props: { view: SetupView; errors?: FieldErrors; save
           <label for="main">Main server's IP</label>
           <input id="main" name="main" value={main} placeholder="10.0.0.1" readonly={pinned.main} aria-invalid={errors.main ? "true" : undefined} />
           <FieldError errors={errors} field="main" />
-          {pinned.main ? pinnedNote("--main") : null}
+          {pinned.main ? pinnedNote("--main") : <p class="reason">A backup server may leave this empty: the main server adds it with Add Backup server.</p>}
         </div>
         <div class="for-connect-backup">
           {pinned.backup ? (

@@ -33,10 +33,15 @@ test("Machines: a client's Backup row offers Switch back while the main waits in
   ]);
   expect(offers(client("active"), 3).rows["b0b0b0b0b0b0b0b0"]).toEqual([{ kind: "remove-backup", allowed: true }]);
   expect(offers(client("active"), 2).rows["b0b0b0b0b0b0b0b0"]).toEqual([{ kind: "remove-backup", allowed: false }]);
-  expect(offers(client("active"), 3).rows["m"]).toEqual([{ kind: "add-backup", allowed: true }]);
+  // The client hears a backup serving or idle: no Add Backup server (it holds no pairing of its own to tell).
+  expect(offers(client("active"), 3).rows["m"]).toEqual([]);
   expect(offers(client("active"), 2).rows["m"]).toEqual([]);
+  const noBackup = statusFixture({ role: "client", roleLabel: "Client", showFile: null }, { pairing: null, peers: [peer({ id: "m", name: "main", role: "main", state: "active", pairedWith: null })] });
+  expect(offers(noBackup, 3)).toMatchObject({ addBackup: "form", rows: { m: [{ kind: "add-backup", allowed: true }] } });
+  const mainPairs = statusFixture({ role: "client", roleLabel: "Client", showFile: null }, { pairing: null, peers: [peer({ id: "m", name: "main", role: "main", state: "active", pairedWith: "b0b0b0b0b0b0b0b0" })] });
+  expect(offers(mainPairs, 3).addBackup).toBe("paired");
   expect(offers(client("active"), 2).addBackup).toBe("none");
-  expect(offers(client("active"), 3)).toMatchObject({ addBackup: "form", addBackupFromClient: true, permissions: false, switchBackCard: false });
+  expect(offers(client("active"), 3)).toMatchObject({ addBackup: "paired", addBackupFromClient: true, permissions: false, switchBackCard: false });
 });
 
 const folder: FolderState = { folder: "/srv/show", autoPull: false, problem: null, toPush: [], toPushCount: 0, job: null };
