@@ -66,6 +66,8 @@ export type FailoverRunnerOptions = {
   log: RunnerLog;
   /** Clients: the machine ids of the servers, as the peer handshake with their addresses proved them (servers know theirs from the pairing). */
   knownServers?: () => KnownServers;
+  /** Clients: a heartbeat came from a server's address that its proven identity does not back yet (a main back after an outage): prove it now. */
+  unprovenServer?: () => void;
   /** Whether this machine holds machine `id`'s key (then only heartbeats sealed by it speak in its name). */
   keyKnown?: (id: string) => boolean;
   /** This server's lane positions now (read every tick). */
@@ -224,6 +226,7 @@ export class FailoverRunner {
    */
   private refuseImpostor(hb: Heartbeat, from: Endpoint, sealedBy: string | null): void {
     this.untrustedHeartbeats++;
+    if (hb.role !== "client" && this.isConfiguredServer(hb.role, from)) this.options.unprovenServer?.();
     this.options.observer?.heartbeat?.(hb, "untrusted");
     const count = (this.impostors.get(hb.id) ?? 0) + 1;
     if (count > IMPOSTOR_WARN_AFTER || (!this.impostors.has(hb.id) && this.impostors.size >= MAX_WARNED_IMPOSTORS)) return;

@@ -256,6 +256,7 @@ export class PeerRuntime {
       lanes: this.data ? () => serverLanes(this.data!) : undefined,
       localApps: () => this.gateway.appCount,
       knownServers: () => this.serverIdentities?.known() ?? { main: null, backup: null },
+      unprovenServer: () => this.identifyServers(),
       keyKnown: (id) => this.heartbeatKeys.forReceiver(id) !== null,
       signer: this.heartbeatKeys,
       hooks: {
