@@ -74,7 +74,7 @@ export class MachineNode implements MachineControl {
     const node = new MachineNode(state, options.log);
     const ui = parseHostPort(state.snapshot.config.uiListen)!;
     try {
-      node.web = Bun.serve({ hostname: ui.host, port: ui.port, fetch: node.app.fetch, development: false });
+      node.web = Bun.serve({ hostname: ui.host, port: ui.port, reusePort: false, fetch: node.app.fetch, development: false });
     } catch (error) {
       throw listenError(error, ui, "--ui-listen");
     }
