@@ -3,13 +3,15 @@
  * understudy on a data dir or a setup-pages port that another one holds
  * stops at once with a line naming what is held and by whom.
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { executable } from "../support/executable.ts";
 import { startMachine, tempDir, type MachineProcess } from "../support/machine-process.ts";
 
 const running: MachineProcess[] = [];
+// The executable is built once per run: not inside the first test's time.
+beforeAll(() => executable().then(() => undefined), 180_000);
 afterAll(async () => {
   for (const m of running) if (m.proc.exitCode === null) await m.stop();
 });
