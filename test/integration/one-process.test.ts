@@ -62,7 +62,7 @@ test("a second start on a setup-pages port in use fails, naming the port; reques
   const port = new URL(first.ui).port;
   const second = await secondStart(["--data", tempDir(), "--ui-listen", `127.0.0.1:${port}`, "--peer-listen", "127.0.0.1:0"]);
   expect(second.code).not.toBe(0);
-  expect(second.err).toContain(`127.0.0.1:${port} (--ui-listen) is already in use`);
+  expect(second.err).toContain(`127.0.0.1:${port} (--ui-listen) is already in use by process ${first.proc.pid}`);
   const ids = new Set<string>();
   for (let i = 0; i < 6; i++) ids.add(((await (await fetch(`${first.ui}/api/status`)).json()) as { id: string }).id);
   expect(ids.size).toBe(1);
