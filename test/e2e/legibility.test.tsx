@@ -119,17 +119,17 @@ describe.skipIf(skipReason !== null)("legible from two metres, in Chromium at 19
   const measure = (page: Page) =>
     page.evaluate((min) => {
       const small: string[] = [];
-      for (const el of document.querySelectorAll<HTMLElement>("main td, main th, main dd, main dt, main .reason, main .lead, main p, main li, main label")) {
+      for (const el of Array.from(document.querySelectorAll("main td, main th, main dd, main dt, main .reason, main .lead, main p, main li, main label")) as HTMLElement[]) {
         if (!el.offsetParent || !el.textContent?.trim()) continue;
         const px = parseFloat(getComputedStyle(el).fontSize);
         if (px < min) small.push(`${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim().slice(0, 40)}" ${px}px`);
       }
       const overflowing: string[] = [];
       if (document.documentElement.scrollWidth > window.innerWidth) overflowing.push(`the page is ${document.documentElement.scrollWidth}px wide`);
-      for (const card of document.querySelectorAll<HTMLElement>(".card")) {
+      for (const card of Array.from(document.querySelectorAll(".card")) as HTMLElement[]) {
         if (card.scrollWidth > card.clientWidth + 1) overflowing.push(`#${card.id || card.className}: ${card.scrollWidth}px in ${card.clientWidth}px`);
         const box = card.getBoundingClientRect();
-        for (const child of card.querySelectorAll<HTMLElement>("table, form, p")) {
+        for (const child of Array.from(card.querySelectorAll("table, form, p")) as HTMLElement[]) {
           const r = child.getBoundingClientRect();
           if (r.right > box.right + 1) overflowing.push(`#${card.id} ${child.tagName.toLowerCase()} ends at ${Math.round(r.right)}px, its card at ${Math.round(box.right)}px`);
         }
