@@ -165,3 +165,13 @@ describe("client: a failback it has not heard the main's side of yet", () => {
     expect(statusChip(c.state, c.clock.now()).text).toBe("No server reachable");
   });
 });
+
+test("client: the backup's socket closing as it steps down, before its idle beat, is a switch underway too", () => {
+  const c = new Client();
+  c.run(300, backupActive(2));
+  c.on({ type: "linkBroken", peer: "backup" });
+  expect(c.follows).toBe("none");
+  expect(statusChip(c.state, c.clock.now()).text).toBe("Backup is active");
+  c.on(mainActive(3));
+  expect(c.follows).toBe("main@3");
+});
