@@ -40,7 +40,8 @@ function clientMaySwitchBackHere(s: MachineStatus, rows: readonly MachineRow[], 
 /** The Backup server row's delete icon removes it: on the main that holds the pairing, or on a client (the main does it, for level 3). */
 function removable(s: MachineStatus, row: MachineRow): boolean {
   if (row.kind !== "backup") return false;
-  if (s.role === "client") return true;
+  // A backup that answers unpaired has been removed already: nothing to remove.
+  if (s.role === "client") return row.wireState !== "unpaired";
   return isMain(s) && s.failover?.pairing?.peerId === row.id;
 }
 

@@ -40,6 +40,8 @@ test("Machines: a client's Backup row offers Switch back while the main waits in
   expect(offers(noBackup, 3)).toMatchObject({ addBackup: "form", rows: { m: [{ kind: "add-backup", allowed: true }] } });
   const mainPairs = statusFixture({ role: "client", roleLabel: "Client", showFile: null }, { pairing: null, peers: [peer({ id: "m", name: "main", role: "main", state: "active", pairedWith: "b0b0b0b0b0b0b0b0" })] });
   expect(offers(mainPairs, 3).addBackup).toBe("paired");
+  const removed = statusFixture({ role: "client", roleLabel: "Client", showFile: null }, { pairing: null, peers: [peer({ id: "m", role: "main", state: "active", pairedWith: null }), peer({ state: "unpaired" })] });
+  expect(offers(removed, 3).rows["b0b0b0b0b0b0b0b0"]).toEqual([]);
   expect(offers(client("active"), 2).addBackup).toBe("none");
   expect(offers(client("active"), 3)).toMatchObject({ addBackup: "paired", addBackupFromClient: true, permissions: false, switchBackCard: false });
 });
