@@ -21,6 +21,7 @@ import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, openAead, sealAead } from "./aead.ts"
 import { deriveBroadcastSealerKey, readUint64, systemRandom, uint64, type BroadcastKey, type RandomBytes } from "./crypto.ts";
 import { FrameKind, HEADER_BYTES, WIRE_VERSION, expectFrame } from "./envelope.ts";
 import { BroadcastEpochMismatch } from "./errors.ts";
+import type { BroadcastBatch } from "./broadcast-batch.ts";
 import type { FanoutGroups } from "./fanout-groups.ts";
 import type { FrameBatcher } from "./frame-batch.ts";
 import { isTopicMember, type SecureConnection } from "./secure-socket.ts";
@@ -93,8 +94,9 @@ const encoder = new TextEncoder();
  * One frame (its JSON text) to many connections: to one it goes on that connection's channel (into
  * its batch, when it has one); to many it is sealed once under `key` and handed to Bun once, as a
  * topic publish to exactly those connections (or, when some cannot join topics, written as the same
- * bytes to each), after their batches went out, so each connection keeps its order. Ids without a
- * connection are skipped.
+ * bytes to each), after their batches went out, so each connection keeps its order. With
+ * `broadcasts`, frames for the same connections in one turn of the event loop are sealed together
+ * (broadcast-batch.ts). Ids without a connection are skipped.
  */
 export function fanOut(
   text: string,
@@ -103,17 +105,33 @@ export function fanOut(
   key: BroadcastKey,
   groups: FanoutGroups,
   batches?: ReadonlyMap<string, FrameBatcher>,
+  broadcasts?: BroadcastBatch,
 ): void {
   const present = to.filter((id) => connections.has(id));
   if (present.length === 0) return;
   if (present.length === 1) {
+    broadcasts?.flushFor(present[0]!);
     const batch = batches?.get(present[0]!);
     if (batch) batch.push(text);
     else connections.get(present[0]!)!.send(encoder.encode(text));
     return;
   }
+  if (broadcasts) {
+    if (!broadcasts.pendingFor(present, key)) {
+      broadcasts.flush();
+      for (const id of present) batches?.get(id)?.flush();
+    }
+    broadcasts.add(text, present, key, (payload, ids) => publishSealed(sealBroadcast(key, payload), ids, connections, groups));
+    return;
+  }
   for (const id of present) batches?.get(id)?.flush();
-  const sealed = sealBroadcast(key, encoder.encode(text));
+  publishSealed(sealBroadcast(key, encoder.encode(text)), present, connections, groups);
+}
+
+/** One sealed broadcast to the connections `to` still open: one topic publish, or the same bytes to each. */
+function publishSealed(sealed: Uint8Array, to: readonly string[], connections: ReadonlyMap<string, SecureConnection>, groups: FanoutGroups): void {
+  const present = to.filter((id) => connections.has(id));
+  if (present.length === 0) return;
   const member = (id: string) => {
     const connection = connections.get(id);
     return connection && isTopicMember(connection) ? connection : undefined;
