@@ -44,6 +44,8 @@ const WARMUP = Number(process.env.WARMUP ?? 20_000);
 const WINDOW = 1000;
 /** How often the mosquitto burst runs again when it did not arrive whole, before the ratio is left out. */
 const REFERENCE_RETRIES = 2;
+/** How long every process's idle CPU is sampled before the workloads. */
+const IDLE_SAMPLE_MS = 3_000;
 /** A workload that has not finished by then is reported as not whole (the machine is overloaded). */
 const WORKLOAD_MS = 120_000;
 const PAD = "p".repeat(100);
@@ -233,10 +235,24 @@ function cpuNow(): Map<string, number> {
   return cpu;
 }
 
-/** CPU microseconds per message each process spent between two `cpuNow`s (only those that spent some). */
-function cpuPerMessage(before: Map<string, number>, after: Map<string, number>, count: number): string {
+/**
+ * CPU seconds per second each process spends with no messages flowing (heartbeats, timers): on a loaded
+ * machine a burst takes longer, and this idle share would otherwise count as CPU per message.
+ */
+const idleCpu = new Map<string, number>();
+async function measureIdleCpu(): Promise<void> {
+  const before = cpuNow();
+  const start = performance.now();
+  await Bun.sleep(IDLE_SAMPLE_MS);
+  const after = cpuNow();
+  const seconds = (performance.now() - start) / 1000;
+  for (const [name, s] of after) if (name !== "bench") idleCpu.set(name, (s - (before.get(name) ?? 0)) / seconds);
+}
+
+/** CPU microseconds per message each process spent between two `cpuNow`s `ms` apart, net of its idle CPU (only those that spent some). */
+function cpuPerMessage(before: Map<string, number>, after: Map<string, number>, count: number, ms: number): string {
   return [...after]
-    .map(([name, s]) => [name, ((s - (before.get(name) ?? 0)) * 1e6) / count] as const)
+    .map(([name, s]) => [name, ((s - (before.get(name) ?? 0) - (idleCpu.get(name) ?? 0) * (ms / 1000)) * 1e6) / count] as const)
     .filter(([, us]) => us >= 1)
     .map(([name, us]) => `${name} ${us.toFixed(1)}`)
     .join(", ");
@@ -252,7 +268,7 @@ async function burst(t: Transport, subscribers: number, count: number): Promise<
   }
   await waitUntil(`${t.name}: the burst delivered`, () => receivers.every((r) => r.seqs.length >= count), Math.max(1, WORKLOAD_MS - (performance.now() - start))).catch(() => {});
   const ms = performance.now() - start;
-  const cpu = cpuPerMessage(cpuBefore, cpuNow(), count);
+  const cpu = cpuPerMessage(cpuBefore, cpuNow(), count, ms);
   await Bun.sleep(100);
   const ok = whole(receivers, count);
   close();
@@ -297,6 +313,9 @@ function peakRssMiB(proc: Subprocess): number {
 try {
   const statusOf = async (ui: number) => (await (await fetch(`http://${at(ui)}/api/status`)).json()) as { failover?: { hubConnected: boolean } };
   await waitUntil("the clients on the main", async () => (await Promise.all([uiP, uiS].map(statusOf))).every((s) => s.failover?.hubConnected === true), 30_000);
+  await measureIdleCpu();
+  const idle = [...idleCpu].map(([name, s]) => `${name} ${(s * 1000).toFixed(0)}`).join(", ");
+  console.error(`idle CPU ms per second (subtracted from CPU per message): ${idle}`);
   const rows: string[] = [];
   const rates = new Map<string, number>();
   const cpus: string[] = [];
@@ -331,7 +350,7 @@ try {
       ...rows,
       "",
       `Ratio to mosquitto (1 -> 1 burst, only where both arrived whole): sealed ${ratio(rates.get(sealed.name), mosquittoRate)}, node MQTT ${ratio(rates.get(all[1]!.name), mosquittoRate)}.`,
-      `CPU microseconds per message in the 1 -> 1 burst (user + system, by process; less load-dependent than the rates): ${cpus.join("; ")}.`,
+      `CPU microseconds per message in the 1 -> 1 burst (user + system, by process, net of its idle CPU: ${idle} ms/s; less load-dependent than the rates): ${cpus.join("; ")}.`,
       `Peak RSS: ${rss}.`,
     ].join("\n"),
   );
