@@ -62,6 +62,12 @@ export interface StandIn {
 
 export interface GroupDecision {
   standIn: StandIn | null;
+  /** Why the routes last changed (the reason the commands carry). */
+  lastChange: SwitchReason;
+  /** Mains the operator sent back to air while unfit: not taken again until fit once more. */
+  declined: readonly string[];
+  /** The router's routes have been read once: a new active server adopts what it finds. */
+  adopted: boolean;
   /** Per main: since when it has been unfit (null when fit), and since when fit. */
   failedSince: Record<string, number | null>;
   fitSince: Record<string, number | null>;
@@ -112,6 +118,8 @@ export interface RouteCommand {
 export interface TransitionResult {
   state: EngineFailoverState;
   commands: RouteCommand[];
+  /** Why a manual switch was not made, for the operator. */
+  refusal?: string;
 }
 
 /** What the Health panel shows of one engine. */
@@ -128,4 +136,230 @@ export interface RouteWarning {
   destination: number;
   problem: "locked" | "router-disconnected";
   message: string;
+}
+
+export function initialEngineFailover(
+  groups: readonly BackupGroup[],
+  now: number,
+  timings: EngineFailoverTimings = DEFAULT_ENGINE_TIMINGS,
+): EngineFailoverState {
+  return {
+    groups,
+    timings,
+    startedAt: now,
+    engines: {},
+    decisions: {},
+    router: { connected: false, routes: [], locks: [] },
+    pending: {},
+  };
+}
+
+/** Why an engine is unfit for air at `now`, or "ok". An engine never heard counts from the start. */
+export function engineCondition(state: EngineFailoverState, machineId: string, now: number): EngineCondition {
+  const signals = state.engines[machineId];
+  const lastHeard = signals?.lastHeardAt ?? state.startedAt;
+  if (now - lastHeard > state.timings.silenceMs) return "silent";
+  if (signals?.healthy === false) return "unhealthy";
+  if (signals?.frames != null && signals.framesChangedAt != null && now - signals.framesChangedAt > state.timings.framesFrozenMs) {
+    return "frozen";
+  }
+  return "ok";
+}
+
+const NO_SIGNALS: EngineSignals = { lastHeardAt: null, healthy: null, frames: null, framesChangedAt: null };
+
+function withSignals(state: EngineFailoverState, machineId: string, change: (s: EngineSignals) => EngineSignals): EngineFailoverState {
+  return { ...state, engines: { ...state.engines, [machineId]: change(state.engines[machineId] ?? NO_SIGNALS) } };
+}
+
+function freshDecision(): GroupDecision {
+  return { standIn: null, lastChange: "switch-back", declined: [], adopted: false, failedSince: {}, fitSince: {} };
+}
+
+/** The next state and the router commands for `event` at `now`. */
+export function transition(state: EngineFailoverState, event: EngineFailoverEvent, now: number): TransitionResult {
+  let next = state;
+  let refusal: string | undefined;
+  switch (event.kind) {
+    case "heard":
+      next = withSignals(state, event.machineId, (s) => ({ ...s, lastHeardAt: now }));
+      break;
+    case "health":
+      next = withSignals(state, event.machineId, (s) => ({ ...s, healthy: event.healthy }));
+      break;
+    case "frames":
+      next = withSignals(state, event.machineId, (s) =>
+        s.frames === event.frames && s.framesChangedAt !== null ? s : { ...s, frames: event.frames, framesChangedAt: now },
+      );
+      break;
+    case "router":
+      next = { ...state, router: { connected: event.connected, routes: event.routes, locks: event.locks } };
+      break;
+    case "groups": {
+      const ids = new Set(event.groups.map((g) => g.id));
+      const decisions = Object.fromEntries(Object.entries(state.decisions).filter(([id]) => ids.has(id)));
+      next = { ...state, groups: event.groups, decisions };
+      break;
+    }
+    case "manual": {
+      const manual = manualSwitch(state, event, now);
+      next = manual.state;
+      refusal = manual.refusal;
+      break;
+    }
+    case "tick":
+      break;
+  }
+  const decided = decide(next, now);
+  const routed = routeCommands(decided, now);
+  return refusal === undefined ? routed : { ...routed, refusal };
+}
+
+function manualSwitch(
+  state: EngineFailoverState,
+  event: Extract<EngineFailoverEvent, { kind: "manual" }>,
+  now: number,
+): { state: EngineFailoverState; refusal?: string } {
+  const group = state.groups.find((g) => g.id === event.groupId);
+  if (!group || !group.mains.some((m) => m.machineId === event.mainId)) {
+    return { state, refusal: `no main engine "${event.mainId}" in backup group "${event.groupId}"` };
+  }
+  const d = state.decisions[group.id] ?? freshDecision();
+  if (event.to === "backup") {
+    const backupCondition = engineCondition(state, group.backup.machineId, now);
+    if (backupCondition !== "ok") {
+      return { state, refusal: `the backup engine "${group.backup.machineId}" is ${backupCondition}: it is not put on air` };
+    }
+    const current = d.standIn;
+    if (current && current.mainId !== event.mainId && engineCondition(state, current.mainId, now) !== "ok") {
+      return { state, refusal: `the backup engine is standing in for "${current.mainId}", which is still unfit: switch that one back first` };
+    }
+    const standIn: StandIn = { mainId: event.mainId, since: now, manual: true, reason: "manual" };
+    return { state: withDecision(state, group.id, { ...d, standIn, lastChange: "manual", declined: d.declined.filter((id) => id !== event.mainId) }) };
+  }
+  if (d.standIn?.mainId !== event.mainId) return { state };
+  const unfit = engineCondition(state, event.mainId, now) !== "ok";
+  const declined = unfit ? [...d.declined.filter((id) => id !== event.mainId), event.mainId] : d.declined;
+  return { state: withDecision(state, group.id, { ...d, standIn: null, lastChange: "manual", declined }) };
+}
+
+function withDecision(state: EngineFailoverState, groupId: string, d: GroupDecision): EngineFailoverState {
+  return { ...state, decisions: { ...state.decisions, [groupId]: d } };
+}
+
+function decide(state: EngineFailoverState, now: number): EngineFailoverState {
+  let next = state;
+  for (const group of state.groups) next = withDecision(next, group.id, decideGroup(next, group, now));
+  return next;
+}
+
+function decideGroup(state: EngineFailoverState, group: BackupGroup, now: number): GroupDecision {
+  const before = state.decisions[group.id] ?? freshDecision();
+  const failedSince: Record<string, number | null> = {};
+  const fitSince: Record<string, number | null> = {};
+  const conditions = new Map<string, EngineCondition>();
+  for (const main of group.mains) {
+    const condition = engineCondition(state, main.machineId, now);
+    conditions.set(main.machineId, condition);
+    failedSince[main.machineId] = condition === "ok" ? null : (before.failedSince[main.machineId] ?? now);
+    fitSince[main.machineId] = condition === "ok" ? (before.fitSince[main.machineId] ?? now) : null;
+  }
+  const declined = before.declined.filter((id) => conditions.get(id) !== "ok" && conditions.has(id));
+  const backupFit = engineCondition(state, group.backup.machineId, now) === "ok";
+  let d: GroupDecision = { ...before, failedSince, fitSince, declined };
+  if (!d.adopted && state.router.connected) d = { ...adoptRouter(state, group, d, conditions, now), adopted: true };
+  const standIn = d.standIn;
+  if (standIn && !conditions.has(standIn.mainId)) d = { ...d, standIn: null, lastChange: "switch-back" };
+  else if (standIn && !backupFit) d = { ...d, standIn: null, lastChange: "backup-failed" };
+  else if (standIn && !standIn.manual && group.switchBack === "auto") {
+    const fit = fitSince[standIn.mainId];
+    if (fit != null && now - fit >= group.holdTimeMs) d = { ...d, standIn: null, lastChange: "switch-back" };
+  }
+  if (d.standIn === null && backupFit && group.failoverMode === "auto") {
+    const failed = group.mains
+      .map((m, index) => ({ id: m.machineId, index, since: failedSince[m.machineId] }))
+      .filter((m): m is { id: string; index: number; since: number } => m.since != null && !declined.includes(m.id))
+      .sort((a, b) => a.since - b.since || a.index - b.index);
+    const first = failed[0];
+    if (first) {
+      const reason = conditions.get(first.id) as Exclude<EngineCondition, "ok">;
+      d = { ...d, standIn: { mainId: first.id, since: now, manual: false, reason }, lastChange: reason };
+    }
+  }
+  return d;
+}
+
+/** A new active server takes over a switch it finds on the router (all of a main's destinations on the backup). */
+function adoptRouter(
+  state: EngineFailoverState,
+  group: BackupGroup,
+  d: GroupDecision,
+  conditions: ReadonlyMap<string, EngineCondition>,
+  now: number,
+): GroupDecision {
+  if (d.standIn) return d;
+  for (const main of group.mains) {
+    const onBackup = main.outputs.every((o, i) => state.router.routes[o.destination] === group.backup.sources[i]);
+    if (!onBackup) continue;
+    const condition = conditions.get(main.machineId) ?? "ok";
+    // A fit main found on the backup was switched by hand: it stays until the operator says.
+    const standIn: StandIn =
+      condition === "ok"
+        ? { mainId: main.machineId, since: now, manual: true, reason: "manual" }
+        : { mainId: main.machineId, since: now, manual: false, reason: condition };
+    return { ...d, standIn, lastChange: standIn.reason };
+  }
+  return d;
+}
+
+/** Destination → the source wanted on it, with the engines involved. */
+export function wantedRoutes(state: EngineFailoverState): { groupId: string; destination: number; source: number; engine: string }[] {
+  const wanted: { groupId: string; destination: number; source: number; engine: string }[] = [];
+  for (const group of state.groups) {
+    const standIn = state.decisions[group.id]?.standIn;
+    for (const main of group.mains) {
+      const replaced = standIn?.mainId === main.machineId;
+      main.outputs.forEach((output, i) => {
+        const backupSource = group.backup.sources[i];
+        const source = replaced && backupSource !== undefined ? backupSource : output.source;
+        const engine = replaced ? group.backup.machineId : main.machineId;
+        wanted.push({ groupId: group.id, destination: output.destination, source, engine });
+      });
+    }
+  }
+  return wanted;
+}
+
+function engineOfSource(group: BackupGroup, source: number | null | undefined): string {
+  if (group.backup.sources.includes(source ?? -1)) return group.backup.machineId;
+  return group.mains.find((m) => m.outputs.some((o) => o.source === source))?.machineId ?? "unknown";
+}
+
+function routeCommands(state: EngineFailoverState, now: number): TransitionResult {
+  const { router } = state;
+  if (!router.connected) return { state, commands: [] };
+  const pending: Record<number, PendingRoute> = {};
+  const commands: RouteCommand[] = [];
+  for (const want of wantedRoutes(state)) {
+    const actual = router.routes[want.destination];
+    if (actual === want.source) continue;
+    // Another client's lock: never forced here (the Health panel shows it before it matters).
+    if (router.locks[want.destination] === "L") continue;
+    const sent = state.pending[want.destination];
+    if (sent && sent.source === want.source && now - sent.sentAt < state.timings.routeRetryMs) {
+      pending[want.destination] = sent;
+      continue;
+    }
+    const group = state.groups.find((g) => g.id === want.groupId)!;
+    pending[want.destination] = { source: want.source, sentAt: now };
+    commands.push({
+      groupId: want.groupId,
+      destination: want.destination,
+      source: want.source,
+      from: engineOfSource(group, actual),
+      to: want.engine,
+      reason: state.decisions[group.id]?.lastChange ?? "switch-back",
+    });
+  }
+  return { state: { ...state, pending }, commands };
 }
