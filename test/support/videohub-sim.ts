@@ -31,6 +31,8 @@ export class VideohubSim {
   silent = false;
   confirm = true;
   holdAcks = false;
+  /** Called after the router applies a route (the bench's stopwatch). */
+  onRoute: ((destination: number, source: number) => void) | null = null;
   /** Route requests seen, in order ("dest source"). */
   readonly requests: string[] = [];
   readonly #clients = new Map<number, Client>();
@@ -162,7 +164,10 @@ export class VideohubSim {
       const bad = changes.some(([d, s]) => !(d >= 0 && d < this.outputs && s >= 0 && s < this.inputs) || this.#lockedFor(client.id, d));
       if (this.nak || bad) return answer(false);
       return answer(true, () => {
-        for (const [d, s] of changes) this.routes[d] = s;
+        for (const [d, s] of changes) {
+          this.routes[d] = s;
+          this.onRoute?.(d, s);
+        }
         this.#broadcast(() => `VIDEO OUTPUT ROUTING:\n${changes.map(([d, s]) => `${d} ${s}`).join("\n")}\n\n`);
       });
     }
