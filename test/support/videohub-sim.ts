@@ -19,6 +19,8 @@ export interface VideohubSimOptions {
   outputs?: number;
   /** Older firmware ends its dump without `END PRELUDE:`. */
   endPrelude?: boolean;
+  /** Loopback address to listen on: "127.0.0.1" (default) or "::1". */
+  hostname?: string;
 }
 
 export class VideohubSim {
@@ -38,6 +40,7 @@ export class VideohubSim {
   readonly #clients = new Map<number, Client>();
   readonly #held: (() => void)[] = [];
   readonly #endPrelude: boolean;
+  readonly #hostname: string;
   #listener: TCPSocketListener<{ id: number }> | null = null;
   #nextId = 1;
   #connections = 0;
@@ -46,6 +49,7 @@ export class VideohubSim {
     this.inputs = options.inputs ?? 12;
     this.outputs = options.outputs ?? 12;
     this.#endPrelude = options.endPrelude ?? true;
+    this.#hostname = options.hostname ?? "127.0.0.1";
     this.routes = Array.from({ length: this.outputs }, (_, i) => i % this.inputs);
     this.lockOwners = Array.from({ length: this.outputs }, () => null);
   }
@@ -66,7 +70,7 @@ export class VideohubSim {
 
   start(): this {
     this.#listener = Bun.listen<{ id: number }>({
-      hostname: "127.0.0.1",
+      hostname: this.#hostname,
       port: 0,
       socket: {
         open: (socket) => {
