@@ -305,11 +305,10 @@ function adoptRouter(
     const onBackup = main.outputs.every((o, i) => state.router.routes[o.destination] === group.backup.sources[i]);
     if (!onBackup) continue;
     const condition = conditions.get(main.machineId) ?? "ok";
-    // A fit main found on the backup was switched by hand: it stays until the operator says.
-    const standIn: StandIn =
-      condition === "ok"
-        ? { mainId: main.machineId, since: now, manual: true, reason: "manual" }
-        : { mainId: main.machineId, since: now, manual: false, reason: condition };
+    // Taken over as automatic: a fit main returns after its hold time (when switch-back is
+    // automatic), so routes converge after a server failover; the previous server's manual
+    // flag is not known here.
+    const standIn: StandIn = { mainId: main.machineId, since: now, manual: false, reason: condition === "ok" ? "manual" : condition };
     return { ...d, standIn, lastChange: standIn.reason };
   }
   return d;

@@ -1,7 +1,8 @@
 /**
  * A small seeded world for the engine failover (docs/design.md §Render-engine backups):
  * engines that die, freeze, say they are unhealthy and flap; a router that applies
- * commands late or drops them; the production `transition` deciding. The
+ * commands late or drops them; server failovers (a fresh decision that reads the
+ * router); the production `transition` deciding. The
  * invariants are checked at every step; a failing seed replays.
  */
 import { backupGroupSchema, type BackupGroup } from "../../../src/core/backup-groups.ts";
@@ -50,6 +51,7 @@ const ENGINES = ["green", "blue", "spare-a", "red", "spare-b"];
 export interface EngineSimResult {
   violations: string[];
   switches: number;
+  serverFailovers: number;
   convergedAt: number | null;
 }
 
@@ -64,6 +66,7 @@ export function runEngineWorld(seed: number, faultMs = 40_000, calmMs = 20_000):
   const violations: string[] = [];
   let state: EngineFailoverState = initialEngineFailover(SIM_GROUPS, 0, TIMINGS);
   let switches = 0;
+  let serverFailovers = 0;
   let convergedAt: number | null = null;
   const feed = (event: EngineFailoverEvent, now: number) => {
     const before = state;
@@ -82,6 +85,13 @@ export function runEngineWorld(seed: number, faultMs = 40_000, calmMs = 20_000):
       truth.set(id, rng.pick(["running", "running", "dead", "frozen", "unhealthy"] as const));
     }
     if (now === faultMs) for (const id of ENGINES) truth.set(id, "running");
+    // A server failover: the new active server starts a fresh decision and reads the router;
+    // commands the old one sent may still land.
+    if (now < faultMs && rng.chance(0.005)) {
+      state = initialEngineFailover(SIM_GROUPS, now, TIMINGS);
+      fitSince.clear();
+      serverFailovers++;
+    }
     for (const id of ENGINES) {
       const t = truth.get(id)!;
       if (t === "dead") continue;
@@ -109,7 +119,7 @@ export function runEngineWorld(seed: number, faultMs = 40_000, calmMs = 20_000):
   if (convergedAt === null || convergedAt > bound) {
     violations.push(`C1 routes did not converge to the mains by ${bound} ms after faults stopped (converged at ${convergedAt})`);
   }
-  return { violations, switches, convergedAt };
+  return { violations, switches, serverFailovers, convergedAt };
 }
 
 /** I1: never an unfit engine wanted on air while a fit one is free; I2: a true fault is seen in time. */
@@ -133,7 +143,7 @@ function checkStep(state: EngineFailoverState, truth: ReadonlyMap<string, Truth>
       // Allowed only until the detector's bound has passed since the fault began.
       const lag = t === "dead" ? state.timings.silenceMs : t === "frozen" ? state.timings.framesFrozenMs : 0;
       const signals = state.engines[id];
-      const since = t === "dead" ? (signals?.lastHeardAt ?? 0) : t === "frozen" ? (signals?.framesChangedAt ?? 0) : now;
+      const since = t === "dead" ? (signals?.lastHeardAt ?? state.startedAt) : t === "frozen" ? (signals?.framesChangedAt ?? state.startedAt) : now;
       if (now - since > lag + 2 * STEP_MS) violations.push(`I2 ${now}: ${id} is ${t} but still judged fit`);
     }
   }

@@ -157,6 +157,13 @@ describe("engine failover decision", () => {
     expect(standIns(state)).toEqual({ spare: "green" });
   });
 
+  test("a new active server that finds a fit main on the backup returns it after the hold time", () => {
+    const steps: [number, EngineFailoverEvent][] = [[0, onAir(5, 1)]];
+    for (let t = 0; t <= 6_000; t += 1_000) steps.push(...heardAll(t));
+    const { commands } = run(steps);
+    expect(commands.map((c) => [c.destination, c.source, c.at])).toEqual([[10, 0, 5_000]]);
+  });
+
   test("manual switch to an unfit backup is refused with a reason", () => {
     const steps: [number, EngineFailoverEvent][] = [...startOk, [0, { kind: "health", machineId: "spare", healthy: false }], [10, { kind: "manual", groupId: "studio-a", mainId: "green", to: "backup" }]];
     const { commands, refusal } = run(steps);
