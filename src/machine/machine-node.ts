@@ -26,6 +26,7 @@ import type { Permission, PermissionLevel } from "../core/permissions.ts";
 import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/status-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { RosterEntry } from "../services/console-service.ts";
+import type { EngineBackups } from "../store/backup-groups-file.ts";
 import { FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
 import { checkShowFolder } from "../services/show-folder/show-folder-setting.ts";
 import { ReadOnlyWhileBackupServes } from "../services/files-service.ts";
@@ -362,6 +363,16 @@ export class MachineNode implements MachineControl {
     if (!this.peer) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
     this.peer.console.setLevel(machineId, level);
     this.log.info("permission level set", { machine: machineId, level });
+  }
+
+  backupGroups(): Promise<EngineBackups> {
+    if (!this.peer) throw new AppError("STAND_ALONE", "A stand-alone machine has no render engines to back up: make it a server or a client first.", { status: 409 });
+    return this.peer.console.groups();
+  }
+
+  saveBackupGroups(backups: EngineBackups): Promise<void> {
+    if (!this.peer) throw new AppError("STAND_ALONE", "A stand-alone machine has no render engines to back up: make it a server or a client first.", { status: 409 });
+    return this.peer.console.saveGroups(backups);
   }
 
   /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */
