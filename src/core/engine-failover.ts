@@ -271,9 +271,12 @@ function decideGroup(state: EngineFailoverState, group: BackupGroup, now: number
   const standIn = d.standIn;
   if (standIn && !conditions.has(standIn.mainId)) d = { ...d, standIn: null, lastChange: "switch-back" };
   else if (standIn && !backupFit) d = { ...d, standIn: null, lastChange: "backup-failed" };
-  else if (standIn && !standIn.manual && group.switchBack === "auto") {
+  else if (standIn && !standIn.manual && conditions.get(standIn.mainId) === "ok") {
     const fit = fitSince[standIn.mainId];
-    if (fit != null && now - fit >= group.holdTimeMs) d = { ...d, standIn: null, lastChange: "switch-back" };
+    const held = group.switchBack === "auto" && fit != null && now - fit >= group.holdTimeMs;
+    // A fit main waiting out its hold gives the backup up to a main that has failed since.
+    const needed = group.failoverMode === "auto" && group.mains.some((m) => failedSince[m.machineId] != null && !declined.includes(m.machineId));
+    if (held || needed) d = { ...d, standIn: null, lastChange: "switch-back" };
   }
   if (d.standIn === null && backupFit && group.failoverMode === "auto") {
     const failed = group.mains

@@ -122,6 +122,20 @@ describe("engine failover decision", () => {
     expect(back[0]!.at).toBeGreaterThanOrEqual(4_500 + 5_000);
   });
 
+  test("a main waiting out its hold gives the backup up to a main that fails meanwhile (sim seed 10)", () => {
+    const steps: [number, EngineFailoverEvent][] = [
+      ...startOk,
+      [100, { kind: "health", machineId: "blue", healthy: false }],
+      [100, onAir(0, 5)],
+      [1_000, { kind: "health", machineId: "blue", healthy: true }],
+      ...heardAll(2_000),
+      [2_000, { kind: "health", machineId: "green", healthy: false }],
+    ];
+    const { commands, state } = run(steps);
+    expect(commands.map((c) => [c.destination, c.source, c.at])).toEqual([[11, 5, 100], [10, 5, 2_000], [11, 1, 2_000]]);
+    expect(standIns(state)).toEqual({ spare: "green" });
+  });
+
   test("switch back manual: stays on the backup until the operator says", () => {
     const g = { ...group, switchBack: "manual" as const };
     const steps: [number, EngineFailoverEvent][] = [...startOk, [100, { kind: "health", machineId: "green", healthy: false }], [100, router([...Array(10).fill(null), 5, 1])], [200, { kind: "health", machineId: "green", healthy: true }]];
