@@ -35,6 +35,8 @@ export type RouterEvent =
   | { kind: "routes"; changes: readonly { destination: number; source: number }[]; snapshot: RouterSnapshot }
   | { kind: "locks"; changes: readonly { destination: number; lock: LockState }[]; snapshot: RouterSnapshot }
   | { kind: "labels"; snapshot: RouterSnapshot }
+  /** The router sent something we could not read; it was ignored and nothing changed. */
+  | { kind: "error"; error: RouterError }
   /** The connection ended; the driver retries with back-off until closed. */
   | { kind: "disconnected"; error: RouterError };
 
