@@ -134,6 +134,7 @@ export class EngineWatch {
 
   private routerEvent(event: RouterEvent): void {
     if (!this.active) return;
+    if (event.kind === "error") return this.ports.log.warn("router error", { message: event.error.message });
     if (event.kind === "disconnected") this.feed({ kind: "router", connected: false, routes: this.state.router.routes, locks: this.state.router.locks });
     else this.feed({ kind: "router", connected: true, routes: event.snapshot.routes, locks: event.snapshot.locks });
   }

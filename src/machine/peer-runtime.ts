@@ -43,6 +43,7 @@ import { ConsoleActions, PERMISSION_REFRESH_MS } from "./console-actions.ts";
 import { fetchShowFileLog, logEntryOf } from "../services/show-file-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import { ROLE_PLANS, type RolePlan } from "./role-plan.ts";
+import { engineWatchOnHub } from "./engine-hub.ts";
 import { peerStatus, type PeerStatus } from "./peer-status.ts";
 import { resolveHost } from "./resolve-host.ts";
 import { copyMark, openServerData, serverLanes, type ServerData } from "./server-data.ts";
@@ -239,6 +240,7 @@ export class PeerRuntime {
     });
     this.heartbeats = heartbeats;
     const hub = this.data?.hub ?? null;
+    const engines = this.plan.watchesEngines ? engineWatchOnHub({ clock: systemClock, wallNow: () => wallClock.now(), timers: systemTimers, attachApp: (n, d) => this.gateway.attachApp(n, d), backups: () => this.console.localGroups(), heard: () => this.runner?.status().peers ?? [], log, stops: this.timers }) : null;
     this.runner = new FailoverRunner({
       role: this.role,
       id: identity.id,
@@ -260,11 +262,11 @@ export class PeerRuntime {
       signer: this.heartbeatKeys,
       hooks: {
         startServing: (epoch) => {
-          hub?.startServing(epoch);
+          hub?.startServing(epoch), engines?.watch.activate();
           log.info("serving the Data Hub", { epoch });
         },
         stopServing: (epoch) => {
-          hub?.stopServing();
+          hub?.stopServing(), engines?.watch.deactivate();
           log.info("stopped serving the Data Hub", { epoch });
         },
         catchUp: (_epoch, done) => void this.catchUp().then(() => done(true), (error) => done(false, (error as Error).message)),
