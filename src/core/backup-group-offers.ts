@@ -19,3 +19,11 @@ export function backupGroupEditRefusal(s: MachineStatus, permission: Permission)
 
 /** Main-engine rows the group form offers; a group uses as many as it fills. */
 export const MAIN_ROWS = 4;
+
+/** Null when this page may switch engines by hand (the active server's own pages); otherwise why not. */
+export function engineSwitchRefusal(s: MachineStatus, permission: Permission, active: boolean): string | null {
+  if (s.failover === null) return "A stand-alone machine switches no engines.";
+  if (permission !== null) return "Engines are switched by hand on the Health panel of the server that serves the network.";
+  if (!active) return "This server does not serve the network now: the server that serves switches the engines.";
+  return null;
+}

@@ -375,6 +375,16 @@ export class MachineNode implements MachineControl {
     return this.peer.console.saveGroups(backups);
   }
 
+  /** The render engines' failover as this server runs it (machine/engine-watch.ts); null on a client. */
+  engineHealth() {
+    return this.peer?.engines?.view() ?? null;
+  }
+
+  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): void {
+    if (!this.peer?.engines) throw new AppError("NOT_A_SERVER", "Engines are switched on the Health panel of the server that serves the network.", { status: 409 });
+    this.peer.engines.manual(groupId, mainId, to);
+  }
+
   /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */
   private applyDiscovery(): void {
     const { config } = this.state.snapshot;

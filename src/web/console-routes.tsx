@@ -24,9 +24,10 @@ import { registerStorage, storageView, type StorageControl } from "./storage-rou
 import { withDefaultPort } from "./forms.ts";
 import type { RosterEntry } from "../services/console-service.ts";
 import { registerBackupGroups, type BackupGroupsControl } from "./backup-group-routes.tsx";
+import { registerHealth, type HealthControl } from "./health-routes.tsx";
 
 /** What the console needs from the machine (the Synced storage panel's part in storage-routes.tsx). */
-export interface ConsoleControl extends StorageControl, BackupGroupsControl {
+export interface ConsoleControl extends StorageControl, BackupGroupsControl, HealthControl {
   status(): MachineStatus;
   discovered(): Discovered;
   history(): HistorySnapshot;
@@ -94,6 +95,7 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
         return <>{bar}<StorageLive view={{ ...storageView(machine), status }} /></>;
       case "setup":
       case "backup-groups":
+      case "health":
         return bar;
     }
   };
@@ -111,6 +113,7 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
   app.get("/routing", (c) => c.html(<RoutingPage status={machine.status()} rows={machinesView().rows} />));
   registerStorage(app, machine);
   registerBackupGroups(app, machine);
+  registerHealth(app, machine);
   app.get("/metrics", (c) => c.text(renderMetrics(machine.status(), machine.history()), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
 
   app.post("/machines/backup", async (c) => {

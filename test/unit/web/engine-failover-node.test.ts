@@ -46,10 +46,31 @@ test("a main engine's machine stopping puts the backup's source on the router's 
   expect((await formPost(main.node, "/backup-groups", group)).status).toBe(200);
   await waitFor("the main server connects to the router", () => sim.clientCount === 1, 10_000);
 
+  const health = async () => (await main.node.app.request("http://localhost/health")).text();
+  await waitFor("the Health panel shows render-1 on air, as the router reports it", async () => (await health()).includes("render-1 – OK") && (await health()).includes("Destination 5 ← source 1"), 10_000);
+
   await render1.node.stop();
   running.splice(running.indexOf(render1.node), 1);
   await waitFor("the router's destination 5 shows the backup's source 9", () => sim.routes[4] === 8, 15_000);
+  await waitFor("the Health panel shows the switch", async () => (await health()).includes("render-1 – FAILED (silent) → switched to render-spare"), 10_000);
+  expect(await health()).toContain("Destination 5 ← source 9");
 
   render1 = await node({ role: "client", main: mainAt, name: "render-1" }, key, render1Dir);
   await waitFor("switched back to render-1's source 1", () => sim.routes[4] === 0, 15_000);
 }, 60_000);
+
+test("a destination locked by another router client is shown on the Health panel before any engine fails", async () => {
+  const key = nacl.randomBytes(32);
+  const sim = new VideohubSim().start();
+  sims.push(sim);
+  const main = await node({ role: "main" }, key);
+  const engine = "00000000000000a1";
+  expect((await formPost(main.node, "/backup-groups/router", { router: `127.0.0.1:${sim.port}`, routerEnabled: "on" })).status).toBe(200);
+  const group = { name: "Green", main0: engine, main0Sources: "1", main0Destinations: "5", backup: "00000000000000b1", backupSources: "9", mode: "auto", switchBack: "auto", holdSeconds: "1" };
+  expect((await formPost(main.node, "/backup-groups", group)).status).toBe(200);
+  await waitFor("the main server connects to the router", () => sim.clientCount === 1, 10_000);
+  sim.lockByOther(4);
+  const health = async () => (await main.node.app.request("http://localhost/health")).text();
+  await waitFor("the lock is shown", async () => (await health()).includes("LOCKED by another client"), 10_000);
+  expect(await health()).toContain('data-testid="health-warning"');
+}, 30_000);
