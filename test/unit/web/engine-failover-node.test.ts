@@ -74,3 +74,32 @@ test("a destination locked by another router client is shown on the Health panel
   await waitFor("the lock is shown", async () => (await health()).includes("LOCKED by another client"), 10_000);
   expect(await health()).toContain('data-testid="health-warning"');
 }, 30_000);
+
+test("the operator switches to the backup and back on the Health panel (twice alike); a page of another origin switches nothing", async () => {
+  const key = nacl.randomBytes(32);
+  const sim = new VideohubSim().start();
+  sims.push(sim);
+  sim.routes[4] = 0;
+  const main = await node({ role: "main" }, key);
+  const mainAt = main.node.status().peerListen!;
+  const render1 = await node({ role: "client", main: mainAt, name: "render-1" }, key);
+  const spare = await node({ role: "client", main: mainAt, name: "render-spare" }, key);
+  const [render1Id, spareId] = [render1.node.status().id, spare.node.status().id];
+  await waitFor("the main hears both engines", () => [render1Id, spareId].every((id) => main.node.status().failover!.peers.some((p) => p.id === id)), 10_000);
+  expect((await formPost(main.node, "/backup-groups/router", { router: `127.0.0.1:${sim.port}`, routerEnabled: "on" })).status).toBe(200);
+  const group = { name: "Green", main0: render1Id, main0Sources: "1", main0Destinations: "5", backup: spareId, backupSources: "9", mode: "manual", switchBack: "manual", holdSeconds: "1" };
+  expect((await formPost(main.node, "/backup-groups", group)).status).toBe(200);
+  const health = async () => (await main.node.app.request("http://localhost/health")).text();
+  await waitFor("the router is read", async () => (await health()).includes("Destination 5 ← source 1"), 10_000);
+
+  const forged = await formPost(main.node, "/health/switch", { group: "green", main: render1Id, to: "backup" }, { origin: "http://evil.example" });
+  expect(forged.status).toBe(403);
+  for (let i = 0; i < 2; i++) expect((await formPost(main.node, "/health/switch", { group: "green", main: render1Id, to: "backup" })).status).toBe(200);
+  await waitFor("the backup on air", () => sim.routes[4] === 8, 10_000);
+  expect((await formPost(main.node, "/health/switch", { group: "green", main: render1Id, to: "main" })).status).toBe(200);
+  await waitFor("the main back on air", () => sim.routes[4] === 0, 10_000);
+  expect((await formPost(main.node, "/health/switch", { group: "nope", main: render1Id, to: "main" })).status).toBe(409);
+  // A client's own page does not switch: the active server does.
+  expect((await formPost(render1.node, "/health/switch", { group: "green", main: render1Id, to: "backup" })).status).toBe(403);
+  expect(sim.routes[4]).toBe(0);
+}, 40_000);
