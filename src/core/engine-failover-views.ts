@@ -4,7 +4,9 @@
  * failovers that would not happen (a locked destination, no router), and
  * whom each backup stands in for. Pure reads of the decision's state.
  */
-import { engineCondition, type EngineFailoverState, type EngineStatus, type RouteWarning } from "./engine-failover.ts";
+import { engineCondition, type EngineFailoverState, type EngineStatus, type RouteCommand, type RouteWarning } from "./engine-failover.ts";
+import { InvalidInput } from "./errors.ts";
+import { routerSwitchEventSchema, type RouterSwitchEvent } from "./router.ts";
 
 /** Each engine of every group, by machine id. */
 export function engineStatuses(state: EngineFailoverState, now: number): Record<string, EngineStatus> {
@@ -89,4 +91,36 @@ export function standIns(state: EngineFailoverState): Record<string, string | nu
 /** True when any engine is off air and replaced or failed: the status chip gains an engine state. */
 export function anyEngineOffAir(statuses: Readonly<Record<string, EngineStatus>>): boolean {
   return Object.values(statuses).some((s) => s.kind === "replaced" || s.kind === "failed-no-backup");
+}
+
+/** The "via API" event for a switch the router confirmed (published on ROUTER_SWITCH_TOPIC, MQTT and /api). */
+export function switchEvent(command: RouteCommand, wallMs: number): RouterSwitchEvent {
+  return routerSwitchEventSchema.parse({
+    groupId: command.groupId,
+    destination: command.destination,
+    source: command.source,
+    from: command.from,
+    to: command.to,
+    reason: command.reason,
+    at: Math.max(0, Math.round(wallMs)),
+  });
+}
+
+/**
+ * An engine's retained health value: "ok" / "unhealthy", a boolean, or
+ * `{ "healthy": boolean }`; anything else is an InvalidInput and changes nothing.
+ */
+export function parseEngineHealth(value: unknown): boolean {
+  if (value === "ok" || value === true) return true;
+  if (value === "unhealthy" || value === false) return false;
+  if (typeof value === "object" && value !== null && typeof (value as { healthy?: unknown }).healthy === "boolean") {
+    return (value as { healthy: boolean }).healthy;
+  }
+  throw new InvalidInput(`an engine's health is "ok", "unhealthy", true, false or {"healthy": …}; got ${JSON.stringify(value)?.slice(0, 40)}`, "health");
+}
+
+/** An engine's retained frame counter: a non-negative integer. */
+export function parseEngineFrames(value: unknown): number {
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
+  throw new InvalidInput(`an engine's frame counter is a non-negative integer; got ${JSON.stringify(value)?.slice(0, 40)}`, "frames");
 }

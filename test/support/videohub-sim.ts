@@ -19,6 +19,8 @@ export interface VideohubSimOptions {
   outputs?: number;
   /** Older firmware ends its dump without `END PRELUDE:`. */
   endPrelude?: boolean;
+  /** Loopback address to listen on: "127.0.0.1" (default) or "::1". */
+  hostname?: string;
 }
 
 export class VideohubSim {
@@ -31,11 +33,14 @@ export class VideohubSim {
   silent = false;
   confirm = true;
   holdAcks = false;
+  /** Called after the router applies a route (the bench's stopwatch). */
+  onRoute: ((destination: number, source: number) => void) | null = null;
   /** Route requests seen, in order ("dest source"). */
   readonly requests: string[] = [];
   readonly #clients = new Map<number, Client>();
   readonly #held: (() => void)[] = [];
   readonly #endPrelude: boolean;
+  readonly #hostname: string;
   #listener: TCPSocketListener<{ id: number }> | null = null;
   #nextId = 1;
   #connections = 0;
@@ -44,6 +49,7 @@ export class VideohubSim {
     this.inputs = options.inputs ?? 12;
     this.outputs = options.outputs ?? 12;
     this.#endPrelude = options.endPrelude ?? true;
+    this.#hostname = options.hostname ?? "127.0.0.1";
     this.routes = Array.from({ length: this.outputs }, (_, i) => i % this.inputs);
     this.lockOwners = Array.from({ length: this.outputs }, () => null);
   }
@@ -64,7 +70,7 @@ export class VideohubSim {
 
   start(): this {
     this.#listener = Bun.listen<{ id: number }>({
-      hostname: "127.0.0.1",
+      hostname: this.#hostname,
       port: 0,
       socket: {
         open: (socket) => {
@@ -162,7 +168,10 @@ export class VideohubSim {
       const bad = changes.some(([d, s]) => !(d >= 0 && d < this.outputs && s >= 0 && s < this.inputs) || this.#lockedFor(client.id, d));
       if (this.nak || bad) return answer(false);
       return answer(true, () => {
-        for (const [d, s] of changes) this.routes[d] = s;
+        for (const [d, s] of changes) {
+          this.routes[d] = s;
+          this.onRoute?.(d, s);
+        }
         this.#broadcast(() => `VIDEO OUTPUT ROUTING:\n${changes.map(([d, s]) => `${d} ${s}`).join("\n")}\n\n`);
       });
     }

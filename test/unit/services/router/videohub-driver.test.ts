@@ -57,9 +57,11 @@ describe("Videohub driver against the simulated router", () => {
     expect(sim.requests).toEqual(["3 7"]);
   });
 
-  test("IPv4 loopback by name works as well (::1 needs a router listening there)", async () => {
-    const { driver } = setup({}, "localhost");
+  test("IPv6: a router on [::1] is read and routed", async () => {
+    const { driver, sim } = setup({ hostname: "::1" }, "[::1]");
     await driver.connect();
+    await driver.route(1, 2);
+    expect(sim.routes[1]).toBe(2);
   });
 
   test("NAK is a ROUTER_NAK and changes nothing", async () => {
