@@ -10,8 +10,8 @@
  */
 import type { Clock, Timers } from "../core/clock.ts";
 import { engineReplacesKey, initialEngineFailover, transition, type EngineFailoverEvent, type EngineFailoverState, type RouteCommand } from "../core/engine-failover.ts";
-import { engineStatuses, routeWarnings, standIns } from "../core/engine-failover-views.ts";
-import { ROUTER_SWITCH_TOPIC, type RouterDriver, type RouterEvent, type RouterSwitchEvent } from "../core/router.ts";
+import { engineStatuses, routeWarnings, standIns, switchEvent } from "../core/engine-failover-views.ts";
+import { ROUTER_SWITCH_TOPIC, type RouterDriver, type RouterEvent } from "../core/router.ts";
 import type { EngineBackups } from "../store/backup-groups-file.ts";
 import type { Logger } from "../log.ts";
 import { AppError } from "../core/errors.ts";
@@ -153,8 +153,7 @@ export class EngineWatch {
     if (!router) return;
     router.driver.route(command.destination, command.source).then(
       () => {
-        const event: RouterSwitchEvent = { ...command, at: this.ports.wallNow() };
-        this.ports.publish(ROUTER_SWITCH_TOPIC, event);
+        this.ports.publish(ROUTER_SWITCH_TOPIC, switchEvent(command, this.ports.wallNow()));
         this.ports.log.info("router switched", { group: command.groupId, destination: command.destination, source: command.source, from: command.from, to: command.to, reason: command.reason });
       },
       (error: unknown) => this.ports.log.warn("router switch failed", { destination: command.destination, source: command.source, message: (error as Error).message }),
