@@ -27,6 +27,7 @@ import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/
 import { loadStatusHistory, saveStatusHistory } from "../store/status-history-file.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { RosterEntry } from "../services/console-service.ts";
+import type { EngineBackups } from "../store/backup-groups-file.ts";
 import { FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
 import { checkShowFolder } from "../services/show-folder/show-folder-setting.ts";
 import { ReadOnlyWhileBackupServes } from "../services/files-service.ts";
@@ -364,6 +365,26 @@ export class MachineNode implements MachineControl {
     if (!this.peer) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
     this.peer.console.setLevel(machineId, level);
     this.log.info("permission level set", { machine: machineId, level });
+  }
+
+  backupGroups(): Promise<EngineBackups> {
+    if (!this.peer) throw new AppError("STAND_ALONE", "A stand-alone machine has no render engines to back up: make it a server or a client first.", { status: 409 });
+    return this.peer.console.groups();
+  }
+
+  saveBackupGroups(backups: EngineBackups): Promise<void> {
+    if (!this.peer) throw new AppError("STAND_ALONE", "A stand-alone machine has no render engines to back up: make it a server or a client first.", { status: 409 });
+    return this.peer.console.saveGroups(backups);
+  }
+
+  /** The render engines' failover as this server runs it (machine/engine-watch.ts); null on a client. */
+  engineHealth() {
+    return this.peer?.engines?.view() ?? null;
+  }
+
+  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): void {
+    if (!this.peer?.engines) throw new AppError("NOT_A_SERVER", "Engines are switched on the Health panel of the server that serves the network.", { status: 409 });
+    this.peer.engines.manual(groupId, mainId, to);
   }
 
   /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */
