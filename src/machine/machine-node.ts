@@ -17,6 +17,7 @@ import type { RoleForm } from "../web/forms.ts";
 import { staticAssets } from "../web/static-assets.ts";
 import type { SetupView } from "../web/view-models/setup-view.ts";
 import { PeerRuntime } from "./peer-runtime.ts";
+import type { FailoverStatus } from "./peer-status.ts";
 import { listenError } from "../net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
 import type { FromHubFrame } from "../hub/frames.ts";
@@ -27,6 +28,7 @@ import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/
 import { loadStatusHistory, saveStatusHistory } from "../store/status-history-file.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { RosterEntry } from "../services/console-service.ts";
+import type { EngineBackups } from "../store/backup-groups-file.ts";
 import { FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
 import { checkShowFolder } from "../services/show-folder/show-folder-setting.ts";
 import { ReadOnlyWhileBackupServes } from "../services/files-service.ts";
@@ -128,23 +130,7 @@ export class MachineNode implements MachineControl {
       storage: peer?.storage ?? null,
       replication: peer?.replication ?? null,
       hub: peer?.hub ?? null,
-      failover: failover && {
-        state: failover.state,
-        epoch: failover.epoch,
-        activeEpoch: failover.activeEpoch,
-        activeServer: failover.activeServer,
-        hubConnected: failover.hubConnected,
-        queued: failover.queued,
-        kept: failover.kept,
-        keptDroppedEarly: failover.keptDroppedEarly,
-        chipProgress: failover.chipProgress,
-        localApps: failover.localApps,
-        peers: failover.peers,
-        pairing: failover.pairing,
-        refusal: failover.refusal,
-        showFileReadOnly: failover.showFileReadOnly,
-        timeoutMs: config.failoverTimeoutMs,
-      },
+      failover: failover && failoverFacts(failover, config.failoverTimeoutMs),
     };
   }
 
@@ -377,6 +363,26 @@ export class MachineNode implements MachineControl {
     this.log.info("permission level set", { machine: machineId, level });
   }
 
+  backupGroups(): Promise<EngineBackups> {
+    if (!this.peer) throw new AppError("STAND_ALONE", "A stand-alone machine has no render engines to back up: make it a server or a client first.", { status: 409 });
+    return this.peer.console.groups();
+  }
+
+  saveBackupGroups(backups: EngineBackups): Promise<void> {
+    if (!this.peer) throw new AppError("STAND_ALONE", "A stand-alone machine has no render engines to back up: make it a server or a client first.", { status: 409 });
+    return this.peer.console.saveGroups(backups);
+  }
+
+  /** The render engines' failover as this server runs it (machine/engine-watch.ts); null on a client. */
+  engineHealth() {
+    return this.peer?.engines?.view() ?? null;
+  }
+
+  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): void {
+    if (!this.peer?.engines) throw new AppError("NOT_A_SERVER", "Engines are switched on the Health panel of the server that serves the network.", { status: 409 });
+    this.peer.engines.manual(groupId, mainId, to);
+  }
+
   /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */
   private applyDiscovery(): void {
     const { config } = this.state.snapshot;
@@ -436,4 +442,9 @@ export class MachineNode implements MachineControl {
     this.web = null;
     this.log.info("stopped");
   }
+}
+
+/** The status's failover facts: the peer runtime's, less its raw chip (the status carries it above), with the timeout pages judge "heard" by. */
+function failoverFacts({ chip: _chip, ...facts }: FailoverStatus, timeoutMs: number): NonNullable<MachineStatus["failover"]> {
+  return { ...facts, timeoutMs };
 }

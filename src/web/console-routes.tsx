@@ -24,9 +24,11 @@ import { StorageLive } from "./views/storage.tsx";
 import { registerStorage, storageView, type StorageControl } from "./storage-routes.tsx";
 import { withDefaultPort } from "./forms.ts";
 import type { RosterEntry } from "../services/console-service.ts";
+import { registerBackupGroups, type BackupGroupsControl } from "./backup-group-routes.tsx";
+import { registerHealth, type HealthControl } from "./health-routes.tsx";
 
 /** What the console needs from the machine (the Synced storage panel's part in storage-routes.tsx). */
-export interface ConsoleControl extends StorageControl {
+export interface ConsoleControl extends StorageControl, BackupGroupsControl, HealthControl {
   status(): MachineStatus;
   discovered(): Discovered;
   history(): HistorySnapshot;
@@ -93,6 +95,8 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
       case "storage":
         return <>{bar}<StorageLive view={{ ...storageView(machine), status }} /></>;
       case "setup":
+      case "backup-groups":
+      case "health":
         return bar;
     }
   };
@@ -109,6 +113,8 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
   app.get("/delays", (c) => c.html(<DelaysPage status={machine.status()} history={history()} />));
   app.get("/routing", (c) => c.html(<RoutingPage status={machine.status()} rows={machinesView().rows} />));
   registerStorage(app, machine);
+  registerBackupGroups(app, machine);
+  registerHealth(app, machine);
   app.get("/metrics", (c) => c.text(renderMetrics(machine.status(), machine.history()), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
 
   app.post("/machines/backup", async (c) => {
