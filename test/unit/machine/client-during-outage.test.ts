@@ -12,7 +12,8 @@ import { nodesPerTest, setUpDataDir, startNode } from "../../support/machine-nod
 import { waitFor } from "../../support/wait-for.ts";
 
 const fresh = nodesPerTest();
-const FAST = { heartbeatMs: "50", failoverTimeoutMs: "250" };
+// The switch window is one failover timeout: the defaults leave room for a loaded test machine.
+const FAST = { heartbeatMs: "100", failoverTimeoutMs: "1000" };
 
 test("a client connected during an outage lists the main as soon as it hears it and moves back without a No server reachable blink", async () => {
   const key = nacl.randomBytes(32);
