@@ -9,6 +9,7 @@
  * by a level-3 client through the main.
  */
 import { AppError } from "../core/errors.ts";
+import type { Failback, MainEvent } from "../core/failover/types.ts";
 import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
 import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
 import { acceptConsole, acceptLevelQuestions, askAddBackup, askAllLevels, askGroups, askLevel, askRemoveBackup, askSaveGroups, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
@@ -24,8 +25,8 @@ export type ConsoleActionsOptions = {
   secure: SecureSocketOptions;
   /** The failover state name now ("standby", "active", …), null before the runner runs. */
   failoverState: () => string | null;
-  /** Feeds the core the switch-back event. */
-  allowSwitchBack: () => void;
+  /** Feeds the main's core an operator's event (switch back, a new failback setting). */
+  feedMain: (event: MainEvent) => void;
   /** The main hears this client now. */
   hearsClient: (machineId: string) => boolean;
   /** A server: the clients it hears now (id, name, address, state, local apps). */
@@ -103,6 +104,11 @@ export class ConsoleActions {
     return ask(main);
   }
 
+  /** The failback setting saved on the main's setup page, applied now (a waiting main goes back when it turns automatic). */
+  setFailback(failback: Failback): void {
+    if (this.options.role === "main") this.options.feedMain({ type: "setFailback", failback });
+  }
+
   /** A server's groups (the main's, or the backup's copy of them); none on a client, which asks (`groups`). */
   localGroups(): EngineBackups {
     return this.groupsFile?.read() ?? NO_ENGINE_BACKUPS;
@@ -141,7 +147,7 @@ export class ConsoleActions {
   private switchBackHere(): string {
     const state = this.options.failoverState();
     if (state === "standby") {
-      this.options.allowSwitchBack();
+      this.options.feedMain({ type: "switchBack" });
       return "Switching back to the main server…";
     }
     if (state === "active") return "The main server serves the network.";

@@ -129,7 +129,7 @@ export class PeerRuntime {
       dataDir: options.dataDir,
       secure: this.secure,
       failoverState: () => this.runner?.status().state ?? null,
-      allowSwitchBack: () => this.runner?.feed({ type: "switchBack" }),
+      feedMain: (event) => this.runner?.feed(event),
       hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
       heardClients: () =>
         (this.runner?.status().peers ?? [])
@@ -261,6 +261,7 @@ export class PeerRuntime {
       lanes: this.data ? () => serverLanes(this.data!) : undefined,
       localApps: () => this.gateway.appCount,
       knownServers: () => this.serverIdentities?.known() ?? { main: null, backup: null },
+      unprovenServer: () => this.identifyServers(),
       keyKnown: (id) => this.heartbeatKeys.forReceiver(id) !== null,
       signer: this.heartbeatKeys,
       hooks: {
@@ -353,8 +354,7 @@ export class PeerRuntime {
    * servers it knows. Unchanged addresses change nothing.
    */
   async updateServers(main: string | null, backup: string | null): Promise<void> {
-    const next = { main: await resolveHost(parseHostPort(main ?? "")), backup: await resolveHost(parseHostPort(backup ?? "")) };
-    this.servers = next;
+    this.servers = { main: await resolveHost(parseHostPort(main ?? "")), backup: await resolveHost(parseHostPort(backup ?? "")) };
     this.runner?.setServers(this.heartbeatTargets());
     this.identifyServers();
   }
