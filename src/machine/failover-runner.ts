@@ -206,7 +206,8 @@ export class FailoverRunner {
     const judged = this.signed?.incoming(hb.id, hb, this.knownServers(), sealedBy, now);
     if (judged?.log) this.options.log.warn(judged.log, { from: formatHostPort(from) });
     const beat = judged ? { ...beatBody(hb), epoch: judged.epoch, activeEpoch: judged.activeEpoch } : beatBody(hb);
-    this.feed({ type: "heartbeat", id: hb.id, beat, ...(judged ? { witnessMsAgo: judged.witnessMsAgo } : {}) });
+    const echoSentAt = hb.echo?.boot === this.options.boot ? hb.echo.sentAt : undefined;
+    this.feed({ type: "heartbeat", id: hb.id, beat, ...(judged ? { witnessMsAgo: judged.witnessMsAgo } : {}), ...(echoSentAt !== undefined ? { echoSentAt } : {}) });
   }
 
   /** The machines this one knows as the servers (core/heartbeat-trust.ts). */
