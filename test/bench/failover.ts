@@ -76,7 +76,7 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     machine("client", pa, ua, servers, "client a");
     machine("client", pc, uc, servers, "client c");
     const chip = async (ui: number) => ((await (await fetch(`http://127.0.0.1:${ui}/api/status`)).json()) as { chip: string; failover: { hubConnected: boolean } });
-    await waitFor(async () => (await Promise.all([ua, uc, ub].map(chip))).every((s) => s.chip === "Backup is idle" && s.failover.hubConnected), 15_000);
+    await waitFor(async () => (await Promise.all([ua, uc, ub].map(chip))).every((s) => s.chip === "Backup is idle" && s.failover.hubConnected), 60_000);
 
     const received = new Map<number, number>();
     const sub = Bun.spawn([bin, "sub", "bench/#", "--node", `127.0.0.1:${pc}`, "--key", keyFile, "--count", String(MESSAGES), "--timeout-ms", "30000"], { stdout: "pipe", stderr: "ignore" });
