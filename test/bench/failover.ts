@@ -108,7 +108,11 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     const gapMs = resumedAt - faultAt;
     if (gapMs > OUTLIER_MS) {
       console.error(`outlier: ${fault} ${preset.name}: ${gapMs.toFixed(0)} ms (load ${await loadAverage()}); logged since the fault:`);
-      for (const l of logs.filter((l) => l.at >= faultAt - 50)) console.error(`  +${(l.at - faultAt).toFixed(0)} ms ${l.who}: ${l.line.slice(0, 300)}`);
+      const since = logs.filter((l) => l.at >= faultAt - 50);
+      // Stalls are counted, not listed: on a loaded machine they come every few ticks.
+      const stalls = since.filter((l) => l.line.includes("stalled for"));
+      console.error(`  ${stalls.length} stall warnings meanwhile, the first at +${stalls.length > 0 ? (stalls[0]!.at - faultAt).toFixed(0) : "-"} ms`);
+      for (const l of since.filter((l) => !stalls.includes(l)).slice(0, 30)) console.error(`  +${(l.at - faultAt).toFixed(0)} ms ${l.who}: ${l.line.slice(0, 200)}`);
     }
     if (fault === "stop") main.kill("SIGCONT");
     // The publisher exits 0 only once every message was acknowledged: then anything missing was lost.
