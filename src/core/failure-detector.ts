@@ -69,16 +69,9 @@ export function watch(now: number): Liveness {
   return { since: now, lastHeardAt: null, brokenAt: null };
 }
 
-/**
- * A heartbeat arrived: the peer is alive, and a broken socket is forgiven (it reconnected), but
- * only when the heartbeat proves the peer alive after the break: `aliveAfter` is the send time
- * (this machine's clock) of our own heartbeat it echoes. A datagram the peer sent before it died,
- * read after its socket's close (a loaded machine reads both in one turn), must not undo the break
- * and leave the failover to the timeout. Left out: the heartbeat is taken as proof.
- */
-export function heard(l: Liveness, now: number, aliveAfter?: number): Liveness {
-  const stale = l.brokenAt !== null && aliveAfter !== undefined && aliveAfter < l.brokenAt;
-  return { since: l.since, lastHeardAt: now, brokenAt: stale ? l.brokenAt : null };
+/** A heartbeat arrived: the peer is alive, and a broken socket is forgiven (it reconnected). */
+export function heard(l: Liveness, now: number): Liveness {
+  return { since: l.since, lastHeardAt: now, brokenAt: null };
 }
 
 /** A socket to the peer broke: down at once, until it is heard again. */

@@ -206,8 +206,7 @@ export class FailoverRunner {
     const judged = this.signed?.incoming(hb.id, hb, this.knownServers(), sealedBy, now);
     if (judged?.log) this.options.log.warn(judged.log, { from: formatHostPort(from) });
     const beat = judged ? { ...beatBody(hb), epoch: judged.epoch, activeEpoch: judged.activeEpoch } : beatBody(hb);
-    const echoSentAt = hb.echo?.boot === this.options.boot ? hb.echo.sentAt : undefined;
-    this.feed({ type: "heartbeat", id: hb.id, beat, ...(judged ? { witnessMsAgo: judged.witnessMsAgo } : {}), ...(echoSentAt !== undefined ? { echoSentAt } : {}) });
+    this.feed({ type: "heartbeat", id: hb.id, beat, ...(judged ? { witnessMsAgo: judged.witnessMsAgo } : {}) });
   }
 
   /** The machines this one knows as the servers (core/heartbeat-trust.ts). */

@@ -89,7 +89,7 @@ export function backupTransition(prev: BackupState, ev: BackupEvent, now: number
       next = pruneClients(s, now);
       break;
     case "heartbeat": {
-      const r = absorbHeartbeat(s, "backup", ev.id, ev.beat, now, fx, ev.witnessMsAgo, ev.echoSentAt);
+      const r = absorbHeartbeat(s, "backup", ev.id, ev.beat, now, fx, ev.witnessMsAgo);
       next = ev.beat.role === "main" && r.state.pairing !== null && ev.id === r.state.pairing.peerId ? hearMain(r.state, ev.beat, now, fx) : r.state;
       replyTo = r.replyTo;
       break;

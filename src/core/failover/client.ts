@@ -63,7 +63,7 @@ export function clientTransition(prev: ClientState, ev: ClientEvent, now: number
     case "heartbeat": {
       const role = ev.beat.role;
       if (role === "client") break;
-      const view: ServerView = { live: heard(s.servers[role].live, now, ev.echoSentAt), beat: ev.beat };
+      const view: ServerView = { live: heard(s.servers[role].live, now), beat: ev.beat };
       next = { ...s, epoch: Math.max(s.epoch, ev.beat.epoch), servers: { ...s.servers, [role]: view } };
       break;
     }

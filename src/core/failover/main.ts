@@ -106,7 +106,7 @@ export function mainTransition(prev: MainState, ev: MainEvent, now: number): Ste
       next = pruneClients(s, now);
       break;
     case "heartbeat": {
-      const r = absorbHeartbeat(s, "main", ev.id, ev.beat, now, fx, ev.witnessMsAgo, ev.echoSentAt);
+      const r = absorbHeartbeat(s, "main", ev.id, ev.beat, now, fx, ev.witnessMsAgo);
       next = ev.beat.role === "backup" && ev.id === s.peerId ? noteDisowned(r.state, ev.beat, now) : r.state;
       replyTo = r.replyTo;
       break;

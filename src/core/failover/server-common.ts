@@ -92,7 +92,6 @@ export function absorbHeartbeat<S extends ServerBase>(
   now: number,
   fx: Effect[],
   witnessMsAgo?: number | null,
-  echoSentAt?: number,
 ): { state: S; replyTo: Peer | null } {
   if (beat.role === "client") {
     const heardMainAt = beat.msSinceHeardMain === null ? null : now - beat.msSinceHeardMain;
@@ -114,7 +113,7 @@ export function absorbHeartbeat<S extends ServerBase>(
   if (beat.role === otherRole(self)) {
     // Only the server this one paired with has a say; another machine in that role is ignored.
     if (s.peerId === null || id !== s.peerId) return { state: s, replyTo: null };
-    const other: ServerView = { live: heard(s.other.live, now, echoSentAt), beat };
+    const other: ServerView = { live: heard(s.other.live, now), beat };
     return { state: learnEpoch({ ...s, other, heardNetworkAt: now }, beat.epoch, fx), replyTo: null };
   }
   // A second machine claiming our own role is a configuration mistake; it gets no say.

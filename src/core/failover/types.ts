@@ -58,10 +58,8 @@ export type CommonEvent =
    * A heartbeat arrived (already authenticated and de-duplicated; epochs as certified, core/signed-claims.ts);
    * `id` is the sender's machine id. `witnessMsAgo`: from a client, how long ago the main's own signed token
    * proves it heard the main (null: no proof); left out, the client's word is taken (unit tests of the rules).
-   * `echoSentAt`: when this machine sent the heartbeat the sender echoes (its own clock), so the sender was
-   * alive after then; a broken socket is forgiven only by a heartbeat alive after the break (failure-detector.ts `heard`).
    */
-  | { readonly type: "heartbeat"; readonly id: string; readonly beat: BeatBody; readonly witnessMsAgo?: number | null; readonly echoSentAt?: number }
+  | { readonly type: "heartbeat"; readonly id: string; readonly beat: BeatBody; readonly witnessMsAgo?: number | null }
   /** A socket to that server broke (replication socket, or a client's Data Hub socket). */
   | { readonly type: "linkBroken"; readonly peer: ServerRole };
 

@@ -102,17 +102,6 @@ describe("client: which server to follow", () => {
     expect(toBackup?.type === "send" && toBackup.beat.msSinceHeardMain).toBeNull();
   });
 
-  test("a heartbeat the main sent before its hub socket broke, read after the break, keeps the main dropped", () => {
-    const c = new Client();
-    c.run(300, mainActive(1), backupIdle(1));
-    c.on({ type: "linkBroken", peer: "main" });
-    c.on({ ...mainActive(1), echoSentAt: c.clock.now() - 50 } as ClientEvent);
-    expect(c.follows).toBe("none");
-    c.clock.advance(1);
-    c.on({ ...mainActive(1), echoSentAt: c.clock.now() } as ClientEvent);
-    expect(c.follows).toBe("main@1");
-  });
-
   test("after a stall of its own the client keeps its server until it has read what queued up", () => {
     const c = new Client();
     c.run(300, mainActive(1));

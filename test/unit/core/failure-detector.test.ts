@@ -55,8 +55,6 @@ describe("verdict (heartbeat 100 ms, timeout 1000 ms)", () => {
     ["heard 1000 ms ago", heardAt500, 1500, "down"],
     ["socket broke after the last heartbeat", broke(heardAt500, 510), 510, "down"],
     ["heard again after the socket broke", heard(broke(heardAt500, 510), 520), 520, "alive"],
-    ["heard after the break, echoing our heartbeat from after it", heard(broke(heardAt500, 510), 520, 512), 520, "alive"],
-    ["heard after the break, but echoing our heartbeat from before it (sent before the peer died)", heard(broke(heardAt500, 510), 520, 490), 520, "down"],
   ];
   for (const [name, l, now, expected] of table) {
     test(`${name}: ${expected}`, () => expect(verdict(l, now, t)).toBe(expected));
