@@ -11,11 +11,10 @@ import { join } from "node:path";
 import nacl from "tweetnacl";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
 import { FilesService, type FilesMode } from "../../../src/services/files-service.ts";
-import { newServerSocketData, secureServerHandlers } from "../../../src/net/secure-socket.ts";
 import type { PushResult } from "../../../src/services/show-file-protocol.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { createStores, type Stores } from "../../../src/store/stores.ts";
-import { answerIdentity } from "../../support/peer-identity.ts";
+import { serveBarePeer } from "../../support/peer-identity.ts";
 
 export class TestShowFiles {
   readOnly = false;
@@ -90,14 +89,5 @@ export function startForwardingNode(main: ReturnType<typeof startFilesServer>) {
 }
 
 function serveFiles(options: { networkKey: Uint8Array; machine: nacl.SignKeyPair }, service: FilesService) {
-  return Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(request, srv) {
-      const identity = answerIdentity(request, options.networkKey);
-      if (identity) return identity;
-      return srv.upgrade(request, { data: newServerSocketData(options, "client", "/files") }) ? undefined : new Response("no", { status: 400 });
-    },
-    websocket: secureServerHandlers(options, (connection) => service.accept(connection), () => {}),
-  });
+  return serveBarePeer(options, (connection) => service.accept(connection), { path: "/files" });
 }

@@ -8,23 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
 import { rpcServer, type RpcHandler } from "../../../src/net/rpc.ts";
-import { newServerSocketData, secureServerHandlers } from "../../../src/net/secure-socket.ts";
-import { answerIdentity } from "../../support/peer-identity.ts";
+import { serveBarePeer } from "../../support/peer-identity.ts";
 
 export function startLyingMain(handlers: Record<string, RpcHandler>) {
   const networkKey = nacl.randomBytes(32);
   const options = { networkKey, machine: nacl.sign.keyPair() };
   const all: Record<string, RpcHandler> = { "files.route": () => ({ forwardTo: null }), ...handlers };
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(request, srv) {
-      const identity = answerIdentity(request, options.networkKey);
-      if (identity) return identity;
-      return srv.upgrade(request, { data: newServerSocketData(options, "client", "/files") }) ? undefined : new Response("no", { status: 400 });
-    },
-    websocket: secureServerHandlers(options, (connection) => rpcServer(connection, all), () => {}),
-  });
+  const server = serveBarePeer(options, (connection) => rpcServer(connection, all), { path: "/files" });
   const keyDir = mkdtempSync(join(tmpdir(), "understudy-lying-key-"));
   const keyFile = join(keyDir, "network.key");
   writeFileSync(keyFile, formatNetworkKey(networkKey));

@@ -8,9 +8,9 @@ import nacl from "tweetnacl";
 import { fanOut, openBroadcast, broadcastEpoch } from "../../../src/net/broadcast.ts";
 import { deriveBroadcastKey } from "../../../src/net/crypto.ts";
 import { FanoutGroups } from "../../../src/net/fanout-groups.ts";
-import { connectSecure, newServerSocketData, secureServerHandlers, type SecureConnection, type TopicMember } from "../../../src/net/secure-socket.ts";
+import { connectSecure, type SecureConnection, type TopicMember } from "../../../src/net/secure-socket.ts";
 import { waitFor } from "../../support/wait-for.ts";
-import { answerIdentity } from "../../support/peer-identity.ts";
+import { serveBarePeer } from "../../support/peer-identity.ts";
 
 const networkKey = nacl.randomBytes(32);
 const key = deriveBroadcastKey(networkKey, 5);
@@ -95,24 +95,14 @@ test("over real sockets: one seal and one publish reach every subscriber, in ord
   const options = { networkKey, machine: nacl.sign.keyPair() };
   const accepted = new Map<string, SecureConnection>();
   let next = 0;
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(request, srv) {
-      const identity = answerIdentity(request, options.networkKey);
-      if (identity) return identity;
-      const publish = (topic: string, frame: Uint8Array) => srv.publish(topic, frame);
-      return srv.upgrade(request, { data: newServerSocketData(options, "client", "/hub", null, publish) }) ? undefined : new Response("no", { status: 400 });
+  const server = serveBarePeer(
+    options,
+    (connection) => {
+      accepted.set(`c${++next}`, connection);
+      return { message() {}, close() {} };
     },
-    websocket: secureServerHandlers(
-      options,
-      (connection) => {
-        accepted.set(`c${++next}`, connection);
-        return { message() {}, close() {} };
-      },
-      () => {},
-    ),
-  });
+    { path: "/hub", publish: true },
+  );
   servers.push(server);
   const address = `127.0.0.1:${server.port}`;
   const received: string[][] = [[], [], []];

@@ -3,8 +3,8 @@ import nacl from "tweetnacl";
 import { z } from "zod";
 import { AppError } from "../../../src/core/errors.ts";
 import { RpcClient, rpcServer } from "../../../src/net/rpc.ts";
-import { connectSecure, newServerSocketData, secureServerHandlers } from "../../../src/net/secure-socket.ts";
-import { answerIdentity } from "../../support/peer-identity.ts";
+import { connectSecure } from "../../../src/net/secure-socket.ts";
+import { serveBarePeer } from "../../support/peer-identity.ts";
 
 const networkKey = nacl.randomBytes(32);
 const servers: ReturnType<typeof Bun.serve>[] = [];
@@ -23,30 +23,21 @@ async function failure(call: Promise<unknown>): Promise<string> {
 
 async function pair() {
   const options = { networkKey, machine: nacl.sign.keyPair() };
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(request, srv) {
-      const identity = answerIdentity(request, options.networkKey);
-      if (identity) return identity;
-      return srv.upgrade(request, { data: newServerSocketData(options, "client", "/files") }) ? undefined : new Response("no", { status: 400 });
-    },
-    websocket: secureServerHandlers(
-      options,
-      (connection) =>
-        rpcServer(connection, {
-          add: (params) => {
-            const { a, b } = z.object({ a: z.number(), b: z.number() }).parse(params);
-            return a + b;
-          },
-          refuse: () => {
-            throw new AppError("READ_ONLY", "The main server is down: file changes can't be pushed or pulled until it is back", { status: 409 });
-          },
-          slow: () => Bun.sleep(200).then(() => "late"),
-        }),
-      () => {},
-    ),
-  });
+  const server = serveBarePeer(
+    options,
+    (connection) =>
+      rpcServer(connection, {
+        add: (params) => {
+          const { a, b } = z.object({ a: z.number(), b: z.number() }).parse(params);
+          return a + b;
+        },
+        refuse: () => {
+          throw new AppError("READ_ONLY", "The main server is down: file changes can't be pushed or pulled until it is back", { status: 409 });
+        },
+        slow: () => Bun.sleep(200).then(() => "late"),
+      }),
+    { path: "/files" },
+  );
   servers.push(server);
   const client = new RpcClient();
   client.attach(await connectSecure(`127.0.0.1:${server.port}`, "/files", { networkKey, machine: nacl.sign.keyPair() }, () => client.events()));

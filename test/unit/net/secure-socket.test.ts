@@ -2,9 +2,9 @@ import { afterEach, expect, test } from "bun:test";
 import nacl from "tweetnacl";
 import { deriveBroadcastKey } from "../../../src/net/crypto.ts";
 import { openBroadcast, sealBroadcast } from "../../../src/net/broadcast.ts";
-import { connectSecure, newServerSocketData, secureServerHandlers, type SecureSocketOptions } from "../../../src/net/secure-socket.ts";
+import { connectSecure, type SecureSocketOptions } from "../../../src/net/secure-socket.ts";
 import { waitFor } from "../../support/wait-for.ts";
-import { answerIdentity } from "../../support/peer-identity.ts";
+import { serveBarePeer } from "../../support/peer-identity.ts";
 
 const networkKey = nacl.randomBytes(32);
 const servers: ReturnType<typeof Bun.serve>[] = [];
@@ -13,29 +13,19 @@ afterEach(() => {
 });
 
 function serve(options: SecureSocketOptions, received: string[], refused: string[]) {
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(request, srv) {
-      const identity = answerIdentity(request, options.networkKey);
-      if (identity) return identity;
-      if (srv.upgrade(request, { data: newServerSocketData(options, "client", new URL(request.url).pathname) })) return undefined;
-      return new Response("no", { status: 400 });
-    },
-    websocket: secureServerHandlers(
-      options,
-      (connection, path) => ({
-        message(payload) {
-          const text = new TextDecoder().decode(payload);
-          received.push(`${path}:${text}`);
-          connection.send(new TextEncoder().encode(`echo ${text}`));
-          connection.sendSealed(sealBroadcast(deriveBroadcastKey(networkKey, 3), new TextEncoder().encode(`all ${text}`)));
-        },
-        close() {},
-      }),
-      (_address, error) => refused.push(error.code),
-    ),
-  });
+  const server = serveBarePeer(
+    options,
+    (connection, path) => ({
+      message(payload) {
+        const text = new TextDecoder().decode(payload);
+        received.push(`${path}:${text}`);
+        connection.send(new TextEncoder().encode(`echo ${text}`));
+        connection.sendSealed(sealBroadcast(deriveBroadcastKey(networkKey, 3), new TextEncoder().encode(`all ${text}`)));
+      },
+      close() {},
+    }),
+    { onRefused: (_address, error) => refused.push(error.code) },
+  );
   servers.push(server);
   return `127.0.0.1:${server.port}`;
 }

@@ -13,10 +13,10 @@ import nacl from "tweetnacl";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
 import { AssetClient, ASSET_PATH } from "../../../src/services/asset-protocol.ts";
 import { AssetService, type AssetMode, type Replicated } from "../../../src/services/asset-service.ts";
-import { connectSecure, newServerSocketData, secureServerHandlers, type SecureConnection } from "../../../src/net/secure-socket.ts";
+import { connectSecure, type SecureConnection } from "../../../src/net/secure-socket.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { createStores, type Stores } from "../../../src/store/stores.ts";
-import { answerIdentity } from "../../support/peer-identity.ts";
+import { serveBarePeer } from "../../support/peer-identity.ts";
 
 export type AssetNode = {
   address: string;
@@ -73,30 +73,21 @@ export function startAssetNode(
     net: secureDialer(secure),
     ...(options.afterCommit ? { afterCommit: options.afterCommit } : {}),
   });
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(request, srv) {
-      const identity = answerIdentity(request, secure.networkKey);
-      if (identity) return identity;
-      return srv.upgrade(request, { data: newServerSocketData(secure, "client", ASSET_PATH) }) ? undefined : new Response("no", { status: 400 });
+  const server = serveBarePeer(
+    secure,
+    (connection) => {
+      connections.add(connection);
+      const events = service.accept(connection);
+      return {
+        ...events,
+        close: (reason) => {
+          connections.delete(connection);
+          events.close(reason);
+        },
+      };
     },
-    websocket: secureServerHandlers(
-      secure,
-      (connection) => {
-        connections.add(connection);
-        const events = service.accept(connection);
-        return {
-          ...events,
-          close: (reason) => {
-            connections.delete(connection);
-            events.close(reason);
-          },
-        };
-      },
-      () => {},
-    ),
-  });
+    { path: ASSET_PATH },
+  );
   node.address = `127.0.0.1:${server.port}`;
   return node;
 }
