@@ -61,6 +61,42 @@ export function filesRoute(s: NodeState | null, now: number, knowsMain: boolean)
   return knowsMain ? { kind: "forward", to: "main" } : { kind: "no-server" };
 }
 
+/**
+ * The one read-only rule for the show file: pushes and pulls wait for the
+ * main exactly when show-file calls are routed nowhere but "read-only" (the
+ * backup serves, or a main is not yet active again). The page's offer and the
+ * routing ask this, so they cannot disagree.
+ */
+export function showFileReadOnly(s: NodeState | null, now: number, knowsMain: boolean): boolean {
+  return filesRoute(s, now, knowsMain).kind === "read-only";
+}
+
+/** The servers a machine knows by role, as addresses of any kind. */
+export type ServerAddresses<A> = { readonly main: A | null; readonly backup: A | null };
+
+/**
+ * Where the failover runner sends heartbeats (docs/design.md §Heartbeats and
+ * freshness): a main to the backup it is paired with (never a backup merely
+ * named in its setup), a backup to the main its setup names, a client to both.
+ */
+export function heartbeatTargets<A>(role: Role, setup: ServerAddresses<A>, pairedBackup: A | null): ServerAddresses<A> {
+  if (role === "main") return { main: null, backup: pairedBackup };
+  if (role === "backup") return { main: setup.main, backup: null };
+  return setup;
+}
+
+/**
+ * When the backup copies the main's lanes (docs/design.md §Lanes and
+ * replication), and from which server: while it is paired and not serving
+ * (syncing or idle), from the main. Decided from the core's phase, not from
+ * the hub's writable flag, so the copy stops the moment the core decides to
+ * serve and starts again the moment it steps down.
+ */
+export function replicationSource(s: NodeState | null): ServerRole | null {
+  if (s === null || s.role !== "backup" || s.peerId === null) return null;
+  return s.phase.kind === "syncing" || s.phase.kind === "idle" ? "main" : null;
+}
+
 /** What this machine does with an Asset Hub call. */
 export type AssetRoute = { readonly mode: "serve" | "read-only"; readonly to: null } | { readonly mode: "forward"; readonly to: ServerRole | null };
 

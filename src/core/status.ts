@@ -99,6 +99,8 @@ export const machineStatusSchema = z.object({
         .nullable()
         .optional(),
       refusal: peerRefusalSchema.nullable().optional(),
+      /** Show-file pushes and pulls wait for the main now (core/routing.ts showFileReadOnly): what every page offers follows this. */
+      showFileReadOnly: z.boolean().default(false),
     })
     .nullable(),
 });

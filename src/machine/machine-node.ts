@@ -26,7 +26,7 @@ import type { Permission, PermissionLevel } from "../core/permissions.ts";
 import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/status-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { RosterEntry } from "../services/console-service.ts";
-import { backupServes, FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
+import { FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
 import { checkShowFolder } from "../services/show-folder/show-folder-setting.ts";
 import { ReadOnlyWhileBackupServes } from "../services/files-service.ts";
 import type { SecureSocketOptions } from "../net/secure-socket.ts";
@@ -62,7 +62,7 @@ export class MachineNode implements MachineControl {
       dataDir: state.dataDir,
       settings: () => ({ folder: this.state.snapshot.config.showFolder, autoPull: this.state.snapshot.config.autoPull === "on" }),
       node: () => this.ownFiles(),
-      readOnly: () => backupServes(this.status()),
+      readOnly: () => this.showFileReadOnly(),
       author: () => this.state.snapshot.config.name,
       now: () => Date.now(),
       log,
@@ -93,7 +93,7 @@ export class MachineNode implements MachineControl {
       id: snap.identity.id,
       role: snap.config.role,
       ui: node.uiUrl,
-      peer: node.peer?.endpoint.address ?? null,
+      peer: node.peer?.net.endpoint.address ?? null,
       data: state.dataDir,
       version: VERSION,
     });
@@ -107,7 +107,8 @@ export class MachineNode implements MachineControl {
 
   status(): MachineStatus {
     const { config, identity, license } = this.state.snapshot;
-    const failover = this.peer?.status() ?? null;
+    const peer = this.peer?.status() ?? null;
+    const failover = peer?.failover ?? null;
     const chip = failover && (CHIP_TEXTS as readonly string[]).includes(failover.chip) ? (failover.chip as ChipText) : baseChip(config.role);
     return {
       id: identity.id,
@@ -121,11 +122,11 @@ export class MachineNode implements MachineControl {
       networkKeyFingerprint: networkKeyFingerprint(this.state.snapshot),
       main: config.main,
       backup: config.backup,
-      peerListen: this.peer?.endpoint.address ?? null,
-      showFile: this.peer?.showFileStatus() ?? null,
-      storage: this.peer?.storageStatus() ?? null,
-      replication: this.peer?.replicationLag() ?? null,
-      hub: this.peer?.hubCounters() ?? null,
+      peerListen: this.peer?.net.endpoint.address ?? null,
+      showFile: peer?.showFile ?? null,
+      storage: peer?.storage ?? null,
+      replication: peer?.replication ?? null,
+      hub: peer?.hub ?? null,
       failover: failover && {
         state: failover.state,
         epoch: failover.epoch,
@@ -140,6 +141,7 @@ export class MachineNode implements MachineControl {
         peers: failover.peers,
         pairing: failover.pairing,
         refusal: failover.refusal,
+        showFileReadOnly: failover.showFileReadOnly,
       },
     };
   }
@@ -168,6 +170,8 @@ export class MachineNode implements MachineControl {
 
   saveNetworkKey(text: string | null): void {
     const snap = this.state.saveNetworkKey(text);
+    // Used at once: the runtime re-keys in place (the Data Hub keeps serving).
+    if (snap.networkKey) this.peer?.setNetworkKey(snap.networkKey);
     this.applyDiscovery();
     this.log.info("network key saved", { fingerprint: networkKeyFingerprint(snap) });
   }
@@ -226,10 +230,15 @@ export class MachineNode implements MachineControl {
     this.sync.settingsChanged();
   }
 
+  /** Push and pull wait for the main now: the one rule (core/routing.ts showFileReadOnly), as the status carries it. */
+  private showFileReadOnly(): boolean {
+    return this.peer?.status()?.failover.showFileReadOnly ?? false;
+  }
+
   /** Auto-Pull on or off; like Push and Pull, not while the backup serves. */
   setAutoPull(on: boolean): void {
     if (this.autoPullPinned()) throw new AppError("AUTO_PULL_FIXED", "Auto-Pull is fixed by --auto-pull (or UNDERSTUDY_AUTO_PULL): change it there and restart.", { status: 409 });
-    if (backupServes(this.status())) throw new ReadOnlyWhileBackupServes();
+    if (this.showFileReadOnly()) throw new ReadOnlyWhileBackupServes();
     this.state.saveSettings({ autoPull: on ? "on" : "off" });
     this.log.info("auto-pull", { on });
     this.sync.settingsChanged();
@@ -247,7 +256,7 @@ export class MachineNode implements MachineControl {
   private ownFiles(): { address: string; secure: SecureSocketOptions } | null {
     const { networkKey } = this.state.snapshot;
     if (!this.peer || networkKey === null) return null;
-    const at = parseHostPort(this.peer.endpoint.address)!;
+    const at = parseHostPort(this.peer.net.endpoint.address)!;
     const host = at.host === "0.0.0.0" ? "127.0.0.1" : at.host === "::" ? "::1" : at.host;
     // Its own key pair, as a command's: a node refuses a connection from itself (same machine key).
     return { address: formatHostPort({ host, port: at.port }), secure: { networkKey, machine: this.syncKeys } };
@@ -362,7 +371,7 @@ export class MachineNode implements MachineControl {
     }
     this.discovery = new Discovery({
       self: advert,
-      port: this.peer!.endpoint.port,
+      port: this.peer!.net.endpoint.port,
       interface: config.discoveryInterface ?? undefined,
       log: this.log,
     });

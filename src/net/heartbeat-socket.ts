@@ -164,6 +164,11 @@ export class HeartbeatSocket {
     return sent;
   }
 
+  /** Heartbeats sealed under the network key use `networkKey` from now on; pair-sealed ones do not change. */
+  setNetworkKey(networkKey: Uint8Array): void {
+    this.codec.setNetworkKey(networkKey);
+  }
+
   close(): void {
     this.socket.close();
   }

@@ -123,7 +123,7 @@ export function newBootId(random: RandomBytes = systemRandom): string {
  * from the network key.
  */
 export class HeartbeatCodec {
-  private readonly key: Uint8Array;
+  private key: Uint8Array;
   private readonly random: RandomBytes;
   private readonly keys: HeartbeatKeys | null;
 
@@ -131,6 +131,11 @@ export class HeartbeatCodec {
     this.key = deriveHeartbeatKey(networkKey);
     this.random = random;
     this.keys = keys;
+  }
+
+  /** Seals and opens under a new network key from now on (a key saved on a running machine). */
+  setNetworkKey(networkKey: Uint8Array): void {
+    this.key = deriveHeartbeatKey(networkKey);
   }
 
   /**

@@ -53,6 +53,14 @@ export interface PeerNet {
   stop(): void;
 }
 
+/** The dialling half, all a service that only connects out needs. */
+export type PeerDialer = Pick<PeerNet, "dial">;
+
+/** Dials with `secure`: for command-line tools and tests that listen without a PeerNet. */
+export function secureDialer(secure: SecureSocketOptions): PeerDialer {
+  return { dial: (to, path, events) => connectSecure(formatHostPort(to), path, secure, events) };
+}
+
 export type RealPeerNetOptions = {
   at: HostPort;
   identity: () => PeerIdentity;
@@ -67,8 +75,9 @@ export class RealPeerNet implements PeerNet {
   readonly endpoint: PeerEndpoint;
 
   private constructor(options: RealPeerNetOptions) {
-    // One mutable options object, read by the endpoint on every upgrade and by every dial: a new key applies at once.
-    this.secure = { ...options.secure };
+    // One options object, kept (not copied) and read by the endpoint on every upgrade and by every dial: a new key applies at once,
+    // also to whoever else holds it (the runtime's one-shot dials).
+    this.secure = options.secure;
     this.endpoint = PeerEndpoint.listen({
       at: options.at,
       identity: options.identity,

@@ -16,13 +16,13 @@
  */
 import type { Timers } from "../core/clock.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
-import type { PeerNet } from "./peer-net.ts";
+import type { PeerDialer } from "./peer-net.ts";
 import type { PeerPath } from "./peer-endpoint.ts";
 import { isRefusal, type PeerRefusals } from "./peer-refusals.ts";
 import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
 
 export type ServerLinkOptions<S extends ConnectionEvents> = {
-  net: PeerNet;
+  net: PeerDialer;
   path: PeerPath;
   /** The server to be connected to now, or null for none. */
   target: () => HostPort | null;
@@ -76,8 +76,22 @@ export class ServerLink<S extends ConnectionEvents> {
    * one is on its way or the refusal table says wait.
    */
   step(): void {
-    if (this.stopped) return;
+    if (!this.stopped) this.align(this.options.target());
+  }
+
+  /** The session of an open connection to the current server, dialling it if needed; rejects with the dial's error, or `noTarget()`. */
+  async ready(noTarget: NoTarget): Promise<S> {
+    if (this.stopped) throw noTarget();
     const to = this.options.target();
+    this.align(to);
+    if (this.open) return this.open.session;
+    if (to === null || !this.dialing) throw noTarget();
+    const open = await this.dialing.done;
+    if (!open.live) throw noTarget();
+    return open.session;
+  }
+
+  private align(to: HostPort | null): void {
     const address = to === null ? null : formatHostPort(to);
     const open = this.open;
     if (open && !open.connection.open) this.closed(open, "The connection was lost.");
@@ -86,18 +100,6 @@ export class ServerLink<S extends ConnectionEvents> {
     if (this.dialing?.address === address) return;
     if (this.options.keep && (this.options.refusals?.waitMs(address) ?? 0) > 0) return this.retryLater();
     this.dial(to, address).catch(() => {});
-  }
-
-  /** The session of an open connection to the current server, dialling it if needed; rejects with the dial's error, or `noTarget()`. */
-  async ready(noTarget: NoTarget): Promise<S> {
-    this.step();
-    if (this.open) return this.open.session;
-    const to = this.options.target();
-    if (to === null || this.stopped) throw noTarget();
-    const address = formatHostPort(to);
-    const open = this.dialing?.address === address ? await this.dialing.done : await this.dial(to, address);
-    if (!open.live) throw noTarget();
-    return open.session;
   }
 
   /** Closes the open connection now (its session's `close` runs now); a keeping link dials again after `retryMs`. */
@@ -141,7 +143,8 @@ export class ServerLink<S extends ConnectionEvents> {
           const me = entry!;
           if (this.dialing?.done === done) this.dialing = null;
           refusals?.succeeded(address, event);
-          const still = this.options.target();
+          // A keeping link checks the server is still wanted; a link dialled on demand was just asked for it.
+          const still = this.options.keep ? this.options.target() : to;
           if (this.stopped || this.open || still === null || formatHostPort(still) !== address) {
             // Asked for while the server was another: not wanted any more.
             this.end(me, "Following another server now.");

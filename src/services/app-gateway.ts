@@ -4,7 +4,8 @@
  * A failover moves the uplink, never the apps: they never reconnect. While the
  * uplink has no server, what apps publish waits in the uplink's bounded queue.
  */
-import type { HostPort } from "../core/config.ts";
+import type { Clock, Timers } from "../core/clock.ts";
+import { formatHostPort, type HostPort } from "../core/config.ts";
 import type { ServerRole } from "../core/failover/index.ts";
 import { encodeFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { HubUplink } from "../hub/hub-client.ts";
@@ -13,8 +14,11 @@ import { broadcastEpoch, fanOut, openBroadcast } from "../net/broadcast.ts";
 import { FanoutGroups } from "../net/fanout-groups.ts";
 import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { PeerRefusals } from "../net/peer-refusals.ts";
+import { ServerLink } from "../net/server-link.ts";
+import { systemClock, systemTimers } from "../net/system-time.ts";
 
 const decoder = new TextDecoder();
 /** How soon to try again when the server we follow does not answer. */
@@ -28,6 +32,8 @@ export type InProcessApp = { readonly id: string; send(frame: unknown): void; cl
 /** This machine's own hub, attached without a socket. */
 export type LocalHub = { attachLocal(deliver: (frame: FromHubFrame) => void): { send(frame: ToHubFrame): void; close(): void } };
 
+type HubSession = ConnectionEvents & { attach(): void };
+
 export class AppGateway {
   readonly uplink: HubUplink;
   /** Servers that refused this machine: back-off, de-duplicated logs, and the refusal its status shows. */
@@ -36,48 +42,74 @@ export class AppGateway {
   private readonly inProcess = new Map<string, (frame: FromHubFrame) => void>();
   private readonly groups = new FanoutGroups();
   private readonly appBatches = new Map<string, FrameBatcher>();
-  private readonly secure: SecureSocketOptions;
+  private networkKey: Uint8Array;
   private readonly log: Logger;
-  private readonly onLinkBroken: (role: ServerRole) => void;
+  private readonly clock: Clock;
   private readonly keys = new Map<number, BroadcastKey>();
   private target: UplinkTarget | null = null;
-  private server: { close(code?: number, reason?: string): void } | null = null;
-  private retry: ReturnType<typeof setTimeout> | null = null;
-  private attempt = 0;
+  /** The uplink to a server on the peer port; its own hub is attached without one (`self`). */
+  private readonly link: ServerLink<HubSession>;
+  private self: { close(): void } | null = null;
   private nextApp = 0;
   private localKey: BroadcastKey;
-  private readonly pinger: ReturnType<typeof setInterval>;
+  private readonly stopPinger: () => void;
 
   private readonly localHub: (() => LocalHub | null) | undefined;
 
   constructor(options: {
     node: { id: string; name: string };
-    secure: SecureSocketOptions;
+    net: PeerDialer;
+    networkKey: Uint8Array;
     log: Logger;
     onLinkBroken: (role: ServerRole) => void;
     localHub?: () => LocalHub | null;
     random?: () => number;
     /** How long acknowledged writes are kept for a resend to the next server (acked-writes.ts ackedRetentionMs). */
     retainAckedMs: number;
+    clock?: Clock;
+    timers?: Timers;
   }) {
     this.localHub = options.localHub;
-    this.secure = options.secure;
+    this.networkKey = options.networkKey;
     this.log = options.log;
-    this.onLinkBroken = options.onLinkBroken;
-    this.refusals = new PeerRefusals({ now: () => performance.now() }, options.log, options.random);
-    this.localKey = deriveBroadcastKey(options.secure.networkKey, 0);
+    this.clock = options.clock ?? systemClock;
+    const timers = options.timers ?? systemTimers;
+    this.refusals = new PeerRefusals(this.clock, options.log, options.random);
+    this.localKey = deriveBroadcastKey(options.networkKey, 0);
     // The hub shows each node's delay in presence (the Delays panel); writes that waited too long for room are refused;
     // acknowledged writes are kept between retainAckedMs and one PING_MS longer.
-    this.pinger = setInterval(() => {
-      const now = performance.now();
+    this.stopPinger = timers.every(PING_MS, () => {
+      const now = this.clock.now();
       this.uplink.ping(now);
       this.uplink.expireWaiting(now);
       this.uplink.trimAcked(now, options.retainAckedMs);
-    }, PING_MS);
+    });
     this.uplink = new HubUplink({
       node: options.node,
       deliver: (frame, apps) => this.toApps(frame, apps),
       onServerError: (frame) => this.log.warn("hub refused", { code: frame.code, message: frame.message }),
+    });
+    this.link = new ServerLink({
+      net: options.net,
+      path: "/hub",
+      target: () => (this.target && this.target.role !== "self" ? this.target.address : null),
+      session: (connection, to) => this.hubSession(connection, formatHostPort(to)),
+      keep: true,
+      retryMs: RECONNECT_MS,
+      timers,
+      refusals: this.refusals,
+      event: "hub link failed",
+      up: (to, session) => {
+        session.attach();
+        this.log.info("hub link up", { server: formatHostPort(to), role: this.target?.role });
+      },
+      broken: (to, reason) => {
+        const address = formatHostPort(to);
+        this.log.warn("hub link closed", { server: address, reason });
+        this.refusals.succeeded(address, "hub link failed");
+        const role = this.target?.role;
+        if (role && role !== "self") options.onLinkBroken(role);
+      },
     });
   }
 
@@ -85,8 +117,10 @@ export class AppGateway {
   follow(target: UplinkTarget | null): void {
     if (JSON.stringify(target) === JSON.stringify(this.target)) return;
     this.target = target;
-    this.disconnect();
-    if (target) this.connect(target, ++this.attempt);
+    this.detachSelf();
+    this.link.drop("Following another server now.");
+    if (target?.role === "self") this.attachSelf();
+    else this.link.step();
   }
 
   get following(): UplinkTarget | null {
@@ -94,7 +128,19 @@ export class AppGateway {
   }
 
   get connected(): boolean {
-    return this.server !== null;
+    return this.self !== null || this.link.session !== null;
+  }
+
+  /**
+   * A new network key: broadcasts are opened with keys derived from it, and the
+   * uplink reconnects under it (the next dial uses it; this one was authenticated
+   * under the old key). The apps stay connected.
+   */
+  setNetworkKey(networkKey: Uint8Array): void {
+    this.networkKey = networkKey;
+    this.localKey = deriveBroadcastKey(networkKey, 0);
+    this.keys.clear();
+    this.link.drop("The network key changed; reconnecting with the new one.");
   }
 
   /** Local apps connected now (the Routing panel). */
@@ -109,7 +155,7 @@ export class AppGateway {
     this.appBatches.set(id, new FrameBatcher((payload) => connection.send(payload)));
     return {
       message: (payload) => {
-        const now = performance.now();
+        const now = this.clock.now();
         for (const frame of splitFrames(payload)) this.uplink.fromApp(id, frame, now);
       },
       close: () => {
@@ -129,7 +175,7 @@ export class AppGateway {
     return {
       id,
       send: (frame) => {
-        if (this.inProcess.has(id)) this.uplink.fromApp(id, frame, performance.now());
+        if (this.inProcess.has(id)) this.uplink.fromApp(id, frame, this.clock.now());
       },
       close: () => {
         if (this.inProcess.delete(id)) this.uplink.appGone(id);
@@ -138,95 +184,56 @@ export class AppGateway {
   }
 
   stop(): void {
-    clearInterval(this.pinger);
+    this.stopPinger();
     this.target = null;
-    this.disconnect();
+    this.detachSelf();
+    this.link.stop("The node is shutting down.");
     for (const app of this.apps.values()) app.close(1001, "The node is shutting down.");
   }
 
-  private connect(target: UplinkTarget, attempt: number): void {
-    if (target.role === "self") {
-      const hub = this.localHub?.();
-      if (!hub) return;
-      const link = hub.attachLocal((frame) => this.uplink.onFrameFromServer(frame));
-      this.server = { close: () => link.close() };
-      this.uplink.attachServer((frame) => link.send(frame));
-      return;
+  private attachSelf(): void {
+    const hub = this.localHub?.();
+    if (!hub) return;
+    const link = hub.attachLocal((frame) => this.uplink.onFrameFromServer(frame));
+    this.self = { close: () => link.close() };
+    this.uplink.attachServer((frame) => link.send(frame));
+  }
+
+  private detachSelf(): void {
+    const self = this.self;
+    this.self = null;
+    if (self) {
+      this.uplink.detachServer();
+      self.close();
     }
-    const address = `${target.address.host}:${target.address.port}`;
-    // Frames from a connection this node already left are dropped: a server frozen and thawed (SIGSTOP) flushes
-    // what it held to the old socket before it sees the close, and a late message would mark newer ones as seen.
-    connectSecure(address, "/hub", this.secure, (connection) => ({
-      message: (payload) => {
-        if (this.server !== connection) return;
-        const now = performance.now();
-        for (const frame of splitFrames(payload)) this.uplink.onFrameFromServer(frame, now);
-        if (this.uplink.needsReattach) this.reconnect(target, attempt, connection, address);
-      },
-      broadcast: (frame) => {
-        if (this.server === connection) this.fromBroadcast(frame, address);
-      },
-      close: (reason) => {
-        if (this.server !== connection) return;
-        this.server = null;
-        this.uplink.detachServer();
-        this.log.warn("hub link closed", { server: address, reason });
-        this.refusals.succeeded(address, "hub link failed");
-        this.onLinkBroken(target.role);
-        this.scheduleRetry(target, attempt);
-      },
-    })).then(
-      (connection) => {
-        if (attempt !== this.attempt) {
-          connection.close(1001, "Following another server now.");
-          return;
-        }
-        this.server = connection;
-        // What is still batched when the link breaks is lost with it; the uplink resends what was not acknowledged.
-        const batch = new FrameBatcher((payload) => connection.send(payload));
-        this.uplink.attachServer((frame, text) => batch.push(text ?? encodeFrame(frame)));
-        this.refusals.succeeded(address, "hub link failed");
-        this.log.info("hub link up", { server: address, role: target.role });
-      },
-      (error) => {
-        if (attempt !== this.attempt) return;
-        this.refusals.failed(address, error, "hub link failed");
-        this.scheduleRetry(target, attempt);
-      },
-    );
   }
 
   /**
-   * The server refused a write as not active (it was isolated, or is handing over): the uplink holds
-   * every write, and that connection would refuse them for good. Reconnect shortly; by then the server
-   * is active again, or the runner has moved this node to the one that is.
+   * One connection to a server's hub. The link stops its frames once it leaves it: a server frozen and thawed
+   * (SIGSTOP) flushes what it held to the old socket before it sees the close, and a late message would mark
+   * newer ones as seen.
    */
-  private reconnect(target: Extract<UplinkTarget, { address: HostPort }>, attempt: number, connection: SecureConnection, address: string): void {
-    this.server = null;
-    this.uplink.detachServer();
-    connection.close(1001, "Writes were refused as not active; reconnecting.");
-    this.log.warn("hub refused writes as not active; reconnecting", { server: address });
-    this.scheduleRetry(target, attempt);
-  }
-
-  private scheduleRetry(target: Extract<UplinkTarget, { address: HostPort }>, attempt: number): void {
-    if (attempt !== this.attempt || this.retry) return;
-    const address = `${target.address.host}:${target.address.port}`;
-    this.retry = setTimeout(() => {
-      this.retry = null;
-      if (attempt === this.attempt && this.server === null) this.connect(target, attempt);
-    }, Math.max(RECONNECT_MS, this.refusals.waitMs(address)));
-  }
-
-  private disconnect(): void {
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = null;
-    const server = this.server;
-    this.server = null;
-    if (server) {
-      this.uplink.detachServer();
-      server.close(1001, "Following another server now.");
-    }
+  private hubSession(connection: SecureConnection, address: string): HubSession {
+    return {
+      attach: () => {
+        // What is still batched when the link breaks is lost with it; the uplink resends what was not acknowledged.
+        const batch = new FrameBatcher((payload) => connection.send(payload));
+        this.uplink.attachServer((frame, text) => batch.push(text ?? encodeFrame(frame)));
+      },
+      message: (payload) => {
+        const now = this.clock.now();
+        for (const frame of splitFrames(payload)) this.uplink.onFrameFromServer(frame, now);
+        // The server refused a write as not active (it was isolated, or is handing over): the uplink holds every write,
+        // and that connection would refuse them for good. Reconnect shortly; by then the server is active again, or the
+        // runner has moved this node to the one that is.
+        if (this.uplink.needsReattach) {
+          this.log.warn("hub refused writes as not active; reconnecting", { server: address });
+          this.link.drop("Writes were refused as not active; reconnecting.");
+        }
+      },
+      broadcast: (frame) => this.fromBroadcast(frame, address),
+      close: () => this.uplink.detachServer(),
+    };
   }
 
   private fromBroadcast(frame: Uint8Array, from: string): void {
@@ -234,7 +241,7 @@ export class AppGateway {
       const epoch = broadcastEpoch(frame, from);
       let key = this.keys.get(epoch);
       if (!key) {
-        key = deriveBroadcastKey(this.secure.networkKey, epoch);
+        key = deriveBroadcastKey(this.networkKey, epoch);
         this.keys.clear();
         this.keys.set(epoch, key);
       }

@@ -34,7 +34,10 @@ import {
 } from "./asset-protocol.ts";
 import { BulkInbox, BulkOp, bulkHeader, bulkRpcServer } from "./bulk-lane.ts";
 import type { RpcHandler } from "../net/rpc.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import { formatHostPort, type HostPort } from "../core/config.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
+import { Upstream } from "./upstream.ts";
 
 export type AssetMode = "serve" | "read-only" | "forward";
 export type Replicated = CommitResult["replicated"];
@@ -44,10 +47,10 @@ export type AssetServiceOptions = {
   mode: () => AssetMode;
   /** This machine's cache; null on machines that keep none (clients). */
   assets: AssetStore | null;
-  /** "host:port" of the main's peer port, for "forward"; null while none is known. */
-  forwardTo: () => string | null;
-  /** How this machine authenticates to the main when forwarding. */
-  secure: SecureSocketOptions;
+  /** The main's peer port, for "forward"; null while none is known. */
+  forwardTo: () => HostPort | null;
+  /** How this machine reaches the main when forwarding. */
+  net: PeerDialer;
   /** Called for each chunk stored here: the backup's copy starts before the upload ends (the asset lane). */
   onChunkStored?: (hash: string, bytes: Uint8Array) => void;
   /** Called after a commit with its log seq; says whether the backup has it (default "none"). */
@@ -96,7 +99,7 @@ export class AssetService {
   /** Handlers for one authenticated connection on `/assets`. */
   accept(connection: SecureConnection): ConnectionEvents {
     const inbox = new BulkInbox(BulkOp.chunk);
-    const upstream = new Upstream(this.options);
+    const upstream = new Upstream(this.options.net, ASSET_PATH, () => new AssetClient(), () => new NoMainKnown());
     const handlers: Record<string, RpcHandler> = {
       "asset.begin": (params) => {
         const p = parseParams(beginParams, params, "asset.begin");
@@ -164,7 +167,8 @@ export class AssetService {
         parseParams(routeParams, params ?? {}, "asset.route");
         // An upload or download asks this, then talks to the main itself: a node that only
         // forwards would open and seal every chunk again on the way, for nothing.
-        return { forwardTo: this.options.mode() === "forward" ? this.options.forwardTo() : null };
+        const main = this.options.mode() === "forward" ? this.options.forwardTo() : null;
+        return { forwardTo: main === null ? null : formatHostPort(main) };
       },
       "asset.list": (params) => {
         parseParams(listParams, params, "asset.list");
@@ -201,9 +205,9 @@ export class AssetService {
   }
 
   /** Serves a call here or at the main, by the mode right now; `write` calls are refused while the backup serves. */
-  private async route<T>(upstream: Upstream, write: boolean, forward: (main: AssetClient) => Promise<T>, serve: (assets: AssetStore) => T | Promise<T>): Promise<T> {
+  private async route<T>(upstream: Upstream<AssetClient>, write: boolean, forward: (main: AssetClient) => Promise<T>, serve: (assets: AssetStore) => T | Promise<T>): Promise<T> {
     const mode = this.options.mode();
-    if (mode === "forward") return upstream.call(forward);
+    if (mode === "forward") return upstream.call(this.options.forwardTo(), forward);
     if (write && mode === "read-only") throw new UploadsReadOnly();
     if (!this.options.assets) throw new NoAssetCache();
     return serve(this.options.assets);
@@ -253,50 +257,4 @@ function joinPieces(pieces: Uint8Array[], length: number): Uint8Array {
     at += piece.length;
   }
   return out;
-}
-
-/** The forwarding side of one downstream connection: one connection to the main, opened on first use, replaced when the main moves. */
-class Upstream {
-  private current: { to: string; client: Promise<AssetClient> } | null = null;
-  private closed = false;
-
-  constructor(private readonly options: AssetServiceOptions) {}
-
-  async call<T>(work: (main: AssetClient) => Promise<T>): Promise<T> {
-    let main = await this.client();
-    if (!main.open) {
-      this.current = null; // the main closed it since the last call
-      main = await this.client();
-    }
-    try {
-      return await work(main);
-    } catch (error) {
-      if (!main.open) this.current = null; // the next call reconnects
-      throw error;
-    }
-  }
-
-  private client(): Promise<AssetClient> {
-    const to = this.options.forwardTo();
-    if (!to) return Promise.reject(new NoMainKnown());
-    if (this.closed) return Promise.reject(new AppError("CONNECTION_LOST", "The connection closed.", { status: 503 }));
-    if (this.current?.to !== to) {
-      const previous = this.current;
-      const client = new AssetClient();
-      const connecting = connectSecure(to, ASSET_PATH, this.options.secure, () => client.events()).then((c) => client.attach(c));
-      const current = { to, client: connecting };
-      this.current = current;
-      connecting.catch(() => {
-        if (this.current === current) this.current = null;
-      });
-      void previous?.client.then((c) => c.close(), () => {});
-    }
-    return this.current!.client;
-  }
-
-  close(): void {
-    this.closed = true;
-    void this.current?.client.then((c) => c.close(), () => {});
-    this.current = null;
-  }
 }

@@ -18,7 +18,9 @@ import { parseParams, takeTaggedCall } from "./asset-protocol.ts";
 import { BulkInbox, BulkOp, bulkHeader, bulkRpcServer } from "./bulk-lane.ts";
 import type { LogReplicationSource } from "./show-file-log-replication.ts";
 import type { RpcHandler } from "../net/rpc.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
+import { Upstream } from "./upstream.ts";
 import { ShowFileClient } from "./show-file-client.ts";
 import {
   headParams,
@@ -46,6 +48,8 @@ export type FilesMode = { kind: "serve" } | { kind: "forward"; to: HostPort } | 
 /** A push waits for the backup once its chunks are durable; this long per byte at most, beyond a minute. */
 const PUSH_TIMEOUT_MS_PER_MB = 20;
 
+const noServer = () => new AppError("NO_SERVER", "No server answers yet: check the main server's address on the setup page.", { status: 503 });
+
 export class ReadOnlyWhileBackupServes extends AppError {
   constructor() {
     super("READ_ONLY", READ_ONLY_MESSAGE, { status: 409 });
@@ -58,7 +62,8 @@ export type FilesServiceOptions = {
   /** The backup's lanes on the main: chunks offered as they arrive, pushes acknowledged once applied. */
   replication: Pick<LogReplicationSource, "offerChunk" | "waitApplied"> | null;
   syncTimeoutMs: number;
-  secure: SecureSocketOptions;
+  /** How this machine reaches the main when forwarding. */
+  net: PeerDialer;
 };
 
 /** How long a push call may take: its chunks are made durable (and maybe replicated) before it answers. */
@@ -72,7 +77,8 @@ export class FilesService {
 
   accept(connection: SecureConnection): ConnectionEvents {
     const inbox = new BulkInbox(BulkOp.chunk);
-    const upstream = new Upstream(this.options.secure);
+    // Its own connection to the main per downstream connection: the main's chunk batch lives and dies with the pusher's.
+    const upstream = new Upstream(this.options.net, "/files", () => new ShowFileClient(), noServer);
     let batch: ChunkBatch | null = null;
     const chunks = (): ChunkBatch => (batch ??= this.stores().chunkIntake.batch());
     const handlers: Record<string, RpcHandler> = {
@@ -180,61 +186,14 @@ export class FilesService {
   }
 
   /** Serves here, forwards to the main, or refuses, by what the network looks like right now. */
-  private async route<T>(upstream: Upstream, forward: (main: ShowFileClient) => Promise<T>, serve: () => T | Promise<T>): Promise<T> {
+  private async route<T>(upstream: Upstream<ShowFileClient>, forward: (main: ShowFileClient) => Promise<T>, serve: () => T | Promise<T>): Promise<T> {
     const mode = this.options.mode();
     if (mode.kind === "serve") return serve();
     if (mode.kind === "read-only") throw new ReadOnlyWhileBackupServes();
-    if (mode.kind === "no-server") throw new AppError("NO_SERVER", "No server answers yet: check the main server's address on the setup page.", { status: 503 });
-    return upstream.call(formatHostPort(mode.to), forward);
+    if (mode.kind === "no-server") throw noServer();
+    return upstream.call(mode.to, forward);
   }
 
   /** Nothing to close here: each connection to the main closes with the connection it forwards for. */
   close(): void {}
-}
-
-/**
- * The forwarding side of one downstream connection: its own connection to the main, so the
- * main's chunk batch lives and dies with the pusher's connection (a pusher that goes away
- * leaves nothing behind on the main).
- */
-class Upstream {
-  private current: { to: string; client: Promise<ShowFileClient> } | null = null;
-  private closed = false;
-
-  constructor(private readonly secure: SecureSocketOptions) {}
-
-  async call<T>(to: string, work: (main: ShowFileClient) => Promise<T>): Promise<T> {
-    let main = await this.client(to);
-    if (!main.open) {
-      this.current = null; // the main closed it since the last call
-      main = await this.client(to);
-    }
-    try {
-      return await work(main);
-    } catch (error) {
-      if (!main.open) this.current = null;
-      throw error;
-    }
-  }
-
-  private client(to: string): Promise<ShowFileClient> {
-    if (this.closed) return Promise.reject(new AppError("CONNECTION_LOST", "The connection closed.", { status: 503 }));
-    if (this.current?.to !== to) {
-      void this.current?.client.then((c) => c.close(), () => {});
-      const client = new ShowFileClient();
-      const connecting = connectSecure(to, "/files", this.secure, () => client.events()).then((c) => client.attach(c));
-      const current = { to, client: connecting };
-      this.current = current;
-      connecting.catch(() => {
-        if (this.current === current) this.current = null;
-      });
-    }
-    return this.current!.client;
-  }
-
-  close(): void {
-    this.closed = true;
-    void this.current?.client.then((c) => c.close(), () => {});
-    this.current = null;
-  }
 }

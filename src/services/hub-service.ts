@@ -27,7 +27,7 @@ export const replicateAnswerSchema = z.object({ type: z.literal("changes"), chan
 
 export class HubService {
   readonly core: HubCore;
-  private readonly networkKey: Uint8Array;
+  private networkKey: Uint8Array;
   private readonly log: Logger;
   private readonly connections = new Map<string, SecureConnection>();
   /** This machine's own app gateway, attached in process (a machine does not handshake with itself). */
@@ -62,6 +62,16 @@ export class HubService {
       this.local.delete(id);
       this.fanout(this.core.detach(id));
     }
+  }
+
+  /**
+   * A new network key: broadcasts are sealed under it from now on, so every hub session (opened under
+   * the old key) is closed and reconnects under the new one. The hub keeps serving and keeps its state.
+   */
+  setNetworkKey(networkKey: Uint8Array): void {
+    this.networkKey = networkKey;
+    this.broadcastKey = deriveBroadcastKey(networkKey, this.core.epoch);
+    for (const connection of this.connections.values()) connection.close(1001, "The network key changed; reconnect with the new one.");
   }
 
   /** Handlers for one authenticated `/hub` connection. */

@@ -1,101 +1,117 @@
 /**
- * The backup's copy of the main's Data Hub state (DESIGN.md "Replication"),
- * on `/replicate`: every heartbeat period it asks "what changed since my
- * last version" on one held-open connection, while it is paired and not
- * serving. The first answer is its first complete copy (the core's syncDone);
- * that connection breaking is an immediate "main is down" signal. The main,
- * back after the backup served, asks once the same way (catch-up).
+ * The backup's copy of the main's Data Hub state (docs/design.md §Lanes and
+ * replication), on `/replicate`: every heartbeat period it asks "what changed
+ * since my last version" on one held-open connection, while it follows a main
+ * (core/replication.ts replicationSource). The first answer on each connection
+ * is a complete copy (the core's syncDone); that connection breaking is an
+ * immediate "main is down" signal. The main, back after the backup served,
+ * asks once the same way (catch-up).
  */
+import type { Timers } from "../core/clock.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
 import type { Version } from "../hub/frames.ts";
-import { connectSecure, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import type { PeerRefusals } from "../net/peer-refusals.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
+import { ServerLink } from "../net/server-link.ts";
+import { systemTimers } from "../net/system-time.ts";
 import { replicateAnswerSchema, safeJson, type HubService } from "./hub-service.ts";
 
 const text = new TextEncoder();
 const decoder = new TextDecoder();
+/** How long the one catch-up question may take. */
+export const CATCH_UP_ANSWER_MS = 5000;
 
 /** One request on /replicate: what changed since `version`. */
-export async function fetchHubStateChanges(at: HostPort, secure: SecureSocketOptions, version: Version) {
+export async function fetchHubStateChanges(net: PeerDialer, at: HostPort, version: Version, timers: Timers = systemTimers) {
   let answer: (value: unknown) => void = () => {};
   const got = new Promise<unknown>((resolve) => (answer = resolve));
-  const connection = await connectSecure(`${at.host}:${at.port}`, "/replicate", secure, () => ({
+  const connection = await net.dial(at, "/replicate", () => ({
     message: (payload) => answer(safeJson(decoder.decode(payload))),
     close: () => answer(null),
   }));
   connection.send(text.encode(JSON.stringify({ type: "since", version })));
-  const parsed = replicateAnswerSchema.safeParse(await Promise.race([got, Bun.sleep(5000).then(() => null)]));
+  const cancel = timers.after(CATCH_UP_ANSWER_MS, () => answer(null));
+  const parsed = replicateAnswerSchema.safeParse(await got);
+  cancel();
   connection.close(1000, "done");
-  if (!parsed.success) throw new Error(`${at.host}:${at.port} did not send its Data Hub state.`);
+  if (!parsed.success) throw new Error(`${formatHostPort(at)} did not send its Data Hub state.`);
   return parsed.data.changes;
 }
 
-export class HubStateReplication {
-  private connection: SecureConnection | null = null;
-  private timer: ReturnType<typeof setInterval>;
-  private waiting = false;
-  private syncedOnce = false;
-  private stopped = false;
+/** One connection's state: a question out, and whether it has brought its first complete copy. */
+type CopySession = ConnectionEvents & { connection: SecureConnection; waiting: boolean };
 
-  constructor(
-    private readonly main: () => HostPort | null,
-    private readonly secure: SecureSocketOptions,
-    private readonly hub: HubService,
-    periodMs: number,
-    /** Only while paired and not serving: an unpaired backup copies nothing. */
-    private readonly following: () => boolean,
-    private readonly signals: { synced: () => void; broken: () => void },
-  ) {
-    this.timer = setInterval(() => this.step(), periodMs);
+export class HubStateReplication {
+  private readonly link: ServerLink<CopySession>;
+  private readonly stopTimer: () => void;
+  private readonly hub: HubService;
+
+  constructor(options: {
+    net: PeerDialer;
+    /** The main to copy from now, or null while this backup copies nothing (unpaired, or serving). */
+    source: () => HostPort | null;
+    hub: HubService;
+    periodMs: number;
+    refusals: PeerRefusals;
+    signals: { synced: () => void; broken: () => void };
+    timers?: Timers;
+  }) {
+    const { hub, signals } = options;
+    this.hub = hub;
+    const timers = options.timers ?? systemTimers;
+    this.link = new ServerLink({
+      net: options.net,
+      path: "/replicate",
+      target: options.source,
+      // Per connection: a connection dropped for any reason (not following any more, the main moved)
+      // leaves nothing behind, and the next one reports its first copy again.
+      session: (connection) => {
+        let syncedOnce = false;
+        const session: CopySession = {
+          connection,
+          waiting: false,
+          message: (payload) => {
+            session.waiting = false;
+            const parsed = replicateAnswerSchema.safeParse(safeJson(decoder.decode(payload)));
+            if (!parsed.success) return;
+            hub.importChanges(parsed.data.changes);
+            if (!syncedOnce) {
+              syncedOnce = true;
+              signals.synced();
+            }
+          },
+          close: () => {},
+        };
+        return session;
+      },
+      keep: true,
+      retryMs: options.periodMs,
+      timers,
+      refusals: options.refusals,
+      event: "hub-state replication link failed",
+      quietWhenUnreachable: true,
+      broken: () => signals.broken(),
+    });
+    this.stopTimer = timers.every(options.periodMs, () => this.tick());
   }
 
-  private step(): void {
-    if (this.stopped) return;
-    const main = this.main();
-    if (!this.following() || main === null) {
-      this.connection?.close(1000, "not following");
-      this.connection = null;
-      return;
-    }
-    if (this.connection === null) {
-      if (this.waiting) return;
-      this.waiting = true;
-      connectSecure(formatHostPort(main), "/replicate", this.secure, (connection) => ({
-        message: (payload) => {
-          this.waiting = false;
-          const parsed = replicateAnswerSchema.safeParse(safeJson(decoder.decode(payload)));
-          if (!parsed.success) return;
-          this.hub.importChanges(parsed.data.changes);
-          if (!this.syncedOnce) {
-            this.syncedOnce = true;
-            this.signals.synced();
-          }
-        },
-        close: () => {
-          if (this.connection !== connection) return;
-          this.connection = null;
-          this.waiting = false;
-          this.syncedOnce = false;
-          if (!this.stopped) this.signals.broken();
-        },
-      })).then(
-        (connection) => {
-          this.connection = connection;
-          this.waiting = false;
-        },
-        () => {
-          this.waiting = false;
-        },
-      );
-      return;
-    }
-    if (this.waiting) return;
-    this.waiting = true;
-    this.connection.send(text.encode(JSON.stringify({ type: "since", version: this.hub.core.lastVersion })));
+  /** One period: follow the current source, and ask what changed unless a question is still out. */
+  tick(): void {
+    this.link.step();
+    const session = this.link.session;
+    if (!session || session.waiting) return;
+    session.waiting = true;
+    session.connection.send(text.encode(JSON.stringify({ type: "since", version: this.hub.core.lastVersion })));
+  }
+
+  /** Drops the connection, so the next one starts afresh and reports its first complete copy again (a new pairing, a new key). */
+  restart(): void {
+    this.link.drop("Starting the copy afresh.");
   }
 
   stop(): void {
-    this.stopped = true;
-    clearInterval(this.timer);
-    this.connection?.close(1000, "stopping");
+    this.stopTimer();
+    this.link.stop();
   }
 }

@@ -17,8 +17,12 @@ import { backupSpaceWarning, diskUsageSchema, type DiskUsage } from "../core/sto
 import type { ChunkBatch } from "../store/chunk-intake.ts";
 import { diskUsage } from "../store/disk-usage.ts";
 import type { Stores } from "../store/stores.ts";
-import { PeerRefusals, isRefusal } from "../net/peer-refusals.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import type { Clock, Timers } from "../core/clock.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import { PeerRefusals } from "../net/peer-refusals.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
+import { ServerLink } from "../net/server-link.ts";
+import { systemClock, systemTimers } from "../net/system-time.ts";
 import { MAX_RPC_FRAME_BYTES } from "../net/rpc.ts";
 import { decodeWireJson, encodeWireJson, type WireJsonLimits } from "../core/wire-json.ts";
 
@@ -166,16 +170,13 @@ export class LogReplicationSource {
   }
 }
 
-/** The backup's side: keeps one connection to the main and applies what it sends. */
+/** The backup's side: keeps one connection to the main it follows now and applies what it sends. */
 export class LogReplicationSink {
-  private connection: SecureConnection | null = null;
-  private connecting = false;
-  private stopped = false;
-  private readonly timer: ReturnType<typeof setInterval>;
+  private readonly link: ServerLink<ConnectionEvents & { hello(): void }>;
+  private readonly stopTimer: () => void;
   private queue: Promise<void> = Promise.resolve();
   private chunkArrived: ((hash: string, data: Uint8Array) => void) | null = null;
   private chunksLost: (() => void) | null = null;
-  private readonly refusals: PeerRefusals;
   /** Chunks of this connection written off the main thread, made durable before the entry that needs them. */
   private batch: ChunkBatch | null = null;
   private readonly writing = new Set<Promise<unknown>>();
@@ -185,34 +186,64 @@ export class LogReplicationSink {
   private ticks = 0;
   private warnedSpace = false;
   private readonly ticksPerSecond: number;
+  private readonly stores: Stores;
+  private readonly log: Logger;
 
-  constructor(
-    private readonly main: HostPort,
-    private readonly secure: SecureSocketOptions,
-    private readonly stores: Stores,
-    retryMs: number,
-    private readonly log: Logger,
-    /** False while this backup serves: it then takes nothing from the main. */
-    private readonly shouldFollow: () => boolean,
-  ) {
-    this.refusals = new PeerRefusals({ now: () => performance.now() }, log);
-    this.ticksPerSecond = Math.max(1, Math.round(1000 / retryMs));
-    this.timer = setInterval(() => this.ensureConnected(), retryMs);
-    this.ensureConnected();
+  constructor(options: {
+    net: PeerDialer;
+    /**
+     * The main to copy from now (read every tick, so a main that moved or was
+     * named only later is followed at once), or null while this backup takes
+     * nothing (unpaired, or serving).
+     */
+    source: () => HostPort | null;
+    stores: Stores;
+    retryMs: number;
+    log: Logger;
+    clock?: Clock;
+    timers?: Timers;
+  }) {
+    const { stores, log } = options;
+    this.stores = stores;
+    this.log = log;
+    const timers = options.timers ?? systemTimers;
+    this.ticksPerSecond = Math.max(1, Math.round(1000 / options.retryMs));
+    this.link = new ServerLink({
+      net: options.net,
+      path: "/replicate-log",
+      target: options.source,
+      session: (connection) => this.session(connection),
+      keep: true,
+      retryMs: options.retryMs,
+      timers,
+      // Unreachable mains are retried quietly at the normal pace (the failover log says the main is down); refusals back off.
+      refusals: new PeerRefusals(options.clock ?? systemClock, log),
+      event: "show-file replication link failed",
+      quietWhenUnreachable: true,
+      up: (_to, session) => session.hello(),
+    });
+    this.stopTimer = timers.every(options.retryMs, () => this.tick());
+    this.tick();
   }
 
-  private ensureConnected(): void {
-    // About once a second (not every retry tick): the disk report and making offered chunks durable.
-    if (this.connection && !this.stopped && ++this.ticks % this.ticksPerSecond === 0) {
-      this.connection.send(encodeWireJson({ type: "disk", usage: diskUsage(this.stores.log.database) }));
+  /** One retry period: follow the current main, and about once a second report the disk and make offered chunks durable. */
+  tick(): void {
+    const connection = this.link.connection;
+    if (connection && ++this.ticks % this.ticksPerSecond === 0) {
+      connection.send(encodeWireJson({ type: "disk", usage: diskUsage(this.stores.log.database) }));
       // Offered chunks no entry has named yet (an upload still going, or aborted) become indexed, so the reclaimer sees them.
       this.queue = this.queue.then(() => this.chunksDurable()).catch((error) => this.log.warn("could not make offered chunks durable", { message: (error as Error).message }));
     }
-    if (this.stopped || this.connection || this.connecting || !this.shouldFollow()) return;
-    const address = `${this.main.host}:${this.main.port}`;
-    if (this.refusals.waitMs(address) > 0) return;
-    this.connecting = true;
-    connectSecure(address, "/replicate-log", this.secure, (connection) => ({
+    this.link.step();
+  }
+
+  private session(connection: SecureConnection): ConnectionEvents & { hello(): void } {
+    return {
+      hello: () => {
+        this.batch = this.stores.chunkIntake.batch();
+        connection.send(encodeWireJson({ type: "hello", position: this.stores.log.position() }));
+        connection.send(encodeWireJson({ type: "disk", usage: diskUsage(this.stores.log.database) }));
+      },
       message: (payload) => {
         const parsed = toBackupSchema.safeParse(decodeWireJson(payload, REPLICATION_JSON));
         if (!parsed.success) return connection.close(4002, "Not a replication frame.");
@@ -231,28 +262,13 @@ export class LogReplicationSink {
         else this.storeOfferedChunk(hash, data);
       },
       close: () => {
-        if (this.connection === connection) this.connection = null;
         this.chunkArrived = null;
         this.chunksLost?.();
         const batch = this.batch;
         this.batch = null;
         void Promise.allSettled([...this.writing]).then(() => batch?.discard());
       },
-    })).then(
-      (connection) => {
-        this.connecting = false;
-        this.connection = connection;
-        this.refusals.succeeded(address, "show-file replication link failed");
-        this.batch = this.stores.chunkIntake.batch();
-        connection.send(encodeWireJson({ type: "hello", position: this.stores.log.position() }));
-        connection.send(encodeWireJson({ type: "disk", usage: diskUsage(this.stores.log.database) }));
-      },
-      (error) => {
-        this.connecting = false;
-        // Unreachable mains are retried quietly at the normal pace (the failover log says the main is down); refusals back off.
-        if (isRefusal(error)) this.refusals.failed(address, error, "show-file replication link failed");
-      },
-    );
+    };
   }
 
   private async onFrame(connection: SecureConnection, frame: Exclude<z.infer<typeof toBackupSchema>, { type: "chunks" }>): Promise<void> {
@@ -342,9 +358,13 @@ export class LogReplicationSink {
     this.chunksLost = null;
   }
 
+  /** Drops the connection; the next one says where this backup's log stands again. */
+  restart(): void {
+    this.link.drop("Starting the copy afresh.");
+  }
+
   stop(): void {
-    this.stopped = true;
-    clearInterval(this.timer);
-    this.connection?.close(1000, "stopping");
+    this.stopTimer();
+    this.link.stop();
   }
 }

@@ -38,6 +38,7 @@ export function statusFixture(over: Partial<MachineStatus> = {}, failover: Parti
             queued: 0,
             kept: 0,
             keptDroppedEarly: 0,
+            showFileReadOnly: false,
             chipProgress: null,
             localApps: 2,
             peers: [peer()],

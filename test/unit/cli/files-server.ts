@@ -4,6 +4,7 @@
  * with the two things a test steers: whether the backup serves (read-only) and
  * what the backup answers about a push.
  */
+import { secureDialer } from "../../../src/net/peer-net.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,7 +47,7 @@ export function startFilesServer() {
       waitApplied: async () => shown.replicated,
     },
     syncTimeoutMs: 500,
-    secure: options,
+    net: secureDialer(options),
   });
   const server = serveFiles(options, service);
   const keyDir = mkdtempSync(join(tmpdir(), "understudy-key-"));
@@ -76,7 +77,7 @@ export function startForwardingNode(main: ReturnType<typeof startFilesServer>) {
     stores: null,
     replication: null,
     syncTimeoutMs: 500,
-    secure: options,
+    net: secureDialer(options),
   });
   const server = serveFiles(options, service);
   const flags = [...main.flags];

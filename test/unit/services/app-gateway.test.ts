@@ -11,6 +11,7 @@ import { createLogger } from "../../../src/log.ts";
 import { AppGateway } from "../../../src/services/app-gateway.ts";
 import { HubService } from "../../../src/services/hub-service.ts";
 import { PeerEndpoint } from "../../../src/net/peer-endpoint.ts";
+import { secureDialer } from "../../../src/net/peer-net.ts";
 import { waitFor } from "../../support/wait-for.ts";
 
 const networkKey = nacl.randomBytes(32);
@@ -36,7 +37,7 @@ function hubServer(writable: boolean) {
 
 test("a write the server refused as not active goes through once it is active again (the node reconnects)", async () => {
   const { hub, port } = hubServer(false); // e.g. a main isolated for a moment
-  const gateway = new AppGateway({ node: { id: "n1", name: "n1" }, secure: { networkKey, machine: nacl.sign.keyPair() }, log, onLinkBroken: () => {}, retainAckedMs: 3_000 });
+  const gateway = new AppGateway({ node: { id: "n1", name: "n1" }, net: secureDialer({ networkKey, machine: nacl.sign.keyPair() }), networkKey, log, onLinkBroken: () => {}, retainAckedMs: 3_000 });
   stops.push(() => gateway.stop());
   const frames: FromHubFrame[] = [];
   const app = gateway.attachApp("test", (frame) => frames.push(frame));

@@ -3,6 +3,8 @@
  * rpc, bulk lane and AssetService over a temp-dir SQLite AssetStore (or no
  * store, for a forwarding client node). Port 0 on loopback; `stop()` cleans up.
  */
+import { parseHostPort } from "../../../src/core/config.ts";
+import { secureDialer } from "../../../src/net/peer-net.ts";
 import type { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -66,8 +68,8 @@ export function startAssetNode(
   const service = new AssetService({
     mode: () => node.mode,
     assets: stores?.assets ?? null,
-    forwardTo: options.forwardTo ?? (() => null),
-    secure,
+    forwardTo: () => parseHostPort(options.forwardTo?.() ?? ""),
+    net: secureDialer(secure),
     ...(options.afterCommit ? { afterCommit: options.afterCommit } : {}),
   });
   const server = Bun.serve({

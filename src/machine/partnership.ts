@@ -1,0 +1,123 @@
+/**
+ * This server's pairing with the other one (docs/design.md §Pairing), on
+ * either side: adopting the partner a pairing exchange just proved (one
+ * sequence, whoever ran the exchange), dropping it, the main keeping the
+ * pairing its setup asks for, and the main's Add Backup / Remove Backup.
+ */
+import { AppError } from "../core/errors.ts";
+import { formatHostPort, parseHostPort, type HostPort } from "../core/config.ts";
+import type { Timers } from "../core/clock.ts";
+import type { Logger } from "../log.ts";
+import type { HeartbeatKeys } from "../net/heartbeat-keys.ts";
+import type { PairedPeer, PairingService } from "../services/pairing-service.ts";
+import type { PairingFile } from "../store/pairing-file.ts";
+import { PairingKeeper } from "./pairing-keeper.ts";
+import { resolveHost } from "./resolve-host.ts";
+
+/** How often the main's keeper looks at the pairing its setup asks for. */
+export const KEEP_PAIRED_STEP_MS = 250;
+
+export type PartnershipOptions = {
+  role: "main" | "backup" | "client";
+  /** Null on clients: they pair with nobody. */
+  pairingFile: PairingFile | null;
+  heartbeatKeys: HeartbeatKeys;
+  exchange: Pick<PairingService, "pair" | "unpair">;
+  /** Tells the core (the runner's feed). */
+  feed: (event: { type: "paired"; peerId: string } | { type: "unpaired" }) => void;
+  /** The pairing changed: heartbeats go where the core now says, and a backup's copy starts afresh. */
+  changed: () => void;
+  /** The backup address the main's setup names now, and changing it. */
+  wantedBackup: () => HostPort | null;
+  setWantedBackup: (at: HostPort | null) => void;
+  log: Logger;
+  timers: Timers;
+};
+
+export class Partnership {
+  private keeper: PairingKeeper | null = null;
+  private stopKeeper: (() => void) | null = null;
+
+  constructor(private readonly o: PartnershipOptions) {}
+
+  /** The partner of a pairing exchange that just succeeded: its key pinned and kept, the core told, heartbeats moved. */
+  adopt(peer: PairedPeer, address: string): void {
+    this.o.heartbeatKeys.pin(peer.peerKey);
+    this.o.pairingFile?.expect({ ...peer, address });
+    this.o.feed({ type: "paired", peerId: peer.peerId });
+    this.o.pairingFile?.rememberKey(peer.peerId, peer.peerKey);
+    this.o.changed();
+  }
+
+  /** The pairing is gone (removed on the main, dropped by the main on the backup, or let go by the keeper). */
+  drop(): void {
+    this.o.feed({ type: "unpaired" });
+    this.o.changed();
+  }
+
+  /** The paired server's address as recorded, or null. */
+  pairedAddress(): HostPort | null {
+    const address = this.o.pairingFile?.details()?.address ?? null;
+    return address === null ? null : parseHostPort(address);
+  }
+
+  /** The main keeps the pairing its setup asks for (machine/pairing-keeper.ts). */
+  keep(): void {
+    const wanted = () => {
+      const at = this.o.wantedBackup();
+      return at ? formatHostPort(at) : null;
+    };
+    const keeper = (this.keeper = new PairingKeeper({
+      wanted,
+      current: () => this.o.pairingFile!.details(),
+      exchange: this.o.exchange,
+      paired: (peer, address) => this.adopt(peer, address),
+      unpaired: () => this.drop(),
+      log: this.o.log,
+    }));
+    keeper.step();
+    this.stopKeeper = this.o.timers.every(KEEP_PAIRED_STEP_MS, () => keeper.step());
+  }
+
+  /** The core found the backup dropped the pairing: run the exchange again. */
+  pairAgain(): void {
+    this.keeper?.pairAgain();
+  }
+
+  /**
+   * Add Backup server (the main's Machines panel): the pairing exchange runs
+   * now, so the operator reads a refusal in plain words (PairingRefused)
+   * instead of finding it in the log. A paired backup must be removed first.
+   */
+  async addBackup(address: string): Promise<{ peerName: string }> {
+    if (this.o.role !== "main") throw new BackupChangeRefused("Only the main server adds a backup server.");
+    const have = this.o.pairingFile!.details();
+    if (have) throw new BackupChangeRefused(`${have.peerName || have.address} is the backup server now: remove it first, then add another.`);
+    const at = (await resolveHost(parseHostPort(address)))!;
+    const text = formatHostPort(at);
+    const peer = await this.o.exchange.pair(text);
+    this.o.setWantedBackup(at);
+    this.adopt(peer, text);
+    return { peerName: peer.peerName };
+  }
+
+  /** Removes the paired backup (the delete icon on its row): tells it, then forgets it. */
+  async removeBackup(): Promise<void> {
+    if (this.o.role !== "main") throw new BackupChangeRefused("Only the main server removes its backup server.");
+    this.o.setWantedBackup(null);
+    const have = this.o.pairingFile!.details();
+    if (!have) return;
+    await this.o.exchange.unpair(have.address);
+    this.drop();
+  }
+
+  stop(): void {
+    this.stopKeeper?.();
+  }
+}
+
+export class BackupChangeRefused extends AppError {
+  constructor(message: string) {
+    super("BACKUP_CHANGE_REFUSED", message, { status: 409 });
+  }
+}

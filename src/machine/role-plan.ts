@@ -1,0 +1,31 @@
+/**
+ * What each failover role runs (docs/design.md §Roles and licenses): one
+ * table, so "what does a backup do that a client does not" is read here, not
+ * pieced together from conditions across the runtime.
+ */
+import type { Role } from "../core/failover/index.ts";
+
+export type RolePlan = {
+  /** Holds the Data Hub, the show file and the asset cache, and serves `/hub` and `/replicate`. */
+  readonly holdsData: boolean;
+  /** Feeds its backup the show-file and asset lanes (`/replicate-log`). */
+  readonly feedsBackup: boolean;
+  /** Copies the main's lanes while it follows it (core/routing.ts replicationSource). */
+  readonly copiesMain: boolean;
+  /** Keeps the pairing its setup asks for (machine/pairing-keeper.ts). */
+  readonly keepsPairing: boolean;
+  /** Answers the pairing exchange (`/pair`). */
+  readonly answersPairing: boolean;
+  /** Checks the main's network key while it hears no server, so a mismatch is shown, not silent. */
+  readonly probesKeys: boolean;
+  /** Learns which machines its servers are from a signed handshake (machine/server-identities.ts). */
+  readonly identifiesServers: boolean;
+  /** Asks the main for its permission level (the main decides levels). */
+  readonly refreshesLevel: boolean;
+};
+
+export const ROLE_PLANS: Readonly<Record<Role, RolePlan>> = {
+  main: { holdsData: true, feedsBackup: true, copiesMain: false, keepsPairing: true, answersPairing: true, probesKeys: false, identifiesServers: false, refreshesLevel: false },
+  backup: { holdsData: true, feedsBackup: false, copiesMain: true, keepsPairing: false, answersPairing: true, probesKeys: true, identifiesServers: false, refreshesLevel: true },
+  client: { holdsData: false, feedsBackup: false, copiesMain: false, keepsPairing: false, answersPairing: false, probesKeys: false, identifiesServers: true, refreshesLevel: true },
+};

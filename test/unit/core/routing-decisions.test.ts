@@ -1,0 +1,58 @@
+/** The decisions that moved from the machine layer into core: each a table. */
+import { describe, expect, test } from "bun:test";
+import type { NodeState } from "../../../src/core/failover/index.ts";
+import { heardWithin } from "../../../src/core/heard.ts";
+import { filesRoute, heartbeatTargets, replicationSource, showFileReadOnly } from "../../../src/core/routing.ts";
+
+const state = (o: Record<string, unknown>) => ({ peerId: "x", other: { live: null, beat: null }, clients: new Map(), ...o }) as unknown as NodeState;
+
+describe("heartbeatTargets", () => {
+  const setup = { main: "m:1", backup: "b:1" };
+  test.each([
+    ["main: only the paired backup", "main", "p:1", { main: null, backup: "p:1" }],
+    ["main, unpaired: nobody (the backup its setup names is not paired yet)", "main", null, { main: null, backup: null }],
+    ["backup: the main its setup names", "backup", "p:1", { main: "m:1", backup: null }],
+    ["client: both", "client", null, setup],
+  ] as const)("%s", (_name, role, paired, expected) => {
+    expect(heartbeatTargets(role, setup, paired)).toEqual(expected);
+  });
+});
+
+describe("replicationSource", () => {
+  test.each([
+    ["a paired backup syncing copies from the main", state({ role: "backup", phase: { kind: "syncing" } }), "main"],
+    ["a paired idle backup copies from the main", state({ role: "backup", phase: { kind: "idle", condition: null } }), "main"],
+    ["a serving backup copies nothing", state({ role: "backup", phase: { kind: "active", epoch: 2, since: 0 } }), null],
+    ["an unpaired backup copies nothing", state({ role: "backup", peerId: null, phase: { kind: "unpaired" } }), null],
+    ["a main copies nothing", state({ role: "main", phase: { kind: "active", epoch: 1, since: 0 } }), null],
+    ["no state yet", null, null],
+  ] as const)("%s", (_name, s, expected) => {
+    expect(replicationSource(s)).toBe(expected);
+  });
+});
+
+describe("showFileReadOnly agrees with filesRoute", () => {
+  const rejoining = state({ role: "main", phase: { kind: "rejoining", since: 0, catchUp: { kind: "idle", retryAt: 0 }, copyFailingSince: null, switchBack: false } });
+  test.each([
+    ["the active main is writable", state({ role: "main", phase: { kind: "active", epoch: 1, since: 0 } }), false],
+    ["a rejoining main is read-only (push waits for it to serve again)", rejoining, true],
+    ["a serving backup is read-only", state({ role: "backup", phase: { kind: "active", epoch: 2, since: 0 } }), true],
+    ["an idle backup forwards to the main", state({ role: "backup", phase: { kind: "idle", condition: null } }), false],
+    ["a client following the backup is read-only", state({ role: "client", following: "backup", followingEpoch: 2 }), true],
+    ["a client following the main forwards", state({ role: "client", following: "main", followingEpoch: 1 }), false],
+  ] as const)("%s", (_name, s, readOnly) => {
+    expect(showFileReadOnly(s, 0, true)).toBe(readOnly);
+    expect(filesRoute(s, 0, true).kind === "read-only").toBe(readOnly);
+  });
+});
+
+describe("heardWithin", () => {
+  test.each([
+    [0, 1000, true],
+    [999, 1000, true],
+    [1000, 1000, false],
+    [1001, 1000, false],
+  ])("%i ms ago with a %i ms timeout: %p", (ago, timeout, heard) => {
+    expect(heardWithin(ago, timeout)).toBe(heard);
+  });
+});
