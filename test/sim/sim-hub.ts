@@ -28,8 +28,8 @@
  *      subscription a hub had taken before the message was sent, and that
  *      never went without a hub link for the acked-writes retention after
  *      the ack (a publisher keeps a message that long: acked-writes.ts),
- *      from a publisher not stopped within that time (its stop counts as
- *      time kept): the subscriber gets it;
+ *      both not stopped within that time (a publisher's stop counts as time
+ *      kept; a stopped subscriber reads nothing): the subscriber gets it;
  *  DH2 no subscriber gets a message twice;
  *  DH3 none out of order per origin;
  *  HL1 a paired backup idle beside the active main at the end of a run
@@ -307,6 +307,8 @@ class SimGateway {
 type Subscriber = {
   readonly node: string;
   readonly inc: number;
+  /** Its machine's stalls (Machine.stalls): stopped, it reads nothing, whatever its link says. */
+  readonly stalls: readonly [number, number][];
   /** When a hub first took this subscription from its node; null until then. */
   established: number | null;
   /** Since when its node has had no hub link (null: it has one), and its stretches without one as long as a publisher keeps what was acknowledged. */
@@ -500,12 +502,13 @@ export class SimHub implements Machinery {
     if (server) peer.serve({ path: "/hub", accept: (c) => server.acceptHub(c) });
     if (server) this.#replication(n, server, peer);
     const origin = `${n.name}.${n.inc}`;
-    const sub: Subscriber = { node: n.name, inc: n.inc, established: null, unlinkedSince: w.now(), longUnlinked: [], last: new Map(), got: new Set() };
+    const stalls: [number, number][] = [];
+    const sub: Subscriber = { node: n.name, inc: n.inc, stalls, established: null, unlinkedSince: w.now(), longUnlinked: [], last: new Map(), got: new Set() };
     this.#subscribers.push(sub);
     const gateway = new SimGateway(this, n, (frame, apps) => {
       for (const app of apps) this.#toApp(n, app, frame);
     });
-    const machine: Machine = { inc: n.inc, gateway, sub, origin, seq: 0, lastPing: w.now(), stalls: [] };
+    const machine: Machine = { inc: n.inc, gateway, sub, origin, seq: 0, lastPing: w.now(), stalls };
     this.#machines.set(n.name, machine);
     // The subscriber app subscribes at once; its node subscribes upstream whenever it attaches.
     gateway.uplink.fromApp("sub", { type: "sub", filter: "t/#" }, w.now());
@@ -648,9 +651,10 @@ export class SimHub implements Machinery {
       for (const s of this.#subscribers) {
         if (s.established === null || s.established >= p.sentAt || !alive(s.node, s.inc)) continue;
         // Away from every hub for longer than the publisher keeps a message after its ack: beyond the promise (§Data Hub).
-        // So is a publisher stopped (SIGSTOP) within the retention after the ack: the stop counts as time kept (see the report).
-        const publisherStopped = p.stalls.some(([from, to]) => to > acked && from < acked + retention);
-        if (publisherStopped || s.longUnlinked.some(([from, to]) => to - Math.max(from, acked) >= retention)) {
+        // So is a publisher or subscriber stopped (SIGSTOP) within the retention after the ack: the stop counts as time kept,
+        // and a stopped subscriber reads nothing while its link still stands (frames held, then lost with it).
+        const stopped = (stalls: readonly [number, number][]) => stalls.some(([from, to]) => to > acked && from < acked + retention);
+        if (stopped(p.stalls) || stopped(s.stalls) || s.longUnlinked.some(([from, to]) => to - Math.max(from, acked) >= retention)) {
           this.beyondRetention += 1;
           continue;
         }
