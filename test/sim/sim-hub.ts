@@ -29,7 +29,8 @@
  *      never went without a hub link for the acked-writes retention after
  *      the ack (a publisher keeps a message that long: acked-writes.ts),
  *      both not stopped within that time (a publisher's stop counts as time
- *      kept; a stopped subscriber reads nothing): the subscriber gets it;
+ *      kept; a stopped subscriber reads nothing), and not during a split
+ *      (both servers serving, cut apart) that outlasted it: the subscriber gets it;
  *  DH2 no subscriber gets a message twice;
  *  DH3 none out of order per origin;
  *  HL1 a paired backup idle beside the active main at the end of a run
@@ -539,6 +540,7 @@ export class SimHub implements Machinery {
   }
 
   crashed(n: SimNode): void {
+    this.#servingNow(n.name, false);
     this.#peers.get(n.name)?.crash();
     this.#peers.delete(n.name);
     this.servers.delete(n.name);
@@ -547,10 +549,28 @@ export class SimHub implements Machinery {
 
   startServing(n: SimNode, epoch: number): void {
     this.servers.get(n.name)?.startServing(epoch);
+    this.#servingNow(n.name, true);
   }
 
   stopServing(n: SimNode): void {
     this.servers.get(n.name)?.stopServing();
+    this.#servingNow(n.name, false);
+  }
+
+  /** Which servers serve now, and the stretches both did (a split: the two sides' apps do not hear each other). */
+  readonly #serving = new Set<string>();
+  #splitSince: number | null = null;
+  readonly #splits: [number, number][] = [];
+
+  #servingNow(name: string, serving: boolean): void {
+    if (serving) this.#serving.add(name);
+    else this.#serving.delete(name);
+    const split = this.#serving.size > 1;
+    if (split) this.#splitSince ??= this.world.now();
+    else if (this.#splitSince !== null) {
+      this.#splits.push([this.#splitSince, this.world.now()]);
+      this.#splitSince = null;
+    }
   }
 
   /** peer-runtime.ts followUplink: self, or the address the setup names for that server. */
@@ -645,6 +665,7 @@ export class SimHub implements Machinery {
       this.#noteUnlinked(s, end);
       s.unlinkedSince = null;
     }
+    if (this.#splitSince !== null) this.#splits.push([this.#splitSince, end]);
     for (const p of this.#published.values()) {
       const acked = p.ackedAt;
       if (acked === null || !alive(p.node, p.inc)) continue;
@@ -654,7 +675,9 @@ export class SimHub implements Machinery {
         // So is a publisher or subscriber stopped (SIGSTOP) within the retention after the ack: the stop counts as time kept,
         // and a stopped subscriber reads nothing while its link still stands (frames held, then lost with it).
         const stopped = (stalls: readonly [number, number][]) => stalls.some(([from, to]) => to > acked && from < acked + retention);
-        if (stopped(p.stalls) || stopped(s.stalls) || s.longUnlinked.some(([from, to]) => to - Math.max(from, acked) >= retention)) {
+        // Or published during a split that outlasted the retention: the other side's subscribers are on another hub meanwhile.
+        const longSplit = this.#splits.some(([from, to]) => to - Math.max(from, acked) >= retention);
+        if (longSplit || stopped(p.stalls) || stopped(s.stalls) || s.longUnlinked.some(([from, to]) => to - Math.max(from, acked) >= retention)) {
           this.beyondRetention += 1;
           continue;
         }
