@@ -5,20 +5,16 @@
  *   SIM_SEEDS=n       how many seeds (default 2000), starting at SIM_FIRST_SEED (default 1)
  *   SIM_FAMILY=name   only that family's seeds, SIM_SEEDS of them (e.g. rogue, ipv6, network-key, readd-backup)
  *   SEED=n            replay one seed and print its trace
- *   SIM_HUB_COPY=own-last  the backup's Data Hub copy asks as HubStateReplication does today (HL1 then breaks on seed 1390)
  */
 import { describe, expect, test } from "bun:test";
 import { familyOf, runSeed, type SeedResult } from "./run.ts";
-import { HUB_COPY } from "./sim-hub.ts";
 
-// SIM_HUB_COPY=own-last: the backup's Data Hub copy asks as HubStateReplication does today (sim-hub.ts HUB_COPY).
-if (process.env.SIM_HUB_COPY === "own-last") HUB_COPY.fromThrough = false;
 
 const replay = process.env.SEED;
 
 if (replay !== undefined) {
-  test(`replay seed ${replay}`, () => {
-    const r = runSeed(Number(replay), true);
+  test(`replay seed ${replay}`, async () => {
+    const r = await runSeed(Number(replay), true);
     console.log((r.trace ?? []).join("\n"));
     console.log(`seed ${r.seed}: ${r.family}, failback ${r.failback}, converged ${r.convergenceMs} ms after faults stopped (bound ${r.boundMs})`);
     if (r.violations.length > 0) throw new Error(`seed ${r.seed} (${r.family}) broke:\n  ${r.violations.join("\n  ")}`);
@@ -29,11 +25,11 @@ if (replay !== undefined) {
     const first = Number(process.env.SIM_FIRST_SEED ?? 1);
     const only = process.env.SIM_FAMILY;
 
-    test(`${count} seeded fault schedules${only ? ` of the ${only} family` : ""} keep every invariant`, () => {
+    test(`${count} seeded fault schedules${only ? ` of the ${only} family` : ""} keep every invariant`, async () => {
       const started = performance.now();
       const results: SeedResult[] = [];
       for (let seed = first; results.length < count && seed < first + 1000 * count; seed++) {
-        if (only === undefined || familyOf(seed).family === only) results.push(runSeed(seed));
+        if (only === undefined || familyOf(seed).family === only) results.push(await runSeed(seed));
       }
       expect(results).toHaveLength(count);
       const ms = performance.now() - started;
@@ -83,10 +79,10 @@ if (replay !== undefined) {
       );
     }, 120_000);
 
-    test("a seed replays exactly", () => {
+    test("a seed replays exactly", async () => {
       for (const seed of [7, 8, 9, 10, 24]) {
-        const a = runSeed(seed, true);
-        const b = runSeed(seed, true);
+        const a = await runSeed(seed, true);
+        const b = await runSeed(seed, true);
         expect(b.trace).toEqual(a.trace);
         expect(b.violations).toEqual(a.violations);
       }

@@ -10,6 +10,7 @@ import { tickPeriodMs, type Failback } from "../../src/core/failover/index.ts";
 import { Checker, converged, type CheckPlan } from "./invariants.ts";
 import { Rng } from "./prng.ts";
 import { blips, chaos, CLIENTS, isolateMain, lateClient, newBackup, outageRestart, rejoinSplit, replayer, rogue, witness, writes, type Family, type RogueMode } from "./schedules.ts";
+import { MAX_REFUSAL_BACKOFF_MS } from "../../src/net/peer-refusals.ts";
 import { ipv6Addresses, networkKey, readdBackup, resaveStorm } from "./families-machine.ts";
 import { SimHub } from "./sim-hub.ts";
 import { World, type SimConfig } from "./world.ts";
@@ -124,7 +125,7 @@ export function newWorld(o: WorldOptions): { world: World; checker: Checker; hub
   return { world, checker, hub };
 }
 
-export function runSeed(seed: number, tracing = false): SeedResult {
+export async function runSeed(seed: number, tracing = false): Promise<SeedResult> {
   const { family, failback, timings } = familyOf(seed);
   const { heartbeatMs: h, failoverTimeoutMs: T } = timings;
   const tickMs = tickPeriodMs(h);
@@ -138,7 +139,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   const plan: CheckPlan = { faultsStopAt: stopAt, noFailoverFrom: quiet ? (family === "replay" ? warmup + 2 * T : warmup) : null };
   const { world, checker, hub } = newWorld({ seed, timings, failback, plan, tracing, freshBackup: family === "new-backup", ipv6: family === "ipv6" });
   world.log(`seed ${seed}: ${family}${rogueMode ? ` (${rogueMode})` : ""}, failback ${failback}, heartbeat ${h} ms, timeout ${T} ms, tick ${tickMs} ms`);
-  world.runUntil(warmup - 1);
+  await world.runUntil(warmup - 1);
   // The warm network must be on the main, or nothing below would mean much.
   const m = world.node("main").state;
   if (!converged(world) || m?.role !== "main" || m.phase.kind !== "active") checker.fail(world, "not converged on the main after warm-up");
@@ -205,8 +206,9 @@ export function runSeed(seed: number, tracing = false): SeedResult {
     });
   }
 
-  const end = stopAt + bound + 2 * T;
-  world.runUntil(end);
+  // A backup refused for another network key waits out the refusal back-off before it copies again.
+  const end = stopAt + bound + 2 * T + (family === "network-key" ? MAX_REFUSAL_BACKOFF_MS + 2 * h : 0);
+  await world.runUntil(end);
   if (mustReportUnreachable && !checker.conditionSeen) checker.fail(world, "I7 the backup never said \"Main unreachable from backup\"");
   const convergenceMs = checker.lastUnconvergedAt < 0 ? 0 : checker.lastUnconvergedAt - stopAt;
   // I19: a main and a backup that both run at the end agree on their pairing (the main asks again when the backup dropped it).

@@ -17,9 +17,9 @@
  *
  * The servers' retained state is real too: each HubCore keeps it on its
  * simulated disk (across crashes), the main's own app writes it (`set`), the
- * backup's copy imports what the main exports since its last version (what
- * HubStateReplication does each period; the world still decides when, in
- * its #replicate), and the main's catch-up imports the backup's changes.
+ * backup runs the production HubStateReplication over its peer port against
+ * the main's HubService on /replicate, and the main's catch-up imports the
+ * backup's changes (its timing still modelled by the world's #catchUp).
  * Each server's Data Hub lane is its state's last version.
  *
  * It keeps the ledger for these invariants (checked in `check`):
@@ -45,6 +45,11 @@ import type { ServerRole } from "../../src/core/failover/index.ts";
 import type { UplinkTarget } from "../../src/core/routing.ts";
 import { Rng } from "./prng.ts";
 import { encodeFrame } from "../../src/hub/frames.ts";
+import { replicationSource } from "../../src/core/routing.ts";
+import { HubService } from "../../src/services/hub-service.ts";
+import { HubStateReplication } from "../../src/services/hub-state-replication.ts";
+import { PeerRefusals } from "../../src/net/peer-refusals.ts";
+import type { PeerDialer } from "../../src/net/peer-net.ts";
 import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
 import type { Timers } from "../../src/core/clock.ts";
 import type { ConnectionEvents, SecureConnection } from "../../src/net/secure-socket.ts";
@@ -56,15 +61,6 @@ const PING_MS = 1000;
 const PRESENCE_MS = 1000;
 const PUBLISHERS: readonly string[] = ["c1", "main", "backup"];
 
-/**
- * How the backup's copy asks the main. HubStateReplication asks for what changed since the
- * backup's own last version; after the backup served, that version is past writes the main took
- * while cut off from it (before it stepped down), so the backup never copies them and serves
- * without them at the next failover: HL1 breaks (seed 1390 of the default run). The simulator
- * runs the fix it asks for (since the last version it copied from the main: the `through` of the
- * last answer); SIM_HUB_COPY=own-last (failover-sim.test.ts) runs today's rule.
- */
-export const HUB_COPY = { fromThrough: true };
 
 const text = new TextEncoder();
 const decoder = new TextDecoder();
@@ -94,7 +90,22 @@ class DiskHubState implements HubStatePersistence {
   }
 }
 
-/** services/hub-service.ts HubService, on the in-memory peer port. */
+/** The real HubService for /replicate and the copy, over the same HubCore; the server's lane follows what it imports. */
+class SyncedHubService extends HubService {
+  constructor(
+    private readonly server: SimHubServer,
+    networkKey: Uint8Array,
+    log: never,
+  ) {
+    super(server.core, networkKey, log);
+  }
+
+  override importChanges(changes: HubStateChanges): void {
+    this.server.importChanges(changes);
+  }
+}
+
+/** services/hub-service.ts HubService's /hub side, on the in-memory peer port. */
 class SimHubServer {
   readonly #conns = new Map<string, SecureConnection>();
   readonly #local = new Map<string, (frame: FromHubFrame) => void>();
@@ -374,6 +385,51 @@ export class SimHub implements Machinery {
     });
   }
 
+  /**
+   * The Data Hub copy as a server runs it (peer-runtime.ts): the main answers on /replicate
+   * (HubService.acceptReplication), the backup runs HubStateReplication over its peer port,
+   * copying from the main while core's replicationSource says so, its first answer reported
+   * as syncDone and a broken link as the main's; a new pairing starts it afresh (restart()).
+   */
+  #replication(n: SimNode, server: SimHubServer, peer: MemoryPeerNet): void {
+    const w = this.world;
+    const quiet = { info() {}, warn() {}, error() {} } as never;
+    const service = new SyncedHubService(server, keyBytes(this.keyOf(n.name)), quiet);
+    peer.serve({ path: "/replicate", accept: (c) => service.acceptReplication(c) });
+    if (n.role !== "backup") return;
+    const timers = this.#timers(n);
+    // The dial's answer is a promise: the world lets its callbacks run before the next event.
+    const net: PeerDialer = {
+      dial: (to, path, events) =>
+        new Promise((resolve, reject) =>
+          peer.connect(to, path, events, (result) => {
+            w.promisesSettled = true;
+            if (result instanceof Error) reject(result);
+            else resolve(result);
+          }),
+        ),
+    };
+    const replication = new HubStateReplication({
+      net,
+      source: () => (replicationSource(n.state) === "main" ? w.endpointOf("main") : null),
+      hub: service,
+      periodMs: w.cfg.timings.heartbeatMs,
+      refusals: new PeerRefusals(w.clock, quiet, () => this.#rng.next()),
+      signals: {
+        synced: () => w.feed(n, { type: "syncDone" }),
+        broken: () => w.connectionBroke(n, "main"),
+      },
+      timers,
+    });
+    // The partnership's `changed` (peer-runtime.ts): a new pairing is copied afresh.
+    let pairedWith = n.disk.pairing?.peerId ?? null;
+    timers.every(w.cfg.timings.heartbeatMs, () => {
+      const now = n.disk.pairing?.peerId ?? null;
+      if (now !== pairedWith) replication.restart();
+      pairedWith = now;
+    });
+  }
+
   /** Each server's retained state on disk. */
   readonly #disks = new Map<string, DiskHubState>();
 
@@ -390,20 +446,6 @@ export class SimHub implements Machinery {
     m.seq += 1;
     m.gateway.uplink.fromApp("pub", { type: "set", key: `s/${main.name}/${m.seq % 5}`, value: m.seq, origin: m.origin, seq: m.seq }, this.world.now());
   }
-
-  copyHub(backup: SimNode, main: SimNode): void {
-    const [b, m] = [this.servers.get(backup.name), this.servers.get(main.name)];
-    if (!b || !m) return;
-    // Since what it last copied from the main (HUB_COPY), or as HubStateReplication asks today: since its own last version.
-    const since = this.copyFromThrough ? (this.#copiedThrough.get(backup.name) ?? ZERO_VERSION) : b.core.lastVersion;
-    const changes = m.core.exportStateSince(since);
-    b.importChanges(changes);
-    this.#copiedThrough.set(backup.name, changes.through);
-  }
-
-  /** See HUB_COPY. */
-  copyFromThrough = HUB_COPY.fromThrough;
-  readonly #copiedThrough = new Map<string, { epoch: number; seq: number }>();
 
   catchUpHub(main: SimNode, backup: SimNode): () => void {
     const [m, b] = [this.servers.get(main.name), this.servers.get(backup.name)];
@@ -459,6 +501,7 @@ export class SimHub implements Machinery {
     this.#peers.set(n.name, peer);
     const server = this.servers.get(n.name);
     if (server) peer.serve({ path: "/hub", accept: (c) => server.acceptHub(c) });
+    if (server) this.#replication(n, server, peer);
     const origin = `${n.name}.${n.inc}`;
     const stalls: [number, number][] = [];
     const sub: Subscriber = { node: n.name, inc: n.inc, stalls, established: null, unlinkedSince: w.now(), longUnlinked: [], last: new Map(), got: new Set() };

@@ -105,8 +105,6 @@ export interface Machinery {
   uplink(node: SimNode, target: UplinkTarget): void;
   /** The active main's own app writes to the Data Hub (its hub lane then moves with the real state). */
   writeHub(main: SimNode): void;
-  /** One step of the backup's copy of the main's Data Hub state (what HubStateReplication does each period). */
-  copyHub(backup: SimNode, main: SimNode): void;
   /** The main's catch-up: the backup's answer now; what the main applies when it reads it. */
   catchUpHub(main: SimNode, backup: SimNode): () => void;
 }
@@ -192,8 +190,14 @@ export class World {
     this.#push(t, { kind: "action", label, run });
   }
 
+  /**
+   * Set when a promise the machinery handed out settled (a dial's answer): its callbacks run
+   * before the next event, as a machine's promise jobs run before its next timer or socket event.
+   */
+  promisesSettled = false;
+
   /** Processes every event up to and including time `until`. */
-  runUntil(until: number): void {
+  async runUntil(until: number): Promise<void> {
     for (;;) {
       const top = this.#queue.peek();
       if (!top || top.t > until) break;
@@ -201,6 +205,10 @@ export class World {
       this.clock.advanceTo(top.t);
       this.#runnerCalled = false;
       const touched = this.#handle(top.ev);
+      while (this.promisesSettled) {
+        this.promisesSettled = false;
+        for (let i = 0; i < 16; i++) await null;
+      }
       // The machinery's frames and timers that never reached a runner change nothing the checker reads.
       if (top.ev.kind === "deliver" && top.ev.msg.kind === "run" && !this.#runnerCalled) continue;
       this.observer.afterStep(this, touched);
@@ -589,8 +597,9 @@ export class World {
   /**
    * The backup's replication, on its tick: while it is paired, not serving,
    * and main and backup reach each other, its copy moves toward the main's
-   * data: the Data Hub state at once (the first time: its first complete
-   * copy), the log a few entries a tick (a snapshot when it holds another log).
+   * data: the log a few entries a tick (a snapshot when it holds another
+   * log); without the machinery, the Data Hub state at once too (the first
+   * time: its first complete copy).
    */
   #replicate(n: SimNode): void {
     if (n.role !== "backup" || n.serving !== null || n.disk.pairing === null) return;
@@ -600,10 +609,17 @@ export class World {
     const own = n.disk.lanes;
     const step = this.net.int(1, 6);
     const logSeq = own.logId === heads.logId ? Math.min(heads.logSeq, own.logSeq + step) : Math.min(heads.logSeq, step);
-    n.disk.lanes = { hubEpoch: heads.hubEpoch, hubSeq: heads.hubSeq, logId: heads.logId, logSeq };
-    // With the machinery, the Data Hub lane is the real state: copied as HubStateReplication copies it.
-    if (this.machinery) this.machinery.copyHub(n, m);
+    // With the machinery the Data Hub lane is the backup's real copy (HubStateReplication runs in sim-hub.ts).
+    const hub = this.machinery ? { hubEpoch: own.hubEpoch, hubSeq: own.hubSeq } : { hubEpoch: heads.hubEpoch, hubSeq: heads.hubSeq };
+    n.disk.lanes = { ...hub, logId: heads.logId, logSeq };
+
+    if (this.machinery) return; // the Data Hub copy runs for real (sim-hub.ts): it reports its first copy itself
     if (!n.disk.pairing.hubCopied) this.#call(n, (r) => r.feed({ type: "syncDone" }));
+  }
+
+  /** An event for a machine's runner from its machinery (the copy's first complete answer, say). */
+  feed(n: SimNode, event: NodeEvent): void {
+    this.#receive(n, { kind: "event", event });
   }
 
   /** Bookkeeping for the checker: which heartbeats counted, and which replays did. */
