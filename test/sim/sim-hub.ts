@@ -37,7 +37,7 @@
  *      holds the main's Data Hub state, entry for entry (the lane converged).
  */
 import { ackedRetentionMs } from "../../src/hub/acked-writes.ts";
-import type { FromHubFrame, ToHubFrame } from "../../src/hub/frames.ts";
+import type { FromHubFrame, ToHubFrame, Version } from "../../src/hub/frames.ts";
 import { HubUplink } from "../../src/hub/hub-uplink.ts";
 import { HubCore, ZERO_VERSION, type Fanout } from "../../src/hub/hub-core.ts";
 import type { HubStateChange, HubStateChanges, HubStatePersistence, PersistedHubState, RetainedEntry, SetMark } from "../../src/hub/retained-state.ts";
@@ -45,9 +45,9 @@ import type { ServerRole } from "../../src/core/failover/index.ts";
 import type { UplinkTarget } from "../../src/core/routing.ts";
 import { Rng } from "./prng.ts";
 import { encodeFrame } from "../../src/hub/frames.ts";
-import { replicationSource } from "../../src/core/routing.ts";
+import { pairedPeer, replicationSource } from "../../src/core/routing.ts";
 import { HubService } from "../../src/services/hub-service.ts";
-import { HubStateReplication } from "../../src/services/hub-state-replication.ts";
+import { HubStateReplication, type CopyMark } from "../../src/services/hub-state-replication.ts";
 import { PeerRefusals } from "../../src/net/peer-refusals.ts";
 import type { PeerDialer } from "../../src/net/peer-net.ts";
 import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
@@ -415,6 +415,7 @@ export class SimHub implements Machinery {
       hub: service,
       periodMs: w.cfg.timings.heartbeatMs,
       refusals: new PeerRefusals(w.clock, quiet, () => this.#rng.next()),
+      mark: this.#copyMark(n),
       signals: {
         synced: () => w.feed(n, { type: "syncDone" }),
         broken: () => w.connectionBroke(n, "main"),
@@ -429,6 +430,27 @@ export class SimHub implements Machinery {
       pairedWith = now;
     });
   }
+
+  /**
+   * The backup's copy mark on its disk (store/copy-mark-file.ts as server-data.ts copyMark uses it):
+   * the `through` of the last answer imported, for the main it is paired with; survives a crash.
+   */
+  #copyMark(n: SimNode): CopyMark {
+    const disk = this.#marks;
+    return {
+      read: () => {
+        const peer = pairedPeer(n.state);
+        const mark = disk.get(n.name);
+        return peer !== null && mark?.peerId === peer ? mark.through : null;
+      },
+      write: (through) => {
+        const peer = pairedPeer(n.state);
+        if (peer !== null) disk.set(n.name, { peerId: peer, through });
+      },
+    };
+  }
+
+  readonly #marks = new Map<string, { peerId: string; through: Version }>();
 
   /** Each server's retained state on disk. */
   readonly #disks = new Map<string, DiskHubState>();
