@@ -62,6 +62,9 @@ if (replay !== undefined) {
       expect(judged).toBeGreaterThan(10 * beyond);
       // HL1 judged the Data Hub lane at the end of most runs.
       expect(sum((r) => r.hub.lanesJudged)).toBeGreaterThan(count * 0.5);
+      // The main's catch-up (the production fetchHubStateChanges) really copied in most takebacks.
+      const caught = { ok: sum((r) => r.hub.catchUps.ok), failed: sum((r) => r.hub.catchUps.failed) };
+      if (only === undefined || only === "chaos") expect(caught.ok).toBeGreaterThan(caught.failed);
       // A new network key really kept machines apart for a while, and never caused a failover (I7 checks that).
       const keyed = of("network-key");
       if (keyed.length > 0) expect(keyed.reduce((n, r) => n + r.hub.keyRefusals, 0)).toBeGreaterThan(0);
@@ -75,7 +78,8 @@ if (replay !== undefined) {
           `main took back in ${withFailback}; ${rogues.reduce((n, r) => n + r.untrustedRefused, 0)} forged heartbeats refused in ${rogues.length} rogue seeds; ` +
           `slowest convergence ${(worst * 100).toFixed(0)}% of the bound; Data Hub: ${sum((r) => r.hub.published)} messages, ` +
           `${sum((r) => r.hub.delivered)} deliveries, ${judged} (message, subscriber) pairs judged, ${beyond} beyond the retention; ` +
-          `the backup's Data Hub copy judged at the end of ${sum((r) => r.hub.lanesJudged)} runs`,
+          `the backup's Data Hub copy judged at the end of ${sum((r) => r.hub.lanesJudged)} runs; ` +
+          `the main's catch-up copied ${caught.ok} times and failed ${caught.failed}`,
       );
     }, 120_000);
 

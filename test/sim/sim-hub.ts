@@ -18,8 +18,9 @@
  * The servers' retained state is real too: each HubCore keeps it on its
  * simulated disk (across crashes), the main's own app writes it (`set`), the
  * backup runs the production HubStateReplication over its peer port against
- * the main's HubService on /replicate, and the main's catch-up imports the
- * backup's changes (its timing still modelled by the world's #catchUp).
+ * the main's HubService on /replicate, and the main back after the backup
+ * served runs the production catch-up (fetchHubStateChanges from the
+ * backup's /replicate, imported by its HubService).
  * Each server's Data Hub lane is its state's last version.
  *
  * It keeps the ledger for these invariants (checked in `check`):
@@ -47,7 +48,7 @@ import { Rng } from "./prng.ts";
 import { encodeFrame } from "../../src/hub/frames.ts";
 import { pairedPeer, replicationSource } from "../../src/core/routing.ts";
 import { HubService } from "../../src/services/hub-service.ts";
-import { HubStateReplication, type CopyMark } from "../../src/services/hub-state-replication.ts";
+import { fetchHubStateChanges, HubStateReplication, type CopyMark } from "../../src/services/hub-state-replication.ts";
 import { PeerRefusals } from "../../src/net/peer-refusals.ts";
 import type { PeerDialer } from "../../src/net/peer-net.ts";
 import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
@@ -395,20 +396,11 @@ export class SimHub implements Machinery {
     const w = this.world;
     const quiet = { info() {}, warn() {}, error() {} } as never;
     const service = new SyncedHubService(server, keyBytes(this.keyOf(n.name)), quiet);
+    this.#services.set(n.name, service);
     peer.serve({ path: "/replicate", accept: (c) => service.acceptReplication(c) });
     if (n.role !== "backup") return;
     const timers = this.#timers(n);
-    // The dial's answer is a promise: the world lets its callbacks run before the next event.
-    const net: PeerDialer = {
-      dial: (to, path, events) =>
-        new Promise((resolve, reject) =>
-          peer.connect(to, path, events, (result) => {
-            w.promisesSettled = true;
-            if (result instanceof Error) reject(result);
-            else resolve(result);
-          }),
-        ),
-    };
+    const net = this.#dialer(peer);
     const replication = new HubStateReplication({
       net,
       source: () => (replicationSource(n.state) === "main" ? w.endpointOf("main") : null),
@@ -469,11 +461,63 @@ export class SimHub implements Machinery {
     m.gateway.uplink.fromApp("pub", { type: "set", key: `s/${main.name}/${m.seq % 5}`, value: m.seq, origin: m.origin, seq: m.seq }, this.world.now());
   }
 
-  catchUpHub(main: SimNode, backup: SimNode): () => void {
-    const [m, b] = [this.servers.get(main.name), this.servers.get(backup.name)];
-    if (!m || !b) return () => {};
-    const changes = b.core.exportStateSince(m.core.lastVersion);
-    return () => this.servers.get(main.name)?.importChanges(changes);
+  /** Each running server's HubService (for /replicate and its imports). */
+  readonly #services = new Map<string, HubService>();
+
+  /**
+   * The main's catch-up as peer-runtime.ts catchUp runs it: fetchHubStateChanges from the backup's
+   * peer port since its own last version, imported by its HubService; any failure is a failed copy.
+   */
+  catchUp(main: SimNode, done: (ok: boolean) => void): void {
+    const [peer, service, inc] = [this.#peers.get(main.name), this.#services.get(main.name), main.inc];
+    if (!peer || !service) return done(false);
+    const live = () => main.inc === inc && !!main.state;
+    fetchHubStateChanges(this.#dialer(peer), this.world.endpointOf("backup"), service.core.lastVersion, this.#timers(main)).then(
+      (changes) => {
+        if (!live()) return;
+        service.importChanges(changes);
+        this.catchUps.ok += 1;
+        done(true);
+      },
+      () => {
+        if (!live()) return;
+        this.catchUps.failed += 1;
+        done(false);
+      },
+    );
+  }
+
+  /** How the main's catch-ups ended (the test checks they really copied). */
+  readonly catchUps = { ok: 0, failed: 0 };
+
+  /**
+   * PeerNet's dial over the twin. A promise settles outside any event, so each callback that can
+   * settle one (the dial's answer, a frame, a close) tells the world to run promise jobs before its next event.
+   */
+  #dialer(peer: MemoryPeerNet): PeerDialer {
+    const w = this.world;
+    const settles = (events: ConnectionEvents): ConnectionEvents => ({
+      ...(events.broadcast ? { broadcast: (frame: Uint8Array) => events.broadcast?.(frame) } : {}),
+      ...(events.bulk ? { bulk: (payload: Uint8Array) => events.bulk?.(payload) } : {}),
+      message: (payload) => {
+        w.promisesSettled = true;
+        events.message(payload);
+      },
+      close: (reason) => {
+        w.promisesSettled = true;
+        events.close(reason);
+      },
+    });
+    return {
+      dial: (to, path, events) =>
+        new Promise((resolve, reject) =>
+          peer.connect(to, path, (c) => settles(events(c)), (result) => {
+            w.promisesSettled = true;
+            if (result instanceof Error) reject(result);
+            else resolve(result);
+          }),
+        ),
+    };
   }
 
   /** This machine's peer port (null while it is down). */

@@ -40,7 +40,7 @@ type Inbound =
    */
   | { readonly kind: "beat"; readonly from: string; readonly hb: Heartbeat; readonly replayed: boolean; readonly sealedBy: string | null }
   | { readonly kind: "linkBroken"; readonly peer: ServerRole }
-  | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number; readonly apply?: () => void }
+  | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number }
   | { readonly kind: "event"; readonly event: NodeEvent }
   | { readonly kind: "setServers"; readonly main: boolean; readonly backup: boolean }
   /** Work for one incarnation of the machine (a frame on a connection, a timer of its machinery); dropped if it died since. */
@@ -105,8 +105,8 @@ export interface Machinery {
   uplink(node: SimNode, target: UplinkTarget): void;
   /** The active main's own app writes to the Data Hub (its hub lane then moves with the real state). */
   writeHub(main: SimNode): void;
-  /** The main's catch-up: the backup's answer now; what the main applies when it reads it. */
-  catchUpHub(main: SimNode, backup: SimNode): () => void;
+  /** The main's catch-up as peer-runtime.ts runs it (fetchHubStateChanges, then the import); `done` says whether it worked. */
+  catchUp(main: SimNode, done: (ok: boolean) => void): void;
 }
 
 /** Hooks the invariant checker plugs in. `effect` runs before the runner executes it. */
@@ -578,7 +578,6 @@ export class World {
         return;
       case "catchUp":
         if (msg.inc !== n.inc) return;
-        if (msg.ok) msg.apply?.();
         if (msg.ok) n.caughtUp = true;
         else n.copyFailingSince ??= this.now();
         this.#call(n, () => msg.done(msg.ok));
@@ -649,12 +648,15 @@ export class World {
   /** The copy works if, when it ends, the backup runs and both directions between them are up. */
   #catchUp(main: SimNode, done: (ok: boolean) => void): void {
     const inc = main.inc;
+    const deliver = (ok: boolean) => {
+      if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc });
+    };
+    if (this.machinery) return this.machinery.catchUp(main, deliver);
     const delay = this.net.int(this.cfg.catchUpMs[0], this.cfg.catchUpMs[1]);
     this.at(this.now() + delay, "catch-up ends", () => {
       const b = this.nodes.get("backup");
       const ok = !!b?.state && !b.frozen && !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
-      const apply = ok && b ? this.machinery?.catchUpHub(main, b) : undefined;
-      if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc, apply });
+      deliver(ok);
     });
   }
 
