@@ -3,7 +3,7 @@
  * schedules (see run.ts, schedules.ts, invariants.ts).
  *
  *   SIM_SEEDS=n       how many seeds (default 2000), starting at SIM_FIRST_SEED (default 1)
- *   SIM_FAMILY=name   only that family's seeds, SIM_SEEDS of them (e.g. rogue, ipv6, network-key, readd-backup)
+ *   SIM_FAMILY=name   only that family's seeds, SIM_SEEDS of them (e.g. rogue, ipv6, network-key, readd-backup, move-main)
  *   SEED=n            replay one seed and print its trace
  */
 import { describe, expect, test } from "bun:test";
@@ -59,7 +59,9 @@ if (replay !== undefined) {
       // The Data Hub really carried messages across the faults, and DH1 judged most of them.
       const sum = (f: (r: SeedResult) => number) => results.reduce((n, r) => n + f(r), 0);
       const [judged, beyond] = [sum((r) => r.hub.judged), sum((r) => r.hub.beyondRetention)];
-      expect(judged).toBeGreaterThan(10 * beyond);
+      // (move-main leaves clients on the old address for a while, by design: their messages wait beyond the retention.)
+      const notMoved = results.filter((r) => r.family !== "move-main");
+      if (notMoved.length > 0) expect(notMoved.reduce((n, r) => n + r.hub.judged, 0)).toBeGreaterThan(10 * notMoved.reduce((n, r) => n + r.hub.beyondRetention, 0));
       // HL1 judged the Data Hub lane at the end of most runs.
       expect(sum((r) => r.hub.lanesJudged)).toBeGreaterThan(count * 0.5);
       // The main's catch-up (the production fetchHubStateChanges) really copied in most takebacks.

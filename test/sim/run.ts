@@ -11,7 +11,7 @@ import { Checker, converged, type CheckPlan } from "./invariants.ts";
 import { Rng } from "./prng.ts";
 import { blips, chaos, CLIENTS, isolateMain, lateClient, newBackup, outageRestart, rejoinSplit, replayer, rogue, witness, writes, type Family, type RogueMode } from "./schedules.ts";
 import { MAX_REFUSAL_BACKOFF_MS } from "../../src/net/peer-refusals.ts";
-import { ipv6Addresses, networkKey, readdBackup, resaveStorm } from "./families-machine.ts";
+import { ipv6Addresses, moveMain, networkKey, readdBackup, resaveStorm } from "./families-machine.ts";
 import { SimHub } from "./sim-hub.ts";
 import { World, type SimConfig } from "./world.ts";
 
@@ -77,7 +77,7 @@ export function splitHealMs(t: Timings, tickMs: number): number {
 
 const FAMILIES: readonly Family[] = [
   "chaos", "chaos", "chaos", "chaos", "chaos", "rogue", "rejoin-split", "blip", "witness", "late-client",
-  "new-backup", "replay", "isolate-main", "outage-restart", "ipv6", "resave-storm", "network-key", "readd-backup",
+  "new-backup", "replay", "isolate-main", "outage-restart", "ipv6", "resave-storm", "network-key", "readd-backup", "move-main",
 ];
 
 const ROGUE_MODES: readonly RogueMode[] = ["alone", "crash-main", "chaos"];
@@ -158,6 +158,7 @@ export async function runSeed(seed: number, tracing = false): Promise<SeedResult
     resaveStorm(world, sched, window);
   } else if (family === "network-key") networkKey(world, hub, sched, window);
   else if (family === "readd-backup") readdBackup(world, sched, window);
+  else if (family === "move-main") moveMain(world, sched, window);
   else if (family === "blip") blips(world, sched, window);
   else if (family === "witness") mustReportUnreachable = witness(world, sched, window);
   else if (family === "rejoin-split") rejoinSplit(world, sched, window);

@@ -403,7 +403,8 @@ export class SimHub implements Machinery {
     const net = this.#dialer(peer);
     const replication = new HubStateReplication({
       net,
-      source: () => (replicationSource(n.state) === "main" ? w.endpointOf("main") : null),
+      // The address its setup names now (peer-runtime.ts heartbeatTargets().main), not where the main really is.
+      source: () => (replicationSource(n.state) === "main" ? (n.runner?.serverAddress("main") ?? null) : null),
       hub: service,
       periodMs: w.cfg.timings.heartbeatMs,
       refusals: new PeerRefusals(w.clock, quiet, () => this.#rng.next()),
@@ -644,8 +645,10 @@ export class SimHub implements Machinery {
     const gateway = this.#machines.get(n.name)?.gateway;
     if (!gateway) return;
     if (target.server === "self") return gateway.follow({ role: "self" });
+    // The address the setup names (the runner's), as peer-runtime.ts reads its servers; before the runner exists, the world's.
+    const at = target.server === null ? null : n.runner ? n.runner.serverAddress(target.server) : this.world.endpointOf(target.server);
     const known = target.server !== null && (n.role !== "client" || n.knows[target.server]);
-    gateway.follow(target.server !== null && known ? { role: target.server, address: this.world.addressOf(target.server) } : null);
+    gateway.follow(target.server !== null && known && at ? { role: target.server, address: at.host } : null);
   }
 
   /** Each machine's network key (a generation number; all start on 1). Heartbeats are sealed with pair keys and do not depend on it. */

@@ -346,7 +346,7 @@ export class World {
     this.log(`RESAVE settings on ${name}`);
     this.resaving = n;
     const servers = n.runner.serverAddresses();
-    this.#call(n, (r) => r.setServers(servers));
+    this.#call(n, (r) => this.#setServers(n, r, servers));
     this.resaving = null;
   }
 
@@ -586,7 +586,7 @@ export class World {
         this.#call(n, (r) => r.feed(msg.event));
         return;
       case "setServers":
-        this.#call(n, (r) => r.setServers({ main: msg.main ? this.endpointOf("main") : null, backup: msg.backup ? this.endpointOf("backup") : null }));
+        this.#call(n, (r) => this.#setServers(n, r, { main: msg.main ? this.endpointOf("main") : null, backup: msg.backup ? this.endpointOf("backup") : null }));
         return;
       case "run":
         if (msg.inc === n.inc) msg.run();
@@ -614,6 +614,15 @@ export class World {
 
     if (this.machinery) return; // the Data Hub copy runs for real (sim-hub.ts): it reports its first copy itself
     if (!n.disk.pairing.hubCopied) this.#call(n, (r) => r.feed({ type: "syncDone" }));
+  }
+
+  /**
+   * Settings saved (peer-runtime.ts updateServers): the runner takes the addresses, and the hub uplink
+   * dials the server it follows at the address named now (it kept the old one: sim seed 1576, move-main).
+   */
+  #setServers(n: SimNode, r: FailoverRunner, servers: { main: Endpoint | null; backup: Endpoint | null }): void {
+    r.setServers(servers);
+    this.machinery?.uplink(n, r.uplink);
   }
 
   /** An event for a machine's runner from its machinery (the copy's first complete answer, say). */
