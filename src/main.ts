@@ -7,6 +7,7 @@ import { hubCommand } from "./cli/hub-commands.ts";
 import { keysCommand } from "./cli/keys.ts";
 import { licenseCommand } from "./cli/license.ts";
 import { runCommand } from "./cli/run.ts";
+import { serviceCommand } from "./cli/service.ts";
 import { statusCommand } from "./cli/status.ts";
 import { COMMIT, VERSION } from "./version.ts";
 
@@ -27,6 +28,7 @@ Usage: understudy [command] [flags]
   asset put FILE [--name N]     upload a large media file to the Asset Hub (prints its id)
   asset get ID OUT              download an asset into OUT (--range START-END for part)
   asset ls                      list the Asset Hub's assets
+  service install|uninstall|status   start at boot (systemd on Linux, a Windows service)
   version                       print version and commit
 
 Every command takes --help.
@@ -54,6 +56,8 @@ async function main(argv: string[]): Promise<number> {
       return assetCommand(rest);
     case "keys":
       return keysCommand(rest);
+    case "service":
+      return serviceCommand(rest);
     case "license":
       return licenseCommand(rest);
     case "version":

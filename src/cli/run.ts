@@ -6,6 +6,7 @@ import { createLogger, type LogFormat } from "../log.ts";
 import { MachineNode } from "../machine/machine-node.ts";
 import { vendorPublicKey } from "../vendor-key.ts";
 import { showFolderFlagProblem } from "../services/show-folder/show-folder-setting.ts";
+import { takeDataDirLock } from "../store/data-dir-lock.ts";
 import { parseCommand, UsageError, type Options } from "./args.ts";
 
 /** Settings that are never flags: a password on the command line shows in every process list. */
@@ -73,7 +74,15 @@ export async function runCommand(argv: string[]): Promise<number> {
   const dataDir = typeof values.data === "string" ? values.data : defaultDataDir(env);
   let format: LogFormat = flags.log === "json" || (flags.log === undefined && env[envName("log")] === "json") ? "json" : "pretty";
   const log = createLogger(() => format);
-  const node = await MachineNode.start({ dataDir, flags, env, vendorPublicKey: vendorPublicKey(), log });
+  // Before anything in the data dir is read or written: a second process on it would share its database and machine key.
+  const lock = takeDataDirLock(dataDir);
+  let node: MachineNode;
+  try {
+    node = await MachineNode.start({ dataDir, flags, env, vendorPublicKey: vendorPublicKey(), log });
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   format = node.state.snapshot.config.log;
 
   return await new Promise<number>((resolve) => {
@@ -83,8 +92,12 @@ export async function runCommand(argv: string[]): Promise<number> {
       stopping = true;
       log.info("stopping", { signal });
       node.stop().then(
-        () => resolve(0),
+        () => {
+          lock.release();
+          resolve(0);
+        },
         (error) => {
+          lock.release();
           log.error("stop failed", { message: (error as Error).message });
           resolve(1);
         },

@@ -4,8 +4,10 @@
  * worst value), cumulative round-trip histograms and the failover and
  * failback counts (/metrics), the Data Hub's message rates over the last
  * ten seconds, and the last failover. `record()` is a plain step so tests
- * drive it with their own status and time.
+ * drive it with their own status and time. The failover counts and records
+ * outlive a restart (`durable()`, kept in the data dir by the store).
  */
+import { z } from "zod";
 import { heardWithin } from "./heard.ts";
 import type { MachineStatus } from "./status.ts";
 
@@ -30,7 +32,19 @@ export type PeerDelayHistory = {
   sumMs: number;
 };
 
-export type FailoverRecord = { at: string; server: "main" | "backup"; tookMs: number | null; why: string };
+export const failoverRecordSchema = z.object({ at: z.string(), server: z.enum(["main", "backup"]), tookMs: z.number().nullable(), why: z.string() });
+export type FailoverRecord = z.infer<typeof failoverRecordSchema>;
+
+/** Failover records kept across restarts, newest last. */
+export const KEPT_FAILOVER_RECORDS = 20;
+
+/** What of the history outlives a restart: a restarted main still tells the last failover (issue 18 finding 10). */
+export const durableHistorySchema = z.object({
+  failovers: z.number().int().nonnegative(),
+  failbacks: z.number().int().nonnegative(),
+  records: z.array(failoverRecordSchema).max(KEPT_FAILOVER_RECORDS),
+});
+export type DurableHistory = z.infer<typeof durableHistorySchema>;
 
 /** Messages (pub and set) a server's Data Hub took, and handed to subscribers, per second over the last RATE_WINDOW_SAMPLES samples. */
 export type HubRates = { receivedPerSec: number; deliveredPerSec: number };
@@ -42,6 +56,8 @@ export type HistorySnapshot = {
   failovers: number;
   failbacks: number;
   last: FailoverRecord | null;
+  /** The failover timeout: a peer silent this long is "not heard" (core/heard.ts). */
+  heardWithinMs: number;
 };
 
 /** Who serves the network as this machine sees it: the main, the backup, or not known. */
@@ -56,12 +72,22 @@ export class StatusHistory {
   private serving: "main" | "backup" | null = null;
   private failovers = 0;
   private failbacks = 0;
-  private last: FailoverRecord | null = null;
+  private records: FailoverRecord[] = [];
   private hubCounts: { at: number; received: number; delivered: number }[] = [];
 
-  constructor(private readonly heardWithinMs: number) {}
+  constructor(
+    private readonly heardWithinMs: number,
+    restored: DurableHistory | null = null,
+  ) {
+    if (restored === null) return;
+    this.failovers = restored.failovers;
+    this.failbacks = restored.failbacks;
+    this.records = restored.records.slice(-KEPT_FAILOVER_RECORDS);
+  }
 
-  record(s: MachineStatus, wallNow: number): void {
+  /** Takes one sample; true when the durable part changed (a failover or failback was seen) and should be saved. */
+  record(s: MachineStatus, wallNow: number): boolean {
+    const before = this.records.length === 0 ? null : this.records.at(-1)!;
     const seen = new Set<string>();
     for (const p of s.failover?.peers ?? []) {
       seen.add(p.id);
@@ -78,6 +104,11 @@ export class StatusHistory {
     }
     this.noteServing(s, wallNow);
     this.noteHubCounts(s, wallNow);
+    return (this.records.at(-1) ?? null) !== before;
+  }
+
+  durable(): DurableHistory {
+    return { failovers: this.failovers, failbacks: this.failbacks, records: [...this.records] };
   }
 
   snapshot(): HistorySnapshot {
@@ -86,7 +117,8 @@ export class StatusHistory {
       hubRates: this.hubRates(),
       failovers: this.failovers,
       failbacks: this.failbacks,
-      last: this.last,
+      last: this.records.at(-1) ?? null,
+      heardWithinMs: this.heardWithinMs,
     };
   }
 
@@ -139,15 +171,20 @@ export class StatusHistory {
     if (now === "backup") {
       this.failovers++;
       const silent = main ? Math.round(main.lastHeardMsAgo) : null;
-      this.last = {
+      this.keep({
         at: new Date(wallNow).toISOString(),
         server: "backup",
         tookMs: silent,
         why: silent === null ? "The main server stopped answering." : `The main server stopped answering; it was last heard ${silent} ms before.`,
-      };
+      });
     } else {
       this.failbacks++;
-      this.last = { at: new Date(wallNow).toISOString(), server: "main", tookMs: null, why: "The main server came back and took the network back." };
+      this.keep({ at: new Date(wallNow).toISOString(), server: "main", tookMs: null, why: "The main server came back and took the network back." });
     }
+  }
+
+  private keep(record: FailoverRecord): void {
+    this.records.push(record);
+    if (this.records.length > KEPT_FAILOVER_RECORDS) this.records.shift();
   }
 }

@@ -24,6 +24,7 @@ import type { InProcessApp } from "../services/app-gateway.ts";
 import { AppError, InvalidInput } from "../core/errors.ts";
 import type { Permission, PermissionLevel } from "../core/permissions.ts";
 import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/status-history.ts";
+import { loadStatusHistory, saveStatusHistory } from "../store/status-history-file.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { RosterEntry } from "../services/console-service.ts";
 import { FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
@@ -57,7 +58,7 @@ export class MachineNode implements MachineControl {
     this.state = state;
     this.log = log;
     this.app = createWebApp(this, staticAssets(), { log });
-    this.recorder = new StatusHistory(state.snapshot.config.failoverTimeoutMs);
+    this.recorder = new StatusHistory(state.snapshot.config.failoverTimeoutMs, loadStatusHistory(state.dataDir));
     this.sync = new FolderSync({
       dataDir: state.dataDir,
       settings: () => ({ folder: this.state.snapshot.config.showFolder, autoPull: this.state.snapshot.config.autoPull === "on" }),
@@ -74,7 +75,7 @@ export class MachineNode implements MachineControl {
     const node = new MachineNode(state, options.log);
     const ui = parseHostPort(state.snapshot.config.uiListen)!;
     try {
-      node.web = Bun.serve({ hostname: ui.host, port: ui.port, fetch: node.app.fetch, development: false });
+      node.web = Bun.serve({ hostname: ui.host, port: ui.port, reusePort: false, fetch: node.app.fetch, development: false });
     } catch (error) {
       throw listenError(error, ui, "--ui-listen");
     }
@@ -84,7 +85,8 @@ export class MachineNode implements MachineControl {
       await node.web!.stop(true);
       throw error;
     }
-    node.stopHistory = systemTimers.every(HISTORY_SAMPLE_MS, () => node.recorder.record(node.status(), wallClock.now()));
+    // A failover or failback seen is saved at once: a restarted machine still tells it.
+    node.stopHistory = systemTimers.every(HISTORY_SAMPLE_MS, () => node.recorder.record(node.status(), wallClock.now()) && saveStatusHistory(state.dataDir, node.recorder.durable(), options.log));
     node.sync.start();
     const snap = state.snapshot;
     options.log.info("started", {

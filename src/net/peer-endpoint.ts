@@ -78,6 +78,8 @@ export class PeerEndpoint {
     try {
       const server = Bun.serve({
         hostname: options.at.host,
+        // One process per port: with SO_REUSEPORT a second understudy would share it and requests would alternate.
+        reusePort: false,
         port: options.at.port,
         development: false,
         fetch(request, srv) {

@@ -298,12 +298,15 @@ class ClientConnection implements SecureConnection {
  * again once.
  */
 export async function connectSecure(address: string, path: string, options: SecureSocketOptions, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
-  const first = await challengeFor(address, options.networkKey, false);
+  // The challenge is the first step of the handshake: it gets the handshake's time, not a shorter one of its own,
+  // or a loaded machine or one lost SYN (retried after 1 s) fails a connection the handshake would have made.
+  const askMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const first = await challengeFor(address, options.networkKey, false, askMs);
   try {
     return await dial(address, path, options, events, first);
   } catch (error) {
     if (!(error instanceof StaleChallenge)) throw error;
-    return dial(address, path, options, events, await challengeFor(address, options.networkKey, true));
+    return dial(address, path, options, events, await challengeFor(address, options.networkKey, true, askMs));
   }
 }
 
@@ -315,10 +318,10 @@ const CHALLENGE_REUSE_MS = TICKET_WINDOW_MS / 3;
 const MAX_KEPT_CHALLENGES = 1024;
 const challenges = new Map<string, { challenge: TicketChallenge; at: number }>();
 
-async function challengeFor(address: string, networkKey: Uint8Array, fresh: boolean): Promise<TicketChallenge> {
+async function challengeFor(address: string, networkKey: Uint8Array, fresh: boolean, timeoutMs: number): Promise<TicketChallenge> {
   const kept = challenges.get(address);
   if (!fresh && kept && systemClock.now() - kept.at < CHALLENGE_REUSE_MS) return kept.challenge;
-  const identity = await fetchIdentity(address);
+  const identity = await fetchIdentity(address, timeoutMs);
   if (!identity?.ticket) {
     // On another key the dial still goes ahead when it can, so the listener's log names both keys too.
     const theirs = identity?.networkKeyFingerprint ?? null;
@@ -398,12 +401,12 @@ function dial(address: string, path: string, options: SecureSocketOptions, event
 }
 
 const identitySchema = z.object({ networkKeyFingerprint: z.string().nullable(), ticket: ticketChallengeSchema.optional() });
-/** How long the /identity question may take. */
+/** How long the /identity question may take after a refused upgrade (only to say why). */
 const IDENTITY_TIMEOUT_MS = 1000;
 
-async function fetchIdentity(address: string): Promise<z.infer<typeof identitySchema> | null> {
+async function fetchIdentity(address: string, timeoutMs = IDENTITY_TIMEOUT_MS): Promise<z.infer<typeof identitySchema> | null> {
   try {
-    const response = await fetch(`http://${address}/identity`, { signal: AbortSignal.timeout(IDENTITY_TIMEOUT_MS) });
+    const response = await fetch(`http://${address}/identity`, { signal: AbortSignal.timeout(timeoutMs) });
     const identity = identitySchema.safeParse(await response.json());
     return identity.success ? identity.data : null;
   } catch {

@@ -4,14 +4,12 @@
  * live stream swaps out of band) and is readable without JavaScript.
  */
 import type { MachineStatus } from "../../core/status.ts";
-import type { HistorySnapshot, PeerDelayHistory } from "../../core/status-history.ts";
+import { HISTORY_SAMPLE_MS, type HistorySnapshot, type PeerDelayHistory } from "../../core/status-history.ts";
+import { delayVerdict, SLOW_RTT_MS, SLOW_WINDOW_SAMPLES, type DelayVerdict } from "../../core/delay-verdict.ts";
 import { consoleChip } from "../../core/console-chip.ts";
 import { roleLabelOf, type HubOfMachine, type MachineRow } from "../../core/machine-rows.ts";
 import { Layout } from "./layout.tsx";
 import { formatDelay } from "./machines.tsx";
-
-/** A round trip above this (ms) makes a machine stand out on the Delays panel: a studio LAN answers in well under one. */
-export const SLOW_RTT_MS = 10;
 
 const oob = (on: boolean | undefined) => (on ? "true" : undefined);
 
@@ -83,7 +81,7 @@ export function StatusFacts(props: { status: MachineStatus; history: HistorySnap
         <dd data-testid="last-failover">
           {last
             ? `${last.at.replace("T", " ").slice(0, 19)} UTC: the ${last.server} server took over. ${last.why}`
-            : `none seen since this machine started (${props.history.failovers} failovers, ${props.history.failbacks} failbacks)`}
+            : `none recorded (${props.history.failovers} failovers, ${props.history.failbacks} failbacks)`}
         </dd>
       </dl>
     </section>
@@ -114,6 +112,18 @@ export function DelaySparkline(props: { peer: PeerDelayHistory; width?: number; 
   );
 }
 
+/** "Round trip now": a machine not heard says so in red instead of its last round trip; a slow one says how slow it stays. */
+function DelayNow(props: { verdict: DelayVerdict }) {
+  const v = props.verdict;
+  if (v.kind === "not-heard") return <strong class="dead-text">{v.silentS === null ? "not heard" : `not heard for ${v.silentS} s`}</strong>;
+  if (v.kind === "ok") return <>{formatDelay(v.nowMs)}</>;
+  return (
+    <>
+      {formatDelay(v.nowMs)} <strong class="field-error">slow (typically {formatDelay(v.typicalMs)})</strong>
+    </>
+  );
+}
+
 export function DelayTable(props: { status: MachineStatus; history: HistorySnapshot; outOfBand?: boolean }) {
   const now = new Map((props.status.failover?.peers ?? []).map((p) => [p.id, p]));
   return (
@@ -135,13 +145,15 @@ export function DelayTable(props: { status: MachineStatus; history: HistorySnaps
           </thead>
           <tbody>
             {props.history.peers.map((p) => {
-              const slow = (p.worstMs ?? 0) > SLOW_RTT_MS;
+              const verdict = delayVerdict({ now: now.get(p.id) ?? null, samples: p.samples, heardWithinMs: props.history.heardWithinMs, sampleMs: HISTORY_SAMPLE_MS });
               return (
-                <tr data-machine-id={p.id} class={slow ? "slow" : undefined}>
+                <tr data-machine-id={p.id} data-delay={verdict.kind} class={verdict.kind === "ok" ? undefined : verdict.kind}>
                   <td>{p.name}</td>
                   <td>{roleLabelOf(p.role)}</td>
-                  <td class="num">{formatDelay(now.get(p.id)?.delayMs ?? null)}</td>
-                  <td class="num">{formatDelay(p.worstMs)}{slow ? <strong class="field-error"> slow</strong> : null}</td>
+                  <td class="num">
+                    <DelayNow verdict={verdict} />
+                  </td>
+                  <td class="num">{formatDelay(p.worstMs)}</td>
                   <td>
                     <DelaySparkline peer={p} />
                   </td>
@@ -208,7 +220,7 @@ export function DelaysPage(props: { status: MachineStatus; history: HistorySnaps
   return (
     <Layout title="Delays" status={props.status} panel="delays">
       <h1>Delays</h1>
-      <p class="lead">Round trip to each machine, measured on an immediate echo of its heartbeat. More than {SLOW_RTT_MS} ms is marked slow.</p>
+      <p class="lead">Round trip to each machine, measured on an immediate echo of its heartbeat. A machine is marked slow when its round trip stays above {SLOW_RTT_MS} ms for most of the last {SLOW_WINDOW_SAMPLES} s, and in red when it is not heard.</p>
       <DelayTable status={props.status} history={props.history} />
     </Layout>
   );

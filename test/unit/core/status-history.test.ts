@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { HISTORY_SAMPLES, RATE_WINDOW_SAMPLES, StatusHistory } from "../../../src/core/status-history.ts";
+import { durableHistorySchema, HISTORY_SAMPLES, KEPT_FAILOVER_RECORDS, RATE_WINDOW_SAMPLES, StatusHistory } from "../../../src/core/status-history.ts";
 import { renderMetrics } from "../../../src/web/metrics.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
@@ -78,4 +78,31 @@ test("/metrics text: counters, epoch, active server, a cumulative RTT histogram 
     expect(text).toContain(line);
   }
   expect(text.endsWith("\n")).toBe(true);
+});
+
+test("the failover counts and records outlive a restart: a new history restored from durable() tells the last failover", () => {
+  const onMain = statusFixture({ role: "client", roleLabel: "Client" }, { activeServer: "main", peers: [peer({ id: "m", name: "main", role: "main", lastHeardMsAgo: 20 })] });
+  const onBackup = statusFixture({ role: "client", roleLabel: "Client" }, { activeServer: "backup", peers: [peer({ id: "m", name: "main", role: "main", lastHeardMsAgo: 1040 })] });
+  const h = new StatusHistory(1000);
+  expect(h.record(onMain, T0)).toBe(false);
+  expect(h.record(onBackup, T0 + 1000)).toBe(true);
+  expect(h.record(onBackup, T0 + 2000)).toBe(false);
+  const kept = h.durable();
+  expect(durableHistorySchema.parse(JSON.parse(JSON.stringify(kept)))).toEqual(kept);
+  const restarted = new StatusHistory(1000, kept);
+  expect(restarted.snapshot()).toMatchObject({ failovers: 1, failbacks: 0, last: { server: "backup", at: "2026-11-30T10:00:01.000Z" } });
+  // The first sample after a restart is where it starts, not a failover.
+  expect(restarted.record(onMain, T0 + 10_000)).toBe(false);
+  expect(restarted.snapshot().failbacks).toBe(0);
+});
+
+test("the kept records are bounded", () => {
+  const h = new StatusHistory(1000);
+  const on = (active: "main" | "backup") => statusFixture({ role: "client", roleLabel: "Client" }, { activeServer: active, peers: [] });
+  for (let i = 0; i < KEPT_FAILOVER_RECORDS * 3; i++) h.record(on(i % 2 === 0 ? "main" : "backup"), T0 + i * 1000);
+  const kept = h.durable();
+  expect(kept.records).toHaveLength(KEPT_FAILOVER_RECORDS);
+  expect(kept.failovers + kept.failbacks).toBe(KEPT_FAILOVER_RECORDS * 3 - 1);
+  expect(kept.records.at(-1)!.at).toBe(new Date(T0 + (KEPT_FAILOVER_RECORDS * 3 - 1) * 1000).toISOString());
+  expect(durableHistorySchema.safeParse({ ...kept, records: [...kept.records, kept.records[0]] }).success).toBe(false);
 });

@@ -5,7 +5,8 @@ import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts"
 import { machineRows, SERVER_VIEWER } from "../../../src/core/machine-rows.ts";
 import { AddBackupCard } from "../../../src/web/views/machines.tsx";
 import { machinesView } from "../../../src/web/view-models/machines-view.ts";
-import { DelayTable, RoutingTable, SLOW_RTT_MS } from "../../../src/web/views/panels.tsx";
+import { DelayTable, RoutingTable } from "../../../src/web/views/panels.tsx";
+import { SLOW_RTT_MS } from "../../../src/core/delay-verdict.ts";
 import { PushControls, StorageStatus } from "../../../src/web/views/storage.tsx";
 import { storageView } from "../../../src/web/view-models/storage-view.ts";
 import type { FolderSyncView } from "../../../src/services/show-folder/folder-sync.ts";
@@ -29,24 +30,44 @@ test("Routing: each machine's Data Hub from its own state, and the local apps ea
   expect(row("cg-2")).toContain(">–<"); // not heard: its count is not known
 });
 
-test("Delays: the worst of the last minute, slow machines marked, a line with a gap where a peer was not heard", () => {
+test("Delays: the worst of the last minute, machines slow for most of the last 10 s marked, a line with a gap where a peer was not heard", () => {
   const history: HistorySnapshot = {
     hubRates: null,
     failovers: 0,
     failbacks: 0,
     last: null,
+    heardWithinMs: 1000,
     peers: [
-      { id: "b0b0b0b0b0b0b0b0", name: "backup", role: "backup", samples: [0.4, 0.5, null, 0.6], worstMs: 0.6, buckets: [], count: 3, sumMs: 1.5 },
-      { id: "c1", name: "render-1", role: "client", samples: [1, SLOW_RTT_MS * 3], worstMs: SLOW_RTT_MS * 3, buckets: [], count: 2, sumMs: 31 },
+      { id: "b0b0b0b0b0b0b0b0", name: "backup", role: "backup", samples: [0.4, 0.5, null, 48], worstMs: 48, buckets: [], count: 3, sumMs: 48.9 },
+      { id: "c1", name: "render-1", role: "client", samples: [1, 25, 30, 28, SLOW_RTT_MS * 3], worstMs: SLOW_RTT_MS * 3, buckets: [], count: 5, sumMs: 114 },
     ],
   };
-  const html = String(<DelayTable status={statusFixture()} history={history} />);
-  expect(html).toContain('<tr data-machine-id="c1" class="slow">');
-  expect(html).not.toContain('<tr data-machine-id="b0b0b0b0b0b0b0b0" class="slow">');
+  const status = statusFixture({}, { peers: [peer({ state: "idle", delayMs: 0.5 }), peer({ id: "c1", name: "render-1", role: "client", state: "follow-main", delayMs: 30 })] });
+  const html = String(<DelayTable status={status} history={history} />);
+  expect(html).toContain('<tr data-machine-id="c1" data-delay="slow" class="slow">');
+  // One 48 ms spike is not "slow".
+  expect(html).toContain('<tr data-machine-id="b0b0b0b0b0b0b0b0" data-delay="ok">');
   expect(html).toContain("Backup server");
-  expect(html).toContain("30 ms");
+  expect(html).toContain("slow (typically 28 ms)");
   expect(html.match(/<polyline/g)!.length).toBe(2); // one line each; the backup's lone sample after its gap is a dot
   expect(html).toContain("<circle");
+});
+
+test("Delays: a main not heard for 35 s says so in red, not its last round trip", () => {
+  const history: HistorySnapshot = {
+    hubRates: null,
+    failovers: 0,
+    failbacks: 0,
+    last: null,
+    heardWithinMs: 1000,
+    peers: [{ id: "m", name: "studio-main", role: "main", samples: [0.7, 0.7, null, null], worstMs: 0.7, buckets: [], count: 2, sumMs: 1.4 }],
+  };
+  const status = statusFixture({ role: "client", roleLabel: "Client" }, { activeServer: "backup", peers: [peer({ id: "m", name: "studio-main", role: "main", delayMs: 0.7, lastHeardMsAgo: 35_200 })] });
+  const html = String(<DelayTable status={status} history={history} />);
+  const row = html.slice(html.indexOf('data-machine-id="m"')).split("</tr>")[0]!;
+  expect(row).toContain('class="not-heard"');
+  // "Round trip now" says it is not heard; only "Worst, last minute" keeps the 0.7 ms of before.
+  expect(row).toContain('<td>Main server</td><td class="num"><strong class="dead-text">not heard for 35 s</strong></td><td class="num">0.7 ms</td>');
 });
 
 test("Add Backup server offers the backups found on the network with the same key", () => {
