@@ -6,6 +6,7 @@
  * The rules are a table read top to bottom, first match wins: a new state
  * (e.g. "Network key differs" from a refusal) is one more row.
  */
+import { heardWithin } from "./heard.ts";
 import { failoverRole } from "./routing.ts";
 import type { MachineStatus } from "./status.ts";
 
@@ -13,11 +14,25 @@ export type ChipTone = "ok" | "warn" | "alert" | "neutral";
 export type ConsoleChip = { text: string; tone: ChipTone; hint: string };
 
 type Rule = (s: MachineStatus) => ConsoleChip | null;
+type Peer = NonNullable<MachineStatus["failover"]>["peers"][number];
+
+/** As config's default --failover-timeout-ms, for a status from an older build that does not carry it. */
+const DEFAULT_TIMEOUT_MS = 1000;
+const MAIN_WAITS = "Main is back — waiting to switch back";
 
 const percent = (p: number | null | undefined) => `${Math.floor((p ?? 0) * 100)} %`;
 
 const RULES: readonly Rule[] = [
   (s) => (s.role === "standalone" ? { text: "Stand-alone", tone: "neutral", hint: "This machine works alone, without a network." } : null),
+  // Set up in any order (docs/design.md §Roles and licenses): a saved role says what it still lacks.
+  (s) =>
+    s.networkKeyFingerprint === null
+      ? { text: "Waiting for the network key", tone: "warn", hint: "Paste the main server's network key on this machine's setup page (or generate it here on the main server)." }
+      : null,
+  (s) =>
+    s.role === "backup" && s.main === null && !s.failover?.pairing
+      ? { text: "Waiting to be added by a main server", tone: "warn", hint: "On the main server's Machines panel, choose Add Backup server with this machine's address." }
+      : null,
   (s) => {
     const r = s.failover?.refusal;
     if (!r || r.code !== "NETWORK_KEY_MISMATCH") return null;
@@ -30,7 +45,12 @@ const RULES: readonly Rule[] = [
       : null,
   (s) =>
     failoverRole(s.role) === "main" && s.failover?.state === "standby"
-      ? { text: "Main is back — switch back", tone: "warn", hint: "The backup still serves. Switch back on the Machines panel when it suits the show." }
+      ? { text: MAIN_WAITS, tone: "warn", hint: "The backup still serves. Switch back on the Machines panel when it suits the show." }
+      : null,
+  // The backup and the clients hear the main waiting in standby: it is not down (manual failback).
+  (s) =>
+    s.chip === "Backup is active" && heardPeers(s).some((p) => p.role === "main" && p.state === "standby")
+      ? { text: MAIN_WAITS, tone: "warn", hint: "The main server is back and waits: the backup serves until someone switches back on the Machines panel." }
       : null,
   (s) => (s.chip === "Backup is active" ? { text: "Backup is active", tone: "alert", hint: "The main server is down: the backup serves the network." } : null),
   (s) =>
@@ -52,10 +72,27 @@ const RULES: readonly Rule[] = [
   (s) => (s.chip === "Backup is idle" ? { text: "Backup is idle", tone: "ok", hint: "The backup has everything and is ready to take over." } : null),
   // A backup this machine should hear but does not.
   (s) =>
-    s.chip === "No backup" && ((failoverRole(s.role) === "main" && s.failover?.pairing) || (s.role === "client" && s.backup))
+    s.chip === "No backup" && ((failoverRole(s.role) === "main" && s.failover?.pairing) || (s.role === "client" && s.backup && !backupRemoved(s)))
       ? { text: "Backup unreachable", tone: "alert", hint: "The backup server is not heard: if the main fails now, nothing takes over." }
       : null,
 ];
+
+/** The peers heard within the failover timeout: what they last said is what they say now. */
+function heardPeers(s: MachineStatus): readonly Peer[] {
+  const timeoutMs = s.failover?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return (s.failover?.peers ?? []).filter((p) => heardWithin(p.lastHeardMsAgo, timeoutMs));
+}
+
+/**
+ * A client's named backup was removed when the main it hears pairs with no one,
+ * or the backup itself answers unpaired: grey "No backup", not red (docs/design.md §Pairing).
+ */
+function backupRemoved(s: MachineStatus): boolean {
+  const peers = heardPeers(s);
+  const main = peers.find((p) => p.role === "main");
+  const backup = peers.find((p) => p.role === "backup");
+  return (main !== undefined && main.pairedWith === null) || backup?.state === "unpaired";
+}
 
 export function consoleChip(s: MachineStatus): ConsoleChip {
   for (const rule of RULES) {

@@ -173,7 +173,8 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
         kind: k,
         address: p.address,
         license: licenseLabel(d?.license ?? pairedLicense(p.id)),
-        fingerprint: d?.fingerprint ?? s.networkKeyFingerprint,
+        // A fresh keyed heartbeat proves the key in force; an unheard machine's key is not known here.
+        fingerprint: d?.fingerprint ?? (heard ? s.networkKeyFingerprint : null),
         keyDiffers: d?.keyMismatch ?? false,
         state: heard ? (STATE_WORDS[p.state] ?? p.state) : `not heard for ${Math.round(p.lastHeardMsAgo / 1000)} s`,
         wireState: heard ? p.state : null,
@@ -195,7 +196,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
         kind: kind === "main" ? "backup" : "main",
         address: pairing.address,
         license: licenseLabel(d?.license ?? pairing.peerLicense),
-        fingerprint: d?.fingerprint ?? s.networkKeyFingerprint,
+        fingerprint: d?.fingerprint ?? null,
         keyDiffers: d?.keyMismatch ?? false,
         state: "paired, not heard",
       }),

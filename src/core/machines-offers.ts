@@ -10,29 +10,29 @@ import { mayChangeBackup, maySwitchBack, type Permission } from "./permissions.t
 import { failoverRole } from "./routing.ts";
 import type { MachineStatus } from "./status.ts";
 
-/** What one row offers: switch back to the main, or remove the backup (each may be shown disabled below level 3). */
-export type RowOffer = { readonly kind: "switch-back" | "remove-backup"; readonly allowed: boolean } | null;
+/** One action a row offers: switch back to the main, or remove the backup (each labelled, each may be shown disabled below level 3). */
+export type RowOffer = { readonly kind: "switch-back" | "remove-backup" | "add-backup"; readonly allowed: boolean };
 
 export type MachinesOffers = {
   /** This main is back in standby and waits for someone to switch back (manual failback). */
   readonly switchBackCard: boolean;
   /** Add Backup server: the form, a note that a backup is paired, or nothing (not a main, not a level-3 client). */
   readonly addBackup: "form" | "paired" | "none";
-  /** Machines found on the network that Add Backup server proposes: backups with this network key, one entry per address. */
+  /** Machines found on the network that Add Backup server proposes: backups with this network key, one entry per machine. */
   readonly backupCandidates: readonly { readonly name: string; readonly address: string }[];
   /** A level-3 client asks the main to pair with the backup it names. */
   readonly addBackupFromClient: boolean;
   /** The permission-levels card: on the main only. */
   readonly permissions: boolean;
-  /** By row id. */
-  readonly rows: Readonly<Record<string, RowOffer>>;
+  /** By row id: the actions, in the order drawn (two different actions never share one icon). */
+  readonly rows: Readonly<Record<string, readonly RowOffer[]>>;
   /** A backup's own page: whose backup it is, with "Forget this main" for its operator (docs/design.md §Pairing); null elsewhere. */
   readonly pairedMain: { readonly name: string; readonly address: string } | null;
 };
 
 const isMain = (s: MachineStatus) => failoverRole(s.role) === "main";
 
-/** On a client: the main is back and waits in standby, so the Backup row's delete icon switches back. */
+/** On a client: the main is back and waits in standby, so the Backup row also offers Switch back. */
 function clientMaySwitchBackHere(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow): boolean {
   return s.role === "client" && row.kind === "backup" && rows.some((r) => r.kind === "main" && r.wireState === "standby");
 }
@@ -40,14 +40,24 @@ function clientMaySwitchBackHere(s: MachineStatus, rows: readonly MachineRow[], 
 /** The Backup server row's delete icon removes it: on the main that holds the pairing, or on a client (the main does it, for level 3). */
 function removable(s: MachineStatus, row: MachineRow): boolean {
   if (row.kind !== "backup") return false;
-  if (s.role === "client") return true;
+  // A backup that answers unpaired has been removed already: nothing to remove.
+  if (s.role === "client") return row.wireState !== "unpaired";
   return isMain(s) && s.failover?.pairing?.peerId === row.id;
 }
 
-function rowOffer(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow, permission: Permission): RowOffer {
-  if (clientMaySwitchBackHere(s, rows, row)) return { kind: "switch-back", allowed: maySwitchBack(permission) };
-  if (removable(s, row)) return { kind: "remove-backup", allowed: mayChangeBackup(permission) };
-  return null;
+function rowOffers(s: MachineStatus, rows: readonly MachineRow[], row: MachineRow, permission: Permission, addBackup: MachinesOffers["addBackup"]): RowOffer[] {
+  const offers: RowOffer[] = [];
+  // Add Backup server sits on the right of the Main server row (the form it opens is not a live part, so typing is never swapped away).
+  if (row.kind === "main" && addBackup === "form") offers.push({ kind: "add-backup", allowed: true });
+  if (clientMaySwitchBackHere(s, rows, row)) offers.push({ kind: "switch-back", allowed: maySwitchBack(permission) });
+  if (removable(s, row)) offers.push({ kind: "remove-backup", allowed: mayChangeBackup(permission) });
+  return offers;
+}
+
+/** A client holds no pairing: the main it hears names its backup, or a backup answers paired. */
+function clientSeesBackup(s: MachineStatus, rows: readonly MachineRow[]): boolean {
+  const mainPairs = (s.failover?.peers ?? []).some((p) => p.role === "main" && typeof p.pairedWith === "string");
+  return mainPairs || rows.some((r) => r.kind === "backup" && r.heard && r.wireState !== null && r.wireState !== "unpaired");
 }
 
 /** Only a backup's own pages (permission null) offer to forget its main. */
@@ -57,17 +67,49 @@ function pairedMain(s: MachineStatus, permission: Permission): MachinesOffers["p
   return { name: pairing.peerName || pairing.peerId, address: pairing.address };
 }
 
+/** Link-local IPv6 (fe80::/10) needs a zone and reaches only one link: the last choice. */
+const linkLocal = (host: string) => /^fe[89ab][0-9a-f]:/i.test(host);
+
+/**
+ * The one address to offer for a found machine: IPv4 first, then routable IPv6,
+ * then link-local; IPv6 in brackets with the port (formatHostPort).
+ */
+export function offeredAddress(m: FoundMachine): string | null {
+  const rank = (host: string) => (!host.includes(":") ? 0 : linkLocal(host) ? 2 : 1);
+  const best = [...m.addresses].sort((a, b) => rank(a) - rank(b))[0];
+  return best === undefined ? null : formatHostPort({ host: best, port: m.port });
+}
+
+/** Machines set up as backups with this network key, once each (by machine id). */
+function backupCandidates(found: readonly FoundMachine[]): MachinesOffers["backupCandidates"] {
+  const seen = new Set<string>();
+  const out: { name: string; address: string }[] = [];
+  for (const m of found) {
+    const address = offeredAddress(m);
+    if (m.role !== "backup" || m.keyMismatch || address === null || seen.has(m.id)) continue;
+    seen.add(m.id);
+    out.push({ name: m.name, address });
+  }
+  return out;
+}
+
 export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], permission: Permission, found: readonly FoundMachine[] = []): MachinesOffers {
   const main = isMain(s);
   const levelThreeClient = s.role === "client" && permission === 3;
-  const addBackup = !main && !levelThreeClient ? "none" : s.failover?.pairing ? "paired" : "form";
+  const addBackup = !main && !levelThreeClient ? "none" : s.failover?.pairing || (levelThreeClient && clientSeesBackup(s, rows)) ? "paired" : "form";
   return {
     switchBackCard: main && s.failover?.state === "standby",
     addBackup,
-    backupCandidates: found.filter((m) => m.role === "backup" && !m.keyMismatch).flatMap((m) => m.addresses.map((host) => ({ name: m.name, address: formatHostPort({ host, port: m.port }) }))),
+    backupCandidates: backupCandidates(found),
     addBackupFromClient: levelThreeClient,
     permissions: main,
-    rows: Object.fromEntries(rows.map((r) => [r.id, rowOffer(s, rows, r, permission)])),
+    rows: Object.fromEntries(rows.map((r) => [r.id, rowOffers(s, rows, r, permission, addBackup)])),
     pairedMain: pairedMain(s, permission),
   };
+}
+
+/** Switching back has ended, as this machine sees it: a main serves again, or a client follows the main again. */
+export function backOnMain(s: MachineStatus): boolean {
+  if (isMain(s)) return s.failover?.state === "active";
+  return s.role === "client" && s.failover?.activeServer === "main" && s.failover.hubConnected;
 }

@@ -104,6 +104,8 @@ export const machineStatusSchema = z.object({
           localApps: z.number().nullable().optional(),
           /** Claims it sent that it could not back (core/signed-claims.ts); absent from an older build. */
           unbackedClaims: z.number().optional(),
+          /** A server's paired server as its last heartbeat said (a main naming none has no backup); absent from an older build. */
+          pairedWith: z.string().nullable().optional(),
         }),
       ),
       /** Servers: the server this one is paired with (docs/design.md §Pairing). */
@@ -120,6 +122,8 @@ export const machineStatusSchema = z.object({
         .nullable()
         .optional(),
       refusal: peerRefusalSchema.nullable().optional(),
+      /** The failover timeout: a peer heard longer ago than this is not believed now (core/heard.ts); absent from an older build. */
+      timeoutMs: z.number().optional(),
       /** Show-file pushes and pulls wait for the main now (core/routing.ts showFileReadOnly): what every page offers follows this. */
       showFileReadOnly: z.boolean().default(false),
     })

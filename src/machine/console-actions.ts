@@ -4,13 +4,18 @@
  * main over `/console`) and permission levels (kept by the main and copied by
  * its paired backup every PERMISSION_REFRESH_MS; each client asks the main for
  * its own, or the backup when the main does not answer, and keeps the last
- * answer while neither does).
+ * answer while neither does). The render engines' backup groups travel with
+ * the levels: kept by the main, copied by the backup in the same step, saved
+ * by a level-3 client through the main.
  */
 import { AppError } from "../core/errors.ts";
+import type { Failback, MainEvent } from "../core/failover/types.ts";
 import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
 import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
-import { acceptConsole, acceptLevelQuestions, askAddBackup, askAllLevels, askLevel, askRemoveBackup, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
+import { acceptConsole, acceptLevelQuestions, askAddBackup, askAllLevels, askGroups, askLevel, askRemoveBackup, askSaveGroups, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
 import { PermissionsFile } from "../store/permissions-file.ts";
+import { BackupGroupsFile, NO_ENGINE_BACKUPS, type EngineBackups } from "../store/backup-groups-file.ts";
+import { checkGroup } from "../core/backup-groups.ts";
 
 export const PERMISSION_REFRESH_MS = 2000;
 
@@ -20,8 +25,8 @@ export type ConsoleActionsOptions = {
   secure: SecureSocketOptions;
   /** The failover state name now ("standby", "active", …), null before the runner runs. */
   failoverState: () => string | null;
-  /** Feeds the core the switch-back event. */
-  allowSwitchBack: () => void;
+  /** Feeds the main's core an operator's event (switch back, a new failback setting). */
+  feedMain: (event: MainEvent) => void;
   /** The main hears this client now. */
   hearsClient: (machineId: string) => boolean;
   /** A server: the clients it hears now (id, name, address, state, local apps). */
@@ -38,6 +43,7 @@ export type ConsoleActionsOptions = {
 
 export class ConsoleActions {
   private readonly permissions: PermissionsFile | null;
+  private readonly groupsFile: BackupGroupsFile | null;
   private level: PermissionLevel = DEFAULT_PERMISSION_LEVEL;
   /** A client: the other clients, as the server that last answered hears them. */
   private others: RosterEntry[] = [];
@@ -46,12 +52,13 @@ export class ConsoleActions {
 
   constructor(private readonly options: ConsoleActionsOptions) {
     this.permissions = options.role === "client" ? null : new PermissionsFile(options.dataDir);
+    this.groupsFile = options.role === "client" ? null : new BackupGroupsFile(options.dataDir);
   }
 
   /** `/console`: the main's, or the backup's level answers from its copy; a client does not serve it. */
   get service(): ((connection: SecureConnection) => ConnectionEvents) | null {
     if (!this.permissions) return null;
-    if (this.options.role === "backup") return (connection) => acceptLevelQuestions(connection, () => this.levels(), () => this.roster());
+    if (this.options.role === "backup") return (connection) => acceptLevelQuestions(connection, () => this.levels(), () => this.roster(), () => this.localGroups());
     const { backupChanges } = this.options;
     return (connection) =>
       acceptConsole(connection, {
@@ -61,6 +68,8 @@ export class ConsoleActions {
         addBackup: (address) => backupChanges.add(address),
         removeBackup: () => backupChanges.remove(),
         pairedBackup: () => this.options.pairedWith(),
+        groups: () => this.localGroups(),
+        saveGroups: (groups) => this.saveGroupsHere(groups),
       });
   }
 
@@ -95,11 +104,50 @@ export class ConsoleActions {
     return ask(main);
   }
 
+  /** The failback setting saved on the main's setup page, applied now (a waiting main goes back when it turns automatic). */
+  setFailback(failback: Failback): void {
+    if (this.options.role === "main") this.options.feedMain({ type: "setFailback", failback });
+  }
+
+  /** A server's groups (the main's, or the backup's copy of them); none on a client, which asks (`groups`). */
+  localGroups(): EngineBackups {
+    return this.groupsFile?.read() ?? NO_ENGINE_BACKUPS;
+  }
+
+  /** Every backup group, as this machine's pages show them: a client asks its servers (from level 2). */
+  async groups(): Promise<EngineBackups> {
+    if (this.options.role !== "client") return this.localGroups();
+    const servers = [this.options.mainAddress(), this.options.backupAddress()].filter((a): a is string => a !== null);
+    let last: unknown = new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
+    for (const server of servers) {
+      try {
+        return await askGroups(server, this.options.secure);
+      } catch (error) {
+        last = error;
+      }
+    }
+    throw last;
+  }
+
+  /** Saves every group (the panel's create, edit and delete): on the main, or a level-3 client through the main. */
+  async saveGroups(backups: EngineBackups): Promise<void> {
+    if (this.options.role === "client") return this.askMainTo("change the backup groups", (main) => askSaveGroups(main, this.options.secure, backups));
+    this.saveGroupsHere(backups);
+  }
+
+  /** The main keeps groups that pass the core's checks; a refusal changes nothing. */
+  private saveGroupsHere(backups: EngineBackups): void {
+    if (this.options.role !== "main" || !this.groupsFile) throw new AppError("NOT_THE_MAIN", "Backup groups are changed on the main server, or by a client with permission level 3.", { status: 409 });
+    // The servers do not hear engines' license types yet, so the license warning cannot fire here.
+    for (const group of backups.groups) checkGroup(group, backups.groups, () => undefined);
+    this.groupsFile.replace(backups);
+  }
+
   /** The main's own decision; repeated clicks after the switch are answered calmly. */
   private switchBackHere(): string {
     const state = this.options.failoverState();
     if (state === "standby") {
-      this.options.allowSwitchBack();
+      this.options.feedMain({ type: "switchBack" });
       return "Switching back to the main server…";
     }
     if (state === "active") return "The main server serves the network.";
@@ -165,5 +213,6 @@ export class ConsoleActions {
     const main = this.options.mainAddress();
     if (!main || this.options.pairedWith() === null) return;
     this.permissions!.replace(await askAllLevels(main, this.options.secure));
+    this.groupsFile!.replace(await askGroups(main, this.options.secure));
   }
 }

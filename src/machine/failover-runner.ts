@@ -66,6 +66,8 @@ export type FailoverRunnerOptions = {
   log: RunnerLog;
   /** Clients: the machine ids of the servers, as the peer handshake with their addresses proved them (servers know theirs from the pairing). */
   knownServers?: () => KnownServers;
+  /** Clients: a heartbeat came from a server's address that its proven identity does not back yet (a main back after an outage): prove it now. */
+  unprovenServer?: () => void;
   /** Whether this machine holds machine `id`'s key (then only heartbeats sealed by it speak in its name). */
   keyKnown?: (id: string) => boolean;
   /** This server's lane positions now (read every tick). */
@@ -90,9 +92,11 @@ export type PeerDelay = {
   localApps: number | null;
   /** Claims it sent that it could not back (core/signed-claims.ts): a key holder speaking beyond what the servers signed. */
   unbackedClaims: number;
+  /** A server's paired server, as its last heartbeat said: a main naming none has no backup (core/console-chip.ts). */
+  pairedWith: string | null;
 };
 
-type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null };
+type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null; pairedWith: string | null };
 
 /** Senders remembered at most; the oldest is forgotten first. A network has far fewer machines. */
 export const MAX_TRACKED_SENDERS = 4096;
@@ -201,7 +205,7 @@ export class FailoverRunner {
     // The echo carries our own send time and how long the peer held it: the round trip itself,
     // not the wait for its next heartbeat, and no synchronised clocks needed.
     const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (heard?.delayMs ?? null);
-    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null });
+    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null, pairedWith: hb.pairedWith });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
     const judged = this.signed?.incoming(hb.id, hb, this.knownServers(), sealedBy, now);
     if (judged?.log) this.options.log.warn(judged.log, { from: formatHostPort(from) });
@@ -222,6 +226,7 @@ export class FailoverRunner {
    */
   private refuseImpostor(hb: Heartbeat, from: Endpoint, sealedBy: string | null): void {
     this.untrustedHeartbeats++;
+    if (hb.role !== "client" && this.isConfiguredServer(hb.role, from)) this.options.unprovenServer?.();
     this.options.observer?.heartbeat?.(hb, "untrusted");
     const count = (this.impostors.get(hb.id) ?? 0) + 1;
     if (count > IMPOSTOR_WARN_AFTER || (!this.impostors.has(hb.id) && this.impostors.size >= MAX_WARNED_IMPOSTORS)) return;
@@ -282,6 +287,7 @@ export class FailoverRunner {
         lastHeardMsAgo: now - p.heardAt,
         localApps: p.localApps,
         unbackedClaims: this.signed?.claimants.counts().get(id) ?? 0,
+        pairedWith: p.pairedWith,
       })),
     };
   }

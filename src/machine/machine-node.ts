@@ -17,6 +17,7 @@ import type { RoleForm } from "../web/forms.ts";
 import { staticAssets } from "../web/static-assets.ts";
 import type { SetupView } from "../web/view-models/setup-view.ts";
 import { PeerRuntime } from "./peer-runtime.ts";
+import type { FailoverStatus } from "./peer-status.ts";
 import { listenError } from "../net/listen-error.ts";
 import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
 import type { FromHubFrame } from "../hub/frames.ts";
@@ -27,6 +28,7 @@ import { HISTORY_SAMPLE_MS, StatusHistory, type HistorySnapshot } from "../core/
 import { loadStatusHistory, saveStatusHistory } from "../store/status-history-file.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { RosterEntry } from "../services/console-service.ts";
+import type { EngineBackups } from "../store/backup-groups-file.ts";
 import { FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
 import { checkShowFolder } from "../services/show-folder/show-folder-setting.ts";
 import { ReadOnlyWhileBackupServes } from "../services/files-service.ts";
@@ -128,22 +130,7 @@ export class MachineNode implements MachineControl {
       storage: peer?.storage ?? null,
       replication: peer?.replication ?? null,
       hub: peer?.hub ?? null,
-      failover: failover && {
-        state: failover.state,
-        epoch: failover.epoch,
-        activeEpoch: failover.activeEpoch,
-        activeServer: failover.activeServer,
-        hubConnected: failover.hubConnected,
-        queued: failover.queued,
-        kept: failover.kept,
-        keptDroppedEarly: failover.keptDroppedEarly,
-        chipProgress: failover.chipProgress,
-        localApps: failover.localApps,
-        peers: failover.peers,
-        pairing: failover.pairing,
-        refusal: failover.refusal,
-        showFileReadOnly: failover.showFileReadOnly,
-      },
+      failover: failover && failoverFacts(failover, config.failoverTimeoutMs),
     };
   }
 
@@ -159,7 +146,8 @@ export class MachineNode implements MachineControl {
       backup: config.backup,
       keyFingerprint: networkKeyFingerprint(snap),
       networkKey: snap.networkKey && ["main", "server", "standalone"].includes(config.role) ? Buffer.from(snap.networkKey).toString("base64") : null,
-      pinned: { role: pinned.has("role"), main: pinned.has("main"), backup: pinned.has("backup"), license: pinned.has("license"), key: pinned.has("key") },
+      failback: failoverRole(config.role) === "main" ? config.failback : null,
+      pinned: { role: pinned.has("role"), main: pinned.has("main"), backup: pinned.has("backup"), license: pinned.has("license"), key: pinned.has("key"), failback: pinned.has("failback") },
     };
   }
 
@@ -169,12 +157,20 @@ export class MachineNode implements MachineControl {
     this.log.info("license saved", { type: snap.license?.type, holder: snap.license?.holder });
   }
 
-  saveNetworkKey(text: string | null): void {
+  async saveNetworkKey(text: string | null): Promise<void> {
     const snap = this.state.saveNetworkKey(text);
-    // Used at once: the runtime re-keys in place (the Data Hub keeps serving).
-    if (snap.networkKey) this.peer?.setNetworkKey(snap.networkKey);
+    // Used at once: the runtime re-keys in place (the Data Hub keeps serving); a role waiting for its key starts now.
+    if (snap.networkKey && this.peer) this.peer.setNetworkKey(snap.networkKey);
+    else await this.applyRole();
     this.applyDiscovery();
     this.log.info("network key saved", { fingerprint: networkKeyFingerprint(snap) });
+  }
+
+  /** Failback on the main's setup page: saved and applied now (docs/design.md §Failover); the same value again changes nothing. */
+  saveFailback(failback: "auto" | "manual"): void {
+    this.state.saveSettings({ failback });
+    this.peer?.console.setFailback(failback);
+    this.log.info("failback set", { failback });
   }
 
   /**
@@ -321,7 +317,8 @@ export class MachineNode implements MachineControl {
   /** Builds the network runtime for the role (a stand-alone machine does not listen on the network); `rebuild` after a role change. */
   private async applyRole(rebuild = false): Promise<void> {
     const snap = this.state.snapshot;
-    const wantPeer = snap.config.role !== "standalone";
+    // Without the network key a role waits for it (the chip says so) rather than refusing to be saved.
+    const wantPeer = snap.config.role !== "standalone" && snap.networkKey !== null;
     if (this.peer && (rebuild || !wantPeer)) {
       this.peer.stop();
       this.peer = null;
@@ -331,7 +328,7 @@ export class MachineNode implements MachineControl {
         config: snap.config,
         dataDir: this.state.dataDir,
         identity: snap.identity,
-        networkKey: snap.networkKey!,
+        networkKey: snap.networkKey as Uint8Array,
         license: () => this.state.snapshot.license ?? null,
         vendorPublicKey: this.state.vendorPublicKey,
         identityView: () => this.peerIdentity(),
@@ -364,6 +361,26 @@ export class MachineNode implements MachineControl {
     if (!this.peer) throw new AppError("NOT_THE_MAIN", "Permission levels are set on the main server's Machines panel.", { status: 409 });
     this.peer.console.setLevel(machineId, level);
     this.log.info("permission level set", { machine: machineId, level });
+  }
+
+  backupGroups(): Promise<EngineBackups> {
+    if (!this.peer) throw new AppError("STAND_ALONE", "A stand-alone machine has no render engines to back up: make it a server or a client first.", { status: 409 });
+    return this.peer.console.groups();
+  }
+
+  saveBackupGroups(backups: EngineBackups): Promise<void> {
+    if (!this.peer) throw new AppError("STAND_ALONE", "A stand-alone machine has no render engines to back up: make it a server or a client first.", { status: 409 });
+    return this.peer.console.saveGroups(backups);
+  }
+
+  /** The render engines' failover as this server runs it (machine/engine-watch.ts); null on a client. */
+  engineHealth() {
+    return this.peer?.engines?.view() ?? null;
+  }
+
+  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): void {
+    if (!this.peer?.engines) throw new AppError("NOT_A_SERVER", "Engines are switched on the Health panel of the server that serves the network.", { status: 409 });
+    this.peer.engines.manual(groupId, mainId, to);
   }
 
   /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */
@@ -425,4 +442,9 @@ export class MachineNode implements MachineControl {
     this.web = null;
     this.log.info("stopped");
   }
+}
+
+/** The status's failover facts: the peer runtime's, less its raw chip (the status carries it above), with the timeout pages judge "heard" by. */
+function failoverFacts({ chip: _chip, ...facts }: FailoverStatus, timeoutMs: number): NonNullable<MachineStatus["failover"]> {
+  return { ...facts, timeoutMs };
 }

@@ -119,15 +119,13 @@ export class MachineState {
     return this.check({ config, identity, license: this.readLicenseFile(config), networkKey: this.readKeyFile(config), pinned });
   }
 
+  /**
+   * The license must allow the role; the network key may come later, in any order
+   * (docs/design.md §Roles and licenses): the machine then waits for it and says so.
+   */
   private check(snapshot: MachineSnapshot): MachineSnapshot {
-    const { config, license, networkKey } = snapshot;
+    const { config, license } = snapshot;
     checkRole(config.role, license, config.name, this.inputs.now());
-    if (config.role !== "standalone" && networkKey === null) {
-      throw new InvalidInput(
-        `The ${config.role} role needs the network key shared by all machines: generate one on the main server ("understudy keys generate"), then give it with --key FILE or paste it on the setup page.`,
-        "key",
-      );
-    }
     return snapshot;
   }
 

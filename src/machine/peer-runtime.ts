@@ -43,6 +43,8 @@ import { ConsoleActions, PERMISSION_REFRESH_MS } from "./console-actions.ts";
 import { fetchShowFileLog, logEntryOf } from "../services/show-file-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import { ROLE_PLANS, type RolePlan } from "./role-plan.ts";
+import { engineWatchOnHub } from "./engine-hub.ts";
+import type { EngineWatch } from "./engine-watch.ts";
 import { peerStatus, type PeerStatus } from "./peer-status.ts";
 import { resolveHost } from "./resolve-host.ts";
 import { copyMark, openServerData, serverLanes, type ServerData } from "./server-data.ts";
@@ -88,6 +90,8 @@ export class PeerRuntime {
   /** Clients: which machines the servers are, from a signed handshake with their addresses. */
   private readonly serverIdentities: ServerIdentities | null;
   private runner: FailoverRunner | null = null;
+  /** Servers: the render engines' failover, switching the router while this server serves (machine/engine-watch.ts). */
+  engines: EngineWatch | null = null;
   /** Local apps in any language: the MQTT front door on loopback (--mqtt-listen). */
   private mqtt: MqttFrontDoor | null = null;
   /** The addresses the setup names (resolved); the main's backup entry is what pairing aims at. */
@@ -125,7 +129,7 @@ export class PeerRuntime {
       dataDir: options.dataDir,
       secure: this.secure,
       failoverState: () => this.runner?.status().state ?? null,
-      allowSwitchBack: () => this.runner?.feed({ type: "switchBack" }),
+      feedMain: (event) => this.runner?.feed(event),
       hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
       heardClients: () =>
         (this.runner?.status().peers ?? [])
@@ -239,6 +243,7 @@ export class PeerRuntime {
     });
     this.heartbeats = heartbeats;
     const hub = this.data?.hub ?? null;
+    const engines = (this.engines = this.plan.watchesEngines ? engineWatchOnHub({ clock: systemClock, wallNow: () => wallClock.now(), timers: systemTimers, attachApp: (n, d) => this.gateway.attachApp(n, d), backups: () => this.console.localGroups(), heard: () => this.runner?.status().peers ?? [], log, stops: this.timers }).watch : null);
     this.runner = new FailoverRunner({
       role: this.role,
       id: identity.id,
@@ -256,15 +261,16 @@ export class PeerRuntime {
       lanes: this.data ? () => serverLanes(this.data!) : undefined,
       localApps: () => this.gateway.appCount,
       knownServers: () => this.serverIdentities?.known() ?? { main: null, backup: null },
+      unprovenServer: () => this.identifyServers(),
       keyKnown: (id) => this.heartbeatKeys.forReceiver(id) !== null,
       signer: this.heartbeatKeys,
       hooks: {
         startServing: (epoch) => {
-          hub?.startServing(epoch);
+          hub?.startServing(epoch), engines?.activate();
           log.info("serving the Data Hub", { epoch });
         },
         stopServing: (epoch) => {
-          hub?.stopServing();
+          hub?.stopServing(), engines?.deactivate();
           log.info("stopped serving the Data Hub", { epoch });
         },
         catchUp: (_epoch, done) => void this.catchUp().then(() => done(true), (error) => done(false, (error as Error).message)),
@@ -306,10 +312,7 @@ export class PeerRuntime {
       periodMs: config.heartbeatMs,
       refusals: this.gateway.refusals,
       mark: copyMark(data, () => pairedPeer(this.runner?.current ?? null)),
-      signals: {
-        synced: () => this.runner?.feed({ type: "syncDone" }),
-        broken: () => this.runner?.linkBroken("main"),
-      },
+      signals: { synced: () => this.runner?.feed({ type: "syncDone" }), broken: () => this.runner?.linkBroken("main") },
     });
     this.sink = new LogReplicationSink({ net: this.net, source, stores: data.stores, retryMs: config.heartbeatMs, log });
   }
@@ -351,8 +354,7 @@ export class PeerRuntime {
    * servers it knows, the hub uplink dials the server it follows where the setup names it now (sim seed 1576).
    */
   async updateServers(main: string | null, backup: string | null): Promise<void> {
-    const next = { main: await resolveHost(parseHostPort(main ?? "")), backup: await resolveHost(parseHostPort(backup ?? "")) };
-    this.servers = next;
+    this.servers = { main: await resolveHost(parseHostPort(main ?? "")), backup: await resolveHost(parseHostPort(backup ?? "")) };
     this.runner?.setServers(this.heartbeatTargets());
     if (this.runner) this.followUplink(this.runner.uplink);
     this.identifyServers();

@@ -22,10 +22,12 @@ export type RolePlan = {
   readonly identifiesServers: boolean;
   /** Asks the main for its permission level (the main decides levels). */
   readonly refreshesLevel: boolean;
+  /** Switches the render engines' router while it serves (machine/engine-watch.ts). */
+  readonly watchesEngines: boolean;
 };
 
 export const ROLE_PLANS: Readonly<Record<Role, RolePlan>> = {
-  main: { holdsData: true, feedsBackup: true, copiesMain: false, keepsPairing: true, answersPairing: true, probesKeys: false, identifiesServers: false, refreshesLevel: false },
-  backup: { holdsData: true, feedsBackup: false, copiesMain: true, keepsPairing: false, answersPairing: true, probesKeys: true, identifiesServers: false, refreshesLevel: true },
-  client: { holdsData: false, feedsBackup: false, copiesMain: false, keepsPairing: false, answersPairing: false, probesKeys: false, identifiesServers: true, refreshesLevel: true },
+  main: { holdsData: true, feedsBackup: true, copiesMain: false, keepsPairing: true, answersPairing: true, probesKeys: false, identifiesServers: false, refreshesLevel: false, watchesEngines: true },
+  backup: { holdsData: true, feedsBackup: false, copiesMain: true, keepsPairing: false, answersPairing: true, probesKeys: true, identifiesServers: false, refreshesLevel: true, watchesEngines: true },
+  client: { holdsData: false, feedsBackup: false, copiesMain: false, keepsPairing: false, answersPairing: false, probesKeys: false, identifiesServers: true, refreshesLevel: true, watchesEngines: false },
 };

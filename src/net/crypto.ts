@@ -50,6 +50,8 @@ export const LABELS = {
   initiatorToResponder: "understudy/v1/session/initiator-to-responder",
   responderToInitiator: "understudy/v1/session/responder-to-initiator",
   bulk: "understudy/v1/bulk-aes-256-gcm",
+  channel: "understudy/v1/channel-aes-256-gcm",
+  broadcastSealer: "understudy/v1/broadcast-aes-256-gcm",
   upgradeTicket: "understudy/v1/upgrade-ticket",
 } as const;
 
@@ -133,4 +135,18 @@ export function deriveBroadcastKey(networkKey: Uint8Array, epoch: number): Broad
 /** The AES-256-GCM key of a bulk lane, derived from the session key of the same direction. */
 export function deriveBulkKey(sessionKey: Uint8Array): Uint8Array {
   return deriveKey(sessionKey, LABELS.bulk);
+}
+
+/** The AES-256-GCM key of a peer channel's frames in one direction, derived from that direction's session key. */
+export function deriveChannelKey(sessionKey: Uint8Array): Uint8Array {
+  return deriveKey(sessionKey, LABELS.channel);
+}
+
+/**
+ * The AES-256-GCM key one sealer (a hub, a node's app gateway) seals broadcasts with: its own random
+ * id (16 bytes, in every frame) keeps two sealers of one epoch from ever sharing a key, so each can
+ * count its nonces alone.
+ */
+export function deriveBroadcastSealerKey(key: BroadcastKey, sealerId: Uint8Array): Uint8Array {
+  return deriveKey(key.key, LABELS.broadcastSealer, sealerId);
 }

@@ -1,8 +1,11 @@
 /**
  * The versioned envelope every sealed byte on the wire travels in
- * (after memberlist's security.go, with nacl.secretbox instead of AES-GCM):
+ * (after memberlist's security.go). Heartbeats use nacl.secretbox:
  *
  *   version (1) | kind (1) | nonce (24) | secretbox(payload) (payload + 16)
+ *
+ * Peer-channel and hub broadcast frames use native AES-256-GCM (aead.ts,
+ * channel.ts, broadcast.ts); asset chunks too (bulk.ts).
  *
  * The version byte lets the format evolve; the kind byte says which key opens
  * the frame (peer channel, hub broadcast, heartbeat, …) so one WebSocket can
@@ -17,10 +20,10 @@ export const WIRE_VERSION = 1;
 
 /** What a frame is; the second byte of everything on the wire. */
 export const FrameKind = {
-  /** Peer channel frame: secretbox under a per-connection session key, counter nonce. */
-  channel: 0x01,
-  /** Hub fan-out: secretbox under the epoch's broadcast key, nonce = epoch + random. */
-  broadcast: 0x02,
+  /** Peer channel frame: AES-256-GCM under a key derived from the session key of its direction, counter nonce. */
+  channel: 0x06,
+  /** Hub fan-out: AES-256-GCM under a key derived from the epoch's broadcast key and the sealer's id, counter nonce. */
+  broadcast: 0x07,
   /** Heartbeat datagram: secretbox under the heartbeat key, random nonce. */
   heartbeat: 0x03,
   /** Asset chunk: AES-256-GCM under the bulk key, counter nonce (see bulk.ts). */
@@ -44,6 +47,12 @@ const KIND_NAMES: Record<number, string> = {
   [FrameKind.auth]: "a handshake proof",
 };
 
+/** Kinds an older understudy sent (secretbox), named so the refusal says what to do. */
+const RETIRED_KINDS: Record<number, string> = {
+  0x01: "a peer frame",
+  0x02: "a hub broadcast",
+};
+
 export const HEADER_BYTES = 2;
 export const NONCE_BYTES = nacl.secretbox.nonceLength; // 24
 export const BOX_OVERHEAD_BYTES = nacl.secretbox.overheadLength; // 16
@@ -62,6 +71,8 @@ export function frameKind(bytes: Uint8Array, from: string): FrameKind {
   if (bytes.length < HEADER_BYTES) throw new MalformedFrame(`${from} sent ${bytes.length} byte(s), too short to be an understudy frame.`);
   if (bytes[0] !== WIRE_VERSION) throw new UnsupportedWireVersion(bytes[0]!, WIRE_VERSION, from);
   const kind = bytes[1]!;
+  const retired = RETIRED_KINDS[kind];
+  if (retired) throw new MalformedFrame(`${from} sent ${retired} sealed the way an older understudy does; update that machine to this version.`);
   if (!(kind in KIND_NAMES)) throw new MalformedFrame(`${from} sent ${kindName(kind)}; this machine does not know it.`);
   return kind as FrameKind;
 }

@@ -12,6 +12,7 @@ import { HubUplink } from "../hub/hub-uplink.ts";
 import type { Logger } from "../log.ts";
 import { broadcastEpoch, fanOut, openBroadcast } from "../net/broadcast.ts";
 import { FanoutGroups } from "../net/fanout-groups.ts";
+import { BroadcastBatch } from "../net/broadcast-batch.ts";
 import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
 import type { PeerDialer, PeerService } from "../net/peer-net.ts";
@@ -42,6 +43,7 @@ export class AppGateway {
   private readonly inProcess = new Map<string, (frame: FromHubFrame) => void>();
   private readonly groups = new FanoutGroups();
   private readonly appBatches = new Map<string, FrameBatcher>();
+  private readonly appBroadcasts = new BroadcastBatch();
   private networkKey: Uint8Array;
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -248,7 +250,8 @@ export class AppGateway {
         this.keys.clear();
         this.keys.set(epoch, key);
       }
-      this.uplink.onFrameFromServer(decoder.decode(openBroadcast(key, frame, from)));
+      const now = this.clock.now();
+      for (const text of splitFrames(openBroadcast(key, frame, from))) this.uplink.onFrameFromServer(text, now);
     } catch (error) {
       this.log.warn("dropped a hub broadcast", { from, message: (error as Error).message });
     }
@@ -257,6 +260,6 @@ export class AppGateway {
   /** One frame for many local apps: sealed once, published once (fanOut). */
   private toApps(frame: FromHubFrame, apps: readonly string[]): void {
     if (this.inProcess.size > 0) for (const id of apps) this.inProcess.get(id)?.(frame);
-    fanOut(encodeFrame(frame), apps, this.apps, this.localKey, this.groups, this.appBatches);
+    fanOut(encodeFrame(frame), apps, this.apps, this.localKey, this.groups, this.appBatches, this.appBroadcasts);
   }
 }

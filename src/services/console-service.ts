@@ -8,13 +8,16 @@
  * already proved the asker's machine id, so a server answers from its own
  * permissions file; nothing the client says about itself is believed. A
  * machine the server does not list (no level set, not heard as a client) gets
- * level 1 and no roster.
+ * level 1 and no roster. The render engines' backup groups travel the same
+ * way: the paired backup copies them, clients from level 2 read them, and a
+ * level-3 client saves them on the main.
  */
 import { z } from "zod";
-import { AppError } from "../core/errors.ts";
+import { AppError, InvalidInput } from "../core/errors.ts";
 import { levelOf, mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PermissionRefused, seesOthers, type PermissionLevel } from "../core/permissions.ts";
 import { RpcClient, rpcServer } from "../net/rpc.ts";
 import { permissionLevelsSchema } from "../store/permissions-file.ts";
+import { engineBackupsSchema, type EngineBackups } from "../store/backup-groups-file.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 
 /** A level question is small; it must not hold a page for long. */
@@ -43,6 +46,7 @@ const addBackupParams = z.object({ address: z.string().max(300) });
 const addedSchema = z.object({ peerName: z.string().max(64) });
 const removedSchema = z.object({ removed: z.literal(true) });
 const allLevelsSchema = z.object({ levels: permissionLevelsSchema });
+const savedGroupsSchema = z.object({ saved: z.literal(true) });
 
 export type ConsoleSide = {
   levels(): Record<string, PermissionLevel>;
@@ -55,6 +59,10 @@ export type ConsoleSide = {
   removeBackup(): Promise<void>;
   /** The machine id of the paired backup (the only one that may copy every level), or null. */
   pairedBackup(): string | null;
+  /** The render engines' backup groups (the paired backup copies them; clients from level 2 read them). */
+  groups(): EngineBackups;
+  /** A level-3 client's save of every group; throws an AppError (a refusal of the groups' checks) otherwise. */
+  saveGroups(backups: EngineBackups): void;
 };
 
 export class NotThePairedBackup extends AppError {
@@ -72,6 +80,18 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
     levels: () => {
       if (connection.peer.machineId !== side.pairedBackup()) throw new NotThePairedBackup();
       return { levels: side.levels() };
+    },
+    groups: () => {
+      if (connection.peer.machineId !== side.pairedBackup() && !seesOthers(level())) throw new PermissionRefused(level(), "see the backup groups");
+      return side.groups();
+    },
+    saveGroups: (params) => {
+      const mine = level();
+      if (!mayChangeBackup(mine)) throw new PermissionRefused(mine, "change the backup groups");
+      const sent = engineBackupsSchema.safeParse(params);
+      if (!sent.success) throw new InvalidInput("Those backup groups are not in a shape this main understands: nothing was saved.", "groups");
+      side.saveGroups(sent.data);
+      return { saved: true };
     },
     switchBack: () => {
       const mine = level();
@@ -94,9 +114,16 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
 }
 
 /** The paired backup's side: a client's level from the backup's copy; everything else is the main's to do. */
-export function acceptLevelQuestions(connection: SecureConnection, levels: () => Record<string, PermissionLevel>, roster: () => RosterEntry[]): ConnectionEvents {
+export function acceptLevelQuestions(connection: SecureConnection, levels: () => Record<string, PermissionLevel>, roster: () => RosterEntry[], groups: () => EngineBackups): ConnectionEvents {
   const asker = connection.peer.machineId;
-  return rpcServer(connection, { level: () => levelAnswer(asker, askerLevel(asker, levels(), roster), roster) });
+  const level = () => askerLevel(asker, levels(), roster);
+  return rpcServer(connection, {
+    level: () => levelAnswer(asker, level(), roster),
+    groups: () => {
+      if (!seesOthers(level())) throw new PermissionRefused(level(), "see the backup groups");
+      return groups();
+    },
+  });
 }
 
 /** The asker's level; it is listed when it has a level or this server hears it as a client. */
@@ -140,6 +167,16 @@ export function askLevel(address: string, secure: SecureSocketOptions): Promise<
 /** The backup's side: every level the main holds (refused unless this backup is the main's paired one). */
 export async function askAllLevels(address: string, secure: SecureSocketOptions): Promise<Record<string, PermissionLevel>> {
   return (await call(address, secure, "levels", allLevelsSchema)).levels;
+}
+
+/** The backup's copy, or a client's read-only view: every backup group the main holds. */
+export function askGroups(address: string, secure: SecureSocketOptions): Promise<EngineBackups> {
+  return call(address, secure, "groups", engineBackupsSchema);
+}
+
+/** A level-3 client's save: the main checks the groups and keeps them. */
+export function askSaveGroups(address: string, secure: SecureSocketOptions, backups: EngineBackups): Promise<void> {
+  return askMain(async () => void (await call(address, secure, "saveGroups", savedGroupsSchema, backups)));
 }
 
 /** A client's side: asks the main to switch back; resolves with the main's words, rejects with its refusal. */

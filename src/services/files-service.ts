@@ -150,7 +150,7 @@ export class FilesService implements PeerService {
         const bytes = await this.route(
           upstream,
           (main) => main.readChunk(p.hash),
-          () => this.stores().assets.chunk(p.hash),
+          () => this.stores().assets.chunkAsync(p.hash),
         );
         // The bytes go first: the answer that follows tells the reader they are there.
         connection.sendBulk(bytes, bulkHeader(BulkOp.data, p.tag));

@@ -11,6 +11,7 @@ import { hubStateChangesSchema } from "../hub/retained-state.ts";
 import type { Logger } from "../log.ts";
 import { fanOut } from "../net/broadcast.ts";
 import { FanoutGroups } from "../net/fanout-groups.ts";
+import { BroadcastBatch } from "../net/broadcast-batch.ts";
 import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
@@ -36,6 +37,7 @@ export class HubService {
   private readonly groups = new FanoutGroups();
   /** Per connection: small frames sent together (frame-batch.ts). */
   private readonly batches = new Map<string, FrameBatcher>();
+  private readonly broadcasts = new BroadcastBatch();
   private nextId = 0;
   /** Messages and values handed to subscribers since start, one per subscriber (a fan-out to N counts N); presence is not counted. */
   private deliveries = 0;
@@ -57,6 +59,8 @@ export class HubService {
   /** Refuse writes and close hub sessions so every node moves to the active server. */
   stopServing(): void {
     this.core.setWritable(false);
+    // What was taken before the stop still goes out, before the close.
+    this.broadcasts.flush();
     for (const connection of this.connections.values()) connection.close(1001, "This server is no longer active.");
     for (const id of [...this.local.keys()]) {
       this.local.delete(id);
@@ -70,6 +74,7 @@ export class HubService {
    */
   setNetworkKey(networkKey: Uint8Array): void {
     this.networkKey = networkKey;
+    this.broadcasts.flush();
     this.broadcastKey = deriveBroadcastKey(networkKey, this.core.epoch);
     for (const connection of this.connections.values()) connection.close(1001, "The network key changed; reconnect with the new one.");
   }
@@ -80,7 +85,15 @@ export class HubService {
     this.connections.set(id, connection);
     const batch = new FrameBatcher((payload) => connection.send(payload));
     this.batches.set(id, batch);
-    this.core.attach(id, (frame) => batch.push(encodeFrame(frame)), connection.peer.machineId);
+    this.core.attach(
+      id,
+      (frame) => {
+        // A broadcast pending for this connection goes first: it was sent first.
+        this.broadcasts.flushFor(id);
+        batch.push(encodeFrame(frame));
+      },
+      connection.peer.machineId,
+    );
     return {
       message: (payload) => {
         for (const frame of splitFrames(payload)) this.fanout(this.core.receive(id, frame));
@@ -147,7 +160,7 @@ export class HubService {
     if (frame.type === "msg" || frame.type === "value") this.deliveries += to.length;
     if (this.local.size > 0) for (const id of to) this.local.get(id)?.(frame);
     if (this.connections.size === 0) return;
-    fanOut(text ?? encodeFrame(frame), to, this.connections, this.broadcastKey, this.groups, this.batches);
+    fanOut(text ?? encodeFrame(frame), to, this.connections, this.broadcastKey, this.groups, this.batches, this.broadcasts);
   }
 
   /** For the status and /metrics: connections now, frames taken by type and deliveries sent since start. */

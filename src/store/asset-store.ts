@@ -321,6 +321,14 @@ export class AssetStore {
     return data;
   }
 
+  /** `chunk` with the file read off the main thread: the chunk lane and pulls serve from disks that seek. */
+  async chunkAsync(hash: string): Promise<Uint8Array> {
+    if (this.durability.awaitsFlush(hash)) this.durability.flushChunksByHash();
+    const data = await this.tables.readChunkAsync(hash, "the chunk lane");
+    if (!data) throw new ChunkNotFound(hash);
+    return data;
+  }
+
   /**
    * Stores a chunk fetched by hash (the backup's chunk lane) after checking the bytes hash to it.
    * Like upload chunks, these are made durable and indexed in groups, and always before a

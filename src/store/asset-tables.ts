@@ -166,6 +166,15 @@ export class AssetTables {
     return data;
   }
 
+  /** `readChunk` with the file read on the runtime's I/O threads (the hash is still checked here). */
+  async readChunkAsync(hash: string, where: string): Promise<Uint8Array | undefined> {
+    const row = this.selectChunk.get(hash) as { data: Uint8Array; in_file: number } | null;
+    if (!row) return undefined;
+    const data = row.in_file ? await this.files?.readAsync(hash) : row.data;
+    if (data === undefined || sha256Hex(data) !== hash) throw new CorruptChunk(hash, where);
+    return data;
+  }
+
   /** The hashes in `hashes` that are not stored, each once, in first-seen order. */
   missingChunks(hashes: Iterable<string>): string[] {
     const missing = new Set<string>();

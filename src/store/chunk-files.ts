@@ -215,6 +215,16 @@ export class ChunkFiles {
     }
   }
 
+  /** `read` on the runtime's I/O threads: a chunk not in the page cache does not hold up heartbeats while the disk seeks. */
+  async readAsync(hash: string): Promise<Uint8Array | undefined> {
+    try {
+      return await fs.promises.readFile(this.pathOf(hash));
+    } catch (error) {
+      if ((error as { code?: string }).code === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
   /**
    * Makes every shard folder (00 to ff) the first time any is needed, then makes the chunk folder
    * and its parent durable once: not an fsync of two folders per new shard while chunks stream in.

@@ -10,11 +10,11 @@ import { zValidator } from "@hono/zod-validator";
 import type { z } from "zod";
 import { AppError, InvalidInput } from "../core/errors.ts";
 import type { MachineStatus } from "../core/status.ts";
-import { KeySection, LicenseSection, RoleSection, SetupPage, type FieldErrors } from "./views/setup.tsx";
+import { FailbackSection, KeySection, LicenseSection, RoleSection, SetupPage, type FieldErrors } from "./views/setup.tsx";
 import type { SetupView } from "./view-models/setup-view.ts";
 import { StatusBar } from "./views/status-bar.tsx";
 import { registerConsole, type ConsoleControl } from "./console-routes.tsx";
-import { fieldErrors, keyFormSchema, licenseFormSchema, roleFormSchema, type RoleForm } from "./forms.ts";
+import { failbackFormSchema, fieldErrors, keyFormSchema, licenseFormSchema, roleFormSchema, type RoleForm } from "./forms.ts";
 import type { StaticAsset } from "./static-assets.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log.ts";
@@ -28,8 +28,9 @@ export interface MachineControl extends ConsoleControl {
   status(): MachineStatus;
   setupView(): SetupView;
   saveLicense(text: string): void;
-  saveNetworkKey(text: string | null): void;
+  saveNetworkKey(text: string | null): Promise<void>;
   saveRole(form: RoleForm): Promise<void>;
+  saveFailback(failback: "auto" | "manual"): void;
   /** Required for every request when the UI listens beyond loopback. */
   uiPassword(): string | null;
   /** Host names the setup pages answer to besides loopback and this machine's own (--ui-host). */
@@ -126,11 +127,11 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
     zValidator("form", keyFormSchema, (result, c) => {
       if (!result.success) return section(c, (e) => <KeySection view={machine.setupView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
     }),
-    (c) => {
+    async (c) => {
       const form = c.req.valid("form");
       const out = section(c, (e, s) => <KeySection view={machine.setupView()} errors={e} saved={s} />);
       try {
-        machine.saveNetworkKey(form.action === "paste" ? form.key : null);
+        await machine.saveNetworkKey(form.action === "paste" ? form.key : null);
       } catch (error) {
         return out.failed(asFieldErrors(error, "key"));
       }
@@ -157,7 +158,29 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
         const shown = Object.fromEntries(Object.entries(errors).map(([field, message]) => [field in values ? field : "role", message]));
         return c.html(<RoleSection view={machine.setupView()} errors={shown} values={values} />, 400);
       }
-      return c.html(<RoleSection view={machine.setupView()} saved="Saved and applied." />);
+      // A main (or a server) has a failback card; another role has none.
+      return c.html(
+        <>
+          <RoleSection view={machine.setupView()} saved="Saved and applied." />
+          <FailbackSection view={machine.setupView()} outOfBand />
+        </>,
+      );
+    },
+  );
+
+  app.post(
+    "/setup/failback",
+    zValidator("form", failbackFormSchema, (result, c) => {
+      if (!result.success) return section(c, (e) => <FailbackSection view={machine.setupView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
+    }),
+    (c) => {
+      const out = section(c, (e, s) => <FailbackSection view={machine.setupView()} errors={e} saved={s} />);
+      try {
+        machine.saveFailback(c.req.valid("form").failback);
+      } catch (error) {
+        return out.failed(asFieldErrors(error, "failback"));
+      }
+      return out.saved("Saved and applied.");
     },
   );
 

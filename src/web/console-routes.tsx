@@ -18,14 +18,17 @@ import { machinesView as buildMachinesView, type Discovered, type MachinesView }
 import { DelaysPage, DelayTable, RoutingPage, RoutingTable, StatusFacts, StatusPage } from "./views/panels.tsx";
 import { liveStream } from "./live-stream.ts";
 import { machineRows } from "../core/machine-rows.ts";
+import { backOnMain } from "../core/machines-offers.ts";
 import { renderMetrics } from "./metrics.ts";
 import { StorageLive } from "./views/storage.tsx";
 import { registerStorage, storageView, type StorageControl } from "./storage-routes.tsx";
 import { withDefaultPort } from "./forms.ts";
 import type { RosterEntry } from "../services/console-service.ts";
+import { registerBackupGroups, type BackupGroupsControl } from "./backup-group-routes.tsx";
+import { registerHealth, type HealthControl } from "./health-routes.tsx";
 
 /** What the console needs from the machine (the Synced storage panel's part in storage-routes.tsx). */
-export interface ConsoleControl extends StorageControl {
+export interface ConsoleControl extends StorageControl, BackupGroupsControl, HealthControl {
   status(): MachineStatus;
   discovered(): Discovered;
   history(): HistorySnapshot;
@@ -92,6 +95,8 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
       case "storage":
         return <>{bar}<StorageLive view={{ ...storageView(machine), status }} /></>;
       case "setup":
+      case "backup-groups":
+      case "health":
         return bar;
     }
   };
@@ -108,6 +113,8 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
   app.get("/delays", (c) => c.html(<DelaysPage status={machine.status()} history={history()} />));
   app.get("/routing", (c) => c.html(<RoutingPage status={machine.status()} rows={machinesView().rows} />));
   registerStorage(app, machine);
+  registerBackupGroups(app, machine);
+  registerHealth(app, machine);
   app.get("/metrics", (c) => c.text(renderMetrics(machine.status(), machine.history()), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
 
   app.post("/machines/backup", async (c) => {
@@ -135,10 +142,26 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
     return c.html(<p class="saved" role="status">This backup has forgotten its main: it follows no main until one pairs with it again.</p>);
   });
 
+  /**
+   * Switching back shows its progress until it ends ("Back on the main server"): the element
+   * asks again every second while it has not (bounded by the page: it stops when it ends or the page closes).
+   */
+  const switchBackProgress = (said: string) =>
+    backOnMain(machine.status()) ? (
+      <p class="saved" role="status" data-testid="switch-back-done">
+        Back on the main server.
+      </p>
+    ) : (
+      <p class="saved" role="status" hx-get="/failover/switch-back/progress" hx-trigger="every 1s" hx-swap="outerHTML" data-testid="switch-back-progress">
+        {said}
+      </p>
+    );
+  app.get("/failover/switch-back/progress", (c) => c.html(switchBackProgress("Switching back to the main server…")));
+
   /** The main's own UI, or a level-3 client (refused with 403 below that); a repeated click is answered calmly. */
   app.post("/failover/switch-back", async (c) => {
     try {
-      return c.html(<p class="saved" role="status">{await machine.switchBack()}</p>);
+      return c.html(switchBackProgress(await machine.switchBack()));
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
       return c.html(<p class="field-error" role="alert">{error.message}</p>, error.status as 400);

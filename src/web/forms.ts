@@ -60,6 +60,9 @@ export const keyFormSchema = z.discriminatedUnion("action", [
   z.object({ action: z.literal("paste"), key: z.string().trim().min(1, "Paste the network key.").max(500) }),
 ]);
 
+/** The main's failback: move back on its own, or wait for someone to switch back. */
+export const failbackFormSchema = z.object({ failback: z.enum(["auto", "manual"], { message: "Choose Automatic or Manual." }) });
+
 /** First message per field, for showing each next to its input. */
 export function fieldErrors(error: z.ZodError): Record<string, string> {
   const out: Record<string, string> = {};

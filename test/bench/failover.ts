@@ -4,6 +4,8 @@
  * B listens; the main is killed (-9) or frozen (SIGSTOP). The gap is the time
  * from the fault to the first message B receives after its longest silence
  * (messages in flight at the fault still arrive); lost counts messages never received. TRIALS=n (default 20).
+ * BUSY=n: n processes spin on the CPU meanwhile (busy.ts). A trial whose gap exceeds OUTLIER_MS
+ * (default 300) prints its timeline: what the backup and the clients logged after the fault.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,10 +14,12 @@ import type { Subprocess } from "bun";
 import { executable } from "../support/executable.ts";
 import { devLicenseText } from "../support/licenses.ts";
 import { eachLine } from "../support/stream-lines.ts";
+import { BUSY, loadAverage, startBusy } from "./busy.ts";
 
 const TRIALS = Number(process.env.TRIALS ?? 20);
 const MESSAGES = 600;
 const INTERVAL_MS = 5;
+const OUTLIER_MS = Number(process.env.OUTLIER_MS ?? 300);
 const bin = await executable();
 const dir = mkdtempSync(join(tmpdir(), "understudy-bench-"));
 const keyFile = join(dir, "net.key");
@@ -56,9 +60,12 @@ const PRESETS: Preset[] = [
 async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: number; lost: number }> {
   const [pm, pb, pa, pc, um, ub, ua, uc] = (await Promise.all(Array.from({ length: 8 }, freePort))) as [number, number, number, number, number, number, number, number];
   const procs: Subprocess[] = [];
-  const machine = (role: string, peer: number, ui: number, extra: string[]) => {
+  // What the machines logged, with when the bench read it, for the timeline of an outlier.
+  const logs: { at: number; who: string; line: string }[] = [];
+  const machine = (role: string, peer: number, ui: number, extra: string[], who = role) => {
     const data = mkdtempSync(join(dir, `${role}-`));
-    const p = Bun.spawn([bin, "run", "--role", role, "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--mqtt-listen", "off", "--log", "json", "--peer-listen", `127.0.0.1:${peer}`, "--ui-listen", `127.0.0.1:${ui}`, ...preset.flags, ...extra], { stdout: "ignore", stderr: "ignore" });
+    const p = Bun.spawn([bin, "run", "--role", role, "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--mqtt-listen", "off", "--log", "json", "--peer-listen", `127.0.0.1:${peer}`, "--ui-listen", `127.0.0.1:${ui}`, ...preset.flags, ...extra], { stdout: "pipe", stderr: "ignore" });
+    void eachLine(p.stdout, (line) => void logs.push({ at: performance.now(), who, line })).catch(() => {});
     procs.push(p);
     return p;
   };
@@ -66,10 +73,10 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     const main = machine("main", pm, um, ["--backup", `127.0.0.1:${pb}`]);
     machine("backup", pb, ub, ["--main", `127.0.0.1:${pm}`]);
     const servers = ["--main", `127.0.0.1:${pm}`, "--backup", `127.0.0.1:${pb}`];
-    machine("client", pa, ua, servers);
-    machine("client", pc, uc, servers);
+    machine("client", pa, ua, servers, "client a");
+    machine("client", pc, uc, servers, "client c");
     const chip = async (ui: number) => ((await (await fetch(`http://127.0.0.1:${ui}/api/status`)).json()) as { chip: string; failover: { hubConnected: boolean } });
-    await waitFor(async () => (await Promise.all([ua, uc, ub].map(chip))).every((s) => s.chip === "Backup is idle" && s.failover.hubConnected), 15_000);
+    await waitFor(async () => (await Promise.all([ua, uc, ub].map(chip))).every((s) => s.chip === "Backup is idle" && s.failover.hubConnected), 60_000);
 
     const received = new Map<number, number>();
     const sub = Bun.spawn([bin, "sub", "bench/#", "--node", `127.0.0.1:${pc}`, "--key", keyFile, "--count", String(MESSAGES), "--timeout-ms", "30000"], { stdout: "pipe", stderr: "ignore" });
@@ -99,6 +106,14 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
       }
     }
     const gapMs = resumedAt - faultAt;
+    if (gapMs > OUTLIER_MS) {
+      console.error(`outlier: ${fault} ${preset.name}: ${gapMs.toFixed(0)} ms (load ${await loadAverage()}); logged since the fault:`);
+      const since = logs.filter((l) => l.at >= faultAt - 50);
+      // Stalls are counted, not listed: on a loaded machine they come every few ticks.
+      const stalls = since.filter((l) => l.line.includes("stalled for"));
+      console.error(`  ${stalls.length} stall warnings meanwhile, the first at +${stalls.length > 0 ? (stalls[0]!.at - faultAt).toFixed(0) : "-"} ms`);
+      for (const l of since.filter((l) => !stalls.includes(l)).slice(0, 30)) console.error(`  +${(l.at - faultAt).toFixed(0)} ms ${l.who}: ${l.line.slice(0, 200)}`);
+    }
     if (fault === "stop") main.kill("SIGCONT");
     // The publisher exits 0 only once every message was acknowledged: then anything missing was lost.
     const pubCode = await Promise.race([pub.exited, Bun.sleep(5_000).then(() => null)]);
@@ -118,6 +133,8 @@ function stats(values: number[]) {
 }
 
 const rows: string[] = [];
+const stopBusy = startBusy();
+const loadBefore = await loadAverage();
 for (const preset of PRESETS) {
   for (const fault of ["kill", "stop"] as const) {
     const results = [];
@@ -129,5 +146,7 @@ for (const preset of PRESETS) {
     console.error(rows[rows.length - 1]);
   }
 }
+await stopBusy();
 rmSync(dir, { recursive: true, force: true });
+console.log(`${new Date().toISOString()}, BUSY=${BUSY}, TRIALS=${TRIALS}, load average ${loadBefore} at the start, ${await loadAverage()} at the end`);
 console.log(["| fault | preset | trials | min ms | median ms | p95 ms | max ms | lost |", "|---|---|---|---|---|---|---|---|", ...rows].join("\n"));

@@ -1,6 +1,6 @@
 /**
  * `bun run bench [NAME]`: benchmarks that print tables (never timed
- * assertions in tests). NAME: failover | store | crypto | flood | hub | faults | console | folder-sync (default: all).
+ * assertions in tests). NAME: failover | store | crypto | flood | hub | faults | console | folder-sync | engines (default: all).
  */
 const benches: Record<string, string> = {
   failover: `${import.meta.dir}/failover.ts`,
@@ -11,6 +11,7 @@ const benches: Record<string, string> = {
   faults: `${import.meta.dir}/faults.ts`,
   console: `${import.meta.dir}/console.ts`,
   "folder-sync": `${import.meta.dir}/folder-sync.ts`,
+  engines: `${import.meta.dir}/engines.ts`,
 };
 const names = process.argv.slice(2);
 for (const name of names) {

@@ -13,7 +13,8 @@
  * For each transfer: CPU seconds per GiB of the client (command, plus its node when it goes
  * through one), the main and the backup; and the longest heartbeat silence each server saw
  * from the other meanwhile (minus the 100 ms interval: an upper bound on send jitter).
- * Every run starts from a cold page cache when we may drop it (root).
+ * Every run starts from a cold page cache when we may drop it (root). BUSY=n: n processes spin on
+ * the CPU meanwhile (busy.ts); the load average is printed with the tables.
  */
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -25,6 +26,7 @@ import { ShowFileClient } from "../../src/services/show-file-client.ts";
 import { pushResult } from "../../src/services/show-file-protocol.ts";
 import { Cluster, DEFAULTS } from "../support/cluster.ts";
 import { tempDir } from "../support/machine-process.ts";
+import { BUSY, loadAverage, startBusy } from "./busy.ts";
 import { commandCpuSeconds, cpuSeconds, HeartbeatGaps } from "./process-meter.ts";
 
 const PUSHES = Number(process.env.PUSHES ?? 1000);
@@ -35,6 +37,8 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 const cluster = await Cluster.start({ ...DEFAULTS, clients: ["a", "b"] });
+const stopBusy = startBusy();
+const loadAtStart = await loadAverage();
 const c = cluster;
 const work = tempDir("understudy-bench-store-");
 
@@ -125,13 +129,18 @@ try {
   // 2. A show folder: SHOW_FILES random files of varied sizes, SHOW_MB MiB in all.
   const show = join(work, "show");
   const total = SHOW_MB * MiB;
-  const buffer = Buffer.alloc(Math.ceil((2 * total) / SHOW_FILES) + 1);
+  const sizes: number[] = [];
   for (let i = 0, written = 0; i < SHOW_FILES; i++) {
     const size = i === SHOW_FILES - 1 ? total - written : Math.round((total / SHOW_FILES) * (0.5 + ((i * 7919) % 1000) / 1000));
-    mkdirSync(join(show, `scene-${i % 20}`), { recursive: true });
-    writeFileSync(join(show, `scene-${i % 20}`, `clip-${i}.bin`), randomFillSync(buffer, 0, size).subarray(0, size));
+    sizes.push(size);
     written += size;
   }
+  // The last file takes what is left, which can outgrow twice the average when SHOW_FILES is small.
+  const buffer = Buffer.alloc(Math.max(...sizes) + 1);
+  sizes.forEach((size, i) => {
+    mkdirSync(join(show, `scene-${i % 20}`), { recursive: true });
+    writeFileSync(join(show, `scene-${i % 20}`, `clip-${i}.bin`), randomFillSync(buffer, 0, size).subarray(0, size));
+  });
   dropCaches();
   const copyFolder = timed(["sh", "-c", `cp -r ${show} ${join(work, "show-copy")} && sync`]);
   references.push({ name: "plain copy of the folder (cp -r + sync), same disk", mib: SHOW_MB, files: SHOW_FILES, seconds: copyFolder });
@@ -162,6 +171,8 @@ try {
   await transfer("asset put to the main, until the backup holds it", ASSET_MB, 1, copyFile, ["asset", "put", asset, "--node", c.address("main"), "--key", c.keyFile], null, backupInSync);
 
   const mbps = (mib: number, s: number) => ((mib * MiB) / 1e6 / s).toFixed(0);
+  console.log(`${new Date().toISOString()}, BUSY=${BUSY}, load average ${loadAtStart} at the start, ${await loadAverage()} at the end`);
+  console.log("");
   console.log("| measure | pushes | rate /s | p50 ms | p99 ms | max ms | acknowledged as behind |");
   console.log("|---|---|---|---|---|---|---|");
   console.log(`| push acknowledged after the backup applied it (10 KB) | ${PUSHES} | ${rate.toFixed(0)} | ${at(0.5).toFixed(1)} | ${at(0.99).toFixed(1)} | ${sorted.at(-1)!.toFixed(1)} | ${behind} |`);
@@ -177,6 +188,7 @@ try {
     console.log(`| ${t.name} | ${t.cpu.client.toFixed(2)} | ${t.cpu.main.toFixed(2)} | ${t.cpu.backup.toFixed(2)} | ${t.gaps.get("main → backup")?.toFixed(0) ?? "–"} | ${t.gaps.get("backup → main")?.toFixed(0) ?? "–"} |`);
   }
 } finally {
+  await stopBusy();
   await c.shutdown();
   rmSync(work, { recursive: true, force: true });
   rmSync(c.dir, { recursive: true, force: true });

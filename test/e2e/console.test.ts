@@ -94,6 +94,19 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
 
   let networkKey = "";
 
+  test("step 1, the backup as documented: license, then role Backup server, no key and no main's IP yet; it says what it waits for", async () => {
+    const backup = await start("studio-backup");
+    const page = await open(backup, "/setup");
+    await license(page);
+    await page.locator("#role-backup").check();
+    expect(await page.locator("#backup").isVisible()).toBe(false);
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.locator("#role-section .saved").waitFor();
+    await chip(page, "Waiting for the network key");
+    await page.screenshot({ path: join(SHOTS, "backup-waits-for-key.png") });
+    await page.close();
+  }, 60_000);
+
   test("create a main server: license, a new network key shown masked to copy, role Main server", async () => {
     const main = await start("studio-main");
     const page = await open(main, "/setup");
@@ -112,16 +125,11 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     await page.close();
   }, 60_000);
 
-  test("create a backup server: pasted key, role Backup server with the main's IP", async () => {
-    const backup = await start("studio-backup");
-    const page = await open(backup, "/setup");
-    await license(page);
+  test("the backup gets the main's key pasted: it waits to be added by a main server", async () => {
+    const page = await open(machines["studio-backup"]!, "/setup");
     await pasteKey(page, networkKey);
-    await page.locator("#role-backup").check();
-    expect(await page.locator("#backup").isVisible()).toBe(false);
-    await page.locator("#main").fill(machines["studio-main"]!.peer);
-    await page.getByRole("button", { name: "Save" }).click();
-    await page.locator("#role-section .saved").waitFor();
+    await chip(page, "Waiting to be added by a main server", 10_000);
+    await page.screenshot({ path: join(SHOTS, "backup-waits-for-main.png") });
     await page.close();
   }, 60_000);
 
@@ -196,26 +204,36 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     await page.close();
   }, 60_000);
 
-  test("the main back in manual failback: the card appears by itself, a level-2 client is refused, a level-3 client's delete icon switches back", async () => {
+  test("the main back in manual failback: the card appears by itself, a level-2 client is refused, every machine says the main waits, a level-3 client's labelled Switch back ends 'Back on the main server'", async () => {
     const backupPage = await open(machines["studio-backup"]!, "/machines");
     await start("studio-main", ["--failback", "manual"]);
     const mainPage = await open(machines["studio-main"]!, "/machines");
-    await chip(mainPage, "Main is back — switch back", 10_000);
+    await chip(mainPage, "Main is back — waiting to switch back", 10_000);
     await mainPage.getByTestId("switch-back").waitFor({ timeout: FOLLOW_MS });
+    // Every machine says the main waits, none that it is down.
+    await chip(backupPage, "Main is back — waiting to switch back", 10_000);
 
     const level2 = await open(machines["render-1"]!, "/machines");
     const refusedIcon = level2.getByTestId("client-switch-back");
     await refusedIcon.waitFor({ timeout: 10_000 });
     expect(await refusedIcon.isDisabled()).toBe(true);
-    expect(await level2.getByText("Needs permission level 3").count()).toBe(1);
+    expect(await level2.getByText("Needs permission level 3").count()).toBe(2); // Switch back and Remove backup server each say why
     const forced = await fetch(`${machines["render-1"]!.proc.ui}/failover/switch-back`, { method: "POST", headers: { origin: machines["render-1"]!.proc.ui } });
     expect(forced.status).toBe(403); // the server refuses what the page shows disabled
     await level2.screenshot({ path: join(SHOTS, "level-2-client.png") });
 
     const level3 = await open(machines.control!, "/machines");
+    await chip(level3, "Main is back — waiting to switch back", 10_000);
     const icon = level3.getByTestId("client-switch-back");
     await icon.waitFor({ timeout: 10_000 });
+    // Switch back and Remove are two labelled actions on the Backup row, each asking first.
+    expect(await level3.getByTestId("remove-backup").textContent()).toContain("Remove backup server");
+    expect(await icon.textContent()).toContain("Switch back");
+    await level3.screenshot({ path: join(SHOTS, "client-switch-back-offer.png") });
+    level3.once("dialog", (dialog) => void dialog.accept());
     await icon.click();
+    await level3.getByTestId("switch-back-done").waitFor({ timeout: 15_000 });
+    expect(await level3.getByTestId("switch-back-done").textContent()).toContain("Back on the main server");
     for (const p of [mainPage, backupPage, level3, level2]) await chip(p, "Backup is idle", 10_000);
     await mainPage.getByTestId("switch-back").waitFor({ state: "detached", timeout: FOLLOW_MS });
     for (const p of [mainPage, backupPage, level2, level3]) await p.close();
@@ -225,8 +243,13 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     const page = await open(machines["studio-main"]!, "/machines");
     await chip(page, "Backup is idle", 10_000);
     page.once("dialog", (dialog) => void dialog.accept());
+    const clientPage = await open(machines.control!, "/machines");
     await page.getByTestId("remove-backup").click();
     await chip(page, "No backup");
+    // A client that names the backup goes grey too: the main it hears pairs with no one.
+    await chip(clientPage, "No backup", 10_000);
+    await clientPage.screenshot({ path: join(SHOTS, "client-after-removal.png") });
+    await clientPage.close();
     await page.getByTestId("add-backup").waitFor({ state: "detached" }).catch(() => undefined);
     expect(await page.getByTestId("remove-backup").count()).toBe(0);
     await page.close();

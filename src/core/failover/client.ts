@@ -12,7 +12,7 @@
  * witnesses before taking over, and both servers use "following X at epoch
  * e" as fencing evidence when they cannot hear each other.
  */
-import { broke, clampTimings, excusePause, heard, isDown, msSinceHeard, stallMs, watch, type Timings } from "../failure-detector.ts";
+import { broke, clampTimings, excusePause, heard, isDown, msSinceHeard, silenceMs, stallMs, watch, type Timings } from "../failure-detector.ts";
 import type { BeatBody, ClientEvent, ClientStateName, Effect, ServerRole, ServerView, Step } from "./types.ts";
 
 export interface ClientState {
@@ -28,6 +28,11 @@ export interface ClientState {
   readonly nextBeatAt: number;
   /** When the last transition ran: a long gap since means this machine stalled (see noteStall). */
   readonly lastStepAt: number;
+  /**
+   * When the server it followed stepped down for a newer term this client has not heard
+   * from yet (a failback): a switch underway, not a loss, for up to a failover timeout.
+   */
+  readonly switchingSince?: number | null;
 }
 
 export interface ClientOptions {
@@ -120,7 +125,13 @@ function settle(s: ClientState, now: number, fx: Effect[], urgentIn: boolean): S
       level: server === null ? "warn" : "info",
       message: server === null ? "No active server: local publishes are queued." : `Following the ${server} server (epoch ${epoch}).`,
     });
-    cur = { ...cur, following: server, followingEpoch: epoch };
+    // The backup it followed stopped serving (its beat, or its socket closing) while still heard within the timeout:
+    // it does so when the main takes back a newer term, so a switch is underway, not a loss. A backup that crashed
+    // reads "No server reachable" a failover timeout later.
+    const backup = s.servers.backup;
+    const steppedDown = s.following === "backup" && backup.beat !== null && silenceMs(backup.live, now) < s.timings.failoverTimeoutMs;
+    const switching = server === null && (steppedDown || (s.followingEpoch !== null && s.epoch > s.followingEpoch));
+    cur = { ...cur, following: server, followingEpoch: epoch, switchingSince: switching ? now : null };
     urgent = true; // both servers use "who follows whom" as evidence; tell them now
   }
   const due = now >= cur.nextBeatAt;

@@ -134,6 +134,11 @@ export function mainTransition(prev: MainState, ev: MainEvent, now: number): Ste
         next = { ...s, phase: { ...s.phase, switchBack: true } };
       }
       break;
+    case "setFailback":
+      next = { ...s, failback: ev.failback };
+      // Automatic now: a main waiting in standby goes back as if someone had switched back.
+      if (ev.failback === "auto" && s.phase.kind === "standby") next = { ...next, phase: rejoining(now, true) };
+      break;
     case "paired":
       if (s.peerId === ev.peerId) break;
       fx.push({ type: "persistPairing", pairing: { peerId: ev.peerId, confirmed: true, hubCopied: false } });

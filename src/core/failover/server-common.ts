@@ -25,7 +25,7 @@ export interface ServerBase {
   readonly nextBeatAt: number;
   /** When the last transition ran: a long gap since means this machine stalled. */
   readonly lastStepAt: number;
-  /** No takeover before this: set one heartbeat past a stall, so input queued meanwhile is heard first. */
+  /** No takeover before this: set past a stall, until a step on time shows input queued meanwhile was read (noteStall). */
   readonly claimHoldUntil: number;
 }
 
@@ -46,12 +46,16 @@ export function initBase(timings: Timings, epoch: number, peerId: string | null,
 /**
  * Runs first in every transition. After a stall (SIGSTOP, a blocked event
  * loop) the other server's silence during it is excused, and takeovers wait
- * one heartbeat: the runner may tick before it reads the datagrams that
- * queued up, and those may say the other server is fine.
+ * for the next step on time (at most a heartbeat): the runner may tick before
+ * it reads the datagrams that queued up, and those may say the other server is
+ * fine; a later step on time comes after the loop has read them. Not a whole
+ * heartbeat after every stall: on a loaded machine, stalls of half a heartbeat
+ * come more often than once a heartbeat and held a takeover for seconds after
+ * the main's socket broke (kill -9 under load, bench/RESULTS.md).
  */
 export function noteStall<S extends ServerBase>(s: S, now: number, fx: Effect[]): S {
   const paused = stallMs(s.lastStepAt, now, s.timings);
-  if (paused === 0) return { ...s, lastStepAt: now };
+  if (paused === 0) return { ...s, lastStepAt: now, claimHoldUntil: Math.min(s.claimHoldUntil, now) };
   fx.push({ type: "log", level: "warn", message: `This machine stalled for ${paused} ms; judging peers on time it was running.` });
   return {
     ...s,

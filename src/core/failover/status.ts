@@ -91,6 +91,9 @@ function mainChip(s: MainState, now: number): StatusChip {
 }
 
 function clientChip(s: ClientState, now: number): StatusChip {
+  // A failback underway (the backup stepped down for the main's newer term) is not "No server reachable" until a timeout passes.
+  const switching = s.switchingSince != null && now - s.switchingSince < s.timings.failoverTimeoutMs;
+  if (s.following === null && switching) return chip("backup-active");
   if (s.following === null && (s.knows.main || s.knows.backup)) return chip("no-server");
   const backup = s.servers.backup;
   if (backup.beat === null || isDown(backup.live, now, s.timings)) return chip("no-backup");

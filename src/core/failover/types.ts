@@ -70,6 +70,8 @@ export type MainEvent =
   | { readonly type: "catchUpFailed" }
   /** Someone allowed switching back to the main (main UI, or a level-3 client). */
   | { readonly type: "switchBack" }
+  /** The failback setting changed on the main's setup page: applies now (docs/design.md §Failover). */
+  | { readonly type: "setFailback"; readonly failback: Failback }
   /** The pairing exchange with this backup completed (the runner persisted it). */
   | { readonly type: "paired"; readonly peerId: string }
   /** The operator removed the backup. */

@@ -17,6 +17,8 @@ export type SetupView = {
   keyFingerprint: string | null;
   /** The network key itself, on a main server (or a machine not yet given a role) so it can be pasted on the others. */
   networkKey: string | null;
+  /** The main's failback; null where this machine is not a main (a server counts: it may be given a backup). */
+  failback: "auto" | "manual" | null;
   /** Settings fixed by flags or environment, shown read-only with why. */
-  pinned: { role: boolean; main: boolean; backup: boolean; license: boolean; key: boolean };
+  pinned: { role: boolean; main: boolean; backup: boolean; license: boolean; key: boolean; failback: boolean };
 };

@@ -10,7 +10,7 @@ import { raw } from "hono/html";
 import type { MachineStatus } from "../../core/status.ts";
 import { StatusBar } from "./status-bar.tsx";
 
-export const PANELS = ["status", "machines", "delays", "routing", "storage", "setup"] as const;
+export const PANELS = ["status", "machines", "delays", "routing", "storage", "backup-groups", "health", "setup"] as const;
 export type Panel = (typeof PANELS)[number];
 
 const NAV: { panel: Panel; label: string }[] = [
@@ -19,6 +19,8 @@ const NAV: { panel: Panel; label: string }[] = [
   { panel: "delays", label: "Delays" },
   { panel: "routing", label: "Routing" },
   { panel: "storage", label: "Synced storage" },
+  { panel: "backup-groups", label: "Backup groups" },
+  { panel: "health", label: "Health" },
   { panel: "setup", label: "Setup" },
 ];
 

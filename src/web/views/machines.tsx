@@ -28,51 +28,66 @@ function TrashIcon() {
   );
 }
 
-/** A delete icon in a row: a form that works without JavaScript, disabled with the reason below level 3. */
-function LevelThreeIconForm(props: { action: string; target: string; confirm?: string; allowed: boolean; label: string; title: string; refusal: string; testId: string }) {
+/** A labelled action in a row: a form that works without JavaScript, asks first, and is disabled with the reason below level 3. */
+function LevelThreeActionForm(props: { action: string; target: string; confirm: string; allowed: boolean; label: string; text: string; refusal: string; testId: string; icon?: boolean }) {
   return (
-    <form method="post" action={props.action} hx-post={props.action} hx-target={props.target} hx-confirm={props.confirm}>
-      <button type="submit" class="icon danger" disabled={!props.allowed} aria-label={props.label} title={props.allowed ? props.title : props.refusal} data-testid={props.testId}>
-        <TrashIcon />
+    <form class="inline" method="post" action={props.action} hx-post={props.action} hx-target={props.target} hx-confirm={props.confirm}>
+      <button type="submit" class={props.icon ? "danger" : "primary"} disabled={!props.allowed} aria-label={props.label} title={props.allowed ? props.label : props.refusal} data-testid={props.testId}>
+        {props.icon ? <TrashIcon /> : null} {props.text}
       </button>
       {props.allowed ? null : <span class="reason">Needs permission level 3 (set on the main server).</span>}
     </form>
   );
 }
 
-function SwitchBackIcon(props: { row: MachineRow; allowed: boolean }) {
+function SwitchBackAction(props: { row: MachineRow; allowed: boolean }) {
   return (
-    <LevelThreeIconForm
+    <LevelThreeActionForm
       action="/failover/switch-back"
       target="#switch-back-result"
+      confirm="Switch the network back to the main server now? The backup stops serving once the main has copied its state."
       allowed={props.allowed}
       label={`Switch the network back from ${props.row.name} to the main server`}
-      title="Switch back to the main server"
+      text="Switch back"
       refusal="Permission level 3 is needed to switch back"
       testId="client-switch-back"
     />
   );
 }
 
-function RemoveBackupIcon(props: { row: MachineRow; allowed: boolean }) {
+function RemoveBackupAction(props: { row: MachineRow; allowed: boolean }) {
   return (
-    <LevelThreeIconForm
+    <LevelThreeActionForm
       action="/machines/backup/remove"
       target="#backup-result"
-      confirm={`Remove ${props.row.name} as the backup server?`}
+      confirm={`Remove ${props.row.name} as the backup server? If the main fails after that, nothing takes over.`}
       allowed={props.allowed}
       label={`Remove the backup server ${props.row.name}`}
-      title="Remove the backup server"
+      text="Remove backup server"
       refusal="Permission level 3 is needed to remove the backup server"
       testId="remove-backup"
+      icon
     />
   );
 }
 
-function RowAction(props: { row: MachineRow; offer: RowOffer }) {
-  const { row, offer } = props;
-  if (offer === null) return null;
-  return offer.kind === "switch-back" ? <SwitchBackIcon row={row} allowed={offer.allowed} /> : <RemoveBackupIcon row={row} allowed={offer.allowed} />;
+function RowActions(props: { row: MachineRow; offers: readonly RowOffer[] }) {
+  const { row } = props;
+  return (
+    <>
+      {props.offers.map((offer) =>
+        offer.kind === "switch-back" ? (
+          <SwitchBackAction row={row} allowed={offer.allowed} />
+        ) : offer.kind === "add-backup" ? (
+          <a class="button primary" href="#backup-address" data-testid="add-backup-on-main-row">
+            Add Backup server
+          </a>
+        ) : (
+          <RemoveBackupAction row={row} allowed={offer.allowed} />
+        ),
+      )}
+    </>
+  );
 }
 
 export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }) {
@@ -119,7 +134,7 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
               <td class="num">{r.self ? "–" : formatDelay(r.delayMs)}</td>
               <td data-testid="permission">{r.level === null ? "–" : PERMISSION_WORDS[r.level]}</td>
               <td>
-                <RowAction row={r} offer={view.offers.rows[r.id] ?? null} />
+                <RowActions row={r} offers={view.offers.rows[r.id] ?? []} />
               </td>
             </tr>
           ))}

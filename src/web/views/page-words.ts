@@ -4,7 +4,6 @@
  * order: the first pattern that matches rewrites the message.
  */
 const REWRITES: readonly [RegExp, string][] = [
-  [/^The (\w+) role needs the network key.*$/s, "This role needs the network key shared by all machines: generate it below on the main server, or paste the main server's key below."],
   [/ Add a license on the setup page or with --license\./, " Add a license above."],
   [/ \(make one with "understudy keys generate"\)/, " (copy it from the main server's setup page)"],
   [/Rename the machine \(--name\)/, "Rename the machine"],

@@ -120,7 +120,7 @@ export function RoleSection(props: { view: SetupView; errors?: FieldErrors; save
           <label for="main">Main server's IP</label>
           <input id="main" name="main" value={main} placeholder="10.0.0.1" readonly={pinned.main} aria-invalid={errors.main ? "true" : undefined} />
           <FieldError errors={errors} field="main" />
-          {pinned.main ? pinnedNote("--main") : null}
+          {pinned.main ? pinnedNote("--main") : <p class="reason">A backup server may leave this empty: the main server adds it with Add Backup server.</p>}
         </div>
         <div class="for-connect-backup">
           {pinned.backup ? (
@@ -179,7 +179,14 @@ export function KeySection(props: { view: SetupView; errors?: FieldErrors; saved
         <p class="pinned">Set by --key on the command line: change the file it names.</p>
       ) : (
         <>
-          <form hx-post="/setup/key" hx-target="#key-section" hx-swap="outerHTML" method="post" action="/setup/key">
+          <form
+            hx-post="/setup/key"
+            hx-target="#key-section"
+            hx-swap="outerHTML"
+            method="post"
+            action="/setup/key"
+            hx-confirm={view.keyFingerprint ? `Replace the network key ${view.keyFingerprint}? Every other machine then needs the new key pasted on its setup page.` : undefined}
+          >
             <input type="hidden" name="action" value="generate" />
             <button type="submit">Generate a new key here</button>
           </form>
@@ -197,6 +204,35 @@ export function KeySection(props: { view: SetupView; errors?: FieldErrors; saved
   );
 }
 
+/** The main's failback; always present (maybe empty) so a role saved as main shows it on the next page load. */
+export function FailbackSection(props: { view: SetupView; errors?: FieldErrors; saved?: string; outOfBand?: boolean }) {
+  const { failback, pinned } = props.view;
+  const oob = props.outOfBand ? "true" : undefined;
+  if (failback === null) return <div id="failback-section" hx-swap-oob={oob}></div>;
+  const choice = (value: "auto" | "manual", label: string, hint: string) => (
+    <div class="role-choice">
+      <input type="radio" id={`failback-${value}`} name="failback" value={value} checked={failback === value} disabled={pinned.failback} />
+      <label for={`failback-${value}`}>{label}</label>
+      <span class="reason">{hint}</span>
+    </div>
+  );
+  return (
+    <section id="failback-section" class="card" hx-swap-oob={oob}>
+      <h2>Failback</h2>
+      <form hx-post="/setup/failback" hx-target="#failback-section" hx-swap="outerHTML" method="post" action="/setup/failback">
+        <fieldset>
+          <legend>When this main server is back after the backup served</legend>
+          {choice("auto", "Automatic", "It takes the network back as soon as it has caught up.")}
+          {choice("manual", "Manual", "It waits until someone chooses Switch back on the Machines panel.")}
+        </fieldset>
+        <FieldError errors={props.errors ?? {}} field="failback" />
+        {pinned.failback ? <p class="pinned">Set by --failback on the command line.</p> : <button type="submit">Save</button>}
+        <Saved message={props.saved} />
+      </form>
+    </section>
+  );
+}
+
 export function SetupPage(props: { view: SetupView }) {
   return (
     <Layout title="Setup" status={props.view.status} panel="setup">
@@ -204,6 +240,7 @@ export function SetupPage(props: { view: SetupView }) {
       <LicenseSection view={props.view} />
       <KeySection view={props.view} />
       <RoleSection view={props.view} />
+      <FailbackSection view={props.view} />
     </Layout>
   );
 }

@@ -152,6 +152,34 @@ describe("backup: taking over", () => {
     expect(b.phase).toBe("active@2");
   });
 
+  test("stalls of half a heartbeat every heartbeat (a loaded machine) do not hold a takeover after the main's socket broke", () => {
+    const b = new Backup();
+    b.run(300, false);
+    b.on({ type: "linkBroken", peer: "main" });
+    for (let i = 0; i < 5 && b.phase === "idle"; i++) {
+      b.clock.advance(60); // a stall past half a heartbeat
+      b.on({ type: "tick" });
+      expect(b.phase).toBe("idle"); // never on the tick that found the stall: queued input is read first
+      b.clock.advance(TICK);
+      b.on({ type: "tick" });
+      b.clock.advance(TICK);
+      b.on({ type: "tick" });
+    }
+    expect(b.phase).toBe("active@2");
+  });
+
+  test("after a stall, input read before the next tick still counts: a client that hears the main holds the takeover", () => {
+    const b = new Backup();
+    b.run(300, false);
+    b.on({ type: "linkBroken", peer: "main" });
+    b.clock.advance(60);
+    b.on({ type: "tick" });
+    b.on(fromClient("c1", { msSinceHeardMain: 5 }));
+    b.clock.advance(TICK);
+    b.on({ type: "tick" });
+    expect(b.phase).toBe("idle!main-unreachable-from-backup");
+  });
+
   test("a blip shorter than the timeout changes nothing", () => {
     const b = new Backup();
     b.run(1000, false);

@@ -143,3 +143,35 @@ describe("client: which server to follow", () => {
     expect(r.state.following).toBe("main");
   });
 });
+
+describe("client: a failback it has not heard the main's side of yet", () => {
+  test("the backup it follows steps down before the main's active beat arrives: no 'No server reachable' within a timeout, then it is", () => {
+    const c = new Client();
+    c.run(300, backupActive(2));
+    expect(c.follows).toBe("backup@2");
+    c.on(backupIdle(2));
+    expect(c.follows).toBe("none");
+    expect(statusChip(c.state, c.clock.now()).text).toBe("Backup is active");
+    c.on(mainActive(3));
+    expect(c.follows).toBe("main@3");
+    expect(statusChip(c.state, c.clock.now()).text).not.toBe("No server reachable");
+  });
+
+  test("the main never comes: after a failover timeout the chip says so", () => {
+    const c = new Client();
+    c.run(300, backupActive(2));
+    c.on(backupIdle(2));
+    c.run(DEFAULT_TIMINGS.failoverTimeoutMs + 100, backupIdle(2));
+    expect(statusChip(c.state, c.clock.now()).text).toBe("No server reachable");
+  });
+});
+
+test("client: the backup's socket closing as it steps down, before its idle beat, is a switch underway too", () => {
+  const c = new Client();
+  c.run(300, backupActive(2));
+  c.on({ type: "linkBroken", peer: "backup" });
+  expect(c.follows).toBe("none");
+  expect(statusChip(c.state, c.clock.now()).text).toBe("Backup is active");
+  c.on(mainActive(3));
+  expect(c.follows).toBe("main@3");
+});

@@ -173,6 +173,20 @@ describe("main: coming back to an active backup", () => {
     expect(types(m.on({ type: "catchUpDone" }))).toEqual(["persistEpoch:3", "startServing:3"]);
   });
 
+  test("failback set to automatic on the setup page while the main waits: it goes back now; set to manual, the next return waits", () => {
+    const m = new Main({ failback: "manual" });
+    m.on(activeBackup(2));
+    m.on({ type: "catchUpDone" });
+    expect(m.phase).toBe("standby");
+    expect(types(m.on({ type: "setFailback", failback: "auto" }))).toEqual(["startCatchUp:2"]);
+    expect(types(m.on({ type: "catchUpDone" }))).toEqual(["persistEpoch:3", "startServing:3"]);
+    const back = new Main({ failback: "auto" });
+    back.on({ type: "setFailback", failback: "manual" });
+    back.on(activeBackup(2));
+    back.on({ type: "catchUpDone" });
+    expect(back.phase).toBe("standby");
+  });
+
   test("in standby, a backup that stops serving makes the main take over", () => {
     const m = new Main({ failback: "manual" });
     m.on(activeBackup(2));

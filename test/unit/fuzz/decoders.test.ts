@@ -8,7 +8,8 @@ import nacl from "tweetnacl";
 import { AppError } from "../../../src/core/errors.ts";
 import { readWireJson } from "../../../src/core/wire-json.ts";
 import { parseFromHubFrame, parseToHubFrame } from "../../../src/hub/frames.ts";
-import { deriveHeartbeatKey } from "../../../src/net/crypto.ts";
+import { broadcastEpoch, openBroadcast, sealBroadcast } from "../../../src/net/broadcast.ts";
+import { deriveBroadcastKey, deriveHeartbeatKey } from "../../../src/net/crypto.ts";
 import { FrameKind, frameKind, openEnvelope, sealEnvelope } from "../../../src/net/envelope.ts";
 import { HandshakeInitiator, HandshakeResponder, HELLO_BYTES, type HandshakeStep } from "../../../src/net/handshake.ts";
 import { HeartbeatCodec, heartbeatSchema, newBootId } from "../../../src/net/heartbeat.ts";
@@ -72,6 +73,18 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
       const opened = survives("SecureChannel.open", input, () => b.open(input));
       if (opened instanceof Uint8Array) expect(new TextDecoder().decode(opened)).toBe(`frame ${i}`);
       else b.open(sealed); // keep the counters in step for the next round
+    }
+  });
+
+  test("hub broadcasts: random and mutated frames are refused with a code; only the sealed one opens", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} broadcast`);
+    const key = deriveBroadcastKey(networkKey, 3);
+    for (let i = 0; i < RUNS; i++) {
+      const sealed = sealBroadcast(key, text.encode(`fan ${i}`));
+      const input = i % 4 === 0 ? fuzz.randomBytes(90) : fuzz.mutate(sealed);
+      survives("broadcastEpoch", input, () => broadcastEpoch(input, "fuzz"));
+      const opened = survives("openBroadcast", input, () => openBroadcast(key, input, "fuzz"));
+      if (opened instanceof Uint8Array) expect(new TextDecoder().decode(opened)).toBe(`fan ${i}`);
     }
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { broadcastEpoch, openBroadcast, sealBroadcast } from "../../../src/net/broadcast.ts";
+import { MIN_BROADCAST_FRAME_BYTES, broadcastEpoch, openBroadcast, sealBroadcast } from "../../../src/net/broadcast.ts";
 import { deriveBroadcastKey, seededRandom } from "../../../src/net/crypto.ts";
 import { FrameKind, MIN_ENVELOPE_BYTES, frameKind, openEnvelope, sealEnvelope } from "../../../src/net/envelope.ts";
 import { BroadcastEpochMismatch, MalformedFrame, UnsealFailed, UnsupportedWireVersion } from "../../../src/net/errors.ts";
@@ -82,6 +82,16 @@ describe("envelope", () => {
     frame[1] = 0x7f;
     expect((caught(() => frameKind(frame, from)) as Error).message).toContain("unknown frame kind 0x7f");
   });
+
+  test("a secretbox peer frame or broadcast of an older understudy is refused before crypto, saying to update it", () => {
+    for (const retired of [0x01, 0x02]) {
+      const frame = sealed();
+      frame[1] = retired;
+      const error = caught(() => frameKind(frame, from)) as MalformedFrame;
+      expect(error).toBeInstanceOf(MalformedFrame);
+      expect(error.message).toContain("an older understudy does; update that machine");
+    }
+  });
 });
 
 describe("broadcast", () => {
@@ -100,6 +110,43 @@ describe("broadcast", () => {
     const error = caught(() => openBroadcast(deriveBroadcastKey(networkKey, 4), frame, from)) as BroadcastEpochMismatch;
     expect(error).toBeInstanceOf(BroadcastEpochMismatch);
     expect([error.frameEpoch, error.keyEpoch]).toEqual([5, 4]);
+  });
+
+  test("layout: header, epoch, sealer id, counter nonce, AES-GCM body and tag; counters go up", () => {
+    const key = deriveBroadcastKey(networkKey, 6);
+    const first = sealBroadcast(key, payload, random);
+    const second = sealBroadcast(key, payload, random);
+    expect([first[0], first[1]]).toEqual([1, FrameKind.broadcast]);
+    expect(first.length).toBe(2 + 8 + 16 + 12 + payload.length + 16);
+    expect(first.subarray(10, 26)).toEqual(second.subarray(10, 26));
+    expect([first[37], second[37]]).toEqual([0, 1]);
+  });
+
+  test("two sealers of one epoch (the hub, a node's app gateway) never share a key, so their equal counters never share a nonce", () => {
+    const hub = deriveBroadcastKey(networkKey, 6);
+    const gateway = deriveBroadcastKey(networkKey, 6);
+    const a = sealBroadcast(hub, payload, seededRandom("hub"));
+    const b = sealBroadcast(gateway, payload, seededRandom("gateway"));
+    expect(a.subarray(26, 38)).toEqual(b.subarray(26, 38));
+    expect(a.subarray(10, 26)).not.toEqual(b.subarray(10, 26));
+    expect(a.subarray(38)).not.toEqual(b.subarray(38));
+    expect(openBroadcast(hub, b, from)).toEqual(payload);
+    expect(openBroadcast(gateway, a, from)).toEqual(payload);
+  });
+
+  test("a changed sealer id or counter does not open (both are authenticated)", () => {
+    const key = deriveBroadcastKey(networkKey, 6);
+    for (const at of [12, 37]) {
+      const frame = sealBroadcast(key, payload, random);
+      frame[at]! ^= 0x01;
+      expect(caught(() => openBroadcast(key, frame, from))).toBeInstanceOf(UnsealFailed);
+    }
+  });
+
+  test("a short broadcast is refused before crypto", () => {
+    const frame = sealBroadcast(deriveBroadcastKey(networkKey, 6), new Uint8Array(0), random);
+    expect(frame.length).toBe(MIN_BROADCAST_FRAME_BYTES);
+    expect(caught(() => openBroadcast(deriveBroadcastKey(networkKey, 6), frame.subarray(0, frame.length - 1), from))).toBeInstanceOf(MalformedFrame);
   });
 
   test("a forged epoch does not open (the epoch is in the authenticated nonce)", () => {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import nacl from "tweetnacl";
 import { fingerprint } from "../../../src/core/keys.ts";
-import type { SecureChannel } from "../../../src/net/channel.ts";
+import { MIN_CHANNEL_FRAME_BYTES, type SecureChannel } from "../../../src/net/channel.ts";
 import { seededRandom, type RandomBytes } from "../../../src/net/crypto.ts";
 import { FrameKind } from "../../../src/net/envelope.ts";
 import { HandshakeFailed, MalformedFrame, NetworkKeyMismatch, ReplayedFrame, UnsealFailed } from "../../../src/net/errors.ts";
@@ -231,6 +231,20 @@ describe("SecureChannel", () => {
       expect(text(a.open(b.seal(bytes(`b→a ${i}`))))).toBe(`b→a ${i}`);
     }
     expect(a.counters).toEqual({ sent: 5, received: 5 });
+  });
+
+  test("frames are AES-256-GCM under a per-direction key: header, counter nonce, body, tag; the kind byte is authenticated", () => {
+    const { a, b } = connected();
+    const frame = a.seal(bytes("go"));
+    expect([frame[0], frame[1], frame.length]).toEqual([1, FrameKind.channel, 2 + 12 + 2 + 16]);
+    // b's first frame to a has the same counter as a's to b; one key per direction keeps their nonces apart.
+    expect(b.seal(bytes("go")).subarray(14)).not.toEqual(frame.subarray(14));
+    const relabelled = frame.slice();
+    relabelled[1] = FrameKind.bulk;
+    expect(caught(() => b.open(relabelled))).toBeInstanceOf(MalformedFrame);
+    const shortened = frame.subarray(0, MIN_CHANNEL_FRAME_BYTES - 1);
+    expect(caught(() => b.open(shortened))).toBeInstanceOf(MalformedFrame);
+    expect(text(b.open(frame))).toBe("go");
   });
 
   test("a tampered frame is refused and does not advance the counter", () => {

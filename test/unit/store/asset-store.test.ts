@@ -138,6 +138,8 @@ describe("chunks are checked and de-duplicated", () => {
     expect(error.message).toContain(hash);
     expect(error.message).toContain("damaged.bin");
     expect((await caught(() => assets.chunk(hash))).code).toBe("CORRUPT_CHUNK");
+    expect((await caught(() => assets.chunkAsync(hash))).code).toBe("CORRUPT_CHUNK");
+    expect(Buffer.from(await assets.chunkAsync(sha256Hex(chunkOf(data, 0)))).equals(chunkOf(data, 0))).toBe(true);
   });
 
   test("chunks fetched by hash (the backup's lane) are checked against the hash", async () => {
@@ -155,6 +157,8 @@ describe("chunks are checked and de-duplicated", () => {
     expect(assets.missingChunkHashes([hash])).toEqual([]);
     expect(Buffer.from(assets.chunk(hash)).equals(bytes)).toBe(true);
     expect((await caught(() => assets.chunk(sha256Hex(randomBytes(5))))).code).toBe("CHUNK_NOT_FOUND");
+    expect(Buffer.from(await assets.chunkAsync(hash)).equals(bytes)).toBe(true);
+    expect((await caught(() => assets.chunkAsync(sha256Hex(randomBytes(5))))).code).toBe("CHUNK_NOT_FOUND");
   });
 });
 

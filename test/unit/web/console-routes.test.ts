@@ -12,6 +12,7 @@ import { firstEvent, formPost, setUpDataDir, startNode } from "../../support/mac
 import type { LicenseType } from "../../../src/core/license.ts";
 import { tempDir } from "../../support/machine-process.ts";
 import { waitFor } from "../../support/wait-for.ts";
+import { consoleChip } from "../../../src/core/console-chip.ts";
 import { fileCommand } from "../../../src/cli/file-commands.ts";
 import { askAllLevels, askLevel } from "../../../src/services/console-service.ts";
 
@@ -117,6 +118,24 @@ describe("Add Backup server and remove it", () => {
     expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup ?? null).toBeNull();
   }, 30_000);
 
+  test("removal in the documented order: the backup and a client that names it go grey 'No backup'; added again, 'Backup is idle' like the first time", async () => {
+    const key = nacl.randomBytes(32);
+    const main = await node({ role: "main" }, key);
+    // Step 1 of the documentation: the backup's license and role only; the main adds it by address.
+    const backup = await node({ role: "backup" }, key);
+    const client = await node({ role: "client", main: main.node.status().peerListen!, backup: backup.node.status().peerListen! }, key);
+    const chipOf = (n: MachineNode) => consoleChip(n.status()).text;
+    expect(chipOf(backup.node)).toBe("Waiting to be added by a main server");
+    const backupAt = backup.node.status().peerListen!;
+    for (let round = 0; round < 2; round++) {
+      expect((await formPost(main.node, "/machines/backup", { address: backupAt })).status).toBe(200);
+      for (const n of [main, backup, client]) await waitFor(`round ${round}: idle everywhere`, () => chipOf(n.node) === "Backup is idle", 15_000);
+      expect((await formPost(main.node, "/machines/backup/remove", {})).status).toBe(200);
+      for (const n of [main, client]) await waitFor(`round ${round}: grey No backup`, () => chipOf(n.node) === "No backup", 10_000);
+      await waitFor(`round ${round}: the backup waits again`, () => chipOf(backup.node) === "Waiting to be added by a main server", 10_000);
+    }
+  }, 60_000);
+
   test("a backup that names no main takes the first that proves itself; its page says whose backup it is and its operator may forget it", async () => {
     const key = nacl.randomBytes(32);
     const main = await node({ role: "main", name: "studio-main" }, key);
@@ -203,7 +222,7 @@ describe("switch back and metrics", () => {
     await waitFor("the main serves", () => n.status().failover?.state === "active", 5_000);
     const response = await formPost(n, "/failover/switch-back", {});
     expect(response.status).toBe(200);
-    expect(await response.text()).toContain("The main server serves the network.");
+    expect(await response.text()).toContain("Back on the main server.");
   });
 
   test("GET /metrics is Prometheus text", async () => {
@@ -254,7 +273,7 @@ describe("permission levels", () => {
     // Level 3 asks the main, which serves, so there is nothing to switch back: said calmly.
     response = await formPost(client.node, "/failover/switch-back", {});
     expect(response.status).toBe(200);
-    expect(await response.text()).toContain("The main server serves the network.");
+    expect(await response.text()).toContain("Back on the main server.");
 
     // Level 3 may also add the backup and remove it: the main does both, as on its own panel.
     const backup = await node({ role: "backup", main: main.node.status().peerListen! }, key);

@@ -11,7 +11,7 @@ const failoverLicense = () => devLicenseText({ type: "server-with-failover", hol
 
 describe("pages and API of a fresh machine", () => {
   const cases: { name: string; path: string; status: number; contains: string[]; lacks?: string[] }[] = [
-    { name: "setup page", path: "/setup", status: 200, contains: ["<!DOCTYPE html>", "Set up this machine", 'src="/static/htmx.min.js"', "Stand-alone", 'data-testid="status-chip"'] },
+    { name: "setup page", path: "/setup", status: 200, lacks: ["hx-confirm=\"Replace the network key"], contains: ["<!DOCTYPE html>", "Set up this machine", 'src="/static/htmx.min.js"', "Stand-alone", 'data-testid="status-chip"'] },
     { name: "roles without a license are disabled with a reason", path: "/setup", status: 200, contains: ['id="role-client" name="role" value="client" disabled=""', "Client needs a"] },
     { name: "status bar partial", path: "/partials/status-bar", status: 200, contains: ['id="status-bar"', 'data-testid="status-chip"'], lacks: ["<html"] },
     { name: "htmx from /static", path: "/static/htmx.min.js", status: 200, contains: ["htmx"] },
@@ -78,15 +78,22 @@ describe("setting a machine up", () => {
     expect(response.status).toBe(200);
     expect(await response.text()).toContain("Server with failover");
 
+    // Any order works: the role is saved without the key, and the chip says what is missing.
     response = await formPost(node, "/setup/role", { role: "main" });
-    expect(response.status).toBe(400);
-    expect(await response.text()).toContain("needs the network key");
+    expect(response.status).toBe(200);
+    expect(node.status()).toMatchObject({ role: "main", networkKeyFingerprint: null, peerListen: null });
+    expect(await (await node.app.request("http://localhost/partials/status-bar")).text()).toContain("Waiting for the network key");
 
     response = await formPost(node, "/setup/key", { action: "generate" });
     expect(response.status).toBe(200);
     const fp = node.status().networkKeyFingerprint!;
     expect(await response.text()).toContain(fp);
     expect(statSync(join(dataDir, "network.key")).mode & 0o777).toBe(0o600);
+    // The key applies at once: the main that waited for it opens its peer port.
+    expect(node.status().peerListen).not.toBeNull();
+    // A machine that has a key asks before generating another (a fresh one did not).
+    const keyCard = await (await node.app.request("http://localhost/setup")).text();
+    expect(keyCard).toContain(`hx-confirm="Replace the network key ${fp}?`);
 
     response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9", backup: "" });
     expect(response.status).toBe(200);
@@ -130,12 +137,46 @@ describe("setting a machine up", () => {
     const { node } = await fresh({ dataDir: dir, flags: { role: "server" } });
     const page = await (await node.app.request("http://localhost/setup")).text();
     expect(page).toContain('<input type="hidden" name="role" value="server"/>');
-    expect(page).not.toContain('type="radio"');
+    expect(page).not.toContain('type="radio" id="role-');
     expect(page).toContain("Set by --role on the command line.");
     const response = await formPost(node, "/setup/role", { role: "standalone" });
     expect(response.status).toBe(400);
     expect(await response.text()).toContain("fixed by the command line");
     expect(node.status().role).toBe("server");
+    expect(existsSync(join(dir, "config.json"))).toBe(false);
+  });
+});
+
+describe("failback on the main's setup page", () => {
+  test("saved and applied at once, twice is fine; a client has no such card; bad input changes nothing", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "license.json"), failoverLicense());
+    writeFileSync(join(dir, "network.key"), formatNetworkKey(new Uint8Array(32).fill(7)));
+    writeFileSync(join(dir, "config.json"), '{"role": "main"}');
+    const { node } = await fresh({ dataDir: dir });
+    expect(await (await node.app.request("http://localhost/setup")).text()).toContain('id="failback-auto" name="failback" value="auto" checked=""');
+    for (let i = 0; i < 2; i++) {
+      const response = await formPost(node, "/setup/failback", { failback: "manual" });
+      expect(response.status).toBe(200);
+      expect(await response.text()).toContain('id="failback-manual" name="failback" value="manual" checked=""');
+    }
+    expect(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")).failback).toBe("manual");
+    const bad = await formPost(node, "/setup/failback", { failback: "sometimes" });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain("Choose Automatic or Manual.");
+    expect(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")).failback).toBe("manual");
+    const role = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9" });
+    expect(await role.text()).toContain('<div id="failback-section" hx-swap-oob="true"></div>');
+  });
+
+  test("fixed by --failback: shown read-only and refused if posted", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "license.json"), failoverLicense());
+    writeFileSync(join(dir, "network.key"), formatNetworkKey(new Uint8Array(32).fill(7)));
+    const { node } = await fresh({ dataDir: dir, flags: { role: "main", failback: "manual" } });
+    expect(await (await node.app.request("http://localhost/setup")).text()).toContain("Set by --failback on the command line.");
+    const response = await formPost(node, "/setup/failback", { failback: "auto" });
+    expect(response.status).toBe(400);
     expect(existsSync(join(dir, "config.json"))).toBe(false);
   });
 });
@@ -243,8 +284,9 @@ describe("setup forms per role", () => {
     expect(roles).not.toContain("--license");
     await formPost(node, "/setup/license", { license: failoverLicense() });
     const response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9" });
-    const html = await response.text();
-    expect(html).toContain("generate it below on the main server");
+    expect(response.status).toBe(200);
+    const html = await (await node.app.request("http://localhost/setup")).text();
+    expect(html).toContain("Waiting for the network key");
     expect(html).not.toContain("understudy keys generate");
     expect(html).not.toContain("--key");
   });

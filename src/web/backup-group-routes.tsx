@@ -1,0 +1,118 @@
+/** @jsxImportSource hono/jsx */
+/**
+ * The Backup groups panel's routes: the page, create or edit a group, delete
+ * one. Every save sends the whole list to the main (its own pages, or a
+ * level-3 client through `/console`), which checks it in core and keeps it or
+ * refuses it unchanged; the refusal comes back beside its field. The Host,
+ * password and Origin guards of app.tsx apply to all of them.
+ */
+import type { Context, Hono } from "hono";
+import type { z } from "zod";
+import { AppError, InvalidInput } from "../core/errors.ts";
+import type { Permission } from "../core/permissions.ts";
+import type { MachineStatus } from "../core/status.ts";
+import type { BackupGroup } from "../core/backup-groups.ts";
+import type { EngineBackups } from "../store/backup-groups-file.ts";
+import { backupGroupFormSchema, deleteGroupFormSchema, groupFromForm, groupIdFor, routerFormSchema } from "./backup-group-forms.ts";
+import { fieldErrors } from "./forms.ts";
+import { backupGroupsView, type GroupFormEcho } from "./view-models/backup-groups-view.ts";
+import { BackupGroupsPage } from "./views/backup-groups.tsx";
+
+/** What the panel needs from the machine. */
+export interface BackupGroupsControl {
+  status(): MachineStatus;
+  permission(): Permission;
+  /** Every group: a server's own, a client's from its servers (throws an AppError saying why not). */
+  backupGroups(): Promise<EngineBackups>;
+  /** Saves the router and every group on the main; throws an AppError and changes nothing. */
+  saveBackupGroups(backups: EngineBackups): Promise<void>;
+}
+
+/** Form fields a core refusal may name; anything else is shown above the button. */
+const FORM_FIELDS = new Set(["name", "backup", "backupSources", "router", "mode", "switchBack", "holdSeconds"]);
+
+/** The field a core refusal is about, from its words (core/backup-groups.ts groupProblems). */
+function refusedField(message: string): string {
+  if (message.includes("outputs")) return "backupSources";
+  if (message.includes("destination")) return "destinations";
+  if (message.includes("machine")) return "backup";
+  return "form";
+}
+
+const stringsOf = (body: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(body).filter(([, v]) => typeof v === "string").map(([k, v]) => [k, (v as string).slice(0, 400)])) as Record<string, string>;
+
+export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): void {
+  const groupsNow = async (): Promise<EngineBackups | { error: string }> => {
+    try {
+      return await machine.backupGroups();
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return { error: error.message };
+    }
+  };
+  type Echoes = { group?: GroupFormEcho; router?: GroupFormEcho; editing?: BackupGroup | null };
+  const page = async (c: Context, status: 200 | 400 | 403 | 409 | 503, echoes: Echoes = {}) =>
+    c.html(<BackupGroupsPage view={backupGroupsView(machine.status(), machine.permission(), await groupsNow())} echo={echoes.group} routerEcho={echoes.router} editing={echoes.editing} />, status);
+  /** A refusal as the form shows it: beside the field it is about (the core's checks say it in words). */
+  const refusal = (error: AppError): Record<string, string> => {
+    const field = error instanceof InvalidInput ? error.field : undefined;
+    if (field !== undefined && FORM_FIELDS.has(field)) return { [field]: error.message };
+    if (error.code === "BACKUP_GROUP_REFUSED") return { [refusedField(error.message)]: `Not saved: ${error.message}.` };
+    return { form: error.message };
+  };
+  const statusOf = (error: AppError) => ([400, 403, 409, 503].includes(error.status) ? error.status : 409) as 400 | 403 | 409 | 503;
+
+  /** Saves `change(current)`; a refusal re-renders the form with what was typed. */
+  const save = async (c: Context, form: "group" | "router", values: Record<string, string>, change: (current: EngineBackups) => EngineBackups, saved: string) => {
+    try {
+      const current = await machine.backupGroups();
+      await machine.saveBackupGroups(change(current));
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return page(c, statusOf(error), { [form]: { values, errors: refusal(error) } });
+    }
+    return page(c, 200, { [form]: { saved } });
+  };
+
+  app.get("/backup-groups", async (c) => {
+    const backups = await groupsNow();
+    const editId = c.req.query("edit");
+    const editing = editId && !("error" in backups) ? (backups.groups.find((g) => g.id === editId) ?? null) : null;
+    return page(c, 200, { editing });
+  });
+
+  app.post("/backup-groups", async (c) => {
+    const values = stringsOf(await c.req.parseBody());
+    const form = backupGroupFormSchema.safeParse(values);
+    if (!form.success) return page(c, 400, { group: { values, errors: fieldErrors(form.error as z.ZodError) } });
+    const f = form.data;
+    return save(
+      c,
+      "group",
+      values,
+      (current) => {
+        if (f.id !== "" && !current.groups.some((g) => g.id === f.id)) throw new InvalidInput("That group is no longer on the main: it was deleted meanwhile.", "form");
+        const id = f.id !== "" ? f.id : groupIdFor(f.name, current.groups.map((g) => g.id));
+        const group = groupFromForm(f, id);
+        return { ...current, groups: f.id !== "" ? current.groups.map((g) => (g.id === id ? group : g)) : [...current.groups, group] };
+      },
+      f.id !== "" ? `Backup group ${f.name} saved.` : `Backup group ${f.name} created.`,
+    );
+  });
+
+  app.post("/backup-groups/delete", async (c) => {
+    const form = deleteGroupFormSchema.safeParse(await c.req.parseBody());
+    if (!form.success) return page(c, 400, { group: { errors: { form: form.error.issues[0]!.message } } });
+    const { id } = form.data;
+    return save(c, "group", {}, (current) => ({ ...current, groups: current.groups.filter((g) => g.id !== id) }), "Backup group deleted.");
+  });
+
+  app.post("/backup-groups/router", async (c) => {
+    const values = stringsOf(await c.req.parseBody());
+    const form = routerFormSchema.safeParse(values);
+    if (!form.success) return page(c, 400, { router: { values, errors: fieldErrors(form.error as z.ZodError) } });
+    const router = { address: form.data.router, enabled: form.data.routerEnabled === "on" };
+    return save(c, "router", values, (current) => ({ ...current, router }), router.enabled ? `Router ${router.address} saved; the active server connects to it.` : `Router ${router.address} saved (connection off).`);
+  });
+}

@@ -1,0 +1,45 @@
+/** @jsxImportSource hono/jsx */
+/**
+ * The Health panel's routes: the page and the manual switch (the active
+ * server's own page; the Host, password and Origin guards of app.tsx apply).
+ */
+import type { Hono } from "hono";
+import { z } from "zod";
+import { AppError } from "../core/errors.ts";
+import type { Permission } from "../core/permissions.ts";
+import type { MachineStatus } from "../core/status.ts";
+import { healthView, type EngineWatchView } from "./view-models/health-view.ts";
+import { HealthPage } from "./views/health.tsx";
+
+export interface HealthControl {
+  status(): MachineStatus;
+  permission(): Permission;
+  /** The engine runner's view; null where none runs. */
+  engineHealth(): EngineWatchView | null;
+  /** Throws an AppError saying why the switch was not made. */
+  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): void;
+}
+
+export const engineSwitchFormSchema = z.object({
+  group: z.string({ message: "Choose a group." }).regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "That is not a backup group."),
+  main: z.string({ message: "Choose an engine." }).min(1).max(128),
+  to: z.enum(["backup", "main"], { message: "Switch to the backup or back to the main." }),
+});
+
+export function registerHealth(app: Hono, machine: HealthControl): void {
+  const view = () => healthView(machine.status(), machine.permission(), machine.engineHealth());
+  app.get("/health", (c) => c.html(<HealthPage view={view()} />));
+  app.post("/health/switch", async (c) => {
+    const form = engineSwitchFormSchema.safeParse(await c.req.parseBody());
+    if (!form.success) return c.html(<HealthPage view={view()} message={{ ok: false, text: form.error.issues[0]!.message }} />, 400);
+    const { group, main, to } = form.data;
+    if (view().switchRefusal !== null) return c.html(<HealthPage view={view()} message={{ ok: false, text: view().switchRefusal! }} />, 403);
+    try {
+      machine.switchEngine(group, main, to);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return c.html(<HealthPage view={view()} message={{ ok: false, text: error.message }} />, 409);
+    }
+    return c.html(<HealthPage view={view()} message={{ ok: true, text: to === "backup" ? "Switching to the backup engine…" : "Switching back to the main engine…" }} />);
+  });
+}

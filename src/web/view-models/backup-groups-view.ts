@@ -1,0 +1,64 @@
+/**
+ * The Backup groups panel's view-model: the groups (or why they cannot be
+ * read now), the machines an engine may be chosen from (those this machine's
+ * server hears, and any a group already names) and whether this page may
+ * change them (core/backup-group-offers.ts), built once so the template only draws it.
+ */
+import { backupGroupEditRefusal } from "../../core/backup-group-offers.ts";
+import type { BackupGroup } from "../../core/backup-groups.ts";
+import type { EngineBackups, RouterSetting } from "../../store/backup-groups-file.ts";
+import type { Permission } from "../../core/permissions.ts";
+import type { MachineStatus } from "../../core/status.ts";
+
+export type { BackupGroup, EngineBackups, RouterSetting };
+
+export type EngineChoice = { id: string; name: string };
+
+export type BackupGroupsView = {
+  status: MachineStatus;
+  groups: BackupGroup[] | { error: string };
+  router: RouterSetting | null;
+  /** Machines an engine may be, by name (the heard ones first, then any only a group names). */
+  machines: EngineChoice[];
+  /** Null when this page may create, edit and delete groups. */
+  editRefusal: string | null;
+};
+
+/** What a form left behind: what was typed, the refusals beside their fields, and the outcome. */
+export type GroupFormEcho = { values?: Record<string, string>; errors?: Record<string, string>; saved?: string };
+
+export function backupGroupsView(status: MachineStatus, permission: Permission, backups: EngineBackups | { error: string }): BackupGroupsView {
+  const groups = "error" in backups ? backups : backups.groups;
+  const heard = (status.failover?.peers ?? []).filter((p) => p.role !== "main" && p.role !== "backup").map((p) => ({ id: p.id, name: p.name }));
+  const named = Array.isArray(groups) ? groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]) : [];
+  const machines = [...heard];
+  for (const id of named) if (!machines.some((m) => m.id === id)) machines.push({ id, name: `machine ${id} (not heard now)` });
+  return { status, groups, router: "error" in backups ? null : backups.router, machines, editRefusal: backupGroupEditRefusal(status, permission) };
+}
+
+/** The machine's name as the panel shows it. */
+export function engineName(view: BackupGroupsView, id: string): string {
+  return view.machines.find((m) => m.id === id)?.name ?? id;
+}
+
+/** Router ports as the router's panel labels them (from 1). */
+export const portsText = (ports: readonly number[]) => ports.map((p) => p + 1).join(", ");
+
+/** A group as the form's fields, for editing it. */
+export function formValuesOf(g: BackupGroup): Record<string, string> {
+  const values: Record<string, string> = {
+    id: g.id,
+    name: g.name,
+    backup: g.backup.machineId,
+    backupSources: portsText(g.backup.sources),
+    mode: g.failoverMode,
+    switchBack: g.switchBack,
+    holdSeconds: String(Math.round(g.holdTimeMs / 1000)),
+  };
+  g.mains.forEach((m, i) => {
+    values[`main${i}`] = m.machineId;
+    values[`main${i}Sources`] = portsText(m.outputs.map((o) => o.source));
+    values[`main${i}Destinations`] = portsText(m.outputs.map((o) => o.destination));
+  });
+  return values;
+}

@@ -1,0 +1,122 @@
+/**
+ * The engine runner on the active server: a main engine that falls silent is
+ * replaced on the router by its backup (the route confirmed by the router's
+ * own report), the switch is published and the backup learns whom it stands
+ * in for; the engine heard again is switched back after the hold time. Only
+ * the active server holds the router, and a new active server adopts the
+ * routes it finds rather than switching again.
+ */
+import { describe, expect, test } from "bun:test";
+import type { BackupGroup } from "../../../src/core/backup-groups.ts";
+import { engineReplacesKey } from "../../../src/core/engine-failover.ts";
+import { ROUTER_SWITCH_TOPIC, type LockState, type RouterDriver, type RouterEvent, type RouterSnapshot } from "../../../src/core/router.ts";
+import { createLogger } from "../../../src/log.ts";
+import { EngineWatch } from "../../../src/machine/engine-watch.ts";
+import { ManualTimers } from "../../support/clock.ts";
+
+const MAIN = "00000000000000a1";
+const SPARE = "00000000000000b1";
+const group: BackupGroup = { id: "green", name: "Green", mains: [{ machineId: MAIN, outputs: [{ source: 0, destination: 4 }] }], backup: { machineId: SPARE, sources: [8] }, failoverMode: "auto", switchBack: "auto", holdTimeMs: 2000 };
+
+/** A router held in memory: routes confirm through an event, as a Videohub's status update does. */
+class FakeRouter implements RouterDriver {
+  /** Destination 4 shows the main engine's source 0 when the test starts. */
+  routes: (number | null)[] = Array.from({ length: 12 }, (_, i) => (i === 4 ? 0 : i));
+  locks: LockState[] = Array.from({ length: 12 }, () => "U" as const);
+  connects = 0;
+  closed = false;
+  private listeners = new Set<(e: RouterEvent) => void>();
+  snapshot(): RouterSnapshot {
+    return { model: "fake", inputCount: 12, outputCount: 12, inputLabels: [], outputLabels: [], routes: [...this.routes], locks: [...this.locks] };
+  }
+  async connect() {
+    this.connects++;
+    return this.snapshot();
+  }
+  close() {
+    this.closed = true;
+  }
+  state() {
+    return this.closed ? null : this.snapshot();
+  }
+  async route(destination: number, source: number) {
+    this.routes[destination] = source;
+    for (const l of this.listeners) l({ kind: "routes", changes: [{ destination, source }], snapshot: this.snapshot() });
+  }
+  async setLock() {}
+  onEvent(listener: (e: RouterEvent) => void) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+function world() {
+  const timers = new ManualTimers();
+  const router = new FakeRouter();
+  const heardAt: Record<string, number> = { [MAIN]: 0, [SPARE]: 0 };
+  const published: { topic: string; data: unknown }[] = [];
+  const retained = new Map<string, unknown>();
+  const silent = new Set<string>();
+  const watch = new EngineWatch({
+    clock: timers.clock,
+    wallNow: () => 1_700_000_000_000 + timers.now,
+    timers,
+    backups: () => ({ router: { address: "127.0.0.1:9990", enabled: true }, groups: [group] }),
+    heard: () => Object.entries(heardAt).map(([id, at]) => ({ id, lastHeardMsAgo: timers.now - at })),
+    openRouter: () => router,
+    publish: (topic, data) => published.push({ topic, data }),
+    setRetained: (key, value) => retained.set(key, value),
+    log: createLogger(() => "json", () => {}),
+  });
+  /** Heartbeats every 100 ms from each engine not silenced, for `ms`. */
+  const run = async (ms: number) => {
+    for (let t = 0; t < ms; t += 100) {
+      for (const id of Object.keys(heardAt)) if (!silent.has(id)) heardAt[id] = timers.now;
+      timers.advance(100);
+      await Promise.resolve();
+      await Promise.resolve();
+    }
+  };
+  return { timers, router, watch, published, retained, silent, run };
+}
+
+describe("engine watch", () => {
+  test("a silent main engine is replaced by its backup on the router, published, and switched back after the hold time", async () => {
+    const w = world();
+    w.watch.activate();
+    await w.run(1000);
+    expect(w.router.routes[4]).toBe(0);
+    w.silent.add(MAIN);
+    await w.run(5000);
+    expect(w.router.routes[4]).toBe(8);
+    expect(w.published.filter((p) => p.topic === ROUTER_SWITCH_TOPIC).map((p) => p.data)).toEqual([expect.objectContaining({ groupId: "green", destination: 4, source: 8, from: MAIN, to: SPARE, reason: "silent" })]);
+    expect(w.retained.get(engineReplacesKey(SPARE))).toBe(MAIN);
+    expect(w.watch.view().engines[MAIN]).toMatchObject({ kind: "replaced", by: SPARE });
+
+    w.silent.delete(MAIN);
+    await w.run(1000);
+    expect(w.router.routes[4]).toBe(8);
+    await w.run(3000);
+    expect(w.router.routes[4]).toBe(0);
+    expect(w.retained.get(engineReplacesKey(SPARE))).toBeNull();
+  });
+
+  test("only while active: deactivated it lets go of the router; activated again it adopts the routes it finds", async () => {
+    const w = world();
+    w.watch.activate();
+    await w.run(500);
+    w.watch.deactivate();
+    expect(w.router.closed).toBe(true);
+    expect(() => w.watch.manual("green", MAIN, "backup")).toThrow("server that serves");
+    // Meanwhile the other server put the backup on air by hand; this one takes over and leaves it.
+    w.router.routes[4] = 8;
+    w.router.closed = false;
+    w.watch.activate();
+    await w.run(1000);
+    expect(w.router.connects).toBe(2);
+    expect(w.router.routes[4]).toBe(8);
+    w.watch.manual("green", MAIN, "main");
+    await w.run(200);
+    expect(w.router.routes[4]).toBe(0);
+  });
+});
