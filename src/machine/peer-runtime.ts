@@ -348,14 +348,14 @@ export class PeerRuntime {
   }
 
   /**
-   * New server addresses from the setup pages, applied without dropping the
-   * Data Hub: the main re-pairs (keepPaired), a backup follows the new main
-   * (its copy loops read the address on every step), a client learns which
-   * servers it knows. Unchanged addresses change nothing.
+   * New server addresses from the setup pages, applied without dropping the Data Hub: the main re-pairs (keepPaired), a backup
+   * follows the new main (its copy loops read the address on every step), a client learns which servers it knows, and the hub
+   * uplink dials the server it follows where the setup names it now (sim seed 1576).
    */
   async updateServers(main: string | null, backup: string | null): Promise<void> {
     this.servers = { main: await resolveHost(parseHostPort(main ?? "")), backup: await resolveHost(parseHostPort(backup ?? "")) };
     this.runner?.setServers(this.heartbeatTargets());
+    if (this.runner) this.followUplink(this.runner.uplink);
     this.identifyServers();
   }
 

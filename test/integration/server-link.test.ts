@@ -55,6 +55,21 @@ test("a backup told on its page that the main moved (127.0.0.1 → 127.0.0.2) co
   await c.waitStatus("main", "the backup's copy in sync", (s) => s.showFile?.backup.state === "in-sync");
 }, 90_000);
 
+test("a backup that follows the main when its page is changed to the main's new address moves its hub link there", async () => {
+  cluster = await Cluster.start({ serverSetup: "config" });
+  const c = cluster;
+  await linked(c);
+  await c.kill("main");
+  await c.waitStatus("backup", "the backup serving", (s) => s.chip === "Backup is active");
+  const moved = `127.0.0.2:${c.ports.main}`;
+  await c.restart("main", ["--peer-listen", moved]);
+  // The main reaches the backup at the paired address and takes back; the backup follows it at the old one.
+  await c.waitStatus("backup", "the backup idle again", (s) => s.failover?.state === "idle", 20_000);
+  const saved = await c.setupRole("backup", { role: "backup", main: moved });
+  expect(saved.status).toBe(200);
+  await c.waitStatus("backup", "the backup's hub link up at the new address", (s) => s.failover?.hubConnected === true, 20_000);
+}, 90_000);
+
 test("a backup removed and added again (twice) becomes ready like the first time, then takes over a kill -9 of the main", async () => {
   cluster = await Cluster.start({ serverSetup: "config", clients: ["a"] });
   const c = cluster;

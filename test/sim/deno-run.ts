@@ -34,7 +34,7 @@ const count = env("SIM_SEEDS", 500);
 const first = env("SIM_FIRST_SEED", 1);
 const broken: string[] = [];
 for (let seed = first; seed < first + count; seed++) {
-  const r = runSeed(seed);
+  const r = await runSeed(seed);
   if (r.violations.length > 0) broken.push(`seed ${seed} (${r.family}): ${r.violations.join("; ")}`);
 }
 console.log(`${count - broken.length} of ${count} seeds kept every invariant`);

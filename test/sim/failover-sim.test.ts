@@ -3,22 +3,18 @@
  * schedules (see run.ts, schedules.ts, invariants.ts).
  *
  *   SIM_SEEDS=n       how many seeds (default 2000), starting at SIM_FIRST_SEED (default 1)
- *   SIM_FAMILY=name   only that family's seeds, SIM_SEEDS of them (e.g. rogue, ipv6, network-key, readd-backup)
+ *   SIM_FAMILY=name   only that family's seeds, SIM_SEEDS of them (e.g. rogue, ipv6, network-key, readd-backup, move-main)
  *   SEED=n            replay one seed and print its trace
- *   SIM_HUB_COPY=own-last  the backup's Data Hub copy asks as HubStateReplication does today (HL1 then breaks on seed 1390)
  */
 import { describe, expect, test } from "bun:test";
 import { familyOf, runSeed, type SeedResult } from "./run.ts";
-import { HUB_COPY } from "./sim-hub.ts";
 
-// SIM_HUB_COPY=own-last: the backup's Data Hub copy asks as HubStateReplication does today (sim-hub.ts HUB_COPY).
-if (process.env.SIM_HUB_COPY === "own-last") HUB_COPY.fromThrough = false;
 
 const replay = process.env.SEED;
 
 if (replay !== undefined) {
-  test(`replay seed ${replay}`, () => {
-    const r = runSeed(Number(replay), true);
+  test(`replay seed ${replay}`, async () => {
+    const r = await runSeed(Number(replay), true);
     console.log((r.trace ?? []).join("\n"));
     console.log(`seed ${r.seed}: ${r.family}, failback ${r.failback}, converged ${r.convergenceMs} ms after faults stopped (bound ${r.boundMs})`);
     if (r.violations.length > 0) throw new Error(`seed ${r.seed} (${r.family}) broke:\n  ${r.violations.join("\n  ")}`);
@@ -29,11 +25,11 @@ if (replay !== undefined) {
     const first = Number(process.env.SIM_FIRST_SEED ?? 1);
     const only = process.env.SIM_FAMILY;
 
-    test(`${count} seeded fault schedules${only ? ` of the ${only} family` : ""} keep every invariant`, () => {
+    test(`${count} seeded fault schedules${only ? ` of the ${only} family` : ""} keep every invariant`, async () => {
       const started = performance.now();
       const results: SeedResult[] = [];
       for (let seed = first; results.length < count && seed < first + 1000 * count; seed++) {
-        if (only === undefined || familyOf(seed).family === only) results.push(runSeed(seed));
+        if (only === undefined || familyOf(seed).family === only) results.push(await runSeed(seed));
       }
       expect(results).toHaveLength(count);
       const ms = performance.now() - started;
@@ -63,9 +59,14 @@ if (replay !== undefined) {
       // The Data Hub really carried messages across the faults, and DH1 judged most of them.
       const sum = (f: (r: SeedResult) => number) => results.reduce((n, r) => n + f(r), 0);
       const [judged, beyond] = [sum((r) => r.hub.judged), sum((r) => r.hub.beyondRetention)];
-      expect(judged).toBeGreaterThan(10 * beyond);
+      // (move-main leaves clients on the old address for a while, by design: their messages wait beyond the retention.)
+      const notMoved = results.filter((r) => r.family !== "move-main");
+      if (notMoved.length > 0) expect(notMoved.reduce((n, r) => n + r.hub.judged, 0)).toBeGreaterThan(10 * notMoved.reduce((n, r) => n + r.hub.beyondRetention, 0));
       // HL1 judged the Data Hub lane at the end of most runs.
       expect(sum((r) => r.hub.lanesJudged)).toBeGreaterThan(count * 0.5);
+      // The main's catch-up (the production fetchHubStateChanges) really copied in most takebacks.
+      const caught = { ok: sum((r) => r.hub.catchUps.ok), failed: sum((r) => r.hub.catchUps.failed) };
+      if (only === undefined || only === "chaos") expect(caught.ok).toBeGreaterThan(caught.failed);
       // A new network key really kept machines apart for a while, and never caused a failover (I7 checks that).
       const keyed = of("network-key");
       if (keyed.length > 0) expect(keyed.reduce((n, r) => n + r.hub.keyRefusals, 0)).toBeGreaterThan(0);
@@ -79,14 +80,15 @@ if (replay !== undefined) {
           `main took back in ${withFailback}; ${rogues.reduce((n, r) => n + r.untrustedRefused, 0)} forged heartbeats refused in ${rogues.length} rogue seeds; ` +
           `slowest convergence ${(worst * 100).toFixed(0)}% of the bound; Data Hub: ${sum((r) => r.hub.published)} messages, ` +
           `${sum((r) => r.hub.delivered)} deliveries, ${judged} (message, subscriber) pairs judged, ${beyond} beyond the retention; ` +
-          `the backup's Data Hub copy judged at the end of ${sum((r) => r.hub.lanesJudged)} runs`,
+          `the backup's Data Hub copy judged at the end of ${sum((r) => r.hub.lanesJudged)} runs; ` +
+          `the main's catch-up copied ${caught.ok} times and failed ${caught.failed}`,
       );
     }, 120_000);
 
-    test("a seed replays exactly", () => {
+    test("a seed replays exactly", async () => {
       for (const seed of [7, 8, 9, 10, 24]) {
-        const a = runSeed(seed, true);
-        const b = runSeed(seed, true);
+        const a = await runSeed(seed, true);
+        const b = await runSeed(seed, true);
         expect(b.trace).toEqual(a.trace);
         expect(b.violations).toEqual(a.violations);
       }

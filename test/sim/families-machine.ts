@@ -14,6 +14,10 @@
  *                flow). Must cause no failover, and the Data Hub delivers once
  *                all share the key.
  *  readd-backup  the backup removed on the main and added again (readdBackup).
+ *  move-main     the main restarted at a new address, and each machine's
+ *                setup changed to it one by one (the backup first or last):
+ *                the backup heartbeats to and copies from the address its
+ *                setup names now, every client's hub link follows its setup.
  */
 import type { Rng } from "./prng.ts";
 import type { SimHub } from "./sim-hub.ts";
@@ -79,5 +83,38 @@ export function readdBackup(world: World, rng: Rng, w: Window): void {
       if (rng.chance(0.5)) world.at(crashAt + rng.int(T, 3 * T), "restart main", () => !world.faultsStopped && world.restart("main"));
     }
     t = addAt + rng.int(2 * T, 4 * T);
+  }
+}
+
+/** Where move-main puts the main (every machine starts at its own name as its address). */
+export const MOVED_MAIN = "main-moved";
+
+/**
+ * move-main: the operator moves the main to a new address (stopped, restarted there; now and then
+ * crashed again soon after), then saves the new address on the backup's and the clients' setup
+ * pages, in any order, all before faults stop. Until a machine's setup names it, that machine
+ * does not reach the main (the old address is gone).
+ */
+export function moveMain(world: World, rng: Rng, w: Window): void {
+  const { failoverTimeoutMs: T } = world.cfg.timings;
+  for (const name of ALL) world.addresses.set(name, name);
+  const moveAt = w.from + rng.int(0, 2 * T);
+  world.at(moveAt, `move the main to ${MOVED_MAIN}`, () => {
+    world.crash("main");
+    world.addresses.set("main", MOVED_MAIN);
+  });
+  const backAt = moveAt + rng.int(1, 2 * T);
+  world.at(backAt, "restart main at its new address", () => world.restart("main"));
+  if (rng.chance(0.3)) {
+    const crashAt = backAt + rng.int(T, 3 * T);
+    world.at(crashAt, "crash main", () => world.crash("main"));
+    world.at(crashAt + rng.int(T / 2, 2 * T), "restart main", () => world.restart("main"));
+  }
+  for (const who of ["backup", ...CLIENTS]) {
+    const at = moveAt + rng.int(0, Math.max(1, w.stopAt - moveAt - 1));
+    world.at(at, `the new main address saved on ${who}`, () => {
+      const n = world.node(who);
+      world.setServers(who, { main: true, backup: n.knows.backup });
+    });
   }
 }

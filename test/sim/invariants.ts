@@ -269,6 +269,12 @@ export class Checker {
     const m = world.nodes.get("main");
     const b = world.nodes.get("backup");
     if (!up(m)) return false;
+    // A machine whose setup still names where the main was (move-main) cannot reach it: not a fault to ride out.
+    const staleSetup = [...world.nodes.values()].some((n) => {
+      const at = n.state && n.role !== "main" ? n.runner?.serverAddress("main") : null;
+      return !!at && at.host !== world.addressOf("main");
+    });
+    if (staleSetup) return false;
     // A main that hears nobody fences itself (I13): availability needs someone it can hear.
     const hearsSomeone = [...world.nodes.values()].some((n) => n !== m && up(n) && isClean(world, n.name, "main") && isClean(world, "main", n.name));
     if (!hearsSomeone) return false;

@@ -10,7 +10,8 @@ import { tickPeriodMs, type Failback } from "../../src/core/failover/index.ts";
 import { Checker, converged, type CheckPlan } from "./invariants.ts";
 import { Rng } from "./prng.ts";
 import { blips, chaos, CLIENTS, isolateMain, lateClient, newBackup, outageRestart, rejoinSplit, replayer, rogue, witness, writes, type Family, type RogueMode } from "./schedules.ts";
-import { ipv6Addresses, networkKey, readdBackup, resaveStorm } from "./families-machine.ts";
+import { MAX_REFUSAL_BACKOFF_MS } from "../../src/net/peer-refusals.ts";
+import { ipv6Addresses, moveMain, networkKey, readdBackup, resaveStorm } from "./families-machine.ts";
 import { SimHub } from "./sim-hub.ts";
 import { World, type SimConfig } from "./world.ts";
 
@@ -34,7 +35,7 @@ export interface SeedResult {
   readonly rogueMode: RogueMode | null;
   readonly untrustedRefused: number;
   /** Data Hub messages the apps published, deliveries to subscribers, and (message, subscriber) pairs DH1 judged or left out. */
-  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number; readonly keyRefusals: number; readonly lanesJudged: number };
+  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number; readonly keyRefusals: number; readonly lanesJudged: number; readonly catchUps: { readonly ok: number; readonly failed: number } };
   readonly trace: readonly string[] | null;
 }
 
@@ -76,7 +77,7 @@ export function splitHealMs(t: Timings, tickMs: number): number {
 
 const FAMILIES: readonly Family[] = [
   "chaos", "chaos", "chaos", "chaos", "chaos", "rogue", "rejoin-split", "blip", "witness", "late-client",
-  "new-backup", "replay", "isolate-main", "outage-restart", "ipv6", "resave-storm", "network-key", "readd-backup",
+  "new-backup", "replay", "isolate-main", "outage-restart", "ipv6", "resave-storm", "network-key", "readd-backup", "move-main",
 ];
 
 const ROGUE_MODES: readonly RogueMode[] = ["alone", "crash-main", "chaos"];
@@ -124,7 +125,7 @@ export function newWorld(o: WorldOptions): { world: World; checker: Checker; hub
   return { world, checker, hub };
 }
 
-export function runSeed(seed: number, tracing = false): SeedResult {
+export async function runSeed(seed: number, tracing = false): Promise<SeedResult> {
   const { family, failback, timings } = familyOf(seed);
   const { heartbeatMs: h, failoverTimeoutMs: T } = timings;
   const tickMs = tickPeriodMs(h);
@@ -138,7 +139,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
   const plan: CheckPlan = { faultsStopAt: stopAt, noFailoverFrom: quiet ? (family === "replay" ? warmup + 2 * T : warmup) : null };
   const { world, checker, hub } = newWorld({ seed, timings, failback, plan, tracing, freshBackup: family === "new-backup", ipv6: family === "ipv6" });
   world.log(`seed ${seed}: ${family}${rogueMode ? ` (${rogueMode})` : ""}, failback ${failback}, heartbeat ${h} ms, timeout ${T} ms, tick ${tickMs} ms`);
-  world.runUntil(warmup - 1);
+  await world.runUntil(warmup - 1);
   // The warm network must be on the main, or nothing below would mean much.
   const m = world.node("main").state;
   if (!converged(world) || m?.role !== "main" || m.phase.kind !== "active") checker.fail(world, "not converged on the main after warm-up");
@@ -157,6 +158,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
     resaveStorm(world, sched, window);
   } else if (family === "network-key") networkKey(world, hub, sched, window);
   else if (family === "readd-backup") readdBackup(world, sched, window);
+  else if (family === "move-main") moveMain(world, sched, window);
   else if (family === "blip") blips(world, sched, window);
   else if (family === "witness") mustReportUnreachable = witness(world, sched, window);
   else if (family === "rejoin-split") rejoinSplit(world, sched, window);
@@ -205,8 +207,9 @@ export function runSeed(seed: number, tracing = false): SeedResult {
     });
   }
 
-  const end = stopAt + bound + 2 * T;
-  world.runUntil(end);
+  // A backup refused for another network key waits out the refusal back-off before it copies again.
+  const end = stopAt + bound + 2 * T + (family === "network-key" ? MAX_REFUSAL_BACKOFF_MS + 2 * h : 0);
+  await world.runUntil(end);
   if (mustReportUnreachable && !checker.conditionSeen) checker.fail(world, "I7 the backup never said \"Main unreachable from backup\"");
   const convergenceMs = checker.lastUnconvergedAt < 0 ? 0 : checker.lastUnconvergedAt - stopAt;
   // I19: a main and a backup that both run at the end agree on their pairing (the main asks again when the backup dropped it).
@@ -227,7 +230,7 @@ export function runSeed(seed: number, tracing = false): SeedResult {
     seed, family, failback, timings, violations, convergenceMs, boundMs: bound,
     maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
     maxUnavailableMs: checker.maxUnavailableMs,
-    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.net.keyRefusals, lanesJudged: hub.lanesJudged },
+    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.net.keyRefusals, lanesJudged: hub.lanesJudged, catchUps: { ...hub.catchUps } },
     trace: world.trace,
   };
 }

@@ -17,9 +17,10 @@
  *
  * The servers' retained state is real too: each HubCore keeps it on its
  * simulated disk (across crashes), the main's own app writes it (`set`), the
- * backup's copy imports what the main exports since its last version (what
- * HubStateReplication does each period; the world still decides when, in
- * its #replicate), and the main's catch-up imports the backup's changes.
+ * backup runs the production HubStateReplication over its peer port against
+ * the main's HubService on /replicate, and the main back after the backup
+ * served runs the production catch-up (fetchHubStateChanges from the
+ * backup's /replicate, imported by its HubService).
  * Each server's Data Hub lane is its state's last version.
  *
  * It keeps the ledger for these invariants (checked in `check`):
@@ -37,7 +38,7 @@
  *      holds the main's Data Hub state, entry for entry (the lane converged).
  */
 import { ackedRetentionMs } from "../../src/hub/acked-writes.ts";
-import type { FromHubFrame, ToHubFrame } from "../../src/hub/frames.ts";
+import type { FromHubFrame, ToHubFrame, Version } from "../../src/hub/frames.ts";
 import { HubUplink } from "../../src/hub/hub-uplink.ts";
 import { HubCore, ZERO_VERSION, type Fanout } from "../../src/hub/hub-core.ts";
 import type { HubStateChange, HubStateChanges, HubStatePersistence, PersistedHubState, RetainedEntry, SetMark } from "../../src/hub/retained-state.ts";
@@ -45,6 +46,11 @@ import type { ServerRole } from "../../src/core/failover/index.ts";
 import type { UplinkTarget } from "../../src/core/routing.ts";
 import { Rng } from "./prng.ts";
 import { encodeFrame } from "../../src/hub/frames.ts";
+import { pairedPeer, replicationSource } from "../../src/core/routing.ts";
+import { HubService } from "../../src/services/hub-service.ts";
+import { fetchHubStateChanges, HubStateReplication, type CopyMark } from "../../src/services/hub-state-replication.ts";
+import { PeerRefusals } from "../../src/net/peer-refusals.ts";
+import type { PeerDialer } from "../../src/net/peer-net.ts";
 import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
 import type { Timers } from "../../src/core/clock.ts";
 import type { ConnectionEvents, SecureConnection } from "../../src/net/secure-socket.ts";
@@ -56,15 +62,6 @@ const PING_MS = 1000;
 const PRESENCE_MS = 1000;
 const PUBLISHERS: readonly string[] = ["c1", "main", "backup"];
 
-/**
- * How the backup's copy asks the main. HubStateReplication asks for what changed since the
- * backup's own last version; after the backup served, that version is past writes the main took
- * while cut off from it (before it stepped down), so the backup never copies them and serves
- * without them at the next failover: HL1 breaks (seed 1390 of the default run). The simulator
- * runs the fix it asks for (since the last version it copied from the main: the `through` of the
- * last answer); SIM_HUB_COPY=own-last (failover-sim.test.ts) runs today's rule.
- */
-export const HUB_COPY = { fromThrough: true };
 
 const text = new TextEncoder();
 const decoder = new TextDecoder();
@@ -94,7 +91,22 @@ class DiskHubState implements HubStatePersistence {
   }
 }
 
-/** services/hub-service.ts HubService, on the in-memory peer port. */
+/** The real HubService for /replicate and the copy, over the same HubCore; the server's lane follows what it imports. */
+class SyncedHubService extends HubService {
+  constructor(
+    private readonly server: SimHubServer,
+    networkKey: Uint8Array,
+    log: never,
+  ) {
+    super(server.core, networkKey, log);
+  }
+
+  override importChanges(changes: HubStateChanges): void {
+    this.server.importChanges(changes);
+  }
+}
+
+/** services/hub-service.ts HubService's /hub side, on the in-memory peer port. */
 class SimHubServer {
   readonly #conns = new Map<string, SecureConnection>();
   readonly #local = new Map<string, (frame: FromHubFrame) => void>();
@@ -374,6 +386,65 @@ export class SimHub implements Machinery {
     });
   }
 
+  /**
+   * The Data Hub copy as a server runs it (peer-runtime.ts): the main answers on /replicate
+   * (HubService.acceptReplication), the backup runs HubStateReplication over its peer port,
+   * copying from the main while core's replicationSource says so, its first answer reported
+   * as syncDone and a broken link as the main's; a new pairing starts it afresh (restart()).
+   */
+  #replication(n: SimNode, server: SimHubServer, peer: MemoryPeerNet): void {
+    const w = this.world;
+    const quiet = { info() {}, warn() {}, error() {} } as never;
+    const service = new SyncedHubService(server, keyBytes(this.keyOf(n.name)), quiet);
+    this.#services.set(n.name, service);
+    peer.serve({ path: "/replicate", accept: (c) => service.acceptReplication(c) });
+    if (n.role !== "backup") return;
+    const timers = this.#timers(n);
+    const net = this.#dialer(peer);
+    const replication = new HubStateReplication({
+      net,
+      // The address its setup names now (peer-runtime.ts heartbeatTargets().main), not where the main really is.
+      source: () => (replicationSource(n.state) === "main" ? (n.runner?.serverAddress("main") ?? null) : null),
+      hub: service,
+      periodMs: w.cfg.timings.heartbeatMs,
+      refusals: new PeerRefusals(w.clock, quiet, () => this.#rng.next()),
+      mark: this.#copyMark(n),
+      signals: {
+        synced: () => w.feed(n, { type: "syncDone" }),
+        broken: () => w.connectionBroke(n, "main"),
+      },
+      timers,
+    });
+    // The partnership's `changed` (peer-runtime.ts): a new pairing is copied afresh.
+    let pairedWith = n.disk.pairing?.peerId ?? null;
+    timers.every(w.cfg.timings.heartbeatMs, () => {
+      const now = n.disk.pairing?.peerId ?? null;
+      if (now !== pairedWith) replication.restart();
+      pairedWith = now;
+    });
+  }
+
+  /**
+   * The backup's copy mark on its disk (store/copy-mark-file.ts as server-data.ts copyMark uses it):
+   * the `through` of the last answer imported, for the main it is paired with; survives a crash.
+   */
+  #copyMark(n: SimNode): CopyMark {
+    const disk = this.#marks;
+    return {
+      read: () => {
+        const peer = pairedPeer(n.state);
+        const mark = disk.get(n.name);
+        return peer !== null && mark?.peerId === peer ? mark.through : null;
+      },
+      write: (through) => {
+        const peer = pairedPeer(n.state);
+        if (peer !== null) disk.set(n.name, { peerId: peer, through });
+      },
+    };
+  }
+
+  readonly #marks = new Map<string, { peerId: string; through: Version }>();
+
   /** Each server's retained state on disk. */
   readonly #disks = new Map<string, DiskHubState>();
 
@@ -391,25 +462,63 @@ export class SimHub implements Machinery {
     m.gateway.uplink.fromApp("pub", { type: "set", key: `s/${main.name}/${m.seq % 5}`, value: m.seq, origin: m.origin, seq: m.seq }, this.world.now());
   }
 
-  copyHub(backup: SimNode, main: SimNode): void {
-    const [b, m] = [this.servers.get(backup.name), this.servers.get(main.name)];
-    if (!b || !m) return;
-    // Since what it last copied from the main (HUB_COPY), or as HubStateReplication asks today: since its own last version.
-    const since = this.copyFromThrough ? (this.#copiedThrough.get(backup.name) ?? ZERO_VERSION) : b.core.lastVersion;
-    const changes = m.core.exportStateSince(since);
-    b.importChanges(changes);
-    this.#copiedThrough.set(backup.name, changes.through);
+  /** Each running server's HubService (for /replicate and its imports). */
+  readonly #services = new Map<string, HubService>();
+
+  /**
+   * The main's catch-up as peer-runtime.ts catchUp runs it: fetchHubStateChanges from the backup's
+   * peer port since its own last version, imported by its HubService; any failure is a failed copy.
+   */
+  catchUp(main: SimNode, done: (ok: boolean) => void): void {
+    const [peer, service, inc] = [this.#peers.get(main.name), this.#services.get(main.name), main.inc];
+    if (!peer || !service) return done(false);
+    const live = () => main.inc === inc && !!main.state;
+    fetchHubStateChanges(this.#dialer(peer), this.world.endpointOf("backup"), service.core.lastVersion, this.#timers(main)).then(
+      (changes) => {
+        if (!live()) return;
+        service.importChanges(changes);
+        this.catchUps.ok += 1;
+        done(true);
+      },
+      () => {
+        if (!live()) return;
+        this.catchUps.failed += 1;
+        done(false);
+      },
+    );
   }
 
-  /** See HUB_COPY. */
-  copyFromThrough = HUB_COPY.fromThrough;
-  readonly #copiedThrough = new Map<string, { epoch: number; seq: number }>();
+  /** How the main's catch-ups ended (the test checks they really copied). */
+  readonly catchUps = { ok: 0, failed: 0 };
 
-  catchUpHub(main: SimNode, backup: SimNode): () => void {
-    const [m, b] = [this.servers.get(main.name), this.servers.get(backup.name)];
-    if (!m || !b) return () => {};
-    const changes = b.core.exportStateSince(m.core.lastVersion);
-    return () => this.servers.get(main.name)?.importChanges(changes);
+  /**
+   * PeerNet's dial over the twin. A promise settles outside any event, so each callback that can
+   * settle one (the dial's answer, a frame, a close) tells the world to run promise jobs before its next event.
+   */
+  #dialer(peer: MemoryPeerNet): PeerDialer {
+    const w = this.world;
+    const settles = (events: ConnectionEvents): ConnectionEvents => ({
+      ...(events.broadcast ? { broadcast: (frame: Uint8Array) => events.broadcast?.(frame) } : {}),
+      ...(events.bulk ? { bulk: (payload: Uint8Array) => events.bulk?.(payload) } : {}),
+      message: (payload) => {
+        w.promisesSettled = true;
+        events.message(payload);
+      },
+      close: (reason) => {
+        w.promisesSettled = true;
+        events.close(reason);
+      },
+    });
+    return {
+      dial: (to, path, events) =>
+        new Promise((resolve, reject) =>
+          peer.connect(to, path, (c) => settles(events(c)), (result) => {
+            w.promisesSettled = true;
+            if (result instanceof Error) reject(result);
+            else resolve(result);
+          }),
+        ),
+    };
   }
 
   /** This machine's peer port (null while it is down). */
@@ -459,6 +568,7 @@ export class SimHub implements Machinery {
     this.#peers.set(n.name, peer);
     const server = this.servers.get(n.name);
     if (server) peer.serve({ path: "/hub", accept: (c) => server.acceptHub(c) });
+    if (server) this.#replication(n, server, peer);
     const origin = `${n.name}.${n.inc}`;
     const stalls: [number, number][] = [];
     const sub: Subscriber = { node: n.name, inc: n.inc, stalls, established: null, unlinkedSince: w.now(), longUnlinked: [], last: new Map(), got: new Set() };
@@ -535,8 +645,10 @@ export class SimHub implements Machinery {
     const gateway = this.#machines.get(n.name)?.gateway;
     if (!gateway) return;
     if (target.server === "self") return gateway.follow({ role: "self" });
+    // The address the setup names (the runner's), as peer-runtime.ts reads its servers; before the runner exists, the world's.
+    const at = target.server === null ? null : n.runner ? n.runner.serverAddress(target.server) : this.world.endpointOf(target.server);
     const known = target.server !== null && (n.role !== "client" || n.knows[target.server]);
-    gateway.follow(target.server !== null && known ? { role: target.server, address: this.world.addressOf(target.server) } : null);
+    gateway.follow(target.server !== null && known && at ? { role: target.server, address: at.host } : null);
   }
 
   /** Each machine's network key (a generation number; all start on 1). Heartbeats are sealed with pair keys and do not depend on it. */

@@ -40,7 +40,7 @@ type Inbound =
    */
   | { readonly kind: "beat"; readonly from: string; readonly hb: Heartbeat; readonly replayed: boolean; readonly sealedBy: string | null }
   | { readonly kind: "linkBroken"; readonly peer: ServerRole }
-  | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number; readonly apply?: () => void }
+  | { readonly kind: "catchUp"; readonly ok: boolean; readonly done: (ok: boolean) => void; readonly inc: number }
   | { readonly kind: "event"; readonly event: NodeEvent }
   | { readonly kind: "setServers"; readonly main: boolean; readonly backup: boolean }
   /** Work for one incarnation of the machine (a frame on a connection, a timer of its machinery); dropped if it died since. */
@@ -105,10 +105,8 @@ export interface Machinery {
   uplink(node: SimNode, target: UplinkTarget): void;
   /** The active main's own app writes to the Data Hub (its hub lane then moves with the real state). */
   writeHub(main: SimNode): void;
-  /** One step of the backup's copy of the main's Data Hub state (what HubStateReplication does each period). */
-  copyHub(backup: SimNode, main: SimNode): void;
-  /** The main's catch-up: the backup's answer now; what the main applies when it reads it. */
-  catchUpHub(main: SimNode, backup: SimNode): () => void;
+  /** The main's catch-up as peer-runtime.ts runs it (fetchHubStateChanges, then the import); `done` says whether it worked. */
+  catchUp(main: SimNode, done: (ok: boolean) => void): void;
 }
 
 /** Hooks the invariant checker plugs in. `effect` runs before the runner executes it. */
@@ -192,8 +190,14 @@ export class World {
     this.#push(t, { kind: "action", label, run });
   }
 
+  /**
+   * Set when a promise the machinery handed out settled (a dial's answer): its callbacks run
+   * before the next event, as a machine's promise jobs run before its next timer or socket event.
+   */
+  promisesSettled = false;
+
   /** Processes every event up to and including time `until`. */
-  runUntil(until: number): void {
+  async runUntil(until: number): Promise<void> {
     for (;;) {
       const top = this.#queue.peek();
       if (!top || top.t > until) break;
@@ -201,6 +205,10 @@ export class World {
       this.clock.advanceTo(top.t);
       this.#runnerCalled = false;
       const touched = this.#handle(top.ev);
+      while (this.promisesSettled) {
+        this.promisesSettled = false;
+        for (let i = 0; i < 16; i++) await null;
+      }
       // The machinery's frames and timers that never reached a runner change nothing the checker reads.
       if (top.ev.kind === "deliver" && top.ev.msg.kind === "run" && !this.#runnerCalled) continue;
       this.observer.afterStep(this, touched);
@@ -338,7 +346,7 @@ export class World {
     this.log(`RESAVE settings on ${name}`);
     this.resaving = n;
     const servers = n.runner.serverAddresses();
-    this.#call(n, (r) => r.setServers(servers));
+    this.#call(n, (r) => this.#setServers(n, r, servers));
     this.resaving = null;
   }
 
@@ -570,7 +578,6 @@ export class World {
         return;
       case "catchUp":
         if (msg.inc !== n.inc) return;
-        if (msg.ok) msg.apply?.();
         if (msg.ok) n.caughtUp = true;
         else n.copyFailingSince ??= this.now();
         this.#call(n, () => msg.done(msg.ok));
@@ -579,7 +586,7 @@ export class World {
         this.#call(n, (r) => r.feed(msg.event));
         return;
       case "setServers":
-        this.#call(n, (r) => r.setServers({ main: msg.main ? this.endpointOf("main") : null, backup: msg.backup ? this.endpointOf("backup") : null }));
+        this.#call(n, (r) => this.#setServers(n, r, { main: msg.main ? this.endpointOf("main") : null, backup: msg.backup ? this.endpointOf("backup") : null }));
         return;
       case "run":
         if (msg.inc === n.inc) msg.run();
@@ -589,8 +596,9 @@ export class World {
   /**
    * The backup's replication, on its tick: while it is paired, not serving,
    * and main and backup reach each other, its copy moves toward the main's
-   * data: the Data Hub state at once (the first time: its first complete
-   * copy), the log a few entries a tick (a snapshot when it holds another log).
+   * data: the log a few entries a tick (a snapshot when it holds another
+   * log); without the machinery, the Data Hub state at once too (the first
+   * time: its first complete copy).
    */
   #replicate(n: SimNode): void {
     if (n.role !== "backup" || n.serving !== null || n.disk.pairing === null) return;
@@ -600,10 +608,26 @@ export class World {
     const own = n.disk.lanes;
     const step = this.net.int(1, 6);
     const logSeq = own.logId === heads.logId ? Math.min(heads.logSeq, own.logSeq + step) : Math.min(heads.logSeq, step);
-    n.disk.lanes = { hubEpoch: heads.hubEpoch, hubSeq: heads.hubSeq, logId: heads.logId, logSeq };
-    // With the machinery, the Data Hub lane is the real state: copied as HubStateReplication copies it.
-    if (this.machinery) this.machinery.copyHub(n, m);
+    // With the machinery the Data Hub lane is the backup's real copy (HubStateReplication runs in sim-hub.ts).
+    const hub = this.machinery ? { hubEpoch: own.hubEpoch, hubSeq: own.hubSeq } : { hubEpoch: heads.hubEpoch, hubSeq: heads.hubSeq };
+    n.disk.lanes = { ...hub, logId: heads.logId, logSeq };
+
+    if (this.machinery) return; // the Data Hub copy runs for real (sim-hub.ts): it reports its first copy itself
     if (!n.disk.pairing.hubCopied) this.#call(n, (r) => r.feed({ type: "syncDone" }));
+  }
+
+  /**
+   * Settings saved (peer-runtime.ts updateServers): the runner takes the addresses, and the hub uplink
+   * dials the server it follows at the address named now (it kept the old one: sim seed 1576, move-main).
+   */
+  #setServers(n: SimNode, r: FailoverRunner, servers: { main: Endpoint | null; backup: Endpoint | null }): void {
+    r.setServers(servers);
+    this.machinery?.uplink(n, r.uplink);
+  }
+
+  /** An event for a machine's runner from its machinery (the copy's first complete answer, say). */
+  feed(n: SimNode, event: NodeEvent): void {
+    this.#receive(n, { kind: "event", event });
   }
 
   /** Bookkeeping for the checker: which heartbeats counted, and which replays did. */
@@ -633,12 +657,15 @@ export class World {
   /** The copy works if, when it ends, the backup runs and both directions between them are up. */
   #catchUp(main: SimNode, done: (ok: boolean) => void): void {
     const inc = main.inc;
+    const deliver = (ok: boolean) => {
+      if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc });
+    };
+    if (this.machinery) return this.machinery.catchUp(main, deliver);
     const delay = this.net.int(this.cfg.catchUpMs[0], this.cfg.catchUpMs[1]);
     this.at(this.now() + delay, "catch-up ends", () => {
       const b = this.nodes.get("backup");
       const ok = !!b?.state && !b.frozen && !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
-      const apply = ok && b ? this.machinery?.catchUpHub(main, b) : undefined;
-      if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc, apply });
+      deliver(ok);
     });
   }
 
