@@ -86,8 +86,14 @@ export class HubRequests {
     if (frame.type === "error") {
       const ref = frame.ref;
       const key = ref?.origin === this.origin && ref.seq !== undefined ? `w${ref.seq}` : ref?.id;
-      const status = frame.code === "INVALID_FRAME" ? 400 : 503;
-      if (key !== undefined) this.waiters.get(key)?.reject(new AppError(frame.code, frame.message, { status }));
+      if (key !== undefined) this.waiters.get(key)?.reject(new AppError(frame.code, frame.message, { status: statusOfHubRefusal(frame.code) }));
     }
   }
+}
+
+/** The HTTP status a hub refusal answers with: the sender's fault (400), its share used up (429), or the hub's state (503). */
+function statusOfHubRefusal(code: string): number {
+  if (code === "INVALID_FRAME") return 400;
+  if (code === "LIMIT_REACHED") return 429;
+  return 503;
 }
