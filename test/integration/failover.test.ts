@@ -234,7 +234,7 @@ describe("failover with the real executable", () => {
       // A second click (a page that had not updated yet) is answered calmly, not with a red 409.
       const again = await fetch(`${ui}/failover/switch-back`, { method: "POST", headers: { origin: ui } });
       expect(again.status).toBe(200);
-      expect(await again.text()).toContain("The main server serves the network.");
+      expect(await again.text()).toContain("Back on the main server.");
     },
     TEST_MS,
   );
