@@ -6,7 +6,9 @@
  * the signed peer handshake proves the machine id and key. It dials at start,
  * and again while it does not hear that server (the machine there may have
  * been replaced), one dial per server at a time. A server under another
- * network key is reported, as NetworkKeyProbe does for a backup.
+ * network key is reported, as NetworkKeyProbe does for a backup. A backup
+ * learned from the main (core/routing.ts clientBackup) must prove the machine
+ * id the main named; another machine at that address is not believed.
  */
 import { formatHostPort, type HostPort } from "../core/config.ts";
 import { NO_KNOWN_SERVERS, type KnownServers } from "../core/heartbeat-trust.ts";
@@ -28,6 +30,8 @@ export class ServerIdentities {
   private readonly learnedAt: Record<ServerRole, string | null> = { main: null, backup: null };
   /** The addresses the setup names now (a dial that ends after a change is about the old one). */
   private readonly current: Record<ServerRole, string | null> = { main: null, backup: null };
+  /** The machine id a role must prove (a learned backup's), or null: whichever machine the address proves. */
+  private readonly expected: Record<ServerRole, string | null> = { main: null, backup: null };
   private readonly dialling = new Set<string>();
 
   constructor(
@@ -56,6 +60,8 @@ export class ServerIdentities {
           this.dialling.delete(address);
           connection.close(1000, "Only learning who this server is.");
           if (this.current[role] !== null && this.current[role] !== address) return;
+          const expected = this.expected[role];
+          if (expected !== null && connection.peer.machineId !== expected) return;
           this.ids = { ...this.ids, [role]: connection.peer.machineId };
           this.learnedAt[role] = address;
           this.events.identified(role, connection.peer);
@@ -68,12 +74,27 @@ export class ServerIdentities {
     }
   }
 
-  /** The setup names these addresses now: a role whose address changed is unknown until dialled again. */
-  addressesChanged(servers: Record<ServerRole, HostPort | null>): void {
+  /**
+   * Dials each server whose id is unknown or not heard (`heard`) for a timeout, at the addresses
+   * `servers` names now; `expected` the machine id a role must prove (null: any).
+   */
+  refresh(servers: Record<ServerRole, HostPort | null>, expected: Record<ServerRole, string | null>, heard: (id: string) => boolean): void {
+    this.addressesChanged(servers, expected);
+    const due = (role: ServerRole): HostPort | null => {
+      const id = this.ids[role];
+      return id !== null && heard(id) ? null : servers[role];
+    };
+    this.step({ main: due("main"), backup: due("backup") });
+  }
+
+  /** The setup names these addresses now: a role whose address or expected id changed is unknown until dialled again. */
+  addressesChanged(servers: Record<ServerRole, HostPort | null>, expected: Record<ServerRole, string | null> = { main: null, backup: null }): void {
     for (const role of ["main", "backup"] as const) {
       const at = servers[role];
       this.current[role] = at === null ? null : formatHostPort(at);
-      if (this.learnedAt[role] !== null && (at === null || formatHostPort(at) !== this.learnedAt[role])) {
+      this.expected[role] = expected[role];
+      const wrongId = expected[role] !== null && this.ids[role] !== expected[role];
+      if (this.learnedAt[role] !== null && (at === null || formatHostPort(at) !== this.learnedAt[role] || wrongId)) {
         this.ids = { ...this.ids, [role]: null };
         this.learnedAt[role] = null;
       }
