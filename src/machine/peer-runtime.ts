@@ -127,6 +127,7 @@ export class PeerRuntime {
       ? new ServerIdentities(this.secure, {
           identified: (_role, peer) => this.heartbeatKeys.pin(peer.publicKey),
           refused: (address, error) => this.gateway.refusals.failed(address, error, "peer refused"),
+          disbelieved: (address, peer, expected) => log.warn("not the backup the main named", { address, machineId: peer.machineId, expected }),
         })
       : null;
     this.learned = this.role === "client" ? new LearnedBackup(options.dataDir, () => (this.useLearned(), this.applyServers())) : null;
@@ -351,8 +352,7 @@ export class PeerRuntime {
   /** The setup's addresses, resolved; a client whose setup names no backup follows the one its main named. */
   private async useSetup(main: HostPort | null, backup: HostPort | null): Promise<void> {
     this.setupBackup = await resolveHost(backup);
-    this.servers = { main: await resolveHost(main), backup: this.setupBackup };
-    this.useLearned();
+    this.servers = { main: await resolveHost(main), backup: this.learned ? (this.learned.backup(this.setupBackup)?.address ?? null) : this.setupBackup };
   }
 
   private useLearned(): void {

@@ -22,6 +22,8 @@ export type ServerIdentityEvents = {
   identified(role: ServerRole, peer: AuthenticatedPeer): void;
   /** A server refused us for another network key (logged and shown, de-duplicated, by the caller). */
   refused(address: string, error: NetworkKeyMismatch): void;
+  /** The machine at a learned backup's address proved another id than the main named: not believed. */
+  disbelieved(address: string, peer: AuthenticatedPeer, expected: string): void;
 };
 
 export class ServerIdentities {
@@ -33,6 +35,8 @@ export class ServerIdentities {
   /** The machine id a role must prove (a learned backup's), or null: whichever machine the address proves. */
   private readonly expected: Record<ServerRole, string | null> = { main: null, backup: null };
   private readonly dialling = new Set<string>();
+  /** The last machine not believed (address, id, expected id): reported once, not at every dial. */
+  private lastDisbelieved: string | null = null;
 
   constructor(
     private readonly secure: SecureSocketOptions,
@@ -61,7 +65,7 @@ export class ServerIdentities {
           connection.close(1000, "Only learning who this server is.");
           if (this.current[role] !== null && this.current[role] !== address) return;
           const expected = this.expected[role];
-          if (expected !== null && connection.peer.machineId !== expected) return;
+          if (expected !== null && connection.peer.machineId !== expected) return this.disbelieve(address, connection.peer, expected);
           this.ids = { ...this.ids, [role]: connection.peer.machineId };
           this.learnedAt[role] = address;
           this.events.identified(role, connection.peer);
@@ -72,6 +76,13 @@ export class ServerIdentities {
         },
       );
     }
+  }
+
+  private disbelieve(address: string, peer: AuthenticatedPeer, expected: string): void {
+    const seen = `${address} ${peer.machineId} ${expected}`;
+    if (seen === this.lastDisbelieved) return;
+    this.lastDisbelieved = seen;
+    this.events.disbelieved(address, peer, expected);
   }
 
   /**
