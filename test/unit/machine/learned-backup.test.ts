@@ -14,6 +14,10 @@ import { LearnedBackupFile } from "../../../src/store/learned-backup-file.ts";
 import { serveBarePeer } from "../../support/peer-identity.ts";
 import { tempDir } from "../../support/temp-dirs.ts";
 import { waitFor } from "../../support/wait-for.ts";
+import { nodesPerTest, setUpDataDir } from "../../support/machine-node.ts";
+
+const fresh = nodesPerTest();
+const FAST = { heartbeatMs: "100", failoverTimeoutMs: "1000" };
 
 let stop: (() => void) | null = null;
 afterEach(() => {
@@ -76,3 +80,19 @@ test("the learned backup is kept in the data dir, forgotten when the main says n
   expect(restarted.backup(null)).toBeNull();
   expect(existsSync(new LearnedBackupFile(dir).path)).toBe(false);
 });
+
+test("in process: a client naming only the main learns the backup it pairs with, keeps it on disk, and forgets it when the main removes it", async () => {
+  const key = nacl.randomBytes(32);
+  const { node: main } = await fresh({ dataDir: setUpDataDir(key), flags: { role: "main", ...FAST } });
+  const { node: backup } = await fresh({ dataDir: setUpDataDir(key), flags: { role: "backup", ...FAST } });
+  const clientDir = setUpDataDir(key, "client");
+  await fresh({ dataDir: clientDir, flags: { role: "client", main: main.status().peerListen!, ...FAST } });
+  const file = new LearnedBackupFile(clientDir);
+
+  await main.addBackup(backup.status().peerListen!);
+  await waitFor("the client learned the backup", () => file.read()?.machineId === backup.status().id, 15_000);
+  expect(file.read()?.address).toBe(backup.status().peerListen!);
+
+  await main.removeBackup();
+  await waitFor("the client forgot the backup", () => file.read() === null, 15_000);
+}, 60_000);
