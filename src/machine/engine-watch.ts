@@ -10,6 +10,7 @@
  */
 import type { Clock, Timers } from "../core/clock.ts";
 import { engineReplacesKey, initialEngineFailover, transition, type EngineFailoverEvent, type EngineFailoverState, type EngineFailoverTimings, type RouteCommand } from "../core/engine-failover.ts";
+import { engineAlerts, type EngineAlert } from "../core/engine-chip.ts";
 import { engineStatuses, routeWarnings, standIns, switchEvent } from "../core/engine-failover-views.ts";
 import { ROUTER_SWITCH_TOPIC, type RouterDriver, type RouterEvent } from "../core/router.ts";
 import type { EngineBackups } from "../store/backup-groups-file.ts";
@@ -92,6 +93,11 @@ export class EngineWatch {
       warnings: routeWarnings(this.state),
       groups: this.state.groups,
     };
+  }
+
+  /** The engines the status chip names (on their backup, or failed with none free). */
+  alerts(): EngineAlert[] {
+    return engineAlerts({ active: this.active, engines: engineStatuses(this.state, this.ports.clock.now()) });
   }
 
   private step(): void {

@@ -95,6 +95,7 @@ describe("engine watch", () => {
     expect(w.published.filter((p) => p.topic === ROUTER_SWITCH_TOPIC).map((p) => p.data)).toEqual([expect.objectContaining({ groupId: "green", destination: 4, source: 8, from: MAIN, to: SPARE, reason: "silent" })]);
     expect(w.retained.get(engineReplacesKey(SPARE))).toBe(MAIN);
     expect(w.watch.view().engines[MAIN]).toMatchObject({ kind: "replaced", by: SPARE });
+    expect(w.watch.alerts()).toEqual([{ engine: MAIN, backup: SPARE, condition: "silent", manual: false }]);
 
     w.silent.delete(MAIN);
     await w.run(1000);
@@ -102,6 +103,7 @@ describe("engine watch", () => {
     await w.run(3000);
     expect(w.router.routes[4]).toBe(0);
     expect(w.retained.get(engineReplacesKey(SPARE))).toBeNull();
+    expect(w.watch.alerts()).toEqual([]);
   });
 
   test("only while active: deactivated it lets go of the router; activated again it adopts the routes it finds", async () => {
