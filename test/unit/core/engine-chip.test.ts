@@ -31,7 +31,7 @@ const alertCases: { name: string; watch: Parameters<typeof engineAlerts>[0]; ale
 for (const c of alertCases) test(`alerts: ${c.name}`, () => expect(engineAlerts(c.watch)).toEqual(c.alerts));
 
 const names: Record<string, string> = { green: "Green Main", spare: "Backup", blue: "Blue Main" };
-const chipCases: { name: string; alerts: EngineAlert[]; chip: { text: string; tone: string } | null }[] = [
+const chipCases: { name: string; alerts: EngineAlert[]; chip: { text: string; tone: "warn" | "alert" } | null }[] = [
   { name: "nothing to say", alerts: [], chip: null },
   { name: "switched to the backup", alerts: [{ engine: "green", backup: "spare", condition: "silent", manual: false }], chip: { text: "Green Main – FAILED → switched to Backup", tone: "warn" } },
   { name: "fit again, the backup still on air", alerts: [{ engine: "green", backup: "spare", condition: "ok", manual: false }], chip: { text: "Green Main – OK, Backup still on air", tone: "warn" } },
