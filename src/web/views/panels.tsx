@@ -4,10 +4,10 @@
  * live stream swaps out of band) and is readable without JavaScript.
  */
 import type { MachineStatus } from "../../core/status.ts";
-import { HISTORY_SAMPLE_MS, type HistorySnapshot, type PeerDelayHistory } from "../../core/status-history.ts";
-import { delayVerdict, SLOW_RTT_MS, SLOW_WINDOW_SAMPLES, type DelayVerdict } from "../../core/delay-verdict.ts";
-import { consoleChip } from "../../core/console-chip.ts";
-import { roleLabelOf, type HubOfMachine, type MachineRow } from "../../core/machine-rows.ts";
+import type { PeerDelayHistory } from "../../core/status-history.ts";
+import { SLOW_RTT_MS, SLOW_WINDOW_SAMPLES, type DelayVerdict } from "../../core/delay-verdict.ts";
+import type { HubOfMachine } from "../../core/machine-rows.ts";
+import type { DelaysView, RoutingView, StatusPanelView } from "../view-models/panels-view.ts";
 import { Layout } from "./layout.tsx";
 import { formatDelay } from "./machines.tsx";
 
@@ -47,10 +47,11 @@ function laneLagWords(s: MachineStatus): string {
   return `Data Hub state ${n(lag.hubState)} · show file and assets ${n(lag.log)}`;
 }
 
-export function StatusFacts(props: { status: MachineStatus; history: HistorySnapshot; outOfBand?: boolean }) {
-  const s = props.status;
+export function StatusFacts(props: { view: StatusPanelView; outOfBand?: boolean }) {
+  const s = props.view.status;
   const f = s.failover;
-  const last = props.history.last;
+  const history = props.view.history;
+  const last = history.last;
   return (
     <section id="status-facts" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
       <dl class="facts" data-testid="status-facts">
@@ -59,7 +60,7 @@ export function StatusFacts(props: { status: MachineStatus; history: HistorySnap
           {s.name} · {s.roleLabel} · {s.peerListen ?? "not on the network"} · id <code>{s.id}</code>
         </dd>
         <dt>Status</dt>
-        <dd>{consoleChip(s).text}</dd>
+        <dd>{props.view.bar.chip.text}</dd>
         <dt>Active server</dt>
         <dd data-testid="active-server">{activeServerWords(s)}</dd>
         <dt>Epoch</dt>
@@ -81,7 +82,7 @@ export function StatusFacts(props: { status: MachineStatus; history: HistorySnap
         <dd data-testid="last-failover">
           {last
             ? `${last.at.replace("T", " ").slice(0, 19)} UTC: the ${last.server} server took over. ${last.why}`
-            : `none recorded (${props.history.failovers} failovers, ${props.history.failbacks} failbacks)`}
+            : `none recorded (${history.failovers} failovers, ${history.failbacks} failbacks)`}
         </dd>
       </dl>
     </section>
@@ -124,13 +125,12 @@ function DelayNow(props: { verdict: DelayVerdict }) {
   );
 }
 
-export function DelayTable(props: { status: MachineStatus; history: HistorySnapshot; outOfBand?: boolean }) {
-  const now = new Map((props.status.failover?.peers ?? []).map((p) => [p.id, p]));
+export function DelayTable(props: { view: DelaysView; outOfBand?: boolean }) {
   return (
     <section id="delay-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
-      {props.status.failover === null ? (
+      {props.view.status.failover === null ? (
         <p>A stand-alone machine talks to no one.</p>
-      ) : props.history.peers.length === 0 ? (
+      ) : props.view.rows.length === 0 ? (
         <p>No other machine heard yet.</p>
       ) : (
         <table data-testid="delay-table">
@@ -144,12 +144,11 @@ export function DelayTable(props: { status: MachineStatus; history: HistorySnaps
             </tr>
           </thead>
           <tbody>
-            {props.history.peers.map((p) => {
-              const verdict = delayVerdict({ now: now.get(p.id) ?? null, samples: p.samples, heardWithinMs: props.history.heardWithinMs, sampleMs: HISTORY_SAMPLE_MS });
+            {props.view.rows.map(({ peer: p, roleLabel, verdict }) => {
               return (
                 <tr data-machine-id={p.id} data-delay={verdict.kind} class={verdict.kind === "ok" ? undefined : verdict.kind}>
                   <td>{p.name}</td>
-                  <td>{roleLabelOf(p.role)}</td>
+                  <td>{roleLabel}</td>
                   <td class="num">
                     <DelayNow verdict={verdict} />
                   </td>
@@ -180,7 +179,7 @@ const HUB_WORDS: Record<HubOfMachine, string> = {
   unknown: "–",
 };
 
-export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[]; outOfBand?: boolean }) {
+export function RoutingTable(props: { view: RoutingView; outOfBand?: boolean }) {
   return (
     <section id="routing-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
       <table data-testid="routing-table">
@@ -193,7 +192,7 @@ export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[];
           </tr>
         </thead>
         <tbody>
-          {props.rows.map((r) => (
+          {props.view.rows.map((r) => (
             <tr data-machine-id={r.id}>
               <td>{r.name}</td>
               <td>{r.roleLabel}</td>
@@ -207,31 +206,31 @@ export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[];
   );
 }
 
-export function StatusPage(props: { status: MachineStatus; history: HistorySnapshot }) {
+export function StatusPage(props: { view: StatusPanelView }) {
   return (
-    <Layout title="Status" status={props.status} panel="status">
+    <Layout title="Status" bar={props.view.bar} panel="status">
       <h1>Status</h1>
-      <StatusFacts status={props.status} history={props.history} />
+      <StatusFacts view={props.view} />
     </Layout>
   );
 }
 
-export function DelaysPage(props: { status: MachineStatus; history: HistorySnapshot }) {
+export function DelaysPage(props: { view: DelaysView }) {
   return (
-    <Layout title="Delays" status={props.status} panel="delays">
+    <Layout title="Delays" bar={props.view.bar} panel="delays">
       <h1>Delays</h1>
       <p class="lead">Round trip to each machine, measured on an immediate echo of its heartbeat. A machine is marked slow when its round trip stays above {SLOW_RTT_MS} ms for most of the last {SLOW_WINDOW_SAMPLES} s, and in red when it is not heard.</p>
-      <DelayTable status={props.status} history={props.history} />
+      <DelayTable view={props.view} />
     </Layout>
   );
 }
 
-export function RoutingPage(props: { status: MachineStatus; rows: MachineRow[] }) {
+export function RoutingPage(props: { view: RoutingView }) {
   return (
-    <Layout title="Routing" status={props.status} panel="routing">
+    <Layout title="Routing" bar={props.view.bar} panel="routing">
       <h1>Routing</h1>
       <p class="lead">Which Data Hub each machine is on. Local apps always talk to their own machine, so a failover never reconnects them.</p>
-      <RoutingTable status={props.status} rows={props.rows} />
+      <RoutingTable view={props.view} />
     </Layout>
   );
 }

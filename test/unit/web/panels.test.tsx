@@ -9,6 +9,7 @@ import { DelayTable, RoutingTable } from "../../../src/web/views/panels.tsx";
 import { SLOW_RTT_MS } from "../../../src/core/delay-verdict.ts";
 import { PushControls, StorageStatus } from "../../../src/web/views/storage.tsx";
 import { storageView } from "../../../src/web/view-models/storage-view.ts";
+import { delaysView, routingView } from "../../../src/web/view-models/panels-view.ts";
 import type { FolderSyncView } from "../../../src/services/show-folder/folder-sync.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
@@ -20,7 +21,7 @@ test("Routing: each machine's Data Hub from its own state, and the local apps ea
       peer({ id: "c2", name: "cg-2", role: "client", state: "follow-none", localApps: 1, lastHeardMsAgo: 5000 }),
     ],
   });
-  const html = String(<RoutingTable status={status} rows={machineRows(status, [], 1000)} />);
+  const html = String(<RoutingTable view={routingView(status, machineRows(status, [], 1000))} />);
   const row = (name: string) => html.slice(html.indexOf(`<td>${name}</td>`)).split("</tr>")[0]!;
   expect(row("studio-main")).toContain("its own (serving)");
   expect(row("studio-main")).toContain(">2<");
@@ -43,7 +44,7 @@ test("Delays: the worst of the last minute, machines slow for most of the last 1
     ],
   };
   const status = statusFixture({}, { peers: [peer({ state: "idle", delayMs: 0.5 }), peer({ id: "c1", name: "render-1", role: "client", state: "follow-main", delayMs: 30 })] });
-  const html = String(<DelayTable status={status} history={history} />);
+  const html = String(<DelayTable view={delaysView(status, history)} />);
   expect(html).toContain('<tr data-machine-id="c1" data-delay="slow" class="slow">');
   // One 48 ms spike is not "slow".
   expect(html).toContain('<tr data-machine-id="b0b0b0b0b0b0b0b0" data-delay="ok">');
@@ -63,7 +64,7 @@ test("Delays: a main not heard for 35 s says so in red, not its last round trip"
     peers: [{ id: "m", name: "studio-main", role: "main", samples: [0.7, 0.7, null, null], worstMs: 0.7, buckets: [], count: 2, sumMs: 1.4 }],
   };
   const status = statusFixture({ role: "client", roleLabel: "Client" }, { activeServer: "backup", peers: [peer({ id: "m", name: "studio-main", role: "main", delayMs: 0.7, lastHeardMsAgo: 35_200 })] });
-  const html = String(<DelayTable status={status} history={history} />);
+  const html = String(<DelayTable view={delaysView(status, history)} />);
   const row = html.slice(html.indexOf('data-machine-id="m"')).split("</tr>")[0]!;
   expect(row).toContain('class="not-heard"');
   // "Round trip now" says it is not heard; only "Worst, last minute" keeps the 0.7 ms of before.
