@@ -9,13 +9,51 @@ import type { MachineStatus } from "../../core/status.ts";
 import { HISTORY_SAMPLE_MS, type HistorySnapshot, type PeerDelayHistory } from "../../core/status-history.ts";
 import { statusBarView, type StatusBarView } from "./status-bar-view.ts";
 
-export type StatusPanelView = { status: MachineStatus; bar: StatusBarView; history: HistorySnapshot };
+/** The Status panel's facts that are words chosen by a rule from the status. */
+export type StatusWords = { activeServer: string; backupCopy: string; hubCopy: string; laneLag: string };
+export type StatusPanelView = { status: MachineStatus; bar: StatusBarView; history: HistorySnapshot; words: StatusWords };
 export type DelayRow = { peer: PeerDelayHistory; roleLabel: string; verdict: DelayVerdict };
 export type DelaysView = { status: MachineStatus; bar: StatusBarView; rows: DelayRow[] };
 export type RoutingView = { status: MachineStatus; bar: StatusBarView; rows: MachineRow[] };
 
+function activeServerWords(s: MachineStatus): string {
+  const active = s.failover?.activeServer ?? null;
+  if (s.failover === null) return "none (stand-alone)";
+  if (active === "self") return `this machine (${s.roleLabel})`;
+  if (active === "main") return "the main server";
+  if (active === "backup") return "the backup server";
+  return "none reachable";
+}
+
+function backupCopyWords(s: MachineStatus): string {
+  const b = s.showFile?.backup;
+  if (!b) return "–";
+  switch (b.state) {
+    case "none":
+      return "no backup";
+    case "disconnected":
+      return `not connected (${b.behindBy} behind)`;
+    case "syncing":
+      return `copying, ${Math.floor((b.progress ?? 0) * 100)} %`;
+    case "in-sync":
+      return "in sync (lag 0)";
+    case "behind":
+      return `behind by ${b.behindBy}`;
+  }
+}
+
+/** Entries the backup lacks per lane, as the servers' heartbeats announce them; "–" where not known. */
+function laneLagWords(s: MachineStatus): string {
+  const lag = s.replication;
+  if (!lag) return "–";
+  const n = (v: number | null) => (v === null ? "not announced yet" : String(v));
+  return `Data Hub state ${n(lag.hubState)} · show file and assets ${n(lag.log)}`;
+}
+
 export function statusPanelView(status: MachineStatus, history: HistorySnapshot): StatusPanelView {
-  return { status, bar: statusBarView(status), history };
+  const f = status.failover;
+  const hubCopy = f?.pairing ? (f.pairing.hubCopied || status.role !== "backup" ? "copied" : "first copy in progress") : "–";
+  return { status, bar: statusBarView(status), history, words: { activeServer: activeServerWords(status), backupCopy: backupCopyWords(status), hubCopy, laneLag: laneLagWords(status) } };
 }
 
 export function delaysView(status: MachineStatus, history: HistorySnapshot): DelaysView {

@@ -3,7 +3,6 @@
  * The Status, Delays and Routing panels. Each has one live part (an id the
  * live stream swaps out of band) and is readable without JavaScript.
  */
-import type { MachineStatus } from "../../core/status.ts";
 import type { PeerDelayHistory } from "../../core/status-history.ts";
 import { SLOW_RTT_MS, SLOW_WINDOW_SAMPLES, type DelayVerdict } from "../../core/delay-verdict.ts";
 import type { HubOfMachine } from "../../core/machine-rows.ts";
@@ -13,44 +12,11 @@ import { formatDelay } from "./machines.tsx";
 
 const oob = (on: boolean | undefined) => (on ? "true" : undefined);
 
-function activeServerWords(s: MachineStatus): string {
-  const active = s.failover?.activeServer ?? null;
-  if (s.failover === null) return "none (stand-alone)";
-  if (active === "self") return `this machine (${s.roleLabel})`;
-  if (active === "main") return "the main server";
-  if (active === "backup") return "the backup server";
-  return "none reachable";
-}
-
-function backupCopyWords(s: MachineStatus): string {
-  const b = s.showFile?.backup;
-  if (!b) return "–";
-  switch (b.state) {
-    case "none":
-      return "no backup";
-    case "disconnected":
-      return `not connected (${b.behindBy} behind)`;
-    case "syncing":
-      return `copying, ${Math.floor((b.progress ?? 0) * 100)} %`;
-    case "in-sync":
-      return "in sync (lag 0)";
-    case "behind":
-      return `behind by ${b.behindBy}`;
-  }
-}
-
-/** Entries the backup lacks per lane, as the servers' heartbeats announce them; "–" where not known. */
-function laneLagWords(s: MachineStatus): string {
-  const lag = s.replication;
-  if (!lag) return "–";
-  const n = (v: number | null) => (v === null ? "not announced yet" : String(v));
-  return `Data Hub state ${n(lag.hubState)} · show file and assets ${n(lag.log)}`;
-}
-
 export function StatusFacts(props: { view: StatusPanelView; outOfBand?: boolean }) {
   const s = props.view.status;
   const f = s.failover;
   const history = props.view.history;
+  const words = props.view.words;
   const last = history.last;
   return (
     <section id="status-facts" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
@@ -62,17 +28,17 @@ export function StatusFacts(props: { view: StatusPanelView; outOfBand?: boolean 
         <dt>Status</dt>
         <dd>{props.view.bar.chip.text}</dd>
         <dt>Active server</dt>
-        <dd data-testid="active-server">{activeServerWords(s)}</dd>
+        <dd data-testid="active-server">{words.activeServer}</dd>
         <dt>Epoch</dt>
         <dd data-testid="epoch">{f ? f.epoch : "–"}</dd>
         <dt>Show file revision</dt>
         <dd>{s.showFile ? s.showFile.head : "held by the main server"}</dd>
         <dt>Lane: show file and assets</dt>
-        <dd>{backupCopyWords(s)}</dd>
+        <dd>{words.backupCopy}</dd>
         <dt>Lane: Data Hub state</dt>
-        <dd>{f?.pairing ? (f.pairing.hubCopied || s.role !== "backup" ? "copied" : "first copy in progress") : "–"}</dd>
+        <dd>{words.hubCopy}</dd>
         <dt>Backup's lag (entries)</dt>
-        <dd data-testid="lane-lag">{laneLagWords(s)}</dd>
+        <dd data-testid="lane-lag">{words.laneLag}</dd>
         <dt>Data Hub</dt>
         <dd>
           {f ? (f.hubConnected ? "linked" : "not linked") : "–"}

@@ -5,11 +5,12 @@ import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts"
 import { machineRows, SERVER_VIEWER } from "../../../src/core/machine-rows.ts";
 import { AddBackupCard } from "../../../src/web/views/machines.tsx";
 import { machinesView } from "../../../src/web/view-models/machines-view.ts";
-import { DelayTable, RoutingTable } from "../../../src/web/views/panels.tsx";
+import { DelayTable, RoutingTable, StatusFacts } from "../../../src/web/views/panels.tsx";
 import { SLOW_RTT_MS } from "../../../src/core/delay-verdict.ts";
 import { PushControls, StorageStatus } from "../../../src/web/views/storage.tsx";
 import { storageView } from "../../../src/web/view-models/storage-view.ts";
-import { delaysView, routingView } from "../../../src/web/view-models/panels-view.ts";
+import { delaysView, routingView, statusPanelView } from "../../../src/web/view-models/panels-view.ts";
+import { consoleChip } from "../../../src/core/console-chip.ts";
 import type { FolderSyncView } from "../../../src/services/show-folder/folder-sync.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
@@ -103,4 +104,14 @@ test("Synced storage: Push Changes waits for something to push, and says so", ()
   expect(view({ toPush: [{ kind: "changed", path: "rundown.txt" }], toPushCount: 1 })).not.toContain("disabled");
   // Not scanned yet: the button is not held back on a guess.
   expect(view({ toPush: null })).not.toContain("Nothing to push");
+});
+
+test("the Status panel and the status bar draw words their view-models chose (a syncing backup, the main serving, the chip)", () => {
+  const status = statusFixture({ role: "backup", roleLabel: "Backup server", replication: null, showFile: { head: 3, backup: { state: "syncing", behindBy: 2, progress: 0.42 } } }, { activeServer: "main", pairing: { peerId: "a0a0a0a0a0a0a0a0", peerName: "main", address: "10.0.0.1:7401", confirmed: true, hubCopied: false } });
+  const view = statusPanelView(status, { hubRates: null, failovers: 0, failbacks: 0, last: null, heardWithinMs: 1000, peers: [] });
+  expect(view.words).toEqual({ activeServer: "the main server", backupCopy: "copying, 42 %", hubCopy: "first copy in progress", laneLag: "–" });
+  expect(view.bar.chip).toEqual(consoleChip(status));
+  const html = String(<StatusFacts view={view} />);
+  expect(html).toContain("copying, 42 %");
+  expect(html).toContain(`<dd>${view.bar.chip.text}</dd>`);
 });
