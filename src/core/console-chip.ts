@@ -6,6 +6,7 @@
  * The rules are a table read top to bottom, first match wins: a new state
  * (e.g. "Network key differs" from a refusal) is one more row.
  */
+import { engineChip } from "./engine-chip.ts";
 import { heardWithin } from "./heard.ts";
 import { failoverRole } from "./routing.ts";
 import type { MachineStatus } from "./status.ts";
@@ -57,6 +58,8 @@ const RULES: readonly Rule[] = [
     s.chip === "No server reachable"
       ? { text: "No server reachable", tone: "alert", hint: "This client hears neither the main nor the backup. Its apps' messages wait." }
       : null,
+  // Render engines on their backup outrank the backup server's own state (docs/design.md §Render-engine backups).
+  (s) => engineChip(s.engines ?? [], (id) => (id === s.id ? s.name : (s.failover?.peers.find((p) => p.id === id)?.name ?? id))),
   (s) =>
     s.chip === "Main unreachable from backup"
       ? { text: "Main unreachable from backup", tone: "warn", hint: "The backup does not hear the main, but clients do: it does not take over." }

@@ -2,6 +2,7 @@
  * The status every page's bar shows and `GET /api/status` returns. The zod
  * schema is the wire contract: `understudy status` parses the answer with it.
  */
+import { engineAlertSchema } from "./engine-chip.ts";
 import { z } from "zod";
 import { LICENSE_TYPES } from "./license.ts";
 import { ROLE_LABELS, ROLES, type Role } from "./roles.ts";
@@ -128,6 +129,8 @@ export const machineStatusSchema = z.object({
       showFileReadOnly: z.boolean().default(false),
     })
     .nullable(),
+  /** The serving server: render engines on their backup or failed with no backup free (core/engine-chip.ts); empty elsewhere. */
+  engines: z.array(engineAlertSchema).default([]),
 });
 export type MachineStatus = z.infer<typeof machineStatusSchema>;
 

@@ -9,7 +9,8 @@
  * the router reports, so a new active server converges rather than re-routes.
  */
 import type { Clock, Timers } from "../core/clock.ts";
-import { engineReplacesKey, initialEngineFailover, transition, type EngineFailoverEvent, type EngineFailoverState, type RouteCommand } from "../core/engine-failover.ts";
+import { engineReplacesKey, initialEngineFailover, transition, type EngineFailoverEvent, type EngineFailoverState, type EngineFailoverTimings, type RouteCommand } from "../core/engine-failover.ts";
+import { engineAlerts, type EngineAlert } from "../core/engine-chip.ts";
 import { engineStatuses, routeWarnings, standIns, switchEvent } from "../core/engine-failover-views.ts";
 import { ROUTER_SWITCH_TOPIC, type RouterDriver, type RouterEvent } from "../core/router.ts";
 import type { EngineBackups } from "../store/backup-groups-file.ts";
@@ -24,6 +25,8 @@ export type EngineWatchPorts = {
   /** Wall-clock milliseconds, for the switch event's `at`. */
   wallNow: () => number;
   timers: Timers;
+  /** The decision's timeouts; the defaults unless a test or the bench sets its own. */
+  timings?: EngineFailoverTimings;
   /** The groups and the router as this server keeps them (the main's, or the backup's copy). */
   backups: () => EngineBackups;
   /** Machines heard now by the failover runner: id and how long ago. */
@@ -44,7 +47,7 @@ export class EngineWatch {
   private groupsText = "";
 
   constructor(private readonly ports: EngineWatchPorts) {
-    this.state = initialEngineFailover([], ports.clock.now());
+    this.state = initialEngineFailover([], ports.clock.now(), ports.timings);
   }
 
   /** This server serves now: take the router and decide. Calling it again is harmless. */
@@ -90,6 +93,11 @@ export class EngineWatch {
       warnings: routeWarnings(this.state),
       groups: this.state.groups,
     };
+  }
+
+  /** The engines the status chip names (on their backup, or failed with none free). */
+  alerts(): EngineAlert[] {
+    return engineAlerts({ active: this.active, engines: engineStatuses(this.state, this.ports.clock.now()) });
   }
 
   private step(): void {

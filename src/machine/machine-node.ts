@@ -112,13 +112,12 @@ export class MachineNode implements MachineControl {
     const { config, identity, license } = this.state.snapshot;
     const peer = this.peer?.status() ?? null;
     const failover = peer?.failover ?? null;
-    const chip = failover?.chip ?? baseChip(config.role);
     return {
       id: identity.id,
       name: config.name,
       role: config.role,
       roleLabel: roleLabel(config.role),
-      chip,
+      chip: failover?.chip ?? baseChip(config.role),
       version: VERSION,
       commit: COMMIT,
       license: license && { type: license.type, holder: license.holder, expiresAt: license.expiresAt },
@@ -131,6 +130,7 @@ export class MachineNode implements MachineControl {
       replication: peer?.replication ?? null,
       hub: peer?.hub ?? null,
       failover: failover && failoverFacts(failover, config.failoverTimeoutMs),
+      engines: this.peer?.engines?.alerts() ?? [],
     };
   }
 

@@ -1,6 +1,6 @@
 /**
- * Render-engine failover benchmark: the production decision, runner and
- * Videohub driver against the loopback Videohub simulator. Engines are
+ * Render-engine failover benchmark: the servers' engine watch (decision,
+ * tick and Videohub driver) against the loopback Videohub simulator. Engines are
  * simulated in this process (heartbeats every 100 ms, a frame counter at
  * 50 fps). "killed": heartbeats and frames stop (the frame counter sees it
  * first); "frozen": heartbeats go on, frames stop; "silent": an engine that
@@ -9,8 +9,9 @@
  */
 import { backupGroupSchema } from "../../src/core/backup-groups.ts";
 import { DEFAULT_ENGINE_TIMINGS, type EngineFailoverTimings } from "../../src/core/engine-failover.ts";
+import { createLogger } from "../../src/log.ts";
+import { EngineWatch } from "../../src/machine/engine-watch.ts";
 import { systemClock, systemTimers, wallClock } from "../../src/net/system-time.ts";
-import { EngineFailoverRunner } from "../../src/services/router/engine-failover-runner.ts";
 import { VideohubDriver } from "../../src/services/router/videohub-driver.ts";
 import { VideohubSim } from "../support/videohub-sim.ts";
 
@@ -42,21 +43,31 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 
 async function measure(timings: EngineFailoverTimings, fault: "killed" | "frozen" | "silent"): Promise<number[]> {
   const sim = new VideohubSim().start();
-  const driver = new VideohubDriver({ host: "127.0.0.1", port: sim.port, clock: systemClock, timers: systemTimers });
-  const runner = new EngineFailoverRunner({ driver, groups: [group], clock: systemClock, wallClock, timers: systemTimers, timings });
-  await driver.connect();
-  runner.start();
   let mainState: "running" | "killed" | "frozen" | "silent" = "running";
   const publishesFrames = fault !== "silent";
+  const heardAt: Record<string, number> = {};
+  const watch = new EngineWatch({
+    clock: systemClock,
+    wallNow: () => wallClock.now(),
+    timers: systemTimers,
+    timings,
+    backups: () => ({ router: { address: `127.0.0.1:${sim.port}`, enabled: true }, groups: [group] }),
+    heard: () => Object.entries(heardAt).map(([id, at]) => ({ id, lastHeardMsAgo: systemClock.now() - at })),
+    openRouter: () => new VideohubDriver({ host: "127.0.0.1", port: sim.port, clock: systemClock, timers: systemTimers }),
+    publish: () => {},
+    setRetained: () => {},
+    log: createLogger(() => "json", () => {}),
+  });
+  watch.activate();
   let frames = 0;
   const beats = systemTimers.every(100, () => {
-    runner.feed({ kind: "heard", machineId: "render-backup" });
-    if (mainState !== "killed" && mainState !== "silent") runner.feed({ kind: "heard", machineId: "render-1" });
+    heardAt["render-backup"] = systemClock.now();
+    if (mainState !== "killed" && mainState !== "silent") heardAt["render-1"] = systemClock.now();
   });
   const frameTimer = systemTimers.every(20, () => {
     frames++;
-    runner.feed({ kind: "frames", machineId: "render-backup", frames });
-    if (mainState === "running" && publishesFrames) runner.feed({ kind: "frames", machineId: "render-1", frames });
+    watch.signal({ kind: "frames", machineId: "render-backup", frames });
+    if (mainState === "running" && publishesFrames) watch.signal({ kind: "frames", machineId: "render-1", frames });
   });
   const results: number[] = [];
   try {
@@ -77,8 +88,7 @@ async function measure(timings: EngineFailoverTimings, fault: "killed" | "frozen
   } finally {
     beats();
     frameTimer();
-    runner.stop();
-    driver.close();
+    watch.deactivate();
     sim.stop();
   }
   return results.sort((a, b) => a - b);

@@ -46,6 +46,7 @@ export function statusFixture(over: Partial<MachineStatus> = {}, failover: Parti
             refusal: null,
             ...failover,
           },
+    engines: [],
     ...over,
   };
 }

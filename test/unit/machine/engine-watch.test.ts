@@ -6,13 +6,16 @@
  * the active server holds the router, and a new active server adopts the
  * routes it finds rather than switching again.
  */
-import { describe, expect, test } from "bun:test";
-import type { BackupGroup } from "../../../src/core/backup-groups.ts";
+import { afterEach, describe, expect, test } from "bun:test";
+import { backupGroupSchema, type BackupGroup } from "../../../src/core/backup-groups.ts";
 import { engineReplacesKey } from "../../../src/core/engine-failover.ts";
-import { ROUTER_SWITCH_TOPIC, type LockState, type RouterDriver, type RouterEvent, type RouterSnapshot } from "../../../src/core/router.ts";
+import { ROUTER_SWITCH_TOPIC, routerSwitchEventSchema, type LockState, type RouterDriver, type RouterEvent, type RouterSnapshot } from "../../../src/core/router.ts";
 import { createLogger } from "../../../src/log.ts";
 import { EngineWatch } from "../../../src/machine/engine-watch.ts";
+import { VideohubDriver } from "../../../src/services/router/videohub-driver.ts";
 import { ManualTimers } from "../../support/clock.ts";
+import { VideohubSim } from "../../support/videohub-sim.ts";
+import { waitFor } from "../../support/wait-for.ts";
 
 const MAIN = "00000000000000a1";
 const SPARE = "00000000000000b1";
@@ -92,6 +95,7 @@ describe("engine watch", () => {
     expect(w.published.filter((p) => p.topic === ROUTER_SWITCH_TOPIC).map((p) => p.data)).toEqual([expect.objectContaining({ groupId: "green", destination: 4, source: 8, from: MAIN, to: SPARE, reason: "silent" })]);
     expect(w.retained.get(engineReplacesKey(SPARE))).toBe(MAIN);
     expect(w.watch.view().engines[MAIN]).toMatchObject({ kind: "replaced", by: SPARE });
+    expect(w.watch.alerts()).toEqual([{ engine: MAIN, backup: SPARE, condition: "silent", manual: false }]);
 
     w.silent.delete(MAIN);
     await w.run(1000);
@@ -99,6 +103,7 @@ describe("engine watch", () => {
     await w.run(3000);
     expect(w.router.routes[4]).toBe(0);
     expect(w.retained.get(engineReplacesKey(SPARE))).toBeNull();
+    expect(w.watch.alerts()).toEqual([]);
   });
 
   test("only while active: deactivated it lets go of the router; activated again it adopts the routes it finds", async () => {
@@ -118,5 +123,77 @@ describe("engine watch", () => {
     w.watch.manual("green", MAIN, "main");
     await w.run(200);
     expect(w.router.routes[4]).toBe(0);
+  });
+});
+
+/** The watch against the loopback Videohub simulator through the production driver (checked on the simulator's own state). */
+function onVideohub(sim: VideohubSim) {
+  const timers = new ManualTimers();
+  const heardAt: Record<string, number> = { green: 0, spare: 0 };
+  const switches: unknown[] = [];
+  const studioA = backupGroupSchema.parse({
+    id: "studio-a",
+    name: "Studio A",
+    mains: [{ machineId: "green", outputs: [{ source: 0, destination: 10 }] }],
+    backup: { machineId: "spare", sources: [5] },
+    failoverMode: "auto",
+    switchBack: "auto",
+    holdTimeMs: 2_000,
+  });
+  const watch = new EngineWatch({
+    clock: timers.clock,
+    wallNow: () => timers.now,
+    timers,
+    timings: { silenceMs: 1_000, framesFrozenMs: 500, routeRetryMs: 1_000 },
+    backups: () => ({ router: { address: `127.0.0.1:${sim.port}`, enabled: true }, groups: [studioA] }),
+    heard: () => Object.entries(heardAt).map(([id, at]) => ({ id, lastHeardMsAgo: timers.now - at })),
+    openRouter: () => new VideohubDriver({ host: "127.0.0.1", port: sim.port, clock: timers.clock, timers }),
+    publish: (topic, data) => topic === ROUTER_SWITCH_TOPIC && switches.push(data),
+    setRetained: () => {},
+    log: createLogger(() => "json", () => {}),
+  });
+  cleanups.push(() => watch.deactivate(), () => sim.stop());
+  /** 100 ms steps, the engines in `alive` heard at each. */
+  const step = async (count: number, alive: string[]) => {
+    for (let i = 0; i < count; i++) {
+      for (const id of alive) heardAt[id] = timers.now;
+      timers.advance(100);
+      await Bun.sleep(1);
+    }
+  };
+  return { watch, switches, step };
+}
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+describe("engine watch on a Videohub", () => {
+  test("engine silent → the router's destination goes to the backup, and back after the hold", async () => {
+    const sim = new VideohubSim().start();
+    const v = onVideohub(sim);
+    v.watch.activate();
+    await waitFor("the main on air", async () => (await v.step(1, ["green", "spare"]), sim.routes[10] === 0));
+    await v.step(15, ["spare"]);
+    await waitFor("the backup on air", async () => (await v.step(1, ["spare"]), sim.routes[10] === 5));
+    expect(v.switches.at(-1)).toMatchObject({ destination: 10, source: 5, from: "green", to: "spare", reason: "silent" });
+    expect(routerSwitchEventSchema.safeParse(v.switches.at(-1)).success).toBe(true);
+    await v.step(25, ["green", "spare"]);
+    await waitFor("the main back on air", async () => (await v.step(1, ["green", "spare"]), sim.routes[10] === 0));
+    expect(v.switches.at(-1)).toMatchObject({ destination: 10, source: 0, to: "green", reason: "switch-back" });
+  });
+
+  test("a destination another client locked is not switched; the watch never forces it", async () => {
+    const sim = new VideohubSim().start();
+    sim.routes[10] = 0;
+    sim.lockOwners[10] = "other";
+    const v = onVideohub(sim);
+    v.watch.activate();
+    await waitFor("the router's state read", async () => (await v.step(1, ["spare"]), v.watch.view().router.connected));
+    await v.step(20, ["spare"]);
+    expect(sim.requests).toEqual([]);
+    expect(sim.routes[10]).toBe(0);
+    expect(v.watch.view().warnings.length).toBeGreaterThan(0);
   });
 });

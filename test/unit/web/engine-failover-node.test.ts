@@ -56,9 +56,12 @@ test("a main engine's machine stopping puts the backup's source on the router's 
     const html = await health();
     return html.includes("render-1 – FAILED (silent) → switched to render-spare") && html.includes("Destination 5 ← source 9");
   }, 10_000);
+  const chip = async () => (await health()).match(/data-testid="status-chip"[^>]*>([^<]*)</)?.[1];
+  expect(await chip()).toBe("render-1 – FAILED → switched to render-spare");
 
   render1 = await node({ role: "client", main: mainAt, name: "render-1" }, key, render1Dir);
   await waitFor("switched back to render-1's source 1", () => sim.routes[4] === 0, 15_000);
+  await waitFor("the chip loses the engine state", async () => (await chip()) !== undefined && !(await chip())!.includes("render-1"), 10_000);
 }, 60_000);
 
 test("a destination locked by another router client is shown on the Health panel before any engine fails", async () => {
