@@ -15,7 +15,7 @@ import { COMMIT, VERSION } from "../version.ts";
 import { createWebApp, type MachineControl } from "../web/app.tsx";
 import type { RoleForm } from "../web/forms.ts";
 import { staticAssets } from "../web/static-assets.ts";
-import type { SetupView } from "../web/view-models/setup-view.ts";
+import type { SetupFacts } from "../web/view-models/setup-view.ts";
 import { PeerRuntime } from "./peer-runtime.ts";
 import type { FailoverStatus } from "./peer-status.ts";
 import { listenError } from "../net/listen-error.ts";
@@ -134,7 +134,7 @@ export class MachineNode implements MachineControl {
     };
   }
 
-  setupView(): SetupView {
+  setupView(): SetupFacts {
     const snap = this.state.snapshot;
     const { config, license, pinned } = snap;
     return {

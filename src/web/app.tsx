@@ -11,7 +11,8 @@ import type { z } from "zod";
 import { AppError, InvalidInput } from "../core/errors.ts";
 import type { MachineStatus } from "../core/status.ts";
 import { FailbackSection, KeySection, LicenseSection, RoleSection, SetupPage, type FieldErrors } from "./views/setup.tsx";
-import type { SetupView } from "./view-models/setup-view.ts";
+import { setupView, type SetupFacts } from "./view-models/setup-view.ts";
+import { statusBarView } from "./view-models/status-bar-view.ts";
 import { StatusBar } from "./views/status-bar.tsx";
 import { registerConsole, type ConsoleControl } from "./console-routes.tsx";
 import { failbackFormSchema, fieldErrors, keyFormSchema, licenseFormSchema, roleFormSchema, type RoleForm } from "./forms.ts";
@@ -26,7 +27,7 @@ import { systemClock } from "../net/system-time.ts";
 /** What the web edge needs from the machine (the console panels' part in console-routes.tsx). */
 export interface MachineControl extends ConsoleControl {
   status(): MachineStatus;
-  setupView(): SetupView;
+  setupView(): SetupFacts;
   saveLicense(text: string): void;
   saveNetworkKey(text: string | null): Promise<void>;
   saveRole(form: RoleForm): Promise<void>;
@@ -50,6 +51,7 @@ function sourceOf(c: Context): string {
 export function createWebApp(machine: MachineControl, assets: Map<string, StaticAsset>, options: WebAppOptions = {}): Hono {
   const app = new Hono();
   const passwords = new PasswordGuard(options.clock ?? systemClock, options.log ?? null);
+  const setupPageView = () => setupView(machine.setupView());
 
   // Before anything else: a request under a name that is not this machine's is DNS rebinding (CSRF alone compares Origin with that same Host).
   app.use("*", async (c, next) => {
@@ -79,8 +81,8 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
   });
 
   app.get("/", (c) => c.redirect("/setup"));
-  app.get("/setup", (c) => c.html(<SetupPage view={machine.setupView()} />));
-  app.get("/partials/status-bar", (c) => c.html(<StatusBar status={machine.status()} />));
+  app.get("/setup", (c) => c.html(<SetupPage view={setupPageView()} />));
+  app.get("/partials/status-bar", (c) => c.html(<StatusBar bar={statusBarView(machine.status())} />));
   app.get("/api/status", (c) => c.json(machine.status()));
   app.get("/api/machines/discovered", (c) => c.json(machine.discovered()));
   registerConsole(app, machine);
@@ -106,13 +108,13 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
   app.post(
     "/setup/license",
     zValidator("form", licenseFormSchema, (result, c) => {
-      if (!result.success) return section(c, (e) => <LicenseSection view={machine.setupView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
+      if (!result.success) return section(c, (e) => <LicenseSection view={setupPageView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
     }),
     async (c) => {
       const form = c.req.valid("form");
       const text = form.license?.trim() ? form.license : await form.licenseFile!.text();
       // A refused license stays in the box, to be corrected rather than pasted again.
-      const out = section(c, (e, s) => <LicenseSection view={machine.setupView()} errors={e} saved={s} typed={e ? form.license : undefined} />);
+      const out = section(c, (e, s) => <LicenseSection view={setupPageView()} errors={e} saved={s} typed={e ? form.license : undefined} />);
       try {
         machine.saveLicense(text);
       } catch (error) {
@@ -125,11 +127,11 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
   app.post(
     "/setup/key",
     zValidator("form", keyFormSchema, (result, c) => {
-      if (!result.success) return section(c, (e) => <KeySection view={machine.setupView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
+      if (!result.success) return section(c, (e) => <KeySection view={setupPageView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
     }),
     async (c) => {
       const form = c.req.valid("form");
-      const out = section(c, (e, s) => <KeySection view={machine.setupView()} errors={e} saved={s} />);
+      const out = section(c, (e, s) => <KeySection view={setupPageView()} errors={e} saved={s} />);
       try {
         await machine.saveNetworkKey(form.action === "paste" ? form.key : null);
       } catch (error) {
@@ -144,7 +146,7 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
     zValidator("form", roleFormSchema, async (result, c) => {
       if (!result.success) {
         const values = Object.fromEntries(Object.entries(await c.req.parseBody()).filter(([, v]) => typeof v === "string")) as Record<string, string>;
-        return section(c, (e) => <RoleSection view={machine.setupView()} errors={e} values={values} />).failed(fieldErrors(result.error as z.ZodError));
+        return section(c, (e) => <RoleSection view={setupPageView()} errors={e} values={values} />).failed(fieldErrors(result.error as z.ZodError));
       }
     }),
     async (c) => {
@@ -156,13 +158,13 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
         // Errors about anything but the form's own fields (the key, the license) are shown with the role choice.
         const errors = asFieldErrors(error, "role");
         const shown = Object.fromEntries(Object.entries(errors).map(([field, message]) => [field in values ? field : "role", message]));
-        return c.html(<RoleSection view={machine.setupView()} errors={shown} values={values} />, 400);
+        return c.html(<RoleSection view={setupPageView()} errors={shown} values={values} />, 400);
       }
       // A main (or a server) has a failback card; another role has none.
       return c.html(
         <>
-          <RoleSection view={machine.setupView()} saved="Saved and applied." />
-          <FailbackSection view={machine.setupView()} outOfBand />
+          <RoleSection view={setupPageView()} saved="Saved and applied." />
+          <FailbackSection view={setupPageView()} outOfBand />
         </>,
       );
     },
@@ -171,10 +173,10 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
   app.post(
     "/setup/failback",
     zValidator("form", failbackFormSchema, (result, c) => {
-      if (!result.success) return section(c, (e) => <FailbackSection view={machine.setupView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
+      if (!result.success) return section(c, (e) => <FailbackSection view={setupPageView()} errors={e} />).failed(fieldErrors(result.error as z.ZodError));
     }),
     (c) => {
-      const out = section(c, (e, s) => <FailbackSection view={machine.setupView()} errors={e} saved={s} />);
+      const out = section(c, (e, s) => <FailbackSection view={setupPageView()} errors={e} saved={s} />);
       try {
         machine.saveFailback(c.req.valid("form").failback);
       } catch (error) {

@@ -14,6 +14,8 @@ import type { HistorySnapshot } from "../core/status-history.ts";
 import { StatusBar } from "./views/status-bar.tsx";
 import { PANELS, type Panel } from "./views/layout.tsx";
 import { AddBackupCard, MachinesLive, MachinesPage, PermissionsCard } from "./views/machines.tsx";
+import { delaysView, routingView, statusPanelView } from "./view-models/panels-view.ts";
+import { statusBarView } from "./view-models/status-bar-view.ts";
 import { machinesView as buildMachinesView, type Discovered, type MachinesView } from "./view-models/machines-view.ts";
 import { DelaysPage, DelayTable, RoutingPage, RoutingTable, StatusFacts, StatusPage } from "./views/panels.tsx";
 import { liveStream } from "./live-stream.ts";
@@ -82,16 +84,16 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
   /** The live parts of a panel, each swapped out of band by its id. */
   const liveParts = (panel: Panel) => {
     const status = machine.status();
-    const bar = <StatusBar status={status} outOfBand />;
+    const bar = <StatusBar bar={statusBarView(status)} outOfBand />;
     switch (panel) {
       case "status":
-        return <>{bar}<StatusFacts status={status} history={history()} outOfBand /></>;
+        return <>{bar}<StatusFacts view={statusPanelView(status, history())} outOfBand /></>;
       case "machines":
         return <>{bar}<MachinesLive view={machinesView()} outOfBand /></>;
       case "delays":
-        return <>{bar}<DelayTable status={status} history={history()} outOfBand /></>;
+        return <>{bar}<DelayTable view={delaysView(status, history())} outOfBand /></>;
       case "routing":
-        return <>{bar}<RoutingTable status={status} rows={machinesView().rows} outOfBand /></>;
+        return <>{bar}<RoutingTable view={routingView(status, machinesView().rows)} outOfBand /></>;
       case "storage":
         return <>{bar}<StorageLive view={{ ...storageView(machine), status }} /></>;
       case "setup":
@@ -108,10 +110,10 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
   });
 
   app.get("/favicon.ico", (c) => c.body(null, 204));
-  app.get("/status", (c) => c.html(<StatusPage status={machine.status()} history={history()} />));
+  app.get("/status", (c) => c.html(<StatusPage view={statusPanelView(machine.status(), history())} />));
   app.get("/machines", (c) => c.html(<MachinesPage view={machinesView()} />));
-  app.get("/delays", (c) => c.html(<DelaysPage status={machine.status()} history={history()} />));
-  app.get("/routing", (c) => c.html(<RoutingPage status={machine.status()} rows={machinesView().rows} />));
+  app.get("/delays", (c) => c.html(<DelaysPage view={delaysView(machine.status(), history())} />));
+  app.get("/routing", (c) => c.html(<RoutingPage view={routingView(machine.status(), machinesView().rows)} />));
   registerStorage(app, machine);
   registerBackupGroups(app, machine);
   registerHealth(app, machine);

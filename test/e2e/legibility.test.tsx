@@ -19,6 +19,7 @@ import type { DiscoveredMachine } from "../../src/net/discovery/discovery.ts";
 import type { FolderSyncView } from "../../src/services/show-folder/folder-sync.ts";
 import { machinesView } from "../../src/web/view-models/machines-view.ts";
 import { storageView } from "../../src/web/view-models/storage-view.ts";
+import { delaysView, routingView, statusPanelView } from "../../src/web/view-models/panels-view.ts";
 import { MachinesPage } from "../../src/web/views/machines.tsx";
 import { DelaysPage, RoutingPage, StatusPage } from "../../src/web/views/panels.tsx";
 import { StoragePage } from "../../src/web/views/storage.tsx";
@@ -73,9 +74,9 @@ function pages(): Record<string, string> {
   };
   return {
     machines: String(<MachinesPage view={view} />),
-    delays: String(<DelaysPage status={status} history={history} />),
-    status: String(<StatusPage status={status} history={history} />),
-    routing: String(<RoutingPage status={status} rows={view.rows} />),
+    delays: String(<DelaysPage view={delaysView(status, history)} />),
+    status: String(<StatusPage view={statusPanelView(status, history)} />),
+    routing: String(<RoutingPage view={routingView(status, view.rows)} />),
     storage: String(<StoragePage view={storageView({ status, history: null, sync, pinned: { folder: false, autoPull: false } })} />),
   };
 }

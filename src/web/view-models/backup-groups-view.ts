@@ -9,6 +9,7 @@ import type { BackupGroup } from "../../core/backup-groups.ts";
 import type { EngineBackups, RouterSetting } from "../../store/backup-groups-file.ts";
 import type { Permission } from "../../core/permissions.ts";
 import type { MachineStatus } from "../../core/status.ts";
+import { statusBarView, type StatusBarView } from "./status-bar-view.ts";
 
 export type { BackupGroup, EngineBackups, RouterSetting };
 
@@ -16,6 +17,7 @@ export type EngineChoice = { id: string; name: string };
 
 export type BackupGroupsView = {
   status: MachineStatus;
+  bar: StatusBarView;
   groups: BackupGroup[] | { error: string };
   router: RouterSetting | null;
   /** Machines an engine may be, by name (the heard ones first, then any only a group names). */
@@ -33,7 +35,7 @@ export function backupGroupsView(status: MachineStatus, permission: Permission, 
   const named = Array.isArray(groups) ? groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]) : [];
   const machines = [...heard];
   for (const id of named) if (!machines.some((m) => m.id === id)) machines.push({ id, name: `machine ${id} (not heard now)` });
-  return { status, groups, router: "error" in backups ? null : backups.router, machines, editRefusal: backupGroupEditRefusal(status, permission) };
+  return { status, bar: statusBarView(status), groups, router: "error" in backups ? null : backups.router, machines, editRefusal: backupGroupEditRefusal(status, permission) };
 }
 
 /** The machine's name as the panel shows it. */

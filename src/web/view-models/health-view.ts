@@ -12,6 +12,7 @@ import type { EngineSignals, EngineStatus, RouteWarning } from "../../core/engin
 import type { Permission } from "../../core/permissions.ts";
 import type { LockState } from "../../core/router.ts";
 import type { MachineStatus } from "../../core/status.ts";
+import { statusBarView, type StatusBarView } from "./status-bar-view.ts";
 
 /** What the engine runner shows (machine/engine-watch.ts view()). */
 export type EngineWatchView = {
@@ -39,6 +40,7 @@ export type EngineRow = {
 
 export type HealthView = {
   status: MachineStatus;
+  bar: StatusBarView;
   /** Null where this machine runs no engine runner (a client, a stand-alone machine). */
   watch: { active: boolean; router: string | null; connected: boolean; groups: { id: string; name: string; rows: EngineRow[] }[]; warnings: string[] } | null;
   switchRefusal: string | null;
@@ -46,7 +48,7 @@ export type HealthView = {
 
 export function healthView(status: MachineStatus, permission: Permission, watch: EngineWatchView | null): HealthView {
   const switchRefusal = engineSwitchRefusal(status, permission, watch?.active ?? false);
-  if (!watch) return { status, watch: null, switchRefusal };
+  if (!watch) return { status, bar: statusBarView(status), watch: null, switchRefusal };
   const peers = status.failover?.peers ?? [];
   const nameOf = (id: string) => peers.find((p) => p.id === id)?.name ?? id;
   const heardOf = (id: string) => peers.find((p) => p.id === id)?.lastHeardMsAgo ?? null;
@@ -72,5 +74,5 @@ export function healthView(status: MachineStatus, permission: Permission, watch:
     name: g.name,
     rows: [...g.mains.map((m) => row(m.machineId, "main", m.outputs.map((o) => o.destination))), row(g.backup.machineId, "backup", [])],
   }));
-  return { status, watch: { active: watch.active, router: watch.router.address, connected: watch.router.connected, groups, warnings: watch.warnings.map((w) => w.message) }, switchRefusal };
+  return { status, bar: statusBarView(status), watch: { active: watch.active, router: watch.router.address, connected: watch.router.connected, groups, warnings: watch.warnings.map((w) => w.message) }, switchRefusal };
 }

@@ -4,10 +4,12 @@
  */
 import type { RoleChoice } from "../../core/roles.ts";
 import type { MachineStatus } from "../../core/status.ts";
+import { statusBarView, type StatusBarView } from "./status-bar-view.ts";
 
 export type LicenseSummary = { type: string; typeLabel: string; holder: string; expiresAt: string | null };
 
-export type SetupView = {
+/** What the machine knows for its setup page (machine/machine-node.ts builds it). */
+export type SetupFacts = {
   status: MachineStatus;
   license: LicenseSummary | null;
   roles: RoleChoice[];
@@ -22,3 +24,9 @@ export type SetupView = {
   /** Settings fixed by flags or environment, shown read-only with why. */
   pinned: { role: boolean; main: boolean; backup: boolean; license: boolean; key: boolean; failback: boolean };
 };
+
+export type SetupView = SetupFacts & { bar: StatusBarView };
+
+export function setupView(facts: SetupFacts): SetupView {
+  return { ...facts, bar: statusBarView(facts.status) };
+}

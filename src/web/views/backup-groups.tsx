@@ -191,7 +191,7 @@ export function BackupGroupsPage(props: { view: BackupGroupsView; echo?: GroupFo
   const echo = props.echo ?? (props.editing ? { values: formValuesOf(props.editing) } : {});
   const groups = view.groups;
   return (
-    <Layout title="Backup groups" status={view.status} panel="backup-groups">
+    <Layout title="Backup groups" bar={view.bar} panel="backup-groups">
       <h1>Backup groups</h1>
       <p class="lead">Each render engine is paired with a backup engine: when a main engine fails, the video router puts the backup's output on air.</p>
       <RouterCard view={view} echo={props.routerEcho ?? {}} />

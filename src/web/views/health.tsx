@@ -48,7 +48,7 @@ export function HealthPage(props: { view: HealthView; message?: { ok: boolean; t
   const { view } = props;
   const w = view.watch;
   return (
-    <Layout title="Health" status={view.status} panel="health">
+    <Layout title="Health" bar={view.bar} panel="health">
       <h1>Health</h1>
       {props.message ? (
         <p class={props.message.ok ? "saved" : "field-error"} role="status" data-testid="health-message">

@@ -7,7 +7,7 @@
  */
 import type { Child } from "hono/jsx";
 import { raw } from "hono/html";
-import type { MachineStatus } from "../../core/status.ts";
+import type { StatusBarView } from "../view-models/status-bar-view.ts";
 import { StatusBar } from "./status-bar.tsx";
 
 export const PANELS = ["status", "machines", "delays", "routing", "storage", "backup-groups", "health", "setup"] as const;
@@ -24,7 +24,7 @@ const NAV: { panel: Panel; label: string }[] = [
   { panel: "setup", label: "Setup" },
 ];
 
-export function Layout(props: { title: string; status: MachineStatus; panel: Panel; children: Child }) {
+export function Layout(props: { title: string; bar: StatusBarView; panel: Panel; children: Child }) {
   return (
     <>
       {raw("<!DOCTYPE html>")}
@@ -32,16 +32,16 @@ export function Layout(props: { title: string; status: MachineStatus; panel: Pan
         <head>
           <meta charset="utf-8" />
           <meta name="viewport" content="width=device-width, initial-scale=1" />
-          <title>{`${props.title} · ${props.status.name} · understudy`}</title>
+          <title>{`${props.title} · ${props.bar.name} · understudy`}</title>
           <link rel="stylesheet" href="/static/style.css" />
           <script src="/static/htmx.min.js"></script>
           <script src="/static/hx-sse.js"></script>
           <script src="/static/console.js"></script>
         </head>
         <body>
-          <StatusBar status={props.status} />
+          <StatusBar bar={props.bar} />
           <div class="contact-lost" role="alert" data-testid="contact-lost">
-            Lost contact with {props.status.name}: this page no longer shows what the machine is doing. Trying again…
+            Lost contact with {props.bar.name}: this page no longer shows what the machine is doing. Trying again…
           </div>
           <nav class="pages" aria-label="Panels">
             {NAV.map((n) => (

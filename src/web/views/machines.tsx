@@ -8,9 +8,8 @@
 import type { MachineStatus } from "../../core/status.ts";
 import type { MachineRow } from "../../core/machine-rows.ts";
 import type { RowOffer } from "../../core/machines-offers.ts";
-import { formatHostPort } from "../../core/config.ts";
 import { PERMISSION_LEVELS, PERMISSION_WORDS } from "../../core/permissions.ts";
-import type { Discovered, MachinesView } from "../view-models/machines-view.ts";
+import type { DiscoveredList as DiscoveredListView, MachinesView } from "../view-models/machines-view.ts";
 import { Layout } from "./layout.tsx";
 import { RefusalNote } from "./refusal.tsx";
 
@@ -230,7 +229,7 @@ export function PermissionsCard(props: { view: MachinesView; saved?: string; err
   );
 }
 
-export function DiscoveredList(props: Discovered & { outOfBand?: boolean }) {
+export function DiscoveredList(props: DiscoveredListView & { outOfBand?: boolean }) {
   return (
     <section id="discovered" class="card" hx-swap-oob={oob(props.outOfBand)}>
       <h2>Found on the network</h2>
@@ -256,7 +255,7 @@ export function DiscoveredList(props: Discovered & { outOfBand?: boolean }) {
               <tr data-machine-id={m.id} class={m.keyMismatch ? "mismatch" : undefined}>
                 <td>{m.name}</td>
                 <td>{m.role}</td>
-                <td>{m.addresses.map((host) => formatHostPort({ host, port: m.port })).join(", ")}</td>
+                <td>{m.addressText}</td>
                 <td>{m.keyMismatch ? <strong class="field-error">different key ({m.fingerprint})</strong> : "same key"}</td>
                 <td>{m.version}</td>
               </tr>
@@ -323,7 +322,7 @@ function PairedMainCard(props: { main: MachinesView["offers"]["pairedMain"] }) {
 
 export function MachinesPage(props: { view: MachinesView }) {
   return (
-    <Layout title="Machines" status={props.view.status} panel="machines">
+    <Layout title="Machines" bar={props.view.bar} panel="machines">
       <h1>Machines</h1>
       <div id="switch-back-result"></div>
       <div id="backup-result"></div>

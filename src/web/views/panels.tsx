@@ -3,54 +3,21 @@
  * The Status, Delays and Routing panels. Each has one live part (an id the
  * live stream swaps out of band) and is readable without JavaScript.
  */
-import type { MachineStatus } from "../../core/status.ts";
-import { HISTORY_SAMPLE_MS, type HistorySnapshot, type PeerDelayHistory } from "../../core/status-history.ts";
-import { delayVerdict, SLOW_RTT_MS, SLOW_WINDOW_SAMPLES, type DelayVerdict } from "../../core/delay-verdict.ts";
-import { consoleChip } from "../../core/console-chip.ts";
-import { roleLabelOf, type HubOfMachine, type MachineRow } from "../../core/machine-rows.ts";
+import type { PeerDelayHistory } from "../../core/status-history.ts";
+import { SLOW_RTT_MS, SLOW_WINDOW_SAMPLES, type DelayVerdict } from "../../core/delay-verdict.ts";
+import type { HubOfMachine } from "../../core/machine-rows.ts";
+import type { DelaysView, RoutingView, StatusPanelView } from "../view-models/panels-view.ts";
 import { Layout } from "./layout.tsx";
 import { formatDelay } from "./machines.tsx";
 
 const oob = (on: boolean | undefined) => (on ? "true" : undefined);
 
-function activeServerWords(s: MachineStatus): string {
-  const active = s.failover?.activeServer ?? null;
-  if (s.failover === null) return "none (stand-alone)";
-  if (active === "self") return `this machine (${s.roleLabel})`;
-  if (active === "main") return "the main server";
-  if (active === "backup") return "the backup server";
-  return "none reachable";
-}
-
-function backupCopyWords(s: MachineStatus): string {
-  const b = s.showFile?.backup;
-  if (!b) return "–";
-  switch (b.state) {
-    case "none":
-      return "no backup";
-    case "disconnected":
-      return `not connected (${b.behindBy} behind)`;
-    case "syncing":
-      return `copying, ${Math.floor((b.progress ?? 0) * 100)} %`;
-    case "in-sync":
-      return "in sync (lag 0)";
-    case "behind":
-      return `behind by ${b.behindBy}`;
-  }
-}
-
-/** Entries the backup lacks per lane, as the servers' heartbeats announce them; "–" where not known. */
-function laneLagWords(s: MachineStatus): string {
-  const lag = s.replication;
-  if (!lag) return "–";
-  const n = (v: number | null) => (v === null ? "not announced yet" : String(v));
-  return `Data Hub state ${n(lag.hubState)} · show file and assets ${n(lag.log)}`;
-}
-
-export function StatusFacts(props: { status: MachineStatus; history: HistorySnapshot; outOfBand?: boolean }) {
-  const s = props.status;
+export function StatusFacts(props: { view: StatusPanelView; outOfBand?: boolean }) {
+  const s = props.view.status;
   const f = s.failover;
-  const last = props.history.last;
+  const history = props.view.history;
+  const words = props.view.words;
+  const last = history.last;
   return (
     <section id="status-facts" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
       <dl class="facts" data-testid="status-facts">
@@ -59,19 +26,19 @@ export function StatusFacts(props: { status: MachineStatus; history: HistorySnap
           {s.name} · {s.roleLabel} · {s.peerListen ?? "not on the network"} · id <code>{s.id}</code>
         </dd>
         <dt>Status</dt>
-        <dd>{consoleChip(s).text}</dd>
+        <dd>{props.view.bar.chip.text}</dd>
         <dt>Active server</dt>
-        <dd data-testid="active-server">{activeServerWords(s)}</dd>
+        <dd data-testid="active-server">{words.activeServer}</dd>
         <dt>Epoch</dt>
         <dd data-testid="epoch">{f ? f.epoch : "–"}</dd>
         <dt>Show file revision</dt>
         <dd>{s.showFile ? s.showFile.head : "held by the main server"}</dd>
         <dt>Lane: show file and assets</dt>
-        <dd>{backupCopyWords(s)}</dd>
+        <dd>{words.backupCopy}</dd>
         <dt>Lane: Data Hub state</dt>
-        <dd>{f?.pairing ? (f.pairing.hubCopied || s.role !== "backup" ? "copied" : "first copy in progress") : "–"}</dd>
+        <dd>{words.hubCopy}</dd>
         <dt>Backup's lag (entries)</dt>
-        <dd data-testid="lane-lag">{laneLagWords(s)}</dd>
+        <dd data-testid="lane-lag">{words.laneLag}</dd>
         <dt>Data Hub</dt>
         <dd>
           {f ? (f.hubConnected ? "linked" : "not linked") : "–"}
@@ -81,7 +48,7 @@ export function StatusFacts(props: { status: MachineStatus; history: HistorySnap
         <dd data-testid="last-failover">
           {last
             ? `${last.at.replace("T", " ").slice(0, 19)} UTC: the ${last.server} server took over. ${last.why}`
-            : `none recorded (${props.history.failovers} failovers, ${props.history.failbacks} failbacks)`}
+            : `none recorded (${history.failovers} failovers, ${history.failbacks} failbacks)`}
         </dd>
       </dl>
     </section>
@@ -124,13 +91,12 @@ function DelayNow(props: { verdict: DelayVerdict }) {
   );
 }
 
-export function DelayTable(props: { status: MachineStatus; history: HistorySnapshot; outOfBand?: boolean }) {
-  const now = new Map((props.status.failover?.peers ?? []).map((p) => [p.id, p]));
+export function DelayTable(props: { view: DelaysView; outOfBand?: boolean }) {
   return (
     <section id="delay-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
-      {props.status.failover === null ? (
+      {props.view.status.failover === null ? (
         <p>A stand-alone machine talks to no one.</p>
-      ) : props.history.peers.length === 0 ? (
+      ) : props.view.rows.length === 0 ? (
         <p>No other machine heard yet.</p>
       ) : (
         <table data-testid="delay-table">
@@ -144,12 +110,11 @@ export function DelayTable(props: { status: MachineStatus; history: HistorySnaps
             </tr>
           </thead>
           <tbody>
-            {props.history.peers.map((p) => {
-              const verdict = delayVerdict({ now: now.get(p.id) ?? null, samples: p.samples, heardWithinMs: props.history.heardWithinMs, sampleMs: HISTORY_SAMPLE_MS });
+            {props.view.rows.map(({ peer: p, roleLabel, verdict }) => {
               return (
                 <tr data-machine-id={p.id} data-delay={verdict.kind} class={verdict.kind === "ok" ? undefined : verdict.kind}>
                   <td>{p.name}</td>
-                  <td>{roleLabelOf(p.role)}</td>
+                  <td>{roleLabel}</td>
                   <td class="num">
                     <DelayNow verdict={verdict} />
                   </td>
@@ -180,7 +145,7 @@ const HUB_WORDS: Record<HubOfMachine, string> = {
   unknown: "–",
 };
 
-export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[]; outOfBand?: boolean }) {
+export function RoutingTable(props: { view: RoutingView; outOfBand?: boolean }) {
   return (
     <section id="routing-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
       <table data-testid="routing-table">
@@ -193,7 +158,7 @@ export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[];
           </tr>
         </thead>
         <tbody>
-          {props.rows.map((r) => (
+          {props.view.rows.map((r) => (
             <tr data-machine-id={r.id}>
               <td>{r.name}</td>
               <td>{r.roleLabel}</td>
@@ -207,31 +172,31 @@ export function RoutingTable(props: { status: MachineStatus; rows: MachineRow[];
   );
 }
 
-export function StatusPage(props: { status: MachineStatus; history: HistorySnapshot }) {
+export function StatusPage(props: { view: StatusPanelView }) {
   return (
-    <Layout title="Status" status={props.status} panel="status">
+    <Layout title="Status" bar={props.view.bar} panel="status">
       <h1>Status</h1>
-      <StatusFacts status={props.status} history={props.history} />
+      <StatusFacts view={props.view} />
     </Layout>
   );
 }
 
-export function DelaysPage(props: { status: MachineStatus; history: HistorySnapshot }) {
+export function DelaysPage(props: { view: DelaysView }) {
   return (
-    <Layout title="Delays" status={props.status} panel="delays">
+    <Layout title="Delays" bar={props.view.bar} panel="delays">
       <h1>Delays</h1>
       <p class="lead">Round trip to each machine, measured on an immediate echo of its heartbeat. A machine is marked slow when its round trip stays above {SLOW_RTT_MS} ms for most of the last {SLOW_WINDOW_SAMPLES} s, and in red when it is not heard.</p>
-      <DelayTable status={props.status} history={props.history} />
+      <DelayTable view={props.view} />
     </Layout>
   );
 }
 
-export function RoutingPage(props: { status: MachineStatus; rows: MachineRow[] }) {
+export function RoutingPage(props: { view: RoutingView }) {
   return (
-    <Layout title="Routing" status={props.status} panel="routing">
+    <Layout title="Routing" bar={props.view.bar} panel="routing">
       <h1>Routing</h1>
       <p class="lead">Which Data Hub each machine is on. Local apps always talk to their own machine, so a failover never reconnects them.</p>
-      <RoutingTable status={props.status} rows={props.rows} />
+      <RoutingTable view={props.view} />
     </Layout>
   );
 }

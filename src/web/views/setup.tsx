@@ -235,7 +235,7 @@ export function FailbackSection(props: { view: SetupView; errors?: FieldErrors; 
 
 export function SetupPage(props: { view: SetupView }) {
   return (
-    <Layout title="Setup" status={props.view.status} panel="setup">
+    <Layout title="Setup" bar={props.view.bar} panel="setup">
       <h1>Set up this machine</h1>
       <LicenseSection view={props.view} />
       <KeySection view={props.view} />

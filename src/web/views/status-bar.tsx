@@ -3,12 +3,11 @@
  * Machine name, role and the Status chip, large enough to read from two
  * metres. The live stream (/events) sends it again whenever it changes.
  */
-import type { MachineStatus } from "../../core/status.ts";
-import { consoleChip } from "../../core/console-chip.ts";
+import type { StatusBarView } from "../view-models/status-bar-view.ts";
 
-export function StatusBar(props: { status: MachineStatus; outOfBand?: boolean }) {
-  const s = props.status;
-  const chip = consoleChip(s);
+export function StatusBar(props: { bar: StatusBarView; outOfBand?: boolean }) {
+  const s = props.bar;
+  const chip = s.chip;
   return (
     <header id="status-bar" class={`status-bar tone-${chip.tone}`} hx-swap-oob={props.outOfBand ? "true" : undefined}>
       <div class="identity">

@@ -308,7 +308,7 @@ export function StorageLive(props: { view: StorageView }) {
 export function StoragePage(props: { view: StorageView; folder?: FormEcho; push?: FormEcho; pull?: FormEcho }) {
   const { view } = props;
   return (
-    <Layout title="Synced storage" status={view.status} panel="storage">
+    <Layout title="Synced storage" bar={view.bar} panel="storage">
       <h1>Synced storage</h1>
       <StorageStatus status={view.status} readOnly={view.offers.readOnly} />
       <FolderCard view={view} echo={props.folder} />

@@ -1,6 +1,6 @@
 /** The status chip's engine state: which engines need the operator, and how the chip says it. */
 import { expect, test } from "bun:test";
-import { consoleChip } from "../../../src/core/console-chip.ts";
+import { consoleChip, type ChipTone } from "../../../src/core/console-chip.ts";
 import { engineAlerts, engineChip, type EngineAlert } from "../../../src/core/engine-chip.ts";
 import type { EngineStatus } from "../../../src/core/engine-failover.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
@@ -56,7 +56,7 @@ for (const c of chipCases) {
 
 const switched: EngineAlert[] = [{ engine: "c0c0c0c0c0c0c0c0", backup: "d0d0d0d0d0d0d0d0", condition: "silent", manual: false }];
 const engines = [peer({ id: "c0c0c0c0c0c0c0c0", name: "render-1", role: "client" }), peer({ id: "d0d0d0d0d0d0d0d0", name: "render-spare", role: "client" })];
-const statusCases: { name: string; status: ReturnType<typeof statusFixture>; text: string; tone: string }[] = [
+const statusCases: { name: string; status: ReturnType<typeof statusFixture>; text: string; tone: ChipTone }[] = [
   { name: "a healthy main with an engine on its backup: the engine state, machines by name", status: statusFixture({ engines: switched }, { peers: [peer(), ...engines] }), text: "render-1 – FAILED → switched to render-spare", tone: "warn" },
   { name: "an engine not heard is named by its id", status: statusFixture({ engines: switched }), text: "c0c0c0c0c0c0c0c0 – FAILED → switched to d0d0d0d0d0d0d0d0", tone: "warn" },
   { name: "no engine alert: the server's own chip", status: statusFixture({ engines: [] }), text: "Backup is idle", tone: "ok" },

@@ -5,10 +5,12 @@ import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts"
 import { machineRows, SERVER_VIEWER } from "../../../src/core/machine-rows.ts";
 import { AddBackupCard } from "../../../src/web/views/machines.tsx";
 import { machinesView } from "../../../src/web/view-models/machines-view.ts";
-import { DelayTable, RoutingTable } from "../../../src/web/views/panels.tsx";
+import { DelayTable, RoutingTable, StatusFacts } from "../../../src/web/views/panels.tsx";
 import { SLOW_RTT_MS } from "../../../src/core/delay-verdict.ts";
 import { PushControls, StorageStatus } from "../../../src/web/views/storage.tsx";
 import { storageView } from "../../../src/web/view-models/storage-view.ts";
+import { delaysView, routingView, statusPanelView } from "../../../src/web/view-models/panels-view.ts";
+import { consoleChip } from "../../../src/core/console-chip.ts";
 import type { FolderSyncView } from "../../../src/services/show-folder/folder-sync.ts";
 import { peer, statusFixture } from "../../support/status-fixture.ts";
 
@@ -20,7 +22,7 @@ test("Routing: each machine's Data Hub from its own state, and the local apps ea
       peer({ id: "c2", name: "cg-2", role: "client", state: "follow-none", localApps: 1, lastHeardMsAgo: 5000 }),
     ],
   });
-  const html = String(<RoutingTable status={status} rows={machineRows(status, [], 1000)} />);
+  const html = String(<RoutingTable view={routingView(status, machineRows(status, [], 1000))} />);
   const row = (name: string) => html.slice(html.indexOf(`<td>${name}</td>`)).split("</tr>")[0]!;
   expect(row("studio-main")).toContain("its own (serving)");
   expect(row("studio-main")).toContain(">2<");
@@ -43,7 +45,7 @@ test("Delays: the worst of the last minute, machines slow for most of the last 1
     ],
   };
   const status = statusFixture({}, { peers: [peer({ state: "idle", delayMs: 0.5 }), peer({ id: "c1", name: "render-1", role: "client", state: "follow-main", delayMs: 30 })] });
-  const html = String(<DelayTable status={status} history={history} />);
+  const html = String(<DelayTable view={delaysView(status, history)} />);
   expect(html).toContain('<tr data-machine-id="c1" data-delay="slow" class="slow">');
   // One 48 ms spike is not "slow".
   expect(html).toContain('<tr data-machine-id="b0b0b0b0b0b0b0b0" data-delay="ok">');
@@ -63,7 +65,7 @@ test("Delays: a main not heard for 35 s says so in red, not its last round trip"
     peers: [{ id: "m", name: "studio-main", role: "main", samples: [0.7, 0.7, null, null], worstMs: 0.7, buckets: [], count: 2, sumMs: 1.4 }],
   };
   const status = statusFixture({ role: "client", roleLabel: "Client" }, { activeServer: "backup", peers: [peer({ id: "m", name: "studio-main", role: "main", delayMs: 0.7, lastHeardMsAgo: 35_200 })] });
-  const html = String(<DelayTable status={status} history={history} />);
+  const html = String(<DelayTable view={delaysView(status, history)} />);
   const row = html.slice(html.indexOf('data-machine-id="m"')).split("</tr>")[0]!;
   expect(row).toContain('class="not-heard"');
   // "Round trip now" says it is not heard; only "Worst, last minute" keeps the 0.7 ms of before.
@@ -102,4 +104,14 @@ test("Synced storage: Push Changes waits for something to push, and says so", ()
   expect(view({ toPush: [{ kind: "changed", path: "rundown.txt" }], toPushCount: 1 })).not.toContain("disabled");
   // Not scanned yet: the button is not held back on a guess.
   expect(view({ toPush: null })).not.toContain("Nothing to push");
+});
+
+test("the Status panel and the status bar draw words their view-models chose (a syncing backup, the main serving, the chip)", () => {
+  const status = statusFixture({ role: "backup", roleLabel: "Backup server", replication: null, showFile: { head: 3, backup: { state: "syncing", behindBy: 2, progress: 0.42 } } }, { activeServer: "main", pairing: { peerId: "a0a0a0a0a0a0a0a0", peerName: "main", address: "10.0.0.1:7401", confirmed: true, hubCopied: false } });
+  const view = statusPanelView(status, { hubRates: null, failovers: 0, failbacks: 0, last: null, heardWithinMs: 1000, peers: [] });
+  expect(view.words).toEqual({ activeServer: "the main server", backupCopy: "copying, 42 %", hubCopy: "first copy in progress", laneLag: "–" });
+  expect(view.bar.chip).toEqual(consoleChip(status));
+  const html = String(<StatusFacts view={view} />);
+  expect(html).toContain("copying, 42 %");
+  expect(html).toContain(`<dd>${view.bar.chip.text}</dd>`);
 });
