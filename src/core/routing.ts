@@ -113,3 +113,19 @@ export function assetRoute(s: NodeState | null, now: number): AssetRoute {
   if (s.role === "backup") return up.server === "self" ? { mode: "read-only", to: null } : { mode: "forward", to: "main" };
   return { mode: "forward", to: up.server === "backup" ? "backup" : "main" };
 }
+
+/** The backup a client's main says it is paired with (docs/design.md §Pairing): where, and which machine it must prove to be. */
+export type LearnedBackup<A> = { readonly address: A; readonly machineId: string };
+
+/** The backup a client follows, and the machine id it must prove by handshake (null: whichever machine the setup's address proves). */
+export type ClientBackup<A> = { readonly address: A; readonly machineId: string | null };
+
+/**
+ * A client's backup: the one its setup names always wins ("Connect to a
+ * Backup", needed only to connect while the main is down); naming none, the
+ * one its main last said it is paired with; else none.
+ */
+export function clientBackup<A>(configured: A | null, learned: LearnedBackup<A> | null): ClientBackup<A> | null {
+  if (configured !== null) return { address: configured, machineId: null };
+  return learned === null ? null : { address: learned.address, machineId: learned.machineId };
+}

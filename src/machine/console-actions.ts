@@ -16,6 +16,7 @@ import { acceptConsole, acceptLevelQuestions, askAddBackup, askAllLevels, askGro
 import { PermissionsFile } from "../store/permissions-file.ts";
 import { BackupGroupsFile, NO_ENGINE_BACKUPS, type EngineBackups } from "../store/backup-groups-file.ts";
 import { checkGroup } from "../core/backup-groups.ts";
+import type { LearnedBackupWord } from "../store/learned-backup-file.ts";
 
 export const PERMISSION_REFRESH_MS = 2000;
 
@@ -37,6 +38,10 @@ export type ConsoleActionsOptions = {
   backupAddress: () => string | null;
   /** A server: the machine id it is paired with, or null. */
   pairedWith: () => string | null;
+  /** The main: its paired backup's peer address and machine id, told to clients with their level. */
+  pairedBackupAt: () => LearnedBackupWord | null;
+  /** A client: what its main said about its backup (null: none), signed by the handshake with the main's address. */
+  mainSaysBackup: (backup: LearnedBackupWord | null) => Promise<void>;
   /** The main's own Add Backup server and its removal (what its Machines panel does), for level-3 clients. */
   backupChanges: { add(address: string): Promise<{ peerName: string }>; remove(): Promise<void> };
 };
@@ -68,6 +73,7 @@ export class ConsoleActions {
         addBackup: (address) => backupChanges.add(address),
         removeBackup: () => backupChanges.remove(),
         pairedBackup: () => this.options.pairedWith(),
+        pairedBackupAt: () => this.options.pairedBackupAt(),
         groups: () => this.localGroups(),
         saveGroups: (groups) => this.saveGroupsHere(groups),
       });
@@ -196,12 +202,15 @@ export class ConsoleActions {
   }
 
   private async askOwnLevel(): Promise<void> {
-    const servers = [this.options.mainAddress(), this.options.backupAddress()].filter((a): a is string => a !== null);
+    const main = this.options.mainAddress();
+    const servers = [main, this.options.backupAddress()].filter((a): a is string => a !== null);
     for (const server of servers) {
       try {
         const answer = await askLevel(server, this.options.secure);
         this.level = answer.level;
         this.others = answer.machines;
+        // Only the main's word names the backup (the backup's answer leaves it out).
+        if (server === main && answer.backup !== undefined) await this.options.mainSaysBackup(answer.backup);
         return;
       } catch {
         // Not answering (or not serving levels): ask the next server.

@@ -14,7 +14,7 @@ import { ackedRetentionMs } from "../hub/acked-writes.ts";
 import { formatHostPort, parseHostPort, type Config, type HostPort } from "../core/config.ts";
 import { heardWithin } from "../core/heard.ts";
 import type { LicenseDocument } from "../core/license.ts";
-import { assetRoute, failoverRole, filesRoute, heartbeatTargets, pairedPeer, replicationSource, showFileReadOnly, type ServerAddresses, type UplinkTarget } from "../core/routing.ts";
+import { assetRoute, failoverRole, filesRoute, heartbeatTargets, pairedPeer, showFileReadOnly, type ServerAddresses, type UplinkTarget } from "../core/routing.ts";
 import type { Role } from "../core/failover/index.ts";
 import type { Logger } from "../log.ts";
 import { AppGateway, type InProcessApp } from "../services/app-gateway.ts";
@@ -30,6 +30,8 @@ import type { SecureSocketOptions } from "../net/secure-socket.ts";
 import { systemClock, systemTimers, wallClock } from "../net/system-time.ts";
 import { NetworkKeyProbe } from "./network-key-probe.ts";
 import { ServerIdentities } from "./server-identities.ts";
+import { LearnedBackup } from "./learned-backup.ts";
+import { startBackupCopy } from "./backup-copy.ts";
 import { HeartbeatKeys } from "../net/heartbeat-keys.ts";
 import { Partnership } from "./partnership.ts";
 import { neighbourRetransWarning, readNeighbourRetransMs } from "./neighbour-check.ts";
@@ -47,7 +49,7 @@ import { engineWatchOnHub } from "./engine-hub.ts";
 import type { EngineWatch } from "./engine-watch.ts";
 import { peerStatus, type PeerStatus } from "./peer-status.ts";
 import { resolveHost } from "./resolve-host.ts";
-import { copyMark, openServerData, serverLanes, type ServerData } from "./server-data.ts";
+import { openServerData, serverLanes, type ServerData } from "./server-data.ts";
 
 export type { FailoverStatus, PeerStatus } from "./peer-status.ts";
 
@@ -89,6 +91,9 @@ export class PeerRuntime {
   private readonly heartbeatKeys: HeartbeatKeys;
   /** Clients: which machines the servers are, from a signed handshake with their addresses. */
   private readonly serverIdentities: ServerIdentities | null;
+  /** Clients: the backup the main says it is paired with, followed when the setup names none. */
+  private readonly learned: LearnedBackup | null;
+  private setupBackup: HostPort | null = null;
   private runner: FailoverRunner | null = null;
   /** Servers: the render engines' failover, switching the router while this server serves (machine/engine-watch.ts). */
   engines: EngineWatch | null = null;
@@ -122,8 +127,10 @@ export class PeerRuntime {
       ? new ServerIdentities(this.secure, {
           identified: (_role, peer) => this.heartbeatKeys.pin(peer.publicKey),
           refused: (address, error) => this.gateway.refusals.failed(address, error, "peer refused"),
+          disbelieved: (address, peer, expected) => log.warn("not the backup the main named", { address, machineId: peer.machineId, expected }),
         })
       : null;
+    this.learned = this.role === "client" ? new LearnedBackup(options.dataDir, () => (this.useLearned(), this.applyServers())) : null;
     this.console = new ConsoleActions({
       role: this.role,
       dataDir: options.dataDir,
@@ -138,6 +145,8 @@ export class PeerRuntime {
       mainAddress: () => this.addressText("main"),
       backupAddress: () => this.addressText("backup"),
       pairedWith: () => this.data?.pairingFile.read()?.peerId ?? null,
+      pairedBackupAt: () => ((d) => (d ? { address: d.address, machineId: d.peerId } : null))(this.data?.pairingFile.details()),
+      mainSaysBackup: (backup) => this.learned?.heard(backup) ?? Promise.resolve(),
       backupChanges: options.backupChanges,
     });
     this.feed = this.data && this.plan.feedsBackup ? new LogReplicationSource(this.data.stores, () => this.paired(), log) : null;
@@ -154,7 +163,7 @@ export class PeerRuntime {
     this.assetService = new AssetService({
       mode: () => assetRoute(this.runner?.current ?? null, systemClock.now()).mode,
       assets: this.data?.stores.assets ?? null,
-      forwardTo: () => this.addressOf(assetRoute(this.runner?.current ?? null, systemClock.now()).to),
+      forwardTo: () => ((to) => (to === null ? null : this.servers[to]))(assetRoute(this.runner?.current ?? null, systemClock.now()).to),
       net: this.net,
       afterCommit: (seq) => this.feed?.waitApplied(seq, config.syncTimeoutMs) ?? Promise.resolve("none"),
       onChunkStored: (hash, bytes) => this.feed?.offerChunk(hash, bytes),
@@ -213,7 +222,8 @@ export class PeerRuntime {
   static async start(options: PeerRuntimeOptions): Promise<PeerRuntime> {
     const runtime = new PeerRuntime(options);
     try {
-      runtime.servers = { main: await resolveHost(runtime.servers.main), backup: await resolveHost(runtime.servers.backup) };
+      await runtime.learned?.load();
+      await runtime.useSetup(runtime.servers.main, runtime.servers.backup);
       await runtime.startFailover();
       const retransMs = readNeighbourRetransMs();
       const warning = retransMs === null ? null : neighbourRetransWarning(retransMs, options.config.failoverTimeoutMs);
@@ -278,7 +288,10 @@ export class PeerRuntime {
         pairAgain: () => this.partner.pairAgain(),
       },
     });
-    if (this.plan.copiesMain && this.data) this.startCopying(this.data);
+    if (this.plan.copiesMain && this.data) {
+      const copy = startBackupCopy({ net: this.net, data: this.data, config, log, refusals: this.gateway.refusals, current: () => this.runner?.current ?? null, mainAt: () => this.heartbeatTargets().main, synced: () => this.runner?.feed({ type: "syncDone" }), broken: () => this.runner?.linkBroken("main") });
+      ({ replication: this.replication, sink: this.sink } = copy);
+    }
     this.runner.start();
     if (this.plan.keepsPairing) this.partner.keep();
     // A backup that hears no server checks the main's network key, so a mismatch is shown, not silent;
@@ -300,23 +313,6 @@ export class PeerRuntime {
     }
   }
 
-  /** The backup's two copy loops, following the main the core says to copy from, at the address the setup names now. */
-  private startCopying(data: ServerData): void {
-    const { config, log } = this.options;
-    // From the main the core says to copy from, at the address heartbeats go to (the setup's, or the one that paired).
-    const source = () => (replicationSource(this.runner?.current ?? null) === "main" ? this.heartbeatTargets().main : null);
-    this.replication = new HubStateReplication({
-      net: this.net,
-      source,
-      hub: data.hub,
-      periodMs: config.heartbeatMs,
-      refusals: this.gateway.refusals,
-      mark: copyMark(data, () => pairedPeer(this.runner?.current ?? null)),
-      signals: { synced: () => this.runner?.feed({ type: "syncDone" }), broken: () => this.runner?.linkBroken("main") },
-    });
-    this.sink = new LogReplicationSink({ net: this.net, source, stores: data.stores, retryMs: config.heartbeatMs, log });
-  }
-
   private every(ms: number, run: () => void): void {
     this.timers.push(systemTimers.every(ms, run));
   }
@@ -328,10 +324,6 @@ export class PeerRuntime {
   private hearsAServer(): boolean {
     const timeout = this.options.config.failoverTimeoutMs;
     return this.runner?.status().peers.some((p) => p.role !== "client" && heardWithin(p.lastHeardMsAgo, timeout)) === true;
-  }
-
-  private addressOf(role: "main" | "backup" | null): HostPort | null {
-    return role === null ? null : this.servers[role];
   }
 
   private addressText(role: "main" | "backup"): string | null {
@@ -353,7 +345,21 @@ export class PeerRuntime {
    * uplink dials the server it follows where the setup names it now (sim seed 1576).
    */
   async updateServers(main: string | null, backup: string | null): Promise<void> {
-    this.servers = { main: await resolveHost(parseHostPort(main ?? "")), backup: await resolveHost(parseHostPort(backup ?? "")) };
+    await this.useSetup(parseHostPort(main ?? ""), parseHostPort(backup ?? ""));
+    this.applyServers();
+  }
+
+  /** The setup's addresses, resolved; a client whose setup names no backup follows the one its main named. */
+  private async useSetup(main: HostPort | null, backup: HostPort | null): Promise<void> {
+    this.setupBackup = await resolveHost(backup);
+    this.servers = { main: await resolveHost(main), backup: this.learned ? (this.learned.backup(this.setupBackup)?.address ?? null) : this.setupBackup };
+  }
+
+  private useLearned(): void {
+    if (this.learned) this.servers = { ...this.servers, backup: this.learned.backup(this.setupBackup)?.address ?? null };
+  }
+
+  private applyServers(): void {
     this.runner?.setServers(this.heartbeatTargets());
     if (this.runner) this.followUplink(this.runner.uplink);
     this.identifyServers();
@@ -378,16 +384,10 @@ export class PeerRuntime {
   private identifyServers(): void {
     const identities = this.serverIdentities;
     if (!identities || !this.runner) return;
-    identities.addressesChanged(this.servers);
-    const known = identities.known();
     const peers = this.runner.status().peers;
     const timeout = this.options.config.failoverTimeoutMs;
-    const due = (role: "main" | "backup"): HostPort | null => {
-      const id = known[role];
-      const heard = id !== null && peers.some((p) => p.id === id && heardWithin(p.lastHeardMsAgo, timeout));
-      return heard ? null : this.servers[role];
-    };
-    identities.step({ main: due("main"), backup: due("backup") });
+    const expected = { main: null, backup: this.learned?.backup(this.setupBackup)?.machineId ?? null };
+    identities.refresh(this.servers, expected, (id) => peers.some((p) => p.id === id && heardWithin(p.lastHeardMsAgo, timeout)));
   }
 
   /** Where show-file calls go now (core/routing.ts filesRoute). */

@@ -17,6 +17,7 @@ import { AppError, InvalidInput } from "../core/errors.ts";
 import { levelOf, mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PermissionRefused, seesOthers, type PermissionLevel } from "../core/permissions.ts";
 import { RpcClient, rpcServer } from "../net/rpc.ts";
 import { permissionLevelsSchema } from "../store/permissions-file.ts";
+import { learnedBackupSchema, type LearnedBackupWord } from "../store/learned-backup-file.ts";
 import { engineBackupsSchema, type EngineBackups } from "../store/backup-groups-file.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 
@@ -39,7 +40,11 @@ const rosterEntrySchema = z.object({
   level: permissionLevel,
 });
 export type RosterEntry = z.infer<typeof rosterEntrySchema>;
-const levelSchema = z.object({ level: permissionLevel, machines: z.array(rosterEntrySchema).max(MAX_ROSTER).default([]) });
+/**
+ * `backup`: only the main's answer carries it (its paired backup, or null: none); the backup's answer leaves it out.
+ * The client follows that backup when its setup names none (docs/design.md §Pairing).
+ */
+const levelSchema = z.object({ level: permissionLevel, machines: z.array(rosterEntrySchema).max(MAX_ROSTER).default([]), backup: learnedBackupSchema.nullable().optional() });
 export type LevelAnswer = z.infer<typeof levelSchema>;
 const switchedSchema = z.object({ message: z.string().max(400) });
 const addBackupParams = z.object({ address: z.string().max(300) });
@@ -59,6 +64,8 @@ export type ConsoleSide = {
   removeBackup(): Promise<void>;
   /** The machine id of the paired backup (the only one that may copy every level), or null. */
   pairedBackup(): string | null;
+  /** The paired backup's peer address and machine id, told to clients with their level; null: none. */
+  pairedBackupAt(): LearnedBackupWord | null;
   /** The render engines' backup groups (the paired backup copies them; clients from level 2 read them). */
   groups(): EngineBackups;
   /** A level-3 client's save of every group; throws an AppError (a refusal of the groups' checks) otherwise. */
@@ -76,7 +83,7 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
   const asker = connection.peer.machineId;
   const level = () => askerLevel(asker, side.levels(), side.roster);
   return rpcServer(connection, {
-    level: () => levelAnswer(asker, level(), side.roster),
+    level: () => ({ ...levelAnswer(asker, level(), side.roster), backup: side.pairedBackupAt() }),
     levels: () => {
       if (connection.peer.machineId !== side.pairedBackup()) throw new NotThePairedBackup();
       return { levels: side.levels() };

@@ -170,10 +170,11 @@ export class Cluster {
     return formatHostPort({ host: this.host, port: this.ports[server] });
   }
 
-  /** A client knowing both servers (or what `args` say instead, e.g. another --key). */
-  async startClient(name: string, opts: { args?: string[] } = {}): Promise<MachineProcess> {
+  /** A client knowing both servers, or only the main (`onlyMain`), plus what `args` say (e.g. another --key). */
+  async startClient(name: string, opts: { args?: string[]; onlyMain?: boolean } = {}): Promise<MachineProcess> {
     const listen = ["--peer-listen", formatHostPort({ host: this.host, port: 0 })];
-    this.define(name, ["--role", "client", "--main", this.address("main"), "--backup", this.address("backup"), ...listen, ...(opts.args ?? [])]);
+    const backup = opts.onlyMain ? [] : ["--backup", this.address("backup")];
+    this.define(name, ["--role", "client", "--main", this.address("main"), ...backup, ...listen, ...(opts.args ?? [])]);
     return this.launch(name);
   }
 

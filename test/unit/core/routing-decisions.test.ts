@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import type { NodeState } from "../../../src/core/failover/index.ts";
 import { heardWithin } from "../../../src/core/heard.ts";
-import { filesRoute, heartbeatTargets, replicationSource, showFileReadOnly } from "../../../src/core/routing.ts";
+import { clientBackup, filesRoute, heartbeatTargets, replicationSource, showFileReadOnly } from "../../../src/core/routing.ts";
 
 const state = (o: Record<string, unknown>) => ({ peerId: "x", other: { live: null, beat: null }, clients: new Map(), ...o }) as unknown as NodeState;
 
@@ -58,5 +58,17 @@ describe("heardWithin", () => {
     [1001, 1000, false],
   ])("%i ms ago with a %i ms timeout: %p", (ago, timeout, heard) => {
     expect(heardWithin(ago, timeout)).toBe(heard);
+  });
+});
+
+describe("clientBackup", () => {
+  const learned = { address: "l:1", machineId: "00000000000000bb" };
+  test.each([
+    ["the setup's backup wins over the learned one (any machine proving it)", "c:1", learned, { address: "c:1", machineId: null }],
+    ["the setup's backup, nothing learned", "c:1", null, { address: "c:1", machineId: null }],
+    ["no setup backup: the main's word, which must prove the id the main named", null, learned, { address: "l:1", machineId: "00000000000000bb" }],
+    ["neither: none", null, null, null],
+  ] as const)("%s", (_name, configured, word, expected) => {
+    expect(clientBackup(configured, word)).toEqual(expected);
   });
 });
