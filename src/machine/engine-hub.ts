@@ -2,8 +2,8 @@
  * The engine runner's Data Hub side (docs/design.md §Data Hub): one local app
  * that hears every engine's retained health and frame counter, and one that
  * publishes each router switch and the retained "whom the backup replaces".
- * Values that are not what an engine publishes (a health that is not a
- * boolean, a counter that is not a number) are ignored.
+ * Values are read by the core's parsers (the forms the README documents);
+ * anything else is ignored.
  */
 import type { Clock, Timers } from "../core/clock.ts";
 import type { FromHubFrame } from "../hub/frames.ts";
@@ -14,6 +14,7 @@ import { VideohubDriver } from "../services/router/videohub-driver.ts";
 import { parseHostPort } from "../core/config.ts";
 import { NO_ENGINE_BACKUPS, type EngineBackups } from "../store/backup-groups-file.ts";
 import { EngineWatch } from "./engine-watch.ts";
+import { parseEngineFrames, parseEngineHealth } from "../core/engine-failover-views.ts";
 
 const SIGNAL = /^\$understudy\/engine\/([^/]+)\/(health|frames)$/;
 const SIGNAL_FILTERS = ["$understudy/engine/+/health", "$understudy/engine/+/frames"];
@@ -60,8 +61,12 @@ export function engineWatchOnHub(parts: EngineHubParts): { watch: EngineWatch; c
     const match = SIGNAL.exec(frame.key);
     if (!match) return;
     const [, machineId, kind] = match as unknown as [string, string, "health" | "frames"];
-    if (kind === "health" && typeof frame.value === "boolean") watch.signal({ kind: "health", machineId, healthy: frame.value });
-    if (kind === "frames" && typeof frame.value === "number" && Number.isFinite(frame.value)) watch.signal({ kind: "frames", machineId, frames: frame.value });
+    try {
+      if (kind === "health") watch.signal({ kind: "health", machineId, healthy: parseEngineHealth(frame.value) });
+      else watch.signal({ kind: "frames", machineId, frames: parseEngineFrames(frame.value) });
+    } catch {
+      // Not a value an engine publishes (InvalidInput): it changes nothing.
+    }
   });
   for (const filter of SIGNAL_FILTERS) signals.send({ type: "sub", filter });
   const close = () => {

@@ -108,3 +108,39 @@ test("the operator switches to the backup and back on the Health panel (twice al
   expect((await formPost(render1.node, "/health/switch", { group: "green", main: render1Id, to: "backup" })).status).toBe(403);
   expect(sim.routes[4]).toBe(0);
 }, 40_000);
+
+test("an engine whose software sets its health to \"unhealthy\" (as the README says) is replaced; \"ok\" brings it back; garbage changes nothing", async () => {
+  // Found: the wiring took only a boolean, so an engine publishing the documented words was never seen as unhealthy.
+  const key = nacl.randomBytes(32);
+  const sim = new VideohubSim().start();
+  sims.push(sim);
+  sim.routes[4] = 0;
+  const main = await node({ role: "main" }, key);
+  const mainAt = main.node.status().peerListen!;
+  const render1 = await node({ role: "client", main: mainAt, name: "render-1" }, key);
+  const spare = await node({ role: "client", main: mainAt, name: "render-spare" }, key);
+  const [render1Id, spareId] = [render1.node.status().id, spare.node.status().id];
+  await waitFor("the main hears both engines", () => [render1Id, spareId].every((id) => main.node.status().failover!.peers.some((p) => p.id === id)), 10_000);
+  expect((await formPost(main.node, "/backup-groups/router", { router: `127.0.0.1:${sim.port}`, routerEnabled: "on" })).status).toBe(200);
+  const group = { name: "Green", main0: render1Id, main0Sources: "1", main0Destinations: "5", backup: spareId, backupSources: "9", mode: "auto", switchBack: "auto", holdSeconds: "1" };
+  expect((await formPost(main.node, "/backup-groups", group)).status).toBe(200);
+  const health = async () => (await main.node.app.request("http://localhost/health")).text();
+  await waitFor("the router is read", async () => (await health()).includes("Destination 5 ← source 1"), 10_000);
+
+  const setHealth = async (value: unknown) => {
+    const answer = await render1.node.app.request(`http://localhost/api/hub/state/$understudy/engine/${render1Id}/health`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(value),
+    });
+    expect(answer.status).toBe(200);
+  };
+  await setHealth({ temperature: "hot" });
+  await setHealth("ok");
+  expect(sim.routes[4]).toBe(0);
+  await setHealth("unhealthy");
+  await waitFor("the backup's source 9 on destination 5", () => sim.routes[4] === 8, 10_000);
+  await setHealth(42);
+  await setHealth("ok");
+  await waitFor("back on render-1's source 1 after the hold", () => sim.routes[4] === 0, 10_000);
+}, 40_000);
