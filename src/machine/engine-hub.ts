@@ -15,9 +15,10 @@ import { parseHostPort } from "../core/config.ts";
 import { NO_ENGINE_BACKUPS, type EngineBackups } from "../store/backup-groups-file.ts";
 import { EngineWatch } from "./engine-watch.ts";
 import { parseEngineFrames, parseEngineHealth } from "../core/engine-failover-views.ts";
+import { engineFramesKey, engineHealthKey } from "../core/engine-failover.ts";
 
 const SIGNAL = /^\$understudy\/engine\/([^/]+)\/(health|frames)$/;
-const SIGNAL_FILTERS = ["$understudy/engine/+/health", "$understudy/engine/+/frames"];
+const SIGNAL_FILTERS = [engineHealthKey("+"), engineFramesKey("+")];
 
 export type EngineHubParts = {
   clock: Clock;
