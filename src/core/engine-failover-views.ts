@@ -88,11 +88,6 @@ export function standIns(state: EngineFailoverState): Record<string, string | nu
   return result;
 }
 
-/** True when any engine is off air and replaced or failed: the status chip gains an engine state. */
-export function anyEngineOffAir(statuses: Readonly<Record<string, EngineStatus>>): boolean {
-  return Object.values(statuses).some((s) => s.kind === "replaced" || s.kind === "failed-no-backup");
-}
-
 /** The "via API" event for a switch the router confirmed (published on ROUTER_SWITCH_TOPIC, MQTT and /api). */
 export function switchEvent(command: RouteCommand, wallMs: number): RouterSwitchEvent {
   return routerSwitchEventSchema.parse({
