@@ -12,10 +12,14 @@ import { AppError, InvalidInput } from "../core/errors.ts";
 import type { Permission } from "../core/permissions.ts";
 import type { MachineStatus } from "../core/status.ts";
 import type { BackupGroup } from "../core/backup-groups.ts";
+import { backupGroupEditRefusal } from "../core/backup-group-offers.ts";
 import type { EngineBackups } from "../store/backup-groups-file.ts";
 import { backupGroupFormSchema, deleteGroupFormSchema, groupFromForm, groupIdFor, routerFormSchema } from "./backup-group-forms.ts";
 import { fieldErrors } from "./forms.ts";
-import { backupGroupsView, type GroupFormEcho } from "./view-models/backup-groups-view.ts";
+import { backupGroupsView, routerTestWords, type GroupFormEcho } from "./view-models/backup-groups-view.ts";
+import { parseHostPort } from "../core/config.ts";
+import { probeVideohub, type RouterProbe } from "../services/router/videohub-probe.ts";
+import { systemClock, systemTimers } from "../net/system-time.ts";
 import { BackupGroupsPage } from "./views/backup-groups.tsx";
 
 /** What the panel needs from the machine. */
@@ -26,7 +30,14 @@ export interface BackupGroupsControl {
   backupGroups(): Promise<EngineBackups>;
   /** Saves the router and every group on the main; throws an AppError and changes nothing. */
   saveBackupGroups(backups: EngineBackups): Promise<void>;
+  /** "Test connection": one read of the router's state from this machine (default: the Videohub driver); throws a RouterError saying why not. */
+  testRouter?(address: string): Promise<RouterProbe>;
 }
+
+const testVideohub = (address: string) => {
+  const at = parseHostPort(address)!;
+  return probeVideohub({ host: at.host, port: at.port, clock: systemClock, timers: systemTimers });
+};
 
 /** Form fields a core refusal may name; anything else is shown above the button. */
 const FORM_FIELDS = new Set(["name", "backup", "backupSources", "router", "mode", "switchBack", "holdSeconds"]);
@@ -52,7 +63,7 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
     }
   };
   type Echoes = { group?: GroupFormEcho; router?: GroupFormEcho; editing?: BackupGroup | null };
-  const page = async (c: Context, status: 200 | 400 | 403 | 409 | 503, echoes: Echoes = {}) =>
+  const page = async (c: Context, status: 200 | 400 | 403 | 409 | 502 | 503, echoes: Echoes = {}) =>
     c.html(<BackupGroupsPage view={backupGroupsView(machine.status(), machine.permission(), await groupsNow())} echo={echoes.group} routerEcho={echoes.router} editing={echoes.editing} />, status);
   /** A refusal as the form shows it: beside the field it is about (the core's checks say it in words). */
   const refusal = (error: AppError): Record<string, string> => {
@@ -106,6 +117,22 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
     if (!form.success) return page(c, 400, { group: { errors: { form: form.error.issues[0]!.message } } });
     const { id } = form.data;
     return save(c, "group", {}, (current) => ({ ...current, groups: current.groups.filter((g) => g.id !== id) }), "Backup group deleted.");
+  });
+
+  /** Connects, reads the dump and says what it found or why not; saves nothing (the form's values come back as typed). */
+  app.post("/backup-groups/router/test", async (c) => {
+    const values = stringsOf(await c.req.parseBody());
+    const refusal = backupGroupEditRefusal(machine.status(), machine.permission());
+    if (refusal !== null) return page(c, 403, { router: { values, errors: { router: refusal } } });
+    const form = routerFormSchema.safeParse(values);
+    if (!form.success) return page(c, 400, { router: { values, errors: fieldErrors(form.error as z.ZodError) } });
+    try {
+      const found = await (machine.testRouter?.bind(machine) ?? testVideohub)(form.data.router);
+      return page(c, 200, { router: { values, tested: { ok: true, text: routerTestWords(form.data.router, found) } } });
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return page(c, 502, { router: { values, tested: { ok: false, text: `Test failed: ${error.message}${/[.?!]$/.test(error.message) ? "" : "."} Nothing was saved.` } } });
+    }
   });
 
   app.post("/backup-groups/router", async (c) => {

@@ -7,6 +7,7 @@
 import { backupGroupEditRefusal } from "../../core/backup-group-offers.ts";
 import type { BackupGroup } from "../../core/backup-groups.ts";
 import type { EngineBackups, RouterSetting } from "../../store/backup-groups-file.ts";
+import type { RouterProbe } from "../../services/router/videohub-probe.ts";
 import type { Permission } from "../../core/permissions.ts";
 import type { MachineStatus } from "../../core/status.ts";
 import { statusBarView, type StatusBarView } from "./status-bar-view.ts";
@@ -27,7 +28,17 @@ export type BackupGroupsView = {
 };
 
 /** What a form left behind: what was typed, the refusals beside their fields, and the outcome. */
-export type GroupFormEcho = { values?: Record<string, string>; errors?: Record<string, string>; saved?: string };
+export type GroupFormEcho = { values?: Record<string, string>; errors?: Record<string, string>; saved?: string; tested?: { ok: boolean; text: string } };
+
+/** What "Test connection" found, in the panel's words (ports from 1, as on the router). */
+export function routerTestWords(address: string, found: RouterProbe): string {
+  const locked = found.lockedByOthers.map((d) => d + 1);
+  const locks =
+    locked.length === 0
+      ? "no destination is locked by another client"
+      : `destination${locked.length === 1 ? "" : "s"} ${locked.join(", ")} ${locked.length === 1 ? "is" : "are"} LOCKED by another client: a failover onto ${locked.length === 1 ? "it" : "them"} would not happen, unlock ${locked.length === 1 ? "it" : "them"} on the router`;
+  return `Connected to ${address}: ${found.model}, ${found.inputs} inputs, ${found.outputs} outputs; ${locks}. Nothing was saved: press Save router to keep it.`;
+}
 
 export function backupGroupsView(status: MachineStatus, permission: Permission, backups: EngineBackups | { error: string }): BackupGroupsView {
   const groups = "error" in backups ? backups : backups.groups;
