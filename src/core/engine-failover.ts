@@ -97,7 +97,8 @@ export interface EngineFailoverState {
 }
 
 export type EngineFailoverEvent =
-  | { kind: "heard"; machineId: string }
+  /** `at`: when the machine was heard, if before `now` (a heartbeat the runner read late); never moves lastHeardAt back. */
+  | { kind: "heard"; machineId: string; at?: number }
   | { kind: "health"; machineId: string; healthy: boolean }
   | { kind: "frames"; machineId: string; frames: number }
   | { kind: "router"; connected: boolean; routes: readonly (number | null)[]; locks: readonly LockState[] }
@@ -182,7 +183,7 @@ export function transition(state: EngineFailoverState, event: EngineFailoverEven
   let refusal: string | undefined;
   switch (event.kind) {
     case "heard":
-      next = withSignals(state, event.machineId, (s) => ({ ...s, lastHeardAt: now }));
+      next = withSignals(state, event.machineId, (s) => ({ ...s, lastHeardAt: Math.max(s.lastHeardAt ?? -Infinity, Math.min(event.at ?? now, now)) }));
       break;
     case "health":
       next = withSignals(state, event.machineId, (s) => ({ ...s, healthy: event.healthy }));

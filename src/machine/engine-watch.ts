@@ -102,18 +102,20 @@ export class EngineWatch {
 
   private step(): void {
     const backups = this.ports.backups();
+    const now = this.ports.clock.now();
+    const engines = new Set(backups.groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]));
+    // Heartbeats before the groups: a group just created meets its engines as heard, not as silent since the decision began.
+    for (const peer of this.ports.heard()) {
+      // Fed at `now` with the heartbeat's own time: a step that runs late (a busy server) still counts a live engine, and time never runs back.
+      const at = now - peer.lastHeardMsAgo;
+      if (engines.has(peer.id) && at > (this.state.engines[peer.id]?.lastHeardAt ?? -Infinity)) this.feed({ kind: "heard", machineId: peer.id, at });
+    }
     const text = JSON.stringify(backups.groups);
     if (text !== this.groupsText) {
       this.groupsText = text;
       this.feed({ kind: "groups", groups: backups.groups });
     }
     this.followRouter(backups.router);
-    const now = this.ports.clock.now();
-    const engines = new Set(backups.groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]));
-    for (const peer of this.ports.heard()) {
-      // Heard within the last tick: a fresh heartbeat, fed as heard at its own time.
-      if (engines.has(peer.id) && peer.lastHeardMsAgo <= ENGINE_TICK_MS) this.feed({ kind: "heard", machineId: peer.id }, now - peer.lastHeardMsAgo);
-    }
     this.feed({ kind: "tick" });
   }
 
