@@ -12,7 +12,8 @@ import { AppError, InvalidInput } from "../core/errors.ts";
 import type { Permission } from "../core/permissions.ts";
 import type { MachineStatus } from "../core/status.ts";
 import type { BackupGroup } from "../core/backup-groups.ts";
-import { backupGroupEditRefusal } from "../core/backup-group-offers.ts";
+import { backupGroupEditRefusal, MAIN_ROWS } from "../core/backup-group-offers.ts";
+import { MAX_BACKUP_GROUPS } from "../core/backup-groups.ts";
 import type { EngineBackups } from "../store/backup-groups-file.ts";
 import { backupGroupFormSchema, deleteGroupFormSchema, groupFromForm, groupIdFor, routerFormSchema } from "./backup-group-forms.ts";
 import { fieldErrors } from "./forms.ts";
@@ -48,6 +49,15 @@ function refusedField(message: string): string {
   if (message.includes("destination")) return "destinations";
   if (message.includes("machine")) return "backup";
   return "form";
+}
+
+/** Fields each form shows its refusals beside; a refusal about any other field is shown above the form's button. */
+const GROUP_FIELDS_SHOWN = new Set(["name", "backup", "backupSources", "mode", "switchBack", "holdSeconds", "destinations", "form", ...Array.from({ length: MAIN_ROWS }, (_, i) => [`main${i}`, `main${i}Sources`, `main${i}Destinations`]).flat()]);
+const ROUTER_FIELDS_SHOWN = new Set(["router", "routerEnabled"]);
+function shownBeside(errors: Record<string, string>, shown: ReadonlySet<string>, fallback: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [field, message] of Object.entries(errors)) out[shown.has(field) ? field : fallback] ??= message;
+  return out;
 }
 
 const stringsOf = (body: Record<string, unknown>) =>
@@ -96,7 +106,7 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
   app.post("/backup-groups", async (c) => {
     const values = stringsOf(await c.req.parseBody());
     const form = backupGroupFormSchema.safeParse(values);
-    if (!form.success) return page(c, 400, { group: { values, errors: fieldErrors(form.error as z.ZodError) } });
+    if (!form.success) return page(c, 400, { group: { values, errors: shownBeside(fieldErrors(form.error as z.ZodError), GROUP_FIELDS_SHOWN, "form") } });
     const f = form.data;
     return save(
       c,
@@ -104,6 +114,7 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
       values,
       (current) => {
         if (f.id !== "" && !current.groups.some((g) => g.id === f.id)) throw new InvalidInput("That group is no longer on the main: it was deleted meanwhile.", "form");
+        if (f.id === "" && current.groups.length >= MAX_BACKUP_GROUPS) throw new InvalidInput(`A setup has at most ${MAX_BACKUP_GROUPS} backup groups: add the engines to an existing group, or delete one first.`, "form");
         const id = f.id !== "" ? f.id : groupIdFor(f.name, current.groups.map((g) => g.id));
         const group = groupFromForm(f, id);
         return { ...current, groups: f.id !== "" ? current.groups.map((g) => (g.id === id ? group : g)) : [...current.groups, group] };
@@ -116,7 +127,16 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
     const form = deleteGroupFormSchema.safeParse(await c.req.parseBody());
     if (!form.success) return page(c, 400, { group: { errors: { form: form.error.issues[0]!.message } } });
     const { id } = form.data;
-    return save(c, "group", {}, (current) => ({ ...current, groups: current.groups.filter((g) => g.id !== id) }), "Backup group deleted.");
+    return save(
+      c,
+      "group",
+      {},
+      (current) => {
+        if (!current.groups.some((g) => g.id === id)) throw new InvalidInput("That group is no longer on the main: it was deleted meanwhile. Nothing changed.", "form");
+        return { ...current, groups: current.groups.filter((g) => g.id !== id) };
+      },
+      "Backup group deleted.",
+    );
   });
 
   /** Connects, reads the dump and says what it found or why not; saves nothing (the form's values come back as typed). */
@@ -125,7 +145,7 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
     const refusal = backupGroupEditRefusal(machine.status(), machine.permission());
     if (refusal !== null) return page(c, 403, { router: { values, errors: { router: refusal } } });
     const form = routerFormSchema.safeParse(values);
-    if (!form.success) return page(c, 400, { router: { values, errors: fieldErrors(form.error as z.ZodError) } });
+    if (!form.success) return page(c, 400, { router: { values, errors: shownBeside(fieldErrors(form.error as z.ZodError), ROUTER_FIELDS_SHOWN, "router") } });
     try {
       const found = await (machine.testRouter?.bind(machine) ?? testVideohub)(form.data.router);
       return page(c, 200, { router: { values, tested: { ok: true, text: routerTestWords(form.data.router, found) } } });
@@ -138,7 +158,7 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
   app.post("/backup-groups/router", async (c) => {
     const values = stringsOf(await c.req.parseBody());
     const form = routerFormSchema.safeParse(values);
-    if (!form.success) return page(c, 400, { router: { values, errors: fieldErrors(form.error as z.ZodError) } });
+    if (!form.success) return page(c, 400, { router: { values, errors: shownBeside(fieldErrors(form.error as z.ZodError), ROUTER_FIELDS_SHOWN, "router") } });
     const router = { address: form.data.router, enabled: form.data.routerEnabled === "on" };
     return save(c, "router", values, (current) => ({ ...current, router }), router.enabled ? `Router ${router.address} saved; the active server connects to it.` : `Router ${router.address} saved (connection off).`);
   });

@@ -116,6 +116,7 @@ export function RouterCard(props: { view: BackupGroupsView; echo: GroupFormEcho 
           <label>
             <input type="checkbox" name="routerEnabled" value="on" checked={v.routerEnabled === "on"} data-testid="group-routerEnabled" /> Enable Videohub connection
           </label>
+          <FieldError echo={echo} field="routerEnabled" />
           <button type="submit" data-testid="save-router">
             Save router
           </button>
@@ -181,6 +182,7 @@ export function GroupForm(props: { view: BackupGroupsView; echo: GroupFormEcho }
           <label>
             <input type="radio" name="switchBack" value="manual" checked={v.switchBack === "manual"} data-testid="group-switchBack-manual" /> Switch back by hand
           </label>
+          <FieldError echo={echo} field="switchBack" />
           <label for="holdSeconds">Switch back after the main engine is healthy for (seconds)</label>
           <input id="holdSeconds" name="holdSeconds" value={v.holdSeconds ?? "10"} inputmode="numeric" data-testid="group-holdSeconds" />
           <FieldError echo={echo} field="holdSeconds" />
