@@ -83,7 +83,8 @@ export class PeerEndpoint {
             });
             if (!verdict.ok) {
               refusals.refused(from, verdict.error);
-              return new Response(verdict.error.message, { status: verdict.status });
+              // Closed after the answer: whatever the dialer sent after its request is never read.
+              return new Response(verdict.error.message, { status: verdict.status, headers: { connection: "close" } });
             }
             const publish = (topic: string, frame: Uint8Array) => srv.publish(topic, frame);
             if (srv.upgrade(request, { data: newServerSocketData(verdict, from, url.pathname, publish) })) return undefined;
