@@ -14,7 +14,7 @@ import type { SecureChannel, AuthenticatedPeer } from "./channel.ts";
 import { FrameKind, frameKind } from "./envelope.ts";
 import { z } from "zod";
 import { fingerprint } from "../core/keys.ts";
-import { HandshakeBusy, HandshakeFailed, MalformedFrame, NetworkKeyMismatch, PeerRefused } from "./errors.ts";
+import { HandshakeFailed, NetworkKeyMismatch, PeerRefused } from "./errors.ts";
 import { CHALLENGE_WINDOW_MS, upgradeChallengeSchema, type UpgradeChallenge } from "./upgrade-challenge.ts";
 import { systemClock } from "./system-time.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeInitiator } from "./handshake.ts";
@@ -68,8 +68,6 @@ export type ConnectionEvents = {
 /** 4xxx close codes: the reason text is what the other side logs and shows. */
 export const CLOSE_HANDSHAKE_FAILED = 4001;
 export const CLOSE_BAD_FRAME = 4002;
-/** WebSocket "message too big". */
-export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_GOING_AWAY = 1001;
 
 type ServerSocketData = {
@@ -323,9 +321,8 @@ function dial(address: string, path: string, options: SecureSocketOptions, event
     ws.onclose = (event) => {
       if (!opened) failedBeforeOpen();
       else if (!settled) {
-        const message = `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`;
-        const refused = event.code === CLOSE_HANDSHAKE_FAILED || event.code === CLOSE_TOO_BIG;
-        settle(refused ? new PeerRefused(address, message) : new HandshakeFailed(address, message));
+        // The listener took the upgrade, so it accepted this machine; a close before its proof is a failure, not a refusal.
+        settle(new HandshakeFailed(address, `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`));
       }
       else handlers?.close(event.reason || `closed (${event.code})`);
     };
@@ -362,8 +359,8 @@ async function whyUnreachable(address: string, networkKey: Uint8Array, used: Upg
     return new StaleChallenge(address, `${address} no longer takes the upgrade proof made for it; asking again.`);
   }
   if (identity?.challenge) {
-    // It answers on the same key and challenge: it refused this upgrade for now (busy); a plain failure, retried at the normal pace.
-    return new HandshakeFailed(address, `${address} answers on this network key but refused the connection (busy, or it did not take this machine's proof); its log says why.`);
+    // It answers on the same key and challenge and said no (busy, most likely): retried after a back-off (peer-refusals.ts).
+    return new PeerRefused(address, `${address} answers on this network key but refused the connection (busy, or it did not take this machine's proof); its log says why.`);
   }
   // The peer port was not up yet, or is something else.
   return unreachable(address);

@@ -11,7 +11,7 @@ import { DEFAULT_ADMISSION_LIMITS, sourceAddress } from "../../../src/net/handsh
 import { FINGERPRINT_HEADER, HandshakeInitiator, PROOF_HEADER } from "../../../src/net/handshake.ts";
 import { PeerEndpoint } from "../../../src/net/peer-endpoint.ts";
 import { connectSecure } from "../../../src/net/secure-socket.ts";
-import { NetworkKeyMismatch } from "../../../src/net/errors.ts";
+import { NetworkKeyMismatch, PeerRefused } from "../../../src/net/errors.ts";
 import { waitFor } from "../../support/wait-for.ts";
 
 const networkKey = nacl.randomBytes(32);
@@ -103,7 +103,7 @@ test("a machine on another network key is refused at the upgrade, and both sides
   expect(refusals.map((r) => r.code)).toEqual(["NETWORK_KEY_MISMATCH"]);
 });
 
-test("handshakes with the key beyond the bucket are refused cheaply, with a reason the dialer can act on; the refusals are logged once with a count", async () => {
+test("handshakes with the key beyond the bucket are refused cheaply; the dialer backs off (a refusal, with what to check); the refusals are logged once with a count", async () => {
   const { refusals, address } = listen({ handshakes: { perSource: { burst: 2, perSecond: 0.001 }, total: { burst: 100, perSecond: 100 }, maxSources: 16 } });
   const results: string[] = [];
   for (let i = 0; i < 6; i++) {
@@ -112,7 +112,7 @@ test("handshakes with the key beyond the bucket are refused cheaply, with a reas
         results.push("ok");
         c.close();
       },
-      (error: AppError) => results.push(error.message.includes("refused the connection (busy") ? "busy" : error.message),
+      (error: AppError) => results.push(error instanceof PeerRefused && error.message.includes("refused the connection (busy") ? "busy" : error.message),
     );
   }
   expect(results).toEqual(["ok", "ok", "busy", "busy", "busy", "busy"]);
