@@ -5,8 +5,9 @@
  * allow (§Security).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect as tcpConnect } from "node:net";
+import { connect as tcpConnect, type Socket } from "node:net";
 import mqtt from "mqtt";
+import mqttPacket from "mqtt-packet";
 import { readFileSync } from "node:fs";
 import { Cluster, freePeerPort } from "../support/cluster.ts";
 import { parseNetworkKey } from "../../src/core/keys.ts";
@@ -64,11 +65,11 @@ describe("every refusal reaches the sender at once", () => {
   );
 });
 
-/** How much of `bytes` the door took before it closed the connection (it should not take them all). */
-async function claimAndSend(port: number, header: Buffer, bytes: number): Promise<{ sent: number; closedByDoor: boolean }> {
-  const socket = tcpConnect({ host: "127.0.0.1", port });
+/** How much of `bytes` the door took before it closed the connection (it should not take them all); on `connected` when given (after a CONNECT). */
+async function claimAndSend(port: number, header: Buffer, bytes: number, connected?: Socket): Promise<{ sent: number; closedByDoor: boolean }> {
+  const socket = connected ?? tcpConnect({ host: "127.0.0.1", port });
   socket.on("error", () => {});
-  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  if (!connected) await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
   let closed = false;
   const closing = new Promise<void>((resolve) => socket.once("close", () => ((closed = true), resolve())));
   socket.write(header);
@@ -95,6 +96,62 @@ describe("the MQTT front door of the executable", () => {
         await client.publishAsync("studio/after", "ok", { qos: 1 });
       } finally {
         client.end(true);
+      }
+    },
+    TEST_MS,
+  );
+});
+
+/** A raw MQTT connection to the node's front door, CONNECTed as `clientId`. */
+async function rawMqtt(clientId: string) {
+  const socket = tcpConnect({ host: "127.0.0.1", port: mqttPort });
+  socket.on("error", () => {});
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  socket.write(mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId, keepalive: 60 } as never));
+  await new Promise<void>((resolve) => socket.once("data", () => resolve())); // CONNACK
+  return socket;
+}
+
+describe("the MQTT front door's limits after CONNECT", () => {
+  test(
+    "PUBLISHes claiming 256 MB after a good CONNECT are closed on the claim; 10,000 subscriptions get 500 granted and the rest 0x80, said in one log line",
+    async () => {
+      const claims = await Promise.all(Array.from({ length: 4 }, async (_, i) => claimAndSend(mqttPort, Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]), 32 * 1024 * 1024, await rawMqtt(`claim-${i}`))));
+      for (const claim of claims) expect(claim.closedByDoor).toBe(true);
+
+      const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { reconnectPeriod: 0, clientId: "many-filters" });
+      try {
+        // mqtt.js turns a SUBACK with 0x80 into an error carrying the packet.
+        const suback = (await client.subscribeAsync(Array.from({ length: 10_000 }, (_, i) => `many/${i}`)).catch((error: { packet?: { granted: number[] } }) => error)) as { packet?: { granted: number[] } };
+        const granted = suback.packet?.granted ?? [];
+        expect([granted.filter((g) => g !== 0x80).length, granted.filter((g) => g === 0x80).length]).toEqual([500, 9_500]);
+        await client.publishAsync("studio/after", "ok", { qos: 1 });
+        expect(cluster.logs("c1").filter((l) => String(l.event).startsWith("MQTT subscriptions refused"))).toHaveLength(1);
+      } finally {
+        client.end(true);
+      }
+    },
+    TEST_MS,
+  );
+
+  test(
+    "a subscriber that never reads is disconnected, and a publisher on the same node has every QoS 1 message acknowledged meanwhile",
+    async () => {
+      const slow = await rawMqtt("never-reads");
+      slow.write(mqttPacket.generate({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "studio/#", qos: 0 }] } as never));
+      await new Promise<void>((resolve) => slow.once("data", () => resolve())); // SUBACK
+      slow.pause();
+      const publisher = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { reconnectPeriod: 0 });
+      try {
+        const payload = "x".repeat(32 * 1024);
+        const cutOff = () => cluster.logs("c1").some((l) => String(l.event).includes("it does not read"));
+        // Until the kernel's buffers and then the door's (1 MiB) are full, bounded.
+        for (let i = 0; i < 2_000 && !cutOff(); i++) await publisher.publishAsync("studio/frame", payload, { qos: 1 });
+        await waitFor("the door cut the slow subscriber off", cutOff);
+        await publisher.publishAsync("studio/after", "ok", { qos: 1 });
+      } finally {
+        publisher.end(true);
+        slow.destroy();
       }
     },
     TEST_MS,
@@ -271,7 +328,7 @@ describe("the setup pages' password", () => {
           expect(await statusFrom(machine.ui, "127.0.0.1", password)).toBe(200);
         }
       } finally {
-        await cluster.kill("v6");
+        await machine.stop();
       }
     },
     TEST_MS,
