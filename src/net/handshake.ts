@@ -14,8 +14,9 @@
  * T2 = SHA-512(label, T1, listener nonce, listener public key). The dialer's MAC
  * (under the network key) and signature (its machine key) cover T1; the
  * listener's cover T2. The MAC is checked first, so a stranger costs one HMAC;
- * the challenge (upgrade-challenge.ts) takes each dialer nonce once; only then
- * is a token spent (`admit`) on the Ed25519 work. Labels differ per role, so a
+ * then the challenge (upgrade-challenge.ts): a replayed nonce is refused at
+ * once, a fresh one spends a token (`admit`, per source first) and is taken
+ * once; only then comes the Ed25519 work. Labels differ per role, so a
  * proof reflected back at its sender is refused. Session keys (one per
  * direction) = HMAC(network key, label | T2): fresh for every connection.
  *
@@ -194,12 +195,11 @@ export function answerUpgrade(request: UpgradeRequest): UpgradeVerdict {
   if (!bytesEqual(proof.mac, proofMac(networkKey, "initiator", dialer))) {
     return refuse(`${peer} did not prove it holds the network key for this machine; refused before any WebSocket.`);
   }
-  const fresh = challenges.take(Buffer.from(proof.challengeNonce).toString("hex"), Buffer.from(proof.nonce).toString("hex"));
+  if (bytesEqual(proof.publicKey, machine.publicKey)) return refuse(`${peer} is this machine itself (same machine key); connect to another machine.`);
+  const fresh = challenges.take(Buffer.from(proof.challengeNonce).toString("hex"), Buffer.from(proof.nonce).toString("hex"), request.admit);
   if (fresh === "replayed") return refuse(`${peer} reused an upgrade proof; refused.`);
   if (fresh === "stale") return refuse(`${peer} sent an upgrade proof made for an earlier run of this machine, or too old; refused (it asks for a new challenge).`);
   if (fresh === "busy") return { ok: false, status: 503, error: new HandshakeBusy(peer) };
-  if (bytesEqual(proof.publicKey, machine.publicKey)) return refuse(`${peer} is this machine itself (same machine key); connect to another machine.`);
-  if (request.admit && !request.admit()) return { ok: false, status: 503, error: new HandshakeBusy(peer) };
   if (!nacl.sign.detached.verify(signedMessage("initiator", dialer), proof.signature, proof.publicKey)) {
     return refuse(`${peer} holds the network key but its machine signature is invalid; refused.`);
   }

@@ -47,14 +47,18 @@ export class UpgradeChallenges {
     return { id: this.machineId, nonce: this.turn().nonce };
   }
 
-  /** Call only for a proof whose MAC checked (so a stranger fills nothing): takes `dialerNonce` once within the challenge's window. */
-  take(challengeNonce: string, dialerNonce: string): ChallengeVerdict {
+  /**
+   * Call only for a proof whose MAC checked (so a stranger fills nothing): takes `dialerNonce` once within the
+   * challenge's window. A replay is refused before `admit` (a sniffer's replays spend no one's tokens); a nonce
+   * is remembered only once `admit` said yes, so a key holder past its share cannot fill the window for everyone.
+   */
+  take(challengeNonce: string, dialerNonce: string, admit: () => boolean = () => true): ChallengeVerdict {
     this.turn();
     const window = [this.current, this.previous].find((w) => w?.nonce === challengeNonce);
     // A challenge this run never gave (an earlier run's) or one too old: the dialer asks again.
     if (!window) return "stale";
     if (window.seen.has(dialerNonce)) return "replayed";
-    if (window.seen.size >= MAX_PROOFS_PER_WINDOW) return "busy";
+    if (window.seen.size >= MAX_PROOFS_PER_WINDOW || !admit()) return "busy";
     window.seen.add(dialerNonce);
     return "ok";
   }

@@ -155,6 +155,15 @@ describe("handshake", () => {
     expect(asked).toBe(1);
   });
 
+  test("a proof refused as busy is not remembered: a key holder past its share cannot fill the window for everyone", () => {
+    let admit = false;
+    const at = listener({ admit: () => admit });
+    const headers = dialer(at).headers;
+    expect(refused(at.answer(headers)).error.code).toBe("HANDSHAKE_BUSY");
+    admit = true;
+    accepted(at.answer(headers));
+  });
+
   test("a proof made for another machine (sniffed on its way to the backup) opens nothing here", () => {
     const main = listener();
     const backup = listener({ machine: nacl.sign.keyPair.fromSeed(seed(32)) });
