@@ -41,13 +41,11 @@ export type PeerEndpointOptions = {
 
 export class PeerEndpoint {
   private readonly server: ReturnType<typeof Bun.serve>;
-  readonly admission: HandshakeAdmission;
   /** Hands out the challenges on GET /identity and takes each proof once; one for the life of the endpoint (a new network key keeps it). */
   readonly challenges: UpgradeChallenges;
 
-  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission, challenges: UpgradeChallenges) {
+  private constructor(server: ReturnType<typeof Bun.serve>, challenges: UpgradeChallenges) {
     this.server = server;
-    this.admission = admission;
     this.challenges = challenges;
   }
 
@@ -105,7 +103,7 @@ export class PeerEndpoint {
           ),
         },
       });
-      return new PeerEndpoint(server, admission, challenges);
+      return new PeerEndpoint(server, challenges);
     } catch (error) {
       throw listenError(error, options.at, "--peer-listen");
     }
