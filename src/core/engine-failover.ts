@@ -169,6 +169,15 @@ export function engineCondition(state: EngineFailoverState, machineId: string, n
 
 const NO_SIGNALS: EngineSignals = { lastHeardAt: null, healthy: null, frames: null, framesChangedAt: null };
 
+/**
+ * The machine was heard at `at` (never moving lastHeardAt back), with no
+ * decision: a runner records every heartbeat of a step this way and then
+ * decides once, so the order it reads them in never puts a backup on air.
+ */
+export function heardAt(state: EngineFailoverState, machineId: string, at: number): EngineFailoverState {
+  return withSignals(state, machineId, (s) => ({ ...s, lastHeardAt: Math.max(s.lastHeardAt ?? -Infinity, at) }));
+}
+
 function withSignals(state: EngineFailoverState, machineId: string, change: (s: EngineSignals) => EngineSignals): EngineFailoverState {
   return { ...state, engines: { ...state.engines, [machineId]: change(state.engines[machineId] ?? NO_SIGNALS) } };
 }
@@ -183,7 +192,7 @@ export function transition(state: EngineFailoverState, event: EngineFailoverEven
   let refusal: string | undefined;
   switch (event.kind) {
     case "heard":
-      next = withSignals(state, event.machineId, (s) => ({ ...s, lastHeardAt: Math.max(s.lastHeardAt ?? -Infinity, Math.min(event.at ?? now, now)) }));
+      next = heardAt(state, event.machineId, Math.min(event.at ?? now, now));
       break;
     case "health":
       next = withSignals(state, event.machineId, (s) => ({ ...s, healthy: event.healthy }));

@@ -9,7 +9,7 @@
  * the router reports, so a new active server converges rather than re-routes.
  */
 import type { Clock, Timers } from "../core/clock.ts";
-import { engineReplacesKey, initialEngineFailover, transition, type EngineFailoverEvent, type EngineFailoverState, type EngineFailoverTimings, type RouteCommand } from "../core/engine-failover.ts";
+import { engineReplacesKey, heardAt, initialEngineFailover, transition, type EngineFailoverEvent, type EngineFailoverState, type EngineFailoverTimings, type RouteCommand } from "../core/engine-failover.ts";
 import { engineAlerts, type EngineAlert } from "../core/engine-chip.ts";
 import { engineStatuses, routeWarnings, standIns, switchEvent } from "../core/engine-failover-views.ts";
 import { ROUTER_SWITCH_TOPIC, type RouterDriver, type RouterEvent } from "../core/router.ts";
@@ -104,12 +104,9 @@ export class EngineWatch {
     const backups = this.ports.backups();
     const now = this.ports.clock.now();
     const engines = new Set(backups.groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]));
-    // Heartbeats before the groups: a group just created meets its engines as heard, not as silent since the decision began.
-    for (const peer of this.ports.heard()) {
-      // Fed at `now` with the heartbeat's own time: a step that runs late (a busy server) still counts a live engine, and time never runs back.
-      const at = now - peer.lastHeardMsAgo;
-      if (engines.has(peer.id) && at > (this.state.engines[peer.id]?.lastHeardAt ?? -Infinity)) this.feed({ kind: "heard", machineId: peer.id, at });
-    }
+    // Every heartbeat first, at its own time and with no decision, then one decision: a group just created meets its
+    // engines as heard, and the order the peers are listed in never puts the backup on air for a moment.
+    for (const peer of this.ports.heard()) if (engines.has(peer.id)) this.state = heardAt(this.state, peer.id, now - peer.lastHeardMsAgo);
     const text = JSON.stringify(backups.groups);
     if (text !== this.groupsText) {
       this.groupsText = text;

@@ -20,6 +20,7 @@ import { fieldErrors } from "./forms.ts";
 import { backupGroupsView, routerTestWords, type GroupFormEcho } from "./view-models/backup-groups-view.ts";
 import { parseHostPort } from "../core/config.ts";
 import { probeVideohub, type RouterProbe } from "../services/router/videohub-probe.ts";
+import { engineLicenses } from "../services/engine-licenses.ts";
 import { systemClock, systemTimers } from "../net/system-time.ts";
 import { BackupGroupsPage } from "./views/backup-groups.tsx";
 
@@ -73,8 +74,17 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
     }
   };
   type Echoes = { group?: GroupFormEcho; router?: GroupFormEcho; editing?: BackupGroup | null };
-  const page = async (c: Context, status: 200 | 400 | 403 | 409 | 502 | 503, echoes: Echoes = {}) =>
-    c.html(<BackupGroupsPage view={backupGroupsView(machine.status(), machine.permission(), await groupsNow())} echo={echoes.group} routerEcho={echoes.router} editing={echoes.editing} />, status);
+  /** The license types the engines of the groups report, where this machine hears them (for the "licenses differ" warning). */
+  const licensesOf = async (backups: EngineBackups | { error: string }) => {
+    if ("error" in backups) return {};
+    const named = new Set(backups.groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]));
+    return engineLicenses((machine.status().failover?.peers ?? []).filter((p) => named.has(p.id)));
+  };
+  const page = async (c: Context, status: 200 | 400 | 403 | 409 | 502 | 503, echoes: Echoes = {}) => {
+    const backups = await groupsNow();
+    const view = backupGroupsView(machine.status(), machine.permission(), backups, await licensesOf(backups));
+    return c.html(<BackupGroupsPage view={view} echo={echoes.group} routerEcho={echoes.router} editing={echoes.editing} />, status);
+  };
   /** A refusal as the form shows it: beside the field it is about (the core's checks say it in words). */
   const refusal = (error: AppError): Record<string, string> => {
     const field = error instanceof InvalidInput ? error.field : undefined;

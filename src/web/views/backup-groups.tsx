@@ -41,6 +41,11 @@ function GroupTable(props: { view: BackupGroupsView; group: BackupGroup }) {
       <p>
         Failover {g.failoverMode === "auto" ? "automatic" : "manual"} · switch back {g.switchBack === "auto" ? `automatically after ${Math.round(g.holdTimeMs / 1000)} s healthy` : "by hand"}
       </p>
+      {(view.warnings[g.id] ?? []).map((w) => (
+        <p class="field-error" role="alert" data-testid="group-warning">
+          {w}
+        </p>
+      ))}
       <table>
         <thead>
           <tr>

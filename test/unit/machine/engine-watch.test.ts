@@ -135,6 +135,20 @@ describe("engine watch", () => {
     expect(w.published.filter((p) => p.topic === ROUTER_SWITCH_TOPIC)).toEqual([]);
   });
 
+  test("a server stalled past the silence timeout, then hearing every engine again, switches nothing (whatever order it lists them in)", async () => {
+    // Found by the engines e2e on a loaded machine: each heartbeat was fed with its own decision, so the backup, read first, went on air for a moment.
+    const w = world();
+    w.watch.activate();
+    await w.run(1000);
+    const stalledAt = w.timers.now;
+    w.timers.advance(3_600);
+    await Promise.resolve();
+    for (const id of Object.keys(w.heardAt)) w.heardAt[id] = stalledAt + 3_590;
+    await w.run(1000);
+    expect(w.router.routes[4]).toBe(0);
+    expect(w.published.filter((p) => p.topic === ROUTER_SWITCH_TOPIC)).toEqual([]);
+  });
+
   test("only while active: deactivated it lets go of the router; activated again it adopts the routes it finds", async () => {
     const w = world();
     w.watch.activate();
