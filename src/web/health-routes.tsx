@@ -16,8 +16,8 @@ export interface HealthControl {
   permission(): Permission;
   /** The engine runner's view; null where none runs. */
   engineHealth(): EngineWatchView | null;
-  /** Throws an AppError saying why the switch was not made. */
-  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): void;
+  /** Resolves with what happens, in words; rejects with an AppError saying why the switch was not made. */
+  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): Promise<string>;
 }
 
 export const engineSwitchFormSchema = z.object({
@@ -34,12 +34,14 @@ export function registerHealth(app: Hono, machine: HealthControl): void {
     if (!form.success) return c.html(<HealthPage view={view()} message={{ ok: false, text: form.error.issues[0]!.message }} />, 400);
     const { group, main, to } = form.data;
     if (view().switchRefusal !== null) return c.html(<HealthPage view={view()} message={{ ok: false, text: view().switchRefusal! }} />, 403);
+    let text: string;
     try {
-      machine.switchEngine(group, main, to);
+      text = await machine.switchEngine(group, main, to);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
-      return c.html(<HealthPage view={view()} message={{ ok: false, text: error.message }} />, 409);
+      const status = error.status === 403 || error.status === 503 ? error.status : 409;
+      return c.html(<HealthPage view={view()} message={{ ok: false, text: error.message }} />, status);
     }
-    return c.html(<HealthPage view={view()} message={{ ok: true, text: to === "backup" ? "Switching to the backup engine…" : "Switching back to the main engine…" }} />);
+    return c.html(<HealthPage view={view()} message={{ ok: true, text }} />);
   });
 }

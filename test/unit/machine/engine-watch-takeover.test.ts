@@ -1,6 +1,6 @@
 /**
- * The engine runner across a server failover (docs/design.md §Render-engine
- * backups): two runners, one per server, share one router and one Data Hub
+ * The engine runner across a server failover
+ * (docs/design.md §Render-engine backups): two runners, one per server, share one router and one Data Hub
  * (a map standing in for the retained state the backup copies). What the
  * first one decided (a manual switch, the hold time's start, whom the backup
  * replaces) is kept in force by the second, which also reads the engines'
