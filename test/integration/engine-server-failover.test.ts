@@ -36,10 +36,10 @@ afterEach(async () => {
 type Rig = { c: Cluster; sim: VideohubSim; render1: string; spare: string; group: string };
 
 /** The servers, both engines, the router and one group, set up on the main's pages and copied by the backup server. */
-async function rig(): Promise<Rig> {
+async function rig(clients: string[] = []): Promise<Rig> {
   sim = new VideohubSim().start();
   sim.routes[DEST] = MAIN_SOURCE;
-  const c = (cluster = await Cluster.start({ clients: ["render-1", "spare"] }));
+  const c = (cluster = await Cluster.start({ clients: ["render-1", "spare", ...clients] }));
   const [render1, spare] = [(await c.status("render-1")).id, (await c.status("spare")).id];
   await c.waitStatus("main", "the main hears both engines", (s) => s.failover?.state === "active" && [render1, spare].every((id) => s.failover!.peers.some((p) => p.id === id)));
   await c.waitStatus("backup", "the backup idle and hearing both engines", (s) => s.failover?.state === "idle" && [render1, spare].every((id) => s.failover!.peers.some((p) => p.id === id)));
@@ -57,6 +57,14 @@ function groupsIn(dataDir: string): string[] {
     return (JSON.parse(readFileSync(join(dataDir, "backup-groups.json"), "utf8")) as { groups: { id: string }[] }).groups.map((g) => g.id);
   } catch {
     return [];
+  }
+}
+
+function levelsIn(dataDir: string): Record<string, number> {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, "permissions.json"), "utf8")) as Record<string, number>;
+  } catch {
+    return {};
   }
 }
 
@@ -132,15 +140,19 @@ test(
 );
 
 test(
-  "a manual switch to the backup engine stays in force after the server failover; the operator switches back on the backup server",
+  "a manual switch to the backup engine stays in force through a server failover and the failback; a level-3 client switches through whichever server serves",
   async () => {
-    const r = await rig();
+    const r = await rig(["desk"]);
+    const desk = (await r.c.status("desk")).id;
+    await r.c.waitStatus("main", "the main hears the desk", (s) => s.failover!.peers.some((p) => p.id === desk));
+    expect((await r.c.postForm("main", "/machines/permission", { machine: desk, level: "3" })).status).toBe(200);
+    await waitFor("the backup server's copy of the desk's level", () => levelsIn(r.c.machine("backup").dataDir)[desk] === 3, 15_000);
     const sw = { group: r.group, main: r.render1, to: "backup" };
     expect((await r.c.postForm("main", "/health/switch", sw)).status).toBe(200);
     await waitFor("the router's destination on the backup engine", () => r.sim.routes[DEST] === BACKUP_SOURCE, 10_000);
     await waitFor("the backup engine told it replaces render-1", async () => (await replaces(r)) === r.render1, 10_000);
 
-    const later = requestsSince(r);
+    let later = requestsSince(r);
     await serverFailover(r);
     // render-1 is fit all along: an automatic stand-in would return after the hold time.
     await Bun.sleep(2 * HOLD_S * 1000 + 1_000);
@@ -148,11 +160,33 @@ test(
     expectRequests(r, later(), []);
     expect(await replaces(r)).toBe(r.render1);
 
-    const back = await r.c.postForm("backup", "/health/switch", { ...sw, to: "main" });
-    expect(back.status).toBe(200);
+    // The desk (level 3) asks the main, which is dead, then the backup, which serves.
+    await waitFor("the desk's switch back accepted", async () => {
+      const answer = await r.c.postForm("desk", "/health/switch", { ...sw, to: "main" });
+      if (answer.status !== 200) throw new Error(`${answer.status}: ${answer.body.match(/data-testid="health-message">([^<]*)</)?.[1]}`);
+      return true;
+    }, 15_000);
+    await waitFor("render-1 back on the router", () => r.sim.routes[DEST] === MAIN_SOURCE, 10_000);
+    await waitFor("the backup engine told it replaces no one", async () => (await replaces(r)) === null, 10_000);
+    expect((await r.c.postForm("desk", "/health/switch", sw)).status).toBe(200);
+    await waitFor("the backup engine on the router again", () => r.sim.routes[DEST] === BACKUP_SOURCE, 10_000);
+    expectRequests(r, later(), [`${DEST} ${MAIN_SOURCE}`, `${DEST} ${BACKUP_SOURCE}`]);
+
+    // The main server returns and takes over (failback auto): the manual switch is still in force.
+    later = requestsSince(r);
+    const before = r.sim.connections;
+    await r.c.restart("main");
+    await r.c.waitStatus("main", "the main server serving again", (s) => s.failover?.state === "active", 30_000);
+    await waitFor("the main server on the router again", () => r.sim.connections > before && r.sim.clientCount === 1, 15_000);
+    await Bun.sleep(2 * HOLD_S * 1000 + 1_000);
+    expect(r.sim.routes[DEST]).toBe(BACKUP_SOURCE);
+    expectRequests(r, later(), []);
+    expect(await replaces(r)).toBe(r.render1);
+
+    const home = await r.c.postForm("main", "/health/switch", { ...sw, to: "main" });
+    expect(`${home.status} ${home.body.match(/data-testid="health-message">([^<]*)</)?.[1]}`).toBe("200 Switching back to the main engine…");
     await waitFor("render-1 back on the router", () => r.sim.routes[DEST] === MAIN_SOURCE, 10_000);
     expectRequests(r, later(), [`${DEST} ${MAIN_SOURCE}`]);
-    await waitFor("the backup engine told it replaces no one", async () => (await replaces(r)) === null, 10_000);
   },
   TEST_MS,
 );
