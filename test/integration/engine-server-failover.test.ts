@@ -47,7 +47,7 @@ async function rig(clients: string[] = []): Promise<Rig> {
   const form = { name: "Green", main0: render1, main0Sources: "1", main0Destinations: "5", backup: spare, backupSources: "9", mode: "auto", switchBack: "auto", holdSeconds: String(HOLD_S) };
   expect((await c.postForm("main", "/backup-groups", form)).status).toBe(200);
   const group = groupsIn(c.machine("main").dataDir)[0]!;
-  await waitFor("the backup server's copy of the group", () => groupsIn(c.machine("backup").dataDir).some((g) => g === group), 15_000);
+  await waitFor("the backup server's copy of the group", () => groupsIn(c.machine("backup").dataDir).some((g) => g === group), 30_000);
   await waitFor("the main server on the router", () => sim!.clientCount === 1, 10_000);
   return { c, sim, render1, spare, group };
 }
