@@ -12,14 +12,15 @@
  */
 import { AppError } from "../core/errors.ts";
 import type { Failback, MainEvent } from "../core/failover/types.ts";
-import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
+import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, seesOthers, type Permission, type PermissionLevel } from "../core/permissions.ts";
 import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
-import { acceptConsole, acceptLevelQuestions, askAddBackup, askSwitchEngine, type EngineSwitch, askAllLevels, askGroups, askLevel, askRemoveBackup, askSaveGroups, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
+import { acceptConsole, acceptLevelQuestions, askAddBackup, askEngineHealth, askSwitchEngine, type EngineSwitch, askAllLevels, askGroups, askLevel, askRemoveBackup, askSaveGroups, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
 import { PermissionsFile } from "../store/permissions-file.ts";
 import { BackupGroupsFile, NO_ENGINE_BACKUPS, type EngineBackups } from "../store/backup-groups-file.ts";
 import { checkGroup } from "../core/backup-groups.ts";
 import type { LearnedBackupWord } from "../store/learned-backup-file.ts";
 import type { EngineWatch } from "./engine-watch.ts";
+import type { EngineWatchWireView } from "../core/engine-watch-view.ts";
 
 export const PERMISSION_REFRESH_MS = 2000;
 
@@ -68,7 +69,11 @@ export class ConsoleActions {
   /** `/console`: the main's, or the backup's level answers from its copy; a client does not serve it. */
   get service(): ((connection: SecureConnection) => ConnectionEvents) | null {
     if (!this.permissions) return null;
-    if (this.options.role === "backup") return (connection) => acceptLevelQuestions(connection, () => this.levels(), () => this.roster(), () => this.localGroups(), (change) => this.switchEngineHere(change));
+    if (this.options.role === "backup") return (connection) =>
+        acceptLevelQuestions(connection, () => this.levels(), () => this.roster(), () => this.localGroups(), {
+          switchEngine: (change) => this.switchEngineHere(change),
+          engineHealth: () => this.engineHealthHere(),
+        });
     const { backupChanges } = this.options;
     return (connection) =>
       acceptConsole(connection, {
@@ -82,6 +87,7 @@ export class ConsoleActions {
         groups: () => this.localGroups(),
         saveGroups: (groups) => this.saveGroupsHere(groups),
         switchEngine: (change) => this.switchEngineHere(change),
+        engineHealth: () => this.engineHealthHere(),
       });
   }
 
@@ -145,6 +151,34 @@ export class ConsoleActions {
   async saveGroups(backups: EngineBackups): Promise<void> {
     if (this.options.role === "client") return this.askMainTo("change the backup groups", (main) => askSaveGroups(main, this.options.secure, backups));
     this.saveGroupsHere(backups);
+  }
+
+  /**
+   * What the Health panel shows of the engines: a server's own runner; a client (from level 2)
+   * asks the main, or the backup when the main does not answer or does not serve; null when none says.
+   */
+  async engineHealth(): Promise<EngineWatchWireView | null> {
+    if (this.options.role !== "client") return this.engines ? this.wireView(this.engines) : null;
+    if (!seesOthers(this.level)) return null;
+    for (const server of [this.options.mainAddress(), this.options.backupAddress()]) {
+      if (server === null) continue;
+      try {
+        return await askEngineHealth(server, this.options.secure);
+      } catch {
+        // Not serving, not answering, or refusing: the other server, or none.
+      }
+    }
+    return null;
+  }
+
+  private engineHealthHere(): EngineWatchWireView {
+    if (!this.engines?.active) throw new AppError("NOT_ACTIVE", "This server does not serve the network now: the server that serves watches the engines.", { status: 409 });
+    return this.wireView(this.engines);
+  }
+
+  private wireView(engines: EngineWatch): EngineWatchWireView {
+    const { router, groups, ...rest } = engines.view();
+    return { ...rest, groups: [...groups], router: { address: router.address, connected: router.connected, routes: [...router.routes], locks: [...router.locks] } };
   }
 
   /** A manual engine switch (the Health panel's buttons): this server's runner, or a level-3 client asking the servers. */

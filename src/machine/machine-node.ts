@@ -373,9 +373,9 @@ export class MachineNode implements MachineControl {
     return this.peer.console.saveGroups(backups);
   }
 
-  /** The render engines' failover as this server runs it (machine/engine-watch.ts); null on a client. */
+  /** The render engines' failover as this server runs it (machine/engine-watch.ts), or a client's view of the serving server's. */
   engineHealth() {
-    return this.peer?.engines?.view() ?? null;
+    return this.peer?.console.engineHealth() ?? Promise.resolve(null);
   }
 
   switchEngine(group: string, main: string, to: "backup" | "main"): Promise<string> {

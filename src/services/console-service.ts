@@ -21,6 +21,7 @@ import { RpcClient, rpcServer } from "../net/rpc.ts";
 import { permissionLevelsSchema } from "../store/permissions-file.ts";
 import { learnedBackupSchema, type LearnedBackupWord } from "../store/learned-backup-file.ts";
 import { engineBackupsSchema, type EngineBackups } from "../store/backup-groups-file.ts";
+import { engineWatchViewSchema, type EngineWatchWireView } from "../core/engine-watch-view.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 
 /** A level question is small; it must not hold a page for long. */
@@ -81,7 +82,17 @@ export type ConsoleSide = {
   saveGroups(backups: EngineBackups): void;
   /** A manual engine switch on this server's runner; throws an AppError saying why not (NOT_ACTIVE: it does not serve now). */
   switchEngine(change: EngineSwitch): string;
+  /** What this server's engine runner shows; throws NOT_ACTIVE when it does not serve now. */
+  engineHealth(): EngineWatchWireView;
 };
+
+/** The engine runner's view for a client's Health panel: from level 2, like the backup groups. */
+function engineHealthRpc(level: () => PermissionLevel, engineHealth: () => EngineWatchWireView) {
+  return () => {
+    if (!seesOthers(level())) throw new PermissionRefused(level(), "see the render engines' health");
+    return engineHealth();
+  };
+}
 
 /** The engine switch's RPC handler, shared by the main and the backup: level 3 only, the params checked before anything runs. */
 function switchEngineRpc(level: () => PermissionLevel, switchEngine: (change: EngineSwitch) => string) {
@@ -123,6 +134,7 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
       return { saved: true };
     },
     switchEngine: switchEngineRpc(level, (change) => side.switchEngine(change)),
+    engineHealth: engineHealthRpc(level, () => side.engineHealth()),
     switchBack: () => {
       const mine = level();
       if (!maySwitchBack(mine)) throw new PermissionRefused(mine, "switch the network back to the main server");
@@ -149,7 +161,7 @@ export function acceptLevelQuestions(
   levels: () => Record<string, PermissionLevel>,
   roster: () => RosterEntry[],
   groups: () => EngineBackups,
-  switchEngine: (change: EngineSwitch) => string,
+  engines: { switchEngine: (change: EngineSwitch) => string; engineHealth: () => EngineWatchWireView },
 ): ConnectionEvents {
   const asker = connection.peer.machineId;
   const level = () => askerLevel(asker, levels(), roster);
@@ -160,7 +172,8 @@ export function acceptLevelQuestions(
       return groups();
     },
     // While the backup serves, it switches the engines: a level-3 client's switch is checked against its copy of the levels.
-    switchEngine: switchEngineRpc(level, switchEngine),
+    switchEngine: switchEngineRpc(level, engines.switchEngine),
+    engineHealth: engineHealthRpc(level, engines.engineHealth),
   });
 }
 
@@ -225,6 +238,11 @@ export function askSwitchBack(address: string, secure: SecureSocketOptions): Pro
 /** A level-3 client's manual engine switch, asked of a server (the one that serves carries it out); resolves with its words. */
 export function askSwitchEngine(address: string, secure: SecureSocketOptions, change: EngineSwitch): Promise<string> {
   return askMain(async () => (await call(address, secure, "switchEngine", switchedSchema, change)).message);
+}
+
+/** What the engine runner of the server at `address` shows (a client's Health panel, from level 2). */
+export function askEngineHealth(address: string, secure: SecureSocketOptions): Promise<EngineWatchWireView> {
+  return askMain(() => call(address, secure, "engineHealth", engineWatchViewSchema));
 }
 
 /** A level-3 client's Add Backup server: the main runs the pairing exchange (which may take its own time to answer). */

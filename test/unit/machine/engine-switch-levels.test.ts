@@ -2,9 +2,10 @@
  * Switching render engines by hand from a client (docs/design.md §Security:
  * level 3 may do what the main's own pages do; §Render-engine backups): the
  * client's Health panel asks the server that serves, which checks the
- * client's level itself. Level 2 gets 403 and the reason, and nothing is
- * switched; level 3 switches, twice in a row too, checked on the simulated
- * router's own state.
+ * client's level itself. The client's panel shows what that server's
+ * runner shows from level 2 (none at level 1); level 2 gets 403 and the
+ * reason, and nothing is switched; level 3 gets the buttons and switches,
+ * twice in a row too, checked on the simulated router's own state.
  */
 import { afterEach, expect, test } from "bun:test";
 import nacl from "tweetnacl";
@@ -44,6 +45,12 @@ test("a level-2 client's switch is refused with the reason; at level 3 it switch
   await waitFor("the main server on the router", () => sim.clientCount === 1, 10_000);
   await waitFor("the desk learns its level", () => desk.permission() === 2, 10_000);
 
+  const page = async () => (await desk.app.request("http://localhost/health")).text();
+  const level2 = await page();
+  expect(level2).toContain(`data-machine-id="${render1Id}"`);
+  expect(level2).toContain("Destination 5 ← source 1");
+  expect(level2).not.toContain('data-testid="switch-to-backup"');
+
   const toBackup = { group: "green", main: render1Id, to: "backup" };
   const refused = await formPost(desk, "/health/switch", toBackup);
   expect(refused.status).toBe(403);
@@ -52,6 +59,7 @@ test("a level-2 client's switch is refused with the reason; at level 3 it switch
 
   expect((await formPost(main, "/machines/permission", { machine: deskId, level: "3" })).status).toBe(200);
   await waitFor("the desk learns level 3", () => desk.permission() === 3, 10_000);
+  expect(await page()).toContain('data-testid="switch-to-backup"');
   for (let i = 0; i < 2; i++) {
     const done = await formPost(desk, "/health/switch", toBackup);
     expect(done.status).toBe(200);
@@ -69,4 +77,8 @@ test("a level-2 client's switch is refused with the reason; at level 3 it switch
   expect(await unknown.text()).toContain("no main engine");
   expect((await formPost(desk, "/health/switch", { ...toBackup, group: "Not a group!" })).status).toBe(400);
   expect(sim.requests).toEqual(["4 8", "4 0"]);
+
+  expect((await formPost(main, "/machines/permission", { machine: deskId, level: "1" })).status).toBe(200);
+  await waitFor("the desk learns level 1", () => desk.permission() === 1, 10_000);
+  expect(await page()).not.toContain(render1Id);
 }, 60_000);
