@@ -166,6 +166,8 @@ export class EngineWatch {
   /** The operator's switch; throws an AppError saying why it was not made. */
   manual(groupId: string, mainId: string, to: "backup" | "main"): void {
     if (!this.active) throw new AppError("NOT_ACTIVE", "Engines are switched by the server that serves the network now.", { status: 409 });
+    // The decision the previous server kept is not read yet: a switch now would be overwritten by it.
+    if (this.restoring) throw new AppError("ENGINES_LOADING", "This server has just started serving and is reading the engines' state: try again in a moment.", { status: 409 });
     const refusal = this.feed({ kind: "manual", groupId, mainId, to });
     if (refusal !== undefined) throw new AppError("SWITCH_REFUSED", `Not switched: ${refusal}.`, { status: 409 });
   }

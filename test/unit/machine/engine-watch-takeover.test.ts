@@ -59,7 +59,7 @@ function world() {
   const writes: { key: string; value: unknown }[] = [];
   const heardAt: Record<string, number> = { [MAIN]: 0, [SPARE]: 0 };
   const silent = new Set<string>();
-  const server = (opts: { hearsMain?: boolean } = {}) =>
+  const server = (opts: { hearsMain?: boolean; readRetained?: (key: string) => Promise<unknown> } = {}) =>
     new EngineWatch({
       clock: timers.clock,
       wallNow: () => 1_700_000_000_000 + timers.now,
@@ -72,7 +72,7 @@ function world() {
         writes.push({ key, value });
         hub.set(key, value);
       },
-      readRetained: async (key) => hub.get(key) ?? null,
+      readRetained: opts.readRetained ?? (async (key) => hub.get(key) ?? null),
       log: createLogger(() => "json", () => {}),
     });
   /** 100 ms steps, each engine not silenced heard at each. */
@@ -174,6 +174,21 @@ describe("engine runner across a server failover", () => {
     await w.run(500);
     expect(w.router.routes[4]).toBe(8);
     expect(backup.view().engines[MAIN]).toMatchObject({ kind: "replaced", condition: "unhealthy" });
+  });
+
+  test("a switch asked before the kept decision is read is refused, not overwritten by it", async () => {
+    const w = world();
+    const slow = w.server({ readRetained: () => new Promise<unknown>(() => {}) });
+    slow.activate();
+    expect(slow.reading).toBe(true);
+    expect(() => slow.manual("green", MAIN, "backup")).toThrow("reading the engines' state");
+    // The hub never answers: after its wait the runner decides without it.
+    await w.run(2_500);
+    expect(slow.reading).toBe(false);
+    slow.manual("green", MAIN, "backup");
+    await w.run(300);
+    expect(w.router.routes[4]).toBe(8);
+    slow.deactivate();
   });
 
   test("values heard while standing by are replayed at activation, and a deleted one is not", async () => {
