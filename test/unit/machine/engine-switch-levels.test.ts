@@ -21,25 +21,25 @@ afterEach(async () => {
   for (const sim of sims.splice(0)) sim.stop();
 });
 
-async function node(flags: Record<string, string>, key: Uint8Array) {
-  const started = await startNode({ dataDir: setUpDataDir(key), flags: { heartbeatMs: "50", failoverTimeoutMs: "250", ...flags } });
+async function node(flags: Record<string, string>, key: Uint8Array, host: string) {
+  const started = await startNode({ dataDir: setUpDataDir(key), flags: { heartbeatMs: "50", failoverTimeoutMs: "250", peerListen: host === "::1" ? "[::1]:0" : `${host}:0`, ...flags } });
   running.push(started.node);
   return started.node;
 }
 
-test("a level-2 client's switch is refused with the reason; at level 3 it switches through the main, both ways", async () => {
+test.each(["127.0.0.1", "::1"])("a level-2 client's switch is refused with the reason; at level 3 it switches through the main, both ways (%s)", async (host) => {
   const key = nacl.randomBytes(32);
-  const sim = new VideohubSim().start();
+  const sim = new VideohubSim({ hostname: host }).start();
   sims.push(sim);
   sim.routes[4] = 0;
-  const main = await node({ role: "main" }, key);
+  const main = await node({ role: "main" }, key, host);
   const mainAt = main.status().peerListen!;
-  const render1 = await node({ role: "client", main: mainAt, name: "render-1" }, key);
-  const spare = await node({ role: "client", main: mainAt, name: "render-spare" }, key);
-  const desk = await node({ role: "client", main: mainAt, name: "desk" }, key);
+  const render1 = await node({ role: "client", main: mainAt, name: "render-1" }, key, host);
+  const spare = await node({ role: "client", main: mainAt, name: "render-spare" }, key, host);
+  const desk = await node({ role: "client", main: mainAt, name: "desk" }, key, host);
   const [render1Id, spareId, deskId] = [render1.status().id, spare.status().id, desk.status().id];
   await waitFor("the main hears every client", () => [render1Id, spareId, deskId].every((id) => main.status().failover!.peers.some((p) => p.id === id)), 10_000);
-  expect((await formPost(main, "/backup-groups/router", { router: `127.0.0.1:${sim.port}`, routerEnabled: "on" })).status).toBe(200);
+  expect((await formPost(main, "/backup-groups/router", { router: host === "::1" ? `[::1]:${sim.port}` : `${host}:${sim.port}`, routerEnabled: "on" })).status).toBe(200);
   const group = { name: "Green", main0: render1Id, main0Sources: "1", main0Destinations: "5", backup: spareId, backupSources: "9", mode: "auto", switchBack: "manual", holdSeconds: "1" };
   expect((await formPost(main, "/backup-groups", group)).status).toBe(200);
   await waitFor("the main server on the router", () => sim.clientCount === 1, 10_000);
