@@ -91,6 +91,20 @@ function expectRequests(r: Rig, got: string[], expected: string[]): void {
   throw new Error(`router requests ${JSON.stringify(got)}, expected ${JSON.stringify(expected)}\n${lines.join("\n")}`);
 }
 
+/**
+ * The Health panel's switch on `name`, until that server accepts it: one that does not serve at that
+ * moment (a loaded machine may blink a server's role) refuses and changes nothing, so asking again is safe.
+ */
+async function switchOn(r: Rig, name: string, fields: Record<string, string>, says: string): Promise<void> {
+  await waitFor(`${name} switches the engines`, async () => {
+    const answer = await r.c.postForm(name, "/health/switch", fields);
+    const text = answer.body.match(/data-testid="health-message">([^<]*)</)?.[1];
+    if (answer.status !== 200) throw new Error(`${answer.status}: ${text}`);
+    expect(text).toBe(says);
+    return true;
+  }, 20_000);
+}
+
 /** The router's requests from now on, for "this never happens" checks over a window. */
 const requestsSince = (r: Rig) => {
   const from = r.sim.requests.length;
@@ -148,7 +162,7 @@ test(
     expect((await r.c.postForm("main", "/machines/permission", { machine: desk, level: "3" })).status).toBe(200);
     await waitFor("the backup server's copy of the desk's level", () => levelsIn(r.c.machine("backup").dataDir)[desk] === 3, 15_000);
     const sw = { group: r.group, main: r.render1, to: "backup" };
-    expect((await r.c.postForm("main", "/health/switch", sw)).status).toBe(200);
+    await switchOn(r, "main", sw, "Switching to the backup engine…");
     await waitFor("the router's destination on the backup engine", () => r.sim.routes[DEST] === BACKUP_SOURCE, 10_000);
     await waitFor("the backup engine told it replaces render-1", async () => (await replaces(r)) === r.render1, 10_000);
 
@@ -161,14 +175,10 @@ test(
     expect(await replaces(r)).toBe(r.render1);
 
     // The desk (level 3) asks the main, which is dead, then the backup, which serves.
-    await waitFor("the desk's switch back accepted", async () => {
-      const answer = await r.c.postForm("desk", "/health/switch", { ...sw, to: "main" });
-      if (answer.status !== 200) throw new Error(`${answer.status}: ${answer.body.match(/data-testid="health-message">([^<]*)</)?.[1]}`);
-      return true;
-    }, 15_000);
+    await switchOn(r, "desk", { ...sw, to: "main" }, "Switching back to the main engine…");
     await waitFor("render-1 back on the router", () => r.sim.routes[DEST] === MAIN_SOURCE, 10_000);
     await waitFor("the backup engine told it replaces no one", async () => (await replaces(r)) === null, 10_000);
-    expect((await r.c.postForm("desk", "/health/switch", sw)).status).toBe(200);
+    await switchOn(r, "desk", sw, "Switching to the backup engine…");
     await waitFor("the backup engine on the router again", () => r.sim.routes[DEST] === BACKUP_SOURCE, 10_000);
     expectRequests(r, later(), [`${DEST} ${MAIN_SOURCE}`, `${DEST} ${BACKUP_SOURCE}`]);
 
@@ -183,8 +193,7 @@ test(
     expectRequests(r, later(), []);
     expect(await replaces(r)).toBe(r.render1);
 
-    const home = await r.c.postForm("main", "/health/switch", { ...sw, to: "main" });
-    expect(`${home.status} ${home.body.match(/data-testid="health-message">([^<]*)</)?.[1]}`).toBe("200 Switching back to the main engine…");
+    await switchOn(r, "main", { ...sw, to: "main" }, "Switching back to the main engine…");
     await waitFor("render-1 back on the router", () => r.sim.routes[DEST] === MAIN_SOURCE, 10_000);
     expectRequests(r, later(), [`${DEST} ${MAIN_SOURCE}`]);
   },
