@@ -49,6 +49,11 @@ async function rig(clients: string[] = []): Promise<Rig> {
   const group = groupsIn(c.machine("main").dataDir)[0]!;
   await waitFor("the backup server's copy of the group", () => groupsIn(c.machine("backup").dataDir).some((g) => g === group), 30_000);
   await waitFor("the main server on the router", () => sim!.clientCount === 1, 10_000);
+  // On a loaded machine an engine may stall past the silence timeout and be replaced (rightly): start from render-1 on air.
+  await waitFor("render-1 on air, the main server's Health panel all OK", async () => {
+    const health = await (await fetch(`${c.machine("main").ui}/health`)).text();
+    return sim!.routes[DEST] === MAIN_SOURCE && health.includes("render-1 – OK") && !health.includes("FAILED");
+  }, 20_000);
   return { c, sim, render1, spare, group };
 }
 
