@@ -11,7 +11,9 @@
 import { AppError } from "../core/errors.ts";
 import type { Failback, MainEvent } from "../core/failover/types.ts";
 import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
-import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
+import type { HostPort } from "../core/config.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { acceptConsole, acceptLevelQuestions, askAddBackup, askAllLevels, askGroups, askLevel, askRemoveBackup, askSaveGroups, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
 import { PermissionsFile } from "../store/permissions-file.ts";
 import { BackupGroupsFile, NO_ENGINE_BACKUPS, type EngineBackups } from "../store/backup-groups-file.ts";
@@ -23,7 +25,8 @@ export const PERMISSION_REFRESH_MS = 2000;
 export type ConsoleActionsOptions = {
   role: "main" | "backup" | "client";
   dataDir: string;
-  secure: SecureSocketOptions;
+  /** Dials the servers (the machine's PeerNet). */
+  net: PeerDialer;
   /** The failover state name now ("standby", "active", …), null before the runner runs. */
   failoverState: () => string | null;
   /** Feeds the main's core an operator's event (switch back, a new failback setting). */
@@ -32,10 +35,10 @@ export type ConsoleActionsOptions = {
   hearsClient: (machineId: string) => boolean;
   /** A server: the clients it hears now (id, name, address, state, local apps). */
   heardClients: () => Omit<RosterEntry, "level">[];
-  /** Where the main is ("host:port"), for a client; null when its setup names none. */
-  mainAddress: () => string | null;
-  /** Where the backup is ("host:port"), for a client; null when its setup names none. */
-  backupAddress: () => string | null;
+  /** Where the main is, for a client; null when its setup names none. */
+  mainAddress: () => HostPort | null;
+  /** Where the backup is, for a client; null when its setup names none. */
+  backupAddress: () => HostPort | null;
   /** A server: the machine id it is paired with, or null. */
   pairedWith: () => string | null;
   /** The main: its paired backup's peer address and machine id, told to clients with their level. */
@@ -87,22 +90,22 @@ export class ConsoleActions {
       if (!maySwitchBack(this.level)) throw new PermissionRefused(this.level, "switch the network back to the main server");
       const main = this.options.mainAddress();
       if (!main) throw new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
-      return askSwitchBack(main, this.options.secure);
+      return askSwitchBack(this.options.net, main);
     }
     throw new AppError("NOTHING_TO_SWITCH_BACK", "Switching back is done on the main server, once it is back and waits for it, or on a client with permission level 3.", { status: 409 });
   }
 
   /** A level-3 client's Add Backup server: the main does it. */
   addBackup(address: string): Promise<{ peerName: string }> {
-    return this.askMainTo("add a backup server", (main) => askAddBackup(main, this.options.secure, address));
+    return this.askMainTo("add a backup server", (main) => askAddBackup(this.options.net, main, address));
   }
 
   /** A level-3 client removes the backup: the main does it. */
   removeBackup(): Promise<void> {
-    return this.askMainTo("remove the backup server", (main) => askRemoveBackup(main, this.options.secure));
+    return this.askMainTo("remove the backup server", (main) => askRemoveBackup(this.options.net, main));
   }
 
-  private async askMainTo<T>(what: string, ask: (main: string) => Promise<T>): Promise<T> {
+  private async askMainTo<T>(what: string, ask: (main: HostPort) => Promise<T>): Promise<T> {
     if (this.options.role !== "client") throw new AppError("NOT_A_CLIENT", `Only the main server, or a client with permission level 3, may ${what}.`, { status: 409 });
     if (!mayChangeBackup(this.level)) throw new PermissionRefused(this.level, what);
     const main = this.options.mainAddress();
@@ -123,11 +126,11 @@ export class ConsoleActions {
   /** Every backup group, as this machine's pages show them: a client asks its servers (from level 2). */
   async groups(): Promise<EngineBackups> {
     if (this.options.role !== "client") return this.localGroups();
-    const servers = [this.options.mainAddress(), this.options.backupAddress()].filter((a): a is string => a !== null);
+    const servers = [this.options.mainAddress(), this.options.backupAddress()].filter((a): a is HostPort => a !== null);
     let last: unknown = new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
     for (const server of servers) {
       try {
-        return await askGroups(server, this.options.secure);
+        return await askGroups(this.options.net, server);
       } catch (error) {
         last = error;
       }
@@ -137,7 +140,7 @@ export class ConsoleActions {
 
   /** Saves every group (the panel's create, edit and delete): on the main, or a level-3 client through the main. */
   async saveGroups(backups: EngineBackups): Promise<void> {
-    if (this.options.role === "client") return this.askMainTo("change the backup groups", (main) => askSaveGroups(main, this.options.secure, backups));
+    if (this.options.role === "client") return this.askMainTo("change the backup groups", (main) => askSaveGroups(this.options.net, main, backups));
     this.saveGroupsHere(backups);
   }
 
@@ -203,10 +206,10 @@ export class ConsoleActions {
 
   private async askOwnLevel(): Promise<void> {
     const main = this.options.mainAddress();
-    const servers = [main, this.options.backupAddress()].filter((a): a is string => a !== null);
+    const servers = [main, this.options.backupAddress()].filter((a): a is HostPort => a !== null);
     for (const server of servers) {
       try {
-        const answer = await askLevel(server, this.options.secure);
+        const answer = await askLevel(this.options.net, server);
         this.level = answer.level;
         this.others = answer.machines;
         // Only the main's word names the backup (the backup's answer leaves it out).
@@ -221,7 +224,7 @@ export class ConsoleActions {
   private async copyLevels(): Promise<void> {
     const main = this.options.mainAddress();
     if (!main || this.options.pairedWith() === null) return;
-    this.permissions!.replace(await askAllLevels(main, this.options.secure));
-    this.groupsFile!.replace(await askGroups(main, this.options.secure));
+    this.permissions!.replace(await askAllLevels(this.options.net, main));
+    this.groupsFile!.replace(await askGroups(this.options.net, main));
   }
 }

@@ -63,12 +63,8 @@ export class Partnership {
 
   /** The main keeps the pairing its setup asks for (machine/pairing-keeper.ts). */
   keep(): void {
-    const wanted = () => {
-      const at = this.o.wantedBackup();
-      return at ? formatHostPort(at) : null;
-    };
     const keeper = (this.keeper = new PairingKeeper({
-      wanted,
+      wanted: () => this.o.wantedBackup(),
       current: () => this.o.pairingFile!.details(),
       exchange: this.o.exchange,
       paired: (peer, address) => this.adopt(peer, address),
@@ -94,10 +90,9 @@ export class Partnership {
     const have = this.o.pairingFile!.details();
     if (have) throw new BackupChangeRefused(`${have.peerName || have.address} is the backup server now: remove it first, then add another.`);
     const at = (await resolveHost(parseHostPort(address)))!;
-    const text = formatHostPort(at);
-    const peer = await this.o.exchange.pair(text);
+    const peer = await this.o.exchange.pair(at);
     this.o.setWantedBackup(at);
-    this.adopt(peer, text);
+    this.adopt(peer, formatHostPort(at));
     return { peerName: peer.peerName };
   }
 
@@ -107,7 +102,8 @@ export class Partnership {
     this.o.setWantedBackup(null);
     const have = this.o.pairingFile!.details();
     if (!have) return;
-    await this.o.exchange.unpair(have.address);
+    const haveAt = parseHostPort(have.address);
+    if (haveAt) await this.o.exchange.unpair(haveAt);
     this.drop();
   }
 

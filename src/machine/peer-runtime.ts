@@ -124,7 +124,7 @@ export class PeerRuntime {
     const pairedKey = this.data?.pairingFile.peerKey() ?? null;
     if (pairedKey) this.heartbeatKeys.pin(pairedKey);
     this.serverIdentities = this.plan.identifiesServers
-      ? new ServerIdentities(this.secure, {
+      ? new ServerIdentities(this.net, {
           identified: (_role, peer) => this.heartbeatKeys.pin(peer.publicKey),
           refused: (address, error) => this.gateway.refusals.failed(address, error, "peer refused"),
           disbelieved: (address, peer, expected) => log.warn("not the backup the main named", { address, machineId: peer.machineId, expected }),
@@ -134,7 +134,7 @@ export class PeerRuntime {
     this.console = new ConsoleActions({
       role: this.role,
       dataDir: options.dataDir,
-      secure: this.secure,
+      net: this.net,
       failoverState: () => this.runner?.status().state ?? null,
       feedMain: (event) => this.runner?.feed(event),
       hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
@@ -142,8 +142,8 @@ export class PeerRuntime {
         (this.runner?.status().peers ?? [])
           .filter((p) => p.role === "client" && heardWithin(p.lastHeardMsAgo, config.failoverTimeoutMs))
           .map((p) => ({ id: p.id, name: p.name, address: p.address, state: p.state, localApps: p.localApps })),
-      mainAddress: () => this.addressText("main"),
-      backupAddress: () => this.addressText("backup"),
+      mainAddress: () => this.servers.main,
+      backupAddress: () => this.servers.backup,
       pairedWith: () => this.data?.pairingFile.read()?.peerId ?? null,
       pairedBackupAt: () => ((d) => (d ? { address: d.address, machineId: d.peerId } : null))(this.data?.pairingFile.details()),
       mainSaysBackup: (backup) => this.learned?.heard(backup) ?? Promise.resolve(),
@@ -182,7 +182,7 @@ export class PeerRuntime {
         acceptMain: (peer) => this.partner.adopt(peer, this.addressText("main") ?? peer.address),
         dropMain: () => this.partner.drop(),
       },
-      this.secure,
+      this.net,
       log,
     );
     this.partner = new Partnership({
@@ -297,7 +297,7 @@ export class PeerRuntime {
     // A backup that hears no server checks the main's network key, so a mismatch is shown, not silent;
     // a client learns who its servers are (which also shows a mismatch), at once and while it does not hear one.
     if (this.plan.probesKeys) {
-      const probe = new NetworkKeyProbe(this.secure, (address, error) => this.gateway.refusals.failed(address, error, "peer refused"));
+      const probe = new NetworkKeyProbe(this.net, (address, error) => this.gateway.refusals.failed(address, error, "peer refused"));
       this.every(config.failoverTimeoutMs, () => probe.step(this.hearsAServer(), [this.servers.main, this.servers.backup]));
     }
     if (this.serverIdentities) {
@@ -401,7 +401,7 @@ export class PeerRuntime {
   async showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean }> {
     const route = this.filesMode();
     if (this.data) return { entries: this.data.stores.showFile.log(limit).map(logEntryOf), readOnly: route.kind === "read-only" };
-    if (route.kind === "forward") return { entries: await fetchShowFileLog(formatHostPort(route.to), this.secure, limit), readOnly: false };
+    if (route.kind === "forward") return { entries: await fetchShowFileLog(this.net, route.to, limit), readOnly: false };
     if (route.kind === "read-only") return { entries: [], readOnly: true };
     throw new AppError("NO_SERVER", "No server answers yet: check the main server's IP on the setup page.", { status: 503 });
   }

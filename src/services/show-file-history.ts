@@ -3,8 +3,9 @@
  * server's own store, or asked of the main on `/files` (the same `log`
  * request `understudy log` makes).
  */
-import { RpcClient } from "../net/rpc.ts";
-import { connectSecure, type SecureSocketOptions } from "../net/secure-socket.ts";
+import type { HostPort } from "../core/config.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import { callOnce } from "../net/peer-requests.ts";
 import { logResult, type LogEntry } from "./show-file-protocol.ts";
 import type { RevisionInfo } from "../store/show-file-store.ts";
 
@@ -15,13 +16,6 @@ export function logEntryOf(r: RevisionInfo): LogEntry {
   return { rev: r.rev, message: r.message, author: r.author, created: new Date(r.created).toISOString(), files: r.changes };
 }
 
-export async function fetchShowFileLog(address: string, secure: SecureSocketOptions, limit: number): Promise<LogEntry[]> {
-  const client = new RpcClient();
-  const connection = await connectSecure(address, "/files", secure, () => client.events());
-  client.attach(connection);
-  try {
-    return await client.call("log", { limit }, logResult, HISTORY_TIMEOUT_MS);
-  } finally {
-    client.close();
-  }
+export function fetchShowFileLog(net: PeerDialer, at: HostPort, limit: number): Promise<LogEntry[]> {
+  return callOnce(net, at, "/files", { method: "log", params: { limit }, schema: logResult, timeoutMs: HISTORY_TIMEOUT_MS });
 }
