@@ -12,6 +12,7 @@
 import { AppError } from "../core/errors.ts";
 import { ackedRetentionMs } from "../hub/acked-writes.ts";
 import { formatHostPort, parseHostPort, type Config, type HostPort } from "../core/config.ts";
+import { sameNetworkKey } from "../core/keys.ts";
 import { heardWithin } from "../core/heard.ts";
 import type { LicenseDocument } from "../core/license.ts";
 import { assetRoute, failoverRole, filesRoute, heartbeatTargets, pairedPeer, showFileReadOnly, type ServerAddresses, type UplinkTarget } from "../core/routing.ts";
@@ -179,7 +180,7 @@ export class PeerRuntime {
         expectedMain: () => this.servers.main,
         pairedWith: () => this.data?.pairingFile.read()?.peerId ?? null,
         pairedKey: () => this.data?.pairingFile.details()?.peerKey ?? null,
-        acceptMain: (peer) => this.partner.adopt(peer, this.addressText("main") ?? peer.address),
+        acceptMain: (peer) => this.partner.adopt(peer, this.servers.main ? formatHostPort(this.servers.main) : peer.address),
         dropMain: () => this.partner.drop(),
       },
       this.net,
@@ -326,11 +327,6 @@ export class PeerRuntime {
     return this.runner?.status().peers.some((p) => p.role !== "client" && heardWithin(p.lastHeardMsAgo, timeout)) === true;
   }
 
-  private addressText(role: "main" | "backup"): string | null {
-    const at = this.servers[role];
-    return at ? formatHostPort(at) : null;
-  }
-
   /** Moves the local apps' uplink where the core says (core/routing.ts uplinkTarget). */
   private followUplink(target: UplinkTarget): void {
     if (target.server === "self") return this.gateway.follow({ role: "self" });
@@ -367,17 +363,20 @@ export class PeerRuntime {
 
   /**
    * A network key saved on this running machine, used at once: heartbeats and
-   * the peer port take it, the Data Hub keeps serving but closes its sessions
-   * (their broadcasts were sealed under the old key; they reconnect under the
-   * new one), and this machine's own links reconnect with it.
+   * the peer port take it, the Data Hub keeps serving, and every connection
+   * made under the old key closes, both ways (local apps, clients, the copy
+   * loops): each side dials again under the key it holds now. The same key
+   * saved again changes nothing.
    */
   setNetworkKey(networkKey: Uint8Array): void {
+    if (sameNetworkKey(this.secure.networkKey, networkKey)) return;
     this.net.setNetworkKey(networkKey);
     this.heartbeats?.setNetworkKey(networkKey);
     this.data?.hub.setNetworkKey(networkKey);
     this.gateway.setNetworkKey(networkKey);
     this.replication?.restart();
     this.sink?.restart();
+    this.net.closeAll("The network key changed; reconnect with the new one.");
   }
 
   /** A client dials each server it does not know yet, or has not heard for a timeout (machine/server-identities.ts). */

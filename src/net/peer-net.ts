@@ -21,7 +21,10 @@
  *   replaces the service; the returned function withdraws it.
  * - `setNetworkKey(key)` applies a new network key at once to dials and to the
  *   listener; connections already open keep their channel (they were
- *   authenticated under the key then in force).
+ *   authenticated under the key then in force) until `closeAll`.
+ * - `closeAll(reason)` closes every connection open now, dialled or accepted
+ *   (a new network key: each side dials again under the key it holds now);
+ *   their handlers hear `close` as for any other close.
  * - Addresses are `HostPort`s; they are written as text in one place only
  *   (`formatHostPort`: IPv6 in brackets).
  */
@@ -49,6 +52,8 @@ export interface PeerNet {
   serve(service: PeerService): () => void;
   /** Uses `networkKey` from now on, for dials and for the listener. */
   setNetworkKey(networkKey: Uint8Array): void;
+  /** Closes every connection open now, both ways. */
+  closeAll(reason: string): void;
   /** Stops listening; open connections close. */
   stop(): void;
 }
@@ -71,6 +76,8 @@ export type RealPeerNetOptions = {
 /** The PeerNet over Bun's WebSockets: connectSecure to dial, a PeerEndpoint to listen. */
 export class RealPeerNet implements PeerNet {
   private readonly services = new Map<PeerPath, PeerService>();
+  /** Every connection open now, dialled or accepted, for closeAll. */
+  private readonly open = new Set<SecureConnection>();
   private readonly secure: SecureSocketOptions;
   readonly endpoint: PeerEndpoint;
 
@@ -82,7 +89,10 @@ export class RealPeerNet implements PeerNet {
       at: options.at,
       identity: options.identity,
       secure: this.secure,
-      accept: (path, connection) => this.services.get(path)?.accept(connection) ?? null,
+      accept: (path, connection) => {
+        const events = this.services.get(path)?.accept(connection) ?? null;
+        return events && this.tracked(connection, events);
+      },
       onRefused: options.onRefused,
     });
   }
@@ -97,7 +107,21 @@ export class RealPeerNet implements PeerNet {
   }
 
   dial(to: HostPort, path: PeerPath, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
-    return connectSecure(formatHostPort(to), path, this.secure, events);
+    return connectSecure(formatHostPort(to), path, this.secure, (connection) => this.tracked(connection, events(connection)));
+  }
+
+  /** `events`, with the connection kept in `open` until it closes. */
+  private tracked(connection: SecureConnection, events: ConnectionEvents): ConnectionEvents {
+    this.open.add(connection);
+    return {
+      message: (payload) => events.message(payload),
+      ...(events.broadcast ? { broadcast: (frame: Uint8Array) => events.broadcast!(frame) } : {}),
+      ...(events.bulk ? { bulk: (payload: Uint8Array) => events.bulk!(payload) } : {}),
+      close: (reason) => {
+        this.open.delete(connection);
+        events.close(reason);
+      },
+    };
   }
 
   serve(service: PeerService): () => void {
@@ -109,6 +133,10 @@ export class RealPeerNet implements PeerNet {
 
   setNetworkKey(networkKey: Uint8Array): void {
     this.secure.networkKey = networkKey;
+  }
+
+  closeAll(reason: string): void {
+    for (const connection of [...this.open]) connection.close(1001, reason);
   }
 
   stop(): void {
