@@ -135,6 +135,8 @@ export type PairingServiceOptions = {
   identify?: IdentifyPeer;
   /** For the answer's deadline; the system's by default. */
   timers?: Timers;
+  /** How the other server's license document is judged: core/pairing-rules.ts's (the simulator remembers its answers: verifying costs milliseconds). */
+  checkLicense?: typeof licenseProofRefusal;
 };
 
 export class PairingService {
@@ -142,6 +144,7 @@ export class PairingService {
   private pairingQueue: Promise<void> = Promise.resolve();
   private readonly identify: IdentifyPeer;
   private readonly timers: Timers;
+  private readonly checkLicense: typeof licenseProofRefusal;
 
   constructor(
     private readonly side: PairingSide,
@@ -152,6 +155,7 @@ export class PairingService {
   ) {
     this.identify = options.identify ?? (async (address) => ({ id: (await whoAnswers(this.net, address, "/pair", "checked")).machineId }));
     this.timers = options.timers ?? systemTimers;
+    this.checkLicense = options.checkLicense ?? licenseProofRefusal;
   }
 
   /** The backup's side of `/pair`. Anything but a pairing frame closes the connection and changes nothing. */
@@ -187,7 +191,7 @@ export class PairingService {
     try {
       const own = this.side.licenseDocument();
       const proof = frame.licenseDocument as LicenseDocument | undefined;
-      refuseIf(licenseProofRefusal("main", proof, this.side.vendorPublicKey(), { name: frame.name, id: peer.machineId }, this.side.now()));
+      refuseIf(this.checkLicense("main", proof, this.side.vendorPublicKey(), { name: frame.name, id: peer.machineId }, this.side.now()));
       const fromHost = hostOfAddress(peer.address);
       const expected = this.side.expectedMain();
       refuseIf(
@@ -235,7 +239,7 @@ export class PairingService {
       if (frame.type === "refused") throw new PairingRefused(frame.code, frame.message);
       if (frame.type !== "accepted") throw new PairingRefused("PAIRING_FAILED", `${address} answered the pairing request with ${frame.type}.`);
       const proof = frame.licenseDocument as LicenseDocument | undefined;
-      refuseIf(licenseProofRefusal("backup", proof, this.side.vendorPublicKey(), { name: frame.name, id: connection.peer.machineId }, this.side.now()));
+      refuseIf(this.checkLicense("backup", proof, this.side.vendorPublicKey(), { name: frame.name, id: connection.peer.machineId }, this.side.now()));
       return { peerId: connection.peer.machineId, peerName: frame.name, peerLicense: proof!.type, peerKey: connection.peer.publicKey };
     } finally {
       connection.close(1000, "done");
