@@ -363,10 +363,10 @@ export class PeerRuntime {
 
   /**
    * A network key saved on this running machine, used at once: heartbeats and
-   * the peer port take it, the Data Hub keeps serving, and every connection
-   * made under the old key closes, both ways (local apps, clients, the copy
-   * loops): each side dials again under the key it holds now. The same key
-   * saved again changes nothing.
+   * the peer port take it, the Data Hub keeps serving but closes its sessions,
+   * the local apps reconnect, and every link this machine dialled dials again
+   * under the new key (peer-net.ts closeDialled). The same key saved again
+   * changes nothing.
    */
   setNetworkKey(networkKey: Uint8Array): void {
     if (sameNetworkKey(this.secure.networkKey, networkKey)) return;
@@ -376,7 +376,7 @@ export class PeerRuntime {
     this.gateway.setNetworkKey(networkKey);
     this.replication?.restart();
     this.sink?.restart();
-    this.net.closeAll("The network key changed; reconnect with the new one.");
+    this.net.closeDialled("The network key changed; reconnecting with the new one.");
   }
 
   /** A client dials each server it does not know yet, or has not heard for a timeout (machine/server-identities.ts). */

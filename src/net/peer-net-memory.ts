@@ -346,10 +346,10 @@ export class MemoryPeerNet implements PeerNet {
     this.machine.networkKey = networkKey;
   }
 
-  closeAll(reason: string): void {
+  closeDialled(reason: string): void {
     for (const conn of [...this.#connections]) {
-      const mine = conn.dialer?.owner === this ? conn.dialer : conn.listener;
-      if (!mine?.open) continue;
+      const mine = conn.dialer;
+      if (mine?.owner !== this || !mine.open) continue;
       mine.close(1001, reason);
       // This side hears its own close too, as a socket's close handler runs for either side's close.
       mine.owner.machine.timers.after(0, () => mine.events?.close(reason));

@@ -21,10 +21,12 @@
  *   replaces the service; the returned function withdraws it.
  * - `setNetworkKey(key)` applies a new network key at once to dials and to the
  *   listener; connections already open keep their channel (they were
- *   authenticated under the key then in force) until `closeAll`.
- * - `closeAll(reason)` closes every connection open now, dialled or accepted
- *   (a new network key: each side dials again under the key it holds now);
- *   their handlers hear `close` as for any other close.
+ *   authenticated under the key then in force) until closed.
+ * - `closeDialled(reason)` closes every connection this machine dialled that
+ *   is open now (a new network key: its links dial again under it); their
+ *   handlers hear `close` as for any other close. Connections other machines
+ *   dialled here are theirs to close: closed from this side, a peer reads a
+ *   broken link (the failover's word for a server gone), which a key change is not.
  * - Addresses are `HostPort`s; they are written as text in one place only
  *   (`formatHostPort`: IPv6 in brackets).
  */
@@ -52,8 +54,8 @@ export interface PeerNet {
   serve(service: PeerService): () => void;
   /** Uses `networkKey` from now on, for dials and for the listener. */
   setNetworkKey(networkKey: Uint8Array): void;
-  /** Closes every connection open now, both ways. */
-  closeAll(reason: string): void;
+  /** Closes every connection this machine dialled that is open now. */
+  closeDialled(reason: string): void;
   /** Stops listening; open connections close. */
   stop(): void;
 }
@@ -76,8 +78,8 @@ export type RealPeerNetOptions = {
 /** The PeerNet over Bun's WebSockets: connectSecure to dial, a PeerEndpoint to listen. */
 export class RealPeerNet implements PeerNet {
   private readonly services = new Map<PeerPath, PeerService>();
-  /** Every connection open now, dialled or accepted, for closeAll. */
-  private readonly open = new Set<SecureConnection>();
+  /** Every connection this machine dialled that is open now, for closeDialled. */
+  private readonly dialled = new Set<SecureConnection>();
   private readonly secure: SecureSocketOptions;
   readonly endpoint: PeerEndpoint;
 
@@ -89,10 +91,7 @@ export class RealPeerNet implements PeerNet {
       at: options.at,
       identity: options.identity,
       secure: this.secure,
-      accept: (path, connection) => {
-        const events = this.services.get(path)?.accept(connection) ?? null;
-        return events && this.tracked(connection, events);
-      },
+      accept: (path, connection) => this.services.get(path)?.accept(connection) ?? null,
       onRefused: options.onRefused,
     });
   }
@@ -110,15 +109,15 @@ export class RealPeerNet implements PeerNet {
     return connectSecure(formatHostPort(to), path, this.secure, (connection) => this.tracked(connection, events(connection)));
   }
 
-  /** `events`, with the connection kept in `open` until it closes. */
+  /** `events`, with the connection kept in `dialled` until it closes. */
   private tracked(connection: SecureConnection, events: ConnectionEvents): ConnectionEvents {
-    this.open.add(connection);
+    this.dialled.add(connection);
     return {
       message: (payload) => events.message(payload),
       ...(events.broadcast ? { broadcast: (frame: Uint8Array) => events.broadcast!(frame) } : {}),
       ...(events.bulk ? { bulk: (payload: Uint8Array) => events.bulk!(payload) } : {}),
       close: (reason) => {
-        this.open.delete(connection);
+        this.dialled.delete(connection);
         events.close(reason);
       },
     };
@@ -135,8 +134,8 @@ export class RealPeerNet implements PeerNet {
     this.secure.networkKey = networkKey;
   }
 
-  closeAll(reason: string): void {
-    for (const connection of [...this.open]) connection.close(1001, reason);
+  closeDialled(reason: string): void {
+    for (const connection of [...this.dialled]) connection.close(1001, reason);
   }
 
   stop(): void {

@@ -59,7 +59,7 @@ async function localApp(address: string, key: Uint8Array): Promise<{ closed: Pro
 }
 
 for (const host of ["127.0.0.1", "::1"]) {
-  test(`a new key closes every connection the machine had under the old one, and saving the same key closes none (${host})`, async () => {
+  test(`a new key closes the local apps' connections and the links the machine dialled under the old one, and saving the same key closes none (${host})`, async () => {
     const oldKey = nacl.randomBytes(32);
     const peerListen = formatHostPort({ host, port: 0 });
     const { node: main } = await fresh({ dataDir: setUpDataDir(oldKey), flags: { role: "main", peerListen, ...FAST } });

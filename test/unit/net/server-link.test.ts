@@ -63,7 +63,7 @@ class FakeNet implements PeerNet {
     return () => {};
   }
   setNetworkKey() {}
-  closeAll() {}
+  closeDialled() {}
   stop() {}
 }
 
