@@ -96,7 +96,7 @@ export class MachineNode implements MachineControl {
       id: snap.identity.id,
       role: snap.config.role,
       ui: node.uiUrl,
-      peer: node.peer?.net.endpoint.address ?? null,
+      peer: node.peer?.net.address ?? null,
       data: state.dataDir,
       version: VERSION,
     });
@@ -124,7 +124,7 @@ export class MachineNode implements MachineControl {
       networkKeyFingerprint: networkKeyFingerprint(this.state.snapshot),
       main: config.main,
       backup: config.backup,
-      peerListen: this.peer?.net.endpoint.address ?? null,
+      peerListen: this.peer?.net.address ?? null,
       showFile: peer?.showFile ?? null,
       storage: peer?.storage ?? null,
       replication: peer?.replication ?? null,
@@ -253,7 +253,7 @@ export class MachineNode implements MachineControl {
   private ownFiles(): OwnNode | null {
     const { networkKey } = this.state.snapshot;
     if (!this.peer || networkKey === null) return null;
-    const at = parseHostPort(this.peer.net.endpoint.address)!;
+    const at = parseHostPort(this.peer.net.address)!;
     const host = at.host === "0.0.0.0" ? "127.0.0.1" : at.host === "::" ? "::1" : at.host;
     // Its own key pair, as a command's: a node refuses a connection from itself (same machine key).
     return { at: { host, port: at.port }, net: secureDialer({ networkKey, machine: this.syncKeys }), keyFingerprint: networkKeyFingerprint(this.state.snapshot)! };
@@ -399,7 +399,7 @@ export class MachineNode implements MachineControl {
     }
     this.discovery = new Discovery({
       self: advert,
-      port: this.peer!.net.endpoint.port,
+      port: this.peer!.net.port,
       interface: config.discoveryInterface ?? undefined,
       log: this.log,
     });

@@ -105,6 +105,11 @@ export class RealPeerNet implements PeerNet {
     return this.endpoint.port;
   }
 
+  /** Where it listens, "host:port" as bound. */
+  get address(): string {
+    return this.endpoint.address;
+  }
+
   dial(to: HostPort, path: PeerPath, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
     return connectSecure(formatHostPort(to), path, this.secure, (connection) => this.tracked(connection, events(connection)));
   }
