@@ -17,12 +17,15 @@
 import { z } from "zod";
 import { AppError, InvalidInput } from "../core/errors.ts";
 import { levelOf, mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PermissionRefused, seesOthers, type PermissionLevel } from "../core/permissions.ts";
-import { RpcClient, rpcServer } from "../net/rpc.ts";
+import type { HostPort } from "../core/config.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import { callOnce } from "../net/peer-requests.ts";
+import { rpcServer } from "../net/rpc.ts";
 import { permissionLevelsSchema } from "../store/permissions-file.ts";
 import { learnedBackupSchema, type LearnedBackupWord } from "../store/learned-backup-file.ts";
 import { engineBackupsSchema, type EngineBackups } from "../store/backup-groups-file.ts";
 import { engineWatchViewSchema, type EngineWatchWireView } from "../core/engine-watch-view.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 
 /** A level question is small; it must not hold a page for long. */
 export const CONSOLE_CALL_TIMEOUT_MS = 3000;
@@ -187,15 +190,8 @@ function levelAnswer(asker: string, level: PermissionLevel, roster: () => Roster
   return { level, machines: seesOthers(level) ? roster().filter((m) => m.id !== asker).slice(0, MAX_ROSTER) : [] };
 }
 
-async function call<T>(address: string, secure: SecureSocketOptions, method: string, schema: z.ZodType<T>, params: unknown = {}, timeoutMs = CONSOLE_CALL_TIMEOUT_MS): Promise<T> {
-  const client = new RpcClient();
-  const connection = await connectSecure(address, "/console", secure, () => client.events());
-  client.attach(connection);
-  try {
-    return await client.call(method, params, schema, timeoutMs);
-  } finally {
-    client.close();
-  }
+function call<T>(net: PeerDialer, at: HostPort, method: string, schema: z.ZodType<T>, params: unknown = {}, timeoutMs = CONSOLE_CALL_TIMEOUT_MS): Promise<T> {
+  return callOnce(net, at, "/console", { method, params, schema, timeoutMs });
 }
 
 /** The main's answer, or "the main does not answer" in words for the page. */
@@ -210,46 +206,46 @@ async function askMain<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A client's side: its own level as the server at `address` has it, and the other clients it may see. */
-export function askLevel(address: string, secure: SecureSocketOptions): Promise<LevelAnswer> {
-  return call(address, secure, "level", levelSchema);
+/** A client's side: its own level as the server at `at` has it, and the other clients it may see. */
+export function askLevel(net: PeerDialer, at: HostPort): Promise<LevelAnswer> {
+  return call(net, at, "level", levelSchema);
 }
 
 /** The backup's side: every level the main holds (refused unless this backup is the main's paired one). */
-export async function askAllLevels(address: string, secure: SecureSocketOptions): Promise<Record<string, PermissionLevel>> {
-  return (await call(address, secure, "levels", allLevelsSchema)).levels;
+export async function askAllLevels(net: PeerDialer, at: HostPort): Promise<Record<string, PermissionLevel>> {
+  return (await call(net, at, "levels", allLevelsSchema)).levels;
 }
 
 /** The backup's copy, or a client's read-only view: every backup group the main holds. */
-export function askGroups(address: string, secure: SecureSocketOptions): Promise<EngineBackups> {
-  return call(address, secure, "groups", engineBackupsSchema);
+export function askGroups(net: PeerDialer, at: HostPort): Promise<EngineBackups> {
+  return call(net, at, "groups", engineBackupsSchema);
 }
 
 /** A level-3 client's save: the main checks the groups and keeps them. */
-export function askSaveGroups(address: string, secure: SecureSocketOptions, backups: EngineBackups): Promise<void> {
-  return askMain(async () => void (await call(address, secure, "saveGroups", savedGroupsSchema, backups)));
+export function askSaveGroups(net: PeerDialer, at: HostPort, backups: EngineBackups): Promise<void> {
+  return askMain(async () => void (await call(net, at, "saveGroups", savedGroupsSchema, backups)));
 }
 
 /** A client's side: asks the main to switch back; resolves with the main's words, rejects with its refusal. */
-export function askSwitchBack(address: string, secure: SecureSocketOptions): Promise<string> {
-  return askMain(async () => (await call(address, secure, "switchBack", switchedSchema)).message);
+export function askSwitchBack(net: PeerDialer, at: HostPort): Promise<string> {
+  return askMain(async () => (await call(net, at, "switchBack", switchedSchema)).message);
 }
 
 /** A level-3 client's manual engine switch, asked of a server (the one that serves carries it out); resolves with its words. */
-export function askSwitchEngine(address: string, secure: SecureSocketOptions, change: EngineSwitch): Promise<string> {
-  return askMain(async () => (await call(address, secure, "switchEngine", switchedSchema, change)).message);
+export function askSwitchEngine(net: PeerDialer, at: HostPort, change: EngineSwitch): Promise<string> {
+  return askMain(async () => (await call(net, at, "switchEngine", switchedSchema, change)).message);
 }
 
-/** What the engine runner of the server at `address` shows (a client's Health panel, from level 2). */
-export function askEngineHealth(address: string, secure: SecureSocketOptions): Promise<EngineWatchWireView> {
-  return askMain(() => call(address, secure, "engineHealth", engineWatchViewSchema));
+/** What the engine runner of the server at `at` shows (a client's Health panel, from level 2). */
+export function askEngineHealth(net: PeerDialer, at: HostPort): Promise<EngineWatchWireView> {
+  return askMain(() => call(net, at, "engineHealth", engineWatchViewSchema));
 }
 
 /** A level-3 client's Add Backup server: the main runs the pairing exchange (which may take its own time to answer). */
-export function askAddBackup(address: string, secure: SecureSocketOptions, backup: string): Promise<{ peerName: string }> {
-  return askMain(() => call(address, secure, "addBackup", addedSchema, { address: backup }, PAIRING_ANSWER_MS));
+export function askAddBackup(net: PeerDialer, at: HostPort, backup: string): Promise<{ peerName: string }> {
+  return askMain(() => call(net, at, "addBackup", addedSchema, { address: backup }, PAIRING_ANSWER_MS));
 }
 
-export function askRemoveBackup(address: string, secure: SecureSocketOptions): Promise<void> {
-  return askMain(async () => void (await call(address, secure, "removeBackup", removedSchema, {}, PAIRING_ANSWER_MS)));
+export function askRemoveBackup(net: PeerDialer, at: HostPort): Promise<void> {
+  return askMain(async () => void (await call(net, at, "removeBackup", removedSchema, {}, PAIRING_ANSWER_MS)));
 }
