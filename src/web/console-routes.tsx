@@ -99,7 +99,7 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
       case "storage":
         return <>{bar}<StorageLive view={{ ...storageView(machine), status }} /></>;
       case "health":
-        return <>{bar}<HealthLive view={healthView(status, machine.permission(), machine.engineHealth())} outOfBand /></>;
+        return machine.engineHealth().then((watch) => <>{bar}<HealthLive view={healthView(status, machine.permission(), watch)} outOfBand /></>);
       case "setup":
       case "backup-groups":
         return bar;

@@ -145,6 +145,6 @@ describe("Health panel switch inputs", () => {
         expect(message).toContain(words);
       }
     }
-    expect(JSON.stringify(m.node.engineHealth())).not.toContain('"replaced"');
+    expect(JSON.stringify(await m.node.engineHealth())).not.toContain('"replaced"');
   }, 30_000);
 });
