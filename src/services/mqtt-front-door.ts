@@ -34,6 +34,7 @@ import type { Logger } from "../log.ts";
 import type { AppGateway, InProcessApp } from "./app-gateway.ts";
 import { listenError } from "../net/listen-error.ts";
 import { FRONT_DOOR_TOPIC_PREFIX, GAP_TOPIC, dataFromPayload, payloadFromData } from "./mqtt-payload.ts";
+import { DeliveryLine, type Delivery } from "./mqtt-delivery-line.ts";
 import { RepeatFilter } from "../core/repeat-filter.ts";
 import type { Clock } from "../core/clock.ts";
 import { systemClock } from "../net/system-time.ts";
@@ -82,6 +83,8 @@ export class MqttFrontDoor {
   private seq = 0;
   /** Writes waiting for the hub's ack (or refusal), by seq. */
   private readonly pending = new Map<number, Pending>();
+  /** What the hub sent, on its way into the broker (bounded: mqtt-delivery-line.ts). */
+  private readonly deliveries: DeliveryLine;
   /** Which MQTT clients hold each filter; the node is subscribed upstream to exactly these filters. */
   private readonly holders = new Map<string, Set<string>>();
   readonly address: string;
@@ -104,6 +107,10 @@ export class MqttFrontDoor {
     this.clock = options.clock ?? systemClock;
     this.backpressure = options.backpressure;
     this.address = address;
+    this.deliveries = new DeliveryLine(
+      (delivery, done) => this.publishLocally(delivery, done),
+      (missed) => ({ topic: GAP_TOPIC, payload: payloadFromData(missed), retain: false }),
+    );
     this.app = options.attach((frame) => this.fromHub(frame));
   }
 
@@ -271,12 +278,12 @@ export class MqttFrontDoor {
         else this.say(`hub ${frame.ref?.type} ${frame.code}`, "hub refused an MQTT request", { code: frame.code, message: frame.message });
         return;
       case "msg":
-        return this.publishLocally({ topic: frame.topic, payload: payloadFromData(frame.data), retain: false });
+        return this.deliveries.push({ topic: frame.topic, payload: payloadFromData(frame.data), retain: false });
       case "value":
         // Retained in the broker too, so an MQTT client subscribing later gets it; a deleted key clears it.
-        return this.publishLocally({ topic: frame.key, payload: frame.value === null ? Buffer.alloc(0) : payloadFromData(frame.value), retain: true });
+        return this.deliveries.push({ topic: frame.key, payload: frame.value === null ? Buffer.alloc(0) : payloadFromData(frame.value), retain: true });
       case "gap":
-        return this.publishLocally({ topic: GAP_TOPIC, payload: payloadFromData({ missed: frame.missed, message: frame.message }), retain: false });
+        return this.deliveries.push({ topic: GAP_TOPIC, payload: payloadFromData({ missed: frame.missed, message: frame.message }), retain: false });
       default:
         return;
     }
@@ -290,10 +297,11 @@ export class MqttFrontDoor {
     pending(error);
   }
 
-  private publishLocally(message: { topic: string; payload: Buffer; retain: boolean }): void {
-    const packet = { cmd: "publish", qos: 0, dup: false, ...message } as PublishPacket;
+  private publishLocally(message: Delivery, done: () => void): void {
+    const packet = { cmd: "publish", qos: 0, dup: false, topic: message.topic, payload: message.payload, retain: message.retain } as PublishPacket;
     this.broker.publish(packet, (error) => {
       if (error) this.log.warn("MQTT delivery failed", { topic: message.topic, message: error.message });
+      done();
     });
   }
 

@@ -57,9 +57,16 @@ if (!Bun.which("mosquitto")) {
 
 /** CPU_PROF=dir: the nodes run from source under `bun --cpu-prof` (a markdown profile per process in dir at the end). */
 const CPU_PROF = process.env.CPU_PROF;
+/** MEM_PROF=dir: the nodes run from source with mem-probe.ts preloaded (RSS and heap contents every 200 ms, dir/<pid>.jsonl). */
+const MEM_PROF = process.env.MEM_PROF;
 const bin = await executable();
+const source = join(import.meta.dir, "../../src/main.ts");
 const understudy = (name: string) =>
-  CPU_PROF ? [process.execPath, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${join(CPU_PROF, name)}`, join(import.meta.dir, "../../src/main.ts")] : [bin];
+  CPU_PROF
+    ? [process.execPath, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${join(CPU_PROF, name)}`, source]
+    : MEM_PROF
+      ? [process.execPath, ...(process.env.NODE_BUN_ARGS?.split(" ").filter(Boolean) ?? []), "--preload", join(import.meta.dir, "mem-probe.ts"), source]
+      : [bin];
 const dir = mkdtempSync(join(tmpdir(), "understudy-bench-hub-"));
 const keyFile = join(dir, "net.key");
 const licFile = join(dir, "lic.json");
@@ -85,7 +92,8 @@ const at = (p: number) => `127.0.0.1:${p}`;
 function machine(name: string, args: string[], ui = 0) {
   const data = mkdtempSync(join(dir, `${name.replace(" ", "-")}-`));
   const base = [...understudy(name.replace(" ", "-")), "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
-  procs.set(name, Bun.spawn([...base, ...args], { stdout: "ignore", stderr: "inherit" }));
+  procs.set(name, Bun.spawn([...base, ...args], { stdout: "ignore", stderr: "inherit", env: MEM_PROF ? { ...process.env, MEM_PROF_DIR: MEM_PROF } : process.env }));
+  if (MEM_PROF) console.error(`bench hub: ${name} is pid ${procs.get(name)!.pid}`);
 }
 machine("main", ["--role", "main", "--peer-listen", at(pm), "--backup", at(pb), "--mqtt-listen", "off"]);
 machine("backup", ["--role", "backup", "--peer-listen", at(pb), "--main", at(pm), "--mqtt-listen", "off"]);
@@ -301,6 +309,30 @@ function ratio(rate: number | undefined, reference: number | undefined): string 
   return (rate / reference).toFixed(2);
 }
 
+/** Current RSS of a process in MiB (VmRSS). */
+function rssMiB(proc: Subprocess): number {
+  try {
+    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * The highest RSS of every process during each workload (sampled every 100 ms): which workload makes
+ * a node's peak, and what the node holds afterwards (the last sample of a phase).
+ */
+const phasePeaks: { phase: string; peak: Map<string, number> }[] = [];
+function phase(name: string): void {
+  phasePeaks.push({ phase: name, peak: new Map() });
+  if (MEM_PROF) console.error(`bench hub: phase ${name} at ${Date.now()}`);
+}
+const rssSampler = setInterval(() => {
+  const current = phasePeaks.at(-1);
+  if (!current) return;
+  for (const [name, p] of procs) current.peak.set(name, Math.max(current.peak.get(name) ?? 0, rssMiB(p)));
+}, 100);
+
 function peakRssMiB(proc: Subprocess): number {
   try {
     const status = readFileSync(`/proc/${proc.pid}/status`, "utf8");
@@ -313,6 +345,7 @@ function peakRssMiB(proc: Subprocess): number {
 try {
   const statusOf = async (ui: number) => (await (await fetch(`http://${at(ui)}/api/status`)).json()) as { failover?: { hubConnected: boolean } };
   await waitUntil("the clients on the main", async () => (await Promise.all([uiP, uiS].map(statusOf))).every((s) => s.failover?.hubConnected === true), 30_000);
+  phase("idle");
   await measureIdleCpu();
   const idle = [...idleCpu].map(([name, s]) => `${name} ${(s * 1000).toFixed(0)}`).join(", ");
   console.error(`idle CPU ms per second (subtracted from CPU per message): ${idle}`);
@@ -322,7 +355,10 @@ try {
   const f0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en") : "-");
   const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "-");
   for (const t of transports) {
+    const short = t.name.split(" ")[0];
+    phase(`${short} warm-up`);
     if (WARMUP > 0) await burst(t, 1, WARMUP);
+    phase(`${short} 1 -> 1`);
     let one = await burst(t, 1, BURST);
     // A reference that did not arrive whole measured a broker dropping messages, not its rate: run it again.
     for (let retry = 1; retry <= REFERENCE_RETRIES && !one.ok && t === all[2]; retry++) {
@@ -331,16 +367,27 @@ try {
     }
     console.error(`${t.name}: 1 -> 1 ${f0(one.rate)} msg/s${one.ok ? "" : " (NOT whole)"}; CPU us per message: ${one.cpu}`);
     cpus.push(`${t.name.split(" ")[0]}: ${one.cpu}`);
+    phase(`${short} 1 -> 10`);
     const ten = await burst(t, 10, FANOUT_BURST);
     console.error(`${t.name}: 1 -> 10 ${f0(ten.rate)} msg/s${ten.ok ? "" : " (NOT whole)"}`);
+    phase(`${short} 1,000 msg/s`);
     const slow = await paced(t, 1_000);
     console.error(`${t.name}: at 1,000 msg/s p50 ${f1(slow.p50)} p99 ${f1(slow.p99)} ms`);
+    phase(`${short} 10,000 msg/s`);
     const fast = await paced(t, 10_000);
     if (one.ok) rates.set(t.name, one.rate);
     const ok = one.ok && ten.ok && slow.ok && fast.ok ? "yes" : "NO";
     rows.push(`| ${t.name} | ${f0(one.rate)} | ${f0(ten.rate)} (${f0(ten.rate * 10)} deliveries/s) | ${f1(slow.p50)} / ${f1(slow.p99)} | ${f1(fast.p50)} / ${f1(fast.p99)} | ${ok} |`);
     console.error(rows.at(-1));
   }
+  phase("end");
+  clearInterval(rssSampler);
+  const names = [...procs.keys()];
+  const peaks = [
+    `| workload | ${names.join(" | ")} |`,
+    `|---|${names.map(() => "---|").join("")}`,
+    ...phasePeaks.slice(0, -1).map(({ phase, peak }) => `| ${phase} | ${names.map((n) => f1(peak.get(n) ?? Number.NaN)).join(" | ")} |`),
+  ];
   const mosquittoRate = rates.get(all[2]!.name);
   const rss = [...procs.entries()].map(([name, p]) => `${name} ${f1(peakRssMiB(p))} MiB`).join(", ");
   console.log(
@@ -352,9 +399,14 @@ try {
       `Ratio to mosquitto (1 -> 1 burst, only where both arrived whole): sealed ${ratio(rates.get(sealed.name), mosquittoRate)}, node MQTT ${ratio(rates.get(all[1]!.name), mosquittoRate)}.`,
       `CPU microseconds per message in the 1 -> 1 burst (user + system, by process, net of its idle CPU: ${idle} ms/s; less load-dependent than the rates): ${cpus.join("; ")}.`,
       `Peak RSS: ${rss}.`,
+      "",
+      "Highest RSS (MiB) of each process during each workload, sampled every 100 ms:",
+      "",
+      ...peaks,
     ].join("\n"),
   );
 } finally {
+  clearInterval(rssSampler);
   // A profile is written when the process exits by itself.
   for (const p of procs.values()) p.kill(CPU_PROF ? "SIGTERM" : "SIGKILL");
   await Promise.all([...procs.values()].map((p) => p.exited));
