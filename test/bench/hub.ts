@@ -13,7 +13,9 @@
  * publish to delivery (one process, one clock). Load generators run in this
  * process. Peak RSS (VmHWM) of every process at the end, and the CPU time each
  * process spent per message in the 1 -> 1 burst (what the rates are made of,
- * and much less dependent on what else runs on the machine).
+ * and much less dependent on what else runs on the machine). Last, the same
+ * burst between commands: `understudy pub` -> `understudy sub` against
+ * `mosquitto_pub -l` -> `mosquitto_sub` (cli-burst.ts).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,6 +32,7 @@ import { connectSecure, type SecureConnection } from "../../src/net/secure-socke
 import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
 import { cpuSeconds } from "./process-meter.ts";
+import { cliBurst, mosquittoSide, understudySide, type CliBurstResult } from "./cli-burst.ts";
 import { devLicenseText } from "../support/licenses.ts";
 
 const BURST = Number(process.env.BURST ?? 50_000);
@@ -202,7 +205,7 @@ function mqttTransport(name: string, pubPort: number, subPort: number): Transpor
 }
 
 const all = [sealed, mqttTransport("node MQTT (client -> main -> client)", mqttP, mqttS), mqttTransport("mosquitto 2.0 (one broker)", mosq, mosq)];
-/** ONLY=sealed,mosquitto runs some paths (their first word); the ratio needs mosquitto. */
+/** ONLY=sealed,mosquitto runs some paths (their first word; "cli" the command-line burst); the ratio needs mosquitto. */
 const only = process.env.ONLY?.split(",");
 const transports = only ? all.filter((t) => only.some((o) => t.name.startsWith(o))) : all;
 
@@ -309,12 +312,14 @@ function ratio(rate: number | undefined, reference: number | undefined): string 
   return (rate / reference).toFixed(2);
 }
 
-/** Current RSS of a process in MiB (VmRSS). */
-function rssMiB(proc: Subprocess): number {
+/** Current RSS of a process and its anonymous (private) part in MiB: VmRSS also counts the executable's mapped pages (≈ 44 MiB, shared). */
+function rssMiB(proc: Subprocess): { rss: number; anon: number } {
   try {
-    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024;
+    const status = readFileSync(`/proc/${proc.pid}/status`, "utf8");
+    const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN) / 1024;
+    return { rss: kb("VmRSS"), anon: kb("RssAnon") };
   } catch {
-    return Number.NaN;
+    return { rss: Number.NaN, anon: Number.NaN };
   }
 }
 
@@ -322,15 +327,19 @@ function rssMiB(proc: Subprocess): number {
  * The highest RSS of every process during each workload (sampled every 100 ms): which workload makes
  * a node's peak, and what the node holds afterwards (the last sample of a phase).
  */
-const phasePeaks: { phase: string; peak: Map<string, number> }[] = [];
+const phasePeaks: { phase: string; peak: Map<string, number>; anon: Map<string, number> }[] = [];
 function phase(name: string): void {
-  phasePeaks.push({ phase: name, peak: new Map() });
+  phasePeaks.push({ phase: name, peak: new Map(), anon: new Map() });
   if (MEM_PROF) console.error(`bench hub: phase ${name} at ${Date.now()}`);
 }
 const rssSampler = setInterval(() => {
   const current = phasePeaks.at(-1);
   if (!current) return;
-  for (const [name, p] of procs) current.peak.set(name, Math.max(current.peak.get(name) ?? 0, rssMiB(p)));
+  for (const [name, p] of procs) {
+    const { rss, anon } = rssMiB(p);
+    current.peak.set(name, Math.max(current.peak.get(name) ?? 0, rss));
+    current.anon.set(name, Math.max(current.anon.get(name) ?? 0, anon));
+  }
 }, 100);
 
 function peakRssMiB(proc: Subprocess): number {
@@ -380,13 +389,36 @@ try {
     rows.push(`| ${t.name} | ${f0(one.rate)} | ${f0(ten.rate)} (${f0(ten.rate * 10)} deliveries/s) | ${f1(slow.p50)} / ${f1(slow.p99)} | ${f1(fast.p50)} / ${f1(fast.p99)} | ${ok} |`);
     console.error(rows.at(-1));
   }
+  // The command-line burst (understudy pub -> understudy sub against mosquitto_pub -l -> mosquitto_sub).
+  let cliLine = "";
+  if (!only || only.includes("cli")) {
+    const sides = [
+      ["understudy pub -> client -> main -> client -> understudy sub", understudySide(bin, at(ps), at(pp), keyFile)],
+      ["mosquitto_pub -l -> mosquitto -> mosquitto_sub", mosquittoSide(mosq)],
+    ] as const;
+    const results: CliBurstResult[] = [];
+    for (const [name, side] of sides) {
+      phase(`cli ${name.split(" ")[0]}`);
+      let result = await cliBurst(side, BURST, WORKLOAD_MS);
+      // As for the other bursts: a reference that did not arrive whole measured drops, not a rate.
+      for (let retry = 1; retry <= REFERENCE_RETRIES && !result.ok && side === sides[1][1]; retry++) {
+        console.error(`${name}: NOT whole (${result.lines} of ${BURST} lines); running it again (${retry} of ${REFERENCE_RETRIES})`);
+        result = await cliBurst(side, BURST, WORKLOAD_MS);
+      }
+      console.error(`${name}: ${BURST.toLocaleString("en")} messages in ${f0(result.ms)} ms${result.ok ? "" : ` (NOT whole: ${result.lines} lines)`}`);
+      results.push(result);
+    }
+    const [ours, theirs] = results as [CliBurstResult, CliBurstResult];
+    const rate = (r: CliBurstResult) => (r.ok ? (BURST * 1000) / r.ms : undefined);
+    cliLine = `Command-line burst of ${BURST.toLocaleString("en")} (from starting the publishing command to the last line the subscribing command printed): understudy ${f0(ours.ms)} ms${ours.ok ? "" : " (NOT whole)"}, mosquitto ${f0(theirs.ms)} ms${theirs.ok ? "" : " (NOT whole)"}; ratio (rate, only where both arrived whole) ${ratio(rate(ours), rate(theirs))}.`;
+  }
   phase("end");
   clearInterval(rssSampler);
   const names = [...procs.keys()];
   const peaks = [
     `| workload | ${names.join(" | ")} |`,
     `|---|${names.map(() => "---|").join("")}`,
-    ...phasePeaks.slice(0, -1).map(({ phase, peak }) => `| ${phase} | ${names.map((n) => f1(peak.get(n) ?? Number.NaN)).join(" | ")} |`),
+    ...phasePeaks.slice(0, -1).map(({ phase, peak, anon }) => `| ${phase} | ${names.map((n) => `${f0(peak.get(n) ?? Number.NaN)} / ${f0(anon.get(n) ?? Number.NaN)}`).join(" | ")} |`),
   ];
   const mosquittoRate = rates.get(all[2]!.name);
   const rss = [...procs.entries()].map(([name, p]) => `${name} ${f1(peakRssMiB(p))} MiB`).join(", ");
@@ -398,9 +430,10 @@ try {
       "",
       `Ratio to mosquitto (1 -> 1 burst, only where both arrived whole): sealed ${ratio(rates.get(sealed.name), mosquittoRate)}, node MQTT ${ratio(rates.get(all[1]!.name), mosquittoRate)}.`,
       `CPU microseconds per message in the 1 -> 1 burst (user + system, by process, net of its idle CPU: ${idle} ms/s; less load-dependent than the rates): ${cpus.join("; ")}.`,
+      ...(cliLine ? [cliLine] : []),
       `Peak RSS: ${rss}.`,
       "",
-      "Highest RSS (MiB) of each process during each workload, sampled every 100 ms:",
+      "Highest RSS / anonymous RSS (MiB) of each process during each workload, sampled every 100 ms (RSS also counts the executable's mapped pages, shared by the nodes):",
       "",
       ...peaks,
     ].join("\n"),

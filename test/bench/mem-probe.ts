@@ -13,6 +13,7 @@ if (dir) {
   const file = join(dir, `${process.pid}.jsonl`);
   let largest = 0;
   let ticks = 0;
+  const budget = Number(process.env.MEM_PROF_BUDGET ?? 0);
   const timer = setInterval(() => {
     const m = process.memoryUsage();
     const h = heapStats();
@@ -33,6 +34,13 @@ if (dir) {
       line.live = live.heapSize >> 20;
       line.liveObjects = live.objectCount;
       line.liveTop = Object.entries(live.objectTypeCounts).sort((a, b) => b[1] - a[1]).slice(0, 8);
+    }
+    // MEM_PROF_BUDGET=MiB: a full collection whenever RSS is past it (what a keeper in the node would do).
+    if (budget > 0 && m.rss >> 20 > budget) {
+      const t = performance.now();
+      Bun.gc(true);
+      line.gcMs = Math.round((performance.now() - t) * 10) / 10;
+      line.rssAfter = process.memoryUsage().rss >> 20;
     }
     if (h.heapSize > largest * 1.2) {
       largest = h.heapSize;
