@@ -34,6 +34,19 @@ describe("acknowledged writes kept for a resend", () => {
     expect(none.size).toBe(0);
   });
 
+  test("a kept write is handed back as the frame and text it was (only its text is kept), a set with the version the hub gave it", () => {
+    const kept = new AckedWrites<string>();
+    const pub = write(1, { zoom: 2, nested: { list: [1, "two", null] }, text: "é ✓" });
+    const set = { ...encodeWrite({ type: "set", key: "k", value: { on: true }, origin: "o", seq: 2, acked: { epoch: 3, seq: 7 } }), from: "desk" };
+    kept.add(pub);
+    kept.add(set);
+    const [again1, again2] = kept.takeAll();
+    expect(again1).toEqual(pub);
+    expect(again2).toEqual(set);
+    // A fresh frame, so a change to it (the uplink resends it) cannot reach what the app handed in.
+    expect(again1!.frame).not.toBe(pub.frame);
+  });
+
   test("takeAll hands everything over oldest first and starts afresh (old marks do not drop new writes)", () => {
     const kept = new AckedWrites<string>();
     kept.add(write(1));
