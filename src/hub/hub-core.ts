@@ -366,7 +366,7 @@ export class HubCore {
     const msg: FromHubFrameOf<"msg"> = { type: "msg", topic: frame.topic, data: frame.data, from: frame.origin, seq: frame.seq, pos: this.replay.position + 1 };
     const text = encodeFrame(msg);
     // Kept even with no subscriber now: right after a switch, the subscriber may not have reconnected yet.
-    this.replay.append(msg, utf8ByteLength(text), text);
+    this.replay.append(msg, utf8ByteLength(text));
     let to = this.subscriptions.match(frame.topic);
     if (this.resuming.size > 0) to = to.filter((id) => !this.resuming.has(id)); // they get it from the replay, in order
     return to.length === 0 ? [] : [{ frame: msg, to, text }];

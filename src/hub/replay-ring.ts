@@ -44,12 +44,7 @@ export const DEFAULT_REPLAY_LIMITS: ReplayLimits = {
 /** Marks kept at most; past it the newest mark is moved forward (messages then look younger, so they are kept longer). */
 const MAX_MARKS = 1024;
 
-/**
- * A kept message is its topic (to match filters) and its text, not its frame: the parsed data
- * cost several times the bytes the bound counts (20,000 kept frames ≈ 14 MiB in the hub bench's
- * main for ≈ 4 MiB counted). A replay, after a switch or a cut, reads the frames back from the texts.
- */
-type Entry = { readonly topic: string; readonly text: string; readonly bytes: number };
+type Entry = { readonly frame: MsgFrame; readonly bytes: number };
 /** Everything before absolute position `end` was appended at or before `at`. */
 type Mark = { end: number; at: number };
 
@@ -108,13 +103,9 @@ export class ReplayRing {
     return { type: "gap", missed, message };
   }
 
-  /**
-   * Appends `frame` at position `this.position + 1` (the caller stamps it on the frame before);
-   * `text` is its JSON and `bytes` that JSON's size, when the caller has them.
-   */
-  append(frame: MsgFrame, bytes?: number, text = JSON.stringify(frame)): void {
-    bytes ??= utf8ByteLength(text);
-    this.entries.push({ topic: frame.topic, text, bytes });
+  /** Appends `frame` at position `this.position + 1` (the caller stamps it on the frame before); `bytes` is its JSON size, when the caller has it. */
+  append(frame: MsgFrame, bytes = utf8ByteLength(JSON.stringify(frame))): void {
+    this.entries.push({ frame, bytes });
     this.byteCount += bytes;
     while (this.size > 0 && (this.size > this.limits.maxMessages || this.byteCount > this.limits.maxBytes)) this.dropOldest();
   }
@@ -163,10 +154,9 @@ export class ReplayRing {
     const found: MsgFrame[] = [];
     const first = this.head + Math.max(0, Math.max(0, position) - this.start);
     for (let i = first; i < this.entries.length; i++) {
-      const entry = this.entries[i]!;
-      const topicLevels = splitLevels(entry.topic);
-      // The text is the JSON of a frame the hub built: it reads back as that frame.
-      if (filterLevels.some((levels) => levelsMatch(levels, topicLevels))) found.push(JSON.parse(entry.text) as MsgFrame);
+      const frame = this.entries[i]!.frame;
+      const topicLevels = splitLevels(frame.topic);
+      if (filterLevels.some((levels) => levelsMatch(levels, topicLevels))) found.push(frame);
     }
     return found;
   }
