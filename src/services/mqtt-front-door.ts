@@ -11,7 +11,9 @@
  *   has no negative PUBACK) and is logged;
  * - what MQTT clients subscribe to, the node subscribes to upstream; messages
  *   and retained values from the hub are published into the broker (values as
- *   retained messages, so a later MQTT subscriber gets them at once);
+ *   retained messages, so a later MQTT subscriber gets them at once), through
+ *   a bounded line (mqtt-delivery-line.ts: what the subscribers cannot take is
+ *   dropped, and its count said on the gap topic);
  * - a gap (messages the hub no longer held) is published on `$understudy/gap`.
  *
  * A PUBLISH from an MQTT client is not routed by aedes itself: the hub sends
