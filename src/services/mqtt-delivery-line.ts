@@ -22,9 +22,16 @@ export type DeliveryLineLimits = {
   readonly maxWaitingBytes: number;
 };
 
+/**
+ * Messages aedes' emitter runs at once (its default is 100); it queues the rest without a bound.
+ * Each is done on the next turn of the event loop (the front door does not wait for a socket to
+ * drain), so this is also about how many go into the broker per turn.
+ */
+export const MQTT_BROKER_CONCURRENCY = 1_000;
+
 export const DEFAULT_DELIVERY_LINE_LIMITS: DeliveryLineLimits = {
-  // aedes' emitter runs 100 at once and queues the rest: staying under it keeps its queue empty.
-  maxInFlight: 64,
+  // Below the emitter's concurrency, so its queue stays empty; room is left for the clients' own PUBLISHes.
+  maxInFlight: 500,
   maxWaiting: 20_000,
   maxWaitingBytes: 4 * 1024 * 1024,
 };

@@ -36,7 +36,7 @@ import type { Logger } from "../log.ts";
 import type { AppGateway, InProcessApp } from "./app-gateway.ts";
 import { listenError } from "../net/listen-error.ts";
 import { FRONT_DOOR_TOPIC_PREFIX, GAP_TOPIC, dataFromPayload, payloadFromData } from "./mqtt-payload.ts";
-import { DeliveryLine, type Delivery } from "./mqtt-delivery-line.ts";
+import { DeliveryLine, MQTT_BROKER_CONCURRENCY, type Delivery } from "./mqtt-delivery-line.ts";
 import { RepeatFilter } from "../core/repeat-filter.ts";
 import type { Clock } from "../core/clock.ts";
 import { systemClock } from "../net/system-time.ts";
@@ -119,7 +119,7 @@ export class MqttFrontDoor {
   /** Starts the broker and listens; throws a ListenError naming --mqtt-listen when the port is taken. */
   static async start(options: MqttFrontDoorOptions): Promise<MqttFrontDoor> {
     const limits = options.limits ?? DEFAULT_MQTT_DOOR_LIMITS;
-    const broker = await Aedes.createBroker({ drainTimeout: MQTT_DRAIN_TIMEOUT_MS, connectTimeout: limits.connectTimeoutMs });
+    const broker = await Aedes.createBroker({ drainTimeout: MQTT_DRAIN_TIMEOUT_MS, connectTimeout: limits.connectTimeoutMs, concurrency: MQTT_BROKER_CONCURRENCY });
     let accept = (socket: Socket): void => {
       socket.destroy();
     };
@@ -280,12 +280,12 @@ export class MqttFrontDoor {
         else this.say(`hub ${frame.ref?.type} ${frame.code}`, "hub refused an MQTT request", { code: frame.code, message: frame.message });
         return;
       case "msg":
-        return this.deliveries.push({ topic: frame.topic, payload: payloadFromData(frame.data), retain: false });
+        return this.deliver({ topic: frame.topic, payload: payloadFromData(frame.data), retain: false });
       case "value":
         // Retained in the broker too, so an MQTT client subscribing later gets it; a deleted key clears it.
         return this.deliveries.push({ topic: frame.key, payload: frame.value === null ? Buffer.alloc(0) : payloadFromData(frame.value), retain: true });
       case "gap":
-        return this.deliveries.push({ topic: GAP_TOPIC, payload: payloadFromData({ missed: frame.missed, message: frame.message }), retain: false });
+        return this.deliver({ topic: GAP_TOPIC, payload: payloadFromData({ missed: frame.missed, message: frame.message }), retain: false });
       default:
         return;
     }
@@ -297,6 +297,15 @@ export class MqttFrontDoor {
     if (!pending) return;
     this.pending.delete(seq);
     pending(error);
+  }
+
+  /** Into the broker through the bounded line; what it drops is said in the log once a minute. */
+  private deliver(delivery: Delivery): void {
+    const before = this.deliveries.dropped;
+    this.deliveries.push(delivery);
+    if (this.deliveries.dropped > before) {
+      this.say("deliveries dropped", "MQTT messages dropped: this node's MQTT subscribers do not keep up with the Data Hub", { dropped: this.deliveries.dropped });
+    }
   }
 
   private publishLocally(message: Delivery, done: () => void): void {
