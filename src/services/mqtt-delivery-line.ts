@@ -9,8 +9,9 @@
  *
  * Past a bound a message is dropped (these are QoS 0 deliveries: at most once) and counted; the
  * next message kept is preceded on the gap topic by how many were missed, as a gap the hub
- * reports is. Retained values are never dropped: a lost one would
- * leave the broker answering new subscribers with a stale value (the hub bounds how many there are).
+ * reports is. A retained value is not lost that way (the broker would answer new subscribers
+ * with a stale value): past the bound it waits aside, only the newest per key, and goes in once
+ * the line has room again (the hub bounds how many keys there are).
  */
 export type Delivery = { readonly topic: string; readonly payload: Uint8Array; readonly retain: boolean };
 
@@ -51,6 +52,8 @@ export class DeliveryLine {
   private droppedTotal = 0;
   /** True while `feed` runs: a broker that calls back at once (no subscribers) must not recurse once per message. */
   private feeding = false;
+  /** Retained values that found the line full, newest per key, in the order they came. */
+  private readonly retainedAside = new Map<string, Delivery>();
 
   constructor(
     private readonly publish: PublishToBroker,
@@ -61,6 +64,11 @@ export class DeliveryLine {
   /** Messages waiting for the broker (not counting those handed to it). */
   get size(): number {
     return this.waiting.length - this.head;
+  }
+
+  /** Retained values waiting aside for room (one per key). */
+  get aside(): number {
+    return this.retainedAside.size;
   }
 
   get waitingBytes(): number {
@@ -76,9 +84,16 @@ export class DeliveryLine {
     return this.droppedTotal;
   }
 
-  /** Queues `delivery` (or drops it past a bound, unless retained) and feeds the broker. */
+  /** Queues `delivery` (or drops it past a bound; a retained value waits aside instead) and feeds the broker. */
   push(delivery: Delivery): void {
-    if (!delivery.retain && this.full(delivery)) {
+    if (delivery.retain && (this.full(delivery) || this.retainedAside.size > 0)) {
+      // Behind any value already aside for this key: the newest wins, as in the broker.
+      this.retainedAside.delete(delivery.topic);
+      this.retainedAside.set(delivery.topic, delivery);
+      this.feed();
+      return;
+    }
+    if (this.full(delivery)) {
       this.droppedSinceNotice++;
       this.droppedTotal++;
       return;
@@ -113,7 +128,9 @@ export class DeliveryLine {
   }
 
   private handOver(): void {
-    while (this.inFlight < this.limits.maxInFlight && this.size > 0) {
+    for (;;) {
+      this.takeAside();
+      if (this.inFlight >= this.limits.maxInFlight || this.size === 0) break;
       const next = this.waiting[this.head]!;
       this.waiting[this.head++] = undefined as never;
       this.bytes -= sizeOf(next);
@@ -129,6 +146,16 @@ export class DeliveryLine {
     if (this.head >= 1024 && this.head * 2 >= this.waiting.length) {
       this.waiting = this.waiting.slice(this.head);
       this.head = 0;
+    }
+  }
+
+  /** Retained values set aside go into the line, oldest first, while it has room. */
+  private takeAside(): void {
+    for (const [topic, value] of this.retainedAside) {
+      // An empty line takes one whatever its size, so a value larger than the byte bound still goes.
+      if (this.size > 0 && this.full(value)) return;
+      this.retainedAside.delete(topic);
+      this.add(value);
     }
   }
 }

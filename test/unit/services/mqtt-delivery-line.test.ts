@@ -16,16 +16,18 @@ function heldBroker(limits: DeliveryLineLimits) {
     (missed) => ({ topic: "$understudy/gap", payload: encoder.encode(JSON.stringify(missed)), retain: false }),
     limits,
   );
+  const delivered: Delivery[] = [];
   const deliverAll = () => {
     const out: string[] = [];
     while (handed.length > 0) {
       const next = handed.shift()!;
+      delivered.push(next.delivery);
       out.push(next.delivery.topic);
       next.done();
     }
     return out;
   };
-  return { line, handed, deliverAll };
+  return { line, handed, deliverAll, delivered };
 }
 
 describe("DeliveryLine", () => {
@@ -70,15 +72,31 @@ describe("DeliveryLine", () => {
     expect(line.dropped).toBe(2);
   });
 
-  test("a retained value is never dropped, full or not", () => {
-    const { line, handed, deliverAll } = heldBroker({ maxInFlight: 1, maxWaiting: 1, maxWaitingBytes: 1 << 20 });
+  test("a retained value is never dropped: past the bound it waits aside, the newest per key, and goes in once there is room", () => {
+    const { line, handed, deliverAll, delivered } = heldBroker({ maxInFlight: 1, maxWaiting: 1, maxWaitingBytes: 1 << 20 });
+    const value = (key: string, v: number): Delivery => ({ topic: key, payload: encoder.encode(String(v)), retain: true });
     line.push(msg(1));
     line.push(msg(2));
-    line.push(msg(3, true));
+    line.push(value("k/a", 1));
+    line.push(value("k/b", 1));
+    line.push(value("k/a", 2));
     expect(line.dropped).toBe(0);
+    expect(line.aside).toBe(2);
     const order: string[] = [];
     while (handed.length > 0) order.push(...deliverAll());
-    expect(order).toEqual(["t/1", "t/2", "t/3"]);
+    // k/a's older value never reaches the broker; its newest does, after k/b (which waited longer).
+    expect(order).toEqual(["t/1", "t/2", "k/b", "k/a"]);
+    expect(delivered.slice(2).map((d) => new TextDecoder().decode(d.payload))).toEqual(["1", "2"]);
+    expect(line.aside).toBe(0);
+  });
+
+  test("a retained value larger than the byte bound still goes in, alone", () => {
+    const { line, handed, deliverAll } = heldBroker({ maxInFlight: 1, maxWaiting: 10, maxWaitingBytes: 12 });
+    line.push(msg(1));
+    line.push({ topic: "k/big", payload: encoder.encode("x".repeat(100)), retain: true });
+    const order: string[] = [];
+    while (handed.length > 0) order.push(...deliverAll());
+    expect(order).toEqual(["t/1", "k/big"]);
   });
 
   test("a broker that calls back at once (no subscribers) drains a long line without recursing per message", () => {
