@@ -6,17 +6,21 @@
  * its own, or the backup when the main does not answer, and keeps the last
  * answer while neither does). The render engines' backup groups travel with
  * the levels: kept by the main, copied by the backup in the same step, saved
- * by a level-3 client through the main.
+ * by a level-3 client through the main. A manual engine switch runs on the
+ * server that serves (its engine runner); a level-3 client asks the main, or
+ * the backup when the main does not answer or does not serve.
  */
 import { AppError } from "../core/errors.ts";
 import type { Failback, MainEvent } from "../core/failover/types.ts";
-import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
+import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, seesOthers, type Permission, type PermissionLevel } from "../core/permissions.ts";
 import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
-import { acceptConsole, acceptLevelQuestions, askAddBackup, askAllLevels, askGroups, askLevel, askRemoveBackup, askSaveGroups, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
+import { acceptConsole, acceptLevelQuestions, askAddBackup, askEngineHealth, askSwitchEngine, type EngineSwitch, askAllLevels, askGroups, askLevel, askRemoveBackup, askSaveGroups, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
 import { PermissionsFile } from "../store/permissions-file.ts";
 import { BackupGroupsFile, NO_ENGINE_BACKUPS, type EngineBackups } from "../store/backup-groups-file.ts";
 import { checkGroup } from "../core/backup-groups.ts";
 import type { LearnedBackupWord } from "../store/learned-backup-file.ts";
+import type { EngineWatch } from "./engine-watch.ts";
+import type { EngineWatchWireView } from "../core/engine-watch-view.ts";
 
 export const PERMISSION_REFRESH_MS = 2000;
 
@@ -54,6 +58,8 @@ export class ConsoleActions {
   private others: RosterEntry[] = [];
   /** One question at a time: a main that does not answer holds one for up to CONSOLE_CALL_TIMEOUT_MS. */
   private asking = false;
+  /** A server's engine runner, set by the runtime when it starts it (machine/engine-watch.ts). */
+  engines: EngineWatch | null = null;
 
   constructor(private readonly options: ConsoleActionsOptions) {
     this.permissions = options.role === "client" ? null : new PermissionsFile(options.dataDir);
@@ -63,7 +69,11 @@ export class ConsoleActions {
   /** `/console`: the main's, or the backup's level answers from its copy; a client does not serve it. */
   get service(): ((connection: SecureConnection) => ConnectionEvents) | null {
     if (!this.permissions) return null;
-    if (this.options.role === "backup") return (connection) => acceptLevelQuestions(connection, () => this.levels(), () => this.roster(), () => this.localGroups());
+    if (this.options.role === "backup") return (connection) =>
+        acceptLevelQuestions(connection, () => this.levels(), () => this.roster(), () => this.localGroups(), {
+          switchEngine: (change) => this.switchEngineHere(change),
+          engineHealth: () => this.engineHealthHere(),
+        });
     const { backupChanges } = this.options;
     return (connection) =>
       acceptConsole(connection, {
@@ -76,6 +86,8 @@ export class ConsoleActions {
         pairedBackupAt: () => this.options.pairedBackupAt(),
         groups: () => this.localGroups(),
         saveGroups: (groups) => this.saveGroupsHere(groups),
+        switchEngine: (change) => this.switchEngineHere(change),
+        engineHealth: () => this.engineHealthHere(),
       });
   }
 
@@ -139,6 +151,58 @@ export class ConsoleActions {
   async saveGroups(backups: EngineBackups): Promise<void> {
     if (this.options.role === "client") return this.askMainTo("change the backup groups", (main) => askSaveGroups(main, this.options.secure, backups));
     this.saveGroupsHere(backups);
+  }
+
+  /**
+   * What the Health panel shows of the engines: a server's own runner; a client (from level 2)
+   * asks the main, or the backup when the main does not answer or does not serve; null when none says.
+   */
+  async engineHealth(): Promise<EngineWatchWireView | null> {
+    if (this.options.role !== "client") return this.engines ? this.wireView(this.engines) : null;
+    if (!seesOthers(this.level)) return null;
+    for (const server of [this.options.mainAddress(), this.options.backupAddress()]) {
+      if (server === null) continue;
+      try {
+        return await askEngineHealth(server, this.options.secure);
+      } catch {
+        // Not serving, not answering, or refusing: the other server, or none.
+      }
+    }
+    return null;
+  }
+
+  private engineHealthHere(): EngineWatchWireView {
+    if (!this.engines?.active) throw new AppError("NOT_ACTIVE", "This server does not serve the network now: the server that serves watches the engines.", { status: 409 });
+    return this.wireView(this.engines);
+  }
+
+  private wireView(engines: EngineWatch): EngineWatchWireView {
+    const { router, groups, ...rest } = engines.view();
+    return { ...rest, groups: [...groups], router: { address: router.address, connected: router.connected, routes: [...router.routes], locks: [...router.locks] } };
+  }
+
+  /** A manual engine switch (the Health panel's buttons): this server's runner, or a level-3 client asking the servers. */
+  async switchEngine(change: EngineSwitch): Promise<string> {
+    if (this.options.role !== "client") return this.switchEngineHere(change);
+    if (!maySwitchBack(this.level)) throw new PermissionRefused(this.level, "switch render engines");
+    const servers = [this.options.mainAddress(), this.options.backupAddress()].filter((a): a is string => a !== null);
+    let last: unknown = new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
+    for (const server of servers) {
+      try {
+        return await askSwitchEngine(server, this.options.secure, change);
+      } catch (error) {
+        // The main down, or not serving: the backup serves (or says why not).
+        if (!(error instanceof AppError) || (error.code !== "MAIN_UNREACHABLE" && error.code !== "NOT_ACTIVE")) throw error;
+        last = error;
+      }
+    }
+    throw last;
+  }
+
+  private switchEngineHere(change: EngineSwitch): string {
+    if (!this.engines) throw new AppError("NOT_A_SERVER", "Engines are switched on the Health panel of the server that serves the network.", { status: 409 });
+    this.engines.manual(change.group, change.main, change.to);
+    return change.to === "backup" ? "Switching to the backup engine…" : "Switching back to the main engine…";
   }
 
   /** The main keeps groups that pass the core's checks; a refusal changes nothing. */

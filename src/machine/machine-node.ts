@@ -373,14 +373,14 @@ export class MachineNode implements MachineControl {
     return this.peer.console.saveGroups(backups);
   }
 
-  /** The render engines' failover as this server runs it (machine/engine-watch.ts); null on a client. */
+  /** The render engines' failover as this server runs it (machine/engine-watch.ts), or a client's view of the serving server's. */
   engineHealth() {
-    return this.peer?.engines?.view() ?? null;
+    return this.peer?.console.engineHealth() ?? Promise.resolve(null);
   }
 
-  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): void {
-    if (!this.peer?.engines) throw new AppError("NOT_A_SERVER", "Engines are switched on the Health panel of the server that serves the network.", { status: 409 });
-    this.peer.engines.manual(groupId, mainId, to);
+  switchEngine(group: string, main: string, to: "backup" | "main"): Promise<string> {
+    if (!this.peer) throw new AppError("STAND_ALONE", "A stand-alone machine switches no engines: make it a server or a client first.", { status: 409 });
+    return this.peer.console.switchEngine({ group, main, to });
   }
 
   /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */

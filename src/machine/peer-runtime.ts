@@ -253,7 +253,7 @@ export class PeerRuntime {
     });
     this.heartbeats = heartbeats;
     const hub = this.data?.hub ?? null;
-    const engines = (this.engines = this.plan.watchesEngines ? engineWatchOnHub({ clock: systemClock, wallNow: () => wallClock.now(), timers: systemTimers, attachApp: (n, d) => this.gateway.attachApp(n, d), backups: () => this.console.localGroups(), heard: () => this.runner?.status().peers ?? [], log, stops: this.timers }).watch : null);
+    const engines = (this.console.engines = this.engines = this.plan.watchesEngines ? engineWatchOnHub({ clock: systemClock, wallNow: () => wallClock.now(), timers: systemTimers, attachApp: (n, d) => this.gateway.attachApp(n, d), backups: () => this.console.localGroups(), heard: () => this.runner?.status().peers ?? [], log, stops: this.timers }).watch : null);
     this.runner = new FailoverRunner({
       role: this.role,
       id: identity.id,

@@ -10,7 +10,9 @@
  * machine the server does not list (no level set, not heard as a client) gets
  * level 1 and no roster. The render engines' backup groups travel the same
  * way: the paired backup copies them, clients from level 2 read them, and a
- * level-3 client saves them on the main.
+ * level-3 client saves them on the main. A level-3 client's manual engine
+ * switch goes to the main, or to the backup while it serves (it checks the
+ * level from its copy); the server that serves carries it out.
  */
 import { z } from "zod";
 import { AppError, InvalidInput } from "../core/errors.ts";
@@ -19,6 +21,7 @@ import { RpcClient, rpcServer } from "../net/rpc.ts";
 import { permissionLevelsSchema } from "../store/permissions-file.ts";
 import { learnedBackupSchema, type LearnedBackupWord } from "../store/learned-backup-file.ts";
 import { engineBackupsSchema, type EngineBackups } from "../store/backup-groups-file.ts";
+import { engineWatchViewSchema, type EngineWatchWireView } from "../core/engine-watch-view.ts";
 import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
 
 /** A level question is small; it must not hold a page for long. */
@@ -52,6 +55,13 @@ const addedSchema = z.object({ peerName: z.string().max(64) });
 const removedSchema = z.object({ removed: z.literal(true) });
 const allLevelsSchema = z.object({ levels: permissionLevelsSchema });
 const savedGroupsSchema = z.object({ saved: z.literal(true) });
+/** A manual engine switch: put the backup engine on air for `main`, or the main back. */
+export const engineSwitchSchema = z.strictObject({
+  group: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/),
+  main: z.string().min(1).max(128),
+  to: z.enum(["backup", "main"]),
+});
+export type EngineSwitch = z.infer<typeof engineSwitchSchema>;
 
 export type ConsoleSide = {
   levels(): Record<string, PermissionLevel>;
@@ -70,7 +80,30 @@ export type ConsoleSide = {
   groups(): EngineBackups;
   /** A level-3 client's save of every group; throws an AppError (a refusal of the groups' checks) otherwise. */
   saveGroups(backups: EngineBackups): void;
+  /** A manual engine switch on this server's runner; throws an AppError saying why not (NOT_ACTIVE: it does not serve now). */
+  switchEngine(change: EngineSwitch): string;
+  /** What this server's engine runner shows; throws NOT_ACTIVE when it does not serve now. */
+  engineHealth(): EngineWatchWireView;
 };
+
+/** The engine runner's view for a client's Health panel: from level 2, like the backup groups. */
+function engineHealthRpc(level: () => PermissionLevel, engineHealth: () => EngineWatchWireView) {
+  return () => {
+    if (!seesOthers(level())) throw new PermissionRefused(level(), "see the render engines' health");
+    return engineHealth();
+  };
+}
+
+/** The engine switch's RPC handler, shared by the main and the backup: level 3 only, the params checked before anything runs. */
+function switchEngineRpc(level: () => PermissionLevel, switchEngine: (change: EngineSwitch) => string) {
+  return (params: unknown) => {
+    const mine = level();
+    if (!maySwitchBack(mine)) throw new PermissionRefused(mine, "switch render engines");
+    const sent = engineSwitchSchema.safeParse(params);
+    if (!sent.success) throw new InvalidInput("That engine switch is not in a shape this server understands: nothing was switched.", "switch");
+    return { message: switchEngine(sent.data) };
+  };
+}
 
 export class NotThePairedBackup extends AppError {
   constructor() {
@@ -100,6 +133,8 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
       side.saveGroups(sent.data);
       return { saved: true };
     },
+    switchEngine: switchEngineRpc(level, (change) => side.switchEngine(change)),
+    engineHealth: engineHealthRpc(level, () => side.engineHealth()),
     switchBack: () => {
       const mine = level();
       if (!maySwitchBack(mine)) throw new PermissionRefused(mine, "switch the network back to the main server");
@@ -121,7 +156,13 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
 }
 
 /** The paired backup's side: a client's level from the backup's copy; everything else is the main's to do. */
-export function acceptLevelQuestions(connection: SecureConnection, levels: () => Record<string, PermissionLevel>, roster: () => RosterEntry[], groups: () => EngineBackups): ConnectionEvents {
+export function acceptLevelQuestions(
+  connection: SecureConnection,
+  levels: () => Record<string, PermissionLevel>,
+  roster: () => RosterEntry[],
+  groups: () => EngineBackups,
+  engines: { switchEngine: (change: EngineSwitch) => string; engineHealth: () => EngineWatchWireView },
+): ConnectionEvents {
   const asker = connection.peer.machineId;
   const level = () => askerLevel(asker, levels(), roster);
   return rpcServer(connection, {
@@ -130,6 +171,9 @@ export function acceptLevelQuestions(connection: SecureConnection, levels: () =>
       if (!seesOthers(level())) throw new PermissionRefused(level(), "see the backup groups");
       return groups();
     },
+    // While the backup serves, it switches the engines: a level-3 client's switch is checked against its copy of the levels.
+    switchEngine: switchEngineRpc(level, engines.switchEngine),
+    engineHealth: engineHealthRpc(level, engines.engineHealth),
   });
 }
 
@@ -189,6 +233,16 @@ export function askSaveGroups(address: string, secure: SecureSocketOptions, back
 /** A client's side: asks the main to switch back; resolves with the main's words, rejects with its refusal. */
 export function askSwitchBack(address: string, secure: SecureSocketOptions): Promise<string> {
   return askMain(async () => (await call(address, secure, "switchBack", switchedSchema)).message);
+}
+
+/** A level-3 client's manual engine switch, asked of a server (the one that serves carries it out); resolves with its words. */
+export function askSwitchEngine(address: string, secure: SecureSocketOptions, change: EngineSwitch): Promise<string> {
+  return askMain(async () => (await call(address, secure, "switchEngine", switchedSchema, change)).message);
+}
+
+/** What the engine runner of the server at `address` shows (a client's Health panel, from level 2). */
+export function askEngineHealth(address: string, secure: SecureSocketOptions): Promise<EngineWatchWireView> {
+  return askMain(() => call(address, secure, "engineHealth", engineWatchViewSchema));
 }
 
 /** A level-3 client's Add Backup server: the main runs the pairing exchange (which may take its own time to answer). */
