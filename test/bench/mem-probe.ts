@@ -1,7 +1,8 @@
 /**
  * Preloaded into a node by `MEM_PROF=dir bun run bench hub` (nodes then run from source): every
- * 200 ms it appends one JSON line to dir/<pid>.jsonl with the process's RSS and what the JavaScript
- * heap holds (bun:jsc heapStats), and at the largest heap seen the ten most numerous object types.
+ * 200 ms it appends one JSON line to dir/<pid>.jsonl with the process's RSS, what the JavaScript
+ * heap holds (bun:jsc heapStats), the event loop's longest stall since the last line, and at the
+ * largest heap seen the ten most numerous object types.
  * This is how the bench finds where a node's memory goes.
  */
 import { appendFileSync } from "node:fs";
@@ -14,6 +15,15 @@ if (dir) {
   let largest = 0;
   let ticks = 0;
   const budget = Number(process.env.MEM_PROF_BUDGET ?? 0);
+  // The event loop's longest stall: a 1 ms timer that comes late says how long the loop was held.
+  let lastTick = performance.now();
+  let stall = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    stall = Math.max(stall, now - lastTick - 1);
+    lastTick = now;
+  }, 1);
+  tick.unref();
   const timer = setInterval(() => {
     const m = process.memoryUsage();
     const h = heapStats();
@@ -26,7 +36,9 @@ if (dir) {
       external: m.external >> 20,
       arrayBuffers: m.arrayBuffers >> 20,
       objects: h.objectCount,
+      stallMs: Math.round(stall * 10) / 10,
     };
+    stall = 0;
     // MEM_PROF_GC=1: every 2 s a full collection first, so heapSize is what is live, not garbage not yet swept.
     if (process.env.MEM_PROF_GC && ++ticks % 10 === 0) {
       Bun.gc(true);
