@@ -26,6 +26,9 @@ export type FoundMachine = {
   readonly addresses: readonly string[];
   readonly port: number;
   readonly keyMismatch: boolean;
+  readonly version?: string;
+  /** When discovery last vouched for it (the newest record of one machine wins). */
+  readonly lastSeen?: number;
 };
 
 /** Another client as this client's server hears it (the `/console` roster). */
