@@ -70,7 +70,15 @@ export type MachineRow = {
   hub: HubOfMachine;
   /** Claims it sent that no server's signature backs (core/signed-claims.ts): the row is marked. */
   unbackedClaims: number;
+  /** Drawn red on every panel that lists it: not heard (dead, frozen, cut off) or isolated (it cannot serve or reach a server). */
+  alarm: "not-heard" | "isolated" | null;
 };
+
+/** The one rule for a red row: a machine not heard, or one whose own state says it is isolated. */
+export function rowAlarm(row: Pick<MachineRow, "heard" | "wireState">): MachineRow["alarm"] {
+  if (!row.heard) return "not-heard";
+  return row.wireState === "isolated" ? "isolated" : null;
+}
 
 /**
  * Whose Data Hub a machine's apps reach: its own (it serves), a server's, or none while its apps'
@@ -159,6 +167,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
     level: kind === "client" ? viewer.permission : null,
     hub: "unknown",
     unbackedClaims: 0,
+    alarm: null,
   });
   const found = new Map(discovered.map((d) => [d.id, d]));
   const pairing = s.failover?.pairing;
@@ -241,7 +250,12 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
     );
   }
   markRefusal(rows, s);
-  for (const row of rows.values()) row.hub = hubOf(row, s);
+  // A machine only found by DNS-SD is not one this machine expects to hear: not heard is no alarm there.
+  const expected = new Set([s.id, ...(s.failover?.peers ?? []).map((p) => p.id), ...(pairing ? [pairing.peerId] : []), ...(viewer.others ?? []).map((o) => o.id)]);
+  for (const row of rows.values()) {
+    row.hub = hubOf(row, s);
+    row.alarm = expected.has(row.id) ? rowAlarm(row) : null;
+  }
   return [...rows.values()]
     .filter((r) => r.self || r.kind !== "client" || seesOthers(viewer.permission)).sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || Number(b.self) - Number(a.self) || a.name.localeCompare(b.name));
 }
@@ -266,5 +280,5 @@ function markRefusal(rows: Map<string, MachineRow>, s: MachineStatus): void {
 
 /** Another machine's row: what this machine does not know of it stays unknown (no license, not heard, no round trip, no level). */
 function otherRow(r: Pick<MachineRow, "id" | "name" | "kind" | "address" | "fingerprint" | "state"> & Partial<MachineRow>): MachineRow {
-  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, hub: "unknown", unbackedClaims: 0, ...r };
+  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, hub: "unknown", unbackedClaims: 0, alarm: null, ...r };
 }

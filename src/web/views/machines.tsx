@@ -157,7 +157,7 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
         </thead>
         <tbody>
           {view.rows.map((r) => (
-            <tr data-machine-id={r.id} data-role={r.kind} class={[r.self ? "self" : "", r.keyDiffers ? "mismatch" : "", r.heard ? "" : "silent", r.unbackedClaims > 0 ? "claimant" : ""].join(" ").trim() || undefined}>
+            <tr data-machine-id={r.id} data-role={r.kind} class={[r.self ? "self" : "", r.keyDiffers ? "mismatch" : "", r.alarm ?? "", r.unbackedClaims > 0 ? "claimant" : ""].join(" ").trim() || undefined}>
               <td>
                 {r.name}
                 {r.self ? <span class="tag">this machine</span> : null}

@@ -122,3 +122,10 @@ test("whose Data Hub each machine's apps reach follows the routing rule: a rejoi
   const standby = statusFixture({}, { state: "standby", activeServer: "backup", peers: [] });
   expect(machineRows(standby, [], 1000).find((r) => r.self)!.hub).toBe("backup");
 });
+
+test("a row is red (alarm) when its machine is not heard or says it is isolated, this machine's own row included", () => {
+  const rows = machineRows(statusFixture({}, { peers: [peer({ lastHeardMsAgo: 4200 }), peer({ id: "c", name: "cg", role: "client", state: "isolated" }), peer({ id: "d", name: "ok", role: "client", state: "follow-main" })] }), [], 1000);
+  expect(Object.fromEntries(rows.filter((r) => !r.self).map((r) => [r.name, r.alarm]))).toEqual({ backup: "not-heard", cg: "isolated", ok: null });
+  const own = machineRows(statusFixture({ chip: "Main isolated" }, { state: "isolated", peers: [] }), [], 1000);
+  expect(own[0]).toMatchObject({ self: true, alarm: "isolated" });
+});
