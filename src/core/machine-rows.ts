@@ -2,11 +2,12 @@
  * The rows of the Machines panel: this machine, every machine it hears
  * (heartbeats: state and round trip) and every machine DNS-SD found (license
  * type and key fingerprint), merged by machine id, servers first. With
- * discovery off a row still says what this machine knows: a machine heard or
- * paired holds the same network key (heartbeats and the pairing handshake
- * prove it), the pairing exchange carried the other server's license, and a
- * server that refused the handshake for another key is marked with its
- * fingerprint. A client lists the other clients as its server hears them
+ * discovery off a row still says what this machine knows: a machine heard
+ * shows the network-key fingerprint its heartbeats report (a machine-sealed
+ * heartbeat still arrives from a machine whose key changed, so hearing it
+ * proves nothing about its key), the pairing exchange carried the other
+ * server's license, and a server that refused the handshake for another key
+ * is marked with its fingerprint. A client lists the other clients as its server hears them
  * (it exchanges no heartbeats with them).
  */
 import { heardWithin } from "./heard.ts";
@@ -177,6 +178,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
     const d = found.get(p.id);
     const heard = heardWithin(p.lastHeardMsAgo, heardWithinMs);
     const k = kindOf(p.role);
+    const reported = p.keyFingerprint ?? d?.fingerprint ?? null;
     rows.set(
       p.id,
       otherRow({
@@ -185,9 +187,9 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
         kind: k,
         address: p.address,
         license: licenseLabel(d?.license ?? pairedLicense(p.id)),
-        // A fresh keyed heartbeat proves the key in force; an unheard machine's key is not known here.
-        fingerprint: d?.fingerprint ?? (heard ? s.networkKeyFingerprint : null),
-        keyDiffers: d?.keyMismatch ?? false,
+        // The key it reported itself (its heartbeat, else its DNS-SD record), never this machine's own.
+        fingerprint: reported,
+        keyDiffers: reported !== null && s.networkKeyFingerprint !== null && reported !== s.networkKeyFingerprint,
         state: heard ? (STATE_WORDS[p.state] ?? p.state) : `not heard for ${Math.round(p.lastHeardMsAgo / 1000)} s`,
         wireState: heard ? p.state : null,
         delayMs: heard ? p.delayMs : null,
@@ -240,7 +242,8 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
         name: o.name,
         kind: "client",
         address: o.address,
-        fingerprint: s.networkKeyFingerprint,
+        // The server's roster does not carry their keys: unknown here, not assumed to be ours.
+        fingerprint: null,
         state: `${STATE_WORDS[o.state] ?? o.state} (as the server sees it)`,
         wireState: o.state,
         heard: true,

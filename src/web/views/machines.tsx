@@ -165,7 +165,7 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
               <td>{r.roleLabel}</td>
               <td>{r.address}</td>
               <td>{r.license}</td>
-              <td>{r.fingerprint === null ? "–" : r.keyDiffers ? <strong class="field-error">{r.fingerprint} (differs)</strong> : <code>{r.fingerprint}</code>}</td>
+              <td>{r.fingerprint === null ? "–" : r.keyDiffers ? <strong class="field-error">Network key differs ({r.fingerprint})</strong> : <code>{r.fingerprint}</code>}</td>
               <td>
                 {r.state}
                 {r.unbackedClaims > 0 ? <strong class="field-error"> · {r.unbackedClaims} claims it cannot back</strong> : null}
