@@ -1,11 +1,15 @@
 /**
  * The failover documentation's steps done from the operator console, in
- * Chromium, on real executables: set up a main and a backup on their setup
- * pages, Add Backup server by IP on the main's Machines panel, kill the main
- * and watch every open page turn "Backup is active" (and the main's own page
- * say it lost contact) without a reload, connect a client while the main is
- * down with Connect to a Backup, bring the main back in manual failback and
- * switch back from the card that appears by itself, then remove the backup.
+ * Chromium, on real executables, in the documentation's order: set up the
+ * backup (license and role only), then the main, paste the main's key on the
+ * backup, Add Backup server by IP in the Main server row of the main's
+ * Machines panel, kill the main and watch every open page turn "Backup is
+ * active" (and the main's own page say it lost contact) without a reload,
+ * connect a client while the main is down with Connect to a Backup, bring the
+ * main back in manual failback and switch back from a level-3 client, a wrong
+ * key pasted on a client ("Network key differs", healed by the right one),
+ * then remove the backup and add it again, from the main and from a level-3
+ * client, each time back to "Backup is idle".
  * Screenshots go to a temp dir (printed), never into the repo.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -13,6 +17,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
+import nacl from "tweetnacl";
+import { fingerprint, formatNetworkKey, parseNetworkKey } from "../../src/core/keys.ts";
 import { chromiumSkipReason, launchChromium, loopbackContext } from "../support/browser.ts";
 import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
@@ -135,6 +141,12 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
 
   test("Add Backup server by IP on the main's Machines panel: the chip turns Backup is idle by itself", async () => {
     const page = await open(machines["studio-main"]!, "/machines");
+    // On the right of the Main server row, as the documentation shows it.
+    const mainRow = page.getByTestId("machines-table").locator("tbody tr", { hasText: "Main server" });
+    await mainRow.locator("#backup-address").waitFor();
+    await mainRow.locator("#backup-address").fill("not an address");
+    await mainRow.getByTestId("add-backup").click();
+    await page.getByTestId("address-error").filter({ hasText: "Type an IP address such as 10.0.0.2" }).waitFor();
     await page.locator("#backup-address").fill("127.0.0.1:9");
     await page.getByTestId("add-backup").click();
     const refused = page.getByTestId("address-error");
@@ -239,23 +251,61 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     for (const p of [mainPage, backupPage, level2, level3]) await p.close();
   }, 60_000);
 
-  test("remove the backup from the main with the delete icon on its row", async () => {
+  test("a wrong network key pasted on a client reads 'Network key differs' there and on the main's row for it, and heals the moment the right key is pasted", async () => {
+    const render = machines["render-1"]!;
+    const setup = await open(render, "/setup");
+    const mainPage = await open(machines["studio-main"]!, "/machines");
+    const wrong = formatNetworkKey(nacl.randomBytes(32));
+    await pasteKey(setup, wrong);
+    await chip(setup, "Network key differs", 10_000);
+    const renderRow = mainPage.getByTestId("machines-table").locator("tbody tr", { hasText: "render-1" });
+    await renderRow.getByText(`Network key differs (${fingerprint(parseNetworkKey(wrong, "test"))})`).waitFor({ timeout: 10_000 });
+    await mainPage.screenshot({ path: join(SHOTS, "key-differs-on-main.png"), clip: TOP });
+    await pasteKey(setup, networkKey);
+    await chip(setup, "Backup is idle", 10_000);
+    await renderRow.getByText(fingerprint(parseNetworkKey(networkKey, "test"))).waitFor({ timeout: 10_000 });
+    expect(await renderRow.textContent()).not.toContain("differs");
+    for (const p of [setup, mainPage]) await p.close();
+  }, 60_000);
+
+  /** Every page reads `text` (the main, the backup, the level-3 client). */
+  async function everyChip(pages: Page[], text: string): Promise<void> {
+    for (const p of pages) await chip(p, text, 15_000);
+  }
+
+  test("remove the backup and add it again, from the main and from a level-3 client: grey 'No backup' everywhere, then 'Backup is idle' like the first time", async () => {
     const page = await open(machines["studio-main"]!, "/machines");
-    await chip(page, "Backup is idle", 10_000);
-    page.once("dialog", (dialog) => void dialog.accept());
+    const backupPage = await open(machines["studio-backup"]!, "/machines");
     const clientPage = await open(machines.control!, "/machines");
-    await page.getByTestId("remove-backup").click();
-    await chip(page, "No backup");
-    // A client that names the backup goes grey too: the main it hears pairs with no one.
-    await chip(clientPage, "No backup", 10_000);
+    const all = [page, backupPage, clientPage];
+    await everyChip(all, "Backup is idle");
+    const backupAt = machines["studio-backup"]!.peer;
+    const removeFrom = async (p: Page) => {
+      p.once("dialog", (dialog) => void dialog.accept());
+      await p.getByTestId("remove-backup").click();
+      await everyChip(all, "No backup");
+    };
+    const addFrom = async (p: Page) => {
+      const mainRow = p.getByTestId("machines-table").locator("tbody tr", { hasText: "Main server" });
+      await mainRow.locator("#backup-address").waitFor({ timeout: 10_000 });
+      await mainRow.locator("#backup-address").fill(backupAt);
+      await mainRow.getByTestId("add-backup").click();
+      await p.getByText("is now the backup server").waitFor({ timeout: 10_000 });
+      await everyChip(all, "Backup is idle");
+    };
+
+    await removeFrom(page);
     await clientPage.screenshot({ path: join(SHOTS, "client-after-removal.png") });
-    await clientPage.close();
-    await page.getByTestId("add-backup").waitFor({ state: "detached" }).catch(() => undefined);
     expect(await page.getByTestId("remove-backup").count()).toBe(0);
-    await page.close();
+    await addFrom(clientPage); // a level-3 client asks the main to pair
+    await clientPage.screenshot({ path: join(SHOTS, "client-added-backup.png"), clip: TOP });
+    await removeFrom(clientPage);
+    await addFrom(page);
+    await removeFrom(page);
+    for (const p of all) await p.close();
     expect(blocked).toEqual([]);
     expect(pageErrors).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   test("a frozen machine (SIGSTOP) is not shown green: its page says it lost contact within 3 s, and recovers", async () => {
     const main = machines["studio-main"]!;
