@@ -270,7 +270,12 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
 
   /** Every page reads `text` (the main, the backup, the level-3 client). */
   async function everyChip(pages: Page[], text: string): Promise<void> {
-    for (const p of pages) await chip(p, text, 15_000);
+    try {
+      for (const p of pages) await chip(p, text, 15_000);
+    } catch (error) {
+      const seen = await Promise.all(pages.map(async (p) => `${p.url()}: ${await p.getByTestId("status-chip").textContent()}`));
+      throw new Error(`not every page reads "${text}": ${seen.join("; ")}`, { cause: error });
+    }
   }
 
   test("remove the backup and add it again, from the main and from a level-3 client: grey 'No backup' everywhere, then 'Backup is idle' like the first time", async () => {
@@ -283,7 +288,10 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     const removeFrom = async (p: Page) => {
       p.once("dialog", (dialog) => void dialog.accept());
       await p.getByTestId("remove-backup").click();
-      await everyChip(all, "No backup");
+      await everyChip([page, clientPage], "No backup");
+      // The backup is back where step 1 left it, grey like "No backup": a main may add it again.
+      await chip(backupPage, "Waiting to be added by a main server", 15_000);
+      expect(await backupPage.getByTestId("status-chip").getAttribute("class")).toContain("chip-neutral");
     };
     const addFrom = async (p: Page) => {
       const mainRow = p.getByTestId("machines-table").locator("tbody tr", { hasText: "Main server" });

@@ -133,7 +133,8 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
   const { view } = props;
   const own = view.viewer.permission;
   return (
-    <section id="machines-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
+    // Morphed, not replaced: the table changes with every round trip, and a button replaced twice a second cannot be clicked.
+    <section id="machines-table" class="card wide" hx-swap-oob={props.outOfBand ? "outerMorph" : undefined}>
       <h2>Machines</h2>
       {own !== null ? (
         <p class="lead" data-testid="own-permission">
