@@ -31,8 +31,6 @@ if (skipReason) console.warn(`test/e2e/console.test.ts: ${skipReason}`);
 const FAST = ["--heartbeat-ms", "50", "--failover-timeout-ms", "250"];
 /** The issue's promise: every open page follows a failover, or says it lost its machine, within 3 s. */
 const FOLLOW_MS = 3_000;
-/** The status bar and the Machines table: what the README shows. */
-const TOP = { x: 0, y: 0, width: 1920, height: 480 };
 const SHOTS = mkdtempSync(join(tmpdir(), "understudy-console-"));
 
 type Machine = { proc: MachineProcess; dataDir: string; peer: string; args: string[] };
@@ -161,7 +159,7 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     const rows = page.getByTestId("machines-table").locator("tbody tr");
     await rows.filter({ hasText: "Backup server" }).getByTestId("remove-backup").waitFor();
     expect(await rows.first().textContent()).toContain("studio-main");
-    await page.screenshot({ path: join(SHOTS, "machines-healthy.png"), clip: TOP });
+    await page.screenshot({ path: join(SHOTS, "machines-healthy.png") });
     await page.close();
   }, 60_000);
 
@@ -194,7 +192,7 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     for (const p of pages) await chip(p, "Backup is active");
     await pages[3]!.getByTestId("storage-read-only").waitFor({ timeout: FOLLOW_MS });
     await mainPage.getByTestId("contact-lost").waitFor({ state: "visible", timeout: FOLLOW_MS });
-    await pages[0]!.screenshot({ path: join(SHOTS, "machines-failover.png"), clip: TOP });
+    await pages[0]!.screenshot({ path: join(SHOTS, "machines-failover.png") });
     await mainPage.screenshot({ path: join(SHOTS, "main-lost.png") });
     expect(await pages[1]!.getByTestId("active-server").textContent()).toContain("this machine");
   }, 60_000);
@@ -260,7 +258,7 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     await chip(setup, "Network key differs", 10_000);
     const renderRow = mainPage.getByTestId("machines-table").locator("tbody tr", { hasText: "render-1" });
     await renderRow.getByText(`Network key differs (${fingerprint(parseNetworkKey(wrong, "test"))})`).waitFor({ timeout: 10_000 });
-    await mainPage.screenshot({ path: join(SHOTS, "key-differs-on-main.png"), clip: TOP });
+    await mainPage.screenshot({ path: join(SHOTS, "key-differs-on-main.png") });
     await pasteKey(setup, networkKey);
     await chip(setup, "Backup is idle", 10_000);
     await renderRow.getByText(fingerprint(parseNetworkKey(networkKey, "test"))).waitFor({ timeout: 10_000 });
@@ -306,7 +304,7 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     await clientPage.screenshot({ path: join(SHOTS, "client-after-removal.png") });
     expect(await page.getByTestId("remove-backup").count()).toBe(0);
     await addFrom(clientPage); // a level-3 client asks the main to pair
-    await clientPage.screenshot({ path: join(SHOTS, "client-added-backup.png"), clip: TOP });
+    await clientPage.screenshot({ path: join(SHOTS, "client-added-backup.png") });
     await removeFrom(clientPage);
     await addFrom(page);
     await removeFrom(page);
