@@ -55,6 +55,7 @@ import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory
 import type { Timers } from "../../src/core/clock.ts";
 import type { ConnectionEvents, SecureConnection } from "../../src/net/secure-socket.ts";
 import type { Machinery, SimNode, World } from "./world.ts";
+import { simMachineKey } from "./sim-pairing.ts";
 
 /** app-gateway.ts RECONNECT_MS and PING_MS; hub-service's presence and trim period. */
 const RECONNECT_MS = 100;
@@ -561,7 +562,7 @@ export class SimHub implements Machinery {
     const peer = this.net.attach({
       at: { host: w.addressOf(n.name), port: 0 },
       machineId: n.name,
-      publicKey: new Uint8Array([n.inc]),
+      publicKey: simMachineKey(n.name),
       networkKey: keyBytes(this.keyOf(n.name)),
       timers: this.#timers(n),
     });

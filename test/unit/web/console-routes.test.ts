@@ -3,6 +3,8 @@
  * input, on machines of each kind; Add Backup server and its removal through
  * the real pairing exchange between two in-process machines on loopback.
  */
+import { parseHostPort } from "../../../src/core/config.ts";
+import { secureDialer } from "../../../src/net/peer-net.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -349,7 +351,7 @@ describe("permission levels", () => {
     const key = nacl.randomBytes(32);
     const main = await node({ role: "main" }, key);
     const stranger = { networkKey: key, machine: nacl.sign.keyPair() };
-    const refused = await askAllLevels(main.node.status().peerListen!, stranger).then(
+    const refused = await askAllLevels(secureDialer(stranger), parseHostPort(main.node.status().peerListen!)!).then(
       () => null,
       (error: { code?: string }) => error.code,
     );
@@ -365,7 +367,7 @@ describe("permission levels", () => {
     await waitFor("the main hears the client", () => main.node.status().failover!.peers.some((p) => p.id === clientId), 10_000);
     await waitFor("the client has the default level", () => client.node.permission() === 2, 10_000);
     const stranger = { networkKey: key, machine: nacl.sign.keyPair() };
-    for (let i = 0; i < 2; i++) expect(await askLevel(at, stranger)).toEqual({ level: 1, machines: [], backup: null });
+    for (let i = 0; i < 2; i++) expect(await askLevel(secureDialer(stranger), parseHostPort(at)!)).toEqual({ level: 1, machines: [], backup: null });
   }, 30_000);
 
   const refusals: { name: string; setup: () => ReturnType<typeof node>; fields: Record<string, string>; status: number; message: string }[] = [
