@@ -111,7 +111,7 @@ export interface WorldOptions {
 /** A world of main, backup and clients c1..c3, started at t=0, with the checker plugged in. */
 export function newWorld(o: WorldOptions): { world: World; checker: Checker; hub: SimHub } {
   const tickMs = tickPeriodMs(o.timings.heartbeatMs);
-  const cfg: SimConfig = { timings: o.timings, failback: o.failback, tickMs, latency: LATENCY, catchUpMs: [2, o.timings.heartbeatMs / 2] };
+  const cfg: SimConfig = { timings: o.timings, failback: o.failback, tickMs, latency: LATENCY };
   const checker = new Checker(o.plan, splitHealMs(o.timings, tickMs), availableAfterMs(o.timings, tickMs));
   const world = new World(cfg, new Rng(o.seed ^ 0x9e3779b9), checker, o.tracing ?? false);
   const hub = new SimHub(world, o.seed);
