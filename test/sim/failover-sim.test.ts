@@ -84,7 +84,7 @@ if (replay !== undefined) {
           `main took back in ${withFailback}; ${rogues.reduce((n, r) => n + r.untrustedRefused, 0)} forged heartbeats refused in ${rogues.length} rogue seeds; ` +
           `slowest convergence ${(worst * 100).toFixed(0)}% of the bound; Data Hub: ${sum((r) => r.hub.published)} messages, ` +
           `${sum((r) => r.hub.delivered)} deliveries, ${judged} (message, subscriber) pairs judged, ${beyond} beyond the retention; ` +
-          `the backup's Data Hub copy judged at the end of ${sum((r) => r.hub.lanesJudged)} runs; ` +
+          `the backup's Data Hub copy judged at the end of ${sum((r) => r.hub.lanesJudged)} runs (${sum((r) => r.hub.onlyOnBackup)} keys only on the backup); ` +
           `the main's catch-up copied ${caught.ok} times and failed ${caught.failed}; show-file log: ${logs.pushes} pushes, ` +
           `${logs.acked} acknowledged by the backup, LL2 judged at the end of ${logs.judged} runs`,
       );

@@ -6,7 +6,8 @@
  *      node acknowledged a message; a subscriber alive to the end, whose
  *      subscription a hub had taken before the message was sent, and that
  *      never went without a hub link for the acked-writes retention after
- *      the ack (a publisher keeps a message that long: acked-writes.ts),
+ *      the ack (a publisher keeps a message that long: acked-writes.ts; a link
+ *      the network cut counts as none: its frames wait, then go with it),
  *      both not stopped within that time (a publisher's stop counts as time
  *      kept; a stopped subscriber reads nothing), and not during a split
  *      (both servers serving, cut apart) that outlasted it: the subscriber gets it;
@@ -25,9 +26,8 @@ export type Subscriber = {
   readonly stalls: [number, number][];
   /** When a hub first took this subscription from its node; null until then. */
   established: number | null;
-  /** Since when its node has had no hub link (null: it has one), and its stretches without one as long as a publisher keeps what was acknowledged. */
-  unlinkedSince: number | null;
-  readonly longUnlinked: [number, number][];
+  /** Which machine's hub its node was linked to, from when (null: none): with the world's cuts, when it was away. */
+  readonly links: [number, string | null][];
   readonly last: Map<string, number>;
   readonly got: Set<string>;
 };
@@ -64,7 +64,7 @@ export class HubLedger {
 
   /** A machine's new incarnation: its subscriber app, unlinked until its gateway attaches. */
   started(n: SimNode): Subscriber {
-    const sub: Subscriber = { node: n.name, inc: n.inc, stalls: [], established: null, unlinkedSince: this.world.now(), longUnlinked: [], last: new Map(), got: new Set() };
+    const sub: Subscriber = { node: n.name, inc: n.inc, stalls: [], established: null, links: [[this.world.now(), null]], last: new Map(), got: new Set() };
     this.#subscribers.push(sub);
     this.#current.set(n.name, sub);
     return sub;
@@ -74,15 +74,12 @@ export class HubLedger {
     this.#current.delete(n.name);
   }
 
-  /** A machine's gateway got or lost its hub link. */
-  linkChanged(n: SimNode, linked: boolean): void {
+  /** A machine's gateway got a hub link to machine `server`'s hub, or lost it (null). */
+  linkChanged(n: SimNode, server: string | null): void {
     const sub = this.#current.get(n.name);
     if (!sub || sub.inc !== n.inc) return;
-    if (!linked) sub.unlinkedSince ??= this.world.now();
-    else if (sub.unlinkedSince !== null) {
-      this.#noteUnlinked(sub, this.world.now());
-      sub.unlinkedSince = null;
-    }
+    const last = sub.links[sub.links.length - 1]!;
+    if (last[1] !== server) sub.links.push([this.world.now(), server]);
   }
 
   /** A hub took a subscription from machine `node`. */
@@ -119,8 +116,45 @@ export class HubLedger {
     this.violations.push(`t=${this.world.now()}: ${what}`);
   }
 
-  #noteUnlinked(sub: Subscriber, until: number): void {
-    if (sub.unlinkedSince !== null && until - sub.unlinkedSince >= this.retentionMs) sub.longUnlinked.push([sub.unlinkedSince, until]);
+  /**
+   * The stretches, as long as a publisher keeps what was acknowledged or longer, in which the subscriber's
+   * node had no hub link or one the network cut (either way): away from every hub, whatever its link says.
+   */
+  #longAway(sub: Subscriber, end: number): [number, number][] {
+    const cuts = this.world.cutLog.filter((c) => c.from === sub.node || c.to === sub.node);
+    const changes = [...sub.links.map(([t, server]) => ({ t, server })), ...cuts.map((c) => ({ t: c.t, cut: c }))].sort((a, b) => a.t - b.t);
+    const cutNow = new Set<string>();
+    let server: string | null = null;
+    let awaySince: number | null = null;
+    const away: [number, number][] = [];
+    // A heal shorter than the network's wait before it sends held frames again delivers nothing (peer-net-memory.ts: ten one-way trips).
+    const brief = 10 * this.world.cfg.latency[1];
+    let back: number | null = null;
+    const note = (t: number) => {
+      const isAway = server === null || (server !== sub.node && (cutNow.has(`${sub.node}>${server}`) || cutNow.has(`${server}>${sub.node}`)));
+      if (isAway) {
+        if (back !== null && t - back > brief) {
+          if (back - awaySince! >= this.retentionMs) away.push([awaySince!, back]);
+          awaySince = null;
+        }
+        back = null;
+        awaySince ??= t;
+      } else if (awaySince !== null) back ??= t;
+    };
+    for (const c of changes) {
+      if (c.t < sub.links[0]![0]) continue;
+      if ("cut" in c && c.cut) {
+        const key = `${c.cut.from}>${c.cut.to}`;
+        if (c.cut.cut) cutNow.add(key);
+        else cutNow.delete(key);
+      } else if ("server" in c) server = c.server ?? null;
+      note(c.t);
+    }
+    if (awaySince !== null) {
+      const until = back ?? end;
+      if (until - awaySince >= this.retentionMs) away.push([awaySince, until]);
+    }
+    return away;
   }
 
   /** At the end of a run: DH1 over every acknowledged message; `splits` are the stretches both servers served. */
@@ -132,10 +166,7 @@ export class HubLedger {
     const lost: string[] = [];
     const retention = this.retentionMs;
     const end = this.world.now();
-    for (const s of this.#subscribers) {
-      this.#noteUnlinked(s, end);
-      s.unlinkedSince = null;
-    }
+    const longAway = new Map(this.#subscribers.map((s) => [s, this.#longAway(s, end)]));
     for (const p of this.#published.values()) {
       const acked = p.ackedAt;
       if (acked === null || !alive(p.node, p.inc)) continue;
@@ -147,7 +178,7 @@ export class HubLedger {
         const stopped = (stalls: readonly [number, number][]) => stalls.some(([from, to]) => to > acked && from < acked + retention);
         // Or published during a split that outlasted the retention: the other side's subscribers are on another hub meanwhile.
         const longSplit = splits.some(([from, to]) => to - Math.max(from, acked) >= retention);
-        if (longSplit || stopped(p.stalls) || stopped(s.stalls) || s.longUnlinked.some(([from, to]) => to - Math.max(from, acked) >= retention)) {
+        if (longSplit || stopped(p.stalls) || stopped(s.stalls) || longAway.get(s)!.some(([from, to]) => to - Math.max(from, acked) >= retention)) {
           this.beyondRetention += 1;
           continue;
         }

@@ -30,7 +30,6 @@ import type { HubStateChange, HubStatePersistence, PersistedHubState, RetainedEn
 import type { UplinkTarget } from "../../src/core/routing.ts";
 import type { Timers } from "../../src/core/clock.ts";
 import type { HostPort } from "../../src/core/config.ts";
-import type { Logger } from "../../src/log.ts";
 import { Rng } from "./prng.ts";
 import { pairedPeer, replicationSource } from "../../src/core/routing.ts";
 import { AppGateway, type InProcessApp, type LocalHub } from "../../src/services/app-gateway.ts";
@@ -38,10 +37,10 @@ import { HubService } from "../../src/services/hub-service.ts";
 import { fetchHubStateChanges, HubStateReplication, type CopyMark } from "../../src/services/hub-state-replication.ts";
 import { PeerRefusals } from "../../src/net/peer-refusals.ts";
 import type { PeerDialer, PeerService } from "../../src/net/peer-net.ts";
-import type { Defer } from "../../src/net/frame-batch.ts";
 import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
 import type { ConnectionEvents } from "../../src/net/secure-socket.ts";
 import { HubLedger } from "./hub-ledger.ts";
+import { deferOf, dialerOf, loggerOf, QUIET, settling, timersOf } from "./sim-runtime.ts";
 import type { LogLanes } from "./sim-lanes.ts";
 import type { Machinery, SimNode, World } from "./world.ts";
 
@@ -149,9 +148,9 @@ export class SimHub implements Machinery {
 
   started(n: SimNode): void {
     const w = this.world;
-    const timers = this.#timers(n);
-    const defer = this.#defer(n);
-    const log = this.#logger(n);
+    const timers = timersOf(this.world, n);
+    const defer = deferOf(this.world, n);
+    const log = loggerOf(this.world, n);
     const peer = this.net.attach({
       at: { host: w.addressOf(n.name), port: 0 },
       machineId: n.name,
@@ -161,8 +160,8 @@ export class SimHub implements Machinery {
     });
     this.#peers.set(n.name, peer);
     this.#subscribedFrom.delete(n.name);
-    const serve = (service: PeerService) => peer.serve(this.#settling(service));
-    const net = this.#dialer(peer);
+    const serve = (service: PeerService) => peer.serve(settling(this.world, service));
+    const net = dialerOf(this.world, peer);
     // The main to copy from now (machine/backup-copy.ts): core's replicationSource, at the address its setup names now.
     const source = (): HostPort | null => (replicationSource(n.state) === "main" ? (n.runner?.serverAddress("main") ?? null) : null);
     let hub: HubService | null = null;
@@ -282,7 +281,7 @@ export class SimHub implements Machinery {
     const [peer, hub, inc] = [this.#peers.get(main.name), this.#machines.get(main.name)?.hub, main.inc];
     if (!peer || !hub) return done(false);
     const live = () => main.inc === inc && !!main.state;
-    fetchHubStateChanges(this.#dialer(peer), this.world.endpointOf("backup"), hub.core.lastVersion, this.#timers(main)).then(
+    fetchHubStateChanges(dialerOf(this.world, peer), this.world.endpointOf("backup"), hub.core.lastVersion, timersOf(this.world, main)).then(
       (changes) => {
         if (!live()) return;
         hub.importChanges(changes);
@@ -439,14 +438,19 @@ export class SimHub implements Machinery {
   /** The uplink's attach and detach: when the machine has a hub link (DH1's premise). */
   #tapUplink(n: SimNode, uplink: HubUplink): void {
     const [attach, detach] = [uplink.attachServer.bind(uplink), uplink.detachServer.bind(uplink)];
+    // The machine whose hub it attached to: itself, or the one at the address it follows.
+    const server = (): string | null => {
+      const target = this.#machines.get(n.name)?.gateway.following ?? null;
+      return target === null ? null : target.role === "self" ? n.name : this.world.nameAt(target.address.host);
+    };
     uplink.attachServer = (send) => {
       attach(send);
-      this.ledger.linkChanged(n, true);
+      this.ledger.linkChanged(n, server());
     };
     uplink.detachServer = () => {
       const was = uplink.attached;
       detach();
-      if (was) this.ledger.linkChanged(n, false);
+      if (was) this.ledger.linkChanged(n, null);
     };
   }
 
@@ -454,6 +458,10 @@ export class SimHub implements Machinery {
     m.seq += 1;
     this.ledger.publishing(n, m.origin, m.seq, m.stalls);
     m.pub.send({ type: "pub", topic: `t/${n.name}`, data: m.seq, origin: m.origin, seq: m.seq });
+    // A client's app also sets values, on whichever server serves: a backup that served holds writes of its own (HL1).
+    if (n.role !== "client" || m.seq % 3 !== 0) return;
+    m.seq += 1;
+    m.pub.send({ type: "set", key: `s/${n.name}/${m.seq % 4}`, value: m.seq, origin: m.origin, seq: m.seq });
   }
 
   /** Which servers serve now, and the stretches both did (a split: the two sides' apps do not hear each other). */
@@ -472,109 +480,33 @@ export class SimHub implements Machinery {
     }
   }
 
-  /** HL1: a paired backup idle beside the active main at the end holds the main's Data Hub state, entry for entry. */
+  /**
+   * HL1: a paired backup idle beside the active main at the end holds the main's Data Hub state, entry for entry.
+   * Keys only the backup holds are counted, not judged: writes it took while serving after the main's one catch-up,
+   * which the main never got when it took over again without the backup (a standby main does not keep copying).
+   */
   #checkLanes(): void {
     const [mn, bn] = [this.world.node("main"), this.world.node("backup")];
     const [m, b] = [this.#machines.get("main")?.hub, this.#machines.get("backup")?.hub];
     if (!m || !b || mn.serving === null || bn.serving !== null || bn.disk.pairing?.peerId !== "main" || mn.disk.pairing?.peerId !== "backup") return;
     this.lanesJudged += 1;
     // Values, not versions: a write resent by its publisher is taken again under the other server's version.
-    const values = (core: HubCore) =>
-      JSON.stringify(core.exportStateSince(ZERO_VERSION).entries.filter((e) => e.value !== null).map((e) => [e.key, e.value]).sort());
+    const values = (core: HubCore) => new Map(core.exportStateSince(ZERO_VERSION).entries.filter((e) => e.value !== null).map((e) => [e.key, JSON.stringify(e.value)]));
     const [want, have] = [values(m.core), values(b.core)];
-    if (want !== have) {
-      this.world.log(`HL1 main ${want} backup ${have}`);
-      const what = `HL1 the backup's copy of the Data Hub state differs from the main's after faults stopped (main ${want} at ${JSON.stringify(m.core.lastVersion)}, backup ${have} at ${JSON.stringify(b.core.lastVersion)})`;
+    const differ = [...want].filter(([key, value]) => have.get(key) !== value).map(([key]) => key).sort();
+    this.onlyOnBackup += [...have.keys()].filter((key) => !want.has(key)).length;
+    if (differ.length > 0) {
+      const show = (state: Map<string, string>) => differ.map((key) => `${key}=${state.get(key) ?? "none"}`).join(", ");
+      const what = `HL1 the backup's copy of the Data Hub state differs from the main's after faults stopped (main ${show(want)} at ${JSON.stringify(m.core.lastVersion)}, backup ${show(have)} at ${JSON.stringify(b.core.lastVersion)})`;
       this.world.log(`VIOLATION ${what}`);
       this.#violations.push(`t=${this.world.now()}: ${what}`);
     }
   }
 
-  // ---- a machine's runtime: timers, the end of a turn, promises, logs --------------------------
-
-  /** A machine's timers on the world's queue: held while it is frozen, gone with its incarnation. */
-  #timers(n: SimNode): Timers {
-    const w = this.world;
-    const inc = n.inc;
-    return {
-      after: (ms, run) => {
-        let live = true;
-        w.postAt(n.name, w.now() + ms, inc, () => live && run());
-        return () => void (live = false);
-      },
-      every: (ms, run) => {
-        let live = true;
-        const again = () => {
-          if (!live) return;
-          run();
-          w.postAt(n.name, w.now() + ms, inc, again);
-        };
-        w.postAt(n.name, w.now() + ms, inc, again);
-        return () => void (live = false);
-      },
-    };
-  }
-
-  /** The end of a machine's event-loop turn (frame batching): a job queued behind what is due now. */
-  #defer(n: SimNode): Defer {
-    const w = this.world;
-    const inc = n.inc;
-    return (run) => {
-      let live = true;
-      w.postAt(n.name, w.now(), inc, () => live && run());
-      return () => void (live = false);
-    };
-  }
-
-  /** The machine's log lines go to the trace (when tracing). */
-  #logger(n: SimNode): Logger {
-    const w = this.world;
-    if (!w.trace) return QUIET;
-    const line = (event: string, fields?: Record<string, unknown>) => w.log(`${n.name} log: ${event}${fields ? ` ${JSON.stringify(fields)}` : ""}`);
-    return { info: line, warn: line, error: line };
-  }
-
-  /**
-   * PeerNet's dial over the twin. A promise settles outside any event, so each callback that can
-   * settle one (the dial's answer, a frame, a close) tells the world to run promise jobs before its next event.
-   */
-  #dialer(peer: MemoryPeerNet): PeerDialer {
-    const w = this.world;
-    return {
-      dial: (to, path, events) =>
-        new Promise((resolve, reject) =>
-          peer.connect(to, path, (c) => this.#settlingEvents(events(c)), (result) => {
-            w.promisesSettled = true;
-            if (result instanceof Error) reject(result);
-            else resolve(result);
-          }),
-        ),
-    };
-  }
-
-  /** A service whose connections' callbacks may settle promises (a push waiting for the backup's acknowledgement). */
-  #settling(service: PeerService): PeerService {
-    return { path: service.path, accept: (c) => this.#settlingEvents(service.accept(c)) };
-  }
-
-  #settlingEvents(events: ConnectionEvents): ConnectionEvents {
-    const w = this.world;
-    return {
-      ...(events.broadcast ? { broadcast: (frame: Uint8Array) => events.broadcast?.(frame) } : {}),
-      ...(events.bulk ? { bulk: (payload: Uint8Array) => events.bulk?.(payload) } : {}),
-      message: (payload) => {
-        w.promisesSettled = true;
-        events.message(payload);
-      },
-      close: (reason) => {
-        w.promisesSettled = true;
-        events.close(reason);
-      },
-    };
-  }
+  /** Keys a paired idle backup held at the end that the main did not (HL1 counts them). */
+  onlyOnBackup = 0;
 }
 
-const QUIET: Logger = { info() {}, warn() {}, error() {} };
 
 const SUB = new TextEncoder().encode('"type":"sub"');
 

@@ -162,8 +162,28 @@ export class World {
     let row = this.#links.get(from);
     if (!row) this.#links.set(from, (row = new Map()));
     let l = row.get(to);
-    if (!l) row.set(to, (l = { cut: false, loss: 0, extraDelay: 0 }));
+    if (!l) row.set(to, (l = this.#newLink(from, to)));
     return l;
+  }
+
+  /** Every change of a link's cut, in order: the Data Hub's ledger reads when a machine was cut off from its hub. */
+  readonly cutLog: { readonly t: number; readonly from: string; readonly to: string; readonly cut: boolean }[] = [];
+
+  #newLink(from: string, to: string): Link {
+    let cut = false;
+    const log = this.cutLog;
+    const clock = this.clock;
+    return {
+      get cut() {
+        return cut;
+      },
+      set cut(value: boolean) {
+        if (value !== cut) log.push({ t: clock.now(), from, to, cut: value });
+        cut = value;
+      },
+      loss: 0,
+      extraDelay: 0,
+    };
   }
 
   node(name: string): SimNode {
