@@ -52,7 +52,6 @@ export const LABELS = {
   bulk: "understudy/v1/bulk-aes-256-gcm",
   channel: "understudy/v1/channel-aes-256-gcm",
   broadcastSealer: "understudy/v1/broadcast-aes-256-gcm",
-  upgradeTicket: "understudy/v1/upgrade-ticket",
 } as const;
 
 export const KEY_BYTES = 32;

@@ -30,9 +30,7 @@ export const FrameKind = {
   bulk: 0x04,
   /** Heartbeat datagram sealed under the sender's and receiver's pair key (heartbeat-keys.ts), sender's key in the header. */
   peerHeartbeat: 0x05,
-  /** Handshake hello, in the clear (see handshake.ts). */
-  hello: 0x10,
-  /** Handshake proof: MAC under the network key plus machine signature. */
+  /** The listener's handshake proof, the first frame on a socket: MAC under the network key plus machine signature (handshake.ts). */
   auth: 0x11,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
@@ -43,7 +41,6 @@ const KIND_NAMES: Record<number, string> = {
   [FrameKind.heartbeat]: "a heartbeat",
   [FrameKind.bulk]: "an asset chunk",
   [FrameKind.peerHeartbeat]: "a machine-sealed heartbeat",
-  [FrameKind.hello]: "a handshake hello",
   [FrameKind.auth]: "a handshake proof",
 };
 

@@ -112,9 +112,8 @@ export class PeerRefused extends HandshakeFailed {
 /** Too many handshakes at once (from this source or in total): refused before any signature work; the peer retries later. */
 export class HandshakeBusy extends AppError {
   readonly peer: string;
-  constructor(peer: string, what: "handshakes" | "pending" = "handshakes") {
-    const why = what === "handshakes" ? "handshakes per second" : "connections waiting for their handshake";
-    super("HANDSHAKE_BUSY", `Refused ${peer}: too many ${why} from it or from everyone; it is accepted again on a later try.`, {
+  constructor(peer: string) {
+    super("HANDSHAKE_BUSY", `Refused ${peer}: too many handshakes per second from it or from everyone; it is accepted again on a later try.`, {
       status: 503,
     });
     this.name = "HandshakeBusy";

@@ -1,47 +1,54 @@
 /**
- * Peer handshake, as a transport-agnostic state machine: feed it the bytes
- * that arrived, send the bytes it returns. The runner owns the socket, the
- * timeout (DEFAULT_HANDSHAKE_TIMEOUT_MS, on its Clock) and the close.
+ * Peer handshake, in two messages, the first of them inside the WebSocket
+ * upgrade request: the listener checks the dialer completely before any socket
+ * exists, so a socket is only ever created for an authenticated machine and
+ * nothing a stranger (or a key holder with a bad, replayed or stale proof)
+ * sends is ever buffered. docs/design.md §Security.
  *
- *   initiator → responder   HELLO_I  (clear: nonce, machine public key, network key fingerprint)
- *   responder → initiator   HELLO_R  (same, sent even when the fingerprints differ,
- *                                     so both sides can name both fingerprints)
- *   initiator → responder   AUTH_I   (MAC under the network key + machine signature, over the transcript)
- *   responder → initiator   AUTH_R
+ *   dialer → listener   GET /identity            → challenge {id: listener machine id, nonce}
+ *   dialer → listener   upgrade, with headers     PROOF_HEADER: base64url(challenge nonce (16) | nonce (32) | machine public key (32) | MAC (32) | signature (64))
+ *                                                 FINGERPRINT_HEADER: the network key's fingerprint (names a mismatch on both sides)
+ *   listener → dialer   first socket frame        version | kind=auth | nonce (32) | machine public key (32) | MAC (32) | signature (64) = 162 bytes
  *
- * The initiator proves itself first, so a stranger without the network key
- * costs the responder one HMAC and never an Ed25519 signature or verification:
- * the responder checks the MAC, then asks `admit` (a token bucket) before it
- * verifies and signs.
- *
- *   HELLO = version | kind=hello | nonce (32) | machine public key (32) | network fingerprint (8)   = 74 bytes
- *   AUTH  = version | kind=auth  | MAC (32) | Ed25519 signature (64)                                = 98 bytes
- *
- * transcript = SHA-512(label | HELLO_I | HELLO_R). The MAC proves the network
- * key; the signature proves the machine key (so the machine id is real). Labels
- * differ per role, so a proof reflected back at its sender is refused. Session
- * keys (one per direction) = HMAC(network key, label | transcript): fresh for
- * every connection because both nonces are fresh.
+ * T1 = SHA-512(label, path, listener machine id, challenge nonce, dialer nonce, dialer public key);
+ * T2 = SHA-512(label, T1, listener nonce, listener public key). The dialer's MAC
+ * (under the network key) and signature (its machine key) cover T1; the
+ * listener's cover T2. The MAC is checked first, so a stranger costs one HMAC;
+ * then the challenge (upgrade-challenge.ts): a replayed nonce is refused at
+ * once, a fresh one spends a token (`admit`, per source first) and is taken
+ * once; only then comes the Ed25519 work. Labels differ per role, so a
+ * proof reflected back at its sender is refused. Session keys (one per
+ * direction) = HMAC(network key, label | T2): fresh for every connection.
  *
  * Not provided: forward secrecy (no ephemeral Diffie-Hellman); whoever learns
  * the network key later can open recorded sessions.
  */
 import nacl from "tweetnacl";
-import type { AppError } from "../core/errors.ts";
+import { z } from "zod";
+import { AppError } from "../core/errors.ts";
 import { fingerprint } from "../core/keys.ts";
 import { SecureChannel, type SessionKeys } from "./channel.ts";
 import { LABELS, assertNetworkKey, bytesEqual, concatBytes, deriveKey, systemRandom, type RandomBytes } from "./crypto.ts";
 import { FrameKind, HEADER_BYTES, WIRE_VERSION, expectFrame } from "./envelope.ts";
 import { HandshakeBusy, HandshakeFailed, MalformedFrame, NetworkKeyMismatch } from "./errors.ts";
+import { CHALLENGE_BYTES, type UpgradeChallenge, type UpgradeChallenges } from "./upgrade-challenge.ts";
 
-/** How long a runner should wait for a handshake to finish before closing the connection. */
+/** How long a dialer waits for the listener's proof (after its /identity question) before giving up. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 
+export const PROOF_HEADER = "x-understudy-proof";
+export const FINGERPRINT_HEADER = "x-understudy-network-key";
+/** What an understudy before the proof-in-the-upgrade sent instead: recognised only to say "update that machine". */
+const RETIRED_TICKET_HEADER = "x-understudy-ticket";
+
 export const HANDSHAKE_NONCE_BYTES = 32;
-const FINGERPRINT_BYTES = 8;
+const KEY_BYTES = nacl.sign.publicKeyLength;
 const MAC_BYTES = 32;
-export const HELLO_BYTES = HEADER_BYTES + HANDSHAKE_NONCE_BYTES + nacl.sign.publicKeyLength + FINGERPRINT_BYTES;
-export const AUTH_BYTES = HEADER_BYTES + MAC_BYTES + nacl.sign.signatureLength;
+const SIGNATURE_BYTES = nacl.sign.signatureLength;
+/** The dialer's proof, before base64url. */
+export const DIALER_PROOF_BYTES = CHALLENGE_BYTES + HANDSHAKE_NONCE_BYTES + KEY_BYTES + MAC_BYTES + SIGNATURE_BYTES;
+/** The listener's proof: the first frame on every socket. */
+export const LISTENER_PROOF_BYTES = HEADER_BYTES + HANDSHAKE_NONCE_BYTES + KEY_BYTES + MAC_BYTES + SIGNATURE_BYTES;
 
 export type HandshakeOptions = {
   /** The 32-byte network key shared by every machine. */
@@ -50,208 +57,41 @@ export type HandshakeOptions = {
   machine: { publicKey: Uint8Array; secretKey: Uint8Array };
   /** Where the peer is, for messages and logs: "10.0.0.2:7401". */
   peerAddress: string;
-  /** Source of the 32-byte nonce; tests pass `seededRandom`. */
+  /** Source of the nonces; tests pass `seededRandom`. */
   random?: RandomBytes;
 };
 
-/** Responder only: asked once the initiator proved the network key, before the expensive Ed25519 work; false refuses cheaply. */
+/** Listener only: asked once the dialer proved the network key with a fresh nonce, before the Ed25519 work; false refuses cheaply. */
 export type HandshakeAdmit = () => boolean;
 
-/** What to send now and whether the handshake is over. Every message in `send` goes out, in order, even on failure. */
-export type HandshakeStep =
-  | { status: "continue"; send: Uint8Array[] }
-  | { status: "established"; send: Uint8Array[]; channel: SecureChannel }
-  | { status: "failed"; send: Uint8Array[]; error: AppError };
-
 type Role = "initiator" | "responder";
-type Hello = { publicKey: Uint8Array; fingerprint: string };
-type State = "start" | "awaitHello" | "awaitAuth" | "established" | "failed";
+type DialerProof = { challengeNonce: Uint8Array; nonce: Uint8Array; publicKey: Uint8Array; mac: Uint8Array; signature: Uint8Array };
 
 const encoder = new TextEncoder();
 
-abstract class HandshakeParty {
-  protected state: State;
-  protected readonly networkKey: Uint8Array;
-  protected readonly machine: HandshakeOptions["machine"];
-  protected readonly peer: string;
-  protected readonly localFingerprint: string;
-  protected readonly ownHello: Uint8Array;
-  protected peerHello: Hello | null = null;
-  protected transcript: Uint8Array | null = null;
+/** The proof header: exactly DIALER_PROOF_BYTES in unpadded base64url, split at fixed offsets. */
+const dialerProofSchema = z
+  .string()
+  .regex(new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((DIALER_PROOF_BYTES * 4) / 3)}}$`))
+  // Canonical only (the last character's spare bits zero): one proof has one spelling.
+  .refine((text) => Buffer.from(text, "base64url").toString("base64url") === text)
+  .transform((text): DialerProof => {
+    const bytes = Buffer.from(text, "base64url");
+    const at = fieldOffsets(bytes, [CHALLENGE_BYTES, HANDSHAKE_NONCE_BYTES, KEY_BYTES, MAC_BYTES, SIGNATURE_BYTES]);
+    return { challengeNonce: at[0]!, nonce: at[1]!, publicKey: at[2]!, mac: at[3]!, signature: at[4]! };
+  });
 
-  protected constructor(options: HandshakeOptions, initialState: State) {
-    assertNetworkKey(options.networkKey);
-    this.networkKey = options.networkKey;
-    this.machine = options.machine;
-    this.peer = options.peerAddress;
-    this.localFingerprint = fingerprint(options.networkKey);
-    this.state = initialState;
-    const nonce = (options.random ?? systemRandom)(HANDSHAKE_NONCE_BYTES);
-    this.ownHello = encodeHello(nonce, options.machine.publicKey, this.localFingerprint);
-  }
-
-  /** True once `receive` returned "established" or "failed"; later bytes belong to the channel, or to nobody. */
-  get finished(): boolean {
-    return this.state === "established" || this.state === "failed";
-  }
-
-  /** Feed one received message. Never throws for anything the peer sent; a failure is a "failed" step. */
-  receive(bytes: Uint8Array): HandshakeStep {
-    if (this.state === "start") throw new Error("HandshakeInitiator.receive() was called before start().");
-    try {
-      return this.step(bytes);
-    } catch (error) {
-      this.state = "failed";
-      const appError =
-        error instanceof NetworkKeyMismatch || error instanceof HandshakeFailed || error instanceof HandshakeBusy
-          ? error
-          : new HandshakeFailed(this.peer, `The handshake with ${this.peer} failed: ${(error as Error).message}`, error);
-      return { status: "failed", send: [], error: appError };
-    }
-  }
-
-  protected abstract step(bytes: Uint8Array): HandshakeStep;
-
-  /** Parses the peer's hello and refuses a different network key or a connection to ourselves. */
-  protected acceptHello(hello: Hello): void {
-    if (hello.fingerprint !== this.localFingerprint) throw new NetworkKeyMismatch(this.peer, hello.fingerprint, this.localFingerprint);
-    if (bytesEqual(hello.publicKey, this.machine.publicKey)) {
-      throw new HandshakeFailed(this.peer, `${this.peer} is this machine itself (same machine key); connect to another machine.`);
-    }
-    this.peerHello = hello;
-  }
-
-  protected setTranscript(helloI: Uint8Array, helloR: Uint8Array): void {
-    this.transcript = nacl.hash(concatBytes(encoder.encode(LABELS.transcript), helloI, helloR));
-  }
-
-  protected ownAuth(role: Role): Uint8Array {
-    const transcript = this.transcript!;
-    const out = new Uint8Array(AUTH_BYTES);
-    out[0] = WIRE_VERSION;
-    out[1] = FrameKind.auth;
-    out.set(proofMac(this.networkKey, role, transcript), HEADER_BYTES);
-    out.set(nacl.sign.detached(signedMessage(role, transcript), this.machine.secretKey), HEADER_BYTES + MAC_BYTES);
-    return out;
-  }
-
-  /** Checks the peer's proof of the network key (one HMAC: cheap), then `admit`, then its machine signature. */
-  protected verifyAuth(bytes: Uint8Array, peerRole: Role, admit: HandshakeAdmit = () => true): void {
-    expectFrame(bytes, FrameKind.auth, AUTH_BYTES, this.peer);
-    if (bytes.length !== AUTH_BYTES) throw new MalformedFrame(`${this.peer} sent a handshake proof of ${bytes.length} bytes, not ${AUTH_BYTES}.`);
-    const transcript = this.transcript!;
-    const mac = bytes.subarray(HEADER_BYTES, HEADER_BYTES + MAC_BYTES);
-    if (!bytesEqual(mac, proofMac(this.networkKey, peerRole, transcript))) {
-      // The fingerprints matched, so this is not an honest key mismatch: a fingerprint collision or an impostor.
-      throw new HandshakeFailed(this.peer, `${this.peer} showed our network key fingerprint but could not prove it holds the key; refused.`);
-    }
-    if (!admit()) throw new HandshakeBusy(this.peer);
-    const signature = bytes.subarray(HEADER_BYTES + MAC_BYTES);
-    if (!nacl.sign.detached.verify(signedMessage(peerRole, transcript), signature, this.peerHello!.publicKey)) {
-      throw new HandshakeFailed(this.peer, `${this.peer} holds the network key but its machine signature is invalid; refused.`);
-    }
-  }
-
-  protected establish(role: Role, send: Uint8Array[]): HandshakeStep {
-    const transcript = this.transcript!;
-    const i2r = deriveKey(this.networkKey, LABELS.initiatorToResponder, transcript);
-    const r2i = deriveKey(this.networkKey, LABELS.responderToInitiator, transcript);
-    const keys: SessionKeys = role === "initiator" ? { send: i2r, receive: r2i } : { send: r2i, receive: i2r };
-    const publicKey = this.peerHello!.publicKey;
-    this.state = "established";
-    const channel = new SecureChannel(keys, { machineId: fingerprint(publicKey), publicKey, address: this.peer });
-    return { status: "established", send, channel };
-  }
-
-  protected unexpected(): never {
-    const why = this.state === "failed" ? "it already failed" : "it is already finished";
-    throw new HandshakeFailed(this.peer, `${this.peer} sent a handshake message after the handshake (${why}).`);
-  }
+function fieldOffsets(bytes: Uint8Array, lengths: number[]): Uint8Array[] {
+  let offset = 0;
+  return lengths.map((length) => bytes.slice(offset, (offset += length)));
 }
 
-/** The side that opened the connection: call `start()`, send its bytes, then `receive()` each message. */
-export class HandshakeInitiator extends HandshakeParty {
-  constructor(options: HandshakeOptions) {
-    super(options, "start");
-  }
-
-  /** The first message (HELLO_I). Call once, before any `receive`. */
-  start(): Uint8Array {
-    if (this.state !== "start") throw new Error("HandshakeInitiator.start() was called twice.");
-    this.state = "awaitHello";
-    return this.ownHello;
-  }
-
-  protected step(bytes: Uint8Array): HandshakeStep {
-    switch (this.state) {
-      case "awaitHello":
-        this.acceptHello(decodeHello(bytes, this.peer));
-        this.setTranscript(this.ownHello, bytes);
-        this.state = "awaitAuth";
-        return { status: "continue", send: [this.ownAuth("initiator")] };
-      case "awaitAuth":
-        this.verifyAuth(bytes, "responder");
-        return this.establish("initiator", []);
-      default:
-        return this.unexpected();
-    }
-  }
+function dialerTranscript(path: string, listenerId: string, challengeNonce: Uint8Array, nonce: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  return nacl.hash(concatBytes(encoder.encode(`${LABELS.transcript}/dialer\n${path}\n${listenerId}\n`), challengeNonce, nonce, publicKey));
 }
 
-/** The side that accepted the connection: `receive()` each message and send what it returns. */
-export class HandshakeResponder extends HandshakeParty {
-  private readonly admit: HandshakeAdmit;
-
-  constructor(options: HandshakeOptions & { admit?: HandshakeAdmit }) {
-    super(options, "awaitHello");
-    this.admit = options.admit ?? (() => true);
-  }
-
-  protected step(bytes: Uint8Array): HandshakeStep {
-    switch (this.state) {
-      case "awaitHello": {
-        const hello = decodeHello(bytes, this.peer);
-        if (hello.fingerprint !== this.localFingerprint) {
-          // Answer with our hello anyway: the initiator can then name both fingerprints too.
-          this.state = "failed";
-          const error = new NetworkKeyMismatch(this.peer, hello.fingerprint, this.localFingerprint);
-          return { status: "failed", send: [this.ownHello], error };
-        }
-        this.acceptHello(hello);
-        this.setTranscript(bytes, this.ownHello);
-        this.state = "awaitAuth";
-        return { status: "continue", send: [this.ownHello] };
-      }
-      case "awaitAuth":
-        this.verifyAuth(bytes, "initiator", this.admit);
-        return this.establish("responder", [this.ownAuth("responder")]);
-      default:
-        return this.unexpected();
-    }
-  }
-}
-
-function encodeHello(nonce: Uint8Array, publicKey: Uint8Array, networkFingerprint: string): Uint8Array {
-  if (nonce.length !== HANDSHAKE_NONCE_BYTES) throw new RangeError(`A handshake nonce has ${HANDSHAKE_NONCE_BYTES} bytes.`);
-  if (publicKey.length !== nacl.sign.publicKeyLength) throw new RangeError("A machine public key has 32 bytes.");
-  const out = new Uint8Array(HELLO_BYTES);
-  out[0] = WIRE_VERSION;
-  out[1] = FrameKind.hello;
-  out.set(nonce, HEADER_BYTES);
-  out.set(publicKey, HEADER_BYTES + HANDSHAKE_NONCE_BYTES);
-  out.set(Buffer.from(networkFingerprint, "hex"), HEADER_BYTES + HANDSHAKE_NONCE_BYTES + nacl.sign.publicKeyLength);
-  return out;
-}
-
-function decodeHello(bytes: Uint8Array, from: string): Hello {
-  expectFrame(bytes, FrameKind.hello, HELLO_BYTES, from);
-  if (bytes.length !== HELLO_BYTES) throw new MalformedFrame(`${from} sent a handshake hello of ${bytes.length} bytes, not ${HELLO_BYTES}.`);
-  const keyStart = HEADER_BYTES + HANDSHAKE_NONCE_BYTES;
-  const fingerprintStart = keyStart + nacl.sign.publicKeyLength;
-  return {
-    publicKey: bytes.slice(keyStart, fingerprintStart),
-    fingerprint: Buffer.from(bytes.subarray(fingerprintStart)).toString("hex"),
-  };
+function listenerTranscript(dialer: Uint8Array, nonce: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  return nacl.hash(concatBytes(encoder.encode(`${LABELS.transcript}/listener\n`), dialer, nonce, publicKey));
 }
 
 function proofMac(networkKey: Uint8Array, role: Role, transcript: Uint8Array): Uint8Array {
@@ -260,4 +100,117 @@ function proofMac(networkKey: Uint8Array, role: Role, transcript: Uint8Array): U
 
 function signedMessage(role: Role, transcript: Uint8Array): Uint8Array {
   return concatBytes(encoder.encode(role === "initiator" ? LABELS.signInitiator : LABELS.signResponder), transcript);
+}
+
+/** The connection's channel, for the side `role`, from the final transcript; `peerKey` is the other side's machine key. */
+function channelFor(networkKey: Uint8Array, role: Role, transcript: Uint8Array, peerKey: Uint8Array, peerAddress: string): SecureChannel {
+  const i2r = deriveKey(networkKey, LABELS.initiatorToResponder, transcript);
+  const r2i = deriveKey(networkKey, LABELS.responderToInitiator, transcript);
+  const keys: SessionKeys = role === "initiator" ? { send: i2r, receive: r2i } : { send: r2i, receive: i2r };
+  return new SecureChannel(keys, { machineId: fingerprint(peerKey), publicKey: peerKey, address: peerAddress });
+}
+
+/** The dialer's result, once the listener's proof arrived. */
+export type HandshakeStep = { status: "established"; channel: SecureChannel } | { status: "failed"; error: AppError };
+
+/** The side that dials: send `headers` with the upgrade, then pass the socket's first frame to `receive`. */
+export class HandshakeInitiator {
+  /** For `new WebSocket(url, { headers })`. */
+  readonly headers: Record<string, string>;
+  private readonly transcript: Uint8Array;
+  private done = false;
+
+  constructor(
+    private readonly options: HandshakeOptions & { path: string; challenge: UpgradeChallenge },
+  ) {
+    assertNetworkKey(options.networkKey);
+    const challengeNonce = Buffer.from(options.challenge.nonce, "hex");
+    const nonce = (options.random ?? systemRandom)(HANDSHAKE_NONCE_BYTES);
+    this.transcript = dialerTranscript(options.path, options.challenge.id, challengeNonce, nonce, options.machine.publicKey);
+    const proof = concatBytes(
+      challengeNonce,
+      nonce,
+      options.machine.publicKey,
+      proofMac(options.networkKey, "initiator", this.transcript),
+      nacl.sign.detached(signedMessage("initiator", this.transcript), options.machine.secretKey),
+    );
+    this.headers = { [PROOF_HEADER]: Buffer.from(proof).toString("base64url"), [FINGERPRINT_HEADER]: fingerprint(options.networkKey) };
+  }
+
+  /** The listener's proof (the first frame). Never throws for anything the peer sent. */
+  receive(bytes: Uint8Array): HandshakeStep {
+    if (this.done) return { status: "failed", error: new HandshakeFailed(this.options.peerAddress, "The handshake is already over.") };
+    this.done = true;
+    try {
+      return { status: "established", channel: this.verify(bytes) };
+    } catch (error) {
+      const appError = error instanceof AppError ? error : new HandshakeFailed(this.options.peerAddress, `The handshake with ${this.options.peerAddress} failed: ${(error as Error).message}`, error);
+      return { status: "failed", error: appError };
+    }
+  }
+
+  private verify(bytes: Uint8Array): SecureChannel {
+    const { networkKey, peerAddress: peer, challenge } = this.options;
+    expectFrame(bytes, FrameKind.auth, LISTENER_PROOF_BYTES, peer);
+    if (bytes.length !== LISTENER_PROOF_BYTES) throw new MalformedFrame(`${peer} sent a handshake proof of ${bytes.length} bytes, not ${LISTENER_PROOF_BYTES}.`);
+    const [nonce, publicKey, mac, signature] = fieldOffsets(bytes.subarray(HEADER_BYTES), [HANDSHAKE_NONCE_BYTES, KEY_BYTES, MAC_BYTES, SIGNATURE_BYTES]) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+    // The proof was made for the machine that gave the challenge; another one answering there is not it.
+    if (fingerprint(publicKey) !== challenge.id) throw new HandshakeFailed(peer, `${peer} answered as machine ${fingerprint(publicKey)}, not ${challenge.id} that gave the challenge; refused.`);
+    const transcript = listenerTranscript(this.transcript, nonce, publicKey);
+    if (!bytesEqual(mac, proofMac(networkKey, "responder", transcript))) throw new HandshakeFailed(peer, `${peer} could not prove it holds the network key; refused.`);
+    if (!nacl.sign.detached.verify(signedMessage("responder", transcript), signature, publicKey)) {
+      throw new HandshakeFailed(peer, `${peer} holds the network key but its machine signature is invalid; refused.`);
+    }
+    return channelFor(networkKey, "initiator", transcript, publicKey, peer);
+  }
+}
+
+/** The listener's answer to an upgrade: the socket's first frame and channel, or why there is no socket (and the HTTP status). */
+export type UpgradeVerdict = { ok: true; reply: Uint8Array; channel: SecureChannel } | { ok: false; status: 403 | 503; error: AppError };
+
+export type UpgradeRequest = HandshakeOptions & {
+  challenges: UpgradeChallenges;
+  headers: Headers;
+  path: string;
+  admit?: HandshakeAdmit;
+};
+
+/**
+ * The listener's side, before any socket: checks the dialer's proof (one HMAC, then the challenge,
+ * then `admit`, then its signature) and makes the reply. Never throws for anything the dialer sent.
+ */
+export function answerUpgrade(request: UpgradeRequest): UpgradeVerdict {
+  const { networkKey, machine, peerAddress: peer, challenges, headers, path } = request;
+  const refuse = (message: string): UpgradeVerdict => ({ ok: false, status: 403, error: new HandshakeFailed(peer, message) });
+  const ours = fingerprint(networkKey);
+  const theirs = headers.get(FINGERPRINT_HEADER);
+  if (theirs !== null && /^[0-9a-f]{16}$/.test(theirs) && theirs !== ours) return { ok: false, status: 403, error: new NetworkKeyMismatch(peer, theirs, ours) };
+  const parsed = dialerProofSchema.safeParse(headers.get(PROOF_HEADER));
+  if (!parsed.success) {
+    if (headers.has(RETIRED_TICKET_HEADER)) return refuse(`${peer} runs an older understudy (it sent an upgrade ticket, not a proof); update that machine.`);
+    return refuse(`${peer} did not prove it holds the network key for this machine; refused before any WebSocket.`);
+  }
+  const proof = parsed.data;
+  const dialer = dialerTranscript(path, challenges.machineId, proof.challengeNonce, proof.nonce, proof.publicKey);
+  if (!bytesEqual(proof.mac, proofMac(networkKey, "initiator", dialer))) {
+    return refuse(`${peer} did not prove it holds the network key for this machine; refused before any WebSocket.`);
+  }
+  if (bytesEqual(proof.publicKey, machine.publicKey)) return refuse(`${peer} is this machine itself (same machine key); connect to another machine.`);
+  const fresh = challenges.take(Buffer.from(proof.challengeNonce).toString("hex"), Buffer.from(proof.nonce).toString("hex"), request.admit);
+  if (fresh === "replayed") return refuse(`${peer} reused an upgrade proof; refused.`);
+  if (fresh === "stale") return refuse(`${peer} sent an upgrade proof made for an earlier run of this machine, or too old; refused (it asks for a new challenge).`);
+  if (fresh === "busy") return { ok: false, status: 503, error: new HandshakeBusy(peer) };
+  if (!nacl.sign.detached.verify(signedMessage("initiator", dialer), proof.signature, proof.publicKey)) {
+    return refuse(`${peer} holds the network key but its machine signature is invalid; refused.`);
+  }
+  const nonce = (request.random ?? systemRandom)(HANDSHAKE_NONCE_BYTES);
+  const transcript = listenerTranscript(dialer, nonce, machine.publicKey);
+  const reply = concatBytes(
+    new Uint8Array([WIRE_VERSION, FrameKind.auth]),
+    nonce,
+    machine.publicKey,
+    proofMac(networkKey, "responder", transcript),
+    nacl.sign.detached(signedMessage("responder", transcript), machine.secretKey),
+  );
+  return { ok: true, reply, channel: channelFor(networkKey, "responder", transcript, proof.publicKey, peer) };
 }

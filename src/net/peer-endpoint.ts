@@ -3,16 +3,17 @@
  * HTTP `GET /identity` says who this machine is (the facts DNS-SD advertises),
  * so a typed address can be checked before pairing; every WebSocket path
  * (`/hub`, `/replicate`, `/app`, `/files`, `/replicate-log`, `/assets`) is
- * authenticated by the peer handshake first. Before any WebSocket exists the
- * upgrade must carry a ticket proving the network key (upgrade-ticket.ts), and
- * the connections still in their handshake are capped (handshake-admission.ts).
+ * authenticated before it exists: the upgrade request carries the dialer's
+ * proof, bound to this machine's challenge (handshake.ts, upgrade-challenge.ts),
+ * and the signature work is capped per source first (handshake-admission.ts).
+ * The listener's proof is then the socket's first frame.
  */
 import type { Clock } from "../core/clock.ts";
 import type { AppError } from "../core/errors.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
 import { fingerprint } from "../core/keys.ts";
-import { HandshakeBusy, HandshakeFailed, NetworkKeyMismatch } from "./errors.ts";
-import { UpgradeTickets } from "./upgrade-ticket.ts";
+import { answerUpgrade } from "./handshake.ts";
+import { UpgradeChallenges } from "./upgrade-challenge.ts";
 import { DEFAULT_ADMISSION_LIMITS, HandshakeAdmission, RefusalLog, sourceAddress, type AdmissionLimits } from "./handshake-admission.ts";
 import { listenError } from "./listen-error.ts";
 import { systemClock } from "./system-time.ts";
@@ -38,28 +39,14 @@ export type PeerEndpointOptions = {
   clock?: Clock;
 };
 
-/** What the log says about a refused ticket. */
-function ticketRefusal(from: string, why: "no-proof" | "replayed" | "stale" | "busy"): string {
-  if (why === "replayed") return `${from} reused an upgrade ticket; refused.`;
-  if (why === "stale") return `${from} sent an upgrade ticket made for an earlier run of this machine, or too old; refused (it asks for a new one).`;
-  if (why === "busy") return `${from} sent an upgrade ticket while this window's tickets are all taken; refused until the next window.`;
-  return `${from} did not prove it holds the network key for this machine; refused before any WebSocket.`;
-}
-
 export class PeerEndpoint {
   private readonly server: ReturnType<typeof Bun.serve>;
-  readonly admission: HandshakeAdmission;
-  private readonly currentTickets: () => UpgradeTickets;
+  /** Hands out the challenges on GET /identity and takes each proof once; one for the life of the endpoint (a new network key keeps it). */
+  readonly challenges: UpgradeChallenges;
 
-  private constructor(server: ReturnType<typeof Bun.serve>, admission: HandshakeAdmission, currentTickets: () => UpgradeTickets) {
+  private constructor(server: ReturnType<typeof Bun.serve>, challenges: UpgradeChallenges) {
     this.server = server;
-    this.admission = admission;
-    this.currentTickets = currentTickets;
-  }
-
-  /** The upgrade tickets under the network key in force now. */
-  get tickets(): UpgradeTickets {
-    return this.currentTickets();
+    this.challenges = challenges;
   }
 
   static listen(options: PeerEndpointOptions): PeerEndpoint {
@@ -67,14 +54,7 @@ export class PeerEndpoint {
     const clock = options.clock ?? systemClock;
     const admission = new HandshakeAdmission(clock, options.admission ?? DEFAULT_ADMISSION_LIMITS);
     const refusals = new RefusalLog(clock, options.onRefused);
-    // Read per upgrade: a network key saved on a running machine applies to the next connection (peer-net.ts setNetworkKey).
-    const machine = fingerprint(options.secure.machine.publicKey);
-    let keyed = { key: options.secure.networkKey, tickets: new UpgradeTickets(options.secure.networkKey, machine, clock), ours: fingerprint(options.secure.networkKey) };
-    const current = () => {
-      const key = options.secure.networkKey;
-      if (keyed.key !== key) keyed = { key, tickets: new UpgradeTickets(key, machine, clock), ours: fingerprint(key) };
-      return keyed;
-    };
+    const challenges = new UpgradeChallenges(fingerprint(options.secure.machine.publicKey), clock);
     try {
       const server = Bun.serve({
         hostname: options.at.host,
@@ -84,28 +64,28 @@ export class PeerEndpoint {
         development: false,
         fetch(request, srv) {
           const url = new URL(request.url);
-          if (request.method === "GET" && url.pathname === "/identity") return Response.json({ ...options.identity(), ticket: current().tickets.challenge() });
+          if (request.method === "GET" && url.pathname === "/identity") return Response.json({ ...options.identity(), challenge: challenges.challenge() });
           if ((PEER_PATHS as readonly string[]).includes(url.pathname)) {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
-            // Before any WebSocket exists: without proof of the network key nothing of the connection is ever buffered.
-            const { tickets, ours } = current();
-            const ticket = tickets.check(request.headers, url.pathname);
-            if (!ticket.ok) {
-              const error =
-                ticket.why === "other-key"
-                  ? new NetworkKeyMismatch(from, ticket.theirs, ours)
-                  : new HandshakeFailed(from, ticketRefusal(from, ticket.why));
-              refusals.refused(from, error);
-              return new Response(error.message, { status: 403 });
-            }
-            if (!admission.open(sourceAddress(from))) {
-              refusals.refused(from, new HandshakeBusy(from, "pending"));
-              return new Response("Too many connections waiting for their handshake; try again shortly.", { status: 503 });
+            // Before any WebSocket exists: only a machine that proved the network key and its machine key, with a fresh
+            // proof made for this machine, gets a socket. The key is read per upgrade: a new one applies to the next (peer-net.ts).
+            const verdict = answerUpgrade({
+              networkKey: options.secure.networkKey,
+              machine: options.secure.machine,
+              peerAddress: from,
+              challenges,
+              headers: request.headers,
+              path: url.pathname,
+              admit: () => admission.admitSignature(sourceAddress(from)),
+            });
+            if (!verdict.ok) {
+              refusals.refused(from, verdict.error);
+              // Closed after the answer: whatever the dialer sent after its request is never read.
+              return new Response(verdict.error.message, { status: verdict.status, headers: { connection: "close" } });
             }
             const publish = (topic: string, frame: Uint8Array) => srv.publish(topic, frame);
-            if (srv.upgrade(request, { data: newServerSocketData(options.secure, from, url.pathname, admission, publish) })) return undefined;
-            admission.settled(sourceAddress(from));
+            if (srv.upgrade(request, { data: newServerSocketData(verdict, from, url.pathname, publish) })) return undefined;
             return new Response("This path takes a WebSocket.", { status: 426 });
           }
           return new Response("Not found", { status: 404 });
@@ -113,7 +93,6 @@ export class PeerEndpoint {
         websocket: {
           maxPayloadLength: MAX_PEER_FRAME_BYTES,
           ...secureServerHandlers(
-            options.secure,
             (connection, path) => {
               const events = options.accept(path as PeerPath, connection);
               if (events) return events;
@@ -124,7 +103,7 @@ export class PeerEndpoint {
           ),
         },
       });
-      return new PeerEndpoint(server, admission, () => current().tickets);
+      return new PeerEndpoint(server, challenges);
     } catch (error) {
       throw listenError(error, options.at, "--peer-listen");
     }

@@ -1,7 +1,8 @@
 /**
  * Secure WebSocket connections between machines (and from local apps to their
- * node): the handshake runs on the first frames, then every frame is sealed on
- * the connection's SecureChannel. Broadcast frames (sealed once for many
+ * node): the dialer's half of the handshake travels in the upgrade request, the
+ * listener's half is the socket's first frame (handshake.ts), then every frame
+ * is sealed on the connection's SecureChannel. Broadcast frames (sealed once for many
  * subscribers) pass through as they are and are opened by the receiver.
  * This is the only place that knows both the handshake and Bun's WebSocket API.
  */
@@ -13,11 +14,10 @@ import type { SecureChannel, AuthenticatedPeer } from "./channel.ts";
 import { FrameKind, frameKind } from "./envelope.ts";
 import { z } from "zod";
 import { fingerprint } from "../core/keys.ts";
-import { HandshakeBusy, HandshakeFailed, MalformedFrame, NetworkKeyMismatch, PeerRefused } from "./errors.ts";
-import { TICKET_WINDOW_MS, ticketChallengeSchema, upgradeHeaders, type TicketChallenge } from "./upgrade-ticket.ts";
+import { HandshakeFailed, NetworkKeyMismatch, PeerRefused } from "./errors.ts";
+import { CHALLENGE_WINDOW_MS, upgradeChallengeSchema, type UpgradeChallenge } from "./upgrade-challenge.ts";
 import { systemClock } from "./system-time.ts";
-import { MAX_HANDSHAKE_FRAME_BYTES, sourceAddress, type HandshakeAdmission } from "./handshake-admission.ts";
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeInitiator, HandshakeResponder, type HandshakeStep } from "./handshake.ts";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeInitiator } from "./handshake.ts";
 
 export type SecureSocketOptions = {
   networkKey: Uint8Array;
@@ -68,20 +68,14 @@ export type ConnectionEvents = {
 /** 4xxx close codes: the reason text is what the other side logs and shows. */
 export const CLOSE_HANDSHAKE_FAILED = 4001;
 export const CLOSE_BAD_FRAME = 4002;
-/** WebSocket "message too big". */
-export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_GOING_AWAY = 1001;
 
 type ServerSocketData = {
   address: string;
   path: string;
-  responder: HandshakeResponder;
-  /** Holds a pending-handshake slot until established or closed (see HandshakeAdmission.open). */
-  admission: HandshakeAdmission | null;
-  /** Forgets this socket in the admission's list of pending sockets it may close to make room. */
-  untrack: (() => void) | null;
-  /** Cancels the handshake deadline. */
-  timer: (() => void) | null;
+  /** The channel of this authenticated connection and the listener's proof, its first frame (handshake.ts answerUpgrade). */
+  channel: SecureChannel;
+  reply: Uint8Array;
   connection: ServerConnection | null;
   events: ConnectionEvents | null;
   publish: PublishSealed | null;
@@ -130,109 +124,43 @@ class ServerConnection implements TopicMember {
 export type { ServerConnection };
 
 /**
- * Bun WebSocket handlers for the responder side. `accept` is called once the
- * peer is authenticated and returns the handlers for its frames.
+ * Bun WebSocket handlers for the listener side. Every socket is authenticated
+ * before it exists (the upgrade carried the dialer's proof): `open` sends the
+ * listener's proof and hands the connection to `accept`, which returns the
+ * handlers for its frames.
  */
 export function secureServerHandlers(
-  options: SecureSocketOptions,
   accept: (connection: ServerConnection, path: string) => ConnectionEvents,
   onRefused: (address: string, error: AppError) => void,
 ): WebSocketHandler<ServerSocketData> {
-  const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-  const timers = options.timers ?? systemTimers;
-  const fail = (ws: ServerWebSocket<ServerSocketData>, code: number, error: AppError) => {
-    onRefused(ws.data.address, error);
-    ws.close(code, error.message.slice(0, 120));
-  };
   return {
     // A frame Bun drops at its buffer limit would break the channel's counter; close instead, and the peer
     // reconnects and resumes (the hub replays what it missed).
     closeOnBackpressureLimit: true,
     open(ws) {
-      const admission = ws.data.admission;
-      if (admission) {
-        ws.data.untrack = admission.track(sourceAddress(ws.data.address), () => {
-          // The admission gave this slot to a source holding fewer: nothing is released twice.
-          ws.data.admission = null;
-          ws.data.untrack = null;
-          fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeBusy(ws.data.address, "pending"));
-        });
-      }
-      ws.data.timer = timers.after(timeoutMs, () => fail(ws, CLOSE_HANDSHAKE_FAILED, new HandshakeFailed(ws.data.address, `${ws.data.address} did not finish the handshake in ${timeoutMs} ms.`)));
+      const data = ws.data;
+      ws.sendBinary(data.reply);
+      data.connection = new ServerConnection(ws, data.channel);
+      data.events = accept(data.connection, data.path);
     },
     message(ws, raw) {
       const data = ws.data;
-      if (data.connection === null) {
-        // Before the handshake only a hello or a proof is read; anything bigger is refused unread.
-        if (raw.length > MAX_HANDSHAKE_FRAME_BYTES) {
-          data.timer?.();
-          fail(ws, CLOSE_TOO_BIG, new MalformedFrame(`${data.address} sent ${raw.length} bytes before its handshake; a handshake message has at most ${MAX_HANDSHAKE_FRAME_BYTES}.`));
-          return;
-        }
-        const bytes = typeof raw === "string" ? new TextEncoder().encode(raw) : new Uint8Array(raw);
-        const step: HandshakeStep = data.responder.receive(bytes);
-        for (const out of step.send) ws.sendBinary(out);
-        if (step.status === "failed") {
-          data.timer?.();
-          fail(ws, CLOSE_HANDSHAKE_FAILED, step.error);
-        } else if (step.status === "established") {
-          data.timer?.();
-          releaseSlot(data);
-          data.connection = new ServerConnection(ws, step.channel);
-          data.events = accept(data.connection, data.path);
-        }
-        return;
-      }
       // A view, not a copy: a bulk frame is a megabyte, and it is opened (into new bytes) before this returns.
       const bytes = typeof raw === "string" ? new TextEncoder().encode(raw) : new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
-      const connection = data.connection;
-      deliver(bytes, connection, data.events!, (error) => fail(ws, CLOSE_BAD_FRAME, error));
+      deliver(bytes, data.connection!, data.events!, (error) => {
+        onRefused(data.address, error);
+        ws.close(CLOSE_BAD_FRAME, error.message.slice(0, 120));
+      });
     },
     close(ws, code, reason) {
-      ws.data.timer?.();
-      releaseSlot(ws.data);
       ws.data.events?.close(reason || `closed (${code})`);
     },
   };
 }
 
-function releaseSlot(data: ServerSocketData): void {
-  data.untrack?.();
-  data.untrack = null;
-  data.admission?.settled(sourceAddress(data.address));
-  data.admission = null;
-}
-
-/**
- * Data for `server.upgrade(request, { data })`. With `admission`, the caller has
- * reserved a pending slot (`admission.open`), released once the handshake ends,
- * and the signature step spends a handshake token. `publish` is the server's
- * topic publish, for hub fan-out.
- */
-export function newServerSocketData(
-  options: SecureSocketOptions,
-  address: string,
-  path: string,
-  admission: HandshakeAdmission | null = null,
-  publish: PublishSealed | null = null,
-): ServerSocketData {
-  const source = sourceAddress(address);
-  return {
-    publish,
-    address,
-    path,
-    responder: new HandshakeResponder({
-      networkKey: options.networkKey,
-      machine: options.machine,
-      peerAddress: address,
-      admit: admission ? () => admission.admitSignature(source) : undefined,
-    }),
-    admission,
-    untrack: null,
-    timer: null,
-    connection: null,
-    events: null,
-  };
+/** Data for `server.upgrade(request, { data })` once `answerUpgrade` accepted the dialer. `publish` is the server's topic publish, for hub fan-out. */
+export function newServerSocketData(accepted: { channel: SecureChannel; reply: Uint8Array }, address: string, path: string, publish: PublishSealed | null = null): ServerSocketData {
+  return { address, path, channel: accepted.channel, reply: accepted.reply, connection: null, events: null, publish };
 }
 
 /**
@@ -292,10 +220,10 @@ class ClientConnection implements SecureConnection {
 /**
  * Opens a secure connection to `address` ("host:port") at `path`. Resolves once
  * authenticated; rejects with the handshake's error (NetworkKeyMismatch names
- * both fingerprints) or when the socket cannot be opened. The upgrade ticket is
- * made from the listener's challenge (its GET /identity, kept a while per
- * address); a challenge the listener no longer takes (it restarted) is asked
- * again once.
+ * both fingerprints) or when the socket cannot be opened. The proof in the
+ * upgrade is made from the listener's challenge (its GET /identity, kept a while
+ * per address); a challenge the listener no longer takes (it restarted) is
+ * asked again once.
  */
 export async function connectSecure(address: string, path: string, options: SecureSocketOptions, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
   // The challenge is the first step of the handshake: it gets the handshake's time, not a shorter one of its own,
@@ -310,39 +238,43 @@ export async function connectSecure(address: string, path: string, options: Secu
   }
 }
 
-/** The listener no longer takes the challenge the ticket was made from; internal, answered by asking again. */
+/** The listener no longer takes the challenge the proof was made from; internal, answered by asking again. */
 class StaleChallenge extends HandshakeFailed {}
 
-/** Challenges by listener address, reused for a third of a window: a ticket made from one is taken for at least two more thirds. */
-const CHALLENGE_REUSE_MS = TICKET_WINDOW_MS / 3;
+/** Challenges by listener address, reused for a third of a window: a proof made from one is taken for at least two more thirds. */
+const CHALLENGE_REUSE_MS = CHALLENGE_WINDOW_MS / 3;
 const MAX_KEPT_CHALLENGES = 1024;
-const challenges = new Map<string, { challenge: TicketChallenge; at: number }>();
+const challenges = new Map<string, { challenge: UpgradeChallenge; at: number }>();
 
-async function challengeFor(address: string, networkKey: Uint8Array, fresh: boolean, timeoutMs: number): Promise<TicketChallenge> {
+async function challengeFor(address: string, networkKey: Uint8Array, fresh: boolean, timeoutMs: number): Promise<UpgradeChallenge> {
   const kept = challenges.get(address);
   if (!fresh && kept && systemClock.now() - kept.at < CHALLENGE_REUSE_MS) return kept.challenge;
   const identity = await fetchIdentity(address, timeoutMs);
-  if (!identity?.ticket) {
+  if (!identity?.challenge) {
     // On another key the dial still goes ahead when it can, so the listener's log names both keys too.
     const theirs = identity?.networkKeyFingerprint ?? null;
     throw theirs !== null && theirs !== fingerprint(networkKey) ? new NetworkKeyMismatch(address, theirs, fingerprint(networkKey)) : unreachable(address);
   }
-  keepChallenge(address, identity.ticket);
-  return identity.ticket;
+  keepChallenge(address, identity.challenge);
+  return identity.challenge;
 }
 
-function keepChallenge(address: string, challenge: TicketChallenge): void {
+function keepChallenge(address: string, challenge: UpgradeChallenge): void {
   challenges.delete(address);
   if (challenges.size >= MAX_KEPT_CHALLENGES) challenges.delete(challenges.keys().next().value!);
   challenges.set(address, { challenge, at: systemClock.now() });
 }
 
-function dial(address: string, path: string, options: SecureSocketOptions, events: (connection: SecureConnection) => ConnectionEvents, challenge: TicketChallenge): Promise<SecureConnection> {
+function dial(address: string, path: string, options: SecureSocketOptions, events: (connection: SecureConnection) => ConnectionEvents, challenge: UpgradeChallenge): Promise<SecureConnection> {
   const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const timers = options.timers ?? systemTimers;
+  if (challenge.id === fingerprint(options.machine.publicKey)) {
+    return Promise.reject(new HandshakeFailed(address, `${address} is this machine itself (same machine key); connect to another machine.`));
+  }
   return new Promise((resolve, reject) => {
-    // Bun's WebSocket takes headers: the upgrade ticket proves the network key before any socket exists (upgrade-ticket.ts).
-    const ws = new WebSocket(`ws://${address}${path}`, { headers: upgradeHeaders(options.networkKey, path, challenge) } as unknown as string[]);
+    const initiator = new HandshakeInitiator({ networkKey: options.networkKey, machine: options.machine, peerAddress: address, path, challenge });
+    // Bun's WebSocket takes headers: the proof in the upgrade authenticates this machine before any socket exists (handshake.ts).
+    const ws = new WebSocket(`ws://${address}${path}`, { headers: initiator.headers } as unknown as string[]);
     ws.binaryType = "arraybuffer";
     let opened = false;
     let probing = false;
@@ -352,7 +284,6 @@ function dial(address: string, path: string, options: SecureSocketOptions, event
       probing = true;
       void whyUnreachable(address, options.networkKey, challenge).then(settle);
     };
-    const initiator = new HandshakeInitiator({ networkKey: options.networkKey, machine: options.machine, peerAddress: address });
     let connection: ClientConnection | null = null;
     let handlers: ConnectionEvents | null = null;
     let settled = false;
@@ -368,15 +299,14 @@ function dial(address: string, path: string, options: SecureSocketOptions, event
     const cancelDeadline = timers.after(timeoutMs, () => settle(new HandshakeFailed(address, `${address} did not finish the handshake in ${timeoutMs} ms.`)));
     ws.onopen = () => {
       opened = true;
-      ws.send(initiator.start());
     };
     ws.onmessage = (event) => {
       const bytes = new Uint8Array(event.data as ArrayBuffer);
       if (connection === null) {
+        // The listener's proof: nothing else is read before it checked.
         const step = initiator.receive(bytes);
-        for (const out of step.send) ws.send(out);
         if (step.status === "failed") settle(step.error);
-        else if (step.status === "established") {
+        else {
           connection = new ClientConnection(ws, step.channel);
           handlers = events(connection);
           settle(null);
@@ -391,16 +321,15 @@ function dial(address: string, path: string, options: SecureSocketOptions, event
     ws.onclose = (event) => {
       if (!opened) failedBeforeOpen();
       else if (!settled) {
-        const message = `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`;
-        const refused = event.code === CLOSE_HANDSHAKE_FAILED || event.code === CLOSE_TOO_BIG;
-        settle(refused ? new PeerRefused(address, message) : new HandshakeFailed(address, message));
+        // The listener took the upgrade, so it accepted this machine; a close before its proof is a failure, not a refusal.
+        settle(new HandshakeFailed(address, `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`));
       }
       else handlers?.close(event.reason || `closed (${event.code})`);
     };
   });
 }
 
-const identitySchema = z.object({ networkKeyFingerprint: z.string().nullable(), ticket: ticketChallengeSchema.optional() });
+const identitySchema = z.object({ networkKeyFingerprint: z.string().nullable(), challenge: upgradeChallengeSchema.optional() });
 /** How long the /identity question may take after a refused upgrade (only to say why). */
 const IDENTITY_TIMEOUT_MS = 1000;
 
@@ -418,17 +347,21 @@ function unreachable(address: string): HandshakeFailed {
   return new HandshakeFailed(address, `Could not connect to ${address}: nothing answers there, or it is not an understudy peer port.`);
 }
 
-/** Why a connection never opened: another network key (from the peer's public /identity), a challenge it no longer takes, or nothing usable there. */
-async function whyUnreachable(address: string, networkKey: Uint8Array, used: TicketChallenge): Promise<HandshakeFailed | NetworkKeyMismatch> {
+/** Why a connection never opened: another network key (from the peer's public /identity), a challenge it no longer takes, or a refusal. */
+async function whyUnreachable(address: string, networkKey: Uint8Array, used: UpgradeChallenge): Promise<HandshakeFailed | NetworkKeyMismatch> {
   const ours = fingerprint(networkKey);
   const identity = await fetchIdentity(address);
   const theirs = identity?.networkKeyFingerprint ?? null;
   if (theirs !== null && theirs !== ours) return new NetworkKeyMismatch(address, theirs, ours);
   // Same key and a new challenge: the listener restarted (or the kept one aged out); the caller asks again once.
-  if (identity?.ticket && identity.ticket.nonce !== used.nonce) {
-    keepChallenge(address, identity.ticket);
-    return new StaleChallenge(address, `${address} no longer takes the upgrade ticket made for it; asking again.`);
+  if (identity?.challenge && identity.challenge.nonce !== used.nonce) {
+    keepChallenge(address, identity.challenge);
+    return new StaleChallenge(address, `${address} no longer takes the upgrade proof made for it; asking again.`);
   }
-  // Same key: the upgrade was refused for now (busy) or the peer port was not up yet; a plain failure, retried at the normal pace.
+  if (identity?.challenge) {
+    // It answers on the same key and challenge and said no (busy, most likely): retried after a back-off (peer-refusals.ts).
+    return new PeerRefused(address, `${address} answers on this network key but refused the connection (busy, or it did not take this machine's proof); its log says why.`);
+  }
+  // The peer port was not up yet, or is something else.
   return unreachable(address);
 }

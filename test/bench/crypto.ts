@@ -6,7 +6,9 @@ import { createCipheriv } from "node:crypto";
 import nacl from "tweetnacl";
 import { deriveBroadcastKey, seededRandom } from "../../src/net/crypto.ts";
 import { sealBroadcast } from "../../src/net/broadcast.ts";
-import { HandshakeInitiator, HandshakeResponder, type HandshakeStep } from "../../src/net/handshake.ts";
+import { HandshakeInitiator, answerUpgrade, type HandshakeStep } from "../../src/net/handshake.ts";
+import { UpgradeChallenges } from "../../src/net/upgrade-challenge.ts";
+import { systemClock } from "../../src/net/system-time.ts";
 import { HeartbeatCodec, type Heartbeat } from "../../src/net/heartbeat.ts";
 import { HeartbeatKeys } from "../../src/net/heartbeat-keys.ts";
 import { fingerprint } from "../../src/core/keys.ts";
@@ -36,12 +38,11 @@ function established(step: HandshakeStep): SecureChannel {
 }
 
 function handshake(): [SecureChannel, SecureChannel] {
-  const initiator = new HandshakeInitiator({ networkKey, machine: machineA, peerAddress: "b", random });
-  const responder = new HandshakeResponder({ networkKey, machine: machineB, peerAddress: "a", random });
-  const [helloR] = responder.receive(initiator.start()).send;
-  const [authI] = initiator.receive(helloR!).send;
-  const done = responder.receive(authI!);
-  return [established(initiator.receive(done.send[0]!)), established(done)];
+  const challenges = new UpgradeChallenges(fingerprint(machineB.publicKey), systemClock, random);
+  const initiator = new HandshakeInitiator({ networkKey, machine: machineA, peerAddress: "b", random, path: "/hub", challenge: challenges.challenge() });
+  const answer = answerUpgrade({ networkKey, machine: machineB, peerAddress: "a", random, challenges, headers: new Headers(initiator.headers), path: "/hub" });
+  if (!answer.ok) throw new Error(answer.error.message);
+  return [established(initiator.receive(answer.reply)), answer.channel];
 }
 
 const machineA = nacl.sign.keyPair.fromSeed(random(32));

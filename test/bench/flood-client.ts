@@ -1,13 +1,12 @@
 /**
  * The attacker of `bun run bench flood`, in its own process: opens WebSockets
- * to a peer port at RATE per second for SECONDS and sends each a handshake
- * hello that carries the network key's fingerprint (public: GET /identity,
- * DNS-SD) but no key. Prints one JSON line of counts when done.
+ * to a peer port at RATE per second for SECONDS, each upgrade carrying the
+ * network key's fingerprint (public: GET /identity, DNS-SD) and a guessed
+ * proof (no key). Prints one JSON line of counts when done.
  *   bun test/bench/flood-client.ts ADDRESS FINGERPRINT RATE SECONDS
  */
 import nacl from "tweetnacl";
-import { FrameKind, WIRE_VERSION } from "../../src/net/envelope.ts";
-import { HELLO_BYTES } from "../../src/net/handshake.ts";
+import { DIALER_PROOF_BYTES, FINGERPRINT_HEADER, PROOF_HEADER } from "../../src/net/handshake.ts";
 
 const [address, fingerprintHex, rateText, secondsText] = process.argv.slice(2);
 const rate = Number(rateText);
@@ -19,13 +18,8 @@ const TICK_MS = 10;
 const counts = { attempted: 0, opened: 0, refusedBeforeOpen: 0, answered: 0, skippedInFlight: 0 };
 let inFlight = 0;
 
-function hello(): Uint8Array {
-  const out = new Uint8Array(HELLO_BYTES);
-  out[0] = WIRE_VERSION;
-  out[1] = FrameKind.hello;
-  out.set(nacl.randomBytes(64), 2);
-  out.set(Buffer.from(fingerprintHex!, "hex"), HELLO_BYTES - 8);
-  return out;
+function guessedProof(): Record<string, string> {
+  return { [PROOF_HEADER]: Buffer.from(nacl.randomBytes(DIALER_PROOF_BYTES)).toString("base64url"), [FINGERPRINT_HEADER]: fingerprintHex! };
 }
 
 function attack(): void {
@@ -36,12 +30,11 @@ function attack(): void {
   }
   inFlight++;
   let opened = false;
-  const ws = new WebSocket(`ws://${address}/hub`);
+  const ws = new WebSocket(`ws://${address}/hub`, { headers: guessedProof() } as unknown as string[]);
   ws.binaryType = "arraybuffer";
   ws.onopen = () => {
     opened = true;
     counts.opened++;
-    ws.send(hello());
   };
   ws.onmessage = () => {
     counts.answered++;

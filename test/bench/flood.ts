@@ -2,8 +2,8 @@
  * Key-less handshake flood (hostile-network issue, finding 1): a real main and
  * backup on loopback (defaults: heartbeat 100 ms, timeout 1000 ms); another
  * process opens FLOOD_RATE (2,000) connections a second for FLOOD_SECONDS (10)
- * to the main's peer port, each meant to send a hello with the key's
- * fingerprint (it has no upgrade ticket, so the upgrade is refused first).
+ * to the main's peer port, each upgrade carrying the key's fingerprint and a
+ * guessed proof (it has no key, so the upgrade is refused: no socket).
  * Reports failovers (epoch changes), the main's heartbeat send jitter (the
  * spacing of the heartbeats it sends a probe client, by its own clock, against
  * the interval) before and during the flood, the main's RSS growth, and its log lines.
@@ -128,7 +128,7 @@ try {
   const mainLines = mainLog.slice(logBefore);
   console.log(
     [
-      `Key-less flood: ${RATE} hellos/s for ${SECONDS} s at the main's peer port (main and backup on loopback, heartbeat ${HEARTBEAT_MS} ms, timeout 1000 ms)`,
+      `Key-less flood: ${RATE} upgrades/s for ${SECONDS} s at the main's peer port (main and backup on loopback, heartbeat ${HEARTBEAT_MS} ms, timeout 1000 ms)`,
       "",
       "| measure | before the flood | during the flood |",
       "|---|---|---|",
@@ -136,7 +136,7 @@ try {
       `| send jitter p50 / p99 / max ms | ${f1(base.p50)} / ${f1(base.p99)} / ${f1(base.max)} | ${f1(during.p50)} / ${f1(during.p99)} / ${f1(during.max)} |`,
       `| main RSS MiB | ${rssBefore.toFixed(0)} | max ${rssMax.toFixed(0)} (+${(rssMax - rssBefore).toFixed(0)}) |`,
       "",
-      "| failovers (epoch changes) | connections tried | refused before the upgrade | upgraded | hellos answered | main log lines during the flood |",
+      "| failovers (epoch changes) | connections tried | refused before the upgrade | upgraded | answered | main log lines during the flood |",
       "|---|---|---|---|---|---|",
       `| ${failovers} (epochs ${epochsBefore.join("/")} → ${epochsAfter.join("/")}) | ${floodReport.attempted} | ${floodReport.refusedBeforeOpen} | ${floodReport.opened} | ${floodReport.answered} | ${mainLines.length} |`,
     ].join("\n"),

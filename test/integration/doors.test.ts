@@ -5,12 +5,18 @@
  * allow (§Security).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect as tcpConnect } from "node:net";
+import { connect as tcpConnect, type Socket } from "node:net";
 import mqtt from "mqtt";
+import mqttPacket from "mqtt-packet";
 import { readFileSync } from "node:fs";
 import { Cluster, freePeerPort } from "../support/cluster.ts";
 import { parseNetworkKey } from "../../src/core/keys.ts";
-import { ticketChallengeSchema, upgradeHeaders } from "../../src/net/upgrade-ticket.ts";
+import { fingerprint } from "../../src/core/keys.ts";
+import { deriveKey } from "../../src/net/crypto.ts";
+import { FINGERPRINT_HEADER, HandshakeInitiator, PROOF_HEADER } from "../../src/net/handshake.ts";
+import { connectSecure } from "../../src/net/secure-socket.ts";
+import { upgradeChallengeSchema, type UpgradeChallenge } from "../../src/net/upgrade-challenge.ts";
+import nacl from "tweetnacl";
 import { waitFor } from "../support/wait-for.ts";
 import { startMachine } from "../support/machine-process.ts";
 
@@ -59,11 +65,11 @@ describe("every refusal reaches the sender at once", () => {
   );
 });
 
-/** How much of `bytes` the door took before it closed the connection (it should not take them all). */
-async function claimAndSend(port: number, header: Buffer, bytes: number): Promise<{ sent: number; closedByDoor: boolean }> {
-  const socket = tcpConnect({ host: "127.0.0.1", port });
+/** How much of `bytes` the door took before it closed the connection (it should not take them all); on `connected` when given (after a CONNECT). */
+async function claimAndSend(port: number, header: Buffer, bytes: number, connected?: Socket): Promise<{ sent: number; closedByDoor: boolean }> {
+  const socket = connected ?? tcpConnect({ host: "127.0.0.1", port });
   socket.on("error", () => {});
-  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  if (!connected) await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
   let closed = false;
   const closing = new Promise<void>((resolve) => socket.once("close", () => ((closed = true), resolve())));
   socket.write(header);
@@ -96,9 +102,65 @@ describe("the MQTT front door of the executable", () => {
   );
 });
 
+/** A raw MQTT connection to the node's front door, CONNECTed as `clientId`. */
+async function rawMqtt(clientId: string) {
+  const socket = tcpConnect({ host: "127.0.0.1", port: mqttPort });
+  socket.on("error", () => {});
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  socket.write(mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId, keepalive: 60 } as never));
+  await new Promise<void>((resolve) => socket.once("data", () => resolve())); // CONNACK
+  return socket;
+}
+
+describe("the MQTT front door's limits after CONNECT", () => {
+  test(
+    "PUBLISHes claiming 256 MB after a good CONNECT are closed on the claim; 10,000 subscriptions get 500 granted and the rest 0x80, said in one log line",
+    async () => {
+      const claims = await Promise.all(Array.from({ length: 4 }, async (_, i) => claimAndSend(mqttPort, Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]), 32 * 1024 * 1024, await rawMqtt(`claim-${i}`))));
+      for (const claim of claims) expect(claim.closedByDoor).toBe(true);
+
+      const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { reconnectPeriod: 0, clientId: "many-filters" });
+      try {
+        // mqtt.js turns a SUBACK with 0x80 into an error carrying the packet.
+        const suback = (await client.subscribeAsync(Array.from({ length: 10_000 }, (_, i) => `many/${i}`)).catch((error: { packet?: { granted: number[] } }) => error)) as { packet?: { granted: number[] } };
+        const granted = suback.packet?.granted ?? [];
+        expect([granted.filter((g) => g !== 0x80).length, granted.filter((g) => g === 0x80).length]).toEqual([500, 9_500]);
+        await client.publishAsync("studio/after", "ok", { qos: 1 });
+        expect(cluster.logs("c1").filter((l) => String(l.event).startsWith("MQTT subscriptions refused"))).toHaveLength(1);
+      } finally {
+        client.end(true);
+      }
+    },
+    TEST_MS,
+  );
+
+  test(
+    "a subscriber that never reads is disconnected, and a publisher on the same node has every QoS 1 message acknowledged meanwhile",
+    async () => {
+      const slow = await rawMqtt("never-reads");
+      slow.write(mqttPacket.generate({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "studio/#", qos: 0 }] } as never));
+      await new Promise<void>((resolve) => slow.once("data", () => resolve())); // SUBACK
+      slow.pause();
+      const publisher = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { reconnectPeriod: 0 });
+      try {
+        const payload = "x".repeat(32 * 1024);
+        const cutOff = () => cluster.logs("c1").some((l) => String(l.event).includes("it does not read"));
+        // Until the kernel's buffers and then the door's (1 MiB) are full, bounded.
+        for (let i = 0; i < 2_000 && !cutOff(); i++) await publisher.publishAsync("studio/frame", payload, { qos: 1 });
+        await waitFor("the door cut the slow subscriber off", cutOff);
+        await publisher.publishAsync("studio/after", "ok", { qos: 1 });
+      } finally {
+        publisher.end(true);
+        slow.destroy();
+      }
+    },
+    TEST_MS,
+  );
+});
+
 /** Opens a WebSocket with `headers`; resolves whether the upgrade was taken (a socket opened) or refused. */
-async function upgrade(address: string, headers: Record<string, string>): Promise<{ opened: boolean; ws: WebSocket }> {
-  const ws = new WebSocket(`ws://${address}/hub`, { headers } as unknown as string[]);
+async function upgrade(address: string, headers: Record<string, string>, path = "/hub"): Promise<{ opened: boolean; ws: WebSocket }> {
+  const ws = new WebSocket(`ws://${address}${path}`, { headers } as unknown as string[]);
   const state = { opened: false, closed: false };
   ws.onopen = () => (state.opened = true);
   ws.onclose = () => (state.closed = true);
@@ -107,27 +169,133 @@ async function upgrade(address: string, headers: Record<string, string>): Promis
   return { opened: state.opened, ws };
 }
 
-async function challenge(address: string) {
-  return ticketChallengeSchema.parse(((await (await fetch(`http://${address}/identity`)).json()) as { ticket: unknown }).ticket);
+async function challenge(address: string): Promise<UpgradeChallenge> {
+  return upgradeChallengeSchema.parse(((await (await fetch(`http://${address}/identity`)).json()) as { challenge: unknown }).challenge);
 }
 
-describe("upgrade tickets on the peer port", () => {
-  test(
-    "a ticket a client sent to the backup opens no socket at the main; one made for the main opens one, once",
-    async () => {
-      const networkKey = parseNetworkKey(readFileSync(cluster.keyFile, "utf8"), cluster.keyFile);
-      const toBackup = upgradeHeaders(networkKey, "/hub", await challenge(cluster.address("backup")));
-      const atBackup = await upgrade(cluster.address("backup"), toBackup);
-      expect(atBackup.opened).toBe(true);
-      atBackup.ws.close();
-      // A sniffer on the LAN saw that ticket go by and sends it to the main.
-      expect((await upgrade(cluster.address("main"), toBackup)).opened).toBe(false);
+function networkKey(): Uint8Array {
+  return parseNetworkKey(readFileSync(cluster.keyFile, "utf8"), cluster.keyFile);
+}
 
-      const toMain = upgradeHeaders(networkKey, "/hub", await challenge(cluster.address("main")));
-      const once = await upgrade(cluster.address("main"), toMain);
-      expect(once.opened).toBe(true);
-      once.ws.close();
-      expect((await upgrade(cluster.address("main"), toMain)).opened).toBe(false);
+/** A key holder's proof for the listener that gave `from` (a fresh machine key each time). */
+function proofHeaders(from: UpgradeChallenge, path = "/hub"): Record<string, string> {
+  return new HandshakeInitiator({ networkKey: networkKey(), machine: nacl.sign.keyPair(), peerAddress: "listener", path, challenge: from }).headers;
+}
+
+/** What the main before this change took: an HMAC under the network key alone (no machine key), as `challenge.dialer.mac`. */
+function networkKeyOnlyTicket(from: UpgradeChallenge): Record<string, string> {
+  const dialer = nacl.randomBytes(16);
+  const mac = deriveKey(networkKey(), "understudy/v1/upgrade-ticket", dialer, new TextEncoder().encode(`/hub\n${from.id}\n${from.nonce}`)).subarray(0, 16);
+  return { "x-understudy-ticket": `${from.nonce}.${Buffer.from(dialer).toString("hex")}.${Buffer.from(mac).toString("hex")}`, [FINGERPRINT_HEADER]: fingerprint(networkKey()) };
+}
+
+/** `headers` with the last byte of the proof's signature flipped: the key holder cannot sign as the machine it claims. */
+function badSignature(headers: Record<string, string>): Record<string, string> {
+  const proof = Buffer.from(headers[PROOF_HEADER]!, "base64url");
+  proof[proof.length - 1]! ^= 0x01;
+  return { ...headers, [PROOF_HEADER]: proof.toString("base64url") };
+}
+
+/** The resident memory of a running process, in MiB (Linux). */
+function rssMiB(pid: number): number {
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return Number(kb) / 1024;
+}
+
+/**
+ * Writes a WebSocket upgrade request with `headers` and, straight after it without waiting for the answer,
+ * one binary frame claiming half a MiB more than the `bytes` it then sends: a listener that took the upgrade
+ * would hold them all, waiting for the rest. Leaves the socket open (the caller closes it).
+ */
+async function upgradeAndFlood(host: string, port: number, headers: Record<string, string>, bytes: number) {
+  const socket = tcpConnect({ host, port });
+  socket.on("error", () => {});
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  let answer = "";
+  socket.on("data", (chunk: Buffer) => (answer += chunk.toString("latin1")));
+  let closed = false;
+  const closing = new Promise<void>((resolve) => socket.once("close", () => ((closed = true), resolve())));
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  socket.write(
+    `GET /hub HTTP/1.1\r\nHost: ${host.includes(":") ? `[${host}]` : host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${Buffer.from(nacl.randomBytes(16)).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n${lines}\r\n`,
+  );
+  const frameHead = Buffer.alloc(14);
+  frameHead[0] = 0x82; // FIN, binary
+  frameHead[1] = 0x80 | 127; // masked, 64-bit length
+  frameHead.writeBigUInt64BE(BigInt(bytes + 512 * 1024), 2);
+  socket.write(frameHead);
+  let sent = 0;
+  const chunk = Buffer.alloc(256 * 1024, 7);
+  while (sent < bytes && !closed) {
+    if (!socket.write(chunk)) await Promise.race([new Promise((resolve) => socket.once("drain", resolve)), closing, Bun.sleep(2_000)]);
+    sent += chunk.length;
+  }
+  return { socket, sent, upgraded: () => answer.startsWith("HTTP/1.1 101") };
+}
+
+describe("the peer port: no socket before a machine proved itself", () => {
+  test(
+    "a key holder's upgrade with a network-key-only ticket, a bad machine signature, a replayed, stale or other machine's proof gets no socket; 20 of them each sending 15 MiB straight after leave the main's memory where it was",
+    async () => {
+      const main = cluster.address("main");
+      const [host, port] = [main.slice(0, main.lastIndexOf(":")), Number(main.slice(main.lastIndexOf(":") + 1))];
+      const atMain = await challenge(main);
+      const used = proofHeaders(atMain);
+      const first = await upgrade(main, used);
+      expect(first.opened).toBe(true);
+      first.ws.close();
+      const stale = proofHeaders({ id: atMain.id, nonce: Buffer.from(nacl.randomBytes(16)).toString("hex") });
+      const kinds = [networkKeyOnlyTicket(atMain), badSignature(proofHeaders(atMain)), used, stale, proofHeaders(await challenge(cluster.address("backup")))];
+      for (const headers of kinds) expect((await upgrade(main, headers)).opened).toBe(false);
+
+      const pid = cluster.machine("main").proc.pid;
+      const before = rssMiB(pid);
+      const floods = await Promise.all(Array.from({ length: 20 }, (_, i) => upgradeAndFlood(host, port, kinds[i % kinds.length]!, 15 * 1024 * 1024)));
+      const during = rssMiB(pid);
+      for (const f of floods) f.socket.destroy();
+      expect(floods.filter((f) => f.upgraded())).toHaveLength(0);
+      // 20 frames of 15 MiB buffered would be 300 MiB; the listener read none of them.
+      expect(during - before).toBeLessThan(48);
+
+      // A legitimate peer still gets in, twice.
+      for (let round = 0; round < 2; round++) {
+        const peer = await connectSecure(main, "/hub", { networkKey: networkKey(), machine: nacl.sign.keyPair() }, () => ({ message() {}, close() {} }));
+        expect(peer.open).toBe(true);
+        peer.close();
+      }
+    },
+    TEST_MS,
+  );
+
+  test(
+    "on IPv6 ([::1]): while strangers and key holders with bad proofs flood upgrades, a legitimate peer gets in, twice; a proof made for it opens one socket there, once",
+    async () => {
+      const machine = await cluster.startClient("v6", { args: ["--peer-listen", "[::1]:0"] });
+      try {
+        const address = machine.peer!;
+        expect(address).toStartWith("[::1]:");
+        const port = Number(address.slice(address.lastIndexOf(":") + 1));
+        const here = await challenge(address);
+        const guessed = { [PROOF_HEADER]: Buffer.from(nacl.randomBytes(176)).toString("base64url"), [FINGERPRINT_HEADER]: fingerprint(networkKey()) };
+        const flooding = Promise.all(Array.from({ length: 24 }, (_, i) => upgradeAndFlood("::1", port, i % 2 ? guessed : badSignature(proofHeaders(here)), 4 * 1024 * 1024)));
+        for (let round = 0; round < 2; round++) {
+          const peer = await connectSecure(address, "/hub", { networkKey: networkKey(), machine: nacl.sign.keyPair() }, () => ({ message() {}, close() {} }));
+          expect(peer.open).toBe(true);
+          peer.close();
+        }
+        const floods = await flooding;
+        for (const f of floods) f.socket.destroy();
+        expect(floods.filter((f) => f.upgraded())).toHaveLength(0);
+
+        const once = proofHeaders(await challenge(address));
+        const opened = await upgrade(address, once);
+        expect(opened.opened).toBe(true);
+        opened.ws.close();
+        expect((await upgrade(address, once)).opened).toBe(false);
+      } finally {
+        await cluster.kill("v6");
+      }
     },
     TEST_MS,
   );

@@ -11,7 +11,7 @@ import { parseFromHubFrame, parseToHubFrame } from "../../../src/hub/frames.ts";
 import { broadcastEpoch, openBroadcast, sealBroadcast } from "../../../src/net/broadcast.ts";
 import { deriveBroadcastKey, deriveHeartbeatKey } from "../../../src/net/crypto.ts";
 import { FrameKind, frameKind, openEnvelope, sealEnvelope } from "../../../src/net/envelope.ts";
-import { HandshakeInitiator, HandshakeResponder, HELLO_BYTES, type HandshakeStep } from "../../../src/net/handshake.ts";
+import { FINGERPRINT_HEADER, HandshakeInitiator, LISTENER_PROOF_BYTES, PROOF_HEADER, answerUpgrade, type HandshakeStep } from "../../../src/net/handshake.ts";
 import { HeartbeatCodec, heartbeatSchema, newBootId } from "../../../src/net/heartbeat.ts";
 import { HeartbeatKeys } from "../../../src/net/heartbeat-keys.ts";
 import { fingerprint } from "../../../src/core/keys.ts";
@@ -21,7 +21,7 @@ import { createLogger } from "../../../src/log.ts";
 import { rpcServer } from "../../../src/net/rpc.ts";
 import type { SecureConnection } from "../../../src/net/secure-socket.ts";
 import { parseTxt } from "../../../src/net/discovery/txt.ts";
-import { FINGERPRINT_HEADER, TICKET_HEADER, UpgradeTickets, upgradeHeaders } from "../../../src/net/upgrade-ticket.ts";
+import { UpgradeChallenges } from "../../../src/net/upgrade-challenge.ts";
 import type { MachineNode } from "../../../src/machine/machine-node.ts";
 import { Fuzz, FUZZ_SEED } from "../../support/fuzz.ts";
 import { startNode } from "../../support/machine-node.ts";
@@ -42,13 +42,13 @@ function survives(name: string, input: unknown, decode: () => unknown): unknown 
 }
 
 function channelPair() {
-  const initiator = new HandshakeInitiator({ networkKey, machine: nacl.sign.keyPair(), peerAddress: "r" });
-  const responder = new HandshakeResponder({ networkKey, machine: nacl.sign.keyPair(), peerAddress: "i" });
-  const [helloR] = responder.receive(initiator.start()).send;
-  const [authI] = initiator.receive(helloR!).send;
-  const atResponder = responder.receive(authI!) as Extract<HandshakeStep, { status: "established" }>;
-  const atInitiator = initiator.receive(atResponder.send[0]!) as Extract<HandshakeStep, { status: "established" }>;
-  return { a: atInitiator.channel, b: atResponder.channel };
+  const machine = nacl.sign.keyPair();
+  const challenges = new UpgradeChallenges(fingerprint(machine.publicKey), { now: () => 0 });
+  const initiator = new HandshakeInitiator({ networkKey, machine: nacl.sign.keyPair(), peerAddress: "r", path: "/hub", challenge: challenges.challenge() });
+  const answer = answerUpgrade({ networkKey, machine, peerAddress: "i", challenges, headers: new Headers(initiator.headers), path: "/hub" });
+  if (!answer.ok) throw answer.error;
+  const atInitiator = initiator.receive(answer.reply) as Extract<HandshakeStep, { status: "established" }>;
+  return { a: atInitiator.channel, b: answer.channel };
 }
 
 describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
@@ -127,17 +127,17 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
     }
   });
 
-  test("hello: the responder never throws, and a stranger's hello never gets a signature back", () => {
-    const fuzz = new Fuzz(`${FUZZ_SEED} hello`);
-    const valid = new HandshakeInitiator({ networkKey, machine: nacl.sign.keyPair(), peerAddress: "r" }).start();
+  test("the listener's proof: the dialer never throws, and nothing but the listener's own proof establishes", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} listener proof`);
     const machine = nacl.sign.keyPair();
-    for (let i = 0; i < RUNS; i++) {
-      const responder = new HandshakeResponder({ networkKey, machine, peerAddress: "fuzz" });
-      const input = i % 2 === 0 ? fuzz.mutate(valid) : fuzz.randomBytes(HELLO_BYTES + 8);
-      const step = responder.receive(input);
-      expect(step.status === "continue" || step.status === "failed").toBe(true);
-      expect(step.send.every((m) => m[1] === FrameKind.hello)).toBe(true);
-      if (step.status === "continue") expect(step.send).toHaveLength(1);
+    const challenges = new UpgradeChallenges(fingerprint(machine.publicKey), { now: () => 0 });
+    for (let i = 0; i < RUNS / 4; i++) {
+      const initiator = new HandshakeInitiator({ networkKey, machine: nacl.sign.keyPair(), peerAddress: "fuzz", path: "/hub", challenge: challenges.challenge() });
+      const answer = answerUpgrade({ networkKey, machine, peerAddress: "i", challenges, headers: new Headers(initiator.headers), path: "/hub" });
+      if (!answer.ok) throw answer.error;
+      const input = i % 2 === 0 ? fuzz.mutate(answer.reply) : fuzz.randomBytes(LISTENER_PROOF_BYTES);
+      const step = initiator.receive(input);
+      if (step.status === "established") expect(Buffer.from(input).equals(Buffer.from(answer.reply))).toBe(true);
     }
   });
 
@@ -247,20 +247,21 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
     for (const v of valid) expect(pairingFrameSchema.safeParse(parsePairingFrame(v, "fuzz")).success).toBe(true);
   });
 
-  test("upgrade tickets: random and mutated headers never pass and never throw", () => {
-    const fuzz = new Fuzz(`${FUZZ_SEED} ticket`);
-    const tickets = new UpgradeTickets(networkKey, "machine-a", { now: () => 0 });
-    const valid = upgradeHeaders(networkKey, "/hub", tickets.challenge())[TICKET_HEADER]!;
+  test("the dialer's proof in the upgrade: random and mutated headers never pass and never throw", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} proof`);
+    const machine = nacl.sign.keyPair();
+    const challenges = new UpgradeChallenges(fingerprint(machine.publicKey), { now: () => 0 });
+    const valid = new HandshakeInitiator({ networkKey, machine: nacl.sign.keyPair(), peerAddress: "l", path: "/hub", challenge: challenges.challenge() }).headers[PROOF_HEADER]!;
     for (let i = 0; i < RUNS; i++) {
-      const value = i % 2 === 0 ? new TextDecoder().decode(fuzz.mutate(text.encode(valid))) : fuzz.string(80);
+      const value = i % 2 === 0 ? new TextDecoder().decode(fuzz.mutate(text.encode(valid))) : fuzz.string(240);
       const headers = new Headers();
       try {
-        headers.set(TICKET_HEADER, value);
+        headers.set(PROOF_HEADER, value);
         if (i % 5 === 0) headers.set(FINGERPRINT_HEADER, fuzz.string(16));
       } catch {
         continue; // not a legal header value: it never reaches the check
       }
-      const verdict = tickets.check(headers, "/hub");
+      const verdict = answerUpgrade({ networkKey, machine, peerAddress: "fuzz", challenges, headers, path: "/hub" });
       if (verdict.ok) expect(value).toBe(valid);
     }
   });

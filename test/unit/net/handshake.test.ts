@@ -1,19 +1,27 @@
+/**
+ * The peer handshake (handshake.ts): the dialer's proof in the upgrade request,
+ * checked completely before any socket, and the listener's proof as the
+ * socket's first frame.
+ */
 import { describe, expect, test } from "bun:test";
 import nacl from "tweetnacl";
 import { fingerprint } from "../../../src/core/keys.ts";
 import { MIN_CHANNEL_FRAME_BYTES, type SecureChannel } from "../../../src/net/channel.ts";
 import { seededRandom, type RandomBytes } from "../../../src/net/crypto.ts";
 import { FrameKind } from "../../../src/net/envelope.ts";
-import { HandshakeFailed, MalformedFrame, NetworkKeyMismatch, ReplayedFrame, UnsealFailed } from "../../../src/net/errors.ts";
+import { MalformedFrame, NetworkKeyMismatch, ReplayedFrame, UnsealFailed } from "../../../src/net/errors.ts";
 import {
-  AUTH_BYTES,
-  HELLO_BYTES,
+  DIALER_PROOF_BYTES,
+  FINGERPRINT_HEADER,
   HandshakeInitiator,
-  HandshakeResponder,
+  LISTENER_PROOF_BYTES,
+  PROOF_HEADER,
+  answerUpgrade,
   type HandshakeAdmit,
-  type HandshakeOptions,
   type HandshakeStep,
+  type UpgradeVerdict,
 } from "../../../src/net/handshake.ts";
+import { CHALLENGE_WINDOW_MS, UpgradeChallenges } from "../../../src/net/upgrade-challenge.ts";
 import { caught } from "../../support/caught.ts";
 
 const seed = seededRandom("handshake test");
@@ -24,47 +32,30 @@ const responderMachine = nacl.sign.keyPair.fromSeed(seed(32));
 const INITIATOR_ADDRESS = "10.0.0.1:50000";
 const RESPONDER_ADDRESS = "10.0.0.2:7401";
 
-type Options = Partial<HandshakeOptions>;
-/** Rewrites a message in flight; `index` counts messages in that direction. */
-type Tamper = (message: Uint8Array, index: number) => Uint8Array;
+type Side = { networkKey?: Uint8Array; machine?: nacl.SignKeyPair };
+type Listener = ReturnType<typeof listener>;
 
-function parties(initiator: Options = {}, responder: Options & { admit?: HandshakeAdmit } = {}, random: RandomBytes = seededRandom("nonces")) {
-  return {
-    initiator: new HandshakeInitiator({ networkKey, machine: initiatorMachine, peerAddress: RESPONDER_ADDRESS, random, ...initiator }),
-    responder: new HandshakeResponder({ networkKey, machine: responderMachine, peerAddress: INITIATOR_ADDRESS, random, ...responder }),
-  };
+function listener(side: Side & { admit?: HandshakeAdmit } = {}, random: RandomBytes = seededRandom("listener")) {
+  const clock = { t: 10 * CHALLENGE_WINDOW_MS, now: () => clock.t };
+  const machine = side.machine ?? responderMachine;
+  const challenges = new UpgradeChallenges(fingerprint(machine.publicKey), clock, random);
+  const answer = (headers: Record<string, string>, path = "/hub"): UpgradeVerdict =>
+    answerUpgrade({ networkKey: side.networkKey ?? networkKey, machine, peerAddress: INITIATOR_ADDRESS, random, challenges, headers: new Headers(headers), path, admit: side.admit });
+  return { clock, challenges, answer };
 }
 
-/** Runs a handshake over an in-memory ordered pipe; a side that finished stops receiving, like a closed socket. */
-function run(
-  initiator: HandshakeInitiator,
-  responder: HandshakeResponder,
-  tamper: { toResponder?: Tamper; toInitiator?: Tamper } = {},
-) {
-  const toResponder = [initiator.start()];
-  const toInitiator: Uint8Array[] = [];
-  const sent = { toResponder: [] as Uint8Array[], toInitiator: [] as Uint8Array[] };
-  let initiatorEnd: HandshakeStep | undefined;
-  let responderEnd: HandshakeStep | undefined;
-  while (toResponder.length > 0 || toInitiator.length > 0) {
-    for (const message of toResponder.splice(0)) {
-      const delivered = tamper.toResponder?.(message.slice(), sent.toResponder.length) ?? message;
-      sent.toResponder.push(delivered);
-      if (responder.finished) continue;
-      const step = responder.receive(delivered);
-      toInitiator.push(...step.send);
-      if (step.status !== "continue") responderEnd = step;
-    }
-    for (const message of toInitiator.splice(0)) {
-      const delivered = tamper.toInitiator?.(message.slice(), sent.toInitiator.length) ?? message;
-      sent.toInitiator.push(delivered);
-      if (initiator.finished) continue;
-      const step = initiator.receive(delivered);
-      toResponder.push(...step.send);
-      if (step.status !== "continue") initiatorEnd = step;
-    }
-  }
-  return { initiatorEnd, responderEnd, sent };
+function dialer(at: Listener, side: Side = {}, random: RandomBytes = seededRandom("dialer"), path = "/hub") {
+  return new HandshakeInitiator({ networkKey: side.networkKey ?? networkKey, machine: side.machine ?? initiatorMachine, peerAddress: RESPONDER_ADDRESS, random, path, challenge: at.challenges.challenge() });
+}
+
+function accepted(verdict: UpgradeVerdict) {
+  if (!verdict.ok) throw new Error(`expected accepted, got ${verdict.error.message}`);
+  return verdict;
+}
+
+function refused(verdict: UpgradeVerdict) {
+  if (verdict.ok) throw new Error("expected refused");
+  return verdict;
 }
 
 function established(step: HandshakeStep | undefined): SecureChannel {
@@ -78,148 +69,196 @@ function failed(step: HandshakeStep | undefined) {
 }
 
 function connected() {
-  const { initiator, responder } = parties();
-  const result = run(initiator, responder);
-  return { a: established(result.initiatorEnd), b: established(result.responderEnd) };
+  const at = listener();
+  const initiator = dialer(at);
+  const answer = accepted(at.answer(initiator.headers));
+  return { a: established(initiator.receive(answer.reply)), b: answer.channel };
 }
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array) => new TextDecoder().decode(data);
+/** The proof header with byte `at` (of the decoded proof) flipped. */
+function flipProof(headers: Record<string, string>, at: number): Record<string, string> {
+  const proof = Buffer.from(headers[PROOF_HEADER]!, "base64url");
+  proof[at]! ^= 0x40;
+  return { ...headers, [PROOF_HEADER]: proof.toString("base64url") };
+}
 
 describe("handshake", () => {
-  test("establishes a channel; each side learns the other's machine id", () => {
-    const { initiator, responder } = parties();
-    const { initiatorEnd, responderEnd, sent } = run(initiator, responder);
-    const a = established(initiatorEnd);
-    const b = established(responderEnd);
+  test("the dialer's proof is one header in the upgrade, the listener's one 162-byte frame; each side learns the other's machine id", () => {
+    const at = listener();
+    const initiator = dialer(at);
+    expect(Buffer.from(initiator.headers[PROOF_HEADER]!, "base64url").length).toBe(DIALER_PROOF_BYTES);
+    expect(initiator.headers[PROOF_HEADER]!.length).toBeLessThan(250);
+    expect(initiator.headers[FINGERPRINT_HEADER]).toBe(fingerprint(networkKey));
+    const answer = accepted(at.answer(initiator.headers));
+    expect([answer.reply[1], answer.reply.length]).toEqual([FrameKind.auth, LISTENER_PROOF_BYTES]);
+    expect(answer.channel.peer.machineId).toBe(fingerprint(initiatorMachine.publicKey));
+    const a = established(initiator.receive(answer.reply));
     expect(a.peer.machineId).toBe(fingerprint(responderMachine.publicKey));
-    expect(b.peer.machineId).toBe(fingerprint(initiatorMachine.publicKey));
     expect(a.peer.address).toBe(RESPONDER_ADDRESS);
-    expect(sent.toResponder.map((m) => [m[1], m.length])).toEqual([
-      [FrameKind.hello, HELLO_BYTES],
-      [FrameKind.auth, AUTH_BYTES],
-    ]);
-    expect(sent.toInitiator.map((m) => [m[1], m.length])).toEqual([
-      [FrameKind.hello, HELLO_BYTES],
-      [FrameKind.auth, AUTH_BYTES],
-    ]);
+    expect(text(answer.channel.open(a.seal(bytes("go"))))).toBe("go");
   });
 
   test("is deterministic under injected randomness, and fresh per connection otherwise", () => {
     const runSeeded = (seedText: string) => {
-      const { initiator, responder } = parties({}, {}, seededRandom(seedText));
-      return run(initiator, responder);
+      const at = listener({}, seededRandom(seedText));
+      const initiator = dialer(at, {}, seededRandom(seedText));
+      const answer = accepted(at.answer(initiator.headers));
+      return { headers: initiator.headers, reply: answer.reply, frame: established(initiator.receive(answer.reply)).seal(bytes("same payload")) };
     };
     const first = runSeeded("same");
-    const again = runSeeded("same");
-    const other = runSeeded("other");
-    expect(again.sent).toEqual(first.sent);
-    const frame = (r: typeof first) => established(r.initiatorEnd).seal(bytes("same payload"));
-    expect(frame(again)).toEqual(frame(first));
-    expect(frame(other)).not.toEqual(frame(first));
+    expect(runSeeded("same")).toEqual(first);
+    expect(runSeeded("other").frame).not.toEqual(first.frame);
   });
 
-  test("a different network key is refused on both sides, naming both fingerprints", () => {
-    const { initiator, responder } = parties({}, { networkKey: otherNetworkKey });
-    const { initiatorEnd, responderEnd } = run(initiator, responder);
-    const ours = fingerprint(networkKey);
-    const theirs = fingerprint(otherNetworkKey);
-    const atInitiator = failed(initiatorEnd) as NetworkKeyMismatch;
-    const atResponder = failed(responderEnd) as NetworkKeyMismatch;
-    expect(atInitiator).toBeInstanceOf(NetworkKeyMismatch);
-    expect(atInitiator.code).toBe("NETWORK_KEY_MISMATCH");
-    expect(atInitiator.message).toBe(
-      `Peer 10.0.0.2:7401 has a different network key (fingerprint ${theirs} vs ${ours} here). Install the same network key on every machine.`,
-    );
-    expect([atResponder.peerFingerprint, atResponder.localFingerprint]).toEqual([ours, theirs]);
-    expect(atResponder.message).toContain(`Peer 10.0.0.1:50000 has a different network key (fingerprint ${ours} vs ${theirs} here)`);
+  test("a dialer on another network key is refused before any socket, naming both fingerprints", () => {
+    const at = listener();
+    const verdict = refused(at.answer(dialer(at, { networkKey: otherNetworkKey }).headers));
+    const error = verdict.error as NetworkKeyMismatch;
+    expect(error).toBeInstanceOf(NetworkKeyMismatch);
+    expect([error.peerFingerprint, error.localFingerprint]).toEqual([fingerprint(otherNetworkKey), fingerprint(networkKey)]);
+    expect(error.message).toContain(`Peer 10.0.0.1:50000 has a different network key (fingerprint ${fingerprint(otherNetworkKey)} vs ${fingerprint(networkKey)} here)`);
   });
 
-  test("an impostor that copies our fingerprint but lacks the key is refused, and never made the responder sign", () => {
-    const { initiator, responder } = parties({ networkKey: otherNetworkKey });
-    const setFingerprint = (key: Uint8Array) => (message: Uint8Array) => {
-      if (message[1] === FrameKind.hello) message.set(Buffer.from(fingerprint(key), "hex"), HELLO_BYTES - 8);
-      return message;
-    };
-    const { responderEnd, sent } = run(initiator, responder, {
-      toResponder: setFingerprint(networkKey),
-      toInitiator: setFingerprint(otherNetworkKey),
-    });
-    const error = failed(responderEnd);
-    expect(error).toBeInstanceOf(HandshakeFailed);
-    expect(error.message).toBe("10.0.0.1:50000 showed our network key fingerprint but could not prove it holds the key; refused.");
-    // The responder's only answer was its hello: no Ed25519 signature for a stranger (a flood of those stalled the main).
-    expect(sent.toInitiator.map((m) => m[1])).toEqual([FrameKind.hello]);
-  });
-
-  test("a responder that is not admitted (too busy) refuses after the MAC, before any signature work", () => {
+  test("an impostor that copies our fingerprint but lacks the key costs one HMAC: no token, no signature, no remembered nonce", () => {
     let asked = 0;
-    const { initiator, responder } = parties({}, { admit: () => (++asked, false) });
-    const { responderEnd, sent } = run(initiator, responder);
-    expect(failed(responderEnd).code).toBe("HANDSHAKE_BUSY");
-    expect(asked).toBe(1);
-    expect(sent.toInitiator.map((m) => m[1])).toEqual([FrameKind.hello]);
+    const at = listener({ admit: () => (++asked, true) });
+    const headers = { ...dialer(at, { networkKey: otherNetworkKey }).headers, [FINGERPRINT_HEADER]: fingerprint(networkKey) };
+    const verdict = refused(at.answer(headers));
+    expect([verdict.status, verdict.error.code]).toEqual([403, "HANDSHAKE_FAILED"]);
+    expect(verdict.error.message).toBe("10.0.0.1:50000 did not prove it holds the network key for this machine; refused before any WebSocket.");
+    expect(asked).toBe(0);
   });
 
   test.each([
-    ["a hello nonce altered in flight (transcripts differ)", "toInitiator", 0, 5, "responder"],
-    ["the responder's MAC", "toInitiator", 1, 2, "initiator"],
-    ["the initiator's MAC", "toResponder", 1, 2, "responder"],
-  ] as const)("%s is refused", (_name, direction, index, offset, refuser) => {
-    const { initiator, responder } = parties();
-    const flip: Tamper = (message, i) => {
-      if (i === index) message[offset]! ^= 0x40;
-      return message;
-    };
-    const result = run(initiator, responder, { [direction]: flip });
-    const end = refuser === "initiator" ? result.initiatorEnd : result.responderEnd;
-    expect(failed(end).message).toContain("could not prove it holds the key");
+    ["no header", {}],
+    ["not base64url", { [PROOF_HEADER]: "!".repeat(235) }],
+    ["too short", { [PROOF_HEADER]: "A".repeat(234) }],
+    ["too long", { [PROOF_HEADER]: "A".repeat(236) }],
+    ["a megabyte", { [PROOF_HEADER]: "A".repeat(1 << 20) }],
+  ])("a malformed proof (%s) is refused as no proof", (_name, headers) => {
+    expect(refused(listener().answer(headers)).error.message).toContain("did not prove it holds the network key");
   });
 
-  test("a bad machine signature is refused", () => {
-    const { initiator, responder } = parties();
-    const result = run(initiator, responder, {
-      toInitiator: (message, i) => {
-        if (i === 1) message[AUTH_BYTES - 1]! ^= 0x01;
-        return message;
-      },
-    });
-    expect(failed(result.initiatorEnd).message).toBe("10.0.0.2:7401 holds the network key but its machine signature is invalid; refused.");
+  test("an understudy from before the proof (an upgrade ticket) is told to update", () => {
+    const verdict = refused(listener().answer({ "x-understudy-ticket": `${"0".repeat(32)}.${"1".repeat(32)}.${"2".repeat(32)}` }));
+    expect(verdict.error.message).toContain("runs an older understudy");
   });
 
-  test("an initiator's proof reflected back to it is refused (per-role labels)", () => {
-    const { initiator, responder } = parties();
-    const [helloR] = responder.receive(initiator.start()).send;
-    const [authI] = initiator.receive(helloR!).send;
-    expect(failed(initiator.receive(authI!)).message).toContain("could not prove");
+  test("a replayed proof is refused before any token is spent; the first opened", () => {
+    let asked = 0;
+    const at = listener({ admit: () => (++asked, true) });
+    const headers = dialer(at).headers;
+    accepted(at.answer(headers));
+    expect(refused(at.answer(headers)).error.message).toBe("10.0.0.1:50000 reused an upgrade proof; refused.");
+    expect(asked).toBe(1);
+  });
+
+  test("a proof refused as busy is not remembered: a key holder past its share cannot fill the window for everyone", () => {
+    let admit = false;
+    const at = listener({ admit: () => admit });
+    const headers = dialer(at).headers;
+    expect(refused(at.answer(headers)).error.code).toBe("HANDSHAKE_BUSY");
+    admit = true;
+    accepted(at.answer(headers));
+  });
+
+  test("a proof made for another machine (sniffed on its way to the backup) opens nothing here", () => {
+    const main = listener();
+    const backup = listener({ machine: nacl.sign.keyPair.fromSeed(seed(32)) });
+    const toBackup = dialer(backup).headers;
+    expect(refused(main.answer(toBackup)).error.message).toContain("did not prove it holds the network key for this machine");
+    accepted(backup.answer(toBackup));
+  });
+
+  test("a proof for another path opens nothing", () => {
+    const at = listener();
+    expect(refused(at.answer(dialer(at, {}, seededRandom("p"), "/files").headers, "/hub")).error.message).toContain("did not prove");
+  });
+
+  test("a proof is taken for two challenge windows at most, and never after a restart", () => {
+    const at = listener();
+    const early = dialer(at, {}, seededRandom("early")).headers;
+    const later = dialer(at, {}, seededRandom("later")).headers;
+    at.clock.t += CHALLENGE_WINDOW_MS;
+    accepted(at.answer(early));
+    at.clock.t += CHALLENGE_WINDOW_MS;
+    expect(refused(at.answer(later)).error.message).toContain("made for an earlier run of this machine, or too old");
+    const before = listener();
+    const restarted = listener({}, seededRandom("next run"));
+    expect(refused(restarted.answer(dialer(before).headers)).error.message).toContain("earlier run");
+  });
+
+  test("a listener that is not admitted (too busy) refuses with 503 after the MAC, before any signature work", () => {
+    let asked = 0;
+    const at = listener({ admit: () => (++asked, false) });
+    const verdict = refused(at.answer(dialer(at).headers));
+    expect([verdict.status, verdict.error.code, asked]).toEqual([503, "HANDSHAKE_BUSY", 1]);
+  });
+
+  test.each([
+    ["the challenge", 0, "did not prove"],
+    ["the dialer's nonce", 20, "did not prove"],
+    ["the dialer's public key", 50, "did not prove"],
+    ["the dialer's MAC", 90, "did not prove"],
+    ["the dialer's signature", DIALER_PROOF_BYTES - 1, "its machine signature is invalid"],
+  ])("the dialer's proof altered in %s is refused", (_name, offset, why) => {
+    const at = listener();
+    expect(refused(at.answer(flipProof(dialer(at).headers, offset))).error.message).toContain(why);
+  });
+
+  test.each([
+    ["the listener's nonce", 5, "could not prove it holds the network key"],
+    ["the listener's MAC", 2 + 64 + 3, "could not prove it holds the network key"],
+    ["the listener's signature", LISTENER_PROOF_BYTES - 1, "10.0.0.2:7401 holds the network key but its machine signature is invalid; refused."],
+  ])("%s altered in flight is refused by the dialer", (_name, offset, why) => {
+    const at = listener();
+    const initiator = dialer(at);
+    const reply = accepted(at.answer(initiator.headers)).reply.slice();
+    reply[offset]! ^= 0x40;
+    expect(failed(initiator.receive(reply)).message).toContain(why);
+  });
+
+  test("another machine answering in the listener's place (its own valid proof) is refused: the proof names the machine that gave the challenge", () => {
+    const at = listener();
+    const other = listener({ machine: nacl.sign.keyPair.fromSeed(seed(32)) });
+    const initiator = dialer(at);
+    const reply = accepted(other.answer(dialer(other).headers)).reply;
+    expect(failed(initiator.receive(reply)).message).toContain("answered as machine");
+  });
+
+  test("the dialer's proof reflected back to it as a reply does not establish (per-role labels)", () => {
+    const at = listener();
+    const initiator = dialer(at);
+    const reflected = new Uint8Array(LISTENER_PROOF_BYTES);
+    reflected.set([1, FrameKind.auth]);
+    reflected.set(Buffer.from(initiator.headers[PROOF_HEADER]!, "base64url").subarray(16), 2);
+    expect(failed(initiator.receive(reflected)).code).toBe("HANDSHAKE_FAILED");
   });
 
   test("connecting to ourselves is refused", () => {
-    const { initiator, responder } = parties({}, { machine: initiatorMachine });
-    const error = failed(run(initiator, responder).responderEnd);
-    expect(error.message).toBe("10.0.0.1:50000 is this machine itself (same machine key); connect to another machine.");
+    const at = listener();
+    expect(refused(at.answer(dialer(at, { machine: responderMachine }).headers)).error.message).toBe(
+      "10.0.0.1:50000 is this machine itself (same machine key); connect to another machine.",
+    );
   });
 
   test.each([
     ["garbage", new Uint8Array([0xde, 0xad]), "WIRE_VERSION"],
-    ["a short hello", new Uint8Array([1, FrameKind.hello, 0, 0]), "WIRE_MALFORMED"],
-    ["a long hello", new Uint8Array(HELLO_BYTES + 1).fill(1), "WIRE_MALFORMED"],
-    ["a proof before the hello", new Uint8Array(AUTH_BYTES).fill(1).fill(FrameKind.auth, 1, 2), "WIRE_MALFORMED"],
-  ])("%s is refused with the wire error as cause", (_name, message, causeCode) => {
-    const { responder } = parties();
-    const error = failed(responder.receive(message));
-    expect(error.code).toBe("HANDSHAKE_FAILED");
-    expect((error.cause as { code: string }).code).toBe(causeCode);
-    expect(error.message).toStartWith("The handshake with 10.0.0.1:50000 failed: ");
+    ["a short proof", new Uint8Array([1, FrameKind.auth, 0, 0]), "WIRE_MALFORMED"],
+    ["a long proof", new Uint8Array(LISTENER_PROOF_BYTES + 1).fill(1).fill(FrameKind.auth, 1, 2), "WIRE_MALFORMED"],
+    ["a channel frame instead", new Uint8Array(LISTENER_PROOF_BYTES).fill(1).fill(FrameKind.channel, 1, 2), "WIRE_MALFORMED"],
+  ])("a reply that is %s is refused with the wire error", (_name, message, code) => {
+    expect(failed(dialer(listener()).receive(message)).code).toBe(code);
   });
 
-  test("a message after the handshake finished is refused, and start() cannot be skipped", () => {
-    const { initiator, responder } = parties();
-    const { sent } = run(initiator, responder);
-    expect(failed(responder.receive(sent.toResponder[0]!)).message).toContain("after the handshake");
-    expect(() => new HandshakeInitiator({ networkKey, machine: initiatorMachine, peerAddress: "x" }).receive(new Uint8Array(2))).toThrow(
-      "before start()",
-    );
+  test("a second reply after the handshake is refused", () => {
+    const at = listener();
+    const initiator = dialer(at);
+    const { reply } = accepted(at.answer(initiator.headers));
+    established(initiator.receive(reply));
+    expect(failed(initiator.receive(reply)).message).toContain("already over");
   });
 });
 
