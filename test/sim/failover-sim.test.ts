@@ -98,6 +98,6 @@ if (replay !== undefined) {
         expect(b.trace).toEqual(a.trace);
         expect(b.violations).toEqual(a.violations);
       }
-    });
+    }, 120_000);
   });
 }
