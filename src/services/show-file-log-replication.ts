@@ -239,6 +239,8 @@ export class LogReplicationSink {
     log: Logger;
     clock?: Clock;
     timers?: Timers;
+    /** The refusal back-off's jitter (a seeded generator in the simulator, so a seed replays exactly). */
+    random?: () => number;
   }) {
     const { stores, log } = options;
     this.stores = stores;
@@ -254,7 +256,7 @@ export class LogReplicationSink {
       retryMs: options.retryMs,
       timers,
       // Unreachable mains are retried quietly at the normal pace (the failover log says the main is down); refusals back off.
-      refusals: new PeerRefusals(options.clock ?? systemClock, log),
+      refusals: new PeerRefusals(options.clock ?? systemClock, log, options.random),
       event: "show-file replication link failed",
       quietWhenUnreachable: true,
       up: (_to, session) => session.hello(),

@@ -175,7 +175,7 @@ export class SimHub implements Machinery {
       serve({ path: "/replicate", accept: (c) => service.acceptReplication(c) });
       this.#syncLane(n, core);
       if (n.role === "backup") replication = this.#replication(n, service, net, source, timers);
-      this.lanes?.started({ node: n, serve, net, timers, clock: w.clock, log, source });
+      this.lanes?.started({ node: n, serve, net, timers, clock: w.clock, log, source, random: () => this.#rng.next() });
     }
     const gateway = new AppGateway({
       node: { id: n.name, name: n.name },

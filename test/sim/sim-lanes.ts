@@ -51,6 +51,8 @@ export type LaneMachine = {
   readonly log: Logger;
   /** The main the backup copies from now (core/routing.ts replicationSource, at the address heartbeats go to). */
   readonly source: () => HostPort | null;
+  /** The machine's seeded randomness (refusal back-off jitter). */
+  readonly random: () => number;
 };
 
 type Running = { readonly inc: number; readonly stores: Stores; readonly feed: LogReplicationSource | null; readonly sink: LogReplicationSink | null };
@@ -86,7 +88,7 @@ export class LogLanes {
       feed = new LogReplicationSource(stores, () => n.disk.pairing !== null, m.log, m.timers);
       m.serve(feed);
     } else {
-      sink = new LogReplicationSink({ net: m.net, source: m.source, stores, retryMs: this.world.cfg.timings.heartbeatMs, log: m.log, clock: m.clock, timers: m.timers });
+      sink = new LogReplicationSink({ net: m.net, source: m.source, stores, retryMs: this.world.cfg.timings.heartbeatMs, log: m.log, clock: m.clock, timers: m.timers, random: m.random });
     }
     this.#running.set(n.name, { inc: n.inc, stores, feed, sink });
     this.#syncLane(n, stores);
