@@ -18,6 +18,7 @@ import { existsSync, readFileSync, renameSync, rmSync, statSync, type Stats } fr
 import { open } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { z } from "zod";
+import { formatHostPort, parseHostPort } from "../core/config.ts";
 import { AppError } from "../core/errors.ts";
 import { AssetClient, ASSET_PATH, DEFAULT_ASSET_WINDOW, runsCursor, InFlight, type AssetInfoWire } from "../services/asset-protocol.ts";
 import { ASSET_CHUNK_BYTES } from "../store/asset-tables.ts";
@@ -142,9 +143,10 @@ async function connectAssets(target: NodeTarget, direct: boolean): Promise<Asset
   if (!direct) return node;
   try {
     const { forwardTo } = await node.route();
-    if (forwardTo === null) return node;
+    const mainAt = forwardTo === null ? null : parseHostPort(forwardTo);
+    if (mainAt === null) return node;
     const main = new AssetClient();
-    main.attach(await connectNode({ ...target, address: forwardTo }, ASSET_PATH, () => main.events()));
+    main.attach(await connectNode({ ...target, at: mainAt }, ASSET_PATH, () => main.events()));
     node.close();
     return main;
   } catch {
@@ -176,10 +178,11 @@ async function withAssets(target: NodeTarget, body: (client: AssetClient) => Pro
 async function put(client: AssetClient, target: NodeTarget, file: string, name: string, stats: Stats, out: Output, err: ProgressSink): Promise<number> {
   const recordFile = file + UPLOAD_RECORD_SUFFIX;
   const record = readUploadRecord(recordFile);
-  const sameFile = record !== null && record.node === target.address && record.size === stats.size && record.mtimeMs === stats.mtimeMs;
+  const nodeAddress = formatHostPort(target.at);
+  const sameFile = record !== null && record.node === nodeAddress && record.size === stats.size && record.mtimeMs === stats.mtimeMs;
   const begun = await client.begin({ name, size: stats.size, resumeId: sameFile && record.name === name ? record.uploadId : undefined });
-  if (record && record.node === target.address && record.uploadId !== begun.id) await client.abort(record.uploadId).catch(() => {}); // the stale upload, if the server still has it
-  const remembered = begun.resumed || writeUploadRecord(recordFile, { version: 1, node: target.address, uploadId: begun.id, name, size: stats.size, mtimeMs: stats.mtimeMs }, err);
+  if (record && record.node === nodeAddress && record.uploadId !== begun.id) await client.abort(record.uploadId).catch(() => {}); // the stale upload, if the server still has it
+  const remembered = begun.resumed || writeUploadRecord(recordFile, { version: 1, node: nodeAddress, uploadId: begun.id, name, size: stats.size, mtimeMs: stats.mtimeMs }, err);
   const progress = new ProgressBar(`Uploading ${name}`, stats.size, err);
   try {
     const { sha256, chunkListHash } = await sendChunks(client, file, stats.size, begun.id, runsCursor(begun.missing), progress);

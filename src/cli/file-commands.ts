@@ -7,7 +7,6 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { hostname } from "node:os";
-import nacl from "tweetnacl";
 import { AppError } from "../core/errors.ts";
 import { defaultConfig } from "../core/config.ts";
 import { RemoteError } from "../net/rpc.ts";
@@ -18,7 +17,7 @@ import { describeKept } from "../services/show-folder/pull-placement.ts";
 import { conflictAdvice, connectShowFiles, pushFolder, receivePull, type FolderPushed } from "../services/show-folder/show-transfer.ts";
 import type { ProgressFor } from "../services/show-folder/transfer-progress.ts";
 import { parseCommand, UsageError } from "./args.ts";
-import { DEFAULT_NODE, NODE_FLAGS, nodeTarget } from "./node-connection.ts";
+import { DEFAULT_NODE, NODE_FLAGS, nodeDialer, nodeTarget } from "./node-connection.ts";
 import { ProgressBar } from "./progress-bar.ts";
 import { systemTimers } from "../net/system-time.ts";
 
@@ -134,7 +133,7 @@ export async function fileCommand(name: FileCommandName, argv: string[], out: Ou
 async function withFiles(options: Record<string, unknown>, direct: boolean, body: (files: ShowFileClient) => Promise<number>): Promise<number> {
   const target = nodeTarget(options);
   // A command is not a machine of the network: a fresh machine key pair per run.
-  const files = await connectShowFiles(target.address, { networkKey: target.networkKey, machine: nacl.sign.keyPair() }, direct);
+  const files = await connectShowFiles(nodeDialer(target), target.at, direct);
   try {
     return await body(files);
   } finally {

@@ -4,6 +4,7 @@
  * failover never interrupts it). For scripts, tests and benchmarks.
  */
 import nacl from "tweetnacl";
+import { formatHostPort } from "../core/config.ts";
 import { AppError } from "../core/errors.ts";
 import { encodeFrame, parseFromHubFrame, type FromHubFrame, type ToHubFrame } from "../hub/frames.ts";
 import { broadcastEpoch, openBroadcast } from "../net/broadcast.ts";
@@ -38,7 +39,8 @@ type AppLink = { connection: SecureConnection; batch: FrameBatcher; next(): Prom
 
 async function openApp(values: Record<string, unknown>, name: string): Promise<AppLink> {
   const target = nodeTarget(values);
-  const { address: node, networkKey } = target;
+  const { networkKey } = target;
+  const node = formatHostPort(target.at);
   const queue: (FromHubFrame | null)[] = [];
   let wake: (() => void) | null = null;
   const push = (frame: FromHubFrame | null) => {

@@ -4,7 +4,7 @@
  * §Security: level 3 may change everything), so they are edited on the main's
  * own pages or by a client at permission level 3, and shown read-only elsewhere.
  */
-import { mayChangeBackup, type Permission } from "./permissions.ts";
+import { mayChangeBackup, maySwitchBack, type Permission } from "./permissions.ts";
 import type { MachineStatus } from "./status.ts";
 
 /** Null when this page may create, edit and delete groups; otherwise why not, in words. */
@@ -20,10 +20,17 @@ export function backupGroupEditRefusal(s: MachineStatus, permission: Permission)
 /** Main-engine rows the group form offers; a group uses as many as it fills. */
 export const MAIN_ROWS = 4;
 
-/** Null when this page may switch engines by hand (the active server's own pages); otherwise why not. */
+/**
+ * Null when this page may switch engines by hand: the active server's own pages, or a client at
+ * level 3 (it asks the servers, and the one that serves says why not if it does not switch); otherwise why not.
+ */
 export function engineSwitchRefusal(s: MachineStatus, permission: Permission, active: boolean): string | null {
   if (s.failover === null) return "A stand-alone machine switches no engines.";
-  if (permission !== null) return "Engines are switched by hand on the Health panel of the server that serves the network.";
+  if (permission !== null) {
+    return maySwitchBack(permission)
+      ? null
+      : `This machine has permission level ${permission}: engines are switched on the Health panel of the server that serves the network, or by a client at level 3.`;
+  }
   if (!active) return "This server does not serve the network now: the server that serves switches the engines.";
   return null;
 }

@@ -96,14 +96,20 @@ export interface EngineFailoverState {
   pending: Record<number, PendingRoute>;
 }
 
+/** A group's decision as the previous active server kept it (core/engine-decision-record.ts), in this server's clock. */
+export type RestoredDecision = Pick<GroupDecision, "standIn" | "declined"> & { holdSince: number | null };
+
 export type EngineFailoverEvent =
-  | { kind: "heard"; machineId: string }
+  /** The engine's machine was heard at `at` (default: now); an older time than the one known changes nothing. */
+  | { kind: "heard"; machineId: string; at?: number }
   | { kind: "health"; machineId: string; healthy: boolean }
   | { kind: "frames"; machineId: string; frames: number }
   | { kind: "router"; connected: boolean; routes: readonly (number | null)[]; locks: readonly LockState[] }
   /** The operator puts the backup on air for `mainId`, or back to the main. */
   | { kind: "manual"; groupId: string; mainId: string; to: "backup" | "main" }
   | { kind: "groups"; groups: readonly BackupGroup[] }
+  /** A new active server takes the decision its predecessor kept, before it reads the router. */
+  | { kind: "restore"; groupId: string; decision: RestoredDecision }
   | { kind: "tick" };
 
 export interface RouteCommand {
@@ -181,9 +187,11 @@ export function transition(state: EngineFailoverState, event: EngineFailoverEven
   let next = state;
   let refusal: string | undefined;
   switch (event.kind) {
-    case "heard":
-      next = withSignals(state, event.machineId, (s) => ({ ...s, lastHeardAt: now }));
+    case "heard": {
+      const at = Math.min(event.at ?? now, now);
+      next = withSignals(state, event.machineId, (s) => (s.lastHeardAt !== null && s.lastHeardAt >= at ? s : { ...s, lastHeardAt: at }));
       break;
+    }
     case "health":
       next = withSignals(state, event.machineId, (s) => ({ ...s, healthy: event.healthy }));
       break;
@@ -207,6 +215,9 @@ export function transition(state: EngineFailoverState, event: EngineFailoverEven
       refusal = manual.refusal;
       break;
     }
+    case "restore":
+      next = restore(state, event);
+      break;
     case "tick":
       break;
   }
@@ -243,6 +254,18 @@ function manualSwitch(
   return { state: withDecision(state, group.id, { ...d, standIn: null, lastChange: "manual", declined }) };
 }
 
+/** The kept decision replaces this server's own for the group (a stand-in for a main no longer in it is dropped). */
+function restore(state: EngineFailoverState, event: Extract<EngineFailoverEvent, { kind: "restore" }>): EngineFailoverState {
+  const group = state.groups.find((g) => g.id === event.groupId);
+  if (!group) return state;
+  const mains = new Set(group.mains.map((m) => m.machineId));
+  const { standIn, declined, holdSince } = event.decision;
+  const kept = standIn && mains.has(standIn.mainId) ? standIn : null;
+  const d = state.decisions[group.id] ?? freshDecision();
+  const fitSince = kept && holdSince !== null ? { ...d.fitSince, [kept.mainId]: holdSince } : d.fitSince;
+  return withDecision(state, group.id, { ...d, standIn: kept, lastChange: kept?.reason ?? d.lastChange, declined: declined.filter((id) => mains.has(id)), fitSince });
+}
+
 function withDecision(state: EngineFailoverState, groupId: string, d: GroupDecision): EngineFailoverState {
   return { ...state, decisions: { ...state.decisions, [groupId]: d } };
 }
@@ -273,7 +296,9 @@ function decideGroup(state: EngineFailoverState, group: BackupGroup, now: number
   else if (standIn && !backupFit) d = { ...d, standIn: null, lastChange: "backup-failed" };
   else if (standIn && !standIn.manual && conditions.get(standIn.mainId) === "ok") {
     const fit = fitSince[standIn.mainId];
-    const held = group.switchBack === "auto" && fit != null && now - fit >= group.holdTimeMs;
+    // Only to a main this server has heard itself: one never heard counts as fit only for the silence grace.
+    const heard = state.engines[standIn.mainId]?.lastHeardAt != null;
+    const held = group.switchBack === "auto" && heard && fit != null && now - fit >= group.holdTimeMs;
     // A fit main waiting out its hold gives the backup up to a main that has failed since.
     const needed = group.failoverMode === "auto" && group.mains.some((m) => failedSince[m.machineId] != null && !declined.includes(m.machineId));
     if (held || needed) d = { ...d, standIn: null, lastChange: "switch-back" };
@@ -302,6 +327,7 @@ function adoptRouter(
 ): GroupDecision {
   if (d.standIn) return d;
   for (const main of group.mains) {
+    if (d.declined.includes(main.machineId)) continue;
     const onBackup = main.outputs.every((o, i) => state.router.routes[o.destination] === group.backup.sources[i]);
     if (!onBackup) continue;
     const condition = conditions.get(main.machineId) ?? "ok";

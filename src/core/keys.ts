@@ -14,6 +14,14 @@ export function fingerprint(bytes: Uint8Array): string {
   return Buffer.from(nacl.hash(bytes).subarray(0, 8)).toString("hex");
 }
 
+/** Whether two network keys are the same bytes (a key saved again unchanged). */
+export function sameNetworkKey(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
 /** The text written to a key file: a header line, then the key in base64. */
 export function formatNetworkKey(key: Uint8Array): string {
   if (key.length !== NETWORK_KEY_BYTES) throw new InvalidInput(`A network key has ${NETWORK_KEY_BYTES} bytes, this one has ${key.length}.`);

@@ -7,7 +7,7 @@
  * (host and port), never what a frame says about itself.
  */
 import { isVendorSigned, licenseDocumentSchema, type LicenseDocument, type LicenseType } from "./license.ts";
-import { formatHostPort, type HostPort } from "./config.ts";
+import type { HostPort } from "./config.ts";
 
 /** What the backup knows when a pairing request arrives. */
 export type PairRequestContext = {
@@ -98,9 +98,9 @@ export function licenseProofRefusal(
  * when it names none, the requester's host at the peer port the requester says it listens on.
  * Null when there is no port to check (an older main): then the request is refused.
  */
-export function mainAddressToCheck(expectedMain: HostPort | null, fromHost: string, claimedPort: number | undefined): string | null {
-  if (expectedMain) return formatHostPort(expectedMain);
-  return claimedPort === undefined ? null : formatHostPort({ host: fromHost, port: claimedPort });
+export function mainAddressToCheck(expectedMain: HostPort | null, fromHost: string, claimedPort: number | undefined): HostPort | null {
+  if (expectedMain) return expectedMain;
+  return claimedPort === undefined ? null : { host: fromHost, port: claimedPort };
 }
 
 /**

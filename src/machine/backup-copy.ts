@@ -9,13 +9,13 @@ import type { NodeState } from "../core/failover/index.ts";
 import { pairedPeer, replicationSource } from "../core/routing.ts";
 import type { Logger } from "../log.ts";
 import type { PeerRefusals } from "../net/peer-refusals.ts";
-import type { RealPeerNet } from "../net/peer-net.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
 import { HubStateReplication } from "../services/hub-state-replication.ts";
 import { LogReplicationSink } from "../services/show-file-log-replication.ts";
 import { copyMark, type ServerData } from "./server-data.ts";
 
 export type BackupCopyOptions = {
-  net: RealPeerNet;
+  net: PeerDialer;
   data: ServerData;
   config: Config;
   log: Logger;

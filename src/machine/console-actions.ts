@@ -6,24 +6,31 @@
  * its own, or the backup when the main does not answer, and keeps the last
  * answer while neither does). The render engines' backup groups travel with
  * the levels: kept by the main, copied by the backup in the same step, saved
- * by a level-3 client through the main.
+ * by a level-3 client through the main. A manual engine switch runs on the
+ * server that serves (its engine runner); a level-3 client asks the main, or
+ * the backup when the main does not answer or does not serve.
  */
 import { AppError } from "../core/errors.ts";
 import type { Failback, MainEvent } from "../core/failover/types.ts";
-import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, type Permission, type PermissionLevel } from "../core/permissions.ts";
-import type { ConnectionEvents, SecureConnection, SecureSocketOptions } from "../net/secure-socket.ts";
-import { acceptConsole, acceptLevelQuestions, askAddBackup, askAllLevels, askGroups, askLevel, askRemoveBackup, askSaveGroups, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
+import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, seesOthers, type Permission, type PermissionLevel } from "../core/permissions.ts";
+import type { HostPort } from "../core/config.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
+import { acceptConsole, acceptLevelQuestions, askAddBackup, askEngineHealth, askSwitchEngine, type EngineSwitch, askAllLevels, askGroups, askLevel, askRemoveBackup, askSaveGroups, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
 import { PermissionsFile } from "../store/permissions-file.ts";
 import { BackupGroupsFile, NO_ENGINE_BACKUPS, type EngineBackups } from "../store/backup-groups-file.ts";
 import { checkGroup } from "../core/backup-groups.ts";
 import type { LearnedBackupWord } from "../store/learned-backup-file.ts";
+import type { EngineWatch } from "./engine-watch.ts";
+import type { EngineWatchWireView } from "../core/engine-watch-view.ts";
 
 export const PERMISSION_REFRESH_MS = 2000;
 
 export type ConsoleActionsOptions = {
   role: "main" | "backup" | "client";
   dataDir: string;
-  secure: SecureSocketOptions;
+  /** Dials the servers (the machine's PeerNet). */
+  net: PeerDialer;
   /** The failover state name now ("standby", "active", …), null before the runner runs. */
   failoverState: () => string | null;
   /** Feeds the main's core an operator's event (switch back, a new failback setting). */
@@ -32,10 +39,10 @@ export type ConsoleActionsOptions = {
   hearsClient: (machineId: string) => boolean;
   /** A server: the clients it hears now (id, name, address, state, local apps). */
   heardClients: () => Omit<RosterEntry, "level">[];
-  /** Where the main is ("host:port"), for a client; null when its setup names none. */
-  mainAddress: () => string | null;
-  /** Where the backup is ("host:port"), for a client; null when its setup names none. */
-  backupAddress: () => string | null;
+  /** Where the main is, for a client; null when its setup names none. */
+  mainAddress: () => HostPort | null;
+  /** Where the backup is, for a client; null when its setup names none. */
+  backupAddress: () => HostPort | null;
   /** A server: the machine id it is paired with, or null. */
   pairedWith: () => string | null;
   /** The main: its paired backup's peer address and machine id, told to clients with their level. */
@@ -54,6 +61,8 @@ export class ConsoleActions {
   private others: RosterEntry[] = [];
   /** One question at a time: a main that does not answer holds one for up to CONSOLE_CALL_TIMEOUT_MS. */
   private asking = false;
+  /** A server's engine runner, set by the runtime when it starts it (machine/engine-watch.ts). */
+  engines: EngineWatch | null = null;
 
   constructor(private readonly options: ConsoleActionsOptions) {
     this.permissions = options.role === "client" ? null : new PermissionsFile(options.dataDir);
@@ -63,7 +72,11 @@ export class ConsoleActions {
   /** `/console`: the main's, or the backup's level answers from its copy; a client does not serve it. */
   get service(): ((connection: SecureConnection) => ConnectionEvents) | null {
     if (!this.permissions) return null;
-    if (this.options.role === "backup") return (connection) => acceptLevelQuestions(connection, () => this.levels(), () => this.roster(), () => this.localGroups());
+    if (this.options.role === "backup") return (connection) =>
+        acceptLevelQuestions(connection, () => this.levels(), () => this.roster(), () => this.localGroups(), {
+          switchEngine: (change) => this.switchEngineHere(change),
+          engineHealth: () => this.engineHealthHere(),
+        });
     const { backupChanges } = this.options;
     return (connection) =>
       acceptConsole(connection, {
@@ -76,6 +89,8 @@ export class ConsoleActions {
         pairedBackupAt: () => this.options.pairedBackupAt(),
         groups: () => this.localGroups(),
         saveGroups: (groups) => this.saveGroupsHere(groups),
+        switchEngine: (change) => this.switchEngineHere(change),
+        engineHealth: () => this.engineHealthHere(),
       });
   }
 
@@ -87,22 +102,22 @@ export class ConsoleActions {
       if (!maySwitchBack(this.level)) throw new PermissionRefused(this.level, "switch the network back to the main server");
       const main = this.options.mainAddress();
       if (!main) throw new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
-      return askSwitchBack(main, this.options.secure);
+      return askSwitchBack(this.options.net, main);
     }
     throw new AppError("NOTHING_TO_SWITCH_BACK", "Switching back is done on the main server, once it is back and waits for it, or on a client with permission level 3.", { status: 409 });
   }
 
   /** A level-3 client's Add Backup server: the main does it. */
   addBackup(address: string): Promise<{ peerName: string }> {
-    return this.askMainTo("add a backup server", (main) => askAddBackup(main, this.options.secure, address));
+    return this.askMainTo("add a backup server", (main) => askAddBackup(this.options.net, main, address));
   }
 
   /** A level-3 client removes the backup: the main does it. */
   removeBackup(): Promise<void> {
-    return this.askMainTo("remove the backup server", (main) => askRemoveBackup(main, this.options.secure));
+    return this.askMainTo("remove the backup server", (main) => askRemoveBackup(this.options.net, main));
   }
 
-  private async askMainTo<T>(what: string, ask: (main: string) => Promise<T>): Promise<T> {
+  private async askMainTo<T>(what: string, ask: (main: HostPort) => Promise<T>): Promise<T> {
     if (this.options.role !== "client") throw new AppError("NOT_A_CLIENT", `Only the main server, or a client with permission level 3, may ${what}.`, { status: 409 });
     if (!mayChangeBackup(this.level)) throw new PermissionRefused(this.level, what);
     const main = this.options.mainAddress();
@@ -123,11 +138,11 @@ export class ConsoleActions {
   /** Every backup group, as this machine's pages show them: a client asks its servers (from level 2). */
   async groups(): Promise<EngineBackups> {
     if (this.options.role !== "client") return this.localGroups();
-    const servers = [this.options.mainAddress(), this.options.backupAddress()].filter((a): a is string => a !== null);
+    const servers = [this.options.mainAddress(), this.options.backupAddress()].filter((a): a is HostPort => a !== null);
     let last: unknown = new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
     for (const server of servers) {
       try {
-        return await askGroups(server, this.options.secure);
+        return await askGroups(this.options.net, server);
       } catch (error) {
         last = error;
       }
@@ -137,8 +152,60 @@ export class ConsoleActions {
 
   /** Saves every group (the panel's create, edit and delete): on the main, or a level-3 client through the main. */
   async saveGroups(backups: EngineBackups): Promise<void> {
-    if (this.options.role === "client") return this.askMainTo("change the backup groups", (main) => askSaveGroups(main, this.options.secure, backups));
+    if (this.options.role === "client") return this.askMainTo("change the backup groups", (main) => askSaveGroups(this.options.net, main, backups));
     this.saveGroupsHere(backups);
+  }
+
+  /**
+   * What the Health panel shows of the engines: a server's own runner; a client (from level 2)
+   * asks the main, or the backup when the main does not answer or does not serve; null when none says.
+   */
+  async engineHealth(): Promise<EngineWatchWireView | null> {
+    if (this.options.role !== "client") return this.engines ? this.wireView(this.engines) : null;
+    if (!seesOthers(this.level)) return null;
+    for (const server of [this.options.mainAddress(), this.options.backupAddress()]) {
+      if (server === null) continue;
+      try {
+        return await askEngineHealth(this.options.net, server);
+      } catch {
+        // Not serving, not answering, or refusing: the other server, or none.
+      }
+    }
+    return null;
+  }
+
+  private engineHealthHere(): EngineWatchWireView {
+    if (!this.engines?.active) throw new AppError("NOT_ACTIVE", "This server does not serve the network now: the server that serves watches the engines.", { status: 409 });
+    return this.wireView(this.engines);
+  }
+
+  private wireView(engines: EngineWatch): EngineWatchWireView {
+    const { router, groups, ...rest } = engines.view();
+    return { ...rest, groups: [...groups], router: { address: router.address, connected: router.connected, routes: [...router.routes], locks: [...router.locks] } };
+  }
+
+  /** A manual engine switch (the Health panel's buttons): this server's runner, or a level-3 client asking the servers. */
+  async switchEngine(change: EngineSwitch): Promise<string> {
+    if (this.options.role !== "client") return this.switchEngineHere(change);
+    if (!maySwitchBack(this.level)) throw new PermissionRefused(this.level, "switch render engines");
+    const servers = [this.options.mainAddress(), this.options.backupAddress()].filter((a): a is HostPort => a !== null);
+    let last: unknown = new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
+    for (const server of servers) {
+      try {
+        return await askSwitchEngine(this.options.net, server, change);
+      } catch (error) {
+        // The main down, or not serving: the backup serves (or says why not).
+        if (!(error instanceof AppError) || (error.code !== "MAIN_UNREACHABLE" && error.code !== "NOT_ACTIVE")) throw error;
+        last = error;
+      }
+    }
+    throw last;
+  }
+
+  private switchEngineHere(change: EngineSwitch): string {
+    if (!this.engines) throw new AppError("NOT_A_SERVER", "Engines are switched on the Health panel of the server that serves the network.", { status: 409 });
+    this.engines.manual(change.group, change.main, change.to);
+    return change.to === "backup" ? "Switching to the backup engine…" : "Switching back to the main engine…";
   }
 
   /** The main keeps groups that pass the core's checks; a refusal changes nothing. */
@@ -203,10 +270,10 @@ export class ConsoleActions {
 
   private async askOwnLevel(): Promise<void> {
     const main = this.options.mainAddress();
-    const servers = [main, this.options.backupAddress()].filter((a): a is string => a !== null);
+    const servers = [main, this.options.backupAddress()].filter((a): a is HostPort => a !== null);
     for (const server of servers) {
       try {
-        const answer = await askLevel(server, this.options.secure);
+        const answer = await askLevel(this.options.net, server);
         this.level = answer.level;
         this.others = answer.machines;
         // Only the main's word names the backup (the backup's answer leaves it out).
@@ -221,7 +288,7 @@ export class ConsoleActions {
   private async copyLevels(): Promise<void> {
     const main = this.options.mainAddress();
     if (!main || this.options.pairedWith() === null) return;
-    this.permissions!.replace(await askAllLevels(main, this.options.secure));
-    this.groupsFile!.replace(await askGroups(main, this.options.secure));
+    this.permissions!.replace(await askAllLevels(this.options.net, main));
+    this.groupsFile!.replace(await askGroups(this.options.net, main));
   }
 }

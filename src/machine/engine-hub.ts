@@ -1,7 +1,9 @@
 /**
  * The engine runner's Data Hub side (docs/design.md §Data Hub): one local app
  * that hears every engine's retained health and frame counter, and one that
- * publishes each router switch and the retained "whom the backup replaces".
+ * publishes each router switch, the retained "whom the backup replaces" and
+ * the decision it keeps for the next active server, and reads what the hub
+ * holds when this server becomes active.
  * Values are read by the core's parsers (the forms the README documents);
  * anything else is ignored.
  */
@@ -55,6 +57,7 @@ export function engineWatchOnHub(parts: EngineHubParts): { watch: EngineWatch; c
     },
     publish: (topic, data) => quietly(requests.publish(topic, data)),
     setRetained: (key, value) => quietly(requests.set(key, value)),
+    readRetained: async (key) => (await requests.get(key)).value,
     log: parts.log,
   });
   const signals = parts.attachApp("engine-signals", (frame) => {
@@ -62,6 +65,7 @@ export function engineWatchOnHub(parts: EngineHubParts): { watch: EngineWatch; c
     const match = SIGNAL.exec(frame.key);
     if (!match) return;
     const [, machineId, kind] = match as unknown as [string, string, "health" | "frames"];
+    if (frame.value === null) return watch.forget(kind, machineId);
     try {
       if (kind === "health") watch.signal({ kind: "health", machineId, healthy: parseEngineHealth(frame.value) });
       else watch.signal({ kind: "frames", machineId, frames: parseEngineFrames(frame.value) });

@@ -7,11 +7,20 @@
  * the router connection only while this server is active, so the connection
  * moves with a server failover; on connect the decision adopts the routes
  * the router reports, so a new active server converges rather than re-routes.
+ *
+ * On activation (first start, takeover, failback) it first reads from the
+ * Data Hub what is already there: each engine's retained health and frame
+ * counter, the decision the previous active server kept
+ * (core/engine-decision-record.ts: a manual switch, the hold time's start)
+ * and whom each backup is said to replace. Only then does it open the router
+ * and write: the kept decision is not overwritten by a fresh one, and the
+ * backup's `replaces` does not blink to null during a server failover.
  */
 import type { Clock, Timers } from "../core/clock.ts";
-import { engineReplacesKey, initialEngineFailover, transition, type EngineFailoverEvent, type EngineFailoverState, type EngineFailoverTimings, type RouteCommand } from "../core/engine-failover.ts";
+import { engineFramesKey, engineHealthKey, engineReplacesKey, initialEngineFailover, transition, type EngineFailoverEvent, type EngineFailoverState, type EngineFailoverTimings, type RouteCommand } from "../core/engine-failover.ts";
+import { decisionRecord, engineDecisionKey, parseDecisionRecord, restoredDecision } from "../core/engine-decision-record.ts";
 import { engineAlerts, type EngineAlert } from "../core/engine-chip.ts";
-import { engineStatuses, routeWarnings, standIns, switchEvent } from "../core/engine-failover-views.ts";
+import { engineStatuses, parseEngineFrames, parseEngineHealth, routeWarnings, standIns, switchEvent } from "../core/engine-failover-views.ts";
 import { ROUTER_SWITCH_TOPIC, type RouterDriver, type RouterEvent } from "../core/router.ts";
 import type { EngineBackups } from "../store/backup-groups-file.ts";
 import type { Logger } from "../log.ts";
@@ -19,6 +28,10 @@ import { AppError } from "../core/errors.ts";
 
 /** How often the decision is ticked (silence and frozen frames are noticed on a tick). */
 export const ENGINE_TICK_MS = 200;
+/** How long an activating runner waits for the Data Hub's answers before it decides without them. */
+export const ENGINE_RESTORE_WAIT_MS = 2_000;
+
+type SignalEvent = Extract<EngineFailoverEvent, { kind: "health" | "frames" }>;
 
 export type EngineWatchPorts = {
   clock: Clock;
@@ -36,6 +49,8 @@ export type EngineWatchPorts = {
   /** Publishes on the Data Hub: an event, or a retained value. */
   publish: (topic: string, data: unknown) => void;
   setRetained: (key: string, value: unknown) => void;
+  /** The active hub's retained value at `key` (null when none); rejects when the hub does not answer. */
+  readRetained: (key: string) => Promise<unknown>;
   log: Logger;
 };
 
@@ -43,26 +58,42 @@ export class EngineWatch {
   private state: EngineFailoverState;
   private router: { address: string; driver: RouterDriver; stopListening: () => void } | null = null;
   private ticking: (() => void) | null = null;
-  private announced: Record<string, string | null> = {};
+  /** The retained values this runner last wrote or read, by key: each is written only when it changes. */
+  private written = new Map<string, string>();
   private groupsText = "";
+  /** Active and still reading what the Data Hub holds: no router, no writes yet. */
+  private restoring = false;
+  /** Bumped on every activation, so a late answer of an earlier one is ignored. */
+  private activation = 0;
+  /** wall − clock, fixed per activation, so the kept times do not jitter between writes. */
+  private wallOffset = 0;
+  /** The engines' health and frame values as this node last heard them, active or not (replayed on activation). */
+  private readonly heardSignals = new Map<string, SignalEvent>();
 
   constructor(private readonly ports: EngineWatchPorts) {
     this.state = initialEngineFailover([], ports.clock.now(), ports.timings);
   }
 
-  /** This server serves now: take the router and decide. Calling it again is harmless. */
+  /** This server serves now: read what the Data Hub holds, then take the router and decide. Calling it again is harmless. */
   activate(): void {
     if (this.ticking) return;
-    this.state = initialEngineFailover([], this.ports.clock.now(), this.state.timings);
+    const now = this.ports.clock.now();
+    this.state = initialEngineFailover([], now, this.state.timings);
+    this.wallOffset = this.ports.wallNow() - now;
     this.groupsText = "";
+    this.written.clear();
+    this.restoring = true;
     this.step();
+    for (const event of this.heardSignals.values()) this.feed(event);
     this.ticking = this.ports.timers.every(ENGINE_TICK_MS, () => this.step());
+    void this.readHub(++this.activation);
   }
 
   /** This server no longer serves: let go of the router (the other server takes it). */
   deactivate(): void {
     this.ticking?.();
     this.ticking = null;
+    this.restoring = false;
     this.closeRouter();
   }
 
@@ -70,14 +101,73 @@ export class EngineWatch {
     return this.ticking !== null;
   }
 
-  /** A Data Hub value an engine published (its health or frame counter). */
-  signal(event: Extract<EngineFailoverEvent, { kind: "health" | "frames" }>): void {
+  /** Still reading the Data Hub after activation (the router is not opened yet). */
+  get reading(): boolean {
+    return this.restoring;
+  }
+
+  /** A Data Hub value an engine published (its health or frame counter); kept while inactive, for the next activation. */
+  signal(event: SignalEvent): void {
+    this.heardSignals.set(`${event.kind}:${event.machineId}`, event);
     if (this.active) this.feed(event);
+  }
+
+  /** An engine's value was deleted on the Data Hub: the next activation does not replay it. */
+  forget(kind: SignalEvent["kind"], machineId: string): void {
+    this.heardSignals.delete(`${kind}:${machineId}`);
+  }
+
+  /**
+   * Reads the engines' health and frames, the kept decisions and the backups' `replaces`
+   * from the active hub (each answer bounded by ENGINE_RESTORE_WAIT_MS), then lets the runner
+   * open the router and write.
+   */
+  private async readHub(activation: number): Promise<void> {
+    const { groups } = this.ports.backups();
+    const engines = [...new Set(groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]))];
+    const read = (key: string) =>
+      new Promise<unknown>((resolve) => {
+        const cancel = this.ports.timers.after(ENGINE_RESTORE_WAIT_MS, () => resolve(undefined));
+        this.ports.readRetained(key).then(
+          (value) => (cancel(), resolve(value)),
+          () => (cancel(), resolve(undefined)),
+        );
+      });
+    const [health, frames, decisions, replaces] = await Promise.all([
+      Promise.all(engines.map((id) => read(engineHealthKey(id)))),
+      Promise.all(engines.map((id) => read(engineFramesKey(id)))),
+      Promise.all(groups.map((g) => read(engineDecisionKey(g.id)))),
+      Promise.all(groups.map((g) => read(engineReplacesKey(g.backup.machineId)))),
+    ]);
+    if (activation !== this.activation || !this.active) return;
+    engines.forEach((machineId, i) => {
+      const quietly = (feed: () => void) => {
+        try {
+          feed();
+        } catch {
+          // Not a value an engine publishes (or none): it changes nothing.
+        }
+      };
+      if (health[i] != null) quietly(() => this.signal({ kind: "health", machineId, healthy: parseEngineHealth(health[i]) }));
+      if (frames[i] != null) quietly(() => this.signal({ kind: "frames", machineId, frames: parseEngineFrames(frames[i]) }));
+    });
+    groups.forEach((group, i) => {
+      const record = parseDecisionRecord(decisions[i]);
+      if (record) {
+        this.written.set(engineDecisionKey(group.id), JSON.stringify(record));
+        this.feed({ kind: "restore", groupId: group.id, decision: restoredDecision(record, this.wallOffset) });
+      }
+      if (replaces[i] !== undefined) this.written.set(engineReplacesKey(group.backup.machineId), JSON.stringify(replaces[i]));
+    });
+    this.restoring = false;
+    this.step();
   }
 
   /** The operator's switch; throws an AppError saying why it was not made. */
   manual(groupId: string, mainId: string, to: "backup" | "main"): void {
     if (!this.active) throw new AppError("NOT_ACTIVE", "Engines are switched by the server that serves the network now.", { status: 409 });
+    // The decision the previous server kept is not read yet: a switch now would be overwritten by it.
+    if (this.restoring) throw new AppError("ENGINES_LOADING", "This server has just started serving and is reading the engines' state: try again in a moment.", { status: 409 });
     const refusal = this.feed({ kind: "manual", groupId, mainId, to });
     if (refusal !== undefined) throw new AppError("SWITCH_REFUSED", `Not switched: ${refusal}.`, { status: 409 });
   }
@@ -107,12 +197,15 @@ export class EngineWatch {
       this.groupsText = text;
       this.feed({ kind: "groups", groups: backups.groups });
     }
-    this.followRouter(backups.router);
+    if (!this.restoring) this.followRouter(backups.router);
     const now = this.ports.clock.now();
     const engines = new Set(backups.groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]));
     for (const peer of this.ports.heard()) {
-      // Heard within the last tick: a fresh heartbeat, fed as heard at its own time.
-      if (engines.has(peer.id) && peer.lastHeardMsAgo <= ENGINE_TICK_MS) this.feed({ kind: "heard", machineId: peer.id }, now - peer.lastHeardMsAgo);
+      // Fed at its own time, and only when newer than what is known: a new active server learns at once
+      // how long ago its failover runner last heard an engine that has died meanwhile.
+      const at = now - peer.lastHeardMsAgo;
+      const known = this.state.engines[peer.id]?.lastHeardAt ?? null;
+      if (engines.has(peer.id) && (known === null || at > known)) this.feed({ kind: "heard", machineId: peer.id, at });
     }
     this.feed({ kind: "tick" });
   }
@@ -147,12 +240,12 @@ export class EngineWatch {
     else this.feed({ kind: "router", connected: true, routes: event.snapshot.routes, locks: event.snapshot.locks });
   }
 
-  /** One event into the decision; its commands go to the router, the stand-ins to the Data Hub. */
-  private feed(event: EngineFailoverEvent, at = this.ports.clock.now()): string | undefined {
-    const result = transition(this.state, event, at);
+  /** One event into the decision; its commands go to the router, the stand-ins and the decision to the Data Hub. */
+  private feed(event: EngineFailoverEvent): string | undefined {
+    const result = transition(this.state, event, this.ports.clock.now());
     this.state = result.state;
     for (const command of result.commands) this.send(command);
-    this.announceStandIns();
+    if (!this.restoring) this.keepOnHub();
     return result.refusal;
   }
 
@@ -168,12 +261,19 @@ export class EngineWatch {
     );
   }
 
-  /** The retained "whom the backup engine replaces", published when it changes. */
-  private announceStandIns(): void {
-    for (const [backupId, mainId] of Object.entries(standIns(this.state))) {
-      if (this.announced[backupId] === mainId) continue;
-      this.announced[backupId] = mainId;
-      this.ports.setRetained(engineReplacesKey(backupId), mainId);
+  /** The retained "whom the backup engine replaces" and each group's decision, written when they change. */
+  private keepOnHub(): void {
+    for (const [backupId, mainId] of Object.entries(standIns(this.state))) this.keep(engineReplacesKey(backupId), mainId);
+    for (const group of this.state.groups) {
+      const record = decisionRecord(this.state, group.id, this.wallOffset);
+      if (record) this.keep(engineDecisionKey(group.id), record);
     }
+  }
+
+  private keep(key: string, value: unknown): void {
+    const text = JSON.stringify(value);
+    if (this.written.get(key) === text) return;
+    this.written.set(key, text);
+    this.ports.setRetained(key, value);
   }
 }

@@ -19,7 +19,7 @@ import type { SetupFacts } from "../web/view-models/setup-view.ts";
 import { PeerRuntime } from "./peer-runtime.ts";
 import type { FailoverStatus } from "./peer-status.ts";
 import { listenError } from "../net/listen-error.ts";
-import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
+import { advertisedListenHost, Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
 import type { FromHubFrame } from "../hub/frames.ts";
 import type { InProcessApp } from "../services/app-gateway.ts";
 import { AppError, InvalidInput } from "../core/errors.ts";
@@ -29,10 +29,10 @@ import { loadStatusHistory, saveStatusHistory } from "../store/status-history-fi
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import type { RosterEntry } from "../services/console-service.ts";
 import type { EngineBackups } from "../store/backup-groups-file.ts";
-import { FolderSync, type FolderSyncView } from "../services/show-folder/folder-sync.ts";
+import { FolderSync, type FolderSyncView, type OwnNode } from "../services/show-folder/folder-sync.ts";
 import { checkShowFolder } from "../services/show-folder/show-folder-setting.ts";
 import { ReadOnlyWhileBackupServes } from "../services/files-service.ts";
-import type { SecureSocketOptions } from "../net/secure-socket.ts";
+import { secureDialer } from "../net/peer-net.ts";
 
 export type NodeOptions = {
   dataDir: string;
@@ -96,7 +96,7 @@ export class MachineNode implements MachineControl {
       id: snap.identity.id,
       role: snap.config.role,
       ui: node.uiUrl,
-      peer: node.peer?.net.endpoint.address ?? null,
+      peer: node.peer?.net.address ?? null,
       data: state.dataDir,
       version: VERSION,
     });
@@ -124,7 +124,7 @@ export class MachineNode implements MachineControl {
       networkKeyFingerprint: networkKeyFingerprint(this.state.snapshot),
       main: config.main,
       backup: config.backup,
-      peerListen: this.peer?.net.endpoint.address ?? null,
+      peerListen: this.peer?.net.address ?? null,
       showFile: peer?.showFile ?? null,
       storage: peer?.storage ?? null,
       replication: peer?.replication ?? null,
@@ -250,13 +250,13 @@ export class MachineNode implements MachineControl {
   }
 
   /** This machine's own peer port, where the show folder's pushes and pulls start (loopback for a wildcard listen). */
-  private ownFiles(): { address: string; secure: SecureSocketOptions } | null {
+  private ownFiles(): OwnNode | null {
     const { networkKey } = this.state.snapshot;
     if (!this.peer || networkKey === null) return null;
-    const at = parseHostPort(this.peer.net.endpoint.address)!;
+    const at = parseHostPort(this.peer.net.address)!;
     const host = at.host === "0.0.0.0" ? "127.0.0.1" : at.host === "::" ? "::1" : at.host;
     // Its own key pair, as a command's: a node refuses a connection from itself (same machine key).
-    return { address: formatHostPort({ host, port: at.port }), secure: { networkKey, machine: this.syncKeys } };
+    return { at: { host, port: at.port }, net: secureDialer({ networkKey, machine: this.syncKeys }), keyFingerprint: networkKeyFingerprint(this.state.snapshot)! };
   }
 
   history(): HistorySnapshot {
@@ -373,14 +373,14 @@ export class MachineNode implements MachineControl {
     return this.peer.console.saveGroups(backups);
   }
 
-  /** The render engines' failover as this server runs it (machine/engine-watch.ts); null on a client. */
+  /** The render engines' failover as this server runs it (machine/engine-watch.ts), or a client's view of the serving server's. */
   engineHealth() {
-    return this.peer?.engines?.view() ?? null;
+    return this.peer?.console.engineHealth() ?? Promise.resolve(null);
   }
 
-  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): void {
-    if (!this.peer?.engines) throw new AppError("NOT_A_SERVER", "Engines are switched on the Health panel of the server that serves the network.", { status: 409 });
-    this.peer.engines.manual(groupId, mainId, to);
+  switchEngine(group: string, main: string, to: "backup" | "main"): Promise<string> {
+    if (!this.peer) throw new AppError("STAND_ALONE", "A stand-alone machine switches no engines: make it a server or a client first.", { status: 409 });
+    return this.peer.console.switchEngine({ group, main, to });
   }
 
   /** Advertises and browses while the machine is on the network and discovery is on; follows role changes. */
@@ -399,7 +399,7 @@ export class MachineNode implements MachineControl {
     }
     this.discovery = new Discovery({
       self: advert,
-      port: this.peer!.net.endpoint.port,
+      port: this.peer!.net.port,
       interface: config.discoveryInterface ?? undefined,
       log: this.log,
     });
@@ -420,7 +420,7 @@ export class MachineNode implements MachineControl {
   private advert(): MachineAdvert | null {
     const s = this.status();
     if (s.networkKeyFingerprint === null) return null;
-    return { id: s.id, name: s.name, role: s.role, license: s.license?.type ?? "none", version: s.version, fingerprint: s.networkKeyFingerprint, epoch: s.failover?.epoch ?? 0 };
+    return { id: s.id, name: s.name, role: s.role, license: s.license?.type ?? "none", version: s.version, fingerprint: s.networkKeyFingerprint, epoch: s.failover?.epoch ?? 0, at: advertisedListenHost(s.peerListen) };
   }
 
   private peerIdentity() {

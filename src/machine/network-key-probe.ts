@@ -8,14 +8,15 @@
  */
 import { formatHostPort, type HostPort } from "../core/config.ts";
 import { NetworkKeyMismatch } from "../net/errors.ts";
-import { connectSecure, type SecureSocketOptions } from "../net/secure-socket.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import { whoAnswers } from "../net/peer-requests.ts";
 
 export class NetworkKeyProbe {
   /** Servers that answered during the current silence. */
   private readonly answered = new Set<string>();
 
   constructor(
-    private readonly secure: SecureSocketOptions,
+    private readonly net: PeerDialer,
     /** A server refused us for another network key (logged and shown, de-duplicated, by the caller). */
     private readonly refused: (address: string, error: NetworkKeyMismatch) => void,
   ) {}
@@ -29,11 +30,8 @@ export class NetworkKeyProbe {
       if (!server) continue;
       const address = formatHostPort(server);
       if (this.answered.has(address)) continue;
-      connectSecure(address, "/app", this.secure, () => ({ message() {}, close() {} })).then(
-        (connection) => {
-          this.answered.add(address);
-          connection.close(1000, "Only checking the network key.");
-        },
+      whoAnswers(this.net, server, "/app", "Only checking the network key.").then(
+        () => void this.answered.add(address),
         (error) => {
           if (!(error instanceof NetworkKeyMismatch)) return; // down or unreachable: try again later
           this.answered.add(address);

@@ -9,9 +9,9 @@
  * pairing and the network key change in place; only a role change builds a
  * new runtime.
  */
-import { AppError } from "../core/errors.ts";
 import { ackedRetentionMs } from "../hub/acked-writes.ts";
 import { formatHostPort, parseHostPort, type Config, type HostPort } from "../core/config.ts";
+import { sameNetworkKey } from "../core/keys.ts";
 import { heardWithin } from "../core/heard.ts";
 import type { LicenseDocument } from "../core/license.ts";
 import { assetRoute, failoverRole, filesRoute, heartbeatTargets, pairedPeer, showFileReadOnly, type ServerAddresses, type UplinkTarget } from "../core/routing.ts";
@@ -25,9 +25,9 @@ import { HeartbeatSocket } from "../net/heartbeat-socket.ts";
 import { newBootId } from "../net/heartbeat.ts";
 import { fetchHubStateChanges, HubStateReplication } from "../services/hub-state-replication.ts";
 import type { PeerIdentity } from "../net/peer-endpoint.ts";
-import { RealPeerNet, type PeerService } from "../net/peer-net.ts";
+import type { PeerService } from "../net/peer-net.ts";
 import type { SecureSocketOptions } from "../net/secure-socket.ts";
-import { systemClock, systemTimers, wallClock } from "../net/system-time.ts";
+import { SYSTEM_RUNTIME_ENV, type ListeningPeerNet, type RuntimeEnv } from "./runtime-env.ts";
 import { NetworkKeyProbe } from "./network-key-probe.ts";
 import { ServerIdentities } from "./server-identities.ts";
 import { LearnedBackup } from "./learned-backup.ts";
@@ -42,7 +42,7 @@ import { LogReplicationSink, LogReplicationSource } from "../services/show-file-
 import { PairingService } from "../services/pairing-service.ts";
 import type { MachineIdentity } from "../store/machine-identity.ts";
 import { ConsoleActions, PERMISSION_REFRESH_MS } from "./console-actions.ts";
-import { fetchShowFileLog, logEntryOf } from "../services/show-file-history.ts";
+import { showFileHistory } from "../services/show-file-history.ts";
 import type { LogEntry } from "../services/show-file-protocol.ts";
 import { ROLE_PLANS, type RolePlan } from "./role-plan.ts";
 import { engineWatchOnHub } from "./engine-hub.ts";
@@ -65,12 +65,15 @@ export type PeerRuntimeOptions = {
   log: Logger;
   /** The machine's own Add Backup server and its removal (they also keep the setup), for level-3 clients asking the main. */
   backupChanges: { add(address: string): Promise<{ peerName: string }>; remove(): Promise<void> };
+  /** Clocks, timers and the peer port; the system's by default (machine/runtime-env.ts). */
+  env?: RuntimeEnv;
 };
 
 type Servers = ServerAddresses<HostPort>;
 
 export class PeerRuntime {
-  readonly net: RealPeerNet;
+  readonly net: ListeningPeerNet;
+  private readonly env: RuntimeEnv;
   private readonly options: PeerRuntimeOptions;
   private readonly role: Role;
   private readonly plan: RolePlan;
@@ -112,19 +115,20 @@ export class PeerRuntime {
     this.plan = ROLE_PLANS[this.role];
     this.secure = { networkKey, machine: identity };
     this.servers = { main: parseHostPort(config.main ?? ""), backup: parseHostPort(config.backup ?? "") };
-    this.net = RealPeerNet.listen({
+    this.env = options.env ?? SYSTEM_RUNTIME_ENV;
+    this.net = this.env.listen({
       at: parseHostPort(config.peerListen)!,
       identity: options.identityView,
       secure: this.secure,
       onRefused: (address, error, suppressed) =>
         log.warn("peer refused", { from: address, code: error.code, message: error.message, ...(suppressed > 0 ? { repeated: suppressed } : {}) }),
     });
-    this.heartbeatKeys = new HeartbeatKeys(identity, systemClock);
+    this.heartbeatKeys = new HeartbeatKeys(identity, this.env.clock);
     this.data = this.plan.holdsData ? openServerData(options.dataDir, networkKey, config.chunkGraceMs, log) : null;
     const pairedKey = this.data?.pairingFile.peerKey() ?? null;
     if (pairedKey) this.heartbeatKeys.pin(pairedKey);
     this.serverIdentities = this.plan.identifiesServers
-      ? new ServerIdentities(this.secure, {
+      ? new ServerIdentities(this.net, {
           identified: (_role, peer) => this.heartbeatKeys.pin(peer.publicKey),
           refused: (address, error) => this.gateway.refusals.failed(address, error, "peer refused"),
           disbelieved: (address, peer, expected) => log.warn("not the backup the main named", { address, machineId: peer.machineId, expected }),
@@ -134,7 +138,7 @@ export class PeerRuntime {
     this.console = new ConsoleActions({
       role: this.role,
       dataDir: options.dataDir,
-      secure: this.secure,
+      net: this.net,
       failoverState: () => this.runner?.status().state ?? null,
       feedMain: (event) => this.runner?.feed(event),
       hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
@@ -142,8 +146,8 @@ export class PeerRuntime {
         (this.runner?.status().peers ?? [])
           .filter((p) => p.role === "client" && heardWithin(p.lastHeardMsAgo, config.failoverTimeoutMs))
           .map((p) => ({ id: p.id, name: p.name, address: p.address, state: p.state, localApps: p.localApps })),
-      mainAddress: () => this.addressText("main"),
-      backupAddress: () => this.addressText("backup"),
+      mainAddress: () => this.servers.main,
+      backupAddress: () => this.servers.backup,
       pairedWith: () => this.data?.pairingFile.read()?.peerId ?? null,
       pairedBackupAt: () => ((d) => (d ? { address: d.address, machineId: d.peerId } : null))(this.data?.pairingFile.details()),
       mainSaysBackup: (backup) => this.learned?.heard(backup) ?? Promise.resolve(),
@@ -161,9 +165,9 @@ export class PeerRuntime {
       retainAckedMs: ackedRetentionMs(config),
     });
     this.assetService = new AssetService({
-      mode: () => assetRoute(this.runner?.current ?? null, systemClock.now()).mode,
+      mode: () => assetRoute(this.runner?.current ?? null, this.env.clock.now()).mode,
       assets: this.data?.stores.assets ?? null,
-      forwardTo: () => ((to) => (to === null ? null : this.servers[to]))(assetRoute(this.runner?.current ?? null, systemClock.now()).to),
+      forwardTo: () => ((to) => (to === null ? null : this.servers[to]))(assetRoute(this.runner?.current ?? null, this.env.clock.now()).to),
       net: this.net,
       afterCommit: (seq) => this.feed?.waitApplied(seq, config.syncTimeoutMs) ?? Promise.resolve("none"),
       onChunkStored: (hash, bytes) => this.feed?.offerChunk(hash, bytes),
@@ -174,15 +178,15 @@ export class PeerRuntime {
         role: () => this.role,
         licenseDocument: () => options.license(),
         vendorPublicKey: () => options.vendorPublicKey,
-        now: () => wallClock.now(),
+        now: () => this.env.wall.now(),
         peerPort: () => this.net.port,
         expectedMain: () => this.servers.main,
         pairedWith: () => this.data?.pairingFile.read()?.peerId ?? null,
         pairedKey: () => this.data?.pairingFile.details()?.peerKey ?? null,
-        acceptMain: (peer) => this.partner.adopt(peer, this.addressText("main") ?? peer.address),
+        acceptMain: (peer) => this.partner.adopt(peer, this.servers.main ? formatHostPort(this.servers.main) : peer.address),
         dropMain: () => this.partner.drop(),
       },
-      this.secure,
+      this.net,
       log,
     );
     this.partner = new Partnership({
@@ -199,7 +203,7 @@ export class PeerRuntime {
       wantedBackup: () => this.servers.backup,
       setWantedBackup: (at) => (this.servers = { ...this.servers, backup: at }),
       log,
-      timers: systemTimers,
+      timers: this.env.timers,
     });
     for (const service of this.services()) this.net.serve(service);
   }
@@ -253,7 +257,7 @@ export class PeerRuntime {
     });
     this.heartbeats = heartbeats;
     const hub = this.data?.hub ?? null;
-    const engines = (this.engines = this.plan.watchesEngines ? engineWatchOnHub({ clock: systemClock, wallNow: () => wallClock.now(), timers: systemTimers, attachApp: (n, d) => this.gateway.attachApp(n, d), backups: () => this.console.localGroups(), heard: () => this.runner?.status().peers ?? [], log, stops: this.timers }).watch : null);
+    const engines = (this.console.engines = this.engines = this.plan.watchesEngines ? engineWatchOnHub({ clock: this.env.clock, wallNow: () => this.env.wall.now(), timers: this.env.timers, attachApp: (n, d) => this.gateway.attachApp(n, d), backups: () => this.console.localGroups(), heard: () => this.runner?.status().peers ?? [], log, stops: this.timers }).watch : null);
     this.runner = new FailoverRunner({
       role: this.role,
       id: identity.id,
@@ -265,11 +269,12 @@ export class PeerRuntime {
       failback: config.failback,
       epochStore: this.data ? new EpochFile(dataDir) : null,
       pairingStore: this.data?.pairingFile ?? null,
-      clock: systemClock,
-      timers: systemTimers,
+      clock: this.env.clock,
+      timers: this.env.timers,
       log,
       lanes: this.data ? () => serverLanes(this.data!) : undefined,
       localApps: () => this.gateway.appCount,
+      networkKey: () => this.secure.networkKey,
       knownServers: () => this.serverIdentities?.known() ?? { main: null, backup: null },
       unprovenServer: () => this.identifyServers(),
       keyKnown: (id) => this.heartbeatKeys.forReceiver(id) !== null,
@@ -294,10 +299,9 @@ export class PeerRuntime {
     }
     this.runner.start();
     if (this.plan.keepsPairing) this.partner.keep();
-    // A backup that hears no server checks the main's network key, so a mismatch is shown, not silent;
-    // a client learns who its servers are (which also shows a mismatch), at once and while it does not hear one.
+    // A backup hearing no server checks the main's key; a client learns who its servers are: either way a mismatch shows, at once and while it hears none.
     if (this.plan.probesKeys) {
-      const probe = new NetworkKeyProbe(this.secure, (address, error) => this.gateway.refusals.failed(address, error, "peer refused"));
+      const probe = new NetworkKeyProbe(this.net, (address, error) => this.gateway.refusals.failed(address, error, "peer refused"));
       this.every(config.failoverTimeoutMs, () => probe.step(this.hearsAServer(), [this.servers.main, this.servers.backup]));
     }
     if (this.serverIdentities) {
@@ -307,14 +311,14 @@ export class PeerRuntime {
     if (this.plan.refreshesLevel) this.every(PERMISSION_REFRESH_MS, () => this.console.refreshLevel());
     if (hub) {
       this.every(1000, () => {
-        hub.core.trimReplay(systemClock.now());
+        hub.core.trimReplay(this.env.clock.now());
         hub.announcePresence();
       });
     }
   }
 
   private every(ms: number, run: () => void): void {
-    this.timers.push(systemTimers.every(ms, run));
+    this.timers.push(this.env.timers.every(ms, run));
   }
 
   private paired(): boolean {
@@ -324,11 +328,6 @@ export class PeerRuntime {
   private hearsAServer(): boolean {
     const timeout = this.options.config.failoverTimeoutMs;
     return this.runner?.status().peers.some((p) => p.role !== "client" && heardWithin(p.lastHeardMsAgo, timeout)) === true;
-  }
-
-  private addressText(role: "main" | "backup"): string | null {
-    const at = this.servers[role];
-    return at ? formatHostPort(at) : null;
   }
 
   /** Moves the local apps' uplink where the core says (core/routing.ts uplinkTarget). */
@@ -367,17 +366,20 @@ export class PeerRuntime {
 
   /**
    * A network key saved on this running machine, used at once: heartbeats and
-   * the peer port take it, the Data Hub keeps serving but closes its sessions
-   * (their broadcasts were sealed under the old key; they reconnect under the
-   * new one), and this machine's own links reconnect with it.
+   * the peer port take it, the Data Hub keeps serving but closes its sessions,
+   * the local apps reconnect, and every link this machine dialled dials again
+   * under the new key (peer-net.ts closeDialled). The same key saved again
+   * changes nothing.
    */
   setNetworkKey(networkKey: Uint8Array): void {
+    if (sameNetworkKey(this.secure.networkKey, networkKey)) return;
     this.net.setNetworkKey(networkKey);
     this.heartbeats?.setNetworkKey(networkKey);
     this.data?.hub.setNetworkKey(networkKey);
     this.gateway.setNetworkKey(networkKey);
     this.replication?.restart();
     this.sink?.restart();
+    this.net.closeDialled("The network key changed; reconnecting with the new one.");
   }
 
   /** A client dials each server it does not know yet, or has not heard for a timeout (machine/server-identities.ts). */
@@ -392,18 +394,14 @@ export class PeerRuntime {
 
   /** Where show-file calls go now (core/routing.ts filesRoute). */
   private filesMode(): FilesMode {
-    const route = filesRoute(this.runner?.current ?? null, systemClock.now(), this.servers.main !== null);
+    const route = filesRoute(this.runner?.current ?? null, this.env.clock.now(), this.servers.main !== null);
     if (route.kind !== "forward") return route;
     return { kind: "forward", to: this.servers[route.to]! };
   }
 
-  /** The show file's last revisions for the Synced storage panel, from this server's store or from the main; `readOnly` by the one rule. */
-  async showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean }> {
-    const route = this.filesMode();
-    if (this.data) return { entries: this.data.stores.showFile.log(limit).map(logEntryOf), readOnly: route.kind === "read-only" };
-    if (route.kind === "forward") return { entries: await fetchShowFileLog(formatHostPort(route.to), this.secure, limit), readOnly: false };
-    if (route.kind === "read-only") return { entries: [], readOnly: true };
-    throw new AppError("NO_SERVER", "No server answers yet: check the main server's IP on the setup page.", { status: 503 });
+  /** The show file's last revisions for the Synced storage panel (services/show-file-history.ts). */
+  showFileHistory(limit: number): Promise<{ entries: LogEntry[]; readOnly: boolean }> {
+    return showFileHistory(this.filesMode(), this.data?.stores.showFile ?? null, this.net, limit);
   }
 
   /** Main back after the backup served: copy what changed there, then the core decides to take over. */
@@ -417,7 +415,7 @@ export class PeerRuntime {
   /** Everything this runtime adds to the machine's status, assembled once (machine/peer-status.ts). */
   status(): PeerStatus | null {
     if (!this.runner) return null;
-    const readOnly = showFileReadOnly(this.runner.current, systemClock.now(), this.servers.main !== null);
+    const readOnly = showFileReadOnly(this.runner.current, this.env.clock.now(), this.servers.main !== null);
     const d = this.data;
     return peerStatus({ runner: this.runner, gateway: this.gateway, hub: d?.hub ?? null, db: d?.db ?? null, stores: d?.stores ?? null, pairingFile: d?.pairingFile ?? null, source: this.feed, sink: this.sink, showFileReadOnly: readOnly });
   }

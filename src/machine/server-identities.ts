@@ -15,7 +15,8 @@ import { NO_KNOWN_SERVERS, type KnownServers } from "../core/heartbeat-trust.ts"
 import type { ServerRole } from "../core/failover/index.ts";
 import type { AuthenticatedPeer } from "../net/channel.ts";
 import { NetworkKeyMismatch } from "../net/errors.ts";
-import { connectSecure, type SecureSocketOptions } from "../net/secure-socket.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import { whoAnswers } from "../net/peer-requests.ts";
 
 export type ServerIdentityEvents = {
   /** The server at `role`'s address proved who it is: its heartbeats are sealed under this key. */
@@ -39,7 +40,7 @@ export class ServerIdentities {
   private lastDisbelieved: string | null = null;
 
   constructor(
-    private readonly secure: SecureSocketOptions,
+    private readonly net: PeerDialer,
     private readonly events: ServerIdentityEvents,
   ) {}
 
@@ -59,16 +60,15 @@ export class ServerIdentities {
       const address = formatHostPort(at);
       if (this.dialling.has(address)) continue;
       this.dialling.add(address);
-      connectSecure(address, "/app", this.secure, () => ({ message() {}, close() {} })).then(
-        (connection) => {
+      whoAnswers(this.net, at, "/app", "Only learning who this server is.").then(
+        (peer) => {
           this.dialling.delete(address);
-          connection.close(1000, "Only learning who this server is.");
           if (this.current[role] !== null && this.current[role] !== address) return;
           const expected = this.expected[role];
-          if (expected !== null && connection.peer.machineId !== expected) return this.disbelieve(address, connection.peer, expected);
-          this.ids = { ...this.ids, [role]: connection.peer.machineId };
+          if (expected !== null && peer.machineId !== expected) return this.disbelieve(address, peer, expected);
+          this.ids = { ...this.ids, [role]: peer.machineId };
           this.learnedAt[role] = address;
-          this.events.identified(role, connection.peer);
+          this.events.identified(role, peer);
         },
         (error) => {
           this.dialling.delete(address);

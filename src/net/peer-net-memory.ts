@@ -24,6 +24,7 @@
  */
 import type { Clock, Timers } from "../core/clock.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
+import { sameNetworkKey } from "../core/keys.ts";
 import { HandshakeFailed, NetworkKeyMismatch } from "./errors.ts";
 import type { PeerNet, PeerService } from "./peer-net.ts";
 import type { PeerPath } from "./peer-endpoint.ts";
@@ -297,7 +298,7 @@ export class MemoryPeerNet implements PeerNet {
     const back = net.link(to.host, this.machine.at.host);
     if (target === null) return fail(new HandshakeFailed(address, `Nothing answers at ${address}.`), 2 * net.options.latencyMs());
     if (there.cut || back.cut) return fail(new HandshakeFailed(address, `${address} does not answer (timed out).`), net.connectTimeoutMs);
-    if (!sameKey(target.machine.networkKey, this.machine.networkKey)) {
+    if (!sameNetworkKey(target.machine.networkKey, this.machine.networkKey)) {
       net.keyRefusals += 1;
       const { fingerprint } = net.options;
       return fail(new NetworkKeyMismatch(address, fingerprint(target.machine.networkKey), fingerprint(this.machine.networkKey)), 2 * net.options.latencyMs());
@@ -345,6 +346,16 @@ export class MemoryPeerNet implements PeerNet {
     this.machine.networkKey = networkKey;
   }
 
+  closeDialled(reason: string): void {
+    for (const conn of [...this.#connections]) {
+      const mine = conn.dialer;
+      if (mine?.owner !== this || !mine.open) continue;
+      mine.close(1001, reason);
+      // This side hears its own close too, as a socket's close handler runs for either side's close.
+      mine.owner.machine.timers.after(0, () => mine.events?.close(reason));
+    }
+  }
+
   /** Stops listening; open connections close (their peers hear it). */
   stop(): void {
     if (this.stopped) return;
@@ -372,9 +383,3 @@ export class MemoryPeerNet implements PeerNet {
   }
 }
 
-function sameKey(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}

@@ -21,7 +21,12 @@
  *   replaces the service; the returned function withdraws it.
  * - `setNetworkKey(key)` applies a new network key at once to dials and to the
  *   listener; connections already open keep their channel (they were
- *   authenticated under the key then in force).
+ *   authenticated under the key then in force) until closed.
+ * - `closeDialled(reason)` closes every connection this machine dialled that
+ *   is open now (a new network key: its links dial again under it); their
+ *   handlers hear `close` as for any other close. Connections other machines
+ *   dialled here are theirs to close: closed from this side, a peer reads a
+ *   broken link (the failover's word for a server gone), which a key change is not.
  * - Addresses are `HostPort`s; they are written as text in one place only
  *   (`formatHostPort`: IPv6 in brackets).
  */
@@ -49,6 +54,8 @@ export interface PeerNet {
   serve(service: PeerService): () => void;
   /** Uses `networkKey` from now on, for dials and for the listener. */
   setNetworkKey(networkKey: Uint8Array): void;
+  /** Closes every connection this machine dialled that is open now. */
+  closeDialled(reason: string): void;
   /** Stops listening; open connections close. */
   stop(): void;
 }
@@ -71,6 +78,8 @@ export type RealPeerNetOptions = {
 /** The PeerNet over Bun's WebSockets: connectSecure to dial, a PeerEndpoint to listen. */
 export class RealPeerNet implements PeerNet {
   private readonly services = new Map<PeerPath, PeerService>();
+  /** Every connection this machine dialled that is open now, for closeDialled. */
+  private readonly dialled = new Set<SecureConnection>();
   private readonly secure: SecureSocketOptions;
   readonly endpoint: PeerEndpoint;
 
@@ -96,8 +105,27 @@ export class RealPeerNet implements PeerNet {
     return this.endpoint.port;
   }
 
+  /** Where it listens, "host:port" as bound. */
+  get address(): string {
+    return this.endpoint.address;
+  }
+
   dial(to: HostPort, path: PeerPath, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
-    return connectSecure(formatHostPort(to), path, this.secure, events);
+    return connectSecure(formatHostPort(to), path, this.secure, (connection) => this.tracked(connection, events(connection)));
+  }
+
+  /** `events`, with the connection kept in `dialled` until it closes. */
+  private tracked(connection: SecureConnection, events: ConnectionEvents): ConnectionEvents {
+    this.dialled.add(connection);
+    return {
+      message: (payload) => events.message(payload),
+      ...(events.broadcast ? { broadcast: (frame: Uint8Array) => events.broadcast!(frame) } : {}),
+      ...(events.bulk ? { bulk: (payload: Uint8Array) => events.bulk!(payload) } : {}),
+      close: (reason) => {
+        this.dialled.delete(connection);
+        events.close(reason);
+      },
+    };
   }
 
   serve(service: PeerService): () => void {
@@ -109,6 +137,10 @@ export class RealPeerNet implements PeerNet {
 
   setNetworkKey(networkKey: Uint8Array): void {
     this.secure.networkKey = networkKey;
+  }
+
+  closeDialled(reason: string): void {
+    for (const connection of [...this.dialled]) connection.close(1001, reason);
   }
 
   stop(): void {

@@ -142,15 +142,16 @@ export class AppGateway {
   }
 
   /**
-   * A new network key: broadcasts are opened with keys derived from it, and the
+   * A new network key: broadcasts are opened with keys derived from it, the
    * uplink reconnects under it (the next dial uses it; this one was authenticated
-   * under the old key). The apps stay connected.
+   * under the old key), and so must the local apps: theirs closes.
    */
   setNetworkKey(networkKey: Uint8Array): void {
     this.networkKey = networkKey;
     this.localKey = deriveBroadcastKey(networkKey, 0);
     this.keys.clear();
     this.link.drop("The network key changed; reconnecting with the new one.");
+    for (const app of this.apps.values()) app.close(1001, "The network key changed; reconnect with the new one.");
   }
 
   /** Local apps connected now (the Routing panel). */

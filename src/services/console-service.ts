@@ -10,16 +10,22 @@
  * machine the server does not list (no level set, not heard as a client) gets
  * level 1 and no roster. The render engines' backup groups travel the same
  * way: the paired backup copies them, clients from level 2 read them, and a
- * level-3 client saves them on the main.
+ * level-3 client saves them on the main. A level-3 client's manual engine
+ * switch goes to the main, or to the backup while it serves (it checks the
+ * level from its copy); the server that serves carries it out.
  */
 import { z } from "zod";
 import { AppError, InvalidInput } from "../core/errors.ts";
 import { levelOf, mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PermissionRefused, seesOthers, type PermissionLevel } from "../core/permissions.ts";
-import { RpcClient, rpcServer } from "../net/rpc.ts";
+import type { HostPort } from "../core/config.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import { callOnce } from "../net/peer-requests.ts";
+import { rpcServer } from "../net/rpc.ts";
 import { permissionLevelsSchema } from "../store/permissions-file.ts";
 import { learnedBackupSchema, type LearnedBackupWord } from "../store/learned-backup-file.ts";
 import { engineBackupsSchema, type EngineBackups } from "../store/backup-groups-file.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import { engineWatchViewSchema, type EngineWatchWireView } from "../core/engine-watch-view.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 
 /** A level question is small; it must not hold a page for long. */
 export const CONSOLE_CALL_TIMEOUT_MS = 3000;
@@ -52,6 +58,13 @@ const addedSchema = z.object({ peerName: z.string().max(64) });
 const removedSchema = z.object({ removed: z.literal(true) });
 const allLevelsSchema = z.object({ levels: permissionLevelsSchema });
 const savedGroupsSchema = z.object({ saved: z.literal(true) });
+/** A manual engine switch: put the backup engine on air for `main`, or the main back. */
+export const engineSwitchSchema = z.strictObject({
+  group: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/),
+  main: z.string().min(1).max(128),
+  to: z.enum(["backup", "main"]),
+});
+export type EngineSwitch = z.infer<typeof engineSwitchSchema>;
 
 export type ConsoleSide = {
   levels(): Record<string, PermissionLevel>;
@@ -70,7 +83,30 @@ export type ConsoleSide = {
   groups(): EngineBackups;
   /** A level-3 client's save of every group; throws an AppError (a refusal of the groups' checks) otherwise. */
   saveGroups(backups: EngineBackups): void;
+  /** A manual engine switch on this server's runner; throws an AppError saying why not (NOT_ACTIVE: it does not serve now). */
+  switchEngine(change: EngineSwitch): string;
+  /** What this server's engine runner shows; throws NOT_ACTIVE when it does not serve now. */
+  engineHealth(): EngineWatchWireView;
 };
+
+/** The engine runner's view for a client's Health panel: from level 2, like the backup groups. */
+function engineHealthRpc(level: () => PermissionLevel, engineHealth: () => EngineWatchWireView) {
+  return () => {
+    if (!seesOthers(level())) throw new PermissionRefused(level(), "see the render engines' health");
+    return engineHealth();
+  };
+}
+
+/** The engine switch's RPC handler, shared by the main and the backup: level 3 only, the params checked before anything runs. */
+function switchEngineRpc(level: () => PermissionLevel, switchEngine: (change: EngineSwitch) => string) {
+  return (params: unknown) => {
+    const mine = level();
+    if (!maySwitchBack(mine)) throw new PermissionRefused(mine, "switch render engines");
+    const sent = engineSwitchSchema.safeParse(params);
+    if (!sent.success) throw new InvalidInput("That engine switch is not in a shape this server understands: nothing was switched.", "switch");
+    return { message: switchEngine(sent.data) };
+  };
+}
 
 export class NotThePairedBackup extends AppError {
   constructor() {
@@ -100,6 +136,8 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
       side.saveGroups(sent.data);
       return { saved: true };
     },
+    switchEngine: switchEngineRpc(level, (change) => side.switchEngine(change)),
+    engineHealth: engineHealthRpc(level, () => side.engineHealth()),
     switchBack: () => {
       const mine = level();
       if (!maySwitchBack(mine)) throw new PermissionRefused(mine, "switch the network back to the main server");
@@ -121,7 +159,13 @@ export function acceptConsole(connection: SecureConnection, side: ConsoleSide): 
 }
 
 /** The paired backup's side: a client's level from the backup's copy; everything else is the main's to do. */
-export function acceptLevelQuestions(connection: SecureConnection, levels: () => Record<string, PermissionLevel>, roster: () => RosterEntry[], groups: () => EngineBackups): ConnectionEvents {
+export function acceptLevelQuestions(
+  connection: SecureConnection,
+  levels: () => Record<string, PermissionLevel>,
+  roster: () => RosterEntry[],
+  groups: () => EngineBackups,
+  engines: { switchEngine: (change: EngineSwitch) => string; engineHealth: () => EngineWatchWireView },
+): ConnectionEvents {
   const asker = connection.peer.machineId;
   const level = () => askerLevel(asker, levels(), roster);
   return rpcServer(connection, {
@@ -130,6 +174,9 @@ export function acceptLevelQuestions(connection: SecureConnection, levels: () =>
       if (!seesOthers(level())) throw new PermissionRefused(level(), "see the backup groups");
       return groups();
     },
+    // While the backup serves, it switches the engines: a level-3 client's switch is checked against its copy of the levels.
+    switchEngine: switchEngineRpc(level, engines.switchEngine),
+    engineHealth: engineHealthRpc(level, engines.engineHealth),
   });
 }
 
@@ -143,15 +190,8 @@ function levelAnswer(asker: string, level: PermissionLevel, roster: () => Roster
   return { level, machines: seesOthers(level) ? roster().filter((m) => m.id !== asker).slice(0, MAX_ROSTER) : [] };
 }
 
-async function call<T>(address: string, secure: SecureSocketOptions, method: string, schema: z.ZodType<T>, params: unknown = {}, timeoutMs = CONSOLE_CALL_TIMEOUT_MS): Promise<T> {
-  const client = new RpcClient();
-  const connection = await connectSecure(address, "/console", secure, () => client.events());
-  client.attach(connection);
-  try {
-    return await client.call(method, params, schema, timeoutMs);
-  } finally {
-    client.close();
-  }
+function call<T>(net: PeerDialer, at: HostPort, method: string, schema: z.ZodType<T>, params: unknown = {}, timeoutMs = CONSOLE_CALL_TIMEOUT_MS): Promise<T> {
+  return callOnce(net, at, "/console", { method, params, schema, timeoutMs });
 }
 
 /** The main's answer, or "the main does not answer" in words for the page. */
@@ -166,36 +206,46 @@ async function askMain<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A client's side: its own level as the server at `address` has it, and the other clients it may see. */
-export function askLevel(address: string, secure: SecureSocketOptions): Promise<LevelAnswer> {
-  return call(address, secure, "level", levelSchema);
+/** A client's side: its own level as the server at `at` has it, and the other clients it may see. */
+export function askLevel(net: PeerDialer, at: HostPort): Promise<LevelAnswer> {
+  return call(net, at, "level", levelSchema);
 }
 
 /** The backup's side: every level the main holds (refused unless this backup is the main's paired one). */
-export async function askAllLevels(address: string, secure: SecureSocketOptions): Promise<Record<string, PermissionLevel>> {
-  return (await call(address, secure, "levels", allLevelsSchema)).levels;
+export async function askAllLevels(net: PeerDialer, at: HostPort): Promise<Record<string, PermissionLevel>> {
+  return (await call(net, at, "levels", allLevelsSchema)).levels;
 }
 
 /** The backup's copy, or a client's read-only view: every backup group the main holds. */
-export function askGroups(address: string, secure: SecureSocketOptions): Promise<EngineBackups> {
-  return call(address, secure, "groups", engineBackupsSchema);
+export function askGroups(net: PeerDialer, at: HostPort): Promise<EngineBackups> {
+  return call(net, at, "groups", engineBackupsSchema);
 }
 
 /** A level-3 client's save: the main checks the groups and keeps them. */
-export function askSaveGroups(address: string, secure: SecureSocketOptions, backups: EngineBackups): Promise<void> {
-  return askMain(async () => void (await call(address, secure, "saveGroups", savedGroupsSchema, backups)));
+export function askSaveGroups(net: PeerDialer, at: HostPort, backups: EngineBackups): Promise<void> {
+  return askMain(async () => void (await call(net, at, "saveGroups", savedGroupsSchema, backups)));
 }
 
 /** A client's side: asks the main to switch back; resolves with the main's words, rejects with its refusal. */
-export function askSwitchBack(address: string, secure: SecureSocketOptions): Promise<string> {
-  return askMain(async () => (await call(address, secure, "switchBack", switchedSchema)).message);
+export function askSwitchBack(net: PeerDialer, at: HostPort): Promise<string> {
+  return askMain(async () => (await call(net, at, "switchBack", switchedSchema)).message);
+}
+
+/** A level-3 client's manual engine switch, asked of a server (the one that serves carries it out); resolves with its words. */
+export function askSwitchEngine(net: PeerDialer, at: HostPort, change: EngineSwitch): Promise<string> {
+  return askMain(async () => (await call(net, at, "switchEngine", switchedSchema, change)).message);
+}
+
+/** What the engine runner of the server at `at` shows (a client's Health panel, from level 2). */
+export function askEngineHealth(net: PeerDialer, at: HostPort): Promise<EngineWatchWireView> {
+  return askMain(() => call(net, at, "engineHealth", engineWatchViewSchema));
 }
 
 /** A level-3 client's Add Backup server: the main runs the pairing exchange (which may take its own time to answer). */
-export function askAddBackup(address: string, secure: SecureSocketOptions, backup: string): Promise<{ peerName: string }> {
-  return askMain(() => call(address, secure, "addBackup", addedSchema, { address: backup }, PAIRING_ANSWER_MS));
+export function askAddBackup(net: PeerDialer, at: HostPort, backup: string): Promise<{ peerName: string }> {
+  return askMain(() => call(net, at, "addBackup", addedSchema, { address: backup }, PAIRING_ANSWER_MS));
 }
 
-export function askRemoveBackup(address: string, secure: SecureSocketOptions): Promise<void> {
-  return askMain(async () => void (await call(address, secure, "removeBackup", removedSchema, {}, PAIRING_ANSWER_MS)));
+export function askRemoveBackup(net: PeerDialer, at: HostPort): Promise<void> {
+  return askMain(async () => void (await call(net, at, "removeBackup", removedSchema, {}, PAIRING_ANSWER_MS)));
 }

@@ -11,7 +11,9 @@
  *   has no negative PUBACK) and is logged;
  * - what MQTT clients subscribe to, the node subscribes to upstream; messages
  *   and retained values from the hub are published into the broker (values as
- *   retained messages, so a later MQTT subscriber gets them at once);
+ *   retained messages, so a later MQTT subscriber gets them at once), through
+ *   a bounded line (mqtt-delivery-line.ts: what the subscribers cannot take is
+ *   dropped, and its count said on the gap topic);
  * - a gap (messages the hub no longer held) is published on `$understudy/gap`.
  *
  * A PUBLISH from an MQTT client is not routed by aedes itself: the hub sends
@@ -34,6 +36,7 @@ import type { Logger } from "../log.ts";
 import type { AppGateway, InProcessApp } from "./app-gateway.ts";
 import { listenError } from "../net/listen-error.ts";
 import { FRONT_DOOR_TOPIC_PREFIX, GAP_TOPIC, dataFromPayload, payloadFromData } from "./mqtt-payload.ts";
+import { DeliveryLine, MQTT_BROKER_CONCURRENCY, type Delivery } from "./mqtt-delivery-line.ts";
 import { RepeatFilter } from "../core/repeat-filter.ts";
 import type { Clock } from "../core/clock.ts";
 import { systemClock } from "../net/system-time.ts";
@@ -82,6 +85,8 @@ export class MqttFrontDoor {
   private seq = 0;
   /** Writes waiting for the hub's ack (or refusal), by seq. */
   private readonly pending = new Map<number, Pending>();
+  /** What the hub sent, on its way into the broker (bounded: mqtt-delivery-line.ts). */
+  private readonly deliveries: DeliveryLine;
   /** Which MQTT clients hold each filter; the node is subscribed upstream to exactly these filters. */
   private readonly holders = new Map<string, Set<string>>();
   readonly address: string;
@@ -104,13 +109,17 @@ export class MqttFrontDoor {
     this.clock = options.clock ?? systemClock;
     this.backpressure = options.backpressure;
     this.address = address;
+    this.deliveries = new DeliveryLine(
+      (delivery, done) => this.publishLocally(delivery, done),
+      (missed) => ({ topic: GAP_TOPIC, payload: payloadFromData(missed), retain: false }),
+    );
     this.app = options.attach((frame) => this.fromHub(frame));
   }
 
   /** Starts the broker and listens; throws a ListenError naming --mqtt-listen when the port is taken. */
   static async start(options: MqttFrontDoorOptions): Promise<MqttFrontDoor> {
     const limits = options.limits ?? DEFAULT_MQTT_DOOR_LIMITS;
-    const broker = await Aedes.createBroker({ drainTimeout: MQTT_DRAIN_TIMEOUT_MS, connectTimeout: limits.connectTimeoutMs });
+    const broker = await Aedes.createBroker({ drainTimeout: MQTT_DRAIN_TIMEOUT_MS, connectTimeout: limits.connectTimeoutMs, concurrency: MQTT_BROKER_CONCURRENCY });
     let accept = (socket: Socket): void => {
       socket.destroy();
     };
@@ -271,12 +280,12 @@ export class MqttFrontDoor {
         else this.say(`hub ${frame.ref?.type} ${frame.code}`, "hub refused an MQTT request", { code: frame.code, message: frame.message });
         return;
       case "msg":
-        return this.publishLocally({ topic: frame.topic, payload: payloadFromData(frame.data), retain: false });
+        return this.deliver({ topic: frame.topic, payload: payloadFromData(frame.data), retain: false });
       case "value":
         // Retained in the broker too, so an MQTT client subscribing later gets it; a deleted key clears it.
-        return this.publishLocally({ topic: frame.key, payload: frame.value === null ? Buffer.alloc(0) : payloadFromData(frame.value), retain: true });
+        return this.deliveries.push({ topic: frame.key, payload: frame.value === null ? Buffer.alloc(0) : payloadFromData(frame.value), retain: true });
       case "gap":
-        return this.publishLocally({ topic: GAP_TOPIC, payload: payloadFromData({ missed: frame.missed, message: frame.message }), retain: false });
+        return this.deliver({ topic: GAP_TOPIC, payload: payloadFromData({ missed: frame.missed, message: frame.message }), retain: false });
       default:
         return;
     }
@@ -290,10 +299,20 @@ export class MqttFrontDoor {
     pending(error);
   }
 
-  private publishLocally(message: { topic: string; payload: Buffer; retain: boolean }): void {
-    const packet = { cmd: "publish", qos: 0, dup: false, ...message } as PublishPacket;
+  /** Into the broker through the bounded line; what it drops is said in the log once a minute. */
+  private deliver(delivery: Delivery): void {
+    const before = this.deliveries.dropped;
+    this.deliveries.push(delivery);
+    if (this.deliveries.dropped > before) {
+      this.say("deliveries dropped", "MQTT messages dropped: this node's MQTT subscribers do not keep up with the Data Hub", { dropped: this.deliveries.dropped });
+    }
+  }
+
+  private publishLocally(message: Delivery, done: () => void): void {
+    const packet = { cmd: "publish", qos: 0, dup: false, topic: message.topic, payload: message.payload, retain: message.retain } as PublishPacket;
     this.broker.publish(packet, (error) => {
       if (error) this.log.warn("MQTT delivery failed", { topic: message.topic, message: error.message });
+      done();
     });
   }
 

@@ -16,7 +16,8 @@
  */
 import { z } from "zod";
 import { AppError } from "../core/errors.ts";
-import type { HostPort } from "../core/config.ts";
+import type { Timers } from "../core/clock.ts";
+import { formatHostPort, type HostPort } from "../core/config.ts";
 import { LICENSE_TYPES, type LicenseDocument, type LicenseType } from "../core/license.ts";
 import {
   answeredAtRefusal,
@@ -29,9 +30,11 @@ import {
   type PairingRefusal,
 } from "../core/pairing-rules.ts";
 import type { Logger } from "../log.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "../net/secure-socket.ts";
+import type { PeerDialer } from "../net/peer-net.ts";
+import { whoAnswers } from "../net/peer-requests.ts";
+import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { encodeWireJson, InvalidWireJson, readWireJson } from "../core/wire-json.ts";
-import { pause } from "../net/system-time.ts";
+import { systemTimers } from "../net/system-time.ts";
 
 export const pairingFrameSchema = z.discriminatedUnion("type", [
   /**
@@ -125,20 +128,34 @@ function refuseIf(refusal: PairingRefusal | null): void {
 }
 
 /** The machine that answers at `address`, as its handshake proves it; throws when none does. */
-export type IdentifyPeer = (address: string) => Promise<{ id: string }>;
+export type IdentifyPeer = (address: HostPort) => Promise<{ id: string }>;
+
+export type PairingServiceOptions = {
+  /** Who answers at an address (tests); by default a handshake on `/pair` through the PeerNet. */
+  identify?: IdentifyPeer;
+  /** For the answer's deadline; the system's by default. */
+  timers?: Timers;
+  /** How the other server's license document is judged: core/pairing-rules.ts's (the simulator remembers its answers: verifying costs milliseconds). */
+  checkLicense?: typeof licenseProofRefusal;
+};
 
 export class PairingService {
   /** Pairing requests one after the other: two mains asking at once cannot both be first. */
   private pairingQueue: Promise<void> = Promise.resolve();
   private readonly identify: IdentifyPeer;
+  private readonly timers: Timers;
+  private readonly checkLicense: typeof licenseProofRefusal;
 
   constructor(
     private readonly side: PairingSide,
-    private readonly secure: SecureSocketOptions,
+    /** Dials the other server (the machine's PeerNet): the exchange and the backup's check of the main's address. */
+    private readonly net: PeerDialer,
     private readonly log: Logger,
-    identify?: IdentifyPeer,
+    options: PairingServiceOptions = {},
   ) {
-    this.identify = identify ?? ((address) => this.handshakeWith(address));
+    this.identify = options.identify ?? (async (address) => ({ id: (await whoAnswers(this.net, address, "/pair", "checked")).machineId }));
+    this.timers = options.timers ?? systemTimers;
+    this.checkLicense = options.checkLicense ?? licenseProofRefusal;
   }
 
   /** The backup's side of `/pair`. Anything but a pairing frame closes the connection and changes nothing. */
@@ -174,7 +191,7 @@ export class PairingService {
     try {
       const own = this.side.licenseDocument();
       const proof = frame.licenseDocument as LicenseDocument | undefined;
-      refuseIf(licenseProofRefusal("main", proof, this.side.vendorPublicKey(), { name: frame.name, id: peer.machineId }, this.side.now()));
+      refuseIf(this.checkLicense("main", proof, this.side.vendorPublicKey(), { name: frame.name, id: peer.machineId }, this.side.now()));
       const fromHost = hostOfAddress(peer.address);
       const expected = this.side.expectedMain();
       refuseIf(
@@ -191,9 +208,10 @@ export class PairingService {
           requesterLicense: proof!.type,
         }),
       );
-      const address = mainAddressToCheck(expected, fromHost, frame.port);
-      if (address === null) throw new PairingRefused("MAIN_NOT_AT_ADDRESS", `The main did not say which port it listens on: update understudy on it.`);
-      const answered = await this.identify(address).then(
+      const at = mainAddressToCheck(expected, fromHost, frame.port);
+      if (at === null) throw new PairingRefused("MAIN_NOT_AT_ADDRESS", `The main did not say which port it listens on: update understudy on it.`);
+      const address = formatHostPort(at);
+      const answered = await this.identify(at).then(
         (who) => who,
         (error: Error) => ({ error: error.message }),
       );
@@ -208,26 +226,20 @@ export class PairingService {
     }
   }
 
-  /** Who answers at `address`: a handshake on `/pair` proves the machine; nothing is sent. */
-  private async handshakeWith(address: string): Promise<{ id: string }> {
-    const connection = await connectSecure(address, "/pair", this.secure, () => ({ message: () => {}, close: () => {} }));
-    connection.close(1000, "checked");
-    return { id: connection.peer.machineId };
-  }
-
   /** The main's side: asks the backup at `address` to pair. Resolves with who it is; throws PairingRefused saying why not. */
-  async pair(address: string): Promise<PairedPeer> {
+  async pair(at: HostPort): Promise<PairedPeer> {
+    const address = formatHostPort(at);
     const own = this.side.licenseDocument();
     // Its own license was checked when it was loaded; the backup checks it again as proof.
     refuseIf(failoverLicenseRefusal("main", own?.type ?? null));
     const request: PairingFrame = { type: "pair", name: this.side.name(), license: own!.type, licenseDocument: own, port: this.side.peerPort() };
-    const { connection, answer } = await this.exchange(address, request);
+    const { connection, answer } = await this.exchange(at, request);
     try {
       const frame = await answer;
       if (frame.type === "refused") throw new PairingRefused(frame.code, frame.message);
       if (frame.type !== "accepted") throw new PairingRefused("PAIRING_FAILED", `${address} answered the pairing request with ${frame.type}.`);
       const proof = frame.licenseDocument as LicenseDocument | undefined;
-      refuseIf(licenseProofRefusal("backup", proof, this.side.vendorPublicKey(), { name: frame.name, id: connection.peer.machineId }, this.side.now()));
+      refuseIf(this.checkLicense("backup", proof, this.side.vendorPublicKey(), { name: frame.name, id: connection.peer.machineId }, this.side.now()));
       return { peerId: connection.peer.machineId, peerName: frame.name, peerLicense: proof!.type, peerKey: connection.peer.publicKey };
     } finally {
       connection.close(1000, "done");
@@ -235,9 +247,10 @@ export class PairingService {
   }
 
   /** The main's side: tells the backup it is removed. Best effort: an unreachable backup drops it when it next hears the main. */
-  async unpair(address: string): Promise<void> {
+  async unpair(at: HostPort): Promise<void> {
+    const address = formatHostPort(at);
     try {
-      const { connection, answer } = await this.exchange(address, { type: "unpair" });
+      const { connection, answer } = await this.exchange(at, { type: "unpair" });
       await answer.catch(() => undefined);
       connection.close(1000, "done");
     } catch (error) {
@@ -245,10 +258,11 @@ export class PairingService {
     }
   }
 
-  private async exchange(address: string, request: PairingFrame): Promise<{ connection: SecureConnection; answer: Promise<PairingFrame> }> {
+  private async exchange(at: HostPort, request: PairingFrame): Promise<{ connection: SecureConnection; answer: Promise<PairingFrame> }> {
+    const address = formatHostPort(at);
     let settle: (f: PairingFrame | Error) => void = () => {};
     const answered = new Promise<PairingFrame | Error>((resolve) => (settle = resolve));
-    const connection = await connectSecure(address, "/pair", this.secure, () => ({
+    const connection = await this.net.dial(at, "/pair", () => ({
       message: (payload) => {
         try {
           settle(parsePairingFrame(payload, address));
@@ -259,8 +273,9 @@ export class PairingService {
       close: (reason) => settle(new PairingRefused("PAIRING_FAILED", `${address} closed the pairing connection${reason ? `: ${reason}` : ""}.`)),
     }));
     connection.send(encodeWireJson(request));
-    const timeout = pause(ANSWER_TIMEOUT_MS).then(() => new PairingRefused("PAIRING_TIMEOUT", `${address} did not answer the pairing request.`));
-    const answer = Promise.race([answered, timeout]).then((f) => {
+    const cancel = this.timers.after(ANSWER_TIMEOUT_MS, () => settle(new PairingRefused("PAIRING_TIMEOUT", `${address} did not answer the pairing request.`)));
+    const answer = answered.then((f) => {
+      cancel();
       if (f instanceof Error) throw f;
       return f;
     });

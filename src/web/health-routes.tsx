@@ -14,10 +14,10 @@ import { HealthPage } from "./views/health.tsx";
 export interface HealthControl {
   status(): MachineStatus;
   permission(): Permission;
-  /** The engine runner's view; null where none runs. */
-  engineHealth(): EngineWatchView | null;
-  /** Throws an AppError saying why the switch was not made. */
-  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): void;
+  /** The engine runner's view (a client's, from the server that serves); null where none is known. */
+  engineHealth(): Promise<EngineWatchView | null>;
+  /** Resolves with what happens, in words; rejects with an AppError saying why the switch was not made. */
+  switchEngine(groupId: string, mainId: string, to: "backup" | "main"): Promise<string>;
 }
 
 export const engineSwitchFormSchema = z.object({
@@ -27,19 +27,22 @@ export const engineSwitchFormSchema = z.object({
 });
 
 export function registerHealth(app: Hono, machine: HealthControl): void {
-  const view = () => healthView(machine.status(), machine.permission(), machine.engineHealth());
-  app.get("/health", (c) => c.html(<HealthPage view={view()} />));
+  const view = async () => healthView(machine.status(), machine.permission(), await machine.engineHealth());
+  app.get("/health", async (c) => c.html(<HealthPage view={await view()} />));
   app.post("/health/switch", async (c) => {
     const form = engineSwitchFormSchema.safeParse(await c.req.parseBody());
-    if (!form.success) return c.html(<HealthPage view={view()} message={{ ok: false, text: form.error.issues[0]!.message }} />, 400);
+    if (!form.success) return c.html(<HealthPage view={await view()} message={{ ok: false, text: form.error.issues[0]!.message }} />, 400);
     const { group, main, to } = form.data;
-    if (view().switchRefusal !== null) return c.html(<HealthPage view={view()} message={{ ok: false, text: view().switchRefusal! }} />, 403);
+    const before = await view();
+    if (before.switchRefusal !== null) return c.html(<HealthPage view={before} message={{ ok: false, text: before.switchRefusal }} />, 403);
+    let text: string;
     try {
-      machine.switchEngine(group, main, to);
+      text = await machine.switchEngine(group, main, to);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
-      return c.html(<HealthPage view={view()} message={{ ok: false, text: error.message }} />, 409);
+      const status = error.status === 403 || error.status === 503 ? error.status : 409;
+      return c.html(<HealthPage view={await view()} message={{ ok: false, text: error.message }} />, status);
     }
-    return c.html(<HealthPage view={view()} message={{ ok: true, text: to === "backup" ? "Switching to the backup engine…" : "Switching back to the main engine…" }} />);
+    return c.html(<HealthPage view={await view()} message={{ ok: true, text }} />);
   });
 }

@@ -56,6 +56,7 @@ async function measure(timings: EngineFailoverTimings, fault: "killed" | "frozen
     openRouter: () => new VideohubDriver({ host: "127.0.0.1", port: sim.port, clock: systemClock, timers: systemTimers }),
     publish: () => {},
     setRetained: () => {},
+    readRetained: async () => null,
     log: createLogger(() => "json", () => {}),
   });
   watch.activate();

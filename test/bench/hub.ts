@@ -13,7 +13,9 @@
  * publish to delivery (one process, one clock). Load generators run in this
  * process. Peak RSS (VmHWM) of every process at the end, and the CPU time each
  * process spent per message in the 1 -> 1 burst (what the rates are made of,
- * and much less dependent on what else runs on the machine).
+ * and much less dependent on what else runs on the machine). Last, the same
+ * burst between commands: `understudy pub` -> `understudy sub` against
+ * `mosquitto_pub -l` -> `mosquitto_sub` (cli-burst.ts).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,6 +32,7 @@ import { connectSecure, type SecureConnection } from "../../src/net/secure-socke
 import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
 import { cpuSeconds } from "./process-meter.ts";
+import { cliBurst, mosquittoSide, understudySide, type CliBurstResult } from "./cli-burst.ts";
 import { devLicenseText } from "../support/licenses.ts";
 
 const BURST = Number(process.env.BURST ?? 50_000);
@@ -57,9 +60,16 @@ if (!Bun.which("mosquitto")) {
 
 /** CPU_PROF=dir: the nodes run from source under `bun --cpu-prof` (a markdown profile per process in dir at the end). */
 const CPU_PROF = process.env.CPU_PROF;
+/** MEM_PROF=dir: the nodes run from source with mem-probe.ts preloaded (RSS and heap contents every 200 ms, dir/<pid>.jsonl). */
+const MEM_PROF = process.env.MEM_PROF;
 const bin = await executable();
+const source = join(import.meta.dir, "../../src/main.ts");
 const understudy = (name: string) =>
-  CPU_PROF ? [process.execPath, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${join(CPU_PROF, name)}`, join(import.meta.dir, "../../src/main.ts")] : [bin];
+  CPU_PROF
+    ? [process.execPath, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${join(CPU_PROF, name)}`, source]
+    : MEM_PROF
+      ? [process.execPath, ...(process.env.NODE_BUN_ARGS?.split(" ").filter(Boolean) ?? []), "--preload", join(import.meta.dir, "mem-probe.ts"), source]
+      : [bin];
 const dir = mkdtempSync(join(tmpdir(), "understudy-bench-hub-"));
 const keyFile = join(dir, "net.key");
 const licFile = join(dir, "lic.json");
@@ -85,7 +95,8 @@ const at = (p: number) => `127.0.0.1:${p}`;
 function machine(name: string, args: string[], ui = 0) {
   const data = mkdtempSync(join(dir, `${name.replace(" ", "-")}-`));
   const base = [...understudy(name.replace(" ", "-")), "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
-  procs.set(name, Bun.spawn([...base, ...args], { stdout: "ignore", stderr: "inherit" }));
+  procs.set(name, Bun.spawn([...base, ...args], { stdout: "ignore", stderr: "inherit", env: MEM_PROF ? { ...process.env, MEM_PROF_DIR: MEM_PROF } : process.env }));
+  if (MEM_PROF) console.error(`bench hub: ${name} is pid ${procs.get(name)!.pid}`);
 }
 machine("main", ["--role", "main", "--peer-listen", at(pm), "--backup", at(pb), "--mqtt-listen", "off"]);
 machine("backup", ["--role", "backup", "--peer-listen", at(pb), "--main", at(pm), "--mqtt-listen", "off"]);
@@ -194,7 +205,7 @@ function mqttTransport(name: string, pubPort: number, subPort: number): Transpor
 }
 
 const all = [sealed, mqttTransport("node MQTT (client -> main -> client)", mqttP, mqttS), mqttTransport("mosquitto 2.0 (one broker)", mosq, mosq)];
-/** ONLY=sealed,mosquitto runs some paths (their first word); the ratio needs mosquitto. */
+/** ONLY=sealed,mosquitto runs some paths (their first word; "cli" the command-line burst); the ratio needs mosquitto. */
 const only = process.env.ONLY?.split(",");
 const transports = only ? all.filter((t) => only.some((o) => t.name.startsWith(o))) : all;
 
@@ -301,6 +312,36 @@ function ratio(rate: number | undefined, reference: number | undefined): string 
   return (rate / reference).toFixed(2);
 }
 
+/** Current RSS of a process and its anonymous (private) part in MiB: VmRSS also counts the executable's mapped pages (≈ 44 MiB, shared). */
+function rssMiB(proc: Subprocess): { rss: number; anon: number } {
+  try {
+    const status = readFileSync(`/proc/${proc.pid}/status`, "utf8");
+    const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN) / 1024;
+    return { rss: kb("VmRSS"), anon: kb("RssAnon") };
+  } catch {
+    return { rss: Number.NaN, anon: Number.NaN };
+  }
+}
+
+/**
+ * The highest RSS of every process during each workload (sampled every 100 ms): which workload makes
+ * a node's peak, and what the node holds afterwards (the last sample of a phase).
+ */
+const phasePeaks: { phase: string; peak: Map<string, number>; anon: Map<string, number> }[] = [];
+function phase(name: string): void {
+  phasePeaks.push({ phase: name, peak: new Map(), anon: new Map() });
+  if (MEM_PROF) console.error(`bench hub: phase ${name} at ${Date.now()}`);
+}
+const rssSampler = setInterval(() => {
+  const current = phasePeaks.at(-1);
+  if (!current) return;
+  for (const [name, p] of procs) {
+    const { rss, anon } = rssMiB(p);
+    current.peak.set(name, Math.max(current.peak.get(name) ?? 0, rss));
+    current.anon.set(name, Math.max(current.anon.get(name) ?? 0, anon));
+  }
+}, 100);
+
 function peakRssMiB(proc: Subprocess): number {
   try {
     const status = readFileSync(`/proc/${proc.pid}/status`, "utf8");
@@ -313,6 +354,7 @@ function peakRssMiB(proc: Subprocess): number {
 try {
   const statusOf = async (ui: number) => (await (await fetch(`http://${at(ui)}/api/status`)).json()) as { failover?: { hubConnected: boolean } };
   await waitUntil("the clients on the main", async () => (await Promise.all([uiP, uiS].map(statusOf))).every((s) => s.failover?.hubConnected === true), 30_000);
+  phase("idle");
   await measureIdleCpu();
   const idle = [...idleCpu].map(([name, s]) => `${name} ${(s * 1000).toFixed(0)}`).join(", ");
   console.error(`idle CPU ms per second (subtracted from CPU per message): ${idle}`);
@@ -322,7 +364,10 @@ try {
   const f0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en") : "-");
   const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "-");
   for (const t of transports) {
+    const short = t.name.split(" ")[0];
+    phase(`${short} warm-up`);
     if (WARMUP > 0) await burst(t, 1, WARMUP);
+    phase(`${short} 1 -> 1`);
     let one = await burst(t, 1, BURST);
     // A reference that did not arrive whole measured a broker dropping messages, not its rate: run it again.
     for (let retry = 1; retry <= REFERENCE_RETRIES && !one.ok && t === all[2]; retry++) {
@@ -331,16 +376,50 @@ try {
     }
     console.error(`${t.name}: 1 -> 1 ${f0(one.rate)} msg/s${one.ok ? "" : " (NOT whole)"}; CPU us per message: ${one.cpu}`);
     cpus.push(`${t.name.split(" ")[0]}: ${one.cpu}`);
+    phase(`${short} 1 -> 10`);
     const ten = await burst(t, 10, FANOUT_BURST);
     console.error(`${t.name}: 1 -> 10 ${f0(ten.rate)} msg/s${ten.ok ? "" : " (NOT whole)"}`);
+    phase(`${short} 1,000 msg/s`);
     const slow = await paced(t, 1_000);
     console.error(`${t.name}: at 1,000 msg/s p50 ${f1(slow.p50)} p99 ${f1(slow.p99)} ms`);
+    phase(`${short} 10,000 msg/s`);
     const fast = await paced(t, 10_000);
     if (one.ok) rates.set(t.name, one.rate);
     const ok = one.ok && ten.ok && slow.ok && fast.ok ? "yes" : "NO";
     rows.push(`| ${t.name} | ${f0(one.rate)} | ${f0(ten.rate)} (${f0(ten.rate * 10)} deliveries/s) | ${f1(slow.p50)} / ${f1(slow.p99)} | ${f1(fast.p50)} / ${f1(fast.p99)} | ${ok} |`);
     console.error(rows.at(-1));
   }
+  // The command-line burst (understudy pub -> understudy sub against mosquitto_pub -l -> mosquitto_sub).
+  let cliLine = "";
+  if (!only || only.includes("cli")) {
+    const sides = [
+      ["understudy pub -> client -> main -> client -> understudy sub", understudySide(bin, at(ps), at(pp), keyFile)],
+      ["mosquitto_pub -l -> mosquitto -> mosquitto_sub", mosquittoSide(mosq)],
+    ] as const;
+    const results: CliBurstResult[] = [];
+    for (const [name, side] of sides) {
+      phase(`cli ${name.split(" ")[0]}`);
+      let result = await cliBurst(side, BURST, WORKLOAD_MS);
+      // As for the other bursts: a reference that did not arrive whole measured drops, not a rate.
+      for (let retry = 1; retry <= REFERENCE_RETRIES && !result.ok && side === sides[1][1]; retry++) {
+        console.error(`${name}: NOT whole (${result.lines} of ${BURST} lines); running it again (${retry} of ${REFERENCE_RETRIES})`);
+        result = await cliBurst(side, BURST, WORKLOAD_MS);
+      }
+      console.error(`${name}: ${BURST.toLocaleString("en")} messages in ${f0(result.ms)} ms${result.ok ? "" : ` (NOT whole: ${result.lines} lines)`}`);
+      results.push(result);
+    }
+    const [ours, theirs] = results as [CliBurstResult, CliBurstResult];
+    const rate = (r: CliBurstResult) => (r.ok ? (BURST * 1000) / r.ms : undefined);
+    cliLine = `Command-line burst of ${BURST.toLocaleString("en")} (from starting the publishing command to the last line the subscribing command printed): understudy ${f0(ours.ms)} ms${ours.ok ? "" : " (NOT whole)"}, mosquitto ${f0(theirs.ms)} ms${theirs.ok ? "" : " (NOT whole)"}; ratio (rate, only where both arrived whole) ${ratio(rate(ours), rate(theirs))}.`;
+  }
+  phase("end");
+  clearInterval(rssSampler);
+  const names = [...procs.keys()];
+  const peaks = [
+    `| workload | ${names.join(" | ")} |`,
+    `|---|${names.map(() => "---|").join("")}`,
+    ...phasePeaks.slice(0, -1).map(({ phase, peak, anon }) => `| ${phase} | ${names.map((n) => `${f0(peak.get(n) ?? Number.NaN)} / ${f0(anon.get(n) ?? Number.NaN)}`).join(" | ")} |`),
+  ];
   const mosquittoRate = rates.get(all[2]!.name);
   const rss = [...procs.entries()].map(([name, p]) => `${name} ${f1(peakRssMiB(p))} MiB`).join(", ");
   console.log(
@@ -351,10 +430,16 @@ try {
       "",
       `Ratio to mosquitto (1 -> 1 burst, only where both arrived whole): sealed ${ratio(rates.get(sealed.name), mosquittoRate)}, node MQTT ${ratio(rates.get(all[1]!.name), mosquittoRate)}.`,
       `CPU microseconds per message in the 1 -> 1 burst (user + system, by process, net of its idle CPU: ${idle} ms/s; less load-dependent than the rates): ${cpus.join("; ")}.`,
+      ...(cliLine ? [cliLine] : []),
       `Peak RSS: ${rss}.`,
+      "",
+      "Highest RSS / anonymous RSS (MiB) of each process during each workload, sampled every 100 ms (RSS also counts the executable's mapped pages, shared by the nodes):",
+      "",
+      ...peaks,
     ].join("\n"),
   );
 } finally {
+  clearInterval(rssSampler);
   // A profile is written when the process exits by itself.
   for (const p of procs.values()) p.kill(CPU_PROF ? "SIGTERM" : "SIGKILL");
   await Promise.all([...procs.values()].map((p) => p.exited));

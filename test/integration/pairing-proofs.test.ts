@@ -5,6 +5,8 @@
  * failover license, a forged one and an expired one. Each is refused with its
  * reason and the backup stays unpaired; the real main then pairs as before.
  */
+import { parseHostPort } from "../../src/core/config.ts";
+import { secureDialer } from "../../src/net/peer-net.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import nacl from "tweetnacl";
 import { parseNetworkKey } from "../../src/core/keys.ts";
@@ -39,7 +41,7 @@ describe("pairing with the real executable, as a holder of the network key", () 
       const secure = { networkKey, machine: nacl.sign.keyPair() };
       const quiet = createLogger(() => "json", () => {});
       const attempt = async (license: LicenseDocument) =>
-        new PairingService(rogue(license, c.ports.main + 1), secure, quiet).pair(c.address("backup")).then(
+        new PairingService(rogue(license, c.ports.main + 1), secureDialer(secure), quiet).pair(parseHostPort(c.address("backup"))!).then(
           () => ({ code: "PAIRED", message: "" }),
           (error: { code: string; message: string }) => ({ code: error.code, message: error.message }),
         );

@@ -39,6 +39,8 @@
  *      server owns" is always a different number for each server.
  *  I19 main and backup that both run at the end of a run agree on their
  *      pairing: a backup that dropped it is asked to pair again (run.ts).
+ *  I21 (readd-backup) a removed backup pairs again only through a new Add
+ *      Backup on the main: the main records no pairing with it before one.
  *  I20 a server persists an epoch it does not own only after the other server
  *      claimed it: nobody, a key holder least of all, moves a server to an
  *      epoch the servers did not sign (core/signed-claims.ts). Where no
@@ -146,8 +148,14 @@ export class Checker {
       case "persistPairing": {
         // In the simulator only the two servers pair; only the operator removes the backup (readd-backup family).
         const partner = node.role === "main" ? "backup" : "main";
-        if (fx.pairing?.peerId !== partner && !(fx.pairing === null && world.removingBackup)) {
+        if (fx.pairing?.peerId !== partner && !(fx.pairing === null && world.backupAdds !== "initial")) {
           this.fail(world, `I16 ${node.name}'s pairing changed to ${fx.pairing?.peerId ?? "none"}: someone else spoke for its partner`);
+        }
+        // A removed backup pairs again only through a new Add Backup: no keeper, retry or late answer pairs the main with it behind
+        // the operator's back (the main's record is the one that counts; a backup that accepted an exchange still running at the
+        // removal is told it is removed).
+        if (node.role === "main" && fx.pairing?.peerId === partner && node.disk.pairing?.peerId !== partner && world.backupAdds === "removed") {
+          this.fail(world, `I21 ${node.name} paired with ${partner} again after the backup was removed, with no new Add Backup`);
         }
         break;
       }

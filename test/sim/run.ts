@@ -13,6 +13,7 @@ import { blips, chaos, CLIENTS, isolateMain, lateClient, newBackup, outageRestar
 import { MAX_REFUSAL_BACKOFF_MS } from "../../src/net/peer-refusals.ts";
 import { ipv6Addresses, moveMain, networkKey, readdBackup, resaveStorm } from "./families-machine.ts";
 import { SimHub } from "./sim-hub.ts";
+import { SimPairing } from "./sim-pairing.ts";
 import { World, type SimConfig } from "./world.ts";
 
 export interface SeedResult {
@@ -119,11 +120,12 @@ export function newWorld(o: WorldOptions): { world: World; checker: Checker; hub
   const hub = new SimHub(world, o.seed);
   world.machinery = hub;
   if (o.ipv6) ipv6Addresses(world);
+  // The main's setup names the backup unless the backup is new (the family adds it later).
+  world.pairing = new SimPairing(world, hub, new Rng(o.seed ^ 0x2545f491), !o.freshBackup);
   // A new backup: neither server has a pairing yet (the family pairs them later).
   world.spawn("main", "main", undefined, o.freshBackup ? {} : { pairing: { peerId: "backup", confirmed: true, hubCopied: false } });
   world.spawn("backup", "backup", undefined, o.freshBackup ? {} : { pairing: { peerId: "main", confirmed: true, hubCopied: true } });
   for (const c of CLIENTS) world.spawn(c, "client");
-  world.pairingWanted = !o.freshBackup;
   return { world, checker, hub };
 }
 

@@ -40,9 +40,10 @@ import type { PeerDialer, PeerService } from "../../src/net/peer-net.ts";
 import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
 import type { ConnectionEvents } from "../../src/net/secure-socket.ts";
 import { HubLedger } from "./hub-ledger.ts";
-import { deferOf, dialerOf, loggerOf, QUIET, settling, timersOf } from "./sim-runtime.ts";
+import { machineDefer, machineLogger, machineTimers, QUIET, settlingDialer, settlingService } from "./machine-io.ts";
 import type { LogLanes } from "./sim-lanes.ts";
 import type { Machinery, SimNode, World } from "./world.ts";
+import { simMachineKey } from "./sim-pairing.ts";
 
 /** The log lane needs bun:sqlite: under Deno the simulator runs without it. */
 const lanesModule = "Bun" in globalThis ? await import("./sim-lanes.ts") : null;
@@ -130,6 +131,11 @@ export class SimHub implements Machinery {
     });
   }
 
+  /** This machine's peer port (null while it is down): the pairing exchange runs on it too (sim-pairing.ts). */
+  peerOf(n: SimNode): MemoryPeerNet | null {
+    return this.#peers.get(n.name) ?? null;
+  }
+
   get published(): number {
     return this.ledger.published;
   }
@@ -148,20 +154,20 @@ export class SimHub implements Machinery {
 
   started(n: SimNode): void {
     const w = this.world;
-    const timers = timersOf(this.world, n);
-    const defer = deferOf(this.world, n);
-    const log = loggerOf(this.world, n);
+    const timers = machineTimers(this.world, n, false);
+    const defer = machineDefer(this.world, n);
+    const log = machineLogger(this.world, n);
     const peer = this.net.attach({
       at: { host: w.addressOf(n.name), port: 0 },
       machineId: n.name,
-      publicKey: new Uint8Array([n.inc]),
+      publicKey: simMachineKey(n.name),
       networkKey: keyBytes(this.keyOf(n.name)),
       timers,
     });
     this.#peers.set(n.name, peer);
     this.#subscribedFrom.delete(n.name);
-    const serve = (service: PeerService) => peer.serve(settling(this.world, service));
-    const net = dialerOf(this.world, peer);
+    const serve = (service: PeerService) => peer.serve(settlingService(this.world, service));
+    const net = settlingDialer(this.world, peer);
     // The main to copy from now (machine/backup-copy.ts): core's replicationSource, at the address its setup names now.
     const source = (): HostPort | null => (replicationSource(n.state) === "main" ? (n.runner?.serverAddress("main") ?? null) : null);
     let hub: HubService | null = null;
@@ -281,7 +287,7 @@ export class SimHub implements Machinery {
     const [peer, hub, inc] = [this.#peers.get(main.name), this.#machines.get(main.name)?.hub, main.inc];
     if (!peer || !hub) return done(false);
     const live = () => main.inc === inc && !!main.state;
-    fetchHubStateChanges(dialerOf(this.world, peer), this.world.endpointOf("backup"), hub.core.lastVersion, timersOf(this.world, main)).then(
+    fetchHubStateChanges(settlingDialer(this.world, peer), this.world.endpointOf("backup"), hub.core.lastVersion, machineTimers(this.world, main, false)).then(
       (changes) => {
         if (!live()) return;
         hub.importChanges(changes);

@@ -21,6 +21,7 @@ import { ManualClock } from "../support/clock.ts";
 import { Rng } from "./prng.ts";
 import { describe } from "./describe.ts";
 import { EventQueue } from "./queue.ts";
+import type { PairingMachinery } from "./sim-pairing.ts";
 
 export interface SimConfig {
   readonly timings: Timings;
@@ -124,8 +125,11 @@ export class World {
   readonly #links = new Map<string, Map<string, Link>>();
   readonly trace: string[] | null;
   faultsStopped = false;
-  /** The main's setup names the backup: its pairing keeper runs the exchange whenever it holds no pairing. */
-  pairingWanted = false;
+  /**
+   * The operator's adds and removals of the backup (readd-backup): "initial" until a removal; then
+   * "removed" (the servers may drop their pairing, and neither pairs again) until an Add Backup begins.
+   */
+  backupAdds: "initial" | "removed" | "added-again" = "initial";
   /** Bumped by every change to links or processes, so the checker knows when to look again. */
   topology = 0;
   /** Bumped whenever a server starts or stops serving, a client's hub moves, or a process dies or starts. */
@@ -133,6 +137,8 @@ export class World {
   readonly #queue = new EventQueue<SimEvent>();
   /** Set before the first spawn. */
   machinery: Machinery | null = null;
+  /** The production pairing exchange and keeper (sim-pairing.ts); set before the first spawn. */
+  pairing: PairingMachinery | null = null;
 
   constructor(
     readonly cfg: SimConfig,
@@ -215,6 +221,8 @@ export class World {
    * before the next event, as a machine's promise jobs run before its next timer or socket event.
    */
   promisesSettled = false;
+  /** As `promisesSettled`, for a chain of many awaits (the pairing exchange: sim-pairing.ts): more promise jobs run before the next event. */
+  longChainSettled = false;
 
   /** Processes every event up to and including time `until`. */
   async runUntil(until: number): Promise<void> {
@@ -225,9 +233,10 @@ export class World {
       this.clock.advanceTo(top.t);
       this.#runnerCalled = false;
       const touched = this.#handle(top.ev);
-      while (this.promisesSettled) {
-        this.promisesSettled = false;
-        await drainPromiseJobs();
+      while (this.promisesSettled || this.longChainSettled) {
+        const turns = this.longChainSettled ? 128 : 16;
+        this.promisesSettled = this.longChainSettled = false;
+        await drainPromiseJobs(turns);
       }
       // The machinery's frames and timers that never reached a runner change nothing the checker reads.
       if (top.ev.kind === "deliver" && top.ev.msg.kind === "run" && !this.#runnerCalled) continue;
@@ -267,10 +276,6 @@ export class World {
     this.log(`RESTART ${name} (persisted epoch ${n.disk.epoch})`);
     this.topology += 1;
     this.start(n);
-    // The main's pairing keeper: the setup names the backup, no pairing is recorded, so it runs the exchange.
-    if (n.role === "main" && this.pairingWanted && n.disk.pairing === null) {
-      this.at(this.now() + 2 * this.#latency(), "the main's keeper pairs with the backup named in its setup", () => this.pair());
-    }
   }
 
   /**
@@ -316,48 +321,15 @@ export class World {
     if (main.state) this.#deliverTo(main, { kind: "event", event: { type: "switchBack" } });
   }
 
-  /**
-   * The pairing exchange between main and backup (both must run): the backup records its side now,
-   * the main `mainLagMs` later (a loaded main answering slowly; it may then find the backup gave up).
-   */
+  /** The operator's Add Backup on the main's Machines panel (sim-pairing.ts runs the production exchange). */
   pair(mainLagMs = 0): void {
-    const main = this.node("main");
-    const backup = this.node("backup");
-    this.pairingWanted = true;
-    if (!main.state || !backup.state || main.frozen || backup.frozen) {
-      // The keeper tries again after its first back-off (machine/pairing-keeper.ts), while the main holds no pairing.
-      if (main.state && main.disk.pairing === null) this.at(this.now() + 1000, "the main's keeper tries the pairing again", () => this.pair(mainLagMs));
-      return;
-    }
-    this.log(`PAIR main and backup${mainLagMs > 0 ? ` (the main records its side ${mainLagMs} ms later)` : ""}`);
-    this.#deliverTo(backup, { kind: "event", event: { type: "paired", peerId: "main" } });
-    const recordOnMain = () => {
-      if (main.state && !main.frozen) this.#deliverTo(main, { kind: "event", event: { type: "paired", peerId: "backup" } });
-    };
-    if (mainLagMs > 0) this.at(this.now() + mainLagMs, "the main records its side of the pairing", recordOnMain);
-    else recordOnMain();
+    this.pairing?.addBackup(mainLagMs);
   }
 
-  /**
-   * The operator removes the backup on the main's Machines panel: the main tells the backup over /pair
-   * (both drop the pairing), then forgets it; with the two unable to talk, it fails and nothing changes.
-   */
+  /** The operator removes the backup on the main's Machines panel: the main tells the backup over /pair, then forgets it. */
   removeBackup(): void {
-    const main = this.node("main");
-    const backup = this.node("backup");
-    if (!main.state || main.frozen) return;
-    const up = !!backup.state && !backup.frozen && !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
-    if (!up) return this.log("REMOVE BACKUP fails: the main cannot reach it");
-    this.log("REMOVE BACKUP on the main");
-    this.pairingWanted = false;
-    this.removingBackup = true;
-    this.#deliverTo(backup, { kind: "event", event: { type: "unpaired" } });
-    this.#deliverTo(main, { kind: "event", event: { type: "unpaired" } });
-    this.removingBackup = false;
+    this.pairing?.removeBackup();
   }
-
-  /** True while the operator's removal of the backup runs (the checker allows the pairing to go then). */
-  removingBackup = false;
 
   /** A machine's settings are saved again unchanged (the setup pages' Connect with nothing changed). */
   resave(name: string): void {
@@ -500,7 +472,7 @@ export class World {
       timings: this.cfg.timings,
       failback: this.cfg.failback,
       epochStore: n.role === "client" ? null : { read: () => n.disk.epoch, write: (epoch) => void (n.disk.epoch = epoch) },
-      pairingStore: n.role === "client" ? null : { read: () => n.disk.pairing, write: (pairing) => void (n.disk.pairing = pairing) },
+      pairingStore: n.role === "client" ? null : (this.pairing?.store(n) ?? { read: () => n.disk.pairing, write: (pairing) => void (n.disk.pairing = pairing) }),
       clock: { now: () => this.now() + n.offset },
       // The world ticks each runner itself (on its own phase), as the runner's own timer would.
       timers: { every: () => () => {} },
@@ -532,14 +504,8 @@ export class World {
           n.following = target.server === "self" ? { server: n.role as ServerRole, epoch: target.epoch } : { server: target.server, epoch: target.epoch };
           this.machinery?.uplink(n, target);
         },
-        // The main's pairing keeper runs the exchange again: it takes a round trip on the wire.
-        // The main's pairing keeper runs the exchange again over the peer port: a round trip, both ways up.
-        pairAgain: () =>
-          this.at(this.now() + 2 * this.#latency(), "the main's keeper runs the pairing exchange again", () => {
-            const up = !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
-            if (up) this.pair();
-            else this.log("the pairing exchange fails: main and backup cannot reach each other");
-          }),
+        // The main's pairing keeper runs the exchange again (sim-pairing.ts).
+        pairAgain: () => this.pairing?.pairAgain(n),
       },
       observer: {
         effect: (fx) => this.observer.effect(this, n, fx),
@@ -547,6 +513,7 @@ export class World {
       },
     });
     n.state = n.runner.current;
+    this.pairing?.started(n);
     // Each runner ticks on its own phase, as separate machines do.
     this.#push(this.now() + this.net.int(1, this.cfg.tickMs), { kind: "tick", node: n.name, inc: n.inc });
   }
@@ -688,13 +655,13 @@ export class World {
 
 /**
  * Runs every promise job queued now, however long its chain (a show-file entry's apply awaits a
- * dozen times): a macrotask runs after them all. Deno has no setImmediate; its runs chain fewer.
+ * dozen times): a macrotask runs after them all. Deno has no setImmediate: `turns` promise jobs there.
  */
-const drainPromiseJobs: () => Promise<void> =
+const drainPromiseJobs: (turns: number) => Promise<void> =
   typeof setImmediate === "function"
     ? () => new Promise<void>((resolve) => setImmediate(resolve))
-    : async () => {
-        for (let i = 0; i < 16; i++) await null;
+    : async (turns) => {
+        for (let i = 0; i < turns; i++) await null;
       };
 
 /** The rogue key holder's machine id and address (it runs no runner: test/sim/schedules.ts rogue()). */

@@ -13,7 +13,7 @@
  *   await c.waitStatus("backup", "the backup active", (s) => s.failover?.state === "active");
  *   await c.shutdown();
  */
-import { writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { formatHostPort } from "../../src/core/config.ts";
@@ -56,7 +56,8 @@ export type ClusterOptions = {
 /** The role form of the setup pages, as a browser posts it. */
 export type RoleFields = { role: string; main?: string; backup?: string };
 
-type Spec = { args: string[]; dataDir: string; config?: RoleFields };
+/** `keyInDataDir`: the network key is the data dir's own (copied there once), not pinned by --key, so the setup page may change it. */
+type Spec = { args: string[]; dataDir: string; config?: RoleFields; keyInDataDir?: boolean };
 /** One message a `sub` printed; `at` is when the test read it (performance.now()). */
 export type SubscriberLine = { topic: string; data: unknown; from: string; seq: number; at: number };
 
@@ -170,11 +171,15 @@ export class Cluster {
     return formatHostPort({ host: this.host, port: this.ports[server] });
   }
 
-  /** A client knowing both servers, or only the main (`onlyMain`), plus what `args` say (e.g. another --key). */
-  async startClient(name: string, opts: { args?: string[]; onlyMain?: boolean } = {}): Promise<MachineProcess> {
+  /**
+   * A client knowing both servers, or only the main (`onlyMain`), plus what `args` say (e.g. another --key);
+   * `keyOnPage`: its key is its data dir's own, which its setup page may change.
+   */
+  async startClient(name: string, opts: { args?: string[]; onlyMain?: boolean; keyOnPage?: boolean } = {}): Promise<MachineProcess> {
     const listen = ["--peer-listen", formatHostPort({ host: this.host, port: 0 })];
     const backup = opts.onlyMain ? [] : ["--backup", this.address("backup")];
     this.define(name, ["--role", "client", "--main", this.address("main"), ...backup, ...listen, ...(opts.args ?? [])]);
+    this.specs.get(name)!.keyInDataDir = opts.keyOnPage === true;
     return this.launch(name);
   }
 
@@ -404,7 +409,10 @@ export class Cluster {
       spec.config = undefined;
     }
     // A repeated --peer-listen: the command line's last value wins (node:util parseArgs).
-    const m = await startMachine(["--name", name, "--key", this.keyFile, "--license", this.licenseFile, ...this.timing, ...spec.args], {
+    const ownKey = join(spec.dataDir, "network.key");
+    if (spec.keyInDataDir && !existsSync(ownKey)) copyFileSync(this.keyFile, ownKey);
+    const key = spec.keyInDataDir ? [] : ["--key", this.keyFile];
+    const m = await startMachine(["--name", name, ...key, "--license", this.licenseFile, ...this.timing, ...spec.args], {
       dataDir: spec.dataDir,
       bin: this.bin,
     });

@@ -20,7 +20,8 @@ import { AppError } from "../../core/errors.ts";
 import { systemTimers, wallClock } from "../../net/system-time.ts";
 import type { Logger } from "../../log.ts";
 import { RemoteError } from "../../net/rpc.ts";
-import type { SecureSocketOptions } from "../../net/secure-socket.ts";
+import { formatHostPort, type HostPort } from "../../core/config.ts";
+import type { PeerDialer } from "../../net/peer-net.ts";
 import { ReadOnlyWhileBackupServes } from "../files-service.ts";
 import type { ShowFileClient } from "../show-file-client.ts";
 import { headResult, logResult, type LogEntry } from "../show-file-protocol.ts";
@@ -74,12 +75,18 @@ export type FolderSyncView = {
   outcome: SyncOutcome | null;
 };
 
+/**
+ * This machine's own node as the show folder reaches it. `keyFingerprint` names the network key the
+ * dialer holds: a lasting connection made under another key is made again under this one.
+ */
+export type OwnNode = { at: HostPort; net: PeerDialer; keyFingerprint: string };
+
 export type FolderSyncOptions = {
   dataDir: string;
   /** The folder and Auto-Pull as set now (config: flags, environment, config.json). */
   settings: () => { folder: string | null; autoPull: boolean };
-  /** This machine's own peer port and how to talk to it; null while stand-alone. */
-  node: () => { address: string; secure: SecureSocketOptions } | null;
+  /** This machine's own peer port and how to dial it; null while stand-alone. */
+  node: () => OwnNode | null;
   /** The backup serves: push and pull wait for the main. */
   readOnly: () => boolean;
   /** Who pushes (the machine's name). */
@@ -129,7 +136,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 export class FolderSync {
   private current: FolderSyncView = EMPTY;
-  private connection: { address: string; files: Promise<ShowFileClient> } | null = null;
+  private connection: { address: string; keyFingerprint: string; files: Promise<ShowFileClient> } | null = null;
   private cache: { folder: string; hashes: FileHashCache } | null = null;
   private ticking = false;
   private running: Promise<void> | null = null;
@@ -257,7 +264,7 @@ export class FolderSync {
       let outcome: SyncOutcome;
       try {
         // Straight to the main when this node only forwards, as the command line does: one hop per chunk.
-        const files = await connectShowFiles(node.address, node.secure, true);
+        const files = await connectShowFiles(node.net, node.at, true);
         try {
           outcome = await work(files, progress);
         } finally {
@@ -349,15 +356,16 @@ export class FolderSync {
   }
 
   /** One lasting connection to this node's `/files` for the head and the log; made again after it broke. */
-  private async client(node: { address: string; secure: SecureSocketOptions }): Promise<ShowFileClient> {
-    if (this.connection && this.connection.address !== node.address) this.dropConnection();
+  private async client(node: OwnNode): Promise<ShowFileClient> {
+    const address = formatHostPort(node.at);
+    if (this.connection && (this.connection.address !== address || this.connection.keyFingerprint !== node.keyFingerprint)) this.dropConnection();
     if (this.connection) {
       const files = await this.connection.files.catch(() => null);
       if (files?.open) return files;
       this.dropConnection();
     }
-    const connecting = connectShowFiles(node.address, node.secure, false);
-    this.connection = { address: node.address, files: connecting };
+    const connecting = connectShowFiles(node.net, node.at, false);
+    this.connection = { address, keyFingerprint: node.keyFingerprint, files: connecting };
     return connecting;
   }
 

@@ -16,7 +16,8 @@ import { validateShowPath } from "../../core/show-paths.ts";
 import { InFlight } from "../asset-protocol.ts";
 import { pushTimeoutMs } from "../files-service.ts";
 import { RemoteError } from "../../net/rpc.ts";
-import { connectSecure, type SecureSocketOptions } from "../../net/secure-socket.ts";
+import { parseHostPort, type HostPort } from "../../core/config.ts";
+import type { PeerDialer } from "../../net/peer-net.ts";
 import { ShowFileClient } from "../show-file-client.ts";
 import { MAX_HASHES_PER_CALL, missingResult, pullResult, pushResult, routeResult, type FileChange, type PullResult, type PushParams, type PushResult } from "../show-file-protocol.ts";
 import { INLINE_CHUNK_BYTES } from "../../store/chunk-intake.ts";
@@ -46,15 +47,16 @@ export class FileChangedWhilePushing extends AppError {
  * open and seal each megabyte again. Anything that goes wrong on the way there (an older node, a
  * main this machine cannot reach itself) keeps the node's connection, which forwards as before.
  */
-export async function connectShowFiles(address: string, secure: SecureSocketOptions, direct: boolean): Promise<ShowFileClient> {
+export async function connectShowFiles(net: PeerDialer, at: HostPort, direct: boolean): Promise<ShowFileClient> {
   const node = new ShowFileClient();
-  node.attach(await connectSecure(address, "/files", secure, () => node.events()));
+  node.attach(await net.dial(at, "/files", () => node.events()));
   if (!direct) return node;
   try {
     const { forwardTo } = await node.call("files.route", {}, routeResult, ROUTE_TIMEOUT_MS);
-    if (forwardTo === null) return node;
+    const mainAt = forwardTo === null ? null : parseHostPort(forwardTo);
+    if (mainAt === null) return node;
     const main = new ShowFileClient();
-    main.attach(await connectSecure(forwardTo, "/files", secure, () => main.events()));
+    main.attach(await net.dial(mainAt, "/files", () => main.events()));
     node.close();
     return main;
   } catch {

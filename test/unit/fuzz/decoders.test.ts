@@ -3,6 +3,7 @@
  * (FUZZ_SEED=x replays): none may throw anything but a coded AppError where it
  * throws at all, none may hang, and what it accepts fits its schema.
  */
+import { secureDialer } from "../../../src/net/peer-net.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import nacl from "tweetnacl";
 import { AppError } from "../../../src/core/errors.ts";
@@ -203,7 +204,7 @@ describe(`decoders under fuzz (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
       peerPort: () => 7401, expectedMain: () => ({ host: "10.0.0.1", port: 7401 }), pairedWith: () => mainId, pairedKey: () => null,
       acceptMain: (peer) => void changes.push(`accept ${peer.peerId}`), dropMain: (id) => void changes.push(`drop ${id}`),
     };
-    const service = new PairingService(side, { networkKey, machine: nacl.sign.keyPair() }, createLogger(() => "json", () => {}));
+    const service = new PairingService(side, secureDialer({ networkKey, machine: nacl.sign.keyPair() }), createLogger(() => "json", () => {}));
     const deliver = (input: Uint8Array): { closed: string | null; sent: number } => {
       const seen = { closed: null as string | null, sent: 0 };
       const connection = {

@@ -34,6 +34,18 @@ describe("acknowledged writes kept for a resend", () => {
     expect(none.size).toBe(0);
   });
 
+  test("a kept write is handed back as the frame and text it was (only its frame is kept, the text is made again), a set with the version the hub gave it", () => {
+    const kept = new AckedWrites<string>();
+    const pub = write(1, { zoom: 2, nested: { list: [1, "two", null] }, text: "é ✓" });
+    const set = { ...encodeWrite({ type: "set", key: "k", value: { on: true }, origin: "o", seq: 2, acked: { epoch: 3, seq: 7 } }), from: "desk" };
+    kept.add(pub);
+    kept.add(set);
+    const [again1, again2] = kept.takeAll();
+    expect(again1).toEqual(pub);
+    expect(again2).toEqual(set);
+    expect(kept.size).toBe(0);
+  });
+
   test("takeAll hands everything over oldest first and starts afresh (old marks do not drop new writes)", () => {
     const kept = new AckedWrites<string>();
     kept.add(write(1));

@@ -69,6 +69,7 @@ function world() {
     openRouter: () => router,
     publish: (topic, data) => published.push({ topic, data }),
     setRetained: (key, value) => retained.set(key, value),
+    readRetained: async (key) => retained.get(key) ?? null,
     log: createLogger(() => "json", () => {}),
   });
   /** Heartbeats every 100 ms from each engine not silenced, for `ms`. */
@@ -150,6 +151,7 @@ function onVideohub(sim: VideohubSim) {
     openRouter: () => new VideohubDriver({ host: "127.0.0.1", port: sim.port, clock: timers.clock, timers }),
     publish: (topic, data) => topic === ROUTER_SWITCH_TOPIC && switches.push(data),
     setRetained: () => {},
+    readRetained: async () => null,
     log: createLogger(() => "json", () => {}),
   });
   cleanups.push(() => watch.deactivate(), () => sim.stop());

@@ -4,6 +4,7 @@
  * across a restart; forgotten when the main says it has none; the setup's
  * backup always wins.
  */
+import { secureDialer } from "../../../src/net/peer-net.ts";
 import { afterEach, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import nacl from "tweetnacl";
@@ -33,7 +34,7 @@ test("a machine at the learned address proving another id than the main named is
   const identified: AuthenticatedPeer[] = [];
   const disbelieved: AuthenticatedPeer[] = [];
   const identities = new ServerIdentities(
-    { networkKey, machine: nacl.sign.keyPair() },
+    secureDialer({ networkKey, machine: nacl.sign.keyPair() }),
     { identified: (_role, peer) => identified.push(peer), refused() {}, disbelieved: (_a, peer) => disbelieved.push(peer) },
   );
   const servers = { main: null, backup: at };

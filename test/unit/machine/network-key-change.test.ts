@@ -5,7 +5,9 @@
  */
 import { expect, test } from "bun:test";
 import nacl from "tweetnacl";
+import { formatHostPort, parseHostPort } from "../../../src/core/config.ts";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
+import { secureDialer } from "../../../src/net/peer-net.ts";
 import { consoleChip } from "../../../src/core/console-chip.ts";
 import { machineRows } from "../../../src/core/machine-rows.ts";
 import { nodesPerTest, setUpDataDir } from "../../support/machine-node.ts";
@@ -47,3 +49,46 @@ test("a client given another key reads 'Network key differs' within a few heartb
   await waitFor("the main hears the client", () => machineRows(main.status(), [], main.heardWithinMs()).some((r) => r.id === client.status().id && r.heard), 10_000);
   expect(machineRows(main.status(), [], main.heardWithinMs()).find((r) => r.id === client.status().id)?.fingerprint).toBe(client.status().networkKeyFingerprint);
 }, 30_000);
+
+/** A local app on `node`'s `/app` under `key`; resolves with the reason once its connection closes. */
+async function localApp(address: string, key: Uint8Array): Promise<{ closed: Promise<string> }> {
+  let closed!: (reason: string) => void;
+  const done = new Promise<string>((resolve) => (closed = resolve));
+  await secureDialer({ networkKey: key, machine: nacl.sign.keyPair() }).dial(parseHostPort(address)!, "/app", () => ({ message() {}, close: (reason) => closed(reason) }));
+  return { closed: done };
+}
+
+for (const host of ["127.0.0.1", "::1"]) {
+  test(`a new key closes the local apps' connections and the links the machine dialled under the old one, and saving the same key closes none (${host})`, async () => {
+    const oldKey = nacl.randomBytes(32);
+    const peerListen = formatHostPort({ host, port: 0 });
+    const { node: main } = await fresh({ dataDir: setUpDataDir(oldKey), flags: { role: "main", peerListen, ...FAST } });
+    await waitFor("the main serving", () => main.status().failover?.state === "active");
+    const { node: client } = await fresh({ dataDir: setUpDataDir(oldKey, "client"), flags: { role: "client", peerListen, main: main.status().peerListen!, ...FAST } });
+    await waitFor("the client linked", () => client.status().failover?.hubConnected === true, 10_000);
+    const onMain = await localApp(main.status().peerListen!, oldKey);
+    const onClient = await localApp(client.status().peerListen!, oldKey);
+    let sameKeyClosed = false;
+    void onClient.closed.then(() => (sameKeyClosed = true));
+
+    // The same key saved again: nothing drops (docs/design.md §Invariants, saving changes nothing).
+    await client.saveNetworkKey(formatNetworkKey(oldKey));
+    await waitFor("the client still linked", () => client.status().failover?.hubConnected === true);
+    expect(sameKeyClosed).toBe(false);
+
+    // Another key on the client only: its apps reconnect under it, and its link to the main cannot stand.
+    await client.saveNetworkKey(formatNetworkKey(nacl.randomBytes(32)));
+    expect(await onClient.closed).toContain("network key changed");
+    await waitFor("the client's chip says the key differs", () => consoleChip(client.status()).text === "Network key differs", 10_000);
+    expect(client.status().failover?.hubConnected).toBe(false);
+
+    // The right key pasted back: it heals.
+    await client.saveNetworkKey(formatNetworkKey(oldKey));
+    await waitFor("the client healed", () => client.status().failover?.hubConnected === true && consoleChip(client.status()).text !== "Network key differs", 10_000);
+
+    // A new key on the main closes what its local apps and the client hold under the old one.
+    await main.saveNetworkKey(formatNetworkKey(nacl.randomBytes(32)));
+    expect(await onMain.closed).toContain("network key changed");
+    await waitFor("the client's link to the main is gone", () => client.status().failover?.hubConnected === false, 10_000);
+  }, 40_000);
+}

@@ -288,4 +288,23 @@ describe("the in-memory peer port", () => {
     await s.advance(10);
     expect(again.got).toEqual(["new"]);
   });
+  test("closeDialled closes what this machine dialled (both ends hear it), not what others dialled to it", async () => {
+    const { s, machine } = world();
+    const a = machine("10.0.0.1");
+    const b = machine("10.0.0.2");
+    const atA = echo(a);
+    const atB = echo(b);
+    const out = client();
+    const into = client();
+    const mine = await dialed(s, a, { host: "10.0.0.2", port: 7400 }, out.events);
+    const theirs = await dialed(s, b, { host: "10.0.0.1", port: 7400 }, into.events);
+    a.closeDialled("The network key changed; reconnecting with the new one.");
+    await s.advance(20);
+    expect(mine.open).toBe(false);
+    expect(out.closes).toEqual(["The network key changed; reconnecting with the new one."]);
+    expect(atB.closes).toEqual(["The network key changed; reconnecting with the new one."]);
+    expect(theirs.open).toBe(true);
+    expect(into.closes).toEqual([]);
+    expect(atA.closes).toEqual([]);
+  });
 });

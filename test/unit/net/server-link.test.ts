@@ -63,6 +63,7 @@ class FakeNet implements PeerNet {
     return () => {};
   }
   setNetworkKey() {}
+  closeDialled() {}
   stop() {}
 }
 

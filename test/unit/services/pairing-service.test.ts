@@ -5,6 +5,8 @@
  * at the main's address, host and port. A request "as the main" from anywhere
  * else, or with a license that is not proof, changes nothing and says why.
  */
+import { formatHostPort, type HostPort } from "../../../src/core/config.ts";
+import { secureDialer } from "../../../src/net/peer-net.ts";
 import { describe, expect, test } from "bun:test";
 import nacl from "tweetnacl";
 import { signLicense } from "../../../src/core/license.ts";
@@ -44,12 +46,12 @@ function backup(options: { pairedWith?: string | null; expectedMain?: string | n
     },
     dropMain: (id) => void changes.push(`drop ${id}`),
   };
-  const identify = async (address: string) => {
-    const id = answersAt[address];
+  const identify = async (at: HostPort) => {
+    const id = answersAt[formatHostPort(at)];
     if (!id) throw new Error("connection refused");
     return { id };
   };
-  const service = new PairingService(side, { networkKey: nacl.randomBytes(32), machine: nacl.sign.keyPair() }, createLogger(() => "json", () => {}), identify);
+  const service = new PairingService(side, secureDialer({ networkKey: nacl.randomBytes(32), machine: nacl.sign.keyPair() }), createLogger(() => "json", () => {}), { identify });
   /** One frame from `peer` on a fresh connection; resolves with what the backup answered. */
   const ask = (peer: Peer, frame: PairingFrame): Promise<PairingFrame> =>
     new Promise((resolve) => {

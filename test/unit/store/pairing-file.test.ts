@@ -2,6 +2,7 @@
  * pairing.json keeps the other server's machine key, which the heartbeats
  * between the two servers are sealed under (net/heartbeat-keys.ts).
  */
+import { formatHostPort, parseHostPort } from "../../../src/core/config.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -54,9 +55,9 @@ describe("pairing.json and the partner's machine key", () => {
     const asked: string[] = [];
     const keeper = (details: ReturnType<PairingFile["details"]>) =>
       new PairingKeeper({
-        wanted: () => peer.address,
+        wanted: () => parseHostPort(peer.address),
         current: () => details,
-        exchange: { pair: async (address) => (asked.push(address), peer), unpair: async () => {} },
+        exchange: { pair: async (at) => (asked.push(formatHostPort(at)), peer), unpair: async () => {} },
         paired: () => {},
         unpaired: () => {},
         log: createLogger(() => "json", () => {}),
@@ -72,11 +73,11 @@ describe("pairing.json and the partner's machine key", () => {
     const asked: string[] = [];
     let fail = true;
     const keeper = new PairingKeeper({
-      wanted: () => peer.address,
+      wanted: () => parseHostPort(peer.address),
       current: () => ({ ...peer, ...record, peerKey: Buffer.from(peerKey).toString("base64") }),
       exchange: {
-        pair: async (address) => {
-          asked.push(address);
+        pair: async (at) => {
+          asked.push(formatHostPort(at));
           if (fail) throw new Error("the backup does not answer");
           return peer;
         },
@@ -85,7 +86,7 @@ describe("pairing.json and the partner's machine key", () => {
       paired: () => {},
       unpaired: () => {},
       log: createLogger(() => "json", () => {}),
-      now: () => clock,
+      clock: { now: () => clock },
     });
     let clock = 0;
     await keeper.step();

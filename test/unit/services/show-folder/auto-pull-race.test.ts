@@ -3,6 +3,8 @@
  * the operator saves while a revision is being pulled is kept, the page's outcome names it and the file saved beside
  * it, the base stays, and Auto-Pull does not try the same revision again and again.
  */
+import { parseHostPort } from "../../../../src/core/config.ts";
+import { secureDialer } from "../../../../src/net/peer-net.ts";
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { ShowFolder, STATE_DIR, STATE_FILE } from "../../../../src/services/show-folder/show-folder.ts";
@@ -44,7 +46,7 @@ test("an edit saved while Auto-Pull places a revision is kept, and the outcome n
   const sync = new FolderSync({
     dataDir: tempDir(),
     settings: () => ({ folder: booth, autoPull: true }),
-    node: () => ({ address: main.flags[1]!, secure: { networkKey: main.networkKey, machine: nacl.sign.keyPair() } }),
+    node: () => ({ at: parseHostPort(main.flags[1]!)!, net: secureDialer({ networkKey: main.networkKey, machine: nacl.sign.keyPair() }), keyFingerprint: "k" }),
     readOnly: () => false,
     author: () => "booth",
     log: createLogger(() => "json", (line) => logged.push(line)),
@@ -83,7 +85,7 @@ test("a base the server does not know (2^53 - 1) is healed by Auto-Pull with a f
   const sync = new FolderSync({
     dataDir: tempDir(),
     settings: () => ({ folder: booth, autoPull: true }),
-    node: () => ({ address: main.flags[1]!, secure: { networkKey: main.networkKey, machine: nacl.sign.keyPair() } }),
+    node: () => ({ at: parseHostPort(main.flags[1]!)!, net: secureDialer({ networkKey: main.networkKey, machine: nacl.sign.keyPair() }), keyFingerprint: "k" }),
     readOnly: () => false,
     author: () => "booth",
     log: createLogger(() => "json", () => {}),
