@@ -19,15 +19,14 @@ import { z } from "zod";
 import { versionSchema, type Version } from "./frames.ts";
 import { DEFAULT_RETAINED_SHARE_LIMITS, RetainedShares, retainedBytes, UNKNOWN_HOLDER, type MachineUse, type RetainedHolder, type RetainedShareLimits } from "./retained-shares.ts";
 import type { LimitReached } from "./hub-errors.ts";
+import { compareVersions, VersionOrder } from "./version-order.ts";
+
+export { compareVersions };
 
 export const DEFAULT_MAX_RETAINED_KEYS = DEFAULT_RETAINED_SHARE_LIMITS.maxKeys;
 export const DEFAULT_MAX_SET_MARKS = 10_000;
 
 export const ZERO_VERSION: Version = Object.freeze({ epoch: 0, seq: 0 });
-
-export function compareVersions(a: Version, b: Version): number {
-  return a.epoch !== b.epoch ? a.epoch - b.epoch : a.seq - b.seq;
-}
 
 export function maxVersion(a: Version, b: Version): Version {
   return compareVersions(a, b) >= 0 ? a : b;
@@ -105,6 +104,8 @@ export type RetainedStateLimits = { maxKeys?: number; maxSetMarks?: number; shar
 
 export class RetainedState {
   private readonly entries = new Map<string, RetainedEntry>();
+  /** The same entries by version, for exportSince; changed only with `entries` (setEntry, deleteEntry). */
+  private readonly byVersion = new VersionOrder<RetainedEntry>();
   // Map order is recency order, so the oldest mark is forgotten first.
   private readonly marks = new Map<string, SetMark>();
   private readonly persistence: HubStatePersistence | undefined;
@@ -195,14 +196,12 @@ export class RetainedState {
   }
 
   /**
-   * Entries and set marks changed after `since`, sorted by version. Scans every
-   * key: call it per replication batch, not per write.
+   * Entries and set marks changed after `since`, sorted by version. Costs what
+   * it returns (version-order.ts), not the whole state, except for a complete snapshot.
    */
   exportSince(since: Version): HubStateChanges {
     const complete = compareVersions(since, this.pruned) < 0;
-    const entries = [...this.entries.values()]
-      .filter((e) => (complete ? e.value !== null : compareVersions(e.version, since) > 0))
-      .sort((a, b) => compareVersions(a.version, b.version));
+    const entries = complete ? this.byVersion.all().filter((e) => e.value !== null) : this.byVersion.after(since);
     const setMarks = [...this.marks.values()].filter((m) => compareVersions(m.version, since) > 0);
     return { since, through: this.last, complete, entries, setMarks };
   }
@@ -241,8 +240,8 @@ export class RetainedState {
       undo();
       throw error;
     }
-    for (const entry of changed) this.entries.set(entry.key, entry);
-    for (const key of removedKeys) this.entries.delete(key);
+    for (const entry of changed) this.setEntry(entry);
+    for (const key of removedKeys) this.deleteEntry(key);
     for (const mark of marks) this.putMark(mark, []);
     for (const origin of removedMarks) this.marks.delete(origin);
     this.last = lastVersion;
@@ -262,7 +261,7 @@ export class RetainedState {
     const prunedThrough = maxVersion(this.pruned, bound);
     if (removedKeys.length === 0 && compareVersions(prunedThrough, this.pruned) === 0) return 0;
     this.persist({ entries: [], removedKeys, setMarks: [], removedMarks: [], lastVersion: this.last, prunedThrough });
-    for (const key of removedKeys) this.entries.delete(key);
+    for (const key of removedKeys) this.deleteEntry(key);
     this.pruned = prunedThrough;
     return removedKeys.length;
   }
@@ -274,7 +273,17 @@ export class RetainedState {
   private put(entry: RetainedEntry): void {
     const now = entry.value === null ? null : { holder: entry.holder ?? UNKNOWN_HOLDER, bytes: retainedBytes(entry.key, entry.value) };
     this.account(entry.key, this.held.get(entry.key) ?? null, now);
+    this.setEntry(entry);
+  }
+
+  private setEntry(entry: RetainedEntry): void {
     this.entries.set(entry.key, entry);
+    this.byVersion.set(entry);
+  }
+
+  private deleteEntry(key: string): void {
+    this.entries.delete(key);
+    this.byVersion.delete(key);
   }
 
   /**
