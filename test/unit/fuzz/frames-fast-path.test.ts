@@ -1,0 +1,90 @@
+/**
+ * The hand-written check of `pub`, `msg` and `ack` (src/hub/frames.ts readCommonFrame) runs
+ * before zod and must be exactly as strict: on random and hostile frames it accepts only what the
+ * schema accepts, giving the same frame (same fields, same order), and every frame the schema
+ * refuses is refused by parseToHubFrame / parseFromHubFrame with the schema's own message.
+ * FUZZ_SEED=x replays.
+ */
+import { describe, expect, test } from "bun:test";
+import type { z } from "zod";
+import { ackFrame, msgFrame, parseFromHubFrame, parseToHubFrame, pubFrame, readCommonFrame } from "../../../src/hub/frames.ts";
+import { Fuzz, FUZZ_SEED } from "../../support/fuzz.ts";
+
+const RUNS = 2000;
+const SAFE = Number.MAX_SAFE_INTEGER;
+
+function hostile(fuzz: Fuzz) {
+  const long = (n: number, unit = "a") => unit.repeat(n);
+  const strings = ["", "a", "studio/cam1/tally", "a//b", "/", "$SYS/x", "a/+", "a/#", "#", "+", "a\u0000b", "\ud800", "é", long(128), long(129), long(256), long(257), long(64, "\u{1F3AC}"), long(65, "\u{1F3AC}"), fuzz.string(300)];
+  const numbers = [0, -0, 1, -1, 1.5, 2, SAFE, SAFE + 1, SAFE + 2, -SAFE, 1e308, 5e-324, fuzz.int(1000)];
+  const any = () => fuzz.pick<unknown>([...strings, ...numbers, null, true, false, [], {}, [1], { epoch: 0 }, fuzz.json(), "1", "0"]);
+  const maybe = (make: () => unknown) => (fuzz.int(8) === 0 ? any() : fuzz.int(12) === 0 ? undefined : make());
+  const version = () =>
+    fuzz.int(6) === 0
+      ? any()
+      : { epoch: maybe(() => fuzz.pick(numbers)), seq: maybe(() => fuzz.pick(numbers)), ...(fuzz.int(4) === 0 ? { extra: any() } : {}) };
+  const frame: Record<string, unknown> = {
+    type: fuzz.int(10) === 0 ? fuzz.pick(["PUB", "pub ", "set", "hello", "value", "error", "", 1, null]) : fuzz.pick(["pub", "msg", "ack"]),
+    topic: maybe(() => fuzz.pick(strings)),
+    data: maybe(() => fuzz.json()),
+    origin: maybe(() => fuzz.pick(strings)),
+    from: maybe(() => fuzz.pick(strings)),
+    seq: maybe(() => fuzz.pick(numbers)),
+    pos: fuzz.int(2) === 0 ? undefined : maybe(() => fuzz.pick(numbers)),
+    version: fuzz.int(2) === 0 ? undefined : version(),
+  };
+  if (fuzz.int(6) === 0) frame[fuzz.pick(["extra", "id", "key", "filter", "constructor", "toString"])] = any();
+  let text = JSON.stringify(frame);
+  // An own "__proto__" field (JSON.parse makes one), and a repeated field (the last one counts).
+  if (fuzz.int(10) === 0) text = text.replace(/^\{/, `{"__proto__":${JSON.stringify(any())},`);
+  if (fuzz.int(10) === 0) text = text.replace(/\}$/, `,"seq":${JSON.stringify(any())}}`);
+  return text;
+}
+
+const schemas: Record<string, z.ZodType> = { pub: pubFrame, msg: msgFrame, ack: ackFrame };
+
+describe(`the common frames' fast path (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
+  test("accepts only what the schema accepts, as the schema gives it; refusals keep the schema's message", () => {
+    const fuzz = new Fuzz(`${FUZZ_SEED} frames fast path`);
+    const seen = { fast: 0, refused: 0 };
+    for (let i = 0; i < RUNS; i++) {
+      const text = hostile(fuzz);
+      for (const [direction, parse, types] of [
+        ["to hub", parseToHubFrame, ["pub"]],
+        ["from hub", parseFromHubFrame, ["msg", "ack"]],
+      ] as const) {
+        const value = JSON.parse(text) as { type?: unknown };
+        const fast = readCommonFrame(value, direction);
+        const own = typeof value.type === "string" && (types as readonly string[]).includes(value.type) ? schemas[value.type]! : null;
+        const bySchema = own?.safeParse(JSON.parse(text));
+        if (fast !== null) {
+          seen.fast++;
+          expect(bySchema?.success, `${direction}: fast path took what the schema refuses: ${text}`).toBe(true);
+          expect(JSON.stringify(fast)).toBe(JSON.stringify(bySchema!.data));
+          expect(fast).toEqual(bySchema!.data as never);
+        }
+        const parsed = parse(text);
+        if (!bySchema) continue;
+        expect(parsed.ok, `${direction}: ${text}`).toBe(bySchema.success);
+        if (parsed.ok) {
+          expect(JSON.stringify(parsed.frame)).toBe(JSON.stringify(bySchema.data));
+        } else {
+          seen.refused++;
+          const issue = bySchema.error!.issues[0]!;
+          const where = issue.path.length > 0 ? `, field "${issue.path.join(".")}"` : "";
+          expect(parsed.error.message).toBe(`Frame "${value.type as string}" refused${where}: ${issue.message}.`);
+        }
+      }
+    }
+    // Both sides of the boundary were really exercised.
+    expect(seen.fast).toBeGreaterThan(RUNS / 50);
+    expect(seen.refused).toBeGreaterThan(RUNS / 2);
+  });
+
+  test("frames sent the other way, or as a value rather than text, are left to the schema", () => {
+    expect(readCommonFrame({ type: "msg", topic: "a", data: 1, from: "x", seq: 1 }, "to hub")).toBeNull();
+    expect(readCommonFrame({ type: "pub", topic: "a", data: 1, origin: "x", seq: 1 }, "from hub")).toBeNull();
+    expect(parseFromHubFrame(JSON.stringify({ type: "pub", topic: "a", data: 1, origin: "x", seq: 1 })).ok).toBe(false);
+    expect(parseToHubFrame(JSON.stringify({ type: "ack", origin: "x", seq: 1 })).ok).toBe(false);
+  });
+});
