@@ -61,12 +61,17 @@ const TOO_DEEP = `must nest at most ${MAX_DATA_DEPTH} levels deep`;
 
 /** Any JSON value of at most MAX_DATA_BYTES and MAX_DATA_DEPTH (undefined, functions, cycles and BigInt are refused). */
 const jsonData = z.unknown().superRefine((value, ctx) => {
-  const text = jsonText(value);
-  if (text === null) return ctx.addIssue({ code: "custom", message: "must be a JSON value" });
-  const size = utf8ByteLength(text);
-  if (size > MAX_DATA_BYTES) ctx.addIssue({ code: "custom", message: `must be at most ${MAX_DATA_BYTES / 1024} KiB of JSON (got ${size} bytes)` });
-  else if (nestingExceeds(text, MAX_DATA_DEPTH)) ctx.addIssue({ code: "custom", message: TOO_DEEP });
+  const problem = dataProblem(value);
+  if (problem !== null) ctx.addIssue({ code: "custom", message: problem });
 });
+
+function dataProblem(value: unknown): string | null {
+  const text = jsonText(value);
+  if (text === null) return "must be a JSON value";
+  const size = utf8ByteLength(text);
+  if (size > MAX_DATA_BYTES) return `must be at most ${MAX_DATA_BYTES / 1024} KiB of JSON (got ${size} bytes)`;
+  return nestingExceeds(text, MAX_DATA_DEPTH) ? TOO_DEEP : null;
+}
 
 /**
  * `jsonData` for a value JSON.parse just made from a short text: it is JSON by construction, its
@@ -162,7 +167,7 @@ const toHubSchemas = {
 } as const;
 
 /** The same schemas for a frame parsed from a text of at most SMALL_TEXT_BYTES. */
-const toHubSchemasForSmallText = {
+export const toHubSchemasForSmallText = {
   ...toHubSchemas,
   pub: pubFrame.extend({ data: parsedJsonData }),
   set: setFrame.extend({ value: parsedJsonData }),
@@ -239,7 +244,7 @@ const fromHubSchemas = {
   error: errorFrameSchema,
 } as const;
 
-const fromHubSchemasForSmallText = {
+export const fromHubSchemasForSmallText = {
   ...fromHubSchemas,
   msg: msgFrame.extend({ data: parsedJsonData }),
   value: valueFrame.extend({ value: parsedJsonData }),
@@ -289,6 +294,7 @@ export function errorFrame(error: { code: string; message: string }, ref?: Error
 
 function parseWith(direction: Direction, schemas: Record<string, z.ZodType>, forSmallText: Record<string, z.ZodType>, input: unknown, maxBytes: number): ParsedFrame<unknown> {
   let value = input;
+  let short = false;
   if (typeof input === "string") {
     const size = utf8ByteLength(input);
     if (size > maxBytes) return refuse(`Frame refused: ${size} bytes is more than the ${maxBytes} a frame may have.`);
@@ -299,12 +305,11 @@ function parseWith(direction: Direction, schemas: Record<string, z.ZodType>, for
     } catch (error) {
       return refuse(`Frame refused: ${(error as Error).message.replace(/^A message/, "it")}`);
     }
-    if (size <= SMALL_TEXT_BYTES) {
-      const frame = readCommonFrame(value, direction);
-      if (frame) return { ok: true, frame };
-      schemas = forSmallText;
-    }
+    short = size <= SMALL_TEXT_BYTES;
+    if (short) schemas = forSmallText;
   }
+  const common = readCommonFrame(value, direction, short);
+  if (common) return { ok: true, frame: common };
   if (typeof value !== "object" || value === null || Array.isArray(value)) return refuse("Frame refused: a frame must be a JSON object with a \"type\".");
   const type = (value as { type?: unknown }).type;
   // Looked up directly rather than through the union: faster, and the message can name the known types.
@@ -325,35 +330,38 @@ function parseWith(direction: Direction, schemas: Record<string, z.ZodType>, for
 type Direction = "to hub" | "from hub";
 
 /**
- * `pub`, `msg` and `ack` read from a short text (so their data needs no measuring), checked by
- * hand: zod cost a tenth of a server's time per frame. It only ever accepts, giving what the
- * schema gives (known fields in its order, the rest stripped); anything it does not accept goes
- * to the schema, which refuses it with its own message. test/unit/fuzz/frames-fast-path.test.ts
- * compares the two on random and hostile frames.
+ * `pub`, `msg` and `ack`, checked by hand: zod cost a tenth of a server's time per frame. It only
+ * ever accepts, giving what the schema gives (known fields in its order, the rest stripped, an
+ * optional one present as undefined left to the schema); anything it does not accept goes to the
+ * schema, which refuses it with its own message. `short`: parsed from a text of at most
+ * SMALL_TEXT_BYTES, so the data needs no measuring (see parsedJsonData).
+ * test/unit/fuzz/frames-fast-path.test.ts compares the two on random and hostile frames.
  */
-export function readCommonFrame(value: unknown, direction: Direction): FromHubFrame | ToHubFrame | null {
+export function readCommonFrame(value: unknown, direction: Direction, short: boolean): FromHubFrame | ToHubFrame | null {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  // Each field read once, as the schema reads it (a getter of an in-process frame could change).
   const v = value as Record<string, unknown>;
-  if (v.type !== (direction === "to hub" ? "pub" : v.type === "ack" ? "ack" : "msg")) return null;
-  if (v.type !== "ack" && !isTopic(v.topic)) return null;
-  switch (v.type) {
-    case "pub":
-      return v.data !== undefined && isId(v.origin) && isSeq(v.seq) ? { type: "pub", topic: v.topic as string, data: v.data, origin: v.origin, seq: v.seq } : null;
-    case "msg": {
-      if (v.data === undefined || !isId(v.from) || !isSeq(v.seq) || !(v.pos === undefined || isCount(v.pos))) return null;
-      const msg = { type: "msg" as const, topic: v.topic as string, data: v.data, from: v.from, seq: v.seq };
-      return v.pos === undefined ? msg : { ...msg, pos: v.pos as number };
-    }
-    case "ack": {
-      if (!isId(v.origin) || !isSeq(v.seq)) return null;
-      if (v.version === undefined) return { type: "ack", origin: v.origin, seq: v.seq };
-      const version = v.version as Record<string, unknown> | null;
-      if (typeof version !== "object" || version === null || Array.isArray(version) || !isCount(version.epoch) || !isCount(version.seq)) return null;
-      return { type: "ack", origin: v.origin, seq: v.seq, version: { epoch: version.epoch, seq: version.seq } };
-    }
-    default:
-      return null;
+  const type = v.type;
+  if (type !== (direction === "to hub" ? "pub" : type === "ack" ? "ack" : "msg")) return null;
+  if (type === "ack") {
+    const [origin, seq, version] = [v.origin, v.seq, v.version];
+    if (!isId(origin) || !isSeq(seq)) return null;
+    if (version === undefined) return "version" in v ? null : { type, origin, seq };
+    if (typeof version !== "object" || version === null || Array.isArray(version)) return null;
+    const [epoch, versionSeq] = [(version as Record<string, unknown>).epoch, (version as Record<string, unknown>).seq];
+    return isCount(epoch) && isCount(versionSeq) ? { type, origin, seq, version: { epoch, seq: versionSeq } } : null;
   }
+  const topic = v.topic;
+  const data = v.data;
+  if (!isTopic(topic) || !(short ? data !== undefined : dataProblem(data) === null)) return null;
+  if (type === "pub") {
+    const [origin, seq] = [v.origin, v.seq];
+    return isId(origin) && isSeq(seq) ? { type, topic, data, origin, seq } : null;
+  }
+  const [from, seq, pos] = [v.from, v.seq, v.pos];
+  if (!isId(from) || !isSeq(seq)) return null;
+  if (pos === undefined) return "pos" in v ? null : { type: "msg", topic, data, from, seq };
+  return isCount(pos) ? { type: "msg", topic, data, from, seq, pos } : null;
 }
 
 const isTopic = (x: unknown): x is string => typeof x === "string" && topicProblem(x) === null;
