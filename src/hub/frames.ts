@@ -330,7 +330,7 @@ function parseWith(direction: Direction, schemas: Record<string, z.ZodType>, for
 type Direction = "to hub" | "from hub";
 
 /**
- * `pub`, `msg` and `ack`, checked by hand: zod cost a tenth of a server's time per frame. It only
+ * `pub`, `msg`, `ack` and `presence`, checked by hand: zod cost a tenth of a server's time per frame. It only
  * ever accepts, giving what the schema gives (known fields in its order, the rest stripped, an
  * optional one present as undefined left to the schema); anything it does not accept goes to the
  * schema, which refuses it with its own message. `short`: parsed from a text of at most
@@ -342,7 +342,8 @@ export function readCommonFrame(value: unknown, direction: Direction, short: boo
   // Each field read once, as the schema reads it (a getter of an in-process frame could change).
   const v = value as Record<string, unknown>;
   const type = v.type;
-  if (type !== (direction === "to hub" ? "pub" : type === "ack" ? "ack" : "msg")) return null;
+  if (direction === "to hub" ? type !== "pub" : type !== "msg" && type !== "ack" && type !== "presence") return null;
+  if (type === "presence") return readPresence(v.members);
   if (type === "ack") {
     const [origin, seq, version] = [v.origin, v.seq, v.version];
     if (!isId(origin) || !isSeq(seq)) return null;
@@ -362,6 +363,21 @@ export function readCommonFrame(value: unknown, direction: Direction, short: boo
   if (!isId(from) || !isSeq(seq)) return null;
   if (pos === undefined) return "pos" in v ? null : { type: "msg", topic, data, from, seq };
   return isCount(pos) ? { type: "msg", topic, data, from, seq, pos } : null;
+}
+
+/** The members of a `presence` frame, as memberSchema gives them, or null. */
+function readPresence(members: unknown): FromHubFrame | null {
+  if (!Array.isArray(members) || members.length > MAX_PRESENCE_MEMBERS) return null;
+  const read: Member[] = [];
+  for (let i = 0; i < members.length; i++) {
+    const m: unknown = members[i];
+    if (typeof m !== "object" || m === null || Array.isArray(m)) return null;
+    const { id, name, kind, delayMs } = m as Record<string, unknown>;
+    if (!isId(id) || typeof name !== "string" || name.length > MAX_NAME_LENGTH || (kind !== "app" && kind !== "node")) return null;
+    if (delayMs !== null && !(typeof delayMs === "number" && Number.isFinite(delayMs) && delayMs >= 0)) return null;
+    read.push({ id, name, kind, delayMs });
+  }
+  return { type: "presence", members: read };
 }
 
 const isTopic = (x: unknown): x is string => typeof x === "string" && topicProblem(x) === null;

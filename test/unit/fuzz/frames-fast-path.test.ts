@@ -1,5 +1,5 @@
 /**
- * The hand-written check of `pub`, `msg` and `ack` (src/hub/frames.ts readCommonFrame) runs
+ * The hand-written check of `pub`, `msg`, `ack` and `presence` (src/hub/frames.ts readCommonFrame) runs
  * before zod and must be exactly as strict: on random and hostile frames it accepts only what the
  * schema accepts, giving the same frame (same fields, same order), and every frame the schema
  * refuses is refused by parseToHubFrame / parseFromHubFrame with the schema's own message.
@@ -7,7 +7,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { z } from "zod";
-import { ackFrame, MAX_DATA_BYTES, MAX_FRAME_BYTES, MAX_DATA_DEPTH, msgFrame, parseFromHubFrame, parseToHubFrame, pubFrame, readCommonFrame, SMALL_TEXT_BYTES, utf8ByteLength, toHubSchemasForSmallText, fromHubSchemasForSmallText } from "../../../src/hub/frames.ts";
+import { ackFrame, MAX_DATA_BYTES, MAX_FRAME_BYTES, MAX_FROM_HUB_FRAME_BYTES, MAX_PRESENCE_MEMBERS, presenceFrame, MAX_DATA_DEPTH, msgFrame, parseFromHubFrame, parseToHubFrame, pubFrame, readCommonFrame, SMALL_TEXT_BYTES, utf8ByteLength, toHubSchemasForSmallText, fromHubSchemasForSmallText } from "../../../src/hub/frames.ts";
 import { nestingExceeds } from "../../../src/core/wire-json.ts";
 import { Fuzz, FUZZ_SEED } from "../../support/fuzz.ts";
 
@@ -20,6 +20,11 @@ function hostileValue(fuzz: Fuzz): Record<string, unknown> {
   // What only a value can hold: a field present but undefined, data that is not JSON.
   if (fuzz.int(8) === 0) frame[fuzz.pick(["pos", "version", "data", "topic", "seq"])] = undefined;
   if (fuzz.int(10) === 0) frame.data = fuzz.pick<unknown>([10n, () => 1, Symbol("s"), cyclic(), new Date(0), { toJSON: () => "x" }, new Map()]);
+  if (fuzz.int(10) === 0 && Array.isArray(frame.members) && frame.members.length > 0) {
+    const members = frame.members as unknown[];
+    if (fuzz.int(2) === 0) delete members[fuzz.int(members.length)];
+    else members.push(fuzz.pick<unknown>([{ id: "a", name: "", kind: "app" }, { id: "a", name: "", kind: "app", delayMs: undefined }, { id: "a", name: "", kind: "node", delayMs: Number.NaN }]));
+  }
   if (fuzz.int(20) === 0) return Object.assign(Object.create({ topic: "inherited/topic" }), frame);
   return frame;
 }
@@ -40,8 +45,18 @@ function hostileFrame(fuzz: Fuzz): Record<string, unknown> {
     fuzz.int(6) === 0
       ? any()
       : { epoch: maybe(() => fuzz.int(3)), seq: maybe(() => fuzz.pick(numbers)), ...(fuzz.int(3) === 0 ? { extra: any() } : {}) };
+  const member = () =>
+    fuzz.int(10) === 0
+      ? any()
+      : {
+          id: maybe(() => fuzz.pick(strings)),
+          name: maybe(() => fuzz.pick(strings)),
+          kind: maybe(() => fuzz.pick(["app", "node", "App", ""])),
+          delayMs: maybe(() => fuzz.pick<unknown>([null, ...numbers, -1e-9])),
+          ...(fuzz.int(4) === 0 ? { extra: any() } : {}),
+        };
   const frame: Record<string, unknown> = {
-    type: fuzz.int(10) === 0 ? fuzz.pick(["PUB", "pub ", "set", "hello", "value", "error", "", 1, null]) : fuzz.pick(["pub", "msg", "ack"]),
+    type: fuzz.int(10) === 0 ? fuzz.pick(["PUB", "pub ", "set", "hello", "value", "error", "", 1, null]) : fuzz.pick(["pub", "msg", "ack", "presence"]),
     topic: maybe(() => fuzz.pick(strings)),
     data: maybe(() => fuzz.json()),
     origin: maybe(() => fuzz.pick(strings)),
@@ -49,6 +64,7 @@ function hostileFrame(fuzz: Fuzz): Record<string, unknown> {
     seq: maybe(() => fuzz.pick(numbers)),
     pos: fuzz.int(2) === 0 ? undefined : maybe(() => fuzz.pick(numbers)),
     version: fuzz.int(2) === 0 ? undefined : version(),
+    members: maybe(() => Array.from({ length: fuzz.int(150) === 0 ? MAX_PRESENCE_MEMBERS + fuzz.int(2) : fuzz.int(4) }, member)),
   };
   if (fuzz.int(6) === 0) frame[fuzz.pick(["extra", "id", "key", "filter", "constructor", "toString"])] = any();
   // Data past the short-text bound (measured again) or past the limit; too deep.
@@ -72,7 +88,7 @@ function hostileText(fuzz: Fuzz): string {
   return text;
 }
 
-const schemas: Record<string, z.ZodType> = { pub: pubFrame, msg: msgFrame, ack: ackFrame };
+const schemas: Record<string, z.ZodType> = { pub: pubFrame, msg: msgFrame, ack: ackFrame, presence: presenceFrame };
 
 describe(`the common frames' fast path (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`, () => {
   test("accepts only what the schema accepts, as the schema gives it; refusals keep the schema's message", () => {
@@ -80,9 +96,9 @@ describe(`the common frames' fast path (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`
     const seen = { fast: 0, refused: 0 };
     for (let i = 0; i < RUNS; i++) {
       const text = hostileText(fuzz);
-      for (const [direction, parse, types] of [
-        ["to hub", parseToHubFrame, ["pub"]],
-        ["from hub", parseFromHubFrame, ["msg", "ack"]],
+      for (const [direction, parse, types, maxBytes] of [
+        ["to hub", parseToHubFrame, ["pub"], MAX_FRAME_BYTES],
+        ["from hub", parseFromHubFrame, ["msg", "ack", "presence"], MAX_FROM_HUB_FRAME_BYTES],
       ] as const) {
         const value = JSON.parse(text) as { type?: unknown };
         const short = utf8ByteLength(text) <= SMALL_TEXT_BYTES;
@@ -99,7 +115,7 @@ describe(`the common frames' fast path (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`
         }
         const parsed = parse(text);
         // Too big or too deep a text is refused before any schema, as it was.
-        if (utf8ByteLength(text) > MAX_FRAME_BYTES || nestingExceeds(text, MAX_DATA_DEPTH + 1)) {
+        if (utf8ByteLength(text) > maxBytes || nestingExceeds(text, MAX_DATA_DEPTH + 1)) {
           expect(parsed.ok).toBe(false);
           continue;
         }
@@ -118,7 +134,7 @@ describe(`the common frames' fast path (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`
     // Both sides of the boundary were really exercised.
     expect(seen.fast).toBeGreaterThan(RUNS / 50);
     expect(seen.refused).toBeGreaterThan(RUNS / 2);
-  });
+  }, 60_000);
 
   test("frames handed over as values: the same, data measured as the schema measures it", () => {
     const fuzz = new Fuzz(`${FUZZ_SEED} frames fast path values`);
@@ -127,7 +143,7 @@ describe(`the common frames' fast path (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`
       const value = hostileValue(fuzz);
       for (const [direction, parse, types] of [
         ["to hub", parseToHubFrame, ["pub"]],
-        ["from hub", parseFromHubFrame, ["msg", "ack"]],
+        ["from hub", parseFromHubFrame, ["msg", "ack", "presence"]],
       ] as const) {
         const fast = readCommonFrame(value, direction, false);
         const own = typeof value.type === "string" && (types as readonly string[]).includes(value.type) ? schemas[value.type]! : null;
@@ -154,6 +170,17 @@ describe(`the common frames' fast path (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`
     }
     expect(seen.fast).toBeGreaterThan(RUNS / 50);
     expect(seen.refused).toBeGreaterThan(RUNS / 2);
+  }, 60_000);
+
+  test("presence at its member limit is taken; one more is refused with the schema's message", () => {
+    const members = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `m${i}`, name: "", kind: "app", delayMs: null }));
+    const full = { type: "presence", members: members(MAX_PRESENCE_MEMBERS) };
+    expect(readCommonFrame(full, "from hub", false)).toStrictEqual(presenceFrame.parse(full) as never);
+    const over = JSON.stringify({ type: "presence", members: members(MAX_PRESENCE_MEMBERS + 1) });
+    expect(readCommonFrame(JSON.parse(over), "from hub", false)).toBeNull();
+    const refused = parseFromHubFrame(over);
+    expect(refused.ok).toBe(false);
+    expect(refused.ok ? "" : refused.error.message).toBe(`Frame "presence" refused, field "members": ${presenceFrame.safeParse(JSON.parse(over)).error!.issues[0]!.message}.`);
   });
 
   test("frames sent the other way are left to the schema", () => {
