@@ -112,6 +112,8 @@ export class AppGateway {
         const role = this.target?.role;
         if (role && role !== "self") options.onLinkBroken(role);
       },
+      // A key saved on the server is not the server gone: heartbeats decide about it (docs/design.md §Security).
+      rekeyed: (to, reason) => this.log.info("hub link closed for a network key change; dialling again", { server: formatHostPort(to), reason }),
     });
   }
 

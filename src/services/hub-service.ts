@@ -14,7 +14,7 @@ import { FanoutGroups } from "../net/fanout-groups.ts";
 import { BroadcastBatch } from "../net/broadcast-batch.ts";
 import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
-import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
+import { CLOSE_NETWORK_KEY_CHANGED, NETWORK_KEY_CHANGED_REASON, type ConnectionEvents, type SecureConnection } from "../net/secure-socket.ts";
 import { z } from "zod";
 import { MAX_RPC_FRAME_BYTES } from "../net/rpc.ts";
 import { decodeWireJson } from "../core/wire-json.ts";
@@ -70,13 +70,15 @@ export class HubService {
 
   /**
    * A new network key: broadcasts are sealed under it from now on, so every hub session (opened under
-   * the old key) is closed and reconnects under the new one. The hub keeps serving and keeps its state.
+   * the old key, unable to open them) is closed and reconnects under the new one. The hub keeps serving
+   * and keeps its state. The close says "key changed", not "gone": a node must not drop this server for
+   * it (docs/design.md §Security).
    */
   setNetworkKey(networkKey: Uint8Array): void {
     this.networkKey = networkKey;
     this.broadcasts.flush();
     this.broadcastKey = deriveBroadcastKey(networkKey, this.core.epoch);
-    for (const connection of this.connections.values()) connection.close(1001, "The network key changed; reconnect with the new one.");
+    for (const connection of this.connections.values()) connection.close(CLOSE_NETWORK_KEY_CHANGED, NETWORK_KEY_CHANGED_REASON);
   }
 
   /** Handlers for one authenticated `/hub` connection. */
