@@ -505,9 +505,9 @@ export class SimHub implements Machinery {
         w.promisesSettled = true;
         events.message(payload);
       },
-      close: (reason) => {
+      close: (reason, code) => {
         w.promisesSettled = true;
-        events.close(reason);
+        events.close(reason, code);
       },
     });
     return {
