@@ -53,22 +53,50 @@ export function windowsWord(word: string): string {
   return `${out}${"\\".repeat(slashes * 2)}"`;
 }
 
-/** sc.exe takes `binPath= VALUE` as two words: the space after "=" is its syntax. */
-export function windowsInstallCommands(name: string, executable: string, runArgs: readonly string[], start: boolean): string[][] {
-  const binPath = [executable, "run", ...runArgs].map(windowsWord).join(" ");
-  const commands = [
-    ["sc.exe", "create", name, "binPath=", binPath, "start=", "auto", "DisplayName=", "understudy"],
-    ["sc.exe", "description", name, "understudy: keeps a live-production network on air when its server dies"],
-    // Restart after 2 s on every failure; the failure count resets after a day.
-    ["sc.exe", "failure", name, "reset=", "86400", "actions=", "restart/2000/restart/2000/restart/2000"],
-  ];
-  if (start) commands.push(["sc.exe", "start", name]);
-  return commands;
+/**
+ * Windows: a Bun executable does not answer the service control manager
+ * (sc.exe start waits, then fails with error 1053), so the service runs
+ * WinSW, a service wrapper that answers it and runs `understudy run` as a
+ * child: started at boot, restarted 2 s after a failure, stopped with Ctrl+C
+ * then killed after 15 s, its output in rolled log files. WinSW v2 reads the
+ * XML file of its own name beside it: `NAME-service.exe` and `NAME-service.xml`.
+ */
+export function windowsWrapperName(name: string): string {
+  return `${name}-service`;
 }
 
-export function windowsUninstallCommands(name: string): string[][] {
+const xmlText = (text: string) => text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
+
+export function winswConfig(name: string, executable: string, runArgs: readonly string[]): string {
+  const args = ["run", ...runArgs].map(windowsWord).join(" ");
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by "understudy service install"; remove the service with "understudy service uninstall". -->
+<service>
+  <id>${xmlText(name)}</id>
+  <name>${xmlText(name)}</name>
+  <description>understudy: keeps a live-production network on air when its server dies</description>
+  <executable>${xmlText(executable)}</executable>
+  <arguments>${xmlText(args)}</arguments>
+  <startmode>Automatic</startmode>
+  <onfailure action="restart" delay="2 sec"/>
+  <resetfailure>1 day</resetfailure>
+  <stoptimeout>15 sec</stoptimeout>
+  <log mode="roll-by-size">
+    <sizeThreshold>10240</sizeThreshold>
+    <keepFiles>8</keepFiles>
+  </log>
+</service>
+`;
+}
+
+/** What install runs: the wrapper registers itself as the service, then starts it. */
+export function windowsInstallCommands(wrapper: string, start: boolean): string[][] {
+  return start ? [[wrapper, "install"], [wrapper, "start"]] : [[wrapper, "install"]];
+}
+
+export function windowsUninstallCommands(wrapper: string): string[][] {
   return [
-    ["sc.exe", "stop", name],
-    ["sc.exe", "delete", name],
+    [wrapper, "stop"],
+    [wrapper, "uninstall"],
   ];
 }

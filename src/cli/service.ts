@@ -1,17 +1,18 @@
 /**
  * `understudy service install|uninstall|status`: start this machine at boot
  * with the flags given, the same on every kiosk (issue 18 finding 11). Linux
- * gets a systemd unit, Windows a service made with sc.exe. Every system
- * command goes through `ServiceDeps.run`, so tests never touch the real systemd.
+ * gets a systemd unit, Windows a service run by the WinSW wrapper shipped
+ * beside the executable (service-unit.ts says why). Every system command and
+ * Windows file goes through `ServiceDeps`, so tests never touch the real system.
  */
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { isAbsolute, join, resolve, win32 } from "node:path";
 import { configFromFlags, flagName, type ConfigKey } from "../core/config.ts";
 import { AppError } from "../core/errors.ts";
 import { writeFileAtomic } from "../store/atomic-file.ts";
 import { parseCommand, UsageError, type Options } from "./args.ts";
 import { defaultDataDir, RUN_FLAG_KEYS } from "./run.ts";
-import { DEFAULT_SERVICE_NAME, DEFAULT_UNIT_DIR, systemdUnit, windowsInstallCommands, windowsUninstallCommands } from "./service-unit.ts";
+import { DEFAULT_SERVICE_NAME, DEFAULT_UNIT_DIR, systemdUnit, windowsInstallCommands, windowsUninstallCommands, windowsWrapperName, winswConfig } from "./service-unit.ts";
 
 export type CommandResult = { code: number; out: string; err: string };
 export type ServiceDeps = {
@@ -20,6 +21,9 @@ export type ServiceDeps = {
   env: Record<string, string | undefined>;
   run: (argv: string[]) => Promise<CommandResult>;
   print: (line: string) => void;
+  /** Windows: whether the service wrapper is beside the executable, and writing its configuration there. */
+  exists: (path: string) => boolean;
+  write: (path: string, text: string) => void;
 };
 
 export const SERVICE_HELP = `Usage:
@@ -30,7 +34,8 @@ export const SERVICE_HELP = `Usage:
 Installs understudy to start at boot with the given "understudy run" flags
 (see "understudy run --help"), restarted when it fails. On Linux: a systemd
 unit (default in /etc/systemd/system; logs in "journalctl -u understudy"),
-enabled and started unless --no-start. On Windows: a service made with sc.exe.
+enabled and started unless --no-start. On Windows: a service run by WinSW,
+which must be beside understudy.exe as understudy-service.exe (see README).
 The data dir is written into the service as an absolute path (--data, or the
 default data dir of the user who installs). Run as root / Administrator.
 `;
@@ -76,9 +81,9 @@ export async function serviceCommand(argv: string[], deps: ServiceDeps = systemD
   if (deps.platform !== "linux" && deps.platform !== "win32") throw new UsageError(`${command}: works on Linux (systemd) and Windows only, not on ${deps.platform}`);
   if (sub === "install") {
     const runArgs = installRunArgs(command, values, after, deps);
-    return deps.platform === "linux" ? installLinux(name, unitDir, runArgs, values["no-start"] === true, deps) : installWindows(name, runArgs, values["no-start"] === true, deps);
+    return deps.platform === "linux" ? installLinux(name, unitDir, runArgs, values["no-start"] === true, deps) : installWindows(command, name, runArgs, values["no-start"] === true, deps);
   }
-  if (sub === "uninstall") return deps.platform === "linux" ? uninstallLinux(name, unitDir, deps) : runAll(windowsUninstallCommands(name), deps, { tolerateFirst: true });
+  if (sub === "uninstall") return deps.platform === "linux" ? uninstallLinux(name, unitDir, deps) : runAll(windowsUninstallCommands(wrapperOf(command, name, deps)), deps, { tolerateFirst: true });
   return deps.platform === "linux" ? statusLinux(name, unitDir, deps) : statusWindows(name, deps);
 }
 
@@ -146,9 +151,25 @@ async function statusLinux(name: string, unitDir: string, deps: ServiceDeps): Pr
   return active === "active" ? 0 : 3;
 }
 
-async function installWindows(name: string, runArgs: string[], noStart: boolean, deps: ServiceDeps): Promise<number> {
-  const code = await runAll(windowsInstallCommands(name, deps.executable, runArgs, !noStart), deps);
-  if (code === 0) deps.print(`${name} is installed${noStart ? ` (not started: "sc.exe start ${name}" starts it)` : " and started"}`);
+/** The WinSW executable beside understudy.exe, named for the service; refused, saying what to put where, when it is missing. */
+function wrapperOf(command: string, name: string, deps: ServiceDeps): string {
+  const wrapper = win32.join(win32.dirname(deps.executable), `${windowsWrapperName(name)}.exe`);
+  if (!deps.exists(wrapper)) {
+    throw new UsageError(`${command}: ${wrapper} is missing: put WinSW (WinSW-x64.exe, v2.12 or later, github.com/winsw/winsw) there under that name; a Windows service needs it to start understudy`);
+  }
+  return wrapper;
+}
+
+async function installWindows(command: string, name: string, runArgs: string[], noStart: boolean, deps: ServiceDeps): Promise<number> {
+  // WinSW expands %NAME% in its configuration: a flag holding % would reach understudy changed.
+  const expanded = runArgs.find((arg) => arg.includes("%"));
+  if (expanded !== undefined) throw new UsageError(`${command}: "${expanded}" holds a %, which the Windows service wrapper would expand; choose a value without it`);
+  const wrapper = wrapperOf(command, name, deps);
+  const config = wrapper.replace(/\.exe$/i, ".xml");
+  deps.write(config, winswConfig(name, deps.executable, runArgs));
+  deps.print(`wrote ${config}`);
+  const code = await runAll(windowsInstallCommands(wrapper, !noStart), deps);
+  if (code === 0) deps.print(`${name} is installed${noStart ? ` (not started: "sc.exe start ${name}" starts it)` : " and started"}; its log: ${wrapper.replace(/\.exe$/i, ".out.log")}`);
   return code;
 }
 
@@ -180,6 +201,8 @@ function systemDeps(): ServiceDeps {
     executable: process.execPath,
     env: process.env,
     print: (line) => process.stdout.write(`${line}\n`),
+    exists: existsSync,
+    write: (path, text) => writeFileAtomic(path, text),
     async run(argv) {
       const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
       const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);

@@ -32,7 +32,8 @@ const RULES: readonly Rule[] = [
       : null,
   (s) =>
     s.role === "backup" && s.main === null && !s.failover?.pairing
-      ? { text: "Waiting to be added by a main server", tone: "warn", hint: "On the main server's Machines panel, choose Add Backup server with this machine's address." }
+      // Grey like "No backup": it is what a removed backup reads too, a state the operator chose, not a fault.
+      ? { text: "Waiting to be added by a main server", tone: "neutral", hint: "On the main server's Machines panel, choose Add Backup server with this machine's address." }
       : null,
   (s) => {
     const r = s.failover?.refusal;

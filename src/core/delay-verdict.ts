@@ -19,11 +19,13 @@ export type DelayVerdict =
   | { kind: "not-heard"; silentS: number | null }
   /** Heard, and the median of the last SLOW_WINDOW_SAMPLES samples is above SLOW_RTT_MS: high for more than half the window. */
   | { kind: "slow"; nowMs: number | null; typicalMs: number }
+  /** Heard, and its own state says it is isolated (it reaches no server and serves no one): red like a dead one. */
+  | { kind: "isolated"; nowMs: number | null }
   | { kind: "ok"; nowMs: number | null };
 
 export type DelayInput = {
   /** The machine's entry in this machine's status now; null when the status no longer lists it. */
-  now: { delayMs: number | null; lastHeardMsAgo: number } | null;
+  now: { delayMs: number | null; lastHeardMsAgo: number; state?: string } | null;
   /** Oldest first, one a second; null where it was not heard. */
   samples: readonly (number | null)[];
   heardWithinMs: number;
@@ -45,6 +47,7 @@ export function delayVerdict(input: DelayInput): DelayVerdict {
     for (let i = input.samples.length - 1; i >= 0 && input.samples[i] === null; i--) silent++;
     return { kind: "not-heard", silentS: silent === 0 ? null : Math.floor((silent * input.sampleMs) / 1000) };
   }
+  if (now.state === "isolated") return { kind: "isolated", nowMs: now.delayMs };
   const heard = input.samples.slice(-SLOW_WINDOW_SAMPLES).filter((x): x is number => x !== null);
   if (heard.length >= SLOW_MIN_SAMPLES) {
     const typical = median(heard);

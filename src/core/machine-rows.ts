@@ -2,11 +2,12 @@
  * The rows of the Machines panel: this machine, every machine it hears
  * (heartbeats: state and round trip) and every machine DNS-SD found (license
  * type and key fingerprint), merged by machine id, servers first. With
- * discovery off a row still says what this machine knows: a machine heard or
- * paired holds the same network key (heartbeats and the pairing handshake
- * prove it), the pairing exchange carried the other server's license, and a
- * server that refused the handshake for another key is marked with its
- * fingerprint. A client lists the other clients as its server hears them
+ * discovery off a row still says what this machine knows: a machine heard
+ * shows the network-key fingerprint its heartbeats report (a machine-sealed
+ * heartbeat still arrives from a machine whose key changed, so hearing it
+ * proves nothing about its key), the pairing exchange carried the other
+ * server's license, and a server that refused the handshake for another key
+ * is marked with its fingerprint. A client lists the other clients as its server hears them
  * (it exchanges no heartbeats with them).
  */
 import { heardWithin } from "./heard.ts";
@@ -26,6 +27,9 @@ export type FoundMachine = {
   readonly addresses: readonly string[];
   readonly port: number;
   readonly keyMismatch: boolean;
+  readonly version?: string;
+  /** When discovery last vouched for it (the newest record of one machine wins). */
+  readonly lastSeen?: number;
 };
 
 /** Another client as this client's server hears it (the `/console` roster). */
@@ -67,7 +71,15 @@ export type MachineRow = {
   hub: HubOfMachine;
   /** Claims it sent that no server's signature backs (core/signed-claims.ts): the row is marked. */
   unbackedClaims: number;
+  /** Drawn red on every panel that lists it: not heard (dead, frozen, cut off) or isolated (it cannot serve or reach a server). */
+  alarm: "not-heard" | "isolated" | null;
 };
+
+/** The one rule for a red row: a machine not heard, or one whose own state says it is isolated. */
+export function rowAlarm(row: Pick<MachineRow, "heard" | "wireState">): MachineRow["alarm"] {
+  if (!row.heard) return "not-heard";
+  return row.wireState === "isolated" ? "isolated" : null;
+}
 
 /**
  * Whose Data Hub a machine's apps reach: its own (it serves), a server's, or none while its apps'
@@ -156,6 +168,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
     level: kind === "client" ? viewer.permission : null,
     hub: "unknown",
     unbackedClaims: 0,
+    alarm: null,
   });
   const found = new Map(discovered.map((d) => [d.id, d]));
   const pairing = s.failover?.pairing;
@@ -165,6 +178,7 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
     const d = found.get(p.id);
     const heard = heardWithin(p.lastHeardMsAgo, heardWithinMs);
     const k = kindOf(p.role);
+    const reported = p.keyFingerprint ?? d?.fingerprint ?? null;
     rows.set(
       p.id,
       otherRow({
@@ -173,9 +187,9 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
         kind: k,
         address: p.address,
         license: licenseLabel(d?.license ?? pairedLicense(p.id)),
-        // A fresh keyed heartbeat proves the key in force; an unheard machine's key is not known here.
-        fingerprint: d?.fingerprint ?? (heard ? s.networkKeyFingerprint : null),
-        keyDiffers: d?.keyMismatch ?? false,
+        // The key it reported itself (its heartbeat, else its DNS-SD record), never this machine's own.
+        fingerprint: reported,
+        keyDiffers: reported !== null && s.networkKeyFingerprint !== null && reported !== s.networkKeyFingerprint,
         state: heard ? (STATE_WORDS[p.state] ?? p.state) : `not heard for ${Math.round(p.lastHeardMsAgo / 1000)} s`,
         wireState: heard ? p.state : null,
         delayMs: heard ? p.delayMs : null,
@@ -228,7 +242,8 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
         name: o.name,
         kind: "client",
         address: o.address,
-        fingerprint: s.networkKeyFingerprint,
+        // The server's roster does not carry their keys: unknown here, not assumed to be ours.
+        fingerprint: null,
         state: `${STATE_WORDS[o.state] ?? o.state} (as the server sees it)`,
         wireState: o.state,
         heard: true,
@@ -238,7 +253,12 @@ export function machineRows(s: MachineStatus, discovered: readonly FoundMachine[
     );
   }
   markRefusal(rows, s);
-  for (const row of rows.values()) row.hub = hubOf(row, s);
+  // A machine only found by DNS-SD is not one this machine expects to hear: not heard is no alarm there.
+  const expected = new Set([s.id, ...(s.failover?.peers ?? []).map((p) => p.id), ...(pairing ? [pairing.peerId] : []), ...(viewer.others ?? []).map((o) => o.id)]);
+  for (const row of rows.values()) {
+    row.hub = hubOf(row, s);
+    row.alarm = expected.has(row.id) ? rowAlarm(row) : null;
+  }
   return [...rows.values()]
     .filter((r) => r.self || r.kind !== "client" || seesOthers(viewer.permission)).sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || Number(b.self) - Number(a.self) || a.name.localeCompare(b.name));
 }
@@ -263,5 +283,5 @@ function markRefusal(rows: Map<string, MachineRow>, s: MachineStatus): void {
 
 /** Another machine's row: what this machine does not know of it stays unknown (no license, not heard, no round trip, no level). */
 function otherRow(r: Pick<MachineRow, "id" | "name" | "kind" | "address" | "fingerprint" | "state"> & Partial<MachineRow>): MachineRow {
-  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, hub: "unknown", unbackedClaims: 0, ...r };
+  return { self: false, roleLabel: labelOf(r.kind), license: "–", keyDiffers: false, wireState: null, delayMs: null, heard: false, localApps: null, level: null, hub: "unknown", unbackedClaims: 0, alarm: null, ...r };
 }

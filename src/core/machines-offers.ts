@@ -67,30 +67,71 @@ function pairedMain(s: MachineStatus, permission: Permission): MachinesOffers["p
   return { name: pairing.peerName || pairing.peerId, address: pairing.address };
 }
 
-/** Link-local IPv6 (fe80::/10) needs a zone and reaches only one link: the last choice. */
+/** Link-local IPv6 (fe80::/10): reachable only with a zone naming this machine's own interface, which no address field takes. */
 const linkLocal = (host: string) => /^fe[89ab][0-9a-f]:/i.test(host);
 
 /**
- * The one address to offer for a found machine: IPv4 first, then routable IPv6,
- * then link-local; IPv6 in brackets with the port (formatHostPort).
+ * The one address to offer for a found machine: IPv4 first, then routable IPv6
+ * in brackets with the port (formatHostPort); never link-local (a dial without
+ * its zone fails), so a machine reachable only there is listed but not offered.
  */
-export function offeredAddress(m: FoundMachine): string | null {
-  const rank = (host: string) => (!host.includes(":") ? 0 : linkLocal(host) ? 2 : 1);
-  const best = [...m.addresses].sort((a, b) => rank(a) - rank(b))[0];
+export function offeredAddress(m: Pick<FoundMachine, "addresses" | "port">): string | null {
+  const best = [...m.addresses].filter((host) => !linkLocal(host)).sort((a, b) => Number(a.includes(":")) - Number(b.includes(":")))[0];
   return best === undefined ? null : formatHostPort({ host: best, port: m.port });
 }
 
-/** Machines set up as backups with this network key, once each (by machine id). */
-function backupCandidates(found: readonly FoundMachine[]): MachinesOffers["backupCandidates"] {
-  const seen = new Set<string>();
-  const out: { name: string; address: string }[] = [];
-  for (const m of found) {
-    const address = offeredAddress(m);
-    if (m.role !== "backup" || m.keyMismatch || address === null || seen.has(m.id)) continue;
-    seen.add(m.id);
-    out.push({ name: m.name, address });
+/** A backup found on the network, as "Found on the network" lists it. */
+export type FoundBackup = {
+  readonly id: string;
+  readonly name: string;
+  readonly version: string;
+  readonly fingerprint: string;
+  readonly keyMismatch: boolean;
+  /** Every address it answers on, IPv6 in brackets, link-local last. */
+  readonly addressText: string;
+  /** What Add Backup server would dial; null when it cannot be added from here (see `note`). */
+  readonly offered: string | null;
+  readonly note: string | null;
+};
+
+/**
+ * The machines set up as backups, once each: by machine id, and by address (a
+ * machine set up again under a new id leaves its old record for the records'
+ * TTL; the one vouched for last wins). Addresses are where its peer port
+ * listens (net/discovery: the TXT listen host when it names one).
+ */
+export function foundBackups(found: readonly FoundMachine[]): FoundBackup[] {
+  const newestFirst = found.filter((m) => m.role === "backup").sort((a, b) => (b.lastSeen ?? 0) - (a.lastSeen ?? 0));
+  const ids = new Set<string>();
+  const addresses = new Set<string>();
+  const out: FoundBackup[] = [];
+  for (const m of newestFirst) {
+    const offered = offeredAddress(m);
+    if (ids.has(m.id) || (offered !== null && addresses.has(offered))) continue;
+    ids.add(m.id);
+    if (offered !== null) addresses.add(offered);
+    const ordered = [...m.addresses].sort((a, b) => Number(linkLocal(a)) - Number(linkLocal(b)));
+    out.push({
+      id: m.id,
+      name: m.name,
+      version: m.version ?? "–",
+      fingerprint: m.fingerprint,
+      keyMismatch: m.keyMismatch,
+      addressText: ordered.map((host) => formatHostPort({ host, port: m.port })).join(", "),
+      offered: m.keyMismatch ? null : offered,
+      note: m.keyMismatch
+        ? `It holds another network key (${m.fingerprint}): paste this network's key on its setup page first.`
+        : offered === null
+          ? "It answers only on a link-local address: give its peer port a routable address (--peer-listen) to add it."
+          : null,
+    });
   }
-  return out;
+  return out.sort((a, b) => a.name.localeCompare(b.name) || (a.id < b.id ? -1 : 1));
+}
+
+/** Machines set up as backups with this network key, once each, that Add Backup server can dial. */
+function backupCandidates(found: readonly FoundMachine[]): MachinesOffers["backupCandidates"] {
+  return foundBackups(found).flatMap((m) => (m.offered === null ? [] : [{ name: m.name, address: m.offered }]));
 }
 
 export function machinesOffers(s: MachineStatus, rows: readonly MachineRow[], permission: Permission, found: readonly FoundMachine[] = []): MachinesOffers {

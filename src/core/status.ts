@@ -107,6 +107,8 @@ export const machineStatusSchema = z.object({
           unbackedClaims: z.number().optional(),
           /** A server's paired server as its last heartbeat said (a main naming none has no backup); absent from an older build. */
           pairedWith: z.string().nullable().optional(),
+          /** Its network-key fingerprint as its last heartbeat said (the Machines row shows it); absent from an older build. */
+          keyFingerprint: z.string().nullable().optional(),
         }),
       ),
       /** Servers: the server this one is paired with (docs/design.md §Pairing). */

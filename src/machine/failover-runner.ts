@@ -37,6 +37,7 @@ import {
   type StatusChip,
 } from "../core/failover/index.ts";
 import { formatHostPort } from "../core/config.ts";
+import { fingerprint } from "../core/keys.ts";
 import type { Timings } from "../core/failure-detector.ts";
 import { sameTarget, uplinkTarget, type UplinkTarget } from "../core/routing.ts";
 import type { Heartbeat } from "../net/heartbeat.ts";
@@ -74,6 +75,8 @@ export type FailoverRunnerOptions = {
   lanes?: () => Lanes | null;
   /** Local apps connected to this machine's node, told to every peer for its Routing panel. */
   localApps?: () => number;
+  /** The network key in force now: its fingerprint rides in every heartbeat, for the peers' Machines panels. */
+  networkKey?: () => Uint8Array | null;
   /** Signs and checks epoch certificates and alive tokens (core/signed-claims.ts); without it (tests of other rules) claims are taken at their word. */
   signer?: ClaimSigner;
   observer?: RunnerObserver;
@@ -94,9 +97,11 @@ export type PeerDelay = {
   unbackedClaims: number;
   /** A server's paired server, as its last heartbeat said: a main naming none has no backup (core/console-chip.ts). */
   pairedWith: string | null;
+  /** Its network-key fingerprint as its last heartbeat said; null when it did not say (an older build). */
+  keyFingerprint: string | null;
 };
 
-type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null; pairedWith: string | null };
+type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null; pairedWith: string | null; keyFp: string | null };
 
 /** Senders remembered at most; the oldest is forgotten first. A network has far fewer machines. */
 export const MAX_TRACKED_SENDERS = 4096;
@@ -205,7 +210,7 @@ export class FailoverRunner {
     // The echo carries our own send time and how long the peer held it: the round trip itself,
     // not the wait for its next heartbeat, and no synchronised clocks needed.
     const delayMs = hb.echo ? Math.max(0, now - hb.echo.sentAt - (hb.echoHeldMs ?? 0)) : (heard?.delayMs ?? null);
-    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null, pairedWith: hb.pairedWith });
+    this.peers.set(hb.id, { address: from, name: hb.name, role: hb.role, state: hb.state, heardAt: now, delayMs, localApps: hb.localApps ?? null, pairedWith: hb.pairedWith, keyFp: hb.keyFp ?? null });
     if (hb.role !== "client") this.serverIds[hb.role] = hb.id;
     const judged = this.signed?.incoming(hb.id, hb, this.knownServers(), sealedBy, now);
     if (judged?.log) this.options.log.warn(judged.log, { from: formatHostPort(from) });
@@ -288,6 +293,7 @@ export class FailoverRunner {
         localApps: p.localApps,
         unbackedClaims: this.signed?.claimants.counts().get(id) ?? 0,
         pairedWith: p.pairedWith,
+        keyFingerprint: p.keyFp,
       })),
     };
   }
@@ -397,9 +403,17 @@ export class FailoverRunner {
       challenge: challenge || (peerId !== null && !(now - (this.peers.get(peerId)?.heardAt ?? -Infinity) <= 2 * this.options.timings.heartbeatMs)),
       showFileRevision: beat.lanes?.logSeq ?? 0,
       localApps: this.options.localApps?.() ?? null,
+      keyFp: this.keyFingerprint(),
       ...this.signed?.outgoing(beat.epoch, beat.activeEpoch, now),
     };
     this.options.transport.send(hb, to, peerId);
+  }
+
+  private fpOf: { key: Uint8Array | null; fp: string | null } = { key: null, fp: null }; // hashed when the key in force changes, not per heartbeat
+  private keyFingerprint(): string | null {
+    const key = this.options.networkKey?.() ?? null;
+    if (key !== this.fpOf.key) this.fpOf = { key, fp: key === null ? null : fingerprint(key) };
+    return this.fpOf.fp;
   }
 
   /** A heartbeat from the address configured for that server role (so its id can be echoed to that address). */

@@ -19,7 +19,7 @@ import type { SetupFacts } from "../web/view-models/setup-view.ts";
 import { PeerRuntime } from "./peer-runtime.ts";
 import type { FailoverStatus } from "./peer-status.ts";
 import { listenError } from "../net/listen-error.ts";
-import { Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
+import { advertisedListenHost, Discovery, type DiscoveredMachine, type MachineAdvert } from "../net/discovery/discovery.ts";
 import type { FromHubFrame } from "../hub/frames.ts";
 import type { InProcessApp } from "../services/app-gateway.ts";
 import { AppError, InvalidInput } from "../core/errors.ts";
@@ -420,12 +420,12 @@ export class MachineNode implements MachineControl {
   private advert(): MachineAdvert | null {
     const s = this.status();
     if (s.networkKeyFingerprint === null) return null;
-    return { id: s.id, name: s.name, role: s.role, license: s.license?.type ?? "none", version: s.version, fingerprint: s.networkKeyFingerprint, epoch: s.failover?.epoch ?? 0 };
+    return { id: s.id, name: s.name, role: s.role, license: s.license?.type ?? "none", version: s.version, fingerprint: s.networkKeyFingerprint, epoch: s.failover?.epoch ?? 0, at: advertisedListenHost(s.peerListen) };
   }
 
   private peerIdentity() {
     const s = this.status();
-    return { id: s.id, name: s.name, role: s.role, version: s.version, networkKeyFingerprint: s.networkKeyFingerprint };
+    return { id: s.id, name: s.name, role: s.role, version: s.version, networkKeyFingerprint: s.networkKeyFingerprint, license: s.license?.type ?? null };
   }
 
   /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */

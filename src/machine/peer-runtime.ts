@@ -274,6 +274,7 @@ export class PeerRuntime {
       log,
       lanes: this.data ? () => serverLanes(this.data!) : undefined,
       localApps: () => this.gateway.appCount,
+      networkKey: () => this.secure.networkKey,
       knownServers: () => this.serverIdentities?.known() ?? { main: null, backup: null },
       unprovenServer: () => this.identifyServers(),
       keyKnown: (id) => this.heartbeatKeys.forReceiver(id) !== null,
@@ -298,8 +299,7 @@ export class PeerRuntime {
     }
     this.runner.start();
     if (this.plan.keepsPairing) this.partner.keep();
-    // A backup that hears no server checks the main's network key, so a mismatch is shown, not silent;
-    // a client learns who its servers are (which also shows a mismatch), at once and while it does not hear one.
+    // A backup hearing no server checks the main's key; a client learns who its servers are: either way a mismatch shows, at once and while it hears none.
     if (this.plan.probesKeys) {
       const probe = new NetworkKeyProbe(this.net, (address, error) => this.gateway.refusals.failed(address, error, "peer refused"));
       this.every(config.failoverTimeoutMs, () => probe.step(this.hearsAServer(), [this.servers.main, this.servers.backup]));

@@ -89,6 +89,8 @@ export const heartbeatSchema = z.object({
   /** Local apps connected to the sender's node (the Routing panel); absent from an older sender. */
   localApps: z.number().int().min(0).max(1_000_000).nullable().optional(),
   name: z.string().min(1).max(64),
+  /** The sender's network-key fingerprint as it holds the key now: each Machines row shows the key its machine reported (a machine-sealed heartbeat still arrives from a machine whose key changed). Absent from an older sender. */
+  keyFp: z.string().regex(/^[0-9a-f]{16}$/).nullable().optional(),
   /** The certificate of `epoch`; absent from an older sender, whose epochs are then not believed. */
   epochCert: epochCertSchema.nullable().optional(),
   /** The certificate of `activeEpoch` when it differs from `epoch`. */

@@ -13,7 +13,7 @@ import type { Logger } from "../log.ts";
 import { broadcastEpoch, fanOut, openBroadcast } from "../net/broadcast.ts";
 import { FanoutGroups } from "../net/fanout-groups.ts";
 import { BroadcastBatch } from "../net/broadcast-batch.ts";
-import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
+import { FrameBatcher, nextTurn, splitFrames, type Defer } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
 import type { PeerDialer, PeerService } from "../net/peer-net.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
@@ -43,7 +43,9 @@ export class AppGateway {
   private readonly inProcess = new Map<string, (frame: FromHubFrame) => void>();
   private readonly groups = new FanoutGroups();
   private readonly appBatches = new Map<string, FrameBatcher>();
-  private readonly appBroadcasts = new BroadcastBatch();
+  private readonly appBroadcasts: BroadcastBatch;
+  /** When gathered frames go out: the end of the event loop's turn (a simulator passes its own). */
+  private readonly defer: Defer;
   private networkKey: Uint8Array;
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -70,8 +72,11 @@ export class AppGateway {
     retainAckedMs: number;
     clock?: Clock;
     timers?: Timers;
+    defer?: Defer;
   }) {
     this.localHub = options.localHub;
+    this.defer = options.defer ?? nextTurn;
+    this.appBroadcasts = new BroadcastBatch(undefined, this.defer);
     this.networkKey = options.networkKey;
     this.log = options.log;
     this.clock = options.clock ?? systemClock;
@@ -112,7 +117,9 @@ export class AppGateway {
         const role = this.target?.role;
         if (role && role !== "self") options.onLinkBroken(role);
       },
-      // A key saved on the server is not the server gone: heartbeats decide about it (docs/design.md §Security).
+      // A hub that closed the session for a new network key still serves: its runner must not take it for gone
+      // (every client would leave the main and tell the backup it lost it: sim seed 35, network-key). Heartbeats
+      // decide about it (docs/design.md §Security).
       rekeyed: (to, reason) => this.log.info("hub link closed for a network key change; dialling again", { server: formatHostPort(to), reason }),
     });
   }
@@ -160,7 +167,7 @@ export class AppGateway {
   acceptApp(connection: SecureConnection): ConnectionEvents {
     const id = `a${++this.nextApp}`;
     this.apps.set(id, connection);
-    this.appBatches.set(id, new FrameBatcher((payload) => connection.send(payload)));
+    this.appBatches.set(id, new FrameBatcher((payload) => connection.send(payload), undefined, this.defer));
     return {
       message: (payload) => {
         const now = this.clock.now();
@@ -225,7 +232,7 @@ export class AppGateway {
     return {
       attach: () => {
         // What is still batched when the link breaks is lost with it; the uplink resends what was not acknowledged.
-        const batch = new FrameBatcher((payload) => connection.send(payload));
+        const batch = new FrameBatcher((payload) => connection.send(payload), undefined, this.defer);
         this.uplink.attachServer((frame, text) => batch.push(text ?? encodeFrame(frame)));
       },
       message: (payload) => {

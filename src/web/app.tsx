@@ -132,6 +132,10 @@ export function createWebApp(machine: MachineControl, assets: Map<string, Static
     async (c) => {
       const form = c.req.valid("form");
       const out = section(c, (e, s) => <KeySection view={setupPageView()} errors={e} saved={s} />);
+      const held = setupPageView().keyFingerprint ?? "";
+      if (form.action === "generate" && held !== "" && form.replaces !== held) {
+        return out.failed({ action: `This machine holds the network key ${held}, which this page did not show: reload the page, check, and confirm to replace it.` });
+      }
       try {
         await machine.saveNetworkKey(form.action === "paste" ? form.key : null);
       } catch (error) {

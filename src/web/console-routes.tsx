@@ -13,7 +13,7 @@ import { permissionLevelSchema, seesOthers, type Permission, type PermissionLeve
 import type { HistorySnapshot } from "../core/status-history.ts";
 import { StatusBar } from "./views/status-bar.tsx";
 import { PANELS, type Panel } from "./views/layout.tsx";
-import { AddBackupCard, MachinesLive, MachinesPage, PermissionsCard } from "./views/machines.tsx";
+import { AddBackupForm, BackupAdded, MachinesLive, MachinesPage, PermissionsCard } from "./views/machines.tsx";
 import { delaysView, routingView, statusPanelView } from "./view-models/panels-view.ts";
 import { statusBarView } from "./view-models/status-bar-view.ts";
 import { machinesView as buildMachinesView, type Discovered, type MachinesView } from "./view-models/machines-view.ts";
@@ -28,6 +28,8 @@ import { withDefaultPort } from "./forms.ts";
 import type { RosterEntry } from "../services/console-service.ts";
 import { registerBackupGroups, type BackupGroupsControl } from "./backup-group-routes.tsx";
 import { registerHealth, type HealthControl } from "./health-routes.tsx";
+import { healthView } from "./view-models/health-view.ts";
+import { HealthLive } from "./views/health.tsx";
 
 /** What the console needs from the machine (the Synced storage panel's part in storage-routes.tsx). */
 export interface ConsoleControl extends StorageControl, BackupGroupsControl, HealthControl {
@@ -96,9 +98,10 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
         return <>{bar}<RoutingTable view={routingView(status, machinesView().rows)} outOfBand /></>;
       case "storage":
         return <>{bar}<StorageLive view={{ ...storageView(machine), status }} /></>;
+      case "health":
+        return machine.engineHealth().then((watch) => <>{bar}<HealthLive view={healthView(status, machine.permission(), watch)} outOfBand /></>);
       case "setup":
       case "backup-groups":
-      case "health":
         return bar;
     }
   };
@@ -123,13 +126,14 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
     const body = await c.req.parseBody();
     const typed = typeof body.address === "string" ? body.address : "";
     const form = backupAddressSchema.safeParse(body);
-    if (!form.success) return c.html(<AddBackupCard view={machinesView()} value={typed} error={form.error.issues[0]!.message} />, 400);
+    const fromClient = machinesView().offers.addBackupFromClient;
+    if (!form.success) return c.html(<AddBackupForm value={typed} error={form.error.issues[0]!.message} fromClient={fromClient} />, 400);
     try {
       const { peerName } = await machine.addBackup(form.data.address);
-      return c.html(<AddBackupCard view={machinesView()} saved={`${peerName} is now the backup server: it is copying what this main holds.`} />);
+      return c.html(<BackupAdded saved={`${peerName} is now the backup server: it is copying what this main holds.`} />);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
-      return c.html(<AddBackupCard view={machinesView()} value={typed} error={error.message} />, error.status as 400);
+      return c.html(<AddBackupForm value={typed} error={error.message} fromClient={fromClient} />, error.status as 400);
     }
   });
 

@@ -56,7 +56,8 @@ export const licenseFormSchema = z
   });
 
 export const keyFormSchema = z.discriminatedUnion("action", [
-  z.object({ action: z.literal("generate") }),
+  /** `replaces`: the fingerprint of the key the page showed (empty when none), so a key is never replaced unasked: not by a page without JavaScript (no confirmation), nor by one drawn before the key changed. */
+  z.object({ action: z.literal("generate"), replaces: z.string().trim().max(64).optional().default("") }),
   z.object({ action: z.literal("paste"), key: z.string().trim().min(1, "Paste the network key.").max(500) }),
 ]);
 

@@ -1,11 +1,15 @@
 /**
  * The failover documentation's steps done from the operator console, in
- * Chromium, on real executables: set up a main and a backup on their setup
- * pages, Add Backup server by IP on the main's Machines panel, kill the main
- * and watch every open page turn "Backup is active" (and the main's own page
- * say it lost contact) without a reload, connect a client while the main is
- * down with Connect to a Backup, bring the main back in manual failback and
- * switch back from the card that appears by itself, then remove the backup.
+ * Chromium, on real executables, in the documentation's order: set up the
+ * backup (license and role only), then the main, paste the main's key on the
+ * backup, Add Backup server by IP in the Main server row of the main's
+ * Machines panel, kill the main and watch every open page turn "Backup is
+ * active" (and the main's own page say it lost contact) without a reload,
+ * connect a client while the main is down with Connect to a Backup, bring the
+ * main back in manual failback and switch back from a level-3 client, a wrong
+ * key pasted on a client ("Network key differs", healed by the right one),
+ * then remove the backup and add it again, from the main and from a level-3
+ * client, each time back to "Backup is idle".
  * Screenshots go to a temp dir (printed), never into the repo.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -13,6 +17,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
+import nacl from "tweetnacl";
+import { fingerprint, formatNetworkKey, parseNetworkKey } from "../../src/core/keys.ts";
 import { chromiumSkipReason, launchChromium, loopbackContext } from "../support/browser.ts";
 import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
@@ -25,8 +31,6 @@ if (skipReason) console.warn(`test/e2e/console.test.ts: ${skipReason}`);
 const FAST = ["--heartbeat-ms", "50", "--failover-timeout-ms", "250"];
 /** The issue's promise: every open page follows a failover, or says it lost its machine, within 3 s. */
 const FOLLOW_MS = 3_000;
-/** The status bar and the Machines table: what the README shows. */
-const TOP = { x: 0, y: 0, width: 1920, height: 480 };
 const SHOTS = mkdtempSync(join(tmpdir(), "understudy-console-"));
 
 type Machine = { proc: MachineProcess; dataDir: string; peer: string; args: string[] };
@@ -135,6 +139,12 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
 
   test("Add Backup server by IP on the main's Machines panel: the chip turns Backup is idle by itself", async () => {
     const page = await open(machines["studio-main"]!, "/machines");
+    // On the right of the Main server row, as the documentation shows it.
+    const mainRow = page.getByTestId("machines-table").locator("tbody tr", { hasText: "Main server" });
+    await mainRow.locator("#backup-address").waitFor();
+    await mainRow.locator("#backup-address").fill("not an address");
+    await mainRow.getByTestId("add-backup").click();
+    await page.getByTestId("address-error").filter({ hasText: "Type an IP address such as 10.0.0.2" }).waitFor();
     await page.locator("#backup-address").fill("127.0.0.1:9");
     await page.getByTestId("add-backup").click();
     const refused = page.getByTestId("address-error");
@@ -149,7 +159,7 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     const rows = page.getByTestId("machines-table").locator("tbody tr");
     await rows.filter({ hasText: "Backup server" }).getByTestId("remove-backup").waitFor();
     expect(await rows.first().textContent()).toContain("studio-main");
-    await page.screenshot({ path: join(SHOTS, "machines-healthy.png"), clip: TOP });
+    await page.screenshot({ path: join(SHOTS, "machines-healthy.png") });
     await page.close();
   }, 60_000);
 
@@ -182,7 +192,7 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     for (const p of pages) await chip(p, "Backup is active");
     await pages[3]!.getByTestId("storage-read-only").waitFor({ timeout: FOLLOW_MS });
     await mainPage.getByTestId("contact-lost").waitFor({ state: "visible", timeout: FOLLOW_MS });
-    await pages[0]!.screenshot({ path: join(SHOTS, "machines-failover.png"), clip: TOP });
+    await pages[0]!.screenshot({ path: join(SHOTS, "machines-failover.png") });
     await mainPage.screenshot({ path: join(SHOTS, "main-lost.png") });
     expect(await pages[1]!.getByTestId("active-server").textContent()).toContain("this machine");
   }, 60_000);
@@ -239,23 +249,69 @@ describe.skipIf(skipReason !== null)("the operator console in Chromium", () => {
     for (const p of [mainPage, backupPage, level2, level3]) await p.close();
   }, 60_000);
 
-  test("remove the backup from the main with the delete icon on its row", async () => {
+  test("a wrong network key pasted on a client reads 'Network key differs' there and on the main's row for it, and heals the moment the right key is pasted", async () => {
+    const render = machines["render-1"]!;
+    const setup = await open(render, "/setup");
+    const mainPage = await open(machines["studio-main"]!, "/machines");
+    const wrong = formatNetworkKey(nacl.randomBytes(32));
+    await pasteKey(setup, wrong);
+    await chip(setup, "Network key differs", 10_000);
+    const renderRow = mainPage.getByTestId("machines-table").locator("tbody tr", { hasText: "render-1" });
+    await renderRow.getByText(`Network key differs (${fingerprint(parseNetworkKey(wrong, "test"))})`).waitFor({ timeout: 10_000 });
+    await mainPage.screenshot({ path: join(SHOTS, "key-differs-on-main.png") });
+    await pasteKey(setup, networkKey);
+    await chip(setup, "Backup is idle", 10_000);
+    await renderRow.getByText(fingerprint(parseNetworkKey(networkKey, "test"))).waitFor({ timeout: 10_000 });
+    expect(await renderRow.textContent()).not.toContain("differs");
+    for (const p of [setup, mainPage]) await p.close();
+  }, 60_000);
+
+  /** Every page reads `text` (the main, the backup, the level-3 client). */
+  async function everyChip(pages: Page[], text: string): Promise<void> {
+    try {
+      for (const p of pages) await chip(p, text, 15_000);
+    } catch (error) {
+      const seen = await Promise.all(pages.map(async (p) => `${p.url()}: ${await p.getByTestId("status-chip").textContent()}`));
+      throw new Error(`not every page reads "${text}": ${seen.join("; ")}`, { cause: error });
+    }
+  }
+
+  test("remove the backup and add it again, from the main and from a level-3 client: grey 'No backup' everywhere, then 'Backup is idle' like the first time", async () => {
     const page = await open(machines["studio-main"]!, "/machines");
-    await chip(page, "Backup is idle", 10_000);
-    page.once("dialog", (dialog) => void dialog.accept());
+    const backupPage = await open(machines["studio-backup"]!, "/machines");
     const clientPage = await open(machines.control!, "/machines");
-    await page.getByTestId("remove-backup").click();
-    await chip(page, "No backup");
-    // A client that names the backup goes grey too: the main it hears pairs with no one.
-    await chip(clientPage, "No backup", 10_000);
+    const all = [page, backupPage, clientPage];
+    await everyChip(all, "Backup is idle");
+    const backupAt = machines["studio-backup"]!.peer;
+    const removeFrom = async (p: Page) => {
+      p.once("dialog", (dialog) => void dialog.accept());
+      await p.getByTestId("remove-backup").click();
+      await everyChip([page, clientPage], "No backup");
+      // The backup is back where step 1 left it, grey like "No backup": a main may add it again.
+      await chip(backupPage, "Waiting to be added by a main server", 15_000);
+      expect(await backupPage.getByTestId("status-chip").getAttribute("class")).toContain("chip-neutral");
+    };
+    const addFrom = async (p: Page) => {
+      const mainRow = p.getByTestId("machines-table").locator("tbody tr", { hasText: "Main server" });
+      await mainRow.locator("#backup-address").waitFor({ timeout: 10_000 });
+      await mainRow.locator("#backup-address").fill(backupAt);
+      await mainRow.getByTestId("add-backup").click();
+      await p.getByText("is now the backup server").waitFor({ timeout: 10_000 });
+      await everyChip(all, "Backup is idle");
+    };
+
+    await removeFrom(page);
     await clientPage.screenshot({ path: join(SHOTS, "client-after-removal.png") });
-    await clientPage.close();
-    await page.getByTestId("add-backup").waitFor({ state: "detached" }).catch(() => undefined);
     expect(await page.getByTestId("remove-backup").count()).toBe(0);
-    await page.close();
+    await addFrom(clientPage); // a level-3 client asks the main to pair
+    await clientPage.screenshot({ path: join(SHOTS, "client-added-backup.png") });
+    await removeFrom(clientPage);
+    await addFrom(page);
+    await removeFrom(page);
+    for (const p of all) await p.close();
     expect(blocked).toEqual([]);
     expect(pageErrors).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   test("a frozen machine (SIGSTOP) is not shown green: its page says it lost contact within 3 s, and recovers", async () => {
     const main = machines["studio-main"]!;

@@ -46,6 +46,8 @@ function pages(): Record<string, string> {
         peer({ lastHeardMsAgo: 35_000, state: "idle" }),
         peer({ id: "c1", name: "graphics-render-node-with-a-very-long-name-01", role: "client", state: "follow-main", delayMs: 0.6, localApps: 4 }),
         peer({ id: "c2", name: "cg-2", role: "client", state: "follow-main", delayMs: 31 }),
+        // Heard, but its own state says it is isolated: red like a dead one.
+        peer({ id: "c3", name: "cg-isolated", role: "client", state: "isolated", delayMs: 0.8 }),
       ],
     },
   );
@@ -66,14 +68,18 @@ function pages(): Record<string, string> {
     peers: [
       { id: "b0b0b0b0b0b0b0b0", name: "backup", role: "backup", samples: [0.4, 0.5, ...new Array(35).fill(null)], worstMs: 0.5, buckets: [], count: 2, sumMs: 0.9 },
       { id: "c2", name: "cg-2", role: "client", samples: new Array(30).fill(31), worstMs: 31, buckets: [], count: 30, sumMs: 930 },
+      { id: "c3", name: "cg-isolated", role: "client", samples: new Array(30).fill(0.8), worstMs: 0.8, buckets: [], count: 30, sumMs: 24 },
     ],
   };
   const view = machinesView(status, discovered, 1000, SERVER_VIEWER);
   const sync: FolderSyncView = {
     folder: "/srv/show", autoPull: false, problem: null, base: 3, head: 3, toPush: [], toPushCount: 0, toPull: [], history: [], unreachable: null, skipped: null, job: null, outcome: null,
   };
+  // The same main before it has a backup: Add Backup server in its row, the found backups each with an Add button.
+  const alone = statusFixture({ chip: "No backup", backup: null }, { pairing: null, peers: status.failover!.peers.filter((p) => p.role === "client") });
   return {
     machines: String(<MachinesPage view={view} />),
+    "machines-add": String(<MachinesPage view={machinesView(alone, discovered, 1000, SERVER_VIEWER)} />),
     delays: String(<DelaysPage view={delaysView(status, history)} />),
     status: String(<StatusPage view={statusPanelView(status, history)} />),
     routing: String(<RoutingPage view={routingView(status, view.rows)} />),
@@ -138,7 +144,7 @@ describe.skipIf(skipReason !== null)("legible from two metres, in Chromium at 19
       return { small, overflowing };
     }, MIN_BODY_PX);
 
-  for (const name of ["machines", "delays", "status", "routing", "storage"]) {
+  for (const name of ["machines", "machines-add", "delays", "status", "routing", "storage"]) {
     test(`${name}: body text at ${MIN_BODY_PX} px or more, nothing overflows`, async () => {
       const page = await open(name);
       const { small, overflowing } = await measure(page);
@@ -148,16 +154,19 @@ describe.skipIf(skipReason !== null)("legible from two metres, in Chromium at 19
     });
   }
 
-  test("a dead backup is red on Machines and Delays, not dim grey", async () => {
-    for (const name of ["machines", "delays"]) {
-      const page = await open(name);
-      const color = await page.locator('tr[data-machine-id="b0b0b0b0b0b0b0b0"] td').first().evaluate((td) => getComputedStyle(td).color);
+  test("a dead backup and an isolated machine are red on Machines, Delays and Routing, not dim grey; a healthy one is not", async () => {
+    const red = (color: string) => {
       const [r, g, b] = color.match(/\d+/g)!.map(Number);
-      expect(r).toBeGreaterThan(200);
-      expect(r! - Math.max(g!, b!)).toBeGreaterThan(80);
+      return r! > 200 && r! - Math.max(g!, b!) > 80;
+    };
+    for (const name of ["machines", "delays", "routing"]) {
+      const page = await open(name);
+      const colorOf = (id: string) => page.locator(`tr[data-machine-id="${id}"] td`).first().evaluate((td) => getComputedStyle(td).color);
+      for (const id of ["b0b0b0b0b0b0b0b0", "c3"]) expect({ page: name, id, red: red(await colorOf(id)) }).toEqual({ page: name, id, red: true });
+      expect({ page: name, red: red(await colorOf("c2")) }).toEqual({ page: name, red: false });
       await page.context().close();
     }
-  });
+  }, 30_000);
 
   test("a disabled Push Changes does not keep the primary colour", async () => {
     const page = await open("storage");

@@ -206,6 +206,24 @@ describe.skipIf(skipReason !== null)("setup pages in Chromium", () => {
     expect(await stillSameDocument(page)).toBe(true);
   });
 
+  test("generating a key on a machine that has one asks first: dismissed, the key stays; accepted, it is replaced", async () => {
+    const { page, machine } = await openSetup();
+    const first = await generateKey(page);
+    const asked = new Promise<string>((resolve) =>
+      page.once("dialog", (dialog) => {
+        resolve(dialog.message());
+        void dialog.dismiss();
+      }),
+    );
+    await page.getByRole("button", { name: "Generate a new key here" }).click();
+    expect(await asked).toContain(`Replace the network key ${first}?`);
+    expect((await apiStatus(machine)).networkKeyFingerprint).toBe(first);
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.getByRole("button", { name: "Generate a new key here" }).click();
+    await page.getByTestId("key-fingerprint").filter({ hasNotText: first }).waitFor();
+    expect((await apiStatus(machine)).networkKeyFingerprint).not.toBe(first);
+  });
+
   test("pasting a bad network key shows the error beside the field", async () => {
     const { page, machine } = await openSetup();
 

@@ -2,7 +2,8 @@
  * "Add Backup server" from the machines found on the network (issue 12): a
  * main and a backup, each the compiled executable in its own network
  * namespace on one bridge, DNS-SD on. The main's Machines panel offers the
- * discovered backup; posting that choice, as a browser posts the form, pairs
+ * discovered backup, once, at the one address its peer port listens on (its
+ * interface holds a second one); posting that choice, as a browser posts the form, pairs
  * them and both read "Backup is idle". The setup pages listen on each
  * namespace's own loopback, so the test reads them from inside (lab.http).
  *
@@ -36,6 +37,8 @@ describe.skipIf(skipReason !== null)("Add Backup server from the discovered list
   let dir: string | undefined;
   const running = new Map<string, LabProcess>();
 
+  /** A second address on the backup's subnet. */
+  const extraAddress = () => labOf().node("b").address.replace(/\.\d+$/, ".102");
   const labOf = () => {
     if (!lab) throw new Error("lab not created");
     return lab;
@@ -63,6 +66,8 @@ describe.skipIf(skipReason !== null)("Add Backup server from the discovered list
     const key = join(dir, "network.key");
     must([exe, "keys", "generate", "--out", key]);
     writeFileSync(join(dir, "license.json"), devLicenseText({ type: "server-with-failover", holder: "*" }));
+    // The backup's interface has a second address its peer port does not listen on: dnssd announces both.
+    must(["ip", "-n", lab.node("b").ns, "addr", "add", `${extraAddress()}/24`, "dev", lab.node("b").iface]);
     // As an operator sets them up: the backup names its main on its setup page; the main names no backup yet.
     const settings = { m: { role: "main" }, b: { role: "backup", main: `${lab.node("m").address}:${PEER_PORT}` } };
     for (const node of ["m", "b"] as const) {
@@ -70,7 +75,9 @@ describe.skipIf(skipReason !== null)("Add Backup server from the discovered list
       mkdirSync(data, { recursive: true });
       writeFileSync(join(data, "config.json"), `${JSON.stringify(settings[node])}\n`);
       const argv = [exe, "run", "--name", `node-${node}`, "--data", data, "--key", key, "--license", join(dir, "license.json")];
-      argv.push("--ui-listen", "127.0.0.1:7400", "--peer-listen", `0.0.0.0:${PEER_PORT}`, "--discovery", "on", "--discovery-interface", lab.node(node).iface, "--log", "json");
+      // The backup's peer port listens on one address only (--peer-listen names it); the main's on every interface.
+      const listen = node === "b" ? lab.node("b").address : "0.0.0.0";
+      argv.push("--ui-listen", "127.0.0.1:7400", "--peer-listen", `${listen}:${PEER_PORT}`, "--discovery", "on", "--discovery-interface", lab.node(node).iface, "--log", "json");
       running.set(node, lab.spawn(node, argv, { env: { HOME: data } }));
     }
     await explained(() =>
@@ -98,7 +105,10 @@ describe.skipIf(skipReason !== null)("Add Backup server from the discovered list
       }, 10_000, 100),
     );
     const choice = discoveredChoices(page).find((c) => c.name === "node-b")!;
+    // Offered once, at the address its peer port listens on, never at the other address dnssd announced.
+    expect(discoveredChoices(page).filter((c) => c.name === "node-b")).toHaveLength(1);
     expect(choice.address).toBe(backupAt);
+    expect(page).not.toContain(extraAddress());
     expect((await status("m")).chip).toBe("No backup");
 
     const added = await l.http(`${UI}/machines/backup`, { from: "m", form: { address: choice.address }, headers: { origin: UI } });

@@ -28,6 +28,7 @@ import { encodeTxt, machineAdvertSchema, SERVICE_NAME, type MachineAdvert } from
 
 export type { DiscoveredMachine } from "./machine-table.ts";
 export type { MachineAdvert } from "./txt.ts";
+export { advertisedListenHost } from "./txt.ts";
 
 /** How often services dnssd still holds are re-confirmed and silent ones forgotten. */
 export const DEFAULT_SWEEP_MS = 1_000;

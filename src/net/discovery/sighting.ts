@@ -15,7 +15,7 @@ export interface Sighting {
   /** The DNS-SD instance's full name ("Render 1._understudy._tcp.local."): the key dnssd reports it down by. */
   service: string;
   advert: MachineAdvert;
-  /** Where its peer port listens: IPv4 first, each address once. */
+  /** Where its peer port listens: the one address it names (TXT `at`), else what dnssd resolved, IPv4 first, each address once. */
   addresses: string[];
   port: number;
 }
@@ -41,7 +41,8 @@ export function parseSighting(service: unknown): ParseResult<Sighting> {
   }
   const advert = parseTxt(shape.data.txtRaw);
   if (!advert.ok) return advert;
-  const addresses = usableAddresses(shape.data.addresses);
+  // A machine whose peer port listens on one address answers only there, whatever interfaces dnssd announced.
+  const addresses = advert.value.at !== undefined ? [advert.value.at] : usableAddresses(shape.data.addresses);
   if (addresses.length === 0) return { ok: false, reason: "service has no usable IP address" };
   return { ok: true, value: { service: shape.data.fullname, advert: advert.value, addresses, port: shape.data.port } };
 }

@@ -8,7 +8,9 @@
  * value must be valid UTF-8 within its size limit and match its schema, or the
  * whole record is refused with a reason (never an exception).
  */
+import { isIP } from "node:net";
 import { z } from "zod";
+import { parseHostPort } from "../../core/config.ts";
 import { InvalidInput } from "../../core/errors.ts";
 import { LICENSE_TYPES } from "../../core/license.ts";
 import { ROLES } from "../../core/roles.ts";
@@ -41,6 +43,7 @@ export const TXT_KEYS = {
   version: "ver",
   fingerprint: "fp",
   epoch: "epoch",
+  listenHost: "at",
 } as const;
 
 /** Machine ids and key fingerprints: 8 bytes of SHA-512, 16 lower-case hex digits (core/keys.ts `fingerprint`). */
@@ -60,6 +63,28 @@ const machineName = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, "letters, digits, space, dot, dash, underscore")
   .refine((s) => !s.endsWith(" "), "no trailing space");
 
+/**
+ * The host the peer port listens on, when it names one (`--peer-listen 10.0.0.2:7401`):
+ * an IP literal, never a wildcard. dnssd announces every interface's address,
+ * and only this one answers. A zone (`fe80::1%eth0`) names the sender's own
+ * interface, meaningless here, so it is not carried.
+ */
+const listenHost = z
+  .string()
+  .max(45)
+  .refine((s) => isIP(s) !== 0 && !WILDCARDS.has(s) && !s.includes("%"), "an IP address this machine listens on (not a wildcard, no zone)");
+const WILDCARDS = new Set(["0.0.0.0", "::", "0:0:0:0:0:0:0:0"]);
+
+/**
+ * What `--peer-listen` tells other machines: the host when it is one IP
+ * address (its zone dropped), undefined when it listens on every interface
+ * or names a host by name (then the addresses dnssd resolves are the ones to use).
+ */
+export function advertisedListenHost(peerListen: string | null): string | undefined {
+  const host = peerListen === null ? undefined : parseHostPort(peerListen)?.host.split("%")[0];
+  return host !== undefined && listenHost.safeParse(host).success ? host : undefined;
+}
+
 const version = z.string().regex(/^[0-9A-Za-z][0-9A-Za-z.+-]*$/, "letters, digits, dot, plus, dash").max(MAX_VERSION_CHARS);
 
 /** What a machine says about itself. `Discovery` advertises it; peers read it back from the TXT record. */
@@ -72,6 +97,8 @@ export const machineAdvertSchema = z.strictObject({
   /** Fingerprint of the network key. */
   fingerprint: hex16,
   epoch: z.int().nonnegative().max(10 ** MAX_EPOCH_DIGITS - 1),
+  /** The one address its peer port listens on; absent when it listens on every interface. */
+  at: listenHost.optional(),
 });
 export type MachineAdvert = z.infer<typeof machineAdvertSchema>;
 
@@ -85,6 +112,7 @@ const wireSchema = z.object({
   [TXT_KEYS.version]: version,
   [TXT_KEYS.fingerprint]: hex16,
   [TXT_KEYS.epoch]: z.string().regex(new RegExp(`^(0|[1-9][0-9]{0,${MAX_EPOCH_DIGITS - 1}})$`), "a decimal integer"),
+  [TXT_KEYS.listenHost]: listenHost.optional(),
 });
 
 /**
@@ -107,6 +135,7 @@ export function encodeTxt(advert: MachineAdvert): Record<string, Buffer> {
     [TXT_KEYS.version]: a.version,
     [TXT_KEYS.fingerprint]: a.fingerprint,
     [TXT_KEYS.epoch]: String(a.epoch),
+    ...(a.at === undefined ? {} : { [TXT_KEYS.listenHost]: a.at }),
   };
   return Object.fromEntries(Object.entries(text).map(([k, v]) => [k, Buffer.from(v, "utf8")]));
 }
@@ -157,6 +186,7 @@ export function parseTxt(raw: unknown): ParseResult<MachineAdvert> {
       version: w[TXT_KEYS.version],
       fingerprint: w[TXT_KEYS.fingerprint],
       epoch: Number(w[TXT_KEYS.epoch]),
+      ...(w[TXT_KEYS.listenHost] === undefined ? {} : { at: w[TXT_KEYS.listenHost] }),
     },
   };
 }

@@ -1,9 +1,11 @@
 /** @jsxImportSource hono/jsx */
 /**
  * The Machines panel: a row per machine (this one included, servers first),
- * Add Backup server on the main, the delete icon on the Backup server row,
- * and the switch-back card of a main waiting in standby. The table, the card
- * and the discovered list are live parts: /events sends them again when they change.
+ * Add Backup server on the right of the Main server row, the delete icon on
+ * the Backup server row, and the switch-back card of a main waiting in standby.
+ * The table, the card and the discovered list are live parts: /events sends
+ * them again when they change (the Add Backup form in the row is preserved, so
+ * what the operator types is never swapped away).
  */
 import type { MachineStatus } from "../../core/status.ts";
 import type { MachineRow } from "../../core/machine-rows.ts";
@@ -70,7 +72,47 @@ function RemoveBackupAction(props: { row: MachineRow; allowed: boolean }) {
   );
 }
 
-function RowActions(props: { row: MachineRow; offers: readonly RowOffer[] }) {
+/**
+ * Add Backup server, on the right of the Main server row: the backup's IP
+ * address (a machine found on the network is proposed as the operator types)
+ * and the button. `preserve`: drawn in the live table, where htmx keeps the
+ * form the operator is using; the form's own answer replaces it (with the
+ * reason it was refused and what was typed).
+ */
+export function AddBackupForm(props: { error?: string; value?: string; preserve?: boolean; fromClient?: boolean }) {
+  return (
+    <div id="add-backup" class="row-form" hx-preserve={props.preserve ? "true" : undefined}>
+      <form hx-post="/machines/backup" hx-target="#add-backup" hx-swap="outerHTML" method="post" action="/machines/backup">
+        <label for="backup-address">Backup server's IP address</label>
+        <input id="backup-address" name="address" list="backup-candidates" value={props.value ?? ""} placeholder="10.0.0.2" autocomplete="off" aria-invalid={props.error ? "true" : undefined} />
+        <button type="submit" class="primary" data-testid="add-backup" title={props.fromClient ? "The main server pairs with the backup you name." : undefined}>
+          Add Backup server
+        </button>
+        {props.error ? (
+          <p class="field-error" role="alert" data-testid="address-error">
+            {props.error}
+          </p>
+        ) : null}
+      </form>
+    </div>
+  );
+}
+
+/** What Add Backup server answers once the main has paired: the form leaves the row, the result shows above the table. */
+export function BackupAdded(props: { saved: string }) {
+  return (
+    <>
+      <div id="add-backup"></div>
+      <div id="backup-result" hx-swap-oob="true">
+        <p class="saved" role="status">
+          {props.saved}
+        </p>
+      </div>
+    </>
+  );
+}
+
+function RowActions(props: { row: MachineRow; offers: readonly RowOffer[]; fromClient: boolean }) {
   const { row } = props;
   return (
     <>
@@ -78,9 +120,7 @@ function RowActions(props: { row: MachineRow; offers: readonly RowOffer[] }) {
         offer.kind === "switch-back" ? (
           <SwitchBackAction row={row} allowed={offer.allowed} />
         ) : offer.kind === "add-backup" ? (
-          <a class="button primary" href="#backup-address" data-testid="add-backup-on-main-row">
-            Add Backup server
-          </a>
+          <AddBackupForm preserve fromClient={props.fromClient} />
         ) : (
           <RemoveBackupAction row={row} allowed={offer.allowed} />
         ),
@@ -93,7 +133,8 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
   const { view } = props;
   const own = view.viewer.permission;
   return (
-    <section id="machines-table" class="card wide" hx-swap-oob={oob(props.outOfBand)}>
+    // Morphed, not replaced: the table changes with every round trip, and a button replaced twice a second cannot be clicked.
+    <section id="machines-table" class="card wide" hx-swap-oob={props.outOfBand ? "outerMorph" : undefined}>
       <h2>Machines</h2>
       {own !== null ? (
         <p class="lead" data-testid="own-permission">
@@ -117,7 +158,7 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
         </thead>
         <tbody>
           {view.rows.map((r) => (
-            <tr data-machine-id={r.id} data-role={r.kind} class={[r.self ? "self" : "", r.keyDiffers ? "mismatch" : "", r.heard ? "" : "silent", r.unbackedClaims > 0 ? "claimant" : ""].join(" ").trim() || undefined}>
+            <tr data-machine-id={r.id} data-role={r.kind} class={[r.self ? "self" : "", r.keyDiffers ? "mismatch" : "", r.alarm ?? "", r.unbackedClaims > 0 ? "claimant" : ""].join(" ").trim() || undefined}>
               <td>
                 {r.name}
                 {r.self ? <span class="tag">this machine</span> : null}
@@ -125,7 +166,7 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
               <td>{r.roleLabel}</td>
               <td>{r.address}</td>
               <td>{r.license}</td>
-              <td>{r.fingerprint === null ? "–" : r.keyDiffers ? <strong class="field-error">{r.fingerprint} (differs)</strong> : <code>{r.fingerprint}</code>}</td>
+              <td>{r.fingerprint === null ? "–" : r.keyDiffers ? <strong class="field-error">Network key differs ({r.fingerprint})</strong> : <code>{r.fingerprint}</code>}</td>
               <td>
                 {r.state}
                 {r.unbackedClaims > 0 ? <strong class="field-error"> · {r.unbackedClaims} claims it cannot back</strong> : null}
@@ -133,7 +174,7 @@ export function MachinesTable(props: { view: MachinesView; outOfBand?: boolean }
               <td class="num">{r.self ? "–" : formatDelay(r.delayMs)}</td>
               <td data-testid="permission">{r.level === null ? "–" : PERMISSION_WORDS[r.level]}</td>
               <td>
-                <RowActions row={r} offers={view.offers.rows[r.id] ?? []} />
+                <RowActions row={r} offers={view.offers.rows[r.id] ?? []} fromClient={view.offers.addBackupFromClient} />
               </td>
             </tr>
           ))}
@@ -160,40 +201,6 @@ export function SwitchBackCard(props: { waiting: boolean; outOfBand?: boolean })
         </section>
       ) : null}
     </div>
-  );
-}
-
-/** Add Backup server, on a main with no backup: a machine found on the network or a typed address. */
-export function AddBackupCard(props: { view: MachinesView; error?: string; value?: string; saved?: string }) {
-  const { addBackup, addBackupFromClient } = props.view.offers;
-  if (addBackup === "none" && !props.error) return <div id="add-backup"></div>;
-  if (addBackup === "paired" && !props.error) {
-    return (
-      <div id="add-backup">
-        {props.saved ? <p class="saved" role="status">{props.saved}</p> : null}
-      </div>
-    );
-  }
-  return (
-    <section id="add-backup" class="card">
-      <h2>Add Backup server</h2>
-      {addBackupFromClient ? <p class="lead">This client has permission level 3: the main server pairs with the backup you name.</p> : null}
-      <form hx-post="/machines/backup" hx-target="#add-backup" hx-swap="outerHTML" method="post" action="/machines/backup">
-        <label for="backup-address">Backup server: a machine found on the network, or its IP address</label>
-        <input id="backup-address" name="address" list="backup-candidates" value={props.value ?? ""} placeholder="10.0.0.2:7401" autocomplete="off" aria-invalid={props.error ? "true" : undefined} />
-        <datalist id="backup-candidates">
-          {props.view.offers.backupCandidates.map((c) => <option value={c.address}>{c.name}</option>)}
-        </datalist>
-        {props.error ? (
-          <p class="field-error" role="alert" data-testid="address-error">
-            {props.error}
-          </p>
-        ) : null}
-        <button type="submit" class="primary" data-testid="add-backup">
-          Add Backup server
-        </button>
-      </form>
-    </section>
   );
 }
 
@@ -229,35 +236,49 @@ export function PermissionsCard(props: { view: MachinesView; saved?: string; err
   );
 }
 
+/** The backups found on the network, once each, at the address their peer port listens on; where this page may add one, a button per row. */
 export function DiscoveredList(props: DiscoveredListView & { outOfBand?: boolean }) {
   return (
     <section id="discovered" class="card" hx-swap-oob={oob(props.outOfBand)}>
       <h2>Found on the network</h2>
+      <datalist id="backup-candidates">
+        {props.mayAdd ? props.machines.map((m) => (m.offered === null ? null : <option value={m.offered}>{m.name}</option>)) : null}
+      </datalist>
       {props.discovery === "off" ? (
         <p>Discovery is off on this machine: type addresses instead.</p>
       ) : props.discovery === "standalone" ? (
         <p>A stand-alone machine does not look for others. Choose a role on the setup page.</p>
       ) : props.machines.length === 0 ? (
-        <p>No other understudy machine found yet. Typing an address always works.</p>
+        <p>No backup server found yet. Typing an address always works.</p>
       ) : (
         <table data-testid="discovered-table">
           <thead>
             <tr>
-              <th>Name</th>
-              <th>Role</th>
+              <th>Backup server</th>
               <th>Address</th>
               <th>Network key</th>
               <th>Version</th>
+              <th></th>
             </tr>
           </thead>
           <tbody>
             {props.machines.map((m) => (
               <tr data-machine-id={m.id} class={m.keyMismatch ? "mismatch" : undefined}>
                 <td>{m.name}</td>
-                <td>{m.role}</td>
-                <td>{m.addressText}</td>
-                <td>{m.keyMismatch ? <strong class="field-error">different key ({m.fingerprint})</strong> : "same key"}</td>
+                <td class="address">{m.addressText}</td>
+                <td>{m.keyMismatch ? <strong class="field-error">Network key differs ({m.fingerprint})</strong> : "same key"}</td>
                 <td>{m.version}</td>
+                <td>
+                  {m.note ? <span class="reason">{m.note}</span> : null}
+                  {props.mayAdd && m.offered !== null ? (
+                    <form class="inline" method="post" action="/machines/backup" hx-post="/machines/backup" hx-target="#add-backup" hx-swap="outerHTML">
+                      <input type="hidden" name="address" value={m.offered} />
+                      <button type="submit" data-testid="add-found-backup" aria-label={`Add ${m.name} at ${m.offered} as the backup server`}>
+                        Add
+                      </button>
+                    </form>
+                  ) : null}
+                </td>
               </tr>
             ))}
           </tbody>
@@ -331,7 +352,6 @@ export function MachinesPage(props: { view: MachinesView }) {
       <MachinesTable view={props.view} />
       <MachineNotes status={props.view.status} />
       <div class="columns">
-        <AddBackupCard view={props.view} />
         <PermissionsCard view={props.view} />
         <DiscoveredList {...props.view.discovered} />
       </div>

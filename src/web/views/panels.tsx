@@ -84,6 +84,7 @@ function DelayNow(props: { verdict: DelayVerdict }) {
   const v = props.verdict;
   if (v.kind === "not-heard") return <strong class="dead-text">{v.silentS === null ? "not heard" : `not heard for ${v.silentS} s`}</strong>;
   if (v.kind === "ok") return <>{formatDelay(v.nowMs)}</>;
+  if (v.kind === "isolated") return <>{formatDelay(v.nowMs)} <strong class="dead-text">isolated</strong></>;
   return (
     <>
       {formatDelay(v.nowMs)} <strong class="field-error">slow (typically {formatDelay(v.typicalMs)})</strong>
@@ -159,7 +160,7 @@ export function RoutingTable(props: { view: RoutingView; outOfBand?: boolean }) 
         </thead>
         <tbody>
           {props.view.rows.map((r) => (
-            <tr data-machine-id={r.id}>
+            <tr data-machine-id={r.id} class={r.alarm ?? undefined}>
               <td>{r.name}</td>
               <td>{r.roleLabel}</td>
               <td>{HUB_WORDS[r.hub]}</td>
@@ -185,7 +186,7 @@ export function DelaysPage(props: { view: DelaysView }) {
   return (
     <Layout title="Delays" bar={props.view.bar} panel="delays">
       <h1>Delays</h1>
-      <p class="lead">Round trip to each machine, measured on an immediate echo of its heartbeat. A machine is marked slow when its round trip stays above {SLOW_RTT_MS} ms for most of the last {SLOW_WINDOW_SAMPLES} s, and in red when it is not heard.</p>
+      <p class="lead">Round trip to each machine, measured on an immediate echo of its heartbeat. A machine is marked slow when its round trip stays above {SLOW_RTT_MS} ms for most of the last {SLOW_WINDOW_SAMPLES} s, and in red when it is not heard or isolated.</p>
       <DelayTable view={props.view} />
     </Layout>
   );

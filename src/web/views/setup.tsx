@@ -188,6 +188,7 @@ export function KeySection(props: { view: SetupView; errors?: FieldErrors; saved
             hx-confirm={view.keyFingerprint ? `Replace the network key ${view.keyFingerprint}? Every other machine then needs the new key pasted on its setup page.` : undefined}
           >
             <input type="hidden" name="action" value="generate" />
+            <input type="hidden" name="replaces" value={view.keyFingerprint ?? ""} />
             <button type="submit">Generate a new key here</button>
           </form>
           <form hx-post="/setup/key" hx-target="#key-section" hx-swap="outerHTML" method="post" action="/setup/key">

@@ -4,11 +4,14 @@ import { join } from "node:path";
 import { UsageError } from "../../../src/cli/args.ts";
 import { serviceCommand, type CommandResult, type ServiceDeps } from "../../../src/cli/service.ts";
 import { systemdWord, windowsWord } from "../../../src/cli/service-unit.ts";
+
+const WRAPPER = "C:\\Program Files\\understudy\\understudy-service.exe";
 import { tempDir } from "../../support/temp-dirs.ts";
 
-function fakeDeps(platform: NodeJS.Platform, answers: (argv: string[]) => CommandResult = () => ({ code: 0, out: "", err: "" })) {
+function fakeDeps(platform: NodeJS.Platform, answers: (argv: string[]) => CommandResult = () => ({ code: 0, out: "", err: "" }), files: Record<string, string> = { [WRAPPER]: "WinSW" }) {
   const ran: string[][] = [];
   const printed: string[] = [];
+  const written = files;
   const deps: ServiceDeps = {
     platform,
     executable: platform === "win32" ? "C:\\Program Files\\understudy\\understudy.exe" : process.execPath,
@@ -18,8 +21,12 @@ function fakeDeps(platform: NodeJS.Platform, answers: (argv: string[]) => Comman
       return answers(argv);
     },
     print: (line) => printed.push(line),
+    exists: (path) => path in written,
+    write: (path, text) => {
+      written[path] = text;
+    },
   };
-  return { deps, ran, printed };
+  return { deps, ran, printed, written };
 }
 
 async function usageError(promise: Promise<unknown>): Promise<string> {
@@ -133,25 +140,42 @@ describe("bad command lines: one clear line each, nothing written, nothing run",
   });
 });
 
-describe("service on Windows", () => {
-  test("install creates the service with sc.exe, restart on failure, then starts it", async () => {
-    const { deps, ran } = fakeDeps("win32");
-    expect(await serviceCommand(["install", "--role", "backup", "--name", "Rack 2"], deps)).toBe(0);
-    const binPath = '"C:\\Program Files\\understudy\\understudy.exe" run --role backup --name "Rack 2" --data /var/lib/understudy';
+describe("service on Windows (WinSW: a Bun executable does not answer the service manager, error 1053)", () => {
+  test("install writes the wrapper's configuration beside it (same run flags, restart on failure, rolled logs), then installs and starts through it", async () => {
+    const { deps, ran, written, printed } = fakeDeps("win32");
+    expect(await serviceCommand(["install", "--role", "backup", "--name", "Rack 2", "--data", "/srv/A&B <show>"], deps)).toBe(0);
+    const xml = written["C:\\Program Files\\understudy\\understudy-service.xml"]!;
+    expect(xml).toContain("<id>understudy</id>");
+    expect(xml).toContain("<executable>C:\\Program Files\\understudy\\understudy.exe</executable>");
+    expect(xml).toContain("<arguments>run --data &quot;/srv/A&amp;B &lt;show&gt;&quot; --role backup --name &quot;Rack 2&quot;</arguments>");
+    expect(xml).toContain("<startmode>Automatic</startmode>");
+    expect(xml).toContain('<onfailure action="restart" delay="2 sec"/>');
+    expect(xml).toContain('<log mode="roll-by-size">');
     expect(ran).toEqual([
-      ["sc.exe", "create", "understudy", "binPath=", binPath, "start=", "auto", "DisplayName=", "understudy"],
-      ["sc.exe", "description", "understudy", "understudy: keeps a live-production network on air when its server dies"],
-      ["sc.exe", "failure", "understudy", "reset=", "86400", "actions=", "restart/2000/restart/2000/restart/2000"],
-      ["sc.exe", "start", "understudy"],
+      [WRAPPER, "install"],
+      [WRAPPER, "start"],
     ]);
+    expect(printed.at(-1)).toContain("understudy-service.out.log");
+    const noStart = fakeDeps("win32");
+    expect(await serviceCommand(["install", "--no-start", "--service-name", "understudy-b"], fakeDeps("win32", undefined, { "C:\\Program Files\\understudy\\understudy-b-service.exe": "WinSW" }).deps)).toBe(0);
+    expect(noStart.ran).toEqual([]);
   });
 
-  test("uninstall stops (even when stopped) and deletes; status reads sc.exe query", async () => {
+  test("without the wrapper beside the executable, or with a % in a flag, install refuses in one line and runs nothing", async () => {
+    const missing = fakeDeps("win32", undefined, {});
+    expect(await usageError(serviceCommand(["install", "--role", "backup"], missing.deps))).toContain("understudy-service.exe is missing: put WinSW");
+    expect(missing.ran).toEqual([]);
+    const percent = fakeDeps("win32");
+    expect(await usageError(serviceCommand(["install", "--data", "/srv/100%"], percent.deps))).toContain("holds a %");
+    expect(percent.ran).toEqual([]);
+  });
+
+  test("uninstall stops (even when stopped) and uninstalls through the wrapper; status reads sc.exe query", async () => {
     const removal = fakeDeps("win32", (argv) => ({ code: argv[1] === "stop" ? 1062 : 0, out: "", err: "" }));
     expect(await serviceCommand(["uninstall"], removal.deps)).toBe(0);
     expect(removal.ran).toEqual([
-      ["sc.exe", "stop", "understudy"],
-      ["sc.exe", "delete", "understudy"],
+      [WRAPPER, "stop"],
+      [WRAPPER, "uninstall"],
     ]);
     const running = fakeDeps("win32", () => ({ code: 0, out: "SERVICE_NAME: understudy\n        STATE              : 4  RUNNING\n", err: "" }));
     expect(await serviceCommand(["status"], running.deps)).toBe(0);

@@ -58,7 +58,7 @@ const cases: { name: string; status: ReturnType<typeof statusFixture>; text: str
   { name: "client with no server", status: statusFixture({ role: "client", chip: "No server reachable", showFile: null }, { pairing: null }), text: "No server reachable", tone: "alert" },
   { name: "isolated main", status: statusFixture({ chip: "Main isolated" }, { state: "isolated" }), text: "Main isolated", tone: "alert" },
   { name: "a role saved before its network key", status: statusFixture({ role: "client", chip: "No backup", networkKeyFingerprint: null }, null), text: "Waiting for the network key", tone: "warn" },
-  { name: "a backup that names no main and is not paired yet", status: statusFixture({ role: "backup", chip: "No backup", main: null }, { pairing: null }), text: "Waiting to be added by a main server", tone: "warn" },
+  { name: "a backup that names no main and is not paired yet", status: statusFixture({ role: "backup", chip: "No backup", main: null }, { pairing: null }), text: "Waiting to be added by a main server", tone: "neutral" },
   { name: "a backup that names no main, once a main added it", status: statusFixture({ role: "backup", chip: "Backup is idle", main: null }), text: "Backup is idle", tone: "ok" },
   { name: "backup held back by witnesses", status: statusFixture({ role: "backup", chip: "Main unreachable from backup" }), text: "Main unreachable from backup", tone: "warn" },
 ];

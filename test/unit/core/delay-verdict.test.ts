@@ -21,6 +21,9 @@ const cases: [string, Partial<DelayInput>, DelayVerdict][] = [
   ["exactly the threshold is not slow", { samples: quiet(60, SLOW_RTT_MS) }, { kind: "ok", nowMs: 0.7 }],
   ["too few heard samples to call it slow", { samples: [...new Array(58).fill(null), 30, 30] }, { kind: "ok", nowMs: 0.7 }],
   ["slow over the heard samples only, gaps ignored", { samples: [...quiet(50), null, 30, null, 30, null, 30, null, 30, null, 0.7] }, { kind: "slow", nowMs: 0.7, typicalMs: 30 }],
+  // Finding 10: an isolated machine is red like a dead one, though heard.
+  ["heard but isolated is isolated, with its round trip", { now: { delayMs: 0.7, lastHeardMsAgo: 40, state: "isolated" } }, { kind: "isolated", nowMs: 0.7 }],
+  ["isolated and silent is not heard", { now: { delayMs: 0.7, lastHeardMsAgo: 35_400, state: "isolated" } }, { kind: "not-heard", silentS: 35 }],
   ["a machine with no round trip yet but heard is ok", { now: { delayMs: null, lastHeardMsAgo: 10 }, samples: [] }, { kind: "ok", nowMs: null }],
 ];
 

@@ -78,17 +78,21 @@ test("a client lists the other clients its server hears, without a round trip of
   expect(rows(1).map((r) => r.name)).toEqual(["studio-main", "control"]);
 });
 
-test("with discovery off, a heard server shows this network's key (an unheard one none) and the license the pairing exchange carried", () => {
+test("with discovery off, each row shows the key fingerprint its machine reported in its heartbeats (never this machine's own), and the license the pairing exchange carried", () => {
   const pairing = { peerId: "b0b0b0b0b0b0b0b0", peerName: "backup", address: "10.0.0.2:7401", peerLicense: "server-with-failover" as const, confirmed: true, hubCopied: true };
-  const heard = machineRows(statusFixture({}, { pairing, peers: [peer(), peer({ id: "c1", name: "render-1", role: "client", state: "follow-main" })] }), [], 1000);
+  const peers = [peer({ keyFingerprint: "0011223344556677" }), peer({ id: "c1", name: "render-1", role: "client", state: "follow-main", keyFingerprint: "9999999999999999" }), peer({ id: "c2", name: "old-build", role: "client", state: "follow-main" })];
+  const heard = machineRows(statusFixture({}, { pairing, peers }), [], 1000);
   expect(heard.find((r) => r.name === "backup")).toMatchObject({ license: "Server with failover", fingerprint: "0011223344556677", keyDiffers: false, heard: true });
-  // A client's license is known only from DNS-SD; its key is this network's, or its heartbeats would not open.
-  expect(heard.find((r) => r.name === "render-1")).toMatchObject({ license: "–", fingerprint: "0011223344556677", keyDiffers: false });
+  // Finding 5: a client still heard (its heartbeats are sealed with machine keys) whose network key is another.
+  expect(heard.find((r) => r.name === "render-1")).toMatchObject({ license: "–", fingerprint: "9999999999999999", keyDiffers: true, heard: true });
+  // A machine that did not report its key: unknown, not assumed to be this machine's.
+  expect(heard.find((r) => r.name === "old-build")).toMatchObject({ fingerprint: null, keyDiffers: false });
+  // This machine's key changed: the rows keep what each machine reported, and the backup's now differs.
+  const rekeyed = machineRows(statusFixture({ networkKeyFingerprint: "abababababababab" }, { pairing, peers }), [], 1000);
+  expect(rekeyed.find((r) => r.name === "backup")).toMatchObject({ fingerprint: "0011223344556677", keyDiffers: true });
   const silent = machineRows(statusFixture({}, { pairing, peers: [] }), [], 1000);
-  // Not heard, its key is not known here: after this machine's key changed, its row must not show the new fingerprint.
+  // Never heard, its key is not known here: after this machine's key changed, its row must not show the new fingerprint.
   expect(silent.find((r) => r.id === pairing.peerId)).toMatchObject({ state: "paired, not heard", license: "Server with failover", fingerprint: null });
-  const stale = machineRows(statusFixture({}, { pairing, peers: [peer({ lastHeardMsAgo: 5000 })] }), [], 1000);
-  expect(stale.find((r) => r.name === "backup")).toMatchObject({ heard: false, fingerprint: null });
 });
 
 test("a server that refused the handshake for another network key is marked with its fingerprint, on its row or a row of its own", () => {
@@ -121,4 +125,11 @@ test("whose Data Hub each machine's apps reach follows the routing rule: a rejoi
   expect(hub).toEqual({ "studio-main": "waits", backup: "own", control: "waits", cg: "backup", silent: "not-heard" });
   const standby = statusFixture({}, { state: "standby", activeServer: "backup", peers: [] });
   expect(machineRows(standby, [], 1000).find((r) => r.self)!.hub).toBe("backup");
+});
+
+test("a row is red (alarm) when its machine is not heard or says it is isolated, this machine's own row included", () => {
+  const rows = machineRows(statusFixture({}, { peers: [peer({ lastHeardMsAgo: 4200 }), peer({ id: "c", name: "cg", role: "client", state: "isolated" }), peer({ id: "d", name: "ok", role: "client", state: "follow-main" })] }), [], 1000);
+  expect(Object.fromEntries(rows.filter((r) => !r.self).map((r) => [r.name, r.alarm]))).toEqual({ backup: "not-heard", cg: "isolated", ok: null });
+  const own = machineRows(statusFixture({ chip: "Main isolated" }, { state: "isolated", peers: [] }), [], 1000);
+  expect(own[0]).toMatchObject({ self: true, alarm: "isolated" });
 });

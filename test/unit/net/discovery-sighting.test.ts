@@ -36,6 +36,12 @@ describe("parseSighting", () => {
     });
   });
 
+  test("a machine naming its listen host (TXT at) is reached there only, not at every address dnssd announced", () => {
+    const at = { ...ADVERT, at: "10.0.0.9" };
+    const result = parseSighting(service({ addresses: ["10.0.0.7", "10.0.0.9", "fe80::1"], txtRaw: encodeTxt(at) }));
+    expect(result).toEqual({ ok: true, value: { service: "Render 1._understudy._tcp.local.", advert: at, addresses: ["10.0.0.9"], port: 7401 } });
+  });
+
   const refused: [string, unknown, string][] = [
     ["undefined", undefined, "malformed service record"],
     ["a string", "Render 1", "malformed service record"],

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import dnssd from "dnssd";
 import { InvalidInput } from "../../../src/core/errors.ts";
-import { encodeTxt, parseTxt, TXT_KEYS, type MachineAdvert } from "../../../src/net/discovery/txt.ts";
+import { advertisedListenHost, encodeTxt, parseTxt, TXT_KEYS, type MachineAdvert } from "../../../src/net/discovery/txt.ts";
 
 const SELF: MachineAdvert = {
   id: "0011223344556677",
@@ -35,7 +35,7 @@ describe("encodeTxt", () => {
   });
 
   test("puts txtvers first and fits dnssd's TXT limits (keys ≤ 9 chars, record < 1300 bytes)", () => {
-    const longest: MachineAdvert = { ...SELF, name: "N".repeat(63), version: "9".repeat(32), epoch: 999_999_999_999_999 };
+    const longest: MachineAdvert = { ...SELF, name: "N".repeat(63), version: "9".repeat(32), epoch: 999_999_999_999_999, at: "fd12:3456:789a:1:ffff:ffff:ffff:ffff" };
     const txt = encodeTxt(longest);
     expect(Object.keys(txt)[0]).toBe("txtvers");
     expect(Object.keys(txt).every((k) => k.length <= 9)).toBe(true);
@@ -53,6 +53,29 @@ describe("encodeTxt", () => {
     ["a short id", { id: "0011" }],
   ])("refuses %s with InvalidInput", (_, change) => {
     expect(() => encodeTxt({ ...SELF, ...change } as MachineAdvert)).toThrow(InvalidInput);
+  });
+});
+
+describe("the listen host (TXT at): the one address a peer port bound to one IP answers on", () => {
+  test("round-trips, IPv4 and IPv6, and stays absent when the peer port listens everywhere", () => {
+    for (const at of ["10.0.0.2", "fd00::2"]) expect(parseTxt(encodeTxt({ ...SELF, at }))).toEqual({ ok: true, value: { ...SELF, at } });
+    expect(Object.keys(encodeTxt(SELF))).not.toContain("at");
+  });
+
+  test.each([
+    ["10.0.0.2:7401", "10.0.0.2"],
+    ["[fd00::2]:7401", "fd00::2"],
+    ["0.0.0.0:7401", undefined],
+    ["[::]:7401", undefined],
+    ["studio-b.local:7401", undefined],
+    [null, undefined],
+  ])("--peer-listen %p advertises %p", (listen, at) => {
+    expect(advertisedListenHost(listen)).toBe(at);
+  });
+
+  test.each([["0.0.0.0"], ["::"], ["fe80::1%eth0"], ["studio-b"], ["10.0.0.256"]])("a record whose at is %p is refused", (at) => {
+    const result = parseTxt(withField("at", at));
+    expect(result.ok).toBe(false);
   });
 });
 

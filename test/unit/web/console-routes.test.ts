@@ -95,7 +95,8 @@ describe("Add Backup server and remove it", () => {
 
     const response = await formPost(main.node, "/machines/backup", { address: backupAt });
     expect(response.status).toBe(200);
-    expect(await response.text()).toContain("is now the backup server");
+    // The form leaves the Main server row; the result shows above the table.
+    expect(await response.text()).toBe('<div id="add-backup"></div><div id="backup-result" hx-swap-oob="true"><p class="saved" role="status">' + `${backup.node.status().name} is now the backup server: it is copying what this main holds.</p></div>`);
     expect(main.node.status().failover?.pairing?.address).toBe(backupAt);
     expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup).toBe(backupAt);
     await waitFor("the backup row with its delete icon", async () => (await (await get(main.node, "/machines")).text()).includes('data-testid="remove-backup"'), 10_000);
@@ -165,6 +166,7 @@ describe("Add Backup server and remove it", () => {
     { name: "no address", setup: () => node({ role: "main" }), fields: {}, status: 400, message: "Type the backup server&#39;s IP address" },
     { name: "not an address", setup: () => node({ role: "main" }), fields: { address: "backup please" }, status: 400, message: "Type an IP address such as 10.0.0.2" },
     { name: "nothing answers there", setup: () => node({ role: "main" }), fields: { address: "127.0.0.1:9" }, status: 502, message: "nothing answers there" },
+    { name: "nothing answers there, on IPv6", setup: () => node({ role: "main" }), fields: { address: "[::1]:9" }, status: 502, message: "nothing answers there" },
     { name: "a stand-alone machine", setup: () => node(), fields: { address: "127.0.0.1:9" }, status: 400, message: "not on the network" },
     { name: "a client of level 2", setup: () => node({ role: "client", main: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 403, message: "permission level 2, which may not add a backup server" },
     { name: "a backup server", setup: () => node({ role: "backup", main: "127.0.0.1:9" }), fields: { address: "127.0.0.1:9" }, status: 409, message: "Only the main server adds a backup server." },
@@ -178,6 +180,8 @@ describe("Add Backup server and remove it", () => {
       const html = await response.text();
       expect(html).toContain(r.message);
       if (r.fields.address) expect(html).toContain(`value="${r.fields.address}"`);
+      // The in-row form comes back in place, not preserved (so the reason shows), with nothing else on the page touched.
+      if (r.status !== 403) expect(html.startsWith('<div id="add-backup" class="row-form">')).toBe(true);
     }, 15_000);
   }
 

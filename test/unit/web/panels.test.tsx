@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import type { HistorySnapshot } from "../../../src/core/status-history.ts";
 import type { DiscoveredMachine } from "../../../src/net/discovery/discovery.ts";
 import { machineRows, SERVER_VIEWER } from "../../../src/core/machine-rows.ts";
-import { AddBackupCard } from "../../../src/web/views/machines.tsx";
+import { DiscoveredList, MachinesPage, MachinesTable } from "../../../src/web/views/machines.tsx";
 import { machinesView } from "../../../src/web/view-models/machines-view.ts";
 import { DelayTable, RoutingTable, StatusFacts } from "../../../src/web/views/panels.tsx";
 import { SLOW_RTT_MS } from "../../../src/core/delay-verdict.ts";
@@ -72,16 +72,44 @@ test("Delays: a main not heard for 35 s says so in red, not its last round trip"
   expect(row).toContain('<td>Main server</td><td class="num"><strong class="dead-text">not heard for 35 s</strong></td><td class="num">0.7 ms</td>');
 });
 
-test("Add Backup server offers the backups found on the network with the same key", () => {
+test("Add Backup server is an in-row form on the right of the Main server row, preserved across live updates; the datalist offers the backups found with the same key", () => {
   const found = (over: Partial<DiscoveredMachine>): DiscoveredMachine => ({
     id: "d0d0d0d0d0d0d0d0", name: "studio-b", role: "backup", license: "server-with-failover", version: "0.1.0", fingerprint: "0011223344556677", epoch: 0, addresses: ["10.0.0.2"], port: 7401, keyMismatch: false, lastSeen: 0, ...over,
   });
   const status = statusFixture({ chip: "No backup", backup: null }, { pairing: null, peers: [] });
   const discovered = { discovery: "on" as const, machines: [found({}), found({ id: "e", name: "other-key", addresses: ["10.0.0.3"], keyMismatch: true }), found({ id: "f", role: "client", addresses: ["10.0.0.4"] })] };
-  const html = String(<AddBackupCard view={machinesView(status, discovered, 1000, SERVER_VIEWER)} />);
-  expect(html).toContain('<option value="10.0.0.2:7401">studio-b</option>');
-  expect(html).not.toContain("10.0.0.3");
-  expect(html).not.toContain("10.0.0.4");
+  const view = machinesView(status, discovered, 1000, SERVER_VIEWER);
+  const table = String(<MachinesTable view={view} />);
+  const mainRow = table.slice(table.indexOf(`data-machine-id="${status.id}"`)).split("</tr>")[0]!;
+  expect(mainRow).toContain('<div id="add-backup" class="row-form" hx-preserve="true">');
+  expect(mainRow).toContain('data-testid="add-backup"');
+  expect(mainRow).toContain('list="backup-candidates"');
+  const page = String(<MachinesPage view={view} />);
+  expect(page.match(/ id="add-backup"/g)).toHaveLength(1); // no card under the table any more
+  const list = String(<DiscoveredList {...view.discovered} />);
+  expect(list).toContain('<option value="10.0.0.2:7401">studio-b</option>');
+  expect(list).not.toContain('<option value="10.0.0.3');
+  expect(list).not.toContain("10.0.0.4"); // a client is not a backup: not listed
+  expect(list).toContain("Network key differs (0011223344556677)");
+});
+
+test("Found on the network lists backups only, once each, IPv6 in brackets, link-local listed but not offered, an Add button where the page may add", () => {
+  const found = (over: Partial<DiscoveredMachine>): DiscoveredMachine => ({
+    id: "d0d0d0d0d0d0d0d0", name: "studio-b", role: "backup", license: "server-with-failover", version: "0.1.0", fingerprint: "0011223344556677", epoch: 0, addresses: ["fd00::2"], port: 7401, keyMismatch: false, lastSeen: 5, ...over,
+  });
+  const status = statusFixture({ chip: "No backup", backup: null }, { pairing: null, peers: [] });
+  const machines = [found({}), found({ id: "c", name: "studio-b-old", lastSeen: 1 }), found({ id: "l", name: "studio-ll", addresses: ["fe80::9"] }), found({ id: "m", name: "studio-main", role: "main", addresses: ["10.0.0.1"] })];
+  const list = String(<DiscoveredList {...machinesView(status, { discovery: "on", machines }, 1000, SERVER_VIEWER).discovered} />);
+  const rows = list.split("<tr").slice(2);
+  expect(rows).toHaveLength(2);
+  expect(list).toContain("[fd00::2]:7401");
+  expect(list).not.toContain("studio-b-old"); // the same address under an older id: the machine set up again
+  expect(list).not.toContain("studio-main");
+  expect(list).toContain("[fe80::9]:7401");
+  expect(list).toContain("answers only on a link-local address");
+  expect(list.match(/data-testid="add-found-backup"/g)).toHaveLength(1);
+  const onBackup = statusFixture({ role: "backup", roleLabel: "Backup server", chip: "No backup", backup: null }, { pairing: null, peers: [] });
+  expect(String(<DiscoveredList {...machinesView(onBackup, { discovery: "on", machines }, 1000, SERVER_VIEWER).discovered} />)).not.toContain("add-found-backup");
 });
 
 test("Synced storage: while the backup serves, push and pull wait with the documented reason", () => {

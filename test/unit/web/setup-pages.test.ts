@@ -94,6 +94,21 @@ describe("setting a machine up", () => {
     // A machine that has a key asks before generating another (a fresh one did not).
     const keyCard = await (await node.app.request("http://localhost/setup")).text();
     expect(keyCard).toContain(`hx-confirm="Replace the network key ${fp}?`);
+    // And the server asks too: a post that does not name the key it replaces (no JavaScript, or a page drawn before) changes nothing.
+    for (const replaces of [undefined, "", "0000000000000000"]) {
+      response = await formPost(node, "/setup/key", replaces === undefined ? { action: "generate" } : { action: "generate", replaces });
+      expect(response.status).toBe(400);
+      expect(await response.text()).toContain(`holds the network key ${fp}, which this page did not show`);
+      expect(node.status().networkKeyFingerprint).toBe(fp);
+    }
+    expect(keyCard).toContain(`name="replaces" value="${fp}"`);
+    response = await formPost(node, "/setup/key", { action: "generate", replaces: fp });
+    expect(response.status).toBe(200);
+    const replaced = node.status().networkKeyFingerprint!;
+    expect(replaced).not.toBe(fp);
+    // The same confirmed post twice: the second names a key no longer held, and is refused.
+    expect((await formPost(node, "/setup/key", { action: "generate", replaces: fp })).status).toBe(400);
+    expect(node.status().networkKeyFingerprint).toBe(replaced);
 
     response = await formPost(node, "/setup/role", { role: "client", main: "127.0.0.1:9", backup: "" });
     expect(response.status).toBe(200);
