@@ -136,18 +136,20 @@ export function groupProblems(
     const owner = engines.get(id);
     if (owner !== undefined) refusals.push(`machine "${id}" is already in group "${owner}": an engine belongs to one group`);
   }
-  const warnings: string[] = [];
+  return { refusals, warnings: licenseWarnings(group, licenseOf) };
+}
+
+/** "Licenses differ" for a group whose engines report different license types (engines not heard are left out). */
+export function licenseWarnings(group: Pick<BackupGroup, "mains" | "backup">, licenseOf: (machineId: string) => string | undefined): string[] {
   const licenses = new Map<string, string[]>();
   for (const id of [...group.mains.map((m) => m.machineId), group.backup.machineId]) {
     const license = licenseOf(id);
     if (license === undefined) continue;
     licenses.set(license, [...(licenses.get(license) ?? []), id]);
   }
-  if (licenses.size > 1) {
-    const list = [...licenses].map(([license, ids]) => `${ids.join(", ")}: ${license}`).join("; ");
-    warnings.push(`the engines of this group have different licenses (${list}): a backup may not run what its main runs`);
-  }
-  return { refusals, warnings };
+  if (licenses.size < 2) return [];
+  const list = [...licenses].map(([license, ids]) => `${ids.join(", ")}: ${license}`).join("; ");
+  return [`the engines of this group have different licenses (${list}): a backup may not run what its main runs`];
 }
 
 /** Throws BackupGroupRefused when the checks refuse `group`; returns the warnings otherwise. */

@@ -174,6 +174,15 @@ export function engineCondition(state: EngineFailoverState, machineId: string, n
 
 const NO_SIGNALS: EngineSignals = { lastHeardAt: null, healthy: null, frames: null, framesChangedAt: null };
 
+/**
+ * The machine was heard at `at` (never moving lastHeardAt back), with no
+ * decision: a runner records every heartbeat of a step this way and then
+ * decides once, so the order it reads them in never puts a backup on air.
+ */
+export function heardAt(state: EngineFailoverState, machineId: string, at: number): EngineFailoverState {
+  return withSignals(state, machineId, (s) => ({ ...s, lastHeardAt: Math.max(s.lastHeardAt ?? -Infinity, at) }));
+}
+
 function withSignals(state: EngineFailoverState, machineId: string, change: (s: EngineSignals) => EngineSignals): EngineFailoverState {
   return { ...state, engines: { ...state.engines, [machineId]: change(state.engines[machineId] ?? NO_SIGNALS) } };
 }

@@ -211,7 +211,7 @@ export class ConsoleActions {
   /** The main keeps groups that pass the core's checks; a refusal changes nothing. */
   private saveGroupsHere(backups: EngineBackups): void {
     if (this.options.role !== "main" || !this.groupsFile) throw new AppError("NOT_THE_MAIN", "Backup groups are changed on the main server, or by a client with permission level 3.", { status: 409 });
-    // The servers do not hear engines' license types yet, so the license warning cannot fire here.
+    // Licenses differ is a warning, never a refusal: the Backup groups panel shows it from what the engines report (services/engine-licenses.ts).
     for (const group of backups.groups) checkGroup(group, backups.groups, () => undefined);
     this.groupsFile.replace(backups);
   }

@@ -17,7 +17,7 @@
  * backup's `replaces` does not blink to null during a server failover.
  */
 import type { Clock, Timers } from "../core/clock.ts";
-import { engineFramesKey, engineHealthKey, engineReplacesKey, initialEngineFailover, transition, type EngineFailoverEvent, type EngineFailoverState, type EngineFailoverTimings, type RouteCommand } from "../core/engine-failover.ts";
+import { engineFramesKey, engineHealthKey, engineReplacesKey, heardAt, initialEngineFailover, transition, type EngineFailoverEvent, type EngineFailoverState, type EngineFailoverTimings, type RouteCommand } from "../core/engine-failover.ts";
 import { decisionRecord, engineDecisionKey, parseDecisionRecord, restoredDecision } from "../core/engine-decision-record.ts";
 import { engineAlerts, type EngineAlert } from "../core/engine-chip.ts";
 import { engineStatuses, parseEngineFrames, parseEngineHealth, routeWarnings, standIns, switchEvent } from "../core/engine-failover-views.ts";
@@ -192,21 +192,18 @@ export class EngineWatch {
 
   private step(): void {
     const backups = this.ports.backups();
+    const now = this.ports.clock.now();
+    const engines = new Set(backups.groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]));
+    // Every heartbeat first, at its own time (a new active server learns at once how long ago an engine that died
+    // meanwhile was heard) and with no decision, then one decision: a group just created meets its engines as heard,
+    // and the order the peers are listed in never puts the backup on air for a moment.
+    for (const peer of this.ports.heard()) if (engines.has(peer.id)) this.state = heardAt(this.state, peer.id, now - peer.lastHeardMsAgo);
     const text = JSON.stringify(backups.groups);
     if (text !== this.groupsText) {
       this.groupsText = text;
       this.feed({ kind: "groups", groups: backups.groups });
     }
     if (!this.restoring) this.followRouter(backups.router);
-    const now = this.ports.clock.now();
-    const engines = new Set(backups.groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]));
-    for (const peer of this.ports.heard()) {
-      // Fed at its own time, and only when newer than what is known: a new active server learns at once
-      // how long ago its failover runner last heard an engine that has died meanwhile.
-      const at = now - peer.lastHeardMsAgo;
-      const known = this.state.engines[peer.id]?.lastHeardAt ?? null;
-      if (engines.has(peer.id) && (known === null || at > known)) this.feed({ kind: "heard", machineId: peer.id, at });
-    }
     this.feed({ kind: "tick" });
   }
 

@@ -425,7 +425,7 @@ export class MachineNode implements MachineControl {
 
   private peerIdentity() {
     const s = this.status();
-    return { id: s.id, name: s.name, role: s.role, version: s.version, networkKeyFingerprint: s.networkKeyFingerprint };
+    return { id: s.id, name: s.name, role: s.role, version: s.version, networkKeyFingerprint: s.networkKeyFingerprint, license: s.license?.type ?? null };
   }
 
   /** Closes the ports; the data dir is consistent after every write, so nothing else is owed. */

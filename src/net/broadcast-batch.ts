@@ -8,7 +8,7 @@
  * One set is pending at a time: frames for another set, or for one member
  * alone, send what is pending first, so every connection keeps its order.
  */
-import { DEFAULT_BATCH_BYTES } from "./frame-batch.ts";
+import { DEFAULT_BATCH_BYTES, nextTurn, type Defer } from "./frame-batch.ts";
 
 const encoder = new TextEncoder();
 
@@ -22,9 +22,12 @@ export class BroadcastBatch {
   private send: BroadcastSend | null = null;
   private texts: string[] = [];
   private size = 0;
-  private scheduled: ReturnType<typeof setImmediate> | null = null;
+  private scheduled: (() => void) | null = null;
 
-  constructor(private readonly maxBytes = DEFAULT_BATCH_BYTES) {}
+  constructor(
+    private readonly maxBytes = DEFAULT_BATCH_BYTES,
+    private readonly defer: Defer = nextTurn,
+  ) {}
 
   /** Whether frames for `to` under `sealer` would join what is pending (same ids, same order, same key). */
   pendingFor(to: readonly string[], sealer: unknown): boolean {
@@ -45,7 +48,7 @@ export class BroadcastBatch {
     this.texts.push(text);
     this.size += text.length + 1;
     if (this.size >= this.maxBytes) this.flush();
-    else this.scheduled ??= setImmediate(() => this.flush());
+    else this.scheduled ??= this.defer(() => this.flush());
   }
 
   /** Sends what is pending when `id` is one of its connections (something else is about to go to it). */
@@ -54,7 +57,7 @@ export class BroadcastBatch {
   }
 
   flush(): void {
-    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled?.();
     this.scheduled = null;
     if (this.texts.length === 0) return;
     const payload = encoder.encode(this.texts.length === 1 ? this.texts[0]! : this.texts.join("\n"));
@@ -69,7 +72,7 @@ export class BroadcastBatch {
 
   /** Drops what is pending (the server stopped serving). */
   clear(): void {
-    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled?.();
     this.scheduled = null;
     this.texts = [];
     this.size = 0;

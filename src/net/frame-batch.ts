@@ -13,26 +13,36 @@ const decoder = new TextDecoder();
 /** A batch is sent once it holds this much, even before the loop is done. */
 export const DEFAULT_BATCH_BYTES = 32 * 1024;
 
+/** Runs `run` once the event loop is done with what arrived; returns its cancel. A simulator passes its own turn. */
+export type Defer = (run: () => void) => () => void;
+
+/** The runtime's end of the turn (setImmediate). */
+export const nextTurn: Defer = (run) => {
+  const handle = setImmediate(run);
+  return () => clearImmediate(handle);
+};
+
 export class FrameBatcher {
   private texts: string[] = [];
   private size = 0;
-  private scheduled: ReturnType<typeof setImmediate> | null = null;
+  private scheduled: (() => void) | null = null;
 
   constructor(
     private readonly write: (payload: Uint8Array) => void,
     private readonly maxBytes = DEFAULT_BATCH_BYTES,
+    private readonly defer: Defer = nextTurn,
   ) {}
 
   push(text: string): void {
     this.texts.push(text);
     this.size += text.length + 1;
     if (this.size >= this.maxBytes) this.flush();
-    else this.scheduled ??= setImmediate(() => this.flush());
+    else this.scheduled ??= this.defer(() => this.flush());
   }
 
   /** Sends what is gathered now, as one message. */
   flush(): void {
-    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled?.();
     this.scheduled = null;
     if (this.texts.length === 0) return;
     const payload = encoder.encode(this.texts.length === 1 ? this.texts[0]! : this.texts.join("\n"));
@@ -43,7 +53,7 @@ export class FrameBatcher {
 
   /** Drops what is gathered (the connection is gone). */
   clear(): void {
-    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled?.();
     this.scheduled = null;
     this.texts = [];
     this.size = 0;

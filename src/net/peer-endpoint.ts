@@ -20,7 +20,8 @@ import { systemClock } from "./system-time.ts";
 import { MAX_RPC_FRAME_BYTES } from "./rpc.ts";
 import { newServerSocketData, secureServerHandlers, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 
-export type PeerIdentity = { id: string; name: string; role: string; version: string; networkKeyFingerprint: string | null };
+/** `license`: the license type this machine runs under, as it says (the Backup groups panel warns when a group's engines differ). */
+export type PeerIdentity = { id: string; name: string; role: string; version: string; networkKeyFingerprint: string | null; license?: string | null };
 export const PEER_PATHS = ["/hub", "/replicate", "/app", "/files", "/replicate-log", "/assets", "/pair", "/console"] as const;
 export type PeerPath = (typeof PEER_PATHS)[number];
 /** The largest frame after the handshake: an rpc frame (a show-file push) with its envelope. Bun closes the socket (1009) on a larger one. */

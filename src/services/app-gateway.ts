@@ -13,12 +13,13 @@ import type { Logger } from "../log.ts";
 import { broadcastEpoch, fanOut, openBroadcast } from "../net/broadcast.ts";
 import { FanoutGroups } from "../net/fanout-groups.ts";
 import { BroadcastBatch } from "../net/broadcast-batch.ts";
-import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
+import { FrameBatcher, nextTurn, splitFrames, type Defer } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
 import type { PeerDialer, PeerService } from "../net/peer-net.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { PeerRefusals } from "../net/peer-refusals.ts";
 import { ServerLink } from "../net/server-link.ts";
+import { NETWORK_KEY_CHANGED_CLOSE } from "./hub-service.ts";
 import { systemClock, systemTimers } from "../net/system-time.ts";
 
 const decoder = new TextDecoder();
@@ -43,7 +44,9 @@ export class AppGateway {
   private readonly inProcess = new Map<string, (frame: FromHubFrame) => void>();
   private readonly groups = new FanoutGroups();
   private readonly appBatches = new Map<string, FrameBatcher>();
-  private readonly appBroadcasts = new BroadcastBatch();
+  private readonly appBroadcasts: BroadcastBatch;
+  /** When gathered frames go out: the end of the event loop's turn (a simulator passes its own). */
+  private readonly defer: Defer;
   private networkKey: Uint8Array;
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -70,8 +73,11 @@ export class AppGateway {
     retainAckedMs: number;
     clock?: Clock;
     timers?: Timers;
+    defer?: Defer;
   }) {
     this.localHub = options.localHub;
+    this.defer = options.defer ?? nextTurn;
+    this.appBroadcasts = new BroadcastBatch(undefined, this.defer);
     this.networkKey = options.networkKey;
     this.log = options.log;
     this.clock = options.clock ?? systemClock;
@@ -109,8 +115,10 @@ export class AppGateway {
         const address = formatHostPort(to);
         this.log.warn("hub link closed", { server: address, reason });
         this.refusals.succeeded(address, "hub link failed");
+        // A hub that closed the session for a new network key still serves: its runner must not take it for gone
+        // (every client would leave the main for a heartbeat and tell the backup it lost it: sim seed 35, network-key).
         const role = this.target?.role;
-        if (role && role !== "self") options.onLinkBroken(role);
+        if (role && role !== "self" && reason !== NETWORK_KEY_CHANGED_CLOSE) options.onLinkBroken(role);
       },
     });
   }
@@ -158,7 +166,7 @@ export class AppGateway {
   acceptApp(connection: SecureConnection): ConnectionEvents {
     const id = `a${++this.nextApp}`;
     this.apps.set(id, connection);
-    this.appBatches.set(id, new FrameBatcher((payload) => connection.send(payload)));
+    this.appBatches.set(id, new FrameBatcher((payload) => connection.send(payload), undefined, this.defer));
     return {
       message: (payload) => {
         const now = this.clock.now();
@@ -223,7 +231,7 @@ export class AppGateway {
     return {
       attach: () => {
         // What is still batched when the link breaks is lost with it; the uplink resends what was not acknowledged.
-        const batch = new FrameBatcher((payload) => connection.send(payload));
+        const batch = new FrameBatcher((payload) => connection.send(payload), undefined, this.defer);
         this.uplink.attachServer((frame, text) => batch.push(text ?? encodeFrame(frame)));
       },
       message: (payload) => {

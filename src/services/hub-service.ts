@@ -12,12 +12,18 @@ import type { Logger } from "../log.ts";
 import { fanOut } from "../net/broadcast.ts";
 import { FanoutGroups } from "../net/fanout-groups.ts";
 import { BroadcastBatch } from "../net/broadcast-batch.ts";
-import { FrameBatcher, splitFrames } from "../net/frame-batch.ts";
+import { FrameBatcher, nextTurn, splitFrames, type Defer } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { z } from "zod";
 import { MAX_RPC_FRAME_BYTES } from "../net/rpc.ts";
 import { decodeWireJson } from "../core/wire-json.ts";
+
+/**
+ * Why the hub closes its sessions after a new network key: the server is alive and keeps serving, so
+ * a node must reconnect under the new key, not report the server gone (app-gateway.ts).
+ */
+export const NETWORK_KEY_CHANGED_CLOSE = "The network key changed; reconnect with the new one.";
 
 const text = new TextEncoder();
 const decoder = new TextDecoder();
@@ -37,13 +43,17 @@ export class HubService {
   private readonly groups = new FanoutGroups();
   /** Per connection: small frames sent together (frame-batch.ts). */
   private readonly batches = new Map<string, FrameBatcher>();
-  private readonly broadcasts = new BroadcastBatch();
+  private readonly broadcasts: BroadcastBatch;
+  /** When gathered frames go out: the end of the event loop's turn (a simulator passes its own). */
+  private readonly defer: Defer;
   private nextId = 0;
   /** Messages and values handed to subscribers since start, one per subscriber (a fan-out to N counts N); presence is not counted. */
   private deliveries = 0;
 
-  constructor(core: HubCore, networkKey: Uint8Array, log: Logger) {
+  constructor(core: HubCore, networkKey: Uint8Array, log: Logger, options: { defer?: Defer } = {}) {
     this.core = core;
+    this.defer = options.defer ?? nextTurn;
+    this.broadcasts = new BroadcastBatch(undefined, this.defer);
     this.networkKey = networkKey;
     this.log = log;
     this.broadcastKey = deriveBroadcastKey(networkKey, core.epoch);
@@ -76,14 +86,14 @@ export class HubService {
     this.networkKey = networkKey;
     this.broadcasts.flush();
     this.broadcastKey = deriveBroadcastKey(networkKey, this.core.epoch);
-    for (const connection of this.connections.values()) connection.close(1001, "The network key changed; reconnect with the new one.");
+    for (const connection of this.connections.values()) connection.close(1001, NETWORK_KEY_CHANGED_CLOSE);
   }
 
   /** Handlers for one authenticated `/hub` connection. */
   acceptHub(connection: SecureConnection): ConnectionEvents {
     const id = `c${++this.nextId}`;
     this.connections.set(id, connection);
-    const batch = new FrameBatcher((payload) => connection.send(payload));
+    const batch = new FrameBatcher((payload) => connection.send(payload), undefined, this.defer);
     this.batches.set(id, batch);
     this.core.attach(
       id,

@@ -49,14 +49,14 @@ type CopySession = ConnectionEvents & { connection: SecureConnection; waiting: b
 export class HubStateReplication {
   private readonly link: ServerLink<CopySession>;
   private readonly stopTimer: () => void;
-  private readonly hub: HubService;
+  private readonly hub: Pick<HubService, "importChanges">;
   private readonly mark: CopyMark;
 
   constructor(options: {
     net: PeerDialer;
     /** The main to copy from now, or null while this backup copies nothing (unpaired, or serving). */
     source: () => HostPort | null;
-    hub: HubService;
+    hub: Pick<HubService, "importChanges">;
     periodMs: number;
     refusals: PeerRefusals;
     signals: { synced: () => void; broken: () => void };

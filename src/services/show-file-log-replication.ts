@@ -239,6 +239,8 @@ export class LogReplicationSink {
     log: Logger;
     clock?: Clock;
     timers?: Timers;
+    /** The refusal back-off's jitter (a seeded generator in the simulator, so a seed replays exactly). */
+    random?: () => number;
   }) {
     const { stores, log } = options;
     this.stores = stores;
@@ -254,7 +256,7 @@ export class LogReplicationSink {
       retryMs: options.retryMs,
       timers,
       // Unreachable mains are retried quietly at the normal pace (the failover log says the main is down); refusals back off.
-      refusals: new PeerRefusals(options.clock ?? systemClock, log),
+      refusals: new PeerRefusals(options.clock ?? systemClock, log, options.random),
       event: "show-file replication link failed",
       quietWhenUnreachable: true,
       up: (_to, session) => session.hello(),
@@ -275,6 +277,10 @@ export class LogReplicationSink {
   }
 
   private session(connection: SecureConnection): ConnectionEvents & { hello(): void } {
+    // Frames still queued when the connection closes are dropped: an entry whose chunks it would fetch
+    // would wait for good on a dead connection, and every later connection's frames behind it (the next
+    // hello says where this log stands, and the main sends the rest again).
+    let closed = false;
     return {
       hello: () => {
         this.batch = this.stores.chunkIntake.batch();
@@ -285,7 +291,7 @@ export class LogReplicationSink {
         const parsed = toBackupSchema.safeParse(decodeWireJson(payload, REPLICATION_JSON));
         if (!parsed.success) return connection.close(4002, "Not a replication frame.");
         const frame = parsed.data;
-        this.queue = this.queue.then(() => this.onFrame(connection, frame)).catch((error) => {
+        this.queue = this.queue.then(() => (closed ? undefined : this.onFrame(connection, frame))).catch((error) => {
           this.log.warn("replication apply failed", { message: (error as Error).message });
           connection.close(4002, "apply failed");
         });
@@ -299,6 +305,7 @@ export class LogReplicationSink {
         else this.storeOfferedChunk(hash, data);
       },
       close: () => {
+        closed = true;
         this.chunkArrived = null;
         this.chunksLost?.();
         const batch = this.batch;
@@ -390,6 +397,7 @@ export class LogReplicationSink {
     for (let i = 0; i < missing.length; i += CHUNK_WINDOW) {
       const hashes = missing.slice(i, i + CHUNK_WINDOW);
       const waiting = new Set(hashes);
+      if (!connection.open) throw new Error("The main closed the connection during a chunk transfer.");
       await new Promise<void>((resolve, reject) => {
         this.chunksLost = () => reject(new Error("The main closed the connection during a chunk transfer."));
         this.chunkArrived = (hash, data) => {

@@ -27,7 +27,7 @@ const portList = z
   .transform((s, ctx) => {
     if (s === "") return [];
     const parts = s.split(/[\s,]+/).filter((p) => p !== "");
-    const numbers = parts.map((p) => (/^[0-9]{1,3}$/.test(p) ? Number(p) : NaN));
+    const numbers = parts.map((p) => (/^[0-9]{1,4}$/.test(p) ? Number(p) : NaN));
     if (numbers.some((n) => !Number.isInteger(n) || n < 1 || n > MAX_ROUTER_PORT + 1) || numbers.length > MAX_ENGINE_OUTPUTS) {
       ctx.addIssue({ code: "custom", message: PORTS_MESSAGE });
       return z.NEVER;
@@ -42,7 +42,7 @@ export const routerAddressSchema = z
   .min(1, "Type the router's IP address, such as 10.0.0.50.")
   .max(300, "That is far too long for an address.")
   .transform((s) => (parseHostPort(s) === null && parseHostPort(`${s}:${VIDEOHUB_PORT}`) !== null ? `${s}:${VIDEOHUB_PORT}` : s))
-  .refine((s) => parseHostPort(s) !== null, { message: "Type the router's IP address, such as 10.0.0.50 (or 10.0.0.50:9990)." });
+  .refine((s) => (parseHostPort(s)?.port ?? 0) > 0, { message: "Type the router's IP address, such as 10.0.0.50 (or 10.0.0.50:9990)." });
 
 const mainRowFields = Object.fromEntries(
   Array.from({ length: MAIN_ROWS }, (_, i) => [
@@ -103,6 +103,6 @@ export function groupFromForm(f: BackupGroupForm, id: string): BackupGroup {
   return { id, name: f.name, mains, backup: { machineId: f.backup, sources: f.backupSources }, failoverMode: f.mode, switchBack: f.switchBack, holdTimeMs: f.holdSeconds * 1000 };
 }
 
-export const routerFormSchema = z.object({ router: routerAddressSchema, routerEnabled: z.literal("on").optional() });
+export const routerFormSchema = z.object({ router: routerAddressSchema, routerEnabled: z.literal("on", { message: "Tick Enable Videohub connection, or leave it unticked." }).optional() });
 
 export const deleteGroupFormSchema = z.object({ id: z.string({ message: "Choose a group." }).regex(/^[a-z0-9-]{1,40}$/, "That is not a group of this main.") });

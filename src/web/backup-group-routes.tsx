@@ -12,10 +12,16 @@ import { AppError, InvalidInput } from "../core/errors.ts";
 import type { Permission } from "../core/permissions.ts";
 import type { MachineStatus } from "../core/status.ts";
 import type { BackupGroup } from "../core/backup-groups.ts";
+import { backupGroupEditRefusal, MAIN_ROWS } from "../core/backup-group-offers.ts";
+import { MAX_BACKUP_GROUPS } from "../core/backup-groups.ts";
 import type { EngineBackups } from "../store/backup-groups-file.ts";
 import { backupGroupFormSchema, deleteGroupFormSchema, groupFromForm, groupIdFor, routerFormSchema } from "./backup-group-forms.ts";
 import { fieldErrors } from "./forms.ts";
-import { backupGroupsView, type GroupFormEcho } from "./view-models/backup-groups-view.ts";
+import { backupGroupsView, routerTestWords, type GroupFormEcho } from "./view-models/backup-groups-view.ts";
+import { parseHostPort } from "../core/config.ts";
+import { probeVideohub, type RouterProbe } from "../services/router/videohub-probe.ts";
+import { engineLicenses } from "../services/engine-licenses.ts";
+import { systemClock, systemTimers } from "../net/system-time.ts";
 import { BackupGroupsPage } from "./views/backup-groups.tsx";
 
 /** What the panel needs from the machine. */
@@ -26,7 +32,14 @@ export interface BackupGroupsControl {
   backupGroups(): Promise<EngineBackups>;
   /** Saves the router and every group on the main; throws an AppError and changes nothing. */
   saveBackupGroups(backups: EngineBackups): Promise<void>;
+  /** "Test connection": one read of the router's state from this machine (default: the Videohub driver); throws a RouterError saying why not. */
+  testRouter?(address: string): Promise<RouterProbe>;
 }
+
+const testVideohub = (address: string) => {
+  const at = parseHostPort(address)!;
+  return probeVideohub({ host: at.host, port: at.port, clock: systemClock, timers: systemTimers });
+};
 
 /** Form fields a core refusal may name; anything else is shown above the button. */
 const FORM_FIELDS = new Set(["name", "backup", "backupSources", "router", "mode", "switchBack", "holdSeconds"]);
@@ -37,6 +50,15 @@ function refusedField(message: string): string {
   if (message.includes("destination")) return "destinations";
   if (message.includes("machine")) return "backup";
   return "form";
+}
+
+/** Fields each form shows its refusals beside; a refusal about any other field is shown above the form's button. */
+const GROUP_FIELDS_SHOWN = new Set(["name", "backup", "backupSources", "mode", "switchBack", "holdSeconds", "destinations", "form", ...Array.from({ length: MAIN_ROWS }, (_, i) => [`main${i}`, `main${i}Sources`, `main${i}Destinations`]).flat()]);
+const ROUTER_FIELDS_SHOWN = new Set(["router", "routerEnabled"]);
+function shownBeside(errors: Record<string, string>, shown: ReadonlySet<string>, fallback: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [field, message] of Object.entries(errors)) out[shown.has(field) ? field : fallback] ??= message;
+  return out;
 }
 
 const stringsOf = (body: Record<string, unknown>) =>
@@ -52,8 +74,17 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
     }
   };
   type Echoes = { group?: GroupFormEcho; router?: GroupFormEcho; editing?: BackupGroup | null };
-  const page = async (c: Context, status: 200 | 400 | 403 | 409 | 503, echoes: Echoes = {}) =>
-    c.html(<BackupGroupsPage view={backupGroupsView(machine.status(), machine.permission(), await groupsNow())} echo={echoes.group} routerEcho={echoes.router} editing={echoes.editing} />, status);
+  /** The license types the engines of the groups report, where this machine hears them (for the "licenses differ" warning). */
+  const licensesOf = async (backups: EngineBackups | { error: string }) => {
+    if ("error" in backups) return {};
+    const named = new Set(backups.groups.flatMap((g) => [...g.mains.map((m) => m.machineId), g.backup.machineId]));
+    return engineLicenses((machine.status().failover?.peers ?? []).filter((p) => named.has(p.id)));
+  };
+  const page = async (c: Context, status: 200 | 400 | 403 | 409 | 502 | 503, echoes: Echoes = {}) => {
+    const backups = await groupsNow();
+    const view = backupGroupsView(machine.status(), machine.permission(), backups, await licensesOf(backups));
+    return c.html(<BackupGroupsPage view={view} echo={echoes.group} routerEcho={echoes.router} editing={echoes.editing} />, status);
+  };
   /** A refusal as the form shows it: beside the field it is about (the core's checks say it in words). */
   const refusal = (error: AppError): Record<string, string> => {
     const field = error instanceof InvalidInput ? error.field : undefined;
@@ -85,7 +116,7 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
   app.post("/backup-groups", async (c) => {
     const values = stringsOf(await c.req.parseBody());
     const form = backupGroupFormSchema.safeParse(values);
-    if (!form.success) return page(c, 400, { group: { values, errors: fieldErrors(form.error as z.ZodError) } });
+    if (!form.success) return page(c, 400, { group: { values, errors: shownBeside(fieldErrors(form.error as z.ZodError), GROUP_FIELDS_SHOWN, "form") } });
     const f = form.data;
     return save(
       c,
@@ -93,6 +124,7 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
       values,
       (current) => {
         if (f.id !== "" && !current.groups.some((g) => g.id === f.id)) throw new InvalidInput("That group is no longer on the main: it was deleted meanwhile.", "form");
+        if (f.id === "" && current.groups.length >= MAX_BACKUP_GROUPS) throw new InvalidInput(`A setup has at most ${MAX_BACKUP_GROUPS} backup groups: add the engines to an existing group, or delete one first.`, "form");
         const id = f.id !== "" ? f.id : groupIdFor(f.name, current.groups.map((g) => g.id));
         const group = groupFromForm(f, id);
         return { ...current, groups: f.id !== "" ? current.groups.map((g) => (g.id === id ? group : g)) : [...current.groups, group] };
@@ -105,13 +137,38 @@ export function registerBackupGroups(app: Hono, machine: BackupGroupsControl): v
     const form = deleteGroupFormSchema.safeParse(await c.req.parseBody());
     if (!form.success) return page(c, 400, { group: { errors: { form: form.error.issues[0]!.message } } });
     const { id } = form.data;
-    return save(c, "group", {}, (current) => ({ ...current, groups: current.groups.filter((g) => g.id !== id) }), "Backup group deleted.");
+    return save(
+      c,
+      "group",
+      {},
+      (current) => {
+        if (!current.groups.some((g) => g.id === id)) throw new InvalidInput("That group is no longer on the main: it was deleted meanwhile. Nothing changed.", "form");
+        return { ...current, groups: current.groups.filter((g) => g.id !== id) };
+      },
+      "Backup group deleted.",
+    );
+  });
+
+  /** Connects, reads the dump and says what it found or why not; saves nothing (the form's values come back as typed). */
+  app.post("/backup-groups/router/test", async (c) => {
+    const values = stringsOf(await c.req.parseBody());
+    const refusal = backupGroupEditRefusal(machine.status(), machine.permission());
+    if (refusal !== null) return page(c, 403, { router: { values, errors: { router: refusal } } });
+    const form = routerFormSchema.safeParse(values);
+    if (!form.success) return page(c, 400, { router: { values, errors: shownBeside(fieldErrors(form.error as z.ZodError), ROUTER_FIELDS_SHOWN, "router") } });
+    try {
+      const found = await (machine.testRouter?.bind(machine) ?? testVideohub)(form.data.router);
+      return page(c, 200, { router: { values, tested: { ok: true, text: routerTestWords(form.data.router, found) } } });
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return page(c, 502, { router: { values, tested: { ok: false, text: `Test failed: ${error.message}${/[.?!]$/.test(error.message) ? "" : "."} Nothing was saved.` } } });
+    }
   });
 
   app.post("/backup-groups/router", async (c) => {
     const values = stringsOf(await c.req.parseBody());
     const form = routerFormSchema.safeParse(values);
-    if (!form.success) return page(c, 400, { router: { values, errors: fieldErrors(form.error as z.ZodError) } });
+    if (!form.success) return page(c, 400, { router: { values, errors: shownBeside(fieldErrors(form.error as z.ZodError), ROUTER_FIELDS_SHOWN, "router") } });
     const router = { address: form.data.router, enabled: form.data.routerEnabled === "on" };
     return save(c, "router", values, (current) => ({ ...current, router }), router.enabled ? `Router ${router.address} saved; the active server connects to it.` : `Router ${router.address} saved (connection off).`);
   });

@@ -28,6 +28,8 @@ import { withDefaultPort } from "./forms.ts";
 import type { RosterEntry } from "../services/console-service.ts";
 import { registerBackupGroups, type BackupGroupsControl } from "./backup-group-routes.tsx";
 import { registerHealth, type HealthControl } from "./health-routes.tsx";
+import { healthView } from "./view-models/health-view.ts";
+import { HealthLive } from "./views/health.tsx";
 
 /** What the console needs from the machine (the Synced storage panel's part in storage-routes.tsx). */
 export interface ConsoleControl extends StorageControl, BackupGroupsControl, HealthControl {
@@ -96,9 +98,10 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
         return <>{bar}<RoutingTable view={routingView(status, machinesView().rows)} outOfBand /></>;
       case "storage":
         return <>{bar}<StorageLive view={{ ...storageView(machine), status }} /></>;
+      case "health":
+        return machine.engineHealth().then((watch) => <>{bar}<HealthLive view={healthView(status, machine.permission(), watch)} outOfBand /></>);
       case "setup":
       case "backup-groups":
-      case "health":
         return bar;
     }
   };

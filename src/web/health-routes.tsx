@@ -22,7 +22,7 @@ export interface HealthControl {
 
 export const engineSwitchFormSchema = z.object({
   group: z.string({ message: "Choose a group." }).regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "That is not a backup group."),
-  main: z.string({ message: "Choose an engine." }).min(1).max(128),
+  main: z.string({ message: "Choose an engine." }).min(1, "Choose an engine.").max(128, "That is not an engine of this group."),
   to: z.enum(["backup", "main"], { message: "Switch to the backup or back to the main." }),
 });
 

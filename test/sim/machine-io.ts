@@ -1,16 +1,27 @@
 /**
- * A simulated machine's timers and dialler, on the world's event queue, for
- * the production objects the simulator runs (the pairing service and keeper
- * here; sim-hub.ts keeps its own copies of the same two for now).
+ * A simulated machine's runtime for the production objects it runs (the pairing
+ * service and keeper, the Data Hub, the copies and the log lane): its timers and
+ * the end of its event loop's turn on the world's queue (held while it is frozen,
+ * gone with its incarnation), its log lines in the trace, and dials and
+ * connections over the in-memory peer port that tell the world when promise jobs
+ * may be waiting.
  */
 import type { Timers } from "../../src/core/clock.ts";
+import type { Logger } from "../../src/log.ts";
+import type { Defer } from "../../src/net/frame-batch.ts";
 import type { PeerDialer, PeerService } from "../../src/net/peer-net.ts";
 import type { MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
 import type { ConnectionEvents } from "../../src/net/secure-socket.ts";
 import type { SimNode, World } from "./world.ts";
 
-/** A machine's timers: held while it is frozen, gone with its incarnation; the promise jobs a timer starts run before the next event. */
-export function machineTimers(world: World, n: SimNode): Timers {
+export const QUIET: Logger = { info() {}, warn() {}, error() {} };
+
+/**
+ * A machine's timers: held while it is frozen, gone with its incarnation; with `settles`, the promise jobs a
+ * timer starts run before the next event (the pairing keeper's), else at the next frame or dial answer (cheaper:
+ * the Data Hub's timers start no promise that a frame does not settle).
+ */
+export function machineTimers(world: World, n: SimNode, settles = true): Timers {
   const inc = n.inc;
   return {
     after: (ms, run) => {
@@ -18,7 +29,7 @@ export function machineTimers(world: World, n: SimNode): Timers {
       world.postAt(n.name, world.now() + ms, inc, () => {
         if (!live) return;
         run();
-        world.longChainSettled = true;
+        if (settles) world.longChainSettled = true;
       });
       return () => void (live = false);
     },
@@ -27,7 +38,7 @@ export function machineTimers(world: World, n: SimNode): Timers {
       const again = () => {
         if (!live) return;
         run();
-        world.longChainSettled = true;
+        if (settles) world.longChainSettled = true;
         world.postAt(n.name, world.now() + ms, inc, again);
       };
       world.postAt(n.name, world.now() + ms, inc, again);
@@ -73,4 +84,21 @@ function settling(world: World): (events: ConnectionEvents) => ConnectionEvents 
       events.close(reason);
     },
   });
+}
+
+/** The end of a machine's event-loop turn (frame batching): a job queued behind what is due now. */
+export function machineDefer(w: World, n: SimNode): Defer {
+  const inc = n.inc;
+  return (run) => {
+    let live = true;
+    w.postAt(n.name, w.now(), inc, () => live && run());
+    return () => void (live = false);
+  };
+}
+
+/** The machine's log lines go to the trace (when tracing). */
+export function machineLogger(w: World, n: SimNode): Logger {
+  if (!w.trace) return QUIET;
+  const line = (event: string, fields?: Record<string, unknown>) => w.log(`${n.name} log: ${event}${fields ? ` ${JSON.stringify(fields)}` : ""}`);
+  return { info: line, warn: line, error: line };
 }

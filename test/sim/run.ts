@@ -36,7 +36,9 @@ export interface SeedResult {
   readonly rogueMode: RogueMode | null;
   readonly untrustedRefused: number;
   /** Data Hub messages the apps published, deliveries to subscribers, and (message, subscriber) pairs DH1 judged or left out. */
-  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number; readonly keyRefusals: number; readonly lanesJudged: number; readonly catchUps: { readonly ok: number; readonly failed: number } };
+  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number; readonly keyRefusals: number; readonly lanesJudged: number; readonly onlyOnBackup: number; readonly catchUps: { readonly ok: number; readonly failed: number } };
+  /** The show-file log lane (Bun only): pushes on the main, those the backup acknowledged, runs whose end LL2 judged. */
+  readonly log: { readonly pushes: number; readonly acked: number; readonly judged: number } | null;
   readonly trace: readonly string[] | null;
 }
 
@@ -112,7 +114,7 @@ export interface WorldOptions {
 /** A world of main, backup and clients c1..c3, started at t=0, with the checker plugged in. */
 export function newWorld(o: WorldOptions): { world: World; checker: Checker; hub: SimHub } {
   const tickMs = tickPeriodMs(o.timings.heartbeatMs);
-  const cfg: SimConfig = { timings: o.timings, failback: o.failback, tickMs, latency: LATENCY, catchUpMs: [2, o.timings.heartbeatMs / 2] };
+  const cfg: SimConfig = { timings: o.timings, failback: o.failback, tickMs, latency: LATENCY };
   const checker = new Checker(o.plan, splitHealMs(o.timings, tickMs), availableAfterMs(o.timings, tickMs));
   const world = new World(cfg, new Rng(o.seed ^ 0x9e3779b9), checker, o.tracing ?? false);
   const hub = new SimHub(world, o.seed);
@@ -232,7 +234,8 @@ export async function runSeed(seed: number, tracing = false): Promise<SeedResult
     seed, family, failback, timings, violations, convergenceMs, boundMs: bound,
     maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
     maxUnavailableMs: checker.maxUnavailableMs,
-    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.net.keyRefusals, lanesJudged: hub.lanesJudged, catchUps: { ...hub.catchUps } },
+    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.net.keyRefusals, lanesJudged: hub.lanesJudged, onlyOnBackup: hub.onlyOnBackup, catchUps: { ...hub.catchUps } },
+    log: hub.lanes ? { pushes: hub.lanes.pushes, acked: hub.lanes.ackedPushes, judged: hub.lanes.lanesJudged } : null,
     trace: world.trace,
   };
 }

@@ -1,73 +1,59 @@
 /**
- * The Data Hub in the simulator, with the objects a machine runs: each
- * server's `HubCore`, each machine's `HubUplink` (its acked-writes resend,
- * replay and de-duplication) behind an app gateway, and local apps that
- * publish and subscribe through it. Frames travel, encoded as on the wire,
- * over the library's in-memory peer port (src/net/peer-net-memory.ts) with
- * the world's links' faults. The runner's startServing /
- * stopServing / uplink effects drive them as peer-runtime.ts does.
+ * What runs on each machine beside its runner, with the objects a machine
+ * runs, over the library's in-memory peer port (src/net/peer-net-memory.ts)
+ * with the world's links' faults, wired as peer-runtime.ts wires them:
+ * - the Data Hub: each server's production HubService over its HubCore (its
+ *   `/hub` and `/replicate` sides, start / stop serving, presence and replay
+ *   trimming each second, a new network key), each machine's production
+ *   AppGateway (its HubUplink with the acked-writes resend, replay and
+ *   de-duplication, its ServerLink, the refusal back-off, frame batching and
+ *   sealed broadcasts) and two in-process apps on it, one subscribing and one
+ *   publishing;
+ * - the Data Hub state's copy: the backup's production HubStateReplication
+ *   against the main's /replicate, and the main back after the backup served
+ *   running the production catch-up (fetchHubStateChanges), imported by its HubService;
+ * - the show-file log lane (sim-lanes.ts): the production LogReplicationSource
+ *   and LogReplicationSink over SQLite in memory (Bun only).
+ * The runner's startServing / stopServing / uplink effects drive them. The
+ * simulator only taps them for its ledgers (hub-ledger.ts, sim-lanes.ts) and
+ * keeps each server's retained state on a disk that survives a crash.
  *
- * The wiring around the pure objects is copied from src (they import Bun
- * sockets and timers): SimHubServer from services/hub-service.ts (start and
- * stop serving, /hub connections, the in-process attach, presence and replay
- * trimming each second), SimGateway from services/app-gateway.ts (follow,
- * connect, reconnect on NOT_ACTIVE, retry, the ping / expire / trim timer,
- * and a broken link told to the runner). Still modelled: the refusal
- * back-off (nobody here refuses), frame batching and broadcast sealing.
- *
- * The servers' retained state is real too: each HubCore keeps it on its
- * simulated disk (across crashes), the main's own app writes it (`set`), the
- * backup runs the production HubStateReplication over its peer port against
- * the main's HubService on /replicate, and the main back after the backup
- * served runs the production catch-up (fetchHubStateChanges from the
- * backup's /replicate, imported by its HubService).
- * Each server's Data Hub lane is its state's last version.
- *
- * It keeps the ledger for these invariants (checked in `check`):
- *  DH1 no acknowledged message is lost: a publisher alive to the end whose
- *      node acknowledged a message; a subscriber alive to the end, whose
- *      subscription a hub had taken before the message was sent, and that
- *      never went without a hub link for the acked-writes retention after
- *      the ack (a publisher keeps a message that long: acked-writes.ts),
- *      both not stopped within that time (a publisher's stop counts as time
- *      kept; a stopped subscriber reads nothing), and not during a split
- *      (both servers serving, cut apart) that outlasted it: the subscriber gets it;
- *  DH2 no subscriber gets a message twice;
- *  DH3 none out of order per origin;
+ * Invariants checked here besides the ledgers':
  *  HL1 a paired backup idle beside the active main at the end of a run
  *      holds the main's Data Hub state, entry for entry (the lane converged).
  */
 import { ackedRetentionMs } from "../../src/hub/acked-writes.ts";
-import type { FromHubFrame, ToHubFrame, Version } from "../../src/hub/frames.ts";
-import { HubUplink } from "../../src/hub/hub-uplink.ts";
-import { HubCore, ZERO_VERSION, type Fanout } from "../../src/hub/hub-core.ts";
-import type { HubStateChange, HubStateChanges, HubStatePersistence, PersistedHubState, RetainedEntry, SetMark } from "../../src/hub/retained-state.ts";
-import type { ServerRole } from "../../src/core/failover/index.ts";
+import type { ToHubFrame, Version } from "../../src/hub/frames.ts";
+import type { HubUplink } from "../../src/hub/hub-uplink.ts";
+import { HubCore, ZERO_VERSION } from "../../src/hub/hub-core.ts";
+import type { HubStateChange, HubStatePersistence, PersistedHubState, RetainedEntry, SetMark } from "../../src/hub/retained-state.ts";
 import type { UplinkTarget } from "../../src/core/routing.ts";
+import type { Timers } from "../../src/core/clock.ts";
+import type { HostPort } from "../../src/core/config.ts";
 import { Rng } from "./prng.ts";
-import { encodeFrame } from "../../src/hub/frames.ts";
 import { pairedPeer, replicationSource } from "../../src/core/routing.ts";
+import { AppGateway, type InProcessApp, type LocalHub } from "../../src/services/app-gateway.ts";
 import { HubService } from "../../src/services/hub-service.ts";
 import { fetchHubStateChanges, HubStateReplication, type CopyMark } from "../../src/services/hub-state-replication.ts";
 import { PeerRefusals } from "../../src/net/peer-refusals.ts";
-import type { PeerDialer } from "../../src/net/peer-net.ts";
+import type { PeerDialer, PeerService } from "../../src/net/peer-net.ts";
 import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
-import type { Timers } from "../../src/core/clock.ts";
-import type { ConnectionEvents, SecureConnection } from "../../src/net/secure-socket.ts";
+import type { ConnectionEvents } from "../../src/net/secure-socket.ts";
+import { HubLedger } from "./hub-ledger.ts";
+import { machineDefer, machineLogger, machineTimers, QUIET, settlingDialer, settlingService } from "./machine-io.ts";
+import type { LogLanes } from "./sim-lanes.ts";
 import type { Machinery, SimNode, World } from "./world.ts";
 import { simMachineKey } from "./sim-pairing.ts";
 
-/** app-gateway.ts RECONNECT_MS and PING_MS; hub-service's presence and trim period. */
-const RECONNECT_MS = 100;
-const PING_MS = 1000;
+/** The log lane needs bun:sqlite: under Deno the simulator runs without it. */
+const lanesModule = "Bun" in globalThis ? await import("./sim-lanes.ts") : null;
+
+/** hub-service's presence and trim period (peer-runtime.ts). */
 const PRESENCE_MS = 1000;
+/** The gateway's timer period, over which the ledger notices a stopped process (app-gateway.ts PING_MS). */
+const STALL_PROBE_MS = 1000;
 const PUBLISHERS: readonly string[] = ["c1", "main", "backup"];
 
-
-const text = new TextEncoder();
-const decoder = new TextDecoder();
-const encode = (frame: ToHubFrame | FromHubFrame, json?: string): Uint8Array => text.encode(json ?? encodeFrame(frame));
-const decode = (payload: Uint8Array): unknown => JSON.parse(decoder.decode(payload));
 /** A network key per generation number (the network-key family saves a new one). */
 const keyBytes = (generation: number): Uint8Array => new Uint8Array(32).fill(generation);
 
@@ -92,277 +78,33 @@ class DiskHubState implements HubStatePersistence {
   }
 }
 
-/** The real HubService for /replicate and the copy, over the same HubCore; the server's lane follows what it imports. */
-class SyncedHubService extends HubService {
-  constructor(
-    private readonly server: SimHubServer,
-    networkKey: Uint8Array,
-    log: never,
-  ) {
-    super(server.core, networkKey, log);
-  }
-
-  override importChanges(changes: HubStateChanges): void {
-    this.server.importChanges(changes);
-  }
-}
-
-/** services/hub-service.ts HubService's /hub side, on the in-memory peer port. */
-class SimHubServer {
-  readonly #conns = new Map<string, SecureConnection>();
-  readonly #local = new Map<string, (frame: FromHubFrame) => void>();
-  #nextId = 0;
-
-  constructor(
-    readonly core: HubCore,
-    /** The ledger hears each subscription a hub takes (from which machine). */
-    readonly subscribed: (node: string) => void,
-    /** After anything that may have changed the retained state: the server's hub lane follows it. */
-    readonly changed: () => void,
-  ) {}
-
-  /** Imports what the other server changed (catch-up, or the standby's copy). */
-  importChanges(changes: HubStateChanges): void {
-    this.#fanout(this.core.importState(changes));
-    this.changed();
-  }
-
-  startServing(epoch: number): void {
-    if (epoch > this.core.epoch) this.core.setEpoch(epoch);
-    this.core.setWritable(true);
-  }
-
-  stopServing(): void {
-    this.core.setWritable(false);
-    for (const c of this.#conns.values()) c.close(1001, "This server is no longer active.");
-    for (const id of [...this.#local.keys()]) {
-      this.#local.delete(id);
-      this.#fanout(this.core.detach(id));
-    }
-  }
-
-  acceptHub(c: SecureConnection): ConnectionEvents {
-    const id = `c${++this.#nextId}`;
-    this.#conns.set(id, c);
-    this.core.attach(id, (frame) => c.send(encode(frame)));
-    return {
-      message: (payload) => {
-        const frame = decode(payload);
-        if ((frame as { type?: unknown }).type === "sub") this.subscribed(c.peer.machineId);
-        this.#fanout(this.core.receive(id, frame));
-        this.changed();
-      },
-      close: () => {
-        this.#conns.delete(id);
-        this.#fanout(this.core.detach(id));
-      },
-    };
-  }
-
-  attachLocal(node: SimNode, deliver: (frame: FromHubFrame) => void): { send(frame: ToHubFrame): void; close(): void } {
-    const id = `local${++this.#nextId}`;
-    this.#local.set(id, deliver);
-    this.core.attach(id, deliver);
-    return {
-      send: (frame) => {
-        if (!this.#local.has(id)) return;
-        if (frame.type === "sub") this.subscribed(node.name);
-        this.#fanout(this.core.receive(id, frame));
-        this.changed();
-      },
-      close: () => {
-        if (this.#local.delete(id)) this.#fanout(this.core.detach(id));
-      },
-    };
-  }
-
-  /** Each second (peer-runtime.ts): replay trimmed by age, presence to every member while serving. */
-  second(now: number): void {
-    this.core.trimReplay(now);
-    if (this.core.writable) this.#fanout(this.core.presence());
-  }
-
-  #fanout(fanouts: Fanout[]): void {
-    for (const { frame, to, text: json } of fanouts) {
-      let bytes: Uint8Array | null = null;
-      for (const id of to) {
-        this.#local.get(id)?.(frame);
-        const c = this.#conns.get(id);
-        if (c) c.send((bytes ??= encode(frame, json)));
-      }
-    }
-  }
-}
-
-type GatewayTarget = { role: ServerRole; address: string } | { role: "self" };
-
-/** services/app-gateway.ts AppGateway, on the in-memory peer port. */
-class SimGateway {
-  readonly uplink: HubUplink;
-  #target: GatewayTarget | null = null;
-  #server: { close(): void } | null = null;
-  #remote: SecureConnection | null = null;
-  /** The pending retry (its token: a cleared timer must not fire, as clearTimeout guarantees). */
-  #retry: object | null = null;
-  #attempt = 0;
-
-  constructor(
-    readonly sim: SimHub,
-    readonly node: SimNode,
-    deliver: (frame: FromHubFrame, apps: readonly string[]) => void,
-  ) {
-    this.uplink = new HubUplink({ node: { id: node.name, name: node.name }, deliver });
-  }
-
-  follow(target: GatewayTarget | null): void {
-    if (JSON.stringify(target) === JSON.stringify(this.#target)) return;
-    this.#target = target;
-    this.#disconnect();
-    if (target) this.#connect(target, ++this.#attempt);
-  }
-
-  /** app-gateway.ts's pinger. */
-  ping(now: number): void {
-    this.uplink.ping(now);
-    this.uplink.expireWaiting(now);
-    this.uplink.trimAcked(now, ackedRetentionMs(this.sim.world.cfg.timings));
-  }
-
-  #connect(target: GatewayTarget, attempt: number): void {
-    const world = this.sim.world;
-    if (target.role === "self") {
-      const hub = this.sim.servers.get(this.node.name);
-      if (!hub) return;
-      const link = hub.attachLocal(this.node, (frame) => this.uplink.onFrameFromServer(frame));
-      this.#server = { close: () => link.close() };
-      this.sim.linkChanged(this.node, true);
-      this.uplink.attachServer((frame) => link.send(frame));
-      return;
-    }
-    const peer = this.sim.peerOf(this.node);
-    if (!peer) return;
-    peer.connect(
-      { host: target.address, port: 0 },
-      "/hub",
-      (end) => ({
-        message: (payload) => {
-          if (this.#remote !== end) return;
-          this.uplink.onFrameFromServer(decode(payload), world.now());
-          if (this.uplink.needsReattach) this.#reconnect(target, attempt, end);
-        },
-        close: () => {
-          if (this.#remote !== end) return;
-          this.#server = this.#remote = null;
-          this.sim.linkChanged(this.node, false);
-          this.uplink.detachServer();
-          world.log(`${this.node.name}: hub link to ${target.address} closed`);
-          world.connectionBroke(this.node, target.role);
-          this.#scheduleRetry(target, attempt);
-        },
-      }),
-      (end) => {
-        if (end instanceof Error) {
-          if (attempt === this.#attempt) this.#scheduleRetry(target, attempt);
-          return;
-        }
-        if (attempt !== this.#attempt) return end.close(1001, "Following another server now.");
-        this.#server = this.#remote = end;
-        this.sim.linkChanged(this.node, true);
-        this.uplink.attachServer((frame, json) => end.send(encode(frame, json)));
-        world.log(`${this.node.name}: hub link up to ${target.address}`);
-      },
-    );
-  }
-
-  #reconnect(target: GatewayTarget, attempt: number, end: SecureConnection): void {
-    this.#server = this.#remote = null;
-    this.sim.linkChanged(this.node, false);
-    this.uplink.detachServer();
-    end.close(1001, "Writes were refused as not active; reconnecting.");
-    this.sim.world.log(`${this.node.name}: hub refused writes as not active; reconnecting`);
-    this.#scheduleRetry(target, attempt);
-  }
-
-  #scheduleRetry(target: GatewayTarget, attempt: number): void {
-    if (attempt !== this.#attempt || this.#retry) return;
-    const token = (this.#retry = {});
-    const world = this.sim.world;
-    world.postAt(this.node.name, world.now() + RECONNECT_MS, this.node.inc, () => {
-      if (this.#retry !== token) return;
-      this.#retry = null;
-      if (attempt === this.#attempt && this.#server === null) this.#connect(target, attempt);
-    });
-  }
-
-  #disconnect(): void {
-    this.#retry = null;
-    const server = this.#server;
-    this.#server = this.#remote = null;
-    if (server) this.sim.linkChanged(this.node, false);
-    if (server) {
-      this.uplink.detachServer();
-      server.close();
-    }
-  }
-}
-
-/** A delivered message, per subscriber incarnation. */
-type Subscriber = {
-  readonly node: string;
-  readonly inc: number;
-  /** Its machine's stalls (Machine.stalls): stopped, it reads nothing, whatever its link says. */
-  readonly stalls: readonly [number, number][];
-  /** When a hub first took this subscription from its node; null until then. */
-  established: number | null;
-  /** Since when its node has had no hub link (null: it has one), and its stretches without one as long as a publisher keeps what was acknowledged. */
-  unlinkedSince: number | null;
-  readonly longUnlinked: [number, number][];
-  readonly last: Map<string, number>;
-  readonly got: Set<string>;
-};
-
-type Published = {
-  readonly origin: string;
-  readonly seq: number;
-  readonly node: string;
-  readonly inc: number;
-  readonly sentAt: number;
-  ackedAt: number | null;
-  /** Its publisher's stalls (Machine.stalls). */
-  readonly stalls: readonly [number, number][];
-};
-
 /** One machine's incarnation: its hub (servers), gateway and apps. */
 type Machine = {
   readonly inc: number;
-  readonly gateway: SimGateway;
-  readonly sub: Subscriber;
+  readonly hub: HubService | null;
+  readonly replication: HubStateReplication | null;
+  readonly gateway: AppGateway;
+  readonly pub: InProcessApp;
   readonly origin: string;
   seq: number;
-  /** When its gateway's timer last ran, and the stretches its process was stopped (the timer ran late by a second or more). */
-  lastPing: number;
+  /** When its stall probe last ran, and the stretches its process was stopped (the probe ran late by a second or more). */
+  lastProbe: number;
   readonly stalls: [number, number][];
 };
 
 export class SimHub implements Machinery {
   readonly net: MemoryNetwork;
   readonly #peers = new Map<string, MemoryPeerNet>();
-  readonly servers = new Map<string, SimHubServer>();
   readonly #machines = new Map<string, Machine>();
-  readonly #published = new Map<string, Published>();
-  readonly #subscribers: Subscriber[] = [];
   readonly #rng: Rng;
+  readonly ledger: HubLedger;
+  /** The show-file log lane, where bun:sqlite runs. */
+  readonly lanes: LogLanes | null;
   /** Apps publish only in this window (run.ts sets it: from warm-up until faults stop). */
   publishing = { from: Infinity, to: -Infinity };
-  readonly violations: string[] = [];
-  published = 0;
-  delivered = 0;
-  /** (message, subscriber) pairs DH1 did not judge: the subscriber had no hub for longer than the retention. */
-  beyondRetention = 0;
-  /** (message, subscriber) pairs DH1 judged. */
-  judged = 0;
   /** Runs whose end HL1 judged (a paired backup idle beside the active main). */
   lanesJudged = 0;
+  readonly #violations: string[] = [];
 
   constructor(
     readonly world: World,
@@ -370,7 +112,9 @@ export class SimHub implements Machinery {
   ) {
     this.#rng = new Rng(seed ^ 0x5bd1e995);
     const rng = this.#rng;
-    const { heartbeatMs: h } = world.cfg.timings;
+    const { heartbeatMs: h, failoverTimeoutMs: T } = world.cfg.timings;
+    this.ledger = new HubLedger(world, ackedRetentionMs(world.cfg.timings));
+    this.lanes = lanesModule ? new lanesModule.LogLanes(world, 2 * T) : null;
     this.net = new MemoryNetwork({
       clock: world.clock,
       latencyMs: () => world.latency(),
@@ -387,28 +131,229 @@ export class SimHub implements Machinery {
     });
   }
 
-  /**
-   * The Data Hub copy as a server runs it (peer-runtime.ts): the main answers on /replicate
-   * (HubService.acceptReplication), the backup runs HubStateReplication over its peer port,
-   * copying from the main while core's replicationSource says so, its first answer reported
-   * as syncDone and a broken link as the main's; a new pairing starts it afresh (restart()).
-   */
-  #replication(n: SimNode, server: SimHubServer, peer: MemoryPeerNet): void {
+  /** This machine's peer port (null while it is down): the pairing exchange runs on it too (sim-pairing.ts). */
+  peerOf(n: SimNode): MemoryPeerNet | null {
+    return this.#peers.get(n.name) ?? null;
+  }
+
+  get published(): number {
+    return this.ledger.published;
+  }
+
+  get delivered(): number {
+    return this.ledger.delivered;
+  }
+
+  get judged(): number {
+    return this.ledger.judged;
+  }
+
+  get beyondRetention(): number {
+    return this.ledger.beyondRetention;
+  }
+
+  started(n: SimNode): void {
     const w = this.world;
-    const quiet = { info() {}, warn() {}, error() {} } as never;
-    const service = new SyncedHubService(server, keyBytes(this.keyOf(n.name)), quiet);
-    this.#services.set(n.name, service);
-    peer.serve({ path: "/replicate", accept: (c) => service.acceptReplication(c) });
-    if (n.role !== "backup") return;
-    const timers = this.#timers(n);
-    const net = this.#dialer(peer);
+    const timers = machineTimers(this.world, n, false);
+    const defer = machineDefer(this.world, n);
+    const log = machineLogger(this.world, n);
+    const peer = this.net.attach({
+      at: { host: w.addressOf(n.name), port: 0 },
+      machineId: n.name,
+      publicKey: simMachineKey(n.name),
+      networkKey: keyBytes(this.keyOf(n.name)),
+      timers,
+    });
+    this.#peers.set(n.name, peer);
+    this.#subscribedFrom.delete(n.name);
+    const serve = (service: PeerService) => peer.serve(settlingService(this.world, service));
+    const net = settlingDialer(this.world, peer);
+    // The main to copy from now (machine/backup-copy.ts): core's replicationSource, at the address its setup names now.
+    const source = (): HostPort | null => (replicationSource(n.state) === "main" ? (n.runner?.serverAddress("main") ?? null) : null);
+    let hub: HubService | null = null;
+    let replication: HubStateReplication | null = null;
+    if (n.role !== "client") {
+      let disk = this.#disks.get(n.name);
+      if (!disk) this.#disks.set(n.name, (disk = new DiskHubState()));
+      const core = new HubCore({ epoch: n.disk.epoch, streamId: `${n.name}-${n.inc}`, persistence: disk });
+      const service = (hub = new HubService(core, keyBytes(this.keyOf(n.name)), log, { defer }));
+      serve({ path: "/hub", accept: (c) => this.#tapHub(n, service, service.acceptHub(c), c.peer.machineId) });
+      serve({ path: "/replicate", accept: (c) => service.acceptReplication(c) });
+      this.#syncLane(n, core);
+      if (n.role === "backup") replication = this.#replication(n, service, net, source, timers);
+      this.lanes?.started({ node: n, serve, net, timers, clock: w.clock, log, source, random: () => this.#rng.next() });
+    }
+    const gateway = new AppGateway({
+      node: { id: n.name, name: n.name },
+      net,
+      networkKey: keyBytes(this.keyOf(n.name)),
+      log,
+      onLinkBroken: (role) => w.connectionBroke(n, role),
+      localHub: () => (hub ? this.#tapLocal(n, hub) : null),
+      random: () => this.#rng.next(),
+      retainAckedMs: this.ledger.retentionMs,
+      clock: w.clock,
+      timers,
+      defer,
+    });
+    this.#tapUplink(n, gateway.uplink);
+    this.ledger.started(n);
+    const sub = gateway.attachApp("sub", (frame) => this.ledger.got(n, frame));
+    const origin = `${n.name}.${n.inc}`;
+    const pub = gateway.attachApp("pub", (frame) => frame.type === "ack" && this.ledger.acked(frame.origin, frame.seq));
+    const machine: Machine = { inc: n.inc, hub, replication, gateway, pub, origin, seq: 0, lastProbe: w.now(), stalls: [] };
+    this.#machines.set(n.name, machine);
+    // The subscriber app subscribes at once; its node subscribes upstream whenever it attaches.
+    sub.send({ type: "sub", filter: "t/#" });
+    const inc = n.inc;
+    const every = (ms: number, run: () => void) => {
+      const again = (): void => {
+        run();
+        w.postAt(n.name, w.now() + ms, inc, again);
+      };
+      w.postAt(n.name, w.now() + this.#rng.int(1, ms), inc, again);
+    };
+    // The ledger's probe of a stopped process (a stop late by a second or more is a stall).
+    every(STALL_PROBE_MS, () => {
+      if (w.now() - machine.lastProbe >= 2 * STALL_PROBE_MS) machine.stalls.push([machine.lastProbe + STALL_PROBE_MS, w.now()]);
+      machine.lastProbe = w.now();
+    });
+    // Each second while a server runs (peer-runtime.ts): replay trimmed by age, presence to every member.
+    if (hub) {
+      const server = hub;
+      every(PRESENCE_MS, () => {
+        server.core.trimReplay(w.now());
+        server.announcePresence();
+      });
+    }
+    // Every machine's app subscribes; three publish (a client and both servers' own apps), to keep the run cheap.
+    if (!PUBLISHERS.includes(n.name)) return;
+    const h = w.cfg.timings.heartbeatMs;
+    const publish = (): void => {
+      const now = w.now();
+      if (now >= this.publishing.from && now < this.publishing.to) this.#publish(n, machine);
+      w.postAt(n.name, now + this.#rng.int(h, 6 * h), inc, publish);
+    };
+    w.postAt(n.name, w.now() + this.#rng.int(1, h), inc, publish);
+  }
+
+  crashed(n: SimNode): void {
+    this.#servingNow(n.name, false);
+    this.#peers.get(n.name)?.crash();
+    this.#peers.delete(n.name);
+    this.#machines.delete(n.name);
+    this.ledger.crashed(n);
+    this.lanes?.crashed(n);
+  }
+
+  startServing(n: SimNode, epoch: number): void {
+    this.#machines.get(n.name)?.hub?.startServing(epoch);
+    this.#servingNow(n.name, true);
+    this.lanes?.startedServing(n);
+  }
+
+  stopServing(n: SimNode): void {
+    this.#machines.get(n.name)?.hub?.stopServing();
+    this.#servingNow(n.name, false);
+  }
+
+  /** peer-runtime.ts followUplink: self, or the address the setup names for that server. */
+  uplink(n: SimNode, target: UplinkTarget): void {
+    const gateway = this.#machines.get(n.name)?.gateway;
+    if (!gateway) return;
+    if (target.server === "self") return gateway.follow({ role: "self" });
+    // The address the setup names (the runner's), as peer-runtime.ts reads its servers; before the runner exists, the world's.
+    const at = target.server === null ? null : n.runner ? n.runner.serverAddress(target.server) : this.world.endpointOf(target.server);
+    const known = target.server !== null && (n.role !== "client" || n.knows[target.server]);
+    gateway.follow(target.server !== null && known && at ? { role: target.server, address: at } : null);
+  }
+
+  writeHub(main: SimNode): void {
+    const m = this.#machines.get(main.name);
+    if (!m) return;
+    m.seq += 1;
+    m.pub.send({ type: "set", key: `s/${main.name}/${m.seq % 5}`, value: m.seq, origin: m.origin, seq: m.seq });
+  }
+
+  writeLog(main: SimNode): void {
+    this.lanes?.write(main);
+  }
+
+  /**
+   * The main's catch-up as peer-runtime.ts catchUp runs it: fetchHubStateChanges from the backup's
+   * peer port since its own last version, imported by its HubService; any failure is a failed copy.
+   */
+  catchUp(main: SimNode, done: (ok: boolean) => void): void {
+    const [peer, hub, inc] = [this.#peers.get(main.name), this.#machines.get(main.name)?.hub, main.inc];
+    if (!peer || !hub) return done(false);
+    const live = () => main.inc === inc && !!main.state;
+    fetchHubStateChanges(settlingDialer(this.world, peer), this.world.endpointOf("backup"), hub.core.lastVersion, machineTimers(this.world, main, false)).then(
+      (changes) => {
+        if (!live()) return;
+        hub.importChanges(changes);
+        this.#syncLane(main, hub.core);
+        this.catchUps.ok += 1;
+        done(true);
+      },
+      () => {
+        if (!live()) return;
+        this.catchUps.failed += 1;
+        done(false);
+      },
+    );
+  }
+
+  /** How the main's catch-ups ended (the test checks they really copied). */
+  readonly catchUps = { ok: 0, failed: 0 };
+
+  /** Each machine's network key (a generation number; all start on 1). Heartbeats are sealed with pair keys and do not depend on it. */
+  readonly #keys = new Map<string, number>();
+
+  keyOf(name: string): number {
+    return this.#keys.get(name) ?? 1;
+  }
+
+  /** A new network key saved on a machine, taken as peer-runtime.ts setNetworkKey takes it: the port, the hub, the gateway, the copies. */
+  setKey(name: string, key: number): void {
+    this.world.log(`NETWORK KEY ${key} on ${name}`);
+    this.#keys.set(name, key);
+    const bytes = keyBytes(key);
+    this.#peers.get(name)?.setNetworkKey(bytes);
+    const m = this.#machines.get(name);
+    m?.hub?.setNetworkKey(bytes);
+    m?.gateway.setNetworkKey(bytes);
+    m?.replication?.restart();
+    const n = this.world.nodes.get(name);
+    if (n) this.lanes?.keyChanged(n);
+  }
+
+  /** At the end of a run: the ledgers' invariants and HL1. */
+  check(): string[] {
+    if (this.#splitSince !== null) this.#splits.push([this.#splitSince, this.world.now()]);
+    this.ledger.check(this.#splits);
+    this.#checkLanes();
+    this.lanes?.check();
+    return [...this.ledger.violations, ...this.#violations, ...(this.lanes?.violations ?? [])];
+  }
+
+  /**
+   * The Data Hub copy as a server runs it (machine/backup-copy.ts): the backup runs HubStateReplication
+   * over its peer port, copying from the main while core's replicationSource says so, its first answer
+   * reported as syncDone and a broken link as the main's; a new pairing starts it afresh (peer-runtime.ts).
+   */
+  #replication(n: SimNode, hub: HubService, net: PeerDialer, source: () => HostPort | null, timers: Timers): HubStateReplication {
+    const w = this.world;
     const replication = new HubStateReplication({
       net,
-      // The address its setup names now (peer-runtime.ts heartbeatTargets().main), not where the main really is.
-      source: () => (replicationSource(n.state) === "main" ? (n.runner?.serverAddress("main") ?? null) : null),
-      hub: service,
+      source,
+      hub: {
+        importChanges: (changes) => {
+          hub.importChanges(changes);
+          this.#syncLane(n, hub.core);
+        },
+      },
       periodMs: w.cfg.timings.heartbeatMs,
-      refusals: new PeerRefusals(w.clock, quiet, () => this.#rng.next()),
+      refusals: new PeerRefusals(w.clock, QUIET, () => this.#rng.next()),
       mark: this.#copyMark(n),
       signals: {
         synced: () => w.feed(n, { type: "syncDone" }),
@@ -423,6 +368,7 @@ export class SimHub implements Machinery {
       if (now !== pairedWith) replication.restart();
       pairedWith = now;
     });
+    return replication;
   }
 
   /**
@@ -449,180 +395,79 @@ export class SimHub implements Machinery {
   /** Each server's retained state on disk. */
   readonly #disks = new Map<string, DiskHubState>();
 
-  /** The server's Data Hub lane is its retained state's last version (peer-runtime.ts lanes()). */
+  /** The server's Data Hub lane is its retained state's last version (machine/server-data.ts serverLanes). */
   #syncLane(n: SimNode, core: HubCore): void {
     const v = core.lastVersion;
     const l = n.disk.lanes;
     if (l.hubEpoch !== v.epoch || l.hubSeq !== v.seq) n.disk.lanes = { ...l, hubEpoch: v.epoch, hubSeq: v.seq };
   }
 
-  writeHub(main: SimNode): void {
-    const m = this.#machines.get(main.name);
-    if (!m) return;
-    m.seq += 1;
-    m.gateway.uplink.fromApp("pub", { type: "set", key: `s/${main.name}/${m.seq % 5}`, value: m.seq, origin: m.origin, seq: m.seq }, this.world.now());
-  }
+  // ---- the ledger's taps on the production objects ------------------------------------------
 
-  /** Each running server's HubService (for /replicate and its imports). */
-  readonly #services = new Map<string, HubService>();
-
-  /**
-   * The main's catch-up as peer-runtime.ts catchUp runs it: fetchHubStateChanges from the backup's
-   * peer port since its own last version, imported by its HubService; any failure is a failed copy.
-   */
-  catchUp(main: SimNode, done: (ok: boolean) => void): void {
-    const [peer, service, inc] = [this.#peers.get(main.name), this.#services.get(main.name), main.inc];
-    if (!peer || !service) return done(false);
-    const live = () => main.inc === inc && !!main.state;
-    fetchHubStateChanges(this.#dialer(peer), this.world.endpointOf("backup"), service.core.lastVersion, this.#timers(main)).then(
-      (changes) => {
-        if (!live()) return;
-        service.importChanges(changes);
-        this.catchUps.ok += 1;
-        done(true);
-      },
-      () => {
-        if (!live()) return;
-        this.catchUps.failed += 1;
-        done(false);
-      },
-    );
-  }
-
-  /** How the main's catch-ups ended (the test checks they really copied). */
-  readonly catchUps = { ok: 0, failed: 0 };
-
-  /**
-   * PeerNet's dial over the twin. A promise settles outside any event, so each callback that can
-   * settle one (the dial's answer, a frame, a close) tells the world to run promise jobs before its next event.
-   */
-  #dialer(peer: MemoryPeerNet): PeerDialer {
-    const w = this.world;
-    const settles = (events: ConnectionEvents): ConnectionEvents => ({
-      ...(events.broadcast ? { broadcast: (frame: Uint8Array) => events.broadcast?.(frame) } : {}),
-      ...(events.bulk ? { bulk: (payload: Uint8Array) => events.bulk?.(payload) } : {}),
+  /** A `/hub` connection's frames: the ledger notes the subscriptions a hub takes, and the lane follows the state. */
+  #tapHub(n: SimNode, hub: HubService, events: ConnectionEvents, from: string): ConnectionEvents {
+    return {
+      ...events,
       message: (payload) => {
-        w.promisesSettled = true;
+        if (!this.#subscribedFrom.has(from) && hasSub(payload)) this.#subscribed(from);
         events.message(payload);
+        this.#syncLane(n, hub.core);
       },
-      close: (reason) => {
-        w.promisesSettled = true;
-        events.close(reason);
-      },
-    });
-    return {
-      dial: (to, path, events) =>
-        new Promise((resolve, reject) =>
-          peer.connect(to, path, (c) => settles(events(c)), (result) => {
-            w.promisesSettled = true;
-            if (result instanceof Error) reject(result);
-            else resolve(result);
-          }),
-        ),
     };
   }
 
-  /** This machine's peer port (null while it is down). */
-  peerOf(n: SimNode): MemoryPeerNet | null {
-    return this.#peers.get(n.name) ?? null;
-  }
-
-  /** A machine's timers on the world's queue: held while it is frozen, gone with its incarnation. */
-  #timers(n: SimNode): Timers {
-    const w = this.world;
-    const inc = n.inc;
+  /** This machine's own gateway attached to its hub in process (the gateway's `self`), tapped the same way. */
+  #tapLocal(n: SimNode, hub: HubService): LocalHub {
     return {
-      after: (ms, run) => {
-        let live = true;
-        w.postAt(n.name, w.now() + ms, inc, () => live && run());
-        return () => void (live = false);
-      },
-      every: (ms, run) => {
-        let live = true;
-        const again = () => {
-          if (!live) return;
-          run();
-          w.postAt(n.name, w.now() + ms, inc, again);
+      attachLocal: (deliver) => {
+        const link = hub.attachLocal(deliver);
+        return {
+          send: (frame: ToHubFrame) => {
+            if (frame.type === "sub") this.#subscribed(n.name);
+            link.send(frame);
+            this.#syncLane(n, hub.core);
+          },
+          close: () => link.close(),
         };
-        w.postAt(n.name, w.now() + ms, inc, again);
-        return () => void (live = false);
       },
     };
   }
 
-  started(n: SimNode): void {
-    const w = this.world;
-    if (n.role !== "client") {
-      let disk = this.#disks.get(n.name);
-      if (!disk) this.#disks.set(n.name, (disk = new DiskHubState()));
-      const core = new HubCore({ epoch: n.disk.epoch, streamId: `${n.name}-${n.inc}`, persistence: disk });
-      this.servers.set(n.name, new SimHubServer(core, (node) => this.#subscribed(node), () => this.#syncLane(n, core)));
-      this.#syncLane(n, core);
-    }
-    const peer = this.net.attach({
-      at: { host: w.addressOf(n.name), port: 0 },
-      machineId: n.name,
-      publicKey: simMachineKey(n.name),
-      networkKey: keyBytes(this.keyOf(n.name)),
-      timers: this.#timers(n),
-    });
-    this.#peers.set(n.name, peer);
-    const server = this.servers.get(n.name);
-    if (server) peer.serve({ path: "/hub", accept: (c) => server.acceptHub(c) });
-    if (server) this.#replication(n, server, peer);
-    const origin = `${n.name}.${n.inc}`;
-    const stalls: [number, number][] = [];
-    const sub: Subscriber = { node: n.name, inc: n.inc, stalls, established: null, unlinkedSince: w.now(), longUnlinked: [], last: new Map(), got: new Set() };
-    this.#subscribers.push(sub);
-    const gateway = new SimGateway(this, n, (frame, apps) => {
-      for (const app of apps) this.#toApp(n, app, frame);
-    });
-    const machine: Machine = { inc: n.inc, gateway, sub, origin, seq: 0, lastPing: w.now(), stalls };
-    this.#machines.set(n.name, machine);
-    // The subscriber app subscribes at once; its node subscribes upstream whenever it attaches.
-    gateway.uplink.fromApp("sub", { type: "sub", filter: "t/#" }, w.now());
-    const inc = n.inc;
-    const every = (ms: number, run: () => void) => {
-      const again = (): void => {
-        run();
-        w.postAt(n.name, w.now() + ms, inc, again);
-      };
-      w.postAt(n.name, w.now() + this.#rng.int(1, ms), inc, again);
+  /** Machines whose subscription a hub took in their current incarnation. */
+  readonly #subscribedFrom = new Set<string>();
+
+  #subscribed(node: string): void {
+    this.ledger.subscribed(node);
+    this.#subscribedFrom.add(node);
+  }
+
+  /** The uplink's attach and detach: when the machine has a hub link (DH1's premise). */
+  #tapUplink(n: SimNode, uplink: HubUplink): void {
+    const [attach, detach] = [uplink.attachServer.bind(uplink), uplink.detachServer.bind(uplink)];
+    // The machine whose hub it attached to: itself, or the one at the address it follows.
+    const server = (): string | null => {
+      const target = this.#machines.get(n.name)?.gateway.following ?? null;
+      return target === null ? null : target.role === "self" ? n.name : this.world.nameAt(target.address.host);
     };
-    every(PING_MS, () => {
-      if (w.now() - machine.lastPing >= 2 * PING_MS) machine.stalls.push([machine.lastPing + PING_MS, w.now()]);
-      machine.lastPing = w.now();
-      gateway.ping(w.now());
-    });
-    const hub = this.servers.get(n.name);
-    if (hub) every(PRESENCE_MS, () => hub.second(w.now()));
-    // Every machine's app subscribes; three publish (a client and both servers' own apps), to keep the run cheap.
-    if (!PUBLISHERS.includes(n.name)) return;
-    const h = w.cfg.timings.heartbeatMs;
-    const publish = (): void => {
-      const now = w.now();
-      if (now >= this.publishing.from && now < this.publishing.to) this.#publish(n, machine);
-      w.postAt(n.name, now + this.#rng.int(h, 6 * h), inc, publish);
+    uplink.attachServer = (send) => {
+      attach(send);
+      this.ledger.linkChanged(n, server());
     };
-    w.postAt(n.name, w.now() + this.#rng.int(1, h), inc, publish);
+    uplink.detachServer = () => {
+      const was = uplink.attached;
+      detach();
+      if (was) this.ledger.linkChanged(n, null);
+    };
   }
 
-  crashed(n: SimNode): void {
-    this.#servingNow(n.name, false);
-    this.#peers.get(n.name)?.crash();
-    this.#peers.delete(n.name);
-    this.servers.delete(n.name);
-    this.#machines.delete(n.name);
-  }
-
-  startServing(n: SimNode, epoch: number): void {
-    this.servers.get(n.name)?.startServing(epoch);
-    this.#servingNow(n.name, true);
-  }
-
-  stopServing(n: SimNode): void {
-    this.servers.get(n.name)?.stopServing();
-    this.#servingNow(n.name, false);
+  #publish(n: SimNode, m: Machine): void {
+    m.seq += 1;
+    this.ledger.publishing(n, m.origin, m.seq, m.stalls);
+    m.pub.send({ type: "pub", topic: `t/${n.name}`, data: m.seq, origin: m.origin, seq: m.seq });
+    // A client's app also sets values, on whichever server serves: a backup that served holds writes of its own (HL1).
+    if (n.role !== "client" || m.seq % 3 !== 0) return;
+    m.seq += 1;
+    m.pub.send({ type: "set", key: `s/${n.name}/${m.seq % 4}`, value: m.seq, origin: m.origin, seq: m.seq });
   }
 
   /** Which servers serve now, and the stretches both did (a split: the two sides' apps do not hear each other). */
@@ -641,138 +486,41 @@ export class SimHub implements Machinery {
     }
   }
 
-  /** peer-runtime.ts followUplink: self, or the address the setup names for that server. */
-  uplink(n: SimNode, target: UplinkTarget): void {
-    const gateway = this.#machines.get(n.name)?.gateway;
-    if (!gateway) return;
-    if (target.server === "self") return gateway.follow({ role: "self" });
-    // The address the setup names (the runner's), as peer-runtime.ts reads its servers; before the runner exists, the world's.
-    const at = target.server === null ? null : n.runner ? n.runner.serverAddress(target.server) : this.world.endpointOf(target.server);
-    const known = target.server !== null && (n.role !== "client" || n.knows[target.server]);
-    gateway.follow(target.server !== null && known && at ? { role: target.server, address: at.host } : null);
-  }
-
-  /** Each machine's network key (a generation number; all start on 1). Heartbeats are sealed with pair keys and do not depend on it. */
-  readonly #keys = new Map<string, number>();
-
-  keyOf(name: string): number {
-    return this.#keys.get(name) ?? 1;
-  }
-
-  /** A new network key saved on a machine: from now on it dials and answers with it (open connections keep theirs). */
-  setKey(name: string, key: number): void {
-    this.world.log(`NETWORK KEY ${key} on ${name}`);
-    this.#keys.set(name, key);
-    this.#peers.get(name)?.setNetworkKey(keyBytes(key));
-  }
-
-  #publish(n: SimNode, m: Machine): void {
-    m.seq += 1;
-    const seq = m.seq;
-    this.#published.set(`${m.origin}#${seq}`, { origin: m.origin, seq, node: n.name, inc: n.inc, sentAt: this.world.now(), ackedAt: null, stalls: m.stalls });
-    this.published += 1;
-    m.gateway.uplink.fromApp("pub", { type: "pub", topic: `t/${n.name}`, data: seq, origin: m.origin, seq }, this.world.now());
-  }
-
-  #toApp(n: SimNode, app: string, frame: FromHubFrame): void {
-    const m = this.#machines.get(n.name);
-    if (!m) return;
-    if (app === "pub" && frame.type === "ack") {
-      const p = this.#published.get(`${frame.origin}#${frame.seq}`);
-      if (p && p.ackedAt === null) p.ackedAt = this.world.now();
-      return;
-    }
-    if (app !== "sub") return;
-    if (frame.type !== "msg") return;
-    const key = `${frame.from}#${frame.seq}`;
-    this.delivered += 1;
-    if (m.sub.got.has(key)) this.#fail(`DH2 ${n.name}'s subscriber got ${key} twice`);
-    const last = m.sub.last.get(frame.from) ?? 0;
-    if (frame.seq <= last) this.#fail(`DH3 ${n.name}'s subscriber got ${key} after seq ${last} of that origin`);
-    m.sub.last.set(frame.from, Math.max(last, frame.seq));
-    m.sub.got.add(key);
-  }
-
-  /** A machine's gateway got or lost its hub link. */
-  linkChanged(n: SimNode, linked: boolean): void {
-    const sub = this.#machines.get(n.name)?.sub;
-    if (!sub || sub.inc !== n.inc) return;
-    if (!linked) sub.unlinkedSince ??= this.world.now();
-    else if (sub.unlinkedSince !== null) {
-      this.#noteUnlinked(sub, this.world.now());
-      sub.unlinkedSince = null;
-    }
-  }
-
-  #noteUnlinked(sub: Subscriber, until: number): void {
-    if (sub.unlinkedSince !== null && until - sub.unlinkedSince >= this.#retention) sub.longUnlinked.push([sub.unlinkedSince, until]);
-  }
-
-  get #retention(): number {
-    return ackedRetentionMs(this.world.cfg.timings);
-  }
-
-  #subscribed(node: string): void {
-    const m = this.#machines.get(node);
-    if (m && m.sub.established === null) m.sub.established = this.world.now();
-  }
-
-  #fail(what: string): void {
-    this.world.log(`VIOLATION ${what}`);
-    this.violations.push(`t=${this.world.now()}: ${what}`);
-  }
-
-  /** At the end of a run: DH1 over every acknowledged message (DH2 and DH3 were checked as messages arrived). */
-  check(): string[] {
-    const alive = (node: string, inc: number) => {
-      const n = this.world.nodes.get(node);
-      return !!n?.state && n.inc === inc;
-    };
-    const lost: string[] = [];
-    const retention = this.#retention;
-    const end = this.world.now();
-    for (const s of this.#subscribers) {
-      this.#noteUnlinked(s, end);
-      s.unlinkedSince = null;
-    }
-    if (this.#splitSince !== null) this.#splits.push([this.#splitSince, end]);
-    for (const p of this.#published.values()) {
-      const acked = p.ackedAt;
-      if (acked === null || !alive(p.node, p.inc)) continue;
-      for (const s of this.#subscribers) {
-        if (s.established === null || s.established >= p.sentAt || !alive(s.node, s.inc)) continue;
-        // Away from every hub for longer than the publisher keeps a message after its ack: beyond the promise (§Data Hub).
-        // So is a publisher or subscriber stopped (SIGSTOP) within the retention after the ack: the stop counts as time kept,
-        // and a stopped subscriber reads nothing while its link still stands (frames held, then lost with it).
-        const stopped = (stalls: readonly [number, number][]) => stalls.some(([from, to]) => to > acked && from < acked + retention);
-        // Or published during a split that outlasted the retention: the other side's subscribers are on another hub meanwhile.
-        const longSplit = this.#splits.some(([from, to]) => to - Math.max(from, acked) >= retention);
-        if (longSplit || stopped(p.stalls) || stopped(s.stalls) || s.longUnlinked.some(([from, to]) => to - Math.max(from, acked) >= retention)) {
-          this.beyondRetention += 1;
-          continue;
-        }
-        this.judged += 1;
-        if (!s.got.has(`${p.origin}#${p.seq}`)) lost.push(`${p.origin}#${p.seq} (acked at ${acked}) to ${s.node}`);
-      }
-    }
-    if (lost.length > 0) this.#fail(`DH1 ${lost.length} acknowledged messages never reached a subscriber: ${lost.slice(0, 4).join(", ")}`);
-    this.#checkLanes();
-    return this.violations;
-  }
-
-  /** HL1: a paired backup idle beside the active main at the end holds the main's Data Hub state, entry for entry. */
+  /**
+   * HL1: a paired backup idle beside the active main at the end holds the main's Data Hub state, entry for entry.
+   * Keys only the backup holds are counted, not judged: writes it took while serving after the main's one catch-up,
+   * which the main never got when it took over again without the backup (a standby main does not keep copying).
+   */
   #checkLanes(): void {
     const [mn, bn] = [this.world.node("main"), this.world.node("backup")];
-    const [m, b] = [this.servers.get("main"), this.servers.get("backup")];
+    const [m, b] = [this.#machines.get("main")?.hub, this.#machines.get("backup")?.hub];
     if (!m || !b || mn.serving === null || bn.serving !== null || bn.disk.pairing?.peerId !== "main" || mn.disk.pairing?.peerId !== "backup") return;
     this.lanesJudged += 1;
     // Values, not versions: a write resent by its publisher is taken again under the other server's version.
-    const values = (core: HubCore) =>
-      JSON.stringify(core.exportStateSince(ZERO_VERSION).entries.filter((e) => e.value !== null).map((e) => [e.key, e.value]).sort());
+    const values = (core: HubCore) => new Map(core.exportStateSince(ZERO_VERSION).entries.filter((e) => e.value !== null).map((e) => [e.key, JSON.stringify(e.value)]));
     const [want, have] = [values(m.core), values(b.core)];
-    if (want !== have) {
-      this.world.log(`HL1 main ${want} backup ${have}`);
-      this.#fail(`HL1 the backup's copy of the Data Hub state differs from the main's after faults stopped (main ${want} at ${JSON.stringify(m.core.lastVersion)}, backup ${have} at ${JSON.stringify(b.core.lastVersion)})`);
+    const differ = [...want].filter(([key, value]) => have.get(key) !== value).map(([key]) => key).sort();
+    this.onlyOnBackup += [...have.keys()].filter((key) => !want.has(key)).length;
+    if (differ.length > 0) {
+      const show = (state: Map<string, string>) => differ.map((key) => `${key}=${state.get(key) ?? "none"}`).join(", ");
+      const what = `HL1 the backup's copy of the Data Hub state differs from the main's after faults stopped (main ${show(want)} at ${JSON.stringify(m.core.lastVersion)}, backup ${show(have)} at ${JSON.stringify(b.core.lastVersion)})`;
+      this.world.log(`VIOLATION ${what}`);
+      this.#violations.push(`t=${this.world.now()}: ${what}`);
     }
   }
+
+  /** Keys a paired idle backup held at the end that the main did not (HL1 counts them). */
+  onlyOnBackup = 0;
+}
+
+
+const SUB = new TextEncoder().encode('"type":"sub"');
+
+/** Whether a /hub payload (one frame or a batch) holds a subscription, without parsing it. */
+function hasSub(payload: Uint8Array): boolean {
+  outer: for (let i = 0; i + SUB.length <= payload.length; i++) {
+    for (let j = 0; j < SUB.length; j++) if (payload[i + j] !== SUB[j]) continue outer;
+    return true;
+  }
+  return false;
 }

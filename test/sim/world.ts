@@ -30,8 +30,6 @@ export interface SimConfig {
   readonly tickMs: number;
   /** Normal one-way latency range, ms. */
   readonly latency: readonly [number, number];
-  /** How long the main's copy from the backup takes, ms. */
-  readonly catchUpMs: readonly [number, number];
 }
 
 type Inbound =
@@ -106,6 +104,8 @@ export interface Machinery {
   uplink(node: SimNode, target: UplinkTarget): void;
   /** The active main's own app writes to the Data Hub (its hub lane then moves with the real state). */
   writeHub(main: SimNode): void;
+  /** A show-file push on the active main (its log lane then moves with the real log). */
+  writeLog(main: SimNode): void;
   /** The main's catch-up as peer-runtime.ts runs it (fetchHubStateChanges, then the import); `done` says whether it worked. */
   catchUp(main: SimNode, done: (ok: boolean) => void): void;
 }
@@ -168,8 +168,28 @@ export class World {
     let row = this.#links.get(from);
     if (!row) this.#links.set(from, (row = new Map()));
     let l = row.get(to);
-    if (!l) row.set(to, (l = { cut: false, loss: 0, extraDelay: 0 }));
+    if (!l) row.set(to, (l = this.#newLink(from, to)));
     return l;
+  }
+
+  /** Every change of a link's cut, in order: the Data Hub's ledger reads when a machine was cut off from its hub. */
+  readonly cutLog: { readonly t: number; readonly from: string; readonly to: string; readonly cut: boolean }[] = [];
+
+  #newLink(from: string, to: string): Link {
+    let cut = false;
+    const log = this.cutLog;
+    const clock = this.clock;
+    return {
+      get cut() {
+        return cut;
+      },
+      set cut(value: boolean) {
+        if (value !== cut) log.push({ t: clock.now(), from, to, cut: value });
+        cut = value;
+      },
+      loss: 0,
+      extraDelay: 0,
+    };
   }
 
   node(name: string): SimNode {
@@ -216,7 +236,7 @@ export class World {
       while (this.promisesSettled || this.longChainSettled) {
         const turns = this.longChainSettled ? 128 : 16;
         this.promisesSettled = this.longChainSettled = false;
-        for (let i = 0; i < turns; i++) await null;
+        await drainPromiseJobs(turns);
       }
       // The machinery's frames and timers that never reached a runner change nothing the checker reads.
       if (top.ev.kind === "deliver" && top.ev.msg.kind === "run" && !this.#runnerCalled) continue;
@@ -326,9 +346,8 @@ export class World {
   write(lane: "hub" | "log"): void {
     const m = this.node("main");
     if (!m.state || m.serving === null) return;
-    const l = m.disk.lanes;
-    if (lane === "hub" && this.machinery) return this.machinery.writeHub(m);
-    m.disk.lanes = lane === "hub" ? { ...l, hubEpoch: m.serving, hubSeq: l.hubSeq + 1 } : { ...l, logId: "log-1", logSeq: l.logSeq + 1 };
+    if (lane === "hub") this.machinery?.writeHub(m);
+    else this.machinery?.writeLog(m);
   }
 
   /**
@@ -510,10 +529,7 @@ export class World {
         const n = this.node(ev.node);
         if (!n.state || n.inc !== ev.inc) return n; // that process is gone; its timer with it
         this.#push(this.now() + this.cfg.tickMs, ev);
-        if (!n.frozen) {
-          this.#replicate(n);
-          this.#call(n, (r) => r.tick());
-        }
+        if (!n.frozen) this.#call(n, (r) => r.tick());
         return n;
       }
       case "deliver": {
@@ -561,29 +577,6 @@ export class World {
   }
 
   /**
-   * The backup's replication, on its tick: while it is paired, not serving,
-   * and main and backup reach each other, its copy moves toward the main's
-   * data: the log a few entries a tick (a snapshot when it holds another
-   * log); without the machinery, the Data Hub state at once too (the first
-   * time: its first complete copy).
-   */
-  #replicate(n: SimNode): void {
-    if (n.role !== "backup" || n.serving !== null || n.disk.pairing === null) return;
-    const m = this.nodes.get("main");
-    if (!m?.state || m.frozen || this.linkState("main", "backup").cut || this.linkState("backup", "main").cut) return;
-    const heads = m.disk.lanes;
-    const own = n.disk.lanes;
-    const step = this.net.int(1, 6);
-    const logSeq = own.logId === heads.logId ? Math.min(heads.logSeq, own.logSeq + step) : Math.min(heads.logSeq, step);
-    // With the machinery the Data Hub lane is the backup's real copy (HubStateReplication runs in sim-hub.ts).
-    const hub = this.machinery ? { hubEpoch: own.hubEpoch, hubSeq: own.hubSeq } : { hubEpoch: heads.hubEpoch, hubSeq: heads.hubSeq };
-    n.disk.lanes = { ...hub, logId: heads.logId, logSeq };
-
-    if (this.machinery) return; // the Data Hub copy runs for real (sim-hub.ts): it reports its first copy itself
-    if (!n.disk.pairing.hubCopied) this.#call(n, (r) => r.feed({ type: "syncDone" }));
-  }
-
-  /**
    * Settings saved (peer-runtime.ts updateServers): the runner takes the addresses, and the hub uplink
    * dials the server it follows at the address named now (it kept the old one: sim seed 1576, move-main).
    */
@@ -621,19 +614,14 @@ export class World {
     }
   }
 
-  /** The copy works if, when it ends, the backup runs and both directions between them are up. */
+  /** The main's catch-up runs in the machinery (sim-hub.ts), as peer-runtime.ts runs it. */
   #catchUp(main: SimNode, done: (ok: boolean) => void): void {
     const inc = main.inc;
     const deliver = (ok: boolean) => {
       if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc });
     };
-    if (this.machinery) return this.machinery.catchUp(main, deliver);
-    const delay = this.net.int(this.cfg.catchUpMs[0], this.cfg.catchUpMs[1]);
-    this.at(this.now() + delay, "catch-up ends", () => {
-      const b = this.nodes.get("backup");
-      const ok = !!b?.state && !b.frozen && !this.linkState("main", "backup").cut && !this.linkState("backup", "main").cut;
-      deliver(ok);
-    });
+    if (this.machinery) this.machinery.catchUp(main, deliver);
+    else deliver(false);
   }
 
   #transmit(from: SimNode, host: string, hb: Heartbeat): void {
@@ -664,6 +652,17 @@ export class World {
     this.#queue.push(t, ev);
   }
 }
+
+/**
+ * Runs every promise job queued now, however long its chain (a show-file entry's apply awaits a
+ * dozen times): a macrotask runs after them all. Deno has no setImmediate: `turns` promise jobs there.
+ */
+const drainPromiseJobs: (turns: number) => Promise<void> =
+  typeof setImmediate === "function"
+    ? () => new Promise<void>((resolve) => setImmediate(resolve))
+    : async (turns) => {
+        for (let i = 0; i < turns; i++) await null;
+      };
 
 /** The rogue key holder's machine id and address (it runs no runner: test/sim/schedules.ts rogue()). */
 export const ROGUE = "rogue";

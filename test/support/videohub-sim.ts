@@ -4,7 +4,8 @@
  * sends the state dump on connect, applies routes and locks (per client: O
  * ours, L another's), and can misbehave on cue: NAK everything, hold ACKs
  * until released (a slow ACK), ACK without confirming, never answer, drop
- * every connection, or send raw text (garbage, half blocks, a huge dump).
+ * every connection, or send raw text (garbage, half blocks, a huge dump),
+ * also in place of the dump on connect (`greeting`).
  */
 import type { Socket, TCPSocketListener } from "bun";
 
@@ -33,6 +34,9 @@ export class VideohubSim {
   silent = false;
   confirm = true;
   holdAcks = false;
+  /** Sent on connect instead of the state dump (garbage, a half block, a huge dump); then closed if `closeAfterGreeting`. */
+  greeting: string | null = null;
+  closeAfterGreeting = false;
   /** Called after the router applies a route (the bench's stopwatch). */
   onRoute: ((destination: number, source: number) => void) | null = null;
   /** Route requests seen, in order ("dest source"). */
@@ -79,7 +83,10 @@ export class VideohubSim {
           this.#connections++;
           const client = { id, socket, buffer: "" };
           this.#clients.set(id, client);
-          if (!this.silent) socket.write(this.dump(id));
+          if (this.greeting !== null) {
+            socket.write(this.greeting);
+            if (this.closeAfterGreeting) socket.end();
+          } else if (!this.silent) socket.write(this.dump(id));
         },
         data: (socket, bytes) => {
           const client = this.#clients.get(socket.data.id);

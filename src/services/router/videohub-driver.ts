@@ -208,6 +208,11 @@ export class VideohubDriver implements RouterDriver {
     this.#parser = new BlockParser();
     this.#building = null;
     let connection: TextConnection;
+    // A dial to an address where nothing answers SYN can hang for minutes: the connect timeout bounds it too.
+    const stopDialTimer = this.#timers.after(this.#timings.connectTimeoutMs, () => {
+      if (generation === this.#generation) this.#lost(new RouterError("ROUTER_TIMEOUT", `no answer from ${this.#host}:${this.#port} within ${this.#timings.connectTimeoutMs} ms: check the router's address and that it is on`));
+    });
+    this.#connectionTimers.push(stopDialTimer);
     try {
       connection = await this.#dial(this.#host, this.#port, {
         data: (text) => generation === this.#generation && this.#data(text),
@@ -218,11 +223,13 @@ export class VideohubDriver implements RouterDriver {
         },
       });
     } catch (error) {
+      stopDialTimer();
       if (generation === this.#generation) {
         this.#lost(new RouterError("ROUTER_UNREACHABLE", `cannot reach the router at ${this.#host}:${this.#port}: check its address and that it is on`, error));
       }
       return;
     }
+    stopDialTimer();
     if (generation !== this.#generation || this.#closed) {
       connection.close();
       return;

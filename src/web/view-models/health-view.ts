@@ -74,5 +74,14 @@ export function healthView(status: MachineStatus, permission: Permission, watch:
     name: g.name,
     rows: [...g.mains.map((m) => row(m.machineId, "main", m.outputs.map((o) => o.destination))), row(g.backup.machineId, "backup", [])],
   }));
-  return { status, bar: statusBarView(status), watch: { active: watch.active, router: watch.router.address, connected: watch.router.connected, groups, warnings: watch.warnings.map((w) => w.message) }, switchRefusal };
+  return { status, bar: statusBarView(status), watch: { active: watch.active, router: watch.router.address, connected: watch.router.connected, groups, warnings: watch.warnings.map((w) => warningWords(w, watch.groups, nameOf)) }, switchRefusal };
+}
+
+/** A warning in the panel's words: ports from 1 as on the router, engines by name (the core's message counts from 0 and names ids). */
+function warningWords(w: RouteWarning, groups: readonly BackupGroup[], nameOf: (id: string) => string): string {
+  const group = groups.find((g) => g.id === w.groupId);
+  if (w.problem === "router-disconnected") return `Group "${group?.name ?? w.groupId}": the router is not connected, so a failover cannot switch.`;
+  const feeder = group?.mains.find((m) => m.outputs.some((o) => o.destination === w.destination));
+  const fedBy = feeder ? ` (fed by ${nameOf(feeder.machineId)})` : "";
+  return `Destination ${w.destination + 1}${fedBy} is LOCKED by another router client: a failover onto it would not happen. Unlock it on the router.`;
 }

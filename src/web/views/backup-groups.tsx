@@ -41,6 +41,11 @@ function GroupTable(props: { view: BackupGroupsView; group: BackupGroup }) {
       <p>
         Failover {g.failoverMode === "auto" ? "automatic" : "manual"} · switch back {g.switchBack === "auto" ? `automatically after ${Math.round(g.holdTimeMs / 1000)} s healthy` : "by hand"}
       </p>
+      {(view.warnings[g.id] ?? []).map((w) => (
+        <p class="field-error" role="alert" data-testid="group-warning">
+          {w}
+        </p>
+      ))}
       <table>
         <thead>
           <tr>
@@ -94,15 +99,29 @@ export function RouterCard(props: { view: BackupGroupsView; echo: GroupFormEcho 
       <h2>Video router</h2>
       <p>A Blackmagic Videohub by IP (Ethernet protocol, port 9990). Make sure the routed inputs and outputs are not locked!</p>
       {view.editRefusal !== null ? (
-        <p data-testid="router-setting">{r ? `${r.address} · ${r.enabled ? "Videohub connection enabled" : "Videohub connection off"}` : "No router set."}</p>
+        <>
+          <p data-testid="router-setting">{r ? `${r.address} · ${r.enabled ? "Videohub connection enabled" : "Videohub connection off"}` : "No router set."}</p>
+          <FieldError echo={echo} field="router" />
+        </>
       ) : (
         <form method="post" action="/backup-groups/router" data-testid="router-form">
           <label for="router">Router IP address</label>
-          <input id="router" name="router" value={v.router ?? ""} placeholder="10.0.0.50 (port 9990)" autocomplete="off" data-testid="group-router" />
+          <div class="group-row">
+            <input id="router" name="router" value={v.router ?? ""} placeholder="10.0.0.50 (port 9990)" autocomplete="off" data-testid="group-router" />
+            <button type="submit" formaction="/backup-groups/router/test" data-testid="test-router">
+              Test connection
+            </button>
+          </div>
           <FieldError echo={echo} field="router" />
+          {echo.tested ? (
+            <p class={echo.tested.ok ? "saved" : "field-error"} role="status" data-testid="router-test">
+              {echo.tested.text}
+            </p>
+          ) : null}
           <label>
             <input type="checkbox" name="routerEnabled" value="on" checked={v.routerEnabled === "on"} data-testid="group-routerEnabled" /> Enable Videohub connection
           </label>
+          <FieldError echo={echo} field="routerEnabled" />
           <button type="submit" data-testid="save-router">
             Save router
           </button>
@@ -168,6 +187,7 @@ export function GroupForm(props: { view: BackupGroupsView; echo: GroupFormEcho }
           <label>
             <input type="radio" name="switchBack" value="manual" checked={v.switchBack === "manual"} data-testid="group-switchBack-manual" /> Switch back by hand
           </label>
+          <FieldError echo={echo} field="switchBack" />
           <label for="holdSeconds">Switch back after the main engine is healthy for (seconds)</label>
           <input id="holdSeconds" name="holdSeconds" value={v.holdSeconds ?? "10"} inputmode="numeric" data-testid="group-holdSeconds" />
           <FieldError echo={echo} field="holdSeconds" />

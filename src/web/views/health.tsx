@@ -17,14 +17,16 @@ function Row(props: { row: EngineRow; groupId: string; refusal: string | null })
     <tr data-machine-id={r.id} data-testid="engine-row" class={r.failed ? "attention" : undefined}>
       <td>{r.name}</td>
       <td>{r.role}</td>
-      <td data-testid="engine-state">{r.line}</td>
+      <td class="engine-state" data-testid="engine-state">{r.line}</td>
       <td>{r.lastHeardMsAgo === null ? "never" : `${(r.lastHeardMsAgo / 1000).toFixed(1)} s ago`}</td>
       <td class="num">{r.frames ?? "–"}</td>
       <td data-testid="engine-routes">
         {r.outputs.map((o) => (
           <div>
-            Destination {o.destination} ← source {o.onAir ?? "?"}
-            {o.lock ? <span class={o.lock === "L" ? "field-error" : undefined}> · {LOCK_WORDS[o.lock]}</span> : null}
+            <span class="route">
+              Destination {o.destination} ← source {o.onAir ?? "?"}
+            </span>
+            {o.lock ? <span class={o.lock === "L" ? "lock field-error" : "lock"}>{LOCK_WORDS[o.lock]}</span> : null}
           </div>
         ))}
       </td>
@@ -44,17 +46,12 @@ function Row(props: { row: EngineRow; groupId: string; refusal: string | null })
   );
 }
 
-export function HealthPage(props: { view: HealthView; message?: { ok: boolean; text: string } }) {
+/** The part the live stream renders again (everything but the last switch's answer). */
+export function HealthLive(props: { view: HealthView; outOfBand?: boolean }) {
   const { view } = props;
   const w = view.watch;
   return (
-    <Layout title="Health" bar={view.bar} panel="health">
-      <h1>Health</h1>
-      {props.message ? (
-        <p class={props.message.ok ? "saved" : "field-error"} role="status" data-testid="health-message">
-          {props.message.text}
-        </p>
-      ) : null}
+    <section id="health-live" hx-swap-oob={props.outOfBand ? "true" : undefined}>
       {w === null ? (
         <p data-testid="health-elsewhere">The servers watch the render engines: open the Health panel of the server that serves the network.</p>
       ) : (
@@ -98,6 +95,21 @@ export function HealthPage(props: { view: HealthView; message?: { ok: boolean; t
           {view.switchRefusal ? <p class="reason">{view.switchRefusal}</p> : null}
         </>
       )}
+    </section>
+  );
+}
+
+export function HealthPage(props: { view: HealthView; message?: { ok: boolean; text: string } }) {
+  const { view } = props;
+  return (
+    <Layout title="Health" bar={view.bar} panel="health">
+      <h1>Health</h1>
+      {props.message ? (
+        <p class={props.message.ok ? "saved" : "field-error"} role="status" data-testid="health-message">
+          {props.message.text}
+        </p>
+      ) : null}
+      <HealthLive view={view} />
     </Layout>
   );
 }

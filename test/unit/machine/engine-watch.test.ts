@@ -53,10 +53,12 @@ class FakeRouter implements RouterDriver {
   }
 }
 
-function world() {
+function world(groupsAtFirst: BackupGroup[] = [group]) {
+  let groups = groupsAtFirst;
   const timers = new ManualTimers();
   const router = new FakeRouter();
-  const heardAt: Record<string, number> = { [MAIN]: 0, [SPARE]: 0 };
+  // The backup engine listed first, as a server may list it: the order must not matter.
+  const heardAt: Record<string, number> = { [SPARE]: 0, [MAIN]: 0 };
   const published: { topic: string; data: unknown }[] = [];
   const retained = new Map<string, unknown>();
   const silent = new Set<string>();
@@ -64,7 +66,7 @@ function world() {
     clock: timers.clock,
     wallNow: () => 1_700_000_000_000 + timers.now,
     timers,
-    backups: () => ({ router: { address: "127.0.0.1:9990", enabled: true }, groups: [group] }),
+    backups: () => ({ router: { address: "127.0.0.1:9990", enabled: true }, groups }),
     heard: () => Object.entries(heardAt).map(([id, at]) => ({ id, lastHeardMsAgo: timers.now - at })),
     openRouter: () => router,
     publish: (topic, data) => published.push({ topic, data }),
@@ -81,7 +83,8 @@ function world() {
       await Promise.resolve();
     }
   };
-  return { timers, router, watch, published, retained, silent, run };
+  const setGroups = (next: BackupGroup[]) => (groups = next);
+  return { timers, router, watch, published, retained, silent, run, heardAt, setGroups };
 }
 
 describe("engine watch", () => {
@@ -105,6 +108,46 @@ describe("engine watch", () => {
     expect(w.router.routes[4]).toBe(0);
     expect(w.retained.get(engineReplacesKey(SPARE))).toBeNull();
     expect(w.watch.alerts()).toEqual([]);
+  });
+
+  test("heartbeats the runner reads late (a busy server: each seen 250 ms old) keep a live engine on air; time never runs back", async () => {
+    // Found by the engines e2e: only heartbeats at most one tick old were fed, so a loaded main judged live engines silent and flapped the router.
+    const w = world();
+    w.watch.activate();
+    for (let t = 0; t < 6000; t += 100) {
+      w.heardAt[MAIN] = w.timers.now - 250;
+      w.heardAt[SPARE] = w.timers.now - 250;
+      w.timers.advance(100);
+      await Promise.resolve();
+    }
+    expect(w.router.routes[4]).toBe(0);
+    expect(w.published.filter((p) => p.topic === ROUTER_SWITCH_TOPIC)).toEqual([]);
+    expect(w.watch.view().engines[MAIN]).toMatchObject({ kind: "on-air" });
+  });
+
+  test("a group created while the server serves meets its engines as heard: nothing is switched", async () => {
+    // Found by the engines e2e: the new group was decided before the heartbeats, every engine counted silent since the server began, and the backup went on air.
+    const w = world([]);
+    w.watch.activate();
+    await w.run(5000);
+    w.setGroups([group]);
+    await w.run(3000);
+    expect(w.router.routes[4]).toBe(0);
+    expect(w.published.filter((p) => p.topic === ROUTER_SWITCH_TOPIC)).toEqual([]);
+  });
+
+  test("a server stalled past the silence timeout, then hearing every engine again, switches nothing (whatever order it lists them in)", async () => {
+    // Found by the engines e2e on a loaded machine: each heartbeat was fed with its own decision, so the backup, read first, went on air for a moment.
+    const w = world();
+    w.watch.activate();
+    await w.run(1000);
+    const stalledAt = w.timers.now;
+    w.timers.advance(3_600);
+    await Promise.resolve();
+    for (const id of Object.keys(w.heardAt)) w.heardAt[id] = stalledAt + 3_590;
+    await w.run(1000);
+    expect(w.router.routes[4]).toBe(0);
+    expect(w.published.filter((p) => p.topic === ROUTER_SWITCH_TOPIC)).toEqual([]);
   });
 
   test("only while active: deactivated it lets go of the router; activated again it adopts the routes it finds", async () => {

@@ -29,3 +29,24 @@ test("a batch past its size goes at once; flush sends what is gathered; clear dr
   await Bun.sleep(5);
   expect(sent).toHaveLength(2);
 });
+
+test("an injected end of turn (the simulator's) sends the batch when it runs, once, and a flush cancels it", () => {
+  const turns: (() => void)[] = [];
+  let cancelled = 0;
+  const defer = (run: () => void) => {
+    turns.push(run);
+    return () => void (cancelled += 1);
+  };
+  const sent: Uint8Array[] = [];
+  const batch = new FrameBatcher((p) => sent.push(p), undefined, defer);
+  batch.push("a");
+  batch.push("b");
+  expect(turns).toHaveLength(1);
+  expect(sent).toEqual([]);
+  turns[0]!();
+  expect(texts(sent)).toEqual([["a", "b"]]);
+  batch.push("c");
+  batch.flush();
+  expect(cancelled).toBe(2);
+  expect(texts(sent).at(-1)).toEqual(["c"]);
+});

@@ -49,3 +49,20 @@ test("a write the server refused as not active goes through once it is active ag
   await waitFor("the ack", () => frames.some((f) => f.type === "ack" && f.seq === 1), 5_000);
   expect(gateway.uplink.queuedFrames).toBe(0);
 });
+
+test("a hub that closes its sessions for a new network key is not reported gone; one that stops serving is", async () => {
+  const { hub, port } = hubServer(true);
+  const broken: string[] = [];
+  const gateway = new AppGateway({ node: { id: "n2", name: "n2" }, net: secureDialer({ networkKey, machine: nacl.sign.keyPair() }), networkKey, log, onLinkBroken: (role) => broken.push(role), retainAckedMs: 3_000 });
+  stops.push(() => gateway.stop());
+  gateway.follow({ role: "main", address: { host: "127.0.0.1", port } });
+  await waitFor("the hub link", () => gateway.connected);
+  // Same key again: the sessions close and reconnect, as after a real new key the node also took.
+  hub.setNetworkKey(networkKey);
+  await waitFor("the link dropped", () => !gateway.connected);
+  await waitFor("the link again", () => gateway.connected, 5_000);
+  expect(broken).toEqual([]);
+  hub.stopServing();
+  await waitFor("the broken link reported", () => broken.length > 0);
+  expect(broken).toEqual(["main"]);
+});

@@ -78,6 +78,8 @@ test("a destination locked by another router client is shown on the Health panel
   const health = async () => (await main.node.app.request("http://localhost/health")).text();
   await waitFor("the lock is shown", async () => (await health()).includes("LOCKED by another client"), 10_000);
   expect(await health()).toContain('data-testid="health-warning"');
+  // In the panel's words: destinations counted from 1, as on the router (the core counts from 0).
+  expect(await health()).toContain("Destination 5 (fed by 00000000000000a1) is LOCKED by another router client");
 }, 30_000);
 
 test("the operator switches to the backup and back on the Health panel (twice alike); a page of another origin switches nothing", async () => {

@@ -175,6 +175,19 @@ describe("Videohub driver against the simulated router", () => {
     await waitFor("the ping to time out", () => driver.state() === null);
   });
 
+  test("a dial that never completes (nothing answers SYN) times out and is retried, not waited on for minutes", async () => {
+    const timers = new ManualTimers();
+    let dials = 0;
+    const driver = new VideohubDriver({ host: "10.255.255.1", port: 9990, clock: timers.clock, timers, dialer: () => (dials++, new Promise(() => {})) });
+    const first = failure(driver.connect());
+    timers.advance(5_000);
+    expect((await first).code).toBe("ROUTER_TIMEOUT");
+    timers.advance(500);
+    expect(dials).toBe(2);
+    driver.close();
+    expect(timers.count).toBe(0);
+  });
+
   test("an unreachable router is ROUTER_UNREACHABLE; close() ends the retries", async () => {
     const sim = new VideohubSim().start();
     const port = sim.port;

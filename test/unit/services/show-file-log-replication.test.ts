@@ -1,0 +1,96 @@
+/**
+ * The backup's show-file log sink (services/show-file-log-replication.ts) against
+ * a scripted main: frames of a connection that closed never hold up the next one.
+ */
+import { expect, test } from "bun:test";
+import { encodeWireJson } from "../../../src/core/wire-json.ts";
+import { createLogger } from "../../../src/log.ts";
+import type { PeerDialer } from "../../../src/net/peer-net.ts";
+import type { ConnectionEvents, SecureConnection } from "../../../src/net/secure-socket.ts";
+import { LogReplicationSink } from "../../../src/services/show-file-log-replication.ts";
+import { openDatabase } from "../../../src/store/database.ts";
+import { createStores } from "../../../src/store/stores.ts";
+import { ManualTimers } from "../../support/clock.ts";
+
+const log = createLogger(() => "json", () => {});
+const settle = async () => {
+  for (let i = 0; i < 5; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+};
+
+/** A connection the test plays the main on: what the sink sent, and the handlers it gave. */
+type Scripted = { connection: SecureConnection; sent: unknown[]; events: ConnectionEvents; open: boolean };
+
+function scriptedDialer(): { net: PeerDialer; connections: Scripted[] } {
+  const connections: Scripted[] = [];
+  const net: PeerDialer = {
+    dial: async (_to, _path, events) => {
+      const scripted = { sent: [] as unknown[], open: true } as Scripted;
+      scripted.connection = {
+        peer: { machineId: "main", publicKey: new Uint8Array(32), address: "main:1" },
+        send: (payload) => (scripted.sent.push(JSON.parse(new TextDecoder().decode(payload))), scripted.open),
+        sendSealed: () => scripted.open,
+        sendBulk: () => scripted.open,
+        close: () => void (scripted.open = false),
+        get open() {
+          return scripted.open;
+        },
+      };
+      scripted.events = events(scripted.connection);
+      connections.push(scripted);
+      return scripted.connection;
+    },
+  };
+  return { net, connections };
+}
+
+test("entries that arrived on a connection that then closed are dropped, and the next connection's are applied", async () => {
+  const main = createStores(openDatabase(":memory:"));
+  for (let rev = 1; rev <= 2; rev++) main.showFile.push({ base: rev - 1, changes: [{ path: `cue${rev}.json`, content: new TextEncoder().encode(`{"cue":${rev}}`) }], message: "m", author: "t" });
+  const entries = main.log.entriesSince(0);
+  expect(entries).toHaveLength(2);
+  const backup = createStores(openDatabase(":memory:"));
+  // The same history as the main, nothing applied yet (as after its snapshot of an empty show file).
+  backup.log.database.run("UPDATE replication_state SET log_id = ?", [main.log.position().logId]);
+  const timers = new ManualTimers();
+  const { net, connections } = scriptedDialer();
+  const sink = new LogReplicationSink({ net, source: () => ({ host: "main", port: 1 }), stores: backup, retryMs: 100, log, clock: timers.clock, timers });
+  await settle();
+  expect(connections).toHaveLength(1);
+  const first = connections[0]!;
+  // Both entries arrive; the first asks for its chunk; the main goes away before answering.
+  first.events.message(encodeWireJson({ type: "entries", entries: [entries[0]] }));
+  first.events.message(encodeWireJson({ type: "entries", entries: [entries[1]] }));
+  await settle();
+  expect(first.sent.some((f) => (f as { type: string }).type === "chunks")).toBe(true);
+  first.open = false;
+  first.events.close("The connection was lost.");
+  await settle();
+  // The sink dials again; this main answers each chunk request on the bulk lane.
+  timers.advance(100);
+  await settle();
+  expect(connections).toHaveLength(2);
+  const second = connections[1]!;
+  const answered = new Set<string>();
+  const answer = async () => {
+    for (const frame of second.sent as { type: string; hashes?: string[] }[]) {
+      for (const hash of frame.type === "chunks" ? (frame.hashes ?? []) : []) {
+        if (answered.has(hash)) continue;
+        answered.add(hash);
+        const bytes = await main.assets.chunkAsync(hash);
+        const payload = new Uint8Array(32 + bytes.length);
+        payload.set(Buffer.from(hash, "hex"));
+        payload.set(bytes, 32);
+        second.events.bulk!(payload);
+      }
+    }
+  };
+  second.events.message(encodeWireJson({ type: "entries", entries }));
+  for (let i = 0; i < 5; i++) {
+    await settle();
+    await answer();
+  }
+  await settle();
+  expect(backup.log.position().lastSeq).toBe(2);
+  expect(backup.showFile.head()).toBe(2);
+  sink.stop();
+});
