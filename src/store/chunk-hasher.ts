@@ -24,9 +24,11 @@ self.onmessage = (event) => {
 `;
 
 type Pending = { bytes: Uint8Array; resolve: (hash: string) => void };
+/** Bun's Worker can be left out of what keeps the process alive (the DOM's type does not say so). */
+type HashWorker = Worker & { ref(): void; unref(): void };
 
 export class ChunkHasher {
-  private worker: Worker | null = null;
+  private worker: HashWorker | null = null;
   private url: string | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
@@ -58,10 +60,10 @@ export class ChunkHasher {
     this.fail();
   }
 
-  private start(): Worker {
+  private start(): HashWorker {
     // Kept for the hasher's life: a worker restarted after a failure loads it again.
     this.url ??= URL.createObjectURL(new Blob([this.source], { type: "application/javascript" }));
-    const worker = new Worker(this.url);
+    const worker = new Worker(this.url) as HashWorker;
     worker.unref();
     worker.onmessage = (event: MessageEvent<{ id: number; hash: unknown }>) => {
       const { id, hash } = event.data;
