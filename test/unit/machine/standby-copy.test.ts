@@ -29,19 +29,20 @@ async function setAcked(node: MachineNode, count: number): Promise<void> {
   await waitFor("every write acknowledged", () => acked.size === count, 10_000);
 }
 
-/** The retained value of `key` as `node`'s own hub holds it (asked through an app on it). */
-async function valueOn(node: MachineNode, key: string): Promise<unknown> {
-  let got: unknown = undefined;
+/** The retained value of `key` and its version as the serving hub holds it (asked through an app on `node`). */
+async function entryOn(node: MachineNode, key: string): Promise<{ value: unknown; epoch: number }> {
+  let got: { value: unknown; epoch: number } | null = null;
   const app = node.attachHubApp(`reader-${key}`, (frame: FromHubFrame) => {
-    if (frame.type === "value" && frame.id === "q") got = frame.value;
+    if (frame.type === "value" && frame.id === "q") got = { value: frame.value, epoch: frame.version.epoch };
   });
   app!.send({ type: "get", key, id: "q" });
-  await waitFor(`the answer for ${key}`, () => got !== undefined, 5_000);
+  await waitFor(`the answer for ${key}`, () => got !== null, 5_000);
   app!.close();
-  return got;
+  return got!;
 }
 
-test("a main in standby keeps copying the backup: writes it acknowledged survive the backup and their publisher both dying", async () => {
+/** A main and its backup; the main is stopped, the backup takes over, the main comes back (failback manual) and waits. */
+async function mainInStandby() {
   const key = nacl.randomBytes(32);
   const mainDir = setUpDataDir(key);
   let main: MachineNode = (await fresh({ dataDir: mainDir, flags: { role: "main", failback: "manual", ...FAST } })).node;
@@ -52,6 +53,7 @@ test("a main in standby keeps copying the backup: writes it acknowledged survive
 
   await main.stop();
   await waitFor("the backup serving", () => backup.status().failover?.state === "active", 10_000);
+  const takeover = backup.status().failover!.epoch;
   main = (await fresh({ dataDir: mainDir, flags: { role: "main", failback: "manual", peerListen: mainAt, ...FAST } })).node;
   await waitFor("the main waiting to be switched back", () => main.status().failover?.state === "standby", 15_000);
 
@@ -60,6 +62,11 @@ test("a main in standby keeps copying the backup: writes it acknowledged survive
   await waitFor("the client on the backup", () => client.status().failover?.activeServer === "backup" && client.status().failover?.hubConnected === true, 10_000);
   await setAcked(client, WRITES);
   await client.stop();
+  return { main, mainDir, backup, takeover };
+}
+
+test("a main in standby keeps copying the backup: writes it acknowledged survive the backup and their publisher both dying", async () => {
+  const { main, mainDir, backup } = await mainInStandby();
 
   // The main copies while it waits: every write reaches its own retained state on disk, still in standby.
   const onMainsDisk = () => {
@@ -75,5 +82,17 @@ test("a main in standby keeps copying the backup: writes it acknowledged survive
 
   await backup.stop();
   await waitFor("the main serving again", () => main.status().failover?.state === "active", 10_000);
-  for (let seq = 1; seq <= WRITES; seq++) expect(await valueOn(main, `show/cue/${seq}`)).toEqual({ cue: seq });
+  for (let seq = 1; seq <= WRITES; seq++) expect((await entryOn(main, `show/cue/${seq}`)).value).toEqual({ cue: seq });
+}, 60_000);
+
+test("switched back at once, the main serves every write the backup took while it waited, as the backup took it", async () => {
+  const { main, backup, takeover } = await mainInStandby();
+  // No wait for the standby copy: the switch-back's catch-up takes what it has not copied yet.
+  expect(await main.switchBack()).toContain("Switching back");
+  await waitFor("the main serving again", () => main.status().failover?.state === "active", 10_000);
+  await waitFor("the backup idle beside it", () => backup.status().failover?.state === "idle", 10_000);
+  for (let seq = 1; seq <= WRITES; seq++) {
+    // The backup's version: copied in, once, not taken again under the main's epoch.
+    expect(await entryOn(main, `show/cue/${seq}`)).toEqual({ value: { cue: seq }, epoch: takeover });
+  }
 }, 60_000);
