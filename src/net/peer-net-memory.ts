@@ -29,7 +29,7 @@ import { HandshakeFailed, NetworkKeyMismatch } from "./errors.ts";
 import type { PeerNet, PeerService } from "./peer-net.ts";
 import type { PeerPath } from "./peer-endpoint.ts";
 import type { AuthenticatedPeer } from "./channel.ts";
-import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
+import { CLOSE_NETWORK_KEY_CHANGED, type ConnectionEvents, type SecureConnection } from "./secure-socket.ts";
 
 /** Faults on one direction between two hosts; all off by default. */
 export type MemoryLink = { cut: boolean; delayMs: number; loss: number; drop: number; duplicate: number };
@@ -66,7 +66,7 @@ export type MemoryMachine = {
 const BROKEN = "The connection was lost.";
 const NO_SERVICE = 4003;
 
-type Carried = { readonly kind: "message" | "broadcast" | "bulk" | "close"; readonly payload: Uint8Array | null; readonly reason: string; at: number; readonly sentAt: number };
+type Carried = { readonly kind: "message" | "broadcast" | "bulk" | "close"; readonly payload: Uint8Array | null; readonly reason: string; readonly code?: number; at: number; readonly sentAt: number };
 
 /** One end of a connection. */
 class End implements SecureConnection {
@@ -103,10 +103,10 @@ class End implements SecureConnection {
     return this.carry("bulk", joined);
   }
 
-  close(_code?: number, reason = "closed"): void {
+  close(code?: number, reason = "closed"): void {
     if (!this.open) return;
     this.done = true;
-    this.owner.network.enqueue(this, "close", null, reason);
+    this.owner.network.enqueue(this, "close", null, reason, code);
     this.owner.forget(this.conn);
   }
 
@@ -187,13 +187,13 @@ export class MemoryNetwork {
   }
 
   /** @internal queues a frame (or the close) from `end` to its other end. */
-  enqueue(end: End, kind: Carried["kind"], payload: Uint8Array | null, reason: string): void {
+  enqueue(end: End, kind: Carried["kind"], payload: Uint8Array | null, reason: string, code?: number): void {
     const to = end.other;
     const last = to.inbound[to.inbound.length - 1];
     const at = this.arrival(end.owner.machine.at, to.owner.machine.at, last?.at ?? 0);
     if (at === null) return this.breakConnection(end.conn);
     const now = this.options.clock.now();
-    to.inbound.push({ kind, payload, reason, at, sentAt: now });
+    to.inbound.push({ kind, payload, reason, code, at, sentAt: now });
     const duplicate = this.link(end.owner.machine.at.host, to.owner.machine.at.host).duplicate;
     if (kind !== "close" && duplicate > 0 && this.options.random() < duplicate) to.inbound.push({ kind, payload, reason, at, sentAt: now });
     this.pump(to);
@@ -221,7 +221,7 @@ export class MemoryNetwork {
         if (c.kind === "close") {
           end.done = true;
           end.owner.forget(end.conn);
-          end.events?.close(c.reason);
+          end.events?.close(c.reason, c.code);
           return;
         }
         if (c.kind === "message") end.events?.message(c.payload!);
@@ -350,9 +350,9 @@ export class MemoryPeerNet implements PeerNet {
     for (const conn of [...this.#connections]) {
       const mine = conn.dialer;
       if (mine?.owner !== this || !mine.open) continue;
-      mine.close(1001, reason);
+      mine.close(CLOSE_NETWORK_KEY_CHANGED, reason);
       // This side hears its own close too, as a socket's close handler runs for either side's close.
-      mine.owner.machine.timers.after(0, () => mine.events?.close(reason));
+      mine.owner.machine.timers.after(0, () => mine.events?.close(reason, CLOSE_NETWORK_KEY_CHANGED));
     }
   }
 

@@ -23,8 +23,8 @@
  *   listener; connections already open keep their channel (they were
  *   authenticated under the key then in force) until closed.
  * - `closeDialled(reason)` closes every connection this machine dialled that
- *   is open now (a new network key: its links dial again under it); their
- *   handlers hear `close` as for any other close. Connections other machines
+ *   is open now (a new network key: its links dial again under it), with
+ *   CLOSE_NETWORK_KEY_CHANGED, so neither side reads it as a broken link. Connections other machines
  *   dialled here are theirs to close: closed from this side, a peer reads a
  *   broken link (the failover's word for a server gone), which a key change is not.
  * - Addresses are `HostPort`s; they are written as text in one place only
@@ -34,7 +34,7 @@ import type { AppError } from "../core/errors.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
 import type { HandshakeFailed, NetworkKeyMismatch, PeerRefused } from "./errors.ts";
 import { PeerEndpoint, type PeerIdentity, type PeerPath } from "./peer-endpoint.ts";
-import { connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
+import { CLOSE_NETWORK_KEY_CHANGED, connectSecure, type ConnectionEvents, type SecureConnection, type SecureSocketOptions } from "./secure-socket.ts";
 
 export type { ConnectionEvents, SecureConnection, PeerPath };
 
@@ -121,9 +121,9 @@ export class RealPeerNet implements PeerNet {
       message: (payload) => events.message(payload),
       ...(events.broadcast ? { broadcast: (frame: Uint8Array) => events.broadcast!(frame) } : {}),
       ...(events.bulk ? { bulk: (payload: Uint8Array) => events.bulk!(payload) } : {}),
-      close: (reason) => {
+      close: (reason, code) => {
         this.dialled.delete(connection);
-        events.close(reason);
+        events.close(reason, code);
       },
     };
   }
@@ -140,7 +140,7 @@ export class RealPeerNet implements PeerNet {
   }
 
   closeDialled(reason: string): void {
-    for (const connection of [...this.dialled]) connection.close(1001, reason);
+    for (const connection of [...this.dialled]) connection.close(CLOSE_NETWORK_KEY_CHANGED, reason);
   }
 
   stop(): void {

@@ -62,13 +62,21 @@ export type ConnectionEvents = {
   broadcast?(frame: Uint8Array): void;
   /** A bulk-lane frame, opened. Without this handler a bulk frame closes the connection as malformed. */
   bulk?(payload: Uint8Array): void;
-  close(reason: string): void;
+  /** `code` is the WebSocket close code when one was sent (CLOSE_NETWORK_KEY_CHANGED tells a re-key from a break). */
+  close(reason: string, code?: number): void;
 };
 
 /** 4xxx close codes: the reason text is what the other side logs and shows. */
 export const CLOSE_HANDSHAKE_FAILED = 4001;
 export const CLOSE_BAD_FRAME = 4002;
 export const CLOSE_GOING_AWAY = 1001;
+/**
+ * Closed because a network key was saved on one side (docs/design.md §Security): not a broken link. The
+ * other side dials again (under its own key, so a real difference shows as a refusal) and leaves the
+ * decision about that server to heartbeats.
+ */
+export const CLOSE_NETWORK_KEY_CHANGED = 4010;
+export const NETWORK_KEY_CHANGED_REASON = "The network key changed; reconnect with the new one.";
 
 type ServerSocketData = {
   address: string;
@@ -153,7 +161,7 @@ export function secureServerHandlers(
       });
     },
     close(ws, code, reason) {
-      ws.data.events?.close(reason || `closed (${code})`);
+      ws.data.events?.close(reason || `closed (${code})`, code);
     },
   };
 }
@@ -324,7 +332,7 @@ function dial(address: string, path: string, options: SecureSocketOptions, event
         // The listener took the upgrade, so it accepted this machine; a close before its proof is a failure, not a refusal.
         settle(new HandshakeFailed(address, `${address} closed the connection during the handshake${event.reason ? `: ${event.reason}` : ""}.`));
       }
-      else handlers?.close(event.reason || `closed (${event.code})`);
+      else handlers?.close(event.reason || `closed (${event.code})`, event.code);
     };
   });
 }

@@ -12,14 +12,16 @@
  *   the connection itself, and no frame reaches a session after that.
  * - A link that `keep`s retries by itself after a failed dial or a close, no
  *   sooner than `retryMs` and, after a refusal, no sooner than the refusal
- *   table says (PeerRefusals). A close the link did not ask for is "broken".
+ *   table says (PeerRefusals). A close the link did not ask for is "broken",
+ *   except one with CLOSE_NETWORK_KEY_CHANGED: a key saved on either side is
+ *   not a server gone (docs/design.md §Security), so the link only dials again.
  */
 import type { Timers } from "../core/clock.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
 import type { PeerDialer } from "./peer-net.ts";
 import type { PeerPath } from "./peer-endpoint.ts";
 import { isRefusal, type PeerRefusals } from "./peer-refusals.ts";
-import type { ConnectionEvents, SecureConnection } from "./secure-socket.ts";
+import { CLOSE_NETWORK_KEY_CHANGED, type ConnectionEvents, type SecureConnection } from "./secure-socket.ts";
 
 export type ServerLinkOptions<S extends ConnectionEvents> = {
   net: PeerDialer;
@@ -37,8 +39,10 @@ export type ServerLinkOptions<S extends ConnectionEvents> = {
   event?: string;
   /** Log only refusals (a server that does not answer is the failover's to report, not this link's). */
   quietWhenUnreachable?: boolean;
-  /** The connection closed without this link asking. */
+  /** The connection closed without this link asking (not for a key change: see `rekeyed`). */
   broken?: (to: HostPort, reason: string) => void;
+  /** The connection closed because a network key was saved on either side; the link dials again. */
+  rekeyed?: (to: HostPort, reason: string) => void;
   /** Connected (after a dial resolved and the session is built). */
   up?: (to: HostPort, session: S) => void;
 };
@@ -135,7 +139,7 @@ export class ServerLink<S extends ConnectionEvents> {
           message: (payload) => me.live && me.session.message(payload),
           broadcast: me.session.broadcast ? (frame) => me.live && me.session.broadcast!(frame) : undefined,
           bulk: me.session.bulk ? (payload) => me.live && me.session.bulk!(payload) : undefined,
-          close: (reason) => this.closed(me, reason),
+          close: (reason, code) => this.closed(me, reason, code),
         };
       })
       .then(
@@ -173,12 +177,13 @@ export class ServerLink<S extends ConnectionEvents> {
   }
 
   /** The connection closed by itself (the other side, the network): the session ends and a keeping link tries again. */
-  private closed(me: Open<S>, reason: string): void {
+  private closed(me: Open<S>, reason: string, code?: number): void {
     if (!me.live) return;
     this.end(me, reason);
     if (this.open !== me) return;
     this.open = null;
-    this.options.broken?.(me.to, reason);
+    if (code === CLOSE_NETWORK_KEY_CHANGED) this.options.rekeyed?.(me.to, reason);
+    else this.options.broken?.(me.to, reason);
     if (this.options.keep) this.retryLater();
   }
 

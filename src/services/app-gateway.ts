@@ -19,7 +19,6 @@ import type { PeerDialer, PeerService } from "../net/peer-net.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { PeerRefusals } from "../net/peer-refusals.ts";
 import { ServerLink } from "../net/server-link.ts";
-import { NETWORK_KEY_CHANGED_CLOSE } from "./hub-service.ts";
 import { systemClock, systemTimers } from "../net/system-time.ts";
 
 const decoder = new TextDecoder();
@@ -115,11 +114,13 @@ export class AppGateway {
         const address = formatHostPort(to);
         this.log.warn("hub link closed", { server: address, reason });
         this.refusals.succeeded(address, "hub link failed");
-        // A hub that closed the session for a new network key still serves: its runner must not take it for gone
-        // (every client would leave the main for a heartbeat and tell the backup it lost it: sim seed 35, network-key).
         const role = this.target?.role;
-        if (role && role !== "self" && reason !== NETWORK_KEY_CHANGED_CLOSE) options.onLinkBroken(role);
+        if (role && role !== "self") options.onLinkBroken(role);
       },
+      // A hub that closed the session for a new network key still serves: its runner must not take it for gone
+      // (every client would leave the main and tell the backup it lost it: sim seed 35, network-key). Heartbeats
+      // decide about it (docs/design.md §Security).
+      rekeyed: (to, reason) => this.log.info("hub link closed for a network key change; dialling again", { server: formatHostPort(to), reason }),
     });
   }
 

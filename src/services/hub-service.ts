@@ -14,16 +14,10 @@ import { FanoutGroups } from "../net/fanout-groups.ts";
 import { BroadcastBatch } from "../net/broadcast-batch.ts";
 import { FrameBatcher, nextTurn, splitFrames, type Defer } from "../net/frame-batch.ts";
 import { deriveBroadcastKey, type BroadcastKey } from "../net/crypto.ts";
-import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
+import { CLOSE_NETWORK_KEY_CHANGED, NETWORK_KEY_CHANGED_REASON, type ConnectionEvents, type SecureConnection } from "../net/secure-socket.ts";
 import { z } from "zod";
 import { MAX_RPC_FRAME_BYTES } from "../net/rpc.ts";
 import { decodeWireJson } from "../core/wire-json.ts";
-
-/**
- * Why the hub closes its sessions after a new network key: the server is alive and keeps serving, so
- * a node must reconnect under the new key, not report the server gone (app-gateway.ts).
- */
-export const NETWORK_KEY_CHANGED_CLOSE = "The network key changed; reconnect with the new one.";
 
 const text = new TextEncoder();
 const decoder = new TextDecoder();
@@ -80,13 +74,15 @@ export class HubService {
 
   /**
    * A new network key: broadcasts are sealed under it from now on, so every hub session (opened under
-   * the old key) is closed and reconnects under the new one. The hub keeps serving and keeps its state.
+   * the old key, unable to open them) is closed and reconnects under the new one. The hub keeps serving
+   * and keeps its state. The close says "key changed", not "gone": a node must not drop this server for
+   * it (docs/design.md §Security).
    */
   setNetworkKey(networkKey: Uint8Array): void {
     this.networkKey = networkKey;
     this.broadcasts.flush();
     this.broadcastKey = deriveBroadcastKey(networkKey, this.core.epoch);
-    for (const connection of this.connections.values()) connection.close(1001, NETWORK_KEY_CHANGED_CLOSE);
+    for (const connection of this.connections.values()) connection.close(CLOSE_NETWORK_KEY_CHANGED, NETWORK_KEY_CHANGED_REASON);
   }
 
   /** Handlers for one authenticated `/hub` connection. */

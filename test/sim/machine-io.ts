@@ -79,9 +79,9 @@ function settling(world: World): (events: ConnectionEvents) => ConnectionEvents 
       world.longChainSettled = true;
       events.message(payload);
     },
-    close: (reason) => {
+    close: (reason, code) => {
       world.longChainSettled = true;
-      events.close(reason);
+      events.close(reason, code);
     },
   });
 }

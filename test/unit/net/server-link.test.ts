@@ -3,7 +3,7 @@ import type { HostPort } from "../../../src/core/config.ts";
 import { PeerRefused } from "../../../src/net/errors.ts";
 import type { PeerNet, PeerPath } from "../../../src/net/peer-net.ts";
 import { PeerRefusals } from "../../../src/net/peer-refusals.ts";
-import type { ConnectionEvents, SecureConnection } from "../../../src/net/secure-socket.ts";
+import { CLOSE_NETWORK_KEY_CHANGED, NETWORK_KEY_CHANGED_REASON, type ConnectionEvents, type SecureConnection } from "../../../src/net/secure-socket.ts";
 import { ServerLink } from "../../../src/net/server-link.ts";
 import { ManualClock, ManualTimers } from "../../support/clock.ts";
 
@@ -25,15 +25,15 @@ class FakeConnection implements SecureConnection {
   sendBulk() {
     return this.open;
   }
-  close(_code?: number, reason = "closing") {
+  close(code?: number, reason = "closing") {
     if (!this.open) return;
     this.open = false;
     this.closedBy = reason;
-    this.events.close(reason);
+    this.events.close(reason, code);
   }
   /** The other side closes. */
-  lost(reason: string) {
-    this.close(1001, reason);
+  lost(reason: string, code = 1001) {
+    this.close(code, reason);
   }
 }
 
@@ -47,7 +47,7 @@ class FakeNet implements PeerNet {
         answer: () => {
           let connection!: FakeConnection;
           const holder = { events: null as ConnectionEvents | null };
-          connection = new FakeConnection({ message: (p) => holder.events!.message(p), close: (r) => holder.events!.close(r) });
+          connection = new FakeConnection({ message: (p) => holder.events!.message(p), close: (r, c) => holder.events!.close(r, c) });
           holder.events = events(connection);
           resolve(connection);
           return connection;
@@ -76,6 +76,7 @@ function harness(keep = true) {
   let target: HostPort | null = { host: "127.0.0.1", port: 7000 };
   const sessions: { to: HostPort; frames: string[]; closed: string[] }[] = [];
   const broken: string[] = [];
+  const rekeyed: string[] = [];
   const link = new ServerLink({
     net,
     path: "/replicate",
@@ -91,8 +92,9 @@ function harness(keep = true) {
     refusals: new PeerRefusals(clock, quiet, () => 0),
     event: "test link failed",
     broken: (_to, reason) => broken.push(reason),
+    rekeyed: (_to, reason) => rekeyed.push(reason),
   });
-  return { clock, timers, net, link, sessions, broken, setTarget: (t: HostPort | null) => (target = t) };
+  return { clock, timers, net, link, sessions, broken, rekeyed, setTarget: (t: HostPort | null) => (target = t) };
 }
 
 describe("ServerLink", () => {
@@ -114,6 +116,24 @@ describe("ServerLink", () => {
     await settle();
     expect(h.sessions).toHaveLength(2);
     expect(h.sessions[1]!.closed).toEqual([]);
+  });
+
+  test("a close for a network key change is not reported broken (docs/design.md §Security): the session ends once and the link dials again after retryMs", async () => {
+    const h = harness();
+    h.link.step();
+    const first = h.net.dials[0]!.answer();
+    await settle();
+    first.lost(NETWORK_KEY_CHANGED_REASON, CLOSE_NETWORK_KEY_CHANGED);
+    expect(h.broken).toEqual([]);
+    expect(h.rekeyed).toEqual([NETWORK_KEY_CHANGED_REASON]);
+    expect(h.sessions[0]!.closed).toEqual([NETWORK_KEY_CHANGED_REASON]);
+    h.timers.advance(100);
+    expect(h.net.dials).toHaveLength(2);
+    // Any other close code is still a broken link.
+    const second = h.net.dials[1]!.answer();
+    await settle();
+    second.lost("bad frame", 4002);
+    expect(h.broken).toEqual(["bad frame"]);
   });
 
   test("a changed address takes effect at the next step: the old session ends at once, its late frames are dropped, the new server is dialled (IPv6 bracketed)", async () => {
