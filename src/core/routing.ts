@@ -88,14 +88,18 @@ export function heartbeatTargets<A>(role: Role, setup: ServerAddresses<A>, paire
 }
 
 /**
- * When the backup copies the main's lanes (docs/design.md §Lanes and replication),
- * and from which server: while it is paired and not serving
- * (syncing or idle), from the main. Decided from the core's phase, not from
- * the hub's writable flag, so the copy stops the moment the core decides to
- * serve and starts again the moment it steps down.
+ * Who copies whose Data Hub state, and from which server (docs/design.md §Lanes and replication):
+ * - a backup, while it is paired and not serving (syncing or idle), from the main;
+ * - a main waiting to be switched back (standby, failback manual), from the backup that
+ *   serves, for as long as it waits: if the backup then dies, every write it acknowledged
+ *   up to the last copy is already on the main, whether or not its publisher lives to resend.
+ * Decided from the core's phase, not from the hub's writable flag, so each copy stops the
+ * moment the core decides to serve (or to catch up for a switch-back) and starts again the
+ * moment it steps down. Both ask since the other side's last `through` (the copy mark).
  */
 export function replicationSource(s: NodeState | null): ServerRole | null {
-  if (s === null || s.role !== "backup" || s.peerId === null) return null;
+  if (s === null || s.role === "client" || s.peerId === null) return null;
+  if (s.role === "main") return s.phase.kind === "standby" ? "backup" : null;
   return s.phase.kind === "syncing" || s.phase.kind === "idle" ? "main" : null;
 }
 

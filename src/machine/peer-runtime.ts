@@ -23,7 +23,7 @@ import { startMqttFrontDoor, type MqttFrontDoor } from "../services/mqtt-front-d
 import { FailoverRunner } from "./failover-runner.ts";
 import { HeartbeatSocket } from "../net/heartbeat-socket.ts";
 import { newBootId } from "../net/heartbeat.ts";
-import { fetchHubStateChanges, HubStateReplication } from "../services/hub-state-replication.ts";
+import { catchUpFrom, HubStateReplication } from "../services/hub-state-replication.ts";
 import type { PeerIdentity } from "../net/peer-endpoint.ts";
 import type { PeerService } from "../net/peer-net.ts";
 import type { SecureSocketOptions } from "../net/secure-socket.ts";
@@ -31,7 +31,7 @@ import { SYSTEM_RUNTIME_ENV, type ListeningPeerNet, type RuntimeEnv } from "./ru
 import { NetworkKeyProbe } from "./network-key-probe.ts";
 import { ServerIdentities } from "./server-identities.ts";
 import { LearnedBackup } from "./learned-backup.ts";
-import { startBackupCopy } from "./backup-copy.ts";
+import { startServerCopy } from "./server-copy.ts";
 import { HeartbeatKeys } from "../net/heartbeat-keys.ts";
 import { Partnership } from "./partnership.ts";
 import { neighbourRetransWarning, readNeighbourRetransMs } from "./neighbour-check.ts";
@@ -49,7 +49,7 @@ import { engineWatchOnHub } from "./engine-hub.ts";
 import type { EngineWatch } from "./engine-watch.ts";
 import { peerStatus, type PeerStatus } from "./peer-status.ts";
 import { resolveHost } from "./resolve-host.ts";
-import { openServerData, serverLanes, type ServerData } from "./server-data.ts";
+import { copyMark, openServerData, serverLanes, type ServerData } from "./server-data.ts";
 
 export type { FailoverStatus, PeerStatus } from "./peer-status.ts";
 
@@ -293,8 +293,8 @@ export class PeerRuntime {
         pairAgain: () => this.partner.pairAgain(),
       },
     });
-    if (this.plan.copiesMain && this.data) {
-      const copy = startBackupCopy({ net: this.net, data: this.data, config, log, refusals: this.gateway.refusals, current: () => this.runner?.current ?? null, mainAt: () => this.heartbeatTargets().main, synced: () => this.runner?.feed({ type: "syncDone" }), broken: () => this.runner?.linkBroken("main") });
+    if (this.plan.copiesHubState && this.data) {
+      const copy = startServerCopy({ net: this.net, data: this.data, config, log, refusals: this.gateway.refusals, current: () => this.runner?.current ?? null, serverAt: (role) => this.heartbeatTargets()[role], copiesLog: this.plan.copiesMainLog, mainSynced: () => this.runner?.feed({ type: "syncDone" }), mainBroken: () => this.runner?.linkBroken("main") });
       ({ replication: this.replication, sink: this.sink } = copy);
     }
     this.runner.start();
@@ -408,8 +408,7 @@ export class PeerRuntime {
   private async catchUp(): Promise<void> {
     const backup = this.heartbeatTargets().backup;
     if (!backup || !this.data) return;
-    const changes = await fetchHubStateChanges(this.net, backup, this.data.hub.core.lastVersion);
-    this.data.hub.importChanges(changes);
+    await catchUpFrom(this.net, backup, this.data.hub, copyMark(this.data, () => pairedPeer(this.runner?.current ?? null)));
   }
 
   /** Everything this runtime adds to the machine's status, assembled once (machine/peer-status.ts). */

@@ -10,8 +10,10 @@ export type RolePlan = {
   readonly holdsData: boolean;
   /** Feeds its backup the show-file and asset lanes (`/replicate-log`). */
   readonly feedsBackup: boolean;
-  /** Copies the main's lanes while it follows it (core/routing.ts replicationSource). */
-  readonly copiesMain: boolean;
+  /** Copies the other server's Data Hub state while the core says so (core/routing.ts replicationSource): a backup following the main, a main waiting to be switched back. */
+  readonly copiesHubState: boolean;
+  /** Copies the main's show-file log while it follows it (machine/server-copy.ts). */
+  readonly copiesMainLog: boolean;
   /** Keeps the pairing its setup asks for (machine/pairing-keeper.ts). */
   readonly keepsPairing: boolean;
   /** Answers the pairing exchange (`/pair`). */
@@ -27,7 +29,7 @@ export type RolePlan = {
 };
 
 export const ROLE_PLANS: Readonly<Record<Role, RolePlan>> = {
-  main: { holdsData: true, feedsBackup: true, copiesMain: false, keepsPairing: true, answersPairing: true, probesKeys: false, identifiesServers: false, refreshesLevel: false, watchesEngines: true },
-  backup: { holdsData: true, feedsBackup: false, copiesMain: true, keepsPairing: false, answersPairing: true, probesKeys: true, identifiesServers: false, refreshesLevel: true, watchesEngines: true },
-  client: { holdsData: false, feedsBackup: false, copiesMain: false, keepsPairing: false, answersPairing: false, probesKeys: false, identifiesServers: true, refreshesLevel: true, watchesEngines: false },
+  main: { holdsData: true, feedsBackup: true, copiesHubState: true, copiesMainLog: false, keepsPairing: true, answersPairing: true, probesKeys: false, identifiesServers: false, refreshesLevel: false, watchesEngines: true },
+  backup: { holdsData: true, feedsBackup: false, copiesHubState: true, copiesMainLog: true, keepsPairing: false, answersPairing: true, probesKeys: true, identifiesServers: false, refreshesLevel: true, watchesEngines: true },
+  client: { holdsData: false, feedsBackup: false, copiesHubState: false, copiesMainLog: false, keepsPairing: false, answersPairing: false, probesKeys: false, identifiesServers: true, refreshesLevel: true, watchesEngines: false },
 };

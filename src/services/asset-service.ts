@@ -119,10 +119,10 @@ export class AssetService implements PeerService {
           upstream,
           true,
           (main) => main.sendChunk(p.id, p.idx, bytes),
-          (assets) => {
+          async (assets) => {
             let put: { hash: string; stored: boolean };
             try {
-              put = assets.putChunk(p.id, p.idx, bytes);
+              put = await assets.putChunkAsync(p.id, p.idx, bytes);
             } catch (error) {
               // A full disk: give this upload's space back at once, so show-file pushes (and smaller uploads) go on.
               if (error instanceof AppError && error.code === "DISK_FULL" && assets.discardUpload(p.id)) throw new UploadDiscardedDiskFull(error);

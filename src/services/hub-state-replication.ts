@@ -4,8 +4,9 @@
  * since my last version" on one held-open connection, while it follows a main
  * (core/routing.ts replicationSource). The first answer on each connection
  * is a complete copy (the core's syncDone); that connection breaking is an
- * immediate "main is down" signal. The main, back after the backup served,
- * asks once the same way (catch-up).
+ * immediate "main is down" signal. A main waiting to be switched back runs
+ * the same loop on the backup; back after the backup served, it asks once
+ * the same way before it serves (catchUpFrom).
  */
 import type { Timers } from "../core/clock.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
@@ -40,8 +41,20 @@ export async function fetchHubStateChanges(net: PeerDialer, at: HostPort, versio
   return parsed.data.changes;
 }
 
-/** How far this backup has copied its main's state (store/copy-mark-file.ts): null means from the start. */
+/** How far this server has copied the other's state (store/copy-mark-file.ts): null means from the start. */
 export type CopyMark = { read(): Version | null; write(through: Version): void };
+
+/**
+ * The main's one catch-up before it serves again: what changed on the backup since the copy mark
+ * (the `through` its standby copy last imported; without one, its own last version), imported,
+ * then the mark moved on. Importing an answer twice changes nothing (newer versions win, set
+ * marks are deduplicated), so an answer of the standby copy arriving late loses and doubles nothing.
+ */
+export async function catchUpFrom(net: PeerDialer, at: HostPort, hub: Pick<HubService, "importChanges" | "core">, mark: CopyMark, timers: Timers = systemTimers): Promise<void> {
+  const changes = await fetchHubStateChanges(net, at, mark.read() ?? hub.core.lastVersion, timers);
+  hub.importChanges(changes);
+  mark.write(changes.through);
+}
 
 /** One connection's state: a question out, and whether it has brought its first complete copy. */
 type CopySession = ConnectionEvents & { connection: SecureConnection; waiting: boolean };
@@ -54,7 +67,7 @@ export class HubStateReplication {
 
   constructor(options: {
     net: PeerDialer;
-    /** The main to copy from now, or null while this backup copies nothing (unpaired, or serving). */
+    /** The server to copy from now, or null while this one copies nothing (core/routing.ts replicationSource). */
     source: () => HostPort | null;
     hub: Pick<HubService, "importChanges">;
     periodMs: number;
@@ -101,6 +114,9 @@ export class HubStateReplication {
       event: "hub-state replication link failed",
       quietWhenUnreachable: true,
       broken: () => signals.broken(),
+      // A new connection asks at once, not a period later: a copy that just started (a main that began to
+      // wait, a backup that paired) holds nothing until its first answer.
+      up: (_to, session) => this.ask(session),
     });
     this.stopTimer = timers.every(options.periodMs, () => this.tick());
   }
@@ -109,10 +125,14 @@ export class HubStateReplication {
   tick(): void {
     this.link.step();
     const session = this.link.session;
-    if (!session || session.waiting) return;
+    if (session) this.ask(session);
+  }
+
+  private ask(session: CopySession): void {
+    if (session.waiting) return;
     session.waiting = true;
-    // Since the main's `through` last imported, never since this backup's own last version: after it served,
-    // its own writes are newer than those the main took while cut off, and those would never be asked for.
+    // Since the other server's `through` last imported, never since this one's own last version: after the
+    // backup served, its own writes are newer than those the main took while cut off, and those would never be asked for.
     session.connection.send(text.encode(JSON.stringify({ type: "since", version: this.mark.read() ?? ZERO_VERSION })));
   }
 

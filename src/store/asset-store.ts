@@ -27,6 +27,7 @@ import {
   type AssetInfo,
   type AssetManifest,
 } from "./asset-tables.ts";
+import { chunkHasher } from "./chunk-hasher.ts";
 import { createSha256, fileHashOfChunks, isSha256Hex, sha256Hex } from "./content-hash.ts";
 import { ASSET_MANIFEST, ASSET_REMOVED } from "./replication-entries.ts";
 import type { ReplicationLog } from "./replication-log.ts";
@@ -124,8 +125,9 @@ export class AssetStore {
    * offsets map to chunks). A chunk already stored (by any asset, or written and awaiting its
    * flush) is not written again: `stored` says whether bytes were written. The chunk becomes
    * durable and indexed with its group (see the top of this file), not necessarily at once.
+   * `hashed`: the bytes' SHA-256 as `putChunkAsync` computed it (never a peer's claim).
    */
-  putChunk(uploadId: string, idx: number, bytes: Uint8Array): { hash: string; stored: boolean } {
+  putChunk(uploadId: string, idx: number, bytes: Uint8Array, hashed?: string): { hash: string; stored: boolean } {
     const upload = this.uploadRow(uploadId);
     if (!Number.isSafeInteger(idx) || idx < 0 || idx >= upload.chunk_count) {
       throw new InvalidChunk(`Chunk index ${idx} is outside upload ${uploadId} (chunks 0 to ${upload.chunk_count - 1}).`);
@@ -133,7 +135,7 @@ export class AssetStore {
     const expected = chunkLengthAt(upload.size, idx);
     if (bytes.length !== expected) throw new InvalidChunk(`Chunk ${idx} of upload ${uploadId} has ${bytes.length} bytes; it must have ${expected}.`);
     this.durability.throwFlushFailure(uploadId);
-    const hash = sha256Hex(bytes);
+    const hash = hashed ?? sha256Hex(bytes);
     const what = `chunk ${idx} of upload ${uploadId}`;
     let stored: boolean;
     if (!this.tables.storesFiles) {
@@ -147,6 +149,11 @@ export class AssetStore {
       stored = this.durability.putUploadChunk(uploadId, idx, hash, bytes, what);
     }
     return { hash, stored };
+  }
+
+  /** `putChunk` with the chunk hashed on a worker first (chunk-hasher.ts): the main's event loop carries heartbeats. */
+  async putChunkAsync(uploadId: string, idx: number, bytes: Uint8Array): Promise<{ hash: string; stored: boolean }> {
+    return this.putChunk(uploadId, idx, bytes, await chunkHasher.sha256Hex(bytes));
   }
 
   /** The chunk indexes the upload still needs, ascending. */

@@ -10,6 +10,7 @@
  */
 import type { Database, Statement } from "bun:sqlite";
 import { ChunkFiles, chunkDirFor } from "./chunk-files.ts";
+import { chunkHasher } from "./chunk-hasher.ts";
 import { sha256Hex } from "./content-hash.ts";
 import { CorruptChunk } from "./store-errors.ts";
 
@@ -166,12 +167,12 @@ export class AssetTables {
     return data;
   }
 
-  /** `readChunk` with the file read on the runtime's I/O threads (the hash is still checked here). */
+  /** `readChunk` with the file read on the runtime's I/O threads and its hash checked on a worker (chunk-hasher.ts), before the bytes are returned. */
   async readChunkAsync(hash: string, where: string): Promise<Uint8Array | undefined> {
     const row = this.selectChunk.get(hash) as { data: Uint8Array; in_file: number } | null;
     if (!row) return undefined;
     const data = row.in_file ? await this.files?.readAsync(hash) : row.data;
-    if (data === undefined || sha256Hex(data) !== hash) throw new CorruptChunk(hash, where);
+    if (data === undefined || (await chunkHasher.sha256Hex(data)) !== hash) throw new CorruptChunk(hash, where);
     return data;
   }
 

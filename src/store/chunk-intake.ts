@@ -1,7 +1,7 @@
 /**
- * Chunks arriving for a show-file push. Each is hashed once as it arrives, written to its
- * content-addressed file on the runtime's I/O threads (never a stall of the main thread, which
- * also carries heartbeats and the Data Hub), and made durable and indexed together when the push
+ * Chunks arriving for a show-file push. Each is hashed once as it arrives (on a worker thread),
+ * written to its content-addressed file on the runtime's I/O threads (never a stall of the main
+ * thread, which also carries heartbeats and the Data Hub), and made durable and indexed together when the push
  * commits: fsync every file, then one transaction for their rows (a row always names a durable
  * file, as in chunk-files.ts). A batch that never commits (the pusher went away, a disk filled)
  * is discarded: its files are removed at once, so a failed push leaves no space taken.
@@ -10,7 +10,8 @@ import type { Database } from "bun:sqlite";
 import { InvalidInput } from "../core/errors.ts";
 import { ASSET_CHUNK_BYTES, AssetTables } from "./asset-tables.ts";
 import { ChunkFiles, chunkDirFor } from "./chunk-files.ts";
-import { SHA256_HEX, sha256Hex } from "./content-hash.ts";
+import { chunkHasher } from "./chunk-hasher.ts";
+import { SHA256_HEX } from "./content-hash.ts";
 import { DiskFull } from "./store-errors.ts";
 import { isDiskFull, writeTransaction } from "./write-transaction.ts";
 
@@ -126,7 +127,8 @@ export class ChunkBatch {
   async put(bytes: Uint8Array, trustedHash?: string): Promise<{ hash: string; stored: boolean }> {
     if (bytes.length === 0 || bytes.length > ASSET_CHUNK_BYTES) throw new InvalidInput(`A chunk holds 1 to ${ASSET_CHUNK_BYTES} bytes, not ${bytes.length}.`, "chunk");
     if (trustedHash !== undefined && !SHA256_HEX.test(trustedHash)) throw new InvalidInput(`${JSON.stringify(trustedHash)} is not a SHA-256 in lowercase hex.`, "hash");
-    const hash = trustedHash ?? sha256Hex(bytes);
+    // Hashed off the main thread (chunk-hasher.ts), and still before the chunk is stored or acknowledged.
+    const hash = trustedHash ?? (await chunkHasher.sha256Hex(bytes));
     if (this.held.has(hash) || this.arriving.has(hash)) return { hash, stored: false };
     this.arriving.add(hash);
     try {

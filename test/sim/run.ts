@@ -36,7 +36,7 @@ export interface SeedResult {
   readonly rogueMode: RogueMode | null;
   readonly untrustedRefused: number;
   /** Data Hub messages the apps published, deliveries to subscribers, and (message, subscriber) pairs DH1 judged or left out. */
-  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number; readonly keyRefusals: number; readonly lanesJudged: number; readonly onlyOnBackup: number; readonly catchUps: { readonly ok: number; readonly failed: number } };
+  readonly hub: { readonly published: number; readonly delivered: number; readonly judged: number; readonly beyondRetention: number; readonly keyRefusals: number; readonly lanesJudged: number; readonly onlyOnBackup: number; readonly standbyJudged: number; readonly catchUps: { readonly ok: number; readonly failed: number } };
   /** The show-file log lane (Bun only): pushes on the main, those the backup acknowledged, runs whose end LL2 judged. */
   readonly log: { readonly pushes: number; readonly acked: number; readonly judged: number } | null;
   readonly trace: readonly string[] | null;
@@ -234,7 +234,7 @@ export async function runSeed(seed: number, tracing = false): Promise<SeedResult
     seed, family, failback, timings, violations, convergenceMs, boundMs: bound,
     maxDualActiveCleanMs: checker.maxDualActiveCleanMs, takeovers: checker.takeovers, conditionSeen: checker.conditionSeen,
     maxUnavailableMs: checker.maxUnavailableMs,
-    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.net.keyRefusals, lanesJudged: hub.lanesJudged, onlyOnBackup: hub.onlyOnBackup, catchUps: { ...hub.catchUps } },
+    rogueMode, untrustedRefused: checker.untrustedRefused, hub: { published: hub.published, delivered: hub.delivered, judged: hub.judged, beyondRetention: hub.beyondRetention, keyRefusals: hub.net.keyRefusals, lanesJudged: hub.lanesJudged, onlyOnBackup: hub.onlyOnBackup, standbyJudged: hub.standbyCopy.judged, catchUps: { ...hub.catchUps } },
     log: hub.lanes ? { pushes: hub.lanes.pushes, acked: hub.lanes.ackedPushes, judged: hub.lanes.lanesJudged } : null,
     trace: world.trace,
   };

@@ -26,20 +26,22 @@ import { ackedRetentionMs } from "../../src/hub/acked-writes.ts";
 import type { ToHubFrame, Version } from "../../src/hub/frames.ts";
 import type { HubUplink } from "../../src/hub/hub-uplink.ts";
 import { HubCore, ZERO_VERSION } from "../../src/hub/hub-core.ts";
-import type { HubStateChange, HubStatePersistence, PersistedHubState, RetainedEntry, SetMark } from "../../src/hub/retained-state.ts";
+import type { HubStateChange, HubStateChanges, HubStatePersistence, PersistedHubState, RetainedEntry, SetMark } from "../../src/hub/retained-state.ts";
 import type { UplinkTarget } from "../../src/core/routing.ts";
 import type { Timers } from "../../src/core/clock.ts";
 import type { HostPort } from "../../src/core/config.ts";
 import { Rng } from "./prng.ts";
+import type { ServerRole } from "../../src/core/failover/index.ts";
 import { pairedPeer, replicationSource } from "../../src/core/routing.ts";
 import { AppGateway, type InProcessApp, type LocalHub } from "../../src/services/app-gateway.ts";
 import { HubService } from "../../src/services/hub-service.ts";
-import { fetchHubStateChanges, HubStateReplication, type CopyMark } from "../../src/services/hub-state-replication.ts";
+import { catchUpFrom, HubStateReplication, type CopyMark } from "../../src/services/hub-state-replication.ts";
 import { PeerRefusals } from "../../src/net/peer-refusals.ts";
 import type { PeerDialer, PeerService } from "../../src/net/peer-net.ts";
 import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
 import type { ConnectionEvents } from "../../src/net/secure-socket.ts";
 import { HubLedger } from "./hub-ledger.ts";
+import { StandbyCopyCheck } from "./standby-copy-check.ts";
 import { machineDefer, machineLogger, machineTimers, QUIET, settlingDialer, settlingService } from "./machine-io.ts";
 import type { LogLanes } from "./sim-lanes.ts";
 import type { Machinery, SimNode, World } from "./world.ts";
@@ -102,6 +104,8 @@ export class SimHub implements Machinery {
   readonly lanes: LogLanes | null;
   /** Apps publish only in this window (run.ts sets it: from warm-up until faults stop). */
   publishing = { from: Infinity, to: -Infinity };
+  /** HL2: what the backup held while the main waited to be switched back reaches the main. */
+  readonly standbyCopy: StandbyCopyCheck;
   /** Runs whose end HL1 judged (a paired backup idle beside the active main). */
   lanesJudged = 0;
   readonly #violations: string[] = [];
@@ -115,6 +119,13 @@ export class SimHub implements Machinery {
     const { heartbeatMs: h, failoverTimeoutMs: T } = world.cfg.timings;
     this.ledger = new HubLedger(world, ackedRetentionMs(world.cfg.timings));
     this.lanes = lanesModule ? new lanesModule.LogLanes(world, 2 * T) : null;
+    this.standbyCopy = new StandbyCopyCheck(world, (name) => this.keyOf(name));
+    // HL2's sample of the backup's state while the main waits, every heartbeat (silent in the trace).
+    const sample = (): void => {
+      this.standbyCopy.sample(this.#machines.get("main")?.hub?.core ?? null, this.#machines.get("backup")?.hub?.core ?? null);
+      world.at(world.now() + h, "", sample);
+    };
+    world.at(h, "", sample);
     this.net = new MemoryNetwork({
       clock: world.clock,
       latencyMs: () => world.latency(),
@@ -168,8 +179,13 @@ export class SimHub implements Machinery {
     this.#subscribedFrom.delete(n.name);
     const serve = (service: PeerService) => peer.serve(settlingService(this.world, service));
     const net = settlingDialer(this.world, peer);
-    // The main to copy from now (machine/backup-copy.ts): core's replicationSource, at the address its setup names now.
-    const source = (): HostPort | null => (replicationSource(n.state) === "main" ? (n.runner?.serverAddress("main") ?? null) : null);
+    // The server to copy from now (machine/server-copy.ts): core's replicationSource, at the address its setup names now.
+    const from = (): ServerRole | null => replicationSource(n.state);
+    const source = (): HostPort | null => {
+      const role = from();
+      return role === null ? null : (n.runner?.serverAddress(role) ?? null);
+    };
+    const mainSource = (): HostPort | null => (from() === "main" ? source() : null);
     let hub: HubService | null = null;
     let replication: HubStateReplication | null = null;
     if (n.role !== "client") {
@@ -180,8 +196,8 @@ export class SimHub implements Machinery {
       serve({ path: "/hub", accept: (c) => this.#tapHub(n, service, service.acceptHub(c), c.peer.machineId) });
       serve({ path: "/replicate", accept: (c) => service.acceptReplication(c) });
       this.#syncLane(n, core);
-      if (n.role === "backup") replication = this.#replication(n, service, net, source, timers);
-      this.lanes?.started({ node: n, serve, net, timers, clock: w.clock, log, source, random: () => this.#rng.next() });
+      replication = this.#replication(n, service, net, source, timers);
+      this.lanes?.started({ node: n, serve, net, timers, clock: w.clock, log, source: mainSource, random: () => this.#rng.next() });
     }
     const gateway = new AppGateway({
       node: { id: n.name, name: n.name },
@@ -280,17 +296,24 @@ export class SimHub implements Machinery {
   }
 
   /**
-   * The main's catch-up as peer-runtime.ts catchUp runs it: fetchHubStateChanges from the backup's
-   * peer port since its own last version, imported by its HubService; any failure is a failed copy.
+   * The main's catch-up as peer-runtime.ts catchUp runs it (catchUpFrom): what changed on the backup since
+   * the copy mark its standby copy left (else its own last version), imported by its HubService; any failure is a failed copy.
    */
   catchUp(main: SimNode, done: (ok: boolean) => void): void {
     const [peer, hub, inc] = [this.#peers.get(main.name), this.#machines.get(main.name)?.hub, main.inc];
     if (!peer || !hub) return done(false);
     const live = () => main.inc === inc && !!main.state;
-    fetchHubStateChanges(settlingDialer(this.world, peer), this.world.endpointOf("backup"), hub.core.lastVersion, machineTimers(this.world, main, false)).then(
-      (changes) => {
-        if (!live()) return;
+    // A restarted main's answer is not imported, and its mark not moved.
+    const importing = {
+      core: hub.core,
+      importChanges: (changes: HubStateChanges) => {
+        if (!live()) throw new Error("The main restarted.");
         hub.importChanges(changes);
+      },
+    };
+    catchUpFrom(settlingDialer(this.world, peer), this.world.endpointOf("backup"), importing, this.#copyMark(main), machineTimers(this.world, main, false)).then(
+      () => {
+        if (!live()) return;
         this.#syncLane(main, hub.core);
         this.catchUps.ok += 1;
         done(true);
@@ -333,13 +356,16 @@ export class SimHub implements Machinery {
     this.ledger.check(this.#splits);
     this.#checkLanes();
     this.lanes?.check();
-    return [...this.ledger.violations, ...this.#violations, ...(this.lanes?.violations ?? [])];
+    const standby = this.standbyCopy.check(this.#machines.get("main")?.hub?.core ?? null);
+    for (const what of standby) this.world.log(`VIOLATION ${what}`);
+    return [...this.ledger.violations, ...this.#violations, ...standby.map((what) => `t=${this.world.now()}: ${what}`), ...(this.lanes?.violations ?? [])];
   }
 
   /**
-   * The Data Hub copy as a server runs it (machine/backup-copy.ts): the backup runs HubStateReplication
-   * over its peer port, copying from the main while core's replicationSource says so, its first answer
-   * reported as syncDone and a broken link as the main's; a new pairing starts it afresh (peer-runtime.ts).
+   * The Data Hub copy as a server runs it (machine/server-copy.ts): each server runs HubStateReplication
+   * over its peer port, copying from whom core's replicationSource says (a backup from the main, a main
+   * waiting to be switched back from the backup); a copy from the main reports its first answer as
+   * syncDone and a broken link as the main's; a new pairing starts it afresh (peer-runtime.ts).
    */
   #replication(n: SimNode, hub: HubService, net: PeerDialer, source: () => HostPort | null, timers: Timers): HubStateReplication {
     const w = this.world;
@@ -356,8 +382,8 @@ export class SimHub implements Machinery {
       refusals: new PeerRefusals(w.clock, QUIET, () => this.#rng.next()),
       mark: this.#copyMark(n),
       signals: {
-        synced: () => w.feed(n, { type: "syncDone" }),
-        broken: () => w.connectionBroke(n, "main"),
+        synced: () => void (replicationSource(n.state) === "main" && w.feed(n, { type: "syncDone" })),
+        broken: () => void (replicationSource(n.state) === "main" && w.connectionBroke(n, "main")),
       },
       timers,
     });
@@ -372,8 +398,8 @@ export class SimHub implements Machinery {
   }
 
   /**
-   * The backup's copy mark on its disk (store/copy-mark-file.ts as server-data.ts copyMark uses it):
-   * the `through` of the last answer imported, for the main it is paired with; survives a crash.
+   * A server's copy mark on its disk (store/copy-mark-file.ts as server-data.ts copyMark uses it):
+   * the `through` of the last answer imported, for the server it is paired with; survives a crash.
    */
   #copyMark(n: SimNode): CopyMark {
     const disk = this.#marks;
@@ -488,8 +514,8 @@ export class SimHub implements Machinery {
 
   /**
    * HL1: a paired backup idle beside the active main at the end holds the main's Data Hub state, entry for entry.
-   * Keys only the backup holds are counted, not judged: writes it took while serving after the main's one catch-up,
-   * which the main never got when it took over again without the backup (a standby main does not keep copying).
+   * Keys only the backup holds are counted, not judged: writes it took while serving that the main could not copy
+   * before it took over again without the backup (cut off from it, say); HL2 (standby-copy-check.ts) judges those it could.
    */
   #checkLanes(): void {
     const [mn, bn] = [this.world.node("main"), this.world.node("backup")];

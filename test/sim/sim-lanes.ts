@@ -4,7 +4,7 @@
  * SQLite database (in memory, kept across crashes as its disk), the main's
  * production LogReplicationSource on `/replicate-log` and the backup's
  * production LogReplicationSink on a ServerLink, over the in-memory peer port,
- * wired as machine/backup-copy.ts and peer-runtime.ts wire them. Each
+ * wired as machine/server-copy.ts and peer-runtime.ts wire them. Each
  * server's log lane (its heartbeats' heads) is its log's real position.
  *
  * It keeps the ledger for these invariants:

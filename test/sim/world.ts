@@ -522,7 +522,7 @@ export class World {
   #handle(ev: SimEvent): SimNode | null {
     switch (ev.kind) {
       case "action":
-        this.log(`-- ${ev.label}`);
+        if (ev.label !== "") this.log(`-- ${ev.label}`);
         ev.run();
         return null;
       case "tick": {

@@ -28,7 +28,12 @@ describe("replicationSource", () => {
     ["a paired idle backup copies from the main", state({ role: "backup", phase: { kind: "idle", condition: null } }), "main"],
     ["a serving backup copies nothing", state({ role: "backup", phase: { kind: "active", epoch: 2, since: 0 } }), null],
     ["an unpaired backup copies nothing", state({ role: "backup", peerId: null, phase: { kind: "unpaired" } }), null],
-    ["a main copies nothing", state({ role: "main", phase: { kind: "active", epoch: 1, since: 0 } }), null],
+    ["an active main copies nothing", state({ role: "main", phase: { kind: "active", epoch: 1, since: 0 } }), null],
+    ["a main waiting to be switched back copies from the backup", state({ role: "main", phase: { kind: "standby", since: 0 } }), "backup"],
+    ["an unpaired main in standby copies nothing", state({ role: "main", peerId: null, phase: { kind: "standby", since: 0 } }), null],
+    ["a rejoining main copies nothing continuously (its one catch-up does)", state({ role: "main", phase: { kind: "rejoining", since: 0, catchUp: { kind: "idle", retryAt: 0 }, copyFailingSince: null, switchBack: true } }), null],
+    ["an isolated main copies nothing", state({ role: "main", phase: { kind: "isolated", since: 0 } }), null],
+    ["a client copies nothing", state({ role: "client", following: "backup", followingEpoch: 2 }), null],
     ["no state yet", null, null],
   ] as const)("%s", (_name, s, expected) => {
     expect(replicationSource(s)).toBe(expected);
