@@ -19,7 +19,9 @@
  * so the compiled executable needs no second entry point (as store/chunk-hasher.ts).
  */
 import naclSource from "tweetnacl/nacl-fast.min.js" with { type: "text" };
+import type { Clock } from "../core/clock.ts";
 import { aliveMessage, type AliveClaim, type AliveToken } from "../core/signed-claims.ts";
+import { systemClock } from "./system-time.ts";
 
 /** Periods signed past the current one: rides out a worker's hiccup of that long, and is all a stalled loop could find when it wakes (all stale by then). */
 export const PERIODS_AHEAD = 3;
@@ -56,11 +58,13 @@ export class SigningThread {
   readonly #pending = new Map<number, Pending>();
   readonly #source: string;
   readonly #stallMs: number;
+  readonly #clock: Clock;
 
   /** `source`: the worker's code, `stallMs`: how long an answer may take (tests give a broken or silent worker). */
-  constructor(o: { source?: string; stallMs?: number } = {}) {
+  constructor(o: { source?: string; stallMs?: number; clock?: Clock } = {}) {
     this.#source = o.source ?? SIGN_WORKER_SOURCE;
     this.#stallMs = o.stallMs ?? STALL_MS;
+    this.#clock = o.clock ?? systemClock;
   }
 
   /** Whether it still signs (false after MAX_FAILURES_IN_A_ROW failures with no answer between). */
@@ -71,11 +75,11 @@ export class SigningThread {
   /** Signs `message` with `secretKey` on the worker; `answer` gets the base64 signature, or null when the worker failed. */
   sign(secretKey: Uint8Array, message: string, answer: (signature: string | null) => void): void {
     const oldest = this.#pending.values().next().value;
-    if (oldest !== undefined && performance.now() - oldest.askedAt >= this.#stallMs) this.#fail();
+    if (oldest !== undefined && this.#clock.now() - oldest.askedAt >= this.#stallMs) this.#fail();
     if (!this.usable || this.#pending.size >= MAX_PENDING) return answer(null);
     const worker = this.#worker ?? this.#start();
     const id = this.#nextId++;
-    this.#pending.set(id, { answer, askedAt: performance.now() });
+    this.#pending.set(id, { answer, askedAt: this.#clock.now() });
     worker.postMessage({ id, secretKey, message });
   }
 
