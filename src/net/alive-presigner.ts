@@ -55,6 +55,8 @@ export class SigningThread {
   #url: string | null = null;
   #failuresInARow = 0;
   #nextId = 0;
+  /** The oldest request, once it was found over the stall limit, and when. */
+  #suspect: { readonly id: number; readonly since: number } | null = null;
   readonly #pending = new Map<number, Pending>();
   readonly #source: string;
   readonly #stallMs: number;
@@ -74,8 +76,7 @@ export class SigningThread {
 
   /** Signs `message` with `secretKey` on the worker; `answer` gets the base64 signature, or null when the worker failed. */
   sign(secretKey: Uint8Array, message: string, answer: (signature: string | null) => void): void {
-    const oldest = this.#pending.values().next().value;
-    if (oldest !== undefined && this.#clock.now() - oldest.askedAt >= this.#stallMs) this.#fail();
+    this.#checkStall();
     if (!this.usable || this.#pending.size >= MAX_PENDING) return answer(null);
     const worker = this.#worker ?? this.#start();
     const id = this.#nextId++;
@@ -90,6 +91,24 @@ export class SigningThread {
     const held = [...this.#pending.values()];
     this.#pending.clear();
     for (const { answer } of held) answer(null);
+  }
+
+  /**
+   * A request older than the stall limit makes the worker a suspect; it is stopped only if that
+   * request is still unanswered half a limit later. A loop that wakes from its own stall has
+   * answers queued that it reads in its next turns, and must not blame the worker for them.
+   */
+  #checkStall(): void {
+    const oldest = this.#pending.entries().next().value;
+    const now = this.#clock.now();
+    if (oldest === undefined || oldest[0] !== this.#suspect?.id) this.#suspect = null;
+    if (oldest === undefined) return;
+    if (this.#suspect === null) {
+      if (now - oldest[1].askedAt >= this.#stallMs) this.#suspect = { id: oldest[0], since: now };
+    } else if (now - this.#suspect.since >= this.#stallMs / 2) {
+      this.#suspect = null;
+      this.#fail();
+    }
   }
 
   #fail(): void {

@@ -143,6 +143,22 @@ describe("AlivePresigner", () => {
     expect(p.taken).toBe(0);
   });
 
+  test("a loop waking from its own stall does not blame the worker for answers it has not read yet", async () => {
+    const clock = new ManualClock(0);
+    const thread = new SigningThread({ clock });
+    const key = machine("presigner own stall").pair.secretKey;
+    const answers: (string | null)[] = [];
+    thread.sign(key, "warm", (s) => answers.push(s));
+    await waitFor("the worker up", () => answers.length === 1);
+    thread.sign(key, "before the stall", (s) => answers.push(s));
+    Bun.sleepSync(300); // the loop is held: the worker answers, the answer waits unread
+    clock.advance(5_000);
+    thread.sign(key, "on waking", (s) => answers.push(s));
+    await waitFor("both answered", () => answers.length === 3);
+    expect(answers.every((s) => s !== null)).toBe(true);
+    expect(thread.usable).toBe(true);
+  });
+
   test("a worker stopped mid-request answers nothing; the next request starts a new one", async () => {
     const { pair, keys } = machine("presigner closed");
     const thread = new SigningThread();
