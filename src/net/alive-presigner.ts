@@ -25,7 +25,7 @@ import { systemClock } from "./system-time.ts";
 
 /** Periods signed past the current one: rides out a worker's hiccup of that long, and is all a stalled loop could find when it wakes (all stale by then). */
 export const PERIODS_AHEAD = 3;
-/** A request unanswered this long means the worker is stuck: it is stopped and a new one started. */
+/** A request unanswered this long makes the worker a suspect; still unanswered half as long again, it is stopped and the next request starts a new one. */
 export const STALL_MS = 1_000;
 /** Failures in a row (errors or stalls, no answer between) after which signing stays on the caller's thread. */
 export const MAX_FAILURES_IN_A_ROW = 3;
@@ -166,6 +166,8 @@ export class AlivePresigner {
    * Null: none ready, the caller signs.
    */
   take(claim: AliveClaim, now: number): AliveToken | null {
+    // No grid without a period (the runner's timings never have one of 0; the loop below would not end).
+    if (!(claim.periodMs > 0)) return null;
     if (!sameClaim(this.#claim, claim)) this.#renew(claim);
     const period = claim.periodMs;
     let best: number | null = null;
@@ -178,11 +180,6 @@ export class AlivePresigner {
     if (best === null) return null;
     this.taken++;
     return { b: claim.boot, t: best, s: this.#ready.get(best)! };
-  }
-
-  /** Whether a token for grid time `t` is ready (tests wait on it). */
-  holds(t: number): boolean {
-    return this.#ready.has(t);
   }
 
   #renew(claim: AliveClaim): void {

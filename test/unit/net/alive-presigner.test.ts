@@ -73,6 +73,7 @@ describe("AlivePresigner", () => {
     expect(asked).toEqual(Array.from({ length: PERIODS_AHEAD + 1 }, (_, i) => 2_050 + i * PERIOD));
     thread.answerAll();
     // A stalled loop asks nothing more, so nothing more is signed; when it wakes, all of it is stale.
+    expect(thread.requests).toHaveLength(0);
     const woke = 2_050 + (PERIODS_AHEAD + 1) * PERIOD;
     expect(p.take(claim, woke)).toBeNull();
     expect(p.taken).toBe(0);
