@@ -15,3 +15,8 @@ declare module "*/static/console.js" {
   const path: string;
   export default path;
 }
+/** Imported `with { type: "text" }`: tweetnacl's source, run in net/alive-presigner.ts's worker. */
+declare module "tweetnacl/nacl-fast.min.js" {
+  const source: string;
+  export default source;
+}

@@ -1,7 +1,8 @@
 /**
  * One machine's side of signed heartbeats (core/signed-claims.ts): the
  * certificates it holds and sends, its own alive token (servers sign one per
- * heartbeat period, ≈ 10 signatures a second), the servers' latest tokens it
+ * heartbeat period, ≈ 10 signatures a second, or take one the signer signed
+ * ahead off the event loop), the servers' latest tokens it
  * relays (clients), and its judgement of every heartbeat it receives: epochs
  * believed only as certified, a witness only with a fresh main token, and the
  * machines that claimed more than they could back, counted by machine id.
@@ -11,7 +12,7 @@ import { epochOwner } from "./failover/epoch.ts";
 import type { Role, ServerRole } from "./failover/types.ts";
 import type { KnownServers } from "./heartbeat-trust.ts";
 import { ClaimantTally } from "./claimant-tally.ts";
-import { aliveMessage, ClaimJudge, epochMessage, type AliveToken, type ClaimSigner, type Claims, type EpochCert } from "./signed-claims.ts";
+import { aliveMessage, ClaimJudge, epochMessage, type AliveClaim, type AliveToken, type ClaimSigner, type Claims, type EpochCert } from "./signed-claims.ts";
 
 /** Certificates kept: the highest few epochs are all a heartbeat ever names. */
 const MAX_CERTS = 8;
@@ -41,6 +42,8 @@ export class SignedBeats {
   readonly #judge: ClaimJudge;
   readonly #certs = new Map<number, EpochCert>();
   readonly #tokens: Record<ServerRole, AliveToken | null> = { main: null, backup: null };
+  /** The claim this server's own token was taken for. */
+  #claim: AliveClaim | null = null;
   readonly claimants = new ClaimantTally();
 
   constructor(o: { role: Role; id: string; boot: string; signer: ClaimSigner; heartbeatMs: number }) {
@@ -65,7 +68,7 @@ export class SignedBeats {
   /** The fields to add to a heartbeat naming `epoch` and `activeEpoch`. */
   outgoing(epoch: number, activeEpoch: number | null, now: number): SignedFields {
     const role = this.#role;
-    if (role !== "client") this.#refreshToken(role, now);
+    if (role !== "client") this.#refreshToken(role, epoch, now);
     // A server sends its own token; a client relays both servers' latest.
     const relay = (r: ServerRole) => (role === "client" || role === r ? this.#tokens[r] : null);
     const fields: SignedFields = { epochCert: this.#certs.get(epoch) ?? null, mainToken: relay("main"), backupToken: relay("backup") };
@@ -94,10 +97,18 @@ export class SignedBeats {
     return { epoch: judged.epoch, activeEpoch: judged.activeEpoch, witnessMsAgo: judged.witnessMsAgo, log };
   }
 
-  #refreshToken(role: ServerRole, now: number): void {
+  #refreshToken(role: ServerRole, epoch: number, now: number): void {
+    if (this.#claim?.epoch !== epoch) {
+      // A new epoch drops the token held: nothing taken under the old claim goes out under the new.
+      this.#claim = { role, id: this.#id, boot: this.#boot, epoch, periodMs: this.#periodMs };
+      this.#tokens[role] = null;
+    }
     const held = this.#tokens[role];
-    if (held !== null && held.b === this.#boot && now - held.t < this.#periodMs && now >= held.t) return;
-    this.#tokens[role] = { b: this.#boot, t: now, s: this.#signer.sign(aliveMessage(role, this.#id, this.#boot, now)) };
+    // Never a stale token, nor one for a time still ahead: a token signed ahead proves the signer alive at t only once it is sent.
+    const fresh = (token: AliveToken | null): token is AliveToken => token !== null && token.b === this.#boot && now - token.t < this.#periodMs && now >= token.t;
+    const ahead = this.#signer.signedAhead?.(this.#claim, now) ?? null;
+    if (fresh(ahead) && !(fresh(held) && held.t >= ahead.t)) this.#tokens[role] = ahead;
+    else if (!fresh(held)) this.#tokens[role] = { b: this.#boot, t: now, s: this.#signer.sign(aliveMessage(role, this.#id, this.#boot, now)) };
   }
 
   #keep(cert: EpochCert): void {

@@ -35,7 +35,17 @@ export type AliveToken = { readonly b: string; readonly t: number; readonly s: s
 export interface ClaimSigner {
   sign(message: string): string;
   verify(id: string, message: string, signature: string): boolean;
+  /**
+   * A token over `aliveMessage(claim.role, claim.id, claim.boot, t)` signed ahead of time off
+   * the event loop, for the newest t ≤ now it holds, or null: the caller then signs one itself.
+   * Only ever one signed for this very claim (epoch and period included); the caller still checks
+   * that it is fresh and not ahead of now (core/signed-beats.ts).
+   */
+  signedAhead?(claim: AliveClaim, now: number): AliveToken | null;
 }
+
+/** What a server's alive tokens are signed for; a change of any part drops what was signed ahead for the old. */
+export type AliveClaim = { readonly role: ServerRole; readonly id: string; readonly boot: string; readonly epoch: number; readonly periodMs: number };
 
 export function epochMessage(epoch: number, role: ServerRole, id: string): string {
   return `understudy/v1/epoch ${epoch} ${role} ${id}`;

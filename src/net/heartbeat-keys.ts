@@ -16,7 +16,8 @@
 import nacl from "tweetnacl";
 import type { Clock } from "../core/clock.ts";
 import { fingerprint } from "../core/keys.ts";
-import type { ClaimSigner } from "../core/signed-claims.ts";
+import type { AliveClaim, AliveToken, ClaimSigner } from "../core/signed-claims.ts";
+import { AlivePresigner } from "./alive-presigner.ts";
 import { bytesEqual, deriveKey } from "./crypto.ts";
 
 /** Machines whose pair key is kept; the oldest unpinned one is forgotten first. A network has far fewer. */
@@ -36,6 +37,7 @@ export class HeartbeatKeys implements ClaimSigner {
   private readonly curveSecret: Uint8Array;
   private readonly peers = new Map<string, Entry>();
   private budget = { startedAt: -Infinity, used: 0 };
+  private presigner: AlivePresigner | null = null;
 
   constructor(
     machine: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array },
@@ -56,9 +58,19 @@ export class HeartbeatKeys implements ClaimSigner {
     if (key) this.store(id, { publicKey, key, pinned: true });
   }
 
-  /** An Ed25519 signature by this machine (core/signed-claims.ts: epoch certificates, alive tokens), base64. ≈ 1.5 ms. */
+  /** An Ed25519 signature by this machine (core/signed-claims.ts: epoch certificates, alive tokens), base64. ≈ 1.5 ms idle, ≈ 7 ms under load. */
   sign(message: string): string {
     return Buffer.from(nacl.sign.detached(new TextEncoder().encode(message), this.secretKey)).toString("base64");
+  }
+
+  /**
+   * An alive token signed ahead on the signing thread (net/alive-presigner.ts), or null: then
+   * core/signed-beats.ts signs with `sign` here, as before. Only ever for this machine's own id.
+   */
+  signedAhead(claim: AliveClaim, now: number): AliveToken | null {
+    if (claim.id !== this.id) return null;
+    this.presigner ??= new AlivePresigner(this.secretKey);
+    return this.presigner.take(claim, now);
   }
 
   /**

@@ -13,6 +13,10 @@ import { HeartbeatCodec, type Heartbeat } from "../../src/net/heartbeat.ts";
 import { HeartbeatKeys } from "../../src/net/heartbeat-keys.ts";
 import { fingerprint } from "../../src/core/keys.ts";
 import type { SecureChannel } from "../../src/net/channel.ts";
+import { SignedBeats } from "../../src/core/signed-beats.ts";
+import type { ClaimSigner } from "../../src/core/signed-claims.ts";
+import { FAST_TIMINGS } from "../../src/core/failure-detector.ts";
+import { BUSY, loadAverage, startBusy } from "./busy.ts";
 
 const random = seededRandom("bench");
 const networkKey = random(32);
@@ -46,6 +50,7 @@ function handshake(): [SecureChannel, SecureChannel] {
 }
 
 const machineA = nacl.sign.keyPair.fromSeed(random(32));
+const clock0 = () => ({ now: () => performance.now() });
 const machineB = nacl.sign.keyPair.fromSeed(random(32));
 const rows: [string, string][] = [];
 const perSecond = (n: number) => `${Math.round(n).toLocaleString("en")} /s`;
@@ -129,6 +134,43 @@ const chunk = random(1024 * 1024);
 }
 rows.push(["full handshake, both sides (2 sign + 2 verify)", perSecond(rate(() => handshake()))]);
 rows.push(["deriveBroadcastKey", perSecond(rate(() => deriveBroadcastKey(networkKey, 9)))]);
+
+{
+  // What alive tokens cost the event loop at the fast preset: a main's heartbeat each period, as the runner sends them.
+  const periodMs = FAST_TIMINGS.heartbeatMs;
+  const tokenRun = async (name: string, keys: HeartbeatKeys, signedAhead: boolean) => {
+    let onLoop = 0;
+    const signer: ClaimSigner = {
+      sign: (message) => (onLoop++, keys.sign(message)),
+      verify: (id, message, signature) => keys.verify(id, message, signature),
+      ...(signedAhead ? { signedAhead: (claim, now) => keys.signedAhead(claim, now) } : {}),
+    };
+    const beats = new SignedBeats({ role: "main", id: keys.id, boot: "0011223344556677", signer, heartbeatMs: periodMs });
+    const measure = async (ms: number) => {
+      let loopMs = 0;
+      onLoop = 0;
+      const start = performance.now();
+      while (performance.now() - start < ms) {
+        const before = performance.now();
+        beats.outgoing(1, 1, before);
+        loopMs += performance.now() - before;
+        await Bun.sleep(periodMs);
+      }
+      const seconds = (performance.now() - start) / 1000;
+      return { loopMsPerSecond: loopMs / seconds, signedPerSecond: onLoop / seconds };
+    };
+    await measure(1_000); // warm-up: the JIT, and the worker's start
+    const { loopMsPerSecond, signedPerSecond } = await measure(5_000);
+    rows.push([`alive tokens at ${periodMs} ms, ${name}: event loop`, `${loopMsPerSecond.toFixed(1)} ms/s`]);
+    rows.push([`alive tokens at ${periodMs} ms, ${name}: signed on the loop`, `${signedPerSecond.toFixed(1)} /s`]);
+  };
+  const stopBusy = startBusy(BUSY);
+  const load = await loadAverage();
+  await tokenRun("signed on the loop (before)", new HeartbeatKeys(machineA, clock0()), false);
+  await tokenRun("signed ahead (after)", new HeartbeatKeys(machineA, clock0()), true);
+  await stopBusy();
+  rows.push([`(alive token rows: BUSY=${BUSY}, load average ${load})`, ""]);
+}
 
 const width = Math.max(...rows.map(([name]) => name.length));
 for (const [name, value] of rows) console.log(`${name.padEnd(width)}  ${value.padStart(14)}`);
