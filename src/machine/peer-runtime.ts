@@ -30,7 +30,7 @@ import { SYSTEM_RUNTIME_ENV, type ListeningPeerNet, type RuntimeEnv } from "./ru
 import { NetworkKeyProbe } from "./network-key-probe.ts";
 import { ServerIdentities } from "./server-identities.ts";
 import { LearnedBackup } from "./learned-backup.ts";
-import { startLogCopy } from "./server-copy.ts";
+import { mainCopySource } from "./server-copy.ts";
 import { DataHubParts } from "./data-hub-parts.ts";
 import { HeartbeatKeys } from "../net/heartbeat-keys.ts";
 import { Partnership } from "./partnership.ts";
@@ -296,7 +296,8 @@ export class PeerRuntime {
       },
     });
     if (this.plan.copiesMainLog && this.data) {
-      this.sink = startLogCopy({ net: this.net, stores: this.data.stores, retryMs: config.heartbeatMs, log, current: () => this.runner?.current ?? null, serverAt: (role) => this.heartbeatTargets()[role] });
+      const source = mainCopySource({ current: () => this.runner?.current ?? null, serverAt: (role) => this.heartbeatTargets()[role] });
+      this.sink = new LogReplicationSink({ net: this.net, source, stores: this.data.stores, retryMs: config.heartbeatMs, log });
     }
     this.runner.start();
     if (this.plan.keepsPairing) this.partner.keep();

@@ -9,18 +9,16 @@
  *   long as it waits, with the same copy mark. The show-file log needs no such
  *   copy: a serving backup refuses pushes (core/routing.ts filesRoute).
  * The Data Hub copy runs in machine/data-hub-parts.ts, the log copy in peer-runtime.ts.
+ * Nothing here opens SQLite, so the simulator runs it under Deno too.
  */
 import type { Timers } from "../core/clock.ts";
 import type { HostPort } from "../core/config.ts";
 import type { NodeState, ServerRole } from "../core/failover/index.ts";
 import { replicationSource } from "../core/routing.ts";
-import type { Logger } from "../log.ts";
 import type { PeerRefusals } from "../net/peer-refusals.ts";
 import type { PeerDialer } from "../net/peer-net.ts";
 import type { HubService } from "../services/hub-service.ts";
 import { HubStateReplication, type CopyMark } from "../services/hub-state-replication.ts";
-import { LogReplicationSink } from "../services/show-file-log-replication.ts";
-import type { Stores } from "../store/stores.ts";
 
 /** The core's state now (null before the runner runs), and where the other server is now, as heartbeats go to it. */
 export type CopyPosition = { current: () => NodeState | null; serverAt: (role: ServerRole) => HostPort | null };
@@ -64,11 +62,4 @@ export function startHubCopy(o: HubCopyOptions): HubStateReplication {
     signals: { synced: fromMain(o.mainSynced), broken: fromMain(o.mainBroken) },
     timers: o.timers,
   });
-}
-
-export type LogCopyOptions = CopyPosition & { net: PeerDialer; stores: Stores; retryMs: number; log: Logger };
-
-/** The backup's copy of the main's show-file log. */
-export function startLogCopy(o: LogCopyOptions): LogReplicationSink {
-  return new LogReplicationSink({ net: o.net, source: mainCopySource(o), stores: o.stores, retryMs: o.retryMs, log: o.log });
 }
