@@ -3,7 +3,9 @@
  * PeerNet), UDP heartbeats, the failover runner, the app gateway for its local
  * apps, and what its role's plan adds (role-plan.ts): on servers the Data Hub
  * with its SQLite state and pairing, on the main the feed to its backup, on
- * the backup the copy loops. Who serves, who follows whom, where heartbeats
+ * the backup the copy loops. The Data Hub side (the hub, its copy, the
+ * catch-up, the gateway and its uplink) is data-hub-parts.ts, the same object
+ * the simulator runs. Who serves, who follows whom, where heartbeats
  * and calls go and when the backup copies are decided by the core (through
  * the runner and core/routing.ts); this file only wires. Server addresses,
  * pairing and the network key change in place; only a role change builds a
