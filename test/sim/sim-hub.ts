@@ -170,7 +170,8 @@ export class SimHub implements Machinery {
     });
     this.#peers.set(n.name, peer);
     this.#subscribedFrom.delete(n.name);
-    const hubCore = (): HubCore | null => this.#hubOf(n.name)?.core ?? null;
+    // This incarnation's hub, read when a frame comes (the parts are built below).
+    const hubCore = (): HubCore | null => parts.hub?.core ?? null;
     // The ledger reads the subscriptions a hub takes from `/hub`; the lane follows the state.
     const serve = (service: PeerService) => peer.serve(settlingService(w, service.path === "/hub" ? this.#tapHub(n, service, hubCore) : service));
     const net = settlingDialer(w, peer);
