@@ -3,7 +3,9 @@
  * PeerNet), UDP heartbeats, the failover runner, the app gateway for its local
  * apps, and what its role's plan adds (role-plan.ts): on servers the Data Hub
  * with its SQLite state and pairing, on the main the feed to its backup, on
- * the backup the copy loops. Who serves, who follows whom, where heartbeats
+ * the backup the copy loops. The Data Hub side (the hub, its copy, the
+ * catch-up, the gateway and its uplink) is data-hub-parts.ts, the same object
+ * the simulator runs. Who serves, who follows whom, where heartbeats
  * and calls go and when the backup copies are decided by the core (through
  * the runner and core/routing.ts); this file only wires. Server addresses,
  * pairing and the network key change in place; only a role change builds a
@@ -14,16 +16,15 @@ import { formatHostPort, parseHostPort, type Config, type HostPort } from "../co
 import { sameNetworkKey } from "../core/keys.ts";
 import { heardWithin } from "../core/heard.ts";
 import type { LicenseDocument } from "../core/license.ts";
-import { assetRoute, failoverRole, filesRoute, heartbeatTargets, pairedPeer, showFileReadOnly, type ServerAddresses, type UplinkTarget } from "../core/routing.ts";
+import { assetRoute, failoverRole, filesRoute, heartbeatTargets, pairedPeer, showFileReadOnly, type ServerAddresses } from "../core/routing.ts";
 import type { Role } from "../core/failover/index.ts";
 import type { Logger } from "../log.ts";
-import { AppGateway, type InProcessApp } from "../services/app-gateway.ts";
+import type { InProcessApp } from "../services/app-gateway.ts";
 import type { FromHubFrame } from "../hub/frames.ts";
 import { startMqttFrontDoor, type MqttFrontDoor } from "../services/mqtt-front-door.ts";
 import { FailoverRunner } from "./failover-runner.ts";
 import { HeartbeatSocket } from "../net/heartbeat-socket.ts";
 import { newBootId } from "../net/heartbeat.ts";
-import { catchUpFrom, HubStateReplication } from "../services/hub-state-replication.ts";
 import type { PeerIdentity } from "../net/peer-endpoint.ts";
 import type { PeerService } from "../net/peer-net.ts";
 import type { SecureSocketOptions } from "../net/secure-socket.ts";
@@ -31,7 +32,8 @@ import { SYSTEM_RUNTIME_ENV, type ListeningPeerNet, type RuntimeEnv } from "./ru
 import { NetworkKeyProbe } from "./network-key-probe.ts";
 import { ServerIdentities } from "./server-identities.ts";
 import { LearnedBackup } from "./learned-backup.ts";
-import { startServerCopy } from "./server-copy.ts";
+import { mainCopySource } from "./server-copy.ts";
+import { DataHubParts } from "./data-hub-parts.ts";
 import { HeartbeatKeys } from "../net/heartbeat-keys.ts";
 import { Partnership } from "./partnership.ts";
 import { neighbourRetransWarning, readNeighbourRetransMs } from "./neighbour-check.ts";
@@ -49,7 +51,7 @@ import { engineWatchOnHub } from "./engine-hub.ts";
 import type { EngineWatch } from "./engine-watch.ts";
 import { peerStatus, type PeerStatus } from "./peer-status.ts";
 import { resolveHost } from "./resolve-host.ts";
-import { copyMark, openServerData, serverLanes, type ServerData } from "./server-data.ts";
+import { openServerData, serverLanes, type ServerData } from "./server-data.ts";
 
 export type { FailoverStatus, PeerStatus } from "./peer-status.ts";
 
@@ -79,7 +81,8 @@ export class PeerRuntime {
   private readonly plan: RolePlan;
   /** One options object for every dial and the listener: a new network key is set in it once (setNetworkKey). */
   private readonly secure: SecureSocketOptions;
-  private readonly gateway: AppGateway;
+  /** The Data Hub, its copy and catch-up, and the local apps' gateway (machine/data-hub-parts.ts). */
+  private readonly dataHub: DataHubParts;
   private readonly data: ServerData | null;
   private readonly files: FilesService;
   private readonly assetService: AssetService;
@@ -88,7 +91,6 @@ export class PeerRuntime {
   readonly console: ConsoleActions;
   private readonly feed: LogReplicationSource | null;
   private sink: LogReplicationSink | null = null;
-  private replication: HubStateReplication | null = null;
   private heartbeats: HeartbeatSocket | null = null;
   /** Pair keys for heartbeats (net/heartbeat-keys.ts): the paired server's and, on clients, the servers' are pinned. */
   private readonly heartbeatKeys: HeartbeatKeys;
@@ -124,13 +126,13 @@ export class PeerRuntime {
         log.warn("peer refused", { from: address, code: error.code, message: error.message, ...(suppressed > 0 ? { repeated: suppressed } : {}) }),
     });
     this.heartbeatKeys = new HeartbeatKeys(identity, this.env.clock);
-    this.data = this.plan.holdsData ? openServerData(options.dataDir, networkKey, config.chunkGraceMs, log) : null;
+    this.data = this.plan.holdsData ? openServerData(options.dataDir, config.chunkGraceMs, log) : null;
     const pairedKey = this.data?.pairingFile.peerKey() ?? null;
     if (pairedKey) this.heartbeatKeys.pin(pairedKey);
     this.serverIdentities = this.plan.identifiesServers
       ? new ServerIdentities(this.net, {
           identified: (_role, peer) => this.heartbeatKeys.pin(peer.publicKey),
-          refused: (address, error) => this.gateway.refusals.failed(address, error, "peer refused"),
+          refused: (address, error) => this.dataHub.gateway.refusals.failed(address, error, "peer refused"),
           disbelieved: (address, peer, expected) => log.warn("not the backup the main named", { address, machineId: peer.machineId, expected }),
         })
       : null;
@@ -155,14 +157,23 @@ export class PeerRuntime {
     });
     this.feed = this.data && this.plan.feedsBackup ? new LogReplicationSource(this.data.stores, () => this.paired(), log) : null;
     this.files = new FilesService({ mode: () => this.filesMode(), stores: this.data?.stores ?? null, replication: this.feed, syncTimeoutMs: config.syncTimeoutMs, net: this.net });
-    this.gateway = new AppGateway({
+    const data = this.data;
+    this.dataHub = new DataHubParts({
+      plan: this.plan,
       node: { id: identity.id, name: config.name },
       net: this.net,
+      serve: (service) => this.net.serve(service),
       networkKey,
-      log,
-      onLinkBroken: (role) => this.runner?.linkBroken(role),
-      localHub: () => this.data?.hub ?? null,
+      hubState: data ? { persistence: data.hubState, epoch: data.epoch, copyMarks: data.copyMark } : null,
+      current: () => this.runner?.current ?? null,
+      serverAt: (role) => this.heartbeatTargets()[role],
+      followAt: (role) => this.servers[role],
+      runner: { feed: (event) => this.runner?.feed(event), linkBroken: (role) => this.runner?.linkBroken(role) },
+      heartbeatMs: config.heartbeatMs,
       retainAckedMs: ackedRetentionMs(config),
+      log,
+      clock: this.env.clock,
+      timers: this.env.timers,
     });
     this.assetService = new AssetService({
       mode: () => assetRoute(this.runner?.current ?? null, this.env.clock.now()).mode,
@@ -197,8 +208,7 @@ export class PeerRuntime {
       feed: (event) => this.runner?.feed(event),
       changed: () => {
         this.runner?.setServers(this.heartbeatTargets());
-        // A new pairing: the backup's first complete copy is reported for it, not for the last one.
-        this.replication?.restart();
+        this.dataHub.pairingChanged();
       },
       wantedBackup: () => this.servers.backup,
       setWantedBackup: (at) => (this.servers = { ...this.servers, backup: at }),
@@ -210,13 +220,11 @@ export class PeerRuntime {
 
   /** The peer port's services for this role's plan: each declares its path. */
   private services(): PeerService[] {
-    const { hub } = this.data ?? {};
     const console = this.console.service;
     return [
-      this.gateway.appService,
+      this.dataHub.gateway.appService,
       this.files,
       this.assetService,
-      ...(hub ? [{ path: "/hub", accept: (c) => hub.acceptHub(c) }, { path: "/replicate", accept: (c) => hub.acceptReplication(c) }] satisfies PeerService[] : []),
       ...(this.feed ? [this.feed] : []),
       ...(this.plan.answersPairing ? [{ path: "/pair", accept: (c) => this.pairing.accept(c) }] satisfies PeerService[] : []),
       ...(console ? [{ path: "/console", accept: console }] satisfies PeerService[] : []),
@@ -232,7 +240,7 @@ export class PeerRuntime {
       const retransMs = readNeighbourRetransMs();
       const warning = retransMs === null ? null : neighbourRetransWarning(retransMs, options.config.failoverTimeoutMs);
       if (warning) options.log.warn("network setting", { message: warning });
-      runtime.mqtt = await startMqttFrontDoor(options.config, runtime.gateway, options.log);
+      runtime.mqtt = await startMqttFrontDoor(options.config, runtime.dataHub.gateway, options.log);
     } catch (error) {
       runtime.stop();
       throw error;
@@ -247,6 +255,9 @@ export class PeerRuntime {
 
   private async startFailover(): Promise<void> {
     const { config, identity, networkKey, log, dataDir } = this.options;
+    const dataHub = this.dataHub;
+    const { gateway, hub } = dataHub;
+    const stores = this.data?.stores;
     const heartbeats = await HeartbeatSocket.bind({
       host: parseHostPort(config.peerListen)!.host,
       port: this.net.port,
@@ -256,8 +267,7 @@ export class PeerRuntime {
       flag: "--peer-listen",
     });
     this.heartbeats = heartbeats;
-    const hub = this.data?.hub ?? null;
-    const engines = (this.console.engines = this.engines = this.plan.watchesEngines ? engineWatchOnHub({ clock: this.env.clock, wallNow: () => this.env.wall.now(), timers: this.env.timers, attachApp: (n, d) => this.gateway.attachApp(n, d), backups: () => this.console.localGroups(), heard: () => this.runner?.status().peers ?? [], log, stops: this.timers }).watch : null);
+    const engines = (this.console.engines = this.engines = this.plan.watchesEngines ? engineWatchOnHub({ clock: this.env.clock, wallNow: () => this.env.wall.now(), timers: this.env.timers, attachApp: (n, d) => gateway.attachApp(n, d), backups: () => this.console.localGroups(), heard: () => this.runner?.status().peers ?? [], log, stops: this.timers }).watch : null);
     this.runner = new FailoverRunner({
       role: this.role,
       id: identity.id,
@@ -272,36 +282,30 @@ export class PeerRuntime {
       clock: this.env.clock,
       timers: this.env.timers,
       log,
-      lanes: this.data ? () => serverLanes(this.data!) : undefined,
-      localApps: () => this.gateway.appCount,
+      lanes: hub && stores ? () => serverLanes(hub.core, stores) : undefined,
+      localApps: () => gateway.appCount,
       networkKey: () => this.secure.networkKey,
       knownServers: () => this.serverIdentities?.known() ?? { main: null, backup: null },
       unprovenServer: () => this.identifyServers(),
       keyKnown: (id) => this.heartbeatKeys.forReceiver(id) !== null,
       signer: this.heartbeatKeys,
       hooks: {
-        startServing: (epoch) => {
-          hub?.startServing(epoch), engines?.activate();
-          log.info("serving the Data Hub", { epoch });
-        },
-        stopServing: (epoch) => {
-          hub?.stopServing(), engines?.deactivate();
-          log.info("stopped serving the Data Hub", { epoch });
-        },
-        catchUp: (_epoch, done) => void this.catchUp().then(() => done(true), (error) => done(false, (error as Error).message)),
-        uplink: (target) => this.followUplink(target),
+        startServing: (epoch) => (dataHub.startServing(epoch), engines?.activate()),
+        stopServing: (epoch) => (dataHub.stopServing(epoch), engines?.deactivate()),
+        catchUp: (_epoch, done) => void dataHub.catchUp().then(() => done(true), (error) => done(false, (error as Error).message)),
+        uplink: (target) => dataHub.follow(target),
         pairAgain: () => this.partner.pairAgain(),
       },
     });
-    if (this.plan.copiesHubState && this.data) {
-      const copy = startServerCopy({ net: this.net, data: this.data, config, log, refusals: this.gateway.refusals, current: () => this.runner?.current ?? null, serverAt: (role) => this.heartbeatTargets()[role], copiesLog: this.plan.copiesMainLog, mainSynced: () => this.runner?.feed({ type: "syncDone" }), mainBroken: () => this.runner?.linkBroken("main") });
-      ({ replication: this.replication, sink: this.sink } = copy);
+    if (this.plan.copiesMainLog && this.data) {
+      const source = mainCopySource({ current: () => this.runner?.current ?? null, serverAt: (role) => this.heartbeatTargets()[role] });
+      this.sink = new LogReplicationSink({ net: this.net, source, stores: this.data.stores, retryMs: config.heartbeatMs, log });
     }
     this.runner.start();
     if (this.plan.keepsPairing) this.partner.keep();
     // A backup hearing no server checks the main's key; a client learns who its servers are: either way a mismatch shows, at once and while it hears none.
     if (this.plan.probesKeys) {
-      const probe = new NetworkKeyProbe(this.net, (address, error) => this.gateway.refusals.failed(address, error, "peer refused"));
+      const probe = new NetworkKeyProbe(this.net, (address, error) => gateway.refusals.failed(address, error, "peer refused"));
       this.every(config.failoverTimeoutMs, () => probe.step(this.hearsAServer(), [this.servers.main, this.servers.backup]));
     }
     if (this.serverIdentities) {
@@ -309,12 +313,6 @@ export class PeerRuntime {
       this.every(config.failoverTimeoutMs, () => this.identifyServers());
     }
     if (this.plan.refreshesLevel) this.every(PERMISSION_REFRESH_MS, () => this.console.refreshLevel());
-    if (hub) {
-      this.every(1000, () => {
-        hub.core.trimReplay(this.env.clock.now());
-        hub.announcePresence();
-      });
-    }
   }
 
   private every(ms: number, run: () => void): void {
@@ -328,14 +326,6 @@ export class PeerRuntime {
   private hearsAServer(): boolean {
     const timeout = this.options.config.failoverTimeoutMs;
     return this.runner?.status().peers.some((p) => p.role !== "client" && heardWithin(p.lastHeardMsAgo, timeout)) === true;
-  }
-
-  /** Moves the local apps' uplink where the core says (core/routing.ts uplinkTarget). */
-  private followUplink(target: UplinkTarget): void {
-    if (target.server === "self") return this.gateway.follow({ role: "self" });
-    const address = target.server === null ? null : this.servers[target.server];
-    this.gateway.follow(target.server !== null && address ? { role: target.server, address } : null);
-    this.options.log.info("following", { server: target.server, epoch: target.epoch });
   }
 
   /**
@@ -360,7 +350,7 @@ export class PeerRuntime {
 
   private applyServers(): void {
     this.runner?.setServers(this.heartbeatTargets());
-    if (this.runner) this.followUplink(this.runner.uplink);
+    if (this.runner) this.dataHub.follow(this.runner.uplink);
     this.identifyServers();
   }
 
@@ -375,9 +365,7 @@ export class PeerRuntime {
     if (sameNetworkKey(this.secure.networkKey, networkKey)) return;
     this.net.setNetworkKey(networkKey);
     this.heartbeats?.setNetworkKey(networkKey);
-    this.data?.hub.setNetworkKey(networkKey);
-    this.gateway.setNetworkKey(networkKey);
-    this.replication?.restart();
+    this.dataHub.setNetworkKey(networkKey);
     this.sink?.restart();
     this.net.closeDialled("The network key changed; reconnecting with the new one.");
   }
@@ -404,24 +392,17 @@ export class PeerRuntime {
     return showFileHistory(this.filesMode(), this.data?.stores.showFile ?? null, this.net, limit);
   }
 
-  /** Main back after the backup served: copy what changed there, then the core decides to take over. */
-  private async catchUp(): Promise<void> {
-    const backup = this.heartbeatTargets().backup;
-    if (!backup || !this.data) return;
-    await catchUpFrom(this.net, backup, this.data.hub, copyMark(this.data, () => pairedPeer(this.runner?.current ?? null)));
-  }
-
   /** Everything this runtime adds to the machine's status, assembled once (machine/peer-status.ts). */
   status(): PeerStatus | null {
     if (!this.runner) return null;
     const readOnly = showFileReadOnly(this.runner.current, this.env.clock.now(), this.servers.main !== null);
     const d = this.data;
-    return peerStatus({ runner: this.runner, gateway: this.gateway, hub: d?.hub ?? null, db: d?.db ?? null, stores: d?.stores ?? null, pairingFile: d?.pairingFile ?? null, source: this.feed, sink: this.sink, showFileReadOnly: readOnly });
+    return peerStatus({ runner: this.runner, gateway: this.dataHub.gateway, hub: this.dataHub.hub, db: d?.db ?? null, stores: d?.stores ?? null, pairingFile: d?.pairingFile ?? null, source: this.feed, sink: this.sink, showFileReadOnly: readOnly });
   }
 
   /** A local app living in this process (the HTTP API) on this machine's uplink. */
   attachApp(name: string, deliver: (frame: FromHubFrame) => void): InProcessApp {
-    return this.gateway.attachApp(name, deliver);
+    return this.dataHub.gateway.attachApp(name, deliver);
   }
 
   /** The main's Add Backup and Remove Backup, the backup's "Forget this main" (machine/partnership.ts). */
@@ -434,12 +415,10 @@ export class PeerRuntime {
     this.partner.stop();
     this.data?.reclaim.stop();
     this.runner?.stop();
-    this.replication?.stop();
     this.sink?.stop();
     this.files.close();
     void this.mqtt?.stop();
-    this.gateway.stop();
-    this.data?.hub.closeAll();
+    this.dataHub.stop();
     this.heartbeats?.close();
     this.net.stop();
     this.data?.db.close();

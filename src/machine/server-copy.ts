@@ -8,52 +8,58 @@
  * - A main waiting to be switched back copies the backup's Data Hub state for as
  *   long as it waits, with the same copy mark. The show-file log needs no such
  *   copy: a serving backup refuses pushes (core/routing.ts filesRoute).
+ * The Data Hub copy runs in machine/data-hub-parts.ts, the log copy in peer-runtime.ts.
+ * Nothing here opens SQLite, so the simulator runs it under Deno too.
  */
-import type { Config, HostPort } from "../core/config.ts";
+import type { Timers } from "../core/clock.ts";
+import type { HostPort } from "../core/config.ts";
 import type { NodeState, ServerRole } from "../core/failover/index.ts";
-import { pairedPeer, replicationSource } from "../core/routing.ts";
-import type { Logger } from "../log.ts";
+import { replicationSource } from "../core/routing.ts";
 import type { PeerRefusals } from "../net/peer-refusals.ts";
 import type { PeerDialer } from "../net/peer-net.ts";
-import { HubStateReplication } from "../services/hub-state-replication.ts";
-import { LogReplicationSink } from "../services/show-file-log-replication.ts";
-import { copyMark, type ServerData } from "./server-data.ts";
+import type { HubService } from "../services/hub-service.ts";
+import { HubStateReplication, type CopyMark } from "../services/hub-state-replication.ts";
 
-export type ServerCopyOptions = {
+/** The core's state now (null before the runner runs), and where the other server is now, as heartbeats go to it. */
+export type CopyPosition = { current: () => NodeState | null; serverAt: (role: ServerRole) => HostPort | null };
+
+/** The server to copy the Data Hub state from now, or null. */
+export function copySource(p: CopyPosition): () => HostPort | null {
+  return () => {
+    const role = replicationSource(p.current());
+    return role === null ? null : p.serverAt(role);
+  };
+}
+
+/** The main while this backup copies from it (the show-file log has no copy the other way). */
+export function mainCopySource(p: CopyPosition): () => HostPort | null {
+  return () => (replicationSource(p.current()) === "main" ? p.serverAt("main") : null);
+}
+
+export type HubCopyOptions = CopyPosition & {
   net: PeerDialer;
-  data: ServerData;
-  config: Config;
-  log: Logger;
+  hub: Pick<HubService, "importChanges">;
+  mark: CopyMark;
+  periodMs: number;
   refusals: PeerRefusals;
-  /** The core's state now (null before the runner runs). */
-  current: () => NodeState | null;
-  /** Where the other server is now, as heartbeats go to it. */
-  serverAt: (role: ServerRole) => HostPort | null;
-  /** Whether this server copies the main's show-file log too (the backup's role plan). */
-  copiesLog: boolean;
+  timers: Timers;
   /** The first complete copy of the main's state on a connection (the backup's syncDone). */
   mainSynced: () => void;
   /** The copy's connection to the main broke (the backup's immediate "main is down"). */
   mainBroken: () => void;
 };
 
-export function startServerCopy(o: ServerCopyOptions): { replication: HubStateReplication; sink: LogReplicationSink | null } {
-  const source = () => {
-    const role = replicationSource(o.current());
-    return role === null ? null : o.serverAt(role);
-  };
+export function startHubCopy(o: HubCopyOptions): HubStateReplication {
   // A waiting main's copy says nothing to its core: the backup's liveness is judged by heartbeats and the uplink.
   const fromMain = (signal: () => void) => () => void (replicationSource(o.current()) === "main" && signal());
-  const mainSource = () => (replicationSource(o.current()) === "main" ? o.serverAt("main") : null);
-  const replication = new HubStateReplication({
+  return new HubStateReplication({
     net: o.net,
-    source,
-    hub: o.data.hub,
-    periodMs: o.config.heartbeatMs,
+    source: copySource(o),
+    hub: o.hub,
+    periodMs: o.periodMs,
     refusals: o.refusals,
-    mark: copyMark(o.data, () => pairedPeer(o.current())),
+    mark: o.mark,
     signals: { synced: fromMain(o.mainSynced), broken: fromMain(o.mainBroken) },
+    timers: o.timers,
   });
-  const sink = o.copiesLog ? new LogReplicationSink({ net: o.net, source: mainSource, stores: o.data.stores, retryMs: o.config.heartbeatMs, log: o.log }) : null;
-  return { replication, sink };
 }

@@ -5,45 +5,37 @@
  */
 import type { Database } from "bun:sqlite";
 import type { Lanes } from "../core/failover/index.ts";
-import { HubCore } from "../hub/hub-core.ts";
+import type { HubCore } from "../hub/hub-core.ts";
 import type { Logger } from "../log.ts";
-import { HubService } from "../services/hub-service.ts";
 import { startChunkReclaim, type ReclaimLoop } from "../store/chunk-reclaim-loop.ts";
 import { databasePath, openDatabase } from "../store/database.ts";
 import { EpochFile } from "../store/epoch-file.ts";
 import { HubStateStore } from "../store/hub-state-store.ts";
 import { PairingFile } from "../store/pairing-file.ts";
 import { CopyMarkFile } from "../store/copy-mark-file.ts";
-import type { CopyMark } from "../services/hub-state-replication.ts";
 import { createStores, type Stores } from "../store/stores.ts";
 
-export type ServerData = { db: Database; hub: HubService; stores: Stores; reclaim: ReclaimLoop; pairingFile: PairingFile; copyMark: CopyMarkFile };
+/** The Data Hub itself runs from `hubState`, `epoch` and `copyMark` in machine/data-hub-parts.ts. */
+export type ServerData = { db: Database; hubState: HubStateStore; epoch: number; stores: Stores; reclaim: ReclaimLoop; pairingFile: PairingFile; copyMark: CopyMarkFile };
 
 /** A server's Data Hub state, show file, asset cache and pairing record, opened from its data dir. */
-export function openServerData(dataDir: string, networkKey: Uint8Array, chunkGraceMs: number, log: Logger): ServerData {
+export function openServerData(dataDir: string, chunkGraceMs: number, log: Logger): ServerData {
   const db = openDatabase(databasePath(dataDir));
-  const hub = new HubService(new HubCore({ epoch: new EpochFile(dataDir).read(), persistence: new HubStateStore(db) }), networkKey, log);
   const stores = createStores(db);
-  return { db, hub, stores, reclaim: startChunkReclaim(stores, chunkGraceMs, log), pairingFile: new PairingFile(dataDir), copyMark: new CopyMarkFile(dataDir) };
+  return {
+    db,
+    hubState: new HubStateStore(db),
+    epoch: new EpochFile(dataDir).read(),
+    stores,
+    reclaim: startChunkReclaim(stores, chunkGraceMs, log),
+    pairingFile: new PairingFile(dataDir),
+    copyMark: new CopyMarkFile(dataDir),
+  };
 }
 
 /** The replication lanes this server holds (core/failover/lanes.ts). */
-export function serverLanes(data: ServerData): Lanes {
-  const version = data.hub.core.lastVersion;
-  const log = data.stores.log.position();
+export function serverLanes(hub: HubCore, stores: Stores): Lanes {
+  const version = hub.lastVersion;
+  const log = stores.log.position();
   return { hubEpoch: version.epoch, hubSeq: version.seq, logId: log.logId, logSeq: log.lastSeq };
-}
-
-/** The backup's copy mark for the main it is paired with now (a new main is copied from the start). */
-export function copyMark(data: ServerData, pairedWith: () => string | null): CopyMark {
-  return {
-    read: () => {
-      const peer = pairedWith();
-      return peer === null ? null : data.copyMark.read(peer);
-    },
-    write: (through) => {
-      const peer = pairedWith();
-      if (peer !== null) data.copyMark.write(peer, through);
-    },
-  };
 }

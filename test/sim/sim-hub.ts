@@ -1,22 +1,21 @@
 /**
- * What runs on each machine beside its runner, with the objects a machine
- * runs, over the library's in-memory peer port (src/net/peer-net-memory.ts)
- * with the world's links' faults, wired as peer-runtime.ts wires them:
- * - the Data Hub: each server's production HubService over its HubCore (its
- *   `/hub` and `/replicate` sides, start / stop serving, presence and replay
- *   trimming each second, a new network key), each machine's production
- *   AppGateway (its HubUplink with the acked-writes resend, replay and
- *   de-duplication, its ServerLink, the refusal back-off, frame batching and
- *   sealed broadcasts) and two in-process apps on it, one subscribing and one
- *   publishing;
- * - the Data Hub state's copy: the backup's production HubStateReplication
- *   against the main's /replicate, and the main back after the backup served
- *   running the production catch-up (fetchHubStateChanges), imported by its HubService;
+ * What runs on each machine beside its runner, over the library's in-memory
+ * peer port (src/net/peer-net-memory.ts) with the world's links' faults:
+ * - the Data Hub side of the machine as a machine runs it, the production
+ *   DataHubParts (src/machine/data-hub-parts.ts, which peer-runtime.ts builds
+ *   too): each server's HubService over its HubCore (`/hub`, `/replicate`,
+ *   presence and replay trimming, serving, a new network key), its copy of the
+ *   other server's state (HubStateReplication) and the main's catch-up, and
+ *   each machine's AppGateway (its HubUplink with the acked-writes resend,
+ *   replay and de-duplication, its ServerLink, the refusal back-off, frame
+ *   batching and sealed broadcasts) following the core's uplink; two in-process
+ *   apps on the gateway, one subscribing and one publishing;
  * - the show-file log lane (sim-lanes.ts): the production LogReplicationSource
  *   and LogReplicationSink over SQLite in memory (Bun only).
- * The runner's startServing / stopServing / uplink effects drive them. The
- * simulator only taps them for its ledgers (hub-ledger.ts, sim-lanes.ts) and
- * keeps each server's retained state on a disk that survives a crash.
+ * The runner's effects drive them. The simulator only taps them for its
+ * ledgers (hub-ledger.ts, sim-lanes.ts), by wrapping the served `/hub`, the
+ * hub's local attach and import, and the uplink, and keeps each server's
+ * retained state and copy mark on a disk that survives a crash.
  *
  * Invariants checked here besides the ledgers':
  *  HL1 a paired backup idle beside the active main at the end of a run
@@ -25,24 +24,22 @@
 import { ackedRetentionMs } from "../../src/hub/acked-writes.ts";
 import type { ToHubFrame, Version } from "../../src/hub/frames.ts";
 import type { HubUplink } from "../../src/hub/hub-uplink.ts";
-import { HubCore, ZERO_VERSION } from "../../src/hub/hub-core.ts";
-import type { HubStateChange, HubStateChanges, HubStatePersistence, PersistedHubState, RetainedEntry, SetMark } from "../../src/hub/retained-state.ts";
+import { ZERO_VERSION, type HubCore } from "../../src/hub/hub-core.ts";
+import type { HubStateChange, HubStatePersistence, PersistedHubState, RetainedEntry, SetMark } from "../../src/hub/retained-state.ts";
 import type { UplinkTarget } from "../../src/core/routing.ts";
 import type { Timers } from "../../src/core/clock.ts";
-import type { HostPort } from "../../src/core/config.ts";
 import { Rng } from "./prng.ts";
 import type { ServerRole } from "../../src/core/failover/index.ts";
-import { pairedPeer, replicationSource } from "../../src/core/routing.ts";
-import { AppGateway, type InProcessApp, type LocalHub } from "../../src/services/app-gateway.ts";
-import { HubService } from "../../src/services/hub-service.ts";
-import { catchUpFrom, HubStateReplication, type CopyMark } from "../../src/services/hub-state-replication.ts";
-import { PeerRefusals } from "../../src/net/peer-refusals.ts";
-import type { PeerDialer, PeerService } from "../../src/net/peer-net.ts";
+import type { InProcessApp } from "../../src/services/app-gateway.ts";
+import type { HubService } from "../../src/services/hub-service.ts";
+import type { PeerService } from "../../src/net/peer-net.ts";
 import { MemoryNetwork, type MemoryPeerNet } from "../../src/net/peer-net-memory.ts";
-import type { ConnectionEvents } from "../../src/net/secure-socket.ts";
+import { DataHubParts, type CopyMarks } from "../../src/machine/data-hub-parts.ts";
+import { ROLE_PLANS } from "../../src/machine/role-plan.ts";
+import { mainCopySource } from "../../src/machine/server-copy.ts";
 import { HubLedger } from "./hub-ledger.ts";
 import { StandbyCopyCheck } from "./standby-copy-check.ts";
-import { machineDefer, machineLogger, machineTimers, QUIET, settlingDialer, settlingService } from "./machine-io.ts";
+import { machineDefer, machineLogger, machineTimers, settlingDialer, settlingService } from "./machine-io.ts";
 import type { LogLanes } from "./sim-lanes.ts";
 import type { Machinery, SimNode, World } from "./world.ts";
 import { simMachineKey } from "./sim-pairing.ts";
@@ -50,8 +47,6 @@ import { simMachineKey } from "./sim-pairing.ts";
 /** The log lane needs bun:sqlite: under Deno the simulator runs without it. */
 const lanesModule = "Bun" in globalThis ? await import("./sim-lanes.ts") : null;
 
-/** hub-service's presence and trim period (peer-runtime.ts). */
-const PRESENCE_MS = 1000;
 /** The gateway's timer period, over which the ledger notices a stopped process (app-gateway.ts PING_MS). */
 const STALL_PROBE_MS = 1000;
 const PUBLISHERS: readonly string[] = ["c1", "main", "backup"];
@@ -80,12 +75,10 @@ class DiskHubState implements HubStatePersistence {
   }
 }
 
-/** One machine's incarnation: its hub (servers), gateway and apps. */
+/** One machine's incarnation: its Data Hub side (the hub on servers, the gateway) and apps. */
 type Machine = {
   readonly inc: number;
-  readonly hub: HubService | null;
-  readonly replication: HubStateReplication | null;
-  readonly gateway: AppGateway;
+  readonly parts: DataHubParts;
   readonly pub: InProcessApp;
   readonly origin: string;
   seq: number;
@@ -122,7 +115,7 @@ export class SimHub implements Machinery {
     this.standbyCopy = new StandbyCopyCheck(world, (name) => this.keyOf(name));
     // HL2's sample of the backup's state while the main waits, every heartbeat (silent in the trace).
     const sample = (): void => {
-      this.standbyCopy.sample(this.#machines.get("main")?.hub?.core ?? null, this.#machines.get("backup")?.hub?.core ?? null);
+      this.standbyCopy.sample(this.#hubOf("main")?.core ?? null, this.#hubOf("backup")?.core ?? null);
       world.at(world.now() + h, "", sample);
     };
     world.at(h, "", sample);
@@ -177,47 +170,49 @@ export class SimHub implements Machinery {
     });
     this.#peers.set(n.name, peer);
     this.#subscribedFrom.delete(n.name);
-    const serve = (service: PeerService) => peer.serve(settlingService(this.world, service));
-    const net = settlingDialer(this.world, peer);
-    // The server to copy from now (machine/server-copy.ts): core's replicationSource, at the address its setup names now.
-    const from = (): ServerRole | null => replicationSource(n.state);
-    const source = (): HostPort | null => {
-      const role = from();
-      return role === null ? null : (n.runner?.serverAddress(role) ?? null);
-    };
-    const mainSource = (): HostPort | null => (from() === "main" ? source() : null);
-    let hub: HubService | null = null;
-    let replication: HubStateReplication | null = null;
-    if (n.role !== "client") {
-      let disk = this.#disks.get(n.name);
-      if (!disk) this.#disks.set(n.name, (disk = new DiskHubState()));
-      const core = new HubCore({ epoch: n.disk.epoch, streamId: `${n.name}-${n.inc}`, persistence: disk });
-      const service = (hub = new HubService(core, keyBytes(this.keyOf(n.name)), log, { defer }));
-      serve({ path: "/hub", accept: (c) => this.#tapHub(n, service, service.acceptHub(c), c.peer.machineId) });
-      serve({ path: "/replicate", accept: (c) => service.acceptReplication(c) });
-      this.#syncLane(n, core);
-      replication = this.#replication(n, service, net, source, timers);
-      this.lanes?.started({ node: n, serve, net, timers, clock: w.clock, log, source: mainSource, random: () => this.#rng.next() });
-    }
-    const gateway = new AppGateway({
+    // This incarnation's hub, read when a frame comes (the parts are built below).
+    const hubCore = (): HubCore | null => parts.hub?.core ?? null;
+    // The ledger reads the subscriptions a hub takes from `/hub`; the lane follows the state.
+    const serve = (service: PeerService) => peer.serve(settlingService(w, service.path === "/hub" ? this.#tapHub(n, service, hubCore) : service));
+    const net = settlingDialer(w, peer);
+    const current = () => n.state;
+    const serverAt = (role: ServerRole) => n.runner?.serverAddress(role) ?? null;
+    let disk = this.#disks.get(n.name);
+    if (!disk && n.role !== "client") this.#disks.set(n.name, (disk = new DiskHubState()));
+    const parts = new DataHubParts({
+      plan: ROLE_PLANS[n.role],
       node: { id: n.name, name: n.name },
       net,
+      serve,
       networkKey: keyBytes(this.keyOf(n.name)),
-      log,
-      onLinkBroken: (role) => w.connectionBroke(n, role),
-      localHub: () => (hub ? this.#tapLocal(n, hub) : null),
-      random: () => this.#rng.next(),
+      hubState: disk ? { persistence: disk, epoch: n.disk.epoch, copyMarks: this.#copyMarks(n.name), streamId: `${n.name}-${n.inc}` } : null,
+      current,
+      serverAt,
+      // The address the setup names (the runner's); before the runner exists, the world's, where the machine knows one.
+      followAt: (role) => (n.role !== "client" || n.knows[role] ? (n.runner ? n.runner.serverAddress(role) : w.endpointOf(role)) : null),
+      runner: { feed: (event) => w.feed(n, event), linkBroken: (role) => w.connectionBroke(n, role) },
+      heartbeatMs: w.cfg.timings.heartbeatMs,
       retainAckedMs: this.ledger.retentionMs,
+      log,
       clock: w.clock,
       timers,
       defer,
+      random: () => this.#rng.next(),
     });
+    const hub = parts.hub;
+    if (hub) {
+      this.#tapHubState(n, hub);
+      this.#syncLane(n, hub.core);
+      this.#restartOnNewPairing(n, parts, timers);
+      this.lanes?.started({ node: n, serve, net, timers, clock: w.clock, log, source: mainCopySource({ current, serverAt }), random: () => this.#rng.next() });
+    }
+    const gateway = parts.gateway;
     this.#tapUplink(n, gateway.uplink);
     this.ledger.started(n);
     const sub = gateway.attachApp("sub", (frame) => this.ledger.got(n, frame));
     const origin = `${n.name}.${n.inc}`;
     const pub = gateway.attachApp("pub", (frame) => frame.type === "ack" && this.ledger.acked(frame.origin, frame.seq));
-    const machine: Machine = { inc: n.inc, hub, replication, gateway, pub, origin, seq: 0, lastProbe: w.now(), stalls: [] };
+    const machine: Machine = { inc: n.inc, parts, pub, origin, seq: 0, lastProbe: w.now(), stalls: [] };
     this.#machines.set(n.name, machine);
     // The subscriber app subscribes at once; its node subscribes upstream whenever it attaches.
     sub.send({ type: "sub", filter: "t/#" });
@@ -234,14 +229,6 @@ export class SimHub implements Machinery {
       if (w.now() - machine.lastProbe >= 2 * STALL_PROBE_MS) machine.stalls.push([machine.lastProbe + STALL_PROBE_MS, w.now()]);
       machine.lastProbe = w.now();
     });
-    // Each second while a server runs (peer-runtime.ts): replay trimmed by age, presence to every member.
-    if (hub) {
-      const server = hub;
-      every(PRESENCE_MS, () => {
-        server.core.trimReplay(w.now());
-        server.announcePresence();
-      });
-    }
     // Every machine's app subscribes; three publish (a client and both servers' own apps), to keep the run cheap.
     if (!PUBLISHERS.includes(n.name)) return;
     const h = w.cfg.timings.heartbeatMs;
@@ -263,25 +250,18 @@ export class SimHub implements Machinery {
   }
 
   startServing(n: SimNode, epoch: number): void {
-    this.#machines.get(n.name)?.hub?.startServing(epoch);
+    this.#machines.get(n.name)?.parts.startServing(epoch);
     this.#servingNow(n.name, true);
     this.lanes?.startedServing(n);
   }
 
-  stopServing(n: SimNode): void {
-    this.#machines.get(n.name)?.hub?.stopServing();
+  stopServing(n: SimNode, epoch: number): void {
+    this.#machines.get(n.name)?.parts.stopServing(epoch);
     this.#servingNow(n.name, false);
   }
 
-  /** peer-runtime.ts followUplink: self, or the address the setup names for that server. */
   uplink(n: SimNode, target: UplinkTarget): void {
-    const gateway = this.#machines.get(n.name)?.gateway;
-    if (!gateway) return;
-    if (target.server === "self") return gateway.follow({ role: "self" });
-    // The address the setup names (the runner's), as peer-runtime.ts reads its servers; before the runner exists, the world's.
-    const at = target.server === null ? null : n.runner ? n.runner.serverAddress(target.server) : this.world.endpointOf(target.server);
-    const known = target.server !== null && (n.role !== "client" || n.knows[target.server]);
-    gateway.follow(target.server !== null && known && at ? { role: target.server, address: at } : null);
+    this.#machines.get(n.name)?.parts.follow(target);
   }
 
   writeHub(main: SimNode): void {
@@ -295,26 +275,14 @@ export class SimHub implements Machinery {
     this.lanes?.write(main);
   }
 
-  /**
-   * The main's catch-up as peer-runtime.ts catchUp runs it (catchUpFrom): what changed on the backup since
-   * the copy mark its standby copy left (else its own last version), imported by its HubService; any failure is a failed copy.
-   */
+  /** The main's catch-up, DataHubParts.catchUp (its import moves the lane: #tapHubState); any failure is a failed copy. */
   catchUp(main: SimNode, done: (ok: boolean) => void): void {
-    const [peer, hub, inc] = [this.#peers.get(main.name), this.#machines.get(main.name)?.hub, main.inc];
-    if (!peer || !hub) return done(false);
+    const [parts, inc] = [this.#machines.get(main.name)?.parts, main.inc];
+    if (!parts?.hub) return done(false);
     const live = () => main.inc === inc && !!main.state;
-    // A restarted main's answer is not imported, and its mark not moved.
-    const importing = {
-      core: hub.core,
-      importChanges: (changes: HubStateChanges) => {
-        if (!live()) throw new Error("The main restarted.");
-        hub.importChanges(changes);
-      },
-    };
-    catchUpFrom(settlingDialer(this.world, peer), this.world.endpointOf("backup"), importing, this.#copyMark(main), machineTimers(this.world, main, false)).then(
+    parts.catchUp().then(
       () => {
         if (!live()) return;
-        this.#syncLane(main, hub.core);
         this.catchUps.ok += 1;
         done(true);
       },
@@ -336,16 +304,13 @@ export class SimHub implements Machinery {
     return this.#keys.get(name) ?? 1;
   }
 
-  /** A new network key saved on a machine, taken as peer-runtime.ts setNetworkKey takes it: the port, the hub, the gateway, the copies. */
+  /** A new network key saved on a machine, taken as peer-runtime.ts setNetworkKey takes it: the port, then the Data Hub side, then the log copy. */
   setKey(name: string, key: number): void {
     this.world.log(`NETWORK KEY ${key} on ${name}`);
     this.#keys.set(name, key);
     const bytes = keyBytes(key);
     this.#peers.get(name)?.setNetworkKey(bytes);
-    const m = this.#machines.get(name);
-    m?.hub?.setNetworkKey(bytes);
-    m?.gateway.setNetworkKey(bytes);
-    m?.replication?.restart();
+    this.#machines.get(name)?.parts.setNetworkKey(bytes);
     const n = this.world.nodes.get(name);
     if (n) this.lanes?.keyChanged(n);
   }
@@ -356,63 +321,33 @@ export class SimHub implements Machinery {
     this.ledger.check(this.#splits);
     this.#checkLanes();
     this.lanes?.check();
-    const standby = this.standbyCopy.check(this.#machines.get("main")?.hub?.core ?? null);
+    const standby = this.standbyCopy.check(this.#hubOf("main")?.core ?? null);
     for (const what of standby) this.world.log(`VIOLATION ${what}`);
     return [...this.ledger.violations, ...this.#violations, ...standby.map((what) => `t=${this.world.now()}: ${what}`), ...(this.lanes?.violations ?? [])];
   }
 
   /**
-   * The Data Hub copy as a server runs it (machine/server-copy.ts): each server runs HubStateReplication
-   * over its peer port, copying from whom core's replicationSource says (a backup from the main, a main
-   * waiting to be switched back from the backup); a copy from the main reports its first answer as
-   * syncDone and a broken link as the main's; a new pairing starts it afresh (peer-runtime.ts).
+   * The partnership's `changed` as peer-runtime.ts wires it: a new pairing is copied afresh. The simulator's
+   * pairing keeps no such callback (sim-pairing.ts), so the pairing on disk is read each heartbeat.
    */
-  #replication(n: SimNode, hub: HubService, net: PeerDialer, source: () => HostPort | null, timers: Timers): HubStateReplication {
-    const w = this.world;
-    const replication = new HubStateReplication({
-      net,
-      source,
-      hub: {
-        importChanges: (changes) => {
-          hub.importChanges(changes);
-          this.#syncLane(n, hub.core);
-        },
-      },
-      periodMs: w.cfg.timings.heartbeatMs,
-      refusals: new PeerRefusals(w.clock, QUIET, () => this.#rng.next()),
-      mark: this.#copyMark(n),
-      signals: {
-        synced: () => void (replicationSource(n.state) === "main" && w.feed(n, { type: "syncDone" })),
-        broken: () => void (replicationSource(n.state) === "main" && w.connectionBroke(n, "main")),
-      },
-      timers,
-    });
-    // The partnership's `changed` (peer-runtime.ts): a new pairing is copied afresh.
+  #restartOnNewPairing(n: SimNode, parts: DataHubParts, timers: Timers): void {
     let pairedWith = n.disk.pairing?.peerId ?? null;
-    timers.every(w.cfg.timings.heartbeatMs, () => {
+    timers.every(this.world.cfg.timings.heartbeatMs, () => {
       const now = n.disk.pairing?.peerId ?? null;
-      if (now !== pairedWith) replication.restart();
+      if (now !== pairedWith) parts.pairingChanged();
       pairedWith = now;
     });
-    return replication;
   }
 
-  /**
-   * A server's copy mark on its disk (store/copy-mark-file.ts as server-data.ts copyMark uses it):
-   * the `through` of the last answer imported, for the server it is paired with; survives a crash.
-   */
-  #copyMark(n: SimNode): CopyMark {
+  /** A server's copy mark on its disk (store/copy-mark-file.ts): the `through` last imported, for one peer; survives a crash. */
+  #copyMarks(name: string): CopyMarks {
     const disk = this.#marks;
     return {
-      read: () => {
-        const peer = pairedPeer(n.state);
-        const mark = disk.get(n.name);
-        return peer !== null && mark?.peerId === peer ? mark.through : null;
+      read: (peerId) => {
+        const mark = disk.get(name);
+        return mark?.peerId === peerId ? mark.through : null;
       },
-      write: (through) => {
-        const peer = pairedPeer(n.state);
-        if (peer !== null) disk.set(n.name, { peerId: peer, through });
-      },
+      write: (peerId, through) => void disk.set(name, { peerId, through }),
     };
   }
 
@@ -430,32 +365,51 @@ export class SimHub implements Machinery {
 
   // ---- the ledger's taps on the production objects ------------------------------------------
 
+  /** This machine's hub (servers), while it runs. */
+  #hubOf(name: string): HubService | null {
+    return this.#machines.get(name)?.parts.hub ?? null;
+  }
+
   /** A `/hub` connection's frames: the ledger notes the subscriptions a hub takes, and the lane follows the state. */
-  #tapHub(n: SimNode, hub: HubService, events: ConnectionEvents, from: string): ConnectionEvents {
+  #tapHub(n: SimNode, service: PeerService, core: () => HubCore | null): PeerService {
     return {
-      ...events,
-      message: (payload) => {
-        if (!this.#subscribedFrom.has(from) && hasSub(payload)) this.#subscribed(from);
-        events.message(payload);
-        this.#syncLane(n, hub.core);
+      path: service.path,
+      accept: (c) => {
+        const [events, from] = [service.accept(c), c.peer.machineId];
+        return {
+          ...events,
+          message: (payload) => {
+            if (!this.#subscribedFrom.has(from) && hasSub(payload)) this.#subscribed(from);
+            events.message(payload);
+            const hub = core();
+            if (hub) this.#syncLane(n, hub);
+          },
+        };
       },
     };
   }
 
-  /** This machine's own gateway attached to its hub in process (the gateway's `self`), tapped the same way. */
-  #tapLocal(n: SimNode, hub: HubService): LocalHub {
-    return {
-      attachLocal: (deliver) => {
-        const link = hub.attachLocal(deliver);
-        return {
-          send: (frame: ToHubFrame) => {
-            if (frame.type === "sub") this.#subscribed(n.name);
-            link.send(frame);
-            this.#syncLane(n, hub.core);
-          },
-          close: () => link.close(),
-        };
-      },
+  /**
+   * The hub's own gateway attached in process (the gateway's `self`), tapped as `/hub` is; and every import
+   * (the copy's, the catch-up's) moves the lane. A restarted main's late catch-up answer is not imported.
+   */
+  #tapHubState(n: SimNode, hub: HubService): void {
+    const [attachLocal, importChanges, inc] = [hub.attachLocal.bind(hub), hub.importChanges.bind(hub), n.inc];
+    hub.attachLocal = (deliver) => {
+      const link = attachLocal(deliver);
+      return {
+        send: (frame: ToHubFrame) => {
+          if (frame.type === "sub") this.#subscribed(n.name);
+          link.send(frame);
+          this.#syncLane(n, hub.core);
+        },
+        close: () => link.close(),
+      };
+    };
+    hub.importChanges = (changes) => {
+      if (n.inc !== inc || !n.state) throw new Error("The main restarted.");
+      importChanges(changes);
+      this.#syncLane(n, hub.core);
     };
   }
 
@@ -472,7 +426,7 @@ export class SimHub implements Machinery {
     const [attach, detach] = [uplink.attachServer.bind(uplink), uplink.detachServer.bind(uplink)];
     // The machine whose hub it attached to: itself, or the one at the address it follows.
     const server = (): string | null => {
-      const target = this.#machines.get(n.name)?.gateway.following ?? null;
+      const target = this.#machines.get(n.name)?.parts.gateway.following ?? null;
       return target === null ? null : target.role === "self" ? n.name : this.world.nameAt(target.address.host);
     };
     uplink.attachServer = (send) => {
@@ -519,7 +473,7 @@ export class SimHub implements Machinery {
    */
   #checkLanes(): void {
     const [mn, bn] = [this.world.node("main"), this.world.node("backup")];
-    const [m, b] = [this.#machines.get("main")?.hub, this.#machines.get("backup")?.hub];
+    const [m, b] = [this.#hubOf("main"), this.#hubOf("backup")];
     if (!m || !b || mn.serving === null || bn.serving !== null || bn.disk.pairing?.peerId !== "main" || mn.disk.pairing?.peerId !== "backup") return;
     this.lanesJudged += 1;
     // Values, not versions: a write resent by its publisher is taken again under the other server's version.

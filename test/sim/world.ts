@@ -106,7 +106,7 @@ export interface Machinery {
   writeHub(main: SimNode): void;
   /** A show-file push on the active main (its log lane then moves with the real log). */
   writeLog(main: SimNode): void;
-  /** The main's catch-up as peer-runtime.ts runs it (fetchHubStateChanges, then the import); `done` says whether it worked. */
+  /** The main's catch-up as a machine runs it (DataHubParts.catchUp); `done` says whether it worked. */
   catchUp(main: SimNode, done: (ok: boolean) => void): void;
 }
 
