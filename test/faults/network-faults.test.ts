@@ -15,7 +15,8 @@
  * times and restarted ten times at random 2–6 s intervals may fail over: the
  * main ends serving, at a higher epoch after the restarts. FAULT_SECONDS
  * stretches the loss and flapping cases (default 20 s; the issue's full run is
- * 120). `bun run bench faults` prints the same cases as a table. The isolated
+ * 120). FAULT_KEEP=1 keeps the lab's folder (every incarnation's log, the
+ * subscriber's stream, the polls) and names it. `bun run bench faults` prints the same cases as a table. The isolated
  * main is test/faults/isolated-main.test.ts, a client cut from the main alone
  * test/faults/hub-cut.test.ts.
  */

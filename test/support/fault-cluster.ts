@@ -4,7 +4,7 @@
  * `bun run bench faults` apply: random loss (nftables), pauses (SIGSTOP) and
  * restarts of the main. Root only; `faultLabUnavailable()` says why not.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MachineStatus } from "../../src/core/status.ts";
@@ -69,6 +69,9 @@ export class FaultCluster {
     const argv = [this.exe, "run", "--role", role, "--name", node, "--data", data, "--key", join(this.dir, "net.key"), "--license", join(this.dir, "license.json")];
     argv.push("--ui-listen", "127.0.0.1:7400", "--peer-listen", `${this.lab.node(node).address}:${PEER_PORT}`, "--discovery", "off", "--log", "json");
     argv.push("--heartbeat-ms", String(this.preset.heartbeatMs), "--failover-timeout-ms", String(this.preset.failoverTimeoutMs), ...servers);
+    // FAULT_KEEP: the incarnation this start replaces keeps its log (the test output holds only the last 4 KiB on failure).
+    const was = this.running.get(node);
+    if (was && process.env.FAULT_KEEP) appendFileSync(join(this.dir, `${node}.log`), was.output());
     const p = this.lab.spawn(node, argv, { env: { HOME: data } });
     this.running.set(node, p);
     return p;
@@ -167,6 +170,10 @@ export class FaultCluster {
 
   async cleanup(): Promise<void> {
     await this.lab.cleanup();
+    if (process.env.FAULT_KEEP) {
+      for (const [name, p] of this.running) appendFileSync(join(this.dir, `${name}.log`), p.output());
+      return console.warn(`[fault] kept ${this.dir}`);
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
