@@ -8,6 +8,7 @@
  * also in place of the dump on connect (`greeting`).
  */
 import type { Socket, TCPSocketListener } from "bun";
+import { RouterError } from "../../src/core/router.ts";
 
 interface Client {
   id: number;
@@ -216,4 +217,15 @@ export class VideohubSim {
   #broadcast(text: (id: number) => string): void {
     for (const c of this.#clients.values()) c.socket.write(text(c.id));
   }
+}
+
+/** The RouterError a router call ends in (anything else, or none, fails the test). */
+export async function routerRefusal(promise: Promise<unknown>): Promise<RouterError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof RouterError) return error;
+    throw error;
+  }
+  throw new Error("expected a RouterError");
 }

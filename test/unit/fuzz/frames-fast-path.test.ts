@@ -125,9 +125,7 @@ describe(`the common frames' fast path (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`
           expect(JSON.stringify(parsed.frame)).toBe(JSON.stringify(bySchema.data));
         } else {
           seen.refused++;
-          const issue = bySchema.error!.issues[0]!;
-          const where = issue.path.length > 0 ? `, field "${issue.path.join(".")}"` : "";
-          expect(parsed.error.message).toBe(`Frame "${value.type as string}" refused${where}: ${issue.message}.`);
+          expectSchemaRefusal(parsed.error.message, value, bySchema);
         }
       }
     }
@@ -162,9 +160,7 @@ describe(`the common frames' fast path (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`
           expect(parsed.frame).toStrictEqual(bySchema.data as never);
         } else {
           seen.refused++;
-          const issue = bySchema.error!.issues[0]!;
-          const where = issue.path.length > 0 ? `, field "${issue.path.join(".")}"` : "";
-          expect(parsed.error.message).toBe(`Frame "${value.type as string}" refused${where}: ${issue.message}.`);
+          expectSchemaRefusal(parsed.error.message, value, bySchema);
         }
       }
     }
@@ -190,3 +186,10 @@ describe(`the common frames' fast path (FUZZ_SEED=${JSON.stringify(FUZZ_SEED)})`
     expect(parseToHubFrame(JSON.stringify({ type: "ack", origin: "x", seq: 1 })).ok).toBe(false);
   });
 });
+
+/** The refusal names the frame, the field and the schema's own message, whichever path read it. */
+function expectSchemaRefusal(message: string, value: { type?: unknown }, bySchema: { error?: { issues: { path: PropertyKey[]; message: string }[] } }): void {
+  const issue = bySchema.error!.issues[0]!;
+  const where = issue.path.length > 0 ? `, field "${issue.path.join(".")}"` : "";
+  expect(message).toBe(`Frame "${value.type as string}" refused${where}: ${issue.message}.`);
+}

@@ -3,7 +3,7 @@ import { RouterError, type RouterEvent } from "../../../../src/core/router.ts";
 import { BlockParser, MAX_BLOCK_LINES } from "../../../../src/services/router/videohub-protocol.ts";
 import { VideohubDriver } from "../../../../src/services/router/videohub-driver.ts";
 import { ManualTimers } from "../../../support/clock.ts";
-import { VideohubSim } from "../../../support/videohub-sim.ts";
+import { routerRefusal, VideohubSim } from "../../../support/videohub-sim.ts";
 import { waitFor } from "../../../support/wait-for.ts";
 
 const cleanups: (() => void)[] = [];
@@ -19,16 +19,6 @@ function setup(options: ConstructorParameters<typeof VideohubSim>[0] = {}, host 
   driver.onEvent((e) => events.push(e));
   cleanups.push(() => driver.close(), () => sim.stop());
   return { sim, timers, driver, events };
-}
-
-async function failure(promise: Promise<unknown>): Promise<RouterError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RouterError) return error;
-    throw error;
-  }
-  throw new Error("expected a RouterError");
 }
 
 describe("Videohub driver against the simulated router", () => {
@@ -68,7 +58,7 @@ describe("Videohub driver against the simulated router", () => {
     const { driver, sim } = setup();
     await driver.connect();
     sim.nak = true;
-    expect((await failure(driver.route(2, 5))).code).toBe("ROUTER_NAK");
+    expect((await routerRefusal(driver.route(2, 5))).code).toBe("ROUTER_NAK");
     expect(sim.routes[2]).toBe(2);
     expect(driver.state()!.routes[2]).toBe(2);
   });
@@ -88,7 +78,7 @@ describe("Videohub driver against the simulated router", () => {
     const { driver, sim, timers } = setup();
     await driver.connect();
     sim.confirm = false;
-    const routed = failure(driver.route(4, 9));
+    const routed = routerRefusal(driver.route(4, 9));
     await waitFor("the request to reach the router", () => sim.requests.length === 1);
     await Bun.sleep(5);
     timers.advance(2_000);
@@ -102,7 +92,7 @@ describe("Videohub driver against the simulated router", () => {
     sim.lockByOther(6);
     await waitFor("the lock to be seen", () => driver.state()!.locks[6] === "L");
     expect(events.some((e) => e.kind === "locks")).toBe(true);
-    expect((await failure(driver.route(6, 1))).code).toBe("ROUTER_LOCKED");
+    expect((await routerRefusal(driver.route(6, 1))).code).toBe("ROUTER_LOCKED");
     expect(sim.requests).toEqual([]);
     await driver.setLock(6, "F");
     expect(driver.state()!.locks[6]).toBe("U");
@@ -113,8 +103,8 @@ describe("Videohub driver against the simulated router", () => {
   test("a port the router does not have is ROUTER_BAD_PORT", async () => {
     const { driver } = setup();
     await driver.connect();
-    expect((await failure(driver.route(12, 0))).code).toBe("ROUTER_BAD_PORT");
-    expect((await failure(driver.route(0, -1))).code).toBe("ROUTER_BAD_PORT");
+    expect((await routerRefusal(driver.route(12, 0))).code).toBe("ROUTER_BAD_PORT");
+    expect((await routerRefusal(driver.route(0, -1))).code).toBe("ROUTER_BAD_PORT");
   });
 
   test("garbage and bad lines are typed errors and change nothing; the connection stays", async () => {
@@ -137,7 +127,7 @@ describe("Videohub driver against the simulated router", () => {
     const dropped = events.find((e) => e.kind === "disconnected") as { error: RouterError };
     expect(dropped.error.code).toBe("ROUTER_TOO_LARGE");
     expect(driver.state()).toBeNull();
-    expect((await failure(driver.route(1, 1))).code).toBe("ROUTER_NOT_CONNECTED");
+    expect((await routerRefusal(driver.route(1, 1))).code).toBe("ROUTER_NOT_CONNECTED");
     timers.advance(500);
     await waitFor("the reconnect", () => driver.state() !== null);
     expect(sim.connections).toBe(2);
@@ -161,7 +151,7 @@ describe("Videohub driver against the simulated router", () => {
   test("a router that never answers: connect and ping time out, nothing hangs", async () => {
     const { driver, sim, timers } = setup();
     sim.silent = true;
-    const first = failure(driver.connect());
+    const first = routerRefusal(driver.connect());
     await waitFor("the connection", () => sim.clientCount === 1);
     await Bun.sleep(0);
     timers.advance(2_000);
@@ -179,7 +169,7 @@ describe("Videohub driver against the simulated router", () => {
     const timers = new ManualTimers();
     let dials = 0;
     const driver = new VideohubDriver({ host: "10.255.255.1", port: 9990, clock: timers.clock, timers, dialer: () => (dials++, new Promise(() => {})) });
-    const first = failure(driver.connect());
+    const first = routerRefusal(driver.connect());
     timers.advance(5_000);
     expect((await first).code).toBe("ROUTER_TIMEOUT");
     timers.advance(500);
@@ -194,10 +184,10 @@ describe("Videohub driver against the simulated router", () => {
     sim.stop();
     const timers = new ManualTimers();
     const driver = new VideohubDriver({ host: "127.0.0.1", port, clock: timers.clock, timers });
-    expect((await failure(driver.connect())).code).toBe("ROUTER_UNREACHABLE");
+    expect((await routerRefusal(driver.connect())).code).toBe("ROUTER_UNREACHABLE");
     driver.close();
     expect(timers.count).toBe(0);
-    expect((await failure(driver.connect())).code).toBe("ROUTER_CLOSED");
+    expect((await routerRefusal(driver.connect())).code).toBe("ROUTER_CLOSED");
   });
 });
 

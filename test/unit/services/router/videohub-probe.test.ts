@@ -5,11 +5,11 @@
  * no connection or timer behind.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { RouterError, type RouterErrorCode } from "../../../../src/core/router.ts";
+import type { RouterErrorCode } from "../../../../src/core/router.ts";
 import { MAX_BLOCK_LINES } from "../../../../src/services/router/videohub-protocol.ts";
 import { probeVideohub } from "../../../../src/services/router/videohub-probe.ts";
 import { ManualTimers } from "../../../support/clock.ts";
-import { VideohubSim } from "../../../support/videohub-sim.ts";
+import { routerRefusal, VideohubSim } from "../../../support/videohub-sim.ts";
 import { waitFor } from "../../../support/wait-for.ts";
 
 const sims: VideohubSim[] = [];
@@ -21,16 +21,6 @@ function sim(options: ConstructorParameters<typeof VideohubSim>[0] = {}): Videoh
   const s = new VideohubSim(options).start();
   sims.push(s);
   return s;
-}
-
-async function refusal(promise: Promise<unknown>): Promise<RouterError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RouterError) return error;
-    throw error;
-  }
-  throw new Error("expected a RouterError");
 }
 
 const DEVICE = "PROTOCOL PREAMBLE:\nVersion: 2.8\n\nVIDEOHUB DEVICE:\nDevice present: true\nModel name: Sim\nVideo inputs: 12\nVideo outputs: 12\n\n";
@@ -68,7 +58,7 @@ describe("Test connection", () => {
     const port = router.port;
     router.stop();
     const timers = new ManualTimers();
-    const error = await refusal(probeVideohub({ host: "127.0.0.1", port, clock: timers.clock, timers }));
+    const error = await routerRefusal(probeVideohub({ host: "127.0.0.1", port, clock: timers.clock, timers }));
     expect(error.code).toBe("ROUTER_UNREACHABLE");
     expect(error.message).toContain(`127.0.0.1:${port} refused the connection`);
     expect(timers.count).toBe(0);
@@ -78,7 +68,7 @@ describe("Test connection", () => {
     const router = sim();
     router.silent = true;
     const timers = new ManualTimers();
-    const probe = refusal(probeVideohub({ host: "127.0.0.1", port: router.port, clock: timers.clock, timers, timeoutMs: 3_000 }));
+    const probe = routerRefusal(probeVideohub({ host: "127.0.0.1", port: router.port, clock: timers.clock, timers, timeoutMs: 3_000 }));
     await waitFor("the test connected", () => router.clientCount === 1);
     await Bun.sleep(0);
     timers.advance(3_000);
@@ -91,7 +81,7 @@ describe("Test connection", () => {
 
   test("a dial that never completes ends at the deadline", async () => {
     const timers = new ManualTimers();
-    const probe = refusal(probeVideohub({ host: "10.255.255.1", port: 9990, clock: timers.clock, timers, dialer: () => new Promise(() => {}) }));
+    const probe = routerRefusal(probeVideohub({ host: "10.255.255.1", port: 9990, clock: timers.clock, timers, dialer: () => new Promise(() => {}) }));
     timers.advance(4_000);
     expect((await probe).message).toContain("no answer from 10.255.255.1:9990 within 4 s");
   });
@@ -109,7 +99,7 @@ describe("Test connection", () => {
       router.greeting = greeting;
       router.closeAfterGreeting = close;
       const timers = new ManualTimers();
-      const error = await refusal(probeVideohub({ host: "127.0.0.1", port: router.port, clock: timers.clock, timers }));
+      const error = await routerRefusal(probeVideohub({ host: "127.0.0.1", port: router.port, clock: timers.clock, timers }));
       expect(error.code).toBe(code);
       expect(error.message).toContain(words);
       expect(timers.count).toBe(0);
@@ -121,7 +111,7 @@ describe("Test connection", () => {
     router.greeting = DEVICE;
     router.silent = true;
     const timers = new ManualTimers();
-    const probe = refusal(probeVideohub({ host: "127.0.0.1", port: router.port, clock: timers.clock, timers }));
+    const probe = routerRefusal(probeVideohub({ host: "127.0.0.1", port: router.port, clock: timers.clock, timers }));
     await waitFor("the test connected", () => router.clientCount === 1);
     await Bun.sleep(10);
     timers.advance(4_000);
