@@ -70,6 +70,15 @@ const understudy = (name: string) =>
     : MEM_PROF
       ? [process.execPath, ...(process.env.NODE_BUN_ARGS?.split(" ").filter(Boolean) ?? []), "--preload", join(import.meta.dir, "mem-probe.ts"), source]
       : [bin];
+/**
+ * NODE_BUN_ARGS="--smol ...": runtime flags for the nodes only (from source: on the command line;
+ * the executable: through BUN_OPTIONS, which a compiled Bun executable reads too).
+ */
+const nodeEnv: Record<string, string | undefined> = {
+  ...process.env,
+  ...(MEM_PROF ? { MEM_PROF_DIR: MEM_PROF } : {}),
+  ...(process.env.NODE_BUN_ARGS && !MEM_PROF && !CPU_PROF ? { BUN_OPTIONS: process.env.NODE_BUN_ARGS } : {}),
+};
 const dir = mkdtempSync(join(tmpdir(), "understudy-bench-hub-"));
 const keyFile = join(dir, "net.key");
 const licFile = join(dir, "lic.json");
@@ -95,7 +104,7 @@ const at = (p: number) => `127.0.0.1:${p}`;
 function machine(name: string, args: string[], ui = 0) {
   const data = mkdtempSync(join(dir, `${name.replace(" ", "-")}-`));
   const base = [...understudy(name.replace(" ", "-")), "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
-  procs.set(name, Bun.spawn([...base, ...args], { stdout: "ignore", stderr: "inherit", env: MEM_PROF ? { ...process.env, MEM_PROF_DIR: MEM_PROF } : process.env }));
+  procs.set(name, Bun.spawn([...base, ...args], { stdout: "ignore", stderr: "inherit", env: nodeEnv }));
   if (MEM_PROF) console.error(`bench hub: ${name} is pid ${procs.get(name)!.pid}`);
 }
 machine("main", ["--role", "main", "--peer-listen", at(pm), "--backup", at(pb), "--mqtt-listen", "off"]);
@@ -192,12 +201,26 @@ function mqttTransport(name: string, pubPort: number, subPort: number): Transpor
     },
     async publisher() {
       const client: MqttClient = await connect(pubPort);
+      // A publisher the node disconnected never gets its callbacks (no reconnect): without this the
+      // workload waited forever (seen 2026-12-07); now it ends and is reported not whole.
+      const waiting = new Set<() => void>();
+      client.on("close", () => {
+        if (waiting.size > 0) console.error(`bench hub: ${name}: the MQTT publisher's connection closed with ${waiting.size} sends waiting`);
+        for (const resolve of waiting) resolve();
+        waiting.clear();
+      });
       return {
-        send: (topic, body) =>
-          new Promise<void>((resolve) => {
+        send: (topic, body) => {
+          if (!client.connected) return;
+          return new Promise<void>((resolve) => {
+            waiting.add(resolve);
             // mqtt.js calls back once the packet is written to its socket stream (its own backpressure).
-            client.publish(topic, JSON.stringify(body), { qos: 0 }, () => resolve());
-          }),
+            client.publish(topic, JSON.stringify(body), { qos: 0 }, () => {
+              waiting.delete(resolve);
+              resolve();
+            });
+          });
+        },
         close: () => client.end(true),
       };
     },
