@@ -11,7 +11,8 @@
  * the first send to the last delivery (each subscriber must get all of them,
  * in order, once). Latency: paced at 1,000 and 10,000 msg/s for PACED_S s,
  * publish to delivery (one process, one clock). Load generators run in this
- * process. Peak RSS (VmHWM) of every process at the end, and the CPU time each
+ * process. Nodes run with the installed service's environment (AS_SERVICE=0: without).
+ * Peak RSS (VmHWM) of every process at the end, and the CPU time each
  * process spent per message in the 1 -> 1 burst (what the rates are made of,
  * and much less dependent on what else runs on the machine). Last, the same
  * burst between commands: `understudy pub` -> `understudy sub` against
@@ -23,6 +24,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import mqtt, { type MqttClient } from "mqtt";
 import nacl from "tweetnacl";
+import { SERVICE_ENVIRONMENT } from "../../src/cli/service-unit.ts";
 import { parseNetworkKey } from "../../src/core/keys.ts";
 import { encodeFrame, parseFromHubFrame, type FromHubFrame, type ToHubFrame } from "../../src/hub/frames.ts";
 import { broadcastEpoch, openBroadcast } from "../../src/net/broadcast.ts";
@@ -76,9 +78,14 @@ const understudy = (name: string) =>
  */
 const nodeEnv: Record<string, string | undefined> = {
   ...process.env,
+  // As the installed service runs them (its environment: cli/service-unit.ts); AS_SERVICE=0 as a bare `understudy run`.
+  ...(process.env.AS_SERVICE === "0" ? {} : SERVICE_ENVIRONMENT),
   ...(MEM_PROF ? { MEM_PROF_DIR: MEM_PROF } : {}),
   ...(process.env.NODE_BUN_ARGS && !MEM_PROF && !CPU_PROF ? { BUN_OPTIONS: process.env.NODE_BUN_ARGS } : {}),
+  // NODE_ENV_VARS="BUN_JSC_x=1 ...": environment for the nodes only (runtime settings to compare).
+  ...Object.fromEntries((process.env.NODE_ENV_VARS?.split(" ").filter(Boolean) ?? []).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
 };
+console.error(`bench hub: nodes run with ${process.env.AS_SERVICE === "0" ? "no service environment (AS_SERVICE=0)" : `the service's environment: ${Object.entries(SERVICE_ENVIRONMENT).map(([k, v]) => `${k}=${v}`).join(" ")}`}`);
 const dir = mkdtempSync(join(tmpdir(), "understudy-bench-hub-"));
 const keyFile = join(dir, "net.key");
 const licFile = join(dir, "lic.json");
@@ -104,7 +111,9 @@ const at = (p: number) => `127.0.0.1:${p}`;
 function machine(name: string, args: string[], ui = 0) {
   const data = mkdtempSync(join(dir, `${name.replace(" ", "-")}-`));
   const base = [...understudy(name.replace(" ", "-")), "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
-  procs.set(name, Bun.spawn([...base, ...args], { stdout: "ignore", stderr: "inherit", env: nodeEnv }));
+  // NODE_LOGS=dir: each node's log (stdout, JSON lines) to dir/<name>.log.
+  const stdout = process.env.NODE_LOGS ? Bun.file(join(process.env.NODE_LOGS, `${name.replace(" ", "-")}.log`)) : "ignore";
+  procs.set(name, Bun.spawn([...base, ...args], { stdout, stderr: "inherit", env: nodeEnv }));
   if (MEM_PROF) console.error(`bench hub: ${name} is pid ${procs.get(name)!.pid}`);
 }
 machine("main", ["--role", "main", "--peer-listen", at(pm), "--backup", at(pb), "--mqtt-listen", "off"]);
@@ -124,7 +133,7 @@ type Transport = {
   /** A subscriber to `filter`; every message's seq and latency go into the receiver. */
   subscribe(filter: string, into: Receiver): Promise<() => void>;
   /** A publisher: `send` resolves when there is room (backpressure). */
-  publisher(): Promise<{ send(topic: string, body: { seq: number; t: number; pad: string }): void | Promise<void>; close(): void }>;
+  publisher(): Promise<{ send(topic: string, body: { seq: number; t: number; pad: string }): void | Promise<void>; close(): void; lost?(): boolean }>;
 };
 
 function record(into: Receiver, body: { seq: number; t: number }) {
@@ -222,6 +231,8 @@ function mqttTransport(name: string, pubPort: number, subPort: number): Transpor
           });
         },
         close: () => client.end(true),
+        // Gone for good: the workload stops rather than wait out WORKLOAD_MS for what was never sent.
+        lost: () => !client.connected,
       };
     },
   };
@@ -296,11 +307,11 @@ async function burst(t: Transport, subscribers: number, count: number): Promise<
   const { run, receivers, pub, close } = await setup(t, subscribers);
   const cpuBefore = cpuNow();
   const start = performance.now();
-  for (let seq = 1; seq <= count && performance.now() - start < WORKLOAD_MS; seq++) {
+  for (let seq = 1; seq <= count && performance.now() - start < WORKLOAD_MS && !pub.lost?.(); seq++) {
     const sending = pub.send(`${run}/x`, { seq, t: 0, pad: PAD });
     if (sending) await sending;
   }
-  await waitUntil(`${t.name}: the burst delivered`, () => receivers.every((r) => r.seqs.length >= count), Math.max(1, WORKLOAD_MS - (performance.now() - start))).catch(() => {});
+  await waitUntil(`${t.name}: the burst delivered`, () => pub.lost?.() === true || receivers.every((r) => r.seqs.length >= count), Math.max(1, WORKLOAD_MS - (performance.now() - start))).catch(() => {});
   const ms = performance.now() - start;
   const cpu = cpuPerMessage(cpuBefore, cpuNow(), count, ms);
   await Bun.sleep(100);
@@ -313,13 +324,13 @@ async function paced(t: Transport, rate: number): Promise<{ p50: number; p99: nu
   const { run, receivers, pub, close } = await setup(t, 1);
   const count = rate * PACED_S;
   const start = performance.now();
-  for (let seq = 1; seq <= count && performance.now() - start < WORKLOAD_MS; seq++) {
+  for (let seq = 1; seq <= count && performance.now() - start < WORKLOAD_MS && !pub.lost?.(); seq++) {
     const due = start + ((seq - 1) * 1000) / rate;
     while (performance.now() < due) await Bun.sleep(Math.max(0, Math.min(1, due - performance.now())));
     const sending = pub.send(`${run}/x`, { seq, t: performance.now(), pad: PAD });
     if (sending) await sending;
   }
-  await waitUntil(`${t.name}: paced messages delivered`, () => receivers[0]!.seqs.length >= count, Math.max(1, WORKLOAD_MS - (performance.now() - start))).catch(() => {});
+  await waitUntil(`${t.name}: paced messages delivered`, () => pub.lost?.() === true || receivers[0]!.seqs.length >= count, Math.max(1, WORKLOAD_MS - (performance.now() - start))).catch(() => {});
   await Bun.sleep(100);
   const sorted = [...receivers[0]!.latencies].sort((a, b) => a - b);
   const pct = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;

@@ -50,6 +50,8 @@ describe("service on Linux", () => {
     const unit = readFileSync(join(dir, "understudy.service"), "utf8");
     expect(unit).toContain(`ExecStart=${process.execPath} run --role main --name "Stage left" --ui-listen 0.0.0.0:7400 --data /var/lib/understudy\n`);
     expect(unit).toContain("Restart=on-failure\n");
+    // JavaScriptCore told 1 GiB of RAM: a node's peak RSS under a burst is mostly garbage it lets pile up by RAM size (issue 20).
+    expect(unit).toContain("\nEnvironment=BUN_JSC_forceRAMSize=1073741824\n");
     expect(unit).toContain("StandardOutput=journal\n");
     expect(unit).toContain("WantedBy=multi-user.target\n");
     expect(ran).toEqual([
@@ -149,6 +151,7 @@ describe("service on Windows (WinSW: a Bun executable does not answer the servic
     expect(xml).toContain("<executable>C:\\Program Files\\understudy\\understudy.exe</executable>");
     expect(xml).toContain("<arguments>run --data &quot;/srv/A&amp;B &lt;show&gt;&quot; --role backup --name &quot;Rack 2&quot;</arguments>");
     expect(xml).toContain("<startmode>Automatic</startmode>");
+    expect(xml).toContain('<env name="BUN_JSC_forceRAMSize" value="1073741824"/>');
     expect(xml).toContain('<onfailure action="restart" delay="2 sec"/>');
     expect(xml).toContain('<log mode="roll-by-size">');
     expect(ran).toEqual([
