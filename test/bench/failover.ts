@@ -7,7 +7,7 @@
  * arrive; a stall long after the takeover is not the failover's); lost counts messages never received. TRIALS=n (default 20).
  * BUSY=n: n processes spin on the CPU meanwhile (busy.ts). A trial whose gap exceeds OUTLIER_MS
  * (default 300) prints its timeline: what the backup and the clients logged after the fault.
- * TIMELINE_LINES=n (default 30) lines of it. FAULTS=kill|stop and PRESETS=defaults|fast run only those (default: both of each).
+ * TIMELINE_LINES=n (default 30) lines of it. BIN=path runs that executable instead of building this tree. FAULTS=kill|stop and PRESETS=defaults|fast run only those (default: both of each).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,7 +23,8 @@ const MESSAGES = 600;
 const INTERVAL_MS = 5;
 const OUTLIER_MS = Number(process.env.OUTLIER_MS ?? 300);
 const TIMELINE_LINES = Number(process.env.TIMELINE_LINES ?? 30);
-const bin = await executable();
+// BIN=path runs that executable (e.g. one built from another commit, for a before/after under the same load).
+const bin = process.env.BIN ?? (await executable());
 const dir = mkdtempSync(join(tmpdir(), "understudy-bench-"));
 const keyFile = join(dir, "net.key");
 const licFile = join(dir, "lic.json");
