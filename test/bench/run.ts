@@ -1,9 +1,10 @@
 /**
  * `bun run bench [NAME]`: benchmarks that print tables (never timed
- * assertions in tests). NAME: failover | store | crypto | flood | hub | faults | console | folder-sync | engines (default: all).
+ * assertions in tests). NAME: failover | false-failover | store | crypto | flood | hub | faults | console | folder-sync | engines (default: all).
  */
 const benches: Record<string, string> = {
   failover: `${import.meta.dir}/failover.ts`,
+  "false-failover": `${import.meta.dir}/false-failover.ts`,
   store: `${import.meta.dir}/store.ts`,
   crypto: `${import.meta.dir}/crypto.ts`,
   flood: `${import.meta.dir}/flood.ts`,

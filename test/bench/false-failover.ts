@@ -1,0 +1,89 @@
+/**
+ * `bun run bench false-failover`: no fault at all. One main, one backup, two clients (real
+ * executables on loopback, `--discovery off`) at the fast preset (heartbeat 50 ms, timeout
+ * 250 ms), a publisher on client A every 5 ms and a subscriber on client C, for DURATION_S (default
+ * 120) while BUSY=n processes spin beside them. Every takeover the backup makes here is a false
+ * failover: its /api/status is polled every 50 ms, and any epoch change or `active` state counts,
+ * as do the servers' own "takes over" and stall log lines.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { executable } from "../support/executable.ts";
+import { devLicenseText } from "../support/licenses.ts";
+import { eachLine } from "../support/stream-lines.ts";
+import { BUSY, loadAverage, startBusy } from "./busy.ts";
+
+const SECONDS = Number(process.env.DURATION_S ?? 120);
+const INTERVAL_MS = 5;
+const FLAGS = ["--heartbeat-ms", "50", "--failover-timeout-ms", "250"];
+const bin = process.env.BIN ?? (await executable());
+const dir = mkdtempSync(join(tmpdir(), "understudy-bench-quiet-"));
+const keyFile = join(dir, "net.key");
+const licFile = join(dir, "lic.json");
+Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
+writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
+
+async function freePort(): Promise<number> {
+  const tcp = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = tcp.port;
+  tcp.stop(true);
+  return port;
+}
+
+const [pm, pb, pa, pc, um, ub, ua, uc] = await Promise.all(Array.from({ length: 8 }, freePort));
+const procs: Subprocess[] = [];
+const lines: { who: string; line: string }[] = [];
+const machine = (role: string, peer: number, ui: number, extra: string[], who = role) => {
+  const data = mkdtempSync(join(dir, `${role}-`));
+  const p = Bun.spawn([bin, "run", "--role", role, "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--mqtt-listen", "off", "--log", "json", "--peer-listen", `127.0.0.1:${peer}`, "--ui-listen", `127.0.0.1:${ui}`, ...FLAGS, ...extra], { stdout: "pipe", stderr: "ignore" });
+  void eachLine(p.stdout, (line) => void lines.push({ who, line })).catch(() => {});
+  procs.push(p);
+};
+type Status = { chip: string; failover: { state: string; epoch: number; hubConnected: boolean } };
+const status = async (ui: number) => (await (await fetch(`http://127.0.0.1:${ui}/api/status`)).json()) as Status;
+
+const stopBusy = startBusy();
+try {
+  machine("main", pm!, um!, ["--backup", `127.0.0.1:${pb}`]);
+  machine("backup", pb!, ub!, ["--main", `127.0.0.1:${pm}`]);
+  const servers = ["--main", `127.0.0.1:${pm}`, "--backup", `127.0.0.1:${pb}`];
+  machine("client", pa!, ua!, servers, "client a");
+  machine("client", pc!, uc!, servers, "client c");
+  for (const end = performance.now() + 60_000; ; await Bun.sleep(100)) {
+    const ready = await Promise.all([ua!, uc!, ub!].map(status)).then((s) => s.every((x) => x.chip === "Backup is idle" && x.failover.hubConnected), () => false);
+    if (ready) break;
+    if (performance.now() > end) throw new Error("the machines did not get ready in 60 s");
+  }
+  const loadBefore = await loadAverage();
+  const startedAt = new Date().toISOString();
+  const count = Math.round((SECONDS * 1000) / INTERVAL_MS);
+  procs.push(Bun.spawn([bin, "sub", "bench/#", "--node", `127.0.0.1:${pc}`, "--key", keyFile, "--count", String(count), "--timeout-ms", String(SECONDS * 1000 + 30_000)], { stdout: "ignore", stderr: "ignore" }));
+  procs.push(Bun.spawn([bin, "pub", "bench/a", '{"x":1}', "--node", `127.0.0.1:${pa}`, "--key", keyFile, "--count", String(count), "--interval-ms", String(INTERVAL_MS)], { stdout: "ignore", stderr: "ignore" }));
+  const first = await status(ub!);
+  let polls = 0;
+  let activePolls = 0;
+  let epochChanges = 0;
+  let lastEpoch = first.failover.epoch;
+  for (const end = performance.now() + SECONDS * 1000; performance.now() < end; await Bun.sleep(50)) {
+    const s = await status(ub!).catch(() => null);
+    if (!s) continue;
+    polls++;
+    if (s.failover.state === "active") activePolls++;
+    if (s.failover.epoch !== lastEpoch) epochChanges++;
+    lastEpoch = s.failover.epoch;
+  }
+  const takeovers = lines.filter((l) => l.line.includes("takes over")).length;
+  const stalls = lines.filter((l) => l.line.includes("stalled for"));
+  const worstStall = Math.max(0, ...stalls.map((l) => Number(/stalled for (\d+) ms/.exec(l.line)?.[1] ?? 0)));
+  console.log(`${startedAt}, ${SECONDS} s, fast preset, BUSY=${BUSY}, load average ${loadBefore} at the start, ${await loadAverage()} at the end`);
+  console.log("| seconds | backup polls | polls `active` | epoch changes | \"takes over\" lines | stall warnings (all machines) | longest stall ms |");
+  console.log("|---|---|---|---|---|---|---|");
+  console.log(`| ${SECONDS} | ${polls} | ${activePolls} | ${epochChanges} | ${takeovers} | ${stalls.length} | ${worstStall} |`);
+} finally {
+  for (const p of procs) p.kill("SIGKILL");
+  await Promise.all(procs.map((p) => p.exited));
+  await stopBusy();
+  rmSync(dir, { recursive: true, force: true });
+}
