@@ -123,6 +123,9 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     };
     const longestAnywhere = outage(Number.POSITIVE_INFINITY);
     const gapMs = Number.isFinite(outage(takeoverAt)) ? outage(takeoverAt) : longestAnywhere;
+    // A takeover before the fault is a false failover (a main stalled past the timeout): the trial then measures nothing.
+    const early = logs.filter((l) => l.who === "backup" && l.at < faultAt && l.line.includes("the backup takes over"));
+    if (early.length > 0) console.error(`false failover: ${fault} ${preset.name}: the backup took over ${early.length}× before the fault, the first ${(faultAt - early[0]!.at).toFixed(0)} ms before it (load ${await loadAverage()})`);
     if (gapMs > OUTLIER_MS) {
       console.error(`outlier: ${fault} ${preset.name}: ${gapMs.toFixed(0)} ms (longest silence after the fault: ${longestAnywhere.toFixed(0)} ms; load ${await loadAverage()}); logged since the fault:`);
       const since = logs.filter((l) => l.at >= faultAt - 50);
