@@ -74,9 +74,18 @@ try {
     if (s.failover.epoch !== lastEpoch) epochChanges++;
     lastEpoch = s.failover.epoch;
   }
-  const takeovers = lines.filter((l) => l.line.includes("takes over")).length;
+  const takeoverLines = lines.filter((l) => l.line.includes("takes over"));
+  const takeovers = takeoverLines.length;
   const stalls = lines.filter((l) => l.line.includes("stalled for"));
-  const worstStall = Math.max(0, ...stalls.map((l) => Number(/stalled for (\d+) ms/.exec(l.line)?.[1] ?? 0)));
+  const stallOf = (line: string) => Number(/stalled for ([\d.]+) ms/.exec(line)?.[1] ?? 0);
+  const worstStall = Math.round(Math.max(0, ...stalls.map((l) => stallOf(l.line))));
+  // Each takeover with what the main said just before it: a main stalled past the timeout is silent, as a frozen one is.
+  const wall = (line: string) => Date.parse((/"time":"([^"]+)"/.exec(line) ?? [])[1] ?? "");
+  for (const t of takeoverLines) {
+    const at = wall(t.line);
+    const mainStalls = stalls.filter((l) => l.who === "main" && wall(l.line) <= at + 1000 && wall(l.line) >= at - 2000).map((l) => `${Math.round(stallOf(l.line))} ms at ${wall(l.line) - at} ms`);
+    console.error(`takeover at ${new Date(at).toISOString()}; the main's stall warnings from 2 s before to 1 s after it (logged when it runs again): ${mainStalls.join(", ") || "none"}`);
+  }
   console.log(`${startedAt}, ${SECONDS} s, fast preset, BUSY=${BUSY}, load average ${loadBefore} at the start, ${await loadAverage()} at the end`);
   console.log("| seconds | backup polls | polls `active` | epoch changes | \"takes over\" lines | stall warnings (all machines) | longest stall ms |");
   console.log("|---|---|---|---|---|---|---|");
