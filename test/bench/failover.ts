@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
 import { devLicenseText } from "../support/licenses.ts";
 import { eachLine } from "../support/stream-lines.ts";
@@ -31,20 +32,6 @@ const licFile = join(dir, "lic.json");
 Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
 writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
 
-async function freePort(): Promise<number> {
-  for (;;) {
-    const tcp = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-    const port = tcp.port;
-    tcp.stop(true);
-    try {
-      const udp = await Bun.udpSocket({ hostname: "127.0.0.1", port });
-      udp.close();
-      return port;
-    } catch {
-      continue;
-    }
-  }
-}
 
 async function waitFor(probe: () => boolean | Promise<boolean>, ms: number): Promise<void> {
   const end = performance.now() + ms;
@@ -62,7 +49,7 @@ const PRESETS: Preset[] = [
 ];
 
 async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: number; lost: number }> {
-  const [pm, pb, pa, pc, um, ub, ua, uc] = (await Promise.all(Array.from({ length: 8 }, freePort))) as [number, number, number, number, number, number, number, number];
+  const [pm, pb, pa, pc, um, ub, ua, uc] = (await Promise.all(Array.from({ length: 8 }, () => freePeerPort()))) as [number, number, number, number, number, number, number, number];
   const procs: Subprocess[] = [];
   // What the machines logged, with when the bench read it, for the timeline of an outlier.
   const logs: { at: number; who: string; line: string }[] = [];

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
 import { devLicenseText } from "../support/licenses.ts";
 import { eachLine } from "../support/stream-lines.ts";
@@ -25,14 +26,8 @@ const licFile = join(dir, "lic.json");
 Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
 writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
 
-async function freePort(): Promise<number> {
-  const tcp = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = tcp.port;
-  tcp.stop(true);
-  return port;
-}
 
-const [pm, pb, pa, pc, um, ub, ua, uc] = await Promise.all(Array.from({ length: 8 }, freePort));
+const [pm, pb, pa, pc, um, ub, ua, uc] = await Promise.all(Array.from({ length: 8 }, () => freePeerPort()));
 const procs: Subprocess[] = [];
 const lines: { who: string; line: string }[] = [];
 const machine = (role: string, peer: number, ui: number, extra: string[], who = role) => {
