@@ -57,8 +57,13 @@ async function mainInStandby() {
   main = (await fresh({ dataDir: mainDir, flags: { role: "main", failback: "manual", peerListen: mainAt, ...FAST } })).node;
   await waitFor("the main waiting to be switched back", () => main.status().failover?.state === "standby", 15_000);
 
+  // A studio has more clients than the one that dies: a main that hears nobody at all when the backup goes
+  // silent cannot tell that from its own cut cable and waits isolated (core/failover/main.ts). This one stays.
+  const clientFlags = { role: "client", main: mainAt, backup: backup.status().peerListen!, ...FAST };
+  const { node: bystander } = await fresh({ dataDir: setUpDataDir(key, "client"), flags: clientFlags });
+  await waitFor("the bystander on the backup", () => bystander.status().failover?.activeServer === "backup", 10_000);
   // A client publishes through the serving backup, which acknowledges; then the client dies with its acked writes.
-  const { node: client } = await fresh({ dataDir: setUpDataDir(key, "client"), flags: { role: "client", main: mainAt, backup: backup.status().peerListen!, ...FAST } });
+  const { node: client } = await fresh({ dataDir: setUpDataDir(key, "client"), flags: clientFlags });
   await waitFor("the client on the backup", () => client.status().failover?.activeServer === "backup" && client.status().failover?.hubConnected === true, 10_000);
   await setAcked(client, WRITES);
   await client.stop();
