@@ -7,10 +7,12 @@
  * to; that server and the subscribing nodes drop what they already had (per-origin
  * marks), so each app still sees each message once.
  *
- * Kept until `trim(now, maxAgeMs)` finds them that old (the uplink trims only
- * while attached: time without a server does not count), and bounded by count
- * and bytes (the oldest go first). Ages without a stored clock, as ReplayRing
- * does: each trim marks "everything kept so far was acknowledged by now".
+ * Kept until their server was heard alive `maxAgeMs` after the ack (the uplink
+ * trims only while attached, and passes when it last heard its server: time
+ * the server may have been dead, or this node stalled, does not count), and
+ * bounded by count and bytes (the oldest go first). Ages without a stored
+ * clock, as ReplayRing does: each trim marks "everything kept so far was
+ * acknowledged by now".
  */
 import { encodeFrame } from "./frames.ts";
 import type { EncodedWrite, QueuedWrite } from "./outbound-queue.ts";
@@ -78,8 +80,11 @@ export class AckedWrites<A> {
     }
   }
 
-  /** Drops writes acknowledged at least `maxAgeMs` before `now`; returns how many. */
-  trim(now: number, maxAgeMs: number): number {
+  /**
+   * Drops writes acknowledged at least `maxAgeMs` before `aliveAt` (when their server was last
+   * heard alive; `now` when that is not in doubt); returns how many.
+   */
+  trim(now: number, maxAgeMs: number, aliveAt = now): number {
     const end = this.start + this.size;
     const last = this.marks.at(-1);
     if (end > (last?.end ?? this.start)) {
@@ -87,7 +92,7 @@ export class AckedWrites<A> {
       else this.marks.push({ end, at: now });
     }
     let dropped = 0;
-    while (this.marks.length > 0 && this.marks[0]!.at <= now - maxAgeMs) {
+    while (this.marks.length > 0 && this.marks[0]!.at <= Math.min(now, aliveAt) - maxAgeMs) {
       const mark = this.marks.shift()!;
       while (this.start < mark.end && this.size > 0) {
         this.dropOldest();

@@ -64,8 +64,8 @@ export class UplinkWrites<A> {
     return this.queue.has(origin, seq);
   }
 
-  trimAcked(now: number, maxAgeMs: number): number {
-    return this.acked.trim(now, maxAgeMs);
+  trimAcked(now: number, maxAgeMs: number, aliveAt = now): number {
+    return this.acked.trim(now, maxAgeMs, aliveAt);
   }
 
   /** A pub/set from an app: queued (and sent if the window allows), waiting for room, or refused (QUEUE_FULL). */

@@ -80,9 +80,40 @@ describe("the node's side", () => {
     settle(again);
     expect(p.of("app", "ack")).toHaveLength(1); // the app heard its ack once
     expect(p.uplink.trimAcked(6000, 1000)).toBe(0);
+    p.uplink.ping(7000);
+    settle(again); // the server answered a ping sent at 7000: alive 1000 ms after the ack
     expect(p.uplink.trimAcked(7000, 1000)).toBe(1);
     again.cut();
     expect(new Wire(p, a).pendingUp().filter((f) => f.type === "pub")).toEqual([]);
+  });
+
+  test("a node that stalled keeps what its server acknowledged until the server is heard alive past the retention", () => {
+    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
+    const p = new FakeNode("P");
+    const wire = new Wire(p, a);
+    p.uplink.ping(0);
+    settle(wire);
+    p.app("app", pub(1));
+    settle(wire);
+    expect(p.uplink.trimAcked(100, 1000)).toBe(0);
+    // A loaded machine: the trimming timer runs 5 s later, before the socket's news is read. The server may have
+    // died right after its ack (its fan-out never left): only its pong can say it lived on.
+    p.uplink.ping(5000);
+    expect(p.uplink.trimAcked(5000, 1000)).toBe(0);
+    wire.cut(); // the pong never came: the server was dead
+    expect(new Wire(p, a).pendingUp().filter((f) => f.type === "pub")).toEqual([pub(1)]);
+  });
+
+  test("a pong cannot age writes past the node's own clock", () => {
+    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
+    const p = new FakeNode("P");
+    const wire = new Wire(p, a);
+    p.app("app", pub(1));
+    settle(wire);
+    expect(p.uplink.trimAcked(0, 1000)).toBe(0);
+    p.uplink.onFrameFromServer({ type: "pong", sentAt: 1e12 }, 500);
+    expect(p.uplink.trimAcked(500, 1000)).toBe(0);
+    expect(p.uplink.ackedKept).toBe(1);
   });
 
   test("an app cannot name an acknowledged version: the node drops it; the node names the one its hub gave", () => {
