@@ -22,7 +22,7 @@ afterEach(async () => {
 });
 
 async function node(flags: Record<string, string>, key: Uint8Array, host: string) {
-  const started = await startNode({ dataDir: setUpDataDir(key), flags: { heartbeatMs: "50", failoverTimeoutMs: "250", peerListen: host === "::1" ? "[::1]:0" : `${host}:0`, ...flags } });
+  const started = await startNode({ dataDir: setUpDataDir(key), flags: { heartbeatMs: "100", failoverTimeoutMs: "1000", peerListen: host === "::1" ? "[::1]:0" : `${host}:0`, ...flags } });
   running.push(started.node);
   return started.node;
 }
