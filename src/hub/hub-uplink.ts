@@ -120,15 +120,9 @@ export class HubUplink {
     return this.writes.ackedDroppedEarly;
   }
 
-  /**
-   * Forgets acknowledged writes older than `maxAgeMs` (acked-writes.ts ackedRetentionMs); the runner
-   * calls it now and then. Only while attached, and aged by the server's last pong rather than the
-   * clock: after this node stalled (a loaded machine), the timer that trims can run before the
-   * socket's close is read, and a server that died meanwhile must not take its last acks along.
-   * Returns how many.
-   */
+  /** Forgets acknowledged writes aged past `maxAgeMs` by the server's last pong (uplink-writes.ts), only while attached. */
   trimAcked(now: number, maxAgeMs: number): number {
-    return this.server ? this.writes.trimAcked(now, maxAgeMs, this.serverAliveAt) : 0;
+    return this.server ? this.writes.trimAcked(now, maxAgeMs) : 0;
   }
 
   /** The union of the apps' filters: what the node subscribes to upstream. */
@@ -147,7 +141,6 @@ export class HubUplink {
     if (this.server) this.detachServer();
     const hello = this.resume.hello(this.options.node);
     this.server = send;
-    this.serverAliveAt = -Infinity;
     this.writesRefused = false;
     const generation = ++this.generation;
     const still = () => this.server === send && this.generation === generation;
@@ -218,8 +211,8 @@ export class HubUplink {
         return;
       case "pong":
         if (now !== undefined) this.delayMs = Math.max(0, now - frame.sentAt);
-        // It echoes this node's own clock from `ping`: the server was alive after then (never later than now).
-        this.serverAliveAt = Math.max(this.serverAliveAt, now === undefined ? frame.sentAt : Math.min(frame.sentAt, now));
+        // It echoes this node's clock from `ping`: the server was alive after then (never later than now).
+        this.writes.serverAlive(now === undefined ? frame.sentAt : Math.min(frame.sentAt, now));
         return;
       case "error":
         return this.onServerError(frame);
@@ -436,9 +429,6 @@ export class HubUplink {
       // An app's socket is closing; the runner calls appGone. The node's state must not depend on it.
     }
   }
-
-  /** When, by this node's clock, the attached server last proved alive (the `ping` its latest pong answers). */
-  private serverAliveAt = -Infinity;
 
   /** Round trip to the server, measured by `ping`; null until a pong came back. */
   delayMs: number | null = null;

@@ -29,6 +29,7 @@ export class UplinkWrites<A> {
   private readonly waiting: WaitingLine<A>;
   private readonly publishWaitMs: number;
   private pumping = false;
+  private serverAliveAt = -Infinity;
 
   constructor(
     options: HubUplinkOptions,
@@ -64,8 +65,14 @@ export class UplinkWrites<A> {
     return this.queue.has(origin, seq);
   }
 
-  trimAcked(now: number, maxAgeMs: number, aliveAt = now): number {
-    return this.acked.trim(now, maxAgeMs, aliveAt);
+  /** Acknowledged writes age by the attached server's last proof of life, not by the clock alone (hub-uplink.ts). */
+  trimAcked(now: number, maxAgeMs: number): number {
+    return this.acked.trim(now, maxAgeMs, this.serverAliveAt);
+  }
+
+  /** The attached server was alive at `at` (this node's clock: the `ping` its pong answers). */
+  serverAlive(at: number): void {
+    this.serverAliveAt = Math.max(this.serverAliveAt, at);
   }
 
   /** A pub/set from an app: queued (and sent if the window allows), waiting for room, or refused (QUEUE_FULL). */
@@ -112,6 +119,7 @@ export class UplinkWrites<A> {
 
   /** A server was attached: what earlier servers acknowledged goes first (this one or the subscribers drop what they had), then the rest. */
   resendAll(): void {
+    this.serverAliveAt = -Infinity;
     this.queue.rewind(this.acked.takeAll());
     this.pump();
   }
