@@ -217,7 +217,8 @@ export class EngineWatch {
     const stopListening = driver.onEvent((event) => this.routerEvent(event));
     this.router = { address: wanted, driver, stopListening };
     driver.connect().then(
-      (snapshot) => this.routerEvent({ kind: "connected", snapshot }),
+      // What the router says now: blocks read in the same chunk as the dump (a lock, a route) came after its snapshot.
+      (snapshot) => this.router?.driver === driver && this.routerEvent({ kind: "connected", snapshot: driver.state() ?? snapshot }),
       (error: unknown) => this.ports.log.warn("router not reached", { router: wanted, message: (error as Error).message }),
     );
   }

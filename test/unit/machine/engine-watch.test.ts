@@ -51,6 +51,9 @@ class FakeRouter implements RouterDriver {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+  emit(event: RouterEvent) {
+    for (const l of this.listeners) l(event);
+  }
 }
 
 function world(groupsAtFirst: BackupGroup[] = [group]) {
@@ -88,6 +91,24 @@ function world(groupsAtFirst: BackupGroup[] = [group]) {
 }
 
 describe("engine watch", () => {
+  test("a lock the router reports in the same read as its dump is kept: the older snapshot connect() resolves with does not undo it", async () => {
+    // Found under load: the dump and the lock arrived in one chunk, the driver emitted both events, and the
+    // promise's continuation then fed the dump's snapshot again, so the Health panel never showed the lock.
+    const w = world();
+    w.router.connect = async () => {
+      w.router.connects++;
+      const dump = w.router.snapshot();
+      w.router.emit({ kind: "connected", snapshot: dump });
+      w.router.locks[4] = "L";
+      w.router.emit({ kind: "locks", changes: [{ destination: 4, lock: "L" }], snapshot: w.router.snapshot() });
+      return dump;
+    };
+    w.watch.activate();
+    await w.run(500);
+    expect(w.watch.view().router.locks[4]).toBe("L");
+    expect(w.watch.view().warnings).toEqual([expect.objectContaining({ destination: 4, problem: "locked" })]);
+  });
+
   test("a silent main engine is replaced by its backup on the router, published, and switched back after the hold time", async () => {
     const w = world();
     w.watch.activate();
