@@ -128,15 +128,8 @@ export class AssetStore {
    * `hashed`: the bytes' SHA-256 as `putChunkAsync` computed it (never a peer's claim).
    */
   putChunk(uploadId: string, idx: number, bytes: Uint8Array, hashed?: string): { hash: string; stored: boolean } {
-    const upload = this.uploadRow(uploadId);
-    if (!Number.isSafeInteger(idx) || idx < 0 || idx >= upload.chunk_count) {
-      throw new InvalidChunk(`Chunk index ${idx} is outside upload ${uploadId} (chunks 0 to ${upload.chunk_count - 1}).`);
-    }
-    const expected = chunkLengthAt(upload.size, idx);
-    if (bytes.length !== expected) throw new InvalidChunk(`Chunk ${idx} of upload ${uploadId} has ${bytes.length} bytes; it must have ${expected}.`);
-    this.durability.throwFlushFailure(uploadId);
+    const what = this.checkChunk(uploadId, idx, bytes);
     const hash = hashed ?? sha256Hex(bytes);
-    const what = `chunk ${idx} of upload ${uploadId}`;
     let stored: boolean;
     if (!this.tables.storesFiles) {
       // An in-memory database keeps bytes inline and has nothing to make durable: one transaction per chunk.
@@ -151,9 +144,30 @@ export class AssetStore {
     return { hash, stored };
   }
 
-  /** `putChunk` with the chunk hashed on a worker first (chunk-hasher.ts): the main's event loop carries heartbeats. */
+  /**
+   * `putChunk` off the main's event loop, which carries heartbeats: the chunk is hashed on a worker
+   * (chunk-hasher.ts) and its file written on the runtime's I/O threads (chunk-durability.ts).
+   */
   async putChunkAsync(uploadId: string, idx: number, bytes: Uint8Array): Promise<{ hash: string; stored: boolean }> {
-    return this.putChunk(uploadId, idx, bytes, await chunkHasher.sha256Hex(bytes));
+    const hash = await chunkHasher.sha256Hex(bytes);
+    if (!this.tables.storesFiles) return this.putChunk(uploadId, idx, bytes, hash);
+    const what = this.checkChunk(uploadId, idx, bytes);
+    const stored = await this.durability.putUploadChunkAsync(uploadId, idx, hash, bytes, what);
+    // Dropped while its file was written (the file is gone again): refused as a put after the drop is.
+    this.uploadRow(uploadId);
+    return { hash, stored };
+  }
+
+  /** Refuses a chunk that does not fit its upload, or an upload whose last group could not be made durable; names the chunk. */
+  private checkChunk(uploadId: string, idx: number, bytes: Uint8Array): string {
+    const upload = this.uploadRow(uploadId);
+    if (!Number.isSafeInteger(idx) || idx < 0 || idx >= upload.chunk_count) {
+      throw new InvalidChunk(`Chunk index ${idx} is outside upload ${uploadId} (chunks 0 to ${upload.chunk_count - 1}).`);
+    }
+    const expected = chunkLengthAt(upload.size, idx);
+    if (bytes.length !== expected) throw new InvalidChunk(`Chunk ${idx} of upload ${uploadId} has ${bytes.length} bytes; it must have ${expected}.`);
+    this.durability.throwFlushFailure(uploadId);
+    return `chunk ${idx} of upload ${uploadId}`;
   }
 
   /** The chunk indexes the upload still needs, ascending. */

@@ -131,6 +131,13 @@ export class AssetTables {
     files.syncBehind(hash);
   }
 
+  /** `writeChunkFileUnsynced` on the runtime's I/O threads (the event loop carries heartbeats). */
+  async writeChunkFileUnsyncedAsync(hash: string, data: Uint8Array): Promise<void> {
+    const files = this.requireFiles();
+    await files.writeUnsyncedAsync(hash, data);
+    files.syncBehind(hash);
+  }
+
   /** Makes files written by `writeChunkFileUnsynced` durable (each file, then each folder once). */
   syncChunkFiles(hashes: Iterable<string>): void {
     this.requireFiles().sync(hashes);

@@ -2,7 +2,9 @@
  * Chunks written to files but not yet durable, made durable in groups (the top of
  * asset-store.ts tells the whole story): an upload's chunks every `flushGroup`
  * chunks, with the fsyncs on the runtime's I/O threads, and the chunks the backup
- * fetches by hash. A stored row always names a durable file; a file that cannot be
+ * fetches by hash. An upload's chunk files are written on the I/O threads too
+ * (`putUploadChunkAsync`): a chunk joins its group only once its file is written,
+ * so a group's fsync never runs ahead of a write. A stored row always names a durable file; a file that cannot be
  * made durable is removed and forgotten, so it is asked for again.
  */
 import type { Database } from "bun:sqlite";
@@ -26,6 +28,8 @@ export class ChunkDurability {
   private readonly pending = new Map<string, Map<number, PendingChunk>>();
   /** Chunk files written by this process and not yet fsync'd (hash → size); a chunk here is not written again. */
   private readonly unsynced = new Map<string, number>();
+  /** Chunk files being written on the I/O threads (hash → the write): a second put of the chunk waits for it instead of writing again. */
+  private readonly writing = new Map<string, Promise<void>>();
   /** Per upload: its full groups being made durable on the I/O threads, one after the other. */
   private readonly flushing = new Map<string, Promise<void>>();
   /** Per upload: why a group could not be made durable; its next chunk or commit is refused with it. */
@@ -45,6 +49,24 @@ export class ChunkDurability {
   /** Writes chunk `idx` of an upload to its file unless it is already there, and flushes the upload's group once full. Whether bytes were written. */
   putUploadChunk(uploadId: string, idx: number, hash: string, bytes: Uint8Array, what: string): boolean {
     const stored = !this.tables.hasChunk(hash) && this.writeUnsynced(hash, bytes, what);
+    let group = this.pending.get(uploadId);
+    if (!group) this.pending.set(uploadId, (group = new Map()));
+    group.set(idx, { hash, size: bytes.length });
+    if (group.size >= this.flushGroup) this.flushBehind(uploadId, `chunks of upload ${uploadId} up to chunk ${idx}`);
+    return stored;
+  }
+
+  /**
+   * `putUploadChunk` with the file written on the runtime's I/O threads, so a gigabyte of chunks
+   * never holds the event loop in `writeSync`. The chunk joins its group once its file is written.
+   * An upload dropped meanwhile keeps nothing: its orphan file is removed (the caller reports it gone).
+   */
+  async putUploadChunkAsync(uploadId: string, idx: number, hash: string, bytes: Uint8Array, what: string): Promise<boolean> {
+    const stored = !this.tables.hasChunk(hash) && (await this.writeUnsyncedAsync(hash, bytes, what));
+    if (!this.upload.isOpen(uploadId)) {
+      this.forget(uploadId);
+      return stored;
+    }
     let group = this.pending.get(uploadId);
     if (!group) this.pending.set(uploadId, (group = new Map()));
     group.set(idx, { hash, size: bytes.length });
@@ -117,6 +139,30 @@ export class ChunkDurability {
     } catch {
       // A file still open elsewhere (Windows) stays; unindexed files are harmless and the next write of that chunk replaces them.
     }
+  }
+
+  /**
+   * `writeUnsynced` on the I/O threads. A chunk another put is writing now is waited for, not
+   * written twice (and that write's failure is this put's too).
+   */
+  private async writeUnsyncedAsync(hash: string, bytes: Uint8Array, what: string): Promise<boolean> {
+    const underWay = this.writing.get(hash);
+    if (underWay) {
+      await underWay;
+      return false;
+    }
+    if (this.unsynced.has(hash)) return false;
+    const write = this.tables.writeChunkFileUnsyncedAsync(hash, bytes).catch((error: unknown) => {
+      throw isDiskFull(error) ? new DiskFull(what, this.db.filename, error) : error;
+    });
+    this.writing.set(hash, write);
+    try {
+      await write;
+    } finally {
+      this.writing.delete(hash);
+    }
+    this.unsynced.set(hash, bytes.length);
+    return true;
   }
 
   /** Writes the chunk's file, not yet fsync'd, unless this process wrote it already. Whether bytes were written. */

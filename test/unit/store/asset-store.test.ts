@@ -371,4 +371,74 @@ describe("restarts and full disks", () => {
     assets.putChunk(handle.id, 1, chunkOf(data, 1));
     expect((await assets.commit(handle.id, sha256Hex(data))).asset.chunkCount).toBe(2);
   });
+
+  test("putChunkAsync writes chunk files on the I/O threads, never with writeSync, and a chunk is indexed only once durable", async () => {
+    const { db, assets } = openStores();
+    const data = randomBytes(2 * MiB + 5);
+    const handle = assets.beginUpload("async.bin", data.length);
+    const syncWrites = spyOn(fs, "writeSync");
+    const puts = await Promise.all([0, 1, 2].map((idx) => assets.putChunkAsync(handle.id, idx, chunkOf(data, idx))));
+    expect(syncWrites).not.toHaveBeenCalled();
+    syncWrites.mockRestore();
+    expect(puts).toEqual([0, 1, 2].map((idx) => ({ hash: sha256Hex(chunkOf(data, idx)), stored: true })));
+    expect(fs.existsSync(chunkFilePath(db.filename, puts[0]!.hash))).toBe(true);
+    expect(count(db, "chunks")).toBe(0); // written, not yet durable: no row names it
+    const { asset } = await assets.commit(handle.id, sha256Hex(data));
+    expect(count(db, "chunks")).toBe(3);
+    expect(concat(assets.read(asset.id)).equals(data)).toBe(true);
+  });
+
+  test("putChunkAsync: one chunk put twice at once is written once, both puts waiting for that write", async () => {
+    const { assets } = openStores();
+    const block = randomBytes(MiB);
+    const data = concat([block, block]);
+    const handle = assets.beginUpload("twice.bin", data.length);
+    const writes = spyOn(fs.promises, "writeFile");
+    const puts = await Promise.all([assets.putChunkAsync(handle.id, 0, block), assets.putChunkAsync(handle.id, 1, block)]);
+    expect(writes).toHaveBeenCalledTimes(1);
+    writes.mockRestore();
+    expect(puts.map((p) => p.stored).sort()).toEqual([false, true]);
+    expect((await assets.commit(handle.id, sha256Hex(data))).asset.chunkCount).toBe(2);
+  });
+
+  test("putChunkAsync on a full disk refuses with DISK_FULL and leaves no file; the same chunk is taken once there is space", async () => {
+    const { db, assets } = openStores();
+    const data = randomBytes(MiB);
+    const handle = assets.beginUpload("full-async.bin", data.length);
+    const realWriteFile = fs.promises.writeFile;
+    const full = spyOn(fs.promises, "writeFile").mockImplementation((async (path: string, bytes: Uint8Array) => {
+      await realWriteFile(path, bytes.subarray(0, 4096));
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    }) as unknown as typeof fs.promises.writeFile);
+    const error = await caught(() => assets.putChunkAsync(handle.id, 0, data));
+    full.mockRestore();
+    expect(error.code).toBe("DISK_FULL");
+    expect(error.message).toContain(`chunk 0 of upload ${handle.id}`);
+    expect(fs.existsSync(chunkFilePath(db.filename, sha256Hex(data)))).toBe(false);
+    expect(await assets.putChunkAsync(handle.id, 0, data)).toEqual({ hash: sha256Hex(data), stored: true });
+    expect((await assets.commit(handle.id, sha256Hex(data))).asset.size).toBe(MiB);
+  });
+
+  test("putChunkAsync for an upload aborted while its file was written keeps no file and says UPLOAD_NOT_FOUND", async () => {
+    const { db, assets } = openStores();
+    const data = randomBytes(MiB);
+    const handle = assets.beginUpload("aborted.bin", data.length);
+    // The write waits at a gate, so the abort lands while the file is being written.
+    const realWriteFile = fs.promises.writeFile;
+    const gate = Promise.withResolvers<void>();
+    const started = Promise.withResolvers<void>();
+    const held = spyOn(fs.promises, "writeFile").mockImplementation((async (path: string, bytes: Uint8Array) => {
+      started.resolve();
+      await gate.promise;
+      return realWriteFile(path, bytes);
+    }) as unknown as typeof fs.promises.writeFile);
+    const put = assets.putChunkAsync(handle.id, 0, data);
+    await started.promise;
+    assets.abortUpload(handle.id);
+    gate.resolve();
+    const error = await caught(() => put);
+    held.mockRestore();
+    expect(error.code).toBe("UPLOAD_NOT_FOUND");
+    expect(fs.existsSync(chunkFilePath(db.filename, sha256Hex(data)))).toBe(false);
+  });
 });
