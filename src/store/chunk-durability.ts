@@ -30,6 +30,8 @@ export class ChunkDurability {
   private readonly unsynced = new Map<string, number>();
   /** Chunk files being written on the I/O threads (hash → the write): a second put of the chunk waits for it instead of writing again. */
   private readonly writing = new Map<string, Promise<void>>();
+  /** Per upload: its last put on the I/O threads, settled either way; the next put finishes after it. */
+  private readonly lastPut = new Map<string, Promise<void>>();
   /** Per upload: its full groups being made durable on the I/O threads, one after the other. */
   private readonly flushing = new Map<string, Promise<void>>();
   /** Per upload: why a group could not be made durable; its next chunk or commit is refused with it. */
@@ -60,9 +62,26 @@ export class ChunkDurability {
    * `putUploadChunk` with the file written on the runtime's I/O threads, so a gigabyte of chunks
    * never holds the event loop in `writeSync`. The chunk joins its group once its file is written.
    * An upload dropped meanwhile keeps nothing: its orphan file is removed (the caller reports it gone).
+   * Files are written side by side, but an upload's puts finish in the order they came, as when
+   * each was written on arrival (the uploader's acknowledgements and resume expect that order).
    */
   async putUploadChunkAsync(uploadId: string, idx: number, hash: string, bytes: Uint8Array, what: string): Promise<boolean> {
-    const stored = !this.tables.hasChunk(hash) && (await this.writeUnsyncedAsync(hash, bytes, what));
+    const write = this.tables.hasChunk(hash) ? Promise.resolve(false) : this.writeUnsyncedAsync(hash, bytes, what);
+    // Its failure is this put's, told in its turn: not an unhandled rejection while an earlier put finishes.
+    write.catch(() => {});
+    const previous = this.lastPut.get(uploadId);
+    const turn = previous ? previous.then(() => write) : write;
+    const settled = turn.then(
+      () => {},
+      () => {},
+    );
+    this.lastPut.set(uploadId, settled);
+    let stored: boolean;
+    try {
+      stored = await turn;
+    } finally {
+      if (this.lastPut.get(uploadId) === settled) this.lastPut.delete(uploadId);
+    }
     if (!this.upload.isOpen(uploadId)) {
       this.forget(uploadId);
       return stored;

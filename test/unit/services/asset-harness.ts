@@ -58,9 +58,10 @@ export function startAssetNode(
     },
   };
   if (stores) {
-    const put = stores.assets.putChunk.bind(stores.assets);
-    stores.assets.putChunk = (id, idx, bytes) => {
-      const result = put(id, idx, bytes);
+    // The service stores chunks with putChunkAsync (hashed on a worker, written on the I/O threads).
+    const put = stores.assets.putChunkAsync.bind(stores.assets);
+    stores.assets.putChunkAsync = async (id, idx, bytes) => {
+      const result = await put(id, idx, bytes);
       node.putChunks.push(idx);
       node.afterChunk(node.putChunks.length);
       return result;

@@ -290,7 +290,8 @@ describe("a full disk", () => {
     for (let idx = 0; idx < 2; idx++) await c.sendChunk(begun.id, idx, chunkOf(data, idx));
     expect((await c.begin({ name: "big.mov", size: data.length, resumeId: begun.id })).missing).toEqual([[2, 3]]); // flushed
     const unique = sha256Hex(chunkOf(data, 1));
-    const full = spyOn(fs, "writeSync").mockImplementation(() => {
+    // Chunk files are written on the I/O threads (AssetStore.putChunkAsync).
+    const full = spyOn(fs.promises, "writeFile").mockImplementation(async () => {
       throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
     });
     const error = await failure(c.sendChunk(begun.id, 2, chunkOf(data, 2)));
