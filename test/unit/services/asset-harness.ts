@@ -23,8 +23,10 @@ export type AssetNode = {
   mode: AssetMode;
   db: Database | null;
   stores: Stores | null;
-  /** Calls to the store's putChunk, by chunk index, in order. */
+  /** Chunks the store took (putChunkAsync), by chunk index, in the order they finished. */
   putChunks: number[];
+  /** Resolves once every chunk put under way has finished: one cut off by a dropped connection still finishes on its own. */
+  putsSettled(): Promise<void>;
   /** Runs after each chunk is stored (e.g. to cut the connection mid-upload). */
   afterChunk: (count: number) => void;
   /** Closes every connection the node has accepted (the listener stays). */
@@ -41,12 +43,17 @@ export function startAssetNode(
   const stores = db ? createStores(db, { now: () => 1_700_000_000_000 }) : null;
   const secure = { networkKey, machine: nacl.sign.keyPair() };
   const connections = new Set<SecureConnection>();
+  /** Chunk puts under way, settled either way. */
+  const underWay = new Set<Promise<void>>();
   const node: AssetNode = {
     address: "",
     mode: options.mode ?? "serve",
     db,
     stores,
     putChunks: [],
+    putsSettled: async () => {
+      while (underWay.size > 0) await Promise.all(underWay);
+    },
     afterChunk: () => {},
     dropConnections: () => {
       for (const c of connections) c.close(1001, "dropped by the test");
@@ -60,11 +67,19 @@ export function startAssetNode(
   if (stores) {
     // The service stores chunks with putChunkAsync (hashed on a worker, written on the I/O threads).
     const put = stores.assets.putChunkAsync.bind(stores.assets);
-    stores.assets.putChunkAsync = async (id, idx, bytes) => {
-      const result = await put(id, idx, bytes);
-      node.putChunks.push(idx);
-      node.afterChunk(node.putChunks.length);
-      return result;
+    stores.assets.putChunkAsync = (id, idx, bytes) => {
+      const putting = put(id, idx, bytes).then((result) => {
+        node.putChunks.push(idx);
+        node.afterChunk(node.putChunks.length);
+        return result;
+      });
+      const settled = putting.then(
+        () => {},
+        () => {},
+      );
+      underWay.add(settled);
+      void settled.then(() => underWay.delete(settled));
+      return putting;
     };
   }
   const service = new AssetService({
