@@ -8,8 +8,8 @@
  * marks), so each app still sees each message once.
  *
  * Kept until their server was heard alive `maxAgeMs` after the ack (the uplink
- * trims only while attached, and passes when it last heard its server: time
- * the server may have been dead, or this node stalled, does not count), and
+ * trims only while attached, and passes when it last heard its server: time a
+ * frozen server kept its socket open without answering does not count), and
  * bounded by count and bytes (the oldest go first). Ages without a stored
  * clock, as ReplayRing does: each trim marks "everything kept so far was
  * acknowledged by now".

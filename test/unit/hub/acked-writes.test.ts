@@ -64,14 +64,20 @@ describe("acknowledged writes kept for a resend", () => {
 
 describe("the node's side", () => {
   const pub = (seq: number) => ({ type: "pub", topic: "t/x", data: seq, origin: "o", seq }) as const;
-
-  test("nothing ages while the node has no server; once aged out, a write is not resent", () => {
+  /** A node whose server acknowledged pub 1 at time 0 (after a pong for a ping sent at `pingAt`, if given). */
+  const ackedAtZero = (pingAt?: number) => {
     const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
     const p = new FakeNode("P");
     const wire = new Wire(p, a);
+    if (pingAt !== undefined) p.uplink.ping(pingAt);
     p.app("app", pub(1));
     settle(wire);
     expect(p.uplink.trimAcked(0, 1000)).toBe(0);
+    return { a, p, wire };
+  };
+
+  test("nothing ages while the node has no server; once aged out, a write is not resent", () => {
+    const { a, p, wire } = ackedAtZero();
     wire.cut();
     expect(p.uplink.trimAcked(5000, 1000)).toBe(0);
     expect(p.uplink.ackedKept).toBe(1);
@@ -87,17 +93,10 @@ describe("the node's side", () => {
     expect(new Wire(p, a).pendingUp().filter((f) => f.type === "pub")).toEqual([]);
   });
 
-  test("a node that stalled keeps what its server acknowledged until the server is heard alive past the retention", () => {
-    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
-    const p = new FakeNode("P");
-    const wire = new Wire(p, a);
-    p.uplink.ping(0);
-    settle(wire);
-    p.app("app", pub(1));
-    settle(wire);
-    expect(p.uplink.trimAcked(100, 1000)).toBe(0);
-    // A loaded machine: the trimming timer runs 5 s later, before the socket's news is read. The server may have
-    // died right after its ack (its fan-out never left): only its pong can say it lived on.
+  test("what a server acknowledged is kept until that server is heard alive past the retention", () => {
+    const { a, p, wire } = ackedAtZero(0);
+    // A frozen server (SIGSTOP, a machine stalled by load) keeps its socket open: the node stays attached and its
+    // timer runs on while the failover takes its time. The fan-out may never have left: only a pong says it lived on.
     p.uplink.ping(5000);
     expect(p.uplink.trimAcked(5000, 1000)).toBe(0);
     wire.cut(); // the pong never came: the server was dead
@@ -105,12 +104,7 @@ describe("the node's side", () => {
   });
 
   test("a pong cannot age writes past the node's own clock", () => {
-    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
-    const p = new FakeNode("P");
-    const wire = new Wire(p, a);
-    p.app("app", pub(1));
-    settle(wire);
-    expect(p.uplink.trimAcked(0, 1000)).toBe(0);
+    const { p } = ackedAtZero();
     p.uplink.onFrameFromServer({ type: "pong", sentAt: 1e12 }, 500);
     expect(p.uplink.trimAcked(500, 1000)).toBe(0);
     expect(p.uplink.ackedKept).toBe(1);
