@@ -51,10 +51,7 @@ export class ChunkDurability {
   /** Writes chunk `idx` of an upload to its file unless it is already there, and flushes the upload's group once full. Whether bytes were written. */
   putUploadChunk(uploadId: string, idx: number, hash: string, bytes: Uint8Array, what: string): boolean {
     const stored = !this.tables.hasChunk(hash) && this.writeUnsynced(hash, bytes, what);
-    let group = this.pending.get(uploadId);
-    if (!group) this.pending.set(uploadId, (group = new Map()));
-    group.set(idx, { hash, size: bytes.length });
-    if (group.size >= this.flushGroup) this.flushBehind(uploadId, `chunks of upload ${uploadId} up to chunk ${idx}`);
+    this.joinGroup(uploadId, idx, hash, bytes.length);
     return stored;
   }
 
@@ -82,15 +79,17 @@ export class ChunkDurability {
     } finally {
       if (this.lastPut.get(uploadId) === settled) this.lastPut.delete(uploadId);
     }
-    if (!this.upload.isOpen(uploadId)) {
-      this.forget(uploadId);
-      return stored;
-    }
+    if (!this.upload.isOpen(uploadId)) this.forget(uploadId);
+    else this.joinGroup(uploadId, idx, hash, bytes.length);
+    return stored;
+  }
+
+  /** A written chunk joins its upload's group; a full group is made durable behind. */
+  private joinGroup(uploadId: string, idx: number, hash: string, size: number): void {
     let group = this.pending.get(uploadId);
     if (!group) this.pending.set(uploadId, (group = new Map()));
-    group.set(idx, { hash, size: bytes.length });
+    group.set(idx, { hash, size });
     if (group.size >= this.flushGroup) this.flushBehind(uploadId, `chunks of upload ${uploadId} up to chunk ${idx}`);
-    return stored;
   }
 
   /** Writes a chunk fetched by hash to its file unless it is already there; it is indexed with its group. Whether bytes were written. */
@@ -172,7 +171,7 @@ export class ChunkDurability {
     }
     if (this.unsynced.has(hash)) return false;
     const write = this.tables.writeChunkFileUnsyncedAsync(hash, bytes).catch((error: unknown) => {
-      throw isDiskFull(error) ? new DiskFull(what, this.db.filename, error) : error;
+      throw this.asDiskFull(error, what);
     });
     this.writing.set(hash, write);
     try {
@@ -190,11 +189,15 @@ export class ChunkDurability {
     try {
       this.tables.writeChunkFileUnsynced(hash, bytes);
     } catch (error) {
-      if (isDiskFull(error)) throw new DiskFull(what, this.db.filename, error);
-      throw error;
+      throw this.asDiskFull(error, what);
     }
     this.unsynced.set(hash, bytes.length);
     return true;
+  }
+
+  /** A full disk as the studio engineer's DiskFull naming `what`; any other error as it was. */
+  private asDiskFull(error: unknown, what: string): unknown {
+    return isDiskFull(error) ? new DiskFull(what, this.db.filename, error) : error;
   }
 
   /**
@@ -235,7 +238,7 @@ export class ChunkDurability {
         (error: unknown) => {
           release();
           this.forgetUnsynced(hashes.filter((hash) => this.unsynced.has(hash)));
-          if (this.upload.isOpen(uploadId)) this.flushFailed.set(uploadId, isDiskFull(error) ? new DiskFull(what, this.db.filename, error) : (error as Error));
+          if (this.upload.isOpen(uploadId)) this.flushFailed.set(uploadId, this.asDiskFull(error, what) as Error);
         },
       )
       .catch((error: unknown) => {
@@ -275,8 +278,7 @@ export class ChunkDurability {
       this.tables.syncChunkFiles(toSync);
     } catch (error) {
       this.forgetUnsynced(toSync);
-      if (isDiskFull(error)) throw new DiskFull(what, this.db.filename, error);
-      throw error;
+      throw this.asDiskFull(error, what);
     }
     for (const hash of toSync) this.unsynced.delete(hash);
     writeTransaction(this.db, what, index);
