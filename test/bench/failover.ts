@@ -9,15 +9,14 @@
  * (default 300) prints its timeline: what the backup and the clients logged after the fault.
  * TIMELINE_LINES=n (default 30) lines of it. BIN=path runs that executable instead of building this tree. FAULTS=kill|stop and PRESETS=defaults|fast run only those (default: both of each).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
-import { devLicenseText } from "../support/licenses.ts";
 import { eachLine } from "../support/stream-lines.ts";
 import { BUSY, loadAverage, startBusy } from "./busy.ts";
+import { benchFolder } from "./bench-folder.ts";
 
 const TRIALS = Number(process.env.TRIALS ?? 20);
 const MESSAGES = 600;
@@ -26,11 +25,7 @@ const OUTLIER_MS = Number(process.env.OUTLIER_MS ?? 300);
 const TIMELINE_LINES = Number(process.env.TIMELINE_LINES ?? 30);
 // BIN=path runs that executable (e.g. one built from another commit, for a before/after under the same load).
 const bin = process.env.BIN ?? (await executable());
-const dir = mkdtempSync(join(tmpdir(), "understudy-bench-"));
-const keyFile = join(dir, "net.key");
-const licFile = join(dir, "lic.json");
-Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
-writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
+const { dir, keyFile, licFile } = benchFolder(bin, "understudy-bench-");
 
 
 async function waitFor(probe: () => boolean | Promise<boolean>, ms: number): Promise<void> {

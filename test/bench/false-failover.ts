@@ -10,26 +10,21 @@
  * acknowledged (it exits 0 once all were) that the subscriber never printed.
  */
 import { randomFillSync } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
-import { devLicenseText } from "../support/licenses.ts";
 import { eachLine } from "../support/stream-lines.ts";
 import { BUSY, loadAverage, startBusy } from "./busy.ts";
+import { benchFolder } from "./bench-folder.ts";
 
 const SECONDS = Number(process.env.DURATION_S ?? 120);
 const TRANSFER_MB = Number(process.env.TRANSFER_MB ?? 1024);
 const INTERVAL_MS = 5;
 const FLAGS = ["--heartbeat-ms", "50", "--failover-timeout-ms", "250"];
 const bin = process.env.BIN ?? (await executable());
-const dir = mkdtempSync(join(tmpdir(), "understudy-bench-quiet-"));
-const keyFile = join(dir, "net.key");
-const licFile = join(dir, "lic.json");
-Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
-writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
+const { dir, keyFile, licFile } = benchFolder(bin, "understudy-bench-quiet-");
 const assetFile = join(dir, "transfer.bin");
 if (TRANSFER_MB > 0) {
   // Random, so no chunk is already stored; written a MiB at a time.

@@ -8,15 +8,14 @@
  * spacing of the heartbeats it sends a probe client, by its own clock, against
  * the interval) before and during the flood, the main's RSS growth, and its log lines.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { parseNetworkKey } from "../../src/core/keys.ts";
 import { HeartbeatCodec, newBootId, type Heartbeat } from "../../src/net/heartbeat.ts";
 import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
-import { devLicenseText } from "../support/licenses.ts";
+import { benchFolder } from "./bench-folder.ts";
 
 const RATE = Number(process.env.FLOOD_RATE ?? 2000);
 const SECONDS = Number(process.env.FLOOD_SECONDS ?? 10);
@@ -24,11 +23,7 @@ const HEARTBEAT_MS = 100;
 const BASELINE_MS = 3000;
 
 const bin = await executable();
-const dir = mkdtempSync(join(tmpdir(), "understudy-flood-"));
-const keyFile = join(dir, "net.key");
-const licFile = join(dir, "lic.json");
-Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
-writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
+const { dir, keyFile, licFile } = benchFolder(bin, "understudy-flood-");
 const networkKey = parseNetworkKey(readFileSync(keyFile, "utf8"), keyFile);
 
 async function waitFor(probe: () => Promise<boolean>, ms: number): Promise<void> {

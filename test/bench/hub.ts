@@ -19,7 +19,6 @@
  * `mosquitto_pub -l` -> `mosquitto_sub` (cli-burst.ts).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import mqtt, { type MqttClient } from "mqtt";
@@ -35,7 +34,7 @@ import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
 import { cpuSeconds } from "./process-meter.ts";
 import { cliBurst, mosquittoSide, understudySide, type CliBurstResult } from "./cli-burst.ts";
-import { devLicenseText } from "../support/licenses.ts";
+import { benchFolder } from "./bench-folder.ts";
 
 const BURST = Number(process.env.BURST ?? 50_000);
 const FANOUT_BURST = Number(process.env.FANOUT_BURST ?? 20_000);
@@ -86,11 +85,7 @@ const nodeEnv: Record<string, string | undefined> = {
   ...Object.fromEntries((process.env.NODE_ENV_VARS?.split(" ").filter(Boolean) ?? []).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
 };
 console.error(`bench hub: nodes run with ${process.env.AS_SERVICE === "0" ? "no service environment (AS_SERVICE=0)" : `the service's environment: ${Object.entries(SERVICE_ENVIRONMENT).map(([k, v]) => `${k}=${v}`).join(" ")}`}`);
-const dir = mkdtempSync(join(tmpdir(), "understudy-bench-hub-"));
-const keyFile = join(dir, "net.key");
-const licFile = join(dir, "lic.json");
-Bun.spawnSync([bin, "keys", "generate", "--out", keyFile]);
-writeFileSync(licFile, devLicenseText({ type: "server-with-failover", holder: "*" }));
+const { dir, keyFile, licFile } = benchFolder(bin, "understudy-bench-hub-");
 const networkKey = parseNetworkKey(readFileSync(keyFile, "utf8"), keyFile);
 const procs = new Map<string, Subprocess>();
 
