@@ -233,9 +233,18 @@ function decide(s: MainState, now: number, fx: Effect[], onTick: boolean): MainS
         return { ...s, phase: { kind: "isolated", since: now } };
       }
       const theirs = otherActiveEpoch(s, "main", now);
-      if (theirs === null || theirs <= phase.epoch) return s;
+      if (theirs !== null && theirs > phase.epoch) {
+        fx.push({ type: "stopServing", epoch: phase.epoch });
+        fx.push({ type: "log", level: "warn", message: `The backup is active at epoch ${theirs} (ours ${phase.epoch}): stepping down.` });
+        return { ...s, phase: rejoining(now) };
+      }
+      // The backup names a later epoch and no longer serves it: it took over while this main was stopped or
+      // cut off, then restarted. It may hold writes this main lacks, and it never copies anything older than
+      // its own newest: copy them in, and claim above its epoch.
+      const beat = s.other.beat;
+      if (beat === null || !(beat.epoch > phase.epoch) || beat.pairedWith !== s.selfId || isDown(s.other.live, now, s.timings)) return s;
       fx.push({ type: "stopServing", epoch: phase.epoch });
-      fx.push({ type: "log", level: "warn", message: `The backup is active at epoch ${theirs} (ours ${phase.epoch}): stepping down.` });
+      fx.push({ type: "log", level: "warn", message: `The backup served epoch ${beat.epoch} while this main was away (ours ${phase.epoch}): copying its Data Hub state first.` });
       return { ...s, phase: rejoining(now) };
     }
     case "isolated":

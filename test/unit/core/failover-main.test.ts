@@ -234,6 +234,25 @@ describe("main: fencing", () => {
     expect(m.phase).toBe("active@5");
   });
 
+  test("a backup that served a later epoch and restarted (idle now): the main copies from it, then claims above it (sim seed 686)", () => {
+    const m = activeMain();
+    // The main was stopped while the backup took over at 2, took writes and crashed; it came back idle.
+    expect(types(m.on(fromBackup({ epoch: 2 })))).toEqual(["persistEpoch:2", "stopServing:1", "startCatchUp:2"]);
+    expect(m.phase).toBe("rejoining");
+    m.on({ type: "catchUpDone" });
+    m.run(100, fromBackup({ epoch: 2 }));
+    expect(m.phase).toBe("active@3");
+    // Its epoch is now the main's: nothing more to copy.
+    m.run(300, fromBackup({ epoch: 3 }));
+    expect(m.phase).toBe("active@3");
+  });
+
+  test("a later epoch from a backup paired with another main does not stop this one", () => {
+    const m = activeMain();
+    m.on(fromBackup({ epoch: 2, pairedWith: "other" }));
+    expect(m.phase).toBe("active@1");
+  });
+
   test("a client following the backup at a higher epoch fences the main when the backup is unheard", () => {
     const m = activeMain();
     m.run(1100); // backup silent: down
