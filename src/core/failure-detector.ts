@@ -130,3 +130,18 @@ export function msSinceHeard(l: Liveness, now: number): number | null {
   if (l.lastHeardAt === null || l.brokenAt !== null) return null;
   return now - l.lastHeardAt;
 }
+
+/** Heartbeats built ahead, at most: as many periods as alive tokens are signed ahead (net/alive-presigner.ts). */
+export const MAX_AHEAD_PERIODS = 3;
+
+/**
+ * How many of the next periods' heartbeats a machine hands its socket's thread with each regular
+ * one (docs/design.md §Heartbeats that keep time): they cover an event loop held that long by a
+ * copy or a collection, so its peers hear it on time, and they are all it can send while its loop
+ * stands still, so a loop stalled for good goes silent that much later than its process would.
+ * At most 60 % of a timeout: detecting a dead loop is never delayed by more than that.
+ */
+export function aheadPeriods(t: Timings): number {
+  return Math.max(0, Math.min(MAX_AHEAD_PERIODS, Math.floor((0.6 * t.failoverTimeoutMs) / t.heartbeatMs)));
+}
+

@@ -77,6 +77,37 @@ export class SignedBeats {
   }
 
   /**
+   * The fields for a heartbeat built now to go out at `at` or a little later (docs/design.md
+   * §Heartbeats that keep time), with the moment it must have gone out by; null when this server
+   * holds no token signed ahead for that period (then nothing is built ahead: never a signature
+   * on the event loop for it). Sent within [at, until), a token proves its signer alive at its t,
+   * as one taken at the moment does. Call right after `outgoing` for the same epoch. A client
+   * relays the tokens it holds now, as its regular heartbeat does.
+   */
+  ahead(epoch: number, activeEpoch: number | null, at: number): { fields: SignedFields; at: number; until: number } | null {
+    const role = this.#role;
+    const fields = (own: AliveToken | null): SignedFields => ({
+      epochCert: this.#certs.get(epoch) ?? null,
+      mainToken: role === "client" ? this.#tokens.main : role === "main" ? own : null,
+      backupToken: role === "client" ? this.#tokens.backup : role === "backup" ? own : null,
+      ...(activeEpoch !== null && activeEpoch !== epoch ? { activeCert: this.#certs.get(activeEpoch) ?? null } : {}),
+    });
+    if (role === "client") return { fields: fields(null), at, until: Infinity };
+    const claim = this.#claim;
+    const ready = this.#signer.readyAhead;
+    if (claim === null || claim.epoch !== epoch || ready === undefined) return null;
+    const period = this.#periodMs;
+    let token = ready.call(this.#signer, claim, at);
+    // Under a quarter of its period left: the next period's token, a little later, leaves the sender room.
+    if (token !== null && token.t + period - at < period / 4) {
+      const next = ready.call(this.#signer, claim, token.t + period);
+      if (next !== null) [token, at] = [next, next.t];
+    }
+    if (token === null || token.b !== this.#boot || token.t > at || at - token.t >= period) return null;
+    return { fields: fields(token), at, until: token.t + period };
+  }
+
+  /**
    * Judges a heartbeat that counted (trusted sender, fresh echo), sealed by machine `sealedBy`
    * (null: the network key). From a server this machine knows, sealed by it, it is direct: its
    * token samples that server's clock.

@@ -42,6 +42,8 @@ export interface ClaimSigner {
    * that it is fresh and not ahead of now (core/signed-beats.ts).
    */
   signedAhead?(claim: AliveClaim, now: number): AliveToken | null;
+  /** The token already signed ahead for the grid period holding `at`, or null; asks for nothing (heartbeats built ahead, core/signed-beats.ts). */
+  readyAhead?(claim: AliveClaim, at: number): AliveToken | null;
 }
 
 /** What a server's alive tokens are signed for; a change of any part drops what was signed ahead for the old. */

@@ -38,9 +38,11 @@ import {
 } from "../core/failover/index.ts";
 import { formatHostPort } from "../core/config.ts";
 import { fingerprint } from "../core/keys.ts";
-import type { Timings } from "../core/failure-detector.ts";
+import { aheadPeriods, type Timings } from "../core/failure-detector.ts";
 import { sameTarget, uplinkTarget, type UplinkTarget } from "../core/routing.ts";
-import type { Heartbeat } from "../net/heartbeat.ts";
+import { beatBody, type Heartbeat } from "../net/heartbeat.ts";
+import { beatKey, beatsAhead } from "./beats-ahead.ts";
+import { ImpostorTally } from "./impostor-tally.ts";
 
 import type { Endpoint, EpochStore, FailoverHooks, HeartbeatTransport, PairingStore, RunnerLog, RunnerObserver } from "./runner-ports.ts";
 
@@ -107,10 +109,7 @@ type PeerRecord = { address: Endpoint; name: string; role: string; state: string
 export const MAX_TRACKED_SENDERS = 4096;
 /** Unverified heartbeats answered at most per heartbeat period, in all: a spoofed flood cannot amplify. */
 export const MAX_CHALLENGES_PER_PERIOD = 64;
-/** Senders counted for speaking as a server without its key, at most; each is warned about once. */
-const MAX_WARNED_IMPOSTORS = 64;
-/** Refused heartbeats from one sender before the warning: a start or restart refuses a few while keys are learned. */
-export const IMPOSTOR_WARN_AFTER = 10;
+export { IMPOSTOR_WARN_AFTER } from "./impostor-tally.ts";
 
 export class FailoverRunner {
   private state: NodeState;
@@ -129,11 +128,11 @@ export class FailoverRunner {
   private lastUplink: UplinkTarget | null = null;
   private lastLanes: Lanes | null = null;
   private servers: { main: Endpoint | null; backup: Endpoint | null };
-  private readonly impostors = new Map<string, number>();
-  /** Heartbeats refused for speaking as a server without its machine key. */
-  untrustedHeartbeats = 0;
+  private readonly impostors = new ImpostorTally();
   /** Certificates, alive tokens and the judgement of what heartbeats claim; null without a signer. */
   readonly signed: SignedBeats | null;
+  /** What the heartbeats handed over ahead say (beats-ahead.ts beatKey); null when none are. */
+  private aheadKey: string | null = null;
 
   constructor(options: FailoverRunnerOptions) {
     this.options = options;
@@ -163,6 +162,7 @@ export class FailoverRunner {
   stop(): void {
     this.stopTimer?.();
     this.stopTimer = null;
+    this.dropAhead();
   }
 
   tick(): void {
@@ -178,6 +178,8 @@ export class FailoverRunner {
     const now = this.options.clock.now();
     const step = transition(this.state as never, event as never, now) as { state: NodeState; effects: readonly Effect[] };
     this.state = step.state;
+    // Before this step's heartbeats go out: none handed over ahead may say what is no longer so.
+    if (this.aheadKey !== null && beatKey(beatOf(this.state, now)) !== this.aheadKey) this.dropAhead();
     this.run(step.effects);
     this.afterStep(now);
   }
@@ -225,25 +227,16 @@ export class FailoverRunner {
     return serversKnownTo({ role: s.role, id: this.options.id }, s.peerId);
   }
 
-  /**
-   * Counts a refused heartbeat and, once one sender has sent IMPOSTOR_WARN_AFTER of them, says so
-   * once: a few are normal while two machines learn each other's keys (a start, a restart).
-   */
+  /** Heartbeats refused for speaking as a server without its machine key. */
+  get untrustedHeartbeats(): number {
+    return this.impostors.refused;
+  }
+
   private refuseImpostor(hb: Heartbeat, from: Endpoint, sealedBy: string | null): void {
-    this.untrustedHeartbeats++;
     if (hb.role !== "client" && this.isConfiguredServer(hb.role, from)) this.options.unprovenServer?.();
     this.options.observer?.heartbeat?.(hb, "untrusted");
-    const count = (this.impostors.get(hb.id) ?? 0) + 1;
-    if (count > IMPOSTOR_WARN_AFTER || (!this.impostors.has(hb.id) && this.impostors.size >= MAX_WARNED_IMPOSTORS)) return;
-    this.impostors.set(hb.id, count);
-    if (count < IMPOSTOR_WARN_AFTER) return;
-    const known = this.knownServers();
-    const as =
-      hb.id === known.main ? "the main server" : hb.id === known.backup ? "the backup server" : hb.role === "client" ? "a client" : `a ${hb.role} server this machine does not know`;
-    this.options.log.warn(
-      `Ignoring heartbeats that speak for ${as} (${hb.id}) without its machine key: another machine holding the network key sends them, or that server is not the one this machine paired with or was set up with.`,
-      { from: formatHostPort(from), sealedBy },
-    );
+    const warning = this.impostors.refuse(hb, this.knownServers());
+    if (warning !== null) this.options.log.warn(warning, { from: formatHostPort(from), sealedBy });
   }
 
   /** A socket to that server broke: an immediate signal, no need to wait for heartbeat silence. */
@@ -380,14 +373,15 @@ export class FailoverRunner {
   private send(to: Peer, beat: BeatBody): void {
     if (to.role === "client") {
       const peer = this.peers.get(to.id);
-      if (peer) this.transmit(beat, peer.address, to.id);
+      if (peer) this.transmit(beat, peer.address, to.id, false, true);
       return;
     }
     const address = this.servers[to.role];
-    if (address) this.transmit(beat, address, this.knownServers()[to.role] ?? this.serverIds[to.role] ?? null);
+    if (address) this.transmit(beat, address, this.knownServers()[to.role] ?? this.serverIds[to.role] ?? null, false, true);
   }
 
-  private transmit(beat: BeatBody, to: Endpoint, peerId: string | null, challenge = false): void {
+  /** Sends one heartbeat now and, for a regular one (`ahead`), hands over the next periods' (beats-ahead.ts). */
+  private transmit(beat: BeatBody, to: Endpoint, peerId: string | null, challenge: boolean, ahead = false): void {
     const now = this.options.clock.now();
     const stamp: Stamp = { boot: this.options.boot, seq: ++this.seq, sentAt: now };
     const echo = peerId === null ? null : (this.memos.get(peerId)?.echo ?? null);
@@ -406,7 +400,28 @@ export class FailoverRunner {
       keyFp: this.keyFingerprint(),
       ...this.signed?.outgoing(beat.epoch, beat.activeEpoch, now),
     };
-    this.options.transport.send(hb, to, peerId);
+    const { transport, timings } = this.options;
+    transport.send(hb, to, peerId);
+    const periods = aheadPeriods(timings);
+    if (!ahead || transport.sendAhead === undefined || periods === 0) return;
+    const beats = beatsAhead(hb, {
+      now,
+      periods,
+      periodMs: timings.heartbeatMs,
+      // A regular heartbeat is up to a tick late on a loop that keeps up: it replaces these first.
+      graceMs: tickPeriodMs(timings.heartbeatMs),
+      firstSeq: this.seq + 1,
+      echoHeldSince: heldSince,
+      signed: this.signed,
+    });
+    this.seq += periods;
+    this.aheadKey = beatKey(beat);
+    transport.sendAhead(beats, to, peerId);
+  }
+
+  private dropAhead(): void {
+    this.aheadKey = null;
+    this.options.transport.dropAhead?.();
   }
 
   private fpOf: { key: Uint8Array | null; fp: string | null } = { key: null, fp: null }; // hashed when the key in force changes, not per heartbeat
@@ -430,21 +445,4 @@ export class FailoverRunner {
     }
     this.memos.set(id, memo);
   }
-}
-
-/** The core's part of a heartbeat. */
-function beatBody(hb: Heartbeat): BeatBody {
-  return {
-    role: hb.role,
-    state: hb.state,
-    epoch: hb.epoch,
-    activeEpoch: hb.activeEpoch,
-    msSinceHeardMain: hb.msSinceHeardMain,
-    msSinceHeardBackup: hb.msSinceHeardBackup,
-    condition: hb.condition,
-    syncProgress: hb.syncProgress,
-    pairedWith: hb.pairedWith,
-    lanes: hb.lanes,
-    hubCopied: hb.hubCopied,
-  };
 }

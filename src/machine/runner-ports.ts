@@ -12,9 +12,20 @@ import type { Heartbeat } from "../net/heartbeat.ts";
 /** Where a heartbeat goes to or came from. */
 export type Endpoint = { readonly host: string; readonly port: number };
 
-/** Sends one heartbeat (the UDP socket seals it, for machine `toId` when it knows its key; the simulator delivers it). Never throws. */
+/** A heartbeat built ahead (machine/beats-ahead.ts): to go out at `at` or later, never at or after `notAfter` (the runner's clock). */
+export type AheadBeat = { readonly heartbeat: Heartbeat; readonly at: number; readonly notAfter: number };
+
+/** Sends heartbeats (the UDP socket seals them, for machine `toId` when it knows its key; the simulator delivers them). Never throws. */
 export interface HeartbeatTransport {
   send(heartbeat: Heartbeat, to: Endpoint, toId: string | null): void;
+  /**
+   * Hands over the next periods' heartbeats to `to`, replacing those handed over for it before: a
+   * thread other than the event loop sends each at its time unless replaced first
+   * (docs/design.md §Heartbeats that keep time). Without it, only the event loop sends.
+   */
+  sendAhead?(beats: readonly AheadBeat[], to: Endpoint, toId: string | null): void;
+  /** Drops every heartbeat handed over and not sent yet: what they say is no longer so. */
+  dropAhead?(): void;
 }
 
 /** The persisted epoch: written durably before it is ever announced. */

@@ -182,6 +182,18 @@ export class AlivePresigner {
     return { b: claim.boot, t: best, s: this.#ready.get(best)! };
   }
 
+  /**
+   * The token for the newest grid time t with t ≤ at < t + period, if already signed for this
+   * claim; asks for nothing and hands nothing out. For heartbeats built ahead (docs/design.md
+   * §Heartbeats that keep time): `take` at the regular heartbeat has asked for their periods.
+   */
+  ready(claim: AliveClaim, at: number): AliveToken | null {
+    if (!(claim.periodMs > 0) || !sameClaim(this.#claim, claim)) return null;
+    const t = Math.floor(at / claim.periodMs) * claim.periodMs;
+    const s = this.#ready.get(t);
+    return s === undefined ? null : { b: claim.boot, t, s };
+  }
+
   #renew(claim: AliveClaim): void {
     this.#claim = claim;
     this.#ready.clear();

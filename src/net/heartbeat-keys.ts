@@ -73,6 +73,11 @@ export class HeartbeatKeys implements ClaimSigner {
     return this.presigner.take(claim, now);
   }
 
+  /** A token already signed ahead for the period holding `at` (heartbeats built ahead), or null; never signs here. */
+  readyAhead(claim: AliveClaim, at: number): AliveToken | null {
+    return claim.id === this.id ? (this.presigner?.ready(claim, at) ?? null) : null;
+  }
+
   /**
    * Whether `signature` is machine `id`'s over `message`: this machine's own, or one whose key
    * came from a signed exchange (pinned). A key only read from a datagram header proves nothing.

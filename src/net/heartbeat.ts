@@ -229,3 +229,20 @@ function sealForMachine(senderKey: Uint8Array, pairKey: Uint8Array, nonce: Uint8
   out.set(box, HEADER_BYTES + SENDER_KEY_BYTES + NONCE_BYTES);
   return out;
 }
+
+/** The core's part of a heartbeat. */
+export function beatBody(hb: Heartbeat): BeatBody {
+  return {
+    role: hb.role,
+    state: hb.state,
+    epoch: hb.epoch,
+    activeEpoch: hb.activeEpoch,
+    msSinceHeardMain: hb.msSinceHeardMain,
+    msSinceHeardBackup: hb.msSinceHeardBackup,
+    condition: hb.condition,
+    syncProgress: hb.syncProgress,
+    pairedWith: hb.pairedWith,
+    lanes: hb.lanes,
+    hubCopied: hb.hubCopied,
+  };
+}

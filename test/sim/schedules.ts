@@ -2,11 +2,13 @@
  * Seeded fault schedules. Each family says what it injects, between `from`
  * and `stopAt` (when faults stop); run.ts then heals everything and checks.
  *
- *  chaos        crashes, freezes, full / one-way / main-backup partitions,
+ *  chaos        crashes, freezes (of a process, or of its event loop alone),
+ *               full / one-way / main-backup partitions,
  *               loss, delay, overlapping at random; failback auto or manual
  *               (manual adds random switch-back clicks).
- *  blip         only faults shorter than the failure detector can see:
- *               must cause no failover at all.
+ *  blip         only faults shorter than the failure detector can see (an
+ *               event loop alone may stall longer, as long as the heartbeats
+ *               handed over ahead cover): must cause no failover at all.
  *  rejoin-split the main crashes and restarts while it and the backup are cut
  *               from each other (one or both ways); clients see both.
  *  witness      main and backup cut from each other (one or both ways) for
@@ -26,6 +28,7 @@
  * settings are saved again unchanged now and then (no effect allowed).
  */
 import type { Rng } from "./prng.ts";
+import { aheadPeriods } from "../../src/core/failure-detector.ts";
 import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import { ROGUE, simSignature, type World } from "./world.ts";
 import { epochMessage, type AliveToken, type EpochCert } from "../../src/core/signed-claims.ts";
@@ -85,7 +88,9 @@ export function chaos(world: World, rng: Rng, w: Window, manual: boolean): void 
       fault(world, t + dur, `restart ${who}`, () => world.restart(who));
     } else if (roll < 0.26) {
       const who = rng.pick(ALL);
-      fault(world, t, `freeze ${who} for ${dur} ms`, () => world.freeze(who));
+      // Half of them stall the event loop alone: the heartbeats handed over ahead still go, then silence.
+      const loopOnly = rng.chance(0.5);
+      fault(world, t, `freeze ${who}${loopOnly ? "'s event loop" : ""} for ${dur} ms`, () => world.freeze(who, loopOnly));
       fault(world, t + dur, `resume ${who}`, () => world.resume(who));
     } else if (roll < 0.38) {
       const who = rng.pick(ALL);
@@ -143,10 +148,17 @@ export function blips(world: World, rng: Rng, w: Window): void {
     const dur = rng.int(1, longest);
     if (t + dur >= w.stopAt) break;
     const roll = rng.next();
-    if (roll < 0.3) {
+    if (roll < 0.15) {
       const who = rng.pick(ALL);
       fault(world, t, `freeze ${who} for ${dur} ms`, () => world.freeze(who));
       fault(world, t + dur, `resume ${who}`, () => world.resume(who));
+    } else if (roll < 0.3) {
+      // An event loop held longer than any blip: what its heartbeat thread was handed covers the difference.
+      const who = rng.pick(ALL);
+      const held = dur + (aheadPeriods(world.cfg.timings) - 1) * h;
+      fault(world, t, `freeze ${who}'s event loop for ${held} ms`, () => world.freeze(who, true));
+      fault(world, t + held, `resume ${who}`, () => world.resume(who));
+      t += held - dur;
     } else if (roll < 0.6) {
       const who = rng.pick(ALL);
       cut(world, t, dur, isolate(who), `${who} off`);

@@ -14,7 +14,7 @@ import type { Verdict } from "../../src/core/freshness.ts";
 import { EMPTY_LANES, type Effect, type Failback, type Lanes, type NodeEvent, type NodeState, type PairingRecord, type Role, type ServerRole } from "../../src/core/failover/index.ts";
 import { FailoverRunner, type Endpoint } from "../../src/machine/failover-runner.ts";
 import type { UplinkTarget } from "../../src/core/routing.ts";
-import type { ClaimSigner } from "../../src/core/signed-claims.ts";
+import { aliveMessage, type ClaimSigner } from "../../src/core/signed-claims.ts";
 import type { Heartbeat } from "../../src/net/heartbeat.ts";
 import { pairRequestRefusal, unpairCounts } from "../../src/core/pairing-rules.ts";
 import { ManualClock } from "../support/clock.ts";
@@ -48,6 +48,8 @@ type Inbound =
 type SimEvent =
   | { kind: "deliver"; to: string; msg: Inbound; faulty: boolean; cancelled: boolean }
   | { kind: "tick"; node: string; inc: number }
+  /** A heartbeat handed over ahead comes due on its machine's heartbeat thread. */
+  | { kind: "ahead"; node: string; inc: number; host: string; handover: number; hb: Heartbeat; notAfter: number }
   | { kind: "action"; label: string; run: () => void };
 
 export interface Link {
@@ -65,6 +67,10 @@ export interface SimNode {
   /** Its core state, refreshed after every call into the runner. */
   state: NodeState | null;
   frozen: boolean;
+  /** Frozen is its event loop only (a long copy, a collection): its heartbeat thread still sends what was handed to it. */
+  loopOnly: boolean;
+  /** The heartbeats handed over ahead (runner-ports.ts sendAhead): the hand-over in force per address. */
+  readonly ahead: Map<string, number>;
   readonly queue: Inbound[];
   inc: number;
   /** What survives a crash: the persisted epoch and pairing, and a server's copy of the data (lane positions). */
@@ -135,6 +141,8 @@ export class World {
   /** Bumped whenever a server starts or stops serving, a client's hub moves, or a process dies or starts. */
   stateVersion = 0;
   readonly #queue = new EventQueue<SimEvent>();
+  /** Hand-overs of heartbeats ahead so far: each one's number (a later one replaces it for its address). */
+  #handovers = 0;
   /** Set before the first spawn. */
   machinery: Machinery | null = null;
   /** The production pairing exchange and keeper (sim-pairing.ts); set before the first spawn. */
@@ -201,7 +209,7 @@ export class World {
   /** Adds a machine and starts it now. Clients know both server addresses unless told otherwise. */
   spawn(name: string, role: Role, knows = { main: true, backup: true }, disk?: Partial<SimNode["disk"]>): SimNode {
     const node: SimNode = {
-      name, role, runner: null, state: null, frozen: false, queue: [], inc: 0,
+      name, role, runner: null, state: null, frozen: false, loopOnly: false, ahead: new Map(), queue: [], inc: 0,
       disk: { epoch: 0, pairing: null, lanes: EMPTY_LANES, ...disk }, serving: null,
       following: { server: null, epoch: null }, offset: this.net.int(0, 1_000_000), knows: { ...knows }, startedAt: 0, lastFromOther: -Infinity,
       lastFromOtherState: null, brokenSinceHeard: false, caughtUp: false, copyFailingSince: null, frozenAt: 0, lastFreezeMs: 0,
@@ -290,12 +298,14 @@ export class World {
     this.restart(name);
   }
 
-  freeze(name: string): void {
+  /** SIGSTOP, or with `loopOnly` a stall of its event loop alone (its heartbeat thread runs on). */
+  freeze(name: string, loopOnly = false): void {
     const n = this.node(name);
     if (!n.state || n.frozen) return;
-    this.log(`FREEZE ${name}`);
+    this.log(`FREEZE ${name}${loopOnly ? " (event loop only)" : ""}`);
     this.topology += 1;
     n.frozen = true;
+    n.loopOnly = loopOnly;
     n.frozenAt = this.now();
   }
 
@@ -305,6 +315,7 @@ export class World {
     this.log(`RESUME ${name} (${n.queue.length} queued)`);
     this.topology += 1;
     n.frozen = false;
+    n.loopOnly = false;
     n.lastFreezeMs = this.now() - n.frozenAt;
     // An event loop may run its overdue timer before it reads the socket buffers: the core must cope.
     if (this.net.chance(0.5)) this.#call(n, (r) => r.tick());
@@ -467,7 +478,16 @@ export class World {
       id: n.name,
       name: n.name,
       boot: `boot-${n.name}-${inc}`,
-      transport: { send: (hb, to) => mine() && this.#transmit(n, to.host, hb) },
+      transport: {
+        send: (hb, to) => mine() && this.#transmit(n, to.host, hb),
+        sendAhead: (beats, to) => {
+          if (!mine()) return;
+          const handover = ++this.#handovers;
+          n.ahead.set(to.host, handover);
+          for (const b of beats) this.#push(b.at - n.offset, { kind: "ahead", node: n.name, inc, host: to.host, handover, hb: b.heartbeat, notAfter: b.notAfter });
+        },
+        dropAhead: () => void (mine() && n.ahead.clear()),
+      },
       servers,
       timings: this.cfg.timings,
       failback: this.cfg.failback,
@@ -530,6 +550,13 @@ export class World {
         if (!n.state || n.inc !== ev.inc) return n; // that process is gone; its timer with it
         this.#push(this.now() + this.cfg.tickMs, ev);
         if (!n.frozen) this.#call(n, (r) => r.tick());
+        return n;
+      }
+      case "ahead": {
+        const n = this.node(ev.node);
+        // Gone with its process, replaced or dropped by its runner, stopped with its process (SIGSTOP), or too late to send.
+        if (!n.state || n.inc !== ev.inc || n.ahead.get(ev.host) !== ev.handover || (n.frozen && !n.loopOnly) || this.now() + n.offset >= ev.notAfter) return n;
+        this.#transmit(n, ev.host, ev.hb);
         return n;
       }
       case "deliver": {
@@ -673,7 +700,16 @@ export const ROGUE = "rogue";
  * signatures it saw on the wire or make its own (schedules.ts); it never writes one in a server's name.
  */
 export function simSigner(self: string): ClaimSigner {
-  return { sign: (message) => simSignature(self, message), verify: (id, message, signature) => signature === simSignature(id, message) };
+  return {
+    sign: (message) => simSignature(self, message),
+    verify: (id, message, signature) => signature === simSignature(id, message),
+    // Tokens for heartbeats built ahead: the simulator has no thread to wait for, every period is signed.
+    readyAhead: (claim, at) => {
+      if (claim.id !== self) return null;
+      const t = Math.floor(at / claim.periodMs) * claim.periodMs;
+      return { b: claim.boot, t, s: simSignature(self, aliveMessage(claim.role, claim.id, claim.boot, t)) };
+    },
+  };
 }
 
 export function simSignature(id: string, message: string): string {

@@ -79,6 +79,20 @@ describe("AlivePresigner", () => {
     expect(p.taken).toBe(0);
   });
 
+  test("ready: the token of a later period already signed, for heartbeats built ahead; it asks for nothing and hands nothing out", () => {
+    const thread = new HandThread();
+    const p = new AlivePresigner(new Uint8Array(64), thread);
+    const claim = claimOf("m");
+    expect(p.take(claim, 2_060)).toBeNull();
+    thread.answerAll();
+    const ahead = p.ready(claim, 2_060 + 2 * PERIOD + 10);
+    expect(ahead).toEqual({ b: BOOT, t: 2_150, s: expect.stringContaining("2150") });
+    expect(p.ready(claim, 2_050 + (PERIODS_AHEAD + 1) * PERIOD)).toBeNull(); // never signed: not asked for
+    expect(p.ready({ ...claim, epoch: 2 }, 2_160)).toBeNull(); // another claim
+    expect(thread.requests).toHaveLength(0);
+    expect(p.taken).toBe(0);
+  });
+
   test("a change of role, boot, epoch, period or id drops what was signed for the old claim, and late answers for it", () => {
     const old = claimOf("m");
     for (const next of [claimOf("m", { role: "backup" }), claimOf("m", { boot: "ffffffffffffffff" }), claimOf("m", { epoch: 3 }), claimOf("m", { periodMs: 100 }), claimOf("n")]) {
