@@ -136,7 +136,7 @@ export const MAX_AHEAD_PERIODS = 3;
 
 /**
  * How many of the next periods' heartbeats a machine hands its socket's thread with each regular
- * one (docs/design.md §Heartbeats that keep time): they cover an event loop held that long by a
+ * one (docs/design.md §Heartbeats and freshness, "Heartbeats that keep time"): they cover an event loop held that long by a
  * copy or a collection, so its peers hear it on time, and they are all it can send while its loop
  * stands still, so a loop stalled for good goes silent that much later than its process would.
  * At most 60 % of a timeout: detecting a dead loop is never delayed by more than that.

@@ -78,7 +78,7 @@ export class SignedBeats {
 
   /**
    * The fields for a heartbeat built now to go out at `at` or a little later (docs/design.md
-   * §Heartbeats that keep time), with the moment it must have gone out by; null when this server
+   * §Heartbeats and freshness, "Heartbeats that keep time"), with the moment it must have gone out by; null when this server
    * holds no token signed ahead for that period (then nothing is built ahead: never a signature
    * on the event loop for it). Sent within [at, until), a token proves its signer alive at its t,
    * as one taken at the moment does. Call right after `outgoing` for the same epoch. A client

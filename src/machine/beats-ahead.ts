@@ -1,5 +1,5 @@
 /**
- * Heartbeats built ahead (docs/design.md §Heartbeats that keep time). With each regular
+ * Heartbeats built ahead (docs/design.md §Heartbeats and freshness, "Heartbeats that keep time"). With each regular
  * heartbeat the runner builds the next few periods' ones, each with its own stamp and an alive
  * token signed ahead for its period, and hands them to a thread that sends each at its time
  * unless the next regular heartbeat replaced it first. A copy or a collection that holds the

@@ -21,7 +21,7 @@ export interface HeartbeatTransport {
   /**
    * Hands over the next periods' heartbeats to `to`, replacing those handed over for it before: a
    * thread other than the event loop sends each at its time unless replaced first
-   * (docs/design.md §Heartbeats that keep time). Without it, only the event loop sends.
+   * (docs/design.md §Heartbeats and freshness, "Heartbeats that keep time"). Without it, only the event loop sends.
    */
   sendAhead?(beats: readonly AheadBeat[], to: Endpoint, toId: string | null): void;
   /** Drops every heartbeat handed over and not sent yet: what they say is no longer so. */

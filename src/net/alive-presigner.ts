@@ -185,7 +185,7 @@ export class AlivePresigner {
   /**
    * The token for the newest grid time t with t ≤ at < t + period, if already signed for this
    * claim; asks for nothing and hands nothing out. For heartbeats built ahead (docs/design.md
-   * §Heartbeats that keep time): `take` at the regular heartbeat has asked for their periods.
+   * §Heartbeats and freshness, "Heartbeats that keep time"): `take` at the regular heartbeat has asked for their periods.
    */
   ready(claim: AliveClaim, at: number): AliveToken | null {
     if (!(claim.periodMs > 0) || !sameClaim(this.#claim, claim)) return null;

@@ -1,5 +1,5 @@
 /**
- * Heartbeats built ahead (src/machine/beats-ahead.ts, docs/design.md §Heartbeats that keep time),
+ * Heartbeats built ahead (src/machine/beats-ahead.ts, docs/design.md §Heartbeats and freshness, "Heartbeats that keep time"),
  * through the production runner with a transport that records what it is handed: what they say,
  * their stamps and tokens, when they are replaced or dropped, and what a peer makes of them.
  */
