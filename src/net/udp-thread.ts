@@ -230,8 +230,9 @@ export class UdpThread implements UdpPort {
         thread.#state = "dead";
       };
       worker.addEventListener("error", (event) => {
-        const message = (event as ErrorEvent).message?.split("\n").find((line) => /error/i.test(line)) ?? "an error";
-        failed(new UdpThreadFailed(`the socket thread failed: ${message.trim()}`));
+        // Bun gives the thread's error as a code frame with an "error: …" line, and no error object.
+        const said = /^error: (.+)$/m.exec((event as ErrorEvent).message ?? "")?.[1] ?? "an uncaught error";
+        failed(new UdpThreadFailed(`the socket thread failed: ${said}`));
         // Ended at once: its socket closes with it, so the port can be bound again.
         worker.terminate();
       });
