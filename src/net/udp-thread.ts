@@ -26,6 +26,8 @@ import { systemTimers } from "./system-time.ts";
 export const MAX_UNDELIVERED = 1024;
 /** How long the thread may take to start and bind before the socket is bound on this thread instead. */
 export const THREAD_START_MS = 5_000;
+/** How long close() waits for the thread to close its socket before ending it (which closes the socket too). */
+const CLOSE_MS = 1_000;
 
 /** A datagram sealed ahead: sent at or after `at`, never at or after `notAfter` (absolute: `performance.timeOrigin + performance.now()`). */
 export type AheadDatagram = { datagram: Uint8Array; target: HostPort; at: number; notAfter: number };
@@ -164,8 +166,11 @@ type FromThread =
   | { t: "ahead"; sent: number; late: number }
   | { t: "closed" };
 
-/** Bun's Worker can be left out of what keeps the process alive, and says when it exits (the DOM's type does not). */
-type SocketWorker = Worker & { ref(): void; unref(): void };
+/** Bun's Worker can be left out of what keeps the process alive, and says when it exits ("close"; the DOM's type does not). */
+type SocketWorker = Worker & { unref(): void };
+
+/** One Blob URL per source, kept for the process's life: a socket bound again loads it again. */
+const sourceUrls = new Map<string, string>();
 
 export type UdpThreadHandlers = UdpHandlers & {
   /** Datagrams the thread dropped because this thread had not taken the ones before (MAX_UNDELIVERED). */
@@ -203,7 +208,9 @@ export class UdpThread implements UdpPort {
   static async start(host: string, port: number, handlers: UdpThreadHandlers, source = UDP_THREAD_SOURCE): Promise<UdpThread> {
     let worker: SocketWorker;
     try {
-      worker = new Worker(URL.createObjectURL(new Blob([source], { type: "application/javascript" }))) as SocketWorker;
+      let url = sourceUrls.get(source);
+      if (url === undefined) sourceUrls.set(source, (url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }))));
+      worker = new Worker(url) as SocketWorker;
     } catch (error) {
       throw new UdpThreadFailed(`the socket thread did not start: ${(error as Error).message}`, { cause: error });
     }
@@ -278,6 +285,8 @@ export class UdpThread implements UdpPort {
       // A closed socket keeps nothing alive, and nor does its thread while it winds down.
       this.worker.unref();
       this.worker.postMessage({ t: "close" });
+      const stop = systemTimers.after(CLOSE_MS, () => this.worker.terminate());
+      void this.#exited.then(stop);
     }
     await this.#exited;
   }
