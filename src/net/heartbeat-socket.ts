@@ -191,9 +191,13 @@ export class HeartbeatSocket {
     if (this.#io instanceof UdpThread) this.#io.clearSchedule();
   }
 
-  /** Heartbeats sealed under the network key use `networkKey` from now on; pair-sealed ones do not change. */
+  /**
+   * Heartbeats sealed under the network key use `networkKey` from now on; pair-sealed ones do not change.
+   * Those handed over ahead are dropped (they may be sealed under the old key): the next regular heartbeat hands over new ones.
+   */
   setNetworkKey(networkKey: Uint8Array): void {
     this.codec.setNetworkKey(networkKey);
+    this.dropAhead();
   }
 
   /** Closes the socket (and its thread); resolves once the port is free. */
@@ -234,7 +238,7 @@ export class HeartbeatSocket {
     this.#threadFailed(error);
     while (!this.#closed) {
       try {
-        const io = await bindOnThisThread(this.#host, this.#port, this.#handlers());
+        const io = await bindOnThisThread(this.options.host, this.#port, this.#handlers());
         if (this.#closed) return void io.close();
         return this.#bound(io);
       } catch (failure) {

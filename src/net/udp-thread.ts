@@ -230,20 +230,19 @@ export class UdpThread implements UdpPort {
           reject(asError(m.error));
         } else if (thread !== null) thread.#handle(m);
       };
-      const failed = (error: UdpThreadFailed) => {
-        stopWaiting();
-        if (thread === null) return reject(error);
-        if (thread.#state === "open") handlers.died(error);
-        thread.#state = "dead";
-      };
+      let failure = "the socket thread ended";
       worker.addEventListener("error", (event) => {
         // Bun gives the thread's error as a code frame with an "error: …" line, and no error object.
-        const said = /^error: (.+)$/m.exec((event as ErrorEvent).message ?? "")?.[1] ?? "an uncaught error";
-        failed(new UdpThreadFailed(`the socket thread failed: ${said}`));
-        // Ended at once: its socket closes with it, so the port can be bound again.
+        failure = `the socket thread failed: ${/^error: (.+)$/m.exec((event as ErrorEvent).message ?? "")?.[1] ?? "an uncaught error"}`;
         worker.terminate();
       });
-      worker.addEventListener("close", () => failed(new UdpThreadFailed("the socket thread ended")));
+      // Said once the thread has ended, and its socket with it: the port can be bound again.
+      worker.addEventListener("close", () => {
+        stopWaiting();
+        if (thread === null) return reject(new UdpThreadFailed(failure));
+        if (thread.#state === "open") handlers.died(new UdpThreadFailed(failure));
+        thread.#state = "dead";
+      });
     });
     worker.postMessage({ t: "bind", host, port });
     try {
