@@ -61,8 +61,8 @@ describe("heartbeats handed over ahead", () => {
     const at = [start + 30, start + 60];
     socket.sendAhead(at.map((t, i) => ({ heartbeat: beat(10 + i), at: t, notAfter: t + 1_000 })), r.endpoint, null);
     const arrivals = await waitFor("two arrivals", async () => ((await r.arrivals()).length === 2 ? r.arrivals() : null));
-    // At or after its time (1 ms for the threads' clocks), never before.
-    arrivals.forEach((arrival, i) => expect(arrival.at).toBeGreaterThanOrEqual(absolute(at[i]!) - 1));
+    // At or after its time (2 ms for the threads' clocks), never before.
+    arrivals.forEach((arrival, i) => expect(arrival.at).toBeGreaterThanOrEqual(absolute(at[i]!) - 2));
   });
 
   test("the next sendAhead for a target replaces what was pending; another target's stays", async () => {
@@ -115,7 +115,8 @@ describe("heartbeats handed over ahead", () => {
     const r = await recorder();
     const now = performance.now();
     const times = [now + 50, now + 100, now + 150];
-    socket.sendAhead(times.map((at, i) => ({ heartbeat: beat(i + 1), at, notAfter: at + 50 })), r.endpoint, null);
+    // notAfter a period and a half on: room for a loaded machine's late timer.
+    socket.sendAhead(times.map((at, i) => ({ heartbeat: beat(i + 1), at, notAfter: at + 75 })), r.endpoint, null);
     holdThread(600);
     const heldUntil = absolute(performance.now());
     // Long after the last one's time: a thread still held sends nothing more.
@@ -123,12 +124,11 @@ describe("heartbeats handed over ahead", () => {
     const arrivals = await r.arrivals();
     expect(arrivals.map(seqOf)).toEqual([1, 2, 3]);
     for (const [i, arrival] of arrivals.entries()) {
-      expect(arrival.at).toBeGreaterThanOrEqual(absolute(times[i]!) - 1);
+      expect(arrival.at).toBeGreaterThanOrEqual(absolute(times[i]!) - 2);
       // Sent by the socket's thread while this one was held, not all at once after.
       expect(arrival.at).toBeLessThan(heldUntil);
     }
-    expect(arrivals[1]!.at - arrivals[0]!.at).toBeGreaterThan(20);
-    expect(arrivals[2]!.at - arrivals[1]!.at).toBeGreaterThan(20);
+    expect(arrivals[2]!.at - arrivals[0]!.at).toBeGreaterThan(50);
   });
 
   test("a thread held past an entry's notAfter finds it dropped, not sent late", async () => {
