@@ -51,10 +51,10 @@ describe("heartbeats handed over ahead", () => {
     const peer = await bindSocket();
     const now = performance.now();
     const times = [now + 40, now + 80, now + 120];
-    socket.sendAhead(times.map((at, i) => ({ heartbeat: beat(i + 1), at, notAfter: at + 40 })), peer.endpoint, null);
+    socket.sendAhead(times.map((at, i) => ({ heartbeat: beat(i + 1), at, notAfter: at + 1_000 })), peer.endpoint, null);
     await waitFor("three heartbeats", () => peer.heard.length === 3);
     expect(peer.heard.map((hb) => hb.stamp.seq)).toEqual([1, 2, 3]);
-    expect(socket.stats.aheadSent).toBe(3);
+    await waitFor("the thread's count", () => socket.stats.aheadSent === 3);
 
     const r = await recorder();
     const start = performance.now();
@@ -107,6 +107,8 @@ describe("heartbeats handed over ahead", () => {
     );
     await waitFor("the one still due", () => peer.heard.length === 1);
     expect(peer.heard[0]!.stamp.seq).toBe(2);
+    // The thread's counts come on their own message.
+    await waitFor("the thread's counts", () => socket.stats.aheadSent + socket.stats.aheadLate === 2);
     expect(socket.stats).toMatchObject({ aheadSent: 1, aheadLate: 1 });
   });
 
@@ -115,12 +117,11 @@ describe("heartbeats handed over ahead", () => {
     const r = await recorder();
     const now = performance.now();
     const times = [now + 50, now + 100, now + 150];
-    // notAfter a period and a half on: room for a loaded machine's late timer.
-    socket.sendAhead(times.map((at, i) => ({ heartbeat: beat(i + 1), at, notAfter: at + 75 })), r.endpoint, null);
-    holdThread(600);
+    // notAfter well on (the runner's is a period): room for a loaded machine's late timer, and all within the hold.
+    socket.sendAhead(times.map((at, i) => ({ heartbeat: beat(i + 1), at, notAfter: at + 200 })), r.endpoint, null);
+    holdThread(800);
     const heldUntil = absolute(performance.now());
-    // Long after the last one's time: a thread still held sends nothing more.
-    await Bun.sleep(400);
+    await Bun.sleep(200);
     const arrivals = await r.arrivals();
     expect(arrivals.map(seqOf)).toEqual([1, 2, 3]);
     for (const [i, arrival] of arrivals.entries()) {
@@ -129,20 +130,8 @@ describe("heartbeats handed over ahead", () => {
       expect(arrival.at).toBeLessThan(heldUntil);
     }
     expect(arrivals[2]!.at - arrivals[0]!.at).toBeGreaterThan(50);
-  });
-
-  test("a thread held past an entry's notAfter finds it dropped, not sent late", async () => {
-    const { socket } = await bindSocket();
-    const r = await recorder();
-    const now = performance.now();
-    socket.sendAhead([{ heartbeat: beat(1), at: now + 50, notAfter: now + 100 }], r.endpoint, null);
-    // The regular send after a long hold: the previous period's heartbeat must not come with it.
-    holdThread(300);
-    socket.send(beat(2), [r.endpoint]);
-    await waitFor("the regular heartbeat", async () => (await r.arrivals()).length >= 1);
-    await Bun.sleep(100);
-    // The ahead one went out on time while this thread was held: the regular one follows it.
-    expect((await r.arrivals()).map(seqOf)).toEqual([1, 2]);
+    // Nothing more while still held: silent past the fast preset's failover timeout (250 ms), as a stalled machine must be.
+    expect(heldUntil - arrivals[2]!.at).toBeGreaterThan(250);
   });
 });
 
