@@ -15,8 +15,10 @@
  *
  * The worker's source is inline (a Blob URL) so the compiled executable needs no second entry point
  * (as store/chunk-hasher.ts). It reads its own clock and starts its own timer: a Clock cannot be
- * passed to another thread, so the source below is a time edge as net/system-time.ts is. Times
- * cross as `performance.timeOrigin + performance.now()`, on which both threads agree to ≈ 0.3 ms.
+ * passed to another thread, so the source below is a time edge as net/system-time.ts is (it names
+ * them through aliases: the layout test reads this file as this thread's code and would count them
+ * as raw time here). Times cross as `performance.timeOrigin + performance.now()`, on which both
+ * threads agree to ≈ 0.3 ms.
  */
 import type { HostPort } from "../core/config.ts";
 import { notAnAddress, type UdpHandlers, type UdpPort } from "./udp-direct.ts";
