@@ -1,10 +1,16 @@
 /**
- * The UDP edge for heartbeats: a thin adapter on Bun.udpSocket around the pure
+ * The UDP edge for heartbeats: a thin adapter on a UDP socket around the pure
  * HeartbeatCodec. It binds, sends sealed heartbeats to given targets, and
  * hands decoded, validated heartbeats to a callback (the failover runner
  * judges their freshness: core/freshness.ts). Anything else (garbage, other
  * versions, foreign keys) is counted and dropped; nothing thrown by a
  * datagram escapes the socket callback.
+ *
+ * The socket lives on a thread of its own (udp-thread.ts), which also sends the
+ * heartbeats handed over ahead (`sendAhead`) on time while the event loop is held.
+ * If that thread cannot start or dies, the socket is bound on the event loop as
+ * before (udp-direct.ts) and heartbeats are no longer sent ahead: a machine must
+ * never go silent because of the thread.
  */
 import { formatHostPort, type HostPort } from "../core/config.ts";
 import { AppError } from "../core/errors.ts";
@@ -12,6 +18,9 @@ import type { RandomBytes } from "./crypto.ts";
 import { listenError } from "./listen-error.ts";
 import { HeartbeatCodec, type Heartbeat } from "./heartbeat.ts";
 import type { HeartbeatKeys } from "./heartbeat-keys.ts";
+import { pause } from "./system-time.ts";
+import { bindOnThisThread, type UdpHandlers, type UdpPort } from "./udp-direct.ts";
+import { UDP_THREAD_SOURCE, UdpThread, UdpThreadFailed, type UdpThreadHandlers } from "./udp-thread.ts";
 
 /** Where a heartbeat goes to or came from (core/config.ts HostPort). */
 export type UdpEndpoint = HostPort;
@@ -46,6 +55,14 @@ export type HeartbeatSocketStats = {
   sendFailures: number;
   /** Errors the kernel reported later, e.g. ECONNREFUSED after sending to a machine whose port is closed. */
   socketErrors: number;
+  /** Heartbeats handed over ahead (`sendAhead`) that the socket's thread sent. */
+  aheadSent: number;
+  /** Heartbeats handed over ahead that came due at or after their `notAfter`, and were not sent. */
+  aheadLate: number;
+  /** Datagrams dropped unread: this thread had not yet taken the MAX_UNDELIVERED before them (a flood while the event loop was held). */
+  overflowed: number;
+  /** Why the socket runs on the event loop rather than its own thread (nothing is sent ahead then); null while on its thread. */
+  threadFailure: string | null;
 };
 
 export type HeartbeatSocketOptions = {
@@ -69,7 +86,14 @@ export type HeartbeatSocketOptions = {
   onSendError?: (error: unknown, target: UdpEndpoint | null) => void;
   /** The setting named when binding fails (heartbeats share the peer port: 7401/udp). */
   flag?: string;
+  /** The socket's thread could not start or died, and the socket is now bound on the event loop (said once; stats.threadFailure). Optional, for logs. */
+  onThreadFailure?: (error: AppError) => void;
+  /** The socket thread's code (tests give a broken one). */
+  threadSource?: string;
 };
+
+/** How often binding on the event loop is tried again after the socket's thread died and a bind failed. */
+const REBIND_MS = 250;
 
 const ERROR_CODE_REASONS: Record<string, HeartbeatDropReason> = {
   WIRE_MALFORMED: "malformed",
@@ -80,38 +104,33 @@ const ERROR_CODE_REASONS: Record<string, HeartbeatDropReason> = {
 };
 
 export class HeartbeatSocket {
-  private readonly socket: Bun.udp.Socket<"uint8array">;
   private readonly codec: HeartbeatCodec;
   private readonly options: HeartbeatSocketOptions;
   readonly stats: HeartbeatSocketStats;
+  /** The bound socket; null only while it is bound again on the event loop after its thread died. */
+  #io: UdpPort | null = null;
+  #port = 0;
+  #host = "";
+  #closed = false;
 
   /** Binds `host:port` and starts receiving. A failed bind throws an AppError naming the setting (PORT_IN_USE, …). */
   static async bind(options: HeartbeatSocketOptions): Promise<HeartbeatSocket> {
-    const codec = new HeartbeatCodec(options.networkKey, options.random, options.keys ?? null);
-    let self: HeartbeatSocket | undefined;
-    let socket: Bun.udp.Socket<"uint8array">;
+    const self = new HeartbeatSocket(new HeartbeatCodec(options.networkKey, options.random, options.keys ?? null), options);
     try {
-      socket = await Bun.udpSocket({
-        hostname: options.host,
-        port: options.port,
-        binaryType: "uint8array",
-        socket: {
-          // Datagrams are delivered from the event loop, so `self` (set right below the await) is always there.
-          data: (_socket, data, port, address, flags) => self?.receive(data, { host: address, port }, flags.truncated),
-          // Without this handler Bun 1.4 exits the process on the ICMP "port unreachable" a send to a dead
-          // peer brings back — exactly when the main is down. It passes only the error, despite the typings.
-          error: (...args: unknown[]) => self?.socketError(args[args.length - 1]),
-        },
-      });
+      self.#bound(await UdpThread.start(options.host, options.port, self.#threadHandlers(), options.threadSource ?? UDP_THREAD_SOURCE));
     } catch (error) {
-      throw listenError(error, { host: options.host, port: options.port }, options.flag ?? "--peer-listen");
+      if (!(error instanceof UdpThreadFailed)) throw self.#listenError(error, options.port);
+      self.#threadFailed(error);
+      try {
+        self.#bound(await bindOnThisThread(options.host, options.port, self.#handlers()));
+      } catch (direct) {
+        throw self.#listenError(direct, options.port);
+      }
     }
-    self = new HeartbeatSocket(socket, codec, options);
     return self;
   }
 
-  private constructor(socket: Bun.udp.Socket<"uint8array">, codec: HeartbeatCodec, options: HeartbeatSocketOptions) {
-    this.socket = socket;
+  private constructor(codec: HeartbeatCodec, options: HeartbeatSocketOptions) {
     this.codec = codec;
     this.options = options;
     this.stats = {
@@ -121,56 +140,132 @@ export class HeartbeatSocket {
       handlerErrors: 0,
       sendFailures: 0,
       socketErrors: 0,
+      aheadSent: 0,
+      aheadLate: 0,
+      overflowed: 0,
+      threadFailure: null,
     };
   }
 
   /** The bound port (the real one when bound with port 0). */
   get port(): number {
-    return this.socket.port;
+    return this.#port;
   }
 
   get host(): string {
-    return this.socket.hostname;
+    return this.#host;
   }
 
   /**
    * Seals `heartbeat` once (for machine `to` when its key is known) and sends
    * it to every target (IP addresses: Bun's UDP send takes no host names).
-   * Returns how many sends the kernel accepted; never throws for a target.
+   * Returns how many sends were handed on (to the kernel, or to the socket's
+   * thread); never throws for a target: a failure, now or from the thread, is
+   * counted and goes to `onSendError`.
    */
   send(heartbeat: Heartbeat, targets: readonly UdpEndpoint[], to: string | null = null): number {
     const datagram = this.codec.encode(heartbeat, to);
-    let sent = 0;
-    for (const target of targets) {
-      let error: unknown = null;
-      for (let attempt = 0; attempt < 2; attempt++) {
-        error = null;
-        try {
-          if (this.socket.send(datagram, target.port, target.host)) sent++;
-          else error = new Error("the send buffer is full");
-          break;
-        } catch (thrown) {
-          error = thrown;
-          // Linux hands the ICMP refusal of an earlier send (to a dead peer) back on the next send,
-          // whatever its target, and that datagram is not sent. Reporting it clears it: send again once.
-          if ((thrown as { code?: string }).code !== "ECONNREFUSED") break;
-        }
-      }
-      if (error !== null) {
-        this.stats.sendFailures++;
-        this.notify(() => this.options.onSendError?.(error, target));
-      }
-    }
-    return sent;
+    if (this.#io !== null) return this.#io.send(datagram, targets);
+    for (const target of targets) this.#sendError(new Error("the heartbeat socket is being bound again"), target);
+    return 0;
   }
 
-  /** Heartbeats sealed under the network key use `networkKey` from now on; pair-sealed ones do not change. */
+  /**
+   * Seals each heartbeat now (for machine `to` when its key is known) and hands them to the socket's
+   * thread, which sends each to `target` at its `at` (this thread's `performance.now()` clock, as the
+   * runner's) unless the next sendAhead for `target`, or dropAhead(), replaced it first; one not sent
+   * before its `notAfter` is never sent. Does nothing when the socket runs on the event loop
+   * (stats.threadFailure): what the event loop would send late is what a regular send does.
+   */
+  sendAhead(entries: readonly { heartbeat: Heartbeat; at: number; notAfter: number }[], target: UdpEndpoint, to: string | null): void {
+    if (!(this.#io instanceof UdpThread)) return;
+    const origin = performance.timeOrigin;
+    this.#io.schedule(
+      formatHostPort(target),
+      entries.map((e) => ({ datagram: this.codec.encode(e.heartbeat, to), target, at: origin + e.at, notAfter: origin + e.notAfter })),
+    );
+  }
+
+  /** Drops every heartbeat handed over and not yet sent (the runner's state changed). */
+  dropAhead(): void {
+    if (this.#io instanceof UdpThread) this.#io.clearSchedule();
+  }
+
+  /**
+   * Heartbeats sealed under the network key use `networkKey` from now on; pair-sealed ones do not change.
+   * Those handed over ahead are dropped (they may be sealed under the old key): the next regular heartbeat hands over new ones.
+   */
   setNetworkKey(networkKey: Uint8Array): void {
     this.codec.setNetworkKey(networkKey);
+    this.dropAhead();
   }
 
-  close(): void {
-    this.socket.close();
+  /** Closes the socket (and its thread); resolves once the port is free. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#io?.close();
+  }
+
+  #bound(io: UdpPort): void {
+    this.#io = io;
+    this.#port = io.port;
+    this.#host = io.host;
+  }
+
+  #handlers(): UdpHandlers {
+    return {
+      receive: (data, from, truncated) => this.receive(data, from, truncated),
+      sendError: (error, target) => this.#sendError(error, target),
+      socketError: (error) => this.socketError(error),
+    };
+  }
+
+  #threadHandlers(): UdpThreadHandlers {
+    return {
+      ...this.#handlers(),
+      overflowed: (count) => (this.stats.overflowed += count),
+      ahead: (sent, late) => {
+        this.stats.aheadSent += sent;
+        this.stats.aheadLate += late;
+      },
+      died: (error) => void this.#rebind(error),
+    };
+  }
+
+  /** The thread died (its port closed with it): bind the same port on the event loop, trying again until it is bound or closed. */
+  async #rebind(error: UdpThreadFailed): Promise<void> {
+    this.#io = null;
+    this.#threadFailed(error);
+    while (!this.#closed) {
+      try {
+        const io = await bindOnThisThread(this.options.host, this.#port, this.#handlers());
+        if (this.#closed) return void io.close();
+        return this.#bound(io);
+      } catch (failure) {
+        this.socketError(this.#listenError(failure, this.#port));
+        await pause(REBIND_MS);
+      }
+    }
+  }
+
+  #threadFailed(error: UdpThreadFailed): void {
+    if (this.stats.threadFailure !== null) return;
+    this.stats.threadFailure = error.message;
+    const failure = new AppError(
+      "UDP_THREAD_FAILED",
+      `Heartbeats are sent from the event loop: ${error.message}. A stalled event loop (a large copy, a long GC pause) can now delay them past the failover timeout; restart understudy to use the socket thread again.`,
+      { cause: error },
+    );
+    this.notify(() => this.options.onThreadFailure?.(failure));
+  }
+
+  #listenError(error: unknown, port: number): AppError {
+    return listenError(error, { host: this.options.host, port }, this.options.flag ?? "--peer-listen");
+  }
+
+  #sendError(error: unknown, target: UdpEndpoint): void {
+    this.stats.sendFailures++;
+    this.notify(() => this.options.onSendError?.(error, target));
   }
 
   private receive(data: Uint8Array, from: UdpEndpoint, truncated: boolean): void {

@@ -155,7 +155,8 @@ describe("HeartbeatSocket on 127.0.0.1", () => {
     const errors = new Events<{ error: unknown; target: UdpEndpoint | null }>();
     const sender = await bindSocket({ onSendError: (error, target) => errors.push({ error, target }) });
     const gone = await bindSocket();
-    gone.socket.close();
+    // Closing ends the socket's thread: awaited, so the port is surely closed when the heartbeat reaches it.
+    await gone.socket.close();
     // The kernel's refusal comes back later, through the socket's error callback (target unknown then).
     expect(sender.socket.send(heartbeat({ seq: 1 }), [gone.endpoint])).toBe(1);
     const later = await errors.next();
