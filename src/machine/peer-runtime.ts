@@ -264,6 +264,7 @@ export class PeerRuntime {
       networkKey,
       keys: this.heartbeatKeys,
       onHeartbeat: (hb, from, sealedBy) => this.runner?.onHeartbeat(hb, from, sealedBy),
+      onThreadFailure: (error) => log.warn(error.message),
       flag: "--peer-listen",
     });
     this.heartbeats = heartbeats;
@@ -273,7 +274,11 @@ export class PeerRuntime {
       id: identity.id,
       name: config.name,
       boot: newBootId(),
-      transport: { send: (hb, to, toId) => void heartbeats.send(hb, [to], toId) },
+      transport: {
+        send: (hb, to, toId) => void heartbeats.send(hb, [to], toId),
+        sendAhead: (beats, to, toId) => heartbeats.sendAhead(beats, to, toId),
+        dropAhead: () => heartbeats.dropAhead(),
+      },
       servers: this.heartbeatTargets(),
       timings: { heartbeatMs: config.heartbeatMs, failoverTimeoutMs: config.failoverTimeoutMs },
       failback: config.failback,
@@ -419,7 +424,7 @@ export class PeerRuntime {
     this.files.close();
     void this.mqtt?.stop();
     this.dataHub.stop();
-    this.heartbeats?.close();
+    void this.heartbeats?.close();
     this.net.stop();
     this.data?.db.close();
   }

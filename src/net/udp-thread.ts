@@ -15,10 +15,9 @@
  *
  * The worker's source is inline (a Blob URL) so the compiled executable needs no second entry point
  * (as store/chunk-hasher.ts). It reads its own clock and starts its own timer: a Clock cannot be
- * passed to another thread, so the source below is a time edge as net/system-time.ts is (it names
- * them through aliases: the layout test reads this file as this thread's code and would count them
- * as raw time here). Times cross as `performance.timeOrigin + performance.now()`, on which both
- * threads agree to ≈ 0.3 ms.
+ * passed to another thread, so this file is a time edge as net/system-time.ts is (the layout test
+ * names both). Times cross as `performance.timeOrigin + performance.now()`, on which both threads
+ * agree to ≈ 0.3 ms.
  */
 import type { HostPort } from "../core/config.ts";
 import { notAnAddress, type UdpHandlers, type UdpPort } from "./udp-direct.ts";
@@ -35,9 +34,7 @@ const CLOSE_MS = 1_000;
 export type AheadDatagram = { datagram: Uint8Array; target: HostPort; at: number; notAfter: number };
 
 export const UDP_THREAD_SOURCE = `
-const clock = performance;
-const now = () => clock.timeOrigin + clock.now();
-const { setTimeout: after, clearTimeout: cancel, setImmediate: soon } = globalThis;
+const now = () => performance.timeOrigin + performance.now();
 let socket = null;
 let undelivered = 0;
 let batch = [];
@@ -81,16 +78,16 @@ function receive(data, port, host, truncated) {
   else batch.push({ data, host, port, truncated });
   if (!flushing) {
     flushing = true;
-    soon(flush);
+    setImmediate(flush);
   }
 }
 
 function arm() {
-  if (timer !== null) cancel(timer);
+  if (timer !== null) clearTimeout(timer);
   timer = null;
   let first = Infinity;
   for (const entries of schedules.values()) if (entries[0].at < first) first = entries[0].at;
-  if (first !== Infinity) timer = after(runDue, Math.max(0, Math.ceil(first - now())));
+  if (first !== Infinity) timer = setTimeout(runDue, Math.max(0, Math.ceil(first - now())));
 }
 
 function runDue() {
@@ -127,7 +124,7 @@ self.onmessage = async (event) => {
     // Drops not yet told go with the next batch; with none coming, say them now.
     if (overflowed > 0 && !flushing) {
       flushing = true;
-      soon(flush);
+      setImmediate(flush);
     }
   } else if (m.t === "bind") {
     try {
