@@ -1,5 +1,5 @@
 /**
- * Compiled on its own by test/integration/alive-presigner-compiled.test.ts: whether alive tokens
+ * Compiled on its own by test/integration/worker-threads-compiled.test.ts: whether alive tokens
  * are signed ahead inside a compiled executable, where the worker's source (tweetnacl's text and a
  * Blob URL) must come from the bundle. Prints "signed ahead" with a token that verifies, else why not.
  */

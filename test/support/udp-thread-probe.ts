@@ -1,5 +1,5 @@
 /**
- * Compiled on its own by test/integration/udp-thread-compiled.test.ts: whether the heartbeat socket
+ * Compiled on its own by test/integration/worker-threads-compiled.test.ts: whether the heartbeat socket
  * runs on its own thread inside a compiled executable, where the thread's source (a Blob URL) must
  * come from the bundle, and sends heartbeats ahead from there. Prints "sent ahead from its thread",
  * else why not. Loopback only.
