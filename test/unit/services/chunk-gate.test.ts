@@ -10,6 +10,7 @@ import nacl from "tweetnacl";
 import { AppError } from "../../../src/core/errors.ts";
 import { AssetClient } from "../../../src/services/asset-protocol.ts";
 import { ChunkBudget, ChunkCallsOverLimit, DEFAULT_CHUNK_LIMITS, processChunkBudget } from "../../../src/services/chunk-gate.ts";
+import { BulkOp, bulkHeader, MAX_PENDING_BULK } from "../../../src/services/bulk-lane.ts";
 import { ShowFileClient } from "../../../src/services/show-file-client.ts";
 import { pushResult } from "../../../src/services/show-file-protocol.ts";
 import { connectSecure } from "../../../src/net/secure-socket.ts";
@@ -218,6 +219,17 @@ describe("a key holder pipelining asset chunk calls", () => {
     expect(puts.counts.stored).toBe(results.reduce((n, r) => n + r.stored, 0));
     expect(await honestUpload).toBeString();
     expect(budget.inFlight).toBe(0);
+  });
+
+  test("bulk frames parked without their calls: the fifth closes the connection, nothing is stored", async () => {
+    const server = node(new ChunkBudget());
+    let closed = "";
+    const connection = await connectSecure(server.address, "/assets", { networkKey, machine: nacl.sign.keyPair() }, () => ({ message() {}, close: (reason) => void (closed = reason) }));
+    cleanups.push(() => connection.close());
+    for (let tag = 0; tag <= MAX_PENDING_BULK; tag++) connection.sendBulk(randomBytes(ASSET_CHUNK_BYTES), bulkHeader(BulkOp.chunk, tag));
+    await waitFor("the server to close the connection", () => closed !== "");
+    expect(closed).toContain(`More than ${MAX_PENDING_BULK} asset chunks arrived without their calls`);
+    expect(server.putChunks).toEqual([]);
   });
 });
 
