@@ -121,6 +121,18 @@ export class HandshakeBusy extends AppError {
   }
 }
 
+/** A source (or everyone together) already holds as many peer-port sockets as the listener allows: refused before any signature work; retried later. */
+export class TooManyPeerSockets extends AppError {
+  constructor(peer: string, limits: { perSource: number; total: number }) {
+    super(
+      "PEER_SOCKETS_FULL",
+      `Refused ${peer}: its address already holds ${limits.perSource} connections to this machine, or all together hold ${limits.total}; it is accepted again once some close.`,
+      { status: 503 },
+    );
+    this.name = "TooManyPeerSockets";
+  }
+}
+
 /** A heartbeat opened fine but its body does not match the schema: most likely a different understudy version. */
 export class InvalidHeartbeat extends AppError {
   constructor(from: string, detail: string, cause?: unknown) {

@@ -15,6 +15,8 @@ import { fingerprint } from "../core/keys.ts";
 import { answerUpgrade } from "./handshake.ts";
 import { UpgradeChallenges } from "./upgrade-challenge.ts";
 import { DEFAULT_ADMISSION_LIMITS, HandshakeAdmission, RefusalLog, sourceAddress, type AdmissionLimits } from "./handshake-admission.ts";
+import { ConnectionCaps, type ConnectionLimits } from "./connection-caps.ts";
+import { TooManyPeerSockets } from "./errors.ts";
 import { listenError } from "./listen-error.ts";
 import { systemClock } from "./system-time.ts";
 import { MAX_RPC_FRAME_BYTES } from "./rpc.ts";
@@ -26,6 +28,13 @@ export const PEER_PATHS = ["/hub", "/replicate", "/app", "/files", "/replicate-l
 export type PeerPath = (typeof PEER_PATHS)[number];
 /** The largest frame after the handshake: an rpc frame (a show-file push) with its envelope. Bun closes the socket (1009) on a larger one. */
 export const MAX_PEER_FRAME_BYTES = MAX_RPC_FRAME_BYTES + 64 * 1024;
+/**
+ * Authenticated sockets at once, per source address and in all. Each may buffer a frame of up to
+ * MAX_PEER_FRAME_BYTES before Bun hands it over (and an /assets or /files socket its chunk work,
+ * chunk-gate.ts), so this is what bounds a key holder opening sockets without end. As the MQTT door:
+ * a machine's lanes, its apps on /app (all 127.0.0.1) and a burst of forwarded commands stay far below.
+ */
+export const DEFAULT_PEER_SOCKET_LIMITS: ConnectionLimits = { perSource: 128, total: 1024 };
 
 export type PeerEndpointOptions = {
   at: HostPort;
@@ -37,6 +46,7 @@ export type PeerEndpointOptions = {
   /** A refused connection; repeats from one source with one code are reported once a minute, `suppressed` counts the others. */
   onRefused: (address: string, error: AppError, suppressed: number) => void;
   admission?: AdmissionLimits;
+  sockets?: ConnectionLimits;
   clock?: Clock;
 };
 
@@ -56,6 +66,8 @@ export class PeerEndpoint {
     const admission = new HandshakeAdmission(clock, options.admission ?? DEFAULT_ADMISSION_LIMITS);
     const refusals = new RefusalLog(clock, options.onRefused);
     const challenges = new UpgradeChallenges(fingerprint(options.secure.machine.publicKey), clock);
+    const socketLimits = options.sockets ?? DEFAULT_PEER_SOCKET_LIMITS;
+    const sockets = new ConnectionCaps(socketLimits);
     try {
       const server = Bun.serve({
         hostname: options.at.host,
@@ -69,6 +81,12 @@ export class PeerEndpoint {
           if ((PEER_PATHS as readonly string[]).includes(url.pathname)) {
             const address = srv.requestIP(request);
             const from = address ? formatHostPort({ host: address.address, port: address.port }) : "unknown";
+            if (!sockets.room(sourceAddress(from))) {
+              // Before the signature work, as a busy handshake is: the dialer backs off and tries again.
+              const error = new TooManyPeerSockets(from, socketLimits);
+              refusals.refused(from, error);
+              return new Response(error.message, { status: 503, headers: { connection: "close" } });
+            }
             // Before any WebSocket exists: only a machine that proved the network key and its machine key, with a fresh
             // proof made for this machine, gets a socket. The key is read per upgrade: a new one applies to the next (peer-net.ts).
             const verdict = answerUpgrade({
@@ -95,10 +113,15 @@ export class PeerEndpoint {
           maxPayloadLength: MAX_PEER_FRAME_BYTES,
           ...secureServerHandlers(
             (connection, path) => {
+              const source = sourceAddress(connection.peer.address);
+              // Upgrades that raced past the check above find no slot here.
+              if (!sockets.take(source)) {
+                connection.close(4003, new TooManyPeerSockets(connection.peer.address, socketLimits).message.slice(0, 120));
+                return refuse;
+              }
               const events = options.accept(path as PeerPath, connection);
-              if (events) return events;
-              connection.close(4003, `This machine does not serve ${path}.`);
-              return refuse;
+              if (!events) connection.close(4003, `This machine does not serve ${path}.`);
+              return releasingOnClose(events ?? refuse, () => sockets.release(source));
             },
             (address, error) => refusals.refused(address, error),
           ),
@@ -121,4 +144,17 @@ export class PeerEndpoint {
   stop(): void {
     this.server.stop(true);
   }
+}
+
+/** `events` with `release` run once its socket closes; the optional handlers stay absent when absent (deliver checks them). */
+function releasingOnClose(events: ConnectionEvents, release: () => void): ConnectionEvents {
+  return {
+    message: (payload) => events.message(payload),
+    ...(events.broadcast ? { broadcast: (frame: Uint8Array) => events.broadcast!(frame) } : {}),
+    ...(events.bulk ? { bulk: (payload: Uint8Array) => events.bulk!(payload) } : {}),
+    close: (reason, code) => {
+      release();
+      events.close(reason, code);
+    },
+  };
 }

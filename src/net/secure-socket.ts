@@ -38,6 +38,9 @@ export interface SecureConnection {
   sendBulk(payload: Uint8Array, head?: Uint8Array): boolean;
   close(code?: number, reason?: string): void;
   readonly open: boolean;
+  /** Stops reading from the peer (it sees TCP backpressure) until `resumeReading`; frames already read still arrive. Listener sockets only. */
+  pauseReading?(): void;
+  resumeReading?(): void;
 }
 
 /** Publishes already-sealed bytes to every socket subscribed to `topic` (Bun's native `server.publish`). */
@@ -124,6 +127,12 @@ class ServerConnection implements TopicMember {
     if (!publish) return false;
     publish(topic, frame);
     return true;
+  }
+  pauseReading(): void {
+    if (this.open) this.ws.pause();
+  }
+  resumeReading(): void {
+    if (this.open) this.ws.resume();
   }
   close(code = CLOSE_GOING_AWAY, reason = "closing"): void {
     this.ws.close(code, reason);

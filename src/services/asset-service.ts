@@ -33,6 +33,7 @@ import {
   type CommitResult,
 } from "./asset-protocol.ts";
 import { BulkInbox, BulkOp, bulkHeader, bulkRpcServer } from "./bulk-lane.ts";
+import { processChunkBudget, type ChunkBudget } from "./chunk-gate.ts";
 import type { RpcHandler } from "../net/rpc.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
 import type { PeerDialer, PeerService } from "../net/peer-net.ts";
@@ -55,6 +56,8 @@ export type AssetServiceOptions = {
   onChunkStored?: (hash: string, bytes: Uint8Array) => void;
   /** Called after a commit with its log seq; says whether the backup has it (default "none"). */
   afterCommit?: (seq: number) => Promise<Replicated>;
+  /** Bounds the chunk calls under way per connection and in the process (default: the process's one budget). */
+  chunkBudget?: ChunkBudget;
 };
 
 /** An upload while the backup serves: the main owns the cache, and it is down. */
@@ -102,6 +105,7 @@ export class AssetService implements PeerService {
   /** Handlers for one authenticated connection on `/assets`. */
   accept(connection: SecureConnection): ConnectionEvents {
     const inbox = new BulkInbox(BulkOp.chunk);
+    const gate = (this.options.chunkBudget ?? processChunkBudget).gate(connection);
     const upstream = new Upstream(this.options.net, ASSET_PATH, () => new AssetClient(), () => new NoMainKnown());
     const handlers: Record<string, RpcHandler> = {
       "asset.begin": (params) => {
@@ -115,22 +119,24 @@ export class AssetService implements PeerService {
       },
       "asset.chunk": (params) => {
         const { p, bytes } = takeTaggedCall(inbox, chunkParams, params, "asset.chunk");
-        return this.route(
-          upstream,
-          true,
-          (main) => main.sendChunk(p.id, p.idx, bytes),
-          async (assets) => {
-            let put: { hash: string; stored: boolean };
-            try {
-              put = await assets.putChunkAsync(p.id, p.idx, bytes);
-            } catch (error) {
-              // A full disk: give this upload's space back at once, so show-file pushes (and smaller uploads) go on.
-              if (error instanceof AppError && error.code === "DISK_FULL" && assets.discardUpload(p.id)) throw new UploadDiscardedDiskFull(error);
-              throw error;
-            }
-            this.options.onChunkStored?.(put.hash, bytes);
-            return { stored: put.stored };
-          },
+        return gate.run(() =>
+          this.route(
+            upstream,
+            true,
+            (main) => main.sendChunk(p.id, p.idx, bytes),
+            async (assets) => {
+              let put: { hash: string; stored: boolean };
+              try {
+                put = await assets.putChunkAsync(p.id, p.idx, bytes);
+              } catch (error) {
+                // A full disk: give this upload's space back at once, so show-file pushes (and smaller uploads) go on.
+                if (error instanceof AppError && error.code === "DISK_FULL" && assets.discardUpload(p.id)) throw new UploadDiscardedDiskFull(error);
+                throw error;
+              }
+              this.options.onChunkStored?.(put.hash, bytes);
+              return { stored: put.stored };
+            },
+          ),
         );
       },
       "asset.commit": (params) => {
@@ -193,15 +199,17 @@ export class AssetService implements PeerService {
       },
       "asset.read": async (params) => {
         const p = parseParams(readParams, params, "asset.read");
-        const bytes = await this.route(
-          upstream,
-          false,
-          (main) => main.read(p.id, p.start, p.end),
-          (assets) => joinPieces([...assets.read(p.id, { start: p.start, end: p.end })], p.end - p.start),
-        );
-        // The bytes go first: the answer that follows tells the reader they are there.
-        connection.sendBulk(bytes, bulkHeader(BulkOp.data, p.tag));
-        return { length: bytes.length };
+        return gate.run(async () => {
+          const bytes = await this.route(
+            upstream,
+            false,
+            (main) => main.read(p.id, p.start, p.end),
+            (assets) => joinPieces([...assets.read(p.id, { start: p.start, end: p.end })], p.end - p.start),
+          );
+          // The bytes go first: the answer that follows tells the reader they are there.
+          connection.sendBulk(bytes, bulkHeader(BulkOp.data, p.tag));
+          return { length: bytes.length };
+        });
       },
     };
     return bulkRpcServer(connection, handlers, inbox, () => upstream.close());

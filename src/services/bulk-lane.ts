@@ -11,8 +11,13 @@ import { RpcClient, rpcServer, type RpcHandler } from "../net/rpc.ts";
 import { CLOSE_BAD_FRAME, type ConnectionEvents, type SecureConnection } from "../net/secure-socket.ts";
 import { ASSET_CHUNK_BYTES } from "../store/asset-tables.ts";
 
-/** Bulk frames an inbox holds before the peer is considered misbehaving (four default windows). */
-export const MAX_PENDING_BULK = 32;
+/**
+ * Bulk frames an inbox holds before the peer is considered misbehaving. Each frame's call (or
+ * answer) follows it at once on the ordered connection and takes it, so a well-behaved peer has
+ * one waiting at most, even 5,000 calls deep (chunk-gate.test.ts); each may be 1 MiB, held until
+ * the connection closes if no call comes.
+ */
+export const MAX_PENDING_BULK = 4;
 
 export const BulkOp = { chunk: 0x01, data: 0x02 } as const;
 export type BulkOp = (typeof BulkOp)[keyof typeof BulkOp];

@@ -16,6 +16,7 @@ import type { ShowFileChange } from "../store/show-file-store.ts";
 import type { Stores } from "../store/stores.ts";
 import { parseParams, takeTaggedCall } from "./asset-protocol.ts";
 import { BulkInbox, BulkOp, bulkHeader, bulkRpcServer } from "./bulk-lane.ts";
+import { processChunkBudget, type ChunkBudget } from "./chunk-gate.ts";
 import type { LogReplicationSource } from "./show-file-log-replication.ts";
 import type { RpcHandler } from "../net/rpc.ts";
 import type { PeerDialer, PeerService } from "../net/peer-net.ts";
@@ -64,6 +65,8 @@ export type FilesServiceOptions = {
   syncTimeoutMs: number;
   /** How this machine reaches the main when forwarding. */
   net: PeerDialer;
+  /** Bounds the chunk calls under way per connection and in the process (default: the process's one budget). */
+  chunkBudget?: ChunkBudget;
 };
 
 /** How long a push call may take: its chunks are made durable (and maybe replicated) before it answers. */
@@ -80,6 +83,7 @@ export class FilesService implements PeerService {
 
   accept(connection: SecureConnection): ConnectionEvents {
     const inbox = new BulkInbox(BulkOp.chunk);
+    const gate = (this.options.chunkBudget ?? processChunkBudget).gate(connection);
     // Its own connection to the main per downstream connection: the main's chunk batch lives and dies with the pusher's.
     const upstream = new Upstream(this.options.net, "/files", () => new ShowFileClient(), noServer);
     let batch: ChunkBatch | null = null;
@@ -128,33 +132,37 @@ export class FilesService implements PeerService {
       },
       "files.put": (params) => {
         const { bytes } = takeTaggedCall(inbox, putParams, params, "files.put");
-        return this.route(
-          upstream,
-          (main) => main.putChunk(bytes),
-          async () => {
-            const mine = chunks();
-            try {
-              const put = await mine.put(bytes);
-              if (put.stored) this.options.replication?.offerChunk(put.hash, bytes);
-              return put;
-            } catch (error) {
-              // A full disk: give the space back now, not when the pusher hangs up (on the backup too).
-              this.options.replication?.giveBack(mine.discard());
-              throw error;
-            }
-          },
+        return gate.run(() =>
+          this.route(
+            upstream,
+            (main) => main.putChunk(bytes),
+            async () => {
+              const mine = chunks();
+              try {
+                const put = await mine.put(bytes);
+                if (put.stored) this.options.replication?.offerChunk(put.hash, bytes);
+                return put;
+              } catch (error) {
+                // A full disk: give the space back now, not when the pusher hangs up (on the backup too).
+                this.options.replication?.giveBack(mine.discard());
+                throw error;
+              }
+            },
+          ),
         );
       },
-      "files.read": async (params) => {
+      "files.read": (params) => {
         const p = parseParams(readParams, params, "files.read");
-        const bytes = await this.route(
-          upstream,
-          (main) => main.readChunk(p.hash),
-          () => this.stores().assets.chunkAsync(p.hash),
-        );
-        // The bytes go first: the answer that follows tells the reader they are there.
-        connection.sendBulk(bytes, bulkHeader(BulkOp.data, p.tag));
-        return { length: bytes.length };
+        return gate.run(async () => {
+          const bytes = await this.route(
+            upstream,
+            (main) => main.readChunk(p.hash),
+            () => this.stores().assets.chunkAsync(p.hash),
+          );
+          // The bytes go first: the answer that follows tells the reader they are there.
+          connection.sendBulk(bytes, bulkHeader(BulkOp.data, p.tag));
+          return { length: bytes.length };
+        });
       },
       push: (params) => {
         const push = parseParams(pushParams, params, "push");

@@ -72,35 +72,6 @@ export function limitPacketSize(client: Client, maxBytes: number): void {
   };
 }
 
-/** Open connections per source address and in total. */
-export class ConnectionCaps {
-  private readonly bySource = new Map<string, number>();
-  private open = 0;
-
-  constructor(private readonly limits: Pick<MqttDoorLimits, "perSource" | "total">) {}
-
-  /** True takes a slot, given back by `release(source)` when the socket closes. */
-  take(source: string): boolean {
-    const mine = this.bySource.get(source) ?? 0;
-    if (mine >= this.limits.perSource || this.open >= this.limits.total) return false;
-    this.bySource.set(source, mine + 1);
-    this.open += 1;
-    return true;
-  }
-
-  release(source: string): void {
-    const mine = this.bySource.get(source) ?? 0;
-    if (mine <= 0) return;
-    if (mine === 1) this.bySource.delete(source);
-    else this.bySource.set(source, mine - 1);
-    this.open -= 1;
-  }
-
-  get connections(): number {
-    return this.open;
-  }
-}
-
 /** True when `socket` holds more than `maxBytes` the client has not read: it is not keeping up. */
 export function fallenBehind(socket: Socket, maxBytes: number): boolean {
   return socket.writableLength > maxBytes;

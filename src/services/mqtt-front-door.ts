@@ -41,8 +41,8 @@ import { RepeatFilter } from "../core/repeat-filter.ts";
 import type { Clock } from "../core/clock.ts";
 import { systemClock } from "../net/system-time.ts";
 import { DEFAULT_MAX_FILTERS_PER_APP } from "../hub/uplink-options.ts";
+import { ConnectionCaps } from "../net/connection-caps.ts";
 import {
-  ConnectionCaps,
   DEFAULT_MQTT_DOOR_LIMITS,
   MQTT_DRAIN_TIMEOUT_MS,
   fallenBehind,

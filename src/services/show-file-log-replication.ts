@@ -57,6 +57,8 @@ const toBackupSchema = z.discriminatedUnion("type", [
 
 /** Chunks asked for at once: enough to keep the lane busy, few enough to bound memory (1 MiB each). */
 const CHUNK_WINDOW = 16;
+/** "chunks" requests the main queues per follower: the backup waits for each window before the next, so more means a misbehaving peer. */
+export const MAX_QUEUED_CHUNK_REQUESTS = 4;
 
 export type BackupSync = { state: "none" | "disconnected" | "syncing" | "in-sync" | "behind"; behindBy: number; progress: number | null };
 
@@ -85,6 +87,7 @@ export class LogReplicationSource implements PeerService {
     this.follower = me;
     const send = (frame: unknown) => connection.send(encodeWireJson(frame));
     let sending = Promise.resolve();
+    let queued = 0;
     return {
       message: (payload) => {
         const parsed = toMainSchema.safeParse(decodeWireJson(payload, REPLICATION_JSON));
@@ -114,7 +117,8 @@ export class LogReplicationSource implements PeerService {
             // Chunks go on the AES-GCM bulk lane, one frame each: the raw 32-byte hash, then the bytes.
             // Read on the I/O threads, one at a time: a window of chunks read at once from a disk that
             // seeks held up heartbeats for hundreds of milliseconds (bench/RESULTS.md).
-            sending = sending.then(() => this.sendChunks(connection, frame.hashes));
+            if (++queued > MAX_QUEUED_CHUNK_REQUESTS) return connection.close(4002, `More than ${MAX_QUEUED_CHUNK_REQUESTS} chunk requests queued.`);
+            sending = sending.then(() => this.sendChunks(connection, frame.hashes)).finally(() => void queued--);
           } else if (frame.type === "disk") {
             this.backupUsage = frame.usage;
             send({ type: "disk", usage: diskUsage(this.stores.log.database) });

@@ -9,6 +9,7 @@ import type { AppError } from "../../../src/core/errors.ts";
 import { fingerprint } from "../../../src/core/keys.ts";
 import { DEFAULT_ADMISSION_LIMITS, sourceAddress } from "../../../src/net/handshake-admission.ts";
 import { FINGERPRINT_HEADER, HandshakeInitiator, PROOF_HEADER } from "../../../src/net/handshake.ts";
+import type { ConnectionLimits } from "../../../src/net/connection-caps.ts";
 import { PeerEndpoint } from "../../../src/net/peer-endpoint.ts";
 import { connectSecure } from "../../../src/net/secure-socket.ts";
 import { NetworkKeyMismatch, PeerRefused } from "../../../src/net/errors.ts";
@@ -22,20 +23,22 @@ afterEach(() => {
 
 type Refusal = { address: string; code: string; message: string; suppressed: number };
 
-function listen(limits: Partial<typeof DEFAULT_ADMISSION_LIMITS> = {}, host = "127.0.0.1") {
+function listen(limits: Partial<typeof DEFAULT_ADMISSION_LIMITS> = {}, host = "127.0.0.1", sockets?: ConnectionLimits) {
   const refusals: Refusal[] = [];
   let accepted = 0;
+  let closed = 0;
   const endpoint = PeerEndpoint.listen({
     at: { host, port: 0 },
     identity: () => ({ id: "x", name: "main", role: "main", version: "test", networkKeyFingerprint: fingerprint(networkKey) }),
     secure: { networkKey, machine: nacl.sign.keyPair() },
-    accept: () => (accepted++, { message() {}, close() {} }),
+    accept: () => (accepted++, { message() {}, close: () => void closed++ }),
     onRefused: (address: string, error: AppError, suppressed: number) => refusals.push({ address, code: error.code, message: error.message, suppressed }),
     admission: { ...DEFAULT_ADMISSION_LIMITS, ...limits },
+    ...(sockets ? { sockets } : {}),
   });
   endpoints.push(endpoint);
   const loopback = host === "::" ? "[::1]" : "127.0.0.1";
-  return { endpoint, refusals, accepted: () => accepted, url: `ws://${loopback}:${endpoint.port}/hub`, address: `${loopback}:${endpoint.port}` };
+  return { endpoint, refusals, accepted: () => accepted, closed: () => closed, url: `ws://${loopback}:${endpoint.port}/hub`, address: `${loopback}:${endpoint.port}` };
 }
 
 /** A key holder's upgrade headers for `endpoint` (a fresh, valid proof unless altered). */
@@ -137,4 +140,20 @@ test("per-source caps first: while one address has spent its handshakes, a machi
   }
   expect(refusals.map((r) => [sourceAddress(r.address), r.code])).toEqual([["::ffff:127.0.0.1", "HANDSHAKE_BUSY"]]);
   for (const s of hog) s.ws.close();
+});
+
+test("sockets per source are capped: one more is refused before any signature work, and taken again once one closes", async () => {
+  const { endpoint, url, refusals, accepted, closed } = listen({}, "127.0.0.1", { perSource: 2, total: 100 });
+  const held = [rawSocket(url, proofFor(endpoint)), rawSocket(url, proofFor(endpoint))];
+  await waitFor("two open", () => held.every((s) => s.state.opened));
+  const third = rawSocket(url, proofFor(endpoint));
+  await waitFor("the third refused", () => third.state.closed);
+  expect(third.state.opened).toBe(false);
+  expect(accepted()).toBe(2);
+  expect(refusals.map((r) => r.code)).toEqual(["PEER_SOCKETS_FULL"]);
+  held[0]!.ws.close();
+  await waitFor("the listener saw it close", () => closed() === 1);
+  const fourth = rawSocket(url, proofFor(endpoint));
+  await waitFor("the fourth open", () => fourth.state.opened);
+  for (const s of [held[1]!, fourth]) s.ws.close();
 });

@@ -13,6 +13,7 @@ import nacl from "tweetnacl";
 import { formatNetworkKey } from "../../../src/core/keys.ts";
 import { AssetClient, ASSET_PATH } from "../../../src/services/asset-protocol.ts";
 import { AssetService, type AssetMode, type Replicated } from "../../../src/services/asset-service.ts";
+import type { ChunkBudget } from "../../../src/services/chunk-gate.ts";
 import { connectSecure, type SecureConnection } from "../../../src/net/secure-socket.ts";
 import { databasePath, openDatabase } from "../../../src/store/database.ts";
 import { createStores, type Stores } from "../../../src/store/stores.ts";
@@ -36,7 +37,7 @@ export type AssetNode = {
 
 export function startAssetNode(
   networkKey: Uint8Array,
-  options: { store?: boolean; mode?: AssetMode; forwardTo?: () => string | null; afterCommit?: (seq: number) => Promise<Replicated> } = {},
+  options: { store?: boolean; mode?: AssetMode; forwardTo?: () => string | null; afterCommit?: (seq: number) => Promise<Replicated>; chunkBudget?: ChunkBudget } = {},
 ): AssetNode {
   const dir = options.store === false ? null : mkdtempSync(join(tmpdir(), "understudy-asset-node-"));
   const db = dir ? openDatabase(databasePath(dir)) : null;
@@ -88,6 +89,7 @@ export function startAssetNode(
     forwardTo: () => parseHostPort(options.forwardTo?.() ?? ""),
     net: secureDialer(secure),
     ...(options.afterCommit ? { afterCommit: options.afterCommit } : {}),
+    ...(options.chunkBudget ? { chunkBudget: options.chunkBudget } : {}),
   });
   const server = serveBarePeer(
     secure,

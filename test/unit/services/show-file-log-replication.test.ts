@@ -7,10 +7,11 @@ import { encodeWireJson } from "../../../src/core/wire-json.ts";
 import { createLogger } from "../../../src/log.ts";
 import type { PeerDialer } from "../../../src/net/peer-net.ts";
 import type { ConnectionEvents, SecureConnection } from "../../../src/net/secure-socket.ts";
-import { LogReplicationSink } from "../../../src/services/show-file-log-replication.ts";
+import { LogReplicationSink, LogReplicationSource, MAX_QUEUED_CHUNK_REQUESTS } from "../../../src/services/show-file-log-replication.ts";
 import { openDatabase } from "../../../src/store/database.ts";
 import { createStores } from "../../../src/store/stores.ts";
 import { ManualTimers } from "../../support/clock.ts";
+import { waitFor } from "../../support/wait-for.ts";
 
 const log = createLogger(() => "json", () => {});
 const settle = async () => {
@@ -93,4 +94,36 @@ test("entries that arrived on a connection that then closed are dropped, and the
   expect(backup.log.position().lastSeq).toBe(2);
   expect(backup.showFile.head()).toBe(2);
   sink.stop();
+});
+
+test("a follower that queues chunk requests without waiting for the chunks is closed; one that waits is served", async () => {
+  const main = createStores(openDatabase(":memory:"));
+  main.showFile.push({ base: 0, changes: [{ path: "clip.bin", content: new Uint8Array(200_000).fill(7) }], message: "m", author: "t" });
+  const change = main.showFile.pull(0).changes[0]!;
+  const chunkHash = "chunks" in change ? change.chunks[0]! : "";
+  const source = new LogReplicationSource(main, () => true, log);
+  const follower = (): { closed: string | null; bulk: number; events: ConnectionEvents } => {
+    const state = { closed: null as string | null, bulk: 0, events: null as unknown as ConnectionEvents };
+    state.events = source.accept({
+      peer: { machineId: "backup", publicKey: new Uint8Array(32), address: "backup:1" },
+      send: () => state.closed === null,
+      sendSealed: () => state.closed === null,
+      sendBulk: () => (state.bulk++, state.closed === null),
+      close: (_code, reason) => void (state.closed = reason ?? "closed"),
+      get open() {
+        return state.closed === null;
+      },
+    });
+    return state;
+  };
+  const flooding = follower();
+  for (let i = 0; i <= MAX_QUEUED_CHUNK_REQUESTS; i++) flooding.events.message(encodeWireJson({ type: "chunks", hashes: Array(64).fill(chunkHash) }));
+  expect(flooding.closed).toContain(`More than ${MAX_QUEUED_CHUNK_REQUESTS} chunk requests queued`);
+  const waiting = follower();
+  for (let i = 0; i < 3 * MAX_QUEUED_CHUNK_REQUESTS; i++) {
+    waiting.events.message(encodeWireJson({ type: "chunks", hashes: [chunkHash] }));
+    await waitFor("the chunk sent", () => waiting.bulk === i + 1);
+  }
+  expect(waiting.closed).toBeNull();
+  expect(waiting.bulk).toBe(3 * MAX_QUEUED_CHUNK_REQUESTS);
 });
