@@ -35,6 +35,17 @@ export function uplinkTarget(s: NodeState, now: number): UplinkTarget {
   }
 }
 
+/**
+ * The server a client's node keeps an idle Data Hub connection to, so that following it costs no
+ * dial or handshake when it takes over (net/server-link.ts spare): the server it does not follow;
+ * while it follows none, the one it did not follow last (after a crash, the one taking over).
+ * Servers keep none: their own hub is the other end of every switch they make.
+ */
+export function spareServer(role: Role, following: ServerRole | "self" | null, lastFollowed: ServerRole | null): ServerRole | null {
+  if (role !== "client" || following === "self") return null;
+  return (following ?? lastFollowed) === "backup" ? "main" : "backup";
+}
+
 /** The machine id a server is paired with (null for clients and unpaired servers). */
 export function pairedPeer(s: NodeState | null): string | null {
   return s === null || s.role === "client" ? null : s.peerId;

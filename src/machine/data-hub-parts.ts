@@ -14,7 +14,7 @@
 import type { Clock, Timers } from "../core/clock.ts";
 import type { HostPort } from "../core/config.ts";
 import type { NodeEvent, NodeState, ServerRole } from "../core/failover/index.ts";
-import { pairedPeer, type UplinkTarget } from "../core/routing.ts";
+import { pairedPeer, spareServer, type UplinkTarget } from "../core/routing.ts";
 import { HubCore } from "../hub/hub-core.ts";
 import type { Version } from "../hub/frames.ts";
 import type { HubStatePersistence } from "../hub/retained-state.ts";
@@ -73,6 +73,8 @@ export class DataHubParts {
   private readonly replication: HubStateReplication | null;
   private readonly mark: CopyMark | null;
   private readonly stopPresence: () => void;
+  /** Whom the local apps' uplink follows now, and the server it followed last (core/routing.ts spareServer). */
+  private readonly following: { now: UplinkTarget["server"]; last: ServerRole | null } = { now: null, last: null };
 
   constructor(private readonly o: DataHubPartsOptions) {
     const state = o.hubState;
@@ -92,6 +94,11 @@ export class DataHubParts {
       localHub: () => this.hub,
       random: o.random,
       retainAckedMs: o.retainAckedMs,
+      spareAt: () => {
+        const state = o.current();
+        const role = state === null ? null : spareServer(state.role, this.following.now, this.following.last);
+        return role === null ? null : o.followAt(role);
+      },
       clock: o.clock,
       timers: o.timers,
       defer: o.defer,
@@ -141,6 +148,8 @@ export class DataHubParts {
 
   /** The runner's uplink: the local apps' uplink moves where the core says, at the address this machine knows for it. */
   follow(target: UplinkTarget): void {
+    this.following.now = target.server;
+    if (target.server === "main" || target.server === "backup") this.following.last = target.server;
     if (target.server === "self") return this.gateway.follow({ role: "self" });
     const address = target.server === null ? null : this.o.followAt(target.server);
     this.gateway.follow(target.server !== null && address ? { role: target.server, address } : null);

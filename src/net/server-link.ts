@@ -15,6 +15,12 @@
  *   table says (PeerRefusals). A close the link did not ask for is "broken",
  *   except one with CLOSE_NETWORK_KEY_CHANGED: a key saved on either side is
  *   not a server gone (docs/design.md §Security), so the link only dials again.
+ * - A link given a `spare` keeps a second connection, idle, to the server that
+ *   may be the target next (a client's node: the server it does not follow).
+ *   When the target becomes that server, the spare becomes the link's connection
+ *   at once: a failover costs no dial and no handshake (docs/design.md §Data Hub).
+ *   The spare's session is built only then; nothing it receives before reaches
+ *   anyone, and its closing is nobody's news: it is dialled again, quietly.
  */
 import type { Timers } from "../core/clock.ts";
 import { formatHostPort, type HostPort } from "../core/config.ts";
@@ -43,20 +49,32 @@ export type ServerLinkOptions<S extends ConnectionEvents> = {
   broken?: (to: HostPort, reason: string) => void;
   /** The connection closed because a network key was saved on either side; the link dials again. */
   rekeyed?: (to: HostPort, reason: string) => void;
-  /** Connected (after a dial resolved and the session is built). */
+  /** Connected (after a dial resolved and the session is built, or a spare was taken over). */
   up?: (to: HostPort, session: S) => void;
+  /** The server to keep an idle connection to, ready to take over as the link's (never the target itself), or null. */
+  spare?: () => HostPort | null;
+  /** How soon a spare that failed or closed is dialled again. */
+  spareRetryMs?: number;
 };
 
 /** The error `ready()` rejects with while there is no server to connect to. */
 export type NoTarget = () => Error;
 
 type Open<S> = { to: HostPort; address: string; connection: SecureConnection; session: S; live: boolean };
+/** An idle connection to the spare server; `open` once it became the link's. */
+type Spare<S> = { to: HostPort; address: string; connection: SecureConnection; live: boolean; open: Open<S> | null };
+
+/** A spare that failed or closed is dialled again no sooner than this by default: it is idle, and its server may be down for long. */
+export const SPARE_RETRY_MS = 1_000;
 
 export class ServerLink<S extends ConnectionEvents> {
   private open: Open<S> | null = null;
   private dialing: { address: string; done: Promise<Open<S>> } | null = null;
   private cancelRetry: (() => void) | null = null;
   private stopped = false;
+  private spareOpen: Spare<S> | null = null;
+  private spareDialing: string | null = null;
+  private cancelSpareRetry: (() => void) | null = null;
 
   constructor(private readonly options: ServerLinkOptions<S>) {}
 
@@ -80,7 +98,9 @@ export class ServerLink<S extends ConnectionEvents> {
    * one is on its way or the refusal table says wait.
    */
   step(): void {
-    if (!this.stopped) this.align(this.options.target());
+    if (this.stopped) return;
+    this.align(this.options.target());
+    this.alignSpare();
   }
 
   /** The session of an open connection to the current server, dialling it if needed; rejects with the dial's error, or `noTarget()`. */
@@ -101,6 +121,7 @@ export class ServerLink<S extends ConnectionEvents> {
     if (open && !open.connection.open) this.closed(open, "The connection was lost.");
     else if (open && open.address !== address) this.drop("Following another server now.");
     if (this.open || to === null || address === null) return;
+    if (this.takeSpare(address)) return;
     if (this.dialing?.address === address) return;
     if (this.options.keep && (this.options.refusals?.waitMs(address) ?? 0) > 0) return this.retryLater();
     this.dial(to, address).catch(() => {});
@@ -120,6 +141,9 @@ export class ServerLink<S extends ConnectionEvents> {
     this.stopped = true;
     this.cancelRetry?.();
     this.cancelRetry = null;
+    this.cancelSpareRetry?.();
+    this.cancelSpareRetry = null;
+    this.dropSpare(reason);
     const open = this.open;
     this.open = null;
     if (open) {
@@ -191,6 +215,84 @@ export class ServerLink<S extends ConnectionEvents> {
     if (!me.live) return;
     me.live = false;
     me.session.close(reason);
+  }
+
+  /** The spare, if it goes to `address` and is still open, becomes the link's connection now. */
+  private takeSpare(address: string): boolean {
+    const spare = this.spareOpen;
+    if (!spare || spare.address !== address) return false;
+    this.spareOpen = null;
+    if (!spare.live || !spare.connection.open) return false;
+    const open: Open<S> = { to: spare.to, address, connection: spare.connection, session: this.options.session(spare.connection, spare.to), live: true };
+    spare.open = open;
+    this.open = open;
+    this.options.up?.(spare.to, open.session);
+    return true;
+  }
+
+  /** Keeps the spare in line with `spare()`: another one (or the target itself, or none) is closed, a missing one dialled. */
+  private alignSpare(): void {
+    const want = this.options.spare?.() ?? null;
+    const address = want === null ? null : formatHostPort(want);
+    const target = this.options.target();
+    const wanted = address !== null && (target === null || formatHostPort(target) !== address) ? address : null;
+    if (this.spareOpen && (this.spareOpen.address !== wanted || !this.spareOpen.connection.open)) this.dropSpare("Not the spare server any more.");
+    if (want === null || wanted === null || this.spareOpen || this.spareDialing === wanted || this.cancelSpareRetry) return;
+    if ((this.options.refusals?.waitMs(wanted) ?? 0) > 0) return this.spareLater();
+    this.dialSpare(want, wanted);
+  }
+
+  private dialSpare(to: HostPort, address: string): void {
+    let spare: Spare<S> | null = null;
+    this.spareDialing = address;
+    this.options.net
+      .dial(to, this.options.path, (connection) => {
+        const me: Spare<S> = (spare = { to, address, connection, live: true, open: null });
+        // Until taken over, what arrives is dropped (a hub sends nothing before the node's hello).
+        return {
+          message: (payload) => me.open?.live && me.open.session.message(payload),
+          broadcast: (frame) => me.open?.live && me.open.session.broadcast?.(frame),
+          bulk: (payload) => me.open?.live && me.open.session.bulk?.(payload),
+          close: (reason, code) => (me.open ? this.closed(me.open, reason, code) : this.spareClosed(me)),
+        };
+      })
+      .then(
+        () => {
+          if (this.spareDialing === address) this.spareDialing = null;
+          const me = spare!;
+          if (!me.live) return this.spareLater();
+          if (this.stopped || this.spareOpen) return void me.connection.close(1000, "Not the spare server any more.");
+          this.spareOpen = me;
+          this.alignSpare();
+        },
+        () => {
+          if (this.spareDialing === address) this.spareDialing = null;
+          this.spareLater();
+        },
+      );
+  }
+
+  private spareClosed(me: Spare<S>): void {
+    if (!me.live) return;
+    me.live = false;
+    if (this.spareOpen === me) this.spareOpen = null;
+    this.spareLater();
+  }
+
+  private dropSpare(reason: string): void {
+    const spare = this.spareOpen;
+    if (!spare) return;
+    this.spareOpen = null;
+    spare.live = false;
+    spare.connection.close(1000, reason);
+  }
+
+  private spareLater(): void {
+    if (this.stopped || this.cancelSpareRetry || !this.options.spare) return;
+    this.cancelSpareRetry = this.options.timers.after(this.options.spareRetryMs ?? SPARE_RETRY_MS, () => {
+      this.cancelSpareRetry = null;
+      if (!this.stopped) this.alignSpare();
+    });
   }
 
   private retryLater(): void {

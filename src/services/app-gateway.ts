@@ -70,6 +70,8 @@ export class AppGateway {
     random?: () => number;
     /** How long acknowledged writes are kept for a resend to the next server (acked-writes.ts ackedRetentionMs). */
     retainAckedMs: number;
+    /** The server to keep an idle connection to, ready for a switch (core/routing.ts spareServer); none by default. */
+    spareAt?: () => HostPort | null;
     clock?: Clock;
     timers?: Timers;
     defer?: Defer;
@@ -103,6 +105,7 @@ export class AppGateway {
       session: (connection, to) => this.hubSession(connection, formatHostPort(to)),
       keep: true,
       retryMs: RECONNECT_MS,
+      spare: options.spareAt,
       timers,
       refusals: this.refusals,
       event: "hub link failed",

@@ -74,6 +74,8 @@ function harness(keep = true) {
   const timers = new ManualTimers(clock);
   const net = new FakeNet();
   let target: HostPort | null = { host: "127.0.0.1", port: 7000 };
+  let spare: HostPort | null = null;
+  const ups: string[] = [];
   const sessions: { to: HostPort; frames: string[]; closed: string[] }[] = [];
   const broken: string[] = [];
   const rekeyed: string[] = [];
@@ -93,8 +95,11 @@ function harness(keep = true) {
     event: "test link failed",
     broken: (_to, reason) => broken.push(reason),
     rekeyed: (_to, reason) => rekeyed.push(reason),
+    up: (to) => ups.push(`${to.host}:${to.port}`),
+    spare: () => spare,
+    spareRetryMs: 1000,
   });
-  return { clock, timers, net, link, sessions, broken, rekeyed, setTarget: (t: HostPort | null) => (target = t) };
+  return { clock, timers, net, link, sessions, broken, rekeyed, ups, setTarget: (t: HostPort | null) => (target = t), setSpare: (t: HostPort | null) => (spare = t) };
 }
 
 describe("ServerLink", () => {
@@ -204,5 +209,83 @@ describe("ServerLink", () => {
     expect(h.net.dials).toHaveLength(1);
     h.setTarget(null);
     await expect(h.link.ready(() => new Error("no main known"))).rejects.toThrow("no main known");
+  });
+
+  describe("a spare connection to the server that may be next", () => {
+    const MAIN = { host: "127.0.0.1", port: 7000 };
+    const BACKUP = { host: "::1", port: 7001 };
+
+    test("is kept idle beside the link; when the target becomes its server it is the link's connection at once, with no dial, and a new spare is dialled", async () => {
+      const h = harness();
+      h.setSpare(BACKUP);
+      h.link.step();
+      expect(h.net.dials.map((d) => d.to)).toEqual([MAIN, BACKUP]);
+      h.net.dials[0]!.answer();
+      const spare = h.net.dials[1]!.answer();
+      await settle();
+      // Idle: no session is built for it, and what it receives reaches nobody.
+      expect(h.sessions).toHaveLength(1);
+      spare.events.message(new TextEncoder().encode("early"));
+      // The main dies; the client follows the backup.
+      h.net.dials.length = 0;
+      h.setTarget(BACKUP);
+      h.setSpare(MAIN);
+      h.link.step();
+      expect(h.link.address).toBe("[::1]:7001");
+      expect(h.ups).toEqual(["127.0.0.1:7000", "::1:7001"]);
+      expect(h.sessions).toHaveLength(2);
+      expect(h.sessions[0]!.closed).toEqual(["Following another server now."]);
+      spare.events.message(new TextEncoder().encode("after"));
+      expect(h.sessions[1]!.frames).toEqual(["after"]);
+      // No dial for the backup; one for the new spare, the main.
+      expect(h.net.dials.map((d) => d.to)).toEqual([MAIN]);
+      // The taken-over connection closing is the link's news now.
+      spare.lost("backup went away");
+      expect(h.broken).toEqual(["backup went away"]);
+    });
+
+    test("closing or failing, it is nobody's news: dialled again after spareRetryMs, quietly", async () => {
+      const h = harness();
+      h.setSpare(BACKUP);
+      h.link.step();
+      h.net.dials[0]!.answer();
+      await h.net.dials[1]!.refuse(new Error("backup down"));
+      await settle();
+      h.timers.advance(999);
+      expect(h.net.dials).toHaveLength(2);
+      h.timers.advance(1);
+      expect(h.net.dials).toHaveLength(3);
+      const spare = h.net.dials[2]!.answer();
+      await settle();
+      spare.lost("backup restarted");
+      expect(h.broken).toEqual([]);
+      h.timers.advance(1000);
+      expect(h.net.dials.map((d) => d.to)).toEqual([MAIN, BACKUP, BACKUP, BACKUP]);
+      expect(h.sessions).toHaveLength(1);
+    });
+
+    test("is never the target itself, is closed when no longer the spare, and goes with the link's stop", async () => {
+      const h = harness();
+      h.setSpare(MAIN);
+      h.link.step();
+      expect(h.net.dials.map((d) => d.to)).toEqual([MAIN]);
+      h.net.dials[0]!.answer();
+      await settle();
+      h.setSpare(BACKUP);
+      h.link.step();
+      const spare = h.net.dials[1]!.answer();
+      await settle();
+      h.setSpare(null);
+      h.link.step();
+      expect(spare.open).toBe(false);
+      h.setSpare(BACKUP);
+      h.link.step();
+      const again = h.net.dials[2]!.answer();
+      await settle();
+      h.link.stop();
+      expect(again.open).toBe(false);
+      h.timers.advance(5000);
+      expect(h.net.dials).toHaveLength(3);
+    });
   });
 });
