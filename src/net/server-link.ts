@@ -265,8 +265,11 @@ export class ServerLink<S extends ConnectionEvents> {
           this.spareOpen = me;
           this.alignSpare();
         },
-        () => {
+        (error) => {
           if (this.spareDialing === address) this.spareDialing = null;
+          // A server that refuses (another key, too busy) is said and backed off from as for the link itself;
+          // one that does not answer is quietly tried again: it may be down for long.
+          if (isRefusal(error)) this.options.refusals?.failed(address, error, this.options.event ?? `${this.options.path} link failed`);
           this.spareLater();
         },
       );
@@ -289,7 +292,9 @@ export class ServerLink<S extends ConnectionEvents> {
 
   private spareLater(): void {
     if (this.stopped || this.cancelSpareRetry || !this.options.spare) return;
-    this.cancelSpareRetry = this.options.timers.after(this.options.spareRetryMs ?? SPARE_RETRY_MS, () => {
+    const spare = this.options.spare();
+    const wait = spare === null ? 0 : (this.options.refusals?.waitMs(formatHostPort(spare)) ?? 0);
+    this.cancelSpareRetry = this.options.timers.after(Math.max(this.options.spareRetryMs ?? SPARE_RETRY_MS, wait), () => {
       this.cancelSpareRetry = null;
       if (!this.stopped) this.alignSpare();
     });

@@ -264,6 +264,21 @@ describe("ServerLink", () => {
       expect(h.sessions).toHaveLength(1);
     });
 
+    test("a spare server that refuses is backed off from as the link itself is", async () => {
+      const h = harness();
+      h.setSpare(BACKUP);
+      h.link.step();
+      h.net.dials[0]!.answer();
+      for (let i = 0; i < 4; i++) {
+        await h.net.dials.at(-1)!.refuse(new PeerRefused("[::1]:7001", "another network key"));
+        await settle();
+        h.timers.advance(1000);
+      }
+      // Refused four times in a row: the wait grew past the spare's own second (0.25, 0.5, 1, 2 s with no jitter); without it, a fifth dial.
+      expect(h.net.dials.filter((d) => d.to === BACKUP).length).toBeLessThan(5);
+      expect(h.broken).toEqual([]);
+    });
+
     test("is never the target itself, is closed when no longer the spare, and goes with the link's stop", async () => {
       const h = harness();
       h.setSpare(MAIN);
