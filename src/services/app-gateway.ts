@@ -129,7 +129,8 @@ export class AppGateway {
 
   /** Where the uplink goes now; null while no server is active. Same target: nothing changes. */
   follow(target: UplinkTarget | null): void {
-    if (JSON.stringify(target) === JSON.stringify(this.target)) return;
+    // Same target: only the spare may have moved (a server's address saved anew).
+    if (JSON.stringify(target) === JSON.stringify(this.target)) return this.link.step();
     this.target = target;
     this.detachSelf();
     this.link.drop("Following another server now.");
