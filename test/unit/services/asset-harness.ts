@@ -122,3 +122,27 @@ export function writeKeyFile(networkKey: Uint8Array): { keyFile: string; cleanup
   writeFileSync(keyFile, formatNetworkKey(networkKey));
   return { keyFile, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * Nodes started and clients connected for one test file, under one network key: `cleanups` holds
+ * what each test opened (add your own), and `afterEach` should run `closeAll`.
+ */
+export function assetFixtures(networkKey: Uint8Array) {
+  const cleanups: (() => void)[] = [];
+  return {
+    cleanups,
+    node(options: Parameters<typeof startAssetNode>[1] = {}): AssetNode {
+      const started = startAssetNode(networkKey, options);
+      cleanups.push(() => started.stop());
+      return started;
+    },
+    async client(at: AssetNode): Promise<AssetClient> {
+      const c = await connectAssets(at.address, networkKey);
+      cleanups.push(() => c.close());
+      return c;
+    },
+    closeAll(): void {
+      for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+    },
+  };
+}

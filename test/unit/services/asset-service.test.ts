@@ -12,25 +12,12 @@ import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";
 import { chunkFilePath } from "../../../src/store/chunk-files.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { waitFor } from "../../support/wait-for.ts";
-import { connectAssets, startAssetNode, type AssetNode } from "./asset-harness.ts";
+import { assetFixtures, type AssetNode } from "./asset-harness.ts";
 
 const MiB = ASSET_CHUNK_BYTES;
 const networkKey = nacl.randomBytes(32);
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
-});
-
-function node(options: Parameters<typeof startAssetNode>[1] = {}): AssetNode {
-  const started = startAssetNode(networkKey, options);
-  cleanups.push(() => started.stop());
-  return started;
-}
-async function client(at: AssetNode): Promise<AssetClient> {
-  const c = await connectAssets(at.address, networkKey);
-  cleanups.push(() => c.close());
-  return c;
-}
+const { cleanups, node, client, closeAll } = assetFixtures(networkKey);
+afterEach(closeAll);
 const randomBytes = (size: number) => randomFillSync(new Uint8Array(size));
 const chunkOf = (data: Uint8Array, idx: number) => data.subarray(idx * MiB, Math.min(data.length, (idx + 1) * MiB));
 const count = (at: AssetNode, table: string) => (at.db!.query(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;

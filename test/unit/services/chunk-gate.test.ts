@@ -18,13 +18,12 @@ import { ASSET_CHUNK_BYTES } from "../../../src/store/asset-store.ts";
 import { sha256Hex } from "../../../src/store/content-hash.ts";
 import { waitFor } from "../../support/wait-for.ts";
 import { startFilesServer } from "../cli/files-server.ts";
-import { connectAssets, startAssetNode, type AssetNode } from "./asset-harness.ts";
+import { assetFixtures, type AssetNode } from "./asset-harness.ts";
 
 const networkKey = nacl.randomBytes(32);
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
-});
+const fixtures = assetFixtures(networkKey);
+const { cleanups } = fixtures;
+afterEach(fixtures.closeAll);
 const randomBytes = (size: number) => randomFillSync(new Uint8Array(size));
 const LIMIT = DEFAULT_CHUNK_LIMITS.perConnection;
 
@@ -142,16 +141,8 @@ function tally(outcomes: unknown[]) {
 }
 
 describe("a key holder pipelining asset chunk calls", () => {
-  function node(budget: ChunkBudget): AssetNode {
-    const started = startAssetNode(networkKey, { chunkBudget: budget });
-    cleanups.push(() => started.stop());
-    return started;
-  }
-  async function client(at: AssetNode): Promise<AssetClient> {
-    const c = await connectAssets(at.address, networkKey);
-    cleanups.push(() => c.close());
-    return c;
-  }
+  const node = (budget: ChunkBudget): AssetNode => fixtures.node({ chunkBudget: budget });
+  const client = fixtures.client;
   async function upload(c: AssetClient, data: Uint8Array): Promise<string> {
     const begun = await c.begin({ name: "intro.mov", size: data.length });
     for (let idx = 0; idx < begun.chunkCount; idx++) await c.sendChunk(begun.id, idx, data.subarray(idx * ASSET_CHUNK_BYTES, (idx + 1) * ASSET_CHUNK_BYTES));
