@@ -4,7 +4,7 @@
  * B listens; the main is killed (-9) or frozen (SIGSTOP). The gap is the time
  * from the fault to the first message B receives after its longest silence
  * that began before the backup took over (messages in flight at the fault still
- * arrive; a stall long after the takeover is not the failover's); lost counts messages never received. TRIALS=n (default 20).
+ * arrive; a stall long after the takeover is not the failover's); lost counts acknowledged messages never received (missing ones the publisher was still waiting to have acknowledged are counted apart). TRIALS=n (default 20).
  * BUSY=n: n processes spin on the CPU meanwhile (busy.ts). A trial whose gap exceeds OUTLIER_MS
  * (default 300) prints its timeline: what the backup and the clients logged after the fault.
  * TIMELINE_LINES=n (default 30) lines of it. BIN=path runs that executable instead of building this tree. FAULTS=kill|stop and PRESETS=defaults|fast run only those (default: both of each).
@@ -43,7 +43,7 @@ const PRESETS: Preset[] = [
   { name: "fast (heartbeat 50 ms, timeout 250 ms)", flags: ["--heartbeat-ms", "50", "--failover-timeout-ms", "250"], settleMs: 1200 },
 ];
 
-async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: number; lost: number }> {
+async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: number; lost: number; unacked: number }> {
   const [pm, pb, pa, pc, um, ub, ua, uc] = (await Promise.all(Array.from({ length: 8 }, () => freePeerPort()))) as [number, number, number, number, number, number, number, number];
   const procs: Subprocess[] = [];
   // What the machines logged, with when the bench read it, for the timeline of an outlier.
@@ -129,7 +129,9 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     // The publisher exits 0 only once every message was acknowledged: then anything missing was lost.
     const pubCode = await Promise.race([pub.exited, Bun.sleep(5_000).then(() => null)]);
     if (pubCode !== 0) console.error(`publisher ${pubCode === null ? "still running" : `exited ${pubCode}`}: ${pubCode === null ? "" : (await new Response(pub.stderr).text()).trim()}`);
-    return { gapMs, lost: MESSAGES - received.size };
+    // Missing while the publisher still waited for acknowledgements is not a loss: it never had them.
+    const missing = MESSAGES - received.size;
+    return { gapMs, lost: pubCode === 0 ? missing : 0, unacked: pubCode === 0 ? 0 : missing };
   } finally {
     for (const p of procs) p.kill("SIGKILL");
     await Promise.all(procs.map((p) => p.exited));
@@ -153,12 +155,13 @@ for (const preset of PRESETS.filter((p) => only(process.env.PRESETS, p.name))) {
     for (let i = 0; i < TRIALS; i++) results.push(await trial(fault, preset));
     const s = stats(results.map((r) => r.gapMs));
     const lost = results.reduce((n, r) => n + r.lost, 0);
+    const unacked = results.reduce((n, r) => n + r.unacked, 0);
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : "-");
-    rows.push(`| ${fault === "kill" ? "kill -9" : "SIGSTOP"} | ${preset.name} | ${TRIALS} | ${f(s.min)} | ${f(s.median)} | ${f(s.p95)} | ${f(s.max)} | ${lost} |`);
+    rows.push(`| ${fault === "kill" ? "kill -9" : "SIGSTOP"} | ${preset.name} | ${TRIALS} | ${f(s.min)} | ${f(s.median)} | ${f(s.p95)} | ${f(s.max)} | ${lost} | ${unacked} |`);
     console.error(rows[rows.length - 1]);
   }
 }
 await stopBusy();
 rmSync(dir, { recursive: true, force: true });
 console.log(`${new Date().toISOString()}, BUSY=${BUSY}, TRIALS=${TRIALS}, load average ${loadBefore} at the start, ${await loadAverage()} at the end`);
-console.log(["| fault | preset | trials | min ms | median ms | p95 ms | max ms | lost |", "|---|---|---|---|---|---|---|---|", ...rows].join("\n"));
+console.log(["| fault | preset | trials | min ms | median ms | p95 ms | max ms | lost | missing, not acknowledged |", "|---|---|---|---|---|---|---|---|---|", ...rows].join("\n"));
