@@ -74,6 +74,8 @@ export class ServerLink<S extends ConnectionEvents> {
   private stopped = false;
   private spareOpen: Spare<S> | null = null;
   private spareDialing: string | null = null;
+  /** Raised when the spare is redialled for a new key: a dial begun before is not wanted when it answers. */
+  private spareGeneration = 0;
   private cancelSpareRetry: (() => void) | null = null;
 
   constructor(private readonly options: ServerLinkOptions<S>) {}
@@ -217,6 +219,26 @@ export class ServerLink<S extends ConnectionEvents> {
     me.session.close(reason);
   }
 
+  /**
+   * Closes the spare and dials it again now, whatever the back-off says: it was proven under a
+   * network key that is no longer this machine's, and a refusal under the old key says nothing.
+   */
+  redialSpare(reason: string): void {
+    this.dropSpare(reason);
+    this.cancelSpareRetry?.();
+    this.cancelSpareRetry = null;
+    this.spareGeneration++;
+    this.spareDialing = null;
+    const want = this.stopped ? null : (this.options.spare?.() ?? null);
+    const target = this.options.target();
+    if (want === null || (target !== null && formatHostPort(target) === formatHostPort(want))) return;
+    this.dialSpare(want, formatHostPort(want));
+  }
+
+  private get event(): string {
+    return this.options.event ?? `${this.options.path} link failed`;
+  }
+
   /** The spare, if it goes to `address` and is still open, becomes the link's connection now. */
   private takeSpare(address: string): boolean {
     const spare = this.spareOpen;
@@ -244,6 +266,8 @@ export class ServerLink<S extends ConnectionEvents> {
 
   private dialSpare(to: HostPort, address: string): void {
     let spare: Spare<S> | null = null;
+    const generation = this.spareGeneration;
+    const mine = () => generation === this.spareGeneration;
     this.spareDialing = address;
     this.options.net
       .dial(to, this.options.path, (connection) => {
@@ -258,18 +282,21 @@ export class ServerLink<S extends ConnectionEvents> {
       })
       .then(
         () => {
-          if (this.spareDialing === address) this.spareDialing = null;
           const me = spare!;
+          if (!mine()) return void me.connection.close(1000, "Dialled under a network key no longer in use.");
+          this.spareDialing = null;
+          this.options.refusals?.succeeded(address, this.event);
           if (!me.live) return this.spareLater();
           if (this.stopped || this.spareOpen) return void me.connection.close(1000, "Not the spare server any more.");
           this.spareOpen = me;
           this.alignSpare();
         },
         (error) => {
-          if (this.spareDialing === address) this.spareDialing = null;
+          if (!mine()) return;
+          this.spareDialing = null;
           // A server that refuses (another key, too busy) is said and backed off from as for the link itself;
           // one that does not answer is quietly tried again: it may be down for long.
-          if (isRefusal(error)) this.options.refusals?.failed(address, error, this.options.event ?? `${this.options.path} link failed`);
+          if (isRefusal(error)) this.options.refusals?.failed(address, error, this.event);
           this.spareLater();
         },
       );

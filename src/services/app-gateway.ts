@@ -156,6 +156,7 @@ export class AppGateway {
     this.localKey = deriveBroadcastKey(networkKey, 0);
     this.keys.clear();
     this.link.drop("The network key changed; reconnecting with the new one.");
+    this.link.redialSpare("The network key changed; reconnecting with the new one.");
     for (const app of this.apps.values()) app.close(1001, "The network key changed; reconnect with the new one.");
   }
 

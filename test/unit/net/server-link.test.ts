@@ -76,6 +76,7 @@ function harness(keep = true) {
   let target: HostPort | null = { host: "127.0.0.1", port: 7000 };
   let spare: HostPort | null = null;
   const ups: string[] = [];
+  const refusals = new PeerRefusals(clock, quiet, () => 0);
   const sessions: { to: HostPort; frames: string[]; closed: string[] }[] = [];
   const broken: string[] = [];
   const rekeyed: string[] = [];
@@ -91,7 +92,7 @@ function harness(keep = true) {
     keep,
     retryMs: 100,
     timers,
-    refusals: new PeerRefusals(clock, quiet, () => 0),
+    refusals,
     event: "test link failed",
     broken: (_to, reason) => broken.push(reason),
     rekeyed: (_to, reason) => rekeyed.push(reason),
@@ -99,7 +100,7 @@ function harness(keep = true) {
     spare: () => spare,
     spareRetryMs: 1000,
   });
-  return { clock, timers, net, link, sessions, broken, rekeyed, ups, setTarget: (t: HostPort | null) => (target = t), setSpare: (t: HostPort | null) => (spare = t) };
+  return { clock, timers, net, link, sessions, broken, rekeyed, ups, refusals, setTarget: (t: HostPort | null) => (target = t), setSpare: (t: HostPort | null) => (spare = t) };
 }
 
 describe("ServerLink", () => {
@@ -277,6 +278,25 @@ describe("ServerLink", () => {
       // Refused four times in a row: the wait grew past the spare's own second (0.25, 0.5, 1, 2 s with no jitter); without it, a fifth dial.
       expect(h.net.dials.filter((d) => d.to === BACKUP).length).toBeLessThan(5);
       expect(h.broken).toEqual([]);
+    });
+
+    test("a new network key: the spare is closed and dialled again at once, whatever the back-off, and once it answers its refusal is no longer shown", async () => {
+      const h = harness();
+      h.setSpare(BACKUP);
+      h.link.step();
+      h.net.dials[0]!.answer();
+      await h.net.dials[1]!.refuse(new PeerRefused("[::1]:7001", "another network key"));
+      await settle();
+      expect(h.refusals.current()?.peer).toBe("[::1]:7001");
+      h.link.redialSpare("The network key changed.");
+      expect(h.net.dials).toHaveLength(3);
+      const proven = h.net.dials[2]!.answer();
+      await settle();
+      expect(h.refusals.current()).toBeNull();
+      // An open spare proven under the old key is closed and replaced too.
+      h.link.redialSpare("The network key changed again.");
+      expect(proven.open).toBe(false);
+      expect(h.net.dials.map((d) => d.to)).toEqual([MAIN, BACKUP, BACKUP, BACKUP]);
     });
 
     test("is never the target itself, is closed when no longer the spare, and goes with the link's stop", async () => {
