@@ -27,6 +27,7 @@ import { ShowFileClient } from "../../src/services/show-file-client.ts";
 import { pushResult } from "../../src/services/show-file-protocol.ts";
 import { Cluster, DEFAULTS } from "../support/cluster.ts";
 import { tempDir } from "../support/machine-process.ts";
+import { removeTempDirs } from "../support/temp-dirs.ts";
 import { BUSY, loadAverage, startBusy } from "./busy.ts";
 import { commandCpuSeconds, cpuSeconds, HeartbeatGaps } from "./process-meter.ts";
 
@@ -201,4 +202,6 @@ try {
   await c.shutdown();
   rmSync(work, { recursive: true, force: true });
   rmSync(c.dir, { recursive: true, force: true });
+  // The servers' and clients' data folders (gigabytes each run; they once filled the disk).
+  removeTempDirs();
 }

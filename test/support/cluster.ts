@@ -415,6 +415,8 @@ export class Cluster {
     const m = await startMachine(["--name", name, ...key, "--license", this.licenseFile, ...this.timing, ...spec.args], {
       dataDir: spec.dataDir,
       bin: this.bin,
+      // NODE_BUN_ARGS="--cpu-prof ...": runtime flags for the servers only (a compiled executable reads BUN_OPTIONS), for profiling benches.
+      env: process.env.NODE_BUN_ARGS ? { BUN_OPTIONS: process.env.NODE_BUN_ARGS } : undefined,
     });
     this.machines.set(name, m);
     return m;
