@@ -13,7 +13,7 @@ import { permissionLevelSchema, seesOthers, type Permission, type PermissionLeve
 import type { HistorySnapshot } from "../core/status-history.ts";
 import { StatusBar } from "./views/status-bar.tsx";
 import { PANELS, type Panel } from "./views/layout.tsx";
-import { AddBackupForm, BackupAdded, MachinesLive, MachinesPage, PermissionsCard } from "./views/machines.tsx";
+import { AddBackupForm, BACKUP_ADDED_HEADERS, BackupAdded, MachinesLive, MachinesPage, PermissionsCard } from "./views/machines.tsx";
 import { delaysView, routingView, statusPanelView } from "./view-models/panels-view.ts";
 import { statusBarView } from "./view-models/status-bar-view.ts";
 import { machinesView as buildMachinesView, type Discovered, type MachinesView } from "./view-models/machines-view.ts";
@@ -130,7 +130,7 @@ export function registerConsole(app: Hono, machine: ConsoleControl): void {
     if (!form.success) return c.html(<AddBackupForm value={typed} error={form.error.issues[0]!.message} fromClient={fromClient} />, 400);
     try {
       const { peerName } = await machine.addBackup(form.data.address);
-      return c.html(<BackupAdded saved={`${peerName} is now the backup server: it is copying what this main holds.`} />);
+      return c.html(<BackupAdded saved={`${peerName} is now the backup server: it is copying what this main holds.`} />, 200, BACKUP_ADDED_HEADERS);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
       return c.html(<AddBackupForm value={typed} error={error.message} fromClient={fromClient} />, error.status as 400);

@@ -98,19 +98,24 @@ export function AddBackupForm(props: { error?: string; value?: string; preserve?
   );
 }
 
-/** What Add Backup server answers once the main has paired: the form leaves the row, the result shows above the table. */
+/**
+ * What Add Backup server answers once the main has paired: the result, above the table. It goes
+ * there by the response's HX-Retarget, not into the form: the live table may already have
+ * redrawn the row without the form (it offers Remove now), and htmx drops an answer whose target
+ * is gone, so the operator never read that it worked.
+ */
 export function BackupAdded(props: { saved: string }) {
   return (
-    <>
-      <div id="add-backup"></div>
-      <div id="backup-result" hx-swap-oob="true">
-        <p class="saved" role="status">
-          {props.saved}
-        </p>
-      </div>
-    </>
+    <div id="backup-result">
+      <p class="saved" role="status">
+        {props.saved}
+      </p>
+    </div>
   );
 }
+
+/** The response headers that send BackupAdded to `#backup-result`. */
+export const BACKUP_ADDED_HEADERS = { "HX-Retarget": "#backup-result", "HX-Reswap": "outerHTML" } as const;
 
 function RowActions(props: { row: MachineRow; offers: readonly RowOffer[]; fromClient: boolean }) {
   const { row } = props;

@@ -95,8 +95,10 @@ describe("Add Backup server and remove it", () => {
 
     const response = await formPost(main.node, "/machines/backup", { address: backupAt });
     expect(response.status).toBe(200);
-    // The form leaves the Main server row; the result shows above the table.
-    expect(await response.text()).toBe('<div id="add-backup"></div><div id="backup-result" hx-swap-oob="true"><p class="saved" role="status">' + `${backup.node.status().name} is now the backup server: it is copying what this main holds.</p></div>`);
+    // The result shows above the table, sent there by the response whatever the live table did to the form meanwhile.
+    expect(await response.text()).toBe('<div id="backup-result"><p class="saved" role="status">' + `${backup.node.status().name} is now the backup server: it is copying what this main holds.</p></div>`);
+    expect(response.headers.get("HX-Retarget")).toBe("#backup-result");
+    expect(response.headers.get("HX-Reswap")).toBe("outerHTML");
     expect(main.node.status().failover?.pairing?.address).toBe(backupAt);
     expect(JSON.parse(readFileSync(join(main.dataDir, "config.json"), "utf8")).backup).toBe(backupAt);
     await waitFor("the backup row with its delete icon", async () => (await (await get(main.node, "/machines")).text()).includes('data-testid="remove-backup"'), 10_000);
