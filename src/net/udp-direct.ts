@@ -51,7 +51,7 @@ export async function bindOnThisThread(host: string, port: number, handlers: Udp
     send(datagram, targets) {
       let sent = 0;
       for (const target of targets) {
-        const error = notAnAddress(target) ?? sendOnce(socket, datagram, target);
+        const error = notAnAddress(target) ?? sendOnce(socket, datagram, target.port, target.host);
         if (error === null) sent++;
         else handlers.sendError(error, target);
       }
@@ -64,19 +64,22 @@ export async function bindOnThisThread(host: string, port: number, handlers: Udp
   };
 }
 
-/** One datagram; null when the kernel took it. The socket thread's source does the same (udp-thread.ts). */
-function sendOnce(socket: Bun.udp.Socket<"uint8array">, datagram: Uint8Array, target: HostPort): unknown {
+/**
+ * One datagram; null when the kernel took it. Self-contained (it names nothing outside itself):
+ * the socket thread's source embeds this very function (udp-thread.ts), so both send alike.
+ */
+export function sendOnce(socket: { send(data: Uint8Array, port: number, host: string): boolean }, datagram: Uint8Array, port: number, host: string): unknown {
   let error: unknown = null;
   for (let attempt = 0; attempt < 2; attempt++) {
     error = null;
     try {
-      if (!socket.send(datagram, target.port, target.host)) error = new Error("the send buffer is full");
+      if (!socket.send(datagram, port, host)) error = new Error("the send buffer is full");
       break;
     } catch (thrown) {
       error = thrown;
       // Linux hands the ICMP refusal of an earlier send (to a dead peer) back on the next send,
       // whatever its target, and that datagram is not sent. Reporting it clears it: send again once.
-      if ((thrown as { code?: string }).code !== "ECONNREFUSED") break;
+      if ((thrown as { code?: string } | null)?.code !== "ECONNREFUSED") break;
     }
   }
   return error;

@@ -20,7 +20,7 @@
  * agree to ≈ 0.3 ms.
  */
 import type { HostPort } from "../core/config.ts";
-import { notAnAddress, type UdpHandlers, type UdpPort } from "./udp-direct.ts";
+import { notAnAddress, sendOnce, type UdpHandlers, type UdpPort } from "./udp-direct.ts";
 import { systemTimers } from "./system-time.ts";
 
 /** Datagrams handed up and not yet taken by this thread, at most (then the thread drops them). */
@@ -47,19 +47,10 @@ function fault(error) {
   return { code: error && error.code, message: String(error && error.message ? error.message : error) };
 }
 
-function sendOnce(datagram, port, host) {
-  let error = null;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    error = null;
-    try {
-      if (!socket.send(datagram, port, host)) error = new Error("the send buffer is full");
-      break;
-    } catch (thrown) {
-      error = thrown;
-      // An earlier send's ICMP refusal comes back on the next send, whatever its target: send again once.
-      if (!thrown || thrown.code !== "ECONNREFUSED") break;
-    }
-  }
+const sendOnce = ${sendOnce.toString()};
+
+function send(datagram, port, host) {
+  const error = sendOnce(socket, datagram, port, host);
   if (error !== null) postMessage({ t: "send-error", target: { host, port }, error: fault(error) });
   return error === null;
 }
@@ -99,7 +90,7 @@ function runDue() {
     while (entries.length > 0 && entries[0].at <= t) {
       const entry = entries.shift();
       if (t >= entry.notAfter) late++;
-      else if (sendOnce(entry.datagram, entry.port, entry.host)) sent++;
+      else if (send(entry.datagram, entry.port, entry.host)) sent++;
     }
     if (entries.length === 0) schedules.delete(key);
   }
@@ -110,7 +101,7 @@ function runDue() {
 self.onmessage = async (event) => {
   const m = event.data;
   if (m.t === "send") {
-    for (const target of m.targets) sendOnce(m.datagram, target.port, target.host);
+    for (const target of m.targets) send(m.datagram, target.port, target.host);
   } else if (m.t === "schedule") {
     const entries = m.entries.filter((e) => e.at < e.notAfter).sort((a, b) => a.at - b.at);
     if (entries.length > 0) schedules.set(m.key, entries);
