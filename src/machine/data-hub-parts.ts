@@ -73,8 +73,8 @@ export class DataHubParts {
   private readonly replication: HubStateReplication | null;
   private readonly mark: CopyMark | null;
   private readonly stopPresence: () => void;
-  /** Whom the local apps' uplink follows now, and the server it followed last (core/routing.ts spareServer). */
-  private readonly following: { now: UplinkTarget["server"]; last: ServerRole | null } = { now: null, last: null };
+  /** The server the local apps' uplink followed last (core/routing.ts spareServer); whom it follows now is the gateway's. */
+  private lastFollowed: ServerRole | null = null;
 
   constructor(private readonly o: DataHubPartsOptions) {
     const state = o.hubState;
@@ -96,7 +96,7 @@ export class DataHubParts {
       retainAckedMs: o.retainAckedMs,
       spareAt: () => {
         const state = o.current();
-        const role = state === null ? null : spareServer(state.role, this.following.now, this.following.last);
+        const role = state === null ? null : spareServer(state.role, this.gateway.following?.role ?? null, this.lastFollowed);
         return role === null ? null : o.followAt(role);
       },
       clock: o.clock,
@@ -148,8 +148,7 @@ export class DataHubParts {
 
   /** The runner's uplink: the local apps' uplink moves where the core says, at the address this machine knows for it. */
   follow(target: UplinkTarget): void {
-    this.following.now = target.server;
-    if (target.server === "main" || target.server === "backup") this.following.last = target.server;
+    if (target.server === "main" || target.server === "backup") this.lastFollowed = target.server;
     if (target.server === "self") return this.gateway.follow({ role: "self" });
     const address = target.server === null ? null : this.o.followAt(target.server);
     this.gateway.follow(target.server !== null && address ? { role: target.server, address } : null);
