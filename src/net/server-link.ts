@@ -155,7 +155,8 @@ export class ServerLink<S extends ConnectionEvents> {
   }
 
   private dial(to: HostPort, address: string): Promise<Open<S>> {
-    const { net, path, refusals, event = `${path} link failed` } = this.options;
+    const { net, path, refusals } = this.options;
+    const event = this.event;
     let entry: Open<S> | null = null;
     const done = net
       .dial(to, path, (connection) => {
@@ -229,10 +230,7 @@ export class ServerLink<S extends ConnectionEvents> {
     this.cancelSpareRetry = null;
     this.spareGeneration++;
     this.spareDialing = null;
-    const want = this.stopped ? null : (this.options.spare?.() ?? null);
-    const target = this.options.target();
-    if (want === null || (target !== null && formatHostPort(target) === formatHostPort(want))) return;
-    this.dialSpare(want, formatHostPort(want));
+    if (!this.stopped) this.alignSpare(true);
   }
 
   private get event(): string {
@@ -252,15 +250,15 @@ export class ServerLink<S extends ConnectionEvents> {
     return true;
   }
 
-  /** Keeps the spare in line with `spare()`: another one (or the target itself, or none) is closed, a missing one dialled. */
-  private alignSpare(): void {
+  /** Keeps the spare in line with `spare()`: another one (or the target itself, or none) is closed, a missing one dialled (`now`: whatever the back-off says). */
+  private alignSpare(now = false): void {
     const want = this.options.spare?.() ?? null;
     const address = want === null ? null : formatHostPort(want);
     const target = this.options.target();
     const wanted = address !== null && (target === null || formatHostPort(target) !== address) ? address : null;
     if (this.spareOpen && (this.spareOpen.address !== wanted || !this.spareOpen.connection.open)) this.dropSpare("Not the spare server any more.");
     if (want === null || wanted === null || this.spareOpen || this.spareDialing === wanted || this.cancelSpareRetry) return;
-    if ((this.options.refusals?.waitMs(wanted) ?? 0) > 0) return this.spareLater();
+    if (!now && (this.options.refusals?.waitMs(wanted) ?? 0) > 0) return this.spareLater();
     this.dialSpare(want, wanted);
   }
 
