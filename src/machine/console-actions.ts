@@ -15,6 +15,8 @@ import type { Failback, MainEvent } from "../core/failover/types.ts";
 import { DEFAULT_PERMISSION_LEVEL, mayChangeBackup, maySwitchBack, PermissionRefused, seesOthers, type Permission, type PermissionLevel } from "../core/permissions.ts";
 import type { HostPort } from "../core/config.ts";
 import type { PeerDialer } from "../net/peer-net.ts";
+import { KeptCalls } from "../net/kept-calls.ts";
+import type { Timers } from "../core/clock.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { acceptConsole, acceptLevelQuestions, askAddBackup, askEngineHealth, askSwitchEngine, type EngineSwitch, askAllLevels, askGroups, askLevel, askRemoveBackup, askSaveGroups, askSwitchBack, type RosterEntry } from "../services/console-service.ts";
 import { PermissionsFile } from "../store/permissions-file.ts";
@@ -29,8 +31,9 @@ export const PERMISSION_REFRESH_MS = 2000;
 export type ConsoleActionsOptions = {
   role: "main" | "backup" | "client";
   dataDir: string;
-  /** Dials the servers (the machine's PeerNet). */
+  /** Dials the servers (the machine's PeerNet); calls go over one kept connection per server (net/kept-calls.ts). */
   net: PeerDialer;
+  timers: Timers;
   /** The failover state name now ("standby", "active", …), null before the runner runs. */
   failoverState: () => string | null;
   /** Feeds the main's core an operator's event (switch back, a new failback setting). */
@@ -64,7 +67,10 @@ export class ConsoleActions {
   /** A server's engine runner, set by the runtime when it starts it (machine/engine-watch.ts). */
   engines: EngineWatch | null = null;
 
+  private readonly calls: KeptCalls;
+
   constructor(private readonly options: ConsoleActionsOptions) {
+    this.calls = new KeptCalls(options.net, options.timers);
     this.permissions = options.role === "client" ? null : new PermissionsFile(options.dataDir);
     this.groupsFile = options.role === "client" ? null : new BackupGroupsFile(options.dataDir);
   }
@@ -94,6 +100,11 @@ export class ConsoleActions {
       });
   }
 
+  /** Closes the kept connections to the servers. */
+  stop(): void {
+    this.calls.stop();
+  }
+
   /** Switch back (manual failback); resolves with what happened, in words for the page. */
   async switchBack(): Promise<string> {
     const { role } = this.options;
@@ -102,19 +113,19 @@ export class ConsoleActions {
       if (!maySwitchBack(this.level)) throw new PermissionRefused(this.level, "switch the network back to the main server");
       const main = this.options.mainAddress();
       if (!main) throw new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
-      return askSwitchBack(this.options.net, main);
+      return askSwitchBack(this.calls, main);
     }
     throw new AppError("NOTHING_TO_SWITCH_BACK", "Switching back is done on the main server, once it is back and waits for it, or on a client with permission level 3.", { status: 409 });
   }
 
   /** A level-3 client's Add Backup server: the main does it. */
   addBackup(address: string): Promise<{ peerName: string }> {
-    return this.askMainTo("add a backup server", (main) => askAddBackup(this.options.net, main, address));
+    return this.askMainTo("add a backup server", (main) => askAddBackup(this.calls, main, address));
   }
 
   /** A level-3 client removes the backup: the main does it. */
   removeBackup(): Promise<void> {
-    return this.askMainTo("remove the backup server", (main) => askRemoveBackup(this.options.net, main));
+    return this.askMainTo("remove the backup server", (main) => askRemoveBackup(this.calls, main));
   }
 
   private async askMainTo<T>(what: string, ask: (main: HostPort) => Promise<T>): Promise<T> {
@@ -142,7 +153,7 @@ export class ConsoleActions {
     let last: unknown = new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
     for (const server of servers) {
       try {
-        return await askGroups(this.options.net, server);
+        return await askGroups(this.calls, server);
       } catch (error) {
         last = error;
       }
@@ -152,7 +163,7 @@ export class ConsoleActions {
 
   /** Saves every group (the panel's create, edit and delete): on the main, or a level-3 client through the main. */
   async saveGroups(backups: EngineBackups): Promise<void> {
-    if (this.options.role === "client") return this.askMainTo("change the backup groups", (main) => askSaveGroups(this.options.net, main, backups));
+    if (this.options.role === "client") return this.askMainTo("change the backup groups", (main) => askSaveGroups(this.calls, main, backups));
     this.saveGroupsHere(backups);
   }
 
@@ -166,7 +177,7 @@ export class ConsoleActions {
     for (const server of [this.options.mainAddress(), this.options.backupAddress()]) {
       if (server === null) continue;
       try {
-        return await askEngineHealth(this.options.net, server);
+        return await askEngineHealth(this.calls, server);
       } catch {
         // Not serving, not answering, or refusing: the other server, or none.
       }
@@ -192,7 +203,7 @@ export class ConsoleActions {
     let last: unknown = new AppError("NO_MAIN_SET", "This client has no main server's IP to ask: set it on the setup page.", { status: 409 });
     for (const server of servers) {
       try {
-        return await askSwitchEngine(this.options.net, server, change);
+        return await askSwitchEngine(this.calls, server, change);
       } catch (error) {
         // The main down, or not serving: the backup serves (or says why not).
         if (!(error instanceof AppError) || (error.code !== "MAIN_UNREACHABLE" && error.code !== "NOT_ACTIVE")) throw error;
@@ -273,7 +284,7 @@ export class ConsoleActions {
     const servers = [main, this.options.backupAddress()].filter((a): a is HostPort => a !== null);
     for (const server of servers) {
       try {
-        const answer = await askLevel(this.options.net, server);
+        const answer = await askLevel(this.calls, server);
         this.level = answer.level;
         this.others = answer.machines;
         // Only the main's word names the backup (the backup's answer leaves it out).
@@ -288,7 +299,7 @@ export class ConsoleActions {
   private async copyLevels(): Promise<void> {
     const main = this.options.mainAddress();
     if (!main || this.options.pairedWith() === null) return;
-    this.permissions!.replace(await askAllLevels(this.options.net, main));
-    this.groupsFile!.replace(await askGroups(this.options.net, main));
+    this.permissions!.replace(await askAllLevels(this.calls, main));
+    this.groupsFile!.replace(await askGroups(this.calls, main));
   }
 }

@@ -141,6 +141,7 @@ export class PeerRuntime {
       role: this.role,
       dataDir: options.dataDir,
       net: this.net,
+      timers: this.env.timers,
       failoverState: () => this.runner?.status().state ?? null,
       feedMain: (event) => this.runner?.feed(event),
       hearsClient: (id) => this.runner?.status().peers.some((p) => p.id === id && p.role === "client") ?? false,
@@ -418,6 +419,7 @@ export class PeerRuntime {
   stop(): void {
     for (const stop of this.timers) stop();
     this.partner.stop();
+    this.console.stop();
     this.data?.reclaim.stop();
     this.runner?.stop();
     this.sink?.stop();

@@ -18,8 +18,7 @@ import { z } from "zod";
 import { AppError, InvalidInput } from "../core/errors.ts";
 import { levelOf, mayChangeBackup, maySwitchBack, PERMISSION_LEVELS, PermissionRefused, seesOthers, type PermissionLevel } from "../core/permissions.ts";
 import type { HostPort } from "../core/config.ts";
-import type { PeerDialer } from "../net/peer-net.ts";
-import { callOnce } from "../net/peer-requests.ts";
+import type { PeerCaller } from "../net/kept-calls.ts";
 import { rpcServer } from "../net/rpc.ts";
 import { permissionLevelsSchema } from "../store/permissions-file.ts";
 import { learnedBackupSchema, type LearnedBackupWord } from "../store/learned-backup-file.ts";
@@ -190,8 +189,8 @@ function levelAnswer(asker: string, level: PermissionLevel, roster: () => Roster
   return { level, machines: seesOthers(level) ? roster().filter((m) => m.id !== asker).slice(0, MAX_ROSTER) : [] };
 }
 
-function call<T>(net: PeerDialer, at: HostPort, method: string, schema: z.ZodType<T>, params: unknown = {}, timeoutMs = CONSOLE_CALL_TIMEOUT_MS): Promise<T> {
-  return callOnce(net, at, "/console", { method, params, schema, timeoutMs });
+function call<T>(net: PeerCaller, at: HostPort, method: string, schema: z.ZodType<T>, params: unknown = {}, timeoutMs = CONSOLE_CALL_TIMEOUT_MS): Promise<T> {
+  return net.call(at, "/console", { method, params, schema, timeoutMs });
 }
 
 /** The main's answer, or "the main does not answer" in words for the page. */
@@ -207,45 +206,45 @@ async function askMain<T>(work: () => Promise<T>): Promise<T> {
 }
 
 /** A client's side: its own level as the server at `at` has it, and the other clients it may see. */
-export function askLevel(net: PeerDialer, at: HostPort): Promise<LevelAnswer> {
+export function askLevel(net: PeerCaller, at: HostPort): Promise<LevelAnswer> {
   return call(net, at, "level", levelSchema);
 }
 
 /** The backup's side: every level the main holds (refused unless this backup is the main's paired one). */
-export async function askAllLevels(net: PeerDialer, at: HostPort): Promise<Record<string, PermissionLevel>> {
+export async function askAllLevels(net: PeerCaller, at: HostPort): Promise<Record<string, PermissionLevel>> {
   return (await call(net, at, "levels", allLevelsSchema)).levels;
 }
 
 /** The backup's copy, or a client's read-only view: every backup group the main holds. */
-export function askGroups(net: PeerDialer, at: HostPort): Promise<EngineBackups> {
+export function askGroups(net: PeerCaller, at: HostPort): Promise<EngineBackups> {
   return call(net, at, "groups", engineBackupsSchema);
 }
 
 /** A level-3 client's save: the main checks the groups and keeps them. */
-export function askSaveGroups(net: PeerDialer, at: HostPort, backups: EngineBackups): Promise<void> {
+export function askSaveGroups(net: PeerCaller, at: HostPort, backups: EngineBackups): Promise<void> {
   return askMain(async () => void (await call(net, at, "saveGroups", savedGroupsSchema, backups)));
 }
 
 /** A client's side: asks the main to switch back; resolves with the main's words, rejects with its refusal. */
-export function askSwitchBack(net: PeerDialer, at: HostPort): Promise<string> {
+export function askSwitchBack(net: PeerCaller, at: HostPort): Promise<string> {
   return askMain(async () => (await call(net, at, "switchBack", switchedSchema)).message);
 }
 
 /** A level-3 client's manual engine switch, asked of a server (the one that serves carries it out); resolves with its words. */
-export function askSwitchEngine(net: PeerDialer, at: HostPort, change: EngineSwitch): Promise<string> {
+export function askSwitchEngine(net: PeerCaller, at: HostPort, change: EngineSwitch): Promise<string> {
   return askMain(async () => (await call(net, at, "switchEngine", switchedSchema, change)).message);
 }
 
 /** What the engine runner of the server at `at` shows (a client's Health panel, from level 2). */
-export function askEngineHealth(net: PeerDialer, at: HostPort): Promise<EngineWatchWireView> {
+export function askEngineHealth(net: PeerCaller, at: HostPort): Promise<EngineWatchWireView> {
   return askMain(() => call(net, at, "engineHealth", engineWatchViewSchema));
 }
 
 /** A level-3 client's Add Backup server: the main runs the pairing exchange (which may take its own time to answer). */
-export function askAddBackup(net: PeerDialer, at: HostPort, backup: string): Promise<{ peerName: string }> {
+export function askAddBackup(net: PeerCaller, at: HostPort, backup: string): Promise<{ peerName: string }> {
   return askMain(() => call(net, at, "addBackup", addedSchema, { address: backup }, PAIRING_ANSWER_MS));
 }
 
-export function askRemoveBackup(net: PeerDialer, at: HostPort): Promise<void> {
+export function askRemoveBackup(net: PeerCaller, at: HostPort): Promise<void> {
   return askMain(async () => void (await call(net, at, "removeBackup", removedSchema, {}, PAIRING_ANSWER_MS)));
 }

@@ -61,15 +61,19 @@ if (!Bun.which("mosquitto")) {
 
 /** CPU_PROF=dir: the nodes run from source under `bun --cpu-prof` (a markdown profile per process in dir at the end). */
 const CPU_PROF = process.env.CPU_PROF;
-/** MEM_PROF=dir: the nodes run from source with mem-probe.ts preloaded (RSS and heap contents every 200 ms, dir/<pid>.jsonl). */
-const MEM_PROF = process.env.MEM_PROF;
+/**
+ * MEM_PROF=dir: the nodes run from source with mem-probe.ts preloaded (RSS and heap contents every 200 ms, dir/<pid>.jsonl).
+ * STALL_PROF=dir instead: stall-probe.ts, only the event loop's stalls over 3 ms (dir/<pid>.stall); light enough not to cause its own.
+ */
+const MEM_PROF = process.env.MEM_PROF ?? process.env.STALL_PROF;
+const PROBE = process.env.STALL_PROF ? "stall-probe.ts" : "mem-probe.ts";
 const bin = await executable();
 const source = join(import.meta.dir, "../../src/main.ts");
 const understudy = (name: string) =>
   CPU_PROF
     ? [process.execPath, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${join(CPU_PROF, name)}`, source]
     : MEM_PROF
-      ? [process.execPath, ...(process.env.NODE_BUN_ARGS?.split(" ").filter(Boolean) ?? []), "--preload", join(import.meta.dir, "mem-probe.ts"), source]
+      ? [process.execPath, ...(process.env.NODE_BUN_ARGS?.split(" ").filter(Boolean) ?? []), "--preload", join(import.meta.dir, PROBE), source]
       : [bin];
 /**
  * NODE_BUN_ARGS="--smol ...": runtime flags for the nodes only (from source: on the command line;

@@ -1,0 +1,129 @@
+/**
+ * Calls to a server over one kept connection (src/net/kept-calls.ts): one
+ * handshake for many questions, and a fresh dial whenever the kept one
+ * cannot be trusted to answer (closed, timed out, idle, refused, stopped).
+ */
+import { describe, expect, test } from "bun:test";
+import { z } from "zod";
+import { KEPT_CALLS_IDLE_MS, KeptCalls } from "../../../src/net/kept-calls.ts";
+import { MemoryNetwork } from "../../../src/net/peer-net-memory.ts";
+import { rpcServer } from "../../../src/net/rpc.ts";
+import type { SecureConnection } from "../../../src/net/secure-socket.ts";
+import { ManualTimers } from "../../support/clock.ts";
+
+const KEY = new Uint8Array(32).fill(7);
+const SERVER = { host: "10.0.0.2", port: 7400 };
+const answer = z.object({ n: z.number() });
+const ask = (calls: KeptCalls, method = "count", timeoutMs = 1000) => calls.call(SERVER, "/console", { method, params: {}, schema: answer, timeoutMs });
+
+function world(serverKey = KEY) {
+  const timers = new ManualTimers();
+  const network = new MemoryNetwork({ clock: timers.clock, latencyMs: () => 1, random: () => 0.5, fingerprint: (k) => `fp${k[0]}` });
+  const attach = (host: string, networkKey: Uint8Array) =>
+    network.attach({ at: { host, port: 7400 }, machineId: `id-${host}`, publicKey: new Uint8Array([host.length]), networkKey, timers });
+  const client = attach("10.0.0.1", KEY);
+  const server = attach(SERVER.host, serverKey);
+  const accepted: SecureConnection[] = [];
+  let n = 0;
+  server.serve({
+    path: "/console",
+    accept: (connection) => {
+      accepted.push(connection);
+      // "hold" never answers: a frozen server, as far as the caller can tell.
+      return rpcServer(connection, { count: () => ({ n: ++n }), hold: () => new Promise(() => {}) });
+    },
+  });
+  return { timers, client, server, accepted, calls: new KeptCalls(client, timers) };
+}
+
+/** Runs `work` while moving the manual clock a millisecond at a time, letting promise callbacks run in between. */
+async function settle<T>(timers: ManualTimers, work: Promise<T>, maxMs = 5000): Promise<T> {
+  let done = false;
+  const result = work.finally(() => (done = true));
+  result.catch(() => {});
+  for (let ms = 0; !done && ms < maxMs; ms++) {
+    timers.advance(1);
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+  }
+  return result;
+}
+
+/** Lets `ms` of manual time pass, with promise callbacks run at every millisecond. */
+async function pass(timers: ManualTimers, ms: number): Promise<void> {
+  for (let i = 0; i < ms; i++) {
+    timers.advance(1);
+    for (let j = 0; j < 10; j++) await Promise.resolve();
+  }
+}
+
+describe("calls on a kept connection", () => {
+  test("many questions, one connection and one handshake", async () => {
+    const { timers, calls, accepted } = world();
+    for (let i = 1; i <= 5; i++) expect(await settle(timers, ask(calls))).toEqual({ n: i });
+    expect(accepted.length).toBe(1);
+  });
+
+  test("questions asked together wait for one dial", async () => {
+    const { timers, calls, accepted } = world();
+    const answers = await settle(timers, Promise.all([ask(calls), ask(calls), ask(calls)]));
+    expect(answers.map((a) => a.n).sort()).toEqual([1, 2, 3]);
+    expect(accepted.length).toBe(1);
+  });
+
+  test("a connection the server closed is dialled again at the next question", async () => {
+    const { timers, calls, accepted } = world();
+    await settle(timers, ask(calls));
+    accepted[0]!.close(1000, "restarting");
+    await pass(timers, 10);
+    expect(await settle(timers, ask(calls))).toEqual({ n: 2 });
+    expect(accepted.length).toBe(2);
+  });
+
+  test("a question not answered in time drops the connection: the next one dials anew", async () => {
+    const { timers, calls, accepted } = world();
+    await settle(timers, ask(calls));
+    expect(await settle(timers, ask(calls, "hold", 100)).catch((e) => e.code)).toBe("TIMEOUT");
+    expect(await settle(timers, ask(calls))).toEqual({ n: 2 });
+    expect(accepted.length).toBe(2);
+    expect(accepted[0]!.open).toBe(false);
+  });
+
+  test("a connection unused for the idle time is closed", async () => {
+    const { timers, calls, accepted } = world();
+    await settle(timers, ask(calls));
+    timers.advance(KEPT_CALLS_IDLE_MS - 10);
+    await settle(timers, ask(calls));
+    timers.advance(KEPT_CALLS_IDLE_MS - 10);
+    expect(accepted[0]!.open).toBe(true);
+    await pass(timers, 30);
+    expect(accepted[0]!.open).toBe(false);
+    expect(await settle(timers, ask(calls))).toEqual({ n: 3 });
+    expect(accepted.length).toBe(2);
+  });
+
+  test("a dial the server refuses fails that question only; the next one dials again", async () => {
+    const { timers, calls, server } = world(new Uint8Array(32).fill(9));
+    expect(await settle(timers, ask(calls)).catch((e) => e.constructor.name)).toBe("NetworkKeyMismatch");
+    server.setNetworkKey(KEY);
+    expect(await settle(timers, ask(calls))).toEqual({ n: 1 });
+  });
+
+  test("a new network key closes the kept connection with every dialled one; the next question dials under it", async () => {
+    const { timers, calls, client, accepted } = world();
+    await settle(timers, ask(calls));
+    client.closeDialled("The network key changed.");
+    await pass(timers, 10);
+    expect(await settle(timers, ask(calls))).toEqual({ n: 2 });
+    expect(accepted.length).toBe(2);
+  });
+
+  test("stopped, it closes its connections and refuses questions", async () => {
+    const { timers, calls, accepted } = world();
+    await settle(timers, ask(calls));
+    calls.stop();
+    await pass(timers, 10);
+    expect(accepted[0]!.open).toBe(false);
+    expect(await ask(calls).catch((e) => e.code)).toBe("CONNECTION_LOST");
+    expect(timers.count).toBe(0);
+  });
+});
