@@ -169,6 +169,26 @@ describe("the MQTT front door", () => {
     await deleting;
   });
 
+  test("what the hub delivers in one turn goes to a subscriber in order, in one socket write rather than one per packet", async () => {
+    const { node, port, door } = await nodeWithDoor();
+    const client = await connect(port);
+    const got: string[] = [];
+    client.on("message", (_topic, payload) => got.push(payload.toString()));
+    await client.subscribeAsync("t/#");
+    await waitFor("subscribed upstream", () => node.uplink.subscriptions().includes("t/#"));
+    // The door's end of the subscriber's connection: every write the stream hands down to the socket.
+    const [socket] = (door as unknown as { sockets: Set<Socket & { _write: Function; _writev: Function }> }).sockets;
+    let writes = 0;
+    for (const name of ["_write", "_writev"] as const) {
+      const original = socket![name].bind(socket);
+      socket![name] = (...args: unknown[]) => (writes++, original(...args));
+    }
+    for (let seq = 1; seq <= 200; seq++) node.uplink.onFrameFromServer({ type: "msg", topic: "t/a", data: seq, from: "ffffffffffffffff", seq });
+    await waitFor("every message at the subscriber", () => got.length === 200);
+    expect(got).toEqual(Array.from({ length: 200 }, (_, i) => String(i + 1)));
+    expect(writes).toBeLessThan(20);
+  });
+
   test("publishing to the front door's own $understudy/ topics is refused; gaps are published on $understudy/gap", async () => {
     const { node, port } = await nodeWithDoor();
     const client = await connect(port);
