@@ -43,7 +43,7 @@ const PRESETS: Preset[] = [
   { name: "fast (heartbeat 50 ms, timeout 250 ms)", flags: ["--heartbeat-ms", "50", "--failover-timeout-ms", "250"], settleMs: 1200 },
 ];
 
-async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: number; lost: number; unacked: number }> {
+async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: number; lost: number; unacked: number; repeats: number }> {
   const [pm, pb, pa, pc, um, ub, ua, uc] = (await Promise.all(Array.from({ length: 8 }, () => freePeerPort()))) as [number, number, number, number, number, number, number, number];
   const procs: Subprocess[] = [];
   // What the machines logged, with when the bench read it, for the timeline of an outlier.
@@ -65,11 +65,18 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     await waitFor(async () => (await Promise.all([ua, uc, ub].map(chip))).every((s) => s.chip === "Backup is idle" && s.failover.hubConnected), 60_000);
 
     const received = new Map<number, number>();
-    const sub = Bun.spawn([bin, "sub", "bench/#", "--node", `127.0.0.1:${pc}`, "--key", keyFile, "--count", String(MESSAGES), "--timeout-ms", "30000"], { stdout: "pipe", stderr: "ignore" });
+    // Repeats are counted, not just skipped: `sub --count` counts every line, so each repeat the subscriber's
+    // node let through would end it one message early and show as a missing one.
+    let repeats = 0;
+    let allIn: () => void = () => {};
+    const complete = new Promise<void>((resolve) => (allIn = resolve));
+    const sub = Bun.spawn([bin, "sub", "bench/#", "--node", `127.0.0.1:${pc}`, "--key", keyFile, "--timeout-ms", "30000"], { stdout: "pipe", stderr: "pipe" });
     procs.push(sub);
     const reading = eachLine(sub.stdout, (line) => {
       const seq = JSON.parse(line).seq as number;
-      if (!received.has(seq)) received.set(seq, performance.now());
+      if (received.has(seq)) repeats++;
+      else received.set(seq, performance.now());
+      if (received.size >= MESSAGES) allIn();
     });
     await Bun.sleep(300);
     const pub = Bun.spawn([bin, "pub", "bench/a", '{"x":1}', "--node", `127.0.0.1:${pa}`, "--key", keyFile, "--count", String(MESSAGES), "--interval-ms", String(INTERVAL_MS)], { stdout: "ignore", stderr: "pipe" });
@@ -78,7 +85,7 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     const faultAt = performance.now();
     const faultWall = Date.now();
     main.kill(fault === "kill" ? "SIGKILL" : "SIGSTOP");
-    await Promise.race([reading, Bun.sleep(30_000)]);
+    await Promise.race([complete, reading, Bun.sleep(30_000)]);
     // Messages already in flight still arrive just after the fault; the outage ends with the
     // first message after the longest silence the subscriber saw once the fault happened, among the
     // silences that began before the backup took over (its own log's clock). A silence that begins
@@ -131,11 +138,29 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     if (pubCode !== 0) console.error(`publisher ${pubCode === null ? "still running" : `exited ${pubCode}`}: ${pubCode === null ? "" : (await new Response(pub.stderr).text()).trim()}`);
     // Missing while the publisher still waited for acknowledgements is not a loss: it never had them.
     const missing = MESSAGES - received.size;
-    return { gapMs, lost: pubCode === 0 ? missing : 0, unacked: pubCode === 0 ? 0 : missing };
+    if (missing > 0 || repeats > 0) {
+      const absent = Array.from({ length: MESSAGES }, (_, i) => i + 1).filter((seq) => !received.has(seq));
+      sub.kill("SIGKILL");
+      const subErr = (await new Response(sub.stderr).text()).trim();
+      console.error(`${fault} ${preset.name}: ${missing} missing (publisher ${pubCode === 0 ? "acknowledged all" : `exited ${pubCode}`}), ${repeats} repeats; missing seqs: ${ranges(absent)}; subscriber said: ${subErr.slice(0, 300) || "nothing"} (load ${await loadAverage()})`);
+    }
+    return { gapMs, lost: pubCode === 0 ? missing : 0, unacked: pubCode === 0 ? 0 : missing, repeats };
   } finally {
     for (const p of procs) p.kill("SIGKILL");
     await Promise.all(procs.map((p) => p.exited));
   }
+}
+
+/** 3,4,5,9 → "3–5, 9". */
+function ranges(seqs: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < seqs.length; ) {
+    let j = i;
+    while (j + 1 < seqs.length && seqs[j + 1] === seqs[j]! + 1) j++;
+    out.push(i === j ? `${seqs[i]}` : `${seqs[i]}–${seqs[j]}`);
+    i = j + 1;
+  }
+  return out.join(", ") || "none";
 }
 
 function stats(values: number[]) {
@@ -156,12 +181,13 @@ for (const preset of PRESETS.filter((p) => only(process.env.PRESETS, p.name))) {
     const s = stats(results.map((r) => r.gapMs));
     const lost = results.reduce((n, r) => n + r.lost, 0);
     const unacked = results.reduce((n, r) => n + r.unacked, 0);
+    const repeats = results.reduce((n, r) => n + r.repeats, 0);
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : "-");
-    rows.push(`| ${fault === "kill" ? "kill -9" : "SIGSTOP"} | ${preset.name} | ${TRIALS} | ${f(s.min)} | ${f(s.median)} | ${f(s.p95)} | ${f(s.max)} | ${lost} | ${unacked} |`);
+    rows.push(`| ${fault === "kill" ? "kill -9" : "SIGSTOP"} | ${preset.name} | ${TRIALS} | ${f(s.min)} | ${f(s.median)} | ${f(s.p95)} | ${f(s.max)} | ${lost} | ${unacked} | ${repeats} |`);
     console.error(rows[rows.length - 1]);
   }
 }
 await stopBusy();
 rmSync(dir, { recursive: true, force: true });
 console.log(`${new Date().toISOString()}, BUSY=${BUSY}, TRIALS=${TRIALS}, load average ${loadBefore} at the start, ${await loadAverage()} at the end`);
-console.log(["| fault | preset | trials | min ms | median ms | p95 ms | max ms | lost | missing, not acknowledged |", "|---|---|---|---|---|---|---|---|---|", ...rows].join("\n"));
+console.log(["| fault | preset | trials | min ms | median ms | p95 ms | max ms | lost | missing, not acknowledged | repeats |", "|---|---|---|---|---|---|---|---|---|---|", ...rows].join("\n"));
