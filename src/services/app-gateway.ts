@@ -234,8 +234,11 @@ export class AppGateway {
    * newer ones as seen.
    */
   private hubSession(connection: SecureConnection, address: string): HubSession {
+    // A dial answered after the node moved on is closed without being attached: its close must not detach the server followed now.
+    let attached = false;
     return {
       attach: () => {
+        attached = true;
         // What is still batched when the link breaks is lost with it; the uplink resends what was not acknowledged.
         const batch = new FrameBatcher((payload) => connection.send(payload), undefined, this.defer);
         this.uplink.attachServer((frame, text) => batch.push(text ?? encodeFrame(frame)));
@@ -252,7 +255,7 @@ export class AppGateway {
         }
       },
       broadcast: (frame) => this.fromBroadcast(frame, address),
-      close: () => this.uplink.detachServer(),
+      close: () => attached && this.uplink.detachServer(),
     };
   }
 
