@@ -1,7 +1,7 @@
 /**
  * Failover benchmark: one main, one backup, two clients (real executables on
  * loopback). A publisher on client A sends every 5 ms, a subscriber on client
- * B listens; the main is killed (-9) or frozen (SIGSTOP). The gap is the time
+ * B listens (the publisher starts once a warm-up message reached it); the main is killed (-9) or frozen (SIGSTOP). The gap is the time
  * from the fault to the first message B receives after its longest silence
  * that began before the backup took over (messages in flight at the fault still
  * arrive; a stall long after the takeover is not the failover's); lost counts acknowledged messages never received (missing ones the publisher was still waiting to have acknowledged are counted apart). TRIALS=n (default 20).
@@ -72,13 +72,21 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     const complete = new Promise<void>((resolve) => (allIn = resolve));
     const sub = Bun.spawn([bin, "sub", "bench/#", "--node", `127.0.0.1:${pc}`, "--key", keyFile, "--timeout-ms", "30000"], { stdout: "pipe", stderr: "pipe" });
     procs.push(sub);
+    let warm = false;
     const reading = eachLine(sub.stdout, (line) => {
-      const seq = JSON.parse(line).seq as number;
+      const { topic, seq } = JSON.parse(line) as { topic: string; seq: number };
+      if (topic === "bench/warm") return void (warm = true);
       if (received.has(seq)) repeats++;
       else received.set(seq, performance.now());
       if (received.size >= MESSAGES) allIn();
     });
-    await Bun.sleep(300);
+    // The publisher starts only once the subscription is in place: a warm-up message must reach the subscriber first.
+    // (A fixed 300 ms head start was not always enough on a loaded machine, and what was published before the subscriber's
+    // node had subscribed is owed to no one: it was counted as lost.)
+    for (const end = performance.now() + 30_000; !warm; await Bun.sleep(100)) {
+      if (performance.now() > end) throw new Error("the subscriber heard no warm-up message in 30 s");
+      await Bun.spawn([bin, "pub", "bench/warm", "{}", "--node", `127.0.0.1:${pa}`, "--key", keyFile], { stdout: "ignore", stderr: "ignore" }).exited;
+    }
     const pub = Bun.spawn([bin, "pub", "bench/a", '{"x":1}', "--node", `127.0.0.1:${pa}`, "--key", keyFile, "--count", String(MESSAGES), "--interval-ms", String(INTERVAL_MS)], { stdout: "ignore", stderr: "pipe" });
     procs.push(pub);
     await waitFor(() => received.size >= 100, 10_000);
