@@ -91,3 +91,36 @@ test("a dial answered after the node moved to another server does not detach the
     gateway.stop();
   }
 });
+
+test("what the server being left had already sent reaches the apps before the node switches (a stalled node reads heartbeats first)", async () => {
+  const main = { host: "127.0.0.1", port: 1 };
+  const backup = { host: "127.0.0.1", port: 2 };
+  const net = new HeldDials();
+  const clock = new ManualClock();
+  const timers = new ManualTimers(clock);
+  const gateway = new AppGateway({ node: { id: "n", name: "n" }, net, networkKey: new Uint8Array(32), log, onLinkBroken: () => {}, retainAckedMs: 1_000, clock, timers });
+  const got: FromHubFrame[] = [];
+  const app = gateway.attachApp("app", (frame) => got.push(frame));
+  try {
+    gateway.follow({ role: "main", address: main });
+    const toMain = net.answer(main);
+    await turn();
+    app.send({ type: "sub", filter: "t/#" });
+    // The main sent messages 1 and 2, then died; the node's event loop was held meanwhile, and on waking it takes the
+    // backup's heartbeats (handed over by the socket thread) before it reads the main's socket.
+    gateway.follow({ role: "backup", address: backup });
+    const buffered = ["1", "2"].map((seq) => JSON.stringify({ type: "msg", topic: "t/a", data: 1, from: "o", seq: Number(seq), pos: Number(seq) }));
+    toMain.events!.message(new TextEncoder().encode(buffered.join("\n")));
+    toMain.close(1006, "closed (1006)");
+    timers.advance(0);
+    await turn();
+    expect(got.filter((f) => f.type === "msg").map((f) => (f as { seq: number }).seq)).toEqual([1, 2]);
+    // And the node then moves to the backup.
+    expect(net.pending.has(formatHostPort(backup))).toBe(true);
+    net.answer(backup);
+    await turn();
+    expect(gateway.uplink.attached).toBe(true);
+  } finally {
+    gateway.stop();
+  }
+});
