@@ -7,7 +7,7 @@
  * arrive; a stall long after the takeover is not the failover's); lost counts acknowledged messages never received (missing ones the publisher was still waiting to have acknowledged are counted apart). TRIALS=n (default 20).
  * BUSY=n: n processes spin on the CPU meanwhile (busy.ts). A trial whose gap exceeds OUTLIER_MS
  * (default 300) prints its timeline: what the backup and the clients logged after the fault.
- * TIMELINE_LINES=n (default 30) lines of it. BIN=path runs that executable instead of building this tree. FAULTS=kill|stop and PRESETS=defaults|fast run only those (default: both of each).
+ * TIMELINE_LINES=n (default 30) lines of it. SUB_STOP=before,after (ms) stops the subscriber's node from before the fault until after it. BIN=path runs that executable instead of building this tree. FAULTS=kill|stop and PRESETS=defaults|fast run only those (default: both of each).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -23,6 +23,8 @@ const MESSAGES = 600;
 const INTERVAL_MS = 5;
 const OUTLIER_MS = Number(process.env.OUTLIER_MS ?? 300);
 const TIMELINE_LINES = Number(process.env.TIMELINE_LINES ?? 30);
+// SUB_STOP=a,b: the subscriber's node is stopped a ms before the fault and resumed b ms after (a subscriber stalled across the failover).
+const SUB_STOP = (([a, b]) => (a && b ? { before: Number(a), after: Number(b) } : null))((process.env.SUB_STOP ?? "").split(","));
 // BIN=path runs that executable (e.g. one built from another commit, for a before/after under the same load).
 const bin = process.env.BIN ?? (await executable());
 const { dir, keyFile, licFile } = benchFolder(bin, "understudy-bench-");
@@ -60,7 +62,7 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     machine("backup", pb, ub, ["--main", `127.0.0.1:${pm}`]);
     const servers = ["--main", `127.0.0.1:${pm}`, "--backup", `127.0.0.1:${pb}`];
     machine("client", pa, ua, servers, "client a");
-    machine("client", pc, uc, servers, "client c");
+    const clientC = machine("client", pc, uc, servers, "client c");
     const chip = async (ui: number) => ((await (await fetch(`http://127.0.0.1:${ui}/api/status`)).json()) as { chip: string; failover: { hubConnected: boolean } });
     await waitFor(async () => (await Promise.all([ua, uc, ub].map(chip))).every((s) => s.chip === "Backup is idle" && s.failover.hubConnected), 60_000);
 
@@ -90,9 +92,17 @@ async function trial(fault: "kill" | "stop", preset: Preset): Promise<{ gapMs: n
     const pub = Bun.spawn([bin, "pub", "bench/a", '{"x":1}', "--node", `127.0.0.1:${pa}`, "--key", keyFile, "--count", String(MESSAGES), "--interval-ms", String(INTERVAL_MS)], { stdout: "ignore", stderr: "pipe" });
     procs.push(pub);
     await waitFor(() => received.size >= 100, 10_000);
+    if (SUB_STOP) {
+      clientC.kill("SIGSTOP");
+      await Bun.sleep(SUB_STOP.before);
+    }
     const faultAt = performance.now();
     const faultWall = Date.now();
     main.kill(fault === "kill" ? "SIGKILL" : "SIGSTOP");
+    if (SUB_STOP) {
+      await Bun.sleep(SUB_STOP.after);
+      clientC.kill("SIGCONT");
+    }
     await Promise.race([complete, reading, Bun.sleep(30_000)]);
     // Messages already in flight still arrive just after the fault; the outage ends with the
     // first message after the longest silence the subscriber saw once the fault happened, among the
