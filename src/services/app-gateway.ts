@@ -57,6 +57,9 @@ export class AppGateway {
   private nextApp = 0;
   private localKey: BroadcastKey;
   private readonly stopPinger: () => void;
+  private readonly timers: Timers;
+  /** A switch waiting for the socket of the server being left to be read (follow). */
+  private pending: { target: UplinkTarget | null; cancel: () => void } | null = null;
 
   private readonly localHub: (() => LocalHub | null) | undefined;
 
@@ -82,7 +85,7 @@ export class AppGateway {
     this.networkKey = options.networkKey;
     this.log = options.log;
     this.clock = options.clock ?? systemClock;
-    const timers = options.timers ?? systemTimers;
+    const timers = (this.timers = options.timers ?? systemTimers);
     this.refusals = new PeerRefusals(this.clock, options.log, options.random);
     this.localKey = deriveBroadcastKey(options.networkKey, 0);
     // The hub shows each node's delay in presence (the Delays panel); writes that waited too long for room are refused;
@@ -129,8 +132,26 @@ export class AppGateway {
 
   /** Where the uplink goes now; null while no server is active. Same target: nothing changes. */
   follow(target: UplinkTarget | null): void {
+    if (this.pending && JSON.stringify(target) === JSON.stringify(this.pending.target)) return;
+    this.pending?.cancel();
+    this.pending = null;
     // Same target: only the spare may have moved (a server's address saved anew).
     if (JSON.stringify(target) === JSON.stringify(this.target)) return this.link.step();
+    // Leaving a connection still open: what its server sent before may wait unread in the socket (a node whose loop was
+    // held takes the heartbeats its socket thread handed over first). Read it before the link stops its frames, one timer
+    // turn later: a stopped subscriber's node lost what a main sent before it died, older than the publisher still kept.
+    if (this.target !== null && this.target.role !== "self" && this.link.session !== null) {
+      const cancel = this.timers.after(0, () => {
+        this.pending = null;
+        this.switchTo(target);
+      });
+      this.pending = { target, cancel };
+      return;
+    }
+    this.switchTo(target);
+  }
+
+  private switchTo(target: UplinkTarget | null): void {
     this.target = target;
     this.detachSelf();
     this.link.drop("Following another server now.");
@@ -205,6 +226,8 @@ export class AppGateway {
 
   stop(): void {
     this.stopPinger();
+    this.pending?.cancel();
+    this.pending = null;
     this.target = null;
     this.detachSelf();
     this.link.stop("The node is shutting down.");
@@ -234,8 +257,11 @@ export class AppGateway {
    * newer ones as seen.
    */
   private hubSession(connection: SecureConnection, address: string): HubSession {
+    // A dial answered after the node moved on is closed without being attached: its close must not detach the server followed now.
+    let attached = false;
     return {
       attach: () => {
+        attached = true;
         // What is still batched when the link breaks is lost with it; the uplink resends what was not acknowledged.
         const batch = new FrameBatcher((payload) => connection.send(payload), undefined, this.defer);
         this.uplink.attachServer((frame, text) => batch.push(text ?? encodeFrame(frame)));
@@ -252,7 +278,7 @@ export class AppGateway {
         }
       },
       broadcast: (frame) => this.fromBroadcast(frame, address),
-      close: () => this.uplink.detachServer(),
+      close: () => attached && this.uplink.detachServer(),
     };
   }
 
