@@ -186,8 +186,10 @@ export class LogReplicationSource implements PeerService {
 
   /** How the client's push is acknowledged: once the backup applied `seq`, or "behind" after `timeoutMs`. */
   async waitApplied(seq: number, timeoutMs: number): Promise<"backup" | "behind" | "none"> {
-    if (!this.hasBackup()) return "none";
+    // A follower taken in is sent every entry, paired or not: a main restarted before it recorded its side of a pairing
+    // streams to the backup already following it, which must not stay behind once that pairing is recorded.
     this.pump();
+    if (!this.hasBackup()) return "none";
     if (this.acked >= seq) return "backup";
     if (!this.follower?.live) return "behind";
     return await new Promise((resolve) => {

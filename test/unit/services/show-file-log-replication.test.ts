@@ -127,3 +127,29 @@ test("a follower that queues chunk requests without waiting for the chunks is cl
   expect(waiting.closed).toBeNull();
   expect(waiting.bulk).toBe(3 * MAX_QUEUED_CHUNK_REQUESTS);
 });
+
+test("a main that has not recorded its side of the pairing still streams its writes to the backup following it (sim seed 61342)", async () => {
+  const main = createStores(openDatabase(":memory:"));
+  const push = (rev: number) => main.showFile.push({ base: rev - 1, changes: [{ path: `cue${rev}.json`, content: new TextEncoder().encode(`{"cue":${rev}}`) }], message: "m", author: "t" });
+  push(1);
+  let paired = false;
+  const source = new LogReplicationSource(main, () => paired, log);
+  const sent: { type: string; entries?: { seq: number }[] }[] = [];
+  const events = source.accept({
+    peer: { machineId: "backup", publicKey: new Uint8Array(32), address: "backup:1" },
+    send: (payload) => (sent.push(JSON.parse(new TextDecoder().decode(payload))), true),
+    sendSealed: () => true,
+    sendBulk: () => true,
+    close: () => {},
+    open: true,
+  });
+  // The backup follows this main (it paired before the main restarted without its record) and holds entry 1.
+  events.message(encodeWireJson({ type: "hello", position: { ...main.log.position(), snapshot: null } }));
+  expect(sent.map((f) => f.type)).toEqual(["plan"]);
+  push(2);
+  expect(await source.waitApplied(main.log.position().lastSeq, 100)).toBe("none");
+  const streamed = sent.flatMap((f) => (f.type === "entries" ? f.entries!.map((e) => e.seq) : []));
+  expect(streamed).toEqual([main.log.position().lastSeq]);
+  paired = true;
+  expect(source.status().state).toBe("behind");
+});
