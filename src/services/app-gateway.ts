@@ -26,6 +26,9 @@ const decoder = new TextDecoder();
 export const RECONNECT_MS = 100;
 /** How often the node measures its round trip to the hub. */
 export const PING_MS = 1000;
+/** How often the gateway looks whether its event loop was held, and how late a look must come to say it was. */
+const STALL_CHECK_MS = 100;
+const HELD_MS = 200;
 
 export type UplinkTarget = { role: ServerRole; address: HostPort } | { role: "self" };
 /** A local app living in this process (the MQTT front door, the HTTP API): frames as objects, no socket. */
@@ -90,11 +93,21 @@ export class AppGateway {
     this.localKey = deriveBroadcastKey(options.networkKey, 0);
     // The hub shows each node's delay in presence (the Delays panel); writes that waited too long for room are refused;
     // acknowledged writes are kept between retainAckedMs and one PING_MS longer.
-    this.stopPinger = timers.every(PING_MS, () => {
+    // Time this node's own event loop was held (a stall, SIGSTOP) does not count for what it keeps: subscribers moved on
+    // meanwhile and may get its acknowledged writes only from its resend (sim seed 105700: a serving backup frozen 724 ms
+    // trimmed, on waking, writes its own hub had acknowledged that the main's apps never got). So a check every
+    // STALL_CHECK_MS that comes that much late keeps them a whole retention longer; ping, expiry and trim run every PING_MS.
+    let lastCheck = this.clock.now();
+    let checks = 0;
+    let keepUntil = Number.NEGATIVE_INFINITY;
+    this.stopPinger = timers.every(STALL_CHECK_MS, () => {
       const now = this.clock.now();
+      if (now - lastCheck - STALL_CHECK_MS > HELD_MS) keepUntil = now + options.retainAckedMs;
+      lastCheck = now;
+      if (++checks % (PING_MS / STALL_CHECK_MS) !== 0) return;
       this.uplink.ping(now);
       this.uplink.expireWaiting(now);
-      this.uplink.trimAcked(now, options.retainAckedMs);
+      if (now >= keepUntil) this.uplink.trimAcked(now, options.retainAckedMs);
     });
     this.uplink = new HubUplink({
       node: options.node,

@@ -1,7 +1,8 @@
 /**
  * A node's app gateway whose dial to one server answers after it moved to another: the late
  * connection is closed unused, and that close must not take the uplink from the server it follows
- * now (its writes would wait, unsent, while the link to it stays open).
+ * now (its writes would wait, unsent, while the link to it stays open). And what a node whose own event
+ * loop was held keeps of its acknowledged writes.
  */
 import { expect, test } from "bun:test";
 import type { HostPort } from "../../../src/core/config.ts";
@@ -120,6 +121,50 @@ test("what the server being left had already sent reaches the apps before the no
     net.answer(backup);
     await turn();
     expect(gateway.uplink.attached).toBe(true);
+  } finally {
+    gateway.stop();
+  }
+});
+
+test("acknowledged writes are kept a whole retention after this node's own event loop was held (sim seed 105700)", async () => {
+  const main = { host: "127.0.0.1", port: 1 };
+  const net = new HeldDials();
+  const clock = new ManualClock();
+  const manual = new ManualTimers(clock);
+  // The gateway's periodic check runs only when the test says: late, as after a held event loop, or on time.
+  let check = () => {};
+  const timers = { after: (ms: number, run: () => void) => manual.after(ms, run), every: (_ms: number, run: () => void) => ((check = run), () => {}) };
+  const gateway = new AppGateway({ node: { id: "n", name: "n" }, net, networkKey: new Uint8Array(32), log, onLinkBroken: () => {}, retainAckedMs: 2_400, clock, timers });
+  const app = gateway.attachApp("app", () => {});
+  const checkUntil = async (t: number, toMain: FakeConnection) => {
+    while (clock.now() < t) {
+      clock.advance(100);
+      check();
+      await turn();
+      // The main answers every ping at once: it is alive.
+      for (const text of toMain.sent.splice(0)) {
+        const frame = JSON.parse(text) as { type: string; sentAt?: number };
+        if (frame.type === "ping") toMain.events!.message(new TextEncoder().encode(JSON.stringify({ type: "pong", sentAt: frame.sentAt })));
+      }
+    }
+  };
+  try {
+    gateway.follow({ role: "main", address: main });
+    const toMain = net.answer(main);
+    await turn();
+    app.send({ type: "pub", topic: "t", data: 1, origin: "o", seq: 1 });
+    await turn();
+    toMain.events!.message(new TextEncoder().encode(JSON.stringify({ type: "ack", origin: "o", seq: 1 })));
+    expect(gateway.uplink.ackedKept).toBe(1);
+    // Trimmed once (at 1 s: "acknowledged by now"), its server heard alive then.
+    await checkUntil(1_000, toMain);
+    // The loop is held 1.5 s: the next check comes that late. Awake again, the node hears its server at the next ping.
+    clock.advance(1_500);
+    await checkUntil(4_600, toMain);
+    expect(gateway.uplink.ackedKept).toBe(1);
+    // A whole retention of running time after it woke, the write goes.
+    await checkUntil(5_600, toMain);
+    expect(gateway.uplink.ackedKept).toBe(0);
   } finally {
     gateway.stop();
   }
