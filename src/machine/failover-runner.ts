@@ -354,14 +354,15 @@ export class FailoverRunner {
   /**
    * Answers a heartbeat at once: one that does not count yet (as a challenge,
    * so its sender can echo something fresh and answer back), or a challenge.
-   * Each kind at most once per sender per heartbeat period (a challenge just sent must not
-   * hold back the answer to the peer's challenge: that costs a period after a cut heals),
-   * and a bounded number in all.
+   * Each kind at most once per sender per half heartbeat period (a challenge just sent must not
+   * hold back the answer to the peer's challenge: that costs a period after a cut heals; nor may
+   * one lost in a cut hold back the next, whose heartbeat comes a little under a period later
+   * when its trip was shorter), and a bounded number in all.
    */
   private answer(hb: Heartbeat, from: Endpoint, now: number, challenge: boolean): void {
     const period = this.options.timings.heartbeatMs;
     const key = challenge ? hb.id : `${hb.id}:answer`;
-    if ((this.challenged.get(key) ?? -Infinity) > now - period) return;
+    if ((this.challenged.get(key) ?? -Infinity) > now - period / 2) return;
     if (now - this.challengeWindow.startedAt >= period) this.challengeWindow = { startedAt: now, count: 0 };
     if (this.challengeWindow.count >= MAX_CHALLENGES_PER_PERIOD) return;
     this.challengeWindow.count++;

@@ -86,6 +86,24 @@ describe("failover runner", () => {
     expect(client.runner.current.role === "client" && client.runner.current.following).toBe("main");
   });
 
+  test("a challenge lost in a cut is sent again for the sender's next heartbeat, though it comes a little under a period later (sim seed 101156)", () => {
+    const { clock, main, client } = pair();
+    client.runner.tick();
+    clock.advance(3); // this one took 3 ms to arrive
+    client.deliverTo(main, "main");
+    expect(main.sent.at(-1)!.hb.challenge).toBe(true);
+    main.sent.length = 0; // lost: the link back to the client is still cut
+    // The client's next heartbeat arrives at once, a little under a period after the challenge, still echoing nothing the main can count.
+    clock.advance(TIMINGS.heartbeatMs - 3);
+    client.runner.tick();
+    client.deliverTo(main, "main");
+    expect(main.verdicts).toEqual(["unverified", "unverified"]);
+    expect(main.sent.at(-1)?.hb.challenge).toBe(true);
+    main.deliverTo(client, "c1");
+    client.deliverTo(main, "main");
+    expect(main.verdicts.at(-1)).toBe("fresh");
+  });
+
   test("a recorded heartbeat replayed later, or after a restart, never counts and changes nothing", () => {
     const { clock, main, client } = pair();
     client.runner.tick();
