@@ -65,7 +65,10 @@ test("every push a client saw acknowledged is on the backup, across kills of the
     try {
       await Bun.sleep(300 + Math.floor(Math.random() * 900));
       // On a loaded machine a push can take a while: make sure each round has some to lose.
-      await waitFor("a push acknowledged on each client this round", () => loops.every((l) => l.acked.length > 0), 15_000);
+      // A timeout names what the pushes were told, so a failure says why (a clean-clone run once timed out here, unexplained).
+      await waitFor("a push acknowledged on each client this round", () => loops.every((l) => l.acked.length > 0), 15_000).catch((error: Error) => {
+        throw new Error(`${error.message}; round ${round}, last refusals: ${loops.map((l) => l.refusals.slice(-3).join(" | ") || "none").join(" || ")}`);
+      });
       await c.kill("main");
       await c.waitStatus("backup", "the backup serving", (s) => s.chip === "Backup is active", 10_000);
       // Keep pushing a little while the backup serves: those must be refused, not acknowledged.
