@@ -202,10 +202,12 @@ async function push(files: ShowFileClient, folder: ShowFolder, message: string, 
     return 0;
   }
   const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
-  out(`Pushed revision ${result.rev} (${plural(result.files, "file")}); ${backup}\n`);
+  if (result.unchanged) out(`The server already had ${result.files === 1 ? "this change" : `these ${result.files} changes`} (a push whose answer was lost, or the same edit made twice): nothing new written; the server is at revision ${result.rev}; ${backup}\n`);
+  else out(`Pushed revision ${result.rev} (${plural(result.files, "file")}); ${backup}\n`);
   if (result.caughtUp) {
     const { files: pulled, since, head, base, kept } = result.caughtUp;
-    out(`Also pulled ${plural(pulled, "file")} changed by others since revision ${since}; ${folder.dir} is at revision ${base}${head === base ? "" : ` (of ${head})`}\n`);
+    const also = pulled === 0 ? "" : `Also pulled ${plural(pulled, "file")} changed by others since revision ${since}; `;
+    out(`${also}${folder.dir} is at revision ${base}${head === base ? "" : ` (of ${head})`}\n`);
     if (kept.length > 0) out(`${describeKept(kept, head, base)}\n`);
   }
   return 0;

@@ -180,7 +180,7 @@ export class FilesService implements PeerService {
               changes: push.changes.map((c): ShowFileChange => ("deleted" in c ? { path: c.path, content: null } : { path: c.path, size: c.size, chunks: c.chunks })),
             });
             const replicated = this.options.replication ? await this.options.replication.waitApplied(result.seq, this.options.syncTimeoutMs) : "none";
-            return { rev: result.rev, replicated };
+            return { rev: result.rev, replicated, unchanged: result.unchanged };
           },
         );
       },

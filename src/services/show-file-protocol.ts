@@ -49,8 +49,12 @@ export const pushParams = z.object({
   pushId: z.string().min(1).max(128).optional(),
 });
 export type PushParams = z.infer<typeof pushParams>;
-/** `replicated`: "backup" once the backup applied it; "behind" when it did not answer in --sync-timeout-ms; "none" without a backup. */
-export const pushResult = z.object({ rev: revision, replicated: z.enum(["backup", "behind", "none"]) });
+/**
+ * `replicated`: "backup" once the backup applied it; "behind" when it did not answer in --sync-timeout-ms; "none" without a backup.
+ * `unchanged`: the server already held every change (the push was sent again after its answer was lost), so no revision was
+ * written and `rev` is the server's head.
+ */
+export const pushResult = z.object({ rev: revision, replicated: z.enum(["backup", "behind", "none"]), unchanged: z.boolean().default(false) });
 export type PushResult = z.infer<typeof pushResult>;
 
 export const pullParams = z.object({ since: revision });

@@ -3,8 +3,11 @@
  * numbered revisions of a folder of files, contents stored once per SHA-256.
  *
  * A push names its base, the revision the pusher last pulled. A path that any
- * revision after the base changed is a conflict: the push is refused naming those
- * paths, and nothing is written. A base older than head is otherwise accepted,
+ * revision after the base changed is a conflict, unless head already holds exactly
+ * what the push says (a push sent again after its answer was lost, or the same edit
+ * made twice): the push is refused naming the conflicting paths, and nothing is written.
+ * A change head already holds is left out of the revision; a push of nothing else
+ * writes no revision and answers head with `unchanged`. A base older than head is otherwise accepted,
  * like a rebase: the push touches only paths nobody else changed since the base,
  * so it is written on top of head (its revision records both `base` and `parent`).
  * Each push is one transaction together with its replication log entry.
@@ -20,7 +23,7 @@ import { InvalidInput } from "../core/errors.ts";
 import { manifestProblem } from "../core/show-manifest.ts";
 import { ShowPathCollision, findShowPathCollisions, validateShowPath } from "../core/show-paths.ts";
 import { ASSET_CHUNK_BYTES } from "./asset-tables.ts";
-import { fileHashOfChunks } from "./content-hash.ts";
+import { fileHashOfChunks, sha256Hex } from "./content-hash.ts";
 import { SHOW_REVISION } from "./replication-entries.ts";
 import type { ReplicationLog } from "./replication-log.ts";
 import {
@@ -65,6 +68,8 @@ export type PushResult = {
   /** The replication log entry carrying it: acknowledge the push once the backup applied this seq. */
   readonly seq: number;
   readonly duplicate: boolean;
+  /** Head already held every change: no revision was written, and `rev` is head (not on top of the base). */
+  readonly unchanged: boolean;
 };
 
 /** A change since some revision: the file's chunks (its hash checked against them), or a deleted file. */
@@ -109,26 +114,28 @@ export class ShowFileStore {
     return writeTransaction(this.db, `the push of ${changes.length === 1 ? "1 file" : `${changes.length} files`}`, () => {
       if (pushId !== null) {
         const earlier = this.tables.revisionByPushId(pushId);
-        if (earlier) return { rev: earlier.rev, seq: earlier.logSeq, duplicate: true };
+        if (earlier) return { rev: earlier.rev, seq: earlier.logSeq, duplicate: true, unchanged: false };
       }
       const head = this.tables.head();
       if (!Number.isSafeInteger(base) || base < 0 || base > head) throw new UnknownRevision(base, head);
-      const conflicts = changes.filter((c) => this.tables.lastChange(c.path) > base).map((c) => c.path);
+      const pending = changes.filter((c) => !this.heldAtHead(c, base));
+      if (pending.length === 0) return { rev: head, seq: this.tables.revision(head)?.logSeq ?? 0, duplicate: true, unchanged: true };
+      const conflicts = pending.filter((c) => this.tables.lastChange(c.path) > base).map((c) => c.path);
       if (conflicts.length > 0) throw new PushConflict(conflicts.sort(), base, head);
-      for (const change of changes) {
+      for (const change of pending) {
         if (isDeletion(change) && !this.tables.headFile(change.path)) {
           throw new InvalidInput(`Can't delete ${JSON.stringify(change.path)}: it is not in revision ${head}. Nothing was written.`, change.path);
         }
       }
-      this.checkCollisions(changes);
-      const contents = changes.map((c) => (isDeletion(c) ? null : "content" in c && c.content !== null ? this.tables.storeContent(c.content) : this.checkedChunks(c as ChunkedChange)));
+      this.checkCollisions(pending);
+      const contents = pending.map((c) => (isDeletion(c) ? null : "content" in c && c.content !== null ? this.tables.storeContent(c.content) : this.checkedChunks(c as ChunkedChange)));
       const created = this.clock.now();
       const rev = head + 1;
       const seq = this.replication.append(SHOW_REVISION, JSON.stringify({ rev }), created);
-      const files: FileRecord[] = changes.map((c, i) => ({ path: c.path, hash: contents[i]?.hash ?? null, size: contents[i]?.size ?? 0, deleted: contents[i] === null }));
+      const files: FileRecord[] = pending.map((c, i) => ({ path: c.path, hash: contents[i]?.hash ?? null, size: contents[i]?.size ?? 0, deleted: contents[i] === null }));
       const blobs: BlobRecord[] = contents.filter((b): b is BlobRecord => b !== null);
       this.tables.writeRevision({ rev, parent: head, base, message, author, created, pushId }, seq, files, blobs);
-      return { rev, seq, duplicate: false };
+      return { rev, seq, duplicate: false, unchanged: false };
     });
   }
 
@@ -195,6 +202,19 @@ export class ShowFileStore {
     return { hash: fileHashOfChunks(change.chunks), size: change.size, chunks: [...change.chunks] };
   }
 
+  /**
+   * Whether head already holds `change`: the same content, or (for a deletion) the file gone by a
+   * revision after `base`. A deletion of a file that was already gone at the base is not: that
+   * pusher's record is wrong, and the push is refused as before.
+   */
+  private heldAtHead(change: ShowFileChange, base: number): boolean {
+    const now = this.tables.headFile(change.path);
+    if (isDeletion(change)) return now === undefined && this.tables.lastChange(change.path) > base;
+    if (now === undefined) return false;
+    if ("chunks" in change) return now.size === change.size && now.hash === fileHashOfChunks(change.chunks);
+    return now.size === change.content!.length && now.hash === fileHashOfContent(change.content!);
+  }
+
   /** Returns head after checking `rev` names a revision here (0..head). */
   private checkedRevision(rev: number): number {
     const head = this.tables.head();
@@ -219,6 +239,13 @@ export class ShowFileStore {
 }
 
 type ChunkedChange = Extract<ShowFileChange, { chunks: readonly string[] }>;
+
+/** fileHashOfChunks of `content` cut into 1 MiB chunks, without storing them. */
+function fileHashOfContent(content: Uint8Array): string {
+  const chunks: string[] = [];
+  for (let at = 0; at < content.length; at += ASSET_CHUNK_BYTES) chunks.push(sha256Hex(content.subarray(at, at + ASSET_CHUNK_BYTES)));
+  return fileHashOfChunks(chunks);
+}
 
 function isDeletion(change: ShowFileChange): boolean {
   return "content" in change && change.content === null;

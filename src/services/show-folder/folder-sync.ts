@@ -217,9 +217,12 @@ export class FolderSync {
       if (result === null) return { ok: true, message: `Nothing to push: no file in the folder changed since revision ${folder.base}.` };
       const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
       const caughtUp = result.caughtUp;
-      const others = caughtUp ? ` Also pulled ${plural(caughtUp.files, "file")} changed by others.` : "";
+      const others = caughtUp && caughtUp.files > 0 ? ` Also pulled ${plural(caughtUp.files, "file")} changed by others.` : "";
       const kept = caughtUp ? describeKept(caughtUp.kept, caughtUp.head, caughtUp.base) : "";
-      return { ok: kept === "", message: `Pushed revision ${result.rev} (${plural(result.files, "file")}); ${backup}.${others}${kept === "" ? "" : ` ${kept}`}` };
+      const pushed = result.unchanged
+        ? `The server already had ${result.files === 1 ? "this change" : `these ${result.files} changes`}; nothing new written (revision ${result.rev})`
+        : `Pushed revision ${result.rev} (${plural(result.files, "file")})`;
+      return { ok: kept === "", message: `${pushed}; ${backup}.${others}${kept === "" ? "" : ` ${kept}`}` };
     });
   }
 

@@ -217,19 +217,19 @@ export class ShowFolder {
   }
 
   /**
-   * Records a push the server took as revision `rev`. The base moves to `rev`
-   * only when no one else pushed between (rev = base + 1); otherwise the
-   * caller pulls from the old base, which brings the others' changes (the
-   * pushed files already match and are not in the way). Returns whether the
-   * folder is now in step.
+   * Records a push the server took as revision `rev` (null: the server held
+   * every change already and wrote none). The base moves to `rev` only when no
+   * one else pushed between (rev = base + 1); otherwise the caller pulls from
+   * the old base, which brings the others' changes (the pushed files already
+   * match and are not in the way). Returns whether the folder is now in step.
    */
-  recordPush(rev: number, pushed: readonly LocalChange[]): boolean {
+  recordPush(rev: number | null, pushed: readonly LocalChange[]): boolean {
     const files = { ...this.state.files };
     for (const change of pushed) {
       if (change.file === null) delete files[change.path];
       else files[change.path] = change.file.hash;
     }
-    const inStep = rev === this.state.base + 1;
+    const inStep = rev !== null && rev === this.state.base + 1;
     this.record({ version: 1, base: inStep ? rev : this.state.base, files });
     return inStep;
   }

@@ -182,7 +182,7 @@ export async function pushFolder(
   for (const change of changes) validateShowPath(change.path);
   const base = folder.base;
   const result = await sendPush(files, folder, changes, { base, ...params }, options.progressFor);
-  if (folder.recordPush(result.rev, changes)) return { ...result, files: changes.length, caughtUp: null };
+  if (folder.recordPush(result.unchanged ? null : result.rev, changes)) return { ...result, files: changes.length, caughtUp: null };
   const caughtUp = await receivePull(files, folder, base, { progressFor: options.pullProgressFor });
   return { ...result, files: changes.length, caughtUp: { files: caughtUp.written.length + caughtUp.deleted.length, since: base, head: caughtUp.head, base: caughtUp.base, kept: caughtUp.kept } };
 }

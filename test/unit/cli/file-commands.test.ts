@@ -155,6 +155,38 @@ test("a push on a stale base that conflicts with nothing brings the others' chan
   expect((await run("push", booth)).printed).toContain("Nothing to push");
 });
 
+test("a push whose answer was lost (the main killed after writing it) is no conflict with itself when pushed again with more", async () => {
+  const { run, show, folder } = fake();
+  const stage = folder("stage");
+  mkdirSync(stage);
+  write(stage, "cues.json", "v1");
+  await run("push", stage, "--name", "stage-pc");
+  const stateFile = join(stage, ".understudy", "state.json");
+  const beforeLost = readFileSync(stateFile);
+  write(stage, "cues.json", "v2");
+  write(stage, "gone.txt", "g");
+  await run("push", stage, "--name", "stage-pc");
+  // The server wrote revision 2, but this folder never heard: its record is as before that push.
+  writeFileSync(stateFile, beforeLost);
+  expect((await run("push", stage, "--name", "stage-pc")).printed).toBe(
+    `The server already had these 2 changes (a push whose answer was lost, or the same edit made twice): nothing new written; the server is at revision 2; no backup\n${stage} is at revision 2\n`,
+  );
+  expect(show.head).toBe(2);
+  expect(ShowFolder.open(stage).base).toBe(2);
+
+  writeFileSync(stateFile, beforeLost);
+  write(stage, "cues.json", "v3");
+  rmSync(join(stage, "gone.txt"));
+  write(stage, "new.txt", "n");
+  // cues.json changed again (a real conflict with revision 2) is still refused; new.txt alone goes through.
+  expect((await run("push", stage, "--name", "stage-pc").catch((error: AppError) => error)).code).toBe("PUSH_CONFLICT");
+  write(stage, "cues.json", "v2");
+  expect((await run("push", stage, "--name", "stage-pc")).printed).toStartWith("Pushed revision 3 (2 files); no backup\n");
+  expect(show.stores.showFile.log(1)[0]).toMatchObject({ rev: 3, changes: 1 });
+  expect(ShowFolder.open(stage).base).toBe(3);
+  expect((await run("push", stage)).printed).toContain("Nothing to push");
+});
+
 test("while the backup serves, the read-only message comes through as it is", async () => {
   const { run, failure, show, folder } = fake();
   const dir = folder("f");

@@ -40,7 +40,7 @@ describe("push, read, files, log", () => {
   test("a push becomes the next revision with its log entry, and reads back", () => {
     const { db, showFile, log } = openStores();
     const result = showFile.push(push(0, { "scene.json": '{"title":"News"}', "gfx/logo.txt": "logo" }, { message: "first", author: "ctrl-1" }));
-    expect(result).toEqual({ rev: 1, seq: 1, duplicate: false });
+    expect(result).toEqual({ rev: 1, seq: 1, duplicate: false, unchanged: false });
     expect(showFile.head()).toBe(1);
     expect(text(showFile.read("scene.json"))).toBe('{"title":"News"}');
     expect(showFile.files()).toEqual([
@@ -149,6 +149,50 @@ describe("conflicts and stale bases", () => {
     const first = showFile.push(push(0, { "a.json": "1" }, { pushId: "ctrl-1/42" }));
     const before = counts(db);
     expect(showFile.push(push(0, { "a.json": "1" }, { pushId: "ctrl-1/42" }))).toEqual({ ...first, duplicate: true });
+    expect(counts(db)).toEqual(before);
+  });
+
+  test("a change sent again in a new push (its answer was lost in a failover) is no conflict: held changes are left out, the rest written", () => {
+    const { showFile } = openStores();
+    showFile.push(push(0, { "x.json": "1", "gone.json": "g" }));
+    // The lost push: it landed as revision 2, but its pusher never heard, so its base stays 1.
+    showFile.push(push(1, { "mine.json": "m", "x.json": "2", "gone.json": null }));
+    const result = showFile.push(push(1, { "mine.json": "m", "x.json": "2", "gone.json": null, "next.json": "n" }));
+    expect(result).toMatchObject({ rev: 3, duplicate: false, unchanged: false });
+    expect(showFile.log(1)[0]).toMatchObject({ rev: 3, changes: 1 });
+    expect(showFile.pull(2).changes.map((c) => c.path)).toEqual(["next.json"]);
+  });
+
+  test("a push of nothing but changes head holds writes no revision and answers head, unchanged", () => {
+    const { db, showFile } = openStores();
+    showFile.push(push(0, { "a.json": "1" }));
+    const lost = showFile.push(push(1, { "a.json": "2", "b.json": "b" }));
+    showFile.push(push(2, { "c.json": "someone else" }));
+    const before = counts(db);
+    expect(showFile.push(push(1, { "a.json": "2", "b.json": "b" }))).toEqual({ rev: 3, seq: 3, duplicate: true, unchanged: true });
+    expect(counts(db)).toEqual(before);
+    expect(lost.rev).toBe(2);
+  });
+
+  test("held means the same bytes: one byte different still conflicts, and so does deleting a file gone before the base", () => {
+    const { db, showFile } = openStores();
+    showFile.push(push(0, { "a.json": "1", "b.json": "b" }));
+    showFile.push(push(1, { "a.json": "2", "b.json": null }));
+    const before = counts(db);
+    expect(caught(() => showFile.push(push(1, { "a.json": "3" }))).code).toBe("PUSH_CONFLICT");
+    expect(caught(() => showFile.push(push(2, { "b.json": null }))).code).toBe("INVALID_INPUT");
+    expect(caught(() => showFile.push(push(2, { "never.json": null }))).code).toBe("INVALID_INPUT");
+    expect(counts(db)).toEqual(before);
+  });
+
+  test("a file over 1 MiB sent again is recognised as held (its hash is the chunk list's)", () => {
+    const { db, showFile } = openStores();
+    const big = new Uint8Array(2 * 1024 * 1024 + 5);
+    randomFillSync(big);
+    showFile.push({ base: 0, changes: [{ path: "big.bin", content: big }], message: "big", author: "ctrl-1" });
+    showFile.push(push(1, { "other.json": "o" }));
+    const before = counts(db);
+    expect(showFile.push({ base: 0, changes: [{ path: "big.bin", content: big }], message: "again", author: "ctrl-1" })).toMatchObject({ rev: 2, unchanged: true });
     expect(counts(db)).toEqual(before);
   });
 });
@@ -285,6 +329,6 @@ describe("damage and failures", () => {
     expect(counts(db)).toEqual(before);
     expect(log.lastApplied()).toBe(1);
     db.run("DROP TRIGGER fail_head");
-    expect(showFile.push(push(1, { "b.json": "2" }))).toEqual({ rev: 2, seq: 2, duplicate: false });
+    expect(showFile.push(push(1, { "b.json": "2" }))).toEqual({ rev: 2, seq: 2, duplicate: false, unchanged: false });
   });
 });

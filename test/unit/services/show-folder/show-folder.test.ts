@@ -200,6 +200,15 @@ test("the state survives a reopen, and a push moves the base only when no one pu
   expect(await ShowFolder.open(dir).changes()).toEqual([]);
 });
 
+test("a push the server already held (unchanged, rev null) records the files but keeps the base, so a pull catches up", async () => {
+  const { dir, folder } = await pulledFolder();
+  writeFileSync(join(dir, "a.txt"), "sent twice");
+  // The server is at 3, and revision 3 is the same base + 1 another could have made: only a pull may move the base.
+  expect(folder.recordPush(null, await folder.changes())).toBe(false);
+  expect(folder.base).toBe(2);
+  expect(await folder.changes()).toEqual([]);
+});
+
 describe("a damaged state file is a clear error", () => {
   const cases: [string, string][] = [
     ["not JSON", "{half"],
