@@ -63,8 +63,8 @@ export class HubService {
   /** Refuse writes and close hub sessions so every node moves to the active server. */
   stopServing(): void {
     this.core.setWritable(false);
-    // What was taken before the stop still goes out, before the close.
-    this.broadcasts.flush();
+    // What was taken before the stop (an ack, a delivery) still goes out, before the close.
+    this.flushAll();
     for (const connection of this.connections.values()) connection.close(1001, "This server is no longer active.");
     for (const id of [...this.local.keys()]) {
       this.local.delete(id);
@@ -80,7 +80,7 @@ export class HubService {
    */
   setNetworkKey(networkKey: Uint8Array): void {
     this.networkKey = networkKey;
-    this.broadcasts.flush();
+    this.flushAll();
     this.broadcastKey = deriveBroadcastKey(networkKey, this.core.epoch);
     for (const connection of this.connections.values()) connection.close(CLOSE_NETWORK_KEY_CHANGED, NETWORK_KEY_CHANGED_REASON);
   }
@@ -154,6 +154,12 @@ export class HubService {
   /** Imports what the other server changed (catch-up, or the standby's copy). */
   importChanges(changes: HubStateChanges): void {
     this.fanout(this.core.importState(changes));
+  }
+
+  /** Sends every gathered frame now: a pending broadcast never holds a frame that one connection's batch has after it (broadcast.ts). */
+  private flushAll(): void {
+    this.broadcasts.flush();
+    for (const batch of this.batches.values()) batch.flush();
   }
 
   private fanout(fanouts: Fanout[]): void {

@@ -1,0 +1,56 @@
+/**
+ * A hub that stops serving, or takes a new network key, sends what it had gathered for a
+ * connection (an ack, a delivery) before it closes it: a publisher that never hears its ack
+ * sends the message again to the next server, and a subscriber misses nothing it was owed.
+ */
+import { expect, test } from "bun:test";
+import nacl from "tweetnacl";
+import { HubCore } from "../../../src/hub/hub-core.ts";
+import { createLogger } from "../../../src/log.ts";
+import { splitFrames } from "../../../src/net/frame-batch.ts";
+import type { SecureConnection } from "../../../src/net/secure-socket.ts";
+import { HubService } from "../../../src/services/hub-service.ts";
+
+const log = createLogger(() => "json", () => {});
+const encoder = new TextEncoder();
+
+/** A connection that records what was sent on it and when it was closed, in order. */
+function recordingConnection(machineId: string) {
+  const seen: string[] = [];
+  let open = true;
+  const connection: SecureConnection = {
+    peer: { machineId } as SecureConnection["peer"],
+    send: (payload) => (open ? (seen.push(...splitFrames(payload).map((f) => JSON.parse(f).type as string)), true) : false),
+    sendSealed: () => open,
+    sendBulk: () => open,
+    close: () => {
+      if (open) seen.push("close");
+      open = false;
+    },
+    get open() {
+      return open;
+    },
+  };
+  return { connection, seen };
+}
+
+for (const [name, stop] of [
+  ["stopServing", (hub: HubService) => hub.stopServing()],
+  ["setNetworkKey", (hub: HubService) => hub.setNetworkKey(nacl.randomBytes(32))],
+] as const) {
+  test(`${name}: the ack and the delivery gathered this turn go out before the close`, () => {
+    // Gathered frames are sent at a turn's end that never comes here: only the stop can send them.
+    const hub = new HubService(new HubCore({ epoch: 1, writable: true }), nacl.randomBytes(32), log, { defer: () => () => {} });
+    const publisher = recordingConnection("p");
+    const subscriber = recordingConnection("s");
+    const fromPublisher = hub.acceptHub(publisher.connection);
+    const fromSubscriber = hub.acceptHub(subscriber.connection);
+    const frames = (...list: object[]) => encoder.encode(list.map((f) => JSON.stringify(f)).join("\n"));
+    fromPublisher.message(frames({ type: "hello", id: "p", name: "publisher", kind: "node" }));
+    fromSubscriber.message(frames({ type: "hello", id: "s", name: "subscriber", kind: "node" }, { type: "sub", filter: "t" }));
+    fromPublisher.message(frames({ type: "pub", topic: "t", data: 1, origin: "o", seq: 1 }));
+    stop(hub);
+    expect(publisher.seen.filter((type) => type === "ack" || type === "close")).toEqual(["ack", "close"]);
+    expect(subscriber.seen.filter((type) => type === "msg" || type === "close")).toEqual(["msg", "close"]);
+  });
+}
