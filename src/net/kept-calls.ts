@@ -48,8 +48,14 @@ export class KeptCalls implements PeerCaller {
   async call<T>(to: HostPort, path: PeerPath, call: PeerCall<T>): Promise<T> {
     if (this.stopped) throw new AppError("CONNECTION_LOST", "This machine is stopping.", { status: 503 });
     const key = `${formatHostPort(to)}${path}`;
-    const kept = this.kept.get(key) ?? this.dial(key, to, path);
-    const client = await kept.client;
+    let kept = this.kept.get(key) ?? this.dial(key, to, path);
+    let client = await kept.client;
+    if (!client.open) {
+      // Closed from this side (a new network key, a drop) before its close event came: dial anew rather than fail the question.
+      this.forget(key, kept);
+      kept = this.kept.get(key) ?? this.dial(key, to, path);
+      client = await kept.client;
+    }
     this.keepAlive(key, kept);
     try {
       return await client.call(call.method, call.params, call.schema, call.timeoutMs);

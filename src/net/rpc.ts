@@ -122,9 +122,14 @@ export class RpcClient {
     return this;
   }
 
+  /** Whether a call now would be sent: attached, not closed, and its socket open (a close begun here ends it at once). */
+  get open(): boolean {
+    return this.connection !== null && this.closedReason === null && this.connection.open;
+  }
+
   call<T>(method: string, params: unknown, schema: z.ZodType<T>, timeoutMs = 30_000): Promise<T> {
     const connection = this.connection;
-    if (!connection || this.closedReason !== null) {
+    if (!connection || !this.open) {
       return Promise.reject(new AppError("CONNECTION_LOST", `Not connected${this.closedReason ? ` (${this.closedReason})` : ""}.`, { status: 503 }));
     }
     const id = ++this.nextId;

@@ -9,6 +9,10 @@ import { KEPT_CALLS_IDLE_MS, KeptCalls } from "../../../src/net/kept-calls.ts";
 import { MemoryNetwork } from "../../../src/net/peer-net-memory.ts";
 import { rpcServer } from "../../../src/net/rpc.ts";
 import type { SecureConnection } from "../../../src/net/secure-socket.ts";
+import nacl from "tweetnacl";
+import { AppError } from "../../../src/core/errors.ts";
+import { fingerprint } from "../../../src/core/keys.ts";
+import { RealPeerNet } from "../../../src/net/peer-net.ts";
 import { ManualTimers } from "../../support/clock.ts";
 
 const KEY = new Uint8Array(32).fill(7);
@@ -126,4 +130,47 @@ describe("calls on a kept connection", () => {
     expect(await ask(calls).catch((e) => e.code)).toBe("CONNECTION_LOST");
     expect(timers.count).toBe(0);
   });
+});
+
+describe("on real sockets", () => {
+  for (const host of ["127.0.0.1", "::1"]) {
+    test(`${host}: questions share one connection, a key change dials anew, and a server gone is a clear error`, async () => {
+      const networkKey = nacl.randomBytes(32);
+      const machine = (name: string) => {
+        const keys = nacl.sign.keyPair();
+        return RealPeerNet.listen({
+          at: { host, port: 0 },
+          identity: () => ({ id: fingerprint(keys.publicKey), name, role: "main", version: "test", networkKeyFingerprint: null }),
+          secure: { networkKey, machine: keys },
+          onRefused: () => {},
+        });
+      };
+      const server = machine("main");
+      const client = machine("client");
+      let n = 0;
+      let handshakes = 0;
+      server.serve({ path: "/console", accept: (connection) => (handshakes++, rpcServer(connection, { count: () => ({ n: ++n }) })) });
+      const calls = new KeptCalls(client);
+      const to = { host, port: server.endpoint.port };
+      const count = () => calls.call(to, "/console", { method: "count", params: {}, schema: answer, timeoutMs: 2000 });
+      try {
+        expect(await Promise.all([count(), count(), count()])).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+        expect(await count()).toEqual({ n: 4 });
+        expect(handshakes).toBe(1);
+        client.closeDialled("a new network key");
+        expect(await count()).toEqual({ n: 5 });
+        expect(handshakes).toBe(2);
+        server.stop();
+        const error = await count().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(AppError);
+      } finally {
+        calls.stop();
+        client.stop();
+        server.stop();
+      }
+    });
+  }
 });
