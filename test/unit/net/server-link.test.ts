@@ -6,36 +6,11 @@ import { PeerRefusals } from "../../../src/net/peer-refusals.ts";
 import { CLOSE_NETWORK_KEY_CHANGED, NETWORK_KEY_CHANGED_REASON, type ConnectionEvents, type SecureConnection } from "../../../src/net/secure-socket.ts";
 import { ServerLink } from "../../../src/net/server-link.ts";
 import { ManualClock, ManualTimers } from "../../support/clock.ts";
+import { RecordingConnection } from "../../support/recording-connection.ts";
 
 const quiet = { info() {}, warn() {}, error() {} } as never;
 
-type Dial = { to: HostPort; path: PeerPath; answer(): FakeConnection; refuse(error: Error): Promise<void> };
-
-class FakeConnection implements SecureConnection {
-  open = true;
-  closedBy: string | null = null;
-  constructor(readonly events: ConnectionEvents) {}
-  readonly peer = {} as never;
-  send() {
-    return this.open;
-  }
-  sendSealed() {
-    return this.open;
-  }
-  sendBulk() {
-    return this.open;
-  }
-  close(code?: number, reason = "closing") {
-    if (!this.open) return;
-    this.open = false;
-    this.closedBy = reason;
-    this.events.close(reason, code);
-  }
-  /** The other side closes. */
-  lost(reason: string, code = 1001) {
-    this.close(code, reason);
-  }
-}
+type Dial = { to: HostPort; path: PeerPath; answer(): RecordingConnection; refuse(error: Error): Promise<void> };
 
 class FakeNet implements PeerNet {
   dials: Dial[] = [];
@@ -45,9 +20,9 @@ class FakeNet implements PeerNet {
         to,
         path,
         answer: () => {
-          let connection!: FakeConnection;
+          let connection!: RecordingConnection;
           const holder = { events: null as ConnectionEvents | null };
-          connection = new FakeConnection({ message: (p) => holder.events!.message(p), close: (r, c) => holder.events!.close(r, c) });
+          connection = new RecordingConnection({ message: (p) => holder.events!.message(p), close: (r, c) => holder.events!.close(r, c) });
           holder.events = events(connection);
           resolve(connection);
           return connection;
@@ -151,7 +126,7 @@ describe("ServerLink", () => {
     h.link.step();
     expect(h.sessions[0]!.closed).toHaveLength(1);
     expect(h.broken).toEqual([]);
-    old.events.message(new TextEncoder().encode("late"));
+    old.events!.message(new TextEncoder().encode("late"));
     expect(h.sessions[0]!.frames).toEqual([]);
     expect(h.net.dials[1]!.to).toEqual({ host: "::1", port: 7001 });
     h.net.dials[1]!.answer();
@@ -226,7 +201,7 @@ describe("ServerLink", () => {
       await settle();
       // Idle: no session is built for it, and what it receives reaches nobody.
       expect(h.sessions).toHaveLength(1);
-      spare.events.message(new TextEncoder().encode("early"));
+      spare.events!.message(new TextEncoder().encode("early"));
       // The main dies; the client follows the backup.
       h.net.dials.length = 0;
       h.setTarget(BACKUP);
@@ -236,7 +211,7 @@ describe("ServerLink", () => {
       expect(h.ups).toEqual(["127.0.0.1:7000", "::1:7001"]);
       expect(h.sessions).toHaveLength(2);
       expect(h.sessions[0]!.closed).toEqual(["Following another server now."]);
-      spare.events.message(new TextEncoder().encode("after"));
+      spare.events!.message(new TextEncoder().encode("after"));
       expect(h.sessions[1]!.frames).toEqual(["after"]);
       // No dial for the backup; one for the new spare, the main.
       expect(h.net.dials.map((d) => d.to)).toEqual([MAIN]);

@@ -13,46 +13,24 @@ import type { PeerDialer, PeerPath } from "../../../src/net/peer-net.ts";
 import type { ConnectionEvents, SecureConnection } from "../../../src/net/secure-socket.ts";
 import { AppGateway } from "../../../src/services/app-gateway.ts";
 import { ManualClock, ManualTimers } from "../../support/clock.ts";
+import { RecordingConnection } from "../../support/recording-connection.ts";
 
 const log = createLogger(() => "json", () => {});
-const decoder = new TextDecoder();
-
-class FakeConnection implements SecureConnection {
-  open = true;
-  readonly sent: string[] = [];
-  events: ConnectionEvents | null = null;
-  readonly peer = { machineId: "m", publicKey: new Uint8Array(32), address: "a" };
-  send(payload: Uint8Array) {
-    if (this.open) this.sent.push(...decoder.decode(payload).split("\n"));
-    return this.open;
-  }
-  sendSealed() {
-    return this.open;
-  }
-  sendBulk() {
-    return this.open;
-  }
-  close(code?: number, reason = "closing") {
-    if (!this.open) return;
-    this.open = false;
-    this.events?.close(reason, code);
-  }
-}
 
 /** Dials answer only when the test says so. */
 class HeldDials implements PeerDialer {
-  readonly pending = new Map<string, () => FakeConnection>();
+  readonly pending = new Map<string, () => RecordingConnection>();
   dial(to: HostPort, _path: PeerPath, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
     return new Promise((resolve) => {
       this.pending.set(formatHostPort(to), () => {
-        const connection = new FakeConnection();
+        const connection = new RecordingConnection();
         connection.events = events(connection);
         resolve(connection);
         return connection;
       });
     });
   }
-  answer(to: HostPort): FakeConnection {
+  answer(to: HostPort): RecordingConnection {
     const answer = this.pending.get(formatHostPort(to))!;
     this.pending.delete(formatHostPort(to));
     return answer();
@@ -136,7 +114,7 @@ test("acknowledged writes are kept a whole retention after this node's own event
   const timers = { after: (ms: number, run: () => void) => manual.after(ms, run), every: (_ms: number, run: () => void) => ((check = run), () => {}) };
   const gateway = new AppGateway({ node: { id: "n", name: "n" }, net, networkKey: new Uint8Array(32), log, onLinkBroken: () => {}, retainAckedMs: 2_400, clock, timers });
   const app = gateway.attachApp("app", () => {});
-  const checkUntil = async (t: number, toMain: FakeConnection) => {
+  const checkUntil = async (t: number, toMain: RecordingConnection) => {
     while (clock.now() < t) {
       clock.advance(100);
       check();

@@ -7,31 +7,21 @@ import { expect, test } from "bun:test";
 import nacl from "tweetnacl";
 import { HubCore } from "../../../src/hub/hub-core.ts";
 import { createLogger } from "../../../src/log.ts";
-import { splitFrames } from "../../../src/net/frame-batch.ts";
-import type { SecureConnection } from "../../../src/net/secure-socket.ts";
 import { HubService } from "../../../src/services/hub-service.ts";
+import { RecordingConnection } from "../../support/recording-connection.ts";
 
 const log = createLogger(() => "json", () => {});
 const encoder = new TextEncoder();
 
-/** A connection that records what was sent on it and when it was closed, in order. */
+/** The frame types a connection was sent, and "close" where it was closed. */
 function recordingConnection(machineId: string) {
-  const seen: string[] = [];
-  let open = true;
-  const connection: SecureConnection = {
-    peer: { machineId } as SecureConnection["peer"],
-    send: (payload) => (open ? (seen.push(...splitFrames(payload).map((f) => JSON.parse(f).type as string)), true) : false),
-    sendSealed: () => open,
-    sendBulk: () => open,
-    close: () => {
-      if (open) seen.push("close");
-      open = false;
-    },
-    get open() {
-      return open;
-    },
+  const connection = new RecordingConnection(null, machineId);
+  const original = connection.close.bind(connection);
+  connection.close = (code, reason) => {
+    if (connection.open) connection.sent.push(JSON.stringify({ type: "close" }));
+    original(code, reason);
   };
-  return { connection, seen };
+  return { connection, seen: () => connection.sent.map((f) => JSON.parse(f).type as string) };
 }
 
 for (const [name, stop] of [
@@ -50,7 +40,7 @@ for (const [name, stop] of [
     fromSubscriber.message(frames({ type: "hello", id: "s", name: "subscriber", kind: "node" }, { type: "sub", filter: "t" }));
     fromPublisher.message(frames({ type: "pub", topic: "t", data: 1, origin: "o", seq: 1 }));
     stop(hub);
-    expect(publisher.seen.filter((type) => type === "ack" || type === "close")).toEqual(["ack", "close"]);
-    expect(subscriber.seen.filter((type) => type === "msg" || type === "close")).toEqual(["msg", "close"]);
+    expect(publisher.seen().filter((type) => type === "ack" || type === "close")).toEqual(["ack", "close"]);
+    expect(subscriber.seen().filter((type) => type === "msg" || type === "close")).toEqual(["msg", "close"]);
   });
 }
