@@ -8,7 +8,7 @@
  * machines that claimed more than they could back, counted by machine id.
  * Pure: the signer comes in, time comes in as an argument.
  */
-import { epochOwner } from "./failover/epoch.ts";
+import { claimEpoch, epochOwner } from "./failover/epoch.ts";
 import type { Role, ServerRole } from "./failover/types.ts";
 import type { KnownServers } from "./heartbeat-trust.ts";
 import { ClaimantTally } from "./claimant-tally.ts";
@@ -57,12 +57,18 @@ export class SignedBeats {
 
   /**
    * This server now holds `epoch` (persisted): when it is its own and no certificate is held
-   * for it, it signs one. Once per epoch; a restart signs its persisted own epoch again.
+   * for it, it signs one. Once per epoch; a restart signs its persisted own epoch again. When it
+   * is the other server's, the epoch this one would claim next is signed now, so that a takeover
+   * sends its first heartbeat without a signature on the event loop (tweetnacl: 3–7 ms here).
+   * Nothing signed ahead goes out before this server claims that epoch (outgoing names only the
+   * epochs a heartbeat names).
    */
   holds(epoch: number): void {
     const role = this.#role;
-    if (role === "client" || epochOwner(epoch) !== role || this.#certs.has(epoch)) return;
-    this.#keep({ e: epoch, s: this.#signer.sign(epochMessage(epoch, role, this.#id)) });
+    if (role === "client") return;
+    const own = epochOwner(epoch) === role ? epoch : claimEpoch(role, epoch);
+    if (this.#certs.has(own)) return;
+    this.#keep({ e: own, s: this.#signer.sign(epochMessage(own, role, this.#id)) });
   }
 
   /** The fields to add to a heartbeat naming `epoch` and `activeEpoch`. */
@@ -130,9 +136,10 @@ export class SignedBeats {
 
   #refreshToken(role: ServerRole, epoch: number, now: number): void {
     if (this.#claim?.epoch !== epoch) {
-      // A new epoch drops the token held: nothing taken under the old claim goes out under the new.
+      // A new claim: the presigner drops what it signed ahead for the old one. The token held stays: its message
+      // names role, id, boot and t but no epoch, so it is as true under the new epoch, and a takeover's first
+      // heartbeat then needs no signature on the event loop.
       this.#claim = { role, id: this.#id, boot: this.#boot, epoch, periodMs: this.#periodMs };
-      this.#tokens[role] = null;
     }
     const held = this.#tokens[role];
     // Never a stale token, nor one for a time still ahead: a token signed ahead proves the signer alive at t only once it is sent.

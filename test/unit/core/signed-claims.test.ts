@@ -111,11 +111,29 @@ describe("SignedBeats", () => {
     const beats = new SignedBeats({ role: "main", id: "main", boot: "boot-m1", signer, heartbeatMs: 100 });
     beats.holds(3);
     beats.holds(3);
-    beats.holds(4); // the backup's: the main has nothing to sign
     const sent = [0, 30, 60, 99, 100, 150].map((t) => beats.outgoing(3, 3, t));
     expect(sent[0]!.epochCert).toEqual(cert(3));
     expect(new Set(sent.map((f) => f.mainToken!.t))).toEqual(new Set([0, 100]));
     expect(counts.sign).toBe(3);
+  });
+
+  test("holding the other server's epoch signs the one this server would claim next, so its takeover signs nothing", () => {
+    const counts = { sign: 0 };
+    const base = signerOf("backup");
+    const signer: ClaimSigner = { ...base, sign: (m) => (counts.sign++, base.sign(m)) };
+    const beats = new SignedBeats({ role: "backup", id: "backup", boot: "boot-b1", signer, heartbeatMs: 100 });
+    beats.holds(3); // the main's epoch: the backup signs 4 now
+    expect(counts.sign).toBe(1);
+    // Not sent while the backup names the main's epoch.
+    expect(beats.outgoing(3, 3, 0).epochCert).toBeNull();
+    expect(counts.sign).toBe(2); // its token
+    beats.holds(4); // the takeover
+    expect(counts.sign).toBe(2);
+    // Its first heartbeat at 4: the certificate signed before, and the token held (it names no epoch).
+    expect(beats.outgoing(4, 4, 10)).toMatchObject({ epochCert: cert(4, "backup"), backupToken: { t: 0 } });
+    expect(counts.sign).toBe(2);
+    beats.holds(5); // the main back at 5: the backup's next is 6
+    expect(beats.outgoing(6, 6, 20).epochCert).toEqual(cert(6, "backup"));
   });
 
   test("a client keeps what proved valid and relays it, never what did not", () => {
