@@ -19,7 +19,18 @@ import { callOnce } from "./peer-requests.ts";
 import { RpcClient } from "./rpc.ts";
 import { systemTimers } from "./system-time.ts";
 
-export type PeerCall<T> = { method: string; params: unknown; schema: z.ZodType<T>; timeoutMs: number };
+export type PeerCall<T> = {
+  method: string;
+  params: unknown;
+  schema: z.ZodType<T>;
+  timeoutMs: number;
+  /**
+   * A question that changes nothing (a level, a view): asked once more, on a new connection, when a kept one
+   * closed under it (the server restarted, or closed it idle). An action is never sent twice: whether it was
+   * carried out before the close is not known.
+   */
+  idempotent?: boolean;
+};
 
 /** What a service that asks other machines needs: one call and its answer. */
 export type PeerCaller = {
@@ -48,6 +59,7 @@ export class KeptCalls implements PeerCaller {
   async call<T>(to: HostPort, path: PeerPath, call: PeerCall<T>): Promise<T> {
     if (this.stopped) throw new AppError("CONNECTION_LOST", "This machine is stopping.", { status: 503 });
     const key = `${formatHostPort(to)}${path}`;
+    const reused = this.kept.has(key);
     let kept = this.kept.get(key) ?? this.dial(key, to, path);
     let client = await kept.client;
     if (!client.open) {
@@ -61,6 +73,10 @@ export class KeptCalls implements PeerCaller {
       return await client.call(call.method, call.params, call.schema, call.timeoutMs);
     } catch (error) {
       if (error instanceof AppError && error.code === "TIMEOUT") this.drop(key, kept);
+      if (error instanceof AppError && error.code === "CONNECTION_LOST" && reused && call.idempotent) {
+        this.forget(key, kept);
+        return this.call(to, path, { ...call, idempotent: false });
+      }
       throw error;
     }
   }

@@ -193,6 +193,11 @@ function call<T>(net: PeerCaller, at: HostPort, method: string, schema: z.ZodTyp
   return net.call(at, "/console", { method, params, schema, timeoutMs });
 }
 
+/** A question that changes nothing on the server: asked again once if the kept connection closes under it (net/kept-calls.ts). */
+function ask<T>(net: PeerCaller, at: HostPort, method: string, schema: z.ZodType<T>): Promise<T> {
+  return net.call(at, "/console", { method, params: {}, schema, timeoutMs: CONSOLE_CALL_TIMEOUT_MS, idempotent: true });
+}
+
 /** The main's answer, or "the main does not answer" in words for the page. */
 async function askMain<T>(work: () => Promise<T>): Promise<T> {
   try {
@@ -207,17 +212,17 @@ async function askMain<T>(work: () => Promise<T>): Promise<T> {
 
 /** A client's side: its own level as the server at `at` has it, and the other clients it may see. */
 export function askLevel(net: PeerCaller, at: HostPort): Promise<LevelAnswer> {
-  return call(net, at, "level", levelSchema);
+  return ask(net, at, "level", levelSchema);
 }
 
 /** The backup's side: every level the main holds (refused unless this backup is the main's paired one). */
 export async function askAllLevels(net: PeerCaller, at: HostPort): Promise<Record<string, PermissionLevel>> {
-  return (await call(net, at, "levels", allLevelsSchema)).levels;
+  return (await ask(net, at, "levels", allLevelsSchema)).levels;
 }
 
 /** The backup's copy, or a client's read-only view: every backup group the main holds. */
 export function askGroups(net: PeerCaller, at: HostPort): Promise<EngineBackups> {
-  return call(net, at, "groups", engineBackupsSchema);
+  return ask(net, at, "groups", engineBackupsSchema);
 }
 
 /** A level-3 client's save: the main checks the groups and keeps them. */
@@ -237,7 +242,7 @@ export function askSwitchEngine(net: PeerCaller, at: HostPort, change: EngineSwi
 
 /** What the engine runner of the server at `at` shows (a client's Health panel, from level 2). */
 export function askEngineHealth(net: PeerCaller, at: HostPort): Promise<EngineWatchWireView> {
-  return askMain(() => call(net, at, "engineHealth", engineWatchViewSchema));
+  return askMain(() => ask(net, at, "engineHealth", engineWatchViewSchema));
 }
 
 /** A level-3 client's Add Backup server: the main runs the pairing exchange (which may take its own time to answer). */

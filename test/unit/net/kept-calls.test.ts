@@ -28,16 +28,22 @@ function world(serverKey = KEY) {
   const client = attach("10.0.0.1", KEY);
   const server = attach(SERVER.host, serverKey);
   const accepted: SecureConnection[] = [];
+  const closing = { left: 0 };
   let n = 0;
   server.serve({
     path: "/console",
     accept: (connection) => {
       accepted.push(connection);
       // "hold" never answers: a frozen server, as far as the caller can tell.
-      return rpcServer(connection, { count: () => ({ n: ++n }), hold: () => new Promise(() => {}) });
+      // "flaky" closes the connection it was asked on, unanswered, while `closing` says so: a server restarting.
+      return rpcServer(connection, {
+        count: () => ({ n: ++n }),
+        hold: () => new Promise(() => {}),
+        flaky: () => (closing.left-- > 0 ? (connection.close(1001, "restarting"), new Promise(() => {})) : { n: ++n }),
+      });
     },
   });
-  return { timers, client, server, accepted, calls: new KeptCalls(client, timers) };
+  return { timers, client, server, accepted, closing, calls: new KeptCalls(client, timers) };
 }
 
 /** Runs `work` while moving the manual clock a millisecond at a time, letting promise callbacks run in between. */
@@ -81,6 +87,21 @@ describe("calls on a kept connection", () => {
     await pass(timers, 10);
     expect(await settle(timers, ask(calls))).toEqual({ n: 2 });
     expect(accepted.length).toBe(2);
+  });
+
+  test("a question the kept connection closed under is asked once more on a new one; an action is not", async () => {
+    const { timers, calls, accepted, closing } = world();
+    await settle(timers, ask(calls));
+    const flaky = (idempotent: boolean) => settle(timers, calls.call(SERVER, "/console", { method: "flaky", params: {}, schema: answer, timeoutMs: 1000, idempotent }));
+    closing.left = 1;
+    expect(await flaky(true)).toEqual({ n: 2 });
+    expect(accepted.length).toBe(2);
+    closing.left = 1;
+    expect(await flaky(false).catch((e) => e.code)).toBe("CONNECTION_LOST");
+    // Twice in a row is a server that is going away: the second close is the answer.
+    closing.left = 2;
+    expect(await settle(timers, ask(calls))).toEqual({ n: 3 });
+    expect(await flaky(true).catch((e) => e.code)).toBe("CONNECTION_LOST");
   });
 
   test("a question not answered in time drops the connection: the next one dials anew", async () => {
