@@ -94,10 +94,17 @@ export function excusePause(l: Liveness, pausedMs: number): Liveness {
   return { since: l.since + pausedMs, lastHeardAt: l.lastHeardAt === null ? null : l.lastHeardAt + pausedMs, brokenAt: l.brokenAt };
 }
 
+/** Ticks a runner gives per heartbeat period: bounds how late a deadline is noticed. */
+export const TICKS_PER_HEARTBEAT = 5;
+
+export function tickPeriodMs(heartbeatMs: number): number {
+  return Math.max(1, Math.floor(heartbeatMs / TICKS_PER_HEARTBEAT));
+}
+
 /**
  * A gap between two steps longer than this is a stall. The runner ticks
- * several times per heartbeat (failover/index.ts: TICKS_PER_HEARTBEAT = 5),
- * so half a heartbeat is two and a half missed ticks: not jitter.
+ * TICKS_PER_HEARTBEAT times per heartbeat, so half a heartbeat is two and a
+ * half missed ticks: not jitter.
  */
 export function stallThresholdMs(t: Timings): number {
   return t.heartbeatMs / 2;

@@ -96,12 +96,7 @@ export function beatOf(s: NodeState, now: number): BeatBody {
   }
 }
 
-/** Ticks a runner gives per heartbeat period: bounds how late a deadline is noticed. */
-export const TICKS_PER_HEARTBEAT = 5;
-
-export function tickPeriodMs(heartbeatMs: number): number {
-  return Math.max(1, Math.floor(heartbeatMs / TICKS_PER_HEARTBEAT));
-}
+export { TICKS_PER_HEARTBEAT, tickPeriodMs } from "../failure-detector.ts";
 
 export function transition(s: MainState, ev: MainEvent, now: number): Step<MainState>;
 export function transition(s: BackupState, ev: BackupEvent, now: number): Step<BackupState>;

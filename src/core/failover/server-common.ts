@@ -4,7 +4,7 @@
  * sending heartbeats. Pure functions over plain state; effects are pushed
  * onto the array the caller passes, in the order the runner must run them.
  */
-import { broke, excusePause, heard, isDown, msSinceHeard, stallMs, watch, type Timings } from "../failure-detector.ts";
+import { broke, excusePause, heard, isDown, msSinceHeard, stallMs, tickPeriodMs, watch, type Timings } from "../failure-detector.ts";
 import type { Lanes } from "./lanes.ts";
 import type { BeatBody, ClientReport, Effect, Peer, ServerRole, ServerView } from "./types.ts";
 
@@ -27,6 +27,8 @@ export interface ServerBase {
   readonly lastStepAt: number;
   /** No takeover before this: set past a stall, until a step on time shows input queued meanwhile was read (noteStall). */
   readonly claimHoldUntil: number;
+  /** When the last stall was noted (-Infinity: none yet). */
+  readonly stallNotedAt: number;
 }
 
 /** Clients silent this many timeouts are forgotten (they no longer get announcements). */
@@ -39,28 +41,36 @@ export function otherRole(role: ServerRole): ServerRole {
 export function initBase(timings: Timings, epoch: number, peerId: string | null, now: number): ServerBase {
   return {
     timings, epoch, peerId, lanes: null, heardNetworkAt: now, other: { live: watch(now), beat: null }, clients: new Map(), nextBeatAt: now,
-    lastStepAt: now, claimHoldUntil: now,
+    lastStepAt: now, claimHoldUntil: now, stallNotedAt: -Infinity,
   };
 }
 
 /**
  * Runs first in every transition. After a stall (SIGSTOP, a blocked event
  * loop) the other server's silence during it is excused, and takeovers wait
- * for the next step on time (at most a heartbeat): the runner may tick before
- * it reads the datagrams that queued up, and those may say the other server is
- * fine; a later step on time comes after the loop has read them. Not a whole
- * heartbeat after every stall: on a loaded machine, stalls of half a heartbeat
- * come more often than once a heartbeat and held a takeover for seconds after
- * the main's socket broke (kill -9 under load, bench/RESULTS.md).
+ * for the next step on time at least a tick after the stall (at most a
+ * heartbeat): the runner may tick before it reads the datagrams that queued
+ * up, and those may say the other server is fine; a step on time a tick later
+ * comes after the loop has read them. Steps in the same turn as the stall
+ * (input queued meanwhile, an overdue tick) are on time too, but prove
+ * nothing: the overdue tick took over before the main's queued heartbeats
+ * were read (sim seed 106898, I8). Not a whole heartbeat after every stall: on
+ * a loaded machine, stalls of half a heartbeat come more often than once a
+ * heartbeat and held a takeover for seconds after the main's socket broke
+ * (kill -9 under load, bench/RESULTS.md).
  */
 export function noteStall<S extends ServerBase>(s: S, now: number, fx: Effect[]): S {
   const paused = stallMs(s.lastStepAt, now, s.timings);
-  if (paused === 0) return { ...s, lastStepAt: now, claimHoldUntil: Math.min(s.claimHoldUntil, now) };
+  if (paused === 0) {
+    const read = Math.max(now, s.stallNotedAt + tickPeriodMs(s.timings.heartbeatMs));
+    return { ...s, lastStepAt: now, claimHoldUntil: Math.min(s.claimHoldUntil, read) };
+  }
   fx.push({ type: "log", level: "warn", message: `This machine stalled for ${paused} ms; judging peers on time it was running.` });
   return {
     ...s,
     lastStepAt: now,
     claimHoldUntil: now + s.timings.heartbeatMs,
+    stallNotedAt: now,
     heardNetworkAt: s.heardNetworkAt + paused,
     other: { live: excusePause(s.other.live, paused), beat: s.other.beat },
   };

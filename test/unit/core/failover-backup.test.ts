@@ -180,6 +180,25 @@ describe("backup: taking over", () => {
     expect(b.phase).toBe("idle!main-unreachable-from-backup");
   });
 
+  test("after a stall, an overdue tick in the same turn does not take over before the main's queued heartbeats are read (sim seed 106898)", () => {
+    const b = new Backup();
+    b.run(300, false);
+    // Cut off from the main for longer than the timeout while a client still hears it: held back.
+    for (let t = 0; t < 1100; t += 100) {
+      b.on(fromClient("c1", { msSinceHeardMain: 5 }));
+      b.run(100);
+    }
+    expect(b.phase).toBe("idle!main-unreachable-from-backup");
+    b.clock.advance(1400); // frozen; the link healed meanwhile, and the main's heartbeats queue up
+    b.on(fromClient("c1", { msSinceHeardMain: 1500 })); // the stall is noted on the first input read
+    b.on({ type: "tick" }); // the overdue tick, read before the main's datagrams
+    expect(b.phase).not.toStartWith("active");
+    b.on(fromMain());
+    b.clock.advance(TICK);
+    b.on({ type: "tick" });
+    expect(b.phase).toBe("idle");
+  });
+
   test("a blip shorter than the timeout changes nothing", () => {
     const b = new Backup();
     b.run(1000, false);
