@@ -53,8 +53,8 @@
  * within failoverTimeout + 2 × heartbeat (+ 2 ticks + 2 one-way latencies;
  * test/sim checks it). A gap of more than half a heartbeat between two steps
  * is taken as this machine stalling (SIGSTOP, blocked loop): peers are not
- * blamed for it, and takeovers wait for the next step on time (at most a
- * heartbeat) so queued input is read.
+ * blamed for it, and takeovers wait for a step on time at least a tick after
+ * the stall (at most a heartbeat) so queued input is read.
  * A blip b causes no failover when b + 2 × heartbeat + 2 ticks + latency is
  * under the timeout (757 of 1000 ms with the defaults): silence seen is the
  * blip plus up to a period on each side of it.
