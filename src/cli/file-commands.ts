@@ -14,7 +14,7 @@ import type { ShowFileClient } from "../services/show-file-client.ts";
 import { headResult, logResult, type LogEntry } from "../services/show-file-protocol.ts";
 import { ensureFolder, ShowFolder } from "../services/show-folder/show-folder.ts";
 import { describeKept } from "../services/show-folder/pull-placement.ts";
-import { conflictAdvice, connectShowFiles, pushFolder, receivePull, type FolderPushed } from "../services/show-folder/show-transfer.ts";
+import { conflictAdvice, connectShowFiles, pushFolder, pushedWords, receivePull, type FolderPushed } from "../services/show-folder/show-transfer.ts";
 import type { ProgressFor } from "../services/show-folder/transfer-progress.ts";
 import { parseCommand, UsageError } from "./args.ts";
 import { DEFAULT_NODE, NODE_FLAGS, nodeDialer, nodeTarget } from "./node-connection.ts";
@@ -201,9 +201,7 @@ async function push(files: ShowFileClient, folder: ShowFolder, message: string, 
     out(`Nothing to push: no file in ${folder.dir} changed since revision ${folder.base}.\n`);
     return 0;
   }
-  const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
-  if (result.unchanged) out(`The server already had ${result.files === 1 ? "this change" : `these ${result.files} changes`} (a push whose answer was lost, or the same edit made twice): nothing new written; the server is at revision ${result.rev}; ${backup}\n`);
-  else out(`Pushed revision ${result.rev} (${plural(result.files, "file")}); ${backup}\n`);
+  out(`${pushedWords(result)}\n`);
   if (result.caughtUp) {
     const { files: pulled, since, head, base, kept } = result.caughtUp;
     const also = pulled === 0 ? "" : `Also pulled ${plural(pulled, "file")} changed by others since revision ${since}; `;

@@ -29,7 +29,7 @@ import { FileHashCache } from "./file-hash-cache.ts";
 import { ShowFolder, type LocalChange } from "./show-folder.ts";
 import { showFolderProblem } from "./show-folder-setting.ts";
 import { describeKept } from "./pull-placement.ts";
-import { conflictAdvice, connectShowFiles, pushFolder, receivePull } from "./show-transfer.ts";
+import { conflictAdvice, connectShowFiles, pushFolder, pushedWords, receivePull } from "./show-transfer.ts";
 import type { ProgressFor } from "./transfer-progress.ts";
 
 export const FOLDER_SYNC_TICK_MS = 1000;
@@ -215,14 +215,10 @@ export class FolderSync {
         throw error;
       });
       if (result === null) return { ok: true, message: `Nothing to push: no file in the folder changed since revision ${folder.base}.` };
-      const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
       const caughtUp = result.caughtUp;
       const others = caughtUp && caughtUp.files > 0 ? ` Also pulled ${plural(caughtUp.files, "file")} changed by others.` : "";
       const kept = caughtUp ? describeKept(caughtUp.kept, caughtUp.head, caughtUp.base) : "";
-      const pushed = result.unchanged
-        ? `The server already had ${result.files === 1 ? "this change" : `these ${result.files} changes`}; nothing new written (revision ${result.rev})`
-        : `Pushed revision ${result.rev} (${plural(result.files, "file")})`;
-      return { ok: kept === "", message: `${pushed}; ${backup}.${others}${kept === "" ? "" : ` ${kept}`}` };
+      return { ok: kept === "", message: `${pushedWords(result)}.${others}${kept === "" ? "" : ` ${kept}`}` };
     });
   }
 

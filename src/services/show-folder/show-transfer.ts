@@ -164,6 +164,17 @@ export function conflictAdvice(serverMessage: string, pull: string): string {
   return `${facts} To go on: move your copies of those files out of the folder, ${pull}, put your changes back into the pulled files, and push again.`;
 }
 
+/**
+ * What a push did and where it is, in the words the command line and the page both print: the revision
+ * written, or that the server had every change already (a push sent again after its answer was lost).
+ */
+export function pushedWords(result: PushResult & { files: number }): string {
+  const backup = { backup: "the backup has it", behind: "the backup is behind", none: "no backup" }[result.replicated];
+  const changes = result.files === 1 ? "this change" : `these ${result.files} changes`;
+  if (result.unchanged) return `The server already had ${changes} (a push whose answer was lost, or the same edit made twice): nothing new written; the server is at revision ${result.rev}; ${backup}`;
+  return `Pushed revision ${result.rev} (${result.files} file${result.files === 1 ? "" : "s"}); ${backup}`;
+}
+
 /** What a push of a folder did; `caughtUp` when others had pushed meanwhile and their changes were pulled after it. */
 export type FolderPushed = PushResult & { files: number; caughtUp: { files: number; since: number; head: number; base: number; kept: KeptFile[] } | null };
 
