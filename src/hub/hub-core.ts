@@ -379,7 +379,8 @@ export class HubCore {
     // A duplicate, or a resend of a write another hub acknowledged before the key's current one: taken, changes nothing.
     if (superseded || this.seen.isDuplicate(frame.origin, frame.seq) || this.retained.isDuplicateSet(frame.origin, frame.seq)) {
       this.seen.record(frame.origin, frame.seq);
-      ack();
+      // A repeat whose first ack was lost: its version when known, for the node's resends elsewhere (resend-order.ts).
+      ack(superseded ? undefined : this.retained.versionOfSet(frame.origin, frame.seq));
       return [];
     }
     const holder = { machine: conn.machine ?? conn.member!.id, origin: frame.origin };

@@ -160,6 +160,12 @@ export class RetainedState {
     for (const entry of this.entries.values()) if (entry.value !== null) yield entry;
   }
 
+  /** The version a `set` from (origin, seq) was written at, when it was that origin's last one; undefined otherwise. */
+  versionOfSet(origin: string, seq: number): Version | undefined {
+    const mark = this.marks.get(origin);
+    return mark?.seq === seq ? mark.version : undefined;
+  }
+
   /** A server at a lower epoch than a write it already holds has been superseded: it must not write (fencing). */
   canWriteAt(epoch: number): boolean {
     return epoch >= this.last.epoch;

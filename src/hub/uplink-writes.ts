@@ -10,6 +10,7 @@ import type { AppError } from "../core/errors.ts";
 import { refOf, type ErrorRef, type ToHubFrame, type Version } from "./frames.ts";
 import { PublishTimedOut, QueueFull } from "./hub-errors.ts";
 import { AckedWrites } from "./acked-writes.ts";
+import { ZERO_VERSION } from "./retained-state.ts";
 import { OutboundQueue, encodeWrite, type QueueEntry, type QueuedWrite } from "./outbound-queue.ts";
 import { WaitingLine } from "./waiting-line.ts";
 import { DEFAULT_MAX_WAITING_BYTES, DEFAULT_MAX_WAITING_FRAMES, DEFAULT_PUBLISH_WAIT_MS, type HubUplinkOptions } from "./uplink-options.ts";
@@ -144,10 +145,16 @@ export class UplinkWrites<A> {
     }
   }
 
-  /** Keeps an acknowledged write for a resend; a set names the version the hub gave it (resend-order.ts). */
+  /**
+   * Keeps an acknowledged write for a resend; a set names the version the hub gave it (resend-order.ts). A set
+   * acknowledged without one (a repeat the hub took long before, or a resend that changed nothing) names the
+   * lowest version: resent elsewhere, it fills a key the next server lacks and never overwrites a write there.
+   * Sent as a new write instead, it was ordered after the node's own later writes to that key, and an old value
+   * came back over a newer one (sim seed 112160, HL1).
+   */
   private keepAcked(entry: QueueEntry<A>, version: Version | undefined): void {
-    if (entry.frame.type === "set" && version !== undefined) {
-      this.acked.add({ ...encodeWrite({ ...entry.frame, acked: version }), from: entry.from });
+    if (entry.frame.type === "set" && (version !== undefined || entry.frame.acked === undefined)) {
+      this.acked.add({ ...encodeWrite({ ...entry.frame, acked: version ?? ZERO_VERSION }), from: entry.from });
     } else {
       this.acked.add(entry);
     }

@@ -124,6 +124,26 @@ describe("the node's side", () => {
     ]);
   });
 
+  test("a set acknowledged without a version (a repeat) keeps its place behind the node's later set of that key on the next server (sim seed 112160)", () => {
+    const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
+    const b = new FakeHubServer({ epoch: 2, writable: true, streamId: "B" });
+    const p = new FakeNode("P");
+    const first = new Wire(p, a);
+    settle(first);
+    p.app("app", { type: "set", key: "k", value: 4, origin: "o", seq: 1 });
+    p.app("app", { type: "set", key: "j", value: 5, origin: "o", seq: 2 });
+    first.pumpUp();
+    first.cut(); // both written on A, their acks lost
+    const again = new Wire(p, a);
+    settle(again); // resent to A: repeats, acked; seq 1 is no longer the origin's last, so without a version
+    p.app("app", { type: "set", key: "k", value: 16, origin: "o", seq: 3 });
+    settle(again);
+    again.cut(); // A is gone; B never copied any of it
+    settle(new Wire(p, b));
+    expect(b.hub.retainedEntry("k")?.value).toBe(16);
+    expect(b.hub.retainedEntry("j")?.value).toBe(5);
+  });
+
   test("resent writes may fill the queue past its bound: new writes wait behind them, in order, and are not refused", () => {
     const a = new FakeHubServer({ epoch: 1, writable: true, streamId: "A" });
     const b = new FakeHubServer({ epoch: 2, writable: true, streamId: "B" });

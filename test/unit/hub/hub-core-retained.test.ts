@@ -160,7 +160,18 @@ describe("handing state to the standby and back", () => {
     backup.hub.importState(main.hub.exportStateSince(ZERO_VERSION));
     backup.write("k", "from x", "x", 5); // x's node resends
     expect(backup.hub.retainedEntry("k")!.value).toBe("from y");
-    expect(backup.frames.at(-1)).toEqual({ type: "ack", origin: "x", seq: 5 });
+    // The ack names the version the set was written at on the main (its set mark travelled with it).
+    expect(backup.frames.at(-1)).toEqual({ type: "ack", origin: "x", seq: 5, version: { epoch: 1, seq: 1 } });
+  });
+
+  test("a repeated set is acked with its version while it is its origin's last one, without one after", () => {
+    const hub = hubWith({ epoch: 1 });
+    hub.write("a", "1", "x", 1);
+    hub.write("b", "2", "x", 2);
+    hub.write("b", "2", "x", 2); // its first ack was lost: the node sends it again
+    expect(hub.frames.at(-1)).toEqual({ type: "ack", origin: "x", seq: 2, version: { epoch: 1, seq: 2 } });
+    hub.write("a", "1", "x", 1);
+    expect(hub.frames.at(-1)).toEqual({ type: "ack", origin: "x", seq: 1 });
   });
 
   test("imported changes reach subscribers of the importing hub", () => {
