@@ -23,7 +23,7 @@ import { InvalidInput } from "../core/errors.ts";
 import { manifestProblem } from "../core/show-manifest.ts";
 import { ShowPathCollision, findShowPathCollisions, validateShowPath } from "../core/show-paths.ts";
 import { ASSET_CHUNK_BYTES } from "./asset-tables.ts";
-import { fileHashOfChunks, sha256Hex } from "./content-hash.ts";
+import { fileHashOfChunks } from "./content-hash.ts";
 import { SHOW_REVISION } from "./replication-entries.ts";
 import type { ReplicationLog } from "./replication-log.ts";
 import {
@@ -31,6 +31,7 @@ import {
   MAX_PUSH_ID_CHARS,
   MAX_PUSH_MESSAGE_CHARS,
   ShowFileTables,
+  fileHashOfContent,
   type BlobRecord,
   type FileRecord,
   type RevisionRecord,
@@ -239,13 +240,6 @@ export class ShowFileStore {
 }
 
 type ChunkedChange = Extract<ShowFileChange, { chunks: readonly string[] }>;
-
-/** fileHashOfChunks of `content` cut into 1 MiB chunks, without storing them. */
-function fileHashOfContent(content: Uint8Array): string {
-  const chunks: string[] = [];
-  for (let at = 0; at < content.length; at += ASSET_CHUNK_BYTES) chunks.push(sha256Hex(content.subarray(at, at + ASSET_CHUNK_BYTES)));
-  return fileHashOfChunks(chunks);
-}
 
 function isDeletion(change: ShowFileChange): boolean {
   return "content" in change && change.content === null;

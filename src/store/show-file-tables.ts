@@ -196,9 +196,7 @@ export class ShowFileTables {
    */
   storeContent(content: Uint8Array): BlobRecord {
     const chunks: string[] = [];
-    for (let at = 0; at < content.length; at += ASSET_CHUNK_BYTES) {
-      const piece = content.subarray(at, Math.min(content.length, at + ASSET_CHUNK_BYTES));
-      const hash = sha256Hex(piece);
+    for (const { piece, hash } of chunksOf(content)) {
       this.chunkStore.insertChunk(hash, piece);
       chunks.push(hash);
     }
@@ -275,4 +273,17 @@ export class ShowFileTables {
   clear(): void {
     for (const table of ["head_files", "files", "revisions", "blob_chunks", "blobs"]) this.db.run(`DELETE FROM ${table}`);
   }
+}
+
+/** `content` cut into 1 MiB chunks, each with its SHA-256. */
+function* chunksOf(content: Uint8Array): Generator<{ piece: Uint8Array; hash: string }> {
+  for (let at = 0; at < content.length; at += ASSET_CHUNK_BYTES) {
+    const piece = content.subarray(at, Math.min(content.length, at + ASSET_CHUNK_BYTES));
+    yield { piece, hash: sha256Hex(piece) };
+  }
+}
+
+/** The hash `storeContent` would give `content`, without storing it. */
+export function fileHashOfContent(content: Uint8Array): string {
+  return fileHashOfChunks(Array.from(chunksOf(content), (c) => c.hash));
 }
