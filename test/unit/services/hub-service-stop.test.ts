@@ -13,16 +13,8 @@ import { RecordingConnection } from "../../support/recording-connection.ts";
 const log = createLogger(() => "json", () => {});
 const encoder = new TextEncoder();
 
-/** The frame types a connection was sent, and "close" where it was closed. */
-function recordingConnection(machineId: string) {
-  const connection = new RecordingConnection(null, machineId);
-  const original = connection.close.bind(connection);
-  connection.close = (code, reason) => {
-    if (connection.open) connection.sent.push(JSON.stringify({ type: "close" }));
-    original(code, reason);
-  };
-  return { connection, seen: () => connection.sent.map((f) => JSON.parse(f).type as string) };
-}
+/** The frame types sent on `connection`: a RecordingConnection keeps only what was sent while it was open. */
+const sentTypes = (connection: RecordingConnection) => connection.sent.map((f) => JSON.parse(f).type as string);
 
 for (const [name, stop] of [
   ["stopServing", (hub: HubService) => hub.stopServing()],
@@ -31,16 +23,18 @@ for (const [name, stop] of [
   test(`${name}: the ack and the delivery gathered this turn go out before the close`, () => {
     // Gathered frames are sent at a turn's end that never comes here: only the stop can send them.
     const hub = new HubService(new HubCore({ epoch: 1, writable: true }), nacl.randomBytes(32), log, { defer: () => () => {} });
-    const publisher = recordingConnection("p");
-    const subscriber = recordingConnection("s");
-    const fromPublisher = hub.acceptHub(publisher.connection);
-    const fromSubscriber = hub.acceptHub(subscriber.connection);
+    const publisher = new RecordingConnection(null, "p");
+    const subscriber = new RecordingConnection(null, "s");
+    const fromPublisher = hub.acceptHub(publisher);
+    const fromSubscriber = hub.acceptHub(subscriber);
     const frames = (...list: object[]) => encoder.encode(list.map((f) => JSON.stringify(f)).join("\n"));
     fromPublisher.message(frames({ type: "hello", id: "p", name: "publisher", kind: "node" }));
     fromSubscriber.message(frames({ type: "hello", id: "s", name: "subscriber", kind: "node" }, { type: "sub", filter: "t" }));
     fromPublisher.message(frames({ type: "pub", topic: "t", data: 1, origin: "o", seq: 1 }));
     stop(hub);
-    expect(publisher.seen().filter((type) => type === "ack" || type === "close")).toEqual(["ack", "close"]);
-    expect(subscriber.seen().filter((type) => type === "msg" || type === "close")).toEqual(["msg", "close"]);
+    expect(publisher.closedBy).not.toBeNull();
+    expect(subscriber.closedBy).not.toBeNull();
+    expect(sentTypes(publisher).filter((type) => type === "ack")).toEqual(["ack"]);
+    expect(sentTypes(subscriber).filter((type) => type === "msg")).toEqual(["msg"]);
   });
 }
