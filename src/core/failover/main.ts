@@ -7,6 +7,7 @@
  *   rejoining ──(copied, backup active, failback manual)──▶ standby ──switchBack──▶ rejoining
  *   standby   ──(the backup no longer serves)──▶ rejoining
  *   active    ──(the backup is active at a higher epoch: fencing)──▶ rejoining
+ *   active    (served without the backup's latest state) ──(hears it again)──▶ copies it in, still serving
  *   active    ──(paired, heard neither the backup nor any client for a timeout)──▶ isolated
  *   rejoining ──(backup silent a timeout, and no client heard either)──▶ isolated
  *   isolated  ──(hears the backup or a client again)──▶ rejoining
@@ -43,7 +44,13 @@ export type CatchUp =
   | { readonly kind: "done" };
 
 export type MainPhase =
-  | { readonly kind: "active"; readonly epoch: number; readonly since: number }
+  | {
+      readonly kind: "active";
+      readonly epoch: number;
+      readonly since: number;
+      /** "done" once this main holds every write the backup took; else it copies them when it hears the backup (handBack). */
+      readonly catchUp: CatchUp;
+    }
   | {
       readonly kind: "rejoining";
       readonly since: number;
@@ -117,6 +124,9 @@ export function mainTransition(prev: MainState, ev: MainEvent, now: number): Ste
     case "catchUpDone":
       if (s.phase.kind === "rejoining" && s.phase.catchUp.kind === "running") {
         next = { ...s, phase: { ...s.phase, catchUp: { kind: "done" } } };
+      } else if (s.phase.kind === "active" && s.phase.catchUp.kind === "running") {
+        fx.push({ type: "log", level: "info", message: "Copied the Data Hub writes the backup took while this main could not copy them." });
+        next = { ...s, phase: { ...s.phase, catchUp: { kind: "done" } } };
       }
       break;
     case "catchUpFailed":
@@ -124,6 +134,8 @@ export function mainTransition(prev: MainState, ev: MainEvent, now: number): Ste
       if (s.phase.kind === "rejoining" && s.phase.catchUp.kind === "running") {
         const copyFailingSince = s.phase.copyFailingSince ?? now;
         next = { ...s, phase: { ...s.phase, catchUp: { kind: "idle", retryAt: now + s.timings.heartbeatMs }, copyFailingSince } };
+      } else if (s.phase.kind === "active" && s.phase.catchUp.kind === "running") {
+        next = { ...s, phase: { ...s.phase, catchUp: { kind: "idle", retryAt: now + s.timings.heartbeatMs } } };
       }
       break;
     case "switchBack":
@@ -242,18 +254,18 @@ function decide(s: MainState, now: number, fx: Effect[], onTick: boolean): MainS
       // cut off, then restarted. It may hold writes this main lacks, and it never copies anything older than
       // its own newest: copy them in, and claim above its epoch.
       const beat = s.other.beat;
-      if (beat === null || !(beat.epoch > phase.epoch) || beat.pairedWith !== s.selfId || isDown(s.other.live, now, s.timings)) return s;
+      if (beat === null || !(beat.epoch > phase.epoch) || beat.pairedWith !== s.selfId || isDown(s.other.live, now, s.timings)) return handBack(s, phase, now, fx);
       fx.push({ type: "stopServing", epoch: phase.epoch });
       fx.push({ type: "log", level: "warn", message: `The backup served epoch ${beat.epoch} while this main was away (ours ${phase.epoch}): copying its Data Hub state first.` });
       return { ...s, phase: rejoining(now) };
     }
     case "isolated":
-      if (s.peerId === null) return becomeActive(s, now, fx);
+      if (s.peerId === null) return becomeActive(s, now, fx, true);
       if (isIsolated(s, now)) return s;
       fx.push({ type: "log", level: "info", message: "The main hears the network again: rejoining." });
       return { ...s, phase: rejoining(now) };
     case "standby": {
-      if (s.peerId === null) return becomeActive(s, now, fx);
+      if (s.peerId === null) return becomeActive(s, now, fx, true);
       // Standby only makes sense while the backup serves; if it stopped, the main must.
       if (backupServing(s, now)) return s;
       fx.push({ type: "log", level: "info", message: "The backup is no longer active: the main takes over." });
@@ -275,7 +287,7 @@ function decideRejoining(
   fx: Effect[],
   onTick: boolean,
 ): MainState {
-  if (s.peerId === null) return becomeActive(s, now, fx);
+  if (s.peerId === null) return becomeActive(s, now, fx, true);
   const beat = s.other.beat;
   if (isDown(s.other.live, now, s.timings)) {
     // Backup silent for a timeout: wait while clients say it serves (its state could not be copied), else
@@ -283,42 +295,61 @@ function decideRejoining(
     if (backupServing(s, now) || !onTick || !mayClaim(s, now)) return s;
     // Hearing nobody at all, it cannot tell a dead backup from its own cut cable: it waits for the network.
     if (isIsolated(s, now)) return { ...s, phase: { kind: "isolated", since: now } };
-    return becomeActive(s, now, fx);
+    return becomeActive(s, now, fx, false);
   }
   // Asked, no answer yet (a fresh start): give the backup a timeout to answer.
   if (beat === null) return s;
   // A backup without a first copy of the Data Hub state, or paired elsewhere, has nothing to hand back.
-  const hasData = beat.pairedWith === s.selfId && beat.state !== "unpaired" && (beat.state !== "syncing" || beat.hubCopied === true);
-  if (!hasData) return becomeActive(s, now, fx);
+  if (!holdsData(s, beat)) return becomeActive(s, now, fx, true);
   // An idle backup we hear but cannot copy from (one-way partition, blocked port): nobody serves, so
-  // after a timeout of failed copies the main serves without; the runner hands the rest back later.
+  // after a timeout of failed copies the main serves without, and copies the rest once it can (handBack).
   const failing = phase.copyFailingSince;
   const gaveUp = failing !== null && now - failing >= s.timings.failoverTimeoutMs;
   if (beat.state === "idle" && gaveUp && onTick && phase.catchUp.kind !== "done") {
     fx.push({ type: "log", level: "warn", message: "Cannot copy from the idle backup: the main serves without its latest Data Hub state." });
-    return becomeActive(s, now, fx);
+    return becomeActive(s, now, fx, false);
   }
   switch (phase.catchUp.kind) {
     case "idle":
       if (now < phase.catchUp.retryAt) return s;
-      fx.push({ type: "startCatchUp", epoch: beat.epoch });
+      fx.push({ type: "startCatchUp", epoch: beat.epoch, serving: false });
       return { ...s, phase: { ...phase, catchUp: { kind: "running", epoch: beat.epoch } } };
     case "running":
       return s;
     case "done":
-      if (beat.state !== "active" || phase.switchBack || s.failback === "auto") return becomeActive(s, now, fx);
+      if (beat.state !== "active" || phase.switchBack || s.failback === "auto") return becomeActive(s, now, fx, true);
       fx.push({ type: "log", level: "info", message: "Caught up with the backup; waiting for someone to switch back (failback manual)." });
       return { ...s, phase: { kind: "standby", since: now } };
   }
 }
 
-/** Claims a fresh epoch (persisted first), then serves. */
-function becomeActive(s: MainState, now: number, fx: Effect[]): MainState {
+/** Whether the backup's heartbeat says it holds Data Hub state for this main: paired with it, and copied at least once. */
+function holdsData(s: MainState, beat: BeatBody): boolean {
+  return beat.pairedWith === s.selfId && beat.state !== "unpaired" && (beat.state !== "syncing" || beat.hubCopied === true);
+}
+
+/**
+ * A main that began serving without the backup's latest state (the backup was silent, or could not be
+ * copied from) copies it once it hears the backup again: writes the backup acknowledged in its term
+ * before it died exist nowhere else. It keeps serving meanwhile; newer versions win the import, so
+ * this main's own writes since then stay. A backup still serving is left to the fencing rules first.
+ */
+function handBack(s: MainState, phase: Extract<MainPhase, { kind: "active" }>, now: number, fx: Effect[]): MainState {
+  const beat = s.other.beat;
+  if (phase.catchUp.kind !== "idle" || now < phase.catchUp.retryAt) return s;
+  if (beat === null || beat.state === "active" || isDown(s.other.live, now, s.timings) || !holdsData(s, beat)) return s;
+  fx.push({ type: "startCatchUp", epoch: beat.epoch, serving: true });
+  return { ...s, phase: { ...phase, catchUp: { kind: "running", epoch: beat.epoch } } };
+}
+
+/** Claims a fresh epoch (persisted first), then serves; `caughtUp` says whether it holds everything the backup took. */
+function becomeActive(s: MainState, now: number, fx: Effect[], caughtUp: boolean): MainState {
   const epoch = claimEpoch("main", s.epoch);
   const learned = learnEpoch(s, epoch, fx);
   fx.push({ type: "startServing", epoch });
   fx.push({ type: "log", level: "info", message: `The main is active at epoch ${epoch}.` });
-  return { ...learned, phase: { kind: "active", epoch, since: now } };
+  const catchUp: CatchUp = caughtUp ? { kind: "done" } : { kind: "idle", retryAt: now };
+  return { ...learned, phase: { kind: "active", epoch, since: now, catchUp } };
 }
 
 export function mainBeat(s: MainState, now: number): BeatBody {

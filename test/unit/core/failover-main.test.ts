@@ -148,6 +148,72 @@ describe("main: starting", () => {
   });
 });
 
+describe("main: writes the backup took that the main never copied", () => {
+  const serving = (m: Main) => m.state.phase.kind === "active" && m.state.phase.catchUp.kind;
+  const catchUps = (fx: Effect[]) => fx.filter((e) => e.type === "startCatchUp");
+
+  test("serving because the backup was silent: when the backup is heard again, its writes are copied in while the main keeps serving", () => {
+    const m = new Main();
+    m.run(1000);
+    expect(m.phase).toBe("active@3");
+    expect(serving(m)).toBe("idle");
+    m.run(2000); // still silent: nothing to copy from
+    expect(catchUps(m.effects)).toHaveLength(0);
+    const fx = m.on(fromBackup({ epoch: 3 }));
+    expect(catchUps(fx)).toEqual([{ type: "startCatchUp", epoch: 3, serving: true }]);
+    expect(types(fx)).not.toContain("stopServing:3");
+    m.run(300, fromBackup({ epoch: 3 }));
+    expect(catchUps(m.effects)).toHaveLength(1); // one copy at a time
+    const done = m.on({ type: "catchUpDone" });
+    expect(done.some((e) => e.type === "log" && e.message.includes("Copied the Data Hub writes"))).toBe(true);
+    expect(serving(m)).toBe("done");
+    m.run(1000, fromBackup({ epoch: 3 }));
+    expect(catchUps(m.effects)).toHaveLength(1); // copied once, not on every heartbeat
+    expect(m.phase).toBe("active@3");
+  });
+
+  test("a failed copy while serving is retried a heartbeat later, and the main keeps serving", () => {
+    const m = new Main();
+    m.run(1000);
+    m.on(fromBackup({ epoch: 3 }));
+    expect(types(m.on({ type: "catchUpFailed" }))).toEqual([]);
+    expect(m.phase).toBe("active@3");
+    m.run(100, fromBackup({ epoch: 3 }));
+    expect(catchUps(m.effects)).toHaveLength(2);
+  });
+
+  test("nothing is owed when the main caught up before serving, or has no backup", () => {
+    const m = new Main();
+    m.on(fromBackup());
+    m.on({ type: "catchUpDone" });
+    expect(serving(m)).toBe("done");
+    m.run(1000, fromBackup({ epoch: 3 }));
+    expect(catchUps(m.effects)).toHaveLength(1); // the one before serving
+    expect(serving(new Main({ paired: false }))).toBe("done");
+  });
+
+  test("a backup back but still copying its first state, or paired elsewhere, has nothing to hand over yet", () => {
+    const m = new Main();
+    m.run(1000);
+    m.run(500, fromBackup({ epoch: 3, state: "syncing", hubCopied: false }));
+    m.run(500, fromBackup({ epoch: 3, pairedWith: "other-main" }));
+    expect(catchUps(m.effects)).toHaveLength(0);
+    m.on(fromBackup({ epoch: 3 }));
+    expect(catchUps(m.effects)).toHaveLength(1);
+  });
+
+  test("in standby, the backup stops serving and cannot be heard: the main serves, then copies the backup's last writes when it returns", () => {
+    const m = new Main({ failback: "manual" });
+    m.on(activeBackup(2));
+    m.on({ type: "catchUpDone" });
+    expect(m.phase).toBe("standby");
+    m.run(1100); // the backup crashed: silent a timeout
+    expect(m.phase).toBe("active@3");
+    m.on(fromBackup({ epoch: 3 }));
+    expect(catchUps(m.effects).at(-1)).toEqual({ type: "startCatchUp", epoch: 3, serving: true });
+  });
+});
+
 describe("main: coming back to an active backup", () => {
   test("failback auto: copy the backup's state, then take over at the next epoch", () => {
     const m = new Main();

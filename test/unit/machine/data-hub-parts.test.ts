@@ -148,4 +148,38 @@ describe("DataHubParts", () => {
     backup.dataHub.stop();
     main.dataHub.stop();
   });
+
+  test("a main serving already, that never copied from this backup, asks for everything: the backup's older term is not below its own newest", async () => {
+    const { timers, net, run } = network();
+    const backup = parts({ role: "backup", net, timers, current: () => serverState("backup", "main", "idle") });
+    backup.dataHub.startServing(2);
+    backup.dataHub.follow({ server: "self", epoch: 2 });
+    const app = backup.dataHub.gateway.attachApp("writer", () => {});
+    app.send({ type: "set", key: "show/cue", value: 7, origin: "writer.1", seq: 1 });
+    app.send({ type: "set", key: "show/title", value: "old", origin: "writer.1", seq: 2 });
+    app.send({ type: "set", key: "show/lower", value: "only here", origin: "writer.1", seq: 3 });
+    await run(50);
+    backup.dataHub.stopServing(2);
+    expect(backup.dataHub.hub!.core.retainedEntry("show/lower")?.value).toBe("only here");
+
+    const marks = memoryMarks();
+    const main = parts({ role: "main", net, timers, marks, current: () => serverState("main", "backup", "active"), at: { backup: { host: "backup", port: 7400 } } });
+    main.dataHub.startServing(3);
+    main.dataHub.follow({ server: "self", epoch: 3 });
+    const own = main.dataHub.gateway.attachApp("own", () => {});
+    own.send({ type: "set", key: "show/cue", value: 9, origin: "own.1", seq: 1 });
+    own.send({ type: "set", key: "show/title", value: "news", origin: "own.1", seq: 2 });
+    await run(50);
+
+    const caughtUp = main.dataHub.catchUp(true);
+    await run(100);
+    await caughtUp;
+    const value = (key: string) => main.dataHub.hub!.core.retainedEntry(key)?.value;
+    expect(value("show/lower")).toBe("only here"); // the backup's write, older than the main's epoch
+    expect(value("show/cue")).toBe(9); // the main's own newer writes win
+    expect(value("show/title")).toBe("news");
+    expect(main.dataHub.hub!.core.writable).toBe(true);
+    backup.dataHub.stop();
+    main.dataHub.stop();
+  });
 });
