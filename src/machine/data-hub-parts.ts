@@ -139,14 +139,11 @@ export class DataHubParts {
     this.o.log.info("stopped serving the Data Hub", { epoch });
   }
 
-  /**
-   * The runner's catchUp (a main back after the backup served, or `serving` already without the backup's
-   * latest writes): what changed there since the copy mark, imported.
-   */
-  async catchUp(serving = false): Promise<void> {
+  /** The runner's catchUp (a main back after the backup served, or serving without its latest writes): what changed there since the copy mark, imported. */
+  async catchUp(): Promise<void> {
     const backup = this.o.serverAt("backup");
     if (!backup || !this.hub || !this.mark) return;
-    await catchUpFrom(this.o.net, backup, this.hub, this.mark, { serving, timers: this.o.timers });
+    await catchUpFrom(this.o.net, backup, this.hub, this.mark, this.o.timers);
   }
 
   /** The runner's uplink: the local apps' uplink moves where the core says, at the address this machine knows for it. */

@@ -327,7 +327,7 @@ export class FailoverRunner {
         case "startCatchUp": {
           const token = ++this.catchUpToken;
           let answered = false;
-          this.options.hooks.catchUp(effect, (ok, why) => {
+          this.options.hooks.catchUp(effect.epoch, (ok, why) => {
             if (answered || token !== this.catchUpToken) return; // late or repeated: the core has moved on
             answered = true;
             // The core retries every heartbeat while the backup cannot be copied from: say so once per reason.

@@ -298,7 +298,7 @@ export class PeerRuntime {
       hooks: {
         startServing: (epoch) => (dataHub.startServing(epoch), engines?.activate()),
         stopServing: (epoch) => (dataHub.stopServing(epoch), engines?.deactivate()),
-        catchUp: ({ serving }, done) => void dataHub.catchUp(serving).then(() => done(true), (error) => done(false, (error as Error).message)),
+        catchUp: (_epoch, done) => void dataHub.catchUp().then(() => done(true), (error) => done(false, (error as Error).message)),
         uplink: (target) => dataHub.follow(target),
         pairAgain: () => this.partner.pairAgain(),
       },

@@ -45,8 +45,8 @@ export type FailoverHooks = {
   startServing(epoch: number): void;
   /** Refuse Data Hub writes; hub sessions close so clients move. */
   stopServing(epoch: number): void;
-  /** Main only: copy the Data Hub state the backup changed, then call `done` (once); `serving`: this main serves already. */
-  catchUp(request: { epoch: number; serving: boolean }, done: (ok: boolean, why?: string) => void): void;
+  /** Main only: copy the Data Hub state the backup changed, then call `done` (once). */
+  catchUp(epoch: number, done: (ok: boolean, why?: string) => void): void;
   /** Where this machine's local apps reach the Data Hub now. */
   uplink(target: UplinkTarget): void;
   /** Main only: run the pairing exchange with its backup again (the backup dropped the pairing). */

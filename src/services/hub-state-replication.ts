@@ -45,21 +45,16 @@ export async function fetchHubStateChanges(net: PeerDialer, at: HostPort, versio
 export type CopyMark = { read(): Version | null; write(through: Version): void };
 
 /**
- * The main's one catch-up before it serves again: what changed on the backup since the copy mark
- * (the `through` its standby copy last imported), imported, then the mark moved on. Importing an
- * answer twice changes nothing (newer versions win, set marks are deduplicated), so an answer of
- * the standby copy arriving late loses and doubles nothing. Without a mark it asks since its own
- * last version, older than anything the backup's term wrote; a main `serving` already has versions
- * of its new epoch, newer than the backup's writes it lacks, so it asks for everything.
+ * The main's catch-up (before it serves again, or while serving after it took over without the
+ * backup's latest writes): what changed on the backup since the copy mark (the `through` its last
+ * copy from this backup imported), imported, then the mark moved on. Importing an answer twice
+ * changes nothing (newer versions win, set marks are deduplicated), so an answer of the standby
+ * copy arriving late loses and doubles nothing. Without a mark (never copied from this backup) it
+ * asks for everything: its own newest version may be of an epoch after the backup's term, and
+ * would skip the writes it lacks.
  */
-export async function catchUpFrom(
-  net: PeerDialer,
-  at: HostPort,
-  hub: Pick<HubService, "importChanges" | "core">,
-  mark: CopyMark,
-  { serving = false, timers = systemTimers }: { serving?: boolean; timers?: Timers } = {},
-): Promise<void> {
-  const changes = await fetchHubStateChanges(net, at, mark.read() ?? (serving ? ZERO_VERSION : hub.core.lastVersion), timers);
+export async function catchUpFrom(net: PeerDialer, at: HostPort, hub: Pick<HubService, "importChanges">, mark: CopyMark, timers: Timers = systemTimers): Promise<void> {
+  const changes = await fetchHubStateChanges(net, at, mark.read() ?? ZERO_VERSION, timers);
   hub.importChanges(changes);
   mark.write(changes.through);
 }

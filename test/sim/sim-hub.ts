@@ -276,11 +276,11 @@ export class SimHub implements Machinery {
   }
 
   /** The main's catch-up, DataHubParts.catchUp (its import moves the lane: #tapHubState); any failure is a failed copy. */
-  catchUp(main: SimNode, serving: boolean, done: (ok: boolean) => void): void {
+  catchUp(main: SimNode, done: (ok: boolean) => void): void {
     const [parts, inc] = [this.#machines.get(main.name)?.parts, main.inc];
     if (!parts?.hub) return done(false);
     const live = () => main.inc === inc && !!main.state;
-    parts.catchUp(serving).then(
+    parts.catchUp().then(
       () => {
         if (!live()) return;
         this.catchUps.ok += 1;

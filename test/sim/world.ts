@@ -113,7 +113,7 @@ export interface Machinery {
   /** A show-file push on the active main (its log lane then moves with the real log). */
   writeLog(main: SimNode): void;
   /** The main's catch-up as a machine runs it (DataHubParts.catchUp); `done` says whether it worked. */
-  catchUp(main: SimNode, serving: boolean, done: (ok: boolean) => void): void;
+  catchUp(main: SimNode, done: (ok: boolean) => void): void;
 }
 
 /** Hooks the invariant checker plugs in. `effect` runs before the runner executes it. */
@@ -518,7 +518,7 @@ export class World {
           this.log(`${n.name}: STOP serving epoch ${epoch}`);
           this.machinery?.stopServing(n, epoch);
         },
-        catchUp: ({ serving }, done) => this.#catchUp(n, serving, done),
+        catchUp: (_epoch, done) => this.#catchUp(n, done),
         uplink: (target) => {
           this.stateVersion += 1;
           n.following = target.server === "self" ? { server: n.role as ServerRole, epoch: target.epoch } : { server: target.server, epoch: target.epoch };
@@ -642,12 +642,12 @@ export class World {
   }
 
   /** The main's catch-up runs in the machinery (sim-hub.ts), as peer-runtime.ts runs it. */
-  #catchUp(main: SimNode, serving: boolean, done: (ok: boolean) => void): void {
+  #catchUp(main: SimNode, done: (ok: boolean) => void): void {
     const inc = main.inc;
     const deliver = (ok: boolean) => {
       if (main.state && main.inc === inc) this.#deliverTo(main, { kind: "catchUp", ok, done, inc });
     };
-    if (this.machinery) this.machinery.catchUp(main, serving, deliver);
+    if (this.machinery) this.machinery.catchUp(main, deliver);
     else deliver(false);
   }
 

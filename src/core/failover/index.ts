@@ -36,10 +36,10 @@
  *   (on the main it also means: abandon any catch-up still running).
  * - `stopServing {epoch}`: refuse writes, close hub sessions. The backup's
  *   runner keeps its replication log readable so the main can copy the rest.
- * - `startCatchUp {epoch, serving}` (main): copy the Data Hub state changed on
- *   the backup; answer `catchUpDone` or `catchUpFailed`. A late answer is
- *   ignored. `serving`: the main serves already (it took over without the
- *   backup's latest writes) and imports them beside its own.
+ * - `startCatchUp {epoch}` (main): copy the Data Hub state changed on the
+ *   backup; answer `catchUpDone` or `catchUpFailed`. A late answer is
+ *   ignored. Also while serving, for a main that took over without the
+ *   backup's latest writes: it imports them beside its own.
  * - `follow {server, epoch}` (client): connect the Data Hub to that server,
  *   re-subscribe, flush what local apps published meanwhile; null = none.
  * - `persistPairing {pairing}` (servers): write the pairing record durably

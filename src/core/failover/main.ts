@@ -50,6 +50,8 @@ export type MainPhase =
       readonly since: number;
       /** "done" once this main holds every write the backup took; else it copies them when it hears the backup (handBack). */
       readonly catchUp: CatchUp;
+      /** Copies of them failed in a row: each wait doubles (handBackRetryMs), as every try costs both a handshake. */
+      readonly catchUpFailures: number;
     }
   | {
       readonly kind: "rejoining";
@@ -135,7 +137,8 @@ export function mainTransition(prev: MainState, ev: MainEvent, now: number): Ste
         const copyFailingSince = s.phase.copyFailingSince ?? now;
         next = { ...s, phase: { ...s.phase, catchUp: { kind: "idle", retryAt: now + s.timings.heartbeatMs }, copyFailingSince } };
       } else if (s.phase.kind === "active" && s.phase.catchUp.kind === "running") {
-        next = { ...s, phase: { ...s.phase, catchUp: { kind: "idle", retryAt: now + s.timings.heartbeatMs } } };
+        const failures = s.phase.catchUpFailures + 1;
+        next = { ...s, phase: { ...s.phase, catchUp: { kind: "idle", retryAt: now + handBackRetryMs(s.timings, failures) }, catchUpFailures: failures } };
       }
       break;
     case "switchBack":
@@ -312,7 +315,7 @@ function decideRejoining(
   switch (phase.catchUp.kind) {
     case "idle":
       if (now < phase.catchUp.retryAt) return s;
-      fx.push({ type: "startCatchUp", epoch: beat.epoch, serving: false });
+      fx.push({ type: "startCatchUp", epoch: beat.epoch });
       return { ...s, phase: { ...phase, catchUp: { kind: "running", epoch: beat.epoch } } };
     case "running":
       return s;
@@ -338,9 +341,17 @@ function handBack(s: MainState, phase: Extract<MainPhase, { kind: "active" }>, n
   const beat = s.other.beat;
   if (phase.catchUp.kind !== "idle" || now < phase.catchUp.retryAt) return s;
   if (beat === null || beat.state === "active" || isDown(s.other.live, now, s.timings) || !holdsData(s, beat)) return s;
-  fx.push({ type: "startCatchUp", epoch: beat.epoch, serving: true });
+  fx.push({ type: "startCatchUp", epoch: beat.epoch });
   return { ...s, phase: { ...phase, catchUp: { kind: "running", epoch: beat.epoch } } };
 }
+
+/** The wait after `failures` failed copies while serving: a heartbeat, doubling, at most HAND_BACK_RETRY_MAX_TIMEOUTS timeouts. */
+export function handBackRetryMs(t: Timings, failures: number): number {
+  return Math.min(t.heartbeatMs * 2 ** Math.min(failures - 1, 20), HAND_BACK_RETRY_MAX_TIMEOUTS * t.failoverTimeoutMs);
+}
+
+/** The longest wait between copies of a backup heard but not copyable while the main serves (a blocked port, another key). */
+export const HAND_BACK_RETRY_MAX_TIMEOUTS = 10;
 
 /** Claims a fresh epoch (persisted first), then serves; `caughtUp` says whether it holds everything the backup took. */
 function becomeActive(s: MainState, now: number, fx: Effect[], caughtUp: boolean): MainState {
@@ -349,7 +360,7 @@ function becomeActive(s: MainState, now: number, fx: Effect[], caughtUp: boolean
   fx.push({ type: "startServing", epoch });
   fx.push({ type: "log", level: "info", message: `The main is active at epoch ${epoch}.` });
   const catchUp: CatchUp = caughtUp ? { kind: "done" } : { kind: "idle", retryAt: now };
-  return { ...learned, phase: { kind: "active", epoch, since: now, catchUp } };
+  return { ...learned, phase: { kind: "active", epoch, since: now, catchUp, catchUpFailures: 0 } };
 }
 
 export function mainBeat(s: MainState, now: number): BeatBody {

@@ -108,11 +108,8 @@ export type Effect =
   | { readonly type: "startServing"; readonly epoch: number }
   /** Server: refuse Data Hub writes from now on; close hub sessions so clients move. */
   | { readonly type: "stopServing"; readonly epoch: number }
-  /**
-   * Main: copy the Data Hub state changed on the backup; answer catchUpDone / catchUpFailed. `serving`: the
-   * main already serves and copies what the backup took while it could not copy it (main.ts handBack).
-   */
-  | { readonly type: "startCatchUp"; readonly epoch: number; readonly serving: boolean }
+  /** Main: copy the Data Hub state changed on the backup (before serving, or while serving: main.ts handBack); answer catchUpDone / catchUpFailed. */
+  | { readonly type: "startCatchUp"; readonly epoch: number }
   /** Client: connect the hub to this server (re-subscribe, flush queued publishes), or to none. */
   | { readonly type: "follow"; readonly server: ServerRole | null; readonly epoch: number | null }
   /**

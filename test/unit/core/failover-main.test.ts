@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { DEFAULT_TIMINGS } from "../../../src/core/failure-detector.ts";
+import { HAND_BACK_RETRY_MAX_TIMEOUTS } from "../../../src/core/failover/main.ts";
 import {
   mainTransition,
   startMain,
@@ -160,7 +161,7 @@ describe("main: writes the backup took that the main never copied", () => {
     m.run(2000); // still silent: nothing to copy from
     expect(catchUps(m.effects)).toHaveLength(0);
     const fx = m.on(fromBackup({ epoch: 3 }));
-    expect(catchUps(fx)).toEqual([{ type: "startCatchUp", epoch: 3, serving: true }]);
+    expect(catchUps(fx)).toEqual([{ type: "startCatchUp", epoch: 3 }]);
     expect(types(fx)).not.toContain("stopServing:3");
     m.run(300, fromBackup({ epoch: 3 }));
     expect(catchUps(m.effects)).toHaveLength(1); // one copy at a time
@@ -172,14 +173,25 @@ describe("main: writes the backup took that the main never copied", () => {
     expect(m.phase).toBe("active@3");
   });
 
-  test("a failed copy while serving is retried a heartbeat later, and the main keeps serving", () => {
+  test("a failed copy while serving is retried a heartbeat later, then less and less often, and the main keeps serving", () => {
     const m = new Main();
     m.run(1000);
     m.on(fromBackup({ epoch: 3 }));
-    expect(types(m.on({ type: "catchUpFailed" }))).toEqual([]);
+    const triedAt: number[] = [m.clock.now()];
+    for (let i = 0; i < 12; i++) {
+      expect(types(m.on({ type: "catchUpFailed" }))).toEqual([]);
+      const before = catchUps(m.effects).length;
+      while (catchUps(m.effects).length === before) m.run(20, fromBackup({ epoch: 3 }));
+      triedAt.push(m.clock.now());
+    }
     expect(m.phase).toBe("active@3");
-    m.run(100, fromBackup({ epoch: 3 }));
-    expect(catchUps(m.effects)).toHaveLength(2);
+    const waits = triedAt.slice(1).map((t, i) => t - triedAt[i]!);
+    expect(waits[0]).toBeLessThanOrEqual(100);
+    expect(waits[1]).toBeGreaterThan(waits[0]!);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(HAND_BACK_RETRY_MAX_TIMEOUTS * 1000);
+    expect(waits.at(-1)).toBeGreaterThanOrEqual(HAND_BACK_RETRY_MAX_TIMEOUTS * 1000 - 100);
+    m.on({ type: "catchUpDone" });
+    expect(m.state.phase.kind === "active" && m.state.phase.catchUp.kind).toBe("done");
   });
 
   test("nothing is owed when the main caught up before serving, or has no backup", () => {
@@ -210,7 +222,7 @@ describe("main: writes the backup took that the main never copied", () => {
     m.run(1100); // the backup crashed: silent a timeout
     expect(m.phase).toBe("active@3");
     m.on(fromBackup({ epoch: 3 }));
-    expect(catchUps(m.effects).at(-1)).toEqual({ type: "startCatchUp", epoch: 3, serving: true });
+    expect(catchUps(m.effects).at(-1)).toEqual({ type: "startCatchUp", epoch: 3 });
   });
 });
 

@@ -149,7 +149,7 @@ describe("DataHubParts", () => {
     main.dataHub.stop();
   });
 
-  test("a main serving already, that never copied from this backup, asks for everything: the backup's older term is not below its own newest", async () => {
+  test("a main that never copied from this backup asks it for everything: the backup's older term is not above the main's own newest", async () => {
     const { timers, net, run } = network();
     const backup = parts({ role: "backup", net, timers, current: () => serverState("backup", "main", "idle") });
     backup.dataHub.startServing(2);
@@ -171,7 +171,7 @@ describe("DataHubParts", () => {
     own.send({ type: "set", key: "show/title", value: "news", origin: "own.1", seq: 2 });
     await run(50);
 
-    const caughtUp = main.dataHub.catchUp(true);
+    const caughtUp = main.dataHub.catchUp();
     await run(100);
     await caughtUp;
     const value = (key: string) => main.dataHub.hub!.core.retainedEntry(key)?.value;
