@@ -7,7 +7,7 @@
  *   rejoining ──(copied, backup active, failback manual)──▶ standby ──switchBack──▶ rejoining
  *   standby   ──(the backup no longer serves)──▶ rejoining
  *   active    ──(the backup is active at a higher epoch: fencing)──▶ rejoining
- *   active    (served without the backup's latest state) ──(hears it again)──▶ copies it in, still serving
+ *   active    (served without the backup's latest state) ──(hears it, not serving)──▶ copies it in, still serving
  *   active    ──(paired, heard neither the backup nor any client for a timeout)──▶ isolated
  *   rejoining ──(backup silent a timeout, and no client heard either)──▶ isolated
  *   isolated  ──(hears the backup or a client again)──▶ rejoining
@@ -127,7 +127,7 @@ export function mainTransition(prev: MainState, ev: MainEvent, now: number): Ste
       if (s.phase.kind === "rejoining" && s.phase.catchUp.kind === "running") {
         next = { ...s, phase: { ...s.phase, catchUp: { kind: "done" } } };
       } else if (s.phase.kind === "active" && s.phase.catchUp.kind === "running") {
-        fx.push({ type: "log", level: "info", message: "Copied the Data Hub writes the backup took while this main could not copy them." });
+        fx.push({ type: "log", level: "info", message: "Copied the Data Hub writes the backup took that this main had not copied yet." });
         next = { ...s, phase: { ...s.phase, catchUp: { kind: "done" } } };
       }
       break;
@@ -320,7 +320,8 @@ function decideRejoining(
     case "running":
       return s;
     case "done":
-      if (beat.state !== "active" || phase.switchBack || s.failback === "auto") return becomeActive(s, now, fx, true);
+      // A backup still serving takes writes until it hears this main's epoch: those are copied once it stops (handBack).
+      if (beat.state !== "active" || phase.switchBack || s.failback === "auto") return becomeActive(s, now, fx, beat.state !== "active");
       fx.push({ type: "log", level: "info", message: "Caught up with the backup; waiting for someone to switch back (failback manual)." });
       return { ...s, phase: { kind: "standby", since: now } };
   }
@@ -332,10 +333,11 @@ function holdsData(s: MainState, beat: BeatBody): boolean {
 }
 
 /**
- * A main that began serving without the backup's latest state (the backup was silent, or could not be
- * copied from) copies it once it hears the backup again: writes the backup acknowledged in its term
- * before it died exist nowhere else. It keeps serving meanwhile; newer versions win the import, so
- * this main's own writes since then stay. A backup still serving is left to the fencing rules first.
+ * A main that began serving without the backup's latest state copies it once it hears the backup
+ * again, not serving: writes the backup acknowledged exist nowhere else. That is a main that took
+ * over while the backup was silent or could not be copied from, and a main back from the backup
+ * (failback): the backup takes writes until it hears the new epoch, after the catch-up's answer.
+ * It keeps serving meanwhile; newer versions win the import, so this main's own writes since stay.
  */
 function handBack(s: MainState, phase: Extract<MainPhase, { kind: "active" }>, now: number, fx: Effect[]): MainState {
   const beat = s.other.beat;

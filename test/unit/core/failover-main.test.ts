@@ -214,6 +214,21 @@ describe("main: writes the backup took that the main never copied", () => {
     expect(catchUps(m.effects)).toHaveLength(1);
   });
 
+  test("back from an active backup: the writes it takes until it hears the new epoch are copied once it stops serving", () => {
+    const m = new Main();
+    m.on(activeBackup(2));
+    m.on({ type: "catchUpDone" });
+    expect(m.phase).toBe("active@3");
+    expect(serving(m)).toBe("idle");
+    m.run(300, activeBackup(2)); // it has not heard epoch 3 yet: it still takes writes
+    expect(catchUps(m.effects)).toHaveLength(1);
+    m.on(fromBackup({ epoch: 3, state: "syncing", hubCopied: true }));
+    expect(catchUps(m.effects)).toEqual([{ type: "startCatchUp", epoch: 2 }, { type: "startCatchUp", epoch: 3 }]);
+    m.on({ type: "catchUpDone" });
+    expect(serving(m)).toBe("done");
+    expect(m.phase).toBe("active@3");
+  });
+
   test("in standby, the backup stops serving and cannot be heard: the main serves, then copies the backup's last writes when it returns", () => {
     const m = new Main({ failback: "manual" });
     m.on(activeBackup(2));
