@@ -63,6 +63,21 @@ describe("epoch certificates", () => {
     for (let i = 0; i < 50; i++) judge.judge("rogue", client({ epoch: 5, epochCert: { e: 5, s: `made-up-${i}` } }), known, 10);
     expect(counts.verify).toBe(1 + VERIFY_BUDGET_PER_SENDER_PERIOD);
   });
+
+  test("a server's own certificate on its own sealed heartbeat needs no check; the other server's, or one relayed, does", () => {
+    const counts = { verify: 0 };
+    const judge = new ClaimJudge(signerOf("c1", counts), 100);
+    const takeover: Claims = { role: "backup", state: "active", epoch: 4, activeEpoch: 4, msSinceHeardMain: null, epochCert: cert(4) };
+    expect(judge.judge("backup", takeover, known, 0, true)).toMatchObject({ epoch: 4, activeEpoch: 4, unbacked: null });
+    expect(counts.verify).toBe(0);
+    // The main's certificate that the backup carries is the main's claim, not the sender's: checked.
+    judge.judge("backup", { ...takeover, state: "idle", epoch: 5, activeEpoch: null, epochCert: cert(5) }, known, 1, true);
+    expect(counts.verify).toBe(1);
+    // Not sealed by the backup itself (direct false): checked, and a made-up one refused.
+    const relayed = new ClaimJudge(signerOf("main", counts), 100);
+    expect(relayed.judge("c2", client({ state: "follow-backup", epoch: 4, activeEpoch: 4, epochCert: { e: 4, s: "made-up" } }), known, 0).epoch).toBe(0);
+    expect(counts.verify).toBe(2);
+  });
 });
 
 describe("witness tokens", () => {
