@@ -149,37 +149,43 @@ describe("DataHubParts", () => {
     main.dataHub.stop();
   });
 
-  test("a main that never copied from this backup asks it for everything: the backup's older term is not above the main's own newest", async () => {
-    const { timers, net, run } = network();
-    const backup = parts({ role: "backup", net, timers, current: () => serverState("backup", "main", "idle") });
-    backup.dataHub.startServing(2);
-    backup.dataHub.follow({ server: "self", epoch: 2 });
-    const app = backup.dataHub.gateway.attachApp("writer", () => {});
-    app.send({ type: "set", key: "show/cue", value: 7, origin: "writer.1", seq: 1 });
-    app.send({ type: "set", key: "show/title", value: "old", origin: "writer.1", seq: 2 });
-    app.send({ type: "set", key: "show/lower", value: "only here", origin: "writer.1", seq: 3 });
-    await run(50);
-    backup.dataHub.stopServing(2);
-    expect(backup.dataHub.hub!.core.retainedEntry("show/lower")?.value).toBe("only here");
+  // A backup that served epoch 2 and a main that served epoch 3 without copying it; the main never copied from this
+  // backup (no mark), so its own newest version is above the backup's writes it lacks.
+  for (const mainServing of [true, false]) {
+    test(`a main without a copy mark, ${mainServing ? "serving (asks since what it held when it began)" : "back to rejoining (asks for everything)"}, gets the backup's older term`, async () => {
+      const { timers, net, run } = network();
+      const backup = parts({ role: "backup", net, timers, current: () => serverState("backup", "main", "idle") });
+      backup.dataHub.startServing(2);
+      backup.dataHub.follow({ server: "self", epoch: 2 });
+      const app = backup.dataHub.gateway.attachApp("writer", () => {});
+      app.send({ type: "set", key: "show/cue", value: 7, origin: "writer.1", seq: 1 });
+      app.send({ type: "set", key: "show/title", value: "old", origin: "writer.1", seq: 2 });
+      app.send({ type: "set", key: "show/lower", value: "only here", origin: "writer.1", seq: 3 });
+      await run(50);
+      backup.dataHub.stopServing(2);
+      expect(backup.dataHub.hub!.core.retainedEntry("show/lower")?.value).toBe("only here");
 
-    const marks = memoryMarks();
-    const main = parts({ role: "main", net, timers, marks, current: () => serverState("main", "backup", "active"), at: { backup: { host: "backup", port: 7400 } } });
-    main.dataHub.startServing(3);
-    main.dataHub.follow({ server: "self", epoch: 3 });
-    const own = main.dataHub.gateway.attachApp("own", () => {});
-    own.send({ type: "set", key: "show/cue", value: 9, origin: "own.1", seq: 1 });
-    own.send({ type: "set", key: "show/title", value: "news", origin: "own.1", seq: 2 });
-    await run(50);
+      const marks = memoryMarks();
+      const main = parts({ role: "main", net, timers, marks, current: () => serverState("main", "backup", "active"), at: { backup: { host: "backup", port: 7400 } } });
+      main.dataHub.startServing(3);
+      main.dataHub.follow({ server: "self", epoch: 3 });
+      const own = main.dataHub.gateway.attachApp("own", () => {});
+      own.send({ type: "set", key: "show/cue", value: 9, origin: "own.1", seq: 1 });
+      own.send({ type: "set", key: "show/title", value: "news", origin: "own.1", seq: 2 });
+      await run(50);
+      if (!mainServing) main.dataHub.stopServing(3);
 
-    const caughtUp = main.dataHub.catchUp();
-    await run(100);
-    await caughtUp;
-    const value = (key: string) => main.dataHub.hub!.core.retainedEntry(key)?.value;
-    expect(value("show/lower")).toBe("only here"); // the backup's write, older than the main's epoch
-    expect(value("show/cue")).toBe(9); // the main's own newer writes win
-    expect(value("show/title")).toBe("news");
-    expect(main.dataHub.hub!.core.writable).toBe(true);
-    backup.dataHub.stop();
-    main.dataHub.stop();
-  });
+      const caughtUp = main.dataHub.catchUp();
+      await run(100);
+      await caughtUp;
+      const value = (key: string) => main.dataHub.hub!.core.retainedEntry(key)?.value;
+      expect(value("show/lower")).toBe("only here"); // the backup's write, older than the main's epoch
+      expect(value("show/cue")).toBe(9); // the main's own newer writes win
+      expect(value("show/title")).toBe("news");
+      expect(main.dataHub.hub!.core.writable).toBe(mainServing);
+      expect(marks.mark?.through.epoch).toBe(2);
+      backup.dataHub.stop();
+      main.dataHub.stop();
+    });
+  }
 });
