@@ -17,7 +17,7 @@ import type { NodeEvent, NodeState, ServerRole } from "../core/failover/index.ts
 import { pairedPeer, spareServer, type UplinkTarget } from "../core/routing.ts";
 import { HubCore } from "../hub/hub-core.ts";
 import type { Version } from "../hub/frames.ts";
-import { ZERO_VERSION, type HubStatePersistence } from "../hub/retained-state.ts";
+import type { HubStatePersistence } from "../hub/retained-state.ts";
 import type { Logger } from "../log.ts";
 import type { Defer } from "../net/frame-batch.ts";
 import type { PeerDialer, PeerService } from "../net/peer-net.ts";
@@ -75,8 +75,6 @@ export class DataHubParts {
   private readonly stopPresence: () => void;
   /** The server the local apps' uplink followed last (core/routing.ts spareServer); whom it follows now is the gateway's. */
   private lastFollowed: ServerRole | null = null;
-  /** This hub's newest version when it last began serving: below every write of the backup's it lacks then. */
-  private heldWhenServing: Version = ZERO_VERSION;
 
   constructor(private readonly o: DataHubPartsOptions) {
     const state = o.hubState;
@@ -131,7 +129,7 @@ export class DataHubParts {
 
   /** The runner's startServing: the hub accepts writes at this epoch. */
   startServing(epoch: number): void {
-    if (this.hub) this.heldWhenServing = this.hub.core.lastVersion;
+    this.markWhereServingBegan();
     this.hub?.startServing(epoch);
     this.o.log.info("serving the Data Hub", { epoch });
   }
@@ -143,16 +141,23 @@ export class DataHubParts {
   }
 
   /**
-   * The runner's catchUp (a main back after the backup served, or serving without its latest writes): what
-   * changed there since the copy mark, imported. Without a mark (never copied from this backup): a main
-   * not serving asks for everything, as its newest version may be of a term it served after the backup's;
-   * a serving one asks since what it held when it began, so a large state is not parsed while it serves.
+   * A main that begins serving owing the backup's latest writes (the core's active phase: catchUp not done),
+   * never having copied from this backup, keeps where it stood as its copy mark: its own writes of this term
+   * are newer than those it lacks, so a later catch-up, after a restart too, asks since here, not since its
+   * own newest version, and no whole state is asked for and parsed while it serves.
    */
+  private markWhereServingBegan(): void {
+    const s = this.o.current();
+    if (!this.hub || !this.mark || this.mark.read() !== null) return;
+    if (s?.role !== "main" || s.phase.kind !== "active" || s.phase.catchUp.kind === "done") return;
+    this.mark.write(this.hub.core.lastVersion);
+  }
+
+  /** The runner's catchUp (a main back after the backup served, or serving without its latest writes): what changed there since the copy mark, imported. */
   async catchUp(): Promise<void> {
     const backup = this.o.serverAt("backup");
     if (!backup || !this.hub || !this.mark) return;
-    const unmarked = this.hub.core.writable ? this.heldWhenServing : ZERO_VERSION;
-    await catchUpFrom(this.o.net, backup, this.hub, this.mark, unmarked, this.o.timers);
+    await catchUpFrom(this.o.net, backup, this.hub, this.mark, this.o.timers);
   }
 
   /** The runner's uplink: the local apps' uplink moves where the core says, at the address this machine knows for it. */

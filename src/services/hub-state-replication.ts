@@ -47,12 +47,13 @@ export type CopyMark = { read(): Version | null; write(through: Version): void }
 /**
  * The main's catch-up (before it serves again, or while serving after it took over without the
  * backup's latest writes): what changed on the backup since the copy mark (the `through` its last
- * copy from this backup imported), else since `unmarked`, imported, then the mark moved on.
- * Importing an answer twice changes nothing (newer versions win, set marks are deduplicated), so
- * an answer of the standby copy arriving late loses and doubles nothing.
+ * copy from this backup imported, or where it stood when it began serving without them:
+ * DataHubParts), else since its own last version, imported, then the mark moved on. Importing an
+ * answer twice changes nothing (newer versions win, set marks are deduplicated), so an answer of
+ * the standby copy arriving late loses and doubles nothing.
  */
-export async function catchUpFrom(net: PeerDialer, at: HostPort, hub: Pick<HubService, "importChanges">, mark: CopyMark, unmarked: Version, timers: Timers = systemTimers): Promise<void> {
-  const changes = await fetchHubStateChanges(net, at, mark.read() ?? unmarked, timers);
+export async function catchUpFrom(net: PeerDialer, at: HostPort, hub: Pick<HubService, "importChanges" | "core">, mark: CopyMark, timers: Timers = systemTimers): Promise<void> {
+  const changes = await fetchHubStateChanges(net, at, mark.read() ?? hub.core.lastVersion, timers);
   hub.importChanges(changes);
   mark.write(changes.through);
 }
