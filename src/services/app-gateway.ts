@@ -311,9 +311,16 @@ export class AppGateway {
     }
   }
 
-  /** One frame for many local apps: sealed once, published once (fanOut). */
+  /** One frame for many local apps: sealed once, published once (fanOut); encoded only when an app on /app gets it. */
   private toApps(frame: FromHubFrame, apps: readonly string[]): void {
     if (this.inProcess.size > 0) for (const id of apps) this.inProcess.get(id)?.(frame);
+    // The MQTT door alone (the common case on a node with MQTT clients) takes the frame as it is: no JSON text per message.
+    if (!this.anyConnected(apps)) return;
     fanOut(encodeFrame(frame), apps, this.apps, this.localKey, this.groups, this.appBatches, this.appBroadcasts);
+  }
+
+  private anyConnected(apps: readonly string[]): boolean {
+    for (const id of apps) if (this.apps.has(id)) return true;
+    return false;
   }
 }
