@@ -31,8 +31,11 @@ const STALL_CHECK_MS = 100;
 const HELD_MS = 200;
 
 export type UplinkTarget = { role: ServerRole; address: HostPort } | { role: "self" };
-/** A local app living in this process (the MQTT front door, the HTTP API): frames as objects, no socket. */
-export type InProcessApp = { readonly id: string; send(frame: unknown): void; close(): void };
+/**
+ * A local app living in this process (the MQTT front door, the HTTP API): frames as objects, no socket.
+ * `dataMeasured`: see parseToHubFrame (frames.ts).
+ */
+export type InProcessApp = { readonly id: string; send(frame: unknown, dataMeasured?: boolean): void; close(): void };
 /** This machine's own hub, attached without a socket. */
 export type LocalHub = { attachLocal(deliver: (frame: FromHubFrame) => void): { send(frame: ToHubFrame): void; close(): void } };
 
@@ -228,8 +231,8 @@ export class AppGateway {
     this.inProcess.set(id, deliver);
     return {
       id,
-      send: (frame) => {
-        if (this.inProcess.has(id)) this.uplink.fromApp(id, frame, this.clock.now());
+      send: (frame, dataMeasured) => {
+        if (this.inProcess.has(id)) this.uplink.fromApp(id, frame, this.clock.now(), dataMeasured);
       },
       close: () => {
         if (this.inProcess.delete(id)) this.uplink.appGone(id);

@@ -35,7 +35,7 @@ import type { FromHubFrame, ToHubFrame } from "../hub/frames.ts";
 import type { Logger } from "../log.ts";
 import type { AppGateway, InProcessApp } from "./app-gateway.ts";
 import { listenError } from "../net/listen-error.ts";
-import { FRONT_DOOR_TOPIC_PREFIX, GAP_TOPIC, dataFromPayload, payloadFromData } from "./mqtt-payload.ts";
+import { FRONT_DOOR_TOPIC_PREFIX, GAP_TOPIC, dataFromPayload, dataMeasured, payloadFromData } from "./mqtt-payload.ts";
 import { DeliveryLine, MQTT_BROKER_CONCURRENCY, type Delivery } from "./mqtt-delivery-line.ts";
 import { RepeatFilter } from "../core/repeat-filter.ts";
 import type { Clock } from "../core/clock.ts";
@@ -295,7 +295,7 @@ export class MqttFrontDoor {
       done(null);
     };
     this.pending.set(seq, forwarded);
-    this.app.send(frame);
+    this.app.send(frame, dataMeasured(packet.payload as Uint8Array));
     // QoS 0 need not wait for the hub, unless it was refused at once or the node is applying backpressure.
     if (packet.qos === 0 && this.pending.has(seq) && !this.backpressure()) {
       this.pending.delete(seq);
