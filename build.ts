@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { mkdirSync } from "node:fs";
+import type { BunPlugin } from "bun";
 import { DEVELOPMENT_VENDOR_PUBLIC_KEY } from "./src/vendor-key.ts";
 
 export const TARGETS = {
@@ -13,6 +14,16 @@ export const TARGETS = {
   "windows-x64": { compile: "bun-windows-x64", outfile: "dist/understudy-windows-x64.exe" },
 } as const;
 type TargetName = keyof typeof TARGETS;
+
+/** mqtt-packet's `debug`, silent at no cost per packet unless DEBUG is set (src/services/mqtt-packet-debug.ts says why). */
+const quietMqttPacketDebug: BunPlugin = {
+  name: "quiet-mqtt-packet-debug",
+  setup(build) {
+    build.onResolve({ filter: /^debug$/ }, (args) =>
+      /[\\/]node_modules[\\/]mqtt-packet[\\/]/.test(args.importer) ? { path: `${import.meta.dir}/src/services/mqtt-packet-debug.ts` } : undefined,
+    );
+  },
+};
 
 function gitCommit(): string {
   const result = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { cwd: import.meta.dir, stderr: "ignore" });
@@ -36,6 +47,7 @@ export async function buildExecutables(names: TargetName[]): Promise<string[]> {
       entrypoints: [`${import.meta.dir}/src/main.ts`],
       compile: { target: target.compile, outfile: `${import.meta.dir}/${target.outfile}` },
       define,
+      plugins: [quietMqttPacketDebug],
     });
     if (!result.success) {
       for (const log of result.logs) console.error(log);

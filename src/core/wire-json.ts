@@ -87,7 +87,11 @@ export function nestingExceeds(text: string, max: number): boolean {
 
 /** UTF-8 length, stopping early once past `stopAbove` (a huge string is refused without a full count). */
 function utf8Length(text: string, stopAbove: number): number {
-  if (text.length > stopAbove) return text.length;
+  return text.length > stopAbove ? text.length : utf8ByteLength(text);
+}
+
+/** UTF-8 length without allocating (this runs for every hub frame). */
+export function utf8ByteLength(text: string): number {
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

@@ -17,7 +17,9 @@
 import { z } from "zod";
 import { MAX_TOPIC_LENGTH, filterProblem, topicProblem } from "../core/topics.ts";
 import { InvalidFrame } from "./hub-errors.ts";
-import { DEFAULT_MAX_JSON_DEPTH, nestingExceeds, readWireJson } from "../core/wire-json.ts";
+import { DEFAULT_MAX_JSON_DEPTH, nestingExceeds, readWireJson, utf8ByteLength } from "../core/wire-json.ts";
+
+export { utf8ByteLength };
 
 /** `data` of pub/call/reply and `value` of set, measured as UTF-8 JSON. */
 export const MAX_DATA_BYTES = 64 * 1024;
@@ -272,9 +274,12 @@ export type ErrorFrame = FromHubFrameOf<"error">;
 
 export type ParsedFrame<F> = { ok: true; frame: F } | { ok: false; error: InvalidFrame; ref?: ErrorRef };
 
-/** Parses a frame sent to a hub: JSON text (as read from the channel) or an already-parsed value. Never throws. */
-export function parseToHubFrame(input: unknown): ParsedFrame<ToHubFrame> {
-  return parseWith("to hub", toHubSchemas, toHubSchemasForSmallText, input, MAX_FRAME_BYTES) as ParsedFrame<ToHubFrame>;
+/**
+ * Parses a frame sent to a hub: JSON text (as read from the channel) or an already-parsed value. Never throws.
+ * `dataMeasured`: its data is JSON within the limits by construction (mqtt-payload.ts measuredData), not measured again.
+ */
+export function parseToHubFrame(input: unknown, dataMeasured = false): ParsedFrame<ToHubFrame> {
+  return parseWith("to hub", toHubSchemas, toHubSchemasForSmallText, input, MAX_FRAME_BYTES, dataMeasured) as ParsedFrame<ToHubFrame>;
 }
 
 /** Parses a frame sent by a hub (a node checks what the server sends, too). Never throws. */
@@ -292,22 +297,27 @@ export function errorFrame(error: { code: string; message: string }, ref?: Error
   return ref ? { type: "error", code: error.code, message, ref } : { type: "error", code: error.code, message };
 }
 
-function parseWith(direction: Direction, schemas: Record<string, z.ZodType>, forSmallText: Record<string, z.ZodType>, input: unknown, maxBytes: number): ParsedFrame<unknown> {
+type Schemas = Record<string, z.ZodType>;
+
+function parseWith(direction: Direction, schemas: Schemas, forSmallText: Schemas, input: unknown, maxBytes: number, dataMeasured = false): ParsedFrame<unknown> {
   let value = input;
-  let short = false;
+  let short = dataMeasured;
   if (typeof input === "string") {
-    const size = utf8ByteLength(input);
+    // A UTF-16 unit is at most 3 UTF-8 bytes: a frame that short needs no count (most of them, at every hop).
+    const small = input.length * 3 <= SMALL_TEXT_BYTES;
+    const size = small ? 0 : utf8ByteLength(input);
     if (size > maxBytes) return refuse(`Frame refused: ${size} bytes is more than the ${maxBytes} a frame may have.`);
     // A frame nests one level above its data: deeper text is read once more, within the wire's limit, only to name the refused frame.
     if (nestingExceeds(input, MAX_DATA_DEPTH + 1)) return refuse(`Frame refused: its data ${TOO_DEEP}.`, refOf(readText(input, maxBytes)));
+    // Size and nesting are checked above: JSON.parse is what readWireJson would do after checking them again.
     try {
-      value = readWireJson(input, { maxBytes, maxDepth: MAX_DATA_DEPTH + 1 });
-    } catch (error) {
-      return refuse(`Frame refused: ${(error as Error).message.replace(/^A message/, "it")}`);
+      value = JSON.parse(input);
+    } catch {
+      return refuse("Frame refused: it is not valid JSON.");
     }
-    short = size <= SMALL_TEXT_BYTES;
-    if (short) schemas = forSmallText;
+    short = small || size <= SMALL_TEXT_BYTES;
   }
+  if (short) schemas = forSmallText;
   const common = readCommonFrame(value, direction, short);
   if (common) return { ok: true, frame: common };
   if (typeof value !== "object" || value === null || Array.isArray(value)) return refuse("Frame refused: a frame must be a JSON object with a \"type\".");
@@ -433,14 +443,4 @@ function jsonText(value: unknown): string | null {
   } catch {
     return null;
   }
-}
-
-/** UTF-8 length without allocating (this runs for every frame). */
-export function utf8ByteLength(text: string): number {
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code >= 0x80) bytes += code >= 0x800 && (code < 0xd800 || code > 0xdfff) ? 2 : 1;
-  }
-  return bytes;
 }

@@ -224,11 +224,11 @@ export class HubUplink {
   /**
    * One frame from a local app: JSON text or a parsed value. Never throws: a
    * refusal goes to the app as an `error` frame (or, for a call, a `reply`
-   * with `error`) and is also returned, for the log and tests.
+   * with `error`) and is also returned, for the log and tests. `dataMeasured`: parseToHubFrame's.
    */
-  fromApp(app: AppId, input: unknown, now = 0): AppError | null {
+  fromApp(app: AppId, input: unknown, now = 0, dataMeasured = false): AppError | null {
     this.apps.add(app);
-    const parsed = parseToHubFrame(input);
+    const parsed = parseToHubFrame(input, dataMeasured);
     if (!parsed.ok) return this.refuse(app, parsed.error, parsed.ref);
     const frame = parsed.frame;
     switch (frame.type) {

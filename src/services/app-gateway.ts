@@ -31,8 +31,11 @@ const STALL_CHECK_MS = 100;
 const HELD_MS = 200;
 
 export type UplinkTarget = { role: ServerRole; address: HostPort } | { role: "self" };
-/** A local app living in this process (the MQTT front door, the HTTP API): frames as objects, no socket. */
-export type InProcessApp = { readonly id: string; send(frame: unknown): void; close(): void };
+/**
+ * A local app living in this process (the MQTT front door, the HTTP API): frames as objects, no socket.
+ * `dataMeasured`: see parseToHubFrame (frames.ts).
+ */
+export type InProcessApp = { readonly id: string; send(frame: unknown, dataMeasured?: boolean): void; close(): void };
 /** This machine's own hub, attached without a socket. */
 export type LocalHub = { attachLocal(deliver: (frame: FromHubFrame) => void): { send(frame: ToHubFrame): void; close(): void } };
 
@@ -228,8 +231,8 @@ export class AppGateway {
     this.inProcess.set(id, deliver);
     return {
       id,
-      send: (frame) => {
-        if (this.inProcess.has(id)) this.uplink.fromApp(id, frame, this.clock.now());
+      send: (frame, dataMeasured) => {
+        if (this.inProcess.has(id)) this.uplink.fromApp(id, frame, this.clock.now(), dataMeasured);
       },
       close: () => {
         if (this.inProcess.delete(id)) this.uplink.appGone(id);
@@ -311,9 +314,16 @@ export class AppGateway {
     }
   }
 
-  /** One frame for many local apps: sealed once, published once (fanOut). */
+  /** One frame for many local apps: sealed once, published once (fanOut); encoded only when an app on /app gets it. */
   private toApps(frame: FromHubFrame, apps: readonly string[]): void {
     if (this.inProcess.size > 0) for (const id of apps) this.inProcess.get(id)?.(frame);
+    // The MQTT door alone (the common case on a node with MQTT clients) takes the frame as it is: no JSON text per message.
+    if (!this.anyConnected(apps)) return;
     fanOut(encodeFrame(frame), apps, this.apps, this.localKey, this.groups, this.appBatches, this.appBroadcasts);
+  }
+
+  private anyConnected(apps: readonly string[]): boolean {
+    for (const id of apps) if (this.apps.has(id)) return true;
+    return false;
   }
 }

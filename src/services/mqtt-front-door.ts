@@ -35,7 +35,7 @@ import type { FromHubFrame, ToHubFrame } from "../hub/frames.ts";
 import type { Logger } from "../log.ts";
 import type { AppGateway, InProcessApp } from "./app-gateway.ts";
 import { listenError } from "../net/listen-error.ts";
-import { FRONT_DOOR_TOPIC_PREFIX, GAP_TOPIC, dataFromPayload, payloadFromData } from "./mqtt-payload.ts";
+import { FRONT_DOOR_TOPIC_PREFIX, GAP_TOPIC, dataFromPayload, dataMeasured, payloadFromData } from "./mqtt-payload.ts";
 import { DeliveryLine, MQTT_BROKER_CONCURRENCY, type Delivery } from "./mqtt-delivery-line.ts";
 import { RepeatFilter } from "../core/repeat-filter.ts";
 import type { Clock } from "../core/clock.ts";
@@ -74,6 +74,7 @@ type DeliveringClient = { deliver0: Deliver; deliverQoS: Deliver; conn: Socket; 
 
 
 type Pending = (error: Error | null) => void;
+const ignore = () => {};
 
 export class MqttFrontDoor {
   private readonly broker: Aedes;
@@ -194,6 +195,14 @@ export class MqttFrontDoor {
         uncorkSoon();
       } else corked = false;
     };
+    // Every delivery is done on the next turn, in order: one setImmediate a turn for all of them, not one each
+    // (a setImmediate per message per subscriber was ≈ 2-3 % of a subscribing node's CPU in the bench).
+    let dones: (() => void)[] = [];
+    const finish = () => {
+      const now = dones;
+      dones = [];
+      for (const done of now) done();
+    };
     const guard = (deliver: Deliver): Deliver => (packet, done) => {
       if (fallenBehind(client.conn, this.limits.maxBufferedBytes)) {
         this.say(`${client.id} slow`, "MQTT client disconnected: it does not read what it subscribed to", { client: client.id, unreadBytes: client.conn.writableLength });
@@ -204,9 +213,9 @@ export class MqttFrontDoor {
           client.conn.cork();
           uncorkSoon();
         } else later++;
-        deliver(packet, () => {});
+        deliver(packet, ignore);
       }
-      setImmediate(done);
+      if (dones.push(done) === 1) setImmediate(finish);
     };
     client.deliver0 = guard(client.deliver0);
     client.deliverQoS = guard(client.deliverQoS);
@@ -295,7 +304,7 @@ export class MqttFrontDoor {
       done(null);
     };
     this.pending.set(seq, forwarded);
-    this.app.send(frame);
+    this.app.send(frame, dataMeasured(packet.payload as Uint8Array));
     // QoS 0 need not wait for the hub, unless it was refused at once or the node is applying backpressure.
     if (packet.qos === 0 && this.pending.has(seq) && !this.backpressure()) {
       this.pending.delete(seq);

@@ -7,7 +7,7 @@
  */
 import { AppError } from "../core/errors.ts";
 import { nestingExceeds } from "../core/wire-json.ts";
-import { MAX_DATA_DEPTH } from "../hub/frames.ts";
+import { MAX_DATA_DEPTH, SMALL_TEXT_BYTES } from "../hub/frames.ts";
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
@@ -49,6 +49,16 @@ export function dataFromPayload(topic: string, payload: Uint8Array): unknown {
   } catch {
     return text;
   }
+}
+
+/**
+ * Whether what dataFromPayload made of `payload` is within the hub's data limits by construction (parseToHubFrame's
+ * `dataMeasured`), so the node need not encode it again to measure it: JSON parsed from at most SMALL_TEXT_BYTES
+ * (frames.ts says why its JSON fits) nested at most MAX_DATA_DEPTH (checked before parsing), or that text as a
+ * string, whose JSON is at most 6 bytes a byte ("\u0001") and two quotes: 6 × 10,922 + 2 ≤ 64 KiB.
+ */
+export function dataMeasured(payload: Uint8Array): boolean {
+  return payload.length <= SMALL_TEXT_BYTES;
 }
 
 /** The MQTT payload for hub data. */

@@ -67,7 +67,8 @@ const CPU_PROF = process.env.CPU_PROF;
  */
 const MEM_PROF = process.env.MEM_PROF ?? process.env.STALL_PROF;
 const PROBE = process.env.STALL_PROF ? "stall-probe.ts" : "mem-probe.ts";
-const bin = await executable();
+// BIN=path runs that executable (e.g. one built from another commit, for a before/after under the same load).
+const bin = process.env.BIN ?? (await executable());
 const source = join(import.meta.dir, "../../src/main.ts");
 const understudy = (name: string) =>
   CPU_PROF

@@ -129,6 +129,24 @@ describe("a short text is parsed without measuring its data again (SMALL_TEXT_BY
     const parsed = parseToHubFrame(text);
     expect(parsed.ok ? "" : parsed.error.message).toContain("at most 64 KiB of JSON");
   });
+
+  test("a text of few characters but many bytes is counted: over the frame limit in UTF-8 bytes, refused", () => {
+    // 24,000 characters, 72,000 bytes: under MAX_FRAME_BYTES in characters, over it in bytes.
+    const text = JSON.stringify({ type: "pub", topic: "a", data: "€".repeat(24_000), origin: "o", seq: 1 });
+    expect(text.length).toBeLessThan(MAX_FRAME_BYTES);
+    const parsed = parseToHubFrame(text);
+    expect(parsed.ok ? "" : parsed.error.message).toMatch(/^Frame refused: 720\d\d bytes is more than the 69632 a frame may have\.$/);
+  });
+
+  test("data a caller says is measured (the MQTT door's, mqtt-payload.ts) is not encoded again; the rest of the frame is still checked", () => {
+    const big = { type: "pub", topic: "a", data: "y".repeat(MAX_DATA_BYTES), origin: "o", seq: 1 };
+    expect(parseToHubFrame(big).ok).toBe(false);
+    expect(parseToHubFrame(big, true).ok).toBe(true);
+    const badTopic = parseToHubFrame({ ...big, topic: "a/#" }, true);
+    expect(badTopic.ok ? "" : badTopic.error.message).toContain('field "topic"');
+    const noData = parseToHubFrame({ type: "pub", topic: "a", origin: "o", seq: 1 }, true);
+    expect(noData.ok ? "" : noData.error.message).toContain('field "data": must be a JSON value');
+  });
 });
 
 describe("data nests at most MAX_DATA_DEPTH levels, so no later hop refuses what a node took", () => {

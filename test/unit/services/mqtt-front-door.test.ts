@@ -5,10 +5,10 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import mqtt, { type MqttClient } from "mqtt";
-import type { FromHubFrame } from "../../../src/hub/frames.ts";
+import { MAX_DATA_BYTES, SMALL_TEXT_BYTES, jsonByteLength, type FromHubFrame } from "../../../src/hub/frames.ts";
 import { createLogger } from "../../../src/log.ts";
 import { MqttFrontDoor } from "../../../src/services/mqtt-front-door.ts";
-import { dataFromPayload, payloadFromData } from "../../../src/services/mqtt-payload.ts";
+import { dataFromPayload, dataMeasured, payloadFromData } from "../../../src/services/mqtt-payload.ts";
 import { DEFAULT_MQTT_DOOR_LIMITS, MQTT_MAX_PACKET_BYTES, type MqttDoorLimits } from "../../../src/services/mqtt-door-limits.ts";
 import mqttPacket from "mqtt-packet";
 import { connect as tcpConnect, type Socket } from "node:net";
@@ -38,7 +38,7 @@ async function nodeWithDoor(options: { password?: string; limits?: Partial<MqttD
     password: options.password ?? null,
     attach: (deliver) => {
       deliverToDoor = deliver;
-      return { id: "mqtt1", send: (frame) => node.uplink.fromApp("mqtt1", frame, 0), close: () => node.uplink.appGone("mqtt1") };
+      return { id: "mqtt1", send: (frame, measured) => node.uplink.fromApp("mqtt1", frame, 0, measured), close: () => node.uplink.appGone("mqtt1") };
     },
     backpressure: () => node.uplink.waitingFrames > 0,
     log: createLogger(() => "json", (line) => options.lines?.push(line)),
@@ -69,6 +69,17 @@ describe("payloads", () => {
 
   test("JSON nested deeper than the hub carries is refused before it is parsed", () => {
     expect(() => dataFromPayload("cam/deep", new TextEncoder().encode("[".repeat(40_000)))).toThrow("nests deeper than the 32 levels");
+  });
+
+  test("a payload counts as measured only up to SMALL_TEXT_BYTES, where its data's JSON cannot pass 64 KiB however it grows", () => {
+    // Text whose escapes grow it 6 times, and the numbers that grow the most when written out ("1e20": 21 digits).
+    const worst = ["\u0001".repeat(SMALL_TEXT_BYTES), `[${Array.from({ length: Math.floor((SMALL_TEXT_BYTES - 1) / 5) }, () => "1e20").join(",")}]`];
+    for (const text of worst) {
+      const payload = new TextEncoder().encode(text);
+      expect(dataMeasured(payload)).toBe(true);
+      expect(jsonByteLength(dataFromPayload("t", payload))).toBeLessThanOrEqual(MAX_DATA_BYTES);
+    }
+    expect(dataMeasured(new Uint8Array(SMALL_TEXT_BYTES + 1))).toBe(false);
   });
 
   test("bytes that are not UTF-8 are refused with a message saying what to do", () => {
@@ -187,6 +198,23 @@ describe("the MQTT front door", () => {
     await waitFor("every message at the subscriber", () => got.length === 200);
     expect(got).toEqual(Array.from({ length: 200 }, (_, i) => String(i + 1)));
     expect(writes).toBeLessThan(20);
+  });
+
+  test("a payload short enough is not measured again; a longer one whose JSON is over 64 KiB is refused, its client closed, the reason logged", async () => {
+    const lines: string[] = [];
+    const { wire, port, pump } = await nodeWithDoor({ lines });
+    const publisher = await connect(port);
+    // The most a text's JSON can grow: a control character is 6 bytes escaped ("\u0001").
+    await publisher.publishAsync("t/short", "\u0001".repeat(SMALL_TEXT_BYTES), { qos: 0 });
+    await waitFor("the short one on its way to the hub", () => wire.pendingUp().some((f) => f.type === "pub"));
+    const short = wire.pendingUp().find((f) => f.type === "pub");
+    expect(short?.type === "pub" && jsonByteLength(short.data)).toBeLessThanOrEqual(MAX_DATA_BYTES);
+    pump();
+    const closed = new Promise<void>((resolve) => publisher.once("close", () => resolve()));
+    publisher.publish("t/long", "\u0001".repeat(SMALL_TEXT_BYTES * 2), { qos: 1 });
+    await closed;
+    expect(wire.pendingUp().filter((f) => f.type === "pub")).toEqual([]);
+    expect(lines.some((line) => line.includes("MQTT publish refused by the hub") && line.includes("at most 64 KiB of JSON"))).toBe(true);
   });
 
   test("publishing to the front door's own $understudy/ topics is refused; gaps are published on $understudy/gap", async () => {
