@@ -107,6 +107,22 @@ type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : fals
 const heartbeatCarriesBeatBody: SameShape<Pick<Heartbeat, keyof BeatBody>, BeatBody> = true;
 void heartbeatCarriesBeatBody;
 
+const encoder = new TextEncoder();
+const tenth = (ms: number | null) => (ms === null ? null : Math.round(ms * 10) / 10);
+
+/** The heartbeat's JSON within `maxBytes`: durations to a tenth of a millisecond, then the name shortened if need be. */
+function compactBody(heartbeat: Heartbeat, maxBytes: number): Uint8Array {
+  const compact = { ...heartbeat, echoHeldMs: tenth(heartbeat.echoHeldMs), msSinceHeardMain: tenth(heartbeat.msSinceHeardMain), msSinceHeardBackup: tenth(heartbeat.msSinceHeardBackup) };
+  let body = encoder.encode(JSON.stringify(compact));
+  const excess = body.length - maxBytes;
+  if (excess <= 0) return body;
+  // The name is only shown on Machines rows: drop characters from its end until they free the excess and the "…" (3 bytes).
+  const name = [...compact.name];
+  let freed = 0;
+  while (name.length > 1 && freed < excess + 3) freed += encoder.encode(JSON.stringify(name.pop())).length - 2;
+  return encoder.encode(JSON.stringify({ ...compact, name: `${name.join("")}…` }));
+}
+
 /** The sender's Ed25519 public key in a machine-sealed heartbeat's header. */
 const SENDER_KEY_BYTES = 32;
 const MIN_PEER_DATAGRAM_BYTES = MIN_ENVELOPE_BYTES + SENDER_KEY_BYTES;
@@ -158,17 +174,18 @@ export class HeartbeatCodec {
   }
 
   /**
-   * The datagram for `heartbeat`, sealed for machine `to` when its key is known. Throws only on
-   * our own bugs: a field out of range (ZodError), a datagram too big.
+   * The datagram for `heartbeat`, sealed for machine `to` when its key is known. Durations go to a tenth
+   * of a millisecond, and a name that would not fit is shortened (a 63-character name beside both
+   * certificates and both tokens, under the pair key, came to 1,207 bytes and the throw ended the
+   * process). Throws only on our own bugs: a field out of range (ZodError), a datagram too big even so.
    */
   encode(heartbeat: Heartbeat, to: string | null = null): Uint8Array {
-    const body = new TextEncoder().encode(JSON.stringify(heartbeatSchema.parse(heartbeat)));
     const pairKey = this.keys?.forReceiver(to) ?? null;
+    const overhead = pairKey === null ? MIN_ENVELOPE_BYTES : MIN_PEER_DATAGRAM_BYTES;
+    const body = compactBody(heartbeatSchema.parse(heartbeat), MAX_HEARTBEAT_BYTES - overhead);
     const datagram =
       pairKey === null ? sealEnvelope(this.key, FrameKind.heartbeat, this.random(NONCE_BYTES), body) : sealForMachine(this.keys!.publicKey, pairKey, this.random(NONCE_BYTES), body);
-    if (datagram.length > MAX_HEARTBEAT_BYTES) {
-      throw new RangeError(`A heartbeat of ${datagram.length} bytes exceeds ${MAX_HEARTBEAT_BYTES}; shorten the machine name.`);
-    }
+    if (datagram.length > MAX_HEARTBEAT_BYTES) throw new RangeError(`A heartbeat of ${datagram.length} bytes exceeds ${MAX_HEARTBEAT_BYTES}.`);
     return datagram;
   }
 

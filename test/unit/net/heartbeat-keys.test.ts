@@ -9,7 +9,7 @@ import nacl from "tweetnacl";
 import { fingerprint } from "../../../src/core/keys.ts";
 import { seededRandom } from "../../../src/net/crypto.ts";
 import { FrameKind } from "../../../src/net/envelope.ts";
-import { HeartbeatCodec, type Heartbeat } from "../../../src/net/heartbeat.ts";
+import { HeartbeatCodec, MAX_HEARTBEAT_BYTES, type Heartbeat } from "../../../src/net/heartbeat.ts";
 import { curvePublicOf, curveSecretOf, HeartbeatKeys, NEW_SENDERS_PER_SECOND } from "../../../src/net/heartbeat-keys.ts";
 import { ManualClock } from "../../support/clock.ts";
 
@@ -41,6 +41,29 @@ function caught(run: () => unknown): { code?: string; message: string } {
 }
 
 describe("heartbeat pair keys", () => {
+  test("a pair-sealed client heartbeat with both certificates, both tokens, a 63-character name and raw durations fits: durations to a tenth of a millisecond, the name shortened", () => {
+    const sig = "A".repeat(86) + "==";
+    const token = { b: "a1b2c3d4e5f60718", t: 12345678.123456789, s: sig };
+    const signed = { epochCert: { e: 123457, s: sig }, activeCert: { e: 123456, s: sig }, mainToken: token, backupToken: token };
+    const client = machine("client");
+    const main = machine("main");
+    client.keys.pin(main.pair.publicKey);
+    const name = "studio-control-room-b-render-engine-number-twelve-left-rack-001";
+    const durations = { echoHeldMs: 98.76543200016022, msSinceHeardMain: 12345.765432000123, msSinceHeardBackup: 23.45678900001 };
+    const full = beat(client.id, { role: "client", state: "follow-backup", epoch: 123457, activeEpoch: 123456, localApps: 1_000_000, keyFp: "0123456789abcdef", echo: { boot: "b1b2c3d4e5f60718", seq: 123456, sentAt: 1234567.891234567 }, ...durations, ...signed });
+    // Rounding alone makes room (1,211 bytes before, 1,171 after); numbers near their bounds need the name shortened too.
+    const extreme = { epoch: 2 ** 50, activeEpoch: 2 ** 50 - 1, showFileRevision: 2 ** 40, epochCert: { e: 2 ** 50, s: sig }, activeCert: { e: 2 ** 50 - 1, s: sig } };
+    for (const [beatOf, shortened] of [[{ ...full, name: "render-1" }, false], [{ ...full, name }, false], [{ ...full, ...extreme, name }, true]] as const) {
+      const datagram = client.codec.encode(beatOf, main.id);
+      expect(datagram.length).toBeLessThanOrEqual(MAX_HEARTBEAT_BYTES);
+      const { heartbeat } = main.codec.open(datagram, "client");
+      expect([heartbeat.echoHeldMs, heartbeat.msSinceHeardMain, heartbeat.msSinceHeardBackup]).toEqual([98.8, 12345.8, 23.5]);
+      expect(heartbeat.activeCert).toEqual(beatOf.activeCert);
+      if (!shortened) expect(heartbeat.name).toBe(beatOf.name);
+      else expect(name.startsWith(heartbeat.name.slice(0, -1)) && heartbeat.name.endsWith("…") && heartbeat.name.length < name.length).toBe(true);
+    }
+  });
+
   test("an Ed25519 machine key maps to the X25519 key its secret gives", () => {
     for (let i = 0; i < 8; i++) {
       const pair = nacl.sign.keyPair();
