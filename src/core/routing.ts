@@ -51,6 +51,12 @@ export function pairedPeer(s: NodeState | null): string | null {
   return s === null || s.role === "client" ? null : s.peerId;
 }
 
+/** Whether machine `id` may use this server's copy lanes (`/replicate`, `/replicate-log`): only the server it is paired with. */
+export function copiesWith(s: NodeState | null, id: string): boolean {
+  const partner = pairedPeer(s);
+  return partner !== null && partner === id;
+}
+
 export function sameTarget(a: UplinkTarget | null, b: UplinkTarget): boolean {
   return a !== null && a.server === b.server && a.epoch === b.epoch;
 }

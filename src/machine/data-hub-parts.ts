@@ -19,6 +19,7 @@ import { HubCore } from "../hub/hub-core.ts";
 import type { Version } from "../hub/frames.ts";
 import type { HubStatePersistence } from "../hub/retained-state.ts";
 import type { Logger } from "../log.ts";
+import { partnerOnly } from "./partner-only.ts";
 import type { Defer } from "../net/frame-batch.ts";
 import type { PeerDialer, PeerService } from "../net/peer-net.ts";
 import { AppGateway } from "../services/app-gateway.ts";
@@ -83,7 +84,7 @@ export class DataHubParts {
     this.mark = state ? pairedMark(state.copyMarks, () => pairedPeer(o.current())) : null;
     if (hub) {
       o.serve({ path: "/hub", accept: (c) => hub.acceptHub(c) });
-      o.serve({ path: "/replicate", accept: (c) => hub.acceptReplication(c) });
+      o.serve(partnerOnly({ path: "/replicate", accept: (c) => hub.acceptReplication(c) }, o.current, o.log, () => o.clock.now()));
     }
     this.gateway = new AppGateway({
       node: o.node,

@@ -27,6 +27,7 @@ import { HeartbeatSocket } from "../net/heartbeat-socket.ts";
 import { newBootId } from "../net/heartbeat.ts";
 import type { PeerIdentity } from "../net/peer-endpoint.ts";
 import type { PeerService } from "../net/peer-net.ts";
+import { partnerOnly } from "./partner-only.ts";
 import type { SecureSocketOptions } from "../net/secure-socket.ts";
 import { SYSTEM_RUNTIME_ENV, type ListeningPeerNet, type RuntimeEnv } from "./runtime-env.ts";
 import { NetworkKeyProbe } from "./network-key-probe.ts";
@@ -226,7 +227,7 @@ export class PeerRuntime {
       this.dataHub.gateway.appService,
       this.files,
       this.assetService,
-      ...(this.feed ? [this.feed] : []),
+      ...(this.feed ? [partnerOnly(this.feed, () => this.runner?.current ?? null, this.options.log, () => this.env.clock.now())] : []),
       ...(this.plan.answersPairing ? [{ path: "/pair", accept: (c) => this.pairing.accept(c) }] satisfies PeerService[] : []),
       ...(console ? [{ path: "/console", accept: console }] satisfies PeerService[] : []),
     ];

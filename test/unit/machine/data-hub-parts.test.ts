@@ -11,6 +11,7 @@ import type { Version } from "../../../src/hub/frames.ts";
 import { ZERO_VERSION } from "../../../src/hub/hub-core.ts";
 import type { HubStateChange, HubStatePersistence, PersistedHubState, RetainedEntry } from "../../../src/hub/retained-state.ts";
 import { DataHubParts, PRESENCE_MS, type CopyMarks } from "../../../src/machine/data-hub-parts.ts";
+import { fetchHubStateChanges } from "../../../src/services/hub-state-replication.ts";
 import { ROLE_PLANS } from "../../../src/machine/role-plan.ts";
 import type { PeerService } from "../../../src/net/peer-net.ts";
 import { MemoryNetwork, type MemoryPeerNet } from "../../../src/net/peer-net-memory.ts";
@@ -124,6 +125,23 @@ describe("DataHubParts", () => {
     dataHub.stopServing(3);
     expect(dataHub.hub!.core.writable).toBe(false);
     dataHub.stop();
+  });
+
+  test("/replicate answers only the server this one is paired with: another holder of the network key is refused", async () => {
+    const { timers, net, run } = network();
+    let paired: string | null = "main";
+    const backup = parts({ role: "backup", net, timers, current: () => serverState("backup", paired, "idle") });
+    const dialFrom = (host: string) => net.attach({ at: { host, port: 7400 }, machineId: host, publicKey: new Uint8Array([2]), networkKey: KEY, timers });
+    const ask = async (host: string) => {
+      const asking = fetchHubStateChanges(dialFrom(host), { host: "backup", port: 7400 }, ZERO_VERSION, timers).then(() => "answered", (e: Error) => e.message);
+      await run(100);
+      return asking;
+    };
+    expect(await ask("rogue")).toContain("did not send its Data Hub state");
+    expect(await ask("main")).toBe("answered");
+    paired = null; // removed: nobody copies from it any more
+    expect(await ask("main")).toContain("did not send its Data Hub state");
+    backup.dataHub.stop();
   });
 
   test("the main's catch-up imports what changed on the backup and keeps the mark for the backup it is paired with", async () => {
