@@ -27,6 +27,11 @@ export type AttachHubApp = (name: string, deliver: (frame: FromHubFrame) => void
 const publishBodySchema = z.object({ topic: z.string(), data: z.unknown().default(null) });
 /** Filters per stream: enough for any dashboard, bounded like the node's own subscriptions. */
 const MAX_STREAM_FILTERS = 32;
+/**
+ * Events a stream's reader has not taken yet, in bytes of their text: past this the stream ends, as the MQTT door
+ * disconnects a subscriber that does not read (a paused `curl -N` grew the node's memory without bound).
+ */
+export const MAX_STREAM_UNREAD_BYTES = 1024 * 1024;
 
 export class NoDataHub extends AppError {
   constructor() {
@@ -87,11 +92,22 @@ export function hubApiRoutes(attach: AttachHubApp): Hono {
       const problem = filterProblem(filter);
       if (problem) throw new InvalidInput(`filter "${filter}": ${problem}`, "filter");
     }
-    const frames: FromHubFrame[] = [];
+    const events: { event: string; data: string }[] = [];
+    let unread = 0;
     let wake: (() => void) | null = null;
+    let sse: { abort(): void } | null = null;
+    let cutOff = false;
     const app = attach("sse", (frame) => {
-      if (frame.type !== "msg" && frame.type !== "value" && frame.type !== "gap") return;
-      frames.push(frame);
+      if (cutOff || (frame.type !== "msg" && frame.type !== "value" && frame.type !== "gap")) return;
+      const data = JSON.stringify(sseData(frame));
+      unread += data.length;
+      if (unread > MAX_STREAM_UNREAD_BYTES) {
+        cutOff = true;
+        events.length = 0;
+        sse?.abort();
+        return;
+      }
+      events.push({ event: frame.type, data });
       wake?.();
     });
     if (!app) throw new NoDataHub();
@@ -102,11 +118,16 @@ export function hubApiRoutes(attach: AttachHubApp): Hono {
         open = false;
         wake?.();
       });
+      sse = stream;
+      if (cutOff) stream.abort();
       try {
         while (open) {
-          if (frames.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+          if (events.length === 0) await new Promise<void>((resolve) => (wake = resolve));
           wake = null;
-          for (const frame of frames.splice(0)) await stream.writeSSE({ event: frame.type, data: JSON.stringify(sseData(frame)) });
+          for (const event of events.splice(0)) {
+            await stream.writeSSE(event);
+            unread -= event.data.length;
+          }
         }
       } finally {
         app.close();

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { FromHubFrame } from "../../../src/hub/frames.ts";
-import { hubApiRoutes } from "../../../src/web/hub-api.ts";
+import { hubApiRoutes, MAX_STREAM_UNREAD_BYTES } from "../../../src/web/hub-api.ts";
 import { Hono } from "hono";
 import { AppError } from "../../../src/core/errors.ts";
 import { HubRequests } from "../../../src/services/hub-requests.ts";
@@ -114,6 +114,27 @@ describe("the Data Hub over HTTP", () => {
     expect(text).toContain('"topic":"studio/cam1","data":{"zoom":2}');
     expect(text).not.toContain('"topic":"other"');
     await reader.cancel();
+  });
+
+  test("a stream whose reader stops reading ends once a MiB waits unread, instead of holding every message", async () => {
+    const { app } = apiOnNode();
+    const response = await app.request("/api/hub/stream?filter=studio/%23");
+    const reader = response.body!.getReader();
+    const pad = "p".repeat(60 * 1024);
+    const publish = (i: number) => app.request("/api/hub/publish", json({ topic: "studio/big", data: { i, pad } }));
+    await publish(0);
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain('"i":0');
+    // The reader now stops: past MAX_STREAM_UNREAD_BYTES of waiting events the stream is ended, not grown.
+    const count = Math.ceil(MAX_STREAM_UNREAD_BYTES / pad.length) + 8;
+    for (let i = 1; i <= count; i++) await publish(i);
+    let text = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    const got = [...text.matchAll(/"i":(\d+)/g)].length;
+    expect(got).toBeLessThan(count);
   });
 
   test("a stream needs a valid filter", async () => {
