@@ -46,6 +46,21 @@ export const setMarkSchema = z.object({ origin: z.string().min(1).max(128), seq:
 /** The highest seq from `origin` whose `set` was applied, and the version of that write. */
 export type SetMark = { readonly origin: string; readonly seq: number; readonly version: Version };
 
+/** How much of the state one copy answer carries (exportSince): far below the peer port's 16 MiB frame, and its JSON a few tens of milliseconds. */
+export const HUB_COPY_PAGE_BYTES = 4 * 1024 * 1024;
+/** An entry's JSON beyond its key and value: version, holder, quotes and commas. */
+const ENTRY_OVERHEAD_BYTES = 160;
+
+/** The first of `items` (at least one) whose sizes add up to at most `budget`. */
+function firstPage<T>(items: T[], budget: number, size: (item: T) => number): T[] {
+  let used = 0;
+  for (let i = 0; i < items.length; i++) {
+    used += size(items[i]!);
+    if (used > budget && i > 0) return items.slice(0, i);
+  }
+  return items;
+}
+
 /** Retained changes handed to the standby, or back to the main on failback. Parse with the schema when it arrives from a peer. */
 export const hubStateChangesSchema = z.object({
   since: versionSchema,
@@ -56,6 +71,8 @@ export const hubStateChangesSchema = z.object({
   /** Sorted by version. Tombstones included. */
   entries: z.array(retainedEntrySchema),
   setMarks: z.array(setMarkSchema),
+  /** One page of more: `through` is this page's last entry; ask since it again (absent from older peers: whole). */
+  more: z.boolean().optional(),
 });
 export type HubStateChanges = z.infer<typeof hubStateChangesSchema>;
 
@@ -202,14 +219,20 @@ export class RetainedState {
   }
 
   /**
-   * Entries and set marks changed after `since`, sorted by version. Costs what
-   * it returns (version-order.ts), not the whole state, except for a complete snapshot.
+   * Entries and set marks changed after `since`, sorted by version, at most about `pageBytes` of them: a
+   * whole state (up to 128 MiB) in one answer passed the peer port's 16 MiB frame, so the backup never
+   * got its first copy, and its JSON held the main's event loop for a quarter second per question. A
+   * page ends at an entry (`through` is its version, `more` says ask again); its set marks are those up
+   * to it. Costs what it returns (version-order.ts), except for a complete snapshot, sent whole.
    */
-  exportSince(since: Version): HubStateChanges {
+  exportSince(since: Version, pageBytes = HUB_COPY_PAGE_BYTES): HubStateChanges {
     const complete = compareVersions(since, this.pruned) < 0;
-    const entries = complete ? this.byVersion.all().filter((e) => e.value !== null) : this.byVersion.after(since);
-    const setMarks = [...this.marks.values()].filter((m) => compareVersions(m.version, since) > 0);
-    return { since, through: this.last, complete, entries, setMarks };
+    const changed = complete ? this.byVersion.all().filter((e) => e.value !== null) : this.byVersion.after(since);
+    const entries = complete ? changed : firstPage(changed, pageBytes, (e) => (this.held.get(e.key)?.bytes ?? e.key.length) + ENTRY_OVERHEAD_BYTES);
+    const more = entries.length < changed.length;
+    const through = more ? entries.at(-1)!.version : this.last;
+    const setMarks = [...this.marks.values()].filter((m) => compareVersions(m.version, since) > 0 && compareVersions(m.version, through) <= 0);
+    return { since, through, complete, entries, setMarks, ...(more ? { more } : {}) };
   }
 
   /**

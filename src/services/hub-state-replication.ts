@@ -17,6 +17,7 @@ import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts
 import { ServerLink } from "../net/server-link.ts";
 import { systemTimers } from "../net/system-time.ts";
 import { ZERO_VERSION } from "../hub/retained-state.ts";
+import type { HubStateChanges } from "../hub/retained-state.ts";
 import { replicateAnswerSchema, safeJson, type HubService } from "./hub-service.ts";
 
 const text = new TextEncoder();
@@ -24,21 +25,40 @@ const decoder = new TextDecoder();
 /** How long the one catch-up question may take. */
 export const CATCH_UP_ANSWER_MS = 5000;
 
-/** One request on /replicate: what changed since `version`. */
-export async function fetchHubStateChanges(net: PeerDialer, at: HostPort, version: Version, timers: Timers = systemTimers) {
+/** Pages one copy may take (each up to HUB_COPY_PAGE_BYTES): far more than the largest state allowed, so only a peer that never ends is cut off. */
+export const MAX_COPY_PAGES = 10_000;
+
+/**
+ * What changed on the server at `at` since `version`, on one /replicate connection: each page handed to
+ * `take` as it arrives (exportSince pages a large state), until the last. Resolves with the last `through`.
+ */
+export async function fetchHubStateChanges(net: PeerDialer, at: HostPort, version: Version, take: (changes: HubStateChanges) => void, timers: Timers = systemTimers): Promise<Version> {
+  let closed = false;
   let answer: (value: unknown) => void = () => {};
-  const got = new Promise<unknown>((resolve) => (answer = resolve));
   const connection = await net.dial(at, "/replicate", () => ({
     message: (payload) => answer(safeJson(decoder.decode(payload))),
-    close: () => answer(null),
+    close: () => {
+      closed = true;
+      answer(null);
+    },
   }));
-  connection.send(text.encode(JSON.stringify({ type: "since", version })));
-  const cancel = timers.after(CATCH_UP_ANSWER_MS, () => answer(null));
-  const parsed = replicateAnswerSchema.safeParse(await got);
-  cancel();
-  connection.close(1000, "done");
-  if (!parsed.success) throw new Error(`${formatHostPort(at)} did not send its Data Hub state.`);
-  return parsed.data.changes;
+  try {
+    let since = version;
+    for (let page = 0; page < MAX_COPY_PAGES; page++) {
+      const got = closed ? Promise.resolve(null) : new Promise<unknown>((resolve) => (answer = resolve));
+      connection.send(text.encode(JSON.stringify({ type: "since", version: since })));
+      const cancel = timers.after(CATCH_UP_ANSWER_MS, () => answer(null));
+      const parsed = replicateAnswerSchema.safeParse(await got);
+      cancel();
+      if (!parsed.success) throw new Error(`${formatHostPort(at)} did not send its Data Hub state.`);
+      take(parsed.data.changes);
+      if (!parsed.data.changes.more) return parsed.data.changes.through;
+      since = parsed.data.changes.through;
+    }
+    throw new Error(`${formatHostPort(at)} sent more than ${MAX_COPY_PAGES} pages of Data Hub state.`);
+  } finally {
+    connection.close(1000, "done");
+  }
 }
 
 /** How far this server has copied the other's state (store/copy-mark-file.ts): null means from the start. */
@@ -53,9 +73,17 @@ export type CopyMark = { read(): Version | null; write(through: Version): void }
  * the standby copy arriving late loses and doubles nothing.
  */
 export async function catchUpFrom(net: PeerDialer, at: HostPort, hub: Pick<HubService, "importChanges" | "core">, mark: CopyMark, timers: Timers = systemTimers): Promise<void> {
-  const changes = await fetchHubStateChanges(net, at, mark.read() ?? hub.core.lastVersion, timers);
-  hub.importChanges(changes);
-  mark.write(changes.through);
+  // Each page imported and marked as it comes: a copy cut short resumes after the last page, not from the start.
+  await fetchHubStateChanges(
+    net,
+    at,
+    mark.read() ?? hub.core.lastVersion,
+    (changes) => {
+      hub.importChanges(changes);
+      mark.write(changes.through);
+    },
+    timers,
+  );
 }
 
 /** One connection's state: a question out, and whether it has brought its first complete copy. */
@@ -100,6 +128,8 @@ export class HubStateReplication {
             if (!parsed.success) return;
             hub.importChanges(parsed.data.changes);
             this.mark.write(parsed.data.changes.through);
+            // A page of more: ask for the next at once; the first complete copy is the one that ends without more.
+            if (parsed.data.changes.more) return this.ask(session);
             if (!syncedOnce) {
               syncedOnce = true;
               signals.synced();

@@ -3,8 +3,8 @@
  * paired server. A holder of the network key that is not it (a client machine, or an app that
  * read its data dir) once became the main's show-file follower, and its "applied" made the main
  * answer pushes as copied to the backup when the backup had not got them; a whole-state question
- * on `/replicate` cost the main's event loop hundreds of milliseconds each (docs/design.md §Lanes
- * and replication).
+ * on `/replicate` cost the main's event loop hundreds of milliseconds each
+ * (docs/design.md §Lanes and replication).
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import nacl from "tweetnacl";

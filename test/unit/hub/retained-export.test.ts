@@ -42,6 +42,40 @@ describe("exportSince", () => {
     expect(state.exportSince(state.lastVersion).entries).toEqual([]);
   });
 
+  test("a large state comes in pages: each ends at an entry with its set marks, and the pages imported in turn make the same copy", () => {
+    const state = new RetainedState();
+    const pad = "p".repeat(1000);
+    for (let i = 1; i <= 40; i++) state.write(`k${i % 25}`, { i, pad }, 1, `app${i % 3}`, i);
+    state.write("k3", null, 1, "app0", 41);
+    const pages = [];
+    const copy = new RetainedState();
+    let since = ZERO_VERSION;
+    for (let n = 0; n < 100; n++) {
+      const page = state.exportSince(since, 5_000);
+      pages.push(page);
+      expect(page.setMarks.every((m) => compareVersions(m.version, since) > 0 && compareVersions(m.version, page.through) <= 0)).toBe(true);
+      copy.import(page);
+      if (!page.more) break;
+      expect(page.through).toEqual(page.entries.at(-1)!.version);
+      since = page.through;
+    }
+    expect(pages.length).toBeGreaterThan(3);
+    expect(pages.at(-1)!.more).toBeUndefined();
+    expect(pages.flatMap((p) => p.entries)).toEqual(state.exportSince(ZERO_VERSION).entries);
+    expect(copy.exportSince(ZERO_VERSION)).toEqual(state.exportSince(ZERO_VERSION));
+    expect(copy.lastVersion).toEqual(state.lastVersion);
+  });
+
+  test("an entry larger than a page still goes, alone", () => {
+    const state = new RetainedState();
+    state.write("big", "x".repeat(20_000), 1, "app", 1);
+    state.write("small", 1, 1, "app", 2);
+    const first = state.exportSince(ZERO_VERSION, 5_000);
+    expect(first.entries.map((e) => e.key)).toEqual(["big"]);
+    expect(first.more).toBe(true);
+    expect(state.exportSince(first.through, 5_000).entries.map((e) => e.key)).toEqual(["small"]);
+  });
+
   test("after pruning, an older copy mark gets a complete snapshot of the live keys", () => {
     const state = new RetainedState();
     state.write("a", 1, 1, "app", 1);

@@ -133,7 +133,7 @@ describe("DataHubParts", () => {
     const backup = parts({ role: "backup", net, timers, current: () => serverState("backup", paired, "idle") });
     const dialFrom = (host: string) => net.attach({ at: { host, port: 7400 }, machineId: host, publicKey: new Uint8Array([2]), networkKey: KEY, timers });
     const ask = async (host: string) => {
-      const asking = fetchHubStateChanges(dialFrom(host), { host: "backup", port: 7400 }, ZERO_VERSION, timers).then(() => "answered", (e: Error) => e.message);
+      const asking = fetchHubStateChanges(dialFrom(host), { host: "backup", port: 7400 }, ZERO_VERSION, () => {}, timers).then(() => "answered", (e: Error) => e.message);
       await run(100);
       return asking;
     };

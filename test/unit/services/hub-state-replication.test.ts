@@ -9,12 +9,13 @@ import nacl from "tweetnacl";
 import type { HostPort } from "../../../src/core/config.ts";
 import { HubCore } from "../../../src/hub/hub-core.ts";
 import type { RetainedEntry } from "../../../src/hub/retained-state.ts";
+import type { Version } from "../../../src/hub/frames.ts";
 import { createLogger } from "../../../src/log.ts";
 import type { PeerDialer } from "../../../src/net/peer-net.ts";
 import { PeerRefusals } from "../../../src/net/peer-refusals.ts";
 import type { ConnectionEvents, SecureConnection } from "../../../src/net/secure-socket.ts";
 import { HubService, replicateRequestSchema } from "../../../src/services/hub-service.ts";
-import { HubStateReplication } from "../../../src/services/hub-state-replication.ts";
+import { catchUpFrom, HubStateReplication } from "../../../src/services/hub-state-replication.ts";
 import { CopyMarkFile } from "../../../src/store/copy-mark-file.ts";
 import { ManualClock, ManualTimers } from "../../support/clock.ts";
 import { tempDir } from "../../support/machine-process.ts";
@@ -95,4 +96,52 @@ test("the copy mark outlives a restart, and belongs to one main", () => {
   const again = new CopyMarkFile(dir);
   expect(again.read("main-a")).toEqual({ epoch: 3, seq: 7 });
   expect(again.read("main-b")).toBeNull();
+});
+
+test("a state larger than a page is copied in pages on one connection, and the first copy is reported once, after the last page", async () => {
+  const main = new HubCore({ epoch: 1, writable: true });
+  const pad = "p".repeat(60 * 1024);
+  write(main, ...Array.from({ length: 90 }, (_, i) => ({ key: `k${i}`, value: pad, version: { epoch: 1, seq: i + 1 } })));
+  expect(main.exportStateSince({ epoch: 0, seq: 0 }).more).toBe(true); // over HUB_COPY_PAGE_BYTES: more than one page
+  const backup = new HubService(new HubCore({ epoch: 1 }), nacl.randomBytes(32), log);
+  const timers = new ManualTimers(new ManualClock());
+  const heldAtSynced: number[] = [];
+  let asked = 0;
+  const net = dialerTo(main);
+  const counting: PeerDialer = {
+    dial: (to, path, events) =>
+      net.dial(to, path, events).then((c) => {
+        const send = c.send.bind(c);
+        c.send = (payload) => (asked++, send(payload));
+        return c;
+      }),
+  };
+  const copy = new HubStateReplication({
+    net: counting,
+    source: () => ({ host: "127.0.0.1", port: 7401 }),
+    hub: backup,
+    periodMs: 100,
+    refusals: new PeerRefusals(timers.clock, log),
+    signals: { synced: () => heldAtSynced.push(backup.core.retainedUse().keys), broken: () => {} },
+    timers,
+  });
+  copy.tick();
+  for (let i = 0; i < 20; i++) await settle();
+  expect(asked).toBeGreaterThan(1);
+  expect(heldAtSynced).toEqual([90]);
+  expect(backup.core.retainedEntry("k89")?.value).toBe(pad);
+  copy.stop();
+});
+
+test("the main's catch-up takes a large state page by page, moving its copy mark after each", async () => {
+  const backup = new HubCore({ epoch: 2, writable: true });
+  const pad = "p".repeat(60 * 1024);
+  write(backup, ...Array.from({ length: 90 }, (_, i) => ({ key: `k${i}`, value: pad, version: { epoch: 2, seq: i + 1 } })));
+  const main = new HubService(new HubCore({ epoch: 1 }), nacl.randomBytes(32), log);
+  const marks: Version[] = [];
+  const mark = { read: () => marks.at(-1) ?? null, write: (v: Version) => void marks.push(v) };
+  await catchUpFrom(dialerTo(backup), { host: "127.0.0.1", port: 7401 }, main, mark);
+  expect(marks.length).toBeGreaterThan(1);
+  expect(marks.at(-1)).toEqual({ epoch: 2, seq: 90 });
+  expect(main.core.retainedUse().keys).toBe(90);
 });
