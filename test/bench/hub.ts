@@ -126,13 +126,14 @@ procs.set("mosquitto", Bun.spawn(["mosquitto", "-c", mosquittoConf], { stdout: "
 const sealed = sealedTransport(networkKey, keyFile, at(pp), at(ps));
 const all = [sealed, mqttTransport("node MQTT (client -> main -> client)", mqttP, mqttS), mqttTransport("mosquitto 2.0 (one broker)", mosq, mosq)];
 /**
- * ONLY=sealed,mosquitto runs some paths (their first word; "cli" the command-line burst); the ratio needs mosquitto.
- * ONLY=latency: only the paced phase (after the warm-up), of every path unless some are named too.
+ * ONLY=sealed,mosquitto runs some paths (their first word, in that order; "cli" the command-line burst); the ratio needs mosquitto.
+ * ONLY=latency: only the paced phase (after the warm-up), of every path unless some are named too (ONLY=latency,mosquitto,sealed,node:
+ * every path, mosquitto first, so that runs on a machine whose load drifts can alternate the order).
  */
 const only = process.env.ONLY?.split(",");
 const namedPaths = only?.filter((o) => o !== "cli" && o !== "latency") ?? [];
 const latencyOnly = only?.includes("latency") ?? false;
-const transports = !only || (latencyOnly && namedPaths.length === 0) ? all : all.filter((t) => namedPaths.some((o) => t.name.startsWith(o)));
+const transports = !only || (latencyOnly && namedPaths.length === 0) ? all : namedPaths.flatMap((o) => all.filter((t) => t.name.startsWith(o)));
 
 // ------------------------------------------------------------ workloads
 
