@@ -13,7 +13,8 @@
  * publish to delivery, the publisher in a process of its own sending on a
  * 1 ms tick (paced-publisher.ts, which also counts its own late sends) and
  * the subscriber in this one, both on the wall clock (ONLY=latency: only
- * this phase). The bursts' load generators run in this process. Nodes run with the installed service's environment (AS_SERVICE=0: without).
+ * this phase). The bursts' load generators run in this process. Nodes run
+ * with the installed service's environment (AS_SERVICE=0: without).
  * Peak RSS (VmHWM) of every process at the end, and the CPU time each
  * process spent per message in the 1 -> 1 burst (what the rates are made of,
  * and much less dependent on what else runs on the machine). Last, the same
