@@ -14,7 +14,8 @@ import { connectSecure, type SecureConnection } from "../../src/net/secure-socke
 
 /** A bench message: seq 0 is a warm-up (proves the subscription live), t 0 carries no timestamp. */
 export type Body = { seq: number; t: number; pad: string };
-export type Receiver = { seqs: number[]; latencies: number[]; warmed: boolean };
+/** `sentAt`: each timed message's send time (wall clock), beside its latency. */
+export type Receiver = { seqs: number[]; latencies: number[]; sentAt: number[]; warmed: boolean };
 export type Publisher = {
   /** Resolves when there is room again (backpressure); sends stay in call order. */
   send(topic: string, body: Body): void | Promise<void>;
@@ -38,7 +39,7 @@ export const WINDOW = 1000;
 /** Milliseconds on the system clock with the monotonic clock's resolution: comparable between processes on one machine. */
 export const wallNow = () => performance.timeOrigin + performance.now();
 
-export const newReceiver = (): Receiver => ({ seqs: [], latencies: [], warmed: false });
+export const newReceiver = (): Receiver => ({ seqs: [], latencies: [], sentAt: [], warmed: false });
 
 export function record(into: Receiver, body: { seq: number; t: number }) {
   if (body.seq === 0) {
@@ -46,7 +47,10 @@ export function record(into: Receiver, body: { seq: number; t: number }) {
     return;
   }
   into.seqs.push(body.seq);
-  if (body.t > 0) into.latencies.push(wallNow() - body.t);
+  if (body.t > 0) {
+    into.latencies.push(wallNow() - body.t);
+    into.sentAt.push(body.t);
+  }
 }
 
 async function sealedApp(networkKey: Uint8Array, address: string, onFrame: (frame: FromHubFrame) => void): Promise<{ send(frame: ToHubFrame): void; connection: SecureConnection }> {

@@ -65,6 +65,8 @@ const CPU_PROF = process.env.CPU_PROF;
  */
 const MEM_PROF = process.env.MEM_PROF ?? process.env.STALL_PROF;
 const PROBE = process.env.STALL_PROF ? "stall-probe.ts" : "mem-probe.ts";
+/** PACED_DUMP=dir: every paced message's send time (wall ms) and latency, dir/<path>-<rate>.csv, to lay beside STALL_PROF's stalls. */
+const PACED_DUMP = process.env.PACED_DUMP;
 const bin = await executable();
 const source = join(import.meta.dir, "../../src/main.ts");
 const understudy = (name: string) =>
@@ -253,6 +255,7 @@ async function paced(t: Transport, rate: number): Promise<PacedRow> {
     publisher.stdin.write("end\n");
     await publisher.stdin.end();
     await publisher.exited;
+    if (PACED_DUMP) writeFileSync(join(PACED_DUMP, `${t.name.split(" ")[0]}-${rate}.csv`), receiver.sentAt.map((at, i) => `${at.toFixed(3)},${receiver.latencies[i]!.toFixed(3)}`).join("\n"));
     const sorted = [...receiver.latencies].sort((a, b) => a - b);
     const pct = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
     return { p50: pct(0.5), p99: pct(0.99), max: sorted.at(-1) ?? Number.NaN, ok: whole([receiver], count), publisher: sent, subscriberLag };
