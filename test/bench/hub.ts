@@ -121,7 +121,13 @@ const servers = ["--main", at(pm), "--backup", at(pb)];
 machine("client P", ["--role", "client", "--peer-listen", at(pp), "--mqtt-listen", at(mqttP), ...servers], uiP);
 machine("client S", ["--role", "client", "--peer-listen", at(ps), "--mqtt-listen", at(mqttS), ...servers], uiS);
 const mosquittoConf = join(dir, "mosquitto.conf");
-writeFileSync(mosquittoConf, `listener ${mosq} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+/**
+ * MOSQUITTO_NODELAY=1: mosquitto sets TCP_NODELAY on its clients' sockets, as Bun does on every socket of the nodes and of
+ * mqtt.js here. Without it (Debian's default) Nagle holds a small write while one is unacknowledged and the reader delays its
+ * ack up to 40 ms: mosquitto's paced tail at 10,000 msg/s is then that wait, not its work.
+ */
+const mosquittoNoDelay = process.env.MOSQUITTO_NODELAY === "1" ? "set_tcp_nodelay true\n" : "";
+writeFileSync(mosquittoConf, `listener ${mosq} 127.0.0.1\nallow_anonymous true\npersistence false\n${mosquittoNoDelay}`);
 procs.set("mosquitto", Bun.spawn(["mosquitto", "-c", mosquittoConf], { stdout: "ignore", stderr: "ignore" }));
 
 // ------------------------------------------------------------ load generators
