@@ -112,7 +112,9 @@ function machine(name: string, args: string[], ui = 0) {
   const base = [...understudy(name.replace(" ", "-")), "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
   // NODE_LOGS=dir: each node's log (stdout, JSON lines) to dir/<name>.log.
   const stdout = process.env.NODE_LOGS ? Bun.file(join(process.env.NODE_LOGS, `${name.replace(" ", "-")}.log`)) : "ignore";
-  procs.set(name, Bun.spawn([...base, ...args], { stdout, stderr: "inherit", env: nodeEnv }));
+  // NODE_RUN_ARGS="--heartbeat-ms 250 ...": more `understudy run` options for every node (what a setting costs the paced tail).
+  const extra = process.env.NODE_RUN_ARGS?.split(" ").filter(Boolean) ?? [];
+  procs.set(name, Bun.spawn([...base, ...args, ...extra], { stdout, stderr: "inherit", env: nodeEnv }));
   if (MEM_PROF) console.error(`bench hub: ${name} is pid ${procs.get(name)!.pid}`);
 }
 machine("main", ["--role", "main", "--peer-listen", at(pm), "--backup", at(pb), "--mqtt-listen", "off"]);
