@@ -10,8 +10,11 @@
  * a burst of BURST messages back to back, 1 -> 1 and 1 -> 10 subscribers, from
  * the first send to the last delivery (each subscriber must get all of them,
  * in order, once). Latency: paced at 1,000 and 10,000 msg/s for PACED_S s,
- * publish to delivery (one process, one clock). Load generators run in this
- * process. Nodes run with the installed service's environment (AS_SERVICE=0: without).
+ * publish to delivery, the publisher in a process of its own sending on a
+ * 1 ms tick (paced-publisher.ts, which also counts its own late sends) and
+ * the subscriber in this one, both on the wall clock (ONLY=latency: only
+ * this phase). The bursts' load generators run in this process. Nodes run
+ * with the installed service's environment (AS_SERVICE=0: without).
  * Peak RSS (VmHWM) of every process at the end, and the CPU time each
  * process spent per message in the 1 -> 1 burst (what the rates are made of,
  * and much less dependent on what else runs on the machine). Last, the same
@@ -21,20 +24,16 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import mqtt, { type MqttClient } from "mqtt";
-import nacl from "tweetnacl";
 import { SERVICE_ENVIRONMENT } from "../../src/cli/service-unit.ts";
 import { parseNetworkKey } from "../../src/core/keys.ts";
-import { encodeFrame, parseFromHubFrame, type FromHubFrame, type ToHubFrame } from "../../src/hub/frames.ts";
-import { broadcastEpoch, openBroadcast } from "../../src/net/broadcast.ts";
-import { deriveBroadcastKey } from "../../src/net/crypto.ts";
-import { FrameBatcher, splitFrames } from "../../src/net/frame-batch.ts";
-import { connectSecure, type SecureConnection } from "../../src/net/secure-socket.ts";
 import { freePeerPort } from "../support/cluster.ts";
 import { executable } from "../support/executable.ts";
 import { cpuSeconds } from "./process-meter.ts";
 import { cliBurst, mosquittoSide, understudySide, type CliBurstResult } from "./cli-burst.ts";
 import { benchFolder } from "./bench-folder.ts";
+import { mqttTransport, newReceiver, sealedTransport, type Receiver, type Transport } from "./hub-transports.ts";
+import { watchLoopLag, type LoopLag } from "./loop-lag.ts";
+import type { PacedConfig, PacedResult } from "./paced-publisher.ts";
 
 const BURST = Number(process.env.BURST ?? 50_000);
 const FANOUT_BURST = Number(process.env.FANOUT_BURST ?? 20_000);
@@ -45,7 +44,6 @@ const PACED_S = Number(process.env.PACED_S ?? 5);
  * cost about twice the CPU. WARMUP=0 measures them cold.
  */
 const WARMUP = Number(process.env.WARMUP ?? 20_000);
-const WINDOW = 1000;
 /** How often the mosquitto burst runs again when it did not arrive whole, before the ratio is left out. */
 const REFERENCE_RETRIES = 2;
 /** How long every process's idle CPU is sampled before the workloads. */
@@ -67,6 +65,8 @@ const CPU_PROF = process.env.CPU_PROF;
  */
 const MEM_PROF = process.env.MEM_PROF ?? process.env.STALL_PROF;
 const PROBE = process.env.STALL_PROF ? "stall-probe.ts" : "mem-probe.ts";
+/** PACED_DUMP=dir: every paced message's send time (wall ms) and latency, dir/<path>-<rate>.csv, to lay beside STALL_PROF's stalls. */
+const PACED_DUMP = process.env.PACED_DUMP;
 // BIN=path runs that executable (e.g. one built from another commit, for a before/after under the same load).
 const bin = process.env.BIN ?? (await executable());
 const source = join(import.meta.dir, "../../src/main.ts");
@@ -113,7 +113,9 @@ function machine(name: string, args: string[], ui = 0) {
   const base = [...understudy(name.replace(" ", "-")), "run", "--name", name.replace(" ", "-"), "--data", data, "--key", keyFile, "--license", licFile, "--discovery", "off", "--log", "json", "--ui-listen", at(ui)];
   // NODE_LOGS=dir: each node's log (stdout, JSON lines) to dir/<name>.log.
   const stdout = process.env.NODE_LOGS ? Bun.file(join(process.env.NODE_LOGS, `${name.replace(" ", "-")}.log`)) : "ignore";
-  procs.set(name, Bun.spawn([...base, ...args], { stdout, stderr: "inherit", env: nodeEnv }));
+  // NODE_RUN_ARGS="--heartbeat-ms 250 ...": more `understudy run` options for every node (what a setting costs the paced tail).
+  const extra = process.env.NODE_RUN_ARGS?.split(" ").filter(Boolean) ?? [];
+  procs.set(name, Bun.spawn([...base, ...args, ...extra], { stdout, stderr: "inherit", env: nodeEnv }));
   if (MEM_PROF) console.error(`bench hub: ${name} is pid ${procs.get(name)!.pid}`);
 }
 machine("main", ["--role", "main", "--peer-listen", at(pm), "--backup", at(pb), "--mqtt-listen", "off"]);
@@ -122,126 +124,28 @@ const servers = ["--main", at(pm), "--backup", at(pb)];
 machine("client P", ["--role", "client", "--peer-listen", at(pp), "--mqtt-listen", at(mqttP), ...servers], uiP);
 machine("client S", ["--role", "client", "--peer-listen", at(ps), "--mqtt-listen", at(mqttS), ...servers], uiS);
 const mosquittoConf = join(dir, "mosquitto.conf");
-writeFileSync(mosquittoConf, `listener ${mosq} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+/**
+ * MOSQUITTO_NODELAY=1: mosquitto sets TCP_NODELAY on its clients' sockets, as Bun does on every socket of the nodes and of
+ * mqtt.js here. Without it (Debian's default) Nagle holds a small write while one is unacknowledged and the reader delays its
+ * ack up to 40 ms: mosquitto's paced tail at 10,000 msg/s is then that wait, not its work.
+ */
+const mosquittoNoDelay = process.env.MOSQUITTO_NODELAY === "1" ? "set_tcp_nodelay true\n" : "";
+writeFileSync(mosquittoConf, `listener ${mosq} 127.0.0.1\nallow_anonymous true\npersistence false\n${mosquittoNoDelay}`);
 procs.set("mosquitto", Bun.spawn(["mosquitto", "-c", mosquittoConf], { stdout: "ignore", stderr: "ignore" }));
 
 // ------------------------------------------------------------ load generators
 
-type Receiver = { seqs: number[]; latencies: number[] };
-type Transport = {
-  name: string;
-  /** A subscriber to `filter`; every message's seq and latency go into the receiver. */
-  subscribe(filter: string, into: Receiver): Promise<() => void>;
-  /** A publisher: `send` resolves when there is room (backpressure). */
-  publisher(): Promise<{ send(topic: string, body: { seq: number; t: number; pad: string }): void | Promise<void>; close(): void; lost?(): boolean }>;
-};
-
-function record(into: Receiver, body: { seq: number; t: number }) {
-  into.seqs.push(body.seq);
-  if (body.t > 0) into.latencies.push(performance.now() - body.t);
-}
-
-async function sealedApp(address: string, onFrame: (frame: FromHubFrame) => void): Promise<{ send(frame: ToHubFrame): void; connection: SecureConnection }> {
-  const onPayload = (payload: Uint8Array) => {
-    for (const text of splitFrames(payload)) {
-      const parsed = parseFromHubFrame(text);
-      if (parsed.ok) onFrame(parsed.frame);
-    }
-  };
-  const keys = new Map<number, ReturnType<typeof deriveBroadcastKey>>();
-  const connection = await connectSecure(address, "/app", { networkKey, machine: nacl.sign.keyPair() }, () => ({
-    message: onPayload,
-    broadcast: (frame) => {
-      const epoch = broadcastEpoch(frame, address);
-      if (!keys.has(epoch)) keys.set(epoch, deriveBroadcastKey(networkKey, epoch));
-      onPayload(openBroadcast(keys.get(epoch)!, frame, address));
-    },
-    close() {},
-  }));
-  // Batched like understudy pub does (frame-batch.ts): one seal and one write per batch of frames.
-  const batch = new FrameBatcher((payload) => connection.send(payload));
-  const send = (frame: ToHubFrame) => batch.push(encodeFrame(frame));
-  send({ type: "hello", id: `bench-${crypto.randomUUID().slice(0, 8)}`, name: "bench", kind: "app" });
-  return { send, connection };
-}
-
-const sealed: Transport = {
-  name: "sealed (client -> main -> client)",
-  async subscribe(filter, into) {
-    const app = await sealedApp(at(ps), (frame) => {
-      if (frame.type === "msg") record(into, frame.data as { seq: number; t: number });
-    });
-    app.send({ type: "sub", filter });
-    return () => app.connection.close();
-  },
-  async publisher() {
-    let acked = 0;
-    let wake: (() => void) | null = null;
-    const origin = `bench-${crypto.randomUUID().slice(0, 8)}`;
-    let seq = 0;
-    const app = await sealedApp(at(pp), (frame) => {
-      if (frame.type === "ack" && frame.origin === origin) {
-        acked = Math.max(acked, frame.seq);
-        wake?.();
-      } else if (frame.type === "error") console.error(`bench hub: publish refused: ${frame.code} ${frame.message}`);
-    });
-    const room = async () => {
-      while (seq - acked >= WINDOW) await new Promise<void>((resolve) => (wake = resolve));
-    };
-    return {
-      send(topic, body) {
-        if (seq - acked >= WINDOW) return room().then(() => app.send({ type: "pub", topic, data: body, origin, seq: ++seq }));
-        app.send({ type: "pub", topic, data: body, origin, seq: ++seq });
-      },
-      close: () => app.connection.close(),
-    };
-  },
-};
-
-function mqttTransport(name: string, pubPort: number, subPort: number): Transport {
-  const connect = (p: number) => mqtt.connectAsync(`mqtt://127.0.0.1:${p}`, { reconnectPeriod: 0, protocolVersion: 4 });
-  return {
-    name,
-    async subscribe(filter, into) {
-      const client = await connect(subPort);
-      client.on("message", (_topic, payload) => record(into, JSON.parse(payload.toString()) as { seq: number; t: number }));
-      await client.subscribeAsync(filter, { qos: 0 });
-      return () => client.end(true);
-    },
-    async publisher() {
-      const client: MqttClient = await connect(pubPort);
-      // A publisher the node disconnected never gets its callbacks (no reconnect): without this the
-      // workload waited forever (seen 2026-12-07); now it ends and is reported not whole.
-      const waiting = new Set<() => void>();
-      client.on("close", () => {
-        if (waiting.size > 0) console.error(`bench hub: ${name}: the MQTT publisher's connection closed with ${waiting.size} sends waiting`);
-        for (const resolve of waiting) resolve();
-        waiting.clear();
-      });
-      return {
-        send: (topic, body) => {
-          if (!client.connected) return;
-          return new Promise<void>((resolve) => {
-            waiting.add(resolve);
-            // mqtt.js calls back once the packet is written to its socket stream (its own backpressure).
-            client.publish(topic, JSON.stringify(body), { qos: 0 }, () => {
-              waiting.delete(resolve);
-              resolve();
-            });
-          });
-        },
-        close: () => client.end(true),
-        // Gone for good: the workload stops rather than wait out WORKLOAD_MS for what was never sent.
-        lost: () => !client.connected,
-      };
-    },
-  };
-}
-
+const sealed = sealedTransport(networkKey, keyFile, at(pp), at(ps));
 const all = [sealed, mqttTransport("node MQTT (client -> main -> client)", mqttP, mqttS), mqttTransport("mosquitto 2.0 (one broker)", mosq, mosq)];
-/** ONLY=sealed,mosquitto runs some paths (their first word; "cli" the command-line burst); the ratio needs mosquitto. */
+/**
+ * ONLY=sealed,mosquitto runs some paths (their first word, in that order; "cli" the command-line burst); the ratio needs mosquitto.
+ * ONLY=latency: only the paced phase (after the warm-up), of every path unless some are named too (ONLY=latency,mosquitto,sealed,node:
+ * every path, mosquitto first, so that runs on a machine whose load drifts can alternate the order).
+ */
 const only = process.env.ONLY?.split(",");
-const transports = only ? all.filter((t) => only.some((o) => t.name.startsWith(o))) : all;
+const namedPaths = only?.filter((o) => o !== "cli" && o !== "latency") ?? [];
+const latencyOnly = only?.includes("latency") ?? false;
+const transports = !only || (latencyOnly && namedPaths.length === 0) ? all : namedPaths.flatMap((o) => all.filter((t) => t.name.startsWith(o)));
 
 // ------------------------------------------------------------ workloads
 
@@ -249,7 +153,7 @@ let runId = 0;
 /** Subscribers ready (a warm-up message reached each) and a publisher. */
 async function setup(t: Transport, subscribers: number) {
   const run = `bench/r${++runId}`;
-  const receivers: Receiver[] = Array.from({ length: subscribers }, () => ({ seqs: [], latencies: [] }));
+  const receivers = Array.from({ length: subscribers }, newReceiver);
   // One after another: a node takes at most 8 connections in their handshake per source at once (handshake-admission.ts).
   const closers: (() => void)[] = [];
   for (const r of receivers) closers.push(await t.subscribe(`${run}/#`, r));
@@ -257,13 +161,9 @@ async function setup(t: Transport, subscribers: number) {
   await waitUntil(`${t.name}: subscriptions live`, async () => {
     await pub.send(`${run}/warm`, { seq: 0, t: 0, pad: "" });
     await Bun.sleep(100);
-    return receivers.every((r) => r.seqs.length > 0);
+    return receivers.every((r) => r.warmed);
   });
   await Bun.sleep(200);
-  for (const r of receivers) {
-    r.seqs.length = 0;
-    r.latencies.length = 0;
-  }
   return { run, receivers, pub, close: () => [pub.close(), ...closers.map((c) => c())] };
 }
 
@@ -320,23 +220,59 @@ async function burst(t: Transport, subscribers: number, count: number): Promise<
   return { rate: (count * 1000) / ms, ok, cpu };
 }
 
-async function paced(t: Transport, rate: number): Promise<{ p50: number; p99: number; ok: boolean }> {
-  const { run, receivers, pub, close } = await setup(t, 1);
-  const count = rate * PACED_S;
-  const start = performance.now();
-  for (let seq = 1; seq <= count && performance.now() - start < WORKLOAD_MS && !pub.lost?.(); seq++) {
-    const due = start + ((seq - 1) * 1000) / rate;
-    while (performance.now() < due) await Bun.sleep(Math.max(0, Math.min(1, due - performance.now())));
-    const sending = pub.send(`${run}/x`, { seq, t: performance.now(), pad: PAD });
-    if (sending) await sending;
+/** The first line a child prints (null if it ends without one). */
+async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string | null> {
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of stream) {
+    text += decoder.decode(chunk, { stream: true });
+    if (text.includes("\n")) return text.slice(0, text.indexOf("\n"));
   }
-  await waitUntil(`${t.name}: paced messages delivered`, () => pub.lost?.() === true || receivers[0]!.seqs.length >= count, Math.max(1, WORKLOAD_MS - (performance.now() - start))).catch(() => {});
-  await Bun.sleep(100);
-  const sorted = [...receivers[0]!.latencies].sort((a, b) => a - b);
-  const pct = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
-  const ok = whole(receivers, count);
-  close();
-  return { p50: pct(0.5), p99: pct(0.99), ok };
+  return null;
+}
+
+type PacedRow = { p50: number; p99: number; max: number; ok: boolean; publisher: PacedResult; subscriberLag: LoopLag };
+/** A hold of the subscriber's loop longer than this is counted (a 1 ms timer here fires every ≈ 1.1 ms when idle). */
+const SUBSCRIBER_HOLD_MS = 2;
+
+/**
+ * Paced at `rate` for PACED_S s, publish to delivery: the publisher in a process of its own
+ * (paced-publisher.ts, sending on a 1 ms tick), the subscriber in this one, both timing on the
+ * wall clock. The bench's own lag beside the broker's: `publisher`, what it sent late;
+ * `subscriberLag`, how long this process's loop was held meanwhile.
+ */
+async function paced(t: Transport, rate: number): Promise<PacedRow> {
+  const run = `bench/r${++runId}`;
+  const receiver = newReceiver();
+  const unsubscribe = await t.subscribe(`${run}/#`, receiver);
+  const count = rate * PACED_S;
+  const config: PacedConfig = { via: t.via, run, rate, count, limitMs: WORKLOAD_MS };
+  const publisher = Bun.spawn([process.execPath, join(import.meta.dir, "paced-publisher.ts"), JSON.stringify(config)], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  // The publisher stops itself after WORKLOAD_MS; this only ends one that hangs.
+  const deadline = setTimeout(() => publisher.kill(), WORKLOAD_MS + 30_000);
+  try {
+    await waitUntil(`${t.name}: the paced publisher's warm-up delivered`, () => receiver.warmed);
+    await Bun.sleep(200);
+    const lag = watchLoopLag(SUBSCRIBER_HOLD_MS);
+    publisher.stdin.write("go\n");
+    await publisher.stdin.flush();
+    const line = await firstLine(publisher.stdout);
+    const sent: PacedResult = line ? (JSON.parse(line) as PacedResult) : { sent: 0, lateOver1Ms: 0, lateOver5Ms: 0, worstLateMs: Number.NaN, ms: 0 };
+    await waitUntil(`${t.name}: paced messages delivered`, () => receiver.seqs.length >= sent.sent, Math.max(1, WORKLOAD_MS - sent.ms)).catch(() => {});
+    const subscriberLag = lag.stop();
+    await Bun.sleep(100);
+    publisher.stdin.write("end\n");
+    await publisher.stdin.end();
+    await publisher.exited;
+    if (PACED_DUMP) writeFileSync(join(PACED_DUMP, `${t.name.split(" ")[0]}-${rate}.csv`), receiver.sentAt.map((at, i) => `${at.toFixed(3)},${receiver.latencies[i]!.toFixed(3)}`).join("\n"));
+    const sorted = [...receiver.latencies].sort((a, b) => a - b);
+    const pct = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
+    return { p50: pct(0.5), p99: pct(0.99), max: sorted.at(-1) ?? Number.NaN, ok: whole([receiver], count), publisher: sent, subscriberLag };
+  } finally {
+    clearTimeout(deadline);
+    publisher.kill();
+    unsubscribe();
+  }
 }
 
 /** A rate ratio, or why there is none: a side that did not arrive whole (or did not run) has no rate. */
@@ -397,10 +333,13 @@ try {
   const cpus: string[] = [];
   const f0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en") : "-");
   const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "-");
-  for (const t of transports) {
+  const pacedLine = (r: PacedRow) =>
+    `p50 ${f1(r.p50)} p99 ${f1(r.p99)} max ${f1(r.max)} ms; publisher's sends late > 1 ms ${r.publisher.lateOver1Ms}, > 5 ms ${r.publisher.lateOver5Ms} (worst ${f1(r.publisher.worstLateMs)} ms); subscriber's loop held > ${SUBSCRIBER_HOLD_MS} ms ${r.subscriberLag.holds} times (worst ${f1(r.subscriberLag.worstMs)} ms)`;
+  /** The bench's own lag in a paced run: the publisher's late sends and the subscriber's holds, each with its worst in ms. */
+  const benchLag = (r: PacedRow) => `${r.publisher.lateOver1Ms}, ${r.publisher.lateOver5Ms} (${f1(r.publisher.worstLateMs)}); ${r.subscriberLag.holds} (${f1(r.subscriberLag.worstMs)})`;
+  /** The 1 -> 1 and 1 -> 10 bursts of one path. */
+  async function bothBursts(t: Transport) {
     const short = t.name.split(" ")[0];
-    phase(`${short} warm-up`);
-    if (WARMUP > 0) await burst(t, 1, WARMUP);
     phase(`${short} 1 -> 1`);
     let one = await burst(t, 1, BURST);
     // A reference that did not arrive whole measured a broker dropping messages, not its rate: run it again.
@@ -409,18 +348,27 @@ try {
       one = await burst(t, 1, BURST);
     }
     console.error(`${t.name}: 1 -> 1 ${f0(one.rate)} msg/s${one.ok ? "" : " (NOT whole)"}; CPU us per message: ${one.cpu}`);
-    cpus.push(`${t.name.split(" ")[0]}: ${one.cpu}`);
+    cpus.push(`${short}: ${one.cpu}`);
     phase(`${short} 1 -> 10`);
     const ten = await burst(t, 10, FANOUT_BURST);
     console.error(`${t.name}: 1 -> 10 ${f0(ten.rate)} msg/s${ten.ok ? "" : " (NOT whole)"}`);
+    return [one, ten] as const;
+  }
+  for (const t of transports) {
+    const short = t.name.split(" ")[0];
+    phase(`${short} warm-up`);
+    if (WARMUP > 0) await burst(t, 1, WARMUP);
+    const bursts = latencyOnly ? null : await bothBursts(t);
     phase(`${short} 1,000 msg/s`);
     const slow = await paced(t, 1_000);
-    console.error(`${t.name}: at 1,000 msg/s p50 ${f1(slow.p50)} p99 ${f1(slow.p99)} ms`);
+    console.error(`${t.name}: at 1,000 msg/s ${pacedLine(slow)}`);
     phase(`${short} 10,000 msg/s`);
     const fast = await paced(t, 10_000);
-    if (one.ok) rates.set(t.name, one.rate);
+    console.error(`${t.name}: at 10,000 msg/s ${pacedLine(fast)}`);
+    const [one, ten] = bursts ?? [{ rate: Number.NaN, ok: true }, { rate: Number.NaN, ok: true }];
+    if (bursts && one.ok) rates.set(t.name, one.rate);
     const ok = one.ok && ten.ok && slow.ok && fast.ok ? "yes" : "NO";
-    rows.push(`| ${t.name} | ${f0(one.rate)} | ${f0(ten.rate)} (${f0(ten.rate * 10)} deliveries/s) | ${f1(slow.p50)} / ${f1(slow.p99)} | ${f1(fast.p50)} / ${f1(fast.p99)} | ${ok} |`);
+    rows.push(`| ${t.name} | ${f0(one.rate)} | ${f0(ten.rate)} (${f0(ten.rate * 10)} deliveries/s) | ${f1(slow.p50)} / ${f1(slow.p99)} | ${f1(fast.p50)} / ${f1(fast.p99)} | ${benchLag(slow)} / ${benchLag(fast)} | ${ok} |`);
     console.error(rows.at(-1));
   }
   // The command-line burst (understudy pub -> understudy sub against mosquitto_pub -l -> mosquitto_sub).
@@ -458,12 +406,16 @@ try {
   const rss = [...procs.entries()].map(([name, p]) => `${name} ${f1(peakRssMiB(p))} MiB`).join(", ");
   console.log(
     [
-      `| path | 1 -> 1 burst of ${BURST.toLocaleString("en")}, msg/s | 1 -> 10 burst of ${FANOUT_BURST.toLocaleString("en")}, msg/s | p50 / p99 ms at 1,000 msg/s | p50 / p99 ms at 10,000 msg/s | whole, in order, once |`,
-      "|---|---|---|---|---|---|",
+      `| path | 1 -> 1 burst of ${BURST.toLocaleString("en")}, msg/s | 1 -> 10 burst of ${FANOUT_BURST.toLocaleString("en")}, msg/s | p50 / p99 ms at 1,000 msg/s | p50 / p99 ms at 10,000 msg/s | bench lag at 1,000 / 10,000 msg/s: publisher's sends late > 1 ms, > 5 ms (worst ms); subscriber's loop held > ${SUBSCRIBER_HOLD_MS} ms (worst ms) | whole, in order, once |`,
+      "|---|---|---|---|---|---|---|",
       ...rows,
       "",
-      `Ratio to mosquitto (1 -> 1 burst, only where both arrived whole): sealed ${ratio(rates.get(sealed.name), mosquittoRate)}, node MQTT ${ratio(rates.get(all[1]!.name), mosquittoRate)}.`,
-      `CPU microseconds per message in the 1 -> 1 burst (user + system, by process, net of its idle CPU: ${idle} ms/s; less load-dependent than the rates): ${cpus.join("; ")}.`,
+      ...(latencyOnly
+        ? []
+        : [
+            `Ratio to mosquitto (1 -> 1 burst, only where both arrived whole): sealed ${ratio(rates.get(sealed.name), mosquittoRate)}, node MQTT ${ratio(rates.get(all[1]!.name), mosquittoRate)}.`,
+            `CPU microseconds per message in the 1 -> 1 burst (user + system, by process, net of its idle CPU: ${idle} ms/s; less load-dependent than the rates): ${cpus.join("; ")}.`,
+          ]),
       ...(cliLine ? [cliLine] : []),
       `Peak RSS: ${rss}.`,
       "",
