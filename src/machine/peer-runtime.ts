@@ -125,6 +125,7 @@ export class PeerRuntime {
       secure: this.secure,
       onRefused: (address, error, suppressed) =>
         log.warn("peer refused", { from: address, code: error.code, message: error.message, ...(suppressed > 0 ? { repeated: suppressed } : {}) }),
+      authenticated: (peer) => this.heartbeatKeys?.learn(peer.publicKey),
     });
     this.heartbeatKeys = new HeartbeatKeys(identity, this.env.clock);
     this.data = this.plan.holdsData ? openServerData(options.dataDir, config.chunkGraceMs, log) : null;

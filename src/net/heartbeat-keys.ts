@@ -121,6 +121,19 @@ export class HeartbeatKeys implements ClaimSigner {
     return { key, id };
   }
 
+  /**
+   * A machine key proven in a handshake on the peer port (so by a holder of the network key): its
+   * heartbeats then open without this second's budget for new senders, which a stranger without the
+   * key could use up with made-up keys, so that after a restart no client was heard. Not pinned: it
+   * is evicted like any heard key, and a key whose fingerprint another key holds is left alone.
+   */
+  learn(publicKey: Uint8Array): void {
+    const id = fingerprint(publicKey);
+    if (this.peers.has(id)) return;
+    const key = this.derive(publicKey);
+    if (key !== null) this.store(id, { publicKey: publicKey.slice(), key, pinned: false });
+  }
+
   private derive(peerPublicKey: Uint8Array): Uint8Array | null {
     const peerCurve = curvePublicOf(peerPublicKey);
     if (peerCurve === null) return null;

@@ -73,6 +73,8 @@ export type RealPeerNetOptions = {
   identity: () => PeerIdentity;
   secure: SecureSocketOptions;
   onRefused: (address: string, error: AppError, suppressed: number) => void;
+  /** Every machine that completed a handshake here, before its connection is routed (its heartbeat key is learned). */
+  authenticated?: (peer: SecureConnection["peer"]) => void;
 };
 
 /** The PeerNet over Bun's WebSockets: connectSecure to dial, a PeerEndpoint to listen. */
@@ -91,7 +93,10 @@ export class RealPeerNet implements PeerNet {
       at: options.at,
       identity: options.identity,
       secure: this.secure,
-      accept: (path, connection) => this.services.get(path)?.accept(connection) ?? null,
+      accept: (path, connection) => {
+        options.authenticated?.(connection.peer);
+        return this.services.get(path)?.accept(connection) ?? null;
+      },
       onRefused: options.onRefused,
     });
   }

@@ -41,6 +41,18 @@ function caught(run: () => unknown): { code?: string; message: string } {
 }
 
 describe("heartbeat pair keys", () => {
+  test("a machine key proven in a handshake opens its heartbeats though made-up keys used up this second's budget for new senders", () => {
+    const main = machine("main");
+    const client = machine("client");
+    client.keys.pin(main.pair.publicKey);
+    // A stranger without the network key sends datagrams naming made-up sender keys: each costs a derivation, within the budget.
+    for (let i = 0; i < NEW_SENDERS_PER_SECOND; i++) main.keys.forSender(nacl.sign.keyPair().publicKey);
+    const datagram = client.codec.encode(beat(client.id, { role: "client", state: "follow-main" }), main.id);
+    expect(caught(() => main.codec.open(datagram, "client")).code).toBe("HEARTBEAT_BUSY");
+    main.keys.learn(client.pair.publicKey); // the client dialled the main's peer port: its key is proven
+    expect(main.codec.open(datagram, "client").sealedBy).toBe(client.id);
+  });
+
   test("a pair-sealed client heartbeat with both certificates, both tokens, a 63-character name and raw durations fits: durations to a tenth of a millisecond, the name shortened", () => {
     const sig = "A".repeat(86) + "==";
     const token = { b: "a1b2c3d4e5f60718", t: 12345678.123456789, s: sig };

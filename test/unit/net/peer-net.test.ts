@@ -16,15 +16,17 @@ afterEach(() => {
 
 function listen(host: string, networkKey: Uint8Array) {
   const closes: string[] = [];
+  const proven: string[] = [];
   const net = RealPeerNet.listen({
     at: { host, port: 0 },
     identity: () => ({ id: "x", name: "m", role: "main", version: "test", networkKeyFingerprint: fingerprint(networkKey) }),
     secure: { networkKey, machine: nacl.sign.keyPair() },
     onRefused: () => {},
+    authenticated: (peer) => void proven.push(fingerprint(peer.publicKey)),
   });
   net.serve({ path: "/app", accept: () => ({ message() {}, close: (reason) => void closes.push(reason) }) });
   nets.push(net);
-  return { net, closes, at: { host, port: net.port } };
+  return { net, closes, proven, at: { host, port: net.port } };
 }
 
 const recording = (closes: string[]) => (): ConnectionEvents => ({ message() {}, close: (reason) => void closes.push(reason) });
@@ -44,6 +46,9 @@ for (const host of ["127.0.0.1", "::1"]) {
     expect(theirs.open).toBe(true);
     expect(a.closes).toEqual([]);
     expect(into).toEqual([]);
+    // Each side learned the other's machine key from the handshake (its heartbeats then open without the new-sender budget).
+    expect(a.proven.length).toBe(1);
+    expect(b.proven.length).toBe(1);
     // Twice: nothing more to close.
     a.net.closeDialled("again");
     expect(theirs.open).toBe(true);
