@@ -365,8 +365,10 @@ export class PeerRuntime {
   /**
    * A network key saved on this running machine, used at once: heartbeats and
    * the peer port take it, the Data Hub keeps serving but closes its sessions,
-   * the local apps reconnect, and every link this machine dialled dials again
-   * under the new key (peer-net.ts closeDialled). The same key saved again
+   * the local apps reconnect, every link this machine dialled dials again
+   * under the new key (peer-net.ts closeDialled), and every connection others
+   * dialled here is closed for them to dial again under theirs (closeAccepted):
+   * a holder of the old key keeps nothing open. The same key saved again
    * changes nothing.
    */
   setNetworkKey(networkKey: Uint8Array): void {
@@ -376,6 +378,7 @@ export class PeerRuntime {
     this.dataHub.setNetworkKey(networkKey);
     this.sink?.restart();
     this.net.closeDialled("The network key changed; reconnecting with the new one.");
+    this.net.closeAccepted("The network key changed here; dial again with the new one.");
   }
 
   /** A client dials each server it does not know yet, or has not heard for a timeout (machine/server-identities.ts). */

@@ -356,6 +356,15 @@ export class MemoryPeerNet implements PeerNet {
     }
   }
 
+  closeAccepted(reason: string): void {
+    for (const conn of [...this.#connections]) {
+      const mine = conn.listener;
+      if (mine?.owner !== this || !mine.open) continue;
+      mine.close(CLOSE_NETWORK_KEY_CHANGED, reason);
+      mine.owner.machine.timers.after(0, () => mine.events?.close(reason, CLOSE_NETWORK_KEY_CHANGED));
+    }
+  }
+
   /** Stops listening; open connections close (their peers hear it). */
   stop(): void {
     if (this.stopped) return;

@@ -24,9 +24,11 @@
  *   authenticated under the key then in force) until closed.
  * - `closeDialled(reason)` closes every connection this machine dialled that
  *   is open now (a new network key: its links dial again under it), with
- *   CLOSE_NETWORK_KEY_CHANGED, so neither side reads it as a broken link. Connections other machines
- *   dialled here are theirs to close: closed from this side, a peer reads a
- *   broken link (the failover's word for a server gone), which a key change is not.
+ *   CLOSE_NETWORK_KEY_CHANGED, so neither side reads it as a broken link.
+ * - `closeAccepted(reason)` closes every connection other machines dialled here
+ *   that is open now, with CLOSE_NETWORK_KEY_CHANGED: a peer's ServerLink reads it
+ *   as "dial again", never as a broken link, and dials under the key in force, so
+ *   a holder of the old key (the reason to change it) keeps nothing open here.
  * - Addresses are `HostPort`s; they are written as text in one place only
  *   (`formatHostPort`: IPv6 in brackets).
  */
@@ -56,6 +58,8 @@ export interface PeerNet {
   setNetworkKey(networkKey: Uint8Array): void;
   /** Closes every connection this machine dialled that is open now. */
   closeDialled(reason: string): void;
+  /** Closes every connection other machines dialled here that is open now. */
+  closeAccepted(reason: string): void;
   /** Stops listening; open connections close. */
   stop(): void;
 }
@@ -82,6 +86,8 @@ export class RealPeerNet implements PeerNet {
   private readonly services = new Map<PeerPath, PeerService>();
   /** Every connection this machine dialled that is open now, for closeDialled. */
   private readonly dialled = new Set<SecureConnection>();
+  /** Every connection other machines dialled here that is open now, for closeAccepted. */
+  private readonly accepted = new Set<SecureConnection>();
   private readonly secure: SecureSocketOptions;
   readonly endpoint: PeerEndpoint;
 
@@ -95,7 +101,8 @@ export class RealPeerNet implements PeerNet {
       secure: this.secure,
       accept: (path, connection) => {
         options.authenticated?.(connection.peer);
-        return this.services.get(path)?.accept(connection) ?? null;
+        const events = this.services.get(path)?.accept(connection);
+        return events ? this.tracked(this.accepted, connection, events) : null;
       },
       onRefused: options.onRefused,
     });
@@ -116,18 +123,18 @@ export class RealPeerNet implements PeerNet {
   }
 
   dial(to: HostPort, path: PeerPath, events: (connection: SecureConnection) => ConnectionEvents): Promise<SecureConnection> {
-    return connectSecure(formatHostPort(to), path, this.secure, (connection) => this.tracked(connection, events(connection)));
+    return connectSecure(formatHostPort(to), path, this.secure, (connection) => this.tracked(this.dialled, connection, events(connection)));
   }
 
-  /** `events`, with the connection kept in `dialled` until it closes. */
-  private tracked(connection: SecureConnection, events: ConnectionEvents): ConnectionEvents {
-    this.dialled.add(connection);
+  /** `events`, with the connection kept in `open` until it closes. */
+  private tracked(open: Set<SecureConnection>, connection: SecureConnection, events: ConnectionEvents): ConnectionEvents {
+    open.add(connection);
     return {
       message: (payload) => events.message(payload),
       ...(events.broadcast ? { broadcast: (frame: Uint8Array) => events.broadcast!(frame) } : {}),
       ...(events.bulk ? { bulk: (payload: Uint8Array) => events.bulk!(payload) } : {}),
       close: (reason, code) => {
-        this.dialled.delete(connection);
+        open.delete(connection);
         events.close(reason, code);
       },
     };
@@ -146,6 +153,10 @@ export class RealPeerNet implements PeerNet {
 
   closeDialled(reason: string): void {
     for (const connection of [...this.dialled]) connection.close(CLOSE_NETWORK_KEY_CHANGED, reason);
+  }
+
+  closeAccepted(reason: string): void {
+    for (const connection of [...this.accepted]) connection.close(CLOSE_NETWORK_KEY_CHANGED, reason);
   }
 
   stop(): void {

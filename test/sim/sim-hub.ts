@@ -304,15 +304,21 @@ export class SimHub implements Machinery {
     return this.#keys.get(name) ?? 1;
   }
 
-  /** A new network key saved on a machine, taken as peer-runtime.ts setNetworkKey takes it: the port, then the Data Hub side, then the log copy. */
+  /**
+   * A new network key saved on a machine, taken as peer-runtime.ts setNetworkKey takes it: the port, then the
+   * Data Hub side, then the log copy, then what it dialled and what others dialled to it are closed to dial again.
+   */
   setKey(name: string, key: number): void {
     this.world.log(`NETWORK KEY ${key} on ${name}`);
     this.#keys.set(name, key);
     const bytes = keyBytes(key);
-    this.#peers.get(name)?.setNetworkKey(bytes);
+    const peer = this.#peers.get(name);
+    peer?.setNetworkKey(bytes);
     this.#machines.get(name)?.parts.setNetworkKey(bytes);
     const n = this.world.nodes.get(name);
     if (n) this.lanes?.keyChanged(n);
+    peer?.closeDialled("The network key changed; reconnecting with the new one.");
+    peer?.closeAccepted("The network key changed here; dial again with the new one.");
   }
 
   /** At the end of a run: the ledgers' invariants and HL1. */

@@ -6,7 +6,7 @@ import { afterEach, expect, test } from "bun:test";
 import nacl from "tweetnacl";
 import { fingerprint } from "../../../src/core/keys.ts";
 import { RealPeerNet } from "../../../src/net/peer-net.ts";
-import type { ConnectionEvents } from "../../../src/net/secure-socket.ts";
+import { CLOSE_NETWORK_KEY_CHANGED, type ConnectionEvents } from "../../../src/net/secure-socket.ts";
 import { waitFor } from "../../support/wait-for.ts";
 
 const nets: RealPeerNet[] = [];
@@ -52,5 +52,13 @@ for (const host of ["127.0.0.1", "::1"]) {
     // Twice: nothing more to close.
     a.net.closeDialled("again");
     expect(theirs.open).toBe(true);
+
+    // closeAccepted: what others dialled here, each end hearing it as a key change (the dialler's links dial again).
+    const codes: (number | undefined)[] = [];
+    const again = await b.net.dial(a.at, "/app", () => ({ message() {}, close: (_reason, code) => void codes.push(code) }));
+    a.net.closeAccepted("The network key changed here; dial again with the new one.");
+    await waitFor("b's dialled connections closed by a", () => !theirs.open && !again.open && codes.length === 1);
+    expect(codes).toEqual([CLOSE_NETWORK_KEY_CHANGED]);
+    expect(into[0]).toContain("network key changed here");
   });
 }

@@ -39,6 +39,7 @@ class FakeNet implements PeerNet {
   }
   setNetworkKey() {}
   closeDialled() {}
+  closeAccepted() {}
   stop() {}
 }
 
