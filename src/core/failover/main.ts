@@ -18,6 +18,8 @@
  * is cheap; missing a term the backup served after a crash is not). It does
  * not take over while clients say the backup is active but the backup cannot
  * be reached to copy from: those clients are served, and the data stays whole.
+ * A backup it removed stays a former partner until it says it let go
+ * (former-partners.ts), so one that missed the message is still told.
  */
 import { clampTimings, isDown, watch, type Timings } from "../failure-detector.ts";
 import { claimEpoch } from "./epoch.ts";
