@@ -94,6 +94,19 @@ describe("a main and the backup it removed", () => {
     expect(backup.phase).toBe("unpaired");
     expect(backup.served()).toBe(false);
     expect(main.phase).toBe("active");
+    // Once it let go, the two say nothing more to each other: no stream of refused heartbeats on either side.
+    expect(backup.runner.untrustedHeartbeats).toBeLessThan(3);
+    expect(main.runner.untrustedHeartbeats).toBe(0);
+  });
+
+  test("with another backup paired since, the main's answer names that one, and the removed one lets go", () => {
+    const { clock, main, backup } = removedWhileDown();
+    main.runner.feed({ type: "paired", peerId: "c" });
+    main.outbox.length = 0;
+    run(clock, main, backup, TIMINGS.failoverTimeoutMs - 100);
+    expect(backup.phase).toBe("unpaired");
+    expect(backup.served()).toBe(false);
+    expect(main.runner.current.role === "main" && main.runner.current.peerId).toBe("c");
   });
 
   test("a main restarted after the removal still tells it (the list is persisted)", () => {
