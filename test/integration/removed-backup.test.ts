@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import type { MachineStatus } from "../../src/core/status.ts";
-import { Cluster } from "../support/cluster.ts";
+import { Cluster, DEFAULTS } from "../support/cluster.ts";
 
 const SETTLE_MS = 15_000;
 const WATCH_MS = 4_000;
@@ -32,7 +32,9 @@ describe.each(CASES)("a backup removed while it was down, on $host (main restart
   test(
     "comes back, lets go, reads 'No backup', never serves while the main does, and pairs again when added again",
     async () => {
-      const c = (cluster = await Cluster.start({ serverSetup: "config", host }));
+      // The product's timings: the main's answer must beat the backup's failover timeout, and a shared
+      // test box under load can hold a process longer than the fast preset's 250 ms.
+      const c = (cluster = await Cluster.start({ serverSetup: "config", host, ...DEFAULTS }));
       await c.waitStatus("backup", "the backup idle behind the main", (s) => state(s) === "idle", SETTLE_MS);
       await c.kill("backup");
       expect((await c.setupRole("main", { role: "main", backup: "" })).status).toBe(200);
