@@ -12,12 +12,13 @@
  * (core/routing.ts) whenever that changes.
  */
 import type { Clock, Timers } from "../core/clock.ts";
-import { admit, NO_MEMO, type SenderMemo, type Stamp } from "../core/freshness.ts";
+import { admit, NO_MEMO, type SenderMemo, type Stamp, type Verdict } from "../core/freshness.ts";
 import { heartbeatCounts, NO_KNOWN_SERVERS, serversKnownTo, type KnownServers } from "../core/heartbeat-trust.ts";
 import { SignedBeats } from "../core/signed-beats.ts";
 import type { ClaimSigner } from "../core/signed-claims.ts";
 import {
   beatOf,
+  fromFormerPartner,
   sameLanes,
   startBackup,
   startClient,
@@ -42,11 +43,12 @@ import { aheadPeriods, type Timings } from "../core/failure-detector.ts";
 import { sameTarget, uplinkTarget, type UplinkTarget } from "../core/routing.ts";
 import { beatBody, type Heartbeat } from "../net/heartbeat.ts";
 import { beatKey, beatsAhead } from "./beats-ahead.ts";
+import { AnswerBudget } from "./answer-budget.ts";
 import { ImpostorTally } from "./impostor-tally.ts";
 
-import type { Endpoint, EpochStore, FailoverHooks, HeartbeatTransport, PairingStore, RunnerLog, RunnerObserver } from "./runner-ports.ts";
+import type { Endpoint, EpochStore, FailoverHooks, FormerPartnerStore, HeartbeatTransport, PairingStore, PeerDelay, PeerRecord, RunnerLog, RunnerObserver } from "./runner-ports.ts";
 
-export type { Endpoint, EpochStore, FailoverHooks, HeartbeatTransport, PairingStore, RunnerLog, RunnerObserver } from "./runner-ports.ts";
+export type { Endpoint, EpochStore, FailoverHooks, FormerPartnerStore, HeartbeatTransport, PairingStore, PeerDelay, RunnerLog, RunnerObserver } from "./runner-ports.ts";
 
 export type FailoverRunnerOptions = {
   role: Role;
@@ -62,6 +64,8 @@ export type FailoverRunnerOptions = {
   /** Servers persist their epoch and pairing; clients keep neither. */
   epochStore: EpochStore | null;
   pairingStore: PairingStore | null;
+  /** The main's removed backups it still answers, kept across restarts (others: none). */
+  formerPartnerStore?: FormerPartnerStore | null;
   hooks: FailoverHooks;
   clock: Clock;
   /** Only `every` is used: the runner steps on a period. */
@@ -84,31 +88,9 @@ export type FailoverRunnerOptions = {
   observer?: RunnerObserver;
 };
 
-/** `state` is what the peer's last heartbeat said it is (a client: which server it follows). */
-export type PeerDelay = {
-  id: string;
-  name: string;
-  role: string;
-  state: string;
-  address: string;
-  delayMs: number | null;
-  lastHeardMsAgo: number;
-  /** As its last heartbeat said; null when it did not say. */
-  localApps: number | null;
-  /** Claims it sent that it could not back (core/signed-claims.ts): a key holder speaking beyond what the servers signed. */
-  unbackedClaims: number;
-  /** A server's paired server, as its last heartbeat said: a main naming none has no backup (core/console-chip.ts). */
-  pairedWith: string | null;
-  /** Its network-key fingerprint as its last heartbeat said; null when it did not say (an older build). */
-  keyFingerprint: string | null;
-};
-
-type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null; pairedWith: string | null; keyFp: string | null };
-
 /** Senders remembered at most; the oldest is forgotten first. A network has far fewer machines. */
 export const MAX_TRACKED_SENDERS = 4096;
-/** Unverified heartbeats answered at most per heartbeat period, in all: a spoofed flood cannot amplify. */
-export const MAX_CHALLENGES_PER_PERIOD = 64;
+export { MAX_CHALLENGES_PER_PERIOD } from "./answer-budget.ts";
 export { IMPOSTOR_WARN_AFTER } from "./impostor-tally.ts";
 
 export class FailoverRunner {
@@ -121,8 +103,7 @@ export class FailoverRunner {
   /** When the stamp we echo to each peer arrived (its round trip excludes the time we hold it). */
   private readonly echoReceivedAt = new Map<string, number>();
   private readonly serverIds: Partial<Record<ServerRole, string>> = {};
-  private readonly challenged = new Map<string, number>();
-  private challengeWindow = { startedAt: -Infinity, count: 0 };
+  private readonly answers: AnswerBudget;
   private catchUpToken = 0;
   private lastCatchUpError = "";
   private lastUplink: UplinkTarget | null = null;
@@ -141,11 +122,12 @@ export class FailoverRunner {
     const epoch = options.epochStore?.read() ?? 0;
     const pairing = options.pairingStore?.read() ?? null;
     const { timings } = options;
+    this.answers = new AnswerBudget(timings.heartbeatMs, MAX_TRACKED_SENDERS);
     this.signed = options.signer ? new SignedBeats({ role: options.role, id: options.id, boot: options.boot, signer: options.signer, heartbeatMs: timings.heartbeatMs }) : null;
     this.signed?.holds(epoch);
     const step =
       options.role === "main"
-        ? startMain({ timings, failback: options.failback, selfId: options.id, pairing, epoch }, now)
+        ? startMain({ timings, failback: options.failback, selfId: options.id, pairing, epoch, formerPartners: options.formerPartnerStore?.read() ?? [] }, now)
         : options.role === "backup"
           ? startBackup({ timings, selfId: options.id, pairing, epoch }, now)
           : startClient({ timings, knows: { main: this.servers.main !== null, backup: this.servers.backup !== null } }, now);
@@ -197,12 +179,9 @@ export class FailoverRunner {
   onHeartbeat(hb: Heartbeat, from: Endpoint, sealedBy: string | null): void {
     const now = this.options.clock.now();
     if (hb.id === this.options.id) return;
+    if (fromFormerPartner(hb, sealedBy, this.formerPartners())) return this.answerFormerPartner(hb, from, now);
     if (!heartbeatCounts(hb, sealedBy, this.knownServers(), this.options.keyKnown)) return this.refuseImpostor(hb, from, sealedBy);
-    const memo = this.memos.get(hb.id) ?? NO_MEMO;
-    const { memo: next, verdict } = admit(memo, hb, this.options.boot, now, this.options.timings.failoverTimeoutMs);
-    this.remember(hb.id, next);
-    if (next.echo !== memo.echo) this.echoReceivedAt.set(hb.id, now);
-    this.options.observer?.heartbeat?.(hb, verdict);
+    const verdict = this.admit(hb, now);
     if (hb.role !== "client" && this.isConfiguredServer(hb.role, from)) this.serverIds[hb.role] ??= hb.id;
     if (verdict === "replay") return;
     if (verdict === "unverified") return this.answer(hb, from, now, true);
@@ -218,6 +197,31 @@ export class FailoverRunner {
     if (judged?.log) this.options.log.warn(judged.log, { from: formatHostPort(from) });
     const beat = judged ? { ...beatBody(hb), epoch: judged.epoch, activeEpoch: judged.activeEpoch } : beatBody(hb);
     this.feed({ type: "heartbeat", id: hb.id, beat, ...(judged ? { witnessMsAgo: judged.witnessMsAgo } : {}) });
+  }
+
+  /** Judges a heartbeat's freshness (core/freshness.ts), remembering what to echo to its sender. */
+  private admit(hb: Heartbeat, now: number): Verdict {
+    const memo = this.memos.get(hb.id) ?? NO_MEMO;
+    const { memo: next, verdict } = admit(memo, hb, this.options.boot, now, this.options.timings.failoverTimeoutMs);
+    this.remember(hb.id, next);
+    if (next.echo !== memo.echo) this.echoReceivedAt.set(hb.id, now);
+    this.options.observer?.heartbeat?.(hb, verdict);
+    return verdict;
+  }
+
+  private formerPartners(): readonly string[] {
+    return this.state.role === "main" ? this.state.formerPartners : [];
+  }
+
+  /**
+   * A backup this main removed (core/failover/former-partners.ts): its heartbeat only tells the core whether it let go;
+   * until it has, it is answered where it came from, and the answer, naming another backup or none, makes it let go.
+   */
+  private answerFormerPartner(hb: Heartbeat, from: Endpoint, now: number): void {
+    const verdict = this.admit(hb, now);
+    if (verdict === "replay") return;
+    if (verdict === "fresh") this.feed({ type: "formerPartnerHeard", id: hb.id, pairedWith: hb.pairedWith });
+    if (this.formerPartners().includes(hb.id)) this.answer(hb, from, now, verdict === "unverified");
   }
 
   /** The machines this one knows as the servers (core/heartbeat-trust.ts). */
@@ -314,6 +318,9 @@ export class FailoverRunner {
         case "persistPairing":
           this.options.pairingStore?.write(effect.pairing);
           break;
+        case "persistFormerPartners":
+          this.options.formerPartnerStore?.write(effect.ids);
+          break;
         case "send":
           this.send(effect.to, effect.beat);
           break;
@@ -352,23 +359,11 @@ export class FailoverRunner {
   }
 
   /**
-   * Answers a heartbeat at once: one that does not count yet (as a challenge,
-   * so its sender can echo something fresh and answer back), or a challenge.
-   * Each kind at most once per sender per half heartbeat period (a challenge just sent must not
-   * hold back the answer to the peer's challenge: that costs a period after a cut heals; nor may
-   * one lost in a cut hold back the next, whose heartbeat comes a little under a period later
-   * when its trip was shorter), and a bounded number in all.
+   * Answers a heartbeat at once, within the budget (answer-budget.ts): one that does not count yet
+   * (as a challenge, so its sender can echo something fresh and answer back), or a challenge.
    */
   private answer(hb: Heartbeat, from: Endpoint, now: number, challenge: boolean): void {
-    const period = this.options.timings.heartbeatMs;
-    const key = challenge ? hb.id : `${hb.id}:answer`;
-    if ((this.challenged.get(key) ?? -Infinity) > now - period / 2) return;
-    if (now - this.challengeWindow.startedAt >= period) this.challengeWindow = { startedAt: now, count: 0 };
-    if (this.challengeWindow.count >= MAX_CHALLENGES_PER_PERIOD) return;
-    this.challengeWindow.count++;
-    this.challenged.set(key, now);
-    if (this.challenged.size > MAX_TRACKED_SENDERS) this.challenged.delete(this.challenged.keys().next().value!);
-    this.transmit(beatOf(this.state, now), from, hb.id, challenge);
+    if (this.answers.take(challenge ? hb.id : `${hb.id}:answer`, now)) this.transmit(beatOf(this.state, now), from, hb.id, challenge);
   }
 
   private send(to: Peer, beat: BeatBody): void {

@@ -287,6 +287,7 @@ export class PeerRuntime {
       failback: config.failback,
       epochStore: this.data ? new EpochFile(dataDir) : null,
       pairingStore: this.data?.pairingFile ?? null,
+      formerPartnerStore: this.data?.formerPartners ?? null,
       clock: this.env.clock,
       timers: this.env.timers,
       log,

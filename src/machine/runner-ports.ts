@@ -2,7 +2,7 @@
  * What the failover runner (failover-runner.ts) is given to act on the world:
  * the heartbeat transport, the stores it persists to, the hooks that carry out
  * the core's effects, its log and the simulator's observer. Production and
- * test/sim pass their own.
+ * test/sim pass their own. Also what it reports of each peer it hears.
  */
 import type { Effect, PairingRecord } from "../core/failover/index.ts";
 import type { Verdict } from "../core/freshness.ts";
@@ -40,6 +40,12 @@ export interface PairingStore {
   write(pairing: PairingRecord | null): void;
 }
 
+/** The main's removed backups not yet heard letting go (core/failover/former-partners.ts). */
+export interface FormerPartnerStore {
+  read(): readonly string[];
+  write(ids: readonly string[]): void;
+}
+
 export type FailoverHooks = {
   /** Accept Data Hub writes at this epoch. */
   startServing(epoch: number): void;
@@ -60,3 +66,24 @@ export type RunnerObserver = {
   effect?(effect: Effect): void;
   heartbeat?(heartbeat: Heartbeat, verdict: Verdict | "untrusted"): void;
 };
+
+/** `state` is what the peer's last heartbeat said it is (a client: which server it follows). */
+export type PeerDelay = {
+  id: string;
+  name: string;
+  role: string;
+  state: string;
+  address: string;
+  delayMs: number | null;
+  lastHeardMsAgo: number;
+  /** As its last heartbeat said; null when it did not say. */
+  localApps: number | null;
+  /** Claims it sent that it could not back (core/signed-claims.ts): a key holder speaking beyond what the servers signed. */
+  unbackedClaims: number;
+  /** A server's paired server, as its last heartbeat said: a main naming none has no backup (core/console-chip.ts). */
+  pairedWith: string | null;
+  /** Its network-key fingerprint as its last heartbeat said; null when it did not say (an older build). */
+  keyFingerprint: string | null;
+};
+
+export type PeerRecord = { address: Endpoint; name: string; role: string; state: string; heardAt: number; delayMs: number | null; localApps: number | null; pairedWith: string | null; keyFp: string | null };

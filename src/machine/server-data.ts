@@ -1,7 +1,7 @@
 /**
  * What only servers hold (docs/design.md §Lanes and replication): the Data
  * Hub with its SQLite state, the show file and asset cache, the chunk
- * reclaimer and the pairing record, opened from the data dir.
+ * reclaimer, the pairing record and the main's removed backups, opened from the data dir.
  */
 import type { Database } from "bun:sqlite";
 import type { Lanes } from "../core/failover/index.ts";
@@ -12,11 +12,12 @@ import { databasePath, openDatabase } from "../store/database.ts";
 import { EpochFile } from "../store/epoch-file.ts";
 import { HubStateStore } from "../store/hub-state-store.ts";
 import { PairingFile } from "../store/pairing-file.ts";
+import { FormerPartnersFile } from "../store/former-partners-file.ts";
 import { CopyMarkFile } from "../store/copy-mark-file.ts";
 import { createStores, type Stores } from "../store/stores.ts";
 
 /** The Data Hub itself runs from `hubState`, `epoch` and `copyMark` in machine/data-hub-parts.ts. */
-export type ServerData = { db: Database; hubState: HubStateStore; epoch: number; stores: Stores; reclaim: ReclaimLoop; pairingFile: PairingFile; copyMark: CopyMarkFile };
+export type ServerData = { db: Database; hubState: HubStateStore; epoch: number; stores: Stores; reclaim: ReclaimLoop; pairingFile: PairingFile; formerPartners: FormerPartnersFile; copyMark: CopyMarkFile };
 
 /** A server's Data Hub state, show file, asset cache and pairing record, opened from its data dir. */
 export function openServerData(dataDir: string, chunkGraceMs: number, log: Logger): ServerData {
@@ -29,6 +30,7 @@ export function openServerData(dataDir: string, chunkGraceMs: number, log: Logge
     stores,
     reclaim: startChunkReclaim(stores, chunkGraceMs, log),
     pairingFile: new PairingFile(dataDir),
+    formerPartners: new FormerPartnersFile(dataDir, (message) => log.warn(message)),
     copyMark: new CopyMarkFile(dataDir),
   };
 }

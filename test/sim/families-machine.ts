@@ -62,6 +62,7 @@ export function networkKey(world: World, hub: SimHub, rng: Rng, w: Window): void
  * readd-backup: the operator removes the backup on the main and adds it again
  * (once or twice), and now and then the main dies after the new pairing: the
  * backup must copy again and take over (the issue's "syncing 0 % for good").
+ * Now and then the backup is down when it is removed, and comes back (the main running) before it is added again.
  */
 export function readdBackup(world: World, rng: Rng, w: Window): void {
   const { failoverTimeoutMs: T } = world.cfg.timings;
@@ -74,8 +75,16 @@ export function readdBackup(world: World, rng: Rng, w: Window): void {
   };
   let t = w.from + rng.int(0, T);
   for (let round = 0; round < 2 && t < w.stopAt - 4 * T; round++) {
+    // Now and then the backup is down when it is removed: it never hears the unpair message, and
+    // comes back holding its pairing. The main must tell it (I22), before anyone adds it again. Only
+    // in the first round, while the main has not crashed yet: a removed backup that comes back while
+    // the main is down takes over, as nobody can tell it (docs/design.md §Pairing).
+    const downAtRemoval = round === 0 && rng.chance(0.5);
+    if (downAtRemoval) world.at(t - 1, "crash backup", () => world.crash("backup"));
     world.at(t, "remove the backup", () => world.removeBackup());
-    const addAt = t + rng.int(T / 2, 3 * T);
+    const upAt = t + rng.int(T / 4, 2 * T);
+    if (downAtRemoval) world.at(upAt, "restart the removed backup", () => world.restart("backup"));
+    const addAt = (downAtRemoval ? upAt + T : t) + rng.int(T / 2, 3 * T);
     world.at(addAt, "add the backup again", () => add("add the backup again"));
     if (rng.chance(0.5)) {
       const crashAt = addAt + rng.int(0, 3 * T);

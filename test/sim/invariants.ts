@@ -41,6 +41,8 @@
  *      pairing: a backup that dropped it is asked to pair again (run.ts).
  *  I21 (readd-backup) a removed backup pairs again only through a new Add
  *      Backup on the main: the main records no pairing with it before one.
+ *  I22 (readd-backup) a removed backup does not serve while the main runs,
+ *      even when it was down at the removal and never heard the message.
  *  I20 a server persists an epoch it does not own only after the other server
  *      claimed it: nobody, a key holder least of all, moves a server to an
  *      epoch the servers did not sign (core/signed-claims.ts). Where no
@@ -169,6 +171,7 @@ export class Checker {
         this.#checkGrounds(world, node);
         const p = node.disk.pairing;
         if (node.role === "backup" && !(p?.confirmed && p.hubCopied)) this.fail(world, `I10 the backup serves without a confirmed pairing and a first copy`);
+        if (node.role === "backup" && world.backupAdds === "removed" && world.node("main").state) this.fail(world, `I22 the removed backup serves while the main runs`);
         if (node.role === "main" || node.role === "backup") this.takeovers[node.role] += 1;
         break;
       }

@@ -74,7 +74,7 @@ export interface SimNode {
   readonly queue: Inbound[];
   inc: number;
   /** What survives a crash: the persisted epoch and pairing, and a server's copy of the data (lane positions). */
-  readonly disk: { epoch: number; pairing: PairingRecord | null; lanes: Lanes };
+  readonly disk: { epoch: number; pairing: PairingRecord | null; lanes: Lanes; formerPartners: readonly string[] };
   /** The runner's view: the epoch it accepts Data Hub writes at, from start/stopServing. */
   serving: number | null;
   /** The client runner's view, from `follow` effects. */
@@ -210,7 +210,7 @@ export class World {
   spawn(name: string, role: Role, knows = { main: true, backup: true }, disk?: Partial<SimNode["disk"]>): SimNode {
     const node: SimNode = {
       name, role, runner: null, state: null, frozen: false, loopOnly: false, ahead: new Map(), queue: [], inc: 0,
-      disk: { epoch: 0, pairing: null, lanes: EMPTY_LANES, ...disk }, serving: null,
+      disk: { epoch: 0, pairing: null, lanes: EMPTY_LANES, formerPartners: [], ...disk }, serving: null,
       following: { server: null, epoch: null }, offset: this.net.int(0, 1_000_000), knows: { ...knows }, startedAt: 0, lastFromOther: -Infinity,
       lastFromOtherState: null, brokenSinceHeard: false, caughtUp: false, copyFailingSince: null, frozenAt: 0, lastFreezeMs: 0,
     };
@@ -497,6 +497,7 @@ export class World {
       // The world ticks each runner itself (on its own phase), as the runner's own timer would.
       timers: { every: () => () => {} },
       log: { info: (m) => this.log(`${n.name} log: ${m}`), warn: (m) => this.log(`${n.name} log: ${m}`) },
+      formerPartnerStore: n.role === "main" ? { read: () => n.disk.formerPartners, write: (ids) => void (n.disk.formerPartners = ids) } : null,
       lanes: n.role === "client" ? undefined : () => n.disk.lanes,
       // Clients identify each server by a peer handshake with its address; here that has always happened.
       knownServers: () => ({ main: "main", backup: "backup" }),

@@ -158,7 +158,10 @@ function hearMain(s: BackupState, beat: BeatBody, now: number, fx: Effect[]): Ba
   const p = s.pairing!;
   if (beat.pairedWith === s.selfId) return p.confirmed ? s : updatePairing(s, { confirmed: true }, fx);
   if (!p.confirmed && now - p.since < UNCONFIRMED_PAIRING_GRACE_TIMEOUTS * s.timings.failoverTimeoutMs) return s;
-  return unpair(s, fx, "The main is no longer paired with this backup.");
+  const letGo = unpair(s, fx, "The main is no longer paired with this backup.");
+  // Unpaired, it sends the main nothing more: this one beat tells a main that removed it that it let go (main.ts formerPartnerHeard).
+  fx.push({ type: "send", to: { role: "main" }, beat: backupBeat(letGo, now) });
+  return letGo;
 }
 
 /**

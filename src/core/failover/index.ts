@@ -120,6 +120,7 @@ export { chooseServer, clientBeat, clientTransition, startClient } from "./clien
 export type { ClientOptions, ClientState } from "./client.ts";
 export { claimEpoch, epochOwner } from "./epoch.ts";
 export { mainBeat, mainTransition, startMain } from "./main.ts";
+export { fromFormerPartner, MAX_FORMER_PARTNERS } from "./former-partners.ts";
 export type { CatchUp, MainOptions, MainPhase, MainState } from "./main.ts";
 export { isIsolated, otherActiveEpoch, witnessHearsMain } from "./server-common.ts";
 export { EMPTY_LANES, lanesBehind, logFraction, sameLanes } from "./lanes.ts";

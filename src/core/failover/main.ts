@@ -18,9 +18,12 @@
  * is cheap; missing a term the backup served after a crash is not). It does
  * not take over while clients say the backup is active but the backup cannot
  * be reached to copy from: those clients are served, and the data stays whole.
+ * A backup it removed stays a former partner until it says it let go
+ * (former-partners.ts), so one that missed the message is still told.
  */
 import { clampTimings, isDown, watch, type Timings } from "../failure-detector.ts";
 import { claimEpoch } from "./epoch.ts";
+import { forgetFormer, rememberFormer } from "./former-partners.ts";
 import {
   absorbHeartbeat,
   absorbLinkBroken,
@@ -74,6 +77,8 @@ export interface MainState extends ServerBase {
   readonly disownedSince: number | null;
   /** When the pairing exchange was last asked for again (askToPairAgain). */
   readonly pairAgainAt: number;
+  /** Removed backups not yet heard letting go: their heartbeats are answered (former-partners.ts). */
+  readonly formerPartners: readonly string[];
 }
 
 export interface MainOptions {
@@ -85,6 +90,8 @@ export interface MainOptions {
   readonly pairing: PairingRecord | null;
   /** The persisted epoch (0 on a fresh data dir). */
   readonly epoch: number;
+  /** The persisted removed backups not yet heard letting go. */
+  readonly formerPartners?: readonly string[];
 }
 
 function rejoining(now: number, switchBack = false): MainPhase {
@@ -101,6 +108,7 @@ export function startMain(opts: MainOptions, now: number): Step<MainState> {
     phase: rejoining(now),
     disownedSince: null,
     pairAgainAt: -Infinity,
+    formerPartners: opts.formerPartners ?? [],
   };
   return settle(null, state, now, [], null, false);
 }
@@ -158,19 +166,32 @@ export function mainTransition(prev: MainState, ev: MainEvent, now: number): Ste
       if (s.peerId === ev.peerId) break;
       fx.push({ type: "persistPairing", pairing: { peerId: ev.peerId, confirmed: true, hubCopied: false } });
       fx.push({ type: "log", level: "info", message: `Paired with the backup ${ev.peerId}.` });
-      next = { ...s, peerId: ev.peerId, other: { live: watch(now), beat: null }, heardNetworkAt: now, disownedSince: null };
+      // Added again, it is the partner, no longer a former one.
+      next = withFormer({ ...s, peerId: ev.peerId, other: { live: watch(now), beat: null }, heardNetworkAt: now, disownedSince: null }, forgetFormer(s.formerPartners, ev.peerId), fx);
       break;
     case "unpaired":
       if (s.peerId === null) break;
       fx.push({ type: "persistPairing", pairing: null });
       fx.push({ type: "log", level: "info", message: `Removed the backup ${s.peerId}.` });
-      next = { ...s, peerId: null, other: { live: watch(now), beat: null }, disownedSince: null };
+      next = withFormer({ ...s, peerId: null, other: { live: watch(now), beat: null }, disownedSince: null }, rememberFormer(s.formerPartners, s.peerId), fx);
+      break;
+    case "formerPartnerHeard":
+      if (ev.pairedWith === s.selfId || !s.formerPartners.includes(ev.id)) break;
+      fx.push({ type: "log", level: "info", message: `The removed backup ${ev.id} has let go of this main.` });
+      next = withFormer(s, forgetFormer(s.formerPartners, ev.id), fx);
       break;
     case "lanes":
       next = { ...s, lanes: ev.lanes };
       break;
   }
   return settle(prev, ev.type === "tick" ? askToPairAgain(next, now, fx) : next, now, fx, replyTo, ev.type === "tick");
+}
+
+/** The removed backups still answered, persisted before anything else happens. */
+function withFormer(s: MainState, formerPartners: readonly string[], fx: Effect[]): MainState {
+  if (formerPartners === s.formerPartners) return s;
+  fx.push({ type: "persistFormerPartners", ids: formerPartners });
+  return { ...s, formerPartners };
 }
 
 /** The paired backup says whom it is paired with in every heartbeat: note since when that is not this main. */

@@ -74,8 +74,10 @@ export type MainEvent =
   | { readonly type: "setFailback"; readonly failback: Failback }
   /** The pairing exchange with this backup completed (the runner persisted it). */
   | { readonly type: "paired"; readonly peerId: string }
-  /** The operator removed the backup. */
+  /** The operator removed the backup: it becomes a former partner (former-partners.ts). */
   | { readonly type: "unpaired" }
+  /** A removed backup's heartbeat (authentic, fresh; it counts for nothing else): whom it says it is paired with. */
+  | { readonly type: "formerPartnerHeard"; readonly id: string; readonly pairedWith: string | null }
   /** This server's own lane heads changed. */
   | { readonly type: "lanes"; readonly lanes: Lanes };
 
@@ -120,6 +122,8 @@ export type Effect =
   | { readonly type: "pairAgain"; readonly peerId: string }
   /** Server: write the pairing record (null: forget it) before the next effect. */
   | { readonly type: "persistPairing"; readonly pairing: PairingRecord | null }
+  /** Main: write the removed backups it still answers (former-partners.ts) before the next effect. */
+  | { readonly type: "persistFormerPartners"; readonly ids: readonly string[] }
   /** Something an operator may want in the log; never needed for correctness. */
   | { readonly type: "log"; readonly level: "info" | "warn"; readonly message: string };
 
