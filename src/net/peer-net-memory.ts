@@ -347,20 +347,20 @@ export class MemoryPeerNet implements PeerNet {
   }
 
   closeDialled(reason: string): void {
-    for (const conn of [...this.#connections]) {
-      const mine = conn.dialer;
-      if (mine?.owner !== this || !mine.open) continue;
-      mine.close(CLOSE_NETWORK_KEY_CHANGED, reason);
-      // This side hears its own close too, as a socket's close handler runs for either side's close.
-      mine.owner.machine.timers.after(0, () => mine.events?.close(reason, CLOSE_NETWORK_KEY_CHANGED));
-    }
+    this.#closeForKey("dialer", reason);
   }
 
   closeAccepted(reason: string): void {
+    this.#closeForKey("listener", reason);
+  }
+
+  /** Closes this machine's open `side` of every connection, as a key change does (CLOSE_NETWORK_KEY_CHANGED). */
+  #closeForKey(side: "dialer" | "listener", reason: string): void {
     for (const conn of [...this.#connections]) {
-      const mine = conn.listener;
+      const mine = conn[side];
       if (mine?.owner !== this || !mine.open) continue;
       mine.close(CLOSE_NETWORK_KEY_CHANGED, reason);
+      // This side hears its own close too, as a socket's close handler runs for either side's close.
       mine.owner.machine.timers.after(0, () => mine.events?.close(reason, CLOSE_NETWORK_KEY_CHANGED));
     }
   }
