@@ -16,8 +16,7 @@ import type { PeerRefusals } from "../net/peer-refusals.ts";
 import type { ConnectionEvents, SecureConnection } from "../net/secure-socket.ts";
 import { ServerLink } from "../net/server-link.ts";
 import { systemTimers } from "../net/system-time.ts";
-import { ZERO_VERSION } from "../hub/retained-state.ts";
-import type { HubStateChanges } from "../hub/retained-state.ts";
+import { ZERO_VERSION, type HubStateChanges } from "../hub/retained-state.ts";
 import { replicateAnswerSchema, safeJson, type HubService } from "./hub-service.ts";
 
 const text = new TextEncoder();
