@@ -51,14 +51,20 @@ export const HUB_COPY_PAGE_BYTES = 4 * 1024 * 1024;
 /** An entry's JSON beyond its key and value: version, holder, quotes and commas. */
 const ENTRY_OVERHEAD_BYTES = 160;
 
-/** The first of `items` (at least one) whose sizes add up to at most `budget`. */
-function firstPage<T>(items: T[], budget: number, size: (item: T) => number): T[] {
+/** A page of at most `budget` by `size`, and at least one item: `fits` counts each item offered, `more` says one was left out. */
+function pageOf<T>(budget: number, size: (item: T) => number): { fits: (item: T) => boolean; more: () => boolean } {
   let used = 0;
-  for (let i = 0; i < items.length; i++) {
-    used += size(items[i]!);
-    if (used > budget && i > 0) return items.slice(0, i);
-  }
-  return items;
+  let taken = 0;
+  let full = false;
+  return {
+    fits: (item) => {
+      used += size(item);
+      full = used > budget && taken > 0;
+      if (!full) taken++;
+      return !full;
+    },
+    more: () => full,
+  };
 }
 
 /** Retained changes handed to the standby, or back to the main on failback. Parse with the schema when it arrives from a peer. */
@@ -227,9 +233,10 @@ export class RetainedState {
    */
   exportSince(since: Version, pageBytes = HUB_COPY_PAGE_BYTES): HubStateChanges {
     const complete = compareVersions(since, this.pruned) < 0;
-    const changed = complete ? this.byVersion.all().filter((e) => e.value !== null) : this.byVersion.after(since);
-    const entries = complete ? changed : firstPage(changed, pageBytes, (e) => (this.held.get(e.key)?.bytes ?? e.key.length) + ENTRY_OVERHEAD_BYTES);
-    const more = entries.length < changed.length;
+    // The page stops the walk through the version order: a page costs what it returns, not the whole tail.
+    const page = pageOf<RetainedEntry>(pageBytes, (e) => (this.held.get(e.key)?.bytes ?? e.key.length) + ENTRY_OVERHEAD_BYTES);
+    const entries = complete ? this.byVersion.all().filter((e) => e.value !== null) : this.byVersion.after(since, page.fits);
+    const more = page.more();
     const through = more ? entries.at(-1)!.version : this.last;
     const setMarks = [...this.marks.values()].filter((m) => compareVersions(m.version, since) > 0 && compareVersions(m.version, through) <= 0);
     return { since, through, complete, entries, setMarks, ...(more ? { more } : {}) };

@@ -58,8 +58,8 @@ export class VersionOrder<E extends Versioned> {
     if (this.#current.delete(key)) this.#staled();
   }
 
-  /** Current entries with a version after `since`, oldest first. */
-  after(since: Version): E[] {
+  /** Current entries with a version after `since`, oldest first; the first for which `fits` says no ends the list (a page). */
+  after(since: Version, fits: (entry: E) => boolean = () => true): E[] {
     const items = this.#ordered();
     let low = 0;
     let high = items.length;
@@ -69,7 +69,12 @@ export class VersionOrder<E extends Versioned> {
       else low = mid + 1;
     }
     const found: E[] = [];
-    for (let i = low; i < items.length; i++) if (this.#isCurrent(items[i]!)) found.push(items[i]!.entry);
+    for (let i = low; i < items.length; i++) {
+      const item = items[i]!;
+      if (!this.#isCurrent(item)) continue;
+      if (!fits(item.entry)) break;
+      found.push(item.entry);
+    }
     return found;
   }
 
